@@ -1,0 +1,193 @@
+"""`wbc`: one verb per function. main() only parses, wires and turns errors into messages."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from wbc.errors import WbcError
+
+
+def _need_training_extras(exc: ImportError) -> WbcError:
+    return WbcError(
+        f"this command needs the training extras ({exc.name} is not installed): pip install -e '.[train]'"
+    )
+
+
+def cmd_data_download(args: argparse.Namespace) -> int:
+    from wbc.download import download
+
+    path = download(args.out)
+    print(f"data set ready at {path}\nuse it with --data {path} or WBC_DATA={path}")
+    return 0
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from wbc.data import find_images_root, list_split, load_arrays
+    from wbc.imaging import PreprocessSpec
+    from wbc.info import CLASSES, SPLITS
+
+    root = find_images_root(args.data)
+    print(f"images root: {root}")
+    for split in SPLITS:
+        if not (root / split).is_dir():
+            print(f"{split:12s} absent")
+            continue
+        samples = list_split(root, split)
+        per = [(sum(s.label == i for s in samples), len({s.cell for s in samples if s.label == i}))
+               for i in range(len(CLASSES))]
+        print(f"{split:12s} " + "  ".join(f"{c.title()} {n} files/{k} cells" for c, (n, k) in zip(CLASSES, per)))
+        if args.verify:
+            load_arrays(samples, PreprocessSpec(), skip_bad=False, use_cache=False)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    try:
+        from wbc.train import fit, preset
+    except ImportError as e:
+        raise _need_training_extras(e) from e
+    cfg = preset(args.model)
+    overrides: dict[str, Any] = {
+        k: v for k, v in {
+            "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
+            "patience": args.patience, "val_fraction": args.val_fraction, "limit_cells": args.limit_cells,
+            "data": str(args.data) if args.data else None, "threads": args.threads,
+        }.items() if v is not None
+    }
+    cfg = replace(cfg, **overrides, skip_bad=args.skip_bad or cfg.skip_bad, augment=not args.no_augment)
+    out = args.out or Path("runs") / f"{cfg.model}-seed{cfg.seed}"
+    if args.dry_run:
+        cfg = replace(cfg, epochs=1, limit_cells=cfg.limit_cells or 3)
+    run = fit(cfg, out, resume=args.resume, progress=not args.quiet)
+    print(f"run written to {run} (best.pt, last.pt, summary.csv, curves.png)")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    try:
+        from wbc.evaluate import evaluate
+    except ImportError as e:
+        raise _need_training_extras(e) from e
+    m = evaluate(args.model, args.out, folder=args.folder, split=args.split, data=args.data,
+                 skip_bad=args.skip_bad, progress=not args.quiet)
+    lo, hi = m["accuracy_ci95"]
+    print(f"accuracy over files {m['accuracy']:.4f} [{lo:.4f}, {hi:.4f}]  "
+          f"cells {m['cells_correct']}/{m['n_cells']} ({m['cell_accuracy']:.4f})  macro-F1 {m['macro_f1']:.4f}")
+    for c, v in m["per_class"].items():
+        print(f"  {c:11s} precision {v['precision']:.4f}  recall {v['recall']:.4f}  f1 {v['f1']:.4f}  n={v['support']}")
+    print(f"report written to {Path(args.out) / 'report.md'}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    try:
+        from wbc.ship import export_and_report
+    except ImportError as e:
+        raise _need_training_extras(e) from e
+    card = export_and_report(args.run, args.out, data=args.data, evaluate_test=args.evaluate)
+    print(f"wrote {Path(args.out) / 'model.onnx'} ({card['onnx_bytes'] / 1e6:.2f} MB) and model.json; "
+          f"parity max |diff| {card['parity']['max_abs_diff']:.2e} on {card['parity']['images']} images")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from wbc.predict import Predictor, iter_image_paths, write_predictions_csv
+
+    paths = iter_image_paths(args.paths)
+    if not paths:
+        raise WbcError(f"no image files found in {' '.join(map(str, args.paths))}")
+    pred = Predictor(args.model, threads=args.threads)
+    results = pred.predict_files(paths, progress=len(paths) > 1 and not args.quiet)
+    width = min(60, max(len(str(r.file)) for r in results))
+    print(f"{'file':{width}s}  {'class':11s}  confidence")
+    for r in results:
+        name = str(r.file)[-width:]
+        print(f"{name:{width}s}  " + (f"{r.label:11s}  {r.confidence:.3f}" if not r.error else f"ERROR {r.error}"))
+    if args.csv:
+        write_predictions_csv(args.csv, results)
+        print(f"wrote {args.csv}")
+    bad = sum(1 for r in results if r.error)
+    if bad:
+        print(f"{bad} of {len(results)} file(s) could not be used", file=sys.stderr)
+    return 1 if bad == len(results) else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="wbc", description="White blood cell classification: train, evaluate, export, predict.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = sub.add_parser("data", help="get or check the data set")
+    dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    dl = dsub.add_parser("download", help="fetch paultimothymooney/blood-cells from Kaggle with kagglehub")
+    dl.add_argument("--out", type=Path, default=None, help="copy it here (default: kagglehub's cache)")
+    dl.set_defaults(func=cmd_data_download)
+    ck = dsub.add_parser("check", help="find the images and count files and cells per split")
+    ck.add_argument("--data", type=Path, help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
+    ck.add_argument("--verify", action="store_true", help="also decode every image and name the bad ones")
+    ck.set_defaults(func=cmd_data_check)
+
+    t = sub.add_parser("train", help="train a network on TRAIN with a cell-grouped validation split")
+    t.add_argument("--model", choices=["wbcnet", "seed"], default="wbcnet", help="network (default: wbcnet)")
+    t.add_argument("--out", type=Path, help="run folder (default: runs/<model>-seed<seed>)")
+    t.add_argument("--data", type=Path, help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
+    t.add_argument("--epochs", type=int, help="maximum epochs (default: 24 wbcnet, 50 seed)")
+    t.add_argument("--lr", type=float, help="peak learning rate (default: 2e-3 wbcnet, 1e-4 seed)")
+    t.add_argument("--batch-size", type=int, help="default: 64")
+    t.add_argument("--seed", type=int, help="seed of the split, shuffling and augmentation (default: 0)")
+    t.add_argument("--patience", type=int, help="early stopping patience in epochs (default: 8 wbcnet, 10 seed)")
+    t.add_argument("--val-fraction", type=float, help="share of TRAIN's cells held out for validation (default: 0.2)")
+    t.add_argument("--limit-cells", type=int, help="use only the first N cells of each class (quick runs)")
+    t.add_argument("--threads", type=int, help="PyTorch CPU threads (default: 2)")
+    t.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    t.add_argument("--skip-bad", action="store_true", help="leave out unreadable images instead of stopping")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
+    t.add_argument("--dry-run", action="store_true", help="one epoch on 3 cells per class, to check the set-up")
+    t.add_argument("--quiet", action="store_true", help="no progress bars")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="metrics, plots and report.md for a model on TEST or a folder")
+    e.add_argument("--model", help="model folder, .onnx or training checkpoint .pt (default: the shipped model)")
+    e.add_argument("--split", default="TEST", choices=["TEST", "TEST_SIMPLE", "TRAIN"], help="default: TEST")
+    e.add_argument("--folder", type=Path, help="evaluate this folder of class folders instead of a split")
+    e.add_argument("--data", type=Path, help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
+    e.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder (default: evaluation)")
+    e.add_argument("--skip-bad", action="store_true", help="leave out unreadable images instead of stopping")
+    e.add_argument("--quiet", action="store_true", help="no progress bars")
+    e.set_defaults(func=cmd_evaluate)
+
+    x = sub.add_parser("export", help="write model.onnx and model.json from a run, checked against PyTorch")
+    x.add_argument("run", type=Path, help="run folder (its best.pt) or a checkpoint .pt")
+    x.add_argument("--out", type=Path, default=Path("export"), help="output folder (default: export)")
+    x.add_argument("--data", type=Path, help="data set folder for parity images and --evaluate")
+    x.add_argument("--evaluate", action="store_true", help="also evaluate on TEST into the card and report.md")
+    x.set_defaults(func=cmd_export)
+
+    pr = sub.add_parser("predict", help="classify image files or folders with ONNX Runtime")
+    pr.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
+    pr.add_argument("--model", help="model folder or .onnx (default: WBC_MODEL, else the shipped model)")
+    pr.add_argument("--csv", type=Path, help="also write file, class, confidence and all probabilities here")
+    pr.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
+    pr.set_defaults(func=cmd_predict)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except WbcError as e:
+        print(f"wbc: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("wbc: interrupted (a training run continues with --resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

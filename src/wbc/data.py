@@ -1,0 +1,205 @@
+"""Finding the images, naming their cells, cell-grouped splits and the decoded-image cache."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from wbc.errors import BadImageError, DataError
+from wbc.imaging import PreprocessSpec, load_image, prepare
+from wbc.info import CLASS_INDEX, CLASSES, IMAGE_SUFFIXES, SPLITS
+from wbc.io import atomic_write_bytes
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "blood-cells"
+_CELL_RE = re.compile(r"^_(\d+)_\d+$")
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image file; `cell` is the same string for every view of one physical cell."""
+
+    path: Path
+    label: int
+    cell: str
+
+
+def default_data_path() -> Path | None:
+    """`WBC_DATA` if set, else the shared copy beside the project, else None."""
+    env = os.environ.get("WBC_DATA")
+    if env:
+        return Path(env)
+    return SHARED_DATA if SHARED_DATA.is_dir() else None
+
+
+def _is_images_root(p: Path) -> bool:
+    return any((p / s).is_dir() and any((p / s / c).is_dir() for c in CLASSES) for s in SPLITS)
+
+
+def find_images_root(path: str | Path | None = None) -> Path:
+    """The folder holding TRAIN/TEST/TEST_SIMPLE, from the data set's top or any level below.
+
+    Accepts this project's flattened copy (`blood-cells/dataset2-master/images`) and the Kaggle
+    zip's nested layout (`blood-cells/dataset2-master/dataset2-master/images`).
+    """
+    if path is None:
+        path = default_data_path()
+        if path is None:
+            raise DataError(
+                "no data set found: pass --data PATH or set WBC_DATA to the folder of the Kaggle "
+                "data set paultimothymooney/blood-cells (`wbc data download` fetches it)"
+            )
+    base = Path(path).expanduser()
+    if not base.is_dir():
+        raise DataError(f"{base}: no such folder")
+    # Breadth-first over at most four levels: the Kaggle zip puts images three levels down.
+    level = [base]
+    for _ in range(5):
+        for p in level:
+            if _is_images_root(p):
+                return p
+        level = sorted(c for p in level for c in p.iterdir() if c.is_dir() and c.name != "__MACOSX")
+    raise DataError(
+        f"{base}: no folder with TRAIN, TEST or TEST_SIMPLE holding class folders "
+        f"({', '.join(CLASSES)}) was found in it or up to four levels below"
+    )
+
+
+def cell_key(class_name: str, file_name: str) -> str:
+    """The cell a file shows: `_<cell>_<random>.jpeg` -> "CLASS/<cell>"; other names: one cell each."""
+    stem = Path(file_name).stem
+    m = _CELL_RE.match(stem)
+    return f"{class_name}/{m.group(1) if m else stem}"
+
+
+def list_folder(folder: str | Path, require_all_classes: bool = True) -> list[Sample]:
+    """Every image under `folder/<CLASS>/`, sorted, labelled by its class folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder")
+    present = {p.name for p in folder.iterdir() if p.is_dir()}
+    missing = [c for c in CLASSES if c not in present]
+    unknown = sorted(present - set(CLASSES) - {"__MACOSX"})
+    if unknown:
+        raise DataError(f"{folder}: unknown class folder(s) {', '.join(unknown)}; expected {', '.join(CLASSES)}")
+    if missing and (require_all_classes or len(missing) == len(CLASSES)):
+        raise DataError(f"{folder}: missing class folder(s) {', '.join(missing)}")
+    samples = [
+        Sample(path=f, label=CLASS_INDEX[c], cell=cell_key(c, f.name))
+        for c in CLASSES
+        if c in present
+        for f in sorted((folder / c).iterdir())
+        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+    ]
+    if not samples:
+        raise DataError(f"{folder}: the class folders hold no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return samples
+
+
+def list_split(root: str | Path, split: str) -> list[Sample]:
+    """The samples of TRAIN, TEST or TEST_SIMPLE under an images root."""
+    if split not in SPLITS:
+        raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    folder = Path(root) / split
+    if not folder.is_dir():
+        raise DataError(f"{root}: has no {split} folder")
+    return list_folder(folder)
+
+
+def grouped_kfold(samples: Sequence[Sample], k: int = 5, seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(train_idx, val_idx) for k folds, stratified by class, never splitting a cell."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    y = np.array([s.label for s in samples])
+    groups = np.array([s.cell for s in samples])
+    counts = np.array([len({s.cell for s in samples if s.label == c}) for c in range(len(CLASSES))])
+    if k < 2 or (counts[counts > 0] < k).any():
+        raise DataError(f"cannot make {k} cell-grouped folds: cells per class are {counts.tolist()}")
+    skf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    yield from skf.split(np.zeros(len(y)), y, groups)
+
+
+def grouped_split(samples: Sequence[Sample], val_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """One cell-grouped, class-stratified train/validation split (indices into `samples`)."""
+    if not 0.0 < val_fraction < 0.5:
+        raise DataError(f"val_fraction must be in (0, 0.5), got {val_fraction}")
+    return next(grouped_kfold(samples, k=round(1 / val_fraction), seed=seed))
+
+
+# ---- decoded-image cache -------------------------------------------------------------------
+
+
+def _decode(args: tuple[str, dict]) -> np.ndarray | str:
+    path, spec_d = args
+    try:
+        return prepare(load_image(path), PreprocessSpec.from_dict(spec_d))
+    except BadImageError as e:
+        return str(e)
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("WBC_CACHE", Path.home() / ".cache" / "wbc"))
+
+
+def _cache_key(samples: Sequence[Sample], spec: PreprocessSpec) -> str:
+    h = hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode())
+    for s in samples:
+        st = s.path.stat()
+        h.update(f"{s.path.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def load_arrays(
+    samples: Sequence[Sample],
+    spec: PreprocessSpec,
+    skip_bad: bool = False,
+    workers: int | None = None,
+    use_cache: bool = True,
+    progress: bool = True,
+) -> tuple[np.ndarray, list[Sample]]:
+    """Decode and prepare every sample: uint8 (N, h, w, 3) and the samples kept.
+
+    Results are cached on disk (WBC_CACHE, default ~/.cache/wbc) keyed by file identity and spec.
+    A bad file stops everything with a message naming each bad file, unless `skip_bad`.
+    """
+    from tqdm import tqdm
+
+    key = _cache_key(samples, spec)
+    cpath = cache_dir() / f"{key}.npz"
+    if use_cache and cpath.exists():
+        try:
+            with np.load(cpath) as z:
+                x, keep = z["x"], z["keep"]
+            if skip_bad or keep.all():
+                return x, [s for s, k in zip(samples, keep) if k]
+        except (OSError, KeyError, ValueError):
+            pass  # a damaged cache file is rebuilt below
+    workers = workers or min(2, os.cpu_count() or 1)
+    jobs = [(str(s.path), spec.to_dict()) for s in samples]
+    if workers > 1 and len(jobs) > 64:
+        with ProcessPoolExecutor(workers) as ex:
+            results = list(tqdm(ex.map(_decode, jobs, chunksize=64), total=len(jobs), desc="decode", disable=not progress))
+    else:
+        results = [_decode(j) for j in tqdm(jobs, desc="decode", disable=not progress)]
+    bad = [r for r in results if isinstance(r, str)]
+    keep = np.array([not isinstance(r, str) for r in results])
+    if bad and not skip_bad:
+        shown = "\n  ".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
+        raise DataError(f"{len(bad)} unusable image file(s); fix or remove them, or pass --skip-bad:\n  {shown}")
+    if not keep.any():
+        raise DataError("no usable images among the files given")
+    x = np.stack([r for r in results if not isinstance(r, str)])
+    if use_cache:
+        buf = io.BytesIO()
+        np.savez(buf, x=x, keep=keep)
+        atomic_write_bytes(cpath, buf.getvalue())
+    return x, [s for s, k in zip(samples, keep) if k]

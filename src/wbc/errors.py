@@ -1,0 +1,23 @@
+"""Exceptions the CLI and the app turn into one clear line for the user."""
+
+from __future__ import annotations
+
+
+class WbcError(Exception):
+    """Base of every error a user should see as a message, not a traceback."""
+
+
+class DataError(WbcError):
+    """The data folder is missing, mis-shaped or empty."""
+
+
+class BadImageError(WbcError):
+    """One image file cannot be used; the message names the file and why."""
+
+
+class ModelFileError(WbcError):
+    """A model file or its card is missing, corrupt or does not match."""
+
+
+class CheckpointError(WbcError):
+    """A training checkpoint cannot be resumed from."""

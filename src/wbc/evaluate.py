@@ -1,0 +1,80 @@
+"""`wbc evaluate`: a model (ONNX or checkpoint) on TEST or any folder of class folders, to files."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wbc.data import Sample, find_images_root, list_folder, list_split, load_arrays
+from wbc.info import CLASSES
+from wbc.io import atomic_write_text
+from wbc.metrics import classification_report_text, compute_metrics
+from wbc.predict import Prediction, Predictor, write_predictions_csv
+from wbc.report import plot_confusion, write_report
+
+
+def _shown(path: str | Path) -> str:
+    """A path as reports show it: relative to the working folder where that is shorter."""
+    rel = os.path.relpath(path)
+    return rel if len(rel) < len(str(path)) else str(path)
+
+
+def model_probs(model: str | Path | None, samples: list[Sample], skip_bad: bool = False,
+                progress: bool = True) -> tuple[np.ndarray, list[Sample], str]:
+    """Probabilities (N, 4) for samples, from an ONNX model (folder/.onnx/None) or a .pt checkpoint."""
+    if model is not None and str(model).endswith(".pt"):
+        from wbc.train import _to_tensor, load_checkpoint, model_from_checkpoint, predict_probs
+
+        net, spec = model_from_checkpoint(load_checkpoint(model))
+        x, kept = load_arrays(samples, spec, skip_bad=skip_bad, progress=progress)
+        return predict_probs(net, _to_tensor(x), spec), kept, str(model)
+    pred = Predictor(model)
+    x, kept = load_arrays(samples, pred.spec, skip_bad=skip_bad, progress=progress)
+    return pred.predict_probs(x), kept, str(pred.onnx_path)
+
+
+def evaluate(
+    model: str | Path | None,
+    out: str | Path,
+    folder: str | Path | None = None,
+    split: str = "TEST",
+    data: str | Path | None = None,
+    skip_bad: bool = False,
+    n_boot: int = 2000,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate and write metrics.json, classification_report.{txt,json}, confusion PNGs,
+    predictions.csv and report.md into `out`. Returns the metrics."""
+    if folder is None:
+        folder = find_images_root(data) / split
+        samples = list_split(folder.parent, split)
+    else:
+        samples = list_folder(folder, require_all_classes=False)
+    where = _shown(folder)
+    probs, samples, model_name = model_probs(model, samples, skip_bad, progress)
+    model_name = _shown(model_name)
+    y = np.array([s.label for s in samples])
+    cells = [s.cell for s in samples]
+    m = compute_metrics(probs, y, cells, n_boot=n_boot)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    m_out = {"model": model_name, "data": where, **m}
+    atomic_write_text(out / "metrics.json", json.dumps(m_out, indent=2))
+    text = classification_report_text(probs, y)
+    atomic_write_text(out / "classification_report.txt", text)
+    atomic_write_text(out / "classification_report.json", json.dumps(m["per_class"], indent=2))
+    plot_confusion(m["confusion"], out / "confusion.png", "Files")
+    plot_confusion(m["cell_confusion"], out / "confusion_cells.png", "Cells")
+    preds = [
+        Prediction(file=os.path.relpath(s.path, folder), label=CLASSES[int(p.argmax())], confidence=float(p.max()),
+                   probs=tuple(float(v) for v in p))
+        for s, p in zip(samples, probs)
+    ]
+    write_predictions_csv(out / "predictions.csv", preds)
+    write_report(out, m, f"Evaluation of {Path(model_name).name}",
+                 {"model": model_name, "data": where, "files": str(m["n_files"]), "cells": str(m["n_cells"])}, text)
+    return m_out

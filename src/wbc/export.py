@@ -1,0 +1,149 @@
+"""ONNX export, its numeric parity check against PyTorch, and the model card."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wbc import __version__
+from wbc.errors import WbcError
+from wbc.imaging import PreprocessSpec, load_image, prepare, to_input
+from wbc.info import CLASSES, DATASET
+from wbc.io import atomic_write_bytes, atomic_write_text
+from wbc.model import WbcNet, count_flops, count_params
+from wbc.predict import sha256_file
+from wbc.train import load_checkpoint, model_from_checkpoint
+
+OPSET = 18
+
+
+class _Deployable(nn.Module):
+    """The network as shipped: probabilities with temperature, logits and, where the network ends
+    in global average pooling + linear, class activation maps (N, 4, h, w) for the app's heatmap."""
+
+    def __init__(self, net: nn.Module, temperature: float) -> None:
+        super().__init__()
+        self.net = net
+        self.temperature = float(temperature)
+        self.cam = isinstance(net, WbcNet)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.cam:
+            f = self.net.forward_features(x)
+            logits = self.net.fc(f.mean(dim=(2, 3)))
+            cam = torch.einsum("kc,nchw->nkhw", self.net.fc.weight, f)
+            return F.softmax(logits / self.temperature, 1), logits, cam
+        logits = self.net(x)
+        return F.softmax(logits / self.temperature, 1), logits
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).parent).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def parity_check(onnx_path: Path, module: nn.Module, x: np.ndarray) -> dict[str, float]:
+    """Largest |ONNX Runtime - PyTorch| of the probabilities on the normalised inputs x (N, 3, h, w)."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    ort_probs = sess.run(["probs"], {"input": x})[0]
+    with torch.no_grad():
+        torch_probs = module(torch.from_numpy(x))[0].numpy()
+    return {
+        "images": int(len(x)),
+        "max_abs_diff": float(np.abs(ort_probs - torch_probs).max()),
+        "argmax_agree": float((ort_probs.argmax(1) == torch_probs.argmax(1)).mean()),
+    }
+
+
+def export(
+    checkpoint: str | Path,
+    out: str | Path,
+    parity_images: list[Path],
+    temperature: float = 1.0,
+    extra_card: dict[str, Any] | None = None,
+    tolerance: float = 1e-4,
+) -> dict[str, Any]:
+    """Write out/model.onnx and out/model.json from a checkpoint; fail if ONNX Runtime disagrees."""
+    state = load_checkpoint(checkpoint)
+    net, spec = model_from_checkpoint(state)
+    module = _Deployable(net, temperature).eval()
+    outputs = ["probs", "logits"] + (["cam"] if module.cam else [])
+    h, w = spec.input_hw
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_onnx = Path(tmp) / "model.onnx"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                module, (torch.zeros(1, 3, h, w),), str(tmp_onnx), input_names=["input"], output_names=outputs,
+                dynamic_axes={k: {0: "batch"} for k in ["input", *outputs]}, opset_version=OPSET, dynamo=False,
+            )
+        if not parity_images:
+            raise WbcError("export needs real images for its parity check; none were given")
+        x = to_input(np.stack([prepare(load_image(p), spec) for p in parity_images]), spec)
+        parity = parity_check(tmp_onnx, module, x)
+        if parity["max_abs_diff"] > tolerance or parity["argmax_agree"] < 1.0:
+            raise WbcError(f"ONNX Runtime disagrees with PyTorch beyond {tolerance}: {parity}")
+        data = tmp_onnx.read_bytes()
+    atomic_write_bytes(out / "model.onnx", data)
+    card = build_card(state, spec, module, parity, temperature, out / "model.onnx", outputs)
+    card.update(extra_card or {})
+    atomic_write_text(out / "model.json", json.dumps(card, indent=2))
+    return card
+
+
+def build_card(
+    state: dict[str, Any], spec: PreprocessSpec, module: _Deployable, parity: dict[str, float],
+    temperature: float, onnx_path: Path, outputs: list[str],
+) -> dict[str, Any]:
+    """The model card: what the model is, what it expects, how it was made and how good it is."""
+    import onnxruntime as ort
+
+    h, w = spec.input_hw
+    train_cfg = state["train_config"]
+    history = state["history"]
+    return {
+        "name": state["model_name"],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "classes": list(CLASSES),
+        "input": {"name": "input", "shape": ["batch", 3, h, w], "dtype": "float32", "layout": "NCHW",
+                  "value": "RGB scaled to 0..1, then (x - mean) / std"},
+        "outputs": outputs,
+        "preprocess": spec.to_dict(),
+        "temperature": temperature,
+        "review_threshold": None,
+        "parameters": count_params(module.net),
+        "flops_per_image": count_flops(module.net, (h, w)),
+        "onnx_bytes": onnx_path.stat().st_size,
+        "onnx_sha256": sha256_file(onnx_path),
+        "parity": parity,
+        "training": {
+            "config": train_cfg,
+            "epochs_run": len(history),
+            "best_epoch": state["epoch"] + 1,
+            "wall_seconds": round(sum(r["seconds"] for r in history), 1),
+            "validation_at_best_epoch": state.get("val_metrics"),
+        },
+        "data": {"source": DATASET["kaggle_handle"], "licence": DATASET["licence"],
+                 "training_split": "TRAIN, cell-grouped 80/20 train/validation"},
+        "code": {"wbc": __version__, "git_commit": _git_commit(), "torch": torch.__version__,
+                 "onnxruntime": ort.__version__, "opset": OPSET, "python": platform.python_version()},
+        "metrics": {},
+    }

@@ -1,0 +1,182 @@
+"""Reading images and turning them into network input: one path for training, predict and the app.
+
+Only NumPy and Pillow, so inference needs no PyTorch. The steps are:
+`load_image` (any file a microscope camera writes -> RGB uint8 (H, W, 3)),
+`prepare` (find the white cell by its stained nucleus and crop a fixed window around it ->
+uint8 (S, S, 3)) and `to_input` (uint8 (N, S, S, 3) -> normalised float32 (N, 3, S, S)).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageFilter, ImageOps, UnidentifiedImageError
+
+from wbc.errors import BadImageError
+
+# Larger images are refused before decoding: 40 MP is a 7,700 x 5,200 camera frame.
+MAX_PIXELS = 40_000_000
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """How a model wants its input; stored in the checkpoint and the model card.
+
+    mode "cell": crop a `window` x `window` px square (pixels of the source image) centred on the
+    stained nucleus and resize it to `size` x `size`. mode "frame": resize the whole field to
+    `size` x round(size * 4 / 3) (height x width), as the reference network did.
+    """
+
+    mode: str = "cell"
+    window: int = 160
+    size: int = 80
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.25, 0.25, 0.25)
+
+    @property
+    def input_hw(self) -> tuple[int, int]:
+        if self.mode == "frame":
+            return self.size, round(self.size * 4 / 3)
+        return self.size, self.size
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PreprocessSpec":
+        known = {k: d[k] for k in ("mode", "window", "size") if k in d}
+        return cls(**known, mean=tuple(d.get("mean", cls.mean)), std=tuple(d.get("std", cls.std)))
+
+
+@dataclass(frozen=True)
+class CellLocation:
+    """Where `locate_cell` found the most strongly stained blob, in source pixels."""
+
+    cy: float
+    cx: float
+    peak: float  # blurred (blue - green) at the peak, 0..255: low means no stained nucleus
+    stained_fraction: float  # share of the image whose (blue - green) exceeds STAIN_LEVEL
+
+
+STAIN_LEVEL = 60.0  # (blue - green) of a hematoxylin-stained nucleus; red cells sit near 20
+
+
+def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
+    """Decode an image file (path or bytes) into RGB uint8 (H, W, 3).
+
+    Handles grayscale, 16-bit, palette, RGBA/LA (composited on white), CMYK and EXIF rotation.
+    Raises BadImageError naming the file for anything unreadable, truncated or too large.
+    """
+    label = name or (str(source) if not isinstance(source, bytes) else "uploaded image")
+    try:
+        raw = source if isinstance(source, bytes) else Path(source).read_bytes()
+    except OSError as e:
+        raise BadImageError(f"{label}: cannot be read ({e.strerror or e})") from e
+    if not raw:
+        raise BadImageError(f"{label}: the file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(raw))
+            w, h = img.size
+            if w * h > MAX_PIXELS:
+                raise BadImageError(
+                    f"{label}: {w}x{h} pixels is too large (limit {MAX_PIXELS // 1_000_000} MP); "
+                    "crop the field around the cell first"
+                )
+            img.load()
+    except BadImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise BadImageError(f"{label}: refused as a decompression bomb ({e})") from e
+    except UnidentifiedImageError as e:
+        raise BadImageError(f"{label}: not an image file Pillow can read") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise BadImageError(f"{label}: damaged or truncated image ({e})") from e
+    try:
+        img = ImageOps.exif_transpose(img)
+        return _to_rgb(img)
+    except (OSError, ValueError) as e:
+        raise BadImageError(f"{label}: unsupported image data ({e})") from e
+
+
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit or float grayscale: stretch the used range onto 0..255.
+        a = np.asarray(img, dtype=np.float64)
+        lo, hi = float(a.min()), float(a.max())
+        a = (a - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(a)
+        g = a.astype(np.uint8)
+        return np.repeat(g[:, :, None], 3, axis=2)
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(white, rgba)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def stain_map(rgb: np.ndarray) -> np.ndarray:
+    """(blue - green) clipped to 0..255, float32 (H, W): high on nuclei, low on red cells."""
+    a = rgb.astype(np.int16)
+    return np.clip(a[..., 2] - a[..., 1], 0, 255).astype(np.float32)
+
+
+def locate_cell(rgb: np.ndarray) -> CellLocation:
+    """Find the centre of the white cell: the densest stained mass, refined to its centroid."""
+    s = stain_map(rgb)
+    h, w = s.shape
+    # Blur at ~1/4 of the size of a nucleus so a multi-lobed nucleus reads as one mass.
+    blurred = np.asarray(
+        Image.fromarray(s.astype(np.uint8)).filter(ImageFilter.GaussianBlur(8)), dtype=np.float32
+    )
+    py, px = np.unravel_index(int(blurred.argmax()), blurred.shape)
+    peak = float(blurred[py, px])
+    r = 48  # px: a large nucleus fits in 96 x 96 at the data set's scale
+    y0, y1, x0, x1 = max(0, py - r), min(h, py + r), max(0, px - r), min(w, px + r)
+    win = s[y0:y1, x0:x1]
+    mask = win > STAIN_LEVEL
+    if mask.sum() >= 20:
+        ys, xs = np.nonzero(mask)
+        cy, cx = float(ys.mean() + y0), float(xs.mean() + x0)
+    else:
+        cy, cx = float(py), float(px)
+    return CellLocation(cy=cy, cx=cx, peak=peak, stained_fraction=float((s > STAIN_LEVEL).mean()))
+
+
+def crop_square(rgb: np.ndarray, cy: float, cx: float, window: int) -> np.ndarray:
+    """Crop `window` x `window` centred at (cy, cx); outside the image is the image's median colour."""
+    h, w, _ = rgb.shape
+    fill = np.median(rgb.reshape(-1, 3), axis=0).astype(np.uint8)
+    out = np.empty((window, window, 3), dtype=np.uint8)
+    out[:] = fill
+    top, left = int(round(cy)) - window // 2, int(round(cx)) - window // 2
+    sy0, sx0 = max(0, top), max(0, left)
+    sy1, sx1 = min(h, top + window), min(w, left + window)
+    if sy1 > sy0 and sx1 > sx0:
+        out[sy0 - top : sy1 - top, sx0 - left : sx1 - left] = rgb[sy0:sy1, sx0:sx1]
+    return out
+
+
+def prepare(rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """Source RGB uint8 (H, W, 3) -> model-sized uint8 (h, w, 3) as `spec` says."""
+    hh, ww = spec.input_hw
+    if spec.mode == "frame":
+        return np.asarray(Image.fromarray(rgb).resize((ww, hh), Image.BILINEAR))
+    loc = locate_cell(rgb)
+    crop = crop_square(rgb, loc.cy, loc.cx, spec.window)
+    return np.asarray(Image.fromarray(crop).resize((ww, hh), Image.BILINEAR))
+
+
+def to_input(batch: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """uint8 (N, h, w, 3) -> float32 (N, 3, h, w), scaled to 0..1 then normalised by spec."""
+    x = batch.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+    mean = np.asarray(spec.mean, dtype=np.float32).reshape(1, 3, 1, 1)
+    std = np.asarray(spec.std, dtype=np.float32).reshape(1, 3, 1, 1)
+    return (x - mean) / std

@@ -1,0 +1,130 @@
+"""The one source of truth for the classes, their biology and the data set's facts.
+
+The trainer, evaluator, CLI and app all read `CLASSES` and `CELL_TYPES`; the class index
+order here is the order of every model output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CellType:
+    """One white blood cell type as a user of the app should meet it."""
+
+    name: str  # folder name in the data set, upper case
+    label: str  # how people write it
+    summary: str
+    immunity: str
+    morphology: str
+    normal_range_pct: tuple[float, float]  # share of white cells in adult peripheral blood
+    high_count: str
+    low_count: str
+
+
+CELL_TYPES: tuple[CellType, ...] = (
+    CellType(
+        name="EOSINOPHIL",
+        label="Eosinophil",
+        summary="A granulocyte whose large granules stain orange-red with eosin.",
+        immunity=(
+            "Fights multicellular parasites such as helminths and takes part in allergic "
+            "reactions and asthma, releasing toxic granule proteins and inflammatory mediators."
+        ),
+        morphology=(
+            "About 12-17 µm; usually a bilobed nucleus; cytoplasm packed with coarse, "
+            "uniform, orange-red granules."
+        ),
+        normal_range_pct=(1.0, 4.0),
+        high_count=(
+            "Eosinophilia: allergy, asthma, parasitic infection, some drug reactions, "
+            "rarely a myeloproliferative disorder."
+        ),
+        low_count="Eosinopenia: acute stress or infection, corticosteroids, Cushing's syndrome.",
+    ),
+    CellType(
+        name="LYMPHOCYTE",
+        label="Lymphocyte",
+        summary="The cell of adaptive immunity: B cells, T cells and natural killer cells.",
+        immunity=(
+            "B cells make antibodies, T cells kill infected cells and direct the immune "
+            "response, NK cells destroy virus-infected and tumour cells; memory lymphocytes "
+            "give lasting immunity."
+        ),
+        morphology=(
+            "Small (7-10 µm) with a round, dense, dark nucleus that fills most of the cell "
+            "and a thin rim of pale blue cytoplasm; larger forms have more cytoplasm."
+        ),
+        normal_range_pct=(20.0, 40.0),
+        high_count=(
+            "Lymphocytosis: viral infections (e.g. mononucleosis), pertussis, chronic "
+            "lymphocytic leukaemia."
+        ),
+        low_count=(
+            "Lymphopenia: HIV, corticosteroids or chemotherapy, acute stress, some "
+            "autoimmune and inherited immunodeficiencies."
+        ),
+    ),
+    CellType(
+        name="MONOCYTE",
+        label="Monocyte",
+        summary="The largest white cell; it leaves the blood to become a macrophage or dendritic cell.",
+        immunity=(
+            "Engulfs microbes and dead cells, presents antigens to lymphocytes and releases "
+            "cytokines that drive inflammation and repair."
+        ),
+        morphology=(
+            "Large (15-20 µm); kidney-shaped or folded nucleus with lacy chromatin; abundant "
+            "grey-blue cytoplasm, often with fine granules and vacuoles."
+        ),
+        normal_range_pct=(2.0, 8.0),
+        high_count=(
+            "Monocytosis: chronic infection (e.g. tuberculosis), recovery from acute "
+            "infection, autoimmune disease, chronic myelomonocytic leukaemia."
+        ),
+        low_count="Monocytopenia: bone marrow failure, hairy cell leukaemia, corticosteroids.",
+    ),
+    CellType(
+        name="NEUTROPHIL",
+        label="Neutrophil",
+        summary="The most common white cell and the first responder to bacterial infection.",
+        immunity=(
+            "Migrates to sites of infection within hours, engulfs and kills bacteria and "
+            "fungi, and releases neutrophil extracellular traps; the main cell of pus."
+        ),
+        morphology=(
+            "About 10-12 µm; nucleus with 3-5 lobes joined by thin strands; pale pink "
+            "cytoplasm with fine, faint granules."
+        ),
+        normal_range_pct=(40.0, 70.0),
+        high_count=(
+            "Neutrophilia: bacterial infection, inflammation, tissue damage, stress, "
+            "corticosteroids, chronic myeloid leukaemia."
+        ),
+        low_count=(
+            "Neutropenia: chemotherapy, some viral infections, autoimmune disease, bone "
+            "marrow disorders; raises the risk of serious infection."
+        ),
+    ),
+)
+
+CLASSES: tuple[str, ...] = tuple(c.name for c in CELL_TYPES)
+NUM_CLASSES = len(CLASSES)
+CLASS_INDEX: dict[str, int] = {name: i for i, name in enumerate(CLASSES)}
+
+SPLITS: tuple[str, ...] = ("TRAIN", "TEST", "TEST_SIMPLE")
+IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff"})
+
+# Facts of paultimothymooney/blood-cells (see the data set's README): checked by the tests.
+DATASET = {
+    "kaggle_handle": "paultimothymooney/blood-cells",
+    "licence": "MIT (BCCD)",
+    "distinct_cells": {"TRAIN": 277, "TEST": 71},
+    "reference_test_accuracy": 0.8601,
+}
+
+
+def cell_type(name: str) -> CellType:
+    """Return the description of class `name` (upper case, as in `CLASSES`)."""
+    return CELL_TYPES[CLASS_INDEX[name]]

@@ -1,0 +1,166 @@
+"""Inference on ONNX Runtime alone: the model card, the session, and predictions for files.
+
+This module and `imaging` are all that `wbc predict` and the app need: no PyTorch.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wbc.errors import BadImageError, ModelFileError, WbcError
+from wbc.imaging import PreprocessSpec, load_image, prepare, to_input
+from wbc.info import CLASSES, IMAGE_SUFFIXES
+from wbc.io import atomic_write_text
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MODEL_DIR = PROJECT_ROOT / "models" / "default"
+BATCH = 64
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def resolve_model(model: str | Path | None = None) -> tuple[Path, Path]:
+    """(model.onnx, model.json) for a folder, an .onnx file, or None (WBC_MODEL, else the shipped model)."""
+    if model is None:
+        model = os.environ.get("WBC_MODEL") or DEFAULT_MODEL_DIR
+    p = Path(model)
+    onnx_path = p / "model.onnx" if p.is_dir() else p
+    card_path = onnx_path.with_suffix(".json")
+    if not onnx_path.is_file():
+        raise ModelFileError(f"{onnx_path}: model file not found (train and export one, or pass --model)")
+    if not card_path.is_file():
+        raise ModelFileError(f"{card_path}: the model card that must sit beside {onnx_path.name} is missing")
+    return onnx_path, card_path
+
+
+def read_card(card_path: str | Path) -> dict[str, Any]:
+    try:
+        card = json.loads(Path(card_path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ModelFileError(f"{card_path}: not a readable model card ({e})") from e
+    for key in ("classes", "preprocess", "onnx_sha256"):
+        if key not in card:
+            raise ModelFileError(f"{card_path}: model card lacks {key!r}")
+    if tuple(card["classes"]) != CLASSES:
+        raise ModelFileError(f"{card_path}: model classes {card['classes']} differ from {list(CLASSES)}")
+    return card
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One file's result; `error` is set (and the rest empty) when the file could not be used."""
+
+    file: str
+    label: str = ""
+    confidence: float = float("nan")
+    probs: tuple[float, ...] = ()
+    error: str = ""
+
+
+class Predictor:
+    """An ONNX Runtime session plus the preprocessing its model card states."""
+
+    def __init__(self, model: str | Path | None = None, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        self.onnx_path, self.card_path = resolve_model(model)
+        self.card = read_card(self.card_path)
+        digest = sha256_file(self.onnx_path)
+        if digest != self.card["onnx_sha256"]:
+            raise ModelFileError(
+                f"{self.onnx_path}: sha256 {digest[:12]}... does not match its card "
+                f"({self.card['onnx_sha256'][:12]}...): the file is corrupt or was replaced"
+            )
+        self.spec = PreprocessSpec.from_dict(self.card["preprocess"])
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(self.onnx_path), opts, providers=["CPUExecutionProvider"])
+        except Exception as e:  # onnxruntime raises its own untyped errors for a bad graph
+            raise ModelFileError(f"{self.onnx_path}: ONNX Runtime cannot load it ({e})") from e
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, prepared: np.ndarray, outputs: Sequence[str] = ("probs",)) -> list[np.ndarray]:
+        """uint8 (N, h, w, 3) from `imaging.prepare` -> the named outputs, batched."""
+        parts: list[list[np.ndarray]] = [[] for _ in outputs]
+        for i in range(0, len(prepared), BATCH):
+            res = self.session.run(list(outputs), {"input": to_input(prepared[i : i + BATCH], self.spec)})
+            for acc, r in zip(parts, res):
+                acc.append(r)
+        return [np.concatenate(p) for p in parts]
+
+    def predict_probs(self, prepared: np.ndarray) -> np.ndarray:
+        """uint8 (N, h, w, 3) -> probabilities (N, 4)."""
+        return self.run(prepared)[0]
+
+    def prepare(self, rgb: np.ndarray) -> np.ndarray:
+        return prepare(rgb, self.spec)
+
+    def predict_files(self, paths: Sequence[str | Path], progress: bool = False) -> list[Prediction]:
+        """Predict every file; a bad file gets its error and the rest go on."""
+        from tqdm import tqdm
+
+        results: list[Prediction] = []
+        for start in tqdm(range(0, len(paths), BATCH), desc="predict", disable=not progress, unit="batch"):
+            chunk = paths[start : start + BATCH]
+            ok: list[tuple[int, np.ndarray]] = []
+            out: list[Prediction | None] = [None] * len(chunk)
+            for i, p in enumerate(chunk):
+                try:
+                    ok.append((i, self.prepare(load_image(p))))
+                except BadImageError as e:
+                    out[i] = Prediction(file=str(p), error=str(e))
+            if ok:
+                probs = self.predict_probs(np.stack([a for _, a in ok]))
+                for (i, _), pr in zip(ok, probs):
+                    k = int(pr.argmax())
+                    out[i] = Prediction(file=str(chunk[i]), label=CLASSES[k], confidence=float(pr[k]),
+                                        probs=tuple(float(v) for v in pr))
+            results.extend(o for o in out if o is not None)
+        return results
+
+
+def iter_image_paths(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files as given and image files found (recursively, sorted) under folders given."""
+    found: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.exists():
+            found.append(p)
+        else:
+            raise WbcError(f"{p}: no such file or folder")
+    return found
+
+
+def predictions_csv(preds: Sequence[Prediction]) -> str:
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(["file", "class", "confidence", *[f"p_{c.lower()}" for c in CLASSES], "error"])
+    for p in preds:
+        probs = [f"{v:.6f}" for v in p.probs] if p.probs else [""] * len(CLASSES)
+        conf = f"{p.confidence:.6f}" if p.label else ""
+        w.writerow([p.file, p.label, conf, *probs, p.error])
+    return out.getvalue()
+
+
+def write_predictions_csv(path: str | Path, preds: Sequence[Prediction]) -> None:
+    atomic_write_text(path, predictions_csv(preds))

@@ -1,0 +1,109 @@
+"""Plots (matplotlib) and the markdown report, built from the numbers a run or an evaluation wrote."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wbc.info import CLASSES
+from wbc.io import atomic_write_bytes, atomic_write_text
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> None:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def plot_curves(history: list[dict[str, float]], path: str | Path) -> None:
+    """Loss and accuracy per epoch, training beside cell-grouped validation."""
+    plt = _pyplot()
+    ep = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    a.plot(ep, [h["train_loss"] for h in history], "o-", label="train")
+    a.plot(ep, [h["val_loss"] for h in history], "o-", label="validation")
+    a.set(xlabel="epoch", ylabel="loss", title="Loss")
+    a.legend()
+    b.plot(ep, [h["val_accuracy"] for h in history], "o-", label="validation, files")
+    b.plot(ep, [h["val_cell_accuracy"] for h in history], "s--", label="validation, cells")
+    b.plot(ep, [h["val_macro_f1"] for h in history], "^:", label="validation macro-F1")
+    b.set(xlabel="epoch", ylabel="score", title="Accuracy", ylim=(0, 1.01))
+    b.legend(loc="lower right")
+    for ax in (a, b):
+        ax.grid(alpha=0.3)
+    _save(fig, Path(path))
+
+
+def plot_confusion(cm: list[list[int]], path: str | Path, title: str = "Confusion matrix") -> None:
+    """Counts and row-normalised (recall) side by side."""
+    plt = _pyplot()
+    m = np.asarray(cm, dtype=float)
+    norm = m / np.maximum(m.sum(1, keepdims=True), 1)
+    names = [c.title() for c in CLASSES]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    for ax, data, sub, fmt in ((axes[0], m, "counts", "{:.0f}"), (axes[1], norm, "row-normalised", "{:.2f}")):
+        ax.imshow(data if sub == "counts" else norm, cmap="Blues", vmin=0)
+        ax.set(xticks=range(len(names)), yticks=range(len(names)), xlabel="predicted", ylabel="true",
+               title=f"{title} ({sub})")
+        ax.set_xticklabels(names, rotation=30, ha="right")
+        ax.set_yticklabels(names)
+        top = data.max() if data.max() > 0 else 1
+        for i in range(len(names)):
+            for j in range(len(names)):
+                ax.text(j, i, fmt.format(data[i, j]), ha="center", va="center",
+                        color="white" if data[i, j] > 0.6 * top else "black")
+    fig.tight_layout()
+    _save(fig, Path(path))
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.2f}%"
+
+
+def _ci(v: tuple[float, float] | list[float], pct: bool = True) -> str:
+    return f"[{_pct(v[0])}, {_pct(v[1])}]" if pct else f"[{v[0]:.3f}, {v[1]:.3f}]"
+
+
+def metrics_table(m: dict[str, Any]) -> str:
+    """The headline figures as a markdown table."""
+    rows = [
+        ("Accuracy over files", f"{_pct(m['accuracy'])} {_ci(m['accuracy_ci95'])}", f"{m['n_files']} files"),
+        ("Cell-level accuracy", f"{_pct(m['cell_accuracy'])} {_ci(m['cell_accuracy_ci95'])}",
+         f"{m['cells_correct']} of {m['n_cells']} cells"),
+        ("Macro-F1 over files", f"{m['macro_f1']:.4f} {_ci(m['macro_f1_ci95'], False)}", ""),
+        ("Cell-level macro-F1", f"{m['cell_macro_f1']:.4f}", ""),
+        ("Expected calibration error", f"{m['ece']:.4f}", "15 bins"),
+    ]
+    out = ["| metric | value [95% interval over cells] | note |", "|---|---|---|"]
+    out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
+    out += ["", "| class | precision | recall | F1 | files |", "|---|---|---|---|---|"]
+    for c, v in m["per_class"].items():
+        out.append(f"| {c.title()} | {v['precision']:.4f} | {v['recall']:.4f} | {v['f1']:.4f} | {v['support']} |")
+    return "\n".join(out)
+
+
+def write_report(out: str | Path, m: dict[str, Any], title: str, meta: dict[str, str], report_text: str) -> Path:
+    """report.md with the figures, the classification report and the embedded confusion plots."""
+    out = Path(out)
+    lines = [f"# {title}", ""]
+    lines += [f"- **{k}**: {v}" for k, v in meta.items()]
+    lines += ["", "Intervals are 95% percentile bootstrap intervals, resampling whole cells (views of one "
+              "cell are not independent).", "", metrics_table(m), "",
+              "## Confusion matrix (files)", "", "![confusion matrix](confusion.png)", "",
+              "## Confusion matrix (cells, views pooled)", "", "![cell confusion matrix](confusion_cells.png)", "",
+              "## Classification report (files)", "", "```", report_text.rstrip(), "```", ""]
+    atomic_write_text(out / "report.md", "\n".join(lines))
+    return out / "report.md"

@@ -1,0 +1,341 @@
+"""Training: `train_one_epoch`, `predict_probs`, `fit`. Resumable, seeded, one summary row an epoch."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wbc.augment import AugmentConfig, augment_batch
+from wbc.data import Sample, find_images_root, grouped_split, list_split, load_arrays
+from wbc.errors import CheckpointError, DataError
+from wbc.imaging import PreprocessSpec
+from wbc.info import CLASSES, NUM_CLASSES
+from wbc.io import atomic_write_bytes, atomic_write_text
+from wbc.model import build_model, config_from_dict, config_to_dict, count_params, default_config
+
+CHECKPOINT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a run; saved as config.json in the run folder."""
+
+    model: str = "wbcnet"
+    epochs: int = 24
+    batch_size: int = 64
+    lr: float = 2e-3
+    optimizer: str = "adamw"  # "adamw" or "adam"
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # "cosine" (with warmup) or "constant"
+    warmup_epochs: int = 1
+    label_smoothing: float = 0.1
+    patience: int = 8  # epochs without improvement of `monitor` before stopping
+    monitor: str = "val_macro_f1"  # or "val_loss"
+    val_fraction: float = 0.2
+    seed: int = 0
+    class_weights: bool = True
+    augment: bool = True
+    limit_cells: int | None = None  # keep only the first N cells of each class (quick runs)
+    data: str | None = None
+    skip_bad: bool = False
+    threads: int = 2
+
+    @classmethod
+    def fields_(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
+
+
+# The reference's recipe: Adam at 1e-4, class weights, augmentation, early stopping, 50 epochs.
+SEED_PRESET: dict[str, Any] = dict(
+    epochs=50, lr=1e-4, optimizer="adam", weight_decay=0.0, schedule="constant", warmup_epochs=0,
+    label_smoothing=0.0, patience=10, monitor="val_loss",
+)
+
+
+def preset(model: str) -> TrainConfig:
+    """Default TrainConfig for `model` ("wbcnet" or "seed")."""
+    return TrainConfig(model=model, **SEED_PRESET) if model == "seed" else TrainConfig(model=model)
+
+
+def _to_tensor(x: np.ndarray) -> torch.Tensor:
+    """uint8 (N, h, w, 3) -> uint8 tensor (N, 3, h, w); converted to float per batch to save memory."""
+    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+
+
+def _normalise(x: torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
+    """float (N, 3, h, w) in 0..1 -> normalised as imaging.to_input does."""
+    mean = torch.tensor(spec.mean).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+@torch.no_grad()
+def predict_probs(model: nn.Module, x: torch.Tensor, spec: PreprocessSpec, batch: int = 256) -> np.ndarray:
+    """uint8 (N, 3, h, w) -> softmax probabilities (N, 4), in eval mode."""
+    model.eval()
+    out = [
+        F.softmax(model(_normalise(x[i : i + batch].float() / 255.0, spec)), 1).numpy()
+        for i in range(0, len(x), batch)
+    ]
+    return np.concatenate(out) if out else np.zeros((0, NUM_CLASSES), np.float32)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    opt: torch.optim.Optimizer,
+    sched: torch.optim.lr_scheduler.LRScheduler,
+    cfg: TrainConfig,
+    spec: PreprocessSpec,
+    weights: torch.Tensor | None,
+    gen: torch.Generator,
+    progress: bool = True,
+) -> float:
+    """One pass over (x uint8 (N, 3, h, w), y (N,)) in shuffled batches; returns the mean loss."""
+    from tqdm import tqdm
+
+    model.train()
+    perm = torch.randperm(len(x), generator=gen)
+    aug = AugmentConfig()
+    total, seen = 0.0, 0
+    bar = tqdm(range(0, len(x), cfg.batch_size), desc="train", leave=False, disable=not progress)
+    for start in bar:
+        idx = perm[start : start + cfg.batch_size]
+        if len(idx) < 2:  # BatchNorm needs two samples
+            continue
+        xb = x[idx].float() / 255.0
+        if cfg.augment:
+            xb = augment_batch(xb, aug, gen)
+        logits = model(_normalise(xb, spec))
+        loss = F.cross_entropy(logits, y[idx], weight=weights, label_smoothing=cfg.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        total += loss.item() * len(idx)
+        seen += len(idx)
+        bar.set_postfix(loss=f"{total / seen:.3f}")
+    return total / max(seen, 1)
+
+
+def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+
+
+def _make_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    total = max(1, cfg.epochs * steps_per_epoch)
+    warm = cfg.warmup_epochs * steps_per_epoch
+
+    def factor(step: int) -> float:
+        if cfg.schedule == "constant":
+            return 1.0
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def _class_weights(y: np.ndarray) -> torch.Tensor:
+    """Inverse-frequency weights, mean 1 (scikit-learn's "balanced")."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    present = np.unique(y)
+    w = np.ones(NUM_CLASSES)
+    w[present] = compute_class_weight("balanced", classes=present, y=y)
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def _subset(samples: list[Sample], limit_cells: int | None) -> list[Sample]:
+    if not limit_cells:
+        return samples
+    keep: dict[int, list[str]] = {}
+    for s in samples:
+        cells = keep.setdefault(s.label, [])
+        if s.cell not in cells and len(cells) < limit_cells:
+            cells.append(s.cell)
+    return [s for s in samples if s.cell in keep[s.label]]
+
+
+def _val_metrics(probs: np.ndarray, y: np.ndarray, cells: list[str], weights: torch.Tensor | None) -> dict[str, float]:
+    from sklearn.metrics import f1_score
+
+    from wbc.metrics import pool_cells
+
+    pred = probs.argmax(1)
+    loss = float(F.nll_loss(torch.log(torch.from_numpy(probs).clamp_min(1e-8)), torch.from_numpy(y), weight=weights))
+    cp, cy, _ = pool_cells(probs, y, cells)
+    return {
+        "val_loss": loss,
+        "val_accuracy": float((pred == y).mean()),
+        "val_macro_f1": float(f1_score(y, pred, average="macro", labels=np.unique(y), zero_division=0)),
+        "val_cell_accuracy": float((cp.argmax(1) == cy).mean()),
+    }
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint written by `fit`; CheckpointError if it is missing or not ours."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best.pt"
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # torch raises several unrelated types for a damaged file
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from e
+    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION or "model_name" not in state:
+        raise CheckpointError(f"{path}: not a wbc checkpoint of version {CHECKPOINT_VERSION}")
+    if tuple(state.get("classes", ())) != CLASSES:
+        raise CheckpointError(f"{path}: trained for classes {state.get('classes')}, expected {CLASSES}")
+    return state
+
+
+def model_from_checkpoint(state: dict[str, Any]) -> tuple[nn.Module, PreprocessSpec]:
+    """Rebuild the network a checkpoint describes, with its weights, in eval mode."""
+    cfg = config_from_dict(state["model_name"], state["model_config"])
+    model = build_model(state["model_name"], cfg)
+    model.load_state_dict(state["state_dict"])
+    model.eval()
+    return model, cfg.preprocess
+
+
+def _write_summary(run: Path, history: list[dict[str, float]]) -> None:
+    if not history:
+        return
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=list(history[0]))
+    w.writeheader()
+    w.writerows(history)
+    atomic_write_text(run / "summary.csv", out.getvalue())
+
+
+def _improved(value: float, best: float | None, monitor: str) -> bool:
+    if best is None:
+        return True
+    return value < best if monitor == "val_loss" else value > best
+
+
+def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool = True) -> Path:
+    """Train `cfg.model` on TRAIN's cell-grouped training part; select on its validation part.
+
+    Writes to `run`: config.json, split.json, summary.csv, last.pt, best.pt and curves.png.
+    With `resume`, continues from run/last.pt (the config stored in the run wins).
+    """
+    from tqdm import tqdm
+
+    from wbc.report import plot_curves
+
+    run = Path(run)
+    state: dict[str, Any] | None = None
+    if resume:
+        state = load_checkpoint(run / "last.pt")
+        cfg = TrainConfig(**state["train_config"])
+    elif (run / "last.pt").exists():
+        raise CheckpointError(f"{run}: already holds a run; pass --resume to continue it or choose another --out")
+    torch.set_num_threads(cfg.threads)
+
+    model_cfg = config_from_dict(cfg.model, state["model_config"]) if state else default_config(cfg.model)
+    torch.manual_seed(cfg.seed)  # the initial weights are part of what --seed fixes
+    model = build_model(cfg.model, model_cfg)
+    spec = model_cfg.preprocess
+
+    root = find_images_root(cfg.data)
+    samples = _subset(list_split(root, "TRAIN"), cfg.limit_cells)
+    x_all, samples = load_arrays(samples, spec, skip_bad=cfg.skip_bad, progress=progress)
+    tr_idx, va_idx = grouped_split(samples, cfg.val_fraction, seed=cfg.seed)
+    if len(tr_idx) == 0 or len(va_idx) == 0:
+        raise DataError("the cell-grouped split left the training or validation part empty")
+    y_all = np.array([s.label for s in samples])
+    cells = [s.cell for s in samples]
+    x_tr, y_tr = _to_tensor(x_all[tr_idx]), torch.from_numpy(y_all[tr_idx])
+    x_va, y_va = _to_tensor(x_all[va_idx]), y_all[va_idx]
+    va_cells = [cells[i] for i in va_idx]
+    weights = _class_weights(y_all[tr_idx]) if cfg.class_weights else None
+
+    run.mkdir(parents=True, exist_ok=True)
+    if state is None:
+        atomic_write_text(run / "config.json", json.dumps({"train": asdict(cfg), "model": config_to_dict(model_cfg),
+                                                           "data_root": str(root)}, indent=2))
+        atomic_write_text(run / "split.json", json.dumps({
+            "train_cells": sorted({cells[i] for i in tr_idx}), "val_cells": sorted(set(va_cells))}, indent=1))
+
+    opt = _make_optimizer(model, cfg)
+    steps = math.ceil(len(x_tr) / cfg.batch_size)
+    sched = _make_schedule(opt, cfg, steps)
+    history: list[dict[str, float]] = []
+    best: float | None = None
+    bad_epochs, start = 0, 0
+    if state is not None:
+        model.load_state_dict(state["state_dict"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        history, best, bad_epochs, start = state["history"], state["best"], state["bad_epochs"], state["epoch"] + 1
+        if state.get("stopped"):
+            print(f"{run}: this run already finished at epoch {state['epoch'] + 1}")
+            return run
+
+    print(f"{cfg.model}: {count_params(model):,} parameters; {len(x_tr)} training files "
+          f"({len(set(cells[i] for i in tr_idx))} cells), {len(x_va)} validation files ({len(set(va_cells))} cells)")
+    epochs = tqdm(range(start, cfg.epochs), desc="epochs", initial=start, total=cfg.epochs, disable=not progress)
+    for epoch in epochs:
+        t0 = time.perf_counter()
+        # Seeded per epoch so a resumed run repeats exactly what an uninterrupted one would do.
+        torch.manual_seed(cfg.seed * 100_003 + epoch)
+        gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
+        train_loss = train_one_epoch(model, x_tr, y_tr, opt, sched, cfg, spec, weights, gen, progress)
+        probs = predict_probs(model, x_va, spec)
+        row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": train_loss,
+               **_val_metrics(probs, y_va, va_cells, weights), "seconds": time.perf_counter() - t0}
+        history.append(row)
+        value = row[cfg.monitor]
+        is_best = _improved(value, best, cfg.monitor)
+        if is_best:
+            best, bad_epochs = value, 0
+        else:
+            bad_epochs += 1
+        stopped = bad_epochs >= cfg.patience or epoch + 1 == cfg.epochs
+        ckpt = {
+            "version": CHECKPOINT_VERSION, "classes": CLASSES, "model_name": cfg.model,
+            "model_config": config_to_dict(model_cfg), "train_config": asdict(cfg),
+            "state_dict": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "epoch": epoch, "history": history, "best": best, "bad_epochs": bad_epochs, "stopped": stopped,
+            "val_metrics": row,
+        }
+        if is_best:
+            save_checkpoint(run / "best.pt", ckpt)
+        save_checkpoint(run / "last.pt", ckpt)
+        _write_summary(run, history)
+        plot_curves(history, run / "curves.png")
+        epochs.write(
+            f"epoch {epoch + 1:3d}  loss {train_loss:.4f}  val_loss {row['val_loss']:.4f}  "
+            f"val_acc {row['val_accuracy']:.4f}  val_f1 {row['val_macro_f1']:.4f}  "
+            f"val_cell_acc {row['val_cell_accuracy']:.4f}  {row['seconds']:.0f}s" + ("  *" if is_best else "")
+        )
+        if stopped:
+            if bad_epochs >= cfg.patience:
+                epochs.write(f"early stop: {cfg.monitor} did not improve for {cfg.patience} epochs")
+            break
+    return run

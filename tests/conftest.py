@@ -1,0 +1,58 @@
+"""Shared fixtures: the committed fixture images, the full data set when present, a tiny trained run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURE_IMAGES = FIXTURES / "blood-cells" / "images"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Keep the decoded-image cache of the tests away from the user's.
+    cache = Path(config.rootpath) / ".pytest_cache" / "wbc-cache"
+    os.environ.setdefault("WBC_CACHE", str(cache))
+
+
+@pytest.fixture(scope="session")
+def fixture_root() -> Path:
+    return FIXTURE_IMAGES
+
+
+@pytest.fixture(scope="session")
+def full_data() -> Path:
+    """The images root of the full data set; skips the test where it is absent (a fresh clone)."""
+    from wbc.data import default_data_path, find_images_root
+    from wbc.errors import DataError
+
+    path = default_data_path()
+    if path is None:
+        pytest.skip("full data set absent: set WBC_DATA or place it at ../shared/data/blood-cells")
+    try:
+        return find_images_root(path)
+    except DataError as e:
+        pytest.skip(f"full data set unusable here: {e}")
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two epochs of wbcnet on the fixture images (3 cells per class): a real run folder."""
+    pytest.importorskip("torch")
+    from wbc.train import TrainConfig, fit
+
+    run = tmp_path_factory.mktemp("tiny") / "run"
+    cfg = TrainConfig(epochs=2, batch_size=8, val_fraction=0.34, data=str(FIXTURE_IMAGES.parent), threads=1)
+    fit(cfg, run, progress=False)
+    return run
+
+
+@pytest.fixture()
+def data_copy(tmp_path: Path) -> Path:
+    """A writable copy of the fixture images root."""
+    dst = tmp_path / "images"
+    shutil.copytree(FIXTURE_IMAGES, dst)
+    return dst

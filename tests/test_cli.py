@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from wbc.cli import main
+
+from conftest import FIXTURE_IMAGES
+
+
+class TestHelp:
+    @pytest.mark.parametrize("verb", [[], ["train"], ["evaluate"], ["export"], ["predict"], ["data", "download"],
+                                      ["data", "check"]])
+    def test_help(self, verb: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+        """Every verb answers --help with its usage."""
+        with pytest.raises(SystemExit) as e:
+            main([*verb, "--help"])
+        assert e.value.code == 0
+        assert "usage: wbc" in capsys.readouterr().out
+
+    def test_no_verb(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """No verb is a usage error, not a traceback."""
+        with pytest.raises(SystemExit) as e:
+            main([])
+        assert e.value.code == 2
+
+
+class TestPredictCli:
+    def test_table_and_csv(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """Predicting a folder prints a row per file and writes the CSV."""
+        out = tmp_path / "p.csv"
+        assert main(["predict", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--csv", str(out), "--quiet"]) == 0
+        text = capsys.readouterr().out
+        assert text.count(".jpeg") == 8
+        assert len(list(csv.DictReader(out.open()))) == 8
+
+    def test_missing_path(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A path that does not exist: exit 2 and one line naming it."""
+        assert main(["predict", str(tmp_path / "nope.jpg")]) == 2
+        err = capsys.readouterr().err
+        assert "nope.jpg: no such file or folder" in err and "Traceback" not in err
+
+    def test_only_bad_files(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A corrupt file is reported in the table; all files bad means exit 1."""
+        f = tmp_path / "x.png"
+        f.write_bytes(b"not a png")
+        assert main(["predict", str(f)]) == 1
+        assert "x.png: not an image" in capsys.readouterr().out
+
+    def test_bad_model(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A model folder without a model is a clear error."""
+        img = next((FIXTURE_IMAGES / "TEST_SIMPLE" / "MONOCYTE").iterdir())
+        assert main(["predict", str(img), "--model", str(tmp_path)]) == 2
+        assert "model file not found" in capsys.readouterr().err
+
+
+class TestOtherVerbs:
+    def test_evaluate_bad_data(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """Evaluating with a data folder that is not the data set names it."""
+        assert main(["evaluate", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+        assert "no folder with TRAIN" in capsys.readouterr().err
+
+    def test_train_dry_run(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """`wbc train --dry-run` trains one epoch on a few cells and writes a run."""
+        pytest.importorskip("torch")
+        out = tmp_path / "run"
+        rc = main(["train", "--data", str(FIXTURE_IMAGES), "--out", str(out), "--dry-run", "--val-fraction", "0.34",
+                   "--batch-size", "8", "--threads", "1", "--quiet"])
+        assert rc == 0 and (out / "best.pt").exists()
+
+    def test_train_resume_without_run(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """--resume where there is no run is a clear error."""
+        pytest.importorskip("torch")
+        assert main(["train", "--data", str(FIXTURE_IMAGES), "--out", str(tmp_path), "--resume", "--quiet"]) == 2
+        assert "no such checkpoint" in capsys.readouterr().err
+
+    def test_data_check(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`wbc data check` counts files and cells per split."""
+        assert main(["data", "check", "--data", str(FIXTURE_IMAGES)]) == 0
+        out = capsys.readouterr().out
+        assert "Eosinophil 6 files/3 cells" in out
+
+    def test_download_stops_at_network(self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        """`wbc data download` calls kagglehub; a network failure is a clear message."""
+        import sys
+        import types
+
+        fake = types.SimpleNamespace(dataset_download=lambda handle: (_ for _ in ()).throw(ConnectionError("offline")))
+        monkeypatch.setitem(sys.modules, "kagglehub", fake)
+        assert main(["data", "download"]) == 2
+        err = capsys.readouterr().err
+        assert "paultimothymooney/blood-cells failed: ConnectionError: offline" in err
+
+    def test_download_uses_kagglehub_path(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+        """The downloaded folder (Kaggle's nested layout) is checked and reported."""
+        import shutil
+        import sys
+        import types
+
+        dl = tmp_path / "kaggle" / "dataset2-master" / "dataset2-master" / "images"
+        shutil.copytree(FIXTURE_IMAGES, dl)
+        seen = []
+        fake = types.SimpleNamespace(dataset_download=lambda handle: seen.append(handle) or str(tmp_path / "kaggle"))
+        monkeypatch.setitem(sys.modules, "kagglehub", fake)
+        assert main(["data", "download"]) == 0
+        assert seen == ["paultimothymooney/blood-cells"]
+        assert str(tmp_path / "kaggle") in capsys.readouterr().out

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wbc.data import cell_key, find_images_root, grouped_kfold, grouped_split, list_folder, list_split, load_arrays
+from wbc.errors import DataError
+from wbc.imaging import PreprocessSpec
+from wbc.info import CLASSES, DATASET
+
+
+class TestFindRoot:
+    def test_flattened_layout(self, tmp_path: Path, fixture_root: Path) -> None:
+        """This project's copy: blood-cells/dataset2-master/images."""
+        dst = tmp_path / "blood-cells" / "dataset2-master" / "images"
+        shutil.copytree(fixture_root, dst)
+        assert find_images_root(tmp_path / "blood-cells") == dst
+
+    def test_kaggle_nested_layout(self, tmp_path: Path, fixture_root: Path) -> None:
+        """The Kaggle zip nests one folder deeper: dataset2-master/dataset2-master/images."""
+        dst = tmp_path / "dl" / "dataset2-master" / "dataset2-master" / "images"
+        shutil.copytree(fixture_root, dst)
+        assert find_images_root(tmp_path / "dl") == dst
+
+    def test_images_root_itself(self, fixture_root: Path) -> None:
+        """Pointing straight at the images folder works too."""
+        assert find_images_root(fixture_root) == fixture_root
+
+    def test_no_data_here(self, tmp_path: Path) -> None:
+        """A folder without the layout is a clear error naming it."""
+        with pytest.raises(DataError, match="no folder with TRAIN"):
+            find_images_root(tmp_path)
+
+    def test_missing_folder(self, tmp_path: Path) -> None:
+        """A path that does not exist is named."""
+        with pytest.raises(DataError, match="no such folder"):
+            find_images_root(tmp_path / "nowhere")
+
+
+class TestListing:
+    def test_cell_key(self) -> None:
+        """`_<cell>_<random>.jpeg` names its cell; other names are one cell each."""
+        assert cell_key("MONOCYTE", "_12_3456.jpeg") == "MONOCYTE/12"
+        assert cell_key("MONOCYTE", "_12_9.jpeg") == cell_key("MONOCYTE", "_12_77.jpeg")
+        assert cell_key("NEUTROPHIL", "_12_3456.jpeg") != cell_key("MONOCYTE", "_12_3456.jpeg")
+        assert cell_key("LYMPHOCYTE", "my photo.png") == "LYMPHOCYTE/my photo"
+
+    def test_lists_all_classes(self, fixture_root: Path) -> None:
+        """TRAIN fixture: 4 classes x 3 cells x 2 views, labelled by folder."""
+        s = list_split(fixture_root, "TRAIN")
+        assert len(s) == 24
+        assert sorted({x.label for x in s}) == [0, 1, 2, 3]
+        assert all(CLASSES[x.label] == x.path.parent.name for x in s)
+        assert len({x.cell for x in s}) == 12
+
+    def test_missing_class_folder(self, data_copy: Path) -> None:
+        """A missing class folder is named."""
+        shutil.rmtree(data_copy / "TRAIN" / "MONOCYTE")
+        with pytest.raises(DataError, match="missing class folder.*MONOCYTE"):
+            list_split(data_copy, "TRAIN")
+
+    def test_unknown_class_folder(self, data_copy: Path) -> None:
+        """A stray class folder (e.g. BASOPHIL) is named rather than silently ignored."""
+        (data_copy / "TRAIN" / "BASOPHIL").mkdir()
+        with pytest.raises(DataError, match="unknown class folder.*BASOPHIL"):
+            list_split(data_copy, "TRAIN")
+
+    def test_empty_split(self, data_copy: Path) -> None:
+        """Class folders without images are an error, not an empty training run."""
+        for c in CLASSES:
+            for f in (data_copy / "TRAIN" / c).iterdir():
+                f.unlink()
+        with pytest.raises(DataError, match="hold no images"):
+            list_split(data_copy, "TRAIN")
+
+    def test_missing_split(self, data_copy: Path) -> None:
+        """Asking for a split that is not there says so."""
+        with pytest.raises(DataError, match="has no TEST folder"):
+            list_split(data_copy, "TEST")
+
+    def test_evaluation_folder_may_lack_classes(self, data_copy: Path) -> None:
+        """A user's evaluation folder needs only some of the classes."""
+        shutil.rmtree(data_copy / "TEST_SIMPLE" / "MONOCYTE")
+        s = list_folder(data_copy / "TEST_SIMPLE", require_all_classes=False)
+        assert {x.label for x in s} == {0, 1, 3}
+
+
+class TestSplits:
+    def test_no_cell_on_both_sides(self, fixture_root: Path) -> None:
+        """Every view of a cell lands on one side of the split."""
+        s = list_split(fixture_root, "TRAIN")
+        tr, va = grouped_split(s, val_fraction=0.34, seed=1)
+        assert len(va) > 0 and len(tr) > 0
+        assert not {s[i].cell for i in tr} & {s[i].cell for i in va}
+        assert {s[i].label for i in va} == {0, 1, 2, 3}
+
+    def test_kfold_partitions_cells(self, fixture_root: Path) -> None:
+        """Grouped k-fold: validation folds are disjoint and together cover every file once."""
+        s = list_split(fixture_root, "TRAIN")
+        seen = np.concatenate([va for _, va in grouped_kfold(s, k=3, seed=0)])
+        assert sorted(seen.tolist()) == list(range(len(s)))
+
+    def test_too_few_cells(self, fixture_root: Path) -> None:
+        """Asking for more folds than a class has cells is refused with the counts."""
+        with pytest.raises(DataError, match="cells per class"):
+            next(grouped_kfold(list_split(fixture_root, "TRAIN"), k=5))
+
+    def test_full_data_split(self, full_data: Path) -> None:
+        """On the real TRAIN: 277 cells, and the grouped split shares none of them."""
+        s = list_split(full_data, "TRAIN")
+        assert len(s) == 9957
+        assert len({x.cell for x in s}) == DATASET["distinct_cells"]["TRAIN"]
+        assert len({x.cell for x in list_split(full_data, "TEST")}) == DATASET["distinct_cells"]["TEST"]
+        tr, va = grouped_split(s, 0.2, seed=0)
+        assert not {s[i].cell for i in tr} & {s[i].cell for i in va}
+        assert 0.15 < len(va) / len(s) < 0.25
+
+
+class TestArrays:
+    def test_decodes_and_caches(self, fixture_root: Path) -> None:
+        """All fixture images decode to the spec's size; the second call reads the cache."""
+        s = list_split(fixture_root, "TEST_SIMPLE")
+        spec = PreprocessSpec()
+        x, kept = load_arrays(s, spec, progress=False)
+        assert x.shape == (8, 80, 80, 3) and kept == s
+        x2, _ = load_arrays(s, spec, progress=False)
+        assert (x == x2).all()
+
+    def test_bad_file_stops_with_its_name(self, data_copy: Path) -> None:
+        """One corrupt file stops loading before training and is named; --skip-bad leaves it out."""
+        bad = data_copy / "TRAIN" / "MONOCYTE" / "_9_1.jpeg"
+        bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+        s = list_split(data_copy, "TRAIN")
+        with pytest.raises(DataError, match=r"(?s)1 unusable image.*--skip-bad.*_9_1\.jpeg"):
+            load_arrays(s, PreprocessSpec(), progress=False)
+        x, kept = load_arrays(s, PreprocessSpec(), skip_bad=True, progress=False)
+        assert len(kept) == len(s) - 1 and bad not in [k.path for k in kept] and len(x) == len(kept)

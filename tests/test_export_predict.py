@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wbc.errors import ModelFileError
+from wbc.info import CLASSES
+from wbc.predict import DEFAULT_MODEL_DIR, Predictor, iter_image_paths, predictions_csv, sha256_file
+
+from conftest import FIXTURE_IMAGES
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from wbc.export import export
+
+    out = tmp_path_factory.mktemp("export")
+    images = sorted((FIXTURE_IMAGES / "TRAIN").rglob("*.jpeg"))
+    export(tiny_run / "best.pt", out, images)
+    return out
+
+
+class TestExport:
+    def test_card(self, exported: Path) -> None:
+        """The card names the classes, input, preprocessing, versions and the ONNX file's sha256."""
+        card = json.loads((exported / "model.json").read_text())
+        assert card["classes"] == list(CLASSES)
+        assert card["input"]["shape"] == ["batch", 3, 80, 80]
+        assert card["preprocess"]["mode"] == "cell"
+        assert card["onnx_sha256"] == sha256_file(exported / "model.onnx")
+        assert card["code"]["torch"] and card["data"]["source"] == "paultimothymooney/blood-cells"
+        assert card["parity"]["images"] == 24
+
+    def test_parity_with_torch(self, exported: Path, tiny_run: Path) -> None:
+        """ONNX Runtime and PyTorch agree on real images to 1e-4 (the export's own check, recomputed)."""
+        import torch
+
+        from wbc.data import list_split, load_arrays
+        from wbc.train import _to_tensor, load_checkpoint, model_from_checkpoint, predict_probs
+
+        net, spec = model_from_checkpoint(load_checkpoint(tiny_run / "best.pt"))
+        x, _ = load_arrays(list_split(FIXTURE_IMAGES, "TEST_SIMPLE"), spec, progress=False)
+        with torch.no_grad():
+            ref = predict_probs(net, _to_tensor(x), spec)
+        got = Predictor(exported).predict_probs(x)
+        assert np.abs(got - ref).max() < 1e-4
+
+    def test_cam_output(self, exported: Path) -> None:
+        """The default network also exports class activation maps (N, 4, 10, 10)."""
+        p = Predictor(exported)
+        x = np.zeros((2, 80, 80, 3), np.uint8)
+        probs, cam = p.run(x, ("probs", "cam"))
+        assert probs.shape == (2, 4) and cam.shape == (2, 4, 10, 10)
+        assert np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+class TestModelFiles:
+    def test_corrupt_model_is_refused(self, exported: Path, tmp_path: Path) -> None:
+        """A model file whose sha256 differs from its card is refused by name."""
+        bad = tmp_path / "m"
+        shutil.copytree(exported, bad)
+        data = bytearray((bad / "model.onnx").read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        (bad / "model.onnx").write_bytes(bytes(data))
+        with pytest.raises(ModelFileError, match="does not match its card"):
+            Predictor(bad)
+
+    def test_missing_model(self, tmp_path: Path) -> None:
+        """A folder without model.onnx is a clear error."""
+        with pytest.raises(ModelFileError, match="model file not found"):
+            Predictor(tmp_path)
+
+    def test_missing_card(self, exported: Path, tmp_path: Path) -> None:
+        """An ONNX file without its card is refused."""
+        shutil.copy(exported / "model.onnx", tmp_path / "model.onnx")
+        with pytest.raises(ModelFileError, match="model card"):
+            Predictor(tmp_path)
+
+
+class TestPredict:
+    def test_bad_file_in_batch(self, exported: Path, tmp_path: Path) -> None:
+        """A corrupt file gets its own error; the good ones are still predicted."""
+        good = sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))[:3]
+        bad = tmp_path / "broken.jpg"
+        bad.write_bytes(b"nope")
+        res = Predictor(exported).predict_files([good[0], bad, *good[1:]])
+        assert [bool(r.error) for r in res] == [False, True, False, False]
+        assert "broken.jpg" in res[1].error
+        assert all(r.label in CLASSES and 0.25 <= r.confidence <= 1 for r in res if not r.error)
+
+    def test_csv_columns(self, exported: Path) -> None:
+        """The CSV holds file, class, confidence and all four probabilities summing to 1."""
+        files = sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))
+        rows = list(csv.DictReader(predictions_csv(Predictor(exported).predict_files(files)).splitlines()))
+        assert len(rows) == 8
+        assert list(rows[0])[:3] == ["file", "class", "confidence"]
+        for r in rows:
+            assert sum(float(r[f"p_{c.lower()}"]) for c in CLASSES) == pytest.approx(1, abs=1e-4)
+
+    def test_folders_are_searched(self) -> None:
+        """A folder argument expands to its image files, recursively and sorted."""
+        paths = iter_image_paths([FIXTURE_IMAGES / "TEST_SIMPLE"])
+        assert len(paths) == 8 and paths == sorted(paths)
+
+
+class TestShippedModel:
+    def test_card_matches_file(self) -> None:
+        """The committed model loads: its sha256 matches its card; it is under 5 MB."""
+        p = Predictor()
+        assert p.onnx_path == DEFAULT_MODEL_DIR / "model.onnx"
+        assert p.onnx_path.stat().st_size <= 5_000_000
+
+    def test_clear_test_simple_images(self) -> None:
+        """The shipped model names the true class of the committed TEST_SIMPLE examples."""
+        files = sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))
+        res = Predictor().predict_files(files)
+        assert [r.label for r in res] == [f.parent.name for f in files]
+
+    def test_card_reports_test_metrics(self) -> None:
+        """The card carries the TEST figures the README quotes, beating the reference (86.01%)."""
+        card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+        test = card["metrics"]["test"]
+        assert test["n_files"] == 2487 and test["n_cells"] == 71
+        assert test["accuracy"] > 0.8601 and test["macro_f1"] > 0.86

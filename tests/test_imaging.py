@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from wbc.errors import BadImageError
+from wbc.imaging import MAX_PIXELS, PreprocessSpec, crop_square, load_image, locate_cell, prepare, to_input
+
+
+def _png(img: Image.Image, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def smear(h: int = 240, w: int = 320, cy: int = 150, cx: int = 90) -> np.ndarray:
+    """A synthetic field: light background, pink discs (red cells) and one purple nucleus."""
+    rgb = np.full((h, w, 3), (225, 215, 215), np.uint8)
+    yy, xx = np.mgrid[:h, :w]
+    for ry, rx in ((40, 40), (60, 250), (200, 260)):
+        rgb[(yy - ry) ** 2 + (xx - rx) ** 2 < 20**2] = (215, 150, 160)
+    rgb[(yy - cy) ** 2 + (xx - cx) ** 2 < 18**2] = (110, 60, 190)
+    return rgb
+
+
+class TestLoadImage:
+    def test_rgb_jpeg(self, fixture_root: Path) -> None:
+        """A data set JPEG decodes to RGB uint8 (240, 320, 3)."""
+        f = next((fixture_root / "TRAIN" / "MONOCYTE").iterdir())
+        a = load_image(f)
+        assert a.shape == (240, 320, 3) and a.dtype == np.uint8
+
+    @pytest.mark.parametrize("mode", ["L", "RGBA", "P", "CMYK", "LA"])
+    def test_modes_become_rgb(self, mode: str) -> None:
+        """Grayscale, alpha, palette and CMYK inputs all come out as RGB."""
+        img = Image.fromarray(smear()).convert(mode)
+        fmt = "JPEG" if mode == "CMYK" else "PNG"
+        a = load_image(_png(img, fmt), "x")
+        assert a.shape == (240, 320, 3) and a.dtype == np.uint8
+
+    def test_transparent_pixels_become_white(self) -> None:
+        """RGBA is composited on white, not on black."""
+        img = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
+        assert load_image(_png(img), "x").min() == 255
+
+    def test_16_bit_is_stretched(self) -> None:
+        """16-bit grayscale keeps its contrast on 0..255."""
+        a16 = (np.arange(100, dtype=np.uint16).reshape(10, 10) * 600).astype(np.uint16)
+        a = load_image(_png(Image.fromarray(a16)), "x")
+        assert a.min() == 0 and a.max() == 255
+
+    def test_empty_file(self, tmp_path: Path) -> None:
+        """An empty file is named and called empty."""
+        f = tmp_path / "empty.jpg"
+        f.write_bytes(b"")
+        with pytest.raises(BadImageError, match=r"empty\.jpg: the file is empty"):
+            load_image(f)
+
+    def test_not_an_image(self, tmp_path: Path) -> None:
+        """A text file with an image suffix is refused by name."""
+        f = tmp_path / "notes.png"
+        f.write_text("hello")
+        with pytest.raises(BadImageError, match=r"notes\.png: not an image"):
+            load_image(f)
+
+    def test_truncated(self, tmp_path: Path, fixture_root: Path) -> None:
+        """A JPEG cut in half is reported as damaged or truncated."""
+        src = next((fixture_root / "TRAIN" / "EOSINOPHIL").iterdir()).read_bytes()
+        f = tmp_path / "half.jpeg"
+        f.write_bytes(src[: len(src) // 2])
+        with pytest.raises(BadImageError, match=r"half\.jpeg: damaged or truncated"):
+            load_image(f)
+
+    def test_too_many_pixels(self) -> None:
+        """A huge image is refused before it is decoded."""
+        side = int(MAX_PIXELS**0.5) + 10
+        data = _png(Image.new("1", (side, side)))
+        with pytest.raises(BadImageError, match="too large|decompression bomb"):
+            load_image(data, "big.png")
+
+    def test_missing_file(self, tmp_path: Path) -> None:
+        """A path that does not exist is named."""
+        with pytest.raises(BadImageError, match="nope.jpg: cannot be read"):
+            load_image(tmp_path / "nope.jpg")
+
+
+class TestCell:
+    def test_locates_the_nucleus_not_red_cells(self) -> None:
+        """The crop centre is the purple nucleus, within a few pixels."""
+        loc = locate_cell(smear(cy=150, cx=90))
+        assert abs(loc.cy - 150) < 4 and abs(loc.cx - 90) < 4
+        assert loc.peak > 60
+
+    def test_blank_field_has_low_peak(self) -> None:
+        """A field without a stained nucleus reads as such (for the 'not a white cell' flag)."""
+        rgb = smear()
+        rgb[rgb[..., 2] > 180] = (225, 215, 215)
+        assert locate_cell(rgb).peak < 30
+
+    def test_crop_at_edge_fills_with_median(self) -> None:
+        """Outside the image the crop holds the image's median colour, and the inside is copied."""
+        rgb = smear()
+        c = crop_square(rgb, 0, 0, 40)
+        assert c.shape == (40, 40, 3)
+        assert (c[0, 0] == np.median(rgb.reshape(-1, 3), axis=0).astype(np.uint8)).all()
+        assert (c[20:, 20:] == rgb[:20, :20]).all()
+
+    def test_prepare_and_input_shapes(self) -> None:
+        """prepare gives the spec's size; to_input gives normalised NCHW float32."""
+        spec = PreprocessSpec(window=160, size=80, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+        p = prepare(smear(), spec)
+        assert p.shape == (80, 80, 3)
+        x = to_input(np.stack([p, p]), spec)
+        assert x.shape == (2, 3, 80, 80) and x.dtype == np.float32
+        assert np.isclose(x[0, 0, 0, 0], (p[0, 0, 0] / 255 - 0.5) / 0.25, atol=1e-6)
+        frame = prepare(smear(), PreprocessSpec(mode="frame", size=120))
+        assert frame.shape == (120, 160, 3)
+
+    def test_spec_round_trip(self) -> None:
+        """A spec survives the model card's JSON."""
+        spec = PreprocessSpec(mode="cell", window=128, size=64, mean=(0.1, 0.2, 0.3), std=(1.0, 2.0, 3.0))
+        assert PreprocessSpec.from_dict(spec.to_dict()) == spec

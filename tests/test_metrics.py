@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sklearn")
+
+from wbc.metrics import bootstrap_over_cells, compute_metrics, expected_calibration_error, pool_cells  # noqa: E402
+
+# Six files of four cells; see the hand computation in each test.
+PROBS = np.array([
+    [0.9, 0.1, 0.0, 0.0],  # cell A, eosinophil, right
+    [0.4, 0.6, 0.0, 0.0],  # cell A, eosinophil, called lymphocyte
+    [0.2, 0.8, 0.0, 0.0],  # cell B, lymphocyte, right
+    [0.0, 0.0, 0.3, 0.7],  # cell C, monocyte, called neutrophil
+    [0.0, 0.0, 0.0, 1.0],  # cell D, neutrophil, right
+    [0.0, 0.0, 0.1, 0.9],  # cell D, neutrophil, right
+])
+Y = np.array([0, 0, 1, 2, 3, 3])
+CELLS = ["E/A", "E/A", "L/B", "M/C", "N/D", "N/D"]
+
+
+class TestMetrics:
+    def test_file_level(self) -> None:
+        """Accuracy 4/6; per-class P/R/F1 and macro-F1 (2/3 + 2/3 + 0 + 0.8) / 4."""
+        m = compute_metrics(PROBS, Y, CELLS, n_boot=200)
+        assert m["accuracy"] == pytest.approx(4 / 6)
+        pc = m["per_class"]
+        assert (pc["EOSINOPHIL"]["precision"], pc["EOSINOPHIL"]["recall"]) == (1.0, 0.5)
+        assert (pc["LYMPHOCYTE"]["precision"], pc["LYMPHOCYTE"]["recall"]) == (0.5, 1.0)
+        assert pc["MONOCYTE"]["f1"] == 0.0
+        assert pc["NEUTROPHIL"]["precision"] == pytest.approx(2 / 3)
+        assert m["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 0 + 0.8) / 4)
+        assert m["confusion"][2] == [0, 0, 0, 1]
+
+    def test_cell_level_pools_views(self) -> None:
+        """Cell A's views average to eosinophil (0.65): 3 of 4 cells right."""
+        probs, labels, names = pool_cells(PROBS, Y, CELLS)
+        assert names == ["E/A", "L/B", "M/C", "N/D"]
+        assert probs[0] == pytest.approx([0.65, 0.35, 0, 0])
+        m = compute_metrics(PROBS, Y, CELLS, n_boot=200)
+        assert (m["cells_correct"], m["n_cells"], m["cell_accuracy"]) == (3, 4, 0.75)
+
+    def test_ece(self) -> None:
+        """Each file sits in its own confidence bin but the two at 0.9: (0.2+0.6+0.2+0.7)/6."""
+        assert expected_calibration_error(PROBS, Y) == pytest.approx(1.7 / 6)
+
+    def test_bootstrap_brackets_estimate(self) -> None:
+        """The 95% interval over cells contains the point estimate and lies in [0, 1]."""
+        m = compute_metrics(PROBS, Y, CELLS, n_boot=500)
+        lo, hi = m["accuracy_ci95"]
+        assert 0 <= lo <= m["accuracy"] <= hi <= 1 and lo < hi
+
+    def test_bootstrap_of_perfect_predictions(self) -> None:
+        """All right: every resample is perfect, so the interval is [1, 1]."""
+        ci = bootstrap_over_cells(Y, Y, CELLS, n=100)
+        assert ci["accuracy"] == (1.0, 1.0) and ci["macro_f1"] == (1.0, 1.0)
+
+    def test_bootstrap_resamples_cells_not_files(self) -> None:
+        """Two cells of many views each, one all right and one all wrong: the interval spans 0..1
+        (a file-level bootstrap would give a narrow interval around 0.5)."""
+        y = np.zeros(200, dtype=int)
+        pred = np.r_[np.zeros(100, dtype=int), np.ones(100, dtype=int)]
+        cells = ["a"] * 100 + ["b"] * 100
+        lo, hi = bootstrap_over_cells(y, pred, cells, n=500)["accuracy"]
+        assert lo == 0.0 and hi == 1.0

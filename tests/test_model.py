@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from wbc.model import (  # noqa: E402
+    SeedConfig,
+    WbcNetConfig,
+    build_model,
+    config_from_dict,
+    config_to_dict,
+    count_flops,
+    count_params,
+)
+
+
+@pytest.mark.parametrize("name,cfg", [("wbcnet", WbcNetConfig()), ("seed", SeedConfig())])
+class TestNetworks:
+    def test_output_shape_and_finite(self, name: str, cfg: WbcNetConfig | SeedConfig) -> None:
+        """(N, 3, h, w) -> finite logits (N, 4) in train and eval mode."""
+        m = build_model(name, cfg)
+        x = torch.randn(3, 3, *cfg.preprocess.input_hw)
+        for mode in (True, False):
+            m.train(mode)
+            y = m(x)
+            assert y.shape == (3, 4) and torch.isfinite(y).all()
+
+    def test_config_round_trip(self, name: str, cfg: WbcNetConfig | SeedConfig) -> None:
+        """A config stored as a dict (checkpoint, card) rebuilds the same config."""
+        assert config_from_dict(name, config_to_dict(cfg)) == cfg
+
+    def test_counts(self, name: str, cfg: WbcNetConfig | SeedConfig) -> None:
+        """Parameters and FLOPs are counted and positive."""
+        m = build_model(name, cfg)
+        assert count_params(m) > 10_000
+        assert count_flops(m, cfg.preprocess.input_hw) > 1_000_000
+
+
+def test_seed_replica_shape() -> None:
+    """The replica has four conv blocks and the 512-256-128 head with dropout 0.5/0.4/0.3."""
+    m = build_model("seed")
+    convs = [l for l in m.features if isinstance(l, torch.nn.Conv2d)]
+    dense = [l.out_features for l in m.head if isinstance(l, torch.nn.Linear)]
+    drops = [l.p for l in m.head if isinstance(l, torch.nn.Dropout)]
+    assert len(convs) == 4 and dense == [512, 256, 128, 4] and drops == [0.5, 0.4, 0.3]
+
+
+def test_unknown_model() -> None:
+    """An unknown network name is refused with the choices."""
+    with pytest.raises(ValueError, match="wbcnet, seed"):
+        build_model("resnet")

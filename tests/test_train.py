@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from wbc import train as train_mod  # noqa: E402
+from wbc.errors import CheckpointError  # noqa: E402
+from wbc.train import TrainConfig, fit, load_checkpoint, preset  # noqa: E402
+
+from conftest import FIXTURE_IMAGES  # noqa: E402
+
+TINY = TrainConfig(epochs=2, batch_size=8, val_fraction=0.34, data=str(FIXTURE_IMAGES), threads=1)
+
+
+class TestFit:
+    def test_run_folder(self, tiny_run: Path) -> None:
+        """A run writes config, split, both checkpoints, one summary row per epoch and the curves."""
+        for f in ("config.json", "split.json", "best.pt", "last.pt", "summary.csv", "curves.png"):
+            assert (tiny_run / f).stat().st_size > 0, f
+        rows = list(csv.DictReader((tiny_run / "summary.csv").open()))
+        assert [r["epoch"] for r in rows] == ["1", "2"]
+        assert {"train_loss", "val_loss", "val_accuracy", "val_macro_f1", "val_cell_accuracy", "lr"} <= set(rows[0])
+        cfg = json.loads((tiny_run / "config.json").read_text())
+        assert cfg["train"]["epochs"] == 2 and cfg["model"]["preprocess"]["size"] == 80
+        split = json.loads((tiny_run / "split.json").read_text())
+        assert not set(split["train_cells"]) & set(split["val_cells"])
+
+    def test_refuses_to_overwrite(self, tiny_run: Path) -> None:
+        """Training into a folder that holds a run asks for --resume instead of clobbering it."""
+        with pytest.raises(CheckpointError, match="--resume"):
+            fit(TINY, tiny_run, progress=False)
+
+    def test_finished_run_resumes_to_nothing(self, tiny_run: Path) -> None:
+        """Resuming a finished run trains no more epochs."""
+        before = (tiny_run / "summary.csv").read_text()
+        fit(TINY, tiny_run, resume=True, progress=False)
+        assert (tiny_run / "summary.csv").read_text() == before
+
+    def test_resume_after_interruption_matches(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Killed during epoch 2, then resumed: the same weights as an uninterrupted run (seeded)."""
+        straight = fit(TINY, tmp_path / "straight", progress=False)
+        real = train_mod.train_one_epoch
+        calls = {"n": 0}
+
+        def dies_in_second_epoch(*a, **k):  # noqa: ANN002, ANN003
+            calls["n"] += 1
+            if calls["n"] == 2:
+                raise KeyboardInterrupt
+            return real(*a, **k)
+
+        monkeypatch.setattr(train_mod, "train_one_epoch", dies_in_second_epoch)
+        with pytest.raises(KeyboardInterrupt):
+            fit(TINY, tmp_path / "broken", progress=False)
+        assert load_checkpoint(tmp_path / "broken" / "last.pt")["epoch"] == 0
+        monkeypatch.setattr(train_mod, "train_one_epoch", real)
+        fit(TINY, tmp_path / "broken", resume=True, progress=False)
+        a = load_checkpoint(straight / "last.pt")
+        b = load_checkpoint(tmp_path / "broken" / "last.pt")
+        assert b["epoch"] == 1 and len(b["history"]) == 2
+        for k, v in a["state_dict"].items():
+            assert torch.equal(v, b["state_dict"][k]), k
+
+    def test_seed_preset(self) -> None:
+        """The replica trains as the reference did: Adam at 1e-4, up to 50 epochs, class weights."""
+        cfg = preset("seed")
+        assert (cfg.optimizer, cfg.lr, cfg.epochs, cfg.class_weights, cfg.augment) == ("adam", 1e-4, 50, True, True)
+
+    def test_seed_model_trains(self, tmp_path: Path) -> None:
+        """The replica goes through the same pipeline (one epoch on the fixtures)."""
+        cfg = replace(preset("seed"), epochs=1, batch_size=8, val_fraction=0.34, data=str(FIXTURE_IMAGES), threads=1)
+        fit(cfg, tmp_path / "seed", progress=False)
+        assert load_checkpoint(tmp_path / "seed" / "best.pt")["model_name"] == "seed"
+
+
+class TestCheckpoint:
+    def test_missing(self, tmp_path: Path) -> None:
+        """A missing checkpoint is named."""
+        with pytest.raises(CheckpointError, match="no such checkpoint"):
+            load_checkpoint(tmp_path / "x.pt")
+
+    def test_corrupt(self, tmp_path: Path) -> None:
+        """A damaged checkpoint is reported, not a pickle traceback."""
+        f = tmp_path / "bad.pt"
+        f.write_bytes(b"garbage")
+        with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+            load_checkpoint(f)
