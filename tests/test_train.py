@@ -69,7 +69,7 @@ class TestFit:
     def test_seed_preset(self) -> None:
         """The replica trains as the reference did: Adam at 1e-4, up to 50 epochs, class weights."""
         cfg = preset("seed")
-        assert (cfg.optimizer, cfg.lr, cfg.epochs, cfg.class_weights, cfg.augment) == ("adam", 1e-4, 50, True, True)
+        assert (cfg.optimizer, cfg.lr, cfg.epochs, cfg.class_weights, cfg.augment) == ("adam", 1e-4, 50, True, "basic")
 
     def test_seed_model_trains(self, tmp_path: Path) -> None:
         """The replica goes through the same pipeline (one epoch on the fixtures)."""

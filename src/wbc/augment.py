@@ -1,7 +1,7 @@
-"""Batched training augmentation on uint8 crops, in torch: geometry and colour.
+"""Batched training augmentation on crops, in torch: geometry, stain, blur.
 
-A white cell has no orientation, so any rotation and a mirror are free labels-preserving views;
-scale and colour jitter stand in for other microscopes and stains.
+A white cell has no orientation, so any rotation and a mirror are label-preserving views;
+zoom, stain (HED) and blur jitter stand in for other microscopes, cameras and laboratories.
 """
 
 from __future__ import annotations
@@ -12,6 +12,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+# Ruifrok & Johnston stain vectors (rows: hematoxylin, eosin, DAB) in optical density space.
+HED_FROM_OD = torch.linalg.inv(torch.tensor([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]]))
+OD_FROM_HED = torch.tensor([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
+
 
 @dataclass(frozen=True)
 class AugmentConfig:
@@ -20,8 +24,36 @@ class AugmentConfig:
     shift: float = 0.08  # max shift as a fraction of the side
     brightness: float = 0.15  # +- multiplicative
     contrast: float = 0.15
-    channel_gain: float = 0.08  # per-channel +- gain: stain tone
+    channel_gain: float = 0.08  # per-channel +- gain: camera white balance
     gamma: float = 0.15
+    hed: float = 0.0  # +- relative change of each stain's amount (0 = off)
+    hed_bias: float = 0.0  # +- added optical density per stain
+    blur_p: float = 0.0  # share of images blurred
+    blur_sigma: float = 1.2  # max Gaussian sigma, in input pixels
+
+
+# The default network's recipe: wider zoom, stain and blur jitter for other laboratories.
+ROBUST = AugmentConfig(scale=(0.65, 1.6), hed=0.15, hed_bias=0.03, blur_p=0.3)
+
+
+def hed_jitter(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
+    """Scale (alpha, (N, 3)) and shift (beta, (N, 3)) each stain's optical density; x (N, 3, H, W) in 0..1."""
+    od = -torch.log(x.clamp_min(1 / 255))  # (N, 3, H, W)
+    hed = torch.einsum("nchw,cd->ndhw", od, HED_FROM_OD.to(x.dtype))
+    hed = hed * alpha[:, :, None, None] + beta[:, :, None, None]
+    od = torch.einsum("ndhw,dc->nchw", hed, OD_FROM_HED.to(x.dtype))
+    return torch.exp(-od).clamp(0, 1)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (N, C, H, W) with one sigma (pixels)."""
+    r = max(1, math.ceil(2.5 * sigma))
+    t = torch.arange(-r, r + 1, dtype=x.dtype)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
 
 
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
@@ -47,10 +79,17 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
     grid = F.affine_grid(mat, list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
+    if cfg.hed > 0:
+        x = hed_jitter(x, u(1 - cfg.hed, 1 + cfg.hed, n, 3), u(-cfg.hed_bias, cfg.hed_bias, n, 3))
     gain = u(1 - cfg.channel_gain, 1 + cfg.channel_gain, n, 3).view(n, 3, 1, 1)
     bright = u(1 - cfg.brightness, 1 + cfg.brightness).view(n, 1, 1, 1)
     x = x * gain * bright
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * u(1 - cfg.contrast, 1 + cfg.contrast).view(n, 1, 1, 1) + mean
     x = x.clamp(0, 1) ** u(1 - cfg.gamma, 1 + cfg.gamma).view(n, 1, 1, 1)
+    if cfg.blur_p > 0:
+        pick = torch.rand(n, generator=gen) < cfg.blur_p
+        if pick.any():
+            x = x.clone()
+            x[pick] = gaussian_blur(x[pick], float(u(0.3, cfg.blur_sigma, 1)))
     return x.clamp(0, 1)

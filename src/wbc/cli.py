@@ -56,10 +56,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         k: v for k, v in {
             "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
             "patience": args.patience, "val_fraction": args.val_fraction, "limit_cells": args.limit_cells,
-            "data": str(args.data) if args.data else None, "threads": args.threads,
+            "data": str(args.data) if args.data else None, "threads": args.threads, "augment": args.augment,
         }.items() if v is not None
     }
-    cfg = replace(cfg, **overrides, skip_bad=args.skip_bad or cfg.skip_bad, augment=not args.no_augment)
+    cfg = replace(cfg, **overrides, skip_bad=args.skip_bad or cfg.skip_bad)
     out = args.out or Path("runs") / f"{cfg.model}-seed{cfg.seed}"
     if args.dry_run:
         cfg = replace(cfg, epochs=1, limit_cells=cfg.limit_cells or 3)
@@ -89,7 +89,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         from wbc.ship import export_and_report
     except ImportError as e:
         raise _need_training_extras(e) from e
-    card = export_and_report(args.run, args.out, data=args.data, evaluate_test=args.evaluate)
+    card = export_and_report(args.run, args.out, data=args.data, evaluate_test=args.evaluate,
+                             tta=not args.no_tta, calibrate=not args.no_calibrate)
     print(f"wrote {Path(args.out) / 'model.onnx'} ({card['onnx_bytes'] / 1e6:.2f} MB) and model.json; "
           f"parity max |diff| {card['parity']['max_abs_diff']:.2e} on {card['parity']['images']} images")
     return 0
@@ -104,10 +105,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     pred = Predictor(args.model, threads=args.threads)
     results = pred.predict_files(paths, progress=len(paths) > 1 and not args.quiet)
     width = min(60, max(len(str(r.file)) for r in results))
-    print(f"{'file':{width}s}  {'class':11s}  confidence")
+    print(f"{'file':{width}s}  {'class':11s}  confidence  verdict")
     for r in results:
         name = str(r.file)[-width:]
-        print(f"{name:{width}s}  " + (f"{r.label:11s}  {r.confidence:.3f}" if not r.error else f"ERROR {r.error}"))
+        if r.error:
+            print(f"{name:{width}s}  ERROR {r.error}")
+            continue
+        note = f"{r.verdict}" + (f": {r.not_wbc}" if r.not_wbc else "")
+        if r.needs_review and not r.not_wbc:
+            note += " (or " + r.top2[1][0].lower() + f" {r.top2[1][1]:.2f})"
+        print(f"{name:{width}s}  {r.label:11s}  {r.confidence:10.3f}  {note}")
     if args.csv:
         write_predictions_csv(args.csv, results)
         print(f"wrote {args.csv}")
@@ -115,6 +122,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if bad:
         print(f"{bad} of {len(results)} file(s) could not be used", file=sys.stderr)
     return 1 if bad == len(results) else 0
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+
+    from wbc.app.logic import MAX_UPLOAD_MB
+    from wbc.predict import Predictor
+
+    try:
+        import streamlit  # noqa: F401
+    except ImportError as e:
+        raise WbcError("the app needs Streamlit: pip install -e '.[app]'") from e
+    Predictor(args.model)  # fail here, in one line, if the model is missing or corrupt
+    env = dict(os.environ)
+    if args.model:
+        env["WBC_MODEL"] = str(Path(args.model).resolve())
+    page = Path(__file__).parent / "app" / "main.py"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(page), "--server.headless", "true",
+           "--server.port", str(args.port), "--server.address", args.address,
+           "--server.maxUploadSize", str(MAX_UPLOAD_MB), "--browser.gatherUsageStats", "false"]
+    print(f"wbc app: http://{args.address}:{args.port}  (Ctrl+C stops it)")
+    return subprocess.call(cmd, env=env)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -143,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-fraction", type=float, help="share of TRAIN's cells held out for validation (default: 0.2)")
     t.add_argument("--limit-cells", type=int, help="use only the first N cells of each class (quick runs)")
     t.add_argument("--threads", type=int, help="PyTorch CPU threads (default: 2)")
-    t.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    t.add_argument("--augment", choices=["robust", "basic", "none"],
+                   help="augmentation recipe (default: robust for wbcnet, basic for seed)")
     t.add_argument("--skip-bad", action="store_true", help="leave out unreadable images instead of stopping")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     t.add_argument("--dry-run", action="store_true", help="one epoch on 3 cells per class, to check the set-up")
@@ -165,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", type=Path, default=Path("export"), help="output folder (default: export)")
     x.add_argument("--data", type=Path, help="data set folder for parity images and --evaluate")
     x.add_argument("--evaluate", action="store_true", help="also evaluate on TEST into the card and report.md")
+    x.add_argument("--no-tta", action="store_true", help="predict from one view instead of the 8 rotations/mirrors")
+    x.add_argument("--no-calibrate", action="store_true", help="keep temperature 1 instead of fitting it on validation")
     x.set_defaults(func=cmd_export)
 
     pr = sub.add_parser("predict", help="classify image files or folders with ONNX Runtime")
@@ -174,6 +207,12 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(func=cmd_predict)
+
+    a = sub.add_parser("app", help="start the web app (Streamlit) on the shipped model")
+    a.add_argument("--model", help="model folder or .onnx (default: WBC_MODEL, else the shipped model)")
+    a.add_argument("--port", type=int, default=8501, help="default: 8501")
+    a.add_argument("--address", default="localhost", help="default: localhost; 0.0.0.0 to serve the network")
+    a.set_defaults(func=cmd_app)
     return p
 
 

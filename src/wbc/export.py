@@ -128,7 +128,6 @@ def build_card(
         "outputs": outputs,
         "preprocess": spec.to_dict(),
         "temperature": temperature,
-        "review_threshold": None,
         "parameters": count_params(module.net),
         "flops_per_image": count_flops(module.net, (h, w)),
         "onnx_bytes": onnx_path.stat().st_size,

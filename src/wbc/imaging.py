@@ -166,12 +166,17 @@ def crop_square(rgb: np.ndarray, cy: float, cx: float, window: int) -> np.ndarra
 
 def prepare(rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """Source RGB uint8 (H, W, 3) -> model-sized uint8 (h, w, 3) as `spec` says."""
+    return prepare_located(rgb, spec)[0]
+
+
+def prepare_located(rgb: np.ndarray, spec: PreprocessSpec) -> tuple[np.ndarray, CellLocation]:
+    """`prepare`, also returning where the cell was found (the field's centre in "frame" mode)."""
     hh, ww = spec.input_hw
-    if spec.mode == "frame":
-        return np.asarray(Image.fromarray(rgb).resize((ww, hh), Image.BILINEAR))
     loc = locate_cell(rgb)
+    if spec.mode == "frame":
+        return np.asarray(Image.fromarray(rgb).resize((ww, hh), Image.BILINEAR)), loc
     crop = crop_square(rgb, loc.cy, loc.cx, spec.window)
-    return np.asarray(Image.fromarray(crop).resize((ww, hh), Image.BILINEAR))
+    return np.asarray(Image.fromarray(crop).resize((ww, hh), Image.BILINEAR)), loc
 
 
 def to_input(batch: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
@@ -180,3 +185,14 @@ def to_input(batch: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     mean = np.asarray(spec.mean, dtype=np.float32).reshape(1, 3, 1, 1)
     std = np.asarray(spec.std, dtype=np.float32).reshape(1, 3, 1, 1)
     return (x - mean) / std
+
+
+def dihedral_views(batch: np.ndarray) -> np.ndarray:
+    """uint8 (N, h, w, 3) -> (8N, h, w, 3): the 4 rotations by 90 degrees, each also mirrored.
+
+    A cell has no orientation, so averaging over these views (test-time augmentation) removes
+    the network's leftover orientation preferences. View v of image i is at index v * N + i.
+    """
+    views = [np.rot90(batch, k, axes=(1, 2)) for k in range(4)]
+    views += [v[:, :, ::-1] for v in views]
+    return np.ascontiguousarray(np.concatenate(views))

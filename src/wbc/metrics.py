@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
+from wbc.calibration import accuracy_at_coverage
 from wbc.info import CLASSES, NUM_CLASSES
 
 
@@ -104,6 +105,7 @@ def compute_metrics(
         "cell_accuracy_ci95": (float(np.percentile(cell_boot, 2.5)), float(np.percentile(cell_boot, 97.5))),
         "cell_macro_f1": float(f1_score(cell_y, cell_pred, labels=present, average="macro", zero_division=0)),
         "ece": expected_calibration_error(probs, y),
+        "accuracy_at_90_coverage": accuracy_at_coverage(probs, y, 0.9),
         "per_class": {
             CLASSES[c]: {"precision": float(p[c]), "recall": float(r[c]), "f1": float(f[c]), "support": int(s[c])}
             for c in labels

@@ -27,12 +27,15 @@ class SeedConfig:
 class WbcNetConfig:
     """The default network: a small residual CNN on an 80 x 80 crop around the nucleus.
 
-    widths[i] channels at stage i; stage 0 runs at input/2 and each later stage halves again,
-    so 80 px in -> a (widths[-1], 10, 10) feature map, global average pooled into a linear layer.
+    widths[i] channels at stage i; the stem halves the input, stage 0 keeps it (first_stride 1) or
+    halves it again (2), each later stage halves it: 80 px in, first_stride 1 -> a
+    (widths[-1], 10, 10) feature map, global average pooled into a linear layer.
     """
 
     widths: tuple[int, ...] = (32, 64, 128)
     stem: int = 24
+    stem_convs: int = 1  # 3x3 convs in the stem; the first has stride 2
+    first_stride: int = 1  # 2 halves the resolution once more before the first stage: ~3x fewer FLOPs
     dropout: float = 0.2
     preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
 
@@ -88,13 +91,15 @@ class BasicBlock(nn.Module):
 class WbcNet(nn.Module):
     def __init__(self, cfg: WbcNetConfig) -> None:
         super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, cfg.stem, 3, 2, 1, bias=False), nn.BatchNorm2d(cfg.stem), nn.ReLU(inplace=True)
-        )
+        stem: list[nn.Module] = []
+        for i in range(cfg.stem_convs):
+            stem += [nn.Conv2d(3 if i == 0 else cfg.stem, cfg.stem, 3, 2 if i == 0 else 1, 1, bias=False),
+                     nn.BatchNorm2d(cfg.stem), nn.ReLU(inplace=True)]
+        self.stem = nn.Sequential(*stem)
         blocks = []
         c_in = cfg.stem
         for i, c in enumerate(cfg.widths):
-            blocks.append(BasicBlock(c_in, c, stride=1 if i == 0 else 2))
+            blocks.append(BasicBlock(c_in, c, stride=cfg.first_stride if i == 0 else 2))
             c_in = c
         self.blocks = nn.Sequential(*blocks)
         self.drop = nn.Dropout(cfg.dropout)

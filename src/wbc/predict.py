@@ -18,9 +18,10 @@ from typing import Any
 import numpy as np
 
 from wbc.errors import BadImageError, ModelFileError, WbcError
-from wbc.imaging import PreprocessSpec, load_image, prepare, to_input
+from wbc.imaging import PreprocessSpec, dihedral_views, load_image, prepare_located, to_input
 from wbc.info import CLASSES, IMAGE_SUFFIXES
 from wbc.io import atomic_write_text
+from wbc.screening import Screening, screen
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "models" / "default"
@@ -64,13 +65,33 @@ def read_card(card_path: str | Path) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Prediction:
-    """One file's result; `error` is set (and the rest empty) when the file could not be used."""
+    """One file's result; `error` is set (and the rest empty) when the file could not be used.
+
+    `needs_review`: confidence below the card's review threshold. `not_wbc`: why the image does
+    not look like a stained white cell (empty when it does); its class is then not to be trusted.
+    """
 
     file: str
     label: str = ""
     confidence: float = float("nan")
     probs: tuple[float, ...] = ()
+    needs_review: bool = False
+    not_wbc: str = ""
     error: str = ""
+
+    @property
+    def top2(self) -> list[tuple[str, float]]:
+        order = np.argsort(self.probs)[::-1][:2]
+        return [(CLASSES[i], float(self.probs[i])) for i in order]
+
+    @property
+    def verdict(self) -> str:
+        """What a user should read: the type, or why it should not be taken at face value."""
+        if self.error:
+            return "unreadable"
+        if self.not_wbc:
+            return "not a white blood cell"
+        return "needs review" if self.needs_review else "confident"
 
 
 class Predictor:
@@ -88,6 +109,7 @@ class Predictor:
                 f"({self.card['onnx_sha256'][:12]}...): the file is corrupt or was replaced"
             )
         self.spec = PreprocessSpec.from_dict(self.card["preprocess"])
+        self.tta_views = int(self.card.get("tta_views", 1))
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
@@ -106,12 +128,27 @@ class Predictor:
                 acc.append(r)
         return [np.concatenate(p) for p in parts]
 
-    def predict_probs(self, prepared: np.ndarray) -> np.ndarray:
-        """uint8 (N, h, w, 3) -> probabilities (N, 4)."""
-        return self.run(prepared)[0]
+    def predict_probs(self, prepared: np.ndarray, tta: bool = True) -> np.ndarray:
+        """uint8 (N, h, w, 3) -> probabilities (N, 4), averaged over the card's test-time views."""
+        if not tta or self.tta_views == 1:
+            return self.run(prepared)[0]
+        probs = self.run(dihedral_views(prepared))[0]  # (8N, 4), view-major
+        return probs.reshape(8, len(prepared), -1).mean(0)
 
-    def prepare(self, rgb: np.ndarray) -> np.ndarray:
-        return prepare(rgb, self.spec)
+    @property
+    def review_threshold(self) -> float:
+        return float(self.card.get("review_threshold") or 0.0)
+
+    def analyse(self, rgb: np.ndarray) -> tuple[np.ndarray, Screening]:
+        """Source RGB (H, W, 3) -> the prepared input (h, w, 3) and the is-it-a-white-cell checks."""
+        x, loc = prepare_located(rgb, self.spec)
+        return x, screen(rgb, loc)
+
+    def verdicts(self, file: str, probs: np.ndarray, screening: Screening) -> Prediction:
+        k = int(probs.argmax())
+        return Prediction(file=file, label=CLASSES[k], confidence=float(probs[k]),
+                          probs=tuple(float(v) for v in probs),
+                          needs_review=float(probs[k]) < self.review_threshold, not_wbc=screening.reason)
 
     def predict_files(self, paths: Sequence[str | Path], progress: bool = False) -> list[Prediction]:
         """Predict every file; a bad file gets its error and the rest go on."""
@@ -120,19 +157,17 @@ class Predictor:
         results: list[Prediction] = []
         for start in tqdm(range(0, len(paths), BATCH), desc="predict", disable=not progress, unit="batch"):
             chunk = paths[start : start + BATCH]
-            ok: list[tuple[int, np.ndarray]] = []
+            ok: list[tuple[int, np.ndarray, Screening]] = []
             out: list[Prediction | None] = [None] * len(chunk)
             for i, p in enumerate(chunk):
                 try:
-                    ok.append((i, self.prepare(load_image(p))))
+                    ok.append((i, *self.analyse(load_image(p))))
                 except BadImageError as e:
                     out[i] = Prediction(file=str(p), error=str(e))
             if ok:
-                probs = self.predict_probs(np.stack([a for _, a in ok]))
-                for (i, _), pr in zip(ok, probs):
-                    k = int(pr.argmax())
-                    out[i] = Prediction(file=str(chunk[i]), label=CLASSES[k], confidence=float(pr[k]),
-                                        probs=tuple(float(v) for v in pr))
+                probs = self.predict_probs(np.stack([a for _, a, _ in ok]))
+                for (i, _, sc), pr in zip(ok, probs):
+                    out[i] = self.verdicts(str(chunk[i]), pr, sc)
             results.extend(o for o in out if o is not None)
         return results
 
@@ -154,11 +189,13 @@ def iter_image_paths(inputs: Iterable[str | Path]) -> list[Path]:
 def predictions_csv(preds: Sequence[Prediction]) -> str:
     out = io.StringIO()
     w = csv.writer(out)
-    w.writerow(["file", "class", "confidence", *[f"p_{c.lower()}" for c in CLASSES], "error"])
+    w.writerow(["file", "class", "confidence", *[f"p_{c.lower()}" for c in CLASSES], "needs_review",
+                "not_white_cell", "error"])
     for p in preds:
         probs = [f"{v:.6f}" for v in p.probs] if p.probs else [""] * len(CLASSES)
         conf = f"{p.confidence:.6f}" if p.label else ""
-        w.writerow([p.file, p.label, conf, *probs, p.error])
+        flags = ["yes" if p.needs_review else "no", p.not_wbc] if p.label else ["", ""]
+        w.writerow([p.file, p.label, conf, *probs, *flags, p.error])
     return out.getvalue()
 
 

@@ -1,18 +1,31 @@
-"""`wbc export`: export a run's best checkpoint, and optionally evaluate it on TEST into its card."""
+"""`wbc export`: export a run's best checkpoint with its calibration, and optionally its TEST report.
+
+Calibration and the review threshold are fitted on the run's own cell-grouped validation cells;
+TEST is only evaluated, never used to choose anything.
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
-from wbc.data import find_images_root, list_split
+import numpy as np
+
+from wbc.calibration import fit_temperature, review_threshold, tta_probs
+from wbc.data import find_images_root, list_split, load_arrays
+from wbc.errors import CheckpointError
 from wbc.evaluate import evaluate
 from wbc.export import export
+from wbc.imaging import dihedral_views
 from wbc.io import atomic_write_text
+from wbc.metrics import expected_calibration_error
+from wbc.predict import Predictor
 
 PARITY_IMAGES = 32
+REVIEW_COVERAGE = 0.9  # the app asks for review on the least confident 10% of validation cells' views
 
 
 def parity_images(data: str | Path | None) -> list[Path]:
@@ -24,17 +37,51 @@ def parity_images(data: str | Path | None) -> list[Path]:
 
 def _summary(m: dict[str, Any]) -> dict[str, Any]:
     keys = ("n_files", "n_cells", "accuracy", "accuracy_ci95", "cell_accuracy", "cells_correct",
-            "cell_accuracy_ci95", "macro_f1", "macro_f1_ci95", "cell_macro_f1", "ece", "per_class")
+            "cell_accuracy_ci95", "macro_f1", "macro_f1_ci95", "cell_macro_f1", "ece", "accuracy_at_90_coverage",
+            "per_class")
     return {k: m[k] for k in keys}
 
 
+def validation_view_logits(onnx_dir: Path, run_dir: Path, data: str | Path | None, views: int):
+    """Logits (V, N, 4) and labels (N,) of the run's validation cells, as the exported model sees them."""
+    try:
+        val_cells = set(json.loads((run_dir / "split.json").read_text())["val_cells"])
+    except (OSError, KeyError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{run_dir}: split.json with the validation cells is missing or damaged") from e
+    samples = [s for s in list_split(find_images_root(data), "TRAIN") if s.cell in val_cells]
+    pred = Predictor(onnx_dir)
+    x, samples = load_arrays(samples, pred.spec, progress=False)
+    if views > 1:
+        x = dihedral_views(x)
+    logits = pred.run(x, ("logits",))[0].reshape(views, len(samples), -1)
+    return logits, np.array([s.label for s in samples])
+
+
 def export_and_report(run: str | Path, out: str | Path, data: str | Path | None = None,
-                      evaluate_test: bool = False) -> dict[str, Any]:
-    """Export run/best.pt to out/model.onnx + model.json; with `evaluate_test`, add TEST metrics
-    to the card and write report.md with its plots and the training curves beside it."""
+                      evaluate_test: bool = False, tta: bool = True, calibrate: bool = True) -> dict[str, Any]:
+    """Export run/best.pt to out/model.onnx + model.json, with temperature, test-time views and the
+    review threshold fitted on validation; with `evaluate_test`, add TEST metrics and report.md."""
     run, out = Path(run), Path(out)
     ckpt = run / "best.pt" if run.is_dir() else run
-    card = export(ckpt, out, parity_images(data))
+    images = parity_images(data)
+    views = 8 if tta else 1
+    with tempfile.TemporaryDirectory() as tmp:
+        export(ckpt, tmp, images, extra_card={"tta_views": views})
+        logits, y = validation_view_logits(Path(tmp), ckpt.parent, data, views)
+    t = fit_temperature(logits, y) if calibrate else 1.0
+    before, after = tta_probs(logits, 1.0), tta_probs(logits, t)
+    calib = {
+        "fitted_on": f"{len(y)} validation files of the run's cell-grouped split",
+        "temperature": t,
+        "val_ece_before": expected_calibration_error(before, y),
+        "val_ece_after": expected_calibration_error(after, y),
+        "val_accuracy": float((after.argmax(1) == y).mean()),
+    }
+    threshold = review_threshold(after, REVIEW_COVERAGE)
+    card = export(ckpt, out, images, temperature=t, extra_card={
+        "tta_views": views, "calibration": calib, "review_threshold": threshold,
+        "review_rule": f"confidence below the {1 - REVIEW_COVERAGE:.0%} quantile of validation confidences",
+    })
     if evaluate_test:
         m = evaluate(out, out, split="TEST", data=data)
         card["metrics"] = {"test": _summary(m), "validation_at_best_epoch": card["training"]["validation_at_best_epoch"]}

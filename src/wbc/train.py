@@ -16,13 +16,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wbc.augment import AugmentConfig, augment_batch
+from wbc.augment import ROBUST, AugmentConfig, augment_batch
 from wbc.data import Sample, find_images_root, grouped_split, list_split, load_arrays
 from wbc.errors import CheckpointError, DataError
 from wbc.imaging import PreprocessSpec
 from wbc.info import CLASSES, NUM_CLASSES
 from wbc.io import atomic_write_bytes, atomic_write_text
-from wbc.model import build_model, config_from_dict, config_to_dict, count_params, default_config
+from wbc.model import SeedConfig, WbcNetConfig, build_model, config_from_dict, config_to_dict, count_params, default_config
 
 CHECKPOINT_VERSION = 1
 
@@ -45,7 +45,7 @@ class TrainConfig:
     val_fraction: float = 0.2
     seed: int = 0
     class_weights: bool = True
-    augment: bool = True
+    augment: str = "robust"  # "robust", "basic" (geometry and light colour jitter) or "none"
     limit_cells: int | None = None  # keep only the first N cells of each class (quick runs)
     data: str | None = None
     skip_bad: bool = False
@@ -59,8 +59,9 @@ class TrainConfig:
 # The reference's recipe: Adam at 1e-4, class weights, augmentation, early stopping, 50 epochs.
 SEED_PRESET: dict[str, Any] = dict(
     epochs=50, lr=1e-4, optimizer="adam", weight_decay=0.0, schedule="constant", warmup_epochs=0,
-    label_smoothing=0.0, patience=10, monitor="val_loss",
+    label_smoothing=0.0, patience=10, monitor="val_loss", augment="basic",
 )
+AUGMENT = {"basic": AugmentConfig(), "robust": ROBUST}
 
 
 def preset(model: str) -> TrainConfig:
@@ -108,7 +109,7 @@ def train_one_epoch(
 
     model.train()
     perm = torch.randperm(len(x), generator=gen)
-    aug = AugmentConfig()
+    aug = AUGMENT.get(cfg.augment)
     total, seen = 0.0, 0
     bar = tqdm(range(0, len(x), cfg.batch_size), desc="train", leave=False, disable=not progress)
     for start in bar:
@@ -116,7 +117,7 @@ def train_one_epoch(
         if len(idx) < 2:  # BatchNorm needs two samples
             continue
         xb = x[idx].float() / 255.0
-        if cfg.augment:
+        if aug is not None:
             xb = augment_batch(xb, aug, gen)
         logits = model(_normalise(xb, spec))
         loss = F.cross_entropy(logits, y[idx], weight=weights, label_smoothing=cfg.label_smoothing)
@@ -238,17 +239,21 @@ def _improved(value: float, best: float | None, monitor: str) -> bool:
     return value < best if monitor == "val_loss" else value > best
 
 
-def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool = True) -> Path:
+def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool = True,
+        model_cfg: SeedConfig | WbcNetConfig | None = None) -> Path:
     """Train `cfg.model` on TRAIN's cell-grouped training part; select on its validation part.
 
     Writes to `run`: config.json, split.json, summary.csv, last.pt, best.pt and curves.png.
-    With `resume`, continues from run/last.pt (the config stored in the run wins).
+    With `resume`, continues from run/last.pt (the config stored in the run wins). `model_cfg`
+    replaces the network's default config (architecture experiments).
     """
     from tqdm import tqdm
 
     from wbc.report import plot_curves
 
     run = Path(run)
+    if cfg.augment not in (*AUGMENT, "none"):
+        raise ValueError(f"unknown augmentation {cfg.augment!r}; choose robust, basic or none")
     state: dict[str, Any] | None = None
     if resume:
         state = load_checkpoint(run / "last.pt")
@@ -257,7 +262,9 @@ def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool 
         raise CheckpointError(f"{run}: already holds a run; pass --resume to continue it or choose another --out")
     torch.set_num_threads(cfg.threads)
 
-    model_cfg = config_from_dict(cfg.model, state["model_config"]) if state else default_config(cfg.model)
+    if state is not None:
+        model_cfg = config_from_dict(cfg.model, state["model_config"])
+    model_cfg = model_cfg or default_config(cfg.model)
     torch.manual_seed(cfg.seed)  # the initial weights are part of what --seed fixes
     model = build_model(cfg.model, model_cfg)
     spec = model_cfg.preprocess

@@ -1,0 +1,82 @@
+"""Compare finished training runs on their cell-grouped VALIDATION cells only (no TEST).
+
+    python benchmarks/ablation.py runs/A runs/B ... [--robust] [--json out.json]
+
+For each run: export to a temporary folder with calibration and 8-view TTA, then report validation
+accuracy over files, cell accuracy, macro-F1, NLL, ECE, with and without TTA, and optionally the
+accuracy under each simulated shift of `wbc.robustness`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+def val_report(run: Path, robust: bool) -> dict:
+    from sklearn.metrics import f1_score
+
+    from wbc.calibration import tta_probs
+    from wbc.data import find_images_root, list_split, load_arrays
+    from wbc.imaging import load_image
+    from wbc.metrics import expected_calibration_error, pool_cells
+    from wbc.predict import Predictor
+    from wbc.robustness import run_shifts
+    from wbc.ship import export_and_report, validation_view_logits
+
+    with tempfile.TemporaryDirectory() as tmp:
+        card = export_and_report(run, tmp)
+        logits, y = validation_view_logits(Path(tmp), run, None, 8)
+        t = card["temperature"]
+        res = {"temperature": t, "params": card["parameters"], "mflops": card["flops_per_image"] / 1e6,
+               "train_seconds": card["training"]["wall_seconds"], "epochs": card["training"]["epochs_run"]}
+        val_cells = set(json.loads((run / "split.json").read_text())["val_cells"])
+        samples = [s for s in list_split(find_images_root(), "TRAIN") if s.cell in val_cells]
+        cells = [s.cell for s in samples]
+        for name, probs in (("1view", tta_probs(logits[:1], t)), ("tta8", tta_probs(logits, t))):
+            cp, cy, _ = pool_cells(probs, y, cells)
+            res[name] = {
+                "accuracy": float((probs.argmax(1) == y).mean()),
+                "macro_f1": float(f1_score(y, probs.argmax(1), average="macro")),
+                "cell_accuracy": float((cp.argmax(1) == cy).mean()),
+                "nll": float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1)).mean()),
+                "ece": expected_calibration_error(probs, y),
+            }
+        if robust:
+            pred = Predictor(tmp)
+            sub = samples[::4]  # a quarter of the validation views keeps this to about a minute
+            imgs = [load_image(s.path) for s in sub]
+            res["shifts"] = run_shifts(pred.predict_probs, imgs, np.array([s.label for s in sub]),
+                                       [s.cell for s in sub], pred.spec)
+    return res
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--robust", action="store_true", help="also the simulated shifts (slower)")
+    ap.add_argument("--json", type=Path, help="write all figures here")
+    args = ap.parse_args()
+    results = {}
+    for run in args.runs:
+        r = val_report(run, args.robust)
+        results[str(run)] = r
+        a, b = r["1view"], r["tta8"]
+        print(f"{run}: T={r['temperature']:.2f} {r['mflops']:.0f} MFLOPs {r['train_seconds']:.0f}s | "
+              f"1 view acc {a['accuracy']:.4f} f1 {a['macro_f1']:.4f} nll {a['nll']:.3f} | "
+              f"tta8 acc {b['accuracy']:.4f} f1 {b['macro_f1']:.4f} cells {b['cell_accuracy']:.3f} "
+              f"nll {b['nll']:.3f} ece {b['ece']:.3f}")
+        for k, v in r.get("shifts", {}).items():
+            print(f"    {k:40s} acc {v['accuracy']:.4f}  f1 {v['macro_f1']:.4f}  cells {v['cell_accuracy']:.3f}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

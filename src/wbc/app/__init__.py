@@ -1,0 +1,1 @@
+"""The Streamlit app: `wbc app` starts it; all logic is in `logic`."""

@@ -1,0 +1,151 @@
+"""Every decision the app makes, as plain functions: the Streamlit page only lays them out."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from wbc.errors import BadImageError
+from wbc.imaging import load_image
+from wbc.info import CELL_TYPES, CLASS_INDEX, CLASSES, cell_type
+from wbc.predict import Prediction, Predictor
+
+MAX_UPLOAD_MB = 20  # also Streamlit's server.maxUploadSize, set by `wbc app`
+SAMPLES_DIR = Path(__file__).parent / "samples"
+EXCLUDED = "EXCLUDED"  # the reviewed label of an image that is not counted
+MIN_CELLS_FOR_RANGES = 100  # a manual differential counts 100 cells; fewer give wide percentages
+
+
+@dataclass
+class CellResult:
+    """One uploaded image after analysis; `error` set when it could not be used."""
+
+    name: str
+    prediction: Prediction | None = None
+    crop: np.ndarray | None = None  # what the network saw, uint8 (h, w, 3)
+    heatmap: np.ndarray | None = None  # CAM of the predicted class over the crop, uint8 (h, w, 3)
+    error: str = ""
+
+
+def samples() -> list[tuple[str, bytes]]:
+    """The built-in sample images (name, bytes), two per class from TEST_SIMPLE."""
+    return [(p.name, p.read_bytes()) for p in sorted(SAMPLES_DIR.glob("*.jpeg"))]
+
+
+def _colormap(v: np.ndarray) -> np.ndarray:
+    """Values in 0..1 (h, w) -> RGB uint8 (h, w, 3), dark blue -> cyan -> yellow -> red."""
+    anchors = np.array([[0, 0, 130], [0, 160, 255], [255, 230, 0], [220, 0, 0]], dtype=np.float32)
+    pos = np.clip(v, 0, 1) * (len(anchors) - 1)
+    i = np.minimum(pos.astype(int), len(anchors) - 2)
+    f = (pos - i)[..., None]
+    return (anchors[i] * (1 - f) + anchors[i + 1] * f).astype(np.uint8)
+
+
+def cam_overlay(crop: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """Blend the class activation map cam (fh, fw) over crop (h, w, 3); only positive evidence shows."""
+    h, w, _ = crop.shape
+    c = np.maximum(cam, 0)
+    c = c / c.max() if c.max() > 0 else c
+    up = np.asarray(Image.fromarray((c * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC), np.float32) / 255
+    return (crop * (1 - alpha) + _colormap(up) * alpha).astype(np.uint8)
+
+
+def analyse_uploads(predictor: Predictor, uploads: Sequence[tuple[str, bytes]]) -> list[CellResult]:
+    """Decode, screen, classify (one batch) and explain every upload; bad files get their message."""
+    results = [CellResult(name=n) for n, _ in uploads]
+    ok: list[tuple[int, np.ndarray, object]] = []
+    for i, (name, data) in enumerate(uploads):
+        if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
+            results[i].error = f"{name}: {len(data) / 1e6:.0f} MB is over the {MAX_UPLOAD_MB} MB upload limit"
+            continue
+        try:
+            x, sc = predictor.analyse(load_image(data, name))
+        except BadImageError as e:
+            results[i].error = str(e)
+            continue
+        ok.append((i, x, sc))
+    if not ok:
+        return results
+    x = np.stack([a for _, a, _ in ok])
+    probs = predictor.predict_probs(x)
+    cams = predictor.run(x, ("cam",))[0] if "cam" in predictor.output_names else None
+    for j, (i, crop, sc) in enumerate(ok):
+        pred = predictor.verdicts(results[i].name, probs[j], sc)  # type: ignore[arg-type]
+        results[i].prediction, results[i].crop = pred, crop
+        if cams is not None:
+            results[i].heatmap = cam_overlay(crop, cams[j, CLASS_INDEX[pred.label]])
+    return results
+
+
+def review_rows(results: Sequence[CellResult]) -> list[dict[str, object]]:
+    """One row per usable image for the review table; images that are not white cells start excluded."""
+    rows = []
+    for r in results:
+        p = r.prediction
+        if p is None:
+            continue
+        rows.append({
+            "file": r.name,
+            "predicted": p.label,
+            "confidence": round(p.confidence, 3),
+            "verdict": p.verdict,
+            "reviewed": EXCLUDED if p.not_wbc else p.label,
+        })
+    return rows
+
+
+def differential(labels: Sequence[str]) -> list[dict[str, object]]:
+    """Count and share of each type among `labels` (EXCLUDED ignored) beside adult reference ranges."""
+    counted = [lab for lab in labels if lab in CLASSES]
+    n = len(counted)
+    counts = Counter(counted)
+    rows = []
+    for t in CELL_TYPES:
+        k = counts.get(t.name, 0)
+        pct = 100.0 * k / n if n else 0.0
+        lo, hi = t.normal_range_pct
+        status = "low" if pct < lo else "high" if pct > hi else "within range"
+        rows.append({"type": t.label, "count": k, "percent": round(pct, 1),
+                     "adult range (%)": f"{lo:g}-{hi:g}", "status": status if n else "-"})
+    return rows
+
+
+def differential_note(n: int) -> str:
+    if n == 0:
+        return "No white cells counted yet."
+    if n < MIN_CELLS_FOR_RANGES:
+        return (f"{n} cell(s) counted. A differential is normally read over at least "
+                f"{MIN_CELLS_FOR_RANGES} cells; with fewer, the percentages are too uncertain to compare "
+                "with reference ranges.")
+    return f"{n} cells counted."
+
+
+def table_csv(rows: Sequence[dict[str, object]]) -> bytes:
+    """The review table as CSV: predicted and reviewed label side by side."""
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=["file", "predicted", "confidence", "verdict", "reviewed"])
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: r.get(k, "") for k in w.fieldnames})
+    return out.getvalue().encode("utf-8")
+
+
+def describe(label: str) -> dict[str, str]:
+    """The biology the app shows for a predicted type, from the one source of truth in wbc.info."""
+    t = cell_type(label)
+    lo, hi = t.normal_range_pct
+    return {
+        "What it is": t.summary,
+        "Role in immunity": t.immunity,
+        "Typical morphology": t.morphology,
+        "Normal share of white cells (adults)": f"{lo:g}-{hi:g}%",
+        "A high count can point to": t.high_count,
+        "A low count can point to": t.low_count,
+    }

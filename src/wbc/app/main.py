@@ -1,0 +1,140 @@
+"""The Streamlit page: upload cells, see type, confidence, why, and a differential count.
+
+Thin on purpose: every decision lives in wbc.app.logic. Start it with `wbc app`.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from wbc.app import logic
+from wbc.errors import WbcError
+from wbc.info import CLASSES, cell_type
+from wbc.predict import Predictor
+
+st.set_page_config(page_title="wbc - white blood cell classifier", page_icon="🩸", layout="centered")
+
+
+@st.cache_resource(show_spinner="Loading the model...")
+def load_predictor() -> Predictor:
+    """One ONNX Runtime session for every visitor (WBC_MODEL, else the shipped model)."""
+    return Predictor()
+
+
+try:
+    predictor = load_predictor()
+except WbcError as e:
+    st.error(f"The model could not be loaded: {e}")
+    st.stop()
+
+st.title("White blood cell classifier")
+st.caption(
+    "Upload images of single white blood cells from a stained blood smear. The model names the type "
+    "(eosinophil, lymphocyte, monocyte or neutrophil), says how sure it is and shows where it looked. "
+    "A second opinion for learning and checking, not a diagnosis."
+)
+
+classify_tab, model_tab = st.tabs(["Classify", "About the model"])
+
+with classify_tab:
+    files = st.file_uploader(
+        "Cell images (JPG, PNG, BMP, TIFF)",
+        type=["jpg", "jpeg", "png", "bmp", "tif", "tiff"],
+        accept_multiple_files=True,
+        help=f"One white cell per image works best. Up to {logic.MAX_UPLOAD_MB} MB per file.",
+    )
+    use_samples = st.toggle("Use the built-in sample images (two of each type)", value=False)
+    uploads = [(f.name, f.getvalue()) for f in files or []]
+    if use_samples:
+        uploads += logic.samples()
+    if not uploads:
+        st.info("Upload one or more cell images, or switch on the sample images, to start.")
+        st.stop()
+
+    with st.spinner(f"Analysing {len(uploads)} image(s)..."):
+        results = logic.analyse_uploads(predictor, uploads)
+
+    for r in results:
+        if r.error:
+            st.error(r.error)
+            continue
+        p = r.prediction
+        assert p is not None and r.crop is not None
+        st.divider()
+        left, right = st.columns([1, 2])
+        with left:
+            st.image(r.crop, caption="What the model saw", width="stretch")
+            if r.heatmap is not None:
+                st.image(r.heatmap, caption="Where the evidence was (class activation map)", width="stretch")
+        with right:
+            st.markdown(f"**{r.name}**")
+            if p.not_wbc:
+                st.error(f"Not a white blood cell? {p.not_wbc}. The type below is not to be trusted.")
+            st.subheader(f"{cell_type(p.label).label}")
+            st.metric("Confidence", f"{100 * p.confidence:.1f}%")
+            if p.needs_review and not p.not_wbc:
+                (a, pa), (b, pb) = p.top2
+                st.warning(
+                    f"Needs review: the model is unsure. Top two: {cell_type(a).label} {100 * pa:.0f}%, "
+                    f"{cell_type(b).label} {100 * pb:.0f}%."
+                )
+            chart = pd.DataFrame({"probability": p.probs}, index=[cell_type(c).label for c in CLASSES])
+            st.bar_chart(chart, horizontal=True, height=180)
+            with st.expander(f"About the {cell_type(p.label).label.lower()}"):
+                for k, v in logic.describe(p.label).items():
+                    st.markdown(f"**{k}.** {v}")
+
+    rows = logic.review_rows(results)
+    if rows:
+        st.divider()
+        st.header("Differential count")
+        st.caption("Correct any prediction in the *reviewed* column; the counts follow. "
+                   f"{logic.EXCLUDED} leaves an image out of the count.")
+        edited = st.data_editor(
+            pd.DataFrame(rows),
+            column_config={
+                "reviewed": st.column_config.SelectboxColumn(
+                    "reviewed", options=[*CLASSES, logic.EXCLUDED], required=True),
+                "confidence": st.column_config.NumberColumn(format="%.3f"),
+            },
+            disabled=["file", "predicted", "confidence", "verdict"],
+            hide_index=True,
+            key="review",
+        )
+        reviewed = edited["reviewed"].tolist()
+        diff = pd.DataFrame(logic.differential(reviewed))
+        n = sum(1 for lab in reviewed if lab in CLASSES)
+        st.dataframe(diff, hide_index=True)
+        st.caption(logic.differential_note(n))
+        st.download_button("Download the table (CSV)", logic.table_csv(edited.to_dict("records")),
+                           file_name="wbc-differential.csv", mime="text/csv")
+
+with model_tab:
+    card = predictor.card
+    test = card.get("metrics", {}).get("test")
+    st.subheader("How good is it?")
+    if test:
+        lo, hi = test["accuracy_ci95"]
+        st.markdown(
+            f"On the public test set (2,487 images of **{test['n_cells']} cells**): accuracy "
+            f"**{100 * test['accuracy']:.1f}%** (95% interval {100 * lo:.1f}-{100 * hi:.1f}%), "
+            f"**{test['cells_correct']} of {test['n_cells']}** cells right when a cell's views are pooled, "
+            f"macro-F1 {test['macro_f1']:.3f}."
+        )
+        st.dataframe(pd.DataFrame(test["per_class"]).T.rename(index=lambda c: cell_type(c).label),
+                     width="stretch")
+    confusion = predictor.onnx_path.parent / "confusion.png"
+    if confusion.exists():
+        st.image(str(confusion), caption="Confusion matrix on the test images")
+    st.subheader("Limits")
+    st.markdown(
+        "- Trained from scratch on **277 cells from one laboratory** (the BCCD data set); images from "
+        "other microscopes, stains or magnifications may be read less well.\n"
+        "- It knows only four types: basophils, blasts, immature or abnormal cells will be called one of them.\n"
+        f"- Below a confidence of {100 * predictor.review_threshold:.0f}% (the least confident tenth of "
+        "validation images) it asks for review.\n"
+        "- A second opinion for learning and checking, **not a diagnosis**."
+    )
+    st.caption(f"Model {card.get('name')} · {card.get('parameters', 0):,} parameters · "
+               f"sha256 {card['onnx_sha256'][:12]}…")

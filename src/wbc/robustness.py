@@ -1,0 +1,135 @@
+"""Images from other laboratories, simulated: named shifts of stain, light, scale, focus,
+compression and framing, applied to the source image before preprocessing.
+
+No data from other laboratories is available, so these shifts stand in for them; each is a
+deterministic function of the image so every model meets exactly the same test.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+from wbc.imaging import crop_square, locate_cell, prepare
+
+Shift = Callable[[np.ndarray], np.ndarray]
+
+_OD_FROM_HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
+_HED_FROM_OD = np.linalg.inv(_OD_FROM_HED)
+
+
+def stain(h: float, e: float) -> Shift:
+    """Multiply the hematoxylin and eosin optical densities by h and e (Ruifrok-Johnston HED)."""
+    def f(rgb: np.ndarray) -> np.ndarray:
+        od = -np.log(np.clip(rgb.astype(np.float64) / 255.0, 1 / 255, 1))
+        hed = od @ _HED_FROM_OD
+        hed[..., 0] *= h
+        hed[..., 1] *= e
+        return np.clip(np.exp(-(hed @ _OD_FROM_HED)) * 255.0, 0, 255).astype(np.uint8)
+    return f
+
+
+def brightness(k: float) -> Shift:
+    return lambda rgb: np.clip(rgb.astype(np.float32) * k, 0, 255).astype(np.uint8)
+
+
+def contrast(k: float) -> Shift:
+    def f(rgb: np.ndarray) -> np.ndarray:
+        a = rgb.astype(np.float32)
+        return np.clip((a - a.mean()) * k + a.mean(), 0, 255).astype(np.uint8)
+    return f
+
+
+def scale(k: float) -> Shift:
+    """Another magnification: the whole field resized by k."""
+    def f(rgb: np.ndarray) -> np.ndarray:
+        h, w, _ = rgb.shape
+        return np.asarray(Image.fromarray(rgb).resize((round(w * k), round(h * k)), Image.BILINEAR))
+    return f
+
+
+def blur(sigma: float) -> Shift:
+    return lambda rgb: np.asarray(Image.fromarray(rgb).filter(ImageFilter.GaussianBlur(sigma)))
+
+
+def jpeg(quality: int) -> Shift:
+    def f(rgb: np.ndarray) -> np.ndarray:
+        buf = io.BytesIO()
+        Image.fromarray(rgb).save(buf, format="JPEG", quality=quality)
+        return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+    return f
+
+
+def pad(px: int) -> Shift:
+    """A wider field: a border of background colour around the image."""
+    return lambda rgb: _pad(rgb, px)
+
+
+def _pad(rgb: np.ndarray, px: int) -> np.ndarray:
+    fill = np.median(rgb.reshape(-1, 3), axis=0).astype(np.uint8)
+    h, w, _ = rgb.shape
+    out = np.empty((h + 2 * px, w + 2 * px, 3), np.uint8)
+    out[:] = fill
+    out[px : px + h, px : px + w] = rgb
+    return out
+
+
+def cell_crop(side: int) -> Shift:
+    """A user's tight crop: only a side x side square around the white cell is uploaded."""
+    def f(rgb: np.ndarray) -> np.ndarray:
+        loc = locate_cell(rgb)
+        return crop_square(rgb, loc.cy, loc.cx, side)
+    return f
+
+
+SHIFTS: dict[str, Shift] = {
+    "clean": lambda rgb: rgb,
+    "stain: more hematoxylin (H x1.3)": stain(1.3, 1.0),
+    "stain: less hematoxylin (H x0.75)": stain(0.75, 1.0),
+    "stain: more eosin (E x1.3)": stain(1.0, 1.3),
+    "stain: less eosin (E x0.75)": stain(1.0, 0.75),
+    "brightness x1.2": brightness(1.2),
+    "brightness x0.8": brightness(0.8),
+    "contrast x0.7": contrast(0.7),
+    "contrast x1.3": contrast(1.3),
+    "scale x0.7": scale(0.7),
+    "scale x1.5": scale(1.5),
+    "blur sigma 1.5 px": blur(1.5),
+    "JPEG quality 30": jpeg(30),
+    "framing: 80 px wider field": pad(80),
+    "framing: 110 px crop around the cell": cell_crop(110),
+}
+
+
+def run_shifts(
+    predict: Callable[[np.ndarray], np.ndarray],
+    images: Sequence[np.ndarray],
+    y: np.ndarray,
+    cells: Sequence[str],
+    spec: Any,
+    shifts: dict[str, Shift] | None = None,
+) -> dict[str, dict[str, float]]:
+    """Accuracy over files, cell accuracy and macro-F1 under each shift.
+
+    `predict` maps prepared uint8 (N, h, w, 3) to probabilities (N, 4); `images` are decoded
+    source fields.
+    """
+    from sklearn.metrics import f1_score
+
+    from wbc.metrics import pool_cells
+
+    out: dict[str, dict[str, float]] = {}
+    for name, shift in (shifts or SHIFTS).items():
+        x = np.stack([prepare(shift(img), spec) for img in images])
+        probs = predict(x)
+        cp, cy, _ = pool_cells(probs, y, cells)
+        out[name] = {
+            "accuracy": float((probs.argmax(1) == y).mean()),
+            "cell_accuracy": float((cp.argmax(1) == cy).mean()),
+            "macro_f1": float(f1_score(y, probs.argmax(1), average="macro", labels=np.unique(y))),
+        }
+    return out

@@ -1,0 +1,64 @@
+"""Is this a stained white blood cell at all? Checks made before the network is trusted.
+
+The network always answers with one of four types; these checks catch what it was never shown:
+a blank field, red cells only, an out-of-focus image or a picture that is not a stained smear.
+Thresholds were read off TRAIN images (all pass) and red-cell-only regions of the original
+fields in dataset-master; tests/test_app.py checks both sides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from wbc.imaging import STAIN_LEVEL, CellLocation, stain_map
+
+PEAK_MIN = 60.0  # blurred (blue - green) at the nucleus; TRAIN views >= 82, red-cell fields median 21
+NUCLEUS_MIN_PX = 150  # stained pixels near the peak; TRAIN views >= 700 (a 0.7x scale leaves ~340)
+PURPLE_MIN = 0.0  # mean (red - green) of stained pixels: hematoxylin is purple (TRAIN >= 4), a blue sky is not
+SHARPNESS_MIN = 0.06  # steepest edge / contrast (1/px): TRAIN 1st pct 0.077, blur 3 px median 0.09, 5 px 0.064, 10 px 0.04
+
+
+@dataclass(frozen=True)
+class Screening:
+    is_cell: bool
+    reason: str  # why it is not a white cell; empty when it is
+    peak: float
+    nucleus_px: int
+    sharpness: float
+
+
+def _window(a: np.ndarray, loc: CellLocation, r: int) -> np.ndarray:
+    cy, cx = int(round(loc.cy)), int(round(loc.cx))
+    return a[max(0, cy - r) : cy + r, max(0, cx - r) : cx + r]
+
+
+def sharpness(rgb: np.ndarray, loc: CellLocation, r: int = 48) -> float:
+    """Steepest edges near the cell relative to its contrast (1/px): an edge blurred over w pixels
+    rises by about 1/w of the contrast per pixel, whatever the stain or brightness."""
+    g = _window(rgb.astype(np.float32).mean(2), loc, r)
+    if min(g.shape) < 3:
+        return 0.0
+    gy, gx = np.gradient(g)
+    lo, hi = np.percentile(g, [1, 99])
+    return float(np.percentile(np.hypot(gx, gy), 99) / max(hi - lo, 10.0))
+
+
+def screen(rgb: np.ndarray, loc: CellLocation) -> Screening:
+    """Decide whether `rgb` (H, W, 3) shows a stained white cell at `loc`."""
+    s = _window(stain_map(rgb), loc, 48)
+    mask = s > STAIN_LEVEL
+    nucleus_px = int(mask.sum())
+    sharp = sharpness(rgb, loc)
+    reason = ""
+    if loc.peak < PEAK_MIN or nucleus_px < NUCLEUS_MIN_PX:
+        reason = "no stained nucleus found (blank field, red cells only, or not a stained smear)"
+    else:
+        win = _window(rgb, loc, 48).astype(np.float32)
+        purple = float((win[..., 0] - win[..., 1])[mask].mean())
+        if purple < PURPLE_MIN:
+            reason = "the stained area is not the purple of a Romanowsky-stained nucleus"
+        elif sharp < SHARPNESS_MIN:
+            reason = "out of focus: too blurred to judge the cell"
+    return Screening(is_cell=not reason, reason=reason, peak=loc.peak, nucleus_px=nucleus_px, sharpness=sharp)

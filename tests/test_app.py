@@ -1,0 +1,167 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from wbc.app import logic
+from wbc.info import CLASSES
+from wbc.predict import Predictor
+
+from conftest import FIXTURES, FIXTURE_IMAGES
+
+EOS = FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL" / "_7_2284.jpeg"
+APP = Path(logic.__file__).parent / "main.py"
+
+
+def encode(img: Image.Image, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def predictor() -> Predictor:
+    return Predictor()
+
+
+class TestAnalyse:
+    def test_good_and_bad_files_in_one_batch(self, predictor: Predictor) -> None:
+        """Every awkward file gets its own message or result; the good ones are classified."""
+        rgb = Image.open(EOS).convert("RGB")
+        side = 8000
+        uploads = [
+            ("eos.jpeg", EOS.read_bytes()),
+            ("empty.jpg", b""),
+            ("notes.png", b"plain text"),
+            ("truncated.jpeg", EOS.read_bytes()[:3000]),
+            ("bomb.png", encode(Image.new("1", (side, side)))),
+            ("gray.png", encode(rgb.convert("L"))),
+            ("rgba.png", encode(rgb.convert("RGBA"))),
+            ("palette.png", encode(rgb.convert("P"))),
+            ("cmyk.jpg", encode(rgb.convert("CMYK"), "JPEG")),
+            ("16bit.png", encode(Image.fromarray((np.asarray(rgb.convert("L"), np.uint16) * 257)))),
+            ("scope.bmp", encode(rgb, "BMP")),
+            ("scope.tiff", encode(rgb, "TIFF")),
+        ]
+        res = {r.name: r for r in logic.analyse_uploads(predictor, uploads)}
+        assert res["eos.jpeg"].prediction.label == "EOSINOPHIL"
+        assert "empty" in res["empty.jpg"].error
+        assert "not an image" in res["notes.png"].error
+        assert "truncated" in res["truncated.jpeg"].error
+        assert "too large" in res["bomb.png"].error or "bomb" in res["bomb.png"].error
+        for name in ("gray.png", "rgba.png", "palette.png", "cmyk.jpg", "16bit.png", "scope.bmp", "scope.tiff"):
+            assert not res[name].error and res[name].prediction.label in CLASSES, name
+        # the same cell as BMP/TIFF reads exactly as the JPEG does
+        assert res["scope.bmp"].prediction.probs == pytest.approx(res["eos.jpeg"].prediction.probs, abs=1e-5)
+
+    def test_upload_limit(self, predictor: Predictor, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A file over the upload limit is refused with the limit named."""
+        monkeypatch.setattr(logic, "MAX_UPLOAD_MB", 0)
+        r = logic.analyse_uploads(predictor, [("big.jpeg", EOS.read_bytes())])[0]
+        assert "over the 0 MB upload limit" in r.error and r.prediction is None
+
+    def test_heatmap(self, predictor: Predictor) -> None:
+        """The class activation map comes back as an image the size of the crop."""
+        r = logic.analyse_uploads(predictor, [("eos.jpeg", EOS.read_bytes())])[0]
+        assert r.heatmap is not None and r.heatmap.shape == r.crop.shape and r.heatmap.dtype == np.uint8
+        assert not np.array_equal(r.heatmap, r.crop)
+
+
+class TestNotAWhiteCell:
+    @pytest.mark.parametrize("name,make", [
+        ("blank", lambda: Image.new("RGB", (320, 240), (230, 225, 228))),
+        ("sky photo", lambda: Image.fromarray(np.dstack([np.linspace(60, 140, 320 * 240).reshape(240, 320),
+                                                         np.linspace(120, 190, 320 * 240).reshape(240, 320),
+                                                         np.full((240, 320), 235.0)]).astype(np.uint8))),
+        ("red cells only", lambda: Image.open(FIXTURES / "no-white-cell.jpeg")),
+        ("out of focus", lambda: Image.open(EOS).filter(__import__("PIL.ImageFilter").ImageFilter.GaussianBlur(10))),
+    ])
+    def test_flagged(self, predictor: Predictor, name: str, make) -> None:  # noqa: ANN001
+        """Images that are not a stained white cell are flagged, not confidently classified."""
+        r = logic.analyse_uploads(predictor, [(name, encode(make().convert("RGB")))])[0]
+        assert r.prediction.not_wbc, name
+        assert r.prediction.verdict == "not a white blood cell"
+
+    def test_real_cells_pass(self, predictor: Predictor) -> None:
+        """The committed sample cells are not flagged."""
+        for r in logic.analyse_uploads(predictor, logic.samples()):
+            assert not r.prediction.not_wbc, r.name
+
+
+class TestDifferential:
+    def test_counts_and_ranges(self) -> None:
+        """Counts, percentages and range flags follow the labels; excluded images are not counted."""
+        labels = ["NEUTROPHIL"] * 6 + ["LYMPHOCYTE"] * 3 + ["EOSINOPHIL"] + [logic.EXCLUDED] * 5
+        rows = {r["type"]: r for r in logic.differential(labels)}
+        assert rows["Neutrophil"]["count"] == 6 and rows["Neutrophil"]["percent"] == 60.0
+        assert rows["Neutrophil"]["status"] == "within range"
+        assert rows["Eosinophil"]["percent"] == 10.0 and rows["Eosinophil"]["status"] == "high"
+        assert rows["Monocyte"]["count"] == 0 and rows["Monocyte"]["status"] == "low"
+        assert "at least 100" in logic.differential_note(10)
+
+    def test_review_rows_and_csv(self, predictor: Predictor) -> None:
+        """Not-a-cell images start excluded; the CSV carries predicted and reviewed labels."""
+        results = logic.analyse_uploads(predictor, [
+            ("eos.jpeg", EOS.read_bytes()), ("none.jpeg", (FIXTURES / "no-white-cell.jpeg").read_bytes())])
+        rows = logic.review_rows(results)
+        assert [r["reviewed"] for r in rows] == ["EOSINOPHIL", logic.EXCLUDED]
+        rows[0]["reviewed"] = "NEUTROPHIL"
+        text = logic.table_csv(rows).decode()
+        assert text.splitlines()[0] == "file,predicted,confidence,verdict,reviewed"
+        assert "eos.jpeg,EOSINOPHIL," in text and text.splitlines()[1].endswith(",NEUTROPHIL")
+
+    def test_description_comes_from_info(self) -> None:
+        """The biology shown is wbc.info's, with the reference range."""
+        d = logic.describe("MONOCYTE")
+        assert d["Normal share of white cells (adults)"] == "2-8%" and "macrophage" in d["What it is"]
+
+
+class TestPage:
+    """The Streamlit page driven by AppTest (uploader included)."""
+
+    def _app(self):  # noqa: ANN202
+        from streamlit.testing.v1 import AppTest
+
+        return AppTest.from_file(str(APP), default_timeout=60)
+
+    def test_starts_clean(self) -> None:
+        """The page renders without an exception and invites an upload."""
+        at = self._app().run()
+        assert not at.exception
+        assert "Upload one or more" in at.info[0].value
+
+    def test_upload_one_good_one_bad(self) -> None:
+        """A good image gets its type, confidence and description; a corrupt one its message; no exception."""
+        at = self._app().run()
+        at.file_uploader[0].set_value([("eos.jpeg", EOS.read_bytes(), "image/jpeg"),
+                                       ("bad.png", b"garbage", "image/png")]).run()
+        assert not at.exception
+        assert [e.value for e in at.error] == ["bad.png: not an image file Pillow can read"]
+        assert at.subheader[0].value == "Eosinophil"
+        assert at.metric[0].value.endswith("%")
+        assert any("About the eosinophil" in e.label for e in at.expander)
+
+    def test_samples_make_a_differential(self) -> None:
+        """The built-in samples give eight results, a review table and a differential of eight cells."""
+        at = self._app().run()
+        at.toggle[0].set_value(True).run()
+        assert not at.exception
+        assert sorted(s.value for s in at.subheader[:8]) == sorted(
+            ["Eosinophil", "Eosinophil", "Lymphocyte", "Lymphocyte", "Monocyte", "Monocyte", "Neutrophil", "Neutrophil"])
+        assert any(h.value == "Differential count" for h in at.header)
+        assert "8 cell(s) counted" in " ".join(c.value for c in at.caption)
+
+    def test_broken_model_is_a_message(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A missing model shows one clear error, not a traceback."""
+        import streamlit as st
+
+        st.cache_resource.clear()
+        monkeypatch.setenv("WBC_MODEL", str(tmp_path))
+        at = self._app().run()
+        st.cache_resource.clear()
+        assert not at.exception
+        assert "The model could not be loaded" in at.error[0].value

@@ -1,0 +1,113 @@
+"""End to end: the real app in a real browser (Debian's chromium driven by Playwright)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import FIXTURE_IMAGES
+
+CHROMIUM = Path("/usr/bin/chromium")
+OUT = Path(__file__).resolve().parents[1] / "test-output" / "e2e"
+
+pytestmark = [
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (.ci/run installs it)"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def app_url() -> Iterator[str]:
+    """`wbc app` on a free port, waited for on /_stcore/health, stopped afterwards."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "wbc.cli", "app", "--port", str(port), "--address", "127.0.0.1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("the app did not answer /_stcore/health within 60 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def page(app_url: str):  # noqa: ANN201
+    playwright = pytest.importorskip("playwright.sync_api")
+    OUT.mkdir(parents=True, exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )
+        pg = browser.new_page(viewport={"width": 1280, "height": 900})
+        pg.set_default_timeout(60_000)
+        yield pg
+        browser.close()
+
+
+def upload(page, files: list[Path]) -> None:  # noqa: ANN001
+    page.locator('input[type="file"]').set_input_files([str(f) for f in files])
+
+
+class TestInBrowser:
+    def test_eosinophil(self, page, app_url: str) -> None:  # noqa: ANN001
+        """A real eosinophil: its type and description appear."""
+        page.goto(app_url)
+        page.get_by_text("White blood cell classifier").wait_for()
+        upload(page, [FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL" / "_7_2284.jpeg"])
+        page.get_by_role("heading", name="Eosinophil").wait_for()
+        page.get_by_text("About the eosinophil").click()
+        page.get_by_text("Fights multicellular parasites").wait_for()
+        page.screenshot(path=str(OUT / "eosinophil.png"), full_page=True)
+
+    def test_corrupt_file_then_page_still_works(self, page, app_url: str, tmp_path: Path) -> None:  # noqa: ANN001
+        """A corrupt file gets its message; the page goes on to classify the next upload."""
+        bad = tmp_path / "corrupt.jpg"
+        bad.write_bytes(b"\xff\xd8\xff\xe0 definitely not a jpeg")
+        page.goto(app_url)
+        upload(page, [bad])
+        page.get_by_text("corrupt.jpg: damaged or truncated image").wait_for()
+        page.screenshot(path=str(OUT / "corrupt.png"), full_page=True)
+        upload(page, [FIXTURE_IMAGES / "TEST_SIMPLE" / "MONOCYTE" / "_2_4392.jpeg"])
+        page.get_by_role("heading", name="Monocyte").wait_for()
+
+    def test_several_images_make_a_differential(self, page, app_url: str) -> None:  # noqa: ANN001
+        """Eight images: the differential table shows every type with its count."""
+        page.goto(app_url)
+        upload(page, sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg")))
+        page.get_by_role("heading", name="Differential count").wait_for()
+        page.get_by_text("8 cell(s) counted").wait_for()
+        page.screenshot(path=str(OUT / "differential.png"), full_page=True)
+
+    def test_phone_width(self, page, app_url: str) -> None:  # noqa: ANN001
+        """At phone width the result is still shown (screenshot for a human check)."""
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.goto(app_url)
+        upload(page, [FIXTURE_IMAGES / "TEST_SIMPLE" / "NEUTROPHIL" / "_4_1395.jpeg"])
+        page.get_by_role("heading", name="Neutrophil").wait_for()
+        page.screenshot(path=str(OUT / "phone.png"), full_page=True)
+        page.set_viewport_size({"width": 1280, "height": 900})
