@@ -56,12 +56,32 @@ def val_report(run: Path, robust: bool) -> dict:
     return res
 
 
+def markdown(results: dict[str, dict]) -> str:
+    """Validation-only ablation table (and, where measured, the worst shift) from val_report results."""
+    lines = ["| run | MFLOPs | train s | epochs run | T | val acc, 1 view | val acc, TTA 8 | val macro-F1, TTA | "
+             "val NLL, TTA | val ECE | worst shift (acc, name) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for run, r in results.items():
+        a, b = r["1view"], r["tta8"]
+        worst = ""
+        if "shifts" in r:
+            name, v = min(r["shifts"].items(), key=lambda kv: kv[1]["accuracy"])
+            worst = f"{100 * v['accuracy']:.2f}% ({name})"
+        lines.append(f"| {Path(run).name} | {r['mflops']:.0f} | {r['train_seconds']:.0f} | {r['epochs']} | "
+                     f"{r['temperature']:.2f} | {100 * a['accuracy']:.2f}% | {100 * b['accuracy']:.2f}% | "
+                     f"{b['macro_f1']:.4f} | {b['nll']:.3f} | {b['ece']:.3f} | {worst} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("runs", nargs="*", type=Path)
     ap.add_argument("--robust", action="store_true", help="also the simulated shifts (slower)")
     ap.add_argument("--json", type=Path, help="write all figures here")
+    ap.add_argument("--render", type=Path, help="only print the markdown table of an earlier --json file")
     args = ap.parse_args()
+    if args.render:
+        print(markdown(json.loads(args.render.read_text())))
+        return 0
     results = {}
     for run in args.runs:
         r = val_report(run, args.robust)
@@ -75,6 +95,7 @@ def main() -> int:
             print(f"    {k:40s} acc {v['accuracy']:.4f}  f1 {v['macro_f1']:.4f}  cells {v['cell_accuracy']:.3f}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+    print(markdown(results))
     return 0
 
 

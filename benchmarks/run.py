@@ -108,7 +108,8 @@ def one(model: str, seed: int, epochs: int | None, work: Path, threads: int) -> 
     test = card["metrics"]["test"]
     return {
         "model": model, "seed": seed, "epochs_run": len(state["history"]), "epochs_max": cfg.epochs,
-        "best_epoch": card["training"]["best_epoch"], "train_seconds": card["training"]["wall_seconds"],
+        "best_epoch": card["training"]["best_epoch"],
+        "train_seconds": round(sum(r["seconds"] for r in state["history"]), 1),  # every epoch run, in last.pt
         "params": card["parameters"], "mflops": card["flops_per_image"] / 1e6, "onnx_mb": card["onnx_bytes"] / 1e6,
         "tta_views": card["tta_views"], "temperature": card["temperature"],
         "test": test, **speed(out, run, threads),
@@ -209,6 +210,20 @@ def table(seed: dict[str, Any], ours: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+START, END = "<!-- side-by-side: written by benchmarks/run.py -->", "<!-- end of side-by-side -->"
+
+
+def write_section(path: Path, body: str) -> None:
+    """Replace the side-by-side section of `path`, keeping whatever else the file holds."""
+    section = f"{START}\n{body}\n{END}"
+    old = path.read_text() if path.exists() else ""
+    if START in old and END in old:
+        new = old[: old.index(START)] + section + old[old.index(END) + len(END):]
+    else:
+        new = section + "\n" + old
+    path.write_text(new)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="wbcnet seeds (default: 0 1 2)")
@@ -228,7 +243,7 @@ def main() -> int:
     t = table(seed, ours)
     print(t)
     md = [
-        "# Benchmarks", "",
+        "## Side by side: the seed replica and wbcnet", "",
         f"Command: `{result['command']}`  ",
         f"Machine: {result['machine']}  ",
         f"Date: {time.strftime('%Y-%m-%d')}; the whole run took {result['benchmark_seconds'] / 60:.0f} minutes.", "",
@@ -238,7 +253,7 @@ def main() -> int:
         "rotations/mirrors (its single-pass timings are the network's, the TTA rows what `wbc predict` does).",
         "", t, "",
     ]
-    args.md.write_text("\n".join(md))
+    write_section(args.md, "\n".join(md))
     print(f"wrote {args.md} and {args.work / 'results.json'}")
     return 0
 

@@ -125,7 +125,7 @@ class TestArrays:
         s = list_split(fixture_root, "TEST_SIMPLE")
         spec = PreprocessSpec()
         x, kept = load_arrays(s, spec, progress=False)
-        assert x.shape == (8, 80, 80, 3) and kept == s
+        assert x.shape == (8, 96, 96, 3) and kept == s
         x2, _ = load_arrays(s, spec, progress=False)
         assert (x == x2).all()
 

@@ -30,7 +30,7 @@ class TestExport:
         """The card names the classes, input, preprocessing, versions and the ONNX file's sha256."""
         card = json.loads((exported / "model.json").read_text())
         assert card["classes"] == list(CLASSES)
-        assert card["input"]["shape"] == ["batch", 3, 80, 80]
+        assert card["input"]["shape"] == ["batch", 3, 96, 96]
         assert card["preprocess"]["mode"] == "cell"
         assert card["onnx_sha256"] == sha256_file(exported / "model.onnx")
         assert card["code"]["torch"] and card["data"]["source"] == "paultimothymooney/blood-cells"
@@ -51,11 +51,11 @@ class TestExport:
         assert np.abs(got - ref).max() < 1e-4
 
     def test_cam_output(self, exported: Path) -> None:
-        """The default network also exports class activation maps (N, 4, 10, 10)."""
+        """The default network also exports class activation maps (N, 4, 6, 6)."""
         p = Predictor(exported)
-        x = np.zeros((2, 80, 80, 3), np.uint8)
+        x = np.zeros((2, 96, 96, 3), np.uint8)
         probs, cam = p.run(x, ("probs", "cam"))
-        assert probs.shape == (2, 4) and cam.shape == (2, 4, 10, 10)
+        assert probs.shape == (2, 4) and cam.shape == (2, 4, 6, 6)
         assert np.allclose(probs.sum(1), 1, atol=1e-5)
 
 

@@ -27,7 +27,7 @@ class TestFit:
         assert [r["epoch"] for r in rows] == ["1", "2"]
         assert {"train_loss", "val_loss", "val_accuracy", "val_macro_f1", "val_cell_accuracy", "lr"} <= set(rows[0])
         cfg = json.loads((tiny_run / "config.json").read_text())
-        assert cfg["train"]["epochs"] == 2 and cfg["model"]["preprocess"]["size"] == 80
+        assert cfg["train"]["epochs"] == 2 and cfg["model"]["preprocess"]["size"] == 96
         split = json.loads((tiny_run / "split.json").read_text())
         assert not set(split["train_cells"]) & set(split["val_cells"])
 

@@ -103,14 +103,16 @@ def export(
             raise WbcError(f"ONNX Runtime disagrees with PyTorch beyond {tolerance}: {parity}")
         data = tmp_onnx.read_bytes()
     atomic_write_bytes(out / "model.onnx", data)
-    card = build_card(state, spec, module, parity, temperature, out / "model.onnx", outputs)
+    last = Path(checkpoint).with_name("last.pt")
+    history = load_checkpoint(last)["history"] if last.exists() else state["history"]
+    card = build_card(state, history, spec, module, parity, temperature, out / "model.onnx", outputs)
     card.update(extra_card or {})
     atomic_write_text(out / "model.json", json.dumps(card, indent=2))
     return card
 
 
 def build_card(
-    state: dict[str, Any], spec: PreprocessSpec, module: _Deployable, parity: dict[str, float],
+    state: dict[str, Any], history: list[dict[str, float]], spec: PreprocessSpec, module: _Deployable, parity: dict[str, float],
     temperature: float, onnx_path: Path, outputs: list[str],
 ) -> dict[str, Any]:
     """The model card: what the model is, what it expects, how it was made and how good it is."""
@@ -118,7 +120,6 @@ def build_card(
 
     h, w = spec.input_hw
     train_cfg = state["train_config"]
-    history = state["history"]
     return {
         "name": state["model_name"],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -135,7 +136,7 @@ def build_card(
         "parity": parity,
         "training": {
             "config": train_cfg,
-            "epochs_run": len(history),
+            "epochs_run": len(history),  # the whole run (last.pt), not just up to the best epoch
             "best_epoch": state["epoch"] + 1,
             "wall_seconds": round(sum(r["seconds"] for r in history), 1),
             "validation_at_best_epoch": state.get("val_metrics"),

@@ -34,7 +34,7 @@ class PreprocessSpec:
 
     mode: str = "cell"
     window: int = 160
-    size: int = 80
+    size: int = 96
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
 
@@ -150,10 +150,24 @@ def locate_cell(rgb: np.ndarray) -> CellLocation:
     return CellLocation(cy=cy, cx=cx, peak=peak, stained_fraction=float((s > STAIN_LEVEL).mean()))
 
 
+def median_colour(rgb: np.ndarray) -> np.ndarray:
+    """Per-channel median of uint8 (H, W, 3), as np.median(...).astype(uint8) gives it, from
+    histograms: exact, and ~10x faster than sorting 77k values per channel."""
+    flat = rgb.reshape(-1, 3)
+    n = len(flat)
+    out = np.empty(3, dtype=np.uint8)
+    for c in range(3):
+        cum = np.cumsum(np.bincount(flat[:, c], minlength=256))
+        lo = int(np.searchsorted(cum, (n - 1) // 2 + 1))  # value of the lower middle element
+        hi = int(np.searchsorted(cum, n // 2 + 1))  # value of the upper middle element
+        out[c] = (lo + hi) // 2  # np.median averages the two; astype(uint8) floors
+    return out
+
+
 def crop_square(rgb: np.ndarray, cy: float, cx: float, window: int) -> np.ndarray:
     """Crop `window` x `window` centred at (cy, cx); outside the image is the image's median colour."""
     h, w, _ = rgb.shape
-    fill = np.median(rgb.reshape(-1, 3), axis=0).astype(np.uint8)
+    fill = median_colour(rgb)
     out = np.empty((window, window, 3), dtype=np.uint8)
     out[:] = fill
     top, left = int(round(cy)) - window // 2, int(round(cx)) - window // 2

@@ -25,17 +25,17 @@ class SeedConfig:
 
 @dataclass(frozen=True)
 class WbcNetConfig:
-    """The default network: a small residual CNN on an 80 x 80 crop around the nucleus.
+    """The default network: a small residual CNN on a 96 x 96 crop around the nucleus.
 
     widths[i] channels at stage i; the stem halves the input, stage 0 keeps it (first_stride 1) or
-    halves it again (2), each later stage halves it: 80 px in, first_stride 1 -> a
-    (widths[-1], 10, 10) feature map, global average pooled into a linear layer.
+    halves it again (2), each later stage halves it: 96 px in -> 48 (stem) -> 24 -> 12 -> a
+    (widths[-1], 6, 6) feature map, global average pooled into a linear layer.
     """
 
     widths: tuple[int, ...] = (32, 64, 128)
     stem: int = 24
-    stem_convs: int = 1  # 3x3 convs in the stem; the first has stride 2
-    first_stride: int = 1  # 2 halves the resolution once more before the first stage: ~3x fewer FLOPs
+    stem_convs: int = 2  # 3x3 convs in the stem; the first has stride 2
+    first_stride: int = 2  # 2 halves the resolution once more before the first stage: ~3x fewer FLOPs
     dropout: float = 0.2
     preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)
 
@@ -125,6 +125,10 @@ def config_to_dict(cfg: SeedConfig | WbcNetConfig) -> dict[str, Any]:
 def config_from_dict(name: str, d: dict[str, Any]) -> SeedConfig | WbcNetConfig:
     _, cfg_cls = MODELS[name]
     d = dict(d)
+    if name == "wbcnet":
+        # Checkpoints written before these fields existed had one stem conv and a stride-1 first stage.
+        d.setdefault("stem_convs", 1)
+        d.setdefault("first_stride", 1)
     pre = PreprocessSpec.from_dict(d.pop("preprocess", {}))
     fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
     return cfg_cls(**fixed, preprocess=pre)

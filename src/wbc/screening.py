@@ -37,7 +37,7 @@ def _window(a: np.ndarray, loc: CellLocation, r: int) -> np.ndarray:
 def sharpness(rgb: np.ndarray, loc: CellLocation, r: int = 48) -> float:
     """Steepest edges near the cell relative to its contrast (1/px): an edge blurred over w pixels
     rises by about 1/w of the contrast per pixel, whatever the stain or brightness."""
-    g = _window(rgb.astype(np.float32).mean(2), loc, r)
+    g = _window(rgb, loc, r).astype(np.float32).mean(2)
     if min(g.shape) < 3:
         return 0.0
     gy, gx = np.gradient(g)
@@ -47,7 +47,7 @@ def sharpness(rgb: np.ndarray, loc: CellLocation, r: int = 48) -> float:
 
 def screen(rgb: np.ndarray, loc: CellLocation) -> Screening:
     """Decide whether `rgb` (H, W, 3) shows a stained white cell at `loc`."""
-    s = _window(stain_map(rgb), loc, 48)
+    s = stain_map(_window(rgb, loc, 48))
     mask = s > STAIN_LEVEL
     nucleus_px = int(mask.sum())
     sharp = sharpness(rgb, loc)

@@ -1,0 +1,74 @@
+"""Seconds from upload to result on the app's page, for 1 and for 50 images, in a real browser.
+
+    python benchmarks/app_latency.py [--data PATH] [--runs 3]
+
+Starts `wbc app` on a free port, drives Debian's chromium with Playwright, uploads TEST images
+(1, then 50) and times until the last result (and, for many, the differential table) is on the page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+
+def main() -> int:
+    from playwright.sync_api import sync_playwright
+
+    from test_e2e import CHROMIUM, free_port
+    from wbc.data import find_images_root, list_split
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    files = [s.path for s in list_split(find_images_root(args.data), "TEST")][::49][:50]
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "wbc.cli", "app", "--port", str(port), "--address", "127.0.0.1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.set_default_timeout(120_000)
+            results = {}
+            for n in (1, 50):
+                times = []
+                for _ in range(args.runs):
+                    page.goto(url)
+                    page.get_by_text("Upload one or more").wait_for()
+                    t = time.perf_counter()
+                    page.locator('input[type="file"]').set_input_files([str(f) for f in files[:n]])
+                    if n == 1:
+                        page.get_by_text("Confidence").first.wait_for()
+                    else:
+                        page.get_by_text("Download the table (CSV)").wait_for()
+                    times.append(time.perf_counter() - t)
+                results[n] = statistics.median(times)
+                print(f"{n:3d} image(s): {results[n]:.2f} s from upload to result (median of {args.runs})")
+            print(f"per image at 50: {results[50] / 50 * 1000:.0f} ms; 50 images take {results[50] / results[1]:.1f}x "
+                  "the time of one")
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

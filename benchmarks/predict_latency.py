@@ -1,0 +1,42 @@
+"""`wbc predict` on one image in a warm process: decode, find the cell, screen, crop, classify.
+
+    python benchmarks/predict_latency.py [--model M] [--runs 300]
+
+Prints the median milliseconds per image with the card's test-time views (8) and with one view.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+SAMPLE = Path(__file__).resolve().parents[1] / "src" / "wbc" / "app" / "samples" / "monocyte-1.jpeg"
+
+
+def main() -> int:
+    from wbc.predict import Predictor
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model")
+    ap.add_argument("--runs", type=int, default=300)
+    args = ap.parse_args()
+    p = Predictor(args.model)
+    views = p.tta_views
+    for v in sorted({views, 1}, reverse=True):
+        p.tta_views = v
+        for _ in range(10):
+            p.predict_files([SAMPLE])
+        times = []
+        for _ in range(args.runs):
+            t = time.perf_counter()
+            p.predict_files([SAMPLE])
+            times.append(time.perf_counter() - t)
+        print(f"{v} view(s): {1000 * statistics.median(times):.2f} ms per image (median of {args.runs})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""Accuracy of a model on TEST under simulated shifts from other laboratories (wbc.robustness).
+
+    python benchmarks/robustness.py [--model models/default] [--data PATH] [--every 1] [--md FILE]
+
+Each shift is applied to the decoded source image before the model's own preprocessing, so the
+whole pipeline (finding the cell, cropping, TTA) meets it. Prints a markdown table: accuracy over
+files, cells right and macro-F1 under each shift, and the drop from clean in points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> int:
+    from tqdm import tqdm
+
+    from wbc.data import find_images_root, list_split
+    from wbc.imaging import load_image
+    from wbc.predict import Predictor
+    from wbc.robustness import SHIFTS, run_shifts
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", help="model folder or .onnx (default: the shipped model)")
+    ap.add_argument("--data", type=Path)
+    ap.add_argument("--every", type=int, default=1, help="use every k-th TEST file (default: all)")
+    ap.add_argument("--md", type=Path, help="also write the table here")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args()
+    pred = Predictor(args.model)
+    samples = list_split(find_images_root(args.data), "TEST")[:: args.every]
+    images = [load_image(s.path) for s in tqdm(samples, desc="decode")]
+    y = np.array([s.label for s in samples])
+    cells = [s.cell for s in samples]
+    res = {}
+    for name in tqdm(SHIFTS, desc="shifts"):
+        res.update(run_shifts(pred.predict_probs, images, y, cells, pred.spec, {name: SHIFTS[name]}))
+    clean = res["clean"]["accuracy"]
+    n_cells = len(set(cells))
+    lines = [f"TEST, {len(samples)} files of {n_cells} cells, model `{pred.onnx_path}`:", "",
+             "| shift | accuracy over files | drop (points) | cells right | macro-F1 |", "|---|---|---|---|---|"]
+    for name, r in res.items():
+        lines.append(f"| {name} | {100 * r['accuracy']:.2f}% | {100 * (clean - r['accuracy']):+.2f} | "
+                     f"{round(r['cell_accuracy'] * n_cells)} / {n_cells} | {r['macro_f1']:.3f} |")
+    worst = max(clean - r["accuracy"] for r in res.values())
+    lines += ["", f"Largest drop from clean: {100 * worst:.2f} points."]
+    text = "\n".join(lines)
+    print(text)
+    if args.md:
+        args.md.write_text(text + "\n")
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""Calibration, test-time views, augmentation and the robustness shifts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wbc.calibration import accuracy_at_coverage, fit_temperature, review_threshold, softmax, tta_probs
+from wbc.imaging import dihedral_views, load_image
+from wbc.robustness import SHIFTS, run_shifts, scale, stain
+
+from conftest import FIXTURE_IMAGES
+
+EOS = FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL" / "_7_2284.jpeg"
+
+
+class TestCalibration:
+    def test_recovers_known_temperature(self) -> None:
+        """Labels drawn from softmax(logits / 2.5): the fitted temperature is close to 2.5."""
+        rng = np.random.default_rng(0)
+        logits = rng.normal(0, 4, size=(1, 20000, 4))
+        p = softmax(logits[0], 2.5)
+        y = np.array([rng.choice(4, p=row) for row in p])
+        assert fit_temperature(logits, y) == pytest.approx(2.5, rel=0.05)
+
+    def test_tta_averages_views(self) -> None:
+        """TTA probabilities are the mean of the views' softmax."""
+        v = np.array([[[2.0, 0, 0, 0]], [[0, 2.0, 0, 0]]])
+        assert tta_probs(v)[0] == pytest.approx((softmax(v[0, 0]) + softmax(v[1, 0])) / 2)
+
+    def test_coverage(self) -> None:
+        """At 50% coverage only the two most confident cases count: one right, one wrong."""
+        probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4], [0.55, 0.45]])
+        y = np.array([0, 1, 1, 1])
+        assert accuracy_at_coverage(probs, y, 0.5) == 0.5
+        assert accuracy_at_coverage(probs, y, 1.0) == 0.25
+        assert review_threshold(probs, 0.75) == pytest.approx(np.quantile([0.9, 0.8, 0.6, 0.55], 0.25))
+
+
+class TestViews:
+    def test_dihedral(self) -> None:
+        """Eight distinct views; view 0 is the image; view 1 is it turned by 90 degrees."""
+        x = np.random.default_rng(0).integers(0, 255, (2, 5, 5, 3), dtype=np.uint8)
+        v = dihedral_views(x)
+        assert v.shape == (16, 5, 5, 3)
+        assert np.array_equal(v[:2], x) and np.array_equal(v[2:4], np.rot90(x, 1, axes=(1, 2)))
+        assert len({v[i * 2].tobytes() for i in range(8)}) == 8
+
+    def test_predictor_tta_is_mean_of_views(self) -> None:
+        """The shipped predictor's TTA output equals the mean of its single-view outputs over the 8 views."""
+        from wbc.predict import Predictor
+
+        p = Predictor()
+        x, _ = p.analyse(load_image(EOS))
+        single = p.predict_probs(dihedral_views(x[None]), tta=False)
+        expected = single.mean(0) if p.tta_views == 8 else single[0]
+        assert p.predict_probs(x[None])[0] == pytest.approx(expected, abs=1e-6)
+
+
+class TestAugment:
+    def test_hed_identity_and_shapes(self) -> None:
+        """HED jitter with no change returns the image; a batch keeps its shape and range."""
+        torch = pytest.importorskip("torch")
+        from wbc.augment import ROBUST, augment_batch, gaussian_blur, hed_jitter
+
+        x = torch.rand(4, 3, 16, 16) * 0.9 + 0.05
+        same = hed_jitter(x, torch.ones(4, 3), torch.zeros(4, 3))
+        assert torch.allclose(same, x, atol=1e-4)
+        y = augment_batch(x, ROBUST, torch.Generator().manual_seed(0))
+        assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+        b = gaussian_blur(x, 1.0)
+        assert b.shape == x.shape and b.std() < x.std()
+
+
+class TestShifts:
+    def test_every_shift_returns_an_image(self) -> None:
+        """Each named shift maps RGB uint8 to RGB uint8."""
+        rgb = load_image(EOS)
+        for name, f in SHIFTS.items():
+            out = f(rgb)
+            assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3, name
+
+    def test_stain_identity_and_scale(self) -> None:
+        """No stain change leaves the image (to rounding); scale 1.5 resizes the field."""
+        rgb = load_image(EOS)
+        assert np.abs(stain(1.0, 1.0)(rgb).astype(int) - rgb).max() <= 1
+        assert scale(1.5)(rgb).shape == (360, 480, 3)
+
+    def test_run_shifts(self) -> None:
+        """run_shifts reports accuracy, cell accuracy and macro-F1 for every shift asked for."""
+        from wbc.data import list_split
+        from wbc.predict import Predictor
+
+        p = Predictor()
+        s = list_split(FIXTURE_IMAGES, "TEST_SIMPLE")
+        res = run_shifts(p.predict_probs, [load_image(x.path) for x in s], np.array([x.label for x in s]),
+                         [x.cell for x in s], p.spec, {"clean": SHIFTS["clean"], "blur": SHIFTS["blur sigma 1.5 px"]})
+        assert set(res) == {"clean", "blur"}
+        assert res["clean"]["accuracy"] == 1.0
