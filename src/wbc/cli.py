@@ -144,7 +144,8 @@ def cmd_app(args: argparse.Namespace) -> int:
     page = Path(__file__).parent / "app" / "main.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(page), "--server.headless", "true",
            "--server.port", str(args.port), "--server.address", args.address,
-           "--server.maxUploadSize", str(MAX_UPLOAD_MB), "--browser.gatherUsageStats", "false"]
+           "--server.maxUploadSize", str(MAX_UPLOAD_MB), "--browser.gatherUsageStats", "false",
+           "--client.toolbarMode", "viewer"]
     print(f"wbc app: http://{args.address}:{args.port}  (Ctrl+C stops it)")
     return subprocess.call(cmd, env=env)
 

@@ -76,8 +76,9 @@ with classify_tab:
             if p.needs_review and not p.not_wbc:
                 (a, pa), (b, pb) = p.top2
                 st.warning(
-                    f"Needs review: the model is unsure. Top two: {cell_type(a).label} {100 * pa:.0f}%, "
-                    f"{cell_type(b).label} {100 * pb:.0f}%."
+                    f"Needs review: this confidence is below {100 * predictor.review_threshold:.2f}%, the "
+                    "level of the least sure tenth of validation images. Top two: "
+                    f"{cell_type(a).label} {100 * pa:.1f}%, {cell_type(b).label} {100 * pb:.1f}%."
                 )
             chart = pd.DataFrame({"probability": p.probs}, index=[cell_type(c).label for c in CLASSES])
             st.bar_chart(chart, horizontal=True, height=180)
@@ -132,8 +133,10 @@ with model_tab:
         "- Trained from scratch on **277 cells from one laboratory** (the BCCD data set); images from "
         "other microscopes, stains or magnifications may be read less well.\n"
         "- It knows only four types: basophils, blasts, immature or abnormal cells will be called one of them.\n"
-        f"- Below a confidence of {100 * predictor.review_threshold:.0f}% (the least confident tenth of "
-        "validation images) it asks for review.\n"
+        f"- Below a confidence of {100 * predictor.review_threshold:.2f}% (the least confident tenth of "
+        "validation images) it asks for review. Its confidences were calibrated on validation cells from "
+        "the same laboratory; on the harder test cells it is over-confident (expected calibration error "
+        f"{test['ece'] if test else float('nan'):.3f}), so read a high confidence as \"likely\", not \"certain\".\n"
         "- A second opinion for learning and checking, **not a diagnosis**."
     )
     st.caption(f"Model {card.get('name')} · {card.get('parameters', 0):,} parameters · "
