@@ -22,7 +22,7 @@ def val_report(run: Path, robust: bool) -> dict:
     from sklearn.metrics import f1_score
 
     from wbc.calibration import tta_probs
-    from wbc.data import find_images_root, list_split, load_arrays
+    from wbc.data import find_images_root, list_split
     from wbc.imaging import load_image
     from wbc.metrics import expected_calibration_error, pool_cells
     from wbc.predict import Predictor

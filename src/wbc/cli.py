@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -12,10 +12,14 @@ from typing import Any
 from wbc.errors import WbcError
 
 
-def _need_training_extras(exc: ImportError) -> WbcError:
-    return WbcError(
-        f"this command needs the training extras ({exc.name} is not installed): pip install -e '.[train]'"
-    )
+def _training(module: str, name: str) -> Any:
+    """`name` from a module that needs the training extras; a one-line error where they are missing."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError as e:
+        raise WbcError(
+            f"this command needs the training extras ({e.name} is not installed): pip install -e '.[train]'"
+        ) from e
 
 
 def cmd_data_download(args: argparse.Namespace) -> int:
@@ -47,10 +51,7 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    try:
-        from wbc.train import fit, preset
-    except ImportError as e:
-        raise _need_training_extras(e) from e
+    fit, preset = _training("wbc.train", "fit"), _training("wbc.train", "preset")
     cfg = preset(args.model)
     overrides: dict[str, Any] = {
         k: v for k, v in {
@@ -69,10 +70,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    try:
-        from wbc.evaluate import evaluate
-    except ImportError as e:
-        raise _need_training_extras(e) from e
+    evaluate = _training("wbc.evaluate", "evaluate")
     m = evaluate(args.model, args.out, folder=args.folder, split=args.split, data=args.data,
                  skip_bad=args.skip_bad, progress=not args.quiet)
     lo, hi = m["accuracy_ci95"]
@@ -85,10 +83,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    try:
-        from wbc.ship import export_and_report
-    except ImportError as e:
-        raise _need_training_extras(e) from e
+    export_and_report = _training("wbc.ship", "export_and_report")
     card = export_and_report(args.run, args.out, data=args.data, evaluate_test=args.evaluate,
                              tta=not args.no_tta, calibrate=not args.no_calibrate)
     print(f"wrote {Path(args.out) / 'model.onnx'} ({card['onnx_bytes'] / 1e6:.2f} MB) and model.json; "

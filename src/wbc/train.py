@@ -7,7 +7,7 @@ import io
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,10 +50,6 @@ class TrainConfig:
     data: str | None = None
     skip_bad: bool = False
     threads: int = 2
-
-    @classmethod
-    def fields_(cls) -> set[str]:
-        return {f.name for f in fields(cls)}
 
 
 # The reference's recipe: Adam at 1e-4, class weights, augmentation, early stopping, 50 epochs.
