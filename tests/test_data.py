@@ -138,3 +138,15 @@ class TestArrays:
             load_arrays(s, PreprocessSpec(), progress=False)
         x, kept = load_arrays(s, PreprocessSpec(), skip_bad=True, progress=False)
         assert len(kept) == len(s) - 1 and bad not in [k.path for k in kept] and len(x) == len(kept)
+
+
+def test_cache_key_follows_preprocessing_code(fixture_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Changing the preprocessing code changes the cache key, so stale crops are never reused."""
+    from wbc import data, imaging
+
+    s = list_split(fixture_root, "TEST_SIMPLE")
+    before = data._cache_key(s, PreprocessSpec())
+    edited = tmp_path / "imaging.py"
+    edited.write_bytes(Path(imaging.__file__).read_bytes() + b"\n# changed\n")
+    monkeypatch.setattr(imaging, "__file__", str(edited))
+    assert data._cache_key(s, PreprocessSpec()) != before

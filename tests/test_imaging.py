@@ -8,7 +8,17 @@ import pytest
 from PIL import Image
 
 from wbc.errors import BadImageError
-from wbc.imaging import MAX_PIXELS, PreprocessSpec, crop_square, load_image, locate_cell, prepare, to_input
+from wbc.imaging import (
+    MAX_PIXELS,
+    PreprocessSpec,
+    background_colour,
+    crop_square,
+    load_image,
+    locate_cell,
+    median_colour,
+    prepare,
+    to_input,
+)
 
 
 def _png(img: Image.Image, fmt: str = "PNG") -> bytes:
@@ -101,13 +111,28 @@ class TestCell:
         rgb[rgb[..., 2] > 180] = (225, 215, 215)
         assert locate_cell(rgb).peak < 30
 
-    def test_crop_at_edge_fills_with_median(self) -> None:
-        """Outside the image the crop holds the image's median colour, and the inside is copied."""
+    def test_crop_at_edge_fills_with_background(self) -> None:
+        """Outside the image the crop holds the background colour, and the inside is copied."""
         rgb = smear()
         c = crop_square(rgb, 0, 0, 40)
         assert c.shape == (40, 40, 3)
-        assert (c[0, 0] == np.median(rgb.reshape(-1, 3), axis=0).astype(np.uint8)).all()
+        assert (c[0, 0] == (225, 215, 215)).all()
         assert (c[20:, 20:] == rgb[:20, :20]).all()
+
+    def test_background_of_a_tight_crop(self) -> None:
+        """A crop that is mostly cell still pads with the background at its border, not the cell's colour;
+        black rotation fill at the border is left out."""
+        rgb = smear(cy=150, cx=90)[130:170, 70:110].copy()  # 40 px around the nucleus
+        rgb[0, :20] = 0  # a black corner, as the data set's rotated views have
+        assert (background_colour(rgb) == (225, 215, 215)).all()
+        assert not (median_colour(rgb) == (225, 215, 215)).all()
+
+    def test_median_colour_matches_numpy(self) -> None:
+        """The histogram median equals np.median(...).astype(uint8), odd and even counts."""
+        rng = np.random.default_rng(0)
+        for shape in ((3, 5, 3), (4, 4, 3), (1, 1, 3), (7, 2, 3)):
+            a = rng.integers(0, 256, shape, dtype=np.uint8)
+            assert (median_colour(a) == np.median(a.reshape(-1, 3), axis=0).astype(np.uint8)).all()
 
     def test_prepare_and_input_shapes(self) -> None:
         """prepare gives the spec's size; to_input gives normalised NCHW float32."""

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from wbc import imaging
 from wbc.errors import BadImageError, DataError
 from wbc.imaging import PreprocessSpec, load_image, prepare
 from wbc.info import CLASS_INDEX, CLASSES, IMAGE_SUFFIXES, SPLITS
@@ -151,7 +152,9 @@ def cache_dir() -> Path:
 
 
 def _cache_key(samples: Sequence[Sample], spec: PreprocessSpec) -> str:
-    h = hashlib.sha256(json.dumps(spec.to_dict(), sort_keys=True).encode())
+    # The preprocessing code is part of the key: a change to it must not reuse stale crops.
+    h = hashlib.sha256(Path(imaging.__file__).read_bytes())
+    h.update(json.dumps(spec.to_dict(), sort_keys=True).encode())
     for s in samples:
         st = s.path.stat()
         h.update(f"{s.path.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())

@@ -164,10 +164,21 @@ def median_colour(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
+def background_colour(rgb: np.ndarray) -> np.ndarray:
+    """Median colour of the image's one-pixel border, leaving out black fill (all channels < 24).
+
+    The border is background or red cells even when the user cropped tightly around the white cell,
+    where the median of the whole image would be the cell's own colour.
+    """
+    ring = np.concatenate([rgb[0], rgb[-1], rgb[1:-1, 0], rgb[1:-1, -1]])
+    lit = ring[ring.max(1) >= 24]
+    return median_colour((lit if len(lit) else ring)[None])
+
+
 def crop_square(rgb: np.ndarray, cy: float, cx: float, window: int) -> np.ndarray:
-    """Crop `window` x `window` centred at (cy, cx); outside the image is the image's median colour."""
+    """Crop `window` x `window` centred at (cy, cx); outside the image is its background colour."""
     h, w, _ = rgb.shape
-    fill = median_colour(rgb)
+    fill = background_colour(rgb)
     out = np.empty((window, window, 3), dtype=np.uint8)
     out[:] = fill
     top, left = int(round(cy)) - window // 2, int(round(cx)) - window // 2
