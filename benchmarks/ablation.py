@@ -22,12 +22,11 @@ def val_report(run: Path, robust: bool) -> dict:
     from sklearn.metrics import f1_score
 
     from wbc.calibration import tta_probs
-    from wbc.data import find_images_root, list_split
     from wbc.imaging import load_image
     from wbc.metrics import expected_calibration_error, pool_cells
     from wbc.predict import Predictor
     from wbc.robustness import run_shifts
-    from wbc.ship import export_and_report, validation_view_logits
+    from wbc.ship import export_and_report, validation_samples, validation_view_logits
 
     with tempfile.TemporaryDirectory() as tmp:
         card = export_and_report(run, tmp)
@@ -35,8 +34,7 @@ def val_report(run: Path, robust: bool) -> dict:
         t = card["temperature"]
         res = {"temperature": t, "params": card["parameters"], "mflops": card["flops_per_image"] / 1e6,
                "train_seconds": card["training"]["wall_seconds"], "epochs": card["training"]["epochs_run"]}
-        val_cells = set(json.loads((run / "split.json").read_text())["val_cells"])
-        samples = [s for s in list_split(find_images_root(), "TRAIN") if s.cell in val_cells]
+        samples = validation_samples(run, None)
         cells = [s.cell for s in samples]
         for name, probs in (("1view", tta_probs(logits[:1], t)), ("tta8", tta_probs(logits, t))):
             cp, cy, _ = pool_cells(probs, y, cells)

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-# Ruifrok & Johnston stain vectors (rows: hematoxylin, eosin, DAB) in optical density space.
-HED_FROM_OD = torch.linalg.inv(torch.tensor([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]]))
-OD_FROM_HED = torch.tensor([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
+from wbc import imaging
+
+OD_FROM_HED = torch.tensor(imaging.OD_FROM_HED)
+HED_FROM_OD = torch.linalg.inv(OD_FROM_HED)
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,10 @@ class CellLocation:
     stained_fraction: float  # share of the image whose (blue - green) exceeds STAIN_LEVEL
 
 
+# Ruifrok & Johnston stain vectors in optical density (rows: hematoxylin, eosin, DAB): the stain
+# jitter of training (wbc.augment) and the stain shifts of the robustness test use the same ones.
+OD_FROM_HED = ((0.65, 0.70, 0.29), (0.07, 0.99, 0.11), (0.27, 0.57, 0.78))
+
 STAIN_LEVEL = 60.0  # (blue - green) of a hematoxylin-stained nucleus; red cells sit near 20
 
 

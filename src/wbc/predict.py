@@ -130,10 +130,16 @@ class Predictor:
 
     def predict_probs(self, prepared: np.ndarray, tta: bool = True) -> np.ndarray:
         """uint8 (N, h, w, 3) -> probabilities (N, 4), averaged over the card's test-time views."""
-        if not tta or self.tta_views == 1:
-            return self.run(prepared)[0]
-        probs = self.run(dihedral_views(prepared))[0]  # (8N, 4), view-major
-        return probs.reshape(8, len(prepared), -1).mean(0)
+        return self.predict(prepared, tta)[0]
+
+    def predict(self, prepared: np.ndarray, tta: bool = True, cam: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities (N, 4) and, if asked and exported, class activation maps (N, 4, fh, fw) of the
+        view as given, from one pass over all test-time views."""
+        outputs = ("probs", "cam") if cam and "cam" in self.output_names else ("probs",)
+        n = len(prepared)
+        views = 8 if tta and self.tta_views > 1 else 1
+        res = self.run(dihedral_views(prepared) if views > 1 else prepared, outputs)  # view-major; view 0 as given
+        return res[0].reshape(views, n, -1).mean(0), (res[1][:n] if len(res) > 1 else None)
 
     @property
     def review_threshold(self) -> float:

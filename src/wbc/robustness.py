@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
-from wbc.imaging import crop_square, locate_cell, prepare
+from wbc.imaging import OD_FROM_HED, crop_square, locate_cell, prepare
 
 Shift = Callable[[np.ndarray], np.ndarray]
 
-_OD_FROM_HED = np.array([[0.65, 0.70, 0.29], [0.07, 0.99, 0.11], [0.27, 0.57, 0.78]])
+_OD_FROM_HED = np.array(OD_FROM_HED)
 _HED_FROM_OD = np.linalg.inv(_OD_FROM_HED)
 
 

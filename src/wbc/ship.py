@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from wbc.calibration import fit_temperature, review_threshold, tta_probs
-from wbc.data import find_images_root, list_split, load_arrays
+from wbc.data import Sample, find_images_root, list_split, load_arrays
 from wbc.errors import CheckpointError
 from wbc.evaluate import evaluate
 from wbc.export import export
@@ -42,13 +42,18 @@ def _summary(m: dict[str, Any]) -> dict[str, Any]:
     return {k: m[k] for k in keys}
 
 
-def validation_view_logits(onnx_dir: Path, run_dir: Path, data: str | Path | None, views: int):
-    """Logits (V, N, 4) and labels (N,) of the run's validation cells, as the exported model sees them."""
+def validation_samples(run_dir: Path, data: str | Path | None) -> list[Sample]:
+    """The TRAIN files of the cells a run held out for validation (its split.json)."""
     try:
         val_cells = set(json.loads((run_dir / "split.json").read_text())["val_cells"])
     except (OSError, KeyError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{run_dir}: split.json with the validation cells is missing or damaged") from e
-    samples = [s for s in list_split(find_images_root(data), "TRAIN") if s.cell in val_cells]
+    return [s for s in list_split(find_images_root(data), "TRAIN") if s.cell in val_cells]
+
+
+def validation_view_logits(onnx_dir: Path, run_dir: Path, data: str | Path | None, views: int):
+    """Logits (V, N, 4) and labels (N,) of the run's validation cells, as the exported model sees them."""
+    samples = validation_samples(run_dir, data)
     pred = Predictor(onnx_dir)
     x, samples = load_arrays(samples, pred.spec, progress=False)
     if views > 1:

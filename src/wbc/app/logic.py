@@ -74,8 +74,7 @@ def analyse_uploads(predictor: Predictor, uploads: Sequence[tuple[str, bytes]]) 
     if not ok:
         return results
     x = np.stack([a for _, a, _ in ok])
-    probs = predictor.predict_probs(x)
-    cams = predictor.run(x, ("cam",))[0] if "cam" in predictor.output_names else None
+    probs, cams = predictor.predict(x, cam=True)
     for j, (i, crop, sc) in enumerate(ok):
         pred = predictor.verdicts(results[i].name, probs[j], sc)  # type: ignore[arg-type]
         results[i].prediction, results[i].crop = pred, crop
