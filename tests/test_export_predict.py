@@ -30,7 +30,7 @@ class TestExport:
         """The card names the classes, input, preprocessing, versions and the ONNX file's sha256."""
         card = json.loads((exported / "model.json").read_text())
         assert card["classes"] == list(CLASSES)
-        assert card["input"]["shape"] == ["batch", 3, 96, 96]
+        assert card["input"]["shape"] == ["batch", 96, 96, 3] and card["input"]["dtype"] == "uint8"
         assert card["preprocess"]["mode"] == "cell"
         assert card["onnx_sha256"] == sha256_file(exported / "model.onnx")
         assert card["code"]["torch"] and card["data"]["source"] == "paultimothymooney/blood-cells"
@@ -57,6 +57,32 @@ class TestExport:
         probs, cam = p.run(x, ("probs", "cam"))
         assert probs.shape == (2, 4) and cam.shape == (2, 4, 6, 6)
         assert np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+    def test_float_input_model_still_read(self, exported: Path, tiny_run: Path, tmp_path: Path) -> None:
+        """A model exported before 0.2 (float32 NCHW input, normalised outside the graph) gives the same
+        probabilities as the current uint8-input export."""
+        import torch
+
+        from wbc.train import load_checkpoint, model_from_checkpoint
+
+        net, spec = model_from_checkpoint(load_checkpoint(tiny_run / "best.pt"))
+        net.eval()
+        old = tmp_path / "old"
+        old.mkdir()
+        torch.onnx.export(
+            net, (torch.zeros(1, 3, 96, 96),), str(old / "model.onnx"), input_names=["input"],
+            output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False,
+        )
+        card = json.loads((exported / "model.json").read_text())
+        card.update(onnx_sha256=sha256_file(old / "model.onnx"), input={"shape": ["batch", 3, 96, 96]})
+        (old / "model.json").write_text(json.dumps(card))
+        x = np.random.default_rng(0).integers(0, 256, (5, 96, 96, 3), dtype=np.uint8)
+        old_pred, new_pred = Predictor(old), Predictor(exported)
+        assert not old_pred.raw_input and new_pred.raw_input
+        got = old_pred.run(x, ("logits",))[0]
+        want = new_pred.run(x, ("logits",))[0]
+        assert np.abs(got - want).max() < 1e-4
 
 
 class TestModelFiles:

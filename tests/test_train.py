@@ -66,6 +66,37 @@ class TestFit:
         for k, v in a["state_dict"].items():
             assert torch.equal(v, b["state_dict"][k]), k
 
+    def test_distillation_from_a_teacher(self, tiny_run: Path, tmp_path: Path) -> None:
+        """A student learns from a teacher that held out the same cells; the teachers' soft targets are
+        probabilities that do not depend on the crops' orientation, and they change what is learnt."""
+        from wbc.data import list_split, load_arrays
+        from wbc.train import _to_tensor, teacher_probs
+
+        val = set(json.loads((tiny_run / "split.json").read_text())["val_cells"])
+        _, spec = train_mod.model_from_checkpoint(load_checkpoint(tiny_run / "best.pt"))
+        x, _ = load_arrays(list_split(FIXTURE_IMAGES, "TRAIN")[:6], spec, progress=False)
+        xt = _to_tensor(x)
+        p = teacher_probs((str(tiny_run),), xt, val)
+        assert p.shape == (6, 4) and torch.allclose(p.sum(1), torch.ones(6), atol=1e-5)
+        assert torch.allclose(teacher_probs((str(tiny_run),), torch.rot90(xt, 1, dims=(2, 3)), val), p, atol=1e-5)
+
+        plain = fit(TINY, tmp_path / "plain", progress=False)
+        student = fit(replace(TINY, teachers=(str(tiny_run),), distill=1.0), tmp_path / "student", progress=False)
+        assert json.loads((student / "config.json").read_text())["train"]["teachers"] == [str(tiny_run)]
+        a, b = load_checkpoint(plain / "last.pt")["state_dict"], load_checkpoint(student / "last.pt")["state_dict"]
+        assert any(not torch.equal(a[k], b[k]) for k in a)
+
+    def test_teacher_that_saw_validation_cells_is_refused(self, tiny_run: Path, tmp_path: Path) -> None:
+        """A teacher trained on the student's validation cells would leak them: refused by name."""
+        with pytest.raises(CheckpointError, match="other validation cells"):
+            fit(replace(TINY, teachers=(str(tiny_run),), split_seed=1), tmp_path / "s", progress=False)
+
+    def test_split_seed_fixes_the_split_alone(self, tmp_path: Path) -> None:
+        """Runs with other seeds but one --split-seed hold out the same cells (ensemble teachers)."""
+        a = fit(replace(TINY, epochs=1, seed=1, split_seed=0), tmp_path / "a", progress=False)
+        b = fit(replace(TINY, epochs=1, seed=2, split_seed=0), tmp_path / "b", progress=False)
+        assert (a / "split.json").read_text() == (b / "split.json").read_text()
+
     def test_seed_preset(self) -> None:
         """The replica trains as the reference did: Adam at 1e-4, up to 50 epochs, class weights."""
         cfg = preset("seed")

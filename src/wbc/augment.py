@@ -35,6 +35,8 @@ class AugmentConfig:
 
 # The default network's recipe: wider zoom, stain and blur jitter for other laboratories.
 ROBUST = AugmentConfig(scale=(0.65, 1.6), hed=0.15, hed_bias=0.03, blur_p=0.3)
+# The same with twice the stain jitter: labs differ by more than 15% in each stain's amount.
+ROBUST_WIDE = AugmentConfig(scale=(0.65, 1.6), hed=0.3, hed_bias=0.05, blur_p=0.3)
 
 
 def hed_jitter(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:

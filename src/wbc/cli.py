@@ -58,6 +58,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
             "patience": args.patience, "val_fraction": args.val_fraction, "limit_cells": args.limit_cells,
             "data": str(args.data) if args.data else None, "threads": args.threads, "augment": args.augment,
+            "split_seed": args.split_seed, "distill": args.distill,
+            "teachers": tuple(str(t) for t in args.teacher) if args.teacher else None,
         }.items() if v is not None
     }
     cfg = replace(cfg, **overrides, skip_bad=args.skip_bad or cfg.skip_bad)
@@ -167,11 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, help="peak learning rate (default: 2e-3 wbcnet, 1e-4 seed)")
     t.add_argument("--batch-size", type=int, help="default: 64")
     t.add_argument("--seed", type=int, help="seed of the split, shuffling and augmentation (default: 0)")
+    t.add_argument("--split-seed", type=int, help="seed of the validation split alone (default: --seed)")
+    t.add_argument("--teacher", type=Path, action="append",
+                   help="a finished run (folder with best.pt) to distil from; repeat for an ensemble. "
+                        "Teachers must hold out the same validation cells (same --split-seed)")
+    t.add_argument("--distill", type=float, help="weight of the teachers' soft targets (default: 0.7)")
     t.add_argument("--patience", type=int, help="early stopping patience in epochs (default: 12 wbcnet, 10 seed)")
     t.add_argument("--val-fraction", type=float, help="share of TRAIN's cells held out for validation (default: 0.2)")
     t.add_argument("--limit-cells", type=int, help="use only the first N cells of each class (quick runs)")
     t.add_argument("--threads", type=int, help="PyTorch CPU threads (default: 2)")
-    t.add_argument("--augment", choices=["robust", "basic", "none"],
+    t.add_argument("--augment", choices=["robust", "robust-wide", "basic", "none"],
                    help="augmentation recipe (default: robust for wbcnet, basic for seed)")
     t.add_argument("--skip-bad", action="store_true", help="leave out unreadable images instead of stopping")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")

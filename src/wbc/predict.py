@@ -118,12 +118,17 @@ class Predictor:
         except Exception as e:  # onnxruntime raises its own untyped errors for a bad graph
             raise ModelFileError(f"{self.onnx_path}: ONNX Runtime cannot load it ({e})") from e
         self.output_names = [o.name for o in self.session.get_outputs()]
+        # Models exported since 0.2 take the uint8 crops and normalise inside the graph; earlier ones
+        # take float32 (N, 3, h, w) normalised here.
+        self.raw_input = self.session.get_inputs()[0].type == "tensor(uint8)"
 
     def run(self, prepared: np.ndarray, outputs: Sequence[str] = ("probs",)) -> list[np.ndarray]:
         """uint8 (N, h, w, 3) from `imaging.prepare` -> the named outputs, batched."""
         parts: list[list[np.ndarray]] = [[] for _ in outputs]
         for i in range(0, len(prepared), BATCH):
-            res = self.session.run(list(outputs), {"input": to_input(prepared[i : i + BATCH], self.spec)})
+            chunk = prepared[i : i + BATCH]
+            x = np.ascontiguousarray(chunk) if self.raw_input else to_input(chunk, self.spec)
+            res = self.session.run(list(outputs), {"input": x})
             for acc, r in zip(parts, res):
                 acc.append(r)
         return [np.concatenate(p) for p in parts]

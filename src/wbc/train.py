@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wbc.augment import ROBUST, AugmentConfig, augment_batch
+from wbc.augment import ROBUST, ROBUST_WIDE, AugmentConfig, augment_batch
 from wbc.data import Sample, find_images_root, grouped_split, list_split, load_arrays
 from wbc.errors import CheckpointError, DataError
 from wbc.imaging import PreprocessSpec
@@ -44,12 +44,15 @@ class TrainConfig:
     monitor: str = "val_macro_f1"  # or "val_loss"
     val_fraction: float = 0.2
     seed: int = 0
+    split_seed: int | None = None  # seed of the cell-grouped split alone (None: `seed`); teachers share one
     class_weights: bool = True
     augment: str = "robust"  # "robust", "basic" (geometry and light colour jitter) or "none"
     limit_cells: int | None = None  # keep only the first N cells of each class (quick runs)
     data: str | None = None
     skip_bad: bool = False
     threads: int = 2
+    teachers: tuple[str, ...] = ()  # run folders whose best.pt teach this one (distillation)
+    distill: float = 0.7  # with teachers: weight of the teachers' soft targets in the loss
 
 
 # The reference's recipe: Adam at 1e-4, class weights, augmentation, early stopping, 50 epochs.
@@ -57,7 +60,7 @@ SEED_PRESET: dict[str, Any] = dict(
     epochs=50, lr=1e-4, optimizer="adam", weight_decay=0.0, schedule="constant", warmup_epochs=0,
     label_smoothing=0.0, patience=10, monitor="val_loss", augment="basic",
 )
-AUGMENT = {"basic": AugmentConfig(), "robust": ROBUST}
+AUGMENT = {"basic": AugmentConfig(), "robust": ROBUST, "robust-wide": ROBUST_WIDE}
 
 
 def preset(model: str) -> TrainConfig:
@@ -99,8 +102,10 @@ def train_one_epoch(
     weights: torch.Tensor | None,
     gen: torch.Generator,
     progress: bool = True,
+    soft: torch.Tensor | None = None,
 ) -> float:
-    """One pass over (x uint8 (N, 3, h, w), y (N,)) in shuffled batches; returns the mean loss."""
+    """One pass over (x uint8 (N, 3, h, w), y (N,)) in shuffled batches; returns the mean loss.
+    With `soft` (N, 4), the teachers' probabilities, the loss mixes in their cross-entropy."""
     from tqdm import tqdm
 
     model.train()
@@ -117,6 +122,10 @@ def train_one_epoch(
             xb = augment_batch(xb, aug, gen)
         logits = model(_normalise(xb, spec))
         loss = F.cross_entropy(logits, y[idx], weight=weights, label_smoothing=cfg.label_smoothing)
+        if soft is not None:
+            w = weights[y[idx]] if weights is not None else torch.ones(len(idx))
+            soft_ce = -(soft[idx] * F.log_softmax(logits, 1)).sum(1)
+            loss = (1 - cfg.distill) * loss + cfg.distill * (w * soft_ce).sum() / w.sum()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -235,6 +244,30 @@ def _improved(value: float, best: float | None, monitor: str) -> bool:
     return value < best if monitor == "val_loss" else value > best
 
 
+@torch.no_grad()
+def teacher_probs(teachers: tuple[str, ...], x: torch.Tensor, val_cells: set[str]) -> torch.Tensor:
+    """Mean softmax (N, 4) of the teachers' best.pt over the 8 rotations/mirrors of x, uint8 (N, 3, h, w).
+
+    A teacher must have held out exactly these validation cells: one that learnt from them would
+    carry them into the student and make its validation figures optimistic."""
+    total = torch.zeros(len(x), NUM_CLASSES)
+    for t in teachers:
+        try:
+            t_val = set(json.loads((Path(t) / "split.json").read_text())["val_cells"])
+        except (OSError, KeyError, json.JSONDecodeError) as e:
+            raise CheckpointError(f"{t}: teacher run without a readable split.json") from e
+        if t_val != val_cells:
+            raise CheckpointError(f"{t}: this teacher held out other validation cells; train it with the "
+                                  "student's --split-seed")
+        net, spec = model_from_checkpoint(load_checkpoint(Path(t) / "best.pt"))
+        for k in range(4):
+            for flip in (False, True):
+                v = torch.rot90(x, k, dims=(2, 3))
+                v = torch.flip(v, dims=(3,)) if flip else v
+                total += torch.from_numpy(predict_probs(net, v.contiguous(), spec))
+    return total / (8 * len(teachers))
+
+
 def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool = True,
         model_cfg: SeedConfig | WbcNetConfig | None = None) -> Path:
     """Train `cfg.model` on TRAIN's cell-grouped training part; select on its validation part.
@@ -249,7 +282,7 @@ def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool 
 
     run = Path(run)
     if cfg.augment not in (*AUGMENT, "none"):
-        raise ValueError(f"unknown augmentation {cfg.augment!r}; choose robust, basic or none")
+        raise ValueError(f"unknown augmentation {cfg.augment!r}; choose {', '.join(AUGMENT)} or none")
     state: dict[str, Any] | None = None
     if resume:
         state = load_checkpoint(run / "last.pt")
@@ -268,7 +301,8 @@ def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool 
     root = find_images_root(cfg.data)
     samples = _subset(list_split(root, "TRAIN"), cfg.limit_cells)
     x_all, samples = load_arrays(samples, spec, skip_bad=cfg.skip_bad, progress=progress)
-    tr_idx, va_idx = grouped_split(samples, cfg.val_fraction, seed=cfg.seed)
+    split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
+    tr_idx, va_idx = grouped_split(samples, cfg.val_fraction, seed=split_seed)
     if len(tr_idx) == 0 or len(va_idx) == 0:
         raise DataError("the cell-grouped split left the training or validation part empty")
     y_all = np.array([s.label for s in samples])
@@ -277,6 +311,7 @@ def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool 
     x_va, y_va = _to_tensor(x_all[va_idx]), y_all[va_idx]
     va_cells = [cells[i] for i in va_idx]
     weights = _class_weights(y_all[tr_idx]) if cfg.class_weights else None
+    soft = teacher_probs(tuple(cfg.teachers), x_tr, set(va_cells)) if cfg.teachers else None
 
     run.mkdir(parents=True, exist_ok=True)
     if state is None:
@@ -308,7 +343,7 @@ def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool 
         # Seeded per epoch so a resumed run repeats exactly what an uninterrupted one would do.
         torch.manual_seed(cfg.seed * 100_003 + epoch)
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        train_loss = train_one_epoch(model, x_tr, y_tr, opt, sched, cfg, spec, weights, gen, progress)
+        train_loss = train_one_epoch(model, x_tr, y_tr, opt, sched, cfg, spec, weights, gen, progress, soft)
         probs = predict_probs(model, x_va, spec)
         row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": train_loss,
                **_val_metrics(probs, y_va, va_cells, weights), "seconds": time.perf_counter() - t0}
