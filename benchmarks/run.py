@@ -16,12 +16,18 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from wbc.io import atomic_write_text
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import time_it  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,22 +48,9 @@ def machine() -> str:
             f"onnxruntime {onnxruntime.__version__}")
 
 
-def time_it(fn, min_seconds: float = 1.5, min_runs: int = 10) -> float:
-    """Median seconds per call over repeated runs (after a warm-up)."""
-    for _ in range(3):
-        fn()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < min_runs or time.perf_counter() - start < min_seconds:
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
-
-
-def speed(model_dir: Path, run: Path, threads: int) -> dict[str, float]:
-    """ms/image at batch 1 and images/s at batch 64, ONNX Runtime and PyTorch, on one network pass
-    (and, where the card asks for it, the 8-view TTA prediction the tools actually make)."""
+def speed(model_dir: Path, run: Path | None, threads: int) -> dict[str, float]:
+    """ms/image at batch 1 and images/s at batch 64, ONNX Runtime and (given the run) PyTorch, on one
+    network pass (and, where the card asks for it, the 8-view TTA prediction the tools actually make)."""
     import torch
 
     from wbc.imaging import to_input
@@ -70,15 +63,16 @@ def speed(model_dir: Path, run: Path, threads: int) -> dict[str, float]:
     rng = np.random.default_rng(0)
     x1 = rng.integers(0, 255, (1, h, w, 3), dtype=np.uint8)
     x64 = rng.integers(0, 255, (64, h, w, 3), dtype=np.uint8)
-    net, spec = model_from_checkpoint(load_checkpoint(run / "best.pt"))
-    t1, t64 = torch.from_numpy(to_input(x1, spec)), torch.from_numpy(to_input(x64, spec))
     out = {
         "ort_ms_b1": 1000 * time_it(lambda: pred.predict_probs(x1, tta=False)),
         "ort_img_s_b64": 64 / time_it(lambda: pred.predict_probs(x64, tta=False)),
     }
-    with torch.no_grad():
-        out["torch_ms_b1"] = 1000 * time_it(lambda: net(t1))
-        out["torch_img_s_b64"] = 64 / time_it(lambda: net(t64))
+    if run is not None:
+        net, spec = model_from_checkpoint(load_checkpoint(run / "best.pt"))
+        t1, t64 = torch.from_numpy(to_input(x1, spec)), torch.from_numpy(to_input(x64, spec))
+        with torch.no_grad():
+            out["torch_ms_b1"] = 1000 * time_it(lambda: net(t1))
+            out["torch_img_s_b64"] = 64 / time_it(lambda: net(t64))
     if pred.tta_views > 1:
         out["ort_tta_ms_b1"] = 1000 * time_it(lambda: pred.predict_probs(x1))
         out["ort_tta_img_s_b64"] = 64 / time_it(lambda: pred.predict_probs(x64))
@@ -102,6 +96,7 @@ def one(model: str, seed: int, epochs: int | None, work: Path, threads: int) -> 
         finished, resume = False, False
     if not finished:
         fit(cfg, run, resume=resume, progress=False)
+    reused = finished
     out = run / "export"
     card = export_and_report(run, out, evaluate_test=True, tta=(model == "wbcnet"))
     state = load_checkpoint(run / "last.pt")
@@ -111,8 +106,28 @@ def one(model: str, seed: int, epochs: int | None, work: Path, threads: int) -> 
         "best_epoch": card["training"]["best_epoch"],
         "train_seconds": round(sum(r["seconds"] for r in state["history"]), 1),  # every epoch run, in last.pt
         "params": card["parameters"], "mflops": card["flops_per_image"] / 1e6, "onnx_mb": card["onnx_bytes"] / 1e6,
-        "tta_views": card["tta_views"], "temperature": card["temperature"],
+        "tta_views": card["tta_views"], "temperature": card["temperature"], "reused": reused,
         "test": test, **speed(out, run, threads),
+    }
+
+
+def shipped(model_dir: Path, threads: int) -> dict[str, Any]:
+    """The shipped model as it is: TEST evaluated again here, timed on ONNX Runtime (its training
+    run need not be on this machine, so no PyTorch rows)."""
+    from wbc.evaluate import evaluate
+    from wbc.predict import read_card, resolve_model
+    from wbc.ship import _summary
+
+    card = read_card(resolve_model(model_dir)[1])
+    with tempfile.TemporaryDirectory() as tmp:
+        test = _summary(evaluate(model_dir, tmp, split="TEST", progress=False))
+    tr = card["training"]
+    return {
+        "model": card["name"], "seed": tr["config"]["seed"], "epochs_run": tr["epochs_run"],
+        "epochs_max": tr["config"]["epochs"], "best_epoch": tr["best_epoch"], "train_seconds": tr["wall_seconds"],
+        "params": card["parameters"], "mflops": card["flops_per_image"] / 1e6, "onnx_mb": card["onnx_bytes"] / 1e6,
+        "tta_views": card["tta_views"], "temperature": card["temperature"],
+        "teachers": tr["config"].get("teachers") or [], "test": test, **speed(model_dir, None, threads),
     }
 
 
@@ -200,13 +215,20 @@ def ratio(seed: dict[str, Any], ours: list[dict[str, Any]], key: str) -> str:
     return f"{a / b:.1f}x {word}"
 
 
-def table(seed: dict[str, Any], ours: list[dict[str, Any]]) -> str:
+def table(seed: dict[str, Any], ours: list[dict[str, Any]], ship: dict[str, Any] | None = None) -> str:
     head = (f"| | seed replica (seed {seed['seed']}) | wbcnet, {len(ours)} seeds "
             f"({', '.join(str(r['seed']) for r in ours)}): mean ± sd | wbcnet vs seed |")
-    lines = [head, "|---|---|---|---|"]
+    rule = "|---|---|---|---|"
+    if ship is not None:
+        head += " shipped model | shipped vs seed |"
+        rule += "---|---|"
+    lines = [head, rule]
     for label, key, kind in ROWS:
-        lines.append(f"| {label} | {fmt(get(seed, key), kind) if kind != 'str' else get(seed, key)} | "
-                     f"{summarise(ours, key, kind)} | {ratio(seed, ours, key)} |")
+        line = (f"| {label} | {fmt(get(seed, key), kind) if kind != 'str' else get(seed, key)} | "
+                f"{summarise(ours, key, kind)} | {ratio(seed, ours, key)} |")
+        if ship is not None:
+            line += f" {summarise([ship], key, kind)} | {ratio(seed, [ship], key) if get(ship, key) else ''} |"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -231,16 +253,21 @@ def main() -> int:
                     help="epochs for the seed replica (its recipe allows 50; default 6 to fit a session)")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "bench", help="run folders (default: runs/bench)")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for training and timing (default: 2)")
+    ap.add_argument("--shipped", type=Path, default=ROOT / "models" / "default",
+                    help="also evaluate and time this shipped model (default: models/default; 'none' to skip)")
     ap.add_argument("--md", type=Path, default=ROOT / "BENCHMARKS.md", help="where to write the table")
     args = ap.parse_args()
 
     started = time.time()
     seed = one("seed", 0, args.seed_epochs, args.work, args.threads)
     ours = [one("wbcnet", s, None, args.work, args.threads) for s in args.seeds]
+    ship = shipped(args.shipped, args.threads) if str(args.shipped) != "none" else None
     result = {"machine": machine(), "command": " ".join(["python", "benchmarks/run.py", *sys.argv[1:]]),
-              "seed": seed, "wbcnet": ours, "benchmark_seconds": time.time() - started}
-    (args.work / "results.json").write_text(json.dumps(result, indent=2))
-    t = table(seed, ours)
+              "seed": seed, "wbcnet": ours, "shipped": ship, "benchmark_seconds": time.time() - started}
+    atomic_write_text(args.work / "results.json", json.dumps(result, indent=2))
+    t = table(seed, ours, ship)
+    reused = [f"{'seed replica' if r['model'] == 'seed' else r['model']} seed {r['seed']}"
+              for r in [seed, *ours] if r["reused"]]
     print(t)
     md = [
         "## Side by side: the seed replica and wbcnet", "",
@@ -253,6 +280,15 @@ def main() -> int:
         "rotations/mirrors (its single-pass timings are the network's, the TTA rows what `wbc predict` does).",
         "", t, "",
     ]
+    if reused:
+        md += [f"Reused finished runs from `{args.work.relative_to(ROOT) if args.work.is_relative_to(ROOT) else args.work}` "
+               f"(trained earlier with the same code and recipe; their training times are those runs'): "
+               f"{', '.join(reused)}. Everything else, and every TEST figure and timing, is from this run.", ""]
+    if ship is not None:
+        teach = (f" It was distilled from {len(ship['teachers'])} teacher runs (their training time is not in its row)."
+                 if ship["teachers"] else "")
+        md += [f"Shipped model: `{args.shipped.relative_to(ROOT) if args.shipped.is_relative_to(ROOT) else args.shipped}`, "
+               f"evaluated again and timed in this run.{teach}", ""]
     write_section(args.md, "\n".join(md))
     print(f"wrote {args.md} and {args.work / 'results.json'}")
     return 0
