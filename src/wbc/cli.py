@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", choices=["wbcnet", "seed"], default="wbcnet", help="network (default: wbcnet)")
     t.add_argument("--out", type=Path, help="run folder (default: runs/<model>-seed<seed>)")
     t.add_argument("--data", type=Path, help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
-    t.add_argument("--epochs", type=int, help="maximum epochs (default: 40 wbcnet, 50 seed)")
+    t.add_argument("--epochs", type=int, help="maximum epochs (default: 80 wbcnet, 50 seed)")
     t.add_argument("--lr", type=float, help="peak learning rate (default: 2e-3 wbcnet, 1e-4 seed)")
     t.add_argument("--batch-size", type=int, help="default: 64")
     t.add_argument("--seed", type=int, help="seed of the split, shuffling and augmentation (default: 0)")
@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a finished run (folder with best.pt) to distil from; repeat for an ensemble. "
                         "Teachers must hold out the same validation cells (same --split-seed)")
     t.add_argument("--distill", type=float, help="weight of the teachers' soft targets (default: 0.7)")
-    t.add_argument("--patience", type=int, help="early stopping patience in epochs (default: 12 wbcnet, 10 seed)")
+    t.add_argument("--patience", type=int, help="early stopping patience in epochs (default: 20 wbcnet, 10 seed)")
     t.add_argument("--val-fraction", type=float, help="share of TRAIN's cells held out for validation (default: 0.2)")
     t.add_argument("--limit-cells", type=int, help="use only the first N cells of each class (quick runs)")
     t.add_argument("--threads", type=int, help="PyTorch CPU threads (default: 2)")

@@ -29,12 +29,14 @@ class WbcNetConfig:
 
     widths[i] channels at stage i; the stem halves the input, stage 0 keeps it (first_stride 1) or
     halves it again (2), each later stage halves it: 96 px in -> 48 (stem) -> 24 -> 12 -> a
-    (widths[-1], 6, 6) feature map, global average pooled into a linear layer.
+    (widths[-1], 6, 6) feature map, global average pooled into a linear layer. The defaults (one
+    16-channel stem conv, stages 24/48/96: 31 MFLOPs) trained for 80 epochs beat the earlier
+    two-conv stem with stages 32/64/128 (79 MFLOPs, 40 epochs) on validation, at 2.5x less work.
     """
 
-    widths: tuple[int, ...] = (32, 64, 128)
-    stem: int = 24
-    stem_convs: int = 2  # 3x3 convs in the stem; the first has stride 2
+    widths: tuple[int, ...] = (24, 48, 96)
+    stem: int = 16
+    stem_convs: int = 1  # 3x3 convs in the stem; the first has stride 2
     first_stride: int = 2  # 2 halves the resolution once more before the first stage: ~3x fewer FLOPs
     dropout: float = 0.2
     preprocess: PreprocessSpec = field(default_factory=PreprocessSpec)

@@ -32,7 +32,7 @@ class TrainConfig:
     """Everything that decides a run; saved as config.json in the run folder."""
 
     model: str = "wbcnet"
-    epochs: int = 40
+    epochs: int = 80
     batch_size: int = 64
     lr: float = 2e-3
     optimizer: str = "adamw"  # "adamw" or "adam"
@@ -40,7 +40,7 @@ class TrainConfig:
     schedule: str = "cosine"  # "cosine" (with warmup) or "constant"
     warmup_epochs: int = 1
     label_smoothing: float = 0.1
-    patience: int = 12  # epochs without improvement of `monitor` before stopping
+    patience: int = 20  # epochs without improvement of `monitor` before stopping
     monitor: str = "val_macro_f1"  # or "val_loss"
     val_fraction: float = 0.2
     seed: int = 0
