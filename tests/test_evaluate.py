@@ -25,6 +25,33 @@ class TestEvaluate:
         assert "![confusion matrix](confusion.png)" in report and "Cell-level accuracy" in report
         assert json.loads((tmp_path / "metrics.json").read_text())["accuracy"] == m["accuracy"]
 
+    def test_predictions_flag_what_the_card_says_needs_review(self, tmp_path: Path) -> None:
+        """predictions.csv marks needs_review exactly where confidence is below the card's threshold."""
+        import csv
+        import shutil
+
+        model = tmp_path / "model"
+        shutil.copytree(DEFAULT_MODEL_DIR, model)
+        card = json.loads((model / "model.json").read_text())
+        out = tmp_path / "eval"
+        evaluate(model, out, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=50, progress=False)
+        rows = list(csv.DictReader((out / "predictions.csv").open()))
+        conf = sorted(float(r["confidence"]) for r in rows)  # printed to 1e-6
+        k = next(i for i in range(1, len(conf)) if conf[i] - conf[i - 1] > 2e-6)  # first clear gap
+        card["review_threshold"] = (conf[k - 1] + conf[k]) / 2
+        (model / "model.json").write_text(json.dumps(card))
+        evaluate(model, out, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=50, progress=False)
+        rows = list(csv.DictReader((out / "predictions.csv").open()))
+        assert sum(r["needs_review"] == "yes" for r in rows) == k
+        for r in rows:
+            assert (r["needs_review"] == "yes") == (float(r["confidence"]) < card["review_threshold"])
+        review = json.loads((out / "metrics.json").read_text())["review"]
+        assert review["flagged_share"] == pytest.approx(k / len(rows))
+        right = [r["file"].split("/")[0] == r["class"] for r in rows]
+        flagged = [r["needs_review"] == "yes" for r in rows]
+        assert review["accuracy_rest"] == pytest.approx(
+            sum(a for a, f in zip(right, flagged) if not f) / (len(rows) - k))
+
     def test_checkpoint_and_onnx_agree(self, tiny_run: Path, tmp_path: Path) -> None:
         """A training checkpoint can be evaluated directly (PyTorch path)."""
         m = evaluate(tiny_run / "best.pt", tmp_path, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=100, progress=False)

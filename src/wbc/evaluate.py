@@ -24,17 +24,33 @@ def _shown(path: str | Path) -> str:
 
 
 def model_probs(model: str | Path | None, samples: list[Sample], skip_bad: bool = False,
-                progress: bool = True) -> tuple[np.ndarray, list[Sample], str]:
-    """Probabilities (N, 4) for samples, from an ONNX model (folder/.onnx/None) or a .pt checkpoint."""
+                progress: bool = True) -> tuple[np.ndarray, list[Sample], str, float]:
+    """Probabilities (N, 4) for samples, from an ONNX model (folder/.onnx/None) or a .pt checkpoint,
+    with the kept samples, the model's name and its card's review threshold (0 for a checkpoint)."""
     if model is not None and str(model).endswith(".pt"):
         from wbc.train import _to_tensor, load_checkpoint, model_from_checkpoint, predict_probs
 
         net, spec = model_from_checkpoint(load_checkpoint(model))
         x, kept = load_arrays(samples, spec, skip_bad=skip_bad, progress=progress)
-        return predict_probs(net, _to_tensor(x), spec), kept, str(model)
+        return predict_probs(net, _to_tensor(x), spec), kept, str(model), 0.0
     pred = Predictor(model)
     x, kept = load_arrays(samples, pred.spec, skip_bad=skip_bad, progress=progress)
-    return pred.predict_probs(x), kept, str(pred.onnx_path)
+    return pred.predict_probs(x), kept, str(pred.onnx_path), pred.review_threshold
+
+
+def review_split(probs: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
+    """What the card's review threshold does here: the share of files it sets aside, the accuracy on
+    those and on the rest, and the share of all errors that it catches."""
+    flagged = probs.max(1) < threshold
+    right = probs.argmax(1) == y
+    errors = int((~right).sum())
+    return {
+        "threshold": threshold,
+        "flagged_share": float(flagged.mean()),
+        "accuracy_flagged": float(right[flagged].mean()) if flagged.any() else float("nan"),
+        "accuracy_rest": float(right[~flagged].mean()) if (~flagged).any() else float("nan"),
+        "errors_flagged_share": float((~right & flagged).sum() / errors) if errors else 0.0,
+    }
 
 
 def evaluate(
@@ -55,7 +71,7 @@ def evaluate(
     else:
         samples = list_folder(folder, require_all_classes=False)
     where = _shown(folder)
-    probs, samples, model_name = model_probs(model, samples, skip_bad, progress)
+    probs, samples, model_name, threshold = model_probs(model, samples, skip_bad, progress)
     model_name = _shown(model_name)
     y = np.array([s.label for s in samples])
     cells = [s.cell for s in samples]
@@ -63,6 +79,8 @@ def evaluate(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     m_out = {"model": model_name, "data": where, **m}
+    if threshold > 0:
+        m_out["review"] = review_split(probs, y, threshold)
     atomic_write_text(out / "metrics.json", json.dumps(m_out, indent=2))
     text = classification_report_text(probs, y)
     atomic_write_text(out / "classification_report.txt", text)
@@ -71,7 +89,7 @@ def evaluate(
     plot_confusion(m["cell_confusion"], out / "confusion_cells.png", "Cells")
     preds = [
         Prediction(file=os.path.relpath(s.path, folder), label=CLASSES[int(p.argmax())], confidence=float(p.max()),
-                   probs=tuple(float(v) for v in p))
+                   probs=tuple(float(v) for v in p), needs_review=float(p.max()) < threshold)
         for s, p in zip(samples, probs)
     ]
     write_predictions_csv(out / "predictions.csv", preds)

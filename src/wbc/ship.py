@@ -38,8 +38,8 @@ def parity_images(data: str | Path | None) -> list[Path]:
 def _summary(m: dict[str, Any]) -> dict[str, Any]:
     keys = ("n_files", "n_cells", "accuracy", "accuracy_ci95", "cell_accuracy", "cells_correct",
             "cell_accuracy_ci95", "macro_f1", "macro_f1_ci95", "cell_macro_f1", "ece", "accuracy_at_90_coverage",
-            "per_class")
-    return {k: m[k] for k in keys}
+            "per_class", "review")
+    return {k: m[k] for k in keys if k in m}
 
 
 def validation_samples(run_dir: Path, data: str | Path | None) -> list[Sample]:
