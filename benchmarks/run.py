@@ -116,11 +116,11 @@ def shipped(model_dir: Path, threads: int) -> dict[str, Any]:
     run need not be on this machine, so no PyTorch rows)."""
     from wbc.evaluate import evaluate
     from wbc.predict import read_card, resolve_model
-    from wbc.ship import _summary
+    from wbc.ship import card_metrics
 
     card = read_card(resolve_model(model_dir)[1])
     with tempfile.TemporaryDirectory() as tmp:
-        test = _summary(evaluate(model_dir, tmp, split="TEST", progress=False))
+        test = card_metrics(evaluate(model_dir, tmp, split="TEST", progress=False))
     tr = card["training"]
     return {
         "model": card["name"], "seed": tr["config"]["seed"], "epochs_run": tr["epochs_run"],

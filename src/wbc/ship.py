@@ -35,7 +35,8 @@ def parity_images(data: str | Path | None) -> list[Path]:
     return [s.path for s in samples[::step]][:PARITY_IMAGES]
 
 
-def _summary(m: dict[str, Any]) -> dict[str, Any]:
+def card_metrics(m: dict[str, Any]) -> dict[str, Any]:
+    """The part of `evaluate`'s metrics that a model card keeps (no confusion matrices or per-file data)."""
     keys = ("n_files", "n_cells", "accuracy", "accuracy_ci95", "cell_accuracy", "cells_correct",
             "cell_accuracy_ci95", "macro_f1", "macro_f1_ci95", "cell_macro_f1", "ece", "accuracy_at_90_coverage",
             "per_class", "review")
@@ -89,7 +90,7 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
     })
     if evaluate_test:
         m = evaluate(out, out, split="TEST", data=data)
-        card["metrics"] = {"test": _summary(m), "validation_at_best_epoch": card["training"]["validation_at_best_epoch"]}
+        card["metrics"] = {"test": card_metrics(m), "validation_at_best_epoch": card["training"]["validation_at_best_epoch"]}
         curves = ckpt.parent / "curves.png"
         if curves.exists():
             shutil.copyfile(curves, out / "training_curves.png")
