@@ -24,15 +24,13 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=300)
     args = ap.parse_args()
     p = Predictor(args.model)
-    views = p.tta_views
-    for v in sorted({views, 1}, reverse=True):
-        p.tta_views = v
+    for v in sorted({p.tta_views, 1}, reverse=True):
         for _ in range(10):
-            p.predict_files([SAMPLE])
+            p.predict_files([SAMPLE], tta=v > 1)
         times = []
         for _ in range(args.runs):
             t = time.perf_counter()
-            p.predict_files([SAMPLE])
+            p.predict_files([SAMPLE], tta=v > 1)
             times.append(time.perf_counter() - t)
         print(f"{v} view(s): {1000 * statistics.median(times):.2f} ms per image (median of {args.runs})")
     return 0

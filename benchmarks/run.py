@@ -99,12 +99,11 @@ def one(model: str, seed: int, epochs: int | None, work: Path, threads: int) -> 
     reused = finished
     out = run / "export"
     card = export_and_report(run, out, evaluate_test=True, tta=(model == "wbcnet"))
-    state = load_checkpoint(run / "last.pt")
     test = card["metrics"]["test"]
+    tr = card["training"]  # epochs and seconds of the whole run (last.pt), not just to the best epoch
     return {
-        "model": model, "seed": seed, "epochs_run": len(state["history"]), "epochs_max": cfg.epochs,
-        "best_epoch": card["training"]["best_epoch"],
-        "train_seconds": round(sum(r["seconds"] for r in state["history"]), 1),  # every epoch run, in last.pt
+        "model": model, "seed": seed, "epochs_run": tr["epochs_run"], "epochs_max": cfg.epochs,
+        "best_epoch": tr["best_epoch"], "train_seconds": tr["wall_seconds"],
         "params": card["parameters"], "mflops": card["flops_per_image"] / 1e6, "onnx_mb": card["onnx_bytes"] / 1e6,
         "tta_views": card["tta_views"], "temperature": card["temperature"], "reused": reused,
         "test": test, **speed(out, run, threads),

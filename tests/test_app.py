@@ -155,6 +155,27 @@ class TestPage:
         assert any(h.value == "Differential count" for h in at.header)
         assert "8 cell(s) counted" in " ".join(c.value for c in at.caption)
 
+    def test_rerun_does_not_analyse_again(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A rerun with the same uploads (as editing the review table makes) reuses the analysis."""
+        import streamlit as st
+
+        from wbc.app import logic
+
+        calls = {"n": 0}
+        real = logic.analyse_uploads
+
+        def counted(*a, **k):  # noqa: ANN002, ANN003, ANN202
+            calls["n"] += 1
+            return real(*a, **k)
+
+        st.cache_data.clear()
+        monkeypatch.setattr(logic, "analyse_uploads", counted)
+        at = self._app().run()
+        at.toggle[0].set_value(True).run()
+        at.run()
+        assert not at.exception and calls["n"] == 1
+        assert "8 cell(s) counted" in " ".join(c.value for c in at.caption)
+
     def test_broken_model_is_a_message(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A missing model shows one clear error, not a traceback."""
         import streamlit as st

@@ -100,9 +100,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not paths:
         raise WbcError(f"no image files found in {' '.join(map(str, args.paths))}")
     pred = Predictor(args.model, threads=args.threads)
-    if args.single_view:
-        pred.tta_views = 1
-    results = pred.predict_files(paths, progress=len(paths) > 1 and not args.quiet)
+    results = pred.predict_files(paths, progress=len(paths) > 1 and not args.quiet, tta=not args.single_view)
     width = min(60, max(len(str(r.file)) for r in results))
     print(f"{'file':{width}s}  {'class':11s}  confidence  verdict")
     for r in results:

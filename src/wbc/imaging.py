@@ -193,19 +193,24 @@ def crop_square(rgb: np.ndarray, cy: float, cx: float, window: int) -> np.ndarra
     return out
 
 
+def _resize(rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    hh, ww = spec.input_hw
+    return np.asarray(Image.fromarray(rgb).resize((ww, hh), Image.BILINEAR))
+
+
 def prepare(rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """Source RGB uint8 (H, W, 3) -> model-sized uint8 (h, w, 3) as `spec` says."""
+    if spec.mode == "frame":  # the whole field: no need to find the cell
+        return _resize(rgb, spec)
     return prepare_located(rgb, spec)[0]
 
 
 def prepare_located(rgb: np.ndarray, spec: PreprocessSpec) -> tuple[np.ndarray, CellLocation]:
-    """`prepare`, also returning where the cell was found (the field's centre in "frame" mode)."""
-    hh, ww = spec.input_hw
+    """`prepare`, also returning where the cell was found (the screening needs it in both modes)."""
     loc = locate_cell(rgb)
     if spec.mode == "frame":
-        return np.asarray(Image.fromarray(rgb).resize((ww, hh), Image.BILINEAR)), loc
-    crop = crop_square(rgb, loc.cy, loc.cx, spec.window)
-    return np.asarray(Image.fromarray(crop).resize((ww, hh), Image.BILINEAR)), loc
+        return _resize(rgb, spec), loc
+    return _resize(crop_square(rgb, loc.cy, loc.cx, spec.window), spec), loc
 
 
 def to_input(batch: np.ndarray, spec: PreprocessSpec) -> np.ndarray:

@@ -161,25 +161,36 @@ class Predictor:
                           probs=tuple(float(v) for v in probs),
                           needs_review=float(probs[k]) < self.review_threshold, not_wbc=screening.reason)
 
-    def predict_files(self, paths: Sequence[str | Path], progress: bool = False) -> list[Prediction]:
-        """Predict every file; a bad file gets its error and the rest go on."""
+    def predict_sources(
+        self, items: Sequence[tuple[str, str | Path | bytes]], tta: bool = True, cam: bool = False
+    ) -> list[tuple[Prediction, np.ndarray | None, np.ndarray | None]]:
+        """Decode, screen and classify (name, path or bytes) items in one batch: for each, its
+        prediction (or error), the crop the network saw (h, w, 3) and, if asked, its class activation
+        maps (4, fh, fw). A bad item gets its error and the rest go on."""
+        out: list[tuple[Prediction, np.ndarray | None, np.ndarray | None]] = []
+        ok: list[tuple[int, np.ndarray, Screening]] = []
+        for i, (name, source) in enumerate(items):
+            try:
+                ok.append((i, *self.analyse(load_image(source, name))))
+            except BadImageError as e:
+                out.append((Prediction(file=name, error=str(e)), None, None))
+                continue
+            out.append((Prediction(file=name), None, None))  # filled in below
+        if ok:
+            probs, cams = self.predict(np.stack([a for _, a, _ in ok]), tta, cam)
+            for j, (i, crop, sc) in enumerate(ok):
+                out[i] = (self.verdicts(items[i][0], probs[j], sc), crop, cams[j] if cams is not None else None)
+        return out
+
+    def predict_files(self, paths: Sequence[str | Path], progress: bool = False, tta: bool = True) -> list[Prediction]:
+        """Predict every file (over the card's test-time views unless `tta` is False), in batches; a
+        bad file gets its error and the rest go on."""
         from tqdm import tqdm
 
         results: list[Prediction] = []
         for start in tqdm(range(0, len(paths), BATCH), desc="predict", disable=not progress, unit="batch"):
             chunk = paths[start : start + BATCH]
-            ok: list[tuple[int, np.ndarray, Screening]] = []
-            out: list[Prediction | None] = [None] * len(chunk)
-            for i, p in enumerate(chunk):
-                try:
-                    ok.append((i, *self.analyse(load_image(p))))
-                except BadImageError as e:
-                    out[i] = Prediction(file=str(p), error=str(e))
-            if ok:
-                probs = self.predict_probs(np.stack([a for _, a, _ in ok]))
-                for (i, _, sc), pr in zip(ok, probs):
-                    out[i] = self.verdicts(str(chunk[i]), pr, sc)
-            results.extend(o for o in out if o is not None)
+            results.extend(p for p, _, _ in self.predict_sources([(str(p), p) for p in chunk], tta))
         return results
 
 

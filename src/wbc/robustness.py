@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
-from wbc.imaging import OD_FROM_HED, crop_square, locate_cell, prepare
+from wbc.imaging import OD_FROM_HED, crop_square, locate_cell, median_colour, prepare
 
 Shift = Callable[[np.ndarray], np.ndarray]
 
@@ -70,7 +70,7 @@ def pad(px: int) -> Shift:
 
 
 def _pad(rgb: np.ndarray, px: int) -> np.ndarray:
-    fill = np.median(rgb.reshape(-1, 3), axis=0).astype(np.uint8)
+    fill = median_colour(rgb)
     h, w, _ = rgb.shape
     out = np.empty((h + 2 * px, w + 2 * px, 3), np.uint8)
     out[:] = fill

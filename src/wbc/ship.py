@@ -16,13 +16,13 @@ import numpy as np
 
 from wbc.calibration import fit_temperature, review_threshold, tta_probs
 from wbc.data import Sample, find_images_root, list_split, load_arrays
-from wbc.errors import CheckpointError
 from wbc.evaluate import evaluate
 from wbc.export import export
 from wbc.imaging import dihedral_views
 from wbc.io import atomic_write_text
 from wbc.metrics import expected_calibration_error
 from wbc.predict import Predictor
+from wbc.train import read_val_cells
 
 PARITY_IMAGES = 32
 REVIEW_COVERAGE = 0.9  # the app asks for review on the least confident 10% of validation cells' views
@@ -45,10 +45,7 @@ def card_metrics(m: dict[str, Any]) -> dict[str, Any]:
 
 def validation_samples(run_dir: Path, data: str | Path | None) -> list[Sample]:
     """The TRAIN files of the cells a run held out for validation (its split.json)."""
-    try:
-        val_cells = set(json.loads((run_dir / "split.json").read_text())["val_cells"])
-    except (OSError, KeyError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{run_dir}: split.json with the validation cells is missing or damaged") from e
+    val_cells = read_val_cells(run_dir)
     return [s for s in list_split(find_images_root(data), "TRAIN") if s.cell in val_cells]
 
 

@@ -244,6 +244,14 @@ def _improved(value: float, best: float | None, monitor: str) -> bool:
     return value < best if monitor == "val_loss" else value > best
 
 
+def read_val_cells(run: Path) -> set[str]:
+    """The cells a run held out for validation, from the split.json that `fit` wrote."""
+    try:
+        return set(json.loads((run / "split.json").read_text())["val_cells"])
+    except (OSError, KeyError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{run}: split.json with the validation cells is missing or damaged") from e
+
+
 @torch.no_grad()
 def teacher_probs(teachers: tuple[str, ...], x: torch.Tensor, val_cells: set[str]) -> torch.Tensor:
     """Mean softmax (N, 4) of the teachers' best.pt over the 8 rotations/mirrors of x, uint8 (N, 3, h, w).
@@ -252,11 +260,7 @@ def teacher_probs(teachers: tuple[str, ...], x: torch.Tensor, val_cells: set[str
     carry them into the student and make its validation figures optimistic."""
     total = torch.zeros(len(x), NUM_CLASSES)
     for t in teachers:
-        try:
-            t_val = set(json.loads((Path(t) / "split.json").read_text())["val_cells"])
-        except (OSError, KeyError, json.JSONDecodeError) as e:
-            raise CheckpointError(f"{t}: teacher run without a readable split.json") from e
-        if t_val != val_cells:
+        if read_val_cells(Path(t)) != val_cells:
             raise CheckpointError(f"{t}: this teacher held out other validation cells; train it with the "
                                   "student's --split-seed")
         net, spec = model_from_checkpoint(load_checkpoint(Path(t) / "best.pt"))

@@ -12,8 +12,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from wbc.errors import BadImageError
-from wbc.imaging import load_image
 from wbc.info import CELL_TYPES, CLASS_INDEX, CLASSES, cell_type
 from wbc.predict import Prediction, Predictor
 
@@ -60,26 +58,17 @@ def cam_overlay(crop: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.nd
 def analyse_uploads(predictor: Predictor, uploads: Sequence[tuple[str, bytes]]) -> list[CellResult]:
     """Decode, screen, classify (one batch) and explain every upload; bad files get their message."""
     results = [CellResult(name=n) for n, _ in uploads]
-    ok: list[tuple[int, np.ndarray, object]] = []
-    for i, (name, data) in enumerate(uploads):
-        if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
-            results[i].error = f"{name}: {len(data) / 1e6:.0f} MB is over the {MAX_UPLOAD_MB} MB upload limit"
+    fits = [i for i, (_, data) in enumerate(uploads) if len(data) <= MAX_UPLOAD_MB * 1024 * 1024]
+    for i in set(range(len(uploads))) - set(fits):
+        name, data = uploads[i]
+        results[i].error = f"{name}: {len(data) / 1e6:.0f} MB is over the {MAX_UPLOAD_MB} MB upload limit"
+    for i, (pred, crop, cam) in zip(fits, predictor.predict_sources([uploads[i] for i in fits], cam=True)):
+        if pred.error:
+            results[i].error = pred.error
             continue
-        try:
-            x, sc = predictor.analyse(load_image(data, name))
-        except BadImageError as e:
-            results[i].error = str(e)
-            continue
-        ok.append((i, x, sc))
-    if not ok:
-        return results
-    x = np.stack([a for _, a, _ in ok])
-    probs, cams = predictor.predict(x, cam=True)
-    for j, (i, crop, sc) in enumerate(ok):
-        pred = predictor.verdicts(results[i].name, probs[j], sc)  # type: ignore[arg-type]
         results[i].prediction, results[i].crop = pred, crop
-        if cams is not None:
-            results[i].heatmap = cam_overlay(crop, cams[j, CLASS_INDEX[pred.label]])
+        if cam is not None and crop is not None:
+            results[i].heatmap = cam_overlay(crop, cam[CLASS_INDEX[pred.label]])
     return results
 
 

@@ -22,6 +22,13 @@ def load_predictor() -> Predictor:
     return Predictor()
 
 
+@st.cache_data(max_entries=4, show_spinner=False)
+def analyse(_predictor: Predictor, model_sha256: str, uploads: tuple[tuple[str, bytes], ...]) -> list[logic.CellResult]:
+    """The analysis of one set of uploads, kept across reruns: editing the review table reruns the
+    page, and should not decode and classify every image again. Keyed by the model and the bytes."""
+    return logic.analyse_uploads(_predictor, uploads)
+
+
 try:
     predictor = load_predictor()
 except WbcError as e:
@@ -53,7 +60,7 @@ with classify_tab:
         st.stop()
 
     with st.spinner(f"Analysing {len(uploads)} image(s)..."):
-        results = logic.analyse_uploads(predictor, uploads)
+        results = analyse(predictor, predictor.card["onnx_sha256"], tuple(uploads))
 
     for r in results:
         if r.error:
