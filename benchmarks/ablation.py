@@ -30,7 +30,7 @@ def val_report(run: Path, robust: bool) -> dict:
 
     with tempfile.TemporaryDirectory() as tmp:
         card = export_and_report(run, tmp)
-        logits, y = validation_view_logits(Path(tmp), run, None, 8)
+        logits, y, _ = validation_view_logits(Path(tmp), run, None, 8)
         t = card["temperature"]
         res = {"temperature": t, "params": card["parameters"], "mflops": card["flops_per_image"] / 1e6,
                "train_seconds": card["training"]["wall_seconds"], "epochs": card["training"]["epochs_run"]}

@@ -103,6 +103,16 @@ class TestSplits:
         seen = np.concatenate([va for _, va in grouped_kfold(s, k=3, seed=0)])
         assert sorted(seen.tolist()) == list(range(len(s)))
 
+    def test_split_folds_cross_validate(self, fixture_root: Path) -> None:
+        """grouped_split's folds under one seed hold out disjoint cells that together are all of TRAIN;
+        fold 0 is the split every run used before folds existed, and a fold past k is refused."""
+        s = list_split(fixture_root, "TRAIN")
+        held = [{s[i].cell for i in grouped_split(s, 0.34, seed=2, fold=f)[1]} for f in range(3)]
+        assert set.union(*held) == {x.cell for x in s} and sum(map(len, held)) == len({x.cell for x in s})
+        assert (grouped_split(s, 0.34, seed=2, fold=0)[1] == next(grouped_kfold(s, k=3, seed=2))[1]).all()
+        with pytest.raises(DataError, match="fold must be in 0..2"):
+            grouped_split(s, 0.34, seed=2, fold=3)
+
     def test_too_few_cells(self, fixture_root: Path) -> None:
         """Asking for more folds than a class has cells is refused with the counts."""
         with pytest.raises(DataError, match="cells per class"):

@@ -86,6 +86,18 @@ class TestFit:
         a, b = load_checkpoint(plain / "last.pt")["state_dict"], load_checkpoint(student / "last.pt")["state_dict"]
         assert any(not torch.equal(a[k], b[k]) for k in a)
 
+    def test_mixup(self, tiny_run: Path, tmp_path: Path) -> None:
+        """Mixup pairs every image with another of the batch at a weight of at least one half, is
+        seeded, and changes what is learnt."""
+        from wbc.train import _mix_pairs
+
+        draws = [_mix_pairs(6, 0.4, torch.Generator().manual_seed(s)) for s in range(20)]
+        assert all(0.5 <= lam <= 1 and sorted(p.tolist()) == list(range(6)) for lam, p in draws)
+        assert len({round(lam, 6) for lam, _ in draws}) > 10
+        mixed = fit(replace(TINY, mixup=0.4), tmp_path / "mixed", progress=False)
+        a, b = load_checkpoint(tiny_run / "last.pt")["state_dict"], load_checkpoint(mixed / "last.pt")["state_dict"]
+        assert any(not torch.equal(a[k], b[k]) for k in a)
+
     def test_teacher_that_saw_validation_cells_is_refused(self, tiny_run: Path, tmp_path: Path) -> None:
         """A teacher trained on the student's validation cells would leak them: refused by name."""
         with pytest.raises(CheckpointError, match="other validation cells"):
@@ -96,6 +108,13 @@ class TestFit:
         a = fit(replace(TINY, epochs=1, seed=1, split_seed=0), tmp_path / "a", progress=False)
         b = fit(replace(TINY, epochs=1, seed=2, split_seed=0), tmp_path / "b", progress=False)
         assert (a / "split.json").read_text() == (b / "split.json").read_text()
+
+    def test_fold_holds_out_another_fold(self, tmp_path: Path, tiny_run: Path) -> None:
+        """--fold 1 holds out cells that fold 0 (the default run) trained on, and records the fold."""
+        run = fit(replace(TINY, epochs=1, fold=1), tmp_path / "f1", progress=False)
+        f0, f1 = (set(json.loads((r / "split.json").read_text())["val_cells"]) for r in (tiny_run, run))
+        assert f1 and not f0 & f1
+        assert json.loads((run / "config.json").read_text())["train"]["fold"] == 1
 
     def test_seed_preset(self) -> None:
         """The replica trains as the reference did: Adam at 1e-4, up to 50 epochs, class weights."""

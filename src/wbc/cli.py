@@ -58,7 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
             "patience": args.patience, "val_fraction": args.val_fraction, "limit_cells": args.limit_cells,
             "data": str(args.data) if args.data else None, "threads": args.threads, "augment": args.augment,
-            "split_seed": args.split_seed, "distill": args.distill,
+            "split_seed": args.split_seed, "fold": args.fold, "distill": args.distill, "mixup": args.mixup,
             "teachers": tuple(str(t) for t in args.teacher) if args.teacher else None,
         }.items() if v is not None
     }
@@ -168,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, help="default: 64")
     t.add_argument("--seed", type=int, help="seed of the split, shuffling and augmentation (default: 0)")
     t.add_argument("--split-seed", type=int, help="seed of the validation split alone (default: --seed)")
+    t.add_argument("--fold", type=int, help="which cell-grouped fold to hold out, 0..k-1 with k = 1/val-fraction "
+                   "(default: 0); folds 0..4 under one split seed cross-validate TRAIN")
     t.add_argument("--teacher", type=Path, action="append",
                    help="a finished run (folder with best.pt) to distil from; repeat for an ensemble. "
                         "Teachers must hold out the same validation cells (same --split-seed)")
@@ -178,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, help="PyTorch CPU threads (default: 2)")
     t.add_argument("--augment", choices=["robust", "robust-wide", "basic", "none"],
                    help="augmentation recipe (default: robust for wbcnet, basic for seed)")
+    t.add_argument("--mixup", type=float, metavar="ALPHA",
+                   help="blend pairs of training images and their labels, weight ~ Beta(ALPHA, ALPHA) (default: off)")
     t.add_argument("--skip-bad", action="store_true", help="leave out unreadable images instead of stopping")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     t.add_argument("--dry-run", action="store_true", help="one epoch on 3 cells per class, to check the set-up")

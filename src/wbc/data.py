@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
@@ -129,11 +130,18 @@ def grouped_kfold(samples: Sequence[Sample], k: int = 5, seed: int = 0) -> Itera
     yield from skf.split(np.zeros(len(y)), y, groups)
 
 
-def grouped_split(samples: Sequence[Sample], val_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """One cell-grouped, class-stratified train/validation split (indices into `samples`)."""
+def grouped_split(samples: Sequence[Sample], val_fraction: float = 0.2, seed: int = 0,
+                  fold: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """One cell-grouped, class-stratified train/validation split (indices into `samples`).
+
+    The cells are dealt into round(1 / val_fraction) folds; `fold` picks the one held out, so the
+    folds 0..k-1 under one seed are a grouped cross-validation of TRAIN."""
     if not 0.0 < val_fraction < 0.5:
         raise DataError(f"val_fraction must be in (0, 0.5), got {val_fraction}")
-    return next(grouped_kfold(samples, k=round(1 / val_fraction), seed=seed))
+    k = round(1 / val_fraction)
+    if not 0 <= fold < k:
+        raise DataError(f"fold must be in 0..{k - 1} for val_fraction {val_fraction}, got {fold}")
+    return next(itertools.islice(grouped_kfold(samples, k=k, seed=seed), fold, None))
 
 
 # ---- decoded-image cache -------------------------------------------------------------------

@@ -49,15 +49,26 @@ def validation_samples(run_dir: Path, data: str | Path | None) -> list[Sample]:
     return [s for s in list_split(find_images_root(data), "TRAIN") if s.cell in val_cells]
 
 
-def validation_view_logits(onnx_dir: Path, run_dir: Path, data: str | Path | None, views: int):
-    """Logits (V, N, 4) and labels (N,) of the run's validation cells, as the exported model sees them."""
+def validation_view_logits(onnx_dir: Path, run_dir: Path, data: str | Path | None,
+                           views: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Logits (V, N, 4), labels (N,) and cells of the run's validation files, as the exported model
+    sees them."""
     samples = validation_samples(run_dir, data)
     pred = Predictor(onnx_dir)
     x, samples = load_arrays(samples, pred.spec, progress=False)
     if views > 1:
         x = dihedral_views(x)
     logits = pred.run(x, ("logits",))[0].reshape(views, len(samples), -1)
-    return logits, np.array([s.label for s in samples])
+    return logits, np.array([s.label for s in samples]), [s.cell for s in samples]
+
+
+def checkpoint_validation_logits(ckpt: str | Path, data: str | Path | None = None,
+                                 views: int = 8) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """`validation_view_logits` of a checkpoint in a run folder, through a temporary uncalibrated export."""
+    ckpt = Path(ckpt)
+    with tempfile.TemporaryDirectory() as tmp:
+        export(ckpt, tmp, parity_images(data), extra_card={"tta_views": views})
+        return validation_view_logits(Path(tmp), ckpt.parent, data, views)
 
 
 def export_and_report(run: str | Path, out: str | Path, data: str | Path | None = None,
@@ -66,11 +77,8 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
     review threshold fitted on validation; with `evaluate_test`, add TEST metrics and report.md."""
     run, out = Path(run), Path(out)
     ckpt = run / "best.pt" if run.is_dir() else run
-    images = parity_images(data)
     views = 8 if tta else 1
-    with tempfile.TemporaryDirectory() as tmp:
-        export(ckpt, tmp, images, extra_card={"tta_views": views})
-        logits, y = validation_view_logits(Path(tmp), ckpt.parent, data, views)
+    logits, y, _ = checkpoint_validation_logits(ckpt, data, views)
     t = fit_temperature(logits, y) if calibrate else 1.0
     before, after = tta_probs(logits, 1.0), tta_probs(logits, t)
     calib = {
@@ -81,7 +89,7 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
         "val_accuracy": float((after.argmax(1) == y).mean()),
     }
     threshold = review_threshold(after, REVIEW_COVERAGE)
-    card = export(ckpt, out, images, temperature=t, extra_card={
+    card = export(ckpt, out, parity_images(data), temperature=t, extra_card={
         "tta_views": views, "calibration": calib, "review_threshold": threshold,
         "review_rule": f"confidence below the {1 - REVIEW_COVERAGE:.0%} quantile of validation confidences",
     })

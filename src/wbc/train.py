@@ -45,6 +45,7 @@ class TrainConfig:
     val_fraction: float = 0.2
     seed: int = 0
     split_seed: int | None = None  # seed of the cell-grouped split alone (None: `seed`); teachers share one
+    fold: int = 0  # which of the round(1 / val_fraction) cell-grouped folds is held out (cross-validation)
     class_weights: bool = True
     augment: str = "robust"  # "robust", "basic" (geometry and light colour jitter) or "none"
     limit_cells: int | None = None  # keep only the first N cells of each class (quick runs)
@@ -53,6 +54,7 @@ class TrainConfig:
     threads: int = 2
     teachers: tuple[str, ...] = ()  # run folders whose best.pt teach this one (distillation)
     distill: float = 0.7  # with teachers: weight of the teachers' soft targets in the loss
+    mixup: float = 0.0  # alpha of mixup's Beta(alpha, alpha) blend of image pairs and their targets (0 = off)
 
 
 # The reference's recipe: Adam at 1e-4, class weights, augmentation, early stopping, 50 epochs.
@@ -91,6 +93,26 @@ def predict_probs(model: nn.Module, x: torch.Tensor, spec: PreprocessSpec, batch
     return np.concatenate(out) if out else np.zeros((0, NUM_CLASSES), np.float32)
 
 
+def _loss(logits: torch.Tensor, idx: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None,
+          weights: torch.Tensor | None, cfg: TrainConfig) -> torch.Tensor:
+    """Label-smoothed, class-weighted cross-entropy of logits (B, 4) against the files `idx` (B,),
+    mixed with the teachers' soft targets where there are teachers."""
+    loss = F.cross_entropy(logits, y[idx], weight=weights, label_smoothing=cfg.label_smoothing)
+    if soft is not None:
+        w = weights[y[idx]] if weights is not None else torch.ones(len(idx))
+        soft_ce = -(soft[idx] * F.log_softmax(logits, 1)).sum(1)
+        loss = (1 - cfg.distill) * loss + cfg.distill * (w * soft_ce).sum() / w.sum()
+    return loss
+
+
+def _mix_pairs(n: int, alpha: float, gen: torch.Generator) -> tuple[float, torch.Tensor]:
+    """Mixup: a weight lam ~ Beta(alpha, alpha), kept >= 0.5 so the first image stays the main one,
+    and a partner (n,) for each image of the batch."""
+    g1, g2 = (torch._standard_gamma(torch.full((1,), alpha), generator=gen) for _ in range(2))
+    lam = float(g1 / (g1 + g2))
+    return max(lam, 1 - lam), torch.randperm(n, generator=gen)
+
+
 def train_one_epoch(
     model: nn.Module,
     x: torch.Tensor,
@@ -120,12 +142,14 @@ def train_one_epoch(
         xb = x[idx].float() / 255.0
         if aug is not None:
             xb = augment_batch(xb, aug, gen)
-        logits = model(_normalise(xb, spec))
-        loss = F.cross_entropy(logits, y[idx], weight=weights, label_smoothing=cfg.label_smoothing)
-        if soft is not None:
-            w = weights[y[idx]] if weights is not None else torch.ones(len(idx))
-            soft_ce = -(soft[idx] * F.log_softmax(logits, 1)).sum(1)
-            loss = (1 - cfg.distill) * loss + cfg.distill * (w * soft_ce).sum() / w.sum()
+        if cfg.mixup > 0:
+            lam, pair = _mix_pairs(len(idx), cfg.mixup, gen)
+            logits = model(_normalise(lam * xb + (1 - lam) * xb[pair], spec))
+            loss = (lam * _loss(logits, idx, y, soft, weights, cfg)
+                    + (1 - lam) * _loss(logits, idx[pair], y, soft, weights, cfg))
+        else:
+            logits = model(_normalise(xb, spec))
+            loss = _loss(logits, idx, y, soft, weights, cfg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -306,7 +330,7 @@ def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool 
     samples = _subset(list_split(root, "TRAIN"), cfg.limit_cells)
     x_all, samples = load_arrays(samples, spec, skip_bad=cfg.skip_bad, progress=progress)
     split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
-    tr_idx, va_idx = grouped_split(samples, cfg.val_fraction, seed=split_seed)
+    tr_idx, va_idx = grouped_split(samples, cfg.val_fraction, seed=split_seed, fold=cfg.fold)
     if len(tr_idx) == 0 or len(va_idx) == 0:
         raise DataError("the cell-grouped split left the training or validation part empty")
     y_all = np.array([s.label for s in samples])

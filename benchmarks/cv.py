@@ -1,0 +1,158 @@
+"""Cell-grouped cross-validation of a training recipe over all of TRAIN (no TEST).
+
+    python benchmarks/cv.py --name e10 [--use 0=runs/e10-light-80] [--epochs N] [--augment A]
+                            [--mixup ALPHA] [--seed 0] [--folds 0 1 2 3 4] [--work runs/cv] [--json out.json]
+
+TRAIN's 277 cells are dealt into 5 class-stratified folds (`wbc train --fold K`; fold 0 is the
+split every single run uses). The recipe is trained once per fold, each model holding out one
+fold (resumable: finished fold runs are reused, an interrupted one continues; `--use K=RUN` takes
+an existing finished run as fold K after checking that its recipe is the same). Every TRAIN file
+is then predicted (8 views) by the one model that never saw its cell, and the pooled out-of-fold
+predictions are scored like TEST: accuracy over files and cells with 95% intervals over cells,
+per-class precision/recall, macro-F1, ECE. That rests on 277 cells (16 monocytes) instead of one
+fold's 55 (3 monocytes), and it also gives one temperature fitted on all of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from wbc.io import atomic_write_text
+
+K = 5
+IGNORED = {"data", "threads", "skip_bad", "fold"}  # where the run was made, not what it learnt
+
+
+def check_recipe(run: Path, cfg: Any) -> None:
+    """Refuse a run whose saved config differs from the recipe (other than the fold and machine)."""
+    from wbc.errors import CheckpointError
+
+    try:
+        saved = json.loads((run / "config.json").read_text())["train"]
+    except (OSError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{run}: config.json is missing or damaged") from e
+    want = json.loads(json.dumps(asdict(cfg)))  # tuples -> lists, as saved
+    differ = [k for k, v in want.items() if k not in IGNORED and saved.get(k, v) != v]
+    if differ:
+        raise CheckpointError(f"{run}: not the same recipe as this cross-validation ({', '.join(differ)} differ)")
+
+
+def fold_run(cfg: Any, run: Path) -> bool:
+    """Train fold `cfg.fold` into `run` unless it is finished there; True when it was reused."""
+    from wbc.errors import CheckpointError
+    from wbc.train import fit, load_checkpoint
+
+    try:
+        finished = bool(load_checkpoint(run / "last.pt").get("stopped", False))
+        resume = True
+    except CheckpointError:
+        finished, resume = False, False
+    if resume:
+        check_recipe(run, cfg)
+    if not finished:
+        fit(cfg, run, resume=resume, progress=False)
+    return finished
+
+
+def pooled(runs: dict[int, Path], data: str | None) -> dict[str, Any]:
+    """Out-of-fold 8-view predictions of every held-out file, scored like TEST."""
+    from wbc.calibration import fit_temperature, tta_probs
+    from wbc.metrics import compute_metrics
+    from wbc.ship import card_metrics, checkpoint_validation_logits
+
+    logits, ys, cells, per_fold = [], [], [], {}
+    for k, run in runs.items():
+        lg, y, c = checkpoint_validation_logits(run / "best.pt", data, views=8)
+        p = tta_probs(lg)
+        per_fold[k] = {"run": str(run), "files": len(y), "cells": len(set(c)), "temperature": fit_temperature(lg, y),
+                       "accuracy": float((p.argmax(1) == y).mean())}
+        logits.append(lg)
+        ys.append(y)
+        cells += c
+    lg, y = np.concatenate(logits, axis=1), np.concatenate(ys)
+    t = fit_temperature(lg, y)
+    out = {"temperature": t, "folds": per_fold}
+    for name, temp in (("raw", 1.0), ("calibrated", t)):
+        m = compute_metrics(tta_probs(lg, temp), y, cells)
+        out[name] = card_metrics(m)
+        out[name]["nll"] = float(-np.log(np.clip(tta_probs(lg, temp)[np.arange(len(y)), y], 1e-12, 1)).mean())
+    return out
+
+
+def markdown(name: str, r: dict[str, Any]) -> str:
+    m = r["calibrated"]
+    pc = m["per_class"]
+    folds = r["folds"]
+    lines = [
+        f"| recipe | folds | files / cells | accuracy over files [95% CI] | cells right | macro-F1 [95% CI] | "
+        "mono recall | neut precision | NLL | ECE raw / calibrated | pooled T | accuracy per fold |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| {name} | {len(folds)} | {m['n_files']} / {m['n_cells']} | {100 * m['accuracy']:.2f}% "
+        f"[{100 * m['accuracy_ci95'][0]:.1f}, {100 * m['accuracy_ci95'][1]:.1f}] | {m['cells_correct']} | "
+        f"{m['macro_f1']:.3f} [{m['macro_f1_ci95'][0]:.3f}, {m['macro_f1_ci95'][1]:.3f}] | "
+        f"{pc['MONOCYTE']['recall']:.3f} | {pc['NEUTROPHIL']['precision']:.3f} | {m['nll']:.3f} | "
+        f"{r['raw']['ece']:.3f} / {m['ece']:.3f} | {r['temperature']:.2f} | "
+        + " · ".join(f"{100 * f['accuracy']:.2f}%" for f in folds.values()) + " |",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    from wbc.errors import WbcError
+    from wbc.train import preset
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--name", required=True, help="recipe name: fold runs go to WORK/NAME/foldK")
+    ap.add_argument("--work", type=Path, default=Path("runs/cv"))
+    ap.add_argument("--folds", type=int, nargs="+", default=list(range(K)))
+    ap.add_argument("--use", action="append", default=[], metavar="K=RUN",
+                    help="an existing finished run with the same recipe as fold K (e.g. 0=runs/wbcnet-seed0)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the folds and of every run (default: 0)")
+    ap.add_argument("--epochs", type=int)
+    ap.add_argument("--augment", choices=["robust", "robust-wide", "basic", "none"])
+    ap.add_argument("--mixup", type=float, metavar="ALPHA")
+    ap.add_argument("--data", help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
+    ap.add_argument("--json", type=Path, help="write the figures here (default: WORK/NAME/cv.json)")
+    args = ap.parse_args()
+
+    cfg = replace(preset("wbcnet"), seed=args.seed, data=args.data)
+    if args.epochs is not None:
+        cfg = replace(cfg, epochs=args.epochs)
+    if args.augment is not None:
+        cfg = replace(cfg, augment=args.augment)
+    if args.mixup is not None:
+        cfg = replace(cfg, mixup=args.mixup)
+    try:
+        use = {int(k): Path(v) for k, v in (u.split("=", 1) for u in args.use)}
+    except ValueError:
+        print("cv: --use takes K=RUN, e.g. 0=runs/wbcnet-seed0", file=sys.stderr)
+        return 2
+    runs: dict[int, Path] = {}
+    try:
+        for k in args.folds:
+            if not 0 <= k < K:
+                raise WbcError(f"fold {k} is not one of 0..{K - 1}")
+            runs[k] = use.get(k, args.work / args.name / f"fold{k}")
+            reused = fold_run(replace(cfg, fold=k), runs[k])
+            print(f"fold {k}: {runs[k]} ({'reused' if reused else 'trained'})", flush=True)
+        result = pooled(runs, args.data)
+    except WbcError as e:
+        print(f"cv: {e}", file=sys.stderr)
+        return 1
+    result["recipe"] = {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if k not in IGNORED}
+    out = args.json or args.work / args.name / "cv.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, json.dumps(result, indent=2))
+    print(markdown(args.name, result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
