@@ -4,7 +4,8 @@
 
 Exports each run's best.pt (one view, no calibration: the network alone) and times one image
 through `Predictor.predict_probs` as `wbc predict --single-view` runs it, in the same process and
-thread setting; prints ms/image and the ratio of the first run (the baseline) to each.
+thread setting, in alternation (`timing.time_interleaved`); prints ms/image and the ratio of the
+first run (the baseline) to each.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import time_it  # noqa: E402
+from timing import time_interleaved  # noqa: E402
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", type=Path, nargs="+", help="run folders; the first is the baseline")
     ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default: 2)")
+    ap.add_argument("--rounds", type=int, default=15, help="alternating timing rounds (default: 15)")
     args = ap.parse_args()
 
     from wbc.model import count_flops
@@ -33,20 +35,22 @@ def main() -> int:
     from wbc.train import load_checkpoint, model_from_checkpoint
 
     images = parity_images(None)
-    rows: list[tuple[str, float, float]] = []
+    fns, mflops = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for i, run in enumerate(args.runs):
             out = Path(tmp) / str(i)
             export(run / "best.pt", out, images)
             pred = Predictor(out, threads=args.threads)
-            net, spec = model_from_checkpoint(load_checkpoint(run / "best.pt"))
+            net, _ = model_from_checkpoint(load_checkpoint(run / "best.pt"))
             h, w = pred.spec.input_hw
             x = np.random.default_rng(0).integers(0, 255, (1, h, w, 3), dtype=np.uint8)
-            rows.append((run.name, count_flops(net, (h, w)) / 1e6, 1000 * time_it(lambda: pred.predict_probs(x, tta=False), 3.0)))
-    base = rows[0][2]
+            mflops[str(run)] = count_flops(net, (h, w)) / 1e6
+            fns[str(run)] = lambda pred=pred, x=x: pred.predict_probs(x, tta=False)
+        ms = {k: 1000 * v for k, v in time_interleaved(fns, rounds=args.rounds).items()}
+    base = ms[str(args.runs[0])]
     print("| run | MFLOPs | ORT ms/image, batch 1 | baseline / run |\n|---|---|---|---|")
-    for name, mflops, ms in rows:
-        print(f"| {name} | {mflops:.0f} | {ms:.3f} | {base / ms:.1f}x |")
+    for run in map(str, args.runs):
+        print(f"| {Path(run).name} | {mflops[run]:.0f} | {ms[run]:.3f} | {base / ms[run]:.1f}x |")
     return 0
 
 

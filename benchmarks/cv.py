@@ -1,5 +1,6 @@
 """Cell-grouped cross-validation of a training recipe over all of TRAIN (no TEST).
 
+    python benchmarks/cv.py --render runs/cv/*/cv.json
     python benchmarks/cv.py --name e10 [--use 0=runs/e10-light-80] [--epochs N] [--augment A]
                             [--mixup ALPHA] [--seed 0] [--folds 0 1 2 3 4] [--work runs/cv] [--json out.json]
 
@@ -86,21 +87,23 @@ def pooled(runs: dict[int, Path], data: str | None) -> dict[str, Any]:
     return out
 
 
-def markdown(name: str, r: dict[str, Any]) -> str:
-    m = r["calibrated"]
-    pc = m["per_class"]
-    folds = r["folds"]
+def markdown(results: dict[str, dict[str, Any]]) -> str:
+    """One row per recipe: the pooled out-of-fold figures (calibrated with the pooled temperature)."""
     lines = [
-        f"| recipe | folds | files / cells | accuracy over files [95% CI] | cells right | macro-F1 [95% CI] | "
+        "| recipe | folds | files / cells | accuracy over files [95% CI] | cells right | macro-F1 [95% CI] | "
         "mono recall | neut precision | NLL | ECE raw / calibrated | pooled T | accuracy per fold |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
-        f"| {name} | {len(folds)} | {m['n_files']} / {m['n_cells']} | {100 * m['accuracy']:.2f}% "
-        f"[{100 * m['accuracy_ci95'][0]:.1f}, {100 * m['accuracy_ci95'][1]:.1f}] | {m['cells_correct']} | "
-        f"{m['macro_f1']:.3f} [{m['macro_f1_ci95'][0]:.3f}, {m['macro_f1_ci95'][1]:.3f}] | "
-        f"{pc['MONOCYTE']['recall']:.3f} | {pc['NEUTROPHIL']['precision']:.3f} | {m['nll']:.3f} | "
-        f"{r['raw']['ece']:.3f} / {m['ece']:.3f} | {r['temperature']:.2f} | "
-        + " · ".join(f"{100 * f['accuracy']:.2f}%" for f in folds.values()) + " |",
     ]
+    for name, r in results.items():
+        m, folds = r["calibrated"], r["folds"]
+        pc = m["per_class"]
+        lines.append(
+            f"| {name} | {len(folds)} | {m['n_files']} / {m['n_cells']} | {100 * m['accuracy']:.2f}% "
+            f"[{100 * m['accuracy_ci95'][0]:.1f}, {100 * m['accuracy_ci95'][1]:.1f}] | {m['cells_correct']} | "
+            f"{m['macro_f1']:.3f} [{m['macro_f1_ci95'][0]:.3f}, {m['macro_f1_ci95'][1]:.3f}] | "
+            f"{pc['MONOCYTE']['recall']:.3f} | {pc['NEUTROPHIL']['precision']:.3f} | {m['nll']:.3f} | "
+            f"{r['raw']['ece']:.3f} / {m['ece']:.3f} | {r['temperature']:.2f} | "
+            + " · ".join(f"{100 * f['accuracy']:.2f}%" for f in folds.values()) + " |")
     return "\n".join(lines)
 
 
@@ -109,7 +112,9 @@ def main() -> int:
     from wbc.train import preset
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--name", required=True, help="recipe name: fold runs go to WORK/NAME/foldK")
+    ap.add_argument("--name", help="recipe name: fold runs go to WORK/NAME/foldK")
+    ap.add_argument("--render", type=Path, nargs="+", metavar="CV_JSON",
+                    help="only print the table of earlier results (one row each, named by their folder)")
     ap.add_argument("--work", type=Path, default=Path("runs/cv"))
     ap.add_argument("--folds", type=int, nargs="+", default=list(range(K)))
     ap.add_argument("--use", action="append", default=[], metavar="K=RUN",
@@ -121,6 +126,11 @@ def main() -> int:
     ap.add_argument("--data", help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     ap.add_argument("--json", type=Path, help="write the figures here (default: WORK/NAME/cv.json)")
     args = ap.parse_args()
+    if args.render:
+        print(markdown({p.parent.name: json.loads(p.read_text()) for p in args.render}))
+        return 0
+    if not args.name:
+        ap.error("--name is required (or --render)")
 
     cfg = replace(preset("wbcnet"), seed=args.seed, data=args.data)
     if args.epochs is not None:
@@ -150,7 +160,7 @@ def main() -> int:
     out = args.json or args.work / args.name / "cv.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(result, indent=2))
-    print(markdown(args.name, result))
+    print(markdown({args.name: result}))
     return 0
 
 

@@ -18,3 +18,24 @@ def time_it(fn: Callable[[], object], min_seconds: float = 1.5, min_runs: int = 
         fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
+
+
+def time_interleaved(fns: dict[str, Callable[[], object]], rounds: int = 15,
+                     seconds_per_round: float = 0.2) -> dict[str, float]:
+    """Median seconds per call of each function, timed in alternation: every round times each one
+    for about `seconds_per_round`, so a slow or busy spell of a shared machine falls on all of them
+    alike instead of on whichever happened to run then."""
+    for fn in fns.values():
+        for _ in range(3):
+            fn()
+    per_round: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            times: list[float] = []
+            start = time.perf_counter()
+            while len(times) < 3 or time.perf_counter() - start < seconds_per_round:
+                t = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t)
+            per_round[name].append(statistics.median(times))
+    return {name: statistics.median(v) for name, v in per_round.items()}
