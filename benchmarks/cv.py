@@ -2,16 +2,18 @@
 
     python benchmarks/cv.py --render runs/cv/*/cv.json
     python benchmarks/cv.py --name e10 [--use 0=runs/e10-light-80] [--epochs N] [--augment A]
-                            [--mixup ALPHA] [--seed 0] [--folds 0 1 2 3 4] [--work runs/cv] [--json out.json]
+                            [--mixup ALPHA] [--seed 0] [--work runs/cv] [--json out.json]
 
 TRAIN's 277 cells are dealt into 5 class-stratified folds (`wbc train --fold K`; fold 0 is the
 split every single run uses). The recipe is trained once per fold, each model holding out one
-fold (resumable: finished fold runs are reused, an interrupted one continues; `--use K=RUN` takes
+fold (`wbc.crossval`; resumable: finished fold runs are reused, an interrupted one continues; `--use K=RUN` takes
 an existing finished run as fold K after checking that its recipe is the same). Every TRAIN file
 is then predicted (8 views) by the one model that never saw its cell, and the pooled out-of-fold
 predictions are scored like TEST: accuracy over files and cells with 95% intervals over cells,
 per-class precision/recall, macro-F1, ECE. That rests on 277 cells (16 monocytes) instead of one
-fold's 55 (3 monocytes), and it also gives one temperature fitted on all of them.
+fold's 55 (3 monocytes), and it also gives one temperature and review threshold fitted on all of
+them: `wbc export RUN --calibration WORK/NAME/cv.json` gives them to a run of the same recipe
+trained on every cell (`wbc train --all-cells`), which has no validation cells of its own.
 """
 
 from __future__ import annotations
@@ -19,73 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from wbc.io import atomic_write_text
-
-K = 5
-IGNORED = {"data", "threads", "skip_bad", "fold"}  # where the run was made, not what it learnt
-
-
-def check_recipe(run: Path, cfg: Any) -> None:
-    """Refuse a run whose saved config differs from the recipe (other than the fold and machine)."""
-    from wbc.errors import CheckpointError
-
-    try:
-        saved = json.loads((run / "config.json").read_text())["train"]
-    except (OSError, ValueError, KeyError) as e:
-        raise CheckpointError(f"{run}: config.json is missing or damaged") from e
-    want = json.loads(json.dumps(asdict(cfg)))  # tuples -> lists, as saved
-    differ = [k for k, v in want.items() if k not in IGNORED and saved.get(k, v) != v]
-    if differ:
-        raise CheckpointError(f"{run}: not the same recipe as this cross-validation ({', '.join(differ)} differ)")
-
-
-def fold_run(cfg: Any, run: Path) -> bool:
-    """Train fold `cfg.fold` into `run` unless it is finished there; True when it was reused."""
-    from wbc.errors import CheckpointError
-    from wbc.train import fit, load_checkpoint
-
-    try:
-        finished = bool(load_checkpoint(run / "last.pt").get("stopped", False))
-        resume = True
-    except CheckpointError:
-        finished, resume = False, False
-    if resume:
-        check_recipe(run, cfg)
-    if not finished:
-        fit(cfg, run, resume=resume, progress=False)
-    return finished
-
-
-def pooled(runs: dict[int, Path], data: str | None) -> dict[str, Any]:
-    """Out-of-fold 8-view predictions of every held-out file, scored like TEST."""
-    from wbc.calibration import fit_temperature, tta_probs
-    from wbc.metrics import compute_metrics
-    from wbc.ship import card_metrics, checkpoint_validation_logits
-
-    logits, ys, cells, per_fold = [], [], [], {}
-    for k, run in runs.items():
-        lg, y, c = checkpoint_validation_logits(run / "best.pt", data, views=8)
-        p = tta_probs(lg)
-        per_fold[k] = {"run": str(run), "files": len(y), "cells": len(set(c)), "temperature": fit_temperature(lg, y),
-                       "accuracy": float((p.argmax(1) == y).mean())}
-        logits.append(lg)
-        ys.append(y)
-        cells += c
-    lg, y = np.concatenate(logits, axis=1), np.concatenate(ys)
-    t = fit_temperature(lg, y)
-    out = {"temperature": t, "folds": per_fold}
-    for name, temp in (("raw", 1.0), ("calibrated", t)):
-        m = compute_metrics(tta_probs(lg, temp), y, cells)
-        out[name] = card_metrics(m)
-        out[name]["nll"] = float(-np.log(np.clip(tta_probs(lg, temp)[np.arange(len(y)), y], 1e-12, 1)).mean())
-    return out
-
 
 def markdown(results: dict[str, dict[str, Any]]) -> str:
     """One row per recipe: the pooled out-of-fold figures (calibrated with the pooled temperature)."""
@@ -116,7 +56,6 @@ def main() -> int:
     ap.add_argument("--render", type=Path, nargs="+", metavar="CV_JSON",
                     help="only print the table of earlier results (one row each, named by their folder)")
     ap.add_argument("--work", type=Path, default=Path("runs/cv"))
-    ap.add_argument("--folds", type=int, nargs="+", default=list(range(K)))
     ap.add_argument("--use", action="append", default=[], metavar="K=RUN",
                     help="an existing finished run with the same recipe as fold K (e.g. 0=runs/wbcnet-seed0)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the folds and of every run (default: 0)")
@@ -144,19 +83,17 @@ def main() -> int:
     except ValueError:
         print("cv: --use takes K=RUN, e.g. 0=runs/wbcnet-seed0", file=sys.stderr)
         return 2
-    runs: dict[int, Path] = {}
+    from wbc.crossval import cross_validate, folds_of
+
+    k = folds_of(cfg)
+    runs = {fold: use.get(fold, args.work / args.name / f"fold{fold}") for fold in range(k)}
     try:
-        for k in args.folds:
-            if not 0 <= k < K:
-                raise WbcError(f"fold {k} is not one of 0..{K - 1}")
-            runs[k] = use.get(k, args.work / args.name / f"fold{k}")
-            reused = fold_run(replace(cfg, fold=k), runs[k])
-            print(f"fold {k}: {runs[k]} ({'reused' if reused else 'trained'})", flush=True)
-        result = pooled(runs, args.data)
+        result = cross_validate(cfg, runs, args.data)
     except WbcError as e:
         print(f"cv: {e}", file=sys.stderr)
         return 1
-    result["recipe"] = {k: v for k, v in json.loads(json.dumps(asdict(cfg))).items() if k not in IGNORED}
+    for fold, f in result["folds"].items():
+        print(f"fold {fold}: {f['run']} ({'reused' if f['reused'] else 'trained'})")
     out = args.json or args.work / args.name / "cv.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(result, indent=2))

@@ -76,6 +76,16 @@ class TestOtherVerbs:
         assert main(["train", "--data", str(FIXTURE_IMAGES), "--out", str(tmp_path), "--resume", "--quiet"]) == 2
         assert "no such checkpoint" in capsys.readouterr().err
 
+    def test_train_all_cells_and_fold(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """--all-cells holds out no fold, so naming a fold as well is a clear error; alone it trains
+        on every cell."""
+        pytest.importorskip("torch")
+        base = ["train", "--data", str(FIXTURE_IMAGES), "--dry-run", "--batch-size", "8", "--threads", "1", "--quiet"]
+        assert main([*base, "--out", str(tmp_path / "a"), "--all-cells", "--fold", "1"]) == 2
+        assert "exclude each other" in capsys.readouterr().err
+        assert main([*base, "--out", str(tmp_path / "b"), "--all-cells"]) == 0
+        assert "0 validation files" in capsys.readouterr().out
+
     def test_data_check(self, capsys: pytest.CaptureFixture[str]) -> None:
         """`wbc data check` counts files and cells per split."""
         assert main(["data", "check", "--data", str(FIXTURE_IMAGES)]) == 0

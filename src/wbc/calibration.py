@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+REVIEW_COVERAGE = 0.9  # the app asks for review on the least confident 10% of held-out views
+
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """Softmax over the last axis of logits / temperature."""

@@ -63,6 +63,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         }.items() if v is not None
     }
     cfg = replace(cfg, **overrides, skip_bad=args.skip_bad or cfg.skip_bad)
+    if args.all_cells:
+        if args.fold is not None:
+            raise WbcError("--fold and --all-cells exclude each other: --all-cells holds out no fold")
+        cfg = replace(cfg, fold=None)
     out = args.out or Path("runs") / f"{cfg.model}-seed{cfg.seed}"
     if args.dry_run:
         cfg = replace(cfg, epochs=1, limit_cells=cfg.limit_cells or 3)
@@ -87,7 +91,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     export_and_report = _training("wbc.ship", "export_and_report")
     card = export_and_report(args.run, args.out, data=args.data, evaluate_test=args.evaluate,
-                             tta=not args.no_tta, calibrate=not args.no_calibrate)
+                             tta=not args.no_tta, calibrate=not args.no_calibrate, calibration=args.calibration)
     print(f"wrote {Path(args.out) / 'model.onnx'} ({card['onnx_bytes'] / 1e6:.2f} MB) and model.json; "
           f"parity max |diff| {card['parity']['max_abs_diff']:.2e} on {card['parity']['images']} images")
     return 0
@@ -170,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--split-seed", type=int, help="seed of the validation split alone (default: --seed)")
     t.add_argument("--fold", type=int, help="which cell-grouped fold to hold out, 0..k-1 with k = 1/val-fraction "
                    "(default: 0); folds 0..4 under one split seed cross-validate TRAIN")
+    t.add_argument("--all-cells", action="store_true",
+                   help="hold out no validation cells: train on all of TRAIN for exactly --epochs, for a recipe "
+                        "that cross-validation (benchmarks/cv.py) has fixed; export it with --calibration")
     t.add_argument("--teacher", type=Path, action="append",
                    help="a finished run (folder with best.pt) to distil from; repeat for an ensemble. "
                         "Teachers must hold out the same validation cells (same --split-seed)")
@@ -205,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--evaluate", action="store_true", help="also evaluate on TEST into the card and report.md")
     x.add_argument("--no-tta", action="store_true", help="predict from one view instead of the 8 rotations/mirrors")
     x.add_argument("--no-calibrate", action="store_true", help="keep temperature 1 instead of fitting it on validation")
+    x.add_argument("--calibration", type=Path, metavar="CV_JSON",
+                   help="take the temperature and review threshold from a cross-validation of the run's recipe "
+                        "(the cv.json of benchmarks/cv.py) instead of the run's validation cells")
     x.set_defaults(func=cmd_export)
 
     pr = sub.add_parser("predict", help="classify image files or folders with ONNX Runtime")

@@ -34,14 +34,18 @@ def plot_curves(history: list[dict[str, float]], path: str | Path) -> None:
     ep = [h["epoch"] for h in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
     a.plot(ep, [h["train_loss"] for h in history], "o-", label="train")
-    a.plot(ep, [h["val_loss"] for h in history], "o-", label="validation")
+    has_val = "val_loss" in history[0]  # a run on every cell (--all-cells) has no validation
+    if has_val:
+        a.plot(ep, [h["val_loss"] for h in history], "o-", label="validation")
+        b.plot(ep, [h["val_accuracy"] for h in history], "o-", label="validation, files")
+        b.plot(ep, [h["val_cell_accuracy"] for h in history], "s--", label="validation, cells")
+        b.plot(ep, [h["val_macro_f1"] for h in history], "^:", label="validation macro-F1")
+        b.legend(loc="lower right")
+    else:
+        b.text(0.5, 0.5, "no validation cells held out", ha="center", va="center", transform=b.transAxes)
     a.set(xlabel="epoch", ylabel="loss", title="Loss")
     a.legend()
-    b.plot(ep, [h["val_accuracy"] for h in history], "o-", label="validation, files")
-    b.plot(ep, [h["val_cell_accuracy"] for h in history], "s--", label="validation, cells")
-    b.plot(ep, [h["val_macro_f1"] for h in history], "^:", label="validation macro-F1")
     b.set(xlabel="epoch", ylabel="score", title="Accuracy", ylim=(0, 1.01))
-    b.legend(loc="lower right")
     for ax in (a, b):
         ax.grid(alpha=0.3)
     _save(fig, Path(path))

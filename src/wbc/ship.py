@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from wbc.calibration import fit_temperature, review_threshold, tta_probs
+from wbc.calibration import REVIEW_COVERAGE, fit_temperature, review_threshold, tta_probs
+from wbc.crossval import calibration_from
 from wbc.data import Sample, find_images_root, list_split, load_arrays
+from wbc.errors import CheckpointError
 from wbc.evaluate import evaluate
 from wbc.export import export
 from wbc.imaging import dihedral_views
@@ -25,7 +27,6 @@ from wbc.predict import Predictor
 from wbc.train import read_val_cells
 
 PARITY_IMAGES = 32
-REVIEW_COVERAGE = 0.9  # the app asks for review on the least confident 10% of validation cells' views
 
 
 def parity_images(data: str | Path | None) -> list[Path]:
@@ -72,26 +73,38 @@ def checkpoint_validation_logits(ckpt: str | Path, data: str | Path | None = Non
 
 
 def export_and_report(run: str | Path, out: str | Path, data: str | Path | None = None,
-                      evaluate_test: bool = False, tta: bool = True, calibrate: bool = True) -> dict[str, Any]:
+                      evaluate_test: bool = False, tta: bool = True, calibrate: bool = True,
+                      calibration: str | Path | None = None) -> dict[str, Any]:
     """Export run/best.pt to out/model.onnx + model.json, with temperature, test-time views and the
-    review threshold fitted on validation; with `evaluate_test`, add TEST metrics and report.md."""
+    review threshold fitted on validation, or taken from `calibration`, a cross-validation of the
+    run's recipe (benchmarks/cv.py); with `evaluate_test`, add TEST metrics and report.md."""
     run, out = Path(run), Path(out)
     ckpt = run / "best.pt" if run.is_dir() else run
     views = 8 if tta else 1
-    logits, y, _ = checkpoint_validation_logits(ckpt, data, views)
-    t = fit_temperature(logits, y) if calibrate else 1.0
-    before, after = tta_probs(logits, 1.0), tta_probs(logits, t)
-    calib = {
-        "fitted_on": f"{len(y)} validation files of the run's cell-grouped split",
-        "temperature": t,
-        "val_ece_before": expected_calibration_error(before, y),
-        "val_ece_after": expected_calibration_error(after, y),
-        "val_accuracy": float((after.argmax(1) == y).mean()),
-    }
-    threshold = review_threshold(after, REVIEW_COVERAGE)
+    if calibration is not None:
+        if views != 8:
+            raise CheckpointError("a cross-validation's calibration is fitted on 8-view predictions; drop --no-tta")
+        calib = calibration_from(calibration, ckpt.parent)
+        t, threshold = calib.pop("temperature"), calib.pop("review_threshold")
+        rule = "out-of-fold"
+    else:
+        if not read_val_cells(ckpt.parent):
+            raise CheckpointError(f"{ckpt.parent}: trained on every cell (--all-cells), it has no validation cells "
+                                  "to calibrate on; pass --calibration with the cv.json of benchmarks/cv.py for its recipe")
+        logits, y, _ = checkpoint_validation_logits(ckpt, data, views)
+        t = fit_temperature(logits, y) if calibrate else 1.0
+        before, after = tta_probs(logits, 1.0), tta_probs(logits, t)
+        calib = {
+            "fitted_on": f"{len(y)} validation files of the run's cell-grouped split",
+            "val_ece_before": expected_calibration_error(before, y),
+            "val_ece_after": expected_calibration_error(after, y),
+            "val_accuracy": float((after.argmax(1) == y).mean()),
+        }
+        threshold = review_threshold(after, REVIEW_COVERAGE)
+        rule = "validation"
     card = export(ckpt, out, parity_images(data), temperature=t, extra_card={
-        "tta_views": views, "calibration": calib, "review_threshold": threshold,
-        "review_rule": f"confidence below the {1 - REVIEW_COVERAGE:.0%} quantile of validation confidences",
+        "tta_views": views, "calibration": {"temperature": t, **calib}, "review_threshold": threshold,
+        "review_rule": f"confidence below the {1 - REVIEW_COVERAGE:.0%} quantile of {rule} confidences",
     })
     if evaluate_test:
         m = evaluate(out, out, split="TEST", data=data)

@@ -45,7 +45,10 @@ class TrainConfig:
     val_fraction: float = 0.2
     seed: int = 0
     split_seed: int | None = None  # seed of the cell-grouped split alone (None: `seed`); teachers share one
-    fold: int = 0  # which of the round(1 / val_fraction) cell-grouped folds is held out (cross-validation)
+    # Which of the round(1 / val_fraction) cell-grouped folds is held out (cross-validation). None:
+    # none is, every TRAIN cell trains for exactly `epochs` epochs and the last one is the model; for
+    # a recipe whose epochs and calibration cross-validation has already fixed.
+    fold: int | None = 0
     class_weights: bool = True
     augment: str = "robust"  # "robust", "basic" (geometry and light colour jitter) or "none"
     limit_cells: int | None = None  # keep only the first N cells of each class (quick runs)
@@ -330,9 +333,14 @@ def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool 
     samples = _subset(list_split(root, "TRAIN"), cfg.limit_cells)
     x_all, samples = load_arrays(samples, spec, skip_bad=cfg.skip_bad, progress=progress)
     split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
-    tr_idx, va_idx = grouped_split(samples, cfg.val_fraction, seed=split_seed, fold=cfg.fold)
-    if len(tr_idx) == 0 or len(va_idx) == 0:
-        raise DataError("the cell-grouped split left the training or validation part empty")
+    if cfg.fold is None:
+        if cfg.teachers:
+            raise DataError("distillation needs the teachers' validation cells held out, and --all-cells holds out none")
+        tr_idx, va_idx = np.arange(len(samples)), np.zeros(0, dtype=int)
+    else:
+        tr_idx, va_idx = grouped_split(samples, cfg.val_fraction, seed=split_seed, fold=cfg.fold)
+        if len(tr_idx) == 0 or len(va_idx) == 0:
+            raise DataError("the cell-grouped split left the training or validation part empty")
     y_all = np.array([s.label for s in samples])
     cells = [s.cell for s in samples]
     x_tr, y_tr = _to_tensor(x_all[tr_idx]), torch.from_numpy(y_all[tr_idx])
@@ -372,16 +380,18 @@ def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool 
         torch.manual_seed(cfg.seed * 100_003 + epoch)
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         train_loss = train_one_epoch(model, x_tr, y_tr, opt, sched, cfg, spec, weights, gen, progress, soft)
-        probs = predict_probs(model, x_va, spec)
-        row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": train_loss,
-               **_val_metrics(probs, y_va, va_cells, weights), "seconds": time.perf_counter() - t0}
-        history.append(row)
-        value = row[cfg.monitor]
-        is_best = _improved(value, best, cfg.monitor)
-        if is_best:
-            best, bad_epochs = value, 0
+        row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": train_loss}
+        if len(x_va):
+            row.update(_val_metrics(predict_probs(model, x_va, spec), y_va, va_cells, weights))
+            is_best = _improved(row[cfg.monitor], best, cfg.monitor)
+            if is_best:
+                best, bad_epochs = row[cfg.monitor], 0
+            else:
+                bad_epochs += 1
         else:
-            bad_epochs += 1
+            is_best = True  # nothing to select on: the model is the last epoch's
+        row["seconds"] = time.perf_counter() - t0
+        history.append(row)
         stopped = bad_epochs >= cfg.patience or epoch + 1 == cfg.epochs
         ckpt = {
             "version": CHECKPOINT_VERSION, "classes": CLASSES, "model_name": cfg.model,
@@ -395,11 +405,9 @@ def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool 
         save_checkpoint(run / "last.pt", ckpt)
         _write_summary(run, history)
         plot_curves(history, run / "curves.png")
-        epochs.write(
-            f"epoch {epoch + 1:3d}  loss {train_loss:.4f}  val_loss {row['val_loss']:.4f}  "
-            f"val_acc {row['val_accuracy']:.4f}  val_f1 {row['val_macro_f1']:.4f}  "
-            f"val_cell_acc {row['val_cell_accuracy']:.4f}  {row['seconds']:.0f}s" + ("  *" if is_best else "")
-        )
+        val = (f"  val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}  val_f1 {row['val_macro_f1']:.4f}  "
+               f"val_cell_acc {row['val_cell_accuracy']:.4f}" if len(x_va) else "")
+        epochs.write(f"epoch {epoch + 1:3d}  loss {train_loss:.4f}{val}  {row['seconds']:.0f}s" + ("  *" if is_best else ""))
         if stopped:
             if bad_epochs >= cfg.patience:
                 epochs.write(f"early stop: {cfg.monitor} did not improve for {cfg.patience} epochs")

@@ -1,0 +1,98 @@
+"""Cross-validation of a recipe, training on every cell, and exporting such a run with the pooled calibration."""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from wbc.crossval import cross_validate  # noqa: E402
+from wbc.data import list_split  # noqa: E402
+from wbc.errors import CheckpointError, DataError  # noqa: E402
+from wbc.ship import export_and_report  # noqa: E402
+from wbc.train import TrainConfig, fit, load_checkpoint  # noqa: E402
+
+from conftest import FIXTURE_IMAGES  # noqa: E402
+
+# val_fraction 0.34: three folds, one cell of each class held out by each.
+RECIPE = TrainConfig(epochs=1, batch_size=8, val_fraction=0.34, data=str(FIXTURE_IMAGES), threads=1)
+
+
+@pytest.fixture(scope="module")
+def cv(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    work = tmp_path_factory.mktemp("cv")
+    runs = {k: work / f"fold{k}" for k in range(3)}
+    result = cross_validate(RECIPE, runs, FIXTURE_IMAGES)
+    (work / "cv.json").write_text(json.dumps(result))
+    return work, result
+
+
+@pytest.fixture(scope="module")
+def all_cells_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return fit(replace(RECIPE, fold=None), tmp_path_factory.mktemp("all") / "run", progress=False)
+
+
+class TestCrossValidate:
+    def test_every_file_once(self, cv: tuple[Path, dict]) -> None:
+        """Each TRAIN file is scored once, by the fold model that held its cell out; folds are disjoint."""
+        work, r = cv
+        train = list_split(FIXTURE_IMAGES, "TRAIN")
+        assert r["calibrated"]["n_files"] == len(train) and r["calibrated"]["n_cells"] == len({s.cell for s in train})
+        held = [set(json.loads((work / f"fold{k}" / "split.json").read_text())["val_cells"]) for k in range(3)]
+        assert not (held[0] & held[1] or held[0] & held[2] or held[1] & held[2])
+        assert sum(f["files"] for f in r["folds"].values()) == len(train)
+        assert r["temperature"] > 0 and 0 < r["review_threshold"] <= 1
+        assert r["recipe"]["epochs"] == 1 and "fold" not in r["recipe"]
+
+    def test_reuses_and_checks_the_recipe(self, cv: tuple[Path, dict]) -> None:
+        """A second call reuses the finished folds; fold runs of another recipe are refused by name."""
+        work, r = cv
+        again = cross_validate(RECIPE, {k: work / f"fold{k}" for k in range(3)}, FIXTURE_IMAGES)
+        assert all(f["reused"] for f in again["folds"].values())
+        assert again["calibrated"]["accuracy"] == r["calibrated"]["accuracy"]
+        with pytest.raises(CheckpointError, match="lr differ"):
+            cross_validate(replace(RECIPE, lr=1e-3), {k: work / f"fold{k}" for k in range(3)}, FIXTURE_IMAGES)
+
+    def test_needs_every_fold(self, tmp_path: Path) -> None:
+        with pytest.raises(DataError, match="each of the folds 0..2"):
+            cross_validate(RECIPE, {0: tmp_path / "f0"}, FIXTURE_IMAGES)
+
+
+class TestAllCells:
+    def test_trains_on_every_cell(self, all_cells_run: Path) -> None:
+        """--all-cells: no validation cells, no validation columns, exactly `epochs`, best.pt is the last epoch."""
+        split = json.loads((all_cells_run / "split.json").read_text())
+        assert split["val_cells"] == [] and len(split["train_cells"]) == 12
+        rows = list(csv.DictReader((all_cells_run / "summary.csv").open()))
+        assert len(rows) == 1 and not any(k.startswith("val_") for k in rows[0])
+        best, last = load_checkpoint(all_cells_run / "best.pt"), load_checkpoint(all_cells_run / "last.pt")
+        assert best["epoch"] == last["epoch"] == 0 and last["stopped"]
+        assert (all_cells_run / "curves.png").stat().st_size > 0
+
+    def test_refuses_teachers(self, tiny_run: Path, tmp_path: Path) -> None:
+        with pytest.raises(DataError, match="holds out none"):
+            fit(replace(RECIPE, fold=None, teachers=(str(tiny_run),)), tmp_path / "s", progress=False)
+
+    def test_export_needs_the_cross_validation(self, all_cells_run: Path, tmp_path: Path) -> None:
+        """Without validation cells the export asks for a cross-validation's calibration."""
+        with pytest.raises(CheckpointError, match="--calibration"):
+            export_and_report(all_cells_run, tmp_path / "out", data=FIXTURE_IMAGES)
+
+    def test_export_with_the_pooled_calibration(self, all_cells_run: Path, cv: tuple[Path, dict], tmp_path: Path) -> None:
+        """The card takes the cross-validation's temperature and review threshold, and says where from."""
+        work, r = cv
+        card = export_and_report(all_cells_run, tmp_path / "out", data=FIXTURE_IMAGES, calibration=work / "cv.json")
+        assert card["temperature"] == pytest.approx(r["temperature"])
+        assert card["review_threshold"] == pytest.approx(r["review_threshold"])
+        assert "cross-validation" in card["calibration"]["fitted_on"] and "out-of-fold" in card["review_rule"]
+
+    def test_export_refuses_another_recipe(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
+        work, _ = cv
+        other = fit(replace(RECIPE, fold=None, lr=1e-3), tmp_path / "other", progress=False)
+        with pytest.raises(CheckpointError, match="another recipe"):
+            export_and_report(other, tmp_path / "out", data=FIXTURE_IMAGES, calibration=work / "cv.json")
