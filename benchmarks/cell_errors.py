@@ -1,0 +1,45 @@
+"""Where a model's errors are: per true class, how many cells have wrong views and how many of them.
+
+    python benchmarks/cell_errors.py models/default/predictions.csv
+
+Reads the predictions.csv that `wbc evaluate` (or `wbc export --evaluate`) writes for TEST, whose
+file column is CLASS/_<cell>_<random>.jpeg, and prints one row per true class: cells, cells with at
+least one wrong view, the range of the share of views wrong among those, and where the wrong views go.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from wbc.data import cell_key
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("predictions", type=Path)
+    args = ap.parse_args()
+    views: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    with args.predictions.open() as f:
+        for row in csv.DictReader(f):
+            true = Path(row["file"]).parent.name
+            views[(true, cell_key(true, Path(row["file"]).name))][row["class"]] += 1
+    print("| true class | cells | cells with wrong views | share of views wrong there | wrong views go to |")
+    print("|---|---|---|---|---|")
+    for cls in sorted({t for t, _ in views}):
+        cells = {c: v for (t, c), v in views.items() if t == cls}
+        wrong = {c: 1 - v[cls] / sum(v.values()) for c, v in cells.items() if v[cls] < sum(v.values())}
+        to = Counter()
+        for v in cells.values():
+            to.update({k: n for k, n in v.items() if k != cls})
+        share = f"{100 * min(wrong.values()):.0f}-{100 * max(wrong.values()):.0f}%" if wrong else "—"
+        print(f"| {cls} | {len(cells)} | {len(wrong)} | {share} | "
+              f"{', '.join(f'{k} {n}' for k, n in to.most_common()) or '—'} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
