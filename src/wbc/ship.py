@@ -113,6 +113,7 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
         if curves.exists():
             shutil.copyfile(curves, out / "training_curves.png")
             with open(out / "report.md", "a") as f:
-                f.write("\n## Training curves (cell-grouped validation)\n\n![training curves](training_curves.png)\n")
+                held_out = "cell-grouped validation" if read_val_cells(ckpt.parent) else "every cell trained, none held out"
+                f.write(f"\n## Training curves ({held_out})\n\n![training curves](training_curves.png)\n")
         atomic_write_text(out / "model.json", json.dumps(card, indent=2))
     return card

@@ -84,7 +84,7 @@ with classify_tab:
                 (a, pa), (b, pb) = p.top2
                 st.warning(
                     f"Needs review: this confidence is below {100 * predictor.review_threshold:.2f}%, the "
-                    "level of the least sure tenth of validation images. Top two: "
+                    "level of the least sure tenth of held-out training images. Top two: "
                     f"{cell_type(a).label} {100 * pa:.1f}%, {cell_type(b).label} {100 * pb:.1f}%."
                 )
             chart = pd.DataFrame({"probability": p.probs}, index=[cell_type(c).label for c in CLASSES])
@@ -141,7 +141,7 @@ with model_tab:
         "other microscopes, stains or magnifications may be read less well.\n"
         "- It knows only four types: basophils, blasts, immature or abnormal cells will be called one of them.\n"
         f"- Below a confidence of {100 * predictor.review_threshold:.2f}% (the least confident tenth of "
-        "validation images) it asks for review. Its confidences were calibrated on validation cells from "
+        "held-out training images) it asks for review. Its confidences were calibrated on held-out cells from "
         "the same laboratory; on the harder test cells it is over-confident (expected calibration error "
         f"{test['ece'] if test else float('nan'):.3f}), so read a high confidence as \"likely\", not \"certain\".\n"
         "- A second opinion for learning and checking, **not a diagnosis**."
