@@ -79,22 +79,15 @@ def speed(model_dir: Path, run: Path | None, threads: int) -> dict[str, Any]:
 
 def one(model: str, seed: int, epochs: int | None, work: Path, threads: int) -> dict[str, Any]:
     """Train (or reuse), export, evaluate on TEST and time one network."""
-    from wbc.errors import CheckpointError
+    from wbc.crossval import train_or_reuse
     from wbc.ship import export_and_report
-    from wbc.train import fit, load_checkpoint, preset
+    from wbc.train import preset
 
     cfg = replace(preset(model), seed=seed, threads=threads)
     if epochs is not None:
         cfg = replace(cfg, epochs=epochs)
     run = work / f"{model}-seed{seed}"
-    try:
-        finished = load_checkpoint(run / "last.pt").get("stopped", False)
-        resume = True
-    except CheckpointError:
-        finished, resume = False, False
-    if not finished:
-        fit(cfg, run, resume=resume, progress=False)
-    reused = finished
+    reused = train_or_reuse(cfg, run)
     out = run / "export"
     card = export_and_report(run, out, evaluate_test=True, tta=(model == "wbcnet"))
     test = card["metrics"]["test"]
@@ -125,6 +118,7 @@ def shipped(model_dir: Path, threads: int) -> dict[str, Any]:
         "params": card["parameters"], "mflops": card["flops_per_image"] / 1e6, "onnx_mb": card["onnx_bytes"] / 1e6,
         "tta_views": card["tta_views"], "temperature": card["temperature"],
         "teachers": tr["config"].get("teachers") or [], "test": test, **speed(model_dir, None, threads),
+        "calibrated_on": card.get("calibration", {}).get("fitted_on", "(not recorded)"),
     }
 
 
@@ -302,7 +296,8 @@ def main() -> int:
         teach = (f" It was distilled from {len(ship['teachers'])} teacher runs (their training time is not in its row)."
                  if ship["teachers"] else "")
         md += [f"Shipped model: `{args.shipped.relative_to(ROOT) if args.shipped.is_relative_to(ROOT) else args.shipped}`, "
-               f"evaluated again and timed in this run.{teach}", ""]
+               f"evaluated again and timed in this run.{teach} Its calibration was fitted on "
+               f"{ship['calibrated_on']}.", ""]
     write_section(args.md, "\n".join(md))
     print(f"wrote {args.md} and {args.work / 'results.json'}")
     return 0

@@ -85,6 +85,9 @@ class TestOtherVerbs:
         assert "exclude each other" in capsys.readouterr().err
         assert main([*base, "--out", str(tmp_path / "b"), "--all-cells"]) == 0
         assert "0 validation files" in capsys.readouterr().out
+        # --resume continues a run as it was made: asking it to be another kind of run is refused.
+        assert main([*base, "--out", str(tmp_path / "b"), "--resume", "--fold", "0"]) == 2
+        assert "holds out no fold" in capsys.readouterr().err
 
     def test_data_check(self, capsys: pytest.CaptureFixture[str]) -> None:
         """`wbc data check` counts files and cells per split."""

@@ -58,6 +58,13 @@ class TestCrossValidate:
         with pytest.raises(CheckpointError, match="lr differ"):
             cross_validate(replace(RECIPE, lr=1e-3), {k: work / f"fold{k}" for k in range(3)}, FIXTURE_IMAGES)
 
+    def test_refuses_a_run_of_another_fold(self, cv: tuple[Path, dict]) -> None:
+        """A finished run offered as the wrong fold is refused, not scored on cells it trained on."""
+        work, _ = cv
+        swapped = {0: work / "fold1", 1: work / "fold0", 2: work / "fold2"}
+        with pytest.raises(CheckpointError, match=r"fold \(1 there, 0 asked\)"):
+            cross_validate(RECIPE, swapped, FIXTURE_IMAGES)
+
     def test_needs_every_fold(self, tmp_path: Path) -> None:
         with pytest.raises(DataError, match="each of the folds 0..2"):
             cross_validate(RECIPE, {0: tmp_path / "f0"}, FIXTURE_IMAGES)
@@ -90,6 +97,28 @@ class TestAllCells:
         assert card["temperature"] == pytest.approx(r["temperature"])
         assert card["review_threshold"] == pytest.approx(r["review_threshold"])
         assert "cross-validation" in card["calibration"]["fitted_on"] and "out-of-fold" in card["review_rule"]
+
+    def test_export_with_another_seed(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
+        """Another seed of the same recipe takes the same calibration."""
+        work, r = cv
+        other = fit(replace(RECIPE, fold=None, seed=1), tmp_path / "s1", progress=False)
+        card = export_and_report(other, tmp_path / "out", data=FIXTURE_IMAGES, calibration=work / "cv.json")
+        assert card["temperature"] == pytest.approx(r["temperature"])
+
+    def test_export_refuses_misuse(self, cv: tuple[Path, dict], tiny_run: Path, all_cells_run: Path,
+                                   tmp_path: Path) -> None:
+        """A run with validation cells, --no-calibrate beside --calibration, and a file that is not a
+        cross-validation are each refused with what is wrong."""
+        work, _ = cv
+        with pytest.raises(CheckpointError, match="holds out validation cells"):
+            export_and_report(tiny_run, tmp_path / "a", data=FIXTURE_IMAGES, calibration=work / "cv.json")
+        with pytest.raises(CheckpointError, match="exclude each other"):
+            export_and_report(all_cells_run, tmp_path / "b", data=FIXTURE_IMAGES, calibrate=False,
+                              calibration=work / "cv.json")
+        bad = tmp_path / "cv.json"
+        bad.write_text(json.dumps({"temperature": 0.5}))
+        with pytest.raises(CheckpointError, match="not a cross-validation result"):
+            export_and_report(all_cells_run, tmp_path / "c", data=FIXTURE_IMAGES, calibration=bad)
 
     def test_export_refuses_another_recipe(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
         work, _ = cv

@@ -67,7 +67,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.fold is not None:
             raise WbcError("--fold and --all-cells exclude each other: --all-cells holds out no fold")
         cfg = replace(cfg, fold=None)
-    out = args.out or Path("runs") / f"{cfg.model}-seed{cfg.seed}"
+    held_out = "-all" if cfg.fold is None else (f"-fold{cfg.fold}" if cfg.fold else "")
+    out = args.out or Path("runs") / f"{cfg.model}-seed{cfg.seed}{held_out}"
+    if args.resume and (args.all_cells or args.fold is not None):
+        stored = _training("wbc.train", "load_checkpoint")(out / "last.pt")["train_config"].get("fold", 0)
+        if stored != cfg.fold:
+            raise WbcError(f"{out}: that run holds out {'no fold' if stored is None else f'fold {stored}'}; "
+                           "--resume continues it as it was, so drop --fold/--all-cells or choose another --out")
     if args.dry_run:
         cfg = replace(cfg, epochs=1, limit_cells=cfg.limit_cells or 3)
     run = fit(cfg, out, resume=args.resume, progress=not args.quiet)
@@ -165,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a network on TRAIN with a cell-grouped validation split")
     t.add_argument("--model", choices=["wbcnet", "seed"], default="wbcnet", help="network (default: wbcnet)")
-    t.add_argument("--out", type=Path, help="run folder (default: runs/<model>-seed<seed>)")
+    t.add_argument("--out", type=Path,
+                   help="run folder (default: runs/<model>-seed<seed>, with -fold<K> or -all for those runs)")
     t.add_argument("--data", type=Path, help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     t.add_argument("--epochs", type=int, help="maximum epochs (default: 80 wbcnet, 50 seed)")
     t.add_argument("--lr", type=float, help="peak learning rate (default: 2e-3 wbcnet, 1e-4 seed)")

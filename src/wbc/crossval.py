@@ -1,10 +1,11 @@
 """Cell-grouped cross-validation of a training recipe, and the calibration it yields.
 
 TRAIN's cells are dealt into k = round(1 / val_fraction) class-stratified folds (`TrainConfig.fold`).
-The recipe is trained once per fold; every TRAIN file is then predicted (8 views) by the one model
-that never saw its cell. The pooled out-of-fold predictions score the recipe on every cell, and fit
-one temperature and review threshold: the calibration of a model trained with the same recipe on
-every cell (`TrainConfig.fold = None`), which has no validation cells of its own.
+The recipe is trained once per fold; every TRAIN file is then predicted (8 views) by the last epoch
+of the one model that never saw its cell. The pooled out-of-fold predictions score the recipe on
+every cell, and fit one temperature and review threshold: the calibration of a model trained with
+the same recipe on every cell (`TrainConfig.fold = None`, whose model is also its last epoch), which
+has no validation cells of its own.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ import numpy as np
 
 from wbc.calibration import REVIEW_COVERAGE, fit_temperature, review_threshold, tta_probs
 from wbc.errors import CheckpointError, DataError
-from wbc.train import TrainConfig, fit, load_checkpoint
+from wbc.train import TrainConfig, fit, load_checkpoint, read_val_cells
 
 IGNORED = {"data", "threads", "skip_bad", "fold"}  # where and on which fold a run was made, not its recipe
+SEEDS = {"seed", "split_seed"}  # a calibration carries over to another seed of the same recipe
 
 
 def recipe(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
@@ -29,31 +31,39 @@ def recipe(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in json.loads(json.dumps(d)).items() if k not in IGNORED}
 
 
-def same_recipe(saved: dict[str, Any], want: dict[str, Any]) -> list[str]:
-    """Names of the settings in which a saved config differs (a key it lacks counts as the default)."""
+def differences(saved: dict[str, Any], want: dict[str, Any], ignore: set[str] = frozenset()) -> list[str]:
+    """Settings in which two saved recipes differ; a setting one of them lacks counts as the default."""
     defaults = recipe(TrainConfig())
-    return [k for k, v in want.items() if saved.get(k, defaults.get(k)) != v]
+    keys = (set(saved) | set(want)) - IGNORED - set(ignore)
+    return sorted(k for k in keys if saved.get(k, defaults.get(k)) != want.get(k, defaults.get(k)))
 
 
 def saved_config(run: Path) -> dict[str, Any]:
+    """The run's config.json: {"train": TrainConfig as saved, "model": network and preprocessing, ...}."""
     try:
-        return json.loads((run / "config.json").read_text())["train"]
-    except (OSError, ValueError, KeyError) as e:
-        raise CheckpointError(f"{run}: config.json is missing or damaged") from e
+        cfg = json.loads((run / "config.json").read_text())
+        if not isinstance(cfg.get("train"), dict) or not isinstance(cfg.get("model"), dict):
+            raise ValueError("no train or model section")
+        return cfg
+    except (OSError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"{run}: config.json is missing or damaged ({e})") from e
 
 
-def fold_run(cfg: TrainConfig, run: Path, progress: bool = False) -> bool:
-    """Train fold `cfg.fold` into `run` unless it is finished there (an interrupted run continues);
-    a run made with another recipe is refused. True when it was reused."""
+def train_or_reuse(cfg: TrainConfig, run: Path, progress: bool = False) -> bool:
+    """Train `cfg` into `run` unless it is finished there (an interrupted run continues); a run made
+    with another recipe or on another fold is refused. True when a finished run was reused."""
     try:
         finished = bool(load_checkpoint(run / "last.pt").get("stopped", False))
         resume = True
     except CheckpointError:
         finished, resume = False, False
     if resume:
-        differ = same_recipe(saved_config(run), recipe(cfg))
+        saved = saved_config(run)["train"]
+        differ = differences(saved, recipe(cfg))
+        if saved.get("fold", 0) != cfg.fold:
+            differ.append(f"fold ({saved.get('fold', 0)} there, {cfg.fold} asked)")
         if differ:
-            raise CheckpointError(f"{run}: not the same recipe as this cross-validation ({', '.join(differ)} differ)")
+            raise CheckpointError(f"{run}: not the run asked for ({', '.join(differ)} differ)")
     if not finished:
         fit(cfg, run, resume=resume, progress=progress)
     return finished
@@ -72,19 +82,24 @@ def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | N
     k = folds_of(cfg)
     if sorted(runs) != list(range(k)):
         raise DataError(f"cross-validation needs a run for each of the folds 0..{k - 1}, got {sorted(runs)}")
-    logits, ys, cells, per_fold = [], [], [], {}
-    for fold, run in runs.items():
-        reused = fold_run(replace(cfg, fold=fold), run, progress)
-        lg, y, c = checkpoint_validation_logits(run / "best.pt", data, views=8)
+    logits, ys, cells, per_fold, models = [], [], [], {}, []
+    for fold, run in sorted(runs.items()):
+        reused = train_or_reuse(replace(cfg, fold=fold), run, progress)
+        models.append(saved_config(run)["model"])
+        lg, y, c = checkpoint_validation_logits(run / "last.pt", data, views=8)
         per_fold[str(fold)] = {"run": str(run), "reused": reused, "files": len(y), "cells": len(set(c)),
                                "temperature": fit_temperature(lg, y),
                                "accuracy": float((tta_probs(lg).argmax(1) == y).mean())}
         logits.append(lg)
         ys.append(y)
         cells += c
+    if any(m != models[0] for m in models):
+        raise CheckpointError("the fold runs do not share one network and preprocessing (config.json, model)")
+    if sum(f["cells"] for f in per_fold.values()) != len(set(cells)):
+        raise DataError("the folds' validation cells overlap: these runs are not one cross-validation")
     lg, y = np.concatenate(logits, axis=1), np.concatenate(ys)
     t = fit_temperature(lg, y)
-    out: dict[str, Any] = {"recipe": recipe(cfg), "temperature": t, "folds": per_fold,
+    out: dict[str, Any] = {"recipe": recipe(cfg), "model": models[0], "temperature": t, "folds": per_fold,
                            "review_threshold": review_threshold(tta_probs(lg, t), REVIEW_COVERAGE)}
     for name, temp in (("raw", 1.0), ("calibrated", t)):
         probs = tta_probs(lg, temp)
@@ -94,20 +109,29 @@ def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | N
 
 
 def calibration_from(cv_json: str | Path, run: str | Path) -> dict[str, Any]:
-    """The temperature and review threshold of a cross-validation, for a run of the same recipe."""
+    """The temperature and review threshold of a cross-validation, for a run of the same recipe and
+    network trained on every cell (a run with validation cells is calibrated on them instead)."""
+    run = Path(run)
     try:
         cv = json.loads(Path(cv_json).read_text())
-        t, threshold, want = float(cv["temperature"]), float(cv["review_threshold"]), cv["recipe"]
-        n, cells = cv["calibrated"]["n_files"], cv["calibrated"]["n_cells"]
+        calib = {
+            "fitted_on": f"{cv['calibrated']['n_files']} out-of-fold files of {cv['calibrated']['n_cells']} cells: "
+                         f"{len(cv['folds'])}-fold cell-grouped cross-validation of the recipe "
+                         f"({Path(cv_json).as_posix()})",
+            "temperature": float(cv["temperature"]), "review_threshold": float(cv["review_threshold"]),
+            "val_ece_before": float(cv["raw"]["ece"]), "val_ece_after": float(cv["calibrated"]["ece"]),
+            "val_accuracy": float(cv["calibrated"]["accuracy"]),
+        }
+        want, model = dict(cv["recipe"]), dict(cv["model"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{cv_json}: not a cross-validation result of benchmarks/cv.py ({e})") from e
-    differ = same_recipe(saved_config(Path(run)), want)
+    if read_val_cells(run):
+        raise CheckpointError(f"{run}: holds out validation cells, so it is calibrated on them; "
+                              "--calibration is for a run trained with --all-cells")
+    saved = saved_config(run)
+    differ = differences(saved["train"], want, ignore=SEEDS)
+    if saved["model"] != model:
+        differ.append("network or preprocessing")
     if differ:
         raise CheckpointError(f"{cv_json}: cross-validates another recipe than {run} ({', '.join(differ)} differ)")
-    return {
-        "fitted_on": f"{n} out-of-fold files of {cells} cells: {len(cv['folds'])}-fold cell-grouped "
-                     f"cross-validation of the recipe ({Path(cv_json).as_posix()})",
-        "temperature": t, "review_threshold": threshold,
-        "val_ece_before": cv["raw"]["ece"], "val_ece_after": cv["calibrated"]["ece"],
-        "val_accuracy": cv["calibrated"]["accuracy"],
-    }
+    return calib

@@ -82,6 +82,8 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
     ckpt = run / "best.pt" if run.is_dir() else run
     views = 8 if tta else 1
     if calibration is not None:
+        if not calibrate:
+            raise CheckpointError("--calibration and --no-calibrate exclude each other")
         if views != 8:
             raise CheckpointError("a cross-validation's calibration is fitted on 8-view predictions; drop --no-tta")
         calib = calibration_from(calibration, ckpt.parent)
