@@ -15,10 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import time_interleaved  # noqa: E402
+from timing import single_pass, time_interleaved  # noqa: E402
 
 
 def main() -> int:
@@ -42,10 +40,8 @@ def main() -> int:
             export(run / "best.pt", out, images)
             pred = Predictor(out, threads=args.threads)
             net, _ = model_from_checkpoint(load_checkpoint(run / "best.pt"))
-            h, w = pred.spec.input_hw
-            x = np.random.default_rng(0).integers(0, 255, (1, h, w, 3), dtype=np.uint8)
-            mflops[str(run)] = count_flops(net, (h, w)) / 1e6
-            fns[str(run)] = lambda pred=pred, x=x: pred.predict_probs(x, tta=False)
+            mflops[str(run)] = count_flops(net, pred.spec.input_hw) / 1e6
+            fns[str(run)] = single_pass(pred)
         ms = {k: 1000 * v for k, v in time_interleaved(fns, rounds=args.rounds).items()}
     base = ms[str(args.runs[0])]
     print("| run | MFLOPs | ORT ms/image, batch 1 | baseline / run |\n|---|---|---|---|")

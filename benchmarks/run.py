@@ -27,7 +27,7 @@ import numpy as np
 from wbc.io import atomic_write_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import time_interleaved, time_it  # noqa: E402
+from timing import single_pass, time_interleaved, time_it  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,12 +127,7 @@ def batch1_interleaved(results: list[dict[str, Any]], threads: int) -> None:
     in one loop, so that the ratios do not depend on how busy the machine was when each one ran."""
     from wbc.predict import Predictor
 
-    fns = {}
-    for i, r in enumerate(results):
-        pred = Predictor(r["model_dir"], threads=threads)
-        h, w = pred.spec.input_hw
-        x1 = np.random.default_rng(0).integers(0, 255, (1, h, w, 3), dtype=np.uint8)
-        fns[str(i)] = lambda pred=pred, x1=x1: pred.predict_probs(x1, tta=False)
+    fns = {str(i): single_pass(Predictor(r["model_dir"], threads=threads)) for i, r in enumerate(results)}
     for i, sec in time_interleaved(fns).items():
         results[int(i)]["ort_ms_b1"] = 1000 * sec
 

@@ -1,10 +1,13 @@
-"""The one timing loop the benchmarks share."""
+"""The timing loops the benchmarks share."""
 
 from __future__ import annotations
 
 import statistics
 import time
 from collections.abc import Callable
+from typing import Any
+
+import numpy as np
 
 
 def time_it(fn: Callable[[], object], min_seconds: float = 1.5, min_runs: int = 10) -> float:
@@ -39,3 +42,11 @@ def time_interleaved(fns: dict[str, Callable[[], object]], rounds: int = 15,
                 times.append(time.perf_counter() - t)
             per_round[name].append(statistics.median(times))
     return {name: statistics.median(v) for name, v in per_round.items()}
+
+
+def single_pass(pred: Any) -> Callable[[], object]:
+    """One network pass of a `wbc.predict.Predictor` on one random crop of its input size, without
+    test-time views: what the benchmarks call ONNX Runtime's batch-1 time."""
+    h, w = pred.spec.input_hw
+    x = np.random.default_rng(0).integers(0, 255, (1, h, w, 3), dtype=np.uint8)
+    return lambda: pred.predict_probs(x, tta=False)

@@ -81,6 +81,7 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
     run, out = Path(run), Path(out)
     ckpt = run / "best.pt" if run.is_dir() else run
     views = 8 if tta else 1
+    held_out = read_val_cells(ckpt.parent)
     if calibration is not None:
         if not calibrate:
             raise CheckpointError("--calibration and --no-calibrate exclude each other")
@@ -90,7 +91,7 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
         t, threshold = calib.pop("temperature"), calib.pop("review_threshold")
         rule = "out-of-fold"
     else:
-        if not read_val_cells(ckpt.parent):
+        if not held_out:
             raise CheckpointError(f"{ckpt.parent}: trained on every cell (--all-cells), it has no validation cells "
                                   "to calibrate on; pass --calibration with the cv.json of benchmarks/cv.py for its recipe")
         logits, y, _ = checkpoint_validation_logits(ckpt, data, views)
@@ -115,7 +116,7 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
         if curves.exists():
             shutil.copyfile(curves, out / "training_curves.png")
             with open(out / "report.md", "a") as f:
-                held_out = "cell-grouped validation" if read_val_cells(ckpt.parent) else "every cell trained, none held out"
-                f.write(f"\n## Training curves ({held_out})\n\n![training curves](training_curves.png)\n")
+                kind = "cell-grouped validation" if held_out else "every cell trained, none held out"
+                f.write(f"\n## Training curves ({kind})\n\n![training curves](training_curves.png)\n")
         atomic_write_text(out / "model.json", json.dumps(card, indent=2))
     return card
