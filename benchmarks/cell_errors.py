@@ -3,8 +3,8 @@
     python benchmarks/cell_errors.py models/default/predictions.csv
 
 Reads the predictions.csv that `wbc evaluate` (or `wbc export --evaluate`) writes for TEST, whose
-file column is CLASS/_<cell>_<random>.jpeg, and prints one row per true class: cells, cells with at
-least one wrong view, the range of the share of views wrong among those, and where the wrong views go.
+file column is CLASS/<file name>, and prints one row per true class: cells (original fields, see
+`wbc.sources`), cells with at least one wrong view, the range of the share of views wrong among those, and where the wrong views go.
 """
 
 from __future__ import annotations
@@ -21,12 +21,14 @@ from wbc.data import cell_key
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("predictions", type=Path)
+    ap.add_argument("--split", default="TEST", help="the data set split the predictions are of (default: TEST)")
     args = ap.parse_args()
     views: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     with args.predictions.open() as f:
         for row in csv.DictReader(f):
-            true = Path(row["file"]).parent.name
-            views[(true, cell_key(true, Path(row["file"]).name))][row["class"]] += 1
+            path = Path(row["file"])
+            true = path.parent.name
+            views[(true, cell_key(true, path.name, args.split))][row["class"]] += 1
     print("| true class | cells | cells with wrong views | share of views wrong there | wrong views go to |")
     print("|---|---|---|---|---|")
     for cls in sorted({t for t, _ in views}):

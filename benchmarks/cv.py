@@ -6,7 +6,7 @@
 
 TRAIN's 277 cells are dealt into 5 class-stratified folds (`wbc train --fold K`; fold 0 is the
 split every single run uses). The recipe is trained once per fold, each model holding out one
-fold (`wbc.crossval`; resumable: finished fold runs are reused, an interrupted one continues; `--use K=RUN` takes
+fold and starting from its own initial-weight seed (seed + K) (`wbc.crossval`; resumable: finished fold runs are reused, an interrupted one continues; `--use K=RUN` takes
 an existing finished run as fold K after checking that its recipe is the same). Every TRAIN file
 is then predicted (8 views) by the one model that never saw its cell, and the pooled out-of-fold
 predictions are scored like TEST: accuracy over files and cells with 95% intervals over cells,
@@ -58,7 +58,7 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=Path("runs/cv"))
     ap.add_argument("--use", action="append", default=[], metavar="K=RUN",
                     help="an existing finished run with the same recipe as fold K (e.g. 0=runs/wbcnet-seed0)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the folds and of every run (default: 0)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the folds; fold K's run has initial-weight seed SEED+K (default: 0)")
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--augment", choices=["robust", "robust-wide", "basic", "none"])
     ap.add_argument("--mixup", type=float, metavar="ALPHA")

@@ -77,16 +77,20 @@ def speed(model_dir: Path, run: Path | None, threads: int) -> dict[str, Any]:
     return out
 
 
-def one(model: str, seed: int, epochs: int | None, work: Path, threads: int) -> dict[str, Any]:
-    """Train (or reuse), export, evaluate on TEST and time one network."""
-    from wbc.crossval import train_or_reuse
+def one(model: str, seed: int, epochs: int | None, work: Path, threads: int, run: Path | None = None) -> dict[str, Any]:
+    """Train (or reuse), export, evaluate on TEST and time one network. wbcnet's seed s is the recipe's
+    cross-validation run of fold s (`crossval.fold_config`: seed s, fold s of split seed 0), so
+    `benchmarks/cv.py` and this benchmark can share runs (`--use`)."""
+    from wbc.crossval import fold_config, train_or_reuse
     from wbc.ship import export_and_report
     from wbc.train import preset
 
     cfg = replace(preset(model), seed=seed, threads=threads)
+    if model == "wbcnet":
+        cfg = fold_config(replace(cfg, seed=0), seed)
     if epochs is not None:
         cfg = replace(cfg, epochs=epochs)
-    run = work / f"{model}-seed{seed}"
+    run = run or work / f"{model}-seed{seed}"
     reused = train_or_reuse(cfg, run)
     out = run / "export"
     card = export_and_report(run, out, evaluate_test=True, tta=(model == "wbcnet"))
@@ -253,6 +257,8 @@ def main() -> int:
     ap.add_argument("--seed-epochs", type=int, default=6,
                     help="epochs for the seed replica (its recipe allows 50; default 6 to fit a session)")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "bench", help="run folders (default: runs/bench)")
+    ap.add_argument("--use", action="append", default=[], metavar="S=RUN",
+                    help="a finished run of the recipe as wbcnet seed S (e.g. a cross-validation fold run)")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for training and timing (default: 2)")
     ap.add_argument("--shipped", type=Path, default=ROOT / "models" / "default",
                     help="also evaluate and time this shipped model (default: models/default; 'none' to skip)")
@@ -261,7 +267,11 @@ def main() -> int:
 
     started = time.time()
     seed = one("seed", 0, args.seed_epochs, args.work, args.threads)
-    ours = [one("wbcnet", s, None, args.work, args.threads) for s in args.seeds]
+    try:
+        use = {int(k): Path(v) for k, v in (u.split("=", 1) for u in args.use)}
+    except ValueError:
+        ap.error("--use takes S=RUN, e.g. 0=runs/cv/e10/fold0")
+    ours = [one("wbcnet", s, None, args.work, args.threads, use.get(s)) for s in args.seeds]
     ship = shipped(args.shipped, args.threads) if str(args.shipped) != "none" else None
     batch1_interleaved([seed, *ours, *([ship] if ship else [])], args.threads)
     result = {"machine": machine(), "command": " ".join(["python", "benchmarks/run.py", *sys.argv[1:]]),

@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wbc.data import cell_key, find_images_root, grouped_kfold, grouped_split, list_folder, list_split, load_arrays
+from wbc.data import find_images_root, grouped_kfold, grouped_split, list_folder, list_split, load_arrays
 from wbc.errors import DataError
 from wbc.imaging import PreprocessSpec
 from wbc.info import CLASSES, DATASET
@@ -41,15 +41,8 @@ class TestFindRoot:
 
 
 class TestListing:
-    def test_cell_key(self) -> None:
-        """`_<cell>_<random>.jpeg` names its cell; other names are one cell each."""
-        assert cell_key("MONOCYTE", "_12_3456.jpeg") == "MONOCYTE/12"
-        assert cell_key("MONOCYTE", "_12_9.jpeg") == cell_key("MONOCYTE", "_12_77.jpeg")
-        assert cell_key("NEUTROPHIL", "_12_3456.jpeg") != cell_key("MONOCYTE", "_12_3456.jpeg")
-        assert cell_key("LYMPHOCYTE", "my photo.png") == "LYMPHOCYTE/my photo"
-
     def test_lists_all_classes(self, fixture_root: Path) -> None:
-        """TRAIN fixture: 4 classes x 3 cells x 2 views, labelled by folder."""
+        """TRAIN fixture: 4 classes x 3 cells (original fields) x 2 views, labelled by folder."""
         s = list_split(fixture_root, "TRAIN")
         assert len(s) == 24
         assert sorted({x.label for x in s}) == [0, 1, 2, 3]
@@ -119,7 +112,7 @@ class TestSplits:
             next(grouped_kfold(list_split(fixture_root, "TRAIN"), k=5))
 
     def test_full_data_split(self, full_data: Path) -> None:
-        """On the real TRAIN: 277 cells, and the grouped split shares none of them."""
+        """On the real TRAIN: 261 cells (original fields), and the grouped split shares none of them."""
         s = list_split(full_data, "TRAIN")
         assert len(s) == 9957
         assert len({x.cell for x in s}) == DATASET["distinct_cells"]["TRAIN"]

@@ -9,6 +9,7 @@ pytest.importorskip("sklearn")
 
 from wbc.evaluate import evaluate  # noqa: E402
 from wbc.predict import DEFAULT_MODEL_DIR  # noqa: E402
+from wbc.info import DATASET  # noqa: E402
 
 from conftest import FIXTURE_IMAGES  # noqa: E402
 
@@ -62,4 +63,4 @@ class TestEvaluate:
         m = evaluate(None, tmp_path, split="TEST", data=full_data, n_boot=300, progress=False)
         card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
         assert m["accuracy"] == pytest.approx(card["metrics"]["test"]["accuracy"], abs=1e-9)
-        assert m["n_cells"] == 71 and m["accuracy"] > 0.8601 and m["macro_f1"] > 0.86
+        assert m["n_cells"] == DATASET["distinct_cells"]["TEST"] and m["accuracy"] > 0.8601 and m["macro_f1"] > 0.86

@@ -155,6 +155,32 @@ def cmd_app(args: argparse.Namespace) -> int:
     return subprocess.call(cmd, env=env)
 
 
+def cmd_data_sources(args: argparse.Namespace) -> int:
+    import json
+
+    from wbc.data import find_images_root
+    from wbc.sources import TABLE, find_originals, match_files, read_table, summary, write_table
+
+    root = find_images_root(args.data)
+    # Flat copy: images -> dataset2-master -> top; the Kaggle zip nests one dataset2-master more.
+    tops = [*([args.data] if args.data else []), *list(root.parents)[1:3]]
+    for top in tops:
+        try:
+            originals = find_originals(top)
+            break
+        except WbcError:
+            continue
+    else:
+        raise WbcError(f"no dataset-master folder (JPEGImages/ and labels.csv) found near {root}")
+    out = args.out or TABLE
+    reuse = read_table(out) if args.reuse and out.is_file() else []
+    matches = match_files(root, originals, workers=args.workers, reuse=reuse)
+    write_table(matches, out)
+    print(json.dumps(summary(matches), indent=1))
+    print(f"wrote {out} ({len(matches)} files)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wbc", description="White blood cell classification: train, evaluate, export, predict.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -168,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     ck.add_argument("--data", type=Path, help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     ck.add_argument("--verify", action="store_true", help="also decode every image and name the bad ones")
     ck.set_defaults(func=cmd_data_check)
+    so = dsub.add_parser("sources", help="match every file to the original field (the real cell) it was made from")
+    so.add_argument("--data", type=Path, help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
+    so.add_argument("--out", type=Path, help="table to write (default: the one shipped in the package)")
+    so.add_argument("--workers", type=int, default=2, help="processes (default: 2)")
+    so.add_argument("--reuse", action="store_true", help="keep the fields of files the table at --out already matched")
+    so.set_defaults(func=cmd_data_sources)
 
     t = sub.add_parser("train", help="train a network on TRAIN with a cell-grouped validation split")
     t.add_argument("--model", choices=["wbcnet", "seed"], default="wbcnet", help="network (default: wbcnet)")

@@ -1,7 +1,7 @@
 """Cell-grouped cross-validation of a training recipe, and the calibration it yields.
 
 TRAIN's cells are dealt into k = round(1 / val_fraction) class-stratified folds (`TrainConfig.fold`).
-The recipe is trained once per fold; every TRAIN file is then predicted (8 views) by the last epoch
+The recipe is trained once per fold (each with its own initial-weight seed); every TRAIN file is then predicted (8 views) by the last epoch
 of the one model that never saw its cell. The pooled out-of-fold predictions score the recipe on
 every cell, and fit one temperature and review threshold: the calibration of a model trained with
 the same recipe on every cell (`TrainConfig.fold = None`, whose model is also its last epoch), which
@@ -73,6 +73,13 @@ def folds_of(cfg: TrainConfig) -> int:
     return round(1 / cfg.val_fraction)
 
 
+def fold_config(cfg: TrainConfig, fold: int) -> TrainConfig:
+    """The recipe's run for one fold: the folds of split seed `cfg.seed`, and its own initial-weight
+    seed `cfg.seed + fold`, so that the fold runs are also seeds of the recipe."""
+    split = cfg.seed if cfg.split_seed is None else cfg.split_seed
+    return replace(cfg, fold=fold % folds_of(cfg), seed=split + fold, split_seed=split)
+
+
 def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | None = None,
                    progress: bool = False) -> dict[str, Any]:
     """Train (or reuse) one run per fold, then pool their out-of-fold predictions (see module doc)."""
@@ -84,7 +91,7 @@ def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | N
         raise DataError(f"cross-validation needs a run for each of the folds 0..{k - 1}, got {sorted(runs)}")
     logits, ys, cells, per_fold, models = [], [], [], {}, []
     for fold, run in sorted(runs.items()):
-        reused = train_or_reuse(replace(cfg, fold=fold), run, progress)
+        reused = train_or_reuse(fold_config(cfg, fold), run, progress)
         models.append(saved_config(run)["model"])
         lg, y, c = checkpoint_validation_logits(run / "last.pt", data, views=8)
         per_fold[str(fold)] = {"run": str(run), "reused": reused, "files": len(y), "cells": len(set(c)),

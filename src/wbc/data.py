@@ -7,7 +7,6 @@ import io
 import itertools
 import json
 import os
-import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -20,10 +19,10 @@ from wbc.errors import BadImageError, DataError
 from wbc.imaging import PreprocessSpec, load_image, prepare
 from wbc.info import CLASS_INDEX, CLASSES, IMAGE_SUFFIXES, SPLITS
 from wbc.io import atomic_write_bytes
+from wbc.sources import field_name, source_field
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "blood-cells"
-_CELL_RE = re.compile(r"^_(\d+)_\d+$")
 
 
 @dataclass(frozen=True)
@@ -76,11 +75,15 @@ def find_images_root(path: str | Path | None = None) -> Path:
     )
 
 
-def cell_key(class_name: str, file_name: str) -> str:
-    """The cell a file shows: `_<cell>_<random>.jpeg` -> "CLASS/<cell>"; other names: one cell each."""
-    stem = Path(file_name).stem
-    m = _CELL_RE.match(stem)
-    return f"{class_name}/{m.group(1) if m else stem}"
+def cell_key(class_name: str, file_name: str, split: str | None = None) -> str:
+    """The cell a file shows: "CLASS/BloodImage_NNNNN" for a data set file whose original field is
+    known (`wbc.sources`), else "CLASS/<file stem>" (one cell each).
+
+    The `<n>` of the data set's `_<n>_<random>.jpeg` names is not used: it is not a cell number
+    (see `wbc.sources`), and grouping by it let every cell into both sides of a split.
+    """
+    field = source_field(split, class_name, Path(file_name).name) if split else None
+    return f"{class_name}/{field_name(field) if field is not None else Path(file_name).stem}"
 
 
 def list_folder(folder: str | Path, require_all_classes: bool = True) -> list[Sample]:
@@ -96,7 +99,7 @@ def list_folder(folder: str | Path, require_all_classes: bool = True) -> list[Sa
     if missing and (require_all_classes or len(missing) == len(CLASSES)):
         raise DataError(f"{folder}: missing class folder(s) {', '.join(missing)}")
     samples = [
-        Sample(path=f, label=CLASS_INDEX[c], cell=cell_key(c, f.name))
+        Sample(path=f, label=CLASS_INDEX[c], cell=cell_key(c, f.name, folder.name))
         for c in CLASSES
         if c in present
         for f in sorted((folder / c).iterdir())

@@ -1,0 +1,139 @@
+"""The source-field table: which original field (real cell) each data set file was made from."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from wbc.data import cell_key, list_split
+from wbc.errors import DataError
+from wbc.info import DATASET
+from wbc.sources import (
+    TABLE,
+    Match,
+    field_name,
+    find_originals,
+    match_files,
+    read_table,
+    single_label_fields,
+    source_field,
+    summary,
+    write_table,
+)
+
+# Distinct fields per class: the README's cells (TRAIN 75/27/16/159, TEST 13/6/4/48) less the
+# photographs that duplicate another (BCCD holds near-identical shots of one field).
+CELLS = {"TRAIN": {"EOSINOPHIL": 71, "LYMPHOCYTE": 24, "MONOCYTE": 15, "NEUTROPHIL": 151},
+         "TEST": {"EOSINOPHIL": 13, "LYMPHOCYTE": 6, "MONOCYTE": 4, "NEUTROPHIL": 45}}
+
+
+def _shipped() -> list[Match]:
+    return read_table(TABLE)
+
+
+class TestShippedTable:
+    def test_counts_match_the_data_set(self) -> None:
+        """The shipped table's fields per split and class, and the two fields both splits show."""
+        s = summary(_shipped())
+        for split, per in CELLS.items():
+            assert {c: v["fields"] for c, v in s["per_split"][split].items()} == per
+            assert sum(per.values()) == DATASET["distinct_cells"][split]
+        assert tuple(s["fields_in_train_and_test"]) == DATASET["fields_in_train_and_test"]
+
+    def test_every_file_matched_clearly(self) -> None:
+        """All 12,515 files have a field, each with at least 60 RANSAC inliers and 3x the runner-up's."""
+        m = _shipped()
+        assert len(m) == 12515
+        assert all(x.field is not None and x.inliers >= 60 and x.inliers >= 3 * x.runner_up for x in m)
+
+    def test_test_simple_is_test(self) -> None:
+        """The un-augmented TEST_SIMPLE files show TEST fields only."""
+        m = _shipped()
+        simple = {(x.class_name, x.field) for x in m if x.split == "TEST_SIMPLE"}
+        test = {(x.class_name, x.field) for x in m if x.split == "TEST"}
+        assert simple <= test and len(simple) >= 60
+
+    def test_name_numbers_are_not_cells(self) -> None:
+        """The `<n>` of `_<n>_<r>.jpeg` is not a cell: TEST's monocyte n=0 files show all 4 TEST monocytes."""
+        fields = {x.field for x in _shipped() if x.split == "TEST" and x.class_name == "MONOCYTE"
+                  and x.file_name.startswith("_0_")}
+        assert len(fields - {None}) == 4
+
+
+class TestLookup:
+    def test_round_trip(self, tmp_path: Path) -> None:
+        """What write_table writes, source_field reads back; unknown files and unmatched ones give None."""
+        t = tmp_path / "t.csv.gz"
+        write_table([Match("TRAIN", "MONOCYTE", "_0_1.jpeg", 12, 40, 3),
+                     Match("TRAIN", "MONOCYTE", "_0_2.jpeg", None, 5, 4)], t)
+        assert source_field("TRAIN", "MONOCYTE", "_0_1.jpeg", t) == 12
+        assert source_field("TRAIN", "MONOCYTE", "_0_2.jpeg", t) is None
+        assert source_field("TEST", "MONOCYTE", "_0_1.jpeg", t) is None
+
+    def test_cell_key(self) -> None:
+        """A data set file's cell is its original field; anything else is a cell of its own."""
+        train = {(m.class_name, m.file_name): m.field for m in _shipped() if m.split == "TRAIN" and m.field}
+        (cls, name), fld = next(iter(train.items()))
+        assert cell_key(cls, name, "TRAIN") == f"{cls}/{field_name(fld)}"
+        assert cell_key("MONOCYTE", "_12_3456.jpeg") == "MONOCYTE/_12_3456"
+        assert cell_key("LYMPHOCYTE", "my photo.png", "TRAIN") == "LYMPHOCYTE/my photo"
+
+    def test_fixture_cells(self, fixture_root: Path) -> None:
+        """The TRAIN fixture's 24 files are two views each of 12 fields."""
+        by_cell: dict[str, int] = defaultdict(int)
+        for s in list_split(fixture_root, "TRAIN"):
+            by_cell[s.cell] += 1
+        assert len(by_cell) == 12 and set(by_cell.values()) == {2}
+        assert all("/BloodImage_" in c for c in by_cell)
+
+
+def _texture(seed: int) -> Image.Image:
+    """A 640x480 field of random blobs: corners enough for ORB, unlike any other seed's."""
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    return Image.fromarray(a).resize((640, 480), Image.Resampling.NEAREST).filter(ImageFilter.GaussianBlur(2))
+
+
+class TestMatching:
+    def test_views_find_their_field(self, tmp_path: Path) -> None:
+        """Rotated, mirrored and shifted views are matched to the field they were made from."""
+        pytest.importorskip("cv2")
+        orig = tmp_path / "dataset-master"
+        (orig / "JPEGImages").mkdir(parents=True)
+        rows = [",Image,Category"]
+        for i, cls in ((3, "MONOCYTE"), (7, "MONOCYTE"), (9, "LYMPHOCYTE"), (11, "")):
+            _texture(i).save(orig / "JPEGImages" / f"{field_name(i)}.jpg", quality=95)
+            rows.append(f",{i},{cls}")
+        (orig / "labels.csv").write_text("\n".join(rows) + "\n")
+        images = tmp_path / "images"
+        want = {}
+        for k, (i, cls, angle, mirror) in enumerate([(3, "MONOCYTE", 15, False), (7, "MONOCYTE", -10, True),
+                                                     (3, "MONOCYTE", 0, True), (9, "LYMPHOCYTE", 5, False)]):
+            v = _texture(i).resize((320, 240)).rotate(angle, translate=(12, -8), fillcolor=(0, 0, 0))
+            if mirror:
+                v = v.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+            (images / "TRAIN" / cls).mkdir(parents=True, exist_ok=True)
+            v.save(images / "TRAIN" / cls / f"_{k}_1.jpeg", quality=90)
+            want[(cls, f"_{k}_1.jpeg")] = i
+        assert find_originals(tmp_path) == orig
+        assert single_label_fields(orig)["MONOCYTE"] == [3, 7]
+        got = {(m.class_name, m.file_name): m.field for m in match_files(images, orig, workers=1, progress=False)}
+        assert got == want
+
+    def test_no_originals(self, tmp_path: Path) -> None:
+        """A data set without dataset-master is named in the error."""
+        with pytest.raises(DataError, match="dataset-master"):
+            find_originals(tmp_path)
+
+
+@pytest.mark.slow
+def test_full_data_groups(full_data: Path) -> None:
+    """On the real data every file's cell is an original field: TRAIN lists 261 cells and TEST 68."""
+    for split in ("TRAIN", "TEST"):
+        cells = {s.cell for s in list_split(full_data, split)}
+        assert len(cells) == DATASET["distinct_cells"][split]
+        assert all(c.split("/")[1].startswith("BloodImage_") for c in cells)
