@@ -125,3 +125,14 @@ class TestAllCells:
         other = fit(replace(RECIPE, fold=None, lr=1e-3), tmp_path / "other", progress=False)
         with pytest.raises(CheckpointError, match="another recipe"):
             export_and_report(other, tmp_path / "out", data=FIXTURE_IMAGES, calibration=work / "cv.json")
+
+    def test_export_refuses_early_stopped_folds(self, cv: tuple[Path, dict], all_cells_run: Path,
+                                                tmp_path: Path) -> None:
+        """Fold runs that stopped before the recipe's epochs are not what --all-cells trains: refused."""
+        work, r = cv
+        assert all(f["epochs_run"] == RECIPE.epochs for f in r["folds"].values())
+        short = json.loads((work / "cv.json").read_text())
+        short["recipe"]["epochs"], short["folds"]["1"]["epochs_run"] = 3, 2
+        (tmp_path / "cv.json").write_text(json.dumps(short))
+        with pytest.raises(CheckpointError, match="stopped early .*fold 1 at epoch 2"):
+            export_and_report(all_cells_run, tmp_path / "out", data=FIXTURE_IMAGES, calibration=tmp_path / "cv.json")

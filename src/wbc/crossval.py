@@ -95,6 +95,7 @@ def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | N
         models.append(saved_config(run)["model"])
         lg, y, c = checkpoint_validation_logits(run / "last.pt", data, views=8)
         per_fold[str(fold)] = {"run": str(run), "reused": reused, "files": len(y), "cells": len(set(c)),
+                               "epochs_run": int(load_checkpoint(run / "last.pt")["epoch"]) + 1,
                                "temperature": fit_temperature(lg, y),
                                "accuracy": float((tta_probs(lg).argmax(1) == y).mean())}
         logits.append(lg)
@@ -132,6 +133,13 @@ def calibration_from(cv_json: str | Path, run: str | Path) -> dict[str, Any]:
         want, model = dict(cv["recipe"]), dict(cv["model"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{cv_json}: not a cross-validation result of benchmarks/cv.py ({e})") from e
+    short = {k: f.get("epochs_run") for k, f in cv.get("folds", {}).items()
+             if f.get("epochs_run") is not None and f["epochs_run"] < want.get("epochs", 0)}
+    if short:
+        raise CheckpointError(
+            f"{cv_json}: fold runs stopped early ({', '.join(f'fold {k} at epoch {e}' for k, e in short.items())} "
+            f"of {want.get('epochs')}), so they are not the model a --all-cells run of the recipe trains for "
+            "all its epochs; cross-validate a recipe whose patience lets every fold run its epochs")
     if read_val_cells(run):
         raise CheckpointError(f"{run}: holds out validation cells, so it is calibrated on them; "
                               "--calibration is for a run trained with --all-cells")
