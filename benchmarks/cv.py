@@ -60,6 +60,8 @@ def main() -> int:
                     help="an existing finished run with the same recipe as fold K (e.g. 0=runs/wbcnet-seed0)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the folds; fold K's run has initial-weight seed SEED+K (default: 0)")
     ap.add_argument("--epochs", type=int)
+    ap.add_argument("--patience", type=int, help="epochs without improvement before a fold stops (to calibrate an "
+                    "--all-cells run every fold must run all its epochs: give --patience >= --epochs)")
     ap.add_argument("--augment", choices=["robust", "robust-wide", "basic", "none"])
     ap.add_argument("--mixup", type=float, metavar="ALPHA")
     ap.add_argument("--data", help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
@@ -74,6 +76,8 @@ def main() -> int:
     cfg = replace(preset("wbcnet"), seed=args.seed, data=args.data)
     if args.epochs is not None:
         cfg = replace(cfg, epochs=args.epochs)
+    if args.patience is not None:
+        cfg = replace(cfg, patience=args.patience)
     if args.augment is not None:
         cfg = replace(cfg, augment=args.augment)
     if args.mixup is not None:

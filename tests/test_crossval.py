@@ -11,7 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from wbc.crossval import cross_validate  # noqa: E402
+from wbc.crossval import cross_validate, fold_config, train_or_reuse  # noqa: E402
 from wbc.data import list_split  # noqa: E402
 from wbc.errors import CheckpointError, DataError  # noqa: E402
 from wbc.ship import export_and_report  # noqa: E402
@@ -57,6 +57,15 @@ class TestCrossValidate:
         assert again["calibrated"]["accuracy"] == r["calibrated"]["accuracy"]
         with pytest.raises(CheckpointError, match="lr differ"):
             cross_validate(replace(RECIPE, lr=1e-3), {k: work / f"fold{k}" for k in range(3)}, FIXTURE_IMAGES)
+
+    def test_patience_of_a_full_run_does_not_matter(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
+        """A fold run that ran all its epochs is reused under another patience; for the calibration of
+        an all-cells run, patience and monitor do not count either."""
+        work, r = cv
+        assert train_or_reuse(replace(fold_config(RECIPE, 0), patience=7), work / "fold0")
+        other = fit(replace(RECIPE, fold=None, patience=3, monitor="val_loss"), tmp_path / "p", progress=False)
+        card = export_and_report(other, tmp_path / "out", data=FIXTURE_IMAGES, calibration=work / "cv.json")
+        assert card["temperature"] == pytest.approx(r["temperature"])
 
     def test_refuses_a_run_of_another_fold(self, cv: tuple[Path, dict]) -> None:
         """A finished run offered as the wrong fold is refused, not scored on cells it trained on."""

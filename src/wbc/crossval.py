@@ -23,6 +23,9 @@ from wbc.train import TrainConfig, fit, load_checkpoint, read_val_cells
 
 IGNORED = {"data", "threads", "skip_bad", "fold"}  # where and on which fold a run was made, not its recipe
 SEEDS = {"seed", "split_seed"}  # a calibration carries over to another seed of the same recipe
+# Early stopping and best-epoch choice: an all-cells run uses neither, and the cross-validation
+# scores the folds' last epochs after checking that every fold ran all its epochs.
+STOPPING = {"patience", "monitor"}
 
 
 def recipe(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
@@ -59,7 +62,9 @@ def train_or_reuse(cfg: TrainConfig, run: Path, progress: bool = False) -> bool:
         finished, resume = False, False
     if resume:
         saved = saved_config(run)["train"]
-        differ = differences(saved, recipe(cfg))
+        # Patience only matters if it stops a run: one that ran all its epochs is the same either way.
+        ran_all = finished and int(load_checkpoint(run / "last.pt")["epoch"]) + 1 == cfg.epochs
+        differ = differences(saved, recipe(cfg), ignore={"patience"} if ran_all else set())
         if saved.get("fold", 0) != cfg.fold:
             differ.append(f"fold ({saved.get('fold', 0)} there, {cfg.fold} asked)")
         if differ:
@@ -144,7 +149,7 @@ def calibration_from(cv_json: str | Path, run: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{run}: holds out validation cells, so it is calibrated on them; "
                               "--calibration is for a run trained with --all-cells")
     saved = saved_config(run)
-    differ = differences(saved["train"], want, ignore=SEEDS)
+    differ = differences(saved["train"], want, ignore=SEEDS | STOPPING)
     if saved["model"] != model:
         differ.append("network or preprocessing")
     if differ:
