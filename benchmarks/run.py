@@ -140,7 +140,7 @@ ROWS: list[tuple[str, str, str]] = [
     # label, key (dotted into the result), format
     ("TEST accuracy over files", "test.accuracy", "pct"),
     ("  95% interval over cells", "test.accuracy_ci95", "ci"),
-    ("TEST cells right (of 71)", "test.cells_correct", "int"),
+    ("TEST cells right (of 68 fields)", "test.cells_correct", "int"),
     ("TEST macro-F1", "test.macro_f1", "f3"),
     ("  95% interval over cells", "test.macro_f1_ci95", "ci3"),
     ("Eosinophil precision / recall", "test.per_class.EOSINOPHIL", "pr"),
@@ -286,9 +286,11 @@ def main() -> int:
         f"Command: `{result['command']}`  ",
         f"Machine: {result['machine']}  ",
         f"Date: {time.strftime('%Y-%m-%d')}; the whole run took {result['benchmark_seconds'] / 60:.0f} minutes.", "",
-        "Both networks are trained on TRAIN with a cell-grouped validation split, selected on it, calibrated "
-        "on it (temperature), and evaluated once on TEST (2,487 files, 71 cells). Intervals: 95% bootstrap "
-        "over cells. The seed replica predicts from one view, as the reference did; wbcnet averages 8 "
+        "Both networks are trained on TRAIN with a validation fifth of its cells (original fields, "
+        "`wbc.sources`) held out, selected on it, calibrated on it (temperature), and evaluated once on "
+        "TEST (2,487 files of 68 fields). wbcnet's seed s holds out fold s (seed s, fold s of split seed 0: "
+        "the recipe's cross-validation runs). Intervals: 95% bootstrap over cells. The seed replica "
+        "predicts from one view, as the reference did; wbcnet averages 8 "
         "rotations/mirrors (its single-pass timings are the network's, the TTA rows what `wbc predict` does). "
         "ORT batch-1 times: every model of the table in alternation, 15 rounds in one loop at the end.",
         "", t, "",
