@@ -1,8 +1,8 @@
 """Which original microscope field each augmented file was made from: the data set's real cells.
 
 The 4-class files are named `_<n>_<random>.jpeg`, and `<n>` looks like a cell number, but it is
-not: it is the file's position in the augmenter's shuffled batch order (Keras `flow(save_to_dir)`
-of 2017 wrote `current_index + i`), so the files that share an `<n>` are views of several cells,
+not: the files that share an `<n>` are views of several cells (it looks like the file's position
+in the augmenter's shuffled batch, which is how Keras' `flow(save_to_dir=...)` once named files),
 and one cell's views are spread over every `<n>` of its class. Grouping by `<n>` therefore leaks
 every cell into both sides of a split. The real cell of a file is the single-label original field
 (`dataset-master/JPEGImages/BloodImage_NNNNN.jpg`) it was augmented from; this module finds it by
