@@ -77,6 +77,11 @@ def speed(model_dir: Path, run: Path | None, threads: int) -> dict[str, Any]:
     return out
 
 
+def _shown(p: Path) -> str:
+    p = p.resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
+
+
 def one(model: str, seed: int, epochs: int | None, work: Path, threads: int, run: Path | None = None) -> dict[str, Any]:
     """Train (or reuse), export, evaluate on TEST and time one network. wbcnet's seed s is the recipe's
     cross-validation run of fold s (`crossval.fold_config`: seed s, fold s of split seed 0), so
@@ -100,7 +105,7 @@ def one(model: str, seed: int, epochs: int | None, work: Path, threads: int, run
         "model": model, "seed": seed, "epochs_run": tr["epochs_run"], "epochs_max": cfg.epochs,
         "best_epoch": tr["best_epoch"], "train_seconds": tr["wall_seconds"],
         "params": card["parameters"], "mflops": card["flops_per_image"] / 1e6, "onnx_mb": card["onnx_bytes"] / 1e6,
-        "tta_views": card["tta_views"], "temperature": card["temperature"], "reused": reused,
+        "tta_views": card["tta_views"], "temperature": card["temperature"], "reused": reused, "run": _shown(run),
         "test": test, **speed(out, run, threads),
     }
 
@@ -278,7 +283,7 @@ def main() -> int:
               "seed": seed, "wbcnet": ours, "shipped": ship, "benchmark_seconds": time.time() - started}
     atomic_write_text(args.work / "results.json", json.dumps(result, indent=2))
     t = table(seed, ours, ship)
-    reused = [f"{'seed replica' if r['model'] == 'seed' else r['model']} seed {r['seed']}"
+    reused = [f"{'seed replica' if r['model'] == 'seed' else r['model']} seed {r['seed']} (`{r['run']}`)"
               for r in [seed, *ours] if r["reused"]]
     print(t)
     md = [
@@ -296,7 +301,7 @@ def main() -> int:
         "", t, "",
     ]
     if reused:
-        md += [f"Reused finished runs from `{args.work.relative_to(ROOT) if args.work.is_relative_to(ROOT) else args.work}` "
+        md += [f"Reused finished runs "
                f"(trained earlier with the same code and recipe; their training times are those runs'): "
                f"{', '.join(reused)}. Everything else, and every TEST figure and timing, is from this run.", ""]
     if ship is not None:
