@@ -307,7 +307,7 @@ def main() -> int:
     if ship is not None:
         teach = (f" It was distilled from {len(ship['teachers'])} teacher runs (their training time is not in its row)."
                  if ship["teachers"] else "")
-        md += [f"Shipped model: `{args.shipped.relative_to(ROOT) if args.shipped.is_relative_to(ROOT) else args.shipped}`, "
+        md += [f"Shipped model: `{_shown(args.shipped)}`, "
                f"evaluated again and timed in this run.{teach} Its calibration was fitted on "
                f"{ship['calibrated_on']}.", ""]
     write_section(args.md, "\n".join(md))

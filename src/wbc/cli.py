@@ -159,19 +159,10 @@ def cmd_data_sources(args: argparse.Namespace) -> int:
     import json
 
     from wbc.data import find_images_root
-    from wbc.sources import TABLE, find_originals, match_files, read_table, summary, write_table
+    from wbc.sources import TABLE, match_files, originals_near, read_table, summary, write_table
 
     root = find_images_root(args.data)
-    # Flat copy: images -> dataset2-master -> top; the Kaggle zip nests one dataset2-master more.
-    tops = [*([args.data] if args.data else []), *list(root.parents)[1:3]]
-    for top in tops:
-        try:
-            originals = find_originals(top)
-            break
-        except WbcError:
-            continue
-    else:
-        raise WbcError(f"no dataset-master folder (JPEGImages/ and labels.csv) found near {root}")
+    originals = originals_near(root, args.data)
     out = args.out or TABLE
     reuse = read_table(out) if args.reuse and out.is_file() else []
     matches = match_files(root, originals, workers=args.workers, reuse=reuse)

@@ -56,14 +56,14 @@ def train_or_reuse(cfg: TrainConfig, run: Path, progress: bool = False) -> bool:
     """Train `cfg` into `run` unless it is finished there (an interrupted run continues); a run made
     with another recipe or on another fold is refused. True when a finished run was reused."""
     try:
-        finished = bool(load_checkpoint(run / "last.pt").get("stopped", False))
-        resume = True
+        state = load_checkpoint(run / "last.pt")
+        finished, resume = bool(state.get("stopped", False)), True
     except CheckpointError:
         finished, resume = False, False
     if resume:
         saved = saved_config(run)["train"]
         # Patience only matters if it stops a run: one that ran all its epochs is the same either way.
-        ran_all = finished and int(load_checkpoint(run / "last.pt")["epoch"]) + 1 == cfg.epochs
+        ran_all = finished and int(state["epoch"]) + 1 == cfg.epochs
         differ = differences(saved, recipe(cfg), ignore={"patience"} if ran_all else set())
         if saved.get("fold", 0) != cfg.fold:
             differ.append(f"fold ({saved.get('fold', 0)} there, {cfg.fold} asked)")

@@ -100,6 +100,18 @@ def find_originals(top: Path) -> Path:
     raise DataError(f"{top}: no dataset-master folder (JPEGImages/ and labels.csv) in it or below")
 
 
+def originals_near(images_root: Path, data: Path | None = None) -> Path:
+    """The `dataset-master` folder that belongs with an images root: under `data` if given, else
+    beside `dataset2-master` (flat copy: images -> dataset2-master -> top; the Kaggle zip nests one
+    dataset2-master more)."""
+    for top in [*([data] if data else []), *list(images_root.parents)[1:3]]:
+        try:
+            return find_originals(top)
+        except DataError:
+            continue
+    raise DataError(f"no dataset-master folder (JPEGImages/ and labels.csv) found near {images_root}")
+
+
 def single_label_fields(originals: Path) -> dict[str, list[int]]:
     """Field numbers per class for the fields labelled with exactly one of the four classes."""
     out: dict[str, list[int]] = {c: [] for c in CLASSES}
@@ -140,13 +152,12 @@ def _init_worker(originals: str, fields: Sequence[int], groups: dict[int, int] |
     pooled.add(pooled_desc)
     pooled.train()
     _W.update(cv2=cv2, orb=orb, sparse=sparse, fields=list(fields), feats=feats, pooled=pooled,
-              pair=cv2.BFMatcher(cv2.NORM_HAMMING), group=[(groups or {}).get(f, f) for f in fields])
+              pooled_desc=pooled_desc, pair=cv2.BFMatcher(cv2.NORM_HAMMING), group=[(groups or {}).get(f, f) for f in fields])
 
 
 def _duplicate_groups(originals: Path, fields: Sequence[int]) -> dict[int, int]:
     """Each field's group: the lowest field number among the originals that show the same field."""
     _init_worker(str(originals), fields)
-    cv2 = _W["cv2"]
     parent = {f: f for f in fields}
 
     def root(f: int) -> int:
@@ -155,15 +166,12 @@ def _duplicate_groups(originals: Path, fields: Sequence[int]) -> dict[int, int]:
         return f
 
     for i, fld in enumerate(fields):
-        img = cv2.resize(cv2.imread(str(originals / "JPEGImages" / f"{field_name(fld)}.jpg"), cv2.IMREAD_GRAYSCALE),
-                         FIELD_SIZE, interpolation=cv2.INTER_AREA)
-        k, d = _W["orb"].detectAndCompute(img, None)
+        pts, desc = _W["feats"][i]
         # Every nearest neighbour is the field itself; the second ones vote for its look-alikes.
-        sd = _W["sparse"].detectAndCompute(img, None)[1]
-        votes = np.bincount([m.imgIdx for pair in _W["pooled"].knnMatch(sd, k=2) for m in pair if m.imgIdx != i],
-                            minlength=len(fields))
+        votes = np.bincount([m.imgIdx for pair in _W["pooled"].knnMatch(_W["pooled_desc"][i], k=2)
+                             for m in pair if m.imgIdx != i], minlength=len(fields))
         for j in np.argsort(-votes)[:_SHORTLIST + 2].tolist():
-            if j != i and _inliers(np.float32([p.pt for p in k]), d, _W["feats"][j]) >= DUPLICATE_INLIERS:
+            if j != i and _inliers(pts, desc, _W["feats"][j]) >= DUPLICATE_INLIERS:
                 a, b = root(fld), root(fields[j])
                 parent[max(a, b)] = min(a, b)
     return {f: root(f) for f in fields}
