@@ -2,18 +2,20 @@
 
     python benchmarks/cv.py --render runs/cv/*/cv.json
     python benchmarks/cv.py --name e10 [--use 0=runs/e10-light-80] [--epochs N] [--augment A]
-                            [--mixup ALPHA] [--seed 0] [--work runs/cv] [--json out.json]
+                            [--mixup ALPHA] [--seed 0] [--folds K ...] [--work runs/cv] [--json out.json]
 
-TRAIN's 277 cells are dealt into 5 class-stratified folds (`wbc train --fold K`; fold 0 is the
+TRAIN's 261 cells (original fields, `wbc.sources`) are dealt into 5 class-stratified folds (`wbc train --fold K`; fold 0 is the
 split every single run uses). The recipe is trained once per fold, each model holding out one
 fold and starting from its own initial-weight seed (seed + K) (`wbc.crossval`; resumable: finished fold runs are reused, an interrupted one continues; `--use K=RUN` takes
 an existing finished run as fold K after checking that its recipe is the same). Every TRAIN file
 is then predicted (8 views) by the one model that never saw its cell, and the pooled out-of-fold
 predictions are scored like TEST: accuracy over files and cells with 95% intervals over cells,
-per-class precision/recall, macro-F1, ECE. That rests on 277 cells (16 monocytes) instead of one
-fold's 55 (3 monocytes), and it also gives one temperature and review threshold fitted on all of
+per-class precision/recall, macro-F1, ECE. That rests on 261 cells (15 monocytes) instead of one
+fold's 52 (3 monocytes), and it also gives one temperature and review threshold fitted on all of
 them: `wbc export RUN --calibration WORK/NAME/cv.json` gives them to a run of the same recipe
 trained on every cell (`wbc train --all-cells`), which has no validation cells of its own.
+`--folds 0 1 2` runs and pools only those folds (written to cv-folds012.json): a cheaper comparison
+of recipes on the same folds, which calibrates nothing.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
         m, folds = r["calibrated"], r["folds"]
         pc = m["per_class"]
         lines.append(
-            f"| {name} | {len(folds)} | {m['n_files']} / {m['n_cells']} | {100 * m['accuracy']:.2f}% "
+            f"| {name} | {', '.join(folds)} of {r.get('folds_total', len(folds))} | {m['n_files']} / {m['n_cells']} | {100 * m['accuracy']:.2f}% "
             f"[{100 * m['accuracy_ci95'][0]:.1f}, {100 * m['accuracy_ci95'][1]:.1f}] | {m['cells_correct']} | "
             f"{m['macro_f1']:.3f} [{m['macro_f1_ci95'][0]:.3f}, {m['macro_f1_ci95'][1]:.3f}] | "
             f"{pc['MONOCYTE']['recall']:.3f} | {pc['NEUTROPHIL']['precision']:.3f} | {m['nll']:.3f} | "
@@ -64,6 +66,9 @@ def main() -> int:
                     "--all-cells run every fold must run all its epochs: give --patience >= --epochs)")
     ap.add_argument("--augment", choices=["robust", "robust-wide", "basic", "none"])
     ap.add_argument("--mixup", type=float, metavar="ALPHA")
+    ap.add_argument("--folds", type=int, nargs="+", metavar="K",
+                    help="run and pool only these folds: a cheaper comparison of recipes on the same folds "
+                         "(it calibrates nothing; default: all)")
     ap.add_argument("--data", help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     ap.add_argument("--json", type=Path, help="write the figures here (default: WORK/NAME/cv.json)")
     args = ap.parse_args()
@@ -90,7 +95,10 @@ def main() -> int:
     from wbc.crossval import cross_validate, folds_of
 
     k = folds_of(cfg)
-    runs = {fold: use.get(fold, args.work / args.name / f"fold{fold}") for fold in range(k)}
+    folds = sorted(set(args.folds)) if args.folds else list(range(k))
+    if not set(folds) <= set(range(k)):
+        ap.error(f"--folds: folds are 0..{k - 1}")
+    runs = {fold: use.get(fold, args.work / args.name / f"fold{fold}") for fold in folds}
     try:
         result = cross_validate(cfg, runs, args.data)
     except WbcError as e:
@@ -98,7 +106,7 @@ def main() -> int:
         return 1
     for fold, f in result["folds"].items():
         print(f"fold {fold}: {f['run']} ({'reused' if f['reused'] else 'trained'})")
-    out = args.json or args.work / args.name / "cv.json"
+    out = args.json or args.work / args.name / ("cv.json" if len(folds) == k else f"cv-folds{''.join(map(str, folds))}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(result, indent=2))
     print(markdown({args.name: result}))

@@ -74,9 +74,16 @@ class TestCrossValidate:
         with pytest.raises(CheckpointError, match=r"fold \(1 there, 0 asked\)"):
             cross_validate(RECIPE, swapped, FIXTURE_IMAGES)
 
-    def test_needs_every_fold(self, tmp_path: Path) -> None:
-        with pytest.raises(DataError, match="each of the folds 0..2"):
-            cross_validate(RECIPE, {0: tmp_path / "f0"}, FIXTURE_IMAGES)
+    def test_partial_pools_only_its_folds(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
+        """Some folds: their cells alone are scored, the same fold runs are reused; a fold that does not
+        exist is refused."""
+        work, r = cv
+        part = cross_validate(RECIPE, {0: work / "fold0", 2: work / "fold2"}, FIXTURE_IMAGES)
+        assert sorted(part["folds"]) == ["0", "2"] and part["folds_total"] == 3 and r["folds_total"] == 3
+        assert all(f["reused"] for f in part["folds"].values())
+        assert part["calibrated"]["n_files"] == r["folds"]["0"]["files"] + r["folds"]["2"]["files"]
+        with pytest.raises(DataError, match="folds 0..2"):
+            cross_validate(RECIPE, {3: tmp_path / "f3"}, FIXTURE_IMAGES)
 
 
 class TestAllCells:
@@ -134,6 +141,15 @@ class TestAllCells:
         other = fit(replace(RECIPE, fold=None, lr=1e-3), tmp_path / "other", progress=False)
         with pytest.raises(CheckpointError, match="another recipe"):
             export_and_report(other, tmp_path / "out", data=FIXTURE_IMAGES, calibration=work / "cv.json")
+
+    def test_export_refuses_a_partial_cross_validation(self, cv: tuple[Path, dict], all_cells_run: Path,
+                                                       tmp_path: Path) -> None:
+        """A cross-validation of some folds left cells out: it calibrates nothing."""
+        work, _ = cv
+        part = cross_validate(RECIPE, {0: work / "fold0", 1: work / "fold1"}, FIXTURE_IMAGES)
+        (tmp_path / "cv.json").write_text(json.dumps(part))
+        with pytest.raises(CheckpointError, match="partial cross-validation"):
+            export_and_report(all_cells_run, tmp_path / "out", data=FIXTURE_IMAGES, calibration=tmp_path / "cv.json")
 
     def test_export_refuses_early_stopped_folds(self, cv: tuple[Path, dict], all_cells_run: Path,
                                                 tmp_path: Path) -> None:

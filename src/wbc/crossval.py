@@ -92,8 +92,8 @@ def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | N
     from wbc.ship import card_metrics, checkpoint_validation_logits
 
     k = folds_of(cfg)
-    if sorted(runs) != list(range(k)):
-        raise DataError(f"cross-validation needs a run for each of the folds 0..{k - 1}, got {sorted(runs)}")
+    if not runs or not set(runs) <= set(range(k)):
+        raise DataError(f"cross-validation takes runs of the folds 0..{k - 1}, got {sorted(runs)}")
     logits, ys, cells, per_fold, models = [], [], [], {}, []
     for fold, run in sorted(runs.items()):
         reused = train_or_reuse(fold_config(cfg, fold), run, progress)
@@ -112,7 +112,9 @@ def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | N
         raise DataError("the folds' validation cells overlap: these runs are not one cross-validation")
     lg, y = np.concatenate(logits, axis=1), np.concatenate(ys)
     t = fit_temperature(lg, y)
+    # A partial cross-validation (some folds) compares recipes on fewer cells; it calibrates nothing.
     out: dict[str, Any] = {"recipe": recipe(cfg), "model": models[0], "temperature": t, "folds": per_fold,
+                           "folds_total": k,
                            "review_threshold": review_threshold(tta_probs(lg, t), REVIEW_COVERAGE)}
     for name, temp in (("raw", 1.0), ("calibrated", t)):
         probs = tta_probs(lg, temp)
@@ -138,6 +140,10 @@ def calibration_from(cv_json: str | Path, run: str | Path) -> dict[str, Any]:
         want, model = dict(cv["recipe"]), dict(cv["model"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{cv_json}: not a cross-validation result of benchmarks/cv.py ({e})") from e
+    done, total = len(cv.get("folds", {})), cv.get("folds_total", len(cv.get("folds", {})))
+    if done < total:
+        raise CheckpointError(f"{cv_json}: a partial cross-validation ({done} of {total} folds) leaves cells out; "
+                              "calibrate on one that ran every fold")
     short = {k: f.get("epochs_run") for k, f in cv.get("folds", {}).items()
              if f.get("epochs_run") is not None and f["epochs_run"] < want.get("epochs", 0)}
     if short:
