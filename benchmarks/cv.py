@@ -2,7 +2,7 @@
 
     python benchmarks/cv.py --render runs/cv/*/cv.json
     python benchmarks/cv.py --name e10 [--use 0=runs/e10-light-80] [--epochs N] [--augment A]
-                            [--mixup ALPHA] [--seed 0] [--folds K ...] [--work runs/cv] [--json out.json]
+                            [--mixup ALPHA] [--window PX] [--seed 0] [--folds K ...] [--work runs/cv] [--json out.json]
 
 TRAIN's 261 cells (original fields, `wbc.sources`) are dealt into 5 class-stratified folds (`wbc train --fold K`; fold 0 is the
 split every single run uses). The recipe is trained once per fold, each model holding out one
@@ -66,6 +66,7 @@ def main() -> int:
                     "--all-cells run every fold must run all its epochs: give --patience >= --epochs)")
     ap.add_argument("--augment", choices=["robust", "robust-wide", "basic", "none"])
     ap.add_argument("--mixup", type=float, metavar="ALPHA")
+    ap.add_argument("--window", type=int, metavar="PX", help="crop window around the cell in source px (default: 160)")
     ap.add_argument("--folds", type=int, nargs="+", metavar="K",
                     help="run and pool only these folds: a cheaper comparison of recipes on the same folds "
                          "(it calibrates nothing; default: all)")
@@ -93,6 +94,12 @@ def main() -> int:
         print("cv: --use takes K=RUN, e.g. 0=runs/wbcnet-seed0", file=sys.stderr)
         return 2
     from wbc.crossval import cross_validate, folds_of
+    from wbc.model import default_config
+
+    try:
+        model_cfg = None if args.window is None else default_config(cfg.model, args.window)
+    except ValueError as e:
+        ap.error(f"--window: {e}")
 
     k = folds_of(cfg)
     folds = sorted(set(args.folds)) if args.folds else list(range(k))
@@ -100,7 +107,7 @@ def main() -> int:
         ap.error(f"--folds: folds are 0..{k - 1}")
     runs = {fold: use.get(fold, args.work / args.name / f"fold{fold}") for fold in folds}
     try:
-        result = cross_validate(cfg, runs, args.data)
+        result = cross_validate(cfg, runs, args.data, model_cfg=model_cfg)
     except WbcError as e:
         print(f"cv: {e}", file=sys.stderr)
         return 1

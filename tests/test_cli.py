@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -69,6 +70,18 @@ class TestOtherVerbs:
         rc = main(["train", "--data", str(FIXTURE_IMAGES), "--out", str(out), "--dry-run", "--val-fraction", "0.34",
                    "--batch-size", "8", "--threads", "1", "--quiet"])
         assert rc == 0 and (out / "best.pt").exists()
+
+    def test_train_window(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """--window sets the crop the run's network sees (saved in its config); nonsense is refused by name."""
+        pytest.importorskip("torch")
+        base = ["train", "--data", str(FIXTURE_IMAGES), "--dry-run", "--val-fraction", "0.34", "--batch-size", "8",
+                "--threads", "1", "--quiet"]
+        assert main([*base, "--out", str(tmp_path / "w"), "--window", "128"]) == 0
+        assert json.loads((tmp_path / "w" / "config.json").read_text())["model"]["preprocess"]["window"] == 128
+        assert main([*base, "--out", str(tmp_path / "x"), "--window", "5"]) == 2
+        assert "--window: crop window 5 px" in capsys.readouterr().err
+        assert main([*base, "--out", str(tmp_path / "s"), "--model", "seed", "--window", "128"]) == 2
+        assert "whole field" in capsys.readouterr().err
 
     def test_train_resume_without_run(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """--resume where there is no run is a clear error."""

@@ -14,6 +14,7 @@ torch = pytest.importorskip("torch")
 from wbc.crossval import cross_validate, fold_config, train_or_reuse  # noqa: E402
 from wbc.data import list_split  # noqa: E402
 from wbc.errors import CheckpointError, DataError  # noqa: E402
+from wbc.model import default_config  # noqa: E402
 from wbc.ship import export_and_report  # noqa: E402
 from wbc.train import TrainConfig, fit, load_checkpoint  # noqa: E402
 
@@ -66,6 +67,13 @@ class TestCrossValidate:
         other = fit(replace(RECIPE, fold=None, patience=3, monitor="val_loss"), tmp_path / "p", progress=False)
         card = export_and_report(other, tmp_path / "out", data=FIXTURE_IMAGES, calibration=work / "cv.json")
         assert card["temperature"] == pytest.approx(r["temperature"])
+
+    def test_refuses_a_run_of_another_network(self, cv: tuple[Path, dict]) -> None:
+        """Fold runs of another crop window (network input) are not the cross-validation asked for."""
+        work, _ = cv
+        with pytest.raises(CheckpointError, match="network or preprocessing differ"):
+            cross_validate(RECIPE, {k: work / f"fold{k}" for k in range(3)}, FIXTURE_IMAGES,
+                           model_cfg=default_config("wbcnet", 128))
 
     def test_refuses_a_run_of_another_fold(self, cv: tuple[Path, dict]) -> None:
         """A finished run offered as the wrong fold is refused, not scored on cells it trained on."""

@@ -12,6 +12,7 @@ from wbc.model import (  # noqa: E402
     config_to_dict,
     count_flops,
     count_params,
+    default_config,
 )
 
 
@@ -50,3 +51,13 @@ def test_unknown_model() -> None:
     """An unknown network name is refused with the choices."""
     with pytest.raises(ValueError, match="wbcnet, seed"):
         build_model("resnet")
+
+
+def test_window() -> None:
+    """A crop window changes only what the cell network is shown; the whole-field replica has none."""
+    cfg = default_config("wbcnet", 128)
+    assert cfg.preprocess.window == 128 and cfg.widths == default_config("wbcnet").widths
+    with pytest.raises(ValueError, match="whole field"):
+        default_config("seed", 128)
+    with pytest.raises(ValueError, match="32..640"):
+        default_config("wbcnet", 4)

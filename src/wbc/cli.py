@@ -76,7 +76,11 @@ def cmd_train(args: argparse.Namespace) -> int:
                            "--resume continues it as it was, so drop --fold/--all-cells or choose another --out")
     if args.dry_run:
         cfg = replace(cfg, epochs=1, limit_cells=cfg.limit_cells or 3)
-    run = fit(cfg, out, resume=args.resume, progress=not args.quiet)
+    try:
+        model_cfg = None if args.window is None else _training("wbc.model", "default_config")(cfg.model, args.window)
+    except ValueError as e:
+        raise WbcError(f"--window: {e}") from e
+    run = fit(cfg, out, resume=args.resume, progress=not args.quiet, model_cfg=model_cfg)
     print(f"run written to {run} (best.pt, last.pt, summary.csv, curves.png)")
     return 0
 
@@ -219,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="augmentation recipe (default: robust for wbcnet, basic for seed)")
     t.add_argument("--mixup", type=float, metavar="ALPHA",
                    help="blend pairs of training images and their labels, weight ~ Beta(ALPHA, ALPHA) (default: off)")
+    t.add_argument("--window", type=int, metavar="PX",
+                   help="crop PX x PX source pixels around the cell (resized to the network's input; default: 160)")
     t.add_argument("--skip-bad", action="store_true", help="leave out unreadable images instead of stopping")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     t.add_argument("--dry-run", action="store_true", help="one epoch on 3 cells per class, to check the set-up")

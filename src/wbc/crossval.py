@@ -19,6 +19,7 @@ import numpy as np
 
 from wbc.calibration import REVIEW_COVERAGE, fit_temperature, review_threshold, tta_probs
 from wbc.errors import CheckpointError, DataError
+from wbc.model import SeedConfig, WbcNetConfig, config_to_dict, default_config
 from wbc.train import TrainConfig, fit, load_checkpoint, read_val_cells
 
 IGNORED = {"data", "threads", "skip_bad", "fold"}  # where and on which fold a run was made, not its recipe
@@ -52,25 +53,35 @@ def saved_config(run: Path) -> dict[str, Any]:
         raise CheckpointError(f"{run}: config.json is missing or damaged ({e})") from e
 
 
-def train_or_reuse(cfg: TrainConfig, run: Path, progress: bool = False) -> bool:
-    """Train `cfg` into `run` unless it is finished there (an interrupted run continues); a run made
-    with another recipe or on another fold is refused. True when a finished run was reused."""
+def network(cfg: TrainConfig, model_cfg: SeedConfig | WbcNetConfig | None = None) -> dict[str, Any]:
+    """The network and preprocessing a run of `cfg` builds, as config.json saves it (JSON types)."""
+    return json.loads(json.dumps(config_to_dict(model_cfg or default_config(cfg.model))))
+
+
+def train_or_reuse(cfg: TrainConfig, run: Path, progress: bool = False,
+                   model_cfg: SeedConfig | WbcNetConfig | None = None) -> bool:
+    """Train `cfg` (network `model_cfg`, default the recipe's) into `run` unless it is finished there
+    (an interrupted run continues); a run made with another recipe, network or on another fold is
+    refused. True when a finished run was reused."""
     try:
         state = load_checkpoint(run / "last.pt")
         finished, resume = bool(state.get("stopped", False)), True
     except CheckpointError:
         finished, resume = False, False
     if resume:
-        saved = saved_config(run)["train"]
+        config = saved_config(run)
+        saved = config["train"]
         # Patience only matters if it stops a run: one that ran all its epochs is the same either way.
         ran_all = finished and int(state["epoch"]) + 1 == cfg.epochs
         differ = differences(saved, recipe(cfg), ignore={"patience"} if ran_all else set())
         if saved.get("fold", 0) != cfg.fold:
             differ.append(f"fold ({saved.get('fold', 0)} there, {cfg.fold} asked)")
+        if config["model"] != network(cfg, model_cfg):
+            differ.append("network or preprocessing")
         if differ:
             raise CheckpointError(f"{run}: not the run asked for ({', '.join(differ)} differ)")
     if not finished:
-        fit(cfg, run, resume=resume, progress=progress)
+        fit(cfg, run, resume=resume, progress=progress, model_cfg=model_cfg)
     return finished
 
 
@@ -86,7 +97,7 @@ def fold_config(cfg: TrainConfig, fold: int) -> TrainConfig:
 
 
 def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | None = None,
-                   progress: bool = False) -> dict[str, Any]:
+                   progress: bool = False, model_cfg: SeedConfig | WbcNetConfig | None = None) -> dict[str, Any]:
     """Train (or reuse) one run per fold, then pool their out-of-fold predictions (see module doc)."""
     from wbc.metrics import compute_metrics
     from wbc.ship import card_metrics, checkpoint_validation_logits
@@ -96,7 +107,7 @@ def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | N
         raise DataError(f"cross-validation takes runs of the folds 0..{k - 1}, got {sorted(runs)}")
     logits, ys, cells, per_fold, models = [], [], [], {}, []
     for fold, run in sorted(runs.items()):
-        reused = train_or_reuse(fold_config(cfg, fold), run, progress)
+        reused = train_or_reuse(fold_config(cfg, fold), run, progress, model_cfg)
         models.append(saved_config(run)["model"])
         lg, y, c = checkpoint_validation_logits(run / "last.pt", data, views=8)
         per_fold[str(fold)] = {"run": str(run), "reused": reused, "files": len(y), "cells": len(set(c)),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -136,10 +136,18 @@ def config_from_dict(name: str, d: dict[str, Any]) -> SeedConfig | WbcNetConfig:
     return cfg_cls(**fixed, preprocess=pre)
 
 
-def default_config(name: str) -> SeedConfig | WbcNetConfig:
+def default_config(name: str, window: int | None = None) -> SeedConfig | WbcNetConfig:
+    """Network `name`'s default config; `window`: crop that many source px around the cell instead."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
-    return MODELS[name][1]()
+    cfg = MODELS[name][1]()
+    if window is None:
+        return cfg
+    if cfg.preprocess.mode != "cell":
+        raise ValueError(f"{name} sees the whole field; a crop window applies to networks that look at the cell")
+    if not 32 <= window <= 640:
+        raise ValueError(f"crop window {window} px: choose 32..640 source pixels")
+    return replace(cfg, preprocess=replace(cfg.preprocess, window=window))
 
 
 def build_model(name: str, cfg: SeedConfig | WbcNetConfig | None = None) -> nn.Module:
