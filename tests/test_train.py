@@ -120,6 +120,12 @@ class TestFit:
         """The replica trains as the reference did: Adam at 1e-4, up to 50 epochs, class weights."""
         cfg = preset("seed")
         assert (cfg.optimizer, cfg.lr, cfg.epochs, cfg.class_weights, cfg.augment) == ("adam", 1e-4, 50, True, "basic")
+        assert cfg.mixup == 0.0
+
+    def test_wbcnet_preset(self) -> None:
+        """wbcnet's default recipe is the cross-validated one: 80 epochs of AdamW, robust augmentation, mixup 0.4."""
+        cfg = preset("wbcnet")
+        assert (cfg.optimizer, cfg.epochs, cfg.augment, cfg.mixup) == ("adamw", 80, "robust", 0.4)
 
     def test_seed_model_trains(self, tmp_path: Path) -> None:
         """The replica goes through the same pipeline (one epoch on the fixtures)."""

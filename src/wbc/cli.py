@@ -222,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--augment", choices=["robust", "robust-wide", "basic", "none"],
                    help="augmentation recipe (default: robust for wbcnet, basic for seed)")
     t.add_argument("--mixup", type=float, metavar="ALPHA",
-                   help="blend pairs of training images and their labels, weight ~ Beta(ALPHA, ALPHA) (default: off)")
+                   help="blend pairs of training images and their labels, weight ~ Beta(ALPHA, ALPHA); 0 is off "
+                        "(default: 0.4 for wbcnet, off for seed)")
     t.add_argument("--window", type=int, metavar="PX",
                    help="crop PX x PX source pixels around the cell (resized to the network's input; default: 160)")
     t.add_argument("--skip-bad", action="store_true", help="leave out unreadable images instead of stopping")

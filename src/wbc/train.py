@@ -68,9 +68,14 @@ SEED_PRESET: dict[str, Any] = dict(
 AUGMENT = {"basic": AugmentConfig(), "robust": ROBUST, "robust-wide": ROBUST_WIDE}
 
 
+# wbcnet's default recipe (e11): mixup 0.4 was better on held-out fields than none (benchmarks/cv.py;
+# BENCHMARKS.md, "Design comparisons over real cells").
+WBCNET_PRESET: dict[str, Any] = dict(mixup=0.4)
+
+
 def preset(model: str) -> TrainConfig:
     """Default TrainConfig for `model` ("wbcnet" or "seed")."""
-    return TrainConfig(model=model, **SEED_PRESET) if model == "seed" else TrainConfig(model=model)
+    return TrainConfig(model=model, **(SEED_PRESET if model == "seed" else WBCNET_PRESET))
 
 
 def _to_tensor(x: np.ndarray) -> torch.Tensor:
