@@ -74,7 +74,9 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="write the figures here (default: WORK/NAME/cv.json)")
     args = ap.parse_args()
     if args.render:
-        print(markdown({p.parent.name: json.loads(p.read_text()) for p in args.render}))
+        # A folder's partial cross-validations (cv-foldsK.json) sit beside its full one: keep both rows.
+        print(markdown({p.parent.name if p.name == "cv.json" else f"{p.parent.name} ({p.stem})": json.loads(p.read_text())
+                        for p in args.render}))
         return 0
     if not args.name:
         ap.error("--name is required (or --render)")
