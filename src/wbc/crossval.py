@@ -19,7 +19,7 @@ import numpy as np
 
 from wbc.calibration import REVIEW_COVERAGE, fit_temperature, review_threshold, tta_probs
 from wbc.errors import CheckpointError, DataError
-from wbc.model import SeedConfig, WbcNetConfig, config_to_dict, default_config
+from wbc.model import SeedConfig, WbcNetConfig, config_from_dict, config_to_dict, default_config
 from wbc.train import TrainConfig, fit, load_checkpoint, read_val_cells
 
 IGNORED = {"data", "threads", "skip_bad", "fold"}  # where and on which fold a run was made, not its recipe
@@ -76,7 +76,8 @@ def train_or_reuse(cfg: TrainConfig, run: Path, progress: bool = False,
         differ = differences(saved, recipe(cfg), ignore={"patience"} if ran_all else set())
         if saved.get("fold", 0) != cfg.fold:
             differ.append(f"fold ({saved.get('fold', 0)} there, {cfg.fold} asked)")
-        if config["model"] != network(cfg, model_cfg):
+        # Read through config_from_dict, which gives fields that older runs lack the values they had.
+        if network(cfg, config_from_dict(cfg.model, config["model"])) != network(cfg, model_cfg):
             differ.append("network or preprocessing")
         if differ:
             raise CheckpointError(f"{run}: not the run asked for ({', '.join(differ)} differ)")
