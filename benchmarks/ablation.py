@@ -21,7 +21,7 @@ import numpy as np
 def val_report(run: Path, robust: bool) -> dict:
     from sklearn.metrics import f1_score
 
-    from wbc.calibration import tta_probs
+    from wbc.calibration import nll, tta_probs
     from wbc.imaging import load_image
     from wbc.metrics import expected_calibration_error, pool_cells
     from wbc.predict import Predictor
@@ -42,7 +42,7 @@ def val_report(run: Path, robust: bool) -> dict:
                 "accuracy": float((probs.argmax(1) == y).mean()),
                 "macro_f1": float(f1_score(y, probs.argmax(1), average="macro")),
                 "cell_accuracy": float((cp.argmax(1) == cy).mean()),
-                "nll": float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1)).mean()),
+                "nll": nll(probs, y),
                 "ece": expected_calibration_error(probs, y),
             }
         if robust:

@@ -5,8 +5,7 @@
 Reads the predictions.csv that `wbc evaluate` (or `wbc export --evaluate`) writes for TEST, whose
 file column is CLASS/<file name>, and prints one row per true class: cells (original fields, see
 `wbc.sources`), cells with at least one wrong view, the range of the share of views wrong among those, and where the wrong views go.
-Then the accuracy over files without the fields that TRAIN also shows (photographed twice; for
---split TRAIN, those that TEST shows).
+Then the accuracy over files without the fields that TRAIN and TEST both show (photographed twice).
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from wbc.data import cell_key
-from wbc.sources import read_table
+from wbc.sources import read_table, summary
 
 
 def main() -> int:
@@ -32,13 +31,6 @@ def main() -> int:
             path = Path(row["file"])
             true = path.parent.name
             views[(true, cell_key(true, path.name, args.split))][row["class"]] += 1
-    fields: dict[str, set[tuple[str, int]]] = defaultdict(set)
-    for m in read_table():
-        if m.field is not None:
-            fields[m.split].add((m.class_name, m.field))
-    # TEST_SIMPLE shows TEST's own fields again: the split that counts is the one a model learns from.
-    other = "TEST" if args.split == "TRAIN" else "TRAIN"
-    elsewhere = fields[other]
     print("| true class | cells | cells with wrong views | share of views wrong there | wrong views go to |")
     print("|---|---|---|---|---|")
     for cls in sorted({t for t, _ in views}):
@@ -50,19 +42,16 @@ def main() -> int:
         share = f"{100 * min(wrong.values()):.0f}-{100 * max(wrong.values()):.0f}%" if wrong else "—"
         print(f"| {cls} | {len(cells)} | {len(wrong)} | {share} | "
               f"{', '.join(f'{k} {n}' for k, n in to.most_common()) or '—'} |")
-    shared = {key for key in views if (key[0], _field(key[1])) in elsewhere}
+    # Cells "CLASS/BloodImage_NNNNN" that TRAIN and TEST both show (TEST_SIMPLE repeats TEST's own).
+    in_both = set(summary(read_table())["fields_in_train_and_test"])
+    shared = {key for key in views if key[1] in in_both}
     rest = {key: v for key, v in views.items() if key not in shared}
     n = sum(sum(v.values()) for v in rest.values())
     right = sum(v[t] for (t, _), v in rest.items())
-    print(f"\nWithout the {len(shared)} fields that {other} shows too "
+    print(f"\nWithout the {len(shared)} fields that TRAIN and TEST both show "
           f"({sum(sum(views[k].values()) for k in shared)} files): {100 * right / max(n, 1):.2f}% of {n} files right")
     return 0
 
-
-def _field(cell: str) -> int | None:
-    """The field number of a cell key "CLASS/BloodImage_NNNNN"; None for a file that is its own cell."""
-    name = cell.rsplit("/", 1)[-1]
-    return int(name.removeprefix("BloodImage_")) if name.startswith("BloodImage_") else None
 
 
 if __name__ == "__main__":

@@ -13,35 +13,16 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 
-def fold_probs(run: Path, windows: list[int]) -> tuple[dict[int, np.ndarray], np.ndarray, list[str]]:
-    """Per window: 8-view mean probabilities (N, 4) of the run's validation files; labels; cells."""
-    from wbc.calibration import tta_probs
-    from wbc.data import load_arrays
-    from wbc.imaging import dihedral_views
-    from wbc.predict import Predictor
-    from wbc.ship import export, parity_images, validation_samples
-
-    probs: dict[int, np.ndarray] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        export(run / "last.pt", tmp, parity_images(None), extra_card={"tta_views": 8})
-        pred = Predictor(Path(tmp))
-        samples = validation_samples(run, None)
-        for w in windows:
-            x, kept = load_arrays(samples, replace(pred.spec, window=w), progress=False)
-            if len(kept) != len(samples):
-                raise SystemExit(f"framing_tta: {run}: some validation files could not be read")
-            probs[w] = tta_probs(pred.run(dihedral_views(x), ("logits",))[0].reshape(8, len(x), -1))
-    return probs, np.array([s.label for s in samples]), [s.cell for s in samples]
-
-
 def main() -> int:
+    from wbc.calibration import nll, tta_probs
+    from wbc.export import export
     from wbc.metrics import compute_metrics
+    from wbc.ship import parity_images, validation_view_logits
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("cv", type=Path, help="a cross-validation's folder (foldK run folders inside)")
@@ -54,9 +35,11 @@ def main() -> int:
     per: dict[int, list[np.ndarray]] = {w: [] for w in args.windows}
     ys, cells = [], []
     for run in runs:
-        probs, y, c = fold_probs(run, args.windows)
-        for w in args.windows:
-            per[w].append(probs[w])
+        with tempfile.TemporaryDirectory() as tmp:
+            export(run / "last.pt", tmp, parity_images(None), extra_card={"tta_views": 8})
+            for w in args.windows:
+                logits, y, c = validation_view_logits(Path(tmp), run, None, views=8, window=w)
+                per[w].append(tta_probs(logits))
         ys.append(y)
         cells += c
     y = np.concatenate(ys)
@@ -66,9 +49,8 @@ def main() -> int:
     print("| framing | accuracy over files | cells right | macro-F1 | NLL |\n|---|---|---|---|---|")
     for name, p in rows.items():
         m = compute_metrics(p, y, cells)
-        nll = float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, 1)).mean())
         print(f"| {name} | {100 * m['accuracy']:.2f}% | {m['cells_correct']} / {m['n_cells']} | "
-              f"{m['macro_f1']:.3f} | {nll:.3f} |")
+              f"{m['macro_f1']:.3f} | {nll(p, y):.3f} |")
     return 0
 
 

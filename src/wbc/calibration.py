@@ -20,19 +20,23 @@ def tta_probs(view_logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return softmax(view_logits, temperature).mean(0)
 
 
+def nll(probs: np.ndarray, y: np.ndarray) -> float:
+    """Mean negative log-likelihood of the labels y (N,) under probabilities (N, 4)."""
+    return float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1)).mean())
+
+
 def fit_temperature(view_logits: np.ndarray, y: np.ndarray) -> float:
     """The temperature minimising the negative log-likelihood of y under `tta_probs` (V, N, 4).
 
     A 1-D search over a log grid, then a finer grid around the best point: no optimiser needed.
     """
-    def nll(t: float) -> float:
-        p = tta_probs(view_logits, t)[np.arange(len(y)), y]
-        return float(-np.log(np.clip(p, 1e-12, 1)).mean())
+    def at(t: float) -> float:
+        return nll(tta_probs(view_logits, t), y)
 
     grid = np.exp(np.linspace(np.log(0.2), np.log(10), 80))
-    best = min(grid, key=nll)
+    best = min(grid, key=at)
     fine = np.linspace(best / 1.06, best * 1.06, 41)
-    return float(min(fine, key=nll))
+    return float(min(fine, key=at))
 
 
 def review_threshold(probs: np.ndarray, coverage: float = 0.9) -> float:

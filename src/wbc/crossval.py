@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from wbc.calibration import REVIEW_COVERAGE, fit_temperature, review_threshold, tta_probs
+from wbc.calibration import REVIEW_COVERAGE, fit_temperature, nll, review_threshold, tta_probs
 from wbc.errors import CheckpointError, DataError
 from wbc.model import SeedConfig, WbcNetConfig, config_from_dict, config_to_dict, default_config
 from wbc.train import TrainConfig, fit, load_checkpoint, read_val_cells
@@ -53,9 +53,13 @@ def saved_config(run: Path) -> dict[str, Any]:
         raise CheckpointError(f"{run}: config.json is missing or damaged ({e})") from e
 
 
-def network(cfg: TrainConfig, model_cfg: SeedConfig | WbcNetConfig | None = None) -> dict[str, Any]:
-    """The network and preprocessing a run of `cfg` builds, as config.json saves it (JSON types)."""
-    return json.loads(json.dumps(config_to_dict(model_cfg or default_config(cfg.model))))
+def network(model: str, cfg: SeedConfig | WbcNetConfig | dict[str, Any] | None = None) -> dict[str, Any]:
+    """Network `model`'s config and preprocessing as config.json saves it (JSON types): `cfg`, or one
+    saved (read through config_from_dict, which gives fields that older runs lack the values they
+    had), or the default."""
+    if isinstance(cfg, dict):
+        cfg = config_from_dict(model, cfg)
+    return json.loads(json.dumps(config_to_dict(cfg or default_config(model))))
 
 
 def train_or_reuse(cfg: TrainConfig, run: Path, progress: bool = False,
@@ -76,8 +80,7 @@ def train_or_reuse(cfg: TrainConfig, run: Path, progress: bool = False,
         differ = differences(saved, recipe(cfg), ignore={"patience"} if ran_all else set())
         if saved.get("fold", 0) != cfg.fold:
             differ.append(f"fold ({saved.get('fold', 0)} there, {cfg.fold} asked)")
-        # Read through config_from_dict, which gives fields that older runs lack the values they had.
-        if network(cfg, config_from_dict(cfg.model, config["model"])) != network(cfg, model_cfg):
+        if network(cfg.model, config["model"]) != network(cfg.model, model_cfg):
             differ.append("network or preprocessing")
         if differ:
             raise CheckpointError(f"{run}: not the run asked for ({', '.join(differ)} differ)")
@@ -109,7 +112,7 @@ def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | N
     logits, ys, cells, per_fold, models = [], [], [], {}, []
     for fold, run in sorted(runs.items()):
         reused = train_or_reuse(fold_config(cfg, fold), run, progress, model_cfg)
-        models.append(saved_config(run)["model"])
+        models.append(network(cfg.model, saved_config(run)["model"]))
         lg, y, c = checkpoint_validation_logits(run / "last.pt", data, views=8)
         per_fold[str(fold)] = {"run": str(run), "reused": reused, "files": len(y), "cells": len(set(c)),
                                "epochs_run": int(load_checkpoint(run / "last.pt")["epoch"]) + 1,
@@ -131,7 +134,7 @@ def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | N
     for name, temp in (("raw", 1.0), ("calibrated", t)):
         probs = tta_probs(lg, temp)
         out[name] = card_metrics(compute_metrics(probs, y, cells))
-        out[name]["nll"] = float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1)).mean())
+        out[name]["nll"] = nll(probs, y)
     return out
 
 
@@ -168,7 +171,8 @@ def calibration_from(cv_json: str | Path, run: str | Path) -> dict[str, Any]:
                               "--calibration is for a run trained with --all-cells")
     saved = saved_config(run)
     differ = differences(saved["train"], want, ignore=SEEDS | STOPPING)
-    if saved["model"] != model:
+    name = saved["train"].get("model", "wbcnet")
+    if network(name, saved["model"]) != network(name, model):
         differ.append("network or preprocessing")
     if differ:
         raise CheckpointError(f"{cv_json}: cross-validates another recipe than {run} ({', '.join(differ)} differ)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +52,13 @@ def validation_samples(run_dir: Path, data: str | Path | None) -> list[Sample]:
 
 
 def validation_view_logits(onnx_dir: Path, run_dir: Path, data: str | Path | None,
-                           views: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+                           views: int, window: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Logits (V, N, 4), labels (N,) and cells of the run's validation files, as the exported model
-    sees them."""
+    sees them (`window`: cropped in that many source px instead of the card's window)."""
     samples = validation_samples(run_dir, data)
     pred = Predictor(onnx_dir)
-    x, samples = load_arrays(samples, pred.spec, progress=False)
+    spec = pred.spec if window is None else replace(pred.spec, window=window)
+    x, samples = load_arrays(samples, spec, progress=False)
     if views > 1:
         x = dihedral_views(x)
     logits = pred.run(x, ("logits",))[0].reshape(views, len(samples), -1)

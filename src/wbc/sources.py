@@ -62,8 +62,7 @@ def field_name(field: int) -> str:
 def _read_table(path: Path) -> dict[tuple[str, str, str], int]:
     if not path.is_file():
         return {}
-    with gzip.open(path, "rt", newline="") as f:
-        return {(r["split"], r["class"], r["file"]): int(r["field"]) for r in csv.DictReader(f) if r["field"]}
+    return {(m.split, m.class_name, m.file_name): m.field for m in read_table(path) if m.field is not None}
 
 
 def source_field(split: str, class_name: str, file_name: str, table: Path = TABLE) -> int | None:
