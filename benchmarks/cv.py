@@ -2,7 +2,7 @@
 
     python benchmarks/cv.py --render runs/cv/*/cv.json
     python benchmarks/cv.py --name e10 [--use 0=runs/e10-light-80] [--epochs N] [--augment A]
-                            [--mixup ALPHA] [--window PX] [--seed 0] [--folds K ...] [--work runs/cv] [--json out.json]
+                            [--mixup ALPHA] [--label-smoothing EPS] [--window PX] [--seed 0] [--folds K ...] [--work runs/cv] [--json out.json]
 
 TRAIN's 261 cells (original fields, `wbc.sources`) are dealt into 5 class-stratified folds (`wbc train --fold K`; fold 0 is the
 split every single run uses). The recipe is trained once per fold, each model holding out one
@@ -29,11 +29,20 @@ from typing import Any
 
 from wbc.io import atomic_write_text
 
+def shown_ece(r: dict[str, Any]) -> str:
+    """ECE of what the exported model would show (temperature, plus the confidence map if adopted),
+    each fold calibrated on the others; "—" for results from before that check."""
+    check = r.get("confidence_map_check", {})
+    if "ece_mapped" not in check:
+        return "—"
+    return f"{check['ece_mapped' if r.get('confidence_map') else 'ece_temperature']:.3f}" + (" (map)" if r.get("confidence_map") else "")
+
+
 def markdown(results: dict[str, dict[str, Any]]) -> str:
     """One row per recipe: the pooled out-of-fold figures (calibrated with the pooled temperature)."""
     lines = [
         "| recipe | folds | files / cells | accuracy over files [95% CI] | cells right | macro-F1 [95% CI] | "
-        "mono recall | neut precision | NLL | ECE raw / calibrated | pooled T | accuracy per fold |",
+        "mono recall | neut precision | NLL | ECE raw / T / shown (left out) | pooled T | accuracy per fold |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
@@ -44,7 +53,7 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
             f"[{100 * m['accuracy_ci95'][0]:.1f}, {100 * m['accuracy_ci95'][1]:.1f}] | {m['cells_correct']} | "
             f"{m['macro_f1']:.3f} [{m['macro_f1_ci95'][0]:.3f}, {m['macro_f1_ci95'][1]:.3f}] | "
             f"{pc['MONOCYTE']['recall']:.3f} | {pc['NEUTROPHIL']['precision']:.3f} | {m['nll']:.3f} | "
-            f"{r['raw']['ece']:.3f} / {m['ece']:.3f} | {r['temperature']:.2f} | "
+            f"{r['raw']['ece']:.3f} / {m['ece']:.3f} / {shown_ece(r)} | {r['temperature']:.2f} | "
             + " · ".join(f"{100 * f['accuracy']:.2f}%" for f in folds.values()) + " |")
     return "\n".join(lines)
 
@@ -66,6 +75,7 @@ def main() -> int:
                     "--all-cells run every fold must run all its epochs: give --patience >= --epochs)")
     ap.add_argument("--augment", choices=["robust", "robust-wide", "basic", "none"])
     ap.add_argument("--mixup", type=float, metavar="ALPHA")
+    ap.add_argument("--label-smoothing", type=float, metavar="EPS")
     ap.add_argument("--window", type=int, metavar="PX", help="crop window around the cell in source px (default: 160)")
     ap.add_argument("--folds", type=int, nargs="+", metavar="K",
                     help="run and pool only these folds: a cheaper comparison of recipes on the same folds "
@@ -90,6 +100,8 @@ def main() -> int:
         cfg = replace(cfg, augment=args.augment)
     if args.mixup is not None:
         cfg = replace(cfg, mixup=args.mixup)
+    if args.label_smoothing is not None:
+        cfg = replace(cfg, label_smoothing=args.label_smoothing)
     try:
         use = {int(k): Path(v) for k, v in (u.split("=", 1) for u in args.use)}
     except ValueError:

@@ -122,6 +122,23 @@ class TestAllCells:
         assert card["review_threshold"] == pytest.approx(r["review_threshold"])
         assert "cross-validation" in card["calibration"]["fitted_on"] and "out-of-fold" in card["review_rule"]
 
+    def test_export_carries_an_adopted_confidence_map(self, all_cells_run: Path, cv: tuple[Path, dict],
+                                                       tmp_path: Path) -> None:
+        """The cross-validation's verdict on the map is recorded; an adopted map goes into the card
+        (made to be adopted here: the fixture's three folds are too few to decide it)."""
+        work, r = cv
+        check = r["confidence_map_check"]
+        assert check["adopted"] == (r["confidence_map"] is not None)
+        assert {"ece_temperature", "ece_mapped", "nll_temperature", "nll_mapped"} <= set(check)
+        cmap = {"x": [0.25, 0.6, 1.0], "y": [0.25, 0.5, 0.9]}
+        (tmp_path / "cv.json").write_text(json.dumps({**r, "confidence_map": cmap}))
+        card = export_and_report(all_cells_run, tmp_path / "out", data=FIXTURE_IMAGES, calibration=tmp_path / "cv.json")
+        assert card["confidence_map"] == cmap
+        old = {k: v for k, v in r.items() if k not in ("confidence_map", "confidence_map_check")}
+        (tmp_path / "old.json").write_text(json.dumps(old))  # a result from before maps: temperature alone
+        card = export_and_report(all_cells_run, tmp_path / "out2", data=FIXTURE_IMAGES, calibration=tmp_path / "old.json")
+        assert card["confidence_map"] is None
+
     def test_export_with_another_seed(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
         """Another seed of the same recipe takes the same calibration."""
         work, r = cv

@@ -108,6 +108,35 @@ class TestModelFiles:
             Predictor(tmp_path)
 
 
+class TestConfidenceMapInCard:
+    def test_predictor_applies_the_cards_map(self, exported: Path, tmp_path: Path) -> None:
+        """A card's confidence map changes the confidences as mapped, never the classes."""
+        from wbc.calibration import apply_confidence_map
+
+        mapped = tmp_path / "m"
+        shutil.copytree(exported, mapped)
+        card = json.loads((mapped / "model.json").read_text())
+        card["confidence_map"] = {"x": [0.25, 1.0], "y": [0.25, 0.4]}
+        (mapped / "model.json").write_text(json.dumps(card))
+        images = sorted((FIXTURE_IMAGES / "TRAIN").rglob("*.jpeg"))[:6]
+        plain = Predictor(exported).predict_files(images)
+        got = Predictor(mapped).predict_files(images)
+        want = apply_confidence_map(np.array([p.probs for p in plain]), card["confidence_map"])
+        assert [p.label for p in got] == [p.label for p in plain]
+        assert np.array([p.probs for p in got]) == pytest.approx(want, abs=1e-6)
+        assert all(p.confidence < 0.41 for p in got)
+
+    @pytest.mark.parametrize("cmap", [{"x": [0.3, 0.2], "y": [0.3, 0.4]}, {"x": [0.3]}, [1, 2], {"x": [0.3], "y": [0.3, 1]}])
+    def test_damaged_map_is_refused(self, exported: Path, tmp_path: Path, cmap: object) -> None:
+        bad = tmp_path / "m"
+        shutil.copytree(exported, bad)
+        card = json.loads((bad / "model.json").read_text())
+        card["confidence_map"] = cmap
+        (bad / "model.json").write_text(json.dumps(card))
+        with pytest.raises(ModelFileError, match="confidence_map"):
+            Predictor(bad)
+
+
 class TestPredict:
     def test_bad_file_in_batch(self, exported: Path, tmp_path: Path) -> None:
         """A corrupt file gets its own error; the good ones are still predicted."""

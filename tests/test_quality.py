@@ -5,7 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from wbc.calibration import accuracy_at_coverage, fit_temperature, review_threshold, softmax, tta_probs
+from wbc.calibration import (
+    accuracy_at_coverage,
+    apply_confidence_map,
+    fit_confidence_map,
+    fit_temperature,
+    remap_top,
+    review_threshold,
+    softmax,
+    tta_probs,
+)
 from wbc.imaging import dihedral_views, load_image
 from wbc.robustness import SHIFTS, run_shifts, scale, stain
 
@@ -37,6 +46,44 @@ class TestCalibration:
         assert review_threshold(probs, 0.75) == pytest.approx(np.quantile([0.9, 0.8, 0.6, 0.55], 0.25))
 
 
+class TestConfidenceMap:
+    @staticmethod
+    def underconfident(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities (n, 4) whose top class is right with probability 2 * confidence - 0.5 (so
+        0.5 at confidence 0.5, 1 at 0.75): a curve no temperature can straighten; labels (n,)."""
+        rng = np.random.default_rng(seed)
+        conf = rng.uniform(0.5, 0.75, n)
+        probs = np.tile(((1 - conf) / 3)[:, None], (1, 4))
+        probs[:, 0] = conf
+        right = rng.random(n) < 2 * conf - 0.5
+        return probs, np.where(right, 0, rng.integers(1, 4, n))
+
+    def test_map_straightens_the_curve(self) -> None:
+        """Fitted on one sample, the map gives another sample's confidence as its accuracy (ECE < 0.02
+        from 0.125), keeps every decision and leaves rows that sum to 1."""
+        from wbc.metrics import expected_calibration_error
+
+        probs, y = self.underconfident(20000, 0)
+        cmap = fit_confidence_map(probs, y)
+        test, ty = self.underconfident(20000, 1)
+        mapped = apply_confidence_map(test, cmap)
+        assert expected_calibration_error(test, ty) > 0.1
+        assert expected_calibration_error(mapped, ty) < 0.02
+        assert (mapped.argmax(1) == test.argmax(1)).all() and mapped.sum(1) == pytest.approx(1.0)
+        assert max(cmap["y"]) <= 0.995 and np.all(np.diff(cmap["y"]) >= 0)
+
+    def test_remap_keeps_the_decision(self) -> None:
+        """Asked to lower the top class below the runner-up, remap_top stops just above the tie."""
+        q = np.array([[0.5, 0.4, 0.05, 0.05]])
+        out = remap_top(q, np.array([0.2]))
+        assert out.argmax(1)[0] == 0 and out[0, 0] > out[0, 1] and out.sum() == pytest.approx(1.0)
+        assert out[0, 1] / out[0, 2] == pytest.approx(8.0)  # the rest keep their proportions
+
+    def test_no_map_is_identity(self) -> None:
+        q = softmax(np.random.default_rng(0).normal(size=(5, 4)))
+        assert apply_confidence_map(q, None) is q
+
+
 class TestViews:
     def test_dihedral(self) -> None:
         """Eight distinct views; view 0 is the image; view 1 is it turned by 90 degrees."""
@@ -47,14 +94,15 @@ class TestViews:
         assert len({v[i * 2].tobytes() for i in range(8)}) == 8
 
     def test_predictor_tta_is_mean_of_views(self) -> None:
-        """The shipped predictor's TTA output equals the mean of its single-view outputs over the 8 views."""
+        """The shipped predictor's TTA output is the mean of the graph's probabilities over the 8 views,
+        put through the card's confidence map."""
         from wbc.predict import Predictor
 
         p = Predictor()
         x, _ = p.analyse(load_image(EOS))
-        single = p.predict_probs(dihedral_views(x[None]), tta=False)
-        expected = single.mean(0) if p.tta_views == 8 else single[0]
-        assert p.predict_probs(x[None])[0] == pytest.approx(expected, abs=1e-6)
+        single = p.run(dihedral_views(x[None]))[0]
+        mean = single.mean(0, keepdims=True) if p.tta_views == 8 else single[:1]
+        assert p.predict_probs(x[None]) == pytest.approx(apply_confidence_map(mean, p.confidence_map), abs=1e-6)
 
 
 class TestAugment:

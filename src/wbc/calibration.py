@@ -1,10 +1,13 @@
-"""Temperature scaling and selective prediction (set the least confident cases aside for review)."""
+"""Temperature scaling, a confidence map, and selective prediction (set the least confident cases aside
+for review)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 REVIEW_COVERAGE = 0.9  # the app asks for review on the least confident 10% of held-out views
+# A confidence map never says "certain": one wrong answer at confidence 1 would cost infinite NLL.
+MAP_CEILING = 0.995
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
@@ -49,3 +52,34 @@ def accuracy_at_coverage(probs: np.ndarray, y: np.ndarray, coverage: float = 0.9
     order = np.argsort(-probs.max(1), kind="stable")
     keep = order[: max(1, int(round(coverage * len(y))))]
     return float((probs[keep].argmax(1) == y[keep]).mean())
+
+
+def remap_top(probs: np.ndarray, new_top: np.ndarray) -> np.ndarray:
+    """Probabilities (N, 4) with each top class's confidence replaced by new_top (N,) and the other
+    classes rescaled to share the rest. new_top is raised where needed so that the decision stays."""
+    top, k = probs.max(1), probs.argmax(1)
+    second = np.sort(probs, 1)[:, -2]
+    tie = second / np.clip(1 - top + second, 1e-12, None)  # the top value at which the runner-up would tie
+    new = np.clip(np.maximum(new_top, tie + 1e-6), 0.0, 1.0)
+    out = probs * ((1 - new) / np.clip(1 - top, 1e-12, None))[:, None]
+    out[np.arange(len(probs)), k] = new
+    return out
+
+
+def fit_confidence_map(probs: np.ndarray, y: np.ndarray) -> dict[str, list[float]]:
+    """An isotonic (monotone, piecewise-linear) map from the top class's confidence to how often it is
+    right, fitted on held-out probabilities (N, 4) and labels (N,): it straightens a confidence curve
+    whose shape one temperature cannot fix (mixup's). {"x": knots, "y": values}, for `apply_confidence_map`."""
+    from sklearn.isotonic import IsotonicRegression
+
+    iso = IsotonicRegression(y_min=1 / probs.shape[1], y_max=MAP_CEILING, out_of_bounds="clip")
+    iso.fit(probs.max(1), probs.argmax(1) == y)
+    return {"x": [float(v) for v in iso.X_thresholds_], "y": [float(v) for v in iso.y_thresholds_]}
+
+
+def apply_confidence_map(probs: np.ndarray, cmap: dict[str, list[float]] | None) -> np.ndarray:
+    """Probabilities (N, 4) with the top confidence put through `fit_confidence_map`'s map (None: as they are).
+    np.interp clamps at the ends, as the fitted IsotonicRegression does."""
+    if not cmap:
+        return probs
+    return remap_top(probs, np.interp(probs.max(1), cmap["x"], cmap["y"]))

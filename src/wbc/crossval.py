@@ -3,7 +3,8 @@
 TRAIN's cells are dealt into k = round(1 / val_fraction) class-stratified folds (`TrainConfig.fold`).
 The recipe is trained once per fold (each with its own initial-weight seed); every TRAIN file is then predicted (8 views) by the last epoch
 of the one model that never saw its cell. The pooled out-of-fold predictions score the recipe on
-every cell, and fit one temperature and review threshold: the calibration of a model trained with
+every cell, and fit one temperature (plus a confidence map where, left out fold by fold, it helps)
+and review threshold: the calibration of a model trained with
 the same recipe on every cell (`TrainConfig.fold = None`, whose model is also its last epoch), which
 has no validation cells of its own.
 """
@@ -17,7 +18,15 @@ from typing import Any
 
 import numpy as np
 
-from wbc.calibration import REVIEW_COVERAGE, fit_temperature, nll, review_threshold, tta_probs
+from wbc.calibration import (
+    REVIEW_COVERAGE,
+    apply_confidence_map,
+    fit_confidence_map,
+    fit_temperature,
+    nll,
+    review_threshold,
+    tta_probs,
+)
 from wbc.errors import CheckpointError, DataError
 from wbc.model import SeedConfig, WbcNetConfig, config_from_dict, config_to_dict, default_config
 from wbc.train import TrainConfig, fit, load_checkpoint, read_val_cells
@@ -100,6 +109,27 @@ def fold_config(cfg: TrainConfig, fold: int) -> TrainConfig:
     return replace(cfg, fold=fold % folds_of(cfg), seed=split + fold, split_seed=split)
 
 
+def confidence_map_check(fold_logits: list[np.ndarray], fold_ys: list[np.ndarray]) -> dict[str, Any]:
+    """Does a confidence map on top of the temperature help on cells it was not fitted on? Leave one
+    fold out: both are fitted on the other folds' view logits (V, N_k, 4) and labels, applied to it,
+    and the pooled results compared. Adopted only if the map lowers the ECE without raising the NLL."""
+    from wbc.metrics import expected_calibration_error
+
+    plain, mapped = [], []
+    for i, lg in enumerate(fold_logits):
+        rest = np.concatenate([v for j, v in enumerate(fold_logits) if j != i], 1)
+        y = np.concatenate([v for j, v in enumerate(fold_ys) if j != i])
+        t = fit_temperature(rest, y)
+        cmap = fit_confidence_map(tta_probs(rest, t), y)
+        plain.append(tta_probs(lg, t))
+        mapped.append(apply_confidence_map(plain[-1], cmap))
+    y, a, b = np.concatenate(fold_ys), np.concatenate(plain), np.concatenate(mapped)
+    out = {"ece_temperature": expected_calibration_error(a, y), "ece_mapped": expected_calibration_error(b, y),
+           "nll_temperature": nll(a, y), "nll_mapped": nll(b, y)}
+    out["adopted"] = bool(out["ece_mapped"] < out["ece_temperature"] and out["nll_mapped"] <= out["nll_temperature"])
+    return out
+
+
 def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | None = None,
                    progress: bool = False, model_cfg: SeedConfig | WbcNetConfig | None = None) -> dict[str, Any]:
     """Train (or reuse) one run per fold, then pool their out-of-fold predictions (see module doc)."""
@@ -127,12 +157,17 @@ def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | N
         raise DataError("the folds' validation cells overlap: these runs are not one cross-validation")
     lg, y = np.concatenate(logits, axis=1), np.concatenate(ys)
     t = fit_temperature(lg, y)
+    check = confidence_map_check(logits, ys) if len(logits) > 1 else {"adopted": False}
+    cmap = fit_confidence_map(tta_probs(lg, t), y) if check["adopted"] else None
+    # The review threshold is on the confidences the model will show: temperature, then map.
+    shown = apply_confidence_map(tta_probs(lg, t), cmap)
     # A partial cross-validation (some folds) compares recipes on fewer cells; it calibrates nothing.
-    out: dict[str, Any] = {"recipe": recipe(cfg), "model": models[0], "temperature": t, "folds": per_fold,
-                           "folds_total": k,
-                           "review_threshold": review_threshold(tta_probs(lg, t), REVIEW_COVERAGE)}
-    for name, temp in (("raw", 1.0), ("calibrated", t)):
-        probs = tta_probs(lg, temp)
+    # "calibrated" is temperature alone, comparable across recipes; the map's own figures, left out
+    # fold by fold, are in confidence_map_check.
+    out: dict[str, Any] = {"recipe": recipe(cfg), "model": models[0], "temperature": t, "confidence_map": cmap,
+                           "confidence_map_check": check, "folds": per_fold, "folds_total": k,
+                           "review_threshold": review_threshold(shown, REVIEW_COVERAGE)}
+    for name, probs in (("raw", tta_probs(lg)), ("calibrated", tta_probs(lg, t))):
         out[name] = card_metrics(compute_metrics(probs, y, cells))
         out[name]["nll"] = nll(probs, y)
     return out
@@ -149,7 +184,12 @@ def calibration_from(cv_json: str | Path, run: str | Path) -> dict[str, Any]:
                          f"{len(cv['folds'])}-fold cell-grouped cross-validation of the recipe "
                          f"({Path(cv_json).as_posix()})",
             "temperature": float(cv["temperature"]), "review_threshold": float(cv["review_threshold"]),
+            # Older results have none: temperature alone.
+            "confidence_map": cv.get("confidence_map"),
             "val_ece_before": float(cv["raw"]["ece"]), "val_ece_after": float(cv["calibrated"]["ece"]),
+            # Fitted and scored on the same cells a map looks too good: its ECE left out fold by fold.
+            "val_ece_after_left_out": (cv["confidence_map_check"]["ece_mapped" if cv.get("confidence_map") else "ece_temperature"]
+                                       if "ece_mapped" in cv.get("confidence_map_check", {}) else None),
             "val_accuracy": float(cv["calibrated"]["accuracy"]),
         }
         want, model = dict(cv["recipe"]), dict(cv["model"])

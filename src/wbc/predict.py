@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from wbc.calibration import apply_confidence_map
 from wbc.errors import BadImageError, ModelFileError, WbcError
 from wbc.imaging import PreprocessSpec, dihedral_views, load_image, prepare_located, to_input
 from wbc.info import CLASSES, IMAGE_SUFFIXES
@@ -60,6 +61,16 @@ def read_card(card_path: str | Path) -> dict[str, Any]:
             raise ModelFileError(f"{card_path}: model card lacks {key!r}")
     if tuple(card["classes"]) != CLASSES:
         raise ModelFileError(f"{card_path}: model classes {card['classes']} differ from {list(CLASSES)}")
+    cmap = card.get("confidence_map")
+    if cmap is not None:
+        try:
+            x, y = np.asarray(cmap["x"], float), np.asarray(cmap["y"], float)
+            ok = x.ndim == 1 and x.shape == y.shape and len(x) > 0 and bool((np.diff(x) >= 0).all())
+        except (KeyError, TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise ModelFileError(f"{card_path}: confidence_map must be {{\"x\": [...], \"y\": [...]}}, equally long, "
+                                 "x ascending")
     return card
 
 
@@ -110,6 +121,7 @@ class Predictor:
             )
         self.spec = PreprocessSpec.from_dict(self.card["preprocess"])
         self.tta_views = int(self.card.get("tta_views", 1))
+        self.confidence_map = self.card.get("confidence_map")  # cards before 0.4 have none
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
@@ -138,13 +150,14 @@ class Predictor:
         return self.predict(prepared, tta)[0]
 
     def predict(self, prepared: np.ndarray, tta: bool = True, cam: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        """Probabilities (N, 4) and, if asked and exported, class activation maps (N, 4, fh, fw) of the
+        """Calibrated probabilities (N, 4) (the graph's temperature, then the card's confidence map) and, if asked and exported, class activation maps (N, 4, fh, fw) of the
         view as given, from one pass over all test-time views."""
         outputs = ("probs", "cam") if cam and "cam" in self.output_names else ("probs",)
         n = len(prepared)
         views = 8 if tta and self.tta_views > 1 else 1
         res = self.run(dihedral_views(prepared) if views > 1 else prepared, outputs)  # view-major; view 0 as given
-        return res[0].reshape(views, n, -1).mean(0), (res[1][:n] if len(res) > 1 else None)
+        probs = apply_confidence_map(res[0].reshape(views, n, -1).mean(0), self.confidence_map)
+        return probs, (res[1][:n] if len(res) > 1 else None)
 
     @property
     def review_threshold(self) -> float:

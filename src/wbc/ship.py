@@ -90,7 +90,7 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
         if views != 8:
             raise CheckpointError("a cross-validation's calibration is fitted on 8-view predictions; drop --no-tta")
         calib = calibration_from(calibration, ckpt.parent)
-        t, threshold = calib.pop("temperature"), calib.pop("review_threshold")
+        t, threshold, cmap = calib.pop("temperature"), calib.pop("review_threshold"), calib.pop("confidence_map")
         rule = "out-of-fold"
     else:
         if not held_out:
@@ -106,9 +106,10 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
             "val_accuracy": float((after.argmax(1) == y).mean()),
         }
         threshold = review_threshold(after, REVIEW_COVERAGE)
-        rule = "validation"
+        cmap, rule = None, "validation"  # one run's validation cells are too few to fit a map on
     card = export(ckpt, out, parity_images(data), temperature=t, extra_card={
         "tta_views": views, "calibration": {"temperature": t, **calib}, "review_threshold": threshold,
+        "confidence_map": cmap,
         "review_rule": f"confidence below the {1 - REVIEW_COVERAGE:.0%} quantile of {rule} confidences",
     })
     if evaluate_test:
