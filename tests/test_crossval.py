@@ -121,6 +121,7 @@ class TestAllCells:
         assert card["temperature"] == pytest.approx(r["temperature"])
         assert card["review_threshold"] == pytest.approx(r["review_threshold"])
         assert "cross-validation" in card["calibration"]["fitted_on"] and "out-of-fold" in card["review_rule"]
+        assert "none held out" in card["data"]["training_split"]
 
     def test_export_carries_an_adopted_confidence_map(self, all_cells_run: Path, cv: tuple[Path, dict],
                                                        tmp_path: Path) -> None:

@@ -36,6 +36,13 @@ class TestExport:
         assert card["code"]["torch"] and card["data"]["source"] == "paultimothymooney/blood-cells"
         assert card["parity"]["images"] == 24
 
+    def test_card_says_what_it_trained_on(self, exported: Path, tiny_run: Path) -> None:
+        """The card counts the cells the run trained on and held out, from its split.json."""
+        card = json.loads((exported / "model.json").read_text())
+        split = json.loads((tiny_run / "split.json").read_text())
+        assert card["data"]["training_cells"] == len(split["train_cells"]) > 0
+        assert f"{len(split['val_cells'])} held out" in card["data"]["training_split"]
+
     def test_parity_with_torch(self, exported: Path, tiny_run: Path) -> None:
         """ONNX Runtime and PyTorch agree on real images to 1e-4 (the export's own check, recomputed)."""
         import torch

@@ -3,6 +3,8 @@ for review)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 REVIEW_COVERAGE = 0.9  # the app asks for review on the least confident 10% of held-out views
@@ -57,12 +59,13 @@ def accuracy_at_coverage(probs: np.ndarray, y: np.ndarray, coverage: float = 0.9
 def remap_top(probs: np.ndarray, new_top: np.ndarray) -> np.ndarray:
     """Probabilities (N, 4) with each top class's confidence replaced by new_top (N,) and the other
     classes rescaled to share the rest. new_top is raised where needed so that the decision stays."""
-    top, k = probs.max(1), probs.argmax(1)
-    second = np.sort(probs, 1)[:, -2]
-    tie = second / np.clip(1 - top + second, 1e-12, None)  # the top value at which the runner-up would tie
-    new = np.clip(np.maximum(new_top, tie + 1e-6), 0.0, 1.0)
-    out = probs * ((1 - new) / np.clip(1 - top, 1e-12, None))[:, None]
-    out[np.arange(len(probs)), k] = new
+    rows, k = np.arange(len(probs)), probs.argmax(1)
+    top, second = probs[rows, k], np.partition(probs, -2, axis=1)[:, -2]
+    rest = 1 - top
+    tie = second / np.maximum(rest + second, 1e-12)  # the top value at which the runner-up would tie
+    new = np.minimum(np.maximum(new_top, tie + 1e-6), 1.0)
+    out = probs * ((1 - new) / np.maximum(rest, 1e-12))[:, None]
+    out[rows, k] = new
     return out
 
 
@@ -77,7 +80,7 @@ def fit_confidence_map(probs: np.ndarray, y: np.ndarray) -> dict[str, list[float
     return {"x": [float(v) for v in iso.X_thresholds_], "y": [float(v) for v in iso.y_thresholds_]}
 
 
-def apply_confidence_map(probs: np.ndarray, cmap: dict[str, list[float]] | None) -> np.ndarray:
+def apply_confidence_map(probs: np.ndarray, cmap: dict[str, Any] | None) -> np.ndarray:
     """Probabilities (N, 4) with the top confidence put through `fit_confidence_map`'s map (None: as they are).
     np.interp clamps at the ends, as the fitted IsotonicRegression does."""
     if not cmap:

@@ -113,15 +113,28 @@ def export(
     atomic_write_bytes(out / "model.onnx", data)
     last = Path(checkpoint).with_name("last.pt")
     history = load_checkpoint(last)["history"] if last.exists() else state["history"]
-    card = build_card(state, history, spec, module, parity, temperature, out / "model.onnx", outputs)
+    card = build_card(state, history, spec, module, parity, temperature, out / "model.onnx", outputs,
+                      Path(checkpoint).parent)
     card.update(extra_card or {})
     atomic_write_text(out / "model.json", json.dumps(card, indent=2))
     return card
 
 
+def training_split(run: Path) -> dict[str, Any]:
+    """What the run trained on, from the split.json `fit` wrote beside its checkpoints."""
+    try:
+        split = json.loads((run / "split.json").read_text())
+        n_train, n_val = len(split["train_cells"]), len(split["val_cells"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return {"training_split": "TRAIN (the run's split.json is missing)"}
+    text = (f"TRAIN, cell-grouped: {n_train} cells trained on, {n_val} held out for validation" if n_val
+            else f"TRAIN, all {n_train} cells, none held out")
+    return {"training_split": text, "training_cells": n_train}
+
+
 def build_card(
     state: dict[str, Any], history: list[dict[str, float]], spec: PreprocessSpec, module: _Deployable, parity: dict[str, float],
-    temperature: float, onnx_path: Path, outputs: list[str],
+    temperature: float, onnx_path: Path, outputs: list[str], run: Path,
 ) -> dict[str, Any]:
     """The model card: what the model is, what it expects, how it was made and how good it is."""
     import onnxruntime as ort
@@ -149,8 +162,7 @@ def build_card(
             "wall_seconds": round(sum(r["seconds"] for r in history), 1),
             "validation_at_best_epoch": state.get("val_metrics"),
         },
-        "data": {"source": DATASET["kaggle_handle"], "licence": DATASET["licence"],
-                 "training_split": "TRAIN, cell-grouped 80/20 train/validation"},
+        "data": {"source": DATASET["kaggle_handle"], "licence": DATASET["licence"], **training_split(run)},
         "code": {"wbc": __version__, "git_commit": _git_commit(), "torch": torch.__version__,
                  "onnxruntime": ort.__version__, "opset": OPSET, "python": platform.python_version()},
         "metrics": {},

@@ -121,7 +121,9 @@ class Predictor:
             )
         self.spec = PreprocessSpec.from_dict(self.card["preprocess"])
         self.tta_views = int(self.card.get("tta_views", 1))
-        self.confidence_map = self.card.get("confidence_map")  # cards before 0.4 have none
+        cmap = self.card.get("confidence_map")  # cards before 0.4 have none
+        # As arrays once: converting the lists on every call would cost more than the map itself.
+        self.confidence_map = {k: np.asarray(cmap[k], np.float64) for k in ("x", "y")} if cmap else None
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads

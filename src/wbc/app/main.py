@@ -137,13 +137,15 @@ with model_tab:
         st.image(str(confusion), caption="Confusion matrix on the test images")
     st.subheader("Limits")
     st.markdown(
-        "- Trained from scratch on **277 cells from one laboratory** (the BCCD data set); images from "
+        f"- Trained from scratch on **{card.get('data', {}).get('training_cells', 'the')} cells from one laboratory** "
+        "(the BCCD data set); images from "
         "other microscopes, stains or magnifications may be read less well.\n"
         "- It knows only four types: basophils, blasts, immature or abnormal cells will be called one of them.\n"
         f"- Below a confidence of {100 * predictor.review_threshold:.2f}% (the least confident tenth of "
         "held-out training images) it asks for review. Its confidences were calibrated on held-out cells from "
-        "the same laboratory; on the harder test cells it is over-confident (expected calibration error "
-        f"{test['ece'] if test else float('nan'):.3f}), so read a high confidence as \"likely\", not \"certain\".\n"
+        "the same laboratory (expected calibration error on the test cells "
+        f"{test['ece'] if test else float('nan'):.3f}); on images from other laboratories they may run high, "
+        "so read a high confidence as \"likely\", not \"certain\".\n"
         "- A second opinion for learning and checking, **not a diagnosis**."
     )
     st.caption(f"Model {card.get('name')} · {card.get('parameters', 0):,} parameters · "
