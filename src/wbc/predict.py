@@ -138,6 +138,9 @@ class Predictor:
 
     def run(self, prepared: np.ndarray, outputs: Sequence[str] = ("probs",)) -> list[np.ndarray]:
         """uint8 (N, h, w, 3) from `imaging.prepare` -> the named outputs, batched."""
+        if len(prepared) <= BATCH:  # one chunk: straight through, without the lists and the copy
+            x = np.ascontiguousarray(prepared) if self.raw_input else to_input(prepared, self.spec)
+            return self.session.run(list(outputs), {"input": x})
         parts: list[list[np.ndarray]] = [[] for _ in outputs]
         for i in range(0, len(prepared), BATCH):
             chunk = prepared[i : i + BATCH]
@@ -152,13 +155,15 @@ class Predictor:
         return self.predict(prepared, tta)[0]
 
     def predict(self, prepared: np.ndarray, tta: bool = True, cam: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
-        """Calibrated probabilities (N, 4) (the graph's temperature, then the card's confidence map) and, if asked and exported, class activation maps (N, 4, fh, fw) of the
-        view as given, from one pass over all test-time views."""
+        """Calibrated probabilities (N, 4) (the graph's temperature, then the card's confidence map) and,
+        if asked and exported, class activation maps (N, 4, fh, fw) of the view as given, from one pass
+        over all test-time views."""
         outputs = ("probs", "cam") if cam and "cam" in self.output_names else ("probs",)
         n = len(prepared)
         views = 8 if tta and self.tta_views > 1 else 1
         res = self.run(dihedral_views(prepared) if views > 1 else prepared, outputs)  # view-major; view 0 as given
-        probs = apply_confidence_map(res[0].reshape(views, n, -1).mean(0), self.confidence_map)
+        probs = res[0].reshape(views, n, -1).mean(0) if views > 1 else res[0]
+        probs = apply_confidence_map(probs, self.confidence_map)
         return probs, (res[1][:n] if len(res) > 1 else None)
 
     @property
