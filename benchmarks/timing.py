@@ -50,3 +50,12 @@ def single_pass(pred: Any) -> Callable[[], object]:
     h, w = pred.spec.input_hw
     x = np.random.default_rng(0).integers(0, 255, (1, h, w, 3), dtype=np.uint8)
     return lambda: pred.predict_probs(x, tta=False)
+
+
+def session_pass(pred: Any) -> Callable[[], object]:
+    """The same image straight into the Predictor's ONNX Runtime session: the network's inference
+    alone, without the Python around it (chunking, averaging, the card's confidence map)."""
+    h, w = pred.spec.input_hw
+    x = np.random.default_rng(0).integers(0, 255, (1, h, w, 3), dtype=np.uint8)
+    feed = {"input": x if pred.raw_input else np.zeros((1, 3, h, w), np.float32)}
+    return lambda: pred.session.run(["probs"], feed)
