@@ -2,7 +2,7 @@
 
     python benchmarks/cv.py --render runs/cv/*/cv.json
     python benchmarks/cv.py --name e10 [--use 0=runs/e10-light-80] [--epochs N] [--augment A]
-                            [--mixup ALPHA] [--label-smoothing EPS] [--window PX] [--seed 0] [--folds K ...] [--work runs/cv] [--json out.json]
+                            [--mixup ALPHA] [--label-smoothing EPS] [--ema DECAY] [--window PX] [--seed 0] [--folds K ...] [--work runs/cv] [--json out.json]
 
 TRAIN's 261 cells (original fields, `wbc.sources`) are dealt into 5 class-stratified folds (`wbc train --fold K`; fold 0 is the
 split every single run uses). The recipe is trained once per fold, each model holding out one
@@ -76,6 +76,7 @@ def main() -> int:
     ap.add_argument("--augment", choices=["robust", "robust-wide", "basic", "none"])
     ap.add_argument("--mixup", type=float, metavar="ALPHA")
     ap.add_argument("--label-smoothing", type=float, metavar="EPS")
+    ap.add_argument("--ema", type=float, metavar="DECAY", help="average the weights (decay per step; default: off)")
     ap.add_argument("--window", type=int, metavar="PX", help="crop window around the cell in source px (default: 160)")
     ap.add_argument("--folds", type=int, nargs="+", metavar="K",
                     help="run and pool only these folds: a cheaper comparison of recipes on the same folds "
@@ -102,6 +103,8 @@ def main() -> int:
         cfg = replace(cfg, mixup=args.mixup)
     if args.label_smoothing is not None:
         cfg = replace(cfg, label_smoothing=args.label_smoothing)
+    if args.ema is not None:
+        cfg = replace(cfg, ema=args.ema)
     try:
         use = {int(k): Path(v) for k, v in (u.split("=", 1) for u in args.use)}
     except ValueError:

@@ -42,9 +42,12 @@ class TestFit:
         fit(TINY, tiny_run, resume=True, progress=False)
         assert (tiny_run / "summary.csv").read_text() == before
 
-    def test_resume_after_interruption_matches(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Killed during epoch 2, then resumed: the same weights as an uninterrupted run (seeded)."""
-        straight = fit(TINY, tmp_path / "straight", progress=False)
+    @pytest.mark.parametrize("ema", [0.0, 0.9])
+    def test_resume_after_interruption_matches(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ema: float) -> None:
+        """Killed during epoch 2, then resumed: the same weights as an uninterrupted run (seeded), with
+        or without a weight average (whose own state must come back too)."""
+        cfg = replace(TINY, ema=ema)
+        straight = fit(cfg, tmp_path / "straight", progress=False)
         real = train_mod.train_one_epoch
         calls = {"n": 0}
 
@@ -56,15 +59,28 @@ class TestFit:
 
         monkeypatch.setattr(train_mod, "train_one_epoch", dies_in_second_epoch)
         with pytest.raises(KeyboardInterrupt):
-            fit(TINY, tmp_path / "broken", progress=False)
+            fit(cfg, tmp_path / "broken", progress=False)
         assert load_checkpoint(tmp_path / "broken" / "last.pt")["epoch"] == 0
         monkeypatch.setattr(train_mod, "train_one_epoch", real)
-        fit(TINY, tmp_path / "broken", resume=True, progress=False)
+        fit(cfg, tmp_path / "broken", resume=True, progress=False)
         a = load_checkpoint(straight / "last.pt")
         b = load_checkpoint(tmp_path / "broken" / "last.pt")
         assert b["epoch"] == 1 and len(b["history"]) == 2
         for k, v in a["state_dict"].items():
             assert torch.equal(v, b["state_dict"][k]), k
+
+    def test_weight_average_is_the_model(self, tmp_path: Path) -> None:
+        """With --ema the saved model is the average: its weights differ from the ones trained, and
+        validation scored it (what best.pt holds is what predicts)."""
+        run = fit(replace(TINY, ema=0.9), tmp_path / "ema", progress=False)
+        state = load_checkpoint(run / "last.pt")
+        trained, served = state["training_state_dict"], state["state_dict"]
+        assert set(trained) == set(served)
+        assert any(not torch.equal(trained[k], served[k]) for k in served if served[k].is_floating_point())
+        net, spec = train_mod.model_from_checkpoint(state)  # the average loads as a plain network
+        assert sum(p.numel() for p in net.parameters()) > 0
+        with pytest.raises(ValueError, match="ema decay"):
+            fit(replace(TINY, ema=1.0), tmp_path / "bad", progress=False)
 
     def test_distillation_from_a_teacher(self, tiny_run: Path, tmp_path: Path) -> None:
         """A student learns from a teacher that held out the same cells; the teachers' soft targets are

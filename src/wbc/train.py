@@ -58,6 +58,9 @@ class TrainConfig:
     teachers: tuple[str, ...] = ()  # run folders whose best.pt teach this one (distillation)
     distill: float = 0.7  # with teachers: weight of the teachers' soft targets in the loss
     mixup: float = 0.0  # alpha of mixup's Beta(alpha, alpha) blend of image pairs and their targets (0 = off)
+    # Decay per step of an exponential moving average of the weights (and BatchNorm statistics);
+    # 0 = off. When on, the average is what is validated and saved as the model.
+    ema: float = 0.0
 
 
 # The reference's recipe: Adam at 1e-4, class weights, augmentation, early stopping, 50 epochs.
@@ -133,9 +136,11 @@ def train_one_epoch(
     gen: torch.Generator,
     progress: bool = True,
     soft: torch.Tensor | None = None,
+    ema: nn.Module | None = None,
 ) -> float:
     """One pass over (x uint8 (N, 3, h, w), y (N,)) in shuffled batches; returns the mean loss.
-    With `soft` (N, 4), the teachers' probabilities, the loss mixes in their cross-entropy."""
+    With `soft` (N, 4), the teachers' probabilities, the loss mixes in their cross-entropy; `ema`, an
+    AveragedModel of `model`, is updated after every step."""
     from tqdm import tqdm
 
     model.train()
@@ -162,6 +167,8 @@ def train_one_epoch(
         loss.backward()
         opt.step()
         sched.step()
+        if ema is not None:
+            ema.update_parameters(model)
         total += loss.item() * len(idx)
         seen += len(idx)
         bar.set_postfix(loss=f"{total / seen:.3f}")
@@ -188,6 +195,13 @@ def _make_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
 
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def _make_ema(model: nn.Module, decay: float) -> nn.Module:
+    """torch's AveragedModel of `model`: an exponential moving average of its weights and buffers."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
 
 
 def _class_weights(y: np.ndarray) -> torch.Tensor:
@@ -319,6 +333,8 @@ def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool 
     run = Path(run)
     if cfg.augment not in (*AUGMENT, "none"):
         raise ValueError(f"unknown augmentation {cfg.augment!r}; choose {', '.join(AUGMENT)} or none")
+    if not 0 <= cfg.ema < 1:
+        raise ValueError(f"ema decay {cfg.ema}: choose 0 (off) or a value in (0, 1), e.g. 0.998")
     state: dict[str, Any] | None = None
     if resume:
         state = load_checkpoint(run / "last.pt")
@@ -361,6 +377,7 @@ def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool 
         atomic_write_text(run / "split.json", json.dumps({
             "train_cells": sorted({cells[i] for i in tr_idx}), "val_cells": sorted(set(va_cells))}, indent=1))
 
+    ema = _make_ema(model, cfg.ema) if cfg.ema else None
     opt = _make_optimizer(model, cfg)
     steps = math.ceil(len(x_tr) / cfg.batch_size)
     sched = _make_schedule(opt, cfg, steps)
@@ -368,7 +385,9 @@ def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool 
     best: float | None = None
     bad_epochs, start = 0, 0
     if state is not None:
-        model.load_state_dict(state["state_dict"])
+        model.load_state_dict(state["training_state_dict"] if ema is not None else state["state_dict"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         history, best, bad_epochs, start = state["history"], state["best"], state["bad_epochs"], state["epoch"] + 1
@@ -384,10 +403,11 @@ def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool 
         # Seeded per epoch so a resumed run repeats exactly what an uninterrupted one would do.
         torch.manual_seed(cfg.seed * 100_003 + epoch)
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        train_loss = train_one_epoch(model, x_tr, y_tr, opt, sched, cfg, spec, weights, gen, progress, soft)
+        train_loss = train_one_epoch(model, x_tr, y_tr, opt, sched, cfg, spec, weights, gen, progress, soft, ema)
+        served = model if ema is None else ema.module  # what is validated and saved as the model
         row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": train_loss}
         if len(x_va):
-            row.update(_val_metrics(predict_probs(model, x_va, spec), y_va, va_cells, weights))
+            row.update(_val_metrics(predict_probs(served, x_va, spec), y_va, va_cells, weights))
             is_best = _improved(row[cfg.monitor], best, cfg.monitor)
             if is_best:
                 best, bad_epochs = row[cfg.monitor], 0
@@ -401,10 +421,12 @@ def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool 
         ckpt = {
             "version": CHECKPOINT_VERSION, "classes": CLASSES, "model_name": cfg.model,
             "model_config": config_to_dict(model_cfg), "train_config": asdict(cfg),
-            "state_dict": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "state_dict": served.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
             "epoch": epoch, "history": history, "best": best, "bad_epochs": bad_epochs, "stopped": stopped,
             "val_metrics": row,
         }
+        if ema is not None:  # the weights being trained, and the average's state, to resume from
+            ckpt.update(training_state_dict=model.state_dict(), ema=ema.state_dict())
         if is_best:
             save_checkpoint(run / "best.pt", ckpt)
         save_checkpoint(run / "last.pt", ckpt)
