@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-Calibrator = Callable[[np.ndarray], np.ndarray]  # view logits (V, N, 4) -> probabilities (N, 4)
+from wbc.calibration import Calibrator, fit_mapped_calibrator, fit_temperature_calibrator
 
 
 def oof_logits(run: Path, data: str | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -43,13 +43,6 @@ def oof_logits(run: Path, data: str | None) -> tuple[np.ndarray, np.ndarray, lis
     np.savez_compressed(tmp, logits=lg, y=y, cells=np.array(cells))
     tmp.replace(cache)
     return lg, y, cells
-
-
-def fit_probs_t(lg: np.ndarray, y: np.ndarray) -> Calibrator:
-    from wbc.calibration import fit_temperature, tta_probs
-
-    t = fit_temperature(lg, y)
-    return lambda v: tta_probs(v, t)
 
 
 def fit_logits_t(lg: np.ndarray, y: np.ndarray) -> Calibrator:
@@ -73,14 +66,6 @@ def fit_logits_tb(lg: np.ndarray, y: np.ndarray) -> Calibrator:
     return lambda v: softmax(v.mean(0) / np.exp(p[0]) + p[1:])
 
 
-def fit_probs_t_iso(lg: np.ndarray, y: np.ndarray) -> Calibrator:
-    from wbc.calibration import apply_confidence_map, fit_confidence_map
-
-    base = fit_probs_t(lg, y)
-    cmap = fit_confidence_map(base(lg), y)
-    return lambda v: apply_confidence_map(base(v), cmap)
-
-
 def _logit(p: np.ndarray) -> np.ndarray:
     p = np.clip(p, 1e-6, 1 - 1e-6)
     return np.log(p / (1 - p))
@@ -91,20 +76,21 @@ def fit_probs_t_platt(lg: np.ndarray, y: np.ndarray) -> Calibrator:
 
     from wbc.calibration import remap_top
 
-    base = fit_probs_t(lg, y)
+    base = fit_temperature_calibrator(lg, y)
     p = base(lg)
     lr = LogisticRegression(C=1e4).fit(_logit(p.max(1))[:, None], p.argmax(1) == y)
     return lambda v: remap_top(q := base(v), lr.predict_proba(_logit(q.max(1))[:, None])[:, 1])
 
 
 METHODS: dict[str, Callable[[np.ndarray, np.ndarray], Calibrator]] = {
-    "probs-T": fit_probs_t, "logits-T": fit_logits_t, "logits-T+b": fit_logits_tb, "probs-T+iso": fit_probs_t_iso,
+    "probs-T": fit_temperature_calibrator, "logits-T": fit_logits_t, "logits-T+b": fit_logits_tb,
+    "probs-T+iso": fit_mapped_calibrator,
     "probs-T+platt": fit_probs_t_platt,
 }
 
 
 def main() -> int:
-    from wbc.calibration import accuracy_at_coverage, nll, tta_probs
+    from wbc.calibration import accuracy_at_coverage, left_out, nll, tta_probs
     from wbc.metrics import expected_calibration_error
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -122,12 +108,7 @@ def main() -> int:
     rows = {"uncalibrated": raw}
     bounds = np.cumsum([0] + [len(f[1]) for f in folds])
     for name, fit in METHODS.items():
-        parts = []
-        for i, (lg, y, _) in enumerate(folds):
-            others = [f for j, f in enumerate(folds) if j != i]
-            cal = fit(np.concatenate([f[0] for f in others], 1), np.concatenate([f[1] for f in others]))
-            parts.append(cal(lg))
-        rows[name] = np.concatenate(parts)
+        rows[name] = left_out([f[0] for f in folds], [f[1] for f in folds], fit)
     table = {name: {"ece": expected_calibration_error(p, ys), "nll": nll(p, ys),
                     "accuracy": float((p.argmax(1) == ys).mean()),
                     "accuracy_at_90_coverage": accuracy_at_coverage(p, ys, 0.9),

@@ -29,13 +29,12 @@ from typing import Any
 
 from wbc.io import atomic_write_text
 
-def shown_ece(r: dict[str, Any]) -> str:
-    """ECE of what the exported model would show (temperature, plus the confidence map if adopted),
-    each fold calibrated on the others; "—" for results from before that check."""
-    check = r.get("confidence_map_check", {})
-    if "ece_mapped" not in check:
-        return "—"
-    return f"{check['ece_mapped' if r.get('confidence_map') else 'ece_temperature']:.3f}" + (" (map)" if r.get("confidence_map") else "")
+def shown(r: dict[str, Any]) -> str:
+    """`crossval.shown_ece` as the table prints it: "—" before that check, "(map)" where one is adopted."""
+    from wbc.crossval import shown_ece
+
+    e = shown_ece(r)
+    return "—" if e is None else f"{e:.3f}" + (" (map)" if r.get("confidence_map") else "")
 
 
 def markdown(results: dict[str, dict[str, Any]]) -> str:
@@ -53,7 +52,7 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
             f"[{100 * m['accuracy_ci95'][0]:.1f}, {100 * m['accuracy_ci95'][1]:.1f}] | {m['cells_correct']} | "
             f"{m['macro_f1']:.3f} [{m['macro_f1_ci95'][0]:.3f}, {m['macro_f1_ci95'][1]:.3f}] | "
             f"{pc['MONOCYTE']['recall']:.3f} | {pc['NEUTROPHIL']['precision']:.3f} | {m['nll']:.3f} | "
-            f"{r['raw']['ece']:.3f} / {m['ece']:.3f} / {shown_ece(r)} | {r['temperature']:.2f} | "
+            f"{r['raw']['ece']:.3f} / {m['ece']:.3f} / {shown(r)} | {r['temperature']:.2f} | "
             + " · ".join(f"{100 * f['accuracy']:.2f}%" for f in folds.values()) + " |")
     return "\n".join(lines)
 

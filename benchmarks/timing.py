@@ -44,18 +44,23 @@ def time_interleaved(fns: dict[str, Callable[[], object]], rounds: int = 15,
     return {name: statistics.median(v) for name, v in per_round.items()}
 
 
+def _one_crop(pred: Any) -> np.ndarray:
+    """One random prepared crop, uint8 (1, h, w, 3), of a Predictor's input size."""
+    h, w = pred.spec.input_hw
+    return np.random.default_rng(0).integers(0, 255, (1, h, w, 3), dtype=np.uint8)
+
+
 def single_pass(pred: Any) -> Callable[[], object]:
     """One network pass of a `wbc.predict.Predictor` on one random crop of its input size, without
     test-time views: what the benchmarks call ONNX Runtime's batch-1 time."""
-    h, w = pred.spec.input_hw
-    x = np.random.default_rng(0).integers(0, 255, (1, h, w, 3), dtype=np.uint8)
+    x = _one_crop(pred)
     return lambda: pred.predict_probs(x, tta=False)
 
 
 def session_pass(pred: Any) -> Callable[[], object]:
     """The same image straight into the Predictor's ONNX Runtime session: the network's inference
     alone, without the Python around it (chunking, averaging, the card's confidence map)."""
+    x = _one_crop(pred)
     h, w = pred.spec.input_hw
-    x = np.random.default_rng(0).integers(0, 255, (1, h, w, 3), dtype=np.uint8)
     feed = {"input": x if pred.raw_input else np.zeros((1, 3, h, w), np.float32)}
     return lambda: pred.session.run(["probs"], feed)

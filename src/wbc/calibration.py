@@ -3,6 +3,7 @@ for review)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -86,3 +87,30 @@ def apply_confidence_map(probs: np.ndarray, cmap: dict[str, Any] | None) -> np.n
     if not cmap:
         return probs
     return remap_top(probs, np.interp(probs.max(1), cmap["x"], cmap["y"]))
+
+
+Calibrator = Callable[[np.ndarray], np.ndarray]  # view logits (V, N, 4) -> probabilities (N, 4)
+
+
+def fit_temperature_calibrator(view_logits: np.ndarray, y: np.ndarray) -> Calibrator:
+    """One temperature fitted on (V, N, 4) view logits and labels; the views' softmax averaged."""
+    t = fit_temperature(view_logits, y)
+    return lambda v: tta_probs(v, t)
+
+
+def fit_mapped_calibrator(view_logits: np.ndarray, y: np.ndarray) -> Calibrator:
+    """The temperature, then a confidence map fitted on the tempered probabilities."""
+    base = fit_temperature_calibrator(view_logits, y)
+    cmap = fit_confidence_map(base(view_logits), y)
+    return lambda v: apply_confidence_map(base(v), cmap)
+
+
+def left_out(fold_logits: list[np.ndarray], fold_ys: list[np.ndarray],
+             fit: Callable[[np.ndarray, np.ndarray], Calibrator]) -> np.ndarray:
+    """Probabilities (sum N_k, 4) of every fold's view logits (V, N_k, 4), each fold calibrated by
+    `fit` on the other folds' logits and labels, pooled in fold order."""
+    out = []
+    for i, lg in enumerate(fold_logits):
+        rest = np.concatenate([v for j, v in enumerate(fold_logits) if j != i], 1)
+        out.append(fit(rest, np.concatenate([v for j, v in enumerate(fold_ys) if j != i]))(lg))
+    return np.concatenate(out)

@@ -22,7 +22,10 @@ from wbc.calibration import (
     REVIEW_COVERAGE,
     apply_confidence_map,
     fit_confidence_map,
+    fit_mapped_calibrator,
     fit_temperature,
+    fit_temperature_calibrator,
+    left_out,
     nll,
     review_threshold,
     tta_probs,
@@ -115,19 +118,22 @@ def confidence_map_check(fold_logits: list[np.ndarray], fold_ys: list[np.ndarray
     and the pooled results compared. Adopted only if the map lowers the ECE without raising the NLL."""
     from wbc.metrics import expected_calibration_error
 
-    plain, mapped = [], []
-    for i, lg in enumerate(fold_logits):
-        rest = np.concatenate([v for j, v in enumerate(fold_logits) if j != i], 1)
-        y = np.concatenate([v for j, v in enumerate(fold_ys) if j != i])
-        t = fit_temperature(rest, y)
-        cmap = fit_confidence_map(tta_probs(rest, t), y)
-        plain.append(tta_probs(lg, t))
-        mapped.append(apply_confidence_map(plain[-1], cmap))
-    y, a, b = np.concatenate(fold_ys), np.concatenate(plain), np.concatenate(mapped)
+    y = np.concatenate(fold_ys)
+    a = left_out(fold_logits, fold_ys, fit_temperature_calibrator)
+    b = left_out(fold_logits, fold_ys, fit_mapped_calibrator)
     out = {"ece_temperature": expected_calibration_error(a, y), "ece_mapped": expected_calibration_error(b, y),
            "nll_temperature": nll(a, y), "nll_mapped": nll(b, y)}
     out["adopted"] = bool(out["ece_mapped"] < out["ece_temperature"] and out["nll_mapped"] <= out["nll_temperature"])
     return out
+
+
+def shown_ece(cv: dict[str, Any]) -> float | None:
+    """ECE of what a model calibrated by this cross-validation shows (the temperature, plus the map
+    where adopted), each fold calibrated on the others; None for results from before that check."""
+    check = cv.get("confidence_map_check", {})
+    if "ece_mapped" not in check:
+        return None
+    return float(check["ece_mapped" if cv.get("confidence_map") else "ece_temperature"])
 
 
 def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | None = None,
@@ -188,8 +194,7 @@ def calibration_from(cv_json: str | Path, run: str | Path) -> dict[str, Any]:
             "confidence_map": cv.get("confidence_map"),
             "val_ece_before": float(cv["raw"]["ece"]), "val_ece_after": float(cv["calibrated"]["ece"]),
             # Fitted and scored on the same cells a map looks too good: its ECE left out fold by fold.
-            "val_ece_after_left_out": (cv["confidence_map_check"]["ece_mapped" if cv.get("confidence_map") else "ece_temperature"]
-                                       if "ece_mapped" in cv.get("confidence_map_check", {}) else None),
+            "val_ece_after_left_out": shown_ece(cv),
             "val_accuracy": float(cv["calibrated"]["accuracy"]),
         }
         want, model = dict(cv["recipe"]), dict(cv["model"])

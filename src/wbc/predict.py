@@ -61,17 +61,24 @@ def read_card(card_path: str | Path) -> dict[str, Any]:
             raise ModelFileError(f"{card_path}: model card lacks {key!r}")
     if tuple(card["classes"]) != CLASSES:
         raise ModelFileError(f"{card_path}: model classes {card['classes']} differ from {list(CLASSES)}")
-    cmap = card.get("confidence_map")
-    if cmap is not None:
-        try:
-            x, y = np.asarray(cmap["x"], float), np.asarray(cmap["y"], float)
-            ok = x.ndim == 1 and x.shape == y.shape and len(x) > 0 and bool((np.diff(x) >= 0).all())
-        except (KeyError, TypeError, ValueError):
-            ok = False
-        if not ok:
-            raise ModelFileError(f"{card_path}: confidence_map must be {{\"x\": [...], \"y\": [...]}}, equally long, "
-                                 "x ascending")
     return card
+
+
+def confidence_map(card: dict[str, Any], card_path: str | Path) -> dict[str, np.ndarray] | None:
+    """The card's confidence map as arrays, checked (cards before 0.4 have none: None). Converted once,
+    because converting the lists on every call would cost more than the map itself."""
+    cmap = card.get("confidence_map")
+    if cmap is None:
+        return None
+    try:
+        x, y = np.asarray(cmap["x"], np.float64), np.asarray(cmap["y"], np.float64)
+        ok = x.ndim == 1 and x.shape == y.shape and len(x) > 0 and bool((np.diff(x) >= 0).all())
+    except (KeyError, TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ModelFileError(f"{card_path}: confidence_map must be {{\"x\": [...], \"y\": [...]}}, equally long, "
+                             "x ascending")
+    return {"x": x, "y": y}
 
 
 @dataclass(frozen=True)
@@ -121,9 +128,7 @@ class Predictor:
             )
         self.spec = PreprocessSpec.from_dict(self.card["preprocess"])
         self.tta_views = int(self.card.get("tta_views", 1))
-        cmap = self.card.get("confidence_map")  # cards before 0.4 have none
-        # As arrays once: converting the lists on every call would cost more than the map itself.
-        self.confidence_map = {k: np.asarray(cmap[k], np.float64) for k in ("x", "y")} if cmap else None
+        self.confidence_map = confidence_map(self.card, self.card_path)
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
