@@ -75,6 +75,7 @@ def main() -> int:
     ap.add_argument("--augment", choices=["robust", "robust-wide", "basic", "none"])
     ap.add_argument("--mixup", type=float, metavar="ALPHA")
     ap.add_argument("--label-smoothing", type=float, metavar="EPS")
+    ap.add_argument("--weight-decay", type=float, metavar="WD", help="the optimizer's weight decay (default: 5e-4)")
     ap.add_argument("--ema", type=float, metavar="DECAY", help="average the weights (decay per step; default: off)")
     ap.add_argument("--window", type=int, metavar="PX", help="crop window around the cell in source px (default: 160)")
     ap.add_argument("--folds", type=int, nargs="+", metavar="K",
@@ -104,6 +105,8 @@ def main() -> int:
         cfg = replace(cfg, label_smoothing=args.label_smoothing)
     if args.ema is not None:
         cfg = replace(cfg, ema=args.ema)
+    if args.weight_decay is not None:
+        cfg = replace(cfg, weight_decay=args.weight_decay)
     try:
         use = {int(k): Path(v) for k, v in (u.split("=", 1) for u in args.use)}
     except ValueError:

@@ -83,6 +83,23 @@ class TestOtherVerbs:
         assert main([*base, "--out", str(tmp_path / "s"), "--model", "seed", "--window", "128"]) == 2
         assert "whole field" in capsys.readouterr().err
 
+    def test_train_weight_decay(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """--weight-decay reaches the run's config and its optimizer; settings out of range are refused by name."""
+        torch = pytest.importorskip("torch")
+        base = ["train", "--data", str(FIXTURE_IMAGES), "--dry-run", "--val-fraction", "0.34", "--batch-size", "8",
+                "--threads", "1", "--quiet"]
+        assert main([*base, "--out", str(tmp_path / "wd"), "--weight-decay", "0.05"]) == 0
+        assert json.loads((tmp_path / "wd" / "config.json").read_text())["train"]["weight_decay"] == 0.05
+        state = torch.load(tmp_path / "wd" / "last.pt", weights_only=False)
+        assert {g["weight_decay"] for g in state["optimizer"]["param_groups"]} == {0.05}
+        # Settings out of range are one line naming the setting, before any work, not a traceback.
+        for flag, value, says in [("--weight-decay", "-1", "weight decay -1.0"), ("--ema", "1", "ema decay 1.0"),
+                                  ("--mixup", "-0.5", "mixup alpha -0.5"),
+                                  ("--label-smoothing", "1.5", "label smoothing 1.5")]:
+            assert main([*base, "--out", str(tmp_path / "bad"), flag, value]) == 2, flag
+            assert says in capsys.readouterr().err
+            assert not (tmp_path / "bad").exists()
+
     def test_train_resume_without_run(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """--resume where there is no run is a clear error."""
         pytest.importorskip("torch")

@@ -21,3 +21,7 @@ class ModelFileError(WbcError):
 
 class CheckpointError(WbcError):
     """A training checkpoint cannot be resumed from."""
+
+
+class ConfigError(WbcError, ValueError):
+    """A training setting is out of its range; the message names the setting."""

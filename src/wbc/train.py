@@ -18,7 +18,7 @@ from torch import nn
 
 from wbc.augment import ROBUST, ROBUST_WIDE, AugmentConfig, augment_batch
 from wbc.data import Sample, find_images_root, grouped_split, list_split, load_arrays
-from wbc.errors import CheckpointError, DataError
+from wbc.errors import CheckpointError, ConfigError, DataError
 from wbc.imaging import PreprocessSpec
 from wbc.info import CLASSES, NUM_CLASSES
 from wbc.io import atomic_write_bytes, atomic_write_text
@@ -318,6 +318,20 @@ def teacher_probs(teachers: tuple[str, ...], x: torch.Tensor, val_cells: set[str
     return total / (8 * len(teachers))
 
 
+def check_config(cfg: TrainConfig) -> None:
+    """Refuse settings out of range before any work, naming the setting (ConfigError)."""
+    if cfg.augment not in (*AUGMENT, "none"):
+        raise ConfigError(f"unknown augmentation {cfg.augment!r}; choose {', '.join(AUGMENT)} or none")
+    if not 0 <= cfg.ema < 1:
+        raise ConfigError(f"ema decay {cfg.ema}: choose 0 (off) or a value in (0, 1), e.g. 0.998")
+    if not 0 <= cfg.weight_decay < 1:
+        raise ConfigError(f"weight decay {cfg.weight_decay}: choose a value in [0, 1), e.g. 0.05")
+    if cfg.mixup < 0:
+        raise ConfigError(f"mixup alpha {cfg.mixup}: choose 0 (off) or a positive value, e.g. 0.4")
+    if not 0 <= cfg.label_smoothing < 1:
+        raise ConfigError(f"label smoothing {cfg.label_smoothing}: choose a value in [0, 1), e.g. 0.1")
+
+
 def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool = True,
         model_cfg: SeedConfig | WbcNetConfig | None = None) -> Path:
     """Train `cfg.model` on TRAIN's cell-grouped training part; select on its validation part.
@@ -331,10 +345,7 @@ def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool 
     from wbc.report import plot_curves
 
     run = Path(run)
-    if cfg.augment not in (*AUGMENT, "none"):
-        raise ValueError(f"unknown augmentation {cfg.augment!r}; choose {', '.join(AUGMENT)} or none")
-    if not 0 <= cfg.ema < 1:
-        raise ValueError(f"ema decay {cfg.ema}: choose 0 (off) or a value in (0, 1), e.g. 0.998")
+    check_config(cfg)
     state: dict[str, Any] | None = None
     if resume:
         state = load_checkpoint(run / "last.pt")
