@@ -22,6 +22,7 @@ def main() -> int:
 
     from wbc.data import find_images_root, list_split
     from wbc.imaging import load_image
+    from wbc.io import atomic_write_text
     from wbc.predict import Predictor
     from wbc.robustness import SHIFTS, run_shifts
 
@@ -42,7 +43,9 @@ def main() -> int:
         res.update(run_shifts(pred.predict_probs, images, y, cells, pred.spec, {name: SHIFTS[name]}))
     clean = res["clean"]["accuracy"]
     n_cells = len(set(cells))
-    lines = [f"TEST, {len(samples)} files of {n_cells} cells, model `{pred.onnx_path}`:", "",
+    shown = pred.onnx_path.resolve()
+    shown = shown.relative_to(Path.cwd()) if shown.is_relative_to(Path.cwd()) else shown
+    lines = [f"TEST, {len(samples)} files of {n_cells} cells, model `{shown}`:", "",
              "| shift | accuracy over files | drop (points) | cells right | macro-F1 |", "|---|---|---|---|---|"]
     for name, r in res.items():
         lines.append(f"| {name} | {100 * r['accuracy']:.2f}% | {100 * (clean - r['accuracy']):+.2f} | "
@@ -52,9 +55,9 @@ def main() -> int:
     text = "\n".join(lines)
     print(text)
     if args.md:
-        args.md.write_text(text + "\n")
+        atomic_write_text(args.md, text + "\n")
     if args.json:
-        args.json.write_text(json.dumps(res, indent=2))
+        atomic_write_text(args.json, json.dumps(res, indent=2))
     return 0
 
 
