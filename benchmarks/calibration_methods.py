@@ -30,6 +30,21 @@ import numpy as np
 from wbc.calibration import Calibrator, fit_mapped_calibrator, fit_temperature_calibrator
 
 
+def finished_folds(cv: Path) -> list[Path]:
+    """The fold runs (cv/foldK) that ran to their end; an interrupted one would score a half-trained network."""
+    from wbc.errors import CheckpointError
+    from wbc.train import load_checkpoint
+
+    runs = []
+    for p in sorted(cv.glob("fold*")):
+        try:
+            if load_checkpoint(p / "last.pt").get("stopped"):
+                runs.append(p)
+        except CheckpointError:
+            continue
+    return runs
+
+
 def oof_logits(run: Path, data: str | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The run's held-out view logits (V, N, 4), labels (N,) and cells, cached beside its last.pt."""
     from wbc.ship import checkpoint_validation_logits
@@ -98,9 +113,9 @@ def main() -> int:
     ap.add_argument("--data", help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
-    runs = sorted(p for p in args.cv.glob("fold*") if (p / "last.pt").exists())
+    runs = finished_folds(args.cv)
     if len(runs) < 2:
-        print(f"calibration_methods: {args.cv}: needs at least two finished fold runs (foldK/last.pt)", file=sys.stderr)
+        print(f"calibration_methods: {args.cv}: needs at least two fold runs that ran to their end (foldK/last.pt)", file=sys.stderr)
         return 2
     folds = [oof_logits(r, args.data) for r in runs]
     ys = np.concatenate([f[1] for f in folds])

@@ -1,0 +1,84 @@
+"""Would an ensemble (or a student distilled from one) beat one network? Asked out of fold, no TEST.
+
+    python benchmarks/ensemble_oof.py runs/cv/e10-fields runs/cv/e11-fields [--folds 0 1 2 3 4]
+
+Each recipe's fold K run held out the same cells (split seed 0), so its out-of-fold view logits
+(foldK/oof_logits.npz, cached by calibration_methods.py) pair up file by file. For each recipe alone
+and for the mean of their probabilities (8 views each) it prints accuracy over files, cells right
+and macro-F1, then how often the recipes agree and how many files and cells at least one of them
+gets right (the most any way of combining them could reach).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from calibration_methods import finished_folds, oof_logits  # noqa: E402
+
+
+def main() -> int:
+    from sklearn.metrics import f1_score
+
+    from wbc.calibration import tta_probs
+    from wbc.metrics import pool_cells
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("cv", type=Path, nargs="+", help="cross-validation folders (foldK run folders inside)")
+    ap.add_argument("--folds", type=int, nargs="+", help="folds every recipe has (default: those all have)")
+    ap.add_argument("--data", help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
+    args = ap.parse_args()
+    if len(args.cv) < 2:
+        ap.error("name at least two cross-validation folders")
+    have = [{int(p.name[4:]) for p in finished_folds(cv)} for cv in args.cv]
+    folds = sorted(args.folds or set.intersection(*have))
+    missing = [f"{cv}/fold{k}" for cv, h in zip(args.cv, have) for k in folds if k not in h]
+    if not folds or missing:
+        print(f"ensemble_oof: no finished fold run at {', '.join(missing) or 'any common fold'}", file=sys.stderr)
+        return 2
+
+    probs: dict[str, list[np.ndarray]] = {cv.name: [] for cv in args.cv}
+    ys: list[np.ndarray] = []
+    cells: list[str] = []
+    for k in folds:
+        first: tuple[np.ndarray, list[str]] | None = None
+        for cv in args.cv:
+            lg, y, c = oof_logits(cv / f"fold{k}", args.data)
+            if first is None:
+                first = (y, c)
+                ys.append(y)
+                cells += c
+            elif not (np.array_equal(y, first[0]) and c == first[1]):
+                print(f"ensemble_oof: {cv}/fold{k} held out other files than {args.cv[0]}/fold{k}", file=sys.stderr)
+                return 2
+            probs[cv.name].append(tta_probs(lg))
+    y = np.concatenate(ys)
+    rows = {name: np.concatenate(p) for name, p in probs.items()}
+    rows["mean of all"] = np.mean(list(rows.values()), axis=0)
+
+    def cell_right(p: np.ndarray) -> np.ndarray:
+        cp, cy, _ = pool_cells(p, y, cells)
+        return cp.argmax(1) == cy
+
+    print(f"{len(y)} out-of-fold files of {len(set(cells))} cells, folds {', '.join(map(str, folds))}\n")
+    print("| recipe | accuracy over files | cells right | macro-F1 |")
+    print("|---|---|---|---|")
+    for name, p in rows.items():
+        print(f"| {name} | {(p.argmax(1) == y).mean():.2%} | {cell_right(p).sum()} / {len(set(cells))} | "
+              f"{f1_score(y, p.argmax(1), average='macro'):.3f} |")
+    singles = [rows[cv.name] for cv in args.cv]
+    decisions = np.stack([p.argmax(1) for p in singles])  # (recipes, files)
+    agree = (decisions == decisions[0]).all(0).mean()
+    any_file = (decisions == y).any(0).mean()
+    any_cell = np.stack([cell_right(p) for p in singles]).any(0).sum()
+    print(f"\nAll recipes decide alike on {agree:.2%} of files. At least one is right on {any_file:.2%} of files "
+          f"and {any_cell} cells.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
