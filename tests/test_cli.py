@@ -72,8 +72,9 @@ class TestOtherVerbs:
         assert rc == 0 and (out / "best.pt").exists()
 
     def test_train_window(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        """--window sets the crop the run's network sees (saved in its config); nonsense is refused by name."""
-        pytest.importorskip("torch")
+        """--window and --input-size set the crop the run's network sees and its size (saved in its config);
+        nonsense is refused by name."""
+        torch = pytest.importorskip("torch")
         base = ["train", "--data", str(FIXTURE_IMAGES), "--dry-run", "--val-fraction", "0.34", "--batch-size", "8",
                 "--threads", "1", "--quiet"]
         assert main([*base, "--out", str(tmp_path / "w"), "--window", "128"]) == 0
@@ -82,6 +83,14 @@ class TestOtherVerbs:
         assert "--window: crop window 5 px" in capsys.readouterr().err
         assert main([*base, "--out", str(tmp_path / "s"), "--model", "seed", "--window", "128"]) == 2
         assert "whole field" in capsys.readouterr().err
+        # --input-size: the network's input; the run's checkpoint rebuilds a network of that size.
+        assert main([*base, "--out", str(tmp_path / "i"), "--input-size", "80"]) == 0
+        from wbc.train import load_checkpoint, model_from_checkpoint
+        net, spec = model_from_checkpoint(load_checkpoint(tmp_path / "i" / "best.pt"))
+        assert (spec.size, spec.window) == (80, 160)
+        assert net(torch.zeros(2, 3, 80, 80)).shape == (2, 4)
+        assert main([*base, "--out", str(tmp_path / "j"), "--input-size", "8"]) == 2
+        assert "input size 8 px" in capsys.readouterr().err
 
     def test_train_weight_decay(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """--weight-decay reaches the run's config and its optimizer; settings out of range are refused by name."""

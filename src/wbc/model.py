@@ -136,18 +136,24 @@ def config_from_dict(name: str, d: dict[str, Any]) -> SeedConfig | WbcNetConfig:
     return cfg_cls(**fixed, preprocess=pre)
 
 
-def default_config(name: str, window: int | None = None) -> SeedConfig | WbcNetConfig:
-    """Network `name`'s default config; `window`: crop that many source px around the cell instead."""
+def default_config(name: str, window: int | None = None, size: int | None = None) -> SeedConfig | WbcNetConfig:
+    """Network `name`'s default config; `window`: crop that many source px around the cell instead;
+    `size`: feed the network size x size px (the crop, or the field's height) instead."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     cfg = MODELS[name][1]()
-    if window is None:
-        return cfg
-    if cfg.preprocess.mode != "cell":
-        raise ValueError(f"{name} sees the whole field; a crop window applies to networks that look at the cell")
-    if not 32 <= window <= 640:
-        raise ValueError(f"crop window {window} px: choose 32..640 source pixels")
-    return replace(cfg, preprocess=replace(cfg.preprocess, window=window))
+    pre = cfg.preprocess
+    if window is not None:
+        if pre.mode != "cell":
+            raise ValueError(f"{name} sees the whole field; a crop window applies to networks that look at the cell")
+        if not 32 <= window <= 640:
+            raise ValueError(f"crop window {window} px: choose 32..640 source pixels")
+        pre = replace(pre, window=window)
+    if size is not None:
+        if not 32 <= size <= 320:
+            raise ValueError(f"input size {size} px: choose 32..320 pixels")
+        pre = replace(pre, size=size)
+    return replace(cfg, preprocess=pre)
 
 
 def build_model(name: str, cfg: SeedConfig | WbcNetConfig | None = None) -> nn.Module:
