@@ -28,36 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from wbc.calibration import Calibrator, fit_mapped_calibrator, fit_temperature_calibrator
-
-
-def finished_folds(cv: Path) -> list[Path]:
-    """The fold runs (cv/foldK) that ran to their end; an interrupted one would score a half-trained network."""
-    from wbc.errors import CheckpointError
-    from wbc.train import load_checkpoint
-
-    runs = []
-    for p in sorted(cv.glob("fold*")):
-        try:
-            if load_checkpoint(p / "last.pt").get("stopped"):
-                runs.append(p)
-        except CheckpointError:
-            continue
-    return runs
-
-
-def oof_logits(run: Path, data: str | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """The run's held-out view logits (V, N, 4), labels (N,) and cells, cached beside its last.pt."""
-    from wbc.ship import checkpoint_validation_logits
-
-    cache = run / "oof_logits.npz"
-    if cache.exists() and cache.stat().st_mtime >= (run / "last.pt").stat().st_mtime:
-        z = np.load(cache)
-        return z["logits"], z["y"], [str(c) for c in z["cells"]]
-    lg, y, cells = checkpoint_validation_logits(run / "last.pt", data, views=8)
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, logits=lg, y=y, cells=np.array(cells))
-    tmp.replace(cache)
-    return lg, y, cells
+from wbc.crossval import finished_folds, fold_logits
 
 
 def fit_logits_t(lg: np.ndarray, y: np.ndarray) -> Calibrator:
@@ -117,7 +88,7 @@ def main() -> int:
     if len(runs) < 2:
         print(f"calibration_methods: {args.cv}: needs at least two fold runs that ran to their end (foldK/last.pt)", file=sys.stderr)
         return 2
-    folds = [oof_logits(r, args.data) for r in runs]
+    folds = [fold_logits(r, args.data) for r in runs]
     ys = np.concatenate([f[1] for f in folds])
     raw = np.concatenate([tta_probs(f[0]) for f in folds])
     rows = {"uncalibrated": raw}

@@ -3,7 +3,7 @@
     python benchmarks/ensemble_oof.py runs/cv/e10-fields runs/cv/e11-fields [--folds 0 1 2 3 4]
 
 Each recipe's fold K run held out the same cells (split seed 0), so its out-of-fold view logits
-(foldK/oof_logits.npz, cached by calibration_methods.py) pair up file by file. For each recipe alone
+(foldK/oof_logits.npz, cached by wbc.crossval.fold_logits) pair up file by file. For each recipe alone
 and for the mean of their probabilities (8 views each) it prints accuracy over files, cells right
 and macro-F1, then how often the recipes agree and how many files and cells at least one of them
 gets right (the most any way of combining them could reach).
@@ -17,14 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from calibration_methods import finished_folds, oof_logits  # noqa: E402
 
 
 def main() -> int:
     from sklearn.metrics import f1_score
 
     from wbc.calibration import tta_probs
+    from wbc.crossval import finished_folds, fold_logits
     from wbc.metrics import pool_cells
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -47,7 +46,7 @@ def main() -> int:
     for k in folds:
         first: tuple[np.ndarray, list[str]] | None = None
         for cv in args.cv:
-            lg, y, c = oof_logits(cv / f"fold{k}", args.data)
+            lg, y, c = fold_logits(cv / f"fold{k}", args.data)
             if first is None:
                 first = (y, c)
                 ys.append(y)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 
-from wbc.crossval import cross_validate, fold_config, train_or_reuse  # noqa: E402
+from wbc.crossval import cross_validate, finished_folds, fold_config, fold_logits, train_or_reuse  # noqa: E402
 from wbc.data import list_split  # noqa: E402
 from wbc.errors import CheckpointError, DataError  # noqa: E402
 from wbc.model import default_config  # noqa: E402
@@ -58,6 +60,29 @@ class TestCrossValidate:
         assert again["calibrated"]["accuracy"] == r["calibrated"]["accuracy"]
         with pytest.raises(CheckpointError, match="lr differ"):
             cross_validate(replace(RECIPE, lr=1e-3), {k: work / f"fold{k}" for k in range(3)}, FIXTURE_IMAGES)
+
+    def test_fold_logits_are_cached(self, cv: tuple[Path, dict]) -> None:
+        """The out-of-fold logits are kept beside last.pt; a damaged cache is rebuilt to the same figures."""
+        work, _ = cv
+        run = work / "fold0"
+        assert (run / "oof_logits.npz").exists()
+        lg, y, cells = fold_logits(run, FIXTURE_IMAGES)
+        assert lg.shape == (8, len(y), 4)
+        (run / "oof_logits.npz").write_bytes(b"not an npz")
+        lg2, y2, cells2 = fold_logits(run, FIXTURE_IMAGES)
+        assert np.allclose(lg, lg2, atol=1e-5) and np.array_equal(y, y2) and cells == cells2
+        assert np.load(run / "oof_logits.npz")["logits"].shape == lg.shape
+
+    def test_finished_folds_leave_out_interrupted_runs(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
+        """Only fold runs that ran to their end count; a half-trained one (or none) is left out."""
+        work, _ = cv
+        assert finished_folds(work) == [work / f"fold{k}" for k in range(3)]
+        for k in range(3):
+            shutil.copytree(work / f"fold{k}", tmp_path / f"fold{k}")
+        state = torch.load(tmp_path / "fold1" / "last.pt", weights_only=False)
+        torch.save({**state, "stopped": False}, tmp_path / "fold1" / "last.pt")
+        (tmp_path / "fold2" / "last.pt").unlink()
+        assert finished_folds(tmp_path) == [tmp_path / "fold0"]
 
     def test_patience_of_a_full_run_does_not_matter(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
         """A fold run that ran all its epochs is reused under another patience; for the calibration of

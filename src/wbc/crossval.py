@@ -136,11 +136,43 @@ def shown_ece(cv: dict[str, Any]) -> float | None:
     return float(check["ece_mapped" if cv.get("confidence_map") else "ece_temperature"])
 
 
+def finished_folds(cv: Path) -> list[Path]:
+    """The fold runs (cv/foldK) that ran to their end; an interrupted one would score a half-trained network."""
+    runs = []
+    for p in sorted(cv.glob("fold*")):
+        try:
+            if load_checkpoint(p / "last.pt").get("stopped"):
+                runs.append(p)
+        except CheckpointError:
+            continue
+    return runs
+
+
+def fold_logits(run: Path, data: str | Path | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A fold run's held-out view logits (8, N, 4), labels (N,) and cells from its last epoch, cached
+    beside its last.pt (oof_logits.npz) until last.pt changes: rendering, calibration and ensemble
+    comparisons then cost no second pass over the images."""
+    from wbc.ship import checkpoint_validation_logits
+
+    cache = run / "oof_logits.npz"
+    if cache.exists() and cache.stat().st_mtime >= (run / "last.pt").stat().st_mtime:
+        try:
+            z = np.load(cache)
+            return z["logits"], z["y"], [str(c) for c in z["cells"]]
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged cache is rebuilt below
+    lg, y, cells = checkpoint_validation_logits(run / "last.pt", data, views=8)
+    tmp = cache.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, logits=lg, y=y, cells=np.array(cells))
+    tmp.replace(cache)
+    return lg, y, cells
+
+
 def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | None = None,
                    progress: bool = False, model_cfg: SeedConfig | WbcNetConfig | None = None) -> dict[str, Any]:
     """Train (or reuse) one run per fold, then pool their out-of-fold predictions (see module doc)."""
     from wbc.metrics import compute_metrics
-    from wbc.ship import card_metrics, checkpoint_validation_logits
+    from wbc.ship import card_metrics
 
     k = folds_of(cfg)
     if not runs or not set(runs) <= set(range(k)):
@@ -149,7 +181,7 @@ def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | N
     for fold, run in sorted(runs.items()):
         reused = train_or_reuse(fold_config(cfg, fold), run, progress, model_cfg)
         models.append(network(cfg.model, saved_config(run)["model"]))
-        lg, y, c = checkpoint_validation_logits(run / "last.pt", data, views=8)
+        lg, y, c = fold_logits(run, data)
         per_fold[str(fold)] = {"run": str(run), "reused": reused, "files": len(y), "cells": len(set(c)),
                                "epochs_run": int(load_checkpoint(run / "last.pt")["epoch"]) + 1,
                                "temperature": fit_temperature(lg, y),
