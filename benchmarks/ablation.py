@@ -57,16 +57,22 @@ def val_report(run: Path, robust: bool) -> dict:
 def markdown(results: dict[str, dict]) -> str:
     """Validation-only ablation table (and, where measured, the worst shift) from val_report results."""
     lines = ["| run | MFLOPs | train s | epochs run | T | val acc, 1 view | val acc, TTA 8 | val macro-F1, TTA | "
-             "val NLL, TTA | val ECE | worst shift (acc, name) |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "val NLL, TTA | val ECE | worst shift (acc, name) | shifted quarter: clean / mean drop / shifts "
+             "over 3 points |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for run, r in results.items():
         a, b = r["1view"], r["tta8"]
-        worst = ""
+        worst = drops = ""
         if "shifts" in r:
             name, v = min(r["shifts"].items(), key=lambda kv: kv[1]["accuracy"])
             worst = f"{100 * v['accuracy']:.2f}% ({name})"
-        lines.append(f"| {Path(run).name} | {r['mflops']:.0f} | {r['train_seconds']:.0f} | {r['epochs']} | "
+            clean = r["shifts"]["clean"]["accuracy"]
+            d = [clean - x["accuracy"] for k, x in r["shifts"].items() if k != "clean"]
+            drops = f"{100 * clean:.2f}% / {100 * sum(d) / len(d):.2f} / {sum(x > 0.03 for x in d)} of {len(d)}"
+        # A fold run is named by its cross-validation too (runs/cv/NAME/foldK): folds share their names.
+        label = f"{Path(run).parent.name}/{Path(run).name}" if Path(run).name.startswith("fold") else Path(run).name
+        lines.append(f"| {label} | {r['mflops']:.0f} | {r['train_seconds']:.0f} | {r['epochs']} | "
                      f"{r['temperature']:.2f} | {100 * a['accuracy']:.2f}% | {100 * b['accuracy']:.2f}% | "
-                     f"{b['macro_f1']:.4f} | {b['nll']:.3f} | {b['ece']:.3f} | {worst} |")
+                     f"{b['macro_f1']:.4f} | {b['nll']:.3f} | {b['ece']:.3f} | {worst} | {drops} |")
     return "\n".join(lines)
 
 
