@@ -2,7 +2,7 @@
 
     python benchmarks/cv.py --render runs/cv/*/cv.json
     python benchmarks/cv.py --name e10 [--use 0=runs/e10-light-80] [--epochs N] [--augment A]
-                            [--mixup ALPHA] [--label-smoothing EPS] [--ema DECAY] [--window PX] [--input-size PX] [--seed 0] [--folds K ...] [--work runs/cv] [--json out.json]
+                            [--mixup ALPHA] [--label-smoothing EPS] [--ema DECAY] [--window PX] [--input-size PX] [--widths C ...] [--seed 0] [--folds K ...] [--work runs/cv] [--json out.json]
 
 TRAIN's 261 cells (original fields, `wbc.sources`) are dealt into 5 class-stratified folds (`wbc train --fold K`; fold 0 is the
 split every single run uses). The recipe is trained once per fold, each model holding out one
@@ -79,6 +79,7 @@ def main() -> int:
     ap.add_argument("--ema", type=float, metavar="DECAY", help="average the weights (decay per step; default: off)")
     ap.add_argument("--window", type=int, metavar="PX", help="crop window around the cell in source px (default: 160)")
     ap.add_argument("--input-size", type=int, metavar="PX", help="the network's input in px (default: 96)")
+    ap.add_argument("--widths", type=int, nargs="+", metavar="C", help="wbcnet's channels per stage (default: 24 48 96)")
     ap.add_argument("--folds", type=int, nargs="+", metavar="K",
                     help="run and pool only these folds: a cheaper comparison of recipes on the same folds "
                          "(it calibrates nothing; default: all)")
@@ -117,10 +118,10 @@ def main() -> int:
     from wbc.model import default_config
 
     try:
-        model_cfg = (None if args.window is None and args.input_size is None else
-                     default_config(cfg.model, args.window, args.input_size))
+        model_cfg = (None if args.window is None and args.input_size is None and args.widths is None else
+                     default_config(cfg.model, args.window, args.input_size, tuple(args.widths) if args.widths else None))
     except ValueError as e:
-        ap.error(f"--window/--input-size: {e}")
+        ap.error(f"network: {e}")
 
     k = folds_of(cfg)
     folds = sorted(set(args.folds)) if args.folds else list(range(k))

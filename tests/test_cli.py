@@ -72,15 +72,15 @@ class TestOtherVerbs:
         assert rc == 0 and (out / "best.pt").exists()
 
     def test_train_window(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        """--window and --input-size set the crop the run's network sees and its size (saved in its config);
-        nonsense is refused by name."""
+        """--window, --input-size and --widths set the crop the run's network sees, its size and the
+        network's stage widths (saved in its config); nonsense is refused by name."""
         torch = pytest.importorskip("torch")
         base = ["train", "--data", str(FIXTURE_IMAGES), "--dry-run", "--val-fraction", "0.34", "--batch-size", "8",
                 "--threads", "1", "--quiet"]
         assert main([*base, "--out", str(tmp_path / "w"), "--window", "128"]) == 0
         assert json.loads((tmp_path / "w" / "config.json").read_text())["model"]["preprocess"]["window"] == 128
         assert main([*base, "--out", str(tmp_path / "x"), "--window", "5"]) == 2
-        assert "--window: crop window 5 px" in capsys.readouterr().err
+        assert "network: crop window 5 px" in capsys.readouterr().err
         assert main([*base, "--out", str(tmp_path / "s"), "--model", "seed", "--window", "128"]) == 2
         assert "whole field" in capsys.readouterr().err
         # --input-size: the network's input; the run's checkpoint rebuilds a network of that size.
@@ -91,6 +91,12 @@ class TestOtherVerbs:
         assert net(torch.zeros(2, 3, 80, 80)).shape == (2, 4)
         assert main([*base, "--out", str(tmp_path / "j"), "--input-size", "8"]) == 2
         assert "input size 8 px" in capsys.readouterr().err
+        # --widths: wbcnet's channels per stage; the seed replica's are fixed.
+        assert main([*base, "--out", str(tmp_path / "n"), "--widths", "16", "32", "64"]) == 0
+        net, _ = model_from_checkpoint(load_checkpoint(tmp_path / "n" / "best.pt"))
+        assert net.fc.in_features == 64
+        assert main([*base, "--out", str(tmp_path / "m"), "--model", "seed", "--widths", "16"]) == 2
+        assert "stage widths apply to wbcnet" in capsys.readouterr().err
 
     def test_train_weight_decay(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """--weight-decay reaches the run's config and its optimizer; settings out of range are refused by name."""

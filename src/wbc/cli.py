@@ -78,10 +78,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         cfg = replace(cfg, epochs=1, limit_cells=cfg.limit_cells or 3)
     try:
-        model_cfg = (None if args.window is None and args.input_size is None else
-                     _training("wbc.model", "default_config")(cfg.model, args.window, args.input_size))
+        model_cfg = (None if args.window is None and args.input_size is None and args.widths is None else
+                     _training("wbc.model", "default_config")(cfg.model, args.window, args.input_size,
+                                                             tuple(args.widths) if args.widths else None))
     except ValueError as e:
-        raise WbcError(f"{'--window' if args.input_size is None else '--window/--input-size'}: {e}") from e
+        raise WbcError(f"network: {e}") from e
     run = fit(cfg, out, resume=args.resume, progress=not args.quiet, model_cfg=model_cfg)
     print(f"run written to {run} (best.pt, last.pt, summary.csv, curves.png)")
     return 0
@@ -237,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="crop PX x PX source pixels around the cell (resized to the network's input; default: 160)")
     t.add_argument("--input-size", type=int, metavar="PX",
                    help="resize the crop to PX x PX for the network (default: 96; FLOPs grow with its square)")
+    t.add_argument("--widths", type=int, nargs="+", metavar="C",
+                   help="wbcnet's channels per stage (default: 24 48 96)")
     t.add_argument("--skip-bad", action="store_true", help="leave out unreadable images instead of stopping")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     t.add_argument("--dry-run", action="store_true", help="one epoch on 3 cells per class, to check the set-up")

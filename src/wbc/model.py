@@ -136,12 +136,22 @@ def config_from_dict(name: str, d: dict[str, Any]) -> SeedConfig | WbcNetConfig:
     return cfg_cls(**fixed, preprocess=pre)
 
 
-def default_config(name: str, window: int | None = None, size: int | None = None) -> SeedConfig | WbcNetConfig:
+def default_config(name: str, window: int | None = None, size: int | None = None,
+                   widths: tuple[int, ...] | None = None) -> SeedConfig | WbcNetConfig:
     """Network `name`'s default config; `window`: crop that many source px around the cell instead;
-    `size`: feed the network size x size px (the crop, or the field's height) instead."""
+    `size`: feed the network size x size px (the crop, or the field's height) instead; `widths`:
+    wbcnet's channels per stage instead."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     cfg = MODELS[name][1]()
+    if widths is not None:
+        if not isinstance(cfg, WbcNetConfig):
+            raise ValueError(f"{name} has fixed filters; stage widths apply to wbcnet")
+        if not widths or any(not 4 <= w <= 512 for w in widths):
+            raise ValueError(f"stage widths {list(widths)}: choose one to five stages of 4..512 channels")
+        if len(widths) > 5:
+            raise ValueError(f"stage widths {list(widths)}: at most five stages (each halves the input)")
+        cfg = replace(cfg, widths=tuple(widths))
     pre = cfg.preprocess
     if window is not None:
         if pre.mode != "cell":
