@@ -46,7 +46,9 @@ def main() -> int:
     base = ms[str(args.runs[0])]
     print("| run | MFLOPs | ORT ms/image, batch 1 | baseline / run |\n|---|---|---|---|")
     for run in map(str, args.runs):
-        print(f"| {Path(run).name} | {mflops[run]:.0f} | {ms[run]:.3f} | {base / ms[run]:.1f}x |")
+        # A fold run is named by its cross-validation too (runs/cv/NAME/foldK): folds share their names.
+        label = f"{Path(run).parent.name}/{Path(run).name}" if Path(run).name.startswith("fold") else Path(run).name
+        print(f"| {label} | {mflops[run]:.0f} | {ms[run]:.3f} | {base / ms[run]:.1f}x |")
     return 0
 
 
