@@ -118,8 +118,7 @@ def main() -> int:
     from wbc.model import default_config
 
     try:
-        model_cfg = (None if args.window is None and args.input_size is None and args.widths is None else
-                     default_config(cfg.model, args.window, args.input_size, tuple(args.widths) if args.widths else None))
+        model_cfg = default_config(cfg.model, args.window, args.input_size, args.widths)
     except ValueError as e:
         ap.error(f"network: {e}")
 

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 
-
 def main() -> int:
     from sklearn.metrics import f1_score
 

@@ -78,9 +78,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.dry_run:
         cfg = replace(cfg, epochs=1, limit_cells=cfg.limit_cells or 3)
     try:
-        model_cfg = (None if args.window is None and args.input_size is None and args.widths is None else
-                     _training("wbc.model", "default_config")(cfg.model, args.window, args.input_size,
-                                                             tuple(args.widths) if args.widths else None))
+        model_cfg = _training("wbc.model", "default_config")(cfg.model, args.window, args.input_size, args.widths)
     except ValueError as e:
         raise WbcError(f"network: {e}") from e
     run = fit(cfg, out, resume=args.resume, progress=not args.quiet, model_cfg=model_cfg)

@@ -11,6 +11,7 @@ has no validation cells of its own.
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -31,6 +32,7 @@ from wbc.calibration import (
     tta_probs,
 )
 from wbc.errors import CheckpointError, DataError
+from wbc.io import atomic_write_bytes
 from wbc.model import SeedConfig, WbcNetConfig, config_from_dict, config_to_dict, default_config
 from wbc.train import TrainConfig, fit, load_checkpoint, read_val_cells
 
@@ -162,9 +164,9 @@ def fold_logits(run: Path, data: str | Path | None = None) -> tuple[np.ndarray, 
         except (OSError, ValueError, KeyError):
             pass  # a damaged cache is rebuilt below
     lg, y, cells = checkpoint_validation_logits(run / "last.pt", data, views=8)
-    tmp = cache.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, logits=lg, y=y, cells=np.array(cells))
-    tmp.replace(cache)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, logits=lg, y=y, cells=np.array(cells))
+    atomic_write_bytes(cache, buf.getvalue())
     return lg, y, cells
 
 

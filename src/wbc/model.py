@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -137,7 +138,7 @@ def config_from_dict(name: str, d: dict[str, Any]) -> SeedConfig | WbcNetConfig:
 
 
 def default_config(name: str, window: int | None = None, size: int | None = None,
-                   widths: tuple[int, ...] | None = None) -> SeedConfig | WbcNetConfig:
+                   widths: Sequence[int] | None = None) -> SeedConfig | WbcNetConfig:
     """Network `name`'s default config; `window`: crop that many source px around the cell instead;
     `size`: feed the network size x size px (the crop, or the field's height) instead; `widths`:
     wbcnet's channels per stage instead."""
@@ -147,10 +148,9 @@ def default_config(name: str, window: int | None = None, size: int | None = None
     if widths is not None:
         if not isinstance(cfg, WbcNetConfig):
             raise ValueError(f"{name} has fixed filters; stage widths apply to wbcnet")
-        if not widths or any(not 4 <= w <= 512 for w in widths):
-            raise ValueError(f"stage widths {list(widths)}: choose one to five stages of 4..512 channels")
-        if len(widths) > 5:
-            raise ValueError(f"stage widths {list(widths)}: at most five stages (each halves the input)")
+        if not 1 <= len(widths) <= 5 or any(not 4 <= w <= 512 for w in widths):
+            raise ValueError(f"stage widths {list(widths)}: choose one to five stages (each halves the input) "
+                             "of 4..512 channels")
         cfg = replace(cfg, widths=tuple(widths))
     pre = cfg.preprocess
     if window is not None:
