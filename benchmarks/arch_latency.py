@@ -5,12 +5,15 @@
 Exports each run's best.pt (one view, no calibration: the network alone) and times one image
 through `Predictor.predict_probs` as `wbc predict --single-view` runs it, in the same process and
 thread setting, in alternation (`timing.time_interleaved`); prints ms/image and the ratio of the
-first run (the baseline) to each.
+first run (the baseline) to each. With --int8, each run is also timed as a static INT8 copy
+(ONNX Runtime's quantizer, QDQ, per-channel weights, activations calibrated on the same TRAIN images
+the export checks parity on): does quantizing buy the batch-1 speed a smaller network would?
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -19,11 +22,41 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import single_pass, time_interleaved  # noqa: E402
 
 
+def quantized(export_dir: Path, spec: object, images: list[Path]) -> Path:
+    """A static INT8 copy of an export (export_dir/int8: model.onnx and its card, sha256 updated)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from wbc.imaging import load_image, prepare
+    from wbc.predict import sha256_file
+
+    crops = [prepare(load_image(p), spec)[None] for p in images]  # uint8 (1, h, w, 3) each
+
+    class Crops(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.it = iter(crops)
+
+        def get_next(self) -> dict[str, object] | None:
+            x = next(self.it, None)
+            return None if x is None else {"input": x}
+
+    out = export_dir / "int8"
+    out.mkdir()
+    quant_pre_process(str(export_dir / "model.onnx"), str(out / "pre.onnx"))
+    quantize_static(str(out / "pre.onnx"), str(out / "model.onnx"), Crops(), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    card = json.loads((export_dir / "model.json").read_text())
+    card["onnx_sha256"] = sha256_file(out / "model.onnx")
+    (out / "model.json").write_text(json.dumps(card))
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", type=Path, nargs="+", help="run folders; the first is the baseline")
     ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default: 2)")
     ap.add_argument("--rounds", type=int, default=15, help="alternating timing rounds (default: 15)")
+    ap.add_argument("--int8", action="store_true", help="also time a statically quantized INT8 copy of each run")
     args = ap.parse_args()
 
     from wbc.model import count_flops
@@ -42,13 +75,17 @@ def main() -> int:
             net, _ = model_from_checkpoint(load_checkpoint(run / "best.pt"))
             mflops[str(run)] = count_flops(net, pred.spec.input_hw) / 1e6
             fns[str(run)] = single_pass(pred)
+            if args.int8:
+                fns[f"{run} int8"] = single_pass(Predictor(quantized(out, pred.spec, images), threads=args.threads))
+                mflops[f"{run} int8"] = mflops[str(run)]
         ms = {k: 1000 * v for k, v in time_interleaved(fns, rounds=args.rounds).items()}
     base = ms[str(args.runs[0])]
     print("| run | MFLOPs | ORT ms/image, batch 1 | baseline / run |\n|---|---|---|---|")
-    for run in map(str, args.runs):
+    for run in ms:
+        path, _, kind = run.partition(" ")
         # A fold run is named by its cross-validation too (runs/cv/NAME/foldK): folds share their names.
-        label = f"{Path(run).parent.name}/{Path(run).name}" if Path(run).name.startswith("fold") else Path(run).name
-        print(f"| {label} | {mflops[run]:.0f} | {ms[run]:.3f} | {base / ms[run]:.1f}x |")
+        label = f"{Path(path).parent.name}/{Path(path).name}" if Path(path).name.startswith("fold") else Path(path).name
+        print(f"| {label}{' (' + kind + ')' if kind else ''} | {mflops[run]:.0f} | {ms[run]:.3f} | {base / ms[run]:.1f}x |")
     return 0
 
 
