@@ -139,9 +139,10 @@ class TestFit:
         assert cfg.mixup == 0.0
 
     def test_wbcnet_preset(self) -> None:
-        """wbcnet's default recipe is the cross-validated one: 80 epochs of AdamW, robust augmentation, mixup 0.4."""
+        """wbcnet's default recipe is the cross-validated one: 80 epochs of AdamW, robust augmentation,
+        mixup 0.4, label smoothing 0.2."""
         cfg = preset("wbcnet")
-        assert (cfg.optimizer, cfg.epochs, cfg.augment, cfg.mixup) == ("adamw", 80, "robust", 0.4)
+        assert (cfg.optimizer, cfg.epochs, cfg.augment, cfg.mixup, cfg.label_smoothing) == ("adamw", 80, "robust", 0.4, 0.2)
 
     def test_seed_model_trains(self, tmp_path: Path) -> None:
         """The replica goes through the same pipeline (one epoch on the fixtures)."""

@@ -226,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="blend pairs of training images and their labels, weight ~ Beta(ALPHA, ALPHA); 0 is off "
                         "(default: 0.4 for wbcnet, off for seed)")
     t.add_argument("--label-smoothing", type=float, metavar="EPS",
-                   help="share of each target spread over the other classes (default: 0.1 for wbcnet, 0 for seed)")
+                   help="share of each target spread over the other classes (default: 0.2 for wbcnet, 0 for seed)")
     t.add_argument("--weight-decay", type=float, metavar="WD",
                    help="the optimizer's weight decay (AdamW's is decoupled; default: 5e-4 wbcnet, 0 seed)")
     t.add_argument("--ema", type=float, metavar="DECAY",
