@@ -16,14 +16,22 @@ import argparse
 import json
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from wbc.imaging import PreprocessSpec
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import single_pass, time_interleaved  # noqa: E402
 
 
-def quantized(export_dir: Path, spec: object, images: list[Path]) -> Path:
-    """A static INT8 copy of an export (export_dir/int8: model.onnx and its card, sha256 updated)."""
+def quantized(export_dir: Path, spec: PreprocessSpec, images: list[Path]) -> Path:
+    """A static INT8 copy of an export (export_dir/int8: model.onnx and its card with the copy's sha256;
+    the card's other figures, such as its size and parity check, are the float model's)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -36,7 +44,7 @@ def quantized(export_dir: Path, spec: object, images: list[Path]) -> Path:
         def __init__(self) -> None:
             self.it = iter(crops)
 
-        def get_next(self) -> dict[str, object] | None:
+        def get_next(self) -> dict[str, np.ndarray] | None:
             x = next(self.it, None)
             return None if x is None else {"input": x}
 
@@ -66,26 +74,26 @@ def main() -> int:
     from wbc.train import load_checkpoint, model_from_checkpoint
 
     images = parity_images(None)
-    fns, mflops = {}, {}
+    fns: dict[str, Callable[[], object]] = {}  # keyed by the table's row label
+    mflops: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i, run in enumerate(args.runs):
+            # A fold run is named by its cross-validation too (runs/cv/NAME/foldK): folds share their names.
+            label = f"{run.parent.name}/{run.name}" if run.name.startswith("fold") else run.name
             out = Path(tmp) / str(i)
             export(run / "best.pt", out, images)
             pred = Predictor(out, threads=args.threads)
             net, _ = model_from_checkpoint(load_checkpoint(run / "best.pt"))
-            mflops[str(run)] = count_flops(net, pred.spec.input_hw) / 1e6
-            fns[str(run)] = single_pass(pred)
+            mflops[label] = count_flops(net, pred.spec.input_hw) / 1e6
+            fns[label] = single_pass(pred)
             if args.int8:
-                fns[f"{run} int8"] = single_pass(Predictor(quantized(out, pred.spec, images), threads=args.threads))
-                mflops[f"{run} int8"] = mflops[str(run)]
+                fns[f"{label} (int8)"] = single_pass(Predictor(quantized(out, pred.spec, images), threads=args.threads))
+                mflops[f"{label} (int8)"] = mflops[label]  # the float network's count: the same arithmetic, in int8
         ms = {k: 1000 * v for k, v in time_interleaved(fns, rounds=args.rounds).items()}
-    base = ms[str(args.runs[0])]
+    base = next(iter(ms.values()))
     print("| run | MFLOPs | ORT ms/image, batch 1 | baseline / run |\n|---|---|---|---|")
-    for run in ms:
-        path, _, kind = run.partition(" ")
-        # A fold run is named by its cross-validation too (runs/cv/NAME/foldK): folds share their names.
-        label = f"{Path(path).parent.name}/{Path(path).name}" if Path(path).name.startswith("fold") else Path(path).name
-        print(f"| {label}{' (' + kind + ')' if kind else ''} | {mflops[run]:.0f} | {ms[run]:.3f} | {base / ms[run]:.1f}x |")
+    for label, t in ms.items():
+        print(f"| {label} | {mflops[label]:.0f} | {t:.3f} | {base / t:.1f}x |")
     return 0
 
 

@@ -73,8 +73,8 @@ def main() -> int:
     ap.add_argument("--patience", type=int, help="epochs without improvement before a fold stops (to calibrate an "
                     "--all-cells run every fold must run all its epochs: give --patience >= --epochs)")
     ap.add_argument("--augment", choices=["robust", "robust-wide", "basic", "none"])
-    ap.add_argument("--mixup", type=float, metavar="ALPHA")
-    ap.add_argument("--label-smoothing", type=float, metavar="EPS")
+    ap.add_argument("--mixup", type=float, metavar="ALPHA", help="mixup alpha (default: 0.4, the recipe's; 0 is off)")
+    ap.add_argument("--label-smoothing", type=float, metavar="EPS", help="label smoothing (default: 0.2, the recipe's)")
     ap.add_argument("--weight-decay", type=float, metavar="WD", help="the optimizer's weight decay (default: 5e-4)")
     ap.add_argument("--ema", type=float, metavar="DECAY", help="average the weights (decay per step; default: off)")
     ap.add_argument("--window", type=int, metavar="PX", help="crop window around the cell in source px (default: 160)")

@@ -82,12 +82,10 @@ def _shown(p: Path) -> str:
     return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
 
 
-def one(model: str, seed: int, epochs: int | None, work: Path, threads: int, run: Path | None = None) -> dict[str, Any]:
-    """Train (or reuse), export, evaluate on TEST and time one network. wbcnet's seed s is the recipe's
-    cross-validation run of fold s (`crossval.fold_config`: seed s, fold s of split seed 0), so
-    `benchmarks/cv.py` and this benchmark can share runs (`--use`)."""
-    from wbc.crossval import fold_config, train_or_reuse
-    from wbc.ship import export_and_report
+def recipe_of(model: str, seed: int, epochs: int | None, work: Path, threads: int,
+              run: Path | None = None) -> tuple[Any, Path]:
+    """The TrainConfig of `model`'s seed and the folder it trains in (see `one`)."""
+    from wbc.crossval import fold_config
     from wbc.train import preset
 
     cfg = replace(preset(model), seed=seed, threads=threads)
@@ -95,7 +93,17 @@ def one(model: str, seed: int, epochs: int | None, work: Path, threads: int, run
         cfg = fold_config(replace(cfg, seed=0), seed)
     if epochs is not None:
         cfg = replace(cfg, epochs=epochs)
-    run = run or work / f"{model}-seed{seed}"
+    return cfg, run or work / f"{model}-seed{seed}"
+
+
+def one(model: str, seed: int, epochs: int | None, work: Path, threads: int, run: Path | None = None) -> dict[str, Any]:
+    """Train (or reuse), export, evaluate on TEST and time one network. wbcnet's seed s is the recipe's
+    cross-validation run of fold s (`crossval.fold_config`: seed s, fold s of split seed 0), so
+    `benchmarks/cv.py` and this benchmark can share runs (`--use`)."""
+    from wbc.crossval import train_or_reuse
+    from wbc.ship import export_and_report
+
+    cfg, run = recipe_of(model, seed, epochs, work, threads, run)
     reused = train_or_reuse(cfg, run)
     out = run / "export"
     card = export_and_report(run, out, evaluate_test=True, tta=(model == "wbcnet"))
@@ -277,13 +285,23 @@ def main() -> int:
     args = ap.parse_args()
 
     started = time.time()
-    seed = one("seed", 0, args.seed_epochs, args.work, args.threads)
     try:
         use = {int(k): Path(v) for k, v in (u.split("=", 1) for u in args.use)}
     except ValueError:
         ap.error("--use takes S=RUN, e.g. 0=runs/cv/e10/fold0")
-    ours = [one("wbcnet", s, None, args.work, args.threads, use.get(s)) for s in args.seeds]
-    ship = shipped(args.shipped, args.threads) if str(args.shipped) != "none" else None
+    from wbc.crossval import check_reusable
+    from wbc.errors import WbcError
+
+    try:
+        # Runs of another recipe are refused before anything trains (the replica takes minutes).
+        for model, s, epochs in [("seed", 0, args.seed_epochs), *(("wbcnet", s, None) for s in args.seeds)]:
+            check_reusable(*recipe_of(model, s, epochs, args.work, args.threads, use.get(s) if model == "wbcnet" else None))
+        seed = one("seed", 0, args.seed_epochs, args.work, args.threads)
+        ours = [one("wbcnet", s, None, args.work, args.threads, use.get(s)) for s in args.seeds]
+        ship = shipped(args.shipped, args.threads) if str(args.shipped) != "none" else None
+    except WbcError as e:
+        print(f"run: {e}", file=sys.stderr)
+        return 1
     batch1_interleaved([seed, *ours, *([ship] if ship else [])], args.threads)
     result = {"machine": machine(), "command": " ".join(["python", "benchmarks/run.py", *sys.argv[1:]]),
               "seed": seed, "wbcnet": ours, "shipped": ship, "benchmark_seconds": time.time() - started}

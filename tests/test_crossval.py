@@ -93,6 +93,15 @@ class TestCrossValidate:
         card = export_and_report(other, tmp_path / "out", data=FIXTURE_IMAGES, calibration=work / "cv.json")
         assert card["temperature"] == pytest.approx(r["temperature"])
 
+    def test_checks_every_fold_before_training_any(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
+        """A fold run of another recipe further on is refused before an empty fold 0 is trained."""
+        work, _ = cv
+        shutil.copytree(work / "fold1", tmp_path / "fold1")
+        runs = {0: tmp_path / "fold0", 1: tmp_path / "fold1"}
+        with pytest.raises(CheckpointError, match="fold1: not the run asked for .*lr differ"):
+            cross_validate(replace(RECIPE, lr=1e-3), runs, FIXTURE_IMAGES)
+        assert not (tmp_path / "fold0").exists()
+
     def test_refuses_a_run_of_another_network(self, cv: tuple[Path, dict]) -> None:
         """Fold runs of another crop window (network input) are not the cross-validation asked for."""
         work, _ = cv

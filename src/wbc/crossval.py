@@ -76,11 +76,10 @@ def network(model: str, cfg: SeedConfig | WbcNetConfig | dict[str, Any] | None =
     return json.loads(json.dumps(config_to_dict(cfg or default_config(model))))
 
 
-def train_or_reuse(cfg: TrainConfig, run: Path, progress: bool = False,
-                   model_cfg: SeedConfig | WbcNetConfig | None = None) -> bool:
-    """Train `cfg` (network `model_cfg`, default the recipe's) into `run` unless it is finished there
-    (an interrupted run continues); a run made with another recipe, network or on another fold is
-    refused. True when a finished run was reused."""
+def check_reusable(cfg: TrainConfig, run: Path,
+                   model_cfg: SeedConfig | WbcNetConfig | None = None) -> tuple[bool, bool]:
+    """(finished, resumable) of what `run` holds for `cfg` (network `model_cfg`, default the recipe's);
+    a run made there with another recipe, network or on another fold raises CheckpointError."""
     try:
         state = load_checkpoint(run / "last.pt")
         finished, resume = bool(state.get("stopped", False)), True
@@ -98,6 +97,15 @@ def train_or_reuse(cfg: TrainConfig, run: Path, progress: bool = False,
             differ.append("network or preprocessing")
         if differ:
             raise CheckpointError(f"{run}: not the run asked for ({', '.join(differ)} differ)")
+    return finished, resume
+
+
+def train_or_reuse(cfg: TrainConfig, run: Path, progress: bool = False,
+                   model_cfg: SeedConfig | WbcNetConfig | None = None) -> bool:
+    """Train `cfg` (network `model_cfg`, default the recipe's) into `run` unless it is finished there
+    (an interrupted run continues); a run made with another recipe, network or on another fold is
+    refused. True when a finished run was reused."""
+    finished, resume = check_reusable(cfg, run, model_cfg)
     if not finished:
         fit(cfg, run, resume=resume, progress=progress, model_cfg=model_cfg)
     return finished
@@ -179,6 +187,10 @@ def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | N
     k = folds_of(cfg)
     if not runs or not set(runs) <= set(range(k)):
         raise DataError(f"cross-validation takes runs of the folds 0..{k - 1}, got {sorted(runs)}")
+    # Every fold's folder is checked before any trains: a mismatch found at fold 3 would otherwise
+    # come after hours of training and leave a folder of two recipes.
+    for fold, run in sorted(runs.items()):
+        check_reusable(fold_config(cfg, fold), run, model_cfg)
     logits, ys, cells, per_fold, models = [], [], [], {}, []
     for fold, run in sorted(runs.items()):
         reused = train_or_reuse(fold_config(cfg, fold), run, progress, model_cfg)
