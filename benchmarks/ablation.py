@@ -56,6 +56,8 @@ def val_report(run: Path, robust: bool) -> dict:
 
 def markdown(results: dict[str, dict]) -> str:
     """Validation-only ablation table (and, where measured, the worst shift) from val_report results."""
+    from wbc.crossval import run_label
+
     lines = ["| run | MFLOPs | train s | epochs run | T | val acc, 1 view | val acc, TTA 8 | val macro-F1, TTA | "
              "val NLL, TTA | val ECE | worst shift (acc, name) | shifted quarter: clean / mean drop / shifts "
              "over 3 points |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -68,9 +70,7 @@ def markdown(results: dict[str, dict]) -> str:
             clean = r["shifts"]["clean"]["accuracy"]
             d = [clean - x["accuracy"] for k, x in r["shifts"].items() if k != "clean"]
             drops = f"{100 * clean:.2f}% / {100 * sum(d) / len(d):.2f} / {sum(x > 0.03 for x in d)} of {len(d)}"
-        # A fold run is named by its cross-validation too (runs/cv/NAME/foldK): folds share their names.
-        label = f"{Path(run).parent.name}/{Path(run).name}" if Path(run).name.startswith("fold") else Path(run).name
-        lines.append(f"| {label} | {r['mflops']:.0f} | {r['train_seconds']:.0f} | {r['epochs']} | "
+        lines.append(f"| {run_label(run)} | {r['mflops']:.0f} | {r['train_seconds']:.0f} | {r['epochs']} | "
                      f"{r['temperature']:.2f} | {100 * a['accuracy']:.2f}% | {100 * b['accuracy']:.2f}% | "
                      f"{b['macro_f1']:.4f} | {b['nll']:.3f} | {b['ece']:.3f} | {worst} | {drops} |")
     return "\n".join(lines)

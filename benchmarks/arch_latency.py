@@ -67,6 +67,7 @@ def main() -> int:
     ap.add_argument("--int8", action="store_true", help="also time a statically quantized INT8 copy of each run")
     args = ap.parse_args()
 
+    from wbc.crossval import run_label
     from wbc.model import count_flops
     from wbc.predict import Predictor
     from wbc.ship import parity_images
@@ -78,8 +79,7 @@ def main() -> int:
     mflops: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for i, run in enumerate(args.runs):
-            # A fold run is named by its cross-validation too (runs/cv/NAME/foldK): folds share their names.
-            label = f"{run.parent.name}/{run.name}" if run.name.startswith("fold") else run.name
+            label = run_label(run)
             out = Path(tmp) / str(i)
             export(run / "best.pt", out, images)
             pred = Predictor(out, threads=args.threads)

@@ -146,6 +146,13 @@ def shown_ece(cv: dict[str, Any]) -> float | None:
     return float(check["ece_mapped" if cv.get("confidence_map") else "ece_temperature"])
 
 
+def run_label(run: str | Path) -> str:
+    """A run folder's name in a table; a fold run (cv/NAME/foldK) is named by its cross-validation too,
+    since every cross-validation's folds share their names."""
+    run = Path(run)
+    return f"{run.parent.name}/{run.name}" if run.name.startswith("fold") else run.name
+
+
 def finished_folds(cv: Path) -> list[Path]:
     """The fold runs (cv/foldK) that ran to their end; an interrupted one would score a half-trained network."""
     runs = []
