@@ -1,8 +1,10 @@
 """Compare finished training runs on their cell-grouped VALIDATION cells only (no TEST).
 
-    python benchmarks/ablation.py runs/A runs/B ... [--robust] [--json out.json]
+    python benchmarks/ablation.py runs/A runs/B ... [--robust] [--checkpoint last|best] [--json out.json]
 
-For each run: export to a temporary folder with calibration and 8-view TTA, then report validation
+For each run: export its last epoch (last.pt; `--checkpoint best` takes best.pt, the epoch that scored
+best on these same validation cells, which flatters a noisy run: the tables in BENCHMARKS.md written
+before 0.7 used it) to a temporary folder with calibration and 8-view TTA, then report validation
 accuracy over files, cell accuracy, macro-F1, NLL, ECE, with and without TTA, and optionally the
 accuracy under each simulated shift of `wbc.robustness`.
 """
@@ -18,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 
-def val_report(run: Path, robust: bool) -> dict:
+def val_report(run: Path, robust: bool, checkpoint: str = "last", data: str | Path | None = None) -> dict:
     from sklearn.metrics import f1_score
 
     from wbc.calibration import nll, tta_probs
@@ -29,12 +31,12 @@ def val_report(run: Path, robust: bool) -> dict:
     from wbc.ship import export_and_report, validation_samples, validation_view_logits
 
     with tempfile.TemporaryDirectory() as tmp:
-        card = export_and_report(run, tmp)
-        logits, y, _ = validation_view_logits(Path(tmp), run, None, 8)
+        card = export_and_report(run / f"{checkpoint}.pt", tmp, data)
+        logits, y, _ = validation_view_logits(Path(tmp), run, data, 8)
         t = card["temperature"]
-        res = {"temperature": t, "params": card["parameters"], "mflops": card["flops_per_image"] / 1e6,
+        res = {"checkpoint": checkpoint, "temperature": t, "params": card["parameters"], "mflops": card["flops_per_image"] / 1e6,
                "train_seconds": card["training"]["wall_seconds"], "epochs": card["training"]["epochs_run"]}
-        samples = validation_samples(run, None)
+        samples = validation_samples(run, data)
         cells = [s.cell for s in samples]
         for name, probs in (("1view", tta_probs(logits[:1], t)), ("tta8", tta_probs(logits, t))):
             cp, cy, _ = pool_cells(probs, y, cells)
@@ -80,15 +82,19 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="*", type=Path)
     ap.add_argument("--robust", action="store_true", help="also the simulated shifts (slower)")
+    ap.add_argument("--checkpoint", choices=("last", "best"), default="last",
+                    help="which epoch of each run to score (default: last, as the cross-validation does)")
     ap.add_argument("--json", type=Path, help="write all figures here")
     ap.add_argument("--render", type=Path, help="only print the markdown table of an earlier --json file")
     args = ap.parse_args()
+    from wbc.io import atomic_write_text
+
     if args.render:
         print(markdown(json.loads(args.render.read_text())))
         return 0
     results = {}
     for run in args.runs:
-        r = val_report(run, args.robust)
+        r = val_report(run, args.robust, args.checkpoint)
         results[str(run)] = r
         a, b = r["1view"], r["tta8"]
         print(f"{run}: T={r['temperature']:.2f} {r['mflops']:.0f} MFLOPs {r['train_seconds']:.0f}s | "
@@ -98,7 +104,7 @@ def main() -> int:
         for k, v in r.get("shifts", {}).items():
             print(f"    {k:40s} acc {v['accuracy']:.4f}  f1 {v['macro_f1']:.4f}  cells {v['cell_accuracy']:.3f}")
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+        atomic_write_text(args.json, json.dumps(results, indent=2))
     print(markdown(results))
     return 0
 

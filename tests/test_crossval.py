@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
+import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -21,6 +23,8 @@ from wbc.ship import export_and_report  # noqa: E402
 from wbc.train import TrainConfig, fit, load_checkpoint  # noqa: E402
 
 from conftest import FIXTURE_IMAGES  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # val_fraction 0.34: three folds, one cell of each class held out by each.
 RECIPE = TrainConfig(epochs=1, batch_size=8, val_fraction=0.34, data=str(FIXTURE_IMAGES), threads=1)
@@ -72,6 +76,43 @@ class TestCrossValidate:
         lg2, y2, cells2 = fold_logits(run, FIXTURE_IMAGES)
         assert np.allclose(lg, lg2, atol=1e-5) and np.array_equal(y, y2) and cells == cells2
         assert np.load(run / "oof_logits.npz")["logits"].shape == lg.shape
+
+    def test_fold_logits_follow_a_replaced_checkpoint(self, cv: tuple[Path, dict], tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+        """The cache is rebuilt when last.pt is replaced, even by an older file, and reused otherwise."""
+        import wbc.ship
+
+        work, _ = cv
+        run = tmp_path / "fold0"
+        shutil.copytree(work / "fold0", run)
+        fold_logits(run, FIXTURE_IMAGES)
+        real = wbc.ship.checkpoint_validation_logits
+        calls: list[Path] = []
+        monkeypatch.setattr(wbc.ship, "checkpoint_validation_logits", lambda p, *a, **k: calls.append(p) or real(p, *a, **k))
+        fold_logits(run, FIXTURE_IMAGES)
+        assert calls == []
+        shutil.copy(work / "fold1" / "last.pt", run / "last.pt")  # another model, dated before the cache
+        old = (run / "oof_logits.npz").stat().st_mtime_ns - 10**9
+        os.utime(run / "last.pt", ns=(old, old))
+        fold_logits(run, FIXTURE_IMAGES)
+        assert calls == [run / "last.pt"]
+
+    def test_ablation_scores_the_epoch_asked_for(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
+        """benchmarks/ablation.py scores last.pt, as the cross-validation does, unless asked for best.pt."""
+        from wbc.calibration import nll, tta_probs
+
+        work, _ = cv
+        run = tmp_path / "fold0"
+        shutil.copytree(work / "fold0", run)
+        shutil.copy(work / "fold1" / "best.pt", run / "best.pt")  # a best.pt unlike last.pt
+        spec = importlib.util.spec_from_file_location("ablation", ROOT / "benchmarks" / "ablation.py")
+        ablation = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(ablation)
+        lg, y, _ = fold_logits(run, FIXTURE_IMAGES)
+        for checkpoint, same in (("last", True), ("best", False)):
+            r = ablation.val_report(run, False, checkpoint, FIXTURE_IMAGES)
+            assert r["checkpoint"] == checkpoint
+            assert (r["tta8"]["nll"] == pytest.approx(nll(tta_probs(lg, r["temperature"]), y), abs=1e-4)) is same
 
     def test_finished_folds_leave_out_interrupted_runs(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
         """Only fold runs that ran to their end count; a half-trained one (or none) is left out."""
