@@ -27,7 +27,7 @@ import numpy as np
 from wbc.io import atomic_write_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import session_pass, single_pass, time_interleaved, time_it  # noqa: E402
+from timing import session_pass, single_pass, time_it, time_rounds  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -149,9 +149,24 @@ def batch1_interleaved(results: list[dict[str, Any]], threads: int) -> None:
     for i, r in enumerate(results):
         pred = Predictor(r["model_dir"], threads=threads)
         fns[f"ort_ms_b1 {i}"], fns[f"ort_session_ms_b1 {i}"] = single_pass(pred), session_pass(pred)
-    for name, sec in time_interleaved(fns).items():
+    for name, secs in time_rounds(fns).items():
         key, i = name.split()
-        results[int(i)][key] = 1000 * sec
+        results[int(i)][key] = 1000 * statistics.median(secs)
+        results[int(i)][f"{key}_rounds"] = [1000 * s for s in secs]
+
+
+def round_ratios(seed: dict[str, Any], ours: list[dict[str, Any]], key: str) -> list[float]:
+    """The replica's time over wbcnet's mean time, round by round of `batch1_interleaved`: how much
+    the batch-1 ratio moves with the machine's load within one run."""
+    a = seed[f"{key}_rounds"]
+    b = [statistics.mean(r[f"{key}_rounds"][i] for r in ours) for i in range(len(a))]
+    return [x / y for x, y in zip(a, b)]
+
+
+def ratio_spread(seed: dict[str, Any], ours: list[dict[str, Any]], key: str) -> str:
+    """'8.7-9.4x (median 9.0x) over 15 rounds' for `round_ratios`."""
+    r = round_ratios(seed, ours, key)
+    return f"{min(r):.1f}-{max(r):.1f}x (median {statistics.median(r):.1f}x) over {len(r)} rounds"
 
 
 ROWS: list[tuple[str, str, str]] = [
@@ -310,6 +325,8 @@ def main() -> int:
     reused = [f"{'seed replica' if r['model'] == 'seed' else r['model']} seed {r['seed']} (`{r['run']}`)"
               for r in [seed, *ours] if r["reused"]]
     print(t)
+    print(f"batch-1 ORT ratio per round: network {ratio_spread(seed, ours, 'ort_session_ms_b1')}, "
+          f"through Predictor {ratio_spread(seed, ours, 'ort_ms_b1')}")
     md = [
         "## Side by side: the seed replica and wbcnet", "",
         f"Command: `{result['command']}`  ",
@@ -325,6 +342,9 @@ def main() -> int:
         "once straight into the ONNX Runtime session (the network's inference), once through "
         "`Predictor.predict_probs` (plus the Python around it and, for the shipped model, its confidence map).",
         "", t, "",
+        "Batch-1 ratio on ONNX Runtime round by round (replica over the wbcnet seeds' mean): network "
+        f"{ratio_spread(seed, ours, 'ort_session_ms_b1')}; through Predictor "
+        f"{ratio_spread(seed, ours, 'ort_ms_b1')}.", "",
     ]
     if reused:
         md += [f"Reused finished runs "

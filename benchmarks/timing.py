@@ -28,6 +28,13 @@ def time_interleaved(fns: dict[str, Callable[[], object]], rounds: int = 15,
     """Median seconds per call of each function, timed in alternation: every round times each one
     for about `seconds_per_round`, so a slow or busy spell of a shared machine falls on all of them
     alike instead of on whichever happened to run then."""
+    return {name: statistics.median(v) for name, v in time_rounds(fns, rounds, seconds_per_round).items()}
+
+
+def time_rounds(fns: dict[str, Callable[[], object]], rounds: int = 15,
+                seconds_per_round: float = 0.2) -> dict[str, list[float]]:
+    """`time_interleaved`'s rounds: each function's median seconds per call in every round, in order,
+    so that ratios can be taken round by round (the functions of one round ran within a second)."""
     for fn in fns.values():
         for _ in range(3):
             fn()
@@ -41,7 +48,7 @@ def time_interleaved(fns: dict[str, Callable[[], object]], rounds: int = 15,
                 fn()
                 times.append(time.perf_counter() - t)
             per_round[name].append(statistics.median(times))
-    return {name: statistics.median(v) for name, v in per_round.items()}
+    return per_round
 
 
 def _one_crop(pred: Any) -> np.ndarray:

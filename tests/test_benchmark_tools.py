@@ -1,0 +1,45 @@
+"""The shared timing loops and the side-by-side benchmark's round-by-round ratios (benchmarks/)."""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_time_rounds_keeps_every_round() -> None:
+    """One median per round for each function, in alternation; the slow one reads slower in every round."""
+    timing = load("timing")
+    calls: list[str] = []
+    fns = {"fast": lambda: calls.append("fast"), "slow": lambda: (calls.append("slow"), time.sleep(0.002))}
+    r = timing.time_rounds(fns, rounds=4, seconds_per_round=0.01)
+    assert set(r) == {"fast", "slow"} and all(len(v) == 4 for v in r.values())
+    assert all(s > f for f, s in zip(r["fast"], r["slow"]))
+    assert r["slow"][0] > 0.0015
+    # Alternation: after the warm-up, the calls switch function at least once per round.
+    switches = sum(a != b for a, b in zip(calls[6:], calls[7:]))
+    assert switches >= 2 * 4 - 1
+
+
+def test_round_ratios_pair_the_rounds() -> None:
+    """Round i's ratio is the replica's round-i time over the mean of wbcnet's round-i times."""
+    run = load("run")  # it puts benchmarks/ on sys.path for its `timing` import
+    seed = {"k_rounds": [2.0, 4.0, 3.0]}
+    ours = [{"k_rounds": [1.0, 1.0, 2.0]}, {"k_rounds": [1.0, 3.0, 1.0]}]
+    assert run.round_ratios(seed, ours, "k") == pytest.approx([2.0, 2.0, 2.0])
+    ours[0]["k_rounds"][2] = 5.0
+    assert run.round_ratios(seed, ours, "k") == pytest.approx([2.0, 2.0, 1.0])
+    assert run.ratio_spread(seed, ours, "k") == "1.0-2.0x (median 2.0x) over 3 rounds"
