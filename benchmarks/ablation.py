@@ -1,10 +1,10 @@
 """Compare finished training runs on their cell-grouped VALIDATION cells only (no TEST).
 
-    python benchmarks/ablation.py runs/A runs/B ... [--robust] [--checkpoint last|best] [--json out.json]
+    python benchmarks/ablation.py runs/A runs/B ... [--robust] [--checkpoint last|best] [--data DIR] [--json out.json]
 
 For each run: export its last epoch (last.pt; `--checkpoint best` takes best.pt, the epoch that scored
 best on these same validation cells, which flatters a noisy run: the tables in BENCHMARKS.md written
-before 0.7 used it) to a temporary folder with calibration and 8-view TTA, then report validation
+before version 0.7.0 used it, and their rows say so) to a temporary folder with calibration and 8-view TTA, then report validation
 accuracy over files, cell accuracy, macro-F1, NLL, ECE, with and without TTA, and optionally the
 accuracy under each simulated shift of `wbc.robustness`.
 """
@@ -16,11 +16,18 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
+from wbc.errors import CheckpointError, WbcError
+from wbc.io import atomic_write_text
 
-def val_report(run: Path, robust: bool, checkpoint: str = "last", data: str | Path | None = None) -> dict:
+Checkpoint = Literal["last", "best"]
+
+
+def val_report(run: Path, robust: bool, checkpoint: Checkpoint = "last",
+               data: str | Path | None = None) -> dict[str, Any]:
     from sklearn.metrics import f1_score
 
     from wbc.calibration import nll, tta_probs
@@ -72,7 +79,8 @@ def markdown(results: dict[str, dict]) -> str:
             clean = r["shifts"]["clean"]["accuracy"]
             d = [clean - x["accuracy"] for k, x in r["shifts"].items() if k != "clean"]
             drops = f"{100 * clean:.2f}% / {100 * sum(d) / len(d):.2f} / {sum(x > 0.03 for x in d)} of {len(d)}"
-        lines.append(f"| {run_label(run)} | {r['mflops']:.0f} | {r['train_seconds']:.0f} | {r['epochs']} | "
+        # Results written before the option existed scored best.pt.
+        lines.append(f"| {run_label(run)} ({r.get('checkpoint', 'best')}.pt) | {r['mflops']:.0f} | {r['train_seconds']:.0f} | {r['epochs']} | "
                      f"{r['temperature']:.2f} | {100 * a['accuracy']:.2f}% | {100 * b['accuracy']:.2f}% | "
                      f"{b['macro_f1']:.4f} | {b['nll']:.3f} | {b['ece']:.3f} | {worst} | {drops} |")
     return "\n".join(lines)
@@ -84,27 +92,37 @@ def main() -> int:
     ap.add_argument("--robust", action="store_true", help="also the simulated shifts (slower)")
     ap.add_argument("--checkpoint", choices=("last", "best"), default="last",
                     help="which epoch of each run to score (default: last, as the cross-validation does)")
+    ap.add_argument("--data", type=Path, help="images root or data set download (default: the shared data set)")
     ap.add_argument("--json", type=Path, help="write all figures here")
     ap.add_argument("--render", type=Path, help="only print the markdown table of an earlier --json file")
     args = ap.parse_args()
-    from wbc.io import atomic_write_text
-
     if args.render:
         print(markdown(json.loads(args.render.read_text())))
         return 0
-    results = {}
-    for run in args.runs:
-        r = val_report(run, args.robust, args.checkpoint)
-        results[str(run)] = r
-        a, b = r["1view"], r["tta8"]
-        print(f"{run}: T={r['temperature']:.2f} {r['mflops']:.0f} MFLOPs {r['train_seconds']:.0f}s | "
-              f"1 view acc {a['accuracy']:.4f} f1 {a['macro_f1']:.4f} nll {a['nll']:.3f} | "
-              f"tta8 acc {b['accuracy']:.4f} f1 {b['macro_f1']:.4f} cells {b['cell_accuracy']:.3f} "
-              f"nll {b['nll']:.3f} ece {b['ece']:.3f}")
-        for k, v in r.get("shifts", {}).items():
-            print(f"    {k:40s} acc {v['accuracy']:.4f}  f1 {v['macro_f1']:.4f}  cells {v['cell_accuracy']:.3f}")
-    if args.json:
-        atomic_write_text(args.json, json.dumps(results, indent=2))
+    from wbc.train import read_val_cells
+
+    results: dict[str, dict[str, Any]] = {}
+    try:
+        for run in args.runs:  # every run is checked before the first one costs minutes
+            if not (run / f"{args.checkpoint}.pt").is_file():
+                raise CheckpointError(f"{run}: no {args.checkpoint}.pt (not a finished training run?)")
+            if not read_val_cells(run):
+                raise CheckpointError(f"{run}: holds out no validation cells (an --all-cells run) to score")
+        for run in args.runs:
+            r = val_report(run, args.robust, args.checkpoint, args.data)
+            results[str(run)] = r
+            if args.json:  # after every run: a failure further on keeps the finished ones
+                atomic_write_text(args.json, json.dumps(results, indent=2))
+            a, b = r["1view"], r["tta8"]
+            print(f"{run}: T={r['temperature']:.2f} {r['mflops']:.0f} MFLOPs {r['train_seconds']:.0f}s | "
+                  f"1 view acc {a['accuracy']:.4f} f1 {a['macro_f1']:.4f} nll {a['nll']:.3f} | "
+                  f"tta8 acc {b['accuracy']:.4f} f1 {b['macro_f1']:.4f} cells {b['cell_accuracy']:.3f} "
+                  f"nll {b['nll']:.3f} ece {b['ece']:.3f}")
+            for k, v in r.get("shifts", {}).items():
+                print(f"    {k:40s} acc {v['accuracy']:.4f}  f1 {v['macro_f1']:.4f}  cells {v['cell_accuracy']:.3f}")
+    except WbcError as e:
+        print(f"ablation: {e}", file=sys.stderr)
+        return 1
     print(markdown(results))
     return 0
 

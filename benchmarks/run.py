@@ -325,8 +325,8 @@ def main() -> int:
     reused = [f"{'seed replica' if r['model'] == 'seed' else r['model']} seed {r['seed']} (`{r['run']}`)"
               for r in [seed, *ours] if r["reused"]]
     print(t)
-    print(f"batch-1 ORT ratio per round: network {ratio_spread(seed, ours, 'ort_session_ms_b1')}, "
-          f"through Predictor {ratio_spread(seed, ours, 'ort_ms_b1')}")
+    net_spread, pred_spread = ratio_spread(seed, ours, "ort_session_ms_b1"), ratio_spread(seed, ours, "ort_ms_b1")
+    print(f"batch-1 ORT ratio per round: network {net_spread}, through Predictor {pred_spread}")
     md = [
         "## Side by side: the seed replica and wbcnet", "",
         f"Command: `{result['command']}`  ",
@@ -343,8 +343,7 @@ def main() -> int:
         "`Predictor.predict_probs` (plus the Python around it and, for the shipped model, its confidence map).",
         "", t, "",
         "Batch-1 ratio on ONNX Runtime round by round (replica over the wbcnet seeds' mean): network "
-        f"{ratio_spread(seed, ours, 'ort_session_ms_b1')}; through Predictor "
-        f"{ratio_spread(seed, ours, 'ort_ms_b1')}.", "",
+        f"{net_spread}; through Predictor {pred_spread}.", "",
     ]
     if reused:
         md += [f"Reused finished runs "

@@ -34,7 +34,8 @@ def time_interleaved(fns: dict[str, Callable[[], object]], rounds: int = 15,
 def time_rounds(fns: dict[str, Callable[[], object]], rounds: int = 15,
                 seconds_per_round: float = 0.2) -> dict[str, list[float]]:
     """`time_interleaved`'s rounds: each function's median seconds per call in every round, in order,
-    so that ratios can be taken round by round (the functions of one round ran within a second)."""
+    so that ratios can be taken round by round (one round's functions ran within about
+    len(fns) x seconds_per_round of each other)."""
     for fn in fns.values():
         for _ in range(3):
             fn()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import shutil
@@ -22,9 +21,7 @@ from wbc.model import default_config  # noqa: E402
 from wbc.ship import export_and_report  # noqa: E402
 from wbc.train import TrainConfig, fit, load_checkpoint  # noqa: E402
 
-from conftest import FIXTURE_IMAGES  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from conftest import FIXTURE_IMAGES, load_benchmark  # noqa: E402
 
 # val_fraction 0.34: three folds, one cell of each class held out by each.
 RECIPE = TrainConfig(epochs=1, batch_size=8, val_fraction=0.34, data=str(FIXTURE_IMAGES), threads=1)
@@ -85,7 +82,7 @@ class TestCrossValidate:
         work, _ = cv
         run = tmp_path / "fold0"
         shutil.copytree(work / "fold0", run)
-        fold_logits(run, FIXTURE_IMAGES)
+        first = fold_logits(run, FIXTURE_IMAGES)[0]
         real = wbc.ship.checkpoint_validation_logits
         calls: list[Path] = []
         monkeypatch.setattr(wbc.ship, "checkpoint_validation_logits", lambda p, *a, **k: calls.append(p) or real(p, *a, **k))
@@ -94,8 +91,13 @@ class TestCrossValidate:
         shutil.copy(work / "fold1" / "last.pt", run / "last.pt")  # another model, dated before the cache
         old = (run / "oof_logits.npz").stat().st_mtime_ns - 10**9
         os.utime(run / "last.pt", ns=(old, old))
-        fold_logits(run, FIXTURE_IMAGES)
+        rebuilt = fold_logits(run, FIXTURE_IMAGES)[0]
+        assert calls == [run / "last.pt"] and not np.allclose(first, rebuilt)
+        fold_logits(run, FIXTURE_IMAGES)  # the rebuilt cache serves the next call
         assert calls == [run / "last.pt"]
+        (run / "last.pt").unlink()
+        with pytest.raises(CheckpointError, match="no such checkpoint"):
+            fold_logits(run, FIXTURE_IMAGES)
 
     def test_ablation_scores_the_epoch_asked_for(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
         """benchmarks/ablation.py scores last.pt, as the cross-validation does, unless asked for best.pt."""
@@ -105,14 +107,29 @@ class TestCrossValidate:
         run = tmp_path / "fold0"
         shutil.copytree(work / "fold0", run)
         shutil.copy(work / "fold1" / "best.pt", run / "best.pt")  # a best.pt unlike last.pt
-        spec = importlib.util.spec_from_file_location("ablation", ROOT / "benchmarks" / "ablation.py")
-        ablation = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(ablation)
+        ablation = load_benchmark("ablation")
         lg, y, _ = fold_logits(run, FIXTURE_IMAGES)
         for checkpoint, same in (("last", True), ("best", False)):
             r = ablation.val_report(run, False, checkpoint, FIXTURE_IMAGES)
             assert r["checkpoint"] == checkpoint
             assert (r["tta8"]["nll"] == pytest.approx(nll(tta_probs(lg, r["temperature"]), y), abs=1e-4)) is same
+
+    def test_ablation_checks_every_run_first(self, cv: tuple[Path, dict], tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+        """A run without the checkpoint asked for, or without validation cells, is named in one line
+        before any run is scored."""
+        work, _ = cv
+        ablation = load_benchmark("ablation")
+        scored: list[Path] = []
+        monkeypatch.setattr(ablation, "val_report", lambda run, *a: scored.append(run) or {})
+        (tmp_path / "empty").mkdir()
+        all_cells = tmp_path / "all"
+        shutil.copytree(work / "fold0", all_cells)
+        (all_cells / "split.json").write_text(json.dumps({"train_cells": [], "val_cells": []}))
+        for bad, says in ((tmp_path / "empty", "no last.pt"), (all_cells, "holds out no validation cells")):
+            monkeypatch.setattr("sys.argv", ["ablation.py", str(work / "fold0"), str(bad)])
+            assert ablation.main() == 1
+            assert says in capsys.readouterr().err and scored == []
 
     def test_finished_folds_leave_out_interrupted_runs(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
         """Only fold runs that ran to their end count; a half-trained one (or none) is left out."""

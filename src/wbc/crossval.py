@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -168,22 +169,25 @@ def finished_folds(cv: Path) -> list[Path]:
 def fold_logits(run: Path, data: str | Path | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """A fold run's held-out view logits (8, N, 4), labels (N,) and cells from its last epoch, cached
     beside its last.pt (oof_logits.npz) until last.pt changes (size or mtime): rendering, calibration and ensemble
-    comparisons then cost no second pass over the images."""
+    comparisons then cost no second pass over the images. The cache is keyed on the checkpoint alone:
+    `data` must be the same data set each time (it is the fold's TRAIN cells)."""
     from wbc.ship import checkpoint_validation_logits
 
-    cache = run / "oof_logits.npz"
-    st = (run / "last.pt").stat()
+    cache, ckpt = run / "oof_logits.npz", run / "last.pt"
+    if not ckpt.is_file():
+        raise CheckpointError(f"{ckpt}: no such checkpoint (the fold run has not finished an epoch)")
+    st = ckpt.stat()
     # The checkpoint's size and mtime in ns, stored in the cache: a copied, restored or retrained
     # last.pt differs in one of them even where a whole-second mtime comparison would not see it.
     source = np.array([st.st_size, st.st_mtime_ns], dtype=np.int64)
     if cache.exists():
         try:
-            z = np.load(cache)
-            if np.array_equal(z["source"], source):
-                return z["logits"], z["y"], [str(c) for c in z["cells"]]
-        except (OSError, ValueError, KeyError):
+            with np.load(cache) as z:
+                if np.array_equal(z["source"], source):
+                    return z["logits"], z["y"], [str(c) for c in z["cells"]]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # a damaged or older cache is rebuilt below
-    lg, y, cells = checkpoint_validation_logits(run / "last.pt", data, views=8)
+    lg, y, cells = checkpoint_validation_logits(ckpt, data, views=8)
     buf = io.BytesIO()
     np.savez_compressed(buf, logits=lg, y=y, cells=np.array(cells), source=source)
     atomic_write_bytes(cache, buf.getvalue())
