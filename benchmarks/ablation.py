@@ -16,7 +16,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -90,7 +90,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="*", type=Path)
     ap.add_argument("--robust", action="store_true", help="also the simulated shifts (slower)")
-    ap.add_argument("--checkpoint", choices=("last", "best"), default="last",
+    ap.add_argument("--checkpoint", choices=get_args(Checkpoint), default="last",
                     help="which epoch of each run to score (default: last, as the cross-validation does)")
     ap.add_argument("--data", type=Path, help="images root or data set download (default: the shared data set)")
     ap.add_argument("--json", type=Path, help="write all figures here")
