@@ -2,7 +2,7 @@
 
     python benchmarks/cv.py --render runs/cv/*/cv.json
     python benchmarks/cv.py --name e10 [--use 0=runs/e10-light-80] [--epochs N] [--augment A]
-                            [--mixup ALPHA] [--label-smoothing EPS] [--ema DECAY] [--window PX] [--input-size PX] [--widths C ...] [--seed 0] [--folds K ...] [--work runs/cv] [--json out.json]
+                            [--mixup ALPHA] [--label-smoothing EPS] [--pair-smoothing EPS] [--ema DECAY] [--window PX] [--input-size PX] [--widths C ...] [--seed 0] [--folds K ...] [--work runs/cv] [--json out.json]
 
 TRAIN's 261 cells (original fields, `wbc.sources`) are dealt into 5 class-stratified folds (`wbc train --fold K`; fold 0 is the
 split every single run uses). The recipe is trained once per fold, each model holding out one
@@ -75,6 +75,8 @@ def main() -> int:
     ap.add_argument("--augment", choices=["robust", "robust-wide", "basic", "none"])
     ap.add_argument("--mixup", type=float, metavar="ALPHA", help="mixup alpha (default: 0.4, the recipe's; 0 is off)")
     ap.add_argument("--label-smoothing", type=float, metavar="EPS", help="label smoothing (default: 0.2, the recipe's)")
+    ap.add_argument("--pair-smoothing", type=float, metavar="EPS",
+                    help="share of an eosinophil's target moved to neutrophil and back (default: 0)")
     ap.add_argument("--weight-decay", type=float, metavar="WD", help="the optimizer's weight decay (default: 5e-4)")
     ap.add_argument("--ema", type=float, metavar="DECAY", help="average the weights (decay per step; default: off)")
     ap.add_argument("--window", type=int, metavar="PX", help="crop window around the cell in source px (default: 160)")
@@ -105,6 +107,8 @@ def main() -> int:
         cfg = replace(cfg, mixup=args.mixup)
     if args.label_smoothing is not None:
         cfg = replace(cfg, label_smoothing=args.label_smoothing)
+    if args.pair_smoothing is not None:
+        cfg = replace(cfg, pair_smoothing=args.pair_smoothing)
     if args.ema is not None:
         cfg = replace(cfg, ema=args.ema)
     if args.weight_decay is not None:

@@ -114,6 +114,28 @@ class TestFit:
         a, b = load_checkpoint(tiny_run / "last.pt")["state_dict"], load_checkpoint(mixed / "last.pt")["state_dict"]
         assert any(not torch.equal(a[k], b[k]) for k in a)
 
+    def test_pair_smoothing(self, tiny_run: Path, tmp_path: Path) -> None:
+        """Pair smoothing moves its share between eosinophil and neutrophil targets only, keeps the
+        class-weighted mean of the hard-label loss, and changes what is learnt."""
+        from wbc.info import CLASSES
+        from wbc.train import _loss, smoothed_targets
+
+        eos, lym, neu = (CLASSES.index(c) for c in ("EOSINOPHIL", "LYMPHOCYTE", "NEUTROPHIL"))
+        t = smoothed_targets(torch.tensor([eos, lym, neu]), 0.2, 0.1)
+        want = torch.full((3, 4), 0.05)
+        want[0, eos], want[0, neu] = 0.75, 0.15
+        want[1, lym] = 0.85
+        want[2, neu], want[2, eos] = 0.75, 0.15
+        assert torch.allclose(t, want)
+        logits, y = torch.randn(5, 4), torch.tensor([0, 1, 2, 3, 0])
+        w, idx = torch.tensor([1.0, 2.0, 0.5, 1.5]), torch.arange(5)
+        hard = _loss(logits, idx, y, None, w, replace(TINY, label_smoothing=0.2))
+        paired = _loss(logits, idx, y, None, w, replace(TINY, label_smoothing=0.2, pair_smoothing=1e-9))
+        assert torch.allclose(hard, paired, atol=1e-6)
+        smoothed = fit(replace(TINY, pair_smoothing=0.1), tmp_path / "paired", progress=False)
+        a, b = load_checkpoint(tiny_run / "last.pt")["state_dict"], load_checkpoint(smoothed / "last.pt")["state_dict"]
+        assert any(not torch.equal(a[k], b[k]) for k in a)
+
     def test_teacher_that_saw_validation_cells_is_refused(self, tiny_run: Path, tmp_path: Path) -> None:
         """A teacher trained on the student's validation cells would leak them: refused by name."""
         with pytest.raises(CheckpointError, match="other validation cells"):

@@ -59,7 +59,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "patience": args.patience, "val_fraction": args.val_fraction, "limit_cells": args.limit_cells,
             "data": str(args.data) if args.data else None, "threads": args.threads, "augment": args.augment,
             "split_seed": args.split_seed, "fold": args.fold, "distill": args.distill, "mixup": args.mixup,
-            "label_smoothing": args.label_smoothing, "ema": args.ema, "weight_decay": args.weight_decay,
+            "label_smoothing": args.label_smoothing, "pair_smoothing": args.pair_smoothing, "ema": args.ema, "weight_decay": args.weight_decay,
             "teachers": tuple(str(t) for t in args.teacher) if args.teacher else None,
         }.items() if v is not None
     }
@@ -227,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: 0.4 for wbcnet, off for seed)")
     t.add_argument("--label-smoothing", type=float, metavar="EPS",
                    help="share of each target spread over the other classes (default: 0.2 for wbcnet, 0 for seed)")
+    t.add_argument("--pair-smoothing", type=float, metavar="EPS",
+                   help="share of an eosinophil's target moved to neutrophil and back, on top of label smoothing "
+                        "(default: 0)")
     t.add_argument("--weight-decay", type=float, metavar="WD",
                    help="the optimizer's weight decay (AdamW's is decoupled; default: 5e-4 wbcnet, 0 seed)")
     t.add_argument("--ema", type=float, metavar="DECAY",

@@ -25,6 +25,7 @@ from wbc.io import atomic_write_bytes, atomic_write_text
 from wbc.model import SeedConfig, WbcNetConfig, build_model, config_from_dict, config_to_dict, count_params, default_config
 
 CHECKPOINT_VERSION = 1
+EOS, NEUT = CLASSES.index("EOSINOPHIL"), CLASSES.index("NEUTROPHIL")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class TrainConfig:
     schedule: str = "cosine"  # "cosine" (with warmup) or "constant"
     warmup_epochs: int = 1
     label_smoothing: float = 0.1  # the presets set their own (wbcnet 0.2, seed 0): see `preset`
+    # Share of each eosinophil's target moved to neutrophil and back (on top of label smoothing):
+    # the pair that out-of-fold errors confuse, so a cell that looks like the other costs less.
+    pair_smoothing: float = 0.0
     patience: int = 20  # epochs without improvement of `monitor` before stopping
     monitor: str = "val_macro_f1"  # or "val_loss"
     val_fraction: float = 0.2
@@ -105,11 +109,30 @@ def predict_probs(model: nn.Module, x: torch.Tensor, spec: PreprocessSpec, batch
     return np.concatenate(out) if out else np.zeros((0, NUM_CLASSES), np.float32)
 
 
+def smoothed_targets(y: torch.Tensor, label_smoothing: float, pair_smoothing: float) -> torch.Tensor:
+    """Labels (B,) -> target distributions (B, 4): label smoothing spreads its share evenly, then
+    `pair_smoothing` of an eosinophil's or a neutrophil's target moves to the other of the two."""
+    t = F.one_hot(y, NUM_CLASSES).float() * (1 - label_smoothing) + label_smoothing / NUM_CLASSES
+    partner = torch.full((NUM_CLASSES,), -1, dtype=torch.long)
+    partner[EOS], partner[NEUT] = NEUT, EOS
+    rows = (partner[y] >= 0).nonzero().flatten()
+    t[rows, y[rows]] -= pair_smoothing
+    t[rows, partner[y[rows]]] += pair_smoothing
+    return t
+
+
 def _loss(logits: torch.Tensor, idx: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None,
           weights: torch.Tensor | None, cfg: TrainConfig) -> torch.Tensor:
     """Label-smoothed, class-weighted cross-entropy of logits (B, 4) against the files `idx` (B,),
     mixed with the teachers' soft targets where there are teachers."""
-    loss = F.cross_entropy(logits, y[idx], weight=weights, label_smoothing=cfg.label_smoothing)
+    if cfg.pair_smoothing > 0:
+        t = smoothed_targets(y[idx], cfg.label_smoothing, cfg.pair_smoothing)
+        w = weights if weights is not None else torch.ones(NUM_CLASSES)
+        # As F.cross_entropy weighs label smoothing: each target class c by w[c], the sum over the
+        # batch divided by the labels' weights.
+        loss = -(t * w * F.log_softmax(logits, 1)).sum() / w[y[idx]].sum()
+    else:
+        loss = F.cross_entropy(logits, y[idx], weight=weights, label_smoothing=cfg.label_smoothing)
     if soft is not None:
         w = weights[y[idx]] if weights is not None else torch.ones(len(idx))
         soft_ce = -(soft[idx] * F.log_softmax(logits, 1)).sum(1)
@@ -331,6 +354,11 @@ def check_config(cfg: TrainConfig) -> None:
         raise ConfigError(f"mixup alpha {cfg.mixup}: choose 0 (off) or a positive value, e.g. 0.4")
     if not 0 <= cfg.label_smoothing < 1:
         raise ConfigError(f"label smoothing {cfg.label_smoothing}: choose a value in [0, 1), e.g. 0.2")
+    # The labelled class keeps 1 - ls + ls/4 - ps and its partner gets ls/4 + ps.
+    most = (1 - cfg.label_smoothing) / 2
+    if not 0 <= cfg.pair_smoothing < most:
+        raise ConfigError(f"pair smoothing {cfg.pair_smoothing}: choose a value in [0, {most:.2f}) with label "
+                          f"smoothing {cfg.label_smoothing}, so that the labelled class keeps the larger share")
 
 
 def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool = True,
