@@ -5,7 +5,7 @@
 Each recipe's fold K run held out the same cells (split seed 0), so its out-of-fold view logits
 (foldK/oof_logits.npz, cached by wbc.crossval.fold_logits) pair up file by file. For each recipe alone
 and for the mean of their probabilities (8 views each) it prints accuracy over files, cells right
-and macro-F1, then how often the recipes agree and how many files and cells at least one of them
+and macro-F1, the wrong cells that are eosinophils and neutrophils confused, then how often the recipes agree and how many files and cells at least one of them
 gets right (the most any way of combining them could reach).
 """
 
@@ -23,6 +23,7 @@ def main() -> int:
 
     from wbc.calibration import tta_probs
     from wbc.crossval import finished_folds, fold_logits
+    from wbc.info import CLASSES
     from wbc.metrics import pool_cells
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -62,12 +63,20 @@ def main() -> int:
         cp, cy, _ = pool_cells(p, y, cells)
         return cp.argmax(1) == cy
 
+    eos, neut = CLASSES.index("EOSINOPHIL"), CLASSES.index("NEUTROPHIL")
+
+    def pair_errors(p: np.ndarray) -> str:
+        """Wrong cells that are eosinophils read as neutrophils / neutrophils read as eosinophils."""
+        cp, cy, _ = pool_cells(p, y, cells)
+        pred = cp.argmax(1)
+        return f"{((cy == eos) & (pred == neut)).sum()} / {((cy == neut) & (pred == eos)).sum()}"
+
     print(f"{len(y)} out-of-fold files of {len(set(cells))} cells, folds {', '.join(map(str, folds))}\n")
-    print("| recipe | accuracy over files | cells right | macro-F1 |")
-    print("|---|---|---|---|")
+    print("| recipe | accuracy over files | cells right | macro-F1 | wrong cells eos→neut / neut→eos |")
+    print("|---|---|---|---|---|")
     for name, p in rows.items():
         print(f"| {name} | {(p.argmax(1) == y).mean():.2%} | {cell_right(p).sum()} / {len(set(cells))} | "
-              f"{f1_score(y, p.argmax(1), average='macro'):.3f} |")
+              f"{f1_score(y, p.argmax(1), average='macro'):.3f} | {pair_errors(p)} |")
     singles = [rows[cv.name] for cv in args.cv]
     decisions = np.stack([p.argmax(1) for p in singles])  # (recipes, files)
     agree = (decisions == decisions[0]).all(0).mean()
