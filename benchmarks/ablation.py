@@ -35,16 +35,15 @@ def val_report(run: Path, robust: bool, checkpoint: Checkpoint = "last",
     from wbc.metrics import expected_calibration_error, pool_cells
     from wbc.predict import Predictor
     from wbc.robustness import run_shifts
-    from wbc.ship import export_and_report, validation_samples, validation_view_logits
+    from wbc.ship import checkpoint_validation_logits, export_and_report, validation_samples
 
+    # One pass over the validation images: its logits both fit the temperature and give the figures.
+    logits, y, cells = checkpoint_validation_logits(run / f"{checkpoint}.pt", data, 8)
     with tempfile.TemporaryDirectory() as tmp:
-        card = export_and_report(run / f"{checkpoint}.pt", tmp, data)
-        logits, y, _ = validation_view_logits(Path(tmp), run, data, 8)
+        card = export_and_report(run / f"{checkpoint}.pt", tmp, data, val_logits=(logits, y))
         t = card["temperature"]
         res = {"checkpoint": checkpoint, "temperature": t, "params": card["parameters"], "mflops": card["flops_per_image"] / 1e6,
                "train_seconds": card["training"]["wall_seconds"], "epochs": card["training"]["epochs_run"]}
-        samples = validation_samples(run, data)
-        cells = [s.cell for s in samples]
         for name, probs in (("1view", tta_probs(logits[:1], t)), ("tta8", tta_probs(logits, t))):
             cp, cy, _ = pool_cells(probs, y, cells)
             res[name] = {
@@ -56,7 +55,7 @@ def val_report(run: Path, robust: bool, checkpoint: Checkpoint = "last",
             }
         if robust:
             pred = Predictor(tmp)
-            sub = samples[::4]  # a quarter of the validation views keeps this to about a minute
+            sub = validation_samples(run, data)[::4]  # a quarter of the validation views keeps this to about a minute
             imgs = [load_image(s.path) for s in sub]
             res["shifts"] = run_shifts(pred.predict_probs, imgs, np.array([s.label for s in sub]),
                                        [s.cell for s in sub], pred.spec)

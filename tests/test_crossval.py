@@ -99,8 +99,11 @@ class TestCrossValidate:
         with pytest.raises(CheckpointError, match="no such checkpoint"):
             fold_logits(run, FIXTURE_IMAGES)
 
-    def test_ablation_scores_the_epoch_asked_for(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
-        """benchmarks/ablation.py scores last.pt, as the cross-validation does, unless asked for best.pt."""
+    def test_ablation_scores_the_epoch_asked_for(self, cv: tuple[Path, dict], tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+        """benchmarks/ablation.py scores last.pt, as the cross-validation does, unless asked for best.pt,
+        and decodes the validation images once per run."""
+        import wbc.ship
         from wbc.calibration import nll, tta_probs
 
         work, _ = cv
@@ -109,8 +112,15 @@ class TestCrossValidate:
         shutil.copy(work / "fold1" / "best.pt", run / "best.pt")  # a best.pt unlike last.pt
         ablation = load_benchmark("ablation")
         lg, y, _ = fold_logits(run, FIXTURE_IMAGES)
+        decoded: list[int] = []
+        load = wbc.ship.load_arrays
+        monkeypatch.setattr(wbc.ship, "load_arrays", lambda samples, *a, **k: decoded.append(len(samples)) or load(samples, *a, **k))
         for checkpoint, same in (("last", True), ("best", False)):
+            decoded.clear()
             r = ablation.val_report(run, False, checkpoint, FIXTURE_IMAGES)
+            assert decoded == [len(y)]
+        with pytest.raises(CheckpointError, match="1 views given for a 8-view export"):
+            wbc.ship.export_and_report(run / "last.pt", tmp_path / "x", FIXTURE_IMAGES, val_logits=(lg[:1], y))
             assert r["checkpoint"] == checkpoint
             assert (r["tta8"]["nll"] == pytest.approx(nll(tta_probs(lg, r["temperature"]), y), abs=1e-4)) is same
 

@@ -76,10 +76,13 @@ def checkpoint_validation_logits(ckpt: str | Path, data: str | Path | None = Non
 
 def export_and_report(run: str | Path, out: str | Path, data: str | Path | None = None,
                       evaluate_test: bool = False, tta: bool = True, calibrate: bool = True,
-                      calibration: str | Path | None = None) -> dict[str, Any]:
+                      calibration: str | Path | None = None,
+                      val_logits: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
     """Export run/best.pt to out/model.onnx + model.json, with temperature, test-time views and the
     review threshold fitted on validation, or taken from `calibration`, a cross-validation of the
-    run's recipe (benchmarks/cv.py); with `evaluate_test`, add TEST metrics and report.md."""
+    run's recipe (benchmarks/cv.py); with `evaluate_test`, add TEST metrics and report.md.
+    `val_logits`: the checkpoint's validation view logits (V, N, 4) and labels (N,), where the caller
+    has them already (`checkpoint_validation_logits`): no second pass over the images."""
     run, out = Path(run), Path(out)
     ckpt = run / "best.pt" if run.is_dir() else run
     views = 8 if tta else 1
@@ -96,7 +99,12 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
         if not held_out:
             raise CheckpointError(f"{ckpt.parent}: trained on every cell (--all-cells), it has no validation cells "
                                   "to calibrate on; pass --calibration with the cv.json of benchmarks/cv.py for its recipe")
-        logits, y, _ = checkpoint_validation_logits(ckpt, data, views)
+        if val_logits is None:
+            logits, y, _ = checkpoint_validation_logits(ckpt, data, views)
+        elif val_logits[0].shape[0] != views:
+            raise CheckpointError(f"validation logits of {val_logits[0].shape[0]} views given for a {views}-view export")
+        else:
+            logits, y = val_logits
         t = fit_temperature(logits, y) if calibrate else 1.0
         before, after = tta_probs(logits, 1.0), tta_probs(logits, t)
         calib = {
