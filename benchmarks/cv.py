@@ -72,7 +72,7 @@ def main() -> int:
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--patience", type=int, help="epochs without improvement before a fold stops (to calibrate an "
                     "--all-cells run every fold must run all its epochs: give --patience >= --epochs)")
-    ap.add_argument("--augment", choices=["robust", "robust-wide", "basic", "none"])
+    ap.add_argument("--augment", choices=["robust", "robust-wide", "robust-erase", "basic", "none"])
     ap.add_argument("--mixup", type=float, metavar="ALPHA", help="mixup alpha (default: 0.4, the recipe's; 0 is off)")
     ap.add_argument("--label-smoothing", type=float, metavar="EPS", help="label smoothing (default: 0.2, the recipe's)")
     ap.add_argument("--pair-smoothing", type=float, metavar="EPS",

@@ -119,6 +119,27 @@ class TestAugment:
         b = gaussian_blur(x, 1.0)
         assert b.shape == x.shape and b.std() < x.std()
 
+    def test_cutout_erases_one_square_in_the_share_asked(self) -> None:
+        """Cutout sets one square patch per picked image to that image's mean colour and leaves the
+        rest of it, and the other images, untouched."""
+        torch = pytest.importorskip("torch")
+        from dataclasses import replace
+
+        from wbc.augment import ROBUST_ERASE, erase_patches
+
+        x = torch.rand(400, 3, 20, 20) * 0.9 + 0.05
+        y = erase_patches(x, ROBUST_ERASE, torch.Generator().manual_seed(0))
+        changed = (y != x).any(1)  # (N, H, W)
+        hit = changed.flatten(1).any(1)
+        assert 0.4 < hit.float().mean() < 0.6
+        for i in hit.nonzero().flatten()[:20].tolist():
+            rows, cols = changed[i].any(1).nonzero().flatten(), changed[i].any(0).nonzero().flatten()
+            # One filled box: every pixel between its first and last changed row and column changed.
+            assert changed[i, rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].all()
+            assert len(rows) <= 0.4 * 20 + 1 and len(cols) <= 0.4 * 20 + 1
+            assert torch.allclose(y[i][:, changed[i]], x[i].mean(dim=(1, 2))[:, None].expand(3, int(changed[i].sum())))
+        assert torch.equal(erase_patches(x, replace(ROBUST_ERASE, erase_p=0.0), torch.Generator()), x)
+
 
 class TestShifts:
     def test_every_shift_returns_an_image(self) -> None:

@@ -7,7 +7,7 @@ zoom, stain (HED) and blur jitter stand in for other microscopes, cameras and la
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -31,12 +31,16 @@ class AugmentConfig:
     hed_bias: float = 0.0  # +- added optical density per stain
     blur_p: float = 0.0  # share of images blurred
     blur_sigma: float = 1.2  # max Gaussian sigma, in input pixels
+    erase_p: float = 0.0  # share of images with one square patch set to the image's mean colour (cutout)
+    erase_side: tuple[float, float] = (0.2, 0.4)  # the patch's side as a fraction of the image's side
 
 
 # The default network's recipe: wider zoom, stain and blur jitter for other laboratories.
 ROBUST = AugmentConfig(scale=(0.65, 1.6), hed=0.15, hed_bias=0.03, blur_p=0.3)
 # The same with twice the stain jitter: labs differ by more than 15% in each stain's amount.
 ROBUST_WIDE = AugmentConfig(scale=(0.65, 1.6), hed=0.3, hed_bias=0.05, blur_p=0.3)
+# ROBUST with cutout: half the images lose one square patch, so no single part of the cell decides.
+ROBUST_ERASE = replace(ROBUST, erase_p=0.5)
 
 
 def hed_jitter(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
@@ -95,4 +99,20 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
         if pick.any():
             x = x.clone()
             x[pick] = gaussian_blur(x[pick], float(u(0.3, cfg.blur_sigma, 1)))
+    if cfg.erase_p > 0:
+        x = erase_patches(x.clamp(0, 1), cfg, gen)
     return x.clamp(0, 1)
+
+
+def erase_patches(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+    """Cutout: in a share `erase_p` of the images (N, 3, H, W), one square of side `erase_side` x H at
+    a random place (it may run off the edge) takes the image's mean colour."""
+    n, _, h, w = x.shape
+    pick = torch.rand(n, generator=gen) < cfg.erase_p
+    side = (torch.rand(n, generator=gen) * (cfg.erase_side[1] - cfg.erase_side[0]) + cfg.erase_side[0]) * h
+    cy, cx = torch.rand(n, generator=gen) * h, torch.rand(n, generator=gen) * w
+    ys, xs = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
+    half = (side / 2).view(n, 1, 1)
+    inside = ((ys - cy.view(n, 1, 1)).abs() < half) & ((xs - cx.view(n, 1, 1)).abs() < half)  # (N, H, W)
+    mask = (inside & pick.view(n, 1, 1)).unsqueeze(1)  # (N, 1, H, W)
+    return torch.where(mask, x.mean(dim=(2, 3), keepdim=True), x)

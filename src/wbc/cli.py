@@ -220,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-fraction", type=float, help="share of TRAIN's cells held out for validation (default: 0.2)")
     t.add_argument("--limit-cells", type=int, help="use only the first N cells of each class (quick runs)")
     t.add_argument("--threads", type=int, help="PyTorch CPU threads (default: 2)")
-    t.add_argument("--augment", choices=["robust", "robust-wide", "basic", "none"],
+    t.add_argument("--augment", choices=["robust", "robust-wide", "robust-erase", "basic", "none"],
                    help="augmentation recipe (default: robust for wbcnet, basic for seed)")
     t.add_argument("--mixup", type=float, metavar="ALPHA",
                    help="blend pairs of training images and their labels, weight ~ Beta(ALPHA, ALPHA); 0 is off "
