@@ -59,7 +59,7 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
 
 def main() -> int:
     from wbc.errors import WbcError
-    from wbc.train import preset
+    from wbc.train import AUGMENT, preset
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--name", help="recipe name: fold runs go to WORK/NAME/foldK")
@@ -72,11 +72,12 @@ def main() -> int:
     ap.add_argument("--epochs", type=int)
     ap.add_argument("--patience", type=int, help="epochs without improvement before a fold stops (to calibrate an "
                     "--all-cells run every fold must run all its epochs: give --patience >= --epochs)")
-    ap.add_argument("--augment", choices=["robust", "robust-wide", "robust-erase", "basic", "none"])
+    ap.add_argument("--augment", choices=[*AUGMENT, "none"])
     ap.add_argument("--mixup", type=float, metavar="ALPHA", help="mixup alpha (default: 0.4, the recipe's; 0 is off)")
     ap.add_argument("--label-smoothing", type=float, metavar="EPS", help="label smoothing (default: 0.2, the recipe's)")
     ap.add_argument("--pair-smoothing", type=float, metavar="EPS",
-                    help="share of an eosinophil's target moved to neutrophil and back (default: 0)")
+                    help="share of an eosinophil's target moved to neutrophil and back, on top of label smoothing; "
+                         "below (1 - label smoothing) / 2 (default: 0)")
     ap.add_argument("--weight-decay", type=float, metavar="WD", help="the optimizer's weight decay (default: 5e-4)")
     ap.add_argument("--ema", type=float, metavar="DECAY", help="average the weights (decay per step; default: off)")
     ap.add_argument("--window", type=int, metavar="PX", help="crop window around the cell in source px (default: 160)")

@@ -4,9 +4,10 @@
 
 Each recipe's fold K run held out the same cells (split seed 0), so its out-of-fold view logits
 (foldK/oof_logits.npz, cached by wbc.crossval.fold_logits) pair up file by file. For each recipe alone
-and for the mean of their probabilities (8 views each) it prints accuracy over files, cells right
-and macro-F1, the wrong cells that are eosinophils and neutrophils confused, then how often the recipes agree and how many files and cells at least one of them
-gets right (the most any way of combining them could reach).
+and for the mean of their probabilities (8 views each) it prints accuracy over files, cells right,
+macro-F1 and the wrong cells that are eosinophils and neutrophils confused, then how often the
+recipes agree and how many files and cells at least one of them gets right (the most any way of
+combining them could reach).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def main() -> int:
 
     from wbc.calibration import tta_probs
     from wbc.crossval import finished_folds, fold_logits
-    from wbc.info import CLASSES
+    from wbc.train import EOS, NEUT
     from wbc.metrics import pool_cells
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,17 +60,19 @@ def main() -> int:
     rows = {name: np.concatenate(p) for name, p in probs.items()}
     rows["mean of all"] = np.mean(list(rows.values()), axis=0)
 
-    def cell_right(p: np.ndarray) -> np.ndarray:
+    def cell_decisions(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each cell's decision on its pooled views (C,) and its label (C,)."""
         cp, cy, _ = pool_cells(p, y, cells)
-        return cp.argmax(1) == cy
+        return cp.argmax(1), cy
 
-    eos, neut = CLASSES.index("EOSINOPHIL"), CLASSES.index("NEUTROPHIL")
+    def cell_right(p: np.ndarray) -> np.ndarray:
+        pred, cy = cell_decisions(p)
+        return pred == cy
 
     def pair_errors(p: np.ndarray) -> str:
         """Wrong cells that are eosinophils read as neutrophils / neutrophils read as eosinophils."""
-        cp, cy, _ = pool_cells(p, y, cells)
-        pred = cp.argmax(1)
-        return f"{((cy == eos) & (pred == neut)).sum()} / {((cy == neut) & (pred == eos)).sum()}"
+        pred, cy = cell_decisions(p)
+        return f"{((cy == EOS) & (pred == NEUT)).sum()} / {((cy == NEUT) & (pred == EOS)).sum()}"
 
     print(f"{len(y)} out-of-fold files of {len(set(cells))} cells, folds {', '.join(map(str, folds))}\n")
     print("| recipe | accuracy over files | cells right | macro-F1 | wrong cells eos→neut / neut→eos |")

@@ -116,6 +116,22 @@ class TestOtherVerbs:
             assert says in capsys.readouterr().err
             assert not (tmp_path / "bad").exists()
 
+    def test_train_augment_and_pair_smoothing(self, tmp_path: Path) -> None:
+        """--augment offers every recipe the trainer has (cutout among them) and, with --pair-smoothing,
+        reaches the run's config."""
+        pytest.importorskip("torch")
+        from wbc.cli import build_parser
+        from wbc.train import AUGMENT
+
+        train = build_parser()._subparsers._group_actions[0].choices["train"]
+        (augment,) = [a for a in train._actions if "--augment" in a.option_strings]
+        assert sorted(augment.choices) == sorted([*AUGMENT, "none"])
+        assert main(["train", "--data", str(FIXTURE_IMAGES), "--dry-run", "--val-fraction", "0.34", "--batch-size", "8",
+                     "--threads", "1", "--quiet", "--out", str(tmp_path / "r"), "--augment", "robust-erase",
+                     "--pair-smoothing", "0.1"]) == 0
+        saved = json.loads((tmp_path / "r" / "config.json").read_text())["train"]
+        assert (saved["augment"], saved["pair_smoothing"]) == ("robust-erase", 0.1)
+
     def test_train_resume_without_run(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """--resume where there is no run is a clear error."""
         pytest.importorskip("torch")

@@ -114,15 +114,21 @@ class TestCrossValidate:
         lg, y, _ = fold_logits(run, FIXTURE_IMAGES)
         decoded: list[int] = []
         load = wbc.ship.load_arrays
-        monkeypatch.setattr(wbc.ship, "load_arrays", lambda samples, *a, **k: decoded.append(len(samples)) or load(samples, *a, **k))
+
+        def counted(samples: list, *a: object, **k: object) -> object:
+            decoded.append(len(samples))
+            return load(samples, *a, **k)
+
+        monkeypatch.setattr(wbc.ship, "load_arrays", counted)
         for checkpoint, same in (("last", True), ("best", False)):
             decoded.clear()
             r = ablation.val_report(run, False, checkpoint, FIXTURE_IMAGES)
             assert decoded == [len(y)]
-        with pytest.raises(CheckpointError, match="1 views given for a 8-view export"):
-            wbc.ship.export_and_report(run / "last.pt", tmp_path / "x", FIXTURE_IMAGES, val_logits=(lg[:1], y))
             assert r["checkpoint"] == checkpoint
             assert (r["tta8"]["nll"] == pytest.approx(nll(tta_probs(lg, r["temperature"]), y), abs=1e-4)) is same
+        for bad, says in (((lg[:1], y), "1 views given for a 8-view export"), ((lg, y[:-1]), "labels")):
+            with pytest.raises(ValueError, match=says):
+                wbc.ship.export_and_report(run / "last.pt", tmp_path / "x", FIXTURE_IMAGES, val_logits=bad)
 
     def test_ablation_checks_every_run_first(self, cv: tuple[Path, dict], tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -139,6 +139,15 @@ class TestAugment:
             assert len(rows) <= 0.4 * 20 + 1 and len(cols) <= 0.4 * 20 + 1
             assert torch.allclose(y[i][:, changed[i]], x[i].mean(dim=(1, 2))[:, None].expand(3, int(changed[i].sum())))
         assert torch.equal(erase_patches(x, replace(ROBUST_ERASE, erase_p=0.0), torch.Generator()), x)
+        # The robust-erase recipe is the robust one with patches cut out afterwards: same draws before them.
+        from wbc.augment import ROBUST, augment_batch
+
+        a = augment_batch(x[:40], ROBUST, torch.Generator().manual_seed(1))
+        b = augment_batch(x[:40], ROBUST_ERASE, torch.Generator().manual_seed(1))
+        cut = (a != b).any(1)
+        assert cut.flatten(1).any(1).sum() > 5
+        for i in range(40):
+            assert torch.allclose(b[i][:, cut[i]], a[i].mean(dim=(1, 2))[:, None].expand(3, int(cut[i].sum())))
 
 
 class TestShifts:

@@ -99,9 +99,8 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
         if pick.any():
             x = x.clone()
             x[pick] = gaussian_blur(x[pick], float(u(0.3, cfg.blur_sigma, 1)))
-    if cfg.erase_p > 0:
-        x = erase_patches(x.clamp(0, 1), cfg, gen)
-    return x.clamp(0, 1)
+    x = x.clamp(0, 1)
+    return erase_patches(x, cfg, gen) if cfg.erase_p > 0 else x
 
 
 def erase_patches(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:

@@ -220,16 +220,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-fraction", type=float, help="share of TRAIN's cells held out for validation (default: 0.2)")
     t.add_argument("--limit-cells", type=int, help="use only the first N cells of each class (quick runs)")
     t.add_argument("--threads", type=int, help="PyTorch CPU threads (default: 2)")
+    # train.AUGMENT's keys and "none", written out so that the parser needs no torch (a test compares them).
     t.add_argument("--augment", choices=["robust", "robust-wide", "robust-erase", "basic", "none"],
-                   help="augmentation recipe (default: robust for wbcnet, basic for seed)")
+                   help="augmentation recipe (default: robust for wbcnet, basic for seed; robust-wide: twice the "
+                        "stain jitter; robust-erase: with cutout)")
     t.add_argument("--mixup", type=float, metavar="ALPHA",
                    help="blend pairs of training images and their labels, weight ~ Beta(ALPHA, ALPHA); 0 is off "
                         "(default: 0.4 for wbcnet, off for seed)")
     t.add_argument("--label-smoothing", type=float, metavar="EPS",
                    help="share of each target spread over the other classes (default: 0.2 for wbcnet, 0 for seed)")
     t.add_argument("--pair-smoothing", type=float, metavar="EPS",
-                   help="share of an eosinophil's target moved to neutrophil and back, on top of label smoothing "
-                        "(default: 0)")
+                   help="share of an eosinophil's target moved to neutrophil and back, on top of label smoothing; "
+                        "below (1 - label smoothing) / 2 (default: 0)")
     t.add_argument("--weight-decay", type=float, metavar="WD",
                    help="the optimizer's weight decay (AdamW's is decoupled; default: 5e-4 wbcnet, 0 seed)")
     t.add_argument("--ema", type=float, metavar="DECAY",

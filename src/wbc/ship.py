@@ -81,13 +81,16 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
     """Export run/best.pt to out/model.onnx + model.json, with temperature, test-time views and the
     review threshold fitted on validation, or taken from `calibration`, a cross-validation of the
     run's recipe (benchmarks/cv.py); with `evaluate_test`, add TEST metrics and report.md.
-    `val_logits`: the checkpoint's validation view logits (V, N, 4) and labels (N,), where the caller
-    has them already (`checkpoint_validation_logits`): no second pass over the images."""
+    `val_logits`: the checkpoint's validation view logits (V, N, 4) and labels (N,) to fit the
+    temperature on, where the caller has them already (`checkpoint_validation_logits`): no second pass
+    over the images. It excludes `calibration`, which brings its own temperature."""
     run, out = Path(run), Path(out)
     ckpt = run / "best.pt" if run.is_dir() else run
     views = 8 if tta else 1
     held_out = read_val_cells(ckpt.parent)
     if calibration is not None:
+        if val_logits is not None:
+            raise ValueError("val_logits fit a temperature; a calibration brings its own")
         if not calibrate:
             raise CheckpointError("--calibration and --no-calibrate exclude each other")
         if views != 8:
@@ -101,10 +104,12 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
                                   "to calibrate on; pass --calibration with the cv.json of benchmarks/cv.py for its recipe")
         if val_logits is None:
             logits, y, _ = checkpoint_validation_logits(ckpt, data, views)
-        elif val_logits[0].shape[0] != views:
-            raise CheckpointError(f"validation logits of {val_logits[0].shape[0]} views given for a {views}-view export")
         else:
             logits, y = val_logits
+            if logits.shape[0] != views:
+                raise ValueError(f"validation logits of {logits.shape[0]} views given for a {views}-view export")
+            if logits.shape[1] != len(y):
+                raise ValueError(f"validation logits of {logits.shape[1]} files given with {len(y)} labels")
         t = fit_temperature(logits, y) if calibrate else 1.0
         before, after = tta_probs(logits, 1.0), tta_probs(logits, t)
         calib = {

@@ -26,6 +26,9 @@ from wbc.model import SeedConfig, WbcNetConfig, build_model, config_from_dict, c
 
 CHECKPOINT_VERSION = 1
 EOS, NEUT = CLASSES.index("EOSINOPHIL"), CLASSES.index("NEUTROPHIL")
+# The class each class's pair smoothing moves its share to (-1: none): eosinophil <-> neutrophil.
+PARTNER = torch.full((NUM_CLASSES,), -1, dtype=torch.long)
+PARTNER[EOS], PARTNER[NEUT] = NEUT, EOS
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ class TrainConfig:
     # a recipe whose epochs and calibration cross-validation has already fixed.
     fold: int | None = 0
     class_weights: bool = True
-    augment: str = "robust"  # "robust", "basic" (geometry and light colour jitter) or "none"
+    augment: str = "robust"  # a key of AUGMENT ("basic": geometry and light colour jitter) or "none"
     limit_cells: int | None = None  # keep only the first N cells of each class (quick runs)
     data: str | None = None
     skip_bad: bool = False
@@ -113,24 +116,22 @@ def smoothed_targets(y: torch.Tensor, label_smoothing: float, pair_smoothing: fl
     """Labels (B,) -> target distributions (B, 4): label smoothing spreads its share evenly, then
     `pair_smoothing` of an eosinophil's or a neutrophil's target moves to the other of the two."""
     t = F.one_hot(y, NUM_CLASSES).float() * (1 - label_smoothing) + label_smoothing / NUM_CLASSES
-    partner = torch.full((NUM_CLASSES,), -1, dtype=torch.long)
-    partner[EOS], partner[NEUT] = NEUT, EOS
-    rows = (partner[y] >= 0).nonzero().flatten()
+    rows = (PARTNER[y] >= 0).nonzero().flatten()
     t[rows, y[rows]] -= pair_smoothing
-    t[rows, partner[y[rows]]] += pair_smoothing
+    t[rows, PARTNER[y[rows]]] += pair_smoothing
     return t
 
 
 def _loss(logits: torch.Tensor, idx: torch.Tensor, y: torch.Tensor, soft: torch.Tensor | None,
           weights: torch.Tensor | None, cfg: TrainConfig) -> torch.Tensor:
-    """Label-smoothed, class-weighted cross-entropy of logits (B, 4) against the files `idx` (B,),
-    mixed with the teachers' soft targets where there are teachers."""
+    """Label-smoothed (and pair-smoothed: `smoothed_targets`), class-weighted cross-entropy of logits
+    (B, 4) against the files `idx` (B,), mixed with the teachers' soft targets where there are teachers."""
     if cfg.pair_smoothing > 0:
         t = smoothed_targets(y[idx], cfg.label_smoothing, cfg.pair_smoothing)
-        w = weights if weights is not None else torch.ones(NUM_CLASSES)
-        # As F.cross_entropy weighs label smoothing: each target class c by w[c], the sum over the
+        cw = weights if weights is not None else torch.ones(NUM_CLASSES)
+        # As F.cross_entropy weighs label smoothing: each target class c by cw[c], the sum over the
         # batch divided by the labels' weights.
-        loss = -(t * w * F.log_softmax(logits, 1)).sum() / w[y[idx]].sum()
+        loss = -(t * cw * F.log_softmax(logits, 1)).sum() / cw[y[idx]].sum()
     else:
         loss = F.cross_entropy(logits, y[idx], weight=weights, label_smoothing=cfg.label_smoothing)
     if soft is not None:
