@@ -24,8 +24,8 @@ def main() -> int:
 
     from wbc.calibration import tta_probs
     from wbc.crossval import finished_folds, fold_logits
-    from wbc.train import EOS, NEUT
     from wbc.metrics import pool_cells
+    from wbc.train import EOS, NEUT
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("cv", type=Path, nargs="+", help="cross-validation folders (foldK run folders inside)")

@@ -59,7 +59,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             "patience": args.patience, "val_fraction": args.val_fraction, "limit_cells": args.limit_cells,
             "data": str(args.data) if args.data else None, "threads": args.threads, "augment": args.augment,
             "split_seed": args.split_seed, "fold": args.fold, "distill": args.distill, "mixup": args.mixup,
-            "label_smoothing": args.label_smoothing, "pair_smoothing": args.pair_smoothing, "ema": args.ema, "weight_decay": args.weight_decay,
+            "label_smoothing": args.label_smoothing, "pair_smoothing": args.pair_smoothing, "ema": args.ema,
+            "weight_decay": args.weight_decay,
             "teachers": tuple(str(t) for t in args.teacher) if args.teacher else None,
         }.items() if v is not None
     }
