@@ -60,31 +60,23 @@ def main() -> int:
     rows = {name: np.concatenate(p) for name, p in probs.items()}
     rows["mean of all"] = np.mean(list(rows.values()), axis=0)
 
-    def cell_decisions(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each cell's decision on its pooled views (C,) and its label (C,)."""
-        cp, cy, _ = pool_cells(p, y, cells)
-        return cp.argmax(1), cy
-
-    def cell_right(p: np.ndarray) -> np.ndarray:
-        pred, cy = cell_decisions(p)
-        return pred == cy
-
-    def pair_errors(p: np.ndarray) -> str:
-        """Wrong cells that are eosinophils read as neutrophils / neutrophils read as eosinophils."""
-        pred, cy = cell_decisions(p)
-        return f"{((cy == EOS) & (pred == NEUT)).sum()} / {((cy == NEUT) & (pred == EOS)).sum()}"
+    # Each row's decision per cell on its pooled views (C,), and the cells' labels (C,): pooled once.
+    cell_pred = {name: pool_cells(p, y, cells)[0].argmax(1) for name, p in rows.items()}
+    cy = pool_cells(rows["mean of all"], y, cells)[1]
 
     print(f"{len(y)} out-of-fold files of {len(set(cells))} cells, folds {', '.join(map(str, folds))}\n")
     print("| recipe | accuracy over files | cells right | macro-F1 | wrong cells eos→neut / neut→eos |")
     print("|---|---|---|---|---|")
     for name, p in rows.items():
-        print(f"| {name} | {(p.argmax(1) == y).mean():.2%} | {cell_right(p).sum()} / {len(set(cells))} | "
-              f"{f1_score(y, p.argmax(1), average='macro'):.3f} | {pair_errors(p)} |")
+        pred = cell_pred[name]
+        pairs = f"{((cy == EOS) & (pred == NEUT)).sum()} / {((cy == NEUT) & (pred == EOS)).sum()}"
+        print(f"| {name} | {(p.argmax(1) == y).mean():.2%} | {(pred == cy).sum()} / {len(cy)} | "
+              f"{f1_score(y, p.argmax(1), average='macro'):.3f} | {pairs} |")
     singles = [rows[cv.name] for cv in args.cv]
     decisions = np.stack([p.argmax(1) for p in singles])  # (recipes, files)
     agree = (decisions == decisions[0]).all(0).mean()
     any_file = (decisions == y).any(0).mean()
-    any_cell = np.stack([cell_right(p) for p in singles]).any(0).sum()
+    any_cell = np.stack([cell_pred[cv.name] == cy for cv in args.cv]).any(0).sum()
     print(f"\nAll recipes decide alike on {agree:.2%} of files. At least one is right on {any_file:.2%} of files "
           f"and {any_cell} cells.")
     return 0

@@ -118,9 +118,11 @@ class TestFit:
         """Pair smoothing moves its share between eosinophil and neutrophil targets only, keeps the
         class-weighted mean of the hard-label loss, and changes what is learnt."""
         from wbc.info import CLASSES
+        from wbc.train import EOS as eos
+        from wbc.train import NEUT as neu
         from wbc.train import _loss, smoothed_targets
 
-        eos, lym, neu = (CLASSES.index(c) for c in ("EOSINOPHIL", "LYMPHOCYTE", "NEUTROPHIL"))
+        lym = CLASSES.index("LYMPHOCYTE")
         t = smoothed_targets(torch.tensor([eos, lym, neu]), 0.2, 0.1)
         want = torch.full((3, 4), 0.05)
         want[0, eos], want[0, neu] = 0.75, 0.15
