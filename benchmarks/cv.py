@@ -2,7 +2,7 @@
 
     python benchmarks/cv.py --render runs/cv/*/cv.json
     python benchmarks/cv.py --name e10 [--use 0=runs/e10-light-80] [--epochs N] [--augment A]
-                            [--mixup ALPHA] [--label-smoothing EPS] [--pair-smoothing EPS] [--ema DECAY] [--window PX] [--input-size PX] [--widths C ...] [--seed 0] [--folds K ...] [--work runs/cv] [--json out.json]
+                            [--mixup ALPHA] [--label-smoothing EPS] [--pair-smoothing EPS] [--optimizer O] [--lr LR] [--batch-size B] [--ema DECAY] [--window PX] [--input-size PX] [--widths C ...] [--seed 0] [--folds K ...] [--work runs/cv] [--json out.json]
 
 TRAIN's 261 cells (original fields, `wbc.sources`) are dealt into 5 class-stratified folds (`wbc train --fold K`; fold 0 is the
 split every single run uses). The recipe is trained once per fold, each model holding out one
@@ -59,7 +59,7 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
 
 def main() -> int:
     from wbc.errors import WbcError
-    from wbc.train import AUGMENT, preset
+    from wbc.train import AUGMENT, OPTIMIZERS, preset
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--name", help="recipe name: fold runs go to WORK/NAME/foldK")
@@ -79,6 +79,9 @@ def main() -> int:
                     help="share of an eosinophil's target moved to neutrophil and back, on top of label smoothing; "
                          "below (1 - label smoothing) / 2 (default: 0)")
     ap.add_argument("--weight-decay", type=float, metavar="WD", help="the optimizer's weight decay (default: 5e-4)")
+    ap.add_argument("--optimizer", choices=OPTIMIZERS, help="default: adamw, the recipe's")
+    ap.add_argument("--lr", type=float, help="peak learning rate (default: 2e-3)")
+    ap.add_argument("--batch-size", type=int, help="default: 64")
     ap.add_argument("--ema", type=float, metavar="DECAY", help="average the weights (decay per step; default: off)")
     ap.add_argument("--window", type=int, metavar="PX", help="crop window around the cell in source px (default: 160)")
     ap.add_argument("--input-size", type=int, metavar="PX", help="the network's input in px (default: 96)")
@@ -114,6 +117,12 @@ def main() -> int:
         cfg = replace(cfg, ema=args.ema)
     if args.weight_decay is not None:
         cfg = replace(cfg, weight_decay=args.weight_decay)
+    if args.optimizer is not None:
+        cfg = replace(cfg, optimizer=args.optimizer)
+    if args.lr is not None:
+        cfg = replace(cfg, lr=args.lr)
+    if args.batch_size is not None:
+        cfg = replace(cfg, batch_size=args.batch_size)
     try:
         use = {int(k): Path(v) for k, v in (u.split("=", 1) for u in args.use)}
     except ValueError:

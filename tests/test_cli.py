@@ -116,21 +116,27 @@ class TestOtherVerbs:
             assert says in capsys.readouterr().err
             assert not (tmp_path / "bad").exists()
 
-    def test_train_augment_and_pair_smoothing(self, tmp_path: Path) -> None:
-        """--augment offers every recipe the trainer has (cutout among them) and, with --pair-smoothing,
-        reaches the run's config."""
+    def test_train_augment_optimizer_and_pair_smoothing(self, tmp_path: Path) -> None:
+        """--augment and --optimizer offer every choice the trainer has (cutout, SGD) and, with
+        --pair-smoothing, reach the run's config and its optimizer state."""
         pytest.importorskip("torch")
+        import torch
+
         from wbc.cli import build_parser
-        from wbc.train import AUGMENT
+        from wbc.train import AUGMENT, OPTIMIZERS
 
         train = build_parser()._subparsers._group_actions[0].choices["train"]
         (augment,) = [a for a in train._actions if "--augment" in a.option_strings]
+        (optimizer,) = [a for a in train._actions if "--optimizer" in a.option_strings]
         assert sorted(augment.choices) == sorted([*AUGMENT, "none"])
+        assert sorted(optimizer.choices) == sorted(OPTIMIZERS)
         assert main(["train", "--data", str(FIXTURE_IMAGES), "--dry-run", "--val-fraction", "0.34", "--batch-size", "8",
                      "--threads", "1", "--quiet", "--out", str(tmp_path / "r"), "--augment", "robust-erase",
-                     "--pair-smoothing", "0.1"]) == 0
+                     "--pair-smoothing", "0.1", "--optimizer", "sgd", "--lr", "0.05"]) == 0
         saved = json.loads((tmp_path / "r" / "config.json").read_text())["train"]
-        assert (saved["augment"], saved["pair_smoothing"]) == ("robust-erase", 0.1)
+        assert (saved["augment"], saved["pair_smoothing"], saved["optimizer"]) == ("robust-erase", 0.1, "sgd")
+        group = torch.load(tmp_path / "r" / "last.pt", weights_only=False)["optimizer"]["param_groups"][0]
+        assert (group["momentum"], group["nesterov"]) == (0.9, True)
 
     def test_train_resume_without_run(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """--resume where there is no run is a clear error."""

@@ -60,7 +60,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "data": str(args.data) if args.data else None, "threads": args.threads, "augment": args.augment,
             "split_seed": args.split_seed, "fold": args.fold, "distill": args.distill, "mixup": args.mixup,
             "label_smoothing": args.label_smoothing, "pair_smoothing": args.pair_smoothing, "ema": args.ema,
-            "weight_decay": args.weight_decay,
+            "weight_decay": args.weight_decay, "optimizer": args.optimizer,
             "teachers": tuple(str(t) for t in args.teacher) if args.teacher else None,
         }.items() if v is not None
     }
@@ -206,6 +206,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, help="maximum epochs (default: 80 wbcnet, 50 seed)")
     t.add_argument("--lr", type=float, help="peak learning rate (default: 2e-3 wbcnet, 1e-4 seed)")
     t.add_argument("--batch-size", type=int, help="default: 64")
+    # train.OPTIMIZERS, written out so that the parser needs no torch (a test compares them).
+    t.add_argument("--optimizer", choices=["adamw", "adam", "sgd"],
+                   help="adamw, adam or sgd (Nesterov momentum 0.9) (default: adamw wbcnet, adam seed)")
     t.add_argument("--seed", type=int, help="seed of the split, shuffling and augmentation (default: 0)")
     t.add_argument("--split-seed", type=int, help="seed of the validation split alone (default: --seed)")
     t.add_argument("--fold", type=int, help="which cell-grouped fold to hold out, 0..k-1 with k = 1/val-fraction "

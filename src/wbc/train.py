@@ -39,7 +39,7 @@ class TrainConfig:
     epochs: int = 80
     batch_size: int = 64
     lr: float = 2e-3
-    optimizer: str = "adamw"  # "adamw" or "adam"
+    optimizer: str = "adamw"  # a key of OPTIMIZERS
     weight_decay: float = 5e-4
     schedule: str = "cosine"  # "cosine" (with warmup) or "constant"
     warmup_epochs: int = 1
@@ -200,12 +200,18 @@ def train_one_epoch(
     return total / max(seen, 1)
 
 
+OPTIMIZERS = ("adamw", "adam", "sgd")
+
+
 def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    raise ValueError(f"unknown optimizer {cfg.optimizer!r}")
+    if cfg.optimizer == "sgd":
+        # Nesterov momentum 0.9, the usual from-scratch CNN recipe; its weight decay is plain L2.
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+    raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
 def _make_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
