@@ -34,6 +34,10 @@ def main() -> int:
     args = ap.parse_args()
     if len(args.cv) < 2:
         ap.error("name at least two cross-validation folders")
+    if len({cv.resolve() for cv in args.cv}) < len(args.cv):
+        ap.error("name each cross-validation folder once")
+    # Rows are labelled by folder name, or by the path where two folders share a name.
+    label = {cv: cv.name if [c.name for c in args.cv].count(cv.name) == 1 else str(cv) for cv in args.cv}
     have = [{int(p.name[4:]) for p in finished_folds(cv)} for cv in args.cv]
     folds = sorted(args.folds or set.intersection(*have))
     missing = [f"{cv}/fold{k}" for cv, h in zip(args.cv, have) for k in folds if k not in h]
@@ -41,7 +45,7 @@ def main() -> int:
         print(f"ensemble_oof: no finished fold run at {', '.join(missing) or 'any common fold'}", file=sys.stderr)
         return 2
 
-    probs: dict[str, list[np.ndarray]] = {cv.name: [] for cv in args.cv}
+    probs: dict[str, list[np.ndarray]] = {label[cv]: [] for cv in args.cv}
     ys: list[np.ndarray] = []
     cells: list[str] = []
     for k in folds:
@@ -55,7 +59,7 @@ def main() -> int:
             elif not (np.array_equal(y, first[0]) and c == first[1]):
                 print(f"ensemble_oof: {cv}/fold{k} held out other files than {args.cv[0]}/fold{k}", file=sys.stderr)
                 return 2
-            probs[cv.name].append(tta_probs(lg))
+            probs[label[cv]].append(tta_probs(lg))
     y = np.concatenate(ys)
     rows = {name: np.concatenate(p) for name, p in probs.items()}
     rows["mean of all"] = np.mean(list(rows.values()), axis=0)
@@ -72,11 +76,11 @@ def main() -> int:
         pairs = f"{((cy == EOS) & (pred == NEUT)).sum()} / {((cy == NEUT) & (pred == EOS)).sum()}"
         print(f"| {name} | {(p.argmax(1) == y).mean():.2%} | {(pred == cy).sum()} / {len(cy)} | "
               f"{f1_score(y, p.argmax(1), average='macro'):.3f} | {pairs} |")
-    singles = [rows[cv.name] for cv in args.cv]
+    singles = [rows[label[cv]] for cv in args.cv]
     decisions = np.stack([p.argmax(1) for p in singles])  # (recipes, files)
     agree = (decisions == decisions[0]).all(0).mean()
     any_file = (decisions == y).any(0).mean()
-    any_cell = np.stack([cell_pred[cv.name] == cy for cv in args.cv]).any(0).sum()
+    any_cell = np.stack([cell_pred[label[cv]] == cy for cv in args.cv]).any(0).sum()
     print(f"\nAll recipes decide alike on {agree:.2%} of files. At least one is right on {any_file:.2%} of files "
           f"and {any_cell} cells.")
     return 0

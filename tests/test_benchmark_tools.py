@@ -32,3 +32,14 @@ def test_round_ratios_pair_the_rounds() -> None:
     ours[0]["k_rounds"][2] = 5.0
     assert run.round_ratios(seed, ours, "k") == pytest.approx([2.0, 2.0, 1.0])
     assert run.ratio_spread(seed, ours, "k") == "1.0-2.0x (median 2.0x) over 3 rounds"
+
+
+def test_ensemble_oof_refuses_a_folder_named_twice(tmp_path, monkeypatch, capsys) -> None:
+    """The same cross-validation folder twice is refused in one line, before any fold is read
+    (it used to pool its views twice and fail with a traceback)."""
+    oof = load("ensemble_oof")
+    monkeypatch.setattr("sys.argv", ["ensemble_oof.py", str(tmp_path / "e21"), str(tmp_path / "e21")])
+    with pytest.raises(SystemExit) as e:
+        oof.main()
+    assert e.value.code == 2
+    assert "name each cross-validation folder once" in capsys.readouterr().err
