@@ -37,6 +37,8 @@ def test_round_ratios_pair_the_rounds() -> None:
 def test_ensemble_oof_refuses_a_folder_named_twice(tmp_path, monkeypatch, capsys) -> None:
     """The same cross-validation folder twice is refused in one line, before any fold is read
     (it used to pool its views twice and fail with a traceback)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
     oof = load("ensemble_oof")
     monkeypatch.setattr("sys.argv", ["ensemble_oof.py", str(tmp_path / "e21"), str(tmp_path / "e21")])
     with pytest.raises(SystemExit) as e:

@@ -111,7 +111,9 @@ class TestOtherVerbs:
         for flag, value, says in [("--weight-decay", "-1", "weight decay -1.0"), ("--ema", "1", "ema decay 1.0"),
                                   ("--mixup", "-0.5", "mixup alpha -0.5"),
                                   ("--label-smoothing", "1.5", "label smoothing 1.5"),
-                                  ("--pair-smoothing", "0.45", "pair smoothing 0.45")]:
+                                  ("--pair-smoothing", "0.45", "pair smoothing 0.45"),
+                                  ("--lr", "-1", "learning rate -1.0"), ("--lr", "0", "learning rate 0.0"),
+                                  ("--batch-size", "1", "batch size 1")]:
             assert main([*base, "--out", str(tmp_path / "bad"), flag, value]) == 2, flag
             assert says in capsys.readouterr().err
             assert not (tmp_path / "bad").exists()

@@ -187,3 +187,14 @@ class TestCheckpoint:
         f.write_bytes(b"garbage")
         with pytest.raises(CheckpointError, match="not a readable checkpoint"):
             load_checkpoint(f)
+
+
+def test_fit_refuses_an_unknown_optimizer_before_any_work(tmp_path: Path) -> None:
+    """A TrainConfig built in Python with an optimizer the trainer lacks is refused by name, and
+    the run folder is not created (the CLI's choices cannot catch this path)."""
+    from wbc.errors import ConfigError
+
+    cfg = replace(preset("wbcnet"), optimizer="rmsprop", data=str(FIXTURE_IMAGES), epochs=1)
+    with pytest.raises(ConfigError, match="unknown optimizer 'rmsprop'"):
+        fit(cfg, tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()

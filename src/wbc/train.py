@@ -39,7 +39,7 @@ class TrainConfig:
     epochs: int = 80
     batch_size: int = 64
     lr: float = 2e-3
-    optimizer: str = "adamw"  # a key of OPTIMIZERS
+    optimizer: str = "adamw"  # one of OPTIMIZERS
     weight_decay: float = 5e-4
     schedule: str = "cosine"  # "cosine" (with warmup) or "constant"
     warmup_epochs: int = 1
@@ -353,6 +353,12 @@ def check_config(cfg: TrainConfig) -> None:
     """Refuse settings out of range before any work, naming the setting (ConfigError)."""
     if cfg.augment not in (*AUGMENT, "none"):
         raise ConfigError(f"unknown augmentation {cfg.augment!r}; choose {', '.join(AUGMENT)} or none")
+    if cfg.optimizer not in OPTIMIZERS:
+        raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if not cfg.lr > 0:
+        raise ConfigError(f"learning rate {cfg.lr}: choose a positive value, e.g. 2e-3 (adamw) or 0.05 (sgd)")
+    if cfg.batch_size < 2:  # BatchNorm needs two samples
+        raise ConfigError(f"batch size {cfg.batch_size}: choose 2 or more, e.g. 64")
     if not 0 <= cfg.ema < 1:
         raise ConfigError(f"ema decay {cfg.ema}: choose 0 (off) or a value in (0, 1), e.g. 0.998")
     if not 0 <= cfg.weight_decay < 1:
