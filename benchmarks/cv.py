@@ -101,28 +101,9 @@ def main() -> int:
         ap.error("--name is required (or --render)")
 
     cfg = replace(preset("wbcnet"), seed=args.seed, data=args.data)
-    if args.epochs is not None:
-        cfg = replace(cfg, epochs=args.epochs)
-    if args.patience is not None:
-        cfg = replace(cfg, patience=args.patience)
-    if args.augment is not None:
-        cfg = replace(cfg, augment=args.augment)
-    if args.mixup is not None:
-        cfg = replace(cfg, mixup=args.mixup)
-    if args.label_smoothing is not None:
-        cfg = replace(cfg, label_smoothing=args.label_smoothing)
-    if args.pair_smoothing is not None:
-        cfg = replace(cfg, pair_smoothing=args.pair_smoothing)
-    if args.ema is not None:
-        cfg = replace(cfg, ema=args.ema)
-    if args.weight_decay is not None:
-        cfg = replace(cfg, weight_decay=args.weight_decay)
-    if args.optimizer is not None:
-        cfg = replace(cfg, optimizer=args.optimizer)
-    if args.lr is not None:
-        cfg = replace(cfg, lr=args.lr)
-    if args.batch_size is not None:
-        cfg = replace(cfg, batch_size=args.batch_size)
+    overrides = {k: getattr(args, k) for k in ("epochs", "patience", "augment", "mixup", "label_smoothing",
+                                              "pair_smoothing", "ema", "weight_decay", "optimizer", "lr", "batch_size")}
+    cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     try:
         use = {int(k): Path(v) for k, v in (u.split("=", 1) for u in args.use)}
     except ValueError:
