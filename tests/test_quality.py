@@ -119,6 +119,23 @@ class TestAugment:
         b = gaussian_blur(x, 1.0)
         assert b.shape == x.shape and b.std() < x.std()
 
+    def test_hed_jitter_is_the_stain_model_per_pixel(self) -> None:
+        """The batched jitter equals the Ruifrok-Johnston model written out per pixel: OD = -ln(I),
+        stains = OD @ inv(M), each stain scaled and shifted, back through M, I = exp(-OD)."""
+        torch = pytest.importorskip("torch")
+        from wbc.augment import hed_jitter
+        from wbc.imaging import OD_FROM_HED
+
+        gen = torch.Generator().manual_seed(3)
+        x = torch.rand(5, 3, 7, 9, generator=gen)
+        x[0, :, 0, 0] = 0.0  # below 1/255: clamped there before the log
+        alpha, beta = torch.rand(5, 3, generator=gen) + 0.5, torch.rand(5, 3, generator=gen) * 0.2 - 0.1
+        m = np.array(OD_FROM_HED)
+        od = -np.log(np.clip(x.numpy().astype(np.float64), 1 / 255, None)).transpose(0, 2, 3, 1)  # (N, H, W, 3)
+        stains = (od @ np.linalg.inv(m)) * alpha.numpy()[:, None, None, :] + beta.numpy()[:, None, None, :]
+        want = np.clip(np.exp(-(stains @ m)), 0, 1).transpose(0, 3, 1, 2)
+        np.testing.assert_allclose(hed_jitter(x, alpha, beta).numpy(), want, atol=1e-5)
+
     def test_cutout_erases_one_square_in_the_share_asked(self) -> None:
         """Cutout sets one square patch per picked image to that image's mean colour and leaves the
         rest of it, and the other images, untouched."""

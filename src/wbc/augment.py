@@ -45,11 +45,14 @@ ROBUST_ERASE = replace(ROBUST, erase_p=0.5)
 
 def hed_jitter(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
     """Scale (alpha, (N, 3)) and shift (beta, (N, 3)) each stain's optical density; x (N, 3, H, W) in 0..1."""
-    od = -torch.log(x.clamp_min(1 / 255))  # (N, 3, H, W)
-    hed = torch.einsum("nchw,cd->ndhw", od, HED_FROM_OD.to(x.dtype))
-    hed = hed * alpha[:, :, None, None] + beta[:, :, None, None]
-    od = torch.einsum("ndhw,dc->nchw", hed, OD_FROM_HED.to(x.dtype))
-    return torch.exp(-od).clamp(0, 1)
+    n, c, h, w = x.shape
+    # Per image the three maps OD -> HED -> jittered HED -> OD are one affine map of the OD vector;
+    # working on log intensity (= -OD) makes it one batched matmul instead of two einsums.
+    to_hed, to_od = HED_FROM_OD.to(x.dtype), OD_FROM_HED.to(x.dtype)
+    mat = to_od.T @ (alpha[:, :, None] * to_hed.T)  # (N, 3, 3): OD -> jittered OD
+    shift = beta @ to_od  # (N, 3): OD added by the stain shift
+    log_x = torch.log(x.clamp_min(1 / 255)).reshape(n, c, h * w)
+    return torch.exp(torch.baddbmm(-shift[:, :, None], mat, log_x)).clamp_(0, 1).reshape(n, c, h, w)
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
@@ -93,7 +96,8 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
     x = x * gain * bright
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     x = (x - mean) * u(1 - cfg.contrast, 1 + cfg.contrast).view(n, 1, 1, 1) + mean
-    x = x.clamp(0, 1) ** u(1 - cfg.gamma, 1 + cfg.gamma).view(n, 1, 1, 1)
+    # x ** gamma as exp(gamma * log x): a power with a per-image exponent tensor is ~2x slower on CPU.
+    x = torch.exp(torch.log(x.clamp(0, 1)) * u(1 - cfg.gamma, 1 + cfg.gamma).view(n, 1, 1, 1))
     if cfg.blur_p > 0:
         pick = torch.rand(n, generator=gen) < cfg.blur_p
         if pick.any():

@@ -1,0 +1,74 @@
+"""Where a training step's time goes, side by side in one process: augmentation, and the network's
+forward + backward + AdamW step in the default (NCHW) and the channels-last memory layout.
+
+    python benchmarks/train_step.py [--batch-size 64] [--rounds 15]
+
+A batch of random crops of the default network's input size (96 px) runs `wbc.augment.augment_batch`
+(the robust recipe) and a step of the default network, in alternation (`timing.time_interleaved`),
+with the training thread count (2). Prints ms per batch and ratios. The training loop
+(`wbc.train.train_one_epoch`) feeds the network channels-last; this shows what that buys on this CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import time_interleaved  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> None:
+    import torch
+
+    from wbc.augment import ROBUST, augment_batch
+    from wbc.imaging import PreprocessSpec
+    from wbc.model import build_model
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    size = PreprocessSpec().size
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(args.batch_size, 3, size, size, generator=gen)  # (N, 3, 96, 96) in 0..1
+    y = torch.randint(0, 4, (args.batch_size,), generator=gen)
+    model = build_model("wbcnet")
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+    def step(layout: torch.memory_format) -> Callable[[], object]:
+        xb = x.contiguous(memory_format=layout)
+
+        def run() -> None:
+            loss = torch.nn.functional.cross_entropy(model(xb), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        return run
+
+    times = time_interleaved(
+        {
+            "augment (robust)": lambda: augment_batch(x, ROBUST, gen),
+            "network step, NCHW": step(torch.contiguous_format),
+            "network step, channels-last": step(torch.channels_last),
+        },
+        rounds=args.rounds,
+    )
+    print(f"batch {args.batch_size} x 3 x {size} x {size}, {args.threads} threads, "
+          f"{args.rounds} rounds in alternation (median ms per batch)")
+    for name, sec in times.items():
+        print(f"  {name:30s} {sec * 1000:7.1f} ms")
+    aug, nchw, cl = times.values()
+    print(f"channels-last step: {nchw / cl:.2f}x the NCHW one")
+    print(f"augment share of a channels-last step (augment + network): {aug / (aug + cl):.0%}")
+
+
+if __name__ == "__main__":
+    main()
