@@ -157,7 +157,15 @@ class TestOtherVerbs:
         assert "0 validation files" in capsys.readouterr().out
         # --resume continues a run as it was made: asking it to be another kind of run is refused.
         assert main([*base, "--out", str(tmp_path / "b"), "--resume", "--fold", "0"]) == 2
-        assert "holds out no fold" in capsys.readouterr().err
+        assert "--fold (the run: none (--all-cells); asked: 0)" in capsys.readouterr().err
+        # So is every other option that differs from the stored run, each named; options that match
+        # it (the base ones here) and --all-cells on the run made with it resume.
+        assert main([*base, "--out", str(tmp_path / "b"), "--resume", "--epochs", "7", "--mixup", "0",
+                     "--widths", "8", "16", "32"]) == 2
+        err = capsys.readouterr().err
+        assert "--epochs (the run: 1; asked: 7)" in err and "--mixup (the run: 0.4; asked: 0.0)" in err
+        assert "--widths (the run: 24 48 96; asked: 8 16 32)" in err and "--batch-size" not in err
+        assert main([*base, "--out", str(tmp_path / "b"), "--resume", "--all-cells"]) == 0
 
     def test_data_check(self, capsys: pytest.CaptureFixture[str]) -> None:
         """`wbc data check` counts files and cells per split."""

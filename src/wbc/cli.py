@@ -71,11 +71,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = replace(cfg, fold=None)
     held_out = "-all" if cfg.fold is None else (f"-fold{cfg.fold}" if cfg.fold else "")
     out = args.out or Path("runs") / f"{cfg.model}-seed{cfg.seed}{held_out}"
-    if args.resume and (args.all_cells or args.fold is not None):
-        stored = _training("wbc.train", "load_checkpoint")(out / "last.pt")["train_config"].get("fold", 0)
-        if stored != cfg.fold:
-            raise WbcError(f"{out}: that run holds out {'no fold' if stored is None else f'fold {stored}'}; "
-                           "--resume continues it as it was, so drop --fold/--all-cells or choose another --out")
+    if args.resume:
+        asked = {**overrides, **({"fold": None} if args.all_cells else {})}
+        _check_resume(out, asked, {"window": args.window, "size": args.input_size, "widths": args.widths})
     if args.dry_run:
         cfg = replace(cfg, epochs=1, limit_cells=cfg.limit_cells or 3)
     try:
@@ -85,6 +83,32 @@ def cmd_train(args: argparse.Namespace) -> int:
     run = fit(cfg, out, resume=args.resume, progress=not args.quiet, model_cfg=model_cfg)
     print(f"run written to {run} (best.pt, last.pt, summary.csv, curves.png)")
     return 0
+
+
+def _check_resume(out: Path, asked: dict[str, Any], network: dict[str, Any]) -> None:
+    """--resume continues a run exactly as it was made (fit reloads its stored settings): refuse, by
+    name, every option given on the command line that differs from the stored run, rather than
+    silently ignoring it."""
+    state = _training("wbc.train", "load_checkpoint")(out / "last.pt")
+    stored_net = state.get("model_config", {})
+    stored = {**state["train_config"], "widths": stored_net.get("widths"),
+              **{k: stored_net.get("preprocess", {}).get(k) for k in ("window", "size")}}
+
+    def shown(key: str, v: Any) -> str:
+        if key == "fold" and v is None:
+            return "none (--all-cells)"
+        return " ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+
+    def same(a: Any, b: Any) -> bool:
+        return (tuple(a) if isinstance(a, list) else a) == (tuple(b) if isinstance(b, list) else b)
+
+    flags = {"size": "--input-size", "teachers": "--teacher"}
+    differ = [f"{flags.get(k, '--' + k.replace('_', '-'))} (the run: {shown(k, stored.get(k))}; asked: {shown(k, v)})"
+              for k, v in {**asked, **{k: v for k, v in network.items() if v is not None}}.items()
+              if not same(stored.get(k), v)]
+    if differ:
+        raise WbcError(f"{out}: --resume continues the run as it was made, and this asks for something else: "
+                       f"{'; '.join(differ)}. Drop those options to continue it, or choose another --out")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
