@@ -156,16 +156,44 @@ class TestOtherVerbs:
         assert main([*base, "--out", str(tmp_path / "b"), "--all-cells"]) == 0
         assert "0 validation files" in capsys.readouterr().out
         # --resume continues a run as it was made: asking it to be another kind of run is refused.
-        assert main([*base, "--out", str(tmp_path / "b"), "--resume", "--fold", "0"]) == 2
+        resume = ["train", "--data", str(FIXTURE_IMAGES), "--batch-size", "8", "--quiet", "--out", str(tmp_path / "b"),
+                  "--resume"]
+        assert main([*resume, "--fold", "0"]) == 2
         assert "--fold (the run: none (--all-cells); asked: 0)" in capsys.readouterr().err
-        # So is every other option that differs from the stored run, each named; options that match
-        # it (the base ones here) and --all-cells on the run made with it resume.
-        assert main([*base, "--out", str(tmp_path / "b"), "--resume", "--epochs", "7", "--mixup", "0",
-                     "--widths", "8", "16", "32"]) == 2
+        # So is every other option that differs from the stored run, each named.
+        assert main([*resume, "--epochs", "7", "--mixup", "0", "--widths", "8", "16", "32", "--model", "seed"]) == 2
         err = capsys.readouterr().err
         assert "--epochs (the run: 1; asked: 7)" in err and "--mixup (the run: 0.4; asked: 0.0)" in err
-        assert "--widths (the run: 24 48 96; asked: 8 16 32)" in err and "--batch-size" not in err
-        assert main([*base, "--out", str(tmp_path / "b"), "--resume", "--all-cells"]) == 0
+        assert "--widths (the run: 24 48 96; asked: 8 16 32)" in err and "--model (the run: wbcnet; asked: seed)" in err
+        assert "--batch-size" not in err and "--data" not in err
+        assert main([*resume, "--dry-run"]) == 2
+        assert "cannot --resume" in capsys.readouterr().err
+        # Options equal to the run's (whatever their spelling) resume; where and how fast it runs may change.
+        assert main([*resume, "--all-cells", "--widths", "24", "48", "96", "--mixup", "0.4", "--threads", "2"]) == 0
+
+    def test_resume_check_reads_an_older_checkpoint_with_defaults(self, tmp_path: Path) -> None:
+        """A checkpoint written before a setting existed resumes with that setting's default, as fit
+        fills it: asking for the default is not a difference, asking for another value is."""
+        torch = pytest.importorskip("torch")
+        from dataclasses import asdict
+
+        from wbc.cli import _check_resume
+        from wbc.errors import WbcError
+        from wbc.model import config_to_dict, default_config
+        from wbc.info import CLASSES
+        from wbc.train import CHECKPOINT_VERSION, TrainConfig
+
+        train = asdict(TrainConfig(data="somewhere"))
+        for key in ("ema", "fold", "optimizer"):
+            del train[key]
+        net = config_to_dict(default_config("wbcnet"))
+        del net["preprocess"]["window"]
+        torch.save({"version": CHECKPOINT_VERSION, "model_name": "wbcnet", "classes": CLASSES,
+                    "train_config": train, "model_config": net}, tmp_path / "last.pt")
+        cfg = _check_resume(tmp_path, {"ema": 0.0, "fold": 0, "optimizer": "adamw", "threads": 1}, {"window": 160}, False)
+        assert (cfg.ema, cfg.fold, cfg.threads, cfg.data) == (0.0, 0, 1, "somewhere")
+        with pytest.raises(WbcError, match=r"--ema \(the run: 0.0; asked: 0.9\)"):
+            _check_resume(tmp_path, {"ema": 0.9}, {}, False)
 
     def test_data_check(self, capsys: pytest.CaptureFixture[str]) -> None:
         """`wbc data check` counts files and cells per split."""

@@ -49,6 +49,7 @@ def hed_jitter(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torc
     # Per image the three maps OD -> HED -> jittered HED -> OD are one affine map of the OD vector;
     # working on log intensity (= -OD) makes it one batched matmul instead of two einsums.
     to_hed, to_od = HED_FROM_OD.to(x.dtype), OD_FROM_HED.to(x.dtype)
+    alpha, beta = alpha.to(x.dtype), beta.to(x.dtype)
     mat = to_od.T @ (alpha[:, :, None] * to_hed.T)  # (N, 3, 3): OD -> jittered OD
     shift = beta @ to_od  # (N, 3): OD added by the stain shift
     log_x = torch.log(x.clamp_min(1 / 255)).reshape(n, c, h * w)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     fit, preset = _training("wbc.train", "fit"), _training("wbc.train", "preset")
-    cfg = preset(args.model)
+    cfg = preset(args.model or "wbcnet")
     overrides: dict[str, Any] = {
         k: v for k, v in {
             "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
@@ -62,9 +62,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             "label_smoothing": args.label_smoothing, "pair_smoothing": args.pair_smoothing, "ema": args.ema,
             "weight_decay": args.weight_decay, "optimizer": args.optimizer,
             "teachers": tuple(str(t) for t in args.teacher) if args.teacher else None,
+            "model": args.model, "skip_bad": args.skip_bad or None,
         }.items() if v is not None
     }
-    cfg = replace(cfg, **overrides, skip_bad=args.skip_bad or cfg.skip_bad)
+    cfg = replace(cfg, **overrides)
     if args.all_cells:
         if args.fold is not None:
             raise WbcError("--fold and --all-cells exclude each other: --all-cells holds out no fold")
@@ -72,8 +73,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     held_out = "-all" if cfg.fold is None else (f"-fold{cfg.fold}" if cfg.fold else "")
     out = args.out or Path("runs") / f"{cfg.model}-seed{cfg.seed}{held_out}"
     if args.resume:
+        if args.dry_run:
+            raise WbcError("--dry-run starts a new one-epoch run; it cannot --resume one")
         asked = {**overrides, **({"fold": None} if args.all_cells else {})}
-        _check_resume(out, asked, {"window": args.window, "size": args.input_size, "widths": args.widths})
+        network = {"window": args.window, "size": args.input_size, "widths": args.widths}
+        cfg = _check_resume(out, asked, {k: v for k, v in network.items() if v is not None}, args.all_cells)
     if args.dry_run:
         cfg = replace(cfg, epochs=1, limit_cells=cfg.limit_cells or 3)
     try:
@@ -85,30 +89,38 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_resume(out: Path, asked: dict[str, Any], network: dict[str, Any]) -> None:
-    """--resume continues a run exactly as it was made (fit reloads its stored settings): refuse, by
-    name, every option given on the command line that differs from the stored run, rather than
-    silently ignoring it."""
+def _check_resume(out: Path, asked: dict[str, Any], network: dict[str, Any], all_cells: bool) -> Any:
+    """--resume continues a run as it was made: refuse, by name, every option given on the command
+    line that differs from the stored run rather than silently ignoring it. Where and how fast it runs
+    (--data, --threads, --skip-bad) may change. Returns the TrainConfig to resume with."""
+    machine = _training("wbc.train", "MACHINE_SETTINGS")
     state = _training("wbc.train", "load_checkpoint")(out / "last.pt")
-    stored_net = state.get("model_config", {})
-    stored = {**state["train_config"], "widths": stored_net.get("widths"),
-              **{k: stored_net.get("preprocess", {}).get(k) for k in ("window", "size")}}
+    # Settings an older checkpoint lacks read as their defaults, as fit fills them.
+    stored_cfg = _training("wbc.train", "TrainConfig")(**state["train_config"])
+    net = _training("wbc.model", "config_from_dict")(stored_cfg.model, state["model_config"])
+    stored = {**asdict(stored_cfg), "widths": getattr(net, "widths", None),
+              "window": net.preprocess.window, "size": net.preprocess.size}
+
+    def norm(key: str, v: Any) -> Any:
+        v = tuple(v) if isinstance(v, (list, tuple)) else v
+        return tuple(sorted(v)) if key == "teachers" else v  # the teachers are averaged: order is moot
 
     def shown(key: str, v: Any) -> str:
-        if key == "fold" and v is None:
-            return "none (--all-cells)"
+        if v is None:
+            return {"fold": "none (--all-cells)", "widths": f"none (a {stored_cfg.model} network)",
+                    "split_seed": "not set (= --seed)"}.get(key, "not set")
         return " ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
 
-    def same(a: Any, b: Any) -> bool:
-        return (tuple(a) if isinstance(a, list) else a) == (tuple(b) if isinstance(b, list) else b)
-
-    flags = {"size": "--input-size", "teachers": "--teacher"}
-    differ = [f"{flags.get(k, '--' + k.replace('_', '-'))} (the run: {shown(k, stored.get(k))}; asked: {shown(k, v)})"
-              for k, v in {**asked, **{k: v for k, v in network.items() if v is not None}}.items()
-              if not same(stored.get(k), v)]
+    flags = {"size": "--input-size", "teachers": "--teacher", "fold": "--all-cells" if all_cells else "--fold"}
+    differ = [
+        f"{flags.get(k, '--' + k.replace('_', '-'))} (the run: {shown(k, stored[k])}; asked: {shown(k, v)})"
+        for k, v in {**asked, **network}.items()
+        if k not in machine and norm(k, stored[k]) != norm(k, v)
+    ]
     if differ:
         raise WbcError(f"{out}: --resume continues the run as it was made, and this asks for something else: "
                        f"{'; '.join(differ)}. Drop those options to continue it, or choose another --out")
+    return replace(stored_cfg, **{k: v for k, v in asked.items() if k in machine})
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -223,7 +235,7 @@ def build_parser() -> argparse.ArgumentParser:
     so.set_defaults(func=cmd_data_sources)
 
     t = sub.add_parser("train", help="train a network on TRAIN with a cell-grouped validation split")
-    t.add_argument("--model", choices=["wbcnet", "seed"], default="wbcnet", help="network (default: wbcnet)")
+    t.add_argument("--model", choices=["wbcnet", "seed"], help="network (default: wbcnet)")
     t.add_argument("--out", type=Path,
                    help="run folder (default: runs/<model>-seed<seed>, with -fold<K> or -all for those runs)")
     t.add_argument("--data", type=Path, help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")

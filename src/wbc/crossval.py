@@ -35,9 +35,9 @@ from wbc.calibration import (
 from wbc.errors import CheckpointError, DataError
 from wbc.io import atomic_write_bytes
 from wbc.model import SeedConfig, WbcNetConfig, config_from_dict, config_to_dict, default_config
-from wbc.train import TrainConfig, fit, load_checkpoint, read_val_cells
+from wbc.train import MACHINE_SETTINGS, TrainConfig, fit, load_checkpoint, read_val_cells
 
-IGNORED = {"data", "threads", "skip_bad", "fold"}  # where and on which fold a run was made, not its recipe
+IGNORED = {*MACHINE_SETTINGS, "fold"}  # where and on which fold a run was made, not its recipe
 SEEDS = {"seed", "split_seed"}  # a calibration carries over to another seed of the same recipe
 # Early stopping and best-epoch choice: an all-cells run uses neither, and the cross-validation
 # scores the folds' last epochs after checking that every fold ran all its epochs.
