@@ -136,6 +136,20 @@ class TestAugment:
         want = np.clip(np.exp(-(stains @ m)), 0, 1).transpose(0, 3, 1, 2)
         np.testing.assert_allclose(hed_jitter(x, alpha, beta).numpy(), want, atol=1e-5)
 
+    def test_config_refuses_ranges_that_break_the_image(self) -> None:
+        """A jitter range of 1 or more (a zero gamma gives 0 ** 0 = NaN on black pixels), a share
+        outside 0..1 or a zoom range that is not (low > 0, high >= low) is refused when the recipe is
+        written, not found as NaNs mid-training."""
+        pytest.importorskip("torch")
+        from dataclasses import replace
+
+        from wbc.augment import ROBUST
+
+        for bad in ({"gamma": 1.0}, {"hed": -0.1}, {"blur_p": 1.5}, {"scale": (0.0, 1.2)}, {"scale": (1.5, 1.2)}):
+            with pytest.raises(ValueError, match=next(iter(bad))):
+                replace(ROBUST, **bad)
+        assert replace(ROBUST, gamma=0.5, erase_p=1.0).gamma == 0.5
+
     def test_cutout_erases_one_square_in_the_share_asked(self) -> None:
         """Cutout sets one square patch per picked image to that image's mean colour and leaves the
         rest of it, and the other images, untouched."""

@@ -34,6 +34,17 @@ class AugmentConfig:
     erase_p: float = 0.0  # share of images with one square patch set to the image's mean colour (cutout)
     erase_side: tuple[float, float] = (0.2, 0.4)  # the patch's side as a fraction of the image's side
 
+    def __post_init__(self) -> None:
+        # A +- range of 1 or more would reach a zero gain or gamma (black images, 0 ** 0 = NaN).
+        for name in ("brightness", "contrast", "channel_gain", "gamma", "hed"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"AugmentConfig.{name} must be in [0, 1), not {getattr(self, name)}")
+        for name in ("blur_p", "erase_p"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"AugmentConfig.{name} is a share and must be in [0, 1], not {getattr(self, name)}")
+        if not 0 < self.scale[0] <= self.scale[1]:
+            raise ValueError(f"AugmentConfig.scale must be (low, high) with 0 < low <= high, not {self.scale}")
+
 
 # The default network's recipe: wider zoom, stain and blur jitter for other laboratories.
 ROBUST = AugmentConfig(scale=(0.65, 1.6), hed=0.15, hed_bias=0.03, blur_p=0.3)
