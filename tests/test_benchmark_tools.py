@@ -45,3 +45,19 @@ def test_ensemble_oof_refuses_a_folder_named_twice(tmp_path, monkeypatch, capsys
         oof.main()
     assert e.value.code == 2
     assert "name each cross-validation folder once" in capsys.readouterr().err
+
+
+def test_train_step_prints_each_timing_and_the_layout_ratio(capsys) -> None:
+    """benchmarks/train_step.py times augmentation and both layouts of a step and prints the ratio
+    of the two layouts and augmentation's share, from its own timings."""
+    pytest.importorskip("torch")
+    train_step = load("train_step")
+    train_step.main(["--batch-size", "4", "--rounds", "1", "--threads", "1"])
+    out = capsys.readouterr().out
+    ms = {name: float(out.split(name)[1].split()[0]) for name in
+          ("augment (robust)", "network step, NCHW", "network step, channels-last")}
+    assert all(v > 0 for v in ms.values())
+    ratio = ms["network step, NCHW"] / ms["network step, channels-last"]
+    # The printed figures are rounded to 0.1 ms, the ratio from the unrounded times.
+    assert float(out.split("channels-last step: ")[1].split("x")[0]) == pytest.approx(ratio, rel=0.1, abs=0.02)
+    assert "augment share" in out
