@@ -1,10 +1,10 @@
 """Where a training step's time goes, side by side in one process: augmentation, and the network's
 forward + backward + AdamW step in the default (NCHW) and the channels-last memory layout.
 
-    python benchmarks/train_step.py [--batch-size 64] [--rounds 15]
+    python benchmarks/train_step.py [--model wbcnet|seed] [--batch-size 64] [--rounds 15]
 
-A batch of random crops of the default network's input size (96 px) runs `wbc.augment.augment_batch`
-(the robust recipe) and a step of the default network, in alternation (`timing.time_interleaved`),
+A batch of random inputs of the network's size (wbcnet: 96 x 96 crops; seed: 120 x 160 frames) runs
+`wbc.augment.augment_batch` (the network's own recipe: robust, or basic for the seed replica) and a step of the network, in alternation (`timing.time_interleaved`),
 with the training thread count (2). Prints ms per batch and ratios. The training loop
 (`wbc.train.train_one_epoch`) feeds the network channels-last; this shows what that buys on this CPU.
 """
@@ -23,22 +23,24 @@ from timing import time_interleaved  # noqa: E402
 def main(argv: list[str] | None = None) -> None:
     import torch
 
-    from wbc.augment import ROBUST, augment_batch
-    from wbc.imaging import PreprocessSpec
-    from wbc.model import build_model
+    from wbc.augment import augment_batch
+    from wbc.model import build_model, default_config
+    from wbc.train import AUGMENT, preset
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", choices=["wbcnet", "seed"], default="wbcnet")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    size = PreprocessSpec().size
+    h, w = default_config(args.model).preprocess.input_hw
+    recipe = preset(args.model).augment  # robust for wbcnet, basic for the seed replica
     gen = torch.Generator().manual_seed(0)
-    x = torch.rand(args.batch_size, 3, size, size, generator=gen)  # (N, 3, 96, 96) in 0..1
+    x = torch.rand(args.batch_size, 3, h, w, generator=gen)  # (N, 3, H, W) in 0..1
     y = torch.randint(0, 4, (args.batch_size,), generator=gen)
-    model = build_model("wbcnet")
+    model = build_model(args.model)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
 
@@ -55,13 +57,13 @@ def main(argv: list[str] | None = None) -> None:
 
     times = time_interleaved(
         {
-            "augment (robust)": lambda: augment_batch(x, ROBUST, gen),
+            f"augment ({recipe})": lambda: augment_batch(x, AUGMENT[recipe], gen),
             "network step, NCHW": step(torch.contiguous_format),
             "network step, channels-last": step(torch.channels_last),
         },
         rounds=args.rounds,
     )
-    print(f"batch {args.batch_size} x 3 x {size} x {size}, {args.threads} threads, "
+    print(f"{args.model}: batch {args.batch_size} x 3 x {h} x {w}, {args.threads} threads, "
           f"{args.rounds} rounds in alternation (median ms per batch)")
     for name, sec in times.items():
         print(f"  {name:30s} {sec * 1000:7.1f} ms")

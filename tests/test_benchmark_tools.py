@@ -54,6 +54,7 @@ def test_train_step_prints_each_timing_and_the_layout_ratio(capsys) -> None:
     train_step = load("train_step")
     train_step.main(["--batch-size", "4", "--rounds", "1", "--threads", "1"])
     out = capsys.readouterr().out
+    assert out.startswith("wbcnet: batch 4 x 3 x 96 x 96")
     ms = {name: float(out.split(name)[1].split()[0]) for name in
           ("augment (robust)", "network step, NCHW", "network step, channels-last")}
     assert all(v > 0 for v in ms.values())
