@@ -1,5 +1,5 @@
 """Where a training step's time goes, side by side in one process: augmentation, and the network's
-forward + backward + AdamW step in the default (NCHW) and the channels-last memory layout.
+forward + backward + optimizer step in the default (NCHW) and the channels-last memory layout.
 
     python benchmarks/train_step.py [--model wbcnet|seed] [--batch-size 64] [--rounds 15]
 
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from wbc.augment import augment_batch
     from wbc.model import build_model, default_config
-    from wbc.train import AUGMENT, preset
+    from wbc.train import AUGMENT, _make_optimizer, preset
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", choices=["wbcnet", "seed"], default="wbcnet")
@@ -36,13 +36,14 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
 
     h, w = default_config(args.model).preprocess.input_hw
-    recipe = preset(args.model).augment  # robust for wbcnet, basic for the seed replica
+    cfg = preset(args.model)
+    recipe = cfg.augment  # robust for wbcnet, basic for the seed replica
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(args.batch_size, 3, h, w, generator=gen)  # (N, 3, H, W) in 0..1
     y = torch.randint(0, 4, (args.batch_size,), generator=gen)
     model = build_model(args.model)
     model.train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    opt = _make_optimizer(model, cfg)  # the recipe's own: AdamW for wbcnet, Adam for the seed replica
 
     def step(layout: torch.memory_format) -> Callable[[], object]:
         xb = x.contiguous(memory_format=layout)

@@ -7,9 +7,12 @@ import importlib
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wbc.errors import WbcError
+
+if TYPE_CHECKING:  # the training extras (torch) load only when a command needs them
+    from wbc.train import TrainConfig
 
 
 def _training(module: str, name: str) -> Any:
@@ -89,7 +92,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_resume(out: Path, asked: dict[str, Any], network: dict[str, Any], all_cells: bool) -> Any:
+def _check_resume(out: Path, asked: dict[str, Any], network: dict[str, Any], all_cells: bool) -> TrainConfig:
     """--resume continues a run as it was made: refuse, by name, every option given on the command
     line that differs from the stored run rather than silently ignoring it. Where and how fast it runs
     (--data, --threads, --skip-bad) may change. Returns the TrainConfig to resume with."""
