@@ -83,6 +83,8 @@ def main() -> int:
     ap.add_argument("--lr", type=float, help="peak learning rate (default: 2e-3)")
     ap.add_argument("--batch-size", type=int, help="default: 64")
     ap.add_argument("--ema", type=float, metavar="DECAY", help="average the weights (decay per step; default: off)")
+    ap.add_argument("--low-res", type=int, nargs=2, metavar=("PX", "EPOCHS"),
+                    help="train the first EPOCHS epochs on PX x PX inputs (progressive resizing; default: off)")
     ap.add_argument("--window", type=int, metavar="PX", help="crop window around the cell in source px (default: 160)")
     ap.add_argument("--input-size", type=int, metavar="PX", help="the network's input in px (default: 96)")
     ap.add_argument("--widths", type=int, nargs="+", metavar="C", help="wbcnet's channels per stage (default: 24 48 96)")
@@ -104,6 +106,8 @@ def main() -> int:
     overrides = {k: getattr(args, k) for k in ("epochs", "patience", "augment", "mixup", "label_smoothing",
                                               "pair_smoothing", "ema", "weight_decay", "optimizer", "lr", "batch_size")}
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    if args.low_res:
+        cfg = replace(cfg, low_res_size=args.low_res[0], low_res_epochs=args.low_res[1])
     try:
         use = {int(k): Path(v) for k, v in (u.split("=", 1) for u in args.use)}
     except ValueError:

@@ -78,8 +78,10 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
 
 
-def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
-    """float (N, 3, H, W) in 0..1 -> augmented float (N, 3, H, W) in 0..1."""
+def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator, size: int | None = None) -> torch.Tensor:
+    """float (N, 3, H, W) in 0..1 -> augmented float (N, 3, H, W) in 0..1, or (N, 3, size, size) when
+    `size` is given: the geometric warp samples the output at that size, so the colour steps after it
+    work on the smaller image too."""
     n = x.shape[0]
 
     def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
@@ -98,7 +100,9 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
         ],
         1,
     )
-    grid = F.affine_grid(mat, list(x.shape), align_corners=False)
+    in_h = x.shape[2]
+    out_hw = [size, size] if size else list(x.shape[2:])
+    grid = F.affine_grid(mat, [n, x.shape[1], *out_hw], align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 
     if cfg.hed > 0:
@@ -114,7 +118,8 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
         pick = torch.rand(n, generator=gen) < cfg.blur_p
         if pick.any():
             x = x.clone()
-            x[pick] = gaussian_blur(x[pick], float(u(0.3, cfg.blur_sigma, 1)))
+            # sigma is in pixels of the crop as cached; a smaller output shrinks it alike
+            x[pick] = gaussian_blur(x[pick], float(u(0.3, cfg.blur_sigma, 1)) * out_hw[0] / in_h)
     x = x.clamp(0, 1)
     return erase_patches(x, cfg, gen) if cfg.erase_p > 0 else x
 

@@ -64,6 +64,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             "split_seed": args.split_seed, "fold": args.fold, "distill": args.distill, "mixup": args.mixup,
             "label_smoothing": args.label_smoothing, "pair_smoothing": args.pair_smoothing, "ema": args.ema,
             "weight_decay": args.weight_decay, "optimizer": args.optimizer,
+            "low_res_size": args.low_res[0] if args.low_res else None,
+            "low_res_epochs": args.low_res[1] if args.low_res else None,
             "teachers": tuple(str(t) for t in args.teacher) if args.teacher else None,
             "model": args.model, "skip_bad": args.skip_bad or None,
         }.items() if v is not None
@@ -114,7 +116,8 @@ def _check_resume(out: Path, asked: dict[str, Any], network: dict[str, Any], all
                     "split_seed": "not set (= --seed)"}.get(key, "not set")
         return " ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
 
-    flags = {"size": "--input-size", "teachers": "--teacher", "fold": "--all-cells" if all_cells else "--fold"}
+    flags = {"size": "--input-size", "teachers": "--teacher", "fold": "--all-cells" if all_cells else "--fold",
+             "low_res_size": "--low-res PX", "low_res_epochs": "--low-res EPOCHS"}
     differ = [
         f"{flags.get(k, '--' + k.replace('_', '-'))} (the run: {shown(k, stored[k])}; asked: {shown(k, v)})"
         for k, v in {**asked, **network}.items()
@@ -280,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--ema", type=float, metavar="DECAY",
                    help="keep an exponential moving average of the weights (decay per step, e.g. 0.998) and "
                         "validate and save it as the model (default: off)")
+    t.add_argument("--low-res", type=int, nargs=2, metavar=("PX", "EPOCHS"),
+                   help="progressive resizing: train the first EPOCHS epochs on PX x PX inputs, the rest at full "
+                        "size (about 0.44x the time an epoch at 64 px of 96; default: off)")
     t.add_argument("--window", type=int, metavar="PX",
                    help="crop PX x PX source pixels around the cell (resized to the network's input; default: 160)")
     t.add_argument("--input-size", type=int, metavar="PX",

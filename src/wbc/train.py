@@ -69,6 +69,12 @@ class TrainConfig:
     # Decay per step of an exponential moving average of the weights (and BatchNorm statistics);
     # 0 = off. When on, the average is what is validated and saved as the model.
     ema: float = 0.0
+    # Progressive resizing: the first `low_res_epochs` epochs see the augmented crops at
+    # low_res_size x low_res_size px instead of the network's input size (0 = off). The network is
+    # fully convolutional with global pooling, so the same weights take both; the later epochs at
+    # full size adapt it (and its BatchNorm statistics) to the size it is used at.
+    low_res_size: int = 0
+    low_res_epochs: int = 0
 
 
 # Where and how fast a run is made, not what it learns: a resumed run takes these from its caller.
@@ -170,10 +176,12 @@ def train_one_epoch(
     progress: bool = True,
     soft: torch.Tensor | None = None,
     ema: nn.Module | None = None,
+    size: int | None = None,
 ) -> float:
     """One pass over (x uint8 (N, 3, h, w), y (N,)) in shuffled batches; returns the mean loss.
     With `soft` (N, 4), the teachers' probabilities, the loss mixes in their cross-entropy; `ema`, an
-    AveragedModel of `model`, is updated after every step."""
+    AveragedModel of `model`, is updated after every step; `size`: the network sees size x size px
+    (progressive resizing) instead of h x w."""
     from tqdm import tqdm
 
     model.train()
@@ -187,7 +195,9 @@ def train_one_epoch(
             continue
         xb = x[idx].float() / 255.0
         if aug is not None:
-            xb = augment_batch(xb, aug, gen)
+            xb = augment_batch(xb, aug, gen, size)
+        elif size:
+            xb = F.interpolate(xb, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         if cfg.mixup > 0:
             lam, pair = _mix_pairs(len(idx), cfg.mixup, gen)
             logits = model(_normalise(lam * xb + (1 - lam) * xb[pair], spec))
@@ -375,6 +385,9 @@ def check_config(cfg: TrainConfig) -> None:
         raise ConfigError(f"mixup alpha {cfg.mixup}: choose 0 (off) or a positive value, e.g. 0.4")
     if not 0 <= cfg.label_smoothing < 1:
         raise ConfigError(f"label smoothing {cfg.label_smoothing}: choose a value in [0, 1), e.g. 0.2")
+    if cfg.low_res_epochs and not (cfg.model == "wbcnet" and 32 <= cfg.low_res_size and 0 < cfg.low_res_epochs < cfg.epochs):
+        raise ConfigError(f"low resolution {cfg.low_res_size} px for {cfg.low_res_epochs} epochs: wbcnet only, at 32 px or "
+                          f"more, for fewer epochs than the run's {cfg.epochs} (the last ones train at full size)")
     # The labelled class keeps 1 - ls + ls/4 - ps and its partner gets ls/4 + ps.
     most = (1 - cfg.label_smoothing) / 2
     if not 0 <= cfg.pair_smoothing < most:
@@ -411,6 +424,8 @@ def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool 
     torch.manual_seed(cfg.seed)  # the initial weights are part of what --seed fixes
     model = build_model(cfg.model, model_cfg)
     spec = model_cfg.preprocess
+    if cfg.low_res_epochs and cfg.low_res_size >= spec.size:
+        raise ConfigError(f"low resolution {cfg.low_res_size} px: choose less than the network's input, {spec.size} px")
 
     root = find_images_root(cfg.data)
     samples = _subset(list_split(root, "TRAIN"), cfg.limit_cells)
@@ -465,7 +480,8 @@ def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool 
         # Seeded per epoch so a resumed run repeats exactly what an uninterrupted one would do.
         torch.manual_seed(cfg.seed * 100_003 + epoch)
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
-        train_loss = train_one_epoch(model, x_tr, y_tr, opt, sched, cfg, spec, weights, gen, progress, soft, ema)
+        size = cfg.low_res_size if epoch < cfg.low_res_epochs else None
+        train_loss = train_one_epoch(model, x_tr, y_tr, opt, sched, cfg, spec, weights, gen, progress, soft, ema, size)
         served = model if ema is None else ema.module  # what is validated and saved as the model
         row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": train_loss}
         if len(x_va):
