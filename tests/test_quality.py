@@ -119,6 +119,29 @@ class TestAugment:
         b = gaussian_blur(x, 1.0)
         assert b.shape == x.shape and b.std() < x.std()
 
+    def test_augment_to_a_smaller_size(self) -> None:
+        """With `size` the warp samples the output at size x size (progressive resizing), from the same
+        draws: asking for the input's own size is the plain call, and a smaller one is that image
+        seen at lower resolution, not a crop of it."""
+        torch = pytest.importorskip("torch")
+        import torch.nn.functional as F
+
+        from wbc.augment import ROBUST, AugmentConfig, augment_batch
+
+        x = torch.rand(6, 3, 32, 32) * 0.9 + 0.05
+        same = augment_batch(x, ROBUST, torch.Generator().manual_seed(2), 32)
+        assert torch.equal(same, augment_batch(x, ROBUST, torch.Generator().manual_seed(2)))
+        small = augment_batch(x, ROBUST, torch.Generator().manual_seed(2), 16)
+        assert small.shape == (6, 3, 16, 16) and small.min() >= 0 and small.max() <= 1
+        # Geometry alone (no colour or blur draws after the warp differ): the 16 px output matches the
+        # 32 px one shrunk by averaging 2 x 2 blocks, far closer than another image's would.
+        geo = AugmentConfig(brightness=0, contrast=0, channel_gain=0, gamma=0)
+        x = F.interpolate(torch.rand(6, 3, 4, 4), size=(32, 32), mode="bilinear", align_corners=False)  # smooth
+        big = augment_batch(x, geo, torch.Generator().manual_seed(5))
+        low = augment_batch(x, geo, torch.Generator().manual_seed(5), 16)
+        err = (F.avg_pool2d(big, 2) - low).abs().mean()
+        assert err < 0.2 * (F.avg_pool2d(big, 2) - low.roll(1, 0)).abs().mean()
+
     def test_hed_jitter_is_the_stain_model_per_pixel(self) -> None:
         """The batched jitter equals the Ruifrok-Johnston model written out per pixel: OD = -ln(I),
         stains = OD @ inv(M), each stain scaled and shifted, back through M, I = exp(-OD)."""

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -198,3 +199,55 @@ def test_fit_refuses_an_unknown_optimizer_before_any_work(tmp_path: Path) -> Non
     with pytest.raises(ConfigError, match="unknown optimizer 'rmsprop'"):
         fit(cfg, tmp_path / "r", progress=False)
     assert not (tmp_path / "r").exists()
+
+
+def test_low_res_epochs_train_on_smaller_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Progressive resizing: the first --low-res EPOCHS epochs feed the network PX x PX crops, the
+    later ones and validation its full input size; without it every epoch is full size."""
+    train = train_mod
+    seen: dict[int, set[tuple[int, int]]] = {}
+    epoch = {"now": -1}
+    real_epoch, real_build = train.train_one_epoch, train.build_model
+
+    def counting_epoch(*args: object, **kwargs: object) -> float:
+        epoch["now"] += 1
+        return real_epoch(*args, **kwargs)
+
+    def hooked_build(*args: object, **kwargs: object) -> torch.nn.Module:
+        net = real_build(*args, **kwargs)
+
+        def record(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+            if module.training:  # validation runs in eval mode, always at full size
+                seen.setdefault(epoch["now"], set()).add(tuple(inputs[0].shape[2:]))
+            else:
+                assert tuple(inputs[0].shape[2:]) == (96, 96)
+
+        net.register_forward_pre_hook(record)
+        return net
+
+    monkeypatch.setattr(train, "train_one_epoch", counting_epoch)
+    monkeypatch.setattr(train, "build_model", hooked_build)
+    fit(replace(TINY, epochs=3, low_res_size=48, low_res_epochs=2), tmp_path / "low", progress=False)
+    assert seen == {0: {(48, 48)}, 1: {(48, 48)}, 2: {(96, 96)}}
+    saved = json.loads((tmp_path / "low" / "config.json").read_text())["train"]
+    assert (saved["low_res_size"], saved["low_res_epochs"]) == (48, 2)
+
+    seen.clear()
+    epoch["now"] = -1
+    fit(replace(TINY, epochs=2), tmp_path / "full", progress=False)
+    assert seen == {0: {(96, 96)}, 1: {(96, 96)}}
+
+
+@pytest.mark.parametrize(("size", "epochs", "message"), [
+    (48, 3, "for fewer epochs than the run's 3"),
+    (16, 1, "at 32 px or more"),
+    (96, 1, "less than the network's input, 96 px"),
+])
+def test_low_res_out_of_range_is_refused(tmp_path: Path, size: int, epochs: int, message: str) -> None:
+    """A low resolution that would never reach full size, is too small, or is not smaller is
+    refused by name before any epoch runs."""
+    from wbc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        fit(replace(TINY, epochs=3, low_res_size=size, low_res_epochs=epochs), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r" / "last.pt").exists()
