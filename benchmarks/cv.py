@@ -2,7 +2,7 @@
 
     python benchmarks/cv.py --render runs/cv/*/cv.json
     python benchmarks/cv.py --name e10 [--use 0=runs/e10-light-80] [--epochs N] [--augment A]
-                            [--mixup ALPHA] [--label-smoothing EPS] [--pair-smoothing EPS] [--optimizer O] [--lr LR] [--batch-size B] [--ema DECAY] [--window PX] [--input-size PX] [--widths C ...] [--seed 0] [--folds K ...] [--work runs/cv] [--json out.json]
+                            [--mixup ALPHA] [--label-smoothing EPS] [--pair-smoothing EPS] [--optimizer O] [--lr LR] [--batch-size B] [--ema DECAY] [--low-res PX EPOCHS] [--window PX] [--input-size PX] [--widths C ...] [--seed 0] [--folds K ...] [--work runs/cv] [--json out.json]
 
 TRAIN's 261 cells (original fields, `wbc.sources`) are dealt into 5 class-stratified folds (`wbc train --fold K`; fold 0 is the
 split every single run uses). The recipe is trained once per fold, each model holding out one

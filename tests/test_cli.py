@@ -71,6 +71,17 @@ class TestOtherVerbs:
                    "--batch-size", "8", "--threads", "1", "--quiet"])
         assert rc == 0 and (out / "best.pt").exists()
 
+    def test_train_dry_run_with_low_res(self, tmp_path: Path) -> None:
+        """`--dry-run --low-res` checks both sizes: one epoch at PX, then one at full size."""
+        pytest.importorskip("torch")
+        out = tmp_path / "run"
+        rc = main(["train", "--data", str(FIXTURE_IMAGES), "--out", str(out), "--dry-run", "--val-fraction", "0.34",
+                   "--batch-size", "8", "--threads", "1", "--quiet", "--low-res", "48", "60"])
+        assert rc == 0
+        rows = (out / "summary.csv").read_text().splitlines()
+        col = rows[0].split(",").index("input_px")
+        assert [r.split(",")[col] for r in rows[1:]] == ["48", "96"]
+
     def test_train_window(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """--window, --input-size and --widths set the crop the run's network sees, its size and the
         network's stage widths (saved in its config); nonsense is refused by name."""

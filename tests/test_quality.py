@@ -142,6 +142,20 @@ class TestAugment:
         err = (F.avg_pool2d(big, 2) - low).abs().mean()
         assert err < 0.2 * (F.avg_pool2d(big, 2) - low.roll(1, 0)).abs().mean()
 
+    def test_blur_shrinks_with_the_output(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The blur's sigma is in pixels of the crop as given: at half the size it is half as many."""
+        torch = pytest.importorskip("torch")
+        import wbc.augment as augment
+
+        sigmas: list[float] = []
+        real = augment.gaussian_blur
+        monkeypatch.setattr(augment, "gaussian_blur", lambda x, s: sigmas.append(s) or real(x, s))
+        cfg = augment.AugmentConfig(blur_p=1.0)
+        x = torch.rand(4, 3, 32, 32)
+        augment.augment_batch(x, cfg, torch.Generator().manual_seed(7))
+        augment.augment_batch(x, cfg, torch.Generator().manual_seed(7), 16)
+        assert sigmas[1] == pytest.approx(sigmas[0] / 2) and sigmas[0] > 0.3
+
     def test_hed_jitter_is_the_stain_model_per_pixel(self) -> None:
         """The batched jitter equals the Ruifrok-Johnston model written out per pixel: OD = -ln(I),
         stains = OD @ inv(M), each stain scaled and shifted, back through M, I = exp(-OD)."""

@@ -201,16 +201,21 @@ def test_fit_refuses_an_unknown_optimizer_before_any_work(tmp_path: Path) -> Non
     assert not (tmp_path / "r").exists()
 
 
-def test_low_res_epochs_train_on_smaller_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Progressive resizing: the first --low-res EPOCHS epochs feed the network PX x PX crops, the
-    later ones and validation its full input size; without it every epoch is full size."""
+@pytest.mark.parametrize(("augment", "mixup"), [("robust", 0.0), ("none", 0.4)])
+def test_low_res_epochs_train_on_smaller_inputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, augment: str,
+                                                mixup: float) -> None:
+    """Progressive resizing: the first --low-res EPOCHS epochs feed the network PX x PX crops (through
+    the augmentation's warp, or a plain resize without augmentation), the later ones and validation its
+    full input size, also when the run was interrupted in a low-resolution epoch and resumed; a
+    low-resolution epoch is never the best one. Without the option every epoch is full size."""
     train = train_mod
-    seen: dict[int, set[tuple[int, int]]] = {}
-    epoch = {"now": -1}
+    calls: list[set[tuple[int, int]]] = []
     real_epoch, real_build = train.train_one_epoch, train.build_model
 
     def counting_epoch(*args: object, **kwargs: object) -> float:
-        epoch["now"] += 1
+        calls.append(set())
+        if len(calls) == 2 and die["armed"]:
+            raise KeyboardInterrupt
         return real_epoch(*args, **kwargs)
 
     def hooked_build(*args: object, **kwargs: object) -> torch.nn.Module:
@@ -218,36 +223,46 @@ def test_low_res_epochs_train_on_smaller_inputs(tmp_path: Path, monkeypatch: pyt
 
         def record(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
             if module.training:  # validation runs in eval mode, always at full size
-                seen.setdefault(epoch["now"], set()).add(tuple(inputs[0].shape[2:]))
+                calls[-1].add(tuple(inputs[0].shape[2:]))
             else:
                 assert tuple(inputs[0].shape[2:]) == (96, 96)
 
         net.register_forward_pre_hook(record)
         return net
 
+    die = {"armed": True}
     monkeypatch.setattr(train, "train_one_epoch", counting_epoch)
     monkeypatch.setattr(train, "build_model", hooked_build)
-    fit(replace(TINY, epochs=3, low_res_size=48, low_res_epochs=2), tmp_path / "low", progress=False)
-    assert seen == {0: {(48, 48)}, 1: {(48, 48)}, 2: {(96, 96)}}
+    cfg = replace(TINY, epochs=3, low_res_size=48, low_res_epochs=2, augment=augment, mixup=mixup)
+    with pytest.raises(KeyboardInterrupt):  # killed in epoch 2, still at low resolution
+        fit(cfg, tmp_path / "low", progress=False)
+    die["armed"] = False
+    fit(cfg, tmp_path / "low", resume=True, progress=False)
+    assert calls == [{(48, 48)}, set(), {(48, 48)}, {(96, 96)}]
     saved = json.loads((tmp_path / "low" / "config.json").read_text())["train"]
     assert (saved["low_res_size"], saved["low_res_epochs"]) == (48, 2)
+    with open(tmp_path / "low" / "summary.csv") as f:
+        assert [r["input_px"] for r in csv.DictReader(f)] == ["48", "48", "96"]
+    assert load_checkpoint(tmp_path / "low" / "best.pt")["epoch"] == 2  # the one full-size epoch
 
-    seen.clear()
-    epoch["now"] = -1
+    calls.clear()
     fit(replace(TINY, epochs=2), tmp_path / "full", progress=False)
-    assert seen == {0: {(96, 96)}, 1: {(96, 96)}}
+    assert calls == [{(96, 96)}, {(96, 96)}]
 
 
-@pytest.mark.parametrize(("size", "epochs", "message"), [
-    (48, 3, "for fewer epochs than the run's 3"),
-    (16, 1, "at 32 px or more"),
-    (96, 1, "less than the network's input, 96 px"),
+@pytest.mark.parametrize(("model", "size", "epochs", "message"), [
+    ("wbcnet", 48, 3, "choose 1 to 2 epochs, fewer than the run's 3"),
+    ("wbcnet", 48, 0, "choose 1 to 2 epochs"),
+    ("wbcnet", 16, 1, "choose 32 px or more"),
+    ("wbcnet", 96, 1, "less than the network's input, 96 px"),
+    ("seed", 64, 1, "only wbcnet takes inputs of another size"),
 ])
-def test_low_res_out_of_range_is_refused(tmp_path: Path, size: int, epochs: int, message: str) -> None:
-    """A low resolution that would never reach full size, is too small, or is not smaller is
-    refused by name before any epoch runs."""
+def test_low_res_out_of_range_is_refused(tmp_path: Path, model: str, size: int, epochs: int, message: str) -> None:
+    """A low resolution that would never reach full size, is half set, too small, not smaller, or
+    for a network with a fixed input is refused by name before the run folder is made."""
     from wbc.errors import ConfigError
 
+    cfg = replace(TINY, model=model, epochs=3, low_res_size=size, low_res_epochs=epochs)
     with pytest.raises(ConfigError, match=re.escape(message)):
-        fit(replace(TINY, epochs=3, low_res_size=size, low_res_epochs=epochs), tmp_path / "r", progress=False)
-    assert not (tmp_path / "r" / "last.pt").exists()
+        fit(cfg, tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()

@@ -83,8 +83,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         asked = {**overrides, **({"fold": None} if args.all_cells else {})}
         network = {"window": args.window, "size": args.input_size, "widths": args.widths}
         cfg = _check_resume(out, asked, {k: v for k, v in network.items() if v is not None}, args.all_cells)
-    if args.dry_run:
-        cfg = replace(cfg, epochs=1, limit_cells=cfg.limit_cells or 3)
+    if args.dry_run:  # one epoch; with --low-res, one at each size
+        cfg = replace(cfg, epochs=2 if cfg.low_res_epochs else 1, limit_cells=cfg.limit_cells or 3,
+                      low_res_epochs=min(cfg.low_res_epochs, 1))
     try:
         model_cfg = _training("wbc.model", "default_config")(cfg.model, args.window, args.input_size, args.widths)
     except ValueError as e:
@@ -285,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "validate and save it as the model (default: off)")
     t.add_argument("--low-res", type=int, nargs=2, metavar=("PX", "EPOCHS"),
                    help="progressive resizing: train the first EPOCHS epochs on PX x PX inputs, the rest at full "
-                        "size (about 0.44x the time an epoch at 64 px of 96; default: off)")
+                        "size; an epoch's work shrinks with (PX / input size) squared (default: off)")
     t.add_argument("--window", type=int, metavar="PX",
                    help="crop PX x PX source pixels around the cell (resized to the network's input; default: 160)")
     t.add_argument("--input-size", type=int, metavar="PX",

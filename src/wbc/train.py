@@ -327,7 +327,9 @@ def _write_summary(run: Path, history: list[dict[str, float]]) -> None:
     if not history:
         return
     out = io.StringIO()
-    w = csv.DictWriter(out, fieldnames=list(history[0]))
+    # Rows of a run begun by an older version lack the newer columns (input_px): blank there.
+    fields = list(dict.fromkeys(k for row in history for k in row))
+    w = csv.DictWriter(out, fieldnames=fields, restval="")
     w.writeheader()
     w.writerows(history)
     atomic_write_text(run / "summary.csv", out.getvalue())
@@ -385,9 +387,15 @@ def check_config(cfg: TrainConfig) -> None:
         raise ConfigError(f"mixup alpha {cfg.mixup}: choose 0 (off) or a positive value, e.g. 0.4")
     if not 0 <= cfg.label_smoothing < 1:
         raise ConfigError(f"label smoothing {cfg.label_smoothing}: choose a value in [0, 1), e.g. 0.2")
-    if cfg.low_res_epochs and not (cfg.model == "wbcnet" and 32 <= cfg.low_res_size and 0 < cfg.low_res_epochs < cfg.epochs):
-        raise ConfigError(f"low resolution {cfg.low_res_size} px for {cfg.low_res_epochs} epochs: wbcnet only, at 32 px or "
-                          f"more, for fewer epochs than the run's {cfg.epochs} (the last ones train at full size)")
+    if cfg.low_res_size or cfg.low_res_epochs:
+        low = f"low resolution {cfg.low_res_size} px for {cfg.low_res_epochs} epochs"
+        if cfg.model != "wbcnet":
+            raise ConfigError(f"{low}: only wbcnet takes inputs of another size ({cfg.model} has a fixed dense head)")
+        if cfg.low_res_size < 32:
+            raise ConfigError(f"{low}: choose 32 px or more")
+        if not 0 < cfg.low_res_epochs < cfg.epochs:
+            raise ConfigError(f"{low}: choose 1 to {cfg.epochs - 1} epochs, fewer than the run's {cfg.epochs}, so "
+                              "that the last ones train at full size")
     # The labelled class keeps 1 - ls + ls/4 - ps and its partner gets ls/4 + ps.
     most = (1 - cfg.label_smoothing) / 2
     if not 0 <= cfg.pair_smoothing < most:
@@ -483,13 +491,16 @@ def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool 
         size = cfg.low_res_size if epoch < cfg.low_res_epochs else None
         train_loss = train_one_epoch(model, x_tr, y_tr, opt, sched, cfg, spec, weights, gen, progress, soft, ema, size)
         served = model if ema is None else ema.module  # what is validated and saved as the model
-        row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": train_loss}
+        row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": train_loss,
+               "input_px": size or spec.size}
         if len(x_va):
             row.update(_val_metrics(predict_probs(served, x_va, spec), y_va, va_cells, weights))
-            is_best = _improved(row[cfg.monitor], best, cfg.monitor)
+            # A network still training on smaller inputs is not a candidate, nor a reason to stop:
+            # validation at full size reads it before it has adapted to that size.
+            is_best = size is None and _improved(row[cfg.monitor], best, cfg.monitor)
             if is_best:
                 best, bad_epochs = row[cfg.monitor], 0
-            else:
+            elif size is None:
                 bad_epochs += 1
         else:
             is_best = True  # nothing to select on: the model is the last epoch's
@@ -512,7 +523,8 @@ def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool 
         plot_curves(history, run / "curves.png")
         val = (f"  val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}  val_f1 {row['val_macro_f1']:.4f}  "
                f"val_cell_acc {row['val_cell_accuracy']:.4f}" if len(x_va) else "")
-        epochs.write(f"epoch {epoch + 1:3d}  loss {train_loss:.4f}{val}  {row['seconds']:.0f}s" + ("  *" if is_best else ""))
+        px = f"  ({size} px)" if size else ""
+        epochs.write(f"epoch {epoch + 1:3d}{px}  loss {train_loss:.4f}{val}  {row['seconds']:.0f}s" + ("  *" if is_best else ""))
         if stopped:
             if bad_epochs >= cfg.patience:
                 epochs.write(f"early stop: {cfg.monitor} did not improve for {cfg.patience} epochs")
