@@ -30,7 +30,8 @@ assert wbc.__file__.startswith("$src"), wbc.__file__
 from wbc.cli import main
 sys.exit(main(sys.argv[1:]))
 PY
-    t=$(tail -n 2 "$out/summary.csv" | tr -d '\r' | cut -d, -f4 | xargs printf '%.1f ')
+    # By the header's name: newer runs have an input_px column before seconds, older ones do not.
+    t=$(tr -d '\r' < "$out/summary.csv" | awk -F, 'NR == 1 {for (i = 1; i <= NF; i++) if ($i == "seconds") c = i; next} {printf "%.1f ", $c}')
     times[$side]+="$t"
     echo "round $i  $side ($([ "$side" = old ] && echo "$rev" || echo "working tree")): $t s"
   done
