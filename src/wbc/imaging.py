@@ -2,15 +2,15 @@
 
 Only NumPy and Pillow, so inference needs no PyTorch. The steps are:
 `load_image` (any file a microscope camera writes -> RGB uint8 (H, W, 3)),
-`prepare` (find the white cell by its stained nucleus and crop a fixed window around it ->
-uint8 (S, S, 3)) and `to_input` (uint8 (N, S, S, 3) -> normalised float32 (N, 3, S, S)).
+`prepare` (find the white cell by its stained nucleus, reduce a field more magnified than the data
+set's, and crop a fixed window around the cell -> uint8 (S, S, 3)) and `to_input` (uint8 (N, S, S, 3) -> normalised float32 (N, 3, S, S)).
 """
 
 from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,8 @@ class CellLocation:
     cx: float
     peak: float  # blurred (blue - green) at the peak, 0..255: low means no stained nucleus
     stained_fraction: float  # share of the image whose (blue - green) exceeds STAIN_LEVEL
+    extent: float = 0.0  # px: sqrt of the stained area within EXTENT_RADIUS of (cy, cx)
+    reduced_by: float = 1.0  # the field was shrunk by this factor before it was searched
 
 
 # Ruifrok & Johnston stain vectors in optical density (rows: hematoxylin, eosin, DAB): the stain
@@ -68,6 +70,17 @@ class CellLocation:
 OD_FROM_HED = ((0.65, 0.70, 0.29), (0.07, 0.99, 0.11), (0.27, 0.57, 0.78))
 
 STAIN_LEVEL = 60.0  # (blue - green) of a hematoxylin-stained nucleus; red cells sit near 20
+
+# Magnification. The nucleus's extent (sqrt of the stained px within EXTENT_RADIUS of the cell) is at
+# most 85.7 px in every one of the 12,444 files of TRAIN and TEST (benchmarks/magnification.py
+# --check-data), so none of them is ever shrunk and training crops are what they were. A field whose
+# nucleus reads larger was photographed more magnified (another microscope or camera): it is shrunk
+# in steps of sqrt(2) until the nucleus fits, which lands it within the zoom range the network was
+# trained on.
+EXTENT_RADIUS = 96
+EXTENT_MAX = 90.0
+REDUCTIONS = (2**0.5, 2.0, 2 * 2**0.5, 4.0, 4 * 2**0.5, 8.0)
+MIN_REDUCED_SIDE = 48  # px: a field is never shrunk below this
 
 
 def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
@@ -151,7 +164,23 @@ def locate_cell(rgb: np.ndarray) -> CellLocation:
         cy, cx = float(ys.mean() + y0), float(xs.mean() + x0)
     else:
         cy, cx = float(py), float(px)
-    return CellLocation(cy=cy, cx=cx, peak=peak, stained_fraction=float((s > STAIN_LEVEL).mean()))
+    iy, ix, r = int(round(cy)), int(round(cx)), EXTENT_RADIUS
+    extent = float(np.sqrt(np.count_nonzero(s[max(0, iy - r) : iy + r, max(0, ix - r) : ix + r] > STAIN_LEVEL)))
+    return CellLocation(cy=cy, cx=cx, peak=peak, stained_fraction=float((s > STAIN_LEVEL).mean()), extent=extent)
+
+
+def locate_at_data_scale(rgb: np.ndarray) -> tuple[np.ndarray, CellLocation]:
+    """Find the cell in a field (H, W, 3), first shrinking a field more magnified than the data set's
+    (see EXTENT_MAX). Returns the field as searched (`rgb` itself unless shrunk) and the cell in it."""
+    h, w, _ = rgb.shape
+    field, loc = rgb, locate_cell(rgb)
+    for f in REDUCTIONS:
+        size = (round(w / f), round(h / f))
+        if loc.extent <= EXTENT_MAX or min(size) < MIN_REDUCED_SIDE:
+            break
+        field = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
+        loc = replace(locate_cell(field), reduced_by=f)
+    return field, loc
 
 
 def median_colour(rgb: np.ndarray) -> np.ndarray:
@@ -198,19 +227,23 @@ def _resize(rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb).resize((ww, hh), Image.BILINEAR))
 
 
-def prepare(rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
-    """Source RGB uint8 (H, W, 3) -> model-sized uint8 (h, w, 3) as `spec` says."""
+def prepare(rgb: np.ndarray, spec: PreprocessSpec, rescale: bool = True) -> np.ndarray:
+    """Source RGB uint8 (H, W, 3) -> model-sized uint8 (h, w, 3) as `spec` says. `rescale=False`
+    never shrinks a magnified field (benchmarks compare the two)."""
     if spec.mode == "frame":  # the whole field: no need to find the cell
         return _resize(rgb, spec)
-    return prepare_located(rgb, spec)[0]
+    return prepare_located(rgb, spec, rescale)[0]
 
 
-def prepare_located(rgb: np.ndarray, spec: PreprocessSpec) -> tuple[np.ndarray, CellLocation]:
-    """`prepare`, also returning where the cell was found (the screening needs it in both modes)."""
-    loc = locate_cell(rgb)
+def prepare_located(
+    rgb: np.ndarray, spec: PreprocessSpec, rescale: bool = True
+) -> tuple[np.ndarray, CellLocation, np.ndarray]:
+    """`prepare`, also returning where the cell was found and the field it was found in (`rgb`
+    unless shrunk): the screening needs both, in both modes."""
+    field, loc = locate_at_data_scale(rgb) if rescale else (rgb, locate_cell(rgb))
     if spec.mode == "frame":
-        return _resize(rgb, spec), loc
-    return _resize(crop_square(rgb, loc.cy, loc.cx, spec.window), spec), loc
+        return _resize(rgb, spec), loc, field
+    return _resize(crop_square(field, loc.cy, loc.cx, spec.window), spec), loc, field
 
 
 def to_input(batch: np.ndarray, spec: PreprocessSpec) -> np.ndarray:

@@ -96,6 +96,7 @@ class Prediction:
     needs_review: bool = False
     not_wbc: str = ""
     error: str = ""
+    reduced_by: float = 1.0  # a magnified photo was shrunk by this before the cell was cropped
 
     @property
     def top2(self) -> list[tuple[str, float]]:
@@ -177,14 +178,15 @@ class Predictor:
 
     def analyse(self, rgb: np.ndarray) -> tuple[np.ndarray, Screening]:
         """Source RGB (H, W, 3) -> the prepared input (h, w, 3) and the is-it-a-white-cell checks."""
-        x, loc = prepare_located(rgb, self.spec)
-        return x, screen(rgb, loc)
+        x, loc, field = prepare_located(rgb, self.spec)
+        return x, screen(field, loc)
 
     def verdicts(self, file: str, probs: np.ndarray, screening: Screening) -> Prediction:
         k = int(probs.argmax())
         return Prediction(file=file, label=CLASSES[k], confidence=float(probs[k]),
                           probs=tuple(float(v) for v in probs),
-                          needs_review=float(probs[k]) < self.review_threshold, not_wbc=screening.reason)
+                          needs_review=float(probs[k]) < self.review_threshold, not_wbc=screening.reason,
+                          reduced_by=screening.reduced_by)
 
     def predict_sources(
         self, items: Sequence[tuple[str, str | Path | bytes]], tta: bool = True, cam: bool = False
@@ -237,11 +239,11 @@ def predictions_csv(preds: Sequence[Prediction]) -> str:
     out = io.StringIO()
     w = csv.writer(out)
     w.writerow(["file", "class", "confidence", *[f"p_{c.lower()}" for c in CLASSES], "needs_review",
-                "not_white_cell", "error"])
+                "not_white_cell", "shrunk_by", "error"])
     for p in preds:
         probs = [f"{v:.6f}" for v in p.probs] if p.probs else [""] * len(CLASSES)
         conf = f"{p.confidence:.6f}" if p.label else ""
-        flags = ["yes" if p.needs_review else "no", p.not_wbc] if p.label else ["", ""]
+        flags = ["yes" if p.needs_review else "no", p.not_wbc, f"{p.reduced_by:.2f}"] if p.label else ["", "", ""]
         w.writerow([p.file, p.label, conf, *probs, *flags, p.error])
     return out.getvalue()
 

@@ -27,6 +27,7 @@ class Screening:
     peak: float
     nucleus_px: int
     sharpness: float
+    reduced_by: float = 1.0  # the field was shrunk by this to the data set's magnification first
 
 
 def _window(a: np.ndarray, loc: CellLocation, r: int) -> np.ndarray:
@@ -61,4 +62,5 @@ def screen(rgb: np.ndarray, loc: CellLocation) -> Screening:
             reason = "the stained area is not the purple of a Romanowsky-stained nucleus"
         elif sharp < SHARPNESS_MIN:
             reason = "out of focus: too blurred to judge the cell"
-    return Screening(is_cell=not reason, reason=reason, peak=loc.peak, nucleus_px=nucleus_px, sharpness=sharp)
+    return Screening(is_cell=not reason, reason=reason, peak=loc.peak, nucleus_px=nucleus_px, sharpness=sharp,
+                     reduced_by=loc.reduced_by)

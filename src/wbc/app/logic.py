@@ -72,6 +72,14 @@ def analyse_uploads(predictor: Predictor, uploads: Sequence[tuple[str, bytes]]) 
     return results
 
 
+def crop_caption(p: Prediction) -> str:
+    """The caption under the crop; says when a magnified photo was shrunk to the training scale."""
+    if p.reduced_by > 1:
+        return (f"What the model saw (the photo was shrunk {p.reduced_by:.1f}x: its cell looked more "
+                "magnified than the training images)")
+    return "What the model saw"
+
+
 def review_rows(results: Sequence[CellResult]) -> list[dict[str, object]]:
     """One row per usable image for the review table; images that are not white cells start excluded."""
     rows = []

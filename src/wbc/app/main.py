@@ -71,7 +71,7 @@ with classify_tab:
         st.divider()
         left, right = st.columns([1, 2])
         with left:
-            st.image(r.crop, caption="What the model saw", width="stretch")
+            st.image(r.crop, caption=logic.crop_caption(p), width="stretch")
             if r.heatmap is not None:
                 st.image(r.heatmap, caption="Where the evidence was (class activation map)", width="stretch")
         with right:

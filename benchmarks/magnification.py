@@ -1,0 +1,103 @@
+"""Cells photographed at other magnifications: the shipped model with and without shrinking a
+magnified field to the data set's scale (`wbc.imaging.locate_at_data_scale`), side by side.
+
+    python benchmarks/magnification.py [--model M] [--data PATH] [--scales 0.6 1 2 3 4 6] [--check-data]
+
+TEST's 68 fields are read from their original photographs (dataset-master/JPEGImages, 640 x 480:
+twice the scale of the data set's 320 x 240 files, un-augmented), one per field, and resized to each
+scale relative to the data set's (bilinear; above 2x that is an enlargement of the real 2x photo).
+Each is classified (the card's views) both ways; the figures are over fields (cells). A field counts
+as right when the predicted class is its label, whatever the screening said; the screened-out count
+is printed beside it. --check-data also reads every file of TRAIN and TEST and counts those the
+rescaling would shrink (none, or training crops would change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+ORIGINALS_SCALE = 2.0  # the originals are 640 x 480; the data set's files were made at 320 x 240
+
+
+def main(argv: list[str] | None = None) -> int:
+    from PIL import Image
+    from tqdm import tqdm
+
+    from wbc.data import find_images_root, list_split
+    from wbc.imaging import EXTENT_MAX, load_image, locate_cell, prepare_located
+    from wbc.info import CLASSES
+    from wbc.io import atomic_write_text
+    from wbc.predict import Predictor
+    from wbc.screening import screen
+    from wbc.sources import field_name, originals_near, read_table
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", help="model folder or .onnx (default: the shipped model)")
+    ap.add_argument("--data", type=Path)
+    ap.add_argument("--scales", type=float, nargs="+", default=[0.6, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0],
+                    help="magnifications relative to the data set's files (default: 0.6 1 1.5 2 3 4 6)")
+    ap.add_argument("--check-data", action="store_true", help="also count the data set's files that would be shrunk")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args(argv)
+
+    pred = Predictor(args.model)
+    root = find_images_root(args.data)
+    originals = originals_near(root, args.data)
+    fields = sorted({(m.field, m.class_name) for m in read_table() if m.split == "TEST" and m.field is not None})
+    photos = [load_image(originals / "JPEGImages" / f"{field_name(f)}.jpg") for f, _ in tqdm(fields, desc="decode")]
+    y = np.array([CLASSES.index(c) for _, c in fields])
+
+    res: dict[str, dict[str, object]] = {}
+    for s in args.scales:
+        k = s / ORIGINALS_SCALE
+        row: dict[str, object] = {}
+        for mode, rescale in (("as photographed", False), ("shrunk to the data set's scale", True)):
+            xs, outs, shrink = [], 0, Counter()
+            for photo in photos:
+                h, w, _ = photo.shape
+                img = np.asarray(Image.fromarray(photo).resize((round(w * k), round(h * k)), Image.BILINEAR))
+                x, loc, field = prepare_located(img, pred.spec, rescale)
+                xs.append(x)
+                outs += not screen(field, loc).is_cell
+                shrink[round(loc.reduced_by, 2)] += 1
+            right = int((pred.predict_probs(np.stack(xs)).argmax(1) == y).sum())
+            row[mode] = {"right": right, "screened_out": outs, "shrunk_by": dict(sorted(shrink.items()))}
+        res[f"{s:g}"] = row
+        print(f"scale {s:g}x done", file=sys.stderr)
+
+    n = len(fields)
+    lines = [f"TEST's {n} fields from their original photographs, model `{pred.onnx_path}`:", "",
+             "| magnification (data set = 1x) | cells right, as photographed | screened out | "
+             "cells right, shrunk first | screened out | shrunk by (fields) |", "|---|---|---|---|---|---|"]
+    for s, row in res.items():
+        a, b = row["as photographed"], row["shrunk to the data set's scale"]
+        shr = ", ".join(f"{f:g}x: {c}" for f, c in b["shrunk_by"].items())  # type: ignore[index,union-attr]
+        lines.append(f"| {s}x | {a['right']} / {n} | {a['screened_out']} | "  # type: ignore[index]
+                     f"{b['right']} / {n} | {b['screened_out']} | {shr} |")  # type: ignore[index]
+
+    if args.check_data:
+        extents = []
+        for split in ("TRAIN", "TEST"):
+            for smp in tqdm(list_split(root, split), desc=f"extent {split}"):
+                extents.append(locate_cell(load_image(smp.path)).extent)
+        e = np.array(extents)
+        res["data_set"] = {"files": len(e), "shrunk": int((e > EXTENT_MAX).sum()), "max_extent": float(e.max()),
+                           "p99_9_extent": float(np.percentile(e, 99.9))}
+        lines += ["", f"The data set's own files (TRAIN and TEST): {len(e):,}; nucleus extent at most "
+                  f"{e.max():.1f} px (99.9th percentile {np.percentile(e, 99.9):.1f}) against the bound "
+                  f"{EXTENT_MAX:g}: {int((e > EXTENT_MAX).sum())} would be shrunk."]
+    text = "\n".join(lines)
+    print(text)
+    if args.json:
+        atomic_write_text(args.json, json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
