@@ -71,6 +71,23 @@ class TestAnalyse:
         assert not np.array_equal(r.heatmap, r.crop)
 
 
+    def test_magnified_photo_is_shrunk_and_says_so(self, predictor: Predictor) -> None:
+        """A photo 4x as magnified as the data set's is shrunk first: the caption and the CSV say by how
+        much, and the type is the one the original gets; the original says nothing of the kind."""
+        from wbc.predict import predictions_csv
+
+        img = Image.open(EOS)
+        big = img.resize((img.width * 4, img.height * 4), Image.BILINEAR)
+        small, large = logic.analyse_uploads(predictor, [("eos.jpeg", EOS.read_bytes()), ("eos4x.png", encode(big))])
+        assert small.prediction is not None and large.prediction is not None
+        assert small.prediction.reduced_by == 1.0 and logic.crop_caption(small.prediction) == "What the model saw"
+        assert large.prediction.reduced_by > 2 and "shrunk" in logic.crop_caption(large.prediction)
+        assert large.prediction.label == small.prediction.label
+        rows = predictions_csv([small.prediction, large.prediction]).splitlines()
+        col = rows[0].split(",").index("shrunk_by")
+        assert [r.split(",")[col] for r in rows[1:]] == ["1.00", f"{large.prediction.reduced_by:.2f}"]
+
+
 class TestNotAWhiteCell:
     @pytest.mark.parametrize("name,make", [
         ("blank", lambda: Image.new("RGB", (320, 240), (230, 225, 228))),

@@ -9,14 +9,18 @@ from PIL import Image
 
 from wbc.errors import BadImageError
 from wbc.imaging import (
+    EXTENT_MAX,
     MAX_PIXELS,
+    MIN_REDUCED_SIDE,
     PreprocessSpec,
     background_colour,
     crop_square,
     load_image,
+    locate_at_data_scale,
     locate_cell,
     median_colour,
     prepare,
+    prepare_located,
     to_input,
 )
 
@@ -35,6 +39,50 @@ def smear(h: int = 240, w: int = 320, cy: int = 150, cx: int = 90) -> np.ndarray
         rgb[(yy - ry) ** 2 + (xx - rx) ** 2 < 20**2] = (215, 150, 160)
     rgb[(yy - cy) ** 2 + (xx - cx) ** 2 < 18**2] = (110, 60, 190)
     return rgb
+
+
+def enlarged(rgb: np.ndarray, k: int, resample: int = Image.NEAREST) -> np.ndarray:
+    h, w, _ = rgb.shape
+    return np.asarray(Image.fromarray(rgb).resize((w * k, h * k), resample))
+
+
+class TestMagnification:
+    def test_magnified_field_is_shrunk_until_the_nucleus_fits(self) -> None:
+        """The synthetic field at 5x (nucleus radius 90 px, extent 160) is shrunk by 2 (radius 45, extent
+        80): the sqrt(2) step leaves it at 113 > 90. The cell is found in the shrunk field, on the nucleus
+        (within a quarter of its radius: the centroid window of `locate_cell` clips a nucleus this large)."""
+        big = enlarged(smear(cy=150, cx=90), 5)
+        assert locate_cell(big).extent > EXTENT_MAX
+        field, loc = locate_at_data_scale(big)
+        assert loc.reduced_by == 2.0 and field.shape == (600, 800, 3)
+        assert loc.extent <= EXTENT_MAX
+        assert abs(loc.cy - 375) < 11 and abs(loc.cx - 225) < 11
+
+    def test_rescale_off_keeps_the_field(self) -> None:
+        """`rescale=False` searches the field as given (the benchmark's other side)."""
+        big = enlarged(smear(), 5)
+        _, loc, field = prepare_located(big, PreprocessSpec(), rescale=False)
+        assert loc.reduced_by == 1.0 and field is big
+
+    def test_data_set_files_are_left_alone(self, fixture_root: Path) -> None:
+        """Every fixture file (real data set files) is searched and cropped as it is, so training crops
+        do not change; the same file enlarged 4x is shrunk."""
+        files = sorted(fixture_root.parent.rglob("*.jpeg"))
+        assert len(files) > 20
+        spec = PreprocessSpec()
+        for f in files:
+            rgb = load_image(f)
+            field, loc = locate_at_data_scale(rgb)
+            assert field is rgb and loc.reduced_by == 1.0, f
+            assert np.array_equal(prepare(rgb, spec), prepare(rgb, spec, rescale=False))
+        assert sum(locate_at_data_scale(enlarged(load_image(f), 4, Image.BILINEAR))[1].reduced_by > 1
+                   for f in files) >= len(files) - 2
+
+    def test_never_shrunk_below_the_minimum_side(self) -> None:
+        """A tight 100 px crop of a 6x field, all nucleus, stops shrinking at MIN_REDUCED_SIDE."""
+        rgb = enlarged(smear(cy=150, cx=90), 6)[850:950, 490:590].copy()
+        field, loc = locate_at_data_scale(rgb)
+        assert min(field.shape[:2]) >= MIN_REDUCED_SIDE and loc.reduced_by > 1
 
 
 class TestLoadImage:
