@@ -37,6 +37,20 @@ class TestPredictCli:
         assert text.count(".jpeg") == 8
         assert len(list(csv.DictReader(out.open()))) == 8
 
+    def test_magnified_photo_is_named_as_shrunk(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A photo at 4x the data set's magnification is shrunk first, and its row says so; the
+        original's row does not."""
+        from PIL import Image
+
+        src = next((FIXTURE_IMAGES / "TEST_SIMPLE" / "MONOCYTE").iterdir())
+        img = Image.open(src)
+        img.resize((img.width * 4, img.height * 4), Image.BILINEAR).save(tmp_path / "big.png")
+        Image.open(src).save(tmp_path / "small.png")
+        assert main(["predict", str(tmp_path / "big.png"), str(tmp_path / "small.png"), "--quiet"]) == 0
+        rows = {line.split()[0].rsplit("/", 1)[-1]: line for line in capsys.readouterr().out.splitlines()[1:]}
+        assert "x to the training magnification]" in rows["big.png"]
+        assert "shrunk" not in rows["small.png"]
+
     def test_missing_path(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A path that does not exist: exit 2 and one line naming it."""
         assert main(["predict", str(tmp_path / "nope.jpg")]) == 2

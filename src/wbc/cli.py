@@ -170,6 +170,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         note = f"{r.verdict}" + (f": {r.not_wbc}" if r.not_wbc else "")
         if r.needs_review and not r.not_wbc:
             note += " (or " + r.top2[1][0].lower() + f" {r.top2[1][1]:.2f})"
+        if r.reduced_by > 1:
+            note += f" [photo shrunk {r.reduced_by:.1f}x to the training magnification]"
         print(f"{name:{width}s}  {r.label:11s}  {r.confidence:10.3f}  {note}")
     if args.csv:
         write_predictions_csv(args.csv, results)
