@@ -87,11 +87,11 @@ def main(argv: list[str] | None = None) -> int:
             for smp in tqdm(list_split(root, split), desc=f"extent {split}"):
                 extents.append(locate_cell(load_image(smp.path)).extent)
         e = np.array(extents)
-        res["data_set"] = {"files": len(e), "shrunk": int((e > EXTENT_MAX).sum()), "max_extent": float(e.max()),
-                           "p99_9_extent": float(np.percentile(e, 99.9))}
+        q = {f"p{p:g}": float(np.percentile(e, p)) for p in (0.1, 1, 50, 99, 99.9)}
+        res["data_set"] = {"files": len(e), "shrunk": int((e > EXTENT_MAX).sum()), "max_extent": float(e.max()), **q}
         lines += ["", f"The data set's own files (TRAIN and TEST): {len(e):,}; nucleus extent at most "
-                  f"{e.max():.1f} px (99.9th percentile {np.percentile(e, 99.9):.1f}) against the bound "
-                  f"{EXTENT_MAX:g}: {int((e > EXTENT_MAX).sum())} would be shrunk."]
+                  f"{e.max():.1f} px against the bound {EXTENT_MAX:g}: {int((e > EXTENT_MAX).sum())} would be "
+                  "shrunk. Percentiles: " + ", ".join(f"{k[1:]}th {v:.1f}" for k, v in q.items()) + "."]
     text = "\n".join(lines)
     print(text)
     if args.json:

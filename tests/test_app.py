@@ -70,7 +70,6 @@ class TestAnalyse:
         assert r.heatmap is not None and r.heatmap.shape == r.crop.shape and r.heatmap.dtype == np.uint8
         assert not np.array_equal(r.heatmap, r.crop)
 
-
     def test_magnified_photo_is_shrunk_and_says_so(self, predictor: Predictor) -> None:
         """A photo 4x as magnified as the data set's is shrunk first: the caption and the CSV say by how
         much, and the type is the one the original gets; the original says nothing of the kind."""

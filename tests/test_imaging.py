@@ -64,25 +64,47 @@ class TestMagnification:
         _, loc, field = prepare_located(big, PreprocessSpec(), rescale=False)
         assert loc.reduced_by == 1.0 and field is big
 
+    def test_frame_mode_shrinks_nothing(self) -> None:
+        """A frame-mode model (the seed replica) sees the whole field as it is, so nothing reports a
+        shrink it did not make."""
+        big = enlarged(smear(), 5)
+        x, loc, field = prepare_located(big, PreprocessSpec(mode="frame", size=120))
+        assert field is big and loc.reduced_by == 1.0 and x.shape == (120, 160, 3)
+
     def test_data_set_files_are_left_alone(self, fixture_root: Path) -> None:
         """Every fixture file (real data set files) is searched and cropped as it is, so training crops
         do not change; the same file enlarged 4x is shrunk."""
         files = sorted(fixture_root.parent.rglob("*.jpeg"))
         assert len(files) > 20
-        spec = PreprocessSpec()
         for f in files:
             rgb = load_image(f)
             field, loc = locate_at_data_scale(rgb)
             assert field is rgb and loc.reduced_by == 1.0, f
-            assert np.array_equal(prepare(rgb, spec), prepare(rgb, spec, rescale=False))
         assert sum(locate_at_data_scale(enlarged(load_image(f), 4, Image.BILINEAR))[1].reduced_by > 1
                    for f in files) >= len(files) - 2
 
     def test_never_shrunk_below_the_minimum_side(self) -> None:
-        """A tight 100 px crop of a 6x field, all nucleus, stops shrinking at MIN_REDUCED_SIDE."""
-        rgb = enlarged(smear(cy=150, cx=90), 6)[850:950, 490:590].copy()
+        """A 66 px strip with a 400 px stained block reads 92.6 but stays as it is: one sqrt(2) step
+        would take it below MIN_REDUCED_SIDE. A taller strip is shrunk."""
+        def strip(h: int) -> np.ndarray:
+            rgb = np.full((h, 1000, 3), (225, 215, 215), np.uint8)
+            rgb[:, 300:700] = (110, 60, 190)
+            return rgb
+
+        rgb = strip(66)
+        assert locate_cell(rgb).extent > EXTENT_MAX and 66 / 2**0.5 < MIN_REDUCED_SIDE
         field, loc = locate_at_data_scale(rgb)
-        assert min(field.shape[:2]) >= MIN_REDUCED_SIDE and loc.reduced_by > 1
+        assert field is rgb and loc.reduced_by == 1.0
+        assert locate_at_data_scale(strip(80))[1].reduced_by > 1
+
+    def test_predictor_screens_the_shrunk_field(self) -> None:
+        """The screening judges the field the cell was found in: the synthetic 5x field passes as a
+        white cell (screened at 5x it would read as no stained nucleus)."""
+        from wbc.predict import Predictor
+
+        x, sc = Predictor().analyse(enlarged(smear(cy=190, cx=260), 5))
+        assert sc.reduced_by == 2.0 and sc.is_cell, sc.reason
+        assert x.shape == (96, 96, 3)
 
 
 class TestLoadImage:

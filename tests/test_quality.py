@@ -104,7 +104,6 @@ class TestViews:
         mean = single.mean(0, keepdims=True) if p.tta_views == 8 else single[:1]
         assert p.predict_probs(x[None]) == pytest.approx(apply_confidence_map(mean, p.confidence_map), abs=1e-6)
 
-
     def test_magnified_photos_read_as_at_data_scale(self) -> None:
         """Each fixture file enlarged 4x (another microscope's magnification) gets the class the shipped
         model gives it at the data set's scale, for at least 28 of 32 (30 when written; 14 without

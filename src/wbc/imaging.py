@@ -55,13 +55,14 @@ class PreprocessSpec:
 
 @dataclass(frozen=True)
 class CellLocation:
-    """Where `locate_cell` found the most strongly stained blob, in source pixels."""
+    """Where `locate_cell` found the most strongly stained blob, in pixels of the field it searched
+    (the source image, or the source shrunk by `reduced_by`)."""
 
     cy: float
     cx: float
     peak: float  # blurred (blue - green) at the peak, 0..255: low means no stained nucleus
     stained_fraction: float  # share of the image whose (blue - green) exceeds STAIN_LEVEL
-    extent: float = 0.0  # px: sqrt of the stained area within EXTENT_RADIUS of (cy, cx)
+    extent: float = 0.0  # px: sqrt of the stained area in the (2 EXTENT_RADIUS)^2 square around (cy, cx)
     reduced_by: float = 1.0  # the field was shrunk by this factor before it was searched
 
 
@@ -71,12 +72,12 @@ OD_FROM_HED = ((0.65, 0.70, 0.29), (0.07, 0.99, 0.11), (0.27, 0.57, 0.78))
 
 STAIN_LEVEL = 60.0  # (blue - green) of a hematoxylin-stained nucleus; red cells sit near 20
 
-# Magnification. The nucleus's extent (sqrt of the stained px within EXTENT_RADIUS of the cell) is at
-# most 85.7 px in every one of the 12,444 files of TRAIN and TEST (benchmarks/magnification.py
+# Magnification. The nucleus's extent (sqrt of the stained px in the 192 px square around the cell)
+# is at most 85.7 px in every one of the 12,444 files of TRAIN and TEST (benchmarks/magnification.py
 # --check-data), so none of them is ever shrunk and training crops are what they were. A field whose
 # nucleus reads larger was photographed more magnified (another microscope or camera): it is shrunk
-# in steps of sqrt(2) until the nucleus fits, which lands it within the zoom range the network was
-# trained on.
+# in steps of sqrt(2) until the nucleus reads <= EXTENT_MAX, the top of the data set's range, so the
+# cell ends up somewhat larger than a typical one of the data set (median extent 55), not at 1x.
 EXTENT_RADIUS = 96
 EXTENT_MAX = 90.0
 REDUCTIONS = (2**0.5, 2.0, 2 * 2**0.5, 4.0, 4 * 2**0.5, 8.0)
@@ -165,6 +166,9 @@ def locate_cell(rgb: np.ndarray) -> CellLocation:
     else:
         cy, cx = float(py), float(px)
     iy, ix, r = int(round(cy)), int(round(cx)), EXTENT_RADIUS
+    # Only the part of the square inside the image counts, so a magnified cell cut by the image's edge
+    # can read small and stay unshrunk. Scaling the count up to the whole square would put 339 of the
+    # data set's files (cells at its edges) above EXTENT_MAX.
     extent = float(np.sqrt(np.count_nonzero(s[max(0, iy - r) : iy + r, max(0, ix - r) : ix + r] > STAIN_LEVEL)))
     return CellLocation(cy=cy, cx=cx, peak=peak, stained_fraction=float((s > STAIN_LEVEL).mean()), extent=extent)
 
@@ -240,9 +244,9 @@ def prepare_located(
 ) -> tuple[np.ndarray, CellLocation, np.ndarray]:
     """`prepare`, also returning where the cell was found and the field it was found in (`rgb`
     unless shrunk): the screening needs both, in both modes."""
+    if spec.mode == "frame":  # the network sees the whole field as it is: nothing is shrunk
+        return _resize(rgb, spec), locate_cell(rgb), rgb
     field, loc = locate_at_data_scale(rgb) if rescale else (rgb, locate_cell(rgb))
-    if spec.mode == "frame":
-        return _resize(rgb, spec), loc, field
     return _resize(crop_square(field, loc.cy, loc.cx, spec.window), spec), loc, field
 
 

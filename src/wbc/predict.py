@@ -239,12 +239,12 @@ def predictions_csv(preds: Sequence[Prediction]) -> str:
     out = io.StringIO()
     w = csv.writer(out)
     w.writerow(["file", "class", "confidence", *[f"p_{c.lower()}" for c in CLASSES], "needs_review",
-                "not_white_cell", "shrunk_by", "error"])
+                "not_white_cell", "error", "shrunk_by"])
     for p in preds:
         probs = [f"{v:.6f}" for v in p.probs] if p.probs else [""] * len(CLASSES)
         conf = f"{p.confidence:.6f}" if p.label else ""
-        flags = ["yes" if p.needs_review else "no", p.not_wbc, f"{p.reduced_by:.2f}"] if p.label else ["", "", ""]
-        w.writerow([p.file, p.label, conf, *probs, *flags, p.error])
+        flags = ["yes" if p.needs_review else "no", p.not_wbc] if p.label else ["", ""]
+        w.writerow([p.file, p.label, conf, *probs, *flags, p.error, f"{p.reduced_by:.2f}" if p.label else ""])
     return out.getvalue()
 
 

@@ -75,8 +75,8 @@ def analyse_uploads(predictor: Predictor, uploads: Sequence[tuple[str, bytes]]) 
 def crop_caption(p: Prediction) -> str:
     """The caption under the crop; says when a magnified photo was shrunk to the training scale."""
     if p.reduced_by > 1:
-        return (f"What the model saw (the photo was shrunk {p.reduced_by:.1f}x: its cell looked more "
-                "magnified than the training images)")
+        return (f"What the model saw (the photo was shrunk {p.reduced_by:.1f}x to match the training "
+                "images' magnification)")
     return "What the model saw"
 
 
