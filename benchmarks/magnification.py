@@ -2,11 +2,15 @@
 magnified field to the data set's scale (`wbc.imaging.locate_at_data_scale`), side by side.
 
     python benchmarks/magnification.py [--model M] [--data PATH] [--scales 0.6 1 2 3 4 6] [--check-data]
+    python benchmarks/magnification.py --cv runs/cv/NAME     # held-out TRAIN fields instead of TEST
 
 TEST's 68 fields are read from their original photographs (dataset-master/JPEGImages, 640 x 480:
 twice the scale of the data set's 320 x 240 files, un-augmented), one per field, and resized to each
 scale relative to the data set's (bilinear; above 2x that is an enlargement of the real 2x photo).
-Each is classified (the card's views) both ways; the figures are over fields (cells). A field counts
+Each is classified (the card's views) both ways; the figures are over fields (cells). With --cv, each
+fold's model (its last.pt, as the cross-validation scores it, exported without calibration) reads
+the TRAIN fields it was held out from, and the counts are summed over the folds: validation, not
+TEST. A field counts
 as right when the predicted class is its label, whatever the screening said; the screened-out count
 is printed beside it. --check-data also reads every file of TRAIN and TEST and counts those the
 rescaling would shrink (none, or training crops would change).
@@ -17,8 +21,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="model folder or .onnx (default: the shipped model)")
+    ap.add_argument("--cv", type=Path, help="a cross-validation run: its fold models on their held-out TRAIN fields")
     ap.add_argument("--data", type=Path)
     ap.add_argument("--scales", type=float, nargs="+", default=[0.6, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0],
                     help="magnifications relative to the data set's files (default: 0.6 1 1.5 2 3 4 6)")
@@ -46,36 +53,65 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args(argv)
 
-    pred = Predictor(args.model)
     root = find_images_root(args.data)
     originals = originals_near(root, args.data)
-    fields = sorted({(m.field, m.class_name) for m in read_table() if m.split == "TEST" and m.field is not None})
-    photos = [load_image(originals / "JPEGImages" / f"{field_name(f)}.jpg") for f, _ in tqdm(fields, desc="decode")]
-    y = np.array([CLASSES.index(c) for _, c in fields])
 
-    res: dict[str, dict[str, object]] = {}
-    for s in args.scales:
-        k = s / ORIGINALS_SCALE
-        row: dict[str, object] = {}
-        for mode, rescale in (("as photographed", False), ("shrunk to the data set's scale", True)):
-            xs, outs, shrink = [], 0, Counter()
-            for photo in photos:
-                h, w, _ = photo.shape
-                img = np.asarray(Image.fromarray(photo).resize((round(w * k), round(h * k)), Image.BILINEAR))
-                x, loc, field = prepare_located(img, pred.spec, rescale)
-                xs.append(x)
-                outs += not screen(field, loc).is_cell
-                shrink[round(loc.reduced_by, 2)] += 1
-            right = int((pred.predict_probs(np.stack(xs)).argmax(1) == y).sum())
-            row[mode] = {"right": right, "screened_out": outs, "shrunk_by": dict(sorted(shrink.items()))}
-        res[f"{s:g}"] = row
-        print(f"scale {s:g}x done", file=sys.stderr)
+    def photos_of(fields: list[tuple[int, str]]) -> tuple[list[np.ndarray], np.ndarray]:
+        photos = [load_image(originals / "JPEGImages" / f"{field_name(f)}.jpg") for f, _ in fields]
+        return photos, np.array([CLASSES.index(c) for _, c in fields])
 
-    n = len(fields)
-    lines = [f"TEST's {n} fields from their original photographs, model `{pred.onnx_path}`:", "",
+    def compare(pred: Predictor, photos: list[np.ndarray], y: np.ndarray, res: dict[str, dict[str, Any]]) -> None:
+        """Adds each scale's counts, both ways, for these photos into res."""
+        for s in args.scales:
+            k = s / ORIGINALS_SCALE
+            row = res.setdefault(f"{s:g}", {})
+            for mode, rescale in (("as photographed", False), ("shrunk to the data set's scale", True)):
+                xs, outs, shrink = [], 0, Counter()
+                for photo in photos:
+                    h, w, _ = photo.shape
+                    img = np.asarray(Image.fromarray(photo).resize((round(w * k), round(h * k)), Image.BILINEAR))
+                    x, loc, field = prepare_located(img, pred.spec, rescale)
+                    xs.append(x)
+                    outs += not screen(field, loc).is_cell
+                    shrink[round(loc.reduced_by, 2)] += 1
+                right = int((pred.predict_probs(np.stack(xs)).argmax(1) == y).sum())
+                acc = row.setdefault(mode, {"right": 0, "screened_out": 0, "shrunk_by": Counter()})
+                acc["right"] += right
+                acc["screened_out"] += outs
+                acc["shrunk_by"].update(shrink)
+            print(f"scale {s:g}x done", file=sys.stderr)
+
+    res: dict[str, dict[str, Any]] = {}
+    if args.cv:
+        from wbc.export import export
+        from wbc.ship import parity_images
+
+        folds = sorted(p for p in args.cv.iterdir() if (p / "split.json").is_file() and (p / "last.pt").is_file())
+        if not folds:
+            raise SystemExit(f"{args.cv}: no fold runs (split.json and last.pt) in it")
+        n, source = 0, f"{args.cv}: {len(folds)} fold models, each on the TRAIN fields it was held out from"
+        with tempfile.TemporaryDirectory() as tmp:
+            for fold in folds:
+                export(fold / "last.pt", Path(tmp) / fold.name, parity_images(args.data))
+                held = json.loads((fold / "split.json").read_text())["val_cells"]
+                fields = [(int(c.rsplit("_", 1)[1]), c.split("/")[0]) for c in held]
+                photos, y = photos_of(fields)
+                compare(Predictor(Path(tmp) / fold.name), photos, y, res)
+                n += len(fields)
+    else:
+        pred = Predictor(args.model)
+        fields = sorted({(m.field, m.class_name) for m in read_table() if m.split == "TEST" and m.field is not None})
+        photos, y = photos_of(fields)
+        compare(pred, photos, y, res)
+        n, source = len(fields), f"TEST's {len(fields)} fields, model `{pred.onnx_path}`"
+    for row in res.values():
+        for acc in row.values():
+            acc["shrunk_by"] = dict(sorted(acc["shrunk_by"].items()))
+
+    lines = [f"{source}, from their original photographs:", "",
              "| magnification (data set = 1x) | cells right, as photographed | screened out | "
              "cells right, shrunk first | screened out | shrunk by (fields) |", "|---|---|---|---|---|---|"]
-    for s, row in res.items():
+    for s, row in list(res.items()):
         a, b = row["as photographed"], row["shrunk to the data set's scale"]
         shr = ", ".join(f"{f:g}x: {c}" for f, c in b["shrunk_by"].items())  # type: ignore[index,union-attr]
         lines.append(f"| {s}x | {a['right']} / {n} | {a['screened_out']} | "  # type: ignore[index]

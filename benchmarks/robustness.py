@@ -24,7 +24,7 @@ def main() -> int:
     from wbc.imaging import load_image
     from wbc.io import atomic_write_text
     from wbc.predict import Predictor
-    from wbc.robustness import SHIFTS, run_shifts
+    from wbc.robustness import EXTRA_SHIFTS, SHIFTS, run_shifts
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="model folder or .onnx (default: the shipped model)")
@@ -39,8 +39,9 @@ def main() -> int:
     y = np.array([s.label for s in samples])
     cells = [s.cell for s in samples]
     res = {}
-    for name in tqdm(SHIFTS, desc="shifts"):
-        res.update(run_shifts(pred.predict_probs, images, y, cells, pred.spec, {name: SHIFTS[name]}))
+    shifts = {**SHIFTS, **EXTRA_SHIFTS}
+    for name in tqdm(shifts, desc="shifts"):
+        res.update(run_shifts(pred.predict_probs, images, y, cells, pred.spec, {name: shifts[name]}))
     clean = res["clean"]["accuracy"]
     n_cells = len(set(cells))
     shown = pred.onnx_path.resolve()
