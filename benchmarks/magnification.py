@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.check_data:
         extents = []
-        for split in ("TRAIN", "TEST"):
+        for split in (sp for sp in ("TRAIN", "TEST") if (root / sp).is_dir()):
             for smp in tqdm(list_split(root, split), desc=f"extent {split}"):
                 extents.append(locate_cell(load_image(smp.path)).extent)
         e = np.array(extents)

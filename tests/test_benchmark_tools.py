@@ -62,3 +62,39 @@ def test_train_step_prints_each_timing_and_the_layout_ratio(capsys) -> None:
     # The printed figures are rounded to 0.1 ms, the ratio from the unrounded times.
     assert float(out.split("channels-last step: ")[1].split("x")[0]) == pytest.approx(ratio, rel=0.1, abs=0.02)
     assert "augment share" in out
+
+
+def test_magnification_compares_both_ways_on_a_tiny_data_set(tmp_path, monkeypatch, capsys) -> None:
+    """Two TEST fields whose 'originals' are fixture files at 2x: the table has a row per scale with
+    both counts, the 4x row shows the fields shrunk, and --check-data finds no data set file shrunk."""
+    import shutil
+
+    from PIL import Image
+
+    from wbc.sources import Match
+
+    from conftest import FIXTURE_IMAGES
+
+    mag = load("magnification")
+    picks = [("EOSINOPHIL", next((FIXTURE_IMAGES / "TRAIN" / "EOSINOPHIL").iterdir())),
+             ("MONOCYTE", next((FIXTURE_IMAGES / "TRAIN" / "MONOCYTE").iterdir()))]
+    images = tmp_path / "dataset2-master" / "images"
+    jpegs = tmp_path / "dataset-master" / "JPEGImages"
+    jpegs.mkdir(parents=True)
+    (tmp_path / "dataset-master" / "labels.csv").write_text(",Image,Category\n")
+    for cls in ("EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL"):
+        (images / "TEST" / cls).mkdir(parents=True)
+    matches = []
+    for i, (cls, f) in enumerate(picks, start=1):
+        shutil.copy(f, images / "TEST" / cls / f.name)
+        img = Image.open(f)
+        img.resize((img.width * 2, img.height * 2), Image.BILINEAR).save(jpegs / f"BloodImage_{i:05d}.jpg", quality=95)
+        matches.append(Match("TEST", cls, f.name, i, 100, 0))
+    monkeypatch.setattr("wbc.sources.read_table", lambda *a, **k: matches)
+    assert mag.main(["--data", str(tmp_path), "--scales", "1", "4", "--check-data"]) == 0
+    out = capsys.readouterr().out
+    rows = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[2:-1]] for r in out.splitlines() if r.startswith("| 1x") or r.startswith("| 4x")}
+    assert set(rows) == {"1x", "4x"}
+    assert rows["1x"][4] == "1x: 2"
+    assert "1x: 2" not in rows["4x"][4] and all(c.endswith("/ 2") for c in (rows["4x"][0], rows["4x"][2]))
+    assert "The data set's own files (TRAIN and TEST): 2;" in out and "0 would be shrunk" in out
