@@ -2,8 +2,9 @@
 
 Only NumPy and Pillow, so inference needs no PyTorch. The steps are:
 `load_image` (any file a microscope camera writes -> RGB uint8 (H, W, 3)),
-`prepare` (find the white cell by its stained nucleus, reduce a field more magnified than the data
-set's, and crop a fixed window around the cell -> uint8 (S, S, 3)) and `to_input` (uint8 (N, S, S, 3) -> normalised float32 (N, 3, S, S)).
+`prepare` (find the white cell by its stained nucleus, shrinking a field more magnified than the
+data set's first, and crop a fixed window around it -> uint8 (S, S, 3)) and `to_input`
+(uint8 (N, S, S, 3) -> normalised float32 (N, 3, S, S)).
 """
 
 from __future__ import annotations
