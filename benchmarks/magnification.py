@@ -41,12 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     from wbc.io import atomic_write_text
     from wbc.predict import Predictor
     from wbc.screening import screen
-    from wbc.sources import field_name, originals_near, read_table
+    from wbc.sources import TABLE, field_name, originals_near, read_table
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="model folder or .onnx (default: the shipped model)")
     ap.add_argument("--cv", type=Path, help="a cross-validation run: its fold models on their held-out TRAIN fields")
     ap.add_argument("--data", type=Path)
+    ap.add_argument("--table", type=Path, default=TABLE, help="the source-field table (default: the shipped one)")
     ap.add_argument("--scales", type=float, nargs="+", default=[0.6, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0],
                     help="magnifications relative to the data set's files (default: 0.6 1 1.5 2 3 4 6)")
     ap.add_argument("--check-data", action="store_true", help="also count the data set's files that would be shrunk")
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 n += len(fields)
     else:
         pred = Predictor(args.model)
-        fields = sorted({(m.field, m.class_name) for m in read_table() if m.split == "TEST" and m.field is not None})
+        fields = sorted({(m.field, m.class_name) for m in read_table(args.table) if m.split == "TEST" and m.field is not None})
         photos, y = photos_of(fields)
         compare(pred, photos, y, res)
         n, source = len(fields), f"TEST's {len(fields)} fields, model `{pred.onnx_path}`"

@@ -64,14 +64,14 @@ def test_train_step_prints_each_timing_and_the_layout_ratio(capsys) -> None:
     assert "augment share" in out
 
 
-def test_magnification_compares_both_ways_on_a_tiny_data_set(tmp_path, monkeypatch, capsys) -> None:
+def test_magnification_compares_both_ways_on_a_tiny_data_set(tmp_path, capsys) -> None:
     """Two TEST fields whose 'originals' are fixture files at 2x: the table has a row per scale with
     both counts, the 4x row shows the fields shrunk, and --check-data finds no data set file shrunk."""
     import shutil
 
     from PIL import Image
 
-    from wbc.sources import Match
+    from wbc.sources import Match, write_table
 
     from conftest import FIXTURE_IMAGES
 
@@ -90,8 +90,9 @@ def test_magnification_compares_both_ways_on_a_tiny_data_set(tmp_path, monkeypat
         img = Image.open(f)
         img.resize((img.width * 2, img.height * 2), Image.BILINEAR).save(jpegs / f"BloodImage_{i:05d}.jpg", quality=95)
         matches.append(Match("TEST", cls, f.name, i, 100, 0))
-    monkeypatch.setattr("wbc.sources.read_table", lambda *a, **k: matches)
-    assert mag.main(["--data", str(tmp_path), "--scales", "1", "4", "--check-data"]) == 0
+    write_table(matches, tmp_path / "table.csv.gz")
+    assert mag.main(["--data", str(tmp_path), "--table", str(tmp_path / "table.csv.gz"), "--scales", "1", "4",
+                     "--check-data"]) == 0
     out = capsys.readouterr().out
     rows = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[2:-1]] for r in out.splitlines() if r.startswith("| 1x") or r.startswith("| 4x")}
     assert set(rows) == {"1x", "4x"}
