@@ -161,6 +161,18 @@ class TestPage:
         assert at.metric[0].value.endswith("%")
         assert any("About the eosinophil" in e.label for e in at.expander)
 
+    def test_magnified_photo_says_it_was_shrunk(self) -> None:
+        """A photo at 4x the data set's magnification: the page shows its type and, under the crop, that
+        it was shrunk first."""
+        img = Image.open(EOS)
+        at = self._app().run()
+        at.file_uploader[0].set_value([("eos4x.png", encode(img.resize((img.width * 4, img.height * 4))),
+                                        "image/png")]).run()
+        assert not at.exception
+        assert at.subheader[0].value == "Eosinophil"
+        captions = [i.caption for e in at.main if getattr(e, "type", "") == "image" for i in e.proto.imgs]
+        assert any(c.startswith("What the model saw (the photo was shrunk") for c in captions), captions
+
     def test_samples_make_a_differential(self) -> None:
         """The built-in samples give eight results, a review table and a differential of eight cells."""
         at = self._app().run()
