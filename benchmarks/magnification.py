@@ -129,6 +129,22 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["", f"The data set's own files (TRAIN and TEST): {len(e):,}; nucleus extent at most "
                   f"{e.max():.1f} px against the bound {EXTENT_MAX:g}: {int((e > EXTENT_MAX).sum())} would be "
                   "shrunk. Percentiles: " + ", ".join(f"{k[1:]}th {v:.1f}" for k, v in q.items()) + "."]
+    if args.check_data and (root / "TEST").is_dir():
+        # A darker stain or a harsher contrast must not read as magnification: the robustness shifts
+        # other than scale, plus a stronger hematoxylin than they test, on every third TEST file.
+        from wbc.robustness import SHIFTS, stain
+
+        tests = [load_image(smp.path) for smp in list_split(root, "TEST")[::3]]
+        shifts = {k: f for k, f in SHIFTS.items() if not k.startswith("scale")} | {"stain: H x1.6": stain(1.6, 1.0)}
+        counts = {}
+        for name, f in tqdm(shifts.items(), desc="shifts"):
+            e = np.array([locate_cell(f(a)).extent for a in tests])
+            counts[name] = {"max_extent": float(e.max()), "shrunk": int((e > EXTENT_MAX).sum())}
+        res["shifted_test"] = {"files": len(tests), **counts}
+        worst = max(counts, key=lambda k: counts[k]["max_extent"])
+        lines += [f"Under the other {len(shifts)} shifts (every third TEST file, {len(tests)}): "
+                  f"{sum(c['shrunk'] for c in counts.values())} shrunk in all; the largest extent "
+                  f"{counts[worst]['max_extent']:.1f} px ({worst})."]
     text = "\n".join(lines)
     print(text)
     if args.json:
