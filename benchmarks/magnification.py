@@ -10,10 +10,10 @@ scale relative to the data set's (bilinear; above 2x that is an enlargement of t
 Each is classified (the card's views) both ways; the figures are over fields (cells). With --cv, each
 fold's model (its last.pt, as the cross-validation scores it, exported without calibration) reads
 the TRAIN fields it was held out from, and the counts are summed over the folds: validation, not
-TEST. A field counts
-as right when the predicted class is its label, whatever the screening said; the screened-out count
-is printed beside it. --check-data also reads every file of TRAIN and TEST and counts those the
-rescaling would shrink (none, or training crops would change).
+TEST. A field counts as right when the predicted class is its label, whatever the screening said;
+the screened-out count is printed beside it. --check-data also reads every file of TRAIN and TEST
+and counts those the rescaling would shrink (none, or training crops would change), and checks that
+the robustness shifts other than scale shrink none of every third TEST file.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ ORIGINALS_SCALE = 2.0  # the originals are 640 x 480; the data set's files were 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from PIL import Image
     from tqdm import tqdm
 
     from wbc.data import find_images_root, list_split
@@ -40,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from wbc.info import CLASSES
     from wbc.io import atomic_write_text
     from wbc.predict import Predictor
+    from wbc.robustness import SHIFTS, scale, stain
     from wbc.screening import screen
     from wbc.sources import TABLE, field_name, originals_near, read_table
 
@@ -57,21 +57,21 @@ def main(argv: list[str] | None = None) -> int:
     root = find_images_root(args.data)
     originals = originals_near(root, args.data)
 
-    def photos_of(fields: list[tuple[int, str]]) -> tuple[list[np.ndarray], np.ndarray]:
-        photos = [load_image(originals / "JPEGImages" / f"{field_name(f)}.jpg") for f, _ in fields]
-        return photos, np.array([CLASSES.index(c) for _, c in fields])
+    def photos_of(cells: list[str]) -> tuple[list[np.ndarray], np.ndarray]:
+        """Cell keys "CLASS/BloodImage_NNNNN" -> their original photographs and class indices."""
+        pairs = [c.split("/") for c in cells]
+        photos = [load_image(originals / "JPEGImages" / f"{name}.jpg") for _, name in pairs]
+        return photos, np.array([CLASSES.index(cls) for cls, _ in pairs])
 
     def compare(pred: Predictor, photos: list[np.ndarray], y: np.ndarray, res: dict[str, dict[str, Any]]) -> None:
         """Adds each scale's counts, both ways, for these photos into res."""
         for s in args.scales:
-            k = s / ORIGINALS_SCALE
+            resize = scale(s / ORIGINALS_SCALE)
             row = res.setdefault(f"{s:g}", {})
             for mode, rescale in (("as photographed", False), ("shrunk to the data set's scale", True)):
                 xs, outs, shrink = [], 0, Counter()
                 for photo in photos:
-                    h, w, _ = photo.shape
-                    img = np.asarray(Image.fromarray(photo).resize((round(w * k), round(h * k)), Image.BILINEAR))
-                    x, loc, field = prepare_located(img, pred.spec, rescale)
+                    x, loc, field = prepare_located(resize(photo), pred.spec, rescale)
                     xs.append(x)
                     outs += not screen(field, loc).is_cell
                     shrink[round(loc.reduced_by, 2)] += 1
@@ -95,16 +95,16 @@ def main(argv: list[str] | None = None) -> int:
             for fold in folds:
                 export(fold / "last.pt", Path(tmp) / fold.name, parity_images(args.data))
                 held = json.loads((fold / "split.json").read_text())["val_cells"]
-                fields = [(int(c.rsplit("_", 1)[1]), c.split("/")[0]) for c in held]
-                photos, y = photos_of(fields)
+                photos, y = photos_of(held)
                 compare(Predictor(Path(tmp) / fold.name), photos, y, res)
-                n += len(fields)
+                n += len(held)
     else:
         pred = Predictor(args.model)
-        fields = sorted({(m.field, m.class_name) for m in read_table(args.table) if m.split == "TEST" and m.field is not None})
-        photos, y = photos_of(fields)
+        cells = sorted({f"{m.class_name}/{field_name(m.field)}" for m in read_table(args.table)
+                        if m.split == "TEST" and m.field is not None})
+        photos, y = photos_of(cells)
         compare(pred, photos, y, res)
-        n, source = len(fields), f"TEST's {len(fields)} fields, model `{pred.onnx_path}`"
+        n, source = len(cells), f"TEST's {len(cells)} fields, model `{pred.onnx_path}`"
     for row in res.values():
         for acc in row.values():
             acc["shrunk_by"] = dict(sorted(acc["shrunk_by"].items()))
@@ -112,29 +112,29 @@ def main(argv: list[str] | None = None) -> int:
     lines = [f"{source}, from their original photographs:", "",
              "| magnification (data set = 1x) | cells right, as photographed | screened out | "
              "cells right, shrunk first | screened out | shrunk by (fields) |", "|---|---|---|---|---|---|"]
-    for s, row in list(res.items()):
+    for s, row in res.items():
         a, b = row["as photographed"], row["shrunk to the data set's scale"]
         shr = ", ".join(f"{f:g}x: {c}" for f, c in b["shrunk_by"].items())  # type: ignore[index,union-attr]
         lines.append(f"| {s}x | {a['right']} / {n} | {a['screened_out']} | "  # type: ignore[index]
                      f"{b['right']} / {n} | {b['screened_out']} | {shr} |")  # type: ignore[index]
 
     if args.check_data:
-        extents = []
+        extents, tests = [], []  # tests: every third TEST file, decoded once, for the shift check below
         for split in (sp for sp in ("TRAIN", "TEST") if (root / sp).is_dir()):
-            for smp in tqdm(list_split(root, split), desc=f"extent {split}"):
-                extents.append(locate_cell(load_image(smp.path)).extent)
+            for i, smp in enumerate(tqdm(list_split(root, split), desc=f"extent {split}")):
+                rgb = load_image(smp.path)
+                extents.append(locate_cell(rgb).extent)
+                if split == "TEST" and i % 3 == 0:
+                    tests.append(rgb)
         e = np.array(extents)
         q = {f"p{p:g}": float(np.percentile(e, p)) for p in (0.1, 1, 50, 99, 99.9)}
         res["data_set"] = {"files": len(e), "shrunk": int((e > EXTENT_MAX).sum()), "max_extent": float(e.max()), **q}
         lines += ["", f"The data set's own files (TRAIN and TEST): {len(e):,}; nucleus extent at most "
                   f"{e.max():.1f} px against the bound {EXTENT_MAX:g}: {int((e > EXTENT_MAX).sum())} would be "
                   "shrunk. Percentiles: " + ", ".join(f"{k[1:]}th {v:.1f}" for k, v in q.items()) + "."]
-    if args.check_data and (root / "TEST").is_dir():
+    if args.check_data and tests:
         # A darker stain or a harsher contrast must not read as magnification: the robustness shifts
         # other than scale, plus a stronger hematoxylin than they test, on every third TEST file.
-        from wbc.robustness import SHIFTS, stain
-
-        tests = [load_image(smp.path) for smp in list_split(root, "TEST")[::3]]
         shifts = {k: f for k, f in SHIFTS.items() if not k.startswith("scale")} | {"stain: H x1.6": stain(1.6, 1.0)}
         counts = {}
         for name, f in tqdm(shifts.items(), desc="shifts"):
