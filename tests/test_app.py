@@ -107,6 +107,36 @@ class TestNotAWhiteCell:
         for r in logic.analyse_uploads(predictor, logic.samples()):
             assert not r.prediction.not_wbc, r.name
 
+    @pytest.mark.parametrize("shift", ["warm", "cool", "dim"])
+    def test_other_cameras_colours_pass(self, shift: str) -> None:
+        """Real cells photographed with another white balance or exposure pass, on the second look
+        (the first look alone flags 14-20 of the 32 fixture files under each of these); red cells
+        alone, a blank field and a sky stay flagged under the same shift."""
+        from wbc.imaging import load_image, locate_at_data_scale
+        from wbc.robustness import brightness, white_balance
+        from wbc.screening import screen
+
+        f = {"warm": white_balance(1.1, 0.85), "cool": white_balance(0.9, 1.1), "dim": brightness(0.6)}[shift]
+        files = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))
+        results = [screen(*locate_at_data_scale(f(load_image(p)))) for p in files]
+        assert len(files) == 32 and all(r.is_cell for r in results), [str(p) for p, r in zip(files, results) if not r.is_cell]
+        assert sum(r.white_balanced for r in results) >= 10
+        blank = np.full((240, 320, 3), (230, 225, 228), np.uint8)
+        for name, rgb in [("red cells only", load_image(FIXTURES / "no-white-cell.jpeg")), ("blank", blank)]:
+            assert not screen(*locate_at_data_scale(f(rgb))).is_cell, name
+
+    def test_white_balance_matches_the_data_sets_white(self) -> None:
+        """The field's white (99th percentile of its lit pixels) is moved to the data set's, per channel."""
+        from wbc.imaging import load_image
+        from wbc.robustness import white_balance
+        from wbc.screening import DATA_WHITE, white_balance as balance
+
+        rgb = white_balance(1.15, 0.8)(load_image(EOS))
+        out = balance(rgb)
+        lit = out.reshape(-1, 3)[out.reshape(-1, 3).max(1) >= 24]
+        assert np.abs(np.percentile(lit, 99, axis=0) - DATA_WHITE).max() <= 2
+        assert np.abs(np.percentile(rgb.reshape(-1, 3), 99, axis=0) - DATA_WHITE).max() > 10  # it did move
+
 
 class TestDifferential:
     def test_counts_and_ranges(self) -> None:

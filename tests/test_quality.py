@@ -16,7 +16,7 @@ from wbc.calibration import (
     tta_probs,
 )
 from wbc.imaging import dihedral_views, load_image
-from wbc.robustness import SHIFTS, run_shifts, scale, stain
+from wbc.robustness import EXTRA_SHIFTS, SHIFTS, run_shifts, scale, stain
 
 from conftest import FIXTURE_IMAGES
 
@@ -262,3 +262,6 @@ class TestShifts:
                          [x.cell for x in s], p.spec, {"clean": SHIFTS["clean"], "blur": SHIFTS["blur sigma 1.5 px"]})
         assert set(res) == {"clean", "blur"}
         assert res["clean"]["accuracy"] == 1.0
+        shifted = run_shifts(p.predict_probs, [load_image(x.path) for x in s], np.array([x.label for x in s]),
+                             [x.cell for x in s], p.spec, {"dim": EXTRA_SHIFTS["brightness x0.6"]}, p.analyse)
+        assert shifted["dim"]["flagged"] == 0 and shifted["dim"]["second_look"] >= 1

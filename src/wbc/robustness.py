@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from wbc.imaging import OD_FROM_HED, crop_square, locate_cell, median_colour, prepare
+from wbc.screening import Screening
 
 Shift = Callable[[np.ndarray], np.ndarray]
 
@@ -104,12 +105,24 @@ SHIFTS: dict[str, Shift] = {
     "framing: 110 px crop around the cell": cell_crop(110),
 }
 
+def white_balance(red: float, blue: float) -> Shift:
+    """Another camera's white balance: the red and blue channels scaled against green."""
+    gain = np.array([red, 1.0, blue], np.float32)
+    return lambda rgb: np.clip(rgb.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+
+
 # Beyond the issue's range, reported by benchmarks/robustness.py only (the ablations keep the 14 above,
 # so their rows stay comparable). At x3 the pipeline shrinks the field back first
-# (wbc.imaging.locate_at_data_scale); nothing enlarges a field at x0.5.
+# (wbc.imaging.locate_at_data_scale); nothing enlarges a field at x0.5. The white-balance, dim and
+# flat fields are what the screening's second look (wbc.screening.white_balance) is for.
 EXTRA_SHIFTS: dict[str, Shift] = {
     "scale x0.5": scale(0.5),
     "scale x3 (shrunk first)": scale(3.0),
+    "white balance: warm (R x1.1, B x0.85)": white_balance(1.1, 0.85),
+    "white balance: cool (R x0.9, B x1.1)": white_balance(0.9, 1.1),
+    "brightness x0.6": brightness(0.6),
+    "contrast x0.5": contrast(0.5),
+    "stain: pale (H x0.6, E x0.6)": stain(0.6, 0.6),
 }
 
 
@@ -120,11 +133,14 @@ def run_shifts(
     cells: Sequence[str],
     spec: Any,
     shifts: dict[str, Shift] | None = None,
+    analyse: Callable[[np.ndarray], tuple[np.ndarray, Screening]] | None = None,
 ) -> dict[str, dict[str, float]]:
     """Accuracy over files, cell accuracy and macro-F1 under each shift.
 
     `predict` maps prepared uint8 (N, h, w, 3) to probabilities (N, 4); `images` are decoded
-    source fields.
+    source fields. With `analyse` (`Predictor.analyse`: the same crop, and the screening) it also
+    counts the files a user would be told are not a white cell ("flagged"), and those that pass only
+    on the screening's second look ("second_look").
     """
     from sklearn.metrics import f1_score
 
@@ -132,7 +148,11 @@ def run_shifts(
 
     out: dict[str, dict[str, float]] = {}
     for name, shift in (shifts or SHIFTS).items():
-        x = np.stack([prepare(shift(img), spec) for img in images])
+        if analyse is None:
+            x, screenings = np.stack([prepare(shift(img), spec) for img in images]), None
+        else:
+            crops, screenings = zip(*(analyse(shift(img)) for img in images))
+            x = np.stack(crops)
         probs = predict(x)
         cp, cy, _ = pool_cells(probs, y, cells)
         out[name] = {
@@ -140,4 +160,7 @@ def run_shifts(
             "cell_accuracy": float((cp.argmax(1) == cy).mean()),
             "macro_f1": float(f1_score(y, probs.argmax(1), average="macro", labels=np.unique(y))),
         }
+        if screenings is not None:
+            out[name]["flagged"] = sum(not s.is_cell for s in screenings)
+            out[name]["second_look"] = sum(s.white_balanced for s in screenings)
     return out

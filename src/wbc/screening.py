@@ -8,11 +8,11 @@ fields in dataset-master; tests/test_app.py checks both sides.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from wbc.imaging import STAIN_LEVEL, CellLocation, stain_map
+from wbc.imaging import STAIN_LEVEL, CellLocation, locate_cell, stain_map
 
 PEAK_MIN = 60.0  # blurred (blue - green) at the nucleus; TRAIN views >= 82, red-cell fields median 21
 NUCLEUS_MIN_PX = 150  # stained pixels near the peak; TRAIN views >= 700 (a 0.7x scale leaves ~340)
@@ -28,6 +28,7 @@ class Screening:
     nucleus_px: int
     sharpness: float
     reduced_by: float = 1.0  # the field was shrunk by this to the data set's magnification first
+    white_balanced: bool = False  # it passed only once the field's white was matched to the data set's
 
 
 def _window(a: np.ndarray, loc: CellLocation, r: int) -> np.ndarray:
@@ -46,8 +47,42 @@ def sharpness(rgb: np.ndarray, loc: CellLocation, r: int = 48) -> float:
     return float(np.percentile(np.hypot(gx, gy), 99) / max(hi - lo, 10.0))
 
 
+# The data set's white: per channel, the median over TRAIN and TEST of each file's 99th percentile of
+# its lit pixels (background between the red cells; range 209-244 over the 0.1th-99.9th percentiles).
+DATA_WHITE = (224.0, 224.0, 231.0)
+LIT_MIN = 24  # a pixel darker than this in every channel is the black fill of a rotated view, not the field
+SECOND_LOOK_MAX_MOVE = 24.0  # px: the balanced field must point at the same cell
+
+
+def white_balance(rgb: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) with each channel scaled so that the field's white (99th percentile of its lit
+    pixels) reads as the data set's: undoes another camera's white balance or exposure."""
+    flat = rgb.reshape(-1, 3)
+    lit = flat[flat.max(1) >= LIT_MIN]
+    white = np.percentile(lit if len(lit) else flat, 99, axis=0)
+    gain = np.asarray(DATA_WHITE) / np.maximum(white, 1.0)
+    return np.clip(rgb * gain.astype(np.float32), 0, 255).astype(np.uint8)
+
+
 def screen(rgb: np.ndarray, loc: CellLocation) -> Screening:
-    """Decide whether `rgb` (H, W, 3) shows a stained white cell at `loc`."""
+    """Decide whether `rgb` (H, W, 3) shows a stained white cell at `loc`.
+
+    A field that fails is looked at once more with its white matched to the data set's: the stain
+    thresholds are in the data set's colours, and another camera's white balance or exposure moves
+    a nucleus's (blue - green) across them. Red-cell-only fields fail both looks.
+    """
+    first = _checks(rgb, loc)
+    if first.is_cell:
+        return first
+    balanced = white_balance(rgb)
+    again = locate_cell(balanced)
+    if np.hypot(again.cy - loc.cy, again.cx - loc.cx) > SECOND_LOOK_MAX_MOVE:
+        return first
+    second = _checks(balanced, replace(again, reduced_by=loc.reduced_by))
+    return replace(second, white_balanced=True) if second.is_cell else first
+
+
+def _checks(rgb: np.ndarray, loc: CellLocation) -> Screening:
     s = stain_map(_window(rgb, loc, 48))
     mask = s > STAIN_LEVEL
     nucleus_px = int(mask.sum())
