@@ -99,3 +99,41 @@ def test_magnification_compares_both_ways_on_a_tiny_data_set(tmp_path, capsys) -
     assert rows["1x"][4] == "1x: 2"
     assert "1x: 2" not in rows["4x"][4] and all(c.endswith("/ 2") for c in (rows["4x"][0], rows["4x"][2]))
     assert "The data set's own files (TRAIN and TEST): 2;" in out and "0 would be shrunk" in out
+
+
+def test_screening_counts_both_ways_on_a_tiny_data_set(tmp_path, capsys) -> None:
+    """Two real cells pass clean and under other cameras' colours (the dim ones only on the second look); an annotated
+    field of red cells gives the three corners clear of its white-cell box, all flagged."""
+    import json
+    import shutil
+
+    from PIL import Image
+
+    from conftest import FIXTURE_IMAGES, FIXTURES
+
+    scr = load("screening")
+    images = tmp_path / "dataset2-master" / "images"
+    for split in ("TRAIN", "TEST"):
+        for cls in ("EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL"):
+            (images / split / cls).mkdir(parents=True)
+    for split, cls in [("TRAIN", "EOSINOPHIL"), ("TEST", "NEUTROPHIL")]:
+        f = next((FIXTURE_IMAGES / "TRAIN" / cls).iterdir())
+        shutil.copy(f, images / split / cls / f.name)
+    originals = tmp_path / "dataset-master"
+    (originals / "JPEGImages").mkdir(parents=True)
+    (originals / "Annotations").mkdir()
+    (originals / "labels.csv").write_text(",Image,Category\n")
+    Image.open(FIXTURES / "no-white-cell.jpeg").convert("RGB").resize((640, 480)).save(
+        originals / "JPEGImages" / "BloodImage_00001.jpg")
+    (originals / "Annotations" / "BloodImage_00001.xml").write_text(
+        "<annotation><filename>BloodImage_00001.jpg</filename><object><name>WBC</name><bndbox><xmin>20</xmin>"
+        "<ymin>20</ymin><xmax>120</xmax><ymax>120</ymax></bndbox></object></annotation>")
+    assert scr.main(["--data", str(tmp_path), "--json", str(tmp_path / "s.json")]) == 0
+    res = json.loads((tmp_path / "s.json").read_text())
+    real, red = res["real cells (TRAIN + TEST files)"], res["red cells only (original fields' corners)"]
+    assert set(real) == set(red) and "clean" in real and "brightness x0.6" in real and len(real) == 7
+    assert all(r["n"] == 2 for r in real.values())
+    assert all(r["flagged"] == 0 for name, r in real.items() if name.startswith(("clean", "white balance", "brightness x0.6")))
+    assert real["brightness x0.6"]["flagged_first_look"] == 2
+    assert all(r["n"] == 3 and r["flagged"] == 3 for r in red.values())
+    assert "| red cells only (original fields' corners) | clean | 3 | 3 (100.0%) |" in capsys.readouterr().out

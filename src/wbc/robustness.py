@@ -114,13 +114,15 @@ def white_balance(red: float, blue: float) -> Shift:
 # Beyond the range, reported by benchmarks/robustness.py only (the ablations keep the 14 above,
 # so their rows stay comparable). At x3 the pipeline shrinks the field back first
 # (wbc.imaging.locate_at_data_scale); nothing enlarges a field at x0.5. The white-balance, dim and
-# flat fields are what the screening's second look (wbc.screening.white_balance) is for.
+# flat fields are what the screening's second look (wbc.screening.white_balance) is for; nothing
+# undoes overexposure, whose clipped highlights are lost.
 EXTRA_SHIFTS: dict[str, Shift] = {
     "scale x0.5": scale(0.5),
     "scale x3 (shrunk first)": scale(3.0),
     "white balance: warm (R x1.1, B x0.85)": white_balance(1.1, 0.85),
     "white balance: cool (R x0.9, B x1.1)": white_balance(0.9, 1.1),
     "brightness x0.6": brightness(0.6),
+    "brightness x1.4 (overexposed)": brightness(1.4),
     "contrast x0.5": contrast(0.5),
     "stain: pale (H x0.6, E x0.6)": stain(0.6, 0.6),
 }

@@ -1,0 +1,92 @@
+"""How often the is-it-a-white-cell screening (wbc.screening) is wrong, both ways, with and without its
+second look (the field's white matched to the data set's).
+
+    python benchmarks/screening.py [--data PATH] [--every 1] [--json FILE]
+
+Real cells: every TRAIN and TEST file (every k-th with --every), clean and under the colour shifts of
+other cameras (wbc.robustness: white balance, exposure, flat contrast, pale stain); each should pass.
+Red cells only: 128 x 128 px corners of the original fields (dataset-master, halved to the data set's
+scale) that keep 16 px clear of every annotated white cell's box; each should be flagged, clean and
+under the same shifts. The screening decides nothing about the type, so TEST's fields may serve here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+
+PATCH = 128  # px, at the data set's scale
+MARGIN = 16  # px kept clear of a white cell's annotated box
+
+
+def red_cell_patches(originals: Path) -> list[np.ndarray]:
+    """Corners of the original fields, halved to 320 x 240, that hold no annotated white cell."""
+    from PIL import Image
+
+    from wbc.imaging import load_image
+
+    out = []
+    for xml in sorted((originals / "Annotations").glob("*.xml")):
+        tree = ET.parse(xml)
+        photo = originals / "JPEGImages" / (tree.findtext("filename") or "")
+        if not photo.is_file():
+            continue
+        rgb = np.asarray(Image.fromarray(load_image(photo)).resize((320, 240), Image.BILINEAR))
+        boxes = [[float(o.findtext(f"bndbox/{k}") or 0) / 2 for k in ("xmin", "ymin", "xmax", "ymax")]
+                 for o in tree.findall("object") if o.findtext("name") == "WBC"]
+        for x0, y0 in [(0, 0), (320 - PATCH, 0), (0, 240 - PATCH), (320 - PATCH, 240 - PATCH)]:
+            if all(x0 + PATCH < b[0] - MARGIN or x0 > b[2] + MARGIN or y0 + PATCH < b[1] - MARGIN
+                   or y0 > b[3] + MARGIN for b in boxes):
+                out.append(rgb[y0 : y0 + PATCH, x0 : x0 + PATCH])
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tqdm import tqdm
+
+    from wbc.data import find_images_root, list_split
+    from wbc.imaging import load_image, locate_at_data_scale
+    from wbc.io import atomic_write_text
+    from wbc.robustness import EXTRA_SHIFTS, SHIFTS
+    from wbc.screening import screen
+    from wbc.sources import originals_near
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path)
+    ap.add_argument("--every", type=int, default=1, help="use every k-th TRAIN and TEST file (default: all)")
+    ap.add_argument("--json", type=Path, help="also write the counts here")
+    args = ap.parse_args(argv)
+    root = find_images_root(args.data)
+    cells = [s.path for split in ("TRAIN", "TEST") for s in list_split(root, split)][:: args.every]
+    red = red_cell_patches(originals_near(root, args.data))
+    names = ["clean", *(n for n in EXTRA_SHIFTS if n.startswith(("white balance", "brightness", "contrast", "stain")))]
+    shifts = {n: {**SHIFTS, **EXTRA_SHIFTS}[n] for n in names}
+    images = {"real cells (TRAIN + TEST files)": [load_image(p) for p in tqdm(cells, desc="decode")],
+              "red cells only (original fields' corners)": red}
+    res: dict[str, dict[str, dict[str, int]]] = {}
+    for what, imgs in images.items():
+        for name, shift in tqdm(shifts.items(), desc=what[:9]):
+            verdicts = [screen(*locate_at_data_scale(shift(img))) for img in imgs]
+            res.setdefault(what, {})[name] = {
+                "n": len(verdicts),
+                "flagged": sum(not v.is_cell for v in verdicts),
+                "flagged_first_look": sum(not v.is_cell or v.white_balanced for v in verdicts),
+            }
+    lines = ["| images | shift | n | flagged as not a white cell | without the second look |", "|---|---|---|---|---|"]
+    for what, rows in res.items():
+        for name, r in rows.items():
+            lines.append(f"| {what} | {name} | {r['n']} | {r['flagged']} ({100 * r['flagged'] / r['n']:.1f}%) | "
+                         f"{r['flagged_first_look']} ({100 * r['flagged_first_look'] / r['n']:.1f}%) |")
+    print("\n".join(lines))
+    if args.json:
+        atomic_write_text(args.json, json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
