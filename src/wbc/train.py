@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wbc.augment import ROBUST, ROBUST_ERASE, ROBUST_WIDE, AugmentConfig, augment_batch
+from wbc.augment import ROBUST, ROBUST_ERASE, ROBUST_EXPOSURE, ROBUST_WIDE, AugmentConfig, augment_batch
 from wbc.data import Sample, find_images_root, grouped_split, list_split, load_arrays
 from wbc.errors import CheckpointError, ConfigError, DataError
 from wbc.imaging import PreprocessSpec
@@ -86,7 +86,8 @@ SEED_PRESET: dict[str, Any] = dict(
     epochs=50, lr=1e-4, optimizer="adam", weight_decay=0.0, schedule="constant", warmup_epochs=0,
     label_smoothing=0.0, patience=10, monitor="val_loss", augment="basic",
 )
-AUGMENT = {"basic": AugmentConfig(), "robust": ROBUST, "robust-wide": ROBUST_WIDE, "robust-erase": ROBUST_ERASE}
+AUGMENT = {"basic": AugmentConfig(), "robust": ROBUST, "robust-wide": ROBUST_WIDE, "robust-erase": ROBUST_ERASE,
+           "robust-exposure": ROBUST_EXPOSURE}
 
 
 # wbcnet's default recipe (e21): mixup 0.4 was better on held-out fields than none (e11 against e10),
