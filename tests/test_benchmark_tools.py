@@ -137,3 +137,28 @@ def test_screening_counts_both_ways_on_a_tiny_data_set(tmp_path, capsys) -> None
     assert real["brightness x0.6"]["flagged_first_look"] == 2
     assert all(r["n"] == 3 and r["flagged"] == 3 for r in red.values())
     assert "| red cells only (original fields' corners) | clean | 3 | 3 (100.0%) |" in capsys.readouterr().out
+
+
+def test_robustness_cv_pools_fold_models_on_their_held_out_files(tiny_run, tmp_path, capsys) -> None:
+    """--cv: a fold model predicts the TRAIN files of its held-out cells, clean and under the shifts asked for."""
+    import json
+
+    from wbc.data import list_split
+
+    from conftest import FIXTURE_IMAGES
+
+    rob = load("robustness")
+    cv = tmp_path / "cv"
+    cv.mkdir()
+    (cv / "fold0").symlink_to(tiny_run)
+    assert rob.main(["--cv", str(cv), "--data", str(FIXTURE_IMAGES.parent), "--shifts", "brightness x0.6",
+                     "--json", str(tmp_path / "r.json")]) == 0
+    res = json.loads((tmp_path / "r.json").read_text())
+    assert list(res) == ["clean", "brightness x0.6"]
+    held = set(json.loads((tiny_run / "split.json").read_text())["val_cells"])
+    n_files = sum(s.cell in held for s in list_split(FIXTURE_IMAGES, "TRAIN"))
+    out = capsys.readouterr().out
+    assert f"1 fold models, each on the TRAIN files of the cells it was held out from ({n_files} files, {len(held)} cells)" in out
+    right = [r for r in out.splitlines() if r.startswith("| clean")][0].split("|")[4].strip()
+    assert right.endswith(f"/ {len(held)}") and 0 <= res["clean"]["accuracy"] <= 1 and n_files > 0
+    assert res["brightness x0.6"]["flagged"] <= n_files
