@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 "second_look": sum(r[name]["second_look"] for _, _, r in parts),
             }
         source = (f"{args.cv}: {len(folds)} fold models, each on the TRAIN files of the cells it was held out "
-                  f"from ({n_files} files{f', every {args.every}th' if args.every > 1 else ''}, {n_cells} cells)")
+                  f"from ({n_files} files{f', one in {args.every}' if args.every > 1 else ''}, {n_cells} cells)")
     else:
         pred = Predictor(args.model)
         samples = list_split(root, "TEST")[:: args.every]
