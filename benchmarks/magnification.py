@@ -84,19 +84,14 @@ def main(argv: list[str] | None = None) -> int:
 
     res: dict[str, dict[str, Any]] = {}
     if args.cv:
-        from wbc.export import export
-        from wbc.ship import parity_images
+        from wbc.ship import exported_folds
 
-        folds = sorted(p for p in args.cv.iterdir() if (p / "split.json").is_file() and (p / "last.pt").is_file())
-        if not folds:
-            raise SystemExit(f"{args.cv}: no fold runs (split.json and last.pt) in it")
-        n, source = 0, f"{args.cv}: {len(folds)} fold models, each on the TRAIN fields it was held out from"
         with tempfile.TemporaryDirectory() as tmp:
-            for fold in folds:
-                export(fold / "last.pt", Path(tmp) / fold.name, parity_images(args.data))
-                held = json.loads((fold / "split.json").read_text())["val_cells"]
-                photos, y = photos_of(held)
-                compare(Predictor(Path(tmp) / fold.name), photos, y, res)
+            folds = exported_folds(args.cv, Path(tmp), args.data)
+            n, source = 0, f"{args.cv}: {len(folds)} fold models, each on the TRAIN fields it was held out from"
+            for model, held in folds:
+                photos, y = photos_of(sorted(held))
+                compare(Predictor(model), photos, y, res)
                 n += len(held)
     else:
         pred = Predictor(args.model)

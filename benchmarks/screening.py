@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     from wbc.data import find_images_root, list_split
     from wbc.imaging import load_image, locate_at_data_scale
     from wbc.io import atomic_write_text
-    from wbc.robustness import EXTRA_SHIFTS, SHIFTS
+    from wbc.robustness import COLOUR_SHIFTS
     from wbc.screening import screen
     from wbc.sources import originals_near
 
@@ -64,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     root = find_images_root(args.data)
     cells = [s.path for split in ("TRAIN", "TEST") for s in list_split(root, split)][:: args.every]
     red = red_cell_patches(originals_near(root, args.data))
-    names = ["clean", *(n for n in EXTRA_SHIFTS if n.startswith(("white balance", "brightness", "contrast", "stain")))]
-    shifts = {n: {**SHIFTS, **EXTRA_SHIFTS}[n] for n in names}
+    if args.every < 1:
+        ap.error("--every must be 1 or more")
+    shifts = {"clean": lambda rgb: rgb, **COLOUR_SHIFTS}
     images = {"real cells (TRAIN + TEST files)": [load_image(p) for p in tqdm(cells, desc="decode")],
               "red cells only (original fields' corners)": red}
     res: dict[str, dict[str, dict[str, int]]] = {}
@@ -80,8 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = ["| images | shift | n | flagged as not a white cell | without the second look |", "|---|---|---|---|---|"]
     for what, rows in res.items():
         for name, r in rows.items():
-            lines.append(f"| {what} | {name} | {r['n']} | {r['flagged']} ({100 * r['flagged'] / r['n']:.1f}%) | "
-                         f"{r['flagged_first_look']} ({100 * r['flagged_first_look'] / r['n']:.1f}%) |")
+            n = max(r["n"], 1)
+            lines.append(f"| {what} | {name} | {r['n']} | {r['flagged']} ({100 * r['flagged'] / n:.1f}%) | "
+                         f"{r['flagged_first_look']} ({100 * r['flagged_first_look'] / n:.1f}%) |")
     print("\n".join(lines))
     if args.json:
         atomic_write_text(args.json, json.dumps(res, indent=2))

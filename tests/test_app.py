@@ -122,14 +122,42 @@ class TestNotAWhiteCell:
         assert len(files) == 32 and all(r.is_cell for r in results), [str(p) for p, r in zip(files, results) if not r.is_cell]
         assert sum(r.white_balanced for r in results) >= 10
         blank = np.full((240, 320, 3), (230, 225, 228), np.uint8)
-        for name, rgb in [("red cells only", load_image(FIXTURES / "no-white-cell.jpeg")), ("blank", blank)]:
+        sky = np.dstack([np.linspace(60, 140, 320 * 240).reshape(240, 320), np.linspace(120, 190, 320 * 240).reshape(240, 320),
+                         np.full((240, 320), 235.0)]).astype(np.uint8)
+        for name, rgb in [("red cells only", load_image(FIXTURES / "no-white-cell.jpeg")), ("blank", blank), ("sky", sky)]:
             assert not screen(*locate_at_data_scale(f(rgb))).is_cell, name
+
+    def test_nearly_black_photo_gets_no_second_look(self) -> None:
+        """A cell photographed almost black (x0.1) would need gains beyond GAIN_RANGE: it stays flagged."""
+        from wbc.imaging import load_image, locate_at_data_scale
+        from wbc.robustness import brightness
+        from wbc.screening import GAIN_RANGE, screen, white_gains
+
+        dark = brightness(0.1)(load_image(EOS))
+        assert white_gains(dark).max() > GAIN_RANGE[1]
+        r = screen(*locate_at_data_scale(dark))
+        assert not r.is_cell and not r.white_balanced
+
+    def test_second_look_reaches_the_user(self, predictor: Predictor) -> None:
+        """A dim photo passed on the second look says so in the caption, the CSV and the CLI's note."""
+        from wbc.predict import predictions_csv
+        from wbc.robustness import brightness
+
+        cell = FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL" / "_9_2814.jpeg"  # dimmed, it fails the first look
+        dim = Image.fromarray(brightness(0.6)(np.asarray(Image.open(cell).convert("RGB"))))
+        plain, dimmed = logic.analyse_uploads(predictor, [("eos.jpeg", cell.read_bytes()), ("dim.png", encode(dim))])
+        assert not plain.prediction.white_balanced and dimmed.prediction.white_balanced
+        assert not dimmed.prediction.not_wbc and "white balance or exposure" in logic.crop_caption(dimmed.prediction)
+        assert logic.crop_caption(plain.prediction) == "What the model saw"
+        rows = predictions_csv([plain.prediction, dimmed.prediction]).splitlines()
+        col = rows[0].split(",").index("white_balanced")
+        assert [r.split(",")[col] for r in rows[1:]] == ["no", "yes"]
 
     def test_white_balance_matches_the_data_sets_white(self) -> None:
         """The field's white (99th percentile of its lit pixels) is moved to the data set's, per channel."""
         from wbc.imaging import load_image
         from wbc.robustness import white_balance
-        from wbc.screening import DATA_WHITE, white_balance as balance
+        from wbc.screening import DATA_WHITE, match_data_white as balance
 
         rgb = white_balance(1.15, 0.8)(load_image(EOS))
         out = balance(rgb)

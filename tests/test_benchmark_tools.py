@@ -140,25 +140,36 @@ def test_screening_counts_both_ways_on_a_tiny_data_set(tmp_path, capsys) -> None
 
 
 def test_robustness_cv_pools_fold_models_on_their_held_out_files(tiny_run, tmp_path, capsys) -> None:
-    """--cv: a fold model predicts the TRAIN files of its held-out cells, clean and under the shifts asked for."""
+    """--cv: each fold model predicts the TRAIN files of its held-out cells; two folds pool to the
+    file-weighted accuracy and the summed confusion of each alone, and the JSON is strict."""
     import json
-
-    from wbc.data import list_split
+    import shutil
 
     from conftest import FIXTURE_IMAGES
 
     rob = load("robustness")
-    cv = tmp_path / "cv"
-    cv.mkdir()
-    (cv / "fold0").symlink_to(tiny_run)
-    assert rob.main(["--cv", str(cv), "--data", str(FIXTURE_IMAGES.parent), "--shifts", "brightness x0.6",
-                     "--json", str(tmp_path / "r.json")]) == 0
-    res = json.loads((tmp_path / "r.json").read_text())
-    assert list(res) == ["clean", "brightness x0.6"]
-    held = set(json.loads((tiny_run / "split.json").read_text())["val_cells"])
-    n_files = sum(s.cell in held for s in list_split(FIXTURE_IMAGES, "TRAIN"))
+    split = json.loads((tiny_run / "split.json").read_text())
+    other = tmp_path / "other"
+    shutil.copytree(tiny_run, other)  # the same network, held out from (scored on) the other cells
+    (other / "split.json").write_text(json.dumps({"train_cells": split["val_cells"], "val_cells": split["train_cells"]}))
+
+    def run(name: str, folds: dict[str, object]) -> dict:
+        cv = tmp_path / name
+        cv.mkdir()
+        for fold, target in folds.items():
+            (cv / fold).symlink_to(target)
+        out = tmp_path / f"{name}.json"
+        assert rob.main(["--cv", str(cv), "--data", str(FIXTURE_IMAGES.parent), "--shifts", "brightness x0.6",
+                         "--json", str(out)]) == 0
+        return json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+
+    a, b, both = run("a", {"fold0": tiny_run}), run("b", {"fold1": other}), run("ab", {"fold0": tiny_run, "fold1": other})
+    assert list(both) == ["clean", "brightness x0.6"]
+    for shift in both:
+        na, nb = (sum(map(sum, r[shift]["confusion"])) for r in (a, b))
+        assert both[shift]["accuracy"] == pytest.approx((na * a[shift]["accuracy"] + nb * b[shift]["accuracy"]) / (na + nb))
+        assert both[shift]["confusion"] == [[x + y for x, y in zip(ra, rb)] for ra, rb in zip(a[shift]["confusion"], b[shift]["confusion"])]
+        assert 0 <= both[shift]["macro_f1"] <= 1 and both[shift]["flagged"] == a[shift]["flagged"] + b[shift]["flagged"]
     out = capsys.readouterr().out
-    assert f"1 fold models, each on the TRAIN files of the cells it was held out from ({n_files} files, {len(held)} cells)" in out
-    right = [r for r in out.splitlines() if r.startswith("| clean")][0].split("|")[4].strip()
-    assert right.endswith(f"/ {len(held)}") and 0 <= res["clean"]["accuracy"] <= 1 and n_files > 0
-    assert res["brightness x0.6"]["flagged"] <= n_files
+    n_cells = len(split["val_cells"]) + len(split["train_cells"])
+    assert f"2 fold models, each on the TRAIN files of the cells it was held out from ({na + nb} files, {n_cells} cells)" in out

@@ -51,6 +51,21 @@ class TestPredictCli:
         assert "x to the training magnification]" in rows["big.png"]
         assert "shrunk" not in rows["small.png"]
 
+    def test_dim_photo_is_named_as_white_matched(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A dim photo found as a white cell only on the screening's second look says so on its row."""
+        import numpy as np
+        from PIL import Image
+
+        from wbc.robustness import brightness
+
+        src = FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL" / "_9_2814.jpeg"
+        Image.fromarray(brightness(0.6)(np.asarray(Image.open(src).convert("RGB")))).save(tmp_path / "dim.png")
+        Image.open(src).save(tmp_path / "plain.png")
+        assert main(["predict", str(tmp_path / "dim.png"), str(tmp_path / "plain.png"), "--quiet"]) == 0
+        rows = {line.split()[0].rsplit("/", 1)[-1]: line for line in capsys.readouterr().out.splitlines()[1:]}
+        assert "found only with the white matched]" in rows["dim.png"] and "not a white" not in rows["dim.png"]
+        assert "white matched" not in rows["plain.png"]
+
     def test_missing_path(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A path that does not exist: exit 2 and one line naming it."""
         assert main(["predict", str(tmp_path / "nope.jpg")]) == 2

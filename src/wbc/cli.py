@@ -172,6 +172,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             note += " (or " + r.top2[1][0].lower() + f" {r.top2[1][1]:.2f})"
         if r.reduced_by > 1:
             note += f" [photo shrunk {r.reduced_by:.1f}x to the training magnification]"
+        if r.white_balanced:
+            note += " [colours unlike the training images': found only with the white matched]"
         print(f"{name:{width}s}  {r.label:11s}  {r.confidence:10.3f}  {note}")
     if args.csv:
         write_predictions_csv(args.csv, results)

@@ -72,6 +72,7 @@ class CellLocation:
 OD_FROM_HED = ((0.65, 0.70, 0.29), (0.07, 0.99, 0.11), (0.27, 0.57, 0.78))
 
 STAIN_LEVEL = 60.0  # (blue - green) of a hematoxylin-stained nucleus; red cells sit near 20
+LIT_MIN = 24  # a pixel darker than this in every channel is black fill (a rotated view's corners), not the field
 
 # Magnification. The nucleus's extent (sqrt of the stained px in the 192 px square around the cell)
 # is at most 85.7 px in every one of the 12,444 files of TRAIN and TEST (benchmarks/magnification.py
@@ -203,13 +204,13 @@ def median_colour(rgb: np.ndarray) -> np.ndarray:
 
 
 def background_colour(rgb: np.ndarray) -> np.ndarray:
-    """Median colour of the image's one-pixel border, leaving out black fill (all channels < 24).
+    """Median colour of the image's one-pixel border, leaving out black fill (all channels < LIT_MIN).
 
     The border is background or red cells even when the user cropped tightly around the white cell,
     where the median of the whole image would be the cell's own colour.
     """
     ring = np.concatenate([rgb[0], rgb[-1], rgb[1:-1, 0], rgb[1:-1, -1]])
-    lit = ring[ring.max(1) >= 24]
+    lit = ring[ring.max(1) >= LIT_MIN]
     return median_colour((lit if len(lit) else ring)[None])
 
 

@@ -39,7 +39,7 @@ def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 15)
     return float(ece)
 
 
-def _from_confusion(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def scores_from_confusion(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(B, K, K) confusion matrices -> accuracy (B,) and macro-F1 (B,) (classes present only)."""
     tp = np.diagonal(cm, axis1=1, axis2=2).astype(float)
     support = cm.sum(2)
@@ -70,7 +70,7 @@ def bootstrap_over_cells(
     weights = np.zeros((n, n_cells))
     np.add.at(weights, (np.arange(n)[:, None].repeat(n_cells, 1), draws), 1)
     cms = np.einsum("bc,cij->bij", weights, per_cell)
-    acc, macro = _from_confusion(cms)
+    acc, macro = scores_from_confusion(cms)
 
     def ci(v: np.ndarray) -> tuple[float, float]:
         return float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))

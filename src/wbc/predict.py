@@ -97,6 +97,7 @@ class Prediction:
     not_wbc: str = ""
     error: str = ""
     reduced_by: float = 1.0  # a magnified photo was shrunk by this before the cell was cropped
+    white_balanced: bool = False  # screened as a white cell only once its white was matched to the data set's
 
     @property
     def top2(self) -> list[tuple[str, float]]:
@@ -186,7 +187,7 @@ class Predictor:
         return Prediction(file=file, label=CLASSES[k], confidence=float(probs[k]),
                           probs=tuple(float(v) for v in probs),
                           needs_review=float(probs[k]) < self.review_threshold, not_wbc=screening.reason,
-                          reduced_by=screening.reduced_by)
+                          reduced_by=screening.reduced_by, white_balanced=screening.white_balanced)
 
     def predict_sources(
         self, items: Sequence[tuple[str, str | Path | bytes]], tta: bool = True, cam: bool = False
@@ -239,12 +240,13 @@ def predictions_csv(preds: Sequence[Prediction]) -> str:
     out = io.StringIO()
     w = csv.writer(out)
     w.writerow(["file", "class", "confidence", *[f"p_{c.lower()}" for c in CLASSES], "needs_review",
-                "not_white_cell", "error", "shrunk_by"])
+                "not_white_cell", "error", "shrunk_by", "white_balanced"])
     for p in preds:
         probs = [f"{v:.6f}" for v in p.probs] if p.probs else [""] * len(CLASSES)
         conf = f"{p.confidence:.6f}" if p.label else ""
         flags = ["yes" if p.needs_review else "no", p.not_wbc] if p.label else ["", ""]
-        w.writerow([p.file, p.label, conf, *probs, *flags, p.error, f"{p.reduced_by:.2f}" if p.label else ""])
+        w.writerow([p.file, p.label, conf, *probs, *flags, p.error, f"{p.reduced_by:.2f}" if p.label else "",
+                    ("yes" if p.white_balanced else "no") if p.label else ""])
     return out.getvalue()
 
 

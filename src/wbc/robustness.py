@@ -114,7 +114,7 @@ def white_balance(red: float, blue: float) -> Shift:
 # Beyond the issue's range, reported by benchmarks/robustness.py only (the ablations keep the 14 above,
 # so their rows stay comparable). At x3 the pipeline shrinks the field back first
 # (wbc.imaging.locate_at_data_scale); nothing enlarges a field at x0.5. The white-balance, dim and
-# flat fields are what the screening's second look (wbc.screening.white_balance) is for; nothing
+# flat fields are what the screening's second look (wbc.screening.match_data_white) is for; nothing
 # undoes overexposure, whose clipped highlights are lost.
 EXTRA_SHIFTS: dict[str, Shift] = {
     "scale x0.5": scale(0.5),
@@ -126,6 +126,8 @@ EXTRA_SHIFTS: dict[str, Shift] = {
     "contrast x0.5": contrast(0.5),
     "stain: pale (H x0.6, E x0.6)": stain(0.6, 0.6),
 }
+# Other cameras' and stainings' colours, for benchmarks/screening.py.
+COLOUR_SHIFTS: dict[str, Shift] = {k: v for k, v in EXTRA_SHIFTS.items() if not k.startswith("scale")}
 
 
 def run_shifts(
@@ -136,19 +138,22 @@ def run_shifts(
     spec: Any,
     shifts: dict[str, Shift] | None = None,
     analyse: Callable[[np.ndarray], tuple[np.ndarray, Screening]] | None = None,
-) -> dict[str, dict[str, float]]:
+) -> dict[str, dict[str, Any]]:
     """Accuracy over files, cell accuracy and macro-F1 under each shift.
 
     `predict` maps prepared uint8 (N, h, w, 3) to probabilities (N, 4); `images` are decoded
     source fields. With `analyse` (`Predictor.analyse`: the same crop, and the screening) it also
-    counts the files a user would be told are not a white cell ("flagged"), and those that pass only
-    on the screening's second look ("second_look").
+    counts the files a user would be told are not a white cell ("flagged", and by reason), and those
+    that pass only on the screening's second look ("second_look"). "confusion" (true x predicted,
+    4 x 4) lets results over disjoint files be pooled.
     """
-    from sklearn.metrics import f1_score
+    from collections import Counter
+
+    from sklearn.metrics import confusion_matrix, f1_score
 
     from wbc.metrics import pool_cells
 
-    out: dict[str, dict[str, float]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for name, shift in (shifts or SHIFTS).items():
         if analyse is None:
             x, screenings = np.stack([prepare(shift(img), spec) for img in images]), None
@@ -161,8 +166,10 @@ def run_shifts(
             "accuracy": float((probs.argmax(1) == y).mean()),
             "cell_accuracy": float((cp.argmax(1) == cy).mean()),
             "macro_f1": float(f1_score(y, probs.argmax(1), average="macro", labels=np.unique(y))),
+            "confusion": confusion_matrix(y, probs.argmax(1), labels=range(probs.shape[1])).tolist(),
         }
         if screenings is not None:
             out[name]["flagged"] = sum(not s.is_cell for s in screenings)
+            out[name]["flagged_by"] = dict(Counter(s.reason for s in screenings if not s.is_cell))
             out[name]["second_look"] = sum(s.white_balanced for s in screenings)
     return out

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from wbc.imaging import STAIN_LEVEL, CellLocation, locate_cell, stain_map
+from wbc.imaging import LIT_MIN, STAIN_LEVEL, CellLocation, locate_cell, stain_map
 
 PEAK_MIN = 60.0  # blurred (blue - green) at the nucleus; TRAIN views >= 82, red-cell fields median 21
 NUCLEUS_MIN_PX = 150  # stained pixels near the peak; TRAIN views >= 700 (a 0.7x scale leaves ~340)
@@ -51,18 +51,27 @@ def sharpness(rgb: np.ndarray, loc: CellLocation, r: int = 48) -> float:
 # The data set's white: per channel, the median over TRAIN and TEST of each file's 99th percentile of
 # its lit pixels (background between the red cells; range 209-244 over the 0.1th-99.9th percentiles).
 DATA_WHITE = (224.0, 224.0, 231.0)
-LIT_MIN = 24  # a pixel darker than this in every channel is the black fill of a rotated view, not the field
 SECOND_LOOK_MAX_MOVE = 24.0  # px: the balanced field must point at the same cell
+# The gains a second look may apply: a dim field (x0.6) needs 1.67, a warm white balance (blue x0.85)
+# 1.18 in blue against 0.91 in red. A nearly black photo or one of a single hue is not rescued.
+GAIN_RANGE = (0.5, 2.0)
+GAIN_SPREAD_MAX = 1.5  # largest channel gain / smallest
 
 
-def white_balance(rgb: np.ndarray) -> np.ndarray:
-    """uint8 (H, W, 3) with each channel scaled so that the field's white (99th percentile of its lit
-    pixels) reads as the data set's: undoes another camera's white balance or exposure."""
+def white_gains(rgb: np.ndarray) -> np.ndarray:
+    """Per-channel gains (3,) that make the field's white (99th percentile of its lit pixels) read as
+    the data set's."""
     flat = rgb.reshape(-1, 3)
     lit = flat[flat.max(1) >= LIT_MIN]
     white = np.percentile(lit if len(lit) else flat, 99, axis=0)
-    gain = np.asarray(DATA_WHITE) / np.maximum(white, 1.0)
-    return np.clip(rgb * gain.astype(np.float32), 0, 255).astype(np.uint8)
+    return np.asarray(DATA_WHITE) / np.maximum(white, 1.0)
+
+
+def match_data_white(rgb: np.ndarray, gains: np.ndarray | None = None) -> np.ndarray:
+    """uint8 (H, W, 3) with each channel scaled by `gains` (default: `white_gains(rgb)`): undoes
+    another camera's white balance or exposure."""
+    g = white_gains(rgb) if gains is None else gains
+    return np.clip(rgb * g.astype(np.float32), 0, 255).astype(np.uint8)
 
 
 def screen(rgb: np.ndarray, loc: CellLocation) -> Screening:
@@ -70,12 +79,16 @@ def screen(rgb: np.ndarray, loc: CellLocation) -> Screening:
 
     A field that fails is looked at once more with its white matched to the data set's: the stain
     thresholds are in the data set's colours, and another camera's white balance or exposure moves
-    a nucleus's (blue - green) across them. Red-cell-only fields fail both looks.
+    a nucleus's (blue - green) across them. Red-cell-only fields fail both looks; a field that needs
+    gains outside GAIN_RANGE (nearly black, or one hue) gets no second look.
     """
     first = _checks(rgb, loc)
     if first.is_cell:
         return first
-    balanced = white_balance(rgb)
+    gains = white_gains(rgb)
+    if gains.min() < GAIN_RANGE[0] or gains.max() > GAIN_RANGE[1] or gains.max() / gains.min() > GAIN_SPREAD_MAX:
+        return first
+    balanced = match_data_white(rgb, gains)
     again = locate_cell(balanced)
     if np.hypot(again.cy - loc.cy, again.cx - loc.cx) > SECOND_LOOK_MAX_MOVE:
         return first

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from wbc.calibration import REVIEW_COVERAGE, fit_temperature, review_threshold, tta_probs
-from wbc.crossval import calibration_from
+from wbc.crossval import calibration_from, finished_folds
 from wbc.data import Sample, find_images_root, list_split, load_arrays
 from wbc.errors import CheckpointError
 from wbc.evaluate import evaluate
@@ -35,6 +35,21 @@ def parity_images(data: str | Path | None) -> list[Path]:
     samples = list_split(find_images_root(data), "TRAIN")
     step = max(1, len(samples) // PARITY_IMAGES)
     return [s.path for s in samples[::step]][:PARITY_IMAGES]
+
+
+def exported_folds(cv: Path, out: Path, data: str | Path | None = None) -> list[tuple[Path, set[str]]]:
+    """Each finished fold run of the cross-validation `cv`, exported to ONNX in `out`/foldK (checked
+    against PyTorch on real images), with the cells it was held out from: what benchmarks measure
+    validation on."""
+    runs = finished_folds(cv)
+    if not runs:
+        raise CheckpointError(f"{cv}: no finished fold runs (foldK/last.pt) in it")
+    images = parity_images(data)
+    folds = []
+    for run in runs:
+        export(run / "last.pt", out / run.name, images)
+        folds.append((out / run.name, read_val_cells(run)))
+    return folds
 
 
 def card_metrics(m: dict[str, Any]) -> dict[str, Any]:

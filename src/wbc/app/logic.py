@@ -73,11 +73,15 @@ def analyse_uploads(predictor: Predictor, uploads: Sequence[tuple[str, bytes]]) 
 
 
 def crop_caption(p: Prediction) -> str:
-    """The caption under the crop; says when a magnified photo was shrunk to the training scale."""
+    """The caption under the crop; says when a magnified photo was shrunk to the training scale and
+    when the photo's colours (white balance, exposure) are unlike the training images'."""
+    notes = []
     if p.reduced_by > 1:
-        return (f"What the model saw (the photo was shrunk {p.reduced_by:.1f}x to match the training "
-                "images' magnification)")
-    return "What the model saw"
+        notes.append(f"the photo was shrunk {p.reduced_by:.1f}x to match the training images' magnification")
+    if p.white_balanced:
+        notes.append("its white balance or exposure is unlike the training images': the cell was found with "
+                     "its colours matched, but the model saw them as photographed")
+    return "What the model saw" + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def review_rows(results: Sequence[CellResult]) -> list[dict[str, object]]:
