@@ -19,9 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
-
 from collections import Counter
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--cv measures the fold models of a cross-validation; --model does not go with it")
     shifts = {n: every_shift[n] for n in ["clean", *(args.shifts or every_shift)] if n in every_shift}
     root = find_images_root(args.data)
-    res: dict[str, dict[str, float]] = {}
+    res: dict[str, dict[str, Any]] = {}
     if args.cv:
         import tempfile
 

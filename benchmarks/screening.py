@@ -61,11 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--every", type=int, default=1, help="use every k-th TRAIN and TEST file (default: all)")
     ap.add_argument("--json", type=Path, help="also write the counts here")
     args = ap.parse_args(argv)
+    if args.every < 1:
+        ap.error("--every must be 1 or more")
     root = find_images_root(args.data)
     cells = [s.path for split in ("TRAIN", "TEST") for s in list_split(root, split)][:: args.every]
     red = red_cell_patches(originals_near(root, args.data))
-    if args.every < 1:
-        ap.error("--every must be 1 or more")
     shifts = {"clean": lambda rgb: rgb, **COLOUR_SHIFTS}
     images = {"real cells (TRAIN + TEST files)": [load_image(p) for p in tqdm(cells, desc="decode")],
               "red cells only (original fields' corners)": red}

@@ -189,6 +189,12 @@ def locate_at_data_scale(rgb: np.ndarray) -> tuple[np.ndarray, CellLocation]:
     return field, loc
 
 
+def scale_channels(rgb: np.ndarray, gains: np.ndarray | tuple[float, float, float]) -> np.ndarray:
+    """uint8 (H, W, 3) with each channel multiplied by its gain (3,), clipped to 0..255: a camera's
+    exposure or white balance."""
+    return np.clip(rgb.astype(np.float32) * np.asarray(gains, np.float32), 0, 255).astype(np.uint8)
+
+
 def median_colour(rgb: np.ndarray) -> np.ndarray:
     """Per-channel median of uint8 (H, W, 3), as np.median(...).astype(uint8) gives it, from
     histograms: exact, and ~10x faster than sorting 77k values per channel."""

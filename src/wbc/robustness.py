@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
-from wbc.imaging import OD_FROM_HED, crop_square, locate_cell, median_colour, prepare
+from wbc.imaging import OD_FROM_HED, crop_square, locate_cell, median_colour, prepare, scale_channels
 from wbc.screening import Screening
 
 Shift = Callable[[np.ndarray], np.ndarray]
@@ -35,7 +35,7 @@ def stain(h: float, e: float) -> Shift:
 
 
 def brightness(k: float) -> Shift:
-    return lambda rgb: np.clip(rgb.astype(np.float32) * k, 0, 255).astype(np.uint8)
+    return lambda rgb: scale_channels(rgb, (k, k, k))
 
 
 def contrast(k: float) -> Shift:
@@ -107,8 +107,7 @@ SHIFTS: dict[str, Shift] = {
 
 def white_balance(red: float, blue: float) -> Shift:
     """Another camera's white balance: the red and blue channels scaled against green."""
-    gain = np.array([red, 1.0, blue], np.float32)
-    return lambda rgb: np.clip(rgb.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+    return lambda rgb: scale_channels(rgb, (red, 1.0, blue))
 
 
 # Beyond the issue's range, reported by benchmarks/robustness.py only (the ablations keep the 14 above,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from wbc.imaging import LIT_MIN, STAIN_LEVEL, CellLocation, locate_cell, stain_map
+from wbc.imaging import LIT_MIN, STAIN_LEVEL, CellLocation, locate_cell, scale_channels, stain_map
 
 PEAK_MIN = 60.0  # blurred (blue - green) at the nucleus; TRAIN views >= 82, red-cell fields median 21
 NUCLEUS_MIN_PX = 150  # stained pixels near the peak; TRAIN views >= 700 (a 0.7x scale leaves ~340)
@@ -70,8 +70,7 @@ def white_gains(rgb: np.ndarray) -> np.ndarray:
 def match_data_white(rgb: np.ndarray, gains: np.ndarray | None = None) -> np.ndarray:
     """uint8 (H, W, 3) with each channel scaled by `gains` (default: `white_gains(rgb)`): undoes
     another camera's white balance or exposure."""
-    g = white_gains(rgb) if gains is None else gains
-    return np.clip(rgb * g.astype(np.float32), 0, 255).astype(np.uint8)
+    return scale_channels(rgb, white_gains(rgb) if gains is None else gains)
 
 
 def screen(rgb: np.ndarray, loc: CellLocation) -> Screening:
