@@ -237,6 +237,33 @@ class TestAugment:
             assert torch.allclose(b[i][:, cut[i]], a[i].mean(dim=(1, 2))[:, None].expand(3, int(cut[i].sum())))
 
 
+    def test_overexpose_clips_a_share_of_the_images(self) -> None:
+        """About a quarter of the images are brightened x1.15-1.5 and clipped at 1; the rest untouched."""
+        from dataclasses import replace
+
+        import torch
+
+        from wbc.augment import ROBUST, ROBUST_OVEREXPOSED, augment_batch, overexpose
+
+        x = torch.rand(800, 3, 8, 8) * 0.3 + 0.6  # 0.6-0.9: x1.15 already clips the brightest
+        y = overexpose(x, ROBUST_OVEREXPOSED, torch.Generator().manual_seed(0))
+        hit = (y != x).flatten(1).any(1)
+        assert 0.2 < hit.float().mean() < 0.3
+        assert torch.equal(y[~hit], x[~hit])
+        assert y.max() == 1 and (y[hit] == 1).any(dim=(1, 2, 3)).all()
+        # Below the clip every pixel of an image has one gain, in range.
+        ratio = torch.where(y[hit] < 1, y[hit] / x[hit], torch.nan).flatten(1)
+        lo, hi = ratio.nan_to_num(9).min(1).values, ratio.nan_to_num(0).max(1).values
+        assert torch.allclose(lo, hi, atol=1e-5) and (lo >= 1.15 - 1e-5).all() and (hi <= 1.5 + 1e-5).all()
+        # Off (the default) it draws nothing and changes nothing, so ROBUST's batches are as they were.
+        a = augment_batch(x[:40], ROBUST, torch.Generator().manual_seed(1))
+        assert torch.equal(a, augment_batch(x[:40], replace(ROBUST, overexpose=(1.2, 1.3)), torch.Generator().manual_seed(1)))
+        b = augment_batch(x[:40], ROBUST_OVEREXPOSED, torch.Generator().manual_seed(1))
+        assert not torch.equal(a, b)
+        with pytest.raises(ValueError, match="overexpose"):
+            replace(ROBUST, overexpose=(0.9, 1.2))
+
+
 class TestShifts:
     def test_every_shift_returns_an_image(self) -> None:
         """Each named shift maps RGB uint8 to RGB uint8."""

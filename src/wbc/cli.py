@@ -272,10 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--limit-cells", type=int, help="use only the first N cells of each class (quick runs)")
     t.add_argument("--threads", type=int, help="PyTorch CPU threads (default: 2)")
     # train.AUGMENT's keys and "none", written out so that the parser needs no torch (a test compares them).
-    t.add_argument("--augment", choices=["robust", "robust-wide", "robust-erase", "robust-exposure", "basic", "none"],
+    t.add_argument("--augment", choices=["robust", "robust-wide", "robust-erase", "robust-exposure",
+                                                 "robust-overexposed", "basic", "none"],
                    help="augmentation recipe (default: robust for wbcnet, basic for seed; robust-wide: twice the "
                         "stain jitter; robust-erase: with cutout; robust-exposure: brightness x0.55-1.45 and 15%% "
-                        "white-balance jitter)")
+                        "white-balance jitter; robust-overexposed: a quarter of the images overexposed x1.15-1.5 "
+                        "and clipped)")
     t.add_argument("--mixup", type=float, metavar="ALPHA",
                    help="blend pairs of training images and their labels, weight ~ Beta(ALPHA, ALPHA); 0 is off "
                         "(default: 0.4 for wbcnet, off for seed)")

@@ -17,7 +17,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wbc.augment import ROBUST, ROBUST_ERASE, ROBUST_EXPOSURE, ROBUST_WIDE, AugmentConfig, augment_batch
+from wbc.augment import (
+    ROBUST,
+    ROBUST_ERASE,
+    ROBUST_EXPOSURE,
+    ROBUST_OVEREXPOSED,
+    ROBUST_WIDE,
+    AugmentConfig,
+    augment_batch,
+)
 from wbc.data import Sample, find_images_root, grouped_split, list_split, load_arrays
 from wbc.errors import CheckpointError, ConfigError, DataError
 from wbc.imaging import PreprocessSpec
@@ -87,7 +95,7 @@ SEED_PRESET: dict[str, Any] = dict(
     label_smoothing=0.0, patience=10, monitor="val_loss", augment="basic",
 )
 AUGMENT = {"basic": AugmentConfig(), "robust": ROBUST, "robust-wide": ROBUST_WIDE, "robust-erase": ROBUST_ERASE,
-           "robust-exposure": ROBUST_EXPOSURE}
+           "robust-exposure": ROBUST_EXPOSURE, "robust-overexposed": ROBUST_OVEREXPOSED}
 
 
 # wbcnet's default recipe (e21): mixup 0.4 was better on held-out fields than none (e11 against e10),
