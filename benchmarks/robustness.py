@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 "flagged": sum(r[name]["flagged"] for _, _, r in parts),
                 "flagged_by": dict(reasons),
                 "second_look": sum(r[name]["second_look"] for _, _, r in parts),
+                "overexposed": sum(r[name]["overexposed"] for _, _, r in parts),
             }
         source = (f"{args.cv}: {len(folds)} fold models, each on the TRAIN files of the cells it was held out "
                   f"from ({n_files} files{f', one in {args.every}' if args.every > 1 else ''}, {n_cells} cells)")
@@ -106,11 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     clean = res["clean"]["accuracy"]
     lines = [f"{source}:", "",
              "| shift | accuracy over files | drop (points) | cells right | macro-F1 | told \"not a white cell\" "
-             "(without the second look) |", "|---|---|---|---|---|---|"]
+             "(without the second look) | marked overexposed |", "|---|---|---|---|---|---|---|"]
     for name, r in res.items():
         flagged = f"{r['flagged']} ({r['flagged'] + r['second_look']})"
         lines.append(f"| {name} | {100 * r['accuracy']:.2f}% | {100 * (clean - r['accuracy']):+.2f} | "
-                     f"{round(r['cell_accuracy'] * n_cells)} / {n_cells} | {r['macro_f1']:.3f} | {flagged} |")
+                     f"{round(r['cell_accuracy'] * n_cells)} / {n_cells} | {r['macro_f1']:.3f} | {flagged} | "
+                     f"{r['overexposed']} |")
     issue = [clean - r["accuracy"] for name, r in res.items() if name in SHIFTS and name != "clean"]
     beyond = [clean - r["accuracy"] for name, r in res.items() if name not in SHIFTS]
     parts_text = ([f"{100 * max(issue):.2f} points over the issue's shifts"] if issue else []) + (

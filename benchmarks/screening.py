@@ -77,13 +77,16 @@ def main(argv: list[str] | None = None) -> int:
                 "n": len(verdicts),
                 "flagged": sum(not v.is_cell for v in verdicts),
                 "flagged_first_look": sum(not v.is_cell or v.white_balanced for v in verdicts),
+                "overexposed": sum(v.overexposed for v in verdicts),
             }
-    lines = ["| images | shift | n | flagged as not a white cell | without the second look |", "|---|---|---|---|---|"]
+    lines = ["| images | shift | n | flagged as not a white cell | without the second look | marked overexposed |",
+             "|---|---|---|---|---|---|"]
     for what, rows in res.items():
         for name, r in rows.items():
             n = max(r["n"], 1)
             lines.append(f"| {what} | {name} | {r['n']} | {r['flagged']} ({100 * r['flagged'] / n:.1f}%) | "
-                         f"{r['flagged_first_look']} ({100 * r['flagged_first_look'] / n:.1f}%) |")
+                         f"{r['flagged_first_look']} ({100 * r['flagged_first_look'] / n:.1f}%) | "
+                         f"{r['overexposed']} ({100 * r['overexposed'] / n:.1f}%) |")
     print("\n".join(lines))
     if args.json:
         atomic_write_text(args.json, json.dumps(res, indent=2))

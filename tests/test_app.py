@@ -153,6 +153,34 @@ class TestNotAWhiteCell:
         col = rows[0].split(",").index("white_balanced")
         assert [r.split(",")[col] for r in rows[1:]] == ["no", "yes"]
 
+    def test_overexposed_photo_is_marked_for_review(self, predictor: Predictor) -> None:
+        """No fixture cell is white in 0.1% of its pixels; brightened x1.4 (clipped, as an overexposed camera
+        clips) each is still screened as a white cell but marked overexposed, verdict "needs review"
+        whatever its confidence, with a warning, and the CSV says so; x1.1 is not marked."""
+        from wbc.predict import predictions_csv
+        from wbc.robustness import brightness
+        from wbc.screening import OVEREXPOSED_SHARE, clipped_share
+
+        files = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))
+        rgbs = [np.asarray(Image.open(f).convert("RGB")) for f in files]
+        assert max(clipped_share(x) for x in rgbs) < 0.001
+        plain = logic.analyse_uploads(predictor, [(f.name, encode(Image.fromarray(x))) for f, x in zip(files, rgbs)])
+        over = logic.analyse_uploads(predictor, [(f.name, encode(Image.fromarray(brightness(1.4)(x))))
+                                                 for f, x in zip(files, rgbs)])
+        mild = logic.analyse_uploads(predictor, [(f.name, encode(Image.fromarray(brightness(1.1)(x))))
+                                                 for f, x in zip(files, rgbs)])
+        assert not any(r.prediction.overexposed or logic.overexposure_warning(r.prediction) for r in plain + mild)
+        assert all(r.prediction.overexposed and r.prediction.clipped >= OVEREXPOSED_SHARE for r in over)
+        for r in over:
+            if not r.prediction.not_wbc:
+                assert r.prediction.verdict == "needs review"
+                assert logic.overexposure_warning(r.prediction).startswith("Overexposed: ")
+        assert sum(not r.prediction.not_wbc for r in over) >= 28
+        assert sum(r.prediction.verdict == "confident" for r in plain) >= 16  # so the verdict did change
+        rows = predictions_csv([plain[0].prediction, over[0].prediction]).splitlines()
+        col = rows[0].split(",").index("overexposed")
+        assert [r.split(",")[col] for r in rows[1:]] == ["no", "yes"]
+
     def test_white_balance_matches_the_data_sets_white(self) -> None:
         """The field's white (99th percentile of its lit pixels) is moved to the data set's, per channel."""
         from wbc.imaging import load_image
@@ -230,6 +258,19 @@ class TestPage:
         assert at.subheader[0].value == "Eosinophil"
         captions = [i.caption for e in at.main if getattr(e, "type", "") == "image" for i in e.proto.imgs]
         assert any(c.startswith("What the model saw (the photo was shrunk") for c in captions), captions
+
+    def test_overexposed_photo_is_warned_about(self) -> None:
+        """An overexposed photo (x1.4, clipped) shows its type and a warning naming the overexposure;
+        the photo as taken shows none."""
+        from wbc.robustness import brightness
+
+        over = Image.fromarray(brightness(1.4)(np.asarray(Image.open(EOS).convert("RGB"))))
+        at = self._app().run()
+        at.file_uploader[0].set_value([("over.png", encode(over), "image/png"),
+                                       ("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
+        assert not at.exception and at.subheader[1].value == "Eosinophil"  # the photo as taken
+        warnings = [w.value for w in at.warning if w.value.startswith("Overexposed: ")]
+        assert len(warnings) == 1 and "% of the photo is pure white" in warnings[0]
 
     def test_samples_make_a_differential(self) -> None:
         """The built-in samples give eight results, a review table and a differential of eight cells."""

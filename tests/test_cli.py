@@ -66,6 +66,21 @@ class TestPredictCli:
         assert "found only with the white matched]" in rows["dim.png"] and "not a white" not in rows["dim.png"]
         assert "white matched" not in rows["plain.png"]
 
+    def test_overexposed_photo_is_named(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """An overexposed photo's row says how much of it is pure white and asks for review."""
+        import numpy as np
+        from PIL import Image
+
+        from wbc.robustness import brightness
+
+        src = FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL" / "_9_2814.jpeg"
+        Image.fromarray(brightness(1.4)(np.asarray(Image.open(src).convert("RGB")))).save(tmp_path / "over.png")
+        Image.open(src).save(tmp_path / "plain.png")
+        assert main(["predict", str(tmp_path / "over.png"), str(tmp_path / "plain.png"), "--quiet"]) == 0
+        rows = {line.split()[0].rsplit("/", 1)[-1]: line for line in capsys.readouterr().out.splitlines()[1:]}
+        assert "needs review" in rows["over.png"] and "% of the photo pure white" in rows["over.png"]
+        assert "pure white" not in rows["plain.png"] and rows["plain.png"].endswith("confident")
+
     def test_missing_path(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A path that does not exist: exit 2 and one line naming it."""
         assert main(["predict", str(tmp_path / "nope.jpg")]) == 2

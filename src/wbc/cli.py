@@ -174,6 +174,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
             note += f" [photo shrunk {r.reduced_by:.1f}x to the training magnification]"
         if r.white_balanced:
             note += " [colours unlike the training images': found only with the white matched]"
+        if r.overexposed:
+            note += f" [overexposed: {100 * r.clipped:.0f}% of the photo pure white, which the model reads poorly]"
         print(f"{name:{width}s}  {r.label:11s}  {r.confidence:10.3f}  {note}")
     if args.csv:
         write_predictions_csv(args.csv, results)

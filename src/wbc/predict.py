@@ -22,7 +22,7 @@ from wbc.errors import BadImageError, ModelFileError, WbcError
 from wbc.imaging import PreprocessSpec, dihedral_views, load_image, prepare_located, to_input
 from wbc.info import CLASSES, IMAGE_SUFFIXES
 from wbc.io import atomic_write_text
-from wbc.screening import Screening, screen
+from wbc.screening import OVEREXPOSED_SHARE, Screening, screen
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "models" / "default"
@@ -87,6 +87,8 @@ class Prediction:
 
     `needs_review`: confidence below the card's review threshold. `not_wbc`: why the image does
     not look like a stained white cell (empty when it does); its class is then not to be trusted.
+    `overexposed`: the photo's highlights are clipped (screening.OVEREXPOSED_SHARE of it pure white),
+    which the network reads poorly however confident it is; the verdict is then "needs review".
     """
 
     file: str
@@ -98,11 +100,16 @@ class Prediction:
     error: str = ""
     reduced_by: float = 1.0  # a magnified photo was shrunk by this before the cell was cropped
     white_balanced: bool = False  # screened as a white cell only once its white was matched to the data set's
+    clipped: float = 0.0  # share of the photo's lit pixels pure white (screening.clipped_share)
 
     @property
     def top2(self) -> list[tuple[str, float]]:
         order = np.argsort(self.probs)[::-1][:2]
         return [(CLASSES[i], float(self.probs[i])) for i in order]
+
+    @property
+    def overexposed(self) -> bool:
+        return self.clipped >= OVEREXPOSED_SHARE
 
     @property
     def verdict(self) -> str:
@@ -111,7 +118,7 @@ class Prediction:
             return "unreadable"
         if self.not_wbc:
             return "not a white blood cell"
-        return "needs review" if self.needs_review else "confident"
+        return "needs review" if self.needs_review or self.overexposed else "confident"
 
 
 class Predictor:
@@ -187,7 +194,8 @@ class Predictor:
         return Prediction(file=file, label=CLASSES[k], confidence=float(probs[k]),
                           probs=tuple(float(v) for v in probs),
                           needs_review=float(probs[k]) < self.review_threshold, not_wbc=screening.reason,
-                          reduced_by=screening.reduced_by, white_balanced=screening.white_balanced)
+                          reduced_by=screening.reduced_by, white_balanced=screening.white_balanced,
+                          clipped=screening.clipped)
 
     def predict_sources(
         self, items: Sequence[tuple[str, str | Path | bytes]], tta: bool = True, cam: bool = False
@@ -240,13 +248,14 @@ def predictions_csv(preds: Sequence[Prediction]) -> str:
     out = io.StringIO()
     w = csv.writer(out)
     w.writerow(["file", "class", "confidence", *[f"p_{c.lower()}" for c in CLASSES], "needs_review",
-                "not_white_cell", "error", "shrunk_by", "white_balanced"])
+                "not_white_cell", "error", "shrunk_by", "white_balanced", "overexposed"])
     for p in preds:
         probs = [f"{v:.6f}" for v in p.probs] if p.probs else [""] * len(CLASSES)
         conf = f"{p.confidence:.6f}" if p.label else ""
         flags = ["yes" if p.needs_review else "no", p.not_wbc] if p.label else ["", ""]
         w.writerow([p.file, p.label, conf, *probs, *flags, p.error, f"{p.reduced_by:.2f}" if p.label else "",
-                    ("yes" if p.white_balanced else "no") if p.label else ""])
+                    *((("yes" if p.white_balanced else "no"), ("yes" if p.overexposed else "no")) if p.label
+                      else ("", ""))])
     return out.getvalue()
 
 

@@ -143,7 +143,8 @@ def run_shifts(
     `predict` maps prepared uint8 (N, h, w, 3) to probabilities (N, 4); `images` are decoded
     source fields. With `analyse` (`Predictor.analyse`: the same crop, and the screening) it also
     counts the files a user would be told are not a white cell ("flagged", and by reason), and those
-    that pass only on the screening's second look ("second_look"). "confusion" (true x predicted,
+    that pass only on the screening's second look ("second_look") and those marked overexposed
+    ("overexposed": needs review, however confident). "confusion" (true x predicted,
     4 x 4) lets results over disjoint files be pooled.
     """
     from collections import Counter
@@ -171,4 +172,5 @@ def run_shifts(
             out[name]["flagged"] = sum(not s.is_cell for s in screenings)
             out[name]["flagged_by"] = dict(Counter(s.reason for s in screenings if not s.is_cell))
             out[name]["second_look"] = sum(s.white_balanced for s in screenings)
+            out[name]["overexposed"] = sum(s.overexposed for s in screenings)
     return out

@@ -2,6 +2,7 @@
 
 The network always answers with one of four types; these checks catch what it was never shown:
 a blank field, red cells only, an out-of-focus image or a picture that is not a stained smear.
+A white cell in an overexposed photo passes, but is marked: the network reads those poorly.
 Thresholds were read off TRAIN images and red-cell-only regions of the original fields in
 dataset-master; benchmarks/screening.py counts the errors both ways (0.3% of the data set's files
 flagged, 98% of red-cell-only corners) and tests/test_app.py checks both sides.
@@ -19,6 +20,11 @@ PEAK_MIN = 60.0  # blurred (blue - green) at the nucleus; TRAIN views >= 82, red
 NUCLEUS_MIN_PX = 150  # stained pixels near the peak; TRAIN views >= 700 (a 0.7x scale leaves ~340)
 PURPLE_MIN = 0.0  # mean (red - green) of stained pixels: hematoxylin is purple (TRAIN >= 4), a blue sky is not
 SHARPNESS_MIN = 0.06  # steepest edge / contrast (1/px): TRAIN 1st pct 0.077, blur 3 px median 0.09, 5 px 0.064, 10 px 0.04
+# Overexposure: in no file of the data set are more than 0.09% of the lit pixels white (>= 250) in
+# every channel. Brightened x1.2 (which costs the network nothing), 14% of every 10th TRAIN file
+# have 30% or more white, x1.3 90% of them and x1.4 (26 points worse on TEST) all.
+WHITE_LEVEL = 250
+OVEREXPOSED_SHARE = 0.3
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,11 @@ class Screening:
     sharpness: float
     reduced_by: float = 1.0  # the field was shrunk by this to the data set's magnification first
     white_balanced: bool = False  # it passed only once the field's white was matched to the data set's
+    clipped: float = 0.0  # share of the field's lit pixels white in every channel: clipped highlights
+
+    @property
+    def overexposed(self) -> bool:
+        return self.clipped >= OVEREXPOSED_SHARE
 
 
 def _window(a: np.ndarray, loc: CellLocation, r: int) -> np.ndarray:
@@ -58,6 +69,13 @@ GAIN_RANGE = (0.5, 2.0)
 GAIN_SPREAD_MAX = 1.5  # largest channel gain / smallest
 
 
+def clipped_share(rgb: np.ndarray) -> float:
+    """Share of the lit pixels of `rgb` (H, W, 3) that are white (>= WHITE_LEVEL) in every channel."""
+    low = rgb.min(2)
+    lit = int((rgb.max(2) >= LIT_MIN).sum())
+    return float((low >= WHITE_LEVEL).sum() / lit) if lit else 0.0
+
+
 def white_gains(rgb: np.ndarray) -> np.ndarray:
     """Per-channel gains (3,) that make the field's white (99th percentile of its lit pixels) read as
     the data set's."""
@@ -79,9 +97,10 @@ def screen(rgb: np.ndarray, loc: CellLocation) -> Screening:
     A field that fails is looked at once more with its white matched to the data set's: the stain
     thresholds are in the data set's colours, and another camera's white balance or exposure moves
     a nucleus's (blue - green) across them. Red-cell-only fields fail both looks; a field that needs
-    gains outside GAIN_RANGE (nearly black, or one hue) gets no second look.
+    gains outside GAIN_RANGE (nearly black, or one hue) gets no second look. `clipped` is measured on
+    the field as given.
     """
-    first = _checks(rgb, loc)
+    first = replace(_checks(rgb, loc), clipped=clipped_share(rgb))
     if first.is_cell:
         return first
     gains = white_gains(rgb)
@@ -92,7 +111,7 @@ def screen(rgb: np.ndarray, loc: CellLocation) -> Screening:
     if np.hypot(again.cy - loc.cy, again.cx - loc.cx) > SECOND_LOOK_MAX_MOVE:
         return first
     second = _checks(balanced, replace(again, reduced_by=loc.reduced_by))
-    return replace(second, white_balanced=True) if second.is_cell else first
+    return replace(second, white_balanced=True, clipped=first.clipped) if second.is_cell else first
 
 
 def _checks(rgb: np.ndarray, loc: CellLocation) -> Screening:

@@ -84,6 +84,15 @@ def crop_caption(p: Prediction) -> str:
     return "What the model saw" + (f" ({'; '.join(notes)})" if notes else "")
 
 
+def overexposure_warning(p: Prediction) -> str:
+    """What the page says about an overexposed photo (empty when it is not)."""
+    if not p.overexposed:
+        return ""
+    return (f"Overexposed: {100 * p.clipped:.0f}% of the photo is pure white, so the palest parts of the cell "
+            "are lost. The model saw no such photo in training and reads them poorly, however confident it "
+            "is: check the type by eye, or photograph the cell again with less light.")
+
+
 def review_rows(results: Sequence[CellResult]) -> list[dict[str, object]]:
     """One row per usable image for the review table; images that are not white cells start excluded."""
     rows = []
