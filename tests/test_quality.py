@@ -92,6 +92,9 @@ class TestViews:
         assert v.shape == (16, 5, 5, 3)
         assert np.array_equal(v[:2], x) and np.array_equal(v[2:4], np.rot90(x, 1, axes=(1, 2)))
         assert len({v[i * 2].tobytes() for i in range(8)}) == 8
+        turns = [np.rot90(x, k, axes=(1, 2)) for k in range(4)]
+        assert np.array_equal(v, np.concatenate(turns + [t[:, :, ::-1] for t in turns]))
+        assert v.flags.c_contiguous and v.dtype == np.uint8
 
     def test_predictor_tta_is_mean_of_views(self) -> None:
         """The shipped predictor's TTA output is the mean of the graph's probabilities over the 8 views,
