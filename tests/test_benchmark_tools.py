@@ -102,7 +102,8 @@ def test_magnification_compares_both_ways_on_a_tiny_data_set(tmp_path, capsys) -
 
 
 def test_screening_counts_both_ways_on_a_tiny_data_set(tmp_path, capsys) -> None:
-    """Two real cells pass clean and under other cameras' colours (the dim ones only on the second look); an annotated
+    """Two real cells pass clean and under other cameras' colours (the dim ones only on the second look; the
+    overexposed ones marked so, and only those); an annotated
     field of red cells gives the three corners clear of its white-cell box, all flagged."""
     import json
     import shutil
@@ -135,6 +136,7 @@ def test_screening_counts_both_ways_on_a_tiny_data_set(tmp_path, capsys) -> None
     assert all(r["n"] == 2 for r in real.values())
     assert all(r["flagged"] == 0 for name, r in real.items() if name.startswith(("clean", "white balance", "brightness x0.6")))
     assert real["brightness x0.6"]["flagged_first_look"] == 2
+    assert {name: r["overexposed"] for name, r in real.items() if r["overexposed"]} == {"brightness x1.4 (overexposed)": 2}
     assert all(r["n"] == 3 and r["flagged"] == 3 for r in red.values())
     assert "| red cells only (original fields' corners) | clean | 3 | 3 (100.0%) |" in capsys.readouterr().out
 

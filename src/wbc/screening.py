@@ -80,7 +80,7 @@ def clipped_share(rgb: np.ndarray) -> float:
     white = np.count_nonzero(np.minimum(np.minimum(r, g), b) >= WHITE_LEVEL)
     if not white:  # most photos: no need to count the lit pixels
         return 0.0
-    return white / np.count_nonzero(np.maximum(np.maximum(r, g), b) >= LIT_MIN)
+    return float(white / np.count_nonzero(np.maximum(np.maximum(r, g), b) >= LIT_MIN))
 
 
 def white_gains(rgb: np.ndarray) -> np.ndarray:
