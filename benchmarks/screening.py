@@ -5,6 +5,8 @@ second look (the field's white matched to the data set's).
 
 Real cells: every TRAIN and TEST file (every k-th with --every), clean and under the colour shifts of
 other cameras (wbc.robustness: white balance, exposure, flat contrast, pale stain); each should pass.
+It also counts the photos marked overexposed (wbc.screening.OVEREXPOSED_SHARE), which brightness
+x1.2 and x1.3 join the shifts for.
 Red cells only: 128 x 128 px corners of the original fields (dataset-master, halved to the data set's
 scale) that keep 16 px clear of every annotated white cell's box; each should be flagged, clean and
 under the same shifts. The screening decides nothing about the type, so TEST's fields may serve here.
@@ -52,8 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     from wbc.data import find_images_root, list_split
     from wbc.imaging import load_image, locate_at_data_scale
     from wbc.io import atomic_write_text
-    from wbc.robustness import COLOUR_SHIFTS
-    from wbc.screening import screen
+    from wbc.robustness import COLOUR_SHIFTS, SHIFTS, brightness
+    from wbc.screening import OVEREXPOSED_SHARE, screen
     from wbc.sources import originals_near
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -66,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     root = find_images_root(args.data)
     cells = [s.path for split in ("TRAIN", "TEST") for s in list_split(root, split)][:: args.every]
     red = red_cell_patches(originals_near(root, args.data))
-    shifts = {"clean": lambda rgb: rgb, **COLOUR_SHIFTS}
+    # x1.2 and x1.3 beside COLOUR_SHIFTS' x1.4: where the overexposure mark starts (x1.2 costs the network nothing)
+    shifts = {"clean": lambda rgb: rgb, **COLOUR_SHIFTS, "brightness x1.2": SHIFTS["brightness x1.2"],
+              "brightness x1.3": brightness(1.3)}
     images = {"real cells (TRAIN + TEST files)": [load_image(p) for p in tqdm(cells, desc="decode")],
               "red cells only (original fields' corners)": red}
     res: dict[str, dict[str, dict[str, int]]] = {}
@@ -78,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                 "flagged": sum(not v.is_cell for v in verdicts),
                 "flagged_first_look": sum(not v.is_cell or v.white_balanced for v in verdicts),
                 "overexposed": sum(v.overexposed for v in verdicts),
+                "most_clipped": max((v.clipped for v in verdicts), default=0.0),
             }
     lines = ["| images | shift | n | flagged as not a white cell | without the second look | marked overexposed |",
              "|---|---|---|---|---|---|"]
@@ -87,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(f"| {what} | {name} | {r['n']} | {r['flagged']} ({100 * r['flagged'] / n:.1f}%) | "
                          f"{r['flagged_first_look']} ({100 * r['flagged_first_look'] / n:.1f}%) | "
                          f"{r['overexposed']} ({100 * r['overexposed'] / n:.1f}%) |")
+    clean = res["real cells (TRAIN + TEST files)"]["clean"]["most_clipped"]
+    lines += ["", f"Marked overexposed: {100 * OVEREXPOSED_SHARE:.0f}% or more of the lit pixels pure white. The most "
+              f"in any real cell's file as photographed: {100 * clean:.3f}%."]
     print("\n".join(lines))
     if args.json:
         atomic_write_text(args.json, json.dumps(res, indent=2))
