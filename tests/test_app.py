@@ -176,10 +176,22 @@ class TestNotAWhiteCell:
                 assert r.prediction.verdict == "needs review"
                 assert logic.overexposure_warning(r.prediction).startswith("Overexposed: ")
         assert sum(not r.prediction.not_wbc for r in over) >= 28
-        assert sum(r.prediction.verdict == "confident" for r in plain) >= 16  # so the verdict did change
-        rows = predictions_csv([plain[0].prediction, over[0].prediction]).splitlines()
-        col = rows[0].split(",").index("overexposed")
-        assert [r.split(",")[col] for r in rows[1:]] == ["no", "yes"]
+        # Confident, yet needs review: the mark, not the confidence, decided it.
+        sure = [r for r in over if not r.prediction.needs_review and not r.prediction.not_wbc]
+        assert len(sure) >= 5
+        rows = predictions_csv([plain[0].prediction, sure[0].prediction]).splitlines()
+        head = rows[0].split(",")
+        assert [[r.split(",")[head.index(c)] for c in ("needs_review", "overexposed", "verdict")] for r in rows[1:]] == [
+            ["no" if plain[0].prediction.verdict == "confident" else "yes", "no", plain[0].prediction.verdict],
+            ["no", "yes", "needs review"]]
+        table = {row["file"]: row["verdict"] for row in logic.review_rows(sure[:1])}
+        assert table == {sure[0].name: "needs review (overexposed)"}
+        from wbc.predict import Prediction
+
+        p = Prediction(file="x", label="MONOCYTE", confidence=0.99, probs=(0.0, 0.0, 0.99, 0.01), clipped=OVEREXPOSED_SHARE)
+        assert p.verdict == "needs review" and "Top two: Monocyte 99.0%" in logic.overexposure_warning(p)
+        assert Prediction(file="x", label="MONOCYTE", confidence=0.99, probs=p.probs,
+                          clipped=OVEREXPOSED_SHARE - 0.01).verdict == "confident"
 
     def test_white_balance_matches_the_data_sets_white(self) -> None:
         """The field's white (99th percentile of its lit pixels) is moved to the data set's, per channel."""
@@ -270,7 +282,7 @@ class TestPage:
                                        ("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
         assert not at.exception and at.subheader[1].value == "Eosinophil"  # the photo as taken
         warnings = [w.value for w in at.warning if w.value.startswith("Overexposed: ")]
-        assert len(warnings) == 1 and "% of the photo is pure white" in warnings[0]
+        assert len(warnings) == 1 and "% of the lit area is pure white" in warnings[0]
 
     def test_samples_make_a_differential(self) -> None:
         """The built-in samples give eight results, a review table and a differential of eight cells."""

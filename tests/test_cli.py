@@ -78,8 +78,8 @@ class TestPredictCli:
         Image.open(src).save(tmp_path / "plain.png")
         assert main(["predict", str(tmp_path / "over.png"), str(tmp_path / "plain.png"), "--quiet"]) == 0
         rows = {line.split()[0].rsplit("/", 1)[-1]: line for line in capsys.readouterr().out.splitlines()[1:]}
-        assert "needs review" in rows["over.png"] and "% of the photo pure white" in rows["over.png"]
-        assert "pure white" not in rows["plain.png"] and rows["plain.png"].endswith("confident")
+        assert "needs review" in rows["over.png"] and "% of the lit pixels white (clipped)" in rows["over.png"]
+        assert "clipped" not in rows["plain.png"] and rows["plain.png"].endswith("confident")
 
     def test_missing_path(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A path that does not exist: exit 2 and one line naming it."""

@@ -95,6 +95,9 @@ class TestViews:
         turns = [np.rot90(x, k, axes=(1, 2)) for k in range(4)]
         assert np.array_equal(v, np.concatenate(turns + [t[:, :, ::-1] for t in turns]))
         assert v.flags.c_contiguous and v.dtype == np.uint8
+        assert np.array_equal(dihedral_views(x.astype(np.float32)), v.astype(np.float32))  # any dtype
+        flipped = x[:, ::-1]  # not contiguous
+        assert np.array_equal(dihedral_views(flipped)[2:4], np.rot90(flipped, 1, axes=(1, 2)))
 
     def test_predictor_tta_is_mean_of_views(self) -> None:
         """The shipped predictor's TTA output is the mean of the graph's probabilities over the 8 views,
@@ -258,9 +261,17 @@ class TestAugment:
         ratio = torch.where(y[hit] < 1, y[hit] / x[hit], torch.nan).flatten(1)
         lo, hi = ratio.nan_to_num(9).min(1).values, ratio.nan_to_num(0).max(1).values
         assert torch.allclose(lo, hi, atol=1e-5) and (lo >= 1.15 - 1e-5).all() and (hi <= 1.5 + 1e-5).all()
-        # Off (the default) it draws nothing and changes nothing, so ROBUST's batches are as they were.
-        a = augment_batch(x[:40], ROBUST, torch.Generator().manual_seed(1))
-        assert torch.equal(a, augment_batch(x[:40], replace(ROBUST, overexpose=(1.2, 1.3)), torch.Generator().manual_seed(1)))
+        # Off (the default) it is not called, so it draws nothing and ROBUST's batches are as they were.
+        import wbc.augment as aug
+
+        def refuse(*_: object) -> torch.Tensor:
+            raise AssertionError("overexpose called with overexpose_p = 0")
+
+        real, aug.overexpose = aug.overexpose, refuse
+        try:
+            a = augment_batch(x[:40], ROBUST, torch.Generator().manual_seed(1))
+        finally:
+            aug.overexpose = real
         b = augment_batch(x[:40], ROBUST_OVEREXPOSED, torch.Generator().manual_seed(1))
         assert not torch.equal(a, b)
         with pytest.raises(ValueError, match="overexpose"):

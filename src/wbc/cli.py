@@ -168,14 +168,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"{name:{width}s}  ERROR {r.error}")
             continue
         note = f"{r.verdict}" + (f": {r.not_wbc}" if r.not_wbc else "")
-        if r.needs_review and not r.not_wbc:
+        if r.verdict == "needs review":
             note += " (or " + r.top2[1][0].lower() + f" {r.top2[1][1]:.2f})"
         if r.reduced_by > 1:
             note += f" [photo shrunk {r.reduced_by:.1f}x to the training magnification]"
         if r.white_balanced:
             note += " [colours unlike the training images': found only with the white matched]"
         if r.overexposed:
-            note += f" [overexposed: {100 * r.clipped:.0f}% of the photo pure white, which the model reads poorly]"
+            note += f" [overexposed: {100 * r.clipped:.0f}% of the lit pixels white (clipped); such photos are read poorly]"
         print(f"{name:{width}s}  {r.label:11s}  {r.confidence:10.3f}  {note}")
     if args.csv:
         write_predictions_csv(args.csv, results)
@@ -333,7 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="classify image files or folders with ONNX Runtime")
     pr.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
     pr.add_argument("--model", help="model folder or .onnx (default: WBC_MODEL, else the shipped model)")
-    pr.add_argument("--csv", type=Path, help="also write file, class, confidence and all probabilities here")
+    pr.add_argument("--csv", type=Path, help="also write file, class, confidence, all probabilities, the flags and the "
+                                                    "verdict here")
     pr.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
     pr.add_argument("--single-view", action="store_true",
                     help="one view instead of the card's 8 rotations/mirrors: ~2x faster, a little less accurate")

@@ -89,7 +89,7 @@ def evaluate(
     plot_confusion(m["cell_confusion"], out / "confusion_cells.png", "Cells")
     preds = [
         Prediction(file=os.path.relpath(s.path, folder), label=CLASSES[int(p.argmax())], confidence=float(p.max()),
-                   probs=tuple(float(v) for v in p), needs_review=float(p.max()) < threshold)
+                   probs=tuple(float(v) for v in p), needs_review=float(p.max()) < threshold, screened=False)
         for s, p in zip(samples, probs)
     ]
     write_predictions_csv(out / "predictions.csv", preds)

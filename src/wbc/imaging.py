@@ -274,7 +274,7 @@ def dihedral_views(batch: np.ndarray) -> np.ndarray:
     """
     n, h, w, c = batch.shape
     # Each pixel's c bytes as one element: the rotated copies then move whole pixels (2x faster).
-    px = np.ascontiguousarray(batch).view(np.dtype((np.void, c))).reshape(n, h, w)
+    px = np.ascontiguousarray(batch).view(np.dtype((np.void, c * batch.itemsize))).reshape(n, h, w)
     views = [np.rot90(px, k, axes=(1, 2)) for k in range(4)]
     views += [v[:, :, ::-1] for v in views]
     return np.concatenate(views).view(batch.dtype).reshape(8 * n, h, w, c)

@@ -101,6 +101,7 @@ class Prediction:
     reduced_by: float = 1.0  # a magnified photo was shrunk by this before the cell was cropped
     white_balanced: bool = False  # screened as a white cell only once its white was matched to the data set's
     clipped: float = 0.0  # share of the photo's lit pixels pure white (screening.clipped_share)
+    screened: bool = True  # False where no screening ran (wbc evaluate): its CSV columns are then blank
 
     @property
     def top2(self) -> list[tuple[str, float]]:
@@ -248,14 +249,15 @@ def predictions_csv(preds: Sequence[Prediction]) -> str:
     out = io.StringIO()
     w = csv.writer(out)
     w.writerow(["file", "class", "confidence", *[f"p_{c.lower()}" for c in CLASSES], "needs_review",
-                "not_white_cell", "error", "shrunk_by", "white_balanced", "overexposed"])
+                "not_white_cell", "error", "shrunk_by", "white_balanced", "overexposed", "verdict"])
     for p in preds:
         probs = [f"{v:.6f}" for v in p.probs] if p.probs else [""] * len(CLASSES)
         conf = f"{p.confidence:.6f}" if p.label else ""
+        screened = bool(p.label) and p.screened
         flags = ["yes" if p.needs_review else "no", p.not_wbc] if p.label else ["", ""]
         w.writerow([p.file, p.label, conf, *probs, *flags, p.error, f"{p.reduced_by:.2f}" if p.label else "",
-                    *((("yes" if p.white_balanced else "no"), ("yes" if p.overexposed else "no")) if p.label
-                      else ("", ""))])
+                    *((("yes" if p.white_balanced else "no"), ("yes" if p.overexposed else "no")) if screened
+                      else ("", "")), p.verdict])
     return out.getvalue()
 
 

@@ -144,7 +144,7 @@ def run_shifts(
     source fields. With `analyse` (`Predictor.analyse`: the same crop, and the screening) it also
     counts the files a user would be told are not a white cell ("flagged", and by reason), and those
     that pass only on the screening's second look ("second_look") and those marked overexposed
-    ("overexposed": needs review, however confident). "confusion" (true x predicted,
+    ("overexposed", flagged ones included; the rest get the verdict "needs review"). "confusion" (true x predicted,
     4 x 4) lets results over disjoint files be pooled.
     """
     from collections import Counter

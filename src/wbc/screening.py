@@ -75,6 +75,8 @@ GAIN_SPREAD_MAX = 1.5  # largest channel gain / smallest
 
 def clipped_share(rgb: np.ndarray) -> float:
     """Share of the lit pixels of `rgb` (H, W, 3) that are white (>= WHITE_LEVEL) in every channel."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"clipped_share needs an RGB image (H, W, 3), not shape {rgb.shape}")
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
     # Channel by channel: numpy's min/max over a last axis of 3 are ~30x slower (10 ms for 320 x 240).
     white = np.count_nonzero(np.minimum(np.minimum(r, g), b) >= WHITE_LEVEL)

@@ -88,9 +88,11 @@ def overexposure_warning(p: Prediction) -> str:
     """What the page says about an overexposed photo (empty when it is not)."""
     if not p.overexposed:
         return ""
-    return (f"Overexposed: {100 * p.clipped:.0f}% of the photo is pure white, so the palest parts of the cell "
-            "are lost. The model saw no such photo in training and reads them poorly, however confident it "
-            "is: check the type by eye, or photograph the cell again with less light.")
+    (a, pa), (b, pb) = p.top2
+    return (f"Overexposed: {100 * p.clipped:.0f}% of the lit area is pure white (clipped), and detail in the "
+            "palest parts of the cell may be lost with it. Such photos are read much less well, however "
+            f"confident the model is: check the type by eye, or photograph the cell again with less light. "
+            f"Top two: {cell_type(a).label} {100 * pa:.1f}%, {cell_type(b).label} {100 * pb:.1f}%.")
 
 
 def review_rows(results: Sequence[CellResult]) -> list[dict[str, object]]:
@@ -104,7 +106,7 @@ def review_rows(results: Sequence[CellResult]) -> list[dict[str, object]]:
             "file": r.name,
             "predicted": p.label,
             "confidence": round(p.confidence, 3),
-            "verdict": p.verdict,
+            "verdict": p.verdict + (" (overexposed)" if p.overexposed and not p.not_wbc else ""),
             "reviewed": EXCLUDED if p.not_wbc else p.label,
         })
     return rows

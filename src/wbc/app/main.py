@@ -78,8 +78,8 @@ with classify_tab:
             st.markdown(f"**{r.name}**")
             if p.not_wbc:
                 st.error(f"Not a white blood cell? {p.not_wbc}. The type below is not to be trusted.")
-            if logic.overexposure_warning(p):
-                st.warning(logic.overexposure_warning(p))
+            if over := logic.overexposure_warning(p):
+                st.warning(over)
             st.subheader(f"{cell_type(p.label).label}")
             st.metric("Confidence", f"{100 * p.confidence:.1f}%")
             if p.needs_review and not p.not_wbc:
