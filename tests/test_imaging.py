@@ -189,6 +189,15 @@ class TestCell:
         assert (c[0, 0] == (225, 215, 215)).all()
         assert (c[20:, 20:] == rgb[:20, :20]).all()
 
+    def test_crop_inside_is_a_copy_of_the_square(self) -> None:
+        """A window wholly inside the image is that square, a copy; one pixel over an edge is filled."""
+        rgb = smear()
+        h, w, _ = rgb.shape
+        c = crop_square(rgb, 20, 20, 40)  # rows and columns 0-39
+        assert np.array_equal(c, rgb[:40, :40]) and not np.shares_memory(c, rgb)
+        edge = crop_square(rgb, h - 20 + 1, w - 20 + 1, 40)  # one past the bottom-right edge
+        assert np.array_equal(edge[:-1, :-1], rgb[h - 39 :, w - 39 :]) and (edge[-1, -1] == (225, 215, 215)).all()
+
     def test_background_of_a_tight_crop(self) -> None:
         """A crop that is mostly cell still pads with the background at its border, not the cell's colour;
         black rotation fill at the border is left out."""

@@ -223,10 +223,12 @@ def background_colour(rgb: np.ndarray) -> np.ndarray:
 def crop_square(rgb: np.ndarray, cy: float, cx: float, window: int) -> np.ndarray:
     """Crop `window` x `window` centred at (cy, cx); outside the image is its background colour."""
     h, w, _ = rgb.shape
+    top, left = int(round(cy)) - window // 2, int(round(cx)) - window // 2
+    if top >= 0 and left >= 0 and top + window <= h and left + window <= w:  # inside: no fill to find
+        return rgb[top : top + window, left : left + window].copy()
     fill = background_colour(rgb)
     out = np.empty((window, window, 3), dtype=np.uint8)
     out[:] = fill
-    top, left = int(round(cy)) - window // 2, int(round(cx)) - window // 2
     sy0, sx0 = max(0, top), max(0, left)
     sy1, sx1 = min(h, top + window), min(w, left + window)
     if sy1 > sy0 and sx1 > sx0:
