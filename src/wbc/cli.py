@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=int, help="PyTorch CPU threads (default: 2)")
     # train.AUGMENT's keys and "none", written out so that the parser needs no torch (a test compares them).
     t.add_argument("--augment", choices=["robust", "robust-wide", "robust-erase", "robust-exposure",
-                                                 "robust-overexposed", "basic", "none"],
+                                         "robust-overexposed", "basic", "none"],
                    help="augmentation recipe (default: robust for wbcnet, basic for seed; robust-wide: twice the "
                         "stain jitter; robust-erase: with cutout; robust-exposure: brightness x0.55-1.45 and 15%% "
                         "white-balance jitter; robust-overexposed: a quarter of the images overexposed x1.15-1.5 "
@@ -333,8 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr = sub.add_parser("predict", help="classify image files or folders with ONNX Runtime")
     pr.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
     pr.add_argument("--model", help="model folder or .onnx (default: WBC_MODEL, else the shipped model)")
-    pr.add_argument("--csv", type=Path, help="also write file, class, confidence, all probabilities, the flags and the "
-                                                    "verdict here")
+    pr.add_argument("--csv", type=Path,
+                    help="also write file, class, confidence, all probabilities, the flags and the verdict here")
     pr.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
     pr.add_argument("--single-view", action="store_true",
                     help="one view instead of the card's 8 rotations/mirrors: ~2x faster, a little less accurate")

@@ -12,6 +12,7 @@ from wbc.app import logic
 from wbc.errors import WbcError
 from wbc.info import CLASSES, cell_type
 from wbc.predict import Predictor
+from wbc.screening import OVEREXPOSED_SHARE
 
 st.set_page_config(page_title="wbc - white blood cell classifier", page_icon="🩸", layout="centered")
 
@@ -148,6 +149,9 @@ with model_tab:
         "the same laboratory (expected calibration error on the test cells "
         f"{test['ece'] if test else float('nan'):.3f}); on images from other laboratories they may run high, "
         "so read a high confidence as \"likely\", not \"certain\".\n"
+        f"- An overexposed photo ({100 * OVEREXPOSED_SHARE:.0f}% or more of its lit area pure white) is read much "
+        "less well; it is marked "
+        "*needs review* whatever the confidence.\n"
         "- A second opinion for learning and checking, **not a diagnosis**."
     )
     st.caption(f"Model {card.get('name')} · {card.get('parameters', 0):,} parameters · "
