@@ -155,7 +155,7 @@ class TestNotAWhiteCell:
 
     def test_overexposed_photo_is_marked_for_review(self, predictor: Predictor) -> None:
         """No fixture cell is white in 0.1% of its pixels; brightened x1.4 (clipped, as an overexposed camera
-        clips) each is still screened as a white cell but marked overexposed, verdict "needs review"
+        clips) each is marked overexposed, and those still screened as a white cell (nearly all) get "needs review"
         whatever its confidence, with a warning, and the CSV says so; x1.1 is not marked."""
         from wbc.predict import predictions_csv
         from wbc.robustness import brightness
