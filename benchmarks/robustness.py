@@ -85,10 +85,8 @@ def main(argv: list[str] | None = None) -> int:
                 "cell_accuracy": sum(c * r[name]["cell_accuracy"] for _, c, r in parts) / n_cells,
                 "macro_f1": float(macro[0]),
                 "confusion": cm.tolist(),
-                "flagged": sum(r[name]["flagged"] for _, _, r in parts),
                 "flagged_by": dict(reasons),
-                "second_look": sum(r[name]["second_look"] for _, _, r in parts),
-                "overexposed": sum(r[name]["overexposed"] for _, _, r in parts),
+                **{k: sum(r[name][k] for _, _, r in parts) for k in ("flagged", "second_look", "overexposed")},
             }
         source = (f"{args.cv}: {len(folds)} fold models, each on the TRAIN files of the cells it was held out "
                   f"from ({n_files} files{f', one in {args.every}' if args.every > 1 else ''}, {n_cells} cells)")

@@ -195,6 +195,12 @@ def scale_channels(rgb: np.ndarray, gains: np.ndarray | tuple[float, float, floa
     return np.clip(rgb.astype(np.float32) * np.asarray(gains, np.float32), 0, 255).astype(np.uint8)
 
 
+def lit_mask(pixels: np.ndarray) -> np.ndarray:
+    """Which pixels (..., 3) reach LIT_MIN in some channel: the field, not black fill. Channel by
+    channel, because numpy's max over a last axis of 3 is many times slower."""
+    return np.maximum(np.maximum(pixels[..., 0], pixels[..., 1]), pixels[..., 2]) >= LIT_MIN
+
+
 def median_colour(rgb: np.ndarray) -> np.ndarray:
     """Per-channel median of uint8 (H, W, 3), as np.median(...).astype(uint8) gives it, from
     histograms: exact, and ~10x faster than sorting 77k values per channel."""
@@ -216,7 +222,7 @@ def background_colour(rgb: np.ndarray) -> np.ndarray:
     where the median of the whole image would be the cell's own colour.
     """
     ring = np.concatenate([rgb[0], rgb[-1], rgb[1:-1, 0], rgb[1:-1, -1]])
-    lit = ring[ring.max(1) >= LIT_MIN]
+    lit = ring[lit_mask(ring)]
     return median_colour((lit if len(lit) else ring)[None])
 
 
