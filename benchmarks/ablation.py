@@ -31,7 +31,7 @@ def val_report(run: Path, robust: bool, checkpoint: Checkpoint = "last",
     from sklearn.metrics import f1_score
 
     from wbc.calibration import nll, tta_probs
-    from wbc.imaging import load_image
+    from wbc.imaging import TEST_TIME_VIEWS, load_image
     from wbc.metrics import expected_calibration_error, pool_cells
     from wbc.predict import Predictor
     from wbc.robustness import run_shifts
@@ -40,7 +40,8 @@ def val_report(run: Path, robust: bool, checkpoint: Checkpoint = "last",
     # One pass over the validation images: its logits both fit the temperature and give the figures.
     logits, y, cells = checkpoint_validation_logits(run / f"{checkpoint}.pt", data, 8)
     with tempfile.TemporaryDirectory() as tmp:
-        card = export_and_report(run / f"{checkpoint}.pt", tmp, data, val_logits=(logits, y))
+        # The export averages the first TEST_TIME_VIEWS of the 8 (the rotations); its temperature is fitted on those.
+        card = export_and_report(run / f"{checkpoint}.pt", tmp, data, val_logits=(logits[:TEST_TIME_VIEWS], y))
         t = card["temperature"]
         res = {"checkpoint": checkpoint, "temperature": t, "params": card["parameters"], "mflops": card["flops_per_image"] / 1e6,
                "train_seconds": card["training"]["wall_seconds"], "epochs": card["training"]["epochs_run"]}

@@ -2,9 +2,10 @@
 
     python benchmarks/predict_latency.py [--model M] [--runs 300] [--stages]
 
-Prints the median milliseconds per image with the card's test-time views (8) and with one view.
-With --stages, also the median of each step of the 8-view path timed alone, in alternation, on
-the same image: where the time goes.
+Prints the median milliseconds per image with 8 views, with the card's test-time views (4, the
+rotations) and with one view, side by side: the three are timed in turn, image after image, so that the
+machine's drift reaches each alike. With --stages, also the median of each step of the card's path
+timed alone, in alternation, on the same image: where the time goes.
 """
 
 from __future__ import annotations
@@ -23,19 +24,34 @@ if TYPE_CHECKING:
 SAMPLE = Path(__file__).resolve().parents[1] / "src" / "wbc" / "app" / "samples" / "monocyte-1.jpeg"
 
 
-def median_ms(f: Callable[[], object], runs: int) -> float:
-    for _ in range(10):
-        f()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
+def side_by_side(p: Predictor, counts: list[int], runs: int) -> dict[int, float]:
+    """Median ms of `predict_files` on SAMPLE averaging each number of views in `counts`, timed in turn."""
+    card_views = p.tta_views
+
+    def with_views(v: int) -> Callable[[], object]:
+        def f() -> object:
+            p.tta_views = v if v > 1 else card_views
+            return p.predict_files([SAMPLE], tta=v > 1)
+        return f
+
+    try:
+        steps = {v: with_views(v) for v in counts}
+        times: dict[int, list[float]] = {v: [] for v in counts}
+        for f in steps.values():
+            for _ in range(10):
+                f()
+        for _ in range(runs):
+            for v, f in steps.items():
+                t = time.perf_counter()
+                f()
+                times[v].append(time.perf_counter() - t)
+    finally:
+        p.tta_views = card_views
+    return {v: 1000 * statistics.median(ts) for v, ts in times.items()}
 
 
 def stages(p: Predictor, runs: int) -> dict[str, float]:
-    """Median ms of each step of one 8-view prediction, the steps timed in turn, round after round."""
+    """Median ms of each step of one prediction with the card's views, the steps timed in turn, round after round."""
     from wbc.imaging import crop_square, dihedral_views, load_image, locate_at_data_scale
     from wbc.imaging import _resize as resize
     from wbc.screening import screen
@@ -44,14 +60,15 @@ def stages(p: Predictor, runs: int) -> dict[str, float]:
     rgb = load_image(raw)
     field, loc = locate_at_data_scale(rgb)
     crop = resize(crop_square(field, loc.cy, loc.cx, p.spec.window), p.spec)
-    views = dihedral_views(crop[None])
+    n = p.tta_views
+    views = dihedral_views(crop[None], n)
     steps: dict[str, Callable[[], object]] = {
         "decode (Pillow)": lambda: load_image(raw),
         "find the cell (stain map, blur, centroid)": lambda: locate_at_data_scale(rgb),
         "crop and resize": lambda: resize(crop_square(field, loc.cy, loc.cx, p.spec.window), p.spec),
         "screen (checks, clipped share)": lambda: screen(field, loc),
-        "8 views": lambda: dihedral_views(crop[None]),
-        "network, batch 8 (ONNX Runtime)": lambda: p.run(views),
+        f"{n} views": lambda: dihedral_views(crop[None], n),
+        f"network, batch {n} (ONNX Runtime)": lambda: p.run(views),
         "whole `predict_files`": lambda: p.predict_files([SAMPLE]),
     }
     times: dict[str, list[float]] = {k: [] for k in steps}
@@ -72,16 +89,21 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model")
     ap.add_argument("--runs", type=int, default=300)
-    ap.add_argument("--stages", action="store_true", help="also time each step of the 8-view path alone")
+    ap.add_argument("--stages", action="store_true", help="also time each step of the card's path alone")
     args = ap.parse_args()
     p = Predictor(args.model)
-    for v in sorted({p.tta_views, 1}, reverse=True):
-        ms = median_ms(lambda: p.predict_files([SAMPLE], tta=v > 1), args.runs)
-        print(f"{v} view(s): {ms:.2f} ms per image (median of {args.runs})")
+    if p.tta_views == 1:
+        print("predict_latency: the model's card averages no views; this compares view counts", file=sys.stderr)
+        return 2
+    res_views = side_by_side(p, sorted({8, p.tta_views, 1}, reverse=True), args.runs)
+    for v, ms in res_views.items():
+        card = " (the card's)" if v == p.tta_views else ""
+        print(f"{v} view(s){card}: {ms:.2f} ms per image (median of {args.runs}), "
+              f"{res_views[8] / ms:.2f}x the speed of 8 views")
     if args.stages:
         res = stages(p, args.runs)
         parts = sum(v for k, v in res.items() if not k.startswith("whole"))
-        print("\n| step (8 views) | median ms |\n|---|---|")
+        print(f"\n| step ({p.tta_views} views) | median ms |\n|---|---|")
         for name, ms in res.items():
             print(f"| {name} | {ms:.3f} |")
         print(f"| the steps added up | {parts:.3f} |")

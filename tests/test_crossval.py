@@ -126,7 +126,7 @@ class TestCrossValidate:
             assert decoded == [len(y)]
             assert r["checkpoint"] == checkpoint
             assert (r["tta8"]["nll"] == pytest.approx(nll(tta_probs(lg, r["temperature"]), y), abs=1e-4)) is same
-        for bad, says in (((lg[:1], y), "1 views given for a 8-view export"), ((lg, y[:-1]), "labels")):
+        for bad, says in (((lg[:1], y), "1 views given for a 4-view export"), ((lg[:4], y[:-1]), "labels")):
             with pytest.raises(ValueError, match=says):
                 wbc.ship.export_and_report(run / "last.pt", tmp_path / "x", FIXTURE_IMAGES, val_logits=bad)
 

@@ -99,15 +99,47 @@ class TestViews:
         flipped = x[:, ::-1]  # not contiguous
         assert np.array_equal(dihedral_views(flipped)[2:4], np.rot90(flipped, 1, axes=(1, 2)))
 
+    def test_four_views_are_the_rotations(self) -> None:
+        """views=4: the four rotations alone, in the 8 views' order (their first half); no other count."""
+        x = np.random.default_rng(1).integers(0, 255, (3, 6, 6, 3), dtype=np.uint8)
+        four = dihedral_views(x, 4)
+        assert four.shape == (12, 6, 6, 3)
+        assert np.array_equal(four, np.concatenate([np.rot90(x, k, axes=(1, 2)) for k in range(4)]))
+        assert np.array_equal(four, dihedral_views(x)[:12])
+        for bad in (1, 2, 6):
+            with pytest.raises(ValueError, match="views must be 4"):
+                dihedral_views(x, bad)
+
+    def test_shipped_card_averages_the_rotations(self, tmp_path) -> None:
+        """The shipped card asks for TEST_TIME_VIEWS (4) views, and a card asking for another count
+        than 1, 4 or 8 is refused with the card's name."""
+        import json
+        import shutil
+
+        from wbc.errors import ModelFileError
+        from wbc.imaging import TEST_TIME_VIEWS
+        from wbc.predict import Predictor, resolve_model
+
+        assert TEST_TIME_VIEWS == 4 and Predictor().tta_views == TEST_TIME_VIEWS
+        onnx, card = resolve_model(None)
+        shutil.copy(onnx, tmp_path)
+        c = json.loads(card.read_text())
+        for bad in (2, "4", True):
+            c["tta_views"] = bad
+            (tmp_path / card.name).write_text(json.dumps(c))
+            with pytest.raises(ModelFileError, match="model.json: tta_views is"):
+                Predictor(tmp_path)
+
     def test_predictor_tta_is_mean_of_views(self) -> None:
-        """The shipped predictor's TTA output is the mean of the graph's probabilities over the 8 views,
-        put through the card's confidence map."""
+        """The shipped predictor's TTA output is the mean of the graph's probabilities over the card's
+        views (the 4 rotations), put through the card's confidence map."""
         from wbc.predict import Predictor
 
         p = Predictor()
         x, _ = p.analyse(load_image(EOS))
-        single = p.run(dihedral_views(x[None]))[0]
-        mean = single.mean(0, keepdims=True) if p.tta_views == 8 else single[:1]
+        single = p.run(dihedral_views(x[None], 4))[0]
+        assert p.tta_views == 4
+        mean = single.mean(0, keepdims=True)
         assert p.predict_probs(x[None]) == pytest.approx(apply_confidence_map(mean, p.confidence_map), abs=1e-6)
 
     def test_magnified_photos_read_as_at_data_scale(self) -> None:

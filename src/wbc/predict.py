@@ -137,7 +137,9 @@ class Predictor:
                 f"({self.card['onnx_sha256'][:12]}...): the file is corrupt or was replaced"
             )
         self.spec = PreprocessSpec.from_dict(self.card["preprocess"])
-        self.tta_views = int(self.card.get("tta_views", 1))
+        self.tta_views = self.card.get("tta_views", 1)
+        if self.tta_views not in (1, 4, 8) or isinstance(self.tta_views, bool):
+            raise ModelFileError(f"{self.card_path}: tta_views is {self.tta_views!r}; this version averages 1, 4 or 8 views")
         self.confidence_map = confidence_map(self.card, self.card_path)
         opts = ort.SessionOptions()
         if threads:
@@ -175,8 +177,8 @@ class Predictor:
         over all test-time views."""
         outputs = ("probs", "cam") if cam and "cam" in self.output_names else ("probs",)
         n = len(prepared)
-        views = 8 if tta and self.tta_views > 1 else 1
-        res = self.run(dihedral_views(prepared) if views > 1 else prepared, outputs)  # view-major; view 0 as given
+        views = self.tta_views if tta else 1
+        res = self.run(dihedral_views(prepared, views) if views > 1 else prepared, outputs)  # view-major; view 0 as given
         probs = res[0].reshape(views, n, -1).mean(0) if views > 1 else res[0]
         probs = apply_confidence_map(probs, self.confidence_map)
         return probs, (res[1][:n] if len(res) > 1 else None)
