@@ -2,7 +2,7 @@
 
     python benchmarks/cv.py --render runs/cv/*/cv.json
     python benchmarks/cv.py --name e10 [--use 0=runs/e10-light-80] [--epochs N] [--augment A]
-                            [--mixup ALPHA] [--label-smoothing EPS] [--pair-smoothing EPS] [--optimizer O] [--lr LR] [--batch-size B] [--ema DECAY] [--low-res PX EPOCHS] [--window PX] [--input-size PX] [--widths C ...] [--seed 0] [--folds K ...] [--work runs/cv] [--json out.json]
+                            [--mixup ALPHA] [--label-smoothing EPS] [--pair-smoothing EPS] [--optimizer O] [--lr LR] [--batch-size B] [--ema DECAY] [--low-res PX EPOCHS] [--low-res-antialias] [--window PX] [--input-size PX] [--widths C ...] [--seed 0] [--folds K ...] [--work runs/cv] [--json out.json]
 
 TRAIN's 261 cells (original fields, `wbc.sources`) are dealt into 5 class-stratified folds (`wbc train --fold K`; fold 0 is the
 split every single run uses). The recipe is trained once per fold, each model holding out one
@@ -85,6 +85,8 @@ def main() -> int:
     ap.add_argument("--ema", type=float, metavar="DECAY", help="average the weights (decay per step; default: off)")
     ap.add_argument("--low-res", type=int, nargs=2, metavar=("PX", "EPOCHS"),
                     help="train the first EPOCHS epochs on PX x PX inputs (progressive resizing; default: off)")
+    ap.add_argument("--low-res-antialias", action="store_true",
+                    help="with --low-res: shrink the crops with an antialiasing filter before the low-resolution warp")
     ap.add_argument("--window", type=int, metavar="PX", help="crop window around the cell in source px (default: 160)")
     ap.add_argument("--input-size", type=int, metavar="PX", help="the network's input in px (default: 96)")
     ap.add_argument("--widths", type=int, nargs="+", metavar="C", help="wbcnet's channels per stage (default: 24 48 96)")
@@ -108,6 +110,10 @@ def main() -> int:
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if args.low_res:
         cfg = replace(cfg, low_res_size=args.low_res[0], low_res_epochs=args.low_res[1])
+    if args.low_res_antialias:
+        if not args.low_res:
+            ap.error("--low-res-antialias applies to progressive resizing: add --low-res PX EPOCHS")
+        cfg = replace(cfg, low_res_antialias=True)
     try:
         use = {int(k): Path(v) for k, v in (u.split("=", 1) for u in args.use)}
     except ValueError:

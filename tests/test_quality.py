@@ -199,6 +199,32 @@ class TestAugment:
         err = (F.avg_pool2d(big, 2) - low).abs().mean()
         assert err < 0.2 * (F.avg_pool2d(big, 2) - low.roll(1, 0)).abs().mean()
 
+    def test_antialiased_low_resolution(self) -> None:
+        """With `antialias`, a texture finer than the low resolution (a 1 px checkerboard) reaches the
+        network as its mean grey, where sparse sampling shows a coarse false pattern (aliasing); a smooth
+        image reads the same either way, from the same draws, and the full size is untouched."""
+        torch = pytest.importorskip("torch")
+        import torch.nn.functional as F
+
+        from wbc.augment import ROBUST, AugmentConfig, augment_batch
+
+        geo = AugmentConfig(rotate=False, scale=(1.0, 1.0), shift=0.0, brightness=0, contrast=0, channel_gain=0,
+                            gamma=0)
+        ij = torch.arange(96)
+        checker = ((ij[:, None] + ij[None, :]) % 2).float().expand(2, 3, 96, 96) * 0.8 + 0.1  # mean 0.5
+        aliased = augment_batch(checker, geo, torch.Generator().manual_seed(0), 64)
+        smooth = augment_batch(checker, geo, torch.Generator().manual_seed(0), 64, antialias=True)
+        assert aliased.std() > 0.1 and smooth.std() < 0.02
+        assert smooth.mean() == pytest.approx(0.5, abs=0.01)
+
+        x = F.interpolate(torch.rand(4, 3, 6, 6), size=(96, 96), mode="bilinear", align_corners=False) * 0.8 + 0.1
+        g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+        a = augment_batch(x, ROBUST, g1, 64)
+        b = augment_batch(x, ROBUST, g2, 64, antialias=True)
+        assert (a - b).abs().mean() < 0.01 and torch.equal(g1.get_state(), g2.get_state())
+        assert torch.equal(augment_batch(x, ROBUST, torch.Generator().manual_seed(4), antialias=True),
+                           augment_batch(x, ROBUST, torch.Generator().manual_seed(4)))
+
     def test_blur_shrinks_with_the_output(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The blur's sigma is in pixels of the crop as given: at half the size it is half as many."""
         torch = pytest.importorskip("torch")

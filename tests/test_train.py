@@ -250,6 +250,33 @@ def test_low_res_epochs_train_on_smaller_inputs(tmp_path: Path, monkeypatch: pyt
     assert calls == [{(96, 96)}, {(96, 96)}]
 
 
+def test_low_res_antialias_reaches_the_augmentation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--low-res-antialias is passed to every augmented batch (and only it: off by default), is stored
+    with the run, and without --low-res is refused by name before the run folder is made."""
+    import wbc.augment
+    from wbc.errors import ConfigError
+
+    seen: list[tuple[int | None, bool]] = []
+    real = wbc.augment.augment_batch
+
+    def spy(x: torch.Tensor, cfg: object, gen: torch.Generator, size: int | None = None,
+            antialias: bool = False) -> torch.Tensor:
+        seen.append((size, antialias))
+        return real(x, cfg, gen, size, antialias)
+
+    monkeypatch.setattr(train_mod, "augment_batch", spy)
+    fit(replace(TINY, epochs=2, low_res_size=48, low_res_epochs=1, low_res_antialias=True), tmp_path / "aa",
+        progress=False)
+    assert {a for _, a in seen} == {True} and {s for s, _ in seen} == {48, None}
+    assert json.loads((tmp_path / "aa" / "config.json").read_text())["train"]["low_res_antialias"] is True
+    seen.clear()
+    fit(replace(TINY, epochs=2, low_res_size=48, low_res_epochs=1), tmp_path / "plain", progress=False)
+    assert {a for _, a in seen} == {False}
+    with pytest.raises(ConfigError, match="add --low-res PX EPOCHS"):
+        fit(replace(TINY, low_res_antialias=True), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+
+
 @pytest.mark.parametrize(("model", "size", "epochs", "message"), [
     ("wbcnet", 48, 3, "choose 1 to 2 epochs, fewer than the run's 3"),
     ("wbcnet", 48, 0, "choose 1 to 2 epochs"),

@@ -88,10 +88,13 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
 
 
-def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator, size: int | None = None) -> torch.Tensor:
+def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator, size: int | None = None,
+                  antialias: bool = False) -> torch.Tensor:
     """float (N, 3, H, W) in 0..1 -> augmented float (N, 3, H, W) in 0..1, or (N, 3, size, size) when
     `size` is given: the geometric warp samples the output at that size, so the colour steps after it
-    work on the smaller image too."""
+    work on the smaller image too. With `antialias`, a smaller `size` first shrinks the crops with an
+    antialiasing filter and the warp samples those: the network then sees what a camera of lower
+    resolution would give, not the crop's fine texture (granules) sampled too sparsely, aliased."""
     n = x.shape[0]
 
     def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
@@ -112,6 +115,9 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator, siz
     )
     in_h = x.shape[2]
     out_hw = [size, size] if size else list(x.shape[2:])
+    if antialias and size and size < min(x.shape[2:]):
+        # affine_grid works in coordinates normalised to the image's extent, so the warp is the same.
+        x = F.interpolate(x, size=out_hw, mode="bilinear", antialias=True, align_corners=False)
     grid = F.affine_grid(mat, [n, x.shape[1], *out_hw], align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
 

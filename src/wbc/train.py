@@ -83,6 +83,9 @@ class TrainConfig:
     # full size adapt it (and its BatchNorm statistics) to the size it is used at.
     low_res_size: int = 0
     low_res_epochs: int = 0
+    # Shrink the crops with an antialiasing filter before the low-resolution warp instead of sampling
+    # the full-size crop sparsely (aliased); what e34 and e36 ran without.
+    low_res_antialias: bool = False
 
 
 # Where and how fast a run is made, not what it learns: a resumed run takes these from its caller.
@@ -204,7 +207,7 @@ def train_one_epoch(
             continue
         xb = x[idx].float() / 255.0
         if aug is not None:
-            xb = augment_batch(xb, aug, gen, size)
+            xb = augment_batch(xb, aug, gen, size, antialias=cfg.low_res_antialias)
         elif size:
             xb = F.interpolate(xb, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         if cfg.mixup > 0:
@@ -405,6 +408,8 @@ def check_config(cfg: TrainConfig) -> None:
         if not 0 < cfg.low_res_epochs < cfg.epochs:
             raise ConfigError(f"{low}: choose 1 to {cfg.epochs - 1} epochs, fewer than the run's {cfg.epochs}, so "
                               "that the last ones train at full size")
+    elif cfg.low_res_antialias:
+        raise ConfigError("low-resolution antialiasing applies to progressive resizing: add --low-res PX EPOCHS")
     # The labelled class keeps 1 - ls + ls/4 - ps and its partner gets ls/4 + ps.
     most = (1 - cfg.label_smoothing) / 2
     if not 0 <= cfg.pair_smoothing < most:
