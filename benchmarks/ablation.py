@@ -30,7 +30,7 @@ def val_report(run: Path, robust: bool, checkpoint: Checkpoint = "last",
                data: str | Path | None = None) -> dict[str, Any]:
     from sklearn.metrics import f1_score
 
-    from wbc.calibration import nll, tta_probs
+    from wbc.calibration import fit_temperature, nll, tta_probs
     from wbc.imaging import TEST_TIME_VIEWS, load_image
     from wbc.metrics import expected_calibration_error, pool_cells
     from wbc.predict import Predictor
@@ -40,9 +40,10 @@ def val_report(run: Path, robust: bool, checkpoint: Checkpoint = "last",
     # One pass over the validation images: its logits both fit the temperature and give the figures.
     logits, y, cells = checkpoint_validation_logits(run / f"{checkpoint}.pt", data, 8)
     with tempfile.TemporaryDirectory() as tmp:
-        # The export averages the first TEST_TIME_VIEWS of the 8 (the rotations); its temperature is fitted on those.
+        # The export averages the first TEST_TIME_VIEWS of the 8 (the rotations) and fits its temperature on
+        # those; the figures below stay on all 8 views, at their own temperature, as this table always was.
         card = export_and_report(run / f"{checkpoint}.pt", tmp, data, val_logits=(logits[:TEST_TIME_VIEWS], y))
-        t = card["temperature"]
+        t = fit_temperature(logits, y)
         res = {"checkpoint": checkpoint, "temperature": t, "params": card["parameters"], "mflops": card["flops_per_image"] / 1e6,
                "train_seconds": card["training"]["wall_seconds"], "epochs": card["training"]["epochs_run"]}
         for name, probs in (("1view", tta_probs(logits[:1], t)), ("tta8", tta_probs(logits, t))):

@@ -3,7 +3,8 @@
     python benchmarks/robustness.py [--model models/default] [--data PATH] [--every 1] [--md FILE]
     python benchmarks/robustness.py --cv runs/cv/NAME [--every 3] [--shifts NAME ...]
 
-With --cv, each fold model of a cross-validation run predicts (8 views) the TRAIN files of the cells
+With --cv, each fold model of a cross-validation run predicts (one view: the exported fold models carry
+no test-time views) the TRAIN files of the cells
 it was held out from, and the counts are pooled: validation, for comparing recipes without TEST.
 
 Each shift is applied to the decoded source image before the model's own preprocessing, so the

@@ -3,8 +3,8 @@
     python benchmarks/run.py [--seeds 0 1 2] [--seed-epochs 6] [--work runs/bench] [--md BENCHMARKS.md]
 
 Trains both networks on the same data and machine (resumable: finished runs are reused, an
-interrupted one continues), exports each (calibrated on its validation cells; wbcnet with 8-view
-TTA), evaluates on TEST, times inference on PyTorch and ONNX Runtime, and prints one table with
+interrupted one continues), exports each (calibrated on its validation cells; wbcnet with the
+test-time views of `wbc.imaging.TEST_TIME_VIEWS`, the 4 rotations), evaluates on TEST, times inference on PyTorch and ONNX Runtime, and prints one table with
 the ratios. Writes BENCHMARKS.md and a JSON of every figure.
 """
 
@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from wbc.imaging import TEST_TIME_VIEWS
 from wbc.io import atomic_write_text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -50,7 +51,7 @@ def machine() -> str:
 
 def speed(model_dir: Path, run: Path | None, threads: int) -> dict[str, Any]:
     """images/s at batch 64 on ONNX Runtime, and (given the run) ms/image at batch 1 and images/s at
-    batch 64 on PyTorch, of one network pass (and, where the card asks for it, of the 8-view TTA
+    batch 64 on PyTorch, of one network pass (and, where the card asks for it, of the multi-view TTA
     prediction the tools actually make). ORT at batch 1 is timed by `batch1_interleaved`."""
     import torch
 
@@ -192,8 +193,8 @@ ROWS: list[tuple[str, str, str]] = [
     ("ORT images/s, batch 64", "ort_img_s_b64", "f0"),
     ("PyTorch ms/image, batch 1", "torch_ms_b1", "f3"),
     ("PyTorch images/s, batch 64", "torch_img_s_b64", "f0"),
-    ("ORT ms/image with 8-view TTA, batch 1", "ort_tta_ms_b1", "f3"),
-    ("ORT images/s with 8-view TTA, batch 64", "ort_tta_img_s_b64", "f0"),
+    (f"ORT ms/image with {TEST_TIME_VIEWS}-view TTA, batch 1", "ort_tta_ms_b1", "f3"),
+    (f"ORT images/s with {TEST_TIME_VIEWS}-view TTA, batch 64", "ort_tta_img_s_b64", "f0"),
 ]
 
 
@@ -336,8 +337,8 @@ def main() -> int:
         "`wbc.sources`) held out, selected on it, calibrated on it (temperature), and evaluated once on "
         "TEST (2,487 files of 68 fields). wbcnet's seed s holds out fold s (seed s, fold s of split seed 0: "
         "the recipe's cross-validation runs). Intervals: 95% bootstrap over cells. The seed replica "
-        "predicts from one view, as the reference did; wbcnet averages 8 "
-        "rotations/mirrors (its single-pass timings are the network's, the TTA rows what `wbc predict` does). "
+        f"predicts from one view, as the reference did; wbcnet averages its {TEST_TIME_VIEWS} test-time "
+        "views, the rotations (its single-pass timings are the network's, the TTA rows what `wbc predict` does). "
         "ORT batch-1 times: every model of the table in alternation, 15 rounds in one loop at the end; "
         "once straight into the ONNX Runtime session (the network's inference), once through "
         "`Predictor.predict_probs` (plus the Python around it and, for the shipped model, its confidence map).",

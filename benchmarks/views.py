@@ -4,7 +4,7 @@
 
 Every fold run caches its held-out files' logits under all 8 dihedral views (foldK/oof_logits.npz,
 view v at index v as `wbc.imaging.dihedral_views` orders them). For each recipe and each view set of
-VIEW_SETS (and the first view alone) this scores the mean of those views' softmax as
+VIEW_SETS this scores the mean of those views' softmax as
 `benchmarks/cv.py` scores 8: accuracy over files and cells right at the pooled temperature, the NLL
 there, the ECE shown (each fold calibrated on the others), the pooled temperature and the review
 threshold. Then it sums and averages over the recipes, and prints each set's difference from all 8.
@@ -30,7 +30,8 @@ VIEW_SETS: dict[str, tuple[int, ...]] = {
     "one": (0,),
 }
 
-def score(fold_lg: list[np.ndarray], fold_y: list[np.ndarray], cells: list[str]) -> dict[str, float]:
+
+def score(fold_lg: list[np.ndarray], fold_y: list[np.ndarray], cells: list[str]) -> dict[str, float | int]:
     """One recipe's figures for view logits (V, N_k, 4) per fold, pooled over the folds."""
     from wbc.calibration import (REVIEW_COVERAGE, fit_temperature, fit_temperature_calibrator, left_out, nll,
                                  review_threshold, tta_probs)
@@ -46,7 +47,7 @@ def score(fold_lg: list[np.ndarray], fold_y: list[np.ndarray], cells: list[str])
             "temperature": t, "review_threshold": review_threshold(probs, REVIEW_COVERAGE)}
 
 
-def table(results: dict[str, dict[str, dict[str, float]]], sets: list[str]) -> str:
+def table(results: dict[str, dict[str, dict[str, float | int]]], sets: list[str]) -> str:
     """Markdown: a row per recipe and view set, then the sums and means over recipes with their
     differences from all 8 views."""
     lines = ["| recipe | views | accuracy over files | cells right | NLL | shown ECE | pooled T | review threshold |",
@@ -67,7 +68,7 @@ def table(results: dict[str, dict[str, dict[str, float]]], sets: list[str]) -> s
     return "\n".join(lines)
 
 
-def aggregate(results: dict[str, dict[str, dict[str, float]]], sets: list[str]) -> dict[str, dict[str, Any]]:
+def aggregate(results: dict[str, dict[str, dict[str, float | int]]], sets: list[str]) -> dict[str, dict[str, Any]]:
     """Per view set: cells summed, the rest averaged over recipes, and the difference from "dihedral"."""
     out: dict[str, dict[str, Any]] = {}
     for s in sets:
@@ -90,8 +91,7 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
 
-    sets = VIEW_SETS
-    results: dict[str, dict[str, dict[str, float]]] = {}
+    results: dict[str, dict[str, dict[str, float | int]]] = {}
     for cv in args.cv:
         have = {int(p.name[4:]) for p in finished_folds(cv)}
         if not set(args.folds) <= have:
@@ -100,14 +100,14 @@ def main() -> int:
         folds = [fold_logits(cv / f"fold{k}", args.data) for k in args.folds]
         cells = [c for _, _, cs in folds for c in cs]
         results[cv.name] = {name: score([lg[list(idx)] for lg, _, _ in folds], [y for _, y, _ in folds], cells)
-                            for name, idx in sets.items()}
+                            for name, idx in VIEW_SETS.items()}
     if not results:
         print("views: no cross-validation with the folds asked for", file=sys.stderr)
         return 2
-    print(table(results, list(sets)))
+    print(table(results, list(VIEW_SETS)))
     if args.json:
         atomic_write_text(args.json, json.dumps({"folds": args.folds, "recipes": results,
-                                                 "summary": aggregate(results, list(sets))}, indent=1))
+                                                 "summary": aggregate(results, list(VIEW_SETS))}, indent=1))
     return 0
 
 

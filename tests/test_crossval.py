@@ -99,6 +99,35 @@ class TestCrossValidate:
         with pytest.raises(CheckpointError, match="no such checkpoint"):
             fold_logits(run, FIXTURE_IMAGES)
 
+    def test_views_benchmark_scores_as_cross_validation_does(self, cv: tuple[Path, dict], tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+        """benchmarks/views.py's all-8 row is the cross-validation's own pooled figures (accuracy, cells,
+        NLL, temperature, the temperature-only ECE left out fold by fold); the 4 rotations are the
+        same scoring on views 0-3; each set's difference from all 8 is printed and written."""
+        import sys
+
+        from wbc.calibration import fit_temperature, nll, tta_probs
+
+        work, r = cv
+        views = load_benchmark("views")
+        out = tmp_path / "views.json"
+        monkeypatch.setattr(sys, "argv", ["views.py", str(work), "--data", str(FIXTURE_IMAGES), "--json", str(out)])
+        assert views.main() == 0
+        got = json.loads(out.read_text())
+        full, rot = got["recipes"][work.name]["dihedral"], got["recipes"][work.name]["rotations"]
+        m = r["calibrated"]
+        assert full["accuracy"] == pytest.approx(m["accuracy"]) and full["cells_right"] == m["cells_correct"]
+        assert full["nll"] == pytest.approx(m["nll"]) and full["temperature"] == pytest.approx(r["temperature"])
+        assert full["shown_ece"] == pytest.approx(r["confidence_map_check"]["ece_temperature"])
+        folds = [fold_logits(work / f"fold{k}", FIXTURE_IMAGES) for k in range(3)]
+        lg, y = np.concatenate([f[0][:4] for f in folds], axis=1), np.concatenate([f[1] for f in folds])
+        t = fit_temperature(lg, y)
+        assert rot["temperature"] == pytest.approx(t) and rot["nll"] == pytest.approx(nll(tta_probs(lg, t), y))
+        assert got["summary"]["dihedral"]["vs_dihedral"]["cells_right"] == 0
+        assert got["summary"]["one"]["vs_dihedral"]["nll"] == pytest.approx(got["summary"]["one"]["nll"] - full["nll"])
+        assert "| rotations |" in capsys.readouterr().out
+
     def test_ablation_scores_the_epoch_asked_for(self, cv: tuple[Path, dict], tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
         """benchmarks/ablation.py scores last.pt, as the cross-validation does, unless asked for best.pt,

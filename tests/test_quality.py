@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -110,7 +112,7 @@ class TestViews:
             with pytest.raises(ValueError, match="views must be 4"):
                 dihedral_views(x, bad)
 
-    def test_shipped_card_averages_the_rotations(self, tmp_path) -> None:
+    def test_shipped_card_averages_the_rotations(self, tmp_path: Path) -> None:
         """The shipped card asks for TEST_TIME_VIEWS (4) views, and a card asking for another count
         than 1, 4 or 8 is refused with the card's name."""
         import json
@@ -124,22 +126,32 @@ class TestViews:
         onnx, card = resolve_model(None)
         shutil.copy(onnx, tmp_path)
         c = json.loads(card.read_text())
-        for bad in (2, "4", True):
+        for bad in (2, "4", True, 4.0):
             c["tta_views"] = bad
             (tmp_path / card.name).write_text(json.dumps(c))
             with pytest.raises(ModelFileError, match="model.json: tta_views is"):
                 Predictor(tmp_path)
 
-    def test_predictor_tta_is_mean_of_views(self) -> None:
-        """The shipped predictor's TTA output is the mean of the graph's probabilities over the card's
-        views (the 4 rotations), put through the card's confidence map."""
-        from wbc.predict import Predictor
+    @pytest.mark.parametrize("views", [None, 8, 1])
+    def test_predictor_tta_is_mean_of_views(self, views: int | None, tmp_path: Path) -> None:
+        """The predictor's TTA output is the mean of the graph's probabilities over the card's views (the
+        shipped card's 4 rotations; a card of 8 views or of 1 alike), put through the card's confidence map."""
+        import json
+        import shutil
 
-        p = Predictor()
+        from wbc.predict import Predictor, resolve_model
+
+        model = None
+        if views is not None:
+            onnx, card = resolve_model(None)
+            shutil.copy(onnx, tmp_path)
+            (tmp_path / card.name).write_text(json.dumps({**json.loads(card.read_text()), "tta_views": views}))
+            model = tmp_path
+        p = Predictor(model)
+        assert p.tta_views == (views or 4)
         x, _ = p.analyse(load_image(EOS))
-        single = p.run(dihedral_views(x[None], 4))[0]
-        assert p.tta_views == 4
-        mean = single.mean(0, keepdims=True)
+        per_view = p.run(dihedral_views(x[None], p.tta_views) if p.tta_views > 1 else x[None])[0]
+        mean = per_view.mean(0, keepdims=True)
         assert p.predict_probs(x[None]) == pytest.approx(apply_confidence_map(mean, p.confidence_map), abs=1e-6)
 
     def test_magnified_photos_read_as_at_data_scale(self) -> None:
@@ -224,6 +236,10 @@ class TestAugment:
         assert (a - b).abs().mean() < 0.01 and torch.equal(g1.get_state(), g2.get_state())
         assert torch.equal(augment_batch(x, ROBUST, torch.Generator().manual_seed(4), antialias=True),
                            augment_batch(x, ROBUST, torch.Generator().manual_seed(4)))
+        # With an identity warp the low-resolution crop is exactly the antialiased shrink of the crop.
+        shrunk = F.interpolate(x, size=(64, 64), mode="bilinear", antialias=True, align_corners=False)
+        assert torch.allclose(augment_batch(x, geo, torch.Generator().manual_seed(5), 64, antialias=True), shrunk,
+                              atol=1e-5)
 
     def test_blur_shrinks_with_the_output(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The blur's sigma is in pixels of the crop as given: at half the size it is half as many."""
@@ -237,7 +253,9 @@ class TestAugment:
         x = torch.rand(4, 3, 32, 32)
         augment.augment_batch(x, cfg, torch.Generator().manual_seed(7))
         augment.augment_batch(x, cfg, torch.Generator().manual_seed(7), 16)
+        augment.augment_batch(x, cfg, torch.Generator().manual_seed(7), 16, antialias=True)
         assert sigmas[1] == pytest.approx(sigmas[0] / 2) and sigmas[0] > 0.3
+        assert sigmas[2] == pytest.approx(sigmas[1])  # the shrink before the warp does not change the scale
 
     def test_hed_jitter_is_the_stain_model_per_pixel(self) -> None:
         """The batched jitter equals the Ruifrok-Johnston model written out per pixel: OD = -ln(I),

@@ -94,7 +94,8 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator, siz
     `size` is given: the geometric warp samples the output at that size, so the colour steps after it
     work on the smaller image too. With `antialias`, a smaller `size` first shrinks the crops with an
     antialiasing filter and the warp samples those: the network then sees what a camera of lower
-    resolution would give, not the crop's fine texture (granules) sampled too sparsely, aliased."""
+    resolution would give, not the crop's fine texture (granules) sampled 1.5x too sparsely, aliased.
+    A zoom below 1 still samples up to 1.5 px apart after it, as at full size."""
     n = x.shape[0]
 
     def u(lo: float, hi: float, *shape: int) -> torch.Tensor:

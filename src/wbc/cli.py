@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wbc.errors import WbcError
+from wbc.imaging import TEST_TIME_VIEWS
 
 if TYPE_CHECKING:  # the training extras (torch) load only when a command needs them
     from wbc.train import TrainConfig
@@ -327,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", type=Path, default=Path("export"), help="output folder (default: export)")
     x.add_argument("--data", type=Path, help="data set folder for parity images and --evaluate")
     x.add_argument("--evaluate", action="store_true", help="also evaluate on TEST into the card and report.md")
-    x.add_argument("--no-tta", action="store_true", help="predict from one view instead of the 4 rotations")
+    x.add_argument("--no-tta", action="store_true", help=f"predict from one view instead of the {TEST_TIME_VIEWS} rotations")
     x.add_argument("--no-calibrate", action="store_true", help="keep temperature 1 instead of fitting it on validation")
     x.add_argument("--calibration", type=Path, metavar="CV_JSON",
                    help="take the temperature and review threshold from a cross-validation of the run's recipe "
@@ -341,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also write file, class, confidence, all probabilities, the flags and the verdict here")
     pr.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
     pr.add_argument("--single-view", action="store_true",
-                    help="one view instead of the card's rotations: faster, a little less accurate")
+                    help="one view instead of the card's test-time views: faster, a little less accurate")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(func=cmd_predict)
 

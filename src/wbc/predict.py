@@ -137,9 +137,10 @@ class Predictor:
                 f"({self.card['onnx_sha256'][:12]}...): the file is corrupt or was replaced"
             )
         self.spec = PreprocessSpec.from_dict(self.card["preprocess"])
-        self.tta_views = self.card.get("tta_views", 1)
-        if self.tta_views not in (1, 4, 8) or isinstance(self.tta_views, bool):
-            raise ModelFileError(f"{self.card_path}: tta_views is {self.tta_views!r}; this version averages 1, 4 or 8 views")
+        views = self.card.get("tta_views", 1)
+        if type(views) is not int or views not in (1, 4, 8):
+            raise ModelFileError(f"{self.card_path}: tta_views is {views!r}; this version averages 1, 4 or 8 views")
+        self.tta_views: int = views
         self.confidence_map = confidence_map(self.card, self.card_path)
         opts = ort.SessionOptions()
         if threads:

@@ -108,11 +108,14 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
             raise ValueError("val_logits fit a temperature; a calibration brings its own")
         if not calibrate:
             raise CheckpointError("--calibration and --no-calibrate exclude each other")
-        # The cross-validation fits on all 8 views; the 4 rotations shift its temperature and review
-        # threshold by less than 0.01 (e21-avx2: 0.578 -> 0.583, 0.667 both), one view by 0.04.
+        # The cross-validation fits its temperature, review threshold and any confidence map on all 8
+        # views; the 4 rotations move the first two by less than 0.01 (e21-avx2: 0.578 -> 0.583, 0.667
+        # both), one view the temperature by 0.04. A map is taken alike, unmeasured with 4 views (the
+        # shipped recipe's check adopted none).
         if views == 1:
             raise CheckpointError("a cross-validation's calibration is fitted on averaged views; drop --no-tta")
         calib = calibration_from(calibration, ckpt.parent)
+        calib["fitted_on_views"] = 8
         t, threshold, cmap = calib.pop("temperature"), calib.pop("review_threshold"), calib.pop("confidence_map")
         rule = "out-of-fold"
     else:
@@ -131,6 +134,7 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
         before, after = tta_probs(logits, 1.0), tta_probs(logits, t)
         calib = {
             "fitted_on": f"{len(y)} validation files of the run's cell-grouped split",
+            "fitted_on_views": views,
             "val_ece_before": expected_calibration_error(before, y),
             "val_ece_after": expected_calibration_error(after, y),
             "val_accuracy": float((after.argmax(1) == y).mean()),
