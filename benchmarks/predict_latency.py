@@ -16,13 +16,29 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from wbc.predict import Predictor
 
 ALL_EIGHT = "network, batch 8 (ONNX Runtime; all 8 views, for comparison)"  # not a step of the card's path
+K = TypeVar("K", str, int)
 SAMPLE = Path(__file__).resolve().parents[1] / "src" / "wbc" / "app" / "samples" / "monocyte-1.jpeg"
+
+
+def alternated(steps: dict[K, Callable[[], object]], runs: int) -> dict[K, float]:
+    """Median ms of each step, the steps timed in turn round after round (after 10 warm-up calls each),
+    so that the machine's drift reaches each alike."""
+    times: dict[K, list[float]] = {k: [] for k in steps}
+    for f in steps.values():
+        for _ in range(10):
+            f()
+    for _ in range(runs):
+        for k, f in steps.items():
+            t = time.perf_counter()
+            f()
+            times[k].append(time.perf_counter() - t)
+    return {k: 1000 * statistics.median(v) for k, v in times.items()}
 
 
 def side_by_side(p: Predictor, counts: list[int], runs: int) -> dict[int, float]:
@@ -36,19 +52,9 @@ def side_by_side(p: Predictor, counts: list[int], runs: int) -> dict[int, float]
         return f
 
     try:
-        steps = {v: with_views(v) for v in counts}
-        times: dict[int, list[float]] = {v: [] for v in counts}
-        for f in steps.values():
-            for _ in range(10):
-                f()
-        for _ in range(runs):
-            for v, f in steps.items():
-                t = time.perf_counter()
-                f()
-                times[v].append(time.perf_counter() - t)
+        return alternated({v: with_views(v) for v in counts}, runs)
     finally:
         p.tta_views = card_views
-    return {v: 1000 * statistics.median(ts) for v, ts in times.items()}
 
 
 def stages(p: Predictor, runs: int) -> dict[str, float]:
@@ -73,16 +79,7 @@ def stages(p: Predictor, runs: int) -> dict[str, float]:
         ALL_EIGHT: lambda: p.run(views8),
         "whole `predict_files`": lambda: p.predict_files([SAMPLE]),
     }
-    times: dict[str, list[float]] = {k: [] for k in steps}
-    for f in steps.values():
-        for _ in range(10):
-            f()
-    for _ in range(runs):
-        for name, f in steps.items():
-            t = time.perf_counter()
-            f()
-            times[name].append(time.perf_counter() - t)
-    return {k: 1000 * statistics.median(v) for k, v in times.items()}
+    return alternated(steps, runs)
 
 
 def main() -> int:
