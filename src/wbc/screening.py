@@ -21,10 +21,10 @@ NUCLEUS_MIN_PX = 150  # stained pixels near the peak; TRAIN views >= 700 (a 0.7x
 PURPLE_MIN = 0.0  # mean (red - green) of stained pixels: hematoxylin is purple (TRAIN >= 4), a blue sky is not
 SHARPNESS_MIN = 0.06  # steepest edge / contrast (1/px): TRAIN 1st pct 0.077, blur 3 px median 0.09, 5 px 0.064, 10 px 0.04
 # Overexposure: in every 4th file of TRAIN and TEST at most 0.042% of the lit pixels are white (>= 250)
-# in every channel. Brightened x1.2 (which costs the network nothing), 17% of those files have 30% or
-# more white, x1.3 90% and x1.4 (26 points worse on TEST) all (benchmarks/screening.py --every 4).
+# in every channel. Held-out TRAIN files brightened x1.0-1.5 read as well as clean up to 40% white and
+# 10 points worse from there (benchmarks/overexposure.py; the bound was chosen by a rule written first).
 WHITE_LEVEL = 250
-OVEREXPOSED_SHARE = 0.3
+OVEREXPOSED_SHARE = 0.4
 
 
 @dataclass(frozen=True)

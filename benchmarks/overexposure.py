@@ -1,0 +1,103 @@
+"""How much of a photo may be clipped white before the network reads it worse? Asked out of fold, no TEST.
+
+    python benchmarks/overexposure.py --cv runs/cv/e21-avx2 [--every 3] [--gains 1.0 1.2 1.4] [--json out.json]
+
+Each fold model of the cross-validation (with the shipped card's test-time views) predicts the TRAIN
+files of the cells it was held out from, each brightened by every gain and clipped as a camera clips
+(`wbc.robustness.brightness`). Every file's clipped share (`wbc.screening.clipped_share`, the share of
+its lit pixels white in every channel) and whether the prediction is right are pooled over the folds.
+Prints accuracy per gain, with the share of files the current mark (OVEREXPOSED_SHARE) would mark, and
+accuracy per bin of clipped share (0-0.1, ..., 0.9-1) against the clean files: where the mark belongs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+GAINS = (1.0, 1.1, 1.15, 1.2, 1.25, 1.3, 1.35, 1.4, 1.5)
+
+
+def bins(clipped: np.ndarray, right: np.ndarray, clean: float, width: float = 0.1) -> list[dict[str, Any]]:
+    """Files (clipped share (N,), right (N,) bool) in bins of clipped share [k * width, (k + 1) * width);
+    the last bin takes 1.0 too. Each: its lower edge, files, accuracy and drop from `clean` in points."""
+    k = np.minimum((clipped / width).astype(int), int(round(1 / width)) - 1)
+    out = []
+    for b in range(int(round(1 / width))):
+        m = k == b
+        acc = float(right[m].mean()) if m.any() else float("nan")
+        out.append({"from": round(b * width, 3), "files": int(m.sum()), "accuracy": acc,
+                    "drop": 100 * (clean - acc) if m.any() else float("nan")})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tqdm import tqdm
+
+    from wbc.data import find_images_root, list_split
+    from wbc.imaging import TEST_TIME_VIEWS, load_image
+    from wbc.io import atomic_write_text
+    from wbc.predict import Predictor
+    from wbc.robustness import brightness
+    from wbc.screening import OVEREXPOSED_SHARE
+    from wbc.ship import exported_folds
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--cv", type=Path, required=True, help="a cross-validation run (foldK run folders inside)")
+    ap.add_argument("--data", type=Path)
+    ap.add_argument("--every", type=int, default=3, help="use every k-th held-out file (default 3)")
+    ap.add_argument("--gains", type=float, nargs="+", default=list(GAINS),
+                    help="brightness gains, 1.0 (clean) first (default: 1.0 to 1.5)")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
+    args = ap.parse_args(argv)
+    if args.every < 1:
+        ap.error("--every must be 1 or more")
+    if args.gains[0] != 1.0 or any(g < 1 for g in args.gains):
+        ap.error("--gains starts with 1.0 (the clean files the drops are measured from); none below 1")
+
+    train = list_split(find_images_root(args.data), "TRAIN")
+    clipped: dict[float, list[float]] = {g: [] for g in args.gains}
+    right: dict[float, list[bool]] = {g: [] for g in args.gains}
+    with tempfile.TemporaryDirectory() as tmp:
+        for model, held in exported_folds(args.cv, Path(tmp), args.data):
+            pred = Predictor(model)
+            pred.tta_views = TEST_TIME_VIEWS  # fold exports carry no views; measure what the card does
+            samples = [s for s in train if s.cell in held][:: args.every]
+            images = [load_image(s.path) for s in tqdm(samples, desc=f"decode {model.name}")]
+            y = np.array([s.label for s in samples])
+            for g in tqdm(args.gains, desc=f"gains {model.name}"):
+                crops, screenings = zip(*(pred.analyse(brightness(g)(img)) for img in images))
+                ok = pred.predict_probs(np.stack(crops)).argmax(1) == y
+                clipped[g] += [s.clipped for s in screenings]
+                right[g] += ok.tolist()
+    c = {g: np.array(v) for g, v in clipped.items()}
+    r = {g: np.array(v) for g, v in right.items()}
+    clean = float(r[1.0].mean())
+    per_gain = {str(g): {"files": len(r[g]), "accuracy": float(r[g].mean()), "drop": 100 * (clean - float(r[g].mean())),
+                         "median_clipped": float(np.median(c[g])), "marked_now": float((c[g] >= OVEREXPOSED_SHARE).mean())}
+                for g in args.gains}
+    per_bin = bins(np.concatenate(list(c.values())), np.concatenate(list(r.values())), clean)
+
+    lines = [f"{args.cv}: fold models with {TEST_TIME_VIEWS} views, every {args.every}th held-out TRAIN file "
+             f"({len(r[1.0])} files), brightened and clipped", "",
+             f"| gain | accuracy | drop (points) | median clipped share | marked at {OVEREXPOSED_SHARE} |",
+             "|---|---|---|---|---|"]
+    lines += [f"| x{g} | {100 * v['accuracy']:.2f}% | {v['drop']:+.2f} | {v['median_clipped']:.3f} | "
+              f"{100 * v['marked_now']:.1f}% |" for g, v in per_gain.items()]
+    lines += ["", "| clipped share | files (all gains) | accuracy | drop from clean (points) |", "|---|---|---|---|"]
+    lines += [f"| {b['from']:.1f}-{b['from'] + 0.1:.1f} | {b['files']} | "
+              + (f"{100 * b['accuracy']:.2f}% | {b['drop']:+.2f} |" if b["files"] else "— | — |") for b in per_bin]
+    print("\n".join(lines))
+    if args.json:
+        atomic_write_text(args.json, json.dumps({"clean_accuracy": clean, "gains": per_gain, "bins": per_bin}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
