@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 for g in args.gains}
     per_bin = bins(np.concatenate(list(c.values())), np.concatenate(list(r.values())), clean)
 
-    lines = [f"{args.cv}: fold models with {TEST_TIME_VIEWS} views, every {args.every}th held-out TRAIN file "
+    lines = [f"{args.cv}: fold models with {TEST_TIME_VIEWS} views, one in {args.every} held-out TRAIN files "
              f"({len(r[1.0])} files), brightened and clipped", "",
              f"| gain | accuracy | drop (points) | median clipped share | marked at {OVEREXPOSED_SHARE} |",
              "|---|---|---|---|---|"]
