@@ -22,18 +22,21 @@ from typing import Any
 import numpy as np
 
 GAINS = (1.0, 1.1, 1.15, 1.2, 1.25, 1.3, 1.35, 1.4, 1.5)
+BIN = 0.1  # width of the clipped-share bins
 
 
 def bins(clipped: np.ndarray, right: np.ndarray, clean: float, width: float = 0.1) -> list[dict[str, Any]]:
     """Files (clipped share (N,), right (N,) bool) in bins of clipped share [k * width, (k + 1) * width);
     the last bin takes 1.0 too. Each: its lower edge, files, accuracy and drop from `clean` in points."""
-    k = np.minimum((clipped / width).astype(int), int(round(1 / width)) - 1)
-    out = []
-    for b in range(int(round(1 / width))):
+    n = round(1 / width)
+    # Rounded first so that a share of exactly 0.3 lands in 0.3-0.4, not (0.3 / 0.1 = 2.999...) below it.
+    k = np.minimum(np.floor(np.round(clipped / width, 9)).astype(int), n - 1)
+    out: list[dict[str, Any]] = []
+    for b in range(n):
         m = k == b
-        acc = float(right[m].mean()) if m.any() else float("nan")
+        acc = float(right[m].mean()) if m.any() else None
         out.append({"from": round(b * width, 3), "files": int(m.sum()), "accuracy": acc,
-                    "drop": 100 * (clean - acc) if m.any() else float("nan")})
+                    "drop": None if acc is None else 100 * (clean - acc)})
     return out
 
 
@@ -58,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.every < 1:
         ap.error("--every must be 1 or more")
-    if args.gains[0] != 1.0 or any(g < 1 for g in args.gains):
-        ap.error("--gains starts with 1.0 (the clean files the drops are measured from); none below 1")
+    if args.gains[0] != 1.0 or any(g < 1 for g in args.gains) or len(set(args.gains)) < len(args.gains):
+        ap.error("--gains starts with 1.0 (the clean files the drops are measured from); none below 1, none twice")
 
     train = list_split(find_images_root(args.data), "TRAIN")
     clipped: dict[float, list[float]] = {g: [] for g in args.gains}
@@ -69,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
             pred = Predictor(model)
             pred.tta_views = TEST_TIME_VIEWS  # fold exports carry no views; measure what the card does
             samples = [s for s in train if s.cell in held][:: args.every]
+            if not samples:
+                raise SystemExit(f"overexposure: {model.name}: none of its held-out cells' TRAIN files is in the data set")
             images = [load_image(s.path) for s in tqdm(samples, desc=f"decode {model.name}")]
             y = np.array([s.label for s in samples])
             for g in tqdm(args.gains, desc=f"gains {model.name}"):
@@ -82,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     per_gain = {str(g): {"files": len(r[g]), "accuracy": float(r[g].mean()), "drop": 100 * (clean - float(r[g].mean())),
                          "median_clipped": float(np.median(c[g])), "marked_now": float((c[g] >= OVEREXPOSED_SHARE).mean())}
                 for g in args.gains}
-    per_bin = bins(np.concatenate(list(c.values())), np.concatenate(list(r.values())), clean)
+    per_bin = bins(np.concatenate(list(c.values())), np.concatenate(list(r.values())), clean, BIN)
 
     lines = [f"{args.cv}: fold models with {TEST_TIME_VIEWS} views, one in {args.every} held-out TRAIN files "
              f"({len(r[1.0])} files), brightened and clipped", "",
@@ -91,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     lines += [f"| x{g} | {100 * v['accuracy']:.2f}% | {v['drop']:+.2f} | {v['median_clipped']:.3f} | "
               f"{100 * v['marked_now']:.1f}% |" for g, v in per_gain.items()]
     lines += ["", "| clipped share | files (all gains) | accuracy | drop from clean (points) |", "|---|---|---|---|"]
-    lines += [f"| {b['from']:.1f}-{b['from'] + 0.1:.1f} | {b['files']} | "
+    lines += [f"| {b['from']:.1f}-{b['from'] + BIN:.1f} | {b['files']} | "
               + (f"{100 * b['accuracy']:.2f}% | {b['drop']:+.2f} |" if b["files"] else "— | — |") for b in per_bin]
     print("\n".join(lines))
     if args.json:

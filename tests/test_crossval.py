@@ -128,15 +128,18 @@ class TestCrossValidate:
         assert got["summary"]["one"]["vs_dihedral"]["nll"] == pytest.approx(got["summary"]["one"]["nll"] - full["nll"])
         assert "| rotations |" in capsys.readouterr().out
 
-    def test_overexposure_benchmark(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
+    def test_overexposure_benchmark(self, cv: tuple[Path, dict], tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
         """benchmarks/overexposure.py: each fold model on its held-out files at every gain; the clean
         accuracy is the x1.0 row's, every file lands in one bin of clipped share per gain (1.0 in the
         last), clean files are not marked and x1.5 ones are, mostly; gains must start at 1.0."""
         work, _ = cv
         bench = load_benchmark("overexposure")
-        b = bench.bins(np.array([0.0, 0.05, 0.1, 0.95, 1.0]), np.array([True, False, True, True, False]), clean=0.5)
-        assert [x["files"] for x in b] == [2, 1, 0, 0, 0, 0, 0, 0, 0, 2]
+        b = bench.bins(np.array([0.0, 0.05, 0.1, 0.3, 0.95, 1.0]), np.array([True, False, True, True, True, False]),
+                       clean=0.5)
+        assert [x["files"] for x in b] == [2, 1, 0, 1, 0, 0, 0, 0, 0, 2]
         assert b[0]["accuracy"] == 0.5 and b[0]["drop"] == 0 and b[9]["drop"] == pytest.approx(0)
+        assert b[2]["accuracy"] is None and b[2]["drop"] is None  # an empty bin is null in the JSON, not NaN
         out = tmp_path / "o.json"
         assert bench.main(["--cv", str(work), "--data", str(FIXTURE_IMAGES), "--every", "1", "--gains", "1.0", "1.5",
                            "--json", str(out)]) == 0
@@ -146,8 +149,10 @@ class TestCrossValidate:
         assert r["clean_accuracy"] == r["gains"]["1.0"]["accuracy"] and r["gains"]["1.0"]["marked_now"] == 0
         assert r["gains"]["1.5"]["marked_now"] > 0.8 and r["gains"]["1.5"]["median_clipped"] > 0.4
         assert sum(x["files"] for x in r["bins"]) == 2 * files
-        with pytest.raises(SystemExit):
-            bench.main(["--cv", str(work), "--gains", "1.2", "1.4"])
+        for gains in (["1.2", "1.4"], ["1.0", "0.8"], ["1.0", "1.4", "1.4"]):
+            with pytest.raises(SystemExit) as e:
+                bench.main(["--cv", str(work), "--gains", *gains])
+            assert e.value.code == 2 and "--gains starts with 1.0" in capsys.readouterr().err
 
     def test_ablation_scores_the_epoch_asked_for(self, cv: tuple[Path, dict], tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
