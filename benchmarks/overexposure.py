@@ -6,8 +6,8 @@ Each fold model of the cross-validation (with the shipped card's test-time views
 files of the cells it was held out from, each brightened by every gain and clipped as a camera clips
 (`wbc.robustness.brightness`). Every file's clipped share (`wbc.screening.clipped_share`, the share of
 its lit pixels white in every channel) and whether the prediction is right are pooled over the folds.
-Prints accuracy per gain, with the share of files the current mark (OVEREXPOSED_SHARE) would mark, and
-accuracy per bin of clipped share (0-0.1, ..., 0.9-1) against the clean files: where the mark belongs.
+Prints accuracy per gain, with the share of files the current mark (OVEREXPOSED_SHARE) marks and the
+accuracy of those marked and of the rest, and accuracy per bin of clipped share (0-0.1, ..., 0.9-1) against the clean files: where the mark belongs.
 """
 
 from __future__ import annotations
@@ -84,17 +84,27 @@ def main(argv: list[str] | None = None) -> int:
     c = {g: np.array(v) for g, v in clipped.items()}
     r = {g: np.array(v) for g, v in right.items()}
     clean = float(r[1.0].mean())
+    def mean_or_none(a: np.ndarray) -> float | None:
+        return float(a.mean()) if len(a) else None
+
     per_gain = {str(g): {"files": len(r[g]), "accuracy": float(r[g].mean()), "drop": 100 * (clean - float(r[g].mean())),
-                         "median_clipped": float(np.median(c[g])), "marked_now": float((c[g] >= OVEREXPOSED_SHARE).mean())}
+                         "median_clipped": float(np.median(c[g])), "marked_now": float((c[g] >= OVEREXPOSED_SHARE).mean()),
+                         "accuracy_marked": mean_or_none(r[g][c[g] >= OVEREXPOSED_SHARE]),
+                         "accuracy_unmarked": mean_or_none(r[g][c[g] < OVEREXPOSED_SHARE])}
                 for g in args.gains}
     per_bin = bins(np.concatenate(list(c.values())), np.concatenate(list(r.values())), clean, BIN)
 
     lines = [f"{args.cv}: fold models with {TEST_TIME_VIEWS} views, one in {args.every} held-out TRAIN files "
              f"({len(r[1.0])} files), brightened and clipped", "",
-             f"| gain | accuracy | drop (points) | median clipped share | marked at {OVEREXPOSED_SHARE} |",
-             "|---|---|---|---|---|"]
+             f"| gain | accuracy | drop (points) | median clipped share | marked at {OVEREXPOSED_SHARE} | "
+             "accuracy of those marked / not marked |", "|---|---|---|---|---|---|"]
+
+    def pct(a: float | None) -> str:
+        return "—" if a is None else f"{100 * a:.2f}%"
+
     lines += [f"| x{g} | {100 * v['accuracy']:.2f}% | {v['drop']:+.2f} | {v['median_clipped']:.3f} | "
-              f"{100 * v['marked_now']:.1f}% |" for g, v in per_gain.items()]
+              f"{100 * v['marked_now']:.1f}% | {pct(v['accuracy_marked'])} / {pct(v['accuracy_unmarked'])} |"
+              for g, v in per_gain.items()]
     lines += ["", "| clipped share | files (all gains) | accuracy | drop from clean (points) |", "|---|---|---|---|"]
     lines += [f"| {b['from']:.1f}-{b['from'] + BIN:.1f} | {b['files']} | "
               + (f"{100 * b['accuracy']:.2f}% | {b['drop']:+.2f} |" if b["files"] else "— | — |") for b in per_bin]

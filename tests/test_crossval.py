@@ -148,6 +148,10 @@ class TestCrossValidate:
         assert r["gains"]["1.0"]["files"] == r["gains"]["1.5"]["files"] == files
         assert r["clean_accuracy"] == r["gains"]["1.0"]["accuracy"] and r["gains"]["1.0"]["marked_now"] == 0
         assert r["gains"]["1.5"]["marked_now"] > 0.8 and r["gains"]["1.5"]["median_clipped"] > 0.4
+        g = r["gains"]["1.5"]  # the marked and the rest make up the whole
+        rest = 0.0 if g["accuracy_unmarked"] is None else g["accuracy_unmarked"] * (1 - g["marked_now"])
+        assert g["accuracy_marked"] * g["marked_now"] + rest == pytest.approx(g["accuracy"])
+        assert r["gains"]["1.0"]["accuracy_marked"] is None
         assert sum(x["files"] for x in r["bins"]) == 2 * files
         for gains in (["1.2", "1.4"], ["1.0", "0.8"], ["1.0", "1.4", "1.4"]):
             with pytest.raises(SystemExit) as e:
