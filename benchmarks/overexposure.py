@@ -40,6 +40,14 @@ def bins(clipped: np.ndarray, right: np.ndarray, clean: float, width: float = 0.
     return out
 
 
+def mean_or_none(a: np.ndarray) -> float | None:
+    return float(a.mean()) if len(a) else None
+
+
+def pct(a: float | None) -> str:
+    return "—" if a is None else f"{100 * a:.2f}%"
+
+
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
@@ -84,9 +92,6 @@ def main(argv: list[str] | None = None) -> int:
     c = {g: np.array(v) for g, v in clipped.items()}
     r = {g: np.array(v) for g, v in right.items()}
     clean = float(r[1.0].mean())
-    def mean_or_none(a: np.ndarray) -> float | None:
-        return float(a.mean()) if len(a) else None
-
     per_gain = {str(g): {"files": len(r[g]), "accuracy": float(r[g].mean()), "drop": 100 * (clean - float(r[g].mean())),
                          "median_clipped": float(np.median(c[g])), "marked_now": float((c[g] >= OVEREXPOSED_SHARE).mean()),
                          "accuracy_marked": mean_or_none(r[g][c[g] >= OVEREXPOSED_SHARE]),
@@ -98,9 +103,6 @@ def main(argv: list[str] | None = None) -> int:
              f"({len(r[1.0])} files), brightened and clipped", "",
              f"| gain | accuracy | drop (points) | median clipped share | marked at {OVEREXPOSED_SHARE} | "
              "accuracy of those marked / not marked |", "|---|---|---|---|---|---|"]
-
-    def pct(a: float | None) -> str:
-        return "—" if a is None else f"{100 * a:.2f}%"
 
     lines += [f"| x{g} | {100 * v['accuracy']:.2f}% | {v['drop']:+.2f} | {v['median_clipped']:.3f} | "
               f"{100 * v['marked_now']:.1f}% | {pct(v['accuracy_marked'])} / {pct(v['accuracy_unmarked'])} |"

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from wbc.data import find_images_root, list_split
     from wbc.imaging import load_image, locate_at_data_scale
     from wbc.io import atomic_write_text
-    from wbc.robustness import COLOUR_SHIFTS, SHIFTS, brightness
+    from wbc.robustness import COLOUR_SHIFTS, brightness
     from wbc.screening import OVEREXPOSED_SHARE, screen
     from wbc.sources import originals_near
 
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     cells = [s.path for split in ("TRAIN", "TEST") for s in list_split(root, split)][:: args.every]
     red = red_cell_patches(originals_near(root, args.data))
     # x1.2 and x1.3 beside COLOUR_SHIFTS' x1.4: where the overexposure mark starts (x1.2 costs the network nothing)
-    shifts = {"clean": lambda rgb: rgb, **COLOUR_SHIFTS, "brightness x1.2": SHIFTS["brightness x1.2"],
+    shifts = {"clean": lambda rgb: rgb, **COLOUR_SHIFTS, "brightness x1.2": brightness(1.2),
               "brightness x1.3": brightness(1.3)}
     images = {"real cells (TRAIN + TEST files)": [load_image(p) for p in tqdm(cells, desc="decode")],
               "red cells only (original fields' corners)": red}

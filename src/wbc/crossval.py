@@ -42,6 +42,8 @@ SEEDS = {"seed", "split_seed"}  # a calibration carries over to another seed of 
 # Early stopping and best-epoch choice: an all-cells run uses neither, and the cross-validation
 # scores the folds' last epochs after checking that every fold ran all its epochs.
 STOPPING = {"patience", "monitor"}
+# Views every held-out file is predicted under: all 8, so that any subset can be scored from the cache.
+OOF_VIEWS = 8
 
 
 def recipe(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
@@ -187,7 +189,7 @@ def fold_logits(run: Path, data: str | Path | None = None) -> tuple[np.ndarray, 
                     return z["logits"], z["y"], [str(c) for c in z["cells"]]
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # a damaged or older cache is rebuilt below
-    lg, y, cells = checkpoint_validation_logits(ckpt, data, views=8)
+    lg, y, cells = checkpoint_validation_logits(ckpt, data, views=OOF_VIEWS)
     buf = io.BytesIO()
     np.savez_compressed(buf, logits=lg, y=y, cells=np.array(cells), source=source)
     atomic_write_bytes(cache, buf.getvalue())

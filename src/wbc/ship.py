@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from wbc.calibration import REVIEW_COVERAGE, fit_temperature, review_threshold, tta_probs
-from wbc.crossval import calibration_from, finished_folds
+from wbc.crossval import OOF_VIEWS, calibration_from, finished_folds
 from wbc.data import Sample, find_images_root, list_split, load_arrays
 from wbc.errors import CheckpointError
 from wbc.evaluate import evaluate
@@ -108,14 +108,14 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
             raise ValueError("val_logits fit a temperature; a calibration brings its own")
         if not calibrate:
             raise CheckpointError("--calibration and --no-calibrate exclude each other")
-        # The cross-validation fits its temperature, review threshold and any confidence map on all 8
-        # views; the 4 rotations move the first two by less than 0.01 (e21-avx2: 0.578 -> 0.583, 0.667
-        # both), one view the temperature by 0.04. A map is taken alike, unmeasured with 4 views (the
-        # shipped recipe's check adopted none).
+        # The cross-validation fits its temperature, review threshold and any confidence map on all
+        # OOF_VIEWS (8) views; the 4 rotations move the first two by less than 0.01 (e21-avx2: 0.578 ->
+        # 0.583, 0.667 both), one view the temperature by 0.04. A map is taken alike, unmeasured with 4
+        # views (the shipped recipe's check adopted none).
         if views == 1:
             raise CheckpointError("a cross-validation's calibration is fitted on averaged views; drop --no-tta")
         calib = calibration_from(calibration, ckpt.parent)
-        calib["fitted_on_views"] = 8
+        calib["fitted_on_views"] = OOF_VIEWS
         t, threshold, cmap = calib.pop("temperature"), calib.pop("review_threshold"), calib.pop("confidence_map")
         rule = "out-of-fold"
     else:
