@@ -59,7 +59,7 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
 
 def main() -> int:
     from wbc.errors import WbcError
-    from wbc.train import AUGMENT, OPTIMIZERS, preset
+    from wbc.train import AUGMENT, OPTIMIZERS, preset, with_epochs
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--name", help="recipe name: fold runs go to WORK/NAME/foldK")
@@ -84,7 +84,8 @@ def main() -> int:
     ap.add_argument("--batch-size", type=int, help="default: 64")
     ap.add_argument("--ema", type=float, metavar="DECAY", help="average the weights (decay per step; default: off)")
     ap.add_argument("--low-res", type=int, nargs=2, metavar=("PX", "EPOCHS"),
-                    help="train the first EPOCHS epochs on PX x PX inputs (progressive resizing; default: off)")
+                    help="train the first EPOCHS epochs on PX x PX inputs (progressive resizing; default: 64 64, the "
+                         "recipe's, kept at 4/5 of the schedule when --epochs changes; 0 0 turns it off)")
     ap.add_argument("--low-res-antialias", action="store_true",
                     help="with --low-res: shrink the crops with an antialiasing filter before the low-resolution warp")
     ap.add_argument("--window", type=int, metavar="PX", help="crop window around the cell in source px (default: 160)")
@@ -105,13 +106,15 @@ def main() -> int:
         ap.error("--name is required (or --render)")
 
     cfg = replace(preset("wbcnet"), seed=args.seed, data=args.data)
+    if args.epochs is not None and args.low_res is None:
+        cfg = with_epochs(cfg, args.epochs)
     overrides = {k: getattr(args, k) for k in ("epochs", "patience", "augment", "mixup", "label_smoothing",
                                               "pair_smoothing", "ema", "weight_decay", "optimizer", "lr", "batch_size")}
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if args.low_res:
         cfg = replace(cfg, low_res_size=args.low_res[0], low_res_epochs=args.low_res[1])
     if args.low_res_antialias:
-        if not args.low_res:
+        if not cfg.low_res_epochs:
             ap.error("--low-res-antialias applies to progressive resizing: add --low-res PX EPOCHS")
         cfg = replace(cfg, low_res_antialias=True)
     try:

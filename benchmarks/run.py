@@ -87,13 +87,13 @@ def recipe_of(model: str, seed: int, epochs: int | None, work: Path, threads: in
               run: Path | None = None) -> tuple[Any, Path]:
     """The TrainConfig of `model`'s seed and the folder it trains in (see `one`)."""
     from wbc.crossval import fold_config
-    from wbc.train import preset
+    from wbc.train import preset, with_epochs
 
     cfg = replace(preset(model), seed=seed, threads=threads)
     if model == "wbcnet":
         cfg = fold_config(replace(cfg, seed=0), seed)
     if epochs is not None:
-        cfg = replace(cfg, epochs=epochs)
+        cfg = with_epochs(cfg, epochs)
     return cfg, run or work / f"{model}-seed{seed}"
 
 

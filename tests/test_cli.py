@@ -118,6 +118,21 @@ class TestOtherVerbs:
         col = rows[0].split(",").index("input_px")
         assert [r.split(",")[col] for r in rows[1:]] == ["48", "96"]
 
+    def test_train_default_low_res_follows_epochs(self, tmp_path: Path) -> None:
+        """wbcnet's recipe trains its first 4/5 of epochs at 64 px: `--epochs 2` gives one at 64 px and
+        one at full size, and `--low-res 0 0` turns it off."""
+        pytest.importorskip("torch")
+        base = ["train", "--data", str(FIXTURE_IMAGES), "--epochs", "2", "--limit-cells", "3", "--val-fraction",
+                "0.34", "--batch-size", "8", "--threads", "1", "--quiet"]
+        for extra, want in (([], ["64", "96"]), (["--low-res", "0", "0"], ["96", "96"])):
+            out = tmp_path / ("off" if extra else "default")
+            assert main([*base, "--out", str(out), *extra]) == 0
+            rows = (out / "summary.csv").read_text().splitlines()
+            col = rows[0].split(",").index("input_px")
+            assert [r.split(",")[col] for r in rows[1:]] == want
+            saved = json.loads((out / "config.json").read_text())["train"]
+            assert (saved["low_res_epochs"], saved["augment"]) == (1 if not extra else 0, "robust-erase")
+
     def test_train_window(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """--window, --input-size and --widths set the crop the run's network sees, its size and the
         network's stage widths (saved in its config); nonsense is refused by name."""

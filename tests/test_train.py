@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 
 from wbc import train as train_mod  # noqa: E402
 from wbc.errors import CheckpointError  # noqa: E402
-from wbc.train import TrainConfig, fit, load_checkpoint, preset  # noqa: E402
+from wbc.train import TrainConfig, check_config, fit, load_checkpoint, preset, with_epochs  # noqa: E402
 
 from conftest import FIXTURE_IMAGES  # noqa: E402
 
@@ -164,10 +164,26 @@ class TestFit:
         assert cfg.mixup == 0.0
 
     def test_wbcnet_preset(self) -> None:
-        """wbcnet's default recipe is the cross-validated one: 80 epochs of AdamW, robust augmentation,
-        mixup 0.4, label smoothing 0.2."""
+        """wbcnet's default recipe is the cross-validated one (e36): 80 epochs of AdamW, the first 64 at
+        64 px, robust augmentation with cutout, mixup 0.4, label smoothing 0.2."""
         cfg = preset("wbcnet")
-        assert (cfg.optimizer, cfg.epochs, cfg.augment, cfg.mixup, cfg.label_smoothing) == ("adamw", 80, "robust", 0.4, 0.2)
+        assert (cfg.optimizer, cfg.epochs, cfg.augment, cfg.mixup, cfg.label_smoothing) == (
+            "adamw", 80, "robust-erase", 0.4, 0.2)
+        assert (cfg.low_res_size, cfg.low_res_epochs, cfg.low_res_antialias) == (64, 64, False)
+
+    def test_with_epochs_keeps_the_share_of_low_resolution(self) -> None:
+        """A shorter or longer schedule keeps 4/5 of its epochs at low resolution, the last always at
+        full size; a one-epoch run and the seed replica have none."""
+        cfg = preset("wbcnet")
+        assert with_epochs(cfg, 80) == cfg
+        assert [(with_epochs(cfg, n).low_res_epochs, with_epochs(cfg, n).low_res_size) for n in (100, 10, 3, 2)] == [
+            (80, 64), (8, 64), (2, 64), (1, 64)]
+        assert with_epochs(cfg, 10).epochs == 10
+        one = with_epochs(replace(cfg, low_res_antialias=True), 1)
+        assert (one.epochs, one.low_res_size, one.low_res_epochs, one.low_res_antialias) == (1, 0, 0, False)
+        assert with_epochs(preset("seed"), 5) == replace(preset("seed"), epochs=5)
+        for n in (1, 2, 3, 10, 100):
+            check_config(with_epochs(cfg, n))  # every one of them is a valid run
 
     def test_seed_model_trains(self, tmp_path: Path) -> None:
         """The replica goes through the same pipeline (one epoch on the fixtures)."""

@@ -57,6 +57,8 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     fit, preset = _training("wbc.train", "fit"), _training("wbc.train", "preset")
     cfg = preset(args.model or "wbcnet")
+    if args.epochs is not None and args.low_res is None:
+        cfg = _training("wbc.train", "with_epochs")(cfg, args.epochs)
     overrides: dict[str, Any] = {
         k: v for k, v in {
             "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
@@ -278,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     # train.AUGMENT's keys and "none", written out so that the parser needs no torch (a test compares them).
     t.add_argument("--augment", choices=["robust", "robust-wide", "robust-erase", "robust-exposure",
                                          "robust-overexposed", "basic", "none"],
-                   help="augmentation recipe (default: robust for wbcnet, basic for seed; robust-wide: twice the "
+                   help="augmentation recipe (default: robust-erase for wbcnet, basic for seed; robust: without "
+                        "cutout; robust-wide: twice the "
                         "stain jitter; robust-erase: with cutout; robust-exposure: brightness x0.55-1.45 and 15%% "
                         "white-balance jitter; robust-overexposed: a quarter of the images overexposed x1.15-1.5 "
                         "and clipped)")
@@ -297,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "validate and save it as the model (default: off)")
     t.add_argument("--low-res", type=int, nargs=2, metavar=("PX", "EPOCHS"),
                    help="progressive resizing: train the first EPOCHS epochs on PX x PX inputs, the rest at full "
-                        "size; an epoch's work shrinks with (PX / input size) squared (default: off)")
+                        "size; an epoch's work shrinks with (PX / input size) squared (default: 64 64 for wbcnet, "
+                        "kept at 4/5 of the schedule when --epochs changes; off for seed; 0 0 turns it off)")
     t.add_argument("--low-res-antialias", action="store_true",
                    help="with --low-res: shrink the crops with an antialiasing filter before the low-resolution "
                         "warp, as a camera of lower resolution would, instead of sampling them sparsely")
