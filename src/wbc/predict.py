@@ -11,7 +11,7 @@ import io
 import json
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,10 @@ import numpy as np
 
 from wbc.calibration import apply_confidence_map
 from wbc.errors import BadImageError, ModelFileError, WbcError
-from wbc.imaging import PreprocessSpec, dihedral_views, load_image, prepare_located, to_input
+from wbc.imaging import PreprocessSpec, dihedral_views, load_image, prepare_located, scale_channels, to_input
 from wbc.info import CLASSES, IMAGE_SUFFIXES
 from wbc.io import atomic_write_text
-from wbc.screening import OVEREXPOSED_SHARE, Screening, screen
+from wbc.screening import OVEREXPOSED_SHARE, Screening, input_gains, screen
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "models" / "default"
@@ -125,7 +125,8 @@ class Prediction:
 class Predictor:
     """An ONNX Runtime session plus the preprocessing its model card states."""
 
-    def __init__(self, model: str | Path | None = None, threads: int | None = None) -> None:
+    def __init__(self, model: str | Path | None = None, threads: int | None = None,
+                 match_white: bool | None = None) -> None:
         import onnxruntime as ort
 
         self.onnx_path, self.card_path = resolve_model(model)
@@ -141,6 +142,12 @@ class Predictor:
         if type(views) is not int or views not in (1, 4, 8):
             raise ModelFileError(f"{self.card_path}: tta_views is {views!r}; this version averages 1, 4 or 8 views")
         self.tta_views: int = views
+        match = self.card.get("match_white", False) if match_white is None else match_white
+        if type(match) is not bool:
+            raise ModelFileError(f"{self.card_path}: match_white is {match!r}; it must be true or false")
+        # Match a field's white to the data set's before the network where it lies outside the data
+        # set's range (screening.input_gains); cards written before this have none, and read as before.
+        self.match_white: bool = match
         self.confidence_map = confidence_map(self.card, self.card_path)
         opts = ort.SessionOptions()
         if threads:
@@ -191,7 +198,11 @@ class Predictor:
     def analyse(self, rgb: np.ndarray) -> tuple[np.ndarray, Screening]:
         """Source RGB (H, W, 3) -> the prepared input (h, w, 3) and the is-it-a-white-cell checks."""
         x, loc, field = prepare_located(rgb, self.spec)
-        return x, screen(field, loc)
+        sc = screen(field, loc)
+        gains = input_gains(field) if self.match_white else None
+        if gains is None:
+            return x, sc
+        return scale_channels(x, gains), replace(sc, white_matched=True)
 
     def verdicts(self, file: str, probs: np.ndarray, screening: Screening) -> Prediction:
         k = int(probs.argmax())

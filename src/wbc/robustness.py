@@ -144,7 +144,8 @@ def run_shifts(
     source fields. With `analyse` (`Predictor.analyse`: the same crop, and the screening) it also
     counts the files a user would be told are not a white cell ("flagged", and by reason), and those
     that pass only on the screening's second look ("second_look") and those marked overexposed
-    ("overexposed", flagged ones included; the rest get the verdict "needs review"). "confusion" (true x predicted,
+    ("overexposed", flagged ones included; the rest get the verdict "needs review") and those the
+    network saw with their white matched to the data set's ("white_matched"). "confusion" (true x predicted,
     4 x 4) lets results over disjoint files be pooled.
     """
     from collections import Counter
@@ -173,4 +174,5 @@ def run_shifts(
             out[name]["flagged_by"] = dict(Counter(s.reason for s in screenings if not s.is_cell))
             out[name]["second_look"] = sum(s.white_balanced for s in screenings)
             out[name]["overexposed"] = sum(s.overexposed for s in screenings)
+            out[name]["white_matched"] = sum(s.white_matched for s in screenings)
     return out

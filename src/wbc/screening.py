@@ -37,6 +37,7 @@ class Screening:
     reduced_by: float = 1.0  # the field was shrunk by this to the data set's magnification first
     white_balanced: bool = False  # it passed only once the field's white was matched to the data set's
     clipped: float = 0.0  # share of the field's lit pixels white in every channel: clipped highlights
+    white_matched: bool = False  # the network saw the crop with the field's white matched to the data set's
 
     @property
     def overexposed(self) -> bool:
@@ -66,6 +67,10 @@ def sharpness(rgb: np.ndarray, loc: CellLocation, r: int = 48) -> float:
 # The data set's white: per channel, the median over TRAIN and TEST of each file's 99th percentile of
 # its lit pixels (background between the red cells; range 209-244 over the 0.1th-99.9th percentiles).
 DATA_WHITE = (224.0, 224.0, 231.0)
+# The range of TRAIN's whites, per channel (R, G, B): their 0.1th and 99.9th percentiles
+# (benchmarks/white_range.py; 14 of 9,957 files lie outside). A field whose white lies outside was
+# photographed unlike the data set, and its colours can be matched to it for the network.
+DATA_WHITE_RANGE = ((209.0, 208.0, 209.0), (242.0, 242.0, 244.0))
 SECOND_LOOK_MAX_MOVE = 24.0  # px: the balanced field must point at the same cell
 # The gains a second look may apply: a dim field (x0.6) needs 1.67, a warm white balance (blue x0.85)
 # 1.18 in blue against 0.91 in red. A nearly black photo or one of a single hue is not rescued.
@@ -84,13 +89,35 @@ def clipped_share(rgb: np.ndarray) -> float:
     return float(white / np.count_nonzero(lit_mask(rgb)))
 
 
-def white_gains(rgb: np.ndarray) -> np.ndarray:
-    """Per-channel gains (3,) that make the field's white (99th percentile of its lit pixels) read as
-    the data set's."""
+def field_white(rgb: np.ndarray) -> np.ndarray:
+    """The field's white (3,): each channel's 99th percentile over its lit pixels (all, if none is)."""
     flat = rgb.reshape(-1, 3)
     lit = flat[lit_mask(flat)]
-    white = np.percentile(lit if len(lit) else flat, 99, axis=0)
-    return np.asarray(DATA_WHITE) / np.maximum(white, 1.0)
+    return np.percentile(lit if len(lit) else flat, 99, axis=0)
+
+
+def white_gains(rgb: np.ndarray) -> np.ndarray:
+    """Per-channel gains (3,) that make the field's white read as the data set's."""
+    return np.asarray(DATA_WHITE) / np.maximum(field_white(rgb), 1.0)
+
+
+def gains_allowed(gains: np.ndarray) -> bool:
+    """Whether per-channel `gains` (3,) are a camera's white balance or exposure to undo, not a nearly
+    black photo or one of a single hue."""
+    return bool(GAIN_RANGE[0] <= gains.min() and gains.max() <= GAIN_RANGE[1]
+                and gains.max() / gains.min() <= GAIN_SPREAD_MAX)
+
+
+def input_gains(rgb: np.ndarray) -> np.ndarray | None:
+    """Per-channel gains (3,) that match the field's white to the data set's when it lies outside
+    DATA_WHITE_RANGE in some channel and the gains are allowed; None for a field photographed like
+    the data set's (no change) or one that cannot be matched."""
+    white = field_white(rgb)
+    lo, hi = np.asarray(DATA_WHITE_RANGE)
+    if ((white >= lo) & (white <= hi)).all():
+        return None
+    gains = np.asarray(DATA_WHITE) / np.maximum(white, 1.0)
+    return gains if gains_allowed(gains) else None
 
 
 def match_data_white(rgb: np.ndarray, gains: np.ndarray | None = None) -> np.ndarray:
@@ -112,7 +139,7 @@ def screen(rgb: np.ndarray, loc: CellLocation) -> Screening:
     if first.is_cell:
         return first
     gains = white_gains(rgb)
-    if gains.min() < GAIN_RANGE[0] or gains.max() > GAIN_RANGE[1] or gains.max() / gains.min() > GAIN_SPREAD_MAX:
+    if not gains_allowed(gains):
         return first
     balanced = match_data_white(rgb, gains)
     again = locate_cell(balanced)

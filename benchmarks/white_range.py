@@ -1,0 +1,39 @@
+"""The range of the data set's white, per channel: where `wbc.screening.DATA_WHITE_RANGE` comes from.
+
+    python benchmarks/white_range.py [--data PATH] [--split TRAIN] [--every 1]
+
+Each file's white is `wbc.screening.field_white` (each channel's 99th percentile over its lit
+pixels); prints the 0.1th, 50th and 99.9th percentile of those per channel, and how many files lie
+outside the 0.1-99.9 range in some channel.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+
+def main(argv: list[str] | None = None) -> None:
+    from tqdm import tqdm
+
+    from wbc.data import find_images_root, list_split
+    from wbc.imaging import load_image
+    from wbc.screening import field_white
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data")
+    ap.add_argument("--split", default="TRAIN")
+    ap.add_argument("--every", type=int, default=1)
+    args = ap.parse_args(argv)
+    samples = list_split(find_images_root(args.data), args.split)[:: args.every]
+    whites = np.array([field_white(load_image(s.path)) for s in tqdm(samples, desc="white")])  # (N, 3)
+    lo, mid, hi = np.percentile(whites, [0.1, 50, 99.9], axis=0)
+    for name, a in (("0.1th percentile", lo), ("median", mid), ("99.9th percentile", hi)):
+        print(f"{name:18s} R {a[0]:.1f}  G {a[1]:.1f}  B {a[2]:.1f}")
+    outside = ((whites < lo) | (whites > hi)).any(axis=1)
+    print(f"{args.split}: {len(whites)} files, {int(outside.sum())} outside the 0.1-99.9 range in some channel")
+
+
+if __name__ == "__main__":
+    main()
