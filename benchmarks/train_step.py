@@ -4,7 +4,7 @@ forward + backward + optimizer step in the default (NCHW) and the channels-last 
     python benchmarks/train_step.py [--model wbcnet|seed] [--batch-size 64] [--rounds 15]
 
 A batch of random inputs of the network's size (wbcnet: 96 x 96 crops; seed: 120 x 160 frames) runs
-`wbc.augment.augment_batch` (the network's own recipe: robust, or basic for the seed replica) and a step of the network, in alternation (`timing.time_interleaved`),
+`wbc.augment.augment_batch` (the network's own recipe: robust-erase, or basic for the seed replica) and a step of the network, in alternation (`timing.time_interleaved`),
 with the training thread count (2). Prints ms per batch and ratios. The training loop
 (`wbc.train.train_one_epoch`) feeds the network channels-last; this shows what that buys on this CPU.
 """
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
 
     h, w = default_config(args.model).preprocess.input_hw
     cfg = preset(args.model)
-    recipe = cfg.augment  # robust for wbcnet, basic for the seed replica
+    recipe = cfg.augment  # robust-erase for wbcnet, basic for the seed replica
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(args.batch_size, 3, h, w, generator=gen)  # (N, 3, H, W) in 0..1
     y = torch.randint(0, 4, (args.batch_size,), generator=gen)

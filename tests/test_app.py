@@ -203,6 +203,72 @@ class TestNotAWhiteCell:
         assert Prediction(file="x", label="MONOCYTE", confidence=0.99, probs=p.probs,
                           clipped=OVEREXPOSED_SHARE - 0.01).verdict == "confident"
 
+    def test_field_white_is_the_99th_percentile_of_the_lit_pixels(self) -> None:
+        """field_white reads np.percentile's 99th percentile (linear interpolation) of each channel over
+        the lit pixels off histograms: equal on fixture fields, dimmed and brightened, with black fill,
+        wholly dark, and on small random ones."""
+        from wbc.imaging import lit_mask, load_image
+        from wbc.screening import field_white
+
+        def reference(rgb: np.ndarray) -> np.ndarray:
+            flat = rgb.reshape(-1, 3)
+            lit = flat[lit_mask(flat)]
+            return np.percentile(lit if len(lit) else flat, 99, axis=0)
+
+        rng = np.random.default_rng(0)
+        fields = []
+        for path in sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[:: 4]:
+            rgb = load_image(path)
+            for gain in (1.0, 0.6, 1.4, 0.05):
+                x = np.clip(rgb * gain, 0, 255).astype(np.uint8)
+                filled = x.copy()
+                filled[:40] = 0
+                fields += [x, filled]
+        fields += [rng.integers(0, 256, (int(h), int(w), 3), dtype=np.uint8) // d
+                   for h, w, d in zip(rng.integers(1, 50, 40), rng.integers(1, 50, 40), rng.choice([1, 12], 40))]
+        for x in fields:
+            assert np.allclose(field_white(x), reference(x), rtol=0, atol=1e-9), x.shape
+
+    def test_white_matched_for_the_network(self, tmp_path: Path) -> None:
+        """With match_white, a field whose white lies outside TRAIN's range reaches the network with each
+        channel scaled by its white gains (a dim x0.6 field by about 1/0.6), and says so; the fixture
+        files as photographed, inside the range, and a nearly black field (gains beyond GAIN_RANGE) are
+        left as they are. A card's match_white must be true or false."""
+        import json
+        import shutil
+
+        from wbc.errors import ModelFileError
+        from wbc.imaging import load_image, locate_at_data_scale, scale_channels
+        from wbc.robustness import brightness
+        from wbc.screening import input_gains
+
+        on, off = Predictor(match_white=True), Predictor(match_white=False)
+        files = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))
+        for path in files:
+            rgb = load_image(path)
+            assert input_gains(locate_at_data_scale(rgb)[0]) is None, path
+            (a, sa), (b, sb) = on.analyse(rgb), off.analyse(rgb)
+            assert np.array_equal(a, b) and not sa.white_matched and not sb.white_matched
+        for path in files[:: 4]:
+            dim = brightness(0.6)(load_image(path))
+            gains = input_gains(locate_at_data_scale(dim)[0])
+            assert gains is not None and np.allclose(gains, 1 / 0.6, rtol=0.06), (path, gains)
+            (a, sa), (b, sb) = on.analyse(dim), off.analyse(dim)
+            assert sa.white_matched and not sb.white_matched
+            assert np.array_equal(a, scale_channels(b, gains))
+            assert np.abs(a.astype(int) - b.astype(int)).mean() > 20  # it did move
+        dark = brightness(0.1)(load_image(files[0]))
+        assert input_gains(locate_at_data_scale(dark)[0]) is None and not on.analyse(dark)[1].white_matched
+        card = json.loads(off.card_path.read_text())
+        shutil.copy(off.onnx_path, tmp_path / "model.onnx")
+        for value, want in ((True, True), (False, False), (None, False)):
+            (tmp_path / "model.json").write_text(json.dumps({**card, "match_white": value} if value is not None
+                                                            else {k: v for k, v in card.items() if k != "match_white"}))
+            assert Predictor(tmp_path).match_white is want
+        (tmp_path / "model.json").write_text(json.dumps({**card, "match_white": "yes"}))
+        with pytest.raises(ModelFileError, match="match_white is 'yes'"):
+            Predictor(tmp_path)
+
     def test_white_balance_matches_the_data_sets_white(self) -> None:
         """The field's white (99th percentile of its lit pixels) is moved to the data set's, per channel."""
         from wbc.imaging import load_image

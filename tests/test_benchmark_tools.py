@@ -56,7 +56,7 @@ def test_train_step_prints_each_timing_and_the_layout_ratio(capsys) -> None:
     out = capsys.readouterr().out
     assert out.startswith("wbcnet: batch 4 x 3 x 96 x 96")
     ms = {name: float(out.split(name)[1].split()[0]) for name in
-          ("augment (robust)", "network step, NCHW", "network step, channels-last")}
+          ("augment (robust-erase)", "network step, NCHW", "network step, channels-last")}
     assert all(v > 0 for v in ms.values())
     ratio = ms["network step, NCHW"] / ms["network step, channels-last"]
     # The printed figures are rounded to 0.1 ms, the ratio from the unrounded times.

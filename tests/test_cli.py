@@ -225,7 +225,7 @@ class TestOtherVerbs:
         # So is every other option that differs from the stored run, each named.
         assert main([*resume, "--epochs", "7", "--mixup", "0", "--widths", "8", "16", "32", "--model", "seed"]) == 2
         err = capsys.readouterr().err
-        assert "--epochs (the run: 1; asked: 7)" in err and "--mixup (the run: 0.4; asked: 0.0)" in err
+        assert "--epochs (the run: 2; asked: 7)" in err  # a dry run: one epoch at 64 px, one at 96 and "--mixup (the run: 0.4; asked: 0.0)" in err
         assert "--widths (the run: 24 48 96; asked: 8 16 32)" in err and "--model (the run: wbcnet; asked: seed)" in err
         assert "--batch-size" not in err and "--data" not in err
         assert main([*resume, "--dry-run"]) == 2

@@ -83,11 +83,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / f"{cfg.model}-seed{cfg.seed}{held_out}"
     if args.resume:
         if args.dry_run:
-            raise WbcError("--dry-run starts a new one-epoch run; it cannot --resume one")
+            raise WbcError("--dry-run starts a new short run; it cannot --resume one")
         asked = {**overrides, **({"fold": None} if args.all_cells else {})}
         network = {"window": args.window, "size": args.input_size, "widths": args.widths}
         cfg = _check_resume(out, asked, {k: v for k, v in network.items() if v is not None}, args.all_cells)
-    if args.dry_run:  # one epoch; with --low-res, one at each size
+    if args.dry_run:  # one epoch, or with progressive resizing (wbcnet's default) one at each size
         cfg = replace(cfg, epochs=2 if cfg.low_res_epochs else 1, limit_cells=cfg.limit_cells or 3,
                       low_res_epochs=min(cfg.low_res_epochs, 1))
     try:
@@ -176,8 +176,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             note += " (or " + r.top2[1][0].lower() + f" {r.top2[1][1]:.2f})"
         if r.reduced_by > 1:
             note += f" [photo shrunk {r.reduced_by:.1f}x to the training magnification]"
-        if r.white_balanced:
-            note += " [colours unlike the training images': found only with the white matched]"
+        if r.white_balanced or r.white_matched:
+            note += (" [colours unlike the training images': "
+                     + " and ".join((["found only"] if r.white_balanced else []) + (["read"] if r.white_matched else []))
+                     + " with the white matched]")
         if r.overexposed:
             note += f" [overexposed: {100 * r.clipped:.0f}% of the lit pixels white (clipped); such photos are read poorly]"
         print(f"{name:{width}s}  {r.label:11s}  {r.confidence:10.3f}  {note}")
@@ -313,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wbcnet's channels per stage (default: 24 48 96)")
     t.add_argument("--skip-bad", action="store_true", help="leave out unreadable images instead of stopping")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
-    t.add_argument("--dry-run", action="store_true", help="one epoch on 3 cells per class, to check the set-up")
+    t.add_argument("--dry-run", action="store_true", help="one epoch on 3 cells per class (two for progressive resizing: one at each size), to check the set-up")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=cmd_train)
 

@@ -100,6 +100,7 @@ class Prediction:
     error: str = ""
     reduced_by: float = 1.0  # a magnified photo was shrunk by this before the cell was cropped
     white_balanced: bool = False  # screened as a white cell only once its white was matched to the data set's
+    white_matched: bool = False  # the network saw it with its white matched to the data set's (Predictor.match_white)
     clipped: float = 0.0  # share of the photo's lit pixels pure white (screening.clipped_share)
     screened: bool = True  # False where no screening ran (wbc evaluate): its CSV columns are then blank
 
@@ -210,6 +211,7 @@ class Predictor:
                           probs=tuple(float(v) for v in probs),
                           needs_review=float(probs[k]) < self.review_threshold, not_wbc=screening.reason,
                           reduced_by=screening.reduced_by, white_balanced=screening.white_balanced,
+                          white_matched=screening.white_matched,
                           clipped=screening.clipped)
 
     def predict_sources(
@@ -263,15 +265,15 @@ def predictions_csv(preds: Sequence[Prediction]) -> str:
     out = io.StringIO()
     w = csv.writer(out)
     w.writerow(["file", "class", "confidence", *[f"p_{c.lower()}" for c in CLASSES], "needs_review",
-                "not_white_cell", "error", "shrunk_by", "white_balanced", "overexposed", "verdict"])
+                "not_white_cell", "error", "shrunk_by", "white_balanced", "white_matched", "overexposed", "verdict"])
     for p in preds:
         probs = [f"{v:.6f}" for v in p.probs] if p.probs else [""] * len(CLASSES)
         conf = f"{p.confidence:.6f}" if p.label else ""
         screened = bool(p.label) and p.screened
         flags = ["yes" if p.needs_review else "no", p.not_wbc] if p.label else ["", ""]
         w.writerow([p.file, p.label, conf, *probs, *flags, p.error, f"{p.reduced_by:.2f}" if p.label else "",
-                    *((("yes" if p.white_balanced else "no"), ("yes" if p.overexposed else "no")) if screened
-                      else ("", "")), p.verdict])
+                    *(tuple("yes" if f else "no" for f in (p.white_balanced, p.white_matched, p.overexposed))
+                      if screened else ("", "", "")), p.verdict])
     return out.getvalue()
 
 

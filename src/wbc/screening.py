@@ -90,10 +90,23 @@ def clipped_share(rgb: np.ndarray) -> float:
 
 
 def field_white(rgb: np.ndarray) -> np.ndarray:
-    """The field's white (3,): each channel's 99th percentile over its lit pixels (all, if none is)."""
-    flat = rgb.reshape(-1, 3)
-    lit = flat[lit_mask(flat)]
-    return np.percentile(lit if len(lit) else flat, 99, axis=0)
+    """The field's white (3,): each channel's 99th percentile over its lit pixels (all, if none is),
+    interpolated as np.percentile's default does. Read off each channel's histogram: np.percentile
+    sorts, and costs 3 ms a field where every prediction needs it."""
+    lit = lit_mask(rgb)
+    unlit = lit.size - np.count_nonzero(lit)
+    n = lit.size - unlit if unlit < lit.size else lit.size
+    pos = 0.99 * (n - 1)
+    k, frac = int(pos), pos - int(pos)
+    white = np.empty(3)
+    for c in range(3):
+        hist = np.bincount(rgb[..., c].ravel(), minlength=256)
+        if 0 < unlit < lit.size:
+            hist -= np.bincount(rgb[..., c][~lit], minlength=256)
+        cum = np.cumsum(hist)
+        lo, hi = np.searchsorted(cum, k + 1), np.searchsorted(cum, min(k + 2, n))  # order statistics k, k + 1
+        white[c] = lo + frac * (hi - lo)
+    return white
 
 
 def white_gains(rgb: np.ndarray) -> np.ndarray:
