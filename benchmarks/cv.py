@@ -87,7 +87,7 @@ def main() -> int:
                     help="train the first EPOCHS epochs on PX x PX inputs (progressive resizing; default: 64 64, the "
                          "recipe's, kept at 4/5 of the schedule when --epochs changes; 0 0 turns it off)")
     ap.add_argument("--low-res-antialias", action="store_true",
-                    help="with --low-res: shrink the crops with an antialiasing filter before the low-resolution warp")
+                    help="with progressive resizing (wbcnet's default, or --low-res): shrink the crops with an antialiasing filter before the low-resolution warp")
     ap.add_argument("--window", type=int, metavar="PX", help="crop window around the cell in source px (default: 160)")
     ap.add_argument("--input-size", type=int, metavar="PX", help="the network's input in px (default: 96)")
     ap.add_argument("--widths", type=int, nargs="+", metavar="C", help="wbcnet's channels per stage (default: 24 48 96)")

@@ -6,7 +6,9 @@
 # Each round runs `wbc train --seed 0 --all-cells --epochs 2` once with REV's src (a git worktree
 # in a temporary folder) and once with this tree's, so a slow spell of a shared machine falls on
 # both alike. Prints each run's two epoch times (s) and the median per side. Needs the data set
-# and .venv; about a minute a run on 2 cores.
+# and .venv; about a minute a run on 2 cores. EPOCH_AB_ARGS adds options to both sides' command:
+# since e36 (cutout, low resolution first) is the default, a REV before it trains another recipe,
+# so give EPOCH_AB_ARGS='--augment robust --low-res 0 0' (REV must know both options: commit 68d9df4 or later).
 set -euo pipefail
 rev=${1:?usage: bash benchmarks/epoch_ab.sh REV [ROUNDS]}
 rounds=${2:-3}
@@ -23,7 +25,7 @@ for i in $(seq "$rounds"); do
     [ "$side" = old ] && src=$tmp/old/src
     out=$tmp/run-$side-$i
     # PYTHONPATH comes before the editable install, so `wbc` is the side's own src (checked).
-    PYTHONPATH=$src "$root/.venv/bin/python" - train --seed 0 --all-cells --epochs 2 --quiet --data "$data" --out "$out" \
+    PYTHONPATH=$src "$root/.venv/bin/python" - train --seed 0 --all-cells --epochs 2 --quiet --data "$data" --out "$out" ${EPOCH_AB_ARGS:-} \
       > "$tmp/log" 2>&1 <<PY || { cat "$tmp/log"; exit 1; }
 import sys, wbc
 assert wbc.__file__.startswith("$src"), wbc.__file__

@@ -224,7 +224,7 @@ class TestNotAWhiteCell:
                 filled = x.copy()
                 filled[:40] = 0
                 fields += [x, filled]
-        fields += [rng.integers(0, 256, (int(h), int(w), 3), dtype=np.uint8) // d
+        fields += [(rng.integers(0, 256, (int(h), int(w), 3), dtype=np.uint8) // d).astype(np.uint8)
                    for h, w, d in zip(rng.integers(1, 50, 40), rng.integers(1, 50, 40), rng.choice([1, 12], 40))]
         for x in fields:
             assert np.allclose(field_white(x), reference(x), rtol=0, atol=1e-9), x.shape
@@ -268,6 +268,28 @@ class TestNotAWhiteCell:
         (tmp_path / "model.json").write_text(json.dumps({**card, "match_white": "yes"}))
         with pytest.raises(ModelFileError, match="match_white is 'yes'"):
             Predictor(tmp_path)
+
+    def test_white_matched_reaches_the_user(self) -> None:
+        """A prediction the network read with the white matched says so in the caption (alone, and with
+        the second look), the CSV's white_matched column and the CLI's note; one read as photographed
+        keeps the old caption."""
+        from wbc.predict import Prediction, predictions_csv
+
+        def pred(**kw: bool) -> Prediction:
+            return Prediction(file="x.png", label="MONOCYTE", confidence=0.9, probs=(0.02, 0.03, 0.9, 0.05), **kw)
+
+        both, matched, found = pred(white_balanced=True, white_matched=True), pred(white_matched=True), pred(white_balanced=True)
+        assert logic.crop_caption(matched).endswith("the model saw its colours matched to theirs)")
+        assert "found with its colours matched, and the model saw them matched to theirs" in logic.crop_caption(both)
+        assert "but the model saw them as photographed" in logic.crop_caption(found)
+        rows = predictions_csv([pred(), matched, found]).splitlines()
+        col = rows[0].split(",").index("white_matched")
+        assert [r.split(",")[col] for r in rows[1:]] == ["no", "yes", "no"]
+        from wbc.screening import field_white
+
+        for bad in (np.zeros((0, 4, 3), np.uint8), np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.float32)):
+            with pytest.raises(ValueError, match="field_white needs a non-empty uint8 RGB image"):
+                field_white(bad)
 
     def test_white_balance_matches_the_data_sets_white(self) -> None:
         """The field's white (99th percentile of its lit pixels) is moved to the data set's, per channel."""

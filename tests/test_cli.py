@@ -100,7 +100,7 @@ class TestOtherVerbs:
         assert "no folder with TRAIN" in capsys.readouterr().err
 
     def test_train_dry_run(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        """`wbc train --dry-run` trains one epoch on a few cells and writes a run."""
+        """`wbc train --dry-run` trains briefly on a few cells (one epoch at each size) and writes a run."""
         pytest.importorskip("torch")
         out = tmp_path / "run"
         rc = main(["train", "--data", str(FIXTURE_IMAGES), "--out", str(out), "--dry-run", "--val-fraction", "0.34",
@@ -225,7 +225,8 @@ class TestOtherVerbs:
         # So is every other option that differs from the stored run, each named.
         assert main([*resume, "--epochs", "7", "--mixup", "0", "--widths", "8", "16", "32", "--model", "seed"]) == 2
         err = capsys.readouterr().err
-        assert "--epochs (the run: 2; asked: 7)" in err  # a dry run: one epoch at 64 px, one at 96 and "--mixup (the run: 0.4; asked: 0.0)" in err
+        # A dry run is two epochs: one at 64 px, one at 96.
+        assert "--epochs (the run: 2; asked: 7)" in err and "--mixup (the run: 0.4; asked: 0.0)" in err
         assert "--widths (the run: 24 48 96; asked: 8 16 32)" in err and "--model (the run: wbcnet; asked: seed)" in err
         assert "--batch-size" not in err and "--data" not in err
         assert main([*resume, "--dry-run"]) == 2

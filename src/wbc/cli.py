@@ -305,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "size; an epoch's work shrinks with (PX / input size) squared (default: 64 64 for wbcnet, "
                         "kept at 4/5 of the schedule when --epochs changes; off for seed; 0 0 turns it off)")
     t.add_argument("--low-res-antialias", action="store_true",
-                   help="with --low-res: shrink the crops with an antialiasing filter before the low-resolution "
+                   help="with progressive resizing (wbcnet's default, or --low-res): shrink the crops with an antialiasing filter before the low-resolution "
                         "warp, as a camera of lower resolution would, instead of sampling them sparsely")
     t.add_argument("--window", type=int, metavar="PX",
                    help="crop PX x PX source pixels around the cell (resized to the network's input; default: 160)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,11 @@ def model_probs(model: str | Path | None, samples: list[Sample], skip_bad: bool 
         x, kept = load_arrays(samples, spec, skip_bad=skip_bad, progress=progress)
         return predict_probs(net, _to_tensor(x), spec), kept, str(model), 0.0
     pred = Predictor(model)
+    if pred.match_white:
+        # Evaluation reads cached crops, not fields: it cannot measure a field's white.
+        print(f"note: {pred.card_path} matches a field's white before the network (match_white); this evaluation "
+              "reads the files' crops as photographed, without it (the data set's own fields lie inside the range "
+              "where it applies, but for 14 of TRAIN's 9,957)", file=sys.stderr)
     x, kept = load_arrays(samples, pred.spec, skip_bad=skip_bad, progress=progress)
     return pred.predict_probs(x), kept, str(pred.onnx_path), pred.review_threshold
 

@@ -144,6 +144,8 @@ class Predictor:
             raise ModelFileError(f"{self.card_path}: tta_views is {views!r}; this version averages 1, 4 or 8 views")
         self.tta_views: int = views
         match = self.card.get("match_white", False) if match_white is None else match_white
+        if type(match_white) not in (bool, type(None)):
+            raise TypeError(f"match_white is {match_white!r}: give True, False or None (the card's)")
         if type(match) is not bool:
             raise ModelFileError(f"{self.card_path}: match_white is {match!r}; it must be true or false")
         # Match a field's white to the data set's before the network where it lies outside the data

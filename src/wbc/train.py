@@ -461,7 +461,9 @@ def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool 
     model = build_model(cfg.model, model_cfg)
     spec = model_cfg.preprocess
     if cfg.low_res_epochs and cfg.low_res_size >= spec.size:
-        raise ConfigError(f"low resolution {cfg.low_res_size} px: choose less than the network's input, {spec.size} px")
+        raise ConfigError(f"low resolution {cfg.low_res_size} px (progressive resizing; wbcnet's recipe uses 64): choose "
+                          f"less than the network's input, {spec.size} px, with --low-res PX EPOCHS, or turn it off "
+                          "with --low-res 0 0")
 
     root = find_images_root(cfg.data)
     samples = _subset(list_split(root, "TRAIN"), cfg.limit_cells)
