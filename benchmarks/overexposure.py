@@ -77,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     right: dict[float, list[bool]] = {g: [] for g in args.gains}
     with tempfile.TemporaryDirectory() as tmp:
         for model, held in exported_folds(args.cv, Path(tmp), args.data):
-            pred = Predictor(model)
-            pred.tta_views = TEST_TIME_VIEWS  # fold exports carry no views; measure what the card does
+            pred = Predictor(model, tta_views=TEST_TIME_VIEWS)  # fold exports carry no views; measure what the card does
             samples = [s for s in train if s.cell in held][:: args.every]
             if not samples:
                 raise SystemExit(f"overexposure: {model.name}: none of its held-out cells' TRAIN files is in the data set")

@@ -265,6 +265,10 @@ class TestNotAWhiteCell:
             (tmp_path / "model.json").write_text(json.dumps({**card, "match_white": value} if value is not None
                                                             else {k: v for k, v in card.items() if k != "match_white"}))
             assert Predictor(tmp_path).match_white is want
+        assert Predictor(tmp_path, match_white=True).match_white is True  # the argument overrides the card
+        assert Predictor(tmp_path, tta_views=8).tta_views == 8 and Predictor(tmp_path).tta_views == card["tta_views"]
+        with pytest.raises(ValueError, match="tta_views is 3"):
+            Predictor(tmp_path, tta_views=3)
         (tmp_path / "model.json").write_text(json.dumps({**card, "match_white": "yes"}))
         with pytest.raises(ModelFileError, match="match_white is 'yes'"):
             Predictor(tmp_path)

@@ -176,10 +176,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             note += " (or " + r.top2[1][0].lower() + f" {r.top2[1][1]:.2f})"
         if r.reduced_by > 1:
             note += f" [photo shrunk {r.reduced_by:.1f}x to the training magnification]"
-        if r.white_balanced or r.white_matched:
-            note += (" [colours unlike the training images': "
-                     + " and ".join((["found only"] if r.white_balanced else []) + (["read"] if r.white_matched else []))
-                     + " with the white matched]")
+        matched = [w for w, on in (("found only", r.white_balanced), ("read", r.white_matched)) if on]
+        if matched:
+            note += f" [colours unlike the training images': {' and '.join(matched)} with the white matched]"
         if r.overexposed:
             note += f" [overexposed: {100 * r.clipped:.0f}% of the lit pixels white (clipped); such photos are read poorly]"
         print(f"{name:{width}s}  {r.label:11s}  {r.confidence:10.3f}  {note}")

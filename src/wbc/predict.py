@@ -127,7 +127,9 @@ class Predictor:
     """An ONNX Runtime session plus the preprocessing its model card states."""
 
     def __init__(self, model: str | Path | None = None, threads: int | None = None,
-                 match_white: bool | None = None) -> None:
+                 match_white: bool | None = None, tta_views: int | None = None) -> None:
+        """`match_white` and `tta_views` override the card's settings (None: the card's), e.g. for a
+        fold model exported without them."""
         import onnxruntime as ort
 
         self.onnx_path, self.card_path = resolve_model(model)
@@ -139,13 +141,15 @@ class Predictor:
                 f"({self.card['onnx_sha256'][:12]}...): the file is corrupt or was replaced"
             )
         self.spec = PreprocessSpec.from_dict(self.card["preprocess"])
-        views = self.card.get("tta_views", 1)
+        if tta_views is not None and (type(tta_views) is not int or tta_views not in (1, 4, 8)):
+            raise ValueError(f"tta_views is {tta_views!r}: give 1, 4, 8 or None (the card's)")
+        if type(match_white) not in (bool, type(None)):
+            raise TypeError(f"match_white is {match_white!r}: give True, False or None (the card's)")
+        views = self.card.get("tta_views", 1) if tta_views is None else tta_views
         if type(views) is not int or views not in (1, 4, 8):
             raise ModelFileError(f"{self.card_path}: tta_views is {views!r}; this version averages 1, 4 or 8 views")
         self.tta_views: int = views
         match = self.card.get("match_white", False) if match_white is None else match_white
-        if type(match_white) not in (bool, type(None)):
-            raise TypeError(f"match_white is {match_white!r}: give True, False or None (the card's)")
         if type(match) is not bool:
             raise ModelFileError(f"{self.card_path}: match_white is {match!r}; it must be true or false")
         # Match a field's white to the data set's before the network where it lies outside the data

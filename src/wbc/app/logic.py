@@ -78,11 +78,11 @@ def crop_caption(p: Prediction) -> str:
     notes = []
     if p.reduced_by > 1:
         notes.append(f"the photo was shrunk {p.reduced_by:.1f}x to match the training images' magnification")
-    if p.white_balanced or p.white_matched:
-        found = "the cell was found with its colours matched, " if p.white_balanced else ""
-        seen = ("and the model saw them matched to theirs" if found else "the model saw its colours matched to theirs"
-                ) if p.white_matched else "but the model saw them as photographed"
-        notes.append(f"its white balance or exposure is unlike the training images': {found}{seen}")
+    how = {(True, True): "the cell was found with its colours matched, and the model saw them matched to theirs",
+           (True, False): "the cell was found with its colours matched, but the model saw them as photographed",
+           (False, True): "the model saw its colours matched to theirs"}.get((p.white_balanced, p.white_matched))
+    if how:
+        notes.append(f"its white balance or exposure is unlike the training images': {how}")
     return "What the model saw" + (f" ({'; '.join(notes)})" if notes else "")
 
 
