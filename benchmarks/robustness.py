@@ -43,10 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cv", type=Path, help="a cross-validation run: its fold models on their held-out TRAIN files")
     ap.add_argument("--data", type=Path)
     ap.add_argument("--every", type=int, default=1, help="use every k-th file (default: all)")
+    ap.add_argument("--offset", type=int, default=0,
+                    help="start at this file (below --every): with --every 3, --offset 1 takes files none of "
+                         "--offset 0 takes")
     ap.add_argument("--shifts", nargs="+", metavar="NAME", choices=list(every_shift),
                     help="only these shifts (names as printed; clean is always run)")
     ap.add_argument("--match-white", choices=["card", "on", "off"], default="card",
-                    help="match a field's white to the data set's before the network where it lies outside the "
+                    help="match a field's white to the data set's before the network where it lies below the "
                          "data set's range (wbc.screening.input_gains): as the model card says (fold models: off), "
                          "or on / off")
     ap.add_argument("--md", type=Path, help="also write the table here")
@@ -54,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.every < 1:
         ap.error("--every must be 1 or more")
+    if not 0 <= args.offset < args.every:
+        ap.error(f"--offset must be from 0 to --every - 1 ({args.every - 1})")
     if args.cv and args.model:
         ap.error("--cv measures the fold models of a cross-validation; --model does not go with it")
     shifts = {n: every_shift[n] for n in ["clean", *(args.shifts or every_shift)] if n in every_shift}
@@ -70,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             folds = exported_folds(args.cv, Path(tmp), args.data)
             for model, held in folds:
-                samples = [s for s in train if s.cell in held][:: args.every]
+                samples = [s for s in train if s.cell in held][args.offset:: args.every]
                 if not samples:
                     raise SystemExit(f"{model.name}: none of its held-out cells' TRAIN files is in {root}")
                 pred = Predictor(model, match_white=match_white)
@@ -94,11 +99,12 @@ def main(argv: list[str] | None = None) -> int:
                 "flagged_by": dict(reasons),
                 **{k: sum(r[name][k] for _, _, r in parts) for k in ("flagged", "second_look", "overexposed", "white_matched")},
             }
+        subset = f", one in {args.every}{f' from offset {args.offset}' if args.offset else ''}" if args.every > 1 else ""
         source = (f"{args.cv}: {len(folds)} fold models, each on the TRAIN files of the cells it was held out "
-                  f"from ({n_files} files{f', one in {args.every}' if args.every > 1 else ''}, {n_cells} cells)")
+                  f"from ({n_files} files{subset}, {n_cells} cells)")
     else:
         pred = Predictor(args.model, match_white=match_white)
-        samples = list_split(root, "TEST")[:: args.every]
+        samples = list_split(root, "TEST")[args.offset:: args.every]
         images = [load_image(s.path) for s in tqdm(samples, desc="decode")]
         y = np.array([s.label for s in samples])
         cells = [s.cell for s in samples]
@@ -109,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         shown = shown.relative_to(Path.cwd()) if shown.is_relative_to(Path.cwd()) else shown
         source = f"TEST, {n_files} files of {n_cells} cells, model `{shown}`"
     clean = res["clean"]["accuracy"]
-    source += f"; the field's white matched for the network where it lies outside the data set's: {'yes' if pred.match_white else 'no'}"
+    source += f"; the field's white matched for the network where it lies below the data set's: {'yes' if pred.match_white else 'no'}"
     lines = [f"{source}:", "",
              "| shift | accuracy over files | drop (points) | cells right | macro-F1 | told \"not a white cell\" "
              "(without the second look) | marked overexposed | white matched for the network |",

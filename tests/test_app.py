@@ -230,17 +230,18 @@ class TestNotAWhiteCell:
             assert np.allclose(field_white(x), reference(x), rtol=0, atol=1e-9), x.shape
 
     def test_white_matched_for_the_network(self, tmp_path: Path) -> None:
-        """With match_white, a field whose white lies outside TRAIN's range reaches the network with each
+        """With match_white, a field whose white lies below TRAIN's range reaches the network with each
         channel scaled by its white gains (a dim x0.6 field by about 1/0.6), and says so; the fixture
-        files as photographed, inside the range, and a nearly black field (gains beyond GAIN_RANGE) are
-        left as they are. A card's match_white must be true or false."""
+        files as photographed, inside the range, a field whiter than the range in every channel (a paler
+        stain or a brighter exposure) and a nearly black field (gains beyond GAIN_RANGE) are left as
+        they are. A card's match_white must be true or false."""
         import json
         import shutil
 
         from wbc.errors import ModelFileError
         from wbc.imaging import load_image, locate_at_data_scale, scale_channels
-        from wbc.robustness import brightness
-        from wbc.screening import input_gains
+        from wbc.robustness import brightness, stain
+        from wbc.screening import DATA_WHITE_RANGE, field_white, input_gains
 
         on, off = Predictor(match_white=True), Predictor(match_white=False)
         files = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))
@@ -257,6 +258,9 @@ class TestNotAWhiteCell:
             assert sa.white_matched and not sb.white_matched
             assert np.array_equal(a, scale_channels(b, gains))
             assert np.abs(a.astype(int) - b.astype(int)).mean() > 20  # it did move
+        for shift in (brightness(1.2), stain(0.6, 0.6)):
+            whiter = locate_at_data_scale(shift(load_image(files[0])))[0]
+            assert (field_white(whiter) > DATA_WHITE_RANGE[1]).any() and input_gains(whiter) is None
         dark = brightness(0.1)(load_image(files[0]))
         assert input_gains(locate_at_data_scale(dark)[0]) is None and not on.analyse(dark)[1].white_matched
         card = json.loads(off.card_path.read_text())

@@ -152,8 +152,8 @@ class Predictor:
         match = self.card.get("match_white", False) if match_white is None else match_white
         if type(match) is not bool:
             raise ModelFileError(f"{self.card_path}: match_white is {match!r}; it must be true or false")
-        # Match a field's white to the data set's before the network where it lies outside the data
-        # set's range (screening.input_gains); cards written before this have none, and read as before.
+        # Match a field's white to the data set's before the network where it lies below the data
+        # set's range in some channel (screening.input_gains); cards written before this have none, and read as before.
         self.match_white: bool = match
         self.confidence_map = confidence_map(self.card, self.card_path)
         opts = ort.SessionOptions()
