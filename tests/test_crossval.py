@@ -18,6 +18,7 @@ from wbc.crossval import cross_validate, finished_folds, fold_config, fold_logit
 from wbc.data import list_split  # noqa: E402
 from wbc.errors import CheckpointError, DataError  # noqa: E402
 from wbc.model import default_config  # noqa: E402
+from wbc.predict import Predictor  # noqa: E402
 from wbc.ship import export_and_report  # noqa: E402
 from wbc.train import TrainConfig, fit, load_checkpoint  # noqa: E402
 
@@ -289,6 +290,10 @@ class TestAllCells:
         assert card["review_threshold"] == pytest.approx(r["review_threshold"])
         assert "cross-validation" in card["calibration"]["fitted_on"] and "out-of-fold" in card["review_rule"]
         assert "none held out" in card["data"]["training_split"]
+        assert card["match_white"] is False and Predictor(tmp_path / "out").match_white is False
+        card = export_and_report(all_cells_run, tmp_path / "wm", data=FIXTURE_IMAGES, calibration=work / "cv.json",
+                                 match_white=True)
+        assert card["match_white"] is True and Predictor(tmp_path / "wm").match_white is True
 
     def test_export_carries_an_adopted_confidence_map(self, all_cells_run: Path, cv: tuple[Path, dict],
                                                        tmp_path: Path) -> None:

@@ -150,7 +150,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     export_and_report = _training("wbc.ship", "export_and_report")
     card = export_and_report(args.run, args.out, data=args.data, evaluate_test=args.evaluate,
-                             tta=not args.no_tta, calibrate=not args.no_calibrate, calibration=args.calibration)
+                             tta=not args.no_tta, calibrate=not args.no_calibrate, calibration=args.calibration,
+                             match_white=args.match_white)
     print(f"wrote {Path(args.out) / 'model.onnx'} ({card['onnx_bytes'] / 1e6:.2f} MB) and model.json; "
           f"parity max |diff| {card['parity']['max_abs_diff']:.2e} on {card['parity']['images']} images")
     return 0
@@ -338,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--calibration", type=Path, metavar="CV_JSON",
                    help="take the temperature and review threshold from a cross-validation of the run's recipe "
                         "(the cv.json of benchmarks/cv.py) instead of the run's validation cells")
+    x.add_argument("--match-white", action="store_true",
+                   help="the card matches a field's white to the data set's before the network where it lies below "
+                        "the data set's range (a dimmer or tinted photo)")
     x.set_defaults(func=cmd_export)
 
     pr = sub.add_parser("predict", help="classify image files or folders with ONNX Runtime")

@@ -92,13 +92,16 @@ def checkpoint_validation_logits(ckpt: str | Path, data: str | Path | None = Non
 def export_and_report(run: str | Path, out: str | Path, data: str | Path | None = None,
                       evaluate_test: bool = False, tta: bool = True, calibrate: bool = True,
                       calibration: str | Path | None = None,
-                      val_logits: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
+                      val_logits: tuple[np.ndarray, np.ndarray] | None = None,
+                      match_white: bool = False) -> dict[str, Any]:
     """Export run/best.pt to out/model.onnx + model.json, with temperature, test-time views and the
     review threshold fitted on validation, or taken from `calibration`, a cross-validation of the
     run's recipe (benchmarks/cv.py); with `evaluate_test`, add TEST metrics and report.md.
     `val_logits`: the checkpoint's validation view logits (V, N, 4) and labels (N,) to fit the
     temperature on, where the caller has them already (`checkpoint_validation_logits`): no second pass
-    over the images. It excludes `calibration`, which brings its own temperature."""
+    over the images. It excludes `calibration`, which brings its own temperature. `match_white`: the
+    card tells `Predictor` to match a field's white below the data set's range before the network
+    (`screening.input_gains`); TEST is then evaluated so."""
     run, out = Path(run), Path(out)
     ckpt = run / "best.pt" if run.is_dir() else run
     views = TEST_TIME_VIEWS if tta else 1
@@ -143,7 +146,7 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
         cmap, rule = None, "validation"  # one run's validation cells are too few to fit a map on
     card = export(ckpt, out, parity_images(data), temperature=t, extra_card={
         "tta_views": views, "calibration": {"temperature": t, **calib}, "review_threshold": threshold,
-        "confidence_map": cmap,
+        "confidence_map": cmap, "match_white": match_white,
         "review_rule": f"confidence below the {1 - REVIEW_COVERAGE:.0%} quantile of {rule} confidences",
     })
     if evaluate_test:
