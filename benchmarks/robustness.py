@@ -1,7 +1,8 @@
 """Accuracy of a model on TEST under simulated shifts from other laboratories (wbc.robustness).
 
-    python benchmarks/robustness.py [--model models/default] [--data PATH] [--every 1] [--md FILE]
-    python benchmarks/robustness.py --cv runs/cv/NAME [--every 3] [--shifts NAME ...]
+    python benchmarks/robustness.py [--model models/default] [--data PATH] [--every 1] [--offset 0] [--md FILE]
+    python benchmarks/robustness.py --cv runs/cv/NAME [--every 3] [--offset 0] [--shifts NAME ...]
+                                    [--match-white card|on|off]
 
 With --cv, each fold model of a cross-validation run predicts (one view: the exported fold models carry
 no test-time views) the TRAIN files of the cells
@@ -44,8 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path)
     ap.add_argument("--every", type=int, default=1, help="use every k-th file (default: all)")
     ap.add_argument("--offset", type=int, default=0,
-                    help="start at this file (below --every): with --every 3, --offset 1 takes files none of "
-                         "--offset 0 takes")
+                    help="skip this many files before taking every k-th (0 to --every - 1): with --every 3, "
+                         "--offset 1 takes files --offset 0 does not")
     ap.add_argument("--shifts", nargs="+", metavar="NAME", choices=list(every_shift),
                     help="only these shifts (names as printed; clean is always run)")
     ap.add_argument("--match-white", choices=["card", "on", "off"], default="card",
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     shifts = {n: every_shift[n] for n in ["clean", *(args.shifts or every_shift)] if n in every_shift}
     root = find_images_root(args.data)
     match_white = {"card": None, "on": True, "off": False}[args.match_white]
+    subset = f", one in {args.every}{f' from offset {args.offset}' if args.offset else ''}" if args.every > 1 else ""
     res: dict[str, dict[str, Any]] = {}
     if args.cv:
         import tempfile
@@ -99,7 +101,6 @@ def main(argv: list[str] | None = None) -> int:
                 "flagged_by": dict(reasons),
                 **{k: sum(r[name][k] for _, _, r in parts) for k in ("flagged", "second_look", "overexposed", "white_matched")},
             }
-        subset = f", one in {args.every}{f' from offset {args.offset}' if args.offset else ''}" if args.every > 1 else ""
         source = (f"{args.cv}: {len(folds)} fold models, each on the TRAIN files of the cells it was held out "
                   f"from ({n_files} files{subset}, {n_cells} cells)")
     else:
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         n_files, n_cells = len(samples), len(set(cells))
         shown = pred.onnx_path.resolve()
         shown = shown.relative_to(Path.cwd()) if shown.is_relative_to(Path.cwd()) else shown
-        source = f"TEST, {n_files} files of {n_cells} cells, model `{shown}`"
+        source = f"TEST, {n_files} files{subset} of {n_cells} cells, model `{shown}`"
     clean = res["clean"]["accuracy"]
     source += f"; the field's white matched for the network where it lies below the data set's: {'yes' if pred.match_white else 'no'}"
     lines = [f"{source}:", "",

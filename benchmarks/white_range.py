@@ -32,7 +32,9 @@ def main(argv: list[str] | None = None) -> None:
     for name, a in (("0.1th percentile", lo), ("median", mid), ("99.9th percentile", hi)):
         print(f"{name:18s} R {a[0]:.1f}  G {a[1]:.1f}  B {a[2]:.1f}")
     outside = ((whites < lo) | (whites > hi)).any(axis=1)
-    print(f"{args.split}: {len(whites)} files, {int(outside.sum())} outside the 0.1-99.9 range in some channel")
+    below = (whites < lo).any(axis=1)
+    print(f"{args.split}: {len(whites)} files, {int(outside.sum())} outside the 0.1-99.9 range in some channel, "
+          f"{int(below.sum())} below it (what match_white matches)")
 
 
 if __name__ == "__main__":

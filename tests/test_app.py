@@ -232,15 +232,15 @@ class TestNotAWhiteCell:
     def test_white_matched_for_the_network(self, tmp_path: Path) -> None:
         """With match_white, a field whose white lies below TRAIN's range reaches the network with each
         channel scaled by its white gains (a dim x0.6 field by about 1/0.6), and says so; the fixture
-        files as photographed, inside the range, a field whiter than the range in every channel (a paler
-        stain or a brighter exposure) and a nearly black field (gains beyond GAIN_RANGE) are left as
+        files as photographed, inside the range, a field at or above the range's floor in every channel (a
+        paler stain or a brighter exposure; above its top in some) and a nearly black field (gains beyond GAIN_RANGE) are left as
         they are. A card's match_white must be true or false."""
         import json
         import shutil
 
         from wbc.errors import ModelFileError
         from wbc.imaging import load_image, locate_at_data_scale, scale_channels
-        from wbc.robustness import brightness, stain
+        from wbc.robustness import brightness, stain, white_balance
         from wbc.screening import DATA_WHITE_RANGE, field_white, input_gains
 
         on, off = Predictor(match_white=True), Predictor(match_white=False)
@@ -259,8 +259,14 @@ class TestNotAWhiteCell:
             assert np.array_equal(a, scale_channels(b, gains))
             assert np.abs(a.astype(int) - b.astype(int)).mean() > 20  # it did move
         for shift in (brightness(1.2), stain(0.6, 0.6)):
-            whiter = locate_at_data_scale(shift(load_image(files[0])))[0]
-            assert (field_white(whiter) > DATA_WHITE_RANGE[1]).any() and input_gains(whiter) is None
+            whiter = shift(load_image(files[0]))
+            white = field_white(locate_at_data_scale(whiter)[0])
+            assert (white > DATA_WHITE_RANGE[1]).any() and (white >= DATA_WHITE_RANGE[0]).all()
+            assert input_gains(locate_at_data_scale(whiter)[0]) is None and not on.analyse(whiter)[1].white_matched
+        # A warm white balance: blue below the range, red above; both are matched, one channel each way.
+        warm = locate_at_data_scale(white_balance(1.1, 0.85)(load_image(files[0])))[0]
+        gains = input_gains(warm)
+        assert gains is not None and gains[0] < 1 < gains[2], gains
         dark = brightness(0.1)(load_image(files[0]))
         assert input_gains(locate_at_data_scale(dark)[0]) is None and not on.analyse(dark)[1].white_matched
         card = json.loads(off.card_path.read_text())

@@ -38,8 +38,8 @@ def model_probs(model: str | Path | None, samples: list[Sample], skip_bad: bool 
     if pred.match_white:
         # Evaluation reads cached crops, not fields: it cannot measure a field's white.
         print(f"note: {pred.card_path} matches a field's white before the network (match_white); this evaluation "
-              "reads the files' crops as photographed, without it (the data set's own fields lie inside the range "
-              "where it applies, but for 14 of TRAIN's 9,957)", file=sys.stderr)
+              "reads the files' crops as photographed, without it (the data set's own fields lie at or above the "
+              "range's floor, where it changes nothing, but for a few: benchmarks/white_range.py counts them)", file=sys.stderr)
     x, kept = load_arrays(samples, pred.spec, skip_bad=skip_bad, progress=progress)
     return pred.predict_probs(x), kept, str(pred.onnx_path), pred.review_threshold
 

@@ -134,10 +134,11 @@ def input_gains(rgb: np.ndarray) -> np.ndarray | None:
     allowed; None for a field photographed like the data set's (no change), one whose white lies only
     above the range, or one that cannot be matched."""
     white = field_white(rgb)
-    # Only a white below the range: a field that is whiter than TRAIN's in every channel is a brighter
-    # exposure (what clipped stays clipped) or a paler stain, which darkening does not undo. Matching
-    # those too cost a pale stain (H x0.6, E x0.6) 2.05 points held out (BENCHMARKS.md, *Matching the
-    # field's white*) and helped no shift.
+    # Only a white below the range: a field at or above the range's floor in every channel is a
+    # brighter exposure (what clipped stays clipped) or a paler stain, which darkening does not undo.
+    # Matching those too cost a pale stain (H x0.6, E x0.6) 2.05 points held out; the one shift it
+    # helped, overexposure (x1.4, +2.47), is marked for review anyway (BENCHMARKS.md, *Matching the
+    # field's white*).
     if (white >= np.asarray(DATA_WHITE_RANGE[0])).all():
         return None
     gains = _gains_to_data_white(white)
