@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +34,26 @@ def model_probs(model: str | Path | None, samples: list[Sample], skip_bad: bool 
         x, kept = load_arrays(samples, spec, skip_bad=skip_bad, progress=progress)
         return predict_probs(net, _to_tensor(x), spec), kept, str(model), 0.0
     pred = Predictor(model)
-    if pred.match_white:
-        # Evaluation reads cached crops, not fields: it cannot measure a field's white.
-        print(f"note: {pred.card_path} matches a field's white before the network (match_white); this evaluation "
-              "reads the files' crops as photographed, without it (the data set's own fields lie at or above the "
-              "range's floor, where it changes nothing, but for a few: benchmarks/white_range.py counts them)", file=sys.stderr)
     x, kept = load_arrays(samples, pred.spec, skip_bad=skip_bad, progress=progress)
+    if pred.match_white:
+        x = white_matched(pred, x, kept)
     return pred.predict_probs(x), kept, str(pred.onnx_path), pred.review_threshold
+
+
+def white_matched(pred: Predictor, x: np.ndarray, samples: list[Sample]) -> np.ndarray:
+    """The cached crops x (N, h, w, 3) of `samples` as a match_white card's network sees them: each
+    scaled by its field's white gains where the field's white lies below the data set's range
+    (`Predictor.analyse`). The cache keeps crops, not fields, so each file is decoded again (about
+    2 ms a file)."""
+    from wbc.imaging import load_image, prepare_located, scale_channels
+    from wbc.screening import input_gains
+
+    x = x.copy()
+    for i, s in enumerate(samples):
+        gains = input_gains(prepare_located(load_image(s.path), pred.spec)[2])
+        if gains is not None:
+            x[i] = scale_channels(x[i], gains)
+    return x
 
 
 def review_split(probs: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:

@@ -101,8 +101,7 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
     temperature on, where the caller has them already (`checkpoint_validation_logits`): no second pass
     over the images. It excludes `calibration`, which brings its own temperature. `match_white`: the
     card tells `Predictor` to match a field's white below the data set's range before the network
-    (`screening.input_gains`). `evaluate_test` reads cached crops and so cannot: its TEST metrics are
-    without it, and the card says so (`metrics.test.match_white_applied`)."""
+    (`screening.input_gains`), and TEST is evaluated so."""
     run, out = Path(run), Path(out)
     ckpt = run / "best.pt" if run.is_dir() else run
     views = TEST_TIME_VIEWS if tta else 1
@@ -153,8 +152,6 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
     if evaluate_test:
         m = evaluate(out, out, split="TEST", data=data)
         card["metrics"] = {"test": card_metrics(m), "validation_at_best_epoch": card["training"]["validation_at_best_epoch"]}
-        if match_white:
-            card["metrics"]["test"]["match_white_applied"] = False
         curves = ckpt.parent / "curves.png"
         if curves.exists():
             shutil.copyfile(curves, out / "training_curves.png")
