@@ -4,7 +4,8 @@
 
 Prints the median milliseconds per image with 8 views, with the card's test-time views (4, the
 rotations) and with one view, side by side: the three are timed in turn, image after image, so that the
-machine's drift reaches each alike. With --stages, also the median of each step of the card's path
+machine's drift reaches each alike. For a card that matches a field's white (match_white), also the
+card's path with it and without it, in turn. With --stages, also the median of each step of the card's path
 timed alone, in alternation, on the same image: where the time goes.
 """
 
@@ -61,7 +62,7 @@ def stages(p: Predictor, runs: int) -> dict[str, float]:
     """Median ms of each step of one prediction with the card's views, the steps timed in turn, round after round."""
     from wbc.imaging import crop_square, dihedral_views, load_image, locate_at_data_scale
     from wbc.imaging import _resize as resize
-    from wbc.screening import screen
+    from wbc.screening import input_gains, screen
 
     raw = SAMPLE.read_bytes()
     rgb = load_image(raw)
@@ -74,6 +75,7 @@ def stages(p: Predictor, runs: int) -> dict[str, float]:
         "find the cell (stain map, blur, centroid)": lambda: locate_at_data_scale(rgb),
         "crop and resize": lambda: resize(crop_square(field, loc.cy, loc.cx, p.spec.window), p.spec),
         "screen (checks, clipped share)": lambda: screen(field, loc),
+        **({"white gains (the card's match_white)": lambda: input_gains(field)} if p.match_white else {}),
         f"{n} views": lambda: dihedral_views(crop[None], n),
         f"network, batch {n} (ONNX Runtime)": lambda: p.run(views),
         ALL_EIGHT: lambda: p.run(views8),
@@ -99,6 +101,11 @@ def main() -> int:
         card = " (the card's)" if v == p.tta_views else ""
         print(f"{v} view(s){card}: {ms:.2f} ms per image (median of {args.runs}), "
               f"{res_views[8] / ms:.2f}x the speed of 8 views")
+    if p.match_white:  # what the card's white matching costs: the same path with it off, in turn
+        off = Predictor(args.model, match_white=False)
+        res = alternated({"on": lambda: p.predict_files([SAMPLE]), "off": lambda: off.predict_files([SAMPLE])}, args.runs)
+        print(f"the card's views with its match_white: {res['on']:.2f} ms, without: {res['off']:.2f} ms "
+              f"({res['on'] / res['off']:.2f}x)")
     if args.stages:
         res = stages(p, args.runs)
         parts = sum(v for k, v in res.items() if not k.startswith("whole") and k != ALL_EIGHT)
