@@ -52,13 +52,15 @@ class TestPredictCli:
         assert "shrunk" not in rows["small.png"]
 
     @pytest.mark.parametrize("gain, note", [
-        (0.6, "found only with the white matched]"),  # passes only on the screening's second look
+        # passes only on the screening's second look, and the shipped card matches it for the network
+        (0.6, "found only and read with the white matched]"),
         (1.4, "% of the lit pixels white (clipped); such photos are read poorly]"),  # overexposed
     ])
     def test_dim_or_overexposed_photo_is_named(self, gain: float, note: str, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-        """A dim photo found as a white cell only on the screening's second look, and an overexposed one
-        (verdict needs review), say so on their rows; the photo as taken says neither."""
+        """A dim photo found as a white cell only on the screening's second look (and, with the shipped
+        card's match_white, read with its white matched), and an overexposed one (verdict needs
+        review), say so on their rows; the photo as taken says neither."""
         import numpy as np
         from PIL import Image
 

@@ -86,19 +86,20 @@ def test_a_match_white_card_is_evaluated_as_it_predicts(tmp_path: Path) -> None:
     for path in sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg")):
         (folder / path.parent.name).mkdir(parents=True, exist_ok=True)
         Image.fromarray(brightness(0.6)(load_image(path))).save(folder / path.parent.name / f"{path.stem}.png")
-    model = tmp_path / "model"
-    shutil.copytree(DEFAULT_MODEL_DIR, model)
-    card = json.loads((model / "model.json").read_text())
-    (model / "model.json").write_text(json.dumps({**card, "match_white": True}))
+    model, plain_model = tmp_path / "model", tmp_path / "plain-model"
+    for m, value in ((model, True), (plain_model, False)):
+        shutil.copytree(DEFAULT_MODEL_DIR, m)
+        card = json.loads((m / "model.json").read_text())
+        (m / "model.json").write_text(json.dumps({**card, "match_white": value}))
     on = Predictor(model)
     files = sorted(folder.rglob("*.png"))
     want = on.predict_probs(np.stack([on.analyse(load_image(f))[0] for f in files]))
     got = evaluate(model, tmp_path / "on", folder=folder, n_boot=50, progress=False)
-    plain = evaluate(DEFAULT_MODEL_DIR, tmp_path / "off", folder=folder, n_boot=50, progress=False)
+    plain = evaluate(plain_model, tmp_path / "off", folder=folder, n_boot=50, progress=False)
     rows = {r.split(",")[0]: r for r in (tmp_path / "on" / "predictions.csv").read_text().splitlines()[1:]}
     for f, p in zip(files, want):
         assert [float(v) for v in rows[str(f.relative_to(folder))].split(",")[3:7]] == pytest.approx(p, abs=2e-6)
     assert got["accuracy"] != plain["accuracy"] or got["ece"] != plain["ece"]  # the matching moved something
     same = evaluate(model, tmp_path / "same", folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=50, progress=False)
-    assert same["ece"] == evaluate(DEFAULT_MODEL_DIR, tmp_path / "same2", folder=FIXTURE_IMAGES / "TEST_SIMPLE",
+    assert same["ece"] == evaluate(plain_model, tmp_path / "same2", folder=FIXTURE_IMAGES / "TEST_SIMPLE",
                                    n_boot=50, progress=False)["ece"]
