@@ -292,3 +292,20 @@ class TestOtherVerbs:
         assert main(["data", "download"]) == 0
         assert seen == ["paultimothymooney/blood-cells"]
         assert str(tmp_path / "kaggle") in capsys.readouterr().out
+
+
+def test_export_match_white_reaches_the_card_writer(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`wbc export --match-white` asks export_and_report for a match_white card; without it, for none."""
+    pytest.importorskip("torch")
+    import wbc.ship
+
+    seen: list[bool] = []
+
+    def fake(run: Path, out: Path, **kw: object) -> dict:
+        seen.append(bool(kw["match_white"]))
+        return {"onnx_bytes": 1, "parity": {"max_abs_diff": 0.0, "images": 1}}
+
+    monkeypatch.setattr(wbc.ship, "export_and_report", fake)
+    assert main(["export", str(tmp_path), "--out", str(tmp_path / "o"), "--match-white"]) == 0
+    assert main(["export", str(tmp_path), "--out", str(tmp_path / "o")]) == 0
+    assert seen == [True, False]

@@ -43,8 +43,8 @@ def model_probs(model: str | Path | None, samples: list[Sample], skip_bad: bool 
 def white_matched(pred: Predictor, x: np.ndarray, samples: list[Sample]) -> np.ndarray:
     """The cached crops x (N, h, w, 3) of `samples` as a match_white card's network sees them: each
     scaled by its field's white gains where the field's white lies below the data set's range
-    (`Predictor.analyse`). The cache keeps crops, not fields, so each file is decoded again (about
-    2 ms a file)."""
+    (`Predictor.analyse`). The cache keeps crops, not fields, so each file is decoded and its cell
+    found again (a few ms a file)."""
     from wbc.imaging import load_image, prepare_located, scale_channels
     from wbc.screening import input_gains
 
