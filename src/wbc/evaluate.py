@@ -41,18 +41,14 @@ def model_probs(model: str | Path | None, samples: list[Sample], skip_bad: bool 
 
 
 def white_matched(pred: Predictor, x: np.ndarray, samples: list[Sample]) -> np.ndarray:
-    """The cached crops x (N, h, w, 3) of `samples` as a match_white card's network sees them: each
-    scaled by its field's white gains where the field's white lies below the data set's range
-    (`Predictor.analyse`). The cache keeps crops, not fields, so each file is decoded and its cell
-    found again (a few ms a file)."""
-    from wbc.imaging import load_image, prepare_located, scale_channels
-    from wbc.screening import input_gains
+    """The cached crops x (N, h, w, 3) of `samples` as a match_white card's network sees them
+    (`Predictor.matched_input`). The cache keeps crops, not fields, so each file is decoded and its
+    cell found again (a few ms a file)."""
+    from wbc.imaging import load_image, located_field
 
     x = x.copy()
     for i, s in enumerate(samples):
-        gains = input_gains(prepare_located(load_image(s.path), pred.spec)[2])
-        if gains is not None:
-            x[i] = scale_channels(x[i], gains)
+        x[i] = pred.matched_input(x[i], located_field(load_image(s.path), pred.spec)[0])[0]
     return x
 
 

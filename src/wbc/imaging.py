@@ -260,10 +260,18 @@ def prepare_located(
 ) -> tuple[np.ndarray, CellLocation, np.ndarray]:
     """`prepare`, also returning where the cell was found and the field it was found in (`rgb`
     unless shrunk): the screening needs both, in both modes."""
-    if spec.mode == "frame":  # the network sees the whole field as it is: nothing is shrunk
-        return _resize(rgb, spec), locate_cell(rgb), rgb
-    field, loc = locate_at_data_scale(rgb) if rescale else (rgb, locate_cell(rgb))
+    field, loc = located_field(rgb, spec, rescale)
+    if spec.mode == "frame":
+        return _resize(rgb, spec), loc, field
     return _resize(crop_square(field, loc.cy, loc.cx, spec.window), spec), loc, field
+
+
+def located_field(rgb: np.ndarray, spec: PreprocessSpec, rescale: bool = True) -> tuple[np.ndarray, CellLocation]:
+    """The field `prepare` crops from (`rgb` unless a magnified one is shrunk) and the cell in it,
+    without the crop."""
+    if spec.mode == "frame":  # the network sees the whole field as it is: nothing is shrunk
+        return rgb, locate_cell(rgb)
+    return locate_at_data_scale(rgb) if rescale else (rgb, locate_cell(rgb))
 
 
 def to_input(batch: np.ndarray, spec: PreprocessSpec) -> np.ndarray:

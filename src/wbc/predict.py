@@ -205,11 +205,14 @@ class Predictor:
     def analyse(self, rgb: np.ndarray) -> tuple[np.ndarray, Screening]:
         """Source RGB (H, W, 3) -> the prepared input (h, w, 3) and the is-it-a-white-cell checks."""
         x, loc, field = prepare_located(rgb, self.spec)
-        sc = screen(field, loc)
+        x, matched = self.matched_input(x, field)
+        return x, replace(screen(field, loc), white_matched=matched)
+
+    def matched_input(self, x: np.ndarray, field: np.ndarray) -> tuple[np.ndarray, bool]:
+        """The prepared input x (h, w, 3) as the network sees it, and whether it was changed: scaled by
+        the field's white gains where the card matches white and the field's lies below the data set's."""
         gains = input_gains(field) if self.match_white else None
-        if gains is None:
-            return x, sc
-        return scale_channels(x, gains), replace(sc, white_matched=True)
+        return (x, False) if gains is None else (scale_channels(x, gains), True)
 
     def verdicts(self, file: str, probs: np.ndarray, screening: Screening) -> Prediction:
         k = int(probs.argmax())
