@@ -14,6 +14,7 @@ from wbc.imaging import (
     MIN_REDUCED_SIDE,
     PreprocessSpec,
     background_colour,
+    blurred_stain,
     crop_square,
     load_image,
     locate_at_data_scale,
@@ -21,6 +22,8 @@ from wbc.imaging import (
     median_colour,
     prepare,
     prepare_located,
+    stain_map_u8,
+    stain_peak,
     to_input,
 )
 
@@ -205,6 +208,40 @@ class TestCell:
         rgb[0, :20] = 0  # a black corner, as the data set's rotated views have
         assert (background_colour(rgb) == (225, 215, 215)).all()
         assert not (median_colour(rgb) == (225, 215, 215)).all()
+
+    @staticmethod
+    def _whole_field_peak(s: np.ndarray) -> tuple[int, int, float]:
+        b = blurred_stain(s)
+        y, x = np.unravel_index(int(b.argmax()), b.shape)
+        return int(y), int(x), float(b[y, x])
+
+    def test_stain_peak_is_the_whole_blur_peak_on_data_set_files(self, fixture_root: Path) -> None:
+        """On the fixtures' files, as they are and flipped, the blur around the halved field's peak
+        finds the peak of the whole field's blur: the same pixel and value."""
+        paths = sorted(fixture_root.rglob("*.jpeg"))
+        assert len(paths) >= 8
+        for path in paths:
+            s = stain_map_u8(load_image(path))
+            for view in (s, s[::-1], s[:, ::-1].copy()):
+                assert stain_peak(np.ascontiguousarray(view)) == self._whole_field_peak(np.ascontiguousarray(view)), path
+
+    def test_stain_peak_on_hard_fields(self) -> None:
+        """Equal nuclei far apart (the first in raster order wins, as argmax does), nuclei on the
+        edges and corners, odd and tiny sizes, a blank map and noise."""
+        rng = np.random.default_rng(1)
+        fields = [np.zeros((240, 320), np.uint8), rng.integers(0, 256, (61, 83), dtype=np.uint8),
+                  np.full((1, 1), 200, np.uint8), rng.integers(0, 120, (3, 5), dtype=np.uint8)]
+        for centres in (((60, 60), (180, 260)), ((180, 60), (60, 260)), ((0, 0),), ((239, 319),), ((120, 0), (0, 160)),
+                        ((5, 300), (230, 10), (120, 160))):
+            s = np.zeros((240, 320), np.uint8)
+            yy, xx = np.mgrid[:240, :320]
+            for cy, cx in centres:
+                s[(yy - cy) ** 2 + (xx - cx) ** 2 < 15**2] = 150
+            fields += [s, s[:, :319].copy(), s[:239].copy()]
+        for s in fields:
+            assert stain_peak(s) == self._whole_field_peak(s), s.shape
+        two = fields[4]  # equal nuclei at (60, 60) and (180, 260): the upper one, as np.argmax gives
+        assert stain_peak(two)[0] < 120
 
     def test_median_colour_matches_numpy(self) -> None:
         """The histogram median equals np.median(...).astype(uint8), odd and even counts."""

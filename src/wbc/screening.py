@@ -61,8 +61,21 @@ def sharpness(rgb: np.ndarray, loc: CellLocation, r: int = 48) -> float:
     if min(g.shape) < 3:
         return 0.0
     gy, gx = np.gradient(g)
-    lo, hi = np.percentile(g, [1, 99])
-    return float(np.percentile(np.hypot(gx, gy), 99) / max(hi - lo, 10.0))
+    lo, hi = percentiles(g, (1, 99))
+    return float(percentiles(np.hypot(gx, gy), (99,))[0] / max(hi - lo, 10.0))
+
+
+def percentiles(a: np.ndarray, qs: tuple[float, ...]) -> np.ndarray:
+    """np.percentile(a, qs) (float64 (len(qs),), linear interpolation), bit for bit, from a partition
+    around the two order statistics each needs: half its cost on the 96 x 96 windows here."""
+    flat = a.ravel()
+    pos = (flat.size - 1) * (np.asarray(qs, dtype=np.float64) / 100)
+    lo = np.floor(pos).astype(np.intp)
+    hi = np.minimum(lo + 1, flat.size - 1)
+    part = np.partition(flat, np.unique(np.concatenate([lo, hi])))
+    below, above, t = part[lo], part[hi], pos - lo
+    step = above - below  # in a's dtype, then interpolated in float64, as numpy's _lerp does
+    return np.where(t >= 0.5, above - step * (1 - t), below + step * t)
 
 
 # The data set's white: per channel, the median over TRAIN and TEST of each file's 99th percentile of
