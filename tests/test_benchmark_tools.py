@@ -178,3 +178,32 @@ def test_robustness_cv_pools_fold_models_on_their_held_out_files(tiny_run, tmp_p
     out = capsys.readouterr().out
     n_cells = len(split["val_cells"]) + len(split["train_cells"])
     assert f"2 fold models, each on the TRAIN files of the cells it was held out from ({na + nb} files, {n_cells} cells)" in out
+
+
+def test_same_outputs_finds_a_changed_analysis(tmp_path, capsys) -> None:
+    """benchmarks/same_outputs.py: two dumps of the same code compare equal (exit 0); a crop, a
+    probability or a screening field changed in one analysis is counted and fails the comparison."""
+    import numpy as np
+
+    from conftest import FIXTURE_IMAGES
+
+    same = load("same_outputs")
+    a = tmp_path / "a.npz"
+    same.main(["dump", str(a), "--every", "5", "--data", str(FIXTURE_IMAGES.parent), "--splits", "TRAIN"])
+    assert same.main(["compare", str(a), str(a)]) == 0
+    assert "crops differ in 0, probabilities in 0" in capsys.readouterr().out
+    with np.load(a) as z:
+        parts = {k: z[k].copy() for k in z.files}
+    n = len(parts["keys"])
+    assert n == len(parts["crops"]) == len(parts["probs"]) and n % 23 == 0  # every file, as photographed and 22 shifts
+    for key, change in (("crops", lambda v: v.__setitem__((1, 0, 0, 0), v[1, 0, 0, 0] ^ 1)),
+                        ("probs", lambda v: v.__setitem__((2, 0), v[2, 0] + 1e-7)),
+                        ("screens", lambda v: v.__setitem__((3, 2), "0.5"))):
+        changed = {k: v.copy() for k, v in parts.items()}
+        change(changed[key])
+        b = tmp_path / f"{key}.npz"
+        np.savez_compressed(b, **changed)
+        assert same.main(["compare", str(a), str(b)]) == 1, key
+        out = capsys.readouterr().out
+        assert "e.g. " + str(parts["keys"][{"crops": 1, "probs": 2, "screens": 3}[key]]) in out
+    assert "screening peak: differs in 1" in out

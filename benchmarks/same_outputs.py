@@ -1,0 +1,92 @@
+"""Does a change to the prediction path leave its outputs as they were? Dump them at two commits, compare.
+
+    PYTHONPATH=<worktree of the old commit>/src python benchmarks/same_outputs.py dump old.npz [--every 7]
+    python benchmarks/same_outputs.py dump new.npz [--every 7]
+    python benchmarks/same_outputs.py compare old.npz new.npz
+
+`dump` runs the shipped model's `Predictor.analyse` (find the cell, shrink a magnified field, crop,
+screen, match the white) and its calibrated 4-view probabilities on every Nth file of TRAIN and
+TEST (`--splits`), as photographed and under every shift of `wbc.robustness` (the issue's and the extra ones),
+and stores each analysis's crop, screening fields and probabilities. `compare` prints how many
+analyses differ in each, and fails (exit 1) if any does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import astuple, fields
+from pathlib import Path
+
+import numpy as np
+
+
+def dump(out: Path, every: int, data: str | None, model: str | None, splits: list[str]) -> None:
+    from tqdm import tqdm
+
+    from wbc.data import find_images_root, list_split
+    from wbc.imaging import load_image
+    from wbc.predict import Predictor
+    from wbc.robustness import EXTRA_SHIFTS, SHIFTS
+    from wbc.screening import Screening
+
+    pred = Predictor(model)
+    root = find_images_root(data)
+    samples = [s for split in splits for s in list_split(root, split)[::every]]
+    shifts = {**SHIFTS, **EXTRA_SHIFTS}
+    crops, screens, keys = [], [], []
+    for smp in tqdm(samples, desc="analyse"):
+        rgb = load_image(smp.path)
+        for name, shift in shifts.items():
+            x, sc = pred.analyse(shift(rgb))
+            crops.append(x)
+            screens.append([str(v) for v in astuple(sc)])  # exact: repr of each float, the reason as it reads
+            keys.append(f"{smp.path.name} | {name}")
+    x = np.stack(crops)
+    probs = pred.predict_probs(x)
+    np.savez_compressed(out, crops=x, screens=np.array(screens, dtype=str), probs=probs, keys=np.array(keys),
+                        screen_fields=np.array([f.name for f in fields(Screening)]))
+    print(f"{out}: {len(keys)} analyses ({len(samples)} files x {len(shifts)} ways)")
+
+
+def compare(a: Path, b: Path) -> int:
+    with np.load(a) as za, np.load(b) as zb:
+        if not np.array_equal(za["keys"], zb["keys"]):
+            print(f"{a} and {b} hold different analyses (another --every or data set)", file=sys.stderr)
+            return 2
+        keys = za["keys"]
+        crops = (za["crops"] != zb["crops"]).reshape(len(keys), -1).any(1)
+        probs = np.abs(za["probs"] - zb["probs"]).max(1)
+        screens = za["screens"] != zb["screens"]  # (N, fields)
+        names = list(za["screen_fields"])
+    print(f"{len(keys)} analyses: crops differ in {int(crops.sum())}, probabilities in {int((probs > 0).sum())} "
+          f"(largest difference {probs.max():.2e})")
+    for j, name in enumerate(names):
+        print(f"  screening {name}: differs in {int(screens[:, j].sum())}")
+    changed = crops | (probs > 0) | screens.any(1)
+    for k in keys[changed][:10]:
+        print("  e.g. " + str(k))
+    return 1 if changed.any() else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("dump")
+    d.add_argument("out", type=Path)
+    d.add_argument("--every", type=int, default=7)
+    d.add_argument("--data")
+    d.add_argument("--model")
+    d.add_argument("--splits", nargs="+", default=["TRAIN", "TEST"])
+    c = sub.add_parser("compare")
+    c.add_argument("a", type=Path)
+    c.add_argument("b", type=Path)
+    args = ap.parse_args(argv)
+    if args.cmd == "dump":
+        dump(args.out, args.every, args.data, args.model, args.splits)
+        return 0
+    return compare(args.a, args.b)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
