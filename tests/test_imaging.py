@@ -216,7 +216,7 @@ class TestCell:
         return int(y), int(x), float(b[y, x])
 
     def test_stain_peak_is_the_whole_blur_peak_on_data_set_files(self, fixture_root: Path) -> None:
-        """On the fixtures' files, as they are and flipped, the blur around the halved field's peak
+        """On the fixtures' files, as they are and flipped, the blur around the shrunk field's peak
         finds the peak of the whole field's blur: the same pixel and value."""
         paths = sorted(fixture_root.rglob("*.jpeg"))
         assert len(paths) >= 8

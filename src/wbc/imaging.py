@@ -157,10 +157,11 @@ BLUR_SIGMA = 8  # px: ~1/4 of a nucleus, so that a multi-lobed nucleus reads as 
 # Pillow's GaussianBlur(8) is three box blurs of radius 7.47 each way, so a blurred pixel depends on
 # source pixels up to 3 x 8 px away: a crop blurs exactly as the whole field does more than that inside its edges.
 BLUR_REACH = 24
-# The field halved and blurred by half the sigma reads within 4 levels of the full-size blur near its peak
-# (6 anywhere) over every 10th TEST and 40th TRAIN file, so the full-size peak lies among the half-size
-# pixels within twice that of the half-size peak.
-COARSE_MARGIN = 8
+# Where to look: the field shrunk COARSE_REDUCE times and blurred by that much less reads within 10
+# levels of the full-size blur near its peak (16 anywhere) over every 10th TEST and 40th TRAIN file, so
+# the full-size peak lies among the shrunk pixels within twice that of the shrunk map's peak.
+COARSE_REDUCE = 4
+COARSE_MARGIN = 20
 
 
 def blurred_stain(s: np.ndarray) -> np.ndarray:
@@ -173,16 +174,17 @@ def stain_peak(s: np.ndarray) -> tuple[int, int, float]:
     """Row, column and value of the maximum of `blurred_stain(s)` for a stain map uint8 (H, W), the
     first in raster order among equal values.
 
-    The full-size blur costs 1.2-1.4 ms a 320 x 240 field. It is computed only around where the
-    field halved and blurred peaks (COARSE_MARGIN), which reads the same peak on every file of TRAIN
-    and TEST (benchmarks/stain_peak.py) at about half the cost.
+    The full-size blur costs 1.2-1.6 ms a 320 x 240 field. It is computed only around where the
+    field shrunk and blurred peaks (COARSE_REDUCE, COARSE_MARGIN), which reads the same peak on every
+    file of TRAIN and TEST, as they are and enlarged x2 (benchmarks/stain_peak.py), in a third of the time.
     """
     h, w = s.shape
     image = Image.fromarray(s)
-    coarse = np.asarray(image.reduce(2).filter(ImageFilter.GaussianBlur(BLUR_SIGMA / 2)))
+    f = COARSE_REDUCE
+    coarse = np.asarray(image.reduce(f).filter(ImageFilter.GaussianBlur(BLUR_SIGMA / f)))
     ys, xs = np.nonzero(coarse >= int(coarse.max()) - COARSE_MARGIN)
-    # The full-size pixels under those half-size ones (a bounding box), then the blur's reach around it.
-    iy0, iy1, ix0, ix1 = 2 * int(ys.min()), min(h, 2 * int(ys.max()) + 2), 2 * int(xs.min()), min(w, 2 * int(xs.max()) + 2)
+    # The full-size pixels under those shrunk ones (a bounding box), then the blur's reach around it.
+    iy0, iy1, ix0, ix1 = f * int(ys.min()), min(h, f * int(ys.max()) + f), f * int(xs.min()), min(w, f * int(xs.max()) + f)
     y0, y1, x0, x1 = max(0, iy0 - BLUR_REACH), min(h, iy1 + BLUR_REACH), max(0, ix0 - BLUR_REACH), min(w, ix1 + BLUR_REACH)
     inner = blurred_stain(s[y0:y1, x0:x1])[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
     ly, lx = np.unravel_index(int(inner.argmax()), inner.shape)
