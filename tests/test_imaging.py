@@ -225,6 +225,20 @@ class TestCell:
             for view in (s, s[::-1], s[:, ::-1].copy()):
                 assert stain_peak(np.ascontiguousarray(view)) == self._whole_field_peak(np.ascontiguousarray(view)), path
 
+    def test_blur_reach(self) -> None:
+        """A crop of the stain map blurs exactly as the whole map BLUR_REACH px inside its edges, and
+        not one pixel nearer: the reach stain_peak leaves around the pixels it searches."""
+        from wbc.imaging import BLUR_REACH
+
+        rng = np.random.default_rng(0)
+        maps = [rng.integers(0, 256, (120, 160), dtype=np.uint8) for _ in range(50)]
+
+        def exact_inside(r: int) -> bool:
+            return all(np.array_equal(blurred_stain(s[30:90, 40:120])[r : 60 - r, r : 80 - r],
+                                      blurred_stain(s)[30 + r : 90 - r, 40 + r : 120 - r]) for s in maps)
+
+        assert exact_inside(BLUR_REACH) and not exact_inside(BLUR_REACH - 1)
+
     def test_stain_peak_on_hard_fields(self) -> None:
         """Equal nuclei far apart (the first in raster order wins, as argmax does), nuclei on the
         edges and corners, odd and tiny sizes, a blank map and noise."""
