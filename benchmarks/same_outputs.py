@@ -56,14 +56,16 @@ def compare(a: Path, b: Path) -> int:
             return 2
         keys = za["keys"]
         crops = (za["crops"] != zb["crops"]).reshape(len(keys), -1).any(1)
-        probs = np.abs(za["probs"] - zb["probs"]).max(1)
+        pa, pb = za["probs"], zb["probs"]
+        probs = ~((pa == pb) | (np.isnan(pa) & np.isnan(pb))).all(1)  # NaN on both sides counts as the same
+        largest = float(np.nanmax(np.abs(pa - pb), initial=0.0))
         screens = za["screens"] != zb["screens"]  # (N, fields)
         names = list(za["screen_fields"])
-    print(f"{len(keys)} analyses: crops differ in {int(crops.sum())}, probabilities in {int((probs > 0).sum())} "
-          f"(largest difference {probs.max():.2e})")
+    print(f"{len(keys)} analyses: crops differ in {int(crops.sum())}, probabilities in {int(probs.sum())} "
+          f"(largest difference {largest:.2e})")
     for j, name in enumerate(names):
         print(f"  screening {name}: differs in {int(screens[:, j].sum())}")
-    changed = crops | (probs > 0) | screens.any(1)
+    changed = crops | probs | screens.any(1)
     for k in keys[changed][:10]:
         print("  e.g. " + str(k))
     return 1 if changed.any() else 0

@@ -244,6 +244,9 @@ class TestNotAWhiteCell:
                     for qs in ((1, 99), (99,), (0, 50, 100), 99, 1, 50, 99.9, 100):
                         got, want = percentiles(x, qs), np.percentile(x, qs)
                         assert got.dtype == want.dtype and np.array_equal(got, want), (n, dtype, qs)
+        for bad in ((np.zeros(0, np.float32), 50), (np.ones(5), -1), (np.ones(5), (1, 101))):
+            with pytest.raises(ValueError, match="non-empty array and q in 0..100"):
+                percentiles(*bad)
         for path in sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[::3]:
             rgb = load_image(path)
             loc = locate_cell(rgb)

@@ -195,7 +195,10 @@ def test_same_outputs_finds_a_changed_analysis(tmp_path, capsys) -> None:
     with np.load(a) as z:
         parts = {k: z[k].copy() for k in z.files}
     n = len(parts["keys"])
-    assert n == len(parts["crops"]) == len(parts["probs"]) and n % 23 == 0  # every file, as photographed and 22 shifts
+    from wbc.robustness import EXTRA_SHIFTS, SHIFTS
+
+    ways = len(SHIFTS) + len(EXTRA_SHIFTS)  # as photographed ("clean") and every shift
+    assert n == len(parts["crops"]) == len(parts["probs"]) and n % ways == 0 and n >= 2 * ways
     for key, change in (("crops", lambda v: v.__setitem__((1, 0, 0, 0), v[1, 0, 0, 0] ^ 1)),
                         ("probs", lambda v: v.__setitem__((2, 0), v[2, 0] + 1e-7)),
                         ("screens", lambda v: v.__setitem__((3, 2), "0.5"))):
@@ -207,3 +210,8 @@ def test_same_outputs_finds_a_changed_analysis(tmp_path, capsys) -> None:
         out = capsys.readouterr().out
         assert "e.g. " + str(parts["keys"][{"crops": 1, "probs": 2, "screens": 3}[key]]) in out
     assert "screening peak: differs in 1" in out
+    nan = {k: v.copy() for k, v in parts.items()}
+    nan["probs"][0, 0] = np.nan  # a NaN on one side only differs; on both, it is the same
+    np.savez_compressed(tmp_path / "nan.npz", **nan)
+    assert same.main(["compare", str(a), str(tmp_path / "nan.npz")]) == 1
+    assert same.main(["compare", str(tmp_path / "nan.npz"), str(tmp_path / "nan.npz")]) == 0

@@ -252,10 +252,33 @@ class TestCell:
             for cy, cx in centres:
                 s[(yy - cy) ** 2 + (xx - cx) ** 2 < 15**2] = 150
             fields += [s, s[:, :319].copy(), s[:239].copy()]
+        yy, xx = np.mgrid[:240, :320]
+        for value in (80, 90):  # a thin stained line along an edge, which a shrunk map reads weaker
+            for edge in ((slice(None), 0), (slice(None), -1), (0, slice(None)), (-1, slice(None))):
+                s = np.zeros((240, 320), np.uint8)
+                s[(yy - 120) ** 2 + (xx - 200) ** 2 < 400] = value
+                s[edge] = 255
+                fields.append(s)
         for s in fields:
             assert stain_peak(s) == self._whole_field_peak(s), s.shape
         two = fields[4]  # equal nuclei at (60, 60) and (180, 260): the upper one, as np.argmax gives
         assert stain_peak(two)[0] < 120
+        assert stain_peak(fields[-8])[1] == 0  # the line on the left edge outweighs the nucleus
+
+    def test_coarse_margin_covers_the_coarse_maps_error(self, fixture_root: Path) -> None:
+        """COARSE_MARGIN covers what the coarse map can be off by on the fixtures' fields: its largest
+        difference from the full blur near the peak plus anywhere (why the peak is among the cells
+        searched)."""
+        from wbc.imaging import COARSE_MARGIN, COARSE_REDUCE, coarse_stain
+
+        f, bounds = COARSE_REDUCE, []
+        for path in sorted(fixture_root.rglob("*.jpeg")):
+            s = stain_map_u8(load_image(path))
+            fine = blurred_stain(s).astype(np.int16)
+            up = np.repeat(np.repeat(coarse_stain(s).astype(np.int16), f, 0), f, 1)[: s.shape[0], : s.shape[1]]
+            err = np.abs(up - fine)
+            bounds.append(int(err[fine >= fine.max() - 10].max()) + int(err.max()))
+        assert 0 < max(bounds) <= COARSE_MARGIN
 
     def test_median_colour_matches_numpy(self) -> None:
         """The histogram median equals np.median(...).astype(uint8), odd and even counts."""

@@ -155,13 +155,16 @@ def stain_map(rgb: np.ndarray) -> np.ndarray:
 
 BLUR_SIGMA = 8  # px: ~1/4 of a nucleus, so that a multi-lobed nucleus reads as one mass
 # Pillow's GaussianBlur(8) is three box blurs of radius 7.47 each way, so a blurred pixel depends on
-# source pixels up to 3 x 8 px away: a crop blurs exactly as the whole field does more than that inside its edges.
+# source pixels up to 3 x 8 px away: a crop blurs exactly as the whole field does at least BLUR_REACH px
+# inside its edges (and not one pixel nearer; tests/test_imaging.py).
 BLUR_REACH = 24
-# Where to look: the field shrunk COARSE_REDUCE times and blurred by that much less reads within 12
-# levels of the full-size blur near its peak (22 anywhere) over all 12,444 files of TRAIN and TEST, so
-# the full-size peak lies among the shrunk pixels within twice that of the shrunk map's peak.
-COARSE_REDUCE = 4
-COARSE_MARGIN = 24
+COARSE_REDUCE = 4  # `coarse_stain` reads the field on a grid this much coarser
+# Where to look (`stain_peak`): the coarse map reads within E_TOP levels of the full-size blur near the
+# latter's peak (within 10 levels of it) and within E_ANY anywhere, so the full-size peak's cell reads at
+# least (max - E_TOP) and the coarse maximum at most (max + E_ANY): the peak is among the cells within
+# E_TOP + E_ANY of the coarse maximum. Over all 12,444 files of TRAIN and TEST, as they are and
+# enlarged 2x (benchmarks/stain_peak.py), E_TOP is 8 and E_ANY 16; the margin leaves room above that.
+COARSE_MARGIN = 32
 
 
 def blurred_stain(s: np.ndarray) -> np.ndarray:
@@ -170,20 +173,35 @@ def blurred_stain(s: np.ndarray) -> np.ndarray:
     return np.asarray(Image.fromarray(s).filter(ImageFilter.GaussianBlur(BLUR_SIGMA)))
 
 
+def coarse_stain(s: np.ndarray) -> np.ndarray:
+    """`blurred_stain(s)` approximated on a grid COARSE_REDUCE (f) times coarser: uint8 (ceil(H / f),
+    ceil(W / f)), cell (i, j) standing for the full-size pixels [f i, f i + f) x [f j, f j + f).
+
+    The map is first extended by its edge pixels as far as the blur reaches, as the full-size blur
+    extends it: shrunk without that, a stained line along an edge reads far weaker than at full size.
+    """
+    f, pad = COARSE_REDUCE, BLUR_REACH  # the pad a multiple of f, so the cells stay aligned
+    h, w = s.shape
+    big = Image.fromarray(np.pad(s, pad, mode="edge")).reduce(f).filter(ImageFilter.GaussianBlur(BLUR_SIGMA / f))
+    k = pad // f
+    return np.asarray(big)[k : k + -(-h // f), k : k + -(-w // f)]
+
+
 def stain_peak(s: np.ndarray) -> tuple[int, int, float]:
     """Row, column and value of the maximum of `blurred_stain(s)` for a stain map uint8 (H, W), the
-    first in raster order among equal values.
+    first in raster order among equal values, wherever that maximum lies among the cells of
+    `coarse_stain(s)` within COARSE_MARGIN of its own (which it does on every file of TRAIN and TEST).
 
-    The full-size blur costs 1.2-1.6 ms a 320 x 240 field. It is computed only around where the
-    field shrunk and blurred peaks (COARSE_REDUCE, COARSE_MARGIN), which reads the same peak on every
-    file of TRAIN and TEST, as they are and enlarged x2 (benchmarks/stain_peak.py), in a third of the time.
+    The full-size blur costs 1.2-1.6 ms a 320 x 240 field; it is computed only on the pixels of those
+    cells and the blur's reach around them (exactly, as `blurred_stain` of the whole would give them),
+    in about a third of the time on the data set's fields. A field with no stained mass (a flat map)
+    is blurred whole.
     """
     h, w = s.shape
-    image = Image.fromarray(s)
     f = COARSE_REDUCE
-    coarse = np.asarray(image.reduce(f).filter(ImageFilter.GaussianBlur(BLUR_SIGMA / f)))
+    coarse = coarse_stain(s)
     ys, xs = np.nonzero(coarse >= int(coarse.max()) - COARSE_MARGIN)
-    # The full-size pixels under those shrunk ones (a bounding box), then the blur's reach around it.
+    # The full-size pixels under those cells (a bounding box), then the blur's reach around it.
     iy0, iy1, ix0, ix1 = f * int(ys.min()), min(h, f * int(ys.max()) + f), f * int(xs.min()), min(w, f * int(xs.max()) + f)
     y0, y1, x0, x1 = max(0, iy0 - BLUR_REACH), min(h, iy1 + BLUR_REACH), max(0, ix0 - BLUR_REACH), min(w, ix1 + BLUR_REACH)
     inner = blurred_stain(s[y0:y1, x0:x1])[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
@@ -272,7 +290,7 @@ def crop_square(rgb: np.ndarray, cy: float, cx: float, window: int) -> np.ndarra
         return rgb[top : top + window, left : left + window].copy()
     fill = background_colour(rgb)
     out = np.empty((window, window, 3), dtype=np.uint8)
-    for c in range(3):  # channel by channel: broadcasting a (3,) colour over the square is 6x slower
+    for c in range(3):  # channel by channel: numpy broadcasts a (3,) colour over the square many times slower
         out[..., c] = fill[c]
     sy0, sx0 = max(0, top), max(0, left)
     sy1, sx1 = min(h, top + window), min(w, left + window)

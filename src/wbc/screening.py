@@ -11,7 +11,7 @@ flagged, 98% of red-cell-only corners) and tests/test_app.py checks both sides.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import overload
 
 import numpy as np
 from PIL import Image
@@ -66,19 +66,26 @@ def sharpness(rgb: np.ndarray, loc: CellLocation, r: int = 48) -> float:
     return float(percentiles(np.hypot(gx, gy), 99) / max(hi - lo, 10.0))
 
 
-def percentiles(a: np.ndarray, q: float | tuple[float, ...]) -> Any:
+@overload
+def percentiles(a: np.ndarray, q: tuple[float, ...]) -> np.ndarray: ...
+@overload
+def percentiles(a: np.ndarray, q: float) -> np.floating: ...
+def percentiles(a: np.ndarray, q: float | tuple[float, ...]) -> np.ndarray | np.floating:
     """np.percentile(a, q) with linear interpolation, bit for bit, from a partition around the two
     order statistics each percentile needs: half its cost on the 96 x 96 windows here. As numpy does,
-    a tuple q gives float64 (len(q),) and a single q a scalar of a's dtype."""
+    a tuple q gives float64 (len(q),) and a Python int or float a scalar of a's dtype. For a
+    non-empty array without NaN (numpy gives NaN for one with it)."""
+    qs = np.asarray(q, dtype=np.float64)
+    if a.size == 0 or ((qs < 0) | (qs > 100)).any():
+        raise ValueError(f"percentiles needs a non-empty array and q in 0..100, not size {a.size} and q {q!r}")
     flat = a.ravel()
-    single = isinstance(q, (int, float))
-    pos = (flat.size - 1) * (np.asarray(q, dtype=np.float64) / 100)
+    pos = (flat.size - 1) * (qs / 100)
     lo = np.floor(pos).astype(np.intp)
     hi = np.minimum(lo + 1, flat.size - 1)
     part = np.partition(flat, np.unique(np.concatenate([np.atleast_1d(lo), np.atleast_1d(hi)])))
     below, above = part[lo], part[hi]
     step = above - below  # in a's dtype, as numpy's _lerp takes it
-    if single:  # numpy's weak promotion: the weight is a Python float, the arithmetic in a's dtype
+    if type(q) in (int, float):  # numpy's weak promotion: the weight a Python float, the arithmetic in a's dtype
         t = float(pos - lo)
         return above - step * (1 - t) if t >= 0.5 else below + step * t
     t = pos - lo
