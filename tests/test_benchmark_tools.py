@@ -215,3 +215,33 @@ def test_same_outputs_finds_a_changed_analysis(tmp_path, capsys) -> None:
     np.savez_compressed(tmp_path / "nan.npz", **nan)
     assert same.main(["compare", str(a), str(tmp_path / "nan.npz")]) == 1
     assert same.main(["compare", str(tmp_path / "nan.npz"), str(tmp_path / "nan.npz")]) == 0
+
+
+def test_predict_ab_times_both_sides() -> None:
+    """benchmarks/predict_ab.sh against this very commit: each round times both sides, the card's path
+    and one view are read off predict_latency.py's output, and the medians and their ratio printed."""
+    import os
+    import re
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import BENCHMARKS
+
+    root = BENCHMARKS.parent
+    if shutil.which("git") is None or subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"],
+                                                     capture_output=True).returncode != 0:
+        pytest.skip("not a git checkout")
+
+    def worktrees() -> list[str]:
+        return subprocess.run(["git", "-C", str(root), "worktree", "list"], capture_output=True, text=True).stdout.splitlines()
+
+    before = worktrees()
+    r = subprocess.run(["bash", str(BENCHMARKS / "predict_ab.sh"), "HEAD", "1", "3"], capture_output=True, text=True,
+                       timeout=300, env={**os.environ, "PYTHON": sys.executable})
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert re.fullmatch(r"round 1  old \(HEAD\): card's path [\d.]+ ms, one view [\d.]+ ms", lines[0]), lines
+    assert re.fullmatch(r"round 1  new \(working tree\): card's path [\d.]+ ms, one view [\d.]+ ms", lines[1]), lines
+    assert re.fullmatch(r"card's path: median [\d.]+ ms before, [\d.]+ ms now \([\d.]+x\)", lines[2]), lines
+    assert worktrees() == before  # its worktree of REV is removed again
