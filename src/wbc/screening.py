@@ -72,9 +72,9 @@ def percentiles(a: np.ndarray, q: tuple[float, ...]) -> np.ndarray: ...
 def percentiles(a: np.ndarray, q: float) -> np.floating: ...
 def percentiles(a: np.ndarray, q: float | tuple[float, ...]) -> np.ndarray | np.floating:
     """np.percentile(a, q) with linear interpolation, bit for bit, from a partition around the two
-    order statistics each percentile needs: half its cost on the 96 x 96 windows here. As numpy does,
-    a tuple q gives float64 (len(q),) and a Python int or float a scalar of a's dtype. For a
-    non-empty array without NaN (numpy gives NaN for one with it)."""
+    order statistics each percentile needs, without np.percentile's overhead on the small windows
+    here. As numpy does, a tuple q gives float64 (len(q),) and a Python int or float a scalar of a's
+    dtype. For a non-empty array without NaN (numpy gives NaN for one with it)."""
     qs = np.asarray(q, dtype=np.float64)
     if a.size == 0 or ((qs < 0) | (qs > 100)).any():
         raise ValueError(f"percentiles needs a non-empty array and q in 0..100, not size {a.size} and q {q!r}")
