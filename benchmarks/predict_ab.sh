@@ -15,17 +15,19 @@ runs=${3:-300}
 root=$(cd "$(dirname "$0")/.." && pwd)
 python=${PYTHON:-$root/.venv/bin/python}
 tmp=$(mktemp -d)
-trap 'git -C "$root" worktree remove --force "$tmp/old" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
+trap 'git -C "$root" worktree remove --force "$tmp/old" >/dev/null 2>&1 || true; git -C "$root" worktree prune; rm -rf "$tmp"' EXIT
 git -C "$root" worktree add -q --detach "$tmp/old" "$rev"
 for i in $(seq "$rounds"); do
   for side in old new; do
     tree=$root
     [ "$side" = old ] && tree=$tmp/old
-    # PYTHONPATH comes before the editable install, so `wbc` is the side's own src.
+    # PYTHONPATH comes before the editable install, so `wbc` is the side's own src (checked).
+    PYTHONPATH=$tree/src "$python" -c 'import sys, wbc; assert wbc.__file__.startswith(sys.argv[1]), wbc.__file__' "$tree/src"
     out=$(PYTHONPATH=$tree/src "$python" "$tree/benchmarks/predict_latency.py" \
           --model "$root/models/default" --runs "$runs" 2>&1) || { echo "$out"; exit 1; }
     card=$(echo "$out" | sed -n "s/.*(the card's): \([0-9.]*\) ms.*/\1/p")
     one=$(echo "$out" | sed -n "s/^1 view(s): \([0-9.]*\) ms.*/\1/p")
+    [ -n "$card" ] && [ -n "$one" ] || { echo "$out"; echo "predict_ab.sh: no timings in predict_latency.py's output above" >&2; exit 1; }
     echo "round $i  $side ($([ "$side" = old ] && echo "$rev" || echo "working tree")): card's path $card ms, one view $one ms"
     echo "$side $card $one" >> "$tmp/all"
   done

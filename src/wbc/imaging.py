@@ -159,12 +159,9 @@ BLUR_SIGMA = 8  # px: ~1/4 of a nucleus, so that a multi-lobed nucleus reads as 
 # inside its edges (and not one pixel nearer; tests/test_imaging.py).
 BLUR_REACH = 24
 COARSE_REDUCE = 4  # `coarse_stain` reads the field on a grid this much coarser
-# Where to look (`stain_peak`): the coarse map reads within E_TOP levels of the full-size blur near the
-# latter's peak (within 10 levels of it) and within E_ANY anywhere, so the full-size peak's cell reads at
-# least (max - E_TOP) and the coarse maximum at most (max + E_ANY): the peak is among the cells within
-# E_TOP + E_ANY of the coarse maximum. Over all 12,444 files of TRAIN and TEST (benchmarks/stain_peak.py)
-# that sum is at most 33 in any one file (29 enlarged 2x), while the peak's cell never read more than 3
-# below the coarse maximum; the margin leaves room above the 33 for photographs unlike these.
+# How far below the full blur's peak value its cell may read on the coarse map for `stain_peak` to
+# find it. Over all 12,444 files of TRAIN and TEST, as they are and enlarged 2x, it read at most 14
+# below (benchmarks/stain_peak.py).
 COARSE_MARGIN = 40
 
 
@@ -178,8 +175,10 @@ def coarse_stain(s: np.ndarray) -> np.ndarray:
     """`blurred_stain(s)` approximated on a grid COARSE_REDUCE (f) times coarser: uint8 (ceil(H / f),
     ceil(W / f)), cell (i, j) standing for the full-size pixels [f i, f i + f) x [f j, f j + f).
 
-    The map is first extended by its edge pixels as far as the blur reaches, as the full-size blur
-    extends it: shrunk without that, a stained line along an edge reads far weaker than at full size.
+    The map is first extended by its edge pixels as far as the blur reaches: shrunk without that, a
+    stained line along an edge reads far weaker than at full size. (Pillow extends each of its box
+    passes from the blurred edge instead, so such a line can read stronger here; `stain_peak` allows
+    for that.)
     """
     f, pad = COARSE_REDUCE, BLUR_REACH  # the pad a multiple of f, so the cells stay aligned
     h, w = s.shape
@@ -190,19 +189,30 @@ def coarse_stain(s: np.ndarray) -> np.ndarray:
 
 def stain_peak(s: np.ndarray) -> tuple[int, int, float]:
     """Row, column and value of the maximum of `blurred_stain(s)` for a stain map uint8 (H, W), the
-    first in raster order among equal values, wherever that maximum lies among the cells of
-    `coarse_stain(s)` within COARSE_MARGIN of its own (which it does on every file of TRAIN and TEST).
+    first in raster order among equal values, as long as the coarse map (`coarse_stain`) reads the
+    cell of that maximum at most COARSE_MARGIN below its value.
 
-    The full-size blur costs 1.2-1.6 ms a 320 x 240 field; it is computed only on the pixels of those
-    cells and the blur's reach around them (exactly, as `blurred_stain` of the whole would give them),
-    in about half the time on the data set's fields (2.0x; 3.3x enlarged 2x). A field with no
-    stained mass (a flat map) is blurred whole.
+    The full-size blur costs 1.2-1.6 ms a 320 x 240 field; it is computed only on the pixels of the
+    coarse cells within COARSE_MARGIN of the coarse maximum and the blur's reach around them (exactly,
+    as `blurred_stain` of the whole would give them), in about half the time on the data set's
+    fields. Where the peak found there reads below the coarse maximum (the coarse map overstated
+    something, e.g. a line along an edge), the cells within COARSE_MARGIN of the peak's value are
+    searched again. A field with no stained mass (a flat map) is blurred whole.
     """
+    coarse = coarse_stain(s)
+    top = int(coarse.max())
+    y, x, value = _peak_among(s, coarse >= top - COARSE_MARGIN)
+    if value < top:  # the true peak, at least `value`, has its cell at least `value` - COARSE_MARGIN
+        y, x, value = _peak_among(s, coarse >= int(value) - COARSE_MARGIN)
+    return y, x, value
+
+
+def _peak_among(s: np.ndarray, cells: np.ndarray) -> tuple[int, int, float]:
+    """The whole blur's maximum over the full-size pixels of the bounding box of `cells` (bool, the
+    coarse grid), blurred with the blur's reach around them."""
     h, w = s.shape
     f = COARSE_REDUCE
-    coarse = coarse_stain(s)
-    ys, xs = np.nonzero(coarse >= int(coarse.max()) - COARSE_MARGIN)
-    # The full-size pixels under those cells (a bounding box), then the blur's reach around it.
+    ys, xs = np.nonzero(cells)
     iy0, iy1, ix0, ix1 = f * int(ys.min()), min(h, f * int(ys.max()) + f), f * int(xs.min()), min(w, f * int(xs.max()) + f)
     y0, y1, x0, x1 = max(0, iy0 - BLUR_REACH), min(h, iy1 + BLUR_REACH), max(0, ix0 - BLUR_REACH), min(w, ix1 + BLUR_REACH)
     inner = blurred_stain(s[y0:y1, x0:x1])[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0]
