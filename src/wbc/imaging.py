@@ -160,8 +160,8 @@ BLUR_SIGMA = 8  # px: ~1/4 of a nucleus, so that a multi-lobed nucleus reads as 
 BLUR_REACH = 24
 COARSE_REDUCE = 4  # `coarse_stain` reads the field on a grid this much coarser
 # How far below the full blur's peak value its cell may read on the coarse map for `stain_peak` to
-# find it. Over all 12,444 files of TRAIN and TEST, as they are and enlarged 2x, it read at most 14
-# below (benchmarks/stain_peak.py).
+# find it. Over all 12,444 files of TRAIN and TEST, as they are and enlarged 2x, it read at most 5
+# below (benchmarks/stain_peak.py); the margin leaves room for photographs unlike these.
 COARSE_MARGIN = 40
 
 
