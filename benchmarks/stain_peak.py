@@ -3,8 +3,8 @@ peak of the whole field's blur? And how much faster is it?
 
     python benchmarks/stain_peak.py [--data PATH] [--splits TRAIN TEST] [--every 1] [--magnified 2]
 
-For every file: the row, column and value of `stain_peak` against the maximum of `blurred_stain`
-over the whole stain map; how far below the peak's value its cell reads on `coarse_stain` (what
+For every file: the row, column and value of `stain_peak` against `whole_stain_peak` (the maximum of
+the whole stain map's blur); how far below the peak's value its cell reads on `coarse_stain` (what
 COARSE_MARGIN must exceed); and how many files `stain_peak` searched twice. With
 `--magnified F` each file is also enlarged F times first, as another microscope's field would be
 before `locate_at_data_scale` shrinks it. Then both ways timed in alternation on the files.
@@ -19,11 +19,11 @@ import numpy as np
 
 
 def main(argv: list[str] | None = None) -> None:
-    from PIL import Image
     from tqdm import tqdm
 
     from wbc.data import find_images_root, list_split
-    from wbc.imaging import COARSE_MARGIN, COARSE_REDUCE, blurred_stain, coarse_stain, load_image, stain_map_u8, stain_peak
+    from wbc.imaging import COARSE_MARGIN, COARSE_REDUCE, coarse_stain, load_image, stain_map, stain_peak, whole_stain_peak
+    from wbc.robustness import scale as enlarge
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data")
@@ -34,11 +34,6 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     root = find_images_root(args.data)
     samples = [s for split in args.splits for s in list_split(root, split)[:: args.every]]
-
-    def full_peak(s: np.ndarray) -> tuple[int, int, float]:
-        b = blurred_stain(s)
-        y, x = np.unravel_index(int(b.argmax()), b.shape)
-        return int(y), int(x), float(b[y, x])
 
     def margins(s: np.ndarray, peak: tuple[int, int, float]) -> tuple[int, int]:
         """How far below the whole blur's peak value its cell reads on the coarse map (what
@@ -52,12 +47,11 @@ def main(argv: list[str] | None = None) -> None:
         for smp in tqdm(samples, desc=f"x{scale:g}"):
             rgb = load_image(smp.path)
             if scale != 1.0:
-                h, w, _ = rgb.shape
-                rgb = np.asarray(Image.fromarray(rgb).resize((round(w * scale), round(h * scale)), Image.BILINEAR))
-            s = stain_map_u8(rgb)
+                rgb = enlarge(scale)(rgb)
+            s = stain_map(rgb)
             if len(maps) < args.timed:
                 maps.append(s)
-            a, b = full_peak(s), stain_peak(s)
+            a, b = whole_stain_peak(s), stain_peak(s)
             same += a == b
             if a != b:
                 differ.append(f"{smp.path.name}: whole field {a}, stain_peak {b}")
@@ -73,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
             continue
         times: dict[str, list[float]] = {"whole field": [], "stain_peak": []}
         for _ in range(5):  # rounds, each way in turn, so the machine's drift falls on both
-            for name, fn in (("whole field", full_peak), ("stain_peak", stain_peak)):
+            for name, fn in (("whole field", whole_stain_peak), ("stain_peak", stain_peak)):
                 t0 = time.perf_counter()
                 for s in maps:
                     fn(s)

@@ -22,9 +22,10 @@ from wbc.imaging import (
     median_colour,
     prepare,
     prepare_located,
-    stain_map_u8,
+    stain_map,
     stain_peak,
     to_input,
+    whole_stain_peak,
 )
 
 
@@ -209,21 +210,15 @@ class TestCell:
         assert (background_colour(rgb) == (225, 215, 215)).all()
         assert not (median_colour(rgb) == (225, 215, 215)).all()
 
-    @staticmethod
-    def _whole_field_peak(s: np.ndarray) -> tuple[int, int, float]:
-        b = blurred_stain(s)
-        y, x = np.unravel_index(int(b.argmax()), b.shape)
-        return int(y), int(x), float(b[y, x])
-
     def test_stain_peak_is_the_whole_blur_peak_on_data_set_files(self, fixture_root: Path) -> None:
         """On the fixtures' files, as they are and flipped, the blur around the shrunk field's peak
         finds the peak of the whole field's blur: the same pixel and value."""
         paths = sorted(fixture_root.rglob("*.jpeg"))
         assert len(paths) >= 8
         for path in paths:
-            s = stain_map_u8(load_image(path))
+            s = stain_map(load_image(path))
             for view in (s, s[::-1], s[:, ::-1].copy()):
-                assert stain_peak(np.ascontiguousarray(view)) == self._whole_field_peak(np.ascontiguousarray(view)), path
+                assert stain_peak(np.ascontiguousarray(view)) == whole_stain_peak(np.ascontiguousarray(view)), path
 
     def test_blur_reach(self) -> None:
         """A crop of the stain map blurs exactly as the whole map BLUR_REACH px inside its edges, and
@@ -268,7 +263,7 @@ class TestCell:
         fields += [s, np.array([[0, 0, 0, 0, 255]], np.uint8), *(rng.integers(0, 256, shape, dtype=np.uint8)
                                                                  for shape in ((1, 50), (50, 1), (7, 5)) for _ in range(20))]
         for s in fields:
-            assert stain_peak(s) == self._whole_field_peak(s), s.shape
+            assert stain_peak(s) == whole_stain_peak(s), s.shape
         two = fields[4]  # equal nuclei at (60, 60) and (180, 260): the upper one, as np.argmax gives
         assert stain_peak(two)[0] < 120
         assert stain_peak(fields[-8])[1] == 0  # the line on the left edge outweighs the nucleus
@@ -280,8 +275,8 @@ class TestCell:
 
         below = []
         for path in sorted(fixture_root.rglob("*.jpeg")):
-            s = stain_map_u8(load_image(path))
-            y, x, value = self._whole_field_peak(s)
+            s = stain_map(load_image(path))
+            y, x, value = whole_stain_peak(s)
             below.append(value - int(coarse_stain(s)[y // COARSE_REDUCE, x // COARSE_REDUCE]))
         assert max(below) < COARSE_MARGIN and max(below) > -COARSE_MARGIN
 

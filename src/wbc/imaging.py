@@ -142,15 +142,10 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
-def stain_map_u8(rgb: np.ndarray) -> np.ndarray:
+def stain_map(rgb: np.ndarray) -> np.ndarray:
     """(blue - green) clipped to 0..255, uint8 (H, W): high on nuclei, low on red cells."""
     a = rgb.astype(np.int16)
     return np.clip(a[..., 2] - a[..., 1], 0, 255).astype(np.uint8)
-
-
-def stain_map(rgb: np.ndarray) -> np.ndarray:
-    """`stain_map_u8` as float32 (H, W)."""
-    return stain_map_u8(rgb).astype(np.float32)
 
 
 BLUR_SIGMA = 8  # px: ~1/4 of a nucleus, so that a multi-lobed nucleus reads as one mass
@@ -169,6 +164,15 @@ def blurred_stain(s: np.ndarray) -> np.ndarray:
     """The stain map uint8 (H, W) blurred by GaussianBlur(BLUR_SIGMA), all of it: what `stain_peak`
     reads the maximum of without computing it whole."""
     return np.asarray(Image.fromarray(s).filter(ImageFilter.GaussianBlur(BLUR_SIGMA)))
+
+
+def whole_stain_peak(s: np.ndarray) -> tuple[int, int, float]:
+    """Row, column and value of the maximum of `blurred_stain(s)`, the first in raster order among
+    equal values, from the whole blur: what `stain_peak` returns, the slow way (its tests and
+    benchmarks/stain_peak.py compare the two)."""
+    b = blurred_stain(s)
+    y, x = np.unravel_index(int(b.argmax()), b.shape)
+    return int(y), int(x), float(b[y, x])
 
 
 def coarse_stain(s: np.ndarray) -> np.ndarray:
@@ -222,7 +226,7 @@ def _peak_among(s: np.ndarray, cells: np.ndarray) -> tuple[int, int, float]:
 
 def locate_cell(rgb: np.ndarray) -> CellLocation:
     """Find the centre of the white cell: the densest stained mass, refined to its centroid."""
-    s = stain_map_u8(rgb)
+    s = stain_map(rgb)
     h, w = s.shape
     py, px, peak = stain_peak(s)
     r = 48  # px: a large nucleus fits in 96 x 96 at the data set's scale
