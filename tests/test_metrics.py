@@ -51,6 +51,35 @@ class TestMetrics:
         lo, hi = m["accuracy_ci95"]
         assert 0 <= lo <= m["accuracy"] <= hi <= 1 and lo < hi
 
+    def test_ece_interval_of_one_cell(self) -> None:
+        """One cell: every resample is the data itself, so the ECE interval is the ECE, read from the
+        per-cell bin sums the bootstrap uses."""
+        ece = expected_calibration_error(PROBS, Y)
+        lo, hi = bootstrap_over_cells(Y, PROBS.argmax(1), ["one"] * len(Y), n=50, probs=PROBS)["ece"]
+        assert lo == pytest.approx(ece) and hi == pytest.approx(ece)
+
+    def test_ece_interval_over_cells(self) -> None:
+        """Two cells, one right and sure, one wrong and sure: resamples of both, only the first (ECE 0.01)
+        or only the second (0.99) give an interval spanning nearly 0..1."""
+        probs = np.tile([[0.99, 0.01, 0, 0]], (20, 1))
+        y = np.r_[np.zeros(10, dtype=int), np.ones(10, dtype=int)]
+        m = compute_metrics(probs, y, ["a"] * 10 + ["b"] * 10, n_boot=500)
+        assert m["ece"] == pytest.approx(0.49)
+        assert m["ece_ci95"][0] == pytest.approx(0.01) and m["ece_ci95"][1] == pytest.approx(0.99)
+
+    def test_cell_interval_unchanged(self) -> None:
+        """The cell-level interval still draws bootstrap_over_cells' resamples: pinned against the
+        per-draw indexing it used before cell_resamples."""
+        rng = np.random.default_rng(3)
+        cells = [f"c{i % 17}" for i in range(170)]
+        y = np.array([i % 17 % 4 for i in range(170)])
+        probs = rng.dirichlet(np.ones(4), size=170)
+        m = compute_metrics(probs, y, cells, n_boot=300, seed=5)
+        cell_probs, cell_y, _ = pool_cells(probs, y, cells)
+        ok = (cell_probs.argmax(1) == cell_y).astype(float)
+        before = ok[np.random.default_rng(5).integers(0, 17, size=(300, 17))].mean(1)
+        assert m["cell_accuracy_ci95"] == (np.percentile(before, 2.5), np.percentile(before, 97.5))
+
     def test_bootstrap_of_perfect_predictions(self) -> None:
         """All right: every resample is perfect, so the interval is [1, 1]."""
         ci = bootstrap_over_cells(Y, Y, CELLS, n=100)

@@ -25,12 +25,19 @@ def pool_cells(probs: np.ndarray, y: np.ndarray, cells: Sequence[str]) -> tuple[
     return sums / counts, labels, names
 
 
-def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = 15) -> float:
-    """ECE: |accuracy - confidence| averaged over equal-width confidence bins, weighted by size."""
+ECE_BINS = 15
+
+
+def _ece_bins(probs: np.ndarray, y: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each file's confidence bin (N,), whether it is right (N,) bool and its confidence (N,)."""
     conf = probs.max(1)
-    correct = probs.argmax(1) == y
     edges = np.linspace(0, 1, bins + 1)
-    which = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+    return np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1), probs.argmax(1) == y, conf
+
+
+def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> float:
+    """ECE: |accuracy - confidence| averaged over equal-width confidence bins, weighted by size."""
+    which, correct, conf = _ece_bins(probs, y, bins)
     ece = 0.0
     for b in range(bins):
         m = which == b
@@ -51,31 +58,51 @@ def scores_from_confusion(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return acc, macro
 
 
-def bootstrap_over_cells(
-    y: np.ndarray, pred: np.ndarray, cells: Sequence[str], n: int = 2000, seed: int = 0
-) -> dict[str, tuple[float, float]]:
-    """95% percentile intervals for accuracy and macro-F1 over files, resampling whole cells.
+def cell_resamples(n_cells: int, n: int = 2000, seed: int = 0) -> np.ndarray:
+    """How often each of `n_cells` cells is drawn in each of `n` resamples with replacement:
+    (n, n_cells) counts, each row summing to n_cells."""
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n_cells, size=(n, n_cells))
+    weights = np.zeros((n, n_cells))
+    np.add.at(weights, (np.arange(n)[:, None].repeat(n_cells, 1), draws), 1)
+    return weights
 
-    Views of one cell are not independent, so whole cells are drawn with replacement.
+
+def _ci95(v: np.ndarray) -> tuple[float, float]:
+    return float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))
+
+
+def bootstrap_over_cells(
+    y: np.ndarray, pred: np.ndarray, cells: Sequence[str], n: int = 2000, seed: int = 0,
+    probs: np.ndarray | None = None,
+) -> dict[str, tuple[float, float]]:
+    """95% percentile intervals for accuracy and macro-F1 over files (and, given the probabilities
+    (N, 4) `pred` is the argmax of, ECE over files), resampling whole cells.
+
+    Views of one cell are not independent, so whole cells are drawn with replacement. ECE is never
+    below 0 and its bins' gaps do not cancel, so its resampled values lean high: read its interval as
+    the spread that 71 cells leave, not as a bound around the figure.
     """
     names = sorted(set(cells))
     index = {c: i for i, c in enumerate(names)}
     idx = np.array([index[c] for c in cells])
     n_cells = len(names)
+    weights = cell_resamples(n_cells, n, seed)  # (n, C)
     # Per-cell confusion contributions (C, K, K): resampled sums give each bootstrap's matrix.
     per_cell = np.zeros((n_cells, NUM_CLASSES, NUM_CLASSES))
     np.add.at(per_cell, (idx, y, pred), 1)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n_cells, size=(n, n_cells))
-    weights = np.zeros((n, n_cells))
-    np.add.at(weights, (np.arange(n)[:, None].repeat(n_cells, 1), draws), 1)
-    cms = np.einsum("bc,cij->bij", weights, per_cell)
-    acc, macro = scores_from_confusion(cms)
-
-    def ci(v: np.ndarray) -> tuple[float, float]:
-        return float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))
-
-    return {"accuracy": ci(acc), "macro_f1": ci(macro)}
+    acc, macro = scores_from_confusion(np.einsum("bc,cij->bij", weights, per_cell))
+    out = {"accuracy": _ci95(acc), "macro_f1": _ci95(macro)}
+    if probs is not None:
+        # ECE = sum over bins of |right - confidence| summed over the bin's files, / files: per-cell
+        # sums (C, bins) of both and of the files, resampled like the matrices.
+        which, correct, conf = _ece_bins(probs, y, ECE_BINS)
+        sums = np.zeros((3, n_cells, ECE_BINS))
+        for k, v in enumerate((correct.astype(float), conf, np.ones(len(y)))):
+            np.add.at(sums[k], (idx, which), v)
+        right, confident, files = (weights @ s for s in sums)  # each (n, bins)
+        out["ece"] = _ci95(np.abs(right - confident).sum(1) / files.sum(1))
+    return out
 
 
 def compute_metrics(
@@ -87,11 +114,10 @@ def compute_metrics(
     p, r, f, s = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
     cell_probs, cell_y, _ = pool_cells(probs, y, cells)
     cell_pred = cell_probs.argmax(1)
-    boot = bootstrap_over_cells(y, pred, cells, n=n_boot, seed=seed)
-    # Same seed and shape as bootstrap_over_cells, and cells sorted alike: the same resamples.
-    rng = np.random.default_rng(seed)
+    boot = bootstrap_over_cells(y, pred, cells, n=n_boot, seed=seed, probs=probs)
+    # The same resamples as bootstrap_over_cells: the same seed and count, and cells sorted alike.
     cell_ok = (cell_pred == cell_y).astype(float)
-    cell_boot = cell_ok[rng.integers(0, len(cell_ok), size=(n_boot, len(cell_ok)))].mean(1)
+    cell_boot = cell_resamples(len(cell_ok), n_boot, seed) @ cell_ok / len(cell_ok)
     present = [c for c in labels if (y == c).any()]
     return {
         "n_files": int(len(y)),
@@ -102,9 +128,10 @@ def compute_metrics(
         "macro_f1_ci95": boot["macro_f1"],
         "cell_accuracy": float(cell_ok.mean()),
         "cells_correct": int(cell_ok.sum()),
-        "cell_accuracy_ci95": (float(np.percentile(cell_boot, 2.5)), float(np.percentile(cell_boot, 97.5))),
+        "cell_accuracy_ci95": _ci95(cell_boot),
         "cell_macro_f1": float(f1_score(cell_y, cell_pred, labels=present, average="macro", zero_division=0)),
         "ece": expected_calibration_error(probs, y),
+        "ece_ci95": boot["ece"],
         "accuracy_at_90_coverage": accuracy_at_coverage(probs, y, 0.9),
         "per_class": {
             CLASSES[c]: {"precision": float(p[c]), "recall": float(r[c]), "f1": float(f[c]), "support": int(s[c])}
