@@ -51,6 +51,13 @@ class TestMetrics:
         lo, hi = m["accuracy_ci95"]
         assert 0 <= lo <= m["accuracy"] <= hi <= 1 and lo < hi
 
+    def test_reliability_bins_make_the_ece(self) -> None:
+        """The bins' files, accuracies and confidences weigh up to the ECE, and cover every file."""
+        bins = compute_metrics(PROBS, Y, CELLS, n_boot=50)["reliability"]
+        n = sum(b["files"] for b in bins)
+        assert n == len(Y) and all(b["from"] < b["to"] for b in bins)
+        assert sum(b["files"] / n * abs(b["accuracy"] - b["confidence"]) for b in bins) == pytest.approx(1.7 / 6)
+
     def test_ece_interval_of_one_cell(self) -> None:
         """One cell: every resample is the data itself, so the ECE interval is the ECE, read from the
         per-cell bin sums the bootstrap uses."""

@@ -46,6 +46,19 @@ def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = ECE
     return float(ece)
 
 
+def reliability(probs: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> list[dict[str, Any]]:
+    """The ECE's bins that hold files: each one's confidence range, files, accuracy and mean
+    confidence (accuracy above confidence: underconfident there; below: overconfident)."""
+    which, correct, conf = _ece_bins(probs, y, bins)
+    out = []
+    for b in range(bins):
+        m = which == b
+        if m.any():
+            out.append({"from": b / bins, "to": (b + 1) / bins, "files": int(m.sum()),
+                        "accuracy": float(correct[m].mean()), "confidence": float(conf[m].mean())})
+    return out
+
+
 def scores_from_confusion(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(B, K, K) confusion matrices -> accuracy (B,) and macro-F1 (B,) (classes present only)."""
     tp = np.diagonal(cm, axis1=1, axis2=2).astype(float)
@@ -132,6 +145,7 @@ def compute_metrics(
         "cell_macro_f1": float(f1_score(cell_y, cell_pred, labels=present, average="macro", zero_division=0)),
         "ece": expected_calibration_error(probs, y),
         "ece_ci95": boot["ece"],
+        "reliability": reliability(probs, y),
         "accuracy_at_90_coverage": accuracy_at_coverage(probs, y, 0.9),
         "per_class": {
             CLASSES[c]: {"precision": float(p[c]), "recall": float(r[c]), "f1": float(f[c]), "support": int(s[c])}

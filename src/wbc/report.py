@@ -98,6 +98,12 @@ def metrics_table(m: dict[str, Any]) -> str:
     out += ["", "| class | precision | recall | F1 | files |", "|---|---|---|---|---|"]
     for c, v in m["per_class"].items():
         out.append(f"| {c.title()} | {v['precision']:.4f} | {v['recall']:.4f} | {v['f1']:.4f} | {v['support']} |")
+    if m.get("reliability"):
+        out += ["", "Calibration, bin by bin (the ECE's bins that hold files): where accuracy is above the mean "
+                "confidence the model is underconfident, where below it overconfident.", "",
+                "| confidence | files | accuracy | mean confidence |", "|---|---|---|---|"]
+        out += [f"| {b['from']:.2f}-{b['to']:.2f} | {b['files']} | {_pct(b['accuracy'])} | {_pct(b['confidence'])} |"
+                for b in m["reliability"]]
     return "\n".join(out)
 
 
