@@ -203,11 +203,37 @@ class TestNotAWhiteCell:
         assert Prediction(file="x", label="MONOCYTE", confidence=0.99, probs=p.probs,
                           clipped=OVEREXPOSED_SHARE - 0.01).verdict == "confident"
 
+    def test_clipped_share_counts_pixels_white_in_every_channel(self) -> None:
+        """clipped_share equals its plain form (pixels white in all three channels over the lit ones) on
+        fixture fields brightened so that some channels clip, with black fill, and on random fields
+        where green alone, or every channel but green, reaches white."""
+        from wbc.imaging import lit_mask, load_image
+        from wbc.screening import WHITE_LEVEL, clipped_share
+
+        def reference(rgb: np.ndarray) -> float:
+            white = int((rgb.min(2) >= WHITE_LEVEL).sum())
+            return white / int(lit_mask(rgb).sum()) if white else 0.0
+
+        rng = np.random.default_rng(1)
+        fields = []
+        for path in sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[::4]:
+            rgb = load_image(path)
+            for gain in (1.0, 1.15, 1.3, 1.6):
+                fields.append(np.clip(rgb * gain, 0, 255).astype(np.uint8))
+        for _ in range(40):
+            x = rng.integers(200, 256, (int(rng.integers(1, 40)), int(rng.integers(1, 40)), 3), dtype=np.uint8)
+            no_green = x.copy()
+            no_green[..., 1] = np.minimum(no_green[..., 1], WHITE_LEVEL - 1)
+            fields += [x, no_green]
+        shares = [clipped_share(x) for x in fields]
+        assert shares == [reference(x) for x in fields]
+        assert sum(s > 0 for s in shares) >= 40  # the counting path ran, not only the early return
+
     def test_field_white_is_the_99th_percentile_of_the_lit_pixels(self) -> None:
         """field_white reads np.percentile's 99th percentile (linear interpolation) of each channel over
         the lit pixels off histograms: equal on fixture fields, dimmed and brightened, with black fill,
-        wholly dark, and on small random ones."""
-        from wbc.imaging import lit_mask, load_image
+        wholly dark, lit everywhere by red alone (no mask built), and on small random ones."""
+        from wbc.imaging import LIT_MIN, lit_mask, load_image
         from wbc.screening import field_white
 
         def reference(rgb: np.ndarray) -> np.ndarray:
@@ -223,7 +249,9 @@ class TestNotAWhiteCell:
                 x = np.clip(rgb * gain, 0, 255).astype(np.uint8)
                 filled = x.copy()
                 filled[:40] = 0
-                fields += [x, filled]
+                lifted = x.copy()
+                lifted[..., 0] = np.maximum(lifted[..., 0], LIT_MIN)  # every pixel lit, by red alone
+                fields += [x, filled, lifted]
         fields += [(rng.integers(0, 256, (int(h), int(w), 3), dtype=np.uint8) // d).astype(np.uint8)
                    for h, w, d in zip(rng.integers(1, 50, 40), rng.integers(1, 50, 40), rng.choice([1, 12], 40))]
         for x in fields:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from wbc.errors import BadImageError
 from wbc.imaging import (
@@ -16,6 +16,7 @@ from wbc.imaging import (
     background_colour,
     blurred_stain,
     crop_square,
+    edge_padded,
     load_image,
     locate_at_data_scale,
     locate_cell,
@@ -279,6 +280,36 @@ class TestCell:
             y, x, value = whole_stain_peak(s)
             below.append(value - int(coarse_stain(s)[y // COARSE_REDUCE, x // COARSE_REDUCE]))
         assert max(below) < COARSE_MARGIN and max(below) > -COARSE_MARGIN
+
+    def test_stain_map_is_blue_minus_green_clipped(self) -> None:
+        """uint8 (blue - green), 0 wherever green is at least blue, over every pair of levels."""
+        b, g = np.meshgrid(np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8))
+        rgb = np.stack([np.zeros_like(b), g, b], axis=-1)
+        want = np.clip(b.astype(np.int16) - g.astype(np.int16), 0, 255).astype(np.uint8)
+        got = stain_map(rgb)
+        assert got.dtype == np.uint8 and np.array_equal(got, want)
+
+    def test_edge_padded_is_numpys_edge_pad(self) -> None:
+        rng = np.random.default_rng(0)
+        for h, w, pad in ((1, 1, 3), (1, 9, 24), (7, 1, 24), (5, 6, 0), (30, 41, 24), (3, 4, 10)):
+            a = rng.integers(0, 256, (h, w), dtype=np.uint8)
+            assert np.array_equal(edge_padded(a, pad), np.pad(a, pad, mode="edge")), (h, w, pad)
+
+    def test_exif_orientation_is_applied(self) -> None:
+        """A JPEG whose EXIF says "rotate 90 degrees" (orientation 6) is read upright, as Pillow's
+        exif_transpose turns it; one without the tag as stored."""
+        rng = np.random.default_rng(0)
+        img = Image.fromarray(rng.integers(0, 256, (40, 64, 3), dtype=np.uint8))
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        buf = io.BytesIO()
+        img.save(buf, format="JPEG", exif=exif, quality=95)
+        raw = buf.getvalue()
+        got = load_image(raw)
+        upright = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(raw))).convert("RGB"))
+        assert got.shape == (64, 40, 3) and np.array_equal(got, upright)
+        plain = load_image(_png(img, "JPEG"))
+        assert plain.shape == (40, 64, 3)
 
     def test_median_colour_matches_numpy(self) -> None:
         """The histogram median equals np.median(...).astype(uint8), odd and even counts."""
