@@ -132,6 +132,23 @@ class TestArrays:
         x2, _ = load_arrays(s, spec, progress=False)
         assert (x == x2).all()
 
+    def test_prepared_keeps_what_predict_learns(self, fixture_root: Path) -> None:
+        """load_prepared keeps each file's shrink factor and white gains as Predictor.analyse finds
+        them (NaN where input_gains has none), built and read back from the cache alike."""
+        from wbc.data import load_prepared
+        from wbc.imaging import load_image, prepare_located
+        from wbc.screening import input_gains
+
+        s = list_split(fixture_root, "TEST_SIMPLE")
+        for use_cache in (False, True, True):
+            p = load_prepared(s, PreprocessSpec(), use_cache=use_cache, progress=False)
+            assert p.reduced_by.shape == (8,) and p.gains.shape == (8, 3) and p.samples == s
+            for smp, x, r, g in zip(s, p.x, p.reduced_by, p.gains):
+                want_x, loc, field = prepare_located(load_image(smp.path), PreprocessSpec())
+                want = input_gains(field)
+                assert np.array_equal(x, want_x) and r == loc.reduced_by
+                assert np.isnan(g).all() if want is None else np.array_equal(g, want)
+
     def test_bad_file_stops_with_its_name(self, data_copy: Path) -> None:
         """One corrupt file stops loading before training and is named; --skip-bad leaves it out."""
         bad = data_copy / "TRAIN" / "MONOCYTE" / "_9_1.jpeg"

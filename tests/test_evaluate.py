@@ -72,7 +72,9 @@ class TestEvaluate:
 def test_a_match_white_card_is_evaluated_as_it_predicts(tmp_path: Path) -> None:
     """With a card's match_white, evaluate scales each crop by its field's white gains, as `wbc
     predict` does: on dimmed copies of the fixtures it gives Predictor.analyse's probabilities, not
-    those of the crops as photographed; the fixtures as photographed read the same either way."""
+    those of the crops as photographed, and its CSV says which were matched and how much each was
+    shrunk, as analyse does; the fixtures as photographed read the same either way. A second evaluate
+    reads the gains from the cache and gives the same probabilities."""
     import shutil
 
     import numpy as np
@@ -93,12 +95,23 @@ def test_a_match_white_card_is_evaluated_as_it_predicts(tmp_path: Path) -> None:
         (m / "model.json").write_text(json.dumps({**card, "match_white": value}))
     on = Predictor(model)
     files = sorted(folder.rglob("*.png"))
-    want = on.predict_probs(np.stack([on.analyse(load_image(f))[0] for f in files]))
+    analysed = [on.analyse(load_image(f)) for f in files]
+    want = on.predict_probs(np.stack([x for x, _ in analysed]))
+    assert sum(sc.white_matched for _, sc in analysed) >= 4  # dimmed x0.6: most are matched
     got = evaluate(model, tmp_path / "on", folder=folder, n_boot=50, progress=False)
     plain = evaluate(plain_model, tmp_path / "off", folder=folder, n_boot=50, progress=False)
-    rows = {r.split(",")[0]: r for r in (tmp_path / "on" / "predictions.csv").read_text().splitlines()[1:]}
-    for f, p in zip(files, want):
-        assert [float(v) for v in rows[str(f.relative_to(folder))].split(",")[3:7]] == pytest.approx(p, abs=2e-6)
+    lines = (tmp_path / "on" / "predictions.csv").read_text().splitlines()
+    head = lines[0].split(",")
+    rows = {r.split(",")[0]: r.split(",") for r in lines[1:]}
+    for f, p, (_, sc) in zip(files, want, analysed):
+        row = rows[str(f.relative_to(folder))]
+        assert [float(v) for v in row[3:7]] == pytest.approx(p, abs=2e-6)
+        assert row[head.index("white_matched")] == ("yes" if sc.white_matched else "no")
+        assert float(row[head.index("shrunk_by")]) == pytest.approx(sc.reduced_by)
+        assert row[head.index("white_balanced")] == row[head.index("overexposed")] == ""  # not screened here
+    again = evaluate(model, tmp_path / "again", folder=folder, n_boot=50, progress=False)
+    assert again["accuracy"] == got["accuracy"] and again["ece"] == got["ece"]
+    assert (tmp_path / "again" / "predictions.csv").read_text() == "\n".join(lines) + "\n"
     assert got["accuracy"] != plain["accuracy"] or got["ece"] != plain["ece"]  # the matching moved something
     same = evaluate(model, tmp_path / "same", folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=50, progress=False)
     assert same["ece"] == evaluate(plain_model, tmp_path / "same2", folder=FIXTURE_IMAGES / "TEST_SIMPLE",

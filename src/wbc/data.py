@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from wbc import imaging
+from wbc import imaging, screening
 from wbc.errors import BadImageError, DataError
-from wbc.imaging import PreprocessSpec, load_image, prepare
+from wbc.imaging import PreprocessSpec, load_image, prepare_located
 from wbc.info import CLASS_INDEX, CLASSES, IMAGE_SUFFIXES, SPLITS
 from wbc.io import atomic_write_bytes
 from wbc.sources import field_name, source_field
@@ -150,12 +150,24 @@ def grouped_split(samples: Sequence[Sample], val_fraction: float = 0.2, seed: in
 # ---- decoded-image cache -------------------------------------------------------------------
 
 
-def _decode(args: tuple[str, dict]) -> np.ndarray | str:
+@dataclass(frozen=True)
+class Prepared:
+    """The kept samples as the network is given them, and what preparing each one found."""
+
+    x: np.ndarray  # uint8 (N, h, w, 3)
+    samples: list[Sample]
+    reduced_by: np.ndarray  # (N,): a magnified field was shrunk by this before the crop (1: not)
+    gains: np.ndarray  # (N, 3): the field's `screening.input_gains`, NaN where it has none
+
+
+def _decode(args: tuple[str, dict]) -> tuple[np.ndarray, float, np.ndarray] | str:
     path, spec_d = args
     try:
-        return prepare(load_image(path), PreprocessSpec.from_dict(spec_d))
+        x, loc, field = prepare_located(load_image(path), PreprocessSpec.from_dict(spec_d))
     except BadImageError as e:
         return str(e)
+    gains = screening.input_gains(field)
+    return x, loc.reduced_by, np.full(3, np.nan) if gains is None else gains
 
 
 def cache_dir() -> Path:
@@ -163,8 +175,8 @@ def cache_dir() -> Path:
 
 
 def _cache_key(samples: Sequence[Sample], spec: PreprocessSpec) -> str:
-    # The preprocessing code is part of the key: a change to it must not reuse stale crops.
-    h = hashlib.sha256(Path(imaging.__file__).read_bytes())
+    # The preprocessing code is part of the key: a change to it must not reuse stale crops or gains.
+    h = hashlib.sha256(Path(imaging.__file__).read_bytes() + Path(screening.__file__).read_bytes())
     h.update(json.dumps(spec.to_dict(), sort_keys=True).encode())
     for s in samples:
         st = s.path.stat()
@@ -180,7 +192,21 @@ def load_arrays(
     use_cache: bool = True,
     progress: bool = True,
 ) -> tuple[np.ndarray, list[Sample]]:
-    """Decode and prepare every sample: uint8 (N, h, w, 3) and the samples kept.
+    """Decode and prepare every sample: uint8 (N, h, w, 3) and the samples kept (`load_prepared`)."""
+    p = load_prepared(samples, spec, skip_bad, workers, use_cache, progress)
+    return p.x, p.samples
+
+
+def load_prepared(
+    samples: Sequence[Sample],
+    spec: PreprocessSpec,
+    skip_bad: bool = False,
+    workers: int | None = None,
+    use_cache: bool = True,
+    progress: bool = True,
+) -> Prepared:
+    """Decode and prepare every sample, keeping what `wbc predict` would learn of its field on the way
+    (whether it was shrunk, its white gains), so that evaluating never decodes a file twice.
 
     Results are cached on disk (WBC_CACHE, default ~/.cache/wbc) keyed by file identity and spec.
     A bad file stops everything with a message naming each bad file, unless `skip_bad`.
@@ -192,11 +218,11 @@ def load_arrays(
     if use_cache and cpath.exists():
         try:
             with np.load(cpath) as z:
-                x, keep = z["x"], z["keep"]
+                x, keep, reduced_by, gains = z["x"], z["keep"], z["reduced_by"], z["gains"]
             if skip_bad or keep.all():
-                return x, [s for s, k in zip(samples, keep) if k]
+                return Prepared(x, [s for s, k in zip(samples, keep) if k], reduced_by, gains)
         except (OSError, KeyError, ValueError):
-            pass  # a damaged cache file is rebuilt below
+            pass  # a damaged cache file, or one written before it kept the gains, is rebuilt below
     workers = workers or min(2, os.cpu_count() or 1)
     jobs = [(str(s.path), spec.to_dict()) for s in samples]
     if workers > 1 and len(jobs) > 64:
@@ -211,9 +237,12 @@ def load_arrays(
         raise DataError(f"{len(bad)} unusable image file(s); fix or remove them, or pass --skip-bad:\n  {shown}")
     if not keep.any():
         raise DataError("no usable images among the files given")
-    x = np.stack([r for r in results if not isinstance(r, str)])
+    good = [r for r in results if not isinstance(r, str)]
+    x = np.stack([r[0] for r in good])
+    reduced_by = np.array([r[1] for r in good], dtype=np.float64)
+    gains = np.stack([r[2] for r in good]).astype(np.float64)
     if use_cache:
         buf = io.BytesIO()
-        np.savez(buf, x=x, keep=keep)
+        np.savez(buf, x=x, keep=keep, reduced_by=reduced_by, gains=gains)
         atomic_write_bytes(cpath, buf.getvalue())
-    return x, [s for s, k in zip(samples, keep) if k]
+    return Prepared(x, [s for s, k in zip(samples, keep) if k], reduced_by, gains)

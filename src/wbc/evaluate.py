@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from wbc.data import Sample, find_images_root, list_folder, list_split, load_arrays
+from wbc.data import Prepared, Sample, find_images_root, list_folder, list_split, load_prepared
 from wbc.info import CLASSES
 from wbc.io import atomic_write_text
 from wbc.metrics import classification_report_text, compute_metrics
@@ -24,32 +24,31 @@ def _shown(path: str | Path) -> str:
 
 
 def model_probs(model: str | Path | None, samples: list[Sample], skip_bad: bool = False,
-                progress: bool = True) -> tuple[np.ndarray, list[Sample], str, float]:
+                progress: bool = True) -> tuple[np.ndarray, Prepared, np.ndarray, str, float]:
     """Probabilities (N, 4) for samples, from an ONNX model (folder/.onnx/None) or a .pt checkpoint,
-    with the kept samples, the model's name and its card's review threshold (0 for a checkpoint)."""
+    with the kept samples as prepared, which of them the network saw with the white matched (N,), the
+    model's name and its card's review threshold (0 for a checkpoint)."""
     if model is not None and str(model).endswith(".pt"):
         from wbc.train import _to_tensor, load_checkpoint, model_from_checkpoint, predict_probs
 
         net, spec = model_from_checkpoint(load_checkpoint(model))
-        x, kept = load_arrays(samples, spec, skip_bad=skip_bad, progress=progress)
-        return predict_probs(net, _to_tensor(x), spec), kept, str(model), 0.0
+        p = load_prepared(samples, spec, skip_bad=skip_bad, progress=progress)
+        return predict_probs(net, _to_tensor(p.x), spec), p, np.zeros(len(p.x), bool), str(model), 0.0
     pred = Predictor(model)
-    x, kept = load_arrays(samples, pred.spec, skip_bad=skip_bad, progress=progress)
-    if pred.match_white:
-        x = white_matched(pred, x, kept)
-    return pred.predict_probs(x), kept, str(pred.onnx_path), pred.review_threshold
+    p = load_prepared(samples, pred.spec, skip_bad=skip_bad, progress=progress)
+    x, matched = white_matched(pred, p)
+    return pred.predict_probs(x), p, matched, str(pred.onnx_path), pred.review_threshold
 
 
-def white_matched(pred: Predictor, x: np.ndarray, samples: list[Sample]) -> np.ndarray:
-    """The cached crops x (N, h, w, 3) of `samples` as a match_white card's network sees them
-    (`Predictor.matched_input`). The cache keeps crops, not fields, so each file is decoded and its
-    cell found again (a few ms a file)."""
-    from wbc.imaging import load_image, located_field
-
-    x = x.copy()
-    for i, s in enumerate(samples):
-        x[i] = pred.matched_input(x[i], located_field(load_image(s.path), pred.spec)[0])[0]
-    return x
+def white_matched(pred: Predictor, p: Prepared) -> tuple[np.ndarray, np.ndarray]:
+    """The crops (N, h, w, 3) as the card's network sees them (`Predictor.matched_input`, from the
+    gains `load_prepared` kept), and which were changed (N,)."""
+    if not pred.match_white:
+        return p.x, np.zeros(len(p.x), bool)
+    x, matched = p.x.copy(), np.zeros(len(p.x), bool)
+    for i, g in enumerate(p.gains):
+        x[i], matched[i] = pred.with_gains(x[i], None if np.isnan(g).any() else g)
+    return x, matched
 
 
 def review_split(probs: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
@@ -85,7 +84,8 @@ def evaluate(
     else:
         samples = list_folder(folder, require_all_classes=False)
     where = _shown(folder)
-    probs, samples, model_name, threshold = model_probs(model, samples, skip_bad, progress)
+    probs, prepared, matched, model_name, threshold = model_probs(model, samples, skip_bad, progress)
+    samples = prepared.samples
     model_name = _shown(model_name)
     y = np.array([s.label for s in samples])
     cells = [s.cell for s in samples]
@@ -103,8 +103,9 @@ def evaluate(
     plot_confusion(m["cell_confusion"], out / "confusion_cells.png", "Cells")
     preds = [
         Prediction(file=os.path.relpath(s.path, folder), label=CLASSES[int(p.argmax())], confidence=float(p.max()),
-                   probs=tuple(float(v) for v in p), needs_review=float(p.max()) < threshold, screened=False)
-        for s, p in zip(samples, probs)
+                   probs=tuple(float(v) for v in p), needs_review=float(p.max()) < threshold,
+                   reduced_by=float(r), white_matched=bool(w), screened=False)
+        for s, p, r, w in zip(samples, probs, prepared.reduced_by, matched)
     ]
     write_predictions_csv(out / "predictions.csv", preds)
     write_report(out, m, f"Evaluation of {Path(model_name).name}",

@@ -102,7 +102,7 @@ class Prediction:
     white_balanced: bool = False  # screened as a white cell only once its white was matched to the data set's
     white_matched: bool = False  # the network saw it with its white matched to the data set's (Predictor.match_white)
     clipped: float = 0.0  # share of the photo's lit pixels pure white (screening.clipped_share)
-    screened: bool = True  # False where no screening ran (wbc evaluate): its CSV columns are then blank
+    screened: bool = True  # False where no screening ran (wbc evaluate): white_balanced and overexposed read blank
 
     @property
     def top2(self) -> list[tuple[str, float]]:
@@ -211,8 +211,12 @@ class Predictor:
     def matched_input(self, x: np.ndarray, field: np.ndarray) -> tuple[np.ndarray, bool]:
         """The prepared input x (h, w, 3) as the network sees it, and whether it was changed: scaled by
         the field's white gains where the card matches white and the field's lies below the data set's."""
-        gains = input_gains(field) if self.match_white else None
-        return (x, False) if gains is None else (scale_channels(x, gains), True)
+        return self.with_gains(x, input_gains(field) if self.match_white else None)
+
+    def with_gains(self, x: np.ndarray, gains: np.ndarray | None) -> tuple[np.ndarray, bool]:
+        """`matched_input` given the field's `screening.input_gains` (3,) (None: it has none), e.g. as
+        `data.load_prepared` kept them: unchanged unless the card matches white."""
+        return (scale_channels(x, gains), True) if gains is not None and self.match_white else (x, False)
 
     def verdicts(self, file: str, probs: np.ndarray, screening: Screening) -> Prediction:
         k = int(probs.argmax())
@@ -280,9 +284,11 @@ def predictions_csv(preds: Sequence[Prediction]) -> str:
         conf = f"{p.confidence:.6f}" if p.label else ""
         screened = bool(p.label) and p.screened
         flags = ["yes" if p.needs_review else "no", p.not_wbc] if p.label else ["", ""]
+        yes_no = {True: "yes", False: "no"}
+        # What the screening found is blank where none ran (wbc evaluate); the matching is known either way.
         w.writerow([p.file, p.label, conf, *probs, *flags, p.error, f"{p.reduced_by:.2f}" if p.label else "",
-                    *(tuple("yes" if f else "no" for f in (p.white_balanced, p.white_matched, p.overexposed))
-                      if screened else ("", "", "")), p.verdict])
+                    yes_no[p.white_balanced] if screened else "", yes_no[p.white_matched] if p.label else "",
+                    yes_no[p.overexposed] if screened else "", p.verdict])
     return out.getvalue()
 
 
