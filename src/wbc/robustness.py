@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
-from wbc.imaging import OD_FROM_HED, crop_square, locate_cell, median_colour, prepare, scale_channels
+from wbc.imaging import OD_FROM_HED, crop_square, lit_mask, locate_cell, median_colour, prepare, scale_channels
 from wbc.screening import Screening
 
 Shift = Callable[[np.ndarray], np.ndarray]
@@ -39,9 +39,16 @@ def brightness(k: float) -> Shift:
 
 
 def contrast(k: float) -> Shift:
+    """Another camera's contrast: the lit pixels scaled by k about their mean. The black fill of the
+    data set's rotated views is left black: it comes from the data set's augmentation, not from a
+    camera (scaling it too turned it grey, which no flat photo has)."""
     def f(rgb: np.ndarray) -> np.ndarray:
+        lit = lit_mask(rgb)
         a = rgb.astype(np.float32)
-        return np.clip((a - a.mean()) * k + a.mean(), 0, 255).astype(np.uint8)
+        mean = a[lit].mean() if lit.any() else a.mean()
+        out = np.clip((a - mean) * k + mean, 0, 255).astype(np.uint8)
+        out[~lit] = rgb[~lit]
+        return out
     return f
 
 
