@@ -1,15 +1,15 @@
 """How often the is-it-a-white-cell screening (wbc.screening) is wrong, both ways, with and without its
 second look (the field's white matched to the data set's) and its third (the contrast also stretched).
 
-    python benchmarks/screening.py [--data PATH] [--every 1] [--json FILE]
+    python benchmarks/screening.py [--data PATH] [--every 1] [--offset 0] [--patches corners|sides] [--json FILE]
 
 Real cells: every TRAIN and TEST file (every k-th with --every), clean and under the colour shifts of
 other cameras (wbc.robustness: white balance, exposure, flat contrast, pale stain); each should pass.
 It also counts the photos marked overexposed (wbc.screening.OVEREXPOSED_SHARE), which brightness
 x1.2 and x1.3 join the shifts for.
 Red cells only: 128 x 128 px corners of the original fields (dataset-master, halved to the data set's
-scale) that keep 16 px clear of every annotated white cell's box; each should be flagged, clean and
-under the same shifts. The screening decides nothing about the type, so TEST's fields may serve here.
+scale; or with --patches sides, the middle of each side) that keep 16 px clear of every annotated
+white cell's box; each should be flagged, clean and under the same shifts. The screening decides nothing about the type, so TEST's fields may serve here.
 """
 
 from __future__ import annotations
@@ -26,8 +26,16 @@ PATCH = 128  # px, at the data set's scale
 MARGIN = 16  # px kept clear of a white cell's annotated box
 
 
-def red_cell_patches(originals: Path) -> list[np.ndarray]:
-    """Corners of the original fields, halved to 320 x 240, that hold no annotated white cell."""
+PLACES = {  # top-left corner of each patch in a 320 x 240 field
+    "corners": [(0, 0), (320 - PATCH, 0), (0, 240 - PATCH), (320 - PATCH, 240 - PATCH)],
+    "sides": [((320 - PATCH) // 2, 0), ((320 - PATCH) // 2, 240 - PATCH), (0, (240 - PATCH) // 2),
+              (320 - PATCH, (240 - PATCH) // 2)],
+}
+
+
+def red_cell_patches(originals: Path, places: str = "corners") -> list[np.ndarray]:
+    """Patches of the original fields, halved to 320 x 240, at their corners (or the middles of their
+    sides) that hold no annotated white cell."""
     from PIL import Image
 
     from wbc.imaging import load_image
@@ -41,7 +49,7 @@ def red_cell_patches(originals: Path) -> list[np.ndarray]:
         rgb = np.asarray(Image.fromarray(load_image(photo)).resize((320, 240), Image.BILINEAR))
         boxes = [[float(o.findtext(f"bndbox/{k}") or 0) / 2 for k in ("xmin", "ymin", "xmax", "ymax")]
                  for o in tree.findall("object") if o.findtext("name") == "WBC"]
-        for x0, y0 in [(0, 0), (320 - PATCH, 0), (0, 240 - PATCH), (320 - PATCH, 240 - PATCH)]:
+        for x0, y0 in PLACES[places]:
             if all(x0 + PATCH < b[0] - MARGIN or x0 > b[2] + MARGIN or y0 + PATCH < b[1] - MARGIN
                    or y0 > b[3] + MARGIN for b in boxes):
                 out.append(rgb[y0 : y0 + PATCH, x0 : x0 + PATCH])
@@ -61,18 +69,20 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path)
     ap.add_argument("--every", type=int, default=1, help="use every k-th TRAIN and TEST file (default: all)")
+    ap.add_argument("--offset", type=int, default=0, help="start from this file (other files for the same --every)")
+    ap.add_argument("--patches", choices=sorted(PLACES), default="corners", help="where the red-cell patches are cut")
     ap.add_argument("--json", type=Path, help="also write the counts here")
     args = ap.parse_args(argv)
-    if args.every < 1:
-        ap.error("--every must be 1 or more")
+    if args.every < 1 or not 0 <= args.offset < args.every:
+        ap.error("--every must be 1 or more, and --offset from 0 to --every - 1")
     root = find_images_root(args.data)
-    cells = [s.path for split in ("TRAIN", "TEST") for s in list_split(root, split)][:: args.every]
-    red = red_cell_patches(originals_near(root, args.data))
+    cells = [s.path for split in ("TRAIN", "TEST") for s in list_split(root, split)][args.offset :: args.every]
+    red = red_cell_patches(originals_near(root, args.data), args.patches)
     # x1.2 and x1.3 beside COLOUR_SHIFTS' x1.4: where the overexposure mark starts (x1.2 costs the network nothing)
     shifts = {"clean": lambda rgb: rgb, **COLOUR_SHIFTS, "brightness x1.2": brightness(1.2),
               "brightness x1.3": brightness(1.3)}
     images = {"real cells (TRAIN + TEST files)": [load_image(p) for p in tqdm(cells, desc="decode")],
-              "red cells only (original fields' corners)": red}
+              f"red cells only (original fields' {args.patches})": red}
     res: dict[str, dict[str, dict[str, float]]] = {}  # counts, and the largest clipped share
     for what, imgs in images.items():
         for name, shift in tqdm(shifts.items(), desc=what[:9]):

@@ -113,6 +113,9 @@ GAIN_SPREAD_MAX = 1.5  # largest channel gain / smallest
 # or more (BENCHMARKS.md, *Flat photos*).
 GREEN_RANGE_REF = 61.0
 STRETCH_MIN, STRETCH_MAX = 1.1, 2.0
+# No third look for a field with clipped highlights: its range is squeezed by the clipped white, not by a
+# flat camera (stretched, overexposed red-cell fields passed). The data set's files reach 0.042%.
+STRETCH_CLIPPED_MAX = 0.001
 
 
 def green_range(rgb: np.ndarray) -> float:
@@ -215,8 +218,8 @@ def screen(rgb: np.ndarray, loc: CellLocation) -> Screening:
     A field that fails is looked at once more with its white matched to the data set's: the stain
     thresholds are in the data set's colours, and another camera's white balance or exposure moves
     a nucleus's (blue - green) across them. One that fails that too and is flatter than the data set's
-    fields (`green_range` below GREEN_RANGE_REF) is looked at a third time with its contrast also
-    stretched: a flat photo halves a nucleus's (blue - green) as well. Red-cell-only fields fail every
+    fields (`green_range` below GREEN_RANGE_REF) and has no clipped highlights is looked at a third
+    time with its contrast also stretched: a flat photo halves a nucleus's (blue - green) as well. Red-cell-only fields fail every
     look; a field that needs gains outside GAIN_RANGE (nearly black, or one hue) gets no second look.
     Each later look must find the same cell, and changes nothing that passed. `clipped` is measured on
     the field as given.
@@ -232,7 +235,7 @@ def screen(rgb: np.ndarray, loc: CellLocation) -> Screening:
     if second is not None and second.is_cell:
         return replace(second, white_balanced=True, clipped=first.clipped)
     f = min(GREEN_RANGE_REF / max(green_range(balanced), 1.0), STRETCH_MAX)
-    if f < STRETCH_MIN:
+    if f < STRETCH_MIN or first.clipped > STRETCH_CLIPPED_MAX:
         return first
     third = _look_again(stretched_about_white(balanced, f), loc)
     if third is not None and third.is_cell:
