@@ -1,5 +1,5 @@
 """How often the is-it-a-white-cell screening (wbc.screening) is wrong, both ways, with and without its
-second look (the field's white matched to the data set's) and its third (the contrast also stretched).
+second look (the field's white matched to the data set's).
 
     python benchmarks/screening.py [--data PATH] [--every 1] [--offset 0] [--patches corners|sides] [--json FILE]
 
@@ -91,17 +91,15 @@ def main(argv: list[str] | None = None) -> int:
                 "n": len(verdicts),
                 "flagged": sum(not v.is_cell for v in verdicts),
                 "flagged_first_look": sum(not v.is_cell or v.white_balanced for v in verdicts),
-                "flagged_without_third": sum(not v.is_cell or v.contrast_stretched for v in verdicts),
                 "overexposed": sum(v.overexposed for v in verdicts),
                 "most_clipped": max((v.clipped for v in verdicts), default=0.0),
             }
-    lines = ["| images | shift | n | flagged as not a white cell | without the third look | without the second "
-             "(nor the third) | marked overexposed |", "|---|---|---|---|---|---|---|"]
+    lines = ["| images | shift | n | flagged as not a white cell | without the second look | marked overexposed |",
+             "|---|---|---|---|---|---|"]
     for what, rows in res.items():
         for name, r in rows.items():
             n = max(r["n"], 1)
             lines.append(f"| {what} | {name} | {r['n']} | {r['flagged']} ({100 * r['flagged'] / n:.1f}%) | "
-                         f"{r['flagged_without_third']} ({100 * r['flagged_without_third'] / n:.1f}%) | "
                          f"{r['flagged_first_look']} ({100 * r['flagged_first_look'] / n:.1f}%) | "
                          f"{r['overexposed']} ({100 * r['overexposed'] / n:.1f}%) |")
     clean = res["real cells (TRAIN + TEST files)"]["clean"]["most_clipped"]

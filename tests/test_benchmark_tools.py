@@ -142,6 +142,13 @@ def test_screening_counts_both_ways_on_a_tiny_data_set(tmp_path, capsys) -> None
     assert real["clean"]["most_clipped"] < 0.001 < real["brightness x1.2"]["most_clipped"]
     assert all(r["n"] == 3 and r["flagged"] == 3 for r in red.values())
     assert "| red cells only (original fields' corners) | clean | 3 | 3 (100.0%) |" in capsys.readouterr().out
+    # The middles of the sides: the white cell's box (top left, 10-60 px at the data set's scale) rules
+    # out the left one only; every 2nd file from the second is the TEST one alone.
+    assert scr.main(["--data", str(tmp_path), "--every", "2", "--offset", "1", "--patches", "sides",
+                     "--json", str(tmp_path / "s2.json")]) == 0
+    res = json.loads((tmp_path / "s2.json").read_text())
+    assert res["real cells (TRAIN + TEST files)"]["clean"]["n"] == 1
+    assert all(r["n"] == 3 and r["flagged"] == 3 for r in res["red cells only (original fields' sides)"].values())
 
 
 def test_robustness_cv_pools_fold_models_on_their_held_out_files(tiny_run, tmp_path, capsys) -> None:

@@ -368,6 +368,24 @@ class TestShifts:
         assert np.abs(stain(1.0, 1.0)(rgb).astype(int) - rgb).max() <= 1
         assert scale(1.5)(rgb).shape == (360, 480, 3)
 
+    def test_contrast_leaves_black_fill_black(self) -> None:
+        """contrast(k) scales the lit pixels about their mean and keeps the data set's black fill (not
+        the camera's) as it was: a flat photo has no grey corners."""
+        from wbc.imaging import lit_mask
+        from wbc.robustness import contrast
+
+        rgb = load_image(EOS).copy()
+        rgb[:30, :40] = 0  # a rotated view's black corner
+        lit = lit_mask(rgb)
+        assert (~lit).sum() >= 1200
+        mean = rgb[lit].astype(np.float32).mean()
+        for k in (0.5, 0.7, 1.3):
+            out = contrast(k)(rgb)
+            assert np.array_equal(out[~lit], rgb[~lit])
+            want = np.clip((rgb[lit].astype(np.float32) - mean) * k + mean, 0, 255).astype(np.uint8)
+            assert np.array_equal(out[lit], want)
+        assert np.array_equal(contrast(1.0)(rgb), rgb)
+
     def test_run_shifts(self) -> None:
         """run_shifts reports accuracy, cell accuracy and macro-F1 for every shift asked for."""
         from wbc.data import list_split

@@ -40,7 +40,6 @@ class Screening:
     white_balanced: bool = False  # it passed only once the field's white was matched to the data set's
     clipped: float = 0.0  # share of the field's lit pixels white in every channel: clipped highlights
     white_matched: bool = False  # the network saw the crop with the field's white matched to the data set's
-    contrast_stretched: bool = False  # it passed only once its contrast was also stretched (a flat photo)
 
     @property
     def overexposed(self) -> bool:
@@ -105,34 +104,6 @@ SECOND_LOOK_MAX_MOVE = 24.0  # px: the balanced field must point at the same cel
 # 1.18 in blue against 0.91 in red. A nearly black photo or one of a single hue is not rescued.
 GAIN_RANGE = (0.5, 2.0)
 GAIN_SPREAD_MAX = 1.5  # largest channel gain / smallest
-
-
-# A flat photo: the 5th percentile over every 8th TRAIN file, white-matched, of the green channel's
-# range (99th minus 10th percentile of the lit pixels; median 72). A field that fails both looks is
-# stretched about its white by REF / its range, at most STRETCH_MAX (contrast x0.5), if by STRETCH_MIN
-# or more (BENCHMARKS.md, *Flat photos*).
-GREEN_RANGE_REF = 61.0
-STRETCH_MIN, STRETCH_MAX = 1.1, 2.0
-# No third look for a field with clipped highlights: its range is squeezed by the clipped white, not by a
-# flat camera (stretched, overexposed red-cell fields passed). The data set's files reach 0.042%.
-STRETCH_CLIPPED_MAX = 0.001
-
-
-def green_range(rgb: np.ndarray) -> float:
-    """The green channel's 99th minus 10th percentile over the lit pixels (all, if none is): the
-    field's contrast, as red cells and nuclei darken green against the white."""
-    g = rgb[..., 1]
-    lit = lit_mask(rgb)
-    g = g[lit] if lit.any() else g.ravel()
-    lo, hi = percentiles(g, (10, 99))
-    return float(hi - lo)
-
-
-def stretched_about_white(rgb: np.ndarray, f: float) -> np.ndarray:
-    """uint8 (H, W, 3) with each channel's distance below the field's white multiplied by f: a flat
-    photo's contrast restored, its white kept."""
-    white = field_white(rgb).astype(np.float32)
-    return np.clip(white - (white - rgb.astype(np.float32)) * np.float32(f), 0, 255).astype(np.uint8)
 
 
 def clipped_share(rgb: np.ndarray) -> float:
@@ -217,11 +188,8 @@ def screen(rgb: np.ndarray, loc: CellLocation) -> Screening:
 
     A field that fails is looked at once more with its white matched to the data set's: the stain
     thresholds are in the data set's colours, and another camera's white balance or exposure moves
-    a nucleus's (blue - green) across them. One that fails that too and is flatter than the data set's
-    fields (`green_range` below GREEN_RANGE_REF) and has no clipped highlights is looked at a third
-    time with its contrast also stretched: a flat photo halves a nucleus's (blue - green) as well. Red-cell-only fields fail every
-    look; a field that needs gains outside GAIN_RANGE (nearly black, or one hue) gets no second look.
-    Each later look must find the same cell, and changes nothing that passed. `clipped` is measured on
+    a nucleus's (blue - green) across them. Red-cell-only fields fail both looks; a field that needs
+    gains outside GAIN_RANGE (nearly black, or one hue) gets no second look. `clipped` is measured on
     the field as given.
     """
     first = replace(_checks(rgb, loc), clipped=clipped_share(rgb))
@@ -231,24 +199,11 @@ def screen(rgb: np.ndarray, loc: CellLocation) -> Screening:
     if not gains_allowed(gains):
         return first
     balanced = match_data_white(rgb, gains)
-    second = _look_again(balanced, loc)
-    if second is not None and second.is_cell:
-        return replace(second, white_balanced=True, clipped=first.clipped)
-    f = min(GREEN_RANGE_REF / max(green_range(balanced), 1.0), STRETCH_MAX)
-    if f < STRETCH_MIN or first.clipped > STRETCH_CLIPPED_MAX:
-        return first
-    third = _look_again(stretched_about_white(balanced, f), loc)
-    if third is not None and third.is_cell:
-        return replace(third, white_balanced=True, contrast_stretched=True, clipped=first.clipped)
-    return first
-
-
-def _look_again(rgb: np.ndarray, loc: CellLocation) -> Screening | None:
-    """The checks on a changed field (H, W, 3), if its cell is where `loc` found it; None if not."""
-    again = locate_cell(rgb)
+    again = locate_cell(balanced)
     if np.hypot(again.cy - loc.cy, again.cx - loc.cx) > SECOND_LOOK_MAX_MOVE:
-        return None
-    return _checks(rgb, replace(again, reduced_by=loc.reduced_by))
+        return first
+    second = _checks(balanced, replace(again, reduced_by=loc.reduced_by))
+    return replace(second, white_balanced=True, clipped=first.clipped) if second.is_cell else first
 
 
 def _checks(rgb: np.ndarray, loc: CellLocation) -> Screening:
