@@ -9,6 +9,9 @@ screen, match the white) and its calibrated 4-view probabilities on every Nth fi
 TEST (`--splits`), as photographed and under every shift of `wbc.robustness` (the issue's and the extra ones),
 and stores each analysis's crop, screening fields and probabilities. `compare` prints how many
 analyses differ in each, and fails (exit 1) if any does.
+
+A dump holds its own commit's shifts: `robustness.contrast` keeps black fill black since 0.11.0, so a
+dump made before that differs from a later one on the three contrast shifts whatever the path does.
 """
 
 from __future__ import annotations

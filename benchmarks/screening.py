@@ -1,15 +1,18 @@
 """How often the is-it-a-white-cell screening (wbc.screening) is wrong, both ways, with and without its
 second look (the field's white matched to the data set's).
 
-    python benchmarks/screening.py [--data PATH] [--every 1] [--offset 0] [--patches corners|sides] [--json FILE]
+    python benchmarks/screening.py [--data PATH] [--every 1] [--offset 0] [--patches corners|sides]
+                                   [--json FILE]
 
-Real cells: every TRAIN and TEST file (every k-th with --every), clean and under the colour shifts of
-other cameras (wbc.robustness: white balance, exposure, flat contrast, pale stain); each should pass.
-It also counts the photos marked overexposed (wbc.screening.OVEREXPOSED_SHARE), which brightness
-x1.2 and x1.3 join the shifts for.
+Real cells: every TRAIN and TEST file (every k-th with --every, from the --offset-th), clean and under
+the colour shifts of other cameras (wbc.robustness: white balance, exposure, flat contrast, pale
+stain); each should pass. It also counts the photos marked overexposed
+(wbc.screening.OVEREXPOSED_SHARE), which brightness x1.2 and x1.3 join the shifts for.
 Red cells only: 128 x 128 px corners of the original fields (dataset-master, halved to the data set's
-scale; or with --patches sides, the middle of each side) that keep 16 px clear of every annotated
-white cell's box; each should be flagged, clean and under the same shifts. The screening decides nothing about the type, so TEST's fields may serve here.
+scale; or with --patches sides, the middle of each side, which overlap the corners: half of a top or
+bottom patch, all of a left or right one) that keep 16 px clear of every annotated white cell's box;
+each should be flagged, clean and under the same shifts. The screening decides nothing about the
+type, so TEST's fields may serve here.
 """
 
 from __future__ import annotations

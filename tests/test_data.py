@@ -132,13 +132,15 @@ class TestArrays:
         x2, _ = load_arrays(s, spec, progress=False)
         assert (x == x2).all()
 
-    def test_prepared_keeps_what_predict_learns(self, fixture_root: Path) -> None:
+    def test_prepared_keeps_what_predict_learns(self, fixture_root: Path, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
         """load_prepared keeps each file's shrink factor and white gains as Predictor.analyse finds
         them (NaN where input_gains has none), built and read back from the cache alike."""
         from wbc.data import load_prepared
         from wbc.imaging import load_image, prepare_located
         from wbc.screening import input_gains
 
+        monkeypatch.setenv("WBC_CACHE", str(tmp_path))  # the second pass builds the cache, the third reads it
         s = list_split(fixture_root, "TEST_SIMPLE")
         for use_cache in (False, True, True):
             p = load_prepared(s, PreprocessSpec(), use_cache=use_cache, progress=False)

@@ -295,20 +295,29 @@ class TestCell:
             a = rng.integers(0, 256, (h, w), dtype=np.uint8)
             assert np.array_equal(edge_padded(a, pad), np.pad(a, pad, mode="edge")), (h, w, pad)
 
-    def test_exif_orientation_is_applied(self) -> None:
-        """A JPEG whose EXIF says "rotate 90 degrees" (orientation 6) is read upright, as Pillow's
-        exif_transpose turns it; one without the tag as stored."""
+    @pytest.mark.parametrize("mode, fmt, orientation", [("RGB", "JPEG", 6), ("RGB", "JPEG", 3), ("P", "PNG", 8),
+                                                         ("LA", "PNG", 5), ("I;16", "PNG", 6), ("L", "PNG", 2)])
+    def test_exif_orientation_is_applied(self, mode: str, fmt: str, orientation: int) -> None:
+        """A photo whose EXIF orientation says it is turned or mirrored is read upright, as Pillow's
+        exif_transpose (a copy) then the mode's conversion gives it; one without the tag as stored."""
+        from wbc.imaging import _to_rgb
+
         rng = np.random.default_rng(0)
         img = Image.fromarray(rng.integers(0, 256, (40, 64, 3), dtype=np.uint8))
+        img = img.convert(mode) if mode != "I;16" else Image.fromarray(
+            rng.integers(0, 65536, (40, 64), dtype=np.uint16))
         exif = Image.Exif()
-        exif[0x0112] = 6
+        exif[0x0112] = orientation
         buf = io.BytesIO()
-        img.save(buf, format="JPEG", exif=exif, quality=95)
+        img.save(buf, format=fmt, exif=exif, **({"quality": 95} if fmt == "JPEG" else {}))
         raw = buf.getvalue()
         got = load_image(raw)
-        upright = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(raw))).convert("RGB"))
-        assert got.shape == (64, 40, 3) and np.array_equal(got, upright)
-        plain = load_image(_png(img, "JPEG"))
+        upright = _to_rgb(ImageOps.exif_transpose(Image.open(io.BytesIO(raw))))
+        assert got.shape == ((64, 40, 3) if orientation >= 5 else (40, 64, 3)) and np.array_equal(got, upright)
+        if orientation != 1:
+            stored = _to_rgb(Image.open(io.BytesIO(_png(img, fmt))))
+            assert not np.array_equal(got, stored) or got.shape != stored.shape
+        plain = load_image(_png(img, fmt))
         assert plain.shape == (40, 64, 3)
 
     def test_median_colour_matches_numpy(self) -> None:

@@ -142,7 +142,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"accuracy over files {m['accuracy']:.4f} [{lo:.4f}, {hi:.4f}]  "
           f"cells {m['cells_correct']}/{m['n_cells']} ({m['cell_accuracy']:.4f})  macro-F1 {m['macro_f1']:.4f}")
     elo, ehi = m["ece_ci95"]
-    print(f"expected calibration error {m['ece']:.4f} [{elo:.4f}, {ehi:.4f}] (95% intervals over cells)")
+    print(f"expected calibration error {m['ece']:.4f} [{elo:.4f}, {ehi:.4f}] (95% interval over cells; a resampled ECE leans high)")
     for c, v in m["per_class"].items():
         print(f"  {c:11s} precision {v['precision']:.4f}  recall {v['recall']:.4f}  f1 {v['f1']:.4f}  n={v['support']}")
     print(f"report written to {Path(args.out) / 'report.md'}")

@@ -222,7 +222,7 @@ def load_prepared(
             if skip_bad or keep.all():
                 return Prepared(x, [s for s, k in zip(samples, keep) if k], reduced_by, gains)
         except (OSError, KeyError, ValueError):
-            pass  # a damaged cache file, or one written before it kept the gains, is rebuilt below
+            pass  # a damaged cache file is rebuilt below
     workers = workers or min(2, os.cpu_count() or 1)
     jobs = [(str(s.path), spec.to_dict()) for s in samples]
     if workers > 1 and len(jobs) > 64:

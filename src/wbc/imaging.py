@@ -143,7 +143,7 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
 
 
 def stain_map(rgb: np.ndarray) -> np.ndarray:
-    """(blue - green) clipped to 0..255, uint8 (H, W): high on nuclei, low on red cells."""
+    """(blue - green) clipped at 0, uint8 (H, W) from uint8 RGB (H, W, 3): high on nuclei, low on red cells."""
     green = rgb[..., 1]
     return np.maximum(rgb[..., 2], green) - green  # in uint8, never below 0: no wider copy of the field
 
@@ -256,7 +256,7 @@ def locate_cell(rgb: np.ndarray) -> CellLocation:
     # can read small and stay unshrunk. Scaling the count up to the whole square would put 339 of the
     # data set's files (cells at its edges) above EXTENT_MAX.
     extent = float(np.sqrt(np.count_nonzero(stained[max(0, iy - r) : iy + r, max(0, ix - r) : ix + r])))
-    return CellLocation(cy=cy, cx=cx, peak=peak, stained_fraction=np.count_nonzero(stained) / stained.size, extent=extent)
+    return CellLocation(cy=cy, cx=cx, peak=peak, stained_fraction=float(np.count_nonzero(stained) / stained.size), extent=extent)
 
 
 def locate_at_data_scale(rgb: np.ndarray) -> tuple[np.ndarray, CellLocation]:

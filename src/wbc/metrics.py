@@ -87,20 +87,21 @@ def _ci95(v: np.ndarray) -> tuple[float, float]:
 
 def bootstrap_over_cells(
     y: np.ndarray, pred: np.ndarray, cells: Sequence[str], n: int = 2000, seed: int = 0,
-    probs: np.ndarray | None = None,
+    probs: np.ndarray | None = None, weights: np.ndarray | None = None,
 ) -> dict[str, tuple[float, float]]:
     """95% percentile intervals for accuracy and macro-F1 over files (and, given the probabilities
     (N, 4) `pred` is the argmax of, ECE over files), resampling whole cells.
 
-    Views of one cell are not independent, so whole cells are drawn with replacement. ECE is never
+    Views of one cell are not independent, so whole cells are drawn with replacement (`weights`, from
+    `cell_resamples(len(set(cells)), n, seed)` unless given, the cells in sorted order). ECE is never
     below 0 and its bins' gaps do not cancel, so its resampled values lean high: read its interval as
-    the spread that 71 cells leave, not as a bound around the figure.
+    the spread that the cells leave, not as a bound around the figure.
     """
     names = sorted(set(cells))
     index = {c: i for i, c in enumerate(names)}
     idx = np.array([index[c] for c in cells])
     n_cells = len(names)
-    weights = cell_resamples(n_cells, n, seed)  # (n, C)
+    weights = cell_resamples(n_cells, n, seed) if weights is None else weights  # (n, C)
     # Per-cell confusion contributions (C, K, K): resampled sums give each bootstrap's matrix.
     per_cell = np.zeros((n_cells, NUM_CLASSES, NUM_CLASSES))
     np.add.at(per_cell, (idx, y, pred), 1)
@@ -127,10 +128,10 @@ def compute_metrics(
     p, r, f, s = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
     cell_probs, cell_y, _ = pool_cells(probs, y, cells)
     cell_pred = cell_probs.argmax(1)
-    boot = bootstrap_over_cells(y, pred, cells, n=n_boot, seed=seed, probs=probs)
-    # The same resamples as bootstrap_over_cells: the same seed and count, and cells sorted alike.
-    cell_ok = (cell_pred == cell_y).astype(float)
-    cell_boot = cell_resamples(len(cell_ok), n_boot, seed) @ cell_ok / len(cell_ok)
+    weights = cell_resamples(len(cell_y), n_boot, seed)  # (n_boot, C): files' and cells' intervals alike
+    boot = bootstrap_over_cells(y, pred, cells, probs=probs, weights=weights)
+    cell_ok = (cell_pred == cell_y).astype(float)  # pool_cells sorts the cells as bootstrap_over_cells does
+    cell_boot = weights @ cell_ok / len(cell_ok)
     present = [c for c in labels if (y == c).any()]
     return {
         "n_files": int(len(y)),

@@ -90,7 +90,8 @@ def metrics_table(m: dict[str, Any]) -> str:
         ("Macro-F1 over files", f"{m['macro_f1']:.4f} {_ci(m['macro_f1_ci95'], False)}", ""),
         ("Cell-level macro-F1", f"{m['cell_macro_f1']:.4f}", ""),
         ("Expected calibration error", f"{m['ece']:.4f}" + (f" {_ci(m['ece_ci95'], False)}" if "ece_ci95" in m else ""),
-         "15 bins"),
+         "15 bins" + ("; the interval leans high (a resampled ECE cannot fall below 0): a spread, not a bound"
+                      if "ece_ci95" in m else "")),
         ("Accuracy at 90% coverage", f"{_pct(m['accuracy_at_90_coverage'])}", "least confident 10% set aside"),
     ]
     out = ["| metric | value [95% interval over cells] | note |", "|---|---|---|"]

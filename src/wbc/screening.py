@@ -110,6 +110,8 @@ def clipped_share(rgb: np.ndarray) -> float:
     """Share of the lit pixels of `rgb` (H, W, 3) that are white (>= WHITE_LEVEL) in every channel."""
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"clipped_share needs an RGB image (H, W, 3), not shape {rgb.shape}")
+    if rgb.size == 0:
+        return 0.0
     if rgb[..., 1].max() < WHITE_LEVEL:  # green, a smear's darkest channel, nowhere white: most photos
         return 0.0
     # Channel by channel: numpy's min over a last axis of 3 is ~30x slower (10 ms for 320 x 240).

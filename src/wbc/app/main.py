@@ -148,7 +148,8 @@ with model_tab:
         "held-out training images) it asks for review. Its confidences were calibrated on held-out cells from "
         "the same laboratory (expected calibration error on the test cells "
         f"{test['ece'] if test else float('nan'):.3f}"
-        + (f", 95% interval over cells {test['ece_ci95'][0]:.3f}-{test['ece_ci95'][1]:.3f}" if test and "ece_ci95" in test else "")
+        + (f"; resampling the cells moves it over {test['ece_ci95'][0]:.3f}-{test['ece_ci95'][1]:.3f}"
+           if test and "ece_ci95" in test else "")
         + "); on images from other laboratories they may run high, "
         "so read a high confidence as \"likely\", not \"certain\".\n"
         f"- An overexposed photo ({100 * OVEREXPOSED_SHARE:.0f}% or more of its lit area pure white) is read much "
