@@ -37,6 +37,33 @@ class TestPredictCli:
         assert text.count(".jpeg") == 8
         assert len(list(csv.DictReader(out.open()))) == 8
 
+    def test_several_images_end_with_a_differential(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """After the table, a differential of the images read as white cells: the counts are the table's
+        labels; a photo with no white cell and an unreadable file are left out and said to be; one
+        image alone gets no differential."""
+        import shutil
+
+        from conftest import FIXTURES
+
+        folder = tmp_path / "smear"
+        shutil.copytree(FIXTURE_IMAGES / "TEST_SIMPLE", folder)
+        shutil.copy(FIXTURES / "no-white-cell.jpeg", folder / "no-white-cell.jpeg")
+        (folder / "broken.png").write_bytes(b"not a png")
+        assert main(["predict", str(folder), "--quiet"]) == 0
+        table, summary = capsys.readouterr().out.split("\n\n")
+        labels = [line.split()[1] for line in table.splitlines()[1:]
+                  if "ERROR" not in line and "not a white blood cell" not in line]
+        assert len(labels) == 8
+        assert summary.startswith("Differential of the 8 image(s) read as white cells (2 left out: not a white cell "
+                                  "or unreadable)")
+        assert "A differential is normally read over at least 100 cells" in summary
+        for name in ("Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"):
+            line = next(x for x in summary.splitlines() if x.split()[:1] == [name])
+            k = labels.count(name.upper())
+            assert line.split()[1:3] == [str(k), f"{100 * k / 8:.1f}%"]
+        assert main(["predict", str(folder / "no-white-cell.jpeg"), "--quiet"]) == 0
+        assert "Differential" not in capsys.readouterr().out
+
     def test_magnified_photo_is_named_as_shrunk(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A photo at 4x the data set's magnification is shrunk first, and its row says so; the
         original's row does not."""
@@ -47,7 +74,8 @@ class TestPredictCli:
         img.resize((img.width * 4, img.height * 4), Image.BILINEAR).save(tmp_path / "big.png")
         Image.open(src).save(tmp_path / "small.png")
         assert main(["predict", str(tmp_path / "big.png"), str(tmp_path / "small.png"), "--quiet"]) == 0
-        rows = {line.split()[0].rsplit("/", 1)[-1]: line for line in capsys.readouterr().out.splitlines()[1:]}
+        table = capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]  # the differential follows a blank line
+        rows = {line.split()[0].rsplit("/", 1)[-1]: line for line in table}
         assert "x to the training magnification]" in rows["big.png"]
         assert "shrunk" not in rows["small.png"]
 
@@ -70,7 +98,8 @@ class TestPredictCli:
         Image.fromarray(brightness(gain)(np.asarray(Image.open(src).convert("RGB")))).save(tmp_path / "shot.png")
         Image.open(src).save(tmp_path / "plain.png")
         assert main(["predict", str(tmp_path / "shot.png"), str(tmp_path / "plain.png"), "--quiet"]) == 0
-        rows = {line.split()[0].rsplit("/", 1)[-1]: line for line in capsys.readouterr().out.splitlines()[1:]}
+        table = capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]  # the differential follows a blank line
+        rows = {line.split()[0].rsplit("/", 1)[-1]: line for line in table}
         assert note in rows["shot.png"] and "not a white" not in rows["shot.png"]
         assert gain < 1 or "needs review" in rows["shot.png"]
         assert "[" not in rows["plain.png"] and rows["plain.png"].endswith("confident")

@@ -185,6 +185,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if r.overexposed:
             note += f" [overexposed: {100 * r.clipped:.0f}% of the lit pixels white (clipped); such photos are read poorly]"
         print(f"{name:{width}s}  {r.label:11s}  {r.confidence:10.3f}  {note}")
+    counted = [r for r in results if not r.error and not r.not_wbc]
+    if len(results) > 1:
+        from wbc.differential import differential_lines
+
+        left_out = len(results) - len(counted)
+        review = sum(r.verdict == "needs review" for r in counted)
+        print(f"\nDifferential of the {len(counted)} image(s) read as white cells"
+              + (f" ({left_out} left out: not a white cell or unreadable)" if left_out else "")
+              + (f"; {review} need review, so check those before using the count" if review else "") + ":")
+        print("\n".join(differential_lines([r.label for r in counted])))
     if args.csv:
         write_predictions_csv(args.csv, results)
         print(f"wrote {args.csv}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,13 +11,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from wbc.info import CELL_TYPES, CLASS_INDEX, CLASSES, cell_type
+from wbc.differential import MIN_CELLS_FOR_RANGES, differential, differential_note  # noqa: F401 (the page's)
+from wbc.info import CLASS_INDEX, cell_type
 from wbc.predict import Prediction, Predictor
 
 MAX_UPLOAD_MB = 20  # also Streamlit's server.maxUploadSize, set by `wbc app`
 SAMPLES_DIR = Path(__file__).parent / "samples"
 EXCLUDED = "EXCLUDED"  # the reviewed label of an image that is not counted
-MIN_CELLS_FOR_RANGES = 100  # a manual differential counts 100 cells; fewer give wide percentages
 
 
 @dataclass
@@ -112,32 +111,6 @@ def review_rows(results: Sequence[CellResult]) -> list[dict[str, object]]:
             "reviewed": EXCLUDED if p.not_wbc else p.label,
         })
     return rows
-
-
-def differential(labels: Sequence[str]) -> list[dict[str, object]]:
-    """Count and share of each type among `labels` (EXCLUDED ignored) beside adult reference ranges."""
-    counted = [lab for lab in labels if lab in CLASSES]
-    n = len(counted)
-    counts = Counter(counted)
-    rows = []
-    for t in CELL_TYPES:
-        k = counts.get(t.name, 0)
-        pct = 100.0 * k / n if n else 0.0
-        lo, hi = t.normal_range_pct
-        status = "low" if pct < lo else "high" if pct > hi else "within range"
-        rows.append({"type": t.label, "count": k, "percent": round(pct, 1),
-                     "adult range (%)": f"{lo:g}-{hi:g}", "status": status if n else "-"})
-    return rows
-
-
-def differential_note(n: int) -> str:
-    if n == 0:
-        return "No white cells counted yet."
-    if n < MIN_CELLS_FOR_RANGES:
-        return (f"{n} cell(s) counted. A differential is normally read over at least "
-                f"{MIN_CELLS_FOR_RANGES} cells; with fewer, the percentages are too uncertain to compare "
-                "with reference ranges.")
-    return f"{n} cells counted."
 
 
 def table_csv(rows: Sequence[dict[str, object]]) -> bytes:
