@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -184,16 +185,9 @@ def _cache_key(samples: Sequence[Sample], spec: PreprocessSpec) -> str:
     return h.hexdigest()[:20]
 
 
-def load_arrays(
-    samples: Sequence[Sample],
-    spec: PreprocessSpec,
-    skip_bad: bool = False,
-    workers: int | None = None,
-    use_cache: bool = True,
-    progress: bool = True,
-) -> tuple[np.ndarray, list[Sample]]:
-    """Decode and prepare every sample: uint8 (N, h, w, 3) and the samples kept (`load_prepared`)."""
-    p = load_prepared(samples, spec, skip_bad, workers, use_cache, progress)
+def load_arrays(samples: Sequence[Sample], spec: PreprocessSpec, **options: Any) -> tuple[np.ndarray, list[Sample]]:
+    """`load_prepared`'s crops uint8 (N, h, w, 3) and the samples kept, with the same options."""
+    p = load_prepared(samples, spec, **options)
     return p.x, p.samples
 
 
