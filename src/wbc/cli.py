@@ -142,7 +142,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"accuracy over files {m['accuracy']:.4f} [{lo:.4f}, {hi:.4f}]  "
           f"cells {m['cells_correct']}/{m['n_cells']} ({m['cell_accuracy']:.4f})  macro-F1 {m['macro_f1']:.4f}")
     elo, ehi = m["ece_ci95"]
-    print(f"expected calibration error {m['ece']:.4f} [{elo:.4f}, {ehi:.4f}] (95% interval over cells; a resampled ECE leans high)")
+    print(f"expected calibration error {m['ece']:.4f} [{elo:.4f}, {ehi:.4f}] "
+          "(95% interval over cells; a resampled ECE leans high)")
     for c, v in m["per_class"].items():
         print(f"  {c:11s} precision {v['precision']:.4f}  recall {v['recall']:.4f}  f1 {v['f1']:.4f}  n={v['support']}")
     print(f"report written to {Path(args.out) / 'report.md'}")
@@ -185,10 +186,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if r.overexposed:
             note += f" [overexposed: {100 * r.clipped:.0f}% of the lit pixels white (clipped); such photos are read poorly]"
         print(f"{name:{width}s}  {r.label:11s}  {r.confidence:10.3f}  {note}")
-    counted = [r for r in results if not r.error and not r.not_wbc]
     if len(results) > 1:
         from wbc.differential import differential_lines
 
+        counted = [r for r in results if not r.error and not r.not_wbc]
         left_out = len(results) - len(counted)
         review = sum(r.verdict == "needs review" for r in counted)
         print(f"\nDifferential of the {len(counted)} image(s) read as white cells"

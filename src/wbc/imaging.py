@@ -256,7 +256,8 @@ def locate_cell(rgb: np.ndarray) -> CellLocation:
     # can read small and stay unshrunk. Scaling the count up to the whole square would put 339 of the
     # data set's files (cells at its edges) above EXTENT_MAX.
     extent = float(np.sqrt(np.count_nonzero(stained[max(0, iy - r) : iy + r, max(0, ix - r) : ix + r])))
-    return CellLocation(cy=cy, cx=cx, peak=peak, stained_fraction=float(np.count_nonzero(stained) / stained.size), extent=extent)
+    return CellLocation(cy=cy, cx=cx, peak=peak, stained_fraction=float(np.count_nonzero(stained) / stained.size),
+                        extent=extent)
 
 
 def locate_at_data_scale(rgb: np.ndarray) -> tuple[np.ndarray, CellLocation]:

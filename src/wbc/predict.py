@@ -279,12 +279,12 @@ def predictions_csv(preds: Sequence[Prediction]) -> str:
     w = csv.writer(out)
     w.writerow(["file", "class", "confidence", *[f"p_{c.lower()}" for c in CLASSES], "needs_review",
                 "not_white_cell", "error", "shrunk_by", "white_balanced", "white_matched", "overexposed", "verdict"])
+    yes_no = {True: "yes", False: "no"}
     for p in preds:
         probs = [f"{v:.6f}" for v in p.probs] if p.probs else [""] * len(CLASSES)
         conf = f"{p.confidence:.6f}" if p.label else ""
         screened = bool(p.label) and p.screened
         flags = ["yes" if p.needs_review else "no", p.not_wbc] if p.label else ["", ""]
-        yes_no = {True: "yes", False: "no"}
         # What the screening found is blank where none ran (wbc evaluate); the matching is known either way.
         w.writerow([p.file, p.label, conf, *probs, *flags, p.error, f"{p.reduced_by:.2f}" if p.label else "",
                     yes_no[p.white_balanced] if screened else "", yes_no[p.white_matched] if p.label else "",

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from wbc.differential import MIN_CELLS_FOR_RANGES, differential, differential_note  # noqa: F401 (the page's)
+from wbc.differential import differential, differential_note  # noqa: F401 (the page reads them from here)
 from wbc.info import CLASS_INDEX, cell_type
 from wbc.predict import Prediction, Predictor
 
