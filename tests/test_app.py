@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ from PIL import Image
 
 from wbc.app import logic
 from wbc.info import CLASSES
-from wbc.predict import Predictor
+from wbc.predict import DEFAULT_MODEL_DIR, Predictor
 
 from conftest import FIXTURES, FIXTURE_IMAGES
 
@@ -396,6 +397,11 @@ class TestDifferential:
         assert text.splitlines()[0] == "file,predicted,confidence,verdict,reviewed"
         assert "eos.jpeg,EOSINOPHIL," in text and text.splitlines()[1].endswith(",NEUTROPHIL")
 
+    def test_trust_rows(self) -> None:
+        """Calibration bins read as percentages: range, images, share right, mean confidence."""
+        rows = logic.trust_rows([{"from": 0.8, "to": 13 / 15, "files": 209, "accuracy": 0.98086, "confidence": 0.8409}])
+        assert rows == [{"model's confidence": "80-87%", "test images": 209, "right": "98.1%", "mean confidence": "84.1%"}]
+
     def test_description_comes_from_info(self) -> None:
         """The biology shown is wbc.info's, with the reference range."""
         d = logic.describe("MONOCYTE")
@@ -415,6 +421,17 @@ class TestPage:
         at = self._app().run()
         assert not at.exception
         assert "Upload one or more" in at.info[0].value
+
+    def test_model_tab_says_how_far_to_trust_a_confidence(self) -> None:
+        """The model tab shows the shipped card's test-set calibration bins: one row per bin, its images
+        adding up to the test set, and the ECE with its interval over cells."""
+        card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())["metrics"]["test"]
+        at = self._app().run()
+        assert not at.exception
+        tables = [d.value for d in at.dataframe if "test images" in d.value.columns]
+        assert len(tables) == 1
+        assert len(tables[0]) == len(card["reliability"]) and tables[0]["test images"].sum() == card["n_files"]
+        assert any("resampling the cells moves it over" in m.value for m in at.markdown)
 
     def test_upload_one_good_one_bad(self) -> None:
         """A good image gets its type, confidence and description; a corrupt one its message; no exception."""

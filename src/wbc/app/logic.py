@@ -113,6 +113,14 @@ def review_rows(results: Sequence[CellResult]) -> list[dict[str, object]]:
     return rows
 
 
+def trust_rows(reliability: Sequence[dict[str, float]]) -> list[dict[str, object]]:
+    """The card's test-set calibration bins (metrics.reliability) as the page shows them: for each
+    range of the model's confidence, how many test images fell in it and how many of those it got right."""
+    return [{"model's confidence": f"{100 * b['from']:.0f}-{100 * b['to']:.0f}%", "test images": int(b["files"]),
+             "right": f"{100 * b['accuracy']:.1f}%", "mean confidence": f"{100 * b['confidence']:.1f}%"}
+            for b in reliability]
+
+
 def table_csv(rows: Sequence[dict[str, object]]) -> bytes:
     """The review table as CSV: predicted and reviewed label side by side."""
     out = io.StringIO()

@@ -135,6 +135,11 @@ with model_tab:
         )
         st.dataframe(pd.DataFrame(test["per_class"]).T.rename(index=lambda c: cell_type(c).label),
                      width="stretch")
+        if test.get("reliability"):
+            st.markdown("**How far to trust a confidence.** The test images grouped by the model's confidence, "
+                        "and how many of each group it got right: where *right* is above the confidence the "
+                        "model was too modest, where below too sure.")
+            st.dataframe(pd.DataFrame(logic.trust_rows(test["reliability"])), hide_index=True, width="stretch")
     confusion = predictor.onnx_path.parent / "confusion.png"
     if confusion.exists():
         st.image(str(confusion), caption="Confusion matrix on the test images")
