@@ -45,6 +45,53 @@ st.caption(
 
 classify_tab, model_tab = st.tabs(["Classify", "About the model"])
 
+# The model tab first: the classify tab stops the script while nothing is uploaded, and the
+# model tab must render all the same.
+with model_tab:
+    card = predictor.card
+    test = card.get("metrics", {}).get("test")
+    st.subheader("How good is it?")
+    if test:
+        lo, hi = test["accuracy_ci95"]
+        st.markdown(
+            f"On the public test set (2,487 images of **{test['n_cells']} cells**): accuracy "
+            f"**{100 * test['accuracy']:.1f}%** (95% interval {100 * lo:.1f}-{100 * hi:.1f}%), "
+            f"**{test['cells_correct']} of {test['n_cells']}** cells right when a cell's views are pooled, "
+            f"macro-F1 {test['macro_f1']:.3f}."
+        )
+        st.dataframe(pd.DataFrame(test["per_class"]).T.rename(index=lambda c: cell_type(c).label),
+                     width="stretch")
+        if test.get("reliability"):
+            st.markdown("**How far to trust a confidence.** The test images grouped by the model's confidence, "
+                        "and how many of each group it got right: where *right* is above the confidence the "
+                        "model was too modest, where below too sure.")
+            st.dataframe(pd.DataFrame(logic.trust_rows(test["reliability"])), hide_index=True, width="stretch")
+    confusion = predictor.onnx_path.parent / "confusion.png"
+    if confusion.exists():
+        st.image(str(confusion), caption="Confusion matrix on the test images")
+    st.subheader("Limits")
+    st.markdown(
+        f"- Trained from scratch on **{card.get('data', {}).get('training_cells', 'the')} cells from one laboratory** "
+        "(the BCCD data set); images from "
+        "other microscopes, stains or magnifications may be read less well.\n"
+        "- It knows only four types: basophils, blasts, immature or abnormal cells will be called one of them.\n"
+        f"- Below a confidence of {100 * predictor.review_threshold:.2f}% (the least confident tenth of "
+        "held-out training images) it asks for review. Its confidences were calibrated on held-out cells from "
+        "the same laboratory (expected calibration error on the test cells "
+        f"{test['ece'] if test else float('nan'):.3f}"
+        + (f"; resampling the cells moves it over {test['ece_ci95'][0]:.3f}-{test['ece_ci95'][1]:.3f}"
+           if test and "ece_ci95" in test else "")
+        + "); on images from other laboratories they may run high, "
+        "so read a high confidence as \"likely\", not \"certain\".\n"
+        f"- An overexposed photo ({100 * OVEREXPOSED_SHARE:.0f}% or more of its lit area pure white) is read much "
+        "less well; it is marked "
+        "*needs review* whatever the confidence.\n"
+        "- A second opinion for learning and checking, **not a diagnosis**."
+    )
+    st.caption(f"Model {card.get('name')} · {card.get('parameters', 0):,} parameters · "
+               f"sha256 {card['onnx_sha256'][:12]}…")
+
+
 with classify_tab:
     files = st.file_uploader(
         "Cell images (JPG, PNG, BMP, TIFF)",
@@ -120,47 +167,3 @@ with classify_tab:
         st.caption(logic.differential_note(n))
         st.download_button("Download the table (CSV)", logic.table_csv(edited.to_dict("records")),
                            file_name="wbc-differential.csv", mime="text/csv")
-
-with model_tab:
-    card = predictor.card
-    test = card.get("metrics", {}).get("test")
-    st.subheader("How good is it?")
-    if test:
-        lo, hi = test["accuracy_ci95"]
-        st.markdown(
-            f"On the public test set (2,487 images of **{test['n_cells']} cells**): accuracy "
-            f"**{100 * test['accuracy']:.1f}%** (95% interval {100 * lo:.1f}-{100 * hi:.1f}%), "
-            f"**{test['cells_correct']} of {test['n_cells']}** cells right when a cell's views are pooled, "
-            f"macro-F1 {test['macro_f1']:.3f}."
-        )
-        st.dataframe(pd.DataFrame(test["per_class"]).T.rename(index=lambda c: cell_type(c).label),
-                     width="stretch")
-        if test.get("reliability"):
-            st.markdown("**How far to trust a confidence.** The test images grouped by the model's confidence, "
-                        "and how many of each group it got right: where *right* is above the confidence the "
-                        "model was too modest, where below too sure.")
-            st.dataframe(pd.DataFrame(logic.trust_rows(test["reliability"])), hide_index=True, width="stretch")
-    confusion = predictor.onnx_path.parent / "confusion.png"
-    if confusion.exists():
-        st.image(str(confusion), caption="Confusion matrix on the test images")
-    st.subheader("Limits")
-    st.markdown(
-        f"- Trained from scratch on **{card.get('data', {}).get('training_cells', 'the')} cells from one laboratory** "
-        "(the BCCD data set); images from "
-        "other microscopes, stains or magnifications may be read less well.\n"
-        "- It knows only four types: basophils, blasts, immature or abnormal cells will be called one of them.\n"
-        f"- Below a confidence of {100 * predictor.review_threshold:.2f}% (the least confident tenth of "
-        "held-out training images) it asks for review. Its confidences were calibrated on held-out cells from "
-        "the same laboratory (expected calibration error on the test cells "
-        f"{test['ece'] if test else float('nan'):.3f}"
-        + (f"; resampling the cells moves it over {test['ece_ci95'][0]:.3f}-{test['ece_ci95'][1]:.3f}"
-           if test and "ece_ci95" in test else "")
-        + "); on images from other laboratories they may run high, "
-        "so read a high confidence as \"likely\", not \"certain\".\n"
-        f"- An overexposed photo ({100 * OVEREXPOSED_SHARE:.0f}% or more of its lit area pure white) is read much "
-        "less well; it is marked "
-        "*needs review* whatever the confidence.\n"
-        "- A second opinion for learning and checking, **not a diagnosis**."
-    )
-    st.caption(f"Model {card.get('name')} · {card.get('parameters', 0):,} parameters · "
-               f"sha256 {card['onnx_sha256'][:12]}…")
