@@ -400,7 +400,8 @@ class TestDifferential:
     def test_trust_rows(self) -> None:
         """Calibration bins read as percentages: range, images, share right, mean confidence."""
         rows = logic.trust_rows([{"from": 0.8, "to": 13 / 15, "files": 209, "accuracy": 0.98086, "confidence": 0.8409}])
-        assert rows == [{"model's confidence": "80-87%", "test images": 209, "right": "98.1%", "mean confidence": "84.1%"}]
+        assert rows == [{"model's confidence": "80.0-86.7%", "test images": 209, "right (%)": 98.1,
+                         "mean confidence (%)": 84.1}]
 
     def test_description_comes_from_info(self) -> None:
         """The biology shown is wbc.info's, with the reference range."""
@@ -412,8 +413,10 @@ class TestPage:
     """The Streamlit page driven by AppTest (uploader included)."""
 
     def _app(self):  # noqa: ANN202
+        import streamlit as st
         from streamlit.testing.v1 import AppTest
 
+        st.cache_resource.clear()  # the page caches its Predictor: each test loads the model it asks for
         return AppTest.from_file(str(APP), default_timeout=60)
 
     def test_starts_clean(self) -> None:

@@ -54,15 +54,19 @@ class TestPredictCli:
         labels = [line.split()[1] for line in table.splitlines()[1:]
                   if "ERROR" not in line and "not a white blood cell" not in line]
         assert len(labels) == 8
-        assert summary.startswith("Differential of the 8 image(s) read as white cells (2 left out: not a white cell "
-                                  "or unreadable)")
-        assert "A differential is normally read over at least 100 cells" in summary
+        assert summary.startswith("Differential of the 8 image(s) read as white cells (left out: 1 not a white cell, "
+                                  "1 unreadable)")
+        assert "8 image(s), each taken as one cell, counted. A differential is normally read over at least 100" in summary
+        assert "(high)" not in summary and "(low)" not in summary  # too few to place in the ranges
         for name in ("Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"):
             line = next(x for x in summary.splitlines() if x.split()[:1] == [name])
             k = labels.count(name.upper())
             assert line.split()[1:3] == [str(k), f"{100 * k / 8:.1f}%"]
         assert main(["predict", str(folder / "no-white-cell.jpeg"), "--quiet"]) == 0
         assert "Differential" not in capsys.readouterr().out
+        (folder / "broken2.png").write_bytes(b"not a png either")
+        assert main(["predict", str(folder / "broken.png"), str(folder / "broken2.png"), "--quiet"]) == 1
+        assert capsys.readouterr().out.rstrip().endswith("No image was read as a white cell: no differential.")
 
     def test_magnified_photo_is_named_as_shrunk(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A photo at 4x the data set's magnification is shrunk first, and its row says so; the

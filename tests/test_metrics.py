@@ -58,6 +58,14 @@ class TestMetrics:
         assert n == len(Y) and all(b["from"] < b["to"] for b in bins)
         assert sum(b["files"] / n * abs(b["accuracy"] - b["confidence"]) for b in bins) == pytest.approx(1.7 / 6)
 
+    def test_card_keeps_the_figures_the_app_shows(self) -> None:
+        """A model card's metrics keep the ECE's interval and its bins (the app's model tab reads them)."""
+        from wbc.ship import card_metrics
+
+        kept = card_metrics(compute_metrics(PROBS, Y, CELLS, n_boot=50))
+        assert {"ece", "ece_ci95", "reliability", "accuracy_ci95", "per_class"} <= set(kept)
+        assert "confusion" not in kept
+
     def test_ece_interval_of_one_cell(self) -> None:
         """One cell: every resample is the data itself, so the ECE interval is the ECE, read from the
         per-cell bin sums the bootstrap uses."""

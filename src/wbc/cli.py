@@ -190,11 +190,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
         from wbc.differential import differential_lines
 
         counted = [r for r in results if not r.error and not r.not_wbc]
-        left_out = len(results) - len(counted)
+        left_out = [f"{k} {what}" for k, what in ((sum(bool(r.not_wbc) for r in results), "not a white cell"),
+                                                  (sum(bool(r.error) for r in results), "unreadable")) if k]
         review = sum(r.verdict == "needs review" for r in counted)
         print(f"\nDifferential of the {len(counted)} image(s) read as white cells"
-              + (f" ({left_out} left out: not a white cell or unreadable)" if left_out else "")
-              + (f"; {review} need review, so check those before using the count" if review else "") + ":")
+              + (f" (left out: {', '.join(left_out)})" if left_out else "")
+              + (f"; {review} {'needs' if review == 1 else 'need'} review, so check those before using the count"
+                 if review else "") + ":")
         print("\n".join(differential_lines([r.label for r in counted])))
     if args.csv:
         write_predictions_csv(args.csv, results)

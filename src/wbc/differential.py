@@ -27,22 +27,25 @@ def differential(labels: Sequence[str]) -> list[dict[str, object]]:
     return rows
 
 
-def differential_note(n: int) -> str:
+def differential_note(n: int, counted: str = "cell(s)") -> str:
+    """What `n` counted items are worth as a differential (`counted`: what they are called)."""
     if n == 0:
         return "No white cells counted yet."
     if n < MIN_CELLS_FOR_RANGES:
-        return (f"{n} cell(s) counted. A differential is normally read over at least "
+        return (f"{n} {counted} counted. A differential is normally read over at least "
                 f"{MIN_CELLS_FOR_RANGES} cells; with fewer, the percentages are too uncertain to compare "
                 "with reference ranges.")
-    return f"{n} cells counted."
+    return f"{n} {counted} counted."
 
 
 def differential_lines(labels: Sequence[str]) -> list[str]:
-    """The differential as text lines for a terminal: the note, then a line per type."""
+    """The differential of images' labels as text lines for a terminal, each image taken as one cell:
+    the note, then a line per type (with its place in the adult range from MIN_CELLS_FOR_RANGES on)."""
     rows = differential(labels)
     n = sum(int(r["count"]) for r in rows)
-    lines = [differential_note(n)]
-    if n:
-        lines += [f"  {r['type']:11s} {r['count']:4d}  {r['percent']:5.1f}%   adult range {r['adult range (%)']}% "
-                  f"({r['status']})" for r in rows]
+    if not n:
+        return ["No image was read as a white cell: no differential."]
+    lines = [differential_note(n, "image(s), each taken as one cell,")]
+    lines += [f"  {r['type']:11s} {r['count']:4d}  {r['percent']:5.1f}%   adult range {r['adult range (%)']}%"
+              + (f" ({r['status']})" if n >= MIN_CELLS_FOR_RANGES else "") for r in rows]
     return lines

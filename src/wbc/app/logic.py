@@ -115,9 +115,10 @@ def review_rows(results: Sequence[CellResult]) -> list[dict[str, object]]:
 
 def trust_rows(reliability: Sequence[dict[str, float]]) -> list[dict[str, object]]:
     """The card's test-set calibration bins (metrics.reliability) as the page shows them: for each
-    range of the model's confidence, how many test images fell in it and how many of those it got right."""
-    return [{"model's confidence": f"{100 * b['from']:.0f}-{100 * b['to']:.0f}%", "test images": int(b["files"]),
-             "right": f"{100 * b['accuracy']:.1f}%", "mean confidence": f"{100 * b['confidence']:.1f}%"}
+    range of the model's confidence (%, one decimal so that neighbours do not share an edge), how many
+    test images fell in it and the percentage of those it got right."""
+    return [{"model's confidence": f"{100 * b['from']:.1f}-{100 * b['to']:.1f}%", "test images": int(b["files"]),
+             "right (%)": round(100 * b["accuracy"], 1), "mean confidence (%)": round(100 * b["confidence"], 1)}
             for b in reliability]
 
 

@@ -30,6 +30,26 @@ def analyse(_predictor: Predictor, model_sha256: str, uploads: tuple[tuple[str, 
     return logic.analyse_uploads(_predictor, uploads)
 
 
+def show_test_figures(test: dict | None) -> None:
+    """The card's TEST figures: headline, per class, and how far to trust a confidence."""
+    if not test:
+        return
+    lo, hi = test["accuracy_ci95"]
+    st.markdown(
+        f"On the public test set ({test['n_files']:,} images of **{test['n_cells']} cells**): accuracy "
+        f"**{100 * test['accuracy']:.1f}%** (95% interval {100 * lo:.1f}-{100 * hi:.1f}%), "
+        f"**{test['cells_correct']} of {test['n_cells']}** cells right when a cell's views are pooled, "
+        f"macro-F1 {test['macro_f1']:.3f}."
+    )
+    st.dataframe(pd.DataFrame(test["per_class"]).T.rename(index=lambda c: cell_type(c).label), width="stretch")
+    if test.get("reliability"):
+        st.markdown("**How far to trust a confidence.** The test images grouped by the model's confidence, and "
+                    "the share of each group it got right: where *right* is above the confidence the model was "
+                    f"too modest, where below too sure. The images show only {test['n_cells']} cells, so a group "
+                    "of a few dozen images may be one or two cells.")
+        st.dataframe(pd.DataFrame(logic.trust_rows(test["reliability"])), hide_index=True, width="stretch")
+
+
 try:
     predictor = load_predictor()
 except WbcError as e:
@@ -51,21 +71,10 @@ with model_tab:
     card = predictor.card
     test = card.get("metrics", {}).get("test")
     st.subheader("How good is it?")
-    if test:
-        lo, hi = test["accuracy_ci95"]
-        st.markdown(
-            f"On the public test set (2,487 images of **{test['n_cells']} cells**): accuracy "
-            f"**{100 * test['accuracy']:.1f}%** (95% interval {100 * lo:.1f}-{100 * hi:.1f}%), "
-            f"**{test['cells_correct']} of {test['n_cells']}** cells right when a cell's views are pooled, "
-            f"macro-F1 {test['macro_f1']:.3f}."
-        )
-        st.dataframe(pd.DataFrame(test["per_class"]).T.rename(index=lambda c: cell_type(c).label),
-                     width="stretch")
-        if test.get("reliability"):
-            st.markdown("**How far to trust a confidence.** The test images grouped by the model's confidence, "
-                        "and how many of each group it got right: where *right* is above the confidence the "
-                        "model was too modest, where below too sure.")
-            st.dataframe(pd.DataFrame(logic.trust_rows(test["reliability"])), hide_index=True, width="stretch")
+    try:
+        show_test_figures(test)
+    except (KeyError, TypeError, ValueError) as e:  # a card from another version: the rest of the page still works
+        st.warning(f"The model card's test figures could not be read ({e!r}).")
     confusion = predictor.onnx_path.parent / "confusion.png"
     if confusion.exists():
         st.image(str(confusion), caption="Confusion matrix on the test images")
