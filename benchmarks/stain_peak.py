@@ -13,9 +13,13 @@ before `locate_at_data_scale` shrinks it. Then both ways timed in alternation on
 from __future__ import annotations
 
 import argparse
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import time_interleaved  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -65,14 +69,10 @@ def main(argv: list[str] | None = None) -> None:
             print("  " + line)
         if not maps:
             continue
-        times: dict[str, list[float]] = {"whole field": [], "stain_peak": []}
-        for _ in range(5):  # rounds, each way in turn, so the machine's drift falls on both
-            for name, fn in (("whole field", whole_stain_peak), ("stain_peak", stain_peak)):
-                t0 = time.perf_counter()
-                for s in maps:
-                    fn(s)
-                times[name].append((time.perf_counter() - t0) / len(maps) * 1e3)
-        full, fast = np.median(times["whole field"]), np.median(times["stain_peak"])
+        # Each way over all the fields, in turn round after round, so the machine's drift falls on both.
+        med = time_interleaved({"whole field": lambda: [whole_stain_peak(s) for s in maps],
+                                "stain_peak": lambda: [stain_peak(s) for s in maps]}, rounds=5, seconds_per_round=0.0)
+        full, fast = (1e3 * med[name] / len(maps) for name in ("whole field", "stain_peak"))
         print(f"x{scale:g}: over {len(maps)} fields, median of 5 rounds: whole field {full:.3f} ms, "
               f"stain_peak {fast:.3f} ms ({full / fast:.2f}x)")
 

@@ -101,6 +101,29 @@ def test_magnification_compares_both_ways_on_a_tiny_data_set(tmp_path, capsys) -
     assert "The data set's own files (TRAIN and TEST): 2;" in out and "0 would be shrunk" in out
 
 
+def test_stain_peak_checks_and_times_both_ways(tmp_path, capsys) -> None:
+    """On two data-set files, as they are and enlarged 2x: stain_peak equals the whole blur's peak on
+    both, and each scale gets its timing line with the ratio."""
+    import shutil
+
+    from conftest import FIXTURE_IMAGES
+
+    sp = load("stain_peak")
+    images = tmp_path / "dataset2-master" / "images"
+    for split in ("TRAIN", "TEST"):
+        for cls in ("EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL"):
+            (images / split / cls).mkdir(parents=True)
+    for split, cls in [("TRAIN", "EOSINOPHIL"), ("TEST", "NEUTROPHIL")]:
+        f = next((FIXTURE_IMAGES / "TRAIN" / cls).iterdir())
+        shutil.copy(f, images / split / cls / f.name)
+    sp.main(["--data", str(tmp_path), "--magnified", "2", "--timed", "2"])
+    out = capsys.readouterr().out
+    for scale in ("x1", "x2"):
+        assert f"{scale}: 2 files of TRAIN + TEST (every 1): stain_peak equals the whole field's peak on 2 (100.00%)" in out
+        line = next(x for x in out.splitlines() if x.startswith(f"{scale}: over 2 fields, median of 5 rounds"))
+        assert line.endswith("x)") and "stain_peak" in line
+
+
 def test_screening_counts_both_ways_on_a_tiny_data_set(tmp_path, capsys) -> None:
     """Two real cells pass clean and under other cameras' colours (the dim ones only on the second look; the
     overexposed ones marked so, and only those); an annotated

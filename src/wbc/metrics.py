@@ -36,14 +36,8 @@ def _ece_bins(probs: np.ndarray, y: np.ndarray, bins: int) -> tuple[np.ndarray, 
 
 
 def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> float:
-    """ECE: |accuracy - confidence| averaged over equal-width confidence bins, weighted by size."""
-    which, correct, conf = _ece_bins(probs, y, bins)
-    ece = 0.0
-    for b in range(bins):
-        m = which == b
-        if m.any():
-            ece += m.mean() * abs(correct[m].mean() - conf[m].mean())
-    return float(ece)
+    """ECE: |accuracy - confidence| averaged over equal-width confidence bins (`reliability`), weighted by size."""
+    return float(sum(b["files"] / len(y) * abs(b["accuracy"] - b["confidence"]) for b in reliability(probs, y, bins)))
 
 
 def reliability(probs: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> list[dict[str, Any]]:
