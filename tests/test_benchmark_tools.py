@@ -101,21 +101,26 @@ def test_magnification_compares_both_ways_on_a_tiny_data_set(tmp_path, capsys) -
     assert "The data set's own files (TRAIN and TEST): 2;" in out and "0 would be shrunk" in out
 
 
-def test_stain_peak_checks_and_times_both_ways(tmp_path, capsys) -> None:
-    """On two data-set files, as they are and enlarged 2x: stain_peak equals the whole blur's peak on
-    both, and each scale gets its timing line with the ratio."""
+def two_file_data_set(root) -> None:  # noqa: ANN001
+    """A data set under `root` with one fixture cell in TRAIN (an eosinophil) and one in TEST (a neutrophil)."""
     import shutil
 
     from conftest import FIXTURE_IMAGES
 
-    sp = load("stain_peak")
-    images = tmp_path / "dataset2-master" / "images"
+    images = root / "dataset2-master" / "images"
     for split in ("TRAIN", "TEST"):
         for cls in ("EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL"):
             (images / split / cls).mkdir(parents=True)
     for split, cls in [("TRAIN", "EOSINOPHIL"), ("TEST", "NEUTROPHIL")]:
         f = next((FIXTURE_IMAGES / "TRAIN" / cls).iterdir())
         shutil.copy(f, images / split / cls / f.name)
+
+
+def test_stain_peak_checks_and_times_both_ways(tmp_path, capsys) -> None:
+    """On two data-set files, as they are and enlarged 2x: stain_peak equals the whole blur's peak on
+    both, and each scale gets its timing line with the ratio."""
+    sp = load("stain_peak")
+    two_file_data_set(tmp_path)
     sp.main(["--data", str(tmp_path), "--magnified", "2", "--timed", "2"])
     out = capsys.readouterr().out
     for scale in ("x1", "x2"):
@@ -129,20 +134,13 @@ def test_screening_counts_both_ways_on_a_tiny_data_set(tmp_path, capsys) -> None
     overexposed ones marked so, and only those); an annotated
     field of red cells gives the three corners clear of its white-cell box, all flagged."""
     import json
-    import shutil
 
     from PIL import Image
 
-    from conftest import FIXTURE_IMAGES, FIXTURES
+    from conftest import FIXTURES
 
     scr = load("screening")
-    images = tmp_path / "dataset2-master" / "images"
-    for split in ("TRAIN", "TEST"):
-        for cls in ("EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL"):
-            (images / split / cls).mkdir(parents=True)
-    for split, cls in [("TRAIN", "EOSINOPHIL"), ("TEST", "NEUTROPHIL")]:
-        f = next((FIXTURE_IMAGES / "TRAIN" / cls).iterdir())
-        shutil.copy(f, images / split / cls / f.name)
+    two_file_data_set(tmp_path)
     originals = tmp_path / "dataset-master"
     (originals / "JPEGImages").mkdir(parents=True)
     (originals / "Annotations").mkdir()
