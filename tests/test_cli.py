@@ -36,6 +36,11 @@ class TestPredictCli:
         text = capsys.readouterr().out
         assert text.count(".jpeg") == 8
         assert len(list(csv.DictReader(out.open()))) == 8
+        files = [str(f) for f in (FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg")]
+        for row in text.splitlines()[1:9]:
+            shown = row.split("  ")[0]
+            # a path cut to the column's width keeps its end and says that its start is missing
+            assert shown in files or (shown.startswith("...") and any(f.endswith(shown[3:]) for f in files)), row
 
     def test_several_images_end_with_a_differential(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """After the table, a differential of the images read as white cells: the counts are the table's
@@ -342,3 +347,20 @@ def test_export_match_white_reaches_the_card_writer(monkeypatch: pytest.MonkeyPa
     assert main(["export", str(tmp_path), "--out", str(tmp_path / "o"), "--match-white"]) == 0
     assert main(["export", str(tmp_path), "--out", str(tmp_path / "o")]) == 0
     assert seen == [True, False]
+
+
+def test_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """`wbc predict ... | head`: when the reader closes the pipe, wbc stops with 141 and no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before wbc writes a line
+    try:
+        done = subprocess.run([sys.executable, "-m", "wbc.cli", "predict", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--quiet"],
+                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert done.returncode == 141, done.stderr
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -171,7 +172,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     width = min(60, max(len(str(r.file)) for r in results))
     print(f"{'file':{width}s}  {'class':11s}  confidence  verdict")
     for r in results:
-        name = str(r.file)[-width:]
+        name = str(r.file)
+        if len(name) > width:  # keep the end of a long path, and show that its start is cut
+            name = "..." + name[3 - width:]
         if r.error:
             print(f"{name:{width}s}  ERROR {r.error}")
             continue
@@ -381,13 +384,20 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args))
+        code = int(args.func(args))
+        sys.stdout.flush()  # a closed pipe surfaces here, not at interpreter exit
+        return code
     except WbcError as e:
         print(f"wbc: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("wbc: interrupted (a training run continues with --resume)", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `wbc ... | head`: the reader has what it wanted. Point stdout at /dev/null so that the
+        # interpreter's own flush at exit does not fail again; 141 is what a shell reports for SIGPIPE.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
