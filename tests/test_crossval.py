@@ -279,8 +279,13 @@ class TestAllCells:
 
     def test_export_needs_the_cross_validation(self, all_cells_run: Path, tmp_path: Path) -> None:
         """Without validation cells the export asks for a cross-validation's calibration."""
-        with pytest.raises(CheckpointError, match="--calibration"):
+        with pytest.raises(CheckpointError, match="--calibration") as e:
             export_and_report(all_cells_run, tmp_path / "out", data=FIXTURE_IMAGES)
+        assert f"wbc evaluate --model {all_cells_run / 'best.pt'}" in str(e.value)
+        # --no-calibrate does not get round it: the review threshold needs held-out cells too, and says so
+        with pytest.raises(CheckpointError, match="or to set the review threshold from"):
+            export_and_report(all_cells_run, tmp_path / "out", data=FIXTURE_IMAGES, calibrate=False)
+        assert not (tmp_path / "out" / "model.onnx").exists()
 
     def test_export_with_the_pooled_calibration(self, all_cells_run: Path, cv: tuple[Path, dict], tmp_path: Path) -> None:
         """The card takes the cross-validation's temperature and review threshold, and says where from."""

@@ -124,8 +124,12 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
         rule = "out-of-fold"
     else:
         if not held_out:
-            raise CheckpointError(f"{ckpt.parent}: trained on every cell (--all-cells), it has no validation cells "
-                                  "to calibrate on; pass --calibration with the cv.json of benchmarks/cv.py for its recipe")
+            # Even uncalibrated, the card's review threshold is read off held-out confidences.
+            raise CheckpointError(
+                f"{ckpt.parent}: trained on every cell (--all-cells), it has no validation cells to calibrate on "
+                + ("or to set the review threshold from; " if not calibrate else "; ")
+                + "pass --calibration with the cv.json of benchmarks/cv.py for its recipe, or evaluate the "
+                f"checkpoint as it is: wbc evaluate --model {ckpt}")
         if val_logits is None:
             logits, y, _ = checkpoint_validation_logits(ckpt, data, views)
         else:
