@@ -60,6 +60,15 @@ class TestEvaluate:
         """A training checkpoint can be evaluated directly (PyTorch path)."""
         m = evaluate(tiny_run / "best.pt", tmp_path, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=100, progress=False)
         assert m["n_files"] == 8 and 0 <= m["accuracy"] <= 1
+        # the report says how each model read the images, so that a checkpoint's uncalibrated figures
+        # are not taken for a card's
+        assert "one view, temperature 1 (not calibrated), no white matching" in (tmp_path / "report.md").read_text()
+        assert m["read_as"].startswith("a training checkpoint")
+        card = evaluate(None, tmp_path / "card", folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=100, progress=False)
+        shipped = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+        assert (f"{shipped['tta_views']} views averaged, temperature {shipped['calibration']['temperature']:.2f}, "
+                "white matched where it lies below the data set's range") in card["read_as"]
+        assert card["read_as"] in (tmp_path / "card" / "report.md").read_text()
 
     def test_shipped_model_on_full_test(self, full_data: Path, tmp_path: Path) -> None:
         """Recomputed on all of TEST, the shipped model gives the card's figures and beats the reference."""

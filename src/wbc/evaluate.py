@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,21 +24,46 @@ def _shown(path: str | Path) -> str:
     return rel if len(rel) < len(str(path)) else str(path)
 
 
+@dataclass(frozen=True)
+class Reader:
+    """What read the images: the model's file, its card's review threshold (0: none) and, in words,
+    how it read them (views, temperature, white matching), so that two reports are compared alike."""
+
+    name: str
+    review_threshold: float
+    read_as: str
+
+
+CHECKPOINT_READING = "a training checkpoint as it is: one view, temperature 1 (not calibrated), no white matching"
+
+
+def card_reading(pred: Predictor) -> str:
+    """How `pred` reads an image, in words, from its card."""
+    t = (pred.card.get("calibration") or {}).get("temperature")
+    parts = [f"{pred.tta_views} view{'s' if pred.tta_views > 1 else ''}" + (" averaged" if pred.tta_views > 1 else ""),
+             f"temperature {t:.2f}" if isinstance(t, (int, float)) else "the card's temperature"]
+    if pred.confidence_map is not None:
+        parts.append("the card's confidence map")
+    parts.append("white matched where it lies below the data set's range" if pred.match_white else "no white matching")
+    return "the model card's reading: " + ", ".join(parts)
+
+
 def model_probs(model: str | Path | None, samples: list[Sample], skip_bad: bool = False,
-                progress: bool = True) -> tuple[np.ndarray, Prepared, np.ndarray, str, float]:
+                progress: bool = True) -> tuple[np.ndarray, Prepared, np.ndarray, Reader]:
     """Probabilities (N, 4) for samples, from an ONNX model (folder/.onnx/None) or a .pt checkpoint,
-    with the kept samples as prepared, which of them the network saw with the white matched (N,), the
-    model's name and its card's review threshold (0 for a checkpoint)."""
+    with the kept samples as prepared, which of them the network saw with the white matched (N,) and
+    what read them."""
     if model is not None and str(model).endswith(".pt"):
         from wbc.train import _to_tensor, load_checkpoint, model_from_checkpoint, predict_probs
 
         net, spec = model_from_checkpoint(load_checkpoint(model))
         p = load_prepared(samples, spec, skip_bad=skip_bad, progress=progress)
-        return predict_probs(net, _to_tensor(p.x), spec), p, np.zeros(len(p.x), bool), str(model), 0.0
+        return (predict_probs(net, _to_tensor(p.x), spec), p, np.zeros(len(p.x), bool),
+                Reader(str(model), 0.0, CHECKPOINT_READING))
     pred = Predictor(model)
     p = load_prepared(samples, pred.spec, skip_bad=skip_bad, progress=progress)
     x, matched = white_matched(pred, p)
-    return pred.predict_probs(x), p, matched, str(pred.onnx_path), pred.review_threshold
+    return pred.predict_probs(x), p, matched, Reader(str(pred.onnx_path), pred.review_threshold, card_reading(pred))
 
 
 def white_matched(pred: Predictor, p: Prepared) -> tuple[np.ndarray, np.ndarray]:
@@ -84,15 +110,15 @@ def evaluate(
     else:
         samples = list_folder(folder, require_all_classes=False)
     where = _shown(folder)
-    probs, prepared, matched, model_name, threshold = model_probs(model, samples, skip_bad, progress)
+    probs, prepared, matched, reader = model_probs(model, samples, skip_bad, progress)
     samples = prepared.samples
-    model_name = _shown(model_name)
+    model_name, threshold = _shown(reader.name), reader.review_threshold
     y = np.array([s.label for s in samples])
     cells = [s.cell for s in samples]
     m = compute_metrics(probs, y, cells, n_boot=n_boot)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    m_out = {"model": model_name, "data": where, **m}
+    m_out = {"model": model_name, "read_as": reader.read_as, "data": where, **m}
     if threshold > 0:
         m_out["review"] = review_split(probs, y, threshold)
     atomic_write_text(out / "metrics.json", json.dumps(m_out, indent=2))
@@ -109,5 +135,6 @@ def evaluate(
     ]
     write_predictions_csv(out / "predictions.csv", preds)
     write_report(out, m, f"Evaluation of {Path(model_name).name}",
-                 {"model": model_name, "data": where, "files": str(m["n_files"]), "cells": str(m["n_cells"])}, text)
+                 {"model": model_name, "read as": reader.read_as, "data": where, "files": str(m["n_files"]),
+                  "cells": str(m["n_cells"])}, text)
     return m_out
