@@ -41,6 +41,7 @@ class TestPredictCli:
             shown = row.split("  ")[0]
             # a path cut to the column's width keeps its end and says that its start is missing
             assert shown in files or (shown.startswith("...") and any(f.endswith(shown[3:]) for f in files)), row
+            assert len(shown) <= 60 and (len(shown) == 60 or not shown.startswith("...")), row
 
     def test_several_images_end_with_a_differential(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """After the table, a differential of the images read as white cells: the counts are the table's
@@ -355,12 +356,29 @@ def test_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    read, write = os.pipe()
-    os.close(read)  # the reader is gone before wbc writes a line
-    try:
-        done = subprocess.run([sys.executable, "-m", "wbc.cli", "predict", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--quiet"],
-                              stdout=write, stderr=subprocess.PIPE, text=True, timeout=120)
-    finally:
-        os.close(write)
-    assert done.returncode == 141, done.stderr
-    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr
+    # Unbuffered, the first print meets the closed pipe; buffered, only the flush at the end does.
+    for unbuffered in ("1", ""):
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+        if unbuffered:
+            env["PYTHONUNBUFFERED"] = unbuffered
+        read, write = os.pipe()
+        os.close(read)  # the reader is gone before wbc writes a line
+        try:
+            done = subprocess.run([sys.executable, "-m", "wbc.cli", "predict", str(FIXTURE_IMAGES / "TEST_SIMPLE"),
+                                   "--quiet"], stdout=write, stderr=subprocess.PIPE, text=True, timeout=120, env=env)
+        finally:
+            os.close(write)
+        assert done.returncode == 141, (unbuffered, done.stderr)
+        assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, (unbuffered, done.stderr)
+
+
+def test_a_broken_pipe_elsewhere_is_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only a closed stdout ends quietly: a broken pipe or socket of the command's own is raised."""
+    import wbc.cli
+
+    def broken(args: object) -> int:
+        raise BrokenPipeError("the download's socket")
+
+    monkeypatch.setattr(wbc.cli, "cmd_data_check", broken)
+    with pytest.raises(BrokenPipeError, match="socket"):
+        main(["data", "check", "--data", str(FIXTURE_IMAGES)])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import select
 import sys
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -395,10 +396,25 @@ def main(argv: list[str] | None = None) -> int:
         print("wbc: interrupted (a training run continues with --resume)", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise  # another pipe or socket broke: not ours to hide
         # `wbc ... | head`: the reader has what it wanted. Point stdout at /dev/null so that the
         # interpreter's own flush at exit does not fail again; 141 is what a shell reports for SIGPIPE.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reading end has closed (poll reports an error on it)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # no file descriptor: captured or replaced
+        return False
+    if not hasattr(select, "poll"):
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(event & select.POLLERR for _, event in poller.poll(0))
 
 
 if __name__ == "__main__":

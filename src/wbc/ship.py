@@ -126,8 +126,9 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
         if not held_out:
             # Even uncalibrated, the card's review threshold is read off held-out confidences.
             raise CheckpointError(
-                f"{ckpt.parent}: trained on every cell (--all-cells), it has no validation cells to calibrate on "
-                + ("or to set the review threshold from; " if not calibrate else "; ")
+                f"{ckpt.parent}: trained on every cell (--all-cells), it has no validation cells "
+                + ("to set the review threshold from, which a card needs even uncalibrated; drop --no-calibrate and "
+                   if not calibrate else "to calibrate on; ")
                 + "pass --calibration with the cv.json of benchmarks/cv.py for its recipe, or evaluate the "
                 f"checkpoint as it is: wbc evaluate --model {ckpt}")
         if val_logits is None:
