@@ -372,6 +372,23 @@ def test_closed_pipe_ends_quietly(tmp_path: Path) -> None:
         assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, (unbuffered, done.stderr)
 
 
+def test_closed_socket_ends_quietly() -> None:
+    """The same when stdout is a socket whose other end has gone (inetd, socat): a hang-up, not an error."""
+    import socket
+    import subprocess
+    import sys
+
+    ours, theirs = socket.socketpair()
+    theirs.close()
+    try:
+        done = subprocess.run([sys.executable, "-m", "wbc.cli", "predict", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--quiet"],
+                              stdout=ours.fileno(), stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        ours.close()
+    assert done.returncode == 141, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+
+
 def test_a_broken_pipe_elsewhere_is_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only a closed stdout ends quietly: a broken pipe or socket of the command's own is raised."""
     import wbc.cli

@@ -125,3 +125,22 @@ def test_a_match_white_card_is_evaluated_as_it_predicts(tmp_path: Path) -> None:
     same = evaluate(model, tmp_path / "same", folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=50, progress=False)
     assert same["ece"] == evaluate(plain_model, tmp_path / "same2", folder=FIXTURE_IMAGES / "TEST_SIMPLE",
                                    n_boot=50, progress=False)["ece"]
+
+
+@pytest.mark.parametrize("card, views, cmap, match, says", [
+    ({"temperature": 0.6, "calibration": {"temperature": 0.6}}, 4, None, True,
+     "4 views averaged, temperature 0.60, white matched where it lies below the data set's range"),
+    ({"temperature": 1.0}, 1, None, False, "one view, temperature 1 (not calibrated), no white matching"),
+    ({"calibration": {"temperature": 0.73}}, 8, object(), False,
+     "8 views averaged, temperature 0.73, the card's confidence map, no white matching"),
+    ({}, 4, None, False, "4 views averaged, the card's temperature, no white matching"),
+])
+def test_card_reading_says_what_each_card_does(card: dict, views: int, cmap: object, match: bool, says: str) -> None:
+    """Every card shape is described by what it does: views, temperature (top-level, else the calibration's),
+    confidence map, white matching."""
+    import types
+
+    from wbc.evaluate import card_reading
+
+    pred = types.SimpleNamespace(card=card, tta_views=views, confidence_map=cmap, match_white=match)
+    assert card_reading(pred) == "the model card's reading: " + says  # type: ignore[arg-type]

@@ -400,12 +400,14 @@ def main(argv: list[str] | None = None) -> int:
             raise  # another pipe or socket broke: not ours to hide
         # `wbc ... | head`: the reader has what it wanted. Point stdout at /dev/null so that the
         # interpreter's own flush at exit does not fail again; 141 is what a shell reports for SIGPIPE.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
         return 141
 
 
 def _stdout_reader_gone() -> bool:
-    """Whether stdout is a pipe whose reading end has closed (poll reports an error on it)."""
+    """Whether stdout's reader has gone: poll reports an error (a pipe) or a hang-up (a socket) on it."""
     try:
         fd = sys.stdout.fileno()
     except (AttributeError, OSError, ValueError):  # no file descriptor: captured or replaced
@@ -414,7 +416,7 @@ def _stdout_reader_gone() -> bool:
         return False
     poller = select.poll()
     poller.register(fd, select.POLLOUT)
-    return any(event & select.POLLERR for _, event in poller.poll(0))
+    return any(event & (select.POLLERR | select.POLLHUP) for _, event in poller.poll(0))
 
 
 if __name__ == "__main__":

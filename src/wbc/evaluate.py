@@ -39,9 +39,12 @@ CHECKPOINT_READING = "a training checkpoint as it is: one view, temperature 1 (n
 
 def card_reading(pred: Predictor) -> str:
     """How `pred` reads an image, in words, from its card."""
-    t = (pred.card.get("calibration") or {}).get("temperature")
-    parts = [f"{pred.tta_views} view{'s' if pred.tta_views > 1 else ''}" + (" averaged" if pred.tta_views > 1 else ""),
-             f"temperature {t:.2f}" if isinstance(t, (int, float)) else "the card's temperature"]
+    t = pred.card.get("temperature", (pred.card.get("calibration") or {}).get("temperature"))
+    if isinstance(t, (int, float)):
+        temperature = "temperature 1 (not calibrated)" if t == 1 else f"temperature {t:.2f}"
+    else:
+        temperature = "the card's temperature"
+    parts = [f"{pred.tta_views} views averaged" if pred.tta_views > 1 else "one view", temperature]
     if pred.confidence_map is not None:
         parts.append("the card's confidence map")
     parts.append("white matched where it lies below the data set's range" if pred.match_white else "no white matching")
