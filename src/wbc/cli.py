@@ -141,7 +141,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     m = evaluate(args.model, args.out, folder=args.folder, split=args.split, data=args.data,
                  skip_bad=args.skip_bad, progress=not args.quiet)
     lo, hi = m["accuracy_ci95"]
-    print(f"{m['model']}, read as {m['read_as'].split(': ', 1)[-1]}")
+    print(f"{m['model']} ({m['read_as']})")
     print(f"accuracy over files {m['accuracy']:.4f} [{lo:.4f}, {hi:.4f}]  "
           f"cells {m['cells_correct']}/{m['n_cells']} ({m['cell_accuracy']:.4f})  macro-F1 {m['macro_f1']:.4f}")
     elo, ehi = m["ece_ci95"]
