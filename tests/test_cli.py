@@ -2,6 +2,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -350,12 +354,14 @@ def test_export_match_white_reaches_the_card_writer(monkeypatch: pytest.MonkeyPa
     assert seen == [True, False]
 
 
+def _predict_into(stdout: int, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`wbc predict` on the fixtures in a child process, its stdout the descriptor given."""
+    return subprocess.run([sys.executable, "-m", "wbc.cli", "predict", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--quiet"],
+                          stdout=stdout, stderr=subprocess.PIPE, text=True, timeout=120, env=env)
+
+
 def test_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     """`wbc predict ... | head`: when the reader closes the pipe, wbc stops with 141 and no traceback."""
-    import os
-    import subprocess
-    import sys
-
     # Unbuffered, the first print meets the closed pipe; buffered, only the flush at the end does.
     for unbuffered in ("1", ""):
         env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
@@ -364,8 +370,7 @@ def test_closed_pipe_ends_quietly(tmp_path: Path) -> None:
         read, write = os.pipe()
         os.close(read)  # the reader is gone before wbc writes a line
         try:
-            done = subprocess.run([sys.executable, "-m", "wbc.cli", "predict", str(FIXTURE_IMAGES / "TEST_SIMPLE"),
-                                   "--quiet"], stdout=write, stderr=subprocess.PIPE, text=True, timeout=120, env=env)
+            done = _predict_into(write, env)
         finally:
             os.close(write)
         assert done.returncode == 141, (unbuffered, done.stderr)
@@ -374,15 +379,10 @@ def test_closed_pipe_ends_quietly(tmp_path: Path) -> None:
 
 def test_closed_socket_ends_quietly() -> None:
     """The same when stdout is a socket whose other end has gone (inetd, socat): a hang-up, not an error."""
-    import socket
-    import subprocess
-    import sys
-
     ours, theirs = socket.socketpair()
     theirs.close()
     try:
-        done = subprocess.run([sys.executable, "-m", "wbc.cli", "predict", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--quiet"],
-                              stdout=ours.fileno(), stderr=subprocess.PIPE, text=True, timeout=120)
+        done = _predict_into(ours.fileno())
     finally:
         ours.close()
     assert done.returncode == 141, done.stderr

@@ -124,7 +124,6 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
         rule = "out-of-fold"
     else:
         if not held_out:
-            # Even uncalibrated, the card's review threshold is read off held-out confidences.
             raise CheckpointError(
                 f"{ckpt.parent}: trained on every cell (--all-cells), it has no validation cells "
                 + ("to set the review threshold from, which a card needs even uncalibrated; drop --no-calibrate and "
