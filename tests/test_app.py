@@ -128,6 +128,38 @@ class TestNotAWhiteCell:
         for name, rgb in [("red cells only", load_image(FIXTURES / "no-white-cell.jpeg")), ("blank", blank), ("sky", sky)]:
             assert not screen(*locate_at_data_scale(f(rgb))).is_cell, name
 
+    def test_analysis_measures_the_white_once(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """`Predictor.analyse` measures the field's white once for the matching and the screening's
+        second look, and reads every field as the screening does measuring it itself: dim fields that
+        pass on the second look, one that fails both looks, and one that passes the first."""
+        from wbc import predict, screening
+        from wbc.imaging import load_image, locate_at_data_scale
+        from wbc.robustness import brightness
+
+        pred = Predictor(match_white=True)
+        calls = []
+        real = screening.field_white
+
+        def counted(rgb: np.ndarray) -> np.ndarray:
+            calls.append(1)
+            return real(rgb)
+
+        monkeypatch.setattr(predict, "field_white", counted)
+        monkeypatch.setattr(screening, "field_white", counted)
+        files = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))
+        fields = [brightness(0.6)(load_image(p)) for p in files] + [load_image(FIXTURES / "no-white-cell.jpeg"),
+                                                                       load_image(files[0])]
+        second_looks = 0
+        for rgb in fields:
+            calls.clear()
+            _, got = pred.analyse(rgb)
+            assert len(calls) == 1
+            want = screening.screen(*locate_at_data_scale(rgb))
+            assert (got.is_cell, got.reason, got.white_balanced) == (want.is_cell, want.reason, want.white_balanced)
+            second_looks += got.white_balanced
+        assert second_looks >= 10  # the shared white did serve second looks
+        assert not pred.analyse(fields[-2])[1].is_cell and pred.analyse(fields[-1])[1].is_cell
+
     def test_nearly_black_photo_gets_no_second_look(self) -> None:
         """A cell photographed almost black (x0.1) would need gains beyond GAIN_RANGE: it stays flagged."""
         from wbc.imaging import load_image, locate_at_data_scale

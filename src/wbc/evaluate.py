@@ -70,7 +70,7 @@ def model_probs(model: str | Path | None, samples: list[Sample], skip_bad: bool 
 
 
 def white_matched(pred: Predictor, p: Prepared) -> tuple[np.ndarray, np.ndarray]:
-    """The crops (N, h, w, 3) as the card's network sees them (`Predictor.matched_input`, from the
+    """The crops (N, h, w, 3) as the card's network sees them (`Predictor.with_gains`, from the
     gains `load_prepared` kept), and which were changed (N,)."""
     if not pred.match_white:
         return p.x, np.zeros(len(p.x), bool)

@@ -22,7 +22,7 @@ from wbc.errors import BadImageError, ModelFileError, WbcError
 from wbc.imaging import PreprocessSpec, dihedral_views, load_image, prepare_located, scale_channels, to_input
 from wbc.info import CLASSES, IMAGE_SUFFIXES
 from wbc.io import atomic_write_text
-from wbc.screening import OVEREXPOSED_SHARE, Screening, input_gains, screen
+from wbc.screening import OVEREXPOSED_SHARE, Screening, field_white, input_gains, screen
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "models" / "default"
@@ -205,17 +205,16 @@ class Predictor:
     def analyse(self, rgb: np.ndarray) -> tuple[np.ndarray, Screening]:
         """Source RGB (H, W, 3) -> the prepared input (h, w, 3) and the is-it-a-white-cell checks."""
         x, loc, field = prepare_located(rgb, self.spec)
-        x, matched = self.matched_input(x, field)
-        return x, replace(screen(field, loc), white_matched=matched)
-
-    def matched_input(self, x: np.ndarray, field: np.ndarray) -> tuple[np.ndarray, bool]:
-        """The prepared input x (h, w, 3) as the network sees it, and whether it was changed: scaled by
-        the field's white gains where the card matches white and the field's lies below the data set's."""
-        return self.with_gains(x, input_gains(field) if self.match_white else None)
+        # The field's white serves the matching and, for a field that fails the screening's first
+        # look, its second: measured once.
+        white = field_white(field) if self.match_white else None
+        x, matched = self.with_gains(x, input_gains(field, white) if self.match_white else None)
+        return x, replace(screen(field, loc, white), white_matched=matched)
 
     def with_gains(self, x: np.ndarray, gains: np.ndarray | None) -> tuple[np.ndarray, bool]:
-        """`matched_input` given the field's `screening.input_gains` (3,) (None: it has none), e.g. as
-        `data.load_prepared` kept them: unchanged unless the card matches white."""
+        """The prepared input x (h, w, 3) as the network sees it, and whether it was changed: scaled by
+        the field's `screening.input_gains` (3,) (None: it has none), e.g. as `data.load_prepared` kept
+        them, where the card matches white."""
         return (scale_channels(x, gains), True) if gains is not None and self.match_white else (x, False)
 
     def verdicts(self, file: str, probs: np.ndarray, screening: Screening) -> Prediction:

@@ -162,12 +162,12 @@ def gains_allowed(gains: np.ndarray) -> bool:
                 and gains.max() / gains.min() <= GAIN_SPREAD_MAX)
 
 
-def input_gains(rgb: np.ndarray) -> np.ndarray | None:
+def input_gains(rgb: np.ndarray, white: np.ndarray | None = None) -> np.ndarray | None:
     """Per-channel gains (3,) that match the field's white to the data set's when it lies below
     DATA_WHITE_RANGE in some channel (a dimmer exposure or another camera's tint) and the gains are
     allowed; None for a field photographed like the data set's (no change), one whose white lies only
-    above the range, or one that cannot be matched."""
-    white = field_white(rgb)
+    above the range, or one that cannot be matched. `white`: `field_white(rgb)` where the caller has it."""
+    white = field_white(rgb) if white is None else white
     # Only a white below the range: a field at or above the range's floor in every channel is a
     # brighter exposure (what clipped stays clipped) or a paler stain, which darkening does not undo.
     # Matching those too cost a pale stain (H x0.6, E x0.6) 2.05 points held out; the one shift it
@@ -185,19 +185,19 @@ def match_data_white(rgb: np.ndarray, gains: np.ndarray | None = None) -> np.nda
     return scale_channels(rgb, white_gains(rgb) if gains is None else gains)
 
 
-def screen(rgb: np.ndarray, loc: CellLocation) -> Screening:
+def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None) -> Screening:
     """Decide whether `rgb` (H, W, 3) shows a stained white cell at `loc`.
 
     A field that fails is looked at once more with its white matched to the data set's: the stain
     thresholds are in the data set's colours, and another camera's white balance or exposure moves
     a nucleus's (blue - green) across them. Red-cell-only fields fail both looks; a field that needs
     gains outside GAIN_RANGE (nearly black, or one hue) gets no second look. `clipped` is measured on
-    the field as given.
+    the field as given. `white`: `field_white(rgb)` where the caller has it.
     """
     first = replace(_checks(rgb, loc), clipped=clipped_share(rgb))
     if first.is_cell:
         return first
-    gains = white_gains(rgb)
+    gains = _gains_to_data_white(field_white(rgb) if white is None else white)
     if not gains_allowed(gains):
         return first
     balanced = match_data_white(rgb, gains)
