@@ -399,3 +399,44 @@ def test_a_broken_pipe_elsewhere_is_not_hidden(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(wbc.cli, "cmd_data_check", broken)
     with pytest.raises(BrokenPipeError, match="socket"):
         main(["data", "check", "--data", str(FIXTURE_IMAGES)])
+
+
+def test_app_stops_on_sigterm() -> None:
+    """`wbc app` stopped the way a service manager or container stops it (SIGTERM to the process it
+    started) leaves no server behind on its port."""
+    import shutil
+    import signal
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "wbc.cli", "app", "--port", str(port), "--address", "127.0.0.1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    health = f"http://127.0.0.1:{port}/_stcore/health"
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(health, timeout=2) as r:
+                return r.status == 200
+        except OSError:
+            return False
+
+    try:
+        deadline = time.time() + 60
+        while not answers():
+            assert time.time() < deadline and proc.poll() is None, "the app did not start"
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        deadline = time.time() + 20
+        while answers():
+            assert time.time() < deadline, f"a server still answers on port {port} after SIGTERM to wbc app"
+            time.sleep(0.5)
+    finally:
+        proc.kill()
+        proc.wait()
+        # What the fixed app must not leave: a server started for this port (stopped here if it was).
+        if shutil.which("pkill"):
+            subprocess.run(["pkill", "-f", "--", f"--server.port {port} "], check=False)

@@ -213,7 +213,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_app(args: argparse.Namespace) -> int:
-    import os
     import subprocess
 
     from wbc.app.logic import MAX_UPLOAD_MB
@@ -232,7 +231,12 @@ def cmd_app(args: argparse.Namespace) -> int:
            "--server.port", str(args.port), "--server.address", args.address,
            "--server.maxUploadSize", str(MAX_UPLOAD_MB), "--browser.gatherUsageStats", "false",
            "--client.toolbarMode", "viewer"]
-    print(f"wbc app: http://{args.address}:{args.port}  (Ctrl+C stops it)")
+    print(f"wbc app: http://{args.address}:{args.port}  (Ctrl+C stops it)", flush=True)
+    if os.name == "posix":
+        # Become the server rather than its parent: a service manager's or container's SIGTERM to
+        # `wbc app` then stops Streamlit, where a child would outlive its killed parent and hold the port.
+        sys.stderr.flush()
+        os.execve(sys.executable, cmd, env)
     return subprocess.call(cmd, env=env)
 
 
