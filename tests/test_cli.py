@@ -124,6 +124,108 @@ class TestPredictCli:
         err = capsys.readouterr().err
         assert "nope.jpg: no such file or folder" in err and "Traceback" not in err
 
+    def test_missing_path_among_good_ones_gets_its_row(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A path that names nothing, given with real images, is a row of its own; the rest are
+        classified and counted, in the order given."""
+        good = sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))[:2]
+        assert main(["predict", str(good[0]), str(tmp_path / "typo.jpg"), str(good[1]), "--quiet"]) == 0
+        table = capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]
+        assert len(table) == 3 and "typo.jpg" in table[1] and "ERROR no such file or folder" in table[1]
+        assert "ERROR" not in table[0] + table[2]
+
+    def test_unexpanded_pattern_and_repeats(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """A pattern the shell left unexpanded (quoted, or a shell without globbing) is matched here; a
+        file given twice is classified and counted once, and the user is told; a pattern matching
+        nothing is named."""
+        folder = FIXTURE_IMAGES / "TEST_SIMPLE"
+        one = sorted(folder.rglob("*.jpeg"))[0]
+        assert main(["predict", str(folder / "*" / "*.jpeg"), str(one), "--quiet"]) == 0
+        out, err = capsys.readouterr()
+        assert "8 image(s), each taken as one cell, counted" in out
+        assert "1 file(s) given more than once, each classified and counted once" in err
+        assert main(["predict", str(folder / "*" / "*.webp")]) == 2
+        assert "*.webp: no image file matches this pattern" in capsys.readouterr().err
+
+    def test_csv_never_overwrites_an_image_and_is_checked_first(self, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+        """--csv naming an input image, or any image name, is refused and the photo kept; a --csv that
+        cannot be written is refused before the images are read, in one line naming it."""
+        import shutil
+
+        photo = tmp_path / "cell.jpeg"
+        shutil.copy(sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))[0], photo)
+        before = photo.read_bytes()
+        for target, message in ((photo, "that is one of the images given"), (tmp_path / "other.png", "an image's name"),
+                                (tmp_path, "is a folder; give a file name"),
+                                (photo / "table.csv", f"folder {photo} is a file, not a folder")):
+            assert main(["predict", str(photo), "--csv", str(target), "--quiet"]) == 2, target
+            out, err = capsys.readouterr()
+            assert message in err and "Traceback" not in err, err
+            assert "confidence" not in out  # refused before any image was classified
+        assert photo.read_bytes() == before and not (tmp_path / "other.png").exists()
+
+    @pytest.mark.parametrize("argv, message", [
+        (["predict", "x.jpeg", "--threads", "0"], "--threads: 0: choose 1 to"),
+        (["predict", "x.jpeg", "--threads", "100000"], "--threads: 100000: choose 1 to"),
+        (["train", "--threads", "-1"], "--threads: -1: choose 1 to"),
+        (["app", "--port", "99999"], "--port: 99999: a port is 1 to 65535"),
+    ])
+    def test_counts_out_of_range_are_usage_errors(self, argv: list[str], message: str,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+        """Thread counts beyond the machine (ONNX Runtime allocates for every one) and impossible ports
+        are refused by the parser, naming the option."""
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2 and message in capsys.readouterr().err
+
+    @pytest.mark.parametrize("option, message", [
+        (["--epochs", "0"], "epochs 0: choose 1 or more"), (["--epochs", "-3"], "epochs -3: choose 1 or more"),
+        (["--limit-cells", "0"], "limit cells 0: choose 1 or more"), (["--patience", "0"], "patience 0: choose 1"),
+    ])
+    def test_train_refuses_empty_runs(self, option: list[str], message: str, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+        """Settings that would train nothing (and once reported a run written with no checkpoint) or
+        everything (--limit-cells 0 meant no limit) are refused before any data is read."""
+        assert main(["train", "--out", str(tmp_path / "run"), *option, "--quiet"]) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "run" / "config.json").exists()
+
+    def test_outputs_checked_before_the_work(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """evaluate's, export's and train's output folders that cannot be made are refused at once, in
+        one line; export names a run folder that does not exist as such."""
+        blocker = tmp_path / "a-file"
+        blocker.write_text("")
+        for argv in (["evaluate", "--out", str(blocker)], ["export", str(tmp_path), "--out", str(blocker / "m")],
+                     ["train", "--out", str(blocker / "run"), "--quiet"]):
+            assert main(argv) == 2, argv
+            err = capsys.readouterr().err
+            assert f"{blocker}" in err and ("is a file, not a folder" in err or "(Not a directory)" in err), err
+            assert "Traceback" not in err and err.count("\n") == 1
+        assert main(["export", str(tmp_path / "nope")]) == 2
+        assert f"{tmp_path / 'nope'}: no such run folder or checkpoint" in capsys.readouterr().err
+
+    def test_interrupt_and_file_system_errors(self, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+        """Ctrl+C mentions --resume only for a training; a file system refusal met during the work is one
+        line naming the file, not a traceback."""
+        import wbc.cli as cli
+
+        def interrupted(args: object) -> int:
+            raise KeyboardInterrupt
+
+        def refused(args: object) -> int:
+            raise PermissionError(13, "Permission denied", "/somewhere/out.csv")
+
+        monkeypatch.setattr(cli, "cmd_predict", interrupted)
+        assert main(["predict", "x.jpeg"]) == 130
+        assert capsys.readouterr().err == "wbc: interrupted\n"
+        monkeypatch.setattr(cli, "cmd_train", interrupted)
+        assert main(["train"]) == 130
+        assert "--resume" in capsys.readouterr().err
+        monkeypatch.setattr(cli, "cmd_predict", refused)
+        assert main(["predict", "x.jpeg"]) == 2
+        assert capsys.readouterr().err == "wbc: error: /somewhere/out.csv: Permission denied\n"
+
     def test_only_bad_files(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A corrupt file is reported in the table; all files bad means exit 1."""
         f = tmp_path / "x.png"

@@ -57,6 +57,8 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from wbc.io import check_writable_folder
+
     fit, preset = _training("wbc.train", "fit"), _training("wbc.train", "preset")
     cfg = preset(args.model or "wbcnet")
     if args.epochs is not None and args.low_res is None:
@@ -96,6 +98,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         model_cfg = _training("wbc.model", "default_config")(cfg.model, args.window, args.input_size, args.widths)
     except ValueError as e:
         raise WbcError(f"network: {e}") from e
+    _training("wbc.train", "check_config")(cfg)
+    check_writable_folder(out)
     run = fit(cfg, out, resume=args.resume, progress=not args.quiet, model_cfg=model_cfg)
     print(f"run written to {run} (best.pt, last.pt, summary.csv, curves.png)")
     return 0
@@ -137,7 +141,10 @@ def _check_resume(out: Path, asked: dict[str, Any], network: dict[str, Any], all
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from wbc.io import check_writable_folder
+
     evaluate = _training("wbc.evaluate", "evaluate")
+    check_writable_folder(args.out)
     m = evaluate(args.model, args.out, folder=args.folder, split=args.split, data=args.data,
                  skip_bad=args.skip_bad, progress=not args.quiet)
     lo, hi = m["accuracy_ci95"]
@@ -154,7 +161,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from wbc.io import check_writable_folder
+
     export_and_report = _training("wbc.ship", "export_and_report")
+    if not args.run.exists():
+        raise WbcError(f"{args.run}: no such run folder or checkpoint (give the folder `wbc train` wrote, or its .pt)")
+    check_writable_folder(args.out)
     card = export_and_report(args.run, args.out, data=args.data, evaluate_test=args.evaluate,
                              tta=not args.no_tta, calibrate=not args.no_calibrate, calibration=args.calibration,
                              match_white=args.match_white)
@@ -163,14 +175,67 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_predict(args: argparse.Namespace) -> int:
-    from wbc.predict import Predictor, iter_image_paths, write_predictions_csv
+def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str]], int]:
+    """The image files to classify, in the order given, folders searched and patterns a shell left
+    unexpanded matched here; an input that names nothing stays as (input, why), a row of its own. The
+    second value counts files given more than once, each classified once."""
+    import glob
 
-    paths = iter_image_paths(args.paths)
+    from wbc.predict import iter_image_paths
+
+    out: list[Path | tuple[str, str]] = []
+    seen: set[Path] = set()
+    repeats = 0
+    for item in inputs:
+        if Path(item).exists():
+            found = iter_image_paths([item])
+        elif glob.has_magic(item):
+            found = iter_image_paths(sorted(glob.glob(item, recursive=True)))
+            if not found:
+                out.append((item, "no image file matches this pattern"))
+                continue
+        else:
+            out.append((item, "no such file or folder"))
+            continue
+        for f in found:
+            key = f.resolve()
+            repeats += key in seen
+            if key not in seen:
+                seen.add(key)
+                out.append(f)
+    return out, repeats
+
+
+def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
+    """--csv must not overwrite a photo: refuse an image's name and any input file, then check that
+    it can be written, before the work."""
+    from wbc.info import IMAGE_SUFFIXES
+    from wbc.io import check_writable_file
+
+    target = csv_path.resolve()
+    if any(f.resolve() == target for f in inputs):
+        raise WbcError(f"--csv {csv_path}: that is one of the images given; writing the table there would "
+                       "overwrite it. Give a .csv file name")
+    if csv_path.suffix.lower() in IMAGE_SUFFIXES:
+        raise WbcError(f"--csv {csv_path}: that is an image's name, not a table's; give a .csv file name")
+    check_writable_file(csv_path)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from wbc.predict import Prediction, Predictor, write_predictions_csv
+
+    entries, repeats = _predict_inputs(args.paths)
+    paths = [e for e in entries if isinstance(e, Path)]
     if not paths:
-        raise WbcError(f"no image files found in {' '.join(map(str, args.paths))}")
+        missing = [f"{item}: {why}" for item, why in (e for e in entries if isinstance(e, tuple))]
+        raise WbcError("; ".join(missing) if missing else f"no image files found in {' '.join(map(str, args.paths))}")
+    if args.csv:
+        _check_csv_target(args.csv, paths)
     pred = Predictor(args.model, threads=args.threads)
-    results = pred.predict_files(paths, progress=len(paths) > 1 and not args.quiet, tta=not args.single_view)
+    by_path = iter(pred.predict_files(paths, progress=len(paths) > 1 and not args.quiet, tta=not args.single_view))
+    results = [next(by_path) if isinstance(e, Path) else Prediction(file=e[0], error=e[1]) for e in entries]
+    if repeats:
+        print(f"note: {repeats} file(s) given more than once, each classified and counted once", file=sys.stderr)
     width = min(60, max(len(str(r.file)) for r in results))
     print(f"{'file':{width}s}  {'class':11s}  confidence  verdict")
     for r in results:
@@ -244,17 +309,42 @@ def cmd_data_sources(args: argparse.Namespace) -> int:
     import json
 
     from wbc.data import find_images_root
+    from wbc.io import check_writable_file
     from wbc.sources import TABLE, match_files, originals_near, read_table, summary, write_table
 
     root = find_images_root(args.data)
     originals = originals_near(root, args.data)
     out = args.out or TABLE
+    check_writable_file(out)
     reuse = read_table(out) if args.reuse and out.is_file() else []
     matches = match_files(root, originals, workers=args.workers, reuse=reuse)
     write_table(matches, out)
     print(json.dumps(summary(matches), indent=1))
     print(f"wrote {out} ({len(matches)} files)")
     return 0
+
+
+def _threads(text: str) -> int:
+    """--threads: 1 up to this machine's CPUs (more only slows a CPU run, and ONNX Runtime allocates
+    for every thread asked)."""
+    cpus = os.cpu_count() or 1
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= n <= cpus:
+        raise argparse.ArgumentTypeError(f"{n}: choose 1 to {cpus} (this machine's CPUs)")
+    return n
+
+
+def _port(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"{n}: a port is 1 to 65535")
+    return n
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -302,7 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, help="early stopping patience in epochs (default: 20 wbcnet, 10 seed)")
     t.add_argument("--val-fraction", type=float, help="share of TRAIN's cells held out for validation (default: 0.2)")
     t.add_argument("--limit-cells", type=int, help="use only the first N cells of each class (quick runs)")
-    t.add_argument("--threads", type=int, help="PyTorch CPU threads (default: 2)")
+    t.add_argument("--threads", type=_threads, help="PyTorch CPU threads (default: 2)")
     # train.AUGMENT's keys and "none", written out so that the parser needs no torch (a test compares them).
     t.add_argument("--augment", choices=["robust", "robust-wide", "robust-erase", "robust-exposure",
                                          "robust-overexposed", "basic", "none"],
@@ -373,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--model", help="model folder or .onnx (default: WBC_MODEL, else the shipped model)")
     pr.add_argument("--csv", type=Path,
                     help="also write file, class, confidence, all probabilities, the flags and the verdict here")
-    pr.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
+    pr.add_argument("--threads", type=_threads, help="ONNX Runtime threads (default: all cores)")
     pr.add_argument("--single-view", action="store_true",
                     help="one view instead of the card's test-time views: faster, a little less accurate")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -381,7 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("app", help="start the web app (Streamlit) on the shipped model")
     a.add_argument("--model", help="model folder or .onnx (default: WBC_MODEL, else the shipped model)")
-    a.add_argument("--port", type=int, default=8501, help="default: 8501")
+    a.add_argument("--port", type=_port, default=8501, help="default: 8501")
     a.add_argument("--address", default="localhost", help="default: localhost; 0.0.0.0 to serve the network")
     a.set_defaults(func=cmd_app)
     return p
@@ -397,7 +487,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wbc: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("wbc: interrupted (a training run continues with --resume)", file=sys.stderr)
+        resume = " (the run continues with --resume)" if args.command == "train" else ""
+        print(f"wbc: interrupted{resume}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         if not _stdout_reader_gone():
@@ -408,6 +499,10 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return 141
+    except OSError as e:  # a file system refusal the checks before the work could not foresee
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"wbc: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
 
 
 def _stdout_reader_gone() -> bool:

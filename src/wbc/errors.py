@@ -25,3 +25,7 @@ class CheckpointError(WbcError):
 
 class ConfigError(WbcError, ValueError):
     """A training setting is out of its range; the message names the setting."""
+
+
+class OutputError(WbcError):
+    """An output file or folder cannot be written; found before the work that would fill it."""

@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from wbc.errors import OutputError
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -29,3 +31,38 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+
+def _folder_problem(path: Path) -> str:
+    """Why output cannot go into the folder `path` ("" where it can), found by making it, as a write
+    would, and a probe file in it: permission bits alone do not tell (root, read-only mounts, /proc)."""
+    if path.exists() and not path.is_dir():
+        return "is a file, not a folder"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".wbc-write-check.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        return f"is not writable ({e.strerror or e})"
+    return ""
+
+
+def check_writable_folder(path: str | Path) -> None:
+    """Fail before the work, not after it, where the output folder `path` cannot be made or written
+    (OutputError naming it and why). Creates the folder, as the write would."""
+    problem = _folder_problem(Path(path))
+    if problem:
+        raise OutputError(f"{path}: {problem}; give another output folder")
+
+
+def check_writable_file(path: str | Path) -> None:
+    """Fail before the work where the output file `path` cannot be written (OutputError naming it and
+    why): a folder of that name, or a folder it cannot be written into."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; give a file name for the output, e.g. {path / 'predictions.csv'}")
+    problem = _folder_problem(path.parent)
+    if problem:
+        raise OutputError(f"{path}: cannot write it: folder {path.parent} {problem}")

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -401,6 +402,15 @@ def check_config(cfg: TrainConfig) -> None:
         raise ConfigError(f"unknown augmentation {cfg.augment!r}; choose {', '.join(AUGMENT)} or none")
     if cfg.optimizer not in OPTIMIZERS:
         raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if cfg.epochs < 1:
+        raise ConfigError(f"epochs {cfg.epochs}: choose 1 or more (the recipe's default is 80 for wbcnet)")
+    if cfg.patience < 1:
+        raise ConfigError(f"patience {cfg.patience}: choose 1 or more epochs without improvement before stopping")
+    if cfg.limit_cells is not None and cfg.limit_cells < 1:
+        raise ConfigError(f"limit cells {cfg.limit_cells}: choose 1 or more cells per class, or leave it out to use "
+                          "every cell")
+    if cfg.threads < 1:
+        raise ConfigError(f"threads {cfg.threads}: choose 1 or more (this machine has {os.cpu_count()} CPUs)")
     if not cfg.lr > 0:
         raise ConfigError(f"learning rate {cfg.lr}: choose a positive value, e.g. 2e-3 (adamw) or 0.05 (sgd)")
     if cfg.batch_size < 2:  # BatchNorm needs two samples
