@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import errno
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,27 @@ from wbc.data import find_images_root, grouped_kfold, grouped_split, list_folder
 from wbc.errors import DataError
 from wbc.imaging import PreprocessSpec
 from wbc.info import CLASSES, DATASET
+
+
+def lock(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Make `folder` act as one this user may not read (tests run as root, where chmod does not):
+    is_dir and iterdir on it or below it raise PermissionError, as /proc/1/cwd does."""
+    real_is_dir, real_iterdir = Path.is_dir, Path.iterdir
+
+    def check(p: Path) -> None:
+        if p == folder or folder in p.parents:
+            raise PermissionError(errno.EACCES, "Permission denied", str(p))
+
+    def is_dir(self: Path) -> bool:
+        check(self)
+        return real_is_dir(self)
+
+    def iterdir(self: Path):  # type: ignore[no-untyped-def]
+        check(self)
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "is_dir", is_dir)
+    monkeypatch.setattr(Path, "iterdir", iterdir)
 
 
 class TestFindRoot:
@@ -29,10 +51,61 @@ class TestFindRoot:
         """Pointing straight at the images folder works too."""
         assert find_images_root(fixture_root) == fixture_root
 
+    @pytest.mark.parametrize("given, below", [
+        ("blood-cells", "images"),  # an images folder inside the folder given
+        ("dataset2-master", "images"),  # the flat copy's dataset2-master
+        ("dataset2-master", "dataset2-master/images"),  # the Kaggle zip's outer dataset2-master
+    ])
+    def test_dataset_folder_itself(self, tmp_path: Path, fixture_root: Path, given: str, below: str) -> None:
+        """A dataset2-master folder of either layout, or a folder holding `images`, is found too."""
+        dst = tmp_path / given / below
+        shutil.copytree(fixture_root, dst)
+        assert find_images_root(tmp_path / given) == dst
+
     def test_no_data_here(self, tmp_path: Path) -> None:
         """A folder without the layout is a clear error naming it."""
         with pytest.raises(DataError, match="no folder with TRAIN"):
             find_images_root(tmp_path)
+
+    def test_deep_folders_are_not_taken(self, tmp_path: Path, fixture_root: Path) -> None:
+        """An images root four levels down in an unrelated tree (a test fixture under /tmp) is not
+        taken for the data set; the error names the folder and the places looked in."""
+        shutil.copytree(fixture_root, tmp_path / "pytest-of-root" / "pytest-23" / "test_bad_file0" / "images")
+        with pytest.raises(DataError) as e:
+            find_images_root(tmp_path)
+        msg = str(e.value)
+        assert msg.startswith(f"{tmp_path}: no folder with TRAIN") and "\n" not in msg
+        for layout in ("images", "dataset2-master/images", "dataset2-master/dataset2-master/images"):
+            assert str(tmp_path / layout) in msg
+
+    def test_unreadable_folders_are_skipped(self, tmp_path: Path, fixture_root: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+        """A folder that cannot be read (as /proc/1/cwd under /) does not stop the search."""
+        dst = tmp_path / "dataset2-master" / "images"
+        shutil.copytree(fixture_root, dst)
+        (tmp_path / "locked").mkdir()
+        lock(monkeypatch, tmp_path / "locked")
+        assert find_images_root(tmp_path) == dst
+
+    def test_unreadable_layout_is_named(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Where nothing is found and a layout's folder cannot be read, the one-line error names it."""
+        (tmp_path / "dataset2-master").mkdir()
+        lock(monkeypatch, tmp_path / "dataset2-master")
+        with pytest.raises(DataError, match=f"no folder with TRAIN.*cannot read {tmp_path}/dataset2-master"):
+            find_images_root(tmp_path)
+
+    def test_file_system_root(self) -> None:
+        """`--data /` is a clear error, not a PermissionError from a folder of /proc."""
+        with pytest.raises(DataError, match="^/: no folder with TRAIN"):
+            find_images_root("/")
+
+    def test_a_file_is_not_a_folder(self, fixture_root: Path) -> None:
+        """An existing file given as the data folder is called a file, not missing."""
+        image = next((fixture_root / "TRAIN" / "EOSINOPHIL").iterdir())
+        with pytest.raises(DataError, match="is a file, not a folder"):
+            find_images_root(image)
+        with pytest.raises(DataError, match="is a file, not a folder"):
+            list_folder(image)
 
     def test_missing_folder(self, tmp_path: Path) -> None:
         """A path that does not exist is named."""
@@ -60,6 +133,32 @@ class TestListing:
         (data_copy / "TRAIN" / "BASOPHIL").mkdir()
         with pytest.raises(DataError, match="unknown class folder.*BASOPHIL"):
             list_split(data_copy, "TRAIN")
+
+    @pytest.mark.parametrize("name", [str.lower, str.title])
+    def test_class_folders_in_any_case(self, data_copy: Path, name) -> None:  # type: ignore[no-untyped-def]
+        """Class folders named eosinophil or Eosinophil read as EOSINOPHIL: same labels, same cells."""
+        want = [(s.path.relative_to(data_copy).parts[-1], s.label, s.cell) for s in list_split(data_copy, "TEST_SIMPLE")]
+        for c in CLASSES:
+            (data_copy / "TEST_SIMPLE" / c).rename(data_copy / "TEST_SIMPLE" / name(c))
+        got = list_folder(data_copy / "TEST_SIMPLE", require_all_classes=False)
+        assert [(s.path.name, s.label, s.cell) for s in got] == want
+        assert all(s.path.parent.name == name(CLASSES[s.label]) for s in got)
+        for c in CLASSES:
+            (data_copy / "TRAIN" / c).rename(data_copy / "TRAIN" / name(c))
+        assert find_images_root(data_copy) == data_copy
+        assert len(list_split(data_copy, "TRAIN")) == 24
+
+    def test_class_folders_differing_only_in_case(self, data_copy: Path) -> None:
+        """EOSINOPHIL and eosinophil side by side is an error naming both, not a silent pick."""
+        (data_copy / "TRAIN" / "eosinophil").mkdir()
+        with pytest.raises(DataError, match="differ only in case.*EOSINOPHIL and eosinophil"):
+            list_split(data_copy, "TRAIN")
+
+    def test_unreadable_class_folder(self, data_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A class folder that cannot be read is named in one line, not a PermissionError."""
+        lock(monkeypatch, data_copy / "TEST_SIMPLE" / "MONOCYTE")
+        with pytest.raises(DataError, match="MONOCYTE: cannot be read"):
+            list_folder(data_copy / "TEST_SIMPLE", require_all_classes=False)
 
     def test_empty_split(self, data_copy: Path) -> None:
         """Class folders without images are an error, not an empty training run."""

@@ -56,6 +56,38 @@ class TestEvaluate:
         assert review["accuracy_rest"] == pytest.approx(
             sum(a for a, f in zip(right, flagged) if not f) / (len(rows) - k))
 
+    def test_predictions_say_the_truth_and_whether_right(self, tmp_path: Path) -> None:
+        """predictions.csv ends with each file's true class (its class folder) and whether the predicted
+        class is it; the columns before them are as before. Class folders in lower case are read alike."""
+        import csv
+        import shutil
+
+        from wbc.info import CLASSES
+
+        folder = tmp_path / "lower"
+        for c in CLASSES:
+            shutil.copytree(FIXTURE_IMAGES / "TEST_SIMPLE" / c, folder / c.lower())
+        m = evaluate(None, tmp_path / "eval", folder=folder, n_boot=50, progress=False)
+        with (tmp_path / "eval" / "predictions.csv").open() as f:
+            head = next(csv.reader(f))
+            f.seek(0)
+            rows = list(csv.DictReader(f))
+        assert head[:3] == ["file", "class", "confidence"] and head[-2:] == ["true_class", "correct"]
+        assert len(rows) == m["n_files"] == 8
+        for r in rows:
+            assert r["true_class"] == r["file"].split("/")[0].upper()
+            assert r["correct"] == ("yes" if r["class"] == r["true_class"] else "no")
+        assert sum(r["correct"] == "yes" for r in rows) / len(rows) == pytest.approx(m["accuracy"])
+
+    def test_with_truth_needs_one_class_per_row(self) -> None:
+        """Appending the truth to a table of another length is refused, not misaligned."""
+        from wbc.evaluate import with_truth
+
+        assert with_truth("file,class\r\na.png,MONOCYTE\r\n", ["MONOCYTE"]) == (
+            "file,class,true_class,correct\r\na.png,MONOCYTE,MONOCYTE,yes\r\n")
+        with pytest.raises(ValueError, match="1 prediction rows for 2 true classes"):
+            with_truth("file,class\r\na.png,MONOCYTE\r\n", ["MONOCYTE", "EOSINOPHIL"])
+
     def test_checkpoint_and_onnx_agree(self, tiny_run: Path, tmp_path: Path) -> None:
         """A training checkpoint can be evaluated directly (PyTorch path)."""
         m = evaluate(tiny_run / "best.pt", tmp_path, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=100, progress=False)

@@ -43,15 +43,55 @@ def default_data_path() -> Path | None:
     return SHARED_DATA if SHARED_DATA.is_dir() else None
 
 
+# Where an images root may lie below the folder given: the folder itself (or the data set's
+# dataset2-master), this project's copy, and the Kaggle zip, which nests dataset2-master twice.
+# Nothing deeper: a search of any depth picks unrelated folders (a test fixture under /tmp).
+IMAGES_ROOT_LAYOUTS = (".", "images", "dataset2-master/images", "dataset2-master/dataset2-master/images")
+
+
+def check_folder(p: Path) -> None:
+    """DataError, naming `p`, unless it is a folder that can be read."""
+    try:
+        if p.is_dir():
+            return
+        exists = p.exists()
+    except OSError as e:
+        raise DataError(f"{p}: cannot be read ({e.strerror or e})") from e
+    raise DataError(f"{p}: is a file, not a folder" if exists else f"{p}: no such folder")
+
+
+def class_folders(folder: Path) -> tuple[dict[str, Path], list[str]]:
+    """The class folders under `folder` by class name, their names matched regardless of case
+    (EOSINOPHIL, Eosinophil, eosinophil), and the names of the other folders there. OSError where
+    `folder` cannot be listed."""
+    found: dict[str, list[Path]] = {}
+    unknown: list[str] = []
+    for p in sorted(folder.iterdir()):
+        if not p.is_dir() or p.name == "__MACOSX":
+            continue
+        if p.name.upper() in CLASS_INDEX:
+            found.setdefault(p.name.upper(), []).append(p)
+        else:
+            unknown.append(p.name)
+    twice = [ps for ps in found.values() if len(ps) > 1]
+    if twice:
+        names = "; ".join(" and ".join(p.name for p in ps) for ps in twice)
+        raise DataError(f"{folder}: class folders that differ only in case ({names}); merge them into one")
+    return {c: ps[0] for c, ps in found.items()}, unknown
+
+
 def _is_images_root(p: Path) -> bool:
-    return any((p / s).is_dir() and any((p / s / c).is_dir() for c in CLASSES) for s in SPLITS)
+    """Whether `p` holds a split folder with a class folder in it; OSError where it cannot be read."""
+    return p.is_dir() and any((p / s).is_dir() and class_folders(p / s)[0] for s in SPLITS)
 
 
 def find_images_root(path: str | Path | None = None) -> Path:
-    """The folder holding TRAIN/TEST/TEST_SIMPLE, from the data set's top or any level below.
+    """The folder holding TRAIN/TEST/TEST_SIMPLE: the folder given, or one of `IMAGES_ROOT_LAYOUTS`
+    below it.
 
-    Accepts this project's flattened copy (`blood-cells/dataset2-master/images`) and the Kaggle
-    zip's nested layout (`blood-cells/dataset2-master/dataset2-master/images`).
+    Accepts this project's flattened copy (`blood-cells/dataset2-master/images`), the Kaggle zip's
+    nested layout (`blood-cells/dataset2-master/dataset2-master/images`), a dataset2-master folder of
+    either and the images folder itself.
     """
     if path is None:
         path = default_data_path()
@@ -61,18 +101,19 @@ def find_images_root(path: str | Path | None = None) -> Path:
                 "data set paultimothymooney/blood-cells (`wbc data download` fetches it)"
             )
     base = Path(path).expanduser()
-    if not base.is_dir():
-        raise DataError(f"{base}: no such folder")
-    # Breadth-first over at most four levels: the Kaggle zip puts images three levels down.
-    level = [base]
-    for _ in range(5):
-        for p in level:
+    check_folder(base)
+    unreadable: list[str] = []
+    for p in (base / layout for layout in IMAGES_ROOT_LAYOUTS):
+        try:
             if _is_images_root(p):
                 return p
-        level = sorted(c for p in level for c in p.iterdir() if c.is_dir() and c.name != "__MACOSX")
+        except OSError as e:  # an unreadable folder is skipped, and named if nothing is found
+            unreadable.append(str(e.filename or p))
+    looked = ", ".join(str(base / layout) for layout in IMAGES_ROOT_LAYOUTS)
+    cannot = f"; cannot read {', '.join(unreadable)}" if unreadable else ""
     raise DataError(
-        f"{base}: no folder with TRAIN, TEST or TEST_SIMPLE holding class folders "
-        f"({', '.join(CLASSES)}) was found in it or up to four levels below"
+        f"{base}: no folder with TRAIN, TEST or TEST_SIMPLE holding class folders ({', '.join(CLASSES)}) "
+        f"was found; looked in {looked}{cannot}"
     )
 
 
@@ -90,20 +131,25 @@ def cell_key(class_name: str, file_name: str, split: str | None = None) -> str:
 def list_folder(folder: str | Path, require_all_classes: bool = True) -> list[Sample]:
     """Every image under `folder/<CLASS>/`, sorted, labelled by its class folder."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"{folder}: no such folder")
-    present = {p.name for p in folder.iterdir() if p.is_dir()}
+    check_folder(folder)
+    try:
+        return _list_class_folders(folder, require_all_classes)
+    except OSError as e:
+        raise DataError(f"{e.filename or folder}: cannot be read ({e.strerror or e})") from e
+
+
+def _list_class_folders(folder: Path, require_all_classes: bool) -> list[Sample]:
+    present, others = class_folders(folder)
     missing = [c for c in CLASSES if c not in present]
-    unknown = sorted(present - set(CLASSES) - {"__MACOSX"})
-    if unknown:
-        raise DataError(f"{folder}: unknown class folder(s) {', '.join(unknown)}; expected {', '.join(CLASSES)}")
+    if others:
+        raise DataError(f"{folder}: unknown class folder(s) {', '.join(others)}; expected {', '.join(CLASSES)}")
     if missing and (require_all_classes or len(missing) == len(CLASSES)):
         raise DataError(f"{folder}: missing class folder(s) {', '.join(missing)}")
     samples = [
         Sample(path=f, label=CLASS_INDEX[c], cell=cell_key(c, f.name, folder.name))
         for c in CLASSES
         if c in present
-        for f in sorted((folder / c).iterdir())
+        for f in sorted(present[c].iterdir())
         if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
     ]
     if not samples:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +17,7 @@ from wbc.data import Prepared, Sample, find_images_root, list_folder, list_split
 from wbc.info import CLASSES
 from wbc.io import atomic_write_text
 from wbc.metrics import classification_report_text, compute_metrics
-from wbc.predict import Prediction, Predictor, write_predictions_csv
+from wbc.predict import Prediction, Predictor, predictions_csv
 from wbc.report import plot_confusion, write_report
 
 
@@ -80,6 +83,21 @@ def white_matched(pred: Predictor, p: Prepared) -> tuple[np.ndarray, np.ndarray]
     return x, matched
 
 
+def with_truth(table: str, true_classes: Sequence[str]) -> str:
+    """`predictions_csv`'s table with two columns appended, so that existing readers are unchanged:
+    each file's true class and whether the predicted class is it (yes/no)."""
+    rows = list(csv.reader(io.StringIO(table)))
+    if len(rows) - 1 != len(true_classes):
+        raise ValueError(f"{len(rows) - 1} prediction rows for {len(true_classes)} true classes")
+    predicted = rows[0].index("class")
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow([*rows[0], "true_class", "correct"])
+    for row, true in zip(rows[1:], true_classes):
+        w.writerow([*row, true, "yes" if row[predicted] == true else "no"])
+    return out.getvalue()
+
+
 def review_split(probs: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
     """What the card's review threshold does here: the share of files it sets aside, the accuracy on
     those and on the rest, and the share of all errors that it catches."""
@@ -136,7 +154,7 @@ def evaluate(
                    reduced_by=float(r), white_matched=bool(w), screened=False)
         for s, p, r, w in zip(samples, probs, prepared.reduced_by, matched)
     ]
-    write_predictions_csv(out / "predictions.csv", preds)
+    atomic_write_text(out / "predictions.csv", with_truth(predictions_csv(preds), [CLASSES[s.label] for s in samples]))
     write_report(out, m, f"Evaluation of {Path(model_name).name}",
                  {"model": model_name, "read as": reader.read_as, "data": where, "files": str(m["n_files"]),
                   "cells": str(m["n_cells"])}, text)
