@@ -435,6 +435,27 @@ class TestDifferential:
         assert rows == [{"model's confidence": "80.0-86.7%", "test images": 209, "right (%)": 98.1,
                          "mean confidence (%)": 84.1}]
 
+    def test_flagged_image_is_headed_as_not_a_cell(self) -> None:
+        """An image the screening flags is headed "Not a white blood cell"; its forced type is only in the
+        small print, marked as meaning nothing; a white cell is headed by its type."""
+        from wbc.predict import Prediction
+
+        flagged = Prediction(file="blank.png", label="NEUTROPHIL", confidence=0.819, probs=(0.06, 0.06, 0.06, 0.819),
+                             not_wbc="no stained nucleus found")
+        cell = Prediction(file="eos.jpeg", label="EOSINOPHIL", confidence=0.9, probs=(0.9, 0.03, 0.03, 0.04))
+        assert logic.headline(flagged) == "Not a white blood cell" and logic.headline(cell) == "Eosinophil"
+        small = logic.forced_reading(flagged)
+        assert "Neutrophil (81.9%)" in small and "means nothing" in small
+
+    def test_ece_note(self) -> None:
+        """The limits' calibration clause gives the card's TEST ECE and its interval, or says there are no
+        TEST figures; never "nan"."""
+        assert logic.ece_note({"ece": 0.078, "ece_ci95": [0.048, 0.172]}) == (
+            "expected calibration error on the test cells 0.078; resampling the cells moves it over 0.048-0.172")
+        assert logic.ece_note({"ece": 0.078}) == "expected calibration error on the test cells 0.078"
+        for test in (None, {}, {"ece": None}, {"ece": "nan?"}):
+            assert logic.ece_note(test) == "this model card holds no TEST figures to say how well", test
+
     def test_description_comes_from_info(self) -> None:
         """The biology shown is wbc.info's, with the reference range."""
         d = logic.describe("MONOCYTE")
@@ -535,6 +556,42 @@ class TestPage:
         assert not at.exception and calls["n"] == 1
         assert "8 cell(s) counted" in " ".join(c.value for c in at.caption)
 
+    def test_not_a_cell_is_not_headed_by_a_type(self) -> None:
+        """A blank and a black image are headed "Not a white blood cell", with no confidence metric, chart
+        or biology; their forced type is small print marked as meaning nothing; they start excluded from
+        the differential, and the real cell beside them keeps its heading and metric."""
+        at = self._app().run()
+        at.file_uploader[0].set_value([
+            ("blank.png", encode(Image.new("RGB", (320, 240), (230, 225, 228))), "image/png"),
+            ("black.png", encode(Image.new("RGB", (320, 240), (0, 0, 0))), "image/png"),
+            ("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
+        assert not at.exception
+        assert [s.value for s in at.subheader[:3]] == ["Not a white blood cell", "Not a white blood cell", "Eosinophil"]
+        assert len(at.metric) == 1 and len(at.error) == 2
+        small = [c.value for c in at.caption if "means nothing" in c.value]
+        assert len(small) == 2 and all("The network has to name one of the four types" in c for c in small)
+        assert [e.label for e in at.expander] == ["About the eosinophil"]
+        assert "1 cell(s) counted" in " ".join(c.value for c in at.caption)
+
+    def test_card_without_test_figures(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A model exported without --evaluate (no TEST figures in its card): the model tab says so and how
+        to get them under "How good is it?", and no figure reads "nan"."""
+        import shutil
+
+        import streamlit as st
+
+        shutil.copy(DEFAULT_MODEL_DIR / "model.onnx", tmp_path / "model.onnx")
+        card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+        (tmp_path / "model.json").write_text(json.dumps({**card, "metrics": {}}))
+        monkeypatch.setenv("WBC_MODEL", str(tmp_path))
+        at = self._app().run()
+        st.cache_resource.clear()
+        assert not at.exception
+        text = [m.value for m in at.markdown]
+        assert any("holds no TEST figures" in m and "wbc evaluate --model DIR" in m for m in text)
+        assert not any("nan" in m for m in text), text
+        assert not any("test images" in d.value.columns for d in at.dataframe)
+
     def test_broken_model_is_a_message(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A missing model shows one clear error, not a traceback."""
         import streamlit as st
@@ -545,3 +602,20 @@ class TestPage:
         st.cache_resource.clear()
         assert not at.exception
         assert "The model could not be loaded" in at.error[0].value
+
+    def test_bad_card_field_is_a_message(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A card whose preprocessing is null shows one error naming the card and the field, not a
+        Streamlit exception."""
+        import shutil
+
+        import streamlit as st
+
+        shutil.copy(DEFAULT_MODEL_DIR / "model.onnx", tmp_path / "model.onnx")
+        card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+        (tmp_path / "model.json").write_text(json.dumps({**card, "preprocess": None}))
+        monkeypatch.setenv("WBC_MODEL", str(tmp_path))
+        at = self._app().run()
+        st.cache_resource.clear()
+        assert not at.exception
+        assert at.error[0].value == (f"The model could not be loaded: {tmp_path / 'model.json'}: preprocess is None; "
+                                     "it must be an object with mode, window, size, mean and std")

@@ -226,6 +226,19 @@ class TestPredictCli:
         assert main(["predict", "x.jpeg"]) == 2
         assert capsys.readouterr().err == "wbc: error: /somewhere/out.csv: Permission denied\n"
 
+    def test_webp_and_gif_in_a_folder(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A folder's WebP and GIF photos are found and read like its JPEGs (they were read when named,
+        and silently skipped in a folder)."""
+        from PIL import Image
+
+        src = Image.open(sorted((FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL").glob("*.jpeg"))[0])
+        src.save(tmp_path / "cell.webp", quality=95)
+        src.convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "cell.gif")
+        assert main(["predict", str(tmp_path), "--quiet"]) == 0
+        rows = capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]
+        assert sorted(r.split()[0].rsplit("/", 1)[-1] for r in rows) == ["cell.gif", "cell.webp"]
+        assert all("ERROR" not in r for r in rows), rows
+
     def test_only_bad_files(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A corrupt file is reported in the table; all files bad means exit 1."""
         f = tmp_path / "x.png"

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -113,6 +114,69 @@ class TestModelFiles:
         shutil.copy(exported / "model.onnx", tmp_path / "model.onnx")
         with pytest.raises(ModelFileError, match="model card"):
             Predictor(tmp_path)
+
+
+def shipped_copy(folder: Path, edit: dict[str, object], drop: tuple[str, ...] = ()) -> Path:
+    """The shipped model in `folder` with its card edited: top-level keys, or "preprocess.<field>" for
+    a preprocessing field (the card's sha256 covers model.onnx alone, so the card may be edited)."""
+    shutil.copy(DEFAULT_MODEL_DIR / "model.onnx", folder / "model.onnx")
+    card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+    for key, value in edit.items():
+        section, _, field = key.rpartition(".")
+        (card[section] if section else card)[field] = value
+    for key in drop:
+        section, _, field = key.rpartition(".")
+        del (card[section] if section else card)[field]
+    (folder / "model.json").write_text(json.dumps(card))
+    return folder
+
+
+class TestCardFields:
+    @pytest.mark.parametrize("key,value,says", [
+        ("preprocess", None, "preprocess is None"),
+        ("preprocess", [96], "preprocess is \\[96\\]"),
+        ("preprocess.size", "96", "preprocess.size is '96'"),
+        ("preprocess.size", 0, "preprocess.size is 0"),
+        ("preprocess.size", True, "preprocess.size is True"),
+        ("preprocess.size", 64, "preprocess.size 64 .* 64x64 px crops, but model.onnx takes 96x96"),
+        ("preprocess.mode", "frame", "preprocess.size 96 \\(mode 'frame'\\) makes 96x128 px crops"),
+        ("preprocess.mode", "whole", "preprocess.mode is 'whole'"),
+        ("preprocess.window", -5, "preprocess.window is -5"),
+        ("preprocess.window", 160.5, "preprocess.window is 160.5"),
+        ("preprocess.mean", [0.5, 0.5], "preprocess.mean is"),
+        ("preprocess.mean", [0.5, "0.5", 0.5], "preprocess.mean is"),
+        ("preprocess.std", [0.25, 0.0, 0.25], "preprocess.std is"),
+        ("preprocess.std", None, "preprocess.std is None"),
+        ("review_threshold", "high", "review_threshold is 'high'"),
+        ("review_threshold", 1.5, "review_threshold is 1.5"),
+        ("temperature", "x", "temperature is 'x'"),
+        ("temperature", -1.0, "temperature is -1.0"),
+        ("classes", None, "model classes None"),
+        ("onnx_sha256", 5, "onnx_sha256 is 5"),
+    ])
+    def test_bad_field_is_refused_at_load(self, tmp_path: Path, key: str, value: object, says: str) -> None:
+        """A card field of the wrong type, out of range, unknown, or not fitting the ONNX graph's input is
+        refused when the model loads, by the card's path and the field, not at the first prediction."""
+        folder = shipped_copy(tmp_path, {key: value})
+        with pytest.raises(ModelFileError, match=f"^{re.escape(str(tmp_path / 'model.json'))}: {says}"):
+            Predictor(folder)
+
+    def test_older_cards_still_load(self, tmp_path: Path) -> None:
+        """A card without the fields older versions did not write (temperature, review threshold, views,
+        white matching, confidence map; preprocessing's window, mean and std), or with them null, loads
+        with the defaults, and predicts."""
+        bare = shipped_copy(tmp_path, {}, drop=("temperature", "review_threshold", "tta_views", "match_white",
+                                                "confidence_map", "calibration", "preprocess.window",
+                                                "preprocess.mean", "preprocess.std"))
+        p = Predictor(bare)
+        assert (p.review_threshold, p.tta_views, p.match_white, p.confidence_map) == (0.0, 1, False, None)
+        assert p.spec == Predictor().spec
+        nulls = tmp_path / "nulls"
+        nulls.mkdir()
+        q = Predictor(shipped_copy(nulls, {"temperature": None, "review_threshold": None}))
+        assert q.review_threshold == 0.0
+        files = sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))[:2]
+        assert [r.label for r in p.predict_files(files)] == [f.parent.name for f in files]
 
 
 class TestConfidenceMapInCard:

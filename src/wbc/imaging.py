@@ -24,6 +24,9 @@ from wbc.errors import BadImageError
 MAX_PIXELS = 40_000_000
 
 
+MODES = ("cell", "frame")  # PreprocessSpec.mode: crop around the cell, or the whole field
+
+
 @dataclass(frozen=True)
 class PreprocessSpec:
     """How a model wants its input; stored in the checkpoint and the model card.
@@ -52,6 +55,26 @@ class PreprocessSpec:
     def from_dict(cls, d: dict[str, Any]) -> "PreprocessSpec":
         known = {k: d[k] for k in ("mode", "window", "size") if k in d}
         return cls(**known, mean=tuple(d.get("mean", cls.mean)), std=tuple(d.get("std", cls.std)))
+
+    @classmethod
+    def from_card(cls, d: object) -> "PreprocessSpec":
+        """`from_dict` for a model card's "preprocess", each field checked: ValueError naming the first
+        bad one. Fields a card lacks take the defaults, as `from_dict` gives them."""
+        if not isinstance(d, dict):
+            raise ValueError(f"preprocess is {d!r}; it must be an object with mode, window, size, mean and std")
+        if d.get("mode", cls.mode) not in MODES:
+            raise ValueError(f"preprocess.mode is {d['mode']!r}; this version knows {' and '.join(map(repr, MODES))}")
+        for key in ("window", "size"):
+            v = d.get(key, getattr(cls, key))
+            if type(v) is not int or v < 1:  # type(): True is an int to isinstance
+                raise ValueError(f"preprocess.{key} is {v!r}; it must be a whole number of pixels, 1 or more")
+        rules = (("mean", lambda c: 0 <= c <= 1, "numbers in 0..1"), ("std", lambda c: c > 0, "numbers above 0"))
+        for key, rule, what in rules:
+            v = d.get(key, getattr(cls, key))
+            if not (isinstance(v, (list, tuple)) and len(v) == 3
+                    and all(type(c) in (int, float) and np.isfinite(c) and rule(c) for c in v)):
+                raise ValueError(f"preprocess.{key} is {v!r}; it must be 3 {what}, one per channel (RGB)")
+        return cls.from_dict(d)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -56,10 +57,14 @@ def read_card(card_path: str | Path) -> dict[str, Any]:
         card = json.loads(Path(card_path).read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise ModelFileError(f"{card_path}: not a readable model card ({e})") from e
+    if not isinstance(card, dict):
+        raise ModelFileError(f"{card_path}: not a model card (a JSON object with classes, preprocess, onnx_sha256)")
     for key in ("classes", "preprocess", "onnx_sha256"):
         if key not in card:
             raise ModelFileError(f"{card_path}: model card lacks {key!r}")
-    if tuple(card["classes"]) != CLASSES:
+    if not isinstance(card["onnx_sha256"], str):
+        raise ModelFileError(f"{card_path}: onnx_sha256 is {card['onnx_sha256']!r}; it must be the file's sha256 as hex")
+    if not isinstance(card["classes"], list) or tuple(card["classes"]) != CLASSES:
         raise ModelFileError(f"{card_path}: model classes {card['classes']} differ from {list(CLASSES)}")
     return card
 
@@ -79,6 +84,40 @@ def confidence_map(card: dict[str, Any], card_path: str | Path) -> dict[str, np.
         raise ModelFileError(f"{card_path}: confidence_map must be {{\"x\": [...], \"y\": [...]}}, equally long, "
                              "x ascending")
     return {"x": x, "y": y}
+
+
+def card_spec(card: dict[str, Any], card_path: str | Path) -> PreprocessSpec:
+    """The card's preprocessing, each field checked (PreprocessSpec.from_card)."""
+    try:
+        return PreprocessSpec.from_card(card["preprocess"])
+    except ValueError as e:
+        raise ModelFileError(f"{card_path}: {e}") from e
+
+
+def card_number(card: dict[str, Any], card_path: str | Path, key: str, ok: Callable[[float], bool],
+                what: str) -> float | None:
+    """The card's number `key`, checked by `ok` (`what` says the rule); None where the card has none,
+    as cards written before it was added do not."""
+    v = card.get(key)
+    if v is None:
+        return None
+    if type(v) not in (int, float) or not math.isfinite(v) or not ok(v):  # type(): true is an int to isinstance
+        raise ModelFileError(f"{card_path}: {key} is {v!r}; it must be {what}")
+    return float(v)
+
+
+def check_input_size(spec: PreprocessSpec, graph_shape: Sequence[object], raw_input: bool,
+                     onnx_path: Path, card_path: Path) -> None:
+    """Refuse a card whose preprocessing makes crops of another size than the ONNX graph takes:
+    ONNX Runtime would only say so, cryptically, at the first prediction. `graph_shape`: the input's
+    (N, h, w, 3) for uint8 models, (N, 3, h, w) for the float ones before 0.2; a named (dynamic) axis
+    takes any size."""
+    graph_hw = list(graph_shape[1:3] if raw_input else graph_shape[2:4])
+    if any(isinstance(g, int) and g != want for g, want in zip(graph_hw, spec.input_hw)):
+        h, w = spec.input_hw
+        raise ModelFileError(
+            f"{card_path}: preprocess.size {spec.size} (mode {spec.mode!r}) makes {h}x{w} px crops, but "
+            f"{onnx_path.name} takes {graph_hw[0]}x{graph_hw[1]}: the card does not belong to this model")
 
 
 @dataclass(frozen=True)
@@ -140,7 +179,11 @@ class Predictor:
                 f"{self.onnx_path}: sha256 {digest[:12]}... does not match its card "
                 f"({self.card['onnx_sha256'][:12]}...): the file is corrupt or was replaced"
             )
-        self.spec = PreprocessSpec.from_dict(self.card["preprocess"])
+        self.spec = card_spec(self.card, self.card_path)
+        # Calibration figures: checked here, or a wrong one surfaces at the first prediction, or never.
+        self._review_threshold = card_number(self.card, self.card_path, "review_threshold", lambda v: 0 <= v <= 1,
+                                             "a confidence in 0..1") or 0.0
+        card_number(self.card, self.card_path, "temperature", lambda v: v > 0, "a number above 0")
         if tta_views is not None and (type(tta_views) is not int or tta_views not in (1, 4, 8)):
             raise ValueError(f"tta_views is {tta_views!r}: give 1, 4, 8 or None (the card's)")
         if type(match_white) not in (bool, type(None)):
@@ -166,7 +209,9 @@ class Predictor:
         self.output_names = [o.name for o in self.session.get_outputs()]
         # Models exported since 0.2 take the uint8 crops and normalise inside the graph; earlier ones
         # take float32 (N, 3, h, w) normalised here.
-        self.raw_input = self.session.get_inputs()[0].type == "tensor(uint8)"
+        graph_input = self.session.get_inputs()[0]
+        self.raw_input = graph_input.type == "tensor(uint8)"
+        check_input_size(self.spec, graph_input.shape, self.raw_input, self.onnx_path, self.card_path)
 
     def run(self, prepared: np.ndarray, outputs: Sequence[str] = ("probs",)) -> list[np.ndarray]:
         """uint8 (N, h, w, 3) from `imaging.prepare` -> the named outputs, batched."""
@@ -200,7 +245,7 @@ class Predictor:
 
     @property
     def review_threshold(self) -> float:
-        return float(self.card.get("review_threshold") or 0.0)
+        return self._review_threshold
 
     def analyse(self, rgb: np.ndarray) -> tuple[np.ndarray, Screening]:
         """Source RGB (H, W, 3) -> the prepared input (h, w, 3) and the is-it-a-white-cell checks."""

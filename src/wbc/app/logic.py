@@ -96,6 +96,36 @@ def overexposure_warning(p: Prediction) -> str:
             f"Top two: {cell_type(a).label} {100 * pa:.1f}%, {cell_type(b).label} {100 * pb:.1f}%.")
 
 
+NOT_A_WBC = "Not a white blood cell"  # the heading of an image the screening flags
+NO_TEST_FIGURES = ("This model card holds no TEST figures: the model was exported without `--evaluate`. "
+                   "Measure them with `wbc evaluate --model DIR` (it writes report.md beside them), or export "
+                   "it again with `wbc export --evaluate` to put them in the card.")
+
+
+def headline(p: Prediction) -> str:
+    """The result's heading: the type, or, for an image the screening flags, that it is not a white
+    cell; the network names one of four types for any image, so there its type means nothing."""
+    return NOT_A_WBC if p.not_wbc else cell_type(p.label).label
+
+
+def forced_reading(p: Prediction) -> str:
+    """The small print under a flagged image's heading: what the network said anyway, marked as meaningless."""
+    return (f"The network has to name one of the four types for any image; for this one it said "
+            f"{cell_type(p.label).label} ({100 * p.confidence:.1f}%), which means nothing here.")
+
+
+def ece_note(test: dict[str, object] | None) -> str:
+    """The calibration clause of the page's limits: the card's TEST expected calibration error (and its
+    interval over cells where the card has one), or that the card holds none."""
+    ece = (test or {}).get("ece")
+    if not isinstance(ece, (int, float)) or isinstance(ece, bool):
+        return "this model card holds no TEST figures to say how well"
+    ci = (test or {}).get("ece_ci95")
+    spread = (f"; resampling the cells moves it over {ci[0]:.3f}-{ci[1]:.3f}"
+              if isinstance(ci, (list, tuple)) and len(ci) == 2 else "")
+    return f"expected calibration error on the test cells {ece:.3f}{spread}"
+
+
 def review_rows(results: Sequence[CellResult]) -> list[dict[str, object]]:
     """One row per usable image for the review table; images that are not white cells start excluded."""
     rows = []

@@ -10,7 +10,7 @@ import streamlit as st
 
 from wbc.app import logic
 from wbc.errors import WbcError
-from wbc.info import CLASSES, cell_type
+from wbc.info import CLASSES, IMAGE_SUFFIXES, cell_type
 from wbc.predict import Predictor
 from wbc.screening import OVEREXPOSED_SHARE
 
@@ -33,6 +33,7 @@ def analyse(_predictor: Predictor, model_sha256: str, uploads: tuple[tuple[str, 
 def show_test_figures(test: dict | None) -> None:
     """The card's TEST figures: headline, per class, and how far to trust a confidence."""
     if not test:
+        st.markdown(logic.NO_TEST_FIGURES)
         return
     lo, hi = test["accuracy_ci95"]
     st.markdown(
@@ -69,7 +70,7 @@ classify_tab, model_tab = st.tabs(["Classify", "About the model"])
 # model tab must render all the same.
 with model_tab:
     card = predictor.card
-    test = card.get("metrics", {}).get("test")
+    test = (card.get("metrics") or {}).get("test")
     st.subheader("How good is it?")
     try:
         show_test_figures(test)
@@ -86,11 +87,7 @@ with model_tab:
         "- It knows only four types: basophils, blasts, immature or abnormal cells will be called one of them.\n"
         f"- Below a confidence of {100 * predictor.review_threshold:.2f}% (the least confident tenth of "
         "held-out training images) it asks for review. Its confidences were calibrated on held-out cells from "
-        "the same laboratory (expected calibration error on the test cells "
-        f"{test['ece'] if test else float('nan'):.3f}"
-        + (f"; resampling the cells moves it over {test['ece_ci95'][0]:.3f}-{test['ece_ci95'][1]:.3f}"
-           if test and "ece_ci95" in test else "")
-        + "); on images from other laboratories they may run high, "
+        f"the same laboratory ({logic.ece_note(test)}); on images from other laboratories they may run high, "
         "so read a high confidence as \"likely\", not \"certain\".\n"
         f"- An overexposed photo ({100 * OVEREXPOSED_SHARE:.0f}% or more of its lit area pure white) is read much "
         "less well; it is marked "
@@ -104,7 +101,7 @@ with model_tab:
 with classify_tab:
     files = st.file_uploader(
         "Cell images (JPG, PNG, BMP, TIFF)",
-        type=["jpg", "jpeg", "png", "bmp", "tif", "tiff"],
+        type=sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES),
         accept_multiple_files=True,
         help=f"One white cell per image works best. Up to {logic.MAX_UPLOAD_MB} MB per file.",
     )
@@ -134,12 +131,18 @@ with classify_tab:
         with right:
             st.markdown(f"**{r.name}**")
             if p.not_wbc:
-                st.error(f"Not a white blood cell? {p.not_wbc}. The type below is not to be trusted.")
+                # No type, confidence, chart or biology: shown large, a forced reading of a blank field
+                # reads as a finding. The small print keeps it for whoever wants to see it.
+                st.error(f"Not a white blood cell? {p.not_wbc}. It is left out of the differential count "
+                         "unless you include it below.")
+                st.subheader(logic.headline(p))
+                st.caption(logic.forced_reading(p))
+                continue
             if over := logic.overexposure_warning(p):
                 st.warning(over)
-            st.subheader(f"{cell_type(p.label).label}")
+            st.subheader(logic.headline(p))
             st.metric("Confidence", f"{100 * p.confidence:.1f}%")
-            if p.needs_review and not p.not_wbc:
+            if p.needs_review:
                 (a, pa), (b, pb) = p.top2
                 st.warning(
                     f"Needs review: this confidence is below {100 * predictor.review_threshold:.2f}%, the "
