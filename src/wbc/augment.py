@@ -62,6 +62,8 @@ ROBUST_EXPOSURE = replace(ROBUST, brightness=0.45, channel_gain=0.15)
 # ROBUST, and a quarter of the images overexposed x1.15-1.5 and clipped (the data set's white, 224,
 # clips from x1.14): the other three quarters see exactly ROBUST's range, which ROBUST_EXPOSURE widened.
 ROBUST_OVEREXPOSED = replace(ROBUST, overexpose_p=0.25)
+# The shipped recipe's ROBUST_ERASE with the same overexposed quarter (e42).
+ROBUST_ERASE_OVEREXPOSED = replace(ROBUST_ERASE, overexpose_p=0.25)
 
 
 def hed_jitter(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,7 @@ from torch import nn
 from wbc.augment import (
     ROBUST,
     ROBUST_ERASE,
+    ROBUST_ERASE_OVEREXPOSED,
     ROBUST_EXPOSURE,
     ROBUST_OVEREXPOSED,
     ROBUST_WIDE,
@@ -99,7 +100,8 @@ SEED_PRESET: dict[str, Any] = dict(
     label_smoothing=0.0, patience=10, monitor="val_loss", augment="basic",
 )
 AUGMENT = {"basic": AugmentConfig(), "robust": ROBUST, "robust-wide": ROBUST_WIDE, "robust-erase": ROBUST_ERASE,
-           "robust-exposure": ROBUST_EXPOSURE, "robust-overexposed": ROBUST_OVEREXPOSED}
+           "robust-exposure": ROBUST_EXPOSURE, "robust-overexposed": ROBUST_OVEREXPOSED,
+           "robust-erase-overexposed": ROBUST_ERASE_OVEREXPOSED}
 
 
 # wbcnet's default recipe (e36): mixup 0.4 was better on held-out fields than none (e11 against e10),
