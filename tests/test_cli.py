@@ -239,6 +239,25 @@ class TestPredictCli:
         assert sorted(r.split()[0].rsplit("/", 1)[-1] for r in rows) == ["cell.gif", "cell.webp"]
         assert all("ERROR" not in r for r in rows), rows
 
+    def test_linked_folders_are_searched_once(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A folder of links to class folders is searched through them (it said "no image files"); a
+        link back up the tree neither loops nor counts a file twice."""
+        smear = tmp_path / "smear"
+        smear.mkdir()
+        (smear / "eos").symlink_to(FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL", target_is_directory=True)
+        (smear / "again").symlink_to(smear, target_is_directory=True)
+        assert main(["predict", str(smear), "--quiet"]) == 0
+        rows = capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]
+        assert len(rows) == len(list((FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL").glob("*.jpeg"))) == 2, rows
+
+    def test_model_from_the_environment_is_named(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+        """A wrong WBC_MODEL is named in the error: the user may not remember setting it."""
+        monkeypatch.setenv("WBC_MODEL", str(tmp_path / "gone"))
+        one = sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))[0]
+        assert main(["predict", str(one)]) == 2
+        assert "(from the environment variable WBC_MODEL): model file not found" in capsys.readouterr().err
+
     def test_only_bad_files(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A corrupt file is reported in the table; all files bad means exit 1."""
         f = tmp_path / "x.png"

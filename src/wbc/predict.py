@@ -40,15 +40,18 @@ def sha256_file(path: str | Path) -> str:
 
 def resolve_model(model: str | Path | None = None) -> tuple[Path, Path]:
     """(model.onnx, model.json) for a folder, an .onnx file, or None (WBC_MODEL, else the shipped model)."""
+    # A path from the environment is named as such: the user may not remember setting it.
+    source = ""
     if model is None:
         model = os.environ.get("WBC_MODEL") or DEFAULT_MODEL_DIR
+        source = " (from the environment variable WBC_MODEL)" if os.environ.get("WBC_MODEL") else ""
     p = Path(model)
     onnx_path = p / "model.onnx" if p.is_dir() else p
     card_path = onnx_path.with_suffix(".json")
     if not onnx_path.is_file():
-        raise ModelFileError(f"{onnx_path}: model file not found (train and export one, or pass --model)")
+        raise ModelFileError(f"{onnx_path}{source}: model file not found (train and export one, or pass --model)")
     if not card_path.is_file():
-        raise ModelFileError(f"{card_path}: the model card that must sit beside {onnx_path.name} is missing")
+        raise ModelFileError(f"{card_path}{source}: the model card that must sit beside {onnx_path.name} is missing")
     return onnx_path, card_path
 
 
@@ -304,13 +307,26 @@ class Predictor:
         return results
 
 
+def _files_under(folder: Path) -> Iterable[Path]:
+    """Every file under `folder`, following linked folders (a smear's class folders linked in), each
+    real folder once: a link back up the tree does not loop."""
+    seen: set[Path] = set()
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        real = Path(root).resolve()
+        if real in seen:
+            dirs.clear()
+            continue
+        seen.add(real)
+        yield from (Path(root) / f for f in files if (Path(root) / f).is_file())
+
+
 def iter_image_paths(inputs: Iterable[str | Path]) -> list[Path]:
     """Files as given and image files found (recursively, sorted) under folders given."""
     found: list[Path] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+            found += sorted(f for f in _files_under(p) if f.suffix.lower() in IMAGE_SUFFIXES)
         elif p.exists():
             found.append(p)
         else:
