@@ -500,6 +500,21 @@ class TestPage:
         assert at.metric[0].value.endswith("%")
         assert any("About the eosinophil" in e.label for e in at.expander)
 
+    def test_same_image_twice_is_counted_once(self) -> None:
+        """The same image uploaded twice (under another name too) is shown and counted once, and the
+        page says which upload it repeats; a different image is kept."""
+        other = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[-1]
+        at = self._app().run()
+        at.file_uploader[0].set_value([("eos.jpeg", EOS.read_bytes(), "image/jpeg"),
+                                       ("copy of eos.jpeg", EOS.read_bytes(), "image/jpeg"),
+                                       ("other.jpeg", other.read_bytes(), "image/jpeg")]).run()
+        assert not at.exception
+        assert [i.value for i in at.info] == ["copy of eos.jpeg is the same image as eos.jpeg: it is shown and "
+                                              "counted once."]
+        types = {"Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"}
+        assert len([h for h in at.subheader if h.value in types]) == 2
+        assert any("2 cell(s) counted" in c.value for c in at.caption), [c.value for c in at.caption]
+
     def test_magnified_photo_says_it_was_shrunk(self) -> None:
         """A photo at 4x the data set's magnification: the page shows its type and, under the crop, that
         it was shrunk first."""

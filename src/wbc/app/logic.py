@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,6 +53,22 @@ def cam_overlay(crop: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.nd
     c = c / c.max() if c.max() > 0 else c
     up = np.asarray(Image.fromarray((c * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC), np.float32) / 255
     return (crop * (1 - alpha) + _colormap(up) * alpha).astype(np.uint8)
+
+
+def distinct_uploads(uploads: Sequence[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """The uploads with repeats of the same bytes left out (one image, one cell in the count), and a
+    note for each repeat naming the upload it repeats."""
+    first: dict[bytes, str] = {}
+    kept: list[tuple[str, bytes]] = []
+    notes: list[str] = []
+    for name, data in uploads:
+        digest = hashlib.sha256(data).digest()
+        if digest in first:
+            notes.append(f"{name} is the same image as {first[digest]}: it is shown and counted once.")
+        else:
+            first[digest] = name
+            kept.append((name, data))
+    return kept, notes
 
 
 def analyse_uploads(predictor: Predictor, uploads: Sequence[tuple[str, bytes]]) -> list[CellResult]:

@@ -100,7 +100,7 @@ with model_tab:
 
 with classify_tab:
     files = st.file_uploader(
-        "Cell images (JPG, PNG, BMP, TIFF)",
+        "Cell images (JPG, PNG, BMP, TIFF, WebP, GIF)",
         type=sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES),
         accept_multiple_files=True,
         help=f"One white cell per image works best. Up to {logic.MAX_UPLOAD_MB} MB per file.",
@@ -112,6 +112,9 @@ with classify_tab:
     if not uploads:
         st.info("Upload one or more cell images, or switch on the sample images, to start.")
         st.stop()
+    uploads, repeats = logic.distinct_uploads(uploads)
+    for note in repeats:
+        st.info(note)
 
     with st.spinner(f"Analysing {len(uploads)} image(s)..."):
         results = analyse(predictor, predictor.card["onnx_sha256"], tuple(uploads))
