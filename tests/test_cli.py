@@ -126,12 +126,25 @@ class TestPredictCli:
 
     def test_missing_path_among_good_ones_gets_its_row(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A path that names nothing, given with real images, is a row of its own; the rest are
-        classified and counted, in the order given."""
+        classified and counted, in the order given, and the exit status is 1 (a typo is the user's to
+        fix). A pattern's broken link, an empty folder and a name too long for the file system are
+        rows too."""
         good = sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))[:2]
-        assert main(["predict", str(good[0]), str(tmp_path / "typo.jpg"), str(good[1]), "--quiet"]) == 0
-        table = capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]
+        assert main(["predict", str(good[0]), str(tmp_path / "typo.jpg"), str(good[1]), "--quiet"]) == 1
+        out, err = capsys.readouterr()
+        table, summary = out.split("\n\n")[0].splitlines()[1:], out.split("\n\n")[1]
         assert len(table) == 3 and "typo.jpg" in table[1] and "ERROR no such file or folder" in table[1]
         assert "ERROR" not in table[0] + table[2]
+        assert "(left out: 1 naming no image)" in summary and "1 input(s) named no image file" in err
+        (tmp_path / "empty").mkdir()
+        (tmp_path / "broken.jpeg").symlink_to(tmp_path / "nowhere.jpeg")
+        (tmp_path / "a.jpeg").write_bytes(good[0].read_bytes())
+        assert main(["predict", str(tmp_path / "*.jpeg"), str(tmp_path / "empty"), "x" * 300, "--quiet"]) == 1
+        rows = {r.split()[0].rsplit("/", 1)[-1]: r for r in capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]}
+        assert "ERROR" not in rows["a.jpeg"]
+        assert rows["broken.jpeg"].endswith("ERROR no such file (a broken link?)")
+        assert rows["empty"].endswith("ERROR no image files in this folder")
+        assert "ERROR cannot be read (File name too long)" in rows["..." + "x" * 57]
 
     def test_unexpanded_pattern_and_repeats(self, capsys: pytest.CaptureFixture[str]) -> None:
         """A pattern the shell left unexpanded (quoted, or a shell without globbing) is matched here; a
@@ -168,7 +181,7 @@ class TestPredictCli:
         (["predict", "x.jpeg", "--threads", "0"], "--threads: 0: choose 1 to"),
         (["predict", "x.jpeg", "--threads", "100000"], "--threads: 100000: choose 1 to"),
         (["train", "--threads", "-1"], "--threads: -1: choose 1 to"),
-        (["app", "--port", "99999"], "--port: 99999: a port is 1 to 65535"),
+        (["app", "--port", "99999"], "--port: 99999: choose 1 to 65535 (a TCP port)"),
     ])
     def test_counts_out_of_range_are_usage_errors(self, argv: list[str], message: str,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
@@ -199,8 +212,11 @@ class TestPredictCli:
                      ["train", "--out", str(blocker / "run"), "--quiet"]):
             assert main(argv) == 2, argv
             err = capsys.readouterr().err
-            assert f"{blocker}" in err and ("is a file, not a folder" in err or "(Not a directory)" in err), err
+            assert f"{blocker}" in err and "is a file" in err, err
             assert "Traceback" not in err and err.count("\n") == 1
+        # The check creates nothing: a run refused for another reason leaves no empty output folder.
+        assert main(["evaluate", "--model", str(tmp_path / "no-model"), "--out", str(tmp_path / "ev" / "deep")]) == 2
+        assert "model file not found" in capsys.readouterr().err and not (tmp_path / "ev").exists()
         assert main(["export", str(tmp_path / "nope")]) == 2
         assert f"{tmp_path / 'nope'}: no such run folder or checkpoint" in capsys.readouterr().err
 
@@ -247,7 +263,9 @@ class TestPredictCli:
         (smear / "eos").symlink_to(FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL", target_is_directory=True)
         (smear / "again").symlink_to(smear, target_is_directory=True)
         assert main(["predict", str(smear), "--quiet"]) == 0
-        rows = capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]
+        out, err = capsys.readouterr()
+        rows = out.split("\n\n")[0].splitlines()[1:]
+        assert "more than once" not in err  # the folder search itself found each file once
         assert len(rows) == len(list((FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL").glob("*.jpeg"))) == 2, rows
 
     def test_model_from_the_environment_is_named(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

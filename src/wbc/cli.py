@@ -7,6 +7,7 @@ import importlib
 import os
 import select
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -186,24 +187,40 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str]], in
     out: list[Path | tuple[str, str]] = []
     seen: set[Path] = set()
     repeats = 0
-    for item in inputs:
-        if Path(item).exists():
+
+    def add(item: str, pattern: bool = False) -> None:
+        nonlocal repeats
+        try:
+            if not Path(item).exists():
+                out.append((item, "no such file (a broken link?)" if pattern else "no such file or folder"))
+                return
             found = iter_image_paths([item])
-        elif glob.has_magic(item):
-            found = iter_image_paths(sorted(glob.glob(item, recursive=True)))
-            if not found:
-                out.append((item, "no image file matches this pattern"))
-                continue
-        else:
-            out.append((item, "no such file or folder"))
-            continue
+        except OSError as e:  # a name too long, a folder that cannot be listed
+            out.append((item, f"cannot be read ({e.strerror or e})"))
+            return
+        if not found:
+            out.append((item, "no image files in this folder"))
         for f in found:
             key = f.resolve()
             repeats += key in seen
             if key not in seen:
                 seen.add(key)
                 out.append(f)
+
+    for item in inputs:
+        matches = sorted(glob.glob(item, recursive=True)) if glob.has_magic(item) and not _exists(item) else None
+        if matches == []:
+            out.append((item, "no image file matches this pattern"))
+        for m in matches or [item]:
+            add(m, pattern=matches is not None)
     return out, repeats
+
+
+def _exists(path: str) -> bool:
+    try:
+        return Path(path).exists()
+    except OSError:
+        return False
 
 
 def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
@@ -234,6 +251,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     pred = Predictor(args.model, threads=args.threads)
     by_path = iter(pred.predict_files(paths, progress=len(paths) > 1 and not args.quiet, tta=not args.single_view))
     results = [next(by_path) if isinstance(e, Path) else Prediction(file=e[0], error=e[1]) for e in entries]
+    named_nothing = len(entries) - len(paths)
     if repeats:
         print(f"note: {repeats} file(s) given more than once, each classified and counted once", file=sys.stderr)
     width = min(60, max(len(str(r.file)) for r in results))
@@ -261,7 +279,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
         counted = [r for r in results if not r.error and not r.not_wbc]
         left_out = [f"{k} {what}" for k, what in ((sum(bool(r.not_wbc) for r in results), "not a white cell"),
-                                                  (sum(bool(r.error) for r in results), "unreadable")) if k]
+                                                  (sum(bool(r.error) for r in results) - named_nothing, "unreadable"),
+                                                  (named_nothing, "naming no image")) if k]
         review = sum(r.verdict == "needs review" for r in counted)
         print(f"\nDifferential of the {len(counted)} image(s) read as white cells"
               + (f" (left out: {', '.join(left_out)})" if left_out else "")
@@ -271,10 +290,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.csv:
         write_predictions_csv(args.csv, results)
         print(f"wrote {args.csv}")
-    bad = sum(1 for r in results if r.error)
+    bad = sum(1 for r in results if r.error) - named_nothing
     if bad:
-        print(f"{bad} of {len(results)} file(s) could not be used", file=sys.stderr)
-    return 1 if bad == len(results) else 0
+        print(f"{bad} of {len(paths)} file(s) could not be used", file=sys.stderr)
+    if named_nothing:  # a mistyped path is the user's to fix: scripts see it in the exit status
+        print(f"{named_nothing} input(s) named no image file (their rows say why)", file=sys.stderr)
+    return 1 if named_nothing or bad == len(paths) else 0
 
 
 def cmd_app(args: argparse.Namespace) -> int:
@@ -324,31 +345,28 @@ def cmd_data_sources(args: argparse.Namespace) -> int:
     return 0
 
 
-def _threads(text: str) -> int:
-    """--threads: 1 up to this machine's CPUs (more only slows a CPU run, and ONNX Runtime allocates
-    for every thread asked)."""
-    cpus = os.cpu_count() or 1
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 1 <= n <= cpus:
-        raise argparse.ArgumentTypeError(f"{n}: choose 1 to {cpus} (this machine's CPUs)")
-    return n
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (a container's or taskset's share), not the host's count."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _port(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 1 <= n <= 65535:
-        raise argparse.ArgumentTypeError(f"{n}: a port is 1 to 65535")
-    return n
+def _whole_number(low: int, high: int, why: str) -> Callable[[str], int]:
+    """An argparse type: a whole number in low..high, refused by name otherwise (`why` says whence the bounds)."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= n <= high:
+            raise argparse.ArgumentTypeError(f"{n}: choose {low} to {high} ({why})")
+        return n
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wbc", description="White blood cell classification: train, evaluate, export, predict.")
+    # More threads than CPUs only slow a CPU run, and ONNX Runtime allocates for every thread asked.
+    threads = _whole_number(1, _usable_cpus(), "the CPUs this process may use")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = sub.add_parser("data", help="get or check the data set")
@@ -392,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, help="early stopping patience in epochs (default: 20 wbcnet, 10 seed)")
     t.add_argument("--val-fraction", type=float, help="share of TRAIN's cells held out for validation (default: 0.2)")
     t.add_argument("--limit-cells", type=int, help="use only the first N cells of each class (quick runs)")
-    t.add_argument("--threads", type=_threads, help="PyTorch CPU threads (default: 2)")
+    t.add_argument("--threads", type=threads, help="PyTorch CPU threads (default: 2)")
     # train.AUGMENT's keys and "none", written out so that the parser needs no torch (a test compares them).
     t.add_argument("--augment", choices=["robust", "robust-wide", "robust-erase", "robust-exposure",
                                          "robust-overexposed", "robust-erase-overexposed", "basic", "none"],
@@ -463,7 +481,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--model", help="model folder or .onnx (default: WBC_MODEL, else the shipped model)")
     pr.add_argument("--csv", type=Path,
                     help="also write file, class, confidence, all probabilities, the flags and the verdict here")
-    pr.add_argument("--threads", type=_threads, help="ONNX Runtime threads (default: all cores)")
+    pr.add_argument("--threads", type=threads, help="ONNX Runtime threads (default: all cores)")
     pr.add_argument("--single-view", action="store_true",
                     help="one view instead of the card's test-time views: faster, a little less accurate")
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -471,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("app", help="start the web app (Streamlit) on the shipped model")
     a.add_argument("--model", help="model folder or .onnx (default: WBC_MODEL, else the shipped model)")
-    a.add_argument("--port", type=_port, default=8501, help="default: 8501")
+    a.add_argument("--port", type=_whole_number(1, 65535, "a TCP port"), default=8501, help="default: 8501")
     a.add_argument("--address", default="localhost", help="default: localhost; 0.0.0.0 to serve the network")
     a.set_defaults(func=cmd_app)
     return p

@@ -7,6 +7,7 @@ import io
 import itertools
 import json
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from wbc import imaging, screening
-from wbc.errors import BadImageError, DataError
+from wbc.errors import BadImageError, DataError, OutputError
 from wbc.imaging import PreprocessSpec, load_image, prepare_located
 from wbc.info import CLASS_INDEX, CLASSES, IMAGE_SUFFIXES, SPLITS
 from wbc.io import atomic_write_bytes
@@ -284,5 +285,9 @@ def load_prepared(
     if use_cache:
         buf = io.BytesIO()
         np.savez(buf, x=x, keep=keep, reduced_by=reduced_by, gains=gains)
-        atomic_write_bytes(cpath, buf.getvalue())
+        try:
+            atomic_write_bytes(cpath, buf.getvalue())
+        except OutputError as e:  # the cache only saves time: the decoded images are in hand
+            print(f"wbc: note: the decoded images are not cached ({e}); the next run decodes them again",
+                  file=sys.stderr)
     return Prepared(x, [s for s, k in zip(samples, keep) if k], reduced_by, gains)

@@ -15,8 +15,11 @@ os.umask(_UMASK)
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to a temporary file beside `path`, fsync it, then rename it over `path`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write it ({e.strerror or e})") from e
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file normal permissions
         with os.fdopen(fd, "wb") as f:
@@ -24,6 +27,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:  # named by the file meant, not the hidden temporary one (a full disk names none)
+        Path(tmp).unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write it ({e.strerror or e})") from e
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -35,23 +41,27 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 def _folder_problem(path: Path) -> str:
-    """Why output cannot go into the folder `path` ("" where it can), found by making it, as a write
-    would, and a probe file in it: permission bits alone do not tell (root, read-only mounts, /proc)."""
-    if path.exists() and not path.is_dir():
-        return "is a file, not a folder"
+    """Why output cannot go into the folder `path` ("" where it can), found without creating anything:
+    a probe file in the nearest folder that exists (permission bits alone do not tell: root, read-only
+    mounts, /proc)."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return "is a file, not a folder" if existing == path else f"cannot be made: {existing} is a file"
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=path, prefix=".wbc-write-check.")
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".wbc-write-check.")
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        return f"is not writable ({e.strerror or e})"
+        return f"is not writable ({e.strerror or e})" if existing == path else \
+            f"cannot be made in {existing} ({e.strerror or e})"
     return ""
 
 
 def check_writable_folder(path: str | Path) -> None:
     """Fail before the work, not after it, where the output folder `path` cannot be made or written
-    (OutputError naming it and why). Creates the folder, as the write would."""
+    (OutputError naming it and why)."""
     problem = _folder_problem(Path(path))
     if problem:
         raise OutputError(f"{path}: {problem}; give another output folder")
