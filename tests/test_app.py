@@ -453,8 +453,10 @@ class TestDifferential:
         assert logic.ece_note({"ece": 0.078, "ece_ci95": [0.048, 0.172]}) == (
             "expected calibration error on the test cells 0.078; resampling the cells moves it over 0.048-0.172")
         assert logic.ece_note({"ece": 0.078}) == "expected calibration error on the test cells 0.078"
-        for test in (None, {}, {"ece": None}, {"ece": "nan?"}):
+        for test in (None, {}, {"ece": None}, {"ece": "nan?"}, {"ece": float("nan")}, {"ece": True}):
             assert logic.ece_note(test) == "this model card holds no TEST figures to say how well", test
+        for ci in (["a", "b"], [0.01, float("nan")], [0.01], None):
+            assert logic.ece_note({"ece": 0.05, "ece_ci95": ci}) == "expected calibration error on the test cells 0.050"
 
     def test_description_comes_from_info(self) -> None:
         """The biology shown is wbc.info's, with the reference range."""
@@ -587,6 +589,19 @@ class TestPage:
         assert len(small) == 2 and all("The network has to name one of the four types" in c for c in small)
         assert [e.label for e in at.expander] == ["About the eosinophil"]
         assert "1 cell(s) counted" in " ".join(c.value for c in at.caption)
+        maps = [i.caption for e in at.main if getattr(e, "type", "") == "image" for i in e.proto.imgs
+                if i.caption.startswith("Where the evidence was")]
+        assert len(maps) == 1  # the eosinophil's only: a flagged image has no type to show evidence for
+
+    def test_flagged_overexposed_photo_is_still_warned_about(self) -> None:
+        """A photo both flagged and overexposed (a white, clipped field) keeps the advice to photograph
+        it again, without the types the page does not give it."""
+        at = self._app().run()
+        at.file_uploader[0].set_value([("white.png", encode(Image.new("RGB", (320, 240), (255, 255, 255))),
+                                        "image/png")]).run()
+        assert not at.exception and at.subheader[0].value == "Not a white blood cell"
+        warnings = [w.value for w in at.warning if w.value.startswith("Overexposed: ")]
+        assert len(warnings) == 1 and "with less light" in warnings[0] and "Top two" not in warnings[0]
 
     def test_card_without_test_figures(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A model exported without --evaluate (no TEST figures in its card): the model tab says so and how

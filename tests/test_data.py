@@ -80,11 +80,12 @@ class TestFindRoot:
 
     def test_unreadable_folders_are_skipped(self, tmp_path: Path, fixture_root: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-        """A folder that cannot be read (as /proc/1/cwd under /) does not stop the search."""
+        """A folder that cannot be read (as /proc/1/cwd under /), met by the search before the data set's
+        (`images` is looked in before `dataset2-master/images`), does not stop it."""
         dst = tmp_path / "dataset2-master" / "images"
         shutil.copytree(fixture_root, dst)
-        (tmp_path / "locked").mkdir()
-        lock(monkeypatch, tmp_path / "locked")
+        (tmp_path / "images").mkdir()
+        lock(monkeypatch, tmp_path / "images")
         assert find_images_root(tmp_path) == dst
 
     def test_unreadable_layout_is_named(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

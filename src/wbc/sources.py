@@ -234,12 +234,16 @@ def match_files(images_root: Path, originals: Path, workers: int = 2, progress: 
     their field, so an interrupted or extended build need not start over."""
     from tqdm import tqdm
 
+    from wbc.data import class_folders  # data reads this module's table at import
+
     fields = single_label_fields(originals)
     known = {(m.split, m.class_name, m.file_name): m for m in reuse if m.field is not None}
     out: list[Match] = []
+    # Each split's class folders, named in any case, as `data.list_folder` reads them.
+    folders = {split: class_folders(images_root / split)[0] for split in SPLITS if (images_root / split).is_dir()}
     for cls in CLASSES:
-        jobs = [(str(f), split, cls) for split in SPLITS if (images_root / split / cls).is_dir()
-                for f in sorted((images_root / split / cls).iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+        jobs = [(str(f), split, cls) for split, by_class in folders.items() if cls in by_class
+                for f in sorted(by_class[cls].iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
         if not jobs or not fields[cls]:
             continue
         groups = _duplicate_groups(originals, fields[cls])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,14 +104,17 @@ def crop_caption(p: Prediction) -> str:
 
 
 def overexposure_warning(p: Prediction) -> str:
-    """What the page says about an overexposed photo (empty when it is not)."""
+    """What the page says about an overexposed photo (empty when it is not); the top two types only for
+    an image the screening took for a white cell."""
     if not p.overexposed:
         return ""
-    (a, pa), (b, pb) = p.top2
-    return (f"Overexposed: {100 * p.clipped:.0f}% of the lit area is pure white (clipped), and detail in the "
+    text = (f"Overexposed: {100 * p.clipped:.0f}% of the lit area is pure white (clipped), and detail in the "
             "palest parts of the cell may be lost with it. Such photos are read much less well, however "
-            f"confident the model is: check the type by eye, or photograph the cell again with less light. "
-            f"Top two: {cell_type(a).label} {100 * pa:.1f}%, {cell_type(b).label} {100 * pb:.1f}%.")
+            "confident the model is: check the type by eye, or photograph the cell again with less light.")
+    if p.not_wbc:
+        return text
+    (a, pa), (b, pb) = p.top2
+    return f"{text} Top two: {cell_type(a).label} {100 * pa:.1f}%, {cell_type(b).label} {100 * pb:.1f}%."
 
 
 NOT_A_WBC = "Not a white blood cell"  # the heading of an image the screening flags
@@ -134,12 +138,15 @@ def forced_reading(p: Prediction) -> str:
 def ece_note(test: dict[str, object] | None) -> str:
     """The calibration clause of the page's limits: the card's TEST expected calibration error (and its
     interval over cells where the card has one), or that the card holds none."""
+    def number(v: object) -> bool:
+        return type(v) in (int, float) and math.isfinite(v)  # type: ignore[arg-type]
+
     ece = (test or {}).get("ece")
-    if not isinstance(ece, (int, float)) or isinstance(ece, bool):
+    if not number(ece):
         return "this model card holds no TEST figures to say how well"
     ci = (test or {}).get("ece_ci95")
     spread = (f"; resampling the cells moves it over {ci[0]:.3f}-{ci[1]:.3f}"
-              if isinstance(ci, (list, tuple)) and len(ci) == 2 else "")
+              if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(map(number, ci)) else "")
     return f"expected calibration error on the test cells {ece:.3f}{spread}"
 
 

@@ -129,7 +129,7 @@ with classify_tab:
         left, right = st.columns([1, 2])
         with left:
             st.image(r.crop, caption=logic.crop_caption(p), width="stretch")
-            if r.heatmap is not None:
+            if r.heatmap is not None and not p.not_wbc:  # evidence for a type the page does not give
                 st.image(r.heatmap, caption="Where the evidence was (class activation map)", width="stretch")
         with right:
             st.markdown(f"**{r.name}**")
@@ -138,6 +138,8 @@ with classify_tab:
                 # reads as a finding. The small print keeps it for whoever wants to see it.
                 st.error(f"Not a white blood cell? {p.not_wbc}. It is left out of the differential count "
                          "unless you include it below.")
+                if over := logic.overexposure_warning(p):
+                    st.warning(over)
                 st.subheader(logic.headline(p))
                 st.caption(logic.forced_reading(p))
                 continue
