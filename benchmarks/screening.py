@@ -59,6 +59,31 @@ def red_cell_patches(originals: Path, places: str = "corners") -> list[np.ndarra
     return out
 
 
+def list_passing(patches: list[np.ndarray], sheet: Path) -> int:
+    """Print the patches that pass the screening as photographed, and save them in a numbered sheet."""
+    from PIL import Image, ImageDraw
+
+    from wbc.imaging import locate_at_data_scale
+    from wbc.screening import screen
+
+    passing = [(i, p, screen(*locate_at_data_scale(p))) for i, p in enumerate(patches)]
+    passing = [(i, p, v) for i, p, v in passing if v.is_cell]
+    print(f"{len(passing)} of {len(patches)} patches pass\n\n| place | stain peak | stained px | second look |\n|---|---|---|---|")
+    for i, _, v in passing:
+        print(f"| {i} | {v.peak:.0f} | {v.nucleus_px} | {'yes' if v.white_balanced else 'no'} |")
+    cols = 6
+    out = Image.new("RGB", (PATCH * cols, PATCH * max(1, -(-len(passing) // cols))), "white")
+    draw = ImageDraw.Draw(out)
+    for k, (i, p, _) in enumerate(passing):
+        x, y = PATCH * (k % cols), PATCH * (k // cols)
+        out.paste(Image.fromarray(p), (x, y))
+        draw.text((x + 3, y + 3), str(i), fill=(0, 0, 0))
+    sheet.parent.mkdir(parents=True, exist_ok=True)
+    out.save(sheet)
+    print(f"\nsheet: {sheet}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
@@ -75,10 +100,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--offset", type=int, default=0, help="start from this file (other files for the same --every)")
     ap.add_argument("--patches", choices=sorted(PLACES), default="corners", help="where the red-cell patches are cut")
     ap.add_argument("--json", type=Path, help="also write the counts here")
+    ap.add_argument("--list-passing", type=Path, metavar="SHEET_PNG",
+                    help="instead: list the clean red-cell patches that pass the screening (place in the list, "
+                         "stain peak, stained pixels, second look) and save them side by side, numbered, to look at")
     args = ap.parse_args(argv)
     if args.every < 1 or not 0 <= args.offset < args.every:
         ap.error("--every must be 1 or more, and --offset from 0 to --every - 1")
     root = find_images_root(args.data)
+    if args.list_passing:
+        return list_passing(red_cell_patches(originals_near(root, args.data), args.patches), args.list_passing)
     cells = [s.path for split in ("TRAIN", "TEST") for s in list_split(root, split)][args.offset :: args.every]
     red = red_cell_patches(originals_near(root, args.data), args.patches)
     # x1.2 and x1.3 beside COLOUR_SHIFTS' x1.4: where the overexposure mark starts (x1.2 costs the network nothing)

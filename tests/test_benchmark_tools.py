@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from conftest import load_benchmark as load
@@ -127,6 +128,24 @@ def test_stain_peak_checks_and_times_both_ways(tmp_path, capsys) -> None:
         assert f"{scale}: 2 files of TRAIN + TEST (every 1): stain_peak equals the whole field's peak on 2 (100.00%)" in out
         line = next(x for x in out.splitlines() if x.startswith(f"{scale}: over 2 fields, median of 5 rounds"))
         assert line.endswith("x)") and "stain_peak" in line
+
+
+def test_screening_lists_the_patches_that_pass(tmp_path, capsys) -> None:
+    """--list-passing's listing: of a blank patch, a red-cell patch and a real cell's middle, only the
+    cell passes, listed by its place with its stain figures and saved in the sheet."""
+    from PIL import Image
+
+    from conftest import FIXTURE_IMAGES, FIXTURES
+    from wbc.imaging import load_image
+
+    scr = load("screening")
+    cell = load_image(sorted((FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL").glob("*.jpeg"))[0])
+    red = np.asarray(Image.open(FIXTURES / "no-white-cell.jpeg").convert("RGB"))
+    patches = [np.full((128, 128, 3), 228, np.uint8), red[:128, :128], cell[56:184, 96:224]]
+    assert scr.list_passing(patches, tmp_path / "sheet.png") == 0
+    out = capsys.readouterr().out
+    assert out.startswith("1 of 3 patches pass") and "\n| 2 | " in out and "\n| 0 | " not in out and "\n| 1 | " not in out
+    assert Image.open(tmp_path / "sheet.png").size == (128 * 6, 128)
 
 
 def test_screening_counts_both_ways_on_a_tiny_data_set(tmp_path, capsys) -> None:
