@@ -472,6 +472,22 @@ class TestOtherVerbs:
         err = capsys.readouterr().err
         assert "paultimothymooney/blood-cells failed: ConnectionError: offline" in err
 
+    def test_download_out_checked_before_the_download(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+        """An --out that is not empty, or cannot be made, is refused before kagglehub is called."""
+        import sys
+        import types
+
+        calls = []
+        monkeypatch.setitem(sys.modules, "kagglehub", types.SimpleNamespace(dataset_download=calls.append))
+        (tmp_path / "full").mkdir()
+        (tmp_path / "full" / "x").write_text("")
+        (tmp_path / "a-file").write_text("")
+        for out, message in ((tmp_path / "full", "exists and is not empty"), (tmp_path / "a-file" / "d", "is a file")):
+            assert main(["data", "download", "--out", str(out)]) == 2
+            assert message in capsys.readouterr().err
+        assert calls == []
+
     def test_download_uses_kagglehub_path(self, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
         """The downloaded folder (Kaggle's nested layout) is checked and reported."""

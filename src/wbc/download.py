@@ -8,6 +8,7 @@ from pathlib import Path
 from wbc.data import find_images_root
 from wbc.errors import DataError
 from wbc.info import DATASET
+from wbc.io import check_writable_folder
 
 
 def download(out: str | Path | None = None) -> Path:
@@ -16,6 +17,10 @@ def download(out: str | Path | None = None) -> Path:
         import kagglehub
     except ImportError as e:
         raise DataError("downloading needs kagglehub: pip install -e '.[download]'") from e
+    if out is not None:  # before the download, not after it
+        if Path(out).exists() and Path(out).is_dir() and any(Path(out).iterdir()):
+            raise DataError(f"{out}: exists and is not empty; choose an empty or new folder")
+        check_writable_folder(out)
     try:
         path = Path(kagglehub.dataset_download(DATASET["kaggle_handle"]))
     except Exception as e:  # kagglehub surfaces network and auth failures as assorted types
