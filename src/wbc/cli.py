@@ -99,7 +99,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         model_cfg = _training("wbc.model", "default_config")(cfg.model, args.window, args.input_size, args.widths)
     except ValueError as e:
         raise WbcError(f"network: {e}") from e
-    _training("wbc.train", "check_config")(cfg)
     check_writable_folder(out)
     run = fit(cfg, out, resume=args.resume, progress=not args.quiet, model_cfg=model_cfg)
     print(f"run written to {run} (best.pt, last.pt, summary.csv, curves.png)")
