@@ -215,8 +215,8 @@ class TestPredictCli:
             assert f"{blocker}" in err and "is a file" in err, err
             assert "Traceback" not in err and err.count("\n") == 1
         # The check creates nothing: a run refused for another reason leaves no empty output folder.
-        assert main(["evaluate", "--model", str(tmp_path / "no-model"), "--data", str(FIXTURE_IMAGES.parent), "--split", "TEST_SIMPLE",
-                     "--out", str(tmp_path / "ev" / "deep")]) == 2
+        assert main(["evaluate", "--model", str(tmp_path / "no-model"), "--data", str(FIXTURE_IMAGES.parent),
+                     "--split", "TEST_SIMPLE", "--out", str(tmp_path / "ev" / "deep")]) == 2
         assert "model file not found" in capsys.readouterr().err and not (tmp_path / "ev").exists()
         assert main(["export", str(tmp_path / "nope")]) == 2
         assert f"{tmp_path / 'nope'}: no such run folder or checkpoint" in capsys.readouterr().err
