@@ -135,7 +135,7 @@ class TestPredictCli:
         table, summary = out.split("\n\n")[0].splitlines()[1:], out.split("\n\n")[1]
         assert len(table) == 3 and "typo.jpg" in table[1] and "ERROR no such file or folder" in table[1]
         assert "ERROR" not in table[0] + table[2]
-        assert "(left out: 1 naming no image)" in summary and "1 input(s) named no image file" in err
+        assert "(left out: 1 naming no image)" in summary and "1 row(s) name no image file" in err
         (tmp_path / "empty").mkdir()
         (tmp_path / "broken.jpeg").symlink_to(tmp_path / "nowhere.jpeg")
         (tmp_path / "a.jpeg").write_bytes(good[0].read_bytes())
@@ -145,6 +145,26 @@ class TestPredictCli:
         assert rows["broken.jpeg"].endswith("ERROR no such file (a broken link?)")
         assert rows["empty"].endswith("ERROR no image files in this folder")
         assert "ERROR cannot be read (File name too long)" in rows["..." + "x" * 57]
+
+    def test_unreadable_folder_is_named_as_such(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+        """A folder that cannot be listed is a row saying so, not "no image files" (the folder search
+        skips such a folder silently; tests run as root, so listing it is made to fail)."""
+        import shutil
+
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        shutil.copy(sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))[0], locked / "a.jpeg")
+        real = os.scandir
+
+        def scandir(path: object = ".") -> object:
+            if Path(str(path)) == locked:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(os, "scandir", scandir)
+        assert main(["predict", str(locked)]) == 2
+        assert capsys.readouterr().err == f"wbc: error: {locked}: cannot be read (Permission denied)\n"
 
     def test_unexpanded_pattern_and_repeats(self, capsys: pytest.CaptureFixture[str]) -> None:
         """A pattern the shell left unexpanded (quoted, or a shell without globbing) is matched here; a
@@ -157,7 +177,10 @@ class TestPredictCli:
         assert "8 image(s), each taken as one cell, counted" in out
         assert "1 file(s) given more than once, each classified and counted once" in err
         assert main(["predict", str(folder / "*" / "*.webp")]) == 2
-        assert "*.webp: no image file matches this pattern" in capsys.readouterr().err
+        assert capsys.readouterr().err == f"wbc: error: {folder / '*' / '*.webp'}: no image file matches this pattern\n"
+        assert main(["predict", str(folder / "*" / "*.webp"), str(one), "--quiet"]) == 1
+        rows = capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]
+        assert len(rows) == 2 and rows[0].endswith("ERROR no image file matches this pattern")
 
     def test_csv_never_overwrites_an_image_and_is_checked_first(self, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:

@@ -272,3 +272,40 @@ def test_cache_key_follows_preprocessing_code(fixture_root: Path, tmp_path: Path
     edited.write_bytes(Path(imaging.__file__).read_bytes() + b"\n# changed\n")
     monkeypatch.setattr(imaging, "__file__", str(edited))
     assert data._cache_key(s, PreprocessSpec()) != before
+
+
+def test_cache_that_cannot_be_written_is_a_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str], fixture_root: Path) -> None:
+    """A decode cache whose folder cannot be written costs the next run its decoding, not this run:
+    the images come back and a note says why they were not cached."""
+    from wbc.data import list_split, load_prepared
+    from wbc.imaging import PreprocessSpec
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("WBC_CACHE", str(blocker / "cache"))
+    samples = list_split(fixture_root, "TEST_SIMPLE")
+    got = load_prepared(samples, PreprocessSpec(), progress=False)
+    assert len(got.x) == len(samples)
+    err = capsys.readouterr().err
+    assert "the decoded images are not cached" in err and "a folder on its path is a file" in err, err
+
+
+def test_atomic_write_names_the_file_meant(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A failed write names the file asked for, not the hidden temporary one beside it, and why."""
+    import os
+
+    from wbc.errors import OutputError
+    from wbc.io import atomic_write_bytes
+
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(OutputError, match=f"^{tmp_path}/a-file/x.csv: cannot write it \\(a folder on its path is a file\\)$"):
+        atomic_write_bytes(tmp_path / "a-file" / "x.csv", b"x")
+
+    def full(src: object, dst: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(OutputError, match=f"^{tmp_path}/t.csv: cannot write it \\(No space left on device\\)$"):
+        atomic_write_bytes(tmp_path / "t.csv", b"x")
+    assert [p.name for p in tmp_path.iterdir()] == ["a-file"]  # no temporary file left behind

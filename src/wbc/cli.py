@@ -193,6 +193,8 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str]], in
             if not Path(item).exists():
                 out.append((item, "no such file (a broken link?)" if pattern else "no such file or folder"))
                 return
+            if Path(item).is_dir():  # the folder search below skips a folder it cannot list, without a word
+                os.scandir(item).close()
             found = iter_image_paths([item])
         except OSError as e:  # a name too long, a folder that cannot be listed
             out.append((item, f"cannot be read ({e.strerror or e})"))
@@ -210,6 +212,7 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str]], in
         matches = sorted(glob.glob(item, recursive=True)) if glob.has_magic(item) and not _exists(item) else None
         if matches == []:
             out.append((item, "no image file matches this pattern"))
+            continue
         for m in matches or [item]:
             add(m, pattern=matches is not None)
     return out, repeats
@@ -293,7 +296,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if bad:
         print(f"{bad} of {len(paths)} file(s) could not be used", file=sys.stderr)
     if named_nothing:  # a mistyped path is the user's to fix: scripts see it in the exit status
-        print(f"{named_nothing} input(s) named no image file (their rows say why)", file=sys.stderr)
+        print(f"{named_nothing} row(s) name no image file (each says why)", file=sys.stderr)
     return 1 if named_nothing or bad == len(paths) else 0
 
 

@@ -18,6 +18,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except (FileExistsError, NotADirectoryError) as e:
+        raise OutputError(f"{path}: cannot write it (a folder on its path is a file)") from e
     except OSError as e:
         raise OutputError(f"{path}: cannot write it ({e.strerror or e})") from e
     try:
