@@ -164,8 +164,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     from wbc.io import check_writable_folder
 
     export_and_report = _training("wbc.ship", "export_and_report")
-    if not args.run.exists():
-        raise WbcError(f"{args.run}: no such run folder or checkpoint (give the folder `wbc train` wrote, or its .pt)")
     check_writable_folder(args.out)
     card = export_and_report(args.run, args.out, data=args.data, evaluate_test=args.evaluate,
                              tta=not args.no_tta, calibrate=not args.no_calibrate, calibration=args.calibration,

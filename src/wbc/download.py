@@ -18,7 +18,7 @@ def download(out: str | Path | None = None) -> Path:
     except ImportError as e:
         raise DataError("downloading needs kagglehub: pip install -e '.[download]'") from e
     if out is not None:  # before the download, not after it
-        if Path(out).exists() and Path(out).is_dir() and any(Path(out).iterdir()):
+        if Path(out).is_dir() and any(Path(out).iterdir()):
             raise DataError(f"{out}: exists and is not empty; choose an empty or new folder")
         check_writable_folder(out)
     try:
@@ -26,10 +26,7 @@ def download(out: str | Path | None = None) -> Path:
     except Exception as e:  # kagglehub surfaces network and auth failures as assorted types
         raise DataError(f"download of {DATASET['kaggle_handle']} failed: {type(e).__name__}: {e}") from e
     if out is not None:
-        out = Path(out)
-        if out.exists() and any(out.iterdir()):
-            raise DataError(f"{out}: exists and is not empty; choose an empty or new folder")
         shutil.copytree(path, out, dirs_exist_ok=True)
-        path = out
+        path = Path(out)
     find_images_root(path)  # fail now, not at training time, if the layout is not what we expect
     return path

@@ -104,6 +104,8 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
     card tells `Predictor` to match a field's white below the data set's range before the network
     (`screening.input_gains`), and TEST is evaluated so."""
     run, out = Path(run), Path(out)
+    if not run.exists():
+        raise CheckpointError(f"{run}: no such run folder or checkpoint (give the folder `wbc train` wrote, or its .pt)")
     ckpt = run / "best.pt" if run.is_dir() else run
     views = TEST_TIME_VIEWS if tta else 1
     held_out = read_val_cells(ckpt.parent)
