@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from wbc.cli import main
+from wbc.cli import NOT_READ, main
 
 from conftest import FIXTURE_IMAGES
 
@@ -46,6 +46,35 @@ class TestPredictCli:
             # a path cut to the column's width keeps its end and says that its start is missing
             assert shown in files or (shown.startswith("...") and any(f.endswith(shown[3:]) for f in files)), row
             assert len(shown) <= 60 and (len(shown) == 60 or not shown.startswith("...")), row
+
+    def test_interrupt_keeps_what_was_read(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+        """Ctrl+C in the second batch: the first batch's rows, their differential and the CSV are kept,
+        the files not reached are rows that say so, and the exit status is 130."""
+        import wbc.predict
+
+        monkeypatch.setattr(wbc.predict, "BATCH", 3)
+        real = wbc.predict.Predictor.predict_sources
+        calls = []
+
+        def second_batch_interrupted(self: wbc.predict.Predictor, *a: object, **k: object) -> object:
+            calls.append(1)
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+            return real(self, *a, **k)
+
+        monkeypatch.setattr(wbc.predict.Predictor, "predict_sources", second_batch_interrupted)
+        out = tmp_path / "p.csv"
+        assert main(["predict", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--csv", str(out), "--quiet"]) == 130
+        rows = list(csv.DictReader(out.open()))
+        assert len(rows) == 8
+        assert [bool(r["class"]) for r in rows] == [True] * 3 + [False] * 5
+        assert all(r["error"] == NOT_READ for r in rows[3:])
+        captured = capsys.readouterr()
+        assert "Differential of the 3 image(s) read as white cells (left out: 5 not read before the interruption)" \
+            in captured.out
+        assert "interrupted after 3 of 8 file(s)" in captured.err
+        assert "5 of 8 file(s) not read" in captured.err and "could not be used" not in captured.err
 
     def test_several_images_end_with_a_differential(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """After the table, a differential of the images read as white cells: the counts are the table's

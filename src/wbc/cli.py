@@ -18,6 +18,8 @@ from wbc.imaging import TEST_TIME_VIEWS
 if TYPE_CHECKING:  # the training extras (torch) load only when a command needs them
     from wbc.train import TrainConfig
 
+NOT_READ = "not read: the run was interrupted first"
+
 
 def _training(module: str, name: str) -> Any:
     """`name` from a module that needs the training extras; a one-line error where they are missing."""
@@ -249,8 +251,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.csv:
         _check_csv_target(args.csv, paths)
     pred = Predictor(args.model, threads=args.threads)
-    by_path = iter(pred.predict_files(paths, progress=len(paths) > 1 and not args.quiet, tta=not args.single_view))
-    results = [next(by_path) if isinstance(e, Path) else Prediction(file=e[0], error=e[1]) for e in entries]
+    read: list[Prediction] = []
+    try:
+        for r in pred.iter_files(paths, progress=len(paths) > 1 and not args.quiet, tta=not args.single_view):
+            read.append(r)
+    except KeyboardInterrupt:  # keep what was read: the table, the count and the CSV cover those files
+        print(f"\nwbc: interrupted after {len(read)} of {len(paths)} file(s); reporting those", file=sys.stderr)
+    unread = len(paths) - len(read)
+    by_path = iter(read)
+    results = [(next(by_path, None) or Prediction(file=e, error=NOT_READ)) if isinstance(e, Path)
+               else Prediction(file=e[0], error=e[1]) for e in entries]
     named_nothing = len(entries) - len(paths)
     if repeats:
         print(f"note: {repeats} file(s) given more than once, each classified and counted once", file=sys.stderr)
@@ -279,8 +289,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
         counted = [r for r in results if not r.error and not r.not_wbc]
         left_out = [f"{k} {what}" for k, what in ((sum(bool(r.not_wbc) for r in results), "not a white cell"),
-                                                  (sum(bool(r.error) for r in results) - named_nothing, "unreadable"),
-                                                  (named_nothing, "naming no image")) if k]
+                                                  (sum(bool(r.error) for r in results) - named_nothing - unread,
+                                                   "unreadable"),
+                                                  (named_nothing, "naming no image"),
+                                                  (unread, "not read before the interruption")) if k]
         review = sum(r.verdict == "needs review" for r in counted)
         print(f"\nDifferential of the {len(counted)} image(s) read as white cells"
               + (f" (left out: {', '.join(left_out)})" if left_out else "")
@@ -290,11 +302,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.csv:
         write_predictions_csv(args.csv, results)
         print(f"wrote {args.csv}")
-    bad = sum(1 for r in results if r.error) - named_nothing
+    bad = sum(1 for r in results if r.error) - named_nothing - unread
     if bad:
         print(f"{bad} of {len(paths)} file(s) could not be used", file=sys.stderr)
     if named_nothing:  # a mistyped path is the user's to fix: scripts see it in the exit status
         print(f"{named_nothing} row(s) name no image file (each says why)", file=sys.stderr)
+    if unread:
+        print(f"wbc: interrupted: {unread} of {len(paths)} file(s) not read", file=sys.stderr)
+        return 130
     return 1 if named_nothing or bad == len(paths) else 0
 
 

@@ -298,13 +298,16 @@ class Predictor:
     def predict_files(self, paths: Sequence[str | Path], progress: bool = False, tta: bool = True) -> list[Prediction]:
         """Predict every file (over the card's test-time views unless `tta` is False), in batches; a
         bad file gets its error and the rest go on."""
+        return list(self.iter_files(paths, progress, tta))
+
+    def iter_files(self, paths: Sequence[str | Path], progress: bool = False, tta: bool = True) -> Iterator[Prediction]:
+        """`predict_files`, yielding each batch's predictions as it is done: a caller interrupted midway
+        keeps what was read."""
         from tqdm import tqdm
 
-        results: list[Prediction] = []
         for start in tqdm(range(0, len(paths), BATCH), desc="predict", disable=not progress, unit="batch"):
             chunk = paths[start : start + BATCH]
-            results.extend(p for p, _, _ in self.predict_sources([(str(p), p) for p in chunk], tta))
-        return results
+            yield from (p for p, _, _ in self.predict_sources([(str(p), p) for p in chunk], tta))
 
 
 def _files_under(folder: Path) -> Iterable[Path]:
