@@ -185,11 +185,26 @@ class TestFit:
         for n in (1, 2, 3, 10, 100):
             check_config(with_epochs(cfg, n))  # every one of them is a valid run
 
-    def test_seed_model_trains(self, tmp_path: Path) -> None:
-        """The replica goes through the same pipeline (one epoch on the fixtures)."""
+    def test_seed_model_trains_and_exports(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """The replica goes through the same pipeline (one epoch on the fixtures). `wbc export` gives it
+        one view, saying why: its 120x160 input cannot be rotated by 90 degrees; a card asking for
+        rotations of such an input is refused when it loads."""
+        from wbc.cli import main
+        from wbc.errors import ModelFileError
+        from wbc.predict import Predictor
+
         cfg = replace(preset("seed"), epochs=1, batch_size=8, val_fraction=0.34, data=str(FIXTURE_IMAGES), threads=1)
         fit(cfg, tmp_path / "seed", progress=False)
         assert load_checkpoint(tmp_path / "seed" / "best.pt")["model_name"] == "seed"
+        out = tmp_path / "export"
+        assert main(["export", str(tmp_path / "seed"), "--out", str(out), "--data", str(FIXTURE_IMAGES)]) == 0
+        assert "input (120x160 px) is not square, so it is not rotated" in capsys.readouterr().out
+        card = json.loads((out / "model.json").read_text())
+        assert card["tta_views"] == 1 and card["calibration"]["fitted_on_views"] == 1
+        assert Predictor(out).tta_views == 1
+        (out / "model.json").write_text(json.dumps({**card, "tta_views": 4}))
+        with pytest.raises(ModelFileError, match="tta_views is 4, but the input .120x160 px. is not square"):
+            Predictor(out)
 
 
 class TestCheckpoint:

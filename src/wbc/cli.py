@@ -172,6 +172,11 @@ def cmd_export(args: argparse.Namespace) -> int:
                              match_white=args.match_white)
     print(f"wrote {Path(args.out) / 'model.onnx'} ({card['onnx_bytes'] / 1e6:.2f} MB) and model.json; "
           f"parity max |diff| {card['parity']['max_abs_diff']:.2e} on {card['parity']['images']} images")
+    if card["tta_views"] == 1 and not args.no_tta:
+        from wbc.imaging import PreprocessSpec
+
+        h, w = PreprocessSpec.from_dict(card["preprocess"]).input_hw
+        print(f"one view per image: the network's input ({h}x{w} px) is not square, so it is not rotated")
     return 0
 
 

@@ -194,6 +194,10 @@ class Predictor:
         views = self.card.get("tta_views", 1) if tta_views is None else tta_views
         if type(views) is not int or views not in (1, 4, 8):
             raise ModelFileError(f"{self.card_path}: tta_views is {views!r}; this version averages 1, 4 or 8 views")
+        h, w = self.spec.input_hw
+        if views > 1 and h != w:
+            raise ModelFileError(f"{self.card_path}: tta_views is {views}, but the input ({h}x{w} px) is not square, "
+                                 "so it cannot be rotated; set tta_views to 1")
         self.tta_views: int = views
         match = self.card.get("match_white", False) if match_white is None else match_white
         if type(match) is not bool:

@@ -25,7 +25,7 @@ from wbc.imaging import TEST_TIME_VIEWS, dihedral_views
 from wbc.io import atomic_write_text
 from wbc.metrics import expected_calibration_error
 from wbc.predict import Predictor
-from wbc.train import read_val_cells
+from wbc.train import load_checkpoint, model_from_checkpoint, read_val_cells
 
 PARITY_IMAGES = 32
 
@@ -107,7 +107,8 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
     if not run.exists():
         raise CheckpointError(f"{run}: no such run folder or checkpoint (give the folder `wbc train` wrote, or its .pt)")
     ckpt = run / "best.pt" if run.is_dir() else run
-    views = TEST_TIME_VIEWS if tta else 1
+    h, w = model_from_checkpoint(load_checkpoint(ckpt))[1].input_hw
+    views = TEST_TIME_VIEWS if tta and h == w else 1  # rotating by 90 degrees needs a square input
     held_out = read_val_cells(ckpt.parent)
     if calibration is not None:
         if val_logits is not None:
