@@ -26,11 +26,18 @@ def main() -> int:
     ap.add_argument("--split", default="TEST", help="the data set split the predictions are of (default: TEST)")
     args = ap.parse_args()
     views: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
-    with args.predictions.open() as f:
-        for row in csv.DictReader(f):
-            path = Path(row["file"])
-            true = path.parent.name
-            views[(true, cell_key(true, path.name, args.split))][row["class"]] += 1
+    try:
+        with args.predictions.open() as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        ap.error(f"{args.predictions}: {e.strerror or e}")
+    if not rows or not {"file", "class"} <= rows[0].keys():
+        ap.error(f"{args.predictions}: not a predictions.csv of `wbc evaluate` (no file and class columns)")
+    for row in rows:
+        path = Path(row["file"])
+        # The true class: the column `wbc evaluate` writes since 0.11, else the file's class folder in any case.
+        true = row.get("true_class") or path.parent.name.upper()
+        views[(true, cell_key(true, path.name, args.split))][row["class"]] += 1
     print("| true class | cells | cells with wrong views | share of views wrong there | wrong views go to |")
     print("|---|---|---|---|---|")
     for cls in sorted({t for t, _ in views}):

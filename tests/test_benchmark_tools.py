@@ -292,3 +292,26 @@ def test_predict_ab_times_both_sides() -> None:
     assert re.fullmatch(r"round 1  new \(working tree\): card's path [\d.]+ ms, one view [\d.]+ ms", lines[1]), lines
     assert re.fullmatch(r"card's path: median [\d.]+ ms before, [\d.]+ ms now \([\d.]+x\)", lines[2]), lines
     assert worktrees() == before  # its worktree of REV is removed again
+
+
+def test_cell_errors_reads_true_classes_in_any_case(tmp_path, monkeypatch, capsys) -> None:
+    """Cells and their wrong views per true class, from `true_class` where the CSV has it and from
+    the file's class folder in any case where not; a file that is not such a CSV is one line."""
+    mod = load("cell_errors")
+    old = tmp_path / "old.csv"  # before 0.11: no true_class column, folders as the user named them
+    old.write_text("file,class\neosinophil/a.jpeg,EOSINOPHIL\nEosinophil/b.jpeg,NEUTROPHIL\n"
+                   "NEUTROPHIL/c.jpeg,NEUTROPHIL\n")
+    new = tmp_path / "new.csv"
+    new.write_text("file,class,true_class\nx/a.jpeg,EOSINOPHIL,EOSINOPHIL\nx/b.jpeg,NEUTROPHIL,EOSINOPHIL\n"
+                   "x/c.jpeg,NEUTROPHIL,NEUTROPHIL\n")
+    tables = []
+    for csv_path in (old, new):
+        monkeypatch.setattr("sys.argv", ["cell_errors.py", str(csv_path), "--split", "NONE"])
+        assert mod.main() == 0
+        tables.append([line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")])
+    for table in tables:
+        assert table[1:] == ["| EOSINOPHIL | 2 | 1 | 100-100% | NEUTROPHIL 1 |", "| NEUTROPHIL | 1 | 0 | — | — |"]
+    monkeypatch.setattr("sys.argv", ["cell_errors.py", str(tmp_path / "gone.csv")])
+    with pytest.raises(SystemExit):
+        mod.main()
+    assert "gone.csv: No such file or directory" in capsys.readouterr().err
