@@ -357,6 +357,29 @@ class TestOtherVerbs:
                    "--batch-size", "8", "--threads", "1", "--quiet"])
         assert rc == 0 and (out / "best.pt").exists()
 
+    @pytest.mark.parametrize("extra,cells", [([], 5), (["--val-fraction", "0.34"], 3), (["--val-fraction", "0.1"], 10),
+                                             (["--all-cells"], 3), (["--limit-cells", "7"], 7)])
+    def test_dry_run_takes_a_cell_per_fold(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           extra: list[str], cells: int) -> None:
+        """The dry run takes as many cells per class as there are cell-grouped folds (5 with the default
+        --val-fraction; it took 3 and failed on the real data set), 3 where none is held out."""
+        pytest.importorskip("torch")
+        import wbc.train
+
+        seen = []
+        monkeypatch.setattr(wbc.train, "fit", lambda cfg, out, **k: seen.append(cfg) or out)
+        assert main(["train", "--out", str(tmp_path / "r"), "--dry-run", "--quiet", *extra]) == 0
+        assert seen[0].limit_cells == cells
+
+    def test_too_few_cells_for_the_folds_says_what_to_do(self, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+        """The fixtures' 3 cells per class cannot fill 5 folds: the error says how many cells, and the options."""
+        pytest.importorskip("torch")
+        assert main(["train", "--data", str(FIXTURE_IMAGES), "--out", str(tmp_path / "r"), "--dry-run", "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert "cells per class are [3, 3, 3, 3]" in err and "use at least 5 cells per class (--limit-cells)" in err
+        assert "--val-fraction" in err
+
     def test_train_dry_run_with_low_res(self, tmp_path: Path) -> None:
         """`--dry-run --low-res` checks both sizes: one epoch at PX, then one at full size."""
         pytest.importorskip("torch")

@@ -95,7 +95,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         network = {"window": args.window, "size": args.input_size, "widths": args.widths}
         cfg = _check_resume(out, asked, {k: v for k, v in network.items() if v is not None}, args.all_cells)
     if args.dry_run:  # one epoch, or with progressive resizing (wbcnet's default) one at each size
-        cfg = replace(cfg, epochs=2 if cfg.low_res_epochs else 1, limit_cells=cfg.limit_cells or 3,
+        # Enough cells per class for one in each of the round(1 / val_fraction) cell-grouped folds.
+        few = 3 if cfg.fold is None else max(3, round(1 / cfg.val_fraction))
+        cfg = replace(cfg, epochs=2 if cfg.low_res_epochs else 1, limit_cells=cfg.limit_cells or few,
                       low_res_epochs=min(cfg.low_res_epochs, 1))
     try:
         model_cfg = _training("wbc.model", "default_config")(cfg.model, args.window, args.input_size, args.widths)
@@ -467,7 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wbcnet's channels per stage (default: 24 48 96)")
     t.add_argument("--skip-bad", action="store_true", help="leave out unreadable images instead of stopping")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
-    t.add_argument("--dry-run", action="store_true", help="one epoch on 3 cells per class (two for progressive resizing: one at each size), to check the set-up")
+    t.add_argument("--dry-run", action="store_true", help="one epoch on a few cells per class (5 with the default --val-fraction, one per fold; two epochs "
+                   "for progressive resizing: one at each size), to check the set-up")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=cmd_train)
 
