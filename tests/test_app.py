@@ -517,6 +517,38 @@ class TestPage:
         assert len([h for h in at.subheader if h.value in types]) == 2
         assert any("2 cell(s) counted" in c.value for c in at.caption), [c.value for c in at.caption]
 
+    def test_corrections_stay_when_the_uploads_change(self) -> None:
+        """Corrections made in the review table stay with their images when another image is added (the
+        table is then a new widget, which started again from the predictions)."""
+        files = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[:4]
+        up = [(f.name, f.read_bytes(), "image/jpeg") for f in files]
+        at = self._app().run()
+        at.file_uploader[0].set_value(up[:3]).run()
+        at.session_state["review"] = {"edited_rows": {1: {"reviewed": "MONOCYTE"}, 2: {"reviewed": "EXCLUDED"}},
+                                      "added_rows": [], "deleted_rows": []}
+        at.run()
+        assert any("2 cell(s) counted" in c.value for c in at.caption)
+        predicted = at.dataframe[0].value["reviewed"].tolist()  # the table as given; the edits ride on it
+        at.file_uploader[0].set_value(up).run()
+        assert not at.exception
+        assert at.dataframe[0].value["reviewed"].tolist()[:3] == [predicted[0], "MONOCYTE", "EXCLUDED"]
+        assert any("3 cell(s) counted" in c.value for c in at.caption), [c.value for c in at.caption]
+        at.file_uploader[0].set_value([up[2], up[1]]).run()  # the corrected two alone, in another order
+        assert at.dataframe[0].value["reviewed"].tolist() == ["EXCLUDED", "MONOCYTE"]
+
+    def test_different_images_with_one_name_are_told_apart(self) -> None:
+        """Two different images named alike get rows of their own names; the same name and bytes twice
+        is one image, said so."""
+        a, b = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[:2]
+        at = self._app().run()
+        at.file_uploader[0].set_value([("cell.jpg", a.read_bytes(), "image/jpeg"),
+                                       ("cell.jpg", b.read_bytes(), "image/jpeg"),
+                                       ("cell.jpg", a.read_bytes(), "image/jpeg")]).run()
+        assert not at.exception
+        assert at.dataframe[0].value["file"].tolist() == ["cell.jpg", "cell (2).jpg"]
+        assert [i.value for i in at.info] == ["Another image is also named cell.jpg: this one is shown as cell (2).jpg.",
+                                              "cell.jpg was given twice: it is shown and counted once."]
+
     def test_magnified_photo_says_it_was_shrunk(self) -> None:
         """A photo at 4x the data set's magnification: the page shows its type and, under the crop, that
         it was shrunk first."""

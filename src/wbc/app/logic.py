@@ -6,7 +6,7 @@ import csv
 import hashlib
 import io
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,12 +14,13 @@ import numpy as np
 from PIL import Image
 
 from wbc.differential import differential, differential_note  # noqa: F401 (the page reads them from here)
-from wbc.info import CLASS_INDEX, cell_type
+from wbc.info import CLASS_INDEX, CLASSES, cell_type
 from wbc.predict import Prediction, Predictor
 
 MAX_UPLOAD_MB = 20  # also Streamlit's server.maxUploadSize, set by `wbc app`
 SAMPLES_DIR = Path(__file__).parent / "samples"
 EXCLUDED = "EXCLUDED"  # the reviewed label of an image that is not counted
+REVIEW_LABELS = (*CLASSES, EXCLUDED)  # what the review table's "reviewed" column may hold
 
 
 @dataclass
@@ -56,19 +57,32 @@ def cam_overlay(crop: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.nd
     return (crop * (1 - alpha) + _colormap(up) * alpha).astype(np.uint8)
 
 
+def upload_key(data: bytes) -> str:
+    """An upload's identity, whatever its name: its bytes' sha256 (hex)."""
+    return hashlib.sha256(data).hexdigest()
+
+
 def distinct_uploads(uploads: Sequence[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[str]]:
     """The uploads with repeats of the same bytes left out (one image, one cell in the count), and a
-    note for each repeat naming the upload it repeats."""
-    first: dict[bytes, str] = {}
+    note for each repeat naming the upload it repeats. A different image under a name already taken
+    is shown as "name (2).ext", so that the table's rows can be told apart."""
+    first: dict[str, str] = {}
     kept: list[tuple[str, bytes]] = []
     notes: list[str] = []
     for name, data in uploads:
-        digest = hashlib.sha256(data).digest()
-        if digest in first:
-            notes.append(f"{name} is the same image as {first[digest]}: it is shown and counted once.")
-        else:
-            first[digest] = name
-            kept.append((name, data))
+        key = upload_key(data)
+        if key in first:
+            notes.append(f"{name} was given twice: it is shown and counted once." if name == first[key] else
+                         f"{name} is the same image as {first[key]}: it is shown and counted once.")
+            continue
+        shown, n = name, 2
+        while shown in first.values():
+            shown = f"{Path(name).stem} ({n}){Path(name).suffix}"
+            n += 1
+        if shown != name:
+            notes.append(f"Another image is also named {name}: this one is shown as {shown}.")
+        first[key] = shown
+        kept.append((shown, data))
     return kept, notes
 
 
@@ -150,20 +164,29 @@ def ece_note(test: dict[str, object] | None) -> str:
     return f"expected calibration error on the test cells {ece:.3f}{spread}"
 
 
-def review_rows(results: Sequence[CellResult]) -> list[dict[str, object]]:
-    """One row per usable image for the review table; images that are not white cells start excluded."""
+def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
+                corrections: Mapping[str, str] | None = None) -> list[dict[str, object]]:
+    """One row per usable image for the review table; images that are not white cells start excluded.
+    With `keys` (each result's `upload_key`), a row also carries its "key" and starts from the label
+    `corrections` holds for it: a reviewer's correction stays with its image when the uploads change."""
+    corrections = corrections or {}
     rows = []
-    for r in results:
+    for i, r in enumerate(results):
         p = r.prediction
         if p is None:
             continue
-        rows.append({
+        row: dict[str, object] = {
             "file": r.name,
             "predicted": p.label,
             "confidence": round(p.confidence, 3),
             "verdict": p.verdict + (" (overexposed)" if p.overexposed and not p.not_wbc else ""),
             "reviewed": EXCLUDED if p.not_wbc else p.label,
-        })
+        }
+        if keys:
+            row["key"] = keys[i]
+            if corrections.get(keys[i]) in REVIEW_LABELS:
+                row["reviewed"] = corrections[keys[i]]
+        rows.append(row)
     return rows
 
 

@@ -160,23 +160,31 @@ with classify_tab:
                 for k, v in logic.describe(p.label).items():
                     st.markdown(f"**{k}.** {v}")
 
-    rows = logic.review_rows(results)
+    # A reviewer's corrections, by image: the table is a new widget whenever its rows change (an upload
+    # added or removed), and would otherwise start again from the predictions.
+    corrections: dict[str, str] = st.session_state.setdefault("corrections", {})
+    rows = logic.review_rows(results, [logic.upload_key(data) for _, data in uploads], corrections)
+    keys = tuple(r["key"] for r in rows)
+    if st.session_state.get("review_rows", (None,))[0] != keys:
+        # Rebuilt only when the images change: the same rows keep the same widget and its edits.
+        st.session_state["review_rows"] = (keys, rows)
     if rows:
         st.divider()
         st.header("Differential count")
         st.caption("Correct any prediction in the *reviewed* column; the counts follow. "
                    f"{logic.EXCLUDED} leaves an image out of the count.")
         edited = st.data_editor(
-            pd.DataFrame(rows),
+            pd.DataFrame(st.session_state["review_rows"][1]).set_index("key"),
             column_config={
                 "reviewed": st.column_config.SelectboxColumn(
-                    "reviewed", options=[*CLASSES, logic.EXCLUDED], required=True),
+                    "reviewed", options=list(logic.REVIEW_LABELS), required=True),
                 "confidence": st.column_config.NumberColumn(format="%.3f"),
             },
             disabled=["file", "predicted", "confidence", "verdict"],
             hide_index=True,
             key="review",
         )
+        corrections.update(zip(edited.index, edited["reviewed"]))
         reviewed = edited["reviewed"].tolist()
         diff = pd.DataFrame(logic.differential(reviewed))
         n = sum(1 for lab in reviewed if lab in CLASSES)
