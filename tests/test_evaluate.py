@@ -79,6 +79,34 @@ class TestEvaluate:
             assert r["correct"] == ("yes" if r["class"] == r["true_class"] else "no")
         assert sum(r["correct"] == "yes" for r in rows) / len(rows) == pytest.approx(m["accuracy"])
 
+    def test_images_in_subfolders_of_a_class_folder_count(self, tmp_path: Path) -> None:
+        """A class folder's subfolders (a patient's, a slide's) are searched, as `wbc predict` searches
+        them; files of one name in two subfolders are two cells; an unreadable subfolder is named."""
+        import os
+        import shutil
+
+        from wbc.errors import DataError
+        from wbc.info import CLASSES
+
+        files = {c: sorted((FIXTURE_IMAGES / "TEST_SIMPLE" / c).iterdir()) for c in CLASSES}
+        folder = tmp_path / "smears"
+        for c in CLASSES:
+            (folder / c / "patient1" / "slideA").mkdir(parents=True)
+            (folder / c / "patient2").mkdir()
+            shutil.copy(files[c][0], folder / c / "patient1" / "slideA" / "x.jpeg")
+            shutil.copy(files[c][1], folder / c / "patient2" / "x.jpeg")
+        shutil.copy(files["EOSINOPHIL"][0], folder / "EOSINOPHIL" / "top.jpeg")
+        m = evaluate(None, tmp_path / "eval", folder=folder, n_boot=50, progress=False)
+        assert m["n_files"] == 9 and m["n_cells"] == 9
+        assert m["per_class"]["NEUTROPHIL"]["support"] == 2
+        if os.geteuid() != 0:  # root lists any folder
+            (folder / "MONOCYTE" / "patient2").chmod(0)
+            try:
+                with pytest.raises(DataError, match="patient2: cannot be read"):
+                    evaluate(None, tmp_path / "eval2", folder=folder, n_boot=50, progress=False)
+            finally:
+                (folder / "MONOCYTE" / "patient2").chmod(0o755)
+
     def test_with_truth_needs_one_class_per_row(self) -> None:
         """Appending the truth to a table of another length is refused, not misaligned."""
         from wbc.evaluate import with_truth

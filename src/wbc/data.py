@@ -20,7 +20,7 @@ from wbc import imaging, screening
 from wbc.errors import BadImageError, DataError, OutputError
 from wbc.imaging import PreprocessSpec, load_image, prepare_located
 from wbc.info import CLASS_INDEX, CLASSES, IMAGE_SUFFIXES, SPLITS
-from wbc.io import atomic_write_bytes
+from wbc.io import atomic_write_bytes, files_under
 from wbc.sources import field_name, source_field
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -126,7 +126,8 @@ def cell_key(class_name: str, file_name: str, split: str | None = None) -> str:
     (see `wbc.sources`), and grouping by it let every cell into both sides of a split.
     """
     field = source_field(split, class_name, Path(file_name).name) if split else None
-    return f"{class_name}/{field_name(field) if field is not None else Path(file_name).stem}"
+    # Elsewhere the file is its own cell: its path under the class folder, without the suffix.
+    return f"{class_name}/{field_name(field) if field is not None else Path(file_name).with_suffix('').as_posix()}"
 
 
 def list_folder(folder: str | Path, require_all_classes: bool = True) -> list[Sample]:
@@ -146,12 +147,13 @@ def _list_class_folders(folder: Path, require_all_classes: bool) -> list[Sample]
         raise DataError(f"{folder}: unknown class folder(s) {', '.join(others)}; expected {', '.join(CLASSES)}")
     if missing and (require_all_classes or len(missing) == len(CLASSES)):
         raise DataError(f"{folder}: missing class folder(s) {', '.join(missing)}")
+    # Images in a class folder's subfolders (a patient's, a slide's) count too, as `wbc predict` finds them.
     samples = [
-        Sample(path=f, label=CLASS_INDEX[c], cell=cell_key(c, f.name, folder.name))
+        Sample(path=f, label=CLASS_INDEX[c], cell=cell_key(c, str(f.relative_to(present[c])), folder.name))
         for c in CLASSES
         if c in present
-        for f in sorted(present[c].iterdir())
-        if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+        for f in sorted(files_under(present[c], strict=True))
+        if f.suffix.lower() in IMAGE_SUFFIXES
     ]
     if not samples:
         raise DataError(f"{folder}: the class folders hold no images ({', '.join(sorted(IMAGE_SUFFIXES))})")

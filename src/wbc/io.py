@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from wbc.errors import OutputError
@@ -78,3 +79,21 @@ def check_writable_file(path: str | Path) -> None:
     problem = _folder_problem(path.parent)
     if problem:
         raise OutputError(f"{path}: cannot write it: folder {path.parent} {problem}")
+
+
+def files_under(folder: Path, strict: bool = False) -> Iterator[Path]:
+    """Every file under `folder`, following linked folders (a smear's class folders linked in), each
+    real folder once: a link back up the tree does not loop. `strict`: a folder that cannot be listed
+    raises its OSError instead of being passed over."""
+    seen: set[Path] = set()
+
+    def refuse(e: OSError) -> None:
+        raise e
+
+    for root, dirs, files in os.walk(folder, followlinks=True, onerror=refuse if strict else None):
+        real = Path(root).resolve()
+        if real in seen:
+            dirs.clear()
+            continue
+        seen.add(real)
+        yield from (Path(root) / f for f in files if (Path(root) / f).is_file())

@@ -11,7 +11,7 @@ import io
 import json
 import math
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from wbc.calibration import apply_confidence_map
 from wbc.errors import BadImageError, ModelFileError, WbcError
 from wbc.imaging import PreprocessSpec, dihedral_views, load_image, prepare_located, scale_channels, to_input
 from wbc.info import CLASSES, IMAGE_SUFFIXES
-from wbc.io import atomic_write_text
+from wbc.io import atomic_write_text, files_under
 from wbc.screening import OVEREXPOSED_SHARE, Screening, field_white, input_gains, screen
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -314,26 +314,13 @@ class Predictor:
             yield from (p for p, _, _ in self.predict_sources([(str(p), p) for p in chunk], tta))
 
 
-def _files_under(folder: Path) -> Iterable[Path]:
-    """Every file under `folder`, following linked folders (a smear's class folders linked in), each
-    real folder once: a link back up the tree does not loop."""
-    seen: set[Path] = set()
-    for root, dirs, files in os.walk(folder, followlinks=True):
-        real = Path(root).resolve()
-        if real in seen:
-            dirs.clear()
-            continue
-        seen.add(real)
-        yield from (Path(root) / f for f in files if (Path(root) / f).is_file())
-
-
 def iter_image_paths(inputs: Iterable[str | Path]) -> list[Path]:
     """Files as given and image files found (recursively, sorted) under folders given."""
     found: list[Path] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found += sorted(f for f in _files_under(p) if f.suffix.lower() in IMAGE_SUFFIXES)
+            found += sorted(f for f in files_under(p) if f.suffix.lower() in IMAGE_SUFFIXES)
         elif p.exists():
             found.append(p)
         else:
