@@ -157,9 +157,12 @@ class Prediction:
 
     @property
     def verdict(self) -> str:
-        """What a user should read: the type, or why it should not be taken at face value."""
+        """What a user should read: the type, or why it should not be taken at face value; blank where
+        no screening ran (wbc evaluate), which could not say whether a white cell is there at all."""
         if self.error:
             return "unreadable"
+        if not self.screened:
+            return ""
         if self.not_wbc:
             return "not a white blood cell"
         return "needs review" if self.needs_review or self.overexposed else "confident"
@@ -194,10 +197,6 @@ class Predictor:
         views = self.card.get("tta_views", 1) if tta_views is None else tta_views
         if type(views) is not int or views not in (1, 4, 8):
             raise ModelFileError(f"{self.card_path}: tta_views is {views!r}; this version averages 1, 4 or 8 views")
-        h, w = self.spec.input_hw
-        if views > 1 and h != w:
-            raise ModelFileError(f"{self.card_path}: tta_views is {views}, but the input ({h}x{w} px) is not square, "
-                                 "so it cannot be rotated; set tta_views to 1")
         self.tta_views: int = views
         match = self.card.get("match_white", False) if match_white is None else match_white
         if type(match) is not bool:
@@ -219,6 +218,10 @@ class Predictor:
         graph_input = self.session.get_inputs()[0]
         self.raw_input = graph_input.type == "tensor(uint8)"
         check_input_size(self.spec, graph_input.shape, self.raw_input, self.onnx_path, self.card_path)
+        h, w = self.spec.input_hw
+        if self.tta_views > 1 and h != w:
+            raise ModelFileError(f"{self.card_path}: tta_views is {self.tta_views}, but the input ({h}x{w} px) is not square, "
+                                 "so it cannot be rotated; set tta_views to 1")
 
     def run(self, prepared: np.ndarray, outputs: Sequence[str] = ("probs",)) -> list[np.ndarray]:
         """uint8 (N, h, w, 3) from `imaging.prepare` -> the named outputs, batched."""
