@@ -108,6 +108,11 @@ class TestModelFiles:
         """A folder without model.onnx is a clear error."""
         with pytest.raises(ModelFileError, match="model file not found"):
             Predictor(tmp_path)
+        (tmp_path / "best.pt").write_bytes(b"")  # a training run's folder: say how to use it
+        with pytest.raises(ModelFileError, match=f"a training run .best.pt., not an exported model: export it with "
+                                                 f"`wbc export {tmp_path} --out FOLDER`, or .* `wbc evaluate --model "
+                                                 f"{tmp_path / 'best.pt'}`"):
+            Predictor(tmp_path)
 
     def test_missing_card(self, exported: Path, tmp_path: Path) -> None:
         """An ONNX file without its card is refused."""

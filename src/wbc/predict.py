@@ -49,6 +49,10 @@ def resolve_model(model: str | Path | None = None) -> tuple[Path, Path]:
     onnx_path = p / "model.onnx" if p.is_dir() else p
     card_path = onnx_path.with_suffix(".json")
     if not onnx_path.is_file():
+        if p.is_dir() and (p / "best.pt").is_file():
+            raise ModelFileError(f"{p}{source}: a training run (best.pt), not an exported model: export it with "
+                                 f"`wbc export {p} --out FOLDER`, or evaluate its checkpoint as it is with "
+                                 f"`wbc evaluate --model {p / 'best.pt'}`")
         raise ModelFileError(f"{onnx_path}{source}: model file not found (train and export one, or pass --model)")
     if not card_path.is_file():
         raise ModelFileError(f"{card_path}{source}: the model card that must sit beside {onnx_path.name} is missing")
