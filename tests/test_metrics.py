@@ -33,6 +33,20 @@ class TestMetrics:
         assert m["macro_f1"] == pytest.approx((2 / 3 + 2 / 3 + 0 + 0.8) / 4)
         assert m["confusion"][2] == [0, 0, 0, 1]
 
+    def test_undefined_per_class_figures_are_none(self) -> None:
+        """A class with no files has no recall and, when never predicted, no precision or F1: None, printed
+        as a dash, where 0 read as a class the model got all wrong. Monocyte above: never predicted, so
+        no precision, yet recall and F1 0. Macro-F1 averages the classes with files."""
+        from wbc.metrics import per_class_figure
+
+        assert compute_metrics(PROBS, Y, CELLS, n_boot=50)["per_class"]["MONOCYTE"] == {
+            "precision": None, "recall": 0.0, "f1": 0.0, "support": 1}
+        m = compute_metrics(PROBS[:3], Y[:3], CELLS[:3], n_boot=50)  # eosinophils and a lymphocyte only
+        assert m["per_class"]["MONOCYTE"] == m["per_class"]["NEUTROPHIL"] == {
+            "precision": None, "recall": None, "f1": None, "support": 0}
+        assert m["macro_f1"] == pytest.approx((2 / 3 + 2 / 3) / 2)
+        assert [per_class_figure(v) for v in (None, 0.5)] == ["—", "0.5000"]
+
     def test_cell_level_pools_views(self) -> None:
         """Cell A's views average to eosinophil (0.65): 3 of 4 cells right."""
         probs, labels, names = pool_cells(PROBS, Y, CELLS)

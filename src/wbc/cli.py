@@ -158,8 +158,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     elo, ehi = m["ece_ci95"]
     print(f"expected calibration error {m['ece']:.4f} [{elo:.4f}, {ehi:.4f}] "
           "(95% interval over cells; a resampled ECE leans high)")
+    figure = _training("wbc.metrics", "per_class_figure")
     for c, v in m["per_class"].items():
-        print(f"  {c:11s} precision {v['precision']:.4f}  recall {v['recall']:.4f}  f1 {v['f1']:.4f}  n={v['support']}")
+        print(f"  {c:11s} " + "  ".join(f"{k} {figure(v[k]):6s}" for k in ("precision", "recall", "f1")) + f"  n={v['support']}")
     print(f"report written to {Path(args.out) / 'report.md'}")
     return 0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Sequence
 from typing import Any
 
@@ -113,13 +115,23 @@ def bootstrap_over_cells(
     return out
 
 
+def _defined(v: float) -> float | None:
+    return None if math.isnan(v) else float(v)
+
+
+def per_class_figure(v: float | None) -> str:
+    """A per-class precision, recall or F1 as the reports print it: a dash where it is undefined."""
+    return "—" if v is None else f"{v:.4f}"
+
+
 def compute_metrics(
     probs: np.ndarray, y: np.ndarray, cells: Sequence[str], n_boot: int = 2000, seed: int = 0
 ) -> dict[str, Any]:
     """Every figure the report shows, from probabilities (N, 4), true labels (N,) and cell names."""
     pred = probs.argmax(1)
     labels = list(range(NUM_CLASSES))
-    p, r, f, s = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
+    # A class with no files has no recall, and none predicted has no precision: None (null), not 0.
+    p, r, f, s = precision_recall_fscore_support(y, pred, labels=labels, zero_division=np.nan)
     cell_probs, cell_y, _ = pool_cells(probs, y, cells)
     cell_pred = cell_probs.argmax(1)
     weights = cell_resamples(len(cell_y), n_boot, seed)  # (n_boot, C): files' and cells' intervals alike
@@ -143,7 +155,7 @@ def compute_metrics(
         "reliability": reliability(probs, y),
         "accuracy_at_90_coverage": accuracy_at_coverage(probs, y, 0.9),
         "per_class": {
-            CLASSES[c]: {"precision": float(p[c]), "recall": float(r[c]), "f1": float(f[c]), "support": int(s[c])}
+            CLASSES[c]: {"precision": _defined(p[c]), "recall": _defined(r[c]), "f1": _defined(f[c]), "support": int(s[c])}
             for c in labels
         },
         "confusion": confusion_matrix(y, pred, labels=labels).tolist(),

@@ -10,6 +10,7 @@ import numpy as np
 
 from wbc.info import CLASSES
 from wbc.io import atomic_write_bytes, atomic_write_text
+from wbc.metrics import per_class_figure
 
 
 def _pyplot():
@@ -98,7 +99,8 @@ def metrics_table(m: dict[str, Any]) -> str:
     out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     out += ["", "| class | precision | recall | F1 | files |", "|---|---|---|---|---|"]
     for c, v in m["per_class"].items():
-        out.append(f"| {c.title()} | {v['precision']:.4f} | {v['recall']:.4f} | {v['f1']:.4f} | {v['support']} |")
+        out.append(f"| {c.title()} | {' | '.join(per_class_figure(v[k]) for k in ('precision', 'recall', 'f1'))} "
+                   f"| {v['support']} |")
     if m.get("reliability"):
         out += ["", "Calibration, bin by bin (the ECE's bins that hold files): where accuracy is above the mean "
                 "confidence the model is underconfident, where below it overconfident.", "",
