@@ -25,9 +25,11 @@ def main() -> int:
     from test_e2e import CHROMIUM, free_port
     from wbc.data import find_images_root, list_split
 
+    from wbc.cli import whole_number
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path)
-    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--runs", type=whole_number(1), default=3)
     args = ap.parse_args()
     files = [s.path for s in list_split(find_images_root(args.data), "TEST")][::49][:50]
     port = free_port()
@@ -71,4 +73,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from entry import run_script
+
+    run_script(main)

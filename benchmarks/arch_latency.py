@@ -60,10 +60,12 @@ def quantized(export_dir: Path, spec: PreprocessSpec, images: list[Path]) -> Pat
 
 
 def main() -> int:
+    from wbc.cli import whole_number
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", type=Path, nargs="+", help="run folders; the first is the baseline")
     ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default: 2)")
-    ap.add_argument("--rounds", type=int, default=15, help="alternating timing rounds (default: 15)")
+    ap.add_argument("--rounds", type=whole_number(1), default=15, help="alternating timing rounds (default: 15)")
     ap.add_argument("--int8", action="store_true", help="also time a statically quantized INT8 copy of each run")
     args = ap.parse_args()
 
@@ -98,4 +100,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from entry import run_script
+
+    run_script(main)

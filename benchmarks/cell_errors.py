@@ -17,13 +17,15 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from wbc.data import cell_key
+from wbc.info import SPLITS
 from wbc.sources import read_table, summary
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("predictions", type=Path)
-    ap.add_argument("--split", default="TEST", help="the data set split the predictions are of (default: TEST)")
+    ap.add_argument("--split", default="TEST", choices=SPLITS,
+                    help="the data set split the predictions are of (default: TEST)")
     args = ap.parse_args()
     views: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     try:
@@ -31,6 +33,8 @@ def main() -> int:
             rows = list(csv.DictReader(f))
     except OSError as e:
         ap.error(f"{args.predictions}: {e.strerror or e}")
+    except (UnicodeDecodeError, csv.Error) as e:
+        ap.error(f"{args.predictions}: not a CSV file ({e})")
     if not rows or not {"file", "class"} <= rows[0].keys():
         ap.error(f"{args.predictions}: not a predictions.csv of `wbc evaluate` (no file and class columns)")
     for row in rows:
@@ -61,4 +65,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from entry import run_script
+
+    run_script(main)

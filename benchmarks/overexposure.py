@@ -59,10 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     from wbc.screening import OVEREXPOSED_SHARE
     from wbc.ship import exported_folds
 
+    from wbc.cli import whole_number
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cv", type=Path, required=True, help="a cross-validation run (foldK run folders inside)")
     ap.add_argument("--data", type=Path)
-    ap.add_argument("--every", type=int, default=3, help="use every k-th held-out file (default 3)")
+    ap.add_argument("--every", type=whole_number(1), default=3, help="use every k-th held-out file (default 3)")
     ap.add_argument("--gains", type=float, nargs="+", default=list(GAINS),
                     help="brightness gains, 1.0 (clean) first (default: 1.0 to 1.5)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
@@ -116,4 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from entry import run_script
+
+    run_script(main)

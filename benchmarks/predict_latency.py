@@ -87,9 +87,11 @@ def stages(p: Predictor, runs: int) -> dict[str, float]:
 def main() -> int:
     from wbc.predict import Predictor
 
+    from wbc.cli import whole_number
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model")
-    ap.add_argument("--runs", type=int, default=300)
+    ap.add_argument("--runs", type=whole_number(1), default=300)
     ap.add_argument("--stages", action="store_true", help="also time each step of the card's path alone")
     args = ap.parse_args()
     p = Predictor(args.model)
@@ -117,4 +119,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from entry import run_script
+
+    run_script(main)

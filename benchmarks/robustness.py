@@ -39,11 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     from wbc.robustness import EXTRA_SHIFTS, SHIFTS, run_shifts
 
     every_shift = {**SHIFTS, **EXTRA_SHIFTS}
+    from wbc.cli import whole_number
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="model folder or .onnx (default: the shipped model)")
     ap.add_argument("--cv", type=Path, help="a cross-validation run: its fold models on their held-out TRAIN files")
     ap.add_argument("--data", type=Path)
-    ap.add_argument("--every", type=int, default=1, help="use every k-th file (default: all)")
+    ap.add_argument("--every", type=whole_number(1), default=1, help="use every k-th file (default: all)")
     ap.add_argument("--offset", type=int, default=0,
                     help="skip this many files before taking every k-th (0 to --every - 1): with --every 3, "
                          "--offset 1 takes files --offset 0 does not")
@@ -146,4 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from entry import run_script
+
+    run_script(main)

@@ -75,11 +75,13 @@ def compare(a: Path, b: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from wbc.cli import whole_number
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("dump")
     d.add_argument("out", type=Path)
-    d.add_argument("--every", type=int, default=7)
+    d.add_argument("--every", type=whole_number(1), default=7)
     d.add_argument("--data")
     d.add_argument("--model")
     d.add_argument("--splits", nargs="+", default=["TRAIN", "TEST"])
@@ -94,4 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from entry import run_script
+
+    run_script(main)

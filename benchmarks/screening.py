@@ -94,9 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     from wbc.screening import OVEREXPOSED_SHARE, screen
     from wbc.sources import originals_near
 
+    from wbc.cli import whole_number
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path)
-    ap.add_argument("--every", type=int, default=1, help="use every k-th TRAIN and TEST file (default: all)")
+    ap.add_argument("--every", type=whole_number(1), default=1, help="use every k-th TRAIN and TEST file (default: all)")
     ap.add_argument("--offset", type=int, default=0, help="start from this file (other files for the same --every)")
     ap.add_argument("--patches", choices=sorted(PLACES), default="corners", help="where the red-cell patches are cut")
     ap.add_argument("--json", type=Path, help="also write the counts here")
@@ -145,4 +147,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from entry import run_script
+
+    run_script(main)

@@ -29,10 +29,12 @@ def main(argv: list[str] | None = None) -> None:
     from wbc.imaging import COARSE_MARGIN, COARSE_REDUCE, coarse_stain, load_image, stain_map, stain_peak, whole_stain_peak
     from wbc.robustness import scale as enlarge
 
+    from wbc.cli import whole_number
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data")
     ap.add_argument("--splits", nargs="+", default=["TRAIN", "TEST"])
-    ap.add_argument("--every", type=int, default=1)
+    ap.add_argument("--every", type=whole_number(1), default=1)
     ap.add_argument("--magnified", type=float, nargs="*", default=[], help="also each file enlarged this many times")
     ap.add_argument("--timed", type=int, default=300, help="files timed, each way in alternation")
     args = ap.parse_args(argv)
@@ -78,4 +80,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from entry import run_script
+
+    run_script(main)

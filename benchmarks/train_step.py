@@ -27,10 +27,12 @@ def main(argv: list[str] | None = None) -> None:
     from wbc.model import build_model, default_config
     from wbc.train import AUGMENT, _make_optimizer, preset
 
+    from wbc.cli import whole_number
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", choices=["wbcnet", "seed"], default="wbcnet")
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--rounds", type=whole_number(1), default=15)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -74,4 +76,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from entry import run_script
+
+    run_script(main)

@@ -10,6 +10,8 @@ outside the 0.1-99.9 range in some channel.
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -21,10 +23,13 @@ def main(argv: list[str] | None = None) -> None:
     from wbc.imaging import load_image
     from wbc.screening import field_white
 
+    from wbc.cli import whole_number
+    from wbc.info import SPLITS
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data")
-    ap.add_argument("--split", default="TRAIN")
-    ap.add_argument("--every", type=int, default=1)
+    ap.add_argument("--split", default="TRAIN", choices=SPLITS)
+    ap.add_argument("--every", type=whole_number(1), default=1)
     args = ap.parse_args(argv)
     samples = list_split(find_images_root(args.data), args.split)[:: args.every]
     whites = np.array([field_white(load_image(s.path)) for s in tqdm(samples, desc="white")])  # (N, 3)
@@ -38,4 +43,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from entry import run_script
+
+    run_script(main)

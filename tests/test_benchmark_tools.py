@@ -306,7 +306,7 @@ def test_cell_errors_reads_true_classes_in_any_case(tmp_path, monkeypatch, capsy
                    "x/c.jpeg,NEUTROPHIL,NEUTROPHIL\n")
     tables = []
     for csv_path in (old, new):
-        monkeypatch.setattr("sys.argv", ["cell_errors.py", str(csv_path), "--split", "NONE"])
+        monkeypatch.setattr("sys.argv", ["cell_errors.py", str(csv_path)])  # names no TEST file knows: a cell each
         assert mod.main() == 0
         tables.append([line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")])
     for table in tables:
@@ -315,3 +315,25 @@ def test_cell_errors_reads_true_classes_in_any_case(tmp_path, monkeypatch, capsy
     with pytest.raises(SystemExit):
         mod.main()
     assert "gone.csv: No such file or directory" in capsys.readouterr().err
+    (tmp_path / "photo.jpg").write_bytes(bytes(range(256)))
+    for argv, says in ((["--split", "NOPE"], "invalid choice: 'NOPE'"), ([], "photo.jpg: not a CSV file")):
+        monkeypatch.setattr("sys.argv", ["cell_errors.py", str(tmp_path / "photo.jpg"), *argv])
+        with pytest.raises(SystemExit):
+            mod.main()
+        assert says in capsys.readouterr().err
+
+
+def test_scripts_give_errors_in_one_line(tmp_path) -> None:
+    """A benchmark script's WbcError (a missing cross-validation or data folder) and a bad count are one
+    line and exit 2, as the `wbc` command's, not a traceback."""
+    import subprocess
+    import sys
+
+    from conftest import BENCHMARKS
+
+    for argv, says in ((["magnification.py", "--cv", str(tmp_path / "none")], "no finished fold runs"),
+                       (["split_stats.py", "--data", str(tmp_path / "none")], "no such folder"),
+                       (["white_range.py", "--every", "0"], "--every: 0: choose 1 or more")):
+        r = subprocess.run([sys.executable, str(BENCHMARKS / argv[0]), *argv[1:]], capture_output=True, text=True)
+        assert r.returncode == 2, (argv, r.stderr)
+        assert says in r.stderr and "Traceback" not in r.stderr, (argv, r.stderr)

@@ -243,6 +243,14 @@ class TestPredictCli:
             main(argv)
         assert e.value.code == 2 and message in capsys.readouterr().err
 
+    def test_app_address_not_of_this_machine(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """An address the machine cannot listen on is one line naming --address, before Streamlit starts
+        (which met it with a traceback)."""
+        pytest.importorskip("streamlit")
+        assert main(["app", "--address", "10.255.255.1"]) == 2
+        err = capsys.readouterr().err
+        assert "--address 10.255.255.1: not an address of this machine" in err and "Traceback" not in err
+
     @pytest.mark.parametrize("option, message", [
         (["--epochs", "0"], "epochs 0: choose 1 or more"), (["--epochs", "-3"], "epochs -3: choose 1 or more"),
         (["--limit-cells", "0"], "limit cells 0: choose 1 or more"), (["--patience", "0"], "patience 0: choose 1"),

@@ -332,6 +332,7 @@ def cmd_app(args: argparse.Namespace) -> int:
     except ImportError as e:
         raise WbcError("the app needs Streamlit: pip install -e '.[app]'") from e
     Predictor(args.model)  # fail here, in one line, if the model is missing or corrupt
+    _check_address(args.address)  # Streamlit names a busy port itself, but meets a bad address with a traceback
     env = dict(os.environ)
     if args.model:
         env["WBC_MODEL"] = str(Path(args.model).resolve())
@@ -347,6 +348,22 @@ def cmd_app(args: argparse.Namespace) -> int:
         sys.stderr.flush()
         os.execve(sys.executable, cmd, env)
     return subprocess.call(cmd, env=env)
+
+
+def _check_address(address: str) -> None:
+    """WbcError unless `address` resolves to an address this machine can listen on."""
+    import socket
+
+    try:
+        family, kind, _, _, where = socket.getaddrinfo(address, 0, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError) as e:
+        raise WbcError(f"--address {address}: not an address or host name this machine can resolve ({e})") from e
+    with socket.socket(family, kind) as probe:
+        try:
+            probe.bind(where)  # port 0: any free port; only the address is asked about
+        except OSError as e:
+            raise WbcError(f"--address {address}: not an address of this machine ({e.strerror or e}); "
+                           "give localhost, 0.0.0.0 (every network) or one of its own addresses") from e
 
 
 def cmd_data_sources(args: argparse.Namespace) -> int:
@@ -373,15 +390,17 @@ def _usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def _whole_number(low: int, high: int, why: str) -> Callable[[str], int]:
-    """An argparse type: a whole number in low..high, refused by name otherwise (`why` says whence the bounds)."""
+def whole_number(low: int, high: int | None = None, why: str = "") -> Callable[[str], int]:
+    """An argparse type: a whole number in low..high (no upper bound: None), refused by name otherwise
+    (`why` says whence the bounds). The benchmark scripts take their counts with it too."""
     def parse(text: str) -> int:
         try:
             n = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not low <= n <= high:
-            raise argparse.ArgumentTypeError(f"{n}: choose {low} to {high} ({why})")
+        if n < low or (high is not None and n > high):
+            bounds = f"{low} or more" if high is None else f"{low} to {high}"
+            raise argparse.ArgumentTypeError(f"{n}: choose {bounds}" + (f" ({why})" if why else ""))
         return n
     return parse
 
@@ -389,7 +408,7 @@ def _whole_number(low: int, high: int, why: str) -> Callable[[str], int]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wbc", description="White blood cell classification: train, evaluate, export, predict.")
     # More threads than CPUs only slow a CPU run, and ONNX Runtime allocates for every thread asked.
-    threads = _whole_number(1, _usable_cpus(), "the CPUs this process may use")
+    threads = whole_number(1, _usable_cpus(), "the CPUs this process may use")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = sub.add_parser("data", help="get or check the data set")
@@ -513,7 +532,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     a = sub.add_parser("app", help="start the web app (Streamlit) on the shipped model")
     a.add_argument("--model", help="model folder or .onnx (default: WBC_MODEL, else the shipped model)")
-    a.add_argument("--port", type=_whole_number(1, 65535, "a TCP port"), default=8501, help="default: 8501")
+    a.add_argument("--port", type=whole_number(1, 65535, "a TCP port"), default=8501, help="default: 8501")
     a.add_argument("--address", default="localhost", help="default: localhost; 0.0.0.0 to serve the network")
     a.set_defaults(func=cmd_app)
     return p

@@ -1,0 +1,25 @@
+"""How every benchmark script starts: its errors as one line, as the `wbc` command gives them."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import NoReturn
+
+
+def run_script(main: Callable[[], int | None]) -> NoReturn:
+    """Run a script's main() and exit with its status. A WbcError (a data set, model or run folder
+    that is missing or wrong) is one line naming the script and exits 2; Ctrl+C exits 130."""
+    from wbc.errors import WbcError
+
+    name = Path(sys.argv[0]).name
+    try:
+        code = main()
+    except WbcError as e:
+        print(f"{name}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(code or 0)
