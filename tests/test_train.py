@@ -324,3 +324,25 @@ def test_low_res_out_of_range_is_refused(tmp_path: Path, model: str, size: int, 
     with pytest.raises(ConfigError, match=re.escape(message)):
         fit(cfg, tmp_path / "r", progress=False)
     assert not (tmp_path / "r").exists()
+
+
+def test_export_warns_of_an_unfinished_or_near_chance_run(tiny_run: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """`wbc export` of an interrupted run says so and how to finish it; a model near chance on its
+    held-out images is said to be; a finished run of fair accuracy gets no warning."""
+    import shutil
+
+    from wbc.cli import main
+    from wbc.ship import export_warnings
+    from wbc.train import save_checkpoint
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    state = load_checkpoint(run / "last.pt")
+    assert state["stopped"] and export_warnings(run / "best.pt", {"calibration": {"val_accuracy": 0.9}}) == []
+    save_checkpoint(run / "last.pt", {**state, "stopped": False, "epoch": 0})
+    assert main(["export", str(run), "--out", str(tmp_path / "e"), "--data", str(FIXTURE_IMAGES)]) == 0
+    assert f"warning: the run {run} did not finish (epoch 1 of 2): `wbc train --out {run} --resume`" in (
+        capsys.readouterr().err)
+    assert export_warnings(tmp_path / "elsewhere" / "best.pt", {"calibration": {"val_accuracy": 0.3}}) == [
+        "it reads only 30.0% of its held-out images right (chance: 25%); its \"confident\" verdicts mean little"]

@@ -90,6 +90,24 @@ def checkpoint_validation_logits(ckpt: str | Path, data: str | Path | None = Non
         return validation_view_logits(Path(tmp), ckpt.parent, data, views)
 
 
+def export_warnings(ckpt: Path, card: dict[str, Any]) -> list[str]:
+    """What a user exporting this checkpoint should know before using the model: a run that did not
+    finish (interrupted; `--resume` finishes it), or held-out accuracy near chance (4 classes: 25%)."""
+    notes = []
+    last = ckpt.parent / "last.pt"
+    if last.is_file():
+        state = load_checkpoint(last)
+        if not state.get("stopped"):
+            total = state.get("train_config", {}).get("epochs", "?")
+            notes.append(f"the run {ckpt.parent} did not finish (epoch {state['epoch'] + 1} of {total}): "
+                         f"`wbc train --out {ckpt.parent} --resume` finishes it")
+    accuracy = card.get("calibration", {}).get("val_accuracy")
+    if isinstance(accuracy, float) and accuracy < 0.5:
+        notes.append(f"it reads only {100 * accuracy:.1f}% of its held-out images right (chance: 25%); "
+                     "its \"confident\" verdicts mean little")
+    return notes
+
+
 def export_and_report(run: str | Path, out: str | Path, data: str | Path | None = None,
                       evaluate_test: bool = False, tta: bool = True, calibrate: bool = True,
                       calibration: str | Path | None = None,
