@@ -346,3 +346,23 @@ def test_export_warns_of_an_unfinished_or_near_chance_run(tiny_run: Path, tmp_pa
         capsys.readouterr().err)
     assert export_warnings(tmp_path / "elsewhere" / "best.pt", {"calibration": {"val_accuracy": 0.3}}) == [
         "it reads only 30.0% of its held-out images right (chance: 25%); its \"confident\" verdicts mean little"]
+
+
+def test_one_training_writes_to_a_run_at_a_time(tmp_path: Path) -> None:
+    """While a `wbc train` holds a run folder, a second (a --resume started beside it) is refused by
+    name; a refused or failed start into a new folder leaves none behind."""
+    import fcntl
+    import os
+
+    run = tmp_path / "run"
+    run.mkdir()
+    fd = os.open(run, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # the first training, as another process would hold it
+    try:
+        with pytest.raises(CheckpointError, match="another `wbc train` is writing to this run now"):
+            fit(TINY, run, resume=True, progress=False)
+    finally:
+        os.close(fd)
+    with pytest.raises(CheckpointError):  # unlocked now: on to the checkpoint, which is missing
+        fit(TINY, tmp_path / "new", resume=True, progress=False)
+    assert not (tmp_path / "new").exists()

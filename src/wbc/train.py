@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -443,6 +444,31 @@ def check_config(cfg: TrainConfig) -> None:
                           f"smoothing {cfg.label_smoothing}, so that the labelled class keeps the larger share")
 
 
+@contextlib.contextmanager
+def _only_writer(run: Path) -> Iterator[None]:
+    """Hold the run folder for one `wbc train` at a time (an advisory lock on the folder, released
+    when the process ends however it ends); a folder made here and left empty is removed."""
+    made = not run.exists()
+    run.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run, os.O_RDONLY)
+    try:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no lock, as before
+            fcntl = None
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise CheckpointError(f"{run}: another `wbc train` is writing to this run now; wait for it to "
+                                      "end, or choose another --out") from None
+        yield
+    finally:
+        os.close(fd)
+        if made and not any(run.iterdir()):
+            run.rmdir()
+
+
 def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool = True,
         model_cfg: SeedConfig | WbcNetConfig | None = None) -> Path:
     """Train `cfg.model` on TRAIN's cell-grouped training part; select on its validation part.
@@ -450,13 +476,19 @@ def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool 
     Writes to `run`: config.json, split.json, summary.csv, last.pt, best.pt and curves.png.
     With `resume`, continues from run/last.pt (the config stored in the run wins, but for
     MACHINE_SETTINGS, taken from `cfg`). `model_cfg`
-    replaces the network's default config (architecture experiments).
+    replaces the network's default config (architecture experiments). One `fit` writes to a run
+    folder at a time: a second is refused while the first runs.
     """
+    with _only_writer(Path(run)):
+        return _fit(cfg, Path(run), resume, progress, model_cfg)
+
+
+def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
+         model_cfg: SeedConfig | WbcNetConfig | None) -> Path:
     from tqdm import tqdm
 
     from wbc.report import plot_curves
 
-    run = Path(run)
     check_config(cfg)
     state: dict[str, Any] | None = None
     if resume:
