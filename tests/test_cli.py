@@ -598,7 +598,7 @@ def test_export_match_white_reaches_the_card_writer(monkeypatch: pytest.MonkeyPa
 
     def fake(run: Path, out: Path, **kw: object) -> dict:
         seen.append(bool(kw["match_white"]))
-        return {"onnx_bytes": 1, "parity": {"max_abs_diff": 0.0, "images": 1}}
+        return {"onnx_bytes": 1, "parity": {"max_abs_diff": 0.0, "images": 1}, "tta_views": 4}
 
     monkeypatch.setattr(wbc.ship, "export_and_report", fake)
     assert main(["export", str(tmp_path), "--out", str(tmp_path / "o"), "--match-white"]) == 0
