@@ -38,10 +38,12 @@ def main() -> int:
     if not rows or not {"file", "class"} <= rows[0].keys():
         ap.error(f"{args.predictions}: not a predictions.csv of `wbc evaluate` (no file and class columns)")
     for row in rows:
-        path = Path(row["file"])
-        # The true class: the column `wbc evaluate` writes since 0.11, else the file's class folder in any case.
-        true = row.get("true_class") or path.parent.name.upper()
-        views[(true, cell_key(true, path.name, args.split))][row["class"]] += 1
+        # CLASS/<path under the class folder>: the true class is the column `wbc evaluate` writes since
+        # 0.11, else the class folder in any case; the path groups a user's files as evaluate does (alike
+        # names in two subfolders: two cells).
+        cls_folder, *under = Path(row["file"]).parts or ("",)
+        true = row.get("true_class") or cls_folder.upper()
+        views[(true, cell_key(true, "/".join(under) or cls_folder, args.split))][row["class"]] += 1
     print("| true class | cells | cells with wrong views | share of views wrong there | wrong views go to |")
     print("|---|---|---|---|---|")
     for cls in sorted({t for t, _ in views}):

@@ -39,6 +39,8 @@ def shown(r: dict[str, Any]) -> str:
 
 def markdown(results: dict[str, dict[str, Any]]) -> str:
     """One row per recipe: the pooled out-of-fold figures (calibrated with the pooled temperature)."""
+    from wbc.metrics import per_class_figure
+
     lines = [
         "| recipe | folds | files / cells | accuracy over files [95% CI] | cells right | macro-F1 [95% CI] | "
         "mono recall | neut precision | NLL | ECE raw / T / shown (left out) | pooled T | accuracy per fold |",
@@ -51,7 +53,8 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
             f"| {name} | {', '.join(folds)} of {r.get('folds_total', len(folds))} | {m['n_files']} / {m['n_cells']} | {100 * m['accuracy']:.2f}% "
             f"[{100 * m['accuracy_ci95'][0]:.1f}, {100 * m['accuracy_ci95'][1]:.1f}] | {m['cells_correct']} | "
             f"{m['macro_f1']:.3f} [{m['macro_f1_ci95'][0]:.3f}, {m['macro_f1_ci95'][1]:.3f}] | "
-            f"{pc['MONOCYTE']['recall']:.3f} | {pc['NEUTROPHIL']['precision']:.3f} | {m['nll']:.3f} | "
+            f"{per_class_figure(pc['MONOCYTE']['recall'], 3)} | {per_class_figure(pc['NEUTROPHIL']['precision'], 3)} | "
+            f"{m['nll']:.3f} | "
             f"{r['raw']['ece']:.3f} / {m['ece']:.3f} / {shown(r)} | {r['temperature']:.2f} | "
             + " · ".join(f"{100 * f['accuracy']:.2f}%" for f in folds.values()) + " |")
     return "\n".join(lines)

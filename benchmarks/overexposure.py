@@ -51,6 +51,7 @@ def pct(a: float | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
+    from wbc.cli import whole_number
     from wbc.data import find_images_root, list_split
     from wbc.imaging import TEST_TIME_VIEWS, load_image
     from wbc.io import atomic_write_text
@@ -58,8 +59,6 @@ def main(argv: list[str] | None = None) -> int:
     from wbc.robustness import brightness
     from wbc.screening import OVEREXPOSED_SHARE
     from wbc.ship import exported_folds
-
-    from wbc.cli import whole_number
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cv", type=Path, required=True, help="a cross-validation run (foldK run folders inside)")

@@ -60,8 +60,13 @@ def side_by_side(p: Predictor, counts: list[int], runs: int) -> dict[int, float]
 
 def stages(p: Predictor, runs: int) -> dict[str, float]:
     """Median ms of each step of one prediction with the card's views, the steps timed in turn, round after round."""
-    from wbc.imaging import crop_square, dihedral_views, load_image, locate_at_data_scale
     from wbc.imaging import _resize as resize
+    from wbc.imaging import (
+        crop_square,
+        dihedral_views,
+        load_image,
+        locate_at_data_scale,
+    )
     from wbc.screening import input_gains, screen
 
     raw = SAMPLE.read_bytes()
@@ -85,9 +90,8 @@ def stages(p: Predictor, runs: int) -> dict[str, float]:
 
 
 def main() -> int:
-    from wbc.predict import Predictor
-
     from wbc.cli import whole_number
+    from wbc.predict import Predictor
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model")

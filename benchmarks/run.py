@@ -218,7 +218,9 @@ def fmt(v: Any, kind: str) -> str:
     if kind == "ci3":
         return f"[{v[0]:.3f}, {v[1]:.3f}]"
     if kind == "pr":
-        return f"{v['precision']:.3f} / {v['recall']:.3f}"
+        from wbc.metrics import per_class_figure
+
+        return f"{per_class_figure(v['precision'], 3)} / {per_class_figure(v['recall'], 3)}"
     if kind == "int":
         return f"{v:,}"
     if kind.startswith("f"):

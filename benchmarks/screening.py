@@ -87,14 +87,13 @@ def list_passing(patches: list[np.ndarray], sheet: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
+    from wbc.cli import whole_number
     from wbc.data import find_images_root, list_split
     from wbc.imaging import load_image, locate_at_data_scale
     from wbc.io import atomic_write_text
     from wbc.robustness import COLOUR_SHIFTS, brightness
     from wbc.screening import OVEREXPOSED_SHARE, screen
     from wbc.sources import originals_near
-
-    from wbc.cli import whole_number
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path)

@@ -24,10 +24,9 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from wbc.augment import augment_batch
+    from wbc.cli import whole_number
     from wbc.model import build_model, default_config
     from wbc.train import AUGMENT, _make_optimizer, preset
-
-    from wbc.cli import whole_number
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", choices=["wbcnet", "seed"], default="wbcnet")

@@ -19,12 +19,11 @@ import numpy as np
 def main(argv: list[str] | None = None) -> None:
     from tqdm import tqdm
 
+    from wbc.cli import whole_number
     from wbc.data import find_images_root, list_split
     from wbc.imaging import load_image
-    from wbc.screening import field_white
-
-    from wbc.cli import whole_number
     from wbc.info import SPLITS
+    from wbc.screening import field_white
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data")

@@ -535,6 +535,9 @@ class TestPage:
         assert any("3 cell(s) counted" in c.value for c in at.caption), [c.value for c in at.caption]
         at.file_uploader[0].set_value([up[2], up[1]]).run()  # the corrected two alone, in another order
         assert at.dataframe[0].value["reviewed"].tolist() == ["EXCLUDED", "MONOCYTE"]
+        at.file_uploader[0].set_value([("renamed.jpeg", up[2][1], "image/jpeg"), up[1]]).run()
+        table = at.dataframe[0].value  # the same image under a new name: the name follows, the correction stays
+        assert table["file"].tolist() == ["renamed.jpeg", up[1][0]] and table["reviewed"].tolist()[0] == "EXCLUDED"
 
     def test_different_images_with_one_name_are_told_apart(self) -> None:
         """Two different images named alike get rows of their own names; the same name and bytes twice

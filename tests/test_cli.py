@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from wbc.cli import NOT_READ, main
+from wbc.cli import main
+from wbc.predict import NOT_READ
 
 from conftest import FIXTURE_IMAGES
 
@@ -69,7 +70,7 @@ class TestPredictCli:
         rows = list(csv.DictReader(out.open()))
         assert len(rows) == 8
         assert [bool(r["class"]) for r in rows] == [True] * 3 + [False] * 5
-        assert all(r["error"] == NOT_READ for r in rows[3:])
+        assert all(r["error"] == NOT_READ and r["verdict"] == "not read" for r in rows[3:])
         captured = capsys.readouterr()
         assert "Differential of the 3 image(s) read as white cells (left out: 5 not read before the interruption)" \
             in captured.out
@@ -385,7 +386,7 @@ class TestOtherVerbs:
         pytest.importorskip("torch")
         assert main(["train", "--data", str(FIXTURE_IMAGES), "--out", str(tmp_path / "r"), "--dry-run", "--quiet"]) == 2
         err = capsys.readouterr().err
-        assert "cells per class are [3, 3, 3, 3]" in err and "use at least 5 cells per class (--limit-cells)" in err
+        assert "cells per class are [3, 3, 3, 3], and each class needs one in every fold, so at least 5" in err
         assert "--val-fraction" in err
 
     def test_train_dry_run_with_low_res(self, tmp_path: Path) -> None:

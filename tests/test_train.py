@@ -349,8 +349,8 @@ def test_export_warns_of_an_unfinished_or_near_chance_run(tiny_run: Path, tmp_pa
 
 
 def test_one_training_writes_to_a_run_at_a_time(tmp_path: Path) -> None:
-    """While a `wbc train` holds a run folder, a second (a --resume started beside it) is refused by
-    name; a refused or failed start into a new folder leaves none behind."""
+    """While a `wbc train` holds a run folder, a second (a --resume started beside it, or a new run) is
+    refused by name and leaves the holder's folder alone; a failed start into a new folder leaves none."""
     import fcntl
     import os
 
@@ -365,4 +365,14 @@ def test_one_training_writes_to_a_run_at_a_time(tmp_path: Path) -> None:
         os.close(fd)
     with pytest.raises(CheckpointError):  # unlocked now: on to the checkpoint, which is missing
         fit(TINY, tmp_path / "new", resume=True, progress=False)
-    assert not (tmp_path / "new").exists()
+    assert not (tmp_path / "new").exists()  # a failed start leaves no folder it made
+    held = tmp_path / "held"
+    held.mkdir()
+    fd = os.open(held, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(CheckpointError, match="another `wbc train`"):
+            fit(TINY, held, progress=False)
+    finally:
+        os.close(fd)
+    assert held.is_dir()  # a refused start leaves the holder's folder alone

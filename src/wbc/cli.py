@@ -18,8 +18,6 @@ from wbc.imaging import TEST_TIME_VIEWS
 if TYPE_CHECKING:  # the training extras (torch) load only when a command needs them
     from wbc.train import TrainConfig
 
-NOT_READ = "not read: the run was interrupted first"
-
 
 def _training(module: str, name: str) -> Any:
     """`name` from a module that needs the training extras; a one-line error where they are missing."""
@@ -96,7 +94,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = _check_resume(out, asked, {k: v for k, v in network.items() if v is not None}, args.all_cells)
     if args.dry_run:  # one epoch, or with progressive resizing (wbcnet's default) one at each size
         # Enough cells per class for one in each of the round(1 / val_fraction) cell-grouped folds.
-        few = 3 if cfg.fold is None else max(3, round(1 / cfg.val_fraction))
+        folds = round(1 / cfg.val_fraction) if 0 < cfg.val_fraction < 0.5 else 0  # else refused with the config
+        few = 3 if cfg.fold is None else max(3, folds)
         cfg = replace(cfg, epochs=2 if cfg.low_res_epochs else 1, limit_cells=cfg.limit_cells or few,
                       low_res_epochs=min(cfg.low_res_epochs, 1))
     try:
@@ -252,7 +251,7 @@ def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from wbc.predict import Prediction, Predictor, write_predictions_csv
+    from wbc.predict import NOT_READ, Prediction, Predictor, write_predictions_csv
 
     entries, repeats = _predict_inputs(args.paths)
     paths = [e for e in entries if isinstance(e, Path)]
@@ -354,19 +353,27 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 
 def _check_address(address: str) -> None:
-    """WbcError unless `address` resolves to an address this machine can listen on."""
+    """WbcError unless `address` resolves to an address this machine can listen on (any of those it
+    resolves to; a `unix://` socket path is Streamlit's to check)."""
     import socket
 
+    if address.startswith("unix://"):
+        return
     try:
-        family, kind, _, _, where = socket.getaddrinfo(address, 0, type=socket.SOCK_STREAM)[0]
+        found = socket.getaddrinfo(address, 0, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as e:
         raise WbcError(f"--address {address}: not an address or host name this machine can resolve ({e})") from e
-    with socket.socket(family, kind) as probe:
+    refusal: OSError | None = None
+    for family, kind, _, _, where in found:
         try:
-            probe.bind(where)  # port 0: any free port; only the address is asked about
+            with socket.socket(family, kind) as probe:
+                probe.bind(where)  # port 0: any free port; only the address is asked about
+            return
         except OSError as e:
-            raise WbcError(f"--address {address}: not an address of this machine ({e.strerror or e}); "
-                           "give localhost, 0.0.0.0 (every network) or one of its own addresses") from e
+            refusal = e
+    raise WbcError(f"--address {address}: not an address of this machine "
+                   f"({refusal.strerror if refusal and refusal.strerror else refusal}); "
+                   "give localhost, 0.0.0.0 (every network) or one of its own addresses")
 
 
 def cmd_data_sources(args: argparse.Namespace) -> int:

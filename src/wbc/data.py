@@ -179,8 +179,8 @@ def grouped_kfold(samples: Sequence[Sample], k: int = 5, seed: int = 0) -> Itera
     counts = np.array([len({s.cell for s in samples if s.label == c}) for c in range(len(CLASSES))])
     if k < 2 or (counts[counts > 0] < k).any():
         raise DataError(f"cannot make {k} cell-grouped folds: cells per class are {counts.tolist()}, and each "
-                        f"class needs a cell in every fold; use at least {k} cells per class (--limit-cells), "
-                        "or a larger --val-fraction (fewer folds)")
+                        f"class needs one in every fold, so at least {k}; give more cells (a larger --limit-cells, "
+                        "where it is set) or a larger --val-fraction (fewer folds)")
     skf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     yield from skf.split(np.zeros(len(y)), y, groups)
 

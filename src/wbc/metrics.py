@@ -119,9 +119,9 @@ def _defined(v: float) -> float | None:
     return None if math.isnan(v) else float(v)
 
 
-def per_class_figure(v: float | None) -> str:
+def per_class_figure(v: float | None, digits: int = 4) -> str:
     """A per-class precision, recall or F1 as the reports print it: a dash where it is undefined."""
-    return "—" if v is None else f"{v:.4f}"
+    return "—" if v is None else f"{v:.{digits}f}"
 
 
 def compute_metrics(
@@ -167,5 +167,5 @@ def classification_report_text(probs: np.ndarray, y: np.ndarray) -> str:
     from sklearn.metrics import classification_report
 
     return classification_report(
-        y, probs.argmax(1), labels=list(range(NUM_CLASSES)), target_names=list(CLASSES), digits=4, zero_division=0
+        y, probs.argmax(1), labels=list(range(NUM_CLASSES)), target_names=list(CLASSES), digits=4, zero_division=np.nan
     )

@@ -28,6 +28,7 @@ from wbc.screening import OVEREXPOSED_SHARE, Screening, field_white, input_gains
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "models" / "default"
 BATCH = 64
+NOT_READ = "not read: the run was interrupted first"  # the error of a file `wbc predict` was stopped before
 
 
 def sha256_file(path: str | Path) -> str:
@@ -164,7 +165,7 @@ class Prediction:
         """What a user should read: the type, or why it should not be taken at face value; blank where
         no screening ran (wbc evaluate), which could not say whether a white cell is there at all."""
         if self.error:
-            return "unreadable"
+            return "not read" if self.error == NOT_READ else "unreadable"
         if not self.screened:
             return ""
         if self.not_wbc:
@@ -224,6 +225,9 @@ class Predictor:
         check_input_size(self.spec, graph_input.shape, self.raw_input, self.onnx_path, self.card_path)
         h, w = self.spec.input_hw
         if self.tta_views > 1 and h != w:
+            if tta_views is not None:
+                raise ValueError(f"tta_views={tta_views} asked of a network whose input ({h}x{w} px) is not square, "
+                                 "so it cannot be rotated; give 1")
             raise ModelFileError(f"{self.card_path}: tta_views is {self.tta_views}, but the input ({h}x{w} px) is not square, "
                                  "so it cannot be rotated; set tta_views to 1")
 

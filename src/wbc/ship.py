@@ -92,7 +92,7 @@ def checkpoint_validation_logits(ckpt: str | Path, data: str | Path | None = Non
 
 def export_warnings(ckpt: Path, card: dict[str, Any]) -> list[str]:
     """What a user exporting this checkpoint should know before using the model: a run that did not
-    finish (interrupted; `--resume` finishes it), or held-out accuracy near chance (4 classes: 25%)."""
+    finish (interrupted; `--resume` finishes it), or held-out accuracy below 50% (chance, with 4 classes: 25%)."""
     notes = []
     last = ckpt.parent / "last.pt"
     if last.is_file():
@@ -138,7 +138,8 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
         # 0.583, 0.667 both), one view the temperature by 0.04. A map is taken alike, unmeasured with 4
         # views (the shipped recipe's check adopted none).
         if views == 1:
-            raise CheckpointError("a cross-validation's calibration is fitted on averaged views; drop --no-tta")
+            why = "drop --no-tta" if tta else f"this network's input ({h}x{w} px) is not square, so it cannot be rotated"
+            raise CheckpointError(f"a cross-validation's calibration is fitted on averaged views; {why}")
         calib = calibration_from(calibration, ckpt.parent)
         calib["fitted_on_views"] = OOF_VIEWS
         t, threshold, cmap = calib.pop("temperature"), calib.pop("review_threshold"), calib.pop("confidence_map")

@@ -447,25 +447,30 @@ def check_config(cfg: TrainConfig) -> None:
 @contextlib.contextmanager
 def _only_writer(run: Path) -> Iterator[None]:
     """Hold the run folder for one `wbc train` at a time (an advisory lock on the folder, released
-    when the process ends however it ends); a folder made here and left empty is removed."""
+    when the process ends however it ends); a folder made here and left empty is removed. Where no
+    lock can be had (not POSIX; a file system without locks) training goes on without one."""
     made = not run.exists()
     run.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run, os.O_RDONLY)
+    fd: int | None = None
+    held = False
     try:
         try:
             import fcntl
-        except ImportError:  # not POSIX: no lock, as before
-            fcntl = None
-        if fcntl is not None:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise CheckpointError(f"{run}: another `wbc train` is writing to this run now; wait for it to "
-                                      "end, or choose another --out") from None
+
+            fd = os.open(run, os.O_RDONLY)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CheckpointError(f"{run}: another `wbc train` is writing to this run now; wait for it to "
+                                  "end, or choose another --out") from None
+        except (ImportError, OSError):
+            pass  # no lock to be had here: train without one
+        held = True
         yield
     finally:
-        os.close(fd)
-        if made and not any(run.iterdir()):
+        if fd is not None:
+            os.close(fd)
+        # Only the holder tidies: a refused start must not remove the folder the holder is about to fill.
+        if made and held and not any(run.iterdir()):
             run.rmdir()
 
 

@@ -164,7 +164,7 @@ with classify_tab:
     # added or removed), and would otherwise start again from the predictions.
     corrections: dict[str, str] = st.session_state.setdefault("corrections", {})
     rows = logic.review_rows(results, [logic.upload_key(data) for _, data in uploads], corrections)
-    keys = tuple(r["key"] for r in rows)
+    keys = tuple((r["key"], r["file"]) for r in rows)  # an image shown under another name is a new row too
     if st.session_state.get("review_rows", (None,))[0] != keys:
         # Rebuilt only when the images change: the same rows keep the same widget and its edits.
         st.session_state["review_rows"] = (keys, rows)
