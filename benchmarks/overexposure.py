@@ -8,6 +8,11 @@ files of the cells it was held out from, each brightened by every gain and clipp
 its lit pixels white in every channel) and whether the prediction is right are pooled over the folds.
 Prints accuracy per gain, with the share of files the current mark (OVEREXPOSED_SHARE) marks and the
 accuracy of those marked and of the rest, and accuracy per bin of clipped share (0-0.1, ..., 0.9-1) against the clean files: where the mark belongs.
+
+With --undo-gain, each marked file is also read after dividing it by a gain estimated from its clipped
+share: the gain at which the data set's fields (the median over every 25th TRAIN file of each one's
+quantiles of the darkest channel over its lit pixels) would clip that share. Does undoing the
+brightness, short of the clipped highlights, bring the network back?
 """
 
 from __future__ import annotations
@@ -40,6 +45,27 @@ def bins(clipped: np.ndarray, right: np.ndarray, clean: float, width: float = 0.
     return out
 
 
+QUANTILES = np.linspace(0, 1, 1001)
+
+
+def darkest_channel_quantiles(rgb: np.ndarray) -> np.ndarray:
+    """QUANTILES of the darkest channel over the lit pixels of `rgb` (H, W, 3): the value a pixel must
+    reach to count as clipped (`screening.clipped_share`) is in these units."""
+    from wbc.screening import lit_mask
+
+    darkest = np.minimum(np.minimum(rgb[..., 0], rgb[..., 1]), rgb[..., 2])[lit_mask(rgb)]
+    return np.quantile(darkest, QUANTILES)
+
+
+def undo_gain(rgb: np.ndarray, clipped: float, typical: np.ndarray) -> tuple[np.ndarray, float]:
+    """`rgb` divided by the gain that would clip a `clipped` share of a field whose darkest-channel
+    quantiles are `typical`, and that gain."""
+    from wbc.screening import WHITE_LEVEL
+
+    gain = WHITE_LEVEL / float(np.interp(1 - clipped, QUANTILES, typical))
+    return np.clip(np.round(rgb.astype(np.float32) / gain), 0, 255).astype(np.uint8), gain
+
+
 def mean_or_none(a: np.ndarray) -> float | None:
     return float(a.mean()) if len(a) else None
 
@@ -67,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gains", type=float, nargs="+", default=list(GAINS),
                     help="brightness gains, 1.0 (clean) first (default: 1.0 to 1.5)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    ap.add_argument("--undo-gain", action="store_true",
+                    help="also read each marked file with its gain, estimated from its clipped share, divided out")
     args = ap.parse_args(argv)
     if args.every < 1:
         ap.error("--every must be 1 or more")
@@ -76,6 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     train = list_split(find_images_root(args.data), "TRAIN")
     clipped: dict[float, list[float]] = {g: [] for g in args.gains}
     right: dict[float, list[bool]] = {g: [] for g in args.gains}
+    undone: dict[float, list[bool]] = {g: [] for g in args.gains}  # right after the gain was divided out
+    estimated: dict[float, list[float]] = {g: [] for g in args.gains}  # that gain, for the marked files
+    typical = (np.median(np.stack([darkest_channel_quantiles(load_image(s.path))
+                                   for s in tqdm(train[::25], desc="typical field")]), 0) if args.undo_gain else None)
     with tempfile.TemporaryDirectory() as tmp:
         for model, held in exported_folds(args.cv, Path(tmp), args.data):
             pred = Predictor(model, tta_views=TEST_TIME_VIEWS)  # fold exports carry no views; measure what the card does
@@ -85,10 +117,17 @@ def main(argv: list[str] | None = None) -> int:
             images = [load_image(s.path) for s in tqdm(samples, desc=f"decode {model.name}")]
             y = np.array([s.label for s in samples])
             for g in tqdm(args.gains, desc=f"gains {model.name}"):
-                crops, screenings = zip(*(pred.analyse(brightness(g)(img)) for img in images))
+                bright = [brightness(g)(img) for img in images]
+                crops, screenings = zip(*(pred.analyse(img) for img in bright))
                 ok = pred.predict_probs(np.stack(crops)).argmax(1) == y
                 clipped[g] += [s.clipped for s in screenings]
                 right[g] += ok.tolist()
+                if typical is not None:
+                    fixed = [undo_gain(img, s.clipped, typical) if s.clipped >= OVEREXPOSED_SHARE else (img, 1.0)
+                             for img, s in zip(bright, screenings)]
+                    crops = [pred.analyse(img)[0] for img, _ in fixed]
+                    undone[g] += (pred.predict_probs(np.stack(crops)).argmax(1) == y).tolist()
+                    estimated[g] += [gain for (_, gain), s in zip(fixed, screenings) if s.clipped >= OVEREXPOSED_SHARE]
     c = {g: np.array(v) for g, v in clipped.items()}
     r = {g: np.array(v) for g, v in right.items()}
     clean = float(r[1.0].mean())
@@ -110,6 +149,16 @@ def main(argv: list[str] | None = None) -> int:
     lines += ["", "| clipped share | files (all gains) | accuracy | drop from clean (points) |", "|---|---|---|---|"]
     lines += [f"| {b['from']:.1f}-{b['from'] + BIN:.1f} | {b['files']} | "
               + (f"{100 * b['accuracy']:.2f}% | {b['drop']:+.2f} |" if b["files"] else "— | — |") for b in per_bin]
+    if typical is not None:
+        lines += ["", f"The marked files (clipped share >= {OVEREXPOSED_SHARE}) with the gain estimated from their clipped "
+                  "share divided out (--undo-gain); the unmarked files as they are:", "",
+                  "| gain | accuracy as brightened | with the gain undone | marked files | estimated gain: median (quartiles) |",
+                  "|---|---|---|---|---|"]
+        for g in args.gains:
+            e = np.array(estimated[g])
+            gains_read = f"{np.median(e):.3f} ({np.percentile(e, 25):.3f}-{np.percentile(e, 75):.3f})" if len(e) else "—"
+            lines.append(f"| x{g} | {100 * r[g].mean():.2f}% | {100 * np.mean(undone[g]):.2f}% | {len(e)} | {gains_read} |")
+        per_gain = {g: {**v, "accuracy_gain_undone": float(np.mean(undone[float(g)]))} for g, v in per_gain.items()}
     print("\n".join(lines))
     if args.json:
         atomic_write_text(args.json, json.dumps({"clean_accuracy": clean, "gains": per_gain, "bins": per_bin}, indent=1))
