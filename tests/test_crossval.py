@@ -159,6 +159,27 @@ class TestCrossValidate:
                 bench.main(["--cv", str(work), "--gains", *gains])
             assert e.value.code == 2 and "--gains starts with 1.0" in capsys.readouterr().err
 
+    def test_overexposure_undo_gain(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
+        """--undo-gain: the gain estimated from a brightened field's clipped share comes back near the gain
+        applied (the fixtures' own fields as the typical one); clean files are read as they are."""
+        from wbc.imaging import load_image
+        from wbc.robustness import brightness
+        from wbc.screening import clipped_share
+
+        work, _ = cv
+        bench = load_benchmark("overexposure")
+        files = [s.path for s in list_split(FIXTURE_IMAGES, "TRAIN")]
+        typical = np.median(np.stack([bench.darkest_channel_quantiles(load_image(f)) for f in files]), 0)
+        bright = brightness(1.4)(load_image(files[0]))
+        undone, gain = bench.undo_gain(bright, clipped_share(bright), typical)
+        assert 1.25 < gain < 1.6 and undone.max() < 255 and undone.dtype == np.uint8
+        out = tmp_path / "u.json"
+        assert bench.main(["--cv", str(work), "--data", str(FIXTURE_IMAGES), "--gains", "1.0", "1.5", "--undo-gain",
+                           "--every", "1", "--json", str(out)]) == 0
+        r = json.loads(out.read_text())["gains"]
+        assert r["1.0"]["accuracy_gain_undone"] == r["1.0"]["accuracy"]  # nothing marked: nothing undone
+        assert 0 <= r["1.5"]["accuracy_gain_undone"] <= 1
+
     def test_ablation_scores_the_epoch_asked_for(self, cv: tuple[Path, dict], tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
         """benchmarks/ablation.py scores last.pt, as the cross-validation does, unless asked for best.pt,
