@@ -409,14 +409,24 @@ class TestNotAWhiteCell:
 
 class TestDifferential:
     def test_counts_and_ranges(self) -> None:
-        """Counts, percentages and range flags follow the labels; excluded images are not counted."""
-        labels = ["NEUTROPHIL"] * 6 + ["LYMPHOCYTE"] * 3 + ["EOSINOPHIL"] + [logic.EXCLUDED] * 5
+        """Counts, percentages and range flags follow the labels; excluded images are not counted; below
+        100 cells no flag is given (the note says why), as `wbc predict` gives none."""
+        labels = ["NEUTROPHIL"] * 60 + ["LYMPHOCYTE"] * 30 + ["EOSINOPHIL"] * 10 + [logic.EXCLUDED] * 5
         rows = {r["type"]: r for r in logic.differential(labels)}
-        assert rows["Neutrophil"]["count"] == 6 and rows["Neutrophil"]["percent"] == 60.0
+        assert rows["Neutrophil"]["count"] == 60 and rows["Neutrophil"]["percent"] == 60.0
         assert rows["Neutrophil"]["status"] == "within range"
         assert rows["Eosinophil"]["percent"] == 10.0 and rows["Eosinophil"]["status"] == "high"
         assert rows["Monocyte"]["count"] == 0 and rows["Monocyte"]["status"] == "low"
+        few = {r["type"]: r for r in logic.differential(labels[::10])}
+        assert few["Eosinophil"]["percent"] == 10.0 and {r["status"] for r in few.values()} == {"-"}
         assert "at least 100" in logic.differential_note(10)
+        assert "errors do not cancel out" in logic.differential_note(100)
+
+    def test_flag_reads_the_share_as_shown(self) -> None:
+        """8 eosinophils of 198 show as 4.0%, within 1-4%, not "high"; 2 of 209 as 1.0%, not "low"."""
+        for eos, n, status in ((8, 198, "within range"), (2, 209, "within range"), (9, 198, "high")):
+            rows = {r["type"]: r for r in logic.differential(["EOSINOPHIL"] * eos + ["NEUTROPHIL"] * (n - eos))}
+            assert rows["Eosinophil"]["status"] == status, (eos, n, rows["Eosinophil"])
 
     def test_review_rows_and_csv(self, predictor: Predictor) -> None:
         """Not-a-cell images start excluded; the CSV carries predicted and reviewed labels."""
