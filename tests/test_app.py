@@ -439,6 +439,24 @@ class TestDifferential:
         assert text.splitlines()[0] == "file,predicted,confidence,verdict,reviewed"
         assert "eos.jpeg,EOSINOPHIL," in text and text.splitlines()[1].endswith(",NEUTROPHIL")
 
+    def test_model_tab_texts_say_what_figures_are_over(self) -> None:
+        """The shipped card's TEST figures in words: images and cells, intervals from resampling cells, the
+        per-type table in three decimals with the images it rests on, and the share of errors that
+        *needs review* caught."""
+        test = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())["metrics"]["test"]
+        text = logic.test_summary(test)
+        assert f"{test['n_files']:,} images, views of **{test['n_cells']} cells**" in text
+        assert "from resampling whole cells" in text and f"**{test['cells_correct']} of {test['n_cells']}**" in text
+        rows = logic.per_class_rows(test["per_class"])
+        assert [r["type"] for r in rows] == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"]
+        assert rows[2]["recall"] == round(test["per_class"]["MONOCYTE"]["recall"], 3)
+        assert all(type(r["images"]) is int for r in rows)
+        assert logic.per_class_rows({"MONOCYTE": {"precision": None, "recall": None, "f1": None, "support": 0}})[0][
+            "precision"] is None
+        note = logic.review_note(test["review"])
+        assert f"caught only {100 * test['review']['errors_flagged_share']:.0f}% of the model's errors" in note
+        assert logic.review_note(None) == ""
+
     def test_trust_rows(self) -> None:
         """Calibration bins read as percentages: range, images, share right, mean confidence."""
         rows = logic.trust_rows([{"from": 0.8, "to": 13 / 15, "files": 209, "accuracy": 0.98086, "confidence": 0.8409}])

@@ -55,6 +55,9 @@ class TestEvaluate:
         flagged = [r["needs_review"] == "yes" for r in rows]
         assert review["accuracy_rest"] == pytest.approx(
             sum(a for a, f in zip(right, flagged) if not f) / (len(rows) - k))
+        report = (out / "report.md").read_text()  # the review split is in the report too
+        assert f"| Marked *needs review* | {100 * review['flagged_share']:.2f}% |" in report
+        assert f"| Errors marked *needs review* | {100 * review['errors_flagged_share']:.2f}% |" in report
 
     def test_predictions_say_the_truth_and_whether_right(self, tmp_path: Path) -> None:
         """predictions.csv ends with each file's true class (its class folder) and whether the predicted

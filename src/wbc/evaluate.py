@@ -155,7 +155,7 @@ def evaluate(
         for s, p, r, w in zip(samples, probs, prepared.reduced_by, matched)
     ]
     atomic_write_text(out / "predictions.csv", with_truth(predictions_csv(preds), [CLASSES[s.label] for s in samples]))
-    write_report(out, m, f"Evaluation of {Path(model_name).name}",
+    write_report(out, m_out, f"Evaluation of {Path(model_name).name}",
                  {"model": model_name, "read as": reader.read_as, "data": where, "files": str(m["n_files"]),
                   "cells": str(m["n_cells"])}, text)
     return m_out

@@ -95,6 +95,14 @@ def metrics_table(m: dict[str, Any]) -> str:
                       if "ece_ci95" in m else "")),
         ("Accuracy at 90% coverage", f"{_pct(m['accuracy_at_90_coverage'])}", "least confident 10% set aside"),
     ]
+    if m.get("review"):  # the card's review threshold: how much it marks, and how many errors it catches
+        r = m["review"]
+        rows += [
+            ("Marked *needs review*", _pct(r["flagged_share"]), f"confidence below {r['threshold']:.3f}"),
+            ("Accuracy of those marked / of the rest", f"{_pct(r['accuracy_flagged'])} / {_pct(r['accuracy_rest'])}", ""),
+            ("Errors marked *needs review*", _pct(r["errors_flagged_share"]),
+             "the rest of the errors are confident: the mark is no net under every mistake"),
+        ]
     out = ["| metric | value [95% interval over cells] | note |", "|---|---|---|"]
     out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     out += ["", "| class | precision | recall | F1 | files |", "|---|---|---|---|---|"]

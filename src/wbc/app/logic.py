@@ -190,6 +190,38 @@ def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
     return rows
 
 
+def test_summary(test: dict) -> str:
+    """The card's headline TEST figures in words, saying what each is over."""
+    lo, hi = test["accuracy_ci95"]
+    cells = f"**{test['cells_correct']} of {test['n_cells']}** cells right when a cell's views are pooled"
+    if test.get("cell_accuracy_ci95"):
+        clo, chi = test["cell_accuracy_ci95"]
+        cells += f" (95% interval {100 * clo:.1f}-{100 * chi:.1f}%)"
+    return (f"On the public test set ({test['n_files']:,} images, views of **{test['n_cells']} cells**): accuracy "
+            f"**{100 * test['accuracy']:.1f}%** of the images (95% interval {100 * lo:.1f}-{100 * hi:.1f}%, from "
+            f"resampling whole cells), {cells}, macro-F1 {test['macro_f1']:.3f}. With so few cells the intervals "
+            "are wide: one cell more or less moves accuracy by a point or more.")
+
+
+def per_class_rows(per_class: dict[str, dict]) -> list[dict[str, object]]:
+    """The card's per-type TEST figures as the page shows them: three decimals, None where undefined,
+    and the images each rests on (views of a few cells each, not that many cells)."""
+    return [{"type": cell_type(c).label,
+             **{k: None if v.get(k) is None else round(float(v[k]), 3) for k in ("precision", "recall", "f1")},
+             "images": int(v["support"])} for c, v in per_class.items()]
+
+
+def review_note(review: dict | None) -> str:
+    """What the *needs review* mark did on the test images: how many it marked and how many errors it caught."""
+    if not review:
+        return ""
+    return (f"**What *needs review* catches.** It marked {100 * review['flagged_share']:.1f}% of the test images; "
+            f"those were right {100 * review['accuracy_flagged']:.1f}% of the time, the rest "
+            f"{100 * review['accuracy_rest']:.1f}%. It caught only {100 * review['errors_flagged_share']:.0f}% of the "
+            "model's errors: most of its mistakes are confident (a cell misread in every view), so a confident "
+            "answer is not a checked one.")
+
+
 def trust_rows(reliability: Sequence[dict[str, float]]) -> list[dict[str, object]]:
     """The card's test-set calibration bins (metrics.reliability) as the page shows them: for each
     range of the model's confidence (%, one decimal so that neighbours do not share an edge), how many

@@ -35,14 +35,10 @@ def show_test_figures(test: dict | None) -> None:
     if not test:
         st.markdown(logic.NO_TEST_FIGURES)
         return
-    lo, hi = test["accuracy_ci95"]
-    st.markdown(
-        f"On the public test set ({test['n_files']:,} images of **{test['n_cells']} cells**): accuracy "
-        f"**{100 * test['accuracy']:.1f}%** (95% interval {100 * lo:.1f}-{100 * hi:.1f}%), "
-        f"**{test['cells_correct']} of {test['n_cells']}** cells right when a cell's views are pooled, "
-        f"macro-F1 {test['macro_f1']:.3f}."
-    )
-    st.dataframe(pd.DataFrame(test["per_class"]).T.rename(index=lambda c: cell_type(c).label), width="stretch")
+    st.markdown(logic.test_summary(test))
+    st.dataframe(pd.DataFrame(logic.per_class_rows(test["per_class"])), hide_index=True, width="stretch")
+    if note := logic.review_note(test.get("review")):
+        st.markdown(note)
     if test.get("reliability"):
         st.markdown("**How far to trust a confidence.** The test images grouped by the model's confidence, and "
                     "the share of each group it got right: where *right* is above the confidence the model was "
