@@ -70,6 +70,26 @@ class TestFit:
         for k, v in a["state_dict"].items():
             assert torch.equal(v, b["state_dict"][k]), k
 
+    def test_curves_mark_the_epoch_best_pt_holds(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """curves.png is drawn with the epoch best.pt holds marked, after every epoch, resumed runs too."""
+        import wbc.report
+
+        real, marked = wbc.report.plot_curves, []
+
+        def plot(history: list, path: Path, best_epoch: int | None = None) -> None:
+            marked.append(best_epoch)
+            real(history, path, best_epoch)
+
+        monkeypatch.setattr(wbc.report, "plot_curves", plot)
+        run = fit(replace(TINY, epochs=3, patience=3), tmp_path / "r", progress=False)
+        assert len(marked) == 3 and marked[-1] == load_checkpoint(run / "best.pt")["epoch"] + 1
+        state = load_checkpoint(run / "last.pt")  # as if stopped after the second epoch, then resumed
+        train_mod.save_checkpoint(run / "last.pt", {**state, "epoch": 1, "stopped": False, "history": state["history"][:2],
+                                                    **{k: v for k, v in state.items() if k == "best"}})
+        marked.clear()
+        fit(TINY, run, resume=True, progress=False)
+        assert marked and marked[-1] is not None
+
     def test_weight_average_is_the_model(self, tmp_path: Path) -> None:
         """With --ema the saved model is the average: its weights differ from the ones trained, and
         validation scored it (what best.pt holds is what predicts)."""

@@ -29,13 +29,27 @@ def _save(fig: Any, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def plot_curves(history: list[dict[str, float]], path: str | Path) -> None:
-    """Loss and accuracy per epoch, training beside cell-grouped validation."""
+def plot_curves(history: list[dict[str, float]], path: str | Path, best_epoch: int | None = None) -> None:
+    """Loss and accuracy per epoch, training beside cell-grouped validation; epochs at a lower input
+    resolution (progressive resizing) shaded, and the epoch kept as best.pt marked where one was chosen."""
+    from matplotlib.ticker import MaxNLocator
+
     plt = _pyplot()
     ep = [h["epoch"] for h in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
-    a.plot(ep, [h["train_loss"] for h in history], "o-", label="train")
+    # The training loss is taken on what the network trains on: augmented crops, with mixup and label
+    # smoothing where the recipe has them; so it sits above the validation loss.
+    a.plot(ep, [h["train_loss"] for h in history], "o-", label="train (augmented crops)")
     has_val = "val_loss" in history[0]  # a run on every cell (--all-cells) has no validation
+    full = max(h.get("input_px", 0) for h in history)
+    low = [h["epoch"] for h in history if h.get("input_px", full) < full]
+    for ax in (a, b):
+        if low:
+            px = min(h["input_px"] for h in history if h["epoch"] in low)
+            ax.axvspan(min(low) - 0.5, max(low) + 0.5, color="0.9", zorder=0, label=f"{px:.0f} px input" if ax is a else None)
+        if best_epoch is not None and has_val:
+            ax.axvline(best_epoch, color="0.4", ls="--", lw=1, label="best.pt" if ax is a else None)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if has_val:
         a.plot(ep, [h["val_loss"] for h in history], "o-", label="validation")
         b.plot(ep, [h["val_accuracy"] for h in history], "o-", label="validation, files")

@@ -548,6 +548,7 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
     history: list[dict[str, float]] = []
     best: float | None = None
     bad_epochs, start = 0, 0
+    best_epoch: int | None = None  # the epoch best.pt holds, where one was chosen on validation
     if state is not None:
         model.load_state_dict(state["training_state_dict"] if ema is not None else state["state_dict"])
         if ema is not None:
@@ -555,6 +556,8 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         history, best, bad_epochs, start = state["history"], state["best"], state["bad_epochs"], state["epoch"] + 1
+        best_epoch = next((h["epoch"] for h in history if best is not None and h.get(cfg.monitor) == best
+                           and h.get("input_px", spec.size) == spec.size), None)
         if state.get("stopped"):
             print(f"{run}: this run already finished at epoch {state['epoch'] + 1}")
             return run
@@ -578,7 +581,7 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
             # validation at full size reads it before it has adapted to that size.
             is_best = size is None and _improved(row[cfg.monitor], best, cfg.monitor)
             if is_best:
-                best, bad_epochs = row[cfg.monitor], 0
+                best, bad_epochs, best_epoch = row[cfg.monitor], 0, epoch + 1
             elif size is None:
                 bad_epochs += 1
         else:
@@ -599,7 +602,7 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
             save_checkpoint(run / "best.pt", ckpt)
         save_checkpoint(run / "last.pt", ckpt)
         _write_summary(run, history)
-        plot_curves(history, run / "curves.png")
+        plot_curves(history, run / "curves.png", best_epoch)
         val = (f"  val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}  val_f1 {row['val_macro_f1']:.4f}  "
                f"val_cell_acc {row['val_cell_accuracy']:.4f}" if len(x_va) else "")
         px = f"  ({size} px)" if size else ""
@@ -607,5 +610,7 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
         if stopped:
             if bad_epochs >= cfg.patience:
                 epochs.write(f"early stop: {cfg.monitor} did not improve for {cfg.patience} epochs")
+            epochs.update()  # the bar counts an epoch when the next begins: count this last one too
+            epochs.close()
             break
     return run
