@@ -316,6 +316,8 @@ class TestAllCells:
         assert card["review_threshold"] == pytest.approx(r["review_threshold"])
         assert "cross-validation" in card["calibration"]["fitted_on"] and "out-of-fold" in card["review_rule"]
         assert "none held out" in card["data"]["training_split"]
+        # No cell held out: the epoch kept was chosen on nothing, and no validation figures are claimed.
+        assert card["training"]["selected_on"].startswith("nothing") and card["training"]["validation_at_best_epoch"] is None
         assert card["match_white"] is False and Predictor(tmp_path / "out").match_white is False
         card = export_and_report(all_cells_run, tmp_path / "wm", data=FIXTURE_IMAGES, calibration=work / "cv.json",
                                  match_white=True)

@@ -43,6 +43,8 @@ class TestExport:
         split = json.loads((tiny_run / "split.json").read_text())
         assert card["data"]["training_cells"] == len(split["train_cells"]) > 0
         assert f"{len(split['val_cells'])} held out" in card["data"]["training_split"]
+        assert card["training"]["selected_on"] == "validation cells"
+        assert "val_macro_f1" in card["training"]["validation_at_best_epoch"]
 
     def test_parity_with_torch(self, exported: Path, tiny_run: Path) -> None:
         """ONNX Runtime and PyTorch agree on real images to 1e-4 (the export's own check, recomputed)."""

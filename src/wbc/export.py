@@ -141,6 +141,7 @@ def build_card(
 
     h, w = spec.input_hw
     train_cfg = state["train_config"]
+    held_out = train_cfg.get("fold", 0) is not None
     return {
         "name": state["model_name"],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -159,8 +160,10 @@ def build_card(
             "config": train_cfg,
             "epochs_run": len(history),  # the whole run (last.pt), not just up to the best epoch
             "best_epoch": state["epoch"] + 1,
+            # A run on every cell (--all-cells) held none out: its model is the last epoch's, chosen on nothing.
+            "selected_on": "validation cells" if held_out else "nothing: every cell trained, the last epoch kept",
             "wall_seconds": round(sum(r["seconds"] for r in history), 1),
-            "validation_at_best_epoch": state.get("val_metrics"),
+            "validation_at_best_epoch": state.get("val_metrics") if held_out else None,
         },
         "data": {"source": DATASET["kaggle_handle"], "licence": DATASET["licence"], **training_split(run)},
         "code": {"wbc": __version__, "git_commit": _git_commit(), "torch": torch.__version__,
