@@ -420,7 +420,7 @@ class TestDifferential:
         few = {r["type"]: r for r in logic.differential(labels[::10])}
         assert few["Eosinophil"]["percent"] == 10.0 and {r["status"] for r in few.values()} == {"-"}
         assert "at least 100" in logic.differential_note(10)
-        assert "errors do not cancel out" in logic.differential_note(100)
+        assert "need not cancel out" in logic.differential_note(100)
 
     def test_flag_reads_the_share_as_shown(self) -> None:
         """8 eosinophils of 198 show as 4.0%, within 1-4%, not "high"; 2 of 209 as 1.0%, not "low"."""
@@ -456,6 +456,15 @@ class TestDifferential:
         note = logic.review_note(test["review"])
         assert f"caught only {100 * test['review']['errors_flagged_share']:.0f}% of the model's errors" in note
         assert logic.review_note(None) == ""
+        nan = float("nan")
+        assert logic.review_note({"flagged_share": 0.0, "accuracy_flagged": nan, "accuracy_rest": 1.0,
+                                  "errors_flagged_share": 0.0}).endswith("the model made no error on them.")
+        none_marked = logic.review_note({"flagged_share": 0.0, "accuracy_flagged": nan, "accuracy_rest": 0.9,
+                                         "errors_flagged_share": 0.0})
+        assert "nan" not in none_marked and "caught only 0%" in none_marked
+        assert logic.review_note({"flagged_share": 0.2, "accuracy_flagged": 0.5, "accuracy_rest": 0.99,
+                                  "errors_flagged_share": 0.9}).endswith("caught 90% of the model's errors; the rest "
+                                                                         "were confident.")
 
     def test_trust_rows(self) -> None:
         """Calibration bins read as percentages: range, images, share right, mean confidence."""

@@ -159,9 +159,11 @@ class TestCrossValidate:
                 bench.main(["--cv", str(work), "--gains", *gains])
             assert e.value.code == 2 and "--gains starts with 1.0" in capsys.readouterr().err
 
-    def test_overexposure_undo_gain(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
+    def test_overexposure_undo_gain(self, cv: tuple[Path, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
         """--undo-gain: the gain estimated from a brightened field's clipped share comes back near the gain
-        applied (the fixtures' own fields as the typical one); clean files are read as they are."""
+        applied (the fixtures' own fields as the typical one); it is undone on the marked files only, each
+        once, and the table counts them."""
         from wbc.imaging import load_image
         from wbc.robustness import brightness
         from wbc.screening import clipped_share
@@ -174,11 +176,17 @@ class TestCrossValidate:
         undone, gain = bench.undo_gain(bright, clipped_share(bright), typical)
         assert 1.25 < gain < 1.6 and undone.max() < 255 and undone.dtype == np.uint8
         out = tmp_path / "u.json"
+        real, undone = bench.undo_gain, []
+        monkeypatch.setattr(bench, "undo_gain", lambda img, share, t: undone.append(share) or real(img, share, t))
         assert bench.main(["--cv", str(work), "--data", str(FIXTURE_IMAGES), "--gains", "1.0", "1.5", "--undo-gain",
                            "--every", "1", "--json", str(out)]) == 0
         r = json.loads(out.read_text())["gains"]
-        assert r["1.0"]["accuracy_gain_undone"] == r["1.0"]["accuracy"]  # nothing marked: nothing undone
-        assert 0 <= r["1.5"]["accuracy_gain_undone"] <= 1
+        files = len(list_split(FIXTURE_IMAGES, "TRAIN"))
+        marked = round(r["1.5"]["marked_now"] * files)
+        assert r["1.0"]["marked_now"] == 0 and marked > 0 and len(undone) == marked  # x1.5's marked files, once each
+        assert all(s >= 0.4 for s in undone)
+        assert f"| x1.5 | {100 * r['1.5']['accuracy']:.2f}% | {100 * r['1.5']['accuracy_gain_undone']:.2f}% | {marked} |" \
+            in capsys.readouterr().out
 
     def test_ablation_scores_the_epoch_asked_for(self, cv: tuple[Path, dict], tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:

@@ -46,6 +46,17 @@ class TestExport:
         assert card["training"]["selected_on"] == "validation cells"
         assert "val_macro_f1" in card["training"]["validation_at_best_epoch"]
 
+    def test_card_of_a_last_epoch_says_it_was_not_chosen(self, tiny_run: Path, tmp_path: Path) -> None:
+        """last.pt (a fold model as cross-validation scores it) was chosen on nothing unless it is also the best."""
+        from wbc.export import export
+        from wbc.ship import parity_images
+        from wbc.train import load_checkpoint
+
+        last, best = load_checkpoint(tiny_run / "last.pt"), load_checkpoint(tiny_run / "best.pt")
+        card = export(tiny_run / "last.pt", tmp_path / "last", parity_images(FIXTURE_IMAGES))
+        assert card["training"]["selected_on"] == ("validation cells" if last["epoch"] == best["epoch"]
+                                                   else "nothing: the last epoch of a run with validation cells")
+
     def test_parity_with_torch(self, exported: Path, tiny_run: Path) -> None:
         """ONNX Runtime and PyTorch agree on real images to 1e-4 (the export's own check, recomputed)."""
         import torch

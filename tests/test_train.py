@@ -71,24 +71,31 @@ class TestFit:
             assert torch.equal(v, b["state_dict"][k]), k
 
     def test_curves_mark_the_epoch_best_pt_holds(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """curves.png is drawn with the epoch best.pt holds marked, after every epoch, resumed runs too."""
+        """curves.png is drawn after every epoch with the epoch best.pt holds marked (here the second of
+        three, by the validation figures given), and a resumed run finds it again in its history."""
         import wbc.report
 
-        real, marked = wbc.report.plot_curves, []
+        real_plot, real_val, marked = wbc.report.plot_curves, train_mod._val_metrics, []
+        scores: list[float] = []
 
-        def plot(history: list, path: Path, best_epoch: int | None = None) -> None:
+        def plot(history: list, path: Path, best_epoch: int | None = None, full_px: int | None = None) -> None:
             marked.append(best_epoch)
-            real(history, path, best_epoch)
+            real_plot(history, path, best_epoch, full_px)
+
+        def val(*a, **k) -> dict:  # noqa: ANN002, ANN003
+            return {**real_val(*a, **k), "val_macro_f1": scores.pop(0)}
 
         monkeypatch.setattr(wbc.report, "plot_curves", plot)
+        monkeypatch.setattr(train_mod, "_val_metrics", val)
+        scores[:] = [0.1, 0.3, 0.2]
         run = fit(replace(TINY, epochs=3, patience=3), tmp_path / "r", progress=False)
-        assert len(marked) == 3 and marked[-1] == load_checkpoint(run / "best.pt")["epoch"] + 1
+        assert marked == [1, 2, 2] and load_checkpoint(run / "best.pt")["epoch"] + 1 == 2
         state = load_checkpoint(run / "last.pt")  # as if stopped after the second epoch, then resumed
-        train_mod.save_checkpoint(run / "last.pt", {**state, "epoch": 1, "stopped": False, "history": state["history"][:2],
-                                                    **{k: v for k, v in state.items() if k == "best"}})
+        train_mod.save_checkpoint(run / "last.pt", {**state, "epoch": 1, "stopped": False, "history": state["history"][:2]})
         marked.clear()
+        scores[:] = [0.2]
         fit(TINY, run, resume=True, progress=False)
-        assert marked and marked[-1] is not None
+        assert marked == [2]
 
     def test_weight_average_is_the_model(self, tmp_path: Path) -> None:
         """With --ema the saved model is the average: its weights differ from the ones trained, and

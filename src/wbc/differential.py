@@ -41,11 +41,12 @@ def differential_note(n: int, counted: str = "cell(s)") -> str:
 
 
 # Why a count's small shares deserve a look by eye: the shipped model's errors on the test cells (a
-# neutrophil read as an eosinophil, a monocyte as a neutrophil; README, *The shipped model*) fall on
-# the small classes' shares, since neutrophils are most of a smear.
-MISREADS_SKEW = ("These are the model's readings, and its errors do not cancel out: in a smear of mostly "
-                 "neutrophils, the few it reads as eosinophils can lift the eosinophil share above its "
-                 "range, and monocytes read as neutrophils lower theirs. Check a high or low share by eye.")
+# neutrophil read as an eosinophil, a monocyte as a neutrophil; README, *The shipped model*) weigh on
+# the small classes' shares, since neutrophils are most of a smear: the same error rate both ways
+# moves many neutrophils into the eosinophils and few back.
+MISREADS_SKEW = ("Unchecked readings need not cancel out: in a smear of mostly neutrophils, the few read as "
+                 "eosinophils can lift the eosinophil share above its range, and monocytes read as neutrophils "
+                 "lower theirs. Check a high or low share by eye.")
 
 
 def differential_lines(labels: Sequence[str]) -> list[str]:

@@ -113,8 +113,12 @@ def export(
     atomic_write_bytes(out / "model.onnx", data)
     last = Path(checkpoint).with_name("last.pt")
     history = load_checkpoint(last)["history"] if last.exists() else state["history"]
+    best = Path(checkpoint).with_name("best.pt")
+    # best.pt's epoch was chosen on validation; last.pt's (a fold model as cross-validation scores it)
+    # only where it is best.pt's epoch too.
+    chosen = Path(checkpoint).name == "best.pt" or (best.exists() and load_checkpoint(best)["epoch"] == state["epoch"])
     card = build_card(state, history, spec, module, parity, temperature, out / "model.onnx", outputs,
-                      Path(checkpoint).parent)
+                      Path(checkpoint).parent, chosen)
     card.update(extra_card or {})
     atomic_write_text(out / "model.json", json.dumps(card, indent=2))
     return card
@@ -134,14 +138,17 @@ def training_split(run: Path) -> dict[str, Any]:
 
 def build_card(
     state: dict[str, Any], history: list[dict[str, float]], spec: PreprocessSpec, module: _Deployable, parity: dict[str, float],
-    temperature: float, onnx_path: Path, outputs: list[str], run: Path,
+    temperature: float, onnx_path: Path, outputs: list[str], run: Path, chosen: bool = True,
 ) -> dict[str, Any]:
-    """The model card: what the model is, what it expects, how it was made and how good it is."""
+    """The model card: what the model is, what it expects, how it was made and how good it is.
+    `chosen`: the checkpoint's epoch is the one its run selected (best.pt's)."""
     import onnxruntime as ort
 
     h, w = spec.input_hw
     train_cfg = state["train_config"]
-    held_out = train_cfg.get("fold", 0) is not None
+    held_out = train_cfg.get("fold", 0) is not None  # checkpoints from before --all-cells all held cells out
+    selected_on = ("validation cells" if held_out and chosen else "nothing: the last epoch of a run with validation cells"
+                   if held_out else "nothing: every cell trained, the last epoch kept")
     return {
         "name": state["model_name"],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -160,8 +167,7 @@ def build_card(
             "config": train_cfg,
             "epochs_run": len(history),  # the whole run (last.pt), not just up to the best epoch
             "best_epoch": state["epoch"] + 1,
-            # A run on every cell (--all-cells) held none out: its model is the last epoch's, chosen on nothing.
-            "selected_on": "validation cells" if held_out else "nothing: every cell trained, the last epoch kept",
+            "selected_on": selected_on,
             "wall_seconds": round(sum(r["seconds"] for r in history), 1),
             "validation_at_best_epoch": state.get("val_metrics") if held_out else None,
         },

@@ -29,9 +29,11 @@ def _save(fig: Any, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def plot_curves(history: list[dict[str, float]], path: str | Path, best_epoch: int | None = None) -> None:
-    """Loss and accuracy per epoch, training beside cell-grouped validation; epochs at a lower input
-    resolution (progressive resizing) shaded, and the epoch kept as best.pt marked where one was chosen."""
+def plot_curves(history: list[dict[str, float]], path: str | Path, best_epoch: int | None = None,
+                full_px: int | None = None) -> None:
+    """Loss and accuracy per epoch, training beside cell-grouped validation; epochs at an input below
+    `full_px` (progressive resizing; default: the largest in the history) shaded, and the epoch kept
+    as best.pt marked where one was chosen."""
     from matplotlib.ticker import MaxNLocator
 
     plt = _pyplot()
@@ -41,7 +43,7 @@ def plot_curves(history: list[dict[str, float]], path: str | Path, best_epoch: i
     # smoothing where the recipe has them; so it sits above the validation loss.
     a.plot(ep, [h["train_loss"] for h in history], "o-", label="train (augmented crops)")
     has_val = "val_loss" in history[0]  # a run on every cell (--all-cells) has no validation
-    full = max(h.get("input_px", 0) for h in history)
+    full = full_px or max(h.get("input_px", 0) for h in history)
     low = [h["epoch"] for h in history if h.get("input_px", full) < full]
     for ax in (a, b):
         if low:

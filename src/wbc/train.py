@@ -602,7 +602,7 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
             save_checkpoint(run / "best.pt", ckpt)
         save_checkpoint(run / "last.pt", ckpt)
         _write_summary(run, history)
-        plot_curves(history, run / "curves.png", best_epoch)
+        plot_curves(history, run / "curves.png", best_epoch, spec.size)
         val = (f"  val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}  val_f1 {row['val_macro_f1']:.4f}  "
                f"val_cell_acc {row['val_cell_accuracy']:.4f}" if len(x_va) else "")
         px = f"  ({size} px)" if size else ""

@@ -149,18 +149,20 @@ def forced_reading(p: Prediction) -> str:
             f"{cell_type(p.label).label} ({100 * p.confidence:.1f}%), which means nothing here.")
 
 
+def _finite(v: object) -> bool:
+    """A card's number: an int or float, not NaN or infinite (a hand-edited card may hold anything)."""
+    return type(v) in (int, float) and math.isfinite(v)  # type: ignore[arg-type]
+
+
 def ece_note(test: dict[str, object] | None) -> str:
     """The calibration clause of the page's limits: the card's TEST expected calibration error (and its
     interval over cells where the card has one), or that the card holds none."""
-    def number(v: object) -> bool:
-        return type(v) in (int, float) and math.isfinite(v)  # type: ignore[arg-type]
-
     ece = (test or {}).get("ece")
-    if not number(ece):
+    if not _finite(ece):
         return "this model card holds no TEST figures to say how well"
     ci = (test or {}).get("ece_ci95")
     spread = (f"; resampling the cells moves it over {ci[0]:.3f}-{ci[1]:.3f}"
-              if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(map(number, ci)) else "")
+              if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(map(_finite, ci)) else "")
     return f"expected calibration error on the test cells {ece:.3f}{spread}"
 
 
@@ -212,14 +214,23 @@ def per_class_rows(per_class: dict[str, dict]) -> list[dict[str, object]]:
 
 
 def review_note(review: dict | None) -> str:
-    """What the *needs review* mark did on the test images: how many it marked and how many errors it caught."""
-    if not review:
+    """What the *needs review* mark did on the test images: how many it marked, how well those and the
+    rest were read, and how many of the errors it caught."""
+    marked = (review or {}).get("flagged_share")
+    if not _finite(marked):
         return ""
-    return (f"**What *needs review* catches.** It marked {100 * review['flagged_share']:.1f}% of the test images; "
-            f"those were right {100 * review['accuracy_flagged']:.1f}% of the time, the rest "
-            f"{100 * review['accuracy_rest']:.1f}%. It caught only {100 * review['errors_flagged_share']:.0f}% of the "
-            "model's errors: most of its mistakes are confident (a cell misread in every view), so a confident "
-            "answer is not a checked one.")
+    right, rest, caught = review.get("accuracy_flagged"), review.get("accuracy_rest"), review.get("errors_flagged_share")
+    out = f"**What *needs review* catches.** It marked {100 * marked:.1f}% of the test images"
+    if _finite(right) and _finite(rest):
+        out += f"; those were right {100 * right:.1f}% of the time, the rest {100 * rest:.1f}%"
+    if all(not _finite(v) or v == 1 for v in (right, rest)):
+        return out + ", and the model made no error on them."
+    if not _finite(caught):
+        return out + "."
+    if caught < 0.5:
+        return out + (f". It caught only {100 * caught:.0f}% of the model's errors: most of its mistakes are "
+                      "confident, so a confident answer is not a checked one.")
+    return out + f". It caught {100 * caught:.0f}% of the model's errors; the rest were confident."
 
 
 def trust_rows(reliability: Sequence[dict[str, float]]) -> list[dict[str, object]]:
