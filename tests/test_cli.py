@@ -546,6 +546,61 @@ class TestOtherVerbs:
         out = capsys.readouterr().out
         assert "Eosinophil 6 files/3 cells" in out
 
+    def test_data_check_verify_names_bad_files_in_every_split(self, data_copy: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+        """--verify reads every split and names each one's bad files (an empty file, a link to nothing)
+        before failing; hidden files and folders (macOS's ._ copies, .ipynb_checkpoints) are passed over."""
+        pytest.importorskip("sklearn")
+        (data_copy / "TRAIN" / "EOSINOPHIL" / "empty.jpeg").write_bytes(b"")
+        (data_copy / "TEST_SIMPLE" / "MONOCYTE" / "gone.jpeg").symlink_to(data_copy / "nowhere.jpeg")
+        (data_copy / "TEST_SIMPLE" / "MONOCYTE" / "._x.jpeg").write_bytes(b"\0" * 10)
+        (data_copy / "TEST_SIMPLE" / ".ipynb_checkpoints").mkdir()
+        assert main(["data", "check", "--data", str(data_copy), "--verify"]) == 1
+        captured = capsys.readouterr()
+        assert "empty.jpeg" in captured.out and "gone.jpeg" in captured.out and "._x.jpeg" not in captured.out
+        assert "2 split(s) hold files that cannot be read" in captured.err  # TRAIN's and TEST_SIMPLE's, both named
+
+    def test_odd_environment_values(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+        """A stale WBC_DATA is named as coming from the environment; `~` is the home folder in WBC_MODEL
+        and WBC_CACHE; an empty WBC_CACHE is unset, not the working folder."""
+        from wbc.data import cache_dir
+        from wbc.predict import DEFAULT_MODEL_DIR, resolve_model
+
+        monkeypatch.setenv("WBC_DATA", str(tmp_path / "old"))
+        assert main(["evaluate", "--out", str(tmp_path / "e"), "--quiet"]) == 2
+        assert "old: no such folder (from the environment variable WBC_DATA)" in capsys.readouterr().err
+        monkeypatch.setenv("HOME", str(DEFAULT_MODEL_DIR.parents[1]))
+        monkeypatch.setenv("WBC_MODEL", "~/models/default")
+        assert resolve_model()[0] == DEFAULT_MODEL_DIR / "model.onnx"
+        monkeypatch.setenv("WBC_CACHE", "")
+        assert cache_dir() == DEFAULT_MODEL_DIR.parents[1] / ".cache" / "wbc"
+        monkeypatch.setenv("WBC_CACHE", "~/c")
+        assert cache_dir() == DEFAULT_MODEL_DIR.parents[1] / "c"
+
+    def test_shipped_model_missing_from_an_installation(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Installed without the checkout (pip install . copies no models/), no --model names where the
+        shipped model lives instead of suggesting a training."""
+        import wbc.predict
+        from wbc.errors import ModelFileError
+
+        monkeypatch.delenv("WBC_MODEL", raising=False)
+        monkeypatch.setattr(wbc.predict, "DEFAULT_MODEL_DIR", tmp_path / "site" / "models" / "default")
+        with pytest.raises(ModelFileError, match="is not beside this installation: it lives in the source checkout"):
+            wbc.predict.resolve_model()
+
+    def test_names_that_are_not_utf8(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A file name that is not valid UTF-8 is classified, shown escaped and written to the CSV as its bytes."""
+        import os
+        import shutil
+
+        folder = tmp_path / "odd"
+        folder.mkdir()
+        src = sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))[0]
+        shutil.copy(src, os.path.join(os.fsencode(folder), b"bad\xff.jpeg"))
+        assert main(["predict", str(folder), "--csv", str(tmp_path / "o.csv"), "--quiet"]) == 0
+        assert b"bad\xff.jpeg" in (tmp_path / "o.csv").read_bytes()
+
     def test_download_stops_at_network(self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
         """`wbc data download` calls kagglehub; a network failure is a clear message."""
         import sys

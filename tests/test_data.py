@@ -251,6 +251,43 @@ class TestArrays:
                 assert np.array_equal(x, want_x) and r == loc.reduced_by
                 assert np.isnan(g).all() if want is None else np.array_equal(g, want)
 
+    @pytest.mark.parametrize("damage", ["truncated", "empty", "flipped"])
+    def test_damaged_cache_file_is_rebuilt(self, fixture_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           damage: str) -> None:
+        """A truncated, empty or corrupted cache file reads as a miss: the images are decoded again and
+        the file replaced (it raised BadZipFile or EOFError in every later run)."""
+        from wbc.data import load_prepared
+
+        monkeypatch.setenv("WBC_CACHE", str(tmp_path))
+        s = list_split(fixture_root, "TEST_SIMPLE")
+        first = load_prepared(s, PreprocessSpec(), progress=False)
+        (cached,) = tmp_path.glob("*.npz")
+        data = bytearray(cached.read_bytes())
+        if damage == "flipped":
+            data[len(data) // 2] ^= 0xFF
+        cached.write_bytes({"truncated": bytes(data[: len(data) // 2]), "empty": b""}.get(damage, bytes(data)))
+        again = load_prepared(s, PreprocessSpec(), progress=False)
+        assert np.array_equal(again.x, first.x)
+        assert cached.read_bytes() != b"" and np.load(cached)["x"].shape == first.x.shape  # replaced, readable
+
+    def test_cache_keeps_the_sets_in_use_within_its_limit(self, tmp_path: Path) -> None:
+        """Pruning removes the least recently used sets until the rest fit, never the one just written."""
+        import os
+
+        from wbc.data import prune_cache
+
+        sets = []
+        for i, size in enumerate((400, 300, 200, 100)):  # written in this order, 1 s apart: oldest first
+            p = tmp_path / f"s{i}.npz"
+            p.write_bytes(b"x" * size)
+            os.utime(p, (1000 + i, 1000 + i))
+            sets.append(p)
+        prune_cache(tmp_path, keep=sets[0], limit=650)  # the oldest is the one just written: it stays
+        # 1000 bytes: s1 (300) goes, 700 still over; s2 (200) goes, 500 fits; the newest, s3, stays.
+        assert [p.exists() for p in sets] == [True, False, False, True]
+        prune_cache(tmp_path, keep=sets[3], limit=10_000)
+        assert sets[0].exists() and sets[3].exists()  # within the limit nothing goes
+
     def test_bad_file_stops_with_its_name(self, data_copy: Path) -> None:
         """One corrupt file stops loading before training and is named; --skip-bad leaves it out."""
         bad = data_copy / "TRAIN" / "MONOCYTE" / "_9_1.jpeg"

@@ -44,6 +44,7 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
     root = find_images_root(args.data)
     print(f"images root: {root}")
+    bad = 0
     for split in SPLITS:
         if not (root / split).is_dir():
             print(f"{split:12s} absent")
@@ -52,9 +53,16 @@ def cmd_data_check(args: argparse.Namespace) -> int:
         per = [(sum(s.label == i for s in samples), len({s.cell for s in samples if s.label == i}))
                for i in range(len(CLASSES))]
         print(f"{split:12s} " + "  ".join(f"{c.title()} {n} files/{k} cells" for c, (n, k) in zip(CLASSES, per)))
-        if args.verify:
-            load_arrays(samples, PreprocessSpec(), skip_bad=False, use_cache=False)
-    return 0
+        if args.verify:  # every split is read and its bad files named, before the verdict
+            try:
+                load_arrays(samples, PreprocessSpec(), skip_bad=False, use_cache=False)
+                print(f"{'':12s} all {len(samples)} files decoded")
+            except WbcError as e:
+                bad += 1
+                print(f"{'':12s} {e}")
+    if bad:
+        print(f"wbc: {bad} split(s) hold files that cannot be read (named above)", file=sys.stderr)
+    return 1 if bad else 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -549,6 +557,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):
+        # A file name the terminal's encoding cannot show (latin-1, a Windows code page, bytes that are
+        # not UTF-8) is printed escaped, not fatal halfway through a table.
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
     try:
         code = int(args.func(args))

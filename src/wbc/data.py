@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import itertools
 import json
 import os
 import sys
+import zipfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -68,7 +70,7 @@ def class_folders(folder: Path) -> tuple[dict[str, Path], list[str]]:
     found: dict[str, list[Path]] = {}
     unknown: list[str] = []
     for p in sorted(folder.iterdir()):
-        if not p.is_dir() or p.name == "__MACOSX":
+        if not p.is_dir() or p.name == "__MACOSX" or p.name.startswith("."):
             continue
         if p.name.upper() in CLASS_INDEX:
             found.setdefault(p.name.upper(), []).append(p)
@@ -94,6 +96,7 @@ def find_images_root(path: str | Path | None = None) -> Path:
     nested layout (`blood-cells/dataset2-master/dataset2-master/images`), a dataset2-master folder of
     either and the images folder itself.
     """
+    source = ""  # a path from the environment is named as such: the user may not remember setting it
     if path is None:
         path = default_data_path()
         if path is None:
@@ -101,8 +104,12 @@ def find_images_root(path: str | Path | None = None) -> Path:
                 "no data set found: pass --data PATH or set WBC_DATA to the folder of the Kaggle "
                 "data set paultimothymooney/blood-cells (`wbc data download` fetches it)"
             )
+        source = " (from the environment variable WBC_DATA)" if os.environ.get("WBC_DATA") else ""
     base = Path(path).expanduser()
-    check_folder(base)
+    try:
+        check_folder(base)
+    except DataError as e:
+        raise DataError(f"{e}{source}") from e
     unreadable: list[str] = []
     for p in (base / layout for layout in IMAGES_ROOT_LAYOUTS):
         try:
@@ -114,7 +121,7 @@ def find_images_root(path: str | Path | None = None) -> Path:
     cannot = f"; cannot read {', '.join(unreadable)}" if unreadable else ""
     raise DataError(
         f"{base}: no folder with TRAIN, TEST or TEST_SIMPLE holding class folders ({', '.join(CLASSES)}) "
-        f"was found; looked in {looked}{cannot}"
+        f"was found; looked in {looked}{cannot}{source}"
     )
 
 
@@ -222,8 +229,30 @@ def _decode(args: tuple[str, dict]) -> tuple[np.ndarray, float, np.ndarray] | st
     return x, loc.reduced_by, np.full(3, np.nan) if gains is None else gains
 
 
+CACHE_LIMIT_BYTES = 2 * 1024**3  # the least recently used decoded sets beyond this are removed
+
+
 def cache_dir() -> Path:
-    return Path(os.environ.get("WBC_CACHE", Path.home() / ".cache" / "wbc"))
+    """WBC_CACHE (an empty value counts as unset; `~` is the home folder), else ~/.cache/wbc."""
+    return Path(os.environ.get("WBC_CACHE") or Path.home() / ".cache" / "wbc").expanduser()
+
+
+def prune_cache(folder: Path, keep: Path, limit: int = CACHE_LIMIT_BYTES) -> None:
+    """Remove the least recently used decoded sets in `folder` until the rest fit in `limit` bytes;
+    `keep` (the set just written) stays whatever its size. Entries that vanish meanwhile (another run
+    pruning too) are passed over."""
+    entries = []
+    for p in folder.glob("*.npz"):
+        with contextlib.suppress(OSError):
+            entries.append((p.stat().st_mtime, p.stat().st_size, p))
+    total = sum(size for _, size, _ in entries)
+    for _, size, p in sorted(entries):  # oldest first
+        if total <= limit:
+            break
+        if p != keep:
+            with contextlib.suppress(OSError):
+                p.unlink()
+                total -= size
 
 
 def _cache_key(samples: Sequence[Sample], spec: PreprocessSpec) -> str:
@@ -231,8 +260,13 @@ def _cache_key(samples: Sequence[Sample], spec: PreprocessSpec) -> str:
     h = hashlib.sha256(Path(imaging.__file__).read_bytes() + Path(screening.__file__).read_bytes())
     h.update(json.dumps(spec.to_dict(), sort_keys=True).encode())
     for s in samples:
-        st = s.path.stat()
-        h.update(f"{s.path.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        try:
+            st = s.path.stat()
+        except OSError:  # a link to nothing, a file gone: keyed as such, and named when it is decoded
+            h.update(f"{s.path}|missing\n".encode("utf-8", "surrogateescape"))
+            continue
+        # surrogateescape: a file name that is not valid UTF-8 (bytes from another system) keys by its bytes.
+        h.update(f"{s.path.resolve()}|{st.st_size}|{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:20]
 
 
@@ -264,10 +298,12 @@ def load_prepared(
         try:
             with np.load(cpath) as z:
                 x, keep, reduced_by, gains = z["x"], z["keep"], z["reduced_by"], z["gains"]
+            with contextlib.suppress(OSError):
+                os.utime(cpath)  # used now: the pruning keeps the sets in use
             if skip_bad or keep.all():
                 return Prepared(x, [s for s, k in zip(samples, keep) if k], reduced_by, gains)
-        except (OSError, KeyError, ValueError):
-            pass  # a damaged cache file is rebuilt below
+        except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
+            pass  # a damaged or truncated cache file is rebuilt below, and replaced
     workers = workers or min(2, os.cpu_count() or 1)
     jobs = [(str(s.path), spec.to_dict()) for s in samples]
     if workers > 1 and len(jobs) > 64:
@@ -291,6 +327,7 @@ def load_prepared(
         np.savez(buf, x=x, keep=keep, reduced_by=reduced_by, gains=gains)
         try:
             atomic_write_bytes(cpath, buf.getvalue())
+            prune_cache(cpath.parent, keep=cpath)
         except OutputError as e:  # the cache only saves time: the decoded images are in hand
             print(f"wbc: note: the decoded images are not cached ({e}); the next run decodes them again",
                   file=sys.stderr)

@@ -24,7 +24,9 @@ def download(out: str | Path | None = None) -> Path:
     try:
         path = Path(kagglehub.dataset_download(DATASET["kaggle_handle"]))
     except Exception as e:  # kagglehub surfaces network and auth failures as assorted types
-        raise DataError(f"download of {DATASET['kaggle_handle']} failed: {type(e).__name__}: {e}") from e
+        raise DataError(f"download of {DATASET['kaggle_handle']} failed: {type(e).__name__}: {e}. Check the "
+                        "network connection (and Kaggle credentials, if asked for), or download the data set "
+                        "elsewhere and point the tools at it with --data PATH or WBC_DATA") from e
     if out is not None:
         shutil.copytree(path, out, dirs_exist_ok=True)
         path = Path(out)

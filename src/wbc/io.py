@@ -39,8 +39,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
+    # surrogateescape: a file name that is not valid UTF-8 (os.listdir's surrogates) is written back as its bytes.
+    atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))
 
 
 def _folder_problem(path: Path) -> str:
@@ -83,8 +83,10 @@ def check_writable_file(path: str | Path) -> None:
 
 def files_under(folder: Path, strict: bool = False) -> Iterator[Path]:
     """Every file under `folder`, following linked folders (a smear's class folders linked in), each
-    real folder once: a link back up the tree does not loop. `strict`: a folder that cannot be listed
-    raises its OSError instead of being passed over."""
+    real folder once: a link back up the tree does not loop. Hidden files and folders (a name starting
+    with ".": macOS's ._ copies, .ipynb_checkpoints) are passed over. `strict`: a folder that cannot be
+    listed raises its OSError, and a link to nothing is yielded (to be named when read), instead of
+    both being passed over."""
     seen: set[Path] = set()
 
     def refuse(e: OSError) -> None:
@@ -96,4 +98,6 @@ def files_under(folder: Path, strict: bool = False) -> Iterator[Path]:
             dirs.clear()
             continue
         seen.add(real)
-        yield from (Path(root) / f for f in files if (Path(root) / f).is_file())
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        yield from (Path(root) / f for f in files if not f.startswith(".")
+                    and ((Path(root) / f).is_file() or strict and (Path(root) / f).is_symlink()))

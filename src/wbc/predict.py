@@ -46,7 +46,12 @@ def resolve_model(model: str | Path | None = None) -> tuple[Path, Path]:
     if model is None:
         model = os.environ.get("WBC_MODEL") or DEFAULT_MODEL_DIR
         source = " (from the environment variable WBC_MODEL)" if os.environ.get("WBC_MODEL") else ""
-    p = Path(model)
+        if not source and not DEFAULT_MODEL_DIR.is_dir():
+            # Installed without the checkout (pip install . copies the code, not models/): say so.
+            raise ModelFileError(f"no model given, and the shipped model ({DEFAULT_MODEL_DIR}) is not beside this "
+                                 "installation: it lives in the source checkout's models/default; pass --model or "
+                                 "set WBC_MODEL to it, or install from the checkout with pip install -e")
+    p = Path(model).expanduser()
     onnx_path = p / "model.onnx" if p.is_dir() else p
     card_path = onnx_path.with_suffix(".json")
     if not onnx_path.is_file():
@@ -210,6 +215,9 @@ class Predictor:
         # set's range in some channel (screening.input_gains); cards written before this have none, and read as before.
         self.match_white: bool = match
         self.confidence_map = confidence_map(self.card, self.card_path)
+        # Errors only: ONNX Runtime's warnings (a telemetry ID it cannot save under a read-only home, for
+        # one) are not the user's to act on, and it colours them even into a file.
+        ort.set_default_logger_severity(3)
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
