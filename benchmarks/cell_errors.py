@@ -28,6 +28,7 @@ def main() -> int:
                     help="the data set split the predictions are of (default: TEST)")
     args = ap.parse_args()
     views: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+    marked: Counter[tuple[str, str]] = Counter()  # a cell's wrong views that the card marked for review
     try:
         with args.predictions.open() as f:
             rows = list(csv.DictReader(f))
@@ -43,9 +44,13 @@ def main() -> int:
         # names in two subfolders: two cells).
         cls_folder, *under = Path(row["file"]).parts or ("",)
         true = row.get("true_class") or cls_folder.upper()
-        views[(true, cell_key(true, "/".join(under) or cls_folder, args.split))][row["class"]] += 1
-    print("| true class | cells | cells with wrong views | share of views wrong there | wrong views go to |")
-    print("|---|---|---|---|---|")
+        key = (true, cell_key(true, "/".join(under) or cls_folder, args.split))
+        views[key][row["class"]] += 1
+        if row["class"] != true and row.get("needs_review") == "yes":
+            marked[key] += 1
+    print("| true class | cells | cells with wrong views | share of views wrong there | wrong views go to | "
+          "wrong views marked *needs review* |")
+    print("|---|---|---|---|---|---|")
     for cls in sorted({t for t, _ in views}):
         cells = {c: v for (t, c), v in views.items() if t == cls}
         wrong = {c: 1 - v[cls] / sum(v.values()) for c, v in cells.items() if v[cls] < sum(v.values())}
@@ -53,8 +58,12 @@ def main() -> int:
         for v in cells.values():
             to.update({k: n for k, n in v.items() if k != cls})
         share = f"{100 * min(wrong.values()):.0f}-{100 * max(wrong.values()):.0f}%" if wrong else "—"
+        # Per cell with wrong views: marked / wrong (a card's CSV has needs_review; a checkpoint's reads "no").
+        per_cell = [f"{marked[(cls, c)]}/{sum(cells[c].values()) - cells[c][cls]}" for c in sorted(wrong)]
+        flagged = (f"{sum(marked[(cls, c)] for c in cells)} of {sum(to.values())}"
+                   + (f" (by cell: {', '.join(per_cell)})" if per_cell else "")) if "needs_review" in rows[0] else "—"
         print(f"| {cls} | {len(cells)} | {len(wrong)} | {share} | "
-              f"{', '.join(f'{k} {n}' for k, n in to.most_common()) or '—'} |")
+              f"{', '.join(f'{k} {n}' for k, n in to.most_common()) or '—'} | {flagged} |")
     # Cells "CLASS/BloodImage_NNNNN" that TRAIN and TEST both show (TEST_SIMPLE repeats TEST's own).
     in_both = set(summary(read_table())["fields_in_train_and_test"])
     shared = {key for key in views if key[1] in in_both}

@@ -454,7 +454,7 @@ class TestDifferential:
         assert logic.per_class_rows({"MONOCYTE": {"precision": None, "recall": None, "f1": None, "support": 0}})[0][
             "precision"] is None
         note = logic.review_note(test["review"])
-        assert f"caught only {100 * test['review']['errors_flagged_share']:.0f}% of the model's errors" in note
+        assert f"caught only {100 * test['review']['errors_flagged_share']:.0f}% of the wrong images" in note
         assert logic.review_note(None) == ""
         nan = float("nan")
         assert logic.review_note({"flagged_share": 0.0, "accuracy_flagged": nan, "accuracy_rest": 1.0,
@@ -463,8 +463,9 @@ class TestDifferential:
                                          "errors_flagged_share": 0.0})
         assert "nan" not in none_marked and "caught only 0%" in none_marked
         assert logic.review_note({"flagged_share": 0.2, "accuracy_flagged": 0.5, "accuracy_rest": 0.99,
-                                  "errors_flagged_share": 0.9}).endswith("caught 90% of the model's errors; the rest "
-                                                                         "were confident.")
+                                  "errors_flagged_share": 0.9, "cells_with_errors": 5, "cells_with_errors_marked": 4}
+                                 ).endswith("caught 90% of the wrong images; the rest were confident (4 of the 5 cells "
+                                            "with a wrong image had one marked).")
 
     def test_trust_rows(self) -> None:
         """Calibration bins read as percentages: range, images, share right, mean confidence."""

@@ -310,7 +310,13 @@ def test_cell_errors_reads_true_classes_in_any_case(tmp_path, monkeypatch, capsy
         assert mod.main() == 0
         tables.append([line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")])
     for table in tables:
-        assert table[1:] == ["| EOSINOPHIL | 2 | 1 | 100-100% | NEUTROPHIL 1 |", "| NEUTROPHIL | 1 | 0 | — | — |"]
+        assert table[1:] == ["| EOSINOPHIL | 2 | 1 | 100-100% | NEUTROPHIL 1 | — |", "| NEUTROPHIL | 1 | 0 | — | — | — |"]
+    marked = tmp_path / "marked.csv"  # a card's CSV: which wrong views were marked, cell by cell
+    marked.write_text("file,class,needs_review,true_class\nx/a.jpeg,NEUTROPHIL,yes,EOSINOPHIL\n"
+                      "x/b.jpeg,NEUTROPHIL,no,EOSINOPHIL\nx/c.jpeg,NEUTROPHIL,no,NEUTROPHIL\n")
+    monkeypatch.setattr("sys.argv", ["cell_errors.py", str(marked)])
+    assert mod.main() == 0
+    assert "| EOSINOPHIL | 2 | 2 | 100-100% | NEUTROPHIL 2 | 1 of 2 (by cell: 1/1, 0/1) |" in capsys.readouterr().out
     monkeypatch.setattr("sys.argv", ["cell_errors.py", str(tmp_path / "gone.csv")])
     with pytest.raises(SystemExit):
         mod.main()

@@ -57,7 +57,10 @@ class TestEvaluate:
             sum(a for a, f in zip(right, flagged) if not f) / (len(rows) - k))
         report = (out / "report.md").read_text()  # the review split is in the report too
         assert f"| Marked *needs review* | {100 * review['flagged_share']:.2f}% |" in report
-        assert f"| Errors marked *needs review* | {100 * review['errors_flagged_share']:.2f}% |" in report
+        caught = review["errors_flagged_share"]  # None where the model made no error: undefined, not 0
+        assert (caught is None) == all(right) and review["cells_with_errors"] == len(
+            {r["file"] for r, ok in zip(rows, right) if not ok})
+        assert f"| Wrong files marked *needs review* | {'—' if caught is None else f'{100 * caught:.2f}%'} |" in report
 
     def test_predictions_say_the_truth_and_whether_right(self, tmp_path: Path) -> None:
         """predictions.csv ends with each file's true class (its class folder) and whether the predicted

@@ -98,19 +98,28 @@ def with_truth(table: str, true_classes: Sequence[str]) -> str:
     return out.getvalue()
 
 
-def review_split(probs: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
+def review_split(probs: np.ndarray, y: np.ndarray, threshold: float,
+                 cells: Sequence[str] | None = None) -> dict[str, float | int | None]:
     """What the card's review threshold does here: the share of files it sets aside, the accuracy on
-    those and on the rest, and the share of all errors that it catches."""
+    those and on the rest, and the share of the wrong files that it catches (None where undefined:
+    nothing marked, everything marked, no error). With `cells`, also how many cells have a wrong file
+    and in how many of those at least one wrong file is marked: errors come in whole cells, and one
+    cell read wrong in all its views can hold most of the wrong files."""
     flagged = probs.max(1) < threshold
     right = probs.argmax(1) == y
     errors = int((~right).sum())
-    return {
+    out: dict[str, float | int | None] = {
         "threshold": threshold,
         "flagged_share": float(flagged.mean()),
-        "accuracy_flagged": float(right[flagged].mean()) if flagged.any() else float("nan"),
-        "accuracy_rest": float(right[~flagged].mean()) if (~flagged).any() else float("nan"),
-        "errors_flagged_share": float((~right & flagged).sum() / errors) if errors else 0.0,
+        "accuracy_flagged": float(right[flagged].mean()) if flagged.any() else None,
+        "accuracy_rest": float(right[~flagged].mean()) if (~flagged).any() else None,
+        "errors_flagged_share": float((~right & flagged).sum() / errors) if errors else None,
     }
+    if cells is not None:
+        wrong = {c for c, ok in zip(cells, right) if not ok}
+        out["cells_with_errors"] = len(wrong)
+        out["cells_with_errors_marked"] = len({c for c, ok, f in zip(cells, right, flagged) if not ok and f})
+    return out
 
 
 def evaluate(
@@ -141,7 +150,7 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     m_out = {"model": model_name, "read_as": reader.read_as, "data": where, **m}
     if threshold > 0:
-        m_out["review"] = review_split(probs, y, threshold)
+        m_out["review"] = review_split(probs, y, threshold, cells)
     atomic_write_text(out / "metrics.json", json.dumps(m_out, indent=2))
     text = classification_report_text(probs, y)
     atomic_write_text(out / "classification_report.txt", text)

@@ -105,19 +105,26 @@ def metrics_table(m: dict[str, Any]) -> str:
         ("Cell-level accuracy", f"{_pct(m['cell_accuracy'])} {_ci(m['cell_accuracy_ci95'])}",
          f"{m['cells_correct']} of {m['n_cells']} cells"),
         ("Macro-F1 over files", f"{m['macro_f1']:.4f} {_ci(m['macro_f1_ci95'], False)}", ""),
-        ("Cell-level macro-F1", f"{m['cell_macro_f1']:.4f}", ""),
+        ("Cell-level macro-F1", f"{m['cell_macro_f1']:.4f}", "no interval computed"),
         ("Expected calibration error", f"{m['ece']:.4f}" + (f" {_ci(m['ece_ci95'], False)}" if "ece_ci95" in m else ""),
          "15 bins" + ("; the interval leans high (a resampled ECE cannot fall below 0): a spread, not a bound"
                       if "ece_ci95" in m else "")),
-        ("Accuracy at 90% coverage", f"{_pct(m['accuracy_at_90_coverage'])}", "least confident 10% set aside"),
+        ("Accuracy at 90% coverage", f"{_pct(m['accuracy_at_90_coverage'])}",
+         "these files' own least confident 10% set aside (not the card's review threshold)"),
     ]
     if m.get("review"):  # the card's review threshold: how much it marks, and how many errors it catches
         r = m["review"]
+
+        def pct(v: float | None) -> str:
+            return "—" if v is None else _pct(v)
+
+        cells = (f"{r['cells_with_errors_marked']} of the {r['cells_with_errors']} cells with a wrong file have one "
+                 "marked; " if "cells_with_errors" in r else "")
         rows += [
             ("Marked *needs review*", _pct(r["flagged_share"]), f"confidence below {r['threshold']:.3f}"),
-            ("Accuracy of those marked / of the rest", f"{_pct(r['accuracy_flagged'])} / {_pct(r['accuracy_rest'])}", ""),
-            ("Errors marked *needs review*", _pct(r["errors_flagged_share"]),
-             "the rest of the errors are confident: the mark is no net under every mistake"),
+            ("Accuracy of those marked / of the rest", f"{pct(r['accuracy_flagged'])} / {pct(r['accuracy_rest'])}", ""),
+            ("Wrong files marked *needs review*", pct(r["errors_flagged_share"]),
+             f"{cells}errors come in whole cells, and a cell read wrong in every view with confidence is not marked"),
         ]
     out = ["| metric | value [95% interval over cells] | note |", "|---|---|---|"]
     out += [f"| {a} | {b} | {c} |" for a, b, c in rows]

@@ -228,9 +228,14 @@ def review_note(review: dict | None) -> str:
     if not _finite(caught):
         return out + "."
     if caught < 0.5:
-        return out + (f". It caught only {100 * caught:.0f}% of the model's errors: most of its mistakes are "
-                      "confident, so a confident answer is not a checked one.")
-    return out + f". It caught {100 * caught:.0f}% of the model's errors; the rest were confident."
+        out += (f". It caught only {100 * caught:.0f}% of the wrong images: errors come in whole cells, and a cell "
+                "read wrong in every view with confidence is not marked, so a confident answer is not a checked one")
+    else:
+        out += f". It caught {100 * caught:.0f}% of the wrong images; the rest were confident"
+    cells, marked_cells = review.get("cells_with_errors"), review.get("cells_with_errors_marked")
+    if type(cells) is int and type(marked_cells) is int and cells:
+        out += f" ({marked_cells} of the {cells} cells with a wrong image had one marked)"
+    return out + "."
 
 
 def trust_rows(reliability: Sequence[dict[str, float]]) -> list[dict[str, object]]:
