@@ -202,7 +202,7 @@ def test_summary(test: dict) -> str:
     return (f"On the public test set ({test['n_files']:,} images, views of **{test['n_cells']} cells**): accuracy "
             f"**{100 * test['accuracy']:.1f}%** of the images (95% interval {100 * lo:.1f}-{100 * hi:.1f}%, from "
             f"resampling whole cells), {cells}, macro-F1 {test['macro_f1']:.3f}. With so few cells the intervals "
-            "are wide: one cell more or less moves accuracy by a point or more.")
+            f"are wide: one cell more or fewer right moves the cells' accuracy by {100 / test['n_cells']:.1f} points.")
 
 
 def per_class_rows(per_class: dict[str, dict]) -> list[dict[str, object]]:

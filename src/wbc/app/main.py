@@ -36,7 +36,8 @@ def show_test_figures(test: dict | None) -> None:
         st.markdown(logic.NO_TEST_FIGURES)
         return
     st.markdown(logic.test_summary(test))
-    st.dataframe(pd.DataFrame(logic.per_class_rows(test["per_class"])), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(logic.per_class_rows(test["per_class"])), hide_index=True, width="stretch",
+                 column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("precision", "recall", "f1")})
     if note := logic.review_note(test.get("review")):
         st.markdown(note)
     if test.get("reliability"):
