@@ -113,6 +113,15 @@ class TestEvaluate:
             finally:
                 (folder / "MONOCYTE" / "patient2").chmod(0o755)
 
+    def test_report_says_when_intervals_mean_little(self) -> None:
+        """Few cells, or every file its own cell (a user's folder), are said beside the intervals."""
+        from wbc.report import interval_caveat
+
+        assert interval_caveat({"n_cells": 68, "n_files": 2487}) == ""
+        assert "mean little" in interval_caveat({"n_cells": 3, "n_files": 9})
+        mine = interval_caveat({"n_cells": 40, "n_files": 40})
+        assert "every file is its own cell" in mine and "mean little" not in mine
+
     def test_with_truth_needs_one_class_per_row(self) -> None:
         """Appending the truth to a table of another length is refused, not misaligned."""
         from wbc.evaluate import with_truth

@@ -98,6 +98,21 @@ def _ci(v: tuple[float, float] | list[float], pct: bool = True) -> str:
     return f"[{_pct(v[0])}, {_pct(v[1])}]" if pct else f"[{v[0]:.3f}, {v[1]:.3f}]"
 
 
+MIN_CELLS_FOR_INTERVALS = 10  # below this a percentile bootstrap over cells is too narrow to mean much
+
+
+def interval_caveat(m: dict[str, Any]) -> str:
+    """What the intervals are worth where the cells are few, or where every file is its own cell (a
+    folder of your own images: the views of one cell cannot be told apart, so the resampling is of files)."""
+    out = ""
+    if m["n_cells"] == m["n_files"]:
+        out += (" Here every file is its own cell (files outside the data set cannot be matched to their "
+                "cells), so the resampling is of files: if several files show one cell, the intervals are too narrow.")
+    if m["n_cells"] < MIN_CELLS_FOR_INTERVALS:
+        out += f" With {m['n_cells']} cell(s), below {MIN_CELLS_FOR_INTERVALS}, the intervals mean little."
+    return out
+
+
 def metrics_table(m: dict[str, Any]) -> str:
     """The headline figures as a markdown table."""
     rows = [
@@ -147,7 +162,7 @@ def write_report(out: str | Path, m: dict[str, Any], title: str, meta: dict[str,
     lines = [f"# {title}", ""]
     lines += [f"- **{k}**: {v}" for k, v in meta.items()]
     lines += ["", "Intervals are 95% percentile bootstrap intervals, resampling whole cells (views of one "
-              "cell are not independent).", "", metrics_table(m), "",
+              "cell are not independent)." + interval_caveat(m), "", metrics_table(m), "",
               "## Confusion matrix (files)", "", "![confusion matrix](confusion.png)", "",
               "## Confusion matrix (cells, views pooled)", "", "![cell confusion matrix](confusion_cells.png)", "",
               "## Classification report (files)", "", "```", report_text.rstrip(), "```", ""]
