@@ -507,8 +507,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="wbcnet's channels per stage (default: 24 48 96)")
     t.add_argument("--skip-bad", action="store_true", help="leave out unreadable images instead of stopping")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
-    t.add_argument("--dry-run", action="store_true", help="one epoch on a few cells per class (5 with the default --val-fraction, one per fold; two epochs "
-                   "for progressive resizing: one at each size), to check the set-up")
+    t.add_argument("--dry-run", action="store_true",
+                   help="one epoch on a few cells per class (5 with the default --val-fraction: one per fold; two "
+                        "epochs for progressive resizing, one at each size), to check the set-up")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=cmd_train)
 
