@@ -147,8 +147,10 @@ def build_card(
     h, w = spec.input_hw
     train_cfg = state["train_config"]
     held_out = train_cfg.get("fold", 0) is not None  # checkpoints from before --all-cells all held cells out
-    selected_on = ("validation cells" if held_out and chosen else "nothing: the last epoch of a run with validation cells"
-                   if held_out else "nothing: every cell trained, the last epoch kept")
+    if not held_out:
+        selected_on = "nothing: every cell trained, the last epoch kept"
+    else:
+        selected_on = "validation cells" if chosen else "nothing: the last epoch of a run with validation cells"
     return {
         "name": state["model_name"],
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
