@@ -403,3 +403,33 @@ def test_one_training_writes_to_a_run_at_a_time(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     assert held.is_dir()  # a refused start leaves the holder's folder alone
+
+
+def test_sharp_warp_keeps_detail_and_repeats_the_edge() -> None:
+    """robust-erase-sharp (e43) warps bicubic, within 0..1, with more fine detail left than bilinear, and
+    where a rotation reaches past the crop it repeats the edge's colour instead of mirroring the crop."""
+    from dataclasses import replace as dc_replace
+
+    from wbc.augment import ROBUST_ERASE, ROBUST_ERASE_SHARP, AugmentConfig, augment_batch
+
+    with pytest.raises(ValueError, match="sample/pad"):
+        AugmentConfig(pad="zeros")
+    g = torch.Generator().manual_seed(0)
+    texture = torch.rand(64, 3, 96, 96, generator=g) * 0.5 + 0.25  # fine detail everywhere
+    geometry = dict(hed=0.0, blur_p=0.0, erase_p=0.0, brightness=0.0, contrast=0.0, channel_gain=0.0, gamma=0.0)
+    smooth, sharp = (augment_batch(texture, dc_replace(c, **geometry), torch.Generator().manual_seed(1))
+                     for c in (ROBUST_ERASE, ROBUST_ERASE_SHARP))
+    assert 0 <= float(sharp.min()) and float(sharp.max()) <= 1
+
+    def detail(x: torch.Tensor) -> float:  # mean squared difference of neighbouring pixels
+        return float(((x[..., 1:, :] - x[..., :-1, :]) ** 2).mean())
+
+    assert detail(sharp) > 1.2 * detail(smooth)
+    # One bright corner: a rotation by about 45 degrees mirrors it into the out-of-crop corners under
+    # "reflection", and repeats the dark edge next to it under "border".
+    corner = torch.zeros(1, 3, 96, 96)
+    corner[..., :8, :8] = 1.0
+    spin = dict(scale=(1.0, 1.0), shift=0.0, **geometry)
+    outs = {c.pad: augment_batch(corner.repeat(16, 1, 1, 1), dc_replace(c, **spin), torch.Generator().manual_seed(2))
+            for c in (ROBUST_ERASE, ROBUST_ERASE_SHARP)}
+    assert float(outs["reflection"].sum()) > float(outs["border"].sum())

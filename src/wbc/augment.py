@@ -35,6 +35,11 @@ class AugmentConfig:
     erase_side: tuple[float, float] = (0.2, 0.4)  # the patch's side as a fraction of the image's side
     overexpose_p: float = 0.0  # share of images overexposed: brightened, then clipped as a camera clips
     overexpose: tuple[float, float] = (1.15, 1.5)  # their gain range, log-uniform
+    # How the geometric warp samples the cached crop: the crop was already resized once (160 -> 96 px),
+    # so bilinear resampling blurs it again; and where a rotation or zoom-out reaches past the crop,
+    # "reflection" shows mirrored field where a test crop shows real field or its border's colour.
+    sample: str = "bilinear"  # or "bicubic" (sharper; clipped to 0..1)
+    pad: str = "reflection"  # or "border" (the edge pixels repeated, as imaging.crop_square pads a field's edge)
 
     def __post_init__(self) -> None:
         # A +- range of 1 or more would reach a zero gain or gamma (black images, 0 ** 0 = NaN).
@@ -46,6 +51,8 @@ class AugmentConfig:
                 raise ValueError(f"AugmentConfig.{name} is a share and must be in [0, 1], not {getattr(self, name)}")
         if not 0 < self.scale[0] <= self.scale[1]:
             raise ValueError(f"AugmentConfig.scale must be (low, high) with 0 < low <= high, not {self.scale}")
+        if self.sample not in ("bilinear", "bicubic") or self.pad not in ("reflection", "border"):
+            raise ValueError(f"AugmentConfig.sample/pad: {self.sample!r}/{self.pad!r} is not bilinear|bicubic/reflection|border")
         if not 1 <= self.overexpose[0] <= self.overexpose[1]:
             raise ValueError(f"AugmentConfig.overexpose must be (low, high) with 1 <= low <= high, not {self.overexpose}")
 
@@ -64,6 +71,9 @@ ROBUST_EXPOSURE = replace(ROBUST, brightness=0.45, channel_gain=0.15)
 ROBUST_OVEREXPOSED = replace(ROBUST, overexpose_p=0.25)
 # The shipped recipe's ROBUST_ERASE with the same overexposed quarter (e42).
 ROBUST_ERASE_OVEREXPOSED = replace(ROBUST_ERASE, overexpose_p=0.25)
+# The shipped recipe's ROBUST_ERASE with a sharper warp and the crop's edge repeated instead of
+# mirrored (e43): training crops nearer to the test crops' detail and framing.
+ROBUST_ERASE_SHARP = replace(ROBUST_ERASE, sample="bicubic", pad="border")
 
 
 def hed_jitter(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
@@ -122,7 +132,9 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator, siz
         # affine_grid works in coordinates normalised to the image's extent, so the warp is the same.
         x = F.interpolate(x, size=out_hw, mode="bilinear", antialias=True, align_corners=False)
     grid = F.affine_grid(mat, [n, x.shape[1], *out_hw], align_corners=False)
-    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    x = F.grid_sample(x, grid, mode=cfg.sample, padding_mode=cfg.pad, align_corners=False)
+    if cfg.sample == "bicubic":  # cubic weights overshoot at edges; the colour steps below take 0..1
+        x = x.clamp(0, 1)
 
     if cfg.overexpose_p > 0:
         x = overexpose(x, cfg, gen)

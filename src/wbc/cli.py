@@ -473,12 +473,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=threads, help="PyTorch CPU threads (default: 2)")
     # train.AUGMENT's keys and "none", written out so that the parser needs no torch (a test compares them).
     t.add_argument("--augment", choices=["robust", "robust-wide", "robust-erase", "robust-exposure",
-                                         "robust-overexposed", "robust-erase-overexposed", "basic", "none"],
+                                         "robust-overexposed", "robust-erase-overexposed", "robust-erase-sharp",
+                                         "basic", "none"],
                    help="augmentation recipe (default: robust-erase for wbcnet, basic for seed; robust: without "
                         "cutout; robust-wide: twice the "
                         "stain jitter; robust-erase: with cutout; robust-exposure: brightness x0.55-1.45 and 15%% "
                         "white-balance jitter; robust-overexposed: a quarter of the images overexposed x1.15-1.5 "
-                        "and clipped; robust-erase-overexposed: robust-erase with that quarter)")
+                        "and clipped; robust-erase-overexposed: robust-erase with that quarter; robust-erase-sharp: "
+                        "robust-erase warped bicubic, its edge repeated rather than mirrored)")
     t.add_argument("--mixup", type=float, metavar="ALPHA",
                    help="blend pairs of training images and their labels, weight ~ Beta(ALPHA, ALPHA); 0 is off "
                         "(default: 0.4 for wbcnet, off for seed)")

@@ -23,6 +23,7 @@ from wbc.augment import (
     ROBUST,
     ROBUST_ERASE,
     ROBUST_ERASE_OVEREXPOSED,
+    ROBUST_ERASE_SHARP,
     ROBUST_EXPOSURE,
     ROBUST_OVEREXPOSED,
     ROBUST_WIDE,
@@ -102,7 +103,7 @@ SEED_PRESET: dict[str, Any] = dict(
 )
 AUGMENT = {"basic": AugmentConfig(), "robust": ROBUST, "robust-wide": ROBUST_WIDE, "robust-erase": ROBUST_ERASE,
            "robust-exposure": ROBUST_EXPOSURE, "robust-overexposed": ROBUST_OVEREXPOSED,
-           "robust-erase-overexposed": ROBUST_ERASE_OVEREXPOSED}
+           "robust-erase-overexposed": ROBUST_ERASE_OVEREXPOSED, "robust-erase-sharp": ROBUST_ERASE_SHARP}
 
 
 # wbcnet's default recipe (e36): mixup 0.4 was better on held-out fields than none (e11 against e10),
