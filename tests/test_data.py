@@ -277,8 +277,11 @@ class TestArrays:
         from wbc.data import prune_cache
 
         sets = []
+        mine = tmp_path / "my_results.npz"  # not a cache entry: never touched, however old
+        mine.write_bytes(b"y" * 5000)
+        os.utime(mine, (1, 1))
         for i, size in enumerate((400, 300, 200, 100)):  # written in this order, 1 s apart: oldest first
-            p = tmp_path / f"s{i}.npz"
+            p = tmp_path / f"{i:020x}.npz"
             p.write_bytes(b"x" * size)
             os.utime(p, (1000 + i, 1000 + i))
             sets.append(p)
@@ -287,6 +290,7 @@ class TestArrays:
         assert [p.exists() for p in sets] == [True, False, False, True]
         prune_cache(tmp_path, keep=sets[3], limit=10_000)
         assert sets[0].exists() and sets[3].exists()  # within the limit nothing goes
+        assert mine.exists()
 
     def test_bad_file_stops_with_its_name(self, data_copy: Path) -> None:
         """One corrupt file stops loading before training and is named; --skip-bad leaves it out."""

@@ -8,6 +8,7 @@ import io
 import itertools
 import json
 import os
+import re
 import sys
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -240,9 +241,12 @@ def cache_dir() -> Path:
 def prune_cache(folder: Path, keep: Path, limit: int = CACHE_LIMIT_BYTES) -> None:
     """Remove the least recently used decoded sets in `folder` until the rest fit in `limit` bytes;
     `keep` (the set just written) stays whatever its size. Entries that vanish meanwhile (another run
-    pruning too) are passed over."""
+    pruning too) are passed over. Only this cache's entries (`_cache_key` names: 20 hex digits) are
+    touched: WBC_CACHE may point at a folder that holds other .npz files too."""
     entries = []
     for p in folder.glob("*.npz"):
+        if not re.fullmatch(r"[0-9a-f]{20}", p.stem):
+            continue
         with contextlib.suppress(OSError):
             entries.append((p.stat().st_mtime, p.stat().st_size, p))
     total = sum(size for _, size, _ in entries)
