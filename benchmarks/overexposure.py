@@ -51,10 +51,9 @@ QUANTILES = np.linspace(0, 1, 1001)
 def darkest_channel_quantiles(rgb: np.ndarray) -> np.ndarray:
     """QUANTILES of the darkest channel over the lit pixels of `rgb` (H, W, 3): the value a pixel must
     reach to count as clipped (`screening.clipped_share`) is in these units."""
-    from wbc.screening import lit_mask
+    from wbc.screening import darkest_channel, lit_mask
 
-    darkest = np.minimum(np.minimum(rgb[..., 0], rgb[..., 1]), rgb[..., 2])[lit_mask(rgb)]
-    return np.quantile(darkest, QUANTILES)
+    return np.quantile(darkest_channel(rgb)[lit_mask(rgb)], QUANTILES)
 
 
 def undo_gain(rgb: np.ndarray, clipped: float, typical: np.ndarray) -> tuple[np.ndarray, float]:
@@ -96,8 +95,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--undo-gain", action="store_true",
                     help="also read each marked file with its gain, estimated from its clipped share, divided out")
     args = ap.parse_args(argv)
-    if args.every < 1:
-        ap.error("--every must be 1 or more")
     if args.gains[0] != 1.0 or any(g < 1 for g in args.gains) or len(set(args.gains)) < len(args.gains):
         ap.error("--gains starts with 1.0 (the clean files the drops are measured from); none below 1, none twice")
 

@@ -58,8 +58,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--md", type=Path, help="also write the table here")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args(argv)
-    if args.every < 1:
-        ap.error("--every must be 1 or more")
     if not 0 <= args.offset < args.every:
         ap.error(f"--offset must be from 0 to --every - 1 ({args.every - 1})")
     if args.cv and args.model:

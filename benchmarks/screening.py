@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="instead: list the clean red-cell patches that pass the screening (place in the list, "
                          "stain peak, stained pixels, second look) and save them side by side, numbered, to look at")
     args = ap.parse_args(argv)
-    if args.every < 1 or not 0 <= args.offset < args.every:
+    if not 0 <= args.offset < args.every:  # --every is 1 or more (whole_number)
         ap.error("--every must be 1 or more, and --offset from 0 to --every - 1")
     root = find_images_root(args.data)
     if args.list_passing:

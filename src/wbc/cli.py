@@ -180,8 +180,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     card = export_and_report(args.run, args.out, data=args.data, evaluate_test=args.evaluate,
                              tta=not args.no_tta, calibrate=not args.no_calibrate, calibration=args.calibration,
                              match_white=args.match_white)
-    run = Path(args.run)
-    for note in _training("wbc.ship", "export_warnings")(run / "best.pt" if run.is_dir() else run, card):
+    ckpt = _training("wbc.ship", "run_checkpoint")(args.run)
+    for note in _training("wbc.ship", "export_warnings")(ckpt, card):
         print(f"warning: {note}", file=sys.stderr)
     print(f"wrote {Path(args.out) / 'model.onnx'} ({card['onnx_bytes'] / 1e6:.2f} MB) and model.json; "
           f"parity max |diff| {card['parity']['max_abs_diff']:.2e} on {card['parity']['images']} images")

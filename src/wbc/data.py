@@ -248,7 +248,8 @@ def prune_cache(folder: Path, keep: Path, limit: int = CACHE_LIMIT_BYTES) -> Non
         if not re.fullmatch(r"[0-9a-f]{20}", p.stem):
             continue
         with contextlib.suppress(OSError):
-            entries.append((p.stat().st_mtime, p.stat().st_size, p))
+            st = p.stat()
+            entries.append((st.st_mtime, st.st_size, p))
     total = sum(size for _, size, _ in entries)
     for _, size, p in sorted(entries):  # oldest first
         if total <= limit:

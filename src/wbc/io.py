@@ -99,5 +99,6 @@ def files_under(folder: Path, strict: bool = False) -> Iterator[Path]:
             continue
         seen.add(real)
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        yield from (Path(root) / f for f in files if not f.startswith(".")
-                    and ((Path(root) / f).is_file() or strict and (Path(root) / f).is_symlink()))
+        for p in (Path(root) / f for f in files if not f.startswith(".")):
+            if p.is_file() or strict and p.is_symlink():
+                yield p

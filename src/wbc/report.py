@@ -90,8 +90,8 @@ def plot_confusion(cm: list[list[int]], path: str | Path, title: str = "Confusio
     _save(fig, Path(path))
 
 
-def _pct(v: float) -> str:
-    return f"{100 * v:.2f}%"
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{100 * v:.2f}%"
 
 
 def _ci(v: tuple[float, float] | list[float], pct: bool = True) -> str:
@@ -129,16 +129,12 @@ def metrics_table(m: dict[str, Any]) -> str:
     ]
     if m.get("review"):  # the card's review threshold: how much it marks, and how many errors it catches
         r = m["review"]
-
-        def pct(v: float | None) -> str:
-            return "—" if v is None else _pct(v)
-
         cells = (f"{r['cells_with_errors_marked']} of the {r['cells_with_errors']} cells with a wrong file have one "
                  "marked; " if "cells_with_errors" in r else "")
         rows += [
             ("Marked *needs review*", _pct(r["flagged_share"]), f"confidence below {r['threshold']:.3f}"),
-            ("Accuracy of those marked / of the rest", f"{pct(r['accuracy_flagged'])} / {pct(r['accuracy_rest'])}", ""),
-            ("Wrong files marked *needs review*", pct(r["errors_flagged_share"]),
+            ("Accuracy of those marked / of the rest", f"{_pct(r['accuracy_flagged'])} / {_pct(r['accuracy_rest'])}", ""),
+            ("Wrong files marked *needs review*", _pct(r["errors_flagged_share"]),
              f"{cells}errors come in whole cells, and a cell read wrong in every view with confidence is not marked"),
         ]
     out = ["| metric | value [95% interval over cells] | note |", "|---|---|---|"]

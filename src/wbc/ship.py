@@ -25,7 +25,8 @@ from wbc.imaging import TEST_TIME_VIEWS, dihedral_views
 from wbc.io import atomic_write_text
 from wbc.metrics import expected_calibration_error
 from wbc.predict import Predictor
-from wbc.train import load_checkpoint, model_from_checkpoint, read_val_cells
+from wbc.model import config_from_dict
+from wbc.train import load_checkpoint, read_val_cells
 
 PARITY_IMAGES = 32
 
@@ -90,6 +91,14 @@ def checkpoint_validation_logits(ckpt: str | Path, data: str | Path | None = Non
         return validation_view_logits(Path(tmp), ckpt.parent, data, views)
 
 
+def run_checkpoint(run: str | Path) -> Path:
+    """The checkpoint a run folder (its best.pt) or a .pt given names; CheckpointError where neither exists."""
+    run = Path(run)
+    if not run.exists():
+        raise CheckpointError(f"{run}: no such run folder or checkpoint (give the folder `wbc train` wrote, or its .pt)")
+    return run / "best.pt" if run.is_dir() else run
+
+
 def export_warnings(ckpt: Path, card: dict[str, Any]) -> list[str]:
     """What a user exporting this checkpoint should know before using the model: a run that did not
     finish (interrupted; `--resume` finishes it), or held-out accuracy below 50% (chance, with 4 classes: 25%)."""
@@ -121,11 +130,10 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
     over the images. It excludes `calibration`, which brings its own temperature. `match_white`: the
     card tells `Predictor` to match a field's white below the data set's range before the network
     (`screening.input_gains`), and TEST is evaluated so."""
-    run, out = Path(run), Path(out)
-    if not run.exists():
-        raise CheckpointError(f"{run}: no such run folder or checkpoint (give the folder `wbc train` wrote, or its .pt)")
-    ckpt = run / "best.pt" if run.is_dir() else run
-    h, w = model_from_checkpoint(load_checkpoint(ckpt))[1].input_hw
+    out = Path(out)
+    ckpt = run_checkpoint(run)
+    state = load_checkpoint(ckpt)  # its input size, from the stored config: no network built for it
+    h, w = config_from_dict(state["model_name"], state["model_config"]).preprocess.input_hw
     views = TEST_TIME_VIEWS if tta and h == w else 1  # rotating by 90 degrees needs a square input
     held_out = read_val_cells(ckpt.parent)
     if calibration is not None:

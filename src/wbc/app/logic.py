@@ -62,10 +62,10 @@ def upload_key(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def distinct_uploads(uploads: Sequence[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[str]]:
-    """The uploads with repeats of the same bytes left out (one image, one cell in the count), and a
-    note for each repeat naming the upload it repeats. A different image under a name already taken
-    is shown as "name (2).ext", so that the table's rows can be told apart."""
+def distinct_uploads(uploads: Sequence[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[str], list[str]]:
+    """The uploads with repeats of the same bytes left out (one image, one cell in the count), a note
+    for each repeat naming the upload it repeats, and each kept upload's `upload_key`. A different
+    image under a name already taken is shown as "name (2).ext", so that the table's rows can be told apart."""
     first: dict[str, str] = {}
     kept: list[tuple[str, bytes]] = []
     notes: list[str] = []
@@ -83,7 +83,7 @@ def distinct_uploads(uploads: Sequence[tuple[str, bytes]]) -> tuple[list[tuple[s
             notes.append(f"Another image is also named {name}: this one is shown as {shown}.")
         first[key] = shown
         kept.append((shown, data))
-    return kept, notes
+    return kept, notes, list(first)
 
 
 def analyse_uploads(predictor: Predictor, uploads: Sequence[tuple[str, bytes]]) -> list[CellResult]:

@@ -109,7 +109,7 @@ with classify_tab:
     if not uploads:
         st.info("Upload one or more cell images, or switch on the sample images, to start.")
         st.stop()
-    uploads, repeats = logic.distinct_uploads(uploads)
+    uploads, repeats, keys = logic.distinct_uploads(uploads)
     for note in repeats:
         st.info(note)
 
@@ -160,11 +160,11 @@ with classify_tab:
     # A reviewer's corrections, by image: the table is a new widget whenever its rows change (an upload
     # added or removed), and would otherwise start again from the predictions.
     corrections: dict[str, str] = st.session_state.setdefault("corrections", {})
-    rows = logic.review_rows(results, [logic.upload_key(data) for _, data in uploads], corrections)
-    keys = tuple((r["key"], r["file"]) for r in rows)  # an image shown under another name is a new row too
-    if st.session_state.get("review_rows", (None,))[0] != keys:
+    rows = logic.review_rows(results, keys, corrections)
+    shown = tuple((r["key"], r["file"]) for r in rows)  # an image shown under another name is a new row too
+    if st.session_state.get("review_rows", (None,))[0] != shown:
         # Rebuilt only when the images change: the same rows keep the same widget and its edits.
-        st.session_state["review_rows"] = (keys, rows)
+        st.session_state["review_rows"] = (shown, rows)
     if rows:
         st.divider()
         st.header("Differential count")
