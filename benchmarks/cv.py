@@ -91,6 +91,8 @@ def main() -> int:
                          "recipe's, kept at 4/5 of the schedule when --epochs changes; 0 0 turns it off)")
     ap.add_argument("--low-res-antialias", action="store_true",
                     help="with progressive resizing (wbcnet's default, or --low-res): shrink the crops with an antialiasing filter before the low-resolution warp")
+    ap.add_argument("--context", type=int, metavar="PX",
+                    help="px of field (network input px) cached around each training crop for the warp (default: 0)")
     ap.add_argument("--window", type=int, metavar="PX", help="crop window around the cell in source px (default: 160)")
     ap.add_argument("--input-size", type=int, metavar="PX", help="the network's input in px (default: 96)")
     ap.add_argument("--widths", type=int, nargs="+", metavar="C", help="wbcnet's channels per stage (default: 24 48 96)")
@@ -112,7 +114,7 @@ def main() -> int:
     if args.epochs is not None and args.low_res is None:
         cfg = with_epochs(cfg, args.epochs)
     overrides = {k: getattr(args, k) for k in ("epochs", "patience", "augment", "mixup", "label_smoothing",
-                                              "pair_smoothing", "ema", "weight_decay", "optimizer", "lr", "batch_size")}
+                                              "pair_smoothing", "ema", "weight_decay", "optimizer", "lr", "batch_size", "context")}
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if args.low_res:
         cfg = replace(cfg, low_res_size=args.low_res[0], low_res_epochs=args.low_res[1])

@@ -318,14 +318,14 @@ def test_low_res_antialias_reaches_the_augmentation(tmp_path: Path, monkeypatch:
     real = wbc.augment.augment_batch
 
     def spy(x: torch.Tensor, cfg: object, gen: torch.Generator, size: int | None = None,
-            antialias: bool = False) -> torch.Tensor:
+            antialias: bool = False, extent: float = 1.0) -> torch.Tensor:
         seen.append((size, antialias))
-        return real(x, cfg, gen, size, antialias)
+        return real(x, cfg, gen, size, antialias, extent)
 
     monkeypatch.setattr(train_mod, "augment_batch", spy)
     fit(replace(TINY, epochs=2, low_res_size=48, low_res_epochs=1, low_res_antialias=True), tmp_path / "aa",
         progress=False)
-    assert {a for _, a in seen} == {True} and {s for s, _ in seen} == {48, None}
+    assert {a for _, a in seen} == {True} and {s for s, _ in seen} == {48, 96}
     assert json.loads((tmp_path / "aa" / "config.json").read_text())["train"]["low_res_antialias"] is True
     seen.clear()
     fit(replace(TINY, epochs=2, low_res_size=48, low_res_epochs=1), tmp_path / "plain", progress=False)
@@ -433,3 +433,80 @@ def test_sharp_warp_keeps_detail_and_repeats_the_edge() -> None:
     outs = {c.pad: augment_batch(corner.repeat(16, 1, 1, 1), dc_replace(c, **spin), torch.Generator().manual_seed(2))
             for c in (ROBUST_ERASE, ROBUST_ERASE_SHARP)}
     assert float(outs["reflection"].sum()) > float(outs["border"].sum())
+
+
+def test_context_widens_the_cached_crops_at_the_same_scale(tmp_path: Path) -> None:
+    """--context PX caches PX px of field around each training crop (at the crop's scale: 30 px of
+    input are 50 source px of a 160 -> 96 crop), and is refused where that is not a whole number of
+    source px; 0 leaves the crop alone."""
+    from wbc.errors import ConfigError
+    from wbc.imaging import PreprocessSpec
+    from wbc.train import context_spec
+
+    spec = PreprocessSpec()
+    assert context_spec(spec, 0) is spec
+    wide = context_spec(spec, 30)
+    assert (wide.window, wide.size, wide.mean) == (260, 156, spec.mean)
+    with pytest.raises(ConfigError, match="only by a multiple of 3 px"):
+        context_spec(spec, 10)
+    with pytest.raises(ConfigError, match="whole field"):
+        context_spec(PreprocessSpec(mode="frame"), 3)
+    with pytest.raises(ConfigError, match="context -3"):
+        fit(replace(TINY, context=-3), tmp_path / "neg", progress=False)
+    assert not (tmp_path / "neg").exists()
+
+
+def test_context_crop_centre_is_the_test_crop(fixture_root: Path) -> None:
+    """The middle of a widened crop is the network's crop, pixel for pixel away from its edge (where the
+    resize's filter now reads real field), and the warp at zoom 1 without rotation frames exactly it."""
+    from dataclasses import replace as dc_replace
+
+    from wbc.augment import AugmentConfig, augment_batch
+    from wbc.data import list_split, load_arrays
+    from wbc.imaging import PreprocessSpec
+    from wbc.train import centre_crop, context_spec
+
+    samples = list_split(fixture_root, "TRAIN")[:6]
+    spec = PreprocessSpec()
+    plain, _ = load_arrays(samples, spec, use_cache=False, progress=False)
+    wide, _ = load_arrays(samples, context_spec(spec, 30), use_cache=False, progress=False)
+    x = torch.from_numpy(wide).permute(0, 3, 1, 2).contiguous()
+    middle = centre_crop(x, 30).permute(0, 2, 3, 1).numpy()
+    assert middle.shape == plain.shape
+    assert (middle[:, 2:-2, 2:-2] == plain[:, 2:-2, 2:-2]).all()
+    still = AugmentConfig(rotate=False, scale=(1.0, 1.0), shift=0.0, brightness=0.0, contrast=0.0,
+                          channel_gain=0.0, gamma=0.0)
+    framed = augment_batch(x.float() / 255, still, torch.Generator().manual_seed(0), 96, extent=96 / 156)
+    assert torch.allclose(framed, centre_crop(x, 30).float() / 255, atol=1e-5)
+    # Rotated by 45 degrees, the corners of a plain crop are mirrored; with context they are real field.
+    turned = dc_replace(still, rotate=True)
+    a = augment_batch(x.float() / 255, turned, torch.Generator().manual_seed(1), 96, extent=96 / 156)
+    b = augment_batch(centre_crop(x, 30).float() / 255, turned, torch.Generator().manual_seed(1), 96)
+    centre = (slice(None), slice(None), slice(32, 64), slice(32, 64))
+    assert torch.allclose(a[centre], b[centre], atol=0.02)  # the same middle, resampled alike
+
+
+def test_context_run_trains_and_validates_on_the_networks_crop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run with --context loads the widened crops, feeds the network its own input size in training
+    and validation, and stores the setting; the model's crop (what export and predict use) is unchanged."""
+    sizes: list[tuple[bool, tuple[int, int]]] = []
+    real_build, real_load = train_mod.build_model, train_mod.load_arrays
+    loaded: list[int] = []
+
+    def hooked_build(*args: object, **kwargs: object) -> torch.nn.Module:
+        net = real_build(*args, **kwargs)
+        net.register_forward_pre_hook(lambda m, i: sizes.append((m.training, tuple(i[0].shape[2:]))))
+        return net
+
+    def spy_load(samples: object, spec: object, **kw: object) -> object:
+        loaded.append(spec.size)  # type: ignore[attr-defined]
+        return real_load(samples, spec, **kw)
+
+    monkeypatch.setattr(train_mod, "build_model", hooked_build)
+    monkeypatch.setattr(train_mod, "load_arrays", spy_load)
+    run = fit(replace(TINY, context=6), tmp_path / "ctx", progress=False)
+    assert loaded == [108]
+    assert {s for _, s in sizes} == {(96, 96)} and {t for t, _ in sizes} == {True, False}
+    state = load_checkpoint(run / "best.pt")
+    assert state["train_config"]["context"] == 6
+    assert train_mod.model_from_checkpoint(state)[1].window == 160

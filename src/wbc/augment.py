@@ -101,13 +101,15 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator, size: int | None = None,
-                  antialias: bool = False) -> torch.Tensor:
+                  antialias: bool = False, extent: float = 1.0) -> torch.Tensor:
     """float (N, 3, H, W) in 0..1 -> augmented float (N, 3, H, W) in 0..1, or (N, 3, size, size) when
     `size` is given: the geometric warp samples the output at that size, so the colour steps after it
     work on the smaller image too. With `antialias`, a smaller `size` first shrinks the crops with an
     antialiasing filter and the warp samples those: the network then sees what a camera of lower
     resolution would give, not the crop's fine texture (granules) sampled 1.5x too sparsely, aliased.
-    A zoom below 1 still samples up to 1.5 px apart after it, as at full size."""
+    A zoom below 1 still samples up to 1.5 px apart after it, as at full size.
+    `extent` < 1: x holds crops widened around the network's crop, which is that fraction of their side
+    in the middle; the warp frames that part at zoom 1, and samples the rest where it reaches past it."""
     n = x.shape[0]
 
     def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
@@ -126,11 +128,13 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator, siz
         ],
         1,
     )
-    in_h = x.shape[2]
+    mat = mat * extent  # the output's extent in the widened crop's normalised coordinates
+    in_h = x.shape[2] * extent  # the network's crop's side, in px of x
     out_hw = [size, size] if size else list(x.shape[2:])
-    if antialias and size and size < min(x.shape[2:]):
+    if antialias and size and size < in_h:
         # affine_grid works in coordinates normalised to the image's extent, so the warp is the same.
-        x = F.interpolate(x, size=out_hw, mode="bilinear", antialias=True, align_corners=False)
+        shrunk = round(size / extent)
+        x = F.interpolate(x, size=[shrunk, shrunk], mode="bilinear", antialias=True, align_corners=False)
     grid = F.affine_grid(mat, [n, x.shape[1], *out_hw], align_corners=False)
     x = F.grid_sample(x, grid, mode=cfg.sample, padding_mode=cfg.pad, align_corners=False)
     if cfg.sample == "bicubic":  # cubic weights overshoot at edges; the colour steps below take 0..1

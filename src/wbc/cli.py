@@ -82,7 +82,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "weight_decay": args.weight_decay, "optimizer": args.optimizer,
             "low_res_size": args.low_res[0] if args.low_res else None,
             "low_res_epochs": args.low_res[1] if args.low_res else None,
-            "low_res_antialias": args.low_res_antialias or None,
+            "low_res_antialias": args.low_res_antialias or None, "context": args.context,
             "teachers": tuple(str(t) for t in args.teacher) if args.teacher else None,
             "model": args.model, "skip_bad": args.skip_bad or None,
         }.items() if v is not None
@@ -501,6 +501,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--low-res-antialias", action="store_true",
                    help="with progressive resizing (wbcnet's default, or --low-res): shrink the crops with an antialiasing filter before the low-resolution "
                         "warp, as a camera of lower resolution would, instead of sampling them sparsely")
+    t.add_argument("--context", type=int, metavar="PX",
+                   help="cache PX px of field (in the network's input px) around each training crop, so that "
+                        "rotations and zoom-outs show real field rather than mirrored; a multiple of 3 for the "
+                        "default crop (default: 0)")
     t.add_argument("--window", type=int, metavar="PX",
                    help="crop PX x PX source pixels around the cell (resized to the network's input; default: 160)")
     t.add_argument("--input-size", type=int, metavar="PX",

@@ -90,6 +90,10 @@ class TrainConfig:
     # Shrink the crops with an antialiasing filter before the low-resolution warp instead of sampling
     # the full-size crop sparsely (aliased); what e34 and e36 ran without.
     low_res_antialias: bool = False
+    # Px of the network's input cached around each training crop (0 = none): the warp's rotations and
+    # zoom-outs then sample real field where they would otherwise mirror the crop's own border. A test
+    # crop is unchanged; validation reads each crop's centre, as a test crop frames it.
+    context: int = 0
 
 
 # Where and how fast a run is made, not what it learns: a resumed run takes these from its caller.
@@ -129,6 +133,25 @@ def with_epochs(cfg: TrainConfig, epochs: int) -> TrainConfig:
     if low < 1:
         return replace(cfg, epochs=epochs, low_res_size=0, low_res_epochs=0, low_res_antialias=False)
     return replace(cfg, epochs=epochs, low_res_epochs=low)
+
+
+def context_spec(spec: PreprocessSpec, context: int) -> PreprocessSpec:
+    """The crop `spec` gives, widened by `context` px of network input on each side at the same scale:
+    (size + 2 context) px from a window wider by as many source px. ConfigError where that is not a
+    whole number of source px, since a rounded window would not centre the test crop's pixels."""
+    if not context:
+        return spec
+    source, rest = divmod(context * spec.window, spec.size)
+    if spec.mode != "cell" or rest:
+        raise ConfigError(f"context {context} px: a {spec.mode} crop of {spec.window} source px to {spec.size} px widens "
+                          f"only by a multiple of {spec.size // math.gcd(spec.window, spec.size)} px"
+                          + ("" if spec.mode == "cell" else "; a whole field has no field around it"))
+    return replace(spec, window=spec.window + 2 * source, size=spec.size + 2 * context)
+
+
+def centre_crop(x: torch.Tensor, context: int) -> torch.Tensor:
+    """The network's crop inside a widened one: (N, C, h, w) less `context` px on each side."""
+    return x[:, :, context : x.shape[2] - context, context : x.shape[3] - context] if context else x
 
 
 def _to_tensor(x: np.ndarray) -> torch.Tensor:
@@ -212,7 +235,8 @@ def train_one_epoch(
     """One pass over (x uint8 (N, 3, h, w), y (N,)) in shuffled batches; returns the mean loss.
     With `soft` (N, 4), the teachers' probabilities, the loss mixes in their cross-entropy; `ema`, an
     AveragedModel of `model`, is updated after every step; `size`: the network sees size x size px
-    (progressive resizing) instead of h x w."""
+    (progressive resizing) instead of its input size. With `cfg.context`, x holds widened crops
+    (`context_spec`) and the warp samples the network's crop from them."""
     from tqdm import tqdm
 
     model.train()
@@ -226,9 +250,12 @@ def train_one_epoch(
             continue
         xb = x[idx].float() / 255.0
         if aug is not None:
-            xb = augment_batch(xb, aug, gen, size, antialias=cfg.low_res_antialias)
-        elif size:
-            xb = F.interpolate(xb, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+            xb = augment_batch(xb, aug, gen, size or spec.size, antialias=cfg.low_res_antialias,
+                               extent=spec.size / xb.shape[2])
+        else:
+            xb = centre_crop(xb, cfg.context)
+            if size:
+                xb = F.interpolate(xb, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         if cfg.mixup > 0:
             lam, pair = _mix_pairs(len(idx), cfg.mixup, gen)
             logits = model(_normalise(lam * xb + (1 - lam) * xb[pair], spec))
@@ -438,6 +465,8 @@ def check_config(cfg: TrainConfig) -> None:
                               "that the last ones train at full size")
     elif cfg.low_res_antialias:
         raise ConfigError("low-resolution antialiasing applies to progressive resizing: add --low-res PX EPOCHS")
+    if cfg.context < 0:
+        raise ConfigError(f"context {cfg.context} px: choose 0 (off) or more px of field around each training crop")
     # The labelled class keeps 1 - ls + ls/4 - ps and its partner gets ls/4 + ps.
     most = (1 - cfg.label_smoothing) / 2
     if not 0 <= cfg.pair_smoothing < most:
@@ -517,7 +546,7 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
 
     root = find_images_root(cfg.data)
     samples = _subset(list_split(root, "TRAIN"), cfg.limit_cells)
-    x_all, samples = load_arrays(samples, spec, skip_bad=cfg.skip_bad, progress=progress)
+    x_all, samples = load_arrays(samples, context_spec(spec, cfg.context), skip_bad=cfg.skip_bad, progress=progress)
     split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
     if cfg.fold is None:
         if cfg.teachers:
@@ -530,10 +559,10 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
     y_all = np.array([s.label for s in samples])
     cells = [s.cell for s in samples]
     x_tr, y_tr = _to_tensor(x_all[tr_idx]), torch.from_numpy(y_all[tr_idx])
-    x_va, y_va = _to_tensor(x_all[va_idx]), y_all[va_idx]
+    x_va, y_va = centre_crop(_to_tensor(x_all[va_idx]), cfg.context), y_all[va_idx]
     va_cells = [cells[i] for i in va_idx]
     weights = _class_weights(y_all[tr_idx]) if cfg.class_weights else None
-    soft = teacher_probs(tuple(cfg.teachers), x_tr, set(va_cells)) if cfg.teachers else None
+    soft = teacher_probs(tuple(cfg.teachers), centre_crop(x_tr, cfg.context), set(va_cells)) if cfg.teachers else None
 
     run.mkdir(parents=True, exist_ok=True)
     if state is None:
