@@ -265,6 +265,13 @@ class TestCrossValidate:
             cross_validate(replace(RECIPE, lr=1e-3), runs, FIXTURE_IMAGES)
         assert not (tmp_path / "fold0").exists()
 
+        # A fold folder whose last.pt cannot be read is named before any fold trains, not called
+        # "already holds a run" after fold 0 has trained.
+        (tmp_path / "fold1" / "last.pt").write_bytes(b"not a checkpoint")
+        with pytest.raises(CheckpointError, match=r"fold1/last.pt: not a readable checkpoint.*remove .*fold1 to train"):
+            cross_validate(RECIPE, runs, FIXTURE_IMAGES)
+        assert not (tmp_path / "fold0").exists()
+
     def test_refuses_a_run_of_another_network(self, cv: tuple[Path, dict]) -> None:
         """Fold runs of another crop window (network input) are not the cross-validation asked for."""
         work, _ = cv

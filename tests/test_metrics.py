@@ -122,3 +122,22 @@ class TestMetrics:
         cells = ["a"] * 100 + ["b"] * 100
         lo, hi = bootstrap_over_cells(y, pred, cells, n=500)["accuracy"]
         assert lo == 0.0 and hi == 1.0
+
+
+def test_confidence_map_keeps_its_ceiling_and_rows_that_sum_to_one() -> None:
+    """remap_top on a float32 row whose top reads as 1.0 (a logit gap of 20) keeps the map's value
+    rather than pushing it to certainty; a one-hot row shares the rest evenly; every row sums to 1 and
+    keeps its decision, also where the map asks for less than the runner-up has."""
+    from scipy.special import softmax
+
+    from wbc.calibration import remap_top
+
+    near_one = softmax(np.array([[20, 0, 0, 0]], dtype=np.float32), axis=1).astype(np.float32)
+    assert near_one[0, 0] == 1.0  # what float32 gives: the bug's input
+    rows = [near_one, np.array([[1.0, 0, 0, 0]]), np.array([[1 - 1e-14, 1e-14, 0, 0]]), np.array([[0.5, 0.3, 0.1, 0.1]])]
+    for row, target in zip(rows, [0.995, 0.99, 0.99, 0.2]):
+        out = remap_top(row, np.array([target]))
+        assert out.sum() == pytest.approx(1.0, abs=1e-12)
+        assert out.argmax() == 0 and out.max() < 1
+    assert remap_top(near_one, np.array([0.995]))[0, 0] == pytest.approx(0.995)
+    assert remap_top(np.array([[1.0, 0, 0, 0]]), np.array([0.99]))[0, 1:] == pytest.approx([0.01 / 3] * 3)

@@ -99,10 +99,9 @@ def _texture(seed: int) -> Image.Image:
 
 
 class TestMatching:
-    def test_views_find_their_field(self, tmp_path: Path) -> None:
-        """Rotated, mirrored and shifted views are matched to the field they were made from; a class
-        folder named in lower case is read, as `wbc evaluate --folder` reads it."""
-        pytest.importorskip("cv2")
+    @staticmethod
+    def _data_set(tmp_path: Path) -> tuple[Path, Path, dict[tuple[str, str], int]]:
+        """Originals (dataset-master) and TRAIN views of them: (images root, originals, the field of each view)."""
         orig = tmp_path / "dataset-master"
         (orig / "JPEGImages").mkdir(parents=True)
         rows = [",Image,Category"]
@@ -121,10 +120,55 @@ class TestMatching:
             folder.mkdir(parents=True, exist_ok=True)
             v.save(folder / f"_{k}_1.jpeg", quality=90)
             want[(cls, f"_{k}_1.jpeg")] = i
+        return images, orig, want
+
+    def test_views_find_their_field(self, tmp_path: Path) -> None:
+        """Rotated, mirrored and shifted views are matched to the field they were made from; a class
+        folder named in lower case is read, as `wbc evaluate --folder` reads it."""
+        pytest.importorskip("cv2")
+        images, orig, want = self._data_set(tmp_path)
         assert find_originals(tmp_path) == orig
         assert single_label_fields(orig)["MONOCYTE"] == [3, 7]
         got = {(m.class_name, m.file_name): m.field for m in match_files(images, orig, workers=1, progress=False)}
         assert got == want
+
+    def test_interrupted_build_keeps_its_finished_classes(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+        """Ctrl+C after a class leaves the table alone and keeps that class's matches beside it;
+        `--reuse` goes on from them and the finished build removes them. `--workers 0` is refused."""
+        pytest.importorskip("cv2")
+        import wbc.sources
+        from wbc.cli import main
+
+        images, _, want = self._data_set(tmp_path)
+        table = tmp_path / "fields.csv.gz"
+        partial = tmp_path / "fields.csv.gz.partial"
+        real = wbc.sources.match_files
+        reused: list[int] = []
+
+        def interrupted(*args: object, class_done: object, **kw: object) -> object:
+            def stop(done: list[object]) -> None:
+                class_done(done)  # type: ignore[operator]
+                raise KeyboardInterrupt
+            return real(*args, class_done=stop, **kw)  # type: ignore[arg-type]
+
+        def recording(*args: object, reuse: list[object], **kw: object) -> object:
+            reused.append(len(reuse))
+            return real(*args, reuse=reuse, **kw)  # type: ignore[arg-type]
+
+        command = ["data", "sources", "--data", str(tmp_path), "--out", str(table), "--workers", "1"]
+        monkeypatch.setattr(wbc.sources, "match_files", interrupted)
+        assert main(command) == 130
+        assert not table.exists()
+        assert [(m.class_name, m.field) for m in read_table(partial)] == [("LYMPHOCYTE", 9)]
+        assert f"kept in {partial}" in capsys.readouterr().err
+        monkeypatch.setattr(wbc.sources, "match_files", recording)
+        assert main([*command, "--reuse"]) == 0
+        assert reused == [1] and not partial.exists()
+        assert {(m.class_name, m.file_name): m.field for m in read_table(table)} == want
+        with pytest.raises(SystemExit):
+            main([*command[:-1], "0"])
+        assert "0: choose 1 or more" in capsys.readouterr().err
 
     def test_no_originals(self, tmp_path: Path) -> None:
         """A data set without dataset-master is named in the error."""

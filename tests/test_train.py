@@ -325,7 +325,7 @@ def test_low_res_antialias_reaches_the_augmentation(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(train_mod, "augment_batch", spy)
     fit(replace(TINY, epochs=2, low_res_size=48, low_res_epochs=1, low_res_antialias=True), tmp_path / "aa",
         progress=False)
-    assert {a for _, a in seen} == {True} and {s for s, _ in seen} == {48, 96}
+    assert {a for _, a in seen} == {True} and {s for s, _ in seen} == {48, None}
     assert json.loads((tmp_path / "aa" / "config.json").read_text())["train"]["low_res_antialias"] is True
     seen.clear()
     fit(replace(TINY, epochs=2, low_res_size=48, low_res_epochs=1), tmp_path / "plain", progress=False)
@@ -476,7 +476,7 @@ def test_context_crop_centre_is_the_test_crop(fixture_root: Path) -> None:
     assert (middle[:, 2:-2, 2:-2] == plain[:, 2:-2, 2:-2]).all()
     still = AugmentConfig(rotate=False, scale=(1.0, 1.0), shift=0.0, brightness=0.0, contrast=0.0,
                           channel_gain=0.0, gamma=0.0)
-    framed = augment_batch(x.float() / 255, still, torch.Generator().manual_seed(0), 96, extent=96 / 156)
+    framed = augment_batch(x.float() / 255, still, torch.Generator().manual_seed(0), extent=96 / 156)
     assert torch.allclose(framed, centre_crop(x, 30).float() / 255, atol=1e-5)
     # Rotated by 45 degrees, the corners of a plain crop are mirrored; with context they are real field.
     turned = dc_replace(still, rotate=True)

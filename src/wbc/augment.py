@@ -130,7 +130,7 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator, siz
     )
     mat = mat * extent  # the output's extent in the widened crop's normalised coordinates
     in_h = x.shape[2] * extent  # the network's crop's side, in px of x
-    out_hw = [size, size] if size else list(x.shape[2:])
+    out_hw = [size, size] if size else [round(d * extent) for d in x.shape[2:]]
     if antialias and size and size < in_h:
         # affine_grid works in coordinates normalised to the image's extent, so the warp is the same.
         shrunk = round(size / extent)

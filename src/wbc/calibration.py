@@ -60,12 +60,18 @@ def accuracy_at_coverage(probs: np.ndarray, y: np.ndarray, coverage: float = 0.9
 def remap_top(probs: np.ndarray, new_top: np.ndarray) -> np.ndarray:
     """Probabilities (N, 4) with each top class's confidence replaced by new_top (N,) and the other
     classes rescaled to share the rest. new_top is raised where needed so that the decision stays."""
-    rows, k = np.arange(len(probs)), probs.argmax(1)
-    top, second = probs[rows, k], np.partition(probs, -2, axis=1)[:, -2]
-    rest = 1 - top
-    tie = second / np.maximum(rest + second, 1e-12)  # the top value at which the runner-up would tie
+    # float64, and the rest summed rather than 1 - top: in float32 a top above 1 - 6e-8 reads as 1,
+    # and the rest as 0, which pushed the new confidence to 1 past the map's ceiling.
+    p = np.asarray(probs, dtype=np.float64)
+    rows, k = np.arange(len(p)), p.argmax(1)
+    others = p.copy()
+    others[rows, k] = 0.0
+    rest, second = others.sum(1), others.max(1)
+    spread = rest <= 0  # nothing left to rescale: the rest is shared evenly, so the top must beat 1 / K
+    tie = np.where(spread, 1 / p.shape[1], second / np.where(spread, 1.0, rest + second))
     new = np.minimum(np.maximum(new_top, tie + 1e-6), 1.0)
-    out = probs * ((1 - new) / np.maximum(rest, 1e-12))[:, None]
+    share = np.where(spread[:, None], 1.0 / (p.shape[1] - 1), others / np.where(spread, 1.0, rest)[:, None])
+    out = share * (1 - new)[:, None]
     out[rows, k] = new
     return out
 

@@ -395,9 +395,25 @@ def cmd_data_sources(args: argparse.Namespace) -> int:
     originals = originals_near(root, args.data)
     out = args.out or TABLE
     check_writable_file(out)
-    reuse = read_table(out) if args.reuse and out.is_file() else []
-    matches = match_files(root, originals, workers=args.workers, reuse=reuse)
+    # Each finished class is kept beside the table, which stays whole until the build is.
+    partial = out.with_name(out.name + ".partial")
+    reuse = [m for t in (out, partial) if args.reuse and t.is_file() for m in read_table(t)]
+    kept = {"files": 0}
+
+    def keep(done: list[Any]) -> None:
+        write_table(done, partial)
+        kept["files"] = len(done)
+
+    try:
+        matches = match_files(root, originals, workers=args.workers, reuse=reuse, class_done=keep)
+    except KeyboardInterrupt:
+        if kept["files"]:
+            print(f"wbc: interrupted; the {kept['files']} files of the classes finished are kept in {partial}: "
+                  f"`wbc data sources --reuse{'' if args.out is None else f' --out {out}'}` goes on from them",
+                  file=sys.stderr)
+        raise
     write_table(matches, out)
+    partial.unlink(missing_ok=True)
     print(json.dumps(summary(matches), indent=1))
     print(f"wrote {out} ({len(matches)} files)")
     return 0
@@ -441,8 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
     so = dsub.add_parser("sources", help="match every file to the original field (the real cell) it was made from")
     so.add_argument("--data", type=Path, help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     so.add_argument("--out", type=Path, help="table to write (default: the one shipped in the package)")
-    so.add_argument("--workers", type=int, default=2, help="processes (default: 2)")
-    so.add_argument("--reuse", action="store_true", help="keep the fields of files the table at --out already matched")
+    so.add_argument("--workers", type=whole_number(1), default=2, help="processes (default: 2)")
+    so.add_argument("--reuse", action="store_true", help="keep the fields of files the table at --out already matched, "
+                    "and those of an interrupted build (kept beside it as .partial)")
     so.set_defaults(func=cmd_data_sources)
 
     t = sub.add_parser("train", help="train a network on TRAIN with a cell-grouped validation split")

@@ -40,7 +40,8 @@ from wbc.train import MACHINE_SETTINGS, TrainConfig, fit, load_checkpoint, read_
 IGNORED = {*MACHINE_SETTINGS, "fold"}  # where and on which fold a run was made, not its recipe
 SEEDS = {"seed", "split_seed"}  # a calibration carries over to another seed of the same recipe
 # Early stopping and best-epoch choice: an all-cells run uses neither, and the cross-validation
-# scores the folds' last epochs after checking that every fold ran all its epochs.
+# scores the folds' last epochs (cv.json records each fold's epochs_run; calibration_from refuses
+# to calibrate an all-cells run on folds that stopped early).
 STOPPING = {"patience", "monitor"}
 # Views every held-out file is predicted under: all 8, so that any subset can be scored from the cache.
 OOF_VIEWS = 8
@@ -83,11 +84,13 @@ def check_reusable(cfg: TrainConfig, run: Path,
                    model_cfg: SeedConfig | WbcNetConfig | None = None) -> tuple[bool, bool]:
     """(finished, resumable) of what `run` holds for `cfg` (network `model_cfg`, default the recipe's);
     a run made there with another recipe, network or on another fold raises CheckpointError."""
-    try:
-        state = load_checkpoint(run / "last.pt")
-        finished, resume = bool(state.get("stopped", False)), True
-    except CheckpointError:
-        finished, resume = False, False
+    finished, resume = False, (run / "last.pt").exists()
+    if resume:  # one that cannot be read is named now, not after the folds before it have trained
+        try:
+            state = load_checkpoint(run / "last.pt")
+        except CheckpointError as e:
+            raise CheckpointError(f"{e}; remove {run} to train this fold afresh") from e
+        finished = bool(state.get("stopped", False))
     if resume:
         config = saved_config(run)
         saved = config["train"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -228,10 +228,11 @@ def _match_one(job: tuple[str, str, str]) -> Match:
 
 
 def match_files(images_root: Path, originals: Path, workers: int = 2, progress: bool = True,
-                reuse: Sequence[Match] = ()) -> list[Match]:
+                reuse: Sequence[Match] = (), class_done: Callable[[list[Match]], None] | None = None) -> list[Match]:
     """Match every file of every split and class under `images_root` to its original field (the
     lowest-numbered of the originals that show that field). Files that `reuse` already matched keep
-    their field, so an interrupted or extended build need not start over."""
+    their field, so an interrupted or extended build need not start over: `class_done` is given the
+    matches so far after each class, for the caller to keep."""
     from tqdm import tqdm
 
     from wbc.data import class_folders  # data reads this module's table at import
@@ -258,6 +259,8 @@ def match_files(images_root: Path, originals: Path, workers: int = 2, progress: 
                                  initargs=(str(originals), fields[cls], groups)) as ex:
             out += list(tqdm(ex.map(_match_one, todo, chunksize=16), total=len(todo), desc=cls,
                              disable=not progress, unit="file"))
+        if class_done is not None:
+            class_done(list(out))
     return out
 
 

@@ -250,8 +250,8 @@ def train_one_epoch(
             continue
         xb = x[idx].float() / 255.0
         if aug is not None:
-            xb = augment_batch(xb, aug, gen, size or spec.size, antialias=cfg.low_res_antialias,
-                               extent=spec.size / xb.shape[2])
+            xb = augment_batch(xb, aug, gen, size, antialias=cfg.low_res_antialias,
+                               extent=spec.input_hw[0] / xb.shape[2])
         else:
             xb = centre_crop(xb, cfg.context)
             if size:
