@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -89,8 +90,13 @@ class TestPredictCli:
         shutil.copytree(FIXTURE_IMAGES / "TEST_SIMPLE", folder)
         shutil.copy(FIXTURES / "no-white-cell.jpeg", folder / "no-white-cell.jpeg")
         (folder / "broken.png").write_bytes(b"not a png")
-        assert main(["predict", str(folder), "--quiet"]) == 0
-        table, summary = capsys.readouterr().out.split("\n\n")
+        (folder / "notes.txt").write_text("smear 12, slide 3")
+        # A file that cannot be used exits 1 (a script sees it), though the others are classified.
+        assert main(["predict", str(folder), "--quiet"]) == 1
+        out, err = capsys.readouterr()
+        assert "1 of 10 file(s) could not be used" in err
+        assert "note: in the folders given, 1 other file(s) passed over: .txt; images are read by their names" in err
+        table, summary = out.split("\n\n")
         labels = [line.split()[1] for line in table.splitlines()[1:]
                   if "ERROR" not in line and "not a white blood cell" not in line]
         assert len(labels) == 8
@@ -305,16 +311,27 @@ class TestPredictCli:
         assert capsys.readouterr().err == "wbc: error: /somewhere/out.csv: Permission denied\n"
 
     def test_webp_and_gif_in_a_folder(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        """A folder's WebP and GIF photos are found and read like its JPEGs (they were read when named,
-        and silently skipped in a folder)."""
+        """A folder's WebP, GIF and .jfif (a JPEG by Windows' name) photos are found and read like its
+        JPEGs (they were read when named, and silently skipped in a folder); a folder of other files says
+        what it held and which names are read."""
+        import shutil
+
         from PIL import Image
 
-        src = Image.open(sorted((FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL").glob("*.jpeg"))[0])
+        src_path = sorted((FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL").glob("*.jpeg"))[0]
+        src = Image.open(src_path)
         src.save(tmp_path / "cell.webp", quality=95)
         src.convert("P", palette=Image.Palette.ADAPTIVE).save(tmp_path / "cell.gif")
+        shutil.copy(src_path, tmp_path / "cell.jfif")
         assert main(["predict", str(tmp_path), "--quiet"]) == 0
         rows = capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]
-        assert sorted(r.split()[0].rsplit("/", 1)[-1] for r in rows) == ["cell.gif", "cell.webp"]
+        assert sorted(r.split()[0].rsplit("/", 1)[-1] for r in rows) == ["cell.gif", "cell.jfif", "cell.webp"]
+        other = tmp_path / "other"
+        other.mkdir()
+        (other / "scan.heic").write_bytes(b"x")
+        assert main(["predict", str(other)]) == 2
+        assert "no image files in this folder (1 other file(s) passed over: .heic; images are read by their names, " \
+            ".bmp .gif .jfif" in capsys.readouterr().err
         assert all("ERROR" not in r for r in rows), rows
 
     def test_linked_folders_are_searched_once(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -601,6 +618,36 @@ class TestOtherVerbs:
         assert main(["predict", str(folder), "--csv", str(tmp_path / "o.csv"), "--quiet"]) == 0
         assert b"bad\xff.jpeg" in (tmp_path / "o.csv").read_bytes()
 
+    def test_missing_extras_name_the_smallest_install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Evaluating without scikit-learn asks for the eval extras (no PyTorch); without torch, for training's."""
+        import importlib
+
+        from wbc import cli
+        from wbc.errors import WbcError
+
+        for missing, extra in (("sklearn.metrics", "'.[eval]' (or '.[train]', which holds them)"), ("torch", "'.[train]'")):
+            def fail(module: str, name: str = missing) -> None:
+                raise ImportError(f"No module named {name!r}", name=name)
+
+            monkeypatch.setattr(importlib, "import_module", fail)
+            with pytest.raises(WbcError, match=re.escape(f"pip install -e {extra}")):
+                cli._training("wbc.evaluate", "evaluate")
+
+    def test_csv_is_written_before_a_reader_goes_away(self, tmp_path: Path) -> None:
+        """`wbc predict ... --csv F | head -2`: the table's reader leaves, and the CSV is there all the same."""
+        out = tmp_path / "o.csv"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}  # the first line of the table meets the closed pipe
+        read, write = os.pipe()
+        os.close(read)
+        try:
+            proc = subprocess.run([sys.executable, "-m", "wbc.cli", "predict", str(FIXTURE_IMAGES / "TEST_SIMPLE"),
+                                   "--csv", str(out), "--quiet"], stdout=write, stderr=subprocess.PIPE, text=True,
+                                  timeout=120, env=env)
+        finally:
+            os.close(write)
+        assert proc.returncode == 141 and "Traceback" not in proc.stderr, proc.stderr
+        assert len(out.read_text().splitlines()) == 9
+
     def test_download_stops_at_network(self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
         """`wbc data download` calls kagglehub; a network failure is a clear message."""
         import sys
@@ -645,21 +692,34 @@ class TestOtherVerbs:
         assert str(tmp_path / "kaggle") in capsys.readouterr().out
 
 
-def test_export_match_white_reaches_the_card_writer(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_export_match_white_reaches_the_card_writer(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """`wbc export --match-white` asks export_and_report for a match_white card; without it, for none."""
     pytest.importorskip("torch")
     import wbc.ship
 
     seen: list[bool] = []
 
+    from wbc.predict import DEFAULT_MODEL_DIR
+
+    shipped = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+
     def fake(run: Path, out: Path, **kw: object) -> dict:
         seen.append(bool(kw["match_white"]))
-        return {"onnx_bytes": 1, "parity": {"max_abs_diff": 0.0, "images": 1}, "tta_views": 4}
+        card = {"onnx_bytes": 1, "parity": {"max_abs_diff": 0.0, "images": 1}, "tta_views": 4}
+        return {**card, "metrics": shipped["metrics"]} if kw["evaluate_test"] else card
 
     monkeypatch.setattr(wbc.ship, "export_and_report", fake)
+    monkeypatch.setattr(wbc.ship, "run_checkpoint", lambda run: run)
+    monkeypatch.setattr(wbc.ship, "export_warnings", lambda ckpt, card: [])
     assert main(["export", str(tmp_path), "--out", str(tmp_path / "o"), "--match-white"]) == 0
-    assert main(["export", str(tmp_path), "--out", str(tmp_path / "o")]) == 0
+    assert "TEST" not in capsys.readouterr().out
+    assert main(["export", str(tmp_path), "--out", str(tmp_path / "o"), "--evaluate"]) == 0
     assert seen == [True, False]
+    # --evaluate prints the TEST figures it added, and where the report is
+    out = capsys.readouterr().out
+    assert "TEST, as the card reads it:\naccuracy over files 0.8959 [0.7657, 0.9815]  cells 62/68" in out
+    assert f"report written to {tmp_path / 'o' / 'report.md'}" in out
 
 
 def _predict_into(stdout: int, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

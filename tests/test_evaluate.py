@@ -113,6 +113,21 @@ class TestEvaluate:
             finally:
                 (folder / "MONOCYTE" / "patient2").chmod(0o755)
 
+    def test_evaluating_on_train_says_the_model_learnt_from_it(self, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+        """--split TRAIN: metrics.json, report.md and the CLI say that these are the cells the model
+        learnt from; another split says nothing of the kind."""
+        from wbc.cli import main
+
+        m = evaluate(None, tmp_path / "train", split="TRAIN", data=FIXTURE_IMAGES, n_boot=50, progress=False)
+        assert "not how it reads new cells" in m["caution"]
+        assert "- **caution**: TRAIN is what wbc's models learn from" in (tmp_path / "train" / "report.md").read_text()
+        assert "caution" not in evaluate(None, tmp_path / "test", split="TEST_SIMPLE", data=FIXTURE_IMAGES, n_boot=50,
+                                         progress=False)
+        assert main(["evaluate", "--split", "TRAIN", "--data", str(FIXTURE_IMAGES), "--out", str(tmp_path / "cli"),
+                     "--quiet"]) == 0
+        assert "note: TRAIN is what wbc's models learn from" in capsys.readouterr().err
+
     def test_report_says_when_intervals_mean_little(self) -> None:
         """Few cells, or every file its own cell (a user's folder), are said beside the intervals."""
         from wbc.report import interval_caveat

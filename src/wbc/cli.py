@@ -24,9 +24,10 @@ def _training(module: str, name: str) -> Any:
     try:
         return getattr(importlib.import_module(module), name)
     except ImportError as e:
-        raise WbcError(
-            f"this command needs the training extras ({e.name} is not installed): pip install -e '.[train]'"
-        ) from e
+        # Evaluating an ONNX model needs scikit-learn and matplotlib, not PyTorch (gigabytes from PyPI).
+        extra = "eval" if (e.name or "").split(".")[0] in ("sklearn", "matplotlib") else "train"
+        raise WbcError(f"this command needs the {extra} extras ({e.name} is not installed): pip install -e '.[{extra}]'"
+                       + (" (or '.[train]', which holds them)" if extra == "eval" else "")) from e
 
 
 def cmd_data_download(args: argparse.Namespace) -> int:
@@ -158,8 +159,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     check_writable_folder(args.out)
     m = evaluate(args.model, args.out, folder=args.folder, split=args.split, data=args.data,
                  skip_bad=args.skip_bad, progress=not args.quiet)
-    lo, hi = m["accuracy_ci95"]
     print(f"{m['model']} ({m['read_as']})")
+    _print_figures(m)
+    if "caution" in m:
+        print(f"note: {m['caution']}", file=sys.stderr)
+    print(f"report written to {Path(args.out) / 'report.md'}")
+    return 0
+
+
+def _print_figures(m: dict[str, Any]) -> None:
+    """The headline figures of an evaluation (metrics.json's, or a card's metrics.test), per class."""
+    lo, hi = m["accuracy_ci95"]
     print(f"accuracy over files {m['accuracy']:.4f} [{lo:.4f}, {hi:.4f}]  "
           f"cells {m['cells_correct']}/{m['n_cells']} ({m['cell_accuracy']:.4f})  macro-F1 {m['macro_f1']:.4f}")
     elo, ehi = m["ece_ci95"]
@@ -168,8 +178,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     figure = _training("wbc.metrics", "per_class_figure")
     for c, v in m["per_class"].items():
         print(f"  {c:11s} " + "  ".join(f"{k} {figure(v[k]):6s}" for k in ("precision", "recall", "f1")) + f"  n={v['support']}")
-    print(f"report written to {Path(args.out) / 'report.md'}")
-    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -190,13 +198,18 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         h, w = PreprocessSpec.from_dict(card["preprocess"]).input_hw
         print(f"one view per image: the network's input ({h}x{w} px) is not square, so it is not rotated")
+    if args.evaluate:
+        print("TEST, as the card reads it:")
+        _print_figures(card["metrics"]["test"])
+        print(f"report written to {Path(args.out) / 'report.md'}")
     return 0
 
 
-def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str]], int]:
+def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str]], int, list[Path]]:
     """The image files to classify, in the order given, folders searched and patterns a shell left
     unexpanded matched here; an input that names nothing stays as (input, why), a row of its own. The
-    second value counts files given more than once, each classified once."""
+    second value counts files given more than once, each classified once; the third lists the files in
+    folders given that were passed over, their names not an image's."""
     import glob
 
     from wbc.predict import iter_image_paths
@@ -204,6 +217,7 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str]], in
     out: list[Path | tuple[str, str]] = []
     seen: set[Path] = set()
     repeats = 0
+    others: list[Path] = []
 
     def add(item: str, pattern: bool = False) -> None:
         nonlocal repeats
@@ -213,12 +227,14 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str]], in
                 return
             if Path(item).is_dir():  # the folder search below skips a folder it cannot list, without a word
                 os.scandir(item).close()
-            found = iter_image_paths([item])
+            held: list[Path] = []
+            found = iter_image_paths([item], held)
         except OSError as e:  # a name too long, a folder that cannot be listed
             out.append((item, f"cannot be read ({e.strerror or e})"))
             return
+        others.extend(held)
         if not found:
-            out.append((item, "no image files in this folder"))
+            out.append((item, "no image files in this folder" + (f" ({_passed_over(held)})" if held else "")))
         for f in found:
             key = f.resolve()
             repeats += key in seen
@@ -233,7 +249,15 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str]], in
             continue
         for m in matches or [item]:
             add(m, pattern=matches is not None)
-    return out, repeats
+    return out, repeats, others
+
+
+def _passed_over(files: list[Path]) -> str:
+    from wbc.info import IMAGE_SUFFIXES
+
+    kinds = sorted({f.suffix.lower() or "no extension" for f in files})
+    return (f"{len(files)} other file(s) passed over: {', '.join(kinds[:6])}{', ...' if len(kinds) > 6 else ''}; "
+            f"images are read by their names, {' '.join(sorted(IMAGE_SUFFIXES))}; name a file to read it anyway")
 
 
 def _exists(path: str) -> bool:
@@ -261,7 +285,7 @@ def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
 def cmd_predict(args: argparse.Namespace) -> int:
     from wbc.predict import NOT_READ, Prediction, Predictor, write_predictions_csv
 
-    entries, repeats = _predict_inputs(args.paths)
+    entries, repeats, others = _predict_inputs(args.paths)
     paths = [e for e in entries if isinstance(e, Path)]
     if not paths:
         missing = [f"{item}: {why}" for item, why in (e for e in entries if isinstance(e, tuple))]
@@ -280,8 +304,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
     results = [(next(by_path, None) or Prediction(file=e, error=NOT_READ)) if isinstance(e, Path)
                else Prediction(file=e[0], error=e[1]) for e in entries]
     named_nothing = len(entries) - len(paths)
+    if args.csv:  # first: a reader of the table that goes away (`| head`) must not cost the file
+        write_predictions_csv(args.csv, results)
     if repeats:
         print(f"note: {repeats} file(s) given more than once, each classified and counted once", file=sys.stderr)
+    if others and paths:
+        print(f"note: in the folders given, {_passed_over(others)}", file=sys.stderr)
     width = min(60, max(len(str(r.file)) for r in results))
     print(f"{'file':{width}s}  {'class':11s}  confidence  verdict")
     for r in results:
@@ -318,7 +346,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
                  if review else "") + ":")
         print("\n".join(differential_lines([r.label for r in counted])))
     if args.csv:
-        write_predictions_csv(args.csv, results)
         print(f"wrote {args.csv}")
     bad = sum(1 for r in results if r.error) - named_nothing - unread
     if bad:
@@ -328,7 +355,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if unread:
         print(f"wbc: interrupted: {unread} of {len(paths)} file(s) not read", file=sys.stderr)
         return 130
-    return 1 if named_nothing or bad == len(paths) else 0
+    return 1 if named_nothing or bad else 0
 
 
 def cmd_app(args: argparse.Namespace) -> int:

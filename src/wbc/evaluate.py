@@ -122,6 +122,11 @@ def review_split(probs: np.ndarray, y: np.ndarray, threshold: float,
     return out
 
 
+TRAIN_CAUTION = ("TRAIN is what wbc's models learn from (an all-cells model, as the shipped one is, every cell of it; a "
+                 "fold model four fifths): these figures say how well the model fits what it learned, not how it "
+                 "reads new cells, which TEST measures")
+
+
 def evaluate(
     model: str | Path | None,
     out: str | Path,
@@ -134,6 +139,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Evaluate and write metrics.json, classification_report.{txt,json}, confusion PNGs,
     predictions.csv and report.md into `out`. Returns the metrics."""
+    on_train = folder is None and split == "TRAIN"
     if folder is None:
         folder = find_images_root(data) / split
         samples = list_split(folder.parent, split)
@@ -149,6 +155,8 @@ def evaluate(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     m_out = {"model": model_name, "read_as": reader.read_as, "data": where, **m}
+    if on_train:
+        m_out["caution"] = TRAIN_CAUTION
     if threshold > 0:
         m_out["review"] = review_split(probs, y, threshold, cells)
     atomic_write_text(out / "metrics.json", json.dumps(m_out, indent=2))
@@ -166,5 +174,5 @@ def evaluate(
     atomic_write_text(out / "predictions.csv", with_truth(predictions_csv(preds), [CLASSES[s.label] for s in samples]))
     write_report(out, m_out, f"Evaluation of {Path(model_name).name}",
                  {"model": model_name, "read as": reader.read_as, "data": where, "files": str(m["n_files"]),
-                  "cells": str(m["n_cells"])}, text)
+                  "cells": str(m["n_cells"]), **({"caution": m_out["caution"]} if "caution" in m_out else {})}, text)
     return m_out

@@ -114,7 +114,9 @@ NUM_CLASSES = len(CLASSES)
 CLASS_INDEX: dict[str, int] = {name: i for i, name in enumerate(CLASSES)}
 
 SPLITS: tuple[str, ...] = ("TRAIN", "TEST", "TEST_SIMPLE")
-IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpeg", ".jpg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
+# .jfif and .jpe are JPEGs by other names (Windows saves many photos as .jfif).
+IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpeg", ".jpg", ".jpe", ".jfif", ".png", ".bmp", ".tif", ".tiff", ".webp",
+                                            ".gif"})
 
 # Facts of paultimothymooney/blood-cells (see the data set's README): checked by the tests.
 DATASET = {

@@ -333,13 +333,18 @@ class Predictor:
             yield from (p for p, _, _ in self.predict_sources([(str(p), p) for p in chunk], tta))
 
 
-def iter_image_paths(inputs: Iterable[str | Path]) -> list[Path]:
-    """Files as given and image files found (recursively, sorted) under folders given."""
+def iter_image_paths(inputs: Iterable[str | Path], passed_over: list[Path] | None = None) -> list[Path]:
+    """Files as given and image files found (recursively, sorted) under folders given; the other files
+    found under the folders are added to `passed_over` where one is given."""
     found: list[Path] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found += sorted(f for f in files_under(p) if f.suffix.lower() in IMAGE_SUFFIXES)
+            for f in sorted(files_under(p)):
+                if f.suffix.lower() in IMAGE_SUFFIXES:
+                    found.append(f)
+                elif passed_over is not None:
+                    passed_over.append(f)
         elif p.exists():
             found.append(p)
         else:
