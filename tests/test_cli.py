@@ -258,6 +258,18 @@ class TestPredictCli:
         err = capsys.readouterr().err
         assert "--address 10.255.255.1: not an address of this machine" in err and "Traceback" not in err
 
+    def test_app_on_a_busy_port_says_so_before_printing_its_address(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """A port another server holds is named, with --port, before wbc says where the app is (it printed
+        the address, then Streamlit's refusal)."""
+        pytest.importorskip("streamlit")
+        with socket.socket() as held:
+            held.bind(("127.0.0.1", 0))
+            held.listen()
+            port = held.getsockname()[1]
+            assert main(["app", "--address", "127.0.0.1", "--port", str(port)]) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and f"port {port} on 127.0.0.1 is in use" in err and "--port" in err
+
     @pytest.mark.parametrize("option, message", [
         (["--epochs", "0"], "epochs 0: choose 1 or more"), (["--epochs", "-3"], "epochs -3: choose 1 or more"),
         (["--limit-cells", "0"], "limit cells 0: choose 1 or more"), (["--patience", "0"], "patience 0: choose 1"),
@@ -333,6 +345,24 @@ class TestPredictCli:
         assert "no image files in this folder (1 other file(s) passed over: .heic; images are read by their names, " \
             ".bmp .gif .jfif" in capsys.readouterr().err
         assert all("ERROR" not in r for r in rows), rows
+
+    def test_grayscale_and_tiny_photos_say_what_is_wrong(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A grayscale photo (8- or 16-bit) and one of a few pixels are called not a white cell for what
+        they are, not for "no stained nucleus found"; a colour photo of the same cell is read."""
+        import numpy as np
+        from PIL import Image
+
+        src = Image.open(sorted((FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL").glob("*.jpeg"))[0])
+        src.convert("L").save(tmp_path / "gray.jpg", quality=90)
+        Image.fromarray(np.asarray(src.convert("L")).astype(np.uint16) * 256).save(tmp_path / "gray16.png")
+        src.resize((8, 6)).save(tmp_path / "tiny.png")
+        src.save(tmp_path / "colour.png")
+        assert main(["predict", str(tmp_path), "--quiet"]) == 0
+        rows = {r.split()[0].rsplit("/", 1)[-1]: r for r in capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]}
+        for name in ("gray.jpg", "gray16.png"):
+            assert "not a white blood cell: a grayscale photo: the stain's colours" in rows[name]
+        assert "not a white blood cell: only 8x6 px: too small to show a cell" in rows["tiny.png"]
+        assert rows["colour.png"].split()[1] == "EOSINOPHIL" and "not a white" not in rows["colour.png"]
 
     def test_linked_folders_are_searched_once(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A folder of links to class folders is searched through them (it said "no image files"); a

@@ -376,6 +376,8 @@ class TestAllCells:
         bad.write_text(json.dumps({"temperature": 0.5}))
         with pytest.raises(CheckpointError, match="not a cross-validation result"):
             export_and_report(all_cells_run, tmp_path / "c", data=FIXTURE_IMAGES, calibration=bad)
+        with pytest.raises(CheckpointError, match=r"gone.json: no such file \(benchmarks/cv.py writes"):
+            export_and_report(all_cells_run, tmp_path / "d", data=FIXTURE_IMAGES, calibration=tmp_path / "gone.json")
 
     def test_export_refuses_another_recipe(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
         work, _ = cv

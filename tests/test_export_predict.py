@@ -119,8 +119,12 @@ class TestModelFiles:
 
     def test_missing_model(self, tmp_path: Path) -> None:
         """A folder without model.onnx is a clear error."""
-        with pytest.raises(ModelFileError, match="model file not found"):
+        with pytest.raises(ModelFileError, match="model file not found .give a model folder"):
             Predictor(tmp_path)
+        photo = tmp_path / "cell.jpeg"  # a photo given as --model: not "its card is missing"
+        photo.write_bytes(b"\xff\xd8")
+        with pytest.raises(ModelFileError, match="cell.jpeg: not a model .an ONNX file"):
+            Predictor(photo)
         (tmp_path / "best.pt").write_bytes(b"")  # a training run's folder: say how to use it
         with pytest.raises(ModelFileError, match=f"a training run .best.pt., not an exported model: export it with "
                                                  f"`wbc export {tmp_path} --out FOLDER`, or .* `wbc evaluate --model "

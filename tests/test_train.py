@@ -170,6 +170,8 @@ class TestFit:
         """A teacher trained on the student's validation cells would leak them: refused by name."""
         with pytest.raises(CheckpointError, match="other validation cells"):
             fit(replace(TINY, teachers=(str(tiny_run),), split_seed=1), tmp_path / "s", progress=False)
+        with pytest.raises(CheckpointError, match="nowhere: no such run folder"):
+            fit(replace(TINY, teachers=(str(tmp_path / "nowhere"),)), tmp_path / "t", progress=False)
 
     def test_split_seed_fixes_the_split_alone(self, tmp_path: Path) -> None:
         """Runs with other seeds but one --split-seed hold out the same cells (ensemble teachers)."""

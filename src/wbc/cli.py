@@ -369,7 +369,9 @@ def cmd_app(args: argparse.Namespace) -> int:
     except ImportError as e:
         raise WbcError("the app needs Streamlit: pip install -e '.[app]'") from e
     Predictor(args.model)  # fail here, in one line, if the model is missing or corrupt
-    _check_address(args.address)  # Streamlit names a busy port itself, but meets a bad address with a traceback
+    # Before the address is printed: Streamlit meets a bad address with a traceback, and names a busy
+    # port only after wbc has said where the app is.
+    _check_address(args.address, args.port)
     env = dict(os.environ)
     if args.model:
         env["WBC_MODEL"] = str(Path(args.model).resolve())
@@ -387,25 +389,30 @@ def cmd_app(args: argparse.Namespace) -> int:
     return subprocess.call(cmd, env=env)
 
 
-def _check_address(address: str) -> None:
-    """WbcError unless `address` resolves to an address this machine can listen on (any of those it
-    resolves to; a `unix://` socket path is Streamlit's to check)."""
+def _check_address(address: str, port: int = 0) -> None:
+    """WbcError unless `address` resolves to an address this machine can listen on at `port` (any of
+    those it resolves to; port 0: any free one; a `unix://` socket path is Streamlit's to check)."""
+    import errno
     import socket
 
     if address.startswith("unix://"):
         return
     try:
-        found = socket.getaddrinfo(address, 0, type=socket.SOCK_STREAM)
+        found = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as e:
         raise WbcError(f"--address {address}: not an address or host name this machine can resolve ({e})") from e
     refusal: OSError | None = None
     for family, kind, _, _, where in found:
         try:
             with socket.socket(family, kind) as probe:
-                probe.bind(where)  # port 0: any free port; only the address is asked about
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is no refusal
+                probe.bind(where)
             return
         except OSError as e:
             refusal = e
+    if refusal is not None and refusal.errno == errno.EADDRINUSE:
+        raise WbcError(f"port {port} on {address} is in use (another wbc app, or another server): "
+                       "choose another with --port, e.g. --port 8502")
     raise WbcError(f"--address {address}: not an address of this machine "
                    f"({refusal.strerror if refusal and refusal.strerror else refusal}); "
                    "give localhost, 0.0.0.0 (every network) or one of its own addresses")
@@ -513,7 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--distill", type=float, help="weight of the teachers' soft targets (default: 0.7)")
     t.add_argument("--patience", type=int, help="early stopping patience in epochs (default: 20 wbcnet, 10 seed)")
     t.add_argument("--val-fraction", type=float, help="share of TRAIN's cells held out for validation (default: 0.2)")
-    t.add_argument("--limit-cells", type=int, help="use only the first N cells of each class (quick runs)")
+    t.add_argument("--limit-cells", type=int, help="use only the first N cells of each class (quick runs; at least "
+                   "one per fold: 5 with the default --val-fraction)")
     t.add_argument("--threads", type=threads, help="PyTorch CPU threads (default: 2)")
     # train.AUGMENT's keys and "none", written out so that the parser needs no torch (a test compares them).
     t.add_argument("--augment", choices=["robust", "robust-wide", "robust-erase", "robust-exposure",

@@ -265,6 +265,9 @@ def calibration_from(cv_json: str | Path, run: str | Path) -> dict[str, Any]:
             "val_accuracy": float(cv["calibrated"]["accuracy"]),
         }
         want, model = dict(cv["recipe"]), dict(cv["model"])
+    except FileNotFoundError as e:
+        raise CheckpointError(f"{cv_json}: no such file (benchmarks/cv.py writes a recipe's cv.json under "
+                              "runs/cv/NAME/)") from e
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{cv_json}: not a cross-validation result of benchmarks/cv.py ({e})") from e
     done, total = len(cv.get("folds", {})), cv.get("folds_total", len(cv.get("folds", {})))

@@ -21,6 +21,8 @@ from wbc.imaging import LIT_MIN, STAIN_LEVEL, CellLocation, lit_mask, locate_cel
 PEAK_MIN = 60.0  # blurred (blue - green) at the nucleus; TRAIN views >= 82, red-cell fields median 21
 NUCLEUS_MIN_PX = 150  # stained pixels near the peak; TRAIN views >= 700 (a 0.7x scale leaves ~340)
 PURPLE_MIN = 0.0  # mean (red - green) of stained pixels: hematoxylin is purple (TRAIN >= 4), a blue sky is not
+MIN_SIDE_PX = 24  # fewer px a side cannot hold NUCLEUS_MIN_PX stained pixels around a nucleus
+GRAY_SPREAD_MAX = 2  # largest channel spread (0..255) of any pixel in a photo without colour (JPEG noise)
 SHARPNESS_MIN = 0.06  # steepest edge / contrast (1/px): TRAIN 1st pct 0.077, blur 3 px median 0.09, 5 px 0.064, 10 px 0.04
 # Overexposure: in every 4th file of TRAIN and TEST at most 0.042% of the lit pixels are white (>= 250)
 # in every channel. Held-out TRAIN files brightened x1.0-1.5 read as well as clean up to 40% white and
@@ -200,6 +202,10 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None) 
     gains outside GAIN_RANGE (nearly black, or one hue) gets no second look. `clipped` is measured on
     the field as given. `white`: `field_white(rgb)` where the caller has it.
     """
+    unfit = _unfit(rgb)
+    if unfit:  # no look at the stain can help: say what is wrong with the photo itself
+        return Screening(is_cell=False, reason=unfit, peak=loc.peak, nucleus_px=0, sharpness=0.0,
+                         reduced_by=loc.reduced_by, clipped=clipped_share(rgb))
     first = replace(_checks(rgb, loc), clipped=clipped_share(rgb))
     if first.is_cell:
         return first
@@ -212,6 +218,18 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None) 
         return first
     second = _checks(balanced, replace(again, reduced_by=loc.reduced_by))
     return replace(second, white_balanced=True, clipped=first.clipped) if second.is_cell else first
+
+
+def _unfit(rgb: np.ndarray) -> str:
+    """Why a photo (H, W, 3) cannot show a stained cell at all, or "": too few pixels for a nucleus,
+    or no colour (a grayscale photo, in which a stain cannot be told from shade)."""
+    h, w = rgb.shape[:2]
+    if min(h, w) < MIN_SIDE_PX:
+        return (f"only {w}x{h} px: too small to show a cell ({MIN_SIDE_PX} px or more a side at the training "
+                "images' magnification, where a white cell is 60-100 px across)")
+    if int((rgb.max(axis=2).astype(np.int16) - rgb.min(axis=2)).max()) <= GRAY_SPREAD_MAX:
+        return "a grayscale photo: the stain's colours, which show a white cell and its type, are missing"
+    return ""
 
 
 def _checks(rgb: np.ndarray, loc: CellLocation) -> Screening:

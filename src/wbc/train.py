@@ -401,6 +401,8 @@ def _improved(value: float, best: float | None, monitor: str) -> bool:
 
 def read_val_cells(run: Path) -> set[str]:
     """The cells a run held out for validation, from the split.json that `fit` wrote."""
+    if not Path(run).is_dir():
+        raise CheckpointError(f"{run}: no such run folder")
     try:
         return set(json.loads((run / "split.json").read_text())["val_cells"])
     except (OSError, KeyError, json.JSONDecodeError) as e:
