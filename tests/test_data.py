@@ -67,6 +67,15 @@ class TestFindRoot:
         with pytest.raises(DataError, match="no folder with TRAIN"):
             find_images_root(tmp_path)
 
+    def test_nothing_given_names_where_it_looked(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """No --data, no WBC_DATA and no shared copy: the error names the default folder, beside the project."""
+        import wbc.data
+
+        monkeypatch.delenv("WBC_DATA", raising=False)
+        monkeypatch.setattr(wbc.data, "SHARED_DATA", tmp_path / "shared" / "data" / "blood-cells")
+        with pytest.raises(DataError, match=f"WBC_DATA is not set and {tmp_path}/shared/data/blood-cells .beside the project"):
+            find_images_root(None)
+
     def test_deep_folders_are_not_taken(self, tmp_path: Path, fixture_root: Path) -> None:
         """An images root four levels down in an unrelated tree (a test fixture under /tmp) is not
         taken for the data set; the error names the folder and the places looked in."""

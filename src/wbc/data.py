@@ -102,7 +102,8 @@ def find_images_root(path: str | Path | None = None) -> Path:
         path = default_data_path()
         if path is None:
             raise DataError(
-                "no data set found: pass --data PATH or set WBC_DATA to the folder of the Kaggle "
+                f"no data set found: WBC_DATA is not set and {SHARED_DATA} (beside the project, not the current "
+                "folder) does not exist; pass --data PATH or set WBC_DATA to the folder of the Kaggle "
                 "data set paultimothymooney/blood-cells (`wbc data download` fetches it)"
             )
         source = " (from the environment variable WBC_DATA)" if os.environ.get("WBC_DATA") else ""
