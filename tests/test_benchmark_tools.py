@@ -344,3 +344,22 @@ def test_scripts_give_errors_in_one_line(tmp_path) -> None:
         r = subprocess.run([sys.executable, str(BENCHMARKS / argv[0]), *argv[1:]], capture_output=True, text=True)
         assert r.returncode == 2, (argv, r.stderr)
         assert says in r.stderr and "Traceback" not in r.stderr, (argv, r.stderr)
+
+
+def test_context_share_counts_each_input_pixel_once(capsys: pytest.CaptureFixture[str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """context_share.py on the fixtures: each row's real field, mirrored and fill shares add up to 100%,
+    and the widened crop mirrors less of the input than the plain one."""
+    import sys
+
+    from conftest import FIXTURE_IMAGES, load_benchmark
+
+    pytest.importorskip("torch")
+    script = load_benchmark("context_share")
+    monkeypatch.setattr(sys, "argv", ["context_share.py", "--data", str(FIXTURE_IMAGES), "--every", "2", "--draws", "2"])
+    assert script.main() == 0
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines() if line.startswith("| 0 ") or line.startswith("| 30 ")]
+    shares = {int(r[0]): [float(c.strip().rstrip("%")) for c in r[2:]] for r in rows}
+    assert set(shares) == {0, 30}
+    assert all(abs(sum(v) - 100) < 0.2 for v in shares.values()), shares
+    assert shares[30][1] < shares[0][1]

@@ -96,6 +96,8 @@ class TestPredictCli:
         out, err = capsys.readouterr()
         assert "1 of 10 file(s) could not be used" in err
         assert "note: in the folders given, 1 other file(s) passed over: .txt; images are read by their names" in err
+        assert main(["predict", str(folder), str(folder), "--quiet"]) == 1  # one folder twice: its files once
+        assert "1 other file(s) passed over" in capsys.readouterr().err
         table, summary = out.split("\n\n")
         labels = [line.split()[1] for line in table.splitlines()[1:]
                   if "ERROR" not in line and "not a white blood cell" not in line]
@@ -258,17 +260,28 @@ class TestPredictCli:
         err = capsys.readouterr().err
         assert "--address 10.255.255.1: not an address of this machine" in err and "Traceback" not in err
 
-    def test_app_on_a_busy_port_says_so_before_printing_its_address(self, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_app_on_a_busy_port_says_so_before_printing_its_address(self, capsys: pytest.CaptureFixture[str],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
         """A port another server holds is named, with --port, before wbc says where the app is (it printed
         the address, then Streamlit's refusal)."""
         pytest.importorskip("streamlit")
+        import os
+        import subprocess
+
+        def no_server(*args: object, **kwargs: object) -> int:
+            raise AssertionError("the server was started on a busy port")
+
+        monkeypatch.setattr(os, "execve", no_server)  # a check that let it through would replace pytest
+        monkeypatch.setattr(subprocess, "call", no_server)
         with socket.socket() as held:
             held.bind(("127.0.0.1", 0))
             held.listen()
             port = held.getsockname()[1]
-            assert main(["app", "--address", "127.0.0.1", "--port", str(port)]) == 2
-        out, err = capsys.readouterr()
-        assert out == "" and f"port {port} on 127.0.0.1 is in use" in err and "--port" in err
+            for address in ("127.0.0.1", "localhost", "0.0.0.0"):
+                assert main(["app", "--address", address, "--port", str(port)]) == 2
+                out, err = capsys.readouterr()
+                assert out == "" and f"port {port} on {address} is in use" in err, err
+                assert f"--port {port + 1}" in err
 
     @pytest.mark.parametrize("option, message", [
         (["--epochs", "0"], "epochs 0: choose 1 or more"), (["--epochs", "-3"], "epochs -3: choose 1 or more"),
@@ -357,12 +370,16 @@ class TestPredictCli:
         Image.fromarray(np.asarray(src.convert("L")).astype(np.uint16) * 256).save(tmp_path / "gray16.png")
         src.resize((8, 6)).save(tmp_path / "tiny.png")
         src.save(tmp_path / "colour.png")
+        for name, level in (("white.png", 255), ("black.png", 0)):  # blank: no colour either, but not grayscale
+            Image.new("RGB", (320, 240), (level,) * 3).save(tmp_path / name)
         assert main(["predict", str(tmp_path), "--quiet"]) == 0
         rows = {r.split()[0].rsplit("/", 1)[-1]: r for r in capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]}
         for name in ("gray.jpg", "gray16.png"):
             assert "not a white blood cell: a grayscale photo: the stain's colours" in rows[name]
         assert "not a white blood cell: only 8x6 px: too small to show a cell" in rows["tiny.png"]
         assert rows["colour.png"].split()[1] == "EOSINOPHIL" and "not a white" not in rows["colour.png"]
+        for name in ("white.png", "black.png"):
+            assert "not a white blood cell: no stained nucleus found" in rows[name], rows[name]
 
     def test_linked_folders_are_searched_once(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A folder of links to class folders is searched through them (it said "no image files"); a
@@ -383,7 +400,8 @@ class TestPredictCli:
         monkeypatch.setenv("WBC_MODEL", str(tmp_path / "gone"))
         one = sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))[0]
         assert main(["predict", str(one)]) == 2
-        assert "(from the environment variable WBC_MODEL): model file not found" in capsys.readouterr().err
+        assert ("(from the environment variable WBC_MODEL): model file not found (point WBC_MODEL at a model folder"
+                in capsys.readouterr().err)
 
     def test_only_bad_files(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A corrupt file is reported in the table; all files bad means exit 1."""
@@ -662,6 +680,17 @@ class TestOtherVerbs:
             monkeypatch.setattr(importlib, "import_module", fail)
             with pytest.raises(WbcError, match=re.escape(f"pip install -e {extra}")):
                 cli._training("wbc.evaluate", "evaluate")
+
+    def test_checkpoint_without_torch_is_one_line(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+        """With the eval extras alone (no PyTorch), evaluating a .pt says what it needs, not a traceback."""
+        monkeypatch.setitem(sys.modules, "wbc.train", None)  # import fails as if torch were missing
+        ckpt = tmp_path / "best.pt"
+        ckpt.write_bytes(b"")
+        assert main(["evaluate", "--model", str(ckpt), "--folder", str(FIXTURE_IMAGES / "TEST_SIMPLE"),
+                     "--out", str(tmp_path / "ev"), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert "best.pt: a training checkpoint, which needs PyTorch" in err and "Traceback" not in err
 
     def test_csv_is_written_before_a_reader_goes_away(self, tmp_path: Path) -> None:
         """`wbc predict ... --csv F | head -2`: the table's reader leaves, and the CSV is there all the same."""

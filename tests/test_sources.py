@@ -161,7 +161,8 @@ class TestMatching:
         assert main(command) == 130
         assert not table.exists()
         assert [(m.class_name, m.field) for m in read_table(partial)] == [("LYMPHOCYTE", 9)]
-        assert f"kept in {partial}" in capsys.readouterr().err
+        assert f"kept in {partial}: `wbc data sources --reuse --data {tmp_path} --out {table} --workers 1`" \
+            in capsys.readouterr().err
         monkeypatch.setattr(wbc.sources, "match_files", recording)
         assert main([*command, "--reuse"]) == 0
         assert reused == [1] and not partial.exists()

@@ -218,6 +218,7 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str]], in
     seen: set[Path] = set()
     repeats = 0
     others: list[Path] = []
+    seen_other: set[Path] = set()
 
     def add(item: str, pattern: bool = False) -> None:
         nonlocal repeats
@@ -232,7 +233,8 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str]], in
         except OSError as e:  # a name too long, a folder that cannot be listed
             out.append((item, f"cannot be read ({e.strerror or e})"))
             return
-        others.extend(held)
+        others.extend(f for f in held if f.resolve() not in seen_other)
+        seen_other.update(f.resolve() for f in held)
         if not found:
             out.append((item, "no image files in this folder" + (f" ({_passed_over(held)})" if held else "")))
         for f in found:
@@ -390,32 +392,42 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 
 def _check_address(address: str, port: int = 0) -> None:
-    """WbcError unless `address` resolves to an address this machine can listen on at `port` (any of
-    those it resolves to; port 0: any free one; a `unix://` socket path is Streamlit's to check)."""
+    """WbcError unless this machine can listen on `address` at `port` (0: the address alone), probed as
+    Streamlit binds: IPv6 where the address holds a ":", else IPv4. A `unix://` socket path is
+    Streamlit's to check."""
     import errno
     import socket
 
     if address.startswith("unix://"):
         return
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
     try:
-        found = socket.getaddrinfo(address, port, type=socket.SOCK_STREAM)
+        where = socket.getaddrinfo(address, 0, family, socket.SOCK_STREAM)[0][4]
     except (socket.gaierror, UnicodeError) as e:
         raise WbcError(f"--address {address}: not an address or host name this machine can resolve ({e})") from e
-    refusal: OSError | None = None
-    for family, kind, _, _, where in found:
-        try:
-            with socket.socket(family, kind) as probe:
-                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is no refusal
-                probe.bind(where)
-            return
-        except OSError as e:
-            refusal = e
-    if refusal is not None and refusal.errno == errno.EADDRINUSE:
-        raise WbcError(f"port {port} on {address} is in use (another wbc app, or another server): "
-                       "choose another with --port, e.g. --port 8502")
-    raise WbcError(f"--address {address}: not an address of this machine "
-                   f"({refusal.strerror if refusal and refusal.strerror else refusal}); "
-                   "give localhost, 0.0.0.0 (every network) or one of its own addresses")
+
+    def bind(at_port: int) -> None:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is no refusal
+            probe.bind((where[0], at_port, *where[2:]))
+
+    try:
+        bind(0)  # any free port: the address alone
+    except OSError as e:
+        raise WbcError(f"--address {address}: not an address of this machine ({e.strerror or e}); "
+                       "give localhost, 0.0.0.0 (every network) or one of its own addresses") from e
+    if not port:
+        return
+    try:
+        bind(port)
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise WbcError(f"port {port} on {address} is in use (another wbc app, or another server): "
+                           f"choose another with --port, e.g. --port {port + 1 if port < 65535 else 8501}") from e
+        if e.errno == errno.EACCES:
+            raise WbcError(f"port {port}: this user may not listen on it (ports below 1024 need root); "
+                           "choose one above 1023 with --port, e.g. the default 8501") from e
+        raise WbcError(f"port {port} on {address}: cannot listen there ({e.strerror or e})") from e
 
 
 def cmd_data_sources(args: argparse.Namespace) -> int:
@@ -440,11 +452,12 @@ def cmd_data_sources(args: argparse.Namespace) -> int:
 
     try:
         matches = match_files(root, originals, workers=args.workers, reuse=reuse, class_done=keep)
-    except KeyboardInterrupt:
+    except BaseException:  # Ctrl+C, a worker's crash: what is done is kept, and said so
         if kept["files"]:
-            print(f"wbc: interrupted; the {kept['files']} files of the classes finished are kept in {partial}: "
-                  f"`wbc data sources --reuse{'' if args.out is None else f' --out {out}'}` goes on from them",
-                  file=sys.stderr)
+            again = " ".join(["wbc data sources --reuse", *(f"--{k} {v}" for k, v in (
+                ("data", args.data), ("out", args.out), ("workers", args.workers)) if v is not None)])
+            print(f"wbc: stopped; the {kept['files']} files of the classes finished are kept in {partial}: "
+                  f"`{again}` goes on from them", file=sys.stderr)
         raise
     write_table(matches, out)
     partial.unlink(missing_ok=True)

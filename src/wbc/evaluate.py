@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from wbc.data import Prepared, Sample, find_images_root, list_folder, list_split, load_prepared
+from wbc.errors import ModelFileError
 from wbc.info import CLASSES
 from wbc.io import atomic_write_text
 from wbc.metrics import classification_report_text, compute_metrics
@@ -60,7 +61,11 @@ def model_probs(model: str | Path | None, samples: list[Sample], skip_bad: bool 
     with the kept samples as prepared, which of them the network saw with the white matched (N,) and
     what read them."""
     if model is not None and str(model).endswith(".pt"):
-        from wbc.train import _to_tensor, load_checkpoint, model_from_checkpoint, predict_probs
+        try:
+            from wbc.train import _to_tensor, load_checkpoint, model_from_checkpoint, predict_probs
+        except ImportError as e:  # the eval extras evaluate ONNX models; a checkpoint is PyTorch's
+            raise ModelFileError(f"{model}: a training checkpoint, which needs PyTorch ({e.name} is not installed): "
+                                 "pip install -e '.[train]', or evaluate its export (`wbc export`) instead") from e
 
         net, spec = model_from_checkpoint(load_checkpoint(model))
         p = load_prepared(samples, spec, skip_bad=skip_bad, progress=progress)

@@ -227,7 +227,11 @@ def _unfit(rgb: np.ndarray) -> str:
     if min(h, w) < MIN_SIDE_PX:
         return (f"only {w}x{h} px: too small to show a cell ({MIN_SIDE_PX} px or more a side at the training "
                 "images' magnification, where a white cell is 60-100 px across)")
-    if int((rgb.max(axis=2).astype(np.int16) - rgb.min(axis=2)).max()) <= GRAY_SPREAD_MAX:
+    brightest, darkest = np.maximum(np.maximum(rgb[..., 0], rgb[..., 1]), rgb[..., 2]), darkest_channel(rgb)
+    # Only where the photo shows something: a blank, black or clipped white field has no colour either,
+    # and its reason is the stain check's.
+    shown = (brightest >= LIT_MIN) & (darkest < WHITE_LEVEL)
+    if shown.mean() >= 0.05 and int((brightest - darkest)[shown].max()) <= GRAY_SPREAD_MAX:
         return "a grayscale photo: the stain's colours, which show a white cell and its type, are missing"
     return ""
 
