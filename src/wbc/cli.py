@@ -444,19 +444,20 @@ def cmd_data_sources(args: argparse.Namespace) -> int:
     # Each finished class is kept beside the table, which stays whole until the build is.
     partial = out.with_name(out.name + ".partial")
     reuse = [m for t in (out, partial) if args.reuse and t.is_file() for m in read_table(t)]
-    kept = {"files": 0}
+    kept = 0
 
     def keep(done: list[Any]) -> None:
+        nonlocal kept
         write_table(done, partial)
-        kept["files"] = len(done)
+        kept = len(done)
 
     try:
         matches = match_files(root, originals, workers=args.workers, reuse=reuse, class_done=keep)
     except BaseException:  # Ctrl+C, a worker's crash: what is done is kept, and said so
-        if kept["files"]:
+        if kept:
             again = " ".join(["wbc data sources --reuse", *(f"--{k} {v}" for k, v in (
                 ("data", args.data), ("out", args.out), ("workers", args.workers)) if v is not None)])
-            print(f"wbc: stopped; the {kept['files']} files of the classes finished are kept in {partial}: "
+            print(f"wbc: stopped; the {kept} files of the classes finished are kept in {partial}: "
                   f"`{again}` goes on from them", file=sys.stderr)
         raise
     write_table(matches, out)
