@@ -51,7 +51,7 @@ class TestAnalyse:
         res = {r.name: r for r in logic.analyse_uploads(predictor, uploads)}
         assert res["eos.jpeg"].prediction.label == "EOSINOPHIL"
         assert "empty" in res["empty.jpg"].error
-        assert "not an image" in res["notes.png"].error
+        assert "not a readable image" in res["notes.png"].error
         assert "truncated" in res["truncated.jpeg"].error
         assert "too large" in res["bomb.png"].error or "bomb" in res["bomb.png"].error
         for name in ("gray.png", "rgba.png", "palette.png", "cmyk.jpg", "16bit.png", "scope.bmp", "scope.tiff"):
@@ -434,10 +434,18 @@ class TestDifferential:
             ("eos.jpeg", EOS.read_bytes()), ("none.jpeg", (FIXTURES / "no-white-cell.jpeg").read_bytes())])
         rows = logic.review_rows(results)
         assert [r["reviewed"] for r in rows] == ["EOSINOPHIL", logic.EXCLUDED]
+        # the not-a-cell row gives no type or confidence, which mean nothing there, but says why
+        assert rows[1]["predicted"] == "" and rows[1]["confidence"] is None
+        assert str(rows[1]["verdict"]).startswith("not a white blood cell: ")
         rows[0]["reviewed"] = "NEUTROPHIL"
-        text = logic.table_csv(rows).decode()
-        assert text.splitlines()[0] == "file,predicted,confidence,verdict,reviewed"
-        assert "eos.jpeg,EOSINOPHIL," in text and text.splitlines()[1].endswith(",NEUTROPHIL")
+        rows[0]["file"] = "=HYPERLINK(1).jpeg"
+        data = logic.table_csv(rows, [("bad.png", "bad.png: not a readable image")])
+        assert data.startswith(b"\xef\xbb\xbf")  # Excel reads UTF-8 names right only after a BOM
+        lines = data.decode("utf-8-sig").splitlines()
+        assert lines[0] == "file,predicted,confidence,verdict,reviewed"
+        assert lines[1].startswith("'=HYPERLINK(1).jpeg,EOSINOPHIL,") and lines[1].endswith(",NEUTROPHIL")
+        assert lines[2].startswith("none.jpeg,,,\"not a white blood cell: ")
+        assert lines[3] == "bad.png,,,unreadable: bad.png: not a readable image,"
 
     def test_model_tab_texts_say_what_figures_are_over(self) -> None:
         """The shipped card's TEST figures in words: images and cells, intervals from resampling cells, the
@@ -535,7 +543,12 @@ class TestPage:
         at.file_uploader[0].set_value([("eos.jpeg", EOS.read_bytes(), "image/jpeg"),
                                        ("bad.png", b"garbage", "image/png")]).run()
         assert not at.exception
-        assert [e.value for e in at.error] == ["bad.png: not an image file Pillow can read"]
+        assert [e.value for e in at.error] == ["bad.png: not a readable image (damaged, or not a picture in a format "
+                                               "this tool reads: JPEG, PNG, BMP, TIFF, WebP, GIF)"]
+        # the one that could not be used is named again above the count, not silently left out of it
+        assert any(w.value.startswith("1 file(s) could not be used and are not in the table or the count: bad.png")
+                   for w in at.warning)
+        assert any("2 image(s) analysed, 1 of them could not be used" in m.value for m in at.markdown)
         assert at.subheader[0].value == "Eosinophil"
         assert at.metric[0].value.endswith("%")
         assert any("About the eosinophil" in e.label for e in at.expander)
@@ -624,6 +637,31 @@ class TestPage:
             ["Eosinophil", "Eosinophil", "Lymphocyte", "Lymphocyte", "Monocyte", "Monocyte", "Neutrophil", "Neutrophil"])
         assert any(h.value == "Differential count" for h in at.header)
         assert "8 cell(s) counted" in " ".join(c.value for c in at.caption)
+
+    def test_samples_replace_the_uploads_rather_than_join_them(self) -> None:
+        """Switching the samples on with an upload shows the eight samples alone (a demo in a user's count
+        and CSV was wrong), says so, and switching off brings the upload back."""
+        at = self._app().run()
+        at.file_uploader[0].set_value([("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
+        assert "1 cell(s) counted" in " ".join(c.value for c in at.caption)
+        at.toggle[0].set_value(True).run()
+        assert not at.exception
+        assert "8 cell(s) counted" in " ".join(c.value for c in at.caption)
+        assert any("Showing the 8 sample images; your 1 upload(s) come back" in i.value for i in at.info)
+        at.toggle[0].set_value(False).run()
+        assert "1 cell(s) counted" in " ".join(c.value for c in at.caption)
+
+    def test_probabilities_are_bars_on_one_scale_with_their_figures(self) -> None:
+        """Each type's probability is a bar on a fixed 0-100% scale with its figure in words, so a 59%
+        top type does not fill the bar as 99% does."""
+        at = self._app().run()
+        at.file_uploader[0].set_value([("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
+        assert not at.exception
+        bars = [e for e in at.main if getattr(e, "type", "") == "progress"]
+        assert [b.proto.text.split(":")[0] for b in bars] == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"]
+        shown = [float(b.proto.text.split(": ")[1].rstrip("%")) for b in bars]
+        assert sum(shown) == pytest.approx(100, abs=0.3)
+        assert all(abs(b.proto.value - v) <= 1 for b, v in zip(bars, shown))  # the bar's length (0-100) is the figure
 
     def test_rerun_does_not_analyse_again(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """A rerun with the same uploads (as editing the review table makes) reuses the analysis."""

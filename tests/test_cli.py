@@ -408,7 +408,7 @@ class TestPredictCli:
         f = tmp_path / "x.png"
         f.write_bytes(b"not a png")
         assert main(["predict", str(f)]) == 1
-        assert "x.png: not an image" in capsys.readouterr().out
+        assert "x.png: not a readable image" in capsys.readouterr().out
 
     def test_bad_model(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A model folder without a model is a clear error."""

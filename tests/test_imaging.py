@@ -149,7 +149,7 @@ class TestLoadImage:
         """A text file with an image suffix is refused by name."""
         f = tmp_path / "notes.png"
         f.write_text("hello")
-        with pytest.raises(BadImageError, match=r"notes\.png: not an image"):
+        with pytest.raises(BadImageError, match=r"notes\.png: not a readable image"):
             load_image(f)
 
     def test_truncated(self, tmp_path: Path, fixture_root: Path) -> None:

@@ -139,7 +139,8 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise BadImageError(f"{label}: refused as a decompression bomb ({e})") from e
     except UnidentifiedImageError as e:
-        raise BadImageError(f"{label}: not an image file Pillow can read") from e
+        raise BadImageError(f"{label}: not a readable image (damaged, or not a picture in a format this tool reads: "
+                            "JPEG, PNG, BMP, TIFF, WebP, GIF)") from e
     except (OSError, SyntaxError, ValueError) as e:
         raise BadImageError(f"{label}: damaged or truncated image ({e})") from e
     try:

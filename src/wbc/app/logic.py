@@ -168,9 +168,10 @@ def ece_note(test: dict[str, object] | None) -> str:
 
 def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
                 corrections: Mapping[str, str] | None = None) -> list[dict[str, object]]:
-    """One row per usable image for the review table; images that are not white cells start excluded.
-    With `keys` (each result's `upload_key`), a row also carries its "key" and starts from the label
-    `corrections` holds for it: a reviewer's correction stays with its image when the uploads change."""
+    """One row per usable image for the review table; images that are not white cells start excluded,
+    with no type or confidence (the network's forced reading means nothing there). With `keys` (each
+    result's `upload_key`), a row also carries its "key" and starts from the label `corrections` holds
+    for it: a reviewer's correction stays with its image when the uploads change."""
     corrections = corrections or {}
     rows = []
     for i, r in enumerate(results):
@@ -179,9 +180,9 @@ def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
             continue
         row: dict[str, object] = {
             "file": r.name,
-            "predicted": p.label,
-            "confidence": round(p.confidence, 3),
-            "verdict": p.verdict + (" (overexposed)" if p.overexposed and not p.not_wbc else ""),
+            "predicted": "" if p.not_wbc else p.label,
+            "confidence": None if p.not_wbc else round(p.confidence, 3),
+            "verdict": p.verdict + (f": {p.not_wbc}" if p.not_wbc else " (overexposed)" if p.overexposed else ""),
             "reviewed": EXCLUDED if p.not_wbc else p.label,
         }
         if keys:
@@ -190,6 +191,11 @@ def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
                 row["reviewed"] = corrections[keys[i]]
         rows.append(row)
     return rows
+
+
+def unusable(results: Sequence[CellResult]) -> list[tuple[str, str]]:
+    """(file, why) of each upload that could not be read: no row of the review table, no count."""
+    return [(r.name, r.error) for r in results if r.prediction is None and r.error]
 
 
 def test_summary(test: dict) -> str:
@@ -247,14 +253,22 @@ def trust_rows(reliability: Sequence[dict[str, float]]) -> list[dict[str, object
             for b in reliability]
 
 
-def table_csv(rows: Sequence[dict[str, object]]) -> bytes:
-    """The review table as CSV: predicted and reviewed label side by side."""
+def table_csv(rows: Sequence[dict[str, object]], unusable_files: Sequence[tuple[str, str]] = ()) -> bytes:
+    """The review table as CSV for a spreadsheet: predicted and reviewed label side by side, then the
+    files that could not be used. UTF-8 with a byte-order mark (Excel reads other names garbled without
+    it), and a text that a spreadsheet would run as a formula (=, +, -, @ first) is quoted with '."""
     out = io.StringIO()
     w = csv.DictWriter(out, fieldnames=["file", "predicted", "confidence", "verdict", "reviewed"])
     w.writeheader()
+
+    def cell(v: object) -> object:
+        return "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else "" if v is None else v
+
     for r in rows:
-        w.writerow({k: r.get(k, "") for k in w.fieldnames})
-    return out.getvalue().encode("utf-8")
+        w.writerow({k: cell(r.get(k, "")) for k in w.fieldnames})
+    for name, why in unusable_files:
+        w.writerow({"file": cell(name), "verdict": cell(f"unreadable: {why}")})
+    return out.getvalue().encode("utf-8-sig")
 
 
 def describe(label: str) -> dict[str, str]:

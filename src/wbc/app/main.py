@@ -102,10 +102,13 @@ with classify_tab:
         accept_multiple_files=True,
         help=f"One white cell per image works best. Up to {logic.MAX_UPLOAD_MB} MB per file.",
     )
-    use_samples = st.toggle("Use the built-in sample images (two of each type)", value=False)
+    use_samples = st.toggle("Show the built-in sample images instead (two of each type)", value=False)
     uploads = [(f.name, f.getvalue()) for f in files or []]
-    if use_samples:
-        uploads += logic.samples()
+    if use_samples:  # instead of the uploads, never among them: a demo must not enter a user's count
+        if uploads:
+            st.info(f"Showing the {len(logic.samples())} sample images; your {len(uploads)} upload(s) come back, "
+                    "with any corrections, when this is switched off.")
+        uploads = logic.samples()
     if not uploads:
         st.info("Upload one or more cell images, or switch on the sample images, to start.")
         st.stop()
@@ -115,6 +118,10 @@ with classify_tab:
 
     with st.spinner(f"Analysing {len(uploads)} image(s)..."):
         results = analyse(predictor, predictor.card["onnx_sha256"], tuple(uploads))
+    bad = logic.unusable(results)
+    if len(results) > 1:  # the count is at the end of a long page
+        st.markdown(f"{len(results)} image(s) analysed" + (f", {len(bad)} of them could not be used" if bad else "")
+                    + ". [The differential count and review table](#differential-count) are at the end.")
 
     for r in results:
         if r.error:
@@ -151,8 +158,10 @@ with classify_tab:
                     "level of the least sure tenth of held-out training images. Top two: "
                     f"{cell_type(a).label} {100 * pa:.1f}%, {cell_type(b).label} {100 * pb:.1f}%."
                 )
-            chart = pd.DataFrame({"probability": p.probs}, index=[cell_type(c).label for c in CLASSES])
-            st.bar_chart(chart, horizontal=True, height=180)
+            # One bar per type on a fixed 0-100% scale, its figure in words (a chart rescaled to its
+            # largest bar made 59% look as full as 99%, and gave a screen reader nothing).
+            for c, v in zip(CLASSES, p.probs):
+                st.progress(min(max(float(v), 0.0), 1.0), text=f"{cell_type(c).label}: {100 * v:.1f}%")
             with st.expander(f"About the {cell_type(p.label).label.lower()}"):
                 for k, v in logic.describe(p.label).items():
                     st.markdown(f"**{k}.** {v}")
@@ -170,6 +179,9 @@ with classify_tab:
         st.header("Differential count")
         st.caption("Correct any prediction in the *reviewed* column; the counts follow. "
                    f"{logic.EXCLUDED} leaves an image out of the count.")
+        if bad:
+            st.warning(f"{len(bad)} file(s) could not be used and are not in the table or the count: "
+                       + "; ".join(why for _, why in bad))
         edited = st.data_editor(
             pd.DataFrame(st.session_state["review_rows"][1]).set_index("key"),
             column_config={
@@ -178,6 +190,8 @@ with classify_tab:
                 "confidence": st.column_config.NumberColumn(format="%.3f"),
             },
             disabled=["file", "predicted", "confidence", "verdict"],
+            # The one column to edit beside the file's name: on a phone the rest scroll out of sight.
+            column_order=["file", "reviewed", "predicted", "confidence", "verdict"],
             hide_index=True,
             key="review",
         )
@@ -187,5 +201,5 @@ with classify_tab:
         n = sum(1 for lab in reviewed if lab in CLASSES)
         st.dataframe(diff, hide_index=True)
         st.caption(logic.differential_note(n))
-        st.download_button("Download the table (CSV)", logic.table_csv(edited.to_dict("records")),
+        st.download_button("Download the table (CSV)", logic.table_csv(edited.to_dict("records"), bad),
                            file_name="wbc-differential.csv", mime="text/csv")
