@@ -342,3 +342,16 @@ class TestCell:
         """A spec survives the model card's JSON."""
         spec = PreprocessSpec(mode="cell", window=128, size=64, mean=(0.1, 0.2, 0.3), std=(1.0, 2.0, 3.0))
         assert PreprocessSpec.from_dict(spec.to_dict()) == spec
+
+
+@pytest.mark.slow
+def test_no_data_set_photo_is_called_grayscale_or_tiny(full_data: Path) -> None:
+    """The screening's photo-level checks never fire on the data set's stained photos: all 12,515 files
+    of its three splits (about 10 s)."""
+    from wbc.data import list_split
+    from wbc.imaging import load_image
+    from wbc.screening import _unfit
+
+    for split in ("TRAIN", "TEST", "TEST_SIMPLE"):
+        flagged = [s.path.name for s in list_split(full_data, split) if _unfit(load_image(s.path))]
+        assert flagged == [], (split, flagged[:5])
