@@ -439,13 +439,15 @@ class TestDifferential:
         assert str(rows[1]["verdict"]).startswith("not a white blood cell: ")
         rows[0]["reviewed"] = "NEUTROPHIL"
         rows[0]["file"] = "=HYPERLINK(1).jpeg"
-        data = logic.table_csv(rows, [("bad.png", "bad.png: not a readable image")])
+        rows[1]["confidence"] = float("nan")  # what the edited table hands back for a blank
+        data = logic.table_csv(rows, [("bad.png", "bad.png: not a readable image"), ("\t=1.png", "\t=1.png: empty")])
         assert data.startswith(b"\xef\xbb\xbf")  # Excel reads UTF-8 names right only after a BOM
         lines = data.decode("utf-8-sig").splitlines()
         assert lines[0] == "file,predicted,confidence,verdict,reviewed"
         assert lines[1].startswith("'=HYPERLINK(1).jpeg,EOSINOPHIL,") and lines[1].endswith(",NEUTROPHIL")
         assert lines[2].startswith("none.jpeg,,,\"not a white blood cell: ")
-        assert lines[3] == "bad.png,,,unreadable: bad.png: not a readable image,"
+        assert lines[3] == "bad.png,,,unreadable: not a readable image,"
+        assert lines[4] == "'\t=1.png,,,unreadable: empty,"
 
     def test_model_tab_texts_say_what_figures_are_over(self) -> None:
         """The shipped card's TEST figures in words: images and cells, intervals from resampling cells, the
@@ -637,6 +639,32 @@ class TestPage:
             ["Eosinophil", "Eosinophil", "Lymphocyte", "Lymphocyte", "Monocyte", "Monocyte", "Neutrophil", "Neutrophil"])
         assert any(h.value == "Differential count" for h in at.header)
         assert "8 cell(s) counted" in " ".join(c.value for c in at.caption)
+
+    def test_downloaded_csv_is_what_the_table_shows(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The CSV the page offers, built from the edited table: a not-a-cell row's blank confidence is
+        blank (the table hands it back as NaN), and a file that could not be read is listed; with
+        unreadable files alone, the page says there is nothing to count and links to no count."""
+        made: list[str] = []
+        real = logic.table_csv
+
+        def spy(rows: object, unusable_files: object = ()) -> bytes:
+            data = real(rows, unusable_files)  # type: ignore[arg-type]
+            made.append(data.decode("utf-8-sig"))
+            return data
+
+        monkeypatch.setattr(logic, "table_csv", spy)
+        at = self._app().run()
+        at.file_uploader[0].set_value([("eos.jpeg", EOS.read_bytes(), "image/jpeg"),
+                                       ("none.jpeg", (FIXTURES / "no-white-cell.jpeg").read_bytes(), "image/jpeg"),
+                                       ("bad.png", b"garbage", "image/png")]).run()
+        assert not at.exception and made
+        lines = made[-1].splitlines()
+        assert "nan" not in made[-1]
+        assert lines[2].startswith("none.jpeg,,,") and lines[3].startswith("bad.png,,,\"unreadable: not a readable image")
+        at.file_uploader[0].set_value([("bad.png", b"garbage", "image/png"), ("bad2.png", b"junk", "image/png")]).run()
+        assert not at.exception
+        assert any("2 image(s) analysed, 2 of them could not be used: there is nothing to count." == m.value
+                   for m in at.markdown)
 
     def test_samples_replace_the_uploads_rather_than_join_them(self) -> None:
         """Switching the samples on with an upload shows the eight samples alone (a demo in a user's count

@@ -432,6 +432,7 @@ def _check_address(address: str, port: int = 0) -> None:
 
 def cmd_data_sources(args: argparse.Namespace) -> int:
     import json
+    import shlex
 
     from wbc.data import find_images_root
     from wbc.io import check_writable_file
@@ -455,8 +456,9 @@ def cmd_data_sources(args: argparse.Namespace) -> int:
         matches = match_files(root, originals, workers=args.workers, reuse=reuse, class_done=keep)
     except BaseException:  # Ctrl+C, a worker's crash: what is done is kept, and said so
         if kept:
-            again = " ".join(["wbc data sources --reuse", *(f"--{k} {v}" for k, v in (
-                ("data", args.data), ("out", args.out), ("workers", args.workers)) if v is not None)])
+            again = shlex.join(["wbc", "data", "sources", "--reuse", *(a for k, v in (
+                ("data", args.data), ("out", args.out), ("workers", args.workers)) if v is not None
+                for a in (f"--{k}", str(v)))])
             print(f"wbc: stopped; the {kept} files of the classes finished are kept in {partial}: "
                   f"`{again}` goes on from them", file=sys.stderr)
         raise

@@ -64,7 +64,7 @@ def model_probs(model: str | Path | None, samples: list[Sample], skip_bad: bool 
         try:
             from wbc.train import _to_tensor, load_checkpoint, model_from_checkpoint, predict_probs
         except ImportError as e:  # the eval extras evaluate ONNX models; a checkpoint is PyTorch's
-            raise ModelFileError(f"{model}: a training checkpoint, which needs PyTorch ({e.name} is not installed): "
+            raise ModelFileError(f"{model}: a training checkpoint, which needs PyTorch ({e.name or e} is not installed): "
                                  "pip install -e '.[train]', or evaluate its export (`wbc export`) instead") from e
 
         net, spec = model_from_checkpoint(load_checkpoint(model))

@@ -253,20 +253,27 @@ def trust_rows(reliability: Sequence[dict[str, float]]) -> list[dict[str, object
             for b in reliability]
 
 
+# What a spreadsheet takes a cell to start a formula with (OWASP's list: tab and carriage return too).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def table_csv(rows: Sequence[dict[str, object]], unusable_files: Sequence[tuple[str, str]] = ()) -> bytes:
     """The review table as CSV for a spreadsheet: predicted and reviewed label side by side, then the
     files that could not be used. UTF-8 with a byte-order mark (Excel reads other names garbled without
-    it), and a text that a spreadsheet would run as a formula (=, +, -, @ first) is quoted with '."""
+    it), and a text that a spreadsheet would run as a formula (FORMULA_STARTS first) is quoted with '."""
     out = io.StringIO()
     w = csv.DictWriter(out, fieldnames=["file", "predicted", "confidence", "verdict", "reviewed"])
     w.writeheader()
 
     def cell(v: object) -> object:
-        return "'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@") else "" if v is None else v
+        if v is None or isinstance(v, float) and math.isnan(v):  # the table hands a blank confidence back as NaN
+            return ""
+        return "'" + v if isinstance(v, str) and v[:1] in FORMULA_STARTS else v
 
     for r in rows:
         w.writerow({k: cell(r.get(k, "")) for k in w.fieldnames})
     for name, why in unusable_files:
+        why = why.removeprefix(f"{name}: ")  # the message names the file, as the row does already
         w.writerow({"file": cell(name), "verdict": cell(f"unreadable: {why}")})
     return out.getvalue().encode("utf-8-sig")
 

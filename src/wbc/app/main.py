@@ -121,7 +121,8 @@ with classify_tab:
     bad = logic.unusable(results)
     if len(results) > 1:  # the count is at the end of a long page
         st.markdown(f"{len(results)} image(s) analysed" + (f", {len(bad)} of them could not be used" if bad else "")
-                    + ". [The differential count and review table](#differential-count) are at the end.")
+                    + (". [The differential count and review table](#differential-count) are at the end."
+                       if len(bad) < len(results) else ": there is nothing to count."))
 
     for r in results:
         if r.error:
@@ -158,7 +159,7 @@ with classify_tab:
                     "level of the least sure tenth of held-out training images. Top two: "
                     f"{cell_type(a).label} {100 * pa:.1f}%, {cell_type(b).label} {100 * pb:.1f}%."
                 )
-            # One bar per type on a fixed 0-100% scale, its figure in words (a chart rescaled to its
+            # One bar per type on a fixed 0-100% scale, its figure in words (a bar chart rescaled to its
             # largest bar made 59% look as full as 99%, and gave a screen reader nothing).
             for c, v in zip(CLASSES, p.probs):
                 st.progress(min(max(float(v), 0.0), 1.0), text=f"{cell_type(c).label}: {100 * v:.1f}%")
@@ -176,7 +177,7 @@ with classify_tab:
         st.session_state["review_rows"] = (shown, rows)
     if rows:
         st.divider()
-        st.header("Differential count")
+        st.header("Differential count", anchor="differential-count")
         st.caption("Correct any prediction in the *reviewed* column; the counts follow. "
                    f"{logic.EXCLUDED} leaves an image out of the count.")
         if bad:
