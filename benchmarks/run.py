@@ -285,7 +285,8 @@ def write_section(path: Path, body: str) -> None:
         new = old[: old.index(START)] + section + old[old.index(END) + len(END):]
     else:
         new = section + "\n" + old
-    path.write_text(new)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, new)
 
 
 def main() -> int:
@@ -311,6 +312,9 @@ def main() -> int:
     from wbc.errors import WbcError
 
     try:
+        from wbc.io import check_writable_file
+
+        check_writable_file(args.md)  # before the minutes of training, not after them
         # Runs of another recipe are refused before anything trains (the replica takes minutes).
         for model, s, epochs in [("seed", 0, args.seed_epochs), *(("wbcnet", s, None) for s in args.seeds)]:
             check_reusable(*recipe_of(model, s, epochs, args.work, args.threads, use.get(s) if model == "wbcnet" else None))

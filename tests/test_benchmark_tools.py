@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -363,3 +364,21 @@ def test_context_share_counts_each_input_pixel_once(capsys: pytest.CaptureFixtur
     assert set(shares) == {0, 30}
     assert all(abs(sum(v) - 100) < 0.2 for v in shares.values()), shares
     assert shares[30][1] < shares[0][1]
+
+
+def test_side_by_side_refuses_an_unwritable_table_before_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """run.py --md in a folder that cannot be made is refused at once (it failed after 46 minutes of
+    training); the section writer makes a missing folder."""
+    import sys
+
+    from conftest import load_benchmark
+
+    run = load_benchmark("run")
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setattr(run, "one", lambda *a, **k: pytest.fail("trained before checking --md"))
+    monkeypatch.setattr(sys, "argv", ["run.py", "--md", str(tmp_path / "a-file" / "bench.md"), "--work", str(tmp_path / "w")])
+    assert run.main() == 1
+    assert "bench.md: cannot write it" in capsys.readouterr().err
+    run.write_section(tmp_path / "new" / "bench.md", "body")
+    assert "body" in (tmp_path / "new" / "bench.md").read_text()
