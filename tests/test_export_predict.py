@@ -57,6 +57,21 @@ class TestExport:
         assert card["training"]["selected_on"] == ("validation cells" if last["epoch"] == best["epoch"]
                                                    else "nothing: the last epoch of a run with validation cells")
 
+    def test_export_with_evaluate_adds_test_figures_and_curves(self, tiny_run: Path, data_copy: Path,
+                                                                 tmp_path: Path) -> None:
+        """--evaluate: the card gains its TEST figures, and report.md (written whole, not appended in
+        place) its evaluation and the run's training curves."""
+        from wbc.ship import export_and_report
+
+        (data_copy / "TEST_SIMPLE").rename(data_copy / "TEST")
+        card = export_and_report(tiny_run, tmp_path / "m", data=data_copy, evaluate_test=True)
+        report = (tmp_path / "m" / "report.md").read_text()
+        assert card["metrics"]["test"]["n_files"] == json.loads((tmp_path / "m" / "metrics.json").read_text())["n_files"]
+        assert report.startswith("# Evaluation of model.onnx")
+        assert report.rstrip().endswith("![training curves](training_curves.png)")
+        assert "## Training curves (cell-grouped validation)" in report
+        assert (tmp_path / "m" / "training_curves.png").is_file()
+
     def test_parity_with_torch(self, exported: Path, tiny_run: Path) -> None:
         """ONNX Runtime and PyTorch agree on real images to 1e-4 (the export's own check, recomputed)."""
         import torch

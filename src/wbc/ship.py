@@ -190,8 +190,8 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
         curves = ckpt.parent / "curves.png"
         if curves.exists():
             shutil.copyfile(curves, out / "training_curves.png")
-            with open(out / "report.md", "a") as f:
-                kind = "cell-grouped validation" if held_out else "every cell trained, none held out"
-                f.write(f"\n## Training curves ({kind})\n\n![training curves](training_curves.png)\n")
+            kind = "cell-grouped validation" if held_out else "every cell trained, none held out"
+            atomic_write_text(out / "report.md", (out / "report.md").read_text()
+                              + f"\n## Training curves ({kind})\n\n![training curves](training_curves.png)\n")
         atomic_write_text(out / "model.json", json.dumps(card, indent=2))
     return card
