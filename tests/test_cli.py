@@ -361,7 +361,8 @@ class TestPredictCli:
 
     def test_grayscale_and_tiny_photos_say_what_is_wrong(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A grayscale photo (8- or 16-bit) and one of a few pixels are called not a white cell for what
-        they are, not for "no stained nucleus found"; a colour photo of the same cell is read."""
+        they are, not for "no stained nucleus found"; a photo too dark for the white matching is told to
+        take more light; a colour photo of the same cell is read."""
         import numpy as np
         from PIL import Image
 
@@ -372,6 +373,7 @@ class TestPredictCli:
         src.save(tmp_path / "colour.png")
         for name, level in (("white.png", 255), ("black.png", 0)):  # blank: no colour either, but not grayscale
             Image.new("RGB", (320, 240), (level,) * 3).save(tmp_path / name)
+        Image.fromarray((np.asarray(src, dtype=np.float64) * 0.5).round().astype(np.uint8)).save(tmp_path / "dark.png")
         assert main(["predict", str(tmp_path), "--quiet"]) == 0
         rows = {r.split()[0].rsplit("/", 1)[-1]: r for r in capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]}
         for name in ("gray.jpg", "gray16.png"):
@@ -380,6 +382,10 @@ class TestPredictCli:
         assert rows["colour.png"].split()[1] == "EOSINOPHIL" and "not a white" not in rows["colour.png"]
         for name in ("white.png", "black.png"):
             assert "not a white blood cell: no stained nucleus found" in rows[name], rows[name]
+        # half the light: beyond what the white matching undoes, and the reason says so
+        assert "the photo is much darker than the training images (its white at 49% of theirs): take it with more " \
+            "light" in rows["dark.png"]
+        assert "darker" not in rows["white.png"]
 
     def test_linked_folders_are_searched_once(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A folder of links to class folders is searched through them (it said "no image files"); a

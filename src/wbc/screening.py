@@ -211,6 +211,9 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None) 
         return first
     gains = _gains_to_data_white(field_white(rgb) if white is None else white)
     if not gains_allowed(gains):
+        if gains.min() > 1 and gains.max() > GAIN_RANGE[1]:  # every channel dark, beyond what the second look undoes
+            return replace(first, reason=f"{first.reason}; the photo is much darker than the training images (its "
+                                         f"white at {100 / gains.mean():.0f}% of theirs): take it with more light")
         return first
     balanced = match_data_white(rgb, gains)
     again = locate_cell(balanced)
