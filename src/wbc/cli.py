@@ -217,8 +217,7 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str]], in
     out: list[Path | tuple[str, str]] = []
     seen: set[Path] = set()
     repeats = 0
-    others: list[Path] = []
-    seen_other: set[Path] = set()
+    others: dict[Path, Path] = {}  # by real path: a folder given twice passes its files over once
 
     def add(item: str, pattern: bool = False) -> None:
         nonlocal repeats
@@ -233,8 +232,8 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str]], in
         except OSError as e:  # a name too long, a folder that cannot be listed
             out.append((item, f"cannot be read ({e.strerror or e})"))
             return
-        others.extend(f for f in held if f.resolve() not in seen_other)
-        seen_other.update(f.resolve() for f in held)
+        for f in held:
+            others.setdefault(f.resolve(), f)
         if not found:
             out.append((item, "no image files in this folder" + (f" ({_passed_over(held)})" if held else "")))
         for f in found:
@@ -251,7 +250,7 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str]], in
             continue
         for m in matches or [item]:
             add(m, pattern=matches is not None)
-    return out, repeats, others
+    return out, repeats, list(others.values())
 
 
 def _passed_over(files: list[Path]) -> str:

@@ -305,10 +305,15 @@ def scale_channels(rgb: np.ndarray, gains: np.ndarray | tuple[float, float, floa
     return np.clip(rgb.astype(np.float32) * np.asarray(gains, np.float32), 0, 255).astype(np.uint8)
 
 
+def brightest_channel(pixels: np.ndarray) -> np.ndarray:
+    """Each pixel's largest channel value, (...), from pixels (..., 3). Channel by channel, because
+    numpy's max over a last axis of 3 is many times slower."""
+    return np.maximum(np.maximum(pixels[..., 0], pixels[..., 1]), pixels[..., 2])
+
+
 def lit_mask(pixels: np.ndarray) -> np.ndarray:
-    """Which pixels (..., 3) reach LIT_MIN in some channel: the field, not black fill. Channel by
-    channel, because numpy's max over a last axis of 3 is many times slower."""
-    return np.maximum(np.maximum(pixels[..., 0], pixels[..., 1]), pixels[..., 2]) >= LIT_MIN
+    """Which pixels (..., 3) reach LIT_MIN in some channel: the field, not black fill."""
+    return brightest_channel(pixels) >= LIT_MIN
 
 
 def median_colour(rgb: np.ndarray) -> np.ndarray:

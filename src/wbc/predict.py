@@ -54,15 +54,18 @@ def resolve_model(model: str | Path | None = None) -> tuple[Path, Path]:
     p = Path(model).expanduser()
     onnx_path = p / "model.onnx" if p.is_dir() else p
     card_path = onnx_path.with_suffix(".json")
-    given = source or model != DEFAULT_MODEL_DIR  # named by the user (--model) or the environment
     if not onnx_path.is_file():
         if p.is_dir() and (p / "best.pt").is_file():
             raise ModelFileError(f"{p}{source}: a training run (best.pt), not an exported model: export it with "
                                  f"`wbc export {p} --out FOLDER`, or evaluate its checkpoint as it is with "
                                  f"`wbc evaluate --model {p / 'best.pt'}`")
-        hint = ("point WBC_MODEL at a model folder (model.onnx and model.json), or unset it for the shipped one"
-                if source else "give a model folder (model.onnx and model.json) or its model.onnx, or leave --model "
-                "out for the shipped one" if given else "train and export one, or pass --model")
+        if source:
+            hint = "point WBC_MODEL at a model folder (model.onnx and model.json), or unset it for the shipped one"
+        elif model != DEFAULT_MODEL_DIR:  # named with --model
+            hint = ("give a model folder (model.onnx and model.json) or its model.onnx, or leave --model out for "
+                    "the shipped one")
+        else:
+            hint = "train and export one, or pass --model"
         raise ModelFileError(f"{onnx_path}{source}: model file not found ({hint})")
     if onnx_path.suffix.lower() != ".onnx":
         raise ModelFileError(f"{onnx_path}{source}: not a model (an ONNX file, .onnx, beside its model card .json); "

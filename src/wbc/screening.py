@@ -16,7 +16,16 @@ from typing import overload
 import numpy as np
 from PIL import Image
 
-from wbc.imaging import LIT_MIN, STAIN_LEVEL, CellLocation, lit_mask, locate_cell, scale_channels, stain_map
+from wbc.imaging import (
+    LIT_MIN,
+    STAIN_LEVEL,
+    CellLocation,
+    brightest_channel,
+    lit_mask,
+    locate_cell,
+    scale_channels,
+    stain_map,
+)
 
 PEAK_MIN = 60.0  # blurred (blue - green) at the nucleus; TRAIN views >= 82, red-cell fields median 21
 NUCLEUS_MIN_PX = 150  # stained pixels near the peak; TRAIN views >= 700 (a 0.7x scale leaves ~340)
@@ -231,7 +240,7 @@ def _unfit(rgb: np.ndarray) -> str:
         return (f"only {w}x{h} px: too small to show a cell ({MIN_SIDE_PX} px or more a side at the training "
                 "images' magnification, where a white cell is 60-100 px across)")
     px = rgb[::2, ::2]  # every fourth pixel tells colour from gray as well, at a quarter of the time
-    brightest, darkest = np.maximum(np.maximum(px[..., 0], px[..., 1]), px[..., 2]), darkest_channel(px)
+    brightest, darkest = brightest_channel(px), darkest_channel(px)
     # Only where the photo shows something: a blank, black or clipped white field has no colour either,
     # and its reason is the stain check's.
     shown = (brightest >= LIT_MIN) & (darkest < WHITE_LEVEL)

@@ -105,10 +105,11 @@ with classify_tab:
     use_samples = st.toggle("Show the built-in sample images instead (two of each type)", value=False)
     uploads = [(f.name, f.getvalue()) for f in files or []]
     if use_samples:  # instead of the uploads, never among them: a demo must not enter a user's count
+        samples = logic.samples()
         if uploads:
-            st.info(f"Showing the {len(logic.samples())} sample images; your {len(uploads)} upload(s) come back, "
+            st.info(f"Showing the {len(samples)} sample images; your {len(uploads)} upload(s) come back, "
                     "with any corrections, when this is switched off.")
-        uploads = logic.samples()
+        uploads = samples
     if not uploads:
         st.info("Upload one or more cell images, or switch on the sample images, to start.")
         st.stop()
