@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     from wbc.io import atomic_write_text
     from wbc.metrics import scores_from_confusion
     from wbc.predict import Predictor
+    import gain_ceiling
     from wbc.robustness import EXTRA_SHIFTS, SHIFTS, run_shifts
 
     every_shift = {**SHIFTS, **EXTRA_SHIFTS}
@@ -57,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
                          "or on / off")
     ap.add_argument("--md", type=Path, help="also write the table here")
     ap.add_argument("--json", type=Path, help="also write the figures here")
+    gain_ceiling.add_option(ap)
     args = ap.parse_args(argv)
+    gain_ceiling.apply(ap, args)
     if not 0 <= args.offset < args.every:
         ap.error(f"--offset must be from 0 to --every - 1 ({args.every - 1})")
     if args.cv and args.model:

@@ -92,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     from wbc.imaging import load_image, locate_at_data_scale
     from wbc.io import atomic_write_text
     from wbc.robustness import COLOUR_SHIFTS, brightness
+    import gain_ceiling
     from wbc.screening import OVEREXPOSED_SHARE, screen
     from wbc.sources import originals_near
 
@@ -101,10 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--offset", type=int, default=0, help="start from this file (other files for the same --every)")
     ap.add_argument("--patches", choices=sorted(PLACES), default="corners", help="where the red-cell patches are cut")
     ap.add_argument("--json", type=Path, help="also write the counts here")
+    gain_ceiling.add_option(ap)
     ap.add_argument("--list-passing", type=Path, metavar="SHEET_PNG",
                     help="instead: list the clean red-cell patches that pass the screening (place in the list, "
                          "stain peak, stained pixels, second look) and save them side by side, numbered, to look at")
     args = ap.parse_args(argv)
+    gain_ceiling.apply(ap, args)
     if not 0 <= args.offset < args.every:  # --every is 1 or more (whole_number)
         ap.error("--every must be 1 or more, and --offset from 0 to --every - 1")
     root = find_images_root(args.data)

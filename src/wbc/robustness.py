@@ -128,6 +128,8 @@ EXTRA_SHIFTS: dict[str, Shift] = {
     "white balance: warm (R x1.1, B x0.85)": white_balance(1.1, 0.85),
     "white balance: cool (R x0.9, B x1.1)": white_balance(0.9, 1.1),
     "brightness x0.6": brightness(0.6),
+    "brightness x0.5": brightness(0.5),
+    "brightness x0.3": brightness(0.3),
     "brightness x1.4 (overexposed)": brightness(1.4),
     "contrast x0.5": contrast(0.5),
     "stain: pale (H x0.6, E x0.6)": stain(0.6, 0.6),
