@@ -24,6 +24,9 @@ class TestEvaluate:
         assert m["n_files"] == 8 and m["n_cells"] == 8
         report = (tmp_path / "report.md").read_text()
         assert "![confusion matrix](confusion.png)" in report and "Cell-level accuracy" in report
+        # what a cell's verdict is, and that the screening's verdicts are not these figures
+        assert "a cell's verdict is the class of its views' mean probabilities" in report
+        assert "The screening that `wbc predict` and the app apply" in report
         assert json.loads((tmp_path / "metrics.json").read_text())["accuracy"] == m["accuracy"]
 
     def test_predictions_flag_what_the_card_says_needs_review(self, tmp_path: Path) -> None:

@@ -98,6 +98,11 @@ def _ci(v: tuple[float, float] | list[float], pct: bool = True) -> str:
     return f"[{_pct(v[0])}, {_pct(v[1])}]" if pct else f"[{v[0]:.3f}, {v[1]:.3f}]"
 
 
+# evaluate scores the network alone; the figures must not read as those of `wbc predict`'s verdicts.
+SCREENING_NOTE = ("Every file is scored as the network reads it. The screening that `wbc predict` and the app "
+                  "apply (a file called *not a white blood cell* gets no type) is not applied here, so a file it "
+                  "would set aside counts as an error when the network reads it wrong.")
+
 MIN_CELLS_FOR_INTERVALS = 10  # below this a percentile bootstrap over cells is too narrow to mean much
 
 
@@ -118,7 +123,7 @@ def metrics_table(m: dict[str, Any]) -> str:
     rows = [
         ("Accuracy over files", f"{_pct(m['accuracy'])} {_ci(m['accuracy_ci95'])}", f"{m['n_files']} files"),
         ("Cell-level accuracy", f"{_pct(m['cell_accuracy'])} {_ci(m['cell_accuracy_ci95'])}",
-         f"{m['cells_correct']} of {m['n_cells']} cells"),
+         f"{m['cells_correct']} of {m['n_cells']} cells; a cell's verdict is the class of its views' mean probabilities"),
         ("Macro-F1 over files", f"{m['macro_f1']:.4f} {_ci(m['macro_f1_ci95'], False)}", ""),
         ("Cell-level macro-F1", f"{m['cell_macro_f1']:.4f}", "no interval computed"),
         ("Expected calibration error", f"{m['ece']:.4f}" + (f" {_ci(m['ece_ci95'], False)}" if "ece_ci95" in m else ""),
@@ -158,7 +163,7 @@ def write_report(out: str | Path, m: dict[str, Any], title: str, meta: dict[str,
     lines = [f"# {title}", ""]
     lines += [f"- **{k}**: {v}" for k, v in meta.items()]
     lines += ["", "Intervals are 95% percentile bootstrap intervals, resampling whole cells (views of one "
-              "cell are not independent)." + interval_caveat(m), "", metrics_table(m), "",
+              "cell are not independent)." + interval_caveat(m), "", SCREENING_NOTE, "", metrics_table(m), "",
               "## Confusion matrix (files)", "", "![confusion matrix](confusion.png)", "",
               "## Confusion matrix (cells, views pooled)", "", "![cell confusion matrix](confusion_cells.png)", "",
               "## Classification report (files)", "", "```", report_text.rstrip(), "```", ""]

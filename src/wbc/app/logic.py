@@ -201,7 +201,7 @@ def unusable(results: Sequence[CellResult]) -> list[tuple[str, str]]:
 def test_summary(test: dict) -> str:
     """The card's headline TEST figures in words, saying what each is over."""
     lo, hi = test["accuracy_ci95"]
-    cells = f"**{test['cells_correct']} of {test['n_cells']}** cells right when a cell's views are pooled"
+    cells = f"**{test['cells_correct']} of {test['n_cells']}** cells right when a cell's views are pooled (their probabilities averaged)"
     if test.get("cell_accuracy_ci95"):
         clo, chi = test["cell_accuracy_ci95"]
         cells += f" (95% interval {100 * clo:.1f}-{100 * chi:.1f}%)"
