@@ -400,6 +400,33 @@ class TestPredictCli:
         assert "more than once" not in err  # the folder search itself found each file once
         assert len(rows) == len(list((FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL").glob("*.jpeg"))) == 2, rows
 
+    def test_broken_links_and_unlistable_subfolders_are_named(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+        """In a folder, a link to nothing with an image's name and a subfolder that cannot be listed are
+        rows of their own (exit 1): images may be behind them, and a count must not lose them without a
+        word. A link to nothing with another name is passed over like any other file."""
+        import shutil
+
+        smear = tmp_path / "smear"
+        shutil.copytree(FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL", smear)
+        (smear / "gone.jpg").symlink_to(tmp_path / "nothing.jpg")
+        (smear / "gone.txt").symlink_to(tmp_path / "nothing.txt")
+        locked = smear / "locked"
+        locked.mkdir()
+        real_scandir = os.scandir
+
+        def scandir(path: object = ".") -> object:  # chmod 000 does not stop root, who runs CI
+            if Path(os.fsdecode(path)) == locked:
+                raise PermissionError(13, "Permission denied", os.fsdecode(path))
+            return real_scandir(path)
+
+        monkeypatch.setattr(os, "scandir", scandir)
+        assert main(["predict", str(smear), "--quiet"]) == 1
+        rows = {r.split()[0].rsplit("/", 1)[-1]: r for r in capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]}
+        assert "ERROR a link to nothing (its target is gone)" in rows["gone.jpg"]
+        assert "ERROR a folder that cannot be listed (Permission denied)" in rows["locked"]
+        assert "gone.txt" not in rows and len(rows) == 4, rows
+
     def test_model_from_the_environment_is_named(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
         """A wrong WBC_MODEL is named in the error: the user may not remember setting it."""

@@ -228,13 +228,15 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str]], in
             if Path(item).is_dir():  # the folder search below skips a folder it cannot list, without a word
                 os.scandir(item).close()
             held: list[Path] = []
-            found = iter_image_paths([item], held)
+            missed: list[tuple[Path, str]] = []
+            found = iter_image_paths([item], held, missed)
         except OSError as e:  # a name too long, a folder that cannot be listed
             out.append((item, f"cannot be read ({e.strerror or e})"))
             return
         for f in held:
             others.setdefault(f.resolve(), f)
-        if not found:
+        out.extend((str(f), why) for f, why in missed)  # rows of their own: images may be in them or behind them
+        if not found and not missed:
             out.append((item, "no image files in this folder" + (f" ({_passed_over(held)})" if held else "")))
         for f in found:
             key = f.resolve()

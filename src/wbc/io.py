@@ -81,18 +81,23 @@ def check_writable_file(path: str | Path) -> None:
         raise OutputError(f"{path}: cannot write it: folder {path.parent} {problem}")
 
 
-def files_under(folder: Path, strict: bool = False) -> Iterator[Path]:
+def files_under(folder: Path, strict: bool = False, problems: list[tuple[Path, str]] | None = None) -> Iterator[Path]:
     """Every file under `folder`, following linked folders (a smear's class folders linked in), each
     real folder once: a link back up the tree does not loop. Hidden files and folders (a name starting
     with ".": macOS's ._ copies, .ipynb_checkpoints) are passed over. `strict`: a folder that cannot be
     listed raises its OSError, and a link to nothing is yielded (to be named when read), instead of
-    both being passed over."""
+    both being passed over. `problems` (not strict): where given, those folders and links are added to
+    it, each with why, so that a caller can name them rather than lose them without a word."""
     seen: set[Path] = set()
 
     def refuse(e: OSError) -> None:
         raise e
 
-    for root, dirs, files in os.walk(folder, followlinks=True, onerror=refuse if strict else None):
+    def note(e: OSError) -> None:
+        if problems is not None:
+            problems.append((Path(e.filename or folder), f"a folder that cannot be listed ({e.strerror or e})"))
+
+    for root, dirs, files in os.walk(folder, followlinks=True, onerror=refuse if strict else note):
         real = Path(root).resolve()
         if real in seen:
             dirs.clear()
@@ -102,3 +107,5 @@ def files_under(folder: Path, strict: bool = False) -> Iterator[Path]:
         for p in (Path(root) / f for f in files if not f.startswith(".")):
             if p.is_file() or strict and p.is_symlink():
                 yield p
+            elif problems is not None and p.is_symlink():
+                problems.append((p, "a link to nothing (its target is gone)"))

@@ -343,18 +343,24 @@ class Predictor:
             yield from (p for p, _, _ in self.predict_sources([(str(p), p) for p in chunk], tta))
 
 
-def iter_image_paths(inputs: Iterable[str | Path], passed_over: list[Path] | None = None) -> list[Path]:
+def iter_image_paths(inputs: Iterable[str | Path], passed_over: list[Path] | None = None,
+                     problems: list[tuple[Path, str]] | None = None) -> list[Path]:
     """Files as given and image files found (recursively, sorted) under folders given; the other files
-    found under the folders are added to `passed_over` where one is given."""
+    found under the folders are added to `passed_over` where one is given, and the subfolders that
+    cannot be listed and the links to nothing with an image's name to `problems`, each with why."""
     found: list[Path] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            for f in sorted(files_under(p)):
+            missed: list[tuple[Path, str]] = []
+            for f in sorted(files_under(p, problems=missed)):
                 if f.suffix.lower() in IMAGE_SUFFIXES:
                     found.append(f)
                 elif passed_over is not None:
                     passed_over.append(f)
+            if problems is not None:
+                # a folder may hold images; a link to nothing matters where its name is an image's
+                problems += sorted((f, why) for f, why in missed if f.is_dir() or f.suffix.lower() in IMAGE_SUFFIXES)
         elif p.exists():
             found.append(p)
         else:
