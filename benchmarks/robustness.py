@@ -27,6 +27,9 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import gain_ceiling  # noqa: E402
+
 
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
@@ -36,7 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     from wbc.io import atomic_write_text
     from wbc.metrics import scores_from_confusion
     from wbc.predict import Predictor
-    import gain_ceiling
     from wbc.robustness import EXTRA_SHIFTS, SHIFTS, run_shifts
 
     every_shift = {**SHIFTS, **EXTRA_SHIFTS}

@@ -25,6 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import gain_ceiling  # noqa: E402
+
 PATCH = 128  # px, at the data set's scale
 MARGIN = 16  # px kept clear of a white cell's annotated box
 
@@ -92,7 +95,6 @@ def main(argv: list[str] | None = None) -> int:
     from wbc.imaging import load_image, locate_at_data_scale
     from wbc.io import atomic_write_text
     from wbc.robustness import COLOUR_SHIFTS, brightness
-    import gain_ceiling
     from wbc.screening import OVEREXPOSED_SHARE, screen
     from wbc.sources import originals_near
 

@@ -149,7 +149,7 @@ def test_screening_lists_the_patches_that_pass(tmp_path, capsys) -> None:
     assert Image.open(tmp_path / "sheet.png").size == (128 * 6, 128)
 
 
-def test_screening_counts_both_ways_on_a_tiny_data_set(tmp_path, capsys) -> None:
+def test_screening_counts_both_ways_on_a_tiny_data_set(tmp_path, capsys, monkeypatch) -> None:
     """Two real cells pass clean and under other cameras' colours (the dim ones only on the second look; the
     overexposed ones marked so, and only those); an annotated
     field of red cells gives the three corners clear of its white-cell box, all flagged."""
@@ -173,7 +173,9 @@ def test_screening_counts_both_ways_on_a_tiny_data_set(tmp_path, capsys) -> None
     assert scr.main(["--data", str(tmp_path), "--json", str(tmp_path / "s.json")]) == 0
     res = json.loads((tmp_path / "s.json").read_text())
     real, red = res["real cells (TRAIN + TEST files)"], res["red cells only (original fields' corners)"]
-    assert set(real) == set(red) and "clean" in real and "brightness x0.6" in real and len(real) == 9
+    from wbc.robustness import COLOUR_SHIFTS
+
+    assert set(real) == set(red) == {"clean", *COLOUR_SHIFTS, "brightness x1.2", "brightness x1.3"}
     assert all(r["n"] == 2 for r in real.values())
     assert all(r["flagged"] == 0 for name, r in real.items() if name.startswith(("clean", "white balance", "brightness x0.6")))
     assert real["brightness x0.6"]["flagged_first_look"] == 2
@@ -190,6 +192,15 @@ def test_screening_counts_both_ways_on_a_tiny_data_set(tmp_path, capsys) -> None
     res = json.loads((tmp_path / "s2.json").read_text())
     assert res["real cells (TRAIN + TEST files)"]["clean"]["n"] == 1
     assert all(r["n"] == 3 and r["flagged"] == 3 for r in res["red cells only (original fields' sides)"].values())
+    # Half the light needs a gain above 2, the shipped ceiling; with --gain-ceiling 3 both cells pass.
+    assert real["brightness x0.5"]["flagged"] == 2
+    import wbc.screening
+
+    monkeypatch.setattr(wbc.screening, "GAIN_RANGE", wbc.screening.GAIN_RANGE)  # restored after: the option sets it
+    assert scr.main(["--data", str(tmp_path), "--gain-ceiling", "3", "--json", str(tmp_path / "s3.json")]) == 0
+    res = json.loads((tmp_path / "s3.json").read_text())
+    assert res["real cells (TRAIN + TEST files)"]["brightness x0.5"]["flagged"] == 0
+    assert all(r["flagged"] == 3 for r in res["red cells only (original fields' corners)"].values())
 
 
 def test_robustness_cv_pools_fold_models_on_their_held_out_files(tiny_run, tmp_path, capsys) -> None:

@@ -361,8 +361,9 @@ class TestPredictCli:
 
     def test_grayscale_and_tiny_photos_say_what_is_wrong(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A grayscale photo (8- or 16-bit) and one of a few pixels are called not a white cell for what
-        they are, not for "no stained nucleus found"; a photo too dark for the white matching is told to
-        take more light; a colour photo of the same cell is read."""
+        they are, not for "no stained nucleus found", and so is a crop too tight to judge (56 px around the
+        cell; 96 px is read); a photo too dark for the white matching is told to take more light; a
+        colour photo of the same cell is read."""
         import numpy as np
         from PIL import Image
 
@@ -371,6 +372,12 @@ class TestPredictCli:
         Image.fromarray(np.asarray(src.convert("L")).astype(np.uint16) * 256).save(tmp_path / "gray16.png")
         src.resize((8, 6)).save(tmp_path / "tiny.png")
         src.save(tmp_path / "colour.png")
+        from wbc.imaging import locate_cell
+
+        loc = locate_cell(np.asarray(src.convert("RGB")))
+        for side in (56, 96):
+            top, left = int(np.clip(loc.cy - side // 2, 0, 240 - side)), int(np.clip(loc.cx - side // 2, 0, 320 - side))
+            src.crop((left, top, left + side, top + side)).save(tmp_path / f"crop{side}.png")
         for name, level in (("white.png", 255), ("black.png", 0)):  # blank: no colour either, but not grayscale
             Image.new("RGB", (320, 240), (level,) * 3).save(tmp_path / name)
         Image.fromarray((np.asarray(src, dtype=np.float64) * 0.5).round().astype(np.uint8)).save(tmp_path / "dark.png")
@@ -378,8 +385,10 @@ class TestPredictCli:
         rows = {r.split()[0].rsplit("/", 1)[-1]: r for r in capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]}
         for name in ("gray.jpg", "gray16.png"):
             assert "not a white blood cell: a grayscale photo: the stain's colours" in rows[name]
-        assert "not a white blood cell: only 8x6 px: too small to show a cell" in rows["tiny.png"]
-        assert rows["colour.png"].split()[1] == "EOSINOPHIL" and "not a white" not in rows["colour.png"]
+        assert "not a white blood cell: only 8x6 px: too small or too tight a crop to judge a cell" in rows["tiny.png"]
+        assert "only 56x56 px: too small or too tight a crop" in rows["crop56.png"]
+        for name in ("colour.png", "crop96.png"):
+            assert rows[name].split()[1] == "EOSINOPHIL" and "not a white" not in rows[name], rows[name]
         for name in ("white.png", "black.png"):
             assert "not a white blood cell: no stained nucleus found" in rows[name], rows[name]
         # half the light: beyond what the white matching undoes, and the reason says so

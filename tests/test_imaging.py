@@ -127,10 +127,48 @@ class TestLoadImage:
         a = load_image(_png(img, fmt), "x")
         assert a.shape == (240, 320, 3) and a.dtype == np.uint8
 
-    def test_transparent_pixels_become_white(self) -> None:
-        """RGBA is composited on white, not on black."""
+    def test_transparent_pixels_become_the_data_sets_white(self) -> None:
+        """RGBA is composited on the data set's white: not on black, and not on pure white, which a cell
+        cut out on a transparent ground would have marked overexposed."""
+        from wbc.imaging import DATA_WHITE
+        from wbc.screening import clipped_share
+
         img = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
-        assert load_image(_png(img), "x").min() == 255
+        assert (load_image(_png(img), "x") == np.round(DATA_WHITE)).all()
+        cell = np.dstack([smear(), np.full((240, 320), 255, np.uint8)])
+        cell[:40, :, 3] = cell[:, :40, 3] = 0  # a transparent border around the field
+        rgb = load_image(_png(Image.fromarray(cell, "RGBA")), "cutout.png")
+        assert clipped_share(rgb) == 0.0
+
+    def test_pillows_warnings_do_not_reach_the_user(self, recwarn: pytest.WarningsRecorder) -> None:
+        """A corrupt EXIF block decodes without Pillow's stray warning line (which names no file)."""
+        buf = io.BytesIO()
+        Image.fromarray(smear()).save(buf, "JPEG", exif=b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x05\x01\x12\x00\x03"
+                                                        b"\xff\xff\xff\xff\x00\x06")
+        assert load_image(buf.getvalue(), "x.jpg").shape == (240, 320, 3)
+        assert not [w for w in recwarn if "EXIF" in str(w.message)], [str(w.message) for w in recwarn]
+
+    def test_16_bit_colour_of_a_12_bit_camera_is_named(self) -> None:
+        """A 16-bit colour PNG holding 12-bit data (here below 3,840) is refused with what it is and
+        what to do: Pillow keeps the top 8 bits, which read as a black photo. The full range is read."""
+        cv2 = pytest.importorskip("cv2")
+        bgr = smear()[..., ::-1].astype(np.uint16)
+        with pytest.raises(BadImageError, match=r"cam\.png: a 16-bit colour image whose values stay below 3,840 of "
+                                                r"65,535 \(a 10-, 12- or 14-bit camera's data saved without scaling"):
+            load_image(cv2.imencode(".png", bgr * 16)[1].tobytes(), "cam.png")
+        full = load_image(cv2.imencode(".png", bgr * 257)[1].tobytes(), "full.png")
+        assert np.abs(full.astype(int) - smear()).max() <= 1
+
+    def test_unreadable_kinds_are_named(self) -> None:
+        """A TIFF Pillow cannot decode (32-bit float) and a HEIC photo say what they are, not "not a
+        picture in a format this tool reads: ... TIFF"."""
+        cv2 = pytest.importorskip("cv2")
+        tiff = cv2.imencode(".tiff", smear()[..., ::-1].astype(np.float32) / 255)[1].tobytes()
+        with pytest.raises(BadImageError, match=r"f\.tif: a TIFF this tool cannot decode \(32-bit floating-point"):
+            load_image(tiff, "f.tif")
+        heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64)
+        with pytest.raises(BadImageError, match=r"p\.heic: a HEIC/HEIF photo \(as phones save them\)"):
+            load_image(heic, "p.heic")
 
     def test_16_bit_is_stretched(self) -> None:
         """16-bit grayscale keeps its contrast on 0..255."""

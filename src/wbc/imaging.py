@@ -95,6 +95,10 @@ class CellLocation:
 # jitter of training (wbc.augment) and the stain shifts of the robustness test use the same ones.
 OD_FROM_HED = ((0.65, 0.70, 0.29), (0.07, 0.99, 0.11), (0.27, 0.57, 0.78))
 
+# The data set's white: per channel, the median over TRAIN and TEST of each file's 99th percentile of
+# its lit pixels (background between the red cells; range 209-244 over the 0.1th-99.9th percentiles).
+DATA_WHITE = (224.0, 224.0, 231.0)
+
 STAIN_LEVEL = 60.0  # (blue - green) of a hematoxylin-stained nucleus; red cells sit near 20
 LIT_MIN = 24  # a pixel darker than this in every channel is black fill (a rotated view's corners), not the field
 
@@ -113,8 +117,8 @@ MIN_REDUCED_SIDE = 48  # px: a field is never shrunk below this
 def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
     """Decode an image file (path or bytes) into RGB uint8 (H, W, 3).
 
-    Handles grayscale, 16-bit, palette, RGBA/LA (composited on white), CMYK and EXIF rotation.
-    Raises BadImageError naming the file for anything unreadable, truncated or too large.
+    Handles grayscale, 16-bit, palette, RGBA/LA (composited on the data set's white), CMYK and EXIF
+    rotation. Raises BadImageError naming the file for anything unreadable, truncated or too large.
     """
     label = name or (str(source) if not isinstance(source, bytes) else "uploaded image")
     try:
@@ -125,6 +129,9 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
         raise BadImageError(f"{label}: the file is empty")
     try:
         with warnings.catch_warnings():
+            # Pillow's own warnings (a corrupt EXIF block, say) would reach the user as stray lines
+            # naming no file; the image still decodes, and what cannot be read raises below.
+            warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(raw))
             w, h = img.size
@@ -133,21 +140,37 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
                     f"{label}: {w}x{h} pixels is too large (limit {MAX_PIXELS // 1_000_000} MP); "
                     "crop the field around the cell first"
                 )
+            sixteen_bit_colour = img.mode != "I;16" and any(";16" in str(t.args) for t in img.tile)
             img.load()
+            ImageOps.exif_transpose(img, in_place=True)  # in place: a copy of every photo otherwise
+            rgb = _to_rgb(img)
     except BadImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise BadImageError(f"{label}: refused as a decompression bomb ({e})") from e
     except UnidentifiedImageError as e:
-        raise BadImageError(f"{label}: not a readable image (damaged, or not a picture in a format this tool reads: "
-                            "JPEG, PNG, BMP, TIFF, WebP, GIF)") from e
+        raise BadImageError(f"{label}: {_unreadable_kind(raw)}") from e
     except (OSError, SyntaxError, ValueError) as e:
         raise BadImageError(f"{label}: damaged or truncated image ({e})") from e
-    try:
-        ImageOps.exif_transpose(img, in_place=True)  # in place: a copy of every photo otherwise
-        return _to_rgb(img)
-    except (OSError, ValueError) as e:
-        raise BadImageError(f"{label}: unsupported image data ({e})") from e
+    if sixteen_bit_colour and int(rgb.max()) < 64:
+        # Pillow keeps a 16-bit colour image's top 8 bits; a 10-14-bit camera's data saved unscaled
+        # leaves them nearly all 0, which would read as a black photo.
+        raise BadImageError(f"{label}: a 16-bit colour image whose values stay below {256 * (int(rgb.max()) + 1):,} "
+                            "of 65,535 (a 10-, 12- or 14-bit camera's data saved without scaling, or a nearly black "
+                            "photo): its top 8 bits, which this tool reads, show almost nothing; save it scaled to "
+                            "the full 16-bit range, or as an 8-bit PNG or JPEG")
+    return rgb
+
+
+def _unreadable_kind(raw: bytes) -> str:
+    """Why Pillow could not identify `raw`, as specifically as its first bytes tell."""
+    if raw[:4] in (b"II*\x00", b"MM\x00*"):
+        return ("a TIFF this tool cannot decode (32-bit floating-point samples, or a layout Pillow does not read): "
+                "save it as an 8- or 16-bit RGB TIFF, PNG or JPEG")
+    if raw[4:8] == b"ftyp" and raw[8:12] in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"):
+        return "a HEIC/HEIF photo (as phones save them), which this tool does not read: export it as JPEG or PNG"
+    return ("not a readable image (damaged, or not a picture in a format this tool reads: JPEG, PNG, BMP, TIFF, "
+            "WebP, GIF)")
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:
@@ -161,9 +184,11 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
     if img.mode == "P":
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        # On the data set's white, not pure white: a transparent background is then a lit field like
+        # the training images', not clipped highlights that would mark the photo overexposed.
         rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(white, rgba)
+        ground = Image.new("RGBA", rgba.size, (*(round(v) for v in DATA_WHITE), 255))
+        img = Image.alpha_composite(ground, rgba)
     return np.asarray(img if img.mode == "RGB" else img.convert("RGB"), dtype=np.uint8)
 
 

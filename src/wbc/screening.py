@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from wbc.imaging import (
+    DATA_WHITE,
     LIT_MIN,
     STAIN_LEVEL,
     CellLocation,
@@ -30,7 +31,10 @@ from wbc.imaging import (
 PEAK_MIN = 60.0  # blurred (blue - green) at the nucleus; TRAIN views >= 82, red-cell fields median 21
 NUCLEUS_MIN_PX = 150  # stained pixels near the peak; TRAIN views >= 700 (a 0.7x scale leaves ~340)
 PURPLE_MIN = 0.0  # mean (red - green) of stained pixels: hematoxylin is purple (TRAIN >= 4), a blue sky is not
-MIN_SIDE_PX = 24  # fewer px a side cannot hold NUCLEUS_MIN_PX stained pixels around a nucleus
+# Fewer px a side (at the data set's magnification) is a crop too tight to judge: every 40th TRAIN file
+# cropped around its cell reads 99.6% right whole, 97.2% at 96 px, 88.4% at 72, 79.5% at 64, 67.1% at 56
+# and 47.4% at 48, mostly with confidence (the training images show 160 px around the cell).
+MIN_SIDE_PX = 64
 GRAY_SPREAD_MAX = 2  # largest channel spread (0..255) of any pixel in a photo without colour (JPEG noise)
 SHARPNESS_MIN = 0.06  # steepest edge / contrast (1/px): TRAIN 1st pct 0.077, blur 3 px median 0.09, 5 px 0.064, 10 px 0.04
 # Overexposure: in every 4th file of TRAIN and TEST at most 0.042% of the lit pixels are white (>= 250)
@@ -103,9 +107,6 @@ def percentiles(a: np.ndarray, q: float | tuple[float, ...]) -> np.ndarray | np.
     return np.where(t >= 0.5, above - step * (1 - t), below + step * t)
 
 
-# The data set's white: per channel, the median over TRAIN and TEST of each file's 99th percentile of
-# its lit pixels (background between the red cells; range 209-244 over the 0.1th-99.9th percentiles).
-DATA_WHITE = (224.0, 224.0, 231.0)
 # The range of TRAIN's whites, per channel (R, G, B): their 0.1th and 99.9th percentiles
 # (benchmarks/white_range.py; 14 of 9,957 files lie outside). A field whose white lies below it was
 # photographed dimmer or with another tint than the data set, and its colours can be matched to it.
@@ -211,7 +212,7 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None) 
     gains outside GAIN_RANGE (nearly black, or one hue) gets no second look. `clipped` is measured on
     the field as given. `white`: `field_white(rgb)` where the caller has it.
     """
-    unfit = _unfit(rgb)
+    unfit = _unfit(rgb, loc.reduced_by)
     if unfit:  # no look at the stain can help: say what is wrong with the photo itself
         return Screening(is_cell=False, reason=unfit, peak=loc.peak, nucleus_px=0, sharpness=0.0,
                          reduced_by=loc.reduced_by, clipped=clipped_share(rgb))
@@ -232,13 +233,16 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None) 
     return replace(second, white_balanced=True, clipped=first.clipped) if second.is_cell else first
 
 
-def _unfit(rgb: np.ndarray) -> str:
-    """Why a photo (H, W, 3) cannot show a stained cell at all, or "": too few pixels for a nucleus,
-    or no colour (a grayscale photo, in which a stain cannot be told from shade)."""
+def _unfit(rgb: np.ndarray, reduced_by: float = 1.0) -> str:
+    """Why a photo (H, W, 3; shrunk by `reduced_by` to the data set's magnification) cannot show a
+    stained cell as the network needs it, or "": a crop too tight to judge, or no colour (a grayscale
+    photo, in which a stain cannot be told from shade)."""
     h, w = rgb.shape[:2]
     if min(h, w) < MIN_SIDE_PX:
-        return (f"only {w}x{h} px: too small to show a cell ({MIN_SIDE_PX} px or more a side at the training "
-                "images' magnification, where a white cell is 60-100 px across)")
+        shrunk = f" once shrunk {reduced_by:.2g}x to the training images' magnification" if reduced_by > 1 else ""
+        return (f"only {w}x{h} px{shrunk}: too small or too tight a crop to judge a cell ({MIN_SIDE_PX} px or more "
+                "a side at the training images' magnification, where a white cell is 60-100 px across and the "
+                "training images show 160 px around it)")
     px = rgb[::2, ::2]  # every fourth pixel tells colour from gray as well, at a quarter of the time
     brightest, darkest = brightest_channel(px), darkest_channel(px)
     # Only where the photo shows something: a blank, black or clipped white field has no colour either,
@@ -256,7 +260,8 @@ def _checks(rgb: np.ndarray, loc: CellLocation) -> Screening:
     sharp = sharpness(rgb, loc)
     reason = ""
     if loc.peak < PEAK_MIN or nucleus_px < NUCLEUS_MIN_PX:
-        reason = "no stained nucleus found (blank field, red cells only, or not a stained smear)"
+        reason = ("no stained nucleus found (blank field, red cells only, not a stained smear, or a magnification "
+                  "well below the training images')")
     else:
         win = _window(rgb, loc, 48).astype(np.float32)
         purple = float((win[..., 0] - win[..., 1])[mask].mean())
