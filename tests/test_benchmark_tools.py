@@ -393,3 +393,13 @@ def test_side_by_side_refuses_an_unwritable_table_before_training(tmp_path: Path
     assert "bench.md: cannot write it" in capsys.readouterr().err
     run.write_section(tmp_path / "new" / "bench.md", "body")
     assert "body" in (tmp_path / "new" / "bench.md").read_text()
+
+
+def test_robustness_counts_reasons_by_their_heads() -> None:
+    """A dark photo's reason names its own share of the white; the table counts it with its kind."""
+    rob = load("robustness")
+    heads = rob.reason_heads({
+        "no stained nucleus found (blank field, red cells only); the photo is much darker (its white at 41% of theirs)": 3,
+        "no stained nucleus found (blank field, red cells only); the photo is much darker (its white at 30% of theirs)": 2,
+        "out of focus: too blurred to judge the cell": 1})
+    assert heads == {"no stained nucleus found": 5, "out of focus": 1}
