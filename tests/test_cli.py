@@ -363,7 +363,7 @@ class TestPredictCli:
         """A grayscale photo (8- or 16-bit) and one of a few pixels are called not a white cell for what
         they are, not for "no stained nucleus found", and so is a crop too tight to judge (56 px around the
         cell; 96 px is read); a photo too dark for the white matching is told to take more light; a
-        colour photo of the same cell is read."""
+        colour photo of the same cell is read. What is rejected gets no type in the table or the CSV."""
         import numpy as np
         from PIL import Image
 
@@ -381,8 +381,17 @@ class TestPredictCli:
         for name, level in (("white.png", 255), ("black.png", 0)):  # blank: no colour either, but not grayscale
             Image.new("RGB", (320, 240), (level,) * 3).save(tmp_path / name)
         Image.fromarray((np.asarray(src, dtype=np.float64) * 0.5).round().astype(np.uint8)).save(tmp_path / "dark.png")
-        assert main(["predict", str(tmp_path), "--quiet"]) == 0
+        table = tmp_path.parent / f"{tmp_path.name}.csv"
+        assert main(["predict", str(tmp_path), "--quiet", "--csv", str(table)]) == 0
         rows = {r.split()[0].rsplit("/", 1)[-1]: r for r in capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]}
+        # what the screening rejects gets no type or confidence, in the table or the CSV (as in the app);
+        # the CSV keeps the network's four probabilities
+        by_name = {Path(r["file"]).name: r for r in csv.DictReader(table.open())}
+        for name in ("gray.jpg", "tiny.png", "crop56.png", "white.png", "dark.png"):
+            assert rows[name].split()[1:3] == ["-", "-"], rows[name]
+            r = by_name[name]
+            assert r["class"] == r["confidence"] == "" and r["not_white_cell"] and r["p_eosinophil"], r
+        assert by_name["colour.png"]["class"] == "EOSINOPHIL"
         for name in ("gray.jpg", "gray16.png"):
             assert "not a white blood cell: a grayscale photo: the stain's colours" in rows[name]
         assert "not a white blood cell: only 8x6 px: too small or too tight a crop to judge a cell" in rows["tiny.png"]

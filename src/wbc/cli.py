@@ -332,7 +332,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
             note += f" [colours unlike the training images': {' and '.join(matched)} with the white matched]"
         if r.overexposed:
             note += f" [overexposed: {100 * r.clipped:.0f}% of the lit pixels white (clipped); such photos are read poorly]"
-        print(f"{name:{width}s}  {r.label:11s}  {r.confidence:10.3f}  {note}")
+        if r.not_wbc:  # no type is given for what the screening rejected, as in the app
+            print(f"{name:{width}s}  {'-':11s}  {'-':>10s}  {note}")
+        else:
+            print(f"{name:{width}s}  {r.label:11s}  {r.confidence:10.3f}  {note}")
     if len(results) > 1:
         from wbc.differential import differential_lines
 

@@ -376,11 +376,14 @@ def predictions_csv(preds: Sequence[Prediction]) -> str:
     yes_no = {True: "yes", False: "no"}
     for p in preds:
         probs = [f"{v:.6f}" for v in p.probs] if p.probs else [""] * len(CLASSES)
-        conf = f"{p.confidence:.6f}" if p.label else ""
+        # No type for what the screening rejected (a script counting a class must not count it); the
+        # four probabilities keep the network's reading.
+        typed = bool(p.label) and not p.not_wbc
+        conf = f"{p.confidence:.6f}" if typed else ""
         screened = bool(p.label) and p.screened
         flags = ["yes" if p.needs_review else "no", p.not_wbc] if p.label else ["", ""]
         # What the screening found is blank where none ran (wbc evaluate); the matching is known either way.
-        w.writerow([p.file, p.label, conf, *probs, *flags, p.error, f"{p.reduced_by:.2f}" if p.label else "",
+        w.writerow([p.file, p.label if typed else "", conf, *probs, *flags, p.error, f"{p.reduced_by:.2f}" if p.label else "",
                     yes_no[p.white_balanced] if screened else "", yes_no[p.white_matched] if p.label else "",
                     yes_no[p.overexposed] if screened else "", p.verdict])
     return out.getvalue()
