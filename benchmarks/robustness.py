@@ -19,6 +19,7 @@ first, then those beyond its range (EXTRA_SHIFTS).
 from __future__ import annotations
 
 import argparse
+import re
 import json
 import sys
 from collections import Counter
@@ -33,10 +34,11 @@ import gain_ceiling  # noqa: E402
 
 def reason_heads(flagged_by: dict[str, int]) -> Counter[str]:
     """The screening's reasons counted by their heads ("no stained nucleus found"): a dark photo's hint
-    names its own share of the data set's white, which would split one reason into many."""
+    names its own share of the data set's white, and a small photo its size, which would split one reason
+    into many."""
     heads: Counter[str] = Counter()
     for reason, n in flagged_by.items():
-        heads[reason.split(" (")[0].split(":")[0].split(";")[0]] += n
+        heads[re.sub(r"\d+", "N", reason.split(" (")[0].split(":")[0].split(";")[0])] += n
     return heads
 
 

@@ -401,5 +401,25 @@ def test_robustness_counts_reasons_by_their_heads() -> None:
     heads = rob.reason_heads({
         "no stained nucleus found (blank field, red cells only); the photo is much darker (its white at 41% of theirs)": 3,
         "no stained nucleus found (blank field, red cells only); the photo is much darker (its white at 30% of theirs)": 2,
-        "out of focus: too blurred to judge the cell": 1})
-    assert heads == {"no stained nucleus found": 5, "out of focus": 1}
+        "out of focus: too blurred to judge the cell": 1,
+        "only 56x56 px: too small or too tight a crop to judge a cell (80 px or more a side)": 1,
+        "only 72x60 px: too small or too tight a crop to judge a cell (80 px or more a side)": 1})
+    assert heads == {"no stained nucleus found": 5, "out of focus": 1, "only NxN px": 2}
+
+
+def test_crop_size_cuts_around_the_cell_inside_the_photo() -> None:
+    """crop_size.tight_crop: a square of the side asked, around the cell, moved inside the photo
+    where the cell sits near an edge."""
+    from wbc.imaging import locate_cell
+
+    from test_imaging import smear
+
+    cs = load("crop_size")
+    rgb = smear(cy=150, cx=90)
+    loc = locate_cell(rgb)
+    crop = cs.tight_crop(rgb, 64)
+    assert crop.shape == (64, 64, 3)
+    assert abs(locate_cell(crop).cy - 32) <= 4 and abs(locate_cell(crop).cx - 32) <= 4, loc
+    edge = smear(cy=20, cx=15)
+    assert cs.tight_crop(edge, 96).shape == (96, 96, 3)
+    assert (cs.tight_crop(edge, 96) == edge[:96, :96]).all()

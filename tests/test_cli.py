@@ -355,14 +355,14 @@ class TestPredictCli:
         other.mkdir()
         (other / "scan.heic").write_bytes(b"x")
         assert main(["predict", str(other)]) == 2
-        assert "no image files in this folder (1 other file(s) passed over: .heic; images are read by their names, " \
-            ".bmp .gif .jfif" in capsys.readouterr().err
+        assert "no image files in this folder (1 other file(s) passed over: .heic (HEIC photos, as phones save them, are " \
+            "not read: export them as JPEG); images are read by their names, .bmp .gif .jfif" in capsys.readouterr().err
         assert all("ERROR" not in r for r in rows), rows
 
     def test_grayscale_and_tiny_photos_say_what_is_wrong(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A grayscale photo (8- or 16-bit) and one of a few pixels are called not a white cell for what
         they are, not for "no stained nucleus found", and so is a crop too tight to judge (56 px around the
-        cell; 96 px is read); a photo too dark for the white matching is told to take more light; a
+        cell, or 72; 96 px is read); a photo too dark for the white matching is told to take more light; a
         colour photo of the same cell is read. What is rejected gets no type in the table or the CSV."""
         import numpy as np
         from PIL import Image
@@ -375,7 +375,7 @@ class TestPredictCli:
         from wbc.imaging import locate_cell
 
         loc = locate_cell(np.asarray(src.convert("RGB")))
-        for side in (56, 96):
+        for side in (56, 72, 96):
             top, left = int(np.clip(loc.cy - side // 2, 0, 240 - side)), int(np.clip(loc.cx - side // 2, 0, 320 - side))
             src.crop((left, top, left + side, top + side)).save(tmp_path / f"crop{side}.png")
         for name, level in (("white.png", 255), ("black.png", 0)):  # blank: no colour either, but not grayscale
@@ -387,7 +387,7 @@ class TestPredictCli:
         # what the screening rejects gets no type or confidence, in the table or the CSV (as in the app);
         # the CSV keeps the network's four probabilities
         by_name = {Path(r["file"]).name: r for r in csv.DictReader(table.open())}
-        for name in ("gray.jpg", "tiny.png", "crop56.png", "white.png", "dark.png"):
+        for name in ("gray.jpg", "tiny.png", "crop56.png", "crop72.png", "white.png", "dark.png"):
             assert rows[name].split()[1:3] == ["-", "-"], rows[name]
             r = by_name[name]
             assert r["class"] == r["confidence"] == "" and r["not_white_cell"] and r["p_eosinophil"], r
@@ -395,7 +395,8 @@ class TestPredictCli:
         for name in ("gray.jpg", "gray16.png"):
             assert "not a white blood cell: a grayscale photo: the stain's colours" in rows[name]
         assert "not a white blood cell: only 8x6 px: too small or too tight a crop to judge a cell" in rows["tiny.png"]
-        assert "only 56x56 px: too small or too tight a crop" in rows["crop56.png"]
+        for side in (56, 72):
+            assert f"only {side}x{side} px: too small or too tight a crop" in rows[f"crop{side}.png"]
         for name in ("colour.png", "crop96.png"):
             assert rows[name].split()[1] == "EOSINOPHIL" and "not a white" not in rows[name], rows[name]
         for name in ("white.png", "black.png"):
@@ -420,15 +421,17 @@ class TestPredictCli:
 
     def test_broken_links_and_unlistable_subfolders_are_named(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-        """In a folder, a link to nothing with an image's name and a subfolder that cannot be listed are
-        rows of their own (exit 1): images may be behind them, and a count must not lose them without a
-        word. A link to nothing with another name is passed over like any other file."""
+        """In a folder, a link to nothing with an image's name or none (a linked-in class folder that was
+        moved) and a subfolder that cannot be listed are rows of their own, each once though the folder
+        is given twice, and counted apart (exit 1): images may be behind them, and a count must not lose
+        them without a word. A link to nothing with another name is passed over like any such file."""
         import shutil
 
         smear = tmp_path / "smear"
         shutil.copytree(FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL", smear)
         (smear / "gone.jpg").symlink_to(tmp_path / "nothing.jpg")
         (smear / "gone.txt").symlink_to(tmp_path / "nothing.txt")
+        (smear / "NEUTROPHIL").symlink_to(tmp_path / "moved_away", target_is_directory=True)
         locked = smear / "locked"
         locked.mkdir()
         real_scandir = os.scandir
@@ -439,11 +442,17 @@ class TestPredictCli:
             return real_scandir(path)
 
         monkeypatch.setattr(os, "scandir", scandir)
-        assert main(["predict", str(smear), "--quiet"]) == 1
-        rows = {r.split()[0].rsplit("/", 1)[-1]: r for r in capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]}
-        assert "ERROR a link to nothing (its target is gone)" in rows["gone.jpg"]
+        assert main(["predict", str(smear), str(smear), "--quiet"]) == 1
+        out, err = capsys.readouterr()
+        lines = out.split("\n\n")[0].splitlines()[1:]
+        rows = {r.split()[0].rsplit("/", 1)[-1]: r for r in lines}
+        for name in ("gone.jpg", "NEUTROPHIL"):
+            assert "ERROR a link to nothing (its target is gone, or it loops)" in rows[name], rows
         assert "ERROR a folder that cannot be listed (Permission denied)" in rows["locked"]
-        assert "gone.txt" not in rows and len(rows) == 4, rows
+        assert "gone.txt" not in rows and len(rows) == len(lines) == 5, lines
+        assert "(left out: 3 links or folders not followed)" in out
+        assert "3 link(s) or folder(s) in the folders given could not be followed" in err
+        assert "name no image file" not in err and "other file(s) passed over: .txt" in err
 
     def test_model_from_the_environment_is_named(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:

@@ -158,6 +158,35 @@ class TestLoadImage:
             load_image(cv2.imencode(".png", bgr * 16)[1].tobytes(), "cam.png")
         full = load_image(cv2.imencode(".png", bgr * 257)[1].tobytes(), "full.png")
         assert np.abs(full.astype(int) - smear()).max() <= 1
+        # with alpha: the values under the opaque pixels decide, not the ground composited around them
+        bgra = np.dstack([bgr * 16, np.zeros((240, 320), np.uint16)])
+        bgra[60:180, 60:260, 3] = 65535
+        with pytest.raises(BadImageError, match=r"cut\.png: a 16-bit colour image"):
+            load_image(cv2.imencode(".png", bgra)[1].tobytes(), "cut.png")
+
+    def test_a_dim_16_bit_a_pixel_bmp_is_not_taken_for_16_bits_a_channel(self) -> None:
+        """A BMP of 5-6 bits a channel (Pillow's raw mode "BGR;16"), dim, is read, not refused as a
+        10-14-bit camera's 16-bit colour."""
+        import struct
+
+        w, h = 32, 24
+        px = np.full((h, w), (7 << 11) | (14 << 5) | 7, dtype="<u2")  # RGB565, about a quarter of full scale
+        header = struct.pack("<2sIHHI", b"BM", 14 + 40 + 12 + px.nbytes, 0, 0, 14 + 40 + 12)
+        info = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 16, 3, px.nbytes, 2835, 2835, 0, 0)
+        masks = struct.pack("<III", 0xF800, 0x07E0, 0x001F)
+        rgb = load_image(header + info + masks + px.tobytes(), "dim565.bmp")
+        assert rgb.shape == (h, w, 3) and 40 < rgb.max() < 64
+
+    def test_a_gray_cut_out_stays_gray(self) -> None:
+        """A gray photo with a transparent ground is composited on gray: the data set's slightly blue
+        white would give it colour, and it would no longer be called a grayscale photo."""
+        from wbc.screening import GRAY_SPREAD_MAX
+
+        a = np.zeros((120, 120, 2), np.uint8)
+        a[..., 0] = 150
+        a[30:90, 30:90, 1] = 255
+        rgb = load_image(_png(Image.fromarray(a, "LA")), "la.png").astype(int)
+        assert (rgb.max(2) - rgb.min(2)).max() <= GRAY_SPREAD_MAX
 
     def test_unreadable_kinds_are_named(self) -> None:
         """A TIFF Pillow cannot decode (32-bit float) and a HEIC photo say what they are, not "not a

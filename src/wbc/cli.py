@@ -205,11 +205,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str]], int, list[Path]]:
+def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str]], int, list[Path], int]:
     """The image files to classify, in the order given, folders searched and patterns a shell left
     unexpanded matched here; an input that names nothing stays as (input, why), a row of its own. The
     second value counts files given more than once, each classified once; the third lists the files in
-    folders given that were passed over, their names not an image's."""
+    folders given that were passed over, their names not an image's; the fourth counts the rows for
+    links and subfolders found in the folders that could not be followed (each named once)."""
     import glob
 
     from wbc.predict import iter_image_paths
@@ -218,6 +219,7 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str]], in
     seen: set[Path] = set()
     repeats = 0
     others: dict[Path, Path] = {}  # by real path: a folder given twice passes its files over once
+    unfollowed: set[Path] = set()  # by absolute path: a link to nothing has no real one
 
     def add(item: str, pattern: bool = False) -> None:
         nonlocal repeats
@@ -235,7 +237,10 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str]], in
             return
         for f in held:
             others.setdefault(f.resolve(), f)
-        out.extend((str(f), why) for f, why in missed)  # rows of their own: images may be in them or behind them
+        for f, why in missed:  # rows of their own: images may be in them or behind them
+            if f.absolute() not in unfollowed:
+                unfollowed.add(f.absolute())
+                out.append((str(f), why))
         if not found and not missed:
             out.append((item, "no image files in this folder" + (f" ({_passed_over(held)})" if held else "")))
         for f in found:
@@ -252,14 +257,15 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str]], in
             continue
         for m in matches or [item]:
             add(m, pattern=matches is not None)
-    return out, repeats, list(others.values())
+    return out, repeats, list(others.values()), len(unfollowed)
 
 
 def _passed_over(files: list[Path]) -> str:
     from wbc.info import IMAGE_SUFFIXES
 
     kinds = sorted({f.suffix.lower() or "no extension" for f in files})
-    return (f"{len(files)} other file(s) passed over: {', '.join(kinds[:6])}{', ...' if len(kinds) > 6 else ''}; "
+    heic = " (HEIC photos, as phones save them, are not read: export them as JPEG)" if {".heic", ".heif"} & set(kinds) else ""
+    return (f"{len(files)} other file(s) passed over: {', '.join(kinds[:6])}{', ...' if len(kinds) > 6 else ''}{heic}; "
             f"images are read by their names, {' '.join(sorted(IMAGE_SUFFIXES))}; name a file to read it anyway")
 
 
@@ -288,7 +294,7 @@ def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
 def cmd_predict(args: argparse.Namespace) -> int:
     from wbc.predict import NOT_READ, Prediction, Predictor, write_predictions_csv
 
-    entries, repeats, others = _predict_inputs(args.paths)
+    entries, repeats, others, unfollowed = _predict_inputs(args.paths)
     paths = [e for e in entries if isinstance(e, Path)]
     if not paths:
         missing = [f"{item}: {why}" for item, why in (e for e in entries if isinstance(e, tuple))]
@@ -306,7 +312,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     by_path = iter(read)
     results = [(next(by_path, None) or Prediction(file=e, error=NOT_READ)) if isinstance(e, Path)
                else Prediction(file=e[0], error=e[1]) for e in entries]
-    named_nothing = len(entries) - len(paths)
+    named_nothing = len(entries) - len(paths) - unfollowed
     if args.csv:  # first: a reader of the table that goes away (`| head`) must not cost the file
         write_predictions_csv(args.csv, results)
     if repeats:
@@ -341,9 +347,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
         counted = [r for r in results if not r.error and not r.not_wbc]
         left_out = [f"{k} {what}" for k, what in ((sum(bool(r.not_wbc) for r in results), "not a white cell"),
-                                                  (sum(bool(r.error) for r in results) - named_nothing - unread,
-                                                   "unreadable"),
+                                                  (sum(bool(r.error) for r in results) - named_nothing - unfollowed
+                                                   - unread, "unreadable"),
                                                   (named_nothing, "naming no image"),
+                                                  (unfollowed, "links or folders not followed"),
                                                   (unread, "not read before the interruption")) if k]
         review = sum(r.verdict == "needs review" for r in counted)
         print(f"\nDifferential of the {len(counted)} image(s) read as white cells"
@@ -353,15 +360,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print("\n".join(differential_lines([r.label for r in counted])))
     if args.csv:
         print(f"wrote {args.csv}")
-    bad = sum(1 for r in results if r.error) - named_nothing - unread
+    bad = sum(1 for r in results if r.error) - named_nothing - unfollowed - unread
     if bad:
         print(f"{bad} of {len(paths)} file(s) could not be used", file=sys.stderr)
     if named_nothing:  # a mistyped path is the user's to fix: scripts see it in the exit status
         print(f"{named_nothing} row(s) name no image file (each says why)", file=sys.stderr)
+    if unfollowed:  # images may be behind them: the count above may lack them
+        print(f"{unfollowed} link(s) or folder(s) in the folders given could not be followed (each named in its row)",
+              file=sys.stderr)
     if unread:
         print(f"wbc: interrupted: {unread} of {len(paths)} file(s) not read", file=sys.stderr)
         return 130
-    return 1 if named_nothing or bad else 0
+    return 1 if named_nothing or unfollowed or bad else 0
 
 
 def cmd_app(args: argparse.Namespace) -> int:

@@ -140,10 +140,11 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
                     f"{label}: {w}x{h} pixels is too large (limit {MAX_PIXELS // 1_000_000} MP); "
                     "crop the field around the cell first"
                 )
-            sixteen_bit_colour = img.mode != "I;16" and any(";16" in str(t.args) for t in img.tile)
+            sixteen_bit_colour = _sixteen_bit_colour(img)
             img.load()
             ImageOps.exif_transpose(img, in_place=True)  # in place: a copy of every photo otherwise
-            rgb = _to_rgb(img)
+            top = _colour_top(img) if sixteen_bit_colour else 255
+            rgb = _to_rgb(img) if top >= 64 else None
     except BadImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -152,14 +153,32 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
         raise BadImageError(f"{label}: {_unreadable_kind(raw)}") from e
     except (OSError, SyntaxError, ValueError) as e:
         raise BadImageError(f"{label}: damaged or truncated image ({e})") from e
-    if sixteen_bit_colour and int(rgb.max()) < 64:
+    if rgb is None:
         # Pillow keeps a 16-bit colour image's top 8 bits; a 10-14-bit camera's data saved unscaled
         # leaves them nearly all 0, which would read as a black photo.
-        raise BadImageError(f"{label}: a 16-bit colour image whose values stay below {256 * (int(rgb.max()) + 1):,} "
+        raise BadImageError(f"{label}: a 16-bit colour image whose values stay below {256 * (top + 1):,} "
                             "of 65,535 (a 10-, 12- or 14-bit camera's data saved without scaling, or a nearly black "
                             "photo): its top 8 bits, which this tool reads, show almost nothing; save it scaled to "
                             "the full 16-bit range, or as an 8-bit PNG or JPEG")
     return rgb
+
+
+def _sixteen_bit_colour(img: Image.Image) -> bool:
+    """Whether Pillow decodes `img` (opened, not loaded) from 16 bits a colour channel (PNG, TIFF):
+    by its tiles' raw modes, such as "RGB;16B". Not 16-bit gray ("I;16") nor 16 bits a pixel ("BGR;16",
+    a BMP's 5-6 bits a channel)."""
+    for tile in img.tile:
+        raw = tile.args[0] if isinstance(tile.args, tuple) and tile.args else tile.args
+        if isinstance(raw, str) and raw.startswith(("RGB;16", "RGBA;16", "RGBX;16")):
+            return True
+    return False
+
+
+def _colour_top(img: Image.Image) -> int:
+    """The largest colour value (0..255) of `img` (RGB or RGBA) where it is not wholly transparent."""
+    a = np.asarray(img)
+    colour = a[..., :3][a[..., 3] > 0] if a.ndim == 3 and a.shape[2] == 4 else a[..., :3]
+    return int(colour.max()) if colour.size else 0
 
 
 def _unreadable_kind(raw: bytes) -> str:
@@ -186,8 +205,10 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
     if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         # On the data set's white, not pure white: a transparent background is then a lit field like
         # the training images', not clipped highlights that would mark the photo overexposed.
+        # A gray one on a gray of that level: the white's tint would give it colour it does not have.
+        white = (round(DATA_WHITE[1]),) * 3 if img.mode in ("LA", "La") else tuple(round(v) for v in DATA_WHITE)
         rgba = img.convert("RGBA")
-        ground = Image.new("RGBA", rgba.size, (*(round(v) for v in DATA_WHITE), 255))
+        ground = Image.new("RGBA", rgba.size, (*white, 255))
         img = Image.alpha_composite(ground, rgba)
     return np.asarray(img if img.mode == "RGB" else img.convert("RGB"), dtype=np.uint8)
 

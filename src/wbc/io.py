@@ -108,4 +108,4 @@ def files_under(folder: Path, strict: bool = False, problems: list[tuple[Path, s
             if p.is_file() or strict and p.is_symlink():
                 yield p
             elif problems is not None and p.is_symlink():
-                problems.append((p, "a link to nothing (its target is gone)"))
+                problems.append((p, "a link to nothing (its target is gone, or it loops)"))

@@ -358,9 +358,14 @@ def iter_image_paths(inputs: Iterable[str | Path], passed_over: list[Path] | Non
                     found.append(f)
                 elif passed_over is not None:
                     passed_over.append(f)
-            if problems is not None:
-                # a folder may hold images; a link to nothing matters where its name is an image's
-                problems += sorted((f, why) for f, why in missed if f.is_dir() or f.suffix.lower() in IMAGE_SUFFIXES)
+            # A folder that cannot be listed may hold images, and so may a linked-in folder whose target is
+            # gone (no suffix); a link to nothing with another name is passed over like its kind.
+            for f, why in sorted(missed):
+                if f.is_dir() or f.suffix.lower() in IMAGE_SUFFIXES or not f.suffix:
+                    if problems is not None:
+                        problems.append((f, why))
+                elif passed_over is not None:
+                    passed_over.append(f)
         elif p.exists():
             found.append(p)
         else:
@@ -381,7 +386,7 @@ def predictions_csv(preds: Sequence[Prediction]) -> str:
         typed = bool(p.label) and not p.not_wbc
         conf = f"{p.confidence:.6f}" if typed else ""
         screened = bool(p.label) and p.screened
-        flags = ["yes" if p.needs_review else "no", p.not_wbc] if p.label else ["", ""]
+        flags = ["yes" if p.needs_review else "no", p.not_wbc] if typed else ["", p.not_wbc]
         # What the screening found is blank where none ran (wbc evaluate); the matching is known either way.
         w.writerow([p.file, p.label if typed else "", conf, *probs, *flags, p.error, f"{p.reduced_by:.2f}" if p.label else "",
                     yes_no[p.white_balanced] if screened else "", yes_no[p.white_matched] if p.label else "",
