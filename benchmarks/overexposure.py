@@ -51,7 +51,7 @@ QUANTILES = np.linspace(0, 1, 1001)
 def darkest_channel_quantiles(rgb: np.ndarray) -> np.ndarray:
     """QUANTILES of the darkest channel over the lit pixels of `rgb` (H, W, 3): the value a pixel must
     reach to count as clipped (`screening.clipped_share`) is in these units."""
-    from wbc.screening import darkest_channel, lit_mask
+    from wbc.imaging import darkest_channel, lit_mask
 
     return np.quantile(darkest_channel(rgb)[lit_mask(rgb)], QUANTILES)
 

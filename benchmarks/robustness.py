@@ -19,8 +19,8 @@ first, then those beyond its range (EXTRA_SHIFTS).
 from __future__ import annotations
 
 import argparse
-import re
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path

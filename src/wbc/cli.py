@@ -313,6 +313,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     results = [(next(by_path, None) or Prediction(file=e, error=NOT_READ)) if isinstance(e, Path)
                else Prediction(file=e[0], error=e[1]) for e in entries]
     named_nothing = len(entries) - len(paths) - unfollowed
+    bad = sum(1 for r in results if r.error) - named_nothing - unfollowed - unread  # files that could not be used
     if args.csv:  # first: a reader of the table that goes away (`| head`) must not cost the file
         write_predictions_csv(args.csv, results)
     if repeats:
@@ -338,17 +339,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
             note += f" [colours unlike the training images': {' and '.join(matched)} with the white matched]"
         if r.overexposed:
             note += f" [overexposed: {100 * r.clipped:.0f}% of the lit pixels white (clipped); such photos are read poorly]"
-        if r.not_wbc:  # no type is given for what the screening rejected, as in the app
-            print(f"{name:{width}s}  {'-':11s}  {'-':>10s}  {note}")
-        else:
-            print(f"{name:{width}s}  {r.label:11s}  {r.confidence:10.3f}  {note}")
+        # No type is given for what the screening rejected, as in the app.
+        kind, conf = ("-", "-") if r.not_wbc else (r.label, f"{r.confidence:.3f}")
+        print(f"{name:{width}s}  {kind:11s}  {conf:>10s}  {note}")
     if len(results) > 1:
         from wbc.differential import differential_lines
 
         counted = [r for r in results if not r.error and not r.not_wbc]
         left_out = [f"{k} {what}" for k, what in ((sum(bool(r.not_wbc) for r in results), "not a white cell"),
-                                                  (sum(bool(r.error) for r in results) - named_nothing - unfollowed
-                                                   - unread, "unreadable"),
+                                                  (bad, "unreadable"),
                                                   (named_nothing, "naming no image"),
                                                   (unfollowed, "links or folders not followed"),
                                                   (unread, "not read before the interruption")) if k]
@@ -360,7 +359,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print("\n".join(differential_lines([r.label for r in counted])))
     if args.csv:
         print(f"wrote {args.csv}")
-    bad = sum(1 for r in results if r.error) - named_nothing - unfollowed - unread
     if bad:
         print(f"{bad} of {len(paths)} file(s) could not be used", file=sys.stderr)
     if named_nothing:  # a mistyped path is the user's to fix: scripts see it in the exit status

@@ -346,8 +346,9 @@ class Predictor:
 def iter_image_paths(inputs: Iterable[str | Path], passed_over: list[Path] | None = None,
                      problems: list[tuple[Path, str]] | None = None) -> list[Path]:
     """Files as given and image files found (recursively, sorted) under folders given; the other files
-    found under the folders are added to `passed_over` where one is given, and the subfolders that
-    cannot be listed and the links to nothing with an image's name to `problems`, each with why."""
+    found under the folders are added to `passed_over` where one is given, and to `problems`, each with
+    why, what may hide images: the subfolders that cannot be listed and the links to nothing named as
+    an image or as a folder (no suffix). Other links to nothing are passed over."""
     found: list[Path] = []
     for item in inputs:
         p = Path(item)
