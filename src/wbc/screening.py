@@ -20,8 +20,10 @@ from wbc.imaging import (
     DATA_WHITE,
     LIT_MIN,
     STAIN_LEVEL,
+    COARSE_REDUCE,
     CellLocation,
     brightest_channel,
+    coarse_stain,
     darkest_channel,
     lit_mask,
     locate_cell,
@@ -57,6 +59,7 @@ class Screening:
     white_balanced: bool = False  # it passed only once the field's white was matched to the data set's
     clipped: float = 0.0  # share of the field's lit pixels white in every channel: clipped highlights
     white_matched: bool = False  # the network saw the crop with the field's white matched to the data set's
+    other_cell: tuple[float, float] | None = None  # (y, x) in the searched field's px of a second white cell's nucleus
 
     @property
     def overexposed(self) -> bool:
@@ -228,6 +231,63 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None) 
     return replace(second, white_balanced=True, clipped=first.clipped) if second.is_cell else first
 
 
+# A second white cell: a stained mass apart from the typed cell's (the coarse blurred stain map falls
+# below OTHER_LEVEL between them), peaking at PEAK_MIN or more, with OTHER_NUCLEUS_PX stained px or more
+# and its strongest point OTHER_MIN_DISTANCE px or more from the typed cell's centre, all at the data
+# set's magnification. Platelets and small stained specks hold 250-1,100 stained px; the second cells of
+# dataset-master's two-cell fields 1,683 and more; the lobes of one nucleus stay joined at this level,
+# or lie within the distance (benchmarks/other_cells.py).
+OTHER_LEVEL = 40
+OTHER_NUCLEUS_PX = 1500
+OTHER_MIN_DISTANCE = 40.0
+OTHER_TRIES = 3  # stained masses looked at, strongest first, before the search gives up
+
+
+def _grown(seed: np.ndarray, within: np.ndarray) -> np.ndarray:
+    """The cells of `within` (bool, 2-D) connected to `seed` (bool, the same shape) through 8-neighbours."""
+    comp = seed & within
+    while True:
+        g = comp.copy()
+        g[1:] |= comp[:-1]
+        g[:-1] |= comp[1:]
+        g[:, 1:] |= g[:, :-1].copy()
+        g[:, :-1] |= g[:, 1:].copy()
+        g &= within
+        if np.array_equal(g, comp):
+            return comp
+        comp = g
+
+
+def other_cell(rgb: np.ndarray, loc: CellLocation) -> tuple[float, float] | None:
+    """(y, x) in `rgb`'s px of the nucleus of a second white cell in the field (H, W, 3) at the data
+    set's magnification, whose typed cell is at `loc`; None where there is none."""
+    s = stain_map(rgb)
+    coarse = coarse_stain(s)
+    f = COARSE_REDUCE
+    h, w = coarse.shape
+    ys, xs = np.mgrid[:h, :w]
+    dist = np.hypot(ys * f + (f - 1) / 2 - loc.cy, xs * f + (f - 1) / 2 - loc.cx)  # px from each cell's middle
+    masses = coarse >= OTHER_LEVEL
+    left = masses & ~_grown(dist <= f, masses)  # all but the typed cell's mass
+    for _ in range(OTHER_TRIES):
+        if not left.any():
+            return None
+        k = int(np.argmax(np.where(left, coarse, 0)))
+        if coarse.flat[k] < PEAK_MIN:
+            return None
+        seed = np.zeros_like(left)
+        seed.flat[k] = True
+        mass = _grown(seed, left)
+        left &= ~mass
+        if dist.flat[k] < OTHER_MIN_DISTANCE:
+            continue
+        full = mass.repeat(f, 0).repeat(f, 1)[: s.shape[0], : s.shape[1]] & (s > STAIN_LEVEL)
+        if np.count_nonzero(full) >= OTHER_NUCLEUS_PX:
+            py, px = np.nonzero(full)
+            return float(py.mean()), float(px.mean())
+    return None
+
+
 def _unfit(rgb: np.ndarray, reduced_by: float = 1.0) -> str:
     """Why a photo (H, W, 3; shrunk by `reduced_by` to the data set's magnification) cannot show a
     stained cell as the network needs it, or "": a crop too tight to judge, or no colour (a grayscale
@@ -265,4 +325,4 @@ def _checks(rgb: np.ndarray, loc: CellLocation) -> Screening:
         elif sharp < SHARPNESS_MIN:
             reason = "out of focus: too blurred to judge the cell"
     return Screening(is_cell=not reason, reason=reason, peak=loc.peak, nucleus_px=nucleus_px, sharpness=sharp,
-                     reduced_by=loc.reduced_by)
+                     reduced_by=loc.reduced_by, other_cell=None if reason else other_cell(rgb, loc))

@@ -1,0 +1,158 @@
+"""How often the second-white-cell warning (wbc.screening.other_cell) fires, where it should and where
+it should not, at each size floor (OTHER_NUCLEUS_PX) it could have.
+
+    python benchmarks/other_cells.py [--data PATH] [--every 4] [--floors 400 600 ...] [--sheet FILE]
+
+Photographs: the annotated original fields of dataset-master, halved to the data set's 320 x 240,
+grouped by how many white cells BCCD's boxes mark (its boxes miss some cells cut by the edge) and by
+the split their field went to. A two-cell field's warning is a hit when it points into a box that the
+typed cell is not in. Files: every k-th TRAIN and TEST file, by its field's box count (a view of a
+two-cell field may show one of them). The screening decides nothing about the type, so TEST may serve.
+--sheet saves the one-box fields warned at the chosen floor, the typed cell ringed green, the other
+red, the boxes blue.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import xml.etree.ElementTree as ET
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+HALF = (320, 240)  # the originals at the data set's scale
+
+
+def wbc_boxes(xml: Path) -> list[tuple[float, float, float, float]]:
+    """White-cell boxes of an annotation, in the halved field's px (x0, y0, x1, y1)."""
+    tree = ET.parse(xml)
+    return [tuple(float(o.findtext(f"bndbox/{k}") or 0) / 2 for k in ("xmin", "ymin", "xmax", "ymax"))  # type: ignore[misc]
+            for o in tree.findall("object") if o.findtext("name") == "WBC"]
+
+
+def boxes_at(boxes: list[tuple[float, float, float, float]], y: float, x: float, margin: float = 8) -> set[int]:
+    return {i for i, (x0, y0, x1, y1) in enumerate(boxes) if x0 - margin <= x <= x1 + margin and y0 - margin <= y <= y1 + margin}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from PIL import Image
+
+    import wbc.screening as scr
+    from wbc.cli import whole_number
+    from wbc.data import find_images_root, list_split
+    from wbc.imaging import load_image, locate_at_data_scale
+    from wbc.info import SPLITS
+    from wbc.sources import field_name, originals_near, source_field
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path)
+    ap.add_argument("--every", type=whole_number(1), default=4, help="use every k-th TRAIN and TEST file (default: 4)")
+    ap.add_argument("--floors", type=whole_number(1), nargs="+",
+                    default=[400, 600, 800, 1000, 1200, 1500, 2000], help="OTHER_NUCLEUS_PX values to try")
+    ap.add_argument("--sheet", type=Path, help="save the one-box fields warned at the shipped floor here (PNG)")
+    args = ap.parse_args(argv)
+    root = find_images_root(args.data)
+    originals = originals_near(root, args.data)
+    shipped = scr.OTHER_NUCLEUS_PX
+    floors = sorted(set(args.floors) | {shipped})
+
+    split_of: dict[int, str] = {}
+    files: dict[str, list[tuple[Path, int | None]]] = {}
+    for split in SPLITS[:2]:
+        samples = list_split(root, split)[:: args.every]
+        files[split] = [(s.path, source_field(split, s.path.parent.name, s.path.name)) for s in samples]
+        for s in list_split(root, split):
+            f = source_field(split, s.path.parent.name, s.path.name)
+            if f is not None:
+                split_of[f] = split
+    fields = []
+    for xml in sorted((originals / "Annotations").glob("*.xml")):
+        photo = originals / "JPEGImages" / (ET.parse(xml).findtext("filename") or "")
+        if photo.is_file():
+            fields.append((int(xml.stem.split("_")[-1]), photo, wbc_boxes(xml)))
+    n_boxes = {f: len(b) for f, _, b in fields}
+
+    def warned(rgb: np.ndarray) -> tuple[dict[int, tuple[float, float] | None], object]:
+        field, loc = locate_at_data_scale(rgb)
+        sc = scr.screen(field, loc)
+        out: dict[int, tuple[float, float] | None] = {}
+        for floor in floors:
+            scr.OTHER_NUCLEUS_PX = floor
+            out[floor] = scr.other_cell(field, loc) if sc.is_cell else None
+        scr.OTHER_NUCLEUS_PX = shipped
+        return out, loc
+
+    def kind(f: int) -> str:
+        n = n_boxes.get(f)
+        return "unknown" if n is None else "one box" if n == 1 else "no box" if n == 0 else "two boxes or more"
+
+    photo_rows: Counter[tuple[str, str, int]] = Counter()
+    photo_hits: Counter[tuple[str, int]] = Counter()
+    totals: Counter[tuple[str, str]] = Counter()
+    sheet = []
+    for f, photo, boxes in fields:
+        rgb = np.asarray(Image.fromarray(load_image(photo)).resize(HALF, Image.BILINEAR))
+        res, loc = warned(rgb)
+        where = split_of.get(f, "neither (a duplicate photograph)")
+        totals[(kind(f), where)] += 1
+        for floor, other in res.items():
+            if other is None:
+                continue
+            photo_rows[(kind(f), where, floor)] += 1
+            if len(boxes) > 1 and boxes_at(boxes, *other) - boxes_at(boxes, loc.cy, loc.cx):  # type: ignore[attr-defined]
+                photo_hits[(where, floor)] += 1
+            if floor == shipped and len(boxes) == 1:
+                sheet.append((f, rgb, loc, other, boxes))
+    print(f"Annotated original fields (halved to 320 x 240), warned at each floor (stained px); shipped {shipped}\n")
+    print("| white-cell boxes | field in | fields | " + " | ".join(str(v) for v in floors) + " |")
+    print("|---|---|---|" + "---|" * len(floors))
+    for (k, where), n in sorted(totals.items()):
+        cells = []
+        for floor in floors:
+            c = photo_rows[(k, where, floor)]
+            hit = f" ({photo_hits[(where, floor)]} in the other box)" if k == "two boxes or more" else ""
+            cells.append(f"{c}{hit}")
+        print(f"| {k} | {where} | {n} | " + " | ".join(cells) + " |")
+
+    print(f"\nData set files (every {args.every}th), warned at each floor\n")
+    print("| split | field's white-cell boxes | files | " + " | ".join(str(v) for v in floors) + " |")
+    print("|---|---|---|" + "---|" * len(floors))
+    for split, items in files.items():
+        count: Counter[tuple[str, int]] = Counter()
+        seen: Counter[str] = Counter()
+        for path, f in items:
+            k = kind(f) if f is not None else "unknown"
+            seen[k] += 1
+            res, _ = warned(load_image(path))
+            for floor, other in res.items():
+                count[(k, floor)] += other is not None
+        for k in sorted(seen):
+            print(f"| {split} | {k} | {seen[k]} | "
+                  + " | ".join(f"{count[(k, v)]} ({100 * count[(k, v)] / seen[k]:.1f}%)" for v in floors) + " |")
+    if args.sheet:
+        save_sheet(sheet, args.sheet, field_name)
+        print(f"\nwrote {args.sheet} ({len(sheet)} one-box fields warned at {shipped})")
+    return 0
+
+
+def save_sheet(rows: list, path: Path, name) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image, ImageDraw
+
+    cols = 4
+    out = Image.new("RGB", (HALF[0] * cols, HALF[1] * max(1, -(-len(rows) // cols))), "white")
+    for k, (f, rgb, loc, other, boxes) in enumerate(rows):
+        im = Image.fromarray(rgb).copy()
+        d = ImageDraw.Draw(im)
+        for b in boxes:
+            d.rectangle(b, outline="blue")
+        d.ellipse((loc.cx - 6, loc.cy - 6, loc.cx + 6, loc.cy + 6), outline="green", width=3)
+        d.ellipse((other[1] - 8, other[0] - 8, other[1] + 8, other[0] + 8), outline="red", width=3)
+        d.text((3, 3), name(f), fill="black")
+        out.paste(im, ((k % cols) * HALF[0], (k // cols) * HALF[1]))
+    out.save(path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
