@@ -2,6 +2,7 @@
 it should not, at each size floor (OTHER_NUCLEUS_PX) it could have.
 
     python benchmarks/other_cells.py [--data PATH] [--every 4] [--floors 400 600 ...] [--sheet FILE]
+                                     [--shifts-every 8]
 
 Photographs: the annotated original fields of dataset-master, halved to the data set's 320 x 240,
 grouped by how many white cells BCCD's boxes mark (its boxes miss some cells cut by the edge) and by
@@ -9,7 +10,9 @@ the split their field went to. A two-cell field's warning is a hit when it point
 typed cell is not in. Files: every k-th TRAIN and TEST file, by its field's box count (a view of a
 two-cell field may show one of them). The screening decides nothing about the type, so TEST may serve.
 --sheet saves the one-box fields warned at the chosen floor, the typed cell ringed green, the other
-red, the boxes blue.
+red, the boxes blue. --shifts-every k also counts, at the shipped floor, the warnings on every k-th
+TRAIN and TEST file from a one-box field under each of the robustness test's shifts (other labs'
+stain, exposure, scale, blur, JPEG and framing, and other cameras' colours).
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--floors", type=whole_number(1), nargs="+",
                     default=[400, 600, 800, 1000, 1200, 1500, 2000], help="OTHER_NUCLEUS_PX values to try")
     ap.add_argument("--sheet", type=Path, help="save the one-box fields warned at the shipped floor here (PNG)")
+    ap.add_argument("--shifts-every", type=whole_number(1),
+                    help="also count warnings on every k-th one-box file under each robustness shift")
     args = ap.parse_args(argv)
     root = find_images_root(args.data)
     originals = originals_near(root, args.data)
@@ -131,6 +136,23 @@ def main(argv: list[str] | None = None) -> int:
         for k in sorted(seen):
             print(f"| {split} | {k} | {seen[k]} | "
                   + " | ".join(f"{count[(k, v)]} ({100 * count[(k, v)] / seen[k]:.1f}%)" for v in floors) + " |")
+    if args.shifts_every:
+        from wbc.robustness import EXTRA_SHIFTS, SHIFTS
+
+        chosen = [(split, p) for split in files for p in (s.path for s in list_split(root, split)[:: args.shifts_every])
+                  if kind(source_field(split, p.parent.name, p.name) or -1) == "one box"]
+        rgbs = [load_image(p) for _, p in chosen]
+        print(f"\nUnder other labs' shifts: every {args.shifts_every}th TRAIN and TEST file from a one-box field "
+              f"({len(rgbs)}), warned at {shipped}\n")
+        print("| shift | warned | of the files screened as a white cell |\n|---|---|---|")
+        for name, shift in {"clean": lambda x: x, **SHIFTS, **EXTRA_SHIFTS}.items():
+            n_cell = n_warned = 0
+            for rgb in rgbs:
+                field, loc = locate_at_data_scale(shift(rgb))
+                sc = scr.screen(field, loc)
+                n_cell += sc.is_cell
+                n_warned += sc.other_cell is not None
+            print(f"| {name} | {n_warned} ({100 * n_warned / len(rgbs):.1f}%) | {n_cell} |")
     if args.sheet:
         save_sheet(sheet, args.sheet, field_name)
         print(f"\nwrote {args.sheet} ({len(sheet)} one-box fields warned at {shipped})")

@@ -407,6 +407,84 @@ class TestNotAWhiteCell:
         assert np.abs(np.percentile(rgb.reshape(-1, 3), 99, axis=0) - DATA_WHITE).max() > 10  # it did move
 
 
+class TestOtherCell:
+    """A second white cell in the photo: found, placed, and not confused with lobes or specks."""
+
+    TWO = FIXTURES / "two-white-cells.jpeg"  # BloodImage_00010 halved: BCCD boxes two white cells
+
+    @staticmethod
+    def field(nuclei: list[tuple[int, int, int]]) -> np.ndarray:
+        """A 320 x 240 field of pale background and red-cell tone with purple discs (y, x, radius px)."""
+        rgb = np.full((240, 320, 3), (225, 205, 215), np.uint8)
+        ys, xs = np.mgrid[:240, :320]
+        for y, x, r in nuclei:
+            rgb[np.hypot(ys - y, xs - x) <= r] = (90, 40, 190)
+        return rgb
+
+    def test_two_cell_photo_points_at_the_other_box(self) -> None:
+        from wbc.imaging import load_image, locate_at_data_scale
+        from wbc.screening import screen
+
+        field, loc = locate_at_data_scale(load_image(self.TWO))
+        sc = screen(field, loc)
+        assert sc.is_cell and sc.other_cell is not None
+        # BCCD's boxes, halved: the typed cell in one, the other point in the other
+        assert 11 <= loc.cx <= 102 and 114 <= loc.cy <= 210
+        y, x = sc.other_cell
+        assert 119 <= x <= 255 and 126 <= y <= 235
+
+    def test_one_cell_photos_warn_of_none(self, predictor: Predictor) -> None:
+        """The test fixtures and app samples show one white cell each."""
+        from conftest import FIXTURE_IMAGES
+
+        for r in logic.analyse_uploads(predictor, logic.samples()):
+            assert r.prediction.other_cell is None, r.name
+        paths = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))
+        assert len(paths) > 30
+        assert [p.name for p in predictor.predict_files(paths) if p.other_cell] == []
+
+    @pytest.mark.parametrize("nuclei,warned", [
+        ([(120, 80, 22), (120, 240, 22)], True),  # two nuclei apart
+        ([(120, 150, 22), (120, 175, 14), (145, 160, 12)], False),  # one nucleus in touching lobes
+        ([(120, 80, 22), (120, 240, 10)], False),  # a speck of a platelet's size (314 stained px)
+        ([(120, 80, 22), (120, 112, 12)], False),  # a lobe 10 px apart: one mass on the blurred map
+    ])
+    def test_what_counts_as_another_cell(self, nuclei: list[tuple[int, int, int]], warned: bool) -> None:
+        from wbc.imaging import locate_cell
+        from wbc.screening import other_cell
+
+        rgb = self.field(nuclei)
+        found = other_cell(rgb, locate_cell(rgb))
+        assert (found is not None) == warned
+        if warned:
+            assert found == pytest.approx((120, 240), abs=2)
+
+    def test_place_is_in_the_photos_pixels(self, predictor: Predictor) -> None:
+        """A photo at 2x the data set's magnification is shrunk to find its cells; the other cell's place
+        is still given in the photo's own pixels."""
+        from wbc.imaging import load_image, locate_at_data_scale
+        from wbc.screening import screen
+
+        img = Image.open(self.TWO)
+        big = encode(img.resize((img.width * 2, img.height * 2)))
+        small, large = (r.prediction for r in logic.analyse_uploads(predictor, [("a.png", encode(img)), ("b.png", big)]))
+        field, loc = locate_at_data_scale(load_image(self.TWO))
+        y, x = screen(field, loc).other_cell
+        assert small.other_cell == (round(x), round(y))
+        assert large.reduced_by > 1
+        assert large.other_cell == pytest.approx((2 * x, 2 * y), abs=8)
+
+    def test_warning_and_row_say_it(self, predictor: Predictor) -> None:
+        two, one = logic.analyse_uploads(predictor, [("two.jpeg", self.TWO.read_bytes()), ("eos.jpeg", EOS.read_bytes())])
+        x, y = two.prediction.other_cell
+        text = logic.other_cell_warning(two.prediction)
+        assert text.startswith("Another white cell: ") and f"x={x}, y={y} px" in text and "Crop each cell" in text
+        assert logic.other_cell_warning(one.prediction) == ""
+        rows = logic.review_rows([two, one])
+        assert str(rows[0]["verdict"]).endswith("(another white cell in the photo, not counted)")
+        assert "another" not in str(rows[1]["verdict"])
+
+
 class TestDifferential:
     def test_counts_and_ranges(self) -> None:
         """Counts, percentages and range flags follow the labels; excluded images are not counted; below
@@ -629,6 +707,15 @@ class TestPage:
         assert not at.exception and at.subheader[1].value == "Eosinophil"  # the photo as taken
         warnings = [w.value for w in at.warning if w.value.startswith("Overexposed: ")]
         assert len(warnings) == 1 and "% of the lit area is pure white" in warnings[0]
+
+    def test_second_cell_is_warned_about(self) -> None:
+        """A photo of two white cells: the type of one, and a warning that names where the other is."""
+        at = self._app().run()
+        at.file_uploader[0].set_value([("two.jpeg", TestOtherCell.TWO.read_bytes(), "image/jpeg")]).run()
+        assert not at.exception
+        warnings = [w.value for w in at.warning if w.value.startswith("Another white cell: ")]
+        assert len(warnings) == 1 and "neither typed nor counted" in warnings[0]
+        assert at.dataframe[0].value["verdict"].tolist()[0].endswith("(another white cell in the photo, not counted)")
 
     def test_samples_make_a_differential(self) -> None:
         """The built-in samples give eight results, a review table and a differential of eight cells."""

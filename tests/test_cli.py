@@ -16,6 +16,8 @@ from wbc.predict import NOT_READ
 
 from conftest import FIXTURE_IMAGES
 
+EOS_FILE = FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL" / "_7_2284.jpeg"
+
 
 class TestHelp:
     @pytest.mark.parametrize("verb", [[], ["train"], ["evaluate"], ["export"], ["predict"], ["data", "download"],
@@ -405,6 +407,28 @@ class TestPredictCli:
         assert "the photo is much darker than the training images (its white at 49% of theirs): take it with more " \
             "light" in rows["dark.png"]
         assert "darker" not in rows["white.png"]
+
+    def test_second_white_cell_is_named_and_not_counted(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A photo of two white cells: its row gives one type and where the other cell is, the CSV its
+        place, and the differential says how many photos hold a cell it did not count."""
+        import shutil
+
+        from conftest import FIXTURES
+
+        shutil.copy(FIXTURES / "two-white-cells.jpeg", tmp_path / "two.jpeg")
+        shutil.copy(EOS_FILE, tmp_path / "eos.jpeg")
+        table = tmp_path.parent / f"{tmp_path.name}.csv"
+        assert main(["predict", str(tmp_path), "--quiet", "--csv", str(table)]) == 0
+        out = capsys.readouterr().out
+        rows = {line.split()[0].rsplit("/", 1)[-1]: line for line in out.split("\n\n")[0].splitlines()[1:]}
+        by_name = {Path(r["file"]).name: r for r in csv.DictReader(table.open())}
+        x, y = by_name["two.jpeg"]["other_cell_x"], by_name["two.jpeg"]["other_cell_y"]
+        assert 119 <= int(x) <= 255 and 126 <= int(y) <= 235  # in the box BCCD draws round the second cell
+        assert f"[another white cell at x={x}, y={y} px, not typed: crop each cell into a photo of its own]" \
+            in rows["two.jpeg"]
+        assert by_name["eos.jpeg"]["other_cell_x"] == by_name["eos.jpeg"]["other_cell_y"] == ""
+        assert "another" not in rows["eos.jpeg"]
+        assert "; 1 shows a second white cell, not counted: crop those:" in out.split("\n\n")[1].splitlines()[0]
 
     def test_linked_folders_are_searched_once(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A folder of links to class folders is searched through them (it said "no image files"); a

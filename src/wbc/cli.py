@@ -339,6 +339,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             note += f" [colours unlike the training images': {' and '.join(matched)} with the white matched]"
         if r.overexposed:
             note += f" [overexposed: {100 * r.clipped:.0f}% of the lit pixels white (clipped); such photos are read poorly]"
+        if r.other_cell and not r.not_wbc:
+            note += (f" [another white cell at x={r.other_cell[0]}, y={r.other_cell[1]} px, not typed: crop each cell "
+                     "into a photo of its own]")
         # No type is given for what the screening rejected, as in the app.
         kind, conf = ("-", "-") if r.not_wbc else (r.label, f"{r.confidence:.3f}")
         print(f"{name:{width}s}  {kind:11s}  {conf:>10s}  {note}")
@@ -352,10 +355,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                                   (unfollowed, "links or folders not followed"),
                                                   (unread, "not read before the interruption")) if k]
         review = sum(r.verdict == "needs review" for r in counted)
+        two = sum(bool(r.other_cell) for r in counted)
         print(f"\nDifferential of the {len(counted)} image(s) read as white cells"
               + (f" (left out: {', '.join(left_out)})" if left_out else "")
               + (f"; {review} {'needs' if review == 1 else 'need'} review, so check those before using the count"
-                 if review else "") + ":")
+                 if review else "")
+              + (f"; {two} {'shows' if two == 1 else 'show'} a second white cell, not counted: crop those" if two else "")
+              + ":")
         print("\n".join(differential_lines([r.label for r in counted])))
     if args.csv:
         print(f"wrote {args.csv}")

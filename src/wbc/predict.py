@@ -165,6 +165,7 @@ class Prediction:
     white_matched: bool = False  # the network saw it with its white matched to the data set's (Predictor.match_white)
     clipped: float = 0.0  # share of the photo's lit pixels pure white (screening.clipped_share)
     screened: bool = True  # False where no screening ran (wbc evaluate): white_balanced and overexposed read blank
+    other_cell: tuple[int, int] | None = None  # (x, y) px in the photo of a second white cell, which was not typed
 
     @property
     def top2(self) -> list[tuple[str, float]]:
@@ -186,6 +187,12 @@ class Prediction:
         if self.not_wbc:
             return "not a white blood cell"
         return "needs review" if self.needs_review or self.overexposed else "confident"
+
+
+def photo_xy(yx: tuple[float, float] | None, reduced_by: float) -> tuple[int, int] | None:
+    """(x, y) px in the photo as given of a point (y, x) in the field the screening searched (shrunk by
+    `reduced_by`)."""
+    return None if yx is None else (round(yx[1] * reduced_by), round(yx[0] * reduced_by))
 
 
 class Predictor:
@@ -305,7 +312,7 @@ class Predictor:
                           needs_review=float(probs[k]) < self.review_threshold, not_wbc=screening.reason,
                           reduced_by=screening.reduced_by, white_balanced=screening.white_balanced,
                           white_matched=screening.white_matched,
-                          clipped=screening.clipped)
+                          clipped=screening.clipped, other_cell=photo_xy(screening.other_cell, screening.reduced_by))
 
     def predict_sources(
         self, items: Sequence[tuple[str, str | Path | bytes]], tta: bool = True, cam: bool = False
@@ -378,7 +385,8 @@ def predictions_csv(preds: Sequence[Prediction]) -> str:
     out = io.StringIO()
     w = csv.writer(out)
     w.writerow(["file", "class", "confidence", *[f"p_{c.lower()}" for c in CLASSES], "needs_review",
-                "not_white_cell", "error", "shrunk_by", "white_balanced", "white_matched", "overexposed", "verdict"])
+                "not_white_cell", "error", "shrunk_by", "white_balanced", "white_matched", "overexposed",
+                "other_cell_x", "other_cell_y", "verdict"])
     yes_no = {True: "yes", False: "no"}
     for p in preds:
         probs = [f"{v:.6f}" for v in p.probs] if p.probs else [""] * len(CLASSES)
@@ -391,7 +399,8 @@ def predictions_csv(preds: Sequence[Prediction]) -> str:
         # What the screening found is blank where none ran (wbc evaluate); the matching is known either way.
         w.writerow([p.file, p.label if typed else "", conf, *probs, *flags, p.error, f"{p.reduced_by:.2f}" if p.label else "",
                     yes_no[p.white_balanced] if screened else "", yes_no[p.white_matched] if p.label else "",
-                    yes_no[p.overexposed] if screened else "", p.verdict])
+                    yes_no[p.overexposed] if screened else "",
+                    *(p.other_cell if p.other_cell and typed else ("", "")), p.verdict])
     return out.getvalue()
 
 

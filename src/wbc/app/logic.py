@@ -131,6 +131,17 @@ def overexposure_warning(p: Prediction) -> str:
     return f"{text} Top two: {cell_type(a).label} {100 * pa:.1f}%, {cell_type(b).label} {100 * pb:.1f}%."
 
 
+def other_cell_warning(p: Prediction) -> str:
+    """What the page says when the photo shows a second white cell, which was neither typed nor counted
+    (empty when it shows one)."""
+    if p.other_cell is None or p.not_wbc:
+        return ""
+    x, y = p.other_cell
+    return (f"Another white cell: the photo shows a second stained nucleus at x={x}, y={y} px (from its top "
+            "left), which was neither typed nor counted; the type here is of the cell in the crop beside. "
+            "Crop each cell into a photo of its own and upload both.")
+
+
 NOT_A_WBC = "Not a white blood cell"  # the heading of an image the screening flags
 NO_TEST_FIGURES = ("This model card holds no TEST figures: the model was exported without `--evaluate`. "
                    "Measure them with `wbc evaluate --model DIR` (it writes report.md beside them), or export "
@@ -182,7 +193,8 @@ def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
             "file": r.name,
             "predicted": "" if p.not_wbc else p.label,
             "confidence": None if p.not_wbc else round(p.confidence, 3),
-            "verdict": p.verdict + (f": {p.not_wbc}" if p.not_wbc else " (overexposed)" if p.overexposed else ""),
+            "verdict": p.verdict + (f": {p.not_wbc}" if p.not_wbc else " (overexposed)" if p.overexposed else "")
+            + (" (another white cell in the photo, not counted)" if p.other_cell and not p.not_wbc else ""),
             "reviewed": EXCLUDED if p.not_wbc else p.label,
         }
         if keys:

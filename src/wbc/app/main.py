@@ -89,6 +89,8 @@ with model_tab:
         f"- An overexposed photo ({100 * OVEREXPOSED_SHARE:.0f}% or more of its lit area pure white) is read much "
         "less well; it is marked "
         "*needs review* whatever the confidence.\n"
+        "- It types one white cell a photo, the most strongly stained. Where it sees a second, it warns and "
+        "leaves that one uncounted: crop each cell into a photo of its own.\n"
         "- A second opinion for learning and checking, **not a diagnosis**."
     )
     st.caption(f"Model {card.get('name')} · {card.get('parameters', 0):,} parameters · "
@@ -151,6 +153,8 @@ with classify_tab:
                 continue
             if over := logic.overexposure_warning(p):
                 st.warning(over)
+            if other := logic.other_cell_warning(p):
+                st.warning(other)
             st.subheader(logic.headline(p))
             st.metric("Confidence", f"{100 * p.confidence:.1f}%")
             if p.needs_review:
