@@ -234,9 +234,10 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None) 
 # A second white cell: a stained mass apart from the typed cell's (the coarse blurred stain map falls
 # below OTHER_LEVEL between them, which the lobes of one nucleus never do), peaking at PEAK_MIN or more,
 # with OTHER_NUCLEUS_PX stained px or more, at the data set's magnification. The floor is the smallest that warns on at most 1% of TRAIN's files from fields
-# BCCD marks one white cell in (0.99%: pieces of cells cut by the photo's edge) and 3% of those fields'
-# originals (3 of 250, and 1 of 26 duplicate photographs: each a real second cell BCCD's boxes leave out); it finds 11 of 14 two-cell
-# originals' second cells and warns on none of TEST's 622 files (benchmarks/other_cells.py).
+# BCCD marks one white cell in (0.99%) and 3% of those fields' originals (1.2%); each of those warnings
+# points at a real second cell the boxes leave out, mostly a piece cut by the edge. It finds 11 of 14
+# two-cell originals' second cells (not cells that touch) and warns on none of TEST's 622 files
+# (benchmarks/other_cells.py).
 OTHER_LEVEL = 40
 OTHER_NUCLEUS_PX = 400
 OTHER_TRIES = 3  # stained masses looked at, strongest first, before the search gives up
