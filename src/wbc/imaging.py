@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,8 @@ class CellLocation:
     stained_fraction: float  # share of the image whose (blue - green) exceeds STAIN_LEVEL
     extent: float = 0.0  # px: sqrt of the stained area in the (2 EXTENT_RADIUS)^2 square around (cy, cx)
     reduced_by: float = 1.0  # the field was shrunk by this factor before it was searched
+    # The field's `coarse_stain`, kept for the screening's search for a second cell (None: not kept).
+    coarse: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 # Ruifrok & Johnston stain vectors in optical density (rows: hematoxylin, eosin, DAB): the stain
@@ -275,7 +277,7 @@ def edge_padded(a: np.ndarray, pad: int) -> np.ndarray:
     return out
 
 
-def stain_peak(s: np.ndarray) -> tuple[int, int, float]:
+def stain_peak(s: np.ndarray, coarse: np.ndarray | None = None) -> tuple[int, int, float]:
     """Row, column and value of the maximum of `blurred_stain(s)` for a stain map uint8 (H, W), the
     first in raster order among equal values, as long as the coarse map (`coarse_stain`) reads the
     cell of that maximum at most COARSE_MARGIN below its value.
@@ -285,9 +287,10 @@ def stain_peak(s: np.ndarray) -> tuple[int, int, float]:
     as `blurred_stain` of the whole would give them), in about half the time on the data set's
     fields. Where the peak found there reads below the coarse maximum (the coarse map overstated
     something, e.g. a line along an edge), the cells within COARSE_MARGIN of the peak's value are
-    searched again. A field with no stained mass (a flat map) is blurred whole.
+    searched again. A field with no stained mass (a flat map) is blurred whole. `coarse`:
+    `coarse_stain(s)` where the caller has it.
     """
-    coarse = coarse_stain(s)
+    coarse = coarse_stain(s) if coarse is None else coarse
     top = int(coarse.max())
     y, x, value = _peak_among(s, coarse >= top - COARSE_MARGIN)
     if value < top:  # the true peak, at least `value`, has its cell at least `value` - COARSE_MARGIN
@@ -312,7 +315,8 @@ def locate_cell(rgb: np.ndarray) -> CellLocation:
     """Find the centre of the white cell: the densest stained mass, refined to its centroid."""
     s = stain_map(rgb)
     h, w = s.shape
-    py, px, peak = stain_peak(s)
+    coarse = coarse_stain(s)
+    py, px, peak = stain_peak(s, coarse)
     r = 48  # px: a large nucleus fits in 96 x 96 at the data set's scale
     y0, y1, x0, x1 = max(0, py - r), min(h, py + r), max(0, px - r), min(w, px + r)
     stained = s > STAIN_LEVEL
@@ -328,7 +332,7 @@ def locate_cell(rgb: np.ndarray) -> CellLocation:
     # data set's files (cells at its edges) above EXTENT_MAX.
     extent = float(np.sqrt(np.count_nonzero(stained[max(0, iy - r) : iy + r, max(0, ix - r) : ix + r])))
     return CellLocation(cy=cy, cx=cx, peak=peak, stained_fraction=float(np.count_nonzero(stained) / stained.size),
-                        extent=extent)
+                        extent=extent, coarse=coarse)
 
 
 def locate_at_data_scale(rgb: np.ndarray) -> tuple[np.ndarray, CellLocation]:

@@ -246,39 +246,41 @@ OTHER_TRIES = 3  # stained masses looked at, strongest first, before the search 
 def _grown(seed: np.ndarray, within: np.ndarray) -> np.ndarray:
     """The cells of `within` (bool, 2-D) connected to `seed` (bool, the same shape) through 8-neighbours."""
     comp = seed & within
+    g = np.empty_like(comp)
     while True:
-        g = comp.copy()
+        np.copyto(g, comp)
         g[1:] |= comp[:-1]
         g[:-1] |= comp[1:]
-        g[:, 1:] |= g[:, :-1].copy()
-        g[:, :-1] |= g[:, 1:].copy()
+        rows = g.copy()
+        g[:, 1:] |= rows[:, :-1]
+        g[:, :-1] |= rows[:, 1:]
         g &= within
         if np.array_equal(g, comp):
             return comp
-        comp = g
+        comp, g = g, comp
 
 
 def other_cell(rgb: np.ndarray, loc: CellLocation) -> tuple[float, float] | None:
     """(y, x) in `rgb`'s px of the nucleus of a second white cell in the field (H, W, 3) at the data
     set's magnification, whose typed cell is at `loc`; None where there is none."""
-    s = stain_map(rgb)
-    coarse = coarse_stain(s)
-    f = COARSE_REDUCE
-    h, w = coarse.shape
-    ys, xs = np.mgrid[:h, :w]
-    dist = np.hypot(ys * f + (f - 1) / 2 - loc.cy, xs * f + (f - 1) / 2 - loc.cx)  # px from each cell's middle
+    coarse = coarse_stain(stain_map(rgb)) if loc.coarse is None else loc.coarse
     masses = coarse >= OTHER_LEVEL
-    left = masses & ~_grown(dist <= f, masses)  # all but the typed cell's mass
+    f = COARSE_REDUCE
+    seed = np.zeros_like(masses)
+    iy, ix = min(int(loc.cy) // f, seed.shape[0] - 1), min(int(loc.cx) // f, seed.shape[1] - 1)
+    seed[max(0, iy - 1) : iy + 2, max(0, ix - 1) : ix + 2] = True  # the coarse cells round the typed cell's centre
+    left = masses & ~_grown(seed, masses)  # all but the typed cell's mass
+    s = None
     for _ in range(OTHER_TRIES):
-        if not left.any():
+        strongest = np.where(left, coarse, 0)
+        k = int(np.argmax(strongest))
+        if strongest.flat[k] < PEAK_MIN:
             return None
-        k = int(np.argmax(np.where(left, coarse, 0)))
-        if coarse.flat[k] < PEAK_MIN:
-            return None
-        seed = np.zeros_like(left)
-        seed.flat[k] = True
-        mass = _grown(seed, left)
+        one = np.zeros_like(left)
+        one.flat[k] = True
+        mass = _grown(one, left)
         left &= ~mass
+        s = stain_map(rgb) if s is None else s
         full = mass.repeat(f, 0).repeat(f, 1)[: s.shape[0], : s.shape[1]] & (s > STAIN_LEVEL)
         if np.count_nonzero(full) >= OTHER_NUCLEUS_PX:
             py, px = np.nonzero(full)
