@@ -382,6 +382,7 @@ class TestPredictCli:
             src.crop((left, top, left + side, top + side)).save(tmp_path / f"crop{side}.png")
         for name, level in (("white.png", 255), ("black.png", 0)):  # blank: no colour either, but not grayscale
             Image.new("RGB", (320, 240), (level,) * 3).save(tmp_path / name)
+        src.convert("1").save(tmp_path / "bilevel.png")  # black and white dots: a picture without colour
         Image.fromarray((np.asarray(src, dtype=np.float64) * 0.5).round().astype(np.uint8)).save(tmp_path / "dark.png")
         table = tmp_path.parent / f"{tmp_path.name}.csv"
         assert main(["predict", str(tmp_path), "--quiet", "--csv", str(table)]) == 0
@@ -396,6 +397,7 @@ class TestPredictCli:
         assert by_name["colour.png"]["class"] == "EOSINOPHIL"
         for name in ("gray.jpg", "gray16.png"):
             assert "not a white blood cell: a grayscale photo: the stain's colours" in rows[name]
+        assert "not a white blood cell: a black-and-white picture: the stain's colours" in rows["bilevel.png"]
         assert "not a white blood cell: only 8x6 px: too small or too tight a crop to judge a cell" in rows["tiny.png"]
         for side in (56, 72):
             assert f"only {side}x{side} px: too small or too tight a crop" in rows[f"crop{side}.png"]

@@ -291,7 +291,7 @@ def other_cell(rgb: np.ndarray, loc: CellLocation) -> tuple[float, float] | None
 def _unfit(rgb: np.ndarray, reduced_by: float = 1.0) -> str:
     """Why a photo (H, W, 3; shrunk by `reduced_by` to the data set's magnification) cannot show a
     stained cell as the network needs it, or "": a crop too tight to judge, or no colour (a grayscale
-    photo, in which a stain cannot be told from shade)."""
+    or black-and-white photo, in which a stain cannot be told from shade)."""
     h, w = rgb.shape[:2]
     if min(h, w) < MIN_SIDE_PX:
         shrunk = f" once shrunk {reduced_by:.2g}x to the training images' magnification" if reduced_by > 1 else ""
@@ -305,6 +305,11 @@ def _unfit(rgb: np.ndarray, reduced_by: float = 1.0) -> str:
     shown = (brightest >= LIT_MIN) & (darkest < WHITE_LEVEL)
     if shown.mean() >= 0.05 and int((brightest - darkest)[shown].max()) <= GRAY_SPREAD_MAX:
         return "a grayscale photo: the stain's colours, which show a white cell and its type, are missing"
+    # Black and white only (a 1-bit scan or a thresholded mask): nothing is shown between them, but it is
+    # a picture, not a blank field.
+    if (int((brightest - darkest).max()) <= GRAY_SPREAD_MAX and (brightest < LIT_MIN).mean() >= 0.01
+            and (darkest >= WHITE_LEVEL).mean() >= 0.01):
+        return "a black-and-white picture: the stain's colours, which show a white cell and its type, are missing"
     return ""
 
 
