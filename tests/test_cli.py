@@ -29,6 +29,15 @@ class TestHelp:
         assert e.value.code == 0
         assert "usage: wbc" in capsys.readouterr().out
 
+    def test_predict_help_gives_the_exit_statuses(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """A script needs to know what 1 means against 2; every status cmd_predict and main return is named."""
+        with pytest.raises(SystemExit):
+            main(["predict", "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        for status in ("exit status: 0 every file was read", "; 1 some file could not be used", "; 2 a usage error",
+                       "; 130 interrupted", "; 141 the reader"):
+            assert status in text, status
+
     def test_no_verb(self, capsys: pytest.CaptureFixture[str]) -> None:
         """No verb is a usage error, not a traceback."""
         with pytest.raises(SystemExit) as e:
