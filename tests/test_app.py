@@ -470,15 +470,20 @@ class TestOtherCell:
         small, large = (r.prediction for r in logic.analyse_uploads(predictor, [("a.png", encode(img)), ("b.png", big)]))
         field, loc = locate_at_data_scale(load_image(self.TWO))
         y, x = screen(field, loc).other_cell
-        assert small.other_cell == (round(x), round(y))
+        assert small.other_cell == (round(x), round(y)) and small.cell == (round(loc.cx), round(loc.cy))
+        # Shrunk by sqrt(2), not 2, the field is searched at another scale and the centroids move a little;
+        # left in the shrunk field's px they would be 30% short (about 60 px at the other cell)
         assert large.reduced_by > 1
-        assert large.other_cell == pytest.approx((2 * x, 2 * y), abs=8)
+        assert large.other_cell == pytest.approx((2 * x, 2 * y), abs=20)
+        assert large.cell == pytest.approx((2 * loc.cx, 2 * loc.cy), abs=20)
 
     def test_warning_and_row_say_it(self, predictor: Predictor) -> None:
         two, one = logic.analyse_uploads(predictor, [("two.jpeg", self.TWO.read_bytes()), ("eos.jpeg", EOS.read_bytes())])
         x, y = two.prediction.other_cell
         text = logic.other_cell_warning(two.prediction)
         assert text.startswith("Another white cell: ") and f"x={x}, y={y} px" in text and "Crop each cell" in text
+        cx, cy = two.prediction.cell
+        assert 11 <= cx <= 102 and 114 <= cy <= 210 and f"the one at x={cx}, y={cy} px" in text
         assert logic.other_cell_warning(one.prediction) == ""
         rows = logic.review_rows([two, one])
         assert str(rows[0]["verdict"]).endswith("(another white cell in the photo, not counted)")

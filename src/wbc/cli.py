@@ -340,8 +340,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if r.overexposed:
             note += f" [overexposed: {100 * r.clipped:.0f}% of the lit pixels white (clipped); such photos are read poorly]"
         if r.other_cell and not r.not_wbc:
-            note += (f" [another white cell at x={r.other_cell[0]}, y={r.other_cell[1]} px, not typed: crop each cell "
-                     "into a photo of its own]")
+            typed = f"typed the cell at x={r.cell[0]}, y={r.cell[1]}; " if r.cell else ""
+            note += (f" [{typed}another white cell at x={r.other_cell[0]}, y={r.other_cell[1]} px, not typed: crop "
+                     "each cell into a photo of its own]")
         # No type is given for what the screening rejected, as in the app.
         kind, conf = ("-", "-") if r.not_wbc else (r.label, f"{r.confidence:.3f}")
         print(f"{name:{width}s}  {kind:11s}  {conf:>10s}  {note}")

@@ -165,6 +165,7 @@ class Prediction:
     white_matched: bool = False  # the network saw it with its white matched to the data set's (Predictor.match_white)
     clipped: float = 0.0  # share of the photo's lit pixels pure white (screening.clipped_share)
     screened: bool = True  # False where no screening ran (wbc evaluate): white_balanced and overexposed read blank
+    cell: tuple[int, int] | None = None  # (x, y) px in the photo of the cell cropped and typed
     other_cell: tuple[int, int] | None = None  # (x, y) px in the photo of a second white cell, which was not typed
 
     @property
@@ -297,7 +298,7 @@ class Predictor:
         # look, its second: measured once.
         white = field_white(field) if self.match_white else None
         x, matched = self.with_gains(x, input_gains(field, white) if self.match_white else None)
-        return x, replace(screen(field, loc, white), white_matched=matched)
+        return x, replace(screen(field, loc, white), white_matched=matched, cell=(loc.cy, loc.cx))
 
     def with_gains(self, x: np.ndarray, gains: np.ndarray | None) -> tuple[np.ndarray, bool]:
         """The prepared input x (h, w, 3) as the network sees it, and whether it was changed: scaled by
@@ -312,7 +313,8 @@ class Predictor:
                           needs_review=float(probs[k]) < self.review_threshold, not_wbc=screening.reason,
                           reduced_by=screening.reduced_by, white_balanced=screening.white_balanced,
                           white_matched=screening.white_matched,
-                          clipped=screening.clipped, other_cell=photo_xy(screening.other_cell, screening.reduced_by))
+                          clipped=screening.clipped, cell=photo_xy(screening.cell, screening.reduced_by),
+                          other_cell=photo_xy(screening.other_cell, screening.reduced_by))
 
     def predict_sources(
         self, items: Sequence[tuple[str, str | Path | bytes]], tta: bool = True, cam: bool = False
@@ -386,7 +388,7 @@ def predictions_csv(preds: Sequence[Prediction]) -> str:
     w = csv.writer(out)
     w.writerow(["file", "class", "confidence", *[f"p_{c.lower()}" for c in CLASSES], "needs_review",
                 "not_white_cell", "error", "shrunk_by", "white_balanced", "white_matched", "overexposed",
-                "other_cell_x", "other_cell_y", "verdict"])
+                "cell_x", "cell_y", "other_cell_x", "other_cell_y", "verdict"])
     yes_no = {True: "yes", False: "no"}
     for p in preds:
         probs = [f"{v:.6f}" for v in p.probs] if p.probs else [""] * len(CLASSES)
@@ -400,7 +402,8 @@ def predictions_csv(preds: Sequence[Prediction]) -> str:
         w.writerow([p.file, p.label if typed else "", conf, *probs, *flags, p.error, f"{p.reduced_by:.2f}" if p.label else "",
                     yes_no[p.white_balanced] if screened else "", yes_no[p.white_matched] if p.label else "",
                     yes_no[p.overexposed] if screened else "",
-                    *(p.other_cell if p.other_cell and typed else ("", "")), p.verdict])
+                    *(p.cell if p.cell and typed else ("", "")), *(p.other_cell if p.other_cell and typed else ("", "")),
+                    p.verdict])
     return out.getvalue()
 
 

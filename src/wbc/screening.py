@@ -60,6 +60,7 @@ class Screening:
     clipped: float = 0.0  # share of the field's lit pixels white in every channel: clipped highlights
     white_matched: bool = False  # the network saw the crop with the field's white matched to the data set's
     other_cell: tuple[float, float] | None = None  # (y, x) in the searched field's px of a second white cell's nucleus
+    cell: tuple[float, float] | None = None  # (y, x) in the searched field's px of the cell cropped and typed
 
     @property
     def overexposed(self) -> bool:

@@ -137,8 +137,9 @@ def other_cell_warning(p: Prediction) -> str:
     if p.other_cell is None or p.not_wbc:
         return ""
     x, y = p.other_cell
+    typed = f", the one at x={p.cell[0]}, y={p.cell[1]} px" if p.cell else ""
     return (f"Another white cell: the photo shows a second stained nucleus at x={x}, y={y} px (from its top "
-            "left), which was neither typed nor counted; the type here is of the cell in the crop beside. "
+            f"left), which was neither typed nor counted; the type here is of the cell in the crop beside{typed}. "
             "Crop each cell into a photo of its own and upload both.")
 
 
