@@ -83,10 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         field, loc = locate_at_data_scale(rgb)
         sc = scr.screen(field, loc)
         out: dict[int, tuple[float, float] | None] = {}
-        for floor in floors:
-            scr.OTHER_NUCLEUS_PX = floor
-            out[floor] = scr.other_cell(field, loc) if sc.is_cell else None
-        scr.OTHER_NUCLEUS_PX = shipped
+        for floor in floors:  # on the field as photographed: for one that passes only on the screening's
+            # second look, the shipped search reads the balanced field (no count here differed)
+            out[floor] = scr.other_cell(field, loc, floor) if sc.is_cell else None
         return out, loc
 
     def kind(f: int) -> str:
@@ -151,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                 field, loc = locate_at_data_scale(shift(rgb))
                 sc = scr.screen(field, loc)
                 n_cell += sc.is_cell
-                n_warned += sc.other_cell is not None
+                n_warned += sc.other_cell_yx is not None
             print(f"| {name} | {n_warned} ({100 * n_warned / len(rgbs):.1f}%) | {n_cell} |")
     if args.sheet:
         save_sheet(sheet, args.sheet, field_name)

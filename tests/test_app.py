@@ -413,24 +413,27 @@ class TestOtherCell:
     TWO = FIXTURES / "two-white-cells.jpeg"  # BloodImage_00010 halved: BCCD boxes two white cells
 
     @staticmethod
-    def field(nuclei: list[tuple[int, int, int]]) -> np.ndarray:
-        """A 320 x 240 field of pale background and red-cell tone with purple discs (y, x, radius px)."""
+    def field(nuclei: list[tuple[int, int, int]], hole: int = 0) -> np.ndarray:
+        """A 320 x 240 field of pale background with purple discs (y, x, radius px), the first a ring
+        round a hole of `hole` px radius."""
         rgb = np.full((240, 320, 3), (225, 205, 215), np.uint8)
         ys, xs = np.mgrid[:240, :320]
-        for y, x, r in nuclei:
-            rgb[np.hypot(ys - y, xs - x) <= r] = (90, 40, 190)
+        for i, (y, x, r) in enumerate(nuclei):
+            d = np.hypot(ys - y, xs - x)
+            rgb[(d <= r) & (d >= (hole if i == 0 else 0))] = (90, 40, 190)
         return rgb
 
     def test_two_cell_photo_points_at_the_other_box(self) -> None:
+        """The two-cell fixture: the typed cell in one of BCCD's boxes, the other cell's place in the other."""
         from wbc.imaging import load_image, locate_at_data_scale
         from wbc.screening import screen
 
         field, loc = locate_at_data_scale(load_image(self.TWO))
         sc = screen(field, loc)
-        assert sc.is_cell and sc.other_cell is not None
+        assert sc.is_cell and sc.other_cell_yx is not None
         # BCCD's boxes, halved: the typed cell in one, the other point in the other
         assert 11 <= loc.cx <= 102 and 114 <= loc.cy <= 210
-        y, x = sc.other_cell
+        y, x = sc.other_cell_yx
         assert 119 <= x <= 255 and 126 <= y <= 235
 
     def test_one_cell_photos_warn_of_none(self, predictor: Predictor) -> None:
@@ -450,6 +453,7 @@ class TestOtherCell:
         ([(120, 80, 22), (120, 112, 12)], False),  # a lobe 10 px apart: one mass on the blurred map
     ])
     def test_what_counts_as_another_cell(self, nuclei: list[tuple[int, int, int]], warned: bool) -> None:
+        """Separate masses warn; lobes of one nucleus and specks do not."""
         from wbc.imaging import locate_cell
         from wbc.screening import other_cell
 
@@ -469,7 +473,7 @@ class TestOtherCell:
         big = encode(img.resize((img.width * 2, img.height * 2)))
         small, large = (r.prediction for r in logic.analyse_uploads(predictor, [("a.png", encode(img)), ("b.png", big)]))
         field, loc = locate_at_data_scale(load_image(self.TWO))
-        y, x = screen(field, loc).other_cell
+        y, x = screen(field, loc).other_cell_yx
         assert small.other_cell == (round(x), round(y)) and small.cell == (round(loc.cx), round(loc.cy))
         # Shrunk by sqrt(2), not 2, the field is searched at another scale and the centroids move a little;
         # left in the shrunk field's px they would be 30% short (about 60 px at the other cell)
@@ -477,7 +481,24 @@ class TestOtherCell:
         assert large.other_cell == pytest.approx((2 * x, 2 * y), abs=20)
         assert large.cell == pytest.approx((2 * loc.cx, 2 * loc.cy), abs=20)
 
+    @pytest.mark.parametrize("hole", [18, 20, 22])
+    def test_ring_nucleus_is_one_cell(self, hole: int) -> None:
+        """A ring-shaped nucleus, whose centroid lies in its unstained hole, is the typed cell itself, not
+        a second one (seeded at the centroid, its own mass was reported as another cell)."""
+        from wbc.imaging import locate_cell
+        from wbc.screening import other_cell
+
+        rgb = self.field([(120, 160, 30)], hole=hole)
+        loc = locate_cell(rgb)
+        assert np.hypot(loc.cy - 120, loc.cx - 160) < 3  # the centroid: in the hole
+        assert other_cell(rgb, loc) is None
+        # beside a solid nucleus, which peaks higher and is typed, the ring is the other cell
+        rgb = self.field([(120, 100, 30), (120, 250, 22)], hole=hole)
+        assert locate_cell(rgb).cx == pytest.approx(250, abs=2)
+        assert other_cell(rgb, locate_cell(rgb)) == pytest.approx((120, 100), abs=2)
+
     def test_warning_and_row_say_it(self, predictor: Predictor) -> None:
+        """The app's warning names both places; the review table's verdict says a cell was not counted."""
         two, one = logic.analyse_uploads(predictor, [("two.jpeg", self.TWO.read_bytes()), ("eos.jpeg", EOS.read_bytes())])
         x, y = two.prediction.other_cell
         text = logic.other_cell_warning(two.prediction)
@@ -721,6 +742,10 @@ class TestPage:
         warnings = [w.value for w in at.warning if w.value.startswith("Another white cell: ")]
         assert len(warnings) == 1 and "neither typed nor counted" in warnings[0]
         assert at.dataframe[0].value["verdict"].tolist()[0].endswith("(another white cell in the photo, not counted)")
+        assert [w.value for w in at.warning if w.value.startswith("1 photo(s) show a second white cell that is not "
+                                                                    "counted")]
+        at.file_uploader[0].set_value([("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
+        assert not [w.value for w in at.warning if "second white cell" in w.value or "Another white" in w.value]
 
     def test_samples_make_a_differential(self) -> None:
         """The built-in samples give eight results, a review table and a differential of eight cells."""

@@ -29,14 +29,24 @@ class TestHelp:
         assert e.value.code == 0
         assert "usage: wbc" in capsys.readouterr().out
 
-    def test_predict_help_gives_the_exit_statuses(self, capsys: pytest.CaptureFixture[str]) -> None:
-        """A script needs to know what 1 means against 2; every status cmd_predict and main return is named."""
+    def test_predict_help_gives_the_exit_statuses(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A script needs to know what 1 means against 2: the help names each status, and the cases it
+        names give it."""
         with pytest.raises(SystemExit):
             main(["predict", "--help"])
         text = " ".join(capsys.readouterr().out.split())
-        for status in ("exit status: 0 every file was read", "; 1 some file could not be used", "; 2 a usage error",
+        for status in ("exit status: 0 every file was read", "; 1 some file could not be used, a path names no image",
+                       "; 2 a usage error, no path naming an image at all, a bad model or a CSV that cannot be written",
                        "; 130 interrupted", "; 141 the reader"):
             assert status in text, status
+        missing = str(tmp_path / "missing.jpeg")
+        (tmp_path / "broken.png").write_bytes(b"not a png")
+        assert main(["predict", str(EOS_FILE), "--quiet"]) == 0
+        assert main(["predict", str(EOS_FILE), missing, "--quiet"]) == 1
+        assert main(["predict", str(EOS_FILE), str(tmp_path / "broken.png"), "--quiet"]) == 1
+        assert main(["predict", missing, "--quiet"]) == 2
+        assert main(["predict", str(EOS_FILE), "--model", str(tmp_path), "--quiet"]) == 2
+        assert main(["predict", str(EOS_FILE), "--csv", str(EOS_FILE), "--quiet"]) == 2
 
     def test_no_verb(self, capsys: pytest.CaptureFixture[str]) -> None:
         """No verb is a usage error, not a traceback."""
@@ -392,6 +402,11 @@ class TestPredictCli:
         for name, level in (("white.png", 255), ("black.png", 0)):  # blank: no colour either, but not grayscale
             Image.new("RGB", (320, 240), (level,) * 3).save(tmp_path / name)
         src.convert("1").save(tmp_path / "bilevel.png")  # black and white dots: a picture without colour
+        # a blank white field rotated, its corners black fill, and one in a black frame: blank, not a picture
+        Image.new("RGB", (320, 240), (255,) * 3).rotate(20).save(tmp_path / "white-rotated.png")
+        framed = np.zeros((240, 320, 3), np.uint8)
+        framed[4:-4, 4:-4] = 255
+        Image.fromarray(framed).save(tmp_path / "white-framed.png")
         Image.fromarray((np.asarray(src, dtype=np.float64) * 0.5).round().astype(np.uint8)).save(tmp_path / "dark.png")
         table = tmp_path.parent / f"{tmp_path.name}.csv"
         assert main(["predict", str(tmp_path), "--quiet", "--csv", str(table)]) == 0
@@ -412,7 +427,7 @@ class TestPredictCli:
             assert f"only {side}x{side} px: too small or too tight a crop" in rows[f"crop{side}.png"]
         for name in ("colour.png", "crop96.png"):
             assert rows[name].split()[1] == "EOSINOPHIL" and "not a white" not in rows[name], rows[name]
-        for name in ("white.png", "black.png"):
+        for name in ("white.png", "black.png", "white-rotated.png", "white-framed.png"):
             assert "not a white blood cell: no stained nucleus found" in rows[name], rows[name]
         # half the light: beyond what the white matching undoes, and the reason says so
         assert "the photo is much darker than the training images (its white at 49% of theirs): take it with more " \

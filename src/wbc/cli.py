@@ -292,7 +292,7 @@ def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from wbc.predict import NOT_READ, Prediction, Predictor, write_predictions_csv
+    from wbc.predict import CROP_EACH, NOT_READ, Prediction, Predictor, write_predictions_csv
 
     entries, repeats, others, unfollowed = _predict_inputs(args.paths)
     paths = [e for e in entries if isinstance(e, Path)]
@@ -339,10 +339,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             note += f" [colours unlike the training images': {' and '.join(matched)} with the white matched]"
         if r.overexposed:
             note += f" [overexposed: {100 * r.clipped:.0f}% of the lit pixels white (clipped); such photos are read poorly]"
-        if r.other_cell and not r.not_wbc:
+        if r.other_cell:  # set only where the screening took the photo for a white cell
             typed = f"typed the cell at x={r.cell[0]}, y={r.cell[1]}; " if r.cell else ""
-            note += (f" [{typed}another white cell at x={r.other_cell[0]}, y={r.other_cell[1]} px, not typed: crop "
-                     "each cell into a photo of its own]")
+            note += f" [{typed}another white cell at x={r.other_cell[0]}, y={r.other_cell[1]} px, not typed: {CROP_EACH}]"
         # No type is given for what the screening rejected, as in the app.
         kind, conf = ("-", "-") if r.not_wbc else (r.label, f"{r.confidence:.3f}")
         print(f"{name:{width}s}  {kind:11s}  {conf:>10s}  {note}")
@@ -635,8 +634,8 @@ def build_parser() -> argparse.ArgumentParser:
         "predict", help="classify image files or folders with ONNX Runtime",
         epilog="exit status: 0 every file was read (those called not a white cell included); 1 some file could "
                "not be used, a path names no image, or a link or folder in a folder could not be followed (each "
-               "has its row, and the rest are classified); 2 a usage error, a bad model or a CSV that cannot be "
-               "written; 130 interrupted (the files read are reported); 141 the reader of the "
+               "has its row, and the rest are classified); 2 a usage error, no path naming an image at all, a bad "
+               "model or a CSV that cannot be written; 130 interrupted (the files read are reported); 141 the reader of the "
                "output went away")
     pr.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
     pr.add_argument("--model", help="model folder or .onnx (default: WBC_MODEL, else the shipped model)")

@@ -89,7 +89,10 @@ class CellLocation:
     stained_fraction: float  # share of the image whose (blue - green) exceeds STAIN_LEVEL
     extent: float = 0.0  # px: sqrt of the stained area in the (2 EXTENT_RADIUS)^2 square around (cy, cx)
     reduced_by: float = 1.0  # the field was shrunk by this factor before it was searched
-    # The field's `coarse_stain`, kept for the screening's search for a second cell (None: not kept).
+    # Kept for the screening's search for a second cell (None: not kept): where the blurred stain peaks,
+    # (y, x) px, which lies on the nucleus where its centroid (cy, cx) may not (a ring), and the field's
+    # `coarse_stain`.
+    peak_yx: tuple[int, int] | None = None
     coarse: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
@@ -332,7 +335,7 @@ def locate_cell(rgb: np.ndarray) -> CellLocation:
     # data set's files (cells at its edges) above EXTENT_MAX.
     extent = float(np.sqrt(np.count_nonzero(stained[max(0, iy - r) : iy + r, max(0, ix - r) : ix + r])))
     return CellLocation(cy=cy, cx=cx, peak=peak, stained_fraction=float(np.count_nonzero(stained) / stained.size),
-                        extent=extent, coarse=coarse)
+                        extent=extent, peak_yx=(py, px), coarse=coarse)
 
 
 def locate_at_data_scale(rgb: np.ndarray) -> tuple[np.ndarray, CellLocation]:

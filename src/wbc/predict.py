@@ -29,6 +29,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "models" / "default"
 BATCH = 64
 NOT_READ = "not read: the run was interrupted first"  # the error of a file `wbc predict` was stopped before
+CROP_EACH = "crop each cell into a photo of its own"  # what to do with a photo of two white cells
 
 
 def sha256_file(path: str | Path) -> str:
@@ -298,7 +299,7 @@ class Predictor:
         # look, its second: measured once.
         white = field_white(field) if self.match_white else None
         x, matched = self.with_gains(x, input_gains(field, white) if self.match_white else None)
-        return x, replace(screen(field, loc, white), white_matched=matched, cell=(loc.cy, loc.cx))
+        return x, replace(screen(field, loc, white), white_matched=matched, cell_yx=(loc.cy, loc.cx))
 
     def with_gains(self, x: np.ndarray, gains: np.ndarray | None) -> tuple[np.ndarray, bool]:
         """The prepared input x (h, w, 3) as the network sees it, and whether it was changed: scaled by
@@ -313,8 +314,8 @@ class Predictor:
                           needs_review=float(probs[k]) < self.review_threshold, not_wbc=screening.reason,
                           reduced_by=screening.reduced_by, white_balanced=screening.white_balanced,
                           white_matched=screening.white_matched,
-                          clipped=screening.clipped, cell=photo_xy(screening.cell, screening.reduced_by),
-                          other_cell=photo_xy(screening.other_cell, screening.reduced_by))
+                          clipped=screening.clipped, cell=photo_xy(screening.cell_yx, screening.reduced_by),
+                          other_cell=photo_xy(screening.other_cell_yx, screening.reduced_by))
 
     def predict_sources(
         self, items: Sequence[tuple[str, str | Path | bytes]], tta: bool = True, cam: bool = False

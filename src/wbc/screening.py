@@ -17,10 +17,10 @@ import numpy as np
 from PIL import Image
 
 from wbc.imaging import (
+    COARSE_REDUCE,
     DATA_WHITE,
     LIT_MIN,
     STAIN_LEVEL,
-    COARSE_REDUCE,
     CellLocation,
     brightest_channel,
     coarse_stain,
@@ -59,8 +59,8 @@ class Screening:
     white_balanced: bool = False  # it passed only once the field's white was matched to the data set's
     clipped: float = 0.0  # share of the field's lit pixels white in every channel: clipped highlights
     white_matched: bool = False  # the network saw the crop with the field's white matched to the data set's
-    other_cell: tuple[float, float] | None = None  # (y, x) in the searched field's px of a second white cell's nucleus
-    cell: tuple[float, float] | None = None  # (y, x) in the searched field's px of the cell cropped and typed
+    other_cell_yx: tuple[float, float] | None = None  # in the searched field's px: a second white cell's nucleus
+    cell_yx: tuple[float, float] | None = None  # in the searched field's px: the cell cropped and typed
 
     @property
     def overexposed(self) -> bool:
@@ -234,11 +234,11 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None) 
 
 # A second white cell: a stained mass apart from the typed cell's (the coarse blurred stain map falls
 # below OTHER_LEVEL between them, which the lobes of one nucleus never do), peaking at PEAK_MIN or more,
-# with OTHER_NUCLEUS_PX stained px or more, at the data set's magnification. The floor is the smallest that warns on at most 1% of TRAIN's files from fields
-# BCCD marks one white cell in (0.99%) and 3% of those fields' originals (1.2%); each of those warnings
-# points at a real second cell the boxes leave out, mostly a piece cut by the edge. It finds 11 of 14
-# two-cell originals' second cells (not cells that touch) and warns on none of TEST's 622 files
-# (benchmarks/other_cells.py).
+# with OTHER_NUCLEUS_PX stained px or more, at the data set's magnification. The floor is the smallest
+# that warns on at most 1% of TRAIN's files from fields BCCD boxes one white cell in (0.99%) and 3% of
+# those fields' originals (1.2%); each of those warnings points at a real second cell the boxes leave
+# out, mostly a piece cut by the edge. It finds 11 of 14 two-cell originals' second cells (not cells
+# that touch) and warns on none of TEST's 622 files (benchmarks/other_cells.py).
 OTHER_LEVEL = 40
 OTHER_NUCLEUS_PX = 400
 OTHER_TRIES = 3  # stained masses looked at, strongest first, before the search gives up
@@ -261,15 +261,20 @@ def _grown(seed: np.ndarray, within: np.ndarray) -> np.ndarray:
         comp, g = g, comp
 
 
-def other_cell(rgb: np.ndarray, loc: CellLocation) -> tuple[float, float] | None:
+def other_cell(rgb: np.ndarray, loc: CellLocation, floor: int | None = None) -> tuple[float, float] | None:
     """(y, x) in `rgb`'s px of the nucleus of a second white cell in the field (H, W, 3) at the data
-    set's magnification, whose typed cell is at `loc`; None where there is none."""
-    coarse = coarse_stain(stain_map(rgb)) if loc.coarse is None else loc.coarse
-    masses = coarse >= OTHER_LEVEL
+    set's magnification, whose typed cell is at `loc` (found in this very field); None where there is
+    none. `floor`: stained px a second mass needs (default OTHER_NUCLEUS_PX)."""
+    floor = OTHER_NUCLEUS_PX if floor is None else floor
     f = COARSE_REDUCE
+    h, w = rgb.shape[:2]
+    kept = loc.coarse is not None and loc.coarse.shape == (-(-h // f), -(-w // f))
+    coarse = loc.coarse if kept else coarse_stain(stain_map(rgb))
+    masses = coarse >= OTHER_LEVEL
     seed = np.zeros_like(masses)
-    iy, ix = min(int(loc.cy) // f, seed.shape[0] - 1), min(int(loc.cx) // f, seed.shape[1] - 1)
-    seed[max(0, iy - 1) : iy + 2, max(0, ix - 1) : ix + 2] = True  # the coarse cells round the typed cell's centre
+    y, x = loc.peak_yx or (int(loc.cy), int(loc.cx))
+    iy, ix = min(y // f, seed.shape[0] - 1), min(x // f, seed.shape[1] - 1)
+    seed[max(0, iy - 1) : iy + 2, max(0, ix - 1) : ix + 2] = True  # the coarse cells round the typed cell's peak
     left = masses & ~_grown(seed, masses)  # all but the typed cell's mass
     s = None
     for _ in range(OTHER_TRIES):
@@ -283,7 +288,7 @@ def other_cell(rgb: np.ndarray, loc: CellLocation) -> tuple[float, float] | None
         left &= ~mass
         s = stain_map(rgb) if s is None else s
         full = mass.repeat(f, 0).repeat(f, 1)[: s.shape[0], : s.shape[1]] & (s > STAIN_LEVEL)
-        if np.count_nonzero(full) >= OTHER_NUCLEUS_PX:
+        if np.count_nonzero(full) >= floor:
             py, px = np.nonzero(full)
             return float(py.mean()), float(px.mean())
     return None
@@ -307,9 +312,12 @@ def _unfit(rgb: np.ndarray, reduced_by: float = 1.0) -> str:
     if shown.mean() >= 0.05 and int((brightest - darkest)[shown].max()) <= GRAY_SPREAD_MAX:
         return "a grayscale photo: the stain's colours, which show a white cell and its type, are missing"
     # Black and white only (a 1-bit scan or a thresholded mask): nothing is shown between them, but it is
-    # a picture, not a blank field.
-    if (int((brightest - darkest).max()) <= GRAY_SPREAD_MAX and (brightest < LIT_MIN).mean() >= 0.01
-            and (darkest >= WHITE_LEVEL).mean() >= 0.01):
+    # a picture, not a blank field. Both must be in the middle of the photo: a blank field's black is
+    # fill at its corners or a frame (a rotated view's, or a scanner's).
+    h2, w2 = brightest.shape
+    mid = (slice(h2 // 4, h2 - h2 // 4), slice(w2 // 4, w2 - w2 // 4))
+    if (int((brightest - darkest).max()) <= GRAY_SPREAD_MAX and (brightest[mid] < LIT_MIN).mean() >= 0.01
+            and (darkest[mid] >= WHITE_LEVEL).mean() >= 0.01):
         return "a black-and-white picture: the stain's colours, which show a white cell and its type, are missing"
     return ""
 
@@ -331,4 +339,4 @@ def _checks(rgb: np.ndarray, loc: CellLocation) -> Screening:
         elif sharp < SHARPNESS_MIN:
             reason = "out of focus: too blurred to judge the cell"
     return Screening(is_cell=not reason, reason=reason, peak=loc.peak, nucleus_px=nucleus_px, sharpness=sharp,
-                     reduced_by=loc.reduced_by, other_cell=None if reason else other_cell(rgb, loc))
+                     reduced_by=loc.reduced_by, other_cell_yx=None if reason else other_cell(rgb, loc))

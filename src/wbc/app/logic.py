@@ -15,7 +15,7 @@ from PIL import Image
 
 from wbc.differential import differential, differential_note  # noqa: F401 (the page reads them from here)
 from wbc.info import CLASS_INDEX, CLASSES, cell_type
-from wbc.predict import Prediction, Predictor
+from wbc.predict import CROP_EACH, Prediction, Predictor
 
 MAX_UPLOAD_MB = 20  # also Streamlit's server.maxUploadSize, set by `wbc app`
 SAMPLES_DIR = Path(__file__).parent / "samples"
@@ -133,14 +133,23 @@ def overexposure_warning(p: Prediction) -> str:
 
 def other_cell_warning(p: Prediction) -> str:
     """What the page says when the photo shows a second white cell, which was neither typed nor counted
-    (empty when it shows one)."""
-    if p.other_cell is None or p.not_wbc:
+    (empty when it shows none; the screening looks for one only in a photo it takes for a white cell)."""
+    if p.other_cell is None:
         return ""
     x, y = p.other_cell
     typed = f", the one at x={p.cell[0]}, y={p.cell[1]} px" if p.cell else ""
     return (f"Another white cell: the photo shows a second stained nucleus at x={x}, y={y} px (from its top "
             f"left), which was neither typed nor counted; the type here is of the cell in the crop beside{typed}. "
-            "Crop each cell into a photo of its own and upload both.")
+            f"{CROP_EACH.capitalize()} and upload both.")
+
+
+def uncounted_note(results: Sequence[CellResult]) -> str:
+    """Under the differential: how many photos hold a second white cell that no row counts (empty for none)."""
+    n = sum(r.prediction is not None and r.prediction.other_cell is not None for r in results)
+    if not n:
+        return ""
+    return (f"{n} photo(s) show a second white cell that is not counted (each is marked in its verdict): "
+            f"{CROP_EACH} and upload them, to count every cell.")
 
 
 NOT_A_WBC = "Not a white blood cell"  # the heading of an image the screening flags
@@ -195,7 +204,7 @@ def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
             "predicted": "" if p.not_wbc else p.label,
             "confidence": None if p.not_wbc else round(p.confidence, 3),
             "verdict": p.verdict + (f": {p.not_wbc}" if p.not_wbc else " (overexposed)" if p.overexposed else "")
-            + (" (another white cell in the photo, not counted)" if p.other_cell and not p.not_wbc else ""),
+            + (" (another white cell in the photo, not counted)" if p.other_cell else ""),
             "reviewed": EXCLUDED if p.not_wbc else p.label,
         }
         if keys:

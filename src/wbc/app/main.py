@@ -11,7 +11,7 @@ import streamlit as st
 from wbc.app import logic
 from wbc.errors import WbcError
 from wbc.info import CLASSES, IMAGE_SUFFIXES, cell_type
-from wbc.predict import Predictor
+from wbc.predict import CROP_EACH, Predictor
 from wbc.screening import OVEREXPOSED_SHARE
 
 st.set_page_config(page_title="wbc - white blood cell classifier", page_icon="🩸", layout="centered")
@@ -90,7 +90,7 @@ with model_tab:
         "less well; it is marked "
         "*needs review* whatever the confidence.\n"
         "- It types one white cell a photo, the most strongly stained. Where it sees a second, it warns and "
-        "leaves that one uncounted: crop each cell into a photo of its own.\n"
+        f"leaves that one uncounted: {CROP_EACH}.\n"
         "- A second opinion for learning and checking, **not a diagnosis**."
     )
     st.caption(f"Model {card.get('name')} · {card.get('parameters', 0):,} parameters · "
@@ -207,5 +207,7 @@ with classify_tab:
         n = sum(1 for lab in reviewed if lab in CLASSES)
         st.dataframe(diff, hide_index=True)
         st.caption(logic.differential_note(n))
+        if uncounted := logic.uncounted_note(results):
+            st.warning(uncounted)
         st.download_button("Download the table (CSV)", logic.table_csv(edited.to_dict("records"), bad),
                            file_name="wbc-differential.csv", mime="text/csv")
