@@ -21,6 +21,7 @@ import argparse
 import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     import wbc.screening as scr
+    from wbc.imaging import CellLocation, scale_channels
+    from wbc.screening import Screening, field_white, input_gains
     from wbc.cli import whole_number
     from wbc.data import find_images_root, list_split
     from wbc.imaging import load_image, locate_at_data_scale
@@ -79,12 +82,20 @@ def main(argv: list[str] | None = None) -> int:
             fields.append((int(xml.stem.split("_")[-1]), photo, wbc_boxes(xml)))
     n_boxes = {f: len(b) for f, _, b in fields}
 
-    def warned(rgb: np.ndarray) -> tuple[dict[int, tuple[float, float] | None], object]:
+    def screened(rgb: np.ndarray) -> tuple[np.ndarray, CellLocation, Screening, np.ndarray | None]:
+        """What `Predictor.analyse` does with a photo under the shipped card, which matches white."""
         field, loc = locate_at_data_scale(rgb)
-        sc = scr.screen(field, loc)
-        out: dict[int, tuple[float, float] | None] = {}
-        for floor in floors:  # on the field as photographed: for one that passes only on the screening's
-            # second look, the shipped search reads the balanced field (no count here differed)
+        white = field_white(field)
+        gains = input_gains(field, white)
+        return field, loc, scr.screen(field, loc, white, gains), gains
+
+    def warned(rgb: np.ndarray) -> tuple[dict[int, tuple[float, float, bool] | None], CellLocation]:
+        field, loc, sc, gains = screened(rgb)
+        if gains is not None:  # the search reads the field in the colours the network sees
+            field, loc = scale_channels(field, gains), replace(loc, coarse=None)
+        out: dict[int, tuple[float, float, bool] | None] = {}
+        for floor in floors:  # for a field that passes only on the screening's second look, the shipped
+            # search reads the balanced field; here the field as above (no count here differed)
             out[floor] = scr.other_cell(field, loc, floor) if sc.is_cell else None
         return out, loc
 
@@ -105,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             if other is None:
                 continue
             photo_rows[(kind(f), where, floor)] += 1
-            if len(boxes) > 1 and boxes_at(boxes, *other) - boxes_at(boxes, loc.cy, loc.cx):  # type: ignore[attr-defined]
+            if len(boxes) > 1 and boxes_at(boxes, *other[:2]) - boxes_at(boxes, loc.cy, loc.cx):
                 photo_hits[(where, floor)] += 1
             if floor == shipped and len(boxes) == 1:
                 sheet.append((f, rgb, loc, other, boxes))
@@ -141,17 +152,30 @@ def main(argv: list[str] | None = None) -> int:
         chosen = [(split, p) for split in files for p in (s.path for s in list_split(root, split)[:: args.shifts_every])
                   if kind(source_field(split, p.parent.name, p.name) or -1) == "one box"]
         rgbs = [load_image(p) for _, p in chosen]
-        print(f"\nUnder other labs' shifts: every {args.shifts_every}th TRAIN and TEST file from a one-box field "
-              f"({len(rgbs)}), warned at {shipped}\n")
-        print("| shift | warned | of the files screened as a white cell |\n|---|---|---|")
+        pairs = [(np.asarray(Image.fromarray(load_image(photo)).resize(HALF, Image.BILINEAR)), boxes)
+                 for _, photo, boxes in fields if len(boxes) > 1]
+        print(f"\nUnder other labs' shifts, warned at {shipped}: every {args.shifts_every}th TRAIN and TEST file "
+              f"from a one-box field ({len(rgbs)}), and the two-box originals, halved ({len(pairs)}), whose other "
+              "box is found\n")
+        print("| shift | one-box files warned | of them screened as a white cell | two-box photos: other box found |")
+        print("|---|---|---|---|")
         for name, shift in {"clean": lambda x: x, **SHIFTS, **EXTRA_SHIFTS}.items():
             n_cell = n_warned = 0
             for rgb in rgbs:
-                field, loc = locate_at_data_scale(shift(rgb))
-                sc = scr.screen(field, loc)
+                sc = screened(shift(rgb))[2]
                 n_cell += sc.is_cell
                 n_warned += sc.other_cell_yx is not None
-            print(f"| {name} | {n_warned} ({100 * n_warned / len(rgbs):.1f}%) | {n_cell} |")
+            found = 0
+            for rgb, boxes in pairs:
+                # the shifts keep the field's size and place, except scale, framing and magnification:
+                # only those that keep the 320 x 240 frame are scored against the boxes
+                shifted = shift(rgb)
+                _, loc, sc, _ = screened(shifted)
+                if shifted.shape == rgb.shape and loc.reduced_by == 1 and sc.other_cell_yx is not None:
+                    found += bool(boxes_at(boxes, *sc.other_cell_yx) - boxes_at(boxes, loc.cy, loc.cx))
+            same_frame = shift(pairs[0][0]).shape == pairs[0][0].shape and screened(shift(pairs[0][0]))[1].reduced_by == 1
+            print(f"| {name} | {n_warned} ({100 * n_warned / len(rgbs):.1f}%) | {n_cell} | "
+                  f"{found if same_frame else '-'} |")
     if args.sheet:
         save_sheet(sheet, args.sheet, field_name)
         print(f"\nwrote {args.sheet} ({len(sheet)} one-box fields warned at {shipped})")

@@ -461,7 +461,7 @@ class TestOtherCell:
         found = other_cell(rgb, locate_cell(rgb))
         assert (found is not None) == warned
         if warned:
-            assert found == pytest.approx((120, 240), abs=2)
+            assert found[:2] == pytest.approx((120, 240), abs=2) and found[2] is False  # no larger than the typed
 
     def test_place_is_in_the_photos_pixels(self, predictor: Predictor) -> None:
         """A photo at 2x the data set's magnification is shrunk to find its cells; the other cell's place
@@ -495,7 +495,25 @@ class TestOtherCell:
         # beside a solid nucleus, which peaks higher and is typed, the ring is the other cell
         rgb = self.field([(120, 100, 30), (120, 250, 22)], hole=hole)
         assert locate_cell(rgb).cx == pytest.approx(250, abs=2)
-        assert other_cell(rgb, locate_cell(rgb)) == pytest.approx((120, 100), abs=2)
+        assert other_cell(rgb, locate_cell(rgb))[:2] == pytest.approx((120, 100), abs=2)
+
+    def test_typed_piece_smaller_than_the_other_is_marked(self, predictor: Predictor) -> None:
+        """A small, darkly stained mass peaks highest and is typed; a larger, paler nucleus beside it is
+        the other cell, marked larger, and the verdict asks for review however confident the type."""
+        from wbc.imaging import locate_cell
+        from wbc.screening import other_cell
+
+        rgb = np.full((240, 320, 3), (225, 205, 215), np.uint8)
+        ys, xs = np.mgrid[:240, :320]
+        rgb[np.hypot(ys - 200, xs - 20) <= 14] = (60, 0, 230)  # dark, small
+        rgb[np.hypot(ys - 110, xs - 190) <= 30] = (120, 70, 180)  # pale, large
+        loc = locate_cell(rgb)
+        assert np.hypot(loc.cy - 200, loc.cx - 20) < 4
+        y, x, larger = other_cell(rgb, loc)
+        assert (y, x) == pytest.approx((110, 190), abs=2) and larger
+        p = logic.analyse_uploads(predictor, [("piece.png", encode(Image.fromarray(rgb)))])[0].prediction
+        assert not p.not_wbc and p.other_larger and p.verdict == "needs review"
+        assert "larger" in logic.other_cell_warning(p)
 
     def test_warning_and_row_say_it(self, predictor: Predictor) -> None:
         """The app's warning names both places; the review table's verdict says a cell was not counted."""

@@ -292,7 +292,7 @@ def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from wbc.predict import CROP_EACH, NOT_READ, Prediction, Predictor, write_predictions_csv
+    from wbc.predict import NOT_READ, Prediction, Predictor, write_predictions_csv
 
     entries, repeats, others, unfollowed = _predict_inputs(args.paths)
     paths = [e for e in entries if isinstance(e, Path)]
@@ -340,8 +340,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if r.overexposed:
             note += f" [overexposed: {100 * r.clipped:.0f}% of the lit pixels white (clipped); such photos are read poorly]"
         if r.other_cell:  # set only where the screening took the photo for a white cell
-            typed = f"typed the cell at x={r.cell[0]}, y={r.cell[1]}; " if r.cell else ""
-            note += f" [{typed}another white cell at x={r.other_cell[0]}, y={r.other_cell[1]} px, not typed: {CROP_EACH}]"
+            note += f" [{other_cell_note(r)}]"
         # No type is given for what the screening rejected, as in the app.
         kind, conf = ("-", "-") if r.not_wbc else (r.label, f"{r.confidence:.3f}")
         print(f"{name:{width}s}  {kind:11s}  {conf:>10s}  {note}")
@@ -355,12 +354,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                                   (unfollowed, "links or folders not followed"),
                                                   (unread, "not read before the interruption")) if k]
         review = sum(r.verdict == "needs review" for r in counted)
-        two = sum(bool(r.other_cell) for r in counted)
+        two = sum(bool(r.other_cell) for r in counted)  # photos with a second white cell
         print(f"\nDifferential of the {len(counted)} image(s) read as white cells"
               + (f" (left out: {', '.join(left_out)})" if left_out else "")
               + (f"; {review} {'needs' if review == 1 else 'need'} review, so check those before using the count"
                  if review else "")
-              + (f"; {two} {'shows' if two == 1 else 'show'} a second white cell, not counted: crop those" if two else "")
+              + (f"; {two} of them {'shows' if two == 1 else 'show'} a second white cell that is not in the count "
+                 f"(marked in {'its row' if two == 1 else 'their rows'})" if two else "")
               + ":")
         print("\n".join(differential_lines([r.label for r in counted])))
     if args.csv:
@@ -376,6 +376,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"wbc: interrupted: {unread} of {len(paths)} file(s) not read", file=sys.stderr)
         return 130
     return 1 if named_nothing or unfollowed or bad else 0
+
+
+def other_cell_note(r: Prediction) -> str:
+    """A row's words on a second white cell in its photo (positions in the photo's own px)."""
+    from wbc.predict import CROP_EACH
+
+    ox, oy = r.other_cell or (0, 0)
+    at = f"x={r.cell[0]}, y={r.cell[1]} px" if r.cell else "the crop's centre"
+    if r.other_larger:
+        return (f"typed the stained mass at {at}, smaller than another white cell at x={ox}, y={oy} px (it may be "
+                f"a piece of a cell cut by the photo's edge), so it needs review: {CROP_EACH}")
+    return f"typed the cell at {at}; another white cell (at least one) at x={ox}, y={oy} px, not typed: {CROP_EACH}"
 
 
 def cmd_app(args: argparse.Namespace) -> int:

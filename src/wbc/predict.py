@@ -151,7 +151,8 @@ class Prediction:
     `needs_review`: confidence below the card's review threshold. `not_wbc`: why the image does
     not look like a stained white cell (empty when it does); its class is then not to be trusted.
     `overexposed`: the photo's highlights are clipped (screening.OVEREXPOSED_SHARE of it pure white),
-    which the network reads poorly however confident it is; the verdict is then "needs review".
+    which the network reads poorly however confident it is; the verdict is then "needs review", as it
+    is where a second white cell in the photo is larger than what was typed (`other_larger`).
     """
 
     file: str
@@ -168,6 +169,7 @@ class Prediction:
     screened: bool = True  # False where no screening ran (wbc evaluate): white_balanced and overexposed read blank
     cell: tuple[int, int] | None = None  # (x, y) px in the photo of the cell cropped and typed
     other_cell: tuple[int, int] | None = None  # (x, y) px in the photo of a second white cell, which was not typed
+    other_larger: bool = False  # that cell's nucleus is larger than what was typed, perhaps a piece of a cell
 
     @property
     def top2(self) -> list[tuple[str, float]]:
@@ -188,7 +190,7 @@ class Prediction:
             return ""
         if self.not_wbc:
             return "not a white blood cell"
-        return "needs review" if self.needs_review or self.overexposed else "confident"
+        return "needs review" if self.needs_review or self.overexposed or self.other_larger else "confident"
 
 
 def photo_xy(yx: tuple[float, float] | None, reduced_by: float) -> tuple[int, int] | None:
@@ -298,8 +300,9 @@ class Predictor:
         # The field's white serves the matching and, for a field that fails the screening's first
         # look, its second: measured once.
         white = field_white(field) if self.match_white else None
-        x, matched = self.with_gains(x, input_gains(field, white) if self.match_white else None)
-        return x, replace(screen(field, loc, white), white_matched=matched, cell_yx=(loc.cy, loc.cx))
+        gains = input_gains(field, white) if self.match_white else None
+        x, matched = self.with_gains(x, gains)
+        return x, replace(screen(field, loc, white, gains), white_matched=matched, cell_yx=(loc.cy, loc.cx))
 
     def with_gains(self, x: np.ndarray, gains: np.ndarray | None) -> tuple[np.ndarray, bool]:
         """The prepared input x (h, w, 3) as the network sees it, and whether it was changed: scaled by
@@ -315,7 +318,8 @@ class Predictor:
                           reduced_by=screening.reduced_by, white_balanced=screening.white_balanced,
                           white_matched=screening.white_matched,
                           clipped=screening.clipped, cell=photo_xy(screening.cell_yx, screening.reduced_by),
-                          other_cell=photo_xy(screening.other_cell_yx, screening.reduced_by))
+                          other_cell=photo_xy(screening.other_cell_yx, screening.reduced_by),
+                          other_larger=screening.other_larger)
 
     def predict_sources(
         self, items: Sequence[tuple[str, str | Path | bytes]], tta: bool = True, cam: bool = False

@@ -60,6 +60,7 @@ class Screening:
     clipped: float = 0.0  # share of the field's lit pixels white in every channel: clipped highlights
     white_matched: bool = False  # the network saw the crop with the field's white matched to the data set's
     other_cell_yx: tuple[float, float] | None = None  # in the searched field's px: a second white cell's nucleus
+    other_larger: bool = False  # that nucleus holds more stained px than the typed cell's: the typed may be a piece
     cell_yx: tuple[float, float] | None = None  # in the searched field's px: the cell cropped and typed
 
     @property
@@ -202,22 +203,30 @@ def match_data_white(rgb: np.ndarray, gains: np.ndarray | None = None) -> np.nda
     return scale_channels(rgb, white_gains(rgb) if gains is None else gains)
 
 
-def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None) -> Screening:
-    """Decide whether `rgb` (H, W, 3) shows a stained white cell at `loc`.
+def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
+           gains: np.ndarray | None = None) -> Screening:
+    """Decide whether `rgb` (H, W, 3) shows a stained white cell at `loc`, and where a second one is.
 
     A field that fails is looked at once more with its white matched to the data set's: the stain
     thresholds are in the data set's colours, and another camera's white balance or exposure moves
     a nucleus's (blue - green) across them. Red-cell-only fields fail both looks; a field that needs
     gains outside GAIN_RANGE (nearly black, or one hue) gets no second look. `clipped` is measured on
-    the field as given. `white`: `field_white(rgb)` where the caller has it.
+    the field as given. `white`: `field_white(rgb)` where the caller has it. `gains`: the channel
+    gains the network's input is scaled by (`input_gains`, where the model card matches white); the
+    search for a second cell reads the field in those colours, in which the stain thresholds hold
+    (in a warm or dim photo as given, the lobes of one nucleus fall apart).
     """
     unfit = _unfit(rgb, loc.reduced_by)
     if unfit:  # no look at the stain can help: say what is wrong with the photo itself
+        # A black-and-white picture's white is not clipped light: it is not called overexposed.
+        clipped = 0.0 if unfit == BLACK_AND_WHITE else clipped_share(rgb)
         return Screening(is_cell=False, reason=unfit, peak=loc.peak, nucleus_px=0, sharpness=0.0,
-                         reduced_by=loc.reduced_by, clipped=clipped_share(rgb))
+                         reduced_by=loc.reduced_by, clipped=clipped)
     first = replace(_checks(rgb, loc), clipped=clipped_share(rgb))
     if first.is_cell:
-        return first
+        if gains is None:
+            return _with_other_cell(first, rgb, loc)
+        return _with_other_cell(first, scale_channels(rgb, gains), replace(loc, coarse=None))
     gains = _gains_to_data_white(field_white(rgb) if white is None else white)
     if not gains_allowed(gains):
         if gains.min() > 1 and gains.max() > GAIN_RANGE[1]:  # every channel dark, beyond what the second look undoes
@@ -229,7 +238,18 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None) 
     if np.hypot(again.cy - loc.cy, again.cx - loc.cx) > SECOND_LOOK_MAX_MOVE:
         return first
     second = _checks(balanced, replace(again, reduced_by=loc.reduced_by))
-    return replace(second, white_balanced=True, clipped=first.clipped) if second.is_cell else first
+    if not second.is_cell:
+        return first
+    return _with_other_cell(replace(second, white_balanced=True, clipped=first.clipped), balanced, again)
+
+
+def _with_other_cell(sc: Screening, rgb: np.ndarray, loc: CellLocation) -> Screening:
+    """`sc` of a white cell with the search for a second one in `rgb`, the field in the colours to read."""
+    found = other_cell(rgb, loc)
+    if found is None:
+        return sc
+    y, x, larger = found
+    return replace(sc, other_cell_yx=(y, x), other_larger=larger)
 
 
 # A second white cell: a stained mass apart from the typed cell's (the coarse blurred stain map falls
@@ -261,10 +281,11 @@ def _grown(seed: np.ndarray, within: np.ndarray) -> np.ndarray:
         comp, g = g, comp
 
 
-def other_cell(rgb: np.ndarray, loc: CellLocation, floor: int | None = None) -> tuple[float, float] | None:
+def other_cell(rgb: np.ndarray, loc: CellLocation, floor: int | None = None) -> tuple[float, float, bool] | None:
     """(y, x) in `rgb`'s px of the nucleus of a second white cell in the field (H, W, 3) at the data
-    set's magnification, whose typed cell is at `loc` (found in this very field); None where there is
-    none. `floor`: stained px a second mass needs (default OTHER_NUCLEUS_PX)."""
+    set's magnification, whose typed cell is at `loc` (found in this very field), and whether it holds
+    more stained px than the typed cell's mass; None where there is none. `floor`: stained px a second
+    mass needs (default OTHER_NUCLEUS_PX)."""
     floor = OTHER_NUCLEUS_PX if floor is None else floor
     f = COARSE_REDUCE
     h, w = rgb.shape[:2]
@@ -275,7 +296,8 @@ def other_cell(rgb: np.ndarray, loc: CellLocation, floor: int | None = None) -> 
     y, x = loc.peak_yx or (int(loc.cy), int(loc.cx))
     iy, ix = min(y // f, seed.shape[0] - 1), min(x // f, seed.shape[1] - 1)
     seed[max(0, iy - 1) : iy + 2, max(0, ix - 1) : ix + 2] = True  # the coarse cells round the typed cell's peak
-    left = masses & ~_grown(seed, masses)  # all but the typed cell's mass
+    typed = _grown(seed, masses)
+    left = masses & ~typed  # all but the typed cell's mass
     s = None
     for _ in range(OTHER_TRIES):
         strongest = np.where(left, coarse, 0)
@@ -286,12 +308,22 @@ def other_cell(rgb: np.ndarray, loc: CellLocation, floor: int | None = None) -> 
         one.flat[k] = True
         mass = _grown(one, left)
         left &= ~mass
-        s = stain_map(rgb) if s is None else s
-        full = mass.repeat(f, 0).repeat(f, 1)[: s.shape[0], : s.shape[1]] & (s > STAIN_LEVEL)
-        if np.count_nonzero(full) >= floor:
+        s = stain_map(rgb) > STAIN_LEVEL if s is None else s
+        full = _full_size(mass, s)
+        n = np.count_nonzero(full)
+        if n >= floor:
             py, px = np.nonzero(full)
-            return float(py.mean()), float(px.mean())
+            return float(py.mean()), float(px.mean()), bool(n > np.count_nonzero(_full_size(typed, s)))
     return None
+
+
+def _full_size(cells: np.ndarray, stained: np.ndarray) -> np.ndarray:
+    """The stained px (bool, H x W) that lie in the coarse grid's `cells` (bool, COARSE_REDUCE times coarser)."""
+    f = COARSE_REDUCE
+    return cells.repeat(f, 0).repeat(f, 1)[: stained.shape[0], : stained.shape[1]] & stained
+
+
+BLACK_AND_WHITE = "a black-and-white picture: the stain's colours, which show a white cell and its type, are missing"
 
 
 def _unfit(rgb: np.ndarray, reduced_by: float = 1.0) -> str:
@@ -318,7 +350,7 @@ def _unfit(rgb: np.ndarray, reduced_by: float = 1.0) -> str:
     mid = (slice(h2 // 4, h2 - h2 // 4), slice(w2 // 4, w2 - w2 // 4))
     if (int((brightest - darkest).max()) <= GRAY_SPREAD_MAX and (brightest[mid] < LIT_MIN).mean() >= 0.01
             and (darkest[mid] >= WHITE_LEVEL).mean() >= 0.01):
-        return "a black-and-white picture: the stain's colours, which show a white cell and its type, are missing"
+        return BLACK_AND_WHITE
     return ""
 
 
@@ -339,4 +371,4 @@ def _checks(rgb: np.ndarray, loc: CellLocation) -> Screening:
         elif sharp < SHARPNESS_MIN:
             reason = "out of focus: too blurred to judge the cell"
     return Screening(is_cell=not reason, reason=reason, peak=loc.peak, nucleus_px=nucleus_px, sharpness=sharp,
-                     reduced_by=loc.reduced_by, other_cell_yx=None if reason else other_cell(rgb, loc))
+                     reduced_by=loc.reduced_by)

@@ -138,9 +138,13 @@ def other_cell_warning(p: Prediction) -> str:
         return ""
     x, y = p.other_cell
     typed = f", the one at x={p.cell[0]}, y={p.cell[1]} px" if p.cell else ""
-    return (f"Another white cell: the photo shows a second stained nucleus at x={x}, y={y} px (from its top "
-            f"left), which was neither typed nor counted; the type here is of the cell in the crop beside{typed}. "
-            f"{CROP_EACH.capitalize()} and upload both.")
+    if p.other_larger:
+        return (f"Another white cell: the photo shows a larger stained nucleus at x={x}, y={y} px (from its top "
+                f"left) than the one typed{typed} (the crop beside), which may be a piece of a cell cut by the "
+                f"photo's edge; so it needs review. {CROP_EACH.capitalize()} and upload each.")
+    return (f"Another white cell: the photo shows a second stained nucleus (at least one) at x={x}, y={y} px (from "
+            f"its top left), which was neither typed nor counted; the type here is of the cell in the crop "
+            f"beside{typed}. {CROP_EACH.capitalize()} and upload each.")
 
 
 def uncounted_note(results: Sequence[CellResult]) -> str:
