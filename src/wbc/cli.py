@@ -16,6 +16,7 @@ from wbc.errors import WbcError
 from wbc.imaging import TEST_TIME_VIEWS
 
 if TYPE_CHECKING:  # the training extras (torch) load only when a command needs them
+    from wbc.predict import Prediction
     from wbc.train import TrainConfig
 
 
