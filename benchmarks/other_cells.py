@@ -131,6 +131,23 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(f"{c}{hit}")
         print(f"| {k} | {where} | {n} | " + " | ".join(cells) + " |")
 
+    # As photographed (640 x 480, 2x the data set's magnification): shrunk by sqrt(2) steps only until the
+    # nucleus fits (`locate_at_data_scale`), so the cells stay about 1.4x the data set's size.
+    full: Counter[str] = Counter()
+    for f, photo, boxes in fields:
+        rgb = load_image(photo)
+        _, loc, sc, _ = screened(rgb)
+        k = kind(f)
+        full[k] += 1
+        if sc.other_cell_yx is not None:
+            full[k + " warned"] += 1
+            y, x = (v * loc.reduced_by / 2 for v in sc.other_cell_yx)  # in the halved field's px, as the boxes
+            full[k + " in the other box"] += bool(boxes_at(boxes, y, x) - boxes_at(
+                boxes, loc.cy * loc.reduced_by / 2, loc.cx * loc.reduced_by / 2))
+    print(f"\nThe same originals as photographed (640 x 480), warned at {shipped}: one box "
+          f"{full['one box warned']} of {full['one box']}; two boxes {full['two boxes or more warned']} of "
+          f"{full['two boxes or more']} ({full['two boxes or more in the other box']} in the other box)")
+
     print(f"\nData set files (every {args.every}th), warned at each floor\n")
     print("| split | field's white-cell boxes | files | " + " | ".join(str(v) for v in floors) + " |")
     print("|---|---|---|" + "---|" * len(floors))
