@@ -524,6 +524,13 @@ class TestOtherCell:
         cx, cy = two.prediction.cell
         assert 11 <= cx <= 102 and 114 <= cy <= 210 and f"the one at x={cx}, y={cy} px" in text
         assert logic.other_cell_warning(one.prediction) == ""
+        # the photo with both rings, scaled to MARKED_SIDE: green round the typed cell, red round the other
+        assert one.marked is None and two.marked.shape == (360, 480, 3)
+        k = 480 / 320
+        r = 480 // 12
+        for (px, py), ring in ((two.prediction.cell, logic.TYPED_RING), (two.prediction.other_cell, logic.OTHER_RING)):
+            row = two.marked[round(py * k), round(px * k - r) - 3 : round(px * k - r) + 4]  # across the ring's left edge
+            assert (np.abs(row.astype(int) - ring).sum(1) < 60).any(), (px, py)
         rows = logic.review_rows([two, one])
         assert str(rows[0]["verdict"]).endswith("(another white cell in the photo, not counted)")
         assert "another" not in str(rows[1]["verdict"])
@@ -759,6 +766,8 @@ class TestPage:
         assert not at.exception
         warnings = [w.value for w in at.warning if w.value.startswith("Another white cell: ")]
         assert len(warnings) == 1 and "neither typed nor counted" in warnings[0]
+        captions = [i.caption for e in at.main if getattr(e, "type", "") == "image" for i in e.proto.imgs]
+        assert "The photo: the typed cell ringed green, the other white cell red" in captions
         assert at.dataframe[0].value["verdict"].tolist()[0].endswith("(another white cell in the photo, not counted)")
         assert [w.value for w in at.warning if w.value.startswith("1 photo(s) show a second white cell that is not "
                                                                     "counted")]

@@ -653,7 +653,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
     pr.add_argument("--model", help="model folder or .onnx (default: WBC_MODEL, else the shipped model)")
     pr.add_argument("--csv", type=Path,
-                    help="also write file, class, confidence, all probabilities, the flags and the verdict here")
+                    help="also write file, class, confidence, all probabilities, the flags, the cells' places and the "
+                         "verdict here (its folder is made if missing)")
     pr.add_argument("--threads", type=threads, help="ONNX Runtime threads (default: all cores)")
     pr.add_argument("--single-view", action="store_true",
                     help="one view instead of the card's test-time views: faster, a little less accurate")

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from wbc.differential import differential, differential_note  # noqa: F401 (the page reads them from here)
+from wbc.imaging import load_image
 from wbc.info import CLASS_INDEX, CLASSES, cell_type
 from wbc.predict import CROP_EACH, Prediction, Predictor
 
@@ -31,6 +32,7 @@ class CellResult:
     prediction: Prediction | None = None
     crop: np.ndarray | None = None  # what the network saw, uint8 (h, w, 3)
     heatmap: np.ndarray | None = None  # CAM of the predicted class over the crop, uint8 (h, w, 3)
+    marked: np.ndarray | None = None  # a photo with a second white cell, both ringed, uint8 (H', W', 3)
     error: str = ""
 
 
@@ -55,6 +57,26 @@ def cam_overlay(crop: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.nd
     c = c / c.max() if c.max() > 0 else c
     up = np.asarray(Image.fromarray((c * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC), np.float32) / 255
     return (crop * (1 - alpha) + _colormap(up) * alpha).astype(np.uint8)
+
+
+MARKED_SIDE = 480  # px: the longer side of the photo shown with its two cells ringed
+TYPED_RING = (0, 170, 0)
+OTHER_RING = (220, 0, 0)
+
+
+def marked_photo(rgb: np.ndarray, typed: tuple[int, int], other: tuple[int, int]) -> np.ndarray:
+    """The photo (H, W, 3) with the typed cell ringed green and the other white cell red, at (x, y) px,
+    scaled to MARKED_SIDE px on its longer side: where each is, at a glance."""
+    from PIL import ImageDraw
+
+    h, w = rgb.shape[:2]
+    k = MARKED_SIDE / max(h, w)
+    img = Image.fromarray(rgb).resize((max(1, round(w * k)), max(1, round(h * k))), Image.BILINEAR)
+    draw = ImageDraw.Draw(img)
+    r, width = max(img.size) // 12, max(2, max(img.size) // 160)
+    for (x, y), colour in ((typed, TYPED_RING), (other, OTHER_RING)):
+        draw.ellipse((x * k - r, y * k - r, x * k + r, y * k + r), outline=colour, width=width)
+    return np.asarray(img)
 
 
 def upload_key(data: bytes) -> str:
@@ -98,6 +120,8 @@ def analyse_uploads(predictor: Predictor, uploads: Sequence[tuple[str, bytes]]) 
             results[i].error = pred.error
             continue
         results[i].prediction, results[i].crop = pred, crop
+        if pred.other_cell is not None and pred.cell is not None:
+            results[i].marked = marked_photo(load_image(uploads[i][1], uploads[i][0]), pred.cell, pred.other_cell)
         if cam is not None and crop is not None:
             results[i].heatmap = cam_overlay(crop, cam[CLASS_INDEX[pred.label]])
     return results

@@ -139,6 +139,9 @@ with classify_tab:
             st.image(r.crop, caption=logic.crop_caption(p), width="stretch")
             if r.heatmap is not None and not p.not_wbc:  # evidence for a type the page does not give
                 st.image(r.heatmap, caption="Where the evidence was (class activation map)", width="stretch")
+            if r.marked is not None:
+                st.image(r.marked, caption="The photo: the typed cell ringed green, the other white cell red",
+                         width="stretch")
         with right:
             st.markdown(f"**{r.name}**")
             if p.not_wbc:
