@@ -21,7 +21,6 @@ import argparse
 import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -44,12 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     import wbc.screening as scr
-    from wbc.imaging import CellLocation, scale_channels
-    from wbc.screening import Screening, field_white, input_gains
     from wbc.cli import whole_number
     from wbc.data import find_images_root, list_split
-    from wbc.imaging import load_image, locate_at_data_scale
+    from wbc.imaging import CellLocation, load_image, locate_at_data_scale
     from wbc.info import SPLITS
+    from wbc.screening import Screening, field_white, input_gains
     from wbc.sources import field_name, originals_near, source_field
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -82,27 +80,21 @@ def main(argv: list[str] | None = None) -> int:
             fields.append((int(xml.stem.split("_")[-1]), photo, wbc_boxes(xml)))
     n_boxes = {f: len(b) for f, _, b in fields}
 
-    def screened(rgb: np.ndarray) -> tuple[np.ndarray, CellLocation, Screening, np.ndarray | None]:
+    def screened(rgb: np.ndarray, floor: int | None = None) -> tuple[CellLocation, Screening]:
         """What `Predictor.analyse` does with a photo under the shipped card, which matches white."""
         field, loc = locate_at_data_scale(rgb)
         white = field_white(field)
-        gains = input_gains(field, white)
-        return field, loc, scr.screen(field, loc, white, gains), gains
+        return loc, scr.screen(field, loc, white, input_gains(field, white), floor)
 
-    def warned(rgb: np.ndarray) -> tuple[dict[int, tuple[float, float, bool] | None], CellLocation]:
-        field, loc, sc, gains = screened(rgb)
-        if gains is not None:  # the search reads the field in the colours the network sees
-            field, loc = scale_channels(field, gains), replace(loc, coarse=None)
-        out: dict[int, tuple[float, float, bool] | None] = {}
-        for floor in floors:  # for a field that passes only on the screening's second look, the shipped
-            # search reads the balanced field; here the field as above (no count here differed)
-            out[floor] = scr.other_cell(field, loc, floor) if sc.is_cell else None
-        return out, loc
+    def warned(rgb: np.ndarray) -> tuple[dict[int, Screening], CellLocation]:
+        out = {floor: screened(rgb, floor) for floor in floors}
+        return {floor: sc for floor, (_, sc) in out.items()}, out[floors[0]][0]
 
     def kind(f: int) -> str:
         n = n_boxes.get(f)
         return "unknown" if n is None else "one box" if n == 1 else "no box" if n == 0 else "two boxes or more"
 
+    larger: dict[str, list[int]] = {"one box": [], "two boxes or more": [], "no box": [], "unknown": []}
     photo_rows: Counter[tuple[str, str, int]] = Counter()
     photo_hits: Counter[tuple[str, int]] = Counter()
     totals: Counter[tuple[str, str]] = Counter()
@@ -112,14 +104,17 @@ def main(argv: list[str] | None = None) -> int:
         res, loc = warned(rgb)
         where = split_of.get(f, "neither (a duplicate photograph)")
         totals[(kind(f), where)] += 1
-        for floor, other in res.items():
-            if other is None:
+        for floor, sc in res.items():
+            if sc.other_cell_yx is None:
                 continue
             photo_rows[(kind(f), where, floor)] += 1
-            if len(boxes) > 1 and boxes_at(boxes, *other[:2]) - boxes_at(boxes, loc.cy, loc.cx):
+            if len(boxes) > 1 and boxes_at(boxes, *sc.other_cell_yx) - boxes_at(boxes, loc.cy, loc.cx):
                 photo_hits[(where, floor)] += 1
-            if floor == shipped and len(boxes) == 1:
-                sheet.append((f, rgb, loc, other, boxes))
+            if floor == shipped:
+                if sc.other_larger:
+                    larger[kind(f)].append(f)
+                if len(boxes) == 1:
+                    sheet.append((f, rgb, loc, sc.other_cell_yx, boxes))
     print(f"Annotated original fields (halved to 320 x 240), warned at each floor (stained px); shipped {shipped}\n")
     print("| white-cell boxes | field in | fields | " + " | ".join(str(v) for v in floors) + " |")
     print("|---|---|---|" + "---|" * len(floors))
@@ -131,12 +126,15 @@ def main(argv: list[str] | None = None) -> int:
             cells.append(f"{c}{hit}")
         print(f"| {k} | {where} | {n} | " + " | ".join(cells) + " |")
 
+    print(f"\nMarked 'other cell much larger' (other_larger) at {shipped}: "
+          + "; ".join(f"{k} {len(v)} ({', '.join(field_name(f) for f in v)})" for k, v in larger.items() if v))
     # As photographed (640 x 480, 2x the data set's magnification): shrunk by sqrt(2) steps only until the
-    # nucleus fits (`locate_at_data_scale`), so the cells stay about 1.4x the data set's size.
+    # nucleus fits (`locate_at_data_scale`), or not at all, so the cells stay 1.4-2x the data set's size.
     full: Counter[str] = Counter()
     for f, photo, boxes in fields:
         rgb = load_image(photo)
-        _, loc, sc, _ = screened(rgb)
+        loc, sc = screened(rgb)
+        full[f"shrunk {loc.reduced_by:.2f}x"] += 1
         k = kind(f)
         full[k] += 1
         if sc.other_cell_yx is not None:
@@ -146,11 +144,13 @@ def main(argv: list[str] | None = None) -> int:
                 boxes, loc.cy * loc.reduced_by / 2, loc.cx * loc.reduced_by / 2))
     print(f"\nThe same originals as photographed (640 x 480), warned at {shipped}: one box "
           f"{full['one box warned']} of {full['one box']}; two boxes {full['two boxes or more warned']} of "
-          f"{full['two boxes or more']} ({full['two boxes or more in the other box']} in the other box)")
+          f"{full['two boxes or more']} ({full['two boxes or more in the other box']} in the other box); "
+          + ", ".join(f"{k}: {v}" for k, v in sorted(full.items()) if k.startswith("shrunk")))
 
     print(f"\nData set files (every {args.every}th), warned at each floor\n")
-    print("| split | field's white-cell boxes | files | " + " | ".join(str(v) for v in floors) + " |")
-    print("|---|---|---|" + "---|" * len(floors))
+    print("| split | field's white-cell boxes | files | " + " | ".join(str(v) for v in floors)
+          + f" | other much larger, at {shipped} |")
+    print("|---|---|---|" + "---|" * (len(floors) + 1))
     for split, items in files.items():
         count: Counter[tuple[str, int]] = Counter()
         seen: Counter[str] = Counter()
@@ -158,11 +158,13 @@ def main(argv: list[str] | None = None) -> int:
             k = kind(f) if f is not None else "unknown"
             seen[k] += 1
             res, _ = warned(load_image(path))
-            for floor, other in res.items():
-                count[(k, floor)] += other is not None
+            for floor, sc in res.items():
+                count[(k, floor)] += sc.other_cell_yx is not None
+            count[(k, "larger")] += res[shipped].other_larger
         for k in sorted(seen):
             print(f"| {split} | {k} | {seen[k]} | "
-                  + " | ".join(f"{count[(k, v)]} ({100 * count[(k, v)] / seen[k]:.1f}%)" for v in floors) + " |")
+                  + " | ".join(f"{count[(k, v)]} ({100 * count[(k, v)] / seen[k]:.1f}%)" for v in floors)
+                  + f" | {count[(k, 'larger')]} |")
     if args.shifts_every:
         from wbc.robustness import EXTRA_SHIFTS, SHIFTS
 
@@ -174,24 +176,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nUnder other labs' shifts, warned at {shipped}: every {args.shifts_every}th TRAIN and TEST file "
               f"from a one-box field ({len(rgbs)}), and the two-box originals, halved ({len(pairs)}), whose other "
               "box is found\n")
-        print("| shift | one-box files warned | of them screened as a white cell | two-box photos: other box found |")
-        print("|---|---|---|---|")
+        print("| shift | one-box files warned | of them, other much larger | screened as a white cell | "
+              "two-box photos: other box found |")
+        print("|---|---|---|---|---|")
         for name, shift in {"clean": lambda x: x, **SHIFTS, **EXTRA_SHIFTS}.items():
             n_cell = n_warned = 0
+            n_larger = 0
             for rgb in rgbs:
-                sc = screened(shift(rgb))[2]
+                sc = screened(shift(rgb))[1]
                 n_cell += sc.is_cell
                 n_warned += sc.other_cell_yx is not None
-            found = 0
+                n_larger += sc.other_larger
+            found, same_frame = 0, True
             for rgb, boxes in pairs:
                 # the shifts keep the field's size and place, except scale, framing and magnification:
                 # only those that keep the 320 x 240 frame are scored against the boxes
                 shifted = shift(rgb)
-                _, loc, sc, _ = screened(shifted)
-                if shifted.shape == rgb.shape and loc.reduced_by == 1 and sc.other_cell_yx is not None:
+                loc, sc = screened(shifted)
+                same_frame &= shifted.shape == rgb.shape and loc.reduced_by == 1
+                if sc.other_cell_yx is not None:
                     found += bool(boxes_at(boxes, *sc.other_cell_yx) - boxes_at(boxes, loc.cy, loc.cx))
-            same_frame = shift(pairs[0][0]).shape == pairs[0][0].shape and screened(shift(pairs[0][0]))[1].reduced_by == 1
-            print(f"| {name} | {n_warned} ({100 * n_warned / len(rgbs):.1f}%) | {n_cell} | "
+            print(f"| {name} | {n_warned} ({100 * n_warned / max(1, len(rgbs)):.1f}%) | {n_larger} | {n_cell} | "
                   f"{found if same_frame else '-'} |")
     if args.sheet:
         save_sheet(sheet, args.sheet, field_name)

@@ -512,8 +512,32 @@ class TestOtherCell:
         y, x, larger = other_cell(rgb, loc)
         assert (y, x) == pytest.approx((110, 190), abs=2) and larger
         p = logic.analyse_uploads(predictor, [("piece.png", encode(Image.fromarray(rgb)))])[0].prediction
-        assert not p.not_wbc and p.other_larger and p.verdict == "needs review"
+        assert not p.not_wbc and p.other_larger and not p.needs_review and p.verdict == "needs review"
         assert "larger" in logic.other_cell_warning(p)
+
+    @pytest.mark.parametrize("shift", ["white balance: warm (R x1.1, B x0.85)", "brightness x0.6"])
+    def test_search_reads_the_colours_the_network_sees(self, predictor: Predictor, shift: str) -> None:
+        """A warm or dim photo of one bilobed eosinophil: read as photographed, blue is weaker and its two
+        lobes fall apart into "another cell"; the search reads it with the card's white matching, as the
+        network does, and finds none."""
+        from wbc.imaging import load_image, locate_at_data_scale
+        from wbc.robustness import EXTRA_SHIFTS
+        from wbc.screening import other_cell
+
+        rgb = EXTRA_SHIFTS[shift](load_image(EOS))
+        _, sc = predictor.analyse(rgb)
+        assert sc.is_cell and sc.other_cell_yx is None
+        assert other_cell(*locate_at_data_scale(rgb)) is not None  # the photo as photographed: the lobe
+
+    def test_second_look_searches_the_balanced_field(self, predictor: Predictor) -> None:
+        """A two-cell photo with little blue passes only on the screening's second look; the other cell is
+        still found, in the balanced field, in the other box."""
+        from wbc.imaging import load_image, scale_channels
+
+        _, sc = predictor.analyse(scale_channels(load_image(self.TWO), (1.0, 1.0, 0.7)))
+        assert sc.is_cell and sc.white_balanced
+        y, x = sc.other_cell_yx
+        assert 119 <= x <= 255 and 126 <= y <= 235
 
     def test_warning_and_row_say_it(self, predictor: Predictor) -> None:
         """The app's warning names both places; the review table's verdict says a cell was not counted."""
@@ -527,7 +551,8 @@ class TestOtherCell:
         # the photo with both rings, scaled to MARKED_SIDE: green round the typed cell, red round the other
         assert one.marked is None and two.marked.shape == (360, 480, 3)
         k = 480 / 320
-        r = 480 // 12
+        r = logic.ring_radius(480, 320, 1.0)
+        assert r == 60  # a cell's 40 px radius, shown 1.5x
         for (px, py), ring in ((two.prediction.cell, logic.TYPED_RING), (two.prediction.other_cell, logic.OTHER_RING)):
             row = two.marked[round(py * k), round(px * k - r) - 3 : round(px * k - r) + 4]  # across the ring's left edge
             assert (np.abs(row.astype(int) - ring).sum(1) < 60).any(), (px, py)

@@ -423,3 +423,34 @@ def test_crop_size_cuts_around_the_cell_inside_the_photo() -> None:
     edge = smear(cy=20, cx=15)
     assert cs.tight_crop(edge, 96).shape == (96, 96, 3)
     assert (cs.tight_crop(edge, 96) == edge[:96, :96]).all()
+
+
+def test_other_cells_counts_a_two_cell_photo_and_none_on_one_cell_files(tmp_path, capsys) -> None:
+    """A two-box original (the two-cell fixture, enlarged to 640 x 480) is warned with its other box
+    found, at each floor up to its second nucleus's size and not beyond; the two one-cell files are not;
+    the sheet and the shifts table are written."""
+    from PIL import Image
+
+    from conftest import FIXTURES
+
+    oc = load("other_cells")
+    two_file_data_set(tmp_path)
+    originals = tmp_path / "dataset-master"
+    (originals / "JPEGImages").mkdir(parents=True)
+    (originals / "Annotations").mkdir()
+    (originals / "labels.csv").write_text(",Image,Category\n")
+    Image.open(FIXTURES / "two-white-cells.jpeg").resize((640, 480)).save(originals / "JPEGImages" / "BloodImage_00010.jpg")
+    boxes = "".join(f"<object><name>WBC</name><bndbox><xmin>{a}</xmin><ymin>{b}</ymin><xmax>{c}</xmax><ymax>{d}</ymax>"
+                    "</bndbox></object>" for a, b, c, d in ((23, 229, 204, 421), (239, 253, 510, 470)))
+    (originals / "Annotations" / "BloodImage_00010.xml").write_text(
+        f"<annotation><filename>BloodImage_00010.jpg</filename>{boxes}</annotation>")
+    assert oc.main(["--data", str(tmp_path), "--every", "1", "--floors", "400", "100000", "--shifts-every", "1",
+                    "--sheet", str(tmp_path / "sheet.png")]) == 0
+    out = capsys.readouterr().out
+    assert "| two boxes or more | neither (a duplicate photograph) | 1 | 1 (1 in the other box) | 0 (0 in the other box) |" in out
+    assert "| TRAIN | unknown | 1 | 0 (0.0%) | 0 (0.0%) | 0 |" in out and "| TEST | unknown | 1 | 0 (0.0%) | 0 (0.0%) | 0 |" in out
+    assert "one box 0 of 0; two boxes 1 of 1 (1 in the other box)" in out
+    # no one-box files to count under the shifts; the two-box photo's other box is found clean and warm
+    assert "| clean | 0 (0.0%) | 0 | 0 | 1 |" in out
+    assert "| white balance: warm (R x1.1, B x0.85) | 0 (0.0%) | 0 | 0 | 1 |" in out
+    assert Image.open(tmp_path / "sheet.png").size == (320 * 4, 240)

@@ -32,6 +32,8 @@ class TestHelp:
     def test_predict_help_gives_the_exit_statuses(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A script needs to know what 1 means against 2: the help names each status, and the cases it
         names give it."""
+        import shutil
+
         with pytest.raises(SystemExit):
             main(["predict", "--help"])
         text = " ".join(capsys.readouterr().out.split())
@@ -46,7 +48,9 @@ class TestHelp:
         assert main(["predict", str(EOS_FILE), str(tmp_path / "broken.png"), "--quiet"]) == 1
         assert main(["predict", missing, "--quiet"]) == 2
         assert main(["predict", str(EOS_FILE), "--model", str(tmp_path), "--quiet"]) == 2
-        assert main(["predict", str(EOS_FILE), "--csv", str(EOS_FILE), "--quiet"]) == 2
+        shutil.copy(EOS_FILE, tmp_path / "eos.jpeg")  # an input image named as the CSV: refused, kept
+        assert main(["predict", str(tmp_path / "eos.jpeg"), "--csv", str(tmp_path / "eos.jpeg"), "--quiet"]) == 2
+        assert (tmp_path / "eos.jpeg").read_bytes() == EOS_FILE.read_bytes()
 
     def test_no_verb(self, capsys: pytest.CaptureFixture[str]) -> None:
         """No verb is a usage error, not a traceback."""
@@ -422,6 +426,7 @@ class TestPredictCli:
         for name in ("gray.jpg", "gray16.png"):
             assert "not a white blood cell: a grayscale photo: the stain's colours" in rows[name]
         assert "not a white blood cell: a black-and-white picture: the stain's colours" in rows["bilevel.png"]
+        assert "overexposed" not in rows["bilevel.png"] and by_name["bilevel.png"]["overexposed"] == "no"  # white paper, not light
         assert "not a white blood cell: only 8x6 px: too small or too tight a crop to judge a cell" in rows["tiny.png"]
         for side in (56, 72):
             assert f"only {side}x{side} px: too small or too tight a crop" in rows[f"crop{side}.png"]
@@ -458,7 +463,7 @@ class TestPredictCli:
         assert by_name["eos.jpeg"]["cell_x"] and by_name["eos.jpeg"]["cell_y"]
         assert "another" not in rows["eos.jpeg"]
         assert out.split("\n\n")[1].splitlines()[0].endswith(
-            "; 1 of them shows a second white cell that is not in the count (marked in its row):")
+            "; 1 of the 2 shows a second white cell that is not in the count (marked in its row):")
 
     def test_linked_folders_are_searched_once(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A folder of links to class folders is searched through them (it said "no image files"); a

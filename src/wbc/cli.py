@@ -331,7 +331,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"{name:{width}s}  ERROR {r.error}")
             continue
         note = f"{r.verdict}" + (f": {r.not_wbc}" if r.not_wbc else "")
-        if r.verdict == "needs review":
+        if r.needs_review or (r.overexposed and not r.not_wbc):  # the runner-up type is no help for the other reasons
             note += " (or " + r.top2[1][0].lower() + f" {r.top2[1][1]:.2f})"
         if r.reduced_by > 1:
             note += f" [photo shrunk {r.reduced_by:.1f}x to the training magnification]"
@@ -360,8 +360,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
               + (f" (left out: {', '.join(left_out)})" if left_out else "")
               + (f"; {review} {'needs' if review == 1 else 'need'} review, so check those before using the count"
                  if review else "")
-              + (f"; {two} of them {'shows' if two == 1 else 'show'} a second white cell that is not in the count "
-                 f"(marked in {'its row' if two == 1 else 'their rows'})" if two else "")
+              + (f"; {two} of the {len(counted)} {'shows' if two == 1 else 'show'} a second white cell that is not "
+                 f"in the count (marked in {'its row' if two == 1 else 'their rows'})" if two else "")
               + ":")
         print("\n".join(differential_lines([r.label for r in counted])))
     if args.csv:
@@ -383,11 +383,12 @@ def other_cell_note(r: Prediction) -> str:
     """A row's words on a second white cell in its photo (positions in the photo's own px)."""
     from wbc.predict import CROP_EACH
 
-    ox, oy = r.other_cell or (0, 0)
+    assert r.other_cell is not None
+    ox, oy = r.other_cell
     at = f"x={r.cell[0]}, y={r.cell[1]} px" if r.cell else "the crop's centre"
     if r.other_larger:
-        return (f"typed the stained mass at {at}, smaller than another white cell at x={ox}, y={oy} px (it may be "
-                f"a piece of a cell cut by the photo's edge), so it needs review: {CROP_EACH}")
+        return (f"typed the stained mass at {at}, much smaller than the nucleus of another white cell at x={ox}, "
+                f"y={oy} px: the crop may be on a piece of a cell or a speck, so it needs review; {CROP_EACH}")
     return f"typed the cell at {at}; another white cell (at least one) at x={ox}, y={oy} px, not typed: {CROP_EACH}"
 
 

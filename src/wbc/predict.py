@@ -169,7 +169,7 @@ class Prediction:
     screened: bool = True  # False where no screening ran (wbc evaluate): white_balanced and overexposed read blank
     cell: tuple[int, int] | None = None  # (x, y) px in the photo of the cell cropped and typed
     other_cell: tuple[int, int] | None = None  # (x, y) px in the photo of a second white cell, which was not typed
-    other_larger: bool = False  # that cell's nucleus is larger than what was typed, perhaps a piece of a cell
+    other_larger: bool = False  # that cell's nucleus is much larger than what was typed, perhaps a piece or speck
 
     @property
     def top2(self) -> list[tuple[str, float]]:
@@ -393,7 +393,7 @@ def predictions_csv(preds: Sequence[Prediction]) -> str:
     w = csv.writer(out)
     w.writerow(["file", "class", "confidence", *[f"p_{c.lower()}" for c in CLASSES], "needs_review",
                 "not_white_cell", "error", "shrunk_by", "white_balanced", "white_matched", "overexposed",
-                "cell_x", "cell_y", "other_cell_x", "other_cell_y", "verdict"])
+                "cell_x", "cell_y", "other_cell_x", "other_cell_y", "other_cell_larger", "verdict"])
     yes_no = {True: "yes", False: "no"}
     for p in preds:
         probs = [f"{v:.6f}" for v in p.probs] if p.probs else [""] * len(CLASSES)
@@ -408,7 +408,7 @@ def predictions_csv(preds: Sequence[Prediction]) -> str:
                     yes_no[p.white_balanced] if screened else "", yes_no[p.white_matched] if p.label else "",
                     yes_no[p.overexposed] if screened else "",
                     *(p.cell if p.cell and typed else ("", "")), *(p.other_cell if p.other_cell and typed else ("", "")),
-                    p.verdict])
+                    yes_no[p.other_larger] if p.other_cell and typed else "", p.verdict])
     return out.getvalue()
 
 

@@ -11,7 +11,7 @@ flagged, 98% of red-cell-only corners) and tests/test_app.py checks both sides.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import overload
+from typing import NamedTuple, overload
 
 import numpy as np
 from PIL import Image
@@ -60,7 +60,7 @@ class Screening:
     clipped: float = 0.0  # share of the field's lit pixels white in every channel: clipped highlights
     white_matched: bool = False  # the network saw the crop with the field's white matched to the data set's
     other_cell_yx: tuple[float, float] | None = None  # in the searched field's px: a second white cell's nucleus
-    other_larger: bool = False  # that nucleus holds more stained px than the typed cell's: the typed may be a piece
+    other_larger: bool = False  # that nucleus is OTHER_LARGER times the typed mass: the typed may be a piece or speck
     cell_yx: tuple[float, float] | None = None  # in the searched field's px: the cell cropped and typed
 
     @property
@@ -204,7 +204,7 @@ def match_data_white(rgb: np.ndarray, gains: np.ndarray | None = None) -> np.nda
 
 
 def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
-           gains: np.ndarray | None = None) -> Screening:
+           gains: np.ndarray | None = None, floor: int | None = None) -> Screening:
     """Decide whether `rgb` (H, W, 3) shows a stained white cell at `loc`, and where a second one is.
 
     A field that fails is looked at once more with its white matched to the data set's: the stain
@@ -214,7 +214,8 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
     the field as given. `white`: `field_white(rgb)` where the caller has it. `gains`: the channel
     gains the network's input is scaled by (`input_gains`, where the model card matches white); the
     search for a second cell reads the field in those colours, in which the stain thresholds hold
-    (in a warm or dim photo as given, the lobes of one nucleus fall apart).
+    (in a warm or dim photo as given, the lobes of one nucleus fall apart); for such a photo it costs
+    about 1 ms more, the field scaled and its stain maps made again. `floor`: `other_cell`'s.
     """
     unfit = _unfit(rgb, loc.reduced_by)
     if unfit:  # no look at the stain can help: say what is wrong with the photo itself
@@ -225,31 +226,28 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
     first = replace(_checks(rgb, loc), clipped=clipped_share(rgb))
     if first.is_cell:
         if gains is None:
-            return _with_other_cell(first, rgb, loc)
-        return _with_other_cell(first, scale_channels(rgb, gains), replace(loc, coarse=None))
-    gains = _gains_to_data_white(field_white(rgb) if white is None else white)
-    if not gains_allowed(gains):
-        if gains.min() > 1 and gains.max() > GAIN_RANGE[1]:  # every channel dark, beyond what the second look undoes
+            return _with_other_cell(first, rgb, loc, floor)
+        return _with_other_cell(first, scale_channels(rgb, gains), replace(loc, coarse=None), floor)
+    to_white = _gains_to_data_white(field_white(rgb) if white is None else white)
+    if not gains_allowed(to_white):
+        if to_white.min() > 1 and to_white.max() > GAIN_RANGE[1]:  # every channel dark, beyond what the second look undoes
             return replace(first, reason=f"{first.reason}; the photo is much darker than the training images (its "
-                                         f"white at {100 / gains.mean():.0f}% of theirs): take it with more light")
+                                         f"white at {100 / to_white.mean():.0f}% of theirs): take it with more light")
         return first
-    balanced = match_data_white(rgb, gains)
+    balanced = match_data_white(rgb, to_white)
     again = locate_cell(balanced)
     if np.hypot(again.cy - loc.cy, again.cx - loc.cx) > SECOND_LOOK_MAX_MOVE:
         return first
     second = _checks(balanced, replace(again, reduced_by=loc.reduced_by))
     if not second.is_cell:
         return first
-    return _with_other_cell(replace(second, white_balanced=True, clipped=first.clipped), balanced, again)
+    return _with_other_cell(replace(second, white_balanced=True, clipped=first.clipped), balanced, again, floor)
 
 
-def _with_other_cell(sc: Screening, rgb: np.ndarray, loc: CellLocation) -> Screening:
+def _with_other_cell(sc: Screening, rgb: np.ndarray, loc: CellLocation, floor: int | None) -> Screening:
     """`sc` of a white cell with the search for a second one in `rgb`, the field in the colours to read."""
-    found = other_cell(rgb, loc)
-    if found is None:
-        return sc
-    y, x, larger = found
-    return replace(sc, other_cell_yx=(y, x), other_larger=larger)
+    found = other_cell(rgb, loc, floor)
+    return sc if found is None else replace(sc, other_cell_yx=(found.y, found.x), other_larger=found.larger)
 
 
 # A second white cell: a stained mass apart from the typed cell's (the coarse blurred stain map falls
@@ -262,6 +260,16 @@ def _with_other_cell(sc: Screening, rgb: np.ndarray, loc: CellLocation) -> Scree
 OTHER_LEVEL = 40
 OTHER_NUCLEUS_PX = 400
 OTHER_TRIES = 3  # stained masses looked at, strongest first, before the search gives up
+# The other nucleus holds this many times the typed mass's stained px or more: the crop is on a piece of
+# a cell or a speck (3.6-8.5x where it was, in BloodImage_00040 and 00242 and TRAIN MONOCYTE _3_9992),
+# not on a whole cell beside a larger one (1.15-1.7x in two-cell photographs).
+OTHER_LARGER = 2.0
+
+
+class OtherCell(NamedTuple):
+    y: float  # px of the searched field: the centroid of the other nucleus's stained px
+    x: float
+    larger: bool  # it holds OTHER_LARGER times the typed mass's stained px or more
 
 
 def _grown(seed: np.ndarray, within: np.ndarray) -> np.ndarray:
@@ -281,11 +289,10 @@ def _grown(seed: np.ndarray, within: np.ndarray) -> np.ndarray:
         comp, g = g, comp
 
 
-def other_cell(rgb: np.ndarray, loc: CellLocation, floor: int | None = None) -> tuple[float, float, bool] | None:
-    """(y, x) in `rgb`'s px of the nucleus of a second white cell in the field (H, W, 3) at the data
-    set's magnification, whose typed cell is at `loc` (found in this very field), and whether it holds
-    more stained px than the typed cell's mass; None where there is none. `floor`: stained px a second
-    mass needs (default OTHER_NUCLEUS_PX)."""
+def other_cell(rgb: np.ndarray, loc: CellLocation, floor: int | None = None) -> OtherCell | None:
+    """The nucleus of a second white cell in the field (H, W, 3) at the data set's magnification, whose
+    typed cell is at `loc` (found in this very field); None where there is none. `floor`: stained px a
+    second mass needs (default OTHER_NUCLEUS_PX)."""
     floor = OTHER_NUCLEUS_PX if floor is None else floor
     f = COARSE_REDUCE
     h, w = rgb.shape[:2]
@@ -313,7 +320,8 @@ def other_cell(rgb: np.ndarray, loc: CellLocation, floor: int | None = None) -> 
         n = np.count_nonzero(full)
         if n >= floor:
             py, px = np.nonzero(full)
-            return float(py.mean()), float(px.mean()), bool(n > np.count_nonzero(_full_size(typed, s)))
+            return OtherCell(float(py.mean()), float(px.mean()),
+                             bool(n >= OTHER_LARGER * np.count_nonzero(_full_size(typed, s))))
     return None
 
 

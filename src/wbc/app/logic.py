@@ -64,7 +64,16 @@ TYPED_RING = (0, 170, 0)
 OTHER_RING = (220, 0, 0)
 
 
-def marked_photo(rgb: np.ndarray, typed: tuple[int, int], other: tuple[int, int]) -> np.ndarray:
+CELL_RADIUS = 40  # px at the data set's magnification: a white cell's radius, about
+
+
+def ring_radius(shown_side: int, photo_side: int, reduced_by: float) -> int:
+    """Display px of a ring round a cell in a photo whose longer side (`photo_side` px) is shown at
+    `shown_side` px, the photo shrunk by `reduced_by` to find its cells: a cell's radius, at least 8 px."""
+    return max(8, round(CELL_RADIUS * reduced_by * shown_side / photo_side))
+
+
+def marked_photo(rgb: np.ndarray, typed: tuple[int, int], other: tuple[int, int], reduced_by: float = 1.0) -> np.ndarray:
     """The photo (H, W, 3) with the typed cell ringed green and the other white cell red, at (x, y) px,
     scaled to MARKED_SIDE px on its longer side: where each is, at a glance."""
     from PIL import ImageDraw
@@ -73,7 +82,7 @@ def marked_photo(rgb: np.ndarray, typed: tuple[int, int], other: tuple[int, int]
     k = MARKED_SIDE / max(h, w)
     img = Image.fromarray(rgb).resize((max(1, round(w * k)), max(1, round(h * k))), Image.BILINEAR)
     draw = ImageDraw.Draw(img)
-    r, width = max(img.size) // 12, max(2, max(img.size) // 160)
+    r, width = ring_radius(max(img.size), max(h, w), reduced_by), max(2, max(img.size) // 160)
     for (x, y), colour in ((typed, TYPED_RING), (other, OTHER_RING)):
         draw.ellipse((x * k - r, y * k - r, x * k + r, y * k + r), outline=colour, width=width)
     return np.asarray(img)
@@ -121,7 +130,8 @@ def analyse_uploads(predictor: Predictor, uploads: Sequence[tuple[str, bytes]]) 
             continue
         results[i].prediction, results[i].crop = pred, crop
         if pred.other_cell is not None and pred.cell is not None:
-            results[i].marked = marked_photo(load_image(uploads[i][1], uploads[i][0]), pred.cell, pred.other_cell)
+            results[i].marked = marked_photo(load_image(uploads[i][1], uploads[i][0]), pred.cell, pred.other_cell,
+                                             pred.reduced_by)
         if cam is not None and crop is not None:
             results[i].heatmap = cam_overlay(crop, cam[CLASS_INDEX[pred.label]])
     return results
@@ -163,9 +173,9 @@ def other_cell_warning(p: Prediction) -> str:
     x, y = p.other_cell
     typed = f", the one at x={p.cell[0]}, y={p.cell[1]} px" if p.cell else ""
     if p.other_larger:
-        return (f"Another white cell: the photo shows a larger stained nucleus at x={x}, y={y} px (from its top "
-                f"left) than the one typed{typed} (the crop beside), which may be a piece of a cell cut by the "
-                f"photo's edge; so it needs review. {CROP_EACH.capitalize()} and upload each.")
+        return (f"Another white cell: the photo shows a nucleus at x={x}, y={y} px (from its top left) much larger "
+                f"than the stained mass typed{typed} (the crop beside), which may be a piece of a cell or a speck; "
+                f"so it needs review. {CROP_EACH.capitalize()} and upload each.")
     return (f"Another white cell: the photo shows a second stained nucleus (at least one) at x={x}, y={y} px (from "
             f"its top left), which was neither typed nor counted; the type here is of the cell in the crop "
             f"beside{typed}. {CROP_EACH.capitalize()} and upload each.")
@@ -232,7 +242,8 @@ def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
             "predicted": "" if p.not_wbc else p.label,
             "confidence": None if p.not_wbc else round(p.confidence, 3),
             "verdict": p.verdict + (f": {p.not_wbc}" if p.not_wbc else " (overexposed)" if p.overexposed else "")
-            + (" (another white cell in the photo, not counted)" if p.other_cell else ""),
+            + (" (another, much larger white cell in the photo: the crop may be on a piece)" if p.other_larger
+               else " (another white cell in the photo, not counted)" if p.other_cell else ""),
             "reviewed": EXCLUDED if p.not_wbc else p.label,
         }
         if keys:

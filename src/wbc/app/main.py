@@ -90,7 +90,8 @@ with model_tab:
         "less well; it is marked "
         "*needs review* whatever the confidence.\n"
         "- It types one white cell a photo, the most strongly stained. Where it sees a second, it warns and "
-        f"leaves that one uncounted: {CROP_EACH}.\n"
+        f"leaves that one uncounted: {CROP_EACH}. Where the other is much larger than what it typed (a piece "
+        "of a cell or a speck can stain darkest), it also marks the photo *needs review*.\n"
         "- A second opinion for learning and checking, **not a diagnosis**."
     )
     st.caption(f"Model {card.get('name')} · {card.get('parameters', 0):,} parameters · "
