@@ -513,7 +513,13 @@ class TestOtherCell:
         assert (y, x) == pytest.approx((110, 190), abs=2) and larger
         p = logic.analyse_uploads(predictor, [("piece.png", encode(Image.fromarray(rgb)))])[0].prediction
         assert not p.not_wbc and p.other_larger and not p.needs_review and p.verdict == "needs review"
-        assert "larger" in logic.other_cell_warning(p)
+        assert logic.other_cell_warning(p).startswith("Needs review, and left out of the count: ")
+        # it starts excluded from the app's count, and the note under the count says why
+        result = logic.analyse_uploads(predictor, [("piece.png", encode(Image.fromarray(rgb)))])
+        row = logic.review_rows(result)[0]
+        assert row["reviewed"] == logic.EXCLUDED and row["verdict"] == "needs review (crop on a piece? a larger cell uncounted)"
+        assert "in 1 of them the model typed what may be a piece of a cell beside it, so they start excluded" in \
+            logic.uncounted_note(result)
 
     @pytest.mark.parametrize("shift", ["white balance: warm (R x1.1, B x0.85)", "brightness x0.6"])
     def test_search_reads_the_colours_the_network_sees(self, predictor: Predictor, shift: str) -> None:
@@ -546,7 +552,7 @@ class TestOtherCell:
         text = logic.other_cell_warning(two.prediction)
         assert text.startswith("Another white cell: ") and f"x={x}, y={y} px" in text and "Crop each cell" in text
         cx, cy = two.prediction.cell
-        assert 11 <= cx <= 102 and 114 <= cy <= 210 and f"the one at x={cx}, y={cy} px" in text
+        assert 11 <= cx <= 102 and 114 <= cy <= 210 and f"the cell at x={cx}, y={cy} px (ringed green" in text
         assert logic.other_cell_warning(one.prediction) == ""
         # the photo with both rings, scaled to MARKED_SIDE: green round the typed cell, red round the other
         assert one.marked is None and two.marked.shape == (360, 480, 3)
@@ -557,7 +563,7 @@ class TestOtherCell:
             row = two.marked[round(py * k), round(px * k - r) - 3 : round(px * k - r) + 4]  # across the ring's left edge
             assert (np.abs(row.astype(int) - ring).sum(1) < 60).any(), (px, py)
         rows = logic.review_rows([two, one])
-        assert str(rows[0]["verdict"]).endswith("(another white cell in the photo, not counted)")
+        assert str(rows[0]["verdict"]) == "confident (+1 cell uncounted)" and rows[0]["reviewed"] == two.prediction.label
         assert "another" not in str(rows[1]["verdict"])
 
 
@@ -793,8 +799,8 @@ class TestPage:
         assert len(warnings) == 1 and "neither typed nor counted" in warnings[0]
         captions = [i.caption for e in at.main if getattr(e, "type", "") == "image" for i in e.proto.imgs]
         assert "The photo: the typed cell ringed green, the other white cell red" in captions
-        assert at.dataframe[0].value["verdict"].tolist()[0].endswith("(another white cell in the photo, not counted)")
-        assert [w.value for w in at.warning if w.value.startswith("1 photo(s) show a second white cell that is not "
+        assert at.dataframe[0].value["verdict"].tolist()[0].endswith("(+1 cell uncounted)")
+        assert [w.value for w in at.warning if w.value.startswith("1 photo(s) show a white cell that is not "
                                                                     "counted")]
         at.file_uploader[0].set_value([("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
         assert not [w.value for w in at.warning if "second white cell" in w.value or "Another white" in w.value]

@@ -464,6 +464,24 @@ class TestPredictCli:
         assert "another" not in rows["eos.jpeg"]
         assert out.split("\n\n")[1].splitlines()[0].endswith(
             "; 1 of the 2 shows a second white cell that is not in the count (marked in its row):")
+        # A small dark mass typed beside a much larger nucleus: needs review, left out of the count
+        import numpy as np
+        from PIL import Image
+
+        rgb = np.full((240, 320, 3), (225, 205, 215), np.uint8)
+        ys, xs = np.mgrid[:240, :320]
+        rgb[np.hypot(ys - 200, xs - 20) <= 14] = (60, 0, 230)
+        rgb[np.hypot(ys - 110, xs - 190) <= 30] = (120, 70, 180)
+        Image.fromarray(rgb).save(tmp_path / "piece.png")
+        assert main(["predict", str(tmp_path), "--quiet", "--csv", str(table)]) == 0
+        out = capsys.readouterr().out
+        rows = {line.split()[0].rsplit("/", 1)[-1]: line for line in out.split("\n\n")[0].splitlines()[1:]}
+        assert "[typed the stained mass at x=" in rows["piece.png"] and "(or " not in rows["piece.png"]
+        assert rows["piece.png"].split()[3:5] == ["needs", "review"]
+        assert "so it needs review and is left out of the count" in rows["piece.png"]
+        assert out.split("\n\n")[1].startswith(
+            "Differential of the 2 image(s) read as white cells (left out: 1 typed on what may be a piece of a cell)")
+        assert {Path(r["file"]).name: r for r in csv.DictReader(table.open())}["piece.png"]["other_cell_larger"] == "yes"
 
     def test_linked_folders_are_searched_once(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A folder of links to class folders is searched through them (it said "no image files"); a

@@ -348,14 +348,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if len(results) > 1:
         from wbc.differential import differential_lines
 
-        counted = [r for r in results if not r.error and not r.not_wbc]
+        # A typed piece of a cell beside a much larger one is not a cell to count, as in the app.
+        counted = [r for r in results if not r.error and not r.not_wbc and not r.other_larger]
         left_out = [f"{k} {what}" for k, what in ((sum(bool(r.not_wbc) for r in results), "not a white cell"),
+                                                  (sum(r.other_larger for r in results),
+                                                   "typed on what may be a piece of a cell"),
                                                   (bad, "unreadable"),
                                                   (named_nothing, "naming no image"),
                                                   (unfollowed, "links or folders not followed"),
                                                   (unread, "not read before the interruption")) if k]
         review = sum(r.verdict == "needs review" for r in counted)
-        two = sum(bool(r.other_cell) for r in counted)  # photos with a second white cell
+        two = sum(bool(r.other_cell) for r in counted)  # counted photos with a second white cell
         print(f"\nDifferential of the {len(counted)} image(s) read as white cells"
               + (f" (left out: {', '.join(left_out)})" if left_out else "")
               + (f"; {review} {'needs' if review == 1 else 'need'} review, so check those before using the count"
@@ -388,7 +391,8 @@ def other_cell_note(r: Prediction) -> str:
     at = f"x={r.cell[0]}, y={r.cell[1]} px" if r.cell else "the crop's centre"
     if r.other_larger:
         return (f"typed the stained mass at {at}, much smaller than the nucleus of another white cell at x={ox}, "
-                f"y={oy} px: the crop may be on a piece of a cell or a speck, so it needs review; {CROP_EACH}")
+                f"y={oy} px: the crop may be on a piece of a cell or a speck, so it needs review and is left out "
+                f"of the count; {CROP_EACH}")
     return f"typed the cell at {at}; another white cell (at least one) at x={ox}, y={oy} px, not typed: {CROP_EACH}"
 
 

@@ -73,18 +73,24 @@ def ring_radius(shown_side: int, photo_side: int, reduced_by: float) -> int:
     return max(8, round(CELL_RADIUS * reduced_by * shown_side / photo_side))
 
 
-def marked_photo(rgb: np.ndarray, typed: tuple[int, int], other: tuple[int, int], reduced_by: float = 1.0) -> np.ndarray:
+def marked_photo(rgb: np.ndarray, typed: tuple[int, int], other: tuple[int, int], reduced_by: float = 1.0,
+                 other_larger: bool = False) -> np.ndarray:
     """The photo (H, W, 3) with the typed cell ringed green and the other white cell red, at (x, y) px,
-    scaled to MARKED_SIDE px on its longer side: where each is, at a glance."""
+    scaled to MARKED_SIDE px on its longer side: where each is, at a glance. `other_larger`: the other
+    nucleus is much larger than the typed mass (a piece, which kept the photo from being shrunk), so
+    its ring is drawn larger."""
     from PIL import ImageDraw
 
     h, w = rgb.shape[:2]
     k = MARKED_SIDE / max(h, w)
     img = Image.fromarray(rgb).resize((max(1, round(w * k)), max(1, round(h * k))), Image.BILINEAR)
     draw = ImageDraw.Draw(img)
-    r, width = ring_radius(max(img.size), max(h, w), reduced_by), max(2, max(img.size) // 160)
-    for (x, y), colour in ((typed, TYPED_RING), (other, OTHER_RING)):
-        draw.ellipse((x * k - r, y * k - r, x * k + r, y * k + r), outline=colour, width=width)
+    r, width = ring_radius(max(img.size), max(h, w), reduced_by), max(3, max(img.size) // 120)
+    for (x, y), colour, rr in ((typed, TYPED_RING, r), (other, OTHER_RING, round(r * (2 if other_larger else 1)))):
+        box = (x * k - rr, y * k - rr, x * k + rr, y * k + rr)
+        # a white halo under the colour: red or green alone is lost on a purple nucleus
+        draw.ellipse((box[0] - 1, box[1] - 1, box[2] + 1, box[3] + 1), outline=(255, 255, 255), width=width + 2)
+        draw.ellipse(box, outline=colour, width=width)
     return np.asarray(img)
 
 
@@ -131,7 +137,7 @@ def analyse_uploads(predictor: Predictor, uploads: Sequence[tuple[str, bytes]]) 
         results[i].prediction, results[i].crop = pred, crop
         if pred.other_cell is not None and pred.cell is not None:
             results[i].marked = marked_photo(load_image(uploads[i][1], uploads[i][0]), pred.cell, pred.other_cell,
-                                             pred.reduced_by)
+                                             pred.reduced_by, pred.other_larger)
         if cam is not None and crop is not None:
             results[i].heatmap = cam_overlay(crop, cam[CLASS_INDEX[pred.label]])
     return results
@@ -171,23 +177,27 @@ def other_cell_warning(p: Prediction) -> str:
     if p.other_cell is None:
         return ""
     x, y = p.other_cell
-    typed = f", the one at x={p.cell[0]}, y={p.cell[1]} px" if p.cell else ""
+    typed = f" at x={p.cell[0]}, y={p.cell[1]} px" if p.cell else ""
     if p.other_larger:
-        return (f"Another white cell: the photo shows a nucleus at x={x}, y={y} px (from its top left) much larger "
-                f"than the stained mass typed{typed} (the crop beside), which may be a piece of a cell or a speck; "
-                f"so it needs review. {CROP_EACH.capitalize()} and upload each.")
-    return (f"Another white cell: the photo shows a second stained nucleus (at least one) at x={x}, y={y} px (from "
-            f"its top left), which was neither typed nor counted; the type here is of the cell in the crop "
-            f"beside{typed}. {CROP_EACH.capitalize()} and upload each.")
+        return (f"Needs review, and left out of the count: the model typed a small stained mass{typed} (ringed "
+                f"green; the crop shown), which may be a piece of a cell cut by the photo's edge or a speck, while "
+                f"a much larger nucleus lies at x={x}, y={y} px (ringed red), from the photo's top left. Do not "
+                f"take this type for that cell: {CROP_EACH} and upload each.")
+    return (f"Another white cell: the photo shows a second stained nucleus (at least one) at x={x}, y={y} px from "
+            f"its top left (ringed red), which was neither typed nor counted; the type here is of the cell{typed} "
+            f"(ringed green; the crop shown). {CROP_EACH.capitalize()} and upload each.")
 
 
 def uncounted_note(results: Sequence[CellResult]) -> str:
-    """Under the differential: how many photos hold a second white cell that no row counts (empty for none)."""
-    n = sum(r.prediction is not None and r.prediction.other_cell is not None for r in results)
-    if not n:
+    """Under the differential: how many photos hold a white cell that no row counts (empty for none)."""
+    preds = [r.prediction for r in results if r.prediction is not None and r.prediction.other_cell is not None]
+    if not preds:
         return ""
-    return (f"{n} photo(s) show a second white cell that is not counted (each is marked in its verdict): "
-            f"{CROP_EACH} and upload them, to count every cell.")
+    pieces = sum(p.other_larger for p in preds)
+    return (f"{len(preds)} photo(s) show a white cell that is not counted (each is marked in its verdict)"
+            + (f"; in {pieces} of them the model typed what may be a piece of a cell beside it, so they start "
+               "excluded" if pieces else "")
+            + f": {CROP_EACH} and upload them, to count every cell.")
 
 
 NOT_A_WBC = "Not a white blood cell"  # the heading of an image the screening flags
@@ -228,7 +238,8 @@ def ece_note(test: dict[str, object] | None) -> str:
 def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
                 corrections: Mapping[str, str] | None = None) -> list[dict[str, object]]:
     """One row per usable image for the review table; images that are not white cells start excluded,
-    with no type or confidence (the network's forced reading means nothing there). With `keys` (each
+    with no type or confidence (the network's forced reading means nothing there), and so do those whose
+    crop may be on a piece of a cell beside a much larger one (`other_larger`). With `keys` (each
     result's `upload_key`), a row also carries its "key" and starts from the label `corrections` holds
     for it: a reviewer's correction stays with its image when the uploads change."""
     corrections = corrections or {}
@@ -242,9 +253,10 @@ def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
             "predicted": "" if p.not_wbc else p.label,
             "confidence": None if p.not_wbc else round(p.confidence, 3),
             "verdict": p.verdict + (f": {p.not_wbc}" if p.not_wbc else " (overexposed)" if p.overexposed else "")
-            + (" (another, much larger white cell in the photo: the crop may be on a piece)" if p.other_larger
-               else " (another white cell in the photo, not counted)" if p.other_cell else ""),
-            "reviewed": EXCLUDED if p.not_wbc else p.label,
+            + (" (crop on a piece? a larger cell uncounted)" if p.other_larger
+               else " (+1 cell uncounted)" if p.other_cell else ""),
+            # A typed piece of a cell is not a cell to count; the larger cell beside it is the user's to crop.
+            "reviewed": EXCLUDED if p.not_wbc or p.other_larger else p.label,
         }
         if keys:
             row["key"] = keys[i]

@@ -91,7 +91,8 @@ with model_tab:
         "*needs review* whatever the confidence.\n"
         "- It types one white cell a photo, the most strongly stained. Where it sees a second, it warns and "
         f"leaves that one uncounted: {CROP_EACH}. Where the other is much larger than what it typed (a piece "
-        "of a cell or a speck can stain darkest), it also marks the photo *needs review*.\n"
+        "of a cell or a speck can stain darkest), it marks the photo *needs review* and leaves it out of the "
+        "count.\n"
         "- A second opinion for learning and checking, **not a diagnosis**."
     )
     st.caption(f"Model {card.get('name')} · {card.get('parameters', 0):,} parameters · "
@@ -158,7 +159,7 @@ with classify_tab:
             if over := logic.overexposure_warning(p):
                 st.warning(over)
             if other := logic.other_cell_warning(p):
-                st.warning(other)
+                (st.error if p.other_larger else st.warning)(other)
             st.subheader(logic.headline(p))
             st.metric("Confidence", f"{100 * p.confidence:.1f}%")
             if p.needs_review:
