@@ -654,6 +654,21 @@ class TestDifferential:
         assert logic.headline(flagged) == "Not a white blood cell" and logic.headline(cell) == "Eosinophil"
         small = logic.forced_reading(flagged)
         assert "Neutrophil (81.9%)" in small and "means nothing" in small
+        assert logic.flagged_message(flagged).startswith("Not a white blood cell? no stained nucleus found.")
+
+    @pytest.mark.parametrize("make", [
+        lambda rgb: rgb.convert("L").convert("RGB"),  # grayscale
+        lambda rgb: rgb.convert("1").convert("RGB"),  # black and white
+        lambda rgb: rgb.crop((100, 60, 160, 120)),  # 60 px: too small
+        lambda rgb: rgb.filter(__import__("PIL.ImageFilter").ImageFilter.GaussianBlur(10)),  # out of focus
+        lambda rgb: Image.fromarray((np.asarray(rgb, np.float64) * 0.45).astype(np.uint8)),  # too dark
+    ])
+    def test_photo_that_cannot_be_judged_is_headed_so(self, predictor: Predictor, make) -> None:  # noqa: ANN001
+        """A photo of a real cell that is too small, colourless, blurred or dark is headed "Cannot judge
+        this photo", not "Not a white blood cell", which would say no cell is there."""
+        p = logic.analyse_uploads(predictor, [("x.png", encode(make(Image.open(EOS).convert("RGB"))))])[0].prediction
+        assert p.not_wbc and logic.headline(p) == "Cannot judge this photo"
+        assert logic.flagged_message(p).startswith(f"This photo cannot be judged: {p.not_wbc}. It is left out")
 
     def test_ece_note(self) -> None:
         """The limits' calibration clause gives the card's TEST ECE and its interval, or says there are no
@@ -888,7 +903,7 @@ class TestPage:
         assert "8 cell(s) counted" in " ".join(c.value for c in at.caption)
 
     def test_not_a_cell_is_not_headed_by_a_type(self) -> None:
-        """A blank and a black image are headed "Not a white blood cell", with no confidence metric, chart
+        """A blank and a black image are headed as flagged, with no confidence metric, chart
         or biology; their forced type is small print marked as meaning nothing; they start excluded from
         the differential, and the real cell beside them keeps its heading and metric."""
         at = self._app().run()
@@ -897,7 +912,8 @@ class TestPage:
             ("black.png", encode(Image.new("RGB", (320, 240), (0, 0, 0))), "image/png"),
             ("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
         assert not at.exception
-        assert [s.value for s in at.subheader[:3]] == ["Not a white blood cell", "Not a white blood cell", "Eosinophil"]
+        # the black one is too dark to judge, which its heading says rather than that no cell is there
+        assert [s.value for s in at.subheader[:3]] == ["Not a white blood cell", "Cannot judge this photo", "Eosinophil"]
         assert len(at.metric) == 1 and len(at.error) == 2
         small = [c.value for c in at.caption if "means nothing" in c.value]
         assert len(small) == 2 and all("The network has to name one of the four types" in c for c in small)

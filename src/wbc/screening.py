@@ -232,7 +232,7 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
     if not gains_allowed(to_white):
         if to_white.min() > 1 and to_white.max() > GAIN_RANGE[1]:  # every channel dark, beyond what the second look undoes
             return replace(first, reason=f"{first.reason}; the photo is much darker than the training images (its "
-                                         f"white at {100 / to_white.mean():.0f}% of theirs): take it with more light")
+                                         f"white at {100 / to_white.mean():.0f}% of theirs): {TOO_DARK}")
         return first
     balanced = match_data_white(rgb, to_white)
     again = locate_cell(balanced)
@@ -332,6 +332,15 @@ def _full_size(cells: np.ndarray, stained: np.ndarray) -> np.ndarray:
 
 
 BLACK_AND_WHITE = "a black-and-white picture: the stain's colours, which show a white cell and its type, are missing"
+GRAYSCALE = "a grayscale photo: the stain's colours, which show a white cell and its type, are missing"
+OUT_OF_FOCUS = "out of focus: too blurred to judge the cell"
+TOO_DARK = "take it with more light"  # the end of the reason of a photo too dark for the second look
+
+
+def photo_at_fault(reason: str) -> bool:
+    """Whether a screening's reason says the photo cannot be judged (too small, without colour, out of
+    focus or too dark), rather than that it shows no white cell."""
+    return reason.startswith(("only ", GRAYSCALE, BLACK_AND_WHITE, OUT_OF_FOCUS)) or reason.endswith(TOO_DARK)
 
 
 def _unfit(rgb: np.ndarray, reduced_by: float = 1.0) -> str:
@@ -350,7 +359,7 @@ def _unfit(rgb: np.ndarray, reduced_by: float = 1.0) -> str:
     # and its reason is the stain check's.
     shown = (brightest >= LIT_MIN) & (darkest < WHITE_LEVEL)
     if shown.mean() >= 0.05 and int((brightest - darkest)[shown].max()) <= GRAY_SPREAD_MAX:
-        return "a grayscale photo: the stain's colours, which show a white cell and its type, are missing"
+        return GRAYSCALE
     # Black and white only (a 1-bit scan or a thresholded mask): nothing is shown between them, but it is
     # a picture, not a blank field. Both must be in the middle of the photo: a blank field's black is
     # fill at its corners or a frame (a rotated view's, or a scanner's).
@@ -377,6 +386,6 @@ def _checks(rgb: np.ndarray, loc: CellLocation) -> Screening:
         if purple < PURPLE_MIN:
             reason = "the stained area is not the purple of a Romanowsky-stained nucleus"
         elif sharp < SHARPNESS_MIN:
-            reason = "out of focus: too blurred to judge the cell"
+            reason = OUT_OF_FOCUS
     return Screening(is_cell=not reason, reason=reason, peak=loc.peak, nucleus_px=nucleus_px, sharpness=sharp,
                      reduced_by=loc.reduced_by)

@@ -17,6 +17,7 @@ from wbc.differential import differential, differential_note  # noqa: F401 (the 
 from wbc.imaging import load_image
 from wbc.info import CLASS_INDEX, CLASSES, cell_type
 from wbc.predict import CROP_EACH, Prediction, Predictor
+from wbc.screening import photo_at_fault
 
 MAX_UPLOAD_MB = 20  # also Streamlit's server.maxUploadSize, set by `wbc app`
 SAMPLES_DIR = Path(__file__).parent / "samples"
@@ -206,10 +207,22 @@ NO_TEST_FIGURES = ("This model card holds no TEST figures: the model was exporte
                    "it again with `wbc export --evaluate` to put them in the card.")
 
 
+CANNOT_JUDGE = "Cannot judge this photo"  # the heading of a flagged photo too small, colourless, blurred or dark
+
+
 def headline(p: Prediction) -> str:
     """The result's heading: the type, or, for an image the screening flags, that it is not a white
-    cell; the network names one of four types for any image, so there its type means nothing."""
-    return NOT_A_WBC if p.not_wbc else cell_type(p.label).label
+    cell or that the photo cannot be judged; the network names one of four types for any image, so
+    there its type means nothing."""
+    if p.not_wbc:
+        return CANNOT_JUDGE if photo_at_fault(p.not_wbc) else NOT_A_WBC
+    return cell_type(p.label).label
+
+
+def flagged_message(p: Prediction) -> str:
+    """The error box over a flagged image: why, and that it is left out of the count."""
+    lead = "This photo cannot be judged:" if photo_at_fault(p.not_wbc) else "Not a white blood cell?"
+    return f"{lead} {p.not_wbc}. It is left out of the differential count unless you include it below."
 
 
 def forced_reading(p: Prediction) -> str:

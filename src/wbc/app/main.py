@@ -149,8 +149,7 @@ with classify_tab:
             if p.not_wbc:
                 # No type, confidence, chart or biology: shown large, a forced reading of a blank field
                 # reads as a finding. The small print keeps it for whoever wants to see it.
-                st.error(f"Not a white blood cell? {p.not_wbc}. It is left out of the differential count "
-                         "unless you include it below.")
+                st.error(logic.flagged_message(p))
                 if over := logic.overexposure_warning(p):
                     st.warning(over)
                 st.subheader(logic.headline(p))
