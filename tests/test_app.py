@@ -518,7 +518,7 @@ class TestOtherCell:
         result = logic.analyse_uploads(predictor, [("piece.png", encode(Image.fromarray(rgb)))])
         row = logic.review_rows(result)[0]
         assert row["reviewed"] == logic.EXCLUDED and row["verdict"] == "needs review (crop on a piece? a larger cell uncounted)"
-        assert "in 1 of them the model typed what may be a piece of a cell beside it, so they start excluded" in \
+        assert "in 1 of them the model typed what may be a piece of a cell beside it, so it starts excluded" in \
             logic.uncounted_note(result)
 
     @pytest.mark.parametrize("shift", ["white balance: warm (R x1.1, B x0.85)", "brightness x0.6"])
@@ -563,7 +563,7 @@ class TestOtherCell:
             row = two.marked[round(py * k), round(px * k - r) - 3 : round(px * k - r) + 4]  # across the ring's left edge
             assert (np.abs(row.astype(int) - ring).sum(1) < 60).any(), (px, py)
         rows = logic.review_rows([two, one])
-        assert str(rows[0]["verdict"]) == "confident (+1 cell uncounted)" and rows[0]["reviewed"] == two.prediction.label
+        assert str(rows[0]["verdict"]) == "confident (another cell uncounted)" and rows[0]["reviewed"] == two.prediction.label
         assert "another" not in str(rows[1]["verdict"])
 
 
@@ -655,6 +655,17 @@ class TestDifferential:
         small = logic.forced_reading(flagged)
         assert "Neutrophil (81.9%)" in small and "means nothing" in small
         assert logic.flagged_message(flagged).startswith("Not a white blood cell? no stained nucleus found.")
+
+    def test_photo_at_fault_names_each_reason_of_the_photo(self) -> None:
+        """Every reason the screening gives is sorted: the photo's fault, or no white cell shown."""
+        from wbc import screening as s
+
+        faults = [s.GRAYSCALE, s.BLACK_AND_WHITE, s.OUT_OF_FOCUS, "only 56x56 px: too small or too tight a crop",
+                  f"{s.TOO_DARK_HEAD} (its white at 41% of theirs): take it with more light; as photographed, no "
+                  "stained nucleus found (blank field)"]
+        not_cells = ["no stained nucleus found (blank field, red cells only, not a stained smear, or a magnification "
+                     "well below the training images')", "the stained area is not the purple of a Romanowsky-stained nucleus"]
+        assert all(map(s.photo_at_fault, faults)) and not any(map(s.photo_at_fault, not_cells))
 
     @pytest.mark.parametrize("make", [
         lambda rgb: rgb.convert("L").convert("RGB"),  # grayscale
@@ -814,11 +825,28 @@ class TestPage:
         assert len(warnings) == 1 and "neither typed nor counted" in warnings[0]
         captions = [i.caption for e in at.main if getattr(e, "type", "") == "image" for i in e.proto.imgs]
         assert "The photo: the typed cell ringed green, the other white cell red" in captions
-        assert at.dataframe[0].value["verdict"].tolist()[0].endswith("(+1 cell uncounted)")
+        assert at.dataframe[0].value["verdict"].tolist()[0].endswith("(another cell uncounted)")
         assert [w.value for w in at.warning if w.value.startswith("1 photo(s) show a white cell that is not "
                                                                     "counted")]
         at.file_uploader[0].set_value([("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
-        assert not [w.value for w in at.warning if "second white cell" in w.value or "Another white" in w.value]
+        assert not [w.value for w in at.warning if "that is not counted" in w.value or "Another white" in w.value]
+
+    def test_typed_piece_is_not_a_result(self) -> None:
+        """A small dark mass typed beside a much larger nucleus: no type heading or confidence, an error box
+        that says why, both rings, and the review table starts it excluded; the count is of the other image."""
+        rgb = np.full((240, 320, 3), (225, 205, 215), np.uint8)
+        ys, xs = np.mgrid[:240, :320]
+        rgb[np.hypot(ys - 200, xs - 20) <= 14] = (60, 0, 230)
+        rgb[np.hypot(ys - 110, xs - 190) <= 30] = (120, 70, 180)
+        at = self._app().run()
+        at.file_uploader[0].set_value([("piece.png", encode(Image.fromarray(rgb)), "image/png"),
+                                       ("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
+        assert not at.exception
+        assert [s.value for s in at.subheader[:2]] == ["Cannot judge this photo", "Eosinophil"] and len(at.metric) == 1
+        assert at.error[0].value.startswith("Needs review, and left out of the count: the model typed a small")
+        table = at.dataframe[0].value
+        assert table["reviewed"].tolist() == [logic.EXCLUDED, "EOSINOPHIL"] and table["predicted"].tolist()[0] == ""
+        assert "1 cell(s) counted" in " ".join(c.value for c in at.caption)
 
     def test_samples_make_a_differential(self) -> None:
         """The built-in samples give eight results, a review table and a differential of eight cells."""
@@ -925,13 +953,19 @@ class TestPage:
 
     def test_flagged_overexposed_photo_is_still_warned_about(self) -> None:
         """A photo both flagged and overexposed (a white, clipped field) keeps the advice to photograph
-        it again, without the types the page does not give it."""
+        it again, without the types the page does not give it; it is headed as a photo that cannot be
+        judged (an overexposed real cell can lose its nucleus to the light), and so is a real cell
+        overexposed x2."""
+        from wbc.robustness import brightness
+
         at = self._app().run()
+        bright = Image.fromarray(brightness(2.0)(np.asarray(Image.open(EOS).convert("RGB"))))
         at.file_uploader[0].set_value([("white.png", encode(Image.new("RGB", (320, 240), (255, 255, 255))),
-                                        "image/png")]).run()
-        assert not at.exception and at.subheader[0].value == "Not a white blood cell"
+                                        "image/png"), ("bright.png", encode(bright), "image/png")]).run()
+        assert not at.exception and [s.value for s in at.subheader[:2]] == ["Cannot judge this photo"] * 2
+        assert at.error[0].value.startswith("This photo cannot be judged: no stained nucleus found")
         warnings = [w.value for w in at.warning if w.value.startswith("Overexposed: ")]
-        assert len(warnings) == 1 and "with less light" in warnings[0] and "Top two" not in warnings[0]
+        assert len(warnings) == 2 and all("with less light" in w and "Top two" not in w for w in warnings)
 
     def test_card_without_test_figures(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A model exported without --evaluate (no TEST figures in its card): the model tab says so and how

@@ -118,6 +118,20 @@ def two_file_data_set(root) -> None:  # noqa: ANN001
         shutil.copy(f, images / split / cls / f.name)
 
 
+def fake_original(root, img, field: int, boxes: list[tuple[int, int, int, int]]) -> None:  # noqa: ANN001
+    """A dataset-master under `root` holding `img` (PIL) as original `field` at 640 x 480, with BCCD white-cell
+    boxes (x0, y0, x1, y1) in its px."""
+    originals = root / "dataset-master"
+    (originals / "JPEGImages").mkdir(parents=True, exist_ok=True)
+    (originals / "Annotations").mkdir(exist_ok=True)
+    (originals / "labels.csv").write_text(",Image,Category\n")
+    name = f"BloodImage_{field:05d}"
+    img.resize((640, 480)).save(originals / "JPEGImages" / f"{name}.jpg")
+    objects = "".join(f"<object><name>WBC</name><bndbox><xmin>{a}</xmin><ymin>{b}</ymin><xmax>{c}</xmax><ymax>{d}</ymax>"
+                      "</bndbox></object>" for a, b, c, d in boxes)
+    (originals / "Annotations" / f"{name}.xml").write_text(f"<annotation><filename>{name}.jpg</filename>{objects}</annotation>")
+
+
 def test_stain_peak_checks_and_times_both_ways(tmp_path, capsys) -> None:
     """On two data-set files, as they are and enlarged 2x: stain_peak equals the whole blur's peak on
     both, and each scale gets its timing line with the ratio."""
@@ -161,15 +175,7 @@ def test_screening_counts_both_ways_on_a_tiny_data_set(tmp_path, capsys, monkeyp
 
     scr = load("screening")
     two_file_data_set(tmp_path)
-    originals = tmp_path / "dataset-master"
-    (originals / "JPEGImages").mkdir(parents=True)
-    (originals / "Annotations").mkdir()
-    (originals / "labels.csv").write_text(",Image,Category\n")
-    Image.open(FIXTURES / "no-white-cell.jpeg").convert("RGB").resize((640, 480)).save(
-        originals / "JPEGImages" / "BloodImage_00001.jpg")
-    (originals / "Annotations" / "BloodImage_00001.xml").write_text(
-        "<annotation><filename>BloodImage_00001.jpg</filename><object><name>WBC</name><bndbox><xmin>20</xmin>"
-        "<ymin>20</ymin><xmax>120</xmax><ymax>120</ymax></bndbox></object></annotation>")
+    fake_original(tmp_path, Image.open(FIXTURES / "no-white-cell.jpeg").convert("RGB"), 1, [(20, 20, 120, 120)])
     assert scr.main(["--data", str(tmp_path), "--json", str(tmp_path / "s.json")]) == 0
     res = json.loads((tmp_path / "s.json").read_text())
     real, red = res["real cells (TRAIN + TEST files)"], res["red cells only (original fields' corners)"]
@@ -399,12 +405,16 @@ def test_robustness_counts_reasons_by_their_heads() -> None:
     """A dark photo's reason names its own share of the white; the table counts it with its kind."""
     rob = load("robustness")
     heads = rob.reason_heads({
-        "no stained nucleus found (blank field, red cells only); the photo is much darker (its white at 41% of theirs)": 3,
-        "no stained nucleus found (blank field, red cells only); the photo is much darker (its white at 30% of theirs)": 2,
+        "the photo is much darker than the training images (its white at 41% of theirs): take it with more light; "
+        "as photographed, no stained nucleus found (blank field, red cells only)": 3,
+        "the photo is much darker than the training images (its white at 30% of theirs): take it with more light; "
+        "as photographed, no stained nucleus found (blank field, red cells only)": 2,
+        "no stained nucleus found (blank field, red cells only)": 4,
         "out of focus: too blurred to judge the cell": 1,
         "only 56x56 px: too small or too tight a crop to judge a cell (80 px or more a side)": 1,
         "only 72x60 px: too small or too tight a crop to judge a cell (80 px or more a side)": 1})
-    assert heads == {"no stained nucleus found": 5, "out of focus": 1, "only NxN px": 2}
+    assert heads == {"the photo is much darker than the training images": 5, "no stained nucleus found": 4,
+                     "out of focus": 1, "only NxN px": 2}
 
 
 def test_crop_size_cuts_around_the_cell_inside_the_photo() -> None:
@@ -435,15 +445,7 @@ def test_other_cells_counts_a_two_cell_photo_and_none_on_one_cell_files(tmp_path
 
     oc = load("other_cells")
     two_file_data_set(tmp_path)
-    originals = tmp_path / "dataset-master"
-    (originals / "JPEGImages").mkdir(parents=True)
-    (originals / "Annotations").mkdir()
-    (originals / "labels.csv").write_text(",Image,Category\n")
-    Image.open(FIXTURES / "two-white-cells.jpeg").resize((640, 480)).save(originals / "JPEGImages" / "BloodImage_00010.jpg")
-    boxes = "".join(f"<object><name>WBC</name><bndbox><xmin>{a}</xmin><ymin>{b}</ymin><xmax>{c}</xmax><ymax>{d}</ymax>"
-                    "</bndbox></object>" for a, b, c, d in ((23, 229, 204, 421), (239, 253, 510, 470)))
-    (originals / "Annotations" / "BloodImage_00010.xml").write_text(
-        f"<annotation><filename>BloodImage_00010.jpg</filename>{boxes}</annotation>")
+    fake_original(tmp_path, Image.open(FIXTURES / "two-white-cells.jpeg"), 10, [(23, 229, 204, 421), (239, 253, 510, 470)])
     assert oc.main(["--data", str(tmp_path), "--every", "1", "--floors", "400", "100000", "--shifts-every", "1",
                     "--sheet", str(tmp_path / "sheet.png")]) == 0
     out = capsys.readouterr().out

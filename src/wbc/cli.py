@@ -331,7 +331,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             print(f"{name:{width}s}  ERROR {r.error}")
             continue
         note = f"{r.verdict}" + (f": {r.not_wbc}" if r.not_wbc else "")
-        if r.needs_review or (r.overexposed and not r.not_wbc):  # the runner-up type is no help for the other reasons
+        if r.typed and (r.needs_review or r.overexposed):  # the runner-up type is no help for the other reasons
             note += " (or " + r.top2[1][0].lower() + f" {r.top2[1][1]:.2f})"
         if r.reduced_by > 1:
             note += f" [photo shrunk {r.reduced_by:.1f}x to the training magnification]"
@@ -342,14 +342,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
             note += f" [overexposed: {100 * r.clipped:.0f}% of the lit pixels white (clipped); such photos are read poorly]"
         if r.other_cell:  # set only where the screening took the photo for a white cell
             note += f" [{other_cell_note(r)}]"
-        # No type is given for what the screening rejected, as in the app.
-        kind, conf = ("-", "-") if r.not_wbc else (r.label, f"{r.confidence:.3f}")
+        # No type is given for what the screening rejected or a typed piece of a cell, as in the app.
+        kind, conf = (r.label, f"{r.confidence:.3f}") if r.typed else ("-", "-")
         print(f"{name:{width}s}  {kind:11s}  {conf:>10s}  {note}")
     if len(results) > 1:
         from wbc.differential import differential_lines
 
         # A typed piece of a cell beside a much larger one is not a cell to count, as in the app.
-        counted = [r for r in results if not r.error and not r.not_wbc and not r.other_larger]
+        counted = [r for r in results if r.typed]
         left_out = [f"{k} {what}" for k, what in ((sum(bool(r.not_wbc) for r in results), "not a white cell"),
                                                   (sum(r.other_larger for r in results),
                                                    "typed on what may be a piece of a cell"),

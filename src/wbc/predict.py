@@ -181,6 +181,12 @@ class Prediction:
         return self.clipped >= OVEREXPOSED_SHARE
 
     @property
+    def typed(self) -> bool:
+        """Whether a type is given for it (and it is counted): read, taken for a white cell, and not a mass
+        much smaller than another cell's nucleus beside it (`other_larger`: perhaps a piece or a speck)."""
+        return bool(self.label) and not self.not_wbc and not self.other_larger
+
+    @property
     def verdict(self) -> str:
         """What a user should read: the type, or why it should not be taken at face value; blank where
         no screening ran (wbc evaluate), which could not say whether a white cell is there at all."""
@@ -397,9 +403,10 @@ def predictions_csv(preds: Sequence[Prediction]) -> str:
     yes_no = {True: "yes", False: "no"}
     for p in preds:
         probs = [f"{v:.6f}" for v in p.probs] if p.probs else [""] * len(CLASSES)
-        # No type for what the screening rejected (a script counting a class must not count it); the
-        # four probabilities keep the network's reading.
-        typed = bool(p.label) and not p.not_wbc
+        # No type for what the screening rejected or a typed piece of a cell (a script counting a class
+        # must not count it); the four probabilities keep the network's reading.
+        typed = p.typed
+        cell = bool(p.label) and not p.not_wbc  # taken for a white cell: its places are known
         conf = f"{p.confidence:.6f}" if typed else ""
         screened = bool(p.label) and p.screened
         flags = ["yes" if p.needs_review else "no", p.not_wbc] if typed else ["", p.not_wbc]
@@ -407,8 +414,8 @@ def predictions_csv(preds: Sequence[Prediction]) -> str:
         w.writerow([p.file, p.label if typed else "", conf, *probs, *flags, p.error, f"{p.reduced_by:.2f}" if p.label else "",
                     yes_no[p.white_balanced] if screened else "", yes_no[p.white_matched] if p.label else "",
                     yes_no[p.overexposed] if screened else "",
-                    *(p.cell if p.cell and typed else ("", "")), *(p.other_cell if p.other_cell and typed else ("", "")),
-                    yes_no[p.other_larger] if p.other_cell and typed else "", p.verdict])
+                    *(p.cell if p.cell and cell else ("", "")), *(p.other_cell if p.other_cell and cell else ("", "")),
+                    yes_no[p.other_larger] if p.other_cell and cell else "", p.verdict])
     return out.getvalue()
 
 

@@ -231,8 +231,9 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
     to_white = _gains_to_data_white(field_white(rgb) if white is None else white)
     if not gains_allowed(to_white):
         if to_white.min() > 1 and to_white.max() > GAIN_RANGE[1]:  # every channel dark, beyond what the second look undoes
-            return replace(first, reason=f"{first.reason}; the photo is much darker than the training images (its "
-                                         f"white at {100 / to_white.mean():.0f}% of theirs): {TOO_DARK}")
+            # the light first: "no stained nucleus found" alone would say no cell is there
+            return replace(first, reason=f"{TOO_DARK_HEAD} (its white at {100 / to_white.mean():.0f}% of theirs): "
+                                         f"take it with more light; as photographed, {first.reason}")
         return first
     balanced = match_data_white(rgb, to_white)
     again = locate_cell(balanced)
@@ -334,13 +335,14 @@ def _full_size(cells: np.ndarray, stained: np.ndarray) -> np.ndarray:
 BLACK_AND_WHITE = "a black-and-white picture: the stain's colours, which show a white cell and its type, are missing"
 GRAYSCALE = "a grayscale photo: the stain's colours, which show a white cell and its type, are missing"
 OUT_OF_FOCUS = "out of focus: too blurred to judge the cell"
-TOO_DARK = "take it with more light"  # the end of the reason of a photo too dark for the second look
+TOO_SMALL_HEAD = "only "  # "only W x H px: too small ..."
+TOO_DARK_HEAD = "the photo is much darker than the training images"  # a photo too dark for the second look
 
 
 def photo_at_fault(reason: str) -> bool:
     """Whether a screening's reason says the photo cannot be judged (too small, without colour, out of
     focus or too dark), rather than that it shows no white cell."""
-    return reason.startswith(("only ", GRAYSCALE, BLACK_AND_WHITE, OUT_OF_FOCUS)) or reason.endswith(TOO_DARK)
+    return reason.startswith((TOO_SMALL_HEAD, GRAYSCALE, BLACK_AND_WHITE, OUT_OF_FOCUS, TOO_DARK_HEAD))
 
 
 def _unfit(rgb: np.ndarray, reduced_by: float = 1.0) -> str:
@@ -350,7 +352,7 @@ def _unfit(rgb: np.ndarray, reduced_by: float = 1.0) -> str:
     h, w = rgb.shape[:2]
     if min(h, w) < MIN_SIDE_PX:
         shrunk = f" once shrunk {reduced_by:.2g}x to the training images' magnification" if reduced_by > 1 else ""
-        return (f"only {w}x{h} px{shrunk}: too small or too tight a crop to judge a cell ({MIN_SIDE_PX} px or more "
+        return (f"{TOO_SMALL_HEAD}{w}x{h} px{shrunk}: too small or too tight a crop to judge a cell ({MIN_SIDE_PX} px or more "
                 "a side at the training images' magnification, where a white cell is 60-100 px across and the "
                 "training images show 160 px around it)")
     px = rgb[::2, ::2]  # every fourth pixel tells colour from gray as well, at a quarter of the time

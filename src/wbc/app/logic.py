@@ -77,9 +77,9 @@ def ring_radius(shown_side: int, photo_side: int, reduced_by: float) -> int:
 def marked_photo(rgb: np.ndarray, typed: tuple[int, int], other: tuple[int, int], reduced_by: float = 1.0,
                  other_larger: bool = False) -> np.ndarray:
     """The photo (H, W, 3) with the typed cell ringed green and the other white cell red, at (x, y) px,
-    scaled to MARKED_SIDE px on its longer side: where each is, at a glance. `other_larger`: the other
-    nucleus is much larger than the typed mass (a piece, which kept the photo from being shrunk), so
-    its ring is drawn larger."""
+    scaled to MARKED_SIDE px on its longer side: where each is, at a glance. The rings assume a cell at
+    the data set's magnification once the photo is shrunk by `reduced_by`; `other_larger` (the other
+    nucleus twice the typed mass or more) draws the other's 1.5x as large."""
     from PIL import ImageDraw
 
     h, w = rgb.shape[:2]
@@ -87,7 +87,7 @@ def marked_photo(rgb: np.ndarray, typed: tuple[int, int], other: tuple[int, int]
     img = Image.fromarray(rgb).resize((max(1, round(w * k)), max(1, round(h * k))), Image.BILINEAR)
     draw = ImageDraw.Draw(img)
     r, width = ring_radius(max(img.size), max(h, w), reduced_by), max(3, max(img.size) // 120)
-    for (x, y), colour, rr in ((typed, TYPED_RING, r), (other, OTHER_RING, round(r * (2 if other_larger else 1)))):
+    for (x, y), colour, rr in ((typed, TYPED_RING, r), (other, OTHER_RING, round(r * (1.5 if other_larger else 1)))):
         box = (x * k - rr, y * k - rr, x * k + rr, y * k + rr)
         # a white halo under the colour: red or green alone is lost on a purple nucleus
         draw.ellipse((box[0] - 1, box[1] - 1, box[2] + 1, box[3] + 1), outline=(255, 255, 255), width=width + 2)
@@ -166,7 +166,7 @@ def overexposure_warning(p: Prediction) -> str:
     text = (f"Overexposed: {100 * p.clipped:.0f}% of the lit area is pure white (clipped), and detail in the "
             "palest parts of the cell may be lost with it. Such photos are read much less well, however "
             "confident the model is: check the type by eye, or photograph the cell again with less light.")
-    if p.not_wbc:
+    if not p.typed:
         return text
     (a, pa), (b, pb) = p.top2
     return f"{text} Top two: {cell_type(a).label} {100 * pa:.1f}%, {cell_type(b).label} {100 * pb:.1f}%."
@@ -196,8 +196,8 @@ def uncounted_note(results: Sequence[CellResult]) -> str:
         return ""
     pieces = sum(p.other_larger for p in preds)
     return (f"{len(preds)} photo(s) show a white cell that is not counted (each is marked in its verdict)"
-            + (f"; in {pieces} of them the model typed what may be a piece of a cell beside it, so they start "
-               "excluded" if pieces else "")
+            + (f"; in {pieces} of them the model typed what may be a piece of a cell beside it, so "
+               + ("it starts" if pieces == 1 else "they start") + " excluded" if pieces else "")
             + f": {CROP_EACH} and upload them, to count every cell.")
 
 
@@ -210,18 +210,26 @@ NO_TEST_FIGURES = ("This model card holds no TEST figures: the model was exporte
 CANNOT_JUDGE = "Cannot judge this photo"  # the heading of a flagged photo too small, colourless, blurred or dark
 
 
+def cannot_judge(p: Prediction) -> bool:
+    """Whether an image given no type is so for the photo's sake (too small, colourless, blurred, too
+    dark or overexposed, or its crop on what may be a piece of a cell), not for showing no white cell."""
+    return bool(p.not_wbc) and (photo_at_fault(p.not_wbc) or p.overexposed) or p.other_larger
+
+
 def headline(p: Prediction) -> str:
-    """The result's heading: the type, or, for an image the screening flags, that it is not a white
-    cell or that the photo cannot be judged; the network names one of four types for any image, so
-    there its type means nothing."""
-    if p.not_wbc:
-        return CANNOT_JUDGE if photo_at_fault(p.not_wbc) else NOT_A_WBC
-    return cell_type(p.label).label
+    """The result's heading: the type, or, for an image given none, that it is not a white cell or that
+    the photo cannot be judged; the network names one of four types for any image, so there its type
+    means nothing."""
+    if p.typed:
+        return cell_type(p.label).label
+    return CANNOT_JUDGE if cannot_judge(p) else NOT_A_WBC
 
 
 def flagged_message(p: Prediction) -> str:
-    """The error box over a flagged image: why, and that it is left out of the count."""
-    lead = "This photo cannot be judged:" if photo_at_fault(p.not_wbc) else "Not a white blood cell?"
+    """The error box over an image given no type: why, and that it is left out of the count."""
+    if p.other_larger:
+        return other_cell_warning(p)
+    lead = "This photo cannot be judged:" if cannot_judge(p) else "Not a white blood cell?"
     return f"{lead} {p.not_wbc}. It is left out of the differential count unless you include it below."
 
 
@@ -263,13 +271,14 @@ def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
             continue
         row: dict[str, object] = {
             "file": r.name,
-            "predicted": "" if p.not_wbc else p.label,
-            "confidence": None if p.not_wbc else round(p.confidence, 3),
-            "verdict": p.verdict + (f": {p.not_wbc}" if p.not_wbc else " (overexposed)" if p.overexposed else "")
+            "predicted": p.label if p.typed else "",
+            "confidence": round(p.confidence, 3) if p.typed else None,
+            "verdict": ("cannot judge" if p.not_wbc and cannot_judge(p) else p.verdict)
+            + (f": {p.not_wbc}" if p.not_wbc else " (overexposed)" if p.overexposed else "")
             + (" (crop on a piece? a larger cell uncounted)" if p.other_larger
-               else " (+1 cell uncounted)" if p.other_cell else ""),
+               else " (another cell uncounted)" if p.other_cell else ""),
             # A typed piece of a cell is not a cell to count; the larger cell beside it is the user's to crop.
-            "reviewed": EXCLUDED if p.not_wbc or p.other_larger else p.label,
+            "reviewed": p.label if p.typed else EXCLUDED,
         }
         if keys:
             row["key"] = keys[i]

@@ -139,14 +139,14 @@ with classify_tab:
         left, right = st.columns([1, 2])
         with left:
             st.image(r.crop, caption=logic.crop_caption(p), width="stretch")
-            if r.heatmap is not None and not p.not_wbc:  # evidence for a type the page does not give
+            if r.heatmap is not None and p.typed:  # no evidence for a type the page does not give
                 st.image(r.heatmap, caption="Where the evidence was (class activation map)", width="stretch")
             if r.marked is not None:
                 st.image(r.marked, caption="The photo: the typed cell ringed green, the other white cell red",
                          width="stretch")
         with right:
             st.markdown(f"**{r.name}**")
-            if p.not_wbc:
+            if not p.typed:
                 # No type, confidence, chart or biology: shown large, a forced reading of a blank field
                 # reads as a finding. The small print keeps it for whoever wants to see it.
                 st.error(logic.flagged_message(p))
@@ -158,7 +158,7 @@ with classify_tab:
             if over := logic.overexposure_warning(p):
                 st.warning(over)
             if other := logic.other_cell_warning(p):
-                (st.error if p.other_larger else st.warning)(other)
+                st.warning(other)
             st.subheader(logic.headline(p))
             st.metric("Confidence", f"{100 * p.confidence:.1f}%")
             if p.needs_review:
