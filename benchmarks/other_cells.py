@@ -31,12 +31,15 @@ HALF = (320, 240)  # the originals at the data set's scale
 def wbc_boxes(xml: Path) -> list[tuple[float, float, float, float]]:
     """White-cell boxes of an annotation, in the halved field's px (x0, y0, x1, y1)."""
     tree = ET.parse(xml)
-    return [tuple(float(o.findtext(f"bndbox/{k}") or 0) / 2 for k in ("xmin", "ymin", "xmax", "ymax"))  # type: ignore[misc]
+    corners = ("xmin", "ymin", "xmax", "ymax")
+    return [tuple(float(o.findtext(f"bndbox/{k}") or 0) / 2 for k in corners)  # type: ignore[misc]
             for o in tree.findall("object") if o.findtext("name") == "WBC"]
 
 
 def boxes_at(boxes: list[tuple[float, float, float, float]], y: float, x: float, margin: float = 8) -> set[int]:
-    return {i for i, (x0, y0, x1, y1) in enumerate(boxes) if x0 - margin <= x <= x1 + margin and y0 - margin <= y <= y1 + margin}
+    """The boxes (their indices) that hold the point (y, x), with `margin` px to spare."""
+    return {i for i, (x0, y0, x1, y1) in enumerate(boxes)
+            if x0 - margin <= x <= x1 + margin and y0 - margin <= y <= y1 + margin}
 
 
 def main(argv: list[str] | None = None) -> int:

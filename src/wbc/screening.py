@@ -230,8 +230,9 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
         return _with_other_cell(first, scale_channels(rgb, gains), replace(loc, coarse=None), floor)
     to_white = _gains_to_data_white(field_white(rgb) if white is None else white)
     if not gains_allowed(to_white):
-        if to_white.min() > 1 and to_white.max() > GAIN_RANGE[1]:  # every channel dark, beyond what the second look undoes
-            # the light first: "no stained nucleus found" alone would say no cell is there
+        if to_white.min() > 1 and to_white.max() > GAIN_RANGE[1]:
+            # Every channel dark, beyond what the second look undoes. The light first: "no stained
+            # nucleus found" alone would say no cell is there.
             return replace(first, reason=f"{TOO_DARK_HEAD} (its white at {100 / to_white.mean():.0f}% of theirs): "
                                          f"take it with more light; as photographed, {first.reason}")
         return first
@@ -352,9 +353,9 @@ def _unfit(rgb: np.ndarray, reduced_by: float = 1.0) -> str:
     h, w = rgb.shape[:2]
     if min(h, w) < MIN_SIDE_PX:
         shrunk = f" once shrunk {reduced_by:.2g}x to the training images' magnification" if reduced_by > 1 else ""
-        return (f"{TOO_SMALL_HEAD}{w}x{h} px{shrunk}: too small or too tight a crop to judge a cell ({MIN_SIDE_PX} px or more "
-                "a side at the training images' magnification, where a white cell is 60-100 px across and the "
-                "training images show 160 px around it)")
+        return (f"{TOO_SMALL_HEAD}{w}x{h} px{shrunk}: too small or too tight a crop to judge a cell ({MIN_SIDE_PX} px "
+                "or more a side at the training images' magnification, where a white cell is 60-100 px across and "
+                "the training images show 160 px around it)")
     px = rgb[::2, ::2]  # every fourth pixel tells colour from gray as well, at a quarter of the time
     brightest, darkest = brightest_channel(px), darkest_channel(px)
     # Only where the photo shows something: a blank, black or clipped white field has no colour either,
