@@ -653,8 +653,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit status: 0 every file was read (those called not a white cell included); 1 some file could "
                "not be used, a path names no image, or a link or folder in a folder could not be followed (each "
                "has its row, and the rest are classified); 2 a usage error, no path naming an image at all, a bad "
-               "model or a CSV that cannot be written; 130 interrupted (the files read are reported); 141 the reader of the "
-               "output went away")
+               "model or a CSV that cannot be written; 130 interrupted (the files read are reported); 141 the "
+               "reader of the output went away")
     pr.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
     pr.add_argument("--model", help="model folder or .onnx (default: WBC_MODEL, else the shipped model)")
     pr.add_argument("--csv", type=Path,

@@ -152,7 +152,8 @@ class Prediction:
     not look like a stained white cell (empty when it does); its class is then not to be trusted.
     `overexposed`: the photo's highlights are clipped (screening.OVEREXPOSED_SHARE of it pure white),
     which the network reads poorly however confident it is; the verdict is then "needs review", as it
-    is where a second white cell in the photo is larger than what was typed (`other_larger`).
+    is where a second white cell in the photo is much larger than what was typed (`other_larger`),
+    which is then given no type (`typed`).
     """
 
     file: str
