@@ -513,11 +513,12 @@ class TestOtherCell:
         assert (y, x) == pytest.approx((110, 190), abs=2) and larger
         p = logic.analyse_uploads(predictor, [("piece.png", encode(Image.fromarray(rgb)))])[0].prediction
         assert not p.not_wbc and p.other_larger and not p.needs_review and p.verdict == "needs review"
-        assert logic.other_cell_warning(p).startswith("Needs review, and left out of the count: ")
+        assert logic.other_cell_warning(p).startswith("No type given, and left out of the count: ")
         # it starts excluded from the app's count, and the note under the count says why
         result = logic.analyse_uploads(predictor, [("piece.png", encode(Image.fromarray(rgb)))])
         row = logic.review_rows(result)[0]
-        assert row["reviewed"] == logic.EXCLUDED and row["verdict"] == "needs review (crop on a piece? a larger cell uncounted)"
+        assert row["reviewed"] == logic.EXCLUDED and row["verdict"] == "cannot judge (crop on a piece? a larger cell uncounted)"
+        assert row["predicted"] == "" and row["confidence"] is None
         assert "in 1 of them the model typed what may be a piece of a cell beside it, so it starts excluded" in \
             logic.uncounted_note(result)
 
@@ -659,13 +660,28 @@ class TestDifferential:
     def test_photo_at_fault_names_each_reason_of_the_photo(self) -> None:
         """Every reason the screening gives is sorted: the photo's fault, or no white cell shown."""
         from wbc import screening as s
+        from wbc.imaging import locate_cell
 
-        faults = [s.GRAYSCALE, s.BLACK_AND_WHITE, s.OUT_OF_FOCUS, "only 56x56 px: too small or too tight a crop",
-                  f"{s.TOO_DARK_HEAD} (its white at 41% of theirs): take it with more light; as photographed, no "
-                  "stained nucleus found (blank field)"]
-        not_cells = ["no stained nucleus found (blank field, red cells only, not a stained smear, or a magnification "
-                     "well below the training images')", "the stained area is not the purple of a Romanowsky-stained nucleus"]
-        assert all(map(s.photo_at_fault, faults)) and not any(map(s.photo_at_fault, not_cells))
+        dark = np.zeros((240, 320, 3), np.uint8)
+        too_dark = s.screen(dark, locate_cell(dark)).reason  # as the screening builds it
+        faults = [s.GRAYSCALE, s.BLACK_AND_WHITE, s.OUT_OF_FOCUS, s._unfit(dark[:60, :60]), too_dark]
+        assert too_dark.startswith(s.TOO_DARK_HEAD) and too_dark.endswith(s.NO_NUCLEUS)
+        assert all(map(s.photo_at_fault, faults)) and not any(map(s.photo_at_fault, [s.NO_NUCLEUS, s.NOT_PURPLE]))
+
+    def test_review_table_says_cannot_judge_for_the_photos_sake(self, predictor: Predictor) -> None:
+        """The table's verdict: "cannot judge" for a photo too dark, or flagged and overexposed (which says
+        so); "not a white blood cell" for a field with no nucleus."""
+        from wbc.robustness import brightness
+
+        eos = np.asarray(Image.open(EOS).convert("RGB"))
+        results = logic.analyse_uploads(predictor, [
+            ("dark.png", encode(Image.fromarray((eos * 0.45).astype(np.uint8)))),
+            ("bright.png", encode(Image.fromarray(brightness(2.0)(eos)))),
+            ("none.jpeg", (FIXTURES / "no-white-cell.jpeg").read_bytes())])
+        verdicts = [str(r["verdict"]) for r in logic.review_rows(results)]
+        assert verdicts[0].startswith("cannot judge: the photo is much darker than the training images")
+        assert verdicts[1].startswith("cannot judge: ") and verdicts[1].endswith(" (overexposed)")
+        assert verdicts[2].startswith("not a white blood cell: no stained nucleus found")
 
     @pytest.mark.parametrize("make", [
         lambda rgb: rgb.convert("L").convert("RGB"),  # grayscale
@@ -824,7 +840,7 @@ class TestPage:
         warnings = [w.value for w in at.warning if w.value.startswith("Another white cell: ")]
         assert len(warnings) == 1 and "neither typed nor counted" in warnings[0]
         captions = [i.caption for e in at.main if getattr(e, "type", "") == "image" for i in e.proto.imgs]
-        assert "The photo: the typed cell ringed green, the other white cell red" in captions
+        assert "The photo: what the model read ringed green, the other white cell red" in captions
         assert at.dataframe[0].value["verdict"].tolist()[0].endswith("(another cell uncounted)")
         assert [w.value for w in at.warning if w.value.startswith("1 photo(s) show a white cell that is not "
                                                                     "counted")]
@@ -843,7 +859,10 @@ class TestPage:
                                        ("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
         assert not at.exception
         assert [s.value for s in at.subheader[:2]] == ["Cannot judge this photo", "Eosinophil"] and len(at.metric) == 1
-        assert at.error[0].value.startswith("Needs review, and left out of the count: the model typed a small")
+        assert at.error[0].value.startswith("No type given, and left out of the count: the model read a small")
+        captions = [i.caption for e in at.main if getattr(e, "type", "") == "image" for i in e.proto.imgs]
+        assert "The photo: what the model read ringed green, the other white cell red" in captions
+        assert sum(c.startswith("Where the evidence was") for c in captions) == 1  # the eosinophil's only
         table = at.dataframe[0].value
         assert table["reviewed"].tolist() == [logic.EXCLUDED, "EOSINOPHIL"] and table["predicted"].tolist()[0] == ""
         assert "1 cell(s) counted" in " ".join(c.value for c in at.caption)

@@ -337,6 +337,9 @@ BLACK_AND_WHITE = "a black-and-white picture: the stain's colours, which show a 
 GRAYSCALE = "a grayscale photo: the stain's colours, which show a white cell and its type, are missing"
 OUT_OF_FOCUS = "out of focus: too blurred to judge the cell"
 TOO_SMALL_HEAD = "only "  # "only W x H px: too small ..."
+NO_NUCLEUS = ("no stained nucleus found (blank field, red cells only, not a stained smear, or a magnification "
+              "well below the training images')")
+NOT_PURPLE = "the stained area is not the purple of a Romanowsky-stained nucleus"
 TOO_DARK_HEAD = "the photo is much darker than the training images"  # a photo too dark for the second look
 
 
@@ -381,13 +384,12 @@ def _checks(rgb: np.ndarray, loc: CellLocation) -> Screening:
     sharp = sharpness(rgb, loc)
     reason = ""
     if loc.peak < PEAK_MIN or nucleus_px < NUCLEUS_MIN_PX:
-        reason = ("no stained nucleus found (blank field, red cells only, not a stained smear, or a magnification "
-                  "well below the training images')")
+        reason = NO_NUCLEUS
     else:
         win = _window(rgb, loc, 48).astype(np.float32)
         purple = float((win[..., 0] - win[..., 1])[mask].mean())
         if purple < PURPLE_MIN:
-            reason = "the stained area is not the purple of a Romanowsky-stained nucleus"
+            reason = NOT_PURPLE
         elif sharp < SHARPNESS_MIN:
             reason = OUT_OF_FOCUS
     return Screening(is_cell=not reason, reason=reason, peak=loc.peak, nucleus_px=nucleus_px, sharpness=sharp,

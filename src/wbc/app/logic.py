@@ -160,7 +160,7 @@ def crop_caption(p: Prediction) -> str:
 
 def overexposure_warning(p: Prediction) -> str:
     """What the page says about an overexposed photo (empty when it is not); the top two types only for
-    an image the screening took for a white cell."""
+    an image given a type (`Prediction.typed`)."""
     if not p.overexposed:
         return ""
     text = (f"Overexposed: {100 * p.clipped:.0f}% of the lit area is pure white (clipped), and detail in the "
@@ -180,10 +180,10 @@ def other_cell_warning(p: Prediction) -> str:
     x, y = p.other_cell
     typed = f" at x={p.cell[0]}, y={p.cell[1]} px" if p.cell else ""
     if p.other_larger:
-        return (f"Needs review, and left out of the count: the model typed a small stained mass{typed} (ringed "
+        return (f"No type given, and left out of the count: the model read a small stained mass{typed} (ringed "
                 f"green; the crop shown), which may be a piece of a cell cut by the photo's edge or a speck, while "
                 f"a much larger nucleus lies at x={x}, y={y} px (ringed red), from the photo's top left. Do not "
-                f"take this type for that cell: {CROP_EACH} and upload each.")
+                f"take the network's reading (small print) for that cell: {CROP_EACH} and upload each.")
     return (f"Another white cell: the photo shows a second stained nucleus (at least one) at x={x}, y={y} px from "
             f"its top left (ringed red), which was neither typed nor counted; the type here is of the cell{typed} "
             f"(ringed green; the crop shown). {CROP_EACH.capitalize()} and upload each.")
@@ -207,7 +207,9 @@ NO_TEST_FIGURES = ("This model card holds no TEST figures: the model was exporte
                    "it again with `wbc export --evaluate` to put them in the card.")
 
 
-CANNOT_JUDGE = "Cannot judge this photo"  # the heading of a flagged photo too small, colourless, blurred or dark
+# The heading of an image given no type for the photo's sake: too small, colourless, blurred, too dark or
+# overexposed, or its crop on what may be a piece of a cell beside a much larger one.
+CANNOT_JUDGE = "Cannot judge this photo"
 
 
 def cannot_judge(p: Prediction) -> bool:
@@ -234,7 +236,8 @@ def flagged_message(p: Prediction) -> str:
 
 
 def forced_reading(p: Prediction) -> str:
-    """The small print under a flagged image's heading: what the network said anyway, marked as meaningless."""
+    """The small print under the heading of an image given no type: what the network said anyway, marked
+    as meaningless."""
     return (f"The network has to name one of the four types for any image; for this one it said "
             f"{cell_type(p.label).label} ({100 * p.confidence:.1f}%), which means nothing here.")
 
@@ -273,8 +276,8 @@ def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
             "file": r.name,
             "predicted": p.label if p.typed else "",
             "confidence": round(p.confidence, 3) if p.typed else None,
-            "verdict": ("cannot judge" if p.not_wbc and cannot_judge(p) else p.verdict)
-            + (f": {p.not_wbc}" if p.not_wbc else " (overexposed)" if p.overexposed else "")
+            "verdict": ("cannot judge" if not p.typed and cannot_judge(p) else p.verdict)
+            + (f": {p.not_wbc}" if p.not_wbc else "") + (" (overexposed)" if p.overexposed else "")
             + (" (crop on a piece? a larger cell uncounted)" if p.other_larger
                else " (another cell uncounted)" if p.other_cell else ""),
             # A typed piece of a cell is not a cell to count; the larger cell beside it is the user's to crop.

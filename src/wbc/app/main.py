@@ -90,9 +90,9 @@ with model_tab:
         "less well; it is marked "
         "*needs review* whatever the confidence.\n"
         "- It types one white cell a photo, the most strongly stained. Where it sees a second, it warns and "
-        f"leaves that one uncounted: {CROP_EACH}. Where the other is much larger than what it typed (a piece "
-        "of a cell or a speck can stain darkest), it marks the photo *needs review* and leaves it out of the "
-        "count.\n"
+        f"leaves that one uncounted: {CROP_EACH}. Where the other is much larger than what it read (a piece "
+        "of a cell or a speck can stain darkest), it gives no type (*Cannot judge this photo*), marks the "
+        "photo *needs review* and leaves it out of the count.\n"
         "- A second opinion for learning and checking, **not a diagnosis**."
     )
     st.caption(f"Model {card.get('name')} · {card.get('parameters', 0):,} parameters · "
@@ -142,7 +142,7 @@ with classify_tab:
             if r.heatmap is not None and p.typed:  # no evidence for a type the page does not give
                 st.image(r.heatmap, caption="Where the evidence was (class activation map)", width="stretch")
             if r.marked is not None:
-                st.image(r.marked, caption="The photo: the typed cell ringed green, the other white cell red",
+                st.image(r.marked, caption="The photo: what the model read ringed green, the other white cell red",
                          width="stretch")
         with right:
             st.markdown(f"**{r.name}**")
