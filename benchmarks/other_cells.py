@@ -21,6 +21,7 @@ import argparse
 import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -70,12 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     split_of: dict[int, str] = {}
     files: dict[str, list[tuple[Path, int | None]]] = {}
     for split in SPLITS[:2]:
-        samples = list_split(root, split)[:: args.every]
-        files[split] = [(s.path, source_field(split, s.path.parent.name, s.path.name)) for s in samples]
-        for s in list_split(root, split):
-            f = source_field(split, s.path.parent.name, s.path.name)
-            if f is not None:
-                split_of[f] = split
+        every = [(s.path, source_field(split, s.path.parent.name, s.path.name)) for s in list_split(root, split)]
+        files[split] = every[:: args.every]
+        split_of.update((f, split) for _, f in every if f is not None)
     fields = []
     for xml in sorted((originals / "Annotations").glob("*.xml")):
         photo = originals / "JPEGImages" / (ET.parse(xml).findtext("filename") or "")
@@ -83,15 +81,17 @@ def main(argv: list[str] | None = None) -> int:
             fields.append((int(xml.stem.split("_")[-1]), photo, wbc_boxes(xml)))
     n_boxes = {f: len(b) for f, _, b in fields}
 
-    def screened(rgb: np.ndarray, floor: int | None = None) -> tuple[CellLocation, Screening]:
-        """What `Predictor.analyse` does with a photo under the shipped card, which matches white."""
+    def screened(rgb: np.ndarray, at: Sequence[int | None] = (None,)) -> tuple[CellLocation, list[Screening]]:
+        """What `Predictor.analyse` does with a photo under the shipped card, which matches white: the
+        cell found once, the screening at each floor in `at` (None: the shipped one)."""
         field, loc = locate_at_data_scale(rgb)
         white = field_white(field)
-        return loc, scr.screen(field, loc, white, input_gains(field, white), floor)
+        gains = input_gains(field, white)
+        return loc, [scr.screen(field, loc, white, gains, floor) for floor in at]
 
     def warned(rgb: np.ndarray) -> tuple[dict[int, Screening], CellLocation]:
-        out = {floor: screened(rgb, floor) for floor in floors}
-        return {floor: sc for floor, (_, sc) in out.items()}, out[floors[0]][0]
+        loc, at_floors = screened(rgb, floors)
+        return dict(zip(floors, at_floors)), loc
 
     def kind(f: int) -> str:
         n = n_boxes.get(f)
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     full: Counter[str] = Counter()
     for f, photo, boxes in fields:
         rgb = load_image(photo)
-        loc, sc = screened(rgb)
+        loc, (sc,) = screened(rgb)
         full[f"shrunk {loc.reduced_by:.2f}x"] += 1
         k = kind(f)
         full[k] += 1
@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
             n_cell = n_warned = 0
             n_larger = 0
             for rgb in rgbs:
-                sc = screened(shift(rgb))[1]
+                sc = screened(shift(rgb))[1][0]
                 n_cell += sc.is_cell
                 n_warned += sc.other_cell_yx is not None
                 n_larger += sc.other_larger
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                 # the shifts keep the field's size and place, except scale, framing and magnification:
                 # only those that keep the 320 x 240 frame are scored against the boxes
                 shifted = shift(rgb)
-                loc, sc = screened(shifted)
+                loc, (sc,) = screened(shifted)
                 same_frame &= shifted.shape == rgb.shape and loc.reduced_by == 1
                 if sc.other_cell_yx is not None:
                     found += bool(boxes_at(boxes, *sc.other_cell_yx) - boxes_at(boxes, loc.cy, loc.cx))

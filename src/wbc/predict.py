@@ -406,17 +406,17 @@ def predictions_csv(preds: Sequence[Prediction]) -> str:
         probs = [f"{v:.6f}" for v in p.probs] if p.probs else [""] * len(CLASSES)
         # No type for what the screening rejected or a typed piece of a cell (a script counting a class
         # must not count it); the four probabilities keep the network's reading.
-        typed = p.typed
-        cell = bool(p.label) and not p.not_wbc  # taken for a white cell: its places are known
-        conf = f"{p.confidence:.6f}" if typed else ""
+        located = bool(p.label) and not p.not_wbc  # taken for a white cell: its places are known
+        conf = f"{p.confidence:.6f}" if p.typed else ""
         screened = bool(p.label) and p.screened
-        flags = ["yes" if p.needs_review else "no", p.not_wbc] if typed else ["", p.not_wbc]
+        flags = ["yes" if p.needs_review else "no", p.not_wbc] if p.typed else ["", p.not_wbc]
         # What the screening found is blank where none ran (wbc evaluate); the matching is known either way.
-        w.writerow([p.file, p.label if typed else "", conf, *probs, *flags, p.error, f"{p.reduced_by:.2f}" if p.label else "",
+        w.writerow([p.file, p.label if p.typed else "", conf, *probs, *flags, p.error, f"{p.reduced_by:.2f}" if p.label else "",
                     yes_no[p.white_balanced] if screened else "", yes_no[p.white_matched] if p.label else "",
                     yes_no[p.overexposed] if screened else "",
-                    *(p.cell if p.cell and cell else ("", "")), *(p.other_cell if p.other_cell and cell else ("", "")),
-                    yes_no[p.other_larger] if p.other_cell and cell else "", p.verdict])
+                    *(p.cell if p.cell and located else ("", "")),
+                    *(p.other_cell if p.other_cell and located else ("", "")),
+                    yes_no[p.other_larger] if p.other_cell and located else "", p.verdict])
     return out.getvalue()
 
 

@@ -63,8 +63,6 @@ def cam_overlay(crop: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.nd
 MARKED_SIDE = 480  # px: the longer side of the photo shown with its two cells ringed
 TYPED_RING = (0, 170, 0)
 OTHER_RING = (220, 0, 0)
-
-
 CELL_RADIUS = 40  # px at the data set's magnification: a white cell's radius, about
 
 
@@ -276,7 +274,7 @@ def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
             "file": r.name,
             "predicted": p.label if p.typed else "",
             "confidence": round(p.confidence, 3) if p.typed else None,
-            "verdict": ("cannot judge" if not p.typed and cannot_judge(p) else p.verdict)
+            "verdict": ("cannot judge" if cannot_judge(p) else p.verdict)
             + (f": {p.not_wbc}" if p.not_wbc else "") + (" (overexposed)" if p.overexposed else "")
             + (" (crop on a piece? a larger cell uncounted)" if p.other_larger
                else " (another cell uncounted)" if p.other_cell else ""),
