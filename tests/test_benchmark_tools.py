@@ -456,3 +456,42 @@ def test_other_cells_counts_a_two_cell_photo_and_none_on_one_cell_files(tmp_path
     assert "| clean | 0 (0.0%) | 0 | 0 | 1 |" in out
     assert "| white balance: warm (R x1.1, B x0.85) | 0 (0.0%) | 0 | 0 | 1 |" in out
     assert Image.open(tmp_path / "sheet.png").size == (320 * 4, 240)
+
+
+def test_scale_cv_packs_crops_and_cross_validates_them(tmp_path: Path) -> None:
+    """scale_cv.py packs TRAIN's crops, trains a recipe's folds on the pack alone (the data set
+    moved away) and pools the held-out views into cv.py's table; the folds are those dealt where the
+    pack was made."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import BENCHMARKS, FIXTURE_IMAGES, load_benchmark
+
+    pytest.importorskip("torch")
+    # Five cells per class, for five folds: each fixture image under a name of its own is its own cell.
+    root = tmp_path / "images"
+    for c in ("EOSINOPHIL", "LYMPHOCYTE", "MONOCYTE", "NEUTROPHIL"):
+        (root / "TRAIN" / c).mkdir(parents=True)
+        for i, f in enumerate(sorted((FIXTURE_IMAGES / "TRAIN" / c).glob("*.jpeg"))[:5]):
+            shutil.copy(f, root / "TRAIN" / c / f"cell{i}.jpeg")
+    def scale_cv(*argv: str) -> None:  # as a user runs it: its runs are spawned processes that import it
+        r = subprocess.run([sys.executable, str(BENCHMARKS / "scale_cv.py"), *argv], capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+    pack = tmp_path / "pack.npz"
+    scale_cv("pack", "--data", str(root), "--out", str(pack))
+    x, samples, folds = load_benchmark("scale_cv").unpack(pack)
+    assert x.shape == (20, 96, 96, 3) and len({s.cell for s in samples}) == 20 and sorted(set(folds)) == [0, 1, 2, 3, 4]
+    shutil.rmtree(root)
+    work = tmp_path / "work"
+    scale_cv("run", "--pack", str(pack), "--work", str(work), "--device", "cpu", "--workers", "1", "--epochs", "1",
+             "--recipes", "base", "--folds", "0", "1")
+    out = json.loads((work / "scale.json").read_text())
+    assert set(out["runs"]) == {"base/fold0", "base/fold1"} and all(r["folds_as_packed"] for r in out["runs"].values())
+    assert out["results"]["base"]["calibrated"]["n_files"] == 8  # two folds of one cell per class
+    table = (work / "scale.md").read_text()
+    assert table.startswith("| recipe |") and "| base | 0, 1 of 5 | 8 / 8 |" in table
+    with np.load(work / "scale.npz") as z:
+        assert z["base_fold0_logits"].shape == (8, 4, 4)

@@ -587,6 +587,17 @@ class TestOtherVerbs:
         assert main(["train", "--out", str(tmp_path / "r"), "--dry-run", "--quiet", *extra]) == 0
         assert seen[0].limit_cells == cells
 
+    def test_train_on_a_gpu_it_does_not_have_says_so(self, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+        """`wbc train --device cuda` where torch sees no GPU is one line naming the way out, no run folder."""
+        torch = pytest.importorskip("torch")
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        assert main(["train", "--data", str(FIXTURE_IMAGES), "--out", str(tmp_path / "r"), "--dry-run",
+                     "--val-fraction", "0.34", "--device", "cuda", "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert "device 'cuda': no CUDA GPU is visible to this torch" in err and "--device cpu" in err
+        assert "Traceback" not in err and not (tmp_path / "r").exists()
+
     def test_too_few_cells_for_the_folds_says_what_to_do(self, tmp_path: Path,
                                                          capsys: pytest.CaptureFixture[str]) -> None:
         """The fixtures' 3 cells per class cannot fill 5 folds: the error says how many cells, and the options."""

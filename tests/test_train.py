@@ -512,3 +512,70 @@ def test_context_run_trains_and_validates_on_the_networks_crop(tmp_path: Path, m
     state = load_checkpoint(run / "best.pt")
     assert state["train_config"]["context"] == 6
     assert train_mod.model_from_checkpoint(state)[1].window == 160
+
+
+@pytest.mark.parametrize(("device", "message"), [
+    ("gpu", "not a torch device; choose cpu or cuda"),
+    ("mps", "wbc trains on cpu or cuda only"),
+])
+def test_a_device_it_cannot_train_on_is_refused(tmp_path: Path, device: str, message: str) -> None:
+    """A device that is not one, or one wbc does not train on, is refused by name before any work."""
+    from wbc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        fit(replace(TINY, device=device), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_cuda_without_a_gpu_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--device cuda where torch sees no GPU says so and names the way out, before the run folder is made."""
+    import torch
+
+    from wbc.errors import ConfigError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match=re.escape("no CUDA GPU is visible to this torch")) as e:
+        fit(replace(TINY, device="cuda"), tmp_path / "r", progress=False)
+    assert "--device cpu" in str(e.value)
+    assert not (tmp_path / "r").exists()
+
+
+def test_fit_trains_on_crops_given_without_the_data_set(tmp_path: Path) -> None:
+    """Crops handed to fit (a machine that holds them, not the data set) train a run on the same
+    cell-grouped split as the files would; crops of another size are refused by name."""
+    from wbc.data import list_split, load_arrays
+    from wbc.errors import DataError
+    from wbc.model import default_config
+
+    x, samples = load_arrays(list_split(FIXTURE_IMAGES, "TRAIN"), default_config("wbcnet").preprocess, progress=False)
+    cfg = replace(TINY, epochs=1, data=str(tmp_path / "no-data-here"))
+    fit(cfg, tmp_path / "given", progress=False, crops=(x, samples))
+    fit(replace(TINY, epochs=1), tmp_path / "files", progress=False)
+    split = [json.loads((tmp_path / r / "split.json").read_text()) for r in ("given", "files")]
+    assert split[0] == split[1] and split[0]["val_cells"]
+    assert json.loads((tmp_path / "given" / "config.json").read_text())["data_root"] == "crops given to fit"
+    with pytest.raises(DataError, match=re.escape("takes one (N, 96, 96, 3) crop per sample")):
+        fit(cfg, tmp_path / "small", progress=False, crops=(x[:, :48, :48], samples))
+
+
+def test_view_logits_are_each_views_own() -> None:
+    """view_logits (the cross-validation on crops) predicts view v of every crop as that view alone:
+    the 8 views of imaging.dihedral_views, in its order."""
+    import numpy as np
+    import torch
+
+    from wbc.imaging import dihedral_views
+    from wbc.model import build_model, default_config
+    from wbc.train import _to_tensor, predict_logits, view_logits
+
+    torch.manual_seed(0)
+    cfg = default_config("wbcnet")
+    net = build_model("wbcnet", cfg)
+    x = np.random.default_rng(0).integers(0, 256, (3, 96, 96, 3), dtype=np.uint8)
+    lg = view_logits(net, x, cfg.preprocess)
+    views = dihedral_views(x, 8)
+    assert lg.shape == (8, 3, 4)
+    for v in (0, 5):
+        one = predict_logits(net, _to_tensor(views[v * 3 : v * 3 + 3]), cfg.preprocess).numpy()
+        assert np.allclose(lg[v], one, atol=1e-5)
+    assert not np.allclose(lg[0], lg[5], atol=1e-3)

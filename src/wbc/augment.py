@@ -81,8 +81,8 @@ def hed_jitter(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torc
     n, c, h, w = x.shape
     # Per image the three maps OD -> HED -> jittered HED -> OD are one affine map of the OD vector;
     # working on log intensity (= -OD) makes it one batched matmul instead of two einsums.
-    to_hed, to_od = HED_FROM_OD.to(x.dtype), OD_FROM_HED.to(x.dtype)
-    alpha, beta = alpha.to(x.dtype), beta.to(x.dtype)
+    to_hed, to_od = HED_FROM_OD.to(x), OD_FROM_HED.to(x)
+    alpha, beta = alpha.to(x), beta.to(x)
     mat = to_od.T @ (alpha[:, :, None] * to_hed.T)  # (N, 3, 3): OD -> jittered OD
     shift = beta @ to_od  # (N, 3): OD added by the stain shift
     log_x = torch.log(x.clamp_min(1 / 255)).reshape(n, c, h * w)
@@ -92,7 +92,7 @@ def hed_jitter(x: torch.Tensor, alpha: torch.Tensor, beta: torch.Tensor) -> torc
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of (N, C, H, W) with one sigma (pixels)."""
     r = max(1, math.ceil(2.5 * sigma))
-    t = torch.arange(-r, r + 1, dtype=x.dtype)
+    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
     k = k / k.sum()
     c = x.shape[1]
@@ -110,13 +110,15 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator, siz
     A zoom below 1 still samples up to 1.5 px apart after it, as at full size.
     `extent` < 1: x holds crops widened around the network's crop, which is that fraction of their side
     in the middle; the warp frames that part at zoom 1, and samples the rest where it reaches past it."""
-    n = x.shape[0]
+    n, dev = x.shape[0], x.device
 
+    # Every draw is made on the CPU generator and then moved to x's device: a run on a GPU draws the
+    # same numbers as on the CPU, and `gen` need not live on the device.
     def u(lo: float, hi: float, *shape: int) -> torch.Tensor:
-        return torch.rand(*(shape or (n,)), generator=gen) * (hi - lo) + lo
+        return (torch.rand(*(shape or (n,)), generator=gen) * (hi - lo) + lo).to(dev)
 
-    theta = u(0, 2 * math.pi) if cfg.rotate else torch.zeros(n)
-    mirror = (torch.rand(n, generator=gen) < 0.5).float() * 2 - 1 if cfg.rotate else torch.ones(n)
+    theta = u(0, 2 * math.pi) if cfg.rotate else torch.zeros(n, device=dev)
+    mirror = ((torch.rand(n, generator=gen) < 0.5).float() * 2 - 1).to(dev) if cfg.rotate else torch.ones(n, device=dev)
     lo, hi = math.log(cfg.scale[0]), math.log(cfg.scale[1])
     zoom = torch.exp(u(lo, hi))
     cos, sin = torch.cos(theta) / zoom, torch.sin(theta) / zoom
@@ -152,7 +154,7 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator, siz
     # x ** gamma as exp(gamma * log x): a power with a per-image exponent tensor is ~2x slower on CPU.
     x = torch.exp(torch.log(x.clamp(0, 1)) * u(1 - cfg.gamma, 1 + cfg.gamma).view(n, 1, 1, 1))
     if cfg.blur_p > 0:
-        pick = torch.rand(n, generator=gen) < cfg.blur_p
+        pick = (torch.rand(n, generator=gen) < cfg.blur_p).to(dev)
         if pick.any():
             x = x.clone()
             # sigma is in pixels of the crop as cached; a smaller output shrinks it alike
@@ -169,7 +171,7 @@ def overexpose(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> tor
     pick = torch.rand(n, generator=gen) < cfg.overexpose_p
     lo, hi = math.log(cfg.overexpose[0]), math.log(cfg.overexpose[1])
     gain = torch.exp(torch.rand(n, generator=gen) * (hi - lo) + lo)
-    gain = torch.where(pick, gain, torch.ones(n)).to(x.dtype).view(n, 1, 1, 1)
+    gain = torch.where(pick, gain, torch.ones(n)).to(x).view(n, 1, 1, 1)
     return (x * gain).clamp_(max=1)
 
 
@@ -183,5 +185,5 @@ def erase_patches(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> 
     ys, xs = torch.arange(h).view(1, h, 1), torch.arange(w).view(1, 1, w)
     half = (side / 2).view(n, 1, 1)
     inside = ((ys - cy.view(n, 1, 1)).abs() < half) & ((xs - cx.view(n, 1, 1)).abs() < half)  # (N, H, W)
-    mask = (inside & pick.view(n, 1, 1)).unsqueeze(1)  # (N, 1, H, W)
+    mask = (inside & pick.view(n, 1, 1)).unsqueeze(1).to(x.device)  # (N, 1, H, W)
     return torch.where(mask, x.mean(dim=(2, 3), keepdim=True), x)

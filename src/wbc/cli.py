@@ -86,7 +86,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "low_res_epochs": args.low_res[1] if args.low_res else None,
             "low_res_antialias": args.low_res_antialias or None, "context": args.context,
             "teachers": tuple(str(t) for t in args.teacher) if args.teacher else None,
-            "model": args.model, "skip_bad": args.skip_bad or None,
+            "model": args.model, "skip_bad": args.skip_bad or None, "device": args.device,
         }.items() if v is not None
     }
     cfg = replace(cfg, **overrides)
@@ -121,7 +121,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _check_resume(out: Path, asked: dict[str, Any], network: dict[str, Any], all_cells: bool) -> TrainConfig:
     """--resume continues a run as it was made: refuse, by name, every option given on the command
     line that differs from the stored run rather than silently ignoring it. Where and how fast it runs
-    (--data, --threads, --skip-bad) may change. Returns the TrainConfig to resume with."""
+    (--data, --threads, --skip-bad, --device) may change. Returns the TrainConfig to resume with."""
     machine = _training("wbc.train", "MACHINE_SETTINGS")
     state = _training("wbc.train", "load_checkpoint")(out / "last.pt")
     # Settings an older checkpoint lacks read as their defaults, as fit fills them.
@@ -575,6 +575,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--limit-cells", type=int, help="use only the first N cells of each class (quick runs; at least "
                    "one per fold: 5 with the default --val-fraction)")
     t.add_argument("--threads", type=threads, help="PyTorch CPU threads (default: 2)")
+    t.add_argument("--device", help="train on this torch device: cpu (default), or cuda (cuda:N) where a GPU and a "
+                   "CUDA build of torch are present; a GPU run differs from a CPU run in the last digits")
     # train.AUGMENT's keys and "none", written out so that the parser needs no torch (a test compares them).
     t.add_argument("--augment", choices=["robust", "robust-wide", "robust-erase", "robust-exposure",
                                          "robust-overexposed", "robust-erase-overexposed", "robust-erase-sharp",

@@ -202,9 +202,6 @@ def fold_logits(run: Path, data: str | Path | None = None) -> tuple[np.ndarray, 
 def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | None = None,
                    progress: bool = False, model_cfg: SeedConfig | WbcNetConfig | None = None) -> dict[str, Any]:
     """Train (or reuse) one run per fold, then pool their out-of-fold predictions (see module doc)."""
-    from wbc.metrics import compute_metrics
-    from wbc.ship import card_metrics
-
     k = folds_of(cfg)
     if not runs or not set(runs) <= set(range(k)):
         raise DataError(f"cross-validation takes runs of the folds 0..{k - 1}, got {sorted(runs)}")
@@ -240,6 +237,16 @@ def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | N
     out: dict[str, Any] = {"recipe": recipe(cfg), "model": models[0], "temperature": t, "confidence_map": cmap,
                            "confidence_map_check": check, "folds": per_fold, "folds_total": k,
                            "review_threshold": review_threshold(shown, REVIEW_COVERAGE)}
+    return {**out, **pooled_figures(lg, y, cells, t)}
+
+
+def pooled_figures(lg: np.ndarray, y: np.ndarray, cells: list[str], t: float) -> dict[str, dict[str, Any]]:
+    """The card's figures of pooled out-of-fold view logits (V, N, 4), "raw" and "calibrated" by the
+    temperature `t`, each with its NLL."""
+    from wbc.metrics import compute_metrics
+    from wbc.ship import card_metrics
+
+    out = {}
     for name, probs in (("raw", tta_probs(lg)), ("calibrated", tta_probs(lg, t))):
         out[name] = card_metrics(compute_metrics(probs, y, cells))
         out[name]["nll"] = nll(probs, y)

@@ -32,7 +32,7 @@ from wbc.augment import (
 )
 from wbc.data import Sample, find_images_root, grouped_split, list_split, load_arrays
 from wbc.errors import CheckpointError, ConfigError, DataError
-from wbc.imaging import PreprocessSpec
+from wbc.imaging import PreprocessSpec, dihedral_views
 from wbc.info import CLASSES, NUM_CLASSES
 from wbc.io import atomic_write_bytes, atomic_write_text
 from wbc.model import SeedConfig, WbcNetConfig, build_model, config_from_dict, config_to_dict, count_params, default_config
@@ -75,6 +75,10 @@ class TrainConfig:
     data: str | None = None
     skip_bad: bool = False
     threads: int = 2
+    # The torch device the network trains on: "cpu", or "cuda" where a GPU and a CUDA build of torch
+    # are present (the augmentation's random draws stay on the CPU, so both draw the same numbers;
+    # the arithmetic differs in the last digits, so a GPU run is not a bit-for-bit CPU run).
+    device: str = "cpu"
     teachers: tuple[str, ...] = ()  # run folders whose best.pt teach this one (distillation)
     distill: float = 0.7  # with teachers: weight of the teachers' soft targets in the loss
     mixup: float = 0.0  # alpha of mixup's Beta(alpha, alpha) blend of image pairs and their targets (0 = off)
@@ -97,7 +101,7 @@ class TrainConfig:
 
 
 # Where and how fast a run is made, not what it learns: a resumed run takes these from its caller.
-MACHINE_SETTINGS = ("data", "threads", "skip_bad")
+MACHINE_SETTINGS = ("data", "threads", "skip_bad", "device")
 
 
 # The reference's recipe: Adam at 1e-4, class weights, augmentation, early stopping, 50 epochs.
@@ -162,31 +166,42 @@ def _to_tensor(x: np.ndarray) -> torch.Tensor:
 def _normalise(x: torch.Tensor, spec: PreprocessSpec) -> torch.Tensor:
     """float (N, 3, h, w) in 0..1 -> normalised as imaging.to_input does, in channels-last memory:
     the network's input in training and validation."""
-    mean = torch.tensor(spec.mean).view(1, 3, 1, 1)
-    std = torch.tensor(spec.std).view(1, 3, 1, 1)
+    mean = torch.tensor(spec.mean, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std, device=x.device).view(1, 3, 1, 1)
     # The small convs run forward and backward 1.2-1.3x faster in channels-last on CPU
     # (benchmarks/train_step.py).
     return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
 
 
 @torch.no_grad()
-def predict_probs(model: nn.Module, x: torch.Tensor, spec: PreprocessSpec, batch: int = 256) -> np.ndarray:
-    """uint8 (N, 3, h, w) -> softmax probabilities (N, 4), in eval mode."""
+def predict_logits(model: nn.Module, x: torch.Tensor, spec: PreprocessSpec, batch: int = 256) -> torch.Tensor:
+    """uint8 (N, 3, h, w) -> logits (N, 4) on the CPU, in eval mode, computed on the model's device."""
     model.eval()
-    out = [
-        F.softmax(model(_normalise(x[i : i + batch].float() / 255.0, spec)), 1).numpy()
-        for i in range(0, len(x), batch)
-    ]
-    return np.concatenate(out) if out else np.zeros((0, NUM_CLASSES), np.float32)
+    dev = next(model.parameters()).device
+    out = [model(_normalise(x[i : i + batch].to(dev).float() / 255.0, spec)).cpu() for i in range(0, len(x), batch)]
+    return torch.cat(out) if out else torch.zeros((0, NUM_CLASSES))
+
+
+def predict_probs(model: nn.Module, x: torch.Tensor, spec: PreprocessSpec, batch: int = 256) -> np.ndarray:
+    """uint8 (N, 3, h, w) -> softmax probabilities (N, 4), in eval mode, computed on the model's device."""
+    return F.softmax(predict_logits(model, x, spec, batch), 1).numpy()
+
+
+def view_logits(model: nn.Module, x: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+    """uint8 crops (N, h, w, 3) -> logits (8, N, 4) of their 8 views (`imaging.dihedral_views`: the
+    quarter turns, each also mirrored), as the exported model averages them."""
+    views = _to_tensor(dihedral_views(x, 8))
+    return predict_logits(model, views, spec).numpy().reshape(8, len(x), NUM_CLASSES)
 
 
 def smoothed_targets(y: torch.Tensor, label_smoothing: float, pair_smoothing: float) -> torch.Tensor:
     """Labels (B,) -> target distributions (B, 4): label smoothing spreads its share evenly, then
     `pair_smoothing` of an eosinophil's or a neutrophil's target moves to the other of the two."""
     t = F.one_hot(y, NUM_CLASSES).float() * (1 - label_smoothing) + label_smoothing / NUM_CLASSES
-    rows = (PARTNER[y] >= 0).nonzero().flatten()
+    partner = PARTNER.to(y.device)
+    rows = (partner[y] >= 0).nonzero().flatten()
     t[rows, y[rows]] -= pair_smoothing
-    t[rows, PARTNER[y[rows]]] += pair_smoothing
+    t[rows, partner[y[rows]]] += pair_smoothing
     return t
 
 
@@ -196,14 +211,14 @@ def _loss(logits: torch.Tensor, idx: torch.Tensor, y: torch.Tensor, soft: torch.
     (B, 4) against the files `idx` (B,), mixed with the teachers' soft targets where there are teachers."""
     if cfg.pair_smoothing > 0:
         t = smoothed_targets(y[idx], cfg.label_smoothing, cfg.pair_smoothing)
-        cw = weights if weights is not None else torch.ones(NUM_CLASSES)
+        cw = weights if weights is not None else torch.ones(NUM_CLASSES, device=logits.device)
         # As F.cross_entropy weighs label smoothing: each target class c by cw[c], the sum over the
         # batch divided by the labels' weights.
         loss = -(t * cw * F.log_softmax(logits, 1)).sum() / cw[y[idx]].sum()
     else:
         loss = F.cross_entropy(logits, y[idx], weight=weights, label_smoothing=cfg.label_smoothing)
     if soft is not None:
-        w = weights[y[idx]] if weights is not None else torch.ones(len(idx))
+        w = weights[y[idx]] if weights is not None else torch.ones(len(idx), device=logits.device)
         soft_ce = -(soft[idx] * F.log_softmax(logits, 1)).sum(1)
         loss = (1 - cfg.distill) * loss + cfg.distill * (w * soft_ce).sum() / w.sum()
     return loss
@@ -233,6 +248,7 @@ def train_one_epoch(
     size: int | None = None,
 ) -> float:
     """One pass over (x uint8 (N, 3, h, w), y (N,)) in shuffled batches; returns the mean loss.
+    x, y, `soft`, `weights` and the model are on one device; `gen` is a CPU generator.
     With `soft` (N, 4), the teachers' probabilities, the loss mixes in their cross-entropy; `ema`, an
     AveragedModel of `model`, is updated after every step; `size`: the network sees size x size px
     (progressive resizing) instead of its input size. With `cfg.context`, x holds widened crops
@@ -242,10 +258,11 @@ def train_one_epoch(
     model.train()
     perm = torch.randperm(len(x), generator=gen)
     aug = AUGMENT.get(cfg.augment)
-    total, seen = 0.0, 0
+    # The sum stays on the device: reading it every step would make a GPU wait for each batch.
+    total, seen = torch.zeros((), dtype=torch.float64, device=x.device), 0
     bar = tqdm(range(0, len(x), cfg.batch_size), desc="train", leave=False, disable=not progress)
     for start in bar:
-        idx = perm[start : start + cfg.batch_size]
+        idx = perm[start : start + cfg.batch_size].to(x.device)
         if len(idx) < 2:  # BatchNorm needs two samples
             continue
         xb = x[idx].float() / 255.0
@@ -258,6 +275,7 @@ def train_one_epoch(
                 xb = F.interpolate(xb, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
         if cfg.mixup > 0:
             lam, pair = _mix_pairs(len(idx), cfg.mixup, gen)
+            pair = pair.to(x.device)
             logits = model(_normalise(lam * xb + (1 - lam) * xb[pair], spec))
             loss = (lam * _loss(logits, idx, y, soft, weights, cfg)
                     + (1 - lam) * _loss(logits, idx[pair], y, soft, weights, cfg))
@@ -270,10 +288,11 @@ def train_one_epoch(
         sched.step()
         if ema is not None:
             ema.update_parameters(model)
-        total += loss.item() * len(idx)
+        total += loss.detach() * len(idx)
         seen += len(idx)
-        bar.set_postfix(loss=f"{total / seen:.3f}")
-    return total / max(seen, 1)
+        if progress:
+            bar.set_postfix(loss=f"{float(total) / seen:.3f}")
+    return float(total) / max(seen, 1)
 
 
 # name -> constructor(params, lr, weight_decay); check_config refuses any other name before a run starts.
@@ -338,7 +357,8 @@ def _val_metrics(probs: np.ndarray, y: np.ndarray, cells: list[str], weights: to
     from wbc.metrics import pool_cells
 
     pred = probs.argmax(1)
-    loss = float(F.nll_loss(torch.log(torch.from_numpy(probs).clamp_min(1e-8)), torch.from_numpy(y), weight=weights))
+    loss = float(F.nll_loss(torch.log(torch.from_numpy(probs).clamp_min(1e-8)), torch.from_numpy(y),
+                            weight=weights.cpu() if weights is not None else None))
     cp, cy, _ = pool_cells(probs, y, cells)
     return {
         "val_loss": loss,
@@ -415,18 +435,15 @@ def teacher_probs(teachers: tuple[str, ...], x: torch.Tensor, val_cells: set[str
 
     A teacher must have held out exactly these validation cells: one that learnt from them would
     carry them into the student and make its validation figures optimistic."""
-    total = torch.zeros(len(x), NUM_CLASSES)
+    total = np.zeros((len(x), NUM_CLASSES), np.float32)
+    crops = x.permute(0, 2, 3, 1).numpy()
     for t in teachers:
         if read_val_cells(Path(t)) != val_cells:
             raise CheckpointError(f"{t}: this teacher held out other validation cells; train it with the "
                                   "student's --split-seed")
         net, spec = model_from_checkpoint(load_checkpoint(Path(t) / "best.pt"))
-        for k in range(4):
-            for flip in (False, True):
-                v = torch.rot90(x, k, dims=(2, 3))
-                v = torch.flip(v, dims=(3,)) if flip else v
-                total += torch.from_numpy(predict_probs(net, v.contiguous(), spec))
-    return total / (8 * len(teachers))
+        total += F.softmax(torch.from_numpy(view_logits(net, crops, spec)), 2).sum(0).numpy()
+    return torch.from_numpy(total / (8 * len(teachers)))
 
 
 def check_config(cfg: TrainConfig) -> None:
@@ -444,6 +461,7 @@ def check_config(cfg: TrainConfig) -> None:
                           "every cell")
     if cfg.threads < 1:
         raise ConfigError(f"threads {cfg.threads}: choose 1 or more (this machine has {os.cpu_count()} CPUs)")
+    check_device(cfg.device)
     if not cfg.lr > 0:
         raise ConfigError(f"learning rate {cfg.lr}: choose a positive value, e.g. 2e-3 (adamw) or 0.05 (sgd)")
     if cfg.batch_size < 2:  # BatchNorm needs two samples
@@ -474,6 +492,24 @@ def check_config(cfg: TrainConfig) -> None:
     if not 0 <= cfg.pair_smoothing < most:
         raise ConfigError(f"pair smoothing {cfg.pair_smoothing}: choose a value in [0, {most:.2f}) with label "
                           f"smoothing {cfg.label_smoothing}, so that the labelled class keeps the larger share")
+
+
+def check_device(device: str) -> torch.device:
+    """The torch device a run names, or ConfigError saying why it cannot train there."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"device {device!r}: not a torch device; choose cpu or cuda (cuda:N for the N-th GPU)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {device!r}: no CUDA GPU is visible to this torch ({torch.__version__}; "
+                              "a CPU-only build, or no driver); train on --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {device!r}: this machine shows {torch.cuda.device_count()} CUDA GPU(s), "
+                              f"numbered from 0")
+    elif dev.type != "cpu":
+        raise ConfigError(f"device {device!r}: wbc trains on cpu or cuda only")
+    return dev
 
 
 @contextlib.contextmanager
@@ -507,21 +543,24 @@ def _only_writer(run: Path) -> Iterator[None]:
 
 
 def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool = True,
-        model_cfg: SeedConfig | WbcNetConfig | None = None) -> Path:
+        model_cfg: SeedConfig | WbcNetConfig | None = None,
+        crops: tuple[np.ndarray, list[Sample]] | None = None) -> Path:
     """Train `cfg.model` on TRAIN's cell-grouped training part; select on its validation part.
 
     Writes to `run`: config.json, split.json, summary.csv, last.pt, best.pt and curves.png.
     With `resume`, continues from run/last.pt (the config stored in the run wins, but for
     MACHINE_SETTINGS, taken from `cfg`). `model_cfg`
-    replaces the network's default config (architecture experiments). One `fit` writes to a run
-    folder at a time: a second is refused while the first runs.
+    replaces the network's default config (architecture experiments). `crops`, TRAIN's crops uint8
+    (N, h, w, 3) as `load_arrays` gives them for the network's (context-widened) spec, with their
+    samples, stand in for decoding TRAIN from `cfg.data` (a machine that holds crops, not the data set).
+    One `fit` writes to a run folder at a time: a second is refused while the first runs.
     """
     with _only_writer(Path(run)):
-        return _fit(cfg, Path(run), resume, progress, model_cfg)
+        return _fit(cfg, Path(run), resume, progress, model_cfg, crops)
 
 
 def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
-         model_cfg: SeedConfig | WbcNetConfig | None) -> Path:
+         model_cfg: SeedConfig | WbcNetConfig | None, crops: tuple[np.ndarray, list[Sample]] | None) -> Path:
     from tqdm import tqdm
 
     from wbc.report import plot_curves
@@ -539,16 +578,28 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
         model_cfg = config_from_dict(cfg.model, state["model_config"])
     model_cfg = model_cfg or default_config(cfg.model)
     torch.manual_seed(cfg.seed)  # the initial weights are part of what --seed fixes
-    model = build_model(cfg.model, model_cfg)
+    dev = check_device(cfg.device)
+    # Built on the CPU and then moved: the initial weights are the same on every device.
+    model = build_model(cfg.model, model_cfg).to(dev)
     spec = model_cfg.preprocess
     if cfg.low_res_epochs and cfg.low_res_size >= spec.size:
         raise ConfigError(f"low resolution {cfg.low_res_size} px (progressive resizing; wbcnet's recipe uses 64): choose "
                           f"less than the network's input, {spec.size} px, with --low-res PX EPOCHS, or turn it off "
                           "with --low-res 0 0")
 
-    root = find_images_root(cfg.data)
-    samples = _subset(list_split(root, "TRAIN"), cfg.limit_cells)
-    x_all, samples = load_arrays(samples, context_spec(spec, cfg.context), skip_bad=cfg.skip_bad, progress=progress)
+    crop_spec = context_spec(spec, cfg.context)
+    if crops is None:
+        root: Path | str = find_images_root(cfg.data)
+        samples = _subset(list_split(root, "TRAIN"), cfg.limit_cells)
+        x_all, samples = load_arrays(samples, crop_spec, skip_bad=cfg.skip_bad, progress=progress)
+    else:
+        root = "crops given to fit"
+        if crops[0].shape[1:] != (*crop_spec.input_hw, 3) or len(crops[0]) != len(crops[1]):
+            raise DataError(f"the crops given are {crops[0].shape} for {len(crops[1])} samples; this network "
+                            f"takes one (N, {crop_spec.input_hw[0]}, {crop_spec.input_hw[1]}, 3) crop per sample")
+        kept = {s.cell for s in _subset(crops[1], cfg.limit_cells)}
+        pick = [i for i, s in enumerate(crops[1]) if s.cell in kept]
+        x_all, samples = crops[0][pick], [crops[1][i] for i in pick]
     split_seed = cfg.seed if cfg.split_seed is None else cfg.split_seed
     if cfg.fold is None:
         if cfg.teachers:
@@ -565,6 +616,10 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
     va_cells = [cells[i] for i in va_idx]
     weights = _class_weights(y_all[tr_idx]) if cfg.class_weights else None
     soft = teacher_probs(tuple(cfg.teachers), centre_crop(x_tr, cfg.context), set(va_cells)) if cfg.teachers else None
+    # The training crops (uint8) live on the device with the network; the validation crops go over per batch.
+    x_tr, y_tr = x_tr.to(dev), y_tr.to(dev)
+    weights = weights.to(dev) if weights is not None else None
+    soft = soft.to(dev) if soft is not None else None
 
     run.mkdir(parents=True, exist_ok=True)
     if state is None:

@@ -1,0 +1,264 @@
+"""Would more network or more training help? Cell-grouped cross-validation of scaled recipes on a
+GPU, from a pack of TRAIN's crops (no TEST).
+
+    python benchmarks/scale_cv.py pack --out runs/scale/pack.npz [--data PATH] [--quality 95]
+    python benchmarks/scale_cv.py run --pack runs/scale/pack.npz --work DIR [--device cuda] [--workers 8]
+                                  [--recipes base wide long wide-long] [--folds 0 1 2] [--budget-s 420]
+    python benchmarks/scale_cv.py render DIR/scale.json
+
+Every recipe change tried on two CPU cores (benchmarks/cv.py) is held to the 20-minute training
+target, so none asked whether a network 4x the work, or 3x the epochs, reads more cells right out of
+fold. A GPU lent for minutes can: `pack` stores TRAIN's crops as the recipe's cache holds them
+(window 160 px to 96 px, each as a JPEG of quality 95: 33 MB instead of 275), their labels and cells;
+`run` trains each recipe on each fold with `wbc.train.fit` on those crops, several runs at once on the
+device, predicts each fold's held-out crops in the 8 rotations and mirrors, and pools them as
+`wbc.crossval` does (`pooled_figures`, one temperature). The e36 recipe (`base`) runs beside the
+others on the same crops, folds, seeds and device: the comparison is within the run; a GPU run
+is not bit-for-bit a CPU run, and the crops went through one more JPEG encoding.
+
+Results are written after each finished run (`scale.json`, `scale.npz` with the view logits, and the
+table `scale.md`); with `--budget-s`, no run starts after that many seconds, so that a run cut off
+by the device's time limit still returns what finished. Recipes are started in the order given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# name -> (TrainConfig changes, wbcnet widths, epochs); None: the recipe's own.
+RECIPES: dict[str, tuple[dict[str, Any], tuple[int, ...] | None, int | None]] = {
+    "base": ({}, None, None),  # e36: stages 24/48/96, 80 epochs, the first 64 at 64 px
+    "wide": ({}, (48, 96, 192), None),  # 4x the multiply-adds
+    "long": ({}, None, 240),  # 3x the epochs, the first 192 at 64 px
+    "wide-long": ({}, (48, 96, 192), 240),
+    "base-s1": ({"seed": 100}, None, None),  # base from other initial weights and draws, on the same folds
+}
+
+
+def pack(data: str | None, out: Path, quality: int) -> None:
+    """TRAIN's crops for the default network (as `fit` caches them), JPEG-encoded, with labels and cells."""
+    from PIL import Image
+
+    from wbc.data import find_images_root, grouped_kfold, list_split, load_arrays
+    from wbc.io import atomic_write_bytes
+    from wbc.model import default_config
+
+    spec = default_config("wbcnet").preprocess
+    root = find_images_root(data)
+    x, samples = load_arrays(list_split(root, "TRAIN"), spec)
+    folds = np.zeros(len(samples), int)
+    for k, (_, va) in enumerate(grouped_kfold(samples, k=5, seed=0)):  # the folds as this machine deals them
+        folds[va] = k
+    blobs = []
+    for crop in x:
+        b = io.BytesIO()
+        Image.fromarray(crop).save(b, "JPEG", quality=quality)
+        blobs.append(np.frombuffer(b.getvalue(), np.uint8))
+    buf = io.BytesIO()
+    np.savez(buf, jpeg=np.concatenate(blobs), ends=np.cumsum([len(b) for b in blobs]),
+             labels=np.array([s.label for s in samples]), cells=np.array([s.cell for s in samples]),
+             paths=np.array([str(s.path.relative_to(root)) for s in samples]),
+             folds=folds, spec=json.dumps(spec.to_dict()), quality=quality)
+    atomic_write_bytes(out, buf.getvalue())
+    print(f"{out}: {len(samples)} crops of {len({s.cell for s in samples})} cells, {out.stat().st_size / 1e6:.1f} MB")
+
+
+def unpack(path: Path) -> tuple[np.ndarray, list[Any], np.ndarray]:
+    """The pack's crops uint8 (N, 96, 96, 3), their samples (paths relative to the images root) and
+    the fold (N,) each was dealt to where the pack was made."""
+    from PIL import Image
+
+    from wbc.data import Sample
+
+    with np.load(path) as z:
+        jpeg, ends, labels, cells, paths, folds = (z[k] for k in ("jpeg", "ends", "labels", "cells", "paths", "folds"))
+    starts = np.concatenate([[0], ends[:-1]])
+    x = np.stack([np.asarray(Image.open(io.BytesIO(jpeg[a:b].tobytes())).convert("RGB")) for a, b in zip(starts, ends)])
+    return x, [Sample(Path(p), int(y), str(c)) for p, y, c in zip(paths, labels, cells)], folds
+
+
+_CROPS: tuple[np.ndarray, list[Any], np.ndarray] | None = None
+
+
+def _job(pack_path: str, work: str, name: str, fold: int, device: str, threads: int,
+         epochs_all: int | None = None, limit_cells: int | None = None) -> dict[str, Any]:
+    """Train `name` on `fold` and return its held-out view logits (8, N, 4), labels and cells.
+    `epochs_all` and `limit_cells` shrink every recipe alike (quick checks)."""
+    import contextlib
+
+    from wbc.crossval import fold_config
+    from wbc.model import default_config
+    from wbc.train import (
+        fit,
+        load_checkpoint,
+        model_from_checkpoint,
+        preset,
+        view_logits,
+        with_epochs,
+    )
+
+    global _CROPS
+    if _CROPS is None:  # once per worker process
+        _CROPS = unpack(Path(pack_path))
+    x, samples, packed_folds = _CROPS
+    changes, widths, epochs = RECIPES[name]
+    cfg = replace(preset("wbcnet"), threads=threads, device=device, limit_cells=limit_cells)
+    if epochs_all or epochs:
+        cfg = with_epochs(cfg, epochs_all or epochs)
+    # Every fold runs all its epochs (the last is scored); the recipe's changes come after the fold's
+    # seeds, so that a seed change keeps the folds.
+    cfg = replace(fold_config(replace(cfg, patience=cfg.epochs), fold), **changes)
+    run = Path(work) / name / f"fold{fold}"
+    t0 = time.perf_counter()
+    resume = (run / "last.pt").exists()
+    if not (resume and load_checkpoint(run / "last.pt").get("stopped")):
+        run.mkdir(parents=True, exist_ok=True)
+        with open(run / "train.log", "a") as log, contextlib.redirect_stdout(log):
+            fit(cfg, run, resume=resume, progress=False, model_cfg=default_config("wbcnet", widths=widths),
+                crops=(x, samples))
+    seconds = time.perf_counter() - t0
+    state = load_checkpoint(run / "last.pt")  # as benchmarks/cv.py: the last epoch
+    net, spec = model_from_checkpoint(state)
+    net = net.to(device)
+    va_cells = set(json.loads((run / "split.json").read_text())["val_cells"])
+    va = np.array([i for i, s in enumerate(samples) if s.cell in va_cells])
+    logits = view_logits(net, x[va], spec)
+    # sklearn's StratifiedGroupKFold of another version may deal the folds otherwise: say so.
+    same = va_cells == {samples[i].cell for i in np.flatnonzero(packed_folds == fold)}
+    return {"name": name, "fold": fold, "seconds": seconds, "epochs": int(state["epoch"]) + 1, "folds_as_packed": same,
+            "logits": logits, "y": np.array([samples[i].label for i in va]), "cells": [samples[i].cell for i in va]}
+
+
+def pooled(done: dict[tuple[str, int], dict[str, Any]], folds: list[int]) -> dict[str, dict[str, Any]]:
+    """Per recipe with every fold finished, `benchmarks/cv.py`'s figures of its pooled view logits."""
+    from wbc.calibration import fit_temperature, tta_probs
+    from wbc.crossval import folds_of, pooled_figures
+    from wbc.train import preset
+
+    out = {}
+    for name in dict.fromkeys(n for n, _ in done):
+        runs = [done[(name, f)] for f in folds if (name, f) in done]
+        if len(runs) < len(folds):
+            continue
+        lg = np.concatenate([r["logits"] for r in runs], axis=1)
+        y = np.concatenate([r["y"] for r in runs])
+        cells = [c for r in runs for c in r["cells"]]
+        t = fit_temperature(lg, y)
+        out[name] = {"temperature": t, "folds_total": folds_of(preset("wbcnet")), **pooled_figures(lg, y, cells, t),
+                     "folds": {str(r["fold"]): {"accuracy": float((tta_probs(r["logits"]).argmax(1) == r["y"]).mean()),
+                                                "seconds": r["seconds"], "epochs_run": r["epochs"]} for r in runs}}
+    return out
+
+
+def save(out: Path, done: dict[tuple[str, int], dict[str, Any]], folds: list[int], meta: dict[str, Any]) -> None:
+    from cv import markdown
+
+    from wbc.io import atomic_write_bytes, atomic_write_text
+
+    results = pooled(done, folds)
+    runs = {f"{n}/fold{f}": {k: r[k] for k in ("seconds", "epochs", "folds_as_packed")} for (n, f), r in done.items()}
+    atomic_write_text(out / "scale.json", json.dumps({**meta, "runs": runs, "results": results}, indent=1))
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{f"{n}_fold{f}_{k}": np.asarray(r[k]) for (n, f), r in done.items()
+                                for k in ("logits", "y", "cells")})
+    atomic_write_bytes(out / "scale.npz", buf.getvalue())
+    atomic_write_text(out / "scale.md", (markdown(results) if results else "no recipe finished all its folds") + "\n")
+
+
+def run(args: argparse.Namespace) -> int:
+    import multiprocessing
+
+    from wbc.calibration import tta_probs
+
+    args.work.mkdir(parents=True, exist_ok=True)
+    results = args.results or args.work
+    results.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    meta = {"device": args.device, "workers": args.workers, "folds": args.folds, "recipes": args.recipes,
+            "pack": str(args.pack)}
+    if args.device.startswith("cuda"):
+        import torch
+
+        meta["gpu"] = torch.cuda.get_device_name(0)
+    jobs = [(n, f) for n in args.recipes for f in args.folds]
+    done: dict[tuple[str, int], dict[str, Any]] = {}
+    failed = 0
+    threads = max(1, (os.cpu_count() or 2) // max(1, args.workers))
+    with ProcessPoolExecutor(max(1, args.workers), mp_context=multiprocessing.get_context("spawn")) as ex:
+        running: dict[Future[dict[str, Any]], tuple[str, int]] = {}
+        while jobs or running:
+            while jobs and len(running) < max(1, args.workers) and time.perf_counter() - start < args.budget_s:
+                n, f = jobs.pop(0)
+                running[ex.submit(_job, str(args.pack), str(args.work), n, f, args.device, threads, args.epochs,
+                                  args.limit_cells)] = (n, f)
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                n, f = running.pop(fut)
+                try:
+                    done[(n, f)] = fut.result()
+                except Exception as e:  # noqa: BLE001 -- any failure of one run (CUDA, a dead worker) is reported, the others go on
+                    print(f"{n} fold {f}: failed: {type(e).__name__}: {e}", flush=True)
+                    failed += 1
+                    continue
+                r = done[(n, f)]
+                acc = (tta_probs(r["logits"]).argmax(1) == r["y"]).mean()
+                print(f"{time.perf_counter() - start:6.0f}s  {n} fold {f}: {r['epochs']} epochs in {r['seconds']:.0f} s, "
+                      f"held-out accuracy {100 * acc:.2f}%", flush=True)
+                save(results, done, args.folds, {**meta, "elapsed_s": time.perf_counter() - start})
+        if jobs:
+            print(f"not started (budget {args.budget_s} s): {', '.join(f'{n} fold {f}' for n, f in jobs)}")
+    save(results, done, args.folds, {**meta, "elapsed_s": time.perf_counter() - start})
+    print((results / "scale.md").read_text())
+    return 1 if failed else 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("pack", help="store TRAIN's crops (needs the data set)")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--data", help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
+    p.add_argument("--quality", type=int, default=95)
+    r = sub.add_parser("run", help="cross-validate the recipes on a pack")
+    r.add_argument("--pack", type=Path, required=True)
+    r.add_argument("--work", type=Path, required=True, help="the fold runs go to WORK/RECIPE/foldK")
+    r.add_argument("--results", type=Path, help="scale.json, scale.npz and scale.md go here (default: WORK)")
+    r.add_argument("--device", default="cuda")
+    r.add_argument("--workers", type=int, default=8, help="runs at once (default: 8)")
+    r.add_argument("--recipes", nargs="+", choices=list(RECIPES), default=["base", "wide", "long", "wide-long"])
+    r.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2])
+    r.add_argument("--budget-s", type=float, default=float("inf"), help="start no run after this many seconds")
+    r.add_argument("--epochs", type=int, help="every recipe this many epochs (a quick check; default: each its own)")
+    r.add_argument("--limit-cells", type=int, help="the first N cells of each class only (a quick check)")
+    d = sub.add_parser("render", help="print the table of a scale.json")
+    d.add_argument("json", type=Path)
+    args = ap.parse_args()
+    if args.cmd == "pack":
+        pack(args.data, args.out, args.quality)
+        return 0
+    if args.cmd == "render":
+        from cv import markdown
+
+        print(markdown(json.loads(args.json.read_text())["results"]))
+        return 0
+    return run(args)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from entry import run_script
+
+    run_script(main)
