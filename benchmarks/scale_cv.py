@@ -9,10 +9,12 @@ GPU, from a pack of TRAIN's crops (no TEST).
 Every recipe change tried on two CPU cores (benchmarks/cv.py) is held to the 20-minute training
 target, so none asked whether a network 4x the work, or 3x the epochs, reads more cells right out of
 fold. A GPU lent for minutes can: `pack` stores TRAIN's crops as the recipe's cache holds them
-(window 160 px to 96 px, each as a JPEG of quality 95: 33 MB instead of 275), their labels and cells;
+(window 160 px to 96 px, each as a JPEG of quality 95: 35.5 MB instead of 275), their labels and cells;
 `run` trains each recipe on each fold with `wbc.train.fit` on those crops, several runs at once on the
 device, predicts each fold's held-out crops in the 8 rotations and mirrors, and pools them as
-`wbc.crossval` does (`pooled_figures`, one temperature). The e36 recipe (`base`) runs beside the
+`wbc.crossval` does (`pooled_figures`, one temperature; no confidence-map check, so the table's shown
+ECE is "—"). Unlike `benchmarks/cv.py`, the held-out views are read by torch from the re-encoded
+crops, not by ONNX Runtime from the files, and every fold runs all its epochs. The e36 recipe (`base`) runs beside the
 others on the same crops, folds, seeds and device: the comparison is within the run; a GPU run
 is not bit-for-bit a CPU run, and the crops went through one more JPEG encoding.
 
@@ -29,7 +31,9 @@ import json
 import os
 import sys
 import time
+import zipfile
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -39,7 +43,7 @@ import numpy as np
 # name -> (TrainConfig changes, wbcnet widths, epochs); None: the recipe's own.
 RECIPES: dict[str, tuple[dict[str, Any], tuple[int, ...] | None, int | None]] = {
     "base": ({}, None, None),  # e36: stages 24/48/96, 80 epochs, the first 64 at 64 px
-    "wide": ({}, (48, 96, 192), None),  # 4x the multiply-adds
+    "wide": ({}, (48, 96, 192), None),  # 3.5x the multiply-adds, 3.9x the parameters
     "long": ({}, None, 240),  # 3x the epochs, the first 192 at 64 px
     "wide-long": ({}, (48, 96, 192), 240),
     "base-s1": ({"seed": 100}, None, None),  # base from other initial weights and draws, on the same folds
@@ -80,9 +84,13 @@ def unpack(path: Path) -> tuple[np.ndarray, list[Any], np.ndarray]:
     from PIL import Image
 
     from wbc.data import Sample
+    from wbc.errors import DataError
 
-    with np.load(path) as z:
-        jpeg, ends, labels, cells, paths, folds = (z[k] for k in ("jpeg", "ends", "labels", "cells", "paths", "folds"))
+    try:
+        with np.load(path) as z:
+            jpeg, ends, labels, cells, paths, folds = (z[k] for k in ("jpeg", "ends", "labels", "cells", "paths", "folds"))
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise DataError(f"{path}: not a pack that `scale_cv.py pack` wrote ({type(e).__name__}: {e})") from None
     starts = np.concatenate([[0], ends[:-1]])
     x = np.stack([np.asarray(Image.open(io.BytesIO(jpeg[a:b].tobytes())).convert("RGB")) for a, b in zip(starts, ends)])
     return x, [Sample(Path(p), int(y), str(c)) for p, y, c in zip(paths, labels, cells)], folds
@@ -97,7 +105,7 @@ def _job(pack_path: str, work: str, name: str, fold: int, device: str, threads: 
     `epochs_all` and `limit_cells` shrink every recipe alike (quick checks)."""
     import contextlib
 
-    from wbc.crossval import fold_config
+    from wbc.crossval import check_reusable, fold_config
     from wbc.model import default_config
     from wbc.train import (
         fit,
@@ -120,13 +128,14 @@ def _job(pack_path: str, work: str, name: str, fold: int, device: str, threads: 
     # seeds, so that a seed change keeps the folds.
     cfg = replace(fold_config(replace(cfg, patience=cfg.epochs), fold), **changes)
     run = Path(work) / name / f"fold{fold}"
+    model_cfg = default_config("wbcnet", widths=widths)
     t0 = time.perf_counter()
-    resume = (run / "last.pt").exists()
-    if not (resume and load_checkpoint(run / "last.pt").get("stopped")):
+    # A run left in WORK is reused or resumed only if it is this recipe on this fold (else CheckpointError).
+    finished, resume = check_reusable(cfg, run, model_cfg)
+    if not finished:
         run.mkdir(parents=True, exist_ok=True)
         with open(run / "train.log", "a") as log, contextlib.redirect_stdout(log):
-            fit(cfg, run, resume=resume, progress=False, model_cfg=default_config("wbcnet", widths=widths),
-                crops=(x, samples))
+            fit(cfg, run, resume=resume, progress=False, model_cfg=model_cfg, crops=(x, samples))
     seconds = time.perf_counter() - t0
     state = load_checkpoint(run / "last.pt")  # as benchmarks/cv.py: the last epoch
     net, spec = model_from_checkpoint(state)
@@ -180,36 +189,58 @@ def run(args: argparse.Namespace) -> int:
     import multiprocessing
 
     from wbc.calibration import tta_probs
+    from wbc.crossval import folds_of
+    from wbc.errors import ConfigError
+    from wbc.train import check_device, preset
 
+    dev = check_device(args.device)
+    k = folds_of(preset("wbcnet"))
+    if not set(args.folds) <= set(range(k)):
+        raise ConfigError(f"--folds {' '.join(map(str, args.folds))}: the folds are 0 to {k - 1}")
+    args.folds = sorted(set(args.folds))
+    unpack(args.pack)  # a missing or damaged pack is named once, here, not by every run
     args.work.mkdir(parents=True, exist_ok=True)
     results = args.results or args.work
     results.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     meta = {"device": args.device, "workers": args.workers, "folds": args.folds, "recipes": args.recipes,
             "pack": str(args.pack)}
-    if args.device.startswith("cuda"):
+    if dev.type == "cuda":
         import torch
 
-        meta["gpu"] = torch.cuda.get_device_name(0)
+        meta["gpu"] = torch.cuda.get_device_name(dev)
     jobs = [(n, f) for n in args.recipes for f in args.folds]
     done: dict[tuple[str, int], dict[str, Any]] = {}
     failed = 0
-    threads = max(1, (os.cpu_count() or 2) // max(1, args.workers))
-    with ProcessPoolExecutor(max(1, args.workers), mp_context=multiprocessing.get_context("spawn")) as ex:
-        running: dict[Future[dict[str, Any]], tuple[str, int]] = {}
+    tries: dict[tuple[str, int], int] = {}
+    workers = max(1, args.workers)
+    threads = max(1, (os.cpu_count() or 2) // workers)
+
+    def pool() -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+    ex = pool()
+    running: dict[Future[dict[str, Any]], tuple[str, int]] = {}
+    try:
         while jobs or running:
-            while jobs and len(running) < max(1, args.workers) and time.perf_counter() - start < args.budget_s:
-                n, f = jobs.pop(0)
-                running[ex.submit(_job, str(args.pack), str(args.work), n, f, args.device, threads, args.epochs,
-                                  args.limit_cells)] = (n, f)
+            while jobs and len(running) < workers and time.perf_counter() - start < args.budget_s:
+                job = jobs.pop(0)
+                tries[job] = tries.get(job, 0) + 1
+                running[ex.submit(_job, str(args.pack), str(args.work), *job, args.device, threads, args.epochs,
+                                  args.limit_cells)] = job
             if not running:
                 break
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            broken = False
             for fut in finished:
                 n, f = running.pop(fut)
                 try:
                     done[(n, f)] = fut.result()
-                except Exception as e:  # noqa: BLE001 -- any failure of one run (CUDA, a dead worker) is reported, the others go on
+                except BrokenProcessPool:
+                    broken = True
+                    running[fut] = (n, f)  # handled with the rest of the pool's runs below
+                    continue
+                except Exception as e:  # noqa: BLE001 -- any failure of one run (CUDA, a bad run folder) is reported, the others go on
                     print(f"{n} fold {f}: failed: {type(e).__name__}: {e}", flush=True)
                     failed += 1
                     continue
@@ -218,8 +249,24 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{time.perf_counter() - start:6.0f}s  {n} fold {f}: {r['epochs']} epochs in {r['seconds']:.0f} s, "
                       f"held-out accuracy {100 * acc:.2f}%", flush=True)
                 save(results, done, args.folds, {**meta, "elapsed_s": time.perf_counter() - start})
-        if jobs:
-            print(f"not started (budget {args.budget_s} s): {', '.join(f'{n} fold {f}' for n, f in jobs)}")
+            if broken:
+                # A worker died (killed, out of memory) and took the pool's other runs with it: a new pool
+                # starts them again (they resume from their last epoch), each at most twice in all.
+                lost = list(running.values())
+                running.clear()
+                ex.shutdown(wait=False, cancel_futures=True)
+                ex = pool()
+                for job in lost:
+                    if tries[job] >= 2:
+                        print(f"{job[0]} fold {job[1]}: failed: its worker died twice", flush=True)
+                        failed += 1
+                    else:
+                        print(f"{job[0]} fold {job[1]}: its worker died; starting it again", flush=True)
+                        jobs.insert(0, job)
+    finally:
+        ex.shutdown(wait=False, cancel_futures=True)
+    if jobs:
+        print(f"not started (budget {args.budget_s} s): {', '.join(f'{n} fold {f}' for n, f in jobs)}")
     save(results, done, args.folds, {**meta, "elapsed_s": time.perf_counter() - start})
     print((results / "scale.md").read_text())
     return 1 if failed else 0

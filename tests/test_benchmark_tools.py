@@ -476,9 +476,11 @@ def test_scale_cv_packs_crops_and_cross_validates_them(tmp_path: Path) -> None:
         (root / "TRAIN" / c).mkdir(parents=True)
         for i, f in enumerate(sorted((FIXTURE_IMAGES / "TRAIN" / c).glob("*.jpeg"))[:5]):
             shutil.copy(f, root / "TRAIN" / c / f"cell{i}.jpeg")
-    def scale_cv(*argv: str) -> None:  # as a user runs it: its runs are spawned processes that import it
+    def scale_cv(*argv: str, status: int = 0) -> str:  # as a user runs it: its runs are spawned processes that import it
         r = subprocess.run([sys.executable, str(BENCHMARKS / "scale_cv.py"), *argv], capture_output=True, text=True)
-        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.returncode == status, r.stdout + r.stderr
+        assert "Traceback" not in r.stderr, r.stderr
+        return r.stdout + r.stderr
 
     pack = tmp_path / "pack.npz"
     scale_cv("pack", "--data", str(root), "--out", str(pack))
@@ -495,3 +497,11 @@ def test_scale_cv_packs_crops_and_cross_validates_them(tmp_path: Path) -> None:
     assert table.startswith("| recipe |") and "| base | 0, 1 of 5 | 8 / 8 |" in table
     with np.load(work / "scale.npz") as z:
         assert z["base_fold0_logits"].shape == (8, 4, 4)
+    # The finished runs are reused as they are; a run of other options in their folder is refused, not reused.
+    again = ["run", "--pack", str(pack), "--work", str(work), "--device", "cpu", "--workers", "1", "--recipes", "base"]
+    assert "held-out accuracy" in scale_cv(*again, "--epochs", "1", "--folds", "0")
+    assert "not the run asked for (epochs" in scale_cv(*again, "--epochs", "2", "--folds", "0", status=1)
+    assert "--folds 0 5: the folds are 0 to 4" in scale_cv(*again, "--folds", "0", "5", status=2)
+    missing = scale_cv("run", "--pack", str(tmp_path / "none.npz"), "--work", str(tmp_path / "w2"), "--device", "cpu",
+                       status=2)
+    assert "none.npz: not a pack that `scale_cv.py pack` wrote" in missing and not (tmp_path / "w2").exists()

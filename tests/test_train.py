@@ -554,6 +554,9 @@ def test_fit_trains_on_crops_given_without_the_data_set(tmp_path: Path) -> None:
     split = [json.loads((tmp_path / r / "split.json").read_text()) for r in ("given", "files")]
     assert split[0] == split[1] and split[0]["val_cells"]
     assert json.loads((tmp_path / "given" / "config.json").read_text())["data_root"] == "crops given to fit"
+    fit(replace(cfg, limit_cells=2, val_fraction=0.45), tmp_path / "two", progress=False, crops=(x, samples))
+    kept = json.loads((tmp_path / "two" / "split.json").read_text())
+    assert len(kept["train_cells"]) + len(kept["val_cells"]) == 8  # the first 2 cells of each class
     with pytest.raises(DataError, match=re.escape("takes one (N, 96, 96, 3) crop per sample")):
         fit(cfg, tmp_path / "small", progress=False, crops=(x[:, :48, :48], samples))
 

@@ -35,7 +35,15 @@ from wbc.errors import CheckpointError, ConfigError, DataError
 from wbc.imaging import PreprocessSpec, dihedral_views
 from wbc.info import CLASSES, NUM_CLASSES
 from wbc.io import atomic_write_bytes, atomic_write_text
-from wbc.model import SeedConfig, WbcNetConfig, build_model, config_from_dict, config_to_dict, count_params, default_config
+from wbc.model import (
+    SeedConfig,
+    WbcNetConfig,
+    build_model,
+    config_from_dict,
+    config_to_dict,
+    count_params,
+    default_config,
+)
 
 CHECKPOINT_VERSION = 1
 EOS, NEUT = CLASSES.index("EOSINOPHIL"), CLASSES.index("NEUTROPHIL")
@@ -288,7 +296,7 @@ def train_one_epoch(
         sched.step()
         if ema is not None:
             ema.update_parameters(model)
-        total += loss.detach() * len(idx)
+        total += loss.detach().double() * len(idx)
         seen += len(idx)
         if progress:
             bar.set_postfix(loss=f"{float(total) / seen:.3f}")
@@ -430,20 +438,27 @@ def read_val_cells(run: Path) -> set[str]:
 
 
 @torch.no_grad()
-def teacher_probs(teachers: tuple[str, ...], x: torch.Tensor, val_cells: set[str]) -> torch.Tensor:
-    """Mean softmax (N, 4) of the teachers' best.pt over the 8 rotations/mirrors of x, uint8 (N, 3, h, w).
+def teacher_probs(teachers: tuple[str, ...], x: torch.Tensor, val_cells: set[str],
+                  device: torch.device | str = "cpu") -> torch.Tensor:
+    """Mean softmax (N, 4) of the teachers' best.pt over the 8 rotations/mirrors of x, uint8 (N, 3, h, w),
+    computed on `device` (the student's), returned on the CPU.
 
     A teacher must have held out exactly these validation cells: one that learnt from them would
     carry them into the student and make its validation figures optimistic."""
-    total = np.zeros((len(x), NUM_CLASSES), np.float32)
-    crops = x.permute(0, 2, 3, 1).numpy()
+    total = torch.zeros(len(x), NUM_CLASSES)
     for t in teachers:
         if read_val_cells(Path(t)) != val_cells:
             raise CheckpointError(f"{t}: this teacher held out other validation cells; train it with the "
                                   "student's --split-seed")
         net, spec = model_from_checkpoint(load_checkpoint(Path(t) / "best.pt"))
-        total += F.softmax(torch.from_numpy(view_logits(net, crops, spec)), 2).sum(0).numpy()
-    return torch.from_numpy(total / (8 * len(teachers)))
+        net = net.to(device)
+        # One view at a time, added in this order: a CPU run's soft targets stay bit for bit as they were.
+        for k in range(4):
+            for flip in (False, True):
+                v = torch.rot90(x, k, dims=(2, 3))
+                v = torch.flip(v, dims=(3,)) if flip else v
+                total += torch.from_numpy(predict_probs(net, v.contiguous(), spec))
+    return total / (8 * len(teachers))
 
 
 def check_config(cfg: TrainConfig) -> None:
@@ -615,7 +630,8 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
     x_va, y_va = centre_crop(_to_tensor(x_all[va_idx]), cfg.context), y_all[va_idx]
     va_cells = [cells[i] for i in va_idx]
     weights = _class_weights(y_all[tr_idx]) if cfg.class_weights else None
-    soft = teacher_probs(tuple(cfg.teachers), centre_crop(x_tr, cfg.context), set(va_cells)) if cfg.teachers else None
+    soft = (teacher_probs(tuple(cfg.teachers), centre_crop(x_tr, cfg.context), set(va_cells), dev)
+            if cfg.teachers else None)
     # The training crops (uint8) live on the device with the network; the validation crops go over per batch.
     x_tr, y_tr = x_tr.to(dev), y_tr.to(dev)
     weights = weights.to(dev) if weights is not None else None
@@ -654,7 +670,8 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
     epochs = tqdm(range(start, cfg.epochs), desc="epochs", initial=start, total=cfg.epochs, disable=not progress)
     for epoch in epochs:
         t0 = time.perf_counter()
-        # Seeded per epoch so a resumed run repeats exactly what an uninterrupted one would do.
+        # Seeded per epoch so a resumed run repeats exactly what an uninterrupted one would do (on the CPU;
+        # a GPU's backward passes are not deterministic).
         torch.manual_seed(cfg.seed * 100_003 + epoch)
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         size = cfg.low_res_size if epoch < cfg.low_res_epochs else None
