@@ -865,6 +865,8 @@ class TestPage:
         assert sum(c.startswith("Where the evidence was") for c in captions) == 1  # the eosinophil's only
         table = at.dataframe[0].value
         assert table["reviewed"].tolist() == [logic.EXCLUDED, "EOSINOPHIL"] and table["predicted"].tolist()[0] == ""
+        # Its blank confidence shows as a dash, not as Streamlit's "None".
+        assert np.isnan(table["confidence"].tolist()[0]) and at.dataframe[0].proto.placeholder == "—"
         assert "1 cell(s) counted" in " ".join(c.value for c in at.caption)
 
     def test_samples_make_a_differential(self) -> None:

@@ -203,6 +203,7 @@ with classify_tab:
             # The one column to edit beside the file's name: on a phone the rest scroll out of sight.
             column_order=["file", "reviewed", "predicted", "confidence", "verdict"],
             hide_index=True,
+            placeholder="—",  # an untyped row's blank confidence; Streamlit would show "None"
             key="review",
         )
         corrections.update(zip(edited.index, edited["reviewed"]))
