@@ -505,3 +505,20 @@ def test_scale_cv_packs_crops_and_cross_validates_them(tmp_path: Path) -> None:
     missing = scale_cv("run", "--pack", str(tmp_path / "none.npz"), "--work", str(tmp_path / "w2"), "--device", "cpu",
                        status=2)
     assert "none.npz: not a pack that `scale_cv.py pack` wrote" in missing and not (tmp_path / "w2").exists()
+
+
+def test_gpu_paths_runs_its_checks_on_the_cpu() -> None:
+    """gpu_paths.py (the device check of distillation, resuming across devices and the CLI) runs every
+    check on the CPU too and says each passed."""
+    import subprocess
+    import sys
+
+    from conftest import BENCHMARKS
+
+    pytest.importorskip("torch")
+    r = subprocess.run([sys.executable, str(BENCHMARKS / "gpu_paths.py"), "--device", "cpu"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = r.stdout.splitlines()
+    assert len(lines) == 3 and all(": ok" in line for line in lines), lines
+    assert lines[0].startswith("teacher and student on cpu: ok (student's validation accuracy")
