@@ -494,17 +494,29 @@ def test_scale_cv_packs_crops_and_cross_validates_them(tmp_path: Path) -> None:
     assert set(out["runs"]) == {"base/fold0", "base/fold1"} and all(r["folds_as_packed"] for r in out["runs"].values())
     assert out["results"]["base"]["calibrated"]["n_files"] == 8  # two folds of one cell per class
     table = (work / "scale.md").read_text()
-    assert table.startswith("| recipe |") and "| base | 0, 1 of 5 | 8 / 8 |" in table
+    assert table.startswith("Device cpu, 1 runs at once; epochs: base 1; every cell; folds as the pack dealt them: yes")
+    assert "| base | 0, 1 of 5 | 8 / 8 |" in table
     with np.load(work / "scale.npz") as z:
         assert z["base_fold0_logits"].shape == (8, 4, 4)
-    # The finished runs are reused as they are; a run of other options in their folder is refused, not reused.
+    assert scale_cv("render", str(work)) == table  # the folder or its scale.json
+    # A finished run is reused, and the folds it did not run keep their rows; a run of other options
+    # is refused before any starts, and the results in place are kept.
     again = ["run", "--pack", str(pack), "--work", str(work), "--device", "cpu", "--workers", "1", "--recipes", "base"]
     assert "held-out accuracy" in scale_cv(*again, "--epochs", "1", "--folds", "0")
-    assert "not the run asked for (epochs" in scale_cv(*again, "--epochs", "2", "--folds", "0", status=1)
+    assert json.loads((work / "scale.json").read_text())["runs"].keys() == out["runs"].keys()
+    refused = scale_cv(*again, "--epochs", "2", "--folds", "0", status=2)
+    assert "not the run asked for (epochs" in refused and "choose another --work" in refused
+    assert json.loads((work / "scale.json").read_text())["results"] == out["results"]
     assert "--folds 0 5: the folds are 0 to 4" in scale_cv(*again, "--folds", "0", "5", status=2)
+    scale_cv(*again, "--epochs", "1", "--folds", "2", "--recipes", "wide")  # another recipe, on a fold of its own
+    assert "short of folds 0, 1, 2: base (folds 0, 1 done); wide (folds 2 done)" in (work / "scale.md").read_text()
+    assert "--epochs 0: choose 1 or more" in scale_cv(*again, "--epochs", "0", status=2)
     missing = scale_cv("run", "--pack", str(tmp_path / "none.npz"), "--work", str(tmp_path / "w2"), "--device", "cpu",
                        status=2)
-    assert "none.npz: not a pack that `scale_cv.py pack` wrote" in missing and not (tmp_path / "w2").exists()
+    assert "none.npz: no such file; make a pack with" in missing and not (tmp_path / "w2").exists()
+    assert "not a pack that `scale_cv.py pack` wrote" in scale_cv("run", "--pack", str(work / "scale.npz"), "--work",
+                                                                 str(tmp_path / "w2"), "--device", "cpu", status=2)
+    assert "not a scale.json that `scale_cv.py run` wrote" in scale_cv("render", str(pack), status=2)
 
 
 def test_gpu_paths_runs_its_checks_on_the_cpu() -> None:

@@ -63,7 +63,10 @@ class TestFit:
             fit(cfg, tmp_path / "broken", progress=False)
         assert load_checkpoint(tmp_path / "broken" / "last.pt")["epoch"] == 0
         monkeypatch.setattr(train_mod, "train_one_epoch", real)
-        fit(cfg, tmp_path / "broken", resume=True, progress=False)
+        fit(replace(cfg, skip_bad=True), tmp_path / "broken", resume=True, progress=False)  # a machine setting changed
+        # config.json says how the run went on: the stored recipe, the machine settings of the resume.
+        saved = json.loads((tmp_path / "broken" / "config.json").read_text())["train"]
+        assert saved == {**json.loads((straight / "config.json").read_text())["train"], "skip_bad": True}
         a = load_checkpoint(straight / "last.pt")
         b = load_checkpoint(tmp_path / "broken" / "last.pt")
         assert b["epoch"] == 1 and len(b["history"]) == 2
@@ -375,6 +378,12 @@ def test_export_warns_of_an_unfinished_or_near_chance_run(tiny_run: Path, tmp_pa
         capsys.readouterr().err)
     assert export_warnings(tmp_path / "elsewhere" / "best.pt", {"calibration": {"val_accuracy": 0.3}}) == [
         "it reads only 30.0% of its held-out images right (chance: 25%); its \"confident\" verdicts mean little"]
+    # Stopped among its low-resolution epochs, which are never the best: no best.pt yet, and the way on.
+    (run / "best.pt").unlink()
+    assert main(["export", str(run), "--out", str(tmp_path / "e2"), "--data", str(FIXTURE_IMAGES)]) == 2
+    err = capsys.readouterr().err
+    assert "has no best.pt yet, only last.pt" in err and f"`wbc train --out {run} --resume` finishes it" in err
+    assert f"or export {run / 'last.pt'} as it is" in err and not (tmp_path / "e2" / "model.onnx").exists()
 
 
 def test_one_training_writes_to_a_run_at_a_time(tmp_path: Path) -> None:

@@ -96,6 +96,12 @@ def run_checkpoint(run: str | Path) -> Path:
     run = Path(run)
     if not run.exists():
         raise CheckpointError(f"{run}: no such run folder or checkpoint (give the folder `wbc train` wrote, or its .pt)")
+    if run.is_dir() and not (run / "best.pt").exists() and (run / "last.pt").exists():
+        # Epochs at a lower resolution (progressive resizing) are never the best: a run stopped among
+        # them has a last.pt and no best.pt yet.
+        raise CheckpointError(f"{run}: has no best.pt yet, only last.pt: the run stopped before its first "
+                              f"full-size epoch; `wbc train --out {run} --resume` finishes it, or export "
+                              f"{run / 'last.pt'} as it is")
     return run / "best.pt" if run.is_dir() else run
 
 

@@ -638,9 +638,11 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
     soft = soft.to(dev) if soft is not None else None
 
     run.mkdir(parents=True, exist_ok=True)
+    # Written again on a resume: the recipe is the stored one, but where and how the run goes on
+    # (MACHINE_SETTINGS: the data's folder, threads, device) may differ from where it started.
+    atomic_write_text(run / "config.json", json.dumps({"train": asdict(cfg), "model": config_to_dict(model_cfg),
+                                                       "data_root": str(root)}, indent=2))
     if state is None:
-        atomic_write_text(run / "config.json", json.dumps({"train": asdict(cfg), "model": config_to_dict(model_cfg),
-                                                           "data_root": str(root)}, indent=2))
         atomic_write_text(run / "split.json", json.dumps({
             "train_cells": sorted({cells[i] for i in tr_idx}), "val_cells": sorted(set(va_cells))}, indent=1))
 
