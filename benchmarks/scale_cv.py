@@ -20,7 +20,8 @@ within the run; a GPU run is not bit for bit a CPU run, and the crops went throu
 encoding.
 
 Results are written after each finished run (`scale.json`, `scale.npz` with the view logits, and the
-table `scale.md`), and a later run with the same options adds to them; with `--budget-s`, no run
+table `scale.md`), and a later run with the same options, pack (by its bytes) and device adds to
+them, each recipe pooled over the folds it has finished; one of others is refused. With `--budget-s`, no run
 starts after that many seconds, so that a run cut off by the device's time limit still returns what
 finished. Recipes are started in the order given.
 """
@@ -28,6 +29,7 @@ finished. Recipes are started in the order given.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import io
 import json
 import os
@@ -166,7 +168,8 @@ def _job(pack_path: str, work: str, name: str, fold: int, device: str, threads: 
 
 
 def pooled(done: dict[tuple[str, int], dict[str, Any]], folds: list[int]) -> dict[str, dict[str, Any]]:
-    """Per recipe with every fold finished, `benchmarks/cv.py`'s figures of its pooled view logits."""
+    """Per recipe, `benchmarks/cv.py`'s figures of its view logits pooled over the folds of `folds` it
+    has finished (the table's "folds" column says which)."""
     from wbc.calibration import fit_temperature, tta_probs
     from wbc.crossval import folds_of, pooled_figures
     from wbc.train import preset
@@ -174,7 +177,7 @@ def pooled(done: dict[tuple[str, int], dict[str, Any]], folds: list[int]) -> dic
     out = {}
     for name in dict.fromkeys(n for n, _ in done):
         runs = [done[(name, f)] for f in folds if (name, f) in done]
-        if len(runs) < len(folds):
+        if not runs:
             continue
         lg = np.concatenate([r["logits"] for r in runs], axis=1)
         y = np.concatenate([r["y"] for r in runs])
@@ -191,8 +194,6 @@ def table(result: dict[str, Any]) -> str:
     from cv import markdown
 
     runs, results = result["runs"], result["results"]
-    partial = {n: sorted(int(k.split("/fold")[1]) for k in runs if k.split("/fold")[0] == n)
-               for n in dict.fromkeys(k.split("/fold")[0] for k in runs) if n not in results}
     epochs = {n: sorted({r["epochs"] for k, r in runs.items() if k.split("/")[0] == n}) for n in results}
     lines = [
         f"Device {result['device']}" + (f" ({result['gpu']})" if result.get("gpu") else "")
@@ -203,11 +204,10 @@ def table(result: dict[str, Any]) -> str:
         + "; folds as the pack dealt them: " + ("yes" if all(r["folds_as_packed"] for r in runs.values()) else "NO")
         + ". Figures with the pooled temperature T; the per-fold accuracies without it.",
         "",
-        markdown(results) if results else "No recipe has finished all its folds.",
+        markdown(results) if results else "No run has finished.",
     ]
-    if partial:
-        lines += ["", "Not in the table, short of folds " + ", ".join(map(str, result["folds"])) + ": "
-                  + "; ".join(f"{n} (folds {', '.join(map(str, f))} done)" for n, f in partial.items())]
+    if len({tuple(r["folds"]) for r in results.values()}) > 1:
+        lines += ["", "The rows are pooled over different folds (the folds column): compare only rows with the same folds."]
     return "\n".join(lines) + "\n"
 
 
@@ -233,16 +233,21 @@ def earlier(out: Path, options: dict[str, Any]) -> tuple[dict[tuple[str, int], d
         return {}, []
     try:
         saved = json.loads((out / "scale.json").read_text())
-        if saved["options"] != options:
-            raise ConfigError(f"{out}: holds results of other options ({saved['options']}; asked {options}); "
-                              "choose another --results (or --work), or remove those files")
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"{out}: its scale.json is damaged ({type(e).__name__}: {e}); choose another --results, "
+                          "or move it away") from None
+    if saved.get("options") != options:
+        was = saved.get("options", "not recorded: written by an earlier version of this script")
+        raise ConfigError(f"{out}: holds results of other options ({was}; asked {options}); they are kept: "
+                          "choose another --results (or --work)")
+    try:
         with np.load(out / "scale.npz") as z:
             return {(n, int(f)): {**r, "name": n, "fold": int(f), "logits": z[f"{n}_fold{f}_logits"],
                                   "y": z[f"{n}_fold{f}_y"], "cells": [str(c) for c in z[f"{n}_fold{f}_cells"]]}
                     for n, f, r in ((*k.split("/fold"), r) for k, r in saved["runs"].items())}, saved["folds"]
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
-        raise ConfigError(f"{out}: its scale.json or scale.npz is damaged ({type(e).__name__}: {e}); remove them "
-                          "or choose another --results") from None
+        raise ConfigError(f"{out}: its scale.npz is damaged or does not match its scale.json ({type(e).__name__}: "
+                          f"{e}); choose another --results, or move them away") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -251,6 +256,7 @@ def run(args: argparse.Namespace) -> int:
     from wbc.calibration import tta_probs
     from wbc.crossval import check_reusable, folds_of
     from wbc.errors import CheckpointError, ConfigError
+    from wbc.io import atomic_write_text
     from wbc.train import check_device, preset
 
     dev = check_device(args.device)
@@ -264,7 +270,14 @@ def run(args: argparse.Namespace) -> int:
     folds = sorted(set(args.folds))
     unpack(args.pack)  # a missing or damaged pack is named once, here, not by every run
     results = args.results or args.work
-    options = {"epochs": args.epochs, "limit_cells": args.limit_cells, "pack": str(args.pack.resolve())}
+    # The pack by its bytes (a pack rewritten in place is another; a moved one is the same), and the
+    # device: runs of other options, crops or devices are not pooled or compared in one table.
+    sha = hashlib.sha256(args.pack.read_bytes()).hexdigest()[:16]
+    options = {"epochs": args.epochs, "limit_cells": args.limit_cells, "pack_sha256": sha, "device": args.device}
+    marker = args.work / "pack.sha256"
+    if marker.is_file() and marker.read_text().strip() != sha:
+        raise ConfigError(f"{args.work}: its runs were trained on another pack (sha256 {marker.read_text().strip()}, "
+                          f"this one {sha}); choose another --work")
     threads = max(1, (os.cpu_count() or 2) // args.workers)
     jobs = [(n, f) for n in args.recipes for f in folds]
     # Every fold run left in WORK must be the run asked for, before any starts.
@@ -273,13 +286,15 @@ def run(args: argparse.Namespace) -> int:
         try:
             check_reusable(cfg, args.work / n / f"fold{f}", model_cfg)
         except CheckpointError as e:
-            raise ConfigError(f"{e}: it was made with other --epochs, --limit-cells or another recipe; choose "
-                              "another --work, or remove that folder") from None
+            why = ("; it was made with other --epochs or --limit-cells, or by another recipe"
+                   if "not the run asked for" in str(e) else "")
+            raise ConfigError(f"{e}{why}; choose another --work, or remove that folder") from None
     # What this run finishes replaces those runs; the table pools the folds of both.
     done, before = earlier(results, options)
     folds_all = sorted({*before, *folds})
     args.work.mkdir(parents=True, exist_ok=True)
     results.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(marker, sha + "\n")
     start = time.perf_counter()
     meta = {"device": args.device, "workers": args.workers, "folds": folds_all, "options": options}
     if dev.type == "cuda":

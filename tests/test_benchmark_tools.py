@@ -509,7 +509,20 @@ def test_scale_cv_packs_crops_and_cross_validates_them(tmp_path: Path) -> None:
     assert json.loads((work / "scale.json").read_text())["results"] == out["results"]
     assert "--folds 0 5: the folds are 0 to 4" in scale_cv(*again, "--folds", "0", "5", status=2)
     scale_cv(*again, "--epochs", "1", "--folds", "2", "--recipes", "wide")  # another recipe, on a fold of its own
-    assert "short of folds 0, 1, 2: base (folds 0, 1 done); wide (folds 2 done)" in (work / "scale.md").read_text()
+    table = (work / "scale.md").read_text()
+    assert "| base | 0, 1 of 5 | 8 / 8 |" in table and "| wide | 2 of 5 | 4 / 4 |" in table
+    assert "compare only rows with the same folds" in table
+    # Results of other options in --results are kept, not mixed or overwritten; nor is a rewritten pack pooled.
+    before = (work / "scale.json").read_text()
+    assert "holds results of other options" in scale_cv(*again[:4], str(tmp_path / "w3"), "--results", str(work),
+                                                         *again[5:], "--epochs", "2", "--folds", "0", status=2)
+    assert (work / "scale.json").read_text() == before
+    repacked = tmp_path / "repacked.npz"
+    shutil.copy(pack, repacked)
+    with np.load(repacked) as z:
+        np.savez(repacked, **{**dict(z), "quality": np.int64(50)})
+    moved = ["--pack", str(repacked), "--work", str(work)]
+    assert "trained on another pack" in scale_cv("run", *moved, *again[5:], "--epochs", "1", "--folds", "0", status=2)
     assert "--epochs 0: choose 1 or more" in scale_cv(*again, "--epochs", "0", status=2)
     missing = scale_cv("run", "--pack", str(tmp_path / "none.npz"), "--work", str(tmp_path / "w2"), "--device", "cpu",
                        status=2)

@@ -38,10 +38,10 @@ class TestFit:
             fit(TINY, tiny_run, progress=False)
 
     def test_finished_run_resumes_to_nothing(self, tiny_run: Path) -> None:
-        """Resuming a finished run trains no more epochs."""
-        before = (tiny_run / "summary.csv").read_text()
-        fit(TINY, tiny_run, resume=True, progress=False)
-        assert (tiny_run / "summary.csv").read_text() == before
+        """Resuming a finished run trains no more epochs, and leaves its config.json as it was."""
+        before = [(tiny_run / f).read_text() for f in ("summary.csv", "config.json")]
+        fit(replace(TINY, threads=2), tiny_run, resume=True, progress=False)
+        assert [(tiny_run / f).read_text() for f in ("summary.csv", "config.json")] == before
 
     @pytest.mark.parametrize("ema", [0.0, 0.9])
     def test_resume_after_interruption_matches(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ema: float) -> None:

@@ -197,7 +197,8 @@ def predict_probs(model: nn.Module, x: torch.Tensor, spec: PreprocessSpec, batch
 
 def view_logits(model: nn.Module, x: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     """uint8 crops (N, h, w, 3) -> logits (8, N, 4) of their 8 views (`imaging.dihedral_views`: the
-    quarter turns, each also mirrored), as the exported model averages them."""
+    quarter turns, each also mirrored, in that function's order), as the cross-validation predicts
+    held-out files (`crossval.OOF_VIEWS`)."""
     views = _to_tensor(dihedral_views(x, 8))
     return predict_logits(model, views, spec).numpy().reshape(8, len(x), NUM_CLASSES)
 
@@ -639,9 +640,11 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
 
     run.mkdir(parents=True, exist_ok=True)
     # Written again on a resume: the recipe is the stored one, but where and how the run goes on
-    # (MACHINE_SETTINGS: the data's folder, threads, device) may differ from where it started.
-    atomic_write_text(run / "config.json", json.dumps({"train": asdict(cfg), "model": config_to_dict(model_cfg),
-                                                       "data_root": str(root)}, indent=2))
+    # (MACHINE_SETTINGS: the data's folder, threads, device) may differ from where it started. Not for
+    # a finished run, which trains no more.
+    if state is None or not state.get("stopped"):
+        atomic_write_text(run / "config.json", json.dumps({"train": asdict(cfg), "model": config_to_dict(model_cfg),
+                                                           "data_root": str(root)}, indent=2))
     if state is None:
         atomic_write_text(run / "split.json", json.dumps({
             "train_cells": sorted({cells[i] for i in tr_idx}), "val_cells": sorted(set(va_cells))}, indent=1))
