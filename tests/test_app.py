@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from wbc.app import logic
-from wbc.info import CLASSES
+from wbc.info import CLASSES, cell_type
 from wbc.predict import DEFAULT_MODEL_DIR, Predictor
 
 from conftest import FIXTURES, FIXTURE_IMAGES
@@ -564,7 +564,7 @@ class TestOtherCell:
             row = two.marked[round(py * k), round(px * k - r) - 3 : round(px * k - r) + 4]  # across the ring's left edge
             assert (np.abs(row.astype(int) - ring).sum(1) < 60).any(), (px, py)
         rows = logic.review_rows([two, one])
-        assert str(rows[0]["verdict"]) == "confident (another cell uncounted)" and rows[0]["reviewed"] == two.prediction.label
+        assert str(rows[0]["verdict"]) == "confident (another cell uncounted)" and rows[0]["reviewed"] == cell_type(two.prediction.label).label
         assert "another" not in str(rows[1]["verdict"])
 
 
@@ -589,23 +589,30 @@ class TestDifferential:
             rows = {r["type"]: r for r in logic.differential(["EOSINOPHIL"] * eos + ["NEUTROPHIL"] * (n - eos))}
             assert rows["Eosinophil"]["status"] == status, (eos, n, rows["Eosinophil"])
 
+    def test_review_labels_read_back_as_classes(self) -> None:
+        """The review table names the types as the page does; the differential reads them back as classes."""
+        assert logic.REVIEW_LABELS == ("Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil", logic.EXCLUDED)
+        assert logic.reviewed_classes(logic.REVIEW_LABELS) == [*CLASSES, logic.EXCLUDED]
+        rows = {r["type"]: r["count"] for r in logic.differential(logic.reviewed_classes(["Monocyte", "Excluded"]))}
+        assert rows["Monocyte"] == 1 and sum(rows.values()) == 1
+
     def test_review_rows_and_csv(self, predictor: Predictor) -> None:
         """Not-a-cell images start excluded; the CSV carries predicted and reviewed labels."""
         results = logic.analyse_uploads(predictor, [
             ("eos.jpeg", EOS.read_bytes()), ("none.jpeg", (FIXTURES / "no-white-cell.jpeg").read_bytes())])
         rows = logic.review_rows(results)
-        assert [r["reviewed"] for r in rows] == ["EOSINOPHIL", logic.EXCLUDED]
+        assert [r["reviewed"] for r in rows] == ["Eosinophil", logic.EXCLUDED]  # named as the page names them
         # the not-a-cell row gives no type or confidence, which mean nothing there, but says why
         assert rows[1]["predicted"] == "" and rows[1]["confidence"] is None
         assert str(rows[1]["verdict"]).startswith("not a white blood cell: ")
-        rows[0]["reviewed"] = "NEUTROPHIL"
+        rows[0]["reviewed"] = "Neutrophil"
         rows[0]["file"] = "=HYPERLINK(1).jpeg"
         rows[1]["confidence"] = float("nan")  # what the edited table hands back for a blank
         data = logic.table_csv(rows, [("bad.png", "bad.png: not a readable image"), ("\t=1.png", "\t=1.png: empty")])
         assert data.startswith(b"\xef\xbb\xbf")  # Excel reads UTF-8 names right only after a BOM
         lines = data.decode("utf-8-sig").splitlines()
         assert lines[0] == "file,predicted,confidence,verdict,reviewed"
-        assert lines[1].startswith("'=HYPERLINK(1).jpeg,EOSINOPHIL,") and lines[1].endswith(",NEUTROPHIL")
+        assert lines[1].startswith("'=HYPERLINK(1).jpeg,Eosinophil,") and lines[1].endswith(",Neutrophil")
         assert lines[2].startswith("none.jpeg,,,\"not a white blood cell: ")
         assert lines[3] == "bad.png,,,unreadable: not a readable image,"
         assert lines[4] == "'\t=1.png,,,unreadable: empty,"
@@ -779,20 +786,20 @@ class TestPage:
         up = [(f.name, f.read_bytes(), "image/jpeg") for f in files]
         at = self._app().run()
         at.file_uploader[0].set_value(up[:3]).run()
-        at.session_state["review"] = {"edited_rows": {1: {"reviewed": "MONOCYTE"}, 2: {"reviewed": "EXCLUDED"}},
+        at.session_state["review"] = {"edited_rows": {1: {"reviewed": "Monocyte"}, 2: {"reviewed": "Excluded"}},
                                       "added_rows": [], "deleted_rows": []}
         at.run()
         assert any("2 cell(s) counted" in c.value for c in at.caption)
         predicted = at.dataframe[0].value["reviewed"].tolist()  # the table as given; the edits ride on it
         at.file_uploader[0].set_value(up).run()
         assert not at.exception
-        assert at.dataframe[0].value["reviewed"].tolist()[:3] == [predicted[0], "MONOCYTE", "EXCLUDED"]
+        assert at.dataframe[0].value["reviewed"].tolist()[:3] == [predicted[0], "Monocyte", "Excluded"]
         assert any("3 cell(s) counted" in c.value for c in at.caption), [c.value for c in at.caption]
         at.file_uploader[0].set_value([up[2], up[1]]).run()  # the corrected two alone, in another order
-        assert at.dataframe[0].value["reviewed"].tolist() == ["EXCLUDED", "MONOCYTE"]
+        assert at.dataframe[0].value["reviewed"].tolist() == ["Excluded", "Monocyte"]
         at.file_uploader[0].set_value([("renamed.jpeg", up[2][1], "image/jpeg"), up[1]]).run()
         table = at.dataframe[0].value  # the same image under a new name: the name follows, the correction stays
-        assert table["file"].tolist() == ["renamed.jpeg", up[1][0]] and table["reviewed"].tolist()[0] == "EXCLUDED"
+        assert table["file"].tolist() == ["renamed.jpeg", up[1][0]] and table["reviewed"].tolist()[0] == "Excluded"
 
     def test_different_images_with_one_name_are_told_apart(self) -> None:
         """Two different images named alike get rows of their own names; the same name and bytes twice
@@ -864,7 +871,7 @@ class TestPage:
         assert "The photo: what the model read ringed green, the other white cell red" in captions
         assert sum(c.startswith("Where the evidence was") for c in captions) == 1  # the eosinophil's only
         table = at.dataframe[0].value
-        assert table["reviewed"].tolist() == [logic.EXCLUDED, "EOSINOPHIL"] and table["predicted"].tolist()[0] == ""
+        assert table["reviewed"].tolist() == [logic.EXCLUDED, "Eosinophil"] and table["predicted"].tolist()[0] == ""
         # Its blank confidence shows as a dash, not as Streamlit's "None".
         assert np.isnan(table["confidence"].tolist()[0]) and at.dataframe[0].proto.placeholder == "—"
         assert "1 cell(s) counted" in " ".join(c.value for c in at.caption)

@@ -21,8 +21,16 @@ from wbc.screening import photo_at_fault
 
 MAX_UPLOAD_MB = 20  # also Streamlit's server.maxUploadSize, set by `wbc app`
 SAMPLES_DIR = Path(__file__).parent / "samples"
-EXCLUDED = "EXCLUDED"  # the reviewed label of an image that is not counted
-REVIEW_LABELS = (*CLASSES, EXCLUDED)  # what the review table's "reviewed" column may hold
+EXCLUDED = "Excluded"  # the reviewed label of an image that is not counted
+# What the review table's "reviewed" column may hold: the types as the page names them elsewhere
+# ("Eosinophil"), then EXCLUDED; `reviewed_classes` reads them back as CLASSES.
+REVIEW_LABELS = (*(cell_type(c).label for c in CLASSES), EXCLUDED)
+
+
+def reviewed_classes(labels: Sequence[str]) -> list[str]:
+    """The review table's labels as CLASSES names for the differential; EXCLUDED (or anything else) as is."""
+    by_label = {cell_type(c).label: c for c in CLASSES}
+    return [by_label.get(lab, lab) for lab in labels]
 
 
 @dataclass
@@ -272,14 +280,14 @@ def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
             continue
         row: dict[str, object] = {
             "file": r.name,
-            "predicted": p.label if p.typed else "",
+            "predicted": cell_type(p.label).label if p.typed else "",
             "confidence": round(p.confidence, 3) if p.typed else None,
             "verdict": ("cannot judge" if cannot_judge(p) else p.verdict)
             + (f": {p.not_wbc}" if p.not_wbc else "") + (" (overexposed)" if p.overexposed else "")
             + (" (crop on a piece? a larger cell uncounted)" if p.other_larger
                else " (another cell uncounted)" if p.other_cell else ""),
             # A typed piece of a cell is not a cell to count; the larger cell beside it is the user's to crop.
-            "reviewed": p.label if p.typed else EXCLUDED,
+            "reviewed": cell_type(p.label).label if p.typed else EXCLUDED,
         }
         if keys:
             row["key"] = keys[i]

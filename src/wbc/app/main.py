@@ -207,7 +207,7 @@ with classify_tab:
             key="review",
         )
         corrections.update(zip(edited.index, edited["reviewed"]))
-        reviewed = edited["reviewed"].tolist()
+        reviewed = logic.reviewed_classes(edited["reviewed"].tolist())
         diff = pd.DataFrame(logic.differential(reviewed))
         n = sum(1 for lab in reviewed if lab in CLASSES)
         st.dataframe(diff, hide_index=True)
