@@ -299,7 +299,8 @@ def other_cell(rgb: np.ndarray, loc: CellLocation, floor: int | None = None) -> 
     f = COARSE_REDUCE
     h, w = rgb.shape[:2]
     kept = loc.coarse is not None and loc.coarse.shape == (-(-h // f), -(-w // f))
-    coarse = loc.coarse if kept else coarse_stain(stain_map(rgb))
+    sm = None if kept else stain_map(rgb)  # made once, and only where a mass is measured or no coarse map came
+    coarse = loc.coarse if kept else coarse_stain(sm)
     masses = coarse >= OTHER_LEVEL
     seed = np.zeros_like(masses)
     y, x = loc.peak_yx or (int(loc.cy), int(loc.cx))
@@ -317,7 +318,8 @@ def other_cell(rgb: np.ndarray, loc: CellLocation, floor: int | None = None) -> 
         one.flat[k] = True
         mass = _grown(one, left)
         left &= ~mass
-        s = stain_map(rgb) > STAIN_LEVEL if s is None else s
+        if s is None:
+            s = (stain_map(rgb) if sm is None else sm) > STAIN_LEVEL
         full = _full_size(mass, s)
         n = np.count_nonzero(full)
         if n >= floor:
