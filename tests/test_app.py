@@ -518,7 +518,7 @@ class TestOtherCell:
         result = logic.analyse_uploads(predictor, [("piece.png", encode(Image.fromarray(rgb)))])
         row = logic.review_rows(result)[0]
         assert row["reviewed"] == logic.EXCLUDED and row["verdict"] == "cannot judge (crop on a piece? a larger cell uncounted)"
-        assert row["predicted"] == "" and row["confidence"] is None
+        assert row["predicted"] == "" and row["confidence (%)"] is None
         assert "in 1 of them the model typed what may be a piece of a cell beside it, so it starts excluded" in \
             logic.uncounted_note(result)
 
@@ -603,15 +603,17 @@ class TestDifferential:
         rows = logic.review_rows(results)
         assert [r["reviewed"] for r in rows] == ["Eosinophil", logic.EXCLUDED]  # named as the page names them
         # the not-a-cell row gives no type or confidence, which mean nothing there, but says why
-        assert rows[1]["predicted"] == "" and rows[1]["confidence"] is None
+        assert rows[1]["predicted"] == "" and rows[1]["confidence (%)"] is None
+        # A percentage to one decimal, as the result above the table shows it ("88.9%", not 0.889).
+        assert rows[0]["confidence (%)"] == round(100 * results[0].prediction.confidence, 1) > 1
         assert str(rows[1]["verdict"]).startswith("not a white blood cell: ")
         rows[0]["reviewed"] = "Neutrophil"
         rows[0]["file"] = "=HYPERLINK(1).jpeg"
-        rows[1]["confidence"] = float("nan")  # what the edited table hands back for a blank
+        rows[1]["confidence (%)"] = float("nan")  # what the edited table hands back for a blank
         data = logic.table_csv(rows, [("bad.png", "bad.png: not a readable image"), ("\t=1.png", "\t=1.png: empty")])
         assert data.startswith(b"\xef\xbb\xbf")  # Excel reads UTF-8 names right only after a BOM
         lines = data.decode("utf-8-sig").splitlines()
-        assert lines[0] == "file,predicted,confidence,verdict,reviewed"
+        assert lines[0] == "file,predicted,confidence (%),verdict,reviewed"
         assert lines[1].startswith("'=HYPERLINK(1).jpeg,Eosinophil,") and lines[1].endswith(",Neutrophil")
         assert lines[2].startswith("none.jpeg,,,\"not a white blood cell: ")
         assert lines[3] == "bad.png,,,unreadable: not a readable image,"
@@ -873,7 +875,7 @@ class TestPage:
         table = at.dataframe[0].value
         assert table["reviewed"].tolist() == [logic.EXCLUDED, "Eosinophil"] and table["predicted"].tolist()[0] == ""
         # Its blank confidence shows as a dash, not as Streamlit's "None".
-        assert np.isnan(table["confidence"].tolist()[0]) and at.dataframe[0].proto.placeholder == "—"
+        assert np.isnan(table["confidence (%)"].tolist()[0]) and at.dataframe[0].proto.placeholder == "—"
         assert "1 cell(s) counted" in " ".join(c.value for c in at.caption)
 
     def test_samples_make_a_differential(self) -> None:
@@ -885,6 +887,10 @@ class TestPage:
             ["Eosinophil", "Eosinophil", "Lymphocyte", "Lymphocyte", "Monocyte", "Monocyte", "Neutrophil", "Neutrophil"])
         assert any(h.value == "Differential count" for h in at.header)
         assert "8 cell(s) counted" in " ".join(c.value for c in at.caption)
+        # Percentages to one decimal in both tables ("25.0" beside "12.5", not "25"), as the results show them.
+        review, diff = (json.loads(d.proto.columns) for d in at.dataframe[:2])
+        assert review["confidence (%)"]["type_config"]["format"] == "%.1f"
+        assert diff["percent"]["type_config"]["format"] == "%.1f"
 
     def test_downloaded_csv_is_what_the_table_shows(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The CSV the page offers, built from the edited table: a not-a-cell row's blank confidence is

@@ -281,7 +281,7 @@ def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
         row: dict[str, object] = {
             "file": r.name,
             "predicted": cell_type(p.label).label if p.typed else "",
-            "confidence": round(p.confidence, 3) if p.typed else None,
+            "confidence (%)": round(100 * p.confidence, 1) if p.typed else None,  # as the page shows it
             "verdict": ("cannot judge" if cannot_judge(p) else p.verdict)
             + (f": {p.not_wbc}" if p.not_wbc else "") + (" (overexposed)" if p.overexposed else "")
             + (" (crop on a piece? a larger cell uncounted)" if p.other_larger
@@ -357,6 +357,11 @@ def trust_rows(reliability: Sequence[dict[str, float]]) -> list[dict[str, object
             for b in reliability]
 
 
+# Hides the "Download as CSV" button of every table's toolbar (its aria-label starts so; the table's
+# label may follow it). The other buttons (search, full screen) stay.
+HIDE_GRID_DOWNLOAD_CSS = ('[data-testid="stElementToolbarButton"]:has(button[aria-label^="Download as CSV"])'
+                          " { display: none; }")
+
 # What a spreadsheet takes a cell to start a formula with (OWASP's list: tab and carriage return too).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
@@ -366,7 +371,7 @@ def table_csv(rows: Sequence[dict[str, object]], unusable_files: Sequence[tuple[
     files that could not be used. UTF-8 with a byte-order mark (Excel reads other names garbled without
     it), and a text that a spreadsheet would run as a formula (FORMULA_STARTS first) is quoted with '."""
     out = io.StringIO()
-    w = csv.DictWriter(out, fieldnames=["file", "predicted", "confidence", "verdict", "reviewed"])
+    w = csv.DictWriter(out, fieldnames=["file", "predicted", "confidence (%)", "verdict", "reviewed"])
     w.writeheader()
 
     def cell(v: object) -> object:

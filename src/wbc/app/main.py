@@ -15,6 +15,10 @@ from wbc.predict import CROP_EACH, Predictor
 from wbc.screening import OVEREXPOSED_SHARE
 
 st.set_page_config(page_title="wbc - white blood cell classifier", page_icon="🩸", layout="centered")
+# The tables' own "Download as CSV" (Streamlit has no option to turn it off) would write the review table
+# without logic.table_csv's formula quoting, byte-order mark and unreadable files: the page's button is
+# the one download.
+st.html(f"<style>{logic.HIDE_GRID_DOWNLOAD_CSS}</style>")
 
 
 @st.cache_resource(show_spinner="Loading the model...")
@@ -197,11 +201,11 @@ with classify_tab:
             column_config={
                 "reviewed": st.column_config.SelectboxColumn(
                     "reviewed", options=list(logic.REVIEW_LABELS), required=True),
-                "confidence": st.column_config.NumberColumn(format="%.3f"),
+                "confidence (%)": st.column_config.NumberColumn(format="%.1f"),
             },
-            disabled=["file", "predicted", "confidence", "verdict"],
+            disabled=["file", "predicted", "confidence (%)", "verdict"],
             # The one column to edit beside the file's name: on a phone the rest scroll out of sight.
-            column_order=["file", "reviewed", "predicted", "confidence", "verdict"],
+            column_order=["file", "reviewed", "predicted", "confidence (%)", "verdict"],
             hide_index=True,
             placeholder="—",  # an untyped row's blank confidence; Streamlit would show "None"
             key="review",
@@ -210,7 +214,7 @@ with classify_tab:
         reviewed = logic.reviewed_classes(edited["reviewed"].tolist())
         diff = pd.DataFrame(logic.differential(reviewed))
         n = sum(1 for lab in reviewed if lab in CLASSES)
-        st.dataframe(diff, hide_index=True)
+        st.dataframe(diff, hide_index=True, column_config={"percent": st.column_config.NumberColumn(format="%.1f")})
         st.caption(logic.differential_note(n))
         if uncounted := logic.uncounted_note(results):
             st.warning(uncounted)
