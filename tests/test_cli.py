@@ -340,8 +340,9 @@ class TestPredictCli:
 
     def test_interrupt_and_file_system_errors(self, monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
-        """Ctrl+C mentions --resume only for a training; a file system refusal met during the work is one
-        line naming the file, not a traceback."""
+        """Ctrl+C outside a training's epochs is one line (a training's own says whether it can resume:
+        test_interrupted_training_says_whether_it_can_resume); a file system refusal met during the work
+        is one line naming the file, not a traceback."""
         import wbc.cli as cli
 
         def interrupted(args: object) -> int:
@@ -355,7 +356,7 @@ class TestPredictCli:
         assert capsys.readouterr().err == "wbc: interrupted\n"
         monkeypatch.setattr(cli, "cmd_train", interrupted)
         assert main(["train"]) == 130
-        assert "--resume" in capsys.readouterr().err
+        assert capsys.readouterr().err == "wbc: interrupted\n"
         monkeypatch.setattr(cli, "cmd_predict", refused)
         assert main(["predict", "x.jpeg"]) == 2
         assert capsys.readouterr().err == "wbc: error: /somewhere/out.csv: Permission denied\n"
@@ -572,6 +573,44 @@ class TestOtherVerbs:
         rc = main(["train", "--data", str(FIXTURE_IMAGES), "--out", str(out), "--dry-run", "--val-fraction", "0.34",
                    "--batch-size", "8", "--threads", "1", "--quiet"])
         assert rc == 0 and (out / "best.pt").exists()
+        # Resuming the finished run does nothing, and does not claim to write it.
+        before = {f.name: f.stat().st_mtime_ns for f in out.iterdir()}
+        capsys.readouterr()
+        assert main(["train", "--out", str(out), "--resume", "--quiet"]) == 0
+        said = capsys.readouterr().out
+        assert f"{out}: this run already finished at epoch 2; nothing to do" in said and "run written" not in said
+        assert {f.name: f.stat().st_mtime_ns for f in out.iterdir()} == before
+
+    def test_dry_run_without_out_keeps_nothing(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+        """Without --out the dry run trains in a temporary folder and removes it: the default run folder
+        stays free for the real run (it used to hold a finished two-epoch run there)."""
+        pytest.importorskip("torch")
+        monkeypatch.chdir(tmp_path)
+        rc = main(["train", "--data", str(FIXTURE_IMAGES), "--dry-run", "--val-fraction", "0.34",
+                   "--batch-size", "8", "--threads", "1", "--quiet"])
+        assert rc == 0 and "nothing kept" in capsys.readouterr().out
+        assert not (tmp_path / "runs").exists()
+
+    def test_interrupted_training_says_whether_it_can_resume(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+        """Ctrl-C before the first epoch ends says that there is nothing to resume; after one, how to resume."""
+        pytest.importorskip("torch")
+        import wbc.train
+
+        out = tmp_path / "r"
+
+        def stopped(cfg: object, run: Path, **k: object) -> Path:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(wbc.train, "fit", stopped)
+        args = ["train", "--data", str(FIXTURE_IMAGES), "--out", str(out), "--val-fraction", "0.34", "--quiet"]
+        assert main(args) == 130
+        assert "nothing saved to resume; start it again" in capsys.readouterr().err
+        out.mkdir()
+        (out / "last.pt").write_bytes(b"")
+        assert main(args) == 130
+        assert f"continue the run with: wbc train --out {out} --resume" in capsys.readouterr().err
 
     @pytest.mark.parametrize("extra,cells", [([], 5), (["--val-fraction", "0.34"], 3), (["--val-fraction", "0.1"], 10),
                                              (["--all-cells"], 3), (["--limit-cells", "7"], 7)])
@@ -753,8 +792,9 @@ class TestOtherVerbs:
         del net["preprocess"]["window"]
         torch.save({"version": CHECKPOINT_VERSION, "model_name": "wbcnet", "classes": CLASSES,
                     "train_config": train, "model_config": net}, tmp_path / "last.pt")
-        cfg = _check_resume(tmp_path, {"ema": 0.0, "fold": 0, "optimizer": "adamw", "threads": 1}, {"window": 160}, False)
-        assert (cfg.ema, cfg.fold, cfg.threads, cfg.data) == (0.0, 0, 1, "somewhere")
+        cfg, finished = _check_resume(tmp_path, {"ema": 0.0, "fold": 0, "optimizer": "adamw", "threads": 1}, {"window": 160},
+                                      False)
+        assert (cfg.ema, cfg.fold, cfg.threads, cfg.data, finished) == (0.0, 0, 1, "somewhere", None)
         with pytest.raises(WbcError, match=r"--ema \(the run: 0.0; asked: 0.9\)"):
             _check_resume(tmp_path, {"ema": 0.9}, {}, False)
 
@@ -777,6 +817,8 @@ class TestOtherVerbs:
         captured = capsys.readouterr()
         assert "empty.jpeg" in captured.out and "gone.jpeg" in captured.out and "._x.jpeg" not in captured.out
         assert "2 split(s) hold files that cannot be read" in captured.err  # TRAIN's and TEST_SIMPLE's, both named
+        # data check has no --skip-bad: the hint names the commands that have it
+        assert "wbc train and wbc evaluate can leave them out with --skip-bad" in captured.out
 
     def test_odd_environment_values(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                     capsys: pytest.CaptureFixture[str]) -> None:

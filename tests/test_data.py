@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wbc.data import find_images_root, grouped_kfold, grouped_split, list_folder, list_split, load_arrays
+from wbc.data import find_images_root, grouped_kfold, grouped_split, list_folder, list_split, load_arrays, load_prepared
 from wbc.errors import DataError
 from wbc.imaging import PreprocessSpec
 from wbc.info import CLASSES, DATASET
@@ -301,15 +301,20 @@ class TestArrays:
         assert sets[0].exists() and sets[3].exists()  # within the limit nothing goes
         assert mine.exists()
 
-    def test_bad_file_stops_with_its_name(self, data_copy: Path) -> None:
-        """One corrupt file stops loading before training and is named; --skip-bad leaves it out."""
+    def test_bad_file_stops_with_its_name(self, data_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """One corrupt file stops loading before training and is named; --skip-bad leaves it out, and says
+        so by name, from a fresh decode and from the cache alike."""
         bad = data_copy / "TRAIN" / "MONOCYTE" / "_9_1.jpeg"
         bad.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
         s = list_split(data_copy, "TRAIN")
         with pytest.raises(DataError, match=r"(?s)1 unusable image.*--skip-bad.*_9_1\.jpeg"):
             load_arrays(s, PreprocessSpec(), progress=False)
-        x, kept = load_arrays(s, PreprocessSpec(), skip_bad=True, progress=False)
-        assert len(kept) == len(s) - 1 and bad not in [k.path for k in kept] and len(x) == len(kept)
+        capsys.readouterr()
+        for _ in range(2):  # the second from the cache the first wrote
+            p = load_prepared(s, PreprocessSpec(), skip_bad=True, progress=False)
+            assert len(p.samples) == len(s) - 1 and bad not in [k.path for k in p.samples] and len(p.x) == len(p.samples)
+            assert p.skipped == (str(bad),)
+            assert f"1 unusable file(s) left out (--skip-bad):\n  {bad}" in capsys.readouterr().err
 
 
 def test_cache_key_follows_preprocessing_code(fixture_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

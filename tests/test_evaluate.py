@@ -88,6 +88,20 @@ class TestEvaluate:
             assert r["correct"] == ("yes" if r["class"] == r["true_class"] else "no")
         assert sum(r["correct"] == "yes" for r in rows) / len(rows) == pytest.approx(m["accuracy"])
 
+    def test_files_left_out_with_skip_bad_are_named(self, tmp_path: Path) -> None:
+        """--skip-bad evaluates the rest, and the metrics and the report name the file left out."""
+        import shutil
+
+        folder = tmp_path / "data"
+        shutil.copytree(FIXTURE_IMAGES / "TEST_SIMPLE", folder)
+        (folder / "MONOCYTE" / "broken.jpeg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+        m = evaluate(None, tmp_path / "eval", folder=folder, skip_bad=True, n_boot=50, progress=False)
+        assert m["n_files"] == 8 and m["skipped_files"] == ["MONOCYTE/broken.jpeg"]
+        assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["skipped_files"] == ["MONOCYTE/broken.jpeg"]
+        assert "- **left out (unusable, --skip-bad)**: 1 file(s): MONOCYTE/broken.jpeg" in (tmp_path / "eval" / "report.md").read_text()
+        assert "skipped_files" not in evaluate(None, tmp_path / "all", folder=FIXTURE_IMAGES / "TEST_SIMPLE",
+                                               n_boot=50, progress=False)
+
     def test_images_in_subfolders_of_a_class_folder_count(self, tmp_path: Path) -> None:
         """A class folder's subfolders (a patient's, a slide's) are searched, as `wbc predict` searches
         them; files of one name in two subfolders are two cells; an unreadable subfolder is named."""

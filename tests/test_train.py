@@ -43,6 +43,27 @@ class TestFit:
         fit(replace(TINY, threads=2), tiny_run, resume=True, progress=False)
         assert [(tiny_run / f).read_text() for f in ("summary.csv", "config.json")] == before
 
+    def test_all_cells_never_takes_a_low_resolution_epoch(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """With no cells held out the model is the last epoch's: an epoch at low resolution is neither
+        marked best nor written as best.pt."""
+        run = fit(replace(TINY, fold=None, low_res_size=48, low_res_epochs=1), tmp_path / "all", progress=False)
+        lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("epoch")]
+        assert len(lines) == 2 and "(48 px)" in lines[0] and not lines[0].endswith("*") and lines[1].endswith("*")
+        assert load_checkpoint(run / "best.pt")["epoch"] == 1
+
+    def test_resume_on_other_data_is_refused(self, tiny_run: Path, data_copy: Path) -> None:
+        """--data may move, but a resume that would read other cells or files than the run started on is
+        refused by name (it trained on 55 files instead of 1,634, unsaid); the same data, copied, resumes."""
+        from wbc.errors import DataError
+
+        fit(replace(TINY, data=str(data_copy)), tiny_run, resume=True, progress=False)  # moved: the same files
+        split = json.loads((tiny_run / "split.json").read_text())
+        assert split["train_files"] + split["val_files"] == len(list((data_copy / "TRAIN").rglob("*.jpeg")))
+        next((data_copy / "TRAIN" / "MONOCYTE").glob("*.jpeg")).unlink()
+        with pytest.raises(DataError, match=r"--resume: the data at .* gives \d+ training and \d+ validation files.*"
+                                            r"but the run started on \d+ and \d+ files.*point --data at the data"):
+            fit(replace(TINY, data=str(data_copy)), tiny_run, resume=True, progress=False)
+
     @pytest.mark.parametrize("ema", [0.0, 0.9])
     def test_resume_after_interruption_matches(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ema: float) -> None:
         """Killed during epoch 2, then resumed: the same weights as an uninterrupted run (seeded), with

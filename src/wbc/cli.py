@@ -7,6 +7,7 @@ import importlib
 import os
 import select
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -101,7 +102,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise WbcError("--dry-run starts a new short run; it cannot --resume one")
         asked = {**overrides, **({"fold": None} if args.all_cells else {})}
         network = {"window": args.window, "size": args.input_size, "widths": args.widths}
-        cfg = _check_resume(out, asked, {k: v for k, v in network.items() if v is not None}, args.all_cells)
+        cfg, finished = _check_resume(out, asked, {k: v for k, v in network.items() if v is not None}, args.all_cells)
+        if finished is not None:
+            print(f"{out}: this run already finished at epoch {finished}; nothing to do (export it with "
+                  f"wbc export {out})")
+            return 0
     if args.dry_run:  # one epoch, or with progressive resizing (wbcnet's default) one at each size
         # Enough cells per class for one in each of the round(1 / val_fraction) cell-grouped folds.
         folds = round(1 / cfg.val_fraction) if 0 < cfg.val_fraction < 0.5 else 0  # else refused with the config
@@ -112,16 +117,32 @@ def cmd_train(args: argparse.Namespace) -> int:
         model_cfg = _training("wbc.model", "default_config")(cfg.model, args.window, args.input_size, args.widths)
     except ValueError as e:
         raise WbcError(f"network: {e}") from e
+    if args.dry_run and args.out is None:
+        # A check of the set-up, not a run: in the default folder it would stand in the way of the real one.
+        with tempfile.TemporaryDirectory(prefix="wbc-dry-run.") as tmp:
+            fit(cfg, Path(tmp) / "run", progress=not args.quiet, model_cfg=model_cfg)
+        print("dry run done: the set-up trains; nothing kept (give --out to keep the short run)")
+        return 0
     check_writable_folder(out)
-    run = fit(cfg, out, resume=args.resume, progress=not args.quiet, model_cfg=model_cfg)
+    try:
+        run = fit(cfg, out, resume=args.resume, progress=not args.quiet, model_cfg=model_cfg)
+    except KeyboardInterrupt:
+        if (out / "last.pt").exists():
+            print(f"wbc: interrupted; continue the run with: wbc train --out {out} --resume", file=sys.stderr)
+        else:
+            print("wbc: interrupted before the first epoch ended: nothing saved to resume; start it again",
+                  file=sys.stderr)
+        return 130
     print(f"run written to {run} (best.pt, last.pt, summary.csv, curves.png)")
     return 0
 
 
-def _check_resume(out: Path, asked: dict[str, Any], network: dict[str, Any], all_cells: bool) -> TrainConfig:
+def _check_resume(out: Path, asked: dict[str, Any], network: dict[str, Any],
+                  all_cells: bool) -> tuple[TrainConfig, int | None]:
     """--resume continues a run as it was made: refuse, by name, every option given on the command
     line that differs from the stored run rather than silently ignoring it. Where and how fast it runs
-    (--data, --threads, --skip-bad, --device) may change. Returns the TrainConfig to resume with."""
+    (--data, --threads, --skip-bad, --device) may change. Returns the TrainConfig to resume with, and
+    the epoch a finished run ended at (None for one to continue)."""
     machine = _training("wbc.train", "MACHINE_SETTINGS")
     state = _training("wbc.train", "load_checkpoint")(out / "last.pt")
     # Settings an older checkpoint lacks read as their defaults, as fit fills them.
@@ -150,7 +171,8 @@ def _check_resume(out: Path, asked: dict[str, Any], network: dict[str, Any], all
     if differ:
         raise WbcError(f"{out}: --resume continues the run as it was made, and this asks for something else: "
                        f"{'; '.join(differ)}. Drop those options to continue it, or choose another --out")
-    return replace(stored_cfg, **{k: v for k, v in asked.items() if k in machine})
+    finished = state["epoch"] + 1 if state.get("stopped") else None
+    return replace(stored_cfg, **{k: v for k, v in asked.items() if k in machine}), finished
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -621,7 +643,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its last.pt")
     t.add_argument("--dry-run", action="store_true",
                    help="one epoch on a few cells per class (5 with the default --val-fraction: one per fold; two "
-                        "epochs for progressive resizing, one at each size), to check the set-up")
+                        "epochs for progressive resizing, one at each size), to check the set-up; in a temporary folder, "
+                        "removed afterwards, unless --out is given")
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=cmd_train)
 
@@ -691,8 +714,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wbc: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        resume = " (the run continues with --resume)" if args.command == "train" else ""
-        print(f"wbc: interrupted{resume}", file=sys.stderr)
+        print("wbc: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         if not _stdout_reader_gone():

@@ -219,6 +219,7 @@ class Prepared:
     samples: list[Sample]
     reduced_by: np.ndarray  # (N,): a magnified field was shrunk by this before the crop (1: not)
     gains: np.ndarray  # (N, 3): the field's `screening.input_gains`, NaN where it has none
+    skipped: tuple[str, ...] = ()  # the files left out as unusable (skip_bad), by path
 
 
 def _decode(args: tuple[str, dict]) -> tuple[np.ndarray, float, np.ndarray] | str:
@@ -307,7 +308,7 @@ def load_prepared(
             with contextlib.suppress(OSError):
                 os.utime(cpath)  # used now: the pruning keeps the sets in use
             if skip_bad or keep.all():
-                return Prepared(x, [s for s, k in zip(samples, keep) if k], reduced_by, gains)
+                return _kept(samples, keep, x, reduced_by, gains)
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
             pass  # a damaged or truncated cache file is rebuilt below, and replaced
     workers = workers or min(2, os.cpu_count() or 1)
@@ -321,7 +322,8 @@ def load_prepared(
     keep = np.array([not isinstance(r, str) for r in results])
     if bad and not skip_bad:
         shown = "\n  ".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
-        raise DataError(f"{len(bad)} unusable image file(s); fix or remove them, or pass --skip-bad:\n  {shown}")
+        raise DataError(f"{len(bad)} unusable image file(s); fix or remove them (wbc train and wbc evaluate can "
+                        f"leave them out with --skip-bad):\n  {shown}")
     if not keep.any():
         raise DataError("no usable images among the files given")
     good = [r for r in results if not isinstance(r, str)]
@@ -337,4 +339,15 @@ def load_prepared(
         except OutputError as e:  # the cache only saves time: the decoded images are in hand
             print(f"wbc: note: the decoded images are not cached ({e}); the next run decodes them again",
                   file=sys.stderr)
-    return Prepared(x, [s for s, k in zip(samples, keep) if k], reduced_by, gains)
+    return _kept(samples, keep, x, reduced_by, gains)
+
+
+def _kept(samples: Sequence[Sample], keep: np.ndarray, x: np.ndarray, reduced_by: np.ndarray,
+          gains: np.ndarray) -> Prepared:
+    """The Prepared of the samples `keep` (N,) marks; the files left out are named on stderr, so that
+    --skip-bad never drops one unsaid."""
+    skipped = tuple(str(s.path) for s, k in zip(samples, keep) if not k)
+    if skipped:
+        shown = "\n  ".join(skipped[:20]) + (f"\n  ... and {len(skipped) - 20} more" if len(skipped) > 20 else "")
+        print(f"wbc: note: {len(skipped)} unusable file(s) left out (--skip-bad):\n  {shown}", file=sys.stderr)
+    return Prepared(x, [s for s, k in zip(samples, keep) if k], reduced_by, gains, skipped)

@@ -160,6 +160,8 @@ def evaluate(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     m_out = {"model": model_name, "read_as": reader.read_as, "data": where, **m}
+    if prepared.skipped:  # --skip-bad: the figures are over fewer files than the folder holds
+        m_out["skipped_files"] = [os.path.relpath(f, folder) for f in prepared.skipped]
     if on_train:
         m_out["caution"] = TRAIN_CAUTION
     if threshold > 0:
@@ -179,5 +181,9 @@ def evaluate(
     atomic_write_text(out / "predictions.csv", with_truth(predictions_csv(preds), [CLASSES[s.label] for s in samples]))
     write_report(out, m_out, f"Evaluation of {Path(model_name).name}",
                  {"model": model_name, "read as": reader.read_as, "data": where, "files": str(m["n_files"]),
-                  "cells": str(m["n_cells"]), **({"caution": m_out["caution"]} if "caution" in m_out else {})}, text)
+                  "cells": str(m["n_cells"]),
+                  **({"left out (unusable, --skip-bad)": f"{len(prepared.skipped)} file(s): "
+                      + ", ".join(m_out["skipped_files"][:20]) + (" ..." if len(prepared.skipped) > 20 else "")}
+                     if prepared.skipped else {}),
+                  **({"caution": m_out["caution"]} if "caution" in m_out else {})}, text)
     return m_out

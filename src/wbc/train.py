@@ -383,6 +383,26 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _check_same_split(run: Path, cells: list[str], tr_idx: np.ndarray, va_idx: np.ndarray, root: Path | str) -> None:
+    """DataError unless the data a resumed run reads (`root`) gives the cells, and files, the run
+    started on (its split.json; the file counts only where it has them): --data may move, not change
+    what is trained on."""
+    try:
+        split = json.loads((run / "split.json").read_text())
+        then = (set(split["train_cells"]), set(split["val_cells"]))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{run}: split.json, the cells the run trained on, is missing or damaged; "
+                              "it cannot be resumed safely: start it again") from e
+    now = ({cells[i] for i in tr_idx}, {cells[i] for i in va_idx})
+    counts = (split.get("train_files"), split.get("val_files"))
+    if now != then or any(c is not None and c != n for c, n in zip(counts, (len(tr_idx), len(va_idx)))):
+        files = f"{counts[0]} and {counts[1]} files, " if None not in counts else ""
+        raise DataError(
+            f"{run}: --resume: the data at {root} gives {len(tr_idx)} training and {len(va_idx)} validation files "
+            f"of {len(now[0])} and {len(now[1])} cells, but the run started on {files}{len(then[0])} and "
+            f"{len(then[1])} cells (split.json): point --data at the data it started on (or leave --data out)")
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint written by `fit`; CheckpointError if it is missing or not ours."""
     path = Path(path)
@@ -638,6 +658,8 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
     weights = weights.to(dev) if weights is not None else None
     soft = soft.to(dev) if soft is not None else None
 
+    if state is not None:
+        _check_same_split(run, cells, tr_idx, va_idx, root)
     run.mkdir(parents=True, exist_ok=True)
     # Written again on a resume: the recipe is the stored one, but where and how the run goes on
     # (MACHINE_SETTINGS: the data's folder, threads, device) may differ from where it started. Not for
@@ -647,7 +669,8 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
                                                            "data_root": str(root)}, indent=2))
     if state is None:
         atomic_write_text(run / "split.json", json.dumps({
-            "train_cells": sorted({cells[i] for i in tr_idx}), "val_cells": sorted(set(va_cells))}, indent=1))
+            "train_cells": sorted({cells[i] for i in tr_idx}), "val_cells": sorted(set(va_cells)),
+            "train_files": len(tr_idx), "val_files": len(va_idx)}, indent=1))
 
     ema = _make_ema(model, cfg.ema) if cfg.ema else None
     opt = _make_optimizer(model, cfg)
@@ -694,7 +717,8 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
             elif size is None:
                 bad_epochs += 1
         else:
-            is_best = True  # nothing to select on: the model is the last epoch's
+            # Nothing to select on: the model is the last epoch's, and never one still at low resolution.
+            is_best = size is None
         row["seconds"] = time.perf_counter() - t0
         history.append(row)
         stopped = bad_epochs >= cfg.patience or epoch + 1 == cfg.epochs
