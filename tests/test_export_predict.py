@@ -57,8 +57,8 @@ class TestExport:
         assert card["training"]["selected_on"] == ("validation cells" if last["epoch"] == best["epoch"]
                                                    else "nothing: the last epoch of a run with validation cells")
 
-    def test_export_with_evaluate_adds_test_figures_and_curves(self, tiny_run: Path, data_copy: Path,
-                                                                 tmp_path: Path) -> None:
+    def test_export_with_evaluate_adds_test_figures_and_curves(self, tiny_run: Path, data_copy: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
         """--evaluate: the card gains its TEST figures, and report.md (written whole, not appended in
         place) its evaluation and the run's training curves."""
         from wbc.ship import export_and_report
@@ -71,6 +71,20 @@ class TestExport:
         assert report.rstrip().endswith("![training curves](training_curves.png)")
         assert "## Training curves (cell-grouped validation)" in report
         assert (tmp_path / "m" / "training_curves.png").is_file()
+        # Exported again without --evaluate: the report of the model before is not left beside this one.
+        export_and_report(tiny_run, tmp_path / "m", data=data_copy)
+        assert sorted(f.name for f in (tmp_path / "m").iterdir()) == ["model.json", "model.onnx"]
+        assert "removed the report of the model exported to" in capsys.readouterr().err
+
+    def test_export_with_evaluate_needs_test_before_writing(self, tiny_run: Path, data_copy: Path,
+                                                            tmp_path: Path) -> None:
+        """Data without TEST: --evaluate is refused before a model is written (it left one without figures)."""
+        from wbc.errors import DataError
+        from wbc.ship import export_and_report
+
+        with pytest.raises(DataError, match="TEST"):
+            export_and_report(tiny_run, tmp_path / "m", data=data_copy, evaluate_test=True)
+        assert not (tmp_path / "m").exists()
 
     def test_parity_with_torch(self, exported: Path, tiny_run: Path) -> None:
         """ONNX Runtime and PyTorch agree on real images to 1e-4 (the export's own check, recomputed)."""

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +148,25 @@ class TestLoadImage:
                                                         b"\xff\xff\xff\xff\x00\x06")
         assert load_image(buf.getvalue(), "x.jpg").shape == (240, 320, 3)
         assert not [w for w in recwarn if "EXIF" in str(w.message)], [str(w.message) for w in recwarn]
+
+    @pytest.mark.parametrize("fmt,says", [("TIFF", "holds 2 images (pages)"), ("GIF", "holds 2 frames (an animation)"),
+                                          ("PNG", "holds 2 frames"), ("WEBP", "holds 2 frames")])
+    def test_several_images_in_one_file_are_refused(self, fmt: str, says: str) -> None:
+        """A multi-page TIFF or an animation is refused with its count (the first alone was read, the
+        others dropped from a count unsaid); one image in the same format, and a TIFF whose second page
+        is a smaller thumbnail, are read."""
+        cell = Image.fromarray(smear())
+
+        def saved(frames: list[Image.Image]) -> bytes:
+            buf = io.BytesIO()
+            frames[0].save(buf, fmt, save_all=True, append_images=frames[1:])
+            return buf.getvalue()
+
+        with pytest.raises(BadImageError, match=rf"^stack\.x: {re.escape(says)}.*save each as its own file"):
+            load_image(saved([cell, cell.rotate(180)]), "stack.x")
+        assert load_image(saved([cell]), "one.x").shape == (240, 320, 3)
+        if fmt == "TIFF":
+            assert load_image(saved([cell, cell.resize((80, 60))]), "thumb.tif").shape == (240, 320, 3)
 
     def test_16_bit_colour_of_a_12_bit_camera_is_named(self) -> None:
         """A 16-bit colour PNG holding 12-bit data (here below 3,840) is refused with what it is and

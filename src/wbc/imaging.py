@@ -145,6 +145,10 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
                     f"{label}: {w}x{h} pixels is too large (limit {MAX_PIXELS // 1_000_000} MP); "
                     "crop the field around the cell first"
                 )
+            if (pages := _pages(img)) > 1:
+                kind = "images (pages)" if img.format == "TIFF" else "frames (an animation)"
+                raise BadImageError(f"{label}: holds {pages} {kind}; this tool reads one image a file (it would read "
+                                    "the first alone, the others unsaid): save each as its own file")
             sixteen_bit_colour = _sixteen_bit_colour(img)  # the tiles say so only before loading
             img.load()
             ImageOps.exif_transpose(img, in_place=True)  # in place: a copy of every photo otherwise
@@ -159,6 +163,23 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
         raise BadImageError(f"{label}: {_unreadable_kind(raw)}") from e
     except (OSError, SyntaxError, ValueError) as e:
         raise BadImageError(f"{label}: damaged or truncated image ({e})") from e
+
+
+def _pages(img: Image.Image) -> int:
+    """How many full images `img` (opened, not loaded) holds: a multi-page TIFF's pages of the first
+    page's size (a smaller page is a thumbnail or preview of it), an animation's frames. JPEG's MPO
+    second pictures (a camera's preview or depth map) are not counted: the photo is the first."""
+    n = getattr(img, "n_frames", 1)
+    if n <= 1 or img.format == "MPO":
+        return 1
+    if img.format != "TIFF":
+        return n
+    size, same = img.size, 0
+    for i in range(n):
+        img.seek(i)
+        same += img.size == size
+    img.seek(0)
+    return same
 
 
 def _sixteen_bit_colour(img: Image.Image) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,11 @@ def export_warnings(ckpt: Path, card: dict[str, Any]) -> list[str]:
     return notes
 
 
+# What `--evaluate` writes beside the model (wbc.evaluate's outputs and the training curves).
+REPORT_FILES = ("report.md", "metrics.json", "classification_report.txt", "classification_report.json",
+                "confusion.png", "confusion_cells.png", "predictions.csv", "training_curves.png")
+
+
 def export_and_report(run: str | Path, out: str | Path, data: str | Path | None = None,
                       evaluate_test: bool = False, tta: bool = True, calibrate: bool = True,
                       calibration: str | Path | None = None,
@@ -139,6 +145,8 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
     out = Path(out)
     ckpt = run_checkpoint(run)
     state = load_checkpoint(ckpt)  # its input size, from the stored config: no network built for it
+    if evaluate_test:  # before anything is written: an export that cannot be evaluated leaves no model behind
+        list_split(find_images_root(data), "TEST")
     h, w = config_from_dict(state["model_name"], state["model_config"]).preprocess.input_hw
     views = TEST_TIME_VIEWS if tta and h == w else 1  # rotating by 90 degrees needs a square input
     held_out = read_val_cells(ckpt.parent)
@@ -190,6 +198,13 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
         "confidence_map": cmap, "match_white": match_white,
         "review_rule": f"confidence below the {1 - REVIEW_COVERAGE:.0%} quantile of {rule} confidences",
     })
+    # The evaluation of a model exported here before describes that model, not this one.
+    stale = [f for f in REPORT_FILES if (out / f).exists()]
+    for f in stale:
+        (out / f).unlink()
+    if stale and not evaluate_test:
+        print(f"note: removed the report of the model exported to {out} before ({', '.join(stale)}); "
+              "--evaluate writes this one's", file=sys.stderr)
     if evaluate_test:
         m = evaluate(out, out, split="TEST", data=data)
         card["metrics"] = {"test": card_metrics(m), "validation_at_best_epoch": card["training"]["validation_at_best_epoch"]}
