@@ -673,24 +673,37 @@ class TestDifferential:
 
         dark = np.zeros((240, 320, 3), np.uint8)
         too_dark = s.screen(dark, locate_cell(dark)).reason  # as the screening builds it
-        faults = [s.GRAYSCALE, s.BLACK_AND_WHITE, s.OUT_OF_FOCUS, s._unfit(dark[:60, :60]), too_dark]
+        faults = [s.GRAYSCALE, s.BLACK_AND_WHITE, s.OUT_OF_FOCUS, s._unfit(dark[:60, :60]), too_dark, s.TINTED_HEAD,
+                  s.MAGNIFIED_HEAD]
         assert too_dark.startswith(s.TOO_DARK_HEAD) and too_dark.endswith(s.NO_NUCLEUS)
         assert all(map(s.photo_at_fault, faults)) and not any(map(s.photo_at_fault, [s.NO_NUCLEUS, s.NOT_PURPLE]))
 
     def test_review_table_says_cannot_judge_for_the_photos_sake(self, predictor: Predictor) -> None:
-        """The table's verdict: "cannot judge" for a photo too dark, or flagged and overexposed (which says
-        so); "not a white blood cell" for a field with no nucleus."""
+        """The table's verdict: "cannot judge" for a photo too dark, flagged and overexposed (which says
+        so), cast far from the training images' colours (halogen light: green x0.8, blue x0.6; it was
+        called not a white cell) or magnified beyond what shrinking matches (17x; it was typed); "not a
+        white blood cell" for a field with no nucleus. A milder cast is matched and typed."""
         from wbc.robustness import brightness
 
         eos = np.asarray(Image.open(EOS).convert("RGB"))
+
+        def cast(g: float, b: float) -> bytes:
+            return encode(Image.fromarray((eos * np.array([1.0, g, b])).astype(np.uint8)))
+
         results = logic.analyse_uploads(predictor, [
             ("dark.png", encode(Image.fromarray((eos * 0.45).astype(np.uint8)))),
             ("bright.png", encode(Image.fromarray(brightness(2.0)(eos)))),
-            ("none.jpeg", (FIXTURES / "no-white-cell.jpeg").read_bytes())])
+            ("none.jpeg", (FIXTURES / "no-white-cell.jpeg").read_bytes()),
+            ("halogen.png", cast(0.8, 0.6)), ("warm.png", cast(0.9, 0.8)),
+            ("big.png", encode(Image.open(EOS).convert("RGB").resize((320 * 17, 240 * 17))))])
         verdicts = [str(r["verdict"]) for r in logic.review_rows(results)]
         assert verdicts[0].startswith("cannot judge: the photo is much darker than the training images")
         assert verdicts[1].startswith("cannot judge: ") and verdicts[1].endswith(" (overexposed)")
         assert verdicts[2].startswith("not a white blood cell: no stained nucleus found")
+        assert verdicts[3].startswith("cannot judge: the photo's colours are cast far from the training images' "
+                                      "(its white at R ") and "correct the white balance" in verdicts[3]
+        assert results[4].prediction is not None and results[4].prediction.typed
+        assert verdicts[5].startswith("cannot judge: magnified beyond what this tool can match: shrunk 8x, the most")
 
     @pytest.mark.parametrize("make", [
         lambda rgb: rgb.convert("L").convert("RGB"),  # grayscale

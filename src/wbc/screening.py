@@ -19,7 +19,9 @@ from PIL import Image
 from wbc.imaging import (
     COARSE_REDUCE,
     DATA_WHITE,
+    EXTENT_MAX,
     LIT_MIN,
+    REDUCTIONS,
     STAIN_LEVEL,
     CellLocation,
     brightest_channel,
@@ -217,7 +219,7 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
     (in a warm or dim photo as given, the lobes of one nucleus fall apart); for such a photo it costs
     about 1 ms more, the field scaled and its stain maps made again. `floor`: `other_cell`'s.
     """
-    unfit = _unfit(rgb, loc.reduced_by)
+    unfit = _unfit(rgb, loc.reduced_by) or _too_magnified(loc)
     if unfit:  # no look at the stain can help: say what is wrong with the photo itself
         # A black-and-white picture's white is not clipped light: it is not called overexposed.
         clipped = 0.0 if unfit == BLACK_AND_WHITE else clipped_share(rgb)
@@ -235,6 +237,15 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
             # nucleus found" alone would say no cell is there.
             return replace(first, reason=f"{TOO_DARK_HEAD} (its white at {100 / to_white.mean():.0f}% of theirs): "
                                          f"take it with more light; as photographed, {first.reason}")
+        if GAIN_RANGE[0] <= to_white.min() and to_white.max() <= GAIN_RANGE[1]:
+            # A colour cast beyond the second look's (halogen light without a daylight filter: blue x0.6):
+            # the cast first, as for a dark photo; "no stained nucleus found" alone would say no cell is there.
+            white = DATA_WHITE / to_white
+            return replace(first, reason=f"{TINTED_HEAD} (its white at R {white[0]:.0f}, G {white[1]:.0f}, "
+                                         f"B {white[2]:.0f}; theirs {DATA_WHITE[0]:.0f}, {DATA_WHITE[1]:.0f}, "
+                                         f"{DATA_WHITE[2]:.0f}), beyond what matching its white undoes: correct the "
+                                         f"white balance (or use a daylight filter) and take it again; as "
+                                         f"photographed, {first.reason}")
         return first
     balanced = match_data_white(rgb, to_white)
     again = locate_cell(balanced)
@@ -343,12 +354,27 @@ NO_NUCLEUS = ("no stained nucleus found (blank field, red cells only, not a stai
               "well below the training images')")
 NOT_PURPLE = "the stained area is not the purple of a Romanowsky-stained nucleus"
 TOO_DARK_HEAD = "the photo is much darker than the training images"  # a photo too dark for the second look
+TINTED_HEAD = "the photo's colours are cast far from the training images'"  # a tint beyond the second look
+MAGNIFIED_HEAD = "magnified beyond what this tool can match"
 
 
 def photo_at_fault(reason: str) -> bool:
     """Whether a screening's reason says the photo cannot be judged (too small, without colour, out of
     focus or too dark), rather than that it shows no white cell."""
-    return reason.startswith((TOO_SMALL_HEAD, GRAYSCALE, BLACK_AND_WHITE, OUT_OF_FOCUS, TOO_DARK_HEAD))
+    return reason.startswith((TOO_SMALL_HEAD, GRAYSCALE, BLACK_AND_WHITE, OUT_OF_FOCUS, TOO_DARK_HEAD, TINTED_HEAD,
+                              MAGNIFIED_HEAD))
+
+
+def _too_magnified(loc: CellLocation) -> str:
+    """Why a field still too magnified once shrunk as far as `imaging.locate_at_data_scale` shrinks
+    (its nucleus above EXTENT_MAX, which no file of the data set reaches) cannot be judged, or ""."""
+    if loc.extent <= EXTENT_MAX:
+        return ""
+    how = (f"shrunk {loc.reduced_by:.2g}x, the most it shrinks a photo," if loc.reduced_by >= REDUCTIONS[-1]
+           else f"shrunk {loc.reduced_by:.2g}x, as far as the photo's size allows,")
+    return (f"{MAGNIFIED_HEAD}: {how} its nucleus still reads larger than any of the training images' ({loc.extent:.0f} px against at most "
+            f"{EXTENT_MAX:.0f}, the side of a square of its stained area): take it at a lower magnification, or "
+            "shrink it first")
 
 
 def _unfit(rgb: np.ndarray, reduced_by: float = 1.0) -> str:

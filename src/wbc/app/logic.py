@@ -155,7 +155,8 @@ def crop_caption(p: Prediction) -> str:
     when the photo's colours (white balance, exposure) are unlike the training images'."""
     notes = []
     if p.reduced_by > 1:
-        notes.append(f"the photo was shrunk {p.reduced_by:.1f}x to match the training images' magnification")
+        # Towards, not to: a magnified cell ends somewhat larger than a typical one of theirs (imaging.EXTENT_MAX).
+        notes.append(f"the photo was shrunk {p.reduced_by:.1f}x towards the training images' magnification")
     how = {(True, True): "the cell was found with its colours matched, and the model saw them matched to theirs",
            (True, False): "the cell was found with its colours matched, but the model saw them as photographed",
            (False, True): "the model saw its colours matched to theirs"}.get((p.white_balanced, p.white_matched))
