@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from pathlib import Path
 
+import shutil
 import numpy as np
 import pytest
 from PIL import Image, ImageFilter
@@ -175,6 +176,28 @@ class TestMatching:
         """A data set without dataset-master is named in the error."""
         with pytest.raises(DataError, match="dataset-master"):
             find_originals(tmp_path)
+
+    def test_originals_are_looked_for_within_the_data_set(self, tmp_path: Path) -> None:
+        """From an images root, only the data set's own top is searched (flat or Kaggle-nested), not the
+        folders above it: a stray dataset-master beside it was taken, and / was searched (/proc refused)."""
+        from wbc.sources import originals_near
+
+        stray = tmp_path / "x" / "y"
+        (stray / "JPEGImages").mkdir(parents=True)
+        (stray / "labels.csv").write_text("Image,Category\n")
+        with pytest.raises(DataError, match="no dataset-master folder .* found near"):
+            originals_near(tmp_path / "mine" / "images", tmp_path / "mine")
+        for nested in (["dataset2-master"], ["dataset2-master", "dataset2-master"]):
+            top = tmp_path / "top"
+            images = top.joinpath(*nested, "images")
+            images.mkdir(parents=True, exist_ok=True)
+            with pytest.raises(DataError):
+                originals_near(images)
+            orig = top / "dataset-master" / "dataset-master"
+            (orig / "JPEGImages").mkdir(parents=True, exist_ok=True)
+            (orig / "labels.csv").write_text("Image,Category\n")
+            assert originals_near(images) == orig
+            shutil.rmtree(top)
 
 
 @pytest.mark.slow

@@ -547,6 +547,9 @@ def whole_number(low: int, high: int | None = None, why: str = "") -> Callable[[
     return parse
 
 
+DONE_OR_ERROR = "exit status: 0 done; 2 an error, named on one line; 130 interrupted"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wbc", description="White blood cell classification: train, evaluate, export, predict.")
     # More threads than CPUs only slow a CPU run, and ONNX Runtime allocates for every thread asked.
@@ -570,7 +573,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "and those of an interrupted build (kept beside it as .partial)")
     so.set_defaults(func=cmd_data_sources)
 
-    t = sub.add_parser("train", help="train a network on TRAIN with a cell-grouped validation split")
+    t = sub.add_parser("train", help="train a network on TRAIN with a cell-grouped validation split",
+                       epilog=DONE_OR_ERROR)
     t.add_argument("--model", choices=["wbcnet", "seed"], help="network (default: wbcnet)")
     t.add_argument("--out", type=Path,
                    help="run folder (default: runs/<model>-seed<seed>, with -fold<K> or -all for those runs)")
@@ -648,8 +652,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress bars")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("evaluate", help="metrics, plots and report.md for a model on TEST or a folder")
-    e.add_argument("--model", help="model folder, .onnx or training checkpoint .pt (default: the shipped model)")
+    e = sub.add_parser("evaluate", help="metrics, plots and report.md for a model on TEST or a folder",
+                       epilog=DONE_OR_ERROR)
+    e.add_argument("--model", help="model folder, .onnx or training checkpoint .pt (default: WBC_MODEL, else the shipped model)")
     e.add_argument("--split", default="TEST", choices=["TEST", "TEST_SIMPLE", "TRAIN"], help="default: TEST")
     e.add_argument("--folder", type=Path, help="evaluate this folder of class folders instead of a split")
     e.add_argument("--data", type=Path, help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
@@ -658,7 +663,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=cmd_evaluate)
 
-    x = sub.add_parser("export", help="write model.onnx and model.json from a run, checked against PyTorch")
+    x = sub.add_parser("export", help="write model.onnx and model.json from a run, checked against PyTorch",
+                       epilog=DONE_OR_ERROR)
     x.add_argument("run", type=Path, help="run folder (its best.pt) or a checkpoint .pt")
     x.add_argument("--out", type=Path, default=Path("export"), help="output folder (default: export)")
     x.add_argument("--data", type=Path, help="data set folder for parity images and --evaluate")

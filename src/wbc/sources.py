@@ -95,20 +95,34 @@ def find_originals(top: Path) -> Path:
         for p in level:
             if (p / "JPEGImages").is_dir() and (p / "labels.csv").is_file():
                 return p
-        level = sorted(c for p in level for c in p.iterdir() if c.is_dir() and c.name != "__MACOSX")
+        level = sorted(c for p in level for c in _subfolders(p))
     raise DataError(f"{top}: no dataset-master folder (JPEGImages/ and labels.csv) in it or below")
+
+
+def _subfolders(p: Path) -> list[Path]:
+    try:
+        return [c for c in p.iterdir() if c.is_dir() and c.name != "__MACOSX"]
+    except OSError:  # a folder that cannot be listed holds nothing to find
+        return []
 
 
 def originals_near(images_root: Path, data: Path | None = None) -> Path:
     """The `dataset-master` folder that belongs with an images root: under `data` if given, else
     beside `dataset2-master` (flat copy: images -> dataset2-master -> top; the Kaggle zip nests one
-    dataset2-master more)."""
-    for top in [*([data] if data else []), *list(images_root.parents)[1:3]]:
+    dataset2-master more). Never above the data set: an images root not in a `dataset2-master` has
+    no top of the data set to search, and /tmp or / are not one."""
+    tops = [data] if data else []
+    up = images_root.parent
+    while up.name == "dataset2-master":
+        up = up.parent
+        tops.append(up)
+    for top in tops:
         try:
             return find_originals(top)
         except DataError:
             continue
-    raise DataError(f"no dataset-master folder (JPEGImages/ and labels.csv) found near {images_root}")
+    raise DataError(f"no dataset-master folder (JPEGImages/ and labels.csv) found near {images_root}"
+                    + (f" (searched {', '.join(map(str, dict.fromkeys(tops)))})" if tops else ""))
 
 
 def single_label_fields(originals: Path) -> dict[str, list[int]]:

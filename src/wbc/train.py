@@ -469,8 +469,8 @@ def teacher_probs(teachers: tuple[str, ...], x: torch.Tensor, val_cells: set[str
     total = torch.zeros(len(x), NUM_CLASSES)
     for t in teachers:
         if read_val_cells(Path(t)) != val_cells:
-            raise CheckpointError(f"{t}: this teacher held out other validation cells; train it with the "
-                                  "student's --split-seed")
+            raise CheckpointError(f"{t}: this teacher held out other validation cells than the student; train it "
+                                  "with the student's data, --limit-cells, --val-fraction, --fold and --split-seed")
         net, spec = model_from_checkpoint(load_checkpoint(Path(t) / "best.pt"))
         net = net.to(device)
         # One view at a time, added in this order: a CPU run's soft targets stay bit for bit as they were.
