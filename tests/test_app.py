@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -102,6 +103,8 @@ class TestNotAWhiteCell:
         r = logic.analyse_uploads(predictor, [(name, encode(make().convert("RGB")))])[0]
         assert r.prediction.not_wbc, name
         assert r.prediction.verdict == "not a white blood cell"
+        # A sky's blue cast is no microscope's light: no advice to correct a white balance.
+        assert logic.cannot_judge(r.prediction) == (name == "out of focus"), r.prediction.not_wbc
 
     def test_real_cells_pass(self, predictor: Predictor) -> None:
         """The committed sample cells are not flagged."""
@@ -673,8 +676,11 @@ class TestDifferential:
 
         dark = np.zeros((240, 320, 3), np.uint8)
         too_dark = s.screen(dark, locate_cell(dark)).reason  # as the screening builds it
-        faults = [s.GRAYSCALE, s.BLACK_AND_WHITE, s.OUT_OF_FOCUS, s._unfit(dark[:60, :60]), too_dark, s.TINTED_HEAD,
-                  s.MAGNIFIED_HEAD]
+        warm = (np.asarray(Image.open(EOS).convert("RGB")) * np.array([1.0, 0.8, 0.6])).astype(np.uint8)
+        cast = s.screen(warm, locate_cell(warm)).reason
+        big = s._too_magnified(replace(locate_cell(dark), extent=120.0, reduced_by=8.0))
+        faults = [s.GRAYSCALE, s.BLACK_AND_WHITE, s.OUT_OF_FOCUS, s._unfit(dark[:60, :60]), too_dark, cast, big]
+        assert cast.startswith(s.TINTED_HEAD) and big.startswith(s.MAGNIFIED_HEAD)
         assert too_dark.startswith(s.TOO_DARK_HEAD) and too_dark.endswith(s.NO_NUCLEUS)
         assert all(map(s.photo_at_fault, faults)) and not any(map(s.photo_at_fault, [s.NO_NUCLEUS, s.NOT_PURPLE]))
 
@@ -694,7 +700,7 @@ class TestDifferential:
             ("dark.png", encode(Image.fromarray((eos * 0.45).astype(np.uint8)))),
             ("bright.png", encode(Image.fromarray(brightness(2.0)(eos)))),
             ("none.jpeg", (FIXTURES / "no-white-cell.jpeg").read_bytes()),
-            ("halogen.png", cast(0.8, 0.6)), ("warm.png", cast(0.9, 0.8)),
+            ("halogen.png", cast(0.8, 0.6)), ("warm.png", cast(0.9, 0.8)), ("deep.png", cast(1.0, 0.48)),
             ("big.png", encode(Image.open(EOS).convert("RGB").resize((320 * 17, 240 * 17))))])
         verdicts = [str(r["verdict"]) for r in logic.review_rows(results)]
         assert verdicts[0].startswith("cannot judge: the photo is much darker than the training images")
@@ -703,7 +709,9 @@ class TestDifferential:
         assert verdicts[3].startswith("cannot judge: the photo's colours are cast far from the training images' "
                                       "(its white at R ") and "correct the white balance" in verdicts[3]
         assert results[4].prediction is not None and results[4].prediction.typed
-        assert verdicts[5].startswith("cannot judge: magnified beyond what this tool can match: shrunk 8x, the most")
+        # Blue alone at under half: still a cast, not a photo "much darker" than theirs (red and green are full).
+        assert verdicts[5].startswith("cannot judge: the photo's colours are cast far"), verdicts[5]
+        assert verdicts[6].startswith("cannot judge: magnified beyond what this tool can match: shrunk 8x, the most")
 
     @pytest.mark.parametrize("make", [
         lambda rgb: rgb.convert("L").convert("RGB"),  # grayscale

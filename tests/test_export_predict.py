@@ -75,6 +75,11 @@ class TestExport:
         export_and_report(tiny_run, tmp_path / "m", data=data_copy)
         assert sorted(f.name for f in (tmp_path / "m").iterdir()) == ["model.json", "model.onnx"]
         assert "removed the report of the model exported to" in capsys.readouterr().err
+        # A folder that held no model keeps its files: a predictions.csv there is the user's.
+        (tmp_path / "mine").mkdir()
+        (tmp_path / "mine" / "predictions.csv").write_text("file,class\n")
+        export_and_report(tiny_run, tmp_path / "mine", data=data_copy)
+        assert (tmp_path / "mine" / "predictions.csv").read_text() == "file,class\n"
 
     def test_export_with_evaluate_needs_test_before_writing(self, tiny_run: Path, data_copy: Path,
                                                             tmp_path: Path) -> None:

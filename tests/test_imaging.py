@@ -167,6 +167,10 @@ class TestLoadImage:
         assert load_image(saved([cell]), "one.x").shape == (240, 320, 3)
         if fmt == "TIFF":
             assert load_image(saved([cell, cell.resize((80, 60))]), "thumb.tif").shape == (240, 320, 3)
+            # Cut short: a later page cannot be read. Named as damaged, not a traceback (Pillow's TypeError).
+            whole = saved([cell, cell.rotate(180), cell])
+            with pytest.raises(BadImageError, match=r"^cut\.tif: damaged or truncated image"):
+                load_image(whole[: len(whole) // 2], "cut.tif")
 
     def test_16_bit_colour_of_a_12_bit_camera_is_named(self) -> None:
         """A 16-bit colour PNG holding 12-bit data (here below 3,840) is refused with what it is and

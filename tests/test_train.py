@@ -59,9 +59,20 @@ class TestFit:
         fit(replace(TINY, data=str(data_copy)), tiny_run, resume=True, progress=False)  # moved: the same files
         split = json.loads((tiny_run / "split.json").read_text())
         assert split["train_files"] + split["val_files"] == len(list((data_copy / "TRAIN").rglob("*.jpeg")))
+        # A run made before split.json counted files resumes on the same cells.
+        (tiny_run / "split.json").write_text(json.dumps({k: split[k] for k in ("train_cells", "val_cells")}))
+        fit(replace(TINY, data=str(data_copy)), tiny_run, resume=True, progress=False)
+        (tiny_run / "split.json").write_text(json.dumps(split))
+        # The same cells from another count of files.
+        (tiny_run / "split.json").write_text(json.dumps({**split, "train_files": split["train_files"] + 1}))
+        with pytest.raises(DataError, match=r"--resume: the data at .* gives \d+ training and \d+ validation files of "
+                                            r"the run's cells, but it started on \d+ and \d+ .*restore them"):
+            fit(replace(TINY, data=str(data_copy)), tiny_run, resume=True, progress=False)
+        (tiny_run / "split.json").write_text(json.dumps(split))
+        # A file gone: the cells split otherwise.
         next((data_copy / "TRAIN" / "MONOCYTE").glob("*.jpeg")).unlink()
-        with pytest.raises(DataError, match=r"--resume: the data at .* gives \d+ training and \d+ validation files.*"
-                                            r"but the run started on \d+ and \d+ files.*point --data at the data"):
+        with pytest.raises(DataError, match=r"validation cells, other than the \d+ and \d+ the run started on .*"
+                                            r"left out as unusable"):
             fit(replace(TINY, data=str(data_copy)), tiny_run, resume=True, progress=False)
 
     @pytest.mark.parametrize("ema", [0.0, 0.9])

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import os
 import select
+import shlex
 import sys
 import tempfile
 from collections.abc import Callable
@@ -104,8 +105,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         network = {"window": args.window, "size": args.input_size, "widths": args.widths}
         cfg, finished = _check_resume(out, asked, {k: v for k, v in network.items() if v is not None}, args.all_cells)
         if finished is not None:
-            print(f"{out}: this run already finished at epoch {finished}; nothing to do (export it with "
-                  f"wbc export {out})")
+            print(f"{out}: this run already finished at epoch {finished}; nothing to do")
             return 0
     if args.dry_run:  # one epoch, or with progressive resizing (wbcnet's default) one at each size
         # Enough cells per class for one in each of the round(1 / val_fraction) cell-grouped folds.
@@ -128,7 +128,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         run = fit(cfg, out, resume=args.resume, progress=not args.quiet, model_cfg=model_cfg)
     except KeyboardInterrupt:
         if (out / "last.pt").exists():
-            print(f"wbc: interrupted; continue the run with: wbc train --out {out} --resume", file=sys.stderr)
+            print(f"wbc: interrupted; continue the run with: wbc train --out {shlex.quote(str(out))} --resume",
+                  file=sys.stderr)
         else:
             print("wbc: interrupted before the first epoch ended: nothing saved to resume; start it again",
                   file=sys.stderr)
@@ -490,14 +491,14 @@ def _check_address(address: str, port: int = 0) -> None:
 
 def cmd_data_sources(args: argparse.Namespace) -> int:
     import json
-    import shlex
 
-    from wbc.data import find_images_root
+    from wbc.data import default_data_path, find_images_root
     from wbc.io import check_writable_file
     from wbc.sources import TABLE, match_files, originals_near, read_table, summary, write_table
 
     root = find_images_root(args.data)
-    originals = originals_near(root, args.data)
+    # The data set's folder however it was given (--data, WBC_DATA or the shared copy): dataset-master is in it.
+    originals = originals_near(root, args.data or default_data_path())
     out = args.out or TABLE
     check_writable_file(out)
     # Each finished class is kept beside the table, which stays whole until the build is.
@@ -547,7 +548,7 @@ def whole_number(low: int, high: int | None = None, why: str = "") -> Callable[[
     return parse
 
 
-DONE_OR_ERROR = "exit status: 0 done; 2 an error, named on one line; 130 interrupted"
+DONE_OR_ERROR = "exit status: 0 done; 2 an error, named on one line; 130 interrupted; 141 the reader of the output went away"
 
 
 def build_parser() -> argparse.ArgumentParser:

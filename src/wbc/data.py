@@ -321,9 +321,8 @@ def load_prepared(
     bad = [r for r in results if isinstance(r, str)]
     keep = np.array([not isinstance(r, str) for r in results])
     if bad and not skip_bad:
-        shown = "\n  ".join(bad[:20]) + (f"\n  ... and {len(bad) - 20} more" if len(bad) > 20 else "")
         raise DataError(f"{len(bad)} unusable image file(s); fix or remove them (wbc train and wbc evaluate can "
-                        f"leave them out with --skip-bad):\n  {shown}")
+                        f"leave them out with --skip-bad):\n  {_listed(bad)}")
     if not keep.any():
         raise DataError("no usable images among the files given")
     good = [r for r in results if not isinstance(r, str)]
@@ -342,12 +341,17 @@ def load_prepared(
     return _kept(samples, keep, x, reduced_by, gains)
 
 
+def _listed(items: Sequence[str], shown: int = 20) -> str:
+    """The first `shown` of `items`, a line each (indented), and how many more there are."""
+    more = f"\n  ... and {len(items) - shown} more" if len(items) > shown else ""
+    return "\n  ".join(items[:shown]) + more
+
+
 def _kept(samples: Sequence[Sample], keep: np.ndarray, x: np.ndarray, reduced_by: np.ndarray,
           gains: np.ndarray) -> Prepared:
     """The Prepared of the samples `keep` (N,) marks; the files left out are named on stderr, so that
     --skip-bad never drops one unsaid."""
     skipped = tuple(str(s.path) for s, k in zip(samples, keep) if not k)
     if skipped:
-        shown = "\n  ".join(skipped[:20]) + (f"\n  ... and {len(skipped) - 20} more" if len(skipped) > 20 else "")
-        print(f"wbc: note: {len(skipped)} unusable file(s) left out (--skip-bad):\n  {shown}", file=sys.stderr)
+        print(f"wbc: note: {len(skipped)} unusable file(s) left out (--skip-bad):\n  {_listed(skipped)}", file=sys.stderr)
     return Prepared(x, [s for s, k in zip(samples, keep) if k], reduced_by, gains, skipped)

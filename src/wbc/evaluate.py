@@ -132,6 +132,11 @@ TRAIN_CAUTION = ("TRAIN is what wbc's models learn from (an all-cells model, as 
                  "reads new cells, which TEST measures")
 
 
+# What `evaluate` writes into its folder.
+EVALUATION_FILES = ("metrics.json", "classification_report.txt", "classification_report.json", "confusion.png",
+                    "confusion_cells.png", "predictions.csv", "report.md")
+
+
 def evaluate(
     model: str | Path | None,
     out: str | Path,

@@ -169,17 +169,20 @@ def _pages(img: Image.Image) -> int:
     """How many full images `img` (opened, not loaded) holds: a multi-page TIFF's pages of the first
     page's size (a smaller page is a thumbnail or preview of it), an animation's frames. JPEG's MPO
     second pictures (a camera's preview or depth map) are not counted: the photo is the first."""
-    n = getattr(img, "n_frames", 1)
-    if n <= 1 or img.format == "MPO":
-        return 1
-    if img.format != "TIFF":
-        return n
-    size, same = img.size, 0
-    for i in range(n):
-        img.seek(i)
-        same += img.size == size
-    img.seek(0)
-    return same
+    try:
+        n = getattr(img, "n_frames", 1)
+        if n <= 1 or img.format == "MPO":
+            return 1
+        if img.format != "TIFF":
+            return n
+        size, same = img.size, 0
+        for i in range(n):
+            img.seek(i)
+            same += img.size == size
+        img.seek(0)
+        return same
+    except Exception as e:  # Pillow raises TypeError, EOFError, struct.error... for a damaged later page
+        raise ValueError(f"a page after the first cannot be read: {type(e).__name__}: {e}") from e
 
 
 def _sixteen_bit_colour(img: Image.Image) -> bool:

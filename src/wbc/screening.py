@@ -232,14 +232,17 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
         return _with_other_cell(first, scale_channels(rgb, gains), replace(loc, coarse=None), floor)
     to_white = _gains_to_data_white(field_white(rgb) if white is None else white)
     if not gains_allowed(to_white):
-        if to_white.min() > 1 and to_white.max() > GAIN_RANGE[1]:
-            # Every channel dark, beyond what the second look undoes. The light first: "no stained
-            # nucleus found" alone would say no cell is there.
+        # What is wrong with the light first: "no stained nucleus found" alone would say no cell is there.
+        dark = to_white.min() > 1 and to_white.max() > GAIN_RANGE[1]
+        # A warm cast beyond the second look's (halogen light without a daylight filter: blue x0.6 or less),
+        # unless every channel is too dark anyway. Only warm: a blue sky's or a green leaf's cast is no
+        # microscope's light, and such a photo is no smear.
+        warm = (to_white.argmax() == 2 and to_white.max() / to_white.min() > GAIN_SPREAD_MAX
+                and to_white.min() >= GAIN_RANGE[0])
+        if dark and not (warm and to_white.min() <= GAIN_RANGE[1]):
             return replace(first, reason=f"{TOO_DARK_HEAD} (its white at {100 / to_white.mean():.0f}% of theirs): "
                                          f"take it with more light; as photographed, {first.reason}")
-        if GAIN_RANGE[0] <= to_white.min() and to_white.max() <= GAIN_RANGE[1]:
-            # A colour cast beyond the second look's (halogen light without a daylight filter: blue x0.6):
-            # the cast first, as for a dark photo; "no stained nucleus found" alone would say no cell is there.
+        if warm:
             white = DATA_WHITE / to_white
             return replace(first, reason=f"{TINTED_HEAD} (its white at R {white[0]:.0f}, G {white[1]:.0f}, "
                                          f"B {white[2]:.0f}; theirs {DATA_WHITE[0]:.0f}, {DATA_WHITE[1]:.0f}, "
@@ -360,7 +363,8 @@ MAGNIFIED_HEAD = "magnified beyond what this tool can match"
 
 def photo_at_fault(reason: str) -> bool:
     """Whether a screening's reason says the photo cannot be judged (too small, without colour, out of
-    focus or too dark), rather than that it shows no white cell."""
+    focus, too dark, cast warm beyond the white matching, or magnified past its shrinking), rather than
+    that it shows no white cell."""
     return reason.startswith((TOO_SMALL_HEAD, GRAYSCALE, BLACK_AND_WHITE, OUT_OF_FOCUS, TOO_DARK_HEAD, TINTED_HEAD,
                               MAGNIFIED_HEAD))
 

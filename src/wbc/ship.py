@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from wbc.calibration import REVIEW_COVERAGE, fit_temperature, review_threshold, 
 from wbc.crossval import OOF_VIEWS, calibration_from, finished_folds
 from wbc.data import Sample, find_images_root, list_split, load_arrays
 from wbc.errors import CheckpointError
-from wbc.evaluate import evaluate
+from wbc.evaluate import EVALUATION_FILES, evaluate
 from wbc.export import export
 from wbc.imaging import TEST_TIME_VIEWS, dihedral_views
 from wbc.io import atomic_write_text
@@ -124,9 +124,8 @@ def export_warnings(ckpt: Path, card: dict[str, Any]) -> list[str]:
     return notes
 
 
-# What `--evaluate` writes beside the model (wbc.evaluate's outputs and the training curves).
-REPORT_FILES = ("report.md", "metrics.json", "classification_report.txt", "classification_report.json",
-                "confusion.png", "confusion_cells.png", "predictions.csv", "training_curves.png")
+# What `--evaluate` writes beside the model: the evaluation's files and the training curves.
+REPORT_FILES = (*EVALUATION_FILES, "training_curves.png")
 
 
 def export_and_report(run: str | Path, out: str | Path, data: str | Path | None = None,
@@ -147,6 +146,7 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
     state = load_checkpoint(ckpt)  # its input size, from the stored config: no network built for it
     if evaluate_test:  # before anything is written: an export that cannot be evaluated leaves no model behind
         list_split(find_images_root(data), "TEST")
+    exported_before = (out / "model.json").is_file()  # then a report there is that model's, not the user's
     h, w = config_from_dict(state["model_name"], state["model_config"]).preprocess.input_hw
     views = TEST_TIME_VIEWS if tta and h == w else 1  # rotating by 90 degrees needs a square input
     held_out = read_val_cells(ckpt.parent)
@@ -199,11 +199,11 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
         "review_rule": f"confidence below the {1 - REVIEW_COVERAGE:.0%} quantile of {rule} confidences",
     })
     # The evaluation of a model exported here before describes that model, not this one.
-    stale = [f for f in REPORT_FILES if (out / f).exists()]
+    stale = [f for f in REPORT_FILES if exported_before and (out / f).is_file()]
     for f in stale:
         (out / f).unlink()
     if stale and not evaluate_test:
-        print(f"note: removed the report of the model exported to {out} before ({', '.join(stale)}); "
+        print(f"wbc: note: removed the report of the model exported to {out} before ({', '.join(stale)}); "
               "--evaluate writes this one's", file=sys.stderr)
     if evaluate_test:
         m = evaluate(out, out, split="TEST", data=data)

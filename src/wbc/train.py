@@ -394,13 +394,18 @@ def _check_same_split(run: Path, cells: list[str], tr_idx: np.ndarray, va_idx: n
         raise CheckpointError(f"{run}: split.json, the cells the run trained on, is missing or damaged; "
                               "it cannot be resumed safely: start it again") from e
     now = ({cells[i] for i in tr_idx}, {cells[i] for i in va_idx})
-    counts = (split.get("train_files"), split.get("val_files"))
-    if now != then or any(c is not None and c != n for c, n in zip(counts, (len(tr_idx), len(va_idx)))):
-        files = f"{counts[0]} and {counts[1]} files, " if None not in counts else ""
+    if now != then:
         raise DataError(
-            f"{run}: --resume: the data at {root} gives {len(tr_idx)} training and {len(va_idx)} validation files "
-            f"of {len(now[0])} and {len(now[1])} cells, but the run started on {files}{len(then[0])} and "
-            f"{len(then[1])} cells (split.json): point --data at the data it started on (or leave --data out)")
+            f"{run}: --resume: the data at {root} gives {len(now[0])} training and {len(now[1])} validation cells, "
+            f"other than the {len(then[0])} and {len(then[1])} the run started on (split.json): --data points at "
+            "other data, or files were added, removed or left out as unusable (--skip-bad, named above) since; "
+            "point --data at the data it started on, restore the files, or start a new run")
+    counts = (split.get("train_files"), split.get("val_files"))  # absent from runs before version 0.15
+    if any(c is not None and c != n for c, n in zip(counts, (len(tr_idx), len(va_idx)))):
+        raise DataError(
+            f"{run}: --resume: the data at {root} gives {len(tr_idx)} training and {len(va_idx)} validation files of "
+            f"the run's cells, but it started on {counts[0]} and {counts[1]} (split.json): files were added, removed "
+            "or left out as unusable (--skip-bad, named above) since; restore them as they were, or start a new run")
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -647,6 +652,8 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
             raise DataError("the cell-grouped split left the training or validation part empty")
     y_all = np.array([s.label for s in samples])
     cells = [s.cell for s in samples]
+    if state is not None:  # before the teachers' pass, which a mismatch would waste
+        _check_same_split(run, cells, tr_idx, va_idx, root)
     x_tr, y_tr = _to_tensor(x_all[tr_idx]), torch.from_numpy(y_all[tr_idx])
     x_va, y_va = centre_crop(_to_tensor(x_all[va_idx]), cfg.context), y_all[va_idx]
     va_cells = [cells[i] for i in va_idx]
@@ -658,8 +665,6 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
     weights = weights.to(dev) if weights is not None else None
     soft = soft.to(dev) if soft is not None else None
 
-    if state is not None:
-        _check_same_split(run, cells, tr_idx, va_idx, root)
     run.mkdir(parents=True, exist_ok=True)
     # Written again on a resume: the recipe is the stored one, but where and how the run goes on
     # (MACHINE_SETTINGS: the data's folder, threads, device) may differ from where it started. Not for

@@ -221,7 +221,8 @@ CANNOT_JUDGE = "Cannot judge this photo"
 
 def cannot_judge(p: Prediction) -> bool:
     """Whether an image given no type is so for the photo's sake (too small, colourless, blurred, too
-    dark or overexposed, or its crop on what may be a piece of a cell), not for showing no white cell."""
+    dark, cast warm, magnified past the shrinking or overexposed, or its crop on what may be a piece of
+    a cell), not for showing no white cell."""
     return bool(p.not_wbc) and (photo_at_fault(p.not_wbc) or p.overexposed) or p.other_larger
 
 
