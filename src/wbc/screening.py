@@ -243,9 +243,9 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
             return replace(first, reason=f"{TOO_DARK_HEAD} (its white at {100 / to_white.mean():.0f}% of theirs): "
                                          f"take it with more light; as photographed, {first.reason}")
         if warm:
-            white = DATA_WHITE / to_white
-            return replace(first, reason=f"{TINTED_HEAD} (its white at R {white[0]:.0f}, G {white[1]:.0f}, "
-                                         f"B {white[2]:.0f}; theirs {DATA_WHITE[0]:.0f}, {DATA_WHITE[1]:.0f}, "
+            cast = DATA_WHITE / to_white  # the field's white (3,), as measured
+            return replace(first, reason=f"{TINTED_HEAD} (its white at R {cast[0]:.0f}, G {cast[1]:.0f}, "
+                                         f"B {cast[2]:.0f}; theirs {DATA_WHITE[0]:.0f}, {DATA_WHITE[1]:.0f}, "
                                          f"{DATA_WHITE[2]:.0f}), beyond what matching its white undoes: correct the "
                                          f"white balance (or use a daylight filter) and take it again; as "
                                          f"photographed, {first.reason}")
@@ -375,10 +375,11 @@ def _too_magnified(loc: CellLocation) -> str:
     if loc.extent <= EXTENT_MAX:
         return ""
     how = (f"shrunk {loc.reduced_by:.2g}x, the most it shrinks a photo," if loc.reduced_by >= REDUCTIONS[-1]
-           else f"shrunk {loc.reduced_by:.2g}x, as far as the photo's size allows,")
-    return (f"{MAGNIFIED_HEAD}: {how} its nucleus still reads larger than any of the training images' ({loc.extent:.0f} px against at most "
-            f"{EXTENT_MAX:.0f}, the side of a square of its stained area): take it at a lower magnification, or "
-            "shrink it first")
+           else f"shrunk {loc.reduced_by:.2g}x, as far as the photo's size allows," if loc.reduced_by > 1
+           else "too small a photo to shrink,")
+    return (f"{MAGNIFIED_HEAD}: {how} its nucleus still reads larger than any of the training images' "
+            f"({loc.extent:.0f} px against at most {EXTENT_MAX:.0f}, the side of a square of its stained area): "
+            "take it at a lower magnification, or shrink it first")
 
 
 def _unfit(rgb: np.ndarray, reduced_by: float = 1.0) -> str:
