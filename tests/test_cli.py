@@ -20,6 +20,14 @@ EOS_FILE = FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL" / "_7_2284.jpeg"
 
 
 class TestHelp:
+    def test_version(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`wbc --version` names the package's version (it asked for a command)."""
+        import wbc
+
+        with pytest.raises(SystemExit) as e:
+            main(["--version"])
+        assert e.value.code == 0 and capsys.readouterr().out == f"wbc {wbc.__version__}\n"
+
     @pytest.mark.parametrize("verb", [[], ["train"], ["evaluate"], ["export"], ["predict"], ["data", "download"],
                                       ["data", "check"]])
     def test_help(self, verb: list[str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,6 +14,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from wbc import __version__
 from wbc.errors import WbcError
 from wbc.imaging import TEST_TIME_VIEWS
 
@@ -553,6 +554,7 @@ DONE_OR_ERROR = "exit status: 0 done; 2 an error, named on one line; 130 interru
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wbc", description="White blood cell classification: train, evaluate, export, predict.")
+    p.add_argument("--version", action="version", version=f"wbc {__version__}")
     # More threads than CPUs only slow a CPU run, and ONNX Runtime allocates for every thread asked.
     threads = whole_number(1, _usable_cpus(), "the CPUs this process may use")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
