@@ -912,6 +912,8 @@ class TestPage:
         review, diff = (json.loads(d.proto.columns) for d in at.dataframe[:2])
         assert review["confidence (%)"]["type_config"]["format"] == "%.1f"
         assert diff["percent"]["type_config"]["format"] == "%.1f"
+        trust = next(json.loads(d.proto.columns) for d in at.dataframe if "right (%)" in d.value.columns)
+        assert trust["right (%)"]["type_config"]["format"] == trust["mean confidence (%)"]["type_config"]["format"] == "%.1f"
 
     def test_downloaded_csv_is_what_the_table_shows(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The CSV the page offers, built from the edited table: a not-a-cell row's blank confidence is

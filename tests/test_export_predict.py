@@ -75,11 +75,46 @@ class TestExport:
         export_and_report(tiny_run, tmp_path / "m", data=data_copy)
         assert sorted(f.name for f in (tmp_path / "m").iterdir()) == ["model.json", "model.onnx"]
         assert "removed the report of the model exported to" in capsys.readouterr().err
-        # A folder that held no model keeps its files: a predictions.csv there is the user's.
+        # A folder that held no evaluated model keeps its files: a predictions.csv there is the user's, even
+        # after a second export into it.
         (tmp_path / "mine").mkdir()
         (tmp_path / "mine" / "predictions.csv").write_text("file,class\n")
-        export_and_report(tiny_run, tmp_path / "mine", data=data_copy)
-        assert (tmp_path / "mine" / "predictions.csv").read_text() == "file,class\n"
+        for _ in range(2):
+            export_and_report(tiny_run, tmp_path / "mine", data=data_copy)
+            assert (tmp_path / "mine" / "predictions.csv").read_text() == "file,class\n"
+        assert sorted(f.name for f in (tmp_path / "mine").iterdir()) == ["model.json", "model.onnx", "predictions.csv"]
+
+    def test_failed_evaluation_leaves_the_folder_as_it_was(self, tiny_run: Path, data_copy: Path, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+        """An export whose evaluation fails (an unreadable TEST file) or is interrupted leaves the folder's
+        evaluated model and report as they were, byte for byte; --skip-bad evaluates the rest."""
+        import wbc.ship
+        from wbc.errors import DataError
+        from wbc.ship import export_and_report
+
+        (data_copy / "TEST_SIMPLE").rename(data_copy / "TEST")
+        out = tmp_path / "m"
+        export_and_report(tiny_run, out, data=data_copy, evaluate_test=True)
+        before = {f.name: f.read_bytes() for f in out.iterdir()}
+        (data_copy / "TEST" / "MONOCYTE" / "broken.jpeg").write_bytes(b"not a jpeg")
+        with pytest.raises(DataError, match="unusable image"):
+            export_and_report(tiny_run, out, data=data_copy, evaluate_test=True)
+        assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+
+        def interrupted(*a: object, **k: object) -> None:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(wbc.ship, "evaluate", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            export_and_report(tiny_run, out, data=data_copy, evaluate_test=True, skip_bad=True)
+        assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+        with pytest.raises(KeyboardInterrupt):
+            export_and_report(tiny_run, tmp_path / "new", data=data_copy, evaluate_test=True)
+        assert not (tmp_path / "new").exists()
+        monkeypatch.undo()
+        card = export_and_report(tiny_run, out, data=data_copy, evaluate_test=True, skip_bad=True)
+        assert json.loads((out / "metrics.json").read_text())["skipped_files"] == ["MONOCYTE/broken.jpeg"]
+        assert card["metrics"]["test"]["n_files"] == 8
 
     def test_export_with_evaluate_needs_test_before_writing(self, tiny_run: Path, data_copy: Path,
                                                             tmp_path: Path) -> None:

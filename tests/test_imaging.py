@@ -167,9 +167,14 @@ class TestLoadImage:
         assert load_image(saved([cell]), "one.x").shape == (240, 320, 3)
         if fmt == "TIFF":
             assert load_image(saved([cell, cell.resize((80, 60))]), "thumb.tif").shape == (240, 320, 3)
+            # A thumbnail first: the full page is read. Pages of other sizes (other cells) are counted.
+            assert load_image(saved([cell.resize((80, 60)), cell]), "thumb-first.tif").shape == (240, 320, 3)
+            with pytest.raises(BadImageError, match=r"holds 3 images \(pages\)"):
+                load_image(saved([cell, cell.resize((300, 220)), cell.resize((400, 300))]), "sizes.tif")
             # Cut short: a later page cannot be read. Named as damaged, not a traceback (Pillow's TypeError).
             whole = saved([cell, cell.rotate(180), cell])
-            with pytest.raises(BadImageError, match=r"^cut\.tif: damaged or truncated image"):
+            with pytest.raises(BadImageError, match=r"^cut\.tif: damaged or truncated image \(a page after the first is "
+                                                    r"damaged or cut short\)$"):
                 load_image(whole[: len(whole) // 2], "cut.tif")
 
     def test_16_bit_colour_of_a_12_bit_camera_is_named(self) -> None:

@@ -71,8 +71,8 @@ class TestFit:
         (tiny_run / "split.json").write_text(json.dumps(split))
         # A file gone: the cells split otherwise.
         next((data_copy / "TRAIN" / "MONOCYTE").glob("*.jpeg")).unlink()
-        with pytest.raises(DataError, match=r"validation cells, other than the \d+ and \d+ the run started on .*"
-                                            r"left out as unusable"):
+        with pytest.raises(DataError, match=r"validation cells, other than the \d+ and \d+ the run started on "
+                                            r"\(split\.json; (missing|new|moved).*\).*left out as unusable"):
             fit(replace(TINY, data=str(data_copy)), tiny_run, resume=True, progress=False)
 
     @pytest.mark.parametrize("ema", [0.0, 0.9])

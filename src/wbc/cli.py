@@ -212,7 +212,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     check_writable_folder(args.out)
     card = export_and_report(args.run, args.out, data=args.data, evaluate_test=args.evaluate,
                              tta=not args.no_tta, calibrate=not args.no_calibrate, calibration=args.calibration,
-                             match_white=args.match_white)
+                             match_white=args.match_white, skip_bad=args.skip_bad)
     ckpt = _training("wbc.ship", "run_checkpoint")(args.run)
     for note in _training("wbc.ship", "export_warnings")(ckpt, card):
         print(f"warning: {note}", file=sys.stderr)
@@ -549,7 +549,7 @@ def whole_number(low: int, high: int | None = None, why: str = "") -> Callable[[
     return parse
 
 
-DONE_OR_ERROR = "exit status: 0 done; 2 an error, named on one line; 130 interrupted; 141 the reader of the output went away"
+DONE_OR_ERROR = "exit status: 0 done; 2 an error, named on stderr; 130 interrupted; 141 the reader of the output went away"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -671,7 +671,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("run", type=Path, help="run folder (its best.pt) or a checkpoint .pt")
     x.add_argument("--out", type=Path, default=Path("export"), help="output folder (default: export)")
     x.add_argument("--data", type=Path, help="data set folder for parity images and --evaluate")
-    x.add_argument("--evaluate", action="store_true", help="also evaluate on TEST into the card and report.md")
+    x.add_argument("--evaluate", action="store_true", help="also evaluate on TEST into the card and report.md (the "
+                   "folder is left as it was if the export or the evaluation fails)")
+    x.add_argument("--skip-bad", action="store_true", help="with --evaluate: leave out unreadable TEST images")
     x.add_argument("--no-tta", action="store_true", help=f"predict from one view instead of the {TEST_TIME_VIEWS} rotations")
     x.add_argument("--no-calibrate", action="store_true", help="keep temperature 1 instead of fitting it on validation")
     x.add_argument("--calibration", type=Path, metavar="CV_JSON",

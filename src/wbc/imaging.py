@@ -23,6 +23,7 @@ from wbc.errors import BadImageError
 # Larger images are refused before decoding. 50 MP takes a phone camera's 48 MP frame (8,000 x
 # 6,000), which `wbc predict` read in 3.2 s at a peak of 0.63 GB (0.53 GB at 39 MP).
 MAX_PIXELS = 50_000_000
+THUMBNAIL_AREA = 0.25  # a TIFF page under this share of the largest page's area is a thumbnail of it
 
 
 MODES = ("cell", "frame")  # PreprocessSpec.mode: crop around the cell, or the whole field
@@ -139,16 +140,16 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
             warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(raw))
-            w, h = img.size
+            if (pages := _pages(img)) > 1:
+                kind = "images (pages)" if img.format == "TIFF" else "frames (an animation)"
+                raise BadImageError(f"{label}: holds {pages} {kind}; this tool reads one image a file (only the "
+                                    "first would be read, the others ignored): save each as its own file")
+            w, h = img.size  # the page to read's
             if w * h > MAX_PIXELS:
                 raise BadImageError(
                     f"{label}: {w}x{h} pixels is too large (limit {MAX_PIXELS // 1_000_000} MP); "
                     "crop the field around the cell first"
                 )
-            if (pages := _pages(img)) > 1:
-                kind = "images (pages)" if img.format == "TIFF" else "frames (an animation)"
-                raise BadImageError(f"{label}: holds {pages} {kind}; this tool reads one image a file (it would read "
-                                    "the first alone, the others unsaid): save each as its own file")
             sixteen_bit_colour = _sixteen_bit_colour(img)  # the tiles say so only before loading
             img.load()
             ImageOps.exif_transpose(img, in_place=True)  # in place: a copy of every photo otherwise
@@ -166,8 +167,9 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
 
 
 def _pages(img: Image.Image) -> int:
-    """How many full images `img` (opened, not loaded) holds: a multi-page TIFF's pages of the first
-    page's size (a smaller page is a thumbnail or preview of it), an animation's frames. JPEG's MPO
+    """How many full images `img` (opened, not loaded) holds, left at the one to read: a multi-page
+    TIFF's pages of at least THUMBNAIL_AREA of its largest page's area (a smaller page is a thumbnail or
+    preview; where one comes first, the largest page is read), an animation's frames. JPEG's MPO
     second pictures (a camera's preview or depth map) are not counted: the photo is the first."""
     try:
         n = getattr(img, "n_frames", 1)
@@ -175,14 +177,15 @@ def _pages(img: Image.Image) -> int:
             return 1
         if img.format != "TIFF":
             return n
-        size, same = img.size, 0
+        areas = []
         for i in range(n):
             img.seek(i)
-            same += img.size == size
-        img.seek(0)
-        return same
+            areas.append(img.size[0] * img.size[1])
+        largest = max(areas)
+        img.seek(areas.index(largest))
+        return sum(a >= THUMBNAIL_AREA * largest for a in areas)
     except Exception as e:  # Pillow raises TypeError, EOFError, struct.error... for a damaged later page
-        raise ValueError(f"a page after the first cannot be read: {type(e).__name__}: {e}") from e
+        raise ValueError("a page after the first is damaged or cut short") from e
 
 
 def _sixteen_bit_colour(img: Image.Image) -> bool:

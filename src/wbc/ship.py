@@ -7,6 +7,7 @@ TEST is only evaluated, never used to choose anything.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -124,7 +125,8 @@ def export_warnings(ckpt: Path, card: dict[str, Any]) -> list[str]:
     return notes
 
 
-# What `--evaluate` writes beside the model: the evaluation's files and the training curves.
+# What an export writes, and what `--evaluate` adds beside it: the evaluation's files and the training curves.
+MODEL_FILES = ("model.onnx", "model.json")
 REPORT_FILES = (*EVALUATION_FILES, "training_curves.png")
 
 
@@ -132,7 +134,7 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
                       evaluate_test: bool = False, tta: bool = True, calibrate: bool = True,
                       calibration: str | Path | None = None,
                       val_logits: tuple[np.ndarray, np.ndarray] | None = None,
-                      match_white: bool = False) -> dict[str, Any]:
+                      match_white: bool = False, skip_bad: bool = False) -> dict[str, Any]:
     """Export run/best.pt to out/model.onnx + model.json, with temperature, test-time views and the
     review threshold fitted on validation, or taken from `calibration`, a cross-validation of the
     run's recipe (benchmarks/cv.py); with `evaluate_test`, add TEST metrics and report.md.
@@ -146,7 +148,8 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
     state = load_checkpoint(ckpt)  # its input size, from the stored config: no network built for it
     if evaluate_test:  # before anything is written: an export that cannot be evaluated leaves no model behind
         list_split(find_images_root(data), "TEST")
-    exported_before = (out / "model.json").is_file()  # then a report there is that model's, not the user's
+    # A report beside an evaluated model is that model's, not the user's.
+    evaluated_before = (out / "model.json").is_file() and (out / "metrics.json").is_file()
     h, w = config_from_dict(state["model_name"], state["model_config"]).preprocess.input_hw
     views = TEST_TIME_VIEWS if tta and h == w else 1  # rotating by 90 degrees needs a square input
     held_out = read_val_cells(ckpt.parent)
@@ -193,26 +196,47 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
         }
         threshold = review_threshold(after, REVIEW_COVERAGE)
         cmap, rule = None, "validation"  # one run's validation cells are too few to fit a map on
-    card = export(ckpt, out, parity_images(data), temperature=t, extra_card={
-        "tta_views": views, "calibration": {"temperature": t, **calib}, "review_threshold": threshold,
-        "confidence_map": cmap, "match_white": match_white,
-        "review_rule": f"confidence below the {1 - REVIEW_COVERAGE:.0%} quantile of {rule} confidences",
-    })
-    # The evaluation of a model exported here before describes that model, not this one.
-    stale = [f for f in REPORT_FILES if exported_before and (out / f).is_file()]
-    for f in stale:
-        (out / f).unlink()
-    if stale and not evaluate_test:
+    # What the folder holds is set aside and comes back whole if the export or its evaluation fails or
+    # is interrupted: a new model is never left without the report asked for, nor an old one lost.
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    aside = Path(tempfile.mkdtemp(prefix=".wbc-export-before.", dir=out))
+    kept = [f for f in (*MODEL_FILES, *REPORT_FILES) if (out / f).is_file()]
+    for f in kept:
+        os.replace(out / f, aside / f)
+    try:
+        card = export(ckpt, out, parity_images(data), temperature=t, extra_card={
+            "tta_views": views, "calibration": {"temperature": t, **calib}, "review_threshold": threshold,
+            "confidence_map": cmap, "match_white": match_white,
+            "review_rule": f"confidence below the {1 - REVIEW_COVERAGE:.0%} quantile of {rule} confidences",
+        })
+        if evaluate_test:
+            m = evaluate(out, out, split="TEST", data=data, skip_bad=skip_bad)
+            card["metrics"] = {"test": card_metrics(m), "validation_at_best_epoch": card["training"]["validation_at_best_epoch"]}
+            curves = ckpt.parent / "curves.png"
+            if curves.exists():
+                shutil.copyfile(curves, out / "training_curves.png")
+                kind = "cell-grouped validation" if held_out else "every cell trained, none held out"
+                atomic_write_text(out / "report.md", (out / "report.md").read_text()
+                                  + f"\n## Training curves ({kind})\n\n![training curves](training_curves.png)\n")
+            atomic_write_text(out / "model.json", json.dumps(card, indent=2))
+    except BaseException:
+        for f in (*MODEL_FILES, *REPORT_FILES):
+            (out / f).unlink(missing_ok=True)
+        for f in kept:
+            os.replace(aside / f, out / f)
+        shutil.rmtree(aside, ignore_errors=True)
+        if made:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    # Done: the old model goes, and its report (stale beside this model); a user's own file of such a
+    # name comes back unless the evaluation wrote over it.
+    stale = [f for f in kept if f in REPORT_FILES and evaluated_before and not (out / f).exists()]
+    for f in kept:
+        if f in REPORT_FILES and not evaluated_before and not (out / f).exists():
+            os.replace(aside / f, out / f)
+    shutil.rmtree(aside, ignore_errors=True)
+    if stale:
         print(f"wbc: note: removed the report of the model exported to {out} before ({', '.join(stale)}); "
               "--evaluate writes this one's", file=sys.stderr)
-    if evaluate_test:
-        m = evaluate(out, out, split="TEST", data=data)
-        card["metrics"] = {"test": card_metrics(m), "validation_at_best_epoch": card["training"]["validation_at_best_epoch"]}
-        curves = ckpt.parent / "curves.png"
-        if curves.exists():
-            shutil.copyfile(curves, out / "training_curves.png")
-            kind = "cell-grouped validation" if held_out else "every cell trained, none held out"
-            atomic_write_text(out / "report.md", (out / "report.md").read_text()
-                              + f"\n## Training curves ({kind})\n\n![training curves](training_curves.png)\n")
-        atomic_write_text(out / "model.json", json.dumps(card, indent=2))
     return card

@@ -395,9 +395,14 @@ def _check_same_split(run: Path, cells: list[str], tr_idx: np.ndarray, va_idx: n
                               "it cannot be resumed safely: start it again") from e
     now = ({cells[i] for i in tr_idx}, {cells[i] for i in va_idx})
     if now != then:
+        gone, new = sorted((then[0] | then[1]) - (now[0] | now[1])), sorted((now[0] | now[1]) - (then[0] | then[1]))
+        moved = sorted((then[0] & now[1]) | (then[1] & now[0]))  # on the other side of the split now
+        which = "; ".join(f"{what} {', '.join(c[:3])}{' ...' if len(c) > 3 else ''}"
+                          for what, c in (("missing", gone), ("new", new), ("moved between training and validation",
+                                                                               moved)) if c)
         raise DataError(
             f"{run}: --resume: the data at {root} gives {len(now[0])} training and {len(now[1])} validation cells, "
-            f"other than the {len(then[0])} and {len(then[1])} the run started on (split.json): --data points at "
+            f"other than the {len(then[0])} and {len(then[1])} the run started on (split.json; {which}): --data points at "
             "other data, or files were added, removed or left out as unusable (--skip-bad, named above) since; "
             "point --data at the data it started on, restore the files, or start a new run")
     counts = (split.get("train_files"), split.get("val_files"))  # absent from runs before version 0.15

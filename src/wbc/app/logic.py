@@ -359,10 +359,12 @@ def trust_rows(reliability: Sequence[dict[str, float]]) -> list[dict[str, object
             for b in reliability]
 
 
-# Hides the "Download as CSV" button of every table's toolbar (its aria-label starts so; the table's
-# label may follow it). The other buttons (search, full screen) stay.
-HIDE_GRID_DOWNLOAD_CSS = ('[data-testid="stElementToolbarButton"]:has(button[aria-label^="Download as CSV"])'
-                          " { display: none; }")
+# Hides the "Download as CSV" button of the review table's toolbar (its aria-label starts so; the
+# table's label may follow it), in the container Streamlit marks with the widget's key ("review").
+# The other buttons (search, full screen) and the other tables' downloads (the differential's) stay.
+REVIEW_KEY = "review"
+HIDE_GRID_DOWNLOAD_CSS = (f'.st-key-{REVIEW_KEY} [data-testid="stElementToolbarButton"]'
+                          ':has(button[aria-label^="Download as CSV"]) { display: none; }')
 
 # What a spreadsheet takes a cell to start a formula with (OWASP's list: tab and carriage return too).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

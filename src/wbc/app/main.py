@@ -15,9 +15,8 @@ from wbc.predict import CROP_EACH, Predictor
 from wbc.screening import OVEREXPOSED_SHARE
 
 st.set_page_config(page_title="wbc - white blood cell classifier", page_icon="🩸", layout="centered")
-# The tables' own "Download as CSV" (Streamlit has no option to turn it off) would write the review table
-# without logic.table_csv's formula quoting, byte-order mark and unreadable files: the page's button is
-# the one download.
+# The review table's own "Download as CSV" (Streamlit has no option to turn it off) would write it without
+# logic.table_csv's formula quoting, byte-order mark and unreadable files: the page's button is its download.
 st.html(f"<style>{logic.HIDE_GRID_DOWNLOAD_CSS}</style>")
 
 
@@ -49,7 +48,9 @@ def show_test_figures(test: dict | None) -> None:
                     "the share of each group it got right: where *right* is above the confidence the model was "
                     f"too modest, where below too sure. The images show only {test['n_cells']} cells, so a group "
                     "of a few dozen images may be one or two cells.")
-        st.dataframe(pd.DataFrame(logic.trust_rows(test["reliability"])), hide_index=True, width="stretch")
+        one_decimal = st.column_config.NumberColumn(format="%.1f")
+        st.dataframe(pd.DataFrame(logic.trust_rows(test["reliability"])), hide_index=True, width="stretch",
+                     column_config={"right (%)": one_decimal, "mean confidence (%)": one_decimal})
 
 
 try:
@@ -208,7 +209,7 @@ with classify_tab:
             column_order=["file", "reviewed", "predicted", "confidence (%)", "verdict"],
             hide_index=True,
             placeholder="—",  # an untyped row's blank confidence; Streamlit would show "None"
-            key="review",
+            key=logic.REVIEW_KEY,
         )
         corrections.update(zip(edited.index, edited["reviewed"]))
         reviewed = logic.reviewed_classes(edited["reviewed"].tolist())
