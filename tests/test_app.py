@@ -672,7 +672,7 @@ class TestDifferential:
     def test_photo_at_fault_names_each_reason_of_the_photo(self) -> None:
         """Every reason the screening gives is sorted: the photo's fault, or no white cell shown."""
         from wbc import screening as s
-        from wbc.imaging import locate_cell
+        from wbc.imaging import load_image, locate_cell
 
         dark = np.zeros((240, 320, 3), np.uint8)
         too_dark = s.screen(dark, locate_cell(dark)).reason  # as the screening builds it
@@ -680,6 +680,14 @@ class TestDifferential:
         cast = s.screen(warm, locate_cell(warm)).reason
         big = s._too_magnified(replace(locate_cell(dark), extent=120.0, reduced_by=8.0))
         faults = [s.GRAYSCALE, s.BLACK_AND_WHITE, s.OUT_OF_FOCUS, s._unfit(dark[:60, :60]), too_dark, cast, big]
+        # The light's fault by the field's white (R, G, B), on a field of red cells: a dim cool LED is dark, a
+        # half-corrected tungsten light a warm cast; a green filter's or one bright channel's is neither.
+        reds = load_image(FIXTURES / "no-white-cell.jpeg")
+        loc = locate_cell(reds)
+        said = {w: s.screen(reds, loc, white=np.array(w, float)).reason
+                for w in [(100, 140, 170), (190, 224, 120), (150, 220, 90), (112, 157, 225)]}
+        assert said[(100, 140, 170)].startswith(s.TOO_DARK_HEAD) and said[(190, 224, 120)].startswith(s.TINTED_HEAD)
+        assert not s.photo_at_fault(said[(150, 220, 90)]) and not s.photo_at_fault(said[(112, 157, 225)])
         assert cast.startswith(s.TINTED_HEAD) and big.startswith(s.MAGNIFIED_HEAD)
         assert too_dark.startswith(s.TOO_DARK_HEAD) and too_dark.endswith(s.NO_NUCLEUS)
         assert all(map(s.photo_at_fault, faults)) and not any(map(s.photo_at_fault, [s.NO_NUCLEUS, s.NOT_PURPLE]))

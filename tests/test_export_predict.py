@@ -68,6 +68,8 @@ class TestExport:
         report = (tmp_path / "m" / "report.md").read_text()
         assert card["metrics"]["test"]["n_files"] == json.loads((tmp_path / "m" / "metrics.json").read_text())["n_files"]
         assert report.startswith("# Evaluation of model.onnx")
+        # evaluated in a staging folder, named as where the model is
+        assert json.loads((tmp_path / "m" / "metrics.json").read_text())["model"].endswith(str(Path("m") / "model.onnx"))
         assert report.rstrip().endswith("![training curves](training_curves.png)")
         assert "## Training curves (cell-grouped validation)" in report
         assert (tmp_path / "m" / "training_curves.png").is_file()
@@ -111,8 +113,20 @@ class TestExport:
         with pytest.raises(KeyboardInterrupt):
             export_and_report(tiny_run, tmp_path / "new", data=data_copy, evaluate_test=True)
         assert not (tmp_path / "new").exists()
+        # A killed export's staging folder (beside the output) is cleared by the next; a folder where a file
+        # goes is refused before anything is made.
+        killed = tmp_path / ".m.wbc-export.killed"
+        killed.mkdir()
+        (killed / "model.onnx").write_bytes(b"half")
+        (tmp_path / "odd" / "report.md").mkdir(parents=True)
+        from wbc.errors import OutputError
+
+        with pytest.raises(OutputError, match=r"report\.md: is a folder"):
+            export_and_report(tiny_run, tmp_path / "odd", data=data_copy)
+        assert [f.name for f in (tmp_path / "odd").iterdir()] == ["report.md"]
         monkeypatch.undo()
         card = export_and_report(tiny_run, out, data=data_copy, evaluate_test=True, skip_bad=True)
+        assert not killed.exists() and not list(tmp_path.glob(".m.wbc-export.*"))
         assert json.loads((out / "metrics.json").read_text())["skipped_files"] == ["MONOCYTE/broken.jpeg"]
         assert card["metrics"]["test"]["n_files"] == 8
 

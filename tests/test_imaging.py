@@ -171,6 +171,8 @@ class TestLoadImage:
             assert load_image(saved([cell.resize((80, 60)), cell]), "thumb-first.tif").shape == (240, 320, 3)
             with pytest.raises(BadImageError, match=r"holds 3 images \(pages\)"):
                 load_image(saved([cell, cell.resize((300, 220)), cell.resize((400, 300))]), "sizes.tif")
+            # A copy at half the sides is a preview, as in pyramids.
+            assert load_image(saved([cell, cell.resize((160, 120))]), "half.tif").shape == (240, 320, 3)
             # Cut short: a later page cannot be read. Named as damaged, not a traceback (Pillow's TypeError).
             whole = saved([cell, cell.rotate(180), cell])
             with pytest.raises(BadImageError, match=r"^cut\.tif: damaged or truncated image \(a page after the first is "

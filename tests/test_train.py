@@ -72,7 +72,7 @@ class TestFit:
         # A file gone: the cells split otherwise.
         next((data_copy / "TRAIN" / "MONOCYTE").glob("*.jpeg")).unlink()
         with pytest.raises(DataError, match=r"validation cells, other than the \d+ and \d+ the run started on "
-                                            r"\(split\.json; (missing|new|moved).*\).*left out as unusable"):
+                                            r"\(split\.json; \d+ (missing|new|moved).*\).*left out as unusable"):
             fit(replace(TINY, data=str(data_copy)), tiny_run, resume=True, progress=False)
 
     @pytest.mark.parametrize("ema", [0.0, 0.9])

@@ -209,6 +209,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     from wbc.io import check_writable_folder
 
     export_and_report = _training("wbc.ship", "export_and_report")
+    if args.skip_bad and not args.evaluate:
+        raise WbcError("--skip-bad leaves unreadable TEST images out of --evaluate; without --evaluate it does nothing")
     check_writable_folder(args.out)
     card = export_and_report(args.run, args.out, data=args.data, evaluate_test=args.evaluate,
                              tta=not args.no_tta, calibrate=not args.no_calibrate, calibration=args.calibration,

@@ -146,9 +146,11 @@ def evaluate(
     skip_bad: bool = False,
     n_boot: int = 2000,
     progress: bool = True,
+    model_shown_as: str | Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate and write metrics.json, classification_report.{txt,json}, confusion PNGs,
-    predictions.csv and report.md into `out`. Returns the metrics."""
+    predictions.csv and report.md into `out`. Returns the metrics. `model_shown_as`: the model's path
+    as the report names it, where the model is read from elsewhere (an export's staging folder)."""
     on_train = folder is None and split == "TRAIN"
     if folder is None:
         folder = find_images_root(data) / split
@@ -158,7 +160,7 @@ def evaluate(
     where = _shown(folder)
     probs, prepared, matched, reader = model_probs(model, samples, skip_bad, progress)
     samples = prepared.samples
-    model_name, threshold = _shown(reader.name), reader.review_threshold
+    model_name, threshold = _shown(model_shown_as or reader.name), reader.review_threshold
     y = np.array([s.label for s in samples])
     cells = [s.cell for s in samples]
     m = compute_metrics(probs, y, cells, n_boot=n_boot)

@@ -23,7 +23,7 @@ from wbc.errors import BadImageError
 # Larger images are refused before decoding. 50 MP takes a phone camera's 48 MP frame (8,000 x
 # 6,000), which `wbc predict` read in 3.2 s at a peak of 0.63 GB (0.53 GB at 39 MP).
 MAX_PIXELS = 50_000_000
-THUMBNAIL_AREA = 0.25  # a TIFF page under this share of the largest page's area is a thumbnail of it
+THUMBNAIL_AREA = 0.3  # a TIFF page under this share of the largest page's area (half its sides: 0.25) is a preview
 
 
 MODES = ("cell", "frame")  # PreprocessSpec.mode: crop around the cell, or the whole field
@@ -142,8 +142,8 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
             img = Image.open(io.BytesIO(raw))
             if (pages := _pages(img)) > 1:
                 kind = "images (pages)" if img.format == "TIFF" else "frames (an animation)"
-                raise BadImageError(f"{label}: holds {pages} {kind}; this tool reads one image a file (only the "
-                                    "first would be read, the others ignored): save each as its own file")
+                raise BadImageError(f"{label}: holds {pages} {kind}; this tool reads one image a file (only one "
+                                    "would be read, the others ignored): save each as its own file")
             w, h = img.size  # the page to read's
             if w * h > MAX_PIXELS:
                 raise BadImageError(
@@ -169,7 +169,7 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
 def _pages(img: Image.Image) -> int:
     """How many full images `img` (opened, not loaded) holds, left at the one to read: a multi-page
     TIFF's pages of at least THUMBNAIL_AREA of its largest page's area (a smaller page is a thumbnail or
-    preview; where one comes first, the largest page is read), an animation's frames. JPEG's MPO
+    preview, such as a copy at half the sides; where one comes first, the largest page is read), an animation's frames. JPEG's MPO
     second pictures (a camera's preview or depth map) are not counted: the photo is the first."""
     try:
         n = getattr(img, "n_frames", 1)

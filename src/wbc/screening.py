@@ -125,7 +125,8 @@ SECOND_LOOK_MAX_MOVE = 24.0  # px: the balanced field must point at the same cel
 # 1.18 in blue against 0.91 in red. A nearly black photo or one of a single hue is not rescued.
 GAIN_RANGE = (0.5, 2.0)
 GAIN_SPREAD_MAX = 1.5  # largest channel gain / smallest
-WARM_GREEN_MAX = 1.15  # red's gain over green's at most, in a warm cast (a field's white is not exactly neutral)
+WARM_RED_MAX = 1.3  # red's gain over green's at most in a warm cast (tungsten half corrected: 1.18)
+DARK_GAIN_MIN = 1.25  # every channel's gain above this (its white under 80% of theirs) for "much darker"
 
 
 def clipped_share(rgb: np.ndarray) -> float:
@@ -234,19 +235,19 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
     to_white = _gains_to_data_white(field_white(rgb) if white is None else white)
     if not gains_allowed(to_white):
         # What is wrong with the light first: "no stained nucleus found" alone would say no cell is there.
-        spread = to_white.max() / to_white.min()
-        # Dark: every channel beyond the second look, or all of them dim alike (a channel at full light
-        # beside two dim ones is a cast, for which more light is the wrong advice).
-        dark = to_white.min() > GAIN_RANGE[1] or (to_white.min() > 1 and to_white.max() > GAIN_RANGE[1]
-                                                  and spread <= GAIN_SPREAD_MAX)
-        if dark:
+        # A warm cast beyond the second look's: blue short most, red no more than a little short of green
+        # (WARM_RED_MAX), as under halogen light without a daylight filter (blue x0.6 or less), or tungsten
+        # light half corrected. Only that one: a blue sky's or a green leaf's cast is no microscope's light,
+        # and such a photo is no smear.
+        warm = (to_white.argmax() == 2 and to_white[0] <= WARM_RED_MAX * to_white[1]
+                and to_white.max() / to_white.min() > GAIN_SPREAD_MAX)
+        # Dark: every channel well below the training images' white (DARK_GAIN_MIN) and one beyond the second
+        # look; a channel at nearly full light beside dim ones is a cast, for which more light is the wrong
+        # advice. Every channel beyond the second look is dark, cast or not.
+        dim = to_white.min() > DARK_GAIN_MIN and to_white.max() > GAIN_RANGE[1]
+        if to_white.min() > GAIN_RANGE[1] or (dim and not warm):
             return replace(first, reason=f"{TOO_DARK_HEAD} (its white at {100 / to_white.mean():.0f}% of theirs): "
                                          f"take it with more light; as photographed, {first.reason}")
-        # A warm cast beyond the second look's: blue short most, green no more than a little short of red
-        # (WARM_GREEN_MAX), as under halogen light without a daylight filter (blue x0.6 or less). Only that
-        # one: a blue sky's or a green leaf's cast is no microscope's light, and such a photo is no smear.
-        warm = (to_white.argmax() == 2 and to_white[0] <= WARM_GREEN_MAX * to_white[1] and spread > GAIN_SPREAD_MAX
-                and to_white.min() >= GAIN_RANGE[0])
         if warm:
             cast = DATA_WHITE / to_white  # the field's white (3,), as measured
             # No "as photographed, no stained nucleus found": in such colours the stain checks cannot tell.

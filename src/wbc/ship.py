@@ -20,7 +20,7 @@ import numpy as np
 from wbc.calibration import REVIEW_COVERAGE, fit_temperature, review_threshold, tta_probs
 from wbc.crossval import OOF_VIEWS, calibration_from, finished_folds
 from wbc.data import Sample, find_images_root, list_split, load_arrays
-from wbc.errors import CheckpointError
+from wbc.errors import CheckpointError, OutputError
 from wbc.evaluate import EVALUATION_FILES, evaluate
 from wbc.export import export
 from wbc.imaging import TEST_TIME_VIEWS, dihedral_views
@@ -196,47 +196,46 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
         }
         threshold = review_threshold(after, REVIEW_COVERAGE)
         cmap, rule = None, "validation"  # one run's validation cells are too few to fit a map on
-    # What the folder holds is set aside and comes back whole if the export or its evaluation fails or
-    # is interrupted: a new model is never left without the report asked for, nor an old one lost.
-    made = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    aside = Path(tempfile.mkdtemp(prefix=".wbc-export-before.", dir=out))
-    kept = [f for f in (*MODEL_FILES, *REPORT_FILES) if (out / f).is_file()]
-    for f in kept:
-        os.replace(out / f, aside / f)
+    # Made in a staging folder beside `out` and moved in only once whole: a failed, interrupted or killed
+    # export or evaluation leaves `out` as it was, and its model stays usable meanwhile.
+    for f in (*MODEL_FILES, *REPORT_FILES):
+        if (out / f).is_dir():
+            raise OutputError(f"{out / f}: is a folder; the export writes a file of that name there")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    for old in out.parent.glob(f".{out.name}.wbc-export.*"):  # a killed export's: only its own new files
+        shutil.rmtree(old, ignore_errors=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.wbc-export.", dir=out.parent))
     try:
-        card = export(ckpt, out, parity_images(data), temperature=t, extra_card={
+        card = export(ckpt, stage, parity_images(data), temperature=t, extra_card={
             "tta_views": views, "calibration": {"temperature": t, **calib}, "review_threshold": threshold,
             "confidence_map": cmap, "match_white": match_white,
             "review_rule": f"confidence below the {1 - REVIEW_COVERAGE:.0%} quantile of {rule} confidences",
         })
         if evaluate_test:
-            m = evaluate(out, out, split="TEST", data=data, skip_bad=skip_bad)
+            m = evaluate(stage, stage, split="TEST", data=data, skip_bad=skip_bad,
+                         model_shown_as=out / "model.onnx")
             card["metrics"] = {"test": card_metrics(m), "validation_at_best_epoch": card["training"]["validation_at_best_epoch"]}
             curves = ckpt.parent / "curves.png"
             if curves.exists():
-                shutil.copyfile(curves, out / "training_curves.png")
+                shutil.copyfile(curves, stage / "training_curves.png")
                 kind = "cell-grouped validation" if held_out else "every cell trained, none held out"
-                atomic_write_text(out / "report.md", (out / "report.md").read_text()
+                atomic_write_text(stage / "report.md", (stage / "report.md").read_text()
                                   + f"\n## Training curves ({kind})\n\n![training curves](training_curves.png)\n")
-            atomic_write_text(out / "model.json", json.dumps(card, indent=2))
-    except BaseException:
-        for f in (*MODEL_FILES, *REPORT_FILES):
-            (out / f).unlink(missing_ok=True)
-        for f in kept:
-            os.replace(aside / f, out / f)
-        shutil.rmtree(aside, ignore_errors=True)
-        if made:
-            shutil.rmtree(out, ignore_errors=True)
-        raise
-    # Done: the old model goes, and its report (stale beside this model); a user's own file of such a
-    # name comes back unless the evaluation wrote over it.
-    stale = [f for f in kept if f in REPORT_FILES and evaluated_before and not (out / f).exists()]
-    for f in kept:
-        if f in REPORT_FILES and not evaluated_before and not (out / f).exists():
-            os.replace(aside / f, out / f)
-    shutil.rmtree(aside, ignore_errors=True)
+            atomic_write_text(stage / "model.json", json.dumps(card, indent=2))
+        made = sorted(f.name for f in stage.iterdir())
+        # The old model's report goes with it; a user's own file of such a name stays, unless replaced.
+        stale = [f for f in REPORT_FILES if evaluated_before and f not in made and (out / f).is_file()]
+        replaced = [f for f in REPORT_FILES if not evaluated_before and f in made and (out / f).exists()]
+        out.mkdir(parents=True, exist_ok=True)
+        for f in stale:
+            (out / f).unlink()
+        for f in sorted(made, key=lambda f: f == "model.json"):  # the card last: it names the ONNX file's hash
+            os.replace(stage / f, out / f)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     if stale:
-        print(f"wbc: note: removed the report of the model exported to {out} before ({', '.join(stale)}); "
-              "--evaluate writes this one's", file=sys.stderr)
+        print(f"wbc: note: removed the report of the model exported to {out} before ({', '.join(stale)})",
+              file=sys.stderr)
+    if replaced:
+        print(f"wbc: note: replaced {', '.join(replaced)} in {out} with this model's evaluation", file=sys.stderr)
     return card

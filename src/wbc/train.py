@@ -397,7 +397,7 @@ def _check_same_split(run: Path, cells: list[str], tr_idx: np.ndarray, va_idx: n
     if now != then:
         gone, new = sorted((then[0] | then[1]) - (now[0] | now[1])), sorted((now[0] | now[1]) - (then[0] | then[1]))
         moved = sorted((then[0] & now[1]) | (then[1] & now[0]))  # on the other side of the split now
-        which = "; ".join(f"{what} {', '.join(c[:3])}{' ...' if len(c) > 3 else ''}"
+        which = "; ".join(f"{len(c)} {what}: {', '.join(c[:3])}{' ...' if len(c) > 3 else ''}"
                           for what, c in (("missing", gone), ("new", new), ("moved between training and validation",
                                                                                moved)) if c)
         raise DataError(
