@@ -826,7 +826,7 @@ class TestOtherVerbs:
         assert "empty.jpeg" in captured.out and "gone.jpeg" in captured.out and "._x.jpeg" not in captured.out
         assert "2 split(s) hold files that cannot be read" in captured.err  # TRAIN's and TEST_SIMPLE's, both named
         # data check has no --skip-bad: the hint names the commands that have it
-        assert "wbc train and wbc evaluate can leave them out with --skip-bad, as can wbc export --evaluate of TEST" in captured.out
+        assert "wbc train, wbc evaluate and, for TEST, wbc export --evaluate can leave them out with --skip-bad" in captured.out
 
     def test_odd_environment_values(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                     capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -76,7 +77,7 @@ class TestExport:
         # Exported again without --evaluate: the report of the model before is not left beside this one.
         export_and_report(tiny_run, tmp_path / "m", data=data_copy)
         assert sorted(f.name for f in (tmp_path / "m").iterdir()) == ["model.json", "model.onnx"]
-        assert "removed the report of the model exported to" in capsys.readouterr().err
+        assert "removed the files of the model exported to" in capsys.readouterr().err
         # A folder that held no evaluated model keeps its files: a predictions.csv there is the user's, even
         # after a second export into it.
         (tmp_path / "mine").mkdir()
@@ -102,6 +103,10 @@ class TestExport:
         with pytest.raises(DataError, match="unusable image"):
             export_and_report(tiny_run, out, data=data_copy, evaluate_test=True)
         assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+        # A new output folder under folders that do not exist yet: none of them is left after a failure.
+        with pytest.raises(DataError, match="unusable image"):
+            export_and_report(tiny_run, tmp_path / "a" / "b" / "m", data=data_copy, evaluate_test=True)
+        assert not (tmp_path / "a").exists()
 
         def interrupted(*a: object, **k: object) -> None:
             raise KeyboardInterrupt
@@ -113,11 +118,20 @@ class TestExport:
         with pytest.raises(KeyboardInterrupt):
             export_and_report(tiny_run, tmp_path / "new", data=data_copy, evaluate_test=True)
         assert not (tmp_path / "new").exists()
-        # A killed export's staging folder (beside the output) is cleared by the next; a folder where a file
-        # goes is refused before anything is made.
-        killed = tmp_path / ".m.wbc-export.killed"
-        killed.mkdir()
-        (killed / "model.onnx").write_bytes(b"half")
+        # A killed export's staging folder (inside the output, its process gone) is cleared by the next; a
+        # running export's and a folder of the user's named alike stay. A folder where a file goes is
+        # refused before anything is made.
+        import subprocess
+        import sys
+
+        gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        killed, running, users = (out / f".wbc-export.{k}" for k in ("killed", "running", "users"))
+        for folder, pid in ((killed, gone), (running, str(os.getpid())), (users, None)):
+            folder.mkdir()
+            (folder / "model.onnx").write_bytes(b"half")
+            if pid:
+                (folder / "pid").write_text(pid)
         (tmp_path / "odd" / "report.md").mkdir(parents=True)
         from wbc.errors import OutputError
 
@@ -126,7 +140,7 @@ class TestExport:
         assert [f.name for f in (tmp_path / "odd").iterdir()] == ["report.md"]
         monkeypatch.undo()
         card = export_and_report(tiny_run, out, data=data_copy, evaluate_test=True, skip_bad=True)
-        assert not killed.exists() and not list(tmp_path.glob(".m.wbc-export.*"))
+        assert sorted(f.name for f in out.glob(".wbc-export.*")) == [".wbc-export.running", ".wbc-export.users"]
         assert json.loads((out / "metrics.json").read_text())["skipped_files"] == ["MONOCYTE/broken.jpeg"]
         assert card["metrics"]["test"]["n_files"] == 8
 

@@ -673,8 +673,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("run", type=Path, help="run folder (its best.pt) or a checkpoint .pt")
     x.add_argument("--out", type=Path, default=Path("export"), help="output folder (default: export)")
     x.add_argument("--data", type=Path, help="data set folder for parity images and --evaluate")
-    x.add_argument("--evaluate", action="store_true", help="also evaluate on TEST into the card and report.md (the "
-                   "folder is left as it was if the export or the evaluation fails)")
+    x.add_argument("--evaluate", action="store_true", help="also evaluate on TEST into the card and report.md (a "
+                   "failed export or evaluation leaves the folder's model as it was)")
     x.add_argument("--skip-bad", action="store_true", help="with --evaluate: leave out unreadable TEST images")
     x.add_argument("--no-tta", action="store_true", help=f"predict from one view instead of the {TEST_TIME_VIEWS} rotations")
     x.add_argument("--no-calibrate", action="store_true", help="keep temperature 1 instead of fitting it on validation")

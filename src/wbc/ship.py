@@ -6,11 +6,14 @@ TEST is only evaluated, never used to choose anything.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -130,6 +133,41 @@ MODEL_FILES = ("model.onnx", "model.json")
 REPORT_FILES = (*EVALUATION_FILES, "training_curves.png")
 
 
+STAGE_PREFIX = ".wbc-export."  # an export's staging folder inside its output folder
+STAGE_OWNER = "pid"  # in a staging folder: the process that made it
+
+
+def _clear_dead_stages(out: Path) -> None:
+    """Remove the staging folders a killed export left in `out` (marked by STAGE_OWNER, their process
+    gone); one still in use by a running export, or anything else, stays."""
+    for stage in out.glob(STAGE_PREFIX + "*"):
+        try:
+            pid = int((stage / STAGE_OWNER).read_text())
+        except (OSError, ValueError):
+            continue  # not an export's staging folder, or not one to judge
+        try:
+            os.kill(pid, 0)
+            continue  # that export is still running
+        except ProcessLookupError:
+            shutil.rmtree(stage, ignore_errors=True)
+        except OSError:
+            continue  # another user's process: alive
+
+
+@contextlib.contextmanager
+def _no_interrupt() -> Iterator[None]:
+    """Ctrl-C held back for the block (where the platform allows it) and delivered after it."""
+    mask = getattr(signal, "pthread_sigmask", None)
+    if mask is None:
+        yield
+        return
+    old = mask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        mask(signal.SIG_SETMASK, old)
+
+
 def export_and_report(run: str | Path, out: str | Path, data: str | Path | None = None,
                       evaluate_test: bool = False, tta: bool = True, calibrate: bool = True,
                       calibration: str | Path | None = None,
@@ -196,15 +234,19 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
         }
         threshold = review_threshold(after, REVIEW_COVERAGE)
         cmap, rule = None, "validation"  # one run's validation cells are too few to fit a map on
-    # Made in a staging folder beside `out` and moved in only once whole: a failed, interrupted or killed
-    # export or evaluation leaves `out` as it was, and its model stays usable meanwhile.
+    # Made in a staging folder inside `out` (its file system, its permissions) and moved in only once whole:
+    # a failed, interrupted or killed export or evaluation leaves the model there as it was, and usable.
     for f in (*MODEL_FILES, *REPORT_FILES):
         if (out / f).is_dir():
             raise OutputError(f"{out / f}: is a folder; the export writes a file of that name there")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for old in out.parent.glob(f".{out.name}.wbc-export.*"):  # a killed export's: only its own new files
-        shutil.rmtree(old, ignore_errors=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.wbc-export.", dir=out.parent))
+    made = out  # the outermost folder this export makes, removed again if it fails
+    while not made.parent.exists():
+        made = made.parent
+    made_out = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    _clear_dead_stages(out)
+    stage = Path(tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=out))
+    (stage / STAGE_OWNER).write_text(str(os.getpid()))
     try:
         card = export(ckpt, stage, parity_images(data), temperature=t, extra_card={
             "tta_views": views, "calibration": {"temperature": t, **calib}, "review_threshold": threshold,
@@ -222,20 +264,24 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
                 atomic_write_text(stage / "report.md", (stage / "report.md").read_text()
                                   + f"\n## Training curves ({kind})\n\n![training curves](training_curves.png)\n")
             atomic_write_text(stage / "model.json", json.dumps(card, indent=2))
-        made = sorted(f.name for f in stage.iterdir())
+        new = sorted((f.name for f in stage.iterdir() if f.name != STAGE_OWNER), key=lambda f: f == "model.json")
         # The old model's report goes with it; a user's own file of such a name stays, unless replaced.
-        stale = [f for f in REPORT_FILES if evaluated_before and f not in made and (out / f).is_file()]
-        replaced = [f for f in REPORT_FILES if not evaluated_before and f in made and (out / f).exists()]
-        out.mkdir(parents=True, exist_ok=True)
-        for f in stale:
-            (out / f).unlink()
-        for f in sorted(made, key=lambda f: f == "model.json"):  # the card last: it names the ONNX file's hash
-            os.replace(stage / f, out / f)
-    finally:
+        stale = [f for f in REPORT_FILES if evaluated_before and f not in new and (out / f).is_file()]
+        replaced = [f for f in REPORT_FILES if not evaluated_before and f in new and (out / f).exists()]
+        with _no_interrupt():  # milliseconds: the files in, the card last (it names the ONNX file's hash)
+            for f in new:
+                os.replace(stage / f, out / f)
+            for f in stale:
+                (out / f).unlink()
+    except BaseException:
         shutil.rmtree(stage, ignore_errors=True)
+        if made_out:
+            shutil.rmtree(made, ignore_errors=True)
+        raise
+    shutil.rmtree(stage, ignore_errors=True)
     if stale:
-        print(f"wbc: note: removed the report of the model exported to {out} before ({', '.join(stale)})",
-              file=sys.stderr)
+        print(f"wbc: note: removed the files of the model exported to {out} before that this export does not "
+              f"write again ({', '.join(stale)})", file=sys.stderr)
     if replaced:
         print(f"wbc: note: replaced {', '.join(replaced)} in {out} with this model's evaluation", file=sys.stderr)
     return card
