@@ -126,12 +126,11 @@ class TestExport:
 
         gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                               text=True, check=True).stdout.strip()
-        killed, running, users = (out / f".wbc-export.{k}" for k in ("killed", "running", "users"))
-        for folder, pid in ((killed, gone), (running, str(os.getpid())), (users, None)):
+        running_pid = str(os.getppid())  # pytest's parent: alive, and not this process
+        killed, running, users = (out / f".wbc-export.{k}" for k in (f"{gone}.x", f"{running_pid}.y", "users"))
+        for folder in (killed, running, users):
             folder.mkdir()
             (folder / "model.onnx").write_bytes(b"half")
-            if pid:
-                (folder / "pid").write_text(pid)
         (tmp_path / "odd" / "report.md").mkdir(parents=True)
         from wbc.errors import OutputError
 
@@ -140,9 +139,41 @@ class TestExport:
         assert [f.name for f in (tmp_path / "odd").iterdir()] == ["report.md"]
         monkeypatch.undo()
         card = export_and_report(tiny_run, out, data=data_copy, evaluate_test=True, skip_bad=True)
-        assert sorted(f.name for f in out.glob(".wbc-export.*")) == [".wbc-export.running", ".wbc-export.users"]
+        assert sorted(out.glob(".wbc-export.*")) == sorted([running, users])
         assert json.loads((out / "metrics.json").read_text())["skipped_files"] == ["MONOCYTE/broken.jpeg"]
         assert card["metrics"]["test"]["n_files"] == 8
+
+    def test_ctrl_c_while_the_files_move_in_is_held_back(self, tiny_run: Path, data_copy: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+        """A Ctrl-C as the new files move in (signalled to the process, as a terminal does) waits until all
+        are in, then is raised with a note that the model was exported: never a new model under the old card."""
+        import signal
+
+        import wbc.ship
+        from wbc.ship import export_and_report
+
+        out = tmp_path / "m"
+        export_and_report(tiny_run, out, data=data_copy)
+        real = os.replace
+        moved: list[str] = []
+
+        def replace_then_interrupt(src: object, dst: object) -> None:
+            real(src, dst)  # type: ignore[arg-type]
+            if Path(str(dst)).parent == out:  # a file moving in (the staging folder's are written so too)
+                moved.append(Path(str(dst)).name)
+                if len(moved) == 1:
+                    os.kill(os.getpid(), signal.SIGINT)
+
+        monkeypatch.setattr(wbc.ship.os, "replace", replace_then_interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            export_and_report(tiny_run, out, data=data_copy, tta=False)
+        monkeypatch.undo()
+        assert moved == ["model.onnx", "model.json"]
+        assert json.loads((out / "model.json").read_text())["tta_views"] == 1
+        assert "the model was exported to" in capsys.readouterr().err
+        Predictor(out)  # the card names the ONNX file it sits beside
+        assert not list(out.glob(".wbc-export.*"))
 
     def test_export_with_evaluate_needs_test_before_writing(self, tiny_run: Path, data_copy: Path,
                                                             tmp_path: Path) -> None:

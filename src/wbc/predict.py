@@ -217,7 +217,13 @@ class Predictor:
 
         self.onnx_path, self.card_path = resolve_model(model)
         self.card = read_card(self.card_path)
-        digest = sha256_file(self.onnx_path)
+        # The bytes hashed are the bytes loaded: a file replaced between the two (an export moving a new
+        # model in) cannot run under the other's card.
+        try:
+            onnx_bytes = self.onnx_path.read_bytes()
+        except OSError as e:
+            raise ModelFileError(f"{self.onnx_path}: cannot be read ({e.strerror or e})") from e
+        digest = hashlib.sha256(onnx_bytes).hexdigest()
         if digest != self.card["onnx_sha256"]:
             raise ModelFileError(
                 f"{self.onnx_path}: sha256 {digest[:12]}... does not match its card "
@@ -250,7 +256,7 @@ class Predictor:
         if threads:
             opts.intra_op_num_threads = threads
         try:
-            self.session = ort.InferenceSession(str(self.onnx_path), opts, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(onnx_bytes, opts, providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own untyped errors for a bad graph
             raise ModelFileError(f"{self.onnx_path}: ONNX Runtime cannot load it ({e})") from e
         self.output_names = [o.name for o in self.session.get_outputs()]

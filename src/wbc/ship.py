@@ -133,39 +133,42 @@ MODEL_FILES = ("model.onnx", "model.json")
 REPORT_FILES = (*EVALUATION_FILES, "training_curves.png")
 
 
-STAGE_PREFIX = ".wbc-export."  # an export's staging folder inside its output folder
-STAGE_OWNER = "pid"  # in a staging folder: the process that made it
+STAGE_PREFIX = ".wbc-export."  # an export's staging folder inside its output folder: PREFIX<pid>.<random>
 
 
 def _clear_dead_stages(out: Path) -> None:
-    """Remove the staging folders a killed export left in `out` (marked by STAGE_OWNER, their process
-    gone); one still in use by a running export, or anything else, stays."""
+    """Remove the staging folders a killed export left in `out` (named by STAGE_PREFIX and the process
+    that made them, now gone); one of a running export, or anything else, stays."""
     for stage in out.glob(STAGE_PREFIX + "*"):
-        try:
-            pid = int((stage / STAGE_OWNER).read_text())
-        except (OSError, ValueError):
-            continue  # not an export's staging folder, or not one to judge
-        try:
-            os.kill(pid, 0)
-            continue  # that export is still running
-        except ProcessLookupError:
-            shutil.rmtree(stage, ignore_errors=True)
-        except OSError:
-            continue  # another user's process: alive
+        pid = stage.name[len(STAGE_PREFIX):].split(".")[0]
+        if not stage.is_dir() or stage.is_symlink() or not pid.isdigit():
+            continue  # not an export's staging folder
+        if int(pid) != os.getpid() and os.name == "posix":  # this process runs one export at a time
+            try:
+                os.kill(int(pid), 0)
+                continue  # that export is still running
+            except ProcessLookupError:
+                pass
+            except OSError:
+                continue  # another user's process: alive
+        elif int(pid) != os.getpid():
+            continue  # no cheap way to tell elsewhere
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 @contextlib.contextmanager
-def _no_interrupt() -> Iterator[None]:
-    """Ctrl-C held back for the block (where the platform allows it) and delivered after it."""
-    mask = getattr(signal, "pthread_sigmask", None)
-    if mask is None:
+def _interrupt_held(hit: list[int]) -> Iterator[None]:
+    """Ctrl-C recorded in `hit` instead of raised, for the block (on the main thread; elsewhere the main
+    thread gets it): Python runs a signal's handler on the main thread whichever thread the signal hits."""
+    try:
+        old = signal.signal(signal.SIGINT, lambda signum, frame: hit.append(signum))
+    except ValueError:  # not the main thread
         yield
         return
-    old = mask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        mask(signal.SIG_SETMASK, old)
+        signal.signal(signal.SIGINT, old)
 
 
 def export_and_report(run: str | Path, out: str | Path, data: str | Path | None = None,
@@ -239,15 +242,17 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
     for f in (*MODEL_FILES, *REPORT_FILES):
         if (out / f).is_dir():
             raise OutputError(f"{out / f}: is a folder; the export writes a file of that name there")
-    made = out  # the outermost folder this export makes, removed again if it fails
+    made = out  # the outermost folder this export makes, removed again if it fails and still empty
     while not made.parent.exists():
         made = made.parent
     made_out = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    _clear_dead_stages(out)
-    stage = Path(tempfile.mkdtemp(prefix=STAGE_PREFIX, dir=out))
-    (stage / STAGE_OWNER).write_text(str(os.getpid()))
+    stage: Path | None = None
+    hit: list[int] = []  # a Ctrl-C held back while the files move in
+    committed = False
     try:
+        out.mkdir(parents=True, exist_ok=True)
+        _clear_dead_stages(out)
+        stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}.", dir=out))
         card = export(ckpt, stage, parity_images(data), temperature=t, extra_card={
             "tta_views": views, "calibration": {"temperature": t, **calib}, "review_threshold": threshold,
             "confidence_map": cmap, "match_white": match_white,
@@ -264,19 +269,28 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
                 atomic_write_text(stage / "report.md", (stage / "report.md").read_text()
                                   + f"\n## Training curves ({kind})\n\n![training curves](training_curves.png)\n")
             atomic_write_text(stage / "model.json", json.dumps(card, indent=2))
-        new = sorted((f.name for f in stage.iterdir() if f.name != STAGE_OWNER), key=lambda f: f == "model.json")
+        new = sorted((f.name for f in stage.iterdir()), key=lambda f: f == "model.json")
         # The old model's report goes with it; a user's own file of such a name stays, unless replaced.
         stale = [f for f in REPORT_FILES if evaluated_before and f not in new and (out / f).is_file()]
         replaced = [f for f in REPORT_FILES if not evaluated_before and f in new and (out / f).exists()]
-        with _no_interrupt():  # milliseconds: the files in, the card last (it names the ONNX file's hash)
+        with _interrupt_held(hit):  # milliseconds: the files in, the card last (it names the ONNX file's hash)
             for f in new:
                 os.replace(stage / f, out / f)
             for f in stale:
                 (out / f).unlink()
+            committed = True
     except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        if made_out:
-            shutil.rmtree(made, ignore_errors=True)
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+        folder = out
+        while made_out and not committed:  # the folders this export made, innermost first, while still empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+            if folder == made:
+                break
+            folder = folder.parent
         raise
     shutil.rmtree(stage, ignore_errors=True)
     if stale:
@@ -284,4 +298,7 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
               f"write again ({', '.join(stale)})", file=sys.stderr)
     if replaced:
         print(f"wbc: note: replaced {', '.join(replaced)} in {out} with this model's evaluation", file=sys.stderr)
+    if hit:
+        print(f"wbc: note: the model was exported to {out} before the interrupt took effect", file=sys.stderr)
+        raise KeyboardInterrupt
     return card
