@@ -175,6 +175,31 @@ class TestExport:
         Predictor(out)  # the card names the ONNX file it sits beside
         assert not list(out.glob(".wbc-export.*"))
 
+    def test_a_move_that_fails_is_undone(self, tiny_run: Path, data_copy: Path, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+        """Where moving a file in fails (a file held open elsewhere, a folder's permissions), the files moved
+        before it are put back: the model there still loads with its own card and report."""
+        import wbc.ship
+        from wbc.ship import export_and_report
+
+        (data_copy / "TEST_SIMPLE").rename(data_copy / "TEST")
+        out = tmp_path / "m"
+        export_and_report(tiny_run, out, data=data_copy, evaluate_test=True)
+        before = {f.name: f.read_bytes() for f in out.iterdir()}
+        real = os.replace
+
+        def fails_at_the_card(src: object, dst: object) -> None:
+            if Path(str(dst)) == out / "model.json":
+                raise PermissionError(13, "Permission denied", str(dst))
+            real(src, dst)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(wbc.ship.os, "replace", fails_at_the_card)
+        with pytest.raises(PermissionError):
+            export_and_report(tiny_run, out, data=data_copy, evaluate_test=True, calibrate=False)
+        monkeypatch.undo()
+        assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+        Predictor(out)
+
     def test_export_with_evaluate_needs_test_before_writing(self, tiny_run: Path, data_copy: Path,
                                                             tmp_path: Path) -> None:
         """Data without TEST: --evaluate is refused before a model is written (it left one without figures)."""

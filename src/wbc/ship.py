@@ -149,11 +149,36 @@ def _clear_dead_stages(out: Path) -> None:
                 continue  # that export is still running
             except ProcessLookupError:
                 pass
-            except OSError:
-                continue  # another user's process: alive
+            except (OSError, OverflowError):
+                continue  # another user's process (alive), or no process id at all
         elif int(pid) != os.getpid():
             continue  # no cheap way to tell elsewhere
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def _move_in(stage: Path, out: Path, names: list[str]) -> None:
+    """Move `names` from `stage` into `out` in that order, all or none: where one move fails, those
+    before it are undone from the copies kept of the files they replaced (hard links, else copies)."""
+    before = stage / ".before"  # inside the staging folder: listed after `names` were
+    before.mkdir()
+    done: list[str] = []
+    try:
+        for f in names:
+            if (out / f).is_file():
+                try:
+                    os.link(out / f, before / f)
+                except OSError:
+                    shutil.copy2(out / f, before / f)
+            os.replace(stage / f, out / f)
+            done.append(f)
+    except BaseException:
+        for f in reversed(done):
+            if (before / f).exists():
+                os.replace(before / f, out / f)
+            else:
+                (out / f).unlink(missing_ok=True)
+        shutil.rmtree(before)  # undone: what is left there is no longer needed
+        raise
 
 
 @contextlib.contextmanager
@@ -168,7 +193,8 @@ def _interrupt_held(hit: list[int]) -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, old)
+        if old is not None:  # None: a handler not set from Python, which cannot be put back from it
+            signal.signal(signal.SIGINT, old)
 
 
 def export_and_report(run: str | Path, out: str | Path, data: str | Path | None = None,
@@ -242,10 +268,11 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
     for f in (*MODEL_FILES, *REPORT_FILES):
         if (out / f).is_dir():
             raise OutputError(f"{out / f}: is a folder; the export writes a file of that name there")
-    made = out  # the outermost folder this export makes, removed again if it fails and still empty
+    where = Path(os.path.abspath(out))  # ".." resolved: the folders made are told from those that exist
+    made = where  # the outermost folder this export makes, removed again if it fails and still empty
     while not made.parent.exists():
         made = made.parent
-    made_out = not out.exists()
+    made_out = not where.exists()
     stage: Path | None = None
     hit: list[int] = []  # a Ctrl-C held back while the files move in
     committed = False
@@ -269,20 +296,24 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
                 atomic_write_text(stage / "report.md", (stage / "report.md").read_text()
                                   + f"\n## Training curves ({kind})\n\n![training curves](training_curves.png)\n")
             atomic_write_text(stage / "model.json", json.dumps(card, indent=2))
-        new = sorted((f.name for f in stage.iterdir()), key=lambda f: f == "model.json")
+        # The report first, then the model and, last, its card (it names the ONNX file's hash).
+        new = sorted((f.name for f in stage.iterdir()), key=lambda f: MODEL_FILES.index(f) + 1 if f in MODEL_FILES else 0)
         # The old model's report goes with it; a user's own file of such a name stays, unless replaced.
         stale = [f for f in REPORT_FILES if evaluated_before and f not in new and (out / f).is_file()]
         replaced = [f for f in REPORT_FILES if not evaluated_before and f in new and (out / f).exists()]
-        with _interrupt_held(hit):  # milliseconds: the files in, the card last (it names the ONNX file's hash)
-            for f in new:
-                os.replace(stage / f, out / f)
+        with _interrupt_held(hit):  # milliseconds
+            _move_in(stage, out, new)
             for f in stale:
-                (out / f).unlink()
+                (out / f).unlink(missing_ok=True)
             committed = True
     except BaseException:
-        if stage is not None:
+        kept = stage / ".before" if stage is not None else None
+        if kept is not None and kept.is_dir() and any(kept.iterdir()):  # an undo that failed: keep what it had
+            print(f"wbc: note: the export could not put back every file it replaced in {out}; the earlier ones "
+                  f"are in {kept}", file=sys.stderr)
+        elif stage is not None:
             shutil.rmtree(stage, ignore_errors=True)
-        folder = out
+        folder = where
         while made_out and not committed:  # the folders this export made, innermost first, while still empty
             try:
                 folder.rmdir()
@@ -300,5 +331,5 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
         print(f"wbc: note: replaced {', '.join(replaced)} in {out} with this model's evaluation", file=sys.stderr)
     if hit:
         print(f"wbc: note: the model was exported to {out} before the interrupt took effect", file=sys.stderr)
-        raise KeyboardInterrupt
+        signal.raise_signal(signal.SIGINT)  # to the handler put back: KeyboardInterrupt by default
     return card
