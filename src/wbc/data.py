@@ -322,7 +322,7 @@ def load_prepared(
     keep = np.array([not isinstance(r, str) for r in results])
     if bad and not skip_bad:
         raise DataError(f"{len(bad)} unusable image file(s); fix or remove them (wbc train, wbc evaluate and, "
-                        f"for TEST, wbc export --evaluate can leave them out with --skip-bad):\n  {_listed(bad)}")
+                        f"for TEST, wbc export --evaluate can leave them out with --skip-bad):\n  {listed(bad)}")
     if not keep.any():
         raise DataError("no usable images among the files given")
     good = [r for r in results if not isinstance(r, str)]
@@ -341,10 +341,10 @@ def load_prepared(
     return _kept(samples, keep, x, reduced_by, gains)
 
 
-def _listed(items: Sequence[str], shown: int = 20) -> str:
-    """The first `shown` of `items`, a line each (indented), and how many more there are."""
-    more = f"\n  ... and {len(items) - shown} more" if len(items) > shown else ""
-    return "\n  ".join(items[:shown]) + more
+def listed(items: Sequence[str], shown: int = 20, sep: str = "\n  ") -> str:
+    """The first `shown` of `items` joined by `sep` (default: a line each, indented), and how many more."""
+    more = f"{sep}... and {len(items) - shown} more" if len(items) > shown else ""
+    return sep.join(items[:shown]) + more
 
 
 def _kept(samples: Sequence[Sample], keep: np.ndarray, x: np.ndarray, reduced_by: np.ndarray,
@@ -353,5 +353,5 @@ def _kept(samples: Sequence[Sample], keep: np.ndarray, x: np.ndarray, reduced_by
     --skip-bad never drops one unsaid."""
     skipped = tuple(str(s.path) for s, k in zip(samples, keep) if not k)
     if skipped:
-        print(f"wbc: note: {len(skipped)} unusable file(s) left out (--skip-bad):\n  {_listed(skipped)}", file=sys.stderr)
+        print(f"wbc: note: {len(skipped)} unusable file(s) left out (--skip-bad):\n  {listed(skipped)}", file=sys.stderr)
     return Prepared(x, [s for s, k in zip(samples, keep) if k], reduced_by, gains, skipped)

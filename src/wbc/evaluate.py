@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from wbc.data import Prepared, Sample, find_images_root, list_folder, list_split, load_prepared
+from wbc.data import Prepared, Sample, find_images_root, list_folder, list_split, listed, load_prepared
 from wbc.errors import ModelFileError
 from wbc.info import CLASSES
 from wbc.io import atomic_write_text
@@ -190,7 +190,6 @@ def evaluate(
                  {"model": model_name, "read as": reader.read_as, "data": where, "files": str(m["n_files"]),
                   "cells": str(m["n_cells"]),
                   **({"left out (unusable, --skip-bad)": f"{len(prepared.skipped)} file(s): "
-                      + ", ".join(m_out["skipped_files"][:20]) + (" ..." if len(prepared.skipped) > 20 else "")}
-                     if prepared.skipped else {}),
+                      + listed(m_out["skipped_files"], sep=", ")} if prepared.skipped else {}),
                   **({"caution": m_out["caution"]} if "caution" in m_out else {})}, text)
     return m_out

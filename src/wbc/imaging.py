@@ -169,8 +169,9 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
 def _pages(img: Image.Image) -> int:
     """How many full images `img` (opened, not loaded) holds, left at the one to read: a multi-page
     TIFF's pages of at least THUMBNAIL_AREA of its largest page's area (a smaller page is a thumbnail or
-    preview, such as a copy at half the sides; where one comes first, the largest page is read), an animation's frames. JPEG's MPO
-    second pictures (a camera's preview or depth map) are not counted: the photo is the first."""
+    preview, such as a copy at half the sides; where one comes first, the largest page is read), an
+    animation's frames. JPEG's MPO second pictures (a camera's preview or depth map) are not counted:
+    the photo is the first."""
     try:
         n = getattr(img, "n_frames", 1)
         if n <= 1 or img.format == "MPO":

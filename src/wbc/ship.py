@@ -156,6 +156,42 @@ def _clear_dead_stages(out: Path) -> None:
         shutil.rmtree(stage, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def _staging(out: Path) -> Iterator[Path]:
+    """A staging folder inside `out` (made, with its parents, where missing), named by this process, and
+    removed after the block. Where the block fails, so are the folders made for it while they are
+    empty (once the files moved in, `out` is not); an undo by `_move_in` that failed leaves what it
+    could not put back in the staging folder, and says where."""
+    where = Path(os.path.abspath(out))  # ".." resolved: the folders made are told from those that exist
+    made = None if where.exists() else where  # the outermost folder made for the export
+    while made is not None and not made.parent.exists():
+        made = made.parent
+    stage: Path | None = None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        _clear_dead_stages(out)
+        stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}.", dir=out))
+        yield stage
+    except BaseException:
+        kept = stage / ".before" if stage is not None else None
+        if kept is not None and kept.is_dir() and any(kept.iterdir()):
+            print(f"wbc: note: the export could not put back every file it replaced in {out}; the earlier ones "
+                  f"are in {kept}", file=sys.stderr)
+        elif stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+        folder = where
+        while made is not None:  # innermost first, while empty
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+            if folder == made:
+                break
+            folder = folder.parent
+        raise
+    shutil.rmtree(stage, ignore_errors=True)
+
+
 def _move_in(stage: Path, out: Path, names: list[str]) -> None:
     """Move `names` from `stage` into `out` in that order, all or none: where one move fails, those
     before it are undone from the copies kept of the files they replaced (hard links, else copies)."""
@@ -268,18 +304,8 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
     for f in (*MODEL_FILES, *REPORT_FILES):
         if (out / f).is_dir():
             raise OutputError(f"{out / f}: is a folder; the export writes a file of that name there")
-    where = Path(os.path.abspath(out))  # ".." resolved: the folders made are told from those that exist
-    made = where  # the outermost folder this export makes, removed again if it fails and still empty
-    while not made.parent.exists():
-        made = made.parent
-    made_out = not where.exists()
-    stage: Path | None = None
     hit: list[int] = []  # a Ctrl-C held back while the files move in
-    committed = False
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        _clear_dead_stages(out)
-        stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}.", dir=out))
+    with _staging(out) as stage:
         card = export(ckpt, stage, parity_images(data), temperature=t, extra_card={
             "tta_views": views, "calibration": {"temperature": t, **calib}, "review_threshold": threshold,
             "confidence_map": cmap, "match_white": match_white,
@@ -305,25 +331,6 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
             _move_in(stage, out, new)
             for f in stale:
                 (out / f).unlink(missing_ok=True)
-            committed = True
-    except BaseException:
-        kept = stage / ".before" if stage is not None else None
-        if kept is not None and kept.is_dir() and any(kept.iterdir()):  # an undo that failed: keep what it had
-            print(f"wbc: note: the export could not put back every file it replaced in {out}; the earlier ones "
-                  f"are in {kept}", file=sys.stderr)
-        elif stage is not None:
-            shutil.rmtree(stage, ignore_errors=True)
-        folder = where
-        while made_out and not committed:  # the folders this export made, innermost first, while still empty
-            try:
-                folder.rmdir()
-            except OSError:
-                break
-            if folder == made:
-                break
-            folder = folder.parent
-        raise
-    shutil.rmtree(stage, ignore_errors=True)
     if stale:
         print(f"wbc: note: removed the files of the model exported to {out} before that this export does not "
               f"write again ({', '.join(stale)})", file=sys.stderr)
