@@ -217,6 +217,33 @@ class TestPredictCli:
         assert rows["empty"].endswith("ERROR no image files in this folder")
         assert "ERROR cannot be read (File name too long)" in rows["..." + "x" * 57]
 
+    def test_rows_naming_no_image_say_so_and_one_image_has_no_differential(self, tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+        """One image with an empty folder and a typo: the two rows' verdict in the CSV is "no image", not
+        "unreadable" (nothing was there to read), and a count of the one image is no differential."""
+        one = sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))[0]
+        (tmp_path / "empty").mkdir()
+        args = ["predict", str(one), str(tmp_path / "empty"), str(tmp_path / "typo.jpg"), "--csv", str(tmp_path / "o.csv")]
+        assert main([*args, "--quiet"]) == 1
+        out = capsys.readouterr().out
+        assert "Differential" not in out and out.splitlines()[4:] == [f"wrote {tmp_path / 'o.csv'}"], out
+        verdicts = {Path(r["file"]).name: r["verdict"] for r in csv.DictReader((tmp_path / "o.csv").open())}
+        assert verdicts == {one.name: "confident", "empty": "no image", "typo.jpg": "no image"}, verdicts
+
+    def test_control_characters_in_a_name_keep_the_row_on_one_line(self, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+        """A newline, tab or escape in a file name is shown escaped, so each file is one line of the
+        table (a newline split the row in two); the CSV keeps the name as it is."""
+        src = sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))[:2]
+        odd = [tmp_path / "two\nlines.jpeg", tmp_path / "tab\tand\x1b[31mred.jpeg"]
+        for s, d in zip(src, odd):
+            d.write_bytes(s.read_bytes())
+        assert main(["predict", *map(str, odd), "--csv", str(tmp_path / "o.csv"), "--quiet"]) == 0
+        table = capsys.readouterr().out.split("\n\n")[0].splitlines()
+        assert len(table) == 3, table
+        assert "two\\nlines.jpeg" in table[1] and "tab\\tand\\x1b[31mred.jpeg" in table[2], table
+        assert [r["file"] for r in csv.DictReader((tmp_path / "o.csv").open(newline=""))] == list(map(str, odd))
+
     def test_unreadable_folder_is_named_as_such(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
         """A folder that cannot be listed is a row saying so, not "no image files" (the folder search
@@ -544,6 +571,9 @@ class TestPredictCli:
         assert "(left out: 3 links or folders not followed)" in out
         assert "3 link(s) or folder(s) in the folders given could not be followed" in err
         assert "name no image file" not in err and "other file(s) passed over: .txt" in err
+        main(["predict", str(smear), "--quiet", "--csv", str(tmp_path / "o.csv")])
+        verdicts = {Path(r["file"]).name: r["verdict"] for r in csv.DictReader((tmp_path / "o.csv").open())}
+        assert [verdicts[k] for k in ("gone.jpg", "NEUTROPHIL", "locked")] == ["not followed"] * 3, verdicts
 
     def test_model_from_the_environment_is_named(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:

@@ -232,9 +232,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str]], int, list[Path], int]:
+NO_IMAGE = "no image"  # the verdict of a `wbc predict` row that names no image file to read
+
+
+def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str, str]], int, list[Path], int]:
     """The image files to classify, in the order given, folders searched and patterns a shell left
-    unexpanded matched here; an input that names nothing stays as (input, why), a row of its own. The
+    unexpanded matched here; an input that names nothing stays as (input, why, verdict), a row of its own
+    ("no image", or "not followed" for a link or subfolder found in a folder given). The
     second value counts files given more than once, each classified once; the third lists the files in
     folders given that were passed over, their names not an image's; the fourth counts the rows for
     links and subfolders found in the folders that could not be followed (each named once)."""
@@ -242,7 +246,7 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str]], in
 
     from wbc.predict import iter_image_paths
 
-    out: list[Path | tuple[str, str]] = []
+    out: list[Path | tuple[str, str, str]] = []
     seen: set[Path] = set()
     repeats = 0
     others: dict[Path, Path] = {}  # by real path: a folder given twice passes its files over once
@@ -252,7 +256,7 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str]], in
         nonlocal repeats
         try:
             if not Path(item).exists():
-                out.append((item, "no such file (a broken link?)" if pattern else "no such file or folder"))
+                out.append((item, "no such file (a broken link?)" if pattern else "no such file or folder", NO_IMAGE))
                 return
             if Path(item).is_dir():  # the folder search below skips a folder it cannot list, without a word
                 os.scandir(item).close()
@@ -260,16 +264,16 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str]], in
             missed: list[tuple[Path, str]] = []
             found = iter_image_paths([item], held, missed)
         except OSError as e:  # a name too long, a folder that cannot be listed
-            out.append((item, f"cannot be read ({e.strerror or e})"))
+            out.append((item, f"cannot be read ({e.strerror or e})", NO_IMAGE))
             return
         for f in held:
             others.setdefault(f.resolve(), f)
         for f, why in missed:  # rows of their own: images may be in them or behind them
             if f.absolute() not in unfollowed:
                 unfollowed.add(f.absolute())
-                out.append((str(f), why))
+                out.append((str(f), why, "not followed"))
         if not found and not missed:
-            out.append((item, "no image files in this folder" + (f" ({_passed_over(held)})" if held else "")))
+            out.append((item, "no image files in this folder" + (f" ({_passed_over(held)})" if held else ""), NO_IMAGE))
         for f in found:
             key = f.resolve()
             repeats += key in seen
@@ -280,7 +284,7 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str]], in
     for item in inputs:
         matches = sorted(glob.glob(item, recursive=True)) if glob.has_magic(item) and not _exists(item) else None
         if matches == []:
-            out.append((item, "no image file matches this pattern"))
+            out.append((item, "no image file matches this pattern", NO_IMAGE))
             continue
         for m in matches or [item]:
             add(m, pattern=matches is not None)
@@ -324,7 +328,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     entries, repeats, others, unfollowed = _predict_inputs(args.paths)
     paths = [e for e in entries if isinstance(e, Path)]
     if not paths:
-        missing = [f"{item}: {why}" for item, why in (e for e in entries if isinstance(e, tuple))]
+        missing = [f"{item}: {why}" for item, why, _ in (e for e in entries if isinstance(e, tuple))]
         raise WbcError("; ".join(missing) if missing else f"no image files found in {' '.join(map(str, args.paths))}")
     if args.csv:
         _check_csv_target(args.csv, paths)
@@ -338,7 +342,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     unread = len(paths) - len(read)
     by_path = iter(read)
     results = [(next(by_path, None) or Prediction(file=e, error=NOT_READ)) if isinstance(e, Path)
-               else Prediction(file=e[0], error=e[1]) for e in entries]
+               else Prediction(file=e[0], error=e[1], no_image=e[2]) for e in entries]
     named_nothing = len(entries) - len(paths) - unfollowed
     bad = sum(1 for r in results if r.error) - named_nothing - unfollowed - unread  # files that could not be used
     if args.csv:  # first: a reader of the table that goes away (`| head`) must not cost the file
@@ -347,10 +351,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"note: {repeats} file(s) given more than once, each classified and counted once", file=sys.stderr)
     if others and paths:
         print(f"note: in the folders given, {_passed_over(others)}", file=sys.stderr)
-    width = min(60, max(len(str(r.file)) for r in results))
+    names = [printable(str(r.file)) for r in results]
+    width = min(60, max(map(len, names)))
     print(f"{'file':{width}s}  {'class':11s}  confidence  verdict")
-    for r in results:
-        name = str(r.file)
+    for r, name in zip(results, names):
         if len(name) > width:  # keep the end of a long path, and show that its start is cut
             name = "..." + name[3 - width:]
         if r.error:
@@ -371,7 +375,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         # No type is given for what the screening rejected or a typed piece of a cell, as in the app.
         kind, conf = (r.label, f"{r.confidence:.3f}") if r.typed else ("-", "-")
         print(f"{name:{width}s}  {kind:11s}  {conf:>10s}  {note}")
-    if len(results) > 1:
+    if len(paths) > 1:  # a count of one image is no differential, whatever else was named
         from wbc.differential import differential_lines
 
         # A typed piece of a cell beside a much larger one is not a cell to count, as in the app.
@@ -406,6 +410,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"wbc: interrupted: {unread} of {len(paths)} file(s) not read", file=sys.stderr)
         return 130
     return 1 if named_nothing or unfollowed or bad else 0
+
+
+def printable(name: str) -> str:
+    """A file name as one line of the table: a newline, tab or other control character in it is shown
+    escaped (a name may hold any of them), the rest as it is."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
 
 
 def other_cell_note(r: Prediction) -> str:

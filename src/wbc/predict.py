@@ -171,6 +171,7 @@ class Prediction:
     cell: tuple[int, int] | None = None  # (x, y) px in the photo of the cell cropped and typed
     other_cell: tuple[int, int] | None = None  # (x, y) px in the photo of a second white cell, which was not typed
     other_larger: bool = False  # that cell's nucleus is much larger than what was typed, perhaps a piece or speck
+    no_image: str = ""  # the verdict of a row that names no image to read (`wbc predict`): "no image" or "not followed"
 
     @property
     def top2(self) -> list[tuple[str, float]]:
@@ -192,7 +193,7 @@ class Prediction:
         """What a user should read: the type, or why it should not be taken at face value; blank where
         no screening ran (wbc evaluate), which could not say whether a white cell is there at all."""
         if self.error:
-            return "not read" if self.error == NOT_READ else "unreadable"
+            return self.no_image or ("not read" if self.error == NOT_READ else "unreadable")
         if not self.screened:
             return ""
         if self.not_wbc:
