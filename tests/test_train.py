@@ -436,6 +436,9 @@ def test_one_training_writes_to_a_run_at_a_time(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError):  # unlocked now: on to the checkpoint, which is missing
         fit(TINY, tmp_path / "new", resume=True, progress=False)
     assert not (tmp_path / "new").exists()  # a failed start leaves no folder it made
+    with pytest.raises(CheckpointError):  # its parents neither (an empty runs/ was left behind)
+        fit(TINY, tmp_path / "runs" / "deeper" / "new", resume=True, progress=False)
+    assert not (tmp_path / "runs").exists()
     held = tmp_path / "held"
     held.mkdir()
     fd = os.open(held, os.O_RDONLY)

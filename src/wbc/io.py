@@ -70,6 +70,25 @@ def check_writable_folder(path: str | Path) -> None:
         raise OutputError(f"{path}: {problem}; give another output folder")
 
 
+def missing_folders(path: str | Path) -> list[Path]:
+    """The folders on `path` (itself and its parents, ".." resolved) that do not exist yet, innermost
+    first: what making it will make, to be removed by `remove_empty` where the work fails."""
+    folder, missing = Path(os.path.abspath(path)), []
+    while not folder.exists() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    return missing
+
+
+def remove_empty(folders: list[Path]) -> None:
+    """Remove `folders` in order (innermost first, as `missing_folders` lists them) while they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
 def check_writable_file(path: str | Path) -> None:
     """Fail before the work where the output file `path` cannot be written (OutputError naming it and
     why): a folder of that name, or a folder it cannot be written into."""

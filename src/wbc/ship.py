@@ -27,7 +27,7 @@ from wbc.errors import CheckpointError, OutputError
 from wbc.evaluate import EVALUATION_FILES, evaluate
 from wbc.export import export
 from wbc.imaging import TEST_TIME_VIEWS, dihedral_views
-from wbc.io import atomic_write_text
+from wbc.io import atomic_write_text, missing_folders, remove_empty
 from wbc.metrics import expected_calibration_error
 from wbc.predict import Predictor
 from wbc.model import config_from_dict
@@ -162,10 +162,7 @@ def _staging(out: Path) -> Iterator[Path]:
     removed after the block. Where the block fails, so are the folders made for it while they are
     empty (once the files moved in, `out` is not); an undo by `_move_in` that failed leaves what it
     could not put back in the staging folder, and says where."""
-    where = Path(os.path.abspath(out))  # ".." resolved: the folders made are told from those that exist
-    made = None if where.exists() else where  # the outermost folder made for the export
-    while made is not None and not made.parent.exists():
-        made = made.parent
+    made = missing_folders(out)
     stage: Path | None = None
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -179,15 +176,7 @@ def _staging(out: Path) -> Iterator[Path]:
                   f"are in {kept}", file=sys.stderr)
         elif stage is not None:
             shutil.rmtree(stage, ignore_errors=True)
-        folder = where
-        while made is not None:  # innermost first, while empty
-            try:
-                folder.rmdir()
-            except OSError:
-                break
-            if folder == made:
-                break
-            folder = folder.parent
+        remove_empty(made)
         raise
     shutil.rmtree(stage, ignore_errors=True)
 

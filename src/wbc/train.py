@@ -34,7 +34,7 @@ from wbc.data import Sample, find_images_root, grouped_split, list_split, load_a
 from wbc.errors import CheckpointError, ConfigError, DataError
 from wbc.imaging import PreprocessSpec, dihedral_views
 from wbc.info import CLASSES, NUM_CLASSES
-from wbc.io import atomic_write_bytes, atomic_write_text
+from wbc.io import atomic_write_bytes, atomic_write_text, missing_folders, remove_empty
 from wbc.model import (
     SeedConfig,
     WbcNetConfig,
@@ -561,9 +561,9 @@ def check_device(device: str) -> torch.device:
 @contextlib.contextmanager
 def _only_writer(run: Path) -> Iterator[None]:
     """Hold the run folder for one `wbc train` at a time (an advisory lock on the folder, released
-    when the process ends however it ends); a folder made here and left empty is removed. Where no
-    lock can be had (not POSIX; a file system without locks) training goes on without one."""
-    made = not run.exists()
+    when the process ends however it ends); the folders made here (`runs/` too) and left empty are
+    removed. Where no lock can be had (not POSIX; a file system without locks) training goes on without one."""
+    made = missing_folders(run)
     run.mkdir(parents=True, exist_ok=True)
     fd: int | None = None
     held = False
@@ -584,8 +584,8 @@ def _only_writer(run: Path) -> Iterator[None]:
         if fd is not None:
             os.close(fd)
         # Only the holder tidies: a refused start must not remove the folder the holder is about to fill.
-        if made and held and not any(run.iterdir()):
-            run.rmdir()
+        if held:
+            remove_empty(made)
 
 
 def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool = True,
