@@ -1050,6 +1050,25 @@ class TestPage:
         assert any("holds no TEST figures" in m and "wbc evaluate --model DIR" in m for m in text)
         assert not any("nan" in m for m in text), text
         assert not any("test images" in d.value.columns for d in at.dataframe)
+        assert not any("verdicts mean little" in w.value for w in at.warning)
+
+    def test_model_near_chance_is_said_to_be(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A model whose card reads below 50% on its held-out images (an export of a run of an epoch or
+        two) is said to be, above the tabs: its review threshold still lets it call answers confident."""
+        import shutil
+
+        import streamlit as st
+
+        shutil.copy(DEFAULT_MODEL_DIR / "model.onnx", tmp_path / "model.onnx")
+        card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+        card["calibration"] = {**card.get("calibration", {}), "val_accuracy": 0.3}
+        (tmp_path / "model.json").write_text(json.dumps(card))
+        monkeypatch.setenv("WBC_MODEL", str(tmp_path))
+        at = self._app().run()
+        st.cache_resource.clear()
+        assert not at.exception
+        assert at.warning[0].value == ("This model reads only 30.0% of its held-out images right (chance: 25%); "
+                                       "its \"confident\" verdicts mean little.")
 
     def test_broken_model_is_a_message(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A missing model shows one clear error, not a traceback."""

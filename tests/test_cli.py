@@ -585,11 +585,13 @@ class TestPredictCli:
                 in capsys.readouterr().err)
 
     def test_only_bad_files(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        """A corrupt file is reported in the table; all files bad means exit 1."""
+        """A corrupt file is reported in the table, its name once (the row's, not again in the message);
+        all files bad means exit 1."""
         f = tmp_path / "x.png"
         f.write_bytes(b"not a png")
         assert main(["predict", str(f)]) == 1
-        assert "x.png: not a readable image" in capsys.readouterr().out
+        row = capsys.readouterr().out.splitlines()[1]
+        assert row.startswith(str(f)) and row.count("x.png") == 1 and "  ERROR not a readable image" in row, row
 
     def test_bad_model(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A model folder without a model is a clear error."""
@@ -986,11 +988,13 @@ class TestOtherVerbs:
 
 def test_export_match_white_reaches_the_card_writer(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    """`wbc export --match-white` asks export_and_report for a match_white card; without it, for none."""
+    """`wbc export --match-white` asks export_and_report for a match_white card; without it, for none;
+    `--quiet` asks for no progress bars."""
     pytest.importorskip("torch")
     import wbc.ship
 
     seen: list[bool] = []
+    quiet: list[bool] = []
 
     from wbc.predict import DEFAULT_MODEL_DIR
 
@@ -998,6 +1002,7 @@ def test_export_match_white_reaches_the_card_writer(monkeypatch: pytest.MonkeyPa
 
     def fake(run: Path, out: Path, **kw: object) -> dict:
         seen.append(bool(kw["match_white"]))
+        quiet.append(not kw["progress"])
         card = {"onnx_bytes": 1, "parity": {"max_abs_diff": 0.0, "images": 1}, "tta_views": 4}
         return {**card, "metrics": shipped["metrics"]} if kw["evaluate_test"] else card
 
@@ -1006,8 +1011,8 @@ def test_export_match_white_reaches_the_card_writer(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(wbc.ship, "export_warnings", lambda ckpt, card: [])
     assert main(["export", str(tmp_path), "--out", str(tmp_path / "o"), "--match-white"]) == 0
     assert "TEST" not in capsys.readouterr().out
-    assert main(["export", str(tmp_path), "--out", str(tmp_path / "o"), "--evaluate"]) == 0
-    assert seen == [True, False]
+    assert main(["export", str(tmp_path), "--out", str(tmp_path / "o"), "--evaluate", "--quiet"]) == 0
+    assert seen == [True, False] and quiet == [False, True]
     # --evaluate prints the TEST figures it added, and where the report is
     out = capsys.readouterr().out
     assert "TEST, as the card reads it:\naccuracy over files 0.8959 [0.7657, 0.9815]  cells 62/68" in out

@@ -138,6 +138,20 @@ class TestListing:
         with pytest.raises(DataError, match="missing class folder.*MONOCYTE"):
             list_split(data_copy, "TRAIN")
 
+    def test_empty_class_folder(self, data_copy: Path) -> None:
+        """A class folder holding no images (emptied, or only other files) is refused as a missing one
+        is: a network trained without the class was written without a word. `wbc evaluate --folder`
+        (require_all_classes=False) still reads the classes present."""
+        from wbc.data import list_folder
+
+        for f in (data_copy / "TRAIN" / "MONOCYTE").iterdir():
+            f.unlink()
+        (data_copy / "TRAIN" / "MONOCYTE" / "notes.txt").write_text("moved to a slide folder")
+        with pytest.raises(DataError, match=r"TRAIN: class folder\(s\) with no images: MONOCYTE \(images are read"):
+            list_split(data_copy, "TRAIN")
+        assert {CLASSES[s.label] for s in list_folder(data_copy / "TRAIN", require_all_classes=False)} == \
+            set(CLASSES) - {"MONOCYTE"}
+
     def test_unknown_class_folder(self, data_copy: Path) -> None:
         """A stray class folder (e.g. BASOPHIL) is named rather than silently ignored."""
         (data_copy / "TRAIN" / "BASOPHIL").mkdir()

@@ -130,6 +130,27 @@ class TestEvaluate:
             finally:
                 (folder / "MONOCYTE" / "patient2").chmod(0o755)
 
+    def test_output_inside_the_folder_is_refused_and_loose_images_are_named(self, tmp_path: Path,
+                                                                            capsys: pytest.CaptureFixture[str]) -> None:
+        """--out inside the folder evaluated is refused before the work (its plots were scored as
+        monocytes the next time, in MONOCYTE/, or stopped the next run as an unknown class folder);
+        an image beside the class folders, in none, is named as left out rather than dropped unsaid."""
+        import shutil
+
+        from wbc.errors import OutputError
+
+        folder = tmp_path / "mine"
+        shutil.copytree(FIXTURE_IMAGES / "TEST_SIMPLE", folder)
+        for out in (folder / "MONOCYTE", folder / "evaluation", folder):
+            with pytest.raises(OutputError, match=f"{out}: is inside the folder evaluated"):
+                evaluate(None, out, folder=folder, n_boot=50, progress=False)
+        assert not (folder / "evaluation").exists() and not list(folder.glob("*.png"))
+        shutil.copy(next((folder / "MONOCYTE").iterdir()), folder / "loose.jpeg")
+        m = evaluate(None, tmp_path / "eval", folder=folder, n_boot=50, progress=False)
+        assert m["n_files"] == len(list(folder.rglob("*.jpeg"))) - 1
+        assert f"{folder}: 1 image file(s) beside the class folders, in none of them, left out:\n  loose.jpeg" \
+            in capsys.readouterr().err
+
     def test_evaluating_on_train_says_the_model_learnt_from_it(self, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
         """--split TRAIN: metrics.json, report.md and the CLI say that these are the cells the model

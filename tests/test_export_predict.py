@@ -283,6 +283,9 @@ class TestModelFiles:
                                                  f"`wbc export {tmp_path} --out FOLDER`, or .* `wbc evaluate --model "
                                                  f"{tmp_path / 'best.pt'}`"):
             Predictor(tmp_path)
+        with pytest.raises(ModelFileError, match=f"best.pt: a training checkpoint, not an exported model: export it "
+                                                 f"with `wbc export {tmp_path / 'best.pt'} --out FOLDER`"):
+            Predictor(tmp_path / "best.pt")  # the checkpoint itself: not "not a model (an ONNX file"
 
     def test_missing_card(self, exported: Path, tmp_path: Path) -> None:
         """An ONNX file without its card is refused."""

@@ -172,6 +172,42 @@ class TestMatching:
             main([*command[:-1], "0"])
         assert "0: choose 1 or more" in capsys.readouterr().err
 
+    def test_partial_data_set_does_not_shrink_the_shipped_table(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+        """Without --out, a data set that lacks files the shipped table covers is refused before any
+        matching, naming both counts: the rebuild replaced the package's 12,515 rows with its own few,
+        and every tool then took each other file for a cell of its own. With --out it is written there."""
+        pytest.importorskip("cv2")
+        import wbc.sources
+        from wbc.cli import main
+
+        images, _, want = self._data_set(tmp_path)
+        before = TABLE.read_bytes()
+        monkeypatch.setattr(wbc.sources, "match_files", lambda *a, **k: pytest.fail("matched before the check"))
+        assert main(["data", "sources", "--data", str(tmp_path), "--workers", "1"]) == 2
+        err = capsys.readouterr().err
+        assert f"holds 0 of the 12515 files the shipped table ({TABLE}) covers" in err
+        assert "would drop the other 12515" in err and "give --out FILE" in err
+        assert TABLE.read_bytes() == before
+        monkeypatch.undo()
+        table = tmp_path / "mine.csv.gz"
+        assert main(["data", "sources", "--data", str(tmp_path), "--workers", "1", "--out", str(table)]) == 0
+        assert {(m.class_name, m.file_name): m.field for m in read_table(table)} == want
+
+    def test_undecodable_files_are_named(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A file OpenCV cannot decode is named on stderr, not only counted as unmatched in the summary."""
+        pytest.importorskip("cv2")
+        from wbc.cli import main
+
+        images, _, _ = self._data_set(tmp_path)
+        bad = images / "TRAIN" / "MONOCYTE" / "empty.jpeg"
+        bad.write_bytes(b"")
+        (images / "TRAIN" / "lymphocyte" / "text.jpeg").write_text("not an image")
+        assert main(["data", "sources", "--data", str(tmp_path), "--workers", "1", "--out", str(tmp_path / "t.csv.gz")]) == 0
+        err = capsys.readouterr().err
+        assert "2 file(s) could not be decoded, so they match no field" in err
+        assert str(bad) in err and str(images / "TRAIN" / "lymphocyte" / "text.jpeg") in err
+
     def test_no_originals(self, tmp_path: Path) -> None:
         """A data set without dataset-master is named in the error."""
         with pytest.raises(DataError, match="dataset-master"):

@@ -409,7 +409,15 @@ def test_export_warns_of_an_unfinished_or_near_chance_run(tiny_run: Path, tmp_pa
     assert f"warning: the run {run} did not finish (epoch 1 of 2): `wbc train --out {run} --resume`" in (
         capsys.readouterr().err)
     assert export_warnings(tmp_path / "elsewhere" / "best.pt", {"calibration": {"val_accuracy": 0.3}}) == [
-        "it reads only 30.0% of its held-out images right (chance: 25%); its \"confident\" verdicts mean little"]
+        "this model reads only 30.0% of its held-out images right (chance: 25%); its \"confident\" verdicts mean little"]
+    # `wbc predict` with such a model says so too, each time: the export's warning is long gone by then.
+    one = str(sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))[0])
+    for accuracy, noted in ((0.3, True), (0.9, False)):
+        card = json.loads((tmp_path / "e" / "model.json").read_text())
+        card["calibration"]["val_accuracy"] = accuracy
+        (tmp_path / "e" / "model.json").write_text(json.dumps(card))
+        assert main(["predict", one, "--model", str(tmp_path / "e")]) == 0
+        assert ("wbc: note: this model reads only 30.0% of its held-out images right" in capsys.readouterr().err) is noted
     # Stopped among its low-resolution epochs, which are never the best: no best.pt yet, and the way on.
     (run / "best.pt").unlink()
     assert main(["export", str(run), "--out", str(tmp_path / "e2"), "--data", str(FIXTURE_IMAGES)]) == 2

@@ -214,7 +214,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     check_writable_folder(args.out)
     card = export_and_report(args.run, args.out, data=args.data, evaluate_test=args.evaluate,
                              tta=not args.no_tta, calibrate=not args.no_calibrate, calibration=args.calibration,
-                             match_white=args.match_white, skip_bad=args.skip_bad)
+                             match_white=args.match_white, skip_bad=args.skip_bad, progress=not args.quiet)
     ckpt = _training("wbc.ship", "run_checkpoint")(args.run)
     for note in _training("wbc.ship", "export_warnings")(ckpt, card):
         print(f"warning: {note}", file=sys.stderr)
@@ -323,7 +323,7 @@ def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from wbc.predict import NOT_READ, Prediction, Predictor, write_predictions_csv
+    from wbc.predict import NOT_READ, Prediction, Predictor, weak_model_note, write_predictions_csv
 
     entries, repeats, others, unfollowed = _predict_inputs(args.paths)
     paths = [e for e in entries if isinstance(e, Path)]
@@ -333,6 +333,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.csv:
         _check_csv_target(args.csv, paths)
     pred = Predictor(args.model, threads=args.threads)
+    if weak := weak_model_note(pred.card):
+        print(f"wbc: note: {weak}", file=sys.stderr)
     read: list[Prediction] = []
     try:
         for r in pred.iter_files(paths, progress=len(paths) > 1 and not args.quiet, tta=not args.single_view):
@@ -357,8 +359,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     for r, name in zip(results, names):
         if len(name) > width:  # keep the end of a long path, and show that its start is cut
             name = "..." + name[3 - width:]
-        if r.error:
-            print(f"{name:{width}s}  ERROR {r.error}")
+        if r.error:  # the row names the file: the message need not again
+            print(f"{name:{width}s}  ERROR {r.error.removeprefix(f'{r.file}: ')}")
             continue
         note = f"{r.verdict}" + (f": {r.not_wbc}" if r.not_wbc else "")
         if r.typed and (r.needs_review or r.overexposed):  # the runner-up type is no help for the other reasons
@@ -507,13 +509,25 @@ def cmd_data_sources(args: argparse.Namespace) -> int:
 
     from wbc.data import default_data_path, find_images_root
     from wbc.io import check_writable_file
-    from wbc.sources import TABLE, match_files, originals_near, read_table, summary, write_table
+    from wbc.data import listed
+    from wbc.sources import TABLE, data_set_files, match_files, originals_near, read_table, summary, write_table
 
     root = find_images_root(args.data)
     # The data set's folder however it was given (--data, WBC_DATA or the shared copy): dataset-master is in it.
     originals = originals_near(root, args.data or default_data_path())
     out = args.out or TABLE
     check_writable_file(out)
+    paths = {(split, cls, f.name): f for cls, files in data_set_files(root).items() for split, f in files}
+    if out.resolve() == TABLE.resolve() and TABLE.is_file():
+        # The package's table is what every tool groups cells by: a partial copy must not shrink it.
+        have = set(paths)
+        known = {(m.split, m.class_name, m.file_name) for m in read_table(TABLE)}
+        if known - have:
+            raise WbcError(
+                f"{root}: holds {len(known & have)} of the {len(known)} files the shipped table ({TABLE}) "
+                f"covers; rebuilding it from them would drop the other {len(known - have)}, and each of those "
+                "would then count as a cell of its own (leaky splits, intervals too narrow). Point --data at "
+                "the whole data set, or give --out FILE to write a table of these files alone")
     # Each finished class is kept beside the table, which stays whole until the build is.
     partial = out.with_name(out.name + ".partial")
     reuse = [m for t in (out, partial) if args.reuse and t.is_file() for m in read_table(t)]
@@ -538,6 +552,9 @@ def cmd_data_sources(args: argparse.Namespace) -> int:
     partial.unlink(missing_ok=True)
     print(json.dumps(summary(matches), indent=1))
     print(f"wrote {out} ({len(matches)} files)")
+    if unreadable := [str(paths[m.split, m.class_name, m.file_name]) for m in matches if m.unreadable]:
+        print(f"wbc: note: {len(unreadable)} file(s) could not be decoded, so they match no field (each counts as "
+              f"a cell of its own):\n  {listed(unreadable)}", file=sys.stderr)
     return 0
 
 
@@ -561,6 +578,8 @@ def whole_number(low: int, high: int | None = None, why: str = "") -> Callable[[
     return parse
 
 
+DATA_HELP = ("data set folder (default: WBC_DATA, else ../shared/data/blood-cells from the project's folder, "
+             "not the current one)")
 DONE_OR_ERROR = "exit status: 0 done; 2 an error, named on stderr; 130 interrupted; 141 the reader of the output went away"
 
 
@@ -573,16 +592,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="get or check the data set")
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
-    dl = dsub.add_parser("download", help="fetch paultimothymooney/blood-cells from Kaggle with kagglehub")
+    dl = dsub.add_parser("download", help="fetch paultimothymooney/blood-cells from Kaggle with kagglehub",
+                         epilog=DONE_OR_ERROR)
     dl.add_argument("--out", type=Path, default=None, help="copy it here (default: kagglehub's cache)")
     dl.set_defaults(func=cmd_data_download)
-    ck = dsub.add_parser("check", help="find the images and count files and cells per split")
-    ck.add_argument("--data", type=Path, help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
+    ck = dsub.add_parser("check", help="find the images and count files and cells per split",
+                         epilog="exit status: 0 done; 1 with --verify, files that cannot be read (named above it); "
+                                "2 an error, named on stderr; 130 interrupted; 141 the reader of the output went away")
+    ck.add_argument("--data", type=Path, help=DATA_HELP)
     ck.add_argument("--verify", action="store_true", help="also decode every image and name the bad ones")
     ck.set_defaults(func=cmd_data_check)
-    so = dsub.add_parser("sources", help="match every file to the original field (the real cell) it was made from")
-    so.add_argument("--data", type=Path, help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
-    so.add_argument("--out", type=Path, help="table to write (default: the one shipped in the package)")
+    so = dsub.add_parser("sources", help="match every file to the original field (the real cell) it was made from",
+                         epilog=DONE_OR_ERROR)
+    so.add_argument("--data", type=Path, help=DATA_HELP)
+    so.add_argument("--out", type=Path, help="table to write (default: the one shipped in the package, which a data "
+                    "set lacking some of its files may not replace)")
     so.add_argument("--workers", type=whole_number(1), default=2, help="processes (default: 2)")
     so.add_argument("--reuse", action="store_true", help="keep the fields of files the table at --out already matched, "
                     "and those of an interrupted build (kept beside it as .partial)")
@@ -593,7 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", choices=["wbcnet", "seed"], help="network (default: wbcnet)")
     t.add_argument("--out", type=Path,
                    help="run folder (default: runs/<model>-seed<seed>, with -fold<K> or -all for those runs)")
-    t.add_argument("--data", type=Path, help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
+    t.add_argument("--data", type=Path, help=DATA_HELP)
     t.add_argument("--epochs", type=int, help="maximum epochs (default: 80 wbcnet, 50 seed)")
     t.add_argument("--lr", type=float, help="peak learning rate (default: 2e-3 wbcnet, 1e-4 seed)")
     t.add_argument("--batch-size", type=int, help="default: 64")
@@ -672,7 +696,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", help="model folder, .onnx or training checkpoint .pt (default: WBC_MODEL, else the shipped model)")
     e.add_argument("--split", default="TEST", choices=["TEST", "TEST_SIMPLE", "TRAIN"], help="default: TEST")
     e.add_argument("--folder", type=Path, help="evaluate this folder of class folders instead of a split")
-    e.add_argument("--data", type=Path, help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
+    e.add_argument("--data", type=Path, help=DATA_HELP)
     e.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder (default: evaluation)")
     e.add_argument("--skip-bad", action="store_true", help="leave out unreadable images instead of stopping")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -691,6 +715,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--calibration", type=Path, metavar="CV_JSON",
                    help="take the temperature and review threshold from a cross-validation of the run's recipe "
                         "(the cv.json of benchmarks/cv.py) instead of the run's validation cells")
+    x.add_argument("--quiet", action="store_true", help="no progress bars")
     x.add_argument("--match-white", action="store_true",
                    help="the card matches a field's white to the data set's before the network where it lies below "
                         "the data set's range (a dimmer or tinted photo)")

@@ -166,6 +166,14 @@ def _list_class_folders(folder: Path, require_all_classes: bool) -> list[Sample]
     ]
     if not samples:
         raise DataError(f"{folder}: the class folders hold no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    loose = [p.name for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    if loose:  # a class is the folder an image is in: these have none, and were left out without a word
+        print(f"wbc: note: {folder}: {len(loose)} image file(s) beside the class folders, in none of them, left out:"
+              f"\n  {listed(loose)}", file=sys.stderr)
+    empty = [present[c].name for c in CLASSES if c in present and not any(s.label == CLASS_INDEX[c] for s in samples)]
+    if empty and require_all_classes:  # as a missing one: a network trained so has never seen that class
+        raise DataError(f"{folder}: class folder(s) with no images: {', '.join(empty)} "
+                        f"(images are read by their names, {' '.join(sorted(IMAGE_SUFFIXES))})")
     return samples
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from wbc.data import Prepared, Sample, find_images_root, list_folder, list_split, listed, load_prepared
-from wbc.errors import ModelFileError
+from wbc.errors import ModelFileError, OutputError
 from wbc.info import CLASSES
 from wbc.io import atomic_write_text
 from wbc.metrics import classification_report_text, compute_metrics
@@ -157,6 +157,9 @@ def evaluate(
         samples = list_split(folder.parent, split)
     else:
         samples = list_folder(folder, require_all_classes=False)
+    if Path(out).resolve().is_relative_to(Path(folder).resolve()):
+        raise OutputError(f"{out}: is inside the folder evaluated ({folder}); its plots would be read as images "
+                          "there the next time. Give an output folder outside it")
     where = _shown(folder)
     probs, prepared, matched, reader = model_probs(model, samples, skip_bad, progress)
     samples = prepared.samples

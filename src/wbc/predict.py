@@ -55,11 +55,13 @@ def resolve_model(model: str | Path | None = None) -> tuple[Path, Path]:
     p = Path(model).expanduser()
     onnx_path = p / "model.onnx" if p.is_dir() else p
     card_path = onnx_path.with_suffix(".json")
+    checkpoint = p / "best.pt" if p.is_dir() and not onnx_path.is_file() else p
+    if checkpoint.suffix.lower() == ".pt" and checkpoint.is_file():
+        what = "a training run (best.pt)" if checkpoint != p else "a training checkpoint"
+        raise ModelFileError(f"{p}{source}: {what}, not an exported model: export it with "
+                             f"`wbc export {p} --out FOLDER`, or evaluate the checkpoint as it is with "
+                             f"`wbc evaluate --model {checkpoint}`")
     if not onnx_path.is_file():
-        if p.is_dir() and (p / "best.pt").is_file():
-            raise ModelFileError(f"{p}{source}: a training run (best.pt), not an exported model: export it with "
-                                 f"`wbc export {p} --out FOLDER`, or evaluate its checkpoint as it is with "
-                                 f"`wbc evaluate --model {p / 'best.pt'}`")
         if source:
             hint = "point WBC_MODEL at a model folder (model.onnx and model.json), or unset it for the shipped one"
         elif model != DEFAULT_MODEL_DIR:  # named with --model
@@ -108,6 +110,19 @@ def confidence_map(card: dict[str, Any], card_path: str | Path) -> dict[str, np.
         raise ModelFileError(f"{card_path}: confidence_map must be {{\"x\": [...], \"y\": [...]}}, equally long, "
                              "x ascending")
     return {"x": x, "y": y}
+
+
+WEAK_ACCURACY = 0.5  # held-out accuracy below which a model's verdicts are flagged (chance, with 4 classes: 0.25)
+
+
+def weak_model_note(card: dict[str, Any]) -> str:
+    """A warning where the card's held-out accuracy is below WEAK_ACCURACY (a run of an epoch or two),
+    else "": its review threshold, a quantile of its own confidences, still calls some answers confident."""
+    accuracy = card.get("calibration", {}).get("val_accuracy")
+    if isinstance(accuracy, float) and accuracy < WEAK_ACCURACY:
+        return (f"this model reads only {100 * accuracy:.1f}% of its held-out images right (chance: 25%); "
+                "its \"confident\" verdicts mean little")
+    return ""
 
 
 def card_spec(card: dict[str, Any], card_path: str | Path) -> PreprocessSpec:

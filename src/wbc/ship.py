@@ -29,7 +29,7 @@ from wbc.export import export
 from wbc.imaging import TEST_TIME_VIEWS, dihedral_views
 from wbc.io import atomic_write_text, missing_folders, remove_empty
 from wbc.metrics import expected_calibration_error
-from wbc.predict import Predictor
+from wbc.predict import Predictor, weak_model_note
 from wbc.model import config_from_dict
 from wbc.train import load_checkpoint, read_val_cells
 
@@ -121,10 +121,8 @@ def export_warnings(ckpt: Path, card: dict[str, Any]) -> list[str]:
             total = state.get("train_config", {}).get("epochs", "?")
             notes.append(f"the run {ckpt.parent} did not finish (epoch {state['epoch'] + 1} of {total}): "
                          f"`wbc train --out {ckpt.parent} --resume` finishes it")
-    accuracy = card.get("calibration", {}).get("val_accuracy")
-    if isinstance(accuracy, float) and accuracy < 0.5:
-        notes.append(f"it reads only {100 * accuracy:.1f}% of its held-out images right (chance: 25%); "
-                     "its \"confident\" verdicts mean little")
+    if weak := weak_model_note(card):
+        notes.append(weak)
     return notes
 
 
@@ -226,7 +224,7 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
                       evaluate_test: bool = False, tta: bool = True, calibrate: bool = True,
                       calibration: str | Path | None = None,
                       val_logits: tuple[np.ndarray, np.ndarray] | None = None,
-                      match_white: bool = False, skip_bad: bool = False) -> dict[str, Any]:
+                      match_white: bool = False, skip_bad: bool = False, progress: bool = True) -> dict[str, Any]:
     """Export run/best.pt to out/model.onnx + model.json, with temperature, test-time views and the
     review threshold fitted on validation, or taken from `calibration`, a cross-validation of the
     run's recipe (benchmarks/cv.py); with `evaluate_test`, add TEST metrics and report.md.
@@ -301,7 +299,7 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
             "review_rule": f"confidence below the {1 - REVIEW_COVERAGE:.0%} quantile of {rule} confidences",
         })
         if evaluate_test:
-            m = evaluate(stage, stage, split="TEST", data=data, skip_bad=skip_bad,
+            m = evaluate(stage, stage, split="TEST", data=data, skip_bad=skip_bad, progress=progress,
                          model_shown_as=out / "model.onnx")
             card["metrics"] = {"test": card_metrics(m), "validation_at_best_epoch": card["training"]["validation_at_best_epoch"]}
             curves = ckpt.parent / "curves.png"

@@ -52,6 +52,7 @@ class Match:
     field: int | None
     inliers: int  # RANSAC inliers of the best field
     runner_up: int  # inliers of the second-best field
+    unreadable: bool = False  # OpenCV could not decode the file (not in the table: such a row reads as unmatched)
 
 
 def field_name(field: int) -> str:
@@ -226,7 +227,7 @@ def _match_one(job: tuple[str, str, str]) -> Match:
     cv2 = _W["cv2"]
     gray = cv2.imread(path, cv2.IMREAD_GRAYSCALE)
     if gray is None:
-        return Match(split, cls, Path(path).name, None, 0, 0)
+        return Match(split, cls, Path(path).name, None, 0, 0, unreadable=True)
     for exhaustive in (False, True):
         best: dict[int, int] = {}
         # ORB is rotation- but not mirror-invariant; a vertical flip is a mirror plus a half turn.
@@ -241,6 +242,17 @@ def _match_one(job: tuple[str, str, str]) -> Match:
     return Match(split, cls, Path(path).name, None, ranked[0], ranked[1])
 
 
+def data_set_files(images_root: Path) -> dict[str, list[tuple[str, Path]]]:
+    """The image files a rebuild matches, by class: (split, path) each, from every split's class folders
+    named in any case, as `data.list_folder` reads them."""
+    from wbc.data import class_folders  # data reads this module's table at import
+
+    folders = {split: class_folders(images_root / split)[0] for split in SPLITS if (images_root / split).is_dir()}
+    return {cls: [(split, f) for split, by_class in folders.items() if cls in by_class
+                  for f in sorted(by_class[cls].iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+            for cls in CLASSES}
+
+
 def match_files(images_root: Path, originals: Path, workers: int = 2, progress: bool = True,
                 reuse: Sequence[Match] = (), class_done: Callable[[list[Match]], None] | None = None) -> list[Match]:
     """Match every file of every split and class under `images_root` to its original field (the
@@ -249,16 +261,11 @@ def match_files(images_root: Path, originals: Path, workers: int = 2, progress: 
     matches so far after each class, for the caller to keep."""
     from tqdm import tqdm
 
-    from wbc.data import class_folders  # data reads this module's table at import
-
     fields = single_label_fields(originals)
     known = {(m.split, m.class_name, m.file_name): m for m in reuse if m.field is not None}
     out: list[Match] = []
-    # Each split's class folders, named in any case, as `data.list_folder` reads them.
-    folders = {split: class_folders(images_root / split)[0] for split in SPLITS if (images_root / split).is_dir()}
-    for cls in CLASSES:
-        jobs = [(str(f), split, cls) for split, by_class in folders.items() if cls in by_class
-                for f in sorted(by_class[cls].iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+    for cls, files in data_set_files(images_root).items():
+        jobs = [(str(f), split, cls) for split, f in files]
         if not jobs or not fields[cls]:
             continue
         groups = _duplicate_groups(originals, fields[cls])

@@ -11,7 +11,7 @@ import streamlit as st
 from wbc.app import logic
 from wbc.errors import WbcError
 from wbc.info import CLASSES, IMAGE_SUFFIXES, cell_type
-from wbc.predict import CROP_EACH, Predictor
+from wbc.predict import CROP_EACH, Predictor, weak_model_note
 from wbc.screening import OVEREXPOSED_SHARE
 
 st.set_page_config(page_title="wbc - white blood cell classifier", page_icon="🩸", layout="centered")
@@ -65,6 +65,9 @@ st.caption(
     "(eosinophil, lymphocyte, monocyte or neutrophil), says how sure it is and shows where it looked. "
     "A second opinion for learning and checking, not a diagnosis."
 )
+
+if weak := weak_model_note(predictor.card):  # a run of an epoch or two, exported and pointed at by WBC_MODEL
+    st.warning(f"{weak[0].upper()}{weak[1:]}.")
 
 classify_tab, model_tab = st.tabs(["Classify", "About the model"])
 
