@@ -138,17 +138,24 @@ class TestListing:
         with pytest.raises(DataError, match="missing class folder.*MONOCYTE"):
             list_split(data_copy, "TRAIN")
 
-    def test_empty_class_folder(self, data_copy: Path) -> None:
-        """A class folder holding no images (emptied, or only other files) is refused as a missing one
-        is: a network trained without the class was written without a word. `wbc evaluate --folder`
-        (require_all_classes=False) still reads the classes present."""
+    def test_empty_class_folder(self, data_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A TRAIN class folder holding no images (emptied, or only other files) stops a training as a
+        missing one does (a network that never saw the class was written without a word), and `wbc data
+        check` says so with exit 1. Other listings read the classes present (`wbc evaluate --folder`;
+        TEST's figures show a support of 0)."""
+        from wbc.cli import main
         from wbc.data import list_folder
 
         for f in (data_copy / "TRAIN" / "MONOCYTE").iterdir():
             f.unlink()
         (data_copy / "TRAIN" / "MONOCYTE" / "notes.txt").write_text("moved to a slide folder")
         with pytest.raises(DataError, match=r"TRAIN: class folder\(s\) with no images: MONOCYTE \(images are read"):
-            list_split(data_copy, "TRAIN")
+            list_split(data_copy, "TRAIN", every_class=True)
+        assert main(["train", "--data", str(data_copy), "--dry-run", "--quiet"]) == 2
+        assert "class folder(s) with no images: MONOCYTE" in capsys.readouterr().err
+        assert main(["data", "check", "--data", str(data_copy)]) == 1
+        out, err = capsys.readouterr()
+        assert "Monocyte 0 files/0 cells" in out and "no images of MONOCYTE: training refuses this TRAIN" in err
         assert {CLASSES[s.label] for s in list_folder(data_copy / "TRAIN", require_all_classes=False)} == \
             set(CLASSES) - {"MONOCYTE"}
 

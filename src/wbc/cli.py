@@ -49,7 +49,7 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
     root = find_images_root(args.data)
     print(f"images root: {root}")
-    bad = 0
+    bad, unfit = 0, ""
     for split in SPLITS:
         if not (root / split).is_dir():
             print(f"{split:12s} absent")
@@ -58,6 +58,9 @@ def cmd_data_check(args: argparse.Namespace) -> int:
         per = [(sum(s.label == i for s in samples), len({s.cell for s in samples if s.label == i}))
                for i in range(len(CLASSES))]
         print(f"{split:12s} " + "  ".join(f"{c.title()} {n} files/{k} cells" for c, (n, k) in zip(CLASSES, per)))
+        if split == "TRAIN" and (empty := [c for c, (n, _) in zip(CLASSES, per) if not n]):
+            unfit = f"{'':12s} no images of {', '.join(empty)}: training refuses this TRAIN"
+            print(unfit)
         if args.verify:  # every split is read and its bad files named, before the verdict
             try:
                 load_arrays(samples, PreprocessSpec(), skip_bad=False, use_cache=False)
@@ -67,7 +70,9 @@ def cmd_data_check(args: argparse.Namespace) -> int:
                 print(f"{'':12s} {e}")
     if bad:
         print(f"wbc: {bad} split(s) hold files that cannot be read (named above)", file=sys.stderr)
-    return 1 if bad else 0
+    if unfit:
+        print(f"wbc: {unfit.strip()}", file=sys.stderr)
+    return 1 if bad or unfit else 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:

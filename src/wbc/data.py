@@ -170,21 +170,23 @@ def _list_class_folders(folder: Path, require_all_classes: bool) -> list[Sample]
     if loose:  # a class is the folder an image is in: these have none, and were left out without a word
         print(f"wbc: note: {folder}: {len(loose)} image file(s) beside the class folders, in none of them, left out:"
               f"\n  {listed(loose)}", file=sys.stderr)
-    empty = [present[c].name for c in CLASSES if c in present and not any(s.label == CLASS_INDEX[c] for s in samples)]
-    if empty and require_all_classes:  # as a missing one: a network trained so has never seen that class
-        raise DataError(f"{folder}: class folder(s) with no images: {', '.join(empty)} "
-                        f"(images are read by their names, {' '.join(sorted(IMAGE_SUFFIXES))})")
     return samples
 
 
-def list_split(root: str | Path, split: str) -> list[Sample]:
-    """The samples of TRAIN, TEST or TEST_SIMPLE under an images root."""
+def list_split(root: str | Path, split: str, every_class: bool = False) -> list[Sample]:
+    """The samples of TRAIN, TEST or TEST_SIMPLE under an images root. `every_class`: refuse a class
+    folder that holds no images, as a missing one is refused (training: a network would never see it)."""
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     folder = Path(root) / split
     if not folder.is_dir():
         raise DataError(f"{root}: has no {split} folder")
-    return list_folder(folder)
+    samples = list_folder(folder)
+    empty = [c for c in CLASSES if not any(s.label == CLASS_INDEX[c] for s in samples)]
+    if empty and every_class:
+        raise DataError(f"{folder}: class folder(s) with no images: {', '.join(empty)} "
+                        f"(images are read by their names, {' '.join(sorted(IMAGE_SUFFIXES))})")
+    return samples
 
 
 def grouped_kfold(samples: Sequence[Sample], k: int = 5, seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -636,7 +636,7 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
     crop_spec = context_spec(spec, cfg.context)
     if crops is None:
         root: Path | str = find_images_root(cfg.data)
-        samples = _subset(list_split(root, "TRAIN"), cfg.limit_cells)
+        samples = _subset(list_split(root, "TRAIN", every_class=True), cfg.limit_cells)
         x_all, samples = load_arrays(samples, crop_spec, skip_bad=cfg.skip_bad, progress=progress)
     else:
         root = "crops given to fit"
