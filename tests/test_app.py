@@ -223,7 +223,8 @@ class TestNotAWhiteCell:
             ["no" if plain[0].prediction.verdict == "confident" else "yes", "no", plain[0].prediction.verdict],
             ["no", "yes", "needs review"]]
         table = {row["file"]: row["verdict"] for row in logic.review_rows(sure[:1])}
-        assert table == {sure[0].name: "needs review (overexposed)"}
+        (second, p2), = sure[0].prediction.top2[1:]  # the runner-up, as `wbc predict` gives it
+        assert table == {sure[0].name: f"needs review (overexposed) (or {second.lower()} {100 * p2:.1f}%)"}
         from wbc.predict import Prediction
 
         # The bound itself: a field 39% pure white is not marked, one 41% white is (the rule put it at 40%).
@@ -622,6 +623,22 @@ class TestDifferential:
         assert lines[3] == "bad.png,,,unreadable: not a readable image,"
         assert lines[4] == "'\t=1.png,,,unreadable: empty,"
 
+    def test_counted_rows_still_needing_review_are_said(self) -> None:
+        """Under the count: how many counted rows are marked *needs review* and keep the model's type (a
+        corrected or excluded one is the reviewer's answer), so that no one scrolls a grid to find them."""
+        def row(verdict: str, predicted: str, reviewed: str) -> dict[str, object]:
+            return {"verdict": verdict, "predicted": predicted, "reviewed": reviewed}
+
+        rows = [row("needs review (or neutrophil 31.0%)", "Monocyte", "Monocyte"),
+                row("needs review (overexposed) (or monocyte 3.5%)", "Eosinophil", "Eosinophil"),
+                row("needs review (or lymphocyte 40.2%)", "Monocyte", "Lymphocyte"),
+                row("needs review", "Monocyte", logic.EXCLUDED),
+                row("confident", "Neutrophil", "Neutrophil")]
+        assert logic.unchecked_note(rows) == ("2 of the counted image(s) are marked *needs review* in the verdict "
+                                              "column and keep the model's type: check them before using the count.")
+        assert logic.unchecked_note(rows[:1]).startswith("1 of the counted image(s) is marked")
+        assert logic.unchecked_note(rows[2:]) == ""
+
     def test_model_tab_texts_say_what_figures_are_over(self) -> None:
         """The shipped card's TEST figures in words: images and cells, intervals from resampling cells, the
         per-type table in three decimals with the images it rests on, and the share of errors that
@@ -667,7 +684,7 @@ class TestDifferential:
         assert logic.headline(flagged) == "Not a white blood cell" and logic.headline(cell) == "Eosinophil"
         small = logic.forced_reading(flagged)
         assert "Neutrophil (81.9%)" in small and "means nothing" in small
-        assert logic.flagged_message(flagged).startswith("Not a white blood cell? no stained nucleus found.")
+        assert logic.flagged_message(flagged).startswith("Why: no stained nucleus found.")
 
     def test_photo_at_fault_names_each_reason_of_the_photo(self) -> None:
         """Every reason the screening gives is sorted: the photo's fault, or no white cell shown."""
@@ -873,7 +890,8 @@ class TestPage:
     def test_second_cell_is_warned_about(self) -> None:
         """A photo of two white cells: the type of one, and a warning that names where the other is."""
         at = self._app().run()
-        at.file_uploader[0].set_value([("two.jpeg", TestOtherCell.TWO.read_bytes(), "image/jpeg")]).run()
+        at.file_uploader[0].set_value([("two.jpeg", TestOtherCell.TWO.read_bytes(), "image/jpeg"),
+                                       ("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
         assert not at.exception
         warnings = [w.value for w in at.warning if w.value.startswith("Another white cell: ")]
         assert len(warnings) == 1 and "neither typed nor counted" in warnings[0]
@@ -950,17 +968,29 @@ class TestPage:
                    for m in at.markdown)
 
     def test_samples_replace_the_uploads_rather_than_join_them(self) -> None:
-        """Switching the samples on with an upload shows the eight samples alone (a demo in a user's count
-        and CSV was wrong), says so, and switching off brings the upload back."""
+        """Switching the samples on with uploads shows the eight samples alone (a demo in a user's count
+        and CSV was wrong), says so, and switching off brings the uploads back."""
+        mine = [("eos.jpeg", EOS.read_bytes(), "image/jpeg"), ("two.jpeg", TestOtherCell.TWO.read_bytes(), "image/jpeg")]
         at = self._app().run()
-        at.file_uploader[0].set_value([("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
-        assert "1 cell(s) counted" in " ".join(c.value for c in at.caption)
+        at.file_uploader[0].set_value(mine).run()
+        assert "2 cell(s) counted" in " ".join(c.value for c in at.caption)
         at.toggle[0].set_value(True).run()
         assert not at.exception
         assert "8 cell(s) counted" in " ".join(c.value for c in at.caption)
-        assert any("Showing the 8 sample images; your 1 upload(s) come back" in i.value for i in at.info)
+        assert any("Showing the 8 sample images; your 2 upload(s) come back" in i.value for i in at.info)
         at.toggle[0].set_value(False).run()
-        assert "1 cell(s) counted" in " ".join(c.value for c in at.caption)
+        assert "2 cell(s) counted" in " ".join(c.value for c in at.caption)
+
+    def test_one_image_has_a_review_table_but_no_differential(self) -> None:
+        """One image: its row can be corrected and downloaded, but a count of one is no differential
+        (as `wbc predict` gives none)."""
+        at = self._app().run()
+        at.file_uploader[0].set_value([("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
+        assert not at.exception
+        assert [h.value for h in at.header] == ["Review"] and "counted" not in " ".join(c.value for c in at.caption)
+        tables = [d.value for d in at.dataframe]
+        assert any("reviewed" in t.columns for t in tables) and not any("percent" in t.columns for t in tables)
+        assert len(at.get("download_button")) == 1
 
     def test_probabilities_are_bars_on_one_scale_with_their_figures(self) -> None:
         """Each type's probability is a bar on a fixed 0-100% scale with its figure in words, so a 59%

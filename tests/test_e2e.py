@@ -95,6 +95,20 @@ class TestInBrowser:
         upload(page, [FIXTURE_IMAGES / "TEST_SIMPLE" / "MONOCYTE" / "_2_4392.jpeg"])
         page.get_by_role("heading", name="Monocyte").wait_for()
 
+    def test_files_the_upload_box_used_to_refuse_get_their_reason(self, page, app_url: str,  # noqa: ANN001
+                                                                 tmp_path: Path) -> None:
+        """A HEIC photo and a file over the 20 MB the page analyses reach the page and are named with why
+        (the upload box refused them with the reason on hover alone, and the batch went on without a word)."""
+        heic = tmp_path / "IMG_0002.HEIC"
+        heic.write_bytes(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64)
+        big = tmp_path / "big.png"
+        big.write_bytes(os.urandom(21 * 1024 * 1024))
+        page.goto(app_url)
+        upload(page, [heic, big, FIXTURE_IMAGES / "TEST_SIMPLE" / "MONOCYTE" / "_2_4392.jpeg"])
+        page.get_by_text("IMG_0002.HEIC: a HEIC/HEIF photo (as phones save them)").first.wait_for()
+        page.get_by_text("big.png: 22 MB is over the 20 MB upload limit").first.wait_for()
+        page.get_by_text("3 image(s) analysed, 2 of them could not be used").wait_for()
+
     def test_several_images_make_a_differential(self, page, app_url: str) -> None:  # noqa: ANN001
         """Eight images: the differential table shows every type with its count."""
         page.goto(app_url)
@@ -117,10 +131,18 @@ class TestInBrowser:
         page.get_by_role("button", name="Download the table (CSV)").wait_for()
 
     def test_phone_width(self, page, app_url: str) -> None:  # noqa: ANN001
-        """At phone width the result is still shown (screenshot for a human check)."""
+        """At phone width the results are still shown (screenshot for a human check), each file's name
+        above its images: the columns stack, and a name under the images read as the next image's."""
         page.set_viewport_size({"width": 390, "height": 844})
         page.goto(app_url)
-        upload(page, [FIXTURE_IMAGES / "TEST_SIMPLE" / "NEUTROPHIL" / "_4_1395.jpeg"])
+        upload(page, [FIXTURE_IMAGES / "TEST_SIMPLE" / "NEUTROPHIL" / "_4_1395.jpeg",
+                      FIXTURE_IMAGES / "TEST_SIMPLE" / "MONOCYTE" / "_2_4392.jpeg"])
         page.get_by_role("heading", name="Neutrophil").wait_for()
+        page.get_by_role("heading", name="Monocyte").wait_for()
         page.screenshot(path=str(OUT / "phone.png"), full_page=True)
+        tops = [page.get_by_test_id("stImage").filter(visible=True).nth(i).bounding_box()["y"]
+                for i in range(page.get_by_test_id("stImage").filter(visible=True).count())]
+        for name in ("_4_1395.jpeg", "_2_4392.jpeg"):  # its crop comes right below it, not a screen further
+            y = page.locator("strong", has_text=name).bounding_box()["y"]
+            assert min(t - y for t in tops if t > y) < 150, (name, y, tops)
         page.set_viewport_size({"width": 1280, "height": 900})

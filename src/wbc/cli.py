@@ -442,7 +442,7 @@ def other_cell_note(r: Prediction) -> str:
 def cmd_app(args: argparse.Namespace) -> int:
     import subprocess
 
-    from wbc.app.logic import MAX_UPLOAD_MB
+    from wbc.app.logic import UPLOAD_BOX_MB
     from wbc.predict import Predictor
 
     try:
@@ -459,7 +459,9 @@ def cmd_app(args: argparse.Namespace) -> int:
     page = Path(__file__).parent / "app" / "main.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(page), "--server.headless", "true",
            "--server.port", str(args.port), "--server.address", args.address,
-           "--server.maxUploadSize", str(MAX_UPLOAD_MB), "--browser.gatherUsageStats", "false",
+           "--server.maxUploadSize", str(UPLOAD_BOX_MB), "--browser.gatherUsageStats", "false",
+           # Users, not developers: no "File change. Rerun" bar when the installed code changes.
+           "--server.fileWatcherType", "none", "--server.runOnSave", "false",
            "--client.toolbarMode", "viewer"]
     print(f"wbc app: http://{args.address}:{args.port}  (Ctrl+C stops it)", flush=True)
     if os.name == "posix":

@@ -19,7 +19,10 @@ from wbc.info import CLASS_INDEX, CLASSES, cell_type
 from wbc.predict import CROP_EACH, Prediction, Predictor
 from wbc.screening import photo_at_fault
 
-MAX_UPLOAD_MB = 20  # also Streamlit's server.maxUploadSize, set by `wbc app`
+MAX_UPLOAD_MB = 20  # the largest file the page analyses
+# Streamlit's server.maxUploadSize, set by `wbc app`: above MAX_UPLOAD_MB, so that a file too large to
+# analyse reaches the page and gets its message; refused by the upload box, its reason showed only on hover.
+UPLOAD_BOX_MB = 200
 SAMPLES_DIR = Path(__file__).parent / "samples"
 EXCLUDED = "Excluded"  # the reviewed label of an image that is not counted
 # What the review table's "reviewed" column may hold: the types as the page names them elsewhere
@@ -136,7 +139,8 @@ def analyse_uploads(predictor: Predictor, uploads: Sequence[tuple[str, bytes]]) 
     fits = [i for i, (_, data) in enumerate(uploads) if len(data) <= MAX_UPLOAD_MB * 1024 * 1024]
     for i in set(range(len(uploads))) - set(fits):
         name, data = uploads[i]
-        results[i].error = f"{name}: {len(data) / 1e6:.0f} MB is over the {MAX_UPLOAD_MB} MB upload limit"
+        results[i].error = (f"{name}: {len(data) / 1e6:.0f} MB is over the {MAX_UPLOAD_MB} MB upload limit; save the "
+                            "photo as JPEG, or at a smaller size")
     for i, (pred, crop, cam) in zip(fits, predictor.predict_sources([uploads[i] for i in fits], cam=True)):
         if pred.error:
             results[i].error = pred.error
@@ -239,7 +243,8 @@ def flagged_message(p: Prediction) -> str:
     """The error box over an image given no type: why, and that it is left out of the count."""
     if p.other_larger:
         return other_cell_warning(p)
-    lead = "This photo cannot be judged:" if cannot_judge(p) else "Not a white blood cell?"
+    # Under the heading, which already says "Not a white blood cell": why, not the same words again.
+    lead = "This photo cannot be judged:" if cannot_judge(p) else "Why:"
     return f"{lead} {p.not_wbc}. It is left out of the differential count unless you include it below."
 
 
@@ -286,6 +291,9 @@ def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
             "confidence (%)": round(100 * p.confidence, 1) if p.typed else None,  # as the page shows it
             "verdict": ("cannot judge" if cannot_judge(p) else p.verdict)
             + (f": {p.not_wbc}" if p.not_wbc else "") + (" (overexposed)" if p.overexposed else "")
+            # The runner-up where the type needs review, as `wbc predict` gives it: what to check it against.
+            + (f" (or {cell_type(p.top2[1][0]).label.lower()} {100 * p.top2[1][1]:.1f}%)"
+               if p.typed and p.verdict == "needs review" and not p.other_larger else "")
             + (" (crop on a piece? a larger cell uncounted)" if p.other_larger
                else " (another cell uncounted)" if p.other_cell else ""),
             # A typed piece of a cell is not a cell to count; the larger cell beside it is the user's to crop.
@@ -297,6 +305,16 @@ def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
                 row["reviewed"] = corrections[keys[i]]
         rows.append(row)
     return rows
+
+
+def unchecked_note(rows: Sequence[Mapping[str, object]]) -> str:
+    """Under the differential: how many counted rows were marked *needs review* and still hold the model's
+    type (not corrected), so the count may still move (empty for none)."""
+    n = sum(1 for r in rows if str(r["verdict"]).startswith("needs review") and r["reviewed"] == r["predicted"])
+    if not n:
+        return ""
+    return (f"{n} of the counted image(s) {'is' if n == 1 else 'are'} marked *needs review* in the verdict column and "
+            f"{'keeps' if n == 1 else 'keep'} the model's type: check {'it' if n == 1 else 'them'} before using the count.")
 
 
 def unusable(results: Sequence[CellResult]) -> list[tuple[str, str]]:

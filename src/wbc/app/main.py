@@ -10,7 +10,7 @@ import streamlit as st
 
 from wbc.app import logic
 from wbc.errors import WbcError
-from wbc.info import CLASSES, IMAGE_SUFFIXES, cell_type
+from wbc.info import CLASSES, cell_type
 from wbc.predict import CROP_EACH, Predictor, weak_model_note
 from wbc.screening import OVEREXPOSED_SHARE
 
@@ -51,6 +51,57 @@ def show_test_figures(test: dict | None) -> None:
         one_decimal = st.column_config.NumberColumn(format="%.1f")
         st.dataframe(pd.DataFrame(logic.trust_rows(test["reliability"])), hide_index=True, width="stretch",
                      column_config={"right (%)": one_decimal, "mean confidence (%)": one_decimal})
+
+
+@st.fragment
+def review_section(results: list[logic.CellResult], keys: list[str], bad: list[tuple[str, str]]) -> None:
+    """The review table, the differential and the download. A fragment: a correction reruns this alone,
+    not the page of every image above it (seconds for a few hundred images)."""
+    # A reviewer's corrections, by image: the table is a new widget whenever its rows change (an upload
+    # added or removed), and would otherwise start again from the predictions.
+    corrections: dict[str, str] = st.session_state.setdefault("corrections", {})
+    rows = logic.review_rows(results, keys, corrections)
+    shown = tuple((r["key"], r["file"]) for r in rows)  # an image shown under another name is a new row too
+    if st.session_state.get("review_rows", (None,))[0] != shown:
+        # Rebuilt only when the images change: the same rows keep the same widget and its edits.
+        st.session_state["review_rows"] = (shown, rows)
+    if not rows:
+        return
+    several = len(rows) > 1  # one image is no differential: its table and download stay
+    st.divider()
+    st.header("Differential count" if several else "Review", anchor="differential-count")
+    st.caption("Correct any prediction in the *reviewed* column" + ("; the counts follow. " if several else ". ")
+               + f"{logic.EXCLUDED} leaves an image out of the count.")
+    if bad:
+        st.warning(f"{len(bad)} file(s) could not be used and are not in the table or the count: "
+                   + "; ".join(why for _, why in bad))
+    edited = st.data_editor(
+        pd.DataFrame(st.session_state["review_rows"][1]).set_index("key"),
+        column_config={
+            "reviewed": st.column_config.SelectboxColumn(
+                "reviewed", options=list(logic.REVIEW_LABELS), required=True),
+            "confidence (%)": st.column_config.NumberColumn(format="%.1f"),
+        },
+        disabled=["file", "predicted", "confidence (%)", "verdict"],
+        # The one column to edit beside the file's name: on a phone the rest scroll out of sight.
+        column_order=["file", "reviewed", "predicted", "confidence (%)", "verdict"],
+        hide_index=True,
+        placeholder="—",  # an untyped row's blank confidence; Streamlit would show "None"
+        key=logic.REVIEW_KEY,
+    )
+    corrections.update(zip(edited.index, edited["reviewed"]))
+    if several:
+        reviewed = logic.reviewed_classes(edited["reviewed"].tolist())
+        diff = pd.DataFrame(logic.differential(reviewed))
+        n = sum(1 for lab in reviewed if lab in CLASSES)
+        st.dataframe(diff, hide_index=True, column_config={"percent": st.column_config.NumberColumn(format="%.1f")})
+        st.caption(logic.differential_note(n))
+        if unchecked := logic.unchecked_note(edited.to_dict("records")):
+            st.warning(unchecked)
+        if uncounted := logic.uncounted_note(results):
+            st.warning(uncounted)
+    st.download_button("Download the table (CSV)", logic.table_csv(edited.to_dict("records"), bad),
+                       file_name="wbc-differential.csv", mime="text/csv")
 
 
 try:
@@ -110,7 +161,8 @@ with model_tab:
 with classify_tab:
     files = st.file_uploader(
         "Cell images (JPG, PNG, BMP, TIFF, WebP, GIF)",
-        type=sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES),
+        # No type filter: the box would refuse a HEIC photo or a misnamed file with its reason on hover
+        # alone, where the page names each file it cannot read and why (a HEIC: export it as JPEG).
         accept_multiple_files=True,
         help=f"One white cell per image works best. Up to {logic.MAX_UPLOAD_MB} MB per file.",
     )
@@ -144,6 +196,8 @@ with classify_tab:
         p = r.prediction
         assert p is not None and r.crop is not None
         st.divider()
+        # Above the columns: on a phone they stack, and a name under the images read as the next image's.
+        st.markdown(f"**{r.name}**")
         left, right = st.columns([1, 2])
         with left:
             st.image(r.crop, caption=logic.crop_caption(p), width="stretch")
@@ -153,14 +207,13 @@ with classify_tab:
                 st.image(r.marked, caption="The photo: what the model read ringed green, the other white cell red",
                          width="stretch")
         with right:
-            st.markdown(f"**{r.name}**")
             if not p.typed:
                 # No type, confidence, chart or biology: shown large, a forced reading of a blank field
                 # reads as a finding. The small print keeps it for whoever wants to see it.
+                st.subheader(logic.headline(p))
                 st.error(logic.flagged_message(p))
                 if over := logic.overexposure_warning(p):
                     st.warning(over)
-                st.subheader(logic.headline(p))
                 st.caption(logic.forced_reading(p))
                 continue
             if over := logic.overexposure_warning(p):
@@ -184,43 +237,4 @@ with classify_tab:
                 for k, v in logic.describe(p.label).items():
                     st.markdown(f"**{k}.** {v}")
 
-    # A reviewer's corrections, by image: the table is a new widget whenever its rows change (an upload
-    # added or removed), and would otherwise start again from the predictions.
-    corrections: dict[str, str] = st.session_state.setdefault("corrections", {})
-    rows = logic.review_rows(results, keys, corrections)
-    shown = tuple((r["key"], r["file"]) for r in rows)  # an image shown under another name is a new row too
-    if st.session_state.get("review_rows", (None,))[0] != shown:
-        # Rebuilt only when the images change: the same rows keep the same widget and its edits.
-        st.session_state["review_rows"] = (shown, rows)
-    if rows:
-        st.divider()
-        st.header("Differential count", anchor="differential-count")
-        st.caption("Correct any prediction in the *reviewed* column; the counts follow. "
-                   f"{logic.EXCLUDED} leaves an image out of the count.")
-        if bad:
-            st.warning(f"{len(bad)} file(s) could not be used and are not in the table or the count: "
-                       + "; ".join(why for _, why in bad))
-        edited = st.data_editor(
-            pd.DataFrame(st.session_state["review_rows"][1]).set_index("key"),
-            column_config={
-                "reviewed": st.column_config.SelectboxColumn(
-                    "reviewed", options=list(logic.REVIEW_LABELS), required=True),
-                "confidence (%)": st.column_config.NumberColumn(format="%.1f"),
-            },
-            disabled=["file", "predicted", "confidence (%)", "verdict"],
-            # The one column to edit beside the file's name: on a phone the rest scroll out of sight.
-            column_order=["file", "reviewed", "predicted", "confidence (%)", "verdict"],
-            hide_index=True,
-            placeholder="—",  # an untyped row's blank confidence; Streamlit would show "None"
-            key=logic.REVIEW_KEY,
-        )
-        corrections.update(zip(edited.index, edited["reviewed"]))
-        reviewed = logic.reviewed_classes(edited["reviewed"].tolist())
-        diff = pd.DataFrame(logic.differential(reviewed))
-        n = sum(1 for lab in reviewed if lab in CLASSES)
-        st.dataframe(diff, hide_index=True, column_config={"percent": st.column_config.NumberColumn(format="%.1f")})
-        st.caption(logic.differential_note(n))
-        if uncounted := logic.uncounted_note(results):
-            st.warning(uncounted)
-        st.download_button("Download the table (CSV)", logic.table_csv(edited.to_dict("records"), bad),
-                           file_name="wbc-differential.csv", mime="text/csv")
+    review_section(results, keys, bad)
