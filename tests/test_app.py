@@ -648,7 +648,8 @@ class TestDifferential:
                 row("needs review", "Monocyte", logic.EXCLUDED),
                 row("confident", "Neutrophil", "Neutrophil")]
         assert logic.unchecked_note(rows) == ("2 of the counted image(s) are marked *needs review* in the verdict "
-                                              "column and keep the model's type: check them before using the count.")
+                                              "column and keep the model's type: check them before using the count (a corrected "
+                                              "or excluded one is not in this number).")
         assert logic.unchecked_note(rows[:1]).startswith("1 of the counted image(s) is marked")
         assert logic.unchecked_note(rows[2:]) == ""
 
@@ -763,7 +764,7 @@ class TestDifferential:
         this photo", not "Not a white blood cell", which would say no cell is there."""
         p = logic.analyse_uploads(predictor, [("x.png", encode(make(Image.open(EOS).convert("RGB"))))])[0].prediction
         assert p.not_wbc and logic.headline(p) == "Cannot judge this photo"
-        assert logic.flagged_message(p).startswith(f"This photo cannot be judged: {p.not_wbc}. It is left out")
+        assert logic.flagged_message(p).startswith(f"Why: {p.not_wbc}. It is left out")
 
     def test_ece_note(self) -> None:
         """The limits' calibration clause gives the card's TEST ECE and its interval, or says there are no
@@ -1071,7 +1072,7 @@ class TestPage:
         at.file_uploader[0].set_value([("white.png", encode(Image.new("RGB", (320, 240), (255, 255, 255))),
                                         "image/png"), ("bright.png", encode(bright), "image/png")]).run()
         assert not at.exception and [s.value for s in at.subheader[:2]] == ["Cannot judge this photo"] * 2
-        assert at.error[0].value.startswith("This photo cannot be judged: no stained nucleus found")
+        assert at.error[0].value.startswith("Why: no stained nucleus found")
         warnings = [w.value for w in at.warning if w.value.startswith("Overexposed: ")]
         assert len(warnings) == 2 and all("with less light" in w and "Top two" not in w for w in warnings)
 

@@ -141,8 +141,7 @@ class TestListing:
     def test_empty_class_folder(self, data_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A TRAIN class folder holding no images (emptied, or only other files) stops a training as a
         missing one does (a network that never saw the class was written without a word), and `wbc data
-        check` says so with exit 1. Other listings read the classes present (`wbc evaluate --folder`;
-        TEST's figures show a support of 0)."""
+        check` says so with exit 1. Other listings read the classes present (`wbc evaluate --folder`)."""
         from wbc.cli import main
         from wbc.data import list_folder
 

@@ -142,12 +142,21 @@ class TestEvaluate:
         folder = tmp_path / "mine"
         shutil.copytree(FIXTURE_IMAGES / "TEST_SIMPLE", folder)
         for out in (folder / "MONOCYTE", folder / "evaluation", folder):
-            with pytest.raises(OutputError, match=f"{out}: is inside the folder evaluated"):
+            with pytest.raises(OutputError, match=f"{out}: is inside {folder}, whose images are read"):
                 evaluate(None, out, folder=folder, n_boot=50, progress=False)
         assert not (folder / "evaluation").exists() and not list(folder.glob("*.png"))
+        # With a split, the whole images root is guarded: TRAIN's class folders are read by training.
+        with pytest.raises(OutputError, match=f"is inside {FIXTURE_IMAGES}, whose images are read"):
+            evaluate(None, FIXTURE_IMAGES / "TRAIN" / "NEUTROPHIL", split="TEST_SIMPLE", data=FIXTURE_IMAGES, progress=False)
+        (tmp_path / "loop").symlink_to(tmp_path / "loop")  # a link loop: a message, not Path.resolve's RuntimeError
+        from wbc.cli import main
+
+        assert main(["evaluate", "--folder", str(folder), "--out", str(tmp_path / "loop" / "x"), "--quiet"]) == 2
+        assert "Traceback" not in capsys.readouterr().err
         shutil.copy(next((folder / "MONOCYTE").iterdir()), folder / "loose.jpeg")
+        shutil.copy(next((folder / "MONOCYTE").iterdir()), folder / "._loose.jpeg")  # hidden: passed over unsaid
         m = evaluate(None, tmp_path / "eval", folder=folder, n_boot=50, progress=False)
-        assert m["n_files"] == len(list(folder.rglob("*.jpeg"))) - 1
+        assert m["n_files"] == len(list(folder.rglob("*.jpeg"))) - 2
         assert f"{folder}: 1 image file(s) beside the class folders, in none of them, left out:\n  loose.jpeg" \
             in capsys.readouterr().err
 

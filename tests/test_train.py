@@ -412,9 +412,12 @@ def test_export_warns_of_an_unfinished_or_near_chance_run(tiny_run: Path, tmp_pa
         "this model reads only 30.0% of its held-out images right (chance: 25%); its \"confident\" verdicts mean little"]
     # `wbc predict` with such a model says so too, each time: the export's warning is long gone by then.
     one = str(sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))[0])
-    for accuracy, noted in ((0.3, True), (0.9, False)):
+    for accuracy, noted in ((0.3, True), (0.9, False), (None, False)):
         card = json.loads((tmp_path / "e" / "model.json").read_text())
-        card["calibration"]["val_accuracy"] = accuracy
+        if accuracy is None:  # a hand-edited card: no note, and no traceback
+            card["calibration"] = None
+        else:
+            card["calibration"]["val_accuracy"] = accuracy
         (tmp_path / "e" / "model.json").write_text(json.dumps(card))
         assert main(["predict", one, "--model", str(tmp_path / "e")]) == 0
         assert ("wbc: note: this model reads only 30.0% of its held-out images right" in capsys.readouterr().err) is noted

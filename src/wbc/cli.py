@@ -217,6 +217,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.skip_bad and not args.evaluate:
         raise WbcError("--skip-bad leaves unreadable TEST images out of --evaluate; without --evaluate it does nothing")
     check_writable_folder(args.out)
+    if args.evaluate:  # before the export, not after it, and named as given rather than by the staging folder
+        from wbc.data import find_images_root
+
+        _training("wbc.evaluate", "check_out_of")(args.out, find_images_root(args.data))
     card = export_and_report(args.run, args.out, data=args.data, evaluate_test=args.evaluate,
                              tta=not args.no_tta, calibrate=not args.no_calibrate, calibration=args.calibration,
                              match_white=args.match_white, skip_bad=args.skip_bad, progress=not args.quiet)
@@ -382,7 +386,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         # No type is given for what the screening rejected or a typed piece of a cell, as in the app.
         kind, conf = (r.label, f"{r.confidence:.3f}") if r.typed else ("-", "-")
         print(f"{name:{width}s}  {kind:11s}  {conf:>10s}  {note}")
-    if len(paths) > 1:  # a count of one image is no differential, whatever else was named
+    # A count of one image read is no differential, whatever else was named; of none, it says there is none.
+    if len(paths) > 1 and sum(not r.error for r in results) != 1:
         from wbc.differential import differential_lines
 
         # A typed piece of a cell beside a much larger one is not a cell to count, as in the app.
@@ -442,7 +447,7 @@ def other_cell_note(r: Prediction) -> str:
 def cmd_app(args: argparse.Namespace) -> int:
     import subprocess
 
-    from wbc.app.logic import UPLOAD_BOX_MB
+    from wbc.app.logic import MAX_UPLOAD_MB
     from wbc.predict import Predictor
 
     try:
@@ -459,7 +464,7 @@ def cmd_app(args: argparse.Namespace) -> int:
     page = Path(__file__).parent / "app" / "main.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(page), "--server.headless", "true",
            "--server.port", str(args.port), "--server.address", args.address,
-           "--server.maxUploadSize", str(UPLOAD_BOX_MB), "--browser.gatherUsageStats", "false",
+           "--server.maxUploadSize", str(MAX_UPLOAD_MB), "--browser.gatherUsageStats", "false",
            # Users, not developers: no "File change. Rerun" bar when the installed code changes.
            "--server.fileWatcherType", "none", "--server.runOnSave", "false",
            "--client.toolbarMode", "viewer"]
@@ -525,7 +530,7 @@ def cmd_data_sources(args: argparse.Namespace) -> int:
     out = args.out or TABLE
     check_writable_file(out)
     paths = {(split, cls, f.name): f for cls, files in data_set_files(root).items() for split, f in files}
-    if out.resolve() == TABLE.resolve() and TABLE.is_file():
+    if os.path.realpath(out) == os.path.realpath(TABLE) and TABLE.is_file():  # realpath: a link loop does not raise
         # The package's table is what every tool groups cells by: a partial copy must not shrink it.
         have = set(paths)
         known = {(m.split, m.class_name, m.file_name) for m in read_table(TABLE)}
@@ -559,7 +564,7 @@ def cmd_data_sources(args: argparse.Namespace) -> int:
     partial.unlink(missing_ok=True)
     print(json.dumps(summary(matches), indent=1))
     print(f"wrote {out} ({len(matches)} files)")
-    if unreadable := [str(paths[m.split, m.class_name, m.file_name]) for m in matches if m.unreadable]:
+    if unreadable := [str(paths.get((m.split, m.class_name, m.file_name), m.file_name)) for m in matches if m.unreadable]:
         print(f"wbc: note: {len(unreadable)} file(s) could not be decoded, so they match no field (each counts as "
               f"a cell of its own):\n  {listed(unreadable)}", file=sys.stderr)
     return 0
@@ -604,7 +609,8 @@ def build_parser() -> argparse.ArgumentParser:
     dl.add_argument("--out", type=Path, default=None, help="copy it here (default: kagglehub's cache)")
     dl.set_defaults(func=cmd_data_download)
     ck = dsub.add_parser("check", help="find the images and count files and cells per split",
-                         epilog="exit status: 0 done; 1 with --verify, files that cannot be read (named above it); "
+                         epilog="exit status: 0 done; 1 with --verify, files that cannot be read (named above it), "
+                                "or a TRAIN class folder with no images; "
                                 "2 an error, named on stderr; 130 interrupted; 141 the reader of the output went away")
     ck.add_argument("--data", type=Path, help=DATA_HELP)
     ck.add_argument("--verify", action="store_true", help="also decode every image and name the bad ones")

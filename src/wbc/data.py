@@ -166,7 +166,8 @@ def _list_class_folders(folder: Path, require_all_classes: bool) -> list[Sample]
     ]
     if not samples:
         raise DataError(f"{folder}: the class folders hold no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
-    loose = [p.name for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()]
+    loose = [p.name for p in sorted(folder.iterdir())  # hidden ones passed over, as everywhere (macOS's ._ copies)
+             if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()]
     if loose:  # a class is the folder an image is in: these have none, and were left out without a word
         print(f"wbc: note: {folder}: {len(loose)} image file(s) beside the class folders, in none of them, left out:"
               f"\n  {listed(loose)}", file=sys.stderr)

@@ -28,6 +28,16 @@ def _shown(path: str | Path) -> str:
     return rel if len(rel) < len(str(path)) else str(path)
 
 
+def check_out_of(out: str | Path, images: str | Path) -> None:
+    """OutputError where the output folder `out` lies inside `images` (a folder evaluated, or a data set's
+    images root): the report's plots would be read as images there the next time. Real paths compared
+    (os.path.realpath: a link loop does not raise, as Path.resolve does on Python 3.11)."""
+    real_out, real_images = os.path.realpath(out), os.path.realpath(images)
+    if os.path.commonpath([real_out, real_images]) == real_images:
+        raise OutputError(f"{out}: is inside {images}, whose images are read; the report's plots would be read as "
+                          "images there the next time. Give an output folder outside it")
+
+
 @dataclass(frozen=True)
 class Reader:
     """What read the images: the model's file, its card's review threshold (0: none) and, in words,
@@ -152,14 +162,13 @@ def evaluate(
     predictions.csv and report.md into `out`. Returns the metrics. `model_shown_as`: the model's path
     as the report names it, where the model is read from elsewhere (an export's staging folder)."""
     on_train = folder is None and split == "TRAIN"
+    on_folder = folder is not None
     if folder is None:
         folder = find_images_root(data) / split
         samples = list_split(folder.parent, split)
     else:
         samples = list_folder(folder, require_all_classes=False)
-    if Path(out).resolve().is_relative_to(Path(folder).resolve()):
-        raise OutputError(f"{out}: is inside the folder evaluated ({folder}); its plots would be read as images "
-                          "there the next time. Give an output folder outside it")
+    check_out_of(out, folder if on_folder else folder.parent)
     where = _shown(folder)
     probs, prepared, matched, reader = model_probs(model, samples, skip_bad, progress)
     samples = prepared.samples

@@ -118,7 +118,8 @@ WEAK_ACCURACY = 0.5  # held-out accuracy below which a model's verdicts are flag
 def weak_model_note(card: dict[str, Any]) -> str:
     """A warning where the card's held-out accuracy is below WEAK_ACCURACY (a run of an epoch or two),
     else "": its review threshold, a quantile of its own confidences, still calls some answers confident."""
-    accuracy = card.get("calibration", {}).get("val_accuracy")
+    calibration = card.get("calibration")  # a hand-edited card may hold anything here
+    accuracy = calibration.get("val_accuracy") if isinstance(calibration, dict) else None
     if isinstance(accuracy, float) and accuracy < WEAK_ACCURACY:
         return (f"this model reads only {100 * accuracy:.1f}% of its held-out images right (chance: 25%); "
                 "its \"confident\" verdicts mean little")

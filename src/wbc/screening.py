@@ -44,8 +44,12 @@ MIN_SIDE_PX = 80
 GRAY_SPREAD_MAX = 2  # largest channel spread (0..255) of any pixel in a photo without colour (JPEG noise)
 # Steepest stain edge / the stain's range (1/px). On every 5th TRAIN file (BENCHMARKS.md, *Out of focus*) none
 # falls below it as photographed or blurred by 1.5 or 3 px, 26% blurred by 5 px and 99.8% by 8, framed or
-# not; on every 10th, 0.4% of fields magnified 2x and 1.7% at 3x (bilinear: softer per px once shrunk).
+# not.
 SHARPNESS_MIN = 0.065
+# A magnified field shrunk back (imaging.REDUCTIONS, steps of sqrt 2) may stay up to sqrt 2 more magnified than
+# the data set's, softer per px by as much: on every 20th TRAIN file enlarged 2-6x, 0.6-1.2% fall below this
+# (2-4% below SHARPNESS_MIN; the grey measure 0-0.4%).
+SHRUNK_SHARPNESS_MIN = SHARPNESS_MIN / 2**0.5
 FILL_SHARE = 0.3  # grey below this share of the window's 99th percentile, and unstained: fill or a frame, not field
 FILL_MARGIN = 3  # px around the fill left out of the sharpness
 MIN_SHARPNESS_PX = 100  # fewer pixels of field than this in the window: the sharpness is taken over all of it
@@ -452,7 +456,7 @@ def _checks(rgb: np.ndarray, loc: CellLocation) -> Screening:
         purple = float((win[..., 0] - win[..., 1])[mask].mean())
         if purple < PURPLE_MIN:
             reason = NOT_PURPLE
-        elif sharp < SHARPNESS_MIN:
+        elif sharp < (SHRUNK_SHARPNESS_MIN if loc.reduced_by > 1 else SHARPNESS_MIN):
             reason = OUT_OF_FOCUS
     return Screening(is_cell=not reason, reason=reason, peak=loc.peak, nucleus_px=nucleus_px, sharpness=sharp,
                      reduced_by=loc.reduced_by)

@@ -19,10 +19,10 @@ from wbc.info import CLASS_INDEX, CLASSES, cell_type
 from wbc.predict import CROP_EACH, Prediction, Predictor
 from wbc.screening import photo_at_fault
 
-MAX_UPLOAD_MB = 20  # the largest file the page analyses
-# Streamlit's server.maxUploadSize, set by `wbc app`: above MAX_UPLOAD_MB, so that a file too large to
-# analyse reaches the page and gets its message; refused by the upload box, its reason showed only on hover.
-UPLOAD_BOX_MB = 200
+# The largest file the page analyses, and Streamlit's server.maxUploadSize set by `wbc app` (one limit the page
+# names once): a microscope camera's TIFF or a phone's full-size JPEG fits; a field over 50 megapixels is
+# refused by the decoder anyway.
+MAX_UPLOAD_MB = 50
 SAMPLES_DIR = Path(__file__).parent / "samples"
 EXCLUDED = "Excluded"  # the reviewed label of an image that is not counted
 # What the review table's "reviewed" column may hold: the types as the page names them elsewhere
@@ -140,7 +140,7 @@ def analyse_uploads(predictor: Predictor, uploads: Sequence[tuple[str, bytes]]) 
     for i in set(range(len(uploads))) - set(fits):
         name, data = uploads[i]
         results[i].error = (f"{name}: {len(data) / 1e6:.0f} MB is over the {MAX_UPLOAD_MB} MB upload limit; save the "
-                            "photo as JPEG, or at a smaller size")
+                            "photo at a smaller size")
     for i, (pred, crop, cam) in zip(fits, predictor.predict_sources([uploads[i] for i in fits], cam=True)):
         if pred.error:
             results[i].error = pred.error
@@ -244,7 +244,7 @@ def flagged_message(p: Prediction) -> str:
     if p.other_larger:
         return other_cell_warning(p)
     # Under the heading, which already says "Not a white blood cell": why, not the same words again.
-    lead = "This photo cannot be judged:" if cannot_judge(p) else "Why:"
+    lead = "Why:"
     return f"{lead} {p.not_wbc}. It is left out of the differential count unless you include it below."
 
 
@@ -313,8 +313,10 @@ def unchecked_note(rows: Sequence[Mapping[str, object]]) -> str:
     n = sum(1 for r in rows if str(r["verdict"]).startswith("needs review") and r["reviewed"] == r["predicted"])
     if not n:
         return ""
+    # A reviewer who agrees leaves the type as it is, so this cannot tell checked from not: it says what it counts.
     return (f"{n} of the counted image(s) {'is' if n == 1 else 'are'} marked *needs review* in the verdict column and "
-            f"{'keeps' if n == 1 else 'keep'} the model's type: check {'it' if n == 1 else 'them'} before using the count.")
+            f"{'keeps' if n == 1 else 'keep'} the model's type: check {'it' if n == 1 else 'them'} before using the "
+            "count (a corrected or excluded one is not in this number).")
 
 
 def unusable(results: Sequence[CellResult]) -> list[tuple[str, str]]:

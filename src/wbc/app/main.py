@@ -10,7 +10,7 @@ import streamlit as st
 
 from wbc.app import logic
 from wbc.errors import WbcError
-from wbc.info import CLASSES, cell_type
+from wbc.info import CLASSES, IMAGE_SUFFIXES, cell_type
 from wbc.predict import CROP_EACH, Predictor, weak_model_note
 from wbc.screening import OVEREXPOSED_SHARE
 
@@ -70,8 +70,8 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
     several = len(rows) > 1  # one image is no differential: its table and download stay
     st.divider()
     st.header("Differential count" if several else "Review", anchor="differential-count")
-    st.caption("Correct any prediction in the *reviewed* column" + ("; the counts follow. " if several else ". ")
-               + f"{logic.EXCLUDED} leaves an image out of the count.")
+    st.caption("Correct any prediction in the *reviewed* column" + (f"; the counts follow. {logic.EXCLUDED} leaves an "
+                                                                     "image out of the count." if several else "."))
     if bad:
         st.warning(f"{len(bad)} file(s) could not be used and are not in the table or the count: "
                    + "; ".join(why for _, why in bad))
@@ -161,10 +161,13 @@ with model_tab:
 with classify_tab:
     files = st.file_uploader(
         "Cell images (JPG, PNG, BMP, TIFF, WebP, GIF)",
-        # No type filter: the box would refuse a HEIC photo or a misnamed file with its reason on hover
-        # alone, where the page names each file it cannot read and why (a HEIC: export it as JPEG).
+        # The types listed: Safari on an iPhone then hands over a HEIC photo as JPEG, which it does only
+        # where the list leaves HEIC out. A file the box refuses shows its reason on hover alone, so say so.
+        type=sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES),
         accept_multiple_files=True,
-        help=f"One white cell per image works best. Up to {logic.MAX_UPLOAD_MB} MB per file.",
+        help=(f"One white cell per image works best. Up to {logic.MAX_UPLOAD_MB} MB per file. A file the box refuses "
+              "(larger, or of another type, such as a HEIC photo: export it as JPEG) is marked red; "
+              "hover over it for why."),
     )
     use_samples = st.toggle("Show the built-in sample images instead (two of each type)", value=False)
     uploads = [(f.name, f.getvalue()) for f in files or []]
@@ -187,6 +190,7 @@ with classify_tab:
     if len(results) > 1:  # the count is at the end of a long page
         st.markdown(f"{len(results)} image(s) analysed" + (f", {len(bad)} of them could not be used" if bad else "")
                     + (". [The differential count and review table](#differential-count) are at the end."
+                       if len(results) - len(bad) > 1 else ". [The review table](#differential-count) is at the end."
                        if len(bad) < len(results) else ": there is nothing to count."))
 
     for r in results:
