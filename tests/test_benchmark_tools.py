@@ -547,3 +547,19 @@ def test_gpu_paths_runs_its_checks_on_the_cpu() -> None:
     lines = r.stdout.splitlines()
     assert len(lines) == 3 and all(": ok" in line for line in lines), lines
     assert lines[0].startswith("teacher and student on cpu: ok (student's validation accuracy")
+
+
+def test_focus_bound_table_on_the_fixture(capsys) -> None:
+    """benchmarks/focus.py on the fixture's TRAIN: a row per variant; the cells as photographed and
+    blurred by 1.5 px are in focus, blurred by 12 px out of it, framed or not; the grey measure read the
+    framed 12 px blur as sharp."""
+    from conftest import FIXTURE_IMAGES
+
+    focus = load("focus")
+    assert focus.main(["--data", str(FIXTURE_IMAGES), "--every", "1"]) == 0
+    rows = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[2:-1]] for r in capsys.readouterr().out.splitlines()
+            if r.startswith("| ") and not r.startswith("| variant")}
+    assert len(rows) == len(focus.variants())
+    assert rows["as photographed"][0] == rows["blur 1.5 px"][0] == "0.0%"
+    assert rows["blur 12 px"][0] == rows["blur 12 px, framed"][0] == "100.0%"
+    assert float(rows["blur 12 px, framed"][1].rstrip("%")) < 100

@@ -1,0 +1,86 @@
+"""Where the focus check's bound sits: the share of TRAIN files it calls out of focus, as photographed and
+blurred, framed in dark grey, dimmed and enlarged, against the grey measure used before version 0.16.
+
+    python benchmarks/focus.py [--every 5] [--data DIR]
+
+For every Nth TRAIN file (TEST is not looked at), each variant is found, shrunk where magnified and
+measured as `Predictor.analyse` does (`imaging.locate_at_data_scale`, then `screening.sharpness`), and
+the share below the bound that applies (`SHRUNK_SHARPNESS_MIN` for a shrunk field, else
+`SHARPNESS_MIN`) is printed beside the share the grey measure put below its bound of 0.06 (steepest
+grey edge over the window's 1-99 percentile range of grey: a dark frame's edge read as sharp).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+GREY_MIN = 0.06  # the grey measure's bound before 0.16
+
+
+def grey_sharpness(field: np.ndarray, cy: float, cx: float, r: int = 48) -> float:
+    """The focus measure before 0.16: steepest edge of the grey window over its 1-99 percentile range."""
+    y, x = int(round(cy)), int(round(cx))
+    g = field[max(0, y - r) : y + r, max(0, x - r) : x + r].astype(np.float32).mean(2)
+    if min(g.shape) < 3:
+        return 0.0
+    gy, gx = np.gradient(g)
+    lo, hi = np.percentile(g, [1, 99])
+    return float(np.percentile(np.hypot(gx, gy), 99) / max(hi - lo, 10.0))
+
+
+def blurred(sigma: float) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda rgb: np.asarray(Image.fromarray(rgb).filter(ImageFilter.GaussianBlur(sigma)))
+
+
+def framed(shift: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """The shift, then a 30 px dark grey frame (an eyepiece's vignette, a viewer's border)."""
+    return lambda rgb: np.pad(shift(rgb), ((30, 30), (30, 30), (0, 0)), constant_values=20)
+
+
+def variants() -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    from wbc.robustness import brightness, scale
+
+    out: dict[str, Callable[[np.ndarray], np.ndarray]] = {"as photographed": lambda rgb: rgb}
+    for sigma in (1.5, 3, 5, 8, 12):
+        out[f"blur {sigma} px"] = blurred(sigma)
+        out[f"blur {sigma} px, framed"] = framed(blurred(sigma))
+    out["dim x0.5"] = brightness(0.5)
+    for k in (1.5, 2, 3, 4, 6):
+        out[f"enlarged x{k}"] = scale(k)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--every", type=int, default=5, help="every Nth TRAIN file (default: 5)")
+    ap.add_argument("--data", default=None, help="data set folder (default: WBC_DATA, else the shared copy)")
+    args = ap.parse_args(argv)
+
+    from wbc.data import find_images_root, list_split
+    from wbc.imaging import load_image, locate_at_data_scale
+    from wbc.screening import SHARPNESS_MIN, SHRUNK_SHARPNESS_MIN, sharpness
+
+    files = [s.path for s in list_split(find_images_root(args.data), "TRAIN")[:: args.every]]
+    print(f"{len(files)} TRAIN files (every {args.every}); out of focus below {SHARPNESS_MIN} "
+          f"({SHRUNK_SHARPNESS_MIN:.3f} for a shrunk field), the grey measure below {GREY_MIN}")
+    print("| variant | out of focus now | grey measure before | median now |")
+    print("|---|---|---|---|")
+    for name, shift in variants().items():
+        now, before, values = 0, 0, []
+        for f in files:
+            field, loc = locate_at_data_scale(shift(load_image(f)))
+            v = sharpness(field, loc)
+            values.append(v)
+            now += v < (SHRUNK_SHARPNESS_MIN if loc.reduced_by > 1 else SHARPNESS_MIN)
+            before += grey_sharpness(field, loc.cy, loc.cx) < GREY_MIN
+        n = len(files)
+        print(f"| {name} | {100 * now / n:.1f}% | {100 * before / n:.1f}% | {np.median(values):.3f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
