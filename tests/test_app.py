@@ -107,7 +107,8 @@ class TestNotAWhiteCell:
         """Images that are not a stained white cell are flagged, not confidently classified."""
         r = logic.analyse_uploads(predictor, [(name, encode(make().convert("RGB")))])[0]
         assert r.prediction.not_wbc, name
-        assert r.prediction.verdict == "not a white blood cell"
+        # The verdict (CSV, `wbc predict`) words it as the app heads it: a blurred photo cannot be judged.
+        assert r.prediction.verdict == ("cannot judge" if name.startswith("out of focus") else "not a white blood cell")
         # A sky's blue cast is no microscope's light: no advice to correct a white balance.
         assert logic.cannot_judge(r.prediction) == name.startswith("out of focus"), r.prediction.not_wbc
 
@@ -1075,6 +1076,20 @@ class TestPage:
         assert at.error[0].value.startswith("Why: no stained nucleus found")
         warnings = [w.value for w in at.warning if w.value.startswith("Overexposed: ")]
         assert len(warnings) == 2 and all("with less light" in w and "Top two" not in w for w in warnings)
+
+    def test_overexposed_photo_that_needs_review_gives_the_top_two_once(self) -> None:
+        """A typed, overexposed photo whose confidence is also below the review threshold: its top two are
+        in the overexposure warning, and the needs-review warning does not give them again."""
+        from wbc.robustness import brightness
+
+        src = FIXTURE_IMAGES / "TEST_SIMPLE" / "MONOCYTE" / "_2_4392.jpeg"
+        bright = Image.fromarray(brightness(1.4)(np.asarray(Image.open(src).convert("RGB"))))
+        at = self._app().run()
+        at.file_uploader[0].set_value([("bright.png", encode(bright), "image/png")]).run()
+        assert not at.exception
+        warnings = [w.value for w in at.warning]
+        assert any(w.startswith("Overexposed: ") for w in warnings) and any(w.startswith("Needs review") for w in warnings)
+        assert sum("Top two" in w for w in warnings) == 1, warnings
 
     def test_card_without_test_figures(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A model exported without --evaluate (no TEST figures in its card): the model tab says so and how

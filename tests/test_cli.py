@@ -450,7 +450,12 @@ class TestPredictCli:
         Image.fromarray((np.asarray(src, dtype=np.float64) * 0.5).round().astype(np.uint8)).save(tmp_path / "dark.png")
         table = tmp_path.parent / f"{tmp_path.name}.csv"
         assert main(["predict", str(tmp_path), "--quiet", "--csv", str(table)]) == 0
-        rows = {r.split()[0].rsplit("/", 1)[-1]: r for r in capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]}
+        out = capsys.readouterr().out
+        rows = {r.split()[0].rsplit("/", 1)[-1]: r for r in out.split("\n\n")[0].splitlines()[1:]}
+        # The count's left-out note tells a photo at fault from no white cell, as the verdicts do.
+        verdicts = [r["verdict"] for r in csv.DictReader(table.open())]
+        judged = verdicts.count("cannot judge")
+        assert judged and f"{judged} that cannot be judged" in out.split("\n\n")[1], out
         # what the screening rejects gets no type or confidence, in the table or the CSV (as in the app);
         # the CSV keeps the network's four probabilities
         by_name = {Path(r["file"]).name: r for r in csv.DictReader(table.open())}
@@ -460,18 +465,19 @@ class TestPredictCli:
             assert r["class"] == r["confidence"] == "" and r["not_white_cell"] and r["p_eosinophil"], r
         assert by_name["colour.png"]["class"] == "EOSINOPHIL"
         for name in ("gray.jpg", "gray16.png"):
-            assert "not a white blood cell: a grayscale photo: the stain's colours" in rows[name]
-        assert "not a white blood cell: a black-and-white picture: the stain's colours" in rows["bilevel.png"]
+            assert "cannot judge: a grayscale photo: the stain's colours" in rows[name]
+        assert "cannot judge: a black-and-white picture: the stain's colours" in rows["bilevel.png"]
         assert "overexposed" not in rows["bilevel.png"] and by_name["bilevel.png"]["overexposed"] == "no"  # white paper, not light
-        assert "not a white blood cell: only 8x6 px: too small or too tight a crop to judge a cell" in rows["tiny.png"]
+        assert "cannot judge: only 8x6 px: too small or too tight a crop to judge a cell" in rows["tiny.png"]
         for side in (56, 72):
             assert f"only {side}x{side} px: too small or too tight a crop" in rows[f"crop{side}.png"]
         for name in ("colour.png", "crop96.png"):
             assert rows[name].split()[1] == "EOSINOPHIL" and "not a white" not in rows[name], rows[name]
         for name in ("white.png", "white-rotated.png", "white-framed.png"):
-            assert "not a white blood cell: no stained nucleus found" in rows[name], rows[name]
+            # A white page is all overexposed: "cannot judge", as the app heads it, for no stained nucleus.
+            assert "cannot judge: no stained nucleus found" in rows[name] and "[overexposed" in rows[name], rows[name]
         # black: too dark to judge, and the reason says the light first
-        assert "not a white blood cell: the photo is much darker than the training images (its white at 0% of " \
+        assert "cannot judge: the photo is much darker than the training images (its white at 0% of " \
             "theirs): take it with more light; as photographed, no stained nucleus found" in rows["black.png"]
         # half the light: beyond what the white matching undoes, and the reason says so
         assert "the photo is much darker than the training images (its white at 49% of theirs): take it with more " \

@@ -332,7 +332,7 @@ def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from wbc.predict import NOT_READ, Prediction, Predictor, weak_model_note, write_predictions_csv
+    from wbc.predict import CANNOT_JUDGE_VERDICT, NOT_READ, Prediction, Predictor, weak_model_note, write_predictions_csv
 
     entries, repeats, others, unfollowed = _predict_inputs(args.paths)
     paths = [e for e in entries if isinstance(e, Path)]
@@ -392,7 +392,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
         # A typed piece of a cell beside a much larger one is not a cell to count, as in the app.
         counted = [r for r in results if r.typed]
-        left_out = [f"{k} {what}" for k, what in ((sum(bool(r.not_wbc) for r in results), "not a white cell"),
+        left_out = [f"{k} {what}" for k, what in ((sum(r.verdict == "not a white blood cell" for r in results),
+                                                   "not a white cell"),
+                                                  (sum(r.verdict == CANNOT_JUDGE_VERDICT for r in results),
+                                                   "that cannot be judged"),
                                                   (sum(r.other_larger for r in results),
                                                    "typed on what may be a piece of a cell"),
                                                   (bad, "unreadable"),

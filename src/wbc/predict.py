@@ -23,11 +23,12 @@ from wbc.errors import BadImageError, ModelFileError, WbcError
 from wbc.imaging import PreprocessSpec, dihedral_views, load_image, prepare_located, scale_channels, to_input
 from wbc.info import CLASSES, IMAGE_SUFFIXES
 from wbc.io import atomic_write_text, files_under
-from wbc.screening import OVEREXPOSED_SHARE, Screening, field_white, input_gains, screen
+from wbc.screening import OVEREXPOSED_SHARE, Screening, field_white, input_gains, photo_at_fault, screen
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "models" / "default"
 BATCH = 64
+CANNOT_JUDGE_VERDICT = "cannot judge"  # the verdict of a photo the screening finds at fault, rather than showing no white cell
 NOT_READ = "not read: the run was interrupted first"  # the error of a file `wbc predict` was stopped before
 CROP_EACH = "crop each cell into a photo of its own"  # what to do with a photo of two white cells
 
@@ -212,8 +213,8 @@ class Prediction:
             return self.no_image or ("not read" if self.error == NOT_READ else "unreadable")
         if not self.screened:
             return ""
-        if self.not_wbc:
-            return "not a white blood cell"
+        if self.not_wbc:  # the photo at fault (blurred, too dark, ...) or no white cell in it, as the app heads them
+            return CANNOT_JUDGE_VERDICT if photo_at_fault(self.not_wbc) or self.overexposed else "not a white blood cell"
         return "needs review" if self.needs_review or self.overexposed or self.other_larger else "confident"
 
 

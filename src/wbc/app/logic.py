@@ -16,7 +16,7 @@ from PIL import Image
 from wbc.differential import differential, differential_note  # noqa: F401 (the page reads them from here)
 from wbc.imaging import load_image
 from wbc.info import CLASS_INDEX, CLASSES, cell_type
-from wbc.predict import CROP_EACH, Prediction, Predictor
+from wbc.predict import CANNOT_JUDGE_VERDICT, CROP_EACH, Prediction, Predictor
 from wbc.screening import photo_at_fault
 
 # The largest file the page analyses, and Streamlit's server.maxUploadSize set by `wbc app` (one limit the page
@@ -289,7 +289,7 @@ def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
             "file": r.name,
             "predicted": cell_type(p.label).label if p.typed else "",
             "confidence (%)": round(100 * p.confidence, 1) if p.typed else None,  # as the page shows it
-            "verdict": ("cannot judge" if cannot_judge(p) else p.verdict)
+            "verdict": (CANNOT_JUDGE_VERDICT if cannot_judge(p) else p.verdict)
             + (f": {p.not_wbc}" if p.not_wbc else "") + (" (overexposed)" if p.overexposed else "")
             # The runner-up where the type needs review, as `wbc predict` gives it: what to check it against.
             + (f" (or {cell_type(p.top2[1][0]).label.lower()} {100 * p.top2[1][1]:.1f}%)"

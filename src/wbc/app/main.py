@@ -228,10 +228,11 @@ with classify_tab:
             st.metric("Confidence", f"{100 * p.confidence:.1f}%")
             if p.needs_review:
                 (a, pa), (b, pb) = p.top2
+                top = f" Top two: {cell_type(a).label} {100 * pa:.1f}%, {cell_type(b).label} {100 * pb:.1f}%."
                 st.warning(
                     f"Needs review: this confidence is below {100 * predictor.review_threshold:.2f}%, the "
-                    "level of the least sure tenth of held-out training images. Top two: "
-                    f"{cell_type(a).label} {100 * pa:.1f}%, {cell_type(b).label} {100 * pb:.1f}%."
+                    "level of the least sure tenth of held-out training images."
+                    + ("" if p.overexposed else top)  # the overexposure warning above gives them
                 )
             # One bar per type on a fixed 0-100% scale, its figure in words (a bar chart rescaled to its
             # largest bar made 59% look as full as 99%, and gave a screen reader nothing).
