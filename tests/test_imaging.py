@@ -380,12 +380,38 @@ class TestCell:
         assert max(below) < COARSE_MARGIN and max(below) > -COARSE_MARGIN
 
     def test_stain_map_is_blue_minus_green_clipped(self) -> None:
-        """uint8 (blue - green), 0 wherever green is at least blue, over every pair of levels."""
+        """uint8 (blue - green), 0 wherever green is at least blue, over every pair of levels (red at green's
+        level: purple enough); and 0 wherever green exceeds red by more than NOT_PURPLE_MARGIN, over every
+        pair of red and green levels (a screen's blue, not a stain)."""
+        from wbc.imaging import NOT_PURPLE_MARGIN
+
         b, g = np.meshgrid(np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8))
-        rgb = np.stack([np.zeros_like(b), g, b], axis=-1)
+        rgb = np.stack([g, g, b], axis=-1)
         want = np.clip(b.astype(np.int16) - g.astype(np.int16), 0, 255).astype(np.uint8)
         got = stain_map(rgb)
         assert got.dtype == np.uint8 and np.array_equal(got, want)
+        r, g = np.meshgrid(np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8))
+        rgb = np.stack([r, g, np.full_like(r, 255)], axis=-1)
+        blue = g.astype(np.int16) - r.astype(np.int16) > NOT_PURPLE_MARGIN
+        assert np.array_equal(stain_map(rgb), np.where(blue, 0, 255 - g).astype(np.uint8))
+
+    def test_a_screens_blue_button_is_not_taken_for_the_nucleus(self, fixture_root: Path) -> None:
+        """A cell pasted into a grey window beside a bright blue button (a screenshot): the cell is found
+        and typed as without the button (the button was taken for the nucleus, and the photo called not
+        the purple of a stain); the fixture cells' stain maps are as (blue - green) alone gives them."""
+        from wbc.predict import Predictor
+
+        cell = load_image(fixture_root / "TEST_SIMPLE" / "NEUTROPHIL" / "_7_8956.jpeg")
+        window = np.full((400, 560, 3), 236, np.uint8)
+        window[40:280, 40:360] = cell
+        plain = window.copy()
+        window[330:370, 420:520] = (30, 90, 200)  # a "Save" button
+        pred = Predictor()
+        a, b = (pred.predict_sources([(n, _png(Image.fromarray(x)))])[0][0] for n, x in (("plain", plain), ("button", window)))
+        assert not b.not_wbc and b.label == a.label and b.cell == a.cell and b.other_cell is None, (a, b)
+        for path in sorted(fixture_root.parent.rglob("*.jpeg")):
+            rgb = load_image(path)
+            assert np.array_equal(stain_map(rgb), np.maximum(rgb[..., 2], rgb[..., 1]) - rgb[..., 1]), path
 
     def test_edge_padded_is_numpys_edge_pad(self) -> None:
         rng = np.random.default_rng(0)
