@@ -522,13 +522,13 @@ class TestPredictCli:
         out = capsys.readouterr().out
         rows = {line.split()[0].rsplit("/", 1)[-1]: line for line in out.split("\n\n")[0].splitlines()[1:]}
         assert "[typed the stained mass at x=" in rows["piece.png"] and "(or " not in rows["piece.png"]
-        assert rows["piece.png"].split()[1:5] == ["-", "-", "needs", "review"]  # no type, no confidence
-        assert "so it needs review and is left out of the count" in rows["piece.png"]
+        assert rows["piece.png"].split()[1:5] == ["-", "-", "cannot", "judge"]  # no type, no confidence; as the app heads it
+        assert "so it cannot be judged and is left out of the count" in rows["piece.png"]
         assert out.split("\n\n")[1].startswith(
             "Differential of the 2 image(s) read as white cells (left out: 1 typed on what may be a piece of a cell)")
         piece = {Path(r["file"]).name: r for r in csv.DictReader(table.open())}["piece.png"]
         assert piece["other_cell_larger"] == "yes" and piece["cell_x"] and piece["p_lymphocyte"]  # places, reading kept
-        assert piece["class"] == piece["confidence"] == piece["needs_review"] == "" and piece["verdict"] == "needs review"
+        assert piece["class"] == piece["confidence"] == piece["needs_review"] == "" and piece["verdict"] == "cannot judge"
 
     def test_linked_folders_are_searched_once(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A folder of links to class folders is searched through them (it said "no image files"); a

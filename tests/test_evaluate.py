@@ -142,12 +142,16 @@ class TestEvaluate:
         folder = tmp_path / "mine"
         shutil.copytree(FIXTURE_IMAGES / "TEST_SIMPLE", folder)
         for out in (folder / "MONOCYTE", folder / "evaluation", folder):
-            with pytest.raises(OutputError, match=f"{out}: is inside {folder}, whose images are read"):
+            with pytest.raises(OutputError, match=f"{out}: is inside {folder}, which is read by class folder"):
                 evaluate(None, out, folder=folder, n_boot=50, progress=False)
         assert not (folder / "evaluation").exists() and not list(folder.glob("*.png"))
-        # With a split, the whole images root is guarded: TRAIN's class folders are read by training.
-        with pytest.raises(OutputError, match=f"is inside {FIXTURE_IMAGES}, whose images are read"):
+        # With a split, every split of the data set is guarded (TRAIN's class folders are read by training),
+        # but not the rest of the data set's folder: nothing reads a reports folder beside the splits.
+        with pytest.raises(OutputError, match=f"is inside {FIXTURE_IMAGES / 'TRAIN'}, which is read by class folder"):
             evaluate(None, FIXTURE_IMAGES / "TRAIN" / "NEUTROPHIL", split="TEST_SIMPLE", data=FIXTURE_IMAGES, progress=False)
+        data = tmp_path / "ds"
+        shutil.copytree(FIXTURE_IMAGES / "TEST_SIMPLE", data / "TEST_SIMPLE")
+        assert evaluate(None, data / "reports", split="TEST_SIMPLE", data=data, n_boot=50, progress=False)["n_files"]
         (tmp_path / "loop").symlink_to(tmp_path / "loop")  # a link loop: a message, not Path.resolve's RuntimeError
         from wbc.cli import main
 

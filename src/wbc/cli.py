@@ -220,7 +220,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.evaluate:  # before the export, not after it, and named as given rather than by the staging folder
         from wbc.data import find_images_root
 
-        _training("wbc.evaluate", "check_out_of")(args.out, find_images_root(args.data))
+        from wbc.info import SPLITS
+
+        root = find_images_root(args.data)
+        _training("wbc.evaluate", "check_out_of")(args.out, [root / s for s in SPLITS])
     card = export_and_report(args.run, args.out, data=args.data, evaluate_test=args.evaluate,
                              tta=not args.no_tta, calibrate=not args.no_calibrate, calibration=args.calibration,
                              match_white=args.match_white, skip_bad=args.skip_bad, progress=not args.quiet)
@@ -332,7 +335,7 @@ def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from wbc.predict import CANNOT_JUDGE_VERDICT, NOT_READ, Prediction, Predictor, weak_model_note, write_predictions_csv
+    from wbc.predict import CANNOT_JUDGE_VERDICT, NOT_A_WBC_VERDICT, NOT_READ, Prediction, Predictor, weak_model_note, write_predictions_csv
 
     entries, repeats, others, unfollowed = _predict_inputs(args.paths)
     paths = [e for e in entries if isinstance(e, Path)]
@@ -392,10 +395,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
         # A typed piece of a cell beside a much larger one is not a cell to count, as in the app.
         counted = [r for r in results if r.typed]
-        left_out = [f"{k} {what}" for k, what in ((sum(r.verdict == "not a white blood cell" for r in results),
+        left_out = [f"{k} {what}" for k, what in ((sum(r.verdict == NOT_A_WBC_VERDICT for r in results),
                                                    "not a white cell"),
-                                                  (sum(r.verdict == CANNOT_JUDGE_VERDICT for r in results),
-                                                   "that cannot be judged"),
+                                                  (sum(r.verdict == CANNOT_JUDGE_VERDICT and not r.other_larger
+                                                       for r in results), "that cannot be judged"),
                                                   (sum(r.other_larger for r in results),
                                                    "typed on what may be a piece of a cell"),
                                                   (bad, "unreadable"),
@@ -442,7 +445,7 @@ def other_cell_note(r: Prediction) -> str:
     at = f"x={r.cell[0]}, y={r.cell[1]} px" if r.cell else "the crop's centre"
     if r.other_larger:
         return (f"typed the stained mass at {at}, much smaller than the nucleus of another white cell at x={ox}, "
-                f"y={oy} px: the crop may be on a piece of a cell or a speck, so it needs review and is left out "
+                f"y={oy} px: the crop may be on a piece of a cell or a speck, so it cannot be judged and is left out "
                 f"of the count; {CROP_EACH}")
     return f"typed the cell at {at}; another white cell (at least one) at x={ox}, y={oy} px, not typed: {CROP_EACH}"
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from wbc.data import Prepared, Sample, find_images_root, list_folder, list_split, listed, load_prepared
 from wbc.errors import ModelFileError, OutputError
-from wbc.info import CLASSES
+from wbc.info import CLASSES, SPLITS
 from wbc.io import atomic_write_text
 from wbc.metrics import classification_report_text, compute_metrics
 from wbc.predict import Prediction, Predictor, predictions_csv
@@ -28,14 +28,18 @@ def _shown(path: str | Path) -> str:
     return rel if len(rel) < len(str(path)) else str(path)
 
 
-def check_out_of(out: str | Path, images: str | Path) -> None:
-    """OutputError where the output folder `out` lies inside `images` (a folder evaluated, or a data set's
-    images root): the report's plots would be read as images there the next time. Real paths compared
-    (os.path.realpath: a link loop does not raise, as Path.resolve does on Python 3.11)."""
-    real_out, real_images = os.path.realpath(out), os.path.realpath(images)
-    if os.path.commonpath([real_out, real_images]) == real_images:
-        raise OutputError(f"{out}: is inside {images}, whose images are read; the report's plots would be read as "
-                          "images there the next time. Give an output folder outside it")
+def check_out_of(out: str | Path, folders: Sequence[str | Path]) -> None:
+    """OutputError where the output folder `out` lies inside one of `folders`, which are read by class
+    folder (a folder evaluated, a data set's splits): the next listing would take the report for an
+    unknown class folder, or its plots for images. Real paths compared (os.path.realpath: a link loop
+    does not raise, as Path.resolve does on Python 3.11)."""
+    real_out = os.path.realpath(out)
+    for folder in folders:
+        real = os.path.realpath(folder)
+        if os.path.commonpath([real_out, real]) == real:
+            raise OutputError(f"{out}: is inside {folder}, which is read by class folder: the next listing would "
+                              "take the report for a class folder, or its plots for images. Give an output folder "
+                              "outside it")
 
 
 @dataclass(frozen=True)
@@ -168,7 +172,7 @@ def evaluate(
         samples = list_split(folder.parent, split)
     else:
         samples = list_folder(folder, require_all_classes=False)
-    check_out_of(out, folder if on_folder else folder.parent)
+    check_out_of(out, [folder] if on_folder else [folder.parent / s for s in SPLITS])
     where = _shown(folder)
     probs, prepared, matched, reader = model_probs(model, samples, skip_bad, progress)
     samples = prepared.samples

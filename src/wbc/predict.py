@@ -28,6 +28,7 @@ from wbc.screening import OVEREXPOSED_SHARE, Screening, field_white, input_gains
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "models" / "default"
 BATCH = 64
+NOT_A_WBC_VERDICT = "not a white blood cell"
 CANNOT_JUDGE_VERDICT = "cannot judge"  # the verdict of a photo the screening finds at fault, rather than showing no white cell
 NOT_READ = "not read: the run was interrupted first"  # the error of a file `wbc predict` was stopped before
 CROP_EACH = "crop each cell into a photo of its own"  # what to do with a photo of two white cells
@@ -213,9 +214,13 @@ class Prediction:
             return self.no_image or ("not read" if self.error == NOT_READ else "unreadable")
         if not self.screened:
             return ""
-        if self.not_wbc:  # the photo at fault (blurred, too dark, ...) or no white cell in it, as the app heads them
-            return CANNOT_JUDGE_VERDICT if photo_at_fault(self.not_wbc) or self.overexposed else "not a white blood cell"
-        return "needs review" if self.needs_review or self.overexposed or self.other_larger else "confident"
+        # As the app heads them: the photo at fault (blurred, too dark, ...; or a crop on what may be a piece of
+        # a cell beside a larger one, given no type) or no white cell in it.
+        if self.not_wbc and not (photo_at_fault(self.not_wbc) or self.overexposed):
+            return NOT_A_WBC_VERDICT
+        if self.not_wbc or self.other_larger:
+            return CANNOT_JUDGE_VERDICT
+        return "needs review" if self.needs_review or self.overexposed else "confident"
 
 
 def photo_xy(yx: tuple[float, float] | None, reduced_by: float) -> tuple[int, int] | None:

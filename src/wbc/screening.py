@@ -42,13 +42,13 @@ PURPLE_MIN = 0.0  # mean (red - green) of stained pixels: hematoxylin is purple 
 # within 3 points of the whole photo, the bound the issue sets for other labs' shifts.
 MIN_SIDE_PX = 80
 GRAY_SPREAD_MAX = 2  # largest channel spread (0..255) of any pixel in a photo without colour (JPEG noise)
-# Steepest stain edge / the stain's range (1/px). On every 5th TRAIN file (BENCHMARKS.md, *Out of focus*) none
-# falls below it as photographed or blurred by 1.5 or 3 px, 26% blurred by 5 px and 99.8% by 8, framed or
-# not.
+# Steepest stain edge / the stain's range (1/px). Of every 10th TRAIN file (`benchmarks/focus.py --every 10`;
+# BENCHMARKS.md, *Out of focus*), none falls below it as photographed or blurred by 1.5 or 3 px, 26% blurred
+# by 5 px and 99.8% by 8, framed or not.
 SHARPNESS_MIN = 0.065
 # A magnified field shrunk back (imaging.REDUCTIONS, steps of sqrt 2) may stay up to sqrt 2 more magnified than
-# the data set's, softer per px by as much: on every 20th TRAIN file enlarged 2-6x, 0.6-1.2% fall below this
-# (2-4% below SHARPNESS_MIN; the grey measure 0-0.4%).
+# the data set's, softer per px by as much: of every 10th TRAIN file enlarged 2-6x, 0.4-1.5% fall below the
+# bound that applies (the grey measure's 0-0.5%).
 SHRUNK_SHARPNESS_MIN = SHARPNESS_MIN / 2**0.5
 FILL_SHARE = 0.3  # grey below this share of the window's 99th percentile, and unstained: fill or a frame, not field
 FILL_MARGIN = 3  # px around the fill left out of the sharpness

@@ -150,8 +150,8 @@ with model_tab:
         "*needs review* whatever the confidence.\n"
         "- It types one white cell a photo, the most strongly stained. Where it sees a second, it warns and "
         f"leaves that one uncounted: {CROP_EACH}. Where the other is much larger than what it read (a piece "
-        "of a cell or a speck can stain darkest), it gives no type (*Cannot judge this photo*), marks the "
-        "photo *needs review* and leaves it out of the count.\n"
+        "of a cell or a speck can stain darkest), it gives no type (*Cannot judge this photo*) and "
+        "leaves the photo out of the count.\n"
         "- A second opinion for learning and checking, **not a diagnosis**."
     )
     st.caption(f"Model {card.get('name')} · {card.get('parameters', 0):,} parameters · "
