@@ -247,8 +247,9 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
 
 
 # Blue that is no stain: green this far above red (a screen's button or title bar beside the cell in a
-# screenshot). No pixel of the data set's 12,515 files with any (blue - green) reaches 42, so their maps are
-# as before; a bright UI blue (30, 90, 200) reads 60, and was taken for the nucleus.
+# screenshot). No pixel of the data set's 12,515 files with any (blue - green) reaches it, so their maps are
+# as before (tests/test_imaging.py checks every file); a bright UI blue (30, 90, 200) reads 60, and was
+# taken for the nucleus. (A title bar's dark blue, (40, 61, 118), reads 21 and still can be.)
 NOT_PURPLE_MARGIN = 50
 
 
