@@ -1015,6 +1015,12 @@ def test_export_match_white_reaches_the_card_writer(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(wbc.ship, "export_and_report", fake)
     monkeypatch.setattr(wbc.ship, "run_checkpoint", lambda run: run)
     monkeypatch.setattr(wbc.ship, "export_warnings", lambda ckpt, card: [])
+    # Inside a split of the data set, refused before the work with or without --evaluate (a model folder there
+    # is an unknown class folder to every later listing).
+    for evaluate in ([], ["--evaluate"]):
+        out = FIXTURE_IMAGES / "TRAIN" / "model"
+        assert main(["export", str(tmp_path), "--out", str(out), "--data", str(FIXTURE_IMAGES), *evaluate]) == 2
+        assert "which is read by class folder" in capsys.readouterr().err and not out.exists() and not seen
     assert main(["export", str(tmp_path), "--out", str(tmp_path / "o"), "--match-white"]) == 0
     assert "TEST" not in capsys.readouterr().out
     assert main(["export", str(tmp_path), "--out", str(tmp_path / "o"), "--evaluate", "--quiet",

@@ -149,8 +149,11 @@ class TestEvaluate:
         # but not the rest of the data set's folder: nothing reads a reports folder beside the splits.
         with pytest.raises(OutputError, match=f"is inside {FIXTURE_IMAGES / 'TRAIN'}, which is read by class folder"):
             evaluate(None, FIXTURE_IMAGES / "TRAIN" / "NEUTROPHIL", split="TEST_SIMPLE", data=FIXTURE_IMAGES, progress=False)
-        data = tmp_path / "ds"
+        data = tmp_path / "ds"  # a copy: where the guard failed, the report would land in it
         shutil.copytree(FIXTURE_IMAGES / "TEST_SIMPLE", data / "TEST_SIMPLE")
+        # With --folder, the data set's splits are guarded too: a report there broke every later listing.
+        with pytest.raises(OutputError, match=f"is inside {data / 'TEST_SIMPLE'}, which is read by class folder"):
+            evaluate(None, data / "TEST_SIMPLE" / "ev", folder=folder, data=data, progress=False)
         assert evaluate(None, data / "reports", split="TEST_SIMPLE", data=data, n_boot=50, progress=False)["n_files"]
         (tmp_path / "loop").symlink_to(tmp_path / "loop")  # a link loop: a message, not Path.resolve's RuntimeError
         from wbc.cli import main

@@ -217,13 +217,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.skip_bad and not args.evaluate:
         raise WbcError("--skip-bad leaves unreadable TEST images out of --evaluate; without --evaluate it does nothing")
     check_writable_folder(args.out)
-    if args.evaluate:  # before the export, not after it, and named as given rather than by the staging folder
+    # Before the export, not after it, and named as given rather than by the staging folder: a model folder
+    # in a split is an unknown class folder to every later listing.
+    splits = _training("wbc.evaluate", "data_set_splits")(args.data)
+    if args.evaluate and not splits:
         from wbc.data import find_images_root
 
-        from wbc.info import SPLITS
-
-        root = find_images_root(args.data)
-        _training("wbc.evaluate", "check_out_of")(args.out, [root / s for s in SPLITS])
+        find_images_root(args.data)  # says why there is no data set to evaluate on
+    _training("wbc.evaluate", "check_out_of")(args.out, splits)
     card = export_and_report(args.run, args.out, data=args.data, evaluate_test=args.evaluate,
                              tta=not args.no_tta, calibrate=not args.no_calibrate, calibration=args.calibration,
                              match_white=args.match_white, skip_bad=args.skip_bad, progress=not args.quiet)

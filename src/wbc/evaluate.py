@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from wbc.data import Prepared, Sample, find_images_root, list_folder, list_split, listed, load_prepared
-from wbc.errors import ModelFileError, OutputError
+from wbc.errors import DataError, ModelFileError, OutputError
 from wbc.info import CLASSES, SPLITS
 from wbc.io import atomic_write_text
 from wbc.metrics import classification_report_text, compute_metrics
@@ -40,6 +40,16 @@ def check_out_of(out: str | Path, folders: Sequence[str | Path]) -> None:
             raise OutputError(f"{out}: is inside {folder}, which is read by class folder: the next listing would "
                               "take the report for a class folder, or its plots for images. Give an output folder "
                               "outside it")
+
+
+def data_set_splits(data: str | Path | None) -> list[Path]:
+    """The split folders of the data set `data` names (or WBC_DATA, or the shared copy), which training and
+    evaluation read by class folder; none where no data set is found."""
+    try:
+        root = find_images_root(data)
+    except DataError:
+        return []
+    return [root / s for s in SPLITS]
 
 
 @dataclass(frozen=True)
@@ -172,7 +182,7 @@ def evaluate(
         samples = list_split(folder.parent, split)
     else:
         samples = list_folder(folder, require_all_classes=False)
-    check_out_of(out, [folder] if on_folder else [folder.parent / s for s in SPLITS])
+    check_out_of(out, [folder, *data_set_splits(data)] if on_folder else [folder.parent / s for s in SPLITS])
     where = _shown(folder)
     probs, prepared, matched, reader = model_probs(model, samples, skip_bad, progress)
     samples = prepared.samples

@@ -249,7 +249,8 @@ def data_set_files(images_root: Path) -> dict[str, list[tuple[str, Path]]]:
 
     folders = {split: class_folders(images_root / split)[0] for split in SPLITS if (images_root / split).is_dir()}
     return {cls: [(split, f) for split, by_class in folders.items() if cls in by_class
-                  for f in sorted(by_class[cls].iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
+                  for f in sorted(by_class[cls].iterdir())
+                  if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".")]  # as data.list_folder
             for cls in CLASSES}
 
 
