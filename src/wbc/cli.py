@@ -336,7 +336,8 @@ def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from wbc.predict import CANNOT_JUDGE_VERDICT, NOT_A_WBC_VERDICT, NOT_READ, Prediction, Predictor, weak_model_note, write_predictions_csv
+    from wbc.predict import (CANNOT_JUDGE_VERDICT, NOT_A_WBC_VERDICT, NOT_READ, Prediction, Predictor, weak_model_note,
+                             write_predictions_csv)
 
     entries, repeats, others, unfollowed = _predict_inputs(args.paths)
     paths = [e for e in entries if isinstance(e, Path)]
@@ -526,9 +527,8 @@ def _check_address(address: str, port: int = 0) -> None:
 def cmd_data_sources(args: argparse.Namespace) -> int:
     import json
 
-    from wbc.data import default_data_path, find_images_root
+    from wbc.data import default_data_path, find_images_root, listed
     from wbc.io import check_writable_file
-    from wbc.data import listed
     from wbc.sources import TABLE, data_set_files, match_files, originals_near, read_table, summary, write_table
 
     root = find_images_root(args.data)

@@ -183,8 +183,7 @@ def list_split(root: str | Path, split: str, every_class: bool = False) -> list[
     if not folder.is_dir():
         raise DataError(f"{root}: has no {split} folder")
     samples = list_folder(folder)
-    empty = [c for c in CLASSES if not any(s.label == CLASS_INDEX[c] for s in samples)]
-    if empty and every_class:
+    if every_class and (empty := [c for c in CLASSES if not any(s.label == CLASS_INDEX[c] for s in samples)]):
         raise DataError(f"{folder}: class folder(s) with no images: {', '.join(empty)} "
                         f"(images are read by their names, {' '.join(sorted(IMAGE_SUFFIXES))})")
     return samples

@@ -17,7 +17,6 @@ from wbc.differential import differential, differential_note  # noqa: F401 (the 
 from wbc.imaging import load_image
 from wbc.info import CLASS_INDEX, CLASSES, cell_type
 from wbc.predict import CANNOT_JUDGE_VERDICT, CROP_EACH, Prediction, Predictor
-from wbc.screening import photo_at_fault
 
 # The largest file the page analyses, and Streamlit's server.maxUploadSize set by `wbc app` (one limit the page
 # names once): a microscope camera's TIFF or a phone's full-size JPEG fits; a field over 50 megapixels is
@@ -226,8 +225,8 @@ CANNOT_JUDGE = "Cannot judge this photo"
 def cannot_judge(p: Prediction) -> bool:
     """Whether an image given no type is so for the photo's sake (too small, colourless, blurred, too
     dark, cast warm, magnified past the shrinking or overexposed, or its crop on what may be a piece of
-    a cell), not for showing no white cell."""
-    return bool(p.not_wbc) and (photo_at_fault(p.not_wbc) or p.overexposed) or p.other_larger
+    a cell), not for showing no white cell: the verdict `wbc predict` gives it too."""
+    return p.verdict == CANNOT_JUDGE_VERDICT
 
 
 def headline(p: Prediction) -> str:
@@ -289,7 +288,7 @@ def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
             "file": r.name,
             "predicted": cell_type(p.label).label if p.typed else "",
             "confidence (%)": round(100 * p.confidence, 1) if p.typed else None,  # as the page shows it
-            "verdict": (CANNOT_JUDGE_VERDICT if cannot_judge(p) else p.verdict)
+            "verdict": p.verdict
             + (f": {p.not_wbc}" if p.not_wbc else "") + (" (overexposed)" if p.overexposed else "")
             # The runner-up where the type needs review, as `wbc predict` gives it: what to check it against.
             + (f" (or {cell_type(p.top2[1][0]).label.lower()} {100 * p.top2[1][1]:.1f}%)"
