@@ -1,9 +1,11 @@
 """Would an ensemble (or a student distilled from one) beat one network? Asked out of fold, no TEST.
 
     python benchmarks/ensemble_oof.py runs/cv/e10-fields runs/cv/e11-fields [--folds 0 1 2 3 4]
+    python benchmarks/ensemble_oof.py runs/scale/h200-80ep:base runs/scale/h200-seeds:base-s1 ...
 
 Each recipe's fold K run held out the same cells (split seed 0), so its out-of-fold view logits
-(foldK/oof_logits.npz, cached by wbc.crossval.fold_logits) pair up file by file. For each recipe alone
+(foldK/oof_logits.npz, cached by wbc.crossval.fold_logits) pair up file by file. `DIR:RECIPE` names
+a recipe of a `benchmarks/scale_cv.py` results folder instead (its scale.npz holds the view logits). For each recipe alone
 and for the mean of their probabilities (8 views each) it prints accuracy over files, cells right,
 macro-F1 and the wrong cells that are eosinophils and neutrophils confused, then how often the
 recipes agree and how many files and cells at least one of them gets right (the most any way of
@@ -19,6 +21,21 @@ from pathlib import Path
 import numpy as np
 
 
+def scale_logits(arg: Path) -> dict[int, tuple[np.ndarray, np.ndarray, list[str]]] | None:
+    """Fold -> (view logits (8, N, 4), labels (N,), cells) of recipe RECIPE in DIR/scale.npz, from
+    `DIR:RECIPE`; None where the file or the recipe is not there."""
+    folder, recipe = str(arg).rsplit(":", 1)
+    try:
+        with np.load(Path(folder) / "scale.npz") as z:
+            folds = sorted(int(k[len(recipe) + 5:-7]) for k in z.files
+                           if k.startswith(f"{recipe}_fold") and k.endswith("_logits") and k[len(recipe) + 5:-7].isdigit())
+            out = {f: (z[f"{recipe}_fold{f}_logits"], z[f"{recipe}_fold{f}_y"],
+                       [str(c) for c in z[f"{recipe}_fold{f}_cells"]]) for f in folds}
+    except (OSError, ValueError, KeyError):
+        return None
+    return out or None
+
+
 def main() -> int:
     from sklearn.metrics import f1_score
 
@@ -28,7 +45,8 @@ def main() -> int:
     from wbc.train import EOS, NEUT
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("cv", type=Path, nargs="+", help="cross-validation folders (foldK run folders inside)")
+    ap.add_argument("cv", type=Path, nargs="+",
+                    help="cross-validation folders (foldK run folders inside), or scale_cv.py's DIR:RECIPE")
     ap.add_argument("--folds", type=int, nargs="+", help="folds every recipe has (default: those all have)")
     ap.add_argument("--data", help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     args = ap.parse_args()
@@ -38,7 +56,12 @@ def main() -> int:
         ap.error("name each cross-validation folder once")
     # Rows are labelled by folder name, or by the path where two folders share a name.
     label = {cv: cv.name if [c.name for c in args.cv].count(cv.name) == 1 else str(cv) for cv in args.cv}
-    have = [{int(p.name[4:]) for p in finished_folds(cv)} for cv in args.cv]
+    scale = {cv: scale_logits(cv) for cv in args.cv if ":" in cv.name}
+    if None in scale.values():
+        print(f"ensemble_oof: {', '.join(str(cv) for cv, f in scale.items() if f is None)}: no scale.npz there, "
+              "or no fold of that recipe in it", file=sys.stderr)
+        return 2
+    have = [set(scale[cv]) if cv in scale else {int(p.name[4:]) for p in finished_folds(cv)} for cv in args.cv]
     folds = sorted(args.folds or set.intersection(*have))
     missing = [f"{cv}/fold{k}" for cv, h in zip(args.cv, have) for k in folds if k not in h]
     if not folds or missing:
@@ -51,7 +74,7 @@ def main() -> int:
     for k in folds:
         first: tuple[np.ndarray, list[str]] | None = None
         for cv in args.cv:
-            lg, y, c = fold_logits(cv / f"fold{k}", args.data)
+            lg, y, c = scale[cv][k] if cv in scale else fold_logits(cv / f"fold{k}", args.data)
             if first is None:
                 first = (y, c)
                 ys.append(y)

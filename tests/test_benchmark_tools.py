@@ -49,6 +49,34 @@ def test_ensemble_oof_refuses_a_folder_named_twice(tmp_path, monkeypatch, capsys
     assert "name each cross-validation folder once" in capsys.readouterr().err
 
 
+def test_ensemble_oof_reads_scale_cv_results(tmp_path, monkeypatch, capsys) -> None:
+    """`DIR:RECIPE` reads a recipe's fold logits from scale_cv.py's scale.npz: each recipe's row, their
+    mean's, and how many cells at least one gets right, computed from the logits given."""
+    pytest.importorskip("torch")
+    pytest.importorskip("sklearn")
+    oof = load("ensemble_oof")
+    y = np.array([0, 0, 1, 2, 3, 3])
+    cells = np.array(["a", "a", "b", "c", "d", "e"])
+    right = np.eye(4)[y] * 5.0  # (N, 4) logits that decide every file right
+    wrong_d = right.copy()
+    wrong_d[4] = np.eye(4)[0] * 5.0  # cell d read as an eosinophil
+    arrays = {}
+    for name, lg in (("good", right), ("bad", wrong_d)):
+        arrays.update({f"{name}_fold0_logits": np.stack([lg] * 8), f"{name}_fold0_y": y, f"{name}_fold0_cells": cells})
+    np.savez(tmp_path / "scale.npz", **arrays)
+    monkeypatch.setattr("sys.argv", ["ensemble_oof.py", f"{tmp_path}:good", f"{tmp_path}:bad"])
+    assert oof.main() == 0
+    out = capsys.readouterr().out
+    assert out.startswith("6 out-of-fold files of 5 cells, folds 0")
+    assert f"| {tmp_path.name}:good | 100.00% | 5 / 5 |" in out
+    assert f"| {tmp_path.name}:bad | 83.33% | 4 / 5 |" in out
+    assert "| 0 / 1 |" in out  # the bad recipe's neutrophil read as an eosinophil
+    assert "at least one is right on 100.00% of files and 5 cells" in out.lower()
+    monkeypatch.setattr("sys.argv", ["ensemble_oof.py", f"{tmp_path}:good", f"{tmp_path}:none"])
+    assert oof.main() == 2
+    assert f"{tmp_path}:none: no scale.npz there, or no fold of that recipe in it" in capsys.readouterr().err
+
+
 def test_train_step_prints_each_timing_and_the_layout_ratio(capsys) -> None:
     """benchmarks/train_step.py times augmentation and both layouts of a step and prints the ratio
     of the two layouts and augmentation's share, from its own timings."""
