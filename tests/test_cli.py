@@ -132,8 +132,7 @@ class TestPredictCli:
         assert main(["predict", str(folder), str(folder), "--quiet"]) == 1  # one folder twice: its files once
         assert "1 other file(s) passed over" in capsys.readouterr().err
         table, summary = out.split("\n\n")
-        labels = [line.split()[1] for line in table.splitlines()[1:]
-                  if "ERROR" not in line and "not a white blood cell" not in line]
+        labels = [line.split()[1] for line in table.splitlines()[1:] if line.split()[1] != "-"]  # typed rows
         assert len(labels) == 8
         assert summary.startswith("Differential of the 8 image(s) read as white cells (left out: 1 not a white cell, "
                                   "1 unreadable)")
@@ -204,18 +203,19 @@ class TestPredictCli:
         assert main(["predict", str(good[0]), str(tmp_path / "typo.jpg"), str(good[1]), "--quiet"]) == 1
         out, err = capsys.readouterr()
         table, summary = out.split("\n\n")[0].splitlines()[1:], out.split("\n\n")[1]
-        assert len(table) == 3 and "typo.jpg" in table[1] and "ERROR no such file or folder" in table[1]
-        assert "ERROR" not in table[0] + table[2]
+        assert len(table) == 3 and "typo.jpg" in table[1] and table[1].split()[1:4] == ["-", "-", "no"]
+        assert table[1].endswith("  no image: no such file or folder")
+        assert "no image" not in table[0] + table[2]
         assert "(left out: 1 naming no image)" in summary and "1 row(s) name no image file" in err
         (tmp_path / "empty").mkdir()
         (tmp_path / "broken.jpeg").symlink_to(tmp_path / "nowhere.jpeg")
         (tmp_path / "a.jpeg").write_bytes(good[0].read_bytes())
         assert main(["predict", str(tmp_path / "*.jpeg"), str(tmp_path / "empty"), "x" * 300, "--quiet"]) == 1
         rows = {r.split()[0].rsplit("/", 1)[-1]: r for r in capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]}
-        assert "ERROR" not in rows["a.jpeg"]
-        assert rows["broken.jpeg"].endswith("ERROR no such file (a broken link?)")
-        assert rows["empty"].endswith("ERROR no image files in this folder")
-        assert "ERROR cannot be read (File name too long)" in rows["..." + "x" * 57]
+        assert "no image" not in rows["a.jpeg"]
+        assert rows["broken.jpeg"].endswith("  no image: no such file (a broken link?)")
+        assert rows["empty"].endswith("  no image: no image files in this folder")
+        assert "  no image: cannot be read (File name too long)" in rows["..." + "x" * 57]
 
     def test_rows_naming_no_image_say_so_and_one_image_has_no_differential(self, tmp_path: Path,
                                                                            capsys: pytest.CaptureFixture[str]) -> None:
@@ -278,7 +278,7 @@ class TestPredictCli:
         assert capsys.readouterr().err == f"wbc: error: {folder / '*' / '*.webp'}: no image file matches this pattern\n"
         assert main(["predict", str(folder / "*" / "*.webp"), str(one), "--quiet"]) == 1
         rows = capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]
-        assert len(rows) == 2 and rows[0].endswith("ERROR no image file matches this pattern")
+        assert len(rows) == 2 and rows[0].endswith("  no image: no image file matches this pattern")
 
     def test_csv_never_overwrites_an_image_and_is_checked_first(self, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
@@ -418,7 +418,7 @@ class TestPredictCli:
         assert main(["predict", str(other)]) == 2
         assert "no image files in this folder (1 other file(s) passed over: .heic (HEIC photos, as phones save them, are " \
             "not read: export them as JPEG); images are read by their names, .bmp .gif .jfif" in capsys.readouterr().err
-        assert all("ERROR" not in r for r in rows), rows
+        assert not any(w in r for r in rows for w in ("unreadable", "no image")), rows  # each read
 
     def test_grayscale_and_tiny_photos_say_what_is_wrong(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A grayscale photo (8- or 16-bit) and one of a few pixels are called not a white cell for what
@@ -571,10 +571,10 @@ class TestPredictCli:
         lines = out.split("\n\n")[0].splitlines()[1:]
         rows = {r.split()[0].rsplit("/", 1)[-1]: r for r in lines}
         for name in ("gone.jpg", "NEUTROPHIL"):
-            assert "ERROR a link to nothing (its target is gone, or it loops)" in rows[name], rows
-        assert "ERROR a folder that cannot be listed (Permission denied)" in rows["locked"]
+            assert "  not followed: a link to nothing (its target is gone, or it loops)" in rows[name], rows
+        assert "  not followed: a folder that cannot be listed (Permission denied)" in rows["locked"]
         assert "gone.txt" not in rows and len(rows) == len(lines) == 5, lines
-        assert "(left out: 3 links or folders not followed)" in out
+        assert "(left out: 3 link(s) or folder(s) not followed)" in out
         assert "3 link(s) or folder(s) in the folders given could not be followed" in err
         assert "name no image file" not in err and "other file(s) passed over: .txt" in err
         main(["predict", str(smear), "--quiet", "--csv", str(tmp_path / "o.csv")])
@@ -597,7 +597,7 @@ class TestPredictCli:
         f.write_bytes(b"not a png")
         assert main(["predict", str(f)]) == 1
         row = capsys.readouterr().out.splitlines()[1]
-        assert row.startswith(str(f)) and row.count("x.png") == 1 and "  ERROR not a readable image" in row, row
+        assert row.startswith(str(f)) and row.count("x.png") == 1 and "  unreadable: not a readable image" in row, row
 
     def test_bad_model(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A model folder without a model is a clear error."""

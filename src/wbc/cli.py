@@ -192,7 +192,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"{m['model']} ({m['read_as']})")
     _print_figures(m)
     if "caution" in m:
-        print(f"note: {m['caution']}", file=sys.stderr)
+        print(f"wbc: note: {m['caution']}", file=sys.stderr)
     print(f"report written to {Path(args.out) / 'report.md'}")
     return 0
 
@@ -230,7 +230,7 @@ def cmd_export(args: argparse.Namespace) -> int:
                              match_white=args.match_white, skip_bad=args.skip_bad, progress=not args.quiet)
     ckpt = _training("wbc.ship", "run_checkpoint")(args.run)
     for note in _training("wbc.ship", "export_warnings")(ckpt, card):
-        print(f"warning: {note}", file=sys.stderr)
+        print(f"wbc: warning: {note}", file=sys.stderr)
     print(f"wrote {Path(args.out) / 'model.onnx'} ({card['onnx_bytes'] / 1e6:.2f} MB) and model.json; "
           f"parity max |diff| {card['parity']['max_abs_diff']:.2e} on {card['parity']['images']} images")
     if card["tta_views"] == 1 and not args.no_tta:
@@ -364,17 +364,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.csv:  # first: a reader of the table that goes away (`| head`) must not cost the file
         write_predictions_csv(args.csv, results)
     if repeats:
-        print(f"note: {repeats} file(s) given more than once, each classified and counted once", file=sys.stderr)
+        print(f"wbc: note: {repeats} file(s) given more than once, each classified and counted once", file=sys.stderr)
     if others and paths:
-        print(f"note: in the folders given, {_passed_over(others)}", file=sys.stderr)
+        print(f"wbc: note: in the folders given, {_passed_over(others)}", file=sys.stderr)
     names = [printable(str(r.file)) for r in results]
     width = min(60, max(map(len, names)))
     print(f"{'file':{width}s}  {'class':11s}  confidence  verdict")
     for r, name in zip(results, names):
         if len(name) > width:  # keep the end of a long path, and show that its start is cut
             name = "..." + name[3 - width:]
-        if r.error:  # the row names the file: the message need not again
-            print(f"{name:{width}s}  ERROR {r.error.removeprefix(f'{r.file}: ')}")
+        if r.error:  # the verdict as the CSV gives it; the row names the file, so the reason need not again
+            why = r.error.removeprefix(f"{r.file}: ")
+            print(f"{name:{width}s}  {'-':11s}  {'-':>10s}  {r.verdict}" + ("" if why == r.verdict else f": {why}"))
             continue
         note = f"{r.verdict}" + (f": {r.not_wbc}" if r.not_wbc else "")
         if r.typed and (r.needs_review or r.overexposed):  # the runner-up type is no help for the other reasons
@@ -405,7 +406,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                                    "typed on what may be a piece of a cell"),
                                                   (bad, "unreadable"),
                                                   (named_nothing, "naming no image"),
-                                                  (unfollowed, "links or folders not followed"),
+                                                  (unfollowed, "link(s) or folder(s) not followed"),
                                                   (unread, "not read before the interruption")) if k]
         review = sum(r.verdict == "needs review" for r in counted)
         two = sum(bool(r.other_cell) for r in counted)  # counted photos with a second white cell
