@@ -724,6 +724,30 @@ class TestDifferential:
         assert too_dark.startswith(s.TOO_DARK_HEAD) and too_dark.endswith(s.NO_NUCLEUS)
         assert all(map(s.photo_at_fault, faults)) and not any(map(s.photo_at_fault, [s.NO_NUCLEUS, s.NOT_PURPLE]))
 
+    def test_a_cool_cast_beyond_matching_is_the_photos_fault(self, predictor: Predictor) -> None:
+        """An LED's light under a camera set for tungsten (red x0.7, green x0.95, blue x1.25, clipped) is
+        beyond what matching the white undoes; the cell was called "not the purple of a stain", not a white
+        cell. Undone in full the field shows the cell, so the photo is at fault: cannot judge, with
+        white-balance advice (no daylight filter, which cools it more). The same cast on red cells alone,
+        and a sky, stay "not a white blood cell"."""
+        from wbc import screening as s
+
+        def cool(rgb: np.ndarray) -> np.ndarray:
+            return np.clip(rgb * np.array([0.7, 0.95, 1.25]), 0, 255).astype(np.uint8)
+
+        sky = np.dstack([np.linspace(60, 140, 320 * 240).reshape(240, 320), np.linspace(120, 190, 320 * 240).reshape(240, 320),
+                         np.full((240, 320), 235.0)]).astype(np.uint8)
+        results = logic.analyse_uploads(predictor, [
+            ("cool.png", encode(Image.fromarray(cool(np.asarray(Image.open(EOS).convert("RGB")))))),
+            ("reds.png", encode(Image.fromarray(cool(np.asarray(Image.open(FIXTURES / "no-white-cell.jpeg").convert("RGB")))))),
+            ("sky.png", encode(Image.fromarray(cool(sky))))])
+        p = [r.prediction for r in results]
+        assert p[0] is not None and p[0].not_wbc.startswith(s.TINTED_HEAD), p[0]
+        assert p[0].not_wbc.endswith("correct the white balance and take it again"), p[0].not_wbc
+        assert p[0].verdict == "cannot judge" and logic.cannot_judge(p[0])
+        for q in p[1:]:
+            assert q is not None and q.verdict == "not a white blood cell", q
+
     def test_review_table_says_cannot_judge_for_the_photos_sake(self, predictor: Predictor) -> None:
         """The table's verdict: "cannot judge" for a photo too dark, flagged and overexposed (which says
         so), cast far from the training images' colours (halogen light: green x0.8, blue x0.6; it was

@@ -264,8 +264,7 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
         # What is wrong with the light first: "no stained nucleus found" alone would say no cell is there.
         # A warm cast beyond the second look's: blue short most, red no more than a little short of green
         # (WARM_RED_MAX), as under halogen light without a daylight filter (blue x0.6 or less), or tungsten
-        # light half corrected. Only that one: a blue sky's or a green leaf's cast is no microscope's light,
-        # and such a photo is no smear.
+        # light half corrected.
         warm = (to_white.argmax() == 2 and to_white[0] <= WARM_RED_MAX * to_white[1]
                 and to_white.max() / to_white.min() > GAIN_SPREAD_MAX)
         # Dark: every channel well below the training images' white (DARK_GAIN_MIN) and one beyond the second
@@ -275,22 +274,34 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
         if to_white.min() > GAIN_RANGE[1] or (dim and not warm):
             return replace(first, reason=f"{TOO_DARK_HEAD} (its white at {100 / to_white.mean():.0f}% of theirs): "
                                          f"take it with more light; as photographed, {first.reason}")
-        if warm:
+        # Another cast (an LED's light under a camera set for tungsten, a green filter) is called one only
+        # where undoing it in full shows a white cell: a blue sky's or a green leaf's photo is no smear.
+        if warm or _balanced_look(rgb, loc, to_white) is not None:
             cast = DATA_WHITE / to_white  # the field's white (3,), as measured
             # No "as photographed, no stained nucleus found": in such colours the stain checks cannot tell.
             return replace(first, reason=f"{TINTED_HEAD} (its white at R {cast[0]:.0f}, G {cast[1]:.0f}, "
                                          f"B {cast[2]:.0f}; theirs {DATA_WHITE[0]:.0f}, {DATA_WHITE[1]:.0f}, "
                                          f"{DATA_WHITE[2]:.0f}), beyond what matching its white undoes: correct the "
-                                         "white balance (or use a daylight filter) and take it again")
+                                         "white balance" + (" (or use a daylight filter)" if warm else "")
+                                         + " and take it again")
         return first
+    look = _balanced_look(rgb, loc, to_white)
+    if look is None:
+        return first
+    second, balanced, again = look
+    return _with_other_cell(replace(second, white_balanced=True, clipped=first.clipped), balanced, again, floor)
+
+
+def _balanced_look(rgb: np.ndarray, loc: CellLocation,
+                   to_white: np.ndarray) -> tuple[Screening, np.ndarray, CellLocation] | None:
+    """The checks of the field with its channels scaled by `to_white` (3,), where they pass on a cell
+    within SECOND_LOOK_MAX_MOVE of `loc`: (their screening, the scaled field, its cell); else None."""
     balanced = match_data_white(rgb, to_white)
     again = locate_cell(balanced)
     if np.hypot(again.cy - loc.cy, again.cx - loc.cx) > SECOND_LOOK_MAX_MOVE:
-        return first
+        return None
     second = _checks(balanced, replace(again, reduced_by=loc.reduced_by))
-    if not second.is_cell:
-        return first
-    return _with_other_cell(replace(second, white_balanced=True, clipped=first.clipped), balanced, again, floor)
+    return (second, balanced, again) if second.is_cell else None
 
 
 def _with_other_cell(sc: Screening, rgb: np.ndarray, loc: CellLocation, floor: int | None) -> Screening:
