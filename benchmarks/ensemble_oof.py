@@ -21,9 +21,13 @@ from pathlib import Path
 import numpy as np
 
 
-def scale_logits(arg: Path) -> dict[int, tuple[np.ndarray, np.ndarray, list[str]]] | None:
+def scale_logits(arg: Path) -> tuple[dict[int, tuple[np.ndarray, np.ndarray, list[str]]], str]:
     """Fold -> (view logits (8, N, 4), labels (N,), cells) of recipe RECIPE in DIR/scale.npz, from
-    `DIR:RECIPE`; None where the file or the recipe is not there."""
+    `DIR:RECIPE`, and the options its runs were made with that shrink every recipe ("" for none: all
+    epochs, every cell). ValueError saying why where the file or the recipe is not there or is damaged."""
+    import json
+    import zipfile
+
     folder, recipe = str(arg).rsplit(":", 1)
     try:
         with np.load(Path(folder) / "scale.npz") as z:
@@ -31,9 +35,18 @@ def scale_logits(arg: Path) -> dict[int, tuple[np.ndarray, np.ndarray, list[str]
                            if k.startswith(f"{recipe}_fold") and k.endswith("_logits") and k[len(recipe) + 5:-7].isdigit())
             out = {f: (z[f"{recipe}_fold{f}_logits"], z[f"{recipe}_fold{f}_y"],
                        [str(c) for c in z[f"{recipe}_fold{f}_cells"]]) for f in folds}
-    except (OSError, ValueError, KeyError):
-        return None
-    return out or None
+    except FileNotFoundError:
+        raise ValueError(f"{arg}: no scale.npz in {folder}") from None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{arg}: {folder}/scale.npz is damaged ({type(e).__name__}: {e})") from None
+    if not out:
+        raise ValueError(f"{arg}: no fold of recipe {recipe} in {folder}/scale.npz")
+    try:
+        options = json.loads((Path(folder) / "scale.json").read_text()).get("options", {})
+    except (OSError, ValueError, AttributeError):
+        options = {}
+    shrunk = [f"--{k.replace('_', '-')} {options[k]}" for k in ("epochs", "limit_cells") if options.get(k) is not None]
+    return out, " ".join(shrunk)
 
 
 def main() -> int:
@@ -56,11 +69,14 @@ def main() -> int:
         ap.error("name each cross-validation folder once")
     # Rows are labelled by folder name, or by the path where two folders share a name.
     label = {cv: cv.name if [c.name for c in args.cv].count(cv.name) == 1 else str(cv) for cv in args.cv}
-    scale = {cv: scale_logits(cv) for cv in args.cv if ":" in cv.name}
-    if None in scale.values():
-        print(f"ensemble_oof: {', '.join(str(cv) for cv, f in scale.items() if f is None)}: no scale.npz there, "
-              "or no fold of that recipe in it", file=sys.stderr)
+    try:
+        read = {cv: scale_logits(cv) for cv in args.cv if ":" in cv.name}
+    except ValueError as e:
+        print(f"ensemble_oof: {e}", file=sys.stderr)
         return 2
+    scale = {cv: logits for cv, (logits, _) in read.items()}
+    # A quick check's runs (fewer epochs or cells) are said to be such beside their rows.
+    label.update({cv: f"{label[cv]} ({shrunk})" for cv, (_, shrunk) in read.items() if shrunk})
     have = [set(scale[cv]) if cv in scale else {int(p.name[4:]) for p in finished_folds(cv)} for cv in args.cv]
     folds = sorted(args.folds or set.intersection(*have))
     missing = [f"{cv}/fold{k}" for cv, h in zip(args.cv, have) for k in folds if k not in h]

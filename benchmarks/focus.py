@@ -13,7 +13,9 @@ grey edge over the window's 1-99 percentile range of grey: a dark frame's edge r
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -54,15 +56,26 @@ def variants() -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     return out
 
 
+def positive(text: str) -> int:
+    """--every's type: a whole number of 1 or more, refused by argparse in one line otherwise."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of 1 or more")
+    return n
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--every", type=int, default=5, help="every Nth TRAIN file (default: 5)")
+    ap.add_argument("--every", type=positive, default=5, help="every Nth TRAIN file (default: 5)")
     ap.add_argument("--data", default=None, help="data set folder (default: WBC_DATA, else the shared copy)")
     args = ap.parse_args(argv)
 
     from wbc.data import find_images_root, list_split
     from wbc.imaging import load_image, locate_at_data_scale
-    from wbc.screening import SHARPNESS_MIN, SHRUNK_SHARPNESS_MIN, sharpness
+    from wbc.screening import SHARPNESS_MIN, SHRUNK_SHARPNESS_MIN, focus_bound, sharpness
 
     files = [s.path for s in list_split(find_images_root(args.data), "TRAIN")[:: args.every]]
     print(f"{len(files)} TRAIN files (every {args.every}); out of focus below {SHARPNESS_MIN} "
@@ -75,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             field, loc = locate_at_data_scale(shift(load_image(f)))
             v = sharpness(field, loc)
             values.append(v)
-            now += v < (SHRUNK_SHARPNESS_MIN if loc.reduced_by > 1 else SHARPNESS_MIN)
+            now += v < focus_bound(loc)
             before += grey_sharpness(field, loc.cy, loc.cx) < GREY_MIN
         n = len(files)
         print(f"| {name} | {100 * now / n:.1f}% | {100 * before / n:.1f}% | {np.median(values):.3f} |")
@@ -83,4 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from entry import run_script
+
+    run_script(main)

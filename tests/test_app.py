@@ -336,6 +336,24 @@ class TestNotAWhiteCell:
                 want = float(np.percentile(np.hypot(gx, gy)[keep], 99) / max(hi - lo, 10.0))
                 assert sharpness(field, loc) == pytest.approx(want, rel=1e-6), path
 
+    def test_focus_bound_is_laxer_for_a_shrunk_field(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A cell whose sharpness lies between the two bounds is out of focus in a field as photographed,
+        and in focus in one shrunk back from a magnified photo (which may stay up to sqrt 2 more magnified,
+        so softer per px); benchmarks/focus.py counts by the same bound."""
+        from wbc import screening as s
+        from wbc.imaging import load_image, locate_cell
+
+        assert s.SHRUNK_SHARPNESS_MIN == pytest.approx(s.SHARPNESS_MIN / 2**0.5)
+        rgb = load_image(EOS)
+        loc = locate_cell(rgb)
+        assert s._checks(rgb, loc).is_cell  # as photographed, sharp
+        between = (s.SHRUNK_SHARPNESS_MIN + s.SHARPNESS_MIN) / 2
+        monkeypatch.setattr(s, "sharpness", lambda *a, **k: between)
+        assert s._checks(rgb, loc).reason == s.OUT_OF_FOCUS
+        assert s._checks(rgb, replace(loc, reduced_by=2.0)).is_cell
+        assert [s.focus_bound(replace(loc, reduced_by=r)) for r in (1.0, 1.41, 8.0)] == [
+            s.SHARPNESS_MIN, s.SHRUNK_SHARPNESS_MIN, s.SHRUNK_SHARPNESS_MIN]
+
     def test_white_matched_for_the_network(self, tmp_path: Path) -> None:
         """With match_white, a field whose white lies below TRAIN's range reaches the network with each
         channel scaled by its white gains (a dim x0.6 field by about 1/0.6), and says so; the fixture

@@ -74,7 +74,19 @@ def test_ensemble_oof_reads_scale_cv_results(tmp_path, monkeypatch, capsys) -> N
     assert "at least one is right on 100.00% of files and 5 cells" in out.lower()
     monkeypatch.setattr("sys.argv", ["ensemble_oof.py", f"{tmp_path}:good", f"{tmp_path}:none"])
     assert oof.main() == 2
-    assert f"{tmp_path}:none: no scale.npz there, or no fold of that recipe in it" in capsys.readouterr().err
+    assert f"{tmp_path}:none: no fold of recipe none in {tmp_path}/scale.npz" in capsys.readouterr().err
+    # A quick check's runs are said to be such beside their rows (scale_cv.py's options).
+    (tmp_path / "scale.json").write_text('{"options": {"epochs": 2, "limit_cells": null}}')
+    monkeypatch.setattr("sys.argv", ["ensemble_oof.py", f"{tmp_path}:good", f"{tmp_path}:bad"])
+    assert oof.main() == 0
+    assert f"| {tmp_path.name}:good (--epochs 2) | 100.00% |" in capsys.readouterr().out
+    # A damaged file (cut short) is named as such, not a traceback.
+    damaged = tmp_path / "cut"
+    damaged.mkdir()
+    (damaged / "scale.npz").write_bytes((tmp_path / "scale.npz").read_bytes()[:300])
+    monkeypatch.setattr("sys.argv", ["ensemble_oof.py", f"{damaged}:good", f"{tmp_path}:good"])
+    assert oof.main() == 2
+    assert f"{damaged}:good: {damaged}/scale.npz is damaged (" in capsys.readouterr().err
 
 
 def test_train_step_prints_each_timing_and_the_layout_ratio(capsys) -> None:

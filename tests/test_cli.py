@@ -627,6 +627,27 @@ class TestOtherVerbs:
         assert f"{out}: this run already finished at epoch 2; nothing to do" in said and "run written" not in said
         assert {f.name: f.stat().st_mtime_ns for f in out.iterdir()} == before
 
+    def test_train_refuses_an_out_inside_the_data_set(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+        """A run folder inside a split is refused before any training: its curves.png became an image of
+        the class whose folder held it (TEST_SIMPLE's monocytes went from 2 files to 3). Beside the splits
+        it is allowed."""
+        pytest.importorskip("torch")
+        import shutil
+
+        import wbc.train
+
+        data = tmp_path / "images"
+        shutil.copytree(FIXTURE_IMAGES, data)  # a copy: a failing guard must not write into the fixtures
+        trained: list[Path] = []
+        monkeypatch.setattr(wbc.train, "fit", lambda cfg, run, **k: trained.append(Path(run)) or Path(run))
+        out = data / "TEST_SIMPLE" / "MONOCYTE" / "run"
+        assert main(["train", "--data", str(data), "--out", str(out), "--dry-run", "--quiet"]) == 2
+        assert f"{out}: is inside {data / 'TEST_SIMPLE'}, which is read by class folder" in capsys.readouterr().err
+        assert not out.exists() and not trained
+        assert main(["train", "--data", str(data), "--out", str(data / "runs" / "r"), "--dry-run", "--quiet"]) == 0
+        assert trained == [data / "runs" / "r"]
+
     def test_dry_run_without_out_keeps_nothing(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
         """Without --out the dry run trains in a temporary folder and removes it: the default run folder

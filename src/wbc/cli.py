@@ -130,6 +130,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("dry run done: the set-up trains; nothing kept (give --out to keep the short run)")
         return 0
     check_writable_folder(out)
+    # Inside a split, the run's plots would become images of the class whose folder holds it.
+    _training("wbc.evaluate", "check_out_of")(out, _training("wbc.evaluate", "data_set_splits")(cfg.data))
     try:
         run = fit(cfg, out, resume=args.resume, progress=not args.quiet, model_cfg=model_cfg)
     except KeyboardInterrupt:
@@ -336,8 +338,8 @@ def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from wbc.predict import (CANNOT_JUDGE_VERDICT, NOT_A_WBC_VERDICT, NOT_READ, Prediction, Predictor, weak_model_note,
-                             write_predictions_csv)
+    from wbc.predict import (CANNOT_JUDGE_VERDICT, NEEDS_REVIEW_VERDICT, NOT_A_WBC_VERDICT, NOT_READ, Prediction,
+                             Predictor, weak_model_note, write_predictions_csv)
 
     entries, repeats, others, unfollowed = _predict_inputs(args.paths)
     paths = [e for e in entries if isinstance(e, Path)]
@@ -408,7 +410,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                                   (named_nothing, "naming no image"),
                                                   (unfollowed, "link(s) or folder(s) not followed"),
                                                   (unread, "not read before the interruption")) if k]
-        review = sum(r.verdict == "needs review" for r in counted)
+        review = sum(r.verdict == NEEDS_REVIEW_VERDICT for r in counted)
         two = sum(bool(r.other_cell) for r in counted)  # counted photos with a second white cell
         print(f"\nDifferential of the {len(counted)} image(s) read as white cells"
               + (f" (left out: {', '.join(left_out)})" if left_out else "")

@@ -30,7 +30,7 @@ def _shown(path: str | Path) -> str:
 
 def check_out_of(out: str | Path, folders: Sequence[str | Path]) -> None:
     """OutputError where the output folder `out` lies inside one of `folders`, which are read by class
-    folder (a folder evaluated, a data set's splits): the next listing would take the report for an
+    folder (a folder evaluated, a data set's splits): the next listing would take the output for an
     unknown class folder, or its plots for images. Real paths compared (os.path.realpath: a link loop
     does not raise, as Path.resolve does on Python 3.11)."""
     real_out = os.path.realpath(out)
@@ -38,8 +38,8 @@ def check_out_of(out: str | Path, folders: Sequence[str | Path]) -> None:
         real = os.path.realpath(folder)
         if os.path.commonpath([real_out, real]) == real:
             raise OutputError(f"{out}: is inside {folder}, which is read by class folder: the next listing would "
-                              "take the report for a class folder, or its plots for images. Give an output folder "
-                              "outside it")
+                              "take this output folder for a class folder, or the pictures in it for cells. Give an "
+                              "output folder outside it")
 
 
 def data_set_splits(data: str | Path | None) -> list[Path]:

@@ -30,6 +30,7 @@ DEFAULT_MODEL_DIR = PROJECT_ROOT / "models" / "default"
 BATCH = 64
 NOT_A_WBC_VERDICT = "not a white blood cell"
 CANNOT_JUDGE_VERDICT = "cannot judge"  # the verdict of a photo the screening finds at fault, rather than showing no white cell
+NEEDS_REVIEW_VERDICT = "needs review"  # typed, but below the review threshold or overexposed
 NOT_READ = "not read: the run was interrupted first"  # the error of a file `wbc predict` was stopped before
 CROP_EACH = "crop each cell into a photo of its own"  # what to do with a photo of two white cells
 
@@ -169,9 +170,10 @@ class Prediction:
     `needs_review`: confidence below the card's review threshold. `not_wbc`: why the image does
     not look like a stained white cell (empty when it does); its class is then not to be trusted.
     `overexposed`: the photo's highlights are clipped (screening.OVEREXPOSED_SHARE of it pure white),
-    which the network reads poorly however confident it is; the verdict is then "needs review", as it
-    is where a second white cell in the photo is much larger than what was typed (`other_larger`),
-    which is then given no type (`typed`).
+    which the network reads poorly however confident it is; the verdict is then "needs review" (or
+    "cannot judge" where the screening flagged it too). A second white cell in the photo much larger
+    than what was typed (`other_larger`) makes the verdict "cannot judge", as a photo at fault does
+    (`screening.photo_at_fault`); such a crop is given no type (`typed`).
     """
 
     file: str
@@ -220,7 +222,7 @@ class Prediction:
             return NOT_A_WBC_VERDICT
         if self.not_wbc or self.other_larger:
             return CANNOT_JUDGE_VERDICT
-        return "needs review" if self.needs_review or self.overexposed else "confident"
+        return NEEDS_REVIEW_VERDICT if self.needs_review or self.overexposed else "confident"
 
 
 def photo_xy(yx: tuple[float, float] | None, reduced_by: float) -> tuple[int, int] | None:

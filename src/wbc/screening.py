@@ -454,6 +454,12 @@ def _unfit(rgb: np.ndarray, reduced_by: float = 1.0) -> str:
     return ""
 
 
+def focus_bound(loc: CellLocation) -> float:
+    """The sharpness below which the cell at `loc` is out of focus: SHRUNK_SHARPNESS_MIN where its field
+    was shrunk back from a magnified photo, else SHARPNESS_MIN."""
+    return SHRUNK_SHARPNESS_MIN if loc.reduced_by > 1 else SHARPNESS_MIN
+
+
 def _checks(rgb: np.ndarray, loc: CellLocation) -> Screening:
     s = stain_map(_window(rgb, loc, 48))
     mask = s > STAIN_LEVEL
@@ -467,7 +473,7 @@ def _checks(rgb: np.ndarray, loc: CellLocation) -> Screening:
         purple = float((win[..., 0] - win[..., 1])[mask].mean())
         if purple < PURPLE_MIN:
             reason = NOT_PURPLE
-        elif sharp < (SHRUNK_SHARPNESS_MIN if loc.reduced_by > 1 else SHARPNESS_MIN):
+        elif sharp < focus_bound(loc):
             reason = OUT_OF_FOCUS
     return Screening(is_cell=not reason, reason=reason, peak=loc.peak, nucleus_px=nucleus_px, sharpness=sharp,
                      reduced_by=loc.reduced_by)

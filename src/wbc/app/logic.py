@@ -16,7 +16,7 @@ from PIL import Image
 from wbc.differential import differential, differential_note  # noqa: F401 (the page reads them from here)
 from wbc.imaging import load_image
 from wbc.info import CLASS_INDEX, CLASSES, cell_type
-from wbc.predict import CANNOT_JUDGE_VERDICT, CROP_EACH, Prediction, Predictor
+from wbc.predict import CANNOT_JUDGE_VERDICT, CROP_EACH, NEEDS_REVIEW_VERDICT, Prediction, Predictor
 
 # The largest file the page analyses, and Streamlit's server.maxUploadSize set by `wbc app` (one limit the page
 # names once): a microscope camera's TIFF or a phone's full-size JPEG fits; a field over 50 megapixels is
@@ -242,9 +242,8 @@ def flagged_message(p: Prediction) -> str:
     """The error box over an image given no type: why, and that it is left out of the count."""
     if p.other_larger:
         return other_cell_warning(p)
-    # Under the heading, which already says "Not a white blood cell": why, not the same words again.
-    lead = "Why:"
-    return f"{lead} {p.not_wbc}. It is left out of the differential count unless you include it below."
+    # Under the heading ("Not a white blood cell" or "Cannot judge this photo"): why, not the heading again.
+    return f"Why: {p.not_wbc}. It is left out of the differential count unless you include it below."
 
 
 def forced_reading(p: Prediction) -> str:
@@ -292,7 +291,7 @@ def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
             + (f": {p.not_wbc}" if p.not_wbc else "") + (" (overexposed)" if p.overexposed else "")
             # The runner-up where the type needs review, as `wbc predict` gives it: what to check it against.
             + (f" (or {cell_type(p.top2[1][0]).label.lower()} {100 * p.top2[1][1]:.1f}%)"
-               if p.typed and p.verdict == "needs review" and not p.other_larger else "")
+               if p.typed and p.verdict == NEEDS_REVIEW_VERDICT else "")
             + (" (crop on a piece? a larger cell uncounted)" if p.other_larger
                else " (another cell uncounted)" if p.other_cell else ""),
             # A typed piece of a cell is not a cell to count; the larger cell beside it is the user's to crop.
@@ -309,7 +308,7 @@ def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
 def unchecked_note(rows: Sequence[Mapping[str, object]]) -> str:
     """Under the differential: how many counted rows were marked *needs review* and still hold the model's
     type (not corrected), so the count may still move (empty for none)."""
-    n = sum(1 for r in rows if str(r["verdict"]).startswith("needs review") and r["reviewed"] == r["predicted"])
+    n = sum(1 for r in rows if str(r["verdict"]).startswith(NEEDS_REVIEW_VERDICT) and r["reviewed"] == r["predicted"])
     if not n:
         return ""
     # A reviewer who agrees leaves the type as it is, so this cannot tell checked from not: it says what it counts.
