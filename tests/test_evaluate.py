@@ -131,6 +131,7 @@ class TestEvaluate:
                 (folder / "MONOCYTE" / "patient2").chmod(0o755)
 
     def test_output_inside_the_folder_is_refused_and_loose_images_are_named(self, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch,
                                                                             capsys: pytest.CaptureFixture[str]) -> None:
         """--out inside the folder evaluated is refused before the work (its plots were scored as
         monocytes the next time, in MONOCYTE/, or stopped the next run as an unknown class folder);
@@ -158,8 +159,15 @@ class TestEvaluate:
         (tmp_path / "loop").symlink_to(tmp_path / "loop")  # a link loop: a message, not Path.resolve's RuntimeError
         from wbc.cli import main
 
+        import wbc.evaluate
+
+        scored: list[object] = []
+        monkeypatch.setattr(wbc.evaluate, "model_probs", lambda *a, **k: scored.append(a) or pytest.fail("evaluated"))
         assert main(["evaluate", "--folder", str(folder), "--out", str(tmp_path / "loop" / "x"), "--quiet"]) == 2
-        assert "Traceback" not in capsys.readouterr().err
+        err = capsys.readouterr().err  # refused before the work, not when the report was written
+        assert f"cannot be made: {tmp_path / 'loop'} is a link to nothing (its target is gone, or it loops)" in err
+        assert "Traceback" not in err and not scored
+        monkeypatch.undo()
         shutil.copy(next((folder / "MONOCYTE").iterdir()), folder / "loose.jpeg")
         shutil.copy(next((folder / "MONOCYTE").iterdir()), folder / "._loose.jpeg")  # hidden: passed over unsaid
         m = evaluate(None, tmp_path / "eval", folder=folder, n_boot=50, progress=False)

@@ -450,6 +450,9 @@ def test_one_training_writes_to_a_run_at_a_time(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError):  # its parents neither (an empty runs/ was left behind)
         fit(TINY, tmp_path / "runs" / "deeper" / "new", resume=True, progress=False)
     assert not (tmp_path / "runs").exists()
+    with pytest.raises(CheckpointError):  # nor a folder named on the way and left by ".."
+        fit(TINY, tmp_path / "runs" / ".." / "x" / "new", resume=True, progress=False)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "x").exists()
     held = tmp_path / "held"
     held.mkdir()
     fd = os.open(held, os.O_RDONLY)

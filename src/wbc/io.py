@@ -49,6 +49,9 @@ def _folder_problem(path: Path) -> str:
     mounts, /proc)."""
     existing = path
     while not existing.exists() and existing != existing.parent:
+        if existing.is_symlink():  # exists() reads a link to nothing (or a loop) as absent, mkdir as present
+            where = "is" if existing == path else f"cannot be made: {existing} is"
+            return f"{where} a link to nothing (its target is gone, or it loops)"
         existing = existing.parent
     if not existing.is_dir():
         return "is a file, not a folder" if existing == path else f"cannot be made: {existing} is a file"

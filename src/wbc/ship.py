@@ -163,7 +163,7 @@ def _staging(out: Path) -> Iterator[Path]:
     made = missing_folders(out)
     stage: Path | None = None
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        Path(os.path.abspath(out)).mkdir(parents=True, exist_ok=True)  # as missing_folders walked it
         _clear_dead_stages(out)
         stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}.", dir=out))
         yield stage

@@ -564,7 +564,8 @@ def _only_writer(run: Path) -> Iterator[None]:
     when the process ends however it ends); the folders made here (`runs/` too) and left empty are
     removed. Where no lock can be had (not POSIX; a file system without locks) training goes on without one."""
     made = missing_folders(run)
-    run.mkdir(parents=True, exist_ok=True)
+    # As missing_folders walked it, ".." resolved first: "runs/../x" would make runs/ too, and leave it.
+    Path(os.path.abspath(run)).mkdir(parents=True, exist_ok=True)
     fd: int | None = None
     held = False
     try:
