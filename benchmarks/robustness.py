@@ -11,8 +11,8 @@ it was held out from, and the counts are pooled: validation, for comparing recip
 Each shift is applied to the decoded source image before the model's own preprocessing, so the
 whole pipeline (finding the cell, cropping, TTA) meets it. Prints a markdown table: accuracy over
 files, cells right and macro-F1 under each shift, the drop from clean in points, and how many files
-the screening would tell a user are not a white cell, with and without its second look (the field's
-white matched to the data set's, wbc.screening). The issue's shifts (wbc.robustness.SHIFTS) come
+the screening flags (told "not a white blood cell" or "cannot judge", the photo at fault), with and
+without its second look (the field's white matched to the data set's, wbc.screening). The issue's shifts (wbc.robustness.SHIFTS) come
 first, then those beyond its range (EXTRA_SHIFTS).
 """
 
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     clean = res["clean"]["accuracy"]
     source += f"; the field's white matched for the network where it lies below the data set's: {'yes' if pred.match_white else 'no'}"
     lines = [f"{source}:", "",
-             "| shift | accuracy over files | drop (points) | cells right | macro-F1 | told \"not a white cell\" "
+             "| shift | accuracy over files | drop (points) | cells right | macro-F1 | flagged by the screening "
              "(without the second look) | marked overexposed | white matched for the network |",
              "|---|---|---|---|---|---|---|---|"]
     for name, r in res.items():
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     if parts_text:
         lines += ["", f"Largest drop from clean: {', '.join(parts_text)}."]
     reasons = {name: reason_heads(r["flagged_by"]) for name, r in res.items() if r["flagged_by"]}
-    lines += ["", "Why files were told \"not a white cell\": " + "; ".join(
+    lines += ["", "Why files were flagged (not a white cell, or the photo at fault): " + "; ".join(
         f"{name}: " + ", ".join(f"{k} {v}" for k, v in by.most_common()) for name, by in reasons.items())] if reasons else []
     text = "\n".join(lines)
     print(text)

@@ -729,7 +729,8 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=DONE_OR_ERROR)
     x.add_argument("run", type=Path, help="run folder (its best.pt) or a checkpoint .pt")
     x.add_argument("--out", type=Path, default=Path("export"), help="output folder (default: export)")
-    x.add_argument("--data", type=Path, help="data set folder for parity images and --evaluate")
+    x.add_argument("--data", type=Path, help=DATA_HELP[:-1] + "): its images check the export and --evaluate scores "
+                   "TEST; --out may not lie in its splits")
     x.add_argument("--evaluate", action="store_true", help="also evaluate on TEST into the card and report.md (a "
                    "failed export or evaluation leaves the folder's model as it was)")
     x.add_argument("--skip-bad", action="store_true", help="with --evaluate: leave out unreadable TEST images")
