@@ -297,6 +297,19 @@ class TestPredictCli:
             assert message in err and "Traceback" not in err, err
             assert "confidence" not in out  # refused before any image was classified
         assert photo.read_bytes() == before and not (tmp_path / "other.png").exists()
+        # Another file of the user's (the model card in use, notes) is refused; an earlier table is replaced, said.
+        card = tmp_path / "model.json"
+        card.write_text("{}")
+        assert main(["predict", str(photo), "--csv", str(card), "--quiet"]) == 2
+        assert "a file of that name exists and is not a .csv table" in capsys.readouterr().err
+        assert card.read_text() == "{}"
+        table = tmp_path / "Results.CSV"
+        table.write_text("old")
+        assert main(["predict", str(photo), "--csv", str(table), "--quiet"]) == 0
+        assert f"wrote {table} (it replaced the table there)" in capsys.readouterr().out
+        assert table.read_text().startswith("file,")
+        assert main(["predict", str(photo), "--csv", str(tmp_path / "new.txt"), "--quiet"]) == 0  # a new name: any
+        assert capsys.readouterr().out.rstrip().endswith(f"wrote {tmp_path / 'new.txt'}")
 
     @pytest.mark.parametrize("argv, message", [
         (["predict", "x.jpeg", "--threads", "0"], "--threads: 0: choose 1 to"),

@@ -334,6 +334,10 @@ def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
                        "overwrite it. Give a .csv file name")
     if csv_path.suffix.lower() in IMAGE_SUFFIXES:
         raise WbcError(f"--csv {csv_path}: that is an image's name, not a table's; give a .csv file name")
+    # An earlier table is replaced (said after); any other file there (a model card, notes) is not ours to.
+    if csv_path.is_file() and csv_path.suffix.lower() != ".csv":
+        raise WbcError(f"--csv {csv_path}: a file of that name exists and is not a .csv table; writing the table "
+                       "there would replace it. Give a .csv file name")
     check_writable_file(csv_path)
 
 
@@ -364,6 +368,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     named_nothing = len(entries) - len(paths) - unfollowed
     bad = sum(1 for r in results if r.error) - named_nothing - unfollowed - unread  # files that could not be used
     if args.csv:  # first: a reader of the table that goes away (`| head`) must not cost the file
+        replaced = args.csv.is_file()
         write_predictions_csv(args.csv, results)
     if repeats:
         print(f"wbc: note: {repeats} file(s) given more than once, each classified and counted once", file=sys.stderr)
@@ -421,7 +426,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
               + ":")
         print("\n".join(differential_lines([r.label for r in counted])))
     if args.csv:
-        print(f"wrote {args.csv}")
+        print(f"wrote {args.csv}" + (" (it replaced the table there)" if replaced else ""))
     if bad:
         print(f"{bad} of {len(paths)} file(s) could not be used", file=sys.stderr)
     if named_nothing:  # a mistyped path is the user's to fix: scripts see it in the exit status
