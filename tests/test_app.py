@@ -1148,7 +1148,8 @@ class TestPage:
         st.cache_resource.clear()
         assert not at.exception
         text = [m.value for m in at.markdown]
-        assert any("holds no TEST figures" in m and "wbc evaluate --model DIR" in m for m in text)
+        assert any("holds no TEST figures" in m and "wbc evaluate --model DIR --out REPORTS" in m
+                   and "wbc export RUN --out DIR --evaluate" in m for m in text)
         assert not any("nan" in m for m in text), text
         assert not any("test images" in d.value.columns for d in at.dataframe)
         assert not any("verdicts mean little" in w.value for w in at.warning)

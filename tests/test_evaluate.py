@@ -130,6 +130,18 @@ class TestEvaluate:
             finally:
                 (folder / "MONOCYTE" / "patient2").chmod(0o755)
 
+    def test_a_users_files_replaced_are_named(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A report.md of the user's in --out is replaced, and said (as `wbc export` says it); an earlier
+        evaluation's files are replaced by a rerun without a note."""
+        out = tmp_path / "ev"
+        out.mkdir()
+        (out / "report.md").write_text("my notes")
+        evaluate(None, out, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=20, progress=False)
+        assert f"wbc: note: replaced report.md in {out} with this evaluation" in capsys.readouterr().err
+        assert (out / "report.md").read_text().startswith("# Evaluation of ")
+        evaluate(None, out, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=20, progress=False)
+        assert "replaced" not in capsys.readouterr().err
+
     def test_output_inside_the_folder_is_refused_and_loose_images_are_named(self, tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch,
                                                                             capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,6 +192,8 @@ def evaluate(
     cells = [s.cell for s in samples]
     m = compute_metrics(probs, y, cells, n_boot=n_boot)
     out = Path(out)
+    # Files of these names that are not an earlier evaluation's are the user's: say that they were replaced.
+    replaced = [] if _evaluated_before(out) else [f for f in EVALUATION_FILES if (out / f).exists()]
     out.mkdir(parents=True, exist_ok=True)
     m_out = {"model": model_name, "read_as": reader.read_as, "data": where, **m}
     if prepared.skipped:  # --skip-bad: the figures are over fewer files than the folder holds
@@ -218,4 +221,14 @@ def evaluate(
                   **({"left out (unusable, --skip-bad)": f"{len(prepared.skipped)} file(s): "
                       + listed(m_out["skipped_files"], sep=", ")} if prepared.skipped else {}),
                   **({"caution": m_out["caution"]} if "caution" in m_out else {})}, text)
+    if replaced:
+        print(f"wbc: note: replaced {', '.join(replaced)} in {out} with this evaluation", file=sys.stderr)
     return m_out
+
+
+def _evaluated_before(out: Path) -> bool:
+    """Whether `out` holds an evaluation's metrics.json (a rerun's files replace their own)."""
+    try:
+        return {"model", "read_as", "n_files"} <= set(json.loads((out / "metrics.json").read_text()))
+    except (OSError, ValueError, TypeError):
+        return False

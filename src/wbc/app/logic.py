@@ -213,8 +213,9 @@ def uncounted_note(results: Sequence[CellResult]) -> str:
 
 NOT_A_WBC = "Not a white blood cell"  # the heading of an image the screening flags
 NO_TEST_FIGURES = ("This model card holds no TEST figures: the model was exported without `--evaluate`. "
-                   "Measure them with `wbc evaluate --model DIR` (it writes report.md beside them), or export "
-                   "it again with `wbc export --evaluate` to put them in the card.")
+                   "Measure them with `wbc evaluate --model DIR --out REPORTS` (a report in REPORTS; the card "
+                   "stays as it is), or export the run again with `wbc export RUN --out DIR --evaluate` to put "
+                   "them in the card.")
 
 
 # The heading of an image given no type for the photo's sake: too small, colourless, blurred, too dark or
