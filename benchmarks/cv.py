@@ -60,6 +60,22 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def read_result(path: Path) -> dict[str, Any]:
+    """A cv.json written by this script; ConfigError naming the file where it is not one."""
+    from wbc.errors import ConfigError
+
+    try:
+        r = json.loads(path.read_text())
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror or e}); cv.py writes WORK/NAME/cv.json, and runs/ "
+                          "is not in the repository: make it with `python benchmarks/cv.py --name NAME` first") from None
+    except ValueError as e:
+        raise ConfigError(f"{path}: not JSON ({e})") from None
+    if not isinstance(r, dict) or not {"calibrated", "raw", "folds", "temperature"} <= set(r):
+        raise ConfigError(f"{path}: not a cv.py result (no pooled out-of-fold figures in it)")
+    return r
+
+
 def main() -> int:
     from wbc.errors import WbcError
     from wbc.train import AUGMENT, OPTIMIZERS, preset, with_epochs
@@ -104,8 +120,13 @@ def main() -> int:
     args = ap.parse_args()
     if args.render:
         # A folder's partial cross-validations (cv-foldsK.json) sit beside its full one: keep both rows.
-        print(markdown({p.parent.name if p.name == "cv.json" else f"{p.parent.name} ({p.stem})": json.loads(p.read_text())
-                        for p in args.render}))
+        results = {p.parent.name if p.name == "cv.json" else f"{p.parent.name} ({p.stem})": read_result(p)
+                   for p in args.render}
+        try:
+            print(markdown(results))
+        except (KeyError, TypeError, IndexError, ValueError) as e:
+            raise WbcError(f"{' '.join(map(str, args.render))}: a result lacks a figure the table needs "
+                           f"({type(e).__name__}: {e}); were they all written by cv.py?") from None
         return 0
     if not args.name:
         ap.error("--name is required (or --render)")

@@ -81,7 +81,11 @@ def main() -> int:
     folds = sorted(args.folds or set.intersection(*have))
     missing = [f"{cv}/fold{k}" for cv, h in zip(args.cv, have) for k in folds if k not in h]
     if not folds or missing:
-        print(f"ensemble_oof: no finished fold run at {', '.join(missing) or 'any common fold'}", file=sys.stderr)
+        empty = [str(cv) for cv, h in zip(args.cv, have) if not h]
+        why = (f"no finished fold run (foldK/last.pt) in {', '.join(empty)}" if empty
+               else f"no finished fold run at {', '.join(missing)}" if missing else "no fold that all of them finished")
+        print(f"ensemble_oof: {why}; runs/ is not in the repository: `python benchmarks/cv.py --name NAME` makes "
+              "runs/cv/NAME", file=sys.stderr)
         return 2
 
     probs: dict[str, list[np.ndarray]] = {label[cv]: [] for cv in args.cv}

@@ -47,6 +47,12 @@ def test_ensemble_oof_refuses_a_folder_named_twice(tmp_path, monkeypatch, capsys
         oof.main()
     assert e.value.code == 2
     assert "name each cross-validation folder once" in capsys.readouterr().err
+    # Folders with no finished fold run (a clone has no runs/) are named, with how runs/ is made.
+    monkeypatch.setattr("sys.argv", ["ensemble_oof.py", str(tmp_path / "e21"), str(tmp_path / "e36")])
+    assert oof.main() == 2
+    err = capsys.readouterr().err
+    assert f"no finished fold run (foldK/last.pt) in {tmp_path / 'e21'}, {tmp_path / 'e36'}" in err
+    assert "runs/ is not in the repository" in err
 
 
 def test_ensemble_oof_reads_scale_cv_results(tmp_path, monkeypatch, capsys) -> None:
