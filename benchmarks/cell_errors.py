@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -24,9 +25,19 @@ from wbc.sources import read_table, summary
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("predictions", type=Path)
-    ap.add_argument("--split", default="TEST", choices=SPLITS,
-                    help="the data set split the predictions are of (default: TEST)")
+    ap.add_argument("--split", choices=SPLITS,
+                    help="the data set split the predictions are of (default: the folder the metrics.json beside "
+                         "them names, else TEST)")
     args = ap.parse_args()
+    # Cells are keyed as `wbc evaluate` keyed them: by the name of the folder it read (a split, or --folder's).
+    try:
+        data = json.loads((args.predictions.parent / "metrics.json").read_text())["data"]
+        evaluated = Path(str(data)).name
+    except (OSError, ValueError, KeyError, TypeError):
+        evaluated = None
+    if args.split and evaluated and args.split != evaluated:
+        ap.error(f"--split {args.split}: the metrics.json beside {args.predictions} says they are of {data}")
+    args.split = args.split or evaluated or "TEST"
     views: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
     marked: Counter[tuple[str, str]] = Counter()  # a cell's wrong views that the card marked for review
     try:

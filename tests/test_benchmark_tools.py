@@ -385,6 +385,27 @@ def test_cell_errors_reads_true_classes_in_any_case(tmp_path, monkeypatch, capsy
     with pytest.raises(SystemExit):
         mod.main()
     assert "gone.csv: No such file or directory" in capsys.readouterr().err
+    # The split is the one the metrics.json beside the CSV names (cells keyed as `wbc evaluate` keyed them);
+    # another --split is refused.
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "predictions.csv").write_text(marked.read_text())
+    (ev / "metrics.json").write_text('{"data": "somewhere/images/TEST_SIMPLE"}')
+    outs = []
+    for argv in ([], ["--split", "TEST_SIMPLE"]):
+        monkeypatch.setattr("sys.argv", ["cell_errors.py", str(ev / "predictions.csv"), *argv])
+        assert mod.main() == 0
+        outs.append(capsys.readouterr().out)
+    assert outs[0] == outs[1]
+    monkeypatch.setattr("sys.argv", ["cell_errors.py", str(ev / "predictions.csv")])
+    seen: list[str] = []
+    monkeypatch.setattr(mod, "cell_key", lambda cls, name, split: seen.append(split) or f"{cls}/{name}")
+    assert mod.main() == 0 and set(seen) == {"TEST_SIMPLE"}
+    capsys.readouterr()
+    monkeypatch.setattr("sys.argv", ["cell_errors.py", str(ev / "predictions.csv"), "--split", "TEST"])
+    with pytest.raises(SystemExit):
+        mod.main()
+    assert "--split TEST: the metrics.json beside" in capsys.readouterr().err
     (tmp_path / "photo.jpg").write_bytes(bytes(range(256)))
     for argv, says in ((["--split", "NOPE"], "invalid choice: 'NOPE'"), ([], "photo.jpg: not a CSV file")):
         monkeypatch.setattr("sys.argv", ["cell_errors.py", str(tmp_path / "photo.jpg"), *argv])
