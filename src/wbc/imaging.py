@@ -10,6 +10,7 @@ data set's first, and crop a fixed window around it -> uint8 (S, S, 3)) and `to_
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -159,7 +160,11 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
     except BadImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise BadImageError(f"{label}: refused as a decompression bomb ({e})") from e
+        # Pillow refuses these (over 89 MP) before its size can be read here: said as the 50 MP limit is.
+        found = re.search(r"(\d+) pixels", str(e))
+        size = f"{int(found.group(1)) / 1e6:.0f} MP" if found else "the image"
+        raise BadImageError(f"{label}: {size} is too large (limit {MAX_PIXELS // 1_000_000} MP); "
+                            "crop the field around the cell first") from e
     except UnidentifiedImageError as e:
         raise BadImageError(f"{label}: {_unreadable_kind(raw)}") from e
     except (OSError, SyntaxError, ValueError) as e:
