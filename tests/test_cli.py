@@ -217,6 +217,26 @@ class TestPredictCli:
         assert rows["empty"].endswith("  no image: no image files in this folder")
         assert "  no image: cannot be read (File name too long)" in rows["..." + "x" * 57]
 
+    def test_the_same_image_under_two_names_is_counted_once(self, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+        """A photo copied into two folders (the same bytes under another name) keeps both rows, and the
+        differential counts it once and names the repeat, as the app does (it counted 2 lymphocytes)."""
+        import shutil
+
+        lym = sorted((FIXTURE_IMAGES / "TEST_SIMPLE" / "LYMPHOCYTE").glob("*.jpeg"))[0]
+        eos = sorted((FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL").glob("*.jpeg"))[0]
+        for folder, name, src in (("mon", "a.jpeg", lym), ("mon", "b.jpeg", eos), ("tue", "a_copy.jpeg", lym)):
+            (tmp_path / folder).mkdir(exist_ok=True)
+            shutil.copy(src, tmp_path / folder / name)
+        assert main(["predict", str(tmp_path), "--quiet"]) == 0
+        out, err = capsys.readouterr()
+        table, summary = out.split("\n\n")
+        assert len(table.splitlines()) == 4  # the header and every file's row
+        assert summary.startswith("Differential of the 2 image(s) read as white cells (left out: 1 repeat(s) of an "
+                                  "image already counted)")
+        assert re.search(r"Lymphocyte +1 +50\.0%", summary), summary
+        assert f"wbc: note: {tmp_path / 'tue' / 'a_copy.jpeg'} is the same image as {tmp_path / 'mon' / 'a.jpeg'}" in err
+
     def test_rows_naming_no_image_say_so_and_one_image_has_no_differential(self, tmp_path: Path,
                                                                            capsys: pytest.CaptureFixture[str]) -> None:
         """One image with an empty folder and a typo: the two rows' verdict in the CSV is "no image", not

@@ -341,6 +341,27 @@ def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
     check_writable_file(csv_path)
 
 
+def _distinct(preds: list[Prediction]) -> tuple[list[Prediction], list[tuple[Prediction, Prediction]]]:
+    """`preds` without the repeats of an image read before (the same bytes, whatever the name), and each
+    repeat with the prediction it repeats. A file that cannot be read again counts as distinct."""
+    from wbc.io import bytes_key
+
+    first: dict[str, Prediction] = {}
+    kept, copies = [], []
+    for r in preds:
+        try:
+            key = bytes_key(Path(r.file).read_bytes())
+        except OSError:
+            kept.append(r)
+            continue
+        if key in first:
+            copies.append((r, first[key]))
+        else:
+            first[key] = r
+            kept.append(r)
+    return kept, copies
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from wbc.predict import (CANNOT_JUDGE_VERDICT, NEEDS_REVIEW_VERDICT, NOT_A_WBC_VERDICT, NOT_READ, Prediction,
                              Predictor, weak_model_note, write_predictions_csv)
@@ -403,14 +424,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if len(paths) > 1 and sum(not r.error for r in results) != 1:
         from wbc.differential import differential_lines
 
-        # A typed piece of a cell beside a much larger one is not a cell to count, as in the app.
-        counted = [r for r in results if r.typed]
+        # A typed piece of a cell beside a much larger one is not a cell to count, as in the app; nor, as there,
+        # a second copy of an image (the same bytes under another name: one cell photographed once).
+        counted, copies = _distinct([r for r in results if r.typed])
         left_out = [f"{k} {what}" for k, what in ((sum(r.verdict == NOT_A_WBC_VERDICT for r in results),
                                                    "not a white cell"),
                                                   (sum(r.verdict == CANNOT_JUDGE_VERDICT and not r.other_larger
                                                        for r in results), "that cannot be judged"),
                                                   (sum(r.other_larger for r in results),
                                                    "typed on what may be a piece of a cell"),
+                                                  (len(copies), "repeat(s) of an image already counted"),
                                                   (bad, "unreadable"),
                                                   (named_nothing, "naming no image"),
                                                   (unfollowed, "link(s) or folder(s) not followed"),
@@ -425,6 +448,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
                  f"in the count (marked in {'its row' if two == 1 else 'their rows'})" if two else "")
               + ":")
         print("\n".join(differential_lines([r.label for r in counted])))
+        for r, same in copies:
+            print(f"wbc: note: {printable(r.file)} is the same image as {printable(same.file)}: counted once",
+                  file=sys.stderr)
     if args.csv:
         print(f"wrote {args.csv}" + (" (it replaced the table there)" if replaced else ""))
     if bad:

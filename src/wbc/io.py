@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -131,3 +132,9 @@ def files_under(folder: Path, strict: bool = False, problems: list[tuple[Path, s
                 yield p
             elif problems is not None and p.is_symlink():
                 problems.append((p, "a link to nothing (its target is gone, or it loops)"))
+
+
+def bytes_key(data: bytes) -> str:
+    """An image's identity, whatever its name: its bytes' sha256 (hex). The app and `wbc predict` count
+    one image given twice (or under two names) once."""
+    return hashlib.sha256(data).hexdigest()

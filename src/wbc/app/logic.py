@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import math
 from collections.abc import Mapping, Sequence
@@ -16,6 +15,7 @@ from PIL import Image
 from wbc.differential import differential, differential_note  # noqa: F401 (the page reads them from here)
 from wbc.imaging import load_image
 from wbc.info import CLASS_INDEX, CLASSES, cell_type
+from wbc.io import bytes_key
 from wbc.predict import CANNOT_JUDGE_VERDICT, CROP_EACH, NEEDS_REVIEW_VERDICT, Prediction, Predictor
 
 # The largest file the page analyses, and Streamlit's server.maxUploadSize set by `wbc app` (one limit the page
@@ -103,20 +103,15 @@ def marked_photo(rgb: np.ndarray, typed: tuple[int, int], other: tuple[int, int]
     return np.asarray(img)
 
 
-def upload_key(data: bytes) -> str:
-    """An upload's identity, whatever its name: its bytes' sha256 (hex)."""
-    return hashlib.sha256(data).hexdigest()
-
-
 def distinct_uploads(uploads: Sequence[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[str], list[str]]:
     """The uploads with repeats of the same bytes left out (one image, one cell in the count), a note
-    for each repeat naming the upload it repeats, and each kept upload's `upload_key`. A different
+    for each repeat naming the upload it repeats, and each kept upload's `bytes_key`. A different
     image under a name already taken is shown as "name (2).ext", so that the table's rows can be told apart."""
     first: dict[str, str] = {}
     kept: list[tuple[str, bytes]] = []
     notes: list[str] = []
     for name, data in uploads:
-        key = upload_key(data)
+        key = bytes_key(data)
         if key in first:
             notes.append(f"{name} was given twice: it is shown and counted once." if name == first[key] else
                          f"{name} is the same image as {first[key]}: it is shown and counted once.")
@@ -276,7 +271,7 @@ def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
     """One row per usable image for the review table; images that are not white cells start excluded,
     with no type or confidence (the network's forced reading means nothing there), and so do those whose
     crop may be on a piece of a cell beside a much larger one (`other_larger`). With `keys` (each
-    result's `upload_key`), a row also carries its "key" and starts from the label `corrections` holds
+    result's `bytes_key`), a row also carries its "key" and starts from the label `corrections` holds
     for it: a reviewer's correction stays with its image when the uploads change."""
     corrections = corrections or {}
     rows = []
