@@ -441,8 +441,10 @@ def predictions_csv(preds: Sequence[Prediction]) -> str:
         conf = f"{p.confidence:.6f}" if p.typed else ""
         screened = bool(p.label) and p.screened
         flags = ["yes" if p.needs_review else "no", p.not_wbc] if p.typed else ["", p.not_wbc]
-        # What the screening found is blank where none ran (wbc evaluate); the matching is known either way.
-        w.writerow([p.file, p.label if p.typed else "", conf, *probs, *flags, p.error, f"{p.reduced_by:.2f}" if p.label else "",
+        # What the screening found is blank where none ran (wbc evaluate); the matching is known either way. The
+        # error goes without the file's name, which the row's first column gives (as the table shows it).
+        w.writerow([p.file, p.label if p.typed else "", conf, *probs, *flags, p.error.removeprefix(f"{p.file}: "),
+                    f"{p.reduced_by:.2f}" if p.label else "",
                     yes_no[p.white_balanced] if screened else "", yes_no[p.white_matched] if p.label else "",
                     yes_no[p.overexposed] if screened else "",
                     *(p.cell if p.cell and located else ("", "")),
