@@ -7,13 +7,17 @@ For every Nth TRAIN file (TEST is not looked at), each variant is found, shrunk 
 measured as `Predictor.analyse` does (`imaging.locate_at_data_scale`, then `screening.sharpness`), and
 the share below the bound that applies (`SHRUNK_SHARPNESS_MIN` for a shrunk field, else
 `SHARPNESS_MIN`) is printed beside the share the grey measure put below its bound of 0.06 (steepest
-grey edge over the window's 1-99 percentile range of grey: a dark frame's edge read as sharp).
+grey edge over the window's 1-99 percentile range of grey: a dark frame's edge read as sharp). The
+last column gives what the whole screening says (`screening.screen`): out of focus, or no stained
+nucleus found, which a cell blurred past finding its nucleus read before version 0.17 and a field with
+no white cell (a corner of red cells) should.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,9 +54,14 @@ def variants() -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     for sigma in (1.5, 3, 5, 8, 12):
         out[f"blur {sigma} px"] = blurred(sigma)
         out[f"blur {sigma} px, framed"] = framed(blurred(sigma))
+    for sigma in (16, 20):  # blurred past finding a nucleus: BLUR_PEAK_MIN's question
+        out[f"blur {sigma} px"] = blurred(sigma)
     out["dim x0.5"] = brightness(0.5)
     for k in (1.5, 2, 3, 4, 6):
         out[f"enlarged x{k}"] = scale(k)
+    # No white cell: the field's top-left 120 px (red cells, background), sharp and blurred by 3 px.
+    out["corner 120 px"] = lambda rgb: np.ascontiguousarray(rgb[:120, :120])
+    out["corner 120 px, blur 3 px"] = lambda rgb: blurred(3)(np.ascontiguousarray(rgb[:120, :120]))
     return out
 
 
@@ -75,23 +84,26 @@ def main(argv: list[str] | None = None) -> int:
 
     from wbc.data import find_images_root, list_split
     from wbc.imaging import load_image, locate_at_data_scale
-    from wbc.screening import SHARPNESS_MIN, SHRUNK_SHARPNESS_MIN, focus_bound, sharpness
+    from wbc.screening import NO_NUCLEUS, OUT_OF_FOCUS, SHARPNESS_MIN, SHRUNK_SHARPNESS_MIN, focus_bound, screen, sharpness
 
     files = [s.path for s in list_split(find_images_root(args.data), "TRAIN")[:: args.every]]
     print(f"{len(files)} TRAIN files (every {args.every}); out of focus below {SHARPNESS_MIN} "
           f"({SHRUNK_SHARPNESS_MIN:.3f} for a shrunk field), the grey measure below {GREY_MIN}")
-    print("| variant | out of focus now | grey measure before | median now |")
-    print("|---|---|---|---|")
+    print("| variant | out of focus now | grey measure before | median now | screening: out of focus / no stained "
+          "nucleus found |")
+    print("|---|---|---|---|---|")
     for name, shift in variants().items():
-        now, before, values = 0, 0, []
+        now, before, values, said = 0, 0, [], Counter()
         for f in files:
             field, loc = locate_at_data_scale(shift(load_image(f)))
             v = sharpness(field, loc)
             values.append(v)
             now += v < focus_bound(loc)
             before += grey_sharpness(field, loc.cy, loc.cx) < GREY_MIN
+            said[screen(field, loc).reason] += 1  # all its checks, in their order
         n = len(files)
-        print(f"| {name} | {100 * now / n:.1f}% | {100 * before / n:.1f}% | {np.median(values):.3f} |")
+        print(f"| {name} | {100 * now / n:.1f}% | {100 * before / n:.1f}% | {np.median(values):.3f} | "
+              f"{100 * said[OUT_OF_FOCUS] / n:.1f}% / {100 * said[NO_NUCLEUS] / n:.1f}% |")
     return 0
 
 
