@@ -252,9 +252,15 @@ class TestCrossValidate:
         an all-cells run, patience and monitor do not count either."""
         work, r = cv
         assert train_or_reuse(replace(fold_config(RECIPE, 0), patience=7), work / "fold0")
-        other = fit(replace(RECIPE, fold=None, patience=3, monitor="val_loss"), tmp_path / "p", progress=False)
-        card = export_and_report(other, tmp_path / "out", data=FIXTURE_IMAGES, calibration=work / "cv.json")
+        # Through a folder that does not exist and "..": the run and the export land where ".." leads, and
+        # that folder is not made (the export could not write there; a run left it behind).
+        other = fit(replace(RECIPE, fold=None, patience=3, monitor="val_loss"), tmp_path / "nope" / ".." / "p",
+                    progress=False)
+        card = export_and_report(other, tmp_path / "none" / ".." / "out", data=FIXTURE_IMAGES,
+                                 calibration=work / "cv.json")
         assert card["temperature"] == pytest.approx(r["temperature"])
+        assert (tmp_path / "p" / "best.pt").is_file() and (tmp_path / "out" / "model.onnx").is_file()
+        assert not (tmp_path / "nope").exists() and not (tmp_path / "none").exists()
 
     def test_checks_every_fold_before_training_any(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
         """A fold run of another recipe further on is refused before an empty fold 0 is trained."""

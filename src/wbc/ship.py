@@ -163,7 +163,7 @@ def _staging(out: Path) -> Iterator[Path]:
     made = missing_folders(out)
     stage: Path | None = None
     try:
-        Path(os.path.abspath(out)).mkdir(parents=True, exist_ok=True)  # as missing_folders walked it
+        out.mkdir(parents=True, exist_ok=True)
         _clear_dead_stages(out)
         stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}.", dir=out))
         yield stage
@@ -233,7 +233,9 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
     over the images. It excludes `calibration`, which brings its own temperature. `match_white`: the
     card tells `Predictor` to match a field's white below the data set's range before the network
     (`screening.input_gains`), and TEST is evaluated so."""
-    out = Path(out)
+    # ".." resolved first, as missing_folders walks it: "nope/../exp" could not be written, "runs/../exp" made
+    # runs/ and left it.
+    out = Path(os.path.normpath(out))
     ckpt = run_checkpoint(run)
     state = load_checkpoint(ckpt)  # its input size, from the stored config: no network built for it
     if evaluate_test:  # before anything is written: an export that cannot be evaluated leaves no model behind

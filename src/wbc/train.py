@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import math
@@ -564,8 +565,7 @@ def _only_writer(run: Path) -> Iterator[None]:
     when the process ends however it ends); the folders made here (`runs/` too) and left empty are
     removed. Where no lock can be had (not POSIX; a file system without locks) training goes on without one."""
     made = missing_folders(run)
-    # As missing_folders walked it, ".." resolved first: "runs/../x" would make runs/ too, and leave it.
-    Path(os.path.abspath(run)).mkdir(parents=True, exist_ok=True)
+    run.mkdir(parents=True, exist_ok=True)
     fd: int | None = None
     held = False
     try:
@@ -577,8 +577,12 @@ def _only_writer(run: Path) -> Iterator[None]:
         except BlockingIOError:
             raise CheckpointError(f"{run}: another `wbc train` is writing to this run now; wait for it to "
                                   "end, or choose another --out") from None
-        except (ImportError, OSError):
-            pass  # no lock to be had here: train without one
+        except ImportError:
+            pass  # not POSIX: train without a lock
+        except OSError as e:
+            if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS):
+                raise CheckpointError(f"{run}: cannot be held for this run ({e.strerror or e})") from None
+            # a file system without locks: train without one
         held = True
         yield
     finally:
@@ -602,8 +606,11 @@ def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool 
     samples, stand in for decoding TRAIN from `cfg.data` (a machine that holds crops, not the data set).
     One `fit` writes to a run folder at a time: a second is refused while the first runs.
     """
-    with _only_writer(Path(run)):
-        return _fit(cfg, Path(run), resume, progress, model_cfg, crops)
+    # ".." resolved first, as missing_folders walks it: "runs/../x" would make runs/ too, and leave it
+    # (and "nope/../x" could not be written at all).
+    run = Path(os.path.normpath(run))
+    with _only_writer(run):
+        return _fit(cfg, run, resume, progress, model_cfg, crops)
 
 
 def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
