@@ -2,8 +2,9 @@
 
     python benchmarks/cell_errors.py models/default/predictions.csv
 
-Reads the predictions.csv that `wbc evaluate` (or `wbc export --evaluate`) writes for TEST, whose
-file column is CLASS/<file name>, and prints one row per true class: cells (original fields, see
+Reads the predictions.csv that `wbc evaluate` (or `wbc export --evaluate`) writes, whose file column
+is CLASS/<file name>; cells are keyed by the folder the metrics.json beside it names (TEST unless it
+names another, or `--split` says so), and prints one row per true class: cells (original fields, see
 `wbc.sources`), cells with at least one wrong view, the range of the share of views wrong among those, and where the wrong views go.
 Then the accuracy over files without the fields that TRAIN and TEST both show (photographed twice).
 """

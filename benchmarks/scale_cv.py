@@ -58,7 +58,7 @@ RECIPES = {
     "long": Recipe({}, None, 240, "240 epochs, the first 192 at 64 px"),
     "wide-long": Recipe({}, (48, 96, 192), 240, "both"),
     "base-s1": Recipe({"seed": 100}, None, None, "base from other initial weights and draws, on the same folds"),
-    "base-s2": Recipe({"seed": 200}, None, None, "base-s1 with a third set of initial weights and draws"),
+    "base-s2": Recipe({"seed": 200}, None, None, "base with seed 200: a third set of initial weights and draws, on the same folds"),
 }
 DEFAULT_RECIPES = ["base", "wide", "long", "wide-long"]
 

@@ -92,6 +92,8 @@ class TestAnalyse:
 class TestNotAWhiteCell:
     @pytest.mark.parametrize("name,make", [
         ("blank", lambda: Image.new("RGB", (320, 240), (230, 225, 228))),
+        # Uniform and bluish: its stain peaks at 40 with no edges, but rises nowhere, so no blurred cell.
+        ("blank bluish", lambda: Image.new("RGB", (320, 240), (200, 200, 240))),
         ("sky photo", lambda: Image.fromarray(np.dstack([np.linspace(60, 140, 320 * 240).reshape(240, 320),
                                                          np.linspace(120, 190, 320 * 240).reshape(240, 320),
                                                          np.full((240, 320), 235.0)]).astype(np.uint8))),

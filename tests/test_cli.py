@@ -108,6 +108,8 @@ class TestPredictCli:
         captured = capsys.readouterr()
         assert "Differential of the 3 image(s) read as white cells (left out: 5 not read before the interruption)" \
             in captured.out
+        unread = captured.out.split("\n\n")[0].splitlines()[4:]  # the table's rows after the 3 read
+        assert len(unread) == 5 and all(r.endswith(f"  -  {NOT_READ}") for r in unread), unread  # the verdict once
         assert "interrupted after 3 of 8 file(s)" in captured.err
         assert "5 of 8 file(s) not read" in captured.err and "could not be used" not in captured.err
 
@@ -236,6 +238,10 @@ class TestPredictCli:
                                   "image already counted)")
         assert re.search(r"Lymphocyte +1 +50\.0%", summary), summary
         assert f"wbc: note: {tmp_path / 'tue' / 'a_copy.jpeg'} is the same image as {tmp_path / 'mon' / 'a.jpeg'}" in err
+        # Two copies of one image are one image read: no differential, as for one file given twice.
+        (tmp_path / "mon" / "b.jpeg").unlink()
+        assert main(["predict", str(tmp_path), "--quiet"]) == 0
+        assert "Differential" not in capsys.readouterr().out
 
     def test_rows_naming_no_image_say_so_and_one_image_has_no_differential(self, tmp_path: Path,
                                                                            capsys: pytest.CaptureFixture[str]) -> None:
@@ -317,17 +323,22 @@ class TestPredictCli:
             assert message in err and "Traceback" not in err, err
             assert "confidence" not in out  # refused before any image was classified
         assert photo.read_bytes() == before and not (tmp_path / "other.png").exists()
-        # Another file of the user's (the model card in use, notes) is refused; an earlier table is replaced, said.
-        card = tmp_path / "model.json"
-        card.write_text("{}")
-        assert main(["predict", str(photo), "--csv", str(card), "--quiet"]) == 2
-        assert "a file of that name exists and is not a .csv table" in capsys.readouterr().err
-        assert card.read_text() == "{}"
+        # Another file of the user's (the model card in use, a spreadsheet) is refused; an earlier table of
+        # `wbc predict`'s is replaced, and that is said.
+        from wbc.predict import DEFAULT_MODEL_DIR
+
+        evaluation = (DEFAULT_MODEL_DIR / "predictions.csv").read_text()[:2000]  # its report's table
+        for name, text in (("model.json", "{}"), ("mine.csv", "patient,count\n1,2\n"), ("predictions.csv", evaluation)):
+            (tmp_path / name).write_text(text)
+            assert main(["predict", str(photo), "--csv", str(tmp_path / name), "--quiet"]) == 2
+            assert "a file of that name exists and is not a table `wbc predict` wrote" in capsys.readouterr().err
+            assert (tmp_path / name).read_text() == text
         table = tmp_path / "Results.CSV"
-        table.write_text("old")
+        assert main(["predict", str(photo), "--csv", str(table), "--quiet"]) == 0
+        capsys.readouterr()
         assert main(["predict", str(photo), "--csv", str(table), "--quiet"]) == 0
         assert f"wrote {table} (it replaced the table there)" in capsys.readouterr().out
-        assert table.read_text().startswith("file,")
+        assert table.read_text().startswith("file,class,confidence,")
         assert main(["predict", str(photo), "--csv", str(tmp_path / "new.txt"), "--quiet"]) == 0  # a new name: any
         assert capsys.readouterr().out.rstrip().endswith(f"wrote {tmp_path / 'new.txt'}")
 

@@ -259,8 +259,8 @@ class TestLoadImage:
             load_image(f)
 
     def test_too_many_pixels(self) -> None:
-        """A huge image is refused before it is decoded, in the same words whether over the 50 MP limit or
-        over Pillow's own (its "decompression bomb" error, at 180 MP, named nothing a user could act on)."""
+        """A huge image is refused before it is decoded, as too large for the 50 MP limit, whether over that
+        limit or over Pillow's own (its "decompression bomb" error, at 180 MP, named nothing a user could act on)."""
         side = int(MAX_PIXELS**0.5) + 10
         with pytest.raises(BadImageError, match=r"big\.png: \d+x\d+ pixels is too large \(limit 50 MP\); crop"):
             load_image(_png(Image.new("1", (side, side))), "big.png")

@@ -322,6 +322,19 @@ def _exists(path: str) -> bool:
         return False
 
 
+def _predictions_table(path: Path) -> bool:
+    """Whether the file at `path` is a table `wbc predict` wrote: its first line is that table's header
+    (an evaluation's predictions.csv, with the true classes added, is not: it belongs to its report)."""
+    from wbc.predict import predictions_csv
+
+    header = predictions_csv([]).splitlines()[0]
+    try:
+        with path.open(newline="") as f:
+            return f.readline(len(header) + 3).rstrip("\r\n") == header
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
     """--csv must not overwrite a photo: refuse an image's name and any input file, then check that
     it can be written, before the work."""
@@ -334,10 +347,11 @@ def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
                        "overwrite it. Give a .csv file name")
     if csv_path.suffix.lower() in IMAGE_SUFFIXES:
         raise WbcError(f"--csv {csv_path}: that is an image's name, not a table's; give a .csv file name")
-    # An earlier table is replaced (said after); any other file there (a model card, notes) is not ours to.
-    if csv_path.is_file() and csv_path.suffix.lower() != ".csv":
-        raise WbcError(f"--csv {csv_path}: a file of that name exists and is not a .csv table; writing the table "
-                       "there would replace it. Give a .csv file name")
+    # An earlier table of `wbc predict`'s is replaced (said after); any other file there (a model card, notes,
+    # a spreadsheet of the user's) is not ours to replace.
+    if csv_path.is_file() and not _predictions_table(csv_path):
+        raise WbcError(f"--csv {csv_path}: a file of that name exists and is not a table `wbc predict` wrote; "
+                       "writing there would replace it. Give another file name")
     check_writable_file(csv_path)
 
 
@@ -402,8 +416,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if len(name) > width:  # keep the end of a long path, and show that its start is cut
             name = "..." + name[3 - width:]
         if r.error:  # the verdict as the CSV gives it; the row names the file, so the reason need not again
-            why = r.error.removeprefix(f"{r.file}: ")
-            print(f"{name:{width}s}  {'-':11s}  {'-':>10s}  {r.verdict}" + ("" if why == r.verdict else f": {why}"))
+            why = r.error.removeprefix(f"{r.file}: ")  # NOT_READ starts with its verdict already
+            print(f"{name:{width}s}  {'-':11s}  {'-':>10s}  " + (why if why.startswith(r.verdict) else f"{r.verdict}: {why}"))
             continue
         note = f"{r.verdict}" + (f": {r.not_wbc}" if r.not_wbc else "")
         if r.typed and (r.needs_review or r.overexposed):  # the runner-up type is no help for the other reasons
@@ -420,13 +434,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
         # No type is given for what the screening rejected or a typed piece of a cell, as in the app.
         kind, conf = (r.label, f"{r.confidence:.3f}") if r.typed else ("-", "-")
         print(f"{name:{width}s}  {kind:11s}  {conf:>10s}  {note}")
-    # A count of one image read is no differential, whatever else was named; of none, it says there is none.
-    if len(paths) > 1 and sum(not r.error for r in results) != 1:
+    # A typed piece of a cell beside a much larger one is not a cell to count, as in the app; nor, as there,
+    # a second copy of an image (the same bytes under another name: one cell photographed once).
+    counted, copies = _distinct([r for r in results if r.typed]) if len(paths) > 1 else ([], [])
+    # A count of one image read is no differential, whatever else was named (copies of it too); of none, it
+    # says there is none.
+    if len(paths) > 1 and sum(not r.error for r in results) - len(copies) != 1:
         from wbc.differential import differential_lines
 
-        # A typed piece of a cell beside a much larger one is not a cell to count, as in the app; nor, as there,
-        # a second copy of an image (the same bytes under another name: one cell photographed once).
-        counted, copies = _distinct([r for r in results if r.typed])
         left_out = [f"{k} {what}" for k, what in ((sum(r.verdict == NOT_A_WBC_VERDICT for r in results),
                                                    "not a white cell"),
                                                   (sum(r.verdict == CANNOT_JUDGE_VERDICT and not r.other_larger
@@ -454,11 +469,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.csv:
         print(f"wrote {args.csv}" + (" (it replaced the table there)" if replaced else ""))
     if bad:
-        print(f"{bad} of {len(paths)} file(s) could not be used", file=sys.stderr)
+        print(f"wbc: {bad} of {len(paths)} file(s) could not be used", file=sys.stderr)
     if named_nothing:  # a mistyped path is the user's to fix: scripts see it in the exit status
-        print(f"{named_nothing} row(s) name no image file (each says why)", file=sys.stderr)
+        print(f"wbc: {named_nothing} row(s) name no image file (each says why)", file=sys.stderr)
     if unfollowed:  # images may be behind them: the count above may lack them
-        print(f"{unfollowed} link(s) or folder(s) in the folders given could not be followed (each named in its row)",
+        print(f"wbc: {unfollowed} link(s) or folder(s) in the folders given could not be followed (each named in its row)",
               file=sys.stderr)
     if unread:
         print(f"wbc: interrupted: {unread} of {len(paths)} file(s) not read", file=sys.stderr)

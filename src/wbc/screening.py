@@ -41,6 +41,10 @@ NUCLEUS_MIN_PX = 150  # stained pixels near the peak; TRAIN views >= 700 (a 0.7x
 # now; their 120 px corners of red cells, sharp or blurred by 3 px, none out of focus (76.3% no nucleus,
 # as before). `benchmarks/focus.py --every 20`; BENCHMARKS.md, *Out of focus*.
 BLUR_PEAK_MIN = 30.0
+# ... and rising at least this far above the window's own floor (its 10th percentile): a uniform tinted
+# field, with no cell in it, has no edges either, and is no blurred cell (a review found a blank bluish
+# field called out of focus). Cells blurred by 20 px rise 28 or more, by 28 px 21 or more.
+BLUR_RISE_MIN = 15.0
 PURPLE_MIN = 0.0  # mean (red - green) of stained pixels: hematoxylin is purple (TRAIN >= 4), a blue sky is not
 # Fewer px a side (at the data set's magnification) is a crop too tight to judge. Cut around their cells,
 # every 10th held-out TRAIN file of three folds reads 86.9% right whole and at 96 px, 85.7% at 88, 83.9% at
@@ -246,8 +250,10 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
 
     A field that fails is looked at once more with its white matched to the data set's: the stain
     thresholds are in the data set's colours, and another camera's white balance or exposure moves
-    a nucleus's (blue - green) across them. Red-cell-only fields fail both looks; a field that needs
-    gains outside GAIN_RANGE (nearly black, or one hue) gets no second look. `clipped` is measured on
+    a nucleus's (blue - green) across them. Red-cell-only fields fail both looks. A field that needs
+    gains outside GAIN_RANGE (nearly black, or one hue) is not passed on a second look: it is told that
+    it is too dark, or that its cast is beyond the matching where the cast is warm or where undoing it
+    in full shows a white cell (else it keeps the first look's reason). `clipped` is measured on
     the field as given. `white`: `field_white(rgb)` where the caller has it. `gains`: the channel
     gains the network's input is scaled by (`input_gains`, where the model card matches white); the
     search for a second cell reads the field in those colours, in which the stain thresholds hold
@@ -413,7 +419,7 @@ MAGNIFIED_HEAD = "magnified beyond what this tool can match"
 
 def photo_at_fault(reason: str) -> bool:
     """Whether a screening's reason says the photo cannot be judged (too small, without colour, out of
-    focus, too dark, cast warm beyond the white matching, or magnified past its shrinking), rather than
+    focus, too dark, cast beyond the white matching, or magnified past its shrinking), rather than
     that it shows no white cell."""
     return reason.startswith((TOO_SMALL_HEAD, GRAYSCALE, BLACK_AND_WHITE, OUT_OF_FOCUS, TOO_DARK_HEAD, TINTED_HEAD,
                               MAGNIFIED_HEAD))
@@ -473,7 +479,9 @@ def _checks(rgb: np.ndarray, loc: CellLocation) -> Screening:
     sharp = sharpness(rgb, loc)
     reason = ""
     if loc.peak < PEAK_MIN or nucleus_px < NUCLEUS_MIN_PX:
-        reason = OUT_OF_FOCUS if loc.peak >= BLUR_PEAK_MIN and sharp < focus_bound(loc) else NO_NUCLEUS
+        blurred = (loc.peak >= BLUR_PEAK_MIN and sharp < focus_bound(loc)
+                   and loc.peak - float(np.percentile(s, 10)) >= BLUR_RISE_MIN)
+        reason = OUT_OF_FOCUS if blurred else NO_NUCLEUS
     else:
         win = _window(rgb, loc, 48).astype(np.float32)
         purple = float((win[..., 0] - win[..., 1])[mask].mean())
