@@ -64,6 +64,8 @@ def read_result(path: Path) -> dict[str, Any]:
     """A cv.json written by this script; ConfigError naming the file where it is not one."""
     from wbc.errors import ConfigError
 
+    if path.is_dir():
+        raise ConfigError(f"{path}: a folder; name its cv.json (or a cv-foldsK.json of a partial run)")
     try:
         r = json.loads(path.read_text())
     except OSError as e:
@@ -120,13 +122,16 @@ def main() -> int:
     args = ap.parse_args()
     if args.render:
         # A folder's partial cross-validations (cv-foldsK.json) sit beside its full one: keep both rows.
-        results = {p.parent.name if p.name == "cv.json" else f"{p.parent.name} ({p.stem})": read_result(p)
-                   for p in args.render}
-        try:
-            print(markdown(results))
-        except (KeyError, TypeError, IndexError, ValueError) as e:
-            raise WbcError(f"{' '.join(map(str, args.render))}: a result lacks a figure the table needs "
-                           f"({type(e).__name__}: {e}); were they all written by cv.py?") from None
+        rows = []
+        for p in args.render:
+            name = p.parent.name if p.name == "cv.json" else f"{p.parent.name} ({p.stem})"
+            result = read_result(p)
+            try:  # row by row, so that a result short of a figure is named
+                rows.append(markdown({name: result}).splitlines()[2])
+            except (KeyError, TypeError, IndexError, ValueError, AttributeError) as e:
+                raise WbcError(f"{p}: lacks a figure the table needs ({type(e).__name__}: {e}); was it written by "
+                               "cv.py?") from None
+        print("\n".join(markdown({}).splitlines()[:2] + rows))
         return 0
     if not args.name:
         ap.error("--name is required (or --render)")

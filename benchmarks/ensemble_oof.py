@@ -79,13 +79,16 @@ def main() -> int:
     label.update({cv: f"{label[cv]} ({shrunk})" for cv, (_, shrunk) in read.items() if shrunk})
     have = [set(scale[cv]) if cv in scale else {int(p.name[4:]) for p in finished_folds(cv)} for cv in args.cv]
     folds = sorted(args.folds or set.intersection(*have))
-    missing = [f"{cv}/fold{k}" for cv, h in zip(args.cv, have) for k in folds if k not in h]
+    # A fold missing from a scale_cv recipe is named as one of its scale.npz, with the script that adds it.
+    missing = [f"fold {k} of {cv}" if cv in scale else f"{cv}/fold{k}"
+               for cv, h in zip(args.cv, have) for k in folds if k not in h]
     if not folds or missing:
         empty = [str(cv) for cv, h in zip(args.cv, have) if not h]
         why = (f"no finished fold run (foldK/last.pt) in {', '.join(empty)}" if empty
                else f"no finished fold run at {', '.join(missing)}" if missing else "no fold that all of them finished")
-        print(f"ensemble_oof: {why}; runs/ is not in the repository: `python benchmarks/cv.py --name NAME` makes "
-              "runs/cv/NAME", file=sys.stderr)
+        how = ("`python benchmarks/scale_cv.py run` adds a recipe's folds" if scale and not empty else
+               "runs/ is not in the repository: `python benchmarks/cv.py --name NAME` makes runs/cv/NAME")
+        print(f"ensemble_oof: {why}; {how}", file=sys.stderr)
         return 2
 
     probs: dict[str, list[np.ndarray]] = {label[cv]: [] for cv in args.cv}

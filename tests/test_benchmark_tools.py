@@ -86,6 +86,12 @@ def test_ensemble_oof_reads_scale_cv_results(tmp_path, monkeypatch, capsys) -> N
     monkeypatch.setattr("sys.argv", ["ensemble_oof.py", f"{tmp_path}:good", f"{tmp_path}:bad"])
     assert oof.main() == 0
     assert f"| {tmp_path.name}:good (--epochs 2) | 100.00% |" in capsys.readouterr().out
+    # A fold the scale.npz lacks is named as its fold, with the script that adds it.
+    monkeypatch.setattr("sys.argv", ["ensemble_oof.py", f"{tmp_path}:good", f"{tmp_path}:bad", "--folds", "0", "1"])
+    assert oof.main() == 2
+    err = capsys.readouterr().err
+    assert f"no finished fold run at fold 1 of {tmp_path}:good, fold 1 of {tmp_path}:bad" in err
+    assert "scale_cv.py run` adds a recipe's folds" in err
     # A damaged file (cut short) is named as such, not a traceback.
     damaged = tmp_path / "cut"
     damaged.mkdir()
@@ -93,6 +99,32 @@ def test_ensemble_oof_reads_scale_cv_results(tmp_path, monkeypatch, capsys) -> N
     monkeypatch.setattr("sys.argv", ["ensemble_oof.py", f"{damaged}:good", f"{tmp_path}:good"])
     assert oof.main() == 2
     assert f"{damaged}:good: {damaged}/scale.npz is damaged (" in capsys.readouterr().err
+
+
+def test_cv_render_names_what_it_cannot_read(tmp_path: Path) -> None:
+    """`cv.py --render` of something that is not a cv.py result says so in one line naming it, with exit
+    status 2 (it raised a traceback): a missing file (and that runs/ is made by cv.py), a folder, not
+    JSON, JSON of another kind, and a result short of a figure."""
+    import subprocess
+    import sys
+
+    from conftest import BENCHMARKS
+
+    cases = {"gone.json": None, "adir": "dir", "text.json": "not json", "list.json": "[1, 2]",
+             "part.json": '{"calibrated": {}, "raw": {}, "folds": {}, "temperature": 1}'}
+    says = {"gone.json": "cannot be read (No such file or directory); cv.py writes WORK/NAME/cv.json",
+            "adir": "a folder; name its cv.json", "text.json": "not JSON", "list.json": "not a cv.py result",
+            "part.json": "lacks a figure the table needs (KeyError: 'per_class')"}
+    for name, content in cases.items():
+        p = tmp_path / name
+        if content == "dir":
+            p.mkdir()
+        elif content is not None:
+            p.write_text(content)
+        r = subprocess.run([sys.executable, str(BENCHMARKS / "cv.py"), "--render", str(p)],
+                           capture_output=True, text=True)
+        assert r.returncode == 2 and r.stderr.startswith(f"cv.py: error: {p}: {says[name]}"), (name, r.stderr)
+        assert "Traceback" not in r.stderr
 
 
 def test_train_step_prints_each_timing_and_the_layout_ratio(capsys) -> None:
