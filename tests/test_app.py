@@ -810,6 +810,19 @@ class TestDifferential:
         p = logic.analyse_uploads(predictor, [("x.png", encode(make(Image.open(EOS).convert("RGB"))))])[0].prediction
         assert p.not_wbc and logic.headline(p) == "Cannot judge this photo"
         assert logic.flagged_message(p).startswith(f"Why: {p.not_wbc}. It is left out")
+        assert logic.flagged_message(p, counted=False) == f"Why: {p.not_wbc}."  # one image: no count to leave
+
+    def test_busiest_band_note(self) -> None:
+        """The limits say how the confidences held where most test images fell, computed from the card's
+        bins (the shipped card's fullest: 1,142 images at 93.3-100%, 87.6% right at 95.6%); nothing
+        without bins."""
+        bins = [{"from": 0.5, "to": 0.9, "files": 10, "accuracy": 0.5, "confidence": 0.7},
+                {"from": 0.9, "to": 1.0, "files": 30, "accuracy": 0.99, "confidence": 0.95}]
+        assert logic.busiest_band_note(bins) == ("where most of its test images fell (30 at 90.0-100.0%) it was right "
+                                                "on 99.0% at a mean confidence of 95.0%, too modest by 4.0 points; ")
+        assert "too sure by 8.1 points" in logic.busiest_band_note(
+            json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())["metrics"]["test"]["reliability"])
+        assert logic.busiest_band_note(None) == logic.busiest_band_note([]) == ""
 
     def test_ece_note(self) -> None:
         """The limits' calibration clause gives the card's TEST ECE and its interval, or says there are no
@@ -1029,14 +1042,15 @@ class TestPage:
     def test_samples_replace_the_uploads_rather_than_join_them(self) -> None:
         """Switching the samples on with uploads shows the eight samples alone (a demo in a user's count
         and CSV was wrong), says so, and switching off brings the uploads back."""
-        mine = [("eos.jpeg", EOS.read_bytes(), "image/jpeg"), ("two.jpeg", TestOtherCell.TWO.read_bytes(), "image/jpeg")]
+        mine = [("eos.jpeg", EOS.read_bytes(), "image/jpeg"), ("two.jpeg", TestOtherCell.TWO.read_bytes(), "image/jpeg"),
+                ("eos copy.jpeg", EOS.read_bytes(), "image/jpeg")]  # a repeat: one image, as the page shows it
         at = self._app().run()
         at.file_uploader[0].set_value(mine).run()
         assert "2 cell(s) counted" in " ".join(c.value for c in at.caption)
         at.toggle[0].set_value(True).run()
         assert not at.exception
         assert "8 cell(s) counted" in " ".join(c.value for c in at.caption)
-        assert any("Showing the 8 sample images; your 2 upload(s) come back" in i.value for i in at.info)
+        assert any("Showing the 8 sample images; your 2 uploaded image(s) come back" in i.value for i in at.info)
         at.toggle[0].set_value(False).run()
         assert "2 cell(s) counted" in " ".join(c.value for c in at.caption)
 

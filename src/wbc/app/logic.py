@@ -234,12 +234,14 @@ def headline(p: Prediction) -> str:
     return CANNOT_JUDGE if cannot_judge(p) else NOT_A_WBC
 
 
-def flagged_message(p: Prediction) -> str:
-    """The error box over an image given no type: why, and that it is left out of the count."""
+def flagged_message(p: Prediction, counted: bool = True) -> str:
+    """The error box over an image given no type: why, and, where the page counts (`counted`: two images
+    or more), that it is left out of the count."""
     if p.other_larger:
         return other_cell_warning(p)
     # Under the heading ("Not a white blood cell" or "Cannot judge this photo"): why, not the heading again.
-    return f"Why: {p.not_wbc}. It is left out of the differential count unless you include it below."
+    return f"Why: {p.not_wbc}." + (" It is left out of the differential count unless you include it below."
+                                   if counted else "")
 
 
 def forced_reading(p: Prediction) -> str:
@@ -362,6 +364,20 @@ def review_note(review: dict | None) -> str:
     if type(cells) is int and type(marked_cells) is int and cells:
         out += f" ({marked_cells} of the {cells} cells with a wrong image had one marked)"
     return out + "."
+
+
+def busiest_band_note(reliability: Sequence[dict[str, float]] | None) -> str:
+    """How the card's test confidences held where most test images fell (the fullest reliability bin),
+    as a clause for the page's limits; "" where the card has no bins."""
+    bins = [b for b in reliability or () if b.get("files")]
+    if not bins:
+        return ""
+    b = max(bins, key=lambda b: b["files"])
+    gap = 100 * (b["confidence"] - b["accuracy"])
+    how = "too sure by" if gap > 0 else "too modest by"
+    return (f"where most of its test images fell ({int(b['files'])} at {100 * b['from']:.1f}-{100 * b['to']:.1f}%) "
+            f"it was right on {100 * b['accuracy']:.1f}% at a mean confidence of {100 * b['confidence']:.1f}%, "
+            f"{how} {abs(gap):.1f} points; ")
 
 
 def trust_rows(reliability: Sequence[dict[str, float]]) -> list[dict[str, object]]:

@@ -102,6 +102,8 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
             st.warning(uncounted)
     st.download_button("Download the table (CSV)", logic.table_csv(edited.to_dict("records"), bad),
                        file_name="wbc-differential.csv", mime="text/csv")
+    # The page keeps the uploads and corrections only while it is open: a reload starts afresh.
+    st.caption("Your corrections live in this page only: download the table before you reload or close it.")
 
 
 try:
@@ -143,8 +145,10 @@ with model_tab:
         "- It knows only four types: basophils, blasts, immature or abnormal cells will be called one of them.\n"
         f"- Below a confidence of {100 * predictor.review_threshold:.2f}% (the least confident tenth of "
         "held-out training images) it asks for review. Its confidences were calibrated on held-out cells from "
-        f"the same laboratory ({logic.ece_note(test)}); on images from other laboratories they may run high, "
-        "so read a high confidence as \"likely\", not \"certain\".\n"
+        f"the same laboratory ({logic.ece_note(test)}); "
+        + logic.busiest_band_note((test or {}).get("reliability"))
+        + "on images from other laboratories they may run high, so read a high confidence as \"likely\", "
+        "not \"certain\".\n"
         f"- An overexposed photo ({100 * OVEREXPOSED_SHARE:.0f}% or more of its lit area pure white) is read much "
         "less well; it is marked "
         "*needs review* whatever the confidence.\n"
@@ -174,7 +178,8 @@ with classify_tab:
     if use_samples:  # instead of the uploads, never among them: a demo must not enter a user's count
         samples = logic.samples()
         if uploads:
-            st.info(f"Showing the {len(samples)} sample images; your {len(uploads)} upload(s) come back, "
+            mine = len(logic.distinct_uploads(uploads)[0])  # as they are shown: a repeat is one image
+            st.info(f"Showing the {len(samples)} sample images; your {mine} uploaded image(s) come back, "
                     "with any corrections, when this is switched off.")
         uploads = samples
     if not uploads:
@@ -215,7 +220,7 @@ with classify_tab:
                 # No type, confidence, chart or biology: shown large, a forced reading of a blank field
                 # reads as a finding. The small print keeps it for whoever wants to see it.
                 st.subheader(logic.headline(p))
-                st.error(logic.flagged_message(p))
+                st.error(logic.flagged_message(p, counted=len(results) > 1))
                 if over := logic.overexposure_warning(p):
                     st.warning(over)
                 st.caption(logic.forced_reading(p))
