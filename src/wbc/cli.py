@@ -416,8 +416,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if len(name) > width:  # keep the end of a long path, and show that its start is cut
             name = "..." + name[3 - width:]
         if r.error:  # the verdict as the CSV gives it; the row names the file, so the reason need not again
-            why = r.error.removeprefix(f"{r.file}: ")  # NOT_READ starts with its verdict already
-            print(f"{name:{width}s}  {'-':11s}  {'-':>10s}  " + (why if why.startswith(f"{r.verdict}:") else f"{r.verdict}: {why}"))
+            why = r.error.removeprefix(f"{r.file}: ")
+            said = why if why.startswith(f"{r.verdict}:") else f"{r.verdict}: {why}"  # NOT_READ says it already
+            print(f"{name:{width}s}  {'-':11s}  {'-':>10s}  {said}")
             continue
         note = f"{r.verdict}" + (f": {r.not_wbc}" if r.not_wbc else "")
         if r.typed and (r.needs_review or r.overexposed):  # the runner-up type is no help for the other reasons
