@@ -129,7 +129,8 @@ class TestInBrowser:
 
     def test_phone_width(self, page, app_url: str) -> None:  # noqa: ANN001
         """At phone width the results are still shown (screenshot for a human check), each file's name
-        above its images: the columns stack, and a name under the images read as the next image's."""
+        above what is said of it (the columns stack, and a name under the images read as the next image's),
+        and its type right below the name, before its pictures (the type began about 1,500 px down)."""
         page.set_viewport_size({"width": 390, "height": 844})
         page.goto(app_url)
         upload(page, [FIXTURE_IMAGES / "TEST_SIMPLE" / "NEUTROPHIL" / "_4_1395.jpeg",
@@ -139,7 +140,15 @@ class TestInBrowser:
         page.screenshot(path=str(OUT / "phone.png"), full_page=True)
         tops = [page.get_by_test_id("stImage").filter(visible=True).nth(i).bounding_box()["y"]
                 for i in range(page.get_by_test_id("stImage").filter(visible=True).count())]
-        for name in ("_4_1395.jpeg", "_2_4392.jpeg"):  # its crop comes right below it, not a screen further
+        for name, kind in (("_4_1395.jpeg", "Neutrophil"), ("_2_4392.jpeg", "Monocyte")):
             y = page.locator("strong", has_text=name).bounding_box()["y"]
-            assert min(t - y for t in tops if t > y) < 150, (name, y, tops)
+            heading = page.get_by_role("heading", name=kind).bounding_box()["y"]
+            assert 0 < heading - y < 150, (name, y, heading)  # the type right below the name
+            assert heading < min(t for t in tops if t > y), (name, heading, tops)  # and before its pictures
+        page.locator("strong", has_text="_4_1395.jpeg").evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.screenshot(path=str(OUT / "phone-result.png"))  # for a human check: the type under the name
         page.set_viewport_size({"width": 1280, "height": 900})
+        # Side by side again on a desktop: the pictures on the left, level with the type.
+        y = page.get_by_role("heading", name="Neutrophil").bounding_box()["y"]
+        first = page.get_by_test_id("stImage").filter(visible=True).first.bounding_box()["y"]
+        assert abs(first - y) < 150, (first, y)

@@ -395,6 +395,12 @@ def trust_rows(reliability: Sequence[dict[str, float]]) -> list[dict[str, object
 REVIEW_KEY = "review"
 HIDE_GRID_DOWNLOAD_CSS = (f'.st-key-{REVIEW_KEY} [data-testid="stElementToolbarButton"]'
                           ':has(button[aria-label^="Download as CSV"]) { display: none; }')
+# Each result sits in a container keyed RESULT_KEY + its index. On a phone its two columns stack, and the
+# pictures (the left column) came first: the type and confidence began about 1,500 px down. There the
+# verdict's column goes first.
+RESULT_KEY = "result-"
+VERDICT_FIRST_CSS = ('@media (max-width: 640px) { [class*="st-key-' + RESULT_KEY + '"] '
+                     '[data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:last-child { order: -1; } }')
 
 # What a spreadsheet takes a cell to start a formula with (OWASP's list: tab and carriage return too).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

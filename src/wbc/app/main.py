@@ -17,7 +17,7 @@ from wbc.screening import OVEREXPOSED_SHARE
 st.set_page_config(page_title="wbc - white blood cell classifier", page_icon="🩸", layout="centered")
 # The review table's own "Download as CSV" (Streamlit has no option to turn it off) would write it without
 # logic.table_csv's formula quoting, byte-order mark and unreadable files: the page's button is its download.
-st.html(f"<style>{logic.HIDE_GRID_DOWNLOAD_CSS}</style>")
+st.html(f"<style>{logic.HIDE_GRID_DOWNLOAD_CSS}\n{logic.VERDICT_FIRST_CSS}</style>")
 
 
 @st.cache_resource(show_spinner="Loading the model...")
@@ -198,7 +198,7 @@ with classify_tab:
                        if len(results) - len(bad) > 1 else ". [The review table](#differential-count) is at the end."
                        if len(bad) < len(results) else ": there is nothing to count."))
 
-    for r in results:
+    for i, r in enumerate(results):
         if r.error:
             st.error(r.error)
             continue
@@ -207,7 +207,7 @@ with classify_tab:
         st.divider()
         # Above the columns: on a phone they stack, and a name under the images read as the next image's.
         st.markdown(f"**{r.name}**")
-        left, right = st.columns([1, 2])
+        left, right = st.container(key=f"{logic.RESULT_KEY}{i}").columns([1, 2])
         with left:
             st.image(r.crop, caption=logic.crop_caption(p), width="stretch")
             if r.heatmap is not None and p.typed:  # no evidence for a type the page does not give
