@@ -230,14 +230,20 @@ class TestPredictCli:
         for folder, name, src in (("mon", "a.jpeg", lym), ("mon", "b.jpeg", eos), ("tue", "a_copy.jpeg", lym)):
             (tmp_path / folder).mkdir(exist_ok=True)
             shutil.copy(src, tmp_path / folder / name)
-        assert main(["predict", str(tmp_path), "--quiet"]) == 0
-        out, err = capsys.readouterr()
+        table_csv = tmp_path / "out.csv"
+        assert main(["predict", str(tmp_path), "--quiet", "--csv", str(table_csv)]) == 0
+        out = capsys.readouterr().out
         table, summary = out.split("\n\n")
         assert len(table.splitlines()) == 4  # the header and every file's row
         assert summary.startswith("Differential of the 2 image(s) read as white cells (left out: 1 repeat(s) of an "
                                   "image already counted)")
         assert re.search(r"Lymphocyte +1 +50\.0%", summary), summary
-        assert f"wbc: note: {tmp_path / 'tue' / 'a_copy.jpeg'} is the same image as {tmp_path / 'mon' / 'a.jpeg'}" in err
+        copy, first = tmp_path / "tue" / "a_copy.jpeg", tmp_path / "mon" / "a.jpeg"
+        assert table.splitlines()[3].endswith(f"[the same image as {first}: counted once]")
+        # The CSV names it too: a spreadsheet's total would count the row again.
+        rows = {r["file"]: r for r in csv.DictReader(table_csv.open())}
+        assert rows[str(copy)]["same_image_as"] == str(first) and rows[str(first)]["same_image_as"] == ""
+        assert list(rows[str(copy)])[-2:] == ["same_image_as", "verdict"]
         # Two copies of one image are one image read: no differential, as for one file given twice.
         (tmp_path / "mon" / "b.jpeg").unlink()
         assert main(["predict", str(tmp_path), "--quiet"]) == 0
@@ -334,7 +340,8 @@ class TestPredictCli:
             assert "a file of that name exists and is not a table `wbc predict` wrote" in capsys.readouterr().err
             assert (tmp_path / name).read_text() == text
         table = tmp_path / "Results.CSV"
-        assert main(["predict", str(photo), "--csv", str(table), "--quiet"]) == 0
+        table.write_text("file,class,confidence,p_eosinophil,verdict\nold.jpeg,EOSINOPHIL,0.9,0.9,confident\n")
+        assert main(["predict", str(photo), "--csv", str(table), "--quiet"]) == 0  # an earlier version's table
         capsys.readouterr()
         assert main(["predict", str(photo), "--csv", str(table), "--quiet"]) == 0
         assert f"wrote {table} (it replaced the table there)" in capsys.readouterr().out

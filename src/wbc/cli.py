@@ -323,16 +323,15 @@ def _exists(path: str) -> bool:
 
 
 def _predictions_table(path: Path) -> bool:
-    """Whether the file at `path` is a table `wbc predict` wrote: its first line is that table's header
-    (an evaluation's predictions.csv, with the true classes added, is not: it belongs to its report)."""
-    from wbc.predict import predictions_csv
-
-    header = predictions_csv([]).splitlines()[0]
+    """Whether the file at `path` is a table `wbc predict` wrote, this version or an earlier one: its
+    header begins with the file, class and confidence columns and ends with the verdict (an evaluation's
+    predictions.csv, with the true classes after the verdict, is not: it belongs to its report)."""
     try:
         with path.open(newline="") as f:
-            return f.readline(len(header) + 3).rstrip("\r\n") == header
+            header = f.readline(4096).rstrip("\r\n")
     except (OSError, UnicodeDecodeError):
         return False
+    return header.startswith("file,class,confidence,") and header.endswith(",verdict")
 
 
 def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
@@ -355,25 +354,23 @@ def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
     check_writable_file(csv_path)
 
 
-def _distinct(preds: list[Prediction]) -> tuple[list[Prediction], list[tuple[Prediction, Prediction]]]:
-    """`preds` without the repeats of an image read before (the same bytes, whatever the name), and each
-    repeat with the prediction it repeats. A file that cannot be read again counts as distinct."""
+def _repeats(preds: list[Prediction]) -> list[tuple[Prediction, Prediction]]:
+    """Each of `preds` that repeats an image read before it (the same bytes, whatever the name), with the
+    prediction it repeats. A file that cannot be read again counts as distinct."""
     from wbc.io import bytes_key
 
     first: dict[str, Prediction] = {}
-    kept, copies = [], []
+    copies = []
     for r in preds:
         try:
             key = bytes_key(Path(r.file).read_bytes())
         except OSError:
-            kept.append(r)
             continue
         if key in first:
             copies.append((r, first[key]))
         else:
             first[key] = r
-            kept.append(r)
-    return kept, copies
+    return copies
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -402,6 +399,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
                else Prediction(file=e[0], error=e[1], no_image=e[2]) for e in entries]
     named_nothing = len(entries) - len(paths) - unfollowed
     bad = sum(1 for r in results if r.error) - named_nothing - unfollowed - unread  # files that could not be used
+    # A typed piece of a cell beside a much larger one is not a cell to count, as in the app; nor, as there,
+    # a second copy of an image (the same bytes under another name: one cell photographed once), whose row
+    # and CSV line name the file it repeats (a spreadsheet's total would count it again).
+    copies = _repeats([r for r in results if r.typed]) if len(paths) > 1 else []
+    repeat_of = {id(r): str(same.file) for r, same in copies}
+    results = [replace(r, same_as=repeat_of[id(r)]) if id(r) in repeat_of else r for r in results]
+    counted = [r for r in results if r.typed and not r.same_as]
     if args.csv:  # first: a reader of the table that goes away (`| head`) must not cost the file
         replaced = args.csv.is_file()
         write_predictions_csv(args.csv, results)
@@ -432,12 +436,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
             note += f" [overexposed: {100 * r.clipped:.0f}% of the lit pixels white (clipped); such photos are read poorly]"
         if r.other_cell:  # set only where the screening took the photo for a white cell
             note += f" [{other_cell_note(r)}]"
+        if r.same_as:
+            note += f" [the same image as {printable(r.same_as)}: counted once]"
         # No type is given for what the screening rejected or a typed piece of a cell, as in the app.
         kind, conf = (r.label, f"{r.confidence:.3f}") if r.typed else ("-", "-")
         print(f"{name:{width}s}  {kind:11s}  {conf:>10s}  {note}")
-    # A typed piece of a cell beside a much larger one is not a cell to count, as in the app; nor, as there,
-    # a second copy of an image (the same bytes under another name: one cell photographed once).
-    counted, copies = _distinct([r for r in results if r.typed]) if len(paths) > 1 else ([], [])
     # A count of one image read is no differential, whatever else was named (copies of it too); of none, it
     # says there is none.
     if len(paths) > 1 and sum(not r.error for r in results) - len(copies) != 1:
@@ -464,9 +467,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
                  f"in the count (marked in {'its row' if two == 1 else 'their rows'})" if two else "")
               + ":")
         print("\n".join(differential_lines([r.label for r in counted])))
-        for r, same in copies:
-            print(f"wbc: note: {printable(r.file)} is the same image as {printable(same.file)}: counted once",
-                  file=sys.stderr)
     if args.csv:
         print(f"wrote {args.csv}" + (" (it replaced the table there)" if replaced else ""))
     if bad:

@@ -192,6 +192,7 @@ class Prediction:
     other_cell: tuple[int, int] | None = None  # (x, y) px in the photo of a second white cell, which was not typed
     other_larger: bool = False  # that cell's nucleus is much larger than what was typed, perhaps a piece or speck
     no_image: str = ""  # the verdict of a row that names no image to read (`wbc predict`): "no image" or "not followed"
+    same_as: str = ""  # `wbc predict`: the file given before with the same bytes; the differential counts it once
 
     @property
     def top2(self) -> list[tuple[str, float]]:
@@ -431,7 +432,7 @@ def predictions_csv(preds: Sequence[Prediction]) -> str:
     w = csv.writer(out)
     w.writerow(["file", "class", "confidence", *[f"p_{c.lower()}" for c in CLASSES], "needs_review",
                 "not_white_cell", "error", "shrunk_by", "white_balanced", "white_matched", "overexposed",
-                "cell_x", "cell_y", "other_cell_x", "other_cell_y", "other_cell_larger", "verdict"])
+                "cell_x", "cell_y", "other_cell_x", "other_cell_y", "other_cell_larger", "same_image_as", "verdict"])
     yes_no = {True: "yes", False: "no"}
     for p in preds:
         probs = [f"{v:.6f}" for v in p.probs] if p.probs else [""] * len(CLASSES)
@@ -449,7 +450,7 @@ def predictions_csv(preds: Sequence[Prediction]) -> str:
                     yes_no[p.overexposed] if screened else "",
                     *(p.cell if p.cell and located else ("", "")),
                     *(p.other_cell if p.other_cell and located else ("", "")),
-                    yes_no[p.other_larger] if p.other_cell and located else "", p.verdict])
+                    yes_no[p.other_larger] if p.other_cell and located else "", p.same_as, p.verdict])
     return out.getvalue()
 
 
