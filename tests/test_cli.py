@@ -236,7 +236,7 @@ class TestPredictCli:
         table, summary = out.split("\n\n")
         assert len(table.splitlines()) == 4  # the header and every file's row
         assert summary.startswith("Differential of the 2 image(s) read as white cells (left out: 1 repeat(s) of an "
-                                  "image already counted)")
+                                  "image given before)")
         assert re.search(r"Lymphocyte +1 +50\.0%", summary), summary
         copy, first = tmp_path / "tue" / "a_copy.jpeg", tmp_path / "mon" / "a.jpeg"
         assert table.splitlines()[3].endswith(f"[the same image as {first}: counted once]")
@@ -244,6 +244,16 @@ class TestPredictCli:
         rows = {r["file"]: r for r in csv.DictReader(table_csv.open())}
         assert rows[str(copy)]["same_image_as"] == str(first) and rows[str(first)]["same_image_as"] == ""
         assert list(rows[str(copy)])[-2:] == ["same_image_as", "verdict"]
+        # A photo that is no white cell, given twice, is left out once as such and once as a repeat.
+        from PIL import Image
+
+        blank = tmp_path / "tue" / "blank.png"
+        Image.new("RGB", (320, 240), (230, 225, 228)).save(blank)
+        shutil.copy(blank, tmp_path / "tue" / "blank2.png")
+        assert main(["predict", str(tmp_path), "--quiet"]) == 0
+        assert "(left out: 1 not a white cell, 2 repeat(s) of an image given before)" in capsys.readouterr().out
+        blank.unlink()
+        (tmp_path / "tue" / "blank2.png").unlink()
         # Two copies of one image are one image read: no differential, as for one file given twice.
         (tmp_path / "mon" / "b.jpeg").unlink()
         assert main(["predict", str(tmp_path), "--quiet"]) == 0

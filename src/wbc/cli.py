@@ -400,9 +400,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
     named_nothing = len(entries) - len(paths) - unfollowed
     bad = sum(1 for r in results if r.error) - named_nothing - unfollowed - unread  # files that could not be used
     # A typed piece of a cell beside a much larger one is not a cell to count, as in the app; nor, as there,
-    # a second copy of an image (the same bytes under another name: one cell photographed once), whose row
-    # and CSV line name the file it repeats (a spreadsheet's total would count it again).
-    copies = _repeats([r for r in results if r.typed]) if len(paths) > 1 else []
+    # a second copy of an image read (the same bytes under another name: one cell photographed once), whose
+    # row and CSV line name the file it repeats (a spreadsheet's total would count it again).
+    copies = _repeats([r for r in results if not r.error]) if len(paths) > 1 else []
     repeat_of = {id(r): str(same.file) for r, same in copies}
     results = [replace(r, same_as=repeat_of[id(r)]) if id(r) in repeat_of else r for r in results]
     counted = [r for r in results if r.typed and not r.same_as]
@@ -437,7 +437,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if r.other_cell:  # set only where the screening took the photo for a white cell
             note += f" [{other_cell_note(r)}]"
         if r.same_as:
-            note += f" [the same image as {printable(r.same_as)}: counted once]"
+            note += f" [the same image as {printable(r.same_as)}: " + ("counted once]" if r.typed else "left out once]")
         # No type is given for what the screening rejected or a typed piece of a cell, as in the app.
         kind, conf = (r.label, f"{r.confidence:.3f}") if r.typed else ("-", "-")
         print(f"{name:{width}s}  {kind:11s}  {conf:>10s}  {note}")
@@ -446,13 +446,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if len(paths) > 1 and sum(not r.error for r in results) - len(copies) != 1:
         from wbc.differential import differential_lines
 
-        left_out = [f"{k} {what}" for k, what in ((sum(r.verdict == NOT_A_WBC_VERDICT for r in results),
+        once = [r for r in results if not r.same_as]  # a repeat is left out as such, whatever it was read as
+        left_out = [f"{k} {what}" for k, what in ((sum(r.verdict == NOT_A_WBC_VERDICT for r in once),
                                                    "not a white cell"),
                                                   (sum(r.verdict == CANNOT_JUDGE_VERDICT and not r.other_larger
-                                                       for r in results), "that cannot be judged"),
-                                                  (sum(r.other_larger for r in results),
+                                                       for r in once), "that cannot be judged"),
+                                                  (sum(r.other_larger for r in once),
                                                    "typed on what may be a piece of a cell"),
-                                                  (len(copies), "repeat(s) of an image already counted"),
+                                                  (len(copies), "repeat(s) of an image given before"),
                                                   (bad, "unreadable"),
                                                   (named_nothing, "naming no image"),
                                                   (unfollowed, "link(s) or folder(s) not followed"),
