@@ -354,23 +354,25 @@ def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
     check_writable_file(csv_path)
 
 
-def _repeats(preds: list[Prediction]) -> list[tuple[Prediction, Prediction]]:
-    """Each of `preds` that repeats an image read before it (the same bytes, whatever the name), with the
-    prediction it repeats. A file that cannot be read again counts as distinct."""
+def _repeats(preds: list[Prediction]) -> dict[int, str]:
+    """Index in `preds` -> the file it repeats, for each image read that has the bytes of one read before it,
+    whatever the names. Rows with no image read, and a file that cannot be read again, repeat nothing."""
     from wbc.io import bytes_key
 
-    first: dict[str, Prediction] = {}
-    copies = []
-    for r in preds:
+    first: dict[str, str] = {}
+    repeats = {}
+    for i, r in enumerate(preds):
+        if r.error:
+            continue
         try:
             key = bytes_key(Path(r.file).read_bytes())
         except OSError:
             continue
         if key in first:
-            copies.append((r, first[key]))
+            repeats[i] = first[key]
         else:
-            first[key] = r
-    return copies
+            first[key] = str(r.file)
+    return repeats
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -402,9 +404,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     # A typed piece of a cell beside a much larger one is not a cell to count, as in the app; nor, as there,
     # a second copy of an image read (the same bytes under another name: one cell photographed once), whose
     # row and CSV line name the file it repeats (a spreadsheet's total would count it again).
-    copies = _repeats([r for r in results if not r.error]) if len(paths) > 1 else []
-    repeat_of = {id(r): str(same.file) for r, same in copies}
-    results = [replace(r, same_as=repeat_of[id(r)]) if id(r) in repeat_of else r for r in results]
+    copies = _repeats(results) if len(paths) > 1 else {}
+    results = [replace(r, same_as=copies[i]) if i in copies else r for i, r in enumerate(results)]
     counted = [r for r in results if r.typed and not r.same_as]
     if args.csv:  # first: a reader of the table that goes away (`| head`) must not cost the file
         replaced = args.csv.is_file()
@@ -777,8 +778,8 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=DONE_OR_ERROR)
     x.add_argument("run", type=Path, help="run folder (its best.pt) or a checkpoint .pt")
     x.add_argument("--out", type=Path, default=Path("export"), help="output folder (default: export)")
-    x.add_argument("--data", type=Path, help=DATA_HELP[:-1] + "): its images check the export and --evaluate scores "
-                   "TEST; --out may not lie in its splits")
+    x.add_argument("--data", type=Path, help=f"{DATA_HELP}: its images check the export and --evaluate scores TEST; "
+                   "--out may not lie in its splits")
     x.add_argument("--evaluate", action="store_true", help="also evaluate on TEST into the card and report.md (a "
                    "failed export or evaluation leaves the folder's model as it was)")
     x.add_argument("--skip-bad", action="store_true", help="with --evaluate: leave out unreadable TEST images")
