@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import csv
 import io
 import json
 from dataclasses import replace
@@ -648,14 +649,30 @@ class TestDifferential:
         rows[0]["reviewed"] = "Neutrophil"
         rows[0]["file"] = "=HYPERLINK(1).jpeg"
         rows[1]["confidence (%)"] = float("nan")  # what the edited table hands back for a blank
-        data = logic.table_csv(rows, [("bad.png", "bad.png: not a readable image"), ("\t=1.png", "\t=1.png: empty")])
+        data = logic.table_csv(rows, [("bad.png", "bad.png: not a readable image"), ("\t=1.png", "\t=1.png: empty")],
+                               [("eos copy.jpeg", "=HYPERLINK(1).jpeg")])
         assert data.startswith(b"\xef\xbb\xbf")  # Excel reads UTF-8 names right only after a BOM
         lines = data.decode("utf-8-sig").splitlines()
         assert lines[0] == "file,predicted,confidence (%),verdict,reviewed"
         assert lines[1].startswith("'=HYPERLINK(1).jpeg,Eosinophil,") and lines[1].endswith(",Neutrophil")
         assert lines[2].startswith("none.jpeg,,,\"not a white blood cell: ")
-        assert lines[3] == "bad.png,,,unreadable: not a readable image,"
-        assert lines[4] == "'\t=1.png,,,unreadable: empty,"
+        # Every upload has a line: a repeat says whose row it has, as `wbc predict`'s same_image_as does.
+        assert lines[3] == "eos copy.jpeg,,,the same image as =HYPERLINK(1).jpeg: left out as a repeat,"
+        assert lines[4] == "bad.png,,,unreadable: not a readable image,"
+        assert lines[5] == "'\t=1.png,,,unreadable: empty,"
+
+    def test_differential_csv(self) -> None:
+        """The differential's download: the page's rows, then the total; a spreadsheet's sum of the counts
+        is the total, and each share is the count over it."""
+        diff = logic.differential(["EOSINOPHIL", "NEUTROPHIL", "NEUTROPHIL", logic.EXCLUDED])
+        data = logic.differential_csv(diff)
+        assert data.startswith(b"\xef\xbb\xbf")
+        rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+        assert list(rows[0]) == ["type", "count", "percent", "adult range (%)", "status"]
+        assert [(r["type"], r["count"], r["percent"]) for r in rows] == [
+            ("Eosinophil", "1", "33.3"), ("Lymphocyte", "0", "0.0"), ("Monocyte", "0", "0.0"),
+            ("Neutrophil", "2", "66.7"), ("Total", "3", "100.0")]
+        assert rows[-1]["adult range (%)"] == rows[-1]["status"] == ""
 
     def test_counted_rows_still_needing_review_are_said(self) -> None:
         """Under the count: how many counted rows are marked *needs review* and keep the model's type (a
@@ -1020,8 +1037,8 @@ class TestPage:
         made: list[str] = []
         real = logic.table_csv
 
-        def spy(rows: object, unusable_files: object = ()) -> bytes:
-            data = real(rows, unusable_files)  # type: ignore[arg-type]
+        def spy(rows: object, unusable_files: object = (), repeats: object = ()) -> bytes:
+            data = real(rows, unusable_files, repeats)  # type: ignore[arg-type]
             made.append(data.decode("utf-8-sig"))
             return data
 
@@ -1029,11 +1046,16 @@ class TestPage:
         at = self._app().run()
         at.file_uploader[0].set_value([("eos.jpeg", EOS.read_bytes(), "image/jpeg"),
                                        ("none.jpeg", (FIXTURES / "no-white-cell.jpeg").read_bytes(), "image/jpeg"),
-                                       ("bad.png", b"garbage", "image/png")]).run()
+                                       ("bad.png", b"garbage", "image/png"),
+                                       ("eos again.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
         assert not at.exception and made
         lines = made[-1].splitlines()
         assert "nan" not in made[-1]
-        assert lines[2].startswith("none.jpeg,,,") and lines[3].startswith("bad.png,,,\"unreadable: not a readable image")
+        assert lines[2].startswith("none.jpeg,,,") and lines[3] == "eos again.jpeg,,,the same image as eos.jpeg: left out as a repeat,"
+        assert lines[4].startswith("bad.png,,,\"unreadable: not a readable image")
+        # Beside it, the differential's own download, with its total.
+        names = [b.proto.label for b in at.get("download_button")]
+        assert names == ["Download the table (CSV)", "Download the differential (CSV)"]
         at.file_uploader[0].set_value([("bad.png", b"garbage", "image/png"), ("bad2.png", b"junk", "image/png")]).run()
         assert not at.exception
         assert any("2 image(s) analysed, 2 of them could not be used: there is nothing to count." == m.value

@@ -384,3 +384,12 @@ def test_atomic_write_names_the_file_meant(tmp_path: Path, monkeypatch: pytest.M
     with pytest.raises(OutputError, match=f"^{tmp_path}/t.csv: cannot write it \\(No space left on device\\)$"):
         atomic_write_bytes(tmp_path / "t.csv", b"x")
     assert [p.name for p in tmp_path.iterdir()] == ["a-file"]  # no temporary file left behind
+
+
+def test_first_copies_points_each_repeat_at_the_first() -> None:
+    """Each key seen before points at its first item, however often it comes again; items with no key
+    (None: no bytes read) neither repeat nor are repeated."""
+    from wbc.io import first_copies
+
+    assert first_copies(["a", None, "b", "a", None, "a", "b"]) == {3: 0, 5: 0, 6: 2}
+    assert first_copies([]) == {} and first_copies([None, None]) == {}

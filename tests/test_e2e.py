@@ -113,19 +113,17 @@ class TestInBrowser:
         page.get_by_role("heading", name="Differential count").wait_for()
         page.get_by_text("8 cell(s) counted").wait_for()
         page.screenshot(path=str(OUT / "differential.png"), full_page=True)
-        # The review table's toolbar keeps search and full screen but not its own "Download as CSV", which
-        # would skip the page's CSV (formula quoting, byte-order mark, unreadable files).
-        # The review table is the first table on the page shown (the model tab's, hidden, come after it).
-        page.get_by_test_id("stDataFrame").filter(visible=True).first.hover()
-        toolbar = page.get_by_test_id("stElementToolbar").filter(
-            has=page.get_by_role("button", name="Search")).first
-        toolbar.wait_for()
-        download = toolbar.locator('button[aria-label^="Download as CSV"]')
-        assert download.count() == 1 and not download.is_visible()  # in the page, but not shown
-        # The differential's table keeps its own: its counts are in no other download.
-        page.get_by_test_id("stDataFrame").filter(visible=True).nth(1).hover()
-        page.get_by_role("button", name="Download as CSV").first.wait_for()
+        # The review table's and the differential's toolbars keep search and full screen but not their own
+        # "Download as CSV", which would skip the page's rows and quoting, and the total: the page's buttons
+        # are their downloads. The two are the first tables shown (the model tab's, hidden, come after them).
+        for key in ("review", "differential"):
+            table = page.locator(f".st-key-{key}")
+            table.get_by_test_id("stDataFrame").hover()
+            table.get_by_role("button", name="Search").wait_for()
+            download = table.locator('button[aria-label^="Download as CSV"]')
+            assert download.count() == 1 and not download.is_visible(), key  # in the page, but not shown
         page.get_by_role("button", name="Download the table (CSV)").wait_for()
+        page.get_by_role("button", name="Download the differential (CSV)").wait_for()
 
     def test_phone_width(self, page, app_url: str) -> None:  # noqa: ANN001
         """At phone width the results are still shown (screenshot for a human check), each file's name

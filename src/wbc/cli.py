@@ -357,22 +357,15 @@ def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
 def _repeats(preds: list[Prediction]) -> dict[int, str]:
     """Index in `preds` -> the file it repeats, for each image read that has the bytes of one read before it,
     whatever the names. Rows with no image read, and a file that cannot be read again, repeat nothing."""
-    from wbc.io import bytes_key
+    from wbc.io import bytes_key, first_copies
 
-    first: dict[str, str] = {}
-    repeats = {}
-    for i, r in enumerate(preds):
-        if r.error:
-            continue
+    def key(p: Prediction) -> str | None:
         try:
-            key = bytes_key(Path(r.file).read_bytes())
+            return None if p.error else bytes_key(Path(p.file).read_bytes())
         except OSError:
-            continue
-        if key in first:
-            repeats[i] = first[key]
-        else:
-            first[key] = str(r.file)
-    return repeats
+            return None
+
+    return {i: str(preds[j].file) for i, j in first_copies([key(p) for p in preds]).items()}
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from wbc.errors import OutputError
@@ -138,3 +138,18 @@ def bytes_key(data: bytes) -> str:
     """An image's identity, whatever its name: its bytes' sha256 (hex). The app and `wbc predict` count
     one image given twice (or under two names) once."""
     return hashlib.sha256(data).hexdigest()
+
+
+def first_copies(keys: Sequence[str | None]) -> dict[int, int]:
+    """For each item whose key an earlier item had: its index -> the index of the first with that key.
+    A None key (an item with no bytes read) repeats nothing and is repeated by nothing."""
+    first: dict[str, int] = {}
+    copies: dict[int, int] = {}
+    for i, key in enumerate(keys):
+        if key is None:
+            continue
+        if key in first:
+            copies[i] = first[key]
+        else:
+            first[key] = i
+    return copies

@@ -15,7 +15,7 @@ from PIL import Image
 from wbc.differential import differential, differential_note  # noqa: F401 (the page reads them from here)
 from wbc.imaging import load_image
 from wbc.info import CLASS_INDEX, CLASSES, cell_type
-from wbc.io import bytes_key
+from wbc.io import bytes_key, first_copies
 from wbc.predict import CANNOT_JUDGE_VERDICT, CROP_EACH, NEEDS_REVIEW_VERDICT, Prediction, Predictor
 
 # The largest file the page analyses, and Streamlit's server.maxUploadSize set by `wbc app` (one limit the page
@@ -103,28 +103,39 @@ def marked_photo(rgb: np.ndarray, typed: tuple[int, int], other: tuple[int, int]
     return np.asarray(img)
 
 
-def distinct_uploads(uploads: Sequence[tuple[str, bytes]]) -> tuple[list[tuple[str, bytes]], list[str], list[str]]:
-    """The uploads with repeats of the same bytes left out (one image, one cell in the count), a note
-    for each repeat naming the upload it repeats, and each kept upload's `bytes_key`. A different
-    image under a name already taken is shown as "name (2).ext", so that the table's rows can be told apart."""
-    first: dict[str, str] = {}
-    kept: list[tuple[str, bytes]] = []
+@dataclass(frozen=True)
+class Uploads:
+    """The uploads as the page shows them: one image, one row and one cell in the count."""
+    kept: list[tuple[str, bytes]]  # (name as shown, bytes), repeats left out
+    keys: list[str]  # each kept upload's `bytes_key`
+    repeats: list[tuple[str, str]]  # (name given, the shown name of the upload it repeats)
+    notes: list[str]  # for the page, in upload order: each repeat, and each name shown otherwise
+
+
+def distinct_uploads(uploads: Sequence[tuple[str, bytes]]) -> Uploads:
+    """The uploads with repeats of the same bytes left out, whatever their names. A different image under
+    a name already taken is shown as "name (2).ext", so that the table's rows can be told apart."""
+    keys = [bytes_key(data) for _, data in uploads]
+    copies = first_copies(keys)
+    shown: dict[int, str] = {}
+    repeats: list[tuple[str, str]] = []
     notes: list[str] = []
-    for name, data in uploads:
-        key = bytes_key(data)
-        if key in first:
-            notes.append(f"{name} was given twice: it is shown and counted once." if name == first[key] else
-                         f"{name} is the same image as {first[key]}: it is shown and counted once.")
+    for i, (name, _) in enumerate(uploads):
+        if i in copies:
+            first = shown[copies[i]]
+            repeats.append((name, first))
+            notes.append(f"{name} was given twice: it is shown and counted once." if name == first else
+                         f"{name} is the same image as {first}: it is shown and counted once.")
             continue
-        shown, n = name, 2
-        while shown in first.values():
-            shown = f"{Path(name).stem} ({n}){Path(name).suffix}"
+        as_shown, n = name, 2
+        while as_shown in shown.values():
+            as_shown = f"{Path(name).stem} ({n}){Path(name).suffix}"
             n += 1
-        if shown != name:
-            notes.append(f"Another image is also named {name}: this one is shown as {shown}.")
-        first[key] = shown
-        kept.append((shown, data))
-    return kept, notes, list(first)
+        if as_shown != name:
+            notes.append(f"Another image is also named {name}: this one is shown as {as_shown}.")
+        shown[i] = as_shown
+    return Uploads(kept=[(shown[i], uploads[i][1]) for i in shown], keys=[keys[i] for i in shown],
+                   repeats=repeats, notes=notes)
 
 
 def analyse_uploads(predictor: Predictor, uploads: Sequence[tuple[str, bytes]]) -> list[CellResult]:
@@ -389,12 +400,15 @@ def trust_rows(reliability: Sequence[dict[str, float]]) -> list[dict[str, object
             for b in reliability]
 
 
-# Hides the "Download as CSV" button of the review table's toolbar (its aria-label starts so; the
-# table's label may follow it), in the container Streamlit marks with the widget's key ("review").
-# The other buttons (search, full screen) and the other tables' downloads (the differential's) stay.
+# Hides the "Download as CSV" button of the review table's and the differential's toolbars (its aria-label
+# starts so; the table's label may follow it), in the containers Streamlit marks with the widgets' keys: the
+# page's own buttons give each with a total, repeats, unreadable files and formula quoting. The other
+# buttons (search, full screen) and the About tab's tables' downloads stay.
 REVIEW_KEY = "review"
-HIDE_GRID_DOWNLOAD_CSS = (f'.st-key-{REVIEW_KEY} [data-testid="stElementToolbarButton"]'
-                          ':has(button[aria-label^="Download as CSV"]) { display: none; }')
+DIFFERENTIAL_KEY = "differential"
+HIDE_GRID_DOWNLOAD_CSS = ", ".join(f'.st-key-{key} [data-testid="stElementToolbarButton"]'
+                                   ':has(button[aria-label^="Download as CSV"])'
+                                   for key in (REVIEW_KEY, DIFFERENTIAL_KEY)) + " { display: none; }"
 # Each result sits in a container keyed RESULT_KEY + its index. On a phone its two columns stack, and the
 # pictures (the left column) came first: the type and confidence began about 1,500 px down. There the
 # verdict's column goes first.
@@ -406,25 +420,40 @@ VERDICT_FIRST_CSS = ('@media (max-width: 640px) { [class*="st-key-' + RESULT_KEY
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def table_csv(rows: Sequence[dict[str, object]], unusable_files: Sequence[tuple[str, str]] = ()) -> bytes:
-    """The review table as CSV for a spreadsheet: predicted and reviewed label side by side, then the
-    files that could not be used. UTF-8 with a byte-order mark (Excel reads other names garbled without
-    it), and a text that a spreadsheet would run as a formula (FORMULA_STARTS first) is quoted with '."""
-    out = io.StringIO()
-    w = csv.DictWriter(out, fieldnames=["file", "predicted", "confidence (%)", "verdict", "reviewed"])
-    w.writeheader()
-
+def _spreadsheet_csv(fieldnames: Sequence[str], rows: Sequence[Mapping[str, object]]) -> bytes:
+    """Rows as CSV for a spreadsheet: UTF-8 with a byte-order mark (Excel reads other names garbled without
+    it), a blank for a missing value or NaN (the edited table hands a blank back as NaN), and a text that a
+    spreadsheet would run as a formula (FORMULA_STARTS first) quoted with '."""
     def cell(v: object) -> object:
-        if v is None or isinstance(v, float) and math.isnan(v):  # the table hands a blank confidence back as NaN
+        if v is None or isinstance(v, float) and math.isnan(v):
             return ""
         return "'" + v if isinstance(v, str) and v[:1] in FORMULA_STARTS else v
 
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=fieldnames)
+    w.writeheader()
     for r in rows:
-        w.writerow({k: cell(r.get(k, "")) for k in w.fieldnames})
-    for name, why in unusable_files:
-        why = why.removeprefix(f"{name}: ")  # the message names the file, as the row does already
-        w.writerow({"file": cell(name), "verdict": cell(f"unreadable: {why}")})
+        w.writerow({k: cell(r.get(k)) for k in fieldnames})
     return out.getvalue().encode("utf-8-sig")
+
+
+def table_csv(rows: Sequence[Mapping[str, object]], unusable_files: Sequence[tuple[str, str]] = (),
+              repeats: Sequence[tuple[str, str]] = ()) -> bytes:
+    """The review table as CSV for a spreadsheet: predicted and reviewed label side by side, then a row for
+    each upload left out as a repeat (it has the row of the one it repeats), then the files that could
+    not be used, so that every upload has a line."""
+    extra = [{"file": name, "verdict": f"the same image as {first}: left out as a repeat"}
+             for name, first in repeats]
+    # the message names the file, as the row does already
+    extra += [{"file": name, "verdict": f"unreadable: {why.removeprefix(f'{name}: ')}"} for name, why in unusable_files]
+    return _spreadsheet_csv(["file", "predicted", "confidence (%)", "verdict", "reviewed"], [*rows, *extra])
+
+
+def differential_csv(diff: Sequence[Mapping[str, object]]) -> bytes:
+    """The differential as the page shows it (a row per type), then its total."""
+    n = sum(int(str(r["count"])) for r in diff)
+    total = {"type": "Total", "count": n, "percent": 100.0 if n else 0.0}
+    return _spreadsheet_csv(list(diff[0]), [*diff, total]) if diff else b""
 
 
 def describe(label: str) -> dict[str, str]:

@@ -15,8 +15,8 @@ from wbc.predict import CROP_EACH, Predictor, weak_model_note
 from wbc.screening import OVEREXPOSED_SHARE
 
 st.set_page_config(page_title="wbc - white blood cell classifier", page_icon="🩸", layout="centered")
-# The review table's own "Download as CSV" (Streamlit has no option to turn it off) would write it without
-# logic.table_csv's formula quoting, byte-order mark and unreadable files: the page's button is its download.
+# The review table's and differential's own "Download as CSV" (Streamlit has no option to turn it off) would
+# write them without logic.table_csv's rows and quoting, or the total: the page's buttons are their downloads.
 st.html(f"<style>{logic.HIDE_GRID_DOWNLOAD_CSS}\n{logic.VERDICT_FIRST_CSS}</style>")
 
 
@@ -54,7 +54,8 @@ def show_test_figures(test: dict | None) -> None:
 
 
 @st.fragment
-def review_section(results: list[logic.CellResult], keys: list[str], bad: list[tuple[str, str]]) -> None:
+def review_section(results: list[logic.CellResult], keys: list[str], bad: list[tuple[str, str]],
+                   repeats: list[tuple[str, str]]) -> None:
     """The review table, the differential and the download. A fragment: a correction reruns this alone,
     not the page of every image above it (seconds for a few hundred images)."""
     # A reviewer's corrections, by image: the table is a new widget whenever its rows change (an upload
@@ -90,18 +91,24 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
         key=logic.REVIEW_KEY,
     )
     corrections.update(zip(edited.index, edited["reviewed"]))
+    diff = None
     if several:
         reviewed = logic.reviewed_classes(edited["reviewed"].tolist())
-        diff = pd.DataFrame(logic.differential(reviewed))
+        diff = logic.differential(reviewed)
         n = sum(1 for lab in reviewed if lab in CLASSES)
-        st.dataframe(diff, hide_index=True, column_config={"percent": st.column_config.NumberColumn(format="%.1f")})
+        # In a keyed container: a table without selections gets no key class for the CSS to find it by.
+        st.container(key=logic.DIFFERENTIAL_KEY).dataframe(
+            pd.DataFrame(diff), hide_index=True, column_config={"percent": st.column_config.NumberColumn(format="%.1f")})
         st.caption(logic.differential_note(n))
         if unchecked := logic.unchecked_note(edited.to_dict("records")):
             st.warning(unchecked)
         if uncounted := logic.uncounted_note(results):
             st.warning(uncounted)
-    st.download_button("Download the table (CSV)", logic.table_csv(edited.to_dict("records"), bad),
-                       file_name="wbc-differential.csv", mime="text/csv")
+    st.download_button("Download the table (CSV)", logic.table_csv(edited.to_dict("records"), bad, repeats),
+                       file_name="wbc-review.csv", mime="text/csv")
+    if diff:
+        st.download_button("Download the differential (CSV)", logic.differential_csv(diff),
+                           file_name="wbc-differential.csv", mime="text/csv")
     # The page keeps the uploads and corrections only while it is open: a reload starts afresh.
     st.caption("Your corrections live in this page only: download the table before you reload or close it.")
 
@@ -178,15 +185,16 @@ with classify_tab:
     if use_samples:  # instead of the uploads, never among them: a demo must not enter a user's count
         samples = logic.samples()
         if uploads:
-            mine = len(logic.distinct_uploads(uploads)[0])  # as they are shown: a repeat is one image
+            mine = len(logic.distinct_uploads(uploads).kept)  # as they are shown: a repeat is one image
             st.info(f"Showing the {len(samples)} sample images; your {mine} uploaded image(s) come back, "
                     "with any corrections, when this is switched off.")
         uploads = samples
     if not uploads:
         st.info("Upload one or more cell images, or switch on the sample images, to start.")
         st.stop()
-    uploads, repeats, keys = logic.distinct_uploads(uploads)
-    for note in repeats:
+    distinct = logic.distinct_uploads(uploads)
+    uploads, keys = distinct.kept, distinct.keys
+    for note in distinct.notes:
         st.info(note)
 
     with st.spinner(f"Analysing {len(uploads)} image(s)..."):
@@ -247,4 +255,4 @@ with classify_tab:
                 for k, v in logic.describe(p.label).items():
                     st.markdown(f"**{k}.** {v}")
 
-    review_section(results, keys, bad)
+    review_section(results, keys, bad, distinct.repeats)
