@@ -393,3 +393,23 @@ def test_first_copies_points_each_repeat_at_the_first() -> None:
 
     assert first_copies(["a", None, "b", "a", None, "a", "b"]) == {3: 0, 5: 0, 6: 2}
     assert first_copies([]) == {} and first_copies([None, None]) == {}
+
+
+def test_a_folder_that_takes_no_files_is_said_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A folder that exists but answers a new file with "no such file" (/proc) is named as taking no new
+    files, not with the system's "No such file or directory" about a folder that is there."""
+    import errno
+    import tempfile
+
+    from wbc.errors import OutputError
+    from wbc.io import check_writable_file, check_writable_folder
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOENT, "No such file or directory")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(OutputError, match=f"^{tmp_path}/x.csv: cannot write it: folder {tmp_path} is not writable "
+                                          r"\(it takes no new files\)$"):
+        check_writable_file(tmp_path / "x.csv")
+    with pytest.raises(OutputError, match=rf"^{tmp_path}/a/b: cannot be made in {tmp_path} \(it takes no new files\); "):
+        check_writable_folder(tmp_path / "a" / "b")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import tempfile
@@ -61,8 +62,9 @@ def _folder_problem(path: Path) -> str:
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        return f"is not writable ({e.strerror or e})" if existing == path else \
-            f"cannot be made in {existing} ({e.strerror or e})"
+        # A folder that exists and says a new file in it does not (/proc) takes no files of any kind.
+        why = "it takes no new files" if e.errno == errno.ENOENT else e.strerror or str(e)
+        return f"is not writable ({why})" if existing == path else f"cannot be made in {existing} ({why})"
     return ""
 
 
