@@ -82,6 +82,26 @@ class TestPredictCli:
             assert shown in files or (shown.startswith("...") and any(f.endswith(shown[3:]) for f in files)), row
             assert len(shown) <= 60 and (len(shown) == 60 or not shown.startswith("...")), row
 
+    def test_wide_names_keep_the_columns_level(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A name in Chinese or Japanese (two columns a character in a terminal) or with a combining accent
+        (none) keeps the class column level with the other rows', and a long one is cut to the column's
+        width, not its character count."""
+        import shutil
+
+        from wbc.cli import columns
+
+        names = ["血液細胞.jpeg", "e\u0301t\u00e9.jpeg", "plain.jpeg", "白血球" * 12 + ".jpeg"]
+        for n in names:
+            shutil.copy(EOS_FILE, tmp_path / n)
+        assert main(["predict", *(str(tmp_path / n) for n in names), "--quiet"]) == 0
+        rows = capsys.readouterr().out.split("\n\n")[0].splitlines()
+        assert len(rows) == 5
+        # Where each row's class starts, in columns: the header's "class" and every type line up.
+        starts = {columns(r[:r.index(word)]) for r, word in zip(rows, ["class", *["EOSINOPHIL"] * 4])}
+        assert len(starts) == 1, rows
+        long = next(r for r in rows if "白血球" in r and r.startswith("..."))
+        assert columns(long.split("  EOS")[0]) == 60  # cut to the column, "..." and all
+
     def test_interrupt_keeps_what_was_read(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
         """Ctrl+C in the second batch: the first batch's rows, their differential and the CSV are kept,

@@ -9,6 +9,7 @@ import select
 import shlex
 import sys
 import tempfile
+import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -408,15 +409,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if others and paths:
         print(f"wbc: note: in the folders given, {_passed_over(others)}", file=sys.stderr)
     names = [printable(str(r.file)) for r in results]
-    width = min(60, max(map(len, names)))
+    width = min(60, max(map(columns, names)))
     print(f"{'file':{width}s}  {'class':11s}  confidence  verdict")
     for r, name in zip(results, names):
-        if len(name) > width:  # keep the end of a long path, and show that its start is cut
-            name = "..." + name[3 - width:]
+        name = fit(name, width)
         if r.error:  # the verdict as the CSV gives it; the row names the file, so the reason need not again
             why = r.error.removeprefix(f"{r.file}: ")
             said = why if why.startswith(f"{r.verdict}:") else f"{r.verdict}: {why}"  # NOT_READ says it already
-            print(f"{name:{width}s}  {'-':11s}  {'-':>10s}  {said}")
+            print(f"{name}  {'-':11s}  {'-':>10s}  {said}")
             continue
         note = f"{r.verdict}" + (f": {r.not_wbc}" if r.not_wbc else "")
         if r.typed and (r.needs_review or r.overexposed):  # the runner-up type is no help for the other reasons
@@ -434,7 +434,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             note += f" [the same image as {printable(r.same_as)}: " + ("counted once]" if r.typed else "left out once]")
         # No type is given for what the screening rejected or a typed piece of a cell, as in the app.
         kind, conf = (r.label, f"{r.confidence:.3f}") if r.typed else ("-", "-")
-        print(f"{name:{width}s}  {kind:11s}  {conf:>10s}  {note}")
+        print(f"{name}  {kind:11s}  {conf:>10s}  {note}")
     # A count of one image read is no differential, whatever else was named (copies of it too); of none, it
     # says there is none.
     if len(paths) > 1 and sum(not r.error for r in results) - len(copies) != 1:
@@ -475,6 +475,30 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"wbc: interrupted: {unread} of {len(paths)} file(s) not read", file=sys.stderr)
         return 130
     return 1 if named_nothing or unfollowed or bad else 0
+
+
+def _columns(c: str) -> int:
+    """Terminal columns of one character: two where wide (Chinese, Japanese, Korean), none for a
+    combining mark, else one."""
+    return 0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+
+
+def columns(text: str) -> int:
+    """How many terminal columns `text` takes."""
+    return len(text) if text.isascii() else sum(map(_columns, text))
+
+
+def fit(name: str, width: int) -> str:
+    """`name` in exactly `width` columns: padded with spaces, or its start cut and shown as "..." (the end
+    of a path tells files apart)."""
+    used = columns(name)
+    if used > width:
+        start, used = len(name), 0
+        while start and used + _columns(name[start - 1]) <= width - 3:
+            start -= 1
+            used += _columns(name[start])
+        name, used = "..." + name[start:], used + 3
+    return name + " " * (width - used)
 
 
 def printable(name: str) -> str:
