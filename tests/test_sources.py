@@ -210,6 +210,22 @@ class TestMatching:
         assert str(bad) in err and str(images / "TRAIN" / "lymphocyte" / "text.jpeg") in err and "._copy" not in err
         assert "._copy.jpeg" not in {m.file_name for m in read_table(tmp_path / "t.csv.gz")}
 
+    def test_classes_with_no_rows_are_named(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A class with no files, or with files that no original field is labelled with, gets no rows:
+        each is named on stderr (the build said nothing, and its files then counted as cells of their own)."""
+        pytest.importorskip("cv2")
+        from wbc.cli import main
+
+        images, orig, _ = self._data_set(tmp_path)
+        (images / "TRAIN" / "NEUTROPHIL").mkdir()
+        _texture(5).resize((320, 240)).save(images / "TRAIN" / "NEUTROPHIL" / "_0_9.jpeg")
+        assert main(["data", "sources", "--data", str(tmp_path), "--workers", "1", "--out", str(tmp_path / "t.csv.gz")]) == 0
+        notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("wbc: note: ")]
+        assert notes == [
+            f"wbc: note: EOSINOPHIL: no files in {images} (no class folder, or an empty one); the table has no rows for it",
+            f"wbc: note: NEUTROPHIL: none of its 1 file(s) could be matched: the originals in {orig} hold no field "
+            "labelled NEUTROPHIL alone; the table has no rows for it"]
+
     def test_no_originals(self, tmp_path: Path) -> None:
         """A data set without dataset-master is named in the error."""
         with pytest.raises(DataError, match="dataset-master"):

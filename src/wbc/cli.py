@@ -595,8 +595,10 @@ def _check_address(address: str, port: int = 0) -> None:
 
 def cmd_data_sources(args: argparse.Namespace) -> int:
     import json
+    from collections import Counter
 
     from wbc.data import default_data_path, find_images_root, listed
+    from wbc.info import CLASSES
     from wbc.io import check_writable_file
     from wbc.sources import TABLE, data_set_files, match_files, originals_near, read_table, summary, write_table
 
@@ -640,6 +642,15 @@ def cmd_data_sources(args: argparse.Namespace) -> int:
     partial.unlink(missing_ok=True)
     print(json.dumps(summary(matches), indent=1))
     print(f"wrote {out} ({len(matches)} files)")
+    # A class with no files, or none the originals label with it, has no rows: its files (if any) count as
+    # cells of their own, and the table's reader cannot tell that from a class the data set lacks.
+    found = Counter(cls for _, cls, _ in paths)
+    for cls in CLASSES:
+        if not any(m.class_name == cls for m in matches):
+            print(f"wbc: note: {cls}: " + (f"none of its {found[cls]} file(s) could be matched: the originals in "
+                                           f"{originals} hold no field labelled {cls} alone" if found[cls] else
+                                           f"no files in {root} (no class folder, or an empty one)")
+                  + "; the table has no rows for it", file=sys.stderr)
     if unreadable := [str(paths.get((m.split, m.class_name, m.file_name), m.file_name)) for m in matches if m.unreadable]:
         print(f"wbc: note: {len(unreadable)} file(s) could not be decoded, so they match no field (each counts as "
               f"a cell of its own):\n  {listed(unreadable)}", file=sys.stderr)
