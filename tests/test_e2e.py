@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURE_IMAGES
+from wbc.app.logic import RESULT_KEY
 
 CHROMIUM = Path("/usr/bin/chromium")
 OUT = Path(__file__).resolve().parents[1] / "test-output" / "e2e"
@@ -54,19 +55,35 @@ def app_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def page(app_url: str):  # noqa: ANN201
+def browser(app_url: str):  # noqa: ANN201
     playwright = pytest.importorskip("playwright.sync_api")
     OUT.mkdir(parents=True, exist_ok=True)
     with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(
+        b = p.chromium.launch(
             executable_path=str(CHROMIUM), headless=True,
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--no-first-run"],
         )
-        pg = browser.new_page(viewport={"width": 1280, "height": 900})
-        pg.set_default_timeout(60_000)
-        yield pg
-        browser.close()
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser):  # noqa: ANN001, ANN201
+    pg = browser.new_page(viewport={"width": 1280, "height": 900})
+    pg.set_default_timeout(60_000)
+    return pg
+
+
+@pytest.fixture()
+def phone(browser):  # noqa: ANN001, ANN201
+    """A phone's page: 390 px wide, touch (Streamlit then shows a table's toolbar all the time)."""
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
+                              has_touch=True)
+    pg = ctx.new_page()
+    pg.set_default_timeout(60_000)
+    yield pg
+    ctx.close()
 
 
 def upload(page, files: list[Path]) -> None:  # noqa: ANN001
@@ -150,3 +167,35 @@ class TestInBrowser:
         y = page.get_by_role("heading", name="Neutrophil").bounding_box()["y"]
         first = page.get_by_test_id("stImage").filter(visible=True).first.bounding_box()["y"]
         assert abs(first - y) < 150, (first, y)
+
+    def test_phone_tables_and_pictures_fit(self, phone, app_url: str) -> None:  # noqa: ANN001
+        """On a touch phone: the model tab's tables show every column (the trust table's last was cut off,
+        with nothing to say it scrolls), a table's toolbar (always shown on touch) covers nothing above it
+        (it hid a caption's last line and the review table's last row), and a result's crop and heatmap sit
+        side by side (stacked, one result was 1.4 screens tall)."""
+        widths = """() => [...document.querySelectorAll('[data-testid="stDataFrame"]')].filter(e => e.offsetParent)
+            .map(e => { const s = e.querySelector('.dvn-scroller'); return [s.scrollWidth, s.clientWidth]; })"""
+        phone.goto(app_url)
+        phone.get_by_role("tab", name="About the model").click()
+        phone.get_by_text("How far to trust a confidence").wait_for()
+        phone.get_by_test_id("stDataFrame").filter(visible=True).nth(1).wait_for()
+        tables = phone.evaluate(widths)
+        assert len(tables) == 2 and all(scroll <= client for scroll, client in tables), tables
+        phone.get_by_role("tab", name="Classify").click()
+        phone.get_by_text("Show the built-in sample images").click()
+        phone.get_by_role("heading", name="Differential count").wait_for()
+        phone.screenshot(path=str(OUT / "phone-samples.png"), full_page=True)
+        for key in ("review", "differential"):
+            toolbar = phone.locator(f".st-key-{key}").get_by_test_id("stElementToolbar")
+            toolbar.wait_for()
+            # The toolbar's top against the bottom of the last element above it that takes room.
+            # (The differential's table is first in its keyed container: then the container's neighbour.)
+            above = toolbar.evaluate("""t => { for (let c = t.closest('[data-testid="stElementContainer"]'); c;
+                                                    c = c.parentElement) {
+                let e = c.previousElementSibling;
+                while (e && e.getBoundingClientRect().height === 0) e = e.previousElementSibling;
+                if (e) return e.getBoundingClientRect().bottom; } }""")
+            assert toolbar.bounding_box()["y"] >= above - 1, (key, toolbar.bounding_box(), above)
+        first = phone.locator(f".st-key-{RESULT_KEY}0").get_by_test_id("stImage")
+        crop, heat = first.nth(0).bounding_box(), first.nth(1).bounding_box()
+        assert abs(crop["y"] - heat["y"]) < 5 and heat["x"] >= crop["x"] + crop["width"], (crop, heat)

@@ -411,10 +411,21 @@ HIDE_GRID_DOWNLOAD_CSS = ", ".join(f'.st-key-{key} [data-testid="stElementToolba
                                    for key in (REVIEW_KEY, DIFFERENTIAL_KEY)) + " { display: none; }"
 # Each result sits in a container keyed RESULT_KEY + its index. On a phone its two columns stack, and the
 # pictures (the left column) came first: the type and confidence began about 1,500 px down. There the
-# verdict's column goes first.
+# verdict's column goes first, and the crop and its heatmap sit side by side (one above the other, each the
+# screen's width, a result was 1,210 px tall: 1.4 screens); a ringed photo of two cells keeps the full width.
 RESULT_KEY = "result-"
-VERDICT_FIRST_CSS = ('@media (max-width: 640px) { [class*="st-key-' + RESULT_KEY + '"] '
-                     '[data-testid="stHorizontalBlock"] > [data-testid="stColumn"]:last-child { order: -1; } }')
+_RESULT_COLUMNS = '[class*="st-key-' + RESULT_KEY + '"] [data-testid="stHorizontalBlock"] > [data-testid="stColumn"]'
+PHONE_RESULT_CSS = ('@media (max-width: 640px) { '
+                    + _RESULT_COLUMNS + ':last-child { order: -1; } '
+                    + _RESULT_COLUMNS + ':first-child > [data-testid="stVerticalBlock"] { flex-flow: row wrap; } '
+                    + _RESULT_COLUMNS + ':first-child > [data-testid="stVerticalBlock"] > '
+                    '[data-testid="stElementContainer"]:nth-child(-n+2) { width: calc(50% - 0.5rem) !important; } }')
+# On a touch screen (Streamlit's own test for it: pointer: coarse) a table's toolbar is always shown, 44 px
+# tall and above the table, where the gap to what comes before is 16 px: it covered the last line of the
+# caption above the review table and the last row of the review table above the differential. There a table
+# keeps that room above it.
+TOOLBAR_ROOM_CSS = ('@media (pointer: coarse) { [data-testid="stElementContainer"]:has([data-testid="stDataFrame"]) '
+                    '{ margin-top: 1.75rem; } }')
 
 # What a spreadsheet takes a cell to start a formula with (OWASP's list: tab and carriage return too).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

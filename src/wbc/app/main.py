@@ -17,7 +17,7 @@ from wbc.screening import OVEREXPOSED_SHARE
 st.set_page_config(page_title="wbc - white blood cell classifier", page_icon="🩸", layout="centered")
 # The review table's and differential's own "Download as CSV" (Streamlit has no option to turn it off) would
 # write them without logic.table_csv's rows and quoting, or the total: the page's buttons are their downloads.
-st.html(f"<style>{logic.HIDE_GRID_DOWNLOAD_CSS}\n{logic.VERDICT_FIRST_CSS}</style>")
+st.html(f"<style>{logic.HIDE_GRID_DOWNLOAD_CSS}\n{logic.PHONE_RESULT_CSS}\n{logic.TOOLBAR_ROOM_CSS}</style>")
 
 
 @st.cache_resource(show_spinner="Loading the model...")
@@ -48,9 +48,12 @@ def show_test_figures(test: dict | None) -> None:
                     "the share of each group it got right: where *right* is above the confidence the model was "
                     f"too modest, where below too sure. The images show only {test['n_cells']} cells, so a group "
                     "of a few dozen images may be one or two cells.")
-        one_decimal = st.column_config.NumberColumn(format="%.1f")
+        # Short labels: the data's own made the table 419 px wide, and a phone's 356 px cut off the last column.
+        one_decimal = {"format": "%.1f"}
         st.dataframe(pd.DataFrame(logic.trust_rows(test["reliability"])), hide_index=True, width="stretch",
-                     column_config={"right (%)": one_decimal, "mean confidence (%)": one_decimal})
+                     column_config={"model's confidence": "confidence", "test images": "images",
+                                    "right (%)": st.column_config.NumberColumn(**one_decimal),
+                                    "mean confidence (%)": st.column_config.NumberColumn("mean conf. (%)", **one_decimal)})
 
 
 @st.fragment
