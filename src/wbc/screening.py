@@ -95,7 +95,7 @@ def _window(a: np.ndarray, loc: CellLocation, r: int) -> np.ndarray:
     return a[max(0, cy - r) : cy + r, max(0, cx - r) : cx + r]
 
 
-def sharpness(rgb: np.ndarray, loc: CellLocation, r: int = 48) -> float:
+def sharpness(rgb: np.ndarray, loc: CellLocation, r: int = 48, stain: np.ndarray | None = None) -> float:
     """Steepest edges of the stain near the cell relative to the stain's range (1/px): an edge blurred
     over w pixels rises by about 1/w of the range per pixel, whatever the stain, brightness or contrast.
 
@@ -103,11 +103,11 @@ def sharpness(rgb: np.ndarray, loc: CellLocation, r: int = 48) -> float:
     eyepiece's vignette or the data set's black fill, added after the blur, made a wholly blurred photo
     read as sharp on grey (a monocyte blurred by 12 px in a dark frame was typed, confident). Fill is
     dark for the field (below FILL_SHARE of its bright end) and unstained; FILL_MARGIN px around it are
-    left out, where JPEG rings its edge."""
+    left out, where JPEG rings its edge. `stain`: the window's `stain_map`, where the caller made it already."""
     win = _window(rgb, loc, r)
     if min(win.shape[:2]) < 3:
         return 0.0
-    s = stain_map(win).astype(np.float32)
+    s = (stain_map(win) if stain is None else stain).astype(np.float32)
     g = win[..., 0].astype(np.float32)  # the channels' sum: a mean's order, without the division
     g += win[..., 1]
     g += win[..., 2]
@@ -476,7 +476,7 @@ def _checks(rgb: np.ndarray, loc: CellLocation) -> Screening:
     s = stain_map(_window(rgb, loc, 48))
     mask = s > STAIN_LEVEL
     nucleus_px = int(mask.sum())
-    sharp = sharpness(rgb, loc)
+    sharp = sharpness(rgb, loc, 48, s)
     reason = ""
     if loc.peak < PEAK_MIN or nucleus_px < NUCLEUS_MIN_PX:
         blurred = (loc.peak >= BLUR_PEAK_MIN and sharp < focus_bound(loc)
