@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                 "overexposed": sum(v.overexposed for v in verdicts),
                 "most_clipped": max((v.clipped for v in verdicts), default=0.0),
             }
-    lines = ["| images | shift | n | flagged as not a white cell | without the second look | marked overexposed |",
+    lines = ["| images | shift | n | flagged by the screening (not a white cell, or cannot judge) | without the second look | marked overexposed |",
              "|---|---|---|---|---|---|"]
     for what, rows in res.items():
         for name, r in rows.items():

@@ -28,14 +28,16 @@ class TestHelp:
             main(["--version"])
         assert e.value.code == 0 and capsys.readouterr().out == f"wbc {wbc.__version__}\n"
 
-    @pytest.mark.parametrize("verb", [[], ["train"], ["evaluate"], ["export"], ["predict"], ["data", "download"],
-                                      ["data", "check"]])
+    @pytest.mark.parametrize("verb", [[], ["train"], ["evaluate"], ["export"], ["predict"], ["app"], ["data", "download"],
+                                      ["data", "check"], ["data", "sources"]])
     def test_help(self, verb: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-        """Every verb answers --help with its usage."""
+        """Every verb answers --help with its usage and, as the README says, its exit statuses."""
         with pytest.raises(SystemExit) as e:
             main([*verb, "--help"])
         assert e.value.code == 0
-        assert "usage: wbc" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert "usage: wbc" in out
+        assert not verb or "exit status: 0 " in " ".join(out.split())
 
     def test_predict_help_gives_the_exit_statuses(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A script needs to know what 1 means against 2: the help names each status, and the cases it

@@ -840,7 +840,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--quiet", action="store_true", help="no progress bar")
     pr.set_defaults(func=cmd_predict)
 
-    a = sub.add_parser("app", help="start the web app (Streamlit) on the shipped model")
+    a = sub.add_parser("app", help="start the web app (Streamlit) on the shipped model",
+                       epilog="exit status: 0 stopped (Ctrl+C, or a service manager's SIGTERM); 2 the model, port "
+                              "or address cannot be used, named on stderr before the server starts")
     a.add_argument("--model", help="model folder or .onnx (default: WBC_MODEL, else the shipped model)")
     a.add_argument("--port", type=whole_number(1, 65535, "a TCP port"), default=8501, help="default: 8501")
     a.add_argument("--address", default="localhost", help="default: localhost; 0.0.0.0 to serve the network")
