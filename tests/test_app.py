@@ -938,6 +938,60 @@ class TestPage:
         table = at.dataframe[0].value  # the same image under a new name: the name follows, the correction stays
         assert table["file"].tolist() == ["renamed.jpeg", up[1][0]] and table["reviewed"].tolist()[0] == "Excluded"
 
+    def test_a_downloaded_table_restores_a_review_after_a_reload(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The review table downloaded, the page reloaded (a new session), the images uploaded again and
+        then the table: the corrections come back, said so; rows for images not shown are counted, a
+        later correction is not undone by the table still in its box, and a file that is no such table
+        is named with what is wrong."""
+        files = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[:3]
+        up = [(f.name, f.read_bytes(), "image/jpeg") for f in files]
+        made: list[bytes] = []
+        real = logic.table_csv
+        monkeypatch.setattr(logic, "table_csv", lambda *a: made.append(real(*a)) or made[-1])
+        at = self._app().run()
+        at.file_uploader[0].set_value(up).run()
+        at.session_state["review"] = {"edited_rows": {0: {"reviewed": "Monocyte"}, 2: {"reviewed": "Excluded"}},
+                                      "added_rows": [], "deleted_rows": []}
+        at.run()
+        saved = made[-1]
+        assert any("2 cell(s) counted" in c.value for c in at.caption)
+        predicted = at.dataframe[0].value["reviewed"].tolist()
+        assert predicted[0] != "Monocyte"  # what the restore must bring back is not what the model said
+
+        at = self._app().run()  # a reload: a new session, nothing kept
+        at.file_uploader[0].set_value(up[:2]).run()  # the third image is not given again
+        assert at.dataframe[0].value["reviewed"].tolist() == predicted[:2]
+        at.file_uploader[1].set_value([(logic.REVIEW_CSV, saved, "text/csv")]).run()
+        assert not at.exception
+        assert at.dataframe[0].value["reviewed"].tolist() == ["Monocyte", predicted[1]]
+        assert [m.value for m in at.success] == [f"Restored the reviewed type of 2 image(s) from {logic.REVIEW_CSV}. "
+                                                 "1 of its rows name no image shown here."]
+        # A correction made after the restore stays: the table in its box is not read again.
+        at.session_state["review"] = {"edited_rows": {0: {"reviewed": "Neutrophil"}}, "added_rows": [], "deleted_rows": []}
+        at.run()
+        assert at.session_state["corrections"][logic.bytes_key(up[0][1])] == "Neutrophil"
+        # Something else in the box: named, with what is wrong, and the review as it was.
+        at.file_uploader[1].set_value([("notes.csv", b"name,comment\na,b\n", "text/csv")]).run()
+        assert not at.exception
+        assert [e.value for e in at.error] == ["notes.csv: not a table this page downloaded (it has no file and "
+                                               f"reviewed columns); give the {logic.REVIEW_CSV} that the Download "
+                                               "the table button saved"]
+        assert at.session_state["corrections"][logic.bytes_key(up[0][1])] == "Neutrophil"
+
+    def test_restored_labels_read_the_download_back(self) -> None:
+        """Every label the download holds comes back under its file's name, formula quoting undone; rows of
+        repeats and unreadable files give none."""
+        rows = [{"file": "=cmd.jpeg", "predicted": "Eosinophil", "confidence (%)": 90.0, "verdict": "confident",
+                 "reviewed": "Monocyte"},
+                {"file": "b.jpeg", "predicted": "", "confidence (%)": None, "verdict": "not a white blood cell",
+                 "reviewed": logic.EXCLUDED}]
+        data = logic.table_csv(rows, [("bad.png", "bad.png: empty")], [("b copy.jpeg", "b.jpeg")])
+        assert logic.restored_labels(data, "t.csv") == {"=cmd.jpeg": "Monocyte", "b.jpeg": logic.EXCLUDED}
+        with pytest.raises(ValueError, match="^x.csv: not a table this page downloaded"):
+            logic.restored_labels(b"\xff\xfe\x00garbage", "x.csv")
+        with pytest.raises(ValueError, match="no file and reviewed columns"):
+            logic.restored_labels(b"", "empty.csv")
+
     def test_different_images_with_one_name_are_told_apart(self) -> None:
         """Two different images named alike get rows of their own names; the same name and bytes twice
         is one image, said so."""

@@ -460,6 +460,29 @@ def table_csv(rows: Sequence[Mapping[str, object]], unusable_files: Sequence[tup
     return _spreadsheet_csv(["file", "predicted", "confidence (%)", "verdict", "reviewed"], [*rows, *extra])
 
 
+REVIEW_CSV = "wbc-review.csv"  # the review table's download, which `restored_labels` reads back
+RESTORE_KEY = "restore"  # the uploader that takes it
+
+
+def restored_labels(data: bytes, name: str) -> dict[str, str]:
+    """File name -> reviewed label, from a review table this page downloaded (`table_csv`), so that a
+    review survives a reload: the images uploaded again, then the table. Rows with no reviewed label of
+    REVIEW_LABELS (a repeat, an unreadable file) give none. ValueError naming the file where it is not
+    such a table."""
+    try:
+        rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise ValueError(f"{name}: not a table this page downloaded ({e})") from e
+    if not rows or not {"file", "reviewed"} <= set(rows[0]):
+        raise ValueError(f"{name}: not a table this page downloaded (it has no file and reviewed columns); "
+                         f"give the {REVIEW_CSV} that the Download the table button saved")
+
+    def unquoted(v: str) -> str:  # table_csv's formula quoting undone
+        return v[1:] if v[:1] == "'" and v[1:2] in FORMULA_STARTS else v
+
+    return {unquoted(r["file"] or ""): r["reviewed"] for r in rows if r.get("reviewed") in REVIEW_LABELS}
+
+
 def differential_csv(diff: Sequence[Mapping[str, object]]) -> bytes:
     """The differential as the page shows it (a row per type), then its total."""
     n = sum(int(str(r["count"])) for r in diff)

@@ -11,6 +11,7 @@ import streamlit as st
 from wbc.app import logic
 from wbc.errors import WbcError
 from wbc.info import CLASSES, IMAGE_SUFFIXES, cell_type
+from wbc.io import bytes_key
 from wbc.predict import CROP_EACH, Predictor, weak_model_note
 from wbc.screening import OVEREXPOSED_SHARE
 
@@ -66,9 +67,10 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
     corrections: dict[str, str] = st.session_state.setdefault("corrections", {})
     rows = logic.review_rows(results, keys, corrections)
     shown = tuple((r["key"], r["file"]) for r in rows)  # an image shown under another name is a new row too
-    if st.session_state.get("review_rows", (None,))[0] != shown:
-        # Rebuilt only when the images change: the same rows keep the same widget and its edits.
-        st.session_state["review_rows"] = (shown, rows)
+    if st.session_state.get("review_rows", (None,))[0] != shown or restore_review(rows, corrections):
+        # Rebuilt only when the images change or a downloaded table restores a review: the same rows keep
+        # the same widget and its edits, and new rows (new data) make a new widget that starts from them.
+        st.session_state["review_rows"] = (shown, logic.review_rows(results, keys, corrections))
     if not rows:
         return
     several = len(rows) > 1  # one image is no differential: its table and download stay
@@ -108,12 +110,47 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
         if uncounted := logic.uncounted_note(results):
             st.warning(uncounted)
     st.download_button("Download the table (CSV)", logic.table_csv(edited.to_dict("records"), bad, repeats),
-                       file_name="wbc-review.csv", mime="text/csv")
+                       file_name=logic.REVIEW_CSV, mime="text/csv")
     if diff:
         st.download_button("Download the differential (CSV)", logic.differential_csv(diff),
                            file_name="wbc-differential.csv", mime="text/csv")
     # The page keeps the uploads and corrections only while it is open: a reload starts afresh.
-    st.caption("Your corrections live in this page only: download the table before you reload or close it.")
+    st.caption("Your corrections live in this page only: download the table before you reload or close it. "
+               "After a reload, upload the same images, then that table here, and they come back.")
+    st.file_uploader(f"Restore a review from a downloaded table ({logic.REVIEW_CSV})", type=["csv"],
+                     key=logic.RESTORE_KEY)
+    if note := st.session_state.get("restored_note"):
+        getattr(st, note[0])(note[1])
+
+
+def restore_review(rows: list[dict[str, object]], corrections: dict[str, str]) -> bool:
+    """Take the reviewed labels of a table given to the restore uploader into `corrections`, once per table,
+    for the images shown under the names it gives; whether any was taken. Its value is read here, before
+    the review table is built from `corrections` (the uploader is drawn below the table)."""
+    table = st.session_state.get(logic.RESTORE_KEY)
+    if table is None:  # none given, or removed: a table given again is read again
+        st.session_state["restored_from"] = st.session_state["restored_note"] = None
+        return False
+    data = table.getvalue()
+    if st.session_state.get("restored_from") == bytes_key(data):
+        return False
+    st.session_state["restored_from"] = bytes_key(data)
+    try:
+        labels = logic.restored_labels(data, table.name)
+    except ValueError as e:
+        st.session_state["restored_note"] = ("error", str(e))
+        return False
+    by_name = {str(r["file"]): str(r["key"]) for r in rows}
+    taken = [name for name in labels if name in by_name]
+    for name in taken:
+        corrections[by_name[name]] = labels[name]
+    missed = len(labels) - len(taken)
+    st.session_state["restored_note"] = (
+        ("success", f"Restored the reviewed type of {len(taken)} image(s) from {table.name}."
+         + (f" {missed} of its rows name no image shown here." if missed else "")) if taken else
+        ("warning", f"No row of {table.name} names an image shown here: upload the images it was made from, "
+                    "then the table."))
+    return bool(taken)
 
 
 try:
