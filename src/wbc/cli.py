@@ -87,7 +87,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         k: v for k, v in {
             "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
             "patience": args.patience, "val_fraction": args.val_fraction, "limit_cells": args.limit_cells,
-            "data": str(args.data) if args.data else None, "threads": args.threads, "augment": args.augment,
+            # Absolute: a resume, export or evaluation of the run from another folder finds it again.
+            "data": os.path.abspath(os.path.expanduser(args.data)) if args.data else None,
+            "threads": args.threads, "augment": args.augment,
             "split_seed": args.split_seed, "fold": args.fold, "distill": args.distill, "mixup": args.mixup,
             "label_smoothing": args.label_smoothing, "pair_smoothing": args.pair_smoothing, "ema": args.ema,
             "weight_decay": args.weight_decay, "optimizer": args.optimizer,
@@ -114,6 +116,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if finished is not None:
             print(f"{out}: this run already finished at epoch {finished}; nothing to do")
             return 0
+        run_data(cfg.data, args.data, out)  # the run's own data folder, where no other is given: still there?
     if args.dry_run:  # one epoch, or with progressive resizing (wbcnet's default) one at each size
         # Enough cells per class for one in each of the round(1 / val_fraction) cell-grouped folds.
         folds = round(1 / cfg.val_fraction) if 0 < cfg.val_fraction < 0.5 else 0  # else refused with the config
@@ -185,12 +188,39 @@ def _check_resume(out: Path, asked: dict[str, Any], network: dict[str, Any],
     return replace(stored_cfg, **{k: v for k, v in asked.items() if k in machine}), finished
 
 
+def run_data(stored: str | None, given: Path | None, run: Path) -> str | Path | None:
+    """The data set for work on a run: --data where given, else the folder the run was trained on (its
+    checkpoint keeps it), which must still be there; None where neither names one (WBC_DATA, or the
+    shared copy, as when it was trained)."""
+    if given is not None or not stored:
+        return given
+    if not Path(stored).expanduser().is_dir():
+        relative = "" if Path(stored).is_absolute() else ", relative to the folder its training started in"
+        raise WbcError(f"{stored}: the data folder {run} was trained on (kept in the run{relative}) is not found "
+                       "from here; give --data")
+    return stored
+
+
+def _checkpoint_data(model: str | Path, given: Path | None) -> str | Path | None:
+    """run_data for a training checkpoint (a .pt, or a run folder), with a note where the run's folder is
+    taken; `given` as it is for an exported model."""
+    path = Path(model)
+    ckpt = path / "best.pt" if path.is_dir() and (path / "best.pt").is_file() else path
+    if given is not None or ckpt.suffix != ".pt" or not ckpt.is_file():
+        return given
+    data = run_data(_training("wbc.train", "load_checkpoint")(ckpt)["train_config"].get("data"), None, ckpt.parent)
+    if data is not None:
+        print(f"wbc: note: data: {data}, the folder the run was trained on (--data gives another)", file=sys.stderr)
+    return data
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from wbc.io import check_writable_folder
 
     evaluate = _training("wbc.evaluate", "evaluate")
     check_writable_folder(args.out)
-    m = evaluate(args.model, args.out, folder=args.folder, split=args.split, data=args.data,
+    data = args.data if args.folder or args.model is None else _checkpoint_data(args.model, args.data)
+    m = evaluate(args.model, args.out, folder=args.folder, split=args.split, data=data,
                  skip_bad=args.skip_bad, progress=not args.quiet)
     print(f"{m['model']} ({m['read_as']})")
     _print_figures(m)
@@ -217,21 +247,22 @@ def cmd_export(args: argparse.Namespace) -> int:
     from wbc.io import check_writable_folder
 
     export_and_report = _training("wbc.ship", "export_and_report")
-    if args.skip_bad and not args.evaluate:
-        raise WbcError("--skip-bad leaves unreadable TEST images out of --evaluate; without --evaluate it does nothing")
     check_writable_folder(args.out)
+    ckpt = _training("wbc.ship", "run_checkpoint")(args.run)
+    data = _checkpoint_data(ckpt, args.data)
+    # A run trained leaving unreadable files out is exported alike: its validation files are the same.
+    skip_bad = args.skip_bad or bool(_training("wbc.train", "load_checkpoint")(ckpt)["train_config"].get("skip_bad"))
     # Before the export, not after it, and named as given rather than by the staging folder: a model folder
     # in a split is an unknown class folder to every later listing.
-    splits = _training("wbc.evaluate", "data_set_splits")(args.data)
+    splits = _training("wbc.evaluate", "data_set_splits")(data)
     if args.evaluate and not splits:
         from wbc.data import find_images_root
 
-        find_images_root(args.data)  # says why there is no data set to evaluate on
+        find_images_root(data)  # says why there is no data set to evaluate on
     _training("wbc.evaluate", "check_out_of")(args.out, splits)
-    card = export_and_report(args.run, args.out, data=args.data, evaluate_test=args.evaluate,
+    card = export_and_report(args.run, args.out, data=data, evaluate_test=args.evaluate,
                              tta=not args.no_tta, calibrate=not args.no_calibrate, calibration=args.calibration,
-                             match_white=args.match_white, skip_bad=args.skip_bad, progress=not args.quiet)
-    ckpt = _training("wbc.ship", "run_checkpoint")(args.run)
+                             match_white=args.match_white, skip_bad=skip_bad, progress=not args.quiet)
     for note in _training("wbc.ship", "export_warnings")(ckpt, card):
         print(f"wbc: warning: {note}", file=sys.stderr)
     print(f"wrote {Path(args.out) / 'model.onnx'} ({card['onnx_bytes'] / 1e6:.2f} MB) and model.json; "
@@ -677,8 +708,10 @@ def whole_number(low: int, high: int | None = None, why: str = "") -> Callable[[
     return parse
 
 
-DATA_HELP = ("data set folder (default: WBC_DATA, else ../shared/data/blood-cells from the project's folder, "
-             "not the current one)")
+_DEFAULT_DATA = "WBC_DATA, else ../shared/data/blood-cells from the project's folder, not the current one"
+DATA_HELP = f"data set folder (default: {_DEFAULT_DATA})"
+# A training run keeps the folder it was trained on: its export, evaluation and resume use it again.
+RUN_DATA_HELP = f"data set folder (default: the one a training run was trained on, else {_DEFAULT_DATA})"
 DONE_OR_ERROR = "exit status: 0 done; 2 an error, named on stderr; 130 interrupted; 141 the reader of the output went away"
 
 
@@ -717,7 +750,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", choices=["wbcnet", "seed"], help="network (default: wbcnet)")
     t.add_argument("--out", type=Path,
                    help="run folder (default: runs/<model>-seed<seed>, with -fold<K> or -all for those runs)")
-    t.add_argument("--data", type=Path, help=DATA_HELP)
+    t.add_argument("--data", type=Path, help=f"{DATA_HELP}; --resume keeps the run's unless given")
     t.add_argument("--epochs", type=int, help="maximum epochs (default: 80 wbcnet, 50 seed)")
     t.add_argument("--lr", type=float, help="peak learning rate (default: 2e-3 wbcnet, 1e-4 seed)")
     t.add_argument("--batch-size", type=int, help="default: 64")
@@ -796,7 +829,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", help="model folder, .onnx or training checkpoint .pt (default: WBC_MODEL, else the shipped model)")
     e.add_argument("--split", default="TEST", choices=["TEST", "TEST_SIMPLE", "TRAIN"], help="default: TEST")
     e.add_argument("--folder", type=Path, help="evaluate this folder of class folders instead of a split")
-    e.add_argument("--data", type=Path, help=DATA_HELP)
+    e.add_argument("--data", type=Path, help=RUN_DATA_HELP)
     e.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder (default: evaluation)")
     e.add_argument("--skip-bad", action="store_true", help="leave out unreadable images instead of stopping")
     e.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -806,11 +839,12 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=DONE_OR_ERROR)
     x.add_argument("run", type=Path, help="run folder (its best.pt) or a checkpoint .pt")
     x.add_argument("--out", type=Path, default=Path("export"), help="output folder (default: export)")
-    x.add_argument("--data", type=Path, help=f"{DATA_HELP}: its images check the export and --evaluate scores TEST; "
+    x.add_argument("--data", type=Path, help=f"{RUN_DATA_HELP}: its images check the export and --evaluate scores TEST; "
                    "--out may not lie in its splits")
     x.add_argument("--evaluate", action="store_true", help="also evaluate on TEST into the card and report.md (a "
                    "failed export or evaluation leaves the folder's model as it was)")
-    x.add_argument("--skip-bad", action="store_true", help="with --evaluate: leave out unreadable TEST images")
+    x.add_argument("--skip-bad", action="store_true", help="leave out unreadable images (validation, parity check "
+                   "and --evaluate's TEST) instead of stopping; on for a run trained with --skip-bad")
     x.add_argument("--no-tta", action="store_true", help=f"predict from one view instead of the {TEST_TIME_VIEWS} rotations")
     x.add_argument("--no-calibrate", action="store_true", help="keep temperature 1 instead of fitting it on validation")
     x.add_argument("--calibration", type=Path, metavar="CV_JSON",

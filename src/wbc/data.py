@@ -331,8 +331,8 @@ def load_prepared(
     bad = [r for r in results if isinstance(r, str)]
     keep = np.array([not isinstance(r, str) for r in results])
     if bad and not skip_bad:
-        raise DataError(f"{len(bad)} unusable image file(s); fix or remove them (wbc train, wbc evaluate and, "
-                        f"for TEST, wbc export --evaluate can leave them out with --skip-bad):\n  {listed(bad)}")
+        raise DataError(f"{len(bad)} unusable image file(s); fix or remove them (wbc train, wbc evaluate and "
+                        f"wbc export can leave them out with --skip-bad):\n  {listed(bad)}")
     if not keep.any():
         raise DataError("no usable images among the files given")
     good = [r for r in results if not isinstance(r, str)]

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wbc import __version__
-from wbc.errors import WbcError
+from wbc.errors import BadImageError, WbcError
 from wbc.imaging import PreprocessSpec, load_image, prepare
 from wbc.info import CLASSES, DATASET
 from wbc.io import atomic_write_bytes, atomic_write_text
@@ -105,7 +105,11 @@ def export(
             )
         if not parity_images:
             raise WbcError("export needs real images for its parity check; none were given")
-        x = np.stack([prepare(load_image(p), spec) for p in parity_images])
+        try:
+            x = np.stack([prepare(load_image(p), spec) for p in parity_images])
+        except BadImageError as e:
+            raise BadImageError(f"{e}; the export checks itself on TRAIN images: fix or remove the file (wbc export "
+                                "can leave unreadable images out with --skip-bad)") from e
         parity = parity_check(tmp_onnx, module, x)
         if parity["max_abs_diff"] > tolerance or parity["argmax_agree"] < 1.0:
             raise WbcError(f"ONNX Runtime disagrees with PyTorch beyond {tolerance}: {parity}")

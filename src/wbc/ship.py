@@ -23,10 +23,10 @@ import numpy as np
 from wbc.calibration import REVIEW_COVERAGE, fit_temperature, review_threshold, tta_probs
 from wbc.crossval import OOF_VIEWS, calibration_from, finished_folds
 from wbc.data import Sample, find_images_root, list_split, load_arrays
-from wbc.errors import CheckpointError, OutputError
+from wbc.errors import BadImageError, CheckpointError, OutputError
 from wbc.evaluate import EVALUATION_FILES, evaluate
 from wbc.export import export
-from wbc.imaging import TEST_TIME_VIEWS, dihedral_views
+from wbc.imaging import TEST_TIME_VIEWS, dihedral_views, load_image
 from wbc.io import atomic_write_text, missing_folders, remove_empty
 from wbc.metrics import expected_calibration_error
 from wbc.predict import Predictor, weak_model_note
@@ -36,11 +36,23 @@ from wbc.train import load_checkpoint, read_val_cells
 PARITY_IMAGES = 32
 
 
-def parity_images(data: str | Path | None) -> list[Path]:
-    """Real images spread over TRAIN's classes (labels unused: this is a numeric check)."""
+def parity_images(data: str | Path | None, skip_bad: bool = False) -> list[Path]:
+    """Real images spread over TRAIN's classes (labels unused: this is a numeric check); with `skip_bad`,
+    only those that decode (a run trained leaving unreadable files out is exported alike)."""
     samples = list_split(find_images_root(data), "TRAIN")
     step = max(1, len(samples) // PARITY_IMAGES)
-    return [s.path for s in samples[::step]][:PARITY_IMAGES]
+    picked = [s.path for s in samples[::step]]
+    if skip_bad:
+        picked = [p for p in picked if _decodes(p)]
+    return picked[:PARITY_IMAGES]
+
+
+def _decodes(path: Path) -> bool:
+    try:
+        load_image(path)
+    except BadImageError:
+        return False
+    return True
 
 
 def exported_folds(cv: Path, out: Path, data: str | Path | None = None) -> list[tuple[Path, set[str]]]:
@@ -73,27 +85,28 @@ def validation_samples(run_dir: Path, data: str | Path | None) -> list[Sample]:
     return [s for s in list_split(find_images_root(data), "TRAIN") if s.cell in val_cells]
 
 
-def validation_view_logits(onnx_dir: Path, run_dir: Path, data: str | Path | None,
-                           views: int, window: int | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def validation_view_logits(onnx_dir: Path, run_dir: Path, data: str | Path | None, views: int,
+                           window: int | None = None, skip_bad: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Logits (V, N, 4), labels (N,) and cells of the run's validation files, as the exported model
-    sees them (`window`: cropped in that many source px instead of the card's window)."""
+    sees them (`window`: cropped in that many source px instead of the card's window; `skip_bad`: the
+    unreadable ones left out, and named, rather than stopping)."""
     samples = validation_samples(run_dir, data)
     pred = Predictor(onnx_dir)
     spec = pred.spec if window is None else replace(pred.spec, window=window)
-    x, samples = load_arrays(samples, spec, progress=False)
+    x, samples = load_arrays(samples, spec, progress=False, skip_bad=skip_bad)
     if views > 1:
         x = dihedral_views(x, views)
     logits = pred.run(x, ("logits",))[0].reshape(views, len(samples), -1)
     return logits, np.array([s.label for s in samples]), [s.cell for s in samples]
 
 
-def checkpoint_validation_logits(ckpt: str | Path, data: str | Path | None = None,
-                                 views: int = 8) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def checkpoint_validation_logits(ckpt: str | Path, data: str | Path | None = None, views: int = 8,
+                                 skip_bad: bool = False) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """`validation_view_logits` of a checkpoint in a run folder, through a temporary uncalibrated export."""
     ckpt = Path(ckpt)
     with tempfile.TemporaryDirectory() as tmp:
-        export(ckpt, tmp, parity_images(data), extra_card={"tta_views": views})
-        return validation_view_logits(Path(tmp), ckpt.parent, data, views)
+        export(ckpt, tmp, parity_images(data, skip_bad), extra_card={"tta_views": views})
+        return validation_view_logits(Path(tmp), ckpt.parent, data, views, skip_bad=skip_bad)
 
 
 def run_checkpoint(run: str | Path) -> Path:
@@ -270,7 +283,7 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
                 + "pass --calibration with the cv.json of benchmarks/cv.py for its recipe, or evaluate the "
                 f"checkpoint as it is: wbc evaluate --model {ckpt}")
         if val_logits is None:
-            logits, y, _ = checkpoint_validation_logits(ckpt, data, views)
+            logits, y, _ = checkpoint_validation_logits(ckpt, data, views, skip_bad)
         else:
             logits, y = val_logits
             if logits.shape[0] != views:
@@ -295,7 +308,7 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
             raise OutputError(f"{out / f}: is a folder; the export writes a file of that name there")
     hit: list[int] = []  # a Ctrl-C held back while the files move in
     with _staging(out) as stage:
-        card = export(ckpt, stage, parity_images(data), temperature=t, extra_card={
+        card = export(ckpt, stage, parity_images(data, skip_bad), temperature=t, extra_card={
             "tta_views": views, "calibration": {"temperature": t, **calib}, "review_threshold": threshold,
             "confidence_map": cmap, "match_white": match_white,
             "review_rule": f"confidence below the {1 - REVIEW_COVERAGE:.0%} quantile of {rule} confidences",
