@@ -201,15 +201,20 @@ def run_data(stored: str | None, given: Path | None, run: Path) -> str | Path | 
     return stored
 
 
-def _checkpoint_data(model: str | Path, given: Path | None) -> str | Path | None:
-    """run_data for a training checkpoint (a .pt, or a run folder), with a note where the run's folder is
-    taken; `given` as it is for an exported model."""
+def _stored_config(model: str | Path) -> tuple[dict[str, Any], Path]:
+    """The training config a checkpoint keeps (a .pt, or a run folder's best.pt), and its run folder; an
+    empty config for anything else (an exported model)."""
     path = Path(model)
-    ckpt = path / "best.pt" if path.is_dir() and (path / "best.pt").is_file() else path
-    if given is not None or ckpt.suffix != ".pt" or not ckpt.is_file():
-        return given
-    data = run_data(_training("wbc.train", "load_checkpoint")(ckpt)["train_config"].get("data"), None, ckpt.parent)
-    if data is not None:
+    ckpt = path / "best.pt" if path.is_dir() else path
+    if ckpt.suffix != ".pt" or not ckpt.is_file():
+        return {}, ckpt.parent
+    return _training("wbc.train", "load_checkpoint")(ckpt)["train_config"], ckpt.parent
+
+
+def _checkpoint_data(config: dict[str, Any], run: Path, given: Path | None) -> str | Path | None:
+    """run_data for a training checkpoint's `config`, with a note where the run's folder is taken."""
+    data = run_data(config.get("data"), given, run)
+    if given is None and data is not None:
         print(f"wbc: note: data: {data}, the folder the run was trained on (--data gives another)", file=sys.stderr)
     return data
 
@@ -219,7 +224,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     evaluate = _training("wbc.evaluate", "evaluate")
     check_writable_folder(args.out)
-    data = args.data if args.folder or args.model is None else _checkpoint_data(args.model, args.data)
+    data = args.data
+    if args.folder is None and args.model is not None:  # a training checkpoint: the data it was trained on
+        data = _checkpoint_data(*_stored_config(args.model), given=args.data)
     m = evaluate(args.model, args.out, folder=args.folder, split=args.split, data=data,
                  skip_bad=args.skip_bad, progress=not args.quiet)
     print(f"{m['model']} ({m['read_as']})")
@@ -249,9 +256,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     export_and_report = _training("wbc.ship", "export_and_report")
     check_writable_folder(args.out)
     ckpt = _training("wbc.ship", "run_checkpoint")(args.run)
-    data = _checkpoint_data(ckpt, args.data)
+    config, run = _stored_config(ckpt)
+    data = _checkpoint_data(config, run, args.data)
     # A run trained leaving unreadable files out is exported alike: its validation files are the same.
-    skip_bad = args.skip_bad or bool(_training("wbc.train", "load_checkpoint")(ckpt)["train_config"].get("skip_bad"))
+    skip_bad = args.skip_bad or bool(config.get("skip_bad"))
     # Before the export, not after it, and named as given rather than by the staging folder: a model folder
     # in a split is an unknown class folder to every later listing.
     splits = _training("wbc.evaluate", "data_set_splits")(data)
