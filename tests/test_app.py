@@ -653,13 +653,17 @@ class TestDifferential:
                                [("eos copy.jpeg", "=HYPERLINK(1).jpeg")])
         assert data.startswith(b"\xef\xbb\xbf")  # Excel reads UTF-8 names right only after a BOM
         lines = data.decode("utf-8-sig").splitlines()
-        assert lines[0] == "file,predicted,confidence (%),verdict,reviewed"
-        assert lines[1].startswith("'=HYPERLINK(1).jpeg,Eosinophil,") and lines[1].endswith(",Neutrophil")
+        assert lines[0] == "file,predicted,confidence (%),verdict,reviewed,sha256"
+        assert lines[1].startswith("'=HYPERLINK(1).jpeg,Eosinophil,") and lines[1].endswith(",Neutrophil,")
         assert lines[2].startswith("none.jpeg,,,\"not a white blood cell: ")
-        # Every upload has a line: a repeat says whose row it has, as `wbc predict`'s same_image_as does.
-        assert lines[3] == "eos copy.jpeg,,,the same image as =HYPERLINK(1).jpeg: left out as a repeat,"
-        assert lines[4] == "bad.png,,,unreadable: not a readable image,"
-        assert lines[5] == "'\t=1.png,,,unreadable: empty,"
+        # Every upload has a line: the unreadable ones, then a repeat saying whose row it has, as `wbc
+        # predict`'s same_image_as does.
+        assert lines[3] == "bad.png,,,unreadable: not a readable image,,"
+        assert lines[4] == "'\t=1.png,,,unreadable: empty,,"
+        assert lines[5] == "eos copy.jpeg,,,the same image as =HYPERLINK(1).jpeg: left out as a repeat,,"
+        # With keys, each row names its image by its bytes' sha256, which a restore finds it by.
+        keyed = logic.table_csv([{**rows[0], "key": "ab12"}]).decode("utf-8-sig").splitlines()
+        assert keyed[1].endswith(",Neutrophil,ab12")
 
     def test_differential_csv(self) -> None:
         """The differential's download: the page's rows, then the total; a spreadsheet's sum of the counts
@@ -673,6 +677,7 @@ class TestDifferential:
             ("Eosinophil", "1", "33.3"), ("Lymphocyte", "0", "0.0"), ("Monocyte", "0", "0.0"),
             ("Neutrophil", "2", "66.7"), ("Total", "3", "100.0")]
         assert rows[-1]["adult range (%)"] == rows[-1]["status"] == ""
+        assert rows[0]["status"] == "-"  # under 100 cells; a lone "-" is no formula, and is not quoted
 
     def test_counted_rows_still_needing_review_are_said(self) -> None:
         """Under the count: how many counted rows are marked *needs review* and keep the model's type (a
@@ -940,11 +945,13 @@ class TestPage:
 
     def test_a_downloaded_table_restores_a_review_after_a_reload(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The review table downloaded, the page reloaded (a new session), the images uploaded again and
-        then the table: the corrections come back, said so; rows for images not shown are counted, a
-        later correction is not undone by the table still in its box, and a file that is no such table
-        is named with what is wrong."""
+        then the table: the corrections come back, by each image's bytes, whatever its name or place; an
+        image uploaded after the table gets its row's too; a later correction is not undone by the table
+        still in its box; a correction made before the table is replaced by the table's; a file that is
+        no such table is named with what is wrong."""
         files = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[:3]
         up = [(f.name, f.read_bytes(), "image/jpeg") for f in files]
+        key = [logic.bytes_key(u[1]) for u in up]
         made: list[bytes] = []
         real = logic.table_csv
         monkeypatch.setattr(logic, "table_csv", lambda *a: made.append(real(*a)) or made[-1])
@@ -956,41 +963,61 @@ class TestPage:
         saved = made[-1]
         assert any("2 cell(s) counted" in c.value for c in at.caption)
         predicted = at.dataframe[0].value["reviewed"].tolist()
-        assert predicted[0] != "Monocyte"  # what the restore must bring back is not what the model said
+        assert predicted[0] != "Monocyte" and predicted[2] != "Excluded"  # what the restore must bring back
 
         at = self._app().run()  # a reload: a new session, nothing kept
-        at.file_uploader[0].set_value(up[:2]).run()  # the third image is not given again
-        assert at.dataframe[0].value["reviewed"].tolist() == predicted[:2]
+        # The first image alone, renamed, and the second: the table finds each by its bytes.
+        at.file_uploader[0].set_value([up[1], ("renamed.jpeg", up[0][1], "image/jpeg")]).run()
+        at.session_state["review"] = {"edited_rows": {1: {"reviewed": "Lymphocyte"}}, "added_rows": [], "deleted_rows": []}
+        at.run()  # a correction made before the table is given: the table's replaces it
         at.file_uploader[1].set_value([(logic.REVIEW_CSV, saved, "text/csv")]).run()
         assert not at.exception
-        assert at.dataframe[0].value["reviewed"].tolist() == ["Monocyte", predicted[1]]
+        assert at.session_state["corrections"][key[0]] == "Monocyte"
         assert [m.value for m in at.success] == [f"Restored the reviewed type of 2 image(s) from {logic.REVIEW_CSV}. "
-                                                 "1 of its rows name no image shown here."]
-        # A correction made after the restore stays: the table in its box is not read again.
-        at.session_state["review"] = {"edited_rows": {0: {"reviewed": "Neutrophil"}}, "added_rows": [], "deleted_rows": []}
+                                                 "1 of its rows name no image shown here: upload those images to "
+                                                 "restore them too."]
+        csv_now = made[-1].decode("utf-8-sig").splitlines()
+        assert csv_now[2].startswith("renamed.jpeg,") and ",Monocyte," in csv_now[2]  # the table the page offers
+        # The third image uploaded after the table: its row's label too.
+        at.file_uploader[0].set_value([up[1], ("renamed.jpeg", up[0][1], "image/jpeg"), up[2]]).run()
+        assert at.session_state["corrections"][key[2]] == "Excluded"
+        assert [m.value for m in at.success] == [f"Restored the reviewed type of 3 image(s) from {logic.REVIEW_CSV}."]
+        # A correction made after the restore stays: the table in its box is not applied again.
+        # (Each restore gives the table a new widget: "review-2" after the two.)
+        at.session_state["review-2"] = {"edited_rows": {1: {"reviewed": "Neutrophil"}}, "added_rows": [], "deleted_rows": []}
         at.run()
-        assert at.session_state["corrections"][logic.bytes_key(up[0][1])] == "Neutrophil"
+        assert at.session_state["corrections"][key[0]] == "Neutrophil"
         # Something else in the box: named, with what is wrong, and the review as it was.
         at.file_uploader[1].set_value([("notes.csv", b"name,comment\na,b\n", "text/csv")]).run()
         assert not at.exception
         assert [e.value for e in at.error] == ["notes.csv: not a table this page downloaded (it has no file and "
                                                f"reviewed columns); give the {logic.REVIEW_CSV} that the Download "
                                                "the table button saved"]
-        assert at.session_state["corrections"][logic.bytes_key(up[0][1])] == "Neutrophil"
+        assert at.session_state["corrections"][key[0]] == "Neutrophil"
 
     def test_restored_labels_read_the_download_back(self) -> None:
-        """Every label the download holds comes back under its file's name, formula quoting undone; rows of
-        repeats and unreadable files give none."""
+        """Every label the download holds comes back under its image's sha256, and a table without that
+        column (an earlier version's) under its file's name, formula quoting undone; rows of repeats and
+        unreadable files give none. A spreadsheet's re-save is read: ; separated, in Windows' encoding,
+        without the byte-order mark, with the types retyped in lower case."""
         rows = [{"file": "=cmd.jpeg", "predicted": "Eosinophil", "confidence (%)": 90.0, "verdict": "confident",
-                 "reviewed": "Monocyte"},
-                {"file": "b.jpeg", "predicted": "", "confidence (%)": None, "verdict": "not a white blood cell",
-                 "reviewed": logic.EXCLUDED}]
-        data = logic.table_csv(rows, [("bad.png", "bad.png: empty")], [("b copy.jpeg", "b.jpeg")])
-        assert logic.restored_labels(data, "t.csv") == {"=cmd.jpeg": "Monocyte", "b.jpeg": logic.EXCLUDED}
+                 "reviewed": "Monocyte", "key": "k1"},
+                {"file": "'b.jpeg", "predicted": "", "confidence (%)": None, "verdict": "not a white blood cell",
+                 "reviewed": logic.EXCLUDED, "key": "k2"}]
+        data = logic.table_csv(rows, [("bad.png", "bad.png: empty")], [("b copy.jpeg", "'b.jpeg")])
+        got = logic.restored_labels(data, "t.csv")
+        assert got.by_key == {"k1": "Monocyte", "k2": logic.EXCLUDED} and got.label("k1", "other.jpeg") == "Monocyte"
+        older = "\n".join(line.rsplit(",", 1)[0] for line in data.decode("utf-8-sig").splitlines()).encode()
+        got = logic.restored_labels(older, "t.csv")
+        assert got.by_name == {"=cmd.jpeg": "Monocyte", "'b.jpeg": logic.EXCLUDED}  # quoting undone, names kept
+        excel = "file;predicted;reviewed\né.jpeg;Eosinophil;monocyte\n".encode("cp1252")
+        assert logic.restored_labels(excel, "x.csv").by_name == {"é.jpeg": "Monocyte"}
         with pytest.raises(ValueError, match="^x.csv: not a table this page downloaded"):
             logic.restored_labels(b"\xff\xfe\x00garbage", "x.csv")
         with pytest.raises(ValueError, match="no file and reviewed columns"):
             logic.restored_labels(b"", "empty.csv")
+        with pytest.raises(ValueError, match="^h.csv: no row gives a type in its reviewed column"):
+            logic.restored_labels(b"file,reviewed\n", "h.csv")
 
     def test_different_images_with_one_name_are_told_apart(self) -> None:
         """Two different images named alike get rows of their own names; the same name and bytes twice
@@ -1105,8 +1132,9 @@ class TestPage:
         assert not at.exception and made
         lines = made[-1].splitlines()
         assert "nan" not in made[-1]
-        assert lines[2].startswith("none.jpeg,,,") and lines[3] == "eos again.jpeg,,,the same image as eos.jpeg: left out as a repeat,"
-        assert lines[4].startswith("bad.png,,,\"unreadable: not a readable image")
+        assert lines[2].startswith("none.jpeg,,,") and lines[3].startswith("bad.png,,,\"unreadable: not a readable image")
+        assert lines[4] == "eos again.jpeg,,,the same image as eos.jpeg: left out as a repeat,,"
+        assert lines[1].endswith(f",{logic.bytes_key(EOS.read_bytes())}")  # the image's sha256, last
         # Beside it, the differential's own download, with its total.
         names = [b.proto.label for b in at.get("download_button")]
         assert names == ["Download the table (CSV)", "Download the differential (CSV)"]

@@ -104,6 +104,19 @@ class TestPredictCli:
         long = next(r for r in rows if "白血球" in r and r.startswith("..."))
         assert columns(long.split("  EOS")[0]) == 60  # cut to the column, "..." and all
 
+    def test_columns_count_as_a_terminal_shows_them(self) -> None:
+        """Widths known independently of the code: a Thai vowel sign, a decomposed Hangul syllable's vowel
+        and final consonant and a zero-width space take no column, a wide character two; a cut name does
+        not start with a mark that would join the dots."""
+        import unicodedata
+
+        from wbc.cli import columns, fit
+
+        assert columns("กั" * 5) == 5 and columns(unicodedata.normalize("NFD", "한.jpg")) == 6
+        assert columns("a\u200bb") == 2 and columns("血液") == 4 and columns("e\u0301") == 1
+        cut = fit("e\u0301" * 70, 20)
+        assert cut.startswith("...e") and columns(cut) == 20
+
     def test_interrupt_keeps_what_was_read(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
         """Ctrl+C in the second batch: the first batch's rows, their differential and the CSV are kept,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURE_IMAGES
+from conftest import FIXTURE_IMAGES, FIXTURES
 from wbc.app.logic import RESULT_KEY
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -87,7 +87,7 @@ def phone(browser):  # noqa: ANN001, ANN201
 
 
 def upload(page, files: list[Path]) -> None:  # noqa: ANN001
-    page.locator('input[type="file"]').set_input_files([str(f) for f in files])
+    page.locator('input[type="file"]').first.set_input_files([str(f) for f in files])  # the images' box, first
 
 
 class TestInBrowser:
@@ -199,3 +199,10 @@ class TestInBrowser:
         first = phone.locator(f".st-key-{RESULT_KEY}0").get_by_test_id("stImage")
         crop, heat = first.nth(0).bounding_box(), first.nth(1).bounding_box()
         assert abs(crop["y"] - heat["y"]) < 5 and heat["x"] >= crop["x"] + crop["width"], (crop, heat)
+        # A photo of two white cells: its ringed photo keeps the screen's width, under the two.
+        phone.get_by_text("Show the built-in sample images").click()
+        upload(phone, [FIXTURES / "two-white-cells.jpeg"])
+        phone.get_by_text("The photo: what the model read ringed green").wait_for()
+        crop, heat, ringed = (phone.locator(f".st-key-{RESULT_KEY}0").get_by_test_id("stImage").nth(i).bounding_box()
+                              for i in range(3))
+        assert ringed["y"] > crop["y"] + crop["height"] and ringed["width"] > 1.8 * crop["width"], (crop, ringed)

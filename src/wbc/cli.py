@@ -517,9 +517,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _columns(c: str) -> int:
-    """Terminal columns of one character: two where wide (Chinese, Japanese, Korean), none for a
-    combining mark, else one."""
-    return 0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+    """Terminal columns of one character: two where wide (Chinese, Japanese, Korean), none for a mark
+    that joins the one before (accents, Thai vowels, a decomposed Hangul syllable's vowel and final
+    consonant) or an invisible format character (a zero-width space), else one."""
+    if unicodedata.category(c) in ("Mn", "Me", "Cf") or "\u1160" <= c <= "\u11ff":
+        return 0
+    return 2 if unicodedata.east_asian_width(c) in "WF" else 1
 
 
 def columns(text: str) -> int:
@@ -536,6 +539,8 @@ def fit(name: str, width: int) -> str:
         while start and used + _columns(name[start - 1]) <= width - 3:
             start -= 1
             used += _columns(name[start])
+        while start < len(name) and not _columns(name[start]):  # a mark cut from its letter would join the dots
+            start += 1
         name, used = "..." + name[start:], used + 3
     return name + " " * (width - used)
 

@@ -406,7 +406,8 @@ def trust_rows(reliability: Sequence[dict[str, float]]) -> list[dict[str, object
 # buttons (search, full screen) and the About tab's tables' downloads stay.
 REVIEW_KEY = "review"
 DIFFERENTIAL_KEY = "differential"
-HIDE_GRID_DOWNLOAD_CSS = ", ".join(f'.st-key-{key} [data-testid="stElementToolbarButton"]'
+# (The review table's key gains "-N" when a restored review replaces its values: *= finds every one.)
+HIDE_GRID_DOWNLOAD_CSS = ", ".join(f'[class*="st-key-{key}"] [data-testid="stElementToolbarButton"]'
                                    ':has(button[aria-label^="Download as CSV"])'
                                    for key in (REVIEW_KEY, DIFFERENTIAL_KEY)) + " { display: none; }"
 # Each result sits in a container keyed RESULT_KEY + its index. On a phone its two columns stack, and the
@@ -414,12 +415,12 @@ HIDE_GRID_DOWNLOAD_CSS = ", ".join(f'.st-key-{key} [data-testid="stElementToolba
 # verdict's column goes first, and the crop and its heatmap sit side by side (one above the other, each the
 # screen's width, a result was 1,210 px tall: 1.4 screens); a ringed photo of two cells keeps the full width.
 RESULT_KEY = "result-"
-_RESULT_COLUMNS = '[class*="st-key-' + RESULT_KEY + '"] [data-testid="stHorizontalBlock"] > [data-testid="stColumn"]'
-PHONE_RESULT_CSS = ('@media (max-width: 640px) { '
-                    + _RESULT_COLUMNS + ':last-child { order: -1; } '
-                    + _RESULT_COLUMNS + ':first-child > [data-testid="stVerticalBlock"] { flex-flow: row wrap; } '
-                    + _RESULT_COLUMNS + ':first-child > [data-testid="stVerticalBlock"] > '
-                    '[data-testid="stElementContainer"]:nth-child(-n+2) { width: calc(50% - 0.5rem) !important; } }')
+PICTURES_KEY = "pictures-"  # the crop and its heatmap, in a container of their own (the ringed photo is not)
+PHONE_RESULT_CSS = ('@media (max-width: 640px) { [class*="st-key-' + RESULT_KEY + '"] [data-testid="stHorizontalBlock"] > '
+                    '[data-testid="stColumn"]:last-child { order: -1; } '
+                    '[class*="st-key-' + PICTURES_KEY + '"] { flex-flow: row wrap; } '
+                    '[class*="st-key-' + PICTURES_KEY + '"] > [data-testid="stElementContainer"] '
+                    '{ width: calc(50% - 0.5rem) !important; } }')
 # On a touch screen (Streamlit's own test for it: pointer: coarse) a table's toolbar is always shown, 44 px
 # tall and above the table, where the gap to what comes before is 16 px: it covered the last line of the
 # caption above the review table and the last row of the review table above the differential. There a table
@@ -429,6 +430,14 @@ TOOLBAR_ROOM_CSS = ('@media (pointer: coarse) { [data-testid="stElementContainer
 
 # What a spreadsheet takes a cell to start a formula with (OWASP's list: tab and carriage return too).
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Quoted with ' in a download; a text starting with ' itself too, so that `restored_labels` reads every name back.
+QUOTED_STARTS = (*FORMULA_STARTS, "'")
+
+
+REVIEW_CSV = "wbc-review.csv"  # the review table's download, which `restored_labels` reads back
+RESTORE_KEY = "restore"  # the uploader that takes it
+REVIEW_COLUMNS = ("file", "predicted", "confidence (%)", "verdict", "reviewed")
+IMAGE_ID = "sha256"  # the download's column that names each image by its bytes (`bytes_key`)
 
 
 def _spreadsheet_csv(fieldnames: Sequence[str], rows: Sequence[Mapping[str, object]]) -> bytes:
@@ -438,7 +447,7 @@ def _spreadsheet_csv(fieldnames: Sequence[str], rows: Sequence[Mapping[str, obje
     def cell(v: object) -> object:
         if v is None or isinstance(v, float) and math.isnan(v):
             return ""
-        return "'" + v if isinstance(v, str) and v[:1] in FORMULA_STARTS else v
+        return "'" + v if isinstance(v, str) and v[:1] in QUOTED_STARTS and v != "-" else v
 
     out = io.StringIO()
     w = csv.DictWriter(out, fieldnames=fieldnames)
@@ -450,37 +459,67 @@ def _spreadsheet_csv(fieldnames: Sequence[str], rows: Sequence[Mapping[str, obje
 
 def table_csv(rows: Sequence[Mapping[str, object]], unusable_files: Sequence[tuple[str, str]] = (),
               repeats: Sequence[tuple[str, str]] = ()) -> bytes:
-    """The review table as CSV for a spreadsheet: predicted and reviewed label side by side, then a row for
-    each upload left out as a repeat (it has the row of the one it repeats), then the files that could
-    not be used, so that every upload has a line."""
-    extra = [{"file": name, "verdict": f"the same image as {first}: left out as a repeat"}
-             for name, first in repeats]
+    """The review table as CSV for a spreadsheet: predicted and reviewed label side by side and, last, the
+    image's sha256 (a row's "key": what `restored_labels` finds it again by, whatever its name), then the
+    files that could not be used and a line for each upload left out as a repeat, so that every upload
+    has a line."""
     # the message names the file, as the row does already
-    extra += [{"file": name, "verdict": f"unreadable: {why.removeprefix(f'{name}: ')}"} for name, why in unusable_files]
-    return _spreadsheet_csv(["file", "predicted", "confidence (%)", "verdict", "reviewed"], [*rows, *extra])
+    extra = [{"file": name, "verdict": f"unreadable: {why.removeprefix(f'{name}: ')}"} for name, why in unusable_files]
+    extra += [{"file": name, "verdict": f"the same image as {first}: left out as a repeat"} for name, first in repeats]
+    return _spreadsheet_csv([*REVIEW_COLUMNS, IMAGE_ID], [*({**r, IMAGE_ID: r.get("key")} for r in rows), *extra])
 
 
-REVIEW_CSV = "wbc-review.csv"  # the review table's download, which `restored_labels` reads back
-RESTORE_KEY = "restore"  # the uploader that takes it
+@dataclass(frozen=True)
+class Restored:
+    """A downloaded review table's reviewed labels: by image sha256 where it has them (this version's
+    downloads), else by file name."""
+    by_key: dict[str, str]
+    by_name: dict[str, str]
+
+    def __len__(self) -> int:
+        return len(self.by_key) + len(self.by_name)
+
+    def label(self, key: str, name: str) -> str | None:
+        """The reviewed label the table gives the image with this sha256 and shown name, if any."""
+        return self.by_key.get(key) if self.by_key else self.by_name.get(name)
 
 
-def restored_labels(data: bytes, name: str) -> dict[str, str]:
-    """File name -> reviewed label, from a review table this page downloaded (`table_csv`), so that a
-    review survives a reload: the images uploaded again, then the table. Rows with no reviewed label of
-    REVIEW_LABELS (a repeat, an unreadable file) give none. ValueError naming the file where it is not
-    such a table."""
+def restored_labels(data: bytes, name: str) -> Restored:
+    """The reviewed labels of a review table this page downloaded (`table_csv`), so that a review survives
+    a reload: the images uploaded again, then the table. Read as a spreadsheet may have saved it back too:
+    without the byte-order mark, in Windows' encoding, separated by ; or tabs, the types in any case. Rows
+    whose reviewed column holds no label of REVIEW_LABELS (a repeat, an unreadable file) give none.
+    ValueError naming the file where it is not such a table, or gives no label."""
     try:
-        rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise ValueError(f"{name}: not a table this page downloaded ({e})") from e
-    if not rows or not {"file", "reviewed"} <= set(rows[0]):
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("cp1252", errors="replace")  # Excel's plain "CSV" on Windows
+    try:
+        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel  # one column, or nothing: the check below names it
+    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+    if not {"file", "reviewed"} <= set(reader.fieldnames or ()):
         raise ValueError(f"{name}: not a table this page downloaded (it has no file and reviewed columns); "
                          f"give the {REVIEW_CSV} that the Download the table button saved")
+    labels = {lab.lower(): lab for lab in REVIEW_LABELS}
 
-    def unquoted(v: str) -> str:  # table_csv's formula quoting undone
-        return v[1:] if v[:1] == "'" and v[1:2] in FORMULA_STARTS else v
+    def unquoted(v: str) -> str:  # table_csv's quoting undone
+        return v[1:] if v[:1] == "'" and v[1:2] in QUOTED_STARTS else v
 
-    return {unquoted(r["file"] or ""): r["reviewed"] for r in rows if r.get("reviewed") in REVIEW_LABELS}
+    by_key: dict[str, str] = {}
+    by_name: dict[str, str] = {}
+    for r in reader:
+        label = labels.get((r.get("reviewed") or "").strip().lower())
+        if label is None:
+            continue
+        if r.get(IMAGE_ID):
+            by_key[r[IMAGE_ID].strip()] = label
+        else:
+            by_name[unquoted(r.get("file") or "")] = label
+    if not by_key and not by_name:
+        raise ValueError(f"{name}: no row gives a type in its reviewed column ({', '.join(REVIEW_LABELS)})")
+    return Restored(by_key=by_key if by_key else {}, by_name={} if by_key else by_name)
 
 
 def differential_csv(diff: Sequence[Mapping[str, object]]) -> bytes:

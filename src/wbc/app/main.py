@@ -67,10 +67,14 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
     corrections: dict[str, str] = st.session_state.setdefault("corrections", {})
     rows = logic.review_rows(results, keys, corrections)
     shown = tuple((r["key"], r["file"]) for r in rows)  # an image shown under another name is a new row too
-    if st.session_state.get("review_rows", (None,))[0] != shown or restore_review(rows, corrections):
+    restored = restore_review(rows, corrections)
+    if st.session_state.get("review_rows", (None,))[0] != shown or restored:
         # Rebuilt only when the images change or a downloaded table restores a review: the same rows keep
-        # the same widget and its edits, and new rows (new data) make a new widget that starts from them.
+        # the same widget and its edits, and new rows make a new widget that starts from them.
         st.session_state["review_rows"] = (shown, logic.review_rows(results, keys, corrections))
+    if restored:  # new values in the same rows keep the widget, and its edits would stand over them
+        st.session_state["review_generation"] = st.session_state.get("review_generation", 0) + 1
+    generation = st.session_state.get("review_generation", 0)
     if not rows:
         return
     several = len(rows) > 1  # one image is no differential: its table and download stay
@@ -93,7 +97,7 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
         column_order=["file", "reviewed", "predicted", "confidence (%)", "verdict"],
         hide_index=True,
         placeholder="—",  # an untyped row's blank confidence; Streamlit would show "None"
-        key=logic.REVIEW_KEY,
+        key=logic.REVIEW_KEY if not generation else f"{logic.REVIEW_KEY}-{generation}",
     )
     corrections.update(zip(edited.index, edited["reviewed"]))
     diff = None
@@ -109,7 +113,7 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
             st.warning(unchecked)
         if uncounted := logic.uncounted_note(results):
             st.warning(uncounted)
-    st.download_button("Download the table (CSV)", logic.table_csv(edited.to_dict("records"), bad, repeats),
+    st.download_button("Download the table (CSV)", logic.table_csv(edited.reset_index().to_dict("records"), bad, repeats),
                        file_name=logic.REVIEW_CSV, mime="text/csv")
     if diff:
         st.download_button("Download the differential (CSV)", logic.differential_csv(diff),
@@ -124,32 +128,33 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
 
 
 def restore_review(rows: list[dict[str, object]], corrections: dict[str, str]) -> bool:
-    """Take the reviewed labels of a table given to the restore uploader into `corrections`, once per table,
-    for the images shown under the names it gives; whether any was taken. Its value is read here, before
-    the review table is built from `corrections` (the uploader is drawn below the table)."""
+    """Take the reviewed labels of a table given to the restore uploader into `corrections`, each image
+    once (a correction made after it stands), also for images uploaded after the table; whether any was
+    taken in this run. The uploader's value is read here, before the review table is built from
+    `corrections` (the uploader is drawn below the table)."""
     table = st.session_state.get(logic.RESTORE_KEY)
     if table is None:  # none given, or removed: a table given again is read again
-        st.session_state["restored_from"] = st.session_state["restored_note"] = None
+        st.session_state["restored"] = st.session_state["restored_note"] = None
         return False
     data = table.getvalue()
-    if st.session_state.get("restored_from") == bytes_key(data):
-        return False
-    st.session_state["restored_from"] = bytes_key(data)
+    done = st.session_state.get("restored")
+    if done is None or done[0] != bytes_key(data):
+        done = st.session_state["restored"] = (bytes_key(data), set())
     try:
         labels = logic.restored_labels(data, table.name)
     except ValueError as e:
         st.session_state["restored_note"] = ("error", str(e))
         return False
-    by_name = {str(r["file"]): str(r["key"]) for r in rows}
-    taken = [name for name in labels if name in by_name]
-    for name in taken:
-        corrections[by_name[name]] = labels[name]
-    missed = len(labels) - len(taken)
+    taken = {str(r["key"]): label for r in rows if str(r["key"]) not in done[1]
+             and (label := labels.label(str(r["key"]), str(r["file"]))) is not None}
+    corrections.update(taken)
+    done[1].update(taken)
+    missed = len(labels) - len(done[1])
     st.session_state["restored_note"] = (
-        ("success", f"Restored the reviewed type of {len(taken)} image(s) from {table.name}."
-         + (f" {missed} of its rows name no image shown here." if missed else "")) if taken else
-        ("warning", f"No row of {table.name} names an image shown here: upload the images it was made from, "
-                    "then the table."))
+        ("success", f"Restored the reviewed type of {len(done[1])} image(s) from {table.name}."
+         + (f" {missed} of its rows name no image shown here: upload those images to restore them too."
+            if missed > 0 else "")) if done[1] else
+        ("warning", f"No row of {table.name} names an image shown here: upload the images it was made from."))
     return bool(taken)
 
 
@@ -257,9 +262,10 @@ with classify_tab:
         st.markdown(f"**{r.name}**")
         left, right = st.container(key=f"{logic.RESULT_KEY}{i}").columns([1, 2])
         with left:
-            st.image(r.crop, caption=logic.crop_caption(p), width="stretch")
+            pictures = st.container(key=f"{logic.PICTURES_KEY}{i}")
+            pictures.image(r.crop, caption=logic.crop_caption(p), width="stretch")
             if r.heatmap is not None and p.typed:  # no evidence for a type the page does not give
-                st.image(r.heatmap, caption="Where the evidence was (class activation map)", width="stretch")
+                pictures.image(r.heatmap, caption="Where the evidence was (class activation map)", width="stretch")
             if r.marked is not None:
                 st.image(r.marked, caption="The photo: what the model read ringed green, the other white cell red",
                          width="stretch")
