@@ -703,6 +703,14 @@ class TestDifferential:
         test = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())["metrics"]["test"]
         text = logic.test_summary(test)
         assert f"{test['n_files']:,} images, views of **{test['n_cells']} cells**" in text
+        # A model made from its maker's own images is not described as the public data set's.
+        shipped = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+        assert text.startswith("On the public test set") and logic.public_data(shipped)
+        assert logic.trained_on(shipped).endswith("cells from one laboratory** (the BCCD data set)")
+        own = {**shipped, "data": {"source": "own images (not the public data set)", "training_cells": 52}}
+        assert not logic.public_data(own)
+        assert logic.trained_on(own) == "Trained from scratch on **52 cells** of its maker's own images (not the public BCCD data set)"
+        assert logic.test_summary(test, public=False).startswith("On the test set of its maker (")
         assert "from resampling whole cells" in text and f"**{test['cells_correct']} of {test['n_cells']}**" in text
         rows = logic.per_class_rows(test["per_class"])
         assert [r["type"] for r in rows] == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"]

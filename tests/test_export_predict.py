@@ -47,6 +47,22 @@ class TestExport:
         assert card["training"]["selected_on"] == "validation cells"
         assert "val_macro_f1" in card["training"]["validation_at_best_epoch"]
 
+    def test_card_names_the_public_data_set_only_for_its_cells(self, tmp_path: Path) -> None:
+        """A card claims the public data set's source and licence only where every cell of the run is one
+        of its original fields; a run on a user's own images (each file its own cell) says so, and counts
+        any public cells among them (a hospital's model was described as BCCD's)."""
+        from wbc.export import OWN_IMAGES, training_split
+
+        def split(train: list[str], val: list[str]) -> Path:
+            (tmp_path / "split.json").write_text(json.dumps({"train_cells": train, "val_cells": val}))
+            return tmp_path
+
+        public = training_split(split(["EOSINOPHIL/BloodImage_00009"], ["MONOCYTE/BloodImage_00123"]))
+        assert public["source"] == "paultimothymooney/blood-cells" and public["licence"] == "MIT (BCCD)"
+        own = training_split(split(["EOSINOPHIL/cell 01", "MONOCYTE/BloodImage_00123"], ["LYMPHOCYTE/x"]))
+        assert own["source"] == OWN_IMAGES and own["public_cells"] == 1 and "licence" not in own
+        assert own["training_cells"] == 2
+
     def test_card_of_a_last_epoch_says_it_was_not_chosen(self, tiny_run: Path, tmp_path: Path) -> None:
         """last.pt (a fold model as cross-validation scores it) was chosen on nothing unless it is also the best."""
         from wbc.export import export

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import subprocess
 import tempfile
 import time
@@ -129,15 +130,27 @@ def export(
 
 
 def training_split(run: Path) -> dict[str, Any]:
-    """What the run trained on, from the split.json `fit` wrote beside its checkpoints."""
+    """What the run trained on, from the split.json `fit` wrote beside its checkpoints: its split and
+    where its images came from. The public data set's only where every cell is one of its original
+    fields (`data.cell_key`); a card made from other images must not claim its source and licence."""
     try:
         split = json.loads((run / "split.json").read_text())
+        cells = [str(c) for c in split["train_cells"] + split["val_cells"]]
         n_train, n_val = len(split["train_cells"]), len(split["val_cells"])
     except (OSError, ValueError, KeyError, TypeError):
         return {"training_split": "TRAIN (the run's split.json is missing)"}
     text = (f"TRAIN, cell-grouped: {n_train} cells trained on, {n_val} held out for validation" if n_val
             else f"TRAIN, all {n_train} cells, none held out")
-    return {"training_split": text, "training_cells": n_train}
+    public = sum(bool(FIELD_CELL.fullmatch(c)) for c in cells)
+    source: dict[str, Any] = (
+        {"source": DATASET["kaggle_handle"], "licence": DATASET["licence"]} if cells and public == len(cells) else
+        {"source": OWN_IMAGES, "public_cells": public})
+    return {**source, "training_split": text, "training_cells": n_train}
+
+
+# A cell of the public data set, as `data.cell_key` names one whose original field is known.
+FIELD_CELL = re.compile(r"[A-Z]+/BloodImage_\d{5}")
+OWN_IMAGES = "own images (not the public data set)"  # a card's data source otherwise
 
 
 def build_card(
@@ -177,7 +190,7 @@ def build_card(
             "wall_seconds": round(sum(r["seconds"] for r in history), 1),
             "validation_at_best_epoch": state.get("val_metrics") if held_out else None,
         },
-        "data": {"source": DATASET["kaggle_handle"], "licence": DATASET["licence"], **training_split(run)},
+        "data": {**training_split(run), "folder": train_cfg.get("data")},
         "code": {"wbc": __version__, "git_commit": _git_commit(), "torch": torch.__version__,
                  "onnxruntime": ort.__version__, "opset": OPSET, "python": platform.python_version()},
         "metrics": {},

@@ -14,7 +14,7 @@ from PIL import Image
 
 from wbc.differential import differential, differential_note  # noqa: F401 (the page reads them from here)
 from wbc.imaging import load_image
-from wbc.info import CLASS_INDEX, CLASSES, cell_type
+from wbc.info import CLASS_INDEX, CLASSES, DATASET, cell_type
 from wbc.io import bytes_key, first_copies
 from wbc.predict import CANNOT_JUDGE_VERDICT, CROP_EACH, NEEDS_REVIEW_VERDICT, Prediction, Predictor
 
@@ -331,14 +331,31 @@ def unusable(results: Sequence[CellResult]) -> list[tuple[str, str]]:
     return [(r.name, r.error) for r in results if r.prediction is None and r.error]
 
 
-def test_summary(test: dict) -> str:
-    """The card's headline TEST figures in words, saying what each is over."""
+def public_data(card: Mapping[str, object]) -> bool:
+    """Whether the card's model was made from the public data set (BCCD, as the shipped one was), not from
+    a user's own images: what the page may say of its cells and test set."""
+    data = card.get("data")
+    return isinstance(data, Mapping) and data.get("source") == DATASET["kaggle_handle"]
+
+
+def trained_on(card: Mapping[str, object]) -> str:
+    """The Limits' first words: how many cells, and whose."""
+    data = card.get("data")
+    n = data.get("training_cells", "the") if isinstance(data, Mapping) else "the"
+    return (f"Trained from scratch on **{n} cells from one laboratory** (the BCCD data set)" if public_data(card) else
+            f"Trained from scratch on **{n} cells** of its maker's own images (not the public BCCD data set)")
+
+
+def test_summary(test: dict, public: bool = True) -> str:
+    """The card's headline TEST figures in words, saying what each is over (`public`: the public data
+    set's test set, else the model maker's own)."""
     lo, hi = test["accuracy_ci95"]
     cells = f"**{test['cells_correct']} of {test['n_cells']}** cells right when a cell's views are pooled (their probabilities averaged)"
     if test.get("cell_accuracy_ci95"):
         clo, chi = test["cell_accuracy_ci95"]
         cells += f" (95% interval {100 * clo:.1f}-{100 * chi:.1f}%)"
-    return (f"On the public test set ({test['n_files']:,} images, views of **{test['n_cells']} cells**): accuracy "
+    return (f"On the {'public test set' if public else 'test set of its maker'} ({test['n_files']:,} images, views "
+            f"of **{test['n_cells']} cells**): accuracy "
             f"**{100 * test['accuracy']:.1f}%** of the images (95% interval {100 * lo:.1f}-{100 * hi:.1f}%, from "
             f"resampling whole cells), {cells}, macro-F1 {test['macro_f1']:.3f}. With so few cells the intervals "
             f"are wide: one cell more or fewer right moves the cells' accuracy by {100 / test['n_cells']:.1f} points.")

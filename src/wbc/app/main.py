@@ -34,12 +34,12 @@ def analyse(_predictor: Predictor, model_sha256: str, uploads: tuple[tuple[str, 
     return logic.analyse_uploads(_predictor, uploads)
 
 
-def show_test_figures(test: dict | None) -> None:
+def show_test_figures(test: dict | None, public: bool) -> None:
     """The card's TEST figures: headline, per class, and how far to trust a confidence."""
     if not test:
         st.markdown(logic.NO_TEST_FIGURES)
         return
-    st.markdown(logic.test_summary(test))
+    st.markdown(logic.test_summary(test, public))
     st.dataframe(pd.DataFrame(logic.per_class_rows(test["per_class"])), hide_index=True, width="stretch",
                  column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("precision", "recall", "f1")})
     if note := logic.review_note(test.get("review")):
@@ -183,7 +183,7 @@ with model_tab:
     test = (card.get("metrics") or {}).get("test")
     st.subheader("How good is it?")
     try:
-        show_test_figures(test)
+        show_test_figures(test, logic.public_data(card))
     except (KeyError, TypeError, ValueError) as e:  # a card from another version: the rest of the page still works
         st.warning(f"The model card's test figures could not be read ({e!r}).")
     confusion = predictor.onnx_path.parent / "confusion.png"
@@ -191,8 +191,7 @@ with model_tab:
         st.image(str(confusion), caption="Confusion matrix on the test images")
     st.subheader("Limits")
     st.markdown(
-        f"- Trained from scratch on **{card.get('data', {}).get('training_cells', 'the')} cells from one laboratory** "
-        "(the BCCD data set); images from "
+        f"- {logic.trained_on(card)}; images from "
         "other microscopes, stains or magnifications may be read less well.\n"
         "- It knows only four types: basophils, blasts, immature or abnormal cells will be called one of them.\n"
         f"- Below a confidence of {100 * predictor.review_threshold:.2f}% (the least confident tenth of "
