@@ -871,7 +871,8 @@ class TestOtherVerbs:
         pytest.importorskip("torch")
         assert main(["train", "--data", str(FIXTURE_IMAGES), "--out", str(tmp_path / "r"), "--dry-run", "--quiet"]) == 2
         err = capsys.readouterr().err
-        assert "cells per class are [3, 3, 3, 3], and each class needs one in every fold, so at least 5" in err
+        assert ("cells per class are EOSINOPHIL 3, LYMPHOCYTE 3, MONOCYTE 3, NEUTROPHIL 3, and each class needs one "
+                "in every fold, so at least 5 (short: EOSINOPHIL 3, LYMPHOCYTE 3, MONOCYTE 3, NEUTROPHIL 3)") in " ".join(err.split())
         assert "--val-fraction" in err
 
     def test_train_dry_run_with_low_res(self, tmp_path: Path) -> None:

@@ -123,6 +123,21 @@ class TestFindRoot:
             find_images_root(tmp_path / "nowhere")
 
 
+def test_a_layout_near_the_data_sets_is_said_how_to_fix(tmp_path: Path) -> None:
+    """A user's folder with split folders in lower case, or class folders (some in the plural) with no
+    split folder above them, is told what to rename or where to put them."""
+    from wbc.data import find_images_root
+
+    (tmp_path / "a" / "train" / "eosinophil").mkdir(parents=True)
+    with pytest.raises(DataError, match="Split folders are named in capitals: rename train to TRAIN$"):
+        find_images_root(tmp_path / "a")
+    for name in ("eosinophils", "Lymphocyte"):
+        (tmp_path / "b" / name).mkdir(parents=True)
+    with pytest.raises(DataError, match=r"holds class folders \(Lymphocyte, eosinophils\) itself: put them in a "
+                                        r"TRAIN folder .* in the singular"):
+        find_images_root(tmp_path / "b")
+
+
 class TestListing:
     def test_lists_all_classes(self, fixture_root: Path) -> None:
         """TRAIN fixture: 4 classes x 3 cells (original fields) x 2 views, labelled by folder."""

@@ -186,6 +186,10 @@ class TestEvaluate:
         assert m["n_files"] == len(list(folder.rglob("*.jpeg"))) - 2
         assert f"{folder}: 1 image file(s) beside the class folders, in none of them, left out:\n  loose.jpeg" \
             in capsys.readouterr().err
+        from wbc.data import list_folder
+
+        list_folder(folder)  # listed again in the same process (an export lists TRAIN three times): said once
+        assert "beside the class folders" not in capsys.readouterr().err
 
     def test_evaluating_on_train_says_the_model_learnt_from_it(self, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:

@@ -123,8 +123,26 @@ def find_images_root(path: str | Path | None = None) -> Path:
     cannot = f"; cannot read {', '.join(unreadable)}" if unreadable else ""
     raise DataError(
         f"{base}: no folder with TRAIN, TEST or TEST_SIMPLE holding class folders ({', '.join(CLASSES)}) "
-        f"was found; looked in {looked}{cannot}{source}"
+        f"was found; looked in {looked}{cannot}{source}{_layout_hint(base)}"
     )
+
+
+def _layout_hint(base: Path) -> str:
+    """What `base` holds that is near the layout, said so that a user's own folder can be put right: split
+    folders named in lower case, class folders with no split folder above them, class names in the plural."""
+    try:
+        names = [p.name for p in base.iterdir() if p.is_dir()]
+    except OSError:
+        return ""
+    splits = [n for n in names if n.upper() in SPLITS and n not in SPLITS]
+    if splits:
+        return f". Split folders are named in capitals: rename {', '.join(splits)} to {', '.join(n.upper() for n in splits)}"
+    near = [n for n in names if n.upper() in CLASS_INDEX or n.upper().rstrip("S") in CLASS_INDEX]
+    if near:
+        return (f". {base} holds class folders ({', '.join(sorted(near))}) itself: put them in a TRAIN folder (and the "
+                f"images to test on in a TEST folder of the same class folders), e.g. {base / 'TRAIN' / CLASSES[0]}, "
+                f"each named as a class in the singular ({', '.join(CLASSES)}, in any case)")
+    return ""
 
 
 def cell_key(class_name: str, file_name: str, split: str | None = None) -> str:
@@ -168,10 +186,15 @@ def _list_class_folders(folder: Path, require_all_classes: bool) -> list[Sample]
         raise DataError(f"{folder}: the class folders hold no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     loose = [p.name for p in sorted(folder.iterdir())  # hidden ones passed over, as everywhere (macOS's ._ copies)
              if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()]
-    if loose:  # a class is the folder an image is in: these have none, and were left out without a word
-        print(f"wbc: note: {folder}: {len(loose)} image file(s) beside the class folders, in none of them, left out:"
-              f"\n  {listed(loose)}", file=sys.stderr)
+    note = (f"wbc: note: {folder}: {len(loose)} image file(s) beside the class folders, in none of them, left out:"
+            f"\n  {listed(loose)}")
+    if loose and note not in _SAID:  # a class is the folder an image is in: these have none
+        _SAID.add(note)  # once a process: an export lists TRAIN three times
+        print(note, file=sys.stderr)
     return samples
+
+
+_SAID: set[str] = set()  # the notes on loose files printed so far
 
 
 def list_split(root: str | Path, split: str, every_class: bool = False) -> list[Sample]:
@@ -197,9 +220,11 @@ def grouped_kfold(samples: Sequence[Sample], k: int = 5, seed: int = 0) -> Itera
     groups = np.array([s.cell for s in samples])
     counts = np.array([len({s.cell for s in samples if s.label == c}) for c in range(len(CLASSES))])
     if k < 2 or (counts[counts > 0] < k).any():
-        raise DataError(f"cannot make {k} cell-grouped folds: cells per class are {counts.tolist()}, and each "
-                        f"class needs one in every fold, so at least {k}; give more cells (a larger --limit-cells, "
-                        "where it is set) or a larger --val-fraction (fewer folds)")
+        short = ", ".join(f"{c} {n}" for c, n in zip(CLASSES, counts.tolist()) if 0 < n < k)
+        raise DataError(f"cannot make {k} cell-grouped folds: cells per class are "
+                        f"{', '.join(f'{c} {n}' for c, n in zip(CLASSES, counts.tolist()))}, and each class needs one "
+                        f"in every fold, so at least {k} (short: {short or 'none; fewer than 2 folds asked'}); give more "
+                        "cells (a larger --limit-cells, where it is set) or a larger --val-fraction (fewer folds)")
     skf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     yield from skf.split(np.zeros(len(y)), y, groups)
 
