@@ -428,3 +428,14 @@ def test_a_folder_that_takes_no_files_is_said_so(tmp_path: Path, monkeypatch: py
         check_writable_file(tmp_path / "x.csv")
     with pytest.raises(OutputError, match=rf"^{tmp_path}/a/b: cannot be made in {tmp_path} \(it takes no new files\); "):
         check_writable_folder(tmp_path / "a" / "b")
+
+
+def test_a_test_split_may_lack_a_class_but_train_may_not(tmp_path: Path, data_copy: Path) -> None:
+    """A user's own TEST without one type is listed (and scored, as --folder scores such a folder); a
+    TRAIN without one is refused by name, since the network would never learn it."""
+    root = data_copy
+    shutil.rmtree(root / "TEST_SIMPLE" / "EOSINOPHIL")
+    assert {s.label for s in list_split(root, "TEST_SIMPLE")} == {1, 2, 3}
+    shutil.rmtree(root / "TRAIN" / "EOSINOPHIL")
+    with pytest.raises(DataError, match=r"TRAIN: missing class folder\(s\) EOSINOPHIL"):
+        list_split(root, "TRAIN")

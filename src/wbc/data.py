@@ -205,7 +205,9 @@ def list_split(root: str | Path, split: str, every_class: bool = False) -> list[
     folder = Path(root) / split
     if not folder.is_dir():
         raise DataError(f"{root}: has no {split} folder")
-    samples = list_folder(folder)
+    # A test split may lack a class (a user's own, where some type was never photographed): scored as
+    # `--folder` scores such a folder. TRAIN needs every class: a network would never learn the missing one.
+    samples = list_folder(folder, require_all_classes=split == "TRAIN")
     if every_class and (empty := [c for c in CLASSES if not any(s.label == CLASS_INDEX[c] for s in samples)]):
         raise DataError(f"{folder}: class folder(s) with no images: {', '.join(empty)} "
                         f"(images are read by their names, {' '.join(sorted(IMAGE_SUFFIXES))})")
