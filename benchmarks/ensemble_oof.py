@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scale_cv, beside it
+
 
 def scale_logits(arg: Path) -> tuple[dict[int, tuple[np.ndarray, np.ndarray, list[str]]], str]:
     """Fold -> (view logits (8, N, 4), labels (N,), cells) of recipe RECIPE in DIR/scale.npz, from
@@ -28,13 +30,12 @@ def scale_logits(arg: Path) -> tuple[dict[int, tuple[np.ndarray, np.ndarray, lis
     import json
     import zipfile
 
+    from scale_cv import stored_folds, stored_run
+
     folder, recipe = str(arg).rsplit(":", 1)
     try:
         with np.load(Path(folder) / "scale.npz") as z:
-            folds = sorted(int(k[len(recipe) + 5:-7]) for k in z.files
-                           if k.startswith(f"{recipe}_fold") and k.endswith("_logits") and k[len(recipe) + 5:-7].isdigit())
-            out = {f: (z[f"{recipe}_fold{f}_logits"], z[f"{recipe}_fold{f}_y"],
-                       [str(c) for c in z[f"{recipe}_fold{f}_cells"]]) for f in folds}
+            out = {f: stored_run(z, recipe, f) for f in stored_folds(z, recipe)}
     except FileNotFoundError:
         raise ValueError(f"{arg}: no scale.npz in {folder}") from None
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:

@@ -218,11 +218,29 @@ def save(out: Path, done: dict[tuple[str, int], dict[str, Any]], folds: list[int
     runs = {f"{n}/fold{f}": {k: r[k] for k in ("seconds", "epochs", "folds_as_packed")} for (n, f), r in done.items()}
     result = {**meta, "runs": runs, "results": pooled(done, folds)}
     buf = io.BytesIO()
-    np.savez_compressed(buf, **{f"{n}_fold{f}_{k}": np.asarray(r[k]) for (n, f), r in done.items()
+    np.savez_compressed(buf, **{npz_key(n, f, k): np.asarray(r[k]) for (n, f), r in done.items()
                                 for k in ("logits", "y", "cells")})
     atomic_write_bytes(out / "scale.npz", buf.getvalue())
     atomic_write_text(out / "scale.json", json.dumps(result, indent=1))
     atomic_write_text(out / "scale.md", table(result))
+
+
+def npz_key(name: str, fold: int | str, what: str) -> str:
+    """Where scale.npz keeps one of a run's arrays: `what` is logits, y or cells."""
+    return f"{name}_fold{fold}_{what}"
+
+
+def stored_run(z: Any, name: str, fold: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A run's view logits (8, N, 4), labels (N,) and cells from an open scale.npz; KeyError where absent."""
+    return (z[npz_key(name, fold, "logits")], z[npz_key(name, fold, "y")],
+            [str(c) for c in z[npz_key(name, fold, "cells")]])
+
+
+def stored_folds(z: Any, name: str) -> list[int]:
+    """The folds of recipe `name` an open scale.npz holds logits of."""
+    start, end = npz_key(name, "#", "logits").split("#")  # the key around its fold number
+    return sorted(int(k[len(start):-len(end)]) for k in z.files
+                  if k.startswith(start) and k.endswith(end) and k[len(start):-len(end)].isdigit())
 
 
 def earlier(out: Path, options: dict[str, Any]) -> tuple[dict[tuple[str, int], dict[str, Any]], list[int]]:
@@ -243,8 +261,8 @@ def earlier(out: Path, options: dict[str, Any]) -> tuple[dict[tuple[str, int], d
                           "choose another --results (or --work)")
     try:
         with np.load(out / "scale.npz") as z:
-            return {(n, int(f)): {**r, "name": n, "fold": int(f), "logits": z[f"{n}_fold{f}_logits"],
-                                  "y": z[f"{n}_fold{f}_y"], "cells": [str(c) for c in z[f"{n}_fold{f}_cells"]]}
+            return {(n, int(f)): {**r, "name": n, "fold": int(f),
+                                  **dict(zip(("logits", "y", "cells"), stored_run(z, n, int(f))))}
                     for n, f, r in ((*k.split("/fold"), r) for k, r in saved["runs"].items())}, saved["folds"]
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
         raise ConfigError(f"{out}: its scale.npz is damaged or does not match its scale.json ({type(e).__name__}: "
