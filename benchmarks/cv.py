@@ -79,6 +79,7 @@ def read_result(path: Path) -> dict[str, Any]:
 
 
 def main() -> int:
+    from wbc.data import kept_data_folder
     from wbc.errors import WbcError
     from wbc.train import AUGMENT, OPTIMIZERS, preset, with_epochs
 
@@ -136,7 +137,7 @@ def main() -> int:
     if not args.name:
         ap.error("--name is required (or --render)")
 
-    cfg = replace(preset("wbcnet"), seed=args.seed, data=args.data)
+    cfg = replace(preset("wbcnet"), seed=args.seed, data=kept_data_folder(args.data))
     if args.epochs is not None and args.low_res is None:
         cfg = with_epochs(cfg, args.epochs)
     overrides = {k: getattr(args, k) for k in ("epochs", "patience", "augment", "mixup", "label_smoothing",

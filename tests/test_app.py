@@ -710,6 +710,8 @@ class TestDifferential:
         own = {**shipped, "data": {"source": "own images (not the public data set)", "training_cells": 52}}
         assert not logic.public_data(own)
         assert logic.trained_on(own) == "Trained from scratch on **52 cells** of its maker's own images (not the public BCCD data set)"
+        mixed = {**own, "data": {**own["data"], "public_cells": 9}}
+        assert logic.trained_on(mixed) == "Trained from scratch on **52 cells** of its maker's own images, 9 of them from the public BCCD data set"
         assert logic.test_summary(test, public=False).startswith("On the test set of its maker (")
         assert "from resampling whole cells" in text and f"**{test['cells_correct']} of {test['n_cells']}**" in text
         rows = logic.per_class_rows(test["per_class"])

@@ -737,6 +737,12 @@ class TestOtherVerbs:
         assert main(["train", "--data", FIXTURE_IMAGES.name, "--out", str(out), "--dry-run", "--val-fraction", "0.34",
                      "--batch-size", "8", "--threads", "1", "--quiet"]) == 0
         assert load_checkpoint(out / "best.pt")["train_config"]["data"] == str(FIXTURE_IMAGES)
+        # From WBC_DATA alike, as it is at training: a later WBC_DATA does not change what the run was.
+        monkeypatch.setenv("WBC_DATA", FIXTURE_IMAGES.name)
+        assert main(["train", "--out", str(tmp_path / "env"), "--dry-run", "--val-fraction", "0.34",
+                     "--batch-size", "8", "--threads", "1", "--quiet"]) == 0
+        assert load_checkpoint(tmp_path / "env" / "best.pt")["train_config"]["data"] == str(FIXTURE_IMAGES)
+        monkeypatch.delenv("WBC_DATA")
         (tmp_path / "elsewhere").mkdir()
         monkeypatch.chdir(tmp_path / "elsewhere")
         capsys.readouterr()

@@ -190,6 +190,11 @@ class TestEvaluate:
 
         list_folder(folder)  # listed again in the same process (an export lists TRAIN three times): said once
         assert "beside the class folders" not in capsys.readouterr().err
+        from wbc.cli import main
+
+        # A second command in the same process says it again.
+        assert main(["evaluate", "--folder", str(folder), "--out", str(tmp_path / "eval2"), "--quiet"]) == 0
+        assert "beside the class folders" in capsys.readouterr().err
 
     def test_evaluating_on_train_says_the_model_learnt_from_it(self, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:

@@ -59,9 +59,11 @@ class TestExport:
 
         public = training_split(split(["EOSINOPHIL/BloodImage_00009"], ["MONOCYTE/BloodImage_00123"]))
         assert public["source"] == "paultimothymooney/blood-cells" and public["licence"] == "MIT (BCCD)"
-        own = training_split(split(["EOSINOPHIL/cell 01", "MONOCYTE/BloodImage_00123"], ["LYMPHOCYTE/x"]))
-        assert own["source"] == OWN_IMAGES and own["public_cells"] == 1 and "licence" not in own
-        assert own["training_cells"] == 2
+        own = training_split(split(["EOSINOPHIL/cell 01"], ["LYMPHOCYTE/x"]))
+        assert own["source"] == OWN_IMAGES and own["public_cells"] == 0 and "licence" not in own
+        mixed = training_split(split(["EOSINOPHIL/cell 01", "MONOCYTE/BloodImage_00123"], ["LYMPHOCYTE/x"]))
+        assert mixed["source"] == OWN_IMAGES and mixed["public_cells"] == 1 and mixed["training_cells"] == 2
+        assert mixed["licence"] == "MIT (BCCD), for the public cells (paultimothymooney/blood-cells)"
 
     def test_card_of_a_last_epoch_says_it_was_not_chosen(self, tiny_run: Path, tmp_path: Path) -> None:
         """last.pt (a fold model as cross-validation scores it) was chosen on nothing unless it is also the best."""
@@ -118,6 +120,10 @@ class TestExport:
         (data_copy / "TEST" / "MONOCYTE" / "broken.jpeg").write_bytes(b"not a jpeg")
         with pytest.raises(DataError, match="unusable image"):
             export_and_report(tiny_run, out, data=data_copy, evaluate_test=True)
+        # A run trained with --skip-bad leaves unreadable files out of its own calibration, not out of TEST:
+        # its figures would rest on fewer files than the user asked for.
+        with pytest.raises(DataError, match="unusable image"):
+            export_and_report(tiny_run, out, data=data_copy, evaluate_test=True, skip_bad_training=True)
         assert {f.name: f.read_bytes() for f in out.iterdir()} == before
         # A new output folder under folders that do not exist yet: none of them is left after a failure.
         with pytest.raises(DataError, match="unusable image"):

@@ -87,8 +87,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         k: v for k, v in {
             "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
             "patience": args.patience, "val_fraction": args.val_fraction, "limit_cells": args.limit_cells,
-            # Absolute: a resume, export or evaluation of the run from another folder finds it again.
-            "data": os.path.abspath(os.path.expanduser(args.data)) if args.data else None,
+            "data": _training("wbc.data", "kept_data_folder")(args.data) if args.data else None,
             "threads": args.threads, "augment": args.augment,
             "split_seed": args.split_seed, "fold": args.fold, "distill": args.distill, "mixup": args.mixup,
             "label_smoothing": args.label_smoothing, "pair_smoothing": args.pair_smoothing, "ema": args.ema,
@@ -101,6 +100,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         }.items() if v is not None
     }
     cfg = replace(cfg, **overrides)
+    if cfg.data is None and not args.resume:  # a new run keeps the default folder as it is now (a resume, its own)
+        cfg = replace(cfg, data=_training("wbc.data", "kept_data_folder")(None))
     if args.all_cells:
         if args.fold is not None:
             raise WbcError("--fold and --all-cells exclude each other: --all-cells holds out no fold")
@@ -201,11 +202,10 @@ def run_data(stored: str | None, given: Path | None, run: Path) -> str | Path | 
     return stored
 
 
-def _stored_config(model: str | Path) -> tuple[dict[str, Any], Path]:
-    """The training config a checkpoint keeps (a .pt, or a run folder's best.pt), and its run folder; an
-    empty config for anything else (an exported model)."""
-    path = Path(model)
-    ckpt = path / "best.pt" if path.is_dir() else path
+def _stored_config(ckpt: str | Path) -> tuple[dict[str, Any], Path]:
+    """The training config a checkpoint .pt keeps, and its run folder; an empty config for anything else
+    (an exported model, a run folder: evaluate refuses one and names its best.pt)."""
+    ckpt = Path(ckpt)
     if ckpt.suffix != ".pt" or not ckpt.is_file():
         return {}, ckpt.parent
     return _training("wbc.train", "load_checkpoint")(ckpt)["train_config"], ckpt.parent
@@ -258,8 +258,6 @@ def cmd_export(args: argparse.Namespace) -> int:
     ckpt = _training("wbc.ship", "run_checkpoint")(args.run)
     config, run = _stored_config(ckpt)
     data = _checkpoint_data(config, run, args.data)
-    # A run trained leaving unreadable files out is exported alike: its validation files are the same.
-    skip_bad = args.skip_bad or bool(config.get("skip_bad"))
     # Before the export, not after it, and named as given rather than by the staging folder: a model folder
     # in a split is an unknown class folder to every later listing.
     splits = _training("wbc.evaluate", "data_set_splits")(data)
@@ -270,7 +268,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     _training("wbc.evaluate", "check_out_of")(args.out, splits)
     card = export_and_report(args.run, args.out, data=data, evaluate_test=args.evaluate,
                              tta=not args.no_tta, calibrate=not args.no_calibrate, calibration=args.calibration,
-                             match_white=args.match_white, skip_bad=skip_bad, progress=not args.quiet)
+                             match_white=args.match_white, skip_bad=args.skip_bad,
+                             # A run trained leaving unreadable files out is calibrated and checked alike (TEST
+                             # only with --skip-bad: its figures would rest on fewer files than asked).
+                             skip_bad_training=bool(config.get("skip_bad")), progress=not args.quiet)
     for note in _training("wbc.ship", "export_warnings")(ckpt, card):
         print(f"wbc: warning: {note}", file=sys.stderr)
     print(f"wrote {Path(args.out) / 'model.onnx'} ({card['onnx_bytes'] / 1e6:.2f} MB) and model.json; "
@@ -857,7 +858,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--evaluate", action="store_true", help="also evaluate on TEST into the card and report.md (a "
                    "failed export or evaluation leaves the folder's model as it was)")
     x.add_argument("--skip-bad", action="store_true", help="leave out unreadable images (validation, parity check "
-                   "and --evaluate's TEST) instead of stopping; on for a run trained with --skip-bad")
+                   "and --evaluate's TEST) instead of stopping; for a run trained with --skip-bad, it is on for "
+                   "validation and the parity check")
     x.add_argument("--no-tta", action="store_true", help=f"predict from one view instead of the {TEST_TIME_VIEWS} rotations")
     x.add_argument("--no-calibrate", action="store_true", help="keep temperature 1 instead of fitting it on validation")
     x.add_argument("--calibration", type=Path, metavar="CV_JSON",
@@ -898,6 +900,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    _training("wbc.data", "forget_notes")()  # each command says its notes, even a second one in one process
     for stream in (sys.stdout, sys.stderr):
         # A file name the terminal's encoding cannot show (latin-1, a Windows code page, bytes that are
         # not UTF-8) is printed escaped, not fatal halfway through a table.

@@ -47,6 +47,14 @@ def default_data_path() -> Path | None:
     return SHARED_DATA if SHARED_DATA.is_dir() else None
 
 
+def kept_data_folder(path: str | Path | None) -> str | None:
+    """The data folder a run keeps in its config: the one given, else the default (WBC_DATA, or the shared
+    copy) as it is now, made absolute, so that its export, evaluation or resume finds the same images from
+    any folder and whatever WBC_DATA says then; None where there is none."""
+    path = path if path is not None else default_data_path()
+    return None if path is None else os.path.abspath(os.path.expanduser(path))
+
+
 # Where an images root may lie below the folder given: the folder itself (or the data set's
 # dataset2-master), this project's copy, and the Kaggle zip, which nests dataset2-master twice.
 # Nothing deeper: a search of any depth picks unrelated folders (a test fixture under /tmp).
@@ -130,6 +138,8 @@ def find_images_root(path: str | Path | None = None) -> Path:
 def _layout_hint(base: Path) -> str:
     """What `base` holds that is near the layout, said so that a user's own folder can be put right: split
     folders named in lower case, class folders with no split folder above them, class names in the plural."""
+    if base.name.upper() in SPLITS:
+        return f". {base} is a split folder itself: give the folder that holds it, {base.parent}"
     try:
         names = [p.name for p in base.iterdir() if p.is_dir()]
     except OSError:
@@ -195,6 +205,11 @@ def _list_class_folders(folder: Path, require_all_classes: bool) -> list[Sample]
 
 
 _SAID: set[str] = set()  # the notes on loose files printed so far
+
+
+def forget_notes() -> None:
+    """Let the notes said once be said again (a new command in the same process)."""
+    _SAID.clear()
 
 
 def list_split(root: str | Path, split: str, every_class: bool = False) -> list[Sample]:

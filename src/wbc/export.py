@@ -144,7 +144,9 @@ def training_split(run: Path) -> dict[str, Any]:
     public = sum(bool(FIELD_CELL.fullmatch(c)) for c in cells)
     source: dict[str, Any] = (
         {"source": DATASET["kaggle_handle"], "licence": DATASET["licence"]} if cells and public == len(cells) else
-        {"source": OWN_IMAGES, "public_cells": public})
+        # Some of the public set's cells among the user's own: its licence still holds for them.
+        {"source": OWN_IMAGES, "public_cells": public,
+         **({"licence": f"{DATASET['licence']}, for the public cells ({DATASET['kaggle_handle']})"} if public else {})})
     return {**source, "training_split": text, "training_cells": n_train}
 
 
@@ -190,7 +192,7 @@ def build_card(
             "wall_seconds": round(sum(r["seconds"] for r in history), 1),
             "validation_at_best_epoch": state.get("val_metrics") if held_out else None,
         },
-        "data": {**training_split(run), "folder": train_cfg.get("data")},
+        "data": training_split(run),  # (the folder trained on is training.config.data)
         "code": {"wbc": __version__, "git_commit": _git_commit(), "torch": torch.__version__,
                  "onnxruntime": ort.__version__, "opset": OPSET, "python": platform.python_version()},
         "metrics": {},

@@ -237,7 +237,8 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
                       evaluate_test: bool = False, tta: bool = True, calibrate: bool = True,
                       calibration: str | Path | None = None,
                       val_logits: tuple[np.ndarray, np.ndarray] | None = None,
-                      match_white: bool = False, skip_bad: bool = False, progress: bool = True) -> dict[str, Any]:
+                      match_white: bool = False, skip_bad: bool = False, skip_bad_training: bool = False,
+                      progress: bool = True) -> dict[str, Any]:
     """Export run/best.pt to out/model.onnx + model.json, with temperature, test-time views and the
     review threshold fitted on validation, or taken from `calibration`, a cross-validation of the
     run's recipe (benchmarks/cv.py); with `evaluate_test`, add TEST metrics and report.md.
@@ -245,7 +246,10 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
     temperature on, where the caller has them already (`checkpoint_validation_logits`): no second pass
     over the images. It excludes `calibration`, which brings its own temperature. `match_white`: the
     card tells `Predictor` to match a field's white below the data set's range before the network
-    (`screening.input_gains`), and TEST is evaluated so."""
+    (`screening.input_gains`), and TEST is evaluated so. `skip_bad`: unreadable images are left out (and
+    named) everywhere; `skip_bad_training`: only from the validation files and the parity check (a run
+    trained with --skip-bad)."""
+    skip_training = skip_bad or skip_bad_training
     # ".." resolved first, as missing_folders walks it: "nope/../exp" could not be written, "runs/../exp" made
     # runs/ and left it.
     out = Path(os.path.normpath(out))
@@ -283,7 +287,7 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
                 + "pass --calibration with the cv.json of benchmarks/cv.py for its recipe, or evaluate the "
                 f"checkpoint as it is: wbc evaluate --model {ckpt}")
         if val_logits is None:
-            logits, y, _ = checkpoint_validation_logits(ckpt, data, views, skip_bad)
+            logits, y, _ = checkpoint_validation_logits(ckpt, data, views, skip_training)
         else:
             logits, y = val_logits
             if logits.shape[0] != views:
@@ -308,7 +312,7 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
             raise OutputError(f"{out / f}: is a folder; the export writes a file of that name there")
     hit: list[int] = []  # a Ctrl-C held back while the files move in
     with _staging(out) as stage:
-        card = export(ckpt, stage, parity_images(data, skip_bad), temperature=t, extra_card={
+        card = export(ckpt, stage, parity_images(data, skip_training), temperature=t, extra_card={
             "tta_views": views, "calibration": {"temperature": t, **calib}, "review_threshold": threshold,
             "confidence_map": cmap, "match_white": match_white,
             "review_rule": f"confidence below the {1 - REVIEW_COVERAGE:.0%} quantile of {rule} confidences",

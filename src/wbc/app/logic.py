@@ -341,9 +341,12 @@ def public_data(card: Mapping[str, object]) -> bool:
 def trained_on(card: Mapping[str, object]) -> str:
     """The Limits' first words: how many cells, and whose."""
     data = card.get("data")
-    n = data.get("training_cells", "the") if isinstance(data, Mapping) else "the"
-    return (f"Trained from scratch on **{n} cells from one laboratory** (the BCCD data set)" if public_data(card) else
-            f"Trained from scratch on **{n} cells** of its maker's own images (not the public BCCD data set)")
+    data = data if isinstance(data, Mapping) else {}
+    n, public = data.get("training_cells", "the"), data.get("public_cells")
+    if public_data(card):
+        return f"Trained from scratch on **{n} cells from one laboratory** (the BCCD data set)"
+    return (f"Trained from scratch on **{n} cells** of its maker's own images"
+            + (f", {public} of them from the public BCCD data set" if public else " (not the public BCCD data set)"))
 
 
 def test_summary(test: dict, public: bool = True) -> str:
