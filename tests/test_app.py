@@ -983,15 +983,16 @@ class TestPage:
         at.file_uploader[1].set_value([(logic.REVIEW_CSV, saved, "text/csv")]).run()
         assert not at.exception
         assert at.session_state["corrections"][key[0]] == "Monocyte"
-        assert [m.value for m in at.success] == [f"Restored the reviewed type of 2 image(s) from {logic.REVIEW_CSV}. "
-                                                 "1 of its rows name no image shown here: upload those images to "
-                                                 "restore them too."]
+        assert [m.value for m in at.success] == [f"Restored the review of 2 image(s) from {logic.REVIEW_CSV}, 1 of them "
+                                                 "with a type other than the model's. 1 of its rows name no image "
+                                                 "shown here: upload those images to restore them too."]
         csv_now = made[-1].decode("utf-8-sig").splitlines()
         assert csv_now[2].startswith("renamed.jpeg,") and ",Monocyte," in csv_now[2]  # the table the page offers
         # The third image uploaded after the table: its row's label too.
         at.file_uploader[0].set_value([up[1], ("renamed.jpeg", up[0][1], "image/jpeg"), up[2]]).run()
         assert at.session_state["corrections"][key[2]] == "Excluded"
-        assert [m.value for m in at.success] == [f"Restored the reviewed type of 3 image(s) from {logic.REVIEW_CSV}."]
+        assert [m.value for m in at.success] == [f"Restored the review of 3 image(s) from {logic.REVIEW_CSV}, 2 of them "
+                                                 "with a type other than the model's."]
         # A correction made after the restore stays: the table in its box is not applied again.
         # (Each restore gives the table a new widget: "review-2" after the two.)
         at.session_state["review-2"] = {"edited_rows": {1: {"reviewed": "Neutrophil"}}, "added_rows": [], "deleted_rows": []}
@@ -1028,6 +1029,14 @@ class TestPage:
             logic.restored_labels(b"", "empty.csv")
         with pytest.raises(ValueError, match="^h.csv: no row gives a type in its reviewed column"):
             logic.restored_labels(b"file,reviewed\n", "h.csv")
+        # Headers retyped, and a type mistyped: the row is named, not dropped without a word.
+        typo = logic.restored_labels(b"File;Reviewed\na.jpeg;Eosinophill\nb.jpeg;Monocyte\nc.jpeg;\n", "t.csv")
+        assert typo.by_name == {"b.jpeg": "Monocyte"} and typo.unknown == (("a.jpeg", "Eosinophill"),)
+        kind, text = logic.restore_note("t.csv", 1, 1, 0, typo.unknown)
+        assert kind == "warning" and text == (
+            "Restored the review of 1 image(s) from t.csv, 1 of them with a type other than the model's. 1 row(s) "
+            "hold in their reviewed column no type this page knows (Eosinophil, Lymphocyte, Monocyte, Neutrophil, "
+            "Excluded), and keep the model's type: a.jpeg: 'Eosinophill'")
 
     def test_different_images_with_one_name_are_told_apart(self) -> None:
         """Two different images named alike get rows of their own names; the same name and bytes twice

@@ -492,9 +492,11 @@ def table_csv(rows: Sequence[Mapping[str, object]], unusable_files: Sequence[tup
 @dataclass(frozen=True)
 class Restored:
     """A downloaded review table's reviewed labels: by image sha256 where it has them (this version's
-    downloads), else by file name."""
+    downloads), else by file name; and the rows whose reviewed column holds something else (a type
+    mistyped in a spreadsheet), as (file, what it holds)."""
     by_key: dict[str, str]
     by_name: dict[str, str]
+    unknown: tuple[tuple[str, str], ...] = ()
 
     def __len__(self) -> int:
         return len(self.by_key) + len(self.by_name)
@@ -519,6 +521,8 @@ def restored_labels(data: bytes, name: str) -> Restored:
     except csv.Error:
         dialect = csv.excel  # one column, or nothing: the check below names it
     reader = csv.DictReader(io.StringIO(text), dialect=dialect)
+    if reader.fieldnames:  # headers as a spreadsheet may have retyped them ("File", " Reviewed")
+        reader.fieldnames = [f.strip().lower() for f in reader.fieldnames]
     if not {"file", "reviewed"} <= set(reader.fieldnames or ()):
         raise ValueError(f"{name}: not a table this page downloaded (it has no file and reviewed columns); "
                          f"give the {REVIEW_CSV} that the Download the table button saved")
@@ -529,9 +533,13 @@ def restored_labels(data: bytes, name: str) -> Restored:
 
     by_key: dict[str, str] = {}
     by_name: dict[str, str] = {}
+    unknown: list[tuple[str, str]] = []
     for r in reader:
-        label = labels.get((r.get("reviewed") or "").strip().lower())
+        held = (r.get("reviewed") or "").strip()
+        label = labels.get(held.lower())
         if label is None:
+            if held:  # blank: a repeat's or an unreadable file's line, which has no type to give
+                unknown.append((unquoted(r.get("file") or ""), held))
             continue
         if r.get(IMAGE_ID):
             by_key[r[IMAGE_ID].strip()] = label
@@ -539,7 +547,24 @@ def restored_labels(data: bytes, name: str) -> Restored:
             by_name[unquoted(r.get("file") or "")] = label
     if not by_key and not by_name:
         raise ValueError(f"{name}: no row gives a type in its reviewed column ({', '.join(REVIEW_LABELS)})")
-    return Restored(by_key=by_key if by_key else {}, by_name={} if by_key else by_name)
+    return Restored(by_key=by_key if by_key else {}, by_name={} if by_key else by_name, unknown=tuple(unknown))
+
+
+def restore_note(name: str, restored: int, corrected: int, missed: int, unknown: Sequence[tuple[str, str]]) -> tuple[str, str]:
+    """(kind, text) of what a restore did: how many images took the table's type (and how many of those
+    differ from the model's), how many of its rows name no image shown, and the rows whose type it could
+    not read, named, which keep the model's type."""
+    if not restored:
+        text = f"No row of {name} names an image shown here: upload the images it was made from."
+    else:
+        text = (f"Restored the review of {restored} image(s) from {name}, {corrected} of them with a type other "
+                "than the model's." + (f" {missed} of its rows name no image shown here: upload those images to "
+                                       "restore them too." if missed > 0 else ""))
+    if unknown:
+        shown = "; ".join(f"{f}: {v!r}" for f, v in unknown[:5]) + ("; ..." if len(unknown) > 5 else "")
+        text += (f" {len(unknown)} row(s) hold in their reviewed column no type this page knows "
+                 f"({', '.join(REVIEW_LABELS)}), and keep the model's type: {shown}")
+    return ("success" if restored and not unknown else "warning"), text
 
 
 def differential_csv(diff: Sequence[Mapping[str, object]]) -> bytes:

@@ -85,12 +85,16 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
     if bad:
         st.warning(f"{len(bad)} file(s) could not be used and are not in the table or the count: "
                    + "; ".join(why for _, why in bad))
+    if note := st.session_state.get("restored_note"):  # above the table it changed
+        getattr(st, note[0])(note[1])
     edited = st.data_editor(
         pd.DataFrame(st.session_state["review_rows"][1]).set_index("key"),
         column_config={
             "reviewed": st.column_config.SelectboxColumn(
                 "reviewed", options=list(logic.REVIEW_LABELS), required=True),
             "confidence (%)": st.column_config.NumberColumn(format="%.1f"),
+            # Wide: a type needing review ends with its runner-up ("needs review (or eosinophil 31.0%)").
+            "verdict": st.column_config.TextColumn(width=280),
         },
         disabled=["file", "predicted", "confidence (%)", "verdict"],
         # The one column to edit beside the file's name: on a phone the rest scroll out of sight.
@@ -106,8 +110,15 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
         diff = logic.differential(reviewed)
         n = sum(1 for lab in reviewed if lab in CLASSES)
         # In a keyed container: a table without selections gets no key class for the CSS to find it by.
+        # Columns sized to their contents, a short range label and "in range": at a phone's 356 px the status
+        # column was cut to "within r...".
         st.container(key=logic.DIFFERENTIAL_KEY).dataframe(
-            pd.DataFrame(diff), hide_index=True, column_config={"percent": st.column_config.NumberColumn(format="%.1f")})
+            pd.DataFrame(diff).replace({"status": {"within range": "in range"}}), hide_index=True, column_config={
+                "type": st.column_config.TextColumn(width=96),
+                "count": st.column_config.NumberColumn(width=56),
+                "percent": st.column_config.NumberColumn(format="%.1f", width=64),
+                "adult range (%)": st.column_config.TextColumn("range (%)", width=72),
+                "status": st.column_config.TextColumn(width=68)})
         st.caption(logic.differential_note(n))
         if unchecked := logic.unchecked_note(edited.to_dict("records")):
             st.warning(unchecked)
@@ -123,8 +134,6 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
                "After a reload, upload the same images, then that table here, and they come back.")
     st.file_uploader(f"Restore a review from a downloaded table ({logic.REVIEW_CSV})", type=["csv"],
                      key=logic.RESTORE_KEY)
-    if note := st.session_state.get("restored_note"):
-        getattr(st, note[0])(note[1])
 
 
 def restore_review(rows: list[dict[str, object]], corrections: dict[str, str]) -> bool:
@@ -149,12 +158,13 @@ def restore_review(rows: list[dict[str, object]], corrections: dict[str, str]) -
              and (label := labels.label(str(r["key"]), str(r["file"]))) is not None}
     corrections.update(taken)
     done[1].update(taken)
-    missed = len(labels) - len(done[1])
-    st.session_state["restored_note"] = (
-        ("success", f"Restored the reviewed type of {len(done[1])} image(s) from {table.name}."
-         + (f" {missed} of its rows name no image shown here: upload those images to restore them too."
-            if missed > 0 else "")) if done[1] else
-        ("warning", f"No row of {table.name} names an image shown here: upload the images it was made from."))
+    # The model's own type (or Excluded, where it gave none) against the table's: the corrections restored.
+    model = {str(r["key"]): str(r["predicted"]) or logic.EXCLUDED for r in rows}
+    changed = sum(1 for k in done[1] if k in model and corrections.get(k) != model[k])
+    note = logic.restore_note(table.name, len(done[1]), changed, len(labels) - len(done[1]), labels.unknown)
+    st.session_state["restored_note"] = note
+    if taken:  # also where the page is scrolled: the box is under the table, the note above it
+        st.toast(note[1][:200])
     return bool(taken)
 
 
@@ -234,7 +244,9 @@ with classify_tab:
                     "with any corrections, when this is switched off.")
         uploads = samples
     if not uploads:
-        st.info("Upload one or more cell images, or switch on the sample images, to start.")
+        st.info("Upload one or more cell images, or switch on the sample images, to start. Reloaded the page in "
+                "the middle of a review? Upload the same images, then the review table you downloaded in the box "
+                "under the table, and your corrections come back.")
         st.stop()
     distinct = logic.distinct_uploads(uploads)
     uploads, keys = distinct.kept, distinct.keys
