@@ -747,11 +747,24 @@ class TestOtherVerbs:
         monkeypatch.chdir(tmp_path / "elsewhere")
         capsys.readouterr()
         assert main(["export", str(out), "--out", str(tmp_path / "model"), "--quiet"]) == 0
-        note = f"wbc: note: data: {FIXTURE_IMAGES}, the folder the run was trained on (--data gives another)"
+        note = f"wbc: note: data: {FIXTURE_IMAGES}, the folder the model was trained on (--data gives another)"
         assert note in capsys.readouterr().err
         assert main(["evaluate", "--model", str(out / "best.pt"), "--split", "TEST_SIMPLE", "--out",
                      str(tmp_path / "ev"), "--quiet"]) == 0
         assert note in capsys.readouterr().err
+        # The exported model: made from its maker's own images, it is scored on them too (it scored the public
+        # TEST without a word); a model of the public data set scores the default data set, as the shipped one.
+        card_path = tmp_path / "model" / "model.json"
+        card = json.loads(card_path.read_text())
+        card_path.write_text(json.dumps({**card, "data": {**card["data"], "source": "own images (not the public data set)"}}))
+        assert main(["evaluate", "--model", str(tmp_path / "model"), "--split", "TEST_SIMPLE", "--out",
+                     str(tmp_path / "ev2"), "--quiet"]) == 0
+        assert note in capsys.readouterr().err
+        card_path.write_text(json.dumps(card))
+        monkeypatch.setenv("WBC_DATA", str(FIXTURE_IMAGES))
+        assert main(["evaluate", "--model", str(tmp_path / "model"), "--split", "TEST_SIMPLE", "--out",
+                     str(tmp_path / "ev3"), "--quiet"]) == 0
+        assert "wbc: note: data:" not in capsys.readouterr().err
 
     def test_export_follows_the_run_on_its_data(self, tmp_path: Path, tiny_run: Path, data_copy: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
@@ -780,7 +793,7 @@ class TestOtherVerbs:
         assert main(["export", str(run), "--out", str(tmp_path / "m2"), "--quiet"]) == 0
         stored(data=str(tmp_path / "gone"))
         assert main(["export", str(run), "--out", str(tmp_path / "m3"), "--quiet"]) == 2
-        assert (f"{tmp_path / 'gone'}: the data folder {run} was trained on (kept in the run) is not found from here; "
+        assert (f"{tmp_path / 'gone'}: the data folder {run} was trained on (kept in it) is not found from here; "
                 "give --data") in capsys.readouterr().err
         stored(data="C")  # as runs before this version kept it: relative to where the training started
         assert main(["export", str(run), "--out", str(tmp_path / "m3"), "--quiet"]) == 2
@@ -793,6 +806,10 @@ class TestOtherVerbs:
         capsys.readouterr()
         assert main(["train", "--out", str(run), "--resume", "--quiet"]) == 2
         assert "C: the data folder" in capsys.readouterr().err
+        state["train_config"]["data"], state["train_config"]["epochs"] = str(data_copy), state["epoch"] + 2
+        save_checkpoint(run / "last.pt", state)  # one epoch to go, on the folder it keeps: said so
+        assert main(["train", "--out", str(run), "--resume", "--quiet", "--threads", "1", "--skip-bad"]) == 0
+        assert f"wbc: note: resuming on data: {data_copy}, the folder the run was trained on" in capsys.readouterr().err
 
     def test_train_refuses_an_out_inside_the_data_set(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:

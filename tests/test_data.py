@@ -136,6 +136,11 @@ def test_a_layout_near_the_data_sets_is_said_how_to_fix(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"holds class folders \(Lymphocyte, eosinophils\) itself: put them in a "
                                         r"TRAIN folder .* in the singular"):
         find_images_root(tmp_path / "b")
+    (tmp_path / "d" / "TRAIN" / "EOSINOPHIL").mkdir(parents=True)  # TRAIN right, test beside it in lower case
+    (tmp_path / "d" / "test").mkdir()
+    with pytest.raises(DataError, match=r"d: has no TEST folder \(test is there: split folders are named in "
+                                        r"capitals, rename it to TEST\)$"):
+        list_split(tmp_path / "d", "TEST")
     (tmp_path / "c" / "TRAIN" / "x").mkdir(parents=True)  # a split folder given for the data set's
     with pytest.raises(DataError, match=f"c/TRAIN is a split folder itself: give the folder that holds it, {tmp_path / 'c'}$"):
         find_images_root(tmp_path / "c" / "TRAIN")

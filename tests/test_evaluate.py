@@ -317,3 +317,14 @@ def test_card_reading_says_what_each_card_does(card: dict, views: int, cmap: obj
 
     pred = types.SimpleNamespace(card=card, tta_views=views, confidence_map=cmap, match_white=match)
     assert card_reading(pred) == "the model card's reading: " + says  # type: ignore[arg-type]
+
+
+def test_report_paths_from_the_root_folder_are_absolute(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Run from /, a report named its model "tmp/run/model.onnx", which reads as relative to wherever the
+    report is read; elsewhere a path under the working folder stays short."""
+    from wbc.evaluate import _shown
+
+    monkeypatch.chdir("/")
+    assert _shown(tmp_path / "model.onnx") == str(tmp_path / "model.onnx")
+    monkeypatch.chdir(tmp_path)
+    assert _shown(tmp_path / "m" / "model.onnx") == "m/model.onnx"

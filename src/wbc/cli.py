@@ -117,7 +117,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if finished is not None:
             print(f"{out}: this run already finished at epoch {finished}; nothing to do")
             return 0
-        run_data(cfg.data, args.data, out)  # the run's own data folder, where no other is given: still there?
+        if run_data(cfg.data, args.data, out) is not None and args.data is None:  # the run's own: still there?
+            print(f"wbc: note: resuming on data: {cfg.data}, the folder the run was trained on (--data gives another)",
+                  file=sys.stderr)
     if args.dry_run:  # one epoch, or with progressive resizing (wbcnet's default) one at each size
         # Enough cells per class for one in each of the round(1 / val_fraction) cell-grouped folds.
         folds = round(1 / cfg.val_fraction) if 0 < cfg.val_fraction < 0.5 else 0  # else refused with the config
@@ -197,7 +199,7 @@ def run_data(stored: str | None, given: Path | None, run: Path) -> str | Path | 
         return given
     if not Path(stored).expanduser().is_dir():
         relative = "" if Path(stored).is_absolute() else ", relative to the folder its training started in"
-        raise WbcError(f"{stored}: the data folder {run} was trained on (kept in the run{relative}) is not found "
+        raise WbcError(f"{stored}: the data folder {run} was trained on (kept in it{relative}) is not found "
                        "from here; give --data")
     return stored
 
@@ -211,11 +213,31 @@ def _stored_config(ckpt: str | Path) -> tuple[dict[str, Any], Path]:
     return _training("wbc.train", "load_checkpoint")(ckpt)["train_config"], ckpt.parent
 
 
+def _card_config(model: str | Path | None) -> tuple[dict[str, Any], Path]:
+    """The training config the card of an exported model made from its maker's own images keeps (its data
+    folder: what `evaluate` scores by default, not the public TEST), and the model's folder; an empty
+    config for a model of the public data set, or a card that cannot be read (evaluate names why)."""
+    import json
+
+    from wbc.info import DATASET
+    from wbc.predict import resolve_model
+
+    try:
+        onnx, card_path = resolve_model(model)
+        card = json.loads(card_path.read_text())
+        data = card.get("data") or {}
+        if data.get("source") == DATASET["kaggle_handle"]:
+            return {}, onnx.parent
+        return dict(card.get("training", {}).get("config") or {}), onnx.parent
+    except (WbcError, OSError, ValueError, AttributeError, TypeError):
+        return {}, Path(".")
+
+
 def _checkpoint_data(config: dict[str, Any], run: Path, given: Path | None) -> str | Path | None:
     """run_data for a training checkpoint's `config`, with a note where the run's folder is taken."""
     data = run_data(config.get("data"), given, run)
     if given is None and data is not None:
-        print(f"wbc: note: data: {data}, the folder the run was trained on (--data gives another)", file=sys.stderr)
+        print(f"wbc: note: data: {data}, the folder the model was trained on (--data gives another)", file=sys.stderr)
     return data
 
 
@@ -225,8 +247,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     evaluate = _training("wbc.evaluate", "evaluate")
     check_writable_folder(args.out)
     data = args.data
-    if args.folder is None and args.model is not None:  # a training checkpoint: the data it was trained on
-        data = _checkpoint_data(*_stored_config(args.model), given=args.data)
+    if args.folder is None:  # a checkpoint, or a model of its maker's own images: the data it was trained on
+        stored = _stored_config(args.model) if args.model and str(args.model).endswith(".pt") else _card_config(args.model)
+        data = _checkpoint_data(*stored, given=args.data)
     m = evaluate(args.model, args.out, folder=args.folder, split=args.split, data=data,
                  skip_bad=args.skip_bad, progress=not args.quiet)
     print(f"{m['model']} ({m['read_as']})")

@@ -219,7 +219,9 @@ def list_split(root: str | Path, split: str, every_class: bool = False) -> list[
         raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     folder = Path(root) / split
     if not folder.is_dir():
-        raise DataError(f"{root}: has no {split} folder")
+        near = [p.name for p in Path(root).iterdir() if p.is_dir() and p.name.upper() == split] if Path(root).is_dir() else []
+        raise DataError(f"{root}: has no {split} folder"
+                        + (f" ({near[0]} is there: split folders are named in capitals, rename it to {split})" if near else ""))
     # A test split may lack a class (a user's own, where some type was never photographed): scored as
     # `--folder` scores such a folder. TRAIN needs every class: a network would never learn the missing one.
     samples = list_folder(folder, require_all_classes=split == "TRAIN")

@@ -24,7 +24,10 @@ from wbc.report import plot_confusion, write_report
 
 
 def _shown(path: str | Path) -> str:
-    """A path as reports show it: relative to the working folder where that is shorter."""
+    """A path as reports show it: relative to the working folder where that is shorter, absolute from the
+    root folder (there "tmp/run/model.onnx" reads as relative to wherever the report is read)."""
+    if os.path.dirname(os.path.abspath(os.curdir)) == os.path.abspath(os.curdir):  # the root: "/", "C:\\"
+        return os.path.abspath(path)
     rel = os.path.relpath(path)
     return rel if len(rel) < len(str(path)) else str(path)
 
