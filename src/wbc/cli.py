@@ -806,7 +806,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "Teachers must hold out the same validation cells (same --split-seed)")
     t.add_argument("--distill", type=float, help="weight of the teachers' soft targets (default: 0.7)")
     t.add_argument("--patience", type=int, help="early stopping patience in epochs (default: 20 wbcnet, 10 seed)")
-    t.add_argument("--val-fraction", type=float, help="share of TRAIN's cells held out for validation (default: 0.2)")
+    t.add_argument("--val-fraction", type=float, help="share of TRAIN's cells held out for validation: one of "
+                   "round(1 / share) cell-grouped folds, so 0.2 holds out 1 of 5, 0.34 1 of 3 and 0.4 to 0.49 1 of 2 "
+                   "(below 0.5; default: 0.2)")
     t.add_argument("--limit-cells", type=int, help="use only the first N cells of each class (quick runs; at least "
                    "one per fold: 5 with the default --val-fraction)")
     t.add_argument("--threads", type=threads, help="PyTorch CPU threads (default: 2)")
