@@ -60,8 +60,9 @@ def show_test_figures(test: dict | None, public: bool) -> None:
 @st.fragment
 def review_section(results: list[logic.CellResult], keys: list[str], bad: list[tuple[str, str]],
                    repeats: list[tuple[str, str]]) -> None:
-    """The review table, the differential and the download. A fragment: a correction reruns this alone,
-    not the page of every image above it (seconds for a few hundred images)."""
+    """The review table, the differential, their downloads and the restore of a downloaded review. A
+    fragment: a correction reruns this alone, not the page of every image above it (seconds for a few
+    hundred images)."""
     # A reviewer's corrections, by image: the table is a new widget whenever its rows change (an upload
     # added or removed), and would otherwise start again from the predictions.
     corrections: dict[str, str] = st.session_state.setdefault("corrections", {})
