@@ -760,8 +760,14 @@ class TestOtherVerbs:
         assert main(["evaluate", "--model", str(tmp_path / "model"), "--split", "TEST_SIMPLE", "--out",
                      str(tmp_path / "ev2"), "--quiet"]) == 0
         assert note in capsys.readouterr().err
-        card_path.write_text(json.dumps(card))
+        # A card whose folder is no text (damaged by hand) is scored on the default data set, not a traceback.
+        own = {**card, "data": {**card["data"], "source": "own images (not the public data set)"}}
+        card_path.write_text(json.dumps({**own, "training": {**card["training"], "config": {"data": 5}}}))
         monkeypatch.setenv("WBC_DATA", str(FIXTURE_IMAGES))
+        assert main(["evaluate", "--model", str(tmp_path / "model"), "--split", "TEST_SIMPLE", "--out",
+                     str(tmp_path / "ev4"), "--quiet"]) == 0
+        assert "wbc: note: data:" not in capsys.readouterr().err
+        card_path.write_text(json.dumps(card))
         assert main(["evaluate", "--model", str(tmp_path / "model"), "--split", "TEST_SIMPLE", "--out",
                      str(tmp_path / "ev3"), "--quiet"]) == 0
         assert "wbc: note: data:" not in capsys.readouterr().err

@@ -447,3 +447,13 @@ def test_a_test_split_may_lack_a_class_but_train_may_not(tmp_path: Path, data_co
     shutil.rmtree(root / "TRAIN" / "EOSINOPHIL")
     with pytest.raises(DataError, match=r"TRAIN: missing class folder\(s\) EOSINOPHIL"):
         list_split(root, "TRAIN")
+
+
+def test_the_folds_error_offers_only_fewer_folds(fixture_root: Path) -> None:
+    """At 2 folds no larger --val-fraction helps (0.5 is refused), and at 3 only 2 folds are fewer."""
+    samples = list_split(fixture_root, "TRAIN")  # 3 cells a class
+    with pytest.raises(DataError) as two:
+        list(grouped_kfold([s for s in samples if s.cell == samples[0].cell], k=2))
+    assert "--val-fraction" not in str(two.value)
+    with pytest.raises(DataError, match=r"or --val-fraction 0\.4 to 0\.49 \(2 folds\)$"):
+        list(grouped_kfold([s for s in samples if s.cell != samples[0].cell], k=3))

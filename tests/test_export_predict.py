@@ -51,7 +51,8 @@ class TestExport:
         """A card claims the public data set's source and licence only where every cell of the run is one
         of its original fields; a run on a user's own images (each file its own cell) says so, and counts
         any public cells among them (a hospital's model was described as BCCD's)."""
-        from wbc.export import OWN_IMAGES, training_split
+        from wbc.export import training_split
+        from wbc.info import OWN_IMAGES
 
         def split(train: list[str], val: list[str]) -> Path:
             (tmp_path / "split.json").write_text(json.dumps({"train_cells": train, "val_cells": val}))

@@ -219,22 +219,20 @@ def _card_config(model: str | Path | None) -> tuple[dict[str, Any], Path]:
     config for a model of the public data set, or a card that cannot be read (evaluate names why)."""
     import json
 
-    from wbc.info import DATASET
+    from wbc.info import OWN_IMAGES
     from wbc.predict import resolve_model
 
     try:
         onnx, card_path = resolve_model(model)
         card = json.loads(card_path.read_text())
-        data = card.get("data") or {}
-        if data.get("source") == DATASET["kaggle_handle"]:
-            return {}, onnx.parent
-        return dict(card.get("training", {}).get("config") or {}), onnx.parent
-    except (WbcError, OSError, ValueError, AttributeError, TypeError):
+        folder = card["training"]["config"]["data"] if card["data"]["source"] == OWN_IMAGES else None
+    except (WbcError, OSError, ValueError, LookupError, AttributeError, TypeError):
         return {}, Path(".")
+    return ({"data": folder} if isinstance(folder, str) else {}), onnx.parent
 
 
 def _checkpoint_data(config: dict[str, Any], run: Path, given: Path | None) -> str | Path | None:
-    """run_data for a training checkpoint's `config`, with a note where the run's folder is taken."""
+    """run_data for the training config a checkpoint or a card keeps, with a note where its folder is taken."""
     data = run_data(config.get("data"), given, run)
     if given is None and data is not None:
         print(f"wbc: note: data: {data}, the folder the model was trained on (--data gives another)", file=sys.stderr)
@@ -748,7 +746,8 @@ def whole_number(low: int, high: int | None = None, why: str = "") -> Callable[[
 _DEFAULT_DATA = "WBC_DATA, else ../shared/data/blood-cells from the project's folder, not the current one"
 DATA_HELP = f"data set folder (default: {_DEFAULT_DATA})"
 # A training run keeps the folder it was trained on: its export, evaluation and resume use it again.
-RUN_DATA_HELP = f"data set folder (default: the one a training run was trained on, else {_DEFAULT_DATA})"
+RUN_DATA_HELP = (f"data set folder (default: the one a training run, or a model exported from its maker's own "
+                 f"images, was trained on, else {_DEFAULT_DATA})")
 DONE_OR_ERROR = "exit status: 0 done; 2 an error, named on stderr; 130 interrupted; 141 the reader of the output went away"
 
 

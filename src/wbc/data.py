@@ -231,6 +231,11 @@ def list_split(root: str | Path, split: str, every_class: bool = False) -> list[
     return samples
 
 
+# The folds error's way to fewer folds, by the folds asked: none below 2 (0.5 would hold out every other cell).
+FEWER_FOLDS = {2: "", 3: " or --val-fraction 0.4 to 0.49 (2 folds)",
+               4: " or a larger --val-fraction (fewer folds: 0.34 makes 3, 0.4 to 0.49 makes 2)"}
+
+
 def grouped_kfold(samples: Sequence[Sample], k: int = 5, seed: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(train_idx, val_idx) for k folds, stratified by class, never splitting a cell."""
     from sklearn.model_selection import StratifiedGroupKFold
@@ -243,8 +248,7 @@ def grouped_kfold(samples: Sequence[Sample], k: int = 5, seed: int = 0) -> Itera
         raise DataError(f"cannot make {k} cell-grouped folds: cells per class are "
                         f"{', '.join(f'{c} {n}' for c, n in zip(CLASSES, counts.tolist()))}, and each class needs one "
                         f"in every fold, so at least {k} (short: {short or 'none; fewer than 2 folds asked'}); give more "
-                        "cells (a larger --limit-cells, where it is set) or a larger --val-fraction (fewer folds: 0.34 makes "
-                        "3, 0.4 to 0.49 makes 2)")
+                        "cells (a larger --limit-cells, where it is set)" + FEWER_FOLDS.get(k, FEWER_FOLDS[4]))
     skf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     yield from skf.split(np.zeros(len(y)), y, groups)
 
@@ -256,7 +260,7 @@ def grouped_split(samples: Sequence[Sample], val_fraction: float = 0.2, seed: in
     The cells are dealt into round(1 / val_fraction) folds; `fold` picks the one held out, so the
     folds 0..k-1 under one seed are a grouped cross-validation of TRAIN."""
     if not 0.0 < val_fraction < 0.5:
-        raise DataError(f"val_fraction must be in (0, 0.5), got {val_fraction}")
+        raise DataError(f"--val-fraction {val_fraction}: the share held out must be above 0 and below 0.5")
     k = round(1 / val_fraction)
     if not 0 <= fold < k:
         raise DataError(f"fold must be in 0..{k - 1} for val_fraction {val_fraction}, got {fold}")

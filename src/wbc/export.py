@@ -20,7 +20,7 @@ from torch import nn
 from wbc import __version__
 from wbc.errors import BadImageError, WbcError
 from wbc.imaging import PreprocessSpec, load_image, prepare
-from wbc.info import CLASSES, DATASET
+from wbc.info import CLASSES, DATASET, OWN_IMAGES
 from wbc.io import atomic_write_bytes, atomic_write_text
 from wbc.model import WbcNet, count_flops, count_params
 from wbc.predict import sha256_file
@@ -152,7 +152,6 @@ def training_split(run: Path) -> dict[str, Any]:
 
 # A cell of the public data set, as `data.cell_key` names one whose original field is known.
 FIELD_CELL = re.compile(r"[A-Z]+/BloodImage_\d{5}")
-OWN_IMAGES = "own images (not the public data set)"  # a card's data source otherwise
 
 
 def build_card(

@@ -119,6 +119,9 @@ IMAGE_SUFFIXES: frozenset[str] = frozenset({".jpeg", ".jpg", ".jpe", ".jfif", ".
                                             ".gif"})
 
 # Facts of paultimothymooney/blood-cells (see the data set's README): checked by the tests.
+# A model card's data source when what it was trained on is not (wholly) the public data set.
+OWN_IMAGES = "own images (not the public data set)"
+
 DATASET = {
     "kaggle_handle": "paultimothymooney/blood-cells",
     "licence": "MIT (BCCD)",

@@ -84,7 +84,7 @@ def resolve_model(model: str | Path | None = None) -> tuple[Path, Path]:
 def read_card(card_path: str | Path) -> dict[str, Any]:
     try:
         card = json.loads(Path(card_path).read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelFileError(f"{card_path}: not a readable model card ({e})") from e
     if not isinstance(card, dict):
         raise ModelFileError(f"{card_path}: not a model card (a JSON object with classes, preprocess, onnx_sha256)")

@@ -165,7 +165,7 @@ def restore_review(rows: list[dict[str, object]], corrections: dict[str, str]) -
     note = logic.restore_note(table.name, len(done[1]), changed, len(labels) - len(done[1]), labels.unknown)
     st.session_state["restored_note"] = note
     if taken:  # also where the page is scrolled: the box is under the table, the note above it
-        st.toast(note[1][:200])
+        st.toast(note[1].split(". ")[0].rstrip(".") + ".")  # its first sentence: the rest is above the table
     return bool(taken)
 
 
