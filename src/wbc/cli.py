@@ -924,7 +924,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _training("wbc.data", "forget_notes")()  # each command says its notes, even a second one in one process
+    if (data := sys.modules.get("wbc.data")) is not None:  # a second command in one process says its notes again
+        data.forget_notes()
     for stream in (sys.stdout, sys.stderr):
         # A file name the terminal's encoding cannot show (latin-1, a Windows code page, bytes that are
         # not UTF-8) is printed escaped, not fatal halfway through a table.
