@@ -129,6 +129,10 @@ def export(
     return card
 
 
+# A cell of the public data set, as `data.cell_key` names one whose original field is known.
+FIELD_CELL = re.compile(r"[A-Z]+/BloodImage_\d{5}")
+
+
 def training_split(run: Path) -> dict[str, Any]:
     """What the run trained on, from the split.json `fit` wrote beside its checkpoints: its split and
     where its images came from. The public data set's only where every cell is one of its original
@@ -148,10 +152,6 @@ def training_split(run: Path) -> dict[str, Any]:
         {"source": OWN_IMAGES, "public_cells": public,
          **({"licence": f"{DATASET['licence']}, for the public cells ({DATASET['kaggle_handle']})"} if public else {})})
     return {**source, "training_split": text, "training_cells": n_train}
-
-
-# A cell of the public data set, as `data.cell_key` names one whose original field is known.
-FIELD_CELL = re.compile(r"[A-Z]+/BloodImage_\d{5}")
 
 
 def build_card(
