@@ -621,6 +621,8 @@ class TestDifferential:
         assert few["Eosinophil"]["percent"] == 10.0 and {r["status"] for r in few.values()} == {"-"}
         assert "at least 100" in logic.differential_note(10)
         assert "need not cancel out" in logic.differential_note(100)
+        # A share out of range is not yet a finding: eosinophilia and the like are judged on absolute counts.
+        assert "judged on absolute counts" in logic.differential_note(100)
 
     def test_flag_reads_the_share_as_shown(self) -> None:
         """8 eosinophils of 198 show as 4.0%, within 1-4%, not "high"; 2 of 209 as 1.0%, not "low"."""
@@ -714,6 +716,9 @@ class TestDifferential:
         assert logic.trained_on(mixed) == "Trained from scratch on **52 cells** of its maker's own images, 9 of them from the public BCCD data set"
         assert logic.test_summary(test, public=False).startswith("On the test set of its maker (")
         assert "from resampling whole cells" in text and f"**{test['cells_correct']} of {test['n_cells']}**" in text
+        # The test images are balanced by type, unlike a smear: said under the table, from the card's supports.
+        assert logic.balanced_note(test["per_class"]).startswith("The test images are about as many for each type (620-624)")
+        assert logic.balanced_note({}) == ""
         rows = logic.per_class_rows(test["per_class"])
         assert [r["type"] for r in rows] == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"]
         assert rows[2]["recall"] == round(test["per_class"]["MONOCYTE"]["recall"], 3)
@@ -860,17 +865,21 @@ class TestDifferential:
         """The limits' calibration clause gives the card's TEST ECE and its interval, or says there are no
         TEST figures; never "nan"."""
         assert logic.ece_note({"ece": 0.078, "ece_ci95": [0.048, 0.172]}) == (
-            "expected calibration error on the test cells 0.078; resampling the cells moves it over 0.048-0.172")
-        assert logic.ece_note({"ece": 0.078}) == "expected calibration error on the test cells 0.078"
+            "expected calibration error on the test cells 0.078, its confidence off by about 8 points on average; "
+            "resampling the cells moves it over 0.048-0.172")
+        assert logic.ece_note({"ece": 0.078}) == ("expected calibration error on the test cells 0.078, its confidence off "
+                                                  "by about 8 points on average")
         for test in (None, {}, {"ece": None}, {"ece": "nan?"}, {"ece": float("nan")}, {"ece": True}):
             assert logic.ece_note(test) == "this model card holds no TEST figures to say how well", test
         for ci in (["a", "b"], [0.01, float("nan")], [0.01], None):
-            assert logic.ece_note({"ece": 0.05, "ece_ci95": ci}) == "expected calibration error on the test cells 0.050"
+            assert logic.ece_note({"ece": 0.05, "ece_ci95": ci}) == ("expected calibration error on the test cells 0.050, its "
+                                                                   "confidence off by about 5 points on average")
 
     def test_description_comes_from_info(self) -> None:
         """The biology shown is wbc.info's, with the reference range."""
         d = logic.describe("MONOCYTE")
-        assert d["Normal share of white cells (adults)"] == "2-8%" and "macrophage" in d["What it is"]
+        assert d["Typical adult share of white cells (ranges vary by laboratory)"] == "2-8%" and "macrophage" in d["What it is"]
+        assert "A high absolute count can point to" in d  # eosinophilia and the like are absolute counts, not shares
 
 
 class TestPage:

@@ -37,7 +37,7 @@ def differential_note(n: int, counted: str = "cell(s)") -> str:
         return (f"{n} {counted} counted. A differential is normally read over at least "
                 f"{MIN_CELLS_FOR_RANGES} cells; with fewer, the percentages are too uncertain to compare "
                 "with reference ranges.")
-    return f"{n} {counted} counted. " + MISREADS_SKEW
+    return f"{n} {counted} counted. " + MISREADS_SKEW + " " + SHARES_NOT_COUNTS
 
 
 # Why a count's small shares deserve a look by eye: the shipped model's errors on the test cells (a
@@ -47,6 +47,12 @@ def differential_note(n: int, counted: str = "cell(s)") -> str:
 MISREADS_SKEW = ("Unchecked readings need not cancel out: in a smear of mostly neutrophils, the few read as "
                  "eosinophils can lift the eosinophil share above its range, and monocytes read as neutrophils "
                  "lower theirs. Check a high or low share by eye.")
+
+
+# The ranges are of shares: a share outside them is not yet a finding (a high lymphocyte share is often a low
+# neutrophil count).
+SHARES_NOT_COUNTS = ("The ranges are of shares: eosinophilia, neutropenia and the like are judged on absolute counts "
+                     "(the share times the total white count), which a blood count gives.")
 
 
 def differential_lines(labels: Sequence[str]) -> list[str]:

@@ -46,7 +46,7 @@ CELL_TYPES: tuple[CellType, ...] = (
     CellType(
         name="LYMPHOCYTE",
         label="Lymphocyte",
-        summary="The cell of adaptive immunity: B cells, T cells and natural killer cells.",
+        summary="B and T cells, the cells of adaptive immunity, and natural killer cells of innate immunity.",
         immunity=(
             "B cells make antibodies, T cells kill infected cells and direct the immune "
             "response, NK cells destroy virus-infected and tumour cells; memory lymphocytes "
@@ -94,8 +94,9 @@ CELL_TYPES: tuple[CellType, ...] = (
             "fungi, and releases neutrophil extracellular traps; the main cell of pus."
         ),
         morphology=(
-            "About 10-12 µm; nucleus with 3-5 lobes joined by thin strands; pale pink "
-            "cytoplasm with fine, faint granules."
+            "About 10-12 µm; nucleus of 2-5 lobes (usually 3-4) joined by thin strands; pale pink "
+            "cytoplasm with fine, faint granules. Band forms, whose nucleus is curved and unsegmented, "
+            "are counted here as neutrophils."
         ),
         normal_range_pct=(40.0, 70.0),
         high_count=(

@@ -276,7 +276,9 @@ def ece_note(test: dict[str, object] | None) -> str:
     ci = (test or {}).get("ece_ci95")
     spread = (f"; resampling the cells moves it over {ci[0]:.3f}-{ci[1]:.3f}"
               if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(map(_finite, ci)) else "")
-    return f"expected calibration error on the test cells {ece:.3f}{spread}"
+    # What the figure means, in the page's own unit: points of confidence, on average.
+    return (f"expected calibration error on the test cells {ece:.3f}, its confidence off by about "
+            f"{100 * float(ece):.0f} points on average{spread}")
 
 
 def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
@@ -362,6 +364,16 @@ def test_summary(test: dict, public: bool = True) -> str:
             f"**{100 * test['accuracy']:.1f}%** of the images (95% interval {100 * lo:.1f}-{100 * hi:.1f}%, from "
             f"resampling whole cells), {cells}, macro-F1 {test['macro_f1']:.3f}. With so few cells the intervals "
             f"are wide: one cell more or fewer right moves the cells' accuracy by {100 / test['n_cells']:.1f} points.")
+
+
+def balanced_note(per_class: dict[str, dict]) -> str:
+    """Under the per-type table: the test images are about as many for each type, unlike a smear, so the
+    rarer types' precision there would be lower (more of the common type's errors land on them)."""
+    n = [int(v["support"]) for v in per_class.values() if isinstance(v, dict) and "support" in v]
+    if not n:
+        return ""
+    return (f"The test images are about as many for each type ({min(n):,}-{max(n):,}); in a smear, where "
+            "neutrophils are most of the cells, the rarer types' precision would be lower.")
 
 
 def per_class_rows(per_class: dict[str, dict]) -> list[dict[str, object]]:
@@ -582,7 +594,8 @@ def describe(label: str) -> dict[str, str]:
         "What it is": t.summary,
         "Role in immunity": t.immunity,
         "Typical morphology": t.morphology,
-        "Normal share of white cells (adults)": f"{lo:g}-{hi:g}%",
-        "A high count can point to": t.high_count,
-        "A low count can point to": t.low_count,
+        "Typical adult share of white cells (ranges vary by laboratory)": f"{lo:g}-{hi:g}%",
+        # Eosinophilia, neutropenia and the like are defined on absolute counts, not on shares.
+        "A high absolute count can point to": t.high_count,
+        "A low absolute count can point to": t.low_count,
     }

@@ -42,6 +42,8 @@ def show_test_figures(test: dict | None, public: bool) -> None:
     st.markdown(logic.test_summary(test, public))
     st.dataframe(pd.DataFrame(logic.per_class_rows(test["per_class"])), hide_index=True, width="stretch",
                  column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("precision", "recall", "f1")})
+    if balanced := logic.balanced_note(test["per_class"]):
+        st.caption(balanced)
     if note := logic.review_note(test.get("review")):
         st.markdown(note)
     if test.get("reliability"):
@@ -204,7 +206,9 @@ with model_tab:
     st.markdown(
         f"- {logic.trained_on(card)}; images from "
         "other microscopes, stains or magnifications may be read less well.\n"
-        "- It knows only four types: basophils, blasts, immature or abnormal cells will be called one of them.\n"
+        "- It knows only four types: basophils, blasts, immature, atypical or abnormal cells will be called one of "
+        "them, often with high confidence and not always marked *needs review*. The count is a four-part "
+        "differential with no basophil row: exclude such cells and note them apart.\n"
         f"- Below a confidence of {100 * predictor.review_threshold:.2f}% (the least confident tenth of "
         "held-out training images) it asks for review. Its confidences were calibrated on held-out cells from "
         f"the same laboratory ({logic.ece_note(test)}); "
@@ -296,7 +300,10 @@ with classify_tab:
             if other := logic.other_cell_warning(p):
                 st.warning(other)
             st.subheader(logic.headline(p))
-            st.metric("Confidence", f"{100 * p.confidence:.1f}%")
+            st.metric("Confidence", f"{100 * p.confidence:.1f}%",
+                      help="The model's probability for this type, calibrated on held-out cells of the laboratory "
+                           "it learned from: not the chance that it is right on your images. *About the model* "
+                           "shows how often it was right at each confidence on the test images.")
             if p.needs_review:
                 (a, pa), (b, pb) = p.top2
                 top = f" Top two: {cell_type(a).label} {100 * pa:.1f}%, {cell_type(b).label} {100 * pb:.1f}%."
