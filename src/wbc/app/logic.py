@@ -475,7 +475,8 @@ IMAGE_ID = "sha256"  # the download's column that names each image by its bytes 
 def _spreadsheet_csv(fieldnames: Sequence[str], rows: Sequence[Mapping[str, object]]) -> bytes:
     """Rows as CSV for a spreadsheet: UTF-8 with a byte-order mark (Excel reads other names garbled without
     it), a blank for a missing value or NaN (the edited table hands a blank back as NaN), and a text that a
-    spreadsheet would run as a formula (FORMULA_STARTS first) quoted with '."""
+    spreadsheet would run as a formula (FORMULA_STARTS first), or that starts with ' itself, quoted with '
+    (a lone "-", the differential's blank status, is no formula)."""
     def cell(v: object) -> object:
         if v is None or isinstance(v, float) and math.isnan(v):
             return ""
@@ -559,7 +560,7 @@ def restored_labels(data: bytes, name: str) -> Restored:
             by_name[unquoted(r.get("file") or "")] = label
     if not by_key and not by_name:
         raise ValueError(f"{name}: no row gives a type in its reviewed column ({', '.join(REVIEW_LABELS)})")
-    return Restored(by_key=by_key if by_key else {}, by_name={} if by_key else by_name, unknown=tuple(unknown))
+    return Restored(by_key=by_key, by_name={} if by_key else by_name, unknown=tuple(unknown))
 
 
 def restore_note(name: str, restored: int, corrected: int, missed: int, unknown: Sequence[tuple[str, str]]) -> tuple[str, str]:
