@@ -938,7 +938,7 @@ class TestPage:
                                               "counted once."]
         types = {"Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"}
         assert len([h for h in at.subheader if h.value in types]) == 2
-        assert any("2 cell(s) counted" in c.value for c in at.caption), [c.value for c in at.caption]
+        assert any("2 image(s), each taken as one cell, counted" in c.value for c in at.caption), [c.value for c in at.caption]
 
     def test_corrections_stay_when_the_uploads_change(self) -> None:
         """Corrections made in the review table stay with their images when another image is added (the
@@ -950,12 +950,12 @@ class TestPage:
         at.session_state["review"] = {"edited_rows": {1: {"reviewed": "Monocyte"}, 2: {"reviewed": "Excluded"}},
                                       "added_rows": [], "deleted_rows": []}
         at.run()
-        assert any("2 cell(s) counted" in c.value for c in at.caption)
+        assert any("2 image(s), each taken as one cell, counted" in c.value for c in at.caption)
         predicted = at.dataframe[0].value["reviewed"].tolist()  # the table as given; the edits ride on it
         at.file_uploader[0].set_value(up).run()
         assert not at.exception
         assert at.dataframe[0].value["reviewed"].tolist()[:3] == [predicted[0], "Monocyte", "Excluded"]
-        assert any("3 cell(s) counted" in c.value for c in at.caption), [c.value for c in at.caption]
+        assert any("3 image(s), each taken as one cell, counted" in c.value for c in at.caption), [c.value for c in at.caption]
         at.file_uploader[0].set_value([up[2], up[1]]).run()  # the corrected two alone, in another order
         assert at.dataframe[0].value["reviewed"].tolist() == ["Excluded", "Monocyte"]
         at.file_uploader[0].set_value([("renamed.jpeg", up[2][1], "image/jpeg"), up[1]]).run()
@@ -980,7 +980,7 @@ class TestPage:
                                       "added_rows": [], "deleted_rows": []}
         at.run()
         saved = made[-1]
-        assert any("2 cell(s) counted" in c.value for c in at.caption)
+        assert any("2 image(s), each taken as one cell, counted" in c.value for c in at.caption)
         predicted = at.dataframe[0].value["reviewed"].tolist()
         assert predicted[0] != "Monocyte" and predicted[2] != "Excluded"  # what the restore must bring back
 
@@ -1121,7 +1121,7 @@ class TestPage:
         assert table["reviewed"].tolist() == [logic.EXCLUDED, "Eosinophil"] and table["predicted"].tolist()[0] == ""
         # Its blank confidence shows as a dash, not as Streamlit's "None".
         assert np.isnan(table["confidence (%)"].tolist()[0]) and at.dataframe[0].proto.placeholder == "—"
-        assert "1 cell(s) counted" in " ".join(c.value for c in at.caption)
+        assert "1 image(s), each taken as one cell, counted" in " ".join(c.value for c in at.caption)
 
     def test_samples_make_a_differential(self) -> None:
         """The built-in samples give eight results, a review table and a differential of eight cells."""
@@ -1131,7 +1131,7 @@ class TestPage:
         assert sorted(s.value for s in at.subheader[:8]) == sorted(
             ["Eosinophil", "Eosinophil", "Lymphocyte", "Lymphocyte", "Monocyte", "Monocyte", "Neutrophil", "Neutrophil"])
         assert any(h.value == "Differential count" for h in at.header)
-        assert "8 cell(s) counted" in " ".join(c.value for c in at.caption)
+        assert "8 image(s), each taken as one cell, counted" in " ".join(c.value for c in at.caption)
         # Percentages to one decimal in both tables ("25.0" beside "12.5", not "25"), as the results show them.
         review, diff = (json.loads(d.proto.columns) for d in at.dataframe[:2])
         assert review["confidence (%)"]["type_config"]["format"] == "%.1f"
@@ -1178,13 +1178,13 @@ class TestPage:
                 ("eos copy.jpeg", EOS.read_bytes(), "image/jpeg")]  # a repeat: one image, as the page shows it
         at = self._app().run()
         at.file_uploader[0].set_value(mine).run()
-        assert "2 cell(s) counted" in " ".join(c.value for c in at.caption)
+        assert "2 image(s), each taken as one cell, counted" in " ".join(c.value for c in at.caption)
         at.toggle[0].set_value(True).run()
         assert not at.exception
-        assert "8 cell(s) counted" in " ".join(c.value for c in at.caption)
+        assert "8 image(s), each taken as one cell, counted" in " ".join(c.value for c in at.caption)
         assert any("Showing the 8 sample images; your 2 uploaded image(s) come back" in i.value for i in at.info)
         at.toggle[0].set_value(False).run()
-        assert "2 cell(s) counted" in " ".join(c.value for c in at.caption)
+        assert "2 image(s), each taken as one cell, counted" in " ".join(c.value for c in at.caption)
 
     def test_one_image_has_a_review_table_but_no_differential(self) -> None:
         """One image: its row can be corrected and downloaded, but a count of one is no differential
@@ -1228,7 +1228,7 @@ class TestPage:
         at.toggle[0].set_value(True).run()
         at.run()
         assert not at.exception and calls["n"] == 1
-        assert "8 cell(s) counted" in " ".join(c.value for c in at.caption)
+        assert "8 image(s), each taken as one cell, counted" in " ".join(c.value for c in at.caption)
 
     def test_not_a_cell_is_not_headed_by_a_type(self) -> None:
         """A blank and a black image are headed as flagged, with no confidence metric, chart
@@ -1246,7 +1246,7 @@ class TestPage:
         small = [c.value for c in at.caption if "means nothing" in c.value]
         assert len(small) == 2 and all("The network has to name one of the four types" in c for c in small)
         assert [e.label for e in at.expander] == ["About the eosinophil"]
-        assert "1 cell(s) counted" in " ".join(c.value for c in at.caption)
+        assert "1 image(s), each taken as one cell, counted" in " ".join(c.value for c in at.caption)
         maps = [i.caption for e in at.main if getattr(e, "type", "") == "image" for i in e.proto.imgs
                 if i.caption.startswith("Where the evidence was")]
         assert len(maps) == 1  # the eosinophil's only: a flagged image has no type to show evidence for

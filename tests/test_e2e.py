@@ -128,7 +128,7 @@ class TestInBrowser:
         page.goto(app_url)
         upload(page, sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg")))
         page.get_by_role("heading", name="Differential count").wait_for()
-        page.get_by_text("8 cell(s) counted").wait_for()
+        page.get_by_text("8 image(s), each taken as one cell, counted").wait_for()
         page.screenshot(path=str(OUT / "differential.png"), full_page=True)
         # The review table's and the differential's toolbars keep search and full screen but not their own
         # "Download as CSV", which would skip the page's rows and quoting, and the total: the page's buttons

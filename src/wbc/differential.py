@@ -29,6 +29,10 @@ def differential(labels: Sequence[str]) -> list[dict[str, object]]:
     return rows
 
 
+# What a count of images is: one cell each (two photographs of one cell are two), said alike by the app and the CLI.
+IMAGES_AS_CELLS = "image(s), each taken as one cell,"
+
+
 def differential_note(n: int, counted: str = "cell(s)") -> str:
     """What `n` counted items are worth as a differential (`counted`: what they are called)."""
     if n == 0:
@@ -62,7 +66,7 @@ def differential_lines(labels: Sequence[str]) -> list[str]:
     n = sum(int(r["count"]) for r in rows)
     if not n:
         return ["No image was read as a white cell: no differential."]
-    lines = [differential_note(n, "image(s), each taken as one cell,")]
+    lines = [differential_note(n, IMAGES_AS_CELLS)]
     lines += [f"  {r['type']:11s} {r['count']:4d}  {r['percent']:5.1f}%   adult range {r['adult range (%)']}%"
               + (f" ({r['status']})" if r["status"] != "-" else "") for r in rows]
     return lines

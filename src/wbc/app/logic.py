@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from wbc.differential import differential, differential_note  # noqa: F401 (the page reads them from here)
+from wbc.differential import IMAGES_AS_CELLS, differential, differential_note  # noqa: F401 (the page reads them from here)
 from wbc.imaging import load_image
 from wbc.info import CLASS_INDEX, CLASSES, DATASET, cell_type
 from wbc.io import bytes_key, first_copies

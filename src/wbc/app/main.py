@@ -122,7 +122,7 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
                 "percent": st.column_config.NumberColumn(format="%.1f", width=64),
                 "adult range (%)": st.column_config.TextColumn("range (%)", width=72),
                 "status": st.column_config.TextColumn(width=68)})
-        st.caption(logic.differential_note(n))
+        st.caption(logic.differential_note(n, logic.IMAGES_AS_CELLS))
         if unchecked := logic.unchecked_note(edited.to_dict("records")):
             st.warning(unchecked)
         if uncounted := logic.uncounted_note(results):
