@@ -65,20 +65,11 @@ def variants() -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     return out
 
 
-def positive(text: str) -> int:
-    """--every's type: a whole number of 1 or more, refused by argparse in one line otherwise."""
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of 1 or more")
-    return n
-
-
 def main(argv: list[str] | None = None) -> int:
+    from wbc.cli import whole_number
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--every", type=positive, default=5, help="every Nth TRAIN file (default: 5)")
+    ap.add_argument("--every", type=whole_number(1), default=5, help="every Nth TRAIN file (default: 5)")
     ap.add_argument("--data", default=None, help="data set folder (default: WBC_DATA, else the shared copy)")
     args = ap.parse_args(argv)
 

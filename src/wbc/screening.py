@@ -473,7 +473,8 @@ def focus_bound(loc: CellLocation) -> float:
 
 
 def _checks(rgb: np.ndarray, loc: CellLocation) -> Screening:
-    s = stain_map(_window(rgb, loc, 48))
+    win = _window(rgb, loc, 48)
+    s = stain_map(win)
     mask = s > STAIN_LEVEL
     nucleus_px = int(mask.sum())
     sharp = sharpness(rgb, loc, 48, s)
@@ -483,8 +484,7 @@ def _checks(rgb: np.ndarray, loc: CellLocation) -> Screening:
                    and loc.peak - float(np.percentile(s, 10)) >= BLUR_RISE_MIN)
         reason = OUT_OF_FOCUS if blurred else NO_NUCLEUS
     else:
-        win = _window(rgb, loc, 48).astype(np.float32)
-        purple = float((win[..., 0] - win[..., 1])[mask].mean())
+        purple = float((win[..., 0].astype(np.float32) - win[..., 1])[mask].mean())
         if purple < PURPLE_MIN:
             reason = NOT_PURPLE
         elif sharp < focus_bound(loc):
