@@ -51,8 +51,18 @@ class TestCrossValidate:
         held = [set(json.loads((work / f"fold{k}" / "split.json").read_text())["val_cells"]) for k in range(3)]
         assert not (held[0] & held[1] or held[0] & held[2] or held[1] & held[2])
         assert sum(f["files"] for f in r["folds"].values()) == len(train)
-        assert r["temperature"] > 0 and 0 < r["review_threshold"] <= 1
-        assert r["recipe"]["epochs"] == 1 and "fold" not in r["recipe"]
+        assert r["temperature"] > 0 and r["recipe"]["epochs"] == 1 and "fold" not in r["recipe"]
+
+    def test_review_threshold_marks_the_least_confident_tenth(self, cv: tuple[Path, dict]) -> None:
+        """The review threshold sets aside the least confident 10% of the pooled out-of-fold files, on the
+        confidences the card will show (temperature, then any confidence map)."""
+        from wbc.calibration import apply_confidence_map, tta_probs
+
+        work, r = cv
+        lg = np.concatenate([fold_logits(work / f"fold{k}", FIXTURE_IMAGES)[0] for k in range(3)], axis=1)
+        shown = apply_confidence_map(tta_probs(lg, r["temperature"]), r["confidence_map"]).max(1)
+        marked = float((shown < r["review_threshold"]).mean())
+        assert abs(marked - 0.1) <= 1 / len(shown)  # a quantile interpolated between two files
 
     def test_reuses_and_checks_the_recipe(self, cv: tuple[Path, dict]) -> None:
         """A second call reuses the finished folds; fold runs of another recipe are refused by name."""

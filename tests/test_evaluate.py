@@ -328,3 +328,20 @@ def test_report_paths_from_the_root_folder_are_absolute(monkeypatch: pytest.Monk
     assert _shown(tmp_path / "model.onnx") == str(tmp_path / "model.onnx")
     monkeypatch.chdir(tmp_path)
     assert _shown(tmp_path / "m" / "model.onnx") == "m/model.onnx"
+
+
+def test_review_split_counts_what_the_mark_catches() -> None:
+    """The review mark's figures on files with errors: the accuracy of the marked and the rest, the share
+    of wrong files marked, and the cells with a wrong file, marked or not."""
+    import numpy as np
+
+    from wbc.evaluate import review_split
+
+    probs = np.array([[.9, .1, 0, 0], [.5, .5, 0, 0], [.4, .6, 0, 0], [.95, .05, 0, 0]])
+    # right, wrong (argmax 0) and marked, wrong and marked, wrong and not marked
+    r = review_split(probs, np.array([0, 1, 0, 1]), 0.7, cells=["a", "b", "c", "d"])
+    assert r["flagged_share"] == 0.5 and r["accuracy_flagged"] == 0.0 and r["accuracy_rest"] == 0.5
+    assert r["errors_flagged_share"] == pytest.approx(2 / 3)
+    assert r["cells_with_errors"] == 3 and r["cells_with_errors_marked"] == 2
+    none = review_split(probs[:1], np.array([0]), 0.7)
+    assert none["accuracy_flagged"] is None and none["errors_flagged_share"] is None and none["accuracy_rest"] == 1.0

@@ -38,6 +38,20 @@ class TestExport:
         assert card["code"]["torch"] and card["data"]["source"] == "paultimothymooney/blood-cells"
         assert card["parity"]["images"] == 24
 
+    def test_card_calibration_is_fitted_on_the_validation_cells(self, tiny_run: Path, data_copy: Path,
+                                                                 tmp_path: Path) -> None:
+        """An export's temperature is the one fitted on the run's validation files, and its review threshold
+        sets aside the least confident 10% of them at that temperature, as its review rule says."""
+        from wbc.calibration import fit_temperature, tta_probs
+        from wbc.ship import checkpoint_validation_logits, export_and_report
+
+        card = export_and_report(tiny_run, tmp_path / "m", data=data_copy)
+        logits, y, _ = checkpoint_validation_logits(tiny_run / "best.pt", data_copy, card["tta_views"])
+        assert card["temperature"] == pytest.approx(fit_temperature(logits, y))
+        confidences = tta_probs(logits, card["temperature"]).max(1)
+        assert card["review_threshold"] == pytest.approx(np.quantile(confidences, 0.1))
+        assert card["review_rule"] == "confidence below the 10% quantile of validation confidences"
+
     def test_card_says_what_it_trained_on(self, exported: Path, tiny_run: Path) -> None:
         """The card counts the cells the run trained on and held out, from its split.json."""
         card = json.loads((exported / "model.json").read_text())
