@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 from pathlib import Path
 
@@ -243,10 +244,15 @@ class TestSplits:
         assert {s[i].label for i in va} == {0, 1, 2, 3}
 
     def test_kfold_partitions_cells(self, fixture_root: Path) -> None:
-        """Grouped k-fold: validation folds are disjoint and together cover every file once."""
+        """Grouped k-fold: validation folds are disjoint and together cover every file once, and no cell has
+        files on both sides of a fold."""
         s = list_split(fixture_root, "TRAIN")
-        seen = np.concatenate([va for _, va in grouped_kfold(s, k=3, seed=0)])
+        folds = list(grouped_kfold(s, k=3, seed=0))
+        seen = np.concatenate([va for _, va in folds])
         assert sorted(seen.tolist()) == list(range(len(s)))
+        for tr, va in folds:
+            assert not {s[i].cell for i in tr} & {s[i].cell for i in va}
+            assert sorted([*tr, *va]) == list(range(len(s)))
 
     def test_split_folds_cross_validate(self, fixture_root: Path) -> None:
         """grouped_split's folds under one seed hold out disjoint cells that together are all of TRAIN;
@@ -370,6 +376,26 @@ def test_cache_key_follows_preprocessing_code(fixture_root: Path, tmp_path: Path
     edited.write_bytes(Path(imaging.__file__).read_bytes() + b"\n# changed\n")
     monkeypatch.setattr(imaging, "__file__", str(edited))
     assert data._cache_key(s, PreprocessSpec()) != before
+
+
+def test_cache_is_not_reused_for_another_spec_or_a_rewritten_file(fixture_root: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The decode cache is keyed by the preprocessing and by each file's size and time: another window of the
+    same output size, or a file rewritten in place, is decoded anew, never served stale crops."""
+    from wbc import data
+
+    monkeypatch.setenv("WBC_CACHE", str(tmp_path / "cache"))
+    shutil.copytree(fixture_root / "TEST_SIMPLE", tmp_path / "TEST")
+    s = list_split(tmp_path, "TEST")
+    assert data._cache_key(s, PreprocessSpec(window=128)) != data._cache_key(s, PreprocessSpec())
+    first = data.load_arrays(s, PreprocessSpec(), progress=False)[0]
+    other = s[1].path.read_bytes()
+    st = s[0].path.stat()
+    s[0].path.write_bytes(other)  # another image under the first one's name
+    os.utime(s[0].path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    again = data.load_arrays(s, PreprocessSpec(), progress=False)[0]
+    assert not np.array_equal(again[0], first[0]) and np.array_equal(again[0], first[1])
+    assert np.array_equal(again[1:], first[1:])
 
 
 def test_cache_that_cannot_be_written_is_a_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -230,9 +230,27 @@ class TestEvaluate:
             with_truth("file,class\r\na.png,MONOCYTE\r\n", ["MONOCYTE", "EOSINOPHIL"])
 
     def test_checkpoint_and_onnx_agree(self, tiny_run: Path, tmp_path: Path) -> None:
-        """A training checkpoint can be evaluated directly (PyTorch path)."""
+        """A training checkpoint can be evaluated directly (PyTorch path), and reads each file as its ONNX
+        export does when that is read alike (one view, temperature 1, no white matching)."""
+        import csv
+
+        from wbc.export import export
+
         m = evaluate(tiny_run / "best.pt", tmp_path, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=100, progress=False)
         assert m["n_files"] == 8 and 0 <= m["accuracy"] <= 1
+        export(tiny_run / "best.pt", tmp_path / "onnx", sorted((FIXTURE_IMAGES / "TRAIN").rglob("*.jpeg"))[:4],
+               extra_card={"tta_views": 1, "match_white": False})
+        onnx = evaluate(tmp_path / "onnx", tmp_path / "onnx-eval", folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=100,
+                        progress=False)
+
+        def rows(folder: Path) -> list[dict[str, str]]:
+            return list(csv.DictReader((folder / "predictions.csv").open(newline="")))
+
+        pt, ox = rows(tmp_path), rows(tmp_path / "onnx-eval")
+        assert [r["file"] for r in pt] == [r["file"] for r in ox] and len(pt) == 8
+        assert [r["class"] for r in pt] == [r["class"] for r in ox] and onnx["accuracy"] == m["accuracy"]
+        probs = [float(r[k]) for r in pt for k in r if k.startswith("p_")]
+        assert probs == pytest.approx([float(r[k]) for r in ox for k in r if k.startswith("p_")], abs=1e-4)
         # the report says how each model read the images, so that a checkpoint's uncalibrated figures
         # are not taken for a card's
         assert "one view, temperature 1 (not calibrated), no white matching" in (tmp_path / "report.md").read_text()
@@ -247,7 +265,10 @@ class TestEvaluate:
         """Recomputed on all of TEST, the shipped model gives the card's figures and beats the reference."""
         m = evaluate(None, tmp_path, split="TEST", data=full_data, n_boot=300, progress=False)
         card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
-        assert m["accuracy"] == pytest.approx(card["metrics"]["test"]["accuracy"], abs=1e-9)
+        test = card["metrics"]["test"]
+        assert m["accuracy"] == pytest.approx(test["accuracy"], abs=1e-9)
+        assert m["cells_correct"] == test["cells_correct"] and m["macro_f1"] == pytest.approx(test["macro_f1"], abs=1e-9)
+        assert m["ece"] == pytest.approx(test["ece"], abs=1e-6)  # float32 probabilities summed in another order
         assert m["n_cells"] == DATASET["distinct_cells"]["TEST"] and m["accuracy"] > 0.8601 and m["macro_f1"] > 0.86
 
 

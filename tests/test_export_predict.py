@@ -52,6 +52,20 @@ class TestExport:
         assert card["review_threshold"] == pytest.approx(np.quantile(confidences, 0.1))
         assert card["review_rule"] == "confidence below the 10% quantile of validation confidences"
 
+    @pytest.mark.parametrize("parity", [{"max_abs_diff": 2e-4, "argmax_agree": 1.0},
+                                        {"max_abs_diff": 0.0, "argmax_agree": 0.5}])
+    def test_export_that_onnx_runtime_reads_otherwise_is_refused(self, tiny_run: Path, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch, parity: dict) -> None:
+        """An ONNX file whose probabilities differ from PyTorch's beyond the tolerance, or whose classes do,
+        is refused, and no model is left in the folder."""
+        import wbc.export
+        from wbc.errors import WbcError
+
+        monkeypatch.setattr(wbc.export, "parity_check", lambda *a: {"images": 4, **parity})
+        with pytest.raises(WbcError, match="ONNX Runtime disagrees with PyTorch"):
+            wbc.export.export(tiny_run / "best.pt", tmp_path / "m", sorted((FIXTURE_IMAGES / "TRAIN").rglob("*.jpeg"))[:4])
+        assert not (tmp_path / "m" / "model.onnx").exists() and not (tmp_path / "m" / "model.json").exists()
+
     def test_card_says_what_it_trained_on(self, exported: Path, tiny_run: Path) -> None:
         """The card counts the cells the run trained on and held out, from its split.json."""
         card = json.loads((exported / "model.json").read_text())
@@ -461,6 +475,26 @@ class TestShippedModel:
         files = sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))
         res = Predictor().predict_files(files)
         assert [r.label for r in res] == [f.parent.name for f in files]
+
+    def test_readme_quotes_the_cards_test_figures(self) -> None:
+        """The README's table of the shipped model gives the card's TEST figures and intervals, as computed by
+        `wbc evaluate` when the model was exported (a re-export without updating the README fails here)."""
+        t = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())["metrics"]["test"]
+        rows = {line.split("|")[1].strip(): line.split("|")[2].strip()
+                for line in (DEFAULT_MODEL_DIR.parents[1] / "README.md").read_text().splitlines()
+                if line.startswith("| ") and line.count("|") >= 4}
+
+        def ci(key: str, scale: float = 100.0, digits: int = 1, unit: str = "") -> str:
+            return ", ".join(f"{scale * v:.{digits}f}{unit}" for v in t[key])
+
+        assert rows["Accuracy over files"] == f"**{100 * t['accuracy']:.2f}%** [{ci('accuracy_ci95')}]"
+        assert rows["Cells right (a cell's views' probabilities averaged)"] == (
+            f"**{t['cells_correct']} of {t['n_cells']}** [{ci('cell_accuracy_ci95', unit='%')}]")
+        assert rows["Macro-F1 over files"] == f"**{t['macro_f1']:.3f}** [{ci('macro_f1_ci95', 1.0, 3)}]"
+        assert rows["ECE (calibrated: temperature)"].startswith(f"{t['ece']:.3f} [{ci('ece_ci95', 1.0, 3)}]")
+        per_class = t["per_class"]
+        assert rows["Monocyte recall / neutrophil precision"] == (
+            f"{per_class['MONOCYTE']['recall']:.3f} / {per_class['NEUTROPHIL']['precision']:.3f}")
 
     def test_card_reports_test_metrics(self) -> None:
         """The card carries the TEST figures the README quotes, beating the reference (86.01%)."""

@@ -459,6 +459,20 @@ class TestCell:
         plain = load_image(_png(img, fmt))
         assert plain.shape == (40, 64, 3)
 
+    def test_exif_orientation_turns_the_pixels(self) -> None:
+        """By hand: orientation 6 (the camera turned a quarter clockwise) shows the stored top-left corner at
+        the top right, upright; orientation 3 (upside down) at the bottom right."""
+        stored = np.zeros((40, 64, 3), np.uint8)
+        stored[:8, :8] = 255
+        for orientation, corner in ((6, (slice(0, 8), slice(32, 40))), (3, (slice(32, 40), slice(56, 64)))):
+            exif = Image.Exif()
+            exif[0x0112] = orientation
+            buf = io.BytesIO()
+            Image.fromarray(stored).save(buf, format="PNG", exif=exif)
+            got = load_image(buf.getvalue())
+            assert got.shape == ((64, 40, 3) if orientation == 6 else (40, 64, 3))
+            assert got[corner].min() == 255 and int(got.sum()) == 255 * 8 * 8 * 3
+
     def test_median_colour_matches_numpy(self) -> None:
         """The histogram median equals np.median(...).astype(uint8), odd and even counts."""
         rng = np.random.default_rng(0)

@@ -38,6 +38,28 @@ class TestNetworks:
         assert count_flops(m, cfg.preprocess.input_hw) > 1_000_000
 
 
+def test_counts_of_a_known_network() -> None:
+    """The counts by hand for one convolution and one linear layer: 3*8*9 + 8 weights and biases, and
+    2 FLOPs per multiply-add (8 outputs of 27 products at 16x16 px, then 4 of 8*16*16)."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(8 * 16 * 16, 4))
+    assert count_params(net) == 3 * 8 * 9 + 8 + 8 * 16 * 16 * 4 + 4
+    assert count_flops(net, (16, 16)) == 2 * (8 * 27 * 16 * 16 + 4 * 8 * 16 * 16)
+
+
+def test_shipped_card_counts_its_network() -> None:
+    """The shipped card's parameters and FLOPs (the README's 172 k / 31 M) are those of the network the card
+    names in the default config, at the card's input size."""
+    import json
+
+    from wbc.predict import DEFAULT_MODEL_DIR
+
+    card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+    name = card["training"]["config"]["model"]
+    m = build_model(name)
+    assert count_params(m) == card["parameters"] == 172_164
+    assert count_flops(m, tuple(card["input"]["shape"][1:3])) == card["flops_per_image"]
+
+
 def test_seed_replica_shape() -> None:
     """The replica has four conv blocks and the 512-256-128 head with dropout 0.5/0.4/0.3."""
     m = build_model("seed")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -105,6 +106,29 @@ class TestFit:
         for k, v in a["state_dict"].items():
             assert torch.equal(v, b["state_dict"][k]), k
 
+    def test_interrupted_checkpoint_write_keeps_the_last_one(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Ctrl-C while epoch 2's last.pt is being put in place: the file left is epoch 1's, whole, with no
+        temporary file beside it, and the run resumes from it."""
+        import wbc.io
+
+        real, moves = os.replace, []
+
+        def interrupted(src: str, dst: str | Path) -> None:
+            if Path(dst).name == "last.pt":
+                moves.append(dst)
+                if len(moves) == 2:
+                    raise KeyboardInterrupt
+            real(src, dst)
+
+        monkeypatch.setattr(wbc.io.os, "replace", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            fit(TINY, tmp_path / "r", progress=False)
+        monkeypatch.setattr(wbc.io.os, "replace", real)
+        assert load_checkpoint(tmp_path / "r" / "last.pt")["epoch"] == 0
+        assert not [f.name for f in (tmp_path / "r").iterdir() if f.name.endswith(".tmp")]
+        fit(TINY, tmp_path / "r", resume=True, progress=False)
+        assert load_checkpoint(tmp_path / "r" / "last.pt")["epoch"] == 1
+
     def test_curves_mark_the_epoch_best_pt_holds(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """curves.png is drawn after every epoch with the epoch best.pt holds marked (here the second of
         three, by the validation figures given), and a resumed run finds it again in its history."""
@@ -131,6 +155,18 @@ class TestFit:
         scores[:] = [0.2]
         fit(TINY, run, resume=True, progress=False)
         assert marked == [2]
+
+    def test_early_stop_on_the_validation_loss(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+        """With monitor val_loss, a lower loss is better: best.pt holds the epoch of the lowest, and the run
+        stops once `patience` epochs have not lowered it, saying why."""
+        real_val, losses = train_mod._val_metrics, [1.0, 0.5, 0.8, 0.9, 0.1, 0.1]
+        monkeypatch.setattr(train_mod, "_val_metrics", lambda *a, **k: {**real_val(*a, **k), "val_loss": losses.pop(0)})
+        run = fit(replace(TINY, epochs=6, patience=2, monitor="val_loss"), tmp_path / "r", progress=False)
+        last = load_checkpoint(run / "last.pt")
+        assert len(last["history"]) == 4 and last["stopped"] and last["best"] == 0.5
+        assert load_checkpoint(run / "best.pt")["epoch"] + 1 == 2
+        assert "early stop: val_loss did not improve for 2 epochs" in capsys.readouterr().out
 
     def test_weight_average_is_the_model(self, tmp_path: Path) -> None:
         """With --ema the saved model is the average: its weights differ from the ones trained, and
