@@ -435,6 +435,27 @@ def test_atomic_write_names_the_file_meant(tmp_path: Path, monkeypatch: pytest.M
     assert [p.name for p in tmp_path.iterdir()] == ["a-file"]  # no temporary file left behind
 
 
+def test_atomic_write_keeps_links_and_refuses_what_is_no_file(tmp_path: Path) -> None:
+    """A link is written through (the file it names replaced, the link kept); a pipe or a folder is refused
+    by name and left as it was (a rename put a file in place of /dev/full)."""
+    from wbc.errors import OutputError
+    from wbc.io import atomic_write_bytes, check_writable_file
+
+    (tmp_path / "real.csv").write_text("old")
+    (tmp_path / "link.csv").symlink_to("real.csv")
+    atomic_write_bytes(tmp_path / "link.csv", b"new")
+    assert (tmp_path / "link.csv").is_symlink() and (tmp_path / "real.csv").read_text() == "new"
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "pipe-link").symlink_to("pipe")
+    for name, kind in (("pipe", "a pipe"), ("pipe-link", "a pipe"), ("folder", "a folder")):
+        (tmp_path / "folder").mkdir(exist_ok=True)
+        for write in (lambda p: atomic_write_bytes(p, b"x"), check_writable_file):
+            with pytest.raises(OutputError, match=f"^{tmp_path}/{name}: is {kind}"):
+                write(tmp_path / name)
+    assert (tmp_path / "pipe").is_fifo() and (tmp_path / "folder").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "link.csv", "pipe", "pipe-link", "real.csv"]
+
+
 def test_first_copies_points_each_repeat_at_the_first() -> None:
     """Each key seen before points at its first item, however often it comes again; items with no key
     (None: no bytes read) neither repeat nor are repeated."""

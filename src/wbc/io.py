@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -15,12 +16,31 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, fsync it, then rename it over `path`."""
-    path = Path(path)
+def _refuse_no_file(path: Path) -> None:
+    """OutputError where `path` (links followed) exists and is no regular file: the rename that makes a
+    write atomic would put a file in place of a device, a pipe or a socket (`--csv /dev/null` as root
+    replaced the device)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if not stat.S_ISREG(mode):
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode)
+                else "a socket" if stat.S_ISSOCK(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+                else "no regular file")
+        raise OutputError(f"{path}: is {kind}, not a file; the output is written to a file: give a file name")
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write `data` to a temporary file beside `path`, fsync it, then rename it over `path`. A link is
+    written through: the file it names is replaced and the link kept. Where `path` is no regular file
+    (a device, a pipe), OutputError: a rename would replace it with a file."""
+    path = Path(path)
+    _refuse_no_file(path)
+    target = Path(os.path.realpath(path))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     except (FileExistsError, NotADirectoryError) as e:
         raise OutputError(f"{path}: cannot write it (a folder on its path is a file)") from e
     except OSError as e:
@@ -31,7 +51,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except OSError as e:  # named by the file meant, not the hidden temporary one (a full disk names none)
         Path(tmp).unlink(missing_ok=True)
         raise OutputError(f"{path}: cannot write it ({e.strerror or e})") from e
@@ -101,6 +121,7 @@ def check_writable_file(path: str | Path) -> None:
     path = Path(path)
     if path.is_dir():
         raise OutputError(f"{path}: is a folder; give a file name for the output, e.g. {path / 'predictions.csv'}")
+    _refuse_no_file(path)
     problem = _folder_problem(path.parent)
     if problem:
         raise OutputError(f"{path}: cannot write it: folder {path.parent} {problem}")
