@@ -20,6 +20,7 @@ from pathlib import Path
 
 from wbc.data import cell_key
 from wbc.info import SPLITS
+from wbc.io import unquoted
 from wbc.sources import read_table, summary
 
 
@@ -54,7 +55,7 @@ def main() -> int:
         # CLASS/<path under the class folder>: the true class is the column `wbc evaluate` writes since
         # 0.11, else the class folder in any case; the path groups a user's files as evaluate does (alike
         # names in two subfolders: two cells).
-        cls_folder, *under = Path(row["file"]).parts or ("",)
+        cls_folder, *under = Path(unquoted(row["file"])).parts or ("",)
         true = row.get("true_class") or cls_folder.upper()
         key = (true, cell_key(true, "/".join(under) or cls_folder, args.split))
         views[key][row["class"]] += 1

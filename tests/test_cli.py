@@ -84,6 +84,23 @@ class TestPredictCli:
             assert shown in files or (shown.startswith("...") and any(f.endswith(shown[3:]) for f in files)), row
             assert len(shown) <= 60 and (len(shown) == 60 or not shown.startswith("...")), row
 
+    def test_csv_quotes_names_a_spreadsheet_would_run(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A file named as a formula is written with a ' in front, in its own row and where a repeat names it,
+        so that a spreadsheet shows the name instead of running it; wbc.io.unquoted gives the names back."""
+        import shutil
+
+        from wbc.io import unquoted
+
+        names = ["=HYPERLINK(\"http:x\",\"y\").jpeg", "+1.jpeg", "-a.jpeg", "@b.jpeg", "'c.jpeg", "plain.jpeg"]
+        for n in names:
+            shutil.copy(EOS_FILE, tmp_path / n)
+        monkeypatch.chdir(tmp_path)
+        assert main(["predict", "--csv", "p.csv", "--quiet", "--", *names]) == 0
+        rows = list(csv.DictReader(open("p.csv", newline="")))
+        assert [r["file"] for r in rows] == [*("'" + n for n in names[:5]), "plain.jpeg"]
+        assert [unquoted(r["file"]) for r in rows] == names
+        assert [r["same_image_as"] for r in rows] == ["", *["'" + names[0]] * 5]
+
     def test_wide_names_keep_the_columns_level(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A name in Chinese or Japanese (two columns a character in a terminal) or with a combining accent
         (none) keeps the class column level with the other rows', and a long one is cut to the column's

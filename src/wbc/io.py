@@ -157,6 +157,23 @@ def files_under(folder: Path, strict: bool = False, problems: list[tuple[Path, s
                 problems.append((p, "a link to nothing (its target is gone, or it loops)"))
 
 
+# What a spreadsheet takes a cell to start a formula with (OWASP's list: tab and carriage return too): a file
+# named "=HYPERLINK(...)" ran as a live link in a CSV opened in LibreOffice.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Quoted with ' in a CSV; a text starting with ' itself too, so that `unquoted` gives every text back.
+QUOTED_STARTS = (*FORMULA_STARTS, "'")
+
+
+def spreadsheet_text(v: str) -> str:
+    """`v` as a CSV cell a spreadsheet shows as text: quoted with ' where it starts with QUOTED_STARTS."""
+    return "'" + v if v[:1] in QUOTED_STARTS else v
+
+
+def unquoted(v: str) -> str:
+    """`spreadsheet_text` undone."""
+    return v[1:] if v[:1] == "'" and v[1:2] in QUOTED_STARTS else v
+
+
 def bytes_key(data: bytes) -> str:
     """An image's identity, whatever its name: its bytes' sha256 (hex). The app and `wbc predict` count
     one image given twice (or under two names) once."""

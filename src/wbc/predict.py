@@ -22,7 +22,7 @@ from wbc.calibration import apply_confidence_map
 from wbc.errors import BadImageError, ModelFileError, WbcError
 from wbc.imaging import PreprocessSpec, dihedral_views, load_image, prepare_located, scale_channels, to_input
 from wbc.info import CLASSES, IMAGE_SUFFIXES
-from wbc.io import atomic_write_text, files_under
+from wbc.io import atomic_write_text, files_under, spreadsheet_text
 from wbc.screening import OVEREXPOSED_SHARE, Screening, field_white, input_gains, photo_at_fault, screen
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -428,6 +428,8 @@ def iter_image_paths(inputs: Iterable[str | Path], passed_over: list[Path] | Non
 
 
 def predictions_csv(preds: Sequence[Prediction]) -> str:
+    """The predictions as CSV, a row each; a file name starting as a formula does is quoted with '
+    (`wbc.io.spreadsheet_text`; `wbc.io.unquoted` gives it back)."""
     out = io.StringIO()
     w = csv.writer(out)
     w.writerow(["file", "class", "confidence", *[f"p_{c.lower()}" for c in CLASSES], "needs_review",
@@ -443,14 +445,16 @@ def predictions_csv(preds: Sequence[Prediction]) -> str:
         screened = bool(p.label) and p.screened
         flags = ["yes" if p.needs_review else "no", p.not_wbc] if p.typed else ["", p.not_wbc]
         # What the screening found is blank where none ran (wbc evaluate); the matching is known either way. The
-        # error goes without the file's name, which the row's first column gives (as the table shows it).
-        w.writerow([p.file, p.label if p.typed else "", conf, *probs, *flags, p.error.removeprefix(f"{p.file}: "),
+        # error goes without the file's name, which the row's first column gives (as the table shows it). Texts
+        # that hold file names are quoted where a spreadsheet would run them as a formula.
+        w.writerow([spreadsheet_text(str(p.file)), p.label if p.typed else "", conf, *probs, *flags,
+                    spreadsheet_text(p.error.removeprefix(f"{p.file}: ")),
                     f"{p.reduced_by:.2f}" if p.label else "",
                     yes_no[p.white_balanced] if screened else "", yes_no[p.white_matched] if p.label else "",
                     yes_no[p.overexposed] if screened else "",
                     *(p.cell if p.cell and located else ("", "")),
                     *(p.other_cell if p.other_cell and located else ("", "")),
-                    yes_no[p.other_larger] if p.other_cell and located else "", p.same_as, p.verdict])
+                    yes_no[p.other_larger] if p.other_cell and located else "", spreadsheet_text(p.same_as), p.verdict])
     return out.getvalue()
 
 

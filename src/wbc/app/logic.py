@@ -15,7 +15,7 @@ from PIL import Image
 from wbc.differential import IMAGES_AS_CELLS, differential, differential_note  # noqa: F401 (the page reads them from here)
 from wbc.imaging import load_image
 from wbc.info import CLASS_INDEX, CLASSES, DATASET, cell_type
-from wbc.io import bytes_key, first_copies
+from wbc.io import bytes_key, first_copies, spreadsheet_text, unquoted
 from wbc.predict import CANNOT_JUDGE_VERDICT, CROP_EACH, NEEDS_REVIEW_VERDICT, Prediction, Predictor
 
 # The largest file the page analyses, and Streamlit's server.maxUploadSize set by `wbc app` (one limit the page
@@ -460,12 +460,6 @@ PHONE_RESULT_CSS = ('@media (max-width: 640px) { [class*="st-key-' + RESULT_KEY 
 TOOLBAR_ROOM_CSS = ('@media (pointer: coarse) { [data-testid="stElementContainer"]:has([data-testid="stDataFrame"]) '
                     '{ margin-top: 1.75rem; } }')
 
-# What a spreadsheet takes a cell to start a formula with (OWASP's list: tab and carriage return too).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-# Quoted with ' in a download; a text starting with ' itself too, so that `restored_labels` reads every name back.
-QUOTED_STARTS = (*FORMULA_STARTS, "'")
-
-
 REVIEW_CSV = "wbc-review.csv"  # the review table's download, which `restored_labels` reads back
 RESTORE_KEY = "restore"  # the uploader that takes it
 REVIEW_COLUMNS = ("file", "predicted", "confidence (%)", "verdict", "reviewed")
@@ -475,12 +469,12 @@ IMAGE_ID = "sha256"  # the download's column that names each image by its bytes 
 def _spreadsheet_csv(fieldnames: Sequence[str], rows: Sequence[Mapping[str, object]]) -> bytes:
     """Rows as CSV for a spreadsheet: UTF-8 with a byte-order mark (Excel reads other names garbled without
     it), a blank for a missing value or NaN (the edited table hands a blank back as NaN), and a text that a
-    spreadsheet would run as a formula (FORMULA_STARTS first), or that starts with ' itself, quoted with '
+    spreadsheet would run as a formula (wbc.io.FORMULA_STARTS first), or that starts with ' itself, quoted with '
     (a lone "-", the differential's blank status, is no formula)."""
     def cell(v: object) -> object:
         if v is None or isinstance(v, float) and math.isnan(v):
             return ""
-        return "'" + v if isinstance(v, str) and v[:1] in QUOTED_STARTS and v != "-" else v
+        return spreadsheet_text(v) if isinstance(v, str) and v != "-" else v
 
     out = io.StringIO()
     w = csv.DictWriter(out, fieldnames=fieldnames)
@@ -540,9 +534,6 @@ def restored_labels(data: bytes, name: str) -> Restored:
         raise ValueError(f"{name}: not a table this page downloaded (it has no file and reviewed columns); "
                          f"give the {REVIEW_CSV} that the Download the table button saved")
     labels = {lab.lower(): lab for lab in REVIEW_LABELS}
-
-    def unquoted(v: str) -> str:  # table_csv's quoting undone
-        return v[1:] if v[:1] == "'" and v[1:2] in QUOTED_STARTS else v
 
     by_key: dict[str, str] = {}
     by_name: dict[str, str] = {}
