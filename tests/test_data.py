@@ -435,6 +435,18 @@ def test_atomic_write_names_the_file_meant(tmp_path: Path, monkeypatch: pytest.M
     assert [p.name for p in tmp_path.iterdir()] == ["a-file"]  # no temporary file left behind
 
 
+@pytest.mark.parametrize("link,target", [("EOSINOPHIL/more", "../NEUTROPHIL"), ("LYMPHOCYTE/up", "../..")])
+def test_an_image_reached_from_two_class_folders_is_refused(data_copy: Path, link: str, target: str) -> None:
+    """A link in a class folder to another class's folder, or up the tree, would give its images two labels
+    (evaluate's figures changed without a word): refused, naming both paths of an image."""
+    (data_copy / "TEST_SIMPLE" / link).symlink_to(target)
+    with pytest.raises(DataError, match=r"reached twice through a link") as e:
+        list_split(data_copy, "TEST_SIMPLE")
+    assert str(data_copy / "TEST_SIMPLE" / link) in str(e.value)
+    (data_copy / "TEST_SIMPLE" / link).unlink()
+    assert len(list_split(data_copy, "TEST_SIMPLE")) == 8
+
+
 def test_atomic_write_keeps_links_and_refuses_what_is_no_file(tmp_path: Path) -> None:
     """A link is written through (the file it names replaced, the link kept); a pipe or a folder is refused
     by name and left as it was (a rename put a file in place of /dev/full)."""

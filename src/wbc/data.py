@@ -194,6 +194,7 @@ def _list_class_folders(folder: Path, require_all_classes: bool) -> list[Sample]
     ]
     if not samples:
         raise DataError(f"{folder}: the class folders hold no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    _refuse_files_reached_twice(samples)
     loose = [p.name for p in sorted(folder.iterdir())  # hidden ones passed over, as everywhere (macOS's ._ copies)
              if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()]
     note = (f"wbc: note: {folder}: {len(loose)} image file(s) beside the class folders, in none of them, left out:"
@@ -202,6 +203,23 @@ def _list_class_folders(folder: Path, require_all_classes: bool) -> list[Sample]
         _SAID.add(note)  # once a process: an export lists TRAIN three times
         print(note, file=sys.stderr)
     return samples
+
+
+def _refuse_files_reached_twice(samples: Sequence[Sample]) -> None:
+    """DataError where links make one file two samples: a link in one class folder to another's put each
+    of its images under both labels (wrong figures, without a word), and a link up the tree every image
+    under every class."""
+    first: dict[Path, Path] = {}
+    twice: list[str] = []
+    for s in samples:
+        real = s.path.resolve()
+        if real in first:
+            twice.append(f"{first[real]} and {s.path}")
+        else:
+            first[real] = s.path
+    if twice:
+        raise DataError(f"{len(twice)} image file(s) reached twice through a link in a class folder (each image must "
+                        f"be in its class's folder once; remove the link):\n  {listed(twice)}")
 
 
 _SAID: set[str] = set()  # the notes on loose files printed so far
