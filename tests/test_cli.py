@@ -101,6 +101,26 @@ class TestPredictCli:
         assert [unquoted(r["file"]) for r in rows] == names
         assert [r["same_image_as"] for r in rows] == ["", *["'" + names[0]] * 5]
 
+    def test_images_read_from_pipes_are_not_repeats(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """Images given as pipes (a shell's <(...)) are compared by the bytes read for the prediction: two
+        different ones are two cells, where reading them again for the comparison read nothing and called the
+        second a repeat of the first; the same bytes twice are still one."""
+        import threading
+
+        others = sorted((FIXTURE_IMAGES / "TEST_SIMPLE" / "LYMPHOCYTE").glob("*.jpeg"))
+        sources = [EOS_FILE, others[0], EOS_FILE]
+        pipes = [tmp_path / f"pipe{i}" for i in range(3)]
+        for pipe in pipes:
+            os.mkfifo(pipe)
+        writers = [threading.Thread(target=lambda p=p, f=f: p.write_bytes(f.read_bytes()), daemon=True)
+                   for p, f in zip(pipes, sources)]
+        for w in writers:
+            w.start()
+        assert main(["predict", *map(str, pipes), "--csv", str(tmp_path / "p.csv"), "--quiet"]) == 0
+        rows = list(csv.DictReader((tmp_path / "p.csv").open(newline="")))
+        assert [r["same_image_as"] for r in rows] == ["", "", str(pipes[0])]
+        assert "left out: 1 repeat(s)" in capsys.readouterr().out
+
     def test_wide_names_keep_the_columns_level(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A name in Chinese or Japanese (two columns a character in a terminal) or with a combining accent
         (none) keeps the class column level with the other rows', and a long one is cut to the column's

@@ -418,16 +418,12 @@ def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
 
 def _repeats(preds: list[Prediction]) -> dict[int, str]:
     """Index in `preds` -> the file it repeats, for each image read that has the bytes of one read before it,
-    whatever the names. Rows with no image read, and a file that cannot be read again, repeat nothing."""
-    from wbc.io import bytes_key, first_copies
+    whatever the names (the bytes as read for the prediction: a pipe given as a path reads empty a second
+    time). Rows with no image read repeat nothing."""
+    from wbc.io import first_copies
 
-    def key(p: Prediction) -> str | None:
-        try:
-            return None if p.error else bytes_key(Path(p.file).read_bytes())
-        except OSError:
-            return None
-
-    return {i: str(preds[j].file) for i, j in first_copies([key(p) for p in preds]).items()}
+    keys = [None if p.error or not p.sha256 else p.sha256 for p in preds]
+    return {i: str(preds[j].file) for i, j in first_copies(keys).items()}
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -121,6 +121,16 @@ REDUCTIONS = (2**0.5, 2.0, 2 * 2**0.5, 4.0, 4 * 2**0.5, 8.0)
 MIN_REDUCED_SIDE = 48  # px: a field is never shrunk below this
 
 
+def read_source(source: str | Path | bytes, label: str) -> bytes:
+    """The bytes of an image file (path or bytes); BadImageError naming it as `label` where it cannot be read."""
+    if isinstance(source, bytes):
+        return source
+    try:
+        return Path(source).read_bytes()
+    except OSError as e:
+        raise BadImageError(f"{label}: cannot be read ({e.strerror or e})") from e
+
+
 def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
     """Decode an image file (path or bytes) into RGB uint8 (H, W, 3).
 
@@ -128,10 +138,7 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
     rotation. Raises BadImageError naming the file for anything unreadable, truncated or too large.
     """
     label = name or (str(source) if not isinstance(source, bytes) else "uploaded image")
-    try:
-        raw = source if isinstance(source, bytes) else Path(source).read_bytes()
-    except OSError as e:
-        raise BadImageError(f"{label}: cannot be read ({e.strerror or e})") from e
+    raw = read_source(source, label)
     if not raw:
         raise BadImageError(f"{label}: the file is empty")
     try:

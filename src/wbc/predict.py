@@ -20,9 +20,10 @@ import numpy as np
 
 from wbc.calibration import apply_confidence_map
 from wbc.errors import BadImageError, ModelFileError, WbcError
-from wbc.imaging import PreprocessSpec, dihedral_views, load_image, prepare_located, scale_channels, to_input
+from wbc.imaging import (PreprocessSpec, dihedral_views, load_image, prepare_located, read_source, scale_channels,
+                          to_input)
 from wbc.info import CLASSES, IMAGE_SUFFIXES
-from wbc.io import atomic_write_text, files_under, spreadsheet_text
+from wbc.io import atomic_write_text, bytes_key, files_under, spreadsheet_text
 from wbc.screening import OVEREXPOSED_SHARE, Screening, field_white, input_gains, photo_at_fault, screen
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -193,6 +194,7 @@ class Prediction:
     other_larger: bool = False  # that cell's nucleus is much larger than what was typed, perhaps a piece or speck
     no_image: str = ""  # the verdict of a row that names no image to read (`wbc predict`): "no image" or "not followed"
     same_as: str = ""  # `wbc predict`: the file given before with the same bytes; the differential counts it once
+    sha256: str = ""  # the bytes read's `wbc.io.bytes_key` ("" where none were read): what `same_as` compares
 
     @property
     def top2(self) -> list[tuple[str, float]]:
@@ -368,17 +370,22 @@ class Predictor:
         maps (4, fh, fw). A bad item gets its error and the rest go on."""
         out: list[tuple[Prediction, np.ndarray | None, np.ndarray | None]] = []
         ok: list[tuple[int, np.ndarray, Screening]] = []
+        keys: list[str] = []  # each item's bytes_key; read once (a pipe given as a path cannot be read again)
         for i, (name, source) in enumerate(items):
+            keys.append("")
             try:
-                ok.append((i, *self.analyse(load_image(source, name))))
+                raw = read_source(source, name)
+                keys[i] = bytes_key(raw)
+                ok.append((i, *self.analyse(load_image(raw, name))))
             except BadImageError as e:
-                out.append((Prediction(file=name, error=str(e)), None, None))
+                out.append((Prediction(file=name, error=str(e), sha256=keys[i]), None, None))
                 continue
             out.append((Prediction(file=name), None, None))  # filled in below
         if ok:
             probs, cams = self.predict(np.stack([a for _, a, _ in ok]), tta, cam)
             for j, (i, crop, sc) in enumerate(ok):
-                out[i] = (self.verdicts(items[i][0], probs[j], sc), crop, cams[j] if cams is not None else None)
+                pred = replace(self.verdicts(items[i][0], probs[j], sc), sha256=keys[i])
+                out[i] = (pred, crop, cams[j] if cams is not None else None)
         return out
 
     def predict_files(self, paths: Sequence[str | Path], progress: bool = False, tta: bool = True) -> list[Prediction]:
