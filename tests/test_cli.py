@@ -184,6 +184,23 @@ class TestPredictCli:
         assert len(unread) == 5 and all(r.endswith(f"  -  {NOT_READ}") for r in unread), unread  # the verdict once
         assert "interrupted after 3 of 8 file(s)" in captured.err
         assert "5 of 8 file(s) not read" in captured.err and "could not be used" not in captured.err
+        # Run whole, then interrupted again: the whole table stays, the part goes beside it (and replaces a part).
+        calls.append(1)
+        assert main(["predict", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--csv", str(out), "--quiet"]) == 0
+        whole = out.read_text()
+        for _ in range(2):
+            calls.clear()
+            assert main(["predict", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--csv", str(out), "--quiet"]) == 130
+            assert out.read_text() == whole
+            assert [r["verdict"] for r in csv.DictReader((tmp_path / "p.partial.csv").open())][3:] == ["not read"] * 5
+            assert f"wrote {tmp_path / 'p.partial.csv'} (interrupted, so the table at {out} was kept)" \
+                in capsys.readouterr().out
+        # A file of another kind under the part's name is not replaced either: no table, and a word why.
+        (tmp_path / "p.partial.csv").write_text("my notes")
+        calls.clear()
+        assert main(["predict", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--csv", str(out), "--quiet"]) == 130
+        assert out.read_text() == whole and (tmp_path / "p.partial.csv").read_text() == "my notes"
+        assert "no table written" in capsys.readouterr().err
 
     def test_several_images_end_with_a_differential(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """After the table, a differential of the images read as white cells: the counts are the table's

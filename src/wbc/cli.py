@@ -426,6 +426,19 @@ def _repeats(preds: list[Prediction]) -> dict[int, str]:
     return {i: str(preds[j].file) for i, j in first_copies(keys).items()}
 
 
+def _csv_path(csv_path: Path | None, interrupted: bool) -> tuple[Path | None, Path | None]:
+    """Where --csv's table goes, and the file kept instead of replaced (or None): an interrupted run's
+    table, of the files read before Ctrl+C, does not replace a table already at --csv (a whole run's, it
+    was lost to a part) but goes beside it as NAME.partial.csv, unless a file not of `wbc predict` is
+    there (then nowhere: None, with the kept file given as that one)."""
+    if csv_path is None or not interrupted or not csv_path.is_file():
+        return csv_path, None
+    partial = csv_path.with_name(f"{csv_path.stem}.partial{csv_path.suffix}")
+    if partial.is_file() and not _predictions_table(partial):
+        return None, partial
+    return partial, csv_path
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from wbc.predict import (CANNOT_JUDGE_VERDICT, NEEDS_REVIEW_VERDICT, NOT_A_WBC_VERDICT, NOT_READ, Prediction,
                              Predictor, weak_model_note, write_predictions_csv)
@@ -458,9 +471,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     copies = _repeats(results) if len(paths) > 1 else {}
     results = [replace(r, same_as=copies[i]) if i in copies else r for i, r in enumerate(results)]
     counted = [r for r in results if r.typed and not r.same_as]
-    if args.csv:  # first: a reader of the table that goes away (`| head`) must not cost the file
-        replaced = args.csv.is_file()
-        write_predictions_csv(args.csv, results)
+    csv_path, kept = _csv_path(args.csv, interrupted=bool(unread))
+    if csv_path:  # first: a reader of the table that goes away (`| head`) must not cost the file
+        replaced = csv_path.is_file()
+        write_predictions_csv(csv_path, results)
     if repeats:
         print(f"wbc: note: {repeats} file(s) given more than once, each classified and counted once", file=sys.stderr)
     if others and paths:
@@ -519,8 +533,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
                  f"in the count (marked in {'its row' if two == 1 else 'their rows'})" if two else "")
               + ":")
         print("\n".join(differential_lines([r.label for r in counted])))
-    if args.csv:
-        print(f"wrote {args.csv}" + (" (it replaced the table there)" if replaced else ""))
+    if csv_path:
+        print(f"wrote {csv_path}" + (f" (interrupted, so the table at {args.csv} was kept)" if kept
+                                     else " (it replaced the table there)" if replaced else ""))
+    elif kept:
+        print(f"wbc: interrupted: the table at {args.csv} was kept, and {kept}, where the part read would go, is a "
+              "file of another kind: no table written", file=sys.stderr)
     if bad:
         print(f"wbc: {bad} of {len(paths)} file(s) could not be used", file=sys.stderr)
     if named_nothing:  # a mistyped path is the user's to fix: scripts see it in the exit status
