@@ -130,17 +130,51 @@ class TestEvaluate:
             finally:
                 (folder / "MONOCYTE" / "patient2").chmod(0o755)
 
-    def test_a_users_files_replaced_are_named(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        """A report.md of the user's in --out is replaced, and said (as `wbc export` says it); an earlier
-        evaluation's files are replaced by a rerun without a note."""
+    def test_a_users_files_are_not_replaced(self, tmp_path: Path) -> None:
+        """A report.md of the user's in --out is refused before the work and kept (as `wbc predict --csv`
+        keeps a file not its own); an earlier evaluation's files are replaced by a rerun."""
+        from wbc.errors import OutputError
+
         out = tmp_path / "ev"
         out.mkdir()
         (out / "report.md").write_text("my notes")
+        with pytest.raises(OutputError, match=f"^{out}: holds report.md, not of an evaluation by wbc"):
+            evaluate(None, out, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=20, progress=False)
+        assert (out / "report.md").read_text() == "my notes" and [f.name for f in out.iterdir()] == ["report.md"]
+        (out / "report.md").unlink()
+        for _ in range(2):
+            evaluate(None, out, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=20, progress=False)
+            assert (out / "report.md").read_text().startswith("# Evaluation of ")
+
+    def test_a_failed_evaluation_leaves_the_folder_as_it_was(self, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+        """The files are made in a staging folder and moved in whole: a write that fails midway (a full
+        disk at the second plot) leaves the earlier evaluation's files as they were, not a mix of two, and
+        no staging folder; one that fails where there was none leaves no folder."""
+        import shutil
+
+        import wbc.evaluate
+        from wbc.errors import OutputError
+
+        out = tmp_path / "ev"
         evaluate(None, out, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=20, progress=False)
-        assert f"wbc: note: replaced report.md in {out} with this evaluation" in capsys.readouterr().err
-        assert (out / "report.md").read_text().startswith("# Evaluation of ")
-        evaluate(None, out, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=20, progress=False)
-        assert "replaced" not in capsys.readouterr().err
+        before = {f.name: f.read_bytes() for f in out.iterdir()}
+        real = wbc.evaluate.plot_confusion
+
+        def disk_full_at_the_cells(matrix: object, path: Path, title: str) -> None:
+            if title == "Cells":
+                raise OutputError(f"{path}: cannot write it (No space left on device)")
+            real(matrix, path, title)
+
+        monkeypatch.setattr(wbc.evaluate, "plot_confusion", disk_full_at_the_cells)
+        fewer = tmp_path / "fewer"  # another evaluation: other figures in every file
+        shutil.copytree(FIXTURE_IMAGES / "TEST_SIMPLE", fewer)
+        next(fewer.rglob("*.jpeg")).unlink()
+        for target in (out, tmp_path / "new" / "ev"):
+            with pytest.raises(OutputError, match="No space left"):
+                evaluate(None, target, folder=fewer, n_boot=20, progress=False)
+        assert {f.name: f.read_bytes() for f in out.iterdir()} == before
+        assert not (tmp_path / "new").exists()
 
     def test_output_inside_the_folder_is_refused_and_loose_images_are_named(self, tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch,

@@ -178,7 +178,7 @@ class TestExport:
         gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                               text=True, check=True).stdout.strip()
         running_pid = str(os.getppid())  # pytest's parent: alive, and not this process
-        killed, running, users = (out / f".wbc-export.{k}" for k in (f"{gone}.x", f"{running_pid}.y", "users"))
+        killed, running, users = (out / f".wbc-staging.{k}" for k in (f"{gone}.x", f"{running_pid}.y", "users"))
         for folder in (killed, running, users):
             folder.mkdir()
             (folder / "model.onnx").write_bytes(b"half")
@@ -190,7 +190,7 @@ class TestExport:
         assert [f.name for f in (tmp_path / "odd").iterdir()] == ["report.md"]
         monkeypatch.undo()
         card = export_and_report(tiny_run, out, data=data_copy, evaluate_test=True, skip_bad=True)
-        assert sorted(out.glob(".wbc-export.*")) == sorted([running, users])
+        assert sorted(out.glob(".wbc-staging.*")) == sorted([running, users])
         assert json.loads((out / "metrics.json").read_text())["skipped_files"] == ["MONOCYTE/broken.jpeg"]
         assert card["metrics"]["test"]["n_files"] == 8
 
@@ -224,7 +224,7 @@ class TestExport:
         assert json.loads((out / "model.json").read_text())["tta_views"] == 1
         assert "the model was exported to" in capsys.readouterr().err
         Predictor(out)  # the card names the ONNX file it sits beside
-        assert not list(out.glob(".wbc-export.*"))
+        assert not list(out.glob(".wbc-staging.*"))
 
     def test_a_move_that_fails_is_undone(self, tiny_run: Path, data_copy: Path, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from wbc.io import atomic_write_text
 from wbc.metrics import classification_report_text, compute_metrics
 from wbc.predict import Prediction, Predictor, predictions_csv
 from wbc.report import plot_confusion, write_report
+from wbc.staging import interrupt_held, move_in, staging
 
 
 def _shown(path: str | Path) -> str:
@@ -181,6 +183,8 @@ def evaluate(
     as the report names it, where the model is read from elsewhere (an export's staging folder)."""
     on_train = folder is None and split == "TRAIN"
     on_folder = folder is not None
+    out = Path(out)
+    _refuse_others_files(out)
     if folder is None:
         folder = find_images_root(data) / split
         samples = list_split(folder.parent, split)
@@ -190,14 +194,27 @@ def evaluate(
     where = _shown(folder)
     probs, prepared, matched, reader = model_probs(model, samples, skip_bad, progress)
     samples = prepared.samples
-    model_name, threshold = _shown(model_shown_as or reader.name), reader.review_threshold
+    model_name = _shown(model_shown_as or reader.name)
     y = np.array([s.label for s in samples])
     cells = [s.cell for s in samples]
     m = compute_metrics(probs, y, cells, n_boot=n_boot)
-    out = Path(out)
-    # Files of these names that are not an earlier evaluation's are the user's: say that they were replaced.
-    replaced = [] if _evaluated_before(out) else [f for f in EVALUATION_FILES if (out / f).exists()]
-    out.mkdir(parents=True, exist_ok=True)
+    hit: list[int] = []  # a Ctrl-C held back while the files move in
+    with staging(out) as stage:
+        m_out = _write_evaluation(stage, m, probs, y, cells, samples, prepared, matched, folder, reader, model_name,
+                                  where, on_train)
+        with interrupt_held(hit):  # milliseconds; the metrics last: a folder with them holds the whole evaluation
+            move_in(stage, out, sorted(EVALUATION_FILES, key=lambda f: f == "metrics.json"))
+    if hit:
+        print(f"wbc: note: the evaluation was written to {out} before the interrupt took effect", file=sys.stderr)
+        signal.raise_signal(signal.SIGINT)  # to the handler put back: KeyboardInterrupt by default
+    return m_out
+
+
+def _write_evaluation(out: Path, m: dict[str, Any], probs: np.ndarray, y: np.ndarray, cells: list[str],
+                      samples: list[Sample], prepared: Prepared, matched: np.ndarray, folder: Path, reader: Reader,
+                      model_name: str, where: str, on_train: bool) -> dict[str, Any]:
+    """EVALUATION_FILES written into `out`; the metrics as metrics.json holds them."""
+    threshold = reader.review_threshold
     m_out = {"model": model_name, "read_as": reader.read_as, "data": where, **m}
     if prepared.skipped:  # --skip-bad: the figures are over fewer files than the folder holds
         m_out["skipped_files"] = [os.path.relpath(f, folder) for f in prepared.skipped]
@@ -224,9 +241,18 @@ def evaluate(
                   **({"left out (unusable, --skip-bad)": f"{len(prepared.skipped)} file(s): "
                       + listed(m_out["skipped_files"], sep=", ")} if prepared.skipped else {}),
                   **({"caution": m_out["caution"]} if "caution" in m_out else {})}, text)
-    if replaced:
-        print(f"wbc: note: replaced {', '.join(replaced)} in {out} with this evaluation", file=sys.stderr)
     return m_out
+
+
+def _refuse_others_files(out: Path) -> None:
+    """OutputError, before the work, where `out` holds files of EVALUATION_FILES' names that are not an
+    earlier evaluation's (a rerun's replace their own): a user's report.md is not ours to replace."""
+    if _evaluated_before(out):
+        return
+    theirs = [f for f in EVALUATION_FILES if (out / f).exists()]
+    if theirs:
+        raise OutputError(f"{out}: holds {', '.join(theirs)}, not of an evaluation by wbc; evaluating there would "
+                          "replace them. Give another --out folder")
 
 
 def _evaluated_before(out: Path) -> bool:

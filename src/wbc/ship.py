@@ -6,14 +6,12 @@ TEST is only evaluated, never used to choose anything.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,9 +25,10 @@ from wbc.errors import BadImageError, CheckpointError, OutputError
 from wbc.evaluate import EVALUATION_FILES, evaluate
 from wbc.export import export
 from wbc.imaging import TEST_TIME_VIEWS, dihedral_views, load_image
-from wbc.io import atomic_write_text, missing_folders, remove_empty
+from wbc.io import atomic_write_text
 from wbc.metrics import expected_calibration_error
 from wbc.predict import Predictor, weak_model_note
+from wbc.staging import interrupt_held, move_in, staging
 from wbc.model import config_from_dict
 from wbc.train import load_checkpoint, read_val_cells
 
@@ -144,95 +143,6 @@ MODEL_FILES = ("model.onnx", "model.json")
 REPORT_FILES = (*EVALUATION_FILES, "training_curves.png")
 
 
-STAGE_PREFIX = ".wbc-export."  # an export's staging folder inside its output folder: PREFIX<pid>.<random>
-
-
-def _clear_dead_stages(out: Path) -> None:
-    """Remove the staging folders a killed export left in `out` (named by STAGE_PREFIX and the process
-    that made them, now gone); one of a running export, or anything else, stays."""
-    for stage in out.glob(STAGE_PREFIX + "*"):
-        pid = stage.name[len(STAGE_PREFIX):].split(".")[0]
-        if not stage.is_dir() or stage.is_symlink() or not pid.isdigit():
-            continue  # not an export's staging folder
-        if int(pid) != os.getpid() and os.name == "posix":  # this process runs one export at a time
-            try:
-                os.kill(int(pid), 0)
-                continue  # that export is still running
-            except ProcessLookupError:
-                pass
-            except (OSError, OverflowError):
-                continue  # another user's process (alive), or no process id at all
-        elif int(pid) != os.getpid():
-            continue  # no cheap way to tell elsewhere
-        shutil.rmtree(stage, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _staging(out: Path) -> Iterator[Path]:
-    """A staging folder inside `out` (made, with its parents, where missing), named by this process, and
-    removed after the block. Where the block fails, so are the folders made for it while they are
-    empty (once the files moved in, `out` is not); an undo by `_move_in` that failed leaves what it
-    could not put back in the staging folder, and says where."""
-    made = missing_folders(out)
-    stage: Path | None = None
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        _clear_dead_stages(out)
-        stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}.", dir=out))
-        yield stage
-    except BaseException:
-        kept = stage / ".before" if stage is not None else None
-        if kept is not None and kept.is_dir() and any(kept.iterdir()):
-            print(f"wbc: note: the export could not put back every file it replaced in {out}; the earlier ones "
-                  f"are in {kept}", file=sys.stderr)
-        elif stage is not None:
-            shutil.rmtree(stage, ignore_errors=True)
-        remove_empty(made)
-        raise
-    shutil.rmtree(stage, ignore_errors=True)
-
-
-def _move_in(stage: Path, out: Path, names: list[str]) -> None:
-    """Move `names` from `stage` into `out` in that order, all or none: where one move fails, those
-    before it are undone from the copies kept of the files they replaced (hard links, else copies)."""
-    before = stage / ".before"  # inside the staging folder: listed after `names` were
-    before.mkdir()
-    done: list[str] = []
-    try:
-        for f in names:
-            if (out / f).is_file():
-                try:
-                    os.link(out / f, before / f)
-                except OSError:
-                    shutil.copy2(out / f, before / f)
-            os.replace(stage / f, out / f)
-            done.append(f)
-    except BaseException:
-        for f in reversed(done):
-            if (before / f).exists():
-                os.replace(before / f, out / f)
-            else:
-                (out / f).unlink(missing_ok=True)
-        shutil.rmtree(before)  # undone: what is left there is no longer needed
-        raise
-
-
-@contextlib.contextmanager
-def _interrupt_held(hit: list[int]) -> Iterator[None]:
-    """Ctrl-C recorded in `hit` instead of raised, for the block (on the main thread; elsewhere the main
-    thread gets it): Python runs a signal's handler on the main thread whichever thread the signal hits."""
-    try:
-        old = signal.signal(signal.SIGINT, lambda signum, frame: hit.append(signum))
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        if old is not None:  # None: a handler not set from Python, which cannot be put back from it
-            signal.signal(signal.SIGINT, old)
-
-
 def export_and_report(run: str | Path, out: str | Path, data: str | Path | None = None,
                       evaluate_test: bool = False, tta: bool = True, calibrate: bool = True,
                       calibration: str | Path | None = None,
@@ -311,7 +221,7 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
         if (out / f).is_dir():
             raise OutputError(f"{out / f}: is a folder; the export writes a file of that name there")
     hit: list[int] = []  # a Ctrl-C held back while the files move in
-    with _staging(out) as stage:
+    with staging(out) as stage:
         card = export(ckpt, stage, parity_images(data, skip_training), temperature=t, extra_card={
             "tta_views": views, "calibration": {"temperature": t, **calib}, "review_threshold": threshold,
             "confidence_map": cmap, "match_white": match_white,
@@ -333,8 +243,8 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
         # The old model's report goes with it; a user's own file of such a name stays, unless replaced.
         stale = [f for f in REPORT_FILES if evaluated_before and f not in new and (out / f).is_file()]
         replaced = [f for f in REPORT_FILES if not evaluated_before and f in new and (out / f).exists()]
-        with _interrupt_held(hit):  # milliseconds
-            _move_in(stage, out, new)
+        with interrupt_held(hit):  # milliseconds
+            move_in(stage, out, new)
             for f in stale:
                 (out / f).unlink(missing_ok=True)
     if stale:

@@ -1,0 +1,103 @@
+"""Output folders written whole: files made in a staging folder inside the output folder, then moved in all
+at once, so that a failed, interrupted or killed export or evaluation leaves the folder as it was."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from wbc.io import missing_folders, remove_empty
+
+STAGE_PREFIX = ".wbc-staging."  # a staging folder inside an output folder: PREFIX<pid>.<random>
+
+
+def clear_dead_stages(out: Path) -> None:
+    """Remove the staging folders a killed export or evaluation left in `out` (named by STAGE_PREFIX and
+    the process that made them, now gone); one of a running process, or anything else, stays."""
+    for stage in out.glob(STAGE_PREFIX + "*"):
+        pid = stage.name[len(STAGE_PREFIX):].split(".")[0]
+        if not stage.is_dir() or stage.is_symlink() or not pid.isdigit():
+            continue  # not a staging folder of ours
+        if int(pid) != os.getpid() and os.name == "posix":  # this process writes one folder at a time
+            try:
+                os.kill(int(pid), 0)
+                continue  # that process is still running
+            except ProcessLookupError:
+                pass
+            except (OSError, OverflowError):
+                continue  # another user's process (alive), or no process id at all
+        elif int(pid) != os.getpid():
+            continue  # no cheap way to tell elsewhere
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staging(out: Path) -> Iterator[Path]:
+    """A staging folder inside `out` (made, with its parents, where missing), named by this process, and
+    removed after the block. Where the block fails, so are the folders made for it while they are
+    empty (once the files moved in, `out` is not); an undo by `move_in` that failed leaves what it
+    could not put back in the staging folder, and says where."""
+    made = missing_folders(out)
+    stage: Path | None = None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        clear_dead_stages(out)
+        stage = Path(tempfile.mkdtemp(prefix=f"{STAGE_PREFIX}{os.getpid()}.", dir=out))
+        yield stage
+    except BaseException:
+        kept = stage / ".before" if stage is not None else None
+        if kept is not None and kept.is_dir() and any(kept.iterdir()):
+            print(f"wbc: note: could not put back every file replaced in {out}; the earlier ones "
+                  f"are in {kept}", file=sys.stderr)
+        elif stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+        remove_empty(made)
+        raise
+    shutil.rmtree(stage, ignore_errors=True)
+
+
+def move_in(stage: Path, out: Path, names: list[str]) -> None:
+    """Move `names` from `stage` into `out` in that order, all or none: where one move fails, those
+    before it are undone from the copies kept of the files they replaced (hard links, else copies)."""
+    before = stage / ".before"  # inside the staging folder: listed after `names` were
+    before.mkdir()
+    done: list[str] = []
+    try:
+        for f in names:
+            if (out / f).is_file():
+                try:
+                    os.link(out / f, before / f)
+                except OSError:
+                    shutil.copy2(out / f, before / f)
+            os.replace(stage / f, out / f)
+            done.append(f)
+    except BaseException:
+        for f in reversed(done):
+            if (before / f).exists():
+                os.replace(before / f, out / f)
+            else:
+                (out / f).unlink(missing_ok=True)
+        shutil.rmtree(before)  # undone: what is left there is no longer needed
+        raise
+
+
+@contextlib.contextmanager
+def interrupt_held(hit: list[int]) -> Iterator[None]:
+    """Ctrl-C recorded in `hit` instead of raised, for the block (on the main thread; elsewhere the main
+    thread gets it): Python runs a signal's handler on the main thread whichever thread the signal hits."""
+    try:
+        old = signal.signal(signal.SIGINT, lambda signum, frame: hit.append(signum))
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        if old is not None:  # None: a handler not set from Python, which cannot be put back from it
+            signal.signal(signal.SIGINT, old)
