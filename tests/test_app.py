@@ -73,6 +73,17 @@ class TestAnalyse:
         assert r.heatmap is not None and r.heatmap.shape == r.crop.shape and r.heatmap.dtype == np.uint8
         assert not np.array_equal(r.heatmap, r.crop)
 
+    def test_heatmap_brightness_rises_with_the_evidence(self) -> None:
+        """The map's relative luminance (WCAG's) rises with the value from end to end, so that brighter means
+        more without telling hues apart (the old map's red end was darker than its yellow middle); its
+        caption says which end is stronger."""
+        rgb = logic._colormap(np.linspace(0, 1, 101)).astype(float) / 255
+        linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+        luminance = linear @ [0.2126, 0.7152, 0.0722]
+        assert (np.diff(luminance) > 0).all(), luminance
+        assert luminance[-1] / luminance[0] > 20  # far apart, not a dim rise
+        assert "brighter is stronger" in logic.HEATMAP_CAPTION
+
     def test_magnified_photo_is_shrunk_and_says_so(self, predictor: Predictor) -> None:
         """A photo 4x as magnified as the data set's is shrunk first: the caption and the CSV say by how
         much, and the type is the one the original gets; the original says nothing of the kind."""

@@ -52,9 +52,17 @@ def samples() -> list[tuple[str, bytes]]:
     return [(p.name, p.read_bytes()) for p in sorted(SAMPLES_DIR.glob("*.jpeg"))]
 
 
+# matplotlib's viridis at eight points (dark purple -> blue -> green -> yellow): its brightness rises with the
+# value all the way, so brighter reads as more, also in grey or to a colour-blind eye. (The map it replaced,
+# blue -> yellow -> red, ended darker than its middle: the strongest evidence looked weaker than moderate.)
+COLORMAP_ANCHORS = ((68, 1, 84), (70, 50, 126), (54, 92, 141), (39, 127, 142), (31, 161, 135), (74, 193, 109),
+                    (160, 218, 57), (253, 231, 37))
+HEATMAP_CAPTION = "Where the evidence was (class activation map; brighter is stronger)"
+
+
 def _colormap(v: np.ndarray) -> np.ndarray:
-    """Values in 0..1 (h, w) -> RGB uint8 (h, w, 3), dark blue -> cyan -> yellow -> red."""
-    anchors = np.array([[0, 0, 130], [0, 160, 255], [255, 230, 0], [220, 0, 0]], dtype=np.float32)
+    """Values in 0..1 (h, w) -> RGB uint8 (h, w, 3) along COLORMAP_ANCHORS."""
+    anchors = np.array(COLORMAP_ANCHORS, dtype=np.float32)
     pos = np.clip(v, 0, 1) * (len(anchors) - 1)
     i = np.minimum(pos.astype(int), len(anchors) - 2)
     f = (pos - i)[..., None]

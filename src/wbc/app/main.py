@@ -281,7 +281,7 @@ with classify_tab:
             pictures = st.container(key=f"{logic.PICTURES_KEY}{i}")
             pictures.image(r.crop, caption=logic.crop_caption(p), width="stretch")
             if r.heatmap is not None and p.typed:  # no evidence for a type the page does not give
-                pictures.image(r.heatmap, caption="Where the evidence was (class activation map)", width="stretch")
+                pictures.image(r.heatmap, caption=logic.HEATMAP_CAPTION, width="stretch")
             if r.marked is not None:
                 st.image(r.marked, caption="The photo: what the model read ringed green, the other white cell red",
                          width="stretch")
