@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -597,22 +598,45 @@ class TestOtherCell:
         assert 119 <= x <= 255 and 126 <= y <= 235
 
     def test_warning_and_row_say_it(self, predictor: Predictor) -> None:
-        """The app's warning names both places; the review table's verdict says a cell was not counted."""
+        """The app's warning names both places and the ring round each, by its colour and its line (one
+        solid, one dashed, not two colours alone); the photo shows the typed cell in a solid blue ring and the
+        other in a dashed orange one; the review table's verdict says a cell was not counted."""
         two, one = logic.analyse_uploads(predictor, [("two.jpeg", self.TWO.read_bytes()), ("eos.jpeg", EOS.read_bytes())])
         x, y = two.prediction.other_cell
         text = logic.other_cell_warning(two.prediction)
         assert text.startswith("Another white cell: ") and f"x={x}, y={y} px" in text and "Crop each cell" in text
         cx, cy = two.prediction.cell
-        assert 11 <= cx <= 102 and 114 <= cy <= 210 and f"the cell at x={cx}, y={cy} px (ringed green" in text
+        assert 11 <= cx <= 102 and 114 <= cy <= 210 and f"the cell at x={cx}, y={cy} px (solid blue ring" in text
+        assert f"x={x}, y={y} px from its top left (dashed orange ring)" in text
+        assert "solid blue ring" in logic.MARKED_CAPTION and "dashed orange" in logic.MARKED_CAPTION
         assert logic.other_cell_warning(one.prediction) == ""
-        # the photo with both rings, scaled to MARKED_SIDE: green round the typed cell, red round the other
+        # the photo with both rings, scaled to MARKED_SIDE: blue round the typed cell, orange round the other
         assert one.marked is None and two.marked.shape == (360, 480, 3)
+        assert logic.TYPED_RING == (0, 90, 255) and logic.OTHER_RING == (255, 140, 0)
         k = 480 / 320
         r = logic.ring_radius(480, 320, 1.0)
         assert r == 60  # a cell's 40 px radius, shown 1.5x
         for (px, py), ring in ((two.prediction.cell, logic.TYPED_RING), (two.prediction.other_cell, logic.OTHER_RING)):
             row = two.marked[round(py * k), round(px * k - r) - 3 : round(px * k - r) + 4]  # across the ring's left edge
             assert (np.abs(row.astype(int) - ring).sum(1) < 60).any(), (px, py)
+        # Round each ring, in the middle of its 4 px line: the typed one all ring colour; the other's dashes
+        # of ring colour alternating with the photo as it is without rings.
+        plain = np.asarray(Image.open(self.TWO).convert("RGB").resize((480, 360), Image.BILINEAR)).astype(int)
+        angles = np.radians(np.arange(0, 360, 0.5))
+        for (px, py), ring, dashed in ((two.prediction.cell, logic.TYPED_RING, False),
+                                       (two.prediction.other_cell, logic.OTHER_RING, True)):
+            xs = np.round(px * k + (r - 2) * np.cos(angles)).astype(int)
+            ys = np.round(py * k + (r - 2) * np.sin(angles)).astype(int)
+            assert ((xs >= 0) & (xs < 480) & (ys >= 0) & (ys < 360)).all()  # both rings whole in the photo
+            pixels = two.marked[ys, xs].astype(int)
+            coloured = np.abs(pixels - ring).sum(1) < 60
+            if not dashed:
+                assert coloured.all(), (px, py)
+                continue
+            photo = np.abs(pixels - plain[ys, xs]).sum(1) < 30
+            assert not (coloured & photo).any() and 0.35 < coloured.mean() < 0.65 and 0.25 < photo.mean() < 0.65
+            dashes = np.count_nonzero(coloured & ~np.roll(coloured, 1))  # where a run of ring colour starts
+            assert dashes == round(math.pi * r / logic.DASH_PX) == 16, dashes
         rows = logic.review_rows([two, one])
         assert str(rows[0]["verdict"]) == "confident (another cell uncounted)" and rows[0]["reviewed"] == cell_type(two.prediction.label).label
         assert "another" not in str(rows[1]["verdict"])
@@ -1105,7 +1129,7 @@ class TestPage:
         warnings = [w.value for w in at.warning if w.value.startswith("Another white cell: ")]
         assert len(warnings) == 1 and "neither typed nor counted" in warnings[0]
         captions = [i.caption for e in at.main if getattr(e, "type", "") == "image" for i in e.proto.imgs]
-        assert "The photo: what the model read ringed green, the other white cell red" in captions
+        assert logic.MARKED_CAPTION in captions
         assert at.dataframe[0].value["verdict"].tolist()[0].endswith("(another cell uncounted)")
         assert [w.value for w in at.warning if w.value.startswith("1 photo(s) show a white cell that is not "
                                                                     "counted")]
@@ -1126,7 +1150,7 @@ class TestPage:
         assert [s.value for s in at.subheader[:2]] == ["Cannot judge this photo", "Eosinophil"] and len(at.metric) == 1
         assert at.error[0].value.startswith("No type given, and left out of the count: the model read a small")
         captions = [i.caption for e in at.main if getattr(e, "type", "") == "image" for i in e.proto.imgs]
-        assert "The photo: what the model read ringed green, the other white cell red" in captions
+        assert logic.MARKED_CAPTION in captions
         assert sum(c.startswith("Where the evidence was") for c in captions) == 1  # the eosinophil's only
         table = at.dataframe[0].value
         assert table["reviewed"].tolist() == [logic.EXCLUDED, "Eosinophil"] and table["predicted"].tolist()[0] == ""

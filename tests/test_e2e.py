@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURE_IMAGES, FIXTURES
+from wbc.app import logic
 from wbc.app.logic import RESULT_KEY
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -208,7 +209,7 @@ class TestInBrowser:
         # A photo of two white cells: its ringed photo keeps the screen's width, under the two.
         phone.get_by_text("Show the built-in sample images").click()
         upload(phone, [FIXTURES / "two-white-cells.jpeg"])
-        phone.get_by_text("The photo: what the model read ringed green").wait_for()
+        phone.get_by_text(logic.MARKED_CAPTION).wait_for()
         crop, heat, ringed = (phone.locator(f".st-key-{RESULT_KEY}0").get_by_test_id("stImage").nth(i).bounding_box()
                               for i in range(3))
         assert ringed["y"] > crop["y"] + crop["height"] and ringed["width"] > 1.8 * crop["width"], (crop, ringed)

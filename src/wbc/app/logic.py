@@ -79,8 +79,12 @@ def cam_overlay(crop: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.nd
 
 
 MARKED_SIDE = 480  # px: the longer side of the photo shown with its two cells ringed
-TYPED_RING = (0, 170, 0)
-OTHER_RING = (220, 0, 0)
+# Blue and orange, told apart in every common colour blindness (green and red were one colour to a
+# deuteranope), and the other cell's ring dashed, so that neither colour is needed to tell them apart.
+TYPED_RING = (0, 90, 255)
+OTHER_RING = (255, 140, 0)
+DASH_PX = 12  # about, along the ring: a dash of the other cell's ring, and the gap after it
+MARKED_CAPTION = "The photo: what the model read in a solid blue ring, the other white cell in a dashed orange one"
 CELL_RADIUS = 40  # px at the data set's magnification: a white cell's radius, about
 
 
@@ -92,8 +96,8 @@ def ring_radius(shown_side: int, photo_side: int, reduced_by: float) -> int:
 
 def marked_photo(rgb: np.ndarray, typed: tuple[int, int], other: tuple[int, int], reduced_by: float = 1.0,
                  other_larger: bool = False) -> np.ndarray:
-    """The photo (H, W, 3) with the typed cell ringed green and the other white cell red, at (x, y) px,
-    scaled to MARKED_SIDE px on its longer side: where each is, at a glance. The rings assume a cell at
+    """The photo (H, W, 3) with the typed cell in a solid TYPED_RING ring and the other white cell in a dashed
+    OTHER_RING one, at (x, y) px, scaled to MARKED_SIDE px on its longer side: where each is, at a glance. The rings assume a cell at
     the data set's magnification once the photo is shrunk by `reduced_by`; `other_larger` (the other
     nucleus twice the typed mass or more) draws the other's 1.5x as large."""
     from PIL import ImageDraw
@@ -103,11 +107,21 @@ def marked_photo(rgb: np.ndarray, typed: tuple[int, int], other: tuple[int, int]
     img = Image.fromarray(rgb).resize((max(1, round(w * k)), max(1, round(h * k))), Image.BILINEAR)
     draw = ImageDraw.Draw(img)
     r, width = ring_radius(max(img.size), max(h, w), reduced_by), max(3, max(img.size) // 120)
-    for (x, y), colour, rr in ((typed, TYPED_RING, r), (other, OTHER_RING, round(r * (1.5 if other_larger else 1)))):
+    for (x, y), colour, rr, dashed in ((typed, TYPED_RING, r, False),
+                                       (other, OTHER_RING, round(r * (1.5 if other_larger else 1)), True)):
         box = (x * k - rr, y * k - rr, x * k + rr, y * k + rr)
-        # a white halo under the colour: red or green alone is lost on a purple nucleus
-        draw.ellipse((box[0] - 1, box[1] - 1, box[2] + 1, box[3] + 1), outline=(255, 255, 255), width=width + 2)
-        draw.ellipse(box, outline=colour, width=width)
+        halo = (box[0] - 1, box[1] - 1, box[2] + 1, box[3] + 1)
+        # a white halo under the colour: a colour alone is lost on a purple nucleus
+        if not dashed:
+            draw.ellipse(halo, outline=(255, 255, 255), width=width + 2)
+            draw.ellipse(box, outline=colour, width=width)
+            continue
+        # PIL draws no dashed ellipse: arcs, an even number so that dash and gap alternate all round
+        step = 360 / (2 * max(3, round(math.pi * rr / DASH_PX)))
+        cap = math.degrees(1 / rr)  # the halo 1 px past each end of its dash, as it is 1 px past each side
+        for start in np.arange(0, 360, 2 * step):
+            draw.arc(halo, start - cap, start + step + cap, fill=(255, 255, 255), width=width + 2)
+            draw.arc(box, start, start + step, fill=colour, width=width)
     return np.asarray(img)
 
 
@@ -204,13 +218,13 @@ def other_cell_warning(p: Prediction) -> str:
     x, y = p.other_cell
     typed = f" at x={p.cell[0]}, y={p.cell[1]} px" if p.cell else ""
     if p.other_larger:
-        return (f"No type given, and left out of the count: the model read a small stained mass{typed} (ringed "
-                f"green; the crop shown), which may be a piece of a cell cut by the photo's edge or a speck, while "
-                f"a much larger nucleus lies at x={x}, y={y} px (ringed red), from the photo's top left. Do not "
+        return (f"No type given, and left out of the count: the model read a small stained mass{typed} (solid "
+                f"blue ring; the crop shown), which may be a piece of a cell cut by the photo's edge or a speck, while "
+                f"a much larger nucleus lies at x={x}, y={y} px (dashed orange ring), from the photo's top left. Do not "
                 f"take the network's reading (small print) for that cell: {CROP_EACH} and upload each.")
     return (f"Another white cell: the photo shows a second stained nucleus (at least one) at x={x}, y={y} px from "
-            f"its top left (ringed red), which was neither typed nor counted; the type here is of the cell{typed} "
-            f"(ringed green; the crop shown). {CROP_EACH.capitalize()} and upload each.")
+            f"its top left (dashed orange ring), which was neither typed nor counted; the type here is of the "
+            f"cell{typed} (solid blue ring; the crop shown). {CROP_EACH.capitalize()} and upload each.")
 
 
 def uncounted_note(results: Sequence[CellResult]) -> str:

@@ -283,8 +283,7 @@ with classify_tab:
             if r.heatmap is not None and p.typed:  # no evidence for a type the page does not give
                 pictures.image(r.heatmap, caption=logic.HEATMAP_CAPTION, width="stretch")
             if r.marked is not None:
-                st.image(r.marked, caption="The photo: what the model read ringed green, the other white cell red",
-                         width="stretch")
+                st.image(r.marked, caption=logic.MARKED_CAPTION, width="stretch")
         with right:
             if not p.typed:
                 # No type, confidence, chart or biology: shown large, a forced reading of a blank field
