@@ -74,6 +74,60 @@ class TestAnalyse:
         assert r.heatmap is not None and r.heatmap.shape == r.crop.shape and r.heatmap.dtype == np.uint8
         assert not np.array_equal(r.heatmap, r.crop)
 
+    def test_heatmap_says_where_the_evidence_was_strongest(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The place of the map's peak, for the heatmap's alt text, is the peak of the predicted type's map
+        (not another type's), as shares of the crop's width and height."""
+        from wbc.predict import Prediction
+
+        maps = np.zeros((4, 7, 7), np.float32)
+        maps[CLASSES.index("EOSINOPHIL"), 1, 5] = 1.0  # top right
+        maps[CLASSES.index("NEUTROPHIL"), 6, 0] = 2.0  # another type's peak, larger
+        pred = Prediction(file="eos.jpeg", label="EOSINOPHIL", confidence=0.9, probs=(0.9, 0.03, 0.03, 0.04))
+        crop = np.full((96, 96, 3), 200, np.uint8)
+
+        class Fake:
+            def predict_sources(self, items, cam: bool = False):  # noqa: ANN001, ANN202
+                return [(pred, crop, maps) for _ in items]
+
+        r = logic.analyse_uploads(Fake(), [("eos.jpeg", b"x")])[0]  # type: ignore[arg-type]
+        assert r.evidence_at == pytest.approx((5.5 / 7, 1.5 / 7))
+        assert logic.heatmap_alt(r.name, pred, r.evidence_at) == (
+            "The crop of eos.jpeg tinted by where the evidence for eosinophil was, brighter where stronger, "
+            "strongest at the top right of the crop")
+        assert [logic._place(x, y) for y in (0.1, 0.5, 0.9) for x in (0.1, 0.5, 0.9)] == [
+            "at the top left", "at the top", "at the top right", "at the left", "in the middle", "at the right",
+            "at the bottom left", "at the bottom", "at the bottom right"]
+
+    def test_alt_texts_say_what_each_picture_shows(self, tmp_path: Path) -> None:
+        """Each picture's alt text names its file and what it shows: the crop, that it is the cell the model
+        read, and its type where it has one; the ringed photo, both cells' places and which ring is whose;
+        the confusion matrix, its counts from the evaluation's metrics.json (without one, what it is)."""
+        from wbc.predict import Prediction
+
+        cell = Prediction(file="eos.jpeg", label="EOSINOPHIL", confidence=0.9, probs=(0.9, 0.03, 0.03, 0.04),
+                          cell=(54, 147), other_cell=(197, 167))
+        flagged = Prediction(file="blank.png", label="NEUTROPHIL", confidence=0.819, probs=(0.06, 0.06, 0.06, 0.819),
+                             not_wbc="no stained nucleus found")
+        assert logic.crop_alt("eos.jpeg", cell) == "eos.jpeg, cropped to the cell the model read (typed eosinophil)"
+        assert logic.crop_alt("blank.png", flagged) == ("blank.png, cropped to what the model read (given no type: "
+                                                        "not a white blood cell)")
+        assert logic.marked_alt("two.jpeg", cell) == (
+            "The whole photo two.jpeg, two cells ringed: a solid blue ring round the one the model read at x=54, "
+            "y=147 px; a dashed orange ring round another white cell at x=197, y=167 px (from the top left)")
+        assert "round a much larger nucleus at x=197" in logic.marked_alt("two.jpeg", replace(cell, other_larger=True))
+        cm = [[567, 1, 0, 55], [0, 620, 0, 0], [0, 0, 465, 155], [48, 0, 0, 576]]
+        assert logic.confusion_alt(cm) == (
+            "Confusion matrix of the test images: each true type against the type the model read. Eosinophil: 567 "
+            "of 623 right (1 as lymphocyte, 55 as neutrophil); Lymphocyte: 620 of 620 right; Monocyte: 465 of 620 "
+            "right (155 as neutrophil); Neutrophil: 576 of 624 right (48 as eosinophil)")
+        head = "Confusion matrix of the test images: each true type against the type the model read"
+        assert logic.confusion_alt(None) == logic.confusion_alt([[1, 2], [3, 4]]) == logic.confusion_alt("x") == head
+        metrics = json.loads((DEFAULT_MODEL_DIR / "metrics.json").read_text())
+        assert logic.evaluation_confusion(DEFAULT_MODEL_DIR) == metrics["confusion"]
+        assert logic.evaluation_confusion(tmp_path) is None
+        (tmp_path / "metrics.json").write_text("[1, 2]")
+        assert logic.evaluation_confusion(tmp_path) is None
+
     def test_heatmap_brightness_rises_with_the_evidence(self) -> None:
         """The map's relative luminance (WCAG's) rises with the value from end to end, so that brighter means
         more without telling hues apart (the old map's red end was darker than its yellow middle); its
@@ -1130,6 +1184,14 @@ class TestPage:
         assert len(warnings) == 1 and "neither typed nor counted" in warnings[0]
         captions = [i.caption for e in at.main if getattr(e, "type", "") == "image" for i in e.proto.imgs]
         assert logic.MARKED_CAPTION in captions
+        # Every picture has an alt text (the model tab's confusion matrix too): the ringed photo's gives both places.
+        imgs = [i for e in at.main if getattr(e, "type", "") == "image" for i in e.proto.imgs]
+        assert len(imgs) == 6 and all(i.HasField("alt") and i.alt.strip() for i in imgs), [i.alt for i in imgs]
+        alts = [i.alt for i in imgs]
+        assert sum(a.startswith("The whole photo two.jpeg, two cells ringed: a solid blue ring") for a in alts) == 1
+        assert "eos.jpeg, cropped to the cell the model read (typed eosinophil)" in alts
+        assert any(a.startswith("Confusion matrix of the test images: each true type against the type the model "
+                                "read. Eosinophil: ") for a in alts), alts
         assert at.dataframe[0].value["verdict"].tolist()[0].endswith("(another cell uncounted)")
         assert [w.value for w in at.warning if w.value.startswith("1 photo(s) show a white cell that is not "
                                                                     "counted")]

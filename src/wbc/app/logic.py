@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -44,6 +45,7 @@ class CellResult:
     crop: np.ndarray | None = None  # what the network saw, uint8 (h, w, 3)
     heatmap: np.ndarray | None = None  # CAM of the predicted class over the crop, uint8 (h, w, 3)
     marked: np.ndarray | None = None  # a photo with a second white cell, both ringed, uint8 (H', W', 3)
+    evidence_at: tuple[float, float] | None = None  # (x, y) of the heatmap's peak, as shares of the crop's width, height
     error: str = ""
 
 
@@ -177,8 +179,69 @@ def analyse_uploads(predictor: Predictor, uploads: Sequence[tuple[str, bytes]]) 
             results[i].marked = marked_photo(load_image(uploads[i][1], uploads[i][0]), pred.cell, pred.other_cell,
                                              pred.reduced_by, pred.other_larger)
         if cam is not None and crop is not None:
-            results[i].heatmap = cam_overlay(crop, cam[CLASS_INDEX[pred.label]])
+            own = cam[CLASS_INDEX[pred.label]]
+            results[i].heatmap = cam_overlay(crop, own)
+            y, x = np.unravel_index(int(np.argmax(own)), own.shape)
+            results[i].evidence_at = ((x + 0.5) / own.shape[1], (y + 0.5) / own.shape[0])
     return results
+
+
+# Each picture's alt text, for a screen reader: what the picture shows of this file, not its caption again.
+def crop_alt(name: str, p: Prediction) -> str:
+    """The crop's alt text: the file, that it is the cell the model read, and the type where the page gives one."""
+    if p.typed:
+        return f"{name}, cropped to the cell the model read (typed {cell_type(p.label).label.lower()})"
+    return f"{name}, cropped to what the model read (given no type: {headline(p).lower()})"
+
+
+def _place(x: float, y: float) -> str:
+    """Where a point (shares of the width and height) lies in a picture, by thirds: "at the top left", "in the middle"."""
+    row = ("top", "", "bottom")[min(int(y * 3), 2)]
+    col = ("left", "", "right")[min(int(x * 3), 2)]
+    return f"at the {' '.join(filter(None, (row, col)))}" if row or col else "in the middle"
+
+
+def heatmap_alt(name: str, p: Prediction, evidence_at: tuple[float, float] | None) -> str:
+    """The heatmap's alt text: whose crop, the evidence for which type, and where it was strongest."""
+    where = f", strongest {_place(*evidence_at)} of the crop" if evidence_at else ""
+    return (f"The crop of {name} tinted by where the evidence for {cell_type(p.label).label.lower()} was, "
+            f"brighter where stronger{where}")
+
+
+def marked_alt(name: str, p: Prediction) -> str:
+    """The ringed photo's alt text: which ring is round which cell, and both cells' places in the photo."""
+    if p.other_cell is None:
+        return f"The whole photo {name}"
+    typed = f" at x={p.cell[0]}, y={p.cell[1]} px" if p.cell else ""
+    other = "a much larger nucleus" if p.other_larger else "another white cell"
+    return (f"The whole photo {name}, two cells ringed: a solid blue ring round the one the model read{typed}; a "
+            f"dashed orange ring round {other} at x={p.other_cell[0]}, y={p.other_cell[1]} px (from the top left)")
+
+
+def evaluation_confusion(model_dir: Path) -> object:
+    """The test images' confusion matrix from the metrics.json beside the model (which `wbc evaluate` writes
+    with confusion.png), or None where there is none to read."""
+    try:
+        return json.loads((model_dir / "metrics.json").read_text()).get("confusion")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def confusion_alt(confusion: object) -> str:
+    """The confusion matrix picture's alt text: for each true type, how many test images were read right and
+    what the rest were read as; without a 4 x 4 matrix of counts, what the picture is."""
+    head = "Confusion matrix of the test images: each true type against the type the model read"
+    try:
+        m = np.asarray(confusion, dtype=np.int64)
+    except (TypeError, ValueError):
+        return head
+    if m.shape != (len(CLASSES), len(CLASSES)):
+        return head
+    parts = []
+    for i, c in enumerate(CLASSES):
+        wrong = ", ".join(f"{m[i, j]} as {cell_type(d).label.lower()}" for j, d in enumerate(CLASSES) if j != i and m[i, j])
+        parts.append(f"{cell_type(c).label}: {m[i, i]} of {m[i].sum()} right" + (f" ({wrong})" if wrong else ""))
+    return f"{head}. " + "; ".join(parts)
 
 
 def crop_caption(p: Prediction) -> str:

@@ -201,7 +201,8 @@ with model_tab:
         st.warning(f"The model card's test figures could not be read ({e!r}).")
     confusion = predictor.onnx_path.parent / "confusion.png"
     if confusion.exists():
-        st.image(str(confusion), caption="Confusion matrix on the test images")
+        st.image(str(confusion), caption="Confusion matrix on the test images",
+                 alt=logic.confusion_alt(logic.evaluation_confusion(confusion.parent)))
     st.subheader("Limits")
     st.markdown(
         f"- {logic.trained_on(card)}; images from "
@@ -279,11 +280,12 @@ with classify_tab:
         left, right = st.container(key=f"{logic.RESULT_KEY}{i}").columns([1, 2])
         with left:
             pictures = st.container(key=f"{logic.PICTURES_KEY}{i}")
-            pictures.image(r.crop, caption=logic.crop_caption(p), width="stretch")
+            pictures.image(r.crop, caption=logic.crop_caption(p), alt=logic.crop_alt(r.name, p), width="stretch")
             if r.heatmap is not None and p.typed:  # no evidence for a type the page does not give
-                pictures.image(r.heatmap, caption=logic.HEATMAP_CAPTION, width="stretch")
+                pictures.image(r.heatmap, caption=logic.HEATMAP_CAPTION, alt=logic.heatmap_alt(r.name, p, r.evidence_at),
+                               width="stretch")
             if r.marked is not None:
-                st.image(r.marked, caption=logic.MARKED_CAPTION, width="stretch")
+                st.image(r.marked, caption=logic.MARKED_CAPTION, alt=logic.marked_alt(r.name, p), width="stretch")
         with right:
             if not p.typed:
                 # No type, confidence, chart or biology: shown large, a forced reading of a blank field
