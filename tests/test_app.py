@@ -128,6 +128,18 @@ class TestAnalyse:
         (tmp_path / "metrics.json").write_text("[1, 2]")
         assert logic.evaluation_confusion(tmp_path) is None
 
+    def test_markdown_literal_escapes_every_punctuation_mark(self) -> None:
+        """A name for a markdown body has each ASCII punctuation mark backslash-escaped (CommonMark shows an
+        escaped mark as itself) and nothing else changed."""
+        import re
+        import string
+
+        name = "a*b_c [x](y) $1$ :red[z] <i>#1.jpg é"
+        out = logic.markdown_literal(name)
+        assert re.sub(r"\\(.)", r"\1", out) == name  # unescaped, the name again
+        assert all(logic.markdown_literal(c) == f"\\{c}" for c in string.punctuation)
+        assert logic.markdown_literal("cell 1 é") == "cell 1 é"
+
     def test_heatmap_brightness_rises_with_the_evidence(self) -> None:
         """The map's relative luminance (WCAG's) rises with the value from end to end, so that brighter means
         more without telling hues apart (the old map's red end was darker than its yellow middle); its
@@ -1014,6 +1026,24 @@ class TestPage:
         assert at.metric[0].value.endswith("%")
         assert any("About the eosinophil" in e.label for e in at.expander)
 
+    def test_each_result_is_headed_by_its_file(self) -> None:
+        """Each result's heading is its file's name (h2, the name escaped so that a*b_c.jpg shows as it is),
+        its type under it (h3): a list of the page's headings names each file and does not jump from h1 to
+        h3; every heading's anchor, its id, is unique (two results of one type shared one); the count's
+        keeps #differential-count, which the link above the results points at; the model tab's are h2."""
+        at = self._app().run()
+        at.file_uploader[0].set_value([("a*b_c.jpg", EOS.read_bytes(), "image/jpeg"),
+                                       ("_b [x](y).jpeg", (FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL"
+                                                           / "_9_2814.jpeg").read_bytes(), "image/jpeg")]).run()
+        assert not at.exception
+        assert [h.value for h in at.header] == ["a\\*b\\_c\\.jpg", "\\_b \\[x\\]\\(y\\)\\.jpeg", "Differential count",
+                                                "How good is it?", "Limits"]
+        assert [h.value for h in at.subheader] == ["Eosinophil", "Eosinophil"]
+        anchors = [h.proto.anchor for h in [*at.title, *at.header, *at.subheader] if h.proto.anchor]
+        assert anchors == ["result-0", "result-1", "differential-count", "result-0-type", "result-1-type"]
+        assert not any(h.proto.hide_anchor for h in [*at.header, *at.subheader])
+        assert any("](#differential-count)" in m.value for m in at.markdown)
+
     def test_same_image_twice_is_counted_once(self) -> None:
         """The same image uploaded twice (under another name too) is shown and counted once, and the
         page says which upload it repeats; a different image is kept."""
@@ -1289,7 +1319,8 @@ class TestPage:
         at = self._app().run()
         at.file_uploader[0].set_value([("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
         assert not at.exception
-        assert [h.value for h in at.header] == ["Review"] and "counted" not in " ".join(c.value for c in at.caption)
+        assert [h.value for h in at.header] == [logic.markdown_literal("eos.jpeg"), "Review", "How good is it?", "Limits"]
+        assert "counted" not in " ".join(c.value for c in at.caption)
         tables = [d.value for d in at.dataframe]
         assert any("reviewed" in t.columns for t in tables) and not any("percent" in t.columns for t in tables)
         assert len(at.get("download_button")) == 1

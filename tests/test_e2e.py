@@ -161,11 +161,11 @@ class TestInBrowser:
         tops = [page.get_by_test_id("stImage").filter(visible=True).nth(i).bounding_box()["y"]
                 for i in range(page.get_by_test_id("stImage").filter(visible=True).count())]
         for name, kind in (("_4_1395.jpeg", "Neutrophil"), ("_2_4392.jpeg", "Monocyte")):
-            y = page.locator("strong", has_text=name).bounding_box()["y"]
+            y = page.get_by_role("heading", level=2, name=name).bounding_box()["y"]
             heading = page.get_by_role("heading", name=kind).bounding_box()["y"]
             assert 0 < heading - y < 150, (name, y, heading)  # the type right below the name
             assert heading < min(t for t in tops if t > y), (name, heading, tops)  # and before its pictures
-        page.locator("strong", has_text="_4_1395.jpeg").evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.get_by_role("heading", level=2, name="_4_1395.jpeg").evaluate("e => e.scrollIntoView({block: 'start'})")
         page.screenshot(path=str(OUT / "phone-result.png"))  # for a human check: the type under the name
         page.set_viewport_size({"width": 1280, "height": 900})
         # Side by side again on a desktop: the pictures on the left, level with the type.
@@ -213,3 +213,25 @@ class TestInBrowser:
         crop, heat, ringed = (phone.locator(f".st-key-{RESULT_KEY}0").get_by_test_id("stImage").nth(i).bounding_box()
                               for i in range(3))
         assert ringed["y"] > crop["y"] + crop["height"] and ringed["width"] > 1.8 * crop["width"], (crop, ringed)
+
+    def test_headings_name_each_file(self, page, app_url: str, tmp_path: Path) -> None:  # noqa: ANN001
+        """Each result is headed by its file's name (h2, shown as it is: a*b_c.jpg) and then its type (h3,
+        shown larger than the name), so that the page's headings go h1 > h2 > h3 and name each file; no two
+        elements share an id (two results of one type gave their headings one; the tables' grid cells are
+        Streamlit's own), and the link above the results still finds the count."""
+        odd = tmp_path / "a*b_c.jpg"
+        odd.write_bytes((FIXTURE_IMAGES / "TEST_SIMPLE" / "NEUTROPHIL" / "_4_1395.jpeg").read_bytes())
+        page.goto(app_url)
+        upload(page, [odd, FIXTURE_IMAGES / "TEST_SIMPLE" / "NEUTROPHIL" / "_7_8956.jpeg"])
+        page.get_by_role("heading", name="Differential count").wait_for()
+        headings = page.evaluate("""() => [...document.querySelectorAll('h1, h2, h3, h4, h5, h6')]
+            .filter(h => h.offsetParent).map(h => [+h.tagName[1], h.textContent, parseFloat(getComputedStyle(h).fontSize)])""")
+        assert [(level, text) for level, text, _ in headings] == [
+            (1, "White blood cell classifier"), (2, "a*b_c.jpg"), (3, "Neutrophil"), (2, "_7_8956.jpeg"),
+            (3, "Neutrophil"), (2, "Differential count")], headings
+        assert headings[1][2] < headings[2][2], headings  # the name smaller than the type under it
+        ids = page.evaluate("() => [...document.querySelectorAll('[id]')].map(e => e.id)")
+        shared = {i for i in ids if ids.count(i) > 1 and not i.startswith("glide-cell-")}
+        assert not shared, shared
+        page.locator('a[href="#differential-count"]').first.click()
+        assert page.locator("#differential-count").is_visible()

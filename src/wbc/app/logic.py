@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,12 @@ class CellResult:
     marked: np.ndarray | None = None  # a photo with a second white cell, both ringed, uint8 (H', W', 3)
     evidence_at: tuple[float, float] | None = None  # (x, y) of the heatmap's peak, as shares of the crop's width, height
     error: str = ""
+
+
+def markdown_literal(text: str) -> str:
+    """`text` for a Streamlit markdown body, shown as it is: every ASCII punctuation mark backslash-escaped
+    (a file named a*b_c.jpg was shown as a, then b_c.jpg in italics)."""
+    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", text)
 
 
 def samples() -> list[tuple[str, bytes]]:
@@ -532,6 +539,19 @@ HIDE_GRID_DOWNLOAD_CSS = ", ".join(f'[class*="st-key-{key}"] [data-testid="stEle
 # verdict's column goes first, and the crop and its heatmap sit side by side (one above the other, each the
 # screen's width, a result was 1,210 px tall: 1.4 screens); a ringed photo of two cells keeps the full width.
 RESULT_KEY = "result-"
+# Each result is headed by its file's name, an h2 (the type under it an h3), so that a list of the page's
+# headings names each file; shown smaller than Streamlit's h2, and than the type, as the bold name it replaced.
+# A long name without spaces (a camera's) breaks rather than widen the page. Their anchors (`result_anchors`)
+# are for unique ids only: Streamlit gives a heading without one an id made of its text, the same for two
+# results of one type, so their "Link to heading" buttons stay hidden, as the bold name had none.
+RESULT_HEADINGS_CSS = ('[class*="st-key-' + RESULT_KEY + '"] [data-testid="stHeading"] h2 '
+                       '{ font-size: 1.15rem; font-weight: 600; padding: 0.25rem 0; overflow-wrap: anywhere; } '
+                       '[class*="st-key-' + RESULT_KEY + '"] [data-testid="stHeaderActionElements"] { display: none; }')
+
+
+def result_anchors(i: int) -> tuple[str, str]:
+    """The anchors (the headings' ids) of the `i`th result's file name and type: unique on the page."""
+    return f"{RESULT_KEY}{i}", f"{RESULT_KEY}{i}-type"
 PICTURES_KEY = "pictures-"  # the crop and its heatmap, in a container of their own (the ringed photo is not)
 PHONE_RESULT_CSS = ('@media (max-width: 640px) { [class*="st-key-' + RESULT_KEY + '"] [data-testid="stHorizontalBlock"] > '
                     '[data-testid="stColumn"]:last-child { order: -1; } '

@@ -18,7 +18,8 @@ from wbc.screening import OVEREXPOSED_SHARE
 st.set_page_config(page_title="wbc - white blood cell classifier", page_icon="🩸", layout="centered")
 # The review table's and differential's own "Download as CSV" (Streamlit has no option to turn it off) would
 # write them without logic.table_csv's rows and quoting, or the total: the page's buttons are their downloads.
-st.html(f"<style>{logic.HIDE_GRID_DOWNLOAD_CSS}\n{logic.PHONE_RESULT_CSS}\n{logic.TOOLBAR_ROOM_CSS}</style>")
+st.html(f"<style>{logic.HIDE_GRID_DOWNLOAD_CSS}\n{logic.PHONE_RESULT_CSS}\n{logic.TOOLBAR_ROOM_CSS}\n"
+        f"{logic.RESULT_HEADINGS_CSS}</style>")
 
 
 @st.cache_resource(show_spinner="Loading the model...")
@@ -194,7 +195,7 @@ classify_tab, model_tab = st.tabs(["Classify", "About the model"])
 with model_tab:
     card = predictor.card
     test = (card.get("metrics") or {}).get("test")
-    st.subheader("How good is it?")
+    st.header("How good is it?")
     try:
         show_test_figures(test, logic.public_data(card))
     except (KeyError, TypeError, ValueError) as e:  # a card from another version: the rest of the page still works
@@ -203,7 +204,7 @@ with model_tab:
     if confusion.exists():
         st.image(str(confusion), caption="Confusion matrix on the test images",
                  alt=logic.confusion_alt(logic.evaluation_confusion(confusion.parent)))
-    st.subheader("Limits")
+    st.header("Limits")
     st.markdown(
         f"- {logic.trained_on(card)}; images from "
         "other microscopes, stains or magnifications may be read less well.\n"
@@ -275,9 +276,11 @@ with classify_tab:
         p = r.prediction
         assert p is not None and r.crop is not None
         st.divider()
+        result = st.container(key=f"{logic.RESULT_KEY}{i}")
         # Above the columns: on a phone they stack, and a name under the images read as the next image's.
-        st.markdown(f"**{r.name}**")
-        left, right = st.container(key=f"{logic.RESULT_KEY}{i}").columns([1, 2])
+        name_anchor, type_anchor = logic.result_anchors(i)
+        result.header(logic.markdown_literal(r.name), anchor=name_anchor)
+        left, right = result.columns([1, 2])
         with left:
             pictures = st.container(key=f"{logic.PICTURES_KEY}{i}")
             pictures.image(r.crop, caption=logic.crop_caption(p), alt=logic.crop_alt(r.name, p), width="stretch")
@@ -290,7 +293,7 @@ with classify_tab:
             if not p.typed:
                 # No type, confidence, chart or biology: shown large, a forced reading of a blank field
                 # reads as a finding. The small print keeps it for whoever wants to see it.
-                st.subheader(logic.headline(p))
+                st.subheader(logic.headline(p), anchor=type_anchor)
                 st.error(logic.flagged_message(p, counted=len(results) > 1))
                 if over := logic.overexposure_warning(p):
                     st.warning(over)
@@ -300,7 +303,7 @@ with classify_tab:
                 st.warning(over)
             if other := logic.other_cell_warning(p):
                 st.warning(other)
-            st.subheader(logic.headline(p))
+            st.subheader(logic.headline(p), anchor=type_anchor)
             st.metric("Confidence", f"{100 * p.confidence:.1f}%",
                       help="The model's probability for this type, calibrated on held-out cells of the laboratory "
                            "it learned from: not the chance that it is right on your images. *About the model* "
