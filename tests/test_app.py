@@ -1192,8 +1192,8 @@ class TestPage:
         assert any(c.startswith("What the model saw (the photo was shrunk") for c in captions), captions
 
     def test_overexposed_photo_is_warned_about(self) -> None:
-        """An overexposed photo (x1.4, clipped) shows its type and a warning naming the overexposure;
-        the photo as taken shows none."""
+        """An overexposed photo (x1.4, clipped) shows its type and a warning naming the overexposure, begun
+        with the file's name (the page shows two); the photo as taken shows none."""
         from wbc.robustness import brightness
 
         over = Image.fromarray(brightness(1.4)(np.asarray(Image.open(EOS).convert("RGB"))))
@@ -1201,16 +1201,18 @@ class TestPage:
         at.file_uploader[0].set_value([("over.png", encode(over), "image/png"),
                                        ("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
         assert not at.exception and at.subheader[1].value == "Eosinophil"  # the photo as taken
-        warnings = [w.value for w in at.warning if w.value.startswith("Overexposed: ")]
+        warnings = [w.value for w in at.warning if "Overexposed: " in w.value]
         assert len(warnings) == 1 and "% of the lit area is pure white" in warnings[0]
+        assert warnings[0].startswith("**over\\.png**: Overexposed: "), warnings
 
     def test_second_cell_is_warned_about(self) -> None:
-        """A photo of two white cells: the type of one, and a warning that names where the other is."""
+        """A photo of two white cells: the type of one, and a warning that names where the other is, begun
+        with the file's name (the page shows two)."""
         at = self._app().run()
         at.file_uploader[0].set_value([("two.jpeg", TestOtherCell.TWO.read_bytes(), "image/jpeg"),
                                        ("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
         assert not at.exception
-        warnings = [w.value for w in at.warning if w.value.startswith("Another white cell: ")]
+        warnings = [w.value for w in at.warning if w.value.startswith("**two\\.jpeg**: Another white cell: ")]
         assert len(warnings) == 1 and "neither typed nor counted" in warnings[0]
         captions = [i.caption for e in at.main if getattr(e, "type", "") == "image" for i in e.proto.imgs]
         assert logic.MARKED_CAPTION in captions
@@ -1240,7 +1242,8 @@ class TestPage:
                                        ("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
         assert not at.exception
         assert [s.value for s in at.subheader[:2]] == ["Cannot judge this photo", "Eosinophil"] and len(at.metric) == 1
-        assert at.error[0].value.startswith("No type given, and left out of the count: the model read a small")
+        assert at.error[0].value.startswith("**piece\\.png**: No type given, and left out of the count: the model "
+                                            "read a small")
         captions = [i.caption for e in at.main if getattr(e, "type", "") == "image" for i in e.proto.imgs]
         assert logic.MARKED_CAPTION in captions
         assert sum(c.startswith("Where the evidence was") for c in captions) == 1  # the eosinophil's only
@@ -1391,13 +1394,15 @@ class TestPage:
         at.file_uploader[0].set_value([("white.png", encode(Image.new("RGB", (320, 240), (255, 255, 255))),
                                         "image/png"), ("bright.png", encode(bright), "image/png")]).run()
         assert not at.exception and [s.value for s in at.subheader[:2]] == ["Cannot judge this photo"] * 2
-        assert at.error[0].value.startswith("Why: no stained nucleus found")
-        warnings = [w.value for w in at.warning if w.value.startswith("Overexposed: ")]
-        assert len(warnings) == 2 and all("with less light" in w and "Top two" not in w for w in warnings)
+        assert at.error[0].value.startswith("**white\\.png**: Why: no stained nucleus found")
+        warnings = [w.value for w in at.warning if "Overexposed: " in w.value]
+        assert [w.split(": ")[0] for w in warnings] == ["**white\\.png**", "**bright\\.png**"]
+        assert all("with less light" in w and "Top two" not in w for w in warnings)
 
     def test_overexposed_photo_that_needs_review_gives_the_top_two_once(self) -> None:
         """A typed, overexposed photo whose confidence is also below the review threshold: its top two are
-        in the overexposure warning, and the needs-review warning does not give them again."""
+        in the overexposure warning, and the needs-review warning does not give them again. Alone, its
+        warnings begin with what they say; beside another image, with the file's name."""
         from wbc.robustness import brightness
 
         src = FIXTURE_IMAGES / "TEST_SIMPLE" / "MONOCYTE" / "_2_4392.jpeg"
@@ -1408,6 +1413,11 @@ class TestPage:
         warnings = [w.value for w in at.warning]
         assert any(w.startswith("Overexposed: ") for w in warnings) and any(w.startswith("Needs review") for w in warnings)
         assert sum("Top two" in w for w in warnings) == 1, warnings
+        at.file_uploader[0].set_value([("bright.png", encode(bright), "image/png"),
+                                       ("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
+        assert not at.exception
+        mine = [w.value for w in at.warning if w.value.startswith("**bright\\.png**: ")]
+        assert [w.split(": ")[1] for w in mine] == ["Overexposed", "Needs review"], [w.value for w in at.warning]
 
     def test_card_without_test_figures(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A model exported without --evaluate (no TEST figures in its card): the model tab says so and how

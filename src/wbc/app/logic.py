@@ -297,6 +297,13 @@ def other_cell_warning(p: Prediction) -> str:
             f"cell{typed} (solid blue ring; the crop shown). {CROP_EACH.capitalize()} and upload each.")
 
 
+def about_image(name: str, text: str, several: bool) -> str:
+    """A warning or error about one image as the page shows it: where the page shows `several`, begun with
+    the file's name, since a screen reader reads each out as it comes, away from the heading that names the
+    file ("Needs review: ..." twice said not which)."""
+    return f"**{markdown_literal(name)}**: {text}" if several else text
+
+
 def uncounted_note(results: Sequence[CellResult]) -> str:
     """Under the differential: how many photos hold a white cell that no row counts (empty for none)."""
     preds = [r.prediction for r in results if r.prediction is not None and r.prediction.other_cell is not None]

@@ -263,7 +263,8 @@ with classify_tab:
     with st.spinner(f"Analysing {len(uploads)} image(s)..."):
         results = analyse(predictor, predictor.card["onnx_sha256"], tuple(uploads))
     bad = logic.unusable(results)
-    if len(results) > 1:  # the count is at the end of a long page
+    several = len(results) > 1
+    if several:  # the count is at the end of a long page
         st.markdown(f"{len(results)} image(s) analysed" + (f", {len(bad)} of them could not be used" if bad else "")
                     + (". [The differential count and review table](#differential-count) are at the end."
                        if len(results) - len(bad) > 1 else ". [The review table](#differential-count) is at the end."
@@ -271,7 +272,7 @@ with classify_tab:
 
     for i, r in enumerate(results):
         if r.error:
-            st.error(r.error)
+            st.error(r.error)  # it begins with the file's name
             continue
         p = r.prediction
         assert p is not None and r.crop is not None
@@ -294,15 +295,15 @@ with classify_tab:
                 # No type, confidence, chart or biology: shown large, a forced reading of a blank field
                 # reads as a finding. The small print keeps it for whoever wants to see it.
                 st.subheader(logic.headline(p), anchor=type_anchor)
-                st.error(logic.flagged_message(p, counted=len(results) > 1))
+                st.error(logic.about_image(r.name, logic.flagged_message(p, counted=several), several))
                 if over := logic.overexposure_warning(p):
-                    st.warning(over)
+                    st.warning(logic.about_image(r.name, over, several))
                 st.caption(logic.forced_reading(p))
                 continue
             if over := logic.overexposure_warning(p):
-                st.warning(over)
+                st.warning(logic.about_image(r.name, over, several))
             if other := logic.other_cell_warning(p):
-                st.warning(other)
+                st.warning(logic.about_image(r.name, other, several))
             st.subheader(logic.headline(p), anchor=type_anchor)
             st.metric("Confidence", f"{100 * p.confidence:.1f}%",
                       help="The model's probability for this type, calibrated on held-out cells of the laboratory "
@@ -311,11 +312,11 @@ with classify_tab:
             if p.needs_review:
                 (a, pa), (b, pb) = p.top2
                 top = f" Top two: {cell_type(a).label} {100 * pa:.1f}%, {cell_type(b).label} {100 * pb:.1f}%."
-                st.warning(
-                    f"Needs review: this confidence is below {100 * predictor.review_threshold:.2f}%, the "
+                st.warning(logic.about_image(
+                    r.name, f"Needs review: this confidence is below {100 * predictor.review_threshold:.2f}%, the "
                     "level of the least sure tenth of held-out training images."
-                    + ("" if p.overexposed else top)  # the overexposure warning above gives them
-                )
+                    + ("" if p.overexposed else top),  # the overexposure warning above gives them
+                    several))
             # One bar per type on a fixed 0-100% scale, its figure in words (a bar chart rescaled to its
             # largest bar made 59% look as full as 99%, and gave a screen reader nothing).
             for c, v in zip(CLASSES, p.probs):
