@@ -235,3 +235,43 @@ class TestInBrowser:
         assert not shared, shared
         page.locator('a[href="#differential-count"]').first.click()
         assert page.locator("#differential-count").is_visible()
+
+    @pytest.mark.parametrize("scheme", ["light", "dark"])
+    def test_captions_are_legible_and_pictures_described(self, browser, app_url: str, scheme: str) -> None:  # noqa: ANN001
+        """Every caption's text, at its opacity over the page, has at least WCAG's 4.5:1 contrast (Streamlit's
+        0.6 opacity gave 3.9:1), on either theme; every picture, the hidden tab's too, has an alt text."""
+        pg = browser.new_page(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
+        pg.set_default_timeout(60_000)
+        pg.goto(app_url)
+        upload(pg, [FIXTURES / "two-white-cells.jpeg", FIXTURE_IMAGES / "TEST_SIMPLE" / "MONOCYTE" / "_2_4392.jpeg"])
+        pg.get_by_role("heading", name="Differential count").wait_for()
+        shown = pg.evaluate("""() => [...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
+            .filter(e => e.offsetParent).map(e => {
+                let opacity = 1, bg = null;
+                for (let n = e; n; n = n.parentElement) {
+                    const s = getComputedStyle(n);
+                    opacity *= parseFloat(s.opacity);
+                    if (!bg && !s.backgroundColor.startsWith('rgba(0, 0, 0, 0)') && s.backgroundColor !== 'transparent')
+                        bg = s.backgroundColor;
+                }
+                return [e.textContent.slice(0, 40), getComputedStyle(e).color, opacity, bg];
+            })""")
+        pictures = pg.evaluate("() => [...document.querySelectorAll('img')].map(i => (i.getAttribute('alt') || '').trim())")
+        pg.close()
+        assert len(pictures) == 6 and all(pictures), pictures  # 2 crops, 2 heatmaps, the ringed photo, the confusion matrix
+
+        def rgb(css: str) -> list[float]:
+            return [float(v) for v in css[css.index("(") + 1:-1].split(",")[:3]]
+
+        def luminance(c: list[float]) -> float:
+            lin = [v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4 for v in (x / 255 for x in c)]
+            return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+        assert len(shown) >= 5, shown
+        for text, colour, opacity, bg in shown:
+            fg, back = rgb(colour), rgb(bg or "rgb(255, 255, 255)")
+            seen = [opacity * f + (1 - opacity) * b for f, b in zip(fg, back)]
+            hi, lo = sorted((luminance(seen), luminance(back)), reverse=True)
+            assert (hi + 0.05) / (lo + 0.05) >= 4.5, (scheme, text, colour, opacity, bg)
+        page_bg = luminance(rgb(shown[0][3] or "rgb(255, 255, 255)"))
+        assert page_bg == 1.0 if scheme == "light" else page_bg < 0.05  # each theme was the one drawn
