@@ -994,10 +994,14 @@ class TestPage:
         return AppTest.from_file(str(APP), default_timeout=60)
 
     def test_starts_clean(self) -> None:
-        """The page renders without an exception and invites an upload."""
+        """The page renders without an exception and invites an upload; the upload box's help says how to find
+        why a file was refused without needing colour or a mouse."""
         at = self._app().run()
         assert not at.exception
         assert "Upload one or more" in at.info[0].value
+        help_text = at.file_uploader[0].help
+        assert "marked with an error sign: point at it, or Tab to it, for why" in help_text
+        assert "red" not in help_text and "hover" not in help_text
 
     def test_model_tab_says_how_far_to_trust_a_confidence(self) -> None:
         """The model tab shows the shipped card's test-set calibration bins: one row per bin, its images

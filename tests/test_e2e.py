@@ -275,3 +275,24 @@ class TestInBrowser:
             assert (hi + 0.05) / (lo + 0.05) >= 4.5, (scheme, text, colour, opacity, bg)
         page_bg = luminance(rgb(shown[0][3] or "rgb(255, 255, 255)"))
         assert page_bg == 1.0 if scheme == "light" else page_bg < 0.05  # each theme was the one drawn
+
+    def test_a_refused_files_reason_is_reached_with_tab(self, page, app_url: str, tmp_path: Path) -> None:  # noqa: ANN001
+        """As the upload box's help says: a file the box refuses shows its reason when Tab reaches it, not on
+        hover alone, and a screen reader is given it."""
+        heic = tmp_path / "photo.heic"
+        heic.write_bytes(b"not a picture")
+        page.goto(app_url)
+        upload(page, [heic])
+        chip = page.get_by_test_id("stFileChip").filter(has_text="photo.heic")
+        chip.wait_for()
+        assert chip.get_attribute("aria-invalid") == "true"
+        assert "not allowed" in page.locator(f'[id="{chip.get_attribute("aria-describedby")}"]').text_content()
+        page.mouse.move(0, 0)
+        page.get_by_role("tab", name="Classify").focus()
+        for _ in range(5):
+            page.keyboard.press("Tab")
+            if page.evaluate("() => document.activeElement.getAttribute('aria-label')") == "Remove photo.heic":
+                break
+        else:
+            pytest.fail("Tab did not reach the refused file")
+        page.get_by_role("tooltip").filter(has_text="not allowed").wait_for()

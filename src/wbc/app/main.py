@@ -234,12 +234,13 @@ with classify_tab:
     files = st.file_uploader(
         "Cell images (JPG, PNG, BMP, TIFF, WebP, GIF)",
         # The types listed: Safari on an iPhone then hands over a HEIC photo as JPEG, which it does only
-        # where the list leaves HEIC out. A file the box refuses shows its reason on hover alone, so say so.
+        # where the list leaves HEIC out. A file the box refuses shows its reason only where pointed at or
+        # reached with Tab (a screen reader is told it), so say so, without "red" or "hover".
         type=sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES),
         accept_multiple_files=True,
         help=(f"One white cell per image works best. Up to {logic.MAX_UPLOAD_MB} MB per file. A file the box refuses "
-              "(larger, or of another type, such as a HEIC photo: export it as JPEG) is marked red; "
-              "hover over it for why."),
+              "(larger, or of another type, such as a HEIC photo: export it as JPEG) is marked with an error sign: "
+              "point at it, or Tab to it, for why."),
     )
     use_samples = st.toggle("Show the built-in sample images instead (two of each type)", value=False)
     uploads = [(f.name, f.getvalue()) for f in files or []]
