@@ -46,7 +46,7 @@ class CellResult:
     crop: np.ndarray | None = None  # what the network saw, uint8 (h, w, 3)
     heatmap: np.ndarray | None = None  # CAM of the predicted class over the crop, uint8 (h, w, 3)
     marked: np.ndarray | None = None  # a photo with a second white cell, both ringed, uint8 (H', W', 3)
-    evidence_at: tuple[float, float] | None = None  # (x, y) of the heatmap's peak, as shares of the crop's width, height
+    evidence_at: tuple[float, float] | None = None  # (x, y) of the heatmap's peak, shares of the crop's width, height
     error: str = ""
 
 
@@ -105,10 +105,11 @@ def ring_radius(shown_side: int, photo_side: int, reduced_by: float) -> int:
 
 def marked_photo(rgb: np.ndarray, typed: tuple[int, int], other: tuple[int, int], reduced_by: float = 1.0,
                  other_larger: bool = False) -> np.ndarray:
-    """The photo (H, W, 3) with the typed cell in a solid TYPED_RING ring and the other white cell in a dashed
-    OTHER_RING one, at (x, y) px, scaled to MARKED_SIDE px on its longer side: where each is, at a glance. The rings assume a cell at
-    the data set's magnification once the photo is shrunk by `reduced_by`; `other_larger` (the other
-    nucleus twice the typed mass or more) draws the other's 1.5x as large."""
+    """The photo (H, W, 3) with the typed cell in a solid TYPED_RING ring and the other white cell in a
+    dashed OTHER_RING one, at (x, y) px, scaled to MARKED_SIDE px on its longer side: where each is, at a
+    glance. The rings assume a cell at the data set's magnification once the photo is shrunk by
+    `reduced_by`; `other_larger` (the other nucleus twice the typed mass or more) draws the other's 1.5x
+    as large."""
     from PIL import ImageDraw
 
     h, w = rgb.shape[:2]
@@ -202,7 +203,8 @@ def crop_alt(name: str, p: Prediction) -> str:
 
 
 def _place(x: float, y: float) -> str:
-    """Where a point (shares of the width and height) lies in a picture, by thirds: "at the top left", "in the middle"."""
+    """Where a point (shares of the width and height) lies in a picture, by thirds: "at the top left", "in
+    the middle"."""
     row = ("top", "", "bottom")[min(int(y * 3), 2)]
     col = ("left", "", "right")[min(int(x * 3), 2)]
     return f"at the {' '.join(filter(None, (row, col)))}" if row or col else "in the middle"
@@ -289,9 +291,9 @@ def other_cell_warning(p: Prediction) -> str:
     typed = f" at x={p.cell[0]}, y={p.cell[1]} px" if p.cell else ""
     if p.other_larger:
         return (f"No type given, and left out of the count: the model read a small stained mass{typed} (solid "
-                f"blue ring; the crop shown), which may be a piece of a cell cut by the photo's edge or a speck, while "
-                f"a much larger nucleus lies at x={x}, y={y} px (dashed orange ring), from the photo's top left. Do not "
-                f"take the network's reading (small print) for that cell: {CROP_EACH} and upload each.")
+                f"blue ring; the crop shown), which may be a piece of a cell cut by the photo's edge or a speck, "
+                f"while a much larger nucleus lies at x={x}, y={y} px (dashed orange ring), from the photo's top "
+                f"left. Do not take the network's reading (small print) for that cell: {CROP_EACH} and upload each.")
     return (f"Another white cell: the photo shows a second stained nucleus (at least one) at x={x}, y={y} px from "
             f"its top left (dashed orange ring), which was neither typed nor counted; the type here is of the "
             f"cell{typed} (solid blue ring; the crop shown). {CROP_EACH.capitalize()} and upload each.")
@@ -546,6 +548,19 @@ HIDE_GRID_DOWNLOAD_CSS = ", ".join(f'[class*="st-key-{key}"] [data-testid="stEle
 # verdict's column goes first, and the crop and its heatmap sit side by side (one above the other, each the
 # screen's width, a result was 1,210 px tall: 1.4 screens); a ringed photo of two cells keeps the full width.
 RESULT_KEY = "result-"
+PICTURES_KEY = "pictures-"  # the crop and its heatmap, in a container of their own (the ringed photo is not)
+PHONE_RESULT_CSS = ('@media (max-width: 640px) { [class*="st-key-' + RESULT_KEY + '"] [data-testid="stHorizontalBlock"] > '
+                    '[data-testid="stColumn"]:last-child { order: -1; } '
+                    '[class*="st-key-' + PICTURES_KEY + '"] { flex-flow: row wrap; } '
+                    '[class*="st-key-' + PICTURES_KEY + '"] > [data-testid="stElementContainer"] '
+                    '{ width: calc(50% - 0.5rem) !important; } }')
+# On a touch screen (Streamlit's own test for it: pointer: coarse) a table's toolbar is always shown, 44 px
+# tall and above the table, where the gap to what comes before is 16 px: it covered the last line of the
+# caption above the review table and the last row of the review table above the differential. There a table
+# keeps that room above it.
+TOOLBAR_ROOM_CSS = ('@media (pointer: coarse) { [data-testid="stElementContainer"]:has([data-testid="stDataFrame"]) '
+                    '{ margin-top: 1.75rem; } }')
+
 # Each result is headed by its file's name, an h2 (the type under it an h3), so that a list of the page's
 # headings names each file; shown smaller than Streamlit's h2, and than the type, as the bold name it replaced.
 # A long name without spaces (a camera's) breaks rather than widen the page. Their anchors (`result_anchors`)
@@ -559,18 +574,7 @@ RESULT_HEADINGS_CSS = ('[class*="st-key-' + RESULT_KEY + '"] [data-testid="stHea
 def result_anchors(i: int) -> tuple[str, str]:
     """The anchors (the headings' ids) of the `i`th result's file name and type: unique on the page."""
     return f"{RESULT_KEY}{i}", f"{RESULT_KEY}{i}-type"
-PICTURES_KEY = "pictures-"  # the crop and its heatmap, in a container of their own (the ringed photo is not)
-PHONE_RESULT_CSS = ('@media (max-width: 640px) { [class*="st-key-' + RESULT_KEY + '"] [data-testid="stHorizontalBlock"] > '
-                    '[data-testid="stColumn"]:last-child { order: -1; } '
-                    '[class*="st-key-' + PICTURES_KEY + '"] { flex-flow: row wrap; } '
-                    '[class*="st-key-' + PICTURES_KEY + '"] > [data-testid="stElementContainer"] '
-                    '{ width: calc(50% - 0.5rem) !important; } }')
-# On a touch screen (Streamlit's own test for it: pointer: coarse) a table's toolbar is always shown, 44 px
-# tall and above the table, where the gap to what comes before is 16 px: it covered the last line of the
-# caption above the review table and the last row of the review table above the differential. There a table
-# keeps that room above it.
-TOOLBAR_ROOM_CSS = ('@media (pointer: coarse) { [data-testid="stElementContainer"]:has([data-testid="stDataFrame"]) '
-                    '{ margin-top: 1.75rem; } }')
+
 
 # Streamlit draws captions at 0.6 opacity: 3.9:1 on the light theme's white, under the 4.5:1 that small
 # text needs, and the captions here carry what a picture or a table means. At 0.8 they are 7.2:1.

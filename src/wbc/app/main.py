@@ -287,8 +287,8 @@ with classify_tab:
             pictures = st.container(key=f"{logic.PICTURES_KEY}{i}")
             pictures.image(r.crop, caption=logic.crop_caption(p), alt=logic.crop_alt(r.name, p), width="stretch")
             if r.heatmap is not None and p.typed:  # no evidence for a type the page does not give
-                pictures.image(r.heatmap, caption=logic.HEATMAP_CAPTION, alt=logic.heatmap_alt(r.name, p, r.evidence_at),
-                               width="stretch")
+                pictures.image(r.heatmap, caption=logic.HEATMAP_CAPTION,
+                               alt=logic.heatmap_alt(r.name, p, r.evidence_at), width="stretch")
             if r.marked is not None:
                 st.image(r.marked, caption=logic.MARKED_CAPTION, alt=logic.marked_alt(r.name, p), width="stretch")
         with right:
