@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -72,6 +73,83 @@ class TestAnalyse:
         r = logic.analyse_uploads(predictor, [("eos.jpeg", EOS.read_bytes())])[0]
         assert r.heatmap is not None and r.heatmap.shape == r.crop.shape and r.heatmap.dtype == np.uint8
         assert not np.array_equal(r.heatmap, r.crop)
+
+    def test_heatmap_says_where_the_evidence_was_strongest(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The place of the map's peak, for the heatmap's alt text, is the peak of the predicted type's map
+        (not another type's), as shares of the crop's width and height."""
+        from wbc.predict import Prediction
+
+        maps = np.zeros((4, 7, 7), np.float32)
+        maps[CLASSES.index("EOSINOPHIL"), 1, 5] = 1.0  # top right
+        maps[CLASSES.index("NEUTROPHIL"), 6, 0] = 2.0  # another type's peak, larger
+        pred = Prediction(file="eos.jpeg", label="EOSINOPHIL", confidence=0.9, probs=(0.9, 0.03, 0.03, 0.04))
+        crop = np.full((96, 96, 3), 200, np.uint8)
+
+        class Fake:
+            def predict_sources(self, items, cam: bool = False):  # noqa: ANN001, ANN202
+                return [(pred, crop, maps) for _ in items]
+
+        r = logic.analyse_uploads(Fake(), [("eos.jpeg", b"x")])[0]  # type: ignore[arg-type]
+        assert r.evidence_at == pytest.approx((5.5 / 7, 1.5 / 7))
+        assert logic.heatmap_alt(r.name, pred, r.evidence_at) == (
+            "The crop of eos.jpeg tinted by where the evidence for eosinophil was, brighter where stronger, "
+            "strongest at the top right of the crop")
+        assert [logic._place(x, y) for y in (0.1, 0.5, 0.9) for x in (0.1, 0.5, 0.9)] == [
+            "at the top left", "at the top", "at the top right", "at the left", "in the middle", "at the right",
+            "at the bottom left", "at the bottom", "at the bottom right"]
+
+    def test_alt_texts_say_what_each_picture_shows(self, tmp_path: Path) -> None:
+        """Each picture's alt text names its file and what it shows: the crop, that it is the cell the model
+        read, and its type where it has one; the ringed photo, both cells' places and which ring is whose;
+        the confusion matrix, its counts from the evaluation's metrics.json (without one, what it is)."""
+        from wbc.predict import Prediction
+
+        cell = Prediction(file="eos.jpeg", label="EOSINOPHIL", confidence=0.9, probs=(0.9, 0.03, 0.03, 0.04),
+                          cell=(54, 147), other_cell=(197, 167))
+        flagged = Prediction(file="blank.png", label="NEUTROPHIL", confidence=0.819, probs=(0.06, 0.06, 0.06, 0.819),
+                             not_wbc="no stained nucleus found")
+        assert logic.crop_alt("eos.jpeg", cell) == "eos.jpeg, cropped to the cell the model read (typed eosinophil)"
+        assert logic.crop_alt("blank.png", flagged) == ("blank.png, cropped to what the model read (given no type: "
+                                                        "not a white blood cell)")
+        assert logic.marked_alt("two.jpeg", cell) == (
+            "The whole photo two.jpeg, two cells ringed: a solid blue ring round the one the model read at x=54, "
+            "y=147 px; a dashed orange ring round another white cell at x=197, y=167 px (from the top left)")
+        assert "round a much larger nucleus at x=197" in logic.marked_alt("two.jpeg", replace(cell, other_larger=True))
+        cm = [[567, 1, 0, 55], [0, 620, 0, 0], [0, 0, 465, 155], [48, 0, 0, 576]]
+        assert logic.confusion_alt(cm) == (
+            "Confusion matrix of the test images: each true type against the type the model read. Eosinophil: 567 "
+            "of 623 right (1 as lymphocyte, 55 as neutrophil); Lymphocyte: 620 of 620 right; Monocyte: 465 of 620 "
+            "right (155 as neutrophil); Neutrophil: 576 of 624 right (48 as eosinophil)")
+        head = "Confusion matrix of the test images: each true type against the type the model read"
+        assert logic.confusion_alt(None) == logic.confusion_alt([[1, 2], [3, 4]]) == logic.confusion_alt("x") == head
+        metrics = json.loads((DEFAULT_MODEL_DIR / "metrics.json").read_text())
+        assert logic.evaluation_confusion(DEFAULT_MODEL_DIR) == metrics["confusion"]
+        assert logic.evaluation_confusion(tmp_path) is None
+        (tmp_path / "metrics.json").write_text("[1, 2]")
+        assert logic.evaluation_confusion(tmp_path) is None
+
+    def test_markdown_literal_escapes_every_punctuation_mark(self) -> None:
+        """A name for a markdown body has each ASCII punctuation mark backslash-escaped (CommonMark shows an
+        escaped mark as itself) and nothing else changed."""
+        import re
+        import string
+
+        name = "a*b_c [x](y) $1$ :red[z] <i>#1.jpg é"
+        out = logic.markdown_literal(name)
+        assert re.sub(r"\\(.)", r"\1", out) == name  # unescaped, the name again
+        assert all(logic.markdown_literal(c) == f"\\{c}" for c in string.punctuation)
+        assert logic.markdown_literal("cell 1 é") == "cell 1 é"
+
+    def test_heatmap_brightness_rises_with_the_evidence(self) -> None:
+        """The map's relative luminance (WCAG's) rises with the value from end to end, so that brighter means
+        more without telling hues apart (the old map's red end was darker than its yellow middle); its
+        caption says which end is stronger."""
+        rgb = logic._colormap(np.linspace(0, 1, 101)).astype(float) / 255
+        linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+        luminance = linear @ [0.2126, 0.7152, 0.0722]
+        assert (np.diff(luminance) > 0).all(), luminance
+        assert luminance[-1] / luminance[0] > 20  # far apart, not a dim rise
+        assert "brighter is stronger" in logic.HEATMAP_CAPTION
 
     def test_magnified_photo_is_shrunk_and_says_so(self, predictor: Predictor) -> None:
         """A photo 4x as magnified as the data set's is shrunk first: the caption and the CSV say by how
@@ -586,22 +664,45 @@ class TestOtherCell:
         assert 119 <= x <= 255 and 126 <= y <= 235
 
     def test_warning_and_row_say_it(self, predictor: Predictor) -> None:
-        """The app's warning names both places; the review table's verdict says a cell was not counted."""
+        """The app's warning names both places and the ring round each, by its colour and its line (one
+        solid, one dashed, not two colours alone); the photo shows the typed cell in a solid blue ring and the
+        other in a dashed orange one; the review table's verdict says a cell was not counted."""
         two, one = logic.analyse_uploads(predictor, [("two.jpeg", self.TWO.read_bytes()), ("eos.jpeg", EOS.read_bytes())])
         x, y = two.prediction.other_cell
         text = logic.other_cell_warning(two.prediction)
         assert text.startswith("Another white cell: ") and f"x={x}, y={y} px" in text and "Crop each cell" in text
         cx, cy = two.prediction.cell
-        assert 11 <= cx <= 102 and 114 <= cy <= 210 and f"the cell at x={cx}, y={cy} px (ringed green" in text
+        assert 11 <= cx <= 102 and 114 <= cy <= 210 and f"the cell at x={cx}, y={cy} px (solid blue ring" in text
+        assert f"x={x}, y={y} px from its top left (dashed orange ring)" in text
+        assert "solid blue ring" in logic.MARKED_CAPTION and "dashed orange" in logic.MARKED_CAPTION
         assert logic.other_cell_warning(one.prediction) == ""
-        # the photo with both rings, scaled to MARKED_SIDE: green round the typed cell, red round the other
+        # the photo with both rings, scaled to MARKED_SIDE: blue round the typed cell, orange round the other
         assert one.marked is None and two.marked.shape == (360, 480, 3)
+        assert logic.TYPED_RING == (0, 90, 255) and logic.OTHER_RING == (255, 140, 0)
         k = 480 / 320
         r = logic.ring_radius(480, 320, 1.0)
         assert r == 60  # a cell's 40 px radius, shown 1.5x
         for (px, py), ring in ((two.prediction.cell, logic.TYPED_RING), (two.prediction.other_cell, logic.OTHER_RING)):
             row = two.marked[round(py * k), round(px * k - r) - 3 : round(px * k - r) + 4]  # across the ring's left edge
             assert (np.abs(row.astype(int) - ring).sum(1) < 60).any(), (px, py)
+        # Round each ring, in the middle of its 4 px line: the typed one all ring colour; the other's dashes
+        # of ring colour alternating with the photo as it is without rings.
+        plain = np.asarray(Image.open(self.TWO).convert("RGB").resize((480, 360), Image.BILINEAR)).astype(int)
+        angles = np.radians(np.arange(0, 360, 0.5))
+        for (px, py), ring, dashed in ((two.prediction.cell, logic.TYPED_RING, False),
+                                       (two.prediction.other_cell, logic.OTHER_RING, True)):
+            xs = np.round(px * k + (r - 2) * np.cos(angles)).astype(int)
+            ys = np.round(py * k + (r - 2) * np.sin(angles)).astype(int)
+            assert ((xs >= 0) & (xs < 480) & (ys >= 0) & (ys < 360)).all()  # both rings whole in the photo
+            pixels = two.marked[ys, xs].astype(int)
+            coloured = np.abs(pixels - ring).sum(1) < 60
+            if not dashed:
+                assert coloured.all(), (px, py)
+                continue
+            photo = np.abs(pixels - plain[ys, xs]).sum(1) < 30
+            assert not (coloured & photo).any() and 0.35 < coloured.mean() < 0.65 and 0.25 < photo.mean() < 0.65
+            dashes = np.count_nonzero(coloured & ~np.roll(coloured, 1))  # where a run of ring colour starts
+            assert dashes == round(math.pi * r / logic.DASH_PX) == 16, dashes
         rows = logic.review_rows([two, one])
         assert str(rows[0]["verdict"]) == "confident (another cell uncounted)" and rows[0]["reviewed"] == cell_type(two.prediction.label).label
         assert "another" not in str(rows[1]["verdict"])
@@ -893,10 +994,14 @@ class TestPage:
         return AppTest.from_file(str(APP), default_timeout=60)
 
     def test_starts_clean(self) -> None:
-        """The page renders without an exception and invites an upload."""
+        """The page renders without an exception and invites an upload; the upload box's help says how to find
+        why a file was refused without needing colour or a mouse."""
         at = self._app().run()
         assert not at.exception
         assert "Upload one or more" in at.info[0].value
+        help_text = at.file_uploader[0].help
+        assert "marked with an error sign: point at it, or Tab to it, for why" in help_text
+        assert "red" not in help_text and "hover" not in help_text
 
     def test_model_tab_says_how_far_to_trust_a_confidence(self) -> None:
         """The model tab shows the shipped card's test-set calibration bins: one row per bin, its images
@@ -924,6 +1029,24 @@ class TestPage:
         assert at.subheader[0].value == "Eosinophil"
         assert at.metric[0].value.endswith("%")
         assert any("About the eosinophil" in e.label for e in at.expander)
+
+    def test_each_result_is_headed_by_its_file(self) -> None:
+        """Each result's heading is its file's name (h2, the name escaped so that a*b_c.jpg shows as it is),
+        its type under it (h3): a list of the page's headings names each file and does not jump from h1 to
+        h3; every heading's anchor, its id, is unique (two results of one type shared one); the count's
+        keeps #differential-count, which the link above the results points at; the model tab's are h2."""
+        at = self._app().run()
+        at.file_uploader[0].set_value([("a*b_c.jpg", EOS.read_bytes(), "image/jpeg"),
+                                       ("_b [x](y).jpeg", (FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL"
+                                                           / "_9_2814.jpeg").read_bytes(), "image/jpeg")]).run()
+        assert not at.exception
+        assert [h.value for h in at.header] == ["a\\*b\\_c\\.jpg", "\\_b \\[x\\]\\(y\\)\\.jpeg", "Differential count",
+                                                "How good is it?", "Limits"]
+        assert [h.value for h in at.subheader] == ["Eosinophil", "Eosinophil"]
+        anchors = [h.proto.anchor for h in [*at.title, *at.header, *at.subheader] if h.proto.anchor]
+        assert anchors == ["result-0", "result-1", "differential-count", "result-0-type", "result-1-type"]
+        assert not any(h.proto.hide_anchor for h in [*at.header, *at.subheader])
+        assert any("](#differential-count)" in m.value for m in at.markdown)
 
     def test_same_image_twice_is_counted_once(self) -> None:
         """The same image uploaded twice (under another name too) is shown and counted once, and the
@@ -1073,8 +1196,8 @@ class TestPage:
         assert any(c.startswith("What the model saw (the photo was shrunk") for c in captions), captions
 
     def test_overexposed_photo_is_warned_about(self) -> None:
-        """An overexposed photo (x1.4, clipped) shows its type and a warning naming the overexposure;
-        the photo as taken shows none."""
+        """An overexposed photo (x1.4, clipped) shows its type and a warning naming the overexposure, begun
+        with the file's name (the page shows two); the photo as taken shows none."""
         from wbc.robustness import brightness
 
         over = Image.fromarray(brightness(1.4)(np.asarray(Image.open(EOS).convert("RGB"))))
@@ -1082,19 +1205,29 @@ class TestPage:
         at.file_uploader[0].set_value([("over.png", encode(over), "image/png"),
                                        ("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
         assert not at.exception and at.subheader[1].value == "Eosinophil"  # the photo as taken
-        warnings = [w.value for w in at.warning if w.value.startswith("Overexposed: ")]
+        warnings = [w.value for w in at.warning if "Overexposed: " in w.value]
         assert len(warnings) == 1 and "% of the lit area is pure white" in warnings[0]
+        assert warnings[0].startswith("**over\\.png**: Overexposed: "), warnings
 
     def test_second_cell_is_warned_about(self) -> None:
-        """A photo of two white cells: the type of one, and a warning that names where the other is."""
+        """A photo of two white cells: the type of one, and a warning that names where the other is, begun
+        with the file's name (the page shows two)."""
         at = self._app().run()
         at.file_uploader[0].set_value([("two.jpeg", TestOtherCell.TWO.read_bytes(), "image/jpeg"),
                                        ("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
         assert not at.exception
-        warnings = [w.value for w in at.warning if w.value.startswith("Another white cell: ")]
+        warnings = [w.value for w in at.warning if w.value.startswith("**two\\.jpeg**: Another white cell: ")]
         assert len(warnings) == 1 and "neither typed nor counted" in warnings[0]
         captions = [i.caption for e in at.main if getattr(e, "type", "") == "image" for i in e.proto.imgs]
-        assert "The photo: what the model read ringed green, the other white cell red" in captions
+        assert logic.MARKED_CAPTION in captions
+        # Every picture has an alt text (the model tab's confusion matrix too): the ringed photo's gives both places.
+        imgs = [i for e in at.main if getattr(e, "type", "") == "image" for i in e.proto.imgs]
+        assert len(imgs) == 6 and all(i.HasField("alt") and i.alt.strip() for i in imgs), [i.alt for i in imgs]
+        alts = [i.alt for i in imgs]
+        assert sum(a.startswith("The whole photo two.jpeg, two cells ringed: a solid blue ring") for a in alts) == 1
+        assert "eos.jpeg, cropped to the cell the model read (typed eosinophil)" in alts
+        assert any(a.startswith("Confusion matrix of the test images: each true type against the type the model "
+                                "read. Eosinophil: ") for a in alts), alts
         assert at.dataframe[0].value["verdict"].tolist()[0].endswith("(another cell uncounted)")
         assert [w.value for w in at.warning if w.value.startswith("1 photo(s) show a white cell that is not "
                                                                     "counted")]
@@ -1113,9 +1246,10 @@ class TestPage:
                                        ("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
         assert not at.exception
         assert [s.value for s in at.subheader[:2]] == ["Cannot judge this photo", "Eosinophil"] and len(at.metric) == 1
-        assert at.error[0].value.startswith("No type given, and left out of the count: the model read a small")
+        assert at.error[0].value.startswith("**piece\\.png**: No type given, and left out of the count: the model "
+                                            "read a small")
         captions = [i.caption for e in at.main if getattr(e, "type", "") == "image" for i in e.proto.imgs]
-        assert "The photo: what the model read ringed green, the other white cell red" in captions
+        assert logic.MARKED_CAPTION in captions
         assert sum(c.startswith("Where the evidence was") for c in captions) == 1  # the eosinophil's only
         table = at.dataframe[0].value
         assert table["reviewed"].tolist() == [logic.EXCLUDED, "Eosinophil"] and table["predicted"].tolist()[0] == ""
@@ -1192,7 +1326,8 @@ class TestPage:
         at = self._app().run()
         at.file_uploader[0].set_value([("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
         assert not at.exception
-        assert [h.value for h in at.header] == ["Review"] and "counted" not in " ".join(c.value for c in at.caption)
+        assert [h.value for h in at.header] == [logic.markdown_literal("eos.jpeg"), "Review", "How good is it?", "Limits"]
+        assert "counted" not in " ".join(c.value for c in at.caption)
         tables = [d.value for d in at.dataframe]
         assert any("reviewed" in t.columns for t in tables) and not any("percent" in t.columns for t in tables)
         assert len(at.get("download_button")) == 1
@@ -1263,13 +1398,15 @@ class TestPage:
         at.file_uploader[0].set_value([("white.png", encode(Image.new("RGB", (320, 240), (255, 255, 255))),
                                         "image/png"), ("bright.png", encode(bright), "image/png")]).run()
         assert not at.exception and [s.value for s in at.subheader[:2]] == ["Cannot judge this photo"] * 2
-        assert at.error[0].value.startswith("Why: no stained nucleus found")
-        warnings = [w.value for w in at.warning if w.value.startswith("Overexposed: ")]
-        assert len(warnings) == 2 and all("with less light" in w and "Top two" not in w for w in warnings)
+        assert at.error[0].value.startswith("**white\\.png**: Why: no stained nucleus found")
+        warnings = [w.value for w in at.warning if "Overexposed: " in w.value]
+        assert [w.split(": ")[0] for w in warnings] == ["**white\\.png**", "**bright\\.png**"]
+        assert all("with less light" in w and "Top two" not in w for w in warnings)
 
     def test_overexposed_photo_that_needs_review_gives_the_top_two_once(self) -> None:
         """A typed, overexposed photo whose confidence is also below the review threshold: its top two are
-        in the overexposure warning, and the needs-review warning does not give them again."""
+        in the overexposure warning, and the needs-review warning does not give them again. Alone, its
+        warnings begin with what they say; beside another image, with the file's name."""
         from wbc.robustness import brightness
 
         src = FIXTURE_IMAGES / "TEST_SIMPLE" / "MONOCYTE" / "_2_4392.jpeg"
@@ -1280,6 +1417,11 @@ class TestPage:
         warnings = [w.value for w in at.warning]
         assert any(w.startswith("Overexposed: ") for w in warnings) and any(w.startswith("Needs review") for w in warnings)
         assert sum("Top two" in w for w in warnings) == 1, warnings
+        at.file_uploader[0].set_value([("bright.png", encode(bright), "image/png"),
+                                       ("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
+        assert not at.exception
+        mine = [w.value for w in at.warning if w.value.startswith("**bright\\.png**: ")]
+        assert [w.split(": ")[1] for w in mine] == ["Overexposed", "Needs review"], [w.value for w in at.warning]
 
     def test_card_without_test_figures(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A model exported without --evaluate (no TEST figures in its card): the model tab says so and how

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURE_IMAGES, FIXTURES
+from wbc.app import logic
 from wbc.app.logic import RESULT_KEY
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -160,11 +161,11 @@ class TestInBrowser:
         tops = [page.get_by_test_id("stImage").filter(visible=True).nth(i).bounding_box()["y"]
                 for i in range(page.get_by_test_id("stImage").filter(visible=True).count())]
         for name, kind in (("_4_1395.jpeg", "Neutrophil"), ("_2_4392.jpeg", "Monocyte")):
-            y = page.locator("strong", has_text=name).bounding_box()["y"]
+            y = page.get_by_role("heading", level=2, name=name).bounding_box()["y"]
             heading = page.get_by_role("heading", name=kind).bounding_box()["y"]
             assert 0 < heading - y < 150, (name, y, heading)  # the type right below the name
             assert heading < min(t for t in tops if t > y), (name, heading, tops)  # and before its pictures
-        page.locator("strong", has_text="_4_1395.jpeg").evaluate("e => e.scrollIntoView({block: 'start'})")
+        page.get_by_role("heading", level=2, name="_4_1395.jpeg").evaluate("e => e.scrollIntoView({block: 'start'})")
         page.screenshot(path=str(OUT / "phone-result.png"))  # for a human check: the type under the name
         page.set_viewport_size({"width": 1280, "height": 900})
         # Side by side again on a desktop: the pictures on the left, level with the type.
@@ -208,7 +209,90 @@ class TestInBrowser:
         # A photo of two white cells: its ringed photo keeps the screen's width, under the two.
         phone.get_by_text("Show the built-in sample images").click()
         upload(phone, [FIXTURES / "two-white-cells.jpeg"])
-        phone.get_by_text("The photo: what the model read ringed green").wait_for()
+        phone.get_by_text(logic.MARKED_CAPTION).wait_for()
         crop, heat, ringed = (phone.locator(f".st-key-{RESULT_KEY}0").get_by_test_id("stImage").nth(i).bounding_box()
                               for i in range(3))
         assert ringed["y"] > crop["y"] + crop["height"] and ringed["width"] > 1.8 * crop["width"], (crop, ringed)
+
+    def test_headings_name_each_file(self, page, app_url: str, tmp_path: Path) -> None:  # noqa: ANN001
+        """Each result is headed by its file's name (h2, shown as it is: a*b_c.jpg) and then its type (h3,
+        shown larger than the name), so that the page's headings go h1 > h2 > h3 and name each file; no two
+        elements share an id (two results of one type gave their headings one; the tables' grid cells are
+        Streamlit's own), and the link above the results still finds the count."""
+        odd = tmp_path / "a*b_c.jpg"
+        odd.write_bytes((FIXTURE_IMAGES / "TEST_SIMPLE" / "NEUTROPHIL" / "_4_1395.jpeg").read_bytes())
+        page.goto(app_url)
+        upload(page, [odd, FIXTURE_IMAGES / "TEST_SIMPLE" / "NEUTROPHIL" / "_7_8956.jpeg"])
+        page.get_by_role("heading", name="Differential count").wait_for()
+        headings = page.evaluate("""() => [...document.querySelectorAll('h1, h2, h3, h4, h5, h6')]
+            .filter(h => h.offsetParent).map(h => [+h.tagName[1], h.textContent, parseFloat(getComputedStyle(h).fontSize)])""")
+        assert [(level, text) for level, text, _ in headings] == [
+            (1, "White blood cell classifier"), (2, "a*b_c.jpg"), (3, "Neutrophil"), (2, "_7_8956.jpeg"),
+            (3, "Neutrophil"), (2, "Differential count")], headings
+        assert headings[1][2] < headings[2][2], headings  # the name smaller than the type under it
+        ids = page.evaluate("() => [...document.querySelectorAll('[id]')].map(e => e.id)")
+        shared = {i for i in ids if ids.count(i) > 1 and not i.startswith("glide-cell-")}
+        assert not shared, shared
+        page.locator('a[href="#differential-count"]').first.click()
+        assert page.locator("#differential-count").is_visible()
+
+    @pytest.mark.parametrize("scheme", ["light", "dark"])
+    def test_captions_are_legible_and_pictures_described(self, browser, app_url: str, scheme: str) -> None:  # noqa: ANN001
+        """Every caption's text, at its opacity over the page, has at least WCAG's 4.5:1 contrast (Streamlit's
+        0.6 opacity gave 3.9:1), on either theme; every picture, the hidden tab's too, has an alt text."""
+        pg = browser.new_page(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
+        pg.set_default_timeout(60_000)
+        pg.goto(app_url)
+        upload(pg, [FIXTURES / "two-white-cells.jpeg", FIXTURE_IMAGES / "TEST_SIMPLE" / "MONOCYTE" / "_2_4392.jpeg"])
+        pg.get_by_role("heading", name="Differential count").wait_for()
+        shown = pg.evaluate("""() => [...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
+            .filter(e => e.offsetParent).map(e => {
+                let opacity = 1, bg = null;
+                for (let n = e; n; n = n.parentElement) {
+                    const s = getComputedStyle(n);
+                    opacity *= parseFloat(s.opacity);
+                    if (!bg && !s.backgroundColor.startsWith('rgba(0, 0, 0, 0)') && s.backgroundColor !== 'transparent')
+                        bg = s.backgroundColor;
+                }
+                return [e.textContent.slice(0, 40), getComputedStyle(e).color, opacity, bg];
+            })""")
+        pictures = pg.evaluate("() => [...document.querySelectorAll('img')].map(i => (i.getAttribute('alt') || '').trim())")
+        pg.close()
+        assert len(pictures) == 6 and all(pictures), pictures  # 2 crops, 2 heatmaps, the ringed photo, the confusion matrix
+
+        def rgb(css: str) -> list[float]:
+            return [float(v) for v in css[css.index("(") + 1:-1].split(",")[:3]]
+
+        def luminance(c: list[float]) -> float:
+            lin = [v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4 for v in (x / 255 for x in c)]
+            return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+        assert len(shown) >= 5, shown
+        for text, colour, opacity, bg in shown:
+            fg, back = rgb(colour), rgb(bg or "rgb(255, 255, 255)")
+            seen = [opacity * f + (1 - opacity) * b for f, b in zip(fg, back)]
+            hi, lo = sorted((luminance(seen), luminance(back)), reverse=True)
+            assert (hi + 0.05) / (lo + 0.05) >= 4.5, (scheme, text, colour, opacity, bg)
+        page_bg = luminance(rgb(shown[0][3] or "rgb(255, 255, 255)"))
+        assert page_bg == 1.0 if scheme == "light" else page_bg < 0.05  # each theme was the one drawn
+
+    def test_a_refused_files_reason_is_reached_with_tab(self, page, app_url: str, tmp_path: Path) -> None:  # noqa: ANN001
+        """As the upload box's help says: a file the box refuses shows its reason when Tab reaches it, not on
+        hover alone, and a screen reader is given it."""
+        heic = tmp_path / "photo.heic"
+        heic.write_bytes(b"not a picture")
+        page.goto(app_url)
+        upload(page, [heic])
+        chip = page.get_by_test_id("stFileChip").filter(has_text="photo.heic")
+        chip.wait_for()
+        assert chip.get_attribute("aria-invalid") == "true"
+        assert "not allowed" in page.locator(f'[id="{chip.get_attribute("aria-describedby")}"]').text_content()
+        page.mouse.move(0, 0)
+        page.get_by_role("tab", name="Classify").focus()
+        for _ in range(5):
+            page.keyboard.press("Tab")
+            if page.evaluate("() => document.activeElement.getAttribute('aria-label')") == "Remove photo.heic":
+                break
+        else:
+            pytest.fail("Tab did not reach the refused file")
+        page.get_by_role("tooltip").filter(has_text="not allowed").wait_for()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +46,14 @@ class CellResult:
     crop: np.ndarray | None = None  # what the network saw, uint8 (h, w, 3)
     heatmap: np.ndarray | None = None  # CAM of the predicted class over the crop, uint8 (h, w, 3)
     marked: np.ndarray | None = None  # a photo with a second white cell, both ringed, uint8 (H', W', 3)
+    evidence_at: tuple[float, float] | None = None  # (x, y) of the heatmap's peak, shares of the crop's width, height
     error: str = ""
+
+
+def markdown_literal(text: str) -> str:
+    """`text` for a Streamlit markdown body, shown as it is: every ASCII punctuation mark backslash-escaped
+    (a file named a*b_c.jpg was shown as a, then b_c.jpg in italics)."""
+    return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", text)
 
 
 def samples() -> list[tuple[str, bytes]]:
@@ -52,9 +61,17 @@ def samples() -> list[tuple[str, bytes]]:
     return [(p.name, p.read_bytes()) for p in sorted(SAMPLES_DIR.glob("*.jpeg"))]
 
 
+# matplotlib's viridis at eight points (dark purple -> blue -> green -> yellow): its brightness rises with the
+# value all the way, so brighter reads as more, also in grey or to a colour-blind eye. (The map it replaced,
+# blue -> yellow -> red, ended darker than its middle: the strongest evidence looked weaker than moderate.)
+COLORMAP_ANCHORS = ((68, 1, 84), (70, 50, 126), (54, 92, 141), (39, 127, 142), (31, 161, 135), (74, 193, 109),
+                    (160, 218, 57), (253, 231, 37))
+HEATMAP_CAPTION = "Where the evidence was (class activation map; brighter is stronger)"
+
+
 def _colormap(v: np.ndarray) -> np.ndarray:
-    """Values in 0..1 (h, w) -> RGB uint8 (h, w, 3), dark blue -> cyan -> yellow -> red."""
-    anchors = np.array([[0, 0, 130], [0, 160, 255], [255, 230, 0], [220, 0, 0]], dtype=np.float32)
+    """Values in 0..1 (h, w) -> RGB uint8 (h, w, 3) along COLORMAP_ANCHORS."""
+    anchors = np.array(COLORMAP_ANCHORS, dtype=np.float32)
     pos = np.clip(v, 0, 1) * (len(anchors) - 1)
     i = np.minimum(pos.astype(int), len(anchors) - 2)
     f = (pos - i)[..., None]
@@ -71,8 +88,12 @@ def cam_overlay(crop: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.nd
 
 
 MARKED_SIDE = 480  # px: the longer side of the photo shown with its two cells ringed
-TYPED_RING = (0, 170, 0)
-OTHER_RING = (220, 0, 0)
+# Blue and orange, told apart in every common colour blindness (green and red were one colour to a
+# deuteranope), and the other cell's ring dashed, so that neither colour is needed to tell them apart.
+TYPED_RING = (0, 90, 255)
+OTHER_RING = (255, 140, 0)
+DASH_PX = 12  # about, along the ring: a dash of the other cell's ring, and the gap after it
+MARKED_CAPTION = "The photo: what the model read in a solid blue ring, the other white cell in a dashed orange one"
 CELL_RADIUS = 40  # px at the data set's magnification: a white cell's radius, about
 
 
@@ -84,10 +105,11 @@ def ring_radius(shown_side: int, photo_side: int, reduced_by: float) -> int:
 
 def marked_photo(rgb: np.ndarray, typed: tuple[int, int], other: tuple[int, int], reduced_by: float = 1.0,
                  other_larger: bool = False) -> np.ndarray:
-    """The photo (H, W, 3) with the typed cell ringed green and the other white cell red, at (x, y) px,
-    scaled to MARKED_SIDE px on its longer side: where each is, at a glance. The rings assume a cell at
-    the data set's magnification once the photo is shrunk by `reduced_by`; `other_larger` (the other
-    nucleus twice the typed mass or more) draws the other's 1.5x as large."""
+    """The photo (H, W, 3) with the typed cell in a solid TYPED_RING ring and the other white cell in a
+    dashed OTHER_RING one, at (x, y) px, scaled to MARKED_SIDE px on its longer side: where each is, at a
+    glance. The rings assume a cell at the data set's magnification once the photo is shrunk by
+    `reduced_by`; `other_larger` (the other nucleus twice the typed mass or more) draws the other's 1.5x
+    as large."""
     from PIL import ImageDraw
 
     h, w = rgb.shape[:2]
@@ -95,11 +117,21 @@ def marked_photo(rgb: np.ndarray, typed: tuple[int, int], other: tuple[int, int]
     img = Image.fromarray(rgb).resize((max(1, round(w * k)), max(1, round(h * k))), Image.BILINEAR)
     draw = ImageDraw.Draw(img)
     r, width = ring_radius(max(img.size), max(h, w), reduced_by), max(3, max(img.size) // 120)
-    for (x, y), colour, rr in ((typed, TYPED_RING, r), (other, OTHER_RING, round(r * (1.5 if other_larger else 1)))):
+    for (x, y), colour, rr, dashed in ((typed, TYPED_RING, r, False),
+                                       (other, OTHER_RING, round(r * (1.5 if other_larger else 1)), True)):
         box = (x * k - rr, y * k - rr, x * k + rr, y * k + rr)
-        # a white halo under the colour: red or green alone is lost on a purple nucleus
-        draw.ellipse((box[0] - 1, box[1] - 1, box[2] + 1, box[3] + 1), outline=(255, 255, 255), width=width + 2)
-        draw.ellipse(box, outline=colour, width=width)
+        halo = (box[0] - 1, box[1] - 1, box[2] + 1, box[3] + 1)
+        # a white halo under the colour: a colour alone is lost on a purple nucleus
+        if not dashed:
+            draw.ellipse(halo, outline=(255, 255, 255), width=width + 2)
+            draw.ellipse(box, outline=colour, width=width)
+            continue
+        # PIL draws no dashed ellipse: arcs, an even number so that dash and gap alternate all round
+        step = 360 / (2 * max(3, round(math.pi * rr / DASH_PX)))
+        cap = math.degrees(1 / rr)  # the halo 1 px past each end of its dash, as it is 1 px past each side
+        for start in np.arange(0, 360, 2 * step):
+            draw.arc(halo, start - cap, start + step + cap, fill=(255, 255, 255), width=width + 2)
+            draw.arc(box, start, start + step, fill=colour, width=width)
     return np.asarray(img)
 
 
@@ -155,8 +187,70 @@ def analyse_uploads(predictor: Predictor, uploads: Sequence[tuple[str, bytes]]) 
             results[i].marked = marked_photo(load_image(uploads[i][1], uploads[i][0]), pred.cell, pred.other_cell,
                                              pred.reduced_by, pred.other_larger)
         if cam is not None and crop is not None:
-            results[i].heatmap = cam_overlay(crop, cam[CLASS_INDEX[pred.label]])
+            own = cam[CLASS_INDEX[pred.label]]
+            results[i].heatmap = cam_overlay(crop, own)
+            y, x = np.unravel_index(int(np.argmax(own)), own.shape)
+            results[i].evidence_at = ((x + 0.5) / own.shape[1], (y + 0.5) / own.shape[0])
     return results
+
+
+# Each picture's alt text, for a screen reader: what the picture shows of this file, not its caption again.
+def crop_alt(name: str, p: Prediction) -> str:
+    """The crop's alt text: the file, that it is the cell the model read, and the type where the page gives one."""
+    if p.typed:
+        return f"{name}, cropped to the cell the model read (typed {cell_type(p.label).label.lower()})"
+    return f"{name}, cropped to what the model read (given no type: {headline(p).lower()})"
+
+
+def _place(x: float, y: float) -> str:
+    """Where a point (shares of the width and height) lies in a picture, by thirds: "at the top left", "in
+    the middle"."""
+    row = ("top", "", "bottom")[min(int(y * 3), 2)]
+    col = ("left", "", "right")[min(int(x * 3), 2)]
+    return f"at the {' '.join(filter(None, (row, col)))}" if row or col else "in the middle"
+
+
+def heatmap_alt(name: str, p: Prediction, evidence_at: tuple[float, float] | None) -> str:
+    """The heatmap's alt text: whose crop, the evidence for which type, and where it was strongest."""
+    where = f", strongest {_place(*evidence_at)} of the crop" if evidence_at else ""
+    return (f"The crop of {name} tinted by where the evidence for {cell_type(p.label).label.lower()} was, "
+            f"brighter where stronger{where}")
+
+
+def marked_alt(name: str, p: Prediction) -> str:
+    """The ringed photo's alt text: which ring is round which cell, and both cells' places in the photo."""
+    if p.other_cell is None:
+        return f"The whole photo {name}"
+    typed = f" at x={p.cell[0]}, y={p.cell[1]} px" if p.cell else ""
+    other = "a much larger nucleus" if p.other_larger else "another white cell"
+    return (f"The whole photo {name}, two cells ringed: a solid blue ring round the one the model read{typed}; a "
+            f"dashed orange ring round {other} at x={p.other_cell[0]}, y={p.other_cell[1]} px (from the top left)")
+
+
+def evaluation_confusion(model_dir: Path) -> object:
+    """The test images' confusion matrix from the metrics.json beside the model (which `wbc evaluate` writes
+    with confusion.png), or None where there is none to read."""
+    try:
+        return json.loads((model_dir / "metrics.json").read_text()).get("confusion")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def confusion_alt(confusion: object) -> str:
+    """The confusion matrix picture's alt text: for each true type, how many test images were read right and
+    what the rest were read as; without a 4 x 4 matrix of counts, what the picture is."""
+    head = "Confusion matrix of the test images: each true type against the type the model read"
+    try:
+        m = np.asarray(confusion, dtype=np.int64)
+    except (TypeError, ValueError):
+        return head
+    if m.shape != (len(CLASSES), len(CLASSES)):
+        return head
+    parts = []
+    for i, c in enumerate(CLASSES):
+        wrong = ", ".join(f"{m[i, j]} as {cell_type(d).label.lower()}" for j, d in enumerate(CLASSES) if j != i and m[i, j])
+        parts.append(f"{cell_type(c).label}: {m[i, i]} of {m[i].sum()} right" + (f" ({wrong})" if wrong else ""))
+    return f"{head}. " + "; ".join(parts)
 
 
 def crop_caption(p: Prediction) -> str:
@@ -196,13 +290,20 @@ def other_cell_warning(p: Prediction) -> str:
     x, y = p.other_cell
     typed = f" at x={p.cell[0]}, y={p.cell[1]} px" if p.cell else ""
     if p.other_larger:
-        return (f"No type given, and left out of the count: the model read a small stained mass{typed} (ringed "
-                f"green; the crop shown), which may be a piece of a cell cut by the photo's edge or a speck, while "
-                f"a much larger nucleus lies at x={x}, y={y} px (ringed red), from the photo's top left. Do not "
-                f"take the network's reading (small print) for that cell: {CROP_EACH} and upload each.")
+        return (f"No type given, and left out of the count: the model read a small stained mass{typed} (solid "
+                f"blue ring; the crop shown), which may be a piece of a cell cut by the photo's edge or a speck, "
+                f"while a much larger nucleus lies at x={x}, y={y} px (dashed orange ring), from the photo's top "
+                f"left. Do not take the network's reading (small print) for that cell: {CROP_EACH} and upload each.")
     return (f"Another white cell: the photo shows a second stained nucleus (at least one) at x={x}, y={y} px from "
-            f"its top left (ringed red), which was neither typed nor counted; the type here is of the cell{typed} "
-            f"(ringed green; the crop shown). {CROP_EACH.capitalize()} and upload each.")
+            f"its top left (dashed orange ring), which was neither typed nor counted; the type here is of the "
+            f"cell{typed} (solid blue ring; the crop shown). {CROP_EACH.capitalize()} and upload each.")
+
+
+def about_image(name: str, text: str, several: bool) -> str:
+    """A warning or error about one image as the page shows it: where the page shows `several`, begun with
+    the file's name, since a screen reader reads each out as it comes, away from the heading that names the
+    file ("Needs review: ..." twice said not which)."""
+    return f"**{markdown_literal(name)}**: {text}" if several else text
 
 
 def uncounted_note(results: Sequence[CellResult]) -> str:
@@ -459,6 +560,25 @@ PHONE_RESULT_CSS = ('@media (max-width: 640px) { [class*="st-key-' + RESULT_KEY 
 # keeps that room above it.
 TOOLBAR_ROOM_CSS = ('@media (pointer: coarse) { [data-testid="stElementContainer"]:has([data-testid="stDataFrame"]) '
                     '{ margin-top: 1.75rem; } }')
+
+# Each result is headed by its file's name, an h2 (the type under it an h3), so that a list of the page's
+# headings names each file; shown smaller than Streamlit's h2, and than the type, as the bold name it replaced.
+# A long name without spaces (a camera's) breaks rather than widen the page. Their anchors (`result_anchors`)
+# are for unique ids only: Streamlit gives a heading without one an id made of its text, the same for two
+# results of one type, so their "Link to heading" buttons stay hidden, as the bold name had none.
+RESULT_HEADINGS_CSS = ('[class*="st-key-' + RESULT_KEY + '"] [data-testid="stHeading"] h2 '
+                       '{ font-size: 1.15rem; font-weight: 600; padding: 0.25rem 0; overflow-wrap: anywhere; } '
+                       '[class*="st-key-' + RESULT_KEY + '"] [data-testid="stHeaderActionElements"] { display: none; }')
+
+
+def result_anchors(i: int) -> tuple[str, str]:
+    """The anchors (the headings' ids) of the `i`th result's file name and type: unique on the page."""
+    return f"{RESULT_KEY}{i}", f"{RESULT_KEY}{i}-type"
+
+
+# Streamlit draws captions at 0.6 opacity: 3.9:1 on the light theme's white, under the 4.5:1 that small
+# text needs, and the captions here carry what a picture or a table means. At 0.8 they are 7.2:1.
+CAPTION_CONTRAST_CSS = '[data-testid="stCaptionContainer"] { opacity: 0.8; }'
 
 REVIEW_CSV = "wbc-review.csv"  # the review table's download, which `restored_labels` reads back
 RESTORE_KEY = "restore"  # the uploader that takes it

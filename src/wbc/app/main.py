@@ -18,7 +18,8 @@ from wbc.screening import OVEREXPOSED_SHARE
 st.set_page_config(page_title="wbc - white blood cell classifier", page_icon="🩸", layout="centered")
 # The review table's and differential's own "Download as CSV" (Streamlit has no option to turn it off) would
 # write them without logic.table_csv's rows and quoting, or the total: the page's buttons are their downloads.
-st.html(f"<style>{logic.HIDE_GRID_DOWNLOAD_CSS}\n{logic.PHONE_RESULT_CSS}\n{logic.TOOLBAR_ROOM_CSS}</style>")
+st.html(f"<style>{logic.HIDE_GRID_DOWNLOAD_CSS}\n{logic.PHONE_RESULT_CSS}\n{logic.TOOLBAR_ROOM_CSS}\n"
+        f"{logic.RESULT_HEADINGS_CSS}\n{logic.CAPTION_CONTRAST_CSS}</style>")
 
 
 @st.cache_resource(show_spinner="Loading the model...")
@@ -194,15 +195,16 @@ classify_tab, model_tab = st.tabs(["Classify", "About the model"])
 with model_tab:
     card = predictor.card
     test = (card.get("metrics") or {}).get("test")
-    st.subheader("How good is it?")
+    st.header("How good is it?")
     try:
         show_test_figures(test, logic.public_data(card))
     except (KeyError, TypeError, ValueError) as e:  # a card from another version: the rest of the page still works
         st.warning(f"The model card's test figures could not be read ({e!r}).")
     confusion = predictor.onnx_path.parent / "confusion.png"
     if confusion.exists():
-        st.image(str(confusion), caption="Confusion matrix on the test images")
-    st.subheader("Limits")
+        st.image(str(confusion), caption="Confusion matrix on the test images",
+                 alt=logic.confusion_alt(logic.evaluation_confusion(confusion.parent)))
+    st.header("Limits")
     st.markdown(
         f"- {logic.trained_on(card)}; images from "
         "other microscopes, stains or magnifications may be read less well.\n"
@@ -232,12 +234,13 @@ with classify_tab:
     files = st.file_uploader(
         "Cell images (JPG, PNG, BMP, TIFF, WebP, GIF)",
         # The types listed: Safari on an iPhone then hands over a HEIC photo as JPEG, which it does only
-        # where the list leaves HEIC out. A file the box refuses shows its reason on hover alone, so say so.
+        # where the list leaves HEIC out. A file the box refuses shows its reason only where pointed at or
+        # reached with Tab (a screen reader is told it), so say so, without "red" or "hover".
         type=sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES),
         accept_multiple_files=True,
         help=(f"One white cell per image works best. Up to {logic.MAX_UPLOAD_MB} MB per file. A file the box refuses "
-              "(larger, or of another type, such as a HEIC photo: export it as JPEG) is marked red; "
-              "hover over it for why."),
+              "(larger, or of another type, such as a HEIC photo: export it as JPEG) is marked with an error sign: "
+              "point at it, or Tab to it, for why."),
     )
     use_samples = st.toggle("Show the built-in sample images instead (two of each type)", value=False)
     uploads = [(f.name, f.getvalue()) for f in files or []]
@@ -261,7 +264,8 @@ with classify_tab:
     with st.spinner(f"Analysing {len(uploads)} image(s)..."):
         results = analyse(predictor, predictor.card["onnx_sha256"], tuple(uploads))
     bad = logic.unusable(results)
-    if len(results) > 1:  # the count is at the end of a long page
+    several = len(results) > 1
+    if several:  # the count is at the end of a long page
         st.markdown(f"{len(results)} image(s) analysed" + (f", {len(bad)} of them could not be used" if bad else "")
                     + (". [The differential count and review table](#differential-count) are at the end."
                        if len(results) - len(bad) > 1 else ". [The review table](#differential-count) is at the end."
@@ -269,37 +273,39 @@ with classify_tab:
 
     for i, r in enumerate(results):
         if r.error:
-            st.error(r.error)
+            st.error(r.error)  # it begins with the file's name
             continue
         p = r.prediction
         assert p is not None and r.crop is not None
         st.divider()
+        result = st.container(key=f"{logic.RESULT_KEY}{i}")
         # Above the columns: on a phone they stack, and a name under the images read as the next image's.
-        st.markdown(f"**{r.name}**")
-        left, right = st.container(key=f"{logic.RESULT_KEY}{i}").columns([1, 2])
+        name_anchor, type_anchor = logic.result_anchors(i)
+        result.header(logic.markdown_literal(r.name), anchor=name_anchor)
+        left, right = result.columns([1, 2])
         with left:
             pictures = st.container(key=f"{logic.PICTURES_KEY}{i}")
-            pictures.image(r.crop, caption=logic.crop_caption(p), width="stretch")
+            pictures.image(r.crop, caption=logic.crop_caption(p), alt=logic.crop_alt(r.name, p), width="stretch")
             if r.heatmap is not None and p.typed:  # no evidence for a type the page does not give
-                pictures.image(r.heatmap, caption="Where the evidence was (class activation map)", width="stretch")
+                pictures.image(r.heatmap, caption=logic.HEATMAP_CAPTION,
+                               alt=logic.heatmap_alt(r.name, p, r.evidence_at), width="stretch")
             if r.marked is not None:
-                st.image(r.marked, caption="The photo: what the model read ringed green, the other white cell red",
-                         width="stretch")
+                st.image(r.marked, caption=logic.MARKED_CAPTION, alt=logic.marked_alt(r.name, p), width="stretch")
         with right:
             if not p.typed:
                 # No type, confidence, chart or biology: shown large, a forced reading of a blank field
                 # reads as a finding. The small print keeps it for whoever wants to see it.
-                st.subheader(logic.headline(p))
-                st.error(logic.flagged_message(p, counted=len(results) > 1))
+                st.subheader(logic.headline(p), anchor=type_anchor)
+                st.error(logic.about_image(r.name, logic.flagged_message(p, counted=several), several))
                 if over := logic.overexposure_warning(p):
-                    st.warning(over)
+                    st.warning(logic.about_image(r.name, over, several))
                 st.caption(logic.forced_reading(p))
                 continue
             if over := logic.overexposure_warning(p):
-                st.warning(over)
+                st.warning(logic.about_image(r.name, over, several))
             if other := logic.other_cell_warning(p):
-                st.warning(other)
-            st.subheader(logic.headline(p))
+                st.warning(logic.about_image(r.name, other, several))
+            st.subheader(logic.headline(p), anchor=type_anchor)
             st.metric("Confidence", f"{100 * p.confidence:.1f}%",
                       help="The model's probability for this type, calibrated on held-out cells of the laboratory "
                            "it learned from: not the chance that it is right on your images. *About the model* "
@@ -307,11 +313,11 @@ with classify_tab:
             if p.needs_review:
                 (a, pa), (b, pb) = p.top2
                 top = f" Top two: {cell_type(a).label} {100 * pa:.1f}%, {cell_type(b).label} {100 * pb:.1f}%."
-                st.warning(
-                    f"Needs review: this confidence is below {100 * predictor.review_threshold:.2f}%, the "
+                st.warning(logic.about_image(
+                    r.name, f"Needs review: this confidence is below {100 * predictor.review_threshold:.2f}%, the "
                     "level of the least sure tenth of held-out training images."
-                    + ("" if p.overexposed else top)  # the overexposure warning above gives them
-                )
+                    + ("" if p.overexposed else top),  # the overexposure warning above gives them
+                    several))
             # One bar per type on a fixed 0-100% scale, its figure in words (a bar chart rescaled to its
             # largest bar made 59% look as full as 99%, and gave a screen reader nothing).
             for c, v in zip(CLASSES, p.probs):
