@@ -121,6 +121,12 @@ class TestPredictCli:
         assert [r["same_image_as"] for r in rows] == ["", "", str(pipes[0])]
         assert "left out: 1 repeat(s)" in capsys.readouterr().out
 
+    def test_an_error_shows_control_characters_escaped(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A name with a terminal escape code in an error is shown escaped: it cannot colour or move what follows."""
+        assert main(["predict", str(tmp_path / "x\x1b[31mred.jpeg"), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert "\x1b" not in err and "x\\x1b[31mred.jpeg: " in err
+
     def test_wide_names_keep_the_columns_level(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A name in Chinese or Japanese (two columns a character in a terminal) or with a combining accent
         (none) keeps the class column level with the other rows', and a long one is cut to the column's

@@ -587,6 +587,12 @@ def printable(name: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
 
 
+def _lines_shown(message: str) -> str:
+    """A message's lines each `printable`: a file name it quotes cannot send the terminal escape codes
+    (a name holding ESC [31m turned the rest of the output red)."""
+    return "\n".join(map(printable, message.split("\n")))
+
+
 def other_cell_note(r: Prediction) -> str:
     """A row's words on a second white cell in its photo (positions in the photo's own px)."""
     from wbc.predict import CROP_EACH
@@ -951,7 +957,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe surfaces here, not at interpreter exit
         return code
     except WbcError as e:
-        print(f"wbc: error: {e}", file=sys.stderr)
+        print(f"wbc: error: {_lines_shown(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("wbc: interrupted", file=sys.stderr)
@@ -967,7 +973,7 @@ def main(argv: list[str] | None = None) -> int:
         return 141
     except OSError as e:  # a file system refusal the checks before the work could not foresee
         where = f"{e.filename}: " if e.filename else ""
-        print(f"wbc: error: {where}{e.strerror or e}", file=sys.stderr)
+        print(f"wbc: error: {_lines_shown(f'{where}{e.strerror or e}')}", file=sys.stderr)
         return 2
 
 
