@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter
 
-from wbc.data import cell_key, list_split
+from wbc.data import cell_key, list_folder, list_split
 from wbc.errors import DataError
 from wbc.info import DATASET
 from wbc.sources import (
@@ -74,6 +74,11 @@ class TestLookup:
         assert source_field("TRAIN", "MONOCYTE", "_0_1.jpeg", t) == 12
         assert source_field("TRAIN", "MONOCYTE", "_0_2.jpeg", t) is None
         assert source_field("TEST", "MONOCYTE", "_0_1.jpeg", t) is None
+        # In a folder not named as a split, a name is looked up in every split, where it names one field.
+        write_table([Match("TRAIN", "MONOCYTE", "_0_1.jpeg", 12, 40, 3), Match("TEST", "MONOCYTE", "_0_1.jpeg", 30, 40, 3),
+                     Match("TEST", "MONOCYTE", "_0_3.jpeg", 7, 40, 3)], t)
+        assert [source_field(split, "MONOCYTE", "_0_3.jpeg", t) for split in ("mine", None, "TEST", "TRAIN")] == [7, 7, 7, None]
+        assert source_field("mine", "MONOCYTE", "_0_1.jpeg", t) is None and source_field("mine", "EOSINOPHIL", "_0_3.jpeg", t) is None
 
     def test_cell_key(self) -> None:
         """A data set file's cell is its original field; anything else is a cell of its own."""
@@ -82,6 +87,15 @@ class TestLookup:
         assert cell_key(cls, name, "TRAIN") == f"{cls}/{field_name(fld)}"
         assert cell_key("MONOCYTE", "_12_3456.jpeg") == "MONOCYTE/_12_3456"
         assert cell_key("LYMPHOCYTE", "my photo.png", "TRAIN") == "LYMPHOCYTE/my photo"
+
+    def test_a_renamed_copy_keeps_its_cells(self, fixture_root: Path, tmp_path: Path) -> None:
+        """A copy of a split's class folders under another name groups its files into the same cells."""
+        import shutil
+
+        shutil.copytree(fixture_root / "TEST_SIMPLE", tmp_path / "my copy")
+        own = {s.path.name: s.cell for s in list_split(fixture_root, "TEST_SIMPLE")}
+        assert {s.path.name: s.cell for s in list_folder(tmp_path / "my copy")} == own
+        assert all("/BloodImage_" in c for c in own.values())
 
     def test_fixture_cells(self, fixture_root: Path) -> None:
         """The TRAIN fixture's 24 files are two views each of 12 fields."""

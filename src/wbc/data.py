@@ -157,12 +157,13 @@ def _layout_hint(base: Path) -> str:
 
 def cell_key(class_name: str, file_name: str, split: str | None = None) -> str:
     """The cell a file shows: "CLASS/BloodImage_NNNNN" for a data set file whose original field is
-    known (`wbc.sources`), else "CLASS/<file stem>" (one cell each).
+    known (`wbc.sources`; `split`: the folder it is in, as `source_field` takes it), else "CLASS/<file
+    stem>" (one cell each).
 
     The `<n>` of the data set's `_<n>_<random>.jpeg` names is not used: it is not a cell number
     (see `wbc.sources`), and grouping by it let every cell into both sides of a split.
     """
-    field = source_field(split, class_name, Path(file_name).name) if split else None
+    field = source_field(split, class_name, Path(file_name).name)
     # Elsewhere the file is its own cell: its path under the class folder, without the suffix.
     return f"{class_name}/{field_name(field) if field is not None else Path(file_name).with_suffix('').as_posix()}"
 

@@ -66,9 +66,24 @@ def _read_table(path: Path) -> dict[tuple[str, str, str], int]:
     return {(m.split, m.class_name, m.file_name): m.field for m in read_table(path) if m.field is not None}
 
 
-def source_field(split: str, class_name: str, file_name: str, table: Path = TABLE) -> int | None:
-    """The original field number a data set file was made from, or None when the table has none."""
-    return _read_table(table).get((split, class_name, file_name))
+@lru_cache(maxsize=4)
+def _by_name(path: Path) -> dict[tuple[str, str], int | None]:
+    """(class, file) -> field, over every split; None where two splits hold a file of that name made from
+    other fields (8 names of the data set's 12,515 files)."""
+    fields: dict[tuple[str, str], set[int]] = {}
+    for (_, class_name, file_name), field in _read_table(path).items():
+        fields.setdefault((class_name, file_name), set()).add(field)
+    return {k: next(iter(v)) if len(v) == 1 else None for k, v in fields.items()}
+
+
+def source_field(split: str | None, class_name: str, file_name: str, table: Path = TABLE) -> int | None:
+    """The original field number a data set file was made from, or None when the table has none. A file
+    in a folder not named as a split (None, or a copy of TEST under another name) is looked up by its
+    class and name in every split, where that names one field: a renamed copy of TEST was scored as if
+    each of its files were a cell of its own, with intervals too narrow."""
+    if split in SPLITS:
+        return _read_table(table).get((split, class_name, file_name))
+    return _by_name(table).get((class_name, file_name))
 
 
 def read_table(path: Path = TABLE) -> list[Match]:
@@ -87,6 +102,7 @@ def write_table(matches: Iterable[Match], path: Path = TABLE) -> None:
         w.writerow([m.split, m.class_name, m.file_name, "" if m.field is None else m.field, m.inliers, m.runner_up])
     atomic_write_bytes(path, gzip.compress(buf.getvalue().encode(), mtime=0))
     _read_table.cache_clear()
+    _by_name.cache_clear()
 
 
 def find_originals(top: Path) -> Path:
