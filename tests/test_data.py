@@ -134,9 +134,20 @@ def test_a_layout_near_the_data_sets_is_said_how_to_fix(tmp_path: Path) -> None:
         find_images_root(tmp_path / "a")
     for name in ("eosinophils", "Lymphocyte"):
         (tmp_path / "b" / name).mkdir(parents=True)
-    with pytest.raises(DataError, match=r"holds class folders \(Lymphocyte, eosinophils\) itself: put them in a "
+    with pytest.raises(DataError, match=r"holds class folders \(Lymphocyte, eosinophils\) itself: to evaluate them, "
+                                        f"give it as --folder {tmp_path / 'b'}; to train, put them in a "
                                         r"TRAIN folder .* in the singular"):
         find_images_root(tmp_path / "b")
+    for name in ("EOSINOPHILS", "Monocytes"):  # a split of class folders in the plural
+        (tmp_path / "e" / "TEST" / name).mkdir(parents=True)
+    with pytest.raises(DataError, match=r"e/TEST holds EOSINOPHILS, Monocytes: name class folders in the singular"):
+        find_images_root(tmp_path / "e")
+    (tmp_path / "f" / "TEST" / "EOSINOPHIL").mkdir(parents=True)  # a data folder given as a folder of classes
+    (tmp_path / "f" / "TRAIN").mkdir()
+    with pytest.raises(DataError, match=r"unknown class folder\(s\) TEST, TRAIN; .* holds split folders \(TEST, TRAIN\): "
+                                        f"it is a data folder, .*--data {tmp_path / 'f'}, or one split as "
+                                        f"--folder {tmp_path / 'f' / 'TEST'}$"):
+        list_folder(tmp_path / "f")
     (tmp_path / "d" / "TRAIN" / "EOSINOPHIL").mkdir(parents=True)  # TRAIN right, test beside it in lower case
     (tmp_path / "d" / "test").mkdir()
     with pytest.raises(DataError, match=r"d: has no TEST folder \(test is there: split folders are named in "

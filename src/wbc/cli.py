@@ -922,7 +922,8 @@ def build_parser() -> argparse.ArgumentParser:
                "has its row, and the rest are classified); 2 a usage error, no path naming an image at all, a bad "
                "model or a CSV that cannot be written; 130 interrupted (the files read are reported); 141 the "
                "reader of the output went away")
-    pr.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
+    pr.add_argument("paths", nargs="+", help="image files or folders (searched recursively); a name starting with "
+                                             "'-' is given as ./-name, or after --")
     pr.add_argument("--model", help="model folder or .onnx (default: WBC_MODEL, else the shipped model)")
     pr.add_argument("--csv", type=Path,
                     help="also write file, class, confidence, all probabilities, the flags, the cells' places and the "

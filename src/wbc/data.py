@@ -147,12 +147,27 @@ def _layout_hint(base: Path) -> str:
     splits = [n for n in names if n.upper() in SPLITS and n not in SPLITS]
     if splits:
         return f". Split folders are named in capitals: rename {', '.join(splits)} to {', '.join(n.upper() for n in splits)}"
-    near = [n for n in names if n.upper() in CLASS_INDEX or n.upper().rstrip("S") in CLASS_INDEX]
+    near = _near_class_names(names)
     if near:
-        return (f". {base} holds class folders ({', '.join(sorted(near))}) itself: put them in a TRAIN folder (and the "
-                f"images to test on in a TEST folder of the same class folders), e.g. {base / 'TRAIN' / CLASSES[0]}, "
-                f"each named as a class in the singular ({', '.join(CLASSES)}, in any case)")
+        return (f". {base} holds class folders ({', '.join(sorted(near))}) itself: to evaluate them, give it as "
+                f"--folder {base}; to train, put them in a TRAIN folder (and the images to test on in a TEST folder "
+                f"of the same class folders), e.g. {base / 'TRAIN' / CLASSES[0]}, each named as a class in the "
+                f"singular ({', '.join(CLASSES)}, in any case)")
+    for split in (n for n in names if n in SPLITS):  # a split whose class folders are misnamed (in the plural)
+        try:
+            plural = [n for n in _near_class_names([p.name for p in (base / split).iterdir() if p.is_dir()])
+                      if n.upper() not in CLASS_INDEX]
+        except OSError:
+            continue
+        if plural:
+            return (f". {base / split} holds {', '.join(sorted(plural))}: name class folders in the singular "
+                    f"({', '.join(CLASSES)}, in any case)")
     return ""
+
+
+def _near_class_names(names: list[str]) -> list[str]:
+    """The folder names among `names` that are a class's, in any case or in the plural."""
+    return [n for n in names if n.upper() in CLASS_INDEX or n.upper().rstrip("S") in CLASS_INDEX]
 
 
 def cell_key(class_name: str, file_name: str, split: str | None = None) -> str:
@@ -182,7 +197,11 @@ def _list_class_folders(folder: Path, require_all_classes: bool) -> list[Sample]
     present, others = class_folders(folder)
     missing = [c for c in CLASSES if c not in present]
     if others:
-        raise DataError(f"{folder}: unknown class folder(s) {', '.join(others)}; expected {', '.join(CLASSES)}")
+        splits = [n for n in others if n.upper() in SPLITS]
+        hint = (f". {folder} holds split folders ({', '.join(splits)}): it is a data folder, whose splits hold the "
+                f"class folders; give it as --data {folder}, or one split as --folder {folder / splits[0]}"
+                if splits else "")
+        raise DataError(f"{folder}: unknown class folder(s) {', '.join(others)}; expected {', '.join(CLASSES)}{hint}")
     if missing and (require_all_classes or len(missing) == len(CLASSES)):
         raise DataError(f"{folder}: missing class folder(s) {', '.join(missing)}")
     # Images in a class folder's subfolders (a patient's, a slide's) count too, as `wbc predict` finds them.
