@@ -127,6 +127,22 @@ class TestPredictCli:
         err = capsys.readouterr().err
         assert "\x1b" not in err and "x\\x1b[31mred.jpeg: " in err
 
+    def test_a_csv_that_cannot_be_written_keeps_the_table(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+        """A disk found full only at the CSV costs the file, not the run: the table and the count are printed,
+        then the error, and the exit status is 2."""
+        import wbc.io
+
+        def full(src: object, dst: object) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(wbc.io.os, "replace", full)
+        assert main(["predict", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--csv", str(tmp_path / "p.csv"), "--quiet"]) == 2
+        out, err = capsys.readouterr()
+        assert out.count(".jpeg") == 8 and "Differential of the 8 image(s)" in out and "wrote" not in out
+        assert f"{tmp_path / 'p.csv'}: cannot write it (No space left on device); the table above is all" in err
+        assert not (tmp_path / "p.csv").exists()
+
     def test_wide_names_keep_the_columns_level(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A name in Chinese or Japanese (two columns a character in a terminal) or with a combining accent
         (none) keeps the class column level with the other rows', and a long one is cut to the column's

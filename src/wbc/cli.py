@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from wbc import __version__
-from wbc.errors import WbcError
+from wbc.errors import OutputError, WbcError
 from wbc.imaging import TEST_TIME_VIEWS
 
 if TYPE_CHECKING:  # the training extras (torch) load only when a command needs them
@@ -472,9 +472,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     results = [replace(r, same_as=copies[i]) if i in copies else r for i, r in enumerate(results)]
     counted = [r for r in results if r.typed and not r.same_as]
     csv_path, kept = _csv_path(args.csv, interrupted=bool(unread))
+    unwritten: OutputError | None = None  # the table below still shows what was read
     if csv_path:  # first: a reader of the table that goes away (`| head`) must not cost the file
         replaced = csv_path.is_file()
-        write_predictions_csv(csv_path, results)
+        try:
+            write_predictions_csv(csv_path, results)
+        except OutputError as e:  # a full disk found only now: the work is not lost with the file
+            unwritten = e
     if repeats:
         print(f"wbc: note: {repeats} file(s) given more than once, each classified and counted once", file=sys.stderr)
     if others and paths:
@@ -533,7 +537,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
                  f"in the count (marked in {'its row' if two == 1 else 'their rows'})" if two else "")
               + ":")
         print("\n".join(differential_lines([r.label for r in counted])))
-    if csv_path:
+    if unwritten:
+        print(f"wbc: error: {_lines_shown(str(unwritten))}; the table above is all there is of this run",
+              file=sys.stderr)
+    elif csv_path:
         print(f"wrote {csv_path}" + (f" (interrupted, so the table at {args.csv} was kept)" if kept
                                      else " (it replaced the table there)" if replaced else ""))
     elif kept:
@@ -546,6 +553,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if unfollowed:  # images may be behind them: the count above may lack them
         print(f"wbc: {unfollowed} link(s) or folder(s) in the folders given could not be followed (each named in its row)",
               file=sys.stderr)
+    if unwritten:
+        return 2
     if unread:
         print(f"wbc: interrupted: {unread} of {len(paths)} file(s) not read", file=sys.stderr)
         return 130
