@@ -400,3 +400,19 @@ def test_review_split_counts_what_the_mark_catches() -> None:
     assert r["cells_with_errors"] == 3 and r["cells_with_errors_marked"] == 2
     none = review_split(probs[:1], np.array([0]), 0.7)
     assert none["accuracy_flagged"] is None and none["errors_flagged_share"] is None and none["accuracy_rest"] == 1.0
+
+
+def test_macro_f1_says_which_types_it_averages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder with images of some types only: the macro-F1 is over those, and the report and the command
+    say so (the per-type table shows a type predicted but absent with F1 0, which is not averaged)."""
+    import shutil
+
+    from wbc.cli import main
+
+    for c in ("EOSINOPHIL", "LYMPHOCYTE"):
+        shutil.copytree(FIXTURE_IMAGES / "TEST_SIMPLE" / c, tmp_path / "two" / c)
+    assert main(["evaluate", "--folder", str(tmp_path / "two"), "--out", str(tmp_path / "ev"), "--quiet"]) == 0
+    said = "over the 2 type(s) with images here (EOSINOPHIL, LYMPHOCYTE), not the absent ones"
+    assert said in capsys.readouterr().out and said in (tmp_path / "ev" / "report.md").read_text()
+    assert main(["evaluate", "--folder", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--out", str(tmp_path / "all"), "--quiet"]) == 0
+    assert "type(s) with images here" not in capsys.readouterr().out

@@ -261,8 +261,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def _print_figures(m: dict[str, Any]) -> None:
     """The headline figures of an evaluation (metrics.json's, or a card's metrics.test), per class."""
     lo, hi = m["accuracy_ci95"]
+    scope = _training("wbc.metrics", "macro_scope")(m)
     print(f"accuracy over files {m['accuracy']:.4f} [{lo:.4f}, {hi:.4f}]  "
-          f"cells {m['cells_correct']}/{m['n_cells']} ({m['cell_accuracy']:.4f})  macro-F1 {m['macro_f1']:.4f}")
+          f"cells {m['cells_correct']}/{m['n_cells']} ({m['cell_accuracy']:.4f})  macro-F1 {m['macro_f1']:.4f}"
+          + (f" ({scope})" if scope else ""))
     elo, ehi = m["ece_ci95"]
     print(f"expected calibration error {m['ece']:.4f} [{elo:.4f}, {ehi:.4f}] "
           "(95% interval over cells; a resampled ECE leans high)")

@@ -123,6 +123,15 @@ def per_class_figure(v: float | None, digits: int = 4) -> str:
     return "—" if v is None else f"{v:.{digits}f}"
 
 
+def macro_scope(m: dict[str, Any]) -> str:
+    """What an evaluation's macro-F1 averages, said where it is not all four types: the types with images
+    (a type predicted but absent shows F1 0 in the per-type table and is not averaged); "" otherwise."""
+    present = [c for c, v in m["per_class"].items() if v["support"]]
+    if len(present) == len(m["per_class"]):
+        return ""
+    return f"over the {len(present)} type(s) with images here ({', '.join(present)}), not the absent ones"
+
+
 def compute_metrics(
     probs: np.ndarray, y: np.ndarray, cells: Sequence[str], n_boot: int = 2000, seed: int = 0
 ) -> dict[str, Any]:

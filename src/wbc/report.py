@@ -10,7 +10,7 @@ import numpy as np
 
 from wbc.info import CLASSES
 from wbc.io import atomic_write_bytes, atomic_write_text
-from wbc.metrics import per_class_figure
+from wbc.metrics import macro_scope, per_class_figure
 
 
 def _pyplot():
@@ -124,7 +124,7 @@ def metrics_table(m: dict[str, Any]) -> str:
         ("Accuracy over files", f"{_pct(m['accuracy'])} {_ci(m['accuracy_ci95'])}", f"{m['n_files']} files"),
         ("Cell-level accuracy", f"{_pct(m['cell_accuracy'])} {_ci(m['cell_accuracy_ci95'])}",
          f"{m['cells_correct']} of {m['n_cells']} cells; a cell's verdict is the class of its views' mean probabilities"),
-        ("Macro-F1 over files", f"{m['macro_f1']:.4f} {_ci(m['macro_f1_ci95'], False)}", ""),
+        ("Macro-F1 over files", f"{m['macro_f1']:.4f} {_ci(m['macro_f1_ci95'], False)}", macro_scope(m)),
         ("Cell-level macro-F1", f"{m['cell_macro_f1']:.4f}", "no interval computed"),
         ("Expected calibration error", f"{m['ece']:.4f}" + (f" {_ci(m['ece_ci95'], False)}" if "ece_ci95" in m else ""),
          "15 bins" + ("; the interval leans high (a resampled ECE cannot fall below 0): a spread, not a bound"
