@@ -456,6 +456,10 @@ def test_an_image_reached_from_two_class_folders_is_refused(data_copy: Path, lin
     assert str(data_copy / "TEST_SIMPLE" / link) in str(e.value)
     (data_copy / "TEST_SIMPLE" / link).unlink()
     assert len(list_split(data_copy, "TEST_SIMPLE")) == 8
+    # A link to nothing, or one that loops, is no file reached twice: listed, to be named where it is read.
+    (data_copy / "TEST_SIMPLE" / "EOSINOPHIL" / "gone.jpeg").symlink_to("nowhere.jpeg")
+    (data_copy / "TEST_SIMPLE" / "EOSINOPHIL" / "loop.jpeg").symlink_to("loop.jpeg")
+    assert len(list_split(data_copy, "TEST_SIMPLE")) == 10
 
 
 def test_atomic_write_keeps_links_and_refuses_what_is_no_file(tmp_path: Path) -> None:
@@ -476,6 +480,14 @@ def test_atomic_write_keeps_links_and_refuses_what_is_no_file(tmp_path: Path) ->
             with pytest.raises(OutputError, match=f"^{tmp_path}/{name}: is {kind}"):
                 write(tmp_path / name)
     assert (tmp_path / "pipe").is_fifo() and (tmp_path / "folder").is_dir()
+    # The check before the work looks where the write goes: a link's target's folder.
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "bad.csv").symlink_to(tmp_path / "a-file" / "x.csv")
+    with pytest.raises(OutputError, match=f"bad.csv: cannot write it \\(the link's target, {tmp_path}/a-file/x.csv\\): "
+                                          f"folder {tmp_path}/a-file is a file, not a folder$"):
+        check_writable_file(tmp_path / "bad.csv")
+    (tmp_path / "bad.csv").unlink()
+    (tmp_path / "a-file").unlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "link.csv", "pipe", "pipe-link", "real.csv"]
 
 
@@ -527,3 +539,14 @@ def test_the_folds_error_offers_only_fewer_folds(fixture_root: Path) -> None:
     assert "--val-fraction" not in str(two.value)
     with pytest.raises(DataError, match=r"or --val-fraction 0\.4 to 0\.49 \(2 folds\)$"):
         list(grouped_kfold([s for s in samples if s.cell != samples[0].cell], k=3))
+
+
+def test_the_loose_files_note_shows_control_characters_escaped(data_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An image beside the class folders whose name holds a terminal escape code is named escaped."""
+    from wbc.data import forget_notes
+
+    forget_notes()
+    (data_copy / "TEST_SIMPLE" / "a\x1b[31mred.jpeg").write_bytes(b"x")
+    list_split(data_copy, "TEST_SIMPLE")
+    err = capsys.readouterr().err
+    assert "a\\x1b[31mred.jpeg" in err and "\x1b" not in err

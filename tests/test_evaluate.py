@@ -416,3 +416,31 @@ def test_macro_f1_says_which_types_it_averages(tmp_path: Path, capsys: pytest.Ca
     assert said in capsys.readouterr().out and said in (tmp_path / "ev" / "report.md").read_text()
     assert main(["evaluate", "--folder", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--out", str(tmp_path / "all"), "--quiet"]) == 0
     assert "type(s) with images here" not in capsys.readouterr().out
+
+
+def test_ctrl_c_while_the_evaluation_moves_in_is_held_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A Ctrl-C as the files move in waits until all are in (metrics.json last), then is raised with a note;
+    in an export's staging folder the note is not said (that folder goes as the export stops)."""
+    import os
+    import signal
+
+    from wbc.evaluate import EVALUATION_FILES
+    from wbc.staging import STAGE_PREFIX
+
+    real, moved = os.replace, []
+
+    def replace_then_interrupt(src: object, dst: object) -> None:
+        real(src, dst)  # type: ignore[arg-type]
+        if Path(str(dst)).parent.name in ("ev", f"{STAGE_PREFIX}1.x"):  # a file moving in
+            moved.append(Path(str(dst)).name)
+            if len(moved) == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(os, "replace", replace_then_interrupt)
+    for out, said in ((tmp_path / "ev", True), (tmp_path / "m" / f"{STAGE_PREFIX}1.x", False)):
+        moved.clear()
+        with pytest.raises(KeyboardInterrupt):
+            evaluate(None, out, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=20, progress=False)
+        assert sorted(moved) == sorted(EVALUATION_FILES) and moved[-1] == "metrics.json"
+        assert ("the evaluation was written to" in capsys.readouterr().err) == said

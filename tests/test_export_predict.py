@@ -222,7 +222,7 @@ class TestExport:
         monkeypatch.undo()
         assert moved == ["model.onnx", "model.json"]
         assert json.loads((out / "model.json").read_text())["tta_views"] == 1
-        assert "the model was exported to" in capsys.readouterr().err
+        assert "the model was written to" in capsys.readouterr().err
         Predictor(out)  # the card names the ONNX file it sits beside
         assert not list(out.glob(".wbc-staging.*"))
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from wbc import __version__
 from wbc.errors import OutputError, WbcError
+from wbc.io import lines_shown, printable
 from wbc.imaging import TEST_TIME_VIEWS
 
 if TYPE_CHECKING:  # the training extras (torch) load only when a command needs them
@@ -373,7 +374,7 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str, str]
 def _passed_over(files: list[Path]) -> str:
     from wbc.info import IMAGE_SUFFIXES
 
-    kinds = sorted({f.suffix.lower() or "no extension" for f in files})
+    kinds = sorted({printable(f.suffix.lower()) or "no extension" for f in files})
     heic = " (HEIC photos, as phones save them, are not read: export them as JPEG)" if {".heic", ".heif"} & set(kinds) else ""
     return (f"{len(files)} other file(s) passed over: {', '.join(kinds[:6])}{', ...' if len(kinds) > 6 else ''}{heic}; "
             f"images are read by their names, {' '.join(sorted(IMAGE_SUFFIXES))}; name a file to read it anyway")
@@ -540,10 +541,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
               + ":")
         print("\n".join(differential_lines([r.label for r in counted])))
     if unwritten:
-        print(f"wbc: error: {_lines_shown(str(unwritten))}; the table above is all there is of this run",
+        print(f"wbc: error: {lines_shown(str(unwritten))}; the table above is all there is of this run",
               file=sys.stderr)
     elif csv_path:
-        print(f"wrote {csv_path}" + (f" (interrupted, so the table at {args.csv} was kept)" if kept
+        print(f"wrote {printable(str(csv_path))}" + (f" (interrupted, so the table at {args.csv} was kept)" if kept
                                      else " (it replaced the table there)" if replaced else ""))
     elif kept:
         print(f"wbc: interrupted: the table at {args.csv} was kept, and {kept}, where the part read would go, is a "
@@ -555,10 +556,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if unfollowed:  # images may be behind them: the count above may lack them
         print(f"wbc: {unfollowed} link(s) or folder(s) in the folders given could not be followed (each named in its row)",
               file=sys.stderr)
-    if unwritten:
-        return 2
     if unread:
         print(f"wbc: interrupted: {unread} of {len(paths)} file(s) not read", file=sys.stderr)
+    if unwritten:  # an error before an interruption: the file asked for is not there
+        return 2
+    if unread:
         return 130
     return 1 if named_nothing or unfollowed or bad else 0
 
@@ -591,17 +593,6 @@ def fit(name: str, width: int) -> str:
         name, used = "..." + name[start:], used + 3
     return name + " " * (width - used)
 
-
-def printable(name: str) -> str:
-    """A file name as one line of the table: a newline, tab or other control character in it is shown
-    escaped (a name may hold any of them), the rest as it is."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
-
-
-def _lines_shown(message: str) -> str:
-    """A message's lines each `printable`: a file name it quotes cannot send the terminal escape codes
-    (a name holding ESC [31m turned the rest of the output red)."""
-    return "\n".join(map(printable, message.split("\n")))
 
 
 def other_cell_note(r: Prediction) -> str:
@@ -969,7 +960,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()  # a closed pipe surfaces here, not at interpreter exit
         return code
     except WbcError as e:
-        print(f"wbc: error: {_lines_shown(str(e))}", file=sys.stderr)
+        print(f"wbc: error: {lines_shown(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("wbc: interrupted", file=sys.stderr)
@@ -985,7 +976,7 @@ def main(argv: list[str] | None = None) -> int:
         return 141
     except OSError as e:  # a file system refusal the checks before the work could not foresee
         where = f"{e.filename}: " if e.filename else ""
-        print(f"wbc: error: {_lines_shown(f'{where}{e.strerror or e}')}", file=sys.stderr)
+        print(f"wbc: error: {lines_shown(f'{where}{e.strerror or e}')}", file=sys.stderr)
         return 2
 
 

@@ -23,7 +23,7 @@ from wbc import imaging, screening
 from wbc.errors import BadImageError, DataError, OutputError
 from wbc.imaging import PreprocessSpec, load_image, prepare_located
 from wbc.info import CLASS_INDEX, CLASSES, IMAGE_SUFFIXES, SPLITS
-from wbc.io import atomic_write_bytes, files_under
+from wbc.io import atomic_write_bytes, files_under, printable
 from wbc.sources import field_name, source_field
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -215,7 +215,7 @@ def _list_class_folders(folder: Path, require_all_classes: bool) -> list[Sample]
     if not samples:
         raise DataError(f"{folder}: the class folders hold no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     _refuse_files_reached_twice(samples)
-    loose = [p.name for p in sorted(folder.iterdir())  # hidden ones passed over, as everywhere (macOS's ._ copies)
+    loose = [printable(p.name) for p in sorted(folder.iterdir())  # hidden ones passed over, as everywhere (macOS's ._ copies)
              if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()]
     note = (f"wbc: note: {folder}: {len(loose)} image file(s) beside the class folders, in none of them, left out:"
             f"\n  {listed(loose)}")
@@ -228,15 +228,18 @@ def _list_class_folders(folder: Path, require_all_classes: bool) -> list[Sample]
 def _refuse_files_reached_twice(samples: Sequence[Sample]) -> None:
     """DataError where links make one file two samples: a link in one class folder to another's put each
     of its images under both labels (wrong figures, without a word), and a link up the tree every image
-    under every class."""
-    first: dict[Path, Path] = {}
+    under every class. Links to nothing, or that loop, are left to be named where they are read."""
+    first: dict[tuple[int, int], Path] = {}
     twice: list[str] = []
     for s in samples:
-        real = s.path.resolve()
-        if real in first:
-            twice.append(f"{first[real]} and {s.path}")
+        try:
+            st = s.path.stat()  # (device, inode): a hard link too, at a tenth of resolve()'s time
+        except OSError:  # a link to nothing, or one that loops: named when it is read
+            continue
+        if (st.st_dev, st.st_ino) in first:
+            twice.append(f"{first[st.st_dev, st.st_ino]} and {s.path}")
         else:
-            first[real] = s.path
+            first[st.st_dev, st.st_ino] = s.path
     if twice:
         raise DataError(f"{len(twice)} image file(s) reached twice through a link in a class folder (each image must "
                         f"be in its class's folder once; remove the link):\n  {listed(twice)}")

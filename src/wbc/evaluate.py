@@ -6,8 +6,6 @@ import csv
 import io
 import json
 import os
-import signal
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +20,7 @@ from wbc.io import atomic_write_text
 from wbc.metrics import classification_report_text, compute_metrics
 from wbc.predict import Prediction, Predictor, predictions_csv
 from wbc.report import plot_confusion, write_report
-from wbc.staging import interrupt_held, move_in, staging
+from wbc.staging import interrupt_held, move_in, raise_held, staging
 
 
 def _shown(path: str | Path) -> str:
@@ -204,9 +202,7 @@ def evaluate(
                                   where, on_train)
         with interrupt_held(hit):  # milliseconds; the metrics last: a folder with them holds the whole evaluation
             move_in(stage, out, sorted(EVALUATION_FILES, key=lambda f: f == "metrics.json"))
-    if hit:
-        print(f"wbc: note: the evaluation was written to {out} before the interrupt took effect", file=sys.stderr)
-        signal.raise_signal(signal.SIGINT)  # to the handler put back: KeyboardInterrupt by default
+    raise_held(hit, "the evaluation", out)
     return m_out
 
 

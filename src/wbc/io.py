@@ -32,9 +32,9 @@ def _refuse_no_file(path: Path) -> None:
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write `data` to a temporary file beside `path`, fsync it, then rename it over `path`. A link is
-    written through: the file it names is replaced and the link kept. Where `path` is no regular file
-    (a device, a pipe), OutputError: a rename would replace it with a file."""
+    """Write `data` to a temporary file beside `path` (a link's target), fsync it, then rename it over
+    `path`. A link is written through: the file it names is replaced and the link kept. Where `path` is
+    no regular file (a device, a pipe), OutputError: a rename would replace it with a file."""
     path = Path(path)
     _refuse_no_file(path)
     target = Path(os.path.realpath(path))
@@ -122,9 +122,12 @@ def check_writable_file(path: str | Path) -> None:
     if path.is_dir():
         raise OutputError(f"{path}: is a folder; give a file name for the output, e.g. {path / 'predictions.csv'}")
     _refuse_no_file(path)
-    problem = _folder_problem(path.parent)
+    # A link is written through (`atomic_write_bytes`): its target's folder is the one to check.
+    target = Path(os.path.realpath(path)) if path.is_symlink() else path
+    problem = _folder_problem(target.parent)
     if problem:
-        raise OutputError(f"{path}: cannot write it: folder {path.parent} {problem}")
+        via = f" (the link's target, {target})" if target != path else ""
+        raise OutputError(f"{path}: cannot write it{via}: folder {target.parent} {problem}")
 
 
 def files_under(folder: Path, strict: bool = False, problems: list[tuple[Path, str]] | None = None) -> Iterator[Path]:
@@ -172,6 +175,18 @@ def spreadsheet_text(v: str) -> str:
 def unquoted(v: str) -> str:
     """`spreadsheet_text` undone."""
     return v[1:] if v[:1] == "'" and v[1:2] in QUOTED_STARTS else v
+
+
+def printable(name: str) -> str:
+    """A file name as one line of a terminal's output: a newline, tab or other control character in it is
+    shown escaped (a name may hold any of them), the rest as it is."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+
+
+def lines_shown(message: str) -> str:
+    """A message's lines each `printable`: a file name it quotes cannot send the terminal escape codes
+    (a name holding ESC [31m turned the rest of the output red)."""
+    return "\n".join(map(printable, message.split("\n")))
 
 
 def bytes_key(data: bytes) -> str:

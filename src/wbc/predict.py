@@ -363,11 +363,13 @@ class Predictor:
                           other_larger=screening.other_larger)
 
     def predict_sources(
-        self, items: Sequence[tuple[str, str | Path | bytes]], tta: bool = True, cam: bool = False
+        self, items: Sequence[tuple[str, str | Path | bytes]], tta: bool = True, cam: bool = False,
+        hashed: bool = True,
     ) -> list[tuple[Prediction, np.ndarray | None, np.ndarray | None]]:
         """Decode, screen and classify (name, path or bytes) items in one batch: for each, its
         prediction (or error), the crop the network saw (h, w, 3) and, if asked, its class activation
-        maps (4, fh, fw). A bad item gets its error and the rest go on."""
+        maps (4, fh, fw). A bad item gets its error and the rest go on. `hashed`: each prediction's
+        sha256 of the bytes read (False: left blank, for a caller that has it, as the app does)."""
         out: list[tuple[Prediction, np.ndarray | None, np.ndarray | None]] = []
         ok: list[tuple[int, np.ndarray, Screening]] = []
         keys: list[str] = []  # each item's bytes_key; read once (a pipe given as a path cannot be read again)
@@ -375,7 +377,7 @@ class Predictor:
             keys.append("")
             try:
                 raw = read_source(source, name)
-                keys[i] = bytes_key(raw)
+                keys[i] = bytes_key(raw) if hashed else ""
                 ok.append((i, *self.analyse(load_image(raw, name))))
             except BadImageError as e:
                 out.append((Prediction(file=name, error=str(e), sha256=keys[i]), None, None))

@@ -125,7 +125,7 @@ def metrics_table(m: dict[str, Any]) -> str:
         ("Cell-level accuracy", f"{_pct(m['cell_accuracy'])} {_ci(m['cell_accuracy_ci95'])}",
          f"{m['cells_correct']} of {m['n_cells']} cells; a cell's verdict is the class of its views' mean probabilities"),
         ("Macro-F1 over files", f"{m['macro_f1']:.4f} {_ci(m['macro_f1_ci95'], False)}", macro_scope(m)),
-        ("Cell-level macro-F1", f"{m['cell_macro_f1']:.4f}", "no interval computed"),
+        ("Cell-level macro-F1", f"{m['cell_macro_f1']:.4f}", "; ".join(filter(None, ["no interval computed", macro_scope(m)]))),
         ("Expected calibration error", f"{m['ece']:.4f}" + (f" {_ci(m['ece_ci95'], False)}" if "ece_ci95" in m else ""),
          "15 bins" + ("; the interval leans high (a resampled ECE cannot fall below 0): a spread, not a bound"
                       if "ece_ci95" in m else "")),

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import sys
 import tempfile
 from dataclasses import replace
@@ -28,7 +27,7 @@ from wbc.imaging import TEST_TIME_VIEWS, dihedral_views, load_image
 from wbc.io import atomic_write_text
 from wbc.metrics import expected_calibration_error
 from wbc.predict import Predictor, weak_model_note
-from wbc.staging import interrupt_held, move_in, staging
+from wbc.staging import interrupt_held, move_in, raise_held, staging
 from wbc.model import config_from_dict
 from wbc.train import load_checkpoint, read_val_cells
 
@@ -252,7 +251,5 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
               f"write again ({', '.join(stale)})", file=sys.stderr)
     if replaced:
         print(f"wbc: note: replaced {', '.join(replaced)} in {out} with this model's evaluation", file=sys.stderr)
-    if hit:
-        print(f"wbc: note: the model was exported to {out} before the interrupt took effect", file=sys.stderr)
-        signal.raise_signal(signal.SIGINT)  # to the handler put back: KeyboardInterrupt by default
+    raise_held(hit, "the model", out)
     return card

@@ -15,13 +15,14 @@ from pathlib import Path
 from wbc.io import missing_folders, remove_empty
 
 STAGE_PREFIX = ".wbc-staging."  # a staging folder inside an output folder: PREFIX<pid>.<random>
+STAGE_PREFIXES = (STAGE_PREFIX, ".wbc-export.")  # the second an export's before 0.19
 
 
 def clear_dead_stages(out: Path) -> None:
     """Remove the staging folders a killed export or evaluation left in `out` (named by STAGE_PREFIX and
     the process that made them, now gone); one of a running process, or anything else, stays."""
-    for stage in out.glob(STAGE_PREFIX + "*"):
-        pid = stage.name[len(STAGE_PREFIX):].split(".")[0]
+    for stage in (s for prefix in STAGE_PREFIXES for s in out.glob(prefix + "*")):
+        pid = stage.name.split(".")[2]  # ".wbc-staging.<pid>.<random>": "", "wbc-staging", pid
         if not stage.is_dir() or stage.is_symlink() or not pid.isdigit():
             continue  # not a staging folder of ours
         if int(pid) != os.getpid() and os.name == "posix":  # this process writes one folder at a time
@@ -101,3 +102,14 @@ def interrupt_held(hit: list[int]) -> Iterator[None]:
     finally:
         if old is not None:  # None: a handler not set from Python, which cannot be put back from it
             signal.signal(signal.SIGINT, old)
+
+
+def raise_held(hit: list[int], what: str, out: Path) -> None:
+    """Where `interrupt_held` held a Ctrl-C back (`hit`) while `what` moved into `out`: say that it is there,
+    then raise it (to the handler put back: KeyboardInterrupt by default). Not said where `out` is itself
+    a staging folder (an evaluation in an export's): that folder goes as the interrupt stops the export."""
+    if not hit:
+        return
+    if not out.name.startswith(STAGE_PREFIXES):
+        print(f"wbc: note: {what} was written to {out} before the interrupt took effect", file=sys.stderr)
+    signal.raise_signal(signal.SIGINT)

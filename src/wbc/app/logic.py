@@ -178,7 +178,9 @@ def analyse_uploads(predictor: Predictor, uploads: Sequence[tuple[str, bytes]]) 
         name, data = uploads[i]
         results[i].error = (f"{name}: {len(data) / 1e6:.0f} MB is over the {MAX_UPLOAD_MB} MB upload limit; save the "
                             "photo at a smaller size")
-    for i, (pred, crop, cam) in zip(fits, predictor.predict_sources([uploads[i] for i in fits], cam=True)):
+    # Unhashed: the page has each upload's bytes_key already (`distinct_uploads`).
+    read = predictor.predict_sources([uploads[i] for i in fits], cam=True, hashed=False)
+    for i, (pred, crop, cam) in zip(fits, read):
         if pred.error:
             results[i].error = pred.error
             continue
