@@ -225,7 +225,8 @@ class TestInBrowser:
         upload(page, [odd, FIXTURE_IMAGES / "TEST_SIMPLE" / "NEUTROPHIL" / "_7_8956.jpeg"])
         page.get_by_role("heading", name="Differential count").wait_for()
         headings = page.evaluate("""() => [...document.querySelectorAll('h1, h2, h3, h4, h5, h6')]
-            .filter(h => h.offsetParent).map(h => [+h.tagName[1], h.textContent, parseFloat(getComputedStyle(h).fontSize)])""")
+            .filter(h => h.offsetParent).map(h => [+h.tagName[1], h.textContent.replaceAll('\\u200b', ''),
+                                                   parseFloat(getComputedStyle(h).fontSize)])""")
         assert [(level, text) for level, text, _ in headings] == [
             (1, "White blood cell classifier"), (2, "a*b_c.jpg"), (3, "Neutrophil"), (2, "_7_8956.jpeg"),
             (3, "Neutrophil"), (2, "Differential count")], headings

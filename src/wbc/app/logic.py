@@ -56,6 +56,12 @@ def markdown_literal(text: str) -> str:
     return re.sub(r"([!-/:-@\[-`{-~])", r"\\\1", text)
 
 
+def heading_name(name: str) -> str:
+    """A file's name as its result's heading: `markdown_literal`, with a place to break the line (a
+    zero-width space) after each _ . and -, where a long camera name breaks rather than mid-word."""
+    return re.sub(r"(\\[_.\-])", "\\1\u200b", markdown_literal(name))
+
+
 def samples() -> list[tuple[str, bytes]]:
     """The built-in sample images (name, bytes), two per class from TEST_SIMPLE."""
     return [(p.name, p.read_bytes()) for p in sorted(SAMPLES_DIR.glob("*.jpeg"))]
@@ -66,7 +72,12 @@ def samples() -> list[tuple[str, bytes]]:
 # blue -> yellow -> red, ended darker than its middle: the strongest evidence looked weaker than moderate.)
 COLORMAP_ANCHORS = ((68, 1, 84), (70, 50, 126), (54, 92, 141), (39, 127, 142), (31, 161, 135), (74, 193, 109),
                     (160, 218, 57), (253, 231, 37))
-HEATMAP_CAPTION = "Where the evidence was (class activation map; brighter is stronger)"
+HEATMAP_CAPTION = "Where the evidence was (class activation map: coloured where it was, brighter where stronger)"
+# The map's opacity over the crop: none below HEAT_FLOOR of its peak, rising to HEAT_OPACITY at it. A flat
+# 0.45 laid viridis's dark purple over the whole crop, where no evidence read as mauve, a stained nucleus's
+# colour, and the peak's pale yellow mixed to tan on a violet nucleus.
+HEAT_FLOOR = 0.25
+HEAT_OPACITY = 0.65
 
 
 def _colormap(v: np.ndarray) -> np.ndarray:
@@ -78,12 +89,14 @@ def _colormap(v: np.ndarray) -> np.ndarray:
     return (anchors[i] * (1 - f) + anchors[i + 1] * f).astype(np.uint8)
 
 
-def cam_overlay(crop: np.ndarray, cam: np.ndarray, alpha: float = 0.45) -> np.ndarray:
-    """Blend the class activation map cam (fh, fw) over crop (h, w, 3); only positive evidence shows."""
+def cam_overlay(crop: np.ndarray, cam: np.ndarray) -> np.ndarray:
+    """Blend the class activation map cam (fh, fw) over crop (h, w, 3), more opaque where the evidence is
+    stronger (HEAT_FLOOR, HEAT_OPACITY); only positive evidence shows."""
     h, w, _ = crop.shape
     c = np.maximum(cam, 0)
     c = c / c.max() if c.max() > 0 else c
     up = np.asarray(Image.fromarray((c * 255).astype(np.uint8)).resize((w, h), Image.BICUBIC), np.float32) / 255
+    alpha = (HEAT_OPACITY * np.clip((up - HEAT_FLOOR) / (1 - HEAT_FLOOR), 0, 1))[..., None]
     return (crop * (1 - alpha) + _colormap(up) * alpha).astype(np.uint8)
 
 
@@ -92,7 +105,12 @@ MARKED_SIDE = 480  # px: the longer side of the photo shown with its two cells r
 # deuteranope), and the other cell's ring dashed, so that neither colour is needed to tell them apart.
 TYPED_RING = (0, 90, 255)
 OTHER_RING = (255, 140, 0)
-DASH_PX = 12  # about, along the ring: a dash of the other cell's ring, and the gap after it
+DASH_PX = 16  # about, along the ring: a dash of the other cell's ring, and the gap after it
+# The dashed ring's line is 1.5x the solid one's, on a dark halo: orange is about as light as the pink red
+# cells and the pale field, so a white halo set it off from neither, and at desktop width (the photo ~227 px
+# wide) a thin dashed line half of gaps was easy to miss.
+DASHED_WIDTH = 1.5
+DASHED_HALO = (40, 40, 40)
 MARKED_CAPTION = "The photo: what the model read in a solid blue ring, the other white cell in a dashed orange one"
 CELL_RADIUS = 40  # px at the data set's magnification: a white cell's radius, about
 
@@ -129,9 +147,10 @@ def marked_photo(rgb: np.ndarray, typed: tuple[int, int], other: tuple[int, int]
         # PIL draws no dashed ellipse: arcs, an even number so that dash and gap alternate all round
         step = 360 / (2 * max(3, round(math.pi * rr / DASH_PX)))
         cap = math.degrees(1 / rr)  # the halo 1 px past each end of its dash, as it is 1 px past each side
+        thick = round(width * DASHED_WIDTH)
         for start in np.arange(0, 360, 2 * step):
-            draw.arc(halo, start - cap, start + step + cap, fill=(255, 255, 255), width=width + 2)
-            draw.arc(box, start, start + step, fill=colour, width=width)
+            draw.arc(halo, start - cap, start + step + cap, fill=DASHED_HALO, width=thick + 2)
+            draw.arc(box, start, start + step, fill=colour, width=thick)
     return np.asarray(img)
 
 
@@ -302,10 +321,10 @@ def other_cell_warning(p: Prediction) -> str:
 
 
 def about_image(name: str, text: str, several: bool) -> str:
-    """A warning or error about one image as the page shows it: where the page shows `several`, begun with
-    the file's name, since a screen reader reads each out as it comes, away from the heading that names the
+    """A warning or error about one image as the page shows it: where the page shows `several`, the file's
+    name on a line of its own first, since a screen reader reads each out as it comes, away from the heading that names the
     file ("Needs review: ..." twice said not which)."""
-    return f"**{markdown_literal(name)}**: {text}" if several else text
+    return f"**{markdown_literal(name)}**  \n{text}" if several else text  # the name a line of its own
 
 
 def uncounted_note(results: Sequence[CellResult]) -> str:
@@ -569,7 +588,7 @@ TOOLBAR_ROOM_CSS = ('@media (pointer: coarse) { [data-testid="stElementContainer
 # are for unique ids only: Streamlit gives a heading without one an id made of its text, the same for two
 # results of one type, so their "Link to heading" buttons stay hidden, as the bold name had none.
 RESULT_HEADINGS_CSS = ('[class*="st-key-' + RESULT_KEY + '"] [data-testid="stHeading"] h2 '
-                       '{ font-size: 1.15rem; font-weight: 600; padding: 0.25rem 0; overflow-wrap: anywhere; } '
+                       '{ font-size: 1.15rem; font-weight: 600; padding: 0.25rem 0 0.5rem; overflow-wrap: anywhere; } '
                        '[class*="st-key-' + RESULT_KEY + '"] [data-testid="stHeaderActionElements"] { display: none; }')
 
 

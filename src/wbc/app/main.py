@@ -281,7 +281,7 @@ with classify_tab:
         result = st.container(key=f"{logic.RESULT_KEY}{i}")
         # Above the columns: on a phone they stack, and a name under the images read as the next image's.
         name_anchor, type_anchor = logic.result_anchors(i)
-        result.header(logic.markdown_literal(r.name), anchor=name_anchor)
+        result.header(logic.heading_name(r.name), anchor=name_anchor)
         left, right = result.columns([1, 2])
         with left:
             pictures = st.container(key=f"{logic.PICTURES_KEY}{i}")
