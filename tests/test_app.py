@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import math
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,6 +20,11 @@ from conftest import FIXTURES, FIXTURE_IMAGES
 
 EOS = FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL" / "_7_2284.jpeg"
 APP = Path(logic.__file__).parent / "main.py"
+
+
+def plain(markdown: str) -> str:
+    """A page text as it reads, `logic.markdown_literal`'s escapes undone."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
 
 
 def encode(img: Image.Image, fmt: str = "PNG") -> bytes:
@@ -1032,10 +1038,11 @@ class TestPage:
         at.file_uploader[0].set_value([("eos.jpeg", EOS.read_bytes(), "image/jpeg"),
                                        ("bad.png", b"garbage", "image/png")]).run()
         assert not at.exception
-        assert [e.value for e in at.error] == ["bad.png: not a readable image (damaged, or not a picture in a format "
-                                               "this tool reads: JPEG, PNG, BMP, TIFF, WebP, GIF)"]
+        assert [plain(e.value) for e in at.error] == ["bad.png: not a readable image (damaged, or not a picture in a "
+                                                      "format this tool reads: JPEG, PNG, BMP, TIFF, WebP, GIF)"]
+        assert at.error[0].value.startswith("bad\\.png\\: ")  # escaped: a name shows as it is
         # the one that could not be used is named again above the count, not silently left out of it
-        assert any(w.value.startswith("1 file(s) could not be used and are not in the table or the count: bad.png")
+        assert any(plain(w.value).startswith("1 file(s) could not be used and are not in the table or the count: bad.png")
                    for w in at.warning)
         assert any("2 image(s) analysed, 1 of them could not be used" in m.value for m in at.markdown)
         assert at.subheader[0].value == "Eosinophil"
@@ -1070,7 +1077,7 @@ class TestPage:
                                        ("copy of eos.jpeg", EOS.read_bytes(), "image/jpeg"),
                                        ("other.jpeg", other.read_bytes(), "image/jpeg")]).run()
         assert not at.exception
-        assert [i.value for i in at.info] == ["copy of eos.jpeg is the same image as eos.jpeg: it is shown and "
+        assert [plain(i.value) for i in at.info] == ["copy of eos.jpeg is the same image as eos.jpeg: it is shown and "
                                               "counted once."]
         types = {"Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"}
         assert len([h for h in at.subheader if h.value in types]) == 2
@@ -1128,7 +1135,7 @@ class TestPage:
         at.file_uploader[1].set_value([(logic.REVIEW_CSV, saved, "text/csv")]).run()
         assert not at.exception
         assert at.session_state["corrections"][key[0]] == "Monocyte"
-        assert [m.value for m in at.success] == [f"Restored the review of 2 image(s) from {logic.REVIEW_CSV}, 1 of them "
+        assert [plain(m.value) for m in at.success] == [f"Restored the review of 2 image(s) from {logic.REVIEW_CSV}, 1 of them "
                                                  "with a type other than the model's. 1 of its rows name no image "
                                                  "shown here: upload those images to restore them too."]
         csv_now = made[-1].decode("utf-8-sig").splitlines()
@@ -1136,7 +1143,7 @@ class TestPage:
         # The third image uploaded after the table: its row's label too.
         at.file_uploader[0].set_value([up[1], ("renamed.jpeg", up[0][1], "image/jpeg"), up[2]]).run()
         assert at.session_state["corrections"][key[2]] == "Excluded"
-        assert [m.value for m in at.success] == [f"Restored the review of 3 image(s) from {logic.REVIEW_CSV}, 2 of them "
+        assert [plain(m.value) for m in at.success] == [f"Restored the review of 3 image(s) from {logic.REVIEW_CSV}, 2 of them "
                                                  "with a type other than the model's."]
         # A correction made after the restore stays: the table in its box is not applied again.
         # (Each restore gives the table a new widget: "review-2" after the two.)
@@ -1146,10 +1153,43 @@ class TestPage:
         # Something else in the box: named, with what is wrong, and the review as it was.
         at.file_uploader[1].set_value([("notes.csv", b"name,comment\na,b\n", "text/csv")]).run()
         assert not at.exception
-        assert [e.value for e in at.error] == ["notes.csv: not a table this page downloaded (it has no file and "
+        assert [plain(e.value) for e in at.error] == ["notes.csv: not a table this page downloaded (it has no file and "
                                                f"reviewed columns); give the {logic.REVIEW_CSV} that the Download "
                                                "the table button saved"]
         assert at.session_state["corrections"][key[0]] == "Neutrophil"
+
+    def test_restore_reads_formula_quoted_names_and_refuses_other_files(self) -> None:
+        """The page's own table with names quoted as formula-like (' first on several lines, which the CSV
+        sniffer took for the quote character, merging rows) gives every row back; a binary file is named as
+        no such table, not a traceback; two rows giving one image two types are named, the last taken."""
+        names = ["+40x cell.jpeg", "-2 cell.jpeg", "=x.jpeg", "@a.jpeg", "plain.jpeg"]
+        types = ["Monocyte", "Eosinophil", "Monocyte", "Lymphocyte", "Neutrophil"]
+        rows = [{"file": n, "predicted": "Neutrophil", "confidence (%)": 90.0, "verdict": "confident", "reviewed": t,
+                 "key": f"k{i}"} for i, (n, t) in enumerate(zip(names, types))]
+        got = logic.restored_labels(logic.table_csv(rows), logic.REVIEW_CSV)
+        assert got.by_key == {f"k{i}": t for i, t in enumerate(types)} and not got.unknown and not got.conflicts
+        name_only = "file,reviewed\n" + "".join(f"'{n},{t}\n" if n[0] in "+-=@" else f"{n},{t}\n"
+                                                for n, t in zip(names, types))
+        assert logic.restored_labels(name_only.encode(), "old.csv").by_name == dict(zip(names, types))
+        for seed in range(20):  # random bytes: about half stopped the CSV reader with its own error
+            junk = np.random.default_rng(seed).integers(0, 256, 2000, dtype=np.uint8).tobytes()
+            with pytest.raises(ValueError, match="^junk.csv: not a table this page downloaded"):
+                logic.restored_labels(b"file,reviewed\n" + junk, "junk.csv")
+        twice = logic.restored_labels(b"file,reviewed\na.jpeg,Monocyte\na.jpeg,Neutrophil\nb.jpeg,Monocyte\n", "t.csv")
+        assert twice.by_name == {"a.jpeg": "Neutrophil", "b.jpeg": "Monocyte"} and twice.conflicts == ("a.jpeg",)
+        kind, text = logic.restore_note("t.csv", 2, 1, 0, (), twice.conflicts)
+        assert kind == "warning" and plain(text).endswith(
+            "1 image(s) have two rows of different types in the table, and took the last row's: a.jpeg; check them")
+
+    def test_upload_notes_show_names_as_they_are(self) -> None:
+        """Names in the notes on repeats and renamed uploads are escaped (a name :red[a].jpeg showed as a red
+        a.jpeg); names alike once composed (é typed two ways) are told apart; empty files repeat nothing."""
+        e1, e2 = "caf\u00e9.jpeg", "cafe\u0301.jpeg"
+        d = logic.distinct_uploads([(":red[a].jpeg", b"x"), ("b.jpeg", b"x"), (e1, b"1"), (e2, b"2"),
+                                    ("empty1.jpg", b""), ("empty2.png", b"")])
+        assert d.notes[0] == "b\\.jpeg is the same image as \\:red\\[a\\]\\.jpeg: it is shown and counted once."
+        assert [n for n, _ in d.kept] == [":red[a].jpeg", e1, "cafe\u0301 (2).jpeg", "empty1.jpg", "empty2.png"]
+        assert d.repeats == [("b.jpeg", ":red[a].jpeg")] and len(set(d.keys)) == 5
 
     def test_restored_labels_read_the_download_back(self) -> None:
         """Every label the download holds comes back under its image's sha256, and a table without that
@@ -1178,7 +1218,7 @@ class TestPage:
         typo = logic.restored_labels(b"File;Reviewed\na.jpeg;Eosinophill\nb.jpeg;Monocyte\nc.jpeg;\n", "t.csv")
         assert typo.by_name == {"b.jpeg": "Monocyte"} and typo.unknown == (("a.jpeg", "Eosinophill"),)
         kind, text = logic.restore_note("t.csv", 1, 1, 0, typo.unknown)
-        assert kind == "warning" and text == (
+        assert kind == "warning" and plain(text) == (
             "Restored the review of 1 image(s) from t.csv, 1 of them with a type other than the model's. 1 row(s) "
             "hold in their reviewed column no type this page knows (Eosinophil, Lymphocyte, Monocyte, Neutrophil, "
             "Excluded), and keep the model's type: a.jpeg: 'Eosinophill'")
@@ -1193,7 +1233,7 @@ class TestPage:
                                        ("cell.jpg", a.read_bytes(), "image/jpeg")]).run()
         assert not at.exception
         assert at.dataframe[0].value["file"].tolist() == ["cell.jpg", "cell (2).jpg"]
-        assert [i.value for i in at.info] == ["Another image is also named cell.jpg: this one is shown as cell (2).jpg.",
+        assert [plain(i.value) for i in at.info] == ["Another image is also named cell.jpg: this one is shown as cell (2).jpg.",
                                               "cell.jpg was given twice: it is shown and counted once."]
 
     def test_magnified_photo_says_it_was_shrunk(self) -> None:

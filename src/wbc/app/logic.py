@@ -7,6 +7,7 @@ import io
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,8 +166,10 @@ class Uploads:
 
 def distinct_uploads(uploads: Sequence[tuple[str, bytes]]) -> Uploads:
     """The uploads with repeats of the same bytes left out, whatever their names. A different image under
-    a name already taken is shown as "name (2).ext", so that the table's rows can be told apart."""
-    keys = [bytes_key(data) for _, data in uploads]
+    a name already taken (the same in Unicode's composed form: é typed either way looks alike) is shown as
+    "name (2).ext", so that the table's rows can be told apart. Empty files repeat nothing: each is named
+    as unreadable, where a second was called a repeat of the first."""
+    keys = [bytes_key(data) if data else f"empty-{i}" for i, (_, data) in enumerate(uploads)]
     copies = first_copies(keys)
     shown: dict[int, str] = {}
     repeats: list[tuple[str, str]] = []
@@ -175,15 +178,18 @@ def distinct_uploads(uploads: Sequence[tuple[str, bytes]]) -> Uploads:
         if i in copies:
             first = shown[copies[i]]
             repeats.append((name, first))
-            notes.append(f"{name} was given twice: it is shown and counted once." if name == first else
-                         f"{name} is the same image as {first}: it is shown and counted once.")
+            said, said_first = markdown_literal(name), markdown_literal(first)
+            notes.append(f"{said} was given twice: it is shown and counted once." if name == first else
+                         f"{said} is the same image as {said_first}: it is shown and counted once.")
             continue
         as_shown, n = name, 2
-        while as_shown in shown.values():
+        taken = {unicodedata.normalize("NFC", s) for s in shown.values()}
+        while unicodedata.normalize("NFC", as_shown) in taken:
             as_shown = f"{Path(name).stem} ({n}){Path(name).suffix}"
             n += 1
         if as_shown != name:
-            notes.append(f"Another image is also named {name}: this one is shown as {as_shown}.")
+            notes.append(f"Another image is also named {markdown_literal(name)}: this one is shown as "
+                         f"{markdown_literal(as_shown)}.")
         shown[i] = as_shown
     return Uploads(kept=[(shown[i], uploads[i][1]) for i in shown], keys=[keys[i] for i in shown],
                    repeats=repeats, notes=notes)
@@ -641,10 +647,12 @@ def table_csv(rows: Sequence[Mapping[str, object]], unusable_files: Sequence[tup
 class Restored:
     """A downloaded review table's reviewed labels: by image sha256 where it has them (this version's
     downloads), else by file name; and the rows whose reviewed column holds something else (a type
-    mistyped in a spreadsheet), as (file, what it holds)."""
+    mistyped in a spreadsheet), as (file, what it holds); and the files given two types by two rows (the
+    last row's taken)."""
     by_key: dict[str, str]
     by_name: dict[str, str]
     unknown: tuple[tuple[str, str], ...] = ()
+    conflicts: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.by_key) + len(self.by_name)
@@ -668,37 +676,47 @@ def restored_labels(data: bytes, name: str) -> Restored:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel  # one column, or nothing: the check below names it
-    reader = csv.DictReader(io.StringIO(text), dialect=dialect)
-    if reader.fieldnames:  # headers as a spreadsheet may have retyped them ("File", " Reviewed")
-        reader.fieldnames = [f.strip().lower() for f in reader.fieldnames]
-    if not {"file", "reviewed"} <= set(reader.fieldnames or ()):
-        raise ValueError(f"{name}: not a table this page downloaded (it has no file and reviewed columns); "
-                         f"give the {REVIEW_CSV} that the Download the table button saved")
+    # The delimiter alone: the sniffer took the ' that quotes formula-like names (`spreadsheet_text`) on two
+    # lines or more for the quote character, and merged rows (corrections lost, with a note of success).
+    reader = csv.DictReader(io.StringIO(text), delimiter=dialect.delimiter)
+    not_ours = (f"{name}: not a table this page downloaded (it has no file and reviewed columns); give the "
+                f"{REVIEW_CSV} that the Download the table button saved")
     labels = {lab.lower(): lab for lab in REVIEW_LABELS}
-
     by_key: dict[str, str] = {}
     by_name: dict[str, str] = {}
     unknown: list[tuple[str, str]] = []
-    for r in reader:
-        held = (r.get("reviewed") or "").strip()
-        label = labels.get(held.lower())
-        if label is None:
-            if held:  # blank: a repeat's or an unreadable file's line, which has no type to give
-                unknown.append((unquoted(r.get("file") or ""), held))
-            continue
-        if r.get(IMAGE_ID):
-            by_key[r[IMAGE_ID].strip()] = label
-        else:
-            by_name[unquoted(r.get("file") or "")] = label
+    conflicts: list[str] = []
+    try:  # a file of another kind (binary, a photo renamed .csv) can stop the reader anywhere
+        if reader.fieldnames:  # headers as a spreadsheet may have retyped them ("File", " Reviewed")
+            reader.fieldnames = [f.strip().lower() for f in reader.fieldnames]
+        if not {"file", "reviewed"} <= set(reader.fieldnames or ()):
+            raise ValueError(not_ours)
+        for r in reader:
+            held, file = (r.get("reviewed") or "").strip(), unquoted(r.get("file") or "")
+            label = labels.get(held.lower())
+            if label is None:
+                if held:  # blank: a repeat's or an unreadable file's line, which has no type to give
+                    unknown.append((file, held))
+                continue
+            store, key = (by_key, r[IMAGE_ID].strip()) if r.get(IMAGE_ID) else (by_name, file)
+            if store.get(key, label) != label:
+                conflicts.append(file)
+            store[key] = label
+    except csv.Error as e:
+        raise ValueError(f"{not_ours} ({e})") from e
     if not by_key and not by_name:
         raise ValueError(f"{name}: no row gives a type in its reviewed column ({', '.join(REVIEW_LABELS)})")
-    return Restored(by_key=by_key, by_name={} if by_key else by_name, unknown=tuple(unknown))
+    return Restored(by_key=by_key, by_name={} if by_key else by_name, unknown=tuple(unknown),
+                    conflicts=tuple(dict.fromkeys(conflicts)))
 
 
-def restore_note(name: str, restored: int, corrected: int, missed: int, unknown: Sequence[tuple[str, str]]) -> tuple[str, str]:
+def restore_note(name: str, restored: int, corrected: int, missed: int, unknown: Sequence[tuple[str, str]],
+                 conflicts: Sequence[str] = ()) -> tuple[str, str]:
     """(kind, text) of what a restore did: how many images took the table's type (and how many of those
-    differ from the model's), how many of its rows name no image shown, and the rows whose type it could
-    not read, named, which keep the model's type."""
+    differ from the model's), how many of its rows name no image shown, the rows whose type it could not
+    read, named, which keep the model's type, and the images two rows gave two types. Markdown, its names
+    escaped."""
+    name = markdown_literal(name)
     if not restored:
         text = f"No row of {name} names an image shown here: upload the images it was made from."
     else:
@@ -706,10 +724,14 @@ def restore_note(name: str, restored: int, corrected: int, missed: int, unknown:
                 "than the model's." + (f" {missed} of its rows name no image shown here: upload those images to "
                                        "restore them too." if missed > 0 else ""))
     if unknown:
-        shown = "; ".join(f"{f}: {v!r}" for f, v in unknown[:5]) + ("; ..." if len(unknown) > 5 else "")
+        shown = "; ".join(markdown_literal(f"{f}: {v!r}") for f, v in unknown[:5]) + ("; ..." if len(unknown) > 5 else "")
         text += (f" {len(unknown)} row(s) hold in their reviewed column no type this page knows "
                  f"({', '.join(REVIEW_LABELS)}), and keep the model's type: {shown}")
-    return ("success" if restored and not unknown else "warning"), text
+    if conflicts:
+        shown = ", ".join(map(markdown_literal, conflicts[:5])) + (", ..." if len(conflicts) > 5 else "")
+        text += (f" {len(conflicts)} image(s) have two rows of different types in the table, and took the last "
+                 f"row's: {shown}; check them")
+    return ("success" if restored and not unknown and not conflicts else "warning"), text
 
 
 def differential_csv(diff: Sequence[Mapping[str, object]]) -> bytes:

@@ -88,7 +88,7 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
                                                                      "image out of the count." if several else "."))
     if bad:
         st.warning(f"{len(bad)} file(s) could not be used and are not in the table or the count: "
-                   + "; ".join(why for _, why in bad))
+                   + "; ".join(logic.markdown_literal(why) for _, why in bad))
     if note := st.session_state.get("restored_note"):  # above the table it changed
         getattr(st, note[0])(note[1])
     edited = st.data_editor(
@@ -156,7 +156,7 @@ def restore_review(rows: list[dict[str, object]], corrections: dict[str, str]) -
     try:
         labels = logic.restored_labels(data, table.name)
     except ValueError as e:
-        st.session_state["restored_note"] = ("error", str(e))
+        st.session_state["restored_note"] = ("error", logic.markdown_literal(str(e)))
         return False
     taken = {str(r["key"]): label for r in rows if str(r["key"]) not in done[1]
              and (label := labels.label(str(r["key"]), str(r["file"]))) is not None}
@@ -165,7 +165,8 @@ def restore_review(rows: list[dict[str, object]], corrections: dict[str, str]) -
     # The model's own type (or Excluded, where it gave none) against the table's: the corrections restored.
     model = {str(r["key"]): str(r["predicted"]) or logic.EXCLUDED for r in rows}
     changed = sum(1 for k in done[1] if k in model and corrections.get(k) != model[k])
-    note = logic.restore_note(table.name, len(done[1]), changed, len(labels) - len(done[1]), labels.unknown)
+    note = logic.restore_note(table.name, len(done[1]), changed, len(labels) - len(done[1]), labels.unknown,
+                              labels.conflicts)
     st.session_state["restored_note"] = note
     if taken:  # also where the page is scrolled: the box is under the table, the note above it
         st.toast(note[1].split(". ")[0].rstrip(".") + ".")  # its first sentence: the rest is above the table
@@ -273,7 +274,7 @@ with classify_tab:
 
     for i, r in enumerate(results):
         if r.error:
-            st.error(r.error)  # it begins with the file's name
+            st.error(logic.markdown_literal(r.error))  # it begins with the file's name, shown as it is
             continue
         p = r.prediction
         assert p is not None and r.crop is not None
