@@ -321,6 +321,25 @@ class TestCheckpoint:
             load_checkpoint(f)
 
 
+def test_training_images_without_colour_are_named(data_copy: Path, tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A grayscale photo among a user's training images is named (trained on as it is): wbc predict would
+    call such a photo 'cannot judge', and the stain's colours tell the types apart."""
+    from PIL import Image
+
+    from wbc.data import colourless, list_split, load_arrays
+    from wbc.imaging import PreprocessSpec
+
+    gray = sorted((data_copy / "TRAIN" / "MONOCYTE").glob("*.jpeg"))[0]
+    Image.open(gray).convert("L").save(gray, format="JPEG")
+    samples = list_split(data_copy, "TRAIN")
+    x, kept = load_arrays(samples, PreprocessSpec(), use_cache=False, progress=False)
+    assert colourless(x, kept) == [gray]
+    fit(replace(TINY, epochs=1, data=str(data_copy)), tmp_path / "r", progress=False)
+    err = capsys.readouterr().err
+    assert "training image(s) have no colour (grayscale)" in err and str(gray) in err
+
+
 def test_fit_refuses_an_unknown_optimizer_before_any_work(tmp_path: Path) -> None:
     """A TrainConfig built in Python with an optimizer the trainer lacks is refused by name, and
     the run folder is not created (the CLI's choices cannot catch this path)."""
