@@ -196,20 +196,6 @@ def evaluate(
     y = np.array([s.label for s in samples])
     cells = [s.cell for s in samples]
     m = compute_metrics(probs, y, cells, n_boot=n_boot)
-    hit: list[int] = []  # a Ctrl-C held back while the files move in
-    with staging(out) as stage:
-        m_out = _write_evaluation(stage, m, probs, y, cells, samples, prepared, matched, folder, reader, model_name,
-                                  where, on_train)
-        with interrupt_held(hit):  # milliseconds; the metrics last: a folder with them holds the whole evaluation
-            move_in(stage, out, sorted(EVALUATION_FILES, key=lambda f: f == "metrics.json"))
-    raise_held(hit, "the evaluation", out)
-    return m_out
-
-
-def _write_evaluation(out: Path, m: dict[str, Any], probs: np.ndarray, y: np.ndarray, cells: list[str],
-                      samples: list[Sample], prepared: Prepared, matched: np.ndarray, folder: Path, reader: Reader,
-                      model_name: str, where: str, on_train: bool) -> dict[str, Any]:
-    """EVALUATION_FILES written into `out`; the metrics as metrics.json holds them."""
     threshold = reader.review_threshold
     m_out = {"model": model_name, "read_as": reader.read_as, "data": where, **m}
     if prepared.skipped:  # --skip-bad: the figures are over fewer files than the folder holds
@@ -218,25 +204,30 @@ def _write_evaluation(out: Path, m: dict[str, Any], probs: np.ndarray, y: np.nda
         m_out["caution"] = TRAIN_CAUTION
     if threshold > 0:
         m_out["review"] = review_split(probs, y, threshold, cells)
-    atomic_write_text(out / "metrics.json", json.dumps(m_out, indent=2))
-    text = classification_report_text(probs, y)
-    atomic_write_text(out / "classification_report.txt", text)
-    atomic_write_text(out / "classification_report.json", json.dumps(m["per_class"], indent=2))
-    plot_confusion(m["confusion"], out / "confusion.png", "Files")
-    plot_confusion(m["cell_confusion"], out / "confusion_cells.png", "Cells")
-    preds = [
-        Prediction(file=os.path.relpath(s.path, folder), label=CLASSES[int(p.argmax())], confidence=float(p.max()),
-                   probs=tuple(float(v) for v in p), needs_review=float(p.max()) < threshold,
-                   reduced_by=float(r), white_matched=bool(w), screened=False)
-        for s, p, r, w in zip(samples, probs, prepared.reduced_by, matched)
-    ]
-    atomic_write_text(out / "predictions.csv", with_truth(predictions_csv(preds), [CLASSES[s.label] for s in samples]))
-    write_report(out, m_out, f"Evaluation of {Path(model_name).name}",
-                 {"model": model_name, "read as": reader.read_as, "data": where, "files": str(m["n_files"]),
-                  "cells": str(m["n_cells"]),
-                  **({"left out (unusable, --skip-bad)": f"{len(prepared.skipped)} file(s): "
-                      + listed(m_out["skipped_files"], sep=", ")} if prepared.skipped else {}),
-                  **({"caution": m_out["caution"]} if "caution" in m_out else {})}, text)
+    hit: list[int] = []  # a Ctrl-C held back while the files move in
+    with staging(out) as stage:  # every file made here, then moved in whole
+        atomic_write_text(stage / "metrics.json", json.dumps(m_out, indent=2))
+        text = classification_report_text(probs, y)
+        atomic_write_text(stage / "classification_report.txt", text)
+        atomic_write_text(stage / "classification_report.json", json.dumps(m["per_class"], indent=2))
+        plot_confusion(m["confusion"], stage / "confusion.png", "Files")
+        plot_confusion(m["cell_confusion"], stage / "confusion_cells.png", "Cells")
+        preds = [
+            Prediction(file=os.path.relpath(s.path, folder), label=CLASSES[int(p.argmax())], confidence=float(p.max()),
+                       probs=tuple(float(v) for v in p), needs_review=float(p.max()) < threshold,
+                       reduced_by=float(r), white_matched=bool(w), screened=False)
+            for s, p, r, w in zip(samples, probs, prepared.reduced_by, matched)
+        ]
+        atomic_write_text(stage / "predictions.csv", with_truth(predictions_csv(preds), [CLASSES[s.label] for s in samples]))
+        write_report(stage, m_out, f"Evaluation of {Path(model_name).name}",
+                     {"model": model_name, "read as": reader.read_as, "data": where, "files": str(m["n_files"]),
+                      "cells": str(m["n_cells"]),
+                      **({"left out (unusable, --skip-bad)": f"{len(prepared.skipped)} file(s): "
+                          + listed(m_out["skipped_files"], sep=", ")} if prepared.skipped else {}),
+                      **({"caution": m_out["caution"]} if "caution" in m_out else {})}, text)
+        with interrupt_held(hit):  # milliseconds; the metrics last: a folder with them holds the whole evaluation
+            move_in(stage, out, sorted(EVALUATION_FILES, key=lambda f: f == "metrics.json"))
+    raise_held(hit, "the evaluation", out)
     return m_out
 
 
