@@ -550,3 +550,38 @@ def test_the_loose_files_note_shows_control_characters_escaped(data_copy: Path, 
     list_split(data_copy, "TEST_SIMPLE")
     err = capsys.readouterr().err
     assert "a\\x1b[31mred.jpeg" in err and "\x1b" not in err
+
+
+def test_a_link_to_nothing_in_a_class_folder_is_refused(data_copy: Path) -> None:
+    """A link without an image's name that leads to nothing (a patient's folder moved away, or a loop) is
+    refused by name: the images behind it would be left out without a word."""
+    (data_copy / "TEST_SIMPLE" / "EOSINOPHIL" / "patient1").symlink_to("/nowhere/at/all")
+    with pytest.raises(DataError, match=r"(?s)1 link\(s\) in the class folders lead to nothing .*EOSINOPHIL/patient1$"):
+        list_split(data_copy, "TEST_SIMPLE")
+
+
+def test_a_write_through_a_link_that_loops_is_refused(tmp_path: Path) -> None:
+    """An output path that is a link looping on itself is named, not a traceback or a link replaced."""
+    from wbc.errors import OutputError
+    from wbc.io import atomic_write_bytes, check_writable_file
+
+    (tmp_path / "a").symlink_to("b")
+    (tmp_path / "b").symlink_to("a")
+    for write in (lambda p: atomic_write_bytes(p, b"x"), check_writable_file):
+        with pytest.raises(OutputError, match=f"^{tmp_path}/a: is a link that loops"):
+            write(tmp_path / "a")
+    assert (tmp_path / "a").is_symlink()
+
+
+def test_folder_hints_for_a_data_set_root_and_plural_classes(tmp_path: Path, fixture_root: Path) -> None:
+    """--folder given the data set's own top folder is told --data; plural class folders, the singular."""
+    import shutil
+
+    shutil.copytree(fixture_root, tmp_path / "top" / "dataset2-master" / "images")
+    with pytest.raises(DataError, match=f"holds a data set .*give it as --data {tmp_path / 'top'}"):
+        list_folder(tmp_path / "top")
+    for name in ("EOSINOPHILS", "LYMPHOCYTE"):
+        (tmp_path / "pl" / name).mkdir(parents=True)
+    with pytest.raises(DataError, match=r"unknown class folder\(s\) EOSINOPHILS; .*Name class folders in the singular"):
+        list_folder(tmp_path / "pl")
+

@@ -145,6 +145,10 @@ class TestEvaluate:
         for _ in range(2):
             evaluate(None, out, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=20, progress=False)
             assert (out / "report.md").read_text().startswith("# Evaluation of ")
+        (out / "report.md").unlink()  # a folder in a file's place: refused before the work, even after a rerun
+        (out / "report.md").mkdir()
+        with pytest.raises(OutputError, match=f"^{out}: holds folder\\(s\\) named report.md"):
+            evaluate(None, out, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=20, progress=False)
 
     def test_a_failed_evaluation_leaves_the_folder_as_it_was(self, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
@@ -414,6 +418,11 @@ def test_macro_f1_says_which_types_it_averages(tmp_path: Path, capsys: pytest.Ca
     assert main(["evaluate", "--folder", str(tmp_path / "two"), "--out", str(tmp_path / "ev"), "--quiet"]) == 0
     said = "over the 2 type(s) with images here (EOSINOPHIL, LYMPHOCYTE), not the absent ones"
     assert said in capsys.readouterr().out and said in (tmp_path / "ev" / "report.md").read_text()
+    # scikit-learn's report, in report.md too, averages the same types (over all four it gave another figure)
+    report = (tmp_path / "ev" / "classification_report.txt").read_text()
+    macro = json.loads((tmp_path / "ev" / "metrics.json").read_text())["macro_f1"]
+    assert "macro avg" in report and f"{macro:.4f}" in next(line for line in report.splitlines() if "macro avg" in line)
+    assert "MONOCYTE" not in report.split("No images of")[0] and "No images of MONOCYTE, NEUTROPHIL here" in report
     assert main(["evaluate", "--folder", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--out", str(tmp_path / "all"), "--quiet"]) == 0
     assert "type(s) with images here" not in capsys.readouterr().out
 

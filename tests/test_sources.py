@@ -96,6 +96,11 @@ class TestLookup:
         own = {s.path.name: s.cell for s in list_split(fixture_root, "TEST_SIMPLE")}
         assert {s.path.name: s.cell for s in list_folder(tmp_path / "my copy")} == own
         assert all("/BloodImage_" in c for c in own.values())
+        # A name in both TRAIN and TEST (made from other fields) takes the field of the split the copy holds most of.
+        from wbc.sources import likeliest_split
+
+        both = [(m.class_name, m.file_name) for m in _shipped() if m.field and m.split == "TEST"]
+        assert likeliest_split(both[:5]) == "TEST" and likeliest_split([("MONOCYTE", "mine.jpeg")]) is None
 
     def test_fixture_cells(self, fixture_root: Path) -> None:
         """The TRAIN fixture's 24 files are two views each of 12 fields."""

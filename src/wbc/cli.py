@@ -251,11 +251,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         data = _checkpoint_data(*stored, given=args.data)
     m = evaluate(args.model, args.out, folder=args.folder, split=args.split, data=data,
                  skip_bad=args.skip_bad, progress=not args.quiet)
-    print(f"{m['model']} ({m['read_as']})")
+    print(f"{printable(str(m['model']))} ({m['read_as']})")
     _print_figures(m)
     if "caution" in m:
         print(f"wbc: note: {m['caution']}", file=sys.stderr)
-    print(f"report written to {Path(args.out) / 'report.md'}")
+    print(f"report written to {printable(str(Path(args.out) / 'report.md'))}")
     return 0
 
 
@@ -405,8 +405,8 @@ def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
     from wbc.info import IMAGE_SUFFIXES
     from wbc.io import check_writable_file
 
-    target = csv_path.resolve()
-    if any(f.resolve() == target for f in inputs):
+    target = os.path.realpath(csv_path)  # resolve() raises on a link that loops; check_writable_file names it
+    if any(os.path.realpath(f) == target for f in inputs):
         raise WbcError(f"--csv {csv_path}: that is one of the images given; writing the table there would "
                        "overwrite it. Give a .csv file name")
     if csv_path.suffix.lower() in IMAGE_SUFFIXES:
@@ -544,10 +544,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"wbc: error: {lines_shown(str(unwritten))}; the table above is all there is of this run",
               file=sys.stderr)
     elif csv_path:
-        print(f"wrote {printable(str(csv_path))}" + (f" (interrupted, so the table at {args.csv} was kept)" if kept
+        print(f"wrote {printable(str(csv_path))}" + (f" (interrupted, so the table at {printable(str(args.csv))} was kept)" if kept
                                      else " (it replaced the table there)" if replaced else ""))
     elif kept:
-        print(f"wbc: interrupted: the table at {args.csv} was kept, and {kept}, where the part read would go, is a "
+        print(f"wbc: interrupted: the table at {printable(str(args.csv))} was kept, and {printable(str(kept))}, where the part read would go, is a "
               "file of another kind: no table written", file=sys.stderr)
     if bad:
         print(f"wbc: {bad} of {len(paths)} file(s) could not be used", file=sys.stderr)

@@ -24,7 +24,7 @@ from wbc.errors import BadImageError, DataError, OutputError
 from wbc.imaging import PreprocessSpec, load_image, prepare_located
 from wbc.info import CLASS_INDEX, CLASSES, IMAGE_SUFFIXES, SPLITS
 from wbc.io import atomic_write_bytes, files_under, printable
-from wbc.sources import field_name, source_field
+from wbc.sources import field_name, likeliest_split, source_field
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "blood-cells"
@@ -165,6 +165,22 @@ def _layout_hint(base: Path) -> str:
     return ""
 
 
+def _class_folders_hint(folder: Path, others: list[str]) -> str:
+    """What the unknown folders in a folder of class folders say of it: split folders (a data folder,
+    given as --folder), the data set's own folders above its images, or class names in the plural."""
+    splits = [n for n in others if n.upper() in SPLITS]
+    if splits:
+        return (f". {folder} holds split folders ({', '.join(splits)}): it is a data folder, whose splits hold the "
+                f"class folders; give it as --data {folder}, or one split as --folder {folder / splits[0]}")
+    try:
+        root = find_images_root(folder)
+    except DataError:
+        plural = [n for n in _near_class_names(others) if n.upper() not in CLASS_INDEX]
+        return f". Name class folders in the singular ({', '.join(CLASSES)}, in any case)" if plural else ""
+    return (f". {folder} holds a data set (its images are in {root}): give it as --data {folder}, or one split as "
+            f"--folder {root / 'TEST'}")
+
+
 def _near_class_names(names: list[str]) -> list[str]:
     """The folder names among `names` that are a class's, in any case or in the plural."""
     return [n for n in names if n.upper() in CLASS_INDEX or n.upper().rstrip("S") in CLASS_INDEX]
@@ -197,27 +213,30 @@ def _list_class_folders(folder: Path, require_all_classes: bool) -> list[Sample]
     present, others = class_folders(folder)
     missing = [c for c in CLASSES if c not in present]
     if others:
-        splits = [n for n in others if n.upper() in SPLITS]
-        hint = (f". {folder} holds split folders ({', '.join(splits)}): it is a data folder, whose splits hold the "
-                f"class folders; give it as --data {folder}, or one split as --folder {folder / splits[0]}"
-                if splits else "")
-        raise DataError(f"{folder}: unknown class folder(s) {', '.join(others)}; expected {', '.join(CLASSES)}{hint}")
+        raise DataError(f"{folder}: unknown class folder(s) {', '.join(others)}; expected {', '.join(CLASSES)}"
+                        + _class_folders_hint(folder, others))
     if missing and (require_all_classes or len(missing) == len(CLASSES)):
         raise DataError(f"{folder}: missing class folder(s) {', '.join(missing)}")
     # Images in a class folder's subfolders (a patient's, a slide's) count too, as `wbc predict` finds them.
-    samples = [
-        Sample(path=f, label=CLASS_INDEX[c], cell=cell_key(c, str(f.relative_to(present[c])), folder.name))
-        for c in CLASSES
-        if c in present
-        for f in sorted(files_under(present[c], strict=True))
-        if f.suffix.lower() in IMAGE_SUFFIXES
-    ]
+    files = {c: sorted(files_under(present[c], strict=True)) for c in CLASSES if c in present}
+    # A link to nothing with an image's name is named where it is read; one without (a patient's folder
+    # moved away, or a link that loops) would hide its images without a word.
+    broken = [printable(str(f)) for fs in files.values() for f in fs
+              if f.suffix.lower() not in IMAGE_SUFFIXES and f.is_symlink() and not f.exists()]
+    if broken:
+        raise DataError(f"{len(broken)} link(s) in the class folders lead to nothing (the target is gone, or the "
+                        f"link loops), and any images behind them would be left out; restore or remove them:"
+                        f"\n  {listed(broken)}")
+    split = folder.name if folder.name in SPLITS else likeliest_split(
+        [(c, f.name) for c, fs in files.items() for f in fs]) or folder.name
+    samples = [Sample(path=f, label=CLASS_INDEX[c], cell=cell_key(c, str(f.relative_to(present[c])), split))
+               for c, fs in files.items() for f in fs if f.suffix.lower() in IMAGE_SUFFIXES]
     if not samples:
         raise DataError(f"{folder}: the class folders hold no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     _refuse_files_reached_twice(samples)
     loose = [printable(p.name) for p in sorted(folder.iterdir())  # hidden ones passed over, as everywhere (macOS's ._ copies)
              if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()]
-    note = (f"wbc: note: {folder}: {len(loose)} image file(s) beside the class folders, in none of them, left out:"
+    note = (f"wbc: note: {printable(str(folder))}: {len(loose)} image file(s) beside the class folders, in none of them, left out:"
             f"\n  {listed(loose)}")
     if loose and note not in _SAID:  # a class is the folder an image is in: these have none
         _SAID.add(note)  # once a process: an export lists TRAIN three times

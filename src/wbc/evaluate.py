@@ -233,7 +233,12 @@ def evaluate(
 
 def _refuse_others_files(out: Path) -> None:
     """OutputError, before the work, where `out` holds files of EVALUATION_FILES' names that are not an
-    earlier evaluation's (a rerun's replace their own): a user's report.md is not ours to replace."""
+    earlier evaluation's (a rerun's replace their own): a user's report.md is not ours to replace; and
+    where one of those names is a folder (the move in would fail after the work)."""
+    folders = [f for f in EVALUATION_FILES if (out / f).is_dir()]
+    if folders:
+        raise OutputError(f"{out}: holds folder(s) named {', '.join(folders)}, where the evaluation writes files of "
+                          "those names. Give another --out folder")
     if _evaluated_before(out):
         return
     theirs = [f for f in EVALUATION_FILES if (out / f).exists()]

@@ -22,7 +22,9 @@ def _refuse_no_file(path: Path) -> None:
     replaced the device)."""
     try:
         mode = path.stat().st_mode
-    except OSError:
+    except OSError as e:
+        if e.errno == errno.ELOOP:  # written through, it would be replaced by a file: say so instead
+            raise OutputError(f"{path}: is a link that loops (or through one), not a file; give a file name") from e
         return
     if not stat.S_ISREG(mode):
         kind = ("a folder" if stat.S_ISDIR(mode) else "a pipe" if stat.S_ISFIFO(mode)
@@ -76,7 +78,8 @@ def _folder_problem(path: Path) -> str:
             return f"{where} a link to nothing (its target is gone, or it loops)"
         existing = existing.parent
     if not existing.is_dir():
-        return "is a file, not a folder" if existing == path else f"cannot be made: {existing} is a file"
+        kind = "a file" if existing.is_file() else "a pipe, socket or device"
+        return f"is {kind}, not a folder" if existing == path else f"cannot be made: {existing} is {kind}"
     try:
         fd, probe = tempfile.mkstemp(dir=existing, prefix=".wbc-write-check.")
         os.close(fd)

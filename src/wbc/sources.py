@@ -76,6 +76,25 @@ def _by_name(path: Path) -> dict[tuple[str, str], int | None]:
     return {k: next(iter(v)) if len(v) == 1 else None for k, v in fields.items()}
 
 
+@lru_cache(maxsize=4)
+def _names_by_split(path: Path) -> dict[str, frozenset[tuple[str, str]]]:
+    """split -> the (class, file name) pairs the table matched to a field there."""
+    names: dict[str, set[tuple[str, str]]] = {}
+    for split, class_name, file_name in _read_table(path):
+        names.setdefault(split, set()).add((class_name, file_name))
+    return {split: frozenset(held) for split, held in names.items()}
+
+
+def likeliest_split(files: Iterable[tuple[str, str]], table: Path = TABLE) -> str | None:
+    """The split whose table holds the most of these (class, file name) pairs (a copy of it under another
+    folder name), or None where it holds none: 8 names are in both TRAIN and TEST, made from other fields,
+    and only the split tells which."""
+    files = set(files)
+    found = {split: len(files & held) for split, held in _names_by_split(table).items()}
+    best = max(found, key=found.__getitem__, default=None)
+    return best if best is not None and found[best] else None
+
+
 def source_field(split: str | None, class_name: str, file_name: str, table: Path = TABLE) -> int | None:
     """The original field number a data set file was made from, or None when the table has none. A file
     in a folder not named as a split (None, or a copy of TEST under another name) is looked up by its
@@ -103,6 +122,7 @@ def write_table(matches: Iterable[Match], path: Path = TABLE) -> None:
     atomic_write_bytes(path, gzip.compress(buf.getvalue().encode(), mtime=0))
     _read_table.cache_clear()
     _by_name.cache_clear()
+    _names_by_split.cache_clear()
 
 
 def find_originals(top: Path) -> Path:
