@@ -1175,6 +1175,10 @@ class TestPage:
             junk = np.random.default_rng(seed).integers(0, 256, 2000, dtype=np.uint8).tobytes()
             with pytest.raises(ValueError, match="^junk.csv: not a table this page downloaded"):
                 logic.restored_labels(b"file,reviewed\n" + junk, "junk.csv")
+        # A row added by hand, without the sha256 the page's rows have, is matched by its name.
+        rows.append({"file": "added.jpeg", "reviewed": "Monocyte"})
+        both = logic.restored_labels(logic.table_csv(rows), logic.REVIEW_CSV)
+        assert both.label("no such key", "added.jpeg") == "Monocyte" and both.label("k0", "+40x cell.jpeg") == "Monocyte"
         twice = logic.restored_labels(b"file,reviewed\na.jpeg,Monocyte\na.jpeg,Neutrophil\nb.jpeg,Monocyte\n", "t.csv")
         assert twice.by_name == {"a.jpeg": "Neutrophil", "b.jpeg": "Monocyte"} and twice.conflicts == ("a.jpeg",)
         kind, text = logic.restore_note("t.csv", 2, 1, 0, (), twice.conflicts)

@@ -645,8 +645,8 @@ def table_csv(rows: Sequence[Mapping[str, object]], unusable_files: Sequence[tup
 
 @dataclass(frozen=True)
 class Restored:
-    """A downloaded review table's reviewed labels: by image sha256 where it has them (this version's
-    downloads), else by file name; and the rows whose reviewed column holds something else (a type
+    """A downloaded review table's reviewed labels: by image sha256 where a row has one (this version's
+    downloads), else by file name (an older table's rows, or one added by hand); and the rows whose reviewed column holds something else (a type
     mistyped in a spreadsheet), as (file, what it holds); and the files given two types by two rows (the
     last row's taken)."""
     by_key: dict[str, str]
@@ -659,7 +659,7 @@ class Restored:
 
     def label(self, key: str, name: str) -> str | None:
         """The reviewed label the table gives the image with this sha256 and shown name, if any."""
-        return self.by_key.get(key) if self.by_key else self.by_name.get(name)
+        return self.by_key.get(key) or self.by_name.get(name)
 
 
 def restored_labels(data: bytes, name: str) -> Restored:
@@ -706,7 +706,7 @@ def restored_labels(data: bytes, name: str) -> Restored:
         raise ValueError(f"{not_ours} ({e})") from e
     if not by_key and not by_name:
         raise ValueError(f"{name}: no row gives a type in its reviewed column ({', '.join(REVIEW_LABELS)})")
-    return Restored(by_key=by_key, by_name={} if by_key else by_name, unknown=tuple(unknown),
+    return Restored(by_key=by_key, by_name=by_name, unknown=tuple(unknown),
                     conflicts=tuple(dict.fromkeys(conflicts)))
 
 
