@@ -1175,13 +1175,21 @@ class TestPage:
             junk = np.random.default_rng(seed).integers(0, 256, 2000, dtype=np.uint8).tobytes()
             with pytest.raises(ValueError, match="^junk.csv: not a table this page downloaded"):
                 logic.restored_labels(b"file,reviewed\n" + junk, "junk.csv")
+        # A spreadsheet's ;-separated re-save in which csv.Sniffer found no delimiter.
+        resaved = ("file;predicted;confidence (%);verdict;reviewed;sha256\r\n''quote.jpg;Neutrophil;90.0;confident;"
+                   "Eosinophil;k0\r\n'-20x cell.jpg;Neutrophil;90.0;confident;Monocyte;k1\r\n'+40x.png;Neutrophil;90.0;"
+                   "confident;Excluded;k2\r\n\"patient; 4.jpg\";Neutrophil;90.0;confident;Eosinophil;k4\r\n'=smear.jpg;"
+                   "Neutrophil;90.0;confident;Neutrophil;k7\r\n").encode("cp1252")
+        assert logic.restored_labels(resaved, "t.csv").by_key == {"k0": "Eosinophil", "k1": "Monocyte", "k2": "Excluded",
+                                                                 "k4": "Eosinophil", "k7": "Neutrophil"}
         # A row added by hand, without the sha256 the page's rows have, is matched by its name.
         rows.append({"file": "added.jpeg", "reviewed": "Monocyte"})
         both = logic.restored_labels(logic.table_csv(rows), logic.REVIEW_CSV)
         assert both.label("no such key", "added.jpeg") == "Monocyte" and both.label("k0", "+40x cell.jpeg") == "Monocyte"
         twice = logic.restored_labels(b"file,reviewed\na.jpeg,Monocyte\na.jpeg,Neutrophil\nb.jpeg,Monocyte\n", "t.csv")
-        assert twice.by_name == {"a.jpeg": "Neutrophil", "b.jpeg": "Monocyte"} and twice.conflicts == ("a.jpeg",)
-        kind, text = logic.restore_note("t.csv", 2, 1, 0, (), twice.conflicts)
+        assert twice.by_name == {"a.jpeg": "Neutrophil", "b.jpeg": "Monocyte"} and twice.conflicts == (("a.jpeg", "a.jpeg"),)
+        kind, text = logic.restore_note("t.csv", 2, 1, 0, (), [file for _, file in twice.conflicts])
+        assert "t\\.csv" in text  # names escaped in the markdown
         assert kind == "warning" and plain(text).endswith(
             "1 image(s) have two rows of different types in the table, and took the last row's: a.jpeg; check them")
 

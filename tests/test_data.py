@@ -585,3 +585,22 @@ def test_folder_hints_for_a_data_set_root_and_plural_classes(tmp_path: Path, fix
     with pytest.raises(DataError, match=r"unknown class folder\(s\) EOSINOPHILS; .*Name class folders in the singular"):
         list_folder(tmp_path / "pl")
 
+
+def test_a_class_folder_linked_to_nothing_is_refused(data_copy: Path) -> None:
+    """A class folder that is a link to nothing is named: a test split may lack a class, so it vanished."""
+    shutil.rmtree(data_copy / "TEST_SIMPLE" / "MONOCYTE")
+    (data_copy / "TEST_SIMPLE" / "MONOCYTE").symlink_to("/nowhere")
+    with pytest.raises(DataError, match="MONOCYTE: a class folder that is a link to nothing"):
+        list_split(data_copy, "TEST_SIMPLE")
+
+
+def test_colourless_reads_the_whole_crop_where_the_grid_sees_no_colour() -> None:
+    """A gray crop with colour only between the pixels the quick look reads is not colourless."""
+    from wbc.data import Sample, colourless
+
+    x = np.full((3, 16, 16, 3), 128, np.uint8)
+    x[1, 5, 7] = (200, 100, 150)  # off the every-4th-pixel grid
+    x[2, 4, 8] = (200, 100, 150)  # on it
+    samples = [Sample(Path(f"{i}.png"), 0, str(i)) for i in range(3)]
+    assert colourless(x, samples) == [Path("0.png")]
+

@@ -453,3 +453,17 @@ def test_ctrl_c_while_the_evaluation_moves_in_is_held_back(tmp_path: Path, monke
             evaluate(None, out, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=20, progress=False)
         assert sorted(moved) == sorted(EVALUATION_FILES) and moved[-1] == "metrics.json"
         assert ("the evaluation was written to" in capsys.readouterr().err) == said
+
+
+def test_report_gives_the_accuracy_where_scikit_learn_gives_a_micro_average() -> None:
+    """Files read as a type absent here make scikit-learn print a micro average in place of the accuracy:
+    the accuracy over all files is given after it."""
+    import numpy as np
+
+    from wbc.metrics import classification_report_text
+
+    probs = np.eye(4)[[0, 2, 1, 1, 0]]
+    text = classification_report_text(probs, np.array([0, 0, 1, 1, 1]))
+    assert "micro avg" in text and "accuracy over all files: 0.6000" in text
+    assert "No images of MONOCYTE, NEUTROPHIL here: not in the rows or averages above; 1 file(s)" in text
+

@@ -96,11 +96,27 @@ class TestLookup:
         own = {s.path.name: s.cell for s in list_split(fixture_root, "TEST_SIMPLE")}
         assert {s.path.name: s.cell for s in list_folder(tmp_path / "my copy")} == own
         assert all("/BloodImage_" in c for c in own.values())
-        # A name in both TRAIN and TEST (made from other fields) takes the field of the split the copy holds most of.
-        from wbc.sources import likeliest_split
 
-        both = [(m.class_name, m.file_name) for m in _shipped() if m.field and m.split == "TEST"]
-        assert likeliest_split(both[:5]) == "TEST" and likeliest_split([("MONOCYTE", "mine.jpeg")]) is None
+    def test_a_name_in_two_splits_takes_the_field_of_the_copys_split(self, tmp_path: Path) -> None:
+        """In a folder not named as a split, a name the data set has in TRAIN and in TEST (made from other
+        fields) takes the field of the split that holds most of the folder's names; a file of the other
+        split, with a name of its own, keeps its field (a folder mixing the two)."""
+        fields: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
+        for m in _shipped():
+            if m.field:
+                fields[m.class_name, m.file_name][m.split] = m.field
+        both = ("LYMPHOCYTE", "_0_687.jpeg")
+        assert set(fields[both]) == {"TEST", "TRAIN"}
+        only = {split: [n for (c, n), v in fields.items() if c == "LYMPHOCYTE" and list(v) == [split]]
+                for split in ("TEST", "TRAIN")}
+        for majority, minority in (("TEST", "TRAIN"), ("TRAIN", "TEST")):
+            folder = tmp_path / majority / "copy" / "LYMPHOCYTE"
+            folder.mkdir(parents=True)
+            for n in [both[1], *only[majority][:5], only[minority][0]]:  # listed, not decoded: empty files do
+                (folder / n).write_bytes(b"")
+            cells = {s.path.name: s.cell for s in list_folder(folder.parent, require_all_classes=False)}
+            assert cells[both[1]] == f"LYMPHOCYTE/{field_name(fields[both][majority])}"
+            assert cells[only[minority][0]] == f"LYMPHOCYTE/{field_name(fields['LYMPHOCYTE', only[minority][0]][minority])}"
 
     def test_fixture_cells(self, fixture_root: Path) -> None:
         """The TRAIN fixture's 24 files are two views each of 12 fields."""

@@ -79,6 +79,9 @@ def class_folders(folder: Path) -> tuple[dict[str, Path], list[str]]:
     found: dict[str, list[Path]] = {}
     unknown: list[str] = []
     for p in sorted(folder.iterdir()):
+        if p.is_symlink() and not p.exists() and p.name.upper() in CLASS_INDEX:  # a whole class gone without a word
+            raise DataError(f"{printable(str(p))}: a class folder that is a link to nothing (its target is gone, or "
+                            "it loops); restore or remove it")
         if not p.is_dir() or p.name == "__MACOSX" or p.name.startswith("."):
             continue
         if p.name.upper() in CLASS_INDEX:
@@ -186,15 +189,15 @@ def _near_class_names(names: list[str]) -> list[str]:
     return [n for n in names if n.upper() in CLASS_INDEX or n.upper().rstrip("S") in CLASS_INDEX]
 
 
-def cell_key(class_name: str, file_name: str, split: str | None = None) -> str:
+def cell_key(class_name: str, file_name: str, split: str | None = None, prefer: str | None = None) -> str:
     """The cell a file shows: "CLASS/BloodImage_NNNNN" for a data set file whose original field is
-    known (`wbc.sources`; `split`: the folder it is in, as `source_field` takes it), else "CLASS/<file
-    stem>" (one cell each).
+    known (`wbc.sources`; `split`: the folder it is in, and `prefer`, as `source_field` takes them), else
+    "CLASS/<file stem>" (one cell each).
 
     The `<n>` of the data set's `_<n>_<random>.jpeg` names is not used: it is not a cell number
     (see `wbc.sources`), and grouping by it let every cell into both sides of a split.
     """
-    field = source_field(split, class_name, Path(file_name).name)
+    field = source_field(split, class_name, Path(file_name).name, prefer=prefer)
     # Elsewhere the file is its own cell: its path under the class folder, without the suffix.
     return f"{class_name}/{field_name(field) if field is not None else Path(file_name).with_suffix('').as_posix()}"
 
@@ -227,9 +230,9 @@ def _list_class_folders(folder: Path, require_all_classes: bool) -> list[Sample]
         raise DataError(f"{len(broken)} link(s) in the class folders lead to nothing (the target is gone, or the "
                         f"link loops), and any images behind them would be left out; restore or remove them:"
                         f"\n  {listed(broken)}")
-    split = folder.name if folder.name in SPLITS else likeliest_split(
-        [(c, f.name) for c, fs in files.items() for f in fs]) or folder.name
-    samples = [Sample(path=f, label=CLASS_INDEX[c], cell=cell_key(c, str(f.relative_to(present[c])), split))
+    # A folder not named as a split: the split that holds most of its names settles a name found in two.
+    prefer = None if folder.name in SPLITS else likeliest_split([(c, f.name) for c, fs in files.items() for f in fs])
+    samples = [Sample(path=f, label=CLASS_INDEX[c], cell=cell_key(c, str(f.relative_to(present[c])), folder.name, prefer))
                for c, fs in files.items() for f in fs if f.suffix.lower() in IMAGE_SUFFIXES]
     if not samples:
         raise DataError(f"{folder}: the class folders hold no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
@@ -238,9 +241,8 @@ def _list_class_folders(folder: Path, require_all_classes: bool) -> list[Sample]
              if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()]
     note = (f"wbc: note: {printable(str(folder))}: {len(loose)} image file(s) beside the class folders, in none of them, left out:"
             f"\n  {listed(loose)}")
-    if loose and note not in _SAID:  # a class is the folder an image is in: these have none
-        _SAID.add(note)  # once a process: an export lists TRAIN three times
-        print(note, file=sys.stderr)
+    if loose:  # a class is the folder an image is in: these have none
+        say_once(note)
     return samples
 
 
@@ -265,6 +267,14 @@ def _refuse_files_reached_twice(samples: Sequence[Sample]) -> None:
 
 
 _SAID: set[str] = set()  # the notes on loose files printed so far
+
+
+def say_once(note: str) -> None:
+    """Print `note` to stderr unless it was said before in this command (an export lists TRAIN three
+    times, a cross-validation trains five folds)."""
+    if note not in _SAID:
+        _SAID.add(note)
+        print(note, file=sys.stderr)
 
 
 def forget_notes() -> None:

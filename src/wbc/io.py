@@ -19,7 +19,7 @@ os.umask(_UMASK)
 def _refuse_no_file(path: Path) -> None:
     """OutputError where `path` (links followed) exists and is no regular file: the rename that makes a
     write atomic would put a file in place of a device, a pipe or a socket (`--csv /dev/null` as root
-    replaced the device)."""
+    replaced the device); and where it is a link that loops, which the rename would replace."""
     try:
         mode = path.stat().st_mode
     except OSError as e:

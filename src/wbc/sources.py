@@ -95,14 +95,19 @@ def likeliest_split(files: Iterable[tuple[str, str]], table: Path = TABLE) -> st
     return best if best is not None and found[best] else None
 
 
-def source_field(split: str | None, class_name: str, file_name: str, table: Path = TABLE) -> int | None:
+def source_field(split: str | None, class_name: str, file_name: str, table: Path = TABLE,
+                 prefer: str | None = None) -> int | None:
     """The original field number a data set file was made from, or None when the table has none. A file
     in a folder not named as a split (None, or a copy of TEST under another name) is looked up by its
-    class and name in every split, where that names one field: a renamed copy of TEST was scored as if
-    each of its files were a cell of its own, with intervals too narrow."""
+    class and name in every split, where that names one field (a renamed copy of TEST was scored as if
+    each of its files were a cell of its own, with intervals too narrow); a name in two splits, made from
+    other fields, takes the field of `prefer` (`likeliest_split` of its folder), where that holds it."""
     if split in SPLITS:
         return _read_table(table).get((split, class_name, file_name))
-    return _by_name(table).get((class_name, file_name))
+    field = _by_name(table).get((class_name, file_name))
+    if field is None and prefer in SPLITS:
+        field = _read_table(table).get((prefer, class_name, file_name))
+    return field
 
 
 def read_table(path: Path = TABLE) -> list[Match]:

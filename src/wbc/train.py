@@ -9,7 +9,6 @@ import io
 import json
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
@@ -32,7 +31,8 @@ from wbc.augment import (
     AugmentConfig,
     augment_batch,
 )
-from wbc.data import Sample, colourless, find_images_root, grouped_split, list_split, listed, load_arrays
+from wbc.data import (Sample, colourless, find_images_root, grouped_split, list_split, listed, load_arrays,
+                      say_once)
 from wbc.errors import CheckpointError, ConfigError, DataError
 from wbc.imaging import PreprocessSpec, dihedral_views
 from wbc.info import CLASSES, NUM_CLASSES
@@ -648,10 +648,10 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
         samples = _subset(list_split(root, "TRAIN", every_class=True), cfg.limit_cells)
         x_all, samples = load_arrays(samples, crop_spec, skip_bad=cfg.skip_bad, progress=progress)
         if gray := colourless(x_all, samples):  # `wbc predict` would call each "cannot judge"
-            print(f"wbc: note: {len(gray)} of the {len(samples)} training image(s) have no colour (grayscale): the "
-                  "stain's colours, which tell the types apart, are missing from them; they are trained on as they "
-                  f"are, but a photo without colour is one `wbc predict` cannot judge. Convert or remove them:\n  "
-                  f"{listed([printable(str(p)) for p in gray])}", file=sys.stderr)
+            say_once(f"wbc: note: {len(gray)} of the {len(samples)} training image(s) have no colour (grayscale): the "
+                     "stain's colours, which tell the types apart, are missing from them; they are trained on as they "
+                     f"are, but a photo without colour is one `wbc predict` cannot judge. Convert or remove them:\n  "
+                     f"{listed([printable(str(p)) for p in gray])}")
     else:
         root = "crops given to fit"
         if crops[0].shape[1:] != (*crop_spec.input_hw, 3) or len(crops[0]) != len(crops[1]):

@@ -647,12 +647,12 @@ def table_csv(rows: Sequence[Mapping[str, object]], unusable_files: Sequence[tup
 class Restored:
     """A downloaded review table's reviewed labels: by image sha256 where a row has one (this version's
     downloads), else by file name (an older table's rows, or one added by hand); and the rows whose reviewed column holds something else (a type
-    mistyped in a spreadsheet), as (file, what it holds); and the files given two types by two rows (the
-    last row's taken)."""
+    mistyped in a spreadsheet), as (file, what it holds); and the images two rows gave two types (the last
+    row's taken), as (the sha256 or name they are found by, file)."""
     by_key: dict[str, str]
     by_name: dict[str, str]
     unknown: tuple[tuple[str, str], ...] = ()
-    conflicts: tuple[str, ...] = ()
+    conflicts: tuple[tuple[str, str], ...] = ()
 
     def __len__(self) -> int:
         return len(self.by_key) + len(self.by_name)
@@ -672,20 +672,18 @@ def restored_labels(data: bytes, name: str) -> Restored:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = data.decode("cp1252", errors="replace")  # Excel's plain "CSV" on Windows
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel  # one column, or nothing: the check below names it
-    # The delimiter alone: the sniffer took the ' that quotes formula-like names (`spreadsheet_text`) on two
-    # lines or more for the quote character, and merged rows (corrections lost, with a note of success).
-    reader = csv.DictReader(io.StringIO(text), delimiter=dialect.delimiter)
+    # The delimiter is the header's (its column names hold none of them). csv.Sniffer took the ' that quotes
+    # formula-like names (`spreadsheet_text`) for the quote character and merged rows (corrections lost under
+    # a note of success), and found no delimiter in some ;-separated re-saves.
+    header = text.split("\n", 1)[0]
+    reader = csv.DictReader(io.StringIO(text), delimiter=max(",;\t", key=header.count))
     not_ours = (f"{name}: not a table this page downloaded (it has no file and reviewed columns); give the "
                 f"{REVIEW_CSV} that the Download the table button saved")
     labels = {lab.lower(): lab for lab in REVIEW_LABELS}
     by_key: dict[str, str] = {}
     by_name: dict[str, str] = {}
     unknown: list[tuple[str, str]] = []
-    conflicts: list[str] = []
+    conflicts: dict[str, str] = {}
     try:  # a file of another kind (binary, a photo renamed .csv) can stop the reader anywhere
         if reader.fieldnames:  # headers as a spreadsheet may have retyped them ("File", " Reviewed")
             reader.fieldnames = [f.strip().lower() for f in reader.fieldnames]
@@ -700,14 +698,14 @@ def restored_labels(data: bytes, name: str) -> Restored:
                 continue
             store, key = (by_key, r[IMAGE_ID].strip()) if r.get(IMAGE_ID) else (by_name, file)
             if store.get(key, label) != label:
-                conflicts.append(file)
+                conflicts[key] = file
             store[key] = label
     except csv.Error as e:
         raise ValueError(f"{not_ours} ({e})") from e
     if not by_key and not by_name:
         raise ValueError(f"{name}: no row gives a type in its reviewed column ({', '.join(REVIEW_LABELS)})")
     return Restored(by_key=by_key, by_name=by_name, unknown=tuple(unknown),
-                    conflicts=tuple(dict.fromkeys(conflicts)))
+                    conflicts=tuple(conflicts.items()))
 
 
 def restore_note(name: str, restored: int, corrected: int, missed: int, unknown: Sequence[tuple[str, str]],

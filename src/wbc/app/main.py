@@ -165,8 +165,9 @@ def restore_review(rows: list[dict[str, object]], corrections: dict[str, str]) -
     # The model's own type (or Excluded, where it gave none) against the table's: the corrections restored.
     model = {str(r["key"]): str(r["predicted"]) or logic.EXCLUDED for r in rows}
     changed = sum(1 for k in done[1] if k in model and corrections.get(k) != model[k])
+    shown = {str(r["key"]) for r in rows} | {str(r["file"]) for r in rows}
     note = logic.restore_note(table.name, len(done[1]), changed, len(labels) - len(done[1]), labels.unknown,
-                              labels.conflicts)
+                              [file for found_by, file in labels.conflicts if found_by in shown])
     st.session_state["restored_note"] = note
     if taken:  # also where the page is scrolled: the box is under the table, the note above it
         st.toast(note[1].split(". ")[0].rstrip(".") + ".")  # its first sentence: the rest is above the table
