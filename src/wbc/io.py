@@ -1,4 +1,6 @@
-"""Atomic file writes: a crash or kill never leaves a half-written result behind."""
+"""Files: atomic writes (a crash or kill never leaves a half-written result behind), output checks before
+the work, walking folders, an image's identity by its bytes, and file names as a spreadsheet and a terminal
+should show them."""
 
 from __future__ import annotations
 

@@ -140,8 +140,7 @@ def marked_photo(rgb: np.ndarray, typed: tuple[int, int], other: tuple[int, int]
                                        (other, OTHER_RING, round(r * (1.5 if other_larger else 1)), True)):
         box = (x * k - rr, y * k - rr, x * k + rr, y * k + rr)
         halo = (box[0] - 1, box[1] - 1, box[2] + 1, box[3] + 1)
-        # a white halo under the colour: a colour alone is lost on a purple nucleus
-        if not dashed:
+        if not dashed:  # a white halo under the colour: blue alone is lost on a purple nucleus
             draw.ellipse(halo, outline=(255, 255, 255), width=width + 2)
             draw.ellipse(box, outline=colour, width=width)
             continue
