@@ -544,11 +544,12 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"wbc: error: {lines_shown(str(unwritten))}; the table above is all there is of this run",
               file=sys.stderr)
     elif csv_path:
-        print(f"wrote {printable(str(csv_path))}" + (f" (interrupted, so the table at {printable(str(args.csv))} was kept)" if kept
-                                     else " (it replaced the table there)" if replaced else ""))
+        why = (f" (interrupted, so the table at {printable(str(args.csv))} was kept)" if kept
+               else " (it replaced the table there)" if replaced else "")
+        print(f"wrote {printable(str(csv_path))}{why}")
     elif kept:
-        print(f"wbc: interrupted: the table at {printable(str(args.csv))} was kept, and {printable(str(kept))}, where the part read would go, is a "
-              "file of another kind: no table written", file=sys.stderr)
+        print(f"wbc: interrupted: the table at {printable(str(args.csv))} was kept, and {printable(str(kept))}, "
+              "where the part read would go, is a file of another kind: no table written", file=sys.stderr)
     if bad:
         print(f"wbc: {bad} of {len(paths)} file(s) could not be used", file=sys.stderr)
     if named_nothing:  # a mistyped path is the user's to fix: scripts see it in the exit status

@@ -232,15 +232,16 @@ def _list_class_folders(folder: Path, require_all_classes: bool) -> list[Sample]
                         f"\n  {listed(broken)}")
     # A folder not named as a split: the split that holds most of its names settles a name found in two.
     prefer = None if folder.name in SPLITS else likeliest_split([(c, f.name) for c, fs in files.items() for f in fs])
-    samples = [Sample(path=f, label=CLASS_INDEX[c], cell=cell_key(c, str(f.relative_to(present[c])), folder.name, prefer))
+    samples = [Sample(path=f, label=CLASS_INDEX[c],
+                      cell=cell_key(c, str(f.relative_to(present[c])), folder.name, prefer))
                for c, fs in files.items() for f in fs if f.suffix.lower() in IMAGE_SUFFIXES]
     if not samples:
         raise DataError(f"{folder}: the class folders hold no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     _refuse_files_reached_twice(samples)
     loose = [printable(p.name) for p in sorted(folder.iterdir())  # hidden ones passed over, as everywhere (macOS's ._ copies)
              if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()]
-    note = (f"wbc: note: {printable(str(folder))}: {len(loose)} image file(s) beside the class folders, in none of them, left out:"
-            f"\n  {listed(loose)}")
+    note = (f"wbc: note: {printable(str(folder))}: {len(loose)} image file(s) beside the class folders, in none of "
+            f"them, left out:\n  {listed(loose)}")
     if loose:  # a class is the folder an image is in: these have none
         say_once(note)
     return samples
