@@ -604,3 +604,29 @@ def test_colourless_reads_the_whole_crop_where_the_grid_sees_no_colour() -> None
     samples = [Sample(Path(f"{i}.png"), 0, str(i)) for i in range(3)]
     assert colourless(x, samples) == [Path("0.png")]
 
+
+
+def test_copies_of_ones_own_image_are_one_cell(data_copy: Path) -> None:
+    """Byte-identical copies of a file the data set's table does not know are one cell (as two, a copy fell
+    on both sides of the cell-grouped split); copies in two class folders are refused (two labels)."""
+    source = next((data_copy / "TEST_SIMPLE" / "EOSINOPHIL").glob("*.jpeg")).read_bytes()
+    for name in ("mine.jpeg", "patient2/mine copy.jpeg"):
+        (data_copy / "TEST_SIMPLE" / "EOSINOPHIL" / name).parent.mkdir(exist_ok=True)
+        (data_copy / "TEST_SIMPLE" / "EOSINOPHIL" / name).write_bytes(b"own" + source)
+    cells = {s.path.name: s.cell for s in list_split(data_copy, "TEST_SIMPLE")}
+    assert cells["mine.jpeg"] == cells["mine copy.jpeg"] == "EOSINOPHIL/mine"
+    (data_copy / "TEST_SIMPLE" / "LYMPHOCYTE" / "same.jpeg").write_bytes(b"own" + source)
+    with pytest.raises(DataError, match=r"(?s)1 image\(s\) are in two class folders, byte for byte.*same.jpeg \(LYMPHOCYTE\)"):
+        list_split(data_copy, "TEST_SIMPLE")
+
+
+def test_test_copies_of_training_images_are_found(data_copy: Path) -> None:
+    """A TEST image that is a copy of a TRAIN one (a user's own files) is found, with the file it copies."""
+    from wbc.data import test_copies_of
+
+    shutil.copytree(data_copy / "TEST_SIMPLE", data_copy / "TEST")
+    own = data_copy / "TRAIN" / "MONOCYTE" / "own.jpeg"
+    own.write_bytes(b"own" + next((data_copy / "TRAIN" / "MONOCYTE").glob("_*.jpeg")).read_bytes())
+    (data_copy / "TEST" / "MONOCYTE" / "again.jpeg").write_bytes(own.read_bytes())
+    assert test_copies_of(data_copy, list_split(data_copy, "TRAIN")) == [(data_copy / "TEST" / "MONOCYTE" / "again.jpeg", own)]
+    assert test_copies_of(data_copy / "TRAIN", list_split(data_copy, "TRAIN")) == []  # no TEST there

@@ -335,9 +335,16 @@ def test_training_images_without_colour_are_named(data_copy: Path, tmp_path: Pat
     samples = list_split(data_copy, "TRAIN")
     x, kept = load_arrays(samples, PreprocessSpec(), use_cache=False, progress=False)
     assert colourless(x, kept) == [gray]
+    import shutil
+
+    shutil.copytree(data_copy / "TEST_SIMPLE", data_copy / "TEST")  # with a copy of one of one's own TRAIN images
+    own = data_copy / "TRAIN" / "EOSINOPHIL" / "own.jpeg"
+    shutil.copy(sorted((data_copy / "TRAIN" / "EOSINOPHIL").glob("_*.jpeg"))[0], own)
+    shutil.copy(own, data_copy / "TEST" / "EOSINOPHIL" / "again.jpeg")
     fit(replace(TINY, epochs=1, data=str(data_copy)), tmp_path / "r", progress=False)
     err = capsys.readouterr().err
     assert "training image(s) have no colour (grayscale)" in err and str(gray) in err
+    assert "1 TEST image(s) are byte-for-byte copies of TRAIN images" in err and f"again.jpeg (= {own})" in err
 
 
 def test_fit_refuses_an_unknown_optimizer_before_any_work(tmp_path: Path) -> None:
@@ -459,6 +466,9 @@ def test_export_warns_of_an_unfinished_or_near_chance_run(tiny_run: Path, tmp_pa
     shutil.copytree(tiny_run, run)
     state = load_checkpoint(run / "last.pt")
     assert state["stopped"] and export_warnings(run / "best.pt", {"calibration": {"val_accuracy": 0.9}}) == []
+    few = export_warnings(run / "best.pt", {"calibration": {"val_accuracy": 0.9, "n_files": 8}})
+    assert len(few) == 1 and few[0].startswith("its temperature and review threshold were fitted on only 8 validation")
+    assert export_warnings(run / "best.pt", {"calibration": {"val_accuracy": 0.9, "n_files": 500}}) == []
     save_checkpoint(run / "last.pt", {**state, "stopped": False, "epoch": 0})
     assert main(["export", str(run), "--out", str(tmp_path / "e"), "--data", str(FIXTURE_IMAGES)]) == 0
     assert f"warning: the run {run} did not finish (epoch 1 of 2): `wbc train --out {run} --resume`" in (

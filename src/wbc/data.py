@@ -23,7 +23,7 @@ from wbc import imaging, screening
 from wbc.errors import BadImageError, DataError, OutputError
 from wbc.imaging import PreprocessSpec, load_image, prepare_located
 from wbc.info import CLASS_INDEX, CLASSES, IMAGE_SUFFIXES, SPLITS
-from wbc.io import atomic_write_bytes, files_under, printable
+from wbc.io import atomic_write_bytes, bytes_key, files_under, printable
 from wbc.sources import field_name, likeliest_split, source_field
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -238,6 +238,7 @@ def _list_class_folders(folder: Path, require_all_classes: bool) -> list[Sample]
     if not samples:
         raise DataError(f"{folder}: the class folders hold no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     _refuse_files_reached_twice(samples)
+    samples = _copies_as_one_cell(samples)
     loose = [printable(p.name) for p in sorted(folder.iterdir())  # hidden ones passed over, as everywhere (macOS's ._ copies)
              if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()]
     note = (f"wbc: note: {printable(str(folder))}: {len(loose)} image file(s) beside the class folders, in none of "
@@ -265,6 +266,55 @@ def _refuse_files_reached_twice(samples: Sequence[Sample]) -> None:
     if twice:
         raise DataError(f"{len(twice)} image file(s) reached twice through a link in a class folder (each image must "
                         f"be in its class's folder once; remove the link):\n  {listed(twice)}")
+
+
+def _copies_as_one_cell(samples: list[Sample]) -> list[Sample]:
+    """The samples with byte-identical copies of a file the data set's table does not know (a user's own,
+    each its own cell) made one cell, the first copy's: as two cells a copy fell on both sides of a
+    cell-grouped split and its reading was validated on itself. DataError where copies lie in two class
+    folders (one image, two labels). The data set's own files are grouped by their fields already."""
+    first: dict[str, Sample] = {}
+    out: list[Sample] = []
+    twice: list[str] = []
+    for s in samples:
+        if "/BloodImage_" in s.cell:
+            out.append(s)
+            continue
+        try:
+            key = bytes_key(s.path.read_bytes())
+        except OSError:  # named where it is decoded
+            out.append(s)
+            continue
+        seen = first.setdefault(key, s)
+        if seen.label != s.label:
+            twice.append(f"{printable(str(seen.path))} ({CLASSES[seen.label]}) and {printable(str(s.path))} "
+                         f"({CLASSES[s.label]})")
+        out.append(s if seen is s else Sample(path=s.path, label=s.label, cell=seen.cell))
+    if twice:
+        raise DataError(f"{len(twice)} image(s) are in two class folders, byte for byte (one image, two labels); "
+                        f"keep each in its class's folder only:\n  {listed(twice)}")
+    return out
+
+
+def test_copies_of(root: Path, train: Sequence[Sample]) -> list[tuple[Path, Path]]:
+    """(TEST file, TRAIN file) for each of `root`'s TEST images that is a byte-identical copy of one of the
+    TRAIN samples `train` (a user's own files: the data set's are told apart by their fields); [] where
+    there is no TEST to read. Its TEST figures would score such an image as seen."""
+    try:
+        test = list_split(root, "TEST")
+    except DataError:
+        return []
+
+    def keys(samples: Sequence[Sample]) -> dict[str, Path]:
+        out: dict[str, Path] = {}
+        for s in samples:
+            if "/BloodImage_" not in s.cell:
+                with contextlib.suppress(OSError):
+                    out.setdefault(bytes_key(s.path.read_bytes()), s.path)
+        return out
+
+    trained = keys(train)
+    return [(p, trained[k]) for k, p in keys(test).items() if k in trained]
 
 
 _SAID: set[str] = set()  # the notes on loose files printed so far

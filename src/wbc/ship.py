@@ -123,7 +123,8 @@ def run_checkpoint(run: str | Path) -> Path:
 
 def export_warnings(ckpt: Path, card: dict[str, Any]) -> list[str]:
     """What a user exporting this checkpoint should know before using the model: a run that did not
-    finish (interrupted; `--resume` finishes it), or held-out accuracy below 50% (chance, with 4 classes: 25%)."""
+    finish (interrupted; `--resume` finishes it), held-out accuracy below 50% (chance, with 4 classes: 25%),
+    or a calibration on fewer than MIN_CALIBRATION_FILES validation files."""
     notes = []
     last = ckpt.parent / "last.pt"
     if last.is_file():
@@ -134,7 +135,17 @@ def export_warnings(ckpt: Path, card: dict[str, Any]) -> list[str]:
                          f"`wbc train --out {ckpt.parent} --resume` finishes it")
     if weak := weak_model_note(card):
         notes.append(weak)
+    n = (card.get("calibration") or {}).get("n_files")
+    if isinstance(n, int) and n < MIN_CALIBRATION_FILES:
+        notes.append(f"its temperature and review threshold were fitted on only {n} validation file(s), so the "
+                     "confidences and the needs-review mark are rough: hold out more cells (a larger --val-fraction), "
+                     "or take them from a cross-validation (--calibration with benchmarks/cv.py's cv.json)")
     return notes
+
+
+# Fewer held-out files than this make a rough temperature and review threshold (a 10% quantile of 8 files
+# is one file's confidence).
+MIN_CALIBRATION_FILES = 50
 
 
 # What an export writes, and what `--evaluate` adds beside it: the evaluation's files and the training curves.
@@ -207,6 +218,7 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
         before, after = tta_probs(logits, 1.0), tta_probs(logits, t)
         calib = {
             "fitted_on": f"{len(y)} validation files of the run's cell-grouped split",
+            "n_files": len(y),
             "fitted_on_views": views,
             "val_ece_before": expected_calibration_error(before, y),
             "val_ece_after": expected_calibration_error(after, y),

@@ -32,7 +32,7 @@ from wbc.augment import (
     augment_batch,
 )
 from wbc.data import (Sample, colourless, find_images_root, grouped_split, list_split, listed, load_arrays,
-                      say_once)
+                      say_once, test_copies_of)
 from wbc.errors import CheckpointError, ConfigError, DataError
 from wbc.imaging import PreprocessSpec, dihedral_views
 from wbc.info import CLASSES, NUM_CLASSES
@@ -652,6 +652,10 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
                      "stain's colours, which tell the types apart, are missing from them; they are trained on as they "
                      f"are, but a photo without colour is one `wbc predict` cannot judge. Convert or remove them:\n  "
                      f"{listed([printable(str(p)) for p in gray])}")
+        if seen := test_copies_of(Path(root), samples):
+            say_once(f"wbc: note: {len(seen)} TEST image(s) are byte-for-byte copies of TRAIN images: TEST's figures "
+                     "would score them as seen; remove them from TEST:\n  "
+                     + listed([f"{printable(str(t))} (= {printable(str(s))})" for t, s in seen]))
     else:
         root = "crops given to fit"
         if crops[0].shape[1:] != (*crop_spec.input_hw, 3) or len(crops[0]) != len(crops[1]):
