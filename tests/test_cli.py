@@ -1406,3 +1406,13 @@ def test_app_stops_on_sigterm() -> None:
         # What the fixed app must not leave: a server started for this port (stopped here if it was).
         if shutil.which("pkill"):
             subprocess.run(["pkill", "-f", "--", f"--server.port {port} "], check=False)
+
+
+def test_evaluate_takes_a_run_folder_as_its_checkpoint(tiny_run: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """`wbc evaluate --model RUN` evaluates the run's best.pt as it is, and says so (it was refused)."""
+    assert main(["evaluate", "--model", str(tiny_run), "--folder", str(FIXTURE_IMAGES / "TEST_SIMPLE"),
+                 "--out", str(tmp_path / "ev"), "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert f"{tiny_run} is a training run: evaluating its best.pt as it is" in err
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["read_as"].startswith("a training checkpoint")

@@ -245,6 +245,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     evaluate = _training("wbc.evaluate", "evaluate")
     check_writable_folder(args.out)
+    run = Path(args.model) if args.model else None
+    if run is not None and run.is_dir() and not (run / "model.onnx").is_file() and (run / "best.pt").is_file():
+        args.model = run / "best.pt"  # a run folder: its checkpoint, as `wbc export RUN` takes it
+        print(f"wbc: note: {printable(str(run))} is a training run: evaluating its best.pt as it is (one view, not "
+              "calibrated; `wbc export` makes the model that `wbc predict` and the app use)", file=sys.stderr)
     data = args.data
     if args.folder is None:  # a checkpoint, or a model of its maker's own images: the data it was trained on
         stored = _stored_config(args.model) if args.model and str(args.model).endswith(".pt") else _card_config(args.model)
