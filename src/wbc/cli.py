@@ -892,7 +892,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="metrics, plots and report.md for a model on TEST or a folder",
                        epilog=DONE_OR_ERROR)
-    e.add_argument("--model", help="model folder, .onnx or training checkpoint .pt (default: WBC_MODEL, else the shipped model)")
+    e.add_argument("--model", help="model folder, .onnx, training checkpoint .pt or a run folder (its best.pt) (default: WBC_MODEL, else the shipped model)")
     e.add_argument("--split", default="TEST", choices=["TEST", "TEST_SIMPLE", "TRAIN"], help="default: TEST")
     e.add_argument("--folder", type=Path, help="evaluate this folder of class folders instead of a split")
     e.add_argument("--data", type=Path, help=RUN_DATA_HELP)
