@@ -466,5 +466,7 @@ def test_report_gives_the_accuracy_where_scikit_learn_gives_a_micro_average() ->
     probs = np.eye(4)[[0, 2, 1, 1, 0]]
     text = classification_report_text(probs, np.array([0, 0, 1, 1, 1]))
     assert "micro avg" in text and "accuracy over all files: 0.6000" in text
+    lonely = classification_report_text(np.eye(4)[[0, 0, 0]], np.array([0, 1, 1]))  # LYMPHOCYTE never predicted
+    assert "nan" not in lonely and "LYMPHOCYTE          —    0.0000" in lonely  # undefined shown as a dash
     assert "No images of MONOCYTE, NEUTROPHIL here: not in the rows or averages above; 1 file(s)" in text
 

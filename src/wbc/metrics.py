@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -181,6 +182,7 @@ def classification_report_text(probs: np.ndarray, y: np.ndarray) -> str:
     pred = probs.argmax(1)
     text = classification_report(y, pred, labels=present, target_names=[CLASSES[c] for c in present], digits=4,
                                  zero_division=np.nan)
+    text = re.sub(r" nan\b", "   —", text)  # undefined, shown as the per-type table shows it (`per_class_figure`)
     absent = [c for c in range(NUM_CLASSES) if c not in present]
     if "micro avg" in text:  # scikit-learn's line where a file was read as an absent type: not the accuracy
         text += f"\naccuracy over all files: {float((pred == y).mean()):.4f}\n"
