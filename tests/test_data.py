@@ -584,6 +584,10 @@ def test_folder_hints_for_a_data_set_root_and_plural_classes(tmp_path: Path, fix
         (tmp_path / "pl" / name).mkdir(parents=True)
     with pytest.raises(DataError, match=r"unknown class folder\(s\) EOSINOPHILS; .*Name class folders in the singular"):
         list_folder(tmp_path / "pl")
+    for split, name in (("TRAIN", "EOSINOPHILS"), ("TRAIN", "LYMPHOCYTE"), ("TEST", "MONOCYTES")):
+        (tmp_path / "both" / split / name).mkdir(parents=True)  # one message names the plurals of every split
+    with pytest.raises(DataError, match=r"TRAIN: unknown class folder\(s\) EOSINOPHILS; .*so too in TEST: MONOCYTES$"):
+        list_split(tmp_path / "both", "TRAIN")
 
 
 def test_a_class_folder_linked_to_nothing_is_refused(data_copy: Path) -> None:

@@ -179,7 +179,17 @@ def _class_folders_hint(folder: Path, others: list[str]) -> str:
         root = find_images_root(folder)
     except DataError:
         plural = [n for n in _near_class_names(others) if n.upper() not in CLASS_INDEX]
-        return f". Name class folders in the singular ({', '.join(CLASSES)}, in any case)" if plural else ""
+        if not plural:
+            return ""
+        # The other splits beside it, at once: fixed split by split, the next command found the next.
+        also = []
+        for split in (s for s in SPLITS if s != folder.name and (folder.parent / s).is_dir()):
+            with contextlib.suppress(OSError):
+                names = [p.name for p in (folder.parent / split).iterdir() if p.is_dir()]
+                if more := [n for n in _near_class_names(names) if n.upper() not in CLASS_INDEX]:
+                    also.append(f"{split}: {', '.join(sorted(more))}")
+        return (f". Name class folders in the singular ({', '.join(CLASSES)}, in any case)"
+                + (f"; so too in {'; '.join(also)}" if also else ""))
     return (f". {folder} holds a data set (its images are in {root}): give it as --data {folder}, or one split as "
             f"--folder {root / 'TEST'}")
 
