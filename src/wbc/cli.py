@@ -207,7 +207,7 @@ def run_data(stored: str | None, given: Path | None, run: Path) -> str | Path | 
 
 def _stored_config(ckpt: str | Path) -> tuple[dict[str, Any], Path]:
     """The training config a checkpoint .pt keeps, and its run folder; an empty config for anything else
-    (an exported model, a run folder: evaluate refuses one and names its best.pt)."""
+    (an exported model; `cmd_evaluate` takes a run folder as its best.pt first)."""
     ckpt = Path(ckpt)
     if ckpt.suffix != ".pt" or not ckpt.is_file():
         return {}, ckpt.parent
@@ -598,7 +598,6 @@ def fit(name: str, width: int) -> str:
             start += 1
         name, used = "..." + name[start:], used + 3
     return name + " " * (width - used)
-
 
 
 def other_cell_note(r: Prediction) -> str:

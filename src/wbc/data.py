@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import itertools
@@ -157,13 +158,8 @@ def _layout_hint(base: Path) -> str:
                 f"of the same class folders), e.g. {base / 'TRAIN' / CLASSES[0]}, each named as a class in the "
                 f"singular ({', '.join(CLASSES)}, in any case)")
     for split in (n for n in names if n in SPLITS):  # a split whose class folders are misnamed (in the plural)
-        try:
-            plural = [n for n in _near_class_names([p.name for p in (base / split).iterdir() if p.is_dir()])
-                      if n.upper() not in CLASS_INDEX]
-        except OSError:
-            continue
-        if plural:
-            return (f". {base / split} holds {', '.join(sorted(plural))}: name class folders in the singular "
+        if plural := _plural_class_folders(base / split):
+            return (f". {base / split} holds {', '.join(plural)}: name class folders in the singular "
                     f"({', '.join(CLASSES)}, in any case)")
     return ""
 
@@ -178,16 +174,11 @@ def _class_folders_hint(folder: Path, others: list[str]) -> str:
     try:
         root = find_images_root(folder)
     except DataError:
-        plural = [n for n in _near_class_names(others) if n.upper() not in CLASS_INDEX]
-        if not plural:
+        if not any(n.upper() not in CLASS_INDEX for n in _near_class_names(others)):
             return ""
         # The other splits beside it, at once: fixed split by split, the next command found the next.
-        also = []
-        for split in (s for s in SPLITS if s != folder.name and (folder.parent / s).is_dir()):
-            with contextlib.suppress(OSError):
-                names = [p.name for p in (folder.parent / split).iterdir() if p.is_dir()]
-                if more := [n for n in _near_class_names(names) if n.upper() not in CLASS_INDEX]:
-                    also.append(f"{split}: {', '.join(sorted(more))}")
+        also = [f"{split}: {', '.join(more)}" for split in SPLITS if split != folder.name
+                if (more := _plural_class_folders(folder.parent / split))]
         return (f". Name class folders in the singular ({', '.join(CLASSES)}, in any case)"
                 + (f"; so too in {'; '.join(also)}" if also else ""))
     return (f". {folder} holds a data set (its images are in {root}): give it as --data {folder}, or one split as "
@@ -197,6 +188,24 @@ def _class_folders_hint(folder: Path, others: list[str]) -> str:
 def _near_class_names(names: list[str]) -> list[str]:
     """The folder names among `names` that are a class's, in any case or in the plural."""
     return [n for n in names if n.upper() in CLASS_INDEX or n.upper().rstrip("S") in CLASS_INDEX]
+
+
+def _plural_class_folders(folder: Path) -> list[str]:
+    """The folders in `folder` named as a class in the plural, sorted ([] where it cannot be listed)."""
+    try:
+        names = [p.name for p in folder.iterdir() if p.is_dir()]
+    except OSError:
+        return []
+    return sorted(n for n in _near_class_names(names) if n.upper() not in CLASS_INDEX)
+
+
+# A cell of the public data set, as `cell_key` names one whose original field is known.
+FIELD_CELL = re.compile(r"[A-Z]+/BloodImage_\d{5}")
+
+
+def is_field_cell(cell: str) -> bool:
+    """Whether `cell` (a `cell_key`) is one of the data set's original fields, not a file of its own."""
+    return FIELD_CELL.fullmatch(cell) is not None
 
 
 def cell_key(class_name: str, file_name: str, split: str | None = None, prefer: str | None = None) -> str:
@@ -286,13 +295,8 @@ def _copies_as_one_cell(samples: list[Sample]) -> list[Sample]:
     first: dict[str, Sample] = {}
     out: list[Sample] = []
     twice: list[str] = []
-    for s in samples:
-        if "/BloodImage_" in s.cell:
-            out.append(s)
-            continue
-        try:
-            key = bytes_key(s.path.read_bytes())
-        except OSError:  # named where it is decoded
+    for s, key in zip(samples, _own_file_keys(samples)):
+        if key is None:
             out.append(s)
             continue
         seen = first.setdefault(key, s)
@@ -314,17 +318,30 @@ def test_copies_of(root: Path, train: Sequence[Sample]) -> list[tuple[Path, Path
         test = list_split(root, "TEST")
     except DataError:
         return []
+    trained: dict[str, Path] = {}
+    for s, key in zip(train, _own_file_keys(train)):
+        if key is not None:
+            trained.setdefault(key, s.path)
+    return [(s.path, trained[key]) for s, key in zip(test, _own_file_keys(test)) if key in trained]
 
-    def keys(samples: Sequence[Sample]) -> dict[str, Path]:
-        out: dict[str, Path] = {}
-        for s in samples:
-            if "/BloodImage_" not in s.cell:
-                with contextlib.suppress(OSError):
-                    out.setdefault(bytes_key(s.path.read_bytes()), s.path)
-        return out
 
-    trained = keys(train)
-    return [(p, trained[k]) for k, p in keys(test).items() if k in trained]
+def _own_file_keys(samples: Sequence[Sample]) -> list[str | None]:
+    """Each sample's `bytes_key`, for a file of one's own (None for a data set field's, told apart by its
+    field, and for one that cannot be read, named where it is decoded)."""
+    keys: list[str | None] = []
+    for s in samples:
+        try:
+            st = s.path.stat()
+            keys.append(None if is_field_cell(s.cell) else _file_key(s.path, st.st_size, st.st_mtime_ns))
+        except OSError:
+            keys.append(None)
+    return keys
+
+
+@functools.lru_cache(maxsize=65536)
+def _file_key(path: Path, size: int, mtime_ns: int) -> str:
+    """A file's `bytes_key`, read once for its size and time: training lists TRAIN, then compares TEST with it."""
+    return bytes_key(path.read_bytes())
 
 
 _SAID: set[str] = set()  # the notes on loose files printed so far

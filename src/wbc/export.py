@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import platform
-import re
 import subprocess
 import tempfile
 import time
@@ -18,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wbc import __version__
+from wbc.data import is_field_cell
 from wbc.errors import BadImageError, WbcError
 from wbc.imaging import PreprocessSpec, load_image, prepare
 from wbc.info import CLASSES, DATASET, OWN_IMAGES
@@ -129,10 +129,6 @@ def export(
     return card
 
 
-# A cell of the public data set, as `data.cell_key` names one whose original field is known.
-FIELD_CELL = re.compile(r"[A-Z]+/BloodImage_\d{5}")
-
-
 def training_split(run: Path) -> dict[str, Any]:
     """What the run trained on, from the split.json `fit` wrote beside its checkpoints: its split and
     where its images came from. The public data set's only where every cell is one of its original
@@ -145,7 +141,7 @@ def training_split(run: Path) -> dict[str, Any]:
         return {"training_split": "TRAIN (the run's split.json is missing)"}
     text = (f"TRAIN, cell-grouped: {n_train} cells trained on, {n_val} held out for validation" if n_val
             else f"TRAIN, all {n_train} cells, none held out")
-    public = sum(bool(FIELD_CELL.fullmatch(c)) for c in cells)
+    public = sum(map(is_field_cell, cells))
     source: dict[str, Any] = (
         {"source": DATASET["kaggle_handle"], "licence": DATASET["licence"]} if cells and public == len(cells) else
         # Some of the public set's cells among the user's own: its licence still holds for them.

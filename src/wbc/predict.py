@@ -374,14 +374,16 @@ class Predictor:
         ok: list[tuple[int, np.ndarray, Screening]] = []
         keys: list[str] = []  # each item's bytes_key; read once (a pipe given as a path cannot be read again)
         for i, (name, source) in enumerate(items):
-            keys.append("")
+            key = ""
             try:
                 raw = read_source(source, name)
-                keys[i] = bytes_key(raw) if hashed else ""
+                key = bytes_key(raw) if hashed else ""
                 ok.append((i, *self.analyse(load_image(raw, name))))
             except BadImageError as e:
-                out.append((Prediction(file=name, error=str(e), sha256=keys[i]), None, None))
+                out.append((Prediction(file=name, error=str(e), sha256=key), None, None))
                 continue
+            finally:
+                keys.append(key)
             out.append((Prediction(file=name), None, None))  # filled in below
         if ok:
             probs, cams = self.predict(np.stack([a for _, a, _ in ok]), tta, cam)

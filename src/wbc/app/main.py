@@ -150,9 +150,9 @@ def restore_review(rows: list[dict[str, object]], corrections: dict[str, str]) -
         st.session_state["restored"] = st.session_state["restored_note"] = None
         return False
     data = table.getvalue()
-    done = st.session_state.get("restored")
-    if done is None or done[0] != bytes_key(data):
-        done = st.session_state["restored"] = (bytes_key(data), set())
+    done, key = st.session_state.get("restored"), bytes_key(data)
+    if done is None or done[0] != key:
+        done = st.session_state["restored"] = (key, set())
     try:
         labels = logic.restored_labels(data, table.name)
     except ValueError as e:
