@@ -34,6 +34,19 @@ class TestCalibration:
         y = np.array([rng.choice(4, p=row) for row in p])
         assert fit_temperature(logits, y) == pytest.approx(2.5, rel=0.05)
 
+    @pytest.mark.parametrize("scale", [40.0, 0.01])
+    def test_stays_within_its_grid(self, scale: float) -> None:
+        """Logits that carry nothing (labels drawn apart from them) on 8 files want T without end (and
+        sharp right ones T near 0): the fit stops at the grid's ends, not 6% past them."""
+        from wbc.calibration import T_MAX, T_MIN
+
+        rng = np.random.default_rng(1)
+        logits = rng.normal(0, scale, size=(1, 8, 4))
+        y = rng.integers(0, 4, 8) if scale > 1 else logits[0].argmax(1)
+        t = fit_temperature(logits, y)
+        assert T_MIN <= t <= T_MAX
+        assert t == pytest.approx(T_MAX if scale > 1 else T_MIN)
+
     def test_tta_averages_views(self) -> None:
         """TTA probabilities are the mean of the views' softmax."""
         v = np.array([[[2.0, 0, 0, 0]], [[0, 2.0, 0, 0]]])

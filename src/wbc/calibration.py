@@ -31,17 +31,21 @@ def nll(probs: np.ndarray, y: np.ndarray) -> float:
     return float(-np.log(np.clip(probs[np.arange(len(y)), y], 1e-12, 1)).mean())
 
 
+T_MIN, T_MAX = 0.2, 10.0  # the temperatures searched
+
+
 def fit_temperature(view_logits: np.ndarray, y: np.ndarray) -> float:
     """The temperature minimising the negative log-likelihood of y under `tta_probs` (V, N, 4).
 
-    A 1-D search over a log grid, then a finer grid around the best point: no optimiser needed.
+    A 1-D search over a log grid, then a finer grid around the best point: no optimiser needed. The
+    answer stays within the grid's ends (T_MIN, T_MAX): logits that carry nothing want T without end.
     """
     def at(t: float) -> float:
         return nll(tta_probs(view_logits, t), y)
 
-    grid = np.exp(np.linspace(np.log(0.2), np.log(10), 80))
+    grid = np.exp(np.linspace(np.log(T_MIN), np.log(T_MAX), 80))
     best = min(grid, key=at)
-    fine = np.linspace(best / 1.06, best * 1.06, 41)
+    fine = np.linspace(max(best / 1.06, T_MIN), min(best * 1.06, T_MAX), 41)
     return float(min(fine, key=at))
 
 
