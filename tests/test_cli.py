@@ -294,11 +294,20 @@ class TestPredictCli:
         src = FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL" / "_9_2814.jpeg"
         Image.fromarray(brightness(gain)(np.asarray(Image.open(src).convert("RGB")))).save(tmp_path / "shot.png")
         Image.open(src).save(tmp_path / "plain.png")
-        assert main(["predict", str(tmp_path / "shot.png"), str(tmp_path / "plain.png"), "--quiet"]) == 0
+        assert main(["predict", str(tmp_path / "shot.png"), str(tmp_path / "plain.png"), "--quiet",
+                     "--csv", str(tmp_path / "p.csv")]) == 0
         table = capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]  # the differential follows a blank line
         rows = {line.split()[0].rsplit("/", 1)[-1]: line for line in table}
         assert note in rows["shot.png"] and "not a white" not in rows["shot.png"]
         assert gain < 1 or "needs review" in rows["shot.png"]
+        if gain > 1:  # the runner-up to check it against, to the confidence column's 3 decimals, as the CSV has it
+            import csv
+
+            from wbc.info import CLASSES
+
+            shot = next(r for r in csv.DictReader((tmp_path / "p.csv").open()) if r["file"].endswith("shot.png"))
+            second = sorted((float(shot[f"p_{c.lower()}"]), c) for c in CLASSES)[-2]
+            assert f"(or {second[1].lower()} {second[0]:.3f})" in rows["shot.png"]
         assert "[" not in rows["plain.png"] and rows["plain.png"].endswith("confident")
 
     def test_missing_path(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
