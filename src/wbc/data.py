@@ -504,7 +504,7 @@ def load_prepared(
     Results are cached on disk (WBC_CACHE, default ~/.cache/wbc) keyed by file identity and spec.
     A bad file stops everything with a message naming each bad file, unless `skip_bad`.
     """
-    from tqdm import tqdm
+    from wbc.progress import bar
 
     key = _cache_key(samples, spec)
     cpath = cache_dir() / f"{key}.npz"
@@ -522,9 +522,9 @@ def load_prepared(
     jobs = [(str(s.path), spec.to_dict()) for s in samples]
     if workers > 1 and len(jobs) > 64:
         with ProcessPoolExecutor(workers) as ex:
-            results = list(tqdm(ex.map(_decode, jobs, chunksize=64), total=len(jobs), desc="decode", disable=not progress))
+            results = list(bar(ex.map(_decode, jobs, chunksize=64), show=progress, total=len(jobs), desc="decode"))
     else:
-        results = [_decode(j) for j in tqdm(jobs, desc="decode", disable=not progress)]
+        results = [_decode(j) for j in bar(jobs, show=progress, desc="decode")]
     bad = [r for r in results if isinstance(r, str)]
     keep = np.array([not isinstance(r, str) for r in results])
     if bad and not skip_bad:

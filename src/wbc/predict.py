@@ -400,11 +400,13 @@ class Predictor:
     def iter_files(self, paths: Sequence[str | Path], progress: bool = False, tta: bool = True) -> Iterator[Prediction]:
         """`predict_files`, yielding each batch's predictions as it is done: a caller interrupted midway
         keeps what was read."""
-        from tqdm import tqdm
+        from wbc.progress import bar
 
-        for start in tqdm(range(0, len(paths), BATCH), desc="predict", disable=not progress, unit="batch"):
-            chunk = paths[start : start + BATCH]
-            yield from (p for p, _, _ in self.predict_sources([(str(p), p) for p in chunk], tta))
+        with bar(total=len(paths), show=progress, desc="predict", unit="image") as done:
+            for start in range(0, len(paths), BATCH):
+                chunk = paths[start : start + BATCH]
+                yield from (p for p, _, _ in self.predict_sources([(str(p), p) for p in chunk], tta))
+                done.update(len(chunk))
 
 
 def iter_image_paths(inputs: Iterable[str | Path], passed_over: list[Path] | None = None,

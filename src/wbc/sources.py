@@ -302,7 +302,7 @@ def match_files(images_root: Path, originals: Path, workers: int = 2, progress: 
     lowest-numbered of the originals that show that field). Files that `reuse` already matched keep
     their field, so an interrupted or extended build need not start over: `class_done` is given the
     matches so far after each class, for the caller to keep."""
-    from tqdm import tqdm
+    from wbc.progress import bar
 
     fields = single_label_fields(originals)
     known = {(m.split, m.class_name, m.file_name): m for m in reuse if m.field is not None}
@@ -321,8 +321,8 @@ def match_files(images_root: Path, originals: Path, workers: int = 2, progress: 
                 todo.append(job)
         with ProcessPoolExecutor(workers, initializer=_init_worker,
                                  initargs=(str(originals), fields[cls], groups)) as ex:
-            out += list(tqdm(ex.map(_match_one, todo, chunksize=16), total=len(todo), desc=cls,
-                             disable=not progress, unit="file"))
+            out += list(bar(ex.map(_match_one, todo, chunksize=16), show=progress, total=len(todo), desc=cls,
+                            unit="file"))
         if class_done is not None:
             class_done(list(out))
     return out

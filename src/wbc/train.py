@@ -264,15 +264,15 @@ def train_one_epoch(
     AveragedModel of `model`, is updated after every step; `size`: the network sees size x size px
     (progressive resizing) instead of its input size. With `cfg.context`, x holds widened crops
     (`context_spec`) and the warp samples the network's crop from them."""
-    from tqdm import tqdm
+    from wbc.progress import bar
 
     model.train()
     perm = torch.randperm(len(x), generator=gen)
     aug = AUGMENT.get(cfg.augment)
     # The sum stays on the device: reading it every step would make a GPU wait for each batch.
     total, seen = torch.zeros((), dtype=torch.float64, device=x.device), 0
-    bar = tqdm(range(0, len(x), cfg.batch_size), desc="train", leave=False, disable=not progress)
-    for start in bar:
+    steps = bar(range(0, len(x), cfg.batch_size), show=progress, desc="train", leave=False)
+    for start in steps:
         idx = perm[start : start + cfg.batch_size].to(x.device)
         if len(idx) < 2:  # BatchNorm needs two samples
             continue
@@ -616,7 +616,7 @@ def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool 
 
 def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
          model_cfg: SeedConfig | WbcNetConfig | None, crops: tuple[np.ndarray, list[Sample]] | None) -> Path:
-    from tqdm import tqdm
+    from wbc.progress import bar
 
     from wbc.report import plot_curves
 
@@ -723,7 +723,7 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
 
     print(f"{cfg.model}: {count_params(model):,} parameters; {len(x_tr)} training files "
           f"({len(set(cells[i] for i in tr_idx))} cells), {len(x_va)} validation files ({len(set(va_cells))} cells)")
-    epochs = tqdm(range(start, cfg.epochs), desc="epochs", initial=start, total=cfg.epochs, disable=not progress)
+    epochs = bar(range(start, cfg.epochs), show=progress, desc="epochs", initial=start, total=cfg.epochs)
     for epoch in epochs:
         t0 = time.perf_counter()
         # Seeded per epoch so a resumed run repeats exactly what an uninterrupted one would do (on the CPU;
