@@ -728,26 +728,61 @@ class TestOtherCell:
 
 class TestDifferential:
     def test_counts_and_ranges(self) -> None:
-        """Counts, percentages and range flags follow the labels; excluded images are not counted; below
-        100 cells no flag is given (the note says why), as `wbc predict` gives none."""
+        """Counts, percentages, 95% limits and range flags follow the labels; excluded images are not counted;
+        below 100 cells no flag is given (the note says why), as `wbc predict` gives none."""
         labels = ["NEUTROPHIL"] * 60 + ["LYMPHOCYTE"] * 30 + ["EOSINOPHIL"] * 10 + [logic.EXCLUDED] * 5
         rows = {r["type"]: r for r in logic.differential(labels)}
         assert rows["Neutrophil"]["count"] == 60 and rows["Neutrophil"]["percent"] == 60.0
-        assert rows["Neutrophil"]["status"] == "within range"
-        assert rows["Eosinophil"]["percent"] == 10.0 and rows["Eosinophil"]["status"] == "high"
-        assert rows["Monocyte"]["count"] == 0 and rows["Monocyte"]["status"] == "low"
+        assert rows["Neutrophil"]["status"] == "within range" and rows["Neutrophil"][logic.LIMITS_COLUMN] == "49.7–69.7"
+        assert rows["Eosinophil"]["percent"] == 10.0 and rows["Eosinophil"]["status"] == "above range"  # 4.9-17.6
+        # None of 100: 0.0-3.6% reaches into 2-8%, so it may be chance (a share of 2% shows none in 13% of
+        # 100-cell counts).
+        assert rows["Monocyte"]["count"] == 0 and rows["Monocyte"]["status"] == "below range"
         few = {r["type"]: r for r in logic.differential(labels[::10])}
         assert few["Eosinophil"]["percent"] == 10.0 and {r["status"] for r in few.values()} == {"-"}
-        assert "at least 100" in logic.differential_note(10)
+        assert few["Eosinophil"][logic.LIMITS_COLUMN] == "0.3–44.5"  # 1 of 10: the limits are shown all the same
+        assert "at least 100" in logic.differential_note(10) and "95% limits" in logic.differential_note(10)
         assert "need not cancel out" in logic.differential_note(100)
+        assert "Rümke" in logic.differential_note(100) and "may be chance" in logic.differential_note(100)
         # A share out of range is not yet a finding: eosinophilia and the like are judged on absolute counts.
         assert "judged on absolute counts" in logic.differential_note(100)
 
+    def test_low_and_high_need_limits_wholly_outside(self) -> None:
+        """Of 200 cells: eosinophils 10% (6.2-15.0) high against 0-5.5%; monocytes 0 (0.0-1.8) low; lymphocytes
+        15% (10.4-20.7) only below range, neutrophils 75% (68.4-80.8) only above it: their limits reach into the
+        range. No eosinophil in 400 cells is no finding: a differential cannot show eosinopenia."""
+        rows = {r["type"]: r for r in logic.differential(["NEUTROPHIL"] * 150 + ["LYMPHOCYTE"] * 30 + ["EOSINOPHIL"] * 20)}
+        assert {t: (r[logic.LIMITS_COLUMN], r["status"]) for t, r in rows.items()} == {
+            "Eosinophil": ("6.2–15.0", "high"), "Monocyte": ("0.0–1.8", "low"),
+            "Lymphocyte": ("10.4–20.7", "below range"), "Neutrophil": ("68.4–80.8", "above range")}
+        eos = next(r for r in logic.differential(["NEUTROPHIL"] * 400) if r["type"] == "Eosinophil")
+        assert (eos[logic.LIMITS_COLUMN], eos["status"]) == ("0.0–0.9", "within range")
+
     def test_flag_reads_the_share_as_shown(self) -> None:
-        """8 eosinophils of 198 show as 4.0%, within 1-4%, not "high"; 2 of 209 as 1.0%, not "low"."""
-        for eos, n, status in ((8, 198, "within range"), (2, 209, "within range"), (9, 198, "high")):
-            rows = {r["type"]: r for r in logic.differential(["EOSINOPHIL"] * eos + ["NEUTROPHIL"] * (n - eos))}
-            assert rows["Eosinophil"]["status"] == status, (eos, n, rows["Eosinophil"])
+        """16 monocytes of 199 show as 8.0% (8.04), within 2-8%, not above it; 4 of 201 as 2.0% (1.99), not
+        below. No monocyte in 187 cells shows limits 0.0-2.0% (1.95): not wholly below 2-8%; in 188, 0.0-1.9% is."""
+        for mono, n, status in ((16, 199, "within range"), (4, 201, "within range"), (17, 199, "above range")):
+            rows = {r["type"]: r for r in logic.differential(["MONOCYTE"] * mono + ["NEUTROPHIL"] * (n - mono))}
+            assert rows["Monocyte"]["status"] == status, (mono, n, rows["Monocyte"])
+        for n, limits, status in ((187, "0.0–2.0", "below range"), (188, "0.0–1.9", "low")):
+            mono = next(r for r in logic.differential(["NEUTROPHIL"] * n) if r["type"] == "Monocyte")
+            assert (mono[logic.LIMITS_COLUMN], mono["status"]) == (limits, status)
+
+    def test_limits_are_the_exact_binomial_ones(self) -> None:
+        """The limits are Clopper-Pearson's, as SciPy's beta quantiles give them, from one cell to thousands;
+        Rümke's table reads 1.6-11.3% for 5 of 100."""
+        from scipy.stats import beta
+
+        from wbc.differential import counting_limits
+
+        assert tuple(round(100 * x, 1) for x in counting_limits(5, 100)) == (1.6, 11.3)
+        for k, n in ((0, 1), (1, 1), (0, 100), (1, 100), (50, 100), (99, 100), (100, 100), (3, 7), (2, 5000),
+                     (2500, 5000), (4999, 5000)):
+            lower = beta.ppf(0.025, k, n - k + 1) if k else 0.0
+            upper = beta.ppf(0.975, k + 1, n - k) if k < n else 1.0
+            assert counting_limits(k, n) == pytest.approx((lower, upper), abs=1e-9), (k, n)
+        with pytest.raises(ValueError, match="3 in 2"):
+            counting_limits(3, 2)
 
     def test_review_labels_read_back_as_classes(self) -> None:
         """The review table names the types as the page does; the differential reads them back as classes."""
@@ -793,12 +828,15 @@ class TestDifferential:
         data = logic.differential_csv(diff)
         assert data.startswith(b"\xef\xbb\xbf")
         rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
-        assert list(rows[0]) == ["type", "count", "percent", "adult range (%)", "status"]
+        assert list(rows[0]) == ["type", "count", "percent", "95% limits (%)", "adult range (%)", "status"]
         assert [(r["type"], r["count"], r["percent"]) for r in rows] == [
             ("Eosinophil", "1", "33.3"), ("Lymphocyte", "0", "0.0"), ("Monocyte", "0", "0.0"),
             ("Neutrophil", "2", "66.7"), ("Total", "3", "100.0")]
         assert rows[-1]["adult range (%)"] == rows[-1]["status"] == ""
         assert rows[0]["status"] == "-"  # under 100 cells; a lone "-" is no formula, and is not quoted
+        # No cell a spreadsheet reads as a date: "1-4" would open as 4 January; the ranges take an en dash.
+        assert rows[2]["adult range (%)"] == "2–8" and rows[0]["95% limits (%)"] == "0.8–90.6"
+        assert not [v for r in rows for v in r.values() if re.fullmatch(r"\d{1,4}[-/]\d{1,2}([-/]\d{1,4})?", v)]
 
     def test_counted_rows_still_needing_review_are_said(self) -> None:
         """Under the count: how many counted rows are marked *needs review* and keep the model's type (a
@@ -997,7 +1035,7 @@ class TestDifferential:
     def test_description_comes_from_info(self) -> None:
         """The biology shown is wbc.info's, with the reference range."""
         d = logic.describe("MONOCYTE")
-        assert d["Typical adult share of white cells (ranges vary by laboratory)"] == "2-8%" and "macrophage" in d["What it is"]
+        assert d["Typical adult share of white cells (ranges vary by laboratory)"] == "2–8%" and "macrophage" in d["What it is"]
         assert "A high absolute count can point to" in d  # eosinophilia and the like are absolute counts, not shares
 
 
@@ -1332,9 +1370,17 @@ class TestPage:
         assert any(h.value == "Differential count" for h in at.header)
         assert "8 image(s), each taken as one cell, counted" in " ".join(c.value for c in at.caption)
         # Percentages to one decimal in both tables ("25.0" beside "12.5", not "25"), as the results show them.
-        review, diff = (json.loads(d.proto.columns) for d in at.dataframe[:2])
+        review = json.loads(at.dataframe[0].proto.columns)
         assert review["confidence (%)"]["type_config"]["format"] == "%.1f"
-        assert diff["percent"]["type_config"]["format"] == "%.1f"
+        # The differential is a plain table (it wraps to a phone's width): its cells as shown, with the 95% limits,
+        # and a long dash for no status under 100 cells (a lone "-" was drawn as a list's bullet).
+        import pyarrow as pa
+
+        shown = pa.ipc.open_stream(at.table[0].proto.arrow_data.styler.display_values).read_all().to_pandas()
+        assert shown.to_dict("records")[0] == {"type": "Eosinophil", "count": "2", "percent": "25.0",
+                                               "95% limits": "3.2–65.1", "range (%)": "0–5.5",
+                                               "status": "—"}
+        assert at.table[0].value["percent"].tolist() == [25.0] * 4  # a number, to the right as the counts
         trust = next(json.loads(d.proto.columns) for d in at.dataframe if "right (%)" in d.value.columns)
         assert trust["right (%)"]["type_config"]["format"] == trust["mean confidence (%)"]["type_config"]["format"] == "%.1f"
 
@@ -1394,7 +1440,7 @@ class TestPage:
         assert [h.value for h in at.header] == [logic.heading_name("eos.jpeg"), "Review", "How good is it?", "Limits"]
         assert "counted" not in " ".join(c.value for c in at.caption)
         tables = [d.value for d in at.dataframe]
-        assert any("reviewed" in t.columns for t in tables) and not any("percent" in t.columns for t in tables)
+        assert any("reviewed" in t.columns for t in tables) and not at.table
         assert len(at.get("download_button")) == 1
 
     def test_probabilities_are_bars_on_one_scale_with_their_figures(self) -> None:

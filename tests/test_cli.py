@@ -251,6 +251,10 @@ class TestPredictCli:
                                   "1 unreadable)")
         assert "8 image(s), each taken as one cell, counted. A differential is normally read over at least 100" in summary
         assert "(high)" not in summary and "(low)" not in summary  # too few to place in the ranges
+        # The rows right under the heading, then the note wrapped for a terminal (one ~1,100-character line).
+        lines = summary.splitlines()
+        assert [x.split()[0] for x in lines[1:5]] == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"]
+        assert "95% limits 3.2–65.1" in lines[1] and max(map(len, lines[1:])) <= 100 and len(lines) > 6
         for name in ("Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"):
             line = next(x for x in summary.splitlines() if x.split()[:1] == [name])
             k = labels.count(name.upper())

@@ -3,18 +3,54 @@ Both the app's review table and `wbc predict` on several images print it."""
 
 from __future__ import annotations
 
+import math
+import textwrap
 from collections import Counter
 from collections.abc import Sequence
+
+import numpy as np
 
 from wbc.info import CELL_TYPES, CLASSES
 
 MIN_CELLS_FOR_RANGES = 100  # a manual differential counts 100 cells; fewer give wide percentages
+LIMITS_COLUMN = "95% limits (%)"
+# Between a range's ends: an en dash, as typeset, which also keeps a spreadsheet from reading "1-4" or "2-8"
+# in the downloaded CSV as a date (4 January, 8 February).
+DASH = "\u2013"
+
+
+def counting_limits(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The exact (Clopper-Pearson) binomial limits of the share k/n, as fractions: the counting error
+    alone, as Rümke's table gives it for a manual differential. Found by bisection: the page needs no SciPy."""
+    if not 0 <= k <= n or n < 1:
+        raise ValueError(f"a share of {k} in {n} cells")
+    tail = (1.0 - level) / 2
+    log_fact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, n + 1)))])
+    i = np.arange(n + 1)
+    log_choose = log_fact[n] - log_fact - log_fact[::-1]  # log C(n, i), (n + 1,)
+
+    def cdf(m: int, p: float) -> float:  # P(X <= m), X ~ Binomial(n, p), 0 < p < 1; falls as p rises
+        j = i[: m + 1]
+        return float(np.exp(log_choose[: m + 1] + j * math.log(p) + (n - j) * math.log1p(-p)).sum())
+
+    def solve(m: int, target: float) -> float:  # the p in (0, 1) where cdf(m, p) = target
+        lo, hi = 0.0, 1.0
+        for _ in range(50):  # to 1e-15
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if cdf(m, mid) > target else (lo, mid)
+        return (lo + hi) / 2
+
+    lower = 0.0 if k == 0 else solve(k - 1, 1.0 - tail)  # P(X >= k) = tail
+    upper = 1.0 if k == n else solve(k, tail)  # P(X <= k) = tail
+    return lower, upper
 
 
 def differential(labels: Sequence[str]) -> list[dict[str, object]]:
-    """Count and share of each type among `labels` (EXCLUDED ignored) beside adult reference ranges.
-    Its place in the range ("status") only from MIN_CELLS_FOR_RANGES cells on ("-" below), and read off
-    the share as shown (one decimal), so that 4.0% is never "high" against 1-4%."""
+    """Count and share of each type among `labels` (EXCLUDED ignored), its counting error (95% limits)
+    and adult reference ranges. Its place in the range ("status") only from MIN_CELLS_FOR_RANGES cells on
+    ("-" below): "low" or "high" where the limits lie wholly outside the range, "below range" or "above
+    range" where the share does but its limits reach into it (it may be chance), "within range" else. All
+    read off the figures as shown (one decimal), so that 4.0% is never "above" 1–4%."""
     counted = [lab for lab in labels if lab in CLASSES]
     n = len(counted)
     counts = Counter(counted)
@@ -22,10 +58,12 @@ def differential(labels: Sequence[str]) -> list[dict[str, object]]:
     for t in CELL_TYPES:
         k = counts.get(t.name, 0)
         pct = round(100.0 * k / n, 1) if n else 0.0
+        low, high = (round(100.0 * x, 1) for x in counting_limits(k, n)) if n else (0.0, 0.0)
         lo, hi = t.normal_range_pct
-        status = "low" if pct < lo else "high" if pct > hi else "within range"
-        rows.append({"type": t.label, "count": k, "percent": pct,
-                     "adult range (%)": f"{lo:g}-{hi:g}", "status": status if n >= MIN_CELLS_FOR_RANGES else "-"})
+        status = ("low" if high < lo else "below range" if pct < lo else "high" if low > hi
+                  else "above range" if pct > hi else "within range")
+        rows.append({"type": t.label, "count": k, "percent": pct, LIMITS_COLUMN: f"{low:.1f}{DASH}{high:.1f}" if n else "",
+                     "adult range (%)": f"{lo:g}{DASH}{hi:g}", "status": status if n >= MIN_CELLS_FOR_RANGES else "-"})
     return rows
 
 
@@ -40,8 +78,23 @@ def differential_note(n: int, counted: str = "cell(s)") -> str:
     if n < MIN_CELLS_FOR_RANGES:
         return (f"{n} {counted} counted. A differential is normally read over at least "
                 f"{MIN_CELLS_FOR_RANGES} cells; with fewer, the percentages are too uncertain to compare "
-                "with reference ranges.")
-    return f"{n} {counted} counted. " + MISREADS_SKEW + " " + SHARES_NOT_COUNTS
+                "with reference ranges (their 95% limits show how far each may be off by chance).")
+    return f"{n} {counted} counted. " + " ".join((COUNTING_ERROR, WHAT_IS_COUNTED, MISREADS_SKEW, SHARES_NOT_COUNTS))
+
+
+# What the limits and the five statuses mean (`differential`).
+COUNTING_ERROR = ("The 95% limits are each share's counting error alone (exact binomial limits, as in Rümke's "
+                  "table): a share is called low or high only where they lie wholly outside the range; below or "
+                  "above range means that they reach into it, so that it may be chance.")
+
+
+# What makes a set of images a differential, and what the four rows hold (CLSI H20-A2's counting procedure;
+# the pediatric ranges of Davis's Lab and Diagnostic Tests).
+WHAT_IS_COUNTED = ("The shares mean something only for every white cell met in a systematic scan of one "
+                   "patient's film, not for chosen examples or several films pooled. The ranges are for adults: "
+                   "young children normally have more lymphocytes than neutrophils. Band forms and immature "
+                   "granulocytes fall in the neutrophil row, and basophils, blasts or other abnormal cells in "
+                   "none: where the film has them, refer it for a manual count.")
 
 
 # Why a count's small shares deserve a look by eye: the shipped model's errors on the test cells (a
@@ -59,14 +112,18 @@ SHARES_NOT_COUNTS = ("The ranges are of shares: eosinophilia, neutropenia and th
                      "(the share times the total white count), which a blood count gives.")
 
 
+NOTE_WIDTH = 100  # columns: the note's lines in a terminal or a log (one line of ~1,100 characters was unread)
+
+
 def differential_lines(labels: Sequence[str]) -> list[str]:
-    """The differential of images' labels as text lines for a terminal, each image taken as one cell:
-    the note, then a line per type (with its place in the adult range from MIN_CELLS_FOR_RANGES on)."""
+    """The differential of images' labels as text lines for a terminal, each image taken as one cell: a line
+    per type (with its place in the adult range from MIN_CELLS_FOR_RANGES on), then the note, wrapped."""
     rows = differential(labels)
     n = sum(int(r["count"]) for r in rows)
     if not n:
         return ["No image was read as a white cell: no differential."]
-    lines = [differential_note(n, IMAGES_AS_CELLS)]
-    lines += [f"  {r['type']:11s} {r['count']:4d}  {r['percent']:5.1f}%   adult range {r['adult range (%)']}%"
-              + (f" ({r['status']})" if r["status"] != "-" else "") for r in rows]
-    return lines
+    width = max(len(str(r[LIMITS_COLUMN])) for r in rows)
+    lines = [f"  {r['type']:11s} {r['count']:4d}  {r['percent']:5.1f}% (95% limits {r[LIMITS_COLUMN]:>{width}s})"
+             f"   adult range {r['adult range (%)']}%" + (f" ({r['status']})" if r["status"] != "-" else "")
+             for r in rows]
+    return lines + textwrap.wrap(differential_note(n, IMAGES_AS_CELLS), NOTE_WIDTH, break_on_hyphens=False)

@@ -18,7 +18,11 @@ class CellType:
     summary: str
     immunity: str
     morphology: str
-    normal_range_pct: tuple[float, float]  # share of white cells in adult peripheral blood
+    # Share of white cells in adult peripheral blood (%). Ranges vary by laboratory and source; these are
+    # common teaching figures (MedlinePlus), but eosinophils' starts at zero as in Davis's Lab and Diagnostic
+    # Tests (0-5.5%) and Henry's (0-0.45 x 10^9/L): many healthy adults show none in 100 cells, so a
+    # differential cannot show eosinopenia.
+    normal_range_pct: tuple[float, float]
     high_count: str
     low_count: str
 
@@ -36,12 +40,13 @@ CELL_TYPES: tuple[CellType, ...] = (
             "About 12-17 µm; usually a bilobed nucleus; cytoplasm packed with coarse, "
             "uniform, orange-red granules."
         ),
-        normal_range_pct=(1.0, 4.0),
+        normal_range_pct=(0.0, 5.5),
         high_count=(
             "Eosinophilia: allergy, asthma, parasitic infection, some drug reactions, "
             "rarely a myeloproliferative disorder."
         ),
-        low_count="Eosinopenia: acute stress or infection, corticosteroids, Cushing's syndrome.",
+        low_count=("Eosinopenia: acute stress or infection, corticosteroids, Cushing's syndrome; a differential "
+                   "cannot show it, since many healthy adults have none in 100 cells."),
     ),
     CellType(
         name="LYMPHOCYTE",
@@ -54,7 +59,8 @@ CELL_TYPES: tuple[CellType, ...] = (
         ),
         morphology=(
             "Small (7-10 µm) with a round, dense, dark nucleus that fills most of the cell "
-            "and a thin rim of pale blue cytoplasm; larger forms have more cytoplasm."
+            "and a thin rim of pale blue cytoplasm; larger forms have more cytoplasm, some with a few "
+            "red-purple (azurophilic) granules."
         ),
         normal_range_pct=(20.0, 40.0),
         high_count=(
@@ -94,7 +100,7 @@ CELL_TYPES: tuple[CellType, ...] = (
             "fungi, and releases neutrophil extracellular traps; the main cell of pus."
         ),
         morphology=(
-            "About 10-12 µm; nucleus of 2-5 lobes (usually 3-4) joined by thin strands; pale pink "
+            "About 10-15 µm; nucleus of 2-5 lobes (most often 3) joined by thin strands; pale pink "
             "cytoplasm with fine, faint granules. Band forms, whose nucleus is curved and unsegmented, "
             "are counted here as neutrophils."
         ),
@@ -104,8 +110,10 @@ CELL_TYPES: tuple[CellType, ...] = (
             "corticosteroids, chronic myeloid leukaemia."
         ),
         low_count=(
-            "Neutropenia: chemotherapy, some viral infections, autoimmune disease, bone "
-            "marrow disorders; raises the risk of serious infection."
+            "Neutropenia: chemotherapy and some other drugs (e.g. clozapine, carbimazole), some viral "
+            "infections, severe sepsis, B12 or folate deficiency, autoimmune disease, bone marrow disorders; "
+            "a severe one (below 0.5 x 10^9/L) raises the risk of serious infection. Some healthy people have "
+            "low counts all their lives (Duffy-null associated neutrophil count)."
         ),
     ),
 )

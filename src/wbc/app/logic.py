@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from wbc.differential import IMAGES_AS_CELLS, differential, differential_note  # noqa: F401 (the page reads them from here)
+from wbc.differential import DASH, IMAGES_AS_CELLS, LIMITS_COLUMN, differential, differential_note  # noqa: F401 (the page reads them from here)
 from wbc.imaging import load_image
 from wbc.info import CLASS_INDEX, CLASSES, DATASET, cell_type
 from wbc.io import bytes_key, first_copies, spreadsheet_text, unquoted
@@ -559,16 +559,16 @@ def trust_rows(reliability: Sequence[dict[str, float]]) -> list[dict[str, object
             for b in reliability]
 
 
-# Hides the "Download as CSV" button of the review table's and the differential's toolbars (its aria-label
-# starts so; the table's label may follow it), in the containers Streamlit marks with the widgets' keys: the
-# page's own buttons give each with a total, repeats, unreadable files and formula quoting. The other
-# buttons (search, full screen) and the About tab's tables' downloads stay.
+# Hides the "Download as CSV" button of the review table's toolbar (its aria-label starts so; the table's
+# label may follow it), in the container Streamlit marks with the widget's key: the page's own button gives it
+# with repeats, unreadable files and formula quoting. The other buttons (search, full screen) and the About
+# tab's tables' downloads stay. (The differential, a plain table, has no toolbar; its container's key is for
+# the tests.)
 REVIEW_KEY = "review"
 DIFFERENTIAL_KEY = "differential"
 # (The review table's key gains "-N" when a restored review replaces its values: *= finds every one.)
-HIDE_GRID_DOWNLOAD_CSS = ", ".join(f'[class*="st-key-{key}"] [data-testid="stElementToolbarButton"]'
-                                   ':has(button[aria-label^="Download as CSV"])'
-                                   for key in (REVIEW_KEY, DIFFERENTIAL_KEY)) + " { display: none; }"
+HIDE_GRID_DOWNLOAD_CSS = (f'[class*="st-key-{REVIEW_KEY}"] [data-testid="stElementToolbarButton"]'
+                          ':has(button[aria-label^="Download as CSV"]) { display: none; }')
 # Each result sits in a container keyed RESULT_KEY + its index. On a phone its two columns stack, and the
 # pictures (the left column) came first: the type and confidence began about 1,500 px down. There the
 # verdict's column goes first, and the crop and its heatmap sit side by side (one above the other, each the
@@ -731,8 +731,20 @@ def restore_note(name: str, restored: int, corrected: int, missed: int, unknown:
     return ("success" if restored and not unknown and not conflicts else "warning"), text
 
 
+# The differential's statuses as the page's narrow column shows them (its caption names them in full).
+SHORT_STATUS = {"within range": "in range", "below range": "below", "above range": "above"}
+
+
+def differential_shown(diff: Sequence[Mapping[str, object]]) -> list[dict[str, object]]:
+    """The differential as the page's table shows it: short headings and statuses, and a long dash for no
+    status (the table reads its cells as Markdown, where a lone "-" is a list's bullet)."""
+    heading = {LIMITS_COLUMN: "95% limits", "adult range (%)": "range (%)"}
+    status = {**SHORT_STATUS, "-": "\u2014"}
+    return [{heading.get(k, k): status.get(str(v), v) if k == "status" else v for k, v in r.items()} for r in diff]
+
+
 def differential_csv(diff: Sequence[Mapping[str, object]]) -> bytes:
-    """The differential as the page shows it (a row per type), then its total."""
+    """The differential as the page shows it (a row per type, its statuses in full), then its total."""
     n = sum(int(str(r["count"])) for r in diff)
     total = {"type": "Total", "count": n, "percent": 100.0 if n else 0.0}
     return _spreadsheet_csv(list(diff[0]), [*diff, total]) if diff else b""
@@ -746,7 +758,7 @@ def describe(label: str) -> dict[str, str]:
         "What it is": t.summary,
         "Role in immunity": t.immunity,
         "Typical morphology": t.morphology,
-        "Typical adult share of white cells (ranges vary by laboratory)": f"{lo:g}-{hi:g}%",
+        "Typical adult share of white cells (ranges vary by laboratory)": f"{lo:g}{DASH}{hi:g}%",
         # Eosinophilia, neutropenia and the like are defined on absolute counts, not on shares.
         "A high absolute count can point to": t.high_count,
         "A low absolute count can point to": t.low_count,
