@@ -1192,7 +1192,7 @@ class TestPage:
         at.file_uploader[1].set_value([("notes.csv", b"name,comment\na,b\n", "text/csv")]).run()
         assert not at.exception
         assert [plain(e.value) for e in at.error] == ["notes.csv: not a table this page downloaded (it has no file and "
-                                               f"reviewed columns); give the {logic.REVIEW_CSV} that the Download "
+                                               f"no reviewed column); give the {logic.REVIEW_CSV} that the Download "
                                                "the table button saved"]
         assert at.session_state["corrections"][key[0]] == "Neutrophil"
 
@@ -1260,8 +1260,14 @@ class TestPage:
         assert logic.restored_labels(excel, "x.csv").by_name == {"é.jpeg": "Monocyte"}
         with pytest.raises(ValueError, match="^x.csv: not a table this page downloaded"):
             logic.restored_labels(b"\xff\xfe\x00garbage", "x.csv")
-        with pytest.raises(ValueError, match="no file and reviewed columns"):
+        with pytest.raises(ValueError, match="no file and no reviewed column"):
             logic.restored_labels(b"", "empty.csv")
+        # `wbc predict`'s CSV has a file column: only the reviewed one is missing, and the table is named.
+        from wbc.predict import predictions_csv
+
+        with pytest.raises(ValueError, match=r"^p.csv: not a table this page downloaded \(it has no reviewed column; "
+                                             "it looks like wbc predict's table, which holds the model's types"):
+            logic.restored_labels(predictions_csv([]).encode(), "p.csv")
         with pytest.raises(ValueError, match="^h.csv: no row gives a type in its reviewed column"):
             logic.restored_labels(b"file,reviewed\n", "h.csv")
         # Headers retyped, and a type mistyped: the row is named, not dropped without a word.

@@ -51,6 +51,14 @@ class TestHelp:
                        "; 2 a usage error, no path naming an image at all, a bad model or a CSV that cannot be written",
                        "; 130 interrupted", "; 141 the reader"):
             assert status in text, status
+        # What the table's verdicts mean, by the names the table gives them, and when the count is placed.
+        from wbc.differential import MIN_CELLS_FOR_RANGES
+        from wbc.predict import CANNOT_JUDGE_VERDICT, NEEDS_REVIEW_VERDICT, NOT_A_WBC_VERDICT, Prediction
+
+        confident = Prediction(file="x", label="NEUTROPHIL", confidence=0.99, probs=(0.0, 0.0, 0.01, 0.99)).verdict
+        for verdict in (confident, NEEDS_REVIEW_VERDICT, f"{NOT_A_WBC_VERDICT}, {CANNOT_JUDGE_VERDICT}"):
+            assert f"; {verdict}: " in text or f"verdicts (the table's last column): {verdict}: " in text, verdict
+        assert f"adult range from {MIN_CELLS_FOR_RANGES} images on" in text and "95% limits" in text
         missing = str(tmp_path / "missing.jpeg")
         (tmp_path / "broken.png").write_bytes(b"not a png")
         assert main(["predict", str(EOS_FILE), "--quiet"]) == 0

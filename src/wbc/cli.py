@@ -9,6 +9,7 @@ import select
 import shlex
 import sys
 import tempfile
+import textwrap
 import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict, replace
@@ -892,7 +893,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="metrics, plots and report.md for a model on TEST or a folder",
                        epilog=DONE_OR_ERROR)
     e.add_argument("--model", help="model folder, .onnx, training checkpoint .pt or a run folder (its best.pt) (default: WBC_MODEL, else the shipped model)")
-    e.add_argument("--split", default="TEST", choices=["TEST", "TEST_SIMPLE", "TRAIN"], help="default: TEST")
+    e.add_argument("--split", default="TEST", choices=["TEST", "TEST_SIMPLE", "TRAIN"], help="the data set's split to score: TEST (default) is the one published figures use; TEST_SIMPLE the same "
+                        "cells, one file each, not augmented; TRAIN the images the model learnt from, so it flatters")
     e.add_argument("--folder", type=Path, help="evaluate this folder of class folders instead of a split")
     e.add_argument("--data", type=Path, help=RUN_DATA_HELP)
     e.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder (default: evaluation)")
@@ -924,11 +926,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser(
         "predict", help="classify image files or folders with ONNX Runtime",
-        epilog="exit status: 0 every file was read (those called not a white cell included); 1 some file could "
-               "not be used, a path names no image, or a link or folder in a folder could not be followed (each "
-               "has its row, and the rest are classified); 2 a usage error, no path naming an image at all, a bad "
-               "model or a CSV that cannot be written; 130 interrupted (the files read are reported); 141 the "
-               "reader of the output went away")
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the epilog's paragraphs and list as written
+        epilog="\n\n".join(textwrap.fill(para, 79) for para in (
+            # The verdicts as wbc.predict names them (a test holds them to it; importing it here would slow --help).
+            "verdicts (the table's last column): confident: typed at or above the model card's review "
+            "threshold; needs review: typed below it, or overexposed: check it by eye (the runner-up type "
+            "follows); not a white blood cell, cannot judge: no type given and left out of the count (why "
+            "follows).",
+            "Only the four types are known: a basophil, a blast or any other cell is read as one of them.",
+            "Two or more images end with a differential count: each share with its 95% limits (the counting "
+            "error alone), and its place in the adult range from 100 images on.",
+            "exit status: 0 every file was read (those called not a white cell included); 1 some file could "
+            "not be used, a path names no image, or a link or folder in a folder could not be followed (each "
+            "has its row, and the rest are classified); 2 a usage error, no path naming an image at all, a bad "
+            "model or a CSV that cannot be written; 130 interrupted (the files read are reported); 141 the "
+            "reader of the output went away")))
     pr.add_argument("paths", nargs="+", help="image files or folders (searched recursively); a name starting with "
                                              "'-' is given as ./-name, or after --")
     pr.add_argument("--model", help="model folder or .onnx (default: WBC_MODEL, else the shipped model)")
@@ -938,7 +950,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--threads", type=threads, help="ONNX Runtime threads (default: all cores)")
     pr.add_argument("--single-view", action="store_true",
                     help="one view instead of the card's test-time views: faster, a little less accurate")
-    pr.add_argument("--quiet", action="store_true", help="no progress bar")
+    pr.add_argument("--quiet", action="store_true", help="no progress bar (none is drawn where stderr is no terminal)")
     pr.set_defaults(func=cmd_predict)
 
     a = sub.add_parser("app", help="start the web app (Streamlit) on the shipped model",

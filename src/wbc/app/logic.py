@@ -676,8 +676,8 @@ def restored_labels(data: bytes, name: str) -> Restored:
     # a note of success), and found no delimiter in some ;-separated re-saves.
     header = text.split("\n", 1)[0]
     reader = csv.DictReader(io.StringIO(text), delimiter=max(",;\t", key=header.count))
-    not_ours = (f"{name}: not a table this page downloaded (it has no file and reviewed columns); give the "
-                f"{REVIEW_CSV} that the Download the table button saved")
+    give = f"give the {REVIEW_CSV} that the Download the table button saved"
+    not_ours = f"{name}: not a table this page downloaded; {give}"
     labels = {lab.lower(): lab for lab in REVIEW_LABELS}
     by_key: dict[str, str] = {}
     by_name: dict[str, str] = {}
@@ -686,8 +686,13 @@ def restored_labels(data: bytes, name: str) -> Restored:
     try:  # a file of another kind (binary, a photo renamed .csv) can stop the reader anywhere
         if reader.fieldnames:  # headers as a spreadsheet may have retyped them ("File", " Reviewed")
             reader.fieldnames = [f.strip().lower() for f in reader.fieldnames]
-        if not {"file", "reviewed"} <= set(reader.fieldnames or ()):
-            raise ValueError(not_ours)
+        fields = set(reader.fieldnames or ())
+        if missing := [c for c in ("file", "reviewed") if c not in fields]:
+            # `wbc predict`'s table has a file column: named so, the message read as false.
+            predict_like = {"file", "class", "verdict"} <= fields
+            raise ValueError(f"{name}: not a table this page downloaded (it has no {' and no '.join(missing)} "
+                             "column" + ("; it looks like wbc predict's table, which holds the model's types, not "
+                                         "a reviewer's" if predict_like else "") + f"); {give}")
         for r in reader:
             held, file = (r.get("reviewed") or "").strip(), unquoted(r.get("file") or "")
             label = labels.get(held.lower())
