@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import base64
 import io
 import json
 import math
@@ -802,6 +803,13 @@ class TestDifferential:
         # A percentage to one decimal, as the result above the table shows it ("88.9%", not 0.889).
         assert rows[0]["confidence (%)"] == round(100 * results[0].prediction.confidence, 1) > 1
         assert str(rows[1]["verdict"]).startswith("not a white blood cell: ")
+        # Each row shows its cell, the crop the network read, so that a type is checked in the table.
+        for row, result in zip(rows, results):
+            head, data = str(row["cell"]).split(",", 1)
+            thumb = Image.open(io.BytesIO(base64.b64decode(data)))
+            assert head == "data:image/png;base64" and thumb.size == (logic.THUMBNAIL_PX,) * 2
+            crop = Image.fromarray(result.crop).resize(thumb.size, Image.Resampling.LANCZOS)
+            assert np.abs(np.asarray(thumb.convert("RGB"), float) - np.asarray(crop, float)).mean() < 1
         rows[0]["reviewed"] = "Neutrophil"
         rows[0]["file"] = "=HYPERLINK(1).jpeg"
         rows[1]["confidence (%)"] = float("nan")  # what the edited table hands back for a blank
@@ -809,7 +817,7 @@ class TestDifferential:
                                [("eos copy.jpeg", "=HYPERLINK(1).jpeg")])
         assert data.startswith(b"\xef\xbb\xbf")  # Excel reads UTF-8 names right only after a BOM
         lines = data.decode("utf-8-sig").splitlines()
-        assert lines[0] == "file,predicted,confidence (%),verdict,reviewed,sha256"
+        assert lines[0] == "file,predicted,confidence (%),verdict,reviewed,sha256"  # no picture in a spreadsheet
         assert lines[1].startswith("'=HYPERLINK(1).jpeg,Eosinophil,") and lines[1].endswith(",Neutrophil,")
         assert lines[2].startswith("none.jpeg,,,\"not a white blood cell: ")
         # Every upload has a line: the unreadable ones, then a repeat saying whose row it has, as `wbc
@@ -1378,6 +1386,10 @@ class TestPage:
         # Percentages to one decimal in both tables ("25.0" beside "12.5", not "25"), as the results show them.
         review = json.loads(at.dataframe[0].proto.columns)
         assert review["confidence (%)"]["type_config"]["format"] == "%.1f"
+        # Each row's cell first, as a picture beside the file's name, in rows tall enough to see it.
+        assert review["cell"]["type_config"]["type"] == "image" and list(at.dataframe[0].proto.column_order)[:2] == [
+            "cell", "file"] and at.dataframe[0].proto.row_height == 48
+        assert at.dataframe[0].value["cell"].str.startswith("data:image/png;base64,").all()
         # The differential is a plain table (it wraps to a phone's width): its cells as shown, with the 95% limits,
         # and a long dash for no status under 100 cells (a lone "-" was drawn as a list's bullet).
         import pyarrow as pa

@@ -94,15 +94,17 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
     edited = st.data_editor(
         pd.DataFrame(st.session_state["review_rows"][1]).set_index("key"),
         column_config={
+            "cell": st.column_config.ImageColumn("cell", width=48),
             "reviewed": st.column_config.SelectboxColumn(
                 "reviewed", options=list(logic.REVIEW_LABELS), required=True),
             "confidence (%)": st.column_config.NumberColumn(format="%.1f"),
             # Wide: a type needing review ends with its runner-up ("needs review (or eosinophil 31.0%)").
             "verdict": st.column_config.TextColumn(width=280),
         },
-        disabled=["file", "predicted", "confidence (%)", "verdict"],
-        # The one column to edit beside the file's name: on a phone the rest scroll out of sight.
-        column_order=["file", "reviewed", "predicted", "confidence (%)", "verdict"],
+        disabled=["cell", "file", "predicted", "confidence (%)", "verdict"],
+        # The one column to edit beside the cell and its file's name: on a phone the rest scroll out of sight.
+        column_order=["cell", "file", "reviewed", "predicted", "confidence (%)", "verdict"],
+        row_height=48,  # the cell's picture at a size to tell a lobed nucleus from a round one
         hide_index=True,
         placeholder="—",  # an untyped row's blank confidence; Streamlit would show "None"
         key=logic.REVIEW_KEY if not generation else f"{logic.REVIEW_KEY}-{generation}",
