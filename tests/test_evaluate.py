@@ -299,6 +299,14 @@ class TestEvaluate:
         assert (f"{shipped['tta_views']} views averaged, temperature {shipped['calibration']['temperature']:.2f}, "
                 "white matched where it lies below the data set's range") in card["read_as"]
         assert card["read_as"] in (tmp_path / "card" / "report.md").read_text()
+        # and what it scored: how the shipped model was trained, from its card (a checkpoint's report has no line)
+        training, code = shipped["training"], shipped["code"]
+        trained = (f"- **trained**: {training['config']['model']}, {training['epochs_run']} epoch(s) of "
+                   f"{training['config']['epochs']}, seed {training['config']['seed']}, epoch {training['best_epoch']} "
+                   f"kept (selected on {training['selected_on']}); on {shipped['data']['source']}: "
+                   f"{shipped['data']['training_split']}; wbc {code['wbc']}, commit {code['git_commit'][:12]}\n")
+        assert trained in (tmp_path / "card" / "report.md").read_text()
+        assert "**trained**" not in (tmp_path / "report.md").read_text() and "weak model" not in trained
 
     def test_shipped_model_on_full_test(self, full_data: Path, tmp_path: Path) -> None:
         """Recomputed on all of TEST, the shipped model gives the card's figures and beats the reference."""

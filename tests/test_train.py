@@ -486,6 +486,12 @@ def test_export_warns_of_an_unfinished_or_near_chance_run(tiny_run: Path, tmp_pa
         (tmp_path / "e" / "model.json").write_text(json.dumps(card))
         assert main(["predict", one, "--model", str(tmp_path / "e")]) == 0
         assert ("wbc: note: this model reads only 30.0% of its held-out images right" in capsys.readouterr().err) is noted
+        # and its evaluation's report.md, read after the run's notes are gone
+        assert main(["evaluate", "--model", str(tmp_path / "e"), "--folder", str(FIXTURE_IMAGES / "TEST_SIMPLE"),
+                     "--out", str(tmp_path / f"ev{accuracy}"), "--quiet"]) == 0
+        report = (tmp_path / f"ev{accuracy}" / "report.md").read_text()
+        assert ("- **weak model**: this model reads only 30.0% of its held-out images right" in report) is noted
+        assert "- **trained**: wbcnet, 2 epoch(s) of 2, seed 0" in report
     # Stopped among its low-resolution epochs, which are never the best: no best.pt yet, and the way on.
     (run / "best.pt").unlink()
     assert main(["export", str(run), "--out", str(tmp_path / "e2"), "--data", str(FIXTURE_IMAGES)]) == 2

@@ -18,7 +18,7 @@ from wbc.errors import DataError, ModelFileError, OutputError
 from wbc.info import CLASSES, SPLITS
 from wbc.io import atomic_write_text
 from wbc.metrics import classification_report_text, compute_metrics
-from wbc.predict import Prediction, Predictor, predictions_csv
+from wbc.predict import Prediction, Predictor, predictions_csv, weak_model_note
 from wbc.report import plot_confusion, write_report
 from wbc.staging import interrupt_held, move_in, raise_held, staging
 
@@ -64,6 +64,8 @@ class Reader:
     name: str
     review_threshold: float
     read_as: str
+    trained: str = ""  # how the model was made, from its card (`card_provenance`); blank where none says
+    weak: str = ""  # predict.weak_model_note of its card: a run too short to trust
 
 
 CHECKPOINT_READING = "a training checkpoint as it is: one view, temperature 1 (not calibrated), no white matching"
@@ -81,6 +83,23 @@ def card_reading(pred: Predictor) -> str:
         parts.append("the card's confidence map")
     parts.append("white matched where it lies below the data set's range" if pred.match_white else "no white matching")
     return "the model card's reading: " + ", ".join(parts)
+
+
+def card_provenance(card: dict[str, Any]) -> str:
+    """How a card's model was trained, in a line: network, epochs, seed, data and code, so that a report
+    names what it scored ("" where the card says nothing of it)."""
+    training, data, code = card.get("training") or {}, card.get("data") or {}, card.get("code") or {}
+    cfg = training.get("config") or {}
+    parts = []
+    if cfg.get("model") and training.get("epochs_run"):
+        parts.append(f"{cfg['model']}, {training['epochs_run']} epoch(s) of {cfg.get('epochs', '?')}, seed {cfg.get('seed', '?')}"
+                     + (f", epoch {training['best_epoch']} kept (selected on {training['selected_on']})"
+                        if training.get("best_epoch") and training.get("selected_on") else ""))
+    if data.get("training_split"):
+        parts.append(f"on {data.get('source', 'its data')}: {data['training_split']}")
+    if code.get("wbc"):
+        parts.append(f"wbc {code['wbc']}" + (f", commit {str(code['git_commit'])[:12]}" if code.get("git_commit") else ""))
+    return "; ".join(parts)
 
 
 def model_probs(model: str | Path | None, samples: list[Sample], skip_bad: bool = False,
@@ -102,7 +121,9 @@ def model_probs(model: str | Path | None, samples: list[Sample], skip_bad: bool 
     pred = Predictor(model)
     p = load_prepared(samples, pred.spec, skip_bad=skip_bad, progress=progress)
     x, matched = white_matched(pred, p)
-    return pred.predict_probs(x), p, matched, Reader(str(pred.onnx_path), pred.review_threshold, card_reading(pred))
+    return (pred.predict_probs(x), p, matched,
+            Reader(str(pred.onnx_path), pred.review_threshold, card_reading(pred), card_provenance(pred.card),
+                   weak_model_note(pred.card)))
 
 
 def white_matched(pred: Predictor, p: Prepared) -> tuple[np.ndarray, np.ndarray]:
@@ -220,11 +241,13 @@ def evaluate(
         ]
         atomic_write_text(stage / "predictions.csv", with_truth(predictions_csv(preds), [CLASSES[s.label] for s in samples]))
         write_report(stage, m_out, f"Evaluation of {Path(model_name).name}",
-                     {"model": model_name, "read as": reader.read_as, "data": where, "files": str(m["n_files"]),
+                     {"model": model_name, **({"trained": reader.trained} if reader.trained else {}),
+                      "read as": reader.read_as, "data": where, "files": str(m["n_files"]),
                       "cells": str(m["n_cells"]),
                       **({"left out (unusable, --skip-bad)": f"{len(prepared.skipped)} file(s): "
                           + listed(m_out["skipped_files"], sep=", ")} if prepared.skipped else {}),
-                      **({"caution": m_out["caution"]} if "caution" in m_out else {})}, text)
+                      **({"caution": m_out["caution"]} if "caution" in m_out else {}),
+                      **({"weak model": reader.weak} if reader.weak else {})}, text)
         with interrupt_held(hit):  # milliseconds; the metrics last: a folder with them holds the whole evaluation
             move_in(stage, out, sorted(EVALUATION_FILES, key=lambda f: f == "metrics.json"))
     raise_held(hit, "the evaluation", out)
