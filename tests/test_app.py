@@ -748,6 +748,21 @@ class TestDifferential:
         # A share out of range is not yet a finding: eosinophilia and the like are judged on absolute counts.
         assert "judged on absolute counts" in logic.differential_note(100)
 
+    def test_misreads_have_the_cards_figures(self) -> None:
+        """Beside a count of 100 or more, the misreads note gives the card's own TEST figures: how many of the
+        images called eosinophils were, and how many of the monocytes' images were found; a card without
+        them (or hand-edited) gives none, and no traceback."""
+        card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+        per_class = card["metrics"]["test"]["per_class"]
+        said = logic.misread_figures(card)
+        assert said == (f"On its test images, {100 * per_class['EOSINOPHIL']['precision']:.0f}% of those this model "
+                        "called eosinophils were eosinophils, and it found "
+                        f"{100 * per_class['MONOCYTE']['recall']:.0f}% of the monocytes' images.")
+        assert said in logic.differential_note(100, figures=said) and said not in logic.differential_note(99, figures=said)
+        assert logic.differential_note(100, figures=said).index("by eye.") < logic.differential_note(100, figures=said).index(said)
+        for broken in ({}, {"metrics": None}, {"metrics": {"test": {"per_class": {"EOSINOPHIL": {"precision": None}}}}}):
+            assert logic.misread_figures(broken) == ""
+
     def test_low_and_high_need_limits_wholly_outside(self) -> None:
         """Of 200 cells: eosinophils 10% (6.2-15.0) high against 0-5.5%; monocytes 0 (0.0-1.8) low; lymphocytes
         15% (10.4-20.7) only below range, neutrophils 75% (68.4-80.8) only above it: their limits reach into the
@@ -1401,6 +1416,17 @@ class TestPage:
         assert at.table[0].value["percent"].tolist() == [25.0] * 4  # a number, to the right as the counts
         trust = next(json.loads(d.proto.columns) for d in at.dataframe if "right (%)" in d.value.columns)
         assert trust["right (%)"]["type_config"]["format"] == trust["mean confidence (%)"]["type_config"]["format"] == "%.1f"
+
+    def test_count_note_gives_the_models_figures(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Over as many images as a differential is read over (here lowered to the 8 samples), the note under
+        the count gives the page's model's own misread figures."""
+        from wbc import differential
+
+        monkeypatch.setattr(differential, "MIN_CELLS_FOR_RANGES", 8)
+        at = self._app().run()
+        at.toggle[0].set_value(True).run()
+        said = logic.misread_figures(json.loads((DEFAULT_MODEL_DIR / "model.json").read_text()))
+        assert not at.exception and said and any(said in c.value for c in at.caption)
 
     def test_downloaded_csv_is_what_the_table_shows(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The CSV the page offers, built from the edited table: a not-a-cell row's blank confidence is

@@ -232,6 +232,20 @@ class TestPredictCli:
         assert out.read_text() == whole and (tmp_path / "p.partial.csv").read_text() == "my notes"
         assert "no table written" in capsys.readouterr().err
 
+    def test_the_count_note_gives_the_models_figures(self, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+        """Over as many images as a differential is read over (here lowered to 8), the note gives the model's
+        own misread figures, from the card of the model that read them."""
+        import json
+
+        from wbc import differential
+        from wbc.predict import DEFAULT_MODEL_DIR
+
+        monkeypatch.setattr(differential, "MIN_CELLS_FOR_RANGES", 8)
+        assert main(["predict", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--quiet"]) == 0
+        said = differential.misread_figures(json.loads((DEFAULT_MODEL_DIR / "model.json").read_text()))
+        assert said and said in " ".join(capsys.readouterr().out.split())
+
     def test_several_images_end_with_a_differential(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """After the table, a differential of the images read as white cells: the counts are the table's
         labels; a photo with no white cell and an unreadable file are left out and said to be; one

@@ -522,7 +522,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     # A count of one image read is no differential, whatever else was named (copies of it too); of none, it
     # says there is none.
     if len(paths) > 1 and sum(not r.error for r in results) - len(copies) != 1:
-        from wbc.differential import differential_lines
+        from wbc.differential import differential_lines, misread_figures
 
         once = [r for r in results if not r.same_as]  # a repeat is left out as such, whatever it was read as
         left_out = [f"{k} {what}" for k, what in ((sum(r.verdict == NOT_A_WBC_VERDICT for r in once),
@@ -545,7 +545,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
               + (f"; {two} of the {len(counted)} {'shows' if two == 1 else 'show'} a second white cell that is not "
                  f"in the count (marked in {'its row' if two == 1 else 'their rows'})" if two else "")
               + ":")
-        print("\n".join(differential_lines([r.label for r in counted])))
+        print("\n".join(differential_lines([r.label for r in counted], misread_figures(pred.card))))
     if unwritten:
         print(f"wbc: error: {lines_shown(str(unwritten))}; the table above is all there is of this run",
               file=sys.stderr)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 import textwrap
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -71,15 +72,17 @@ def differential(labels: Sequence[str]) -> list[dict[str, object]]:
 IMAGES_AS_CELLS = "image(s), each taken as one cell,"
 
 
-def differential_note(n: int, counted: str = "cell(s)") -> str:
-    """What `n` counted items are worth as a differential (`counted`: what they are called)."""
+def differential_note(n: int, counted: str = "cell(s)", figures: str = "") -> str:
+    """What `n` counted items are worth as a differential (`counted`: what they are called; `figures`: the
+    model's own misreads, `misread_figures`, said after MISREADS_SKEW)."""
     if n == 0:
         return "No white cells counted yet."
     if n < MIN_CELLS_FOR_RANGES:
         return (f"{n} {counted} counted. A differential is normally read over at least "
                 f"{MIN_CELLS_FOR_RANGES} cells; with fewer, the percentages are too uncertain to compare "
                 "with reference ranges (their 95% limits show how far each may be off by chance).")
-    return f"{n} {counted} counted. " + " ".join((COUNTING_ERROR, WHAT_IS_COUNTED, MISREADS_SKEW, SHARES_NOT_COUNTS))
+    return f"{n} {counted} counted. " + " ".join(filter(None, (COUNTING_ERROR, WHAT_IS_COUNTED, MISREADS_SKEW, figures,
+                                                              SHARES_NOT_COUNTS)))
 
 
 # What the limits and the five statuses mean (`differential`).
@@ -106,6 +109,18 @@ MISREADS_SKEW = ("Unchecked readings need not cancel out: in a smear of mostly n
                  "lower theirs. Check a high or low share by eye.")
 
 
+def misread_figures(card: Mapping[str, Any]) -> str:
+    """The model card's TEST figures behind MISREADS_SKEW, in a sentence: how many of the images it calls
+    eosinophils are, and how many of the monocytes' images it finds ("" where the card has no such figures)."""
+    per_class = ((card.get("metrics") or {}).get("test") or {}).get("per_class") or {}
+    eos, mono = per_class.get("EOSINOPHIL") or {}, per_class.get("MONOCYTE") or {}
+    precision, recall = eos.get("precision"), mono.get("recall")
+    if not isinstance(precision, float) or not isinstance(recall, float):  # None where undefined, or a hand-edited card
+        return ""
+    return (f"On its test images, {100 * precision:.0f}% of those this model called eosinophils were eosinophils, "
+            f"and it found {100 * recall:.0f}% of the monocytes' images.")
+
+
 # The ranges are of shares: a share outside them is not yet a finding (a high lymphocyte share is often a low
 # neutrophil count).
 SHARES_NOT_COUNTS = ("The ranges are of shares: eosinophilia, neutropenia and the like are judged on absolute counts "
@@ -115,9 +130,10 @@ SHARES_NOT_COUNTS = ("The ranges are of shares: eosinophilia, neutropenia and th
 NOTE_WIDTH = 100  # columns: the note's lines in a terminal or a log (one line of ~1,100 characters was unread)
 
 
-def differential_lines(labels: Sequence[str]) -> list[str]:
+def differential_lines(labels: Sequence[str], figures: str = "") -> list[str]:
     """The differential of images' labels as text lines for a terminal, each image taken as one cell: a line
-    per type (with its place in the adult range from MIN_CELLS_FOR_RANGES on), then the note, wrapped."""
+    per type (with its place in the adult range from MIN_CELLS_FOR_RANGES on), then the note (with the
+    model's `figures`, `misread_figures`), wrapped."""
     rows = differential(labels)
     n = sum(int(r["count"]) for r in rows)
     if not n:
@@ -126,4 +142,4 @@ def differential_lines(labels: Sequence[str]) -> list[str]:
     lines = [f"  {r['type']:11s} {r['count']:4d}  {r['percent']:5.1f}% (95% limits {r[LIMITS_COLUMN]:>{width}s})"
              f"   adult range {r['adult range (%)']}%" + (f" ({r['status']})" if r["status"] != "-" else "")
              for r in rows]
-    return lines + textwrap.wrap(differential_note(n, IMAGES_AS_CELLS), NOTE_WIDTH, break_on_hyphens=False)
+    return lines + textwrap.wrap(differential_note(n, IMAGES_AS_CELLS, figures), NOTE_WIDTH, break_on_hyphens=False)

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from wbc.differential import DASH, IMAGES_AS_CELLS, LIMITS_COLUMN, differential, differential_note  # noqa: F401 (the page reads them from here)
+from wbc.differential import (  # noqa: F401 (the page reads them from here)
+    DASH, IMAGES_AS_CELLS, LIMITS_COLUMN, differential, differential_note, misread_figures)
 from wbc.imaging import load_image
 from wbc.info import CLASS_INDEX, CLASSES, DATASET, cell_type
 from wbc.io import bytes_key, first_copies, spreadsheet_text, unquoted

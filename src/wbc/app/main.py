@@ -120,7 +120,7 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
         # a screen reader reads it as a table. Short labels and statuses keep it to a few lines there.
         st.container(key=logic.DIFFERENTIAL_KEY).table(
             pd.DataFrame(logic.differential_shown(diff)).style.format({"percent": "{:.1f}"}).hide(axis="index"))
-        st.caption(logic.differential_note(n, logic.IMAGES_AS_CELLS))
+        st.caption(logic.differential_note(n, logic.IMAGES_AS_CELLS, logic.misread_figures(predictor.card)))
         if unchecked := logic.unchecked_note(edited.to_dict("records")):
             st.warning(unchecked)
         if uncounted := logic.uncounted_note(results):
