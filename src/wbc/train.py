@@ -301,8 +301,8 @@ def train_one_epoch(
             ema.update_parameters(model)
         total += loss.detach().double() * len(idx)
         seen += len(idx)
-        if progress:
-            bar.set_postfix(loss=f"{float(total) / seen:.3f}")
+        if not steps.disable:  # reading the sum waits for a GPU: only where a bar shows it
+            steps.set_postfix(loss=f"{float(total) / seen:.3f}")
     return float(total) / max(seen, 1)
 
 
