@@ -50,7 +50,7 @@ class CellResult:
     heatmap: np.ndarray | None = None  # CAM of the predicted class over the crop, uint8 (h, w, 3)
     marked: np.ndarray | None = None  # a photo with a second white cell, both ringed, uint8 (H', W', 3)
     evidence_at: tuple[float, float] | None = None  # (x, y) of the heatmap's peak, shares of the crop's width, height
-    thumbnail: str = ""  # the crop as a small PNG data URL, for the review table's rows (`thumbnail_url`)
+    thumbnail: str = ""  # the crop as a small JPEG data URL, for the review table's rows (`thumbnail_url`)
     error: str = ""
 
 
@@ -229,11 +229,14 @@ THUMBNAIL_PX = 64  # a review table row's picture of its cell (its side, drawn a
 
 
 def thumbnail_url(crop: np.ndarray) -> str:
-    """The crop (h, w, 3) uint8 as a THUMBNAIL_PX PNG data URL: the review table shows each row's cell, so that
-    a reviewer checks a type without scrolling to its result (110 results made a page 76,000 px tall)."""
+    """The crop (h, w, 3) uint8 as a THUMBNAIL_PX JPEG data URL: the review table shows each row's cell, so that
+    a reviewer checks a type without scrolling to its result (110 results made a page 76,000 px tall). A JPEG:
+    the table goes to the browser whenever a correction reruns it, and a PNG was twice the bytes (7 KB); its
+    colour kept whole (no chroma subsampling), as a granule's tells a type."""
     out = io.BytesIO()
-    Image.fromarray(crop).resize((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.LANCZOS).save(out, "PNG")
-    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode("ascii")
+    small = Image.fromarray(crop).resize((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.LANCZOS)
+    small.save(out, "JPEG", quality=90, subsampling=0)
+    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")
 
 
 # Each picture's alt text, for a screen reader: what the picture shows of this file, not its caption again.
@@ -612,6 +615,19 @@ TOOLBAR_ROOM_CSS = ('@media (pointer: coarse) { [data-testid="stElementContainer
 RESULT_HEADINGS_CSS = ('[class*="st-key-' + RESULT_KEY + '"] [data-testid="stHeading"] h2 '
                        '{ font-size: 1.15rem; font-weight: 600; padding: 0.25rem 0 0.5rem; overflow-wrap: anywhere; } '
                        '[class*="st-key-' + RESULT_KEY + '"] [data-testid="stHeaderActionElements"] { display: none; }')
+
+
+RESULTS_PER_PAGE = 20  # results drawn at a time: each costs the browser about 0.1 s, and a screen or two of page
+
+
+def result_pages(n: int) -> list[range]:
+    """The indices of `n` results, RESULTS_PER_PAGE to a page (none for none)."""
+    return [range(start, min(start + RESULTS_PER_PAGE, n)) for start in range(0, n, RESULTS_PER_PAGE)]
+
+
+def page_label(page: range, n: int) -> str:
+    """A page of results as its selector names it: "21–40 of 110"."""
+    return f"{page.start + 1}{DASH}{page.stop} of {n}"
 
 
 def result_anchors(i: int) -> tuple[str, str]:

@@ -94,12 +94,12 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
     edited = st.data_editor(
         pd.DataFrame(st.session_state["review_rows"][1]).set_index("key"),
         column_config={
-            "cell": st.column_config.ImageColumn("cell", width=48),
+            "cell": st.column_config.ImageColumn("cell", width=44),
             "reviewed": st.column_config.SelectboxColumn(
                 "reviewed", options=list(logic.REVIEW_LABELS), required=True),
             "confidence (%)": st.column_config.NumberColumn(format="%.1f"),
             # Wide: a type needing review ends with its runner-up ("needs review (or eosinophil 31.0%)").
-            "verdict": st.column_config.TextColumn(width=280),
+            "verdict": st.column_config.TextColumn(width=264),
         },
         disabled=["cell", "file", "predicted", "confidence (%)", "verdict"],
         # The one column to edit beside the cell and its file's name: on a phone the rest scroll out of sight.
@@ -270,7 +270,14 @@ with classify_tab:
                        if len(results) - len(bad) > 1 else ". [The review table](#differential-count) is at the end."
                        if len(bad) < len(results) else ": there is nothing to count."))
 
-    for i, r in enumerate(results):
+    pages = logic.result_pages(len(results))
+    page = 0
+    if len(pages) > 1:  # 110 results took 16 s to draw, and made a page 76,000 px tall
+        page = st.selectbox(f"Results shown, {logic.RESULTS_PER_PAGE} at a time (the review table at the end has "
+                            "every image, each with its cell)", range(len(pages)),
+                            format_func=lambda k: logic.page_label(pages[k], len(results)), key="results_page")
+    for i in pages[page]:
+        r = results[i]
         if r.error:
             st.error(logic.markdown_literal(r.error))  # it begins with the file's name, shown as it is
             continue
