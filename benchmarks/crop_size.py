@@ -36,7 +36,7 @@ def tight_crop(rgb: np.ndarray, side: int) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     import tempfile
 
-    from tqdm import tqdm
+    from wbc.progress import bar
 
     import wbc.screening
     from wbc.cli import whole_number
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
             readers = [(Predictor(), train[:: args.every])]
         for pred, samples in readers:
             thresholds.append(pred.review_threshold)
-            images = [load_image(s.path) for s in tqdm(samples, desc="decode")]
+            images = [load_image(s.path) for s in bar(samples, show=True, desc="decode")]
             y = np.array([s.label for s in samples])
             n += len(samples)
             for side in sides:

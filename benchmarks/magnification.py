@@ -33,7 +33,7 @@ ORIGINALS_SCALE = 2.0  # the originals are 640 x 480; the data set's files were 
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tqdm import tqdm
+    from wbc.progress import bar
 
     from wbc.data import find_images_root, list_split
     from wbc.imaging import EXTENT_MAX, load_image, locate_cell, prepare_located
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_data:
         extents, tests = [], []  # tests: every third TEST file, decoded once, for the shift check below
         for split in (sp for sp in ("TRAIN", "TEST") if (root / sp).is_dir()):
-            for i, smp in enumerate(tqdm(list_split(root, split), desc=f"extent {split}")):
+            for i, smp in enumerate(bar(list_split(root, split), show=True, desc=f"extent {split}")):
                 rgb = load_image(smp.path)
                 extents.append(locate_cell(rgb).extent)
                 if split == "TEST" and i % 3 == 0:
@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         # other than scale, plus a stronger hematoxylin than they test, on every third TEST file.
         shifts = {k: f for k, f in SHIFTS.items() if not k.startswith("scale")} | {"stain: H x1.6": stain(1.6, 1.0)}
         counts = {}
-        for name, f in tqdm(shifts.items(), desc="shifts"):
+        for name, f in bar(shifts.items(), show=True, desc="shifts"):
             e = np.array([locate_cell(f(a)).extent for a in tests])
             counts[name] = {"max_extent": float(e.max()), "shrunk": int((e > EXTENT_MAX).sum())}
         res["shifted_test"] = {"files": len(tests), **counts}

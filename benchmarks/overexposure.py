@@ -74,7 +74,7 @@ def pct(a: float | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tqdm import tqdm
+    from wbc.progress import bar
 
     from wbc.cli import whole_number
     from wbc.data import find_images_root, list_split
@@ -104,16 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     undone: dict[float, list[bool]] = {g: [] for g in args.gains}  # right after the gain was divided out
     estimated: dict[float, list[float]] = {g: [] for g in args.gains}  # that gain, for the marked files
     typical = (np.median(np.stack([darkest_channel_quantiles(load_image(s.path))
-                                   for s in tqdm(train[::25], desc="typical field")]), 0) if args.undo_gain else None)
+                                   for s in bar(train[::25], show=True, desc="typical field")]), 0) if args.undo_gain else None)
     with tempfile.TemporaryDirectory() as tmp:
         for model, held in exported_folds(args.cv, Path(tmp), args.data):
             pred = Predictor(model, tta_views=TEST_TIME_VIEWS)  # fold exports carry no views; measure what the card does
             samples = [s for s in train if s.cell in held][:: args.every]
             if not samples:
                 raise SystemExit(f"overexposure: {model.name}: none of its held-out cells' TRAIN files is in the data set")
-            images = [load_image(s.path) for s in tqdm(samples, desc=f"decode {model.name}")]
+            images = [load_image(s.path) for s in bar(samples, show=True, desc=f"decode {model.name}")]
             y = np.array([s.label for s in samples])
-            for g in tqdm(args.gains, desc=f"gains {model.name}"):
+            for g in bar(args.gains, show=True, desc=f"gains {model.name}"):
                 bright = [brightness(g)(img) for img in images]
                 crops, screenings = zip(*(pred.analyse(img) for img in bright))
                 ok = pred.predict_probs(np.stack(crops)).argmax(1) == y

@@ -43,7 +43,7 @@ def reason_heads(flagged_by: dict[str, int]) -> Counter[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tqdm import tqdm
+    from wbc.progress import bar
 
     from wbc.data import find_images_root, list_split
     from wbc.imaging import load_image
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
                 if not samples:
                     raise SystemExit(f"{model.name}: none of its held-out cells' TRAIN files is in {root}")
                 pred = Predictor(model, match_white=match_white)
-                images = [load_image(s.path) for s in tqdm(samples, desc=f"decode {model.name}")]
+                images = [load_image(s.path) for s in bar(samples, show=True, desc=f"decode {model.name}")]
                 y = np.array([s.label for s in samples])
                 cells = [s.cell for s in samples]
                 parts.append((len(samples), len(set(cells)), run_shifts(
@@ -122,10 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         pred = Predictor(args.model, match_white=match_white)
         samples = list_split(root, "TEST")[args.offset:: args.every]
-        images = [load_image(s.path) for s in tqdm(samples, desc="decode")]
+        images = [load_image(s.path) for s in bar(samples, show=True, desc="decode")]
         y = np.array([s.label for s in samples])
         cells = [s.cell for s in samples]
-        for name in tqdm(shifts, desc="shifts"):
+        for name in bar(shifts, show=True, desc="shifts"):
             res.update(run_shifts(pred.predict_probs, images, y, cells, pred.spec, {name: shifts[name]}, pred.analyse))
         n_files, n_cells = len(samples), len(set(cells))
         shown = pred.onnx_path.resolve()

@@ -25,7 +25,7 @@ import numpy as np
 
 
 def dump(out: Path, every: int, data: str | None, model: str | None, splits: list[str]) -> None:
-    from tqdm import tqdm
+    from wbc.progress import bar
 
     from wbc.data import find_images_root, list_split
     from wbc.imaging import load_image
@@ -38,7 +38,7 @@ def dump(out: Path, every: int, data: str | None, model: str | None, splits: lis
     samples = [s for split in splits for s in list_split(root, split)[::every]]
     shifts = {**SHIFTS, **EXTRA_SHIFTS}
     crops, screens, keys = [], [], []
-    for smp in tqdm(samples, desc="analyse"):
+    for smp in bar(samples, show=True, desc="analyse"):
         rgb = load_image(smp.path)
         for name, shift in shifts.items():
             x, sc = pred.analyse(shift(rgb))

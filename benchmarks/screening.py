@@ -88,7 +88,7 @@ def list_passing(patches: list[np.ndarray], sheet: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from tqdm import tqdm
+    from wbc.progress import bar
 
     from wbc.cli import whole_number
     from wbc.data import find_images_root, list_split
@@ -120,11 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     # x1.2 and x1.3 beside COLOUR_SHIFTS' x1.4: where the overexposure mark starts (x1.2 costs the network nothing)
     shifts = {"clean": lambda rgb: rgb, **COLOUR_SHIFTS, "brightness x1.2": brightness(1.2),
               "brightness x1.3": brightness(1.3)}
-    images = {"real cells (TRAIN + TEST files)": [load_image(p) for p in tqdm(cells, desc="decode")],
+    images = {"real cells (TRAIN + TEST files)": [load_image(p) for p in bar(cells, show=True, desc="decode")],
               f"red cells only (original fields' {args.patches})": red}
     res: dict[str, dict[str, dict[str, float]]] = {}  # counts, and the largest clipped share
     for what, imgs in images.items():
-        for name, shift in tqdm(shifts.items(), desc=what[:9]):
+        for name, shift in bar(shifts.items(), show=True, desc=what[:9]):
             verdicts = [screen(*locate_at_data_scale(shift(img))) for img in imgs]
             res.setdefault(what, {})[name] = {
                 "n": len(verdicts),

@@ -23,7 +23,7 @@ from timing import time_interleaved  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
-    from tqdm import tqdm
+    from wbc.progress import bar
 
     from wbc.data import find_images_root, list_split
     from wbc.imaging import COARSE_MARGIN, COARSE_REDUCE, coarse_stain, load_image, stain_map, stain_peak, whole_stain_peak
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
 
     for scale in [1.0, *args.magnified]:
         same, errors, differ, maps = 0, [], [], []  # errors: the margin each file needs
-        for smp in tqdm(samples, desc=f"x{scale:g}"):
+        for smp in bar(samples, show=True, desc=f"x{scale:g}"):
             rgb = load_image(smp.path)
             if scale != 1.0:
                 rgb = enlarge(scale)(rgb)

@@ -17,7 +17,7 @@ import numpy as np
 
 
 def main(argv: list[str] | None = None) -> None:
-    from tqdm import tqdm
+    from wbc.progress import bar
 
     from wbc.cli import whole_number
     from wbc.data import find_images_root, list_split
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--every", type=whole_number(1), default=1)
     args = ap.parse_args(argv)
     samples = list_split(find_images_root(args.data), args.split)[:: args.every]
-    whites = np.array([field_white(load_image(s.path)) for s in tqdm(samples, desc="white")])  # (N, 3)
+    whites = np.array([field_white(load_image(s.path)) for s in bar(samples, show=True, desc="white")])  # (N, 3)
     lo, mid, hi = np.percentile(whites, [0.1, 50, 99.9], axis=0)
     for name, a in (("0.1th percentile", lo), ("median", mid), ("99.9th percentile", hi)):
         print(f"{name:18s} R {a[0]:.1f}  G {a[1]:.1f}  B {a[2]:.1f}")

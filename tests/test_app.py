@@ -771,6 +771,12 @@ class TestDifferential:
         assert {t: (r[logic.LIMITS_COLUMN], r["status"]) for t, r in rows.items()} == {
             "Eosinophil": ("6.2–15.0", "high"), "Monocyte": ("0.0–1.8", "low"),
             "Lymphocyte": ("10.4–20.7", "below range"), "Neutrophil": ("68.4–80.8", "above range")}
+        # The page's narrow status column shortens them, and says nothing below 100 cells with a long dash.
+        assert [r["status"] for r in logic.differential_shown(list(rows.values()))] == ["high", "below", "low", "above"]
+        assert {r["status"] for r in logic.differential_shown(logic.differential(["NEUTROPHIL"] * 99))} == {"\u2014"}
+        in_range = logic.differential_shown(logic.differential(["NEUTROPHIL"] * 60 + ["LYMPHOCYTE"] * 40))
+        assert in_range[1]["status"] == "in range" and list(in_range[1]) == [
+            "type", "count", "percent", "95% limits", "range (%)", "status"]
         eos = next(r for r in logic.differential(["NEUTROPHIL"] * 400) if r["type"] == "Eosinophil")
         assert (eos[logic.LIMITS_COLUMN], eos["status"]) == ("0.0–0.9", "within range")
 
@@ -787,7 +793,7 @@ class TestDifferential:
     def test_limits_are_the_exact_binomial_ones(self) -> None:
         """The limits are Clopper-Pearson's, as SciPy's beta quantiles give them, from one cell to thousands;
         Rümke's table reads 1.6-11.3% for 5 of 100."""
-        from scipy.stats import beta
+        beta = pytest.importorskip("scipy.stats").beta  # scikit-learn's, in the train extras
 
         from wbc.differential import counting_limits
 

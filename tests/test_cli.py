@@ -232,6 +232,20 @@ class TestPredictCli:
         assert out.read_text() == whole and (tmp_path / "p.partial.csv").read_text() == "my notes"
         assert "no table written" in capsys.readouterr().err
 
+    def test_differential_lines_place_each_share(self) -> None:
+        """From 100 cells on each row ends with its place in the range, in full, as the CSV gives it (of 200:
+        eosinophils 10% high, monocytes 0 low, lymphocytes 15% below range, neutrophils 75% above it); limits
+        and ranges with a hyphen, which any terminal shows."""
+        from wbc.differential import differential_lines
+
+        lines = differential_lines(["NEUTROPHIL"] * 150 + ["LYMPHOCYTE"] * 30 + ["EOSINOPHIL"] * 20)
+        assert [" ".join(x.split()) for x in lines[:4]] == [
+            "Eosinophil 20 10.0% (95% limits 6.2-15.0) adult range 0-5.5% (high)",
+            "Lymphocyte 30 15.0% (95% limits 10.4-20.7) adult range 20-40% (below range)",
+            "Monocyte 0 0.0% (95% limits 0.0-1.8) adult range 2-8% (low)",
+            "Neutrophil 150 75.0% (95% limits 68.4-80.8) adult range 40-70% (above range)"]
+        assert all(x.isascii() for x in lines[:4])
+
     def test_the_count_note_gives_the_models_figures(self, monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
         """Over as many images as a differential is read over (here lowered to 8), the note gives the model's
@@ -272,11 +286,11 @@ class TestPredictCli:
         assert summary.startswith("Differential of the 8 image(s) read as white cells (left out: 1 not a white cell, "
                                   "1 unreadable)")
         assert "8 image(s), each taken as one cell, counted. A differential is normally read over at least 100" in summary
-        assert "(high)" not in summary and "(low)" not in summary  # too few to place in the ranges
         # The rows right under the heading, then the note wrapped for a terminal (one ~1,100-character line).
         lines = summary.splitlines()
         assert [x.split()[0] for x in lines[1:5]] == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"]
-        assert "95% limits 3.2–65.1" in lines[1] and max(map(len, lines[1:])) <= 100 and len(lines) > 6
+        assert "95% limits 3.2-65.1" in lines[1] and max(map(len, lines[1:])) <= 100 and len(lines) > 6
+        assert all(x.endswith("%") for x in lines[1:5])  # too few to place in the ranges: no status after them
         for name in ("Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"):
             line = next(x for x in summary.splitlines() if x.split()[:1] == [name])
             k = labels.count(name.upper())

@@ -51,7 +51,7 @@ def differential(labels: Sequence[str]) -> list[dict[str, object]]:
     and adult reference ranges. Its place in the range ("status") only from MIN_CELLS_FOR_RANGES cells on
     ("-" below): "low" or "high" where the limits lie wholly outside the range, "below range" or "above
     range" where the share does but its limits reach into it (it may be chance), "within range" else. All
-    read off the figures as shown (one decimal), so that 4.0% is never "above" 1–4%."""
+    read off the figures as shown (one decimal), so that 8.0% (8.04) is never "above" 2–8%."""
     counted = [lab for lab in labels if lab in CLASSES]
     n = len(counted)
     counts = Counter(counted)
@@ -106,7 +106,7 @@ WHAT_IS_COUNTED = ("The shares mean something only for every white cell met in a
 # moves many neutrophils into the eosinophils and few back.
 MISREADS_SKEW = ("Unchecked readings need not cancel out: in a smear of mostly neutrophils, the few read as "
                  "eosinophils can lift the eosinophil share above its range, and monocytes read as neutrophils "
-                 "lower theirs. Check a high or low share by eye.")
+                 "lower theirs. Check any share out of its range by eye.")
 
 
 def misread_figures(card: Mapping[str, Any]) -> str:
@@ -138,8 +138,10 @@ def differential_lines(labels: Sequence[str], figures: str = "") -> list[str]:
     n = sum(int(r["count"]) for r in rows)
     if not n:
         return ["No image was read as a white cell: no differential."]
-    width = max(len(str(r[LIMITS_COLUMN])) for r in rows)
-    lines = [f"  {r['type']:11s} {r['count']:4d}  {r['percent']:5.1f}% (95% limits {r[LIMITS_COLUMN]:>{width}s})"
-             f"   adult range {r['adult range (%)']}%" + (f" ({r['status']})" if r["status"] != "-" else "")
-             for r in rows]
+    # A hyphen for the en dash: a terminal in latin-1 or ASCII showed it escaped, and no spreadsheet reads this.
+    limits = [str(r[LIMITS_COLUMN]).replace(DASH, "-") for r in rows]
+    width = max(map(len, limits))
+    lines = [f"  {r['type']:11s} {r['count']:4d}  {r['percent']:5.1f}% (95% limits {lim:>{width}s})"
+             f"   adult range {str(r['adult range (%)']).replace(DASH, '-')}%"
+             + (f" ({r['status']})" if r["status"] != "-" else "") for r, lim in zip(rows, limits)]
     return lines + textwrap.wrap(differential_note(n, IMAGES_AS_CELLS, figures), NOTE_WIDTH, break_on_hyphens=False)
