@@ -893,8 +893,10 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="metrics, plots and report.md for a model on TEST or a folder",
                        epilog=DONE_OR_ERROR)
     e.add_argument("--model", help="model folder, .onnx, training checkpoint .pt or a run folder (its best.pt) (default: WBC_MODEL, else the shipped model)")
-    e.add_argument("--split", default="TEST", choices=["TEST", "TEST_SIMPLE", "TRAIN"], help="the data set's split to score: TEST (default) is the one published figures use; TEST_SIMPLE one "
-                        "unaugmented file per field (nearly all of TEST's fields); TRAIN the images the model learnt from, so it flatters")
+    e.add_argument("--split", default="TEST", choices=["TEST", "TEST_SIMPLE", "TRAIN"],
+                   help="the data set's split to score: TEST (default) is the one published figures use; TEST_SIMPLE "
+                        "one unaugmented file per field (nearly all of TEST's fields); TRAIN the images the model "
+                        "learnt from, so it flatters")
     e.add_argument("--folder", type=Path, help="evaluate this folder of class folders instead of a split")
     e.add_argument("--data", type=Path, help=RUN_DATA_HELP)
     e.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder (default: evaluation)")

@@ -92,13 +92,15 @@ def card_provenance(card: dict[str, Any]) -> str:
     cfg = training.get("config") or {}
     parts = []
     if cfg.get("model") and training.get("epochs_run"):
-        parts.append(f"{cfg['model']}, {training['epochs_run']} epoch(s) of {cfg.get('epochs', '?')}, seed {cfg.get('seed', '?')}"
+        parts.append(f"{cfg['model']}, {training['epochs_run']} epoch(s) of {cfg.get('epochs', '?')}, "
+                     f"seed {cfg.get('seed', '?')}"
                      + (f", epoch {training['best_epoch']} kept (selected on {training['selected_on']})"
                         if training.get("best_epoch") and training.get("selected_on") else ""))
     if data.get("training_split"):
         parts.append(f"on {data.get('source', 'its data')}: {data['training_split']}")
     if code.get("wbc"):
-        parts.append(f"wbc {code['wbc']}" + (f", commit {str(code['git_commit'])[:12]}" if code.get("git_commit") else ""))
+        commit = code.get("git_commit")
+        parts.append(f"wbc {code['wbc']}" + (f", commit {str(commit)[:12]}" if commit else ""))
     return "; ".join(parts)
 
 
