@@ -967,6 +967,12 @@ class TestDifferential:
         assert cast.startswith(s.TINTED_HEAD) and big.startswith(s.MAGNIFIED_HEAD)
         assert too_dark.startswith(s.TOO_DARK_HEAD) and too_dark.endswith(s.NO_NUCLEUS)
         assert all(map(s.photo_at_fault, faults)) and not any(map(s.photo_at_fault, [s.NO_NUCLEUS, s.NOT_PURPLE]))
+        # Each says what to do about it, not the fault alone.
+        fixes = ["give the colour original", "give the colour original", "focus on the cell and take it again",
+                 "give the photo at full size, or crop wider", "take it with more light", "correct the white balance",
+                 "lower magnification"]
+        for reason, fix in zip(faults, fixes):
+            assert fix in reason, (reason, fix)
 
     def test_a_cool_cast_beyond_matching_is_the_photos_fault(self, predictor: Predictor) -> None:
         """An LED's light under a camera set for tungsten (red x0.7, green x0.95, blue x1.25, clipped) is

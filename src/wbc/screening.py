@@ -405,9 +405,12 @@ def _full_size(cells: np.ndarray, stained: np.ndarray) -> np.ndarray:
     return cells.repeat(f, 0).repeat(f, 1)[: stained.shape[0], : stained.shape[1]] & stained
 
 
-BLACK_AND_WHITE = "a black-and-white picture: the stain's colours, which show a white cell and its type, are missing"
-GRAYSCALE = "a grayscale photo: the stain's colours, which show a white cell and its type, are missing"
-OUT_OF_FOCUS = "out of focus: too blurred to judge the cell"
+# Each reason a photo cannot be judged ends with what to do about it (a student was told the fault alone).
+BLACK_AND_WHITE = ("a black-and-white picture: the stain's colours, which show a white cell and its type, are missing; "
+                   "give the colour original")
+GRAYSCALE = ("a grayscale photo: the stain's colours, which show a white cell and its type, are missing; give the "
+             "colour original")
+OUT_OF_FOCUS = "out of focus: too blurred to judge the cell; focus on the cell and take it again"
 TOO_SMALL_HEAD = "only "  # "only W x H px: too small ..."
 NO_NUCLEUS = ("no stained nucleus found (blank field, red cells only, not a stained smear, or a magnification "
               "well below the training images')")
@@ -447,7 +450,8 @@ def _unfit(rgb: np.ndarray, reduced_by: float = 1.0) -> str:
         shrunk = f" once shrunk {reduced_by:.2g}x to the training images' magnification" if reduced_by > 1 else ""
         return (f"{TOO_SMALL_HEAD}{w}x{h} px{shrunk}: too small or too tight a crop to judge a cell ({MIN_SIDE_PX} px "
                 "or more a side at the training images' magnification, where a white cell is 60-100 px across and "
-                "the training images show 160 px around it)")
+                "the training images show 160 px around it): give the photo at full size, or crop wider around the "
+                "cell")
     px = rgb[::2, ::2]  # every fourth pixel tells colour from gray as well, at a quarter of the time
     brightest, darkest = brightest_channel(px), darkest_channel(px)
     # Only where the photo shows something: a blank, black or clipped white field has no colour either,
