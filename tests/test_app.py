@@ -1614,6 +1614,35 @@ class TestPage:
         mine = [w.value for w in at.warning if w.value.startswith("**bright\\.png**  \n")]
         assert [w.split("  \n")[1].split(": ")[0] for w in mine] == ["Overexposed", "Needs review"], [w.value for w in at.warning]
 
+    def test_a_result_says_how_its_confidence_fared_and_what_to_check(self, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+        """Under each confidence, how often the test images given about as much were right (the card's bin);
+        where the type needs review (here every one: a card whose threshold is 99.9%), what tells the top two
+        apart, each type's morphology."""
+        import shutil
+
+        import streamlit as st
+
+        shutil.copy(DEFAULT_MODEL_DIR / "model.onnx", tmp_path / "model.onnx")
+        card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+        (tmp_path / "model.json").write_text(json.dumps({**card, "review_threshold": 0.999}))
+        monkeypatch.setenv("WBC_MODEL", str(tmp_path))
+        at = self._app().run()
+        at.file_uploader[0].set_value([("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
+        st.cache_resource.clear()
+        assert not at.exception
+        p = Predictor(tmp_path).predict_sources([("eos.jpeg", EOS.read_bytes())])[0][0]
+        record = logic.confidence_record(card["metrics"]["test"], p.confidence)
+        bin_ = next(b for b in card["metrics"]["test"]["reliability"] if b["from"] <= p.confidence < b["to"])
+        assert f"were right {100 * bin_['accuracy']:.1f}% of the time ({bin_['files']:,} images" in record
+        assert any(c.value == record for c in at.caption)
+        (warning,) = [w.value for w in at.warning if w.value.startswith("Needs review")]
+        (a, _), (b, _) = p.top2
+        assert f"What tells them apart:  \n**{cell_type(a).label}**: {cell_type(a).morphology}  \n" in warning
+        assert warning.endswith(f"**{cell_type(b).label}**: {cell_type(b).morphology}")
+        assert logic.confidence_record({"reliability": [{"from": 0.9}]}, 0.95) == ""  # another version's card
+        assert logic.confidence_record(card["metrics"]["test"], 0.1) == ""  # no test image so unsure
+
     def test_card_without_test_figures(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A model exported without --evaluate (no TEST figures in its card): the model tab says so and how
         to get them under "How good is it?", and no figure reads "nan"."""

@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -568,6 +569,31 @@ def busiest_band_note(reliability: Sequence[dict[str, float]] | None) -> str:
     return (f"where most of its test images fell ({int(b['files'])} at {100 * b['from']:.1f}-{100 * b['to']:.1f}%) "
             f"it was right on {100 * b['accuracy']:.1f}% at a mean confidence of {100 * b['confidence']:.1f}%, "
             f"{how} {abs(gap):.1f} points; ")
+
+
+def confidence_record(test: Mapping[str, Any] | None, confidence: float) -> str:
+    """How often the test images given about this confidence were right: the card's reliability bin that holds
+    it ([from, to), the last closed, as `metrics.reliability` bins), in a sentence; "" where no test image had
+    such a confidence or the card has no such figures. Beside a result, what a bare 93.9% does not say: on
+    TEST the top bin was right less often than the two below it (a monocyte's 155 views, all read wrong)."""
+    try:
+        bins = [(float(b["from"]), float(b["to"]), int(b["files"]), float(b["accuracy"]))
+                for b in (test or {}).get("reliability") or ()]
+        cells = int((test or {})["n_cells"])
+    except (KeyError, TypeError, ValueError):  # a card from another version: no sentence rather than a wrong one
+        return ""
+    for lo, hi, files, accuracy in bins:
+        if lo <= confidence < hi or (hi >= 1.0 and confidence >= lo):
+            return (f"On the test images, answers given {100 * lo:.1f}{DASH}{100 * hi:.1f}% were right "
+                    f"{100 * accuracy:.1f}% of the time ({files:,} images; the test set has {cells} cells, and "
+                    "errors come in whole cells, so this is rough).")
+    return ""
+
+
+def tell_apart(first: str, second: str) -> str:
+    """What tells two types apart, for a result that needs review: each one's morphology (class names)."""
+    return "What tells them apart:" + "".join(f"  \n**{cell_type(c).label}**: {cell_type(c).morphology}"
+                                               for c in (first, second))
 
 
 def trust_rows(reliability: Sequence[dict[str, float]]) -> list[dict[str, object]]:

@@ -316,14 +316,16 @@ with classify_tab:
                       help="The model's probability for this type, calibrated on held-out cells of the laboratory "
                            "it learned from: not the chance that it is right on your images. *About the model* "
                            "shows how often it was right at each confidence on the test images.")
+            if record := logic.confidence_record(test, p.confidence):
+                st.caption(record)
             if p.needs_review:
                 (a, pa), (b, pb) = p.top2
                 top = f" Top two: {cell_type(a).label} {100 * pa:.1f}%, {cell_type(b).label} {100 * pb:.1f}%."
                 st.warning(logic.about_image(
                     r.name, f"Needs review: this confidence is below {100 * predictor.review_threshold:.2f}%, the "
                     "level of the least sure tenth of held-out training images."
-                    + ("" if p.overexposed else top),  # the overexposure warning above gives them
-                    several))
+                    + ("" if p.overexposed else top)  # the overexposure warning above gives them
+                    + " " + logic.tell_apart(a, b), several))
             # One bar per type on a fixed 0-100% scale, its figure in words (a bar chart rescaled to its
             # largest bar made 59% look as full as 99%, and gave a screen reader nothing).
             for c, v in zip(CLASSES, p.probs):
