@@ -1105,6 +1105,12 @@ class TestPage:
         assert len(tables) == 1
         assert len(tables[0]) == len(card["reliability"]) and tables[0]["test images"].sum() == card["n_files"]
         assert any("resampling the cells moves it over" in m.value for m in at.markdown)
+        # The figures' words in plain language, under the figures, for whoever has not met them.
+        (glossary,) = [e for e in at.expander if e.label == "What these figures mean"]
+        said = " ".join(m.value for m in glossary.markdown)
+        for term in ("Accuracy over files", "Cell-level accuracy", "Precision", "Recall", "F1 and macro-F1", "95% interval",
+                     "Calibration error (ECE)", "Held-out"):
+            assert f"**{term}" in said, term
 
     def test_upload_one_good_one_bad(self) -> None:
         """A good image gets its type, confidence and description; a corrupt one its message; no exception."""

@@ -571,6 +571,24 @@ def busiest_band_note(reliability: Sequence[dict[str, float]] | None) -> str:
             f"{how} {abs(gap):.1f} points; ")
 
 
+# The About tab's figures in plain words, for a student who has not met them (a user test found none explained).
+FIGURES_GLOSSARY = (
+    ("Accuracy over files", "the share of the test images typed right. The test set's images are several views "
+     "(turned, flipped, shifted) of only a few dozen cells, so they are not independent."),
+    ("Cell-level accuracy", "the share of the test cells typed right, a cell's answer being the type its views "
+     "agree on most strongly (their probabilities averaged)."),
+    ("Precision of a type", "of the images the model called this type, the share that were."),
+    ("Recall of a type", "of the images of this type, the share the model found."),
+    ("F1 and macro-F1", "F1 joins precision and recall in one figure; macro-F1 is its mean over the four types, "
+     "so that each type counts alike however many images it has."),
+    ("95% interval", "how far the figure could move with other cells like these: the test cells were drawn again "
+     "at random, with replacement, many times, and the figure's middle 95% kept. With so few cells it is wide."),
+    ("Calibration error (ECE)", "how far the model's confidence lies from the share it gets right, on average "
+     "over the test images (0 is perfect: of the answers given 80%, four in five right)."),
+    ("Held-out", "images kept out of training, so that the model is judged on cells it has not seen."),
+)
+
+
 def confidence_record(test: Mapping[str, Any] | None, confidence: float) -> str:
     """How often the test images given about this confidence were right: the card's reliability bin that holds
     it ([from, to), the last closed, as `metrics.reliability` bins), in a sentence; "" where no test image had

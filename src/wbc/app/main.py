@@ -41,6 +41,8 @@ def show_test_figures(test: dict | None, public: bool) -> None:
         st.markdown(logic.NO_TEST_FIGURES)
         return
     st.markdown(logic.test_summary(test, public))
+    with st.expander("What these figures mean"):
+        st.markdown("\n".join(f"- **{term}**: {meaning}" for term, meaning in logic.FIGURES_GLOSSARY))
     st.dataframe(pd.DataFrame(logic.per_class_rows(test["per_class"])), hide_index=True, width="stretch",
                  column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("precision", "recall", "f1")})
     if balanced := logic.balanced_note(test["per_class"]):
