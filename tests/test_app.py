@@ -773,9 +773,10 @@ class TestDifferential:
             "Lymphocyte": ("10.4–20.7", "below range"), "Neutrophil": ("68.4–80.8", "above range")}
         # The page's narrow status column shortens them, and says nothing below 100 cells with a long dash.
         assert [r["status"] for r in logic.differential_shown(list(rows.values()))] == ["high", "below", "low", "above"]
+        assert logic.differential_shown(list(rows.values()))[0]["95% limits"] == "6.2\u2060\u2013\u206015.0"
         assert {r["status"] for r in logic.differential_shown(logic.differential(["NEUTROPHIL"] * 99))} == {"\u2014"}
         in_range = logic.differential_shown(logic.differential(["NEUTROPHIL"] * 60 + ["LYMPHOCYTE"] * 40))
-        assert in_range[1]["status"] == "in range" and list(in_range[1]) == [
+        assert in_range[1]["status"] == "in\u00a0range" and list(in_range[1]) == [
             "type", "count", "percent", "95% limits", "range (%)", "status"]
         eos = next(r for r in logic.differential(["NEUTROPHIL"] * 400) if r["type"] == "Eosinophil")
         assert (eos[logic.LIMITS_COLUMN], eos["status"]) == ("0.0–0.9", "within range")
@@ -831,7 +832,7 @@ class TestDifferential:
             assert head == "data:image/jpeg;base64" and thumb.size == (logic.THUMBNAIL_PX,) * 2
             crop = Image.fromarray(result.crop).resize(thumb.size, Image.Resampling.LANCZOS)
             assert np.abs(np.asarray(thumb.convert("RGB"), float) - np.asarray(crop, float)).mean() < 3
-            assert len(str(row["cell"])) < 4000  # it goes to the browser with every rerun of the table
+            assert len(str(row["cell"])) < 6000  # it goes to the browser with every rerun of the table (4 KB each)
         rows[0]["reviewed"] = "Neutrophil"
         rows[0]["file"] = "=HYPERLINK(1).jpeg"
         rows[1]["confidence (%)"] = float("nan")  # what the edited table hands back for a blank
@@ -1420,18 +1421,24 @@ class TestPage:
         # Percentages to one decimal in both tables ("25.0" beside "12.5", not "25"), as the results show them.
         review = json.loads(at.dataframe[0].proto.columns)
         assert review["confidence (%)"]["type_config"]["format"] == "%.1f"
-        # Each row's cell first, as a picture beside the file's name, in rows tall enough to see it.
-        assert review["cell"]["type_config"]["type"] == "image" and list(at.dataframe[0].proto.column_order)[:2] == [
-            "cell", "file"] and at.dataframe[0].proto.row_height == 48
+        # Each row's cell as a picture beside its file's name and the reviewed type (after them: a screen reader
+        # reads a picture as its data URL), in rows tall enough to see it, the table showing whole rows.
+        assert review["cell"]["type_config"]["type"] == "image" and list(at.dataframe[0].proto.column_order)[:3] == [
+            "file", "reviewed", "cell"] and at.dataframe[0].proto.row_height == logic.REVIEW_ROW_PX == 48
+        assert logic.review_table_height(8) == 38 + 8 * 48 + 2  # the page's 8 rows whole (its proto keeps no height)
+        assert logic.review_table_height(110) == logic.review_table_height(10)  # ten rows in view, then it scrolls
         assert at.dataframe[0].value["cell"].str.startswith("data:image/jpeg;base64,").all()
         # The differential is a plain table (it wraps to a phone's width): its cells as shown, with the 95% limits,
         # and a long dash for no status under 100 cells (a lone "-" was drawn as a list's bullet).
         import pyarrow as pa
 
         shown = pa.ipc.open_stream(at.table[0].proto.arrow_data.styler.display_values).read_all().to_pandas()
-        assert shown.to_dict("records")[0] == {"type": "Eosinophil", "count": "2", "percent": "25.0",
-                                               "95% limits": "3.2–65.1", "range (%)": "0–5.5",
-                                               "status": "—"}
+        joined = "\u2060\u2013\u2060"  # word joiners about the dash: a phone broke "3.2-65.1" after it
+        assert shown.to_dict("records")[0] == {"count": "2", "percent": "25.0", "95% limits": f"3.2{joined}65.1",
+                                               "range (%)": f"0{joined}5.5", "status": "\u2014"}
+        # The type heads each row (the table's index: a th a screen reader names the row by).
+        assert at.table[0].value.index.tolist() == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"]
+        assert at.table[0].value.index.name == "type" and not at.table[0].proto.hide_index
         assert at.table[0].value["percent"].tolist() == [25.0] * 4  # a number, to the right as the counts
         trust = next(json.loads(d.proto.columns) for d in at.dataframe if "right (%)" in d.value.columns)
         assert trust["right (%)"]["type_config"]["format"] == trust["mean confidence (%)"]["type_config"]["format"] == "%.1f"

@@ -146,6 +146,9 @@ class TestInBrowser:
         scroll, client = page.locator(".st-key-review .dvn-scroller").evaluate("s => [s.scrollWidth, s.clientWidth]")
         assert scroll <= client, (scroll, client)
         assert page.locator(".st-key-differential table tbody tr").count() == 4
+        # The review table shows its 8 rows whole (Streamlit's 400 px ended on half a row).
+        grid = page.locator(".st-key-review").get_by_test_id("stDataFrame").bounding_box()
+        assert abs(grid["height"] - logic.review_table_height(8)) <= 3, grid
 
     def test_phone_width(self, page, app_url: str) -> None:  # noqa: ANN001
         """At phone width the results are still shown (screenshot for a human check), each file's name
@@ -193,7 +196,13 @@ class TestInBrowser:
         # The differential fits the screen, all six columns (a data grid's status column was cut to "within r...").
         table, box = (phone.locator(".st-key-differential").locator(s) for s in ("table", "xpath=.."))
         assert table.bounding_box()["width"] <= box.bounding_box()["width"], (table.bounding_box(), box.bounding_box())
-        assert table.locator("th").all_inner_texts() == ["type", "count", "percent", "95% limits", "range (%)", "status"]
+        assert table.locator("thead th").all_inner_texts() == ["type", "count", "percent", "95% limits", "range (%)",
+                                                               "status"]
+        assert table.locator('tbody th[scope="row"]').all_inner_texts() == ["Eosinophil", "Lymphocyte", "Monocyte",
+                                                                            "Neutrophil"]
+        # Whole limits on a line each: a limit broken after its dash read as two numbers.
+        cell = table.locator("tbody tr").first.locator("td").nth(2)
+        assert "3.2" in cell.inner_text() and cell.evaluate("e => e.getBoundingClientRect().height < 60")
         toolbar = phone.locator(".st-key-review").get_by_test_id("stElementToolbar")
         toolbar.wait_for()
         # The toolbar's top against the bottom of the last element above it that takes room.

@@ -226,7 +226,15 @@ def analyse_uploads(predictor: Predictor, uploads: Sequence[tuple[str, bytes]]) 
     return results
 
 
-THUMBNAIL_PX = 64  # a review table row's picture of its cell (its side, drawn at the row's height)
+THUMBNAIL_PX = 96  # a review table row's picture of its cell: the crop's own side (a double-click enlarges it)
+
+
+REVIEW_ROW_PX, REVIEW_HEADER_PX = 48, 38  # the review table's rows (its pictures) and its header, in px
+
+
+def review_table_height(rows: int) -> int:
+    """The review table's height in px: whole rows, up to 10 in view (the default 400 px ended on half a row)."""
+    return REVIEW_HEADER_PX + REVIEW_ROW_PX * min(max(rows, 1), 10) + 2  # + its border
 
 
 def thumbnail_url(crop: np.ndarray) -> str:
@@ -648,6 +656,10 @@ PHONE_RESULT_CSS = ('@media (max-width: 640px) { [class*="st-key-' + RESULT_KEY 
 # tall and above the table, where the gap to what comes before is 16 px: it covered the last line of the
 # caption above the review table and the last row of the review table above the differential. There a table
 # keeps that room above it.
+# The differential's plain table: its number columns' headings over their figures (Streamlit sets every
+# heading to the left, the figures to the right).
+DIFFERENTIAL_CSS = ('[class*="st-key-' + DIFFERENTIAL_KEY + '"] thead th:nth-child(2), '
+                    '[class*="st-key-' + DIFFERENTIAL_KEY + '"] thead th:nth-child(3) { text-align: right !important; }')
 TOOLBAR_ROOM_CSS = ('@media (pointer: coarse) { [data-testid="stElementContainer"]:has([data-testid="stDataFrame"]) '
                     '{ margin-top: 1.75rem; } }')
 
@@ -813,16 +825,25 @@ def restore_note(name: str, restored: int, corrected: int, missed: int, unknown:
     return ("success" if restored and not unknown and not conflicts else "warning"), text
 
 
-# The differential's statuses as the page's narrow column shows them (its caption names them in full).
-SHORT_STATUS = {"within range": "in range", "below range": "below", "above range": "above"}
+# The differential's statuses as the page's narrow column shows them (its caption names them in full); "in
+# range" kept on one line on a phone (a no-break space).
+SHORT_STATUS = {"within range": "in\u00a0range", "below range": "below", "above range": "above"}
+# Word joiners around a range's dash: on a phone "18.4–35.6" broke after the dash and read as two numbers.
+UNBROKEN_DASH = f"\u2060{DASH}\u2060"
 
 
 def differential_shown(diff: Sequence[Mapping[str, object]]) -> list[dict[str, object]]:
-    """The differential as the page's table shows it: short headings and statuses, and a long dash for no
-    status (the table reads its cells as Markdown, where a lone "-" is a list's bullet)."""
+    """The differential as the page's table shows it: short headings and statuses, ranges that do not break,
+    and a long dash for no status (the table reads its cells as Markdown, where a lone "-" is a list's bullet)."""
     heading = {LIMITS_COLUMN: "95% limits", "adult range (%)": "range (%)"}
     status = {**SHORT_STATUS, "-": "\u2014"}
-    return [{heading.get(k, k): status.get(str(v), v) if k == "status" else v for k, v in r.items()} for r in diff]
+
+    def shown(k: str, v: object) -> object:
+        if k == "status":
+            return status.get(str(v), v)
+        return v.replace(DASH, UNBROKEN_DASH) if k in (LIMITS_COLUMN, "adult range (%)") and isinstance(v, str) else v
+
+    return [{heading.get(k, k): shown(k, v) for k, v in r.items()} for r in diff]
 
 
 def differential_csv(diff: Sequence[Mapping[str, object]]) -> bytes:

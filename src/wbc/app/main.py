@@ -19,7 +19,7 @@ st.set_page_config(page_title="wbc - white blood cell classifier", page_icon="ðŸ
 # The review table's and differential's own "Download as CSV" (Streamlit has no option to turn it off) would
 # write them without logic.table_csv's rows and quoting, or the total: the page's buttons are their downloads.
 st.html(f"<style>{logic.HIDE_GRID_DOWNLOAD_CSS}\n{logic.PHONE_RESULT_CSS}\n{logic.TOOLBAR_ROOM_CSS}\n"
-        f"{logic.RESULT_HEADINGS_CSS}\n{logic.CAPTION_CONTRAST_CSS}</style>")
+        f"{logic.RESULT_HEADINGS_CSS}\n{logic.CAPTION_CONTRAST_CSS}\n{logic.DIFFERENTIAL_CSS}</style>")
 
 
 @st.cache_resource(show_spinner="Loading the model...")
@@ -104,9 +104,11 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
             "verdict": st.column_config.TextColumn(width=264),
         },
         disabled=["cell", "file", "predicted", "confidence (%)", "verdict"],
-        # The one column to edit beside the cell and its file's name: on a phone the rest scroll out of sight.
-        column_order=["cell", "file", "reviewed", "predicted", "confidence (%)", "verdict"],
-        row_height=48,  # the cell's picture at a size to tell a lobed nucleus from a round one
+        # The one column to edit beside the file's name, and the cell's picture: on a phone the rest scroll out
+        # of sight. The picture after them: a screen reader reads it as its data URL, thousands of characters.
+        column_order=["file", "reviewed", "cell", "predicted", "confidence (%)", "verdict"],
+        row_height=logic.REVIEW_ROW_PX,  # the cell's picture at a size to tell a lobed nucleus from a round one
+        height=logic.review_table_height(len(rows)),
         hide_index=True,
         placeholder="â€”",  # an untyped row's blank confidence; Streamlit would show "None"
         key=logic.REVIEW_KEY if not generation else f"{logic.REVIEW_KEY}-{generation}",
@@ -120,8 +122,9 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
         # In a keyed container, which the browser tests find it by.
         # A plain HTML table: it wraps to a phone's width (a data grid of six columns ran 80 px past 356), and
         # a screen reader reads it as a table. Short labels and statuses keep it to a few lines there.
+        # The type as each row's header (th scope="row"): a screen reader names the row's type in every cell.
         st.container(key=logic.DIFFERENTIAL_KEY).table(
-            pd.DataFrame(logic.differential_shown(diff)).style.format({"percent": "{:.1f}"}).hide(axis="index"))
+            pd.DataFrame(logic.differential_shown(diff)).set_index("type").style.format({"percent": "{:.1f}"}))
         st.caption(logic.differential_note(n, logic.IMAGES_AS_CELLS, logic.misread_figures(predictor.card)))
         if unchecked := logic.unchecked_note(edited.to_dict("records")):
             st.warning(unchecked)
