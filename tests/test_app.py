@@ -1459,8 +1459,12 @@ class TestPage:
         assert pages.options == ["1–20 of 25", "21–25 of 25"]
         assert len(at.metric) == 20 and at.header[0].value == logic.heading_name("cell-00.png")
         assert len(at.dataframe[0].value) == 25 and "25 image(s), each taken as one cell" in " ".join(c.value for c in at.caption)
+        # Under the page's last result, which are shown and a link up to the choice.
+        assert ("Results 1\u201320 of 25 shown. [Choose the next 5, or others above the results](#results-shown)"
+                in [m.value.split(";")[0] for m in at.markdown])
         pages.set_value(1).run()
         assert not at.exception and len(at.metric) == 5 and at.header[0].value == logic.heading_name("cell-20.png")
+        assert any(m.value.startswith("Results 21\u201325 of 25 shown. [Choose others above") for m in at.markdown)
         assert len(at.dataframe[0].value) == 25
         at.file_uploader[0].set_value(images[:20]).run()
         assert not at.exception and len(at.metric) == 20
@@ -1476,6 +1480,11 @@ class TestPage:
         at.toggle[0].set_value(True).run()
         said = logic.misread_figures(json.loads((DEFAULT_MODEL_DIR / "model.json").read_text()))
         assert not at.exception and said and any(said in c.value for c in at.caption)
+        # Point by point, not one paragraph of small print: the count, then a list.
+        (note,) = [c.value for c in at.caption if said in c.value]
+        assert note == "\n".join(["8 image(s), each taken as one cell, counted.", "",
+                                  *(f"- {p}" for p in logic.differential_notes(8, logic.IMAGES_AS_CELLS, said)[1:])])
+        assert f"- {differential.COUNTING_ERROR}" in note and len(note.split("\n- ")) == 5
 
     def test_downloaded_csv_is_what_the_table_shows(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The CSV the page offers, built from the edited table: a not-a-cell row's blank confidence is

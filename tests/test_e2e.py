@@ -150,6 +150,22 @@ class TestInBrowser:
         grid = page.locator(".st-key-review").get_by_test_id("stDataFrame").bounding_box()
         assert abs(grid["height"] - logic.review_table_height(8)) <= 3, grid
 
+    def test_the_end_of_a_page_of_results_links_to_the_choice(self, page, app_url: str) -> None:  # noqa: ANN001
+        """Over 20 images: the link under the page's last result brings the choice of results into view (it
+        sat 15 screens up, with nothing at the end to say more results existed)."""
+        page.goto(app_url)
+        images = sorted({f.read_bytes(): f for f in FIXTURES.rglob("*.jp*g")}.values())  # distinct images
+        assert len(images) > 20
+        upload(page, images)
+        from playwright.sync_api import expect
+
+        link = page.get_by_role("link", name="Choose the next")
+        link.scroll_into_view_if_needed()  # at the end of the page's results, as a reader gets there
+        choice = page.get_by_role("combobox", name="Results shown")
+        expect(choice).not_to_be_in_viewport()
+        link.click()
+        expect(choice).to_be_in_viewport()
+
     def test_phone_width(self, page, app_url: str) -> None:  # noqa: ANN001
         """At phone width the results are still shown (screenshot for a human check), each file's name
         above what is said of it (the columns stack, and a name under the images read as the next image's),

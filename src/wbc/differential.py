@@ -72,17 +72,24 @@ def differential(labels: Sequence[str]) -> list[dict[str, object]]:
 IMAGES_AS_CELLS = "image(s), each taken as one cell,"
 
 
-def differential_note(n: int, counted: str = "cell(s)", figures: str = "") -> str:
-    """What `n` counted items are worth as a differential (`counted`: what they are called; `figures`: the
-    model's own misreads, `misread_figures`, said after MISREADS_SKEW)."""
+def differential_notes(n: int, counted: str = "cell(s)", figures: str = "") -> list[str]:
+    """What `n` counted items are worth as a differential, point by point: how many (`counted`: what they are
+    called), then what to read the figures with (`figures`: the model's own misreads, `misread_figures`,
+    after MISREADS_SKEW)."""
     if n == 0:
-        return "No white cells counted yet."
+        return ["No white cells counted yet."]
     if n < MIN_CELLS_FOR_RANGES:
-        return (f"{n} {counted} counted. A differential is normally read over at least "
-                f"{MIN_CELLS_FOR_RANGES} cells; with fewer, the percentages are too uncertain to compare "
-                "with reference ranges (their 95% limits show how far each may be off by chance).")
-    return f"{n} {counted} counted. " + " ".join(filter(None, (COUNTING_ERROR, WHAT_IS_COUNTED, MISREADS_SKEW, figures,
-                                                              SHARES_NOT_COUNTS)))
+        return [f"{n} {counted} counted.",
+                f"A differential is normally read over at least {MIN_CELLS_FOR_RANGES} cells; with fewer, the "
+                "percentages are too uncertain to compare with reference ranges, so no share is given a status "
+                "(their 95% limits show how far each may be off by chance)."]
+    return [f"{n} {counted} counted.", COUNTING_ERROR, WHAT_IS_COUNTED,
+            " ".join(filter(None, (MISREADS_SKEW, figures))), SHARES_NOT_COUNTS]
+
+
+def differential_note(n: int, counted: str = "cell(s)", figures: str = "") -> str:
+    """`differential_notes` as one paragraph."""
+    return " ".join(differential_notes(n, counted, figures))
 
 
 # What the limits and the five statuses mean (`differential`).

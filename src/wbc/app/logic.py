@@ -18,7 +18,8 @@ import numpy as np
 from PIL import Image
 
 from wbc.differential import (  # noqa: F401 (the page reads them from here)
-    DASH, IMAGES_AS_CELLS, LIMITS_COLUMN, differential, differential_note, misread_figures)
+    DASH, IMAGES_AS_CELLS, LIMITS_COLUMN, differential, differential_note, differential_notes,
+    misread_figures)
 from wbc.imaging import load_image
 from wbc.info import CLASS_INDEX, CLASSES, DATASET, cell_type
 from wbc.io import bytes_key, first_copies, spreadsheet_text, unquoted
@@ -684,6 +685,16 @@ def result_pages(n: int) -> list[range]:
 def page_label(page: range, n: int) -> str:
     """A page of results as its selector names it: "21–40 of 110"."""
     return f"{page.start + 1}{DASH}{page.stop} of {n}"
+
+
+PAGES_ANCHOR = "results-shown"  # the id above the choice of results, which `pages_note` links to
+
+
+def pages_note(pages: Sequence[range], page: int, n: int) -> str:
+    """Under a page of results: which are shown, and a link up to the choice of the others."""
+    others = f"the next {len(pages[page + 1])}, or others" if page + 1 < len(pages) else "others"
+    return (f"Results {page_label(pages[page], n)} shown. [Choose {others} above the results](#{PAGES_ANCHOR}); "
+            "the review table below has every image.")
 
 
 def result_anchors(i: int) -> tuple[str, str]:
