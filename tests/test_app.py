@@ -1443,6 +1443,13 @@ class TestPage:
         trust = next(json.loads(d.proto.columns) for d in at.dataframe if "right (%)" in d.value.columns)
         assert trust["right (%)"]["type_config"]["format"] == trust["mean confidence (%)"]["type_config"]["format"] == "%.1f"
 
+    def test_four_types_only_is_said_where_images_are_given(self) -> None:
+        """Under the upload box, before any image: the model knows four types only, and what *confident* means
+        (a student read a basophil's "confident" neutrophil as a finding; the Limits are in the other tab)."""
+        at = self._app().run()
+        assert not at.exception and logic.FOUR_TYPES_ONLY in [c.value for c in at.caption]
+        assert "basophil" in logic.FOUR_TYPES_ONLY and "not that it is right" in logic.FOUR_TYPES_ONLY
+
     def test_results_are_drawn_a_page_at_a_time(self) -> None:
         """25 images: their results 20 at a time (each costs the browser about 0.1 s), the rest a choice away;
         the review table and the count always cover all 25. Up to 20, no choice is offered."""

@@ -687,6 +687,9 @@ def page_label(page: range, n: int) -> str:
     return f"{page.start + 1}{DASH}{page.stop} of {n}"
 
 
+FOUR_TYPES_ONLY = ("It knows four types only: eosinophil, lymphocyte, monocyte and neutrophil. A basophil, a blast or "
+                   "any other cell is read as one of them, often with high confidence; *confident* means the model "
+                   "is sure, not that it is right.")
 PAGES_ANCHOR = "results-shown"  # the id above the choice of results, which `pages_note` links to
 
 

@@ -248,6 +248,7 @@ with classify_tab:
               "(larger, or of another type, such as a HEIC photo: export it as JPEG) is marked with an error sign: "
               "point at it, or Tab to it, for why."),
     )
+    st.caption(logic.FOUR_TYPES_ONLY)  # here, where a student uploads: the Limits in the other tab go unread
     use_samples = st.toggle("Show the built-in sample images instead (two of each type)", value=False)
     uploads = [(f.name, f.getvalue()) for f in files or []]
     if use_samples:  # instead of the uploads, never among them: a demo must not enter a user's count
