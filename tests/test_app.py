@@ -1600,7 +1600,7 @@ class TestPage:
         assert len(at.metric) == 1 and len(at.error) == 2
         small = [c.value for c in at.caption if "means nothing" in c.value]
         assert len(small) == 2 and all("The network has to name one of the four types" in c for c in small)
-        assert [e.label for e in at.expander] == ["About the eosinophil"]
+        assert [e.label for e in at.tabs[0].expander] == ["About the eosinophil"]  # the results' tab
         assert "1 image(s), each taken as one cell, counted" in " ".join(c.value for c in at.caption)
         maps = [i.caption for e in at.main if getattr(e, "type", "") == "image" for i in e.proto.imgs
                 if i.caption.startswith("Where the evidence was")]
