@@ -12,17 +12,11 @@ rev=${1:?usage: bash benchmarks/app_ab.sh REV [ROUNDS] [SIZES...]}
 rounds=${2:-3}
 shift $(( $# > 1 ? 2 : 1 ))
 sizes=${*:-110}
-root=$(cd "$(dirname "$0")/.." && pwd)
-python=${PYTHON:-$root/.venv/bin/python}
-tmp=$(mktemp -d)
-trap 'git -C "$root" worktree remove --force "$tmp/old" >/dev/null 2>&1 || true; git -C "$root" worktree prune; rm -rf "$tmp"' EXIT
-git -C "$root" worktree add -q --detach "$tmp/old" "$rev"
+# shellcheck source=benchmarks/ab_lib.sh
+source "$(dirname "$0")/ab_lib.sh"
 for i in $(seq "$rounds"); do
   for side in old new; do
-    tree=$root
-    [ "$side" = old ] && tree=$tmp/old
-    # PYTHONPATH comes before the editable install, so `wbc` (and the app it starts) is the side's own src.
-    PYTHONPATH=$tree/src "$python" -c 'import sys, wbc; assert wbc.__file__.startswith(sys.argv[1]), wbc.__file__' "$tree/src"
+    tree=$(side_tree "$side")
     # shellcheck disable=SC2086
     out=$(PYTHONPATH=$tree/src WBC_MODEL=$root/models/default "$python" "$root/benchmarks/app_latency.py" --runs 1 \
           --sizes $sizes 2>&1) || { echo "$out"; exit 1; }

@@ -12,17 +12,11 @@ set -euo pipefail
 rev=${1:?usage: bash benchmarks/predict_ab.sh REV [ROUNDS] [RUNS]}
 rounds=${2:-6}
 runs=${3:-300}
-root=$(cd "$(dirname "$0")/.." && pwd)
-python=${PYTHON:-$root/.venv/bin/python}
-tmp=$(mktemp -d)
-trap 'git -C "$root" worktree remove --force "$tmp/old" >/dev/null 2>&1 || true; git -C "$root" worktree prune; rm -rf "$tmp"' EXIT
-git -C "$root" worktree add -q --detach "$tmp/old" "$rev"
+# shellcheck source=benchmarks/ab_lib.sh
+source "$(dirname "$0")/ab_lib.sh"
 for i in $(seq "$rounds"); do
   for side in old new; do
-    tree=$root
-    [ "$side" = old ] && tree=$tmp/old
-    # PYTHONPATH comes before the editable install, so `wbc` is the side's own src (checked).
-    PYTHONPATH=$tree/src "$python" -c 'import sys, wbc; assert wbc.__file__.startswith(sys.argv[1]), wbc.__file__' "$tree/src"
+    tree=$(side_tree "$side")
     out=$(PYTHONPATH=$tree/src "$python" "$tree/benchmarks/predict_latency.py" \
           --model "$root/models/default" --runs "$runs" 2>&1) || { echo "$out"; exit 1; }
     card=$(echo "$out" | sed -n "s/.*(the card's): \([0-9.]*\) ms.*/\1/p")
