@@ -12,7 +12,8 @@ git -C "$root" worktree add -q --detach "$tmp/old" "$rev"
 side_tree() {
   local tree=$root
   [ "$1" = old ] && tree=$tmp/old
+  # `|| exit 1`: in the caller's $( ) set -e is off, and the check's failure went on with the wrong tree.
   PYTHONPATH=$tree/src "$python" -c 'import sys, wbc; assert wbc.__file__.startswith(sys.argv[1]), wbc.__file__' \
-    "$tree/src" >&2
+    "$tree/src" >&2 || exit 1
   echo "$tree"
 }

@@ -12,14 +12,18 @@ rev=${1:?usage: bash benchmarks/app_ab.sh REV [ROUNDS] [SIZES...]}
 rounds=${2:-3}
 shift $(( $# > 1 ? 2 : 1 ))
 sizes=${*:-110}
+[ "$rounds" -ge 1 ] || { echo "app_ab.sh: ROUNDS must be 1 or more" >&2; exit 2; }
 # shellcheck source=benchmarks/ab_lib.sh
 source "$(dirname "$0")/ab_lib.sh"
+# The data found once, by this tree (WBC_DATA, else beside the project): REV's src, run from its worktree,
+# looked for it beside the worktree.
+data=$("$python" -c 'from wbc.data import find_images_root; print(find_images_root())')
 for i in $(seq "$rounds"); do
   for side in old new; do
     tree=$(side_tree "$side")
     # shellcheck disable=SC2086
     out=$(PYTHONPATH=$tree/src WBC_MODEL=$root/models/default "$python" "$root/benchmarks/app_latency.py" --runs 1 \
-          --sizes $sizes 2>&1) || { echo "$out"; exit 1; }
+          --sizes $sizes --data "$data" 2>&1) || { echo "$out"; exit 1; }
     echo "$out" | sed "s/^/round $i  $side: /" | grep "image(s):"
     echo "$out" | sed -n "s/^ *\([0-9]*\) image(s): \([0-9.]*\) s.*/$side \1 \2/p" >> "$tmp/all"
   done

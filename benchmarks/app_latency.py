@@ -3,7 +3,8 @@
     python benchmarks/app_latency.py [--data PATH] [--runs 3] [--sizes 1 50 110]
 
 Starts `wbc app` (the `wbc` that Python imports: PYTHONPATH picks a tree, as benchmarks/app_ab.sh does) on a
-free port, drives Debian's chromium with Playwright, uploads TEST images spread over the split and times until
+free port, drives Debian's chromium with Playwright, uploads the first N of TEST images taken at an even step
+(the step that spreads the largest size over the split) and times until
 the first result (one image) or the review table's download (several) is on the page and the page has stopped
 running.
 """
@@ -60,8 +61,8 @@ def main() -> int:
                     page.get_by_text("Upload one or more").wait_for()
                     t = time.perf_counter()
                     page.locator('input[type="file"]').set_input_files([str(f) for f in files[:n]])
-                    if n == 1:
-                        page.get_by_text("Confidence").first.wait_for()
+                    if n == 1:  # the result's metric (a caption under the upload box says "confidence" too)
+                        page.get_by_test_id("stMetricLabel").get_by_text("Confidence", exact=True).wait_for()
                     else:
                         page.get_by_text("Download the table (CSV)").wait_for()
                     # Streamlit's "Running..." widget: gone when the script and its drawing are done.

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-import csv
 import base64
+import csv
 import io
 import json
 import math
@@ -930,7 +930,7 @@ class TestDifferential:
     def test_trust_rows(self) -> None:
         """Calibration bins read as percentages: range, images, share right, mean confidence."""
         rows = logic.trust_rows([{"from": 0.8, "to": 13 / 15, "files": 209, "accuracy": 0.98086, "confidence": 0.8409}])
-        assert rows == [{"model's confidence": "80.0-86.7%", "test images": 209, "right (%)": 98.1,
+        assert rows == [{"model's confidence": "80.0\u201386.7%", "test images": 209, "right (%)": 98.1,
                          "mean confidence (%)": 84.1}]
 
     def test_flagged_image_is_headed_as_not_a_cell(self) -> None:
@@ -1472,6 +1472,10 @@ class TestPage:
         pages.set_value(1).run()
         assert not at.exception and len(at.metric) == 5 and at.header[0].value == logic.heading_name("cell-20.png")
         assert any(m.value.startswith("Results 21\u201325 of 25 shown. [Choose others above") for m in at.markdown)
+        # With no image read there is no review table to point to.
+        pages = logic.result_pages(21)
+        assert logic.pages_note(pages, 0, 21, table=False).endswith("above the results](#results-shown).")
+        assert logic.pages_note(pages, 0, 21).endswith("; the review table below has every image read.")
         assert len(at.dataframe[0].value) == 25
         at.file_uploader[0].set_value(images[:20]).run()
         assert not at.exception and len(at.metric) == 20
@@ -1671,6 +1675,13 @@ class TestPage:
         assert warning.endswith(f"**{cell_type(b).label}**: {cell_type(b).morphology}")
         assert logic.confidence_record({"reliability": [{"from": 0.9}]}, 0.95) == ""  # another version's card
         assert logic.confidence_record(card["metrics"]["test"], 0.1) == ""  # no test image so unsure
+        # At the edges, the bin of the confidence as shown (93.3% is the top bin's, whatever the next decimals),
+        # and none for a bin of a few images (33.3-40.0% held 2, both wrong).
+        test, top = card["metrics"]["test"], "answers given 93.3\u2013100.0% were right"
+        for confidence in (1.0, 14 / 15, 0.93329, 0.93251):
+            assert top in logic.confidence_record(test, confidence), confidence
+        assert "answers given 86.7\u201393.3% were right" in logic.confidence_record(test, 0.93249)
+        assert logic.confidence_record(test, 0.35) == "" and test["reliability"][0]["files"] < logic.MIN_RECORD_FILES
 
     def test_card_without_test_figures(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A model exported without --evaluate (no TEST figures in its card): the model tab says so and how

@@ -146,6 +146,9 @@ class TestInBrowser:
         scroll, client = page.locator(".st-key-review .dvn-scroller").evaluate("s => [s.scrollWidth, s.clientWidth]")
         assert scroll <= client, (scroll, client)
         assert page.locator(".st-key-differential table tbody tr").count() == 4
+        heads = page.locator(".st-key-differential thead th")  # the number columns' headings over their figures
+        assert [heads.nth(k).evaluate("e => getComputedStyle(e).textAlign") for k in range(3)] == ["start", "right",
+                                                                                                    "right"]
         # The review table shows its 8 rows whole (Streamlit's 400 px ended on half a row).
         grid = page.locator(".st-key-review").get_by_test_id("stDataFrame").bounding_box()
         assert abs(grid["height"] - logic.review_table_height(8)) <= 3, grid

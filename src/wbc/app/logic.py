@@ -598,22 +598,30 @@ FIGURES_GLOSSARY = (
 )
 
 
+MIN_RECORD_FILES = 20  # a reliability bin of fewer test images tells nothing of a confidence (2 images read 0%)
+
+
 def confidence_record(test: Mapping[str, Any] | None, confidence: float) -> str:
     """How often the test images given about this confidence were right: the card's reliability bin that holds
-    it ([from, to), the last closed, as `metrics.reliability` bins), in a sentence; "" where no test image had
-    such a confidence or the card has no such figures. Beside a result, what a bare 93.9% does not say: on
-    TEST the top bin was right less often than the two below it (a monocyte's 155 views, all read wrong)."""
+    it, in a sentence; "" where the bin holds fewer than MIN_RECORD_FILES test images or the card has no such
+    figures. The bin is found by the confidence as the page shows it (one decimal), against the bins' edges as
+    the sentence shows them, so that two results both shown as 93.3% get one sentence. Beside a result, what a
+    bare 93.9% does not say: on TEST the top bin was right less often than the two below it (a monocyte's 155
+    views, all read wrong)."""
     try:
-        bins = [(float(b["from"]), float(b["to"]), int(b["files"]), float(b["accuracy"]))
-                for b in (test or {}).get("reliability") or ()]
+        bins = [(round(100 * float(b["from"]), 1), round(100 * float(b["to"]), 1), int(b["files"]),
+                 float(b["accuracy"])) for b in (test or {}).get("reliability") or ()]
         cells = int((test or {})["n_cells"])
     except (KeyError, TypeError, ValueError):  # a card from another version: no sentence rather than a wrong one
         return ""
+    shown = float(f"{100 * confidence:.1f}")  # as the page's metric writes it
     for lo, hi, files, accuracy in bins:
-        if lo <= confidence < hi or (hi >= 1.0 and confidence >= lo):
-            return (f"On the test images, answers given {100 * lo:.1f}{DASH}{100 * hi:.1f}% were right "
-                    f"{100 * accuracy:.1f}% of the time ({files:,} images; the test set has {cells} cells, and "
-                    "errors come in whole cells, so this is rough).")
+        if lo <= shown < hi or (hi >= 100.0 and shown >= lo):  # [from, to), the last closed, as metrics bins
+            if files < MIN_RECORD_FILES:
+                return ""
+            return (f"On the test images, answers given {lo:.1f}{DASH}{hi:.1f}% were right {100 * accuracy:.1f}% "
+                    f"of the time ({files:,} images; the test set has {cells} cells, and errors come in whole "
+                    "cells, so this is rough).")
     return ""
 
 
@@ -627,7 +635,7 @@ def trust_rows(reliability: Sequence[dict[str, float]]) -> list[dict[str, object
     """The card's test-set calibration bins (metrics.reliability) as the page shows them: for each
     range of the model's confidence (%, one decimal so that neighbours do not share an edge), how many
     test images fell in it and the percentage of those it got right."""
-    return [{"model's confidence": f"{100 * b['from']:.1f}-{100 * b['to']:.1f}%", "test images": int(b["files"]),
+    return [{"model's confidence": f"{100 * b['from']:.1f}{DASH}{100 * b['to']:.1f}%", "test images": int(b["files"]),
              "right (%)": round(100 * b["accuracy"], 1), "mean confidence (%)": round(100 * b["confidence"], 1)}
             for b in reliability]
 
@@ -653,14 +661,14 @@ PHONE_RESULT_CSS = ('@media (max-width: 640px) { [class*="st-key-' + RESULT_KEY 
                     '[class*="st-key-' + PICTURES_KEY + '"] { flex-flow: row wrap; } '
                     '[class*="st-key-' + PICTURES_KEY + '"] > [data-testid="stElementContainer"] '
                     '{ width: calc(50% - 0.5rem) !important; } }')
-# On a touch screen (Streamlit's own test for it: pointer: coarse) a table's toolbar is always shown, 44 px
-# tall and above the table, where the gap to what comes before is 16 px: it covered the last line of the
-# caption above the review table and the last row of the review table above the differential. There a table
-# keeps that room above it.
 # The differential's plain table: its number columns' headings over their figures (Streamlit sets every
 # heading to the left, the figures to the right).
 DIFFERENTIAL_CSS = ('[class*="st-key-' + DIFFERENTIAL_KEY + '"] thead th:nth-child(2), '
                     '[class*="st-key-' + DIFFERENTIAL_KEY + '"] thead th:nth-child(3) { text-align: right !important; }')
+# On a touch screen (Streamlit's own test for it: pointer: coarse) a table's toolbar is always shown, 44 px
+# tall and above the table, where the gap to what comes before is 16 px: it covered the last line of the
+# caption above the review table and the last row of the review table above the differential. There a table
+# keeps that room above it.
 TOOLBAR_ROOM_CSS = ('@media (pointer: coarse) { [data-testid="stElementContainer"]:has([data-testid="stDataFrame"]) '
                     '{ margin-top: 1.75rem; } }')
 
@@ -693,11 +701,12 @@ FOUR_TYPES_ONLY = ("It knows four types only: eosinophil, lymphocyte, monocyte a
 PAGES_ANCHOR = "results-shown"  # the id above the choice of results, which `pages_note` links to
 
 
-def pages_note(pages: Sequence[range], page: int, n: int) -> str:
-    """Under a page of results: which are shown, and a link up to the choice of the others."""
+def pages_note(pages: Sequence[range], page: int, n: int, table: bool = True) -> str:
+    """Under a page of results: which are shown, a link up to the choice of the others and, where some image
+    was read (`table`), that the review table holds them all."""
     others = f"the next {len(pages[page + 1])}, or others" if page + 1 < len(pages) else "others"
-    return (f"Results {page_label(pages[page], n)} shown. [Choose {others} above the results](#{PAGES_ANCHOR}); "
-            "the review table below has every image.")
+    return (f"Results {page_label(pages[page], n)} shown. [Choose {others} above the results](#{PAGES_ANCHOR})"
+            + ("; the review table below has every image read." if table else "."))
 
 
 def result_anchors(i: int) -> tuple[str, str]:

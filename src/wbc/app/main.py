@@ -283,7 +283,7 @@ with classify_tab:
     if len(pages) > 1:  # 110 results took 16 s to draw, and made a page 76,000 px tall
         st.html(f'<span id="{logic.PAGES_ANCHOR}"></span>')  # what the link under a page's last result finds
         page = st.selectbox(f"Results shown, {logic.RESULTS_PER_PAGE} at a time (the review table at the end has "
-                            "every image, each with its cell)", range(len(pages)),
+                            "every image read, each with its cell)", range(len(pages)),
                             format_func=lambda k: logic.page_label(pages[k], len(results)), key="results_page")
     for i in pages[page]:
         r = results[i]
@@ -345,5 +345,5 @@ with classify_tab:
 
     if len(pages) > 1:  # the choice is 20 results up: say where, from the end of the page
         st.divider()
-        st.markdown(logic.pages_note(pages, page, len(results)))
+        st.markdown(logic.pages_note(pages, page, len(results), table=len(bad) < len(results)))
     review_section(results, keys, bad, distinct.repeats)
