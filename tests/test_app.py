@@ -757,7 +757,9 @@ class TestDifferential:
         said = logic.misread_figures(card)
         assert said == (f"On its test images, {100 * per_class['EOSINOPHIL']['precision']:.0f}% of those this model "
                         "called eosinophils were eosinophils, and it found "
-                        f"{100 * per_class['MONOCYTE']['recall']:.0f}% of the monocytes' images.")
+                        f"{100 * per_class['MONOCYTE']['recall']:.0f}% of the monocytes' images; the test set holds "
+                        "about as many of each type, and in a smear of mostly neutrophils far fewer of those called "
+                        "eosinophils would be.")
         assert said in logic.differential_note(100, figures=said) and said not in logic.differential_note(99, figures=said)
         assert logic.differential_note(100, figures=said).index("by eye.") < logic.differential_note(100, figures=said).index(said)
         for broken in ({}, {"metrics": None}, {"metrics": {"test": {"per_class": {"EOSINOPHIL": {"precision": None}}}}}):

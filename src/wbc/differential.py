@@ -103,8 +103,8 @@ COUNTING_ERROR = ("The 95% limits are each share's counting error alone (exact b
 WHAT_IS_COUNTED = ("The shares mean something only for every white cell met in a systematic scan of one "
                    "patient's film, not for chosen examples or several films pooled. The ranges are for adults: "
                    "young children normally have more lymphocytes than neutrophils. Band forms and immature "
-                   "granulocytes fall in the neutrophil row, and basophils, blasts or other abnormal cells in "
-                   "none: where the film has them, refer it for a manual count.")
+                   "granulocytes belong in the neutrophil row; basophils, blasts and other abnormal cells in none, "
+                   "but the model puts each in one of the four: exclude them, or refer the film for a manual count.")
 
 
 # Why a count's small shares deserve a look by eye: the shipped model's errors on the test cells (a
@@ -125,7 +125,8 @@ def misread_figures(card: Mapping[str, Any]) -> str:
     if not isinstance(precision, float) or not isinstance(recall, float):  # None where undefined, or a hand-edited card
         return ""
     return (f"On its test images, {100 * precision:.0f}% of those this model called eosinophils were eosinophils, "
-            f"and it found {100 * recall:.0f}% of the monocytes' images.")
+            f"and it found {100 * recall:.0f}% of the monocytes' images; the test set holds about as many of each "
+            "type, and in a smear of mostly neutrophils far fewer of those called eosinophils would be.")
 
 
 # The ranges are of shares: a share outside them is not yet a finding (a high lymphocyte share is often a low
