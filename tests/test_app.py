@@ -976,6 +976,12 @@ class TestDifferential:
                  "lower magnification"]
         for reason, fix in zip(faults, fixes):
             assert fix in reason, (reason, fix)
+        # Shrunk all the tool shrinks, a photo is told by how much more: a halving for a nucleus of 120 px
+        # against 90, two for 200 (a phone photo of 93 px was told px alone).
+        assert big.endswith("or shrink it first (to 1/2 of its width and height)")
+        assert s._too_magnified(replace(locate_cell(dark), extent=200.0, reduced_by=8.0)).endswith("(to 1/4 of its "
+                                                                                                  "width and height)")
+        assert s._too_magnified(replace(locate_cell(dark), extent=120.0, reduced_by=2.0)).endswith("shrink it first")
 
     def test_a_cool_cast_beyond_matching_is_the_photos_fault(self, predictor: Predictor) -> None:
         """An LED's light under a camera set for tungsten (red x0.7, green x0.95, blue x1.25, clipped) is

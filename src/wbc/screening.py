@@ -10,6 +10,8 @@ flagged, 98% of red-cell-only corners) and tests/test_app.py checks both sides.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, replace
 from typing import NamedTuple, overload
 
@@ -436,9 +438,12 @@ def _too_magnified(loc: CellLocation) -> str:
     how = (f"shrunk {loc.reduced_by:.2g}x, the most it shrinks a photo," if loc.reduced_by >= REDUCTIONS[-1]
            else f"shrunk {loc.reduced_by:.2g}x, as far as the photo's size allows," if loc.reduced_by > 1
            else "too small a photo to shrink,")
+    # By how much, where the tool shrank it all it does: a halving or two more lands the nucleus in range.
+    times = 2 ** math.ceil(math.log2(loc.extent / EXTENT_MAX)) if loc.reduced_by >= REDUCTIONS[-1] else 0
     return (f"{MAGNIFIED_HEAD}: {how} its nucleus still reads larger than any of the training images' "
             f"({loc.extent:.0f} px against at most {EXTENT_MAX:.0f}, the side of a square of its stained area): "
-            "take it at a lower magnification, or shrink it first")
+            "take it at a lower magnification, or shrink it first"
+            + (f" (to 1/{times} of its width and height)" if times > 1 else ""))
 
 
 def _unfit(rgb: np.ndarray, reduced_by: float = 1.0) -> str:
