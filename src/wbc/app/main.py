@@ -16,8 +16,8 @@ from wbc.predict import CROP_EACH, Predictor, weak_model_note
 from wbc.screening import OVEREXPOSED_SHARE
 
 st.set_page_config(page_title="wbc - white blood cell classifier", page_icon="🩸", layout="centered")
-# The review table's and differential's own "Download as CSV" (Streamlit has no option to turn it off) would
-# write them without logic.table_csv's rows and quoting, or the total: the page's buttons are their downloads.
+# The review table's own "Download as CSV" (Streamlit has no option to turn it off) would write it without
+# logic.table_csv's rows and quoting: the page's button is its download.
 st.html(f"<style>{logic.HIDE_GRID_DOWNLOAD_CSS}\n{logic.PHONE_RESULT_CSS}\n{logic.TOOLBAR_ROOM_CSS}\n"
         f"{logic.RESULT_HEADINGS_CSS}\n{logic.CAPTION_CONTRAST_CSS}\n{logic.DIFFERENTIAL_CSS}</style>")
 
