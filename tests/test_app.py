@@ -1485,9 +1485,16 @@ class TestPage:
         assert logic.pages_note(pages, 0, 21, table=False).endswith("above the results](#results-shown).")
         assert logic.pages_note(pages, 0, 21).endswith("; the review table below has every image read.")
         assert len(at.dataframe[0].value) == 25
+        # The samples shown instead, and back: the results come back on the page chosen (Streamlit forgot it).
+        at.toggle[0].set_value(True).run()
+        assert not at.exception and not [s for s in at.selectbox if s.label.startswith("Results shown")]
+        at.toggle[0].set_value(False).run()
+        assert not at.exception and len(at.metric) == 5 and at.header[0].value == logic.heading_name("cell-20.png")
         at.file_uploader[0].set_value(images[:20]).run()
         assert not at.exception and len(at.metric) == 20
         assert not [s for s in at.selectbox if s.label.startswith("Results shown")]
+        at.file_uploader[0].set_value(images[:22]).run()  # another set: its first page
+        assert not at.exception and len(at.metric) == 20
 
     def test_count_note_gives_the_models_figures(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Over as many images as a differential is read over (here lowered to the 8 samples), the note under

@@ -282,9 +282,15 @@ with classify_tab:
     page = 0
     if len(pages) > 1:  # 110 results took 16 s to draw, and made a page 76,000 px tall
         st.html(f'<span id="{logic.PAGES_ANCHOR}"></span>')  # what the link under a page's last result finds
+        # Streamlit forgets a widget's choice over a run that does not draw it (the samples shown instead): kept
+        # apart, it comes back with the same number of results.
+        kept = st.session_state.get("results_page_kept")
+        if "results_page" not in st.session_state and kept and kept[0] == len(results):
+            st.session_state["results_page"] = kept[1]
         page = st.selectbox(f"Results shown, {logic.RESULTS_PER_PAGE} at a time (the review table at the end has "
                             "every image read, each with its cell)", range(len(pages)),
                             format_func=lambda k: logic.page_label(pages[k], len(results)), key="results_page")
+        st.session_state["results_page_kept"] = (len(results), page)
     for i in pages[page]:
         r = results[i]
         if r.error:
