@@ -168,6 +168,11 @@ class TestInBrowser:
         expect(choice).not_to_be_in_viewport()
         link.click()
         expect(choice).to_be_in_viewport()
+        # Below Streamlit's header, label and all (the header, opaque, hid the label).
+        page.wait_for_timeout(500)  # the scroll's end
+        header = page.get_by_test_id("stHeader").bounding_box()
+        label = page.get_by_text("Results shown,").bounding_box()
+        assert label["y"] >= header["y"] + header["height"], (label, header)
 
     def test_phone_width(self, page, app_url: str) -> None:  # noqa: ANN001
         """At phone width the results are still shown (screenshot for a human check), each file's name

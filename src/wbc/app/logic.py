@@ -663,8 +663,13 @@ PHONE_RESULT_CSS = ('@media (max-width: 640px) { [class*="st-key-' + RESULT_KEY 
                     '{ width: calc(50% - 0.5rem) !important; } }')
 # The differential's plain table: its number columns' headings over their figures (Streamlit sets every
 # heading to the left, the figures to the right).
+# On a phone its cells' padding narrowed: with 100 cells or more (three-digit counts, a status in every row) it
+# ran 15 px past a 356 px screen and cut the status off.
 DIFFERENTIAL_CSS = ('[class*="st-key-' + DIFFERENTIAL_KEY + '"] thead th:nth-child(2), '
-                    '[class*="st-key-' + DIFFERENTIAL_KEY + '"] thead th:nth-child(3) { text-align: right !important; }')
+                    '[class*="st-key-' + DIFFERENTIAL_KEY + '"] thead th:nth-child(3) { text-align: right !important; } '
+                    '@media (max-width: 640px) { [class*="st-key-' + DIFFERENTIAL_KEY + '"] th, '
+                    '[class*="st-key-' + DIFFERENTIAL_KEY + '"] td { padding-left: 0.3rem !important; '
+                    'padding-right: 0.3rem !important; } }')
 # On a touch screen (Streamlit's own test for it: pointer: coarse) a table's toolbar is always shown, 44 px
 # tall and above the table, where the gap to what comes before is 16 px: it covered the last line of the
 # caption above the review table and the last row of the review table above the differential. There a table
@@ -699,6 +704,8 @@ FOUR_TYPES_ONLY = ("It knows four types only: eosinophil, lymphocyte, monocyte a
                    "any other cell is read as one of them, often with high confidence; *confident* means the model "
                    "is sure, not that it is right.")
 PAGES_ANCHOR = "results-shown"  # the id above the choice of results, which `pages_note` links to
+# The link's target lands below Streamlit's header (60 px, opaque), not under it: the choice's label was hidden.
+PAGES_ANCHOR_CSS = f"#{PAGES_ANCHOR} {{ display: block; scroll-margin-top: 4.5rem; }}"
 
 
 def pages_note(pages: Sequence[range], page: int, n: int, table: bool = True) -> str:

@@ -19,7 +19,7 @@ st.set_page_config(page_title="wbc - white blood cell classifier", page_icon="ðŸ
 # The review table's own "Download as CSV" (Streamlit has no option to turn it off) would write it without
 # logic.table_csv's rows and quoting: the page's button is its download.
 st.html(f"<style>{logic.HIDE_GRID_DOWNLOAD_CSS}\n{logic.PHONE_RESULT_CSS}\n{logic.TOOLBAR_ROOM_CSS}\n"
-        f"{logic.RESULT_HEADINGS_CSS}\n{logic.CAPTION_CONTRAST_CSS}\n{logic.DIFFERENTIAL_CSS}</style>")
+        f"{logic.RESULT_HEADINGS_CSS}\n{logic.CAPTION_CONTRAST_CSS}\n{logic.DIFFERENTIAL_CSS}\n{logic.PAGES_ANCHOR_CSS}</style>")
 
 
 @st.cache_resource(show_spinner="Loading the model...")
