@@ -1057,10 +1057,11 @@ class TestDifferential:
         without bins."""
         bins = [{"from": 0.5, "to": 0.9, "files": 10, "accuracy": 0.5, "confidence": 0.7},
                 {"from": 0.9, "to": 1.0, "files": 30, "accuracy": 0.99, "confidence": 0.95}]
-        assert logic.busiest_band_note(bins) == ("where most of its test images fell (30 at 90.0-100.0%) it was right "
+        assert logic.busiest_band_note(bins) == ("where most of its test images fell (30 at 90.0\u2013100.0%) it was right "
                                                 "on 99.0% at a mean confidence of 95.0%, too modest by 4.0 points; ")
-        assert "too sure by 8.1 points" in logic.busiest_band_note(
+        shipped = logic.busiest_band_note(
             json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())["metrics"]["test"]["reliability"])
+        assert "too sure by 8.1 points" in shipped and "(1,142 at 93.3\u2013100.0%)" in shipped  # as a result's caption
         assert logic.busiest_band_note(None) == logic.busiest_band_note([]) == ""
 
     def test_ece_note(self) -> None:

@@ -575,7 +575,7 @@ def busiest_band_note(reliability: Sequence[dict[str, float]] | None) -> str:
     b = max(bins, key=lambda b: b["files"])
     gap = 100 * (b["confidence"] - b["accuracy"])
     how = "too sure by" if gap > 0 else "too modest by"
-    return (f"where most of its test images fell ({int(b['files'])} at {100 * b['from']:.1f}-{100 * b['to']:.1f}%) "
+    return (f"where most of its test images fell ({int(b['files']):,} at {100 * b['from']:.1f}{DASH}{100 * b['to']:.1f}%) "
             f"it was right on {100 * b['accuracy']:.1f}% at a mean confidence of {100 * b['confidence']:.1f}%, "
             f"{how} {abs(gap):.1f} points; ")
 
