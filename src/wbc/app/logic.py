@@ -644,7 +644,7 @@ def trust_rows(reliability: Sequence[dict[str, float]]) -> list[dict[str, object
 # label may follow it), in the container Streamlit marks with the widget's key: the page's own button gives it
 # with repeats, unreadable files and formula quoting. The other buttons (search, full screen) and the About
 # tab's tables' downloads stay. (The differential, a plain table, has no toolbar; its container's key is for
-# the tests.)
+# DIFFERENTIAL_CSS and the tests.)
 REVIEW_KEY = "review"
 DIFFERENTIAL_KEY = "differential"
 # (The review table's key gains "-N" when a restored review replaces its values: *= finds every one.)

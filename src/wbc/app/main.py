@@ -119,7 +119,7 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
         reviewed = logic.reviewed_classes(edited["reviewed"].tolist())
         diff = logic.differential(reviewed)
         n = sum(1 for lab in reviewed if lab in CLASSES)
-        # In a keyed container, which the browser tests find it by.
+        # In a keyed container, which logic.DIFFERENTIAL_CSS and the browser tests find it by.
         # A plain HTML table: it wraps to a phone's width (a data grid of six columns ran 80 px past 356), and
         # a screen reader reads it as a table. Short labels and statuses keep it to a few lines there.
         # The type as each row's header (th scope="row"): a screen reader names the row's type in every cell.
