@@ -755,11 +755,18 @@ class TestDifferential:
         card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
         per_class = card["metrics"]["test"]["per_class"]
         said = logic.misread_figures(card)
+        mono = per_class["MONOCYTE"]
         assert said == (f"On its test images, {100 * per_class['EOSINOPHIL']['precision']:.0f}% of those this model "
                         "called eosinophils were eosinophils, and it found "
-                        f"{100 * per_class['MONOCYTE']['recall']:.0f}% of the monocytes' images; the test set holds "
-                        "about as many of each type, and in a smear of mostly neutrophils far fewer of those called "
-                        "eosinophils would be.")
+                        f"{100 * mono['recall']:.0f}% of the monocytes' images ({mono['cells_right']} of its "
+                        f"{mono['cells']} monocyte cells); the test set holds about as many images of each type, and "
+                        "in a smear of mostly neutrophils far fewer of those called eosinophils would be.")
+        assert "(3 of its 4 monocyte cells)" in said
+        # A card of wbc 0.20 or before has no cells per type: the images' figure alone.
+        old = json.loads(json.dumps(card))
+        for v in old["metrics"]["test"]["per_class"].values():
+            del v["cells"], v["cells_right"]
+        assert logic.misread_figures(old) == said.replace(" (3 of its 4 monocyte cells)", "")
         assert said in logic.differential_note(100, figures=said) and said not in logic.differential_note(99, figures=said)
         assert logic.differential_note(100, figures=said).index("by eye.") < logic.differential_note(100, figures=said).index(said)
         for broken in ({}, {"metrics": None}, {"metrics": {"test": {"per_class": {"EOSINOPHIL": {"precision": None}}}}}):
@@ -909,10 +916,17 @@ class TestDifferential:
         # The test images are balanced by type, unlike a smear: said under the table, from the card's supports.
         assert logic.balanced_note(test["per_class"]).startswith("The test images are about as many for each type (620-624)")
         assert logic.balanced_note({}) == ""
+        # ... and that those images are views of few cells, a type's figures resting on them (13, 6, 4, 45).
+        assert ("but they are views of 13 eosinophil, 6 lymphocyte, 4 monocyte and 45 neutrophil cells: a type's "
+                "figures rest on its few cells;") in logic.balanced_note(test["per_class"])
         rows = logic.per_class_rows(test["per_class"])
         assert [r["type"] for r in rows] == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"]
         assert rows[2]["recall"] == round(test["per_class"]["MONOCYTE"]["recall"], 3)
-        assert all(type(r["images"]) is int for r in rows)
+        assert [r["cells right"] for r in rows] == ["11 of 13", "6 of 6", "3 of 4", "42 of 45"]
+        # A card of wbc 0.20 or before: its images instead (no cells per type), and the note without cells.
+        old = {c: {k: x for k, x in v.items() if not k.startswith("cell")} for c, v in test["per_class"].items()}
+        assert "cells right" not in logic.per_class_rows(old)[0] and "views of" not in logic.balanced_note(old)
+        assert [r["images"] for r in logic.per_class_rows(old)] == [623, 620, 620, 624]
         assert logic.per_class_rows({"MONOCYTE": {"precision": None, "recall": None, "f1": None, "support": 0}})[0][
             "precision"] is None
         note = logic.review_note(test["review"])

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("sklearn")
@@ -478,3 +479,57 @@ def test_report_gives_the_accuracy_where_scikit_learn_gives_a_micro_average() ->
     assert "nan" not in lonely and "LYMPHOCYTE          —    0.0000" in lonely  # undefined shown as a dash
     assert "No images of MONOCYTE, NEUTROPHIL here: not in the rows or averages above; 1 file(s)" in text
 
+
+
+def _rounded(o: object) -> object:
+    """`o` as JSON reads it back (tuples as lists), its floats to 9 places: figures compared across a file."""
+    o = json.loads(json.dumps(o))
+
+    def r(v: object) -> object:
+        if isinstance(v, float):
+            return round(v, 9)
+        if isinstance(v, dict):
+            return {k: r(x) for k, x in v.items()}
+        return [r(x) for x in v] if isinstance(v, list) else v
+
+    return r(o)
+
+
+def test_shipped_figures_follow_from_its_predictions() -> None:
+    """The shipped model's metrics.json, its card's TEST figures and report.md follow from its
+    predictions.csv and the data set's table of cells alone, so a figure edited by hand, or left behind
+    by a change of the metrics, fails here without the images: the files and cells right, the per-type
+    figures and cells, the intervals (the same resampling), the ECE to the CSV's six decimals, and the
+    figures without the two cells TRAIN shows too (the data set put views of them in both)."""
+    import csv
+
+    from wbc.data import cell_key
+    from wbc.evaluate import without_cells
+    from wbc.info import CLASS_INDEX, CLASSES
+    from wbc.metrics import compute_metrics
+    from wbc.ship import card_metrics
+    from wbc.sources import field_name, read_table
+
+    with open(DEFAULT_MODEL_DIR / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    probs = np.array([[float(r[f"p_{c.lower()}"]) for c in CLASSES] for r in rows])
+    y = np.array([CLASS_INDEX[r["true_class"]] for r in rows])
+    cells = [cell_key(r["true_class"], Path(r["file"]).name, "TEST") for r in rows]
+    shipped = json.loads((DEFAULT_MODEL_DIR / "metrics.json").read_text())
+    m = compute_metrics(probs, y, cells)
+    for k in ("n_files", "n_cells", "cells_correct", "accuracy", "accuracy_ci95", "macro_f1", "macro_f1_ci95",
+              "cell_accuracy", "cell_accuracy_ci95", "cell_macro_f1", "confusion", "cell_confusion"):
+        assert _rounded(m[k]) == _rounded(shipped[k]), k
+    assert m["ece"] == pytest.approx(shipped["ece"], abs=1e-5)
+    assert _rounded(m["per_class"]) == _rounded(shipped["per_class"])
+    train = {f"{t.class_name}/{field_name(t.field)}" for t in read_table() if t.split == "TRAIN" and t.field is not None}
+    both = sorted(set(cells) & train)
+    assert both == ["EOSINOPHIL/BloodImage_00204", "NEUTROPHIL/BloodImage_00230"]
+    w = without_cells(probs, y, cells, both)
+    assert _rounded(w) == _rounded(shipped["without_cells_in_train"])
+    assert (w["n_cells"], w["files_dropped"]) == (66, 61)
+    card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+    assert card["metrics"]["test"] == card_metrics(shipped)
+    report = (DEFAULT_MODEL_DIR / "report.md").read_text()
+    assert f"| Accuracy over files | {100 * m['accuracy']:.2f}% " in report
+    assert f"over files; {w['cells_correct']} of 66 cells" in report

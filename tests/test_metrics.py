@@ -40,10 +40,12 @@ class TestMetrics:
         from wbc.metrics import per_class_figure
 
         assert compute_metrics(PROBS, Y, CELLS, n_boot=50)["per_class"]["MONOCYTE"] == {
-            "precision": None, "recall": 0.0, "f1": 0.0, "support": 1}
+            "precision": None, "recall": 0.0, "f1": 0.0, "support": 1, "cells": 1, "cells_right": 0,
+            "cell_recall_ci95": (0.0, pytest.approx(0.975))}
         m = compute_metrics(PROBS[:3], Y[:3], CELLS[:3], n_boot=50)  # eosinophils and a lymphocyte only
         assert m["per_class"]["MONOCYTE"] == m["per_class"]["NEUTROPHIL"] == {
-            "precision": None, "recall": None, "f1": None, "support": 0}
+            "precision": None, "recall": None, "f1": None, "support": 0, "cells": 0, "cells_right": 0,
+            "cell_recall_ci95": None}
         assert m["macro_f1"] == pytest.approx((2 / 3 + 2 / 3) / 2)
         assert [per_class_figure(v) for v in (None, 0.5)] == ["—", "0.5000"]
 
@@ -54,6 +56,31 @@ class TestMetrics:
         assert probs[0] == pytest.approx([0.65, 0.35, 0, 0])
         m = compute_metrics(PROBS, Y, CELLS, n_boot=200)
         assert (m["cells_correct"], m["n_cells"], m["cell_accuracy"]) == (3, 4, 0.75)
+
+    def test_each_type_says_its_cells_read_right_with_exact_limits(self) -> None:
+        """A type's recall over files rests on its few cells: the cells of each type and those read right
+        (views pooled), with the Clopper-Pearson limits of that share (scipy's beta quantiles, the
+        textbook form: 1 of 1 cell is 2.5-100%, 0 of 1 is 0-97.5%)."""
+        from wbc.metrics import cells_read_right
+
+        pc = compute_metrics(PROBS, Y, CELLS, n_boot=50)["per_class"]
+        assert [(v["cells"], v["cells_right"]) for v in pc.values()] == [(1, 1), (1, 1), (1, 0), (1, 1)]
+        assert pc["EOSINOPHIL"]["cell_recall_ci95"] == (pytest.approx(0.025), 1.0)
+        assert cells_read_right(pc["MONOCYTE"]) == "0 of 1 (0\u201398%)"
+        # Views of three cells of one type, two read right: 2 of 3, limits from the beta quantiles.
+        stats = pytest.importorskip("scipy.stats")
+        probs = np.array([[0.9, 0.1, 0, 0], [0.8, 0.2, 0, 0], [0.1, 0.9, 0, 0], [0.7, 0.3, 0, 0]])
+        v = compute_metrics(probs, np.zeros(4, int), ["E/a", "E/a", "E/b", "E/c"], n_boot=20)["per_class"]["EOSINOPHIL"]
+        assert (v["cells"], v["cells_right"], v["recall"]) == (3, 2, 0.75)
+        assert v["cell_recall_ci95"] == (pytest.approx(stats.beta.ppf(0.025, 2, 2), abs=1e-9),
+                                         pytest.approx(stats.beta.ppf(0.975, 3, 1), abs=1e-9))
+        assert cells_read_right({"support": 3}) == ""  # a metrics.json of wbc 0.20 or before
+
+    def test_a_cell_with_two_labels_is_refused(self) -> None:
+        """A cell's verdict is scored against its label: views of one cell under two labels would be
+        scored against whichever came last, without a word."""
+        with pytest.raises(ValueError, match="two labels: E/A"):
+            pool_cells(PROBS, np.array([0, 1, 1, 2, 3, 3]), CELLS)
 
     def test_ece(self) -> None:
         """Each file sits in its own confidence bin but the two at 0.9: (0.2+0.6+0.2+0.7)/6."""

@@ -272,12 +272,20 @@ def _print_figures(m: dict[str, Any]) -> None:
     print(f"accuracy over files {m['accuracy']:.4f} [{lo:.4f}, {hi:.4f}]  "
           f"cells {m['cells_correct']}/{m['n_cells']} ({m['cell_accuracy']:.4f})  macro-F1 {m['macro_f1']:.4f}"
           + (f" ({scope})" if scope else ""))
+    if w := m.get("without_cells_in_train"):
+        n, (wlo, whi) = len(w["cells_dropped"]), w["accuracy_ci95"]
+        print(f"without the {n} cell{'s' if n != 1 else ''} TRAIN shows too: accuracy over files {w['accuracy']:.4f} "
+              f"[{wlo:.4f}, {whi:.4f}]  cells {w['cells_correct']}/{w['n_cells']}")
     elo, ehi = m["ece_ci95"]
     print(f"expected calibration error {m['ece']:.4f} [{elo:.4f}, {ehi:.4f}] "
           "(95% interval over cells; a resampled ECE leans high)")
     figure = _training("wbc.metrics", "per_class_figure")
+    cells = _training("wbc.metrics", "cells_read_right")
     for c, v in m["per_class"].items():
-        print(f"  {c:11s} " + "  ".join(f"{k} {figure(v[k]):6s}" for k in ("precision", "recall", "f1")) + f"  n={v['support']}")
+        # A hyphen in the limits: a latin-1 terminal escapes the en dash.
+        right = cells(v).replace("\u2013", "-")
+        print(f"  {c:11s} " + "  ".join(f"{k} {figure(v[k]):6s}" for k in ("precision", "recall", "f1"))
+              + f"  n={v['support']}" + (f"  cells read right {right}" if right else ""))
 
 
 def cmd_export(args: argparse.Namespace) -> int:

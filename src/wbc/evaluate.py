@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from wbc.data import Prepared, Sample, find_images_root, list_folder, list_split, listed, load_prepared
+from wbc.data import Prepared, Sample, find_images_root, is_field_cell, list_folder, list_split, listed, load_prepared
 from wbc.errors import DataError, ModelFileError, OutputError
 from wbc.info import CLASSES, SPLITS
 from wbc.io import atomic_write_text
@@ -66,6 +66,7 @@ class Reader:
     read_as: str
     trained: str = ""  # how the model was made, from its card (`card_provenance`); blank where none says
     weak: str = ""  # predict.weak_model_note of its card: a run too short to trust
+    calibrated: str = ""  # where its card's temperature was fitted (`calibration_provenance`)
 
 
 CHECKPOINT_READING = "a training checkpoint as it is: one view, temperature 1 (not calibrated), no white matching"
@@ -83,6 +84,17 @@ def card_reading(pred: Predictor) -> str:
         parts.append("the card's confidence map")
     parts.append("white matched where it lies below the data set's range" if pred.match_white else "no white matching")
     return "the model card's reading: " + ", ".join(parts)
+
+
+def calibration_provenance(card: dict[str, Any]) -> str:
+    """Where a card's temperature and review threshold were fitted, in a line ("" where it does not say):
+    not on what the report scores, and perhaps read with other views or by other networks (a
+    cross-validation's fold models), which is why a report's calibration can fall short of the fit's."""
+    calib = card.get("calibration") or {}
+    if not calib.get("fitted_on"):
+        return ""
+    views = calib.get("fitted_on_views")
+    return str(calib["fitted_on"]) + (f", {views} views averaged" if isinstance(views, int) and views > 1 else "")
 
 
 def card_provenance(card: dict[str, Any]) -> str:
@@ -125,7 +137,7 @@ def model_probs(model: str | Path | None, samples: list[Sample], skip_bad: bool 
     x, matched = white_matched(pred, p)
     return (pred.predict_probs(x), p, matched,
             Reader(str(pred.onnx_path), pred.review_threshold, card_reading(pred), card_provenance(pred.card),
-                   weak_model_note(pred.card)))
+                   weak_model_note(pred.card), calibration_provenance(pred.card)))
 
 
 def white_matched(pred: Predictor, p: Prepared) -> tuple[np.ndarray, np.ndarray]:
@@ -178,6 +190,27 @@ def review_split(probs: np.ndarray, y: np.ndarray, threshold: float,
     return out
 
 
+def without_cells(probs: np.ndarray, y: np.ndarray, cells: Sequence[str], drop: Sequence[str],
+                  n_boot: int = 2000) -> dict[str, Any]:
+    """The headline figures over the files of cells not in `drop`, and which were dropped: a split's
+    figures without the cells the training split shows too (the data set put views of two TEST cells in
+    TRAIN as well, so a model trained on TRAIN has seen them)."""
+    keep = np.array([c not in set(drop) for c in cells])
+    m = compute_metrics(probs[keep], y[keep], [c for c, k in zip(cells, keep) if k], n_boot=n_boot)
+    return {"cells_dropped": sorted(drop), "files_dropped": int((~keep).sum()),
+            **{k: m[k] for k in ("n_files", "n_cells", "accuracy", "accuracy_ci95", "cells_correct", "cell_accuracy",
+                                 "cell_accuracy_ci95", "macro_f1", "macro_f1_ci95")}}
+
+
+def cells_also_in_train(split_root: Path, cells: Sequence[str]) -> list[str]:
+    """The cells of `cells` (a split of the data set other than TRAIN) that TRAIN under `split_root`
+    shows too, by their original fields; none where there is no TRAIN beside it."""
+    if not (split_root / "TRAIN").is_dir():
+        return []
+    train = {s.cell for s in list_split(split_root, "TRAIN")}
+    return sorted({c for c in cells if c in train and is_field_cell(c)})
+
+
 TRAIN_CAUTION = ("TRAIN is what wbc's models learn from (an all-cells model, as the shipped one is, every cell of it; a "
                  "fold model four fifths): these figures say how well the model fits what it learned, not how it "
                  "reads new cells, which TEST measures")
@@ -227,6 +260,8 @@ def evaluate(
         m_out["caution"] = TRAIN_CAUTION
     if threshold > 0:
         m_out["review"] = review_split(probs, y, threshold, cells)
+    if not on_folder and not on_train and (shared := cells_also_in_train(folder.parent, cells)):
+        m_out["without_cells_in_train"] = without_cells(probs, y, cells, shared, n_boot)
     hit: list[int] = []  # a Ctrl-C held back while the files move in
     with staging(out) as stage:  # every file made here, then moved in whole
         atomic_write_text(stage / "metrics.json", json.dumps(m_out, indent=2))
@@ -244,7 +279,9 @@ def evaluate(
         atomic_write_text(stage / "predictions.csv", with_truth(predictions_csv(preds), [CLASSES[s.label] for s in samples]))
         write_report(stage, m_out, f"Evaluation of {Path(model_name).name}",
                      {"model": model_name, **({"trained": reader.trained} if reader.trained else {}),
-                      "read as": reader.read_as, "data": where, "files": str(m["n_files"]),
+                      "read as": reader.read_as,
+                      **({"temperature and review threshold fitted on": reader.calibrated} if reader.calibrated else {}),
+                      "data": where, "files": str(m["n_files"]),
                       "cells": str(m["n_cells"]),
                       **({"left out (unusable, --skip-bad)": f"{len(prepared.skipped)} file(s): "
                           + listed(m_out["skipped_files"], sep=", ")} if prepared.skipped else {}),

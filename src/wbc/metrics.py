@@ -11,11 +11,13 @@ import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 from wbc.calibration import accuracy_at_coverage
+from wbc.differential import counting_limits
 from wbc.info import CLASSES, NUM_CLASSES
 
 
 def pool_cells(probs: np.ndarray, y: np.ndarray, cells: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Average the probabilities (N, 4) of all views of each cell -> (C, 4), labels (C,), cell names."""
+    """Average the probabilities (N, 4) of all views of each cell -> (C, 4), labels (C,), cell names.
+    ValueError where a cell's views carry two labels: its verdict would be scored against one of them."""
     names = sorted(set(cells))
     index = {c: i for i, c in enumerate(names)}
     idx = np.array([index[c] for c in cells])
@@ -24,6 +26,9 @@ def pool_cells(probs: np.ndarray, y: np.ndarray, cells: Sequence[str]) -> tuple[
     counts = np.bincount(idx, minlength=len(names))[:, None]
     labels = np.zeros(len(names), dtype=int)
     labels[idx] = y
+    mixed = sorted({names[i] for i, label in zip(idx.tolist(), np.asarray(y).tolist()) if labels[i] != label})
+    if mixed:
+        raise ValueError(f"cell(s) whose views carry two labels: {', '.join(mixed)}")
     return sums / counts, labels, names
 
 
@@ -124,6 +129,15 @@ def per_class_figure(v: float | None, digits: int = 4) -> str:
     return "—" if v is None else f"{v:.{digits}f}"
 
 
+def cells_read_right(v: dict[str, Any]) -> str:
+    """A type's cells read right of its cells, with the exact 95% limits of that share: "3 of 4 (19-99%)",
+    from a per-class entry of `compute_metrics`; "" where it has no cells (or predates the count)."""
+    if not v.get("cells") or v.get("cell_recall_ci95") is None:
+        return ""
+    lo, hi = v["cell_recall_ci95"]
+    return f"{v['cells_right']} of {v['cells']} ({100 * lo:.0f}\u2013{100 * hi:.0f}%)"
+
+
 def macro_scope(m: dict[str, Any]) -> str:
     """What an evaluation's macro-F1 averages, said where it is not all four types: the types with images
     (a type predicted but absent shows F1 0 in the per-type table and is not averaged); "" otherwise."""
@@ -148,6 +162,10 @@ def compute_metrics(
     cell_ok = (cell_pred == cell_y).astype(float)  # pool_cells sorts the cells as bootstrap_over_cells does
     cell_boot = weights @ cell_ok / len(cell_ok)
     present = [c for c in labels if (y == c).any()]
+    # Each type's figures over files rest on its cells, which are few: its cells read right, with the
+    # exact binomial limits of that share (a type's recall over cells).
+    cells_of = [int((cell_y == c).sum()) for c in labels]
+    right_of = [int(((cell_y == c) & (cell_pred == c)).sum()) for c in labels]
     return {
         "n_files": int(len(y)),
         "n_cells": int(len(cell_y)),
@@ -164,7 +182,9 @@ def compute_metrics(
         "reliability": reliability(probs, y),
         "accuracy_at_90_coverage": accuracy_at_coverage(probs, y, 0.9),
         "per_class": {
-            CLASSES[c]: {"precision": _defined(p[c]), "recall": _defined(r[c]), "f1": _defined(f[c]), "support": int(s[c])}
+            CLASSES[c]: {"precision": _defined(p[c]), "recall": _defined(r[c]), "f1": _defined(f[c]), "support": int(s[c]),
+                         "cells": cells_of[c], "cells_right": right_of[c],
+                         "cell_recall_ci95": counting_limits(right_of[c], cells_of[c]) if cells_of[c] else None}
             for c in labels
         },
         "confusion": confusion_matrix(y, pred, labels=labels).tolist(),

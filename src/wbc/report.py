@@ -10,7 +10,7 @@ import numpy as np
 
 from wbc.info import CLASSES
 from wbc.io import atomic_write_bytes, atomic_write_text
-from wbc.metrics import macro_scope, per_class_figure
+from wbc.metrics import ECE_BINS, cells_read_right, macro_scope, per_class_figure
 
 
 def _pyplot():
@@ -124,10 +124,18 @@ def metrics_table(m: dict[str, Any]) -> str:
         ("Accuracy over files", f"{_pct(m['accuracy'])} {_ci(m['accuracy_ci95'])}", f"{m['n_files']} files"),
         ("Cell-level accuracy", f"{_pct(m['cell_accuracy'])} {_ci(m['cell_accuracy_ci95'])}",
          f"{m['cells_correct']} of {m['n_cells']} cells; a cell's verdict is the class of its views' mean probabilities"),
+    ]
+    if w := m.get("without_cells_in_train"):
+        n = len(w["cells_dropped"])
+        rows.append((f"Without the {n} cell{'s' if n != 1 else ''} TRAIN shows too",
+                     f"{_pct(w['accuracy'])} {_ci(w['accuracy_ci95'])} over files; {w['cells_correct']} of "
+                     f"{w['n_cells']} cells", f"{w['files_dropped']} files of {', '.join(w['cells_dropped'])}, which the "
+                     "data set put in TRAIN as well: a model trained on all of TRAIN has seen these cells"))
+    rows += [
         ("Macro-F1 over files", f"{m['macro_f1']:.4f} {_ci(m['macro_f1_ci95'], False)}", macro_scope(m)),
         ("Cell-level macro-F1", f"{m['cell_macro_f1']:.4f}", "; ".join(filter(None, ["no interval computed", macro_scope(m)]))),
         ("Expected calibration error", f"{m['ece']:.4f}" + (f" {_ci(m['ece_ci95'], False)}" if "ece_ci95" in m else ""),
-         "15 bins" + ("; the interval leans high (a resampled ECE cannot fall below 0): a spread, not a bound"
+         f"{ECE_BINS} bins" + ("; the interval leans high (a resampled ECE cannot fall below 0): a spread, not a bound"
                       if "ece_ci95" in m else "")),
         ("Accuracy at 90% coverage", f"{_pct(m['accuracy_at_90_coverage'])}",
          "these files' own least confident 10% set aside (not the card's review threshold)"),
@@ -144,10 +152,16 @@ def metrics_table(m: dict[str, Any]) -> str:
         ]
     out = ["| metric | value [95% interval over cells] | note |", "|---|---|---|"]
     out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    out += ["", "| class | precision | recall | F1 | files |", "|---|---|---|---|---|"]
+    by_cell = all("cells" in v for v in m["per_class"].values())  # metrics.json of wbc 0.20 and before: none
+    out += ["", "| class | precision | recall | F1 | files |" + (" cells read right [95% limits] |" if by_cell else ""),
+            "|---|---|---|---|---|" + ("---|" if by_cell else "")]
     for c, v in m["per_class"].items():
         out.append(f"| {c.title()} | {' | '.join(per_class_figure(v[k]) for k in ('precision', 'recall', 'f1'))} "
-                   f"| {v['support']} |")
+                   f"| {v['support']} |" + (f" {cells_read_right(v)} |" if by_cell else ""))
+    if by_cell:
+        out += ["", "Precision, recall and F1 are over files, and a type's files are views of a few cells: its "
+                "recall rests on the cells in the last column (a cell read right when its views' mean "
+                "probabilities are highest for its type), whose exact binomial limits show how little a few cells settle."]
     if m.get("reliability"):
         out += ["", "Calibration, bin by bin (the ECE's bins that hold files): where accuracy is above the mean "
                 "confidence the model is underconfident, where below it overconfident.", "",

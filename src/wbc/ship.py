@@ -73,7 +73,7 @@ def card_metrics(m: dict[str, Any]) -> dict[str, Any]:
     keys = ("n_files", "n_cells", "accuracy", "accuracy_ci95", "cell_accuracy", "cells_correct",
             "cell_accuracy_ci95", "macro_f1", "macro_f1_ci95", "cell_macro_f1", "ece", "ece_ci95",
             "reliability", "accuracy_at_90_coverage",
-            "per_class", "review")
+            "per_class", "review", "without_cells_in_train")
     return {k: m[k] for k in keys if k in m}
 
 
@@ -217,7 +217,9 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
         t = fit_temperature(logits, y) if calibrate else 1.0
         before, after = tta_probs(logits, 1.0), tta_probs(logits, t)
         calib = {
-            "fitted_on": f"{len(y)} validation files of the run's cell-grouped split",
+            # best.pt's epoch was chosen on these cells too: figures fitted on them read better than new cells would.
+            "fitted_on": f"{len(y)} validation files of the run's cell-grouped split"
+                         + (" (the cells that chose its epoch too)" if ckpt.name == "best.pt" else ""),
             "n_files": len(y),
             "fitted_on_views": views,
             "val_ece_before": expected_calibration_error(before, y),

@@ -529,16 +529,30 @@ def balanced_note(per_class: dict[str, dict]) -> str:
     n = [int(v["support"]) for v in per_class.values() if isinstance(v, dict) and "support" in v]
     if not n:
         return ""
-    return (f"The test images are about as many for each type ({min(n):,}-{max(n):,}); in a smear, where "
+    cells = [v.get("cells") for v in per_class.values() if isinstance(v, dict)]
+    # A card of wbc 0.20 or before has no cells per type.
+    of_cells = (f", but they are views of {_listed_counts(cells, per_class)} cells: a type's figures rest on "
+                "its few cells" if cells and all(isinstance(c, int) for c in cells) else "")
+    return (f"The test images are about as many for each type ({min(n):,}-{max(n):,}){of_cells}; in a smear, where "
             "neutrophils are most of the cells, the rarer types' precision would be lower.")
+
+
+def _listed_counts(counts: list[int], per_class: dict[str, dict]) -> str:
+    """ "13 eosinophil, 6 lymphocyte, 4 monocyte and 45 neutrophil": counts in the per-type order."""
+    parts = [f"{k} {cell_type(c).label.lower()}" for k, c in zip(counts, per_class)]
+    return ", ".join(parts[:-1]) + f" and {parts[-1]}" if len(parts) > 1 else parts[0]
 
 
 def per_class_rows(per_class: dict[str, dict]) -> list[dict[str, object]]:
     """The card's per-type TEST figures as the page shows them: three decimals, None where undefined,
-    and the images each rests on (views of a few cells each, not that many cells)."""
+    and what each rests on: its cells read right of its cells (the images, views of a few cells each,
+    on a card of wbc 0.20 or before, which has no cells per type; `balanced_note` gives them otherwise:
+    both columns ran a phone's table 33 px past its 356)."""
+    by_cell = all(isinstance(v.get("cells"), int) and isinstance(v.get("cells_right"), int) for v in per_class.values())
     return [{"type": cell_type(c).label,
              **{k: None if v.get(k) is None else round(float(v[k]), 3) for k in ("precision", "recall", "f1")},
-             "images": int(v["support"])} for c, v in per_class.items()]
+             **({"cells right": f"{v['cells_right']} of {v['cells']}"} if by_cell else {"images": int(v["support"])})}
+            for c, v in per_class.items()]
 
 
 def review_note(review: dict | None) -> str:
