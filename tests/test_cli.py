@@ -1465,3 +1465,13 @@ def test_evaluate_takes_a_run_folder_as_its_checkpoint(tiny_run: Path, tmp_path:
     out, err = capsys.readouterr()
     assert f"{tiny_run} is a training run: evaluating its best.pt as it is" in err
     assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["read_as"].startswith("a training checkpoint")
+    # A run stopped before its first best.pt (its epochs so far at a lower resolution) is refused as
+    # `wbc export` refuses it, with what to do; it was told "model.onnx: model file not found".
+    import shutil
+
+    stopped = tmp_path / "stopped"
+    stopped.mkdir()
+    shutil.copyfile(tiny_run / "last.pt", stopped / "last.pt")
+    assert main(["evaluate", "--model", str(stopped), "--out", str(tmp_path / "ev2"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"{stopped}: has no best.pt yet, only last.pt" in err and "--resume" in err and "model.onnx" not in err

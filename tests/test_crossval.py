@@ -420,3 +420,15 @@ class TestAllCells:
         (tmp_path / "cv.json").write_text(json.dumps(short))
         with pytest.raises(CheckpointError, match="stopped early .*fold 1 at epoch 2"):
             export_and_report(all_cells_run, tmp_path / "out", data=FIXTURE_IMAGES, calibration=tmp_path / "cv.json")
+
+
+def test_a_null_split_seed_is_the_runs_seed() -> None:
+    """A plain `wbc train` saves split_seed null and splits by its seed: cv.py's split_seed 0 is that
+    run's split, and a run of seed 3 with null is seed 3's split, not 0's (cv.py refused `--use 0=RUN` of
+    a plain run: "split_seed differ")."""
+    from wbc.crossval import differences
+
+    assert differences({"seed": 0, "split_seed": None}, {"seed": 0, "split_seed": 0}) == []
+    assert differences({"seed": 3}, {"seed": 3, "split_seed": 3}) == []
+    assert differences({"seed": 3, "split_seed": None}, {"seed": 3, "split_seed": 0}) == ["split_seed"]
+    assert differences({"seed": 0, "split_seed": 1}, {"seed": 0}) == ["split_seed"]

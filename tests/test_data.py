@@ -275,6 +275,26 @@ class TestSplits:
         with pytest.raises(DataError, match="fold must be in 0..2"):
             grouped_split(s, 0.34, seed=2, fold=3)
 
+    def test_one_field_under_two_labels_stays_on_one_side(self, fixture_root: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+        """A cell the data set shows under another label too (BCCD's field 278, a monocyte, is field 206, a
+        lymphocyte, shifted) goes to the fold of its first; every other cell stays where the split put it."""
+        import wbc.data
+
+        s = list_split(fixture_root, "TRAIN")
+        before = [va for _, va in grouped_kfold(s, k=3, seed=0)]
+        fold_of = {s[i].cell: f for f, va in enumerate(before) for i in va}
+        # Two cells of two types that the split put in different folds, linked as one field.
+        a = next(iter(fold_of))
+        b = next(c for c in fold_of if fold_of[c] != fold_of[a] and c.split("/")[0] != a.split("/")[0])
+        monkeypatch.setattr(wbc.data, "read_linked", lambda: {b: a, "MONOCYTE/BloodImage_99999": a})
+        after = [va for _, va in grouped_kfold(s, k=3, seed=0)]
+        moved = {s[i].cell: f for f, va in enumerate(after) for i in va}
+        assert moved[b] == moved[a] == fold_of[a]
+        assert {c: f for c, f in moved.items() if c != b} == {c: f for c, f in fold_of.items() if c != b}
+        for tr, va in zip((tr for tr, _ in grouped_kfold(s, k=3, seed=0)), after):
+            assert sorted([*tr, *va]) == list(range(len(s))) and not {s[i].cell for i in tr} & {s[i].cell for i in va}
+
     def test_too_few_cells(self, fixture_root: Path) -> None:
         """Asking for more folds than a class has cells is refused with the counts."""
         with pytest.raises(DataError, match="cells per class"):
@@ -289,6 +309,14 @@ class TestSplits:
         tr, va = grouped_split(s, 0.2, seed=0)
         assert not {s[i].cell for i in tr} & {s[i].cell for i in va}
         assert 0.15 < len(va) / len(s) < 0.25
+        # The one field the data set labels twice (a lymphocyte in one photograph, a monocyte in another)
+        # is held out whole in every fold of the cross-validation.
+        from wbc.sources import read_linked
+
+        assert read_linked() == {"MONOCYTE/BloodImage_00278": "LYMPHOCYTE/BloodImage_00206"}
+        for _, va in grouped_kfold(s, k=5, seed=0):
+            held = {s[i].cell for i in va}
+            assert ("MONOCYTE/BloodImage_00278" in held) == ("LYMPHOCYTE/BloodImage_00206" in held)
 
 
 class TestArrays:

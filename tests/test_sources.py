@@ -245,6 +245,23 @@ class TestMatching:
         assert str(bad) in err and str(images / "TRAIN" / "lymphocyte" / "text.jpeg") in err and "._copy" not in err
         assert "._copy.jpeg" not in {m.file_name for m in read_table(tmp_path / "t.csv.gz")}
 
+    def test_a_field_under_two_labels_is_linked(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """An original of one label that shows the field of another (BCCD's monocyte 278 is its lymphocyte
+        206, shifted) is linked to the lowest-numbered of them, and the build writes the links beside its
+        table; fields shown under one label only (3 and 7, two monocytes) are not linked."""
+        pytest.importorskip("cv2")
+        from wbc.cli import main
+        from wbc.sources import linked_fields, read_linked
+
+        images, orig, _ = self._data_set(tmp_path)
+        _texture(3).rotate(0, translate=(24, -16)).save(orig / "JPEGImages" / f"{field_name(12)}.jpg", quality=95)
+        with open(orig / "labels.csv", "a") as f:
+            f.write(",12,LYMPHOCYTE\n")
+        assert linked_fields(orig) == [("LYMPHOCYTE/BloodImage_00012", "MONOCYTE/BloodImage_00003")]
+        assert main(["data", "sources", "--data", str(tmp_path), "--workers", "1", "--out", str(tmp_path / "t.csv.gz")]) == 0
+        assert "wrote " + str(tmp_path / "linked_fields.csv") + " (1 field(s)" in capsys.readouterr().out
+        assert read_linked(tmp_path / "linked_fields.csv") == {"LYMPHOCYTE/BloodImage_00012": "MONOCYTE/BloodImage_00003"}
+
     def test_classes_with_no_rows_are_named(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A class with no files, or with files that no original field is labelled with, gets no rows:
         each is named on stderr (the build said nothing, and its files then counted as cells of their own)."""

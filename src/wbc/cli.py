@@ -247,8 +247,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     evaluate = _training("wbc.evaluate", "evaluate")
     check_writable_folder(args.out)
     run = Path(args.model) if args.model else None
-    if run is not None and run.is_dir() and not (run / "model.onnx").is_file() and (run / "best.pt").is_file():
-        args.model = run / "best.pt"  # a run folder: its checkpoint, as `wbc export RUN` takes it
+    if run is not None and run.is_dir() and not (run / "model.onnx").is_file() and (
+            (run / "best.pt").is_file() or (run / "last.pt").is_file()):
+        # A run folder: its checkpoint, as `wbc export RUN` takes it, and refused as it refuses one stopped
+        # before its first best.pt (it said "model.onnx: model file not found").
+        args.model = _training("wbc.ship", "run_checkpoint")(run)
         print(f"wbc: note: {printable(str(run))} is a training run: evaluating its best.pt as it is (one view, not "
               "calibrated; `wbc export` makes the model that `wbc predict` and the app use)", file=sys.stderr)
     data = args.data
@@ -702,7 +705,8 @@ def cmd_data_sources(args: argparse.Namespace) -> int:
     from wbc.data import default_data_path, find_images_root, listed
     from wbc.info import CLASSES
     from wbc.io import check_writable_file
-    from wbc.sources import TABLE, data_set_files, match_files, originals_near, read_table, summary, write_table
+    from wbc.sources import (LINKED, TABLE, data_set_files, linked_fields, match_files, originals_near, read_table, summary,
+                             write_linked, write_table)
 
     root = find_images_root(args.data)
     # The data set's folder however it was given (--data, WBC_DATA or the shared copy): dataset-master is in it.
@@ -744,6 +748,10 @@ def cmd_data_sources(args: argparse.Namespace) -> int:
     partial.unlink(missing_ok=True)
     print(json.dumps(summary(matches), indent=1))
     print(f"wrote {out} ({len(matches)} files)")
+    # Beside the table (the package's LINKED beside the package's table): the fields labelled twice.
+    linked = linked_fields(originals)
+    write_linked(linked, out.with_name(LINKED.name))
+    print(f"wrote {out.with_name(LINKED.name)} ({len(linked)} field(s) the originals show under two labels)")
     # A class with no files, or none the originals label with it, has no rows: its files (if any) count as
     # cells of their own, and the table's reader cannot tell that from a class the data set lacks.
     found = Counter(cls for _, cls, _ in paths)

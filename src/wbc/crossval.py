@@ -54,10 +54,17 @@ def recipe(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
 
 
 def differences(saved: dict[str, Any], want: dict[str, Any], ignore: set[str] = frozenset()) -> list[str]:
-    """Settings in which two saved recipes differ; a setting one of them lacks counts as the default."""
+    """Settings in which two saved recipes differ; a setting one of them lacks counts as the default, and
+    a split seed of None is the run's seed (as `wbc train` splits by it: a plain run's null is seed 0's)."""
     defaults = recipe(TrainConfig())
+
+    def effective(d: dict[str, Any]) -> dict[str, Any]:
+        e = {**defaults, **d}
+        return {**e, "split_seed": e.get("seed") if e.get("split_seed") is None else e["split_seed"]}
+
     keys = (set(saved) | set(want)) - IGNORED - set(ignore)
-    return sorted(k for k in keys if saved.get(k, defaults.get(k)) != want.get(k, defaults.get(k)))
+    a, b = effective(saved), effective(want)
+    return sorted(k for k in keys if a.get(k) != b.get(k))
 
 
 def saved_config(run: Path) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from wbc.errors import BadImageError, DataError, OutputError
 from wbc.imaging import PreprocessSpec, load_image, prepare_located
 from wbc.info import CLASS_INDEX, CLASSES, IMAGE_SUFFIXES, SPLITS
 from wbc.io import atomic_write_bytes, bytes_key, files_under, printable
-from wbc.sources import field_name, likeliest_split, source_field
+from wbc.sources import field_name, likeliest_split, read_linked, source_field
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data" / "blood-cells"
@@ -398,7 +398,18 @@ def grouped_kfold(samples: Sequence[Sample], k: int = 5, seed: int = 0) -> Itera
                         f"in every fold, so at least {k} (short: {short or 'none; fewer than 2 folds asked'}); give more "
                         "cells (a larger --limit-cells, where it is set)" + FEWER_FOLDS.get(k, FEWER_FOLDS[4]))
     skf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    yield from skf.split(np.zeros(len(y)), y, groups)
+    fold = np.empty(len(y), dtype=int)
+    for i, (_, val) in enumerate(skf.split(np.zeros(len(y)), y, groups)):
+        fold[val] = i
+    # A cell whose field the data set shows under another label too (`wbc.sources.linked_fields`) goes to
+    # that cell's fold: apart, a fold validated the one cell on a model trained on it under the other label.
+    # Moved after the split, so that every other cell stays where it was.
+    fold_of = {g: f for g, f in zip(groups.tolist(), fold.tolist())}
+    for cell, first in read_linked().items():
+        if cell in fold_of and first in fold_of:
+            fold[groups == cell] = fold_of[first]
+    for i in range(k):
+        yield np.flatnonzero(fold != i), np.flatnonzero(fold == i)
 
 
 def grouped_split(samples: Sequence[Sample], val_fraction: float = 0.2, seed: int = 0,

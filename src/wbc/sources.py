@@ -328,6 +328,49 @@ def match_files(images_root: Path, originals: Path, workers: int = 2, progress: 
     return out
 
 
+# Originals of different labels that show one field (BCCD labelled one cell a lymphocyte in one photograph
+# and a monocyte in a shifted one): a cell-grouped split keeps each such set on one side.
+LINKED = Path(__file__).with_name("linked_fields.csv")
+
+
+def linked_fields(originals: Path, fields: dict[str, list[int]] | None = None) -> list[tuple[str, str]]:
+    """(cell, first) pairs, as `wbc.data.cell_key` names cells ("CLASS/BloodImage_NNNNN"), for each
+    single-label original that shows the same field as one of another label (`DUPLICATE_INLIERS`):
+    `first` the lowest-numbered of the set. `fields`: per class, the originals to compare (default:
+    every single-label one, about two minutes of one core for the data set's 348)."""
+    fields = single_label_fields(originals) if fields is None else fields
+    label = {f: c for c, fs in fields.items() for f in fs}
+    groups: dict[int, list[int]] = {}
+    for f, root in _duplicate_groups(originals, sorted(label)).items():
+        groups.setdefault(root, []).append(f)
+    out = []
+    for members in groups.values():
+        if len({label[f] for f in members}) > 1:
+            first = min(members)
+            out += [(f"{label[f]}/{field_name(f)}", f"{label[first]}/{field_name(first)}") for f in sorted(members)
+                    if f != first]
+    return sorted(out)
+
+
+def write_linked(pairs: Iterable[tuple[str, str]], path: Path = LINKED) -> None:
+    """The `linked_fields` pairs as a CSV, atomically."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["cell", "same_field_as"])
+    w.writerows(sorted(pairs))
+    atomic_write_bytes(path, buf.getvalue().encode())
+    read_linked.cache_clear()
+
+
+@lru_cache(maxsize=4)
+def read_linked(path: Path = LINKED) -> dict[str, str]:
+    """Each linked cell -> the first cell of its field (`linked_fields`); empty where there is no such file."""
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as f:
+        return {r["cell"]: r["same_field_as"] for r in csv.DictReader(f)}
+
+
 def summary(matches: Sequence[Match]) -> dict[str, Any]:
     """Counts a person can check the table by: fields per split and class, unmatched files, overlap."""
     per: dict[str, dict[str, Any]] = {}
