@@ -372,6 +372,23 @@ class TestNotAWhiteCell:
         assert shares == [reference(x) for x in fields]
         assert sum(s > 0 for s in shares) >= 40  # the counting path ran, not only the early return
 
+    def test_clipped_share_outside_the_cell_leaves_it_out(self) -> None:
+        """With the cell's place, the share is over the lit pixels farther than the radius from its nucleus:
+        a white field with a dark disc of cell reads 100% white around it, and the disc's pixels count for
+        nothing either way (a frame filled by a cell clipped a smaller share of the whole field)."""
+        from wbc.imaging import CellLocation
+        from wbc.screening import clipped_share
+
+        rgb = np.full((100, 120, 3), 255, np.uint8)
+        yy, xx = np.ogrid[:100, :120]
+        cell = (yy - 50) ** 2 + (xx - 60) ** 2 <= 30**2
+        rgb[cell] = (120, 60, 160)
+        loc = CellLocation(cy=50.0, cx=60.0, peak=100.0, stained_fraction=0.2)
+        assert clipped_share(rgb) == pytest.approx(1 - cell.mean())
+        assert clipped_share(rgb, loc, radius=31) == 1.0
+        assert clipped_share(rgb, loc, radius=20) == pytest.approx((~cell).sum() / ((yy - 50) ** 2 + (xx - 60) ** 2 > 400).sum())
+        assert clipped_share(rgb, loc, radius=200) == 0.0  # nothing left outside: no share
+
     def test_field_white_is_the_99th_percentile_of_the_lit_pixels(self) -> None:
         """field_white reads np.percentile's 99th percentile (linear interpolation) of each channel over
         the lit pixels off histograms: equal on fixture fields, dimmed and brightened, with black fill,

@@ -668,3 +668,26 @@ def test_focus_bound_table_on_the_fixture(capsys) -> None:
     assert rows["blur 20 px"][3] == rows["blur 16 px"][3] == "100.0% / 0.0%"
     assert rows["corner 120 px"][3].startswith("0.0% / ") and rows["corner 120 px, blur 3 px"][3].startswith("0.0% / ")
     assert rows["as photographed"][3] == "0.0% / 0.0%"
+
+
+def test_overexposure_framing_marks_what_it_says(tmp_path, capsys) -> None:
+    """Each file is magnified about its cell, brightened and marked three ways: none marked at gain 1, every
+    way marks more as the gain rises, the rule's verdict is printed per way, and the figures agree with
+    the JSON's."""
+    import json
+
+    bench = load("overexposure_framing")
+    two_file_data_set(tmp_path)
+    assert bench.main(["--data", str(tmp_path), "--every", "1", "--json", str(tmp_path / "o.json")]) == 0
+    out = capsys.readouterr().out
+    res = json.loads((tmp_path / "o.json").read_text())
+    pct = res["marked_pct"]
+    assert res["files"] == 1 and len(pct) == 3 * 4 * 3  # TRAIN's one file
+    assert all(v == 0 for k, v in pct.items() if " gain 1 " in k)
+    assert pct["1x gain 1.4 field"] >= pct["1x gain 1.2 field"] and pct["1x gain 1.4 field"] > 0
+    assert "Rule, outside:" in out and "Rule, scaled:" in out
+    for way, verdict in res["rule"].items():
+        assert (f"Rule, {way}: " in out) and ("-> adopt" in out.split(f"Rule, {way}: ")[1].splitlines()[0]) == all(verdict.values())
+    # magnified(): the middle 1/m about a point, kept inside the field, at the field's size
+    rgb = np.arange(240 * 320 * 3, dtype=np.uint32).reshape(240, 320, 3).astype(np.uint8)
+    assert bench.magnified(rgb, 5, 5, 2.0).shape == rgb.shape and bench.magnified(rgb, 5, 5, 1.0) is rgb

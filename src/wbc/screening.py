@@ -70,6 +70,7 @@ MIN_SHARPNESS_PX = 100  # fewer pixels of field than this in the window: the sha
 # 10 points worse from there (benchmarks/overexposure.py; the bound was chosen by a rule written first).
 WHITE_LEVEL = 250
 OVEREXPOSED_SHARE = 0.4
+CELL_CLEAR_PX = 48  # radius around the nucleus, at the data set's scale, of the white cell left out of the share
 
 
 @dataclass(frozen=True)
@@ -168,18 +169,26 @@ WARM_RED_MAX = 1.3  # red's gain over green's at most in a warm cast (tungsten h
 DARK_GAIN_MIN = 1.25  # every channel's gain above this (its white under 80% of theirs) for "much darker"
 
 
-def clipped_share(rgb: np.ndarray) -> float:
-    """Share of the lit pixels of `rgb` (H, W, 3) that are white (>= WHITE_LEVEL) in every channel."""
+def clipped_share(rgb: np.ndarray, loc: CellLocation | None = None, radius: float = CELL_CLEAR_PX) -> float:
+    """Share of the lit pixels of `rgb` (H, W, 3) that are white (>= WHITE_LEVEL) in every channel; with
+    `loc`, of those outside the white cell there (`radius` px around its nucleus), which never clips."""
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"clipped_share needs an RGB image (H, W, 3), not shape {rgb.shape}")
     if rgb.size == 0:
         return 0.0
     if rgb[..., 1].max() < WHITE_LEVEL:  # green, a smear's darkest channel, nowhere white: most photos
         return 0.0
-    white = np.count_nonzero(darkest_channel(rgb) >= WHITE_LEVEL)
-    if not white:  # most photos: no need to count the lit pixels
+    white = darkest_channel(rgb) >= WHITE_LEVEL
+    if not white.any():  # most photos: no need to count the lit pixels
         return 0.0
-    return float(white / np.count_nonzero(lit_mask(rgb)))
+    lit = lit_mask(rgb)
+    if loc is not None:
+        h, w = white.shape
+        yy, xx = np.ogrid[:h, :w]
+        field = (yy - loc.cy) ** 2 + (xx - loc.cx) ** 2 > radius**2
+        white, lit = white & field, lit & field
+    n = np.count_nonzero(lit)
+    return float(np.count_nonzero(white) / n) if n else 0.0
 
 
 def field_white(rgb: np.ndarray) -> np.ndarray:
@@ -414,8 +423,11 @@ GRAYSCALE = ("a grayscale photo: the stain's colours, which show a white cell an
              "colour original")
 OUT_OF_FOCUS = "out of focus: too blurred to judge the cell; focus on the cell and take it again"
 TOO_SMALL_HEAD = "only "  # "only W x H px: too small ..."
+# A nucleus stained too faintly, or washed out by a photo's low contrast, is not found either (of TEST at half its
+# contrast, 1,070 of 2,487 files; benchmarks/robustness.md): the reason says so, with what to do.
 NO_NUCLEUS = ("no stained nucleus found (blank field, red cells only, not a stained smear, or a magnification "
-              "well below the training images')")
+              "well below the training images'; or a stain too pale or a photo too low in contrast to show one: "
+              "then a fresh stain, or the photo with more contrast)")
 NOT_PURPLE = "the stained area is not the purple of a Romanowsky-stained nucleus"
 TOO_DARK_HEAD = "the photo is much darker than the training images"  # a photo too dark for the second look
 TINTED_HEAD = "the photo's colours are cast far from the training images'"  # a tint beyond the second look
