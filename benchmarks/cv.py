@@ -38,7 +38,8 @@ def shown(r: dict[str, Any]) -> str:
 
 
 def markdown(results: dict[str, dict[str, Any]]) -> str:
-    """One row per recipe: the pooled out-of-fold figures (calibrated with the pooled temperature)."""
+    """One row per recipe: the pooled out-of-fold figures (calibrated with the pooled temperature), and the
+    folds run, as "1 of 5 (0)" ("0 of 5" read as none of them)."""
     from wbc.metrics import per_class_figure
 
     lines = [
@@ -50,7 +51,7 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
         m, folds = r["calibrated"], r["folds"]
         pc = m["per_class"]
         lines.append(
-            f"| {name} | {', '.join(folds)} of {r.get('folds_total', len(folds))} | {m['n_files']} / {m['n_cells']} | {100 * m['accuracy']:.2f}% "
+            f"| {name} | {len(folds)} of {r.get('folds_total', len(folds))} ({', '.join(folds)}) | {m['n_files']} / {m['n_cells']} | {100 * m['accuracy']:.2f}% "
             f"[{100 * m['accuracy_ci95'][0]:.1f}, {100 * m['accuracy_ci95'][1]:.1f}] | {m['cells_correct']} | "
             f"{m['macro_f1']:.3f} [{m['macro_f1_ci95'][0]:.3f}, {m['macro_f1_ci95'][1]:.3f}] | "
             f"{per_class_figure(pc['MONOCYTE']['recall'], 3)} | {per_class_figure(pc['NEUTROPHIL']['precision'], 3)} | "

@@ -594,7 +594,7 @@ def test_scale_cv_packs_crops_and_cross_validates_them(tmp_path: Path) -> None:
     assert out["results"]["base"]["calibrated"]["n_files"] == 8  # two folds of one cell per class
     table = (work / "scale.md").read_text()
     assert table.startswith("Device cpu, 1 runs at once; epochs: base 1; every cell; folds as the pack dealt them: yes")
-    assert "| base | 0, 1 of 5 | 8 / 8 |" in table
+    assert "| base | 2 of 5 (0, 1) | 8 / 8 |" in table
     with np.load(work / "scale.npz") as z:
         assert z["base_fold0_logits"].shape == (8, 4, 4)
     assert scale_cv("render", str(work)) == table  # the folder or its scale.json
@@ -609,7 +609,7 @@ def test_scale_cv_packs_crops_and_cross_validates_them(tmp_path: Path) -> None:
     assert "--folds 0 5: the folds are 0 to 4" in scale_cv(*again, "--folds", "0", "5", status=2)
     scale_cv(*again, "--epochs", "1", "--folds", "2", "--recipes", "wide")  # another recipe, on a fold of its own
     table = (work / "scale.md").read_text()
-    assert "| base | 0, 1 of 5 | 8 / 8 |" in table and "| wide | 2 of 5 | 4 / 4 |" in table
+    assert "| base | 2 of 5 (0, 1) | 8 / 8 |" in table and "| wide | 1 of 5 (2) | 4 / 4 |" in table
     assert "compare only rows with the same folds" in table
     # Results of other options in --results are kept, not mixed or overwritten; nor is a rewritten pack pooled.
     before = (work / "scale.json").read_text()

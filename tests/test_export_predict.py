@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from wbc.errors import ModelFileError
+from wbc.errors import ModelFileError, OutputError
 from wbc.info import CLASSES, DATASET
 from wbc.predict import DEFAULT_MODEL_DIR, Predictor, iter_image_paths, predictions_csv, sha256_file
 
@@ -133,6 +133,13 @@ class TestExport:
             export_and_report(tiny_run, tmp_path / "mine", data=data_copy)
             assert (tmp_path / "mine" / "predictions.csv").read_text() == "file,class\n"
         assert sorted(f.name for f in (tmp_path / "mine").iterdir()) == ["model.json", "model.onnx", "predictions.csv"]
+        # ... and --evaluate there is refused before any work, as `wbc evaluate` refuses it (it replaced a user's
+        # report.md with a note): the folder is as it was.
+        (tmp_path / "mine" / "report.md").write_text("my notes\n")
+        before = {f.name: f.read_bytes() for f in (tmp_path / "mine").iterdir()}
+        with pytest.raises(OutputError, match="holds predictions.csv, report.md, not of a model's evaluation by wbc"):
+            export_and_report(tiny_run, tmp_path / "mine", data=data_copy, evaluate_test=True)
+        assert {f.name: f.read_bytes() for f in (tmp_path / "mine").iterdir()} == before
 
     def test_failed_evaluation_leaves_the_folder_as_it_was(self, tiny_run: Path, data_copy: Path, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
@@ -325,6 +332,12 @@ class TestModelFiles:
         """A folder without model.onnx is a clear error."""
         with pytest.raises(ModelFileError, match="model file not found .give a model folder"):
             Predictor(tmp_path)
+        # The folder above models (models/ for models/default): the models in it are named.
+        (tmp_path / "models" / "default").mkdir(parents=True)
+        (tmp_path / "models" / "default" / "model.onnx").write_bytes(b"")
+        with pytest.raises(ModelFileError, match=r"models: a folder of models, not a model: give one of them, "
+                                                 r".*models[/\\]default$"):
+            Predictor(tmp_path / "models")
         photo = tmp_path / "cell.jpeg"  # a photo given as --model: not "its card is missing"
         photo.write_bytes(b"\xff\xd8")
         with pytest.raises(ModelFileError, match="cell.jpeg: not a model .an ONNX file"):

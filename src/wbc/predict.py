@@ -66,6 +66,14 @@ def resolve_model(model: str | Path | None = None) -> tuple[Path, Path]:
                              f"`wbc export {p} --out FOLDER`, or evaluate the checkpoint as it is with "
                              f"`wbc evaluate --model {checkpoint}`")
     if not onnx_path.is_file():
+        # A folder of model folders (models/, above models/default): the ones in it, by name.
+        try:
+            inside = sorted(d.name for d in p.iterdir() if (d / "model.onnx").is_file()) if p.is_dir() else []
+        except OSError:  # unreadable: the message below names the file not found
+            inside = []
+        if inside:
+            raise ModelFileError(f"{p}{source}: a folder of models, not a model: give one of them, "
+                                 + ", ".join(str(p / d) for d in inside[:5]) + (" ..." if len(inside) > 5 else ""))
         if source:
             hint = "point WBC_MODEL at a model folder (model.onnx and model.json), or unset it for the shipped one"
         elif model != DEFAULT_MODEL_DIR:  # named with --model

@@ -179,6 +179,11 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
         list_split(find_images_root(data), "TEST")
     # A report beside an evaluated model is that model's, not the user's.
     evaluated_before = (out / "model.json").is_file() and (out / "metrics.json").is_file()
+    # As `wbc evaluate` refuses them: a user's own report.md beside no model of ours is not ours to replace.
+    theirs = [f for f in REPORT_FILES if evaluate_test and not evaluated_before and (out / f).is_file()]
+    if theirs:
+        raise OutputError(f"{out}: holds {', '.join(theirs)}, not of a model's evaluation by wbc; --evaluate would "
+                          "replace them. Give another --out folder, or move them")
     h, w = config_from_dict(state["model_name"], state["model_config"]).preprocess.input_hw
     views = TEST_TIME_VIEWS if tta and h == w else 1  # rotating by 90 degrees needs a square input
     held_out = read_val_cells(ckpt.parent)
@@ -253,9 +258,8 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
             atomic_write_text(stage / "model.json", json.dumps(card, indent=2))
         # The report first, then the model and, last, its card (it names the ONNX file's hash).
         new = sorted((f.name for f in stage.iterdir()), key=lambda f: MODEL_FILES.index(f) + 1 if f in MODEL_FILES else 0)
-        # The old model's report goes with it; a user's own file of such a name stays, unless replaced.
+        # The old model's report goes with it; a user's own file of such a name stays (--evaluate refused it).
         stale = [f for f in REPORT_FILES if evaluated_before and f not in new and (out / f).is_file()]
-        replaced = [f for f in REPORT_FILES if not evaluated_before and f in new and (out / f).exists()]
         with interrupt_held(hit):  # milliseconds
             move_in(stage, out, new)
             for f in stale:
@@ -263,7 +267,5 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
     if stale:
         print(f"wbc: note: removed the files of the model exported to {out} before that this export does not "
               f"write again ({', '.join(stale)})", file=sys.stderr)
-    if replaced:
-        print(f"wbc: note: replaced {', '.join(replaced)} in {out} with this model's evaluation", file=sys.stderr)
     raise_held(hit, "the model", out)
     return card
