@@ -19,9 +19,9 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from wbc.data import cell_key
+from wbc.evaluate import cells_also_in_train
 from wbc.info import SPLITS
 from wbc.io import unquoted
-from wbc.sources import read_table, summary
 
 
 def main() -> int:
@@ -78,7 +78,7 @@ def main() -> int:
         print(f"| {cls} | {len(cells)} | {len(wrong)} | {share} | "
               f"{', '.join(f'{k} {n}' for k, n in to.most_common()) or '—'} | {flagged} |")
     # Cells "CLASS/BloodImage_NNNNN" that TRAIN and TEST both show (TEST_SIMPLE repeats TEST's own).
-    in_both = set(summary(read_table())["fields_in_train_and_test"])
+    in_both = set(cells_also_in_train([cell for _, cell in views]))
     shared = {key for key in views if key[1] in in_both}
     rest = {key: v for key, v in views.items() if key not in shared}
     n = sum(sum(v.values()) for v in rest.values())

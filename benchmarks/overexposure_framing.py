@@ -10,11 +10,12 @@ monocytes magnified 3x and brightened x1.4 read as eosinophils at 0.79-0.94 with
 marked. Here every k-th TRAIN file is magnified m times about its cell (the middle 1/m of the field
 around the located nucleus, resized back to 320 x 240 bicubically, as a higher-power objective frames
 it), brightened by a gain (`wbc.robustness.brightness`), found as `wbc predict` finds it
-(`locate_at_data_scale`), and its clipped share taken two ways: over the whole field (the mark until
-wbc 0.21) and over the field outside the cell (`clipped_share(field, loc)`, CELL_CLEAR_PX around the
-nucleus). Prints the share of files each way marks, per magnification and gain.
+(`locate_at_data_scale`), and its clipped share taken three ways: over the whole field (the mark), over
+the field outside CELL_CLEAR_PX of the nucleus (`clipped_share(field, loc)`), and outside that radius
+grown with the nucleus's extent (added after a 100-file look at the second). Prints the share of files
+each way marks, per magnification and gain.
 
-The rule, written before the figures were seen: the share outside the cell replaces the whole field's
+The rule, written before the figures were seen: a share outside the cell replaces the whole field's
 if (a) it marks no file at gain 1.0 at any magnification, (b) at 1x and gain 1.2 it marks at most 10
 points more files than the whole field's share does (the bound was set on held-out accuracy by the
 whole field's share, which this does not re-measure), and (c) at 2x and 3x, gain 1.4, it marks within 10

@@ -1475,3 +1475,4 @@ def test_evaluate_takes_a_run_folder_as_its_checkpoint(tiny_run: Path, tmp_path:
     assert main(["evaluate", "--model", str(stopped), "--out", str(tmp_path / "ev2"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert f"{stopped}: has no best.pt yet, only last.pt" in err and "--resume" in err and "model.onnx" not in err
+    assert f"or evaluate it as it is with --model {stopped / 'last.pt'}" in err

@@ -140,6 +140,12 @@ class TestExport:
         with pytest.raises(OutputError, match="holds predictions.csv, report.md, not of a model's evaluation by wbc"):
             export_and_report(tiny_run, tmp_path / "mine", data=data_copy, evaluate_test=True)
         assert {f.name: f.read_bytes() for f in (tmp_path / "mine").iterdir()} == before
+        # A folder `wbc evaluate` wrote is an evaluation by wbc: --evaluate replaces it with this model's.
+        from wbc.evaluate import evaluate
+
+        evaluate(None, tmp_path / "ev", folder=data_copy / "TEST", n_boot=20, progress=False)
+        export_and_report(tiny_run, tmp_path / "ev", data=data_copy, evaluate_test=True)
+        assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["model"].endswith(str(Path("ev") / "model.onnx"))
 
     def test_failed_evaluation_leaves_the_folder_as_it_was(self, tiny_run: Path, data_copy: Path, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:

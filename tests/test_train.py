@@ -70,6 +70,19 @@ class TestFit:
                                             r"the run's cells, but it started on \d+ and \d+ .*restore them"):
             fit(replace(TINY, data=str(data_copy)), tiny_run, resume=True, progress=False)
         (tiny_run / "split.json").write_text(json.dumps(split))
+        # A run started before wbc 0.21 kept a field labelled twice on two sides: where only linked cells
+        # went otherwise, it resumes on its own split; a cell moved that is not linked is refused.
+        import wbc.train
+
+        v, t = split["val_cells"][0], split["train_cells"][0]
+        older = {"train_cells": sorted([*split["train_cells"], v]), "val_cells": split["val_cells"][1:]}
+        (tiny_run / "split.json").write_text(json.dumps(older))
+        with pytest.raises(DataError, match="1 moved between training and validation"):
+            fit(replace(TINY, data=str(data_copy)), tiny_run, resume=True, progress=False)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(wbc.train, "read_linked", lambda: {v: t})
+            fit(replace(TINY, data=str(data_copy)), tiny_run, resume=True, progress=False)
+        (tiny_run / "split.json").write_text(json.dumps(split))
         # A file gone: the cells split otherwise.
         next((data_copy / "TRAIN" / "MONOCYTE").glob("*.jpeg")).unlink()
         with pytest.raises(DataError, match=r"validation cells, other than the \d+ and \d+ the run started on "

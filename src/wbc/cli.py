@@ -251,7 +251,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             (run / "best.pt").is_file() or (run / "last.pt").is_file()):
         # A run folder: its checkpoint, as `wbc export RUN` takes it, and refused as it refuses one stopped
         # before its first best.pt (it said "model.onnx: model file not found").
-        args.model = _training("wbc.ship", "run_checkpoint")(run)
+        args.model = _training("wbc.ship", "run_checkpoint")(
+            run, instead=f"evaluate it as it is with --model {run / 'last.pt'}")
         print(f"wbc: note: {printable(str(run))} is a training run: evaluating its best.pt as it is (one view, not "
               "calibrated; `wbc export` makes the model that `wbc predict` and the app use)", file=sys.stderr)
     data = args.data
@@ -713,6 +714,7 @@ def cmd_data_sources(args: argparse.Namespace) -> int:
     originals = originals_near(root, args.data or default_data_path())
     out = args.out or TABLE
     check_writable_file(out)
+    check_writable_file(out.with_name(LINKED.name))  # written beside the table once it is built: checked first
     paths = {(split, cls, f.name): f for cls, files in data_set_files(root).items() for split, f in files}
     if os.path.realpath(out) == os.path.realpath(TABLE) and TABLE.is_file():  # realpath: a link loop does not raise
         # The package's table is what every tool groups cells by: a partial copy must not shrink it.

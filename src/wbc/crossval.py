@@ -232,6 +232,14 @@ def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | N
         raise CheckpointError("the fold runs do not share one network and preprocessing (config.json, model)")
     if sum(f["cells"] for f in per_fold.values()) != len(set(cells)):
         raise DataError("the folds' validation cells overlap: these runs are not one cross-validation")
+    if len(runs) == k:  # every fold: together they hold out every cell the runs split, once
+        split = json.loads((next(iter(runs.values())) / "split.json").read_text())
+        every = set(split["train_cells"]) | set(split["val_cells"])
+        if left := sorted(every - set(cells)):
+            raise DataError(f"the folds' validation cells leave out {len(left)} of the {len(every)} cells "
+                            f"({', '.join(left[:3])}): these runs are not one cross-validation (runs split before "
+                            "wbc 0.21 kept a field labelled twice in two folds, and later ones in one); train the "
+                            "folds of one version")
     lg, y = np.concatenate(logits, axis=1), np.concatenate(ys)
     t = fit_temperature(lg, y)
     check = confidence_map_check(logits, ys) if len(logits) > 1 else {"adopted": False}

@@ -404,12 +404,29 @@ def grouped_kfold(samples: Sequence[Sample], k: int = 5, seed: int = 0) -> Itera
     # A cell whose field the data set shows under another label too (`wbc.sources.linked_fields`) goes to
     # that cell's fold: apart, a fold validated the one cell on a model trained on it under the other label.
     # Moved after the split, so that every other cell stays where it was.
-    fold_of = {g: f for g, f in zip(groups.tolist(), fold.tolist())}
-    for cell, first in read_linked().items():
-        if cell in fold_of and first in fold_of:
-            fold[groups == cell] = fold_of[first]
+    _join_linked(fold, groups, y)
     for i in range(k):
         yield np.flatnonzero(fold != i), np.flatnonzero(fold == i)
+
+
+def _join_linked(fold: np.ndarray, groups: np.ndarray, y: np.ndarray) -> None:
+    """Put each linked cell (`read_linked`) in its first's fold, in place (`fold`, `groups`, `y`: per
+    file). Where that would leave its old fold without a cell of its type, a cell of that type in the
+    first's fold takes its place there: every fold keeps every type it had."""
+    for cell, first in read_linked().items():
+        at, to = groups == cell, groups == first
+        if not at.any() or not to.any():
+            continue
+        old, new, label = int(fold[at][0]), int(fold[to][0]), int(y[at][0])
+        if old == new:
+            continue
+        same_type = np.unique(groups[(fold == old) & (y == label) & ~at])
+        if not len(same_type):
+            # The other way round: a cell of its type in the first's fold (not the first) goes to its old fold.
+            swap = [g for g in np.unique(groups[(fold == new) & (y == label) & ~to]) if g not in read_linked()]
+            if swap:
+                fold[groups == swap[0]] = old
+        fold[at] = new
 
 
 def grouped_split(samples: Sequence[Sample], val_fraction: float = 0.2, seed: int = 0,

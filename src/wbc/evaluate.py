@@ -13,13 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from wbc.data import Prepared, Sample, find_images_root, is_field_cell, list_folder, list_split, listed, load_prepared
+from wbc.data import Prepared, Sample, find_images_root, list_folder, list_split, listed, load_prepared
 from wbc.errors import DataError, ModelFileError, OutputError
 from wbc.info import CLASSES, SPLITS
 from wbc.io import atomic_write_text
 from wbc.metrics import classification_report_text, compute_metrics
 from wbc.predict import Prediction, Predictor, predictions_csv, weak_model_note
 from wbc.report import plot_confusion, write_report
+from wbc.sources import read_table, summary
 from wbc.staging import interrupt_held, move_in, raise_held, staging
 
 
@@ -202,13 +203,11 @@ def without_cells(probs: np.ndarray, y: np.ndarray, cells: Sequence[str], drop: 
                                  "cell_accuracy_ci95", "macro_f1", "macro_f1_ci95")}}
 
 
-def cells_also_in_train(split_root: Path, cells: Sequence[str]) -> list[str]:
-    """The cells of `cells` (a split of the data set other than TRAIN) that TRAIN under `split_root`
-    shows too, by their original fields; none where there is no TRAIN beside it."""
-    if not (split_root / "TRAIN").is_dir():
-        return []
-    train = {s.cell for s in list_split(split_root, "TRAIN")}
-    return sorted({c for c in cells if c in train and is_field_cell(c)})
+def cells_also_in_train(cells: Sequence[str]) -> list[str]:
+    """The cells of `cells` (a split of the data set other than TRAIN) whose original field TRAIN shows
+    too, by the package's table of the data set's files (no TRAIN folder need be beside them)."""
+    shared = set(summary(read_table())["fields_in_train_and_test"])
+    return sorted(set(cells) & shared)
 
 
 TRAIN_CAUTION = ("TRAIN is what wbc's models learn from (an all-cells model, as the shipped one is, every cell of it; a "
@@ -260,7 +259,7 @@ def evaluate(
         m_out["caution"] = TRAIN_CAUTION
     if threshold > 0:
         m_out["review"] = review_split(probs, y, threshold, cells)
-    if not on_folder and not on_train and (shared := cells_also_in_train(folder.parent, cells)):
+    if not on_folder and not on_train and (shared := cells_also_in_train(cells)) and len(shared) < len(set(cells)):
         m_out["without_cells_in_train"] = without_cells(probs, y, cells, shared, n_boot)
     hit: list[int] = []  # a Ctrl-C held back while the files move in
     with staging(out) as stage:  # every file made here, then moved in whole
@@ -301,7 +300,7 @@ def _refuse_others_files(out: Path) -> None:
     if folders:
         raise OutputError(f"{out}: holds folder(s) named {', '.join(folders)}, where the evaluation writes files of "
                           "those names. Give another --out folder")
-    if _evaluated_before(out):
+    if evaluation_in(out):
         return
     theirs = [f for f in EVALUATION_FILES if (out / f).exists()]
     if theirs:
@@ -309,7 +308,7 @@ def _refuse_others_files(out: Path) -> None:
                           "replace them. Give another --out folder")
 
 
-def _evaluated_before(out: Path) -> bool:
+def evaluation_in(out: Path) -> bool:
     """Whether `out` holds an evaluation's metrics.json (a rerun's files replace their own)."""
     try:
         return {"model", "read_as", "n_files"} <= set(json.loads((out / "metrics.json").read_text()))

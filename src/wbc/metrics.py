@@ -26,7 +26,7 @@ def pool_cells(probs: np.ndarray, y: np.ndarray, cells: Sequence[str]) -> tuple[
     counts = np.bincount(idx, minlength=len(names))[:, None]
     labels = np.zeros(len(names), dtype=int)
     labels[idx] = y
-    mixed = sorted({names[i] for i, label in zip(idx.tolist(), np.asarray(y).tolist()) if labels[i] != label})
+    mixed = sorted({names[i] for i in idx[labels[idx] != np.asarray(y)].tolist()})
     if mixed:
         raise ValueError(f"cell(s) whose views carry two labels: {', '.join(mixed)}")
     return sums / counts, labels, names

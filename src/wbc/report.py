@@ -158,7 +158,7 @@ def metrics_table(m: dict[str, Any]) -> str:
     for c, v in m["per_class"].items():
         out.append(f"| {c.title()} | {' | '.join(per_class_figure(v[k]) for k in ('precision', 'recall', 'f1'))} "
                    f"| {v['support']} |" + (f" {cells_read_right(v)} |" if by_cell else ""))
-    if by_cell:
+    if by_cell and any(v["support"] > v["cells"] for v in m["per_class"].values()):  # views of cells, not a file each
         out += ["", "Precision, recall and F1 are over files, and a type's files are views of a few cells: its "
                 "recall rests on the cells in the last column (a cell read right when its views' mean "
                 "probabilities are highest for its type), whose exact binomial limits show how little a few cells settle."]

@@ -21,7 +21,7 @@ from wbc.calibration import REVIEW_COVERAGE, fit_temperature, review_threshold, 
 from wbc.crossval import OOF_VIEWS, calibration_from, finished_folds
 from wbc.data import Sample, find_images_root, list_split, load_arrays
 from wbc.errors import BadImageError, CheckpointError, OutputError
-from wbc.evaluate import EVALUATION_FILES, evaluate
+from wbc.evaluate import EVALUATION_FILES, evaluate, evaluation_in
 from wbc.export import export
 from wbc.imaging import TEST_TIME_VIEWS, dihedral_views, load_image
 from wbc.io import atomic_write_text
@@ -107,8 +107,9 @@ def checkpoint_validation_logits(ckpt: str | Path, data: str | Path | None = Non
         return validation_view_logits(Path(tmp), ckpt.parent, data, views, skip_bad=skip_bad)
 
 
-def run_checkpoint(run: str | Path) -> Path:
-    """The checkpoint a run folder (its best.pt) or a .pt given names; CheckpointError where neither exists."""
+def run_checkpoint(run: str | Path, instead: str = "") -> Path:
+    """The checkpoint a run folder (its best.pt) or a .pt given names; CheckpointError where neither exists.
+    `instead`: what to do with a run stopped before its best.pt, besides finishing it (default: export its last.pt)."""
     run = Path(run)
     if not run.exists():
         raise CheckpointError(f"{run}: no such run folder or checkpoint (give the folder `wbc train` wrote, or its .pt)")
@@ -116,8 +117,8 @@ def run_checkpoint(run: str | Path) -> Path:
         # Epochs at a lower resolution (progressive resizing) are never the best: a run stopped among
         # them has a last.pt and no best.pt yet.
         raise CheckpointError(f"{run}: has no best.pt yet, only last.pt: the run stopped before its first "
-                              f"full-size epoch; `wbc train --out {run} --resume` finishes it, or export "
-                              f"{run / 'last.pt'} as it is")
+                              f"full-size epoch; `wbc train --out {run} --resume` finishes it, or "
+                              + (instead or f"export {run / 'last.pt'} as it is"))
     return run / "best.pt" if run.is_dir() else run
 
 
@@ -180,7 +181,10 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
     # A report beside an evaluated model is that model's, not the user's.
     evaluated_before = (out / "model.json").is_file() and (out / "metrics.json").is_file()
     # As `wbc evaluate` refuses them: a user's own report.md beside no model of ours is not ours to replace.
-    theirs = [f for f in REPORT_FILES if evaluate_test and not evaluated_before and (out / f).is_file()]
+    # A folder `wbc evaluate` wrote is ours too; training_curves.png only where this run has curves to copy.
+    writes = [*EVALUATION_FILES, *(["training_curves.png"] if (ckpt.parent / "curves.png").exists() else [])]
+    theirs = ([f for f in writes if (out / f).is_file()]
+              if evaluate_test and not evaluated_before and not evaluation_in(out) else [])
     if theirs:
         raise OutputError(f"{out}: holds {', '.join(theirs)}, not of a model's evaluation by wbc; --evaluate would "
                           "replace them. Give another --out folder, or move them")

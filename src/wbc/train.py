@@ -46,6 +46,7 @@ from wbc.model import (
     count_params,
     default_config,
 )
+from wbc.sources import read_linked
 
 CHECKPOINT_VERSION = 1
 EOS, NEUT = CLASSES.index("EOSINOPHIL"), CLASSES.index("NEUTROPHIL")
@@ -385,6 +386,25 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _split_before_links(run: Path, cells: list[str], tr_idx: np.ndarray,
+                        va_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The run's own split (its split.json) where the split made now differs from it only in where the
+    linked cells went (`wbc.sources.read_linked`: a run started before wbc 0.21 kept a field labelled
+    twice apart, and goes on as it started); the split made now otherwise, for `_check_same_split`."""
+    try:
+        split = json.loads((run / "split.json").read_text())
+        then_tr, then_va = set(split["train_cells"]), set(split["val_cells"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return tr_idx, va_idx  # named by _check_same_split
+    now_tr, now_va = {cells[i] for i in tr_idx}, {cells[i] for i in va_idx}
+    moved = (then_tr & now_va) | (then_va & now_tr)
+    linked = {c for pair in read_linked().items() for c in pair}
+    if not moved or then_tr | then_va != now_tr | now_va or not moved <= linked:
+        return tr_idx, va_idx
+    return (np.array([i for i, c in enumerate(cells) if c in then_tr], dtype=int),
+            np.array([i for i, c in enumerate(cells) if c in then_va], dtype=int))
+
+
 def _check_same_split(run: Path, cells: list[str], tr_idx: np.ndarray, va_idx: np.ndarray, root: Path | str) -> None:
     """DataError unless the data a resumed run reads (`root`) gives the cells, and files, the run
     started on (its split.json; the file counts only where it has them): --data may move, not change
@@ -676,6 +696,7 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
     y_all = np.array([s.label for s in samples])
     cells = [s.cell for s in samples]
     if state is not None:  # before the teachers' pass, which a mismatch would waste
+        tr_idx, va_idx = _split_before_links(run, cells, tr_idx, va_idx)
         _check_same_split(run, cells, tr_idx, va_idx, root)
     x_tr, y_tr = _to_tensor(x_all[tr_idx]), torch.from_numpy(y_all[tr_idx])
     x_va, y_va = centre_crop(_to_tensor(x_all[va_idx]), cfg.context), y_all[va_idx]

@@ -530,16 +530,19 @@ def balanced_note(per_class: dict[str, dict]) -> str:
     if not n:
         return ""
     cells = [v.get("cells") for v in per_class.values() if isinstance(v, dict)]
-    # A card of wbc 0.20 or before has no cells per type.
+    # A card of wbc 0.20 or before has no cells per type; a maker's own photos may be a cell each.
+    views = (cells and all(isinstance(c, int) for c in cells)
+             and any(int(v["support"]) > c for v, c in zip(per_class.values(), cells)))
     of_cells = (f", but they are views of {_listed_counts(cells, per_class)} cells: a type's figures rest on "
-                "its few cells" if cells and all(isinstance(c, int) for c in cells) else "")
+                "its few cells" if views else "")
     return (f"The test images are about as many for each type ({min(n):,}-{max(n):,}){of_cells}; in a smear, where "
             "neutrophils are most of the cells, the rarer types' precision would be lower.")
 
 
 def _listed_counts(counts: list[int], per_class: dict[str, dict]) -> str:
-    """ "13 eosinophil, 6 lymphocyte, 4 monocyte and 45 neutrophil": counts in the per-type order."""
-    parts = [f"{k} {cell_type(c).label.lower()}" for k, c in zip(counts, per_class)]
+    """ "13 eosinophil, 6 lymphocyte, 4 monocyte and 45 neutrophil": counts in the per-type order, the
+    types with none left out."""
+    parts = [f"{k} {cell_type(c).label.lower()}" for k, c in zip(counts, per_class) if k]
     return ", ".join(parts[:-1]) + f" and {parts[-1]}" if len(parts) > 1 else parts[0]
 
 
@@ -551,7 +554,9 @@ def per_class_rows(per_class: dict[str, dict]) -> list[dict[str, object]]:
     by_cell = all(isinstance(v.get("cells"), int) and isinstance(v.get("cells_right"), int) for v in per_class.values())
     return [{"type": cell_type(c).label,
              **{k: None if v.get(k) is None else round(float(v[k]), 3) for k in ("precision", "recall", "f1")},
-             **({"cells right": f"{v['cells_right']} of {v['cells']}"} if by_cell else {"images": int(v["support"])})}
+             # None (blank) for a type with no cells, as the report and the CLI leave it.
+             **({"cells right": f"{v['cells_right']} of {v['cells']}" if v["cells"] else None} if by_cell
+                else {"images": int(v["support"])})}
             for c, v in per_class.items()]
 
 
