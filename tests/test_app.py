@@ -1041,7 +1041,7 @@ class TestDifferential:
     def test_review_table_says_cannot_judge_for_the_photos_sake(self, predictor: Predictor) -> None:
         """The table's verdict: "cannot judge" for a photo too dark, flagged and overexposed (which says
         so), cast far from the training images' colours (halogen light: green x0.8, blue x0.6; it was
-        called not a white cell) or magnified beyond what shrinking matches (17x; it was typed); "not a
+        called not a white cell) or magnified beyond what shrinking matches (68x; it was typed); "not a
         white blood cell" for a field with no nucleus. A milder cast is matched and typed."""
         from wbc.robustness import brightness
 
@@ -1055,7 +1055,9 @@ class TestDifferential:
             ("bright.png", encode(Image.fromarray(brightness(2.0)(eos)))),
             ("none.jpeg", (FIXTURES / "no-white-cell.jpeg").read_bytes()),
             ("halogen.png", cast(0.8, 0.6)), ("warm.png", cast(0.9, 0.8)), ("deep.png", cast(1.0, 0.48)),
-            ("big.png", encode(Image.open(EOS).convert("RGB").resize((320 * 17, 240 * 17))))])
+            ("big.png", encode(Image.open(EOS).convert("RGB").resize((320 * 17, 240 * 17)))),
+            # The middle 48 x 36 px enlarged 68x: past the 16x the tool shrinks at most.
+            ("huge.png", encode(Image.open(EOS).convert("RGB").crop((136, 102, 184, 138)).resize((48 * 68, 36 * 68))))])
         verdicts = [str(r["verdict"]) for r in logic.review_rows(results)]
         assert verdicts[0].startswith("cannot judge: the photo is much darker than the training images")
         assert verdicts[1].startswith("cannot judge: ") and verdicts[1].endswith(" (overexposed)")
@@ -1065,7 +1067,10 @@ class TestDifferential:
         assert results[4].prediction is not None and results[4].prediction.typed
         # Blue alone at under half: still a cast, not a photo "much darker" than theirs (red and green are full).
         assert verdicts[5].startswith("cannot judge: the photo's colours are cast far"), verdicts[5]
-        assert verdicts[6].startswith("cannot judge: magnified beyond what this tool can match: shrunk 8x, the most")
+        # 17x (a phone's full resolution is about 12.5x) is shrunk past 8x and typed; it was refused at 8x.
+        assert results[6].prediction is not None and results[6].prediction.typed
+        assert results[6].prediction.reduced_by > 8
+        assert verdicts[7].startswith("cannot judge: magnified beyond what this tool can match: shrunk 16x, the most")
 
     @pytest.mark.parametrize("make", [
         lambda rgb: rgb.convert("L").convert("RGB"),  # grayscale

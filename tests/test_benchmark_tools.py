@@ -691,3 +691,20 @@ def test_overexposure_framing_marks_what_it_says(tmp_path, capsys) -> None:
     # magnified(): the middle 1/m about a point, kept inside the field, at the field's size
     rgb = np.arange(240 * 320 * 3, dtype=np.uint32).reshape(240, 320, 3).astype(np.uint8)
     assert bench.magnified(rgb, 5, 5, 2.0).shape == rgb.shape and bench.magnified(rgb, 5, 5, 1.0) is rgb
+
+
+def test_phone_resolution_compares_the_largest_shrink(tmp_path, capsys) -> None:
+    """TRAIN's file enlarged to a phone's size is read once per largest shrink, and the shrinking is left
+    as it was after (the benchmark changes the module's steps only while it runs)."""
+    import wbc.imaging
+    import wbc.screening
+
+    bench = load("phone_resolution")
+    two_file_data_set(tmp_path)
+    kept = wbc.imaging.REDUCTIONS
+    assert bench.main(["--data", str(tmp_path), "--files", "1", "--size", "1600", "1200", "--most", "2", "8"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["shrunk 2x at most", "shrunk 8x at most"]
+    assert all(" of 1 typed" in line for line in lines)
+    assert "shrunk by 2x 1" in lines[0] and "shrunk by 2x 1" not in lines[1]  # 5x enlarged: 2x is not enough
+    assert wbc.imaging.REDUCTIONS == wbc.screening.REDUCTIONS == kept

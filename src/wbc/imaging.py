@@ -114,10 +114,12 @@ LIT_MIN = 24  # a pixel darker than this in every channel is black fill (a rotat
 # --check-data), so none of them is ever shrunk and training crops are what they were. A field whose
 # nucleus reads larger was photographed more magnified (another microscope or camera): it is shrunk
 # in steps of sqrt(2) until the nucleus reads <= EXTENT_MAX, the top of the data set's range, so the
-# cell ends up somewhat larger than a typical one of the data set (median extent 55), not at 1x.
+# cell ends up somewhat larger than a typical one of the data set (median extent 55), not at 1x. Up to
+# 16x: a phone's 4000 x 3000 photo through the eyepiece is about 12.5x the data set's scale (of 40 TRAIN
+# files enlarged so, 20 were typed shrunk 8x at most, 40 at 16x: benchmarks/phone_resolution.py).
 EXTENT_RADIUS = 96
 EXTENT_MAX = 90.0
-REDUCTIONS = (2**0.5, 2.0, 2 * 2**0.5, 4.0, 4 * 2**0.5, 8.0)
+REDUCTIONS = (2**0.5, 2.0, 2 * 2**0.5, 4.0, 4 * 2**0.5, 8.0, 8 * 2**0.5, 16.0)
 MIN_REDUCED_SIDE = 48  # px: a field is never shrunk below this
 
 

@@ -1,0 +1,69 @@
+"""A phone's full-resolution photo: how far must a field be shrunk? TRAIN files enlarged, read by `wbc predict`.
+
+    python benchmarks/phone_resolution.py [--data PATH] [--files 40] [--size 4000 3000] [--most 8 16]
+
+A phone held to the eyepiece takes 4000 x 3000 px: the data set's 320 x 240 field about 12.5x larger.
+The tool shrinks a magnified field in steps of sqrt 2 until its nucleus reads like the data set's
+(`wbc.imaging.REDUCTIONS`). Here `--files` TRAIN files, one every len/N, are enlarged to `--size`
+(bicubic, JPEG quality 92, in a temporary folder) and read by the shipped model with the shrinking
+stopped at each `--most`: how many are typed, and how many of those right. The shipped model trained
+on these files, so "right" says the shrunk field lands where the network reads it, not how well it
+reads new cells.
+
+The rule, written before the figures were seen (27th session): the steps above 8x (8 sqrt 2, 16) are
+added if they type more of these files and leave the share of typed files right no lower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+from PIL import Image
+
+
+def main(argv: list[str] | None = None) -> int:
+    import wbc.imaging as imaging
+    import wbc.screening as screening
+    from wbc.data import find_images_root, list_split
+    from wbc.info import CLASSES
+    from wbc.predict import Predictor
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path)
+    ap.add_argument("--files", type=int, default=40)
+    ap.add_argument("--size", type=int, nargs=2, default=(4000, 3000), metavar=("W", "H"))
+    ap.add_argument("--most", type=float, nargs="+", default=(8.0, 16.0), help="largest shrink factors to compare")
+    args = ap.parse_args(argv)
+
+    samples = list_split(find_images_root(args.data), "TRAIN")
+    samples = samples[min(5, len(samples) - 1) :: max(1, len(samples) // args.files)][: args.files]
+    steps = tuple(2 ** (k / 2) for k in range(1, 9))  # sqrt 2 .. 16
+    pred = Predictor()
+    kept = imaging.REDUCTIONS
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            paths, truth = [], []
+            for i, s in enumerate(samples):
+                p = Path(tmp) / f"{i:03d}.jpeg"
+                Image.open(s.path).convert("RGB").resize(tuple(args.size), Image.BICUBIC).save(p, quality=92)
+                paths.append(p)
+                truth.append(CLASSES[s.label])
+            for most in args.most:
+                imaging.REDUCTIONS = screening.REDUCTIONS = tuple(f for f in steps if f <= most + 1e-9)
+                ps = pred.predict_files(paths)
+                typed = [(p, t) for p, t in zip(ps, truth) if p.typed]
+                right = sum(p.label == t for p, t in typed)
+                print(f"shrunk {most:g}x at most: {len(typed)} of {len(ps)} typed, {right} of them right; shrunk by "
+                      + ", ".join(f"{f:.3g}x {n}" for f, n in sorted(Counter(p.reduced_by for p in ps).items()))
+                      + "; verdicts " + ", ".join(f"{v} {n}" for v, n in Counter(p.verdict.split(":")[0] for p in ps).items()))
+    finally:
+        imaging.REDUCTIONS = screening.REDUCTIONS = kept
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
