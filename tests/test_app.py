@@ -988,7 +988,7 @@ class TestDifferential:
         too_dark = s.screen(dark, locate_cell(dark)).reason  # as the screening builds it
         warm = (np.asarray(Image.open(EOS).convert("RGB")) * np.array([1.0, 0.8, 0.6])).astype(np.uint8)
         cast = s.screen(warm, locate_cell(warm)).reason
-        big = s._too_magnified(replace(locate_cell(dark), extent=120.0, reduced_by=8.0))
+        big = s._too_magnified(replace(locate_cell(dark), extent=120.0, reduced_by=s.REDUCTIONS[-1]))
         faults = [s.GRAYSCALE, s.BLACK_AND_WHITE, s.OUT_OF_FOCUS, s._unfit(dark[:60, :60]), too_dark, cast, big]
         # The light's fault by the field's white (R, G, B), on a field of red cells: a dim cool LED is dark, a
         # half-corrected tungsten light a warm cast; a green filter's or one bright channel's is neither.
@@ -1010,7 +1010,7 @@ class TestDifferential:
         # Shrunk all the tool shrinks, a photo is told by how much more: a halving for a nucleus of 120 px
         # against 90, two for 200 (a phone photo of 93 px was told px alone).
         assert big.endswith("or shrink it first (to 1/2 of its width and height)")
-        assert s._too_magnified(replace(locate_cell(dark), extent=200.0, reduced_by=8.0)).endswith("(to 1/4 of its "
+        assert s._too_magnified(replace(locate_cell(dark), extent=200.0, reduced_by=16.0)).endswith("(to 1/4 of its "
                                                                                                   "width and height)")
         assert s._too_magnified(replace(locate_cell(dark), extent=120.0, reduced_by=2.0)).endswith("shrink it first")
 

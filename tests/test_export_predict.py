@@ -512,8 +512,12 @@ class TestShippedModel:
         assert rows["Macro-F1 over files"] == f"**{t['macro_f1']:.3f}** [{ci('macro_f1_ci95', 1.0, 3)}]"
         assert rows["ECE (calibrated: temperature)"].startswith(f"{t['ece']:.3f} [{ci('ece_ci95', 1.0, 3)}]")
         per_class = t["per_class"]
+        mono = per_class["MONOCYTE"]
+        lo, hi = mono["cell_recall_ci95"]
         assert rows["Monocyte recall / neutrophil precision"] == (
-            f"{per_class['MONOCYTE']['recall']:.3f} / {per_class['NEUTROPHIL']['precision']:.3f}")
+            f"{mono['recall']:.3f} / {per_class['NEUTROPHIL']['precision']:.3f} (monocytes: {mono['cells_right']} of "
+            f"TEST's {mono['cells']} monocyte cells, exact limits {100 * lo:.0f}\u2013{100 * hi:.0f}%; `report.md` gives "
+            "each type's)")
 
     def test_card_reports_test_metrics(self) -> None:
         """The card carries the TEST figures the README quotes, beating the reference (86.01%)."""
