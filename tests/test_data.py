@@ -156,6 +156,11 @@ def test_a_layout_near_the_data_sets_is_said_how_to_fix(tmp_path: Path) -> None:
     (tmp_path / "c" / "TRAIN" / "x").mkdir(parents=True)  # a split folder given for the data set's
     with pytest.raises(DataError, match=f"c/TRAIN is a split folder itself: give the folder that holds it, {tmp_path / 'c'}$"):
         find_images_root(tmp_path / "c" / "TRAIN")
+    # ... and a class folder of a split (it was told the layouts looked in, alone)
+    (tmp_path / "c" / "TRAIN" / "EOSINOPHIL").mkdir()
+    with pytest.raises(DataError, match=f"c/TRAIN/EOSINOPHIL is a class folder of the split TRAIN: give the folder "
+                                        f"that holds the splits, {tmp_path / 'c'}$"):
+        find_images_root(tmp_path / "c" / "TRAIN" / "EOSINOPHIL")
 
 
 class TestListing:

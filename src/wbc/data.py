@@ -144,6 +144,9 @@ def _layout_hint(base: Path) -> str:
     folders named in lower case, class folders with no split folder above them, class names in the plural."""
     if base.name.upper() in SPLITS:
         return f". {base} is a split folder itself: give the folder that holds it, {base.parent}"
+    if base.name.upper() in CLASSES and base.parent.name.upper() in SPLITS:
+        return (f". {base} is a class folder of the split {base.parent.name}: give the folder that holds the "
+                f"splits, {base.parent.parent}")
     try:
         names = [p.name for p in base.iterdir() if p.is_dir()]
     except OSError:
