@@ -775,15 +775,16 @@ class TestDifferential:
         mono = per_class["MONOCYTE"]
         assert said == (f"On its test images, {100 * per_class['EOSINOPHIL']['precision']:.0f}% of those this model "
                         "called eosinophils were eosinophils, and it found "
-                        f"{100 * mono['recall']:.0f}% of the monocytes' images ({mono['cells_right']} of the test set's "
-                        f"{mono['cells']} monocyte cells); the test set holds about as many images of each type, and "
-                        "in a smear of mostly neutrophils far fewer of those called eosinophils would be.")
-        assert "(3 of the test set's 4 monocyte cells)" in said
+                        f"{100 * mono['recall']:.0f}% of the monocytes' images, views of only {mono['cells']} monocyte "
+                        f"cells ({mono['cells_right']} read right); the test set holds about as many images of each "
+                        "type, and in a smear of mostly neutrophils far fewer of those called eosinophils would be "
+                        "eosinophils.")
+        assert ", views of only 4 monocyte cells (3 read right);" in said
         # A card of wbc 0.20 or before has no cells per type: the images' figure alone.
         old = json.loads(json.dumps(card))
         for v in old["metrics"]["test"]["per_class"].values():
             del v["cells"], v["cells_right"]
-        assert logic.misread_figures(old) == said.replace(" (3 of the test set's 4 monocyte cells)", "")
+        assert logic.misread_figures(old) == said.replace(", views of only 4 monocyte cells (3 read right)", "")
         assert said in logic.differential_note(100, figures=said) and said not in logic.differential_note(99, figures=said)
         assert logic.differential_note(100, figures=said).index("by eye.") < logic.differential_note(100, figures=said).index(said)
         for broken in ({}, {"metrics": None}, {"metrics": {"test": {"per_class": {"EOSINOPHIL": {"precision": None}}}}}):

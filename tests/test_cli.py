@@ -313,7 +313,7 @@ class TestPredictCli:
         assert main(["predict", str(tmp_path / "big.png"), str(tmp_path / "small.png"), "--quiet"]) == 0
         table = capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]  # the differential follows a blank line
         rows = {line.split()[0].rsplit("/", 1)[-1]: line for line in table}
-        assert "x to the training magnification]" in rows["big.png"]
+        assert "x towards the training magnification]" in rows["big.png"]
         assert "shrunk" not in rows["small.png"]
 
     @pytest.mark.parametrize("gain, note", [

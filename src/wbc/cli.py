@@ -278,7 +278,7 @@ def _print_figures(m: dict[str, Any]) -> None:
           + (f" ({scope})" if scope else ""))
     if w := m.get("without_cells_in_train"):
         n, (wlo, whi) = len(w["cells_dropped"]), w["accuracy_ci95"]
-        print(f"without the {n} cell{'s' if n != 1 else ''} TRAIN shows too: accuracy over files {w['accuracy']:.4f} "
+        print(f"without the {n} cell{'s' if n != 1 else ''} also in TRAIN: accuracy over files {w['accuracy']:.4f} "
               f"[{wlo:.4f}, {whi:.4f}]  cells {w['cells_correct']}/{w['n_cells']}")
     elo, ehi = m["ece_ci95"]
     print(f"expected calibration error {m['ece']:.4f} [{elo:.4f}, {ehi:.4f}] "
@@ -289,7 +289,7 @@ def _print_figures(m: dict[str, Any]) -> None:
         # A hyphen in the limits: a latin-1 terminal escapes the en dash.
         right = cells(v).replace("\u2013", "-")
         print(f"  {c:11s} " + "  ".join(f"{k} {figure(v[k]):6s}" for k in ("precision", "recall", "f1"))
-              + f"  n={v['support']}" + (f"  cells read right {right}" if right else ""))
+              + f"  files={v['support']}" + (f"  cells read right {right}" if right else ""))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -518,7 +518,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if r.typed and (r.needs_review or r.overexposed):  # the runner-up type is no help for the other reasons
             note += " (or " + r.top2[1][0].lower() + f" {r.top2[1][1]:.3f})"  # as the confidence column
         if r.reduced_by > 1:
-            note += f" [photo shrunk {r.reduced_by:.1f}x to the training magnification]"
+            note += f" [photo shrunk {r.reduced_by:.1f}x towards the training magnification]"
         matched = [w for w, on in (("found only", r.white_balanced), ("read", r.white_matched)) if on]
         if matched:
             note += f" [colours unlike the training images': {' and '.join(matched)} with the white matched]"
@@ -916,7 +916,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", help="model folder, .onnx, training checkpoint .pt or a run folder (its best.pt) (default: WBC_MODEL, else the shipped model)")
     e.add_argument("--split", default="TEST", choices=["TEST", "TEST_SIMPLE", "TRAIN"],
                    help="the data set's split to score: TEST (default) is the one published figures use; TEST_SIMPLE "
-                        "71 unaugmented files of 66 of TEST's 68 fields; TRAIN the images the model learnt from, so "
+                        "71 unaugmented files of 66 of TEST's 68 cells; TRAIN the images the model learnt from, so "
                         "it flatters")
     e.add_argument("--folder", type=Path, help="evaluate this folder of class folders instead of a split")
     e.add_argument("--data", type=Path, help=RUN_DATA_HELP)

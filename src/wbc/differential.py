@@ -126,11 +126,12 @@ def misread_figures(card: Mapping[str, Any]) -> str:
         return ""
     cells, right = mono.get("cells"), mono.get("cells_right")
     # A card of wbc 0.21 on has the cells each recall rests on: TEST's monocytes are 4 cells.
-    of_cells = (f" ({right} of the test set's {cells} monocyte cells)" if isinstance(cells, int) and isinstance(right, int)
-                else "")
+    of_cells = (f", views of only {cells} monocyte cells ({right} read right)" if isinstance(cells, int)
+                and isinstance(right, int) else "")
     return (f"On its test images, {100 * precision:.0f}% of those this model called eosinophils were eosinophils, "
             f"and it found {100 * recall:.0f}% of the monocytes' images{of_cells}; the test set holds about as many "
-            "images of each type, and in a smear of mostly neutrophils far fewer of those called eosinophils would be.")
+            "images of each type, and in a smear of mostly neutrophils far fewer of those called eosinophils would be "
+            "eosinophils.")
 
 
 # The ranges are of shares: a share outside them is not yet a finding (a high lymphocyte share is often a low

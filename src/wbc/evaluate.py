@@ -94,8 +94,9 @@ def calibration_provenance(card: dict[str, Any]) -> str:
     calib = card.get("calibration") or {}
     if not calib.get("fitted_on"):
         return ""
-    views = calib.get("fitted_on_views")
-    return str(calib["fitted_on"]) + (f", {views} views averaged" if isinstance(views, int) and views > 1 else "")
+    views, reads = calib.get("fitted_on_views"), card.get("tta_views")
+    return (str(calib["fitted_on"]) + (f", {views} views averaged" if isinstance(views, int) and views > 1 else "")
+            + (f" (the model reads {reads})" if isinstance(views, int) and isinstance(reads, int) and reads != views else ""))
 
 
 def card_provenance(card: dict[str, Any]) -> str:

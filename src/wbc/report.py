@@ -127,7 +127,7 @@ def metrics_table(m: dict[str, Any]) -> str:
     ]
     if w := m.get("without_cells_in_train"):
         n = len(w["cells_dropped"])
-        rows.append((f"Without the {n} cell{'s' if n != 1 else ''} TRAIN shows too",
+        rows.append((f"Without the {n} cell{'s' if n != 1 else ''} also in TRAIN",
                      f"{_pct(w['accuracy'])} {_ci(w['accuracy_ci95'])} over files; {w['cells_correct']} of "
                      f"{w['n_cells']} cells", f"{w['files_dropped']} files of {', '.join(w['cells_dropped'])}, which the "
                      "data set put in TRAIN as well: a model trained on all of TRAIN has seen these cells"))
@@ -153,7 +153,7 @@ def metrics_table(m: dict[str, Any]) -> str:
     out = ["| metric | value [95% interval over cells] | note |", "|---|---|---|"]
     out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     by_cell = all("cells" in v for v in m["per_class"].values())  # metrics.json of wbc 0.20 and before: none
-    out += ["", "| class | precision | recall | F1 | files |" + (" cells read right [95% limits] |" if by_cell else ""),
+    out += ["", "| class | precision | recall | F1 | files |" + (" cells read right (95% limits) |" if by_cell else ""),
             "|---|---|---|---|---|" + ("---|" if by_cell else "")]
     for c, v in m["per_class"].items():
         out.append(f"| {c.title()} | {' | '.join(per_class_figure(v[k]) for k in ('precision', 'recall', 'f1'))} "
@@ -161,7 +161,7 @@ def metrics_table(m: dict[str, Any]) -> str:
     if by_cell and any(v["support"] > v["cells"] for v in m["per_class"].values()):  # views of cells, not a file each
         out += ["", "Precision, recall and F1 are over files, and a type's files are views of a few cells: its "
                 "recall rests on the cells in the last column (a cell read right when its views' mean "
-                "probabilities are highest for its type), whose exact binomial limits show how little a few cells settle."]
+                "probabilities are highest for its type), whose exact binomial limits show how wide a few cells leave it."]
     if m.get("reliability"):
         out += ["", "Calibration, bin by bin (the ECE's bins that hold files): where accuracy is above the mean "
                 "confidence the model is underconfident, where below it overconfident.", "",

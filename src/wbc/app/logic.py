@@ -607,6 +607,9 @@ FIGURES_GLOSSARY = (
      "agree on most strongly (their probabilities averaged)."),
     ("Precision of a type", "of the images the model called this type, the share that were."),
     ("Recall of a type", "of the images of this type, the share the model found."),
+    ("Cells right", "of the test cells of a type, how many the model typed right, a cell's answer being the type "
+     "its views agree on most strongly. Recall is over images, which are views of a few cells: where a type has 4 "
+     "cells, one cell moves its share by 25 points."),
     ("F1 and macro-F1", "F1 joins precision and recall in one figure; macro-F1 is its mean over the four types, "
      "so that each type counts alike however many images it has."),
     ("95% interval", "how far the figure could move with other cells like these: the test cells were drawn again "
