@@ -197,7 +197,8 @@ def without_cells(probs: np.ndarray, y: np.ndarray, cells: Sequence[str], drop: 
     """The headline figures over the files of cells not in `drop`, and which were dropped: a split's
     figures without the cells the training split shows too (the data set put views of two TEST cells in
     TRAIN as well, so a model trained on TRAIN has seen them)."""
-    keep = np.array([c not in set(drop) for c in cells])
+    dropped = set(drop)
+    keep = np.array([c not in dropped for c in cells])
     m = compute_metrics(probs[keep], y[keep], [c for c, k in zip(cells, keep) if k], n_boot=n_boot)
     return {"cells_dropped": sorted(drop), "files_dropped": int((~keep).sum()),
             **{k: m[k] for k in ("n_files", "n_cells", "accuracy", "accuracy_ci95", "cells_correct", "cell_accuracy",
