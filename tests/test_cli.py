@@ -873,7 +873,11 @@ class TestOtherVerbs:
         capsys.readouterr()
         assert main(["export", str(out), "--out", str(tmp_path / "model"), "--quiet"]) == 0
         note = f"wbc: note: data: {FIXTURE_IMAGES}, the folder the model was trained on (--data gives another)"
-        assert note in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert note in err
+        # Without --match-white the card reads a dim photo as it is, unlike the shipped one: said (a user's export
+        # read such photos worse without a word).
+        assert "wbc: note: this card reads a dimmer or tinted photo as it is; the shipped model's matches" in err
         assert main(["evaluate", "--model", str(out / "best.pt"), "--split", "TEST_SIMPLE", "--out",
                      str(tmp_path / "ev"), "--quiet"]) == 0
         assert note in capsys.readouterr().err
@@ -1350,7 +1354,7 @@ def test_export_match_white_reaches_the_card_writer(monkeypatch: pytest.MonkeyPa
         return {**card, "metrics": shipped["metrics"]} if kw["evaluate_test"] else card
 
     monkeypatch.setattr(wbc.ship, "export_and_report", fake)
-    monkeypatch.setattr(wbc.ship, "run_checkpoint", lambda run: run)
+    monkeypatch.setattr(wbc.ship, "run_checkpoint", lambda run, instead="": run)
     monkeypatch.setattr(wbc.ship, "export_warnings", lambda ckpt, card: [])
     # Inside a split of the data set, refused before the work with or without --evaluate (a model folder there
     # is an unknown class folder to every later listing).
@@ -1359,12 +1363,15 @@ def test_export_match_white_reaches_the_card_writer(monkeypatch: pytest.MonkeyPa
         assert main(["export", str(tmp_path), "--out", str(out), "--data", str(FIXTURE_IMAGES), *evaluate]) == 2
         assert "which is read by class folder" in capsys.readouterr().err and not out.exists() and not seen
     assert main(["export", str(tmp_path), "--out", str(tmp_path / "o"), "--match-white"]) == 0
-    assert "TEST" not in capsys.readouterr().out
+    said = capsys.readouterr()
+    assert "TEST" not in said.out and "reads a dimmer or tinted photo as it is" not in said.err
     assert main(["export", str(tmp_path), "--out", str(tmp_path / "o"), "--evaluate", "--quiet",
                  "--data", str(FIXTURE_IMAGES)]) == 0  # a data set to keep --out out of (CI has none of its own)
     assert seen == [True, False] and quiet == [False, True]
-    # --evaluate prints the TEST figures it added, and where the report is
-    out = capsys.readouterr().out
+    # --evaluate prints the TEST figures it added, and where the report is; without --match-white, a note
+    said = capsys.readouterr()
+    out = said.out
+    assert "wbc: note: this card reads a dimmer or tinted photo as it is" in said.err
     assert "TEST, as the card reads it:\naccuracy over files 0.8959 [0.7657, 0.9815]  cells 62/68" in out
     assert f"report written to {tmp_path / 'o' / 'report.md'}" in out
 
