@@ -36,12 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path)
     ap.add_argument("--files", type=int, default=40)
     ap.add_argument("--size", type=int, nargs=2, default=(4000, 3000), metavar=("W", "H"))
-    ap.add_argument("--most", type=float, nargs="+", default=(8.0, 16.0), help="largest shrink factors to compare")
+    ap.add_argument("--most", type=float, nargs="+", default=(8.0, 16.0), help="largest shrink factors to compare, of the tool's own steps (wbc.imaging.REDUCTIONS, to 16)")
     args = ap.parse_args(argv)
 
     samples = list_split(find_images_root(args.data), "TRAIN")
     samples = samples[min(5, len(samples) - 1) :: max(1, len(samples) // args.files)][: args.files]
-    steps = tuple(2 ** (k / 2) for k in range(1, 9))  # sqrt 2 .. 16
     pred = Predictor()
     kept = imaging.REDUCTIONS
     try:
@@ -53,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
                 paths.append(p)
                 truth.append(CLASSES[s.label])
             for most in args.most:
-                imaging.REDUCTIONS = screening.REDUCTIONS = tuple(f for f in steps if f <= most + 1e-9)
+                imaging.REDUCTIONS = screening.REDUCTIONS = tuple(f for f in kept if f <= most + 1e-9)
                 ps = pred.predict_files(paths)
                 typed = [(p, t) for p, t in zip(ps, truth) if p.typed]
                 right = sum(p.label == t for p, t in typed)

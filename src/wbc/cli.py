@@ -284,10 +284,11 @@ def _print_figures(m: dict[str, Any]) -> None:
     print(f"expected calibration error {m['ece']:.4f} [{elo:.4f}, {ehi:.4f}] "
           "(95% interval over cells; a resampled ECE leans high)")
     figure = _training("wbc.metrics", "per_class_figure")
+    from wbc.differential import hyphenated
+
     cells = _training("wbc.metrics", "cells_read_right")
     for c, v in m["per_class"].items():
-        # A hyphen in the limits: a latin-1 terminal escapes the en dash.
-        right = cells(v).replace("\u2013", "-")
+        right = hyphenated(cells(v))
         print(f"  {c:11s} " + "  ".join(f"{k} {figure(v[k]):6s}" for k in ("precision", "recall", "f1"))
               + f"  files={v['support']}" + (f"  cells read right {right}" if right else ""))
 

@@ -416,7 +416,8 @@ def _join_linked(fold: np.ndarray, groups: np.ndarray, y: np.ndarray) -> None:
     """Put each linked cell (`read_linked`) in its first's fold, in place (`fold`, `groups`, `y`: per
     file). Where that would leave its old fold without a cell of its type, a cell of that type in the
     first's fold takes its place there: every fold keeps every type it had."""
-    for cell, first in read_linked().items():
+    linked = read_linked()
+    for cell, first in linked.items():
         at, to = groups == cell, groups == first
         if not at.any() or not to.any():
             continue
@@ -426,7 +427,7 @@ def _join_linked(fold: np.ndarray, groups: np.ndarray, y: np.ndarray) -> None:
         same_type = np.unique(groups[(fold == old) & (y == label) & ~at])
         if not len(same_type):
             # The other way round: a cell of its type in the first's fold (not the first) goes to its old fold.
-            swap = [g for g in np.unique(groups[(fold == new) & (y == label) & ~to]) if g not in read_linked()]
+            swap = [g for g in np.unique(groups[(fold == new) & (y == label) & ~to]) if g not in linked]
             if swap:
                 fold[groups == swap[0]] = old
         fold[at] = new

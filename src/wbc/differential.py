@@ -140,6 +140,12 @@ SHARES_NOT_COUNTS = ("The ranges are of shares: eosinophilia, neutropenia and th
                      "(the share times the total white count), which a blood count gives.")
 
 
+def hyphenated(text: str) -> str:
+    """`text` with its en dashes as hyphens, for a terminal: one in latin-1 or ASCII showed the dash escaped
+    (no spreadsheet reads what a terminal shows)."""
+    return text.replace(DASH, "-")
+
+
 NOTE_WIDTH = 100  # columns: the note's lines in a terminal or a log (one line of ~1,100 characters was unread)
 
 
@@ -151,10 +157,9 @@ def differential_lines(labels: Sequence[str], figures: str = "") -> list[str]:
     n = sum(int(r["count"]) for r in rows)
     if not n:
         return ["No image was read as a white cell: no differential."]
-    # A hyphen for the en dash: a terminal in latin-1 or ASCII showed it escaped, and no spreadsheet reads this.
-    limits = [str(r[LIMITS_COLUMN]).replace(DASH, "-") for r in rows]
+    limits = [hyphenated(str(r[LIMITS_COLUMN])) for r in rows]
     width = max(map(len, limits))
     lines = [f"  {r['type']:11s} {r['count']:4d}  {r['percent']:5.1f}% (95% limits {lim:>{width}s})"
-             f"   adult range {str(r['adult range (%)']).replace(DASH, '-')}%"
+             f"   adult range {hyphenated(str(r['adult range (%)']))}%"
              + (f" ({r['status']})" if r["status"] != "-" else "") for r, lim in zip(rows, limits)]
     return lines + textwrap.wrap(differential_note(n, IMAGES_AS_CELLS, figures), NOTE_WIDTH, break_on_hyphens=False)
