@@ -589,6 +589,28 @@ class TestOtherCell:
         y, x = sc.other_cell_yx
         assert 119 <= x <= 255 and 126 <= y <= 235
 
+    def test_a_screenshot_of_the_photo_in_a_white_frame_reads_as_the_photo(self, predictor: Predictor) -> None:
+        """The two-cell fixture in a white page margin, as a screenshot shows it: the same type and
+        probabilities, no clipped highlights (the margin read as 44% of the field, "overexposed"), and both
+        cells placed in the screenshot's pixels."""
+        import io
+
+        from PIL import Image
+
+        from wbc.imaging import load_image
+
+        rgb = load_image(self.TWO)
+        shot = np.full((rgb.shape[0] + 100, rgb.shape[1] + 150, 3), 255, np.uint8)
+        shot[60 : 60 + rgb.shape[0], 90 : 90 + rgb.shape[1]] = rgb
+        buf = io.BytesIO()
+        Image.fromarray(shot).save(buf, format="PNG")
+        (plain, _, _), (framed, _, _) = predictor.predict_sources([("two.png", self.TWO), ("shot.png", buf.getvalue())])
+        assert framed.label == plain.label and np.allclose(framed.probs, plain.probs)
+        assert framed.clipped == plain.clipped < 0.01 and not framed.overexposed
+        assert plain.cell and plain.other_cell and framed.cell and framed.other_cell
+        assert framed.cell == (plain.cell[0] + 90, plain.cell[1] + 60)
+        assert framed.other_cell == (plain.other_cell[0] + 90, plain.other_cell[1] + 60)
+
     def test_one_cell_photos_warn_of_none(self, predictor: Predictor) -> None:
         """The test fixtures and app samples show one white cell each."""
         from conftest import FIXTURE_IMAGES

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 import re
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from wbc.imaging import (
     blurred_stain,
     crop_square,
     edge_padded,
+    frame_margins,
     load_image,
     locate_at_data_scale,
     locate_cell,
@@ -27,6 +29,7 @@ from wbc.imaging import (
     stain_map,
     stain_peak,
     to_input,
+    unframed,
     whole_stain_peak,
 )
 
@@ -50,6 +53,60 @@ def smear(h: int = 240, w: int = 320, cy: int = 150, cx: int = 90) -> np.ndarray
 def enlarged(rgb: np.ndarray, k: int, resample: int = Image.NEAREST) -> np.ndarray:
     h, w, _ = rgb.shape
     return np.asarray(Image.fromarray(rgb).resize((w * k, h * k), resample))
+
+
+def framed(rgb: np.ndarray, colour: int, top: int, bottom: int, left: int, right: int) -> np.ndarray:
+    h, w, _ = rgb.shape
+    out = np.full((h + top + bottom, w + left + right, 3), colour, np.uint8)
+    out[top : top + h, left : left + w] = rgb
+    return out
+
+
+class TestFrame:
+    """A flat frame round a photo (a screenshot's or a page's margin) is cut off before the cell is
+    looked for: a white one read as 44% clipped highlights, "overexposed", and filled the crop's edge."""
+
+    @pytest.mark.parametrize("colour", [255, 240, 128])
+    def test_a_flat_frame_is_cut_off_and_the_crop_is_the_photos(self, colour: int) -> None:
+        rgb = smear(cy=150, cx=40)  # near the left edge: the crop reaches past it
+        photo = framed(rgb, colour, 30, 50, 70, 20)
+        assert frame_margins(photo) == (30, 50, 70, 20)
+        inner, offset = unframed(photo)
+        assert offset == (30, 70) and np.array_equal(inner, rgb)
+        spec = PreprocessSpec(mode="cell", window=160, size=96)
+        x, loc, field = prepare_located(photo, spec)
+        want, want_loc, _ = prepare_located(rgb, spec)
+        assert np.array_equal(x, want) and np.array_equal(field, rgb)
+        assert loc.offset_yx == (30, 70) and (loc.cy, loc.cx) == (want_loc.cy, want_loc.cx)
+        assert np.array_equal(prepare(photo, replace(spec, mode="frame")), prepare(rgb, replace(spec, mode="frame")))
+
+    def test_a_jpeg_frame_is_cut_off_up_to_its_ringing(self) -> None:
+        """JPEG rings over the 8-16 px block at the frame's edge: the cut stops there, the rest of the frame
+        goes, and a side that ends on a block boundary is cut in full."""
+        photo = load_image(_png(Image.fromarray(framed(smear(), 255, 30, 48, 70, 48)), "JPEG"))
+        top, bottom, left, right = frame_margins(photo)
+        assert 30 - 16 <= top <= 30 and 70 - 16 <= left <= 70 and 48 - 16 <= bottom <= 48 and 48 - 16 <= right <= 48
+
+    def test_a_clipped_edge_of_an_overexposed_field_is_not_a_frame(self) -> None:
+        """Clipped white rows and columns that run on into a mostly clipped field are the field's own."""
+        over = np.clip(smear().astype(np.float32) * 1.4, 0, 255).astype(np.uint8)
+        over[:10] = 255  # a clipped band at the top, and the background beyond it clipped too
+        assert frame_margins(over) == (0, 0, 0, 0)
+        assert unframed(over)[1] == (0, 0)
+
+    def test_background_flat_to_the_edge_is_not_a_frame(self) -> None:
+        """The synthetic field's background is flat for 20 px at every edge, where the line 16 px further
+        in is still mostly background: it is field."""
+        assert frame_margins(smear()) == (0, 0, 0, 0)
+
+    def test_black_fill_and_thin_or_overwhelming_frames_are_left(self) -> None:
+        """Black (unlit) fill is the data set's own, and its crops were trained with it; a frame of 3 px is
+        left; a photo that would keep less than 32 px is left whole."""
+        rgb = smear()
+        assert frame_margins(framed(rgb, 0, 30, 30, 30, 30)) == (0, 0, 0, 0)
+        assert frame_margins(framed(rgb, 255, 3, 3, 3, 3)) == (0, 0, 0, 0)
+        tiny = framed(rgb[100:120, 80:100], 255, 40, 40, 40, 40)
+        assert unframed(tiny)[1] == (0, 0) and unframed(tiny)[0] is tiny
 
 
 class TestMagnification:
@@ -508,3 +565,14 @@ def test_no_data_set_photo_is_called_grayscale_or_tiny(full_data: Path) -> None:
     for split in ("TRAIN", "TEST", "TEST_SIMPLE"):
         flagged = [s.path.name for s in list_split(full_data, split) if _unfit(load_image(s.path))]
         assert flagged == [], (split, flagged[:5])
+
+
+@pytest.mark.slow
+def test_no_data_set_photo_has_a_frame_cut_off(full_data: Path) -> None:
+    """`imaging.unframed` leaves all 12,515 files of the data set's three splits as they are, as the
+    crops the network was trained on were made before it (about 20 s)."""
+    from wbc.data import list_split
+
+    for split in ("TRAIN", "TEST", "TEST_SIMPLE"):
+        cut = [s.path.name for s in list_split(full_data, split) if any(frame_margins(load_image(s.path)))]
+        assert cut == [], (split, cut[:5])

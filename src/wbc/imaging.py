@@ -96,6 +96,9 @@ class CellLocation:
     # `coarse_stain`.
     peak_yx: tuple[int, int] | None = None
     coarse: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # (top, left) px of the photo as given cut off as a flat frame before the search (`frame_margins`):
+    # where the field searched starts in the photo.
+    offset_yx: tuple[int, int] = (0, 0)
 
 
 # Ruifrok & Johnston stain vectors in optical density (rows: hematoxylin, eosin, DAB): the stain
@@ -479,16 +482,69 @@ def prepare(rgb: np.ndarray, spec: PreprocessSpec, rescale: bool = True) -> np.n
     """Source RGB uint8 (H, W, 3) -> model-sized uint8 (h, w, 3) as `spec` says. `rescale=False`
     never shrinks a magnified field (benchmarks compare the two)."""
     if spec.mode == "frame":  # the whole field: no need to find the cell
-        return _resize(rgb, spec)
+        return _resize(unframed(rgb)[0], spec)
     return prepare_located(rgb, spec, rescale)[0]
+
+
+# A flat frame round a photo: a screenshot's or a page's margin, a viewer's border. JPEG leaves a flat
+# area within a few levels of its colour; a line of the field is never that flat across the photo.
+FRAME_TOL = 8  # uint8 levels a frame's pixels may stray from its outermost line's colour
+MIN_FRAME_PX = 4  # thinner flat edges are left: a clipped row or two of an overexposed field
+# The line this far inside a frame must be mostly field: past JPEG's ringing at the frame's edge, which
+# spreads over a block of colour (16 px where, as by default, colour is stored at half resolution).
+FRAME_PROBE_PX = 16
+MIN_UNFRAMED_SIDE = 32  # px: a frame is not cut off where less than this would be left
+
+
+def frame_margins(rgb: np.ndarray) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right) px of a lit, flat frame round the photo (H, W, 3): each side's run of
+    lines within FRAME_TOL of its outermost line's colour, where that run is at least MIN_FRAME_PX and
+    the line FRAME_PROBE_PX inside it differs from that colour in most pixels. Else 0 for that side: an
+    overexposed field's clipped edge runs on into more clipped white, and black (unlit) fill is the
+    data set's own, which the crops were trained with."""
+    h, w, _ = rgb.shape
+    sides = ((lambda i: rgb[i], h), (lambda i: rgb[h - 1 - i], h), (lambda i: rgb[:, i], w), (lambda i: rgb[:, w - 1 - i], w))
+    return tuple(_frame_run(line, n) for line, n in sides)  # type: ignore[return-value]
+
+
+def _frame_run(line: Any, n: int) -> int:
+    outer = line(0)
+    # The usual photo's outermost line spans more than any colour +- FRAME_TOL: said without its median.
+    if (outer.max(axis=0).astype(np.int16) - outer.min(axis=0)).max() > 2 * FRAME_TOL:
+        return 0
+    colour = median_colour(outer[None]).astype(np.int16)
+    if colour.max() < LIT_MIN:
+        return 0
+    def flat(k: int) -> bool:
+        return bool(np.abs(line(k).astype(np.int16) - colour).max() <= FRAME_TOL)
+    k = 0
+    while k < n and flat(k):
+        k += 1
+    if k < MIN_FRAME_PX or k + FRAME_PROBE_PX >= n:
+        return 0
+    probe = np.abs(line(k + FRAME_PROBE_PX).astype(np.int16) - colour).max(axis=1) > FRAME_TOL
+    return k if probe.mean() >= 0.5 else 0
+
+
+def unframed(rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+    """The photo (H, W, 3) without its flat frame (`frame_margins`; itself where it has none, or where
+    less than MIN_UNFRAMED_SIDE would be left) and the (top, left) px cut off."""
+    top, bottom, left, right = frame_margins(rgb)
+    h, w, _ = rgb.shape
+    if not (top or bottom or left or right) or min(h - top - bottom, w - left - right) < MIN_UNFRAMED_SIDE:
+        return rgb, (0, 0)
+    return rgb[top : h - bottom, left : w - right], (top, left)
 
 
 def prepare_located(
     rgb: np.ndarray, spec: PreprocessSpec, rescale: bool = True
 ) -> tuple[np.ndarray, CellLocation, np.ndarray]:
     """`prepare`, also returning where the cell was found and the field it was found in (`rgb`
-    unless shrunk): the screening needs both, in both modes."""
+    unless shrunk or cut out of a flat frame, `unframed`; `loc.offset_yx` says where it lies in
+    the photo): the screening needs both, in both modes."""
+    rgb, offset = unframed(rgb)
     field, loc = located_field(rgb, spec, rescale)
+    loc = replace(loc, offset_yx=offset) if offset != (0, 0) else loc
     if spec.mode == "frame":
         return _resize(rgb, spec), loc, field
     return _resize(crop_square(field, loc.cy, loc.cx, spec.window), spec), loc, field

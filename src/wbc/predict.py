@@ -236,10 +236,13 @@ class Prediction:
         return NEEDS_REVIEW_VERDICT if self.needs_review or self.overexposed else "confident"
 
 
-def photo_xy(yx: tuple[float, float] | None, reduced_by: float) -> tuple[int, int] | None:
+def photo_xy(yx: tuple[float, float] | None, reduced_by: float,
+             offset_yx: tuple[int, int] = (0, 0)) -> tuple[int, int] | None:
     """(x, y) px in the photo as given of a point (y, x) in the field the screening searched (shrunk by
-    `reduced_by`)."""
-    return None if yx is None else (round(yx[1] * reduced_by), round(yx[0] * reduced_by))
+    `reduced_by`, after a flat frame of `offset_yx` (top, left) px was cut off)."""
+    if yx is None:
+        return None
+    return round(yx[1] * reduced_by) + offset_yx[1], round(yx[0] * reduced_by) + offset_yx[0]
 
 
 class Predictor:
@@ -351,7 +354,8 @@ class Predictor:
         white = field_white(field) if self.match_white else None
         gains = input_gains(field, white) if self.match_white else None
         x, matched = self.with_gains(x, gains)
-        return x, replace(screen(field, loc, white, gains), white_matched=matched, cell_yx=(loc.cy, loc.cx))
+        return x, replace(screen(field, loc, white, gains), white_matched=matched, cell_yx=(loc.cy, loc.cx),
+                       offset_yx=loc.offset_yx)
 
     def with_gains(self, x: np.ndarray, gains: np.ndarray | None) -> tuple[np.ndarray, bool]:
         """The prepared input x (h, w, 3) as the network sees it, and whether it was changed: scaled by
@@ -366,8 +370,8 @@ class Predictor:
                           needs_review=float(probs[k]) < self.review_threshold, not_wbc=screening.reason,
                           reduced_by=screening.reduced_by, white_balanced=screening.white_balanced,
                           white_matched=screening.white_matched,
-                          clipped=screening.clipped, cell=photo_xy(screening.cell_yx, screening.reduced_by),
-                          other_cell=photo_xy(screening.other_cell_yx, screening.reduced_by),
+                          clipped=screening.clipped, cell=photo_xy(screening.cell_yx, screening.reduced_by, screening.offset_yx),
+                          other_cell=photo_xy(screening.other_cell_yx, screening.reduced_by, screening.offset_yx),
                           other_larger=screening.other_larger)
 
     def predict_sources(

@@ -87,6 +87,7 @@ class Screening:
     other_cell_yx: tuple[float, float] | None = None  # in the searched field's px: a second white cell's nucleus
     other_larger: bool = False  # that nucleus is OTHER_LARGER times the typed mass: the typed may be a piece or speck
     cell_yx: tuple[float, float] | None = None  # in the searched field's px: the cell cropped and typed
+    offset_yx: tuple[int, int] = (0, 0)  # px: where the searched field starts in the photo (a flat frame cut off)
 
     @property
     def overexposed(self) -> bool:
