@@ -445,13 +445,18 @@ def median_colour(rgb: np.ndarray) -> np.ndarray:
     return out
 
 
+def edge_ring(rgb: np.ndarray) -> np.ndarray:
+    """The image's one-pixel border (2 (H + W) - 4, 3), each pixel once."""
+    return np.concatenate([rgb[0], rgb[-1], rgb[1:-1, 0], rgb[1:-1, -1]])
+
+
 def background_colour(rgb: np.ndarray) -> np.ndarray:
     """Median colour of the image's one-pixel border, leaving out black fill (all channels < LIT_MIN).
 
     The border is background or red cells even when the user cropped tightly around the white cell,
     where the median of the whole image would be the cell's own colour.
     """
-    ring = np.concatenate([rgb[0], rgb[-1], rgb[1:-1, 0], rgb[1:-1, -1]])
+    ring = edge_ring(rgb)
     lit = ring[lit_mask(ring)]
     return median_colour((lit if len(lit) else ring)[None])
 
@@ -486,53 +491,63 @@ def prepare(rgb: np.ndarray, spec: PreprocessSpec, rescale: bool = True) -> np.n
     return prepare_located(rgb, spec, rescale)[0]
 
 
-# A flat frame round a photo: a screenshot's or a page's margin, a viewer's border. JPEG leaves a flat
-# area within a few levels of its colour; a line of the field is never that flat across the photo.
-FRAME_TOL = 8  # uint8 levels a frame's pixels may stray from its outermost line's colour
+# A flat frame round a photo: a screenshot's or a page's margin, a viewer's border, maybe with a caption, a
+# title or a page's text in it. JPEG leaves a flat area within a few levels of its colour.
+FRAME_TOL = 8  # uint8 levels a frame's pixels may stray from its colour (the median of the photo's outermost ring)
+FRAME_RING_SHARE = 0.9  # a frame holds at least this share of the outermost ring (a smear's edge: red cells, ground)
 MIN_FRAME_PX = 4  # thinner flat edges are left: a clipped row or two of an overexposed field
-# The line this far inside a frame must be mostly field: past JPEG's ringing at the frame's edge, which
-# spreads over a block of colour (16 px where, as by default, colour is stored at half resolution).
-FRAME_PROBE_PX = 16
+# The box's own edge must be mostly unlike the frame: a photo against a page, not a photo's ground that happens
+# to be the page's colour, or an overexposed field's clipped white round its cells.
+BOX_EDGE_SHARE = 0.9
 MIN_UNFRAMED_SIDE = 32  # px: a frame is not cut off where less than this would be left
 
 
+def _longest_run(on: np.ndarray) -> tuple[int, int]:
+    """(start, stop) of the longest run of True in a 1-D bool array ((0, 0) where none is)."""
+    padded = np.concatenate([[False], on, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(padded))
+    if not len(edges):
+        return 0, 0
+    starts, stops = edges[::2], edges[1::2]
+    i = int(np.argmax(stops - starts))
+    return int(starts[i]), int(stops[i])
+
+
 def frame_margins(rgb: np.ndarray) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) px of a lit, flat frame round the photo (H, W, 3): each side's run of
-    lines within FRAME_TOL of its outermost line's colour, where that run is at least MIN_FRAME_PX and
-    the line FRAME_PROBE_PX inside it differs from that colour in most pixels. Else 0 for that side: an
-    overexposed field's clipped edge runs on into more clipped white, and black (unlit) fill is the
-    data set's own, which the crops were trained with."""
+    """(top, bottom, left, right) px of a lit, flat frame round the photo (H, W, 3), or zeros. The photo
+    is the longest band of rows at least half unlike the frame's colour, then of columns in it, then of rows
+    again within those: a caption's or a page's text is thinner than half the photo, and apart from it by a
+    line of page. Black (unlit) fill is left: it is the data set's own, which the crops were trained with."""
     h, w, _ = rgb.shape
-    sides = ((lambda i: rgb[i], h), (lambda i: rgb[h - 1 - i], h), (lambda i: rgb[:, i], w), (lambda i: rgb[:, w - 1 - i], w))
-    return tuple(_frame_run(line, n) for line, n in sides)  # type: ignore[return-value]
-
-
-def _frame_run(line: Any, n: int) -> int:
-    outer = line(0)
-    # The usual photo's outermost line spans more than any colour +- FRAME_TOL: said without its median.
-    if (outer.max(axis=0).astype(np.int16) - outer.min(axis=0)).max() > 2 * FRAME_TOL:
-        return 0
-    colour = median_colour(outer[None]).astype(np.int16)
+    ring = edge_ring(rgb)
+    # The usual photo's ring spans more than any colour +- FRAME_TOL over a tenth of it: said without its median.
+    colour = median_colour(ring[None]).astype(np.int16)
     if colour.max() < LIT_MIN:
-        return 0
-    def flat(k: int) -> bool:
-        return bool(np.abs(line(k).astype(np.int16) - colour).max() <= FRAME_TOL)
-    k = 0
-    while k < n and flat(k):
-        k += 1
-    if k < MIN_FRAME_PX or k + FRAME_PROBE_PX >= n:
-        return 0
-    probe = np.abs(line(k + FRAME_PROBE_PX).astype(np.int16) - colour).max(axis=1) > FRAME_TOL
-    return k if probe.mean() >= 0.5 else 0
+        return 0, 0, 0, 0
+    def unlike(px: np.ndarray) -> np.ndarray:
+        return np.abs(px.astype(np.int16) - colour).max(axis=-1) > FRAME_TOL
+    if unlike(ring).mean() > 1 - FRAME_RING_SHARE:
+        return 0, 0, 0, 0
+    off = unlike(rgb)  # (H, W): True off the frame's colour
+    y0, y1 = _longest_run(off.sum(axis=1) >= 0.5 * off.sum(axis=1).max())
+    x0, x1 = _longest_run(off[y0:y1].sum(axis=0) >= 0.5 * (y1 - y0))
+    y0, y1 = _longest_run(off[:, x0:x1].sum(axis=1) >= 0.5 * (x1 - x0))
+    if min(y1 - y0, x1 - x0) < MIN_UNFRAMED_SIDE:
+        return 0, 0, 0, 0
+    box = off[y0:y1, x0:x1]
+    if edge_ring(box[..., None]).mean() < BOX_EDGE_SHARE:
+        return 0, 0, 0, 0
+    margins = (y0, h - y1, x0, w - x1)
+    return tuple(m if m >= MIN_FRAME_PX else 0 for m in margins)  # type: ignore[return-value]
 
 
 def unframed(rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     """The photo (H, W, 3) without its flat frame (`frame_margins`; itself where it has none, or where
     less than MIN_UNFRAMED_SIDE would be left) and the (top, left) px cut off."""
     top, bottom, left, right = frame_margins(rgb)
-    h, w, _ = rgb.shape
-    if not (top or bottom or left or right) or min(h - top - bottom, w - left - right) < MIN_UNFRAMED_SIDE:
+    if not (top or bottom or left or right):
         return rgb, (0, 0)
+    h, w, _ = rgb.shape
     return rgb[top : h - bottom, left : w - right], (top, left)
 
 

@@ -127,6 +127,7 @@ EXTRA_SHIFTS: dict[str, Shift] = {
     "scale x3 (shrunk first)": scale(3.0),
     "white balance: warm (R x1.1, B x0.85)": white_balance(1.1, 0.85),
     "white balance: cool (R x0.9, B x1.1)": white_balance(0.9, 1.1),
+    "white balance: halogen (R x1.25, B x0.65)": white_balance(1.25, 0.65),  # no daylight filter: red clips
     "brightness x0.6": brightness(0.6),
     "brightness x0.5": brightness(0.5),
     "brightness x0.3": brightness(0.3),
