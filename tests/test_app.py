@@ -1076,8 +1076,43 @@ class TestDifferential:
         p = logic.analyse_uploads(predictor, [("slide.png", encode(Image.fromarray(slide)))])[0].prediction
         assert p is not None and p.not_wbc == s.STAINED_EDGE and p.verdict == "cannot judge", p
         assert logic.headline(p) == "Cannot judge this photo"
+        # Shrunk for the "nucleus" the background made, which is not said: the photo is not magnified.
+        assert "shrunk" not in logic.crop_caption(p) and not p.shrunk
         alone = logic.analyse_uploads(predictor, [("eos.png", EOS.read_bytes())])[0].prediction
         assert alone is not None and alone.typed
+
+    def test_a_magnified_tight_crop_is_too_small_not_on_a_slide(self, predictor: Predictor) -> None:
+        """A tight crop round a nucleus (its chromatin's texture at the crop's edge), enlarged 3x: shrunk back,
+        it is too small, as before; the same crop in one flat purple is a slide's background. Both edges read
+        as stain; only the flat one is blamed on a background (the textured one was, with a slide's advice)."""
+        from PIL import Image
+
+        from wbc import screening as s
+
+        rng = np.random.default_rng(0)
+
+        def crop(textured: bool) -> np.ndarray:
+            rgb = np.full((90, 70, 3), (225, 215, 215), np.uint8)
+            yy, xx = np.mgrid[:90, :70]
+            inside = (yy - 45) ** 2 / 55**2 + (xx - 35) ** 2 / 42**2 < 1
+            nucleus = np.array([110, 60, 190]) + (rng.integers(-40, 40, (90, 70, 1)) if textured else 0)
+            rgb[inside] = np.clip(np.broadcast_to(nucleus, (90, 70, 3))[inside], 0, 255)
+            return np.asarray(Image.fromarray(rgb).resize((210, 270), Image.BILINEAR))
+
+        (_, chromatin), (_, flat) = predictor.analyse(crop(True)), predictor.analyse(crop(False))
+        assert chromatin.reduced_by > 1 and chromatin.reason.startswith(s.TOO_SMALL_HEAD), chromatin.reason
+        assert flat.reduced_by > 1 and flat.reason == s.STAINED_EDGE, flat.reason
+
+    def test_a_warm_cast_past_the_gain_range_is_told_so(self, predictor: Predictor) -> None:
+        """Warm (R x0.95, G x0.85, B x0.47: blue's gain past 2, the range's end, while the spread stays within 2):
+        refused and told of the cast, with the daylight filter; 5 of 50 TRAIN files were told "no stained
+        nucleus found" once the warm bound moved to 2."""
+        from wbc import screening as s
+        from wbc.imaging import load_image, scale_channels
+
+        for path in sorted(FIXTURE_IMAGES.rglob("*.jpeg")):
+            _, sc = predictor.analyse(scale_channels(load_image(path), (0.95, 0.85, 0.47)))
+            assert sc.reason.startswith(s.TINTED_HEAD) and "daylight filter" in sc.reason, (path, sc.reason)
 
     def test_a_halogen_cast_is_matched_and_typed(self, predictor: Predictor) -> None:
         """Halogen light without a daylight filter (red x1.2, green x0.95, blue x0.65: the white's gains

@@ -80,6 +80,13 @@ class TestFrame:
         assert loc.offset_yx == (30, 70) and (loc.cy, loc.cx) == (want_loc.cy, want_loc.cx)
         assert np.array_equal(prepare(photo, replace(spec, mode="frame")), prepare(rgb, replace(spec, mode="frame")))
 
+    @pytest.mark.parametrize("margins", [(0, 0, 80, 80), (60, 60, 0, 0), (0, 50, 0, 70), (45, 0, 0, 0)])
+    def test_a_frame_on_some_sides_is_cut_off(self, margins: tuple[int, int, int, int]) -> None:
+        """Pillarboxed, letterboxed, the photo in a corner of the page, a bar above it: a frame need not go
+        all round (one that had to left these whole, their white read as clipped)."""
+        rgb = smear()
+        assert frame_margins(framed(rgb, 255, *margins)) == margins
+
     def test_a_jpeg_frame_is_cut_off_despite_its_ringing(self) -> None:
         """JPEG rings over the 8-16 px block at the frame's edge, off the frame's colour: the cut is still
         at the photo's edge, within a pixel."""
@@ -99,6 +106,22 @@ class TestFrame:
         page[395:405, 450:490:2] = 150  # a faint watermark in the corner
         assert frame_margins(page) == (90, 80, 120, 60)
         assert np.array_equal(unframed(page)[0], rgb)
+
+    def test_a_solid_title_bar_is_no_photo(self) -> None:
+        """A slide's solid title bar, wider than the photo and as unlike the page: flat inside, so the photo
+        is cut out, not the bar (rows first found the bar; the photo is found from the columns first)."""
+        rgb = smear()
+        page = framed(rgb, 255, 200, 40, 300, 300)
+        page[20:120, 20:900] = (40, 40, 90)  # 880 x 100 px: larger than the photo
+        assert frame_margins(page) == (200, 40, 300, 300)
+
+    def test_a_stained_page_is_left_for_the_screening(self) -> None:
+        """A slide's purple or blue reads as stain: it is not cut as a frame (with a white title on it the
+        title was taken for the photo), and the screening calls the photo one on a coloured background."""
+        assert frame_margins(framed(smear(), 255, 40, 40, 40, 40)) == (40, 40, 40, 40)
+        purple = framed(smear(), 0, 40, 40, 40, 40)
+        purple[:40] = purple[-40:] = purple[:, :40] = purple[:, -40:] = (112, 48, 160)
+        assert frame_margins(purple) == (0, 0, 0, 0)
 
     def test_a_clipped_edge_of_an_overexposed_field_is_not_a_frame(self) -> None:
         """Clipped white rows and columns that run on into a mostly clipped field are the field's own."""

@@ -523,7 +523,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         note = f"{r.verdict}" + (f": {r.not_wbc}" if r.not_wbc else "")
         if r.typed and (r.needs_review or r.overexposed):  # the runner-up type is no help for the other reasons
             note += " (or " + r.top2[1][0].lower() + f" {r.top2[1][1]:.3f})"  # as the confidence column
-        if r.reduced_by > 1:
+        if r.shrunk:
             note += f" [photo shrunk {r.reduced_by:.1f}x towards the training magnification]"
         matched = [w for w, on in (("found only", r.white_balanced), ("read", r.white_matched)) if on]
         if matched:

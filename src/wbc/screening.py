@@ -22,6 +22,7 @@ from wbc.imaging import (
     COARSE_REDUCE,
     DATA_WHITE,
     EXTENT_MAX,
+    FRAME_TOL,
     LIT_MIN,
     REDUCTIONS,
     STAIN_LEVEL,
@@ -32,6 +33,7 @@ from wbc.imaging import (
     edge_ring,
     lit_mask,
     locate_cell,
+    median_colour,
     scale_channels,
     stain_map,
 )
@@ -235,8 +237,13 @@ def white_gains(rgb: np.ndarray) -> np.ndarray:
 def gains_allowed(gains: np.ndarray) -> bool:
     """Whether per-channel `gains` (3,) are a camera's white balance or exposure to undo, not a nearly
     black photo or one of a single hue."""
-    spread = WARM_SPREAD_MAX if is_warm(gains) else GAIN_SPREAD_MAX
-    return bool(GAIN_RANGE[0] <= gains.min() and gains.max() <= GAIN_RANGE[1] and gains.max() / gains.min() <= spread)
+    bound = WARM_SPREAD_MAX if is_warm(gains) else GAIN_SPREAD_MAX
+    return bool(GAIN_RANGE[0] <= gains.min() and gains.max() <= GAIN_RANGE[1] and spread(gains) <= bound)
+
+
+def spread(gains: np.ndarray) -> float:
+    """How far apart channel gains (3,) are: the largest over the smallest."""
+    return float(gains.max() / gains.min())
 
 
 def is_warm(gains: np.ndarray) -> bool:
@@ -300,7 +307,8 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
     if not gains_allowed(to_white):
         # What is wrong with the light first: "no stained nucleus found" alone would say no cell is there.
         # A warm cast beyond the second look's.
-        warm = is_warm(to_white) and to_white.max() / to_white.min() > WARM_SPREAD_MAX
+        # Warm as soon as past the spread other casts keep, whether refused for its spread or for a gain past the range.
+        warm = is_warm(to_white) and spread(to_white) > GAIN_SPREAD_MAX
         # Dark: every channel well below the training images' white (DARK_GAIN_MIN) and one beyond the second
         # look; a channel at nearly full light beside dim ones is a cast, for which more light is the wrong
         # advice. Every channel beyond the second look is dark, cast or not.
@@ -317,7 +325,7 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
     if look is None:
         # A warm cast only the wider spread lets matched, still without a cell: told of its cast, as before it was
         # matched, rather than that no white cell is there (in 19 of 399 TRAIN files cast R x1.2, G x0.95, B x0.65).
-        if is_warm(to_white) and to_white.max() / to_white.min() > GAIN_SPREAD_MAX:
+        if is_warm(to_white) and spread(to_white) > GAIN_SPREAD_MAX:
             return replace(first, reason=_tinted(to_white, True))
         return first
     second, balanced, again = look
@@ -455,6 +463,7 @@ MAGNIFIED_HEAD = "magnified beyond what this tool can match"
 # to 90 px round them, at most 38%. Read as a nucleus, such a background was typed (a lymphocyte on a purple slide:
 # "monocyte, confident", the photo shrunk 4x for the size of its "nucleus").
 STAINED_EDGE_SHARE = 0.5
+FLAT_TOL = FRAME_TOL  # a flat background's pixels lie within this of their median (JPEG's noise); a nucleus's mostly do not
 STAINED_EDGE = ("most of the photo's edge is blue or purple, as a slide's or a web page's background is, where a smear "
                 "shows red cells on a pale ground: crop it to the microscope's field")
 
@@ -488,10 +497,15 @@ def _unfit(rgb: np.ndarray, reduced_by: float = 1.0) -> str:
     stained cell as the network needs it, or "": a crop too tight to judge, no colour (a grayscale
     or black-and-white photo, in which a stain cannot be told from shade), or a coloured background."""
     h, w = rgb.shape[:2]
-    stained_edge = bool((stain_map(edge_ring(rgb)[None]) > STAIN_LEVEL).mean() >= STAINED_EDGE_SHARE)
-    # A background read as a nucleus shrinks the photo for its size: small only then, it is the background's fault.
+    ring = edge_ring(rgb)
+    stained = ring[stain_map(ring[None])[0] > STAIN_LEVEL]
+    stained_edge = len(stained) >= STAINED_EDGE_SHARE * len(ring)
+    # A flat background read as a nucleus shrinks the photo for its size: small only then, it is the background's
+    # fault. A tight crop of a magnified cell, its nucleus at the edge, is too small (a nucleus is not one flat colour).
     if stained_edge and reduced_by > 1:
-        return STAINED_EDGE
+        colour = median_colour(stained[None]).astype(np.int16)
+        if (np.abs(stained.astype(np.int16) - colour).max(axis=-1) <= FLAT_TOL).mean() >= 0.5:
+            return STAINED_EDGE
     if min(h, w) < MIN_SIDE_PX:
         shrunk = f" once shrunk {reduced_by:.2g}x to the training images' magnification" if reduced_by > 1 else ""
         return (f"{TOO_SMALL_HEAD}{w}x{h} px{shrunk}: too small or too tight a crop to judge a cell ({MIN_SIDE_PX} px "

@@ -312,7 +312,7 @@ def crop_caption(p: Prediction) -> str:
     """The caption under the crop; says when a magnified photo was shrunk to the training scale and
     when the photo's colours (white balance, exposure) are unlike the training images'."""
     notes = []
-    if p.reduced_by > 1:
+    if p.shrunk:
         # Towards, not to: a magnified cell ends somewhat larger than a typical one of theirs (imaging.EXTENT_MAX).
         notes.append(f"the photo was shrunk {p.reduced_by:.1f}x towards the training images' magnification")
     how = {(True, True): "the cell was found with its colours matched, and the model saw them matched to theirs",
