@@ -107,6 +107,19 @@ class TestFrame:
         assert frame_margins(page) == (90, 80, 120, 60)
         assert np.array_equal(unframed(page)[0], rgb)
 
+    def test_an_atlas_plate_is_not_cut_to_one_panel(self) -> None:
+        """Two photos side by side on a page (an atlas plate): cut to one, the other went unseen (its
+        second-cell warning with it). Left whole; one photo with paragraphs of text round it is cut."""
+        rgb = smear()
+        plate = np.full((320, 760, 3), 255, np.uint8)
+        plate[40:280, 40:360] = rgb
+        plate[40:280, 400:720] = rgb[:, ::-1]
+        assert frame_margins(plate) == (0, 0, 0, 0)
+        page = framed(rgb, 255, 220, 220, 200, 200)
+        for y in [*range(20, 200, 12), *range(480, 660, 12)]:  # paragraphs above and below, as dense as print
+            page[y : y + 7, 40:680] = np.where(np.arange(640) % 5 < 2, 0, 255)[:, None]
+        assert frame_margins(page) == (220, 220, 200, 200)
+
     def test_a_solid_title_bar_is_no_photo(self) -> None:
         """A slide's solid title bar, wider than the photo and as unlike the page: flat inside, so the photo
         is cut out, not the bar (rows first found the bar; the photo is found from the columns first)."""

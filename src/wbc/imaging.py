@@ -530,11 +530,15 @@ def frame_margins(rgb: np.ndarray) -> tuple[int, int, int, int]:
     for c in range(3):  # channel by channel, in uint8: no int16 copy of the photo (a 720 x 560 one took 18 ms)
         lo, hi = max(0, int(colour[c]) - FRAME_TOL), min(255, int(colour[c]) + FRAME_TOL)
         off |= (rgb[..., c] < lo) | (rgb[..., c] > hi)
-    x0, x1, y0, y1 = _photo_box(off.T)  # the columns first
-    boxes = [box for box in (_photo_box(off), (y0, y1, x0, x1)) if _is_photo(rgb, off, box)]
-    if not boxes:
+    box = _largest_photo(rgb, off)
+    if box is None:
         return 0, 0, 0, 0
-    y0, y1, x0, x1 = max(boxes, key=lambda b: (b[1] - b[0]) * (b[3] - b[2]))
+    y0, y1, x0, x1 = box
+    # One photo on a page, not one of several (an atlas plate's panels: cut to one, the others went unseen).
+    rest = off.copy()
+    rest[y0:y1, x0:x1] = False
+    if _largest_photo(rgb, rest) is not None:
+        return 0, 0, 0, 0
     return tuple(m if m >= MIN_FRAME_PX else 0 for m in (y0, h - y1, x0, w - x1))  # type: ignore[return-value]
 
 
@@ -552,6 +556,14 @@ def _frame_colour(line: np.ndarray) -> np.ndarray | None:
     colour = candidates[int(shares.argmax())]
     stained = int(stain_map(colour.astype(np.uint8)[None, None])[0, 0]) > STAIN_LEVEL
     return colour if colour.max() >= LIT_MIN and not stained else None
+
+
+def _largest_photo(rgb: np.ndarray, off: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The larger of the two boxes (y0, y1, x0, x1) `_photo_box` reads off `off` (H, W), rows or columns
+    first, that is a photo (`_is_photo`); None where neither is."""
+    x0, x1, y0, y1 = _photo_box(off.T)  # the columns first
+    boxes = [box for box in (_photo_box(off), (y0, y1, x0, x1)) if _is_photo(rgb, off, box)]
+    return max(boxes, key=lambda b: (b[1] - b[0]) * (b[3] - b[2])) if boxes else None
 
 
 def _photo_box(off: np.ndarray) -> tuple[int, int, int, int]:
