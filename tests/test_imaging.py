@@ -150,13 +150,20 @@ class TestFrame:
 
     def test_black_fill_and_thin_or_overwhelming_frames_are_left(self) -> None:
         """Black (unlit) fill is the data set's own, and its crops were trained with it; a frame of 3 px is
-        left; a photo that would keep less than 32 px is left whole; a blob in a clipped white field (a
+        left; a photo that would keep less than 80 px (the screening's least) is left whole, as is a crop
+        filled out to its size; a blob in a clipped white field (a
         cell in an overexposed one) is no photo on a page: its box's edge is not all unlike the white."""
         rgb = smear()
         assert frame_margins(framed(rgb, 0, 30, 30, 30, 30)) == (0, 0, 0, 0)
         assert frame_margins(framed(rgb, 255, 3, 3, 3, 3)) == (0, 0, 0, 0)
         tiny = framed(rgb[100:120, 80:100], 255, 40, 40, 40, 40)
         assert unframed(tiny)[1] == (0, 0) and unframed(tiny)[0] is tiny
+        # A 110 px crop round a cell near the photo's edge, filled flat where the photo ends: read whole, as
+        # before (the robustness test's tight crops; cut, they were too small).
+        for field_px, cut in ((60, 0), (95, 15)):
+            edge = np.full((110, 110, 3), 205, np.uint8)
+            edge[:, 110 - field_px :] = rgb[95:205, 90 - field_px // 2 : 90 - field_px // 2 + field_px]
+            assert frame_margins(edge) == (0, 0, 110 - field_px if cut else 0, 0), field_px
         blob = np.full((240, 320, 3), 255, np.uint8)
         yy, xx = np.mgrid[:240, :320]
         blob[(yy - 120) ** 2 + (xx - 160) ** 2 < 60**2] = (110, 60, 190)

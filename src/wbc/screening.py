@@ -24,6 +24,7 @@ from wbc.imaging import (
     EXTENT_MAX,
     FRAME_TOL,
     LIT_MIN,
+    MIN_UNFRAMED_SIDE,
     REDUCTIONS,
     STAIN_LEVEL,
     CellLocation,
@@ -55,7 +56,7 @@ PURPLE_MIN = 0.0  # mean (red - green) of stained pixels: hematoxylin is purple 
 # every 10th held-out TRAIN file of three folds reads 86.9% right whole and at 96 px, 85.7% at 88, 83.9% at
 # 80, 80.1% at 72, 63.3% at 64 and 51.8% at 56 (benchmarks/crop_size.py --cv): 80 is the smallest side
 # within 3 points of the whole photo, the bound the issue sets for other labs' shifts.
-MIN_SIDE_PX = 80
+MIN_SIDE_PX = MIN_UNFRAMED_SIDE  # 80
 GRAY_SPREAD_MAX = 2  # largest channel spread (0..255) of any pixel in a photo without colour (JPEG noise)
 # Steepest stain edge / the stain's range (1/px). Of every 10th TRAIN file (`benchmarks/focus.py --every 10`;
 # BENCHMARKS.md, *Out of focus*), none falls below it as photographed or blurred by 1.5 or 3 px, 26% blurred
