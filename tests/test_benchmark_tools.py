@@ -261,7 +261,12 @@ def test_screening_counts_both_ways_on_a_tiny_data_set(tmp_path, capsys, monkeyp
 
     assert set(real) == set(red) == {"clean", *COLOUR_SHIFTS, "brightness x1.2", "brightness x1.3"}
     assert all(r["n"] == 2 for r in real.values())
-    assert all(r["flagged"] == 0 for name, r in real.items() if name.startswith(("clean", "white balance", "brightness x0.6")))
+    assert all(r["flagged"] == 0 for name, r in real.items()
+               if name.startswith(("clean", "white balance", "brightness x0.6")) and "halogen" not in name)
+    # Halogen light: past the spread other casts keep, so both refused on the first look; the second, with the
+    # warm cast's wider bound, passes one of the two (6% of TEST's files stay refused, told of the cast).
+    halogen = real["white balance: halogen (R x1.25, B x0.65)"]
+    assert halogen["flagged_first_look"] == 2 and halogen["flagged"] == 1, halogen
     assert real["brightness x0.6"]["flagged_first_look"] == 2
     assert {name for name, r in real.items() if r["overexposed"]} <= {"brightness x1.2", "brightness x1.3",
                                                                       "brightness x1.4 (overexposed)"}
