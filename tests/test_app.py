@@ -1114,6 +1114,18 @@ class TestDifferential:
             _, sc = predictor.analyse(scale_channels(load_image(path), (0.95, 0.85, 0.47)))
             assert sc.reason.startswith(s.TINTED_HEAD) and "daylight filter" in sc.reason, (path, sc.reason)
 
+    def test_a_dim_halogen_light_is_told_both(self, predictor: Predictor) -> None:
+        """A halogen lamp turned down (R x0.62, G x0.55, B x0.35: dark in every channel, and warm): told to
+        take it with more light and to correct its white balance, without the daylight filter, which takes
+        more light still (it was told one or the other)."""
+        from wbc import screening as s
+        from wbc.imaging import load_image, scale_channels
+
+        for path in sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[::4]:
+            _, sc = predictor.analyse(scale_channels(load_image(path), (0.62, 0.55, 0.35)))
+            assert sc.reason.startswith(s.TOO_DARK_HEAD), (path, sc.reason)
+            assert "take it with more light and correct its white balance" in sc.reason and "daylight" not in sc.reason
+
     def test_a_halogen_cast_is_matched_and_typed(self, predictor: Predictor) -> None:
         """Halogen light without a daylight filter (red x1.2, green x0.95, blue x0.65: the white's gains
         spread 1.8) is warm, and matched up to a spread of 2: of the 32 fixture photos, 28 are taken for a

@@ -120,6 +120,15 @@ class TestFrame:
             page[y : y + 7, 40:680] = np.where(np.arange(640) % 5 < 2, 0, 255)[:, None]
         assert frame_margins(page) == (220, 220, 200, 200)
 
+    def test_a_small_photo_on_a_page_is_cut_and_a_large_one_read_on_a_grid(self) -> None:
+        """A 60 px crop on a page is cut out of it (left whole, the page was typed with it, where the crop
+        alone is too small); a 4,000 px wide photo's page is read every 4th px, its edge found within 4 px."""
+        rgb = smear()
+        small = framed(rgb[120:180, 60:120], 240, 50, 50, 50, 50)
+        assert frame_margins(small) == (50, 50, 50, 50)
+        big = framed(np.asarray(Image.fromarray(rgb).resize((3600, 2700))), 255, 150, 151, 201, 199)
+        assert np.abs(np.subtract(frame_margins(big), (150, 151, 201, 199))).max() < 4
+
     def test_a_solid_title_bar_is_no_photo(self) -> None:
         """A slide's solid title bar, wider than the photo and as unlike the page: flat inside, so the photo
         is cut out, not the bar (rows first found the bar; the photo is found from the columns first)."""
@@ -130,7 +139,7 @@ class TestFrame:
 
     def test_a_stained_page_is_left_for_the_screening(self) -> None:
         """A slide's purple or blue reads as stain: it is not cut as a frame (with a white title on it the
-        title was taken for the photo), and the screening calls the photo one on a coloured background."""
+        title was taken for the photo); `screening.STAINED_EDGE` is for it (tests/test_app.py)."""
         assert frame_margins(framed(smear(), 255, 40, 40, 40, 40)) == (40, 40, 40, 40)
         purple = framed(smear(), 0, 40, 40, 40, 40)
         purple[:40] = purple[-40:] = purple[:, :40] = purple[:, -40:] = (112, 48, 160)

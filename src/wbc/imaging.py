@@ -499,10 +499,13 @@ MIN_FRAME_PX = 4  # thinner flat edges are left: a clipped row or two of an over
 # The box's own edge must be mostly unlike the frame: a photo against a page, not a photo's ground that happens
 # to be the page's colour, or an overexposed field's clipped white round its cells.
 BOX_EDGE_SHARE = 0.9
-# px: a frame is not cut off where less than this would be left: the screening's smallest photo (screening.
-# MIN_SIDE_PX). A crop padded out to its size with a flat fill is read whole, as before: cut, 242 of TEST's 2,487
-# files cropped to 110 px round their cell (those near the photo's edge, filled) were refused as too small.
+MIN_PHOTO_SIDE = 32  # px: a box smaller than this is no photo
+# px: a frame on some sides only is not cut off where less than this would be left: the screening's smallest
+# photo (screening.MIN_SIDE_PX). A crop padded out to its size with a flat fill where the photo ends is read whole,
+# as before: cut, 242 of TEST's 2,487 files cropped to 110 px round their cell (those near the photo's edge)
+# were refused as too small. A small photo with a page all round it is cut, and told that it is too small.
 MIN_UNFRAMED_SIDE = 80
+FRAME_STEP_PX = 1000  # the page's mask is read every (longest side // this)-th px: a 12 MP photo's took 0.3 s
 
 
 def _longest_run(on: np.ndarray) -> tuple[int, int]:
@@ -529,20 +532,28 @@ def frame_margins(rgb: np.ndarray) -> tuple[int, int, int, int]:
     colour = next((c for c in map(_frame_colour, (rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1])) if c is not None), None)
     if colour is None:
         return 0, 0, 0, 0
-    off = np.zeros(rgb.shape[:2], bool)  # (H, W): True off the frame's colour
+    # A large photo's page is read on a grid (`step` px; exact up to 1999 px a side): its box then lies within a
+    # step of the photo's edge, a few px of 4000.
+    step = max(1, max(h, w) // FRAME_STEP_PX)
+    grid = rgb[::step, ::step]
+    off = np.zeros(grid.shape[:2], bool)  # (h, w) of the grid: True off the frame's colour
     for c in range(3):  # channel by channel, in uint8: no int16 copy of the photo (a 720 x 560 one took 18 ms)
         lo, hi = max(0, int(colour[c]) - FRAME_TOL), min(255, int(colour[c]) + FRAME_TOL)
-        off |= (rgb[..., c] < lo) | (rgb[..., c] > hi)
-    box = _largest_photo(rgb, off)
+        off |= (grid[..., c] < lo) | (grid[..., c] > hi)
+    box = _largest_photo(grid, off, MIN_PHOTO_SIDE / step)
     if box is None:
         return 0, 0, 0, 0
     y0, y1, x0, x1 = box
     # One photo on a page, not one of several (an atlas plate's panels: cut to one, the others went unseen).
     rest = off.copy()
     rest[y0:y1, x0:x1] = False
-    if _largest_photo(rgb, rest) is not None:
+    if _largest_photo(grid, rest, MIN_PHOTO_SIDE / step) is not None:
         return 0, 0, 0, 0
-    return tuple(m if m >= MIN_FRAME_PX else 0 for m in (y0, h - y1, x0, w - x1))  # type: ignore[return-value]
+    y0, x0, y1, x1 = y0 * step, x0 * step, min(h, y1 * step), min(w, x1 * step)
+    margins = (y0, h - y1, x0, w - x1)
+    if not all(margins) and min(y1 - y0, x1 - x0) < MIN_UNFRAMED_SIDE:
+        return 0, 0, 0, 0
+    return tuple(m if m >= MIN_FRAME_PX else 0 for m in margins)  # type: ignore[return-value]
 
 
 def _frame_colour(line: np.ndarray) -> np.ndarray | None:
@@ -561,11 +572,11 @@ def _frame_colour(line: np.ndarray) -> np.ndarray | None:
     return colour if colour.max() >= LIT_MIN and not stained else None
 
 
-def _largest_photo(rgb: np.ndarray, off: np.ndarray) -> tuple[int, int, int, int] | None:
+def _largest_photo(rgb: np.ndarray, off: np.ndarray, least: float) -> tuple[int, int, int, int] | None:
     """The larger of the two boxes (y0, y1, x0, x1) `_photo_box` reads off `off` (H, W), rows or columns
-    first, that is a photo (`_is_photo`); None where neither is."""
+    first, that is a photo (`_is_photo`, `least` px a side or more); None where neither is."""
     x0, x1, y0, y1 = _photo_box(off.T)  # the columns first
-    boxes = [box for box in (_photo_box(off), (y0, y1, x0, x1)) if _is_photo(rgb, off, box)]
+    boxes = [box for box in (_photo_box(off), (y0, y1, x0, x1)) if _is_photo(rgb, off, box, least)]
     return max(boxes, key=lambda b: (b[1] - b[0]) * (b[3] - b[2])) if boxes else None
 
 
@@ -578,17 +589,17 @@ def _photo_box(off: np.ndarray) -> tuple[int, int, int, int]:
     return y0, y1, x0, x1
 
 
-def _is_photo(rgb: np.ndarray, off: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+def _is_photo(rgb: np.ndarray, off: np.ndarray, box: tuple[int, int, int, int], least: float) -> bool:
     y0, y1, x0, x1 = box
-    if min(y1 - y0, x1 - x0) < MIN_UNFRAMED_SIDE or edge_ring(off[y0:y1, x0:x1, None]).mean() < BOX_EDGE_SHARE:
+    if min(y1 - y0, x1 - x0) < least or edge_ring(off[y0:y1, x0:x1, None]).mean() < BOX_EDGE_SHARE:
         return False
     inside = rgb[y0:y1:2, x0:x1:2]  # every 4th pixel: a photo's spread shows in it as well
     return any(int(inside[..., c].max()) - int(inside[..., c].min()) > 2 * FRAME_TOL for c in range(3))
 
 
 def unframed(rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
-    """The photo (H, W, 3) without its flat frame (`frame_margins`; itself where it has none, or where
-    less than MIN_UNFRAMED_SIDE would be left) and the (top, left) px cut off."""
+    """The photo (H, W, 3) without its flat frame (`frame_margins`; itself where it has none) and the
+    (top, left) px cut off."""
     top, bottom, left, right = frame_margins(rgb)
     if not (top or bottom or left or right):
         return rgb, (0, 0)

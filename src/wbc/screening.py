@@ -307,16 +307,19 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
     to_white = _gains_to_data_white(field_white(rgb) if white is None else white)
     if not gains_allowed(to_white):
         # What is wrong with the light first: "no stained nucleus found" alone would say no cell is there.
-        # A warm cast beyond the second look's.
-        # Warm as soon as past the spread other casts keep, whether refused for its spread or for a gain past the range.
+        # A warm cast beyond the second look's: warm as soon as past the spread other casts keep, whether refused
+        # for its spread or for a gain past the range.
         warm = is_warm(to_white) and spread(to_white) > GAIN_SPREAD_MAX
         # Dark: every channel well below the training images' white (DARK_GAIN_MIN) and one beyond the second
         # look; a channel at nearly full light beside dim ones is a cast, for which more light is the wrong
         # advice. Every channel beyond the second look is dark, cast or not.
         dim = to_white.min() > DARK_GAIN_MIN and to_white.max() > GAIN_RANGE[1]
-        if to_white.min() > GAIN_RANGE[1] or (dim and not warm):
+        if to_white.min() > GAIN_RANGE[1] or dim:
+            # Dim and warm (a halogen lamp turned down): both, and no daylight filter, which takes more light.
+            cast = "and correct its white balance, which is cast warm" if dim and warm else ""
             return replace(first, reason=f"{TOO_DARK_HEAD} (its white at {100 / to_white.mean():.0f}% of theirs): "
-                                         f"take it with more light; as photographed, {first.reason}")
+                                         f"take it with more light{' ' + cast if cast else ''}; as photographed, "
+                                         f"{first.reason}")
         # Another cast (an LED's light under a camera set for tungsten, a green filter) is called one only
         # where undoing it in full shows a white cell: a blue sky's or a green leaf's photo is no smear.
         if warm or _balanced_look(rgb, loc, to_white) is not None:
