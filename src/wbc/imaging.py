@@ -493,7 +493,7 @@ def prepare(rgb: np.ndarray, spec: PreprocessSpec, rescale: bool = True) -> np.n
 
 # A flat frame round a photo: a screenshot's or a page's margin, a viewer's border, maybe with a caption, a
 # title or a page's text in it. JPEG leaves a flat area within a few levels of its colour.
-FRAME_TOL = 8  # uint8 levels a frame's pixels may stray from its colour (the median of a flat side's outermost line)
+FRAME_TOL = 8  # uint8 levels a frame's pixels may stray from its colour (`_frame_colour`)
 FRAME_SIDE_SHARE = 0.9  # a side is a frame's where its outermost line is this much one colour (a smear's: red cells, ground)
 MIN_FRAME_PX = 4  # thinner flat edges are left: a clipped row or two of an overexposed field
 # The box's own edge must be mostly unlike the frame: a photo against a page, not a photo's ground that happens

@@ -377,7 +377,8 @@ class Predictor:
                           needs_review=float(probs[k]) < self.review_threshold, not_wbc=screening.reason,
                           reduced_by=screening.reduced_by, white_balanced=screening.white_balanced,
                           white_matched=screening.white_matched,
-                          clipped=screening.clipped, cell=photo_xy(screening.cell_yx, screening.reduced_by, screening.offset_yx),
+                          clipped=screening.clipped,
+                          cell=photo_xy(screening.cell_yx, screening.reduced_by, screening.offset_yx),
                           other_cell=photo_xy(screening.other_cell_yx, screening.reduced_by, screening.offset_yx),
                           other_larger=screening.other_larger)
 

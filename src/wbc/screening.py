@@ -316,10 +316,9 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
         dim = to_white.min() > DARK_GAIN_MIN and to_white.max() > GAIN_RANGE[1]
         if to_white.min() > GAIN_RANGE[1] or dim:
             # Dim and warm (a halogen lamp turned down): both, and no daylight filter, which takes more light.
-            cast = "and correct its white balance, which is cast warm" if dim and warm else ""
+            cast = " and correct its white balance, which is cast warm" if dim and warm else ""
             return replace(first, reason=f"{TOO_DARK_HEAD} (its white at {100 / to_white.mean():.0f}% of theirs): "
-                                         f"take it with more light{' ' + cast if cast else ''}; as photographed, "
-                                         f"{first.reason}")
+                                         f"take it with more light{cast}; as photographed, {first.reason}")
         # Another cast (an LED's light under a camera set for tungsten, a green filter) is called one only
         # where undoing it in full shows a white cell: a blue sky's or a green leaf's photo is no smear.
         if warm or _balanced_look(rgb, loc, to_white) is not None:
@@ -474,8 +473,8 @@ STAINED_EDGE = ("most of the photo's edge is blue or purple, as a slide's or a w
 
 def photo_at_fault(reason: str) -> bool:
     """Whether a screening's reason says the photo cannot be judged (too small, without colour, out of
-    focus, too dark, cast beyond the white matching, or magnified past its shrinking), rather than
-    that it shows no white cell."""
+    focus, too dark, cast beyond the white matching, magnified past its shrinking, or on a coloured
+    background), rather than that it shows no white cell."""
     return reason.startswith((TOO_SMALL_HEAD, GRAYSCALE, BLACK_AND_WHITE, OUT_OF_FOCUS, TOO_DARK_HEAD, TINTED_HEAD,
                               MAGNIFIED_HEAD, STAINED_EDGE))
 
