@@ -129,6 +129,16 @@ class TestFrame:
         big = framed(np.asarray(Image.fromarray(rgb).resize((3600, 2700))), 255, 150, 151, 201, 199)
         assert np.abs(np.subtract(frame_margins(big), (150, 151, 201, 199))).max() < 4
 
+    def test_a_frame_within_a_frame_is_cut_too(self) -> None:
+        """A browser's screenshot: a grey bar with a white address box above a white page that holds the
+        photo. The bar is cut first, then the page (the bar, of another colour, left the page whole)."""
+        rgb = smear()
+        page = framed(rgb, 255, 60, 120, 290, 290)
+        shot = np.concatenate([np.full((70, page.shape[1], 3), (198, 200, 206), np.uint8), page])
+        shot[40:64, 10:880] = 248  # the address box
+        inner, offset = unframed(shot)
+        assert offset == (130, 290) and np.array_equal(inner, rgb)
+
     def test_a_solid_title_bar_is_no_photo(self) -> None:
         """A slide's solid title bar, wider than the photo and as unlike the page: flat inside, so the photo
         is cut out, not the bar (rows first found the bar; the photo is found from the columns first)."""

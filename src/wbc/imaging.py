@@ -597,14 +597,20 @@ def _is_photo(rgb: np.ndarray, off: np.ndarray, box: tuple[int, int, int, int], 
     return any(int(inside[..., c].max()) - int(inside[..., c].min()) > 2 * FRAME_TOL for c in range(3))
 
 
+FRAME_PASSES = 3  # frames within frames: a browser's grey bar, then its white page
+
+
 def unframed(rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
-    """The photo (H, W, 3) without its flat frame (`frame_margins`; itself where it has none) and the
-    (top, left) px cut off."""
-    top, bottom, left, right = frame_margins(rgb)
-    if not (top or bottom or left or right):
-        return rgb, (0, 0)
-    h, w, _ = rgb.shape
-    return rgb[top : h - bottom, left : w - right], (top, left)
+    """The photo (H, W, 3) without its flat frames (`frame_margins`, cut again from what is left, up to
+    FRAME_PASSES times; itself where it has none) and the (top, left) px cut off in all."""
+    oy = ox = 0
+    for _ in range(FRAME_PASSES):
+        top, bottom, left, right = frame_margins(rgb)
+        if not (top or bottom or left or right):
+            break
+        h, w, _ = rgb.shape
+        rgb, oy, ox = rgb[top : h - bottom, left : w - right], oy + top, ox + left
+    return rgb, (oy, ox)
 
 
 def prepare_located(
