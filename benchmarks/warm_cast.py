@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data")
     ap.add_argument("--split", default="TRAIN", choices=SPLITS)
-    ap.add_argument("--every", type=whole_number, default=25)
+    ap.add_argument("--every", type=whole_number(1), default=25)
     ap.add_argument("--warm-spread", type=float, nargs="+", default=[screening.GAIN_SPREAD_MAX, screening.WARM_SPREAD_MAX])
     args = ap.parse_args(argv)
     samples = list_split(find_images_root(args.data), args.split)[:: args.every]

@@ -713,3 +713,53 @@ def test_phone_resolution_compares_the_largest_shrink(tmp_path, capsys) -> None:
     assert all(" of 1 typed" in line for line in lines)
     assert "shrunk by 2x 1" in lines[0] and "shrunk by 2x 1" not in lines[1]  # 5x enlarged: 2x is not enough
     assert wbc.imaging.REDUCTIONS == wbc.screening.REDUCTIONS == kept
+
+
+def fixture_splits(root) -> int:  # noqa: ANN001
+    """A data set under `root` whose TRAIN and TEST each hold the fixture TRAIN images (3 cells a class); their count."""
+    import shutil
+
+    from conftest import FIXTURE_IMAGES
+
+    images = root / "dataset2-master" / "images"
+    for split in ("TRAIN", "TEST"):
+        shutil.copytree(FIXTURE_IMAGES / "TRAIN", images / split)
+    return sum(1 for _ in (images / "TEST").rglob("*.jpeg"))
+
+
+def rows_of(out: str) -> dict[str, list[str]]:
+    """A printed markdown table's rows, by their first cell."""
+    return {cells[0]: cells[1:] for line in out.splitlines() if line.startswith("| ") and "---" not in line
+            for cells in [[c.strip() for c in line.strip("|").split("|")]]}
+
+
+def test_pages_reads_the_photo_on_a_page_and_refuses_a_slide(tmp_path, capsys) -> None:  # noqa: ANN001
+    """benchmarks/pages.py on the fixture cells: in a page's margin, among paragraphs and under a browser's
+    bar each reads as given, none marked overexposed; on a purple or a blue slide none is typed."""
+    n = fixture_splits(tmp_path)
+    load("pages").main(["--data", str(tmp_path), "--every", "1"])
+    rows = rows_of(capsys.readouterr().out)
+    given = rows["as given"]
+    assert given[0] == f"{n} / {n}" or given[0].endswith(f"/ {n}")
+    for layout in ("white page margin (40 px)", "among paragraphs of text", "browser: grey bar, white page"):
+        assert rows[layout][:3] == given[:3] and rows[layout][3] == "0", (layout, rows[layout])
+    for layout in ("purple slide, white title", "blue slide, white title"):
+        assert rows[layout][0] == f"0 / {n}" and rows[layout][4] == str(n), (layout, rows[layout])
+    assert int(rows["plate of two photos"][5]) >= n - 2
+
+
+def test_warm_cast_types_more_at_the_wider_bound(tmp_path, capsys) -> None:  # noqa: ANN001
+    """benchmarks/warm_cast.py on the fixture cells: both bounds' rows for every cast; the halogen-like cast
+    (R x1.2, G x0.95, B x0.65) is typed more at 2 than at 1.5, a cool cast alike at both; the bound is put back."""
+    from wbc import screening
+
+    n = fixture_splits(tmp_path)
+    load("warm_cast").main(["--data", str(tmp_path), "--every", "1"])
+    assert screening.WARM_SPREAD_MAX == 2.0
+    out = capsys.readouterr().out
+    typed = {(cells[0], cells[1]): int(cells[2].split(" / ")[0]) for cells in
+             ([c.strip() for c in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("| 1") or line.startswith("| 2"))}
+    assert len(typed) == 18
+    assert typed[("2", "(1.2, 0.95, 0.65)")] > typed[("1.5", "(1.2, 0.95, 0.65)")]
+    assert typed[("2", "(0.75, 0.95, 1.3)")] == typed[("1.5", "(0.75, 0.95, 1.3)")]
+    assert typed[("1.5", "(1.0, 1.0, 1.0)")] == n
