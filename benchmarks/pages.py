@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import io
 from collections.abc import Callable
+
 from PIL import Image, ImageDraw
 
 Layout = Callable[[Image.Image, Image.Image], Image.Image]
