@@ -8,7 +8,9 @@ with a title and a footer), under a browser's grey bar, on a purple or a blue sl
 and beside the next file (an atlas plate of two). Each goes through the shipped model's whole path
 (`Predictor.predict_sources`: the frame cut, the screening, the card's views); per layout it prints how many
 are typed, how many of those right, how many *confident* and wrong, marked overexposed, cannot be judged,
-and carry a second-cell warning. Text is drawn with Pillow's built-in font, so the pages need no font file.
+and carry a second-cell warning. Text is drawn with Pillow's built-in font, so the pages need no font file
+(a FreeType font from Pillow 10.1 where FreeType is built in, a bitmap one otherwise: the glyphs may differ
+by machine). "browser at 2x" is the browser's screenshot as a HiDPI screen takes it.
 To compare commits, run it with another commit's `src` first on PYTHONPATH.
 """
 
@@ -90,6 +92,7 @@ LAYOUTS: dict[str, Layout] = {
     "among paragraphs of text": paragraphs,
     "white slide, title and footer, 2x": white_slide,
     "browser: grey bar, white page": browser,
+    "browser at 2x": lambda photo, other: (lambda page: page.resize((page.width * 2, page.height * 2)))(browser(photo, other)),
     "purple slide, white title": slide((112, 48, 160)),
     "blue slide, white title": slide((68, 114, 196)),
     "plate of two photos": plate,

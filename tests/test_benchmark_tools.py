@@ -740,7 +740,7 @@ def test_pages_reads_the_photo_on_a_page_and_refuses_a_slide(tmp_path, capsys) -
     load("pages").main(["--data", str(tmp_path), "--every", "1"])
     rows = rows_of(capsys.readouterr().out)
     given = rows["as given"]
-    assert given[0] == f"{n} / {n}" or given[0].endswith(f"/ {n}")
+    assert int(given[0].split(" / ")[0]) >= n - 1 and given[0].endswith(f"/ {n}")
     for layout in ("white page margin (40 px)", "among paragraphs of text", "browser: grey bar, white page"):
         assert rows[layout][:3] == given[:3] and rows[layout][3] == "0", (layout, rows[layout])
     for layout in ("purple slide, white title", "blue slide, white title"):

@@ -119,6 +119,13 @@ class TestFrame:
         for y in [*range(20, 200, 12), *range(480, 660, 12)]:  # paragraphs above and below, as dense as print
             page[y : y + 7, 40:680] = np.where(np.arange(640) % 5 < 2, 0, 255)[:, None]
         assert frame_margins(page) == (220, 220, 200, 200)
+        # A box a quarter of the photo's size or less (a browser's address box at 2x, with its text; a logo) is
+        # the page's: the photo is still cut out.
+        page[30:78, 20:300] = 245
+        page[50:58, 30:290:3] = 40
+        assert frame_margins(page) == (220, 220, 200, 200)
+        page[30:190, 20:300] = rgb[:160, :280]  # a second photo, over half the first's size: a plate
+        assert frame_margins(page) == (0, 0, 0, 0)
 
     def test_a_small_photo_on_a_page_is_cut_and_a_large_one_read_on_a_grid(self) -> None:
         """A 60 px crop on a page is cut out of it (left whole, the page was typed with it, where the crop

@@ -544,10 +544,12 @@ def frame_margins(rgb: np.ndarray) -> tuple[int, int, int, int]:
     if box is None:
         return 0, 0, 0, 0
     y0, y1, x0, x1 = box
-    # One photo on a page, not one of several (an atlas plate's panels: cut to one, the others went unseen).
+    # One photo on a page, not one of several (an atlas plate's panels: cut to one, the others went unseen); a
+    # box a quarter of its size or less is a page's furniture (a browser's address box at 2x, 48 px tall).
     rest = off.copy()
     rest[y0:y1, x0:x1] = False
-    if _largest_photo(grid, rest, MIN_PHOTO_SIDE / step) is not None:
+    other = _largest_photo(grid, rest, MIN_PHOTO_SIDE / step)
+    if other is not None and _area(other) > _area(box) / 4:
         return 0, 0, 0, 0
     y0, x0, y1, x1 = y0 * step, x0 * step, min(h, y1 * step), min(w, x1 * step)
     margins = (y0, h - y1, x0, w - x1)
@@ -577,7 +579,11 @@ def _largest_photo(rgb: np.ndarray, off: np.ndarray, least: float) -> tuple[int,
     first, that is a photo (`_is_photo`, `least` px a side or more); None where neither is."""
     x0, x1, y0, y1 = _photo_box(off.T)  # the columns first
     boxes = [box for box in (_photo_box(off), (y0, y1, x0, x1)) if _is_photo(rgb, off, box, least)]
-    return max(boxes, key=lambda b: (b[1] - b[0]) * (b[3] - b[2])) if boxes else None
+    return max(boxes, key=_area) if boxes else None
+
+
+def _area(box: tuple[int, int, int, int]) -> int:
+    return (box[1] - box[0]) * (box[3] - box[2])
 
 
 def _photo_box(off: np.ndarray) -> tuple[int, int, int, int]:
