@@ -582,6 +582,24 @@ def _largest_photo(rgb: np.ndarray, off: np.ndarray, least: float) -> tuple[int,
     return max(boxes, key=_area) if boxes else None
 
 
+BLEND_PX = 3  # px a page enlarged with its photo (a HiDPI screenshot) blends the two over, each side of the edge
+
+
+def _blended_edge(off: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+    """Whether the box's edge is a photo's blended into its page: the ring BLEND_PX inside it is BOX_EDGE_SHARE
+    off the page's colour, and the line BLEND_PX outside each side that has room is as much the page's (a
+    cell's blob in a clipped field, its box cut through it, has it off on both sides)."""
+    y0, y1, x0, x1 = box
+    b = BLEND_PX
+    if min(y1 - y0, x1 - x0) <= 4 * b or edge_ring(off[y0 + b : y1 - b, x0 + b : x1 - b, None]).mean() < BOX_EDGE_SHARE:
+        return False
+    h, w = off.shape
+    outside = [line for line, room in ((off[y0 - b, x0:x1], y0 >= b), (off[min(y1 + b - 1, h - 1), x0:x1], y1 + b <= h),
+                                       (off[y0:y1, x0 - b], x0 >= b), (off[y0:y1, min(x1 + b - 1, w - 1)], x1 + b <= w))
+               if room]
+    return bool(outside) and all(line.mean() <= 1 - BOX_EDGE_SHARE for line in outside)
+
+
 def _area(box: tuple[int, int, int, int]) -> int:
     return (box[1] - box[0]) * (box[3] - box[2])
 
@@ -597,7 +615,9 @@ def _photo_box(off: np.ndarray) -> tuple[int, int, int, int]:
 
 def _is_photo(rgb: np.ndarray, off: np.ndarray, box: tuple[int, int, int, int], least: float) -> bool:
     y0, y1, x0, x1 = box
-    if min(y1 - y0, x1 - x0) < least or edge_ring(off[y0:y1, x0:x1, None]).mean() < BOX_EDGE_SHARE:
+    if min(y1 - y0, x1 - x0) < least:
+        return False
+    if edge_ring(off[y0:y1, x0:x1, None]).mean() < BOX_EDGE_SHARE and not _blended_edge(off, box):
         return False
     inside = rgb[y0:y1:2, x0:x1:2]  # every 4th pixel: a photo's spread shows in it as well
     return any(int(inside[..., c].max()) - int(inside[..., c].min()) > 2 * FRAME_TOL for c in range(3))
