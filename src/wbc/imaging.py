@@ -506,6 +506,8 @@ MIN_PHOTO_SIDE = 32  # px: a box smaller than this is no photo
 # were refused as too small. A small photo with a page all round it is cut, and told that it is too small.
 MIN_UNFRAMED_SIDE = 80
 FRAME_STEP_PX = 1000  # the page's mask is read every (longest side // this)-th px: a 12 MP photo's took 0.3 s
+BLEND_PX = 3  # px a page enlarged with its photo (a HiDPI screenshot) blends the two over, each side of the edge
+FRAME_PASSES = 3  # frames within frames: a browser's grey bar, then its white page
 
 
 def _longest_run(on: np.ndarray) -> tuple[int, int]:
@@ -582,9 +584,6 @@ def _largest_photo(rgb: np.ndarray, off: np.ndarray, least: float) -> tuple[int,
     return max(boxes, key=_area) if boxes else None
 
 
-BLEND_PX = 3  # px a page enlarged with its photo (a HiDPI screenshot) blends the two over, each side of the edge
-
-
 def _blended_edge(off: np.ndarray, box: tuple[int, int, int, int]) -> bool:
     """Whether the box's edge is a photo's blended into its page: the ring BLEND_PX inside it is BOX_EDGE_SHARE
     off the page's colour, and the line BLEND_PX outside each side that has room is as much the page's (a
@@ -621,9 +620,6 @@ def _is_photo(rgb: np.ndarray, off: np.ndarray, box: tuple[int, int, int, int], 
         return False
     inside = rgb[y0:y1:2, x0:x1:2]  # every 4th pixel: a photo's spread shows in it as well
     return any(int(inside[..., c].max()) - int(inside[..., c].min()) > 2 * FRAME_TOL for c in range(3))
-
-
-FRAME_PASSES = 3  # frames within frames: a browser's grey bar, then its white page
 
 
 def unframed(rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
