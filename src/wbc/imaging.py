@@ -446,7 +446,7 @@ def median_colour(rgb: np.ndarray) -> np.ndarray:
 
 
 def edge_ring(rgb: np.ndarray) -> np.ndarray:
-    """The image's one-pixel border (2 (H + W) - 4, 3), each pixel once."""
+    """The image's one-pixel border (2 (H + W) - 4, ...), each pixel once: (H, W, 3) colours or an (H, W) mask."""
     return np.concatenate([rgb[0], rgb[-1], rgb[1:-1, 0], rgb[1:-1, -1]])
 
 
@@ -560,6 +560,11 @@ def frame_margins(rgb: np.ndarray) -> tuple[int, int, int, int]:
     return tuple(m if m >= MIN_FRAME_PX else 0 for m in margins)  # type: ignore[return-value]
 
 
+def near_colour(pixels: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """Which pixels (..., 3) lie within FRAME_TOL of `colour` (..., 3; broadcast) in every channel."""
+    return np.abs(pixels.astype(np.int16) - colour.astype(np.int16)).max(axis=-1) <= FRAME_TOL
+
+
 def _frame_colour(line: np.ndarray) -> np.ndarray | None:
     """The colour (3,) int16 of a frame whose side's outermost line (L, 3) this is, where FRAME_SIDE_SHARE of
     the line lies within FRAME_TOL of it and it is lit and not a stain's; else None."""
@@ -568,7 +573,7 @@ def _frame_colour(line: np.ndarray) -> np.ndarray | None:
     # A line FRAME_SIDE_SHARE one colour has it at one of three pixels spread along it (a median costs 6x as much);
     # the three tried at once.
     candidates = near[[n // 4, n // 2, 3 * n // 4]]  # (3, 3)
-    shares = (np.abs(near[None] - candidates[:, None]).max(axis=-1) <= FRAME_TOL).mean(axis=1)
+    shares = near_colour(near[None], candidates[:, None]).mean(axis=1)
     if shares.max() < FRAME_SIDE_SHARE:
         return None
     colour = candidates[int(shares.argmax())]
@@ -590,7 +595,7 @@ def _blended_edge(off: np.ndarray, box: tuple[int, int, int, int]) -> bool:
     cell's blob in a clipped field, its box cut through it, has it off on both sides)."""
     y0, y1, x0, x1 = box
     b = BLEND_PX
-    if min(y1 - y0, x1 - x0) <= 4 * b or edge_ring(off[y0 + b : y1 - b, x0 + b : x1 - b, None]).mean() < BOX_EDGE_SHARE:
+    if min(y1 - y0, x1 - x0) <= 4 * b or edge_ring(off[y0 + b : y1 - b, x0 + b : x1 - b]).mean() < BOX_EDGE_SHARE:
         return False
     h, w = off.shape
     outside = [line for line, room in ((off[y0 - b, x0:x1], y0 >= b), (off[min(y1 + b - 1, h - 1), x0:x1], y1 + b <= h),
@@ -616,7 +621,7 @@ def _is_photo(rgb: np.ndarray, off: np.ndarray, box: tuple[int, int, int, int], 
     y0, y1, x0, x1 = box
     if min(y1 - y0, x1 - x0) < least:
         return False
-    if edge_ring(off[y0:y1, x0:x1, None]).mean() < BOX_EDGE_SHARE and not _blended_edge(off, box):
+    if edge_ring(off[y0:y1, x0:x1]).mean() < BOX_EDGE_SHARE and not _blended_edge(off, box):
         return False
     inside = rgb[y0:y1:2, x0:x1:2]  # every 4th pixel: a photo's spread shows in it as well
     return any(int(inside[..., c].max()) - int(inside[..., c].min()) > 2 * FRAME_TOL for c in range(3))

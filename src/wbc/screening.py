@@ -22,7 +22,6 @@ from wbc.imaging import (
     COARSE_REDUCE,
     DATA_WHITE,
     EXTENT_MAX,
-    FRAME_TOL,
     LIT_MIN,
     MIN_UNFRAMED_SIDE,
     REDUCTIONS,
@@ -35,6 +34,7 @@ from wbc.imaging import (
     lit_mask,
     locate_cell,
     median_colour,
+    near_colour,
     scale_channels,
     stain_map,
 )
@@ -305,11 +305,11 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
             return _with_other_cell(first, rgb, loc, floor)
         return _with_other_cell(first, scale_channels(rgb, gains), replace(loc, coarse=None), floor)
     to_white = _gains_to_data_white(field_white(rgb) if white is None else white)
+    # Warm past the spread other casts keep: refused for its spread or a gain past the range, or matched only by
+    # the warm cast's wider bound.
+    warm = is_warm(to_white) and spread(to_white) > GAIN_SPREAD_MAX
     if not gains_allowed(to_white):
         # What is wrong with the light first: "no stained nucleus found" alone would say no cell is there.
-        # A warm cast beyond the second look's: warm as soon as past the spread other casts keep, whether refused
-        # for its spread or for a gain past the range.
-        warm = is_warm(to_white) and spread(to_white) > GAIN_SPREAD_MAX
         # Dark: every channel well below the training images' white (DARK_GAIN_MIN) and one beyond the second
         # look; a channel at nearly full light beside dim ones is a cast, for which more light is the wrong
         # advice. Every channel beyond the second look is dark, cast or not.
@@ -328,7 +328,7 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
     if look is None:
         # A warm cast only the wider spread lets matched, still without a cell: told of its cast, as before it was
         # matched, rather than that no white cell is there (in 19 of 399 TRAIN files cast R x1.2, G x0.95, B x0.65).
-        if is_warm(to_white) and spread(to_white) > GAIN_SPREAD_MAX:
+        if warm:
             return replace(first, reason=_tinted(to_white, True))
         return first
     second, balanced, again = look
@@ -466,7 +466,6 @@ MAGNIFIED_HEAD = "magnified beyond what this tool can match"
 # to 90 px round them, at most 38%. Read as a nucleus, such a background was typed (a lymphocyte on a purple slide:
 # "monocyte, confident", the photo shrunk 4x for the size of its "nucleus").
 STAINED_EDGE_SHARE = 0.5
-FLAT_TOL = FRAME_TOL  # a flat background's pixels lie within this of their median (JPEG's noise); a nucleus's mostly do not
 STAINED_EDGE = ("most of the photo's edge is blue or purple, as a slide's or a web page's background is, where a smear "
                 "shows red cells on a pale ground: crop it to the microscope's field")
 
@@ -504,11 +503,10 @@ def _unfit(rgb: np.ndarray, reduced_by: float = 1.0) -> str:
     stained = ring[stain_map(ring[None])[0] > STAIN_LEVEL]
     stained_edge = len(stained) >= STAINED_EDGE_SHARE * len(ring)
     # A flat background read as a nucleus shrinks the photo for its size: small only then, it is the background's
-    # fault. A tight crop of a magnified cell, its nucleus at the edge, is too small (a nucleus is not one flat colour).
-    if stained_edge and reduced_by > 1:
-        colour = median_colour(stained[None]).astype(np.int16)
-        if (np.abs(stained.astype(np.int16) - colour).max(axis=-1) <= FLAT_TOL).mean() >= 0.5:
-            return STAINED_EDGE
+    # fault. A tight crop of a magnified cell, its nucleus at the edge, is too small (a nucleus is not one flat colour:
+    # most of its pixels lie beyond JPEG's noise, FRAME_TOL, of their median).
+    if stained_edge and reduced_by > 1 and near_colour(stained, median_colour(stained[None])).mean() >= 0.5:
+        return STAINED_EDGE
     if min(h, w) < MIN_SIDE_PX:
         shrunk = f" once shrunk {reduced_by:.2g}x to the training images' magnification" if reduced_by > 1 else ""
         return (f"{TOO_SMALL_HEAD}{w}x{h} px{shrunk}: too small or too tight a crop to judge a cell ({MIN_SIDE_PX} px "

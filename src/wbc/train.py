@@ -386,16 +386,22 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _split_before_links(run: Path, cells: list[str], tr_idx: np.ndarray,
-                        va_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The run's own split (its split.json) where the split made now differs from it only in where the
-    linked cells went (`wbc.sources.read_linked`: a run started before wbc 0.21 kept a field labelled
-    twice apart, and goes on as it started); the split made now otherwise, for `_check_same_split`."""
+def _run_split(run: Path) -> tuple[dict[str, Any], set[str], set[str]]:
+    """A run's split.json, its training cells and its validation cells; CheckpointError where it is missing or
+    damaged."""
     try:
         split = json.loads((run / "split.json").read_text())
-        then_tr, then_va = set(split["train_cells"]), set(split["val_cells"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return tr_idx, va_idx  # named by _check_same_split
+        return split, set(split["train_cells"]), set(split["val_cells"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{run}: split.json, the cells the run trained on, is missing or damaged; "
+                              "it cannot be resumed safely: start it again") from e
+
+
+def _split_before_links(then_tr: set[str], then_va: set[str], cells: list[str], tr_idx: np.ndarray,
+                        va_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The run's own split (`then_tr`, `then_va`: its split.json's cells) where the split made now differs from
+    it only in where the linked cells went (`wbc.sources.read_linked`: a run started before wbc 0.21 kept a
+    field labelled twice apart, and goes on as it started); the split made now otherwise, for `_check_same_split`."""
     now_tr, now_va = {cells[i] for i in tr_idx}, {cells[i] for i in va_idx}
     moved = (then_tr & now_va) | (then_va & now_tr)
     linked = {c for pair in read_linked().items() for c in pair}
@@ -405,16 +411,12 @@ def _split_before_links(run: Path, cells: list[str], tr_idx: np.ndarray,
             np.array([i for i, c in enumerate(cells) if c in then_va], dtype=int))
 
 
-def _check_same_split(run: Path, cells: list[str], tr_idx: np.ndarray, va_idx: np.ndarray, root: Path | str) -> None:
+def _check_same_split(run: Path, split: dict[str, Any], cells: list[str], tr_idx: np.ndarray, va_idx: np.ndarray,
+                      root: Path | str) -> None:
     """DataError unless the data a resumed run reads (`root`) gives the cells, and files, the run
-    started on (its split.json; the file counts only where it has them): --data may move, not change
+    started on (its `split`, `_run_split`; the file counts only where it has them): --data may move, not change
     what is trained on."""
-    try:
-        split = json.loads((run / "split.json").read_text())
-        then = (set(split["train_cells"]), set(split["val_cells"]))
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{run}: split.json, the cells the run trained on, is missing or damaged; "
-                              "it cannot be resumed safely: start it again") from e
+    then = (set(split["train_cells"]), set(split["val_cells"]))
     now = ({cells[i] for i in tr_idx}, {cells[i] for i in va_idx})
     if now != then:
         gone, new = sorted((then[0] | then[1]) - (now[0] | now[1])), sorted((now[0] | now[1]) - (then[0] | then[1]))
@@ -696,8 +698,9 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
     y_all = np.array([s.label for s in samples])
     cells = [s.cell for s in samples]
     if state is not None:  # before the teachers' pass, which a mismatch would waste
-        tr_idx, va_idx = _split_before_links(run, cells, tr_idx, va_idx)
-        _check_same_split(run, cells, tr_idx, va_idx, root)
+        split, then_tr, then_va = _run_split(run)
+        tr_idx, va_idx = _split_before_links(then_tr, then_va, cells, tr_idx, va_idx)
+        _check_same_split(run, split, cells, tr_idx, va_idx, root)
     x_tr, y_tr = _to_tensor(x_all[tr_idx]), torch.from_numpy(y_all[tr_idx])
     x_va, y_va = centre_crop(_to_tensor(x_all[va_idx]), cfg.context), y_all[va_idx]
     va_cells = [cells[i] for i in va_idx]
