@@ -389,6 +389,51 @@ class TestNotAWhiteCell:
         assert clipped_share(rgb, loc, radius=20) == pytest.approx((~cell).sum() / ((yy - 50) ** 2 + (xx - 60) ** 2 > 400).sum())
         assert clipped_share(rgb, loc, radius=200) == 0.0  # nothing left outside: no share
 
+    def test_rotated_photo_corners_are_page_not_clipped_light(self, predictor: Predictor) -> None:
+        """A photo rotated in an editor on a white page (its corners white triangles, the canvas enlarged to
+        hold it or not) is not marked overexposed: 25 degrees made every other such fixture "needs review
+        (overexposed)". Brightened x1.4 first, it still is; and an overexposed field's white background
+        never makes four such corners."""
+        from wbc.robustness import brightness
+        from wbc.screening import WHITE_LEVEL, clipped_share, page_corners
+
+        files = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[::2]
+        fields = [Image.open(f).convert("RGB") for f in files]
+
+        def turned(img: Image.Image, angle: int, expand: bool) -> bytes:
+            return encode(img.rotate(angle, expand=expand, fillcolor=(255, 255, 255), resample=Image.BICUBIC), "JPEG")
+
+        turns = [(a, e) for a in (10, 25, 40) for e in (True, False)]
+        plain = logic.analyse_uploads(predictor, [(f"{i}-{a}-{e}", turned(img, a, e))
+                                                  for i, img in enumerate(fields) for a, e in turns])
+        assert all(r.prediction is not None for r in plain)
+        assert not any(r.prediction.overexposed for r in plain)
+        # A canvas enlarged at 25-40 degrees holds 26-35% page, left out (at 10 degrees, or on the photo's own
+        # canvas, JPEG's noise may leave a corner not solid white, and its page counted: 7-28% white, unmarked)
+        assert max(r.prediction.clipped for r in plain if r.name.endswith(("25-True", "40-True"))) < 0.01
+        bright = [Image.fromarray(brightness(1.4)(np.asarray(img))) for img in fields]
+        over = logic.analyse_uploads(predictor, [(f"{i}-{a}-{e}", turned(img, a, e))
+                                                 for i, img in enumerate(bright) for a, e in turns])
+        assert sum(r.prediction.overexposed for r in over) >= 0.9 * len(over)
+
+        # The corners themselves: a 25 degree turn's four triangles are found and hold no field
+        rgb = np.asarray(fields[0].rotate(25, expand=True, fillcolor=(255, 255, 255)))
+        page = page_corners(rgb.min(2) >= WHITE_LEVEL)
+        assert page is not None and page[0, 0] and page[-1, -1] and page[0, -1] and page[-1, 0]
+        assert not page[rgb.shape[0] // 2, rgb.shape[1] // 2]
+        white = rgb.min(2) >= WHITE_LEVEL
+        assert clipped_share(rgb) < 0.01 and white.mean() > 0.25  # the page is a quarter of it, all white
+        # ...but not three of them
+        for cut in ((slice(None), slice(0, 40)), (slice(0, 60), slice(None))):
+            one_less = rgb.copy()
+            one_less[cut] = np.asarray(fields[0])[:60, :40].mean((0, 1)).astype(np.uint8)
+            assert page_corners(one_less.min(2) >= WHITE_LEVEL) is None
+        # An overexposed fixture field: never four page corners
+        for img in fields:
+            for gain in (1.3, 1.6, 2.0):
+                over_rgb = brightness(gain)(np.asarray(img))
+                assert page_corners(over_rgb.min(2) >= WHITE_LEVEL) is None
+
     def test_field_white_is_the_99th_percentile_of_the_lit_pixels(self) -> None:
         """field_white reads np.percentile's 99th percentile (linear interpolation) of each channel over
         the lit pixels off histograms: equal on fixture fields, dimmed and brightened, with black fill,

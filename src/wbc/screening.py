@@ -75,6 +75,11 @@ MIN_SHARPNESS_PX = 100  # fewer pixels of field than this in the window: the sha
 WHITE_LEVEL = 250
 OVEREXPOSED_SHARE = 0.4
 CELL_CLEAR_PX = 48  # radius around the nucleus, at the data set's scale, of the white cell left out of the share
+# A photo rotated in an editor shows its page in triangles at its four corners, white where the page was: no
+# light the camera clipped (`page_corners`).
+CORNER_MIN_PX = 8  # a corner's shorter side along the photo's edge, at least: smaller ones hardly count
+CORNER_SOLID = 0.98  # share of the triangle (short of its long side) that must be white
+CORNER_EDGE_PX = 8  # and past its long side, as far as JPEG's 8 px blocks ring the photo's edge with white
 
 
 @dataclass(frozen=True)
@@ -192,6 +197,8 @@ def clipped_share(rgb: np.ndarray, loc: CellLocation | None = None, radius: floa
     if not white.any():  # most photos: no need to count the lit pixels
         return 0.0
     lit = lit_mask(rgb)
+    if (page := page_corners(white)) is not None:
+        white, lit = white & ~page, lit & ~page
     if loc is not None:
         h, w = white.shape
         yy, xx = np.ogrid[:h, :w]
@@ -199,6 +206,45 @@ def clipped_share(rgb: np.ndarray, loc: CellLocation | None = None, radius: floa
         white, lit = white & field, lit & field
     n = np.count_nonzero(lit)
     return float(np.count_nonzero(white) / n) if n else 0.0
+
+
+def page_corners(white: np.ndarray) -> np.ndarray | None:
+    """Where a rotated photo shows the page behind it: (H, W) bool over the white triangles in its four
+    corners, or None where they are not such. `white`: (H, W) bool, the pixels white in every channel.
+    A corner's triangle has its two short sides on the photo's edges, as far as the first pixel there
+    that is not white (JPEG's noise at the photo's pale edge moves that end, so its long side is not
+    checked for a straight line); each must be solid white. The white background of an overexposed smear
+    may fill a corner so, but not all four: in none of every 2nd file of the data set brightened x1.2-1.6,
+    nor every 3rd x1.8-3.0 (their edges white all along, or some corner not solid)."""
+    h, w = white.shape
+    masks = []
+    for flip in ((1, 1), (1, -1), (-1, -1), (-1, 1)):  # clockwise from the top left
+        view = white[:: flip[0], :: flip[1]]  # the corner turned to the top left (a view: marks land in place)
+        if not view[0, 0]:
+            return None
+        a, b = _white_run(view), _white_run(view.T)
+        if min(a, b) < CORNER_MIN_PX:
+            return None
+        # t: where a pixel lies between the corner (0) and the triangle's long side (1), past it above 1
+        sub_h, sub_w = min(h, b + 2 * CORNER_EDGE_PX), min(w, a + 2 * CORNER_EDGE_PX)
+        t = np.arange(sub_h)[:, None] / b + np.arange(sub_w)[None, :] / a
+        if view[:sub_h, :sub_w][t < 0.9].mean() < CORNER_SOLID:
+            return None
+        masks.append((flip, sub_h, sub_w, (t - 1) * (a * b / math.hypot(a, b)) < CORNER_EDGE_PX))
+    page = np.zeros_like(white)
+    for flip, sub_h, sub_w, inside in masks:
+        page[:: flip[0], :: flip[1]][:sub_h, :sub_w] |= inside
+    return page
+
+
+def _white_run(view: np.ndarray) -> int:
+    """How far white runs from the top left along the top edge of `view` (H, W) bool: to the first pixel
+    that is not, on the outermost of its first 3 rows that has one (where a rotated photo's corner meets
+    the edge, it is blended with the page, and may be white there); 0 where none has."""
+    for row in view[:3]:
+        if not row.all():
+            return int(np.argmin(row))
+    return 0
 
 
 def field_white(rgb: np.ndarray) -> np.ndarray:
