@@ -318,7 +318,7 @@ class TestNotAWhiteCell:
         for r in marked:
             if not r.prediction.not_wbc:
                 assert r.prediction.verdict == "needs review"
-                assert logic.overexposure_warning(r.prediction).startswith("Overexposed: ")
+                assert logic.overexposure_warning(r.prediction).startswith("Needs review, overexposed: ")
         assert sum(not r.prediction.not_wbc for r in over) >= 28
         # Confident, yet needs review: the mark, not the confidence, decided it.
         sure = [r for r in marked if not r.prediction.needs_review and not r.prediction.not_wbc]
@@ -833,7 +833,7 @@ class TestDifferential:
         assert "judged on absolute counts" in logic.differential_note(100)
 
     def test_misreads_have_the_cards_figures(self) -> None:
-        """Beside a count of 100 or more, the misreads note gives the card's own TEST figures: how many of the
+        """Beside any count, the misreads note gives the card's own TEST figures: how many of the
         images called eosinophils were, and how many of the monocytes' images were found; a card without
         them (or hand-edited) gives none, and no traceback."""
         card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
@@ -852,7 +852,9 @@ class TestDifferential:
         for v in old["metrics"]["test"]["per_class"].values():
             del v["cells"], v["cells_right"]
         assert logic.misread_figures(old) == said.replace(", views of only 4 monocyte cells (3 read right)", "")
-        assert said in logic.differential_note(100, figures=said) and said not in logic.differential_note(99, figures=said)
+        # Below 100 cells too: a count of chosen examples leans the same way (47 of them read 21% eosinophils)
+        assert said in logic.differential_note(100, figures=said) and said in logic.differential_note(99, figures=said)
+        assert "systematic scan" in logic.differential_note(10) and "need not cancel out" in logic.differential_note(10)
         assert logic.differential_note(100, figures=said).index("by eye.") < logic.differential_note(100, figures=said).index(said)
         for broken in ({}, {"metrics": None}, {"metrics": {"test": {"per_class": {"EOSINOPHIL": {"precision": None}}}}}):
             assert logic.misread_figures(broken) == ""
@@ -998,6 +1000,11 @@ class TestDifferential:
         assert logic.trained_on(mixed) == "Trained from scratch on **52 cells** of its maker's own images, 9 of them from the public BCCD data set"
         assert logic.test_summary(test, public=False).startswith("On the test set of its maker (")
         assert "from resampling whole cells" in text and f"**{test['cells_correct']} of {test['n_cells']}**" in text
+        # The 2 TEST cells the data set holds in TRAIN too: the figures without them, as report.md gives them
+        w = test["without_cells_in_train"]
+        assert (f"2 of the test cells are in the training set too, so the model has seen them; without them: "
+                f"**{100 * w['accuracy']:.1f}%** of the images") in text and f"{w['cells_correct']} of {w['n_cells']} cells." in text
+        assert "training set too" not in logic.test_summary({k: v for k, v in test.items() if k != "without_cells_in_train"})
         # The test images are balanced by type, unlike a smear: said under the table, from the card's supports.
         assert logic.balanced_note(test["per_class"]).startswith("The test images are about as many for each type (620-624)")
         assert logic.balanced_note({}) == ""
@@ -1562,9 +1569,13 @@ class TestPage:
         at.file_uploader[0].set_value([("over.png", encode(over), "image/png"),
                                        ("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
         assert not at.exception and at.subheader[1].value == "Eosinophil"  # the photo as taken
-        warnings = [w.value for w in at.warning if "Overexposed: " in w.value]
+        warnings = [w.value for w in at.warning if "overexposed: " in w.value]
         assert len(warnings) == 1 and "% of the lit area is pure white" in warnings[0]
-        assert warnings[0].startswith("**over\\.png**  \nOverexposed: "), warnings
+        # Typed, it needs review, as the review table says (the words were not on the result)
+        assert warnings[0].startswith("**over\\.png**  \nNeeds review, overexposed: "), warnings
+        # ...and its confidence is not given the test images' record, which is of photos exposed as theirs
+        assert logic.OVEREXPOSED_RECORD in [c.value for c in at.caption]
+        assert sum(c.value.startswith("On the test images, answers given") for c in at.caption) == 1  # eos.jpeg's
 
     def test_second_cell_is_warned_about(self) -> None:
         """A photo of two white cells: the type of one, and a warning that names where the other is, begun
@@ -1826,7 +1837,7 @@ class TestPage:
         """A photo both flagged and overexposed (a white, clipped field) keeps the advice to photograph
         it again, without the types the page does not give it; it is headed as a photo that cannot be
         judged (an overexposed real cell can lose its nucleus to the light), and so is a real cell
-        overexposed x2."""
+        overexposed x2. With neither counted, no differential is shown."""
         from wbc.robustness import brightness
 
         at = self._app().run()
@@ -1838,6 +1849,19 @@ class TestPage:
         warnings = [w.value for w in at.warning if "Overexposed: " in w.value]
         assert [w.split("  \n")[0] for w in warnings] == ["**white\\.png**", "**bright\\.png**"]
         assert all("with less light" in w and "Top two" not in w for w in warnings)
+        # Nothing counted: the note says so, with no table of zeros and no differential to download
+        assert not at.table and "No white cells counted yet." in [c.value for c in at.caption]
+        assert [b.proto.label for b in at.get("download_button")] == ["Download the table (CSV)"]
+
+    def test_one_image_read_beside_an_unreadable_file_is_no_count(self) -> None:
+        """One image read and one file that cannot be: no differential is made, so the flagged image's box does
+        not send the user to include it in one below (it did, with only the review table there)."""
+        at = self._app().run()
+        at.file_uploader[0].set_value([("white.png", encode(Image.new("RGB", (320, 240), (255, 255, 255))), "image/png"),
+                                       ("broken.jpg", b"not an image", "image/jpeg")]).run()
+        assert not at.exception and [h.value for h in at.header][:2] == [logic.heading_name("white.png"), "Review"]
+        flagged = [e.value for e in at.error if e.value.startswith("**white\\.png**")]
+        assert len(flagged) == 1 and "unless you include it below" not in flagged[0], flagged
 
     def test_overexposed_photo_that_needs_review_gives_the_top_two_once(self) -> None:
         """A typed, overexposed photo whose confidence is also below the review threshold: its top two are
@@ -1851,13 +1875,14 @@ class TestPage:
         at.file_uploader[0].set_value([("bright.png", encode(bright), "image/png")]).run()
         assert not at.exception
         warnings = [w.value for w in at.warning]
-        assert any(w.startswith("Overexposed: ") for w in warnings) and any(w.startswith("Needs review") for w in warnings)
+        assert any(w.startswith("Needs review, overexposed: ") for w in warnings)
+        assert any(w.startswith("Needs review: this confidence") for w in warnings)
         assert sum("Top two" in w for w in warnings) == 1, warnings
         at.file_uploader[0].set_value([("bright.png", encode(bright), "image/png"),
                                        ("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
         assert not at.exception
         mine = [w.value for w in at.warning if w.value.startswith("**bright\\.png**  \n")]
-        assert [w.split("  \n")[1].split(": ")[0] for w in mine] == ["Overexposed", "Needs review"], [w.value for w in at.warning]
+        assert [w.split("  \n")[1].split(": ")[0] for w in mine] == ["Needs review, overexposed", "Needs review"], [w.value for w in at.warning]
 
     def test_a_result_says_how_its_confidence_fared_and_what_to_check(self, tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:

@@ -78,13 +78,15 @@ def differential_notes(n: int, counted: str = "cell(s)", figures: str = "") -> l
     after MISREADS_SKEW)."""
     if n == 0:
         return ["No white cells counted yet."]
+    # What is counted and how the model's misreads lean hold for a few cells too: 47 chosen examples read 21%
+    # eosinophils against a range of 0-5.5%, with only "too few" beside it.
+    misreads = " ".join(filter(None, (MISREADS_SKEW, figures)))
     if n < MIN_CELLS_FOR_RANGES:
         return [f"{n} {counted} counted.",
                 f"A differential is normally read over at least {MIN_CELLS_FOR_RANGES} cells; with fewer, the "
                 "percentages are too uncertain to compare with reference ranges, so no share is given a status "
-                "(their 95% limits show how far each may be off by chance)."]
-    return [f"{n} {counted} counted.", COUNTING_ERROR, WHAT_IS_COUNTED,
-            " ".join(filter(None, (MISREADS_SKEW, figures))), SHARES_NOT_COUNTS]
+                "(their 95% limits show how far each may be off by chance).", WHAT_IS_COUNTED, misreads]
+    return [f"{n} {counted} counted.", COUNTING_ERROR, WHAT_IS_COUNTED, misreads, SHARES_NOT_COUNTS]
 
 
 def differential_note(n: int, counted: str = "cell(s)", figures: str = "") -> str:

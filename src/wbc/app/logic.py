@@ -324,17 +324,21 @@ def crop_caption(p: Prediction) -> str:
 
 
 def overexposure_warning(p: Prediction) -> str:
-    """What the page says about an overexposed photo (empty when it is not); the top two types only for
-    an image given a type (`Prediction.typed`)."""
+    """What the page says about an overexposed photo (empty when it is not): for an image given a type
+    (`Prediction.typed`), that it needs review, as the review table's verdict says, and its top two types."""
     if not p.overexposed:
         return ""
-    text = (f"Overexposed: {100 * p.clipped:.0f}% of the lit area is pure white (clipped), and detail in the "
-            "palest parts of the cell may be lost with it. Such photos are read much less well, however "
-            "confident the model is: check the type by eye, or photograph the cell again with less light.")
+    text = (f"{100 * p.clipped:.0f}% of the lit area is pure white (clipped), and detail in the palest parts of "
+            "the cell may be lost with it. Such photos are read much less well, however confident the model is: "
+            "check the type by eye, or photograph the cell again with less light.")
     if not p.typed:
-        return text
+        return f"Overexposed: {text}"
     (a, pa), (b, pb) = p.top2
-    return f"{text} Top two: {cell_type(a).label} {100 * pa:.1f}%, {cell_type(b).label} {100 * pb:.1f}%."
+    return (f"{OVEREXPOSED_REVIEW}: {text} Top two: {cell_type(a).label} {100 * pa:.1f}%, "
+            f"{cell_type(b).label} {100 * pb:.1f}%.")
+
+
+OVEREXPOSED_REVIEW = "Needs review, overexposed"  # how the warning over a typed, overexposed photo begins
 
 
 def other_cell_warning(p: Prediction) -> str:
@@ -520,7 +524,21 @@ def test_summary(test: dict, public: bool = True) -> str:
             f"of **{test['n_cells']} cells**): accuracy "
             f"**{100 * test['accuracy']:.1f}%** of the images (95% interval {100 * lo:.1f}-{100 * hi:.1f}%, from "
             f"resampling whole cells), {cells}, macro-F1 {test['macro_f1']:.3f}. With so few cells the intervals "
-            f"are wide: one cell more or fewer right moves the cells' accuracy by {100 / test['n_cells']:.1f} points.")
+            f"are wide: one cell more or fewer right moves the cells' accuracy by {100 / test['n_cells']:.1f} points."
+            + _also_in_train(test))
+
+
+def _also_in_train(test: dict) -> str:
+    """The figures without the test cells its training set holds too (the public data set puts 2 of TEST's cells
+    in TRAIN as well), in a sentence; "" for a card without them."""
+    w = test.get("without_cells_in_train")
+    if not w:
+        return ""
+    n = len(w["cells_dropped"])
+    lo, hi = w["accuracy_ci95"]
+    return (f" {n} of the test cells {'is' if n == 1 else 'are'} in the training set too, so the model has seen "
+            f"{'it' if n == 1 else 'them'}; without {'it' if n == 1 else 'them'}: **{100 * w['accuracy']:.1f}%** of "
+            f"the images (95% interval {100 * lo:.1f}-{100 * hi:.1f}%), {w['cells_correct']} of {w['n_cells']} cells.")
 
 
 def balanced_note(per_class: dict[str, dict]) -> str:
@@ -645,6 +663,17 @@ def confidence_record(test: Mapping[str, Any] | None, confidence: float) -> str:
                     f"of the time ({files:,} images; the test set has {cells} cells, and errors come in whole "
                     "cells, so this is rough).")
     return ""
+
+
+# Under an overexposed photo's confidence, instead of the test images' record at it (`confidence_note`).
+OVEREXPOSED_RECORD = ("The test images' record at this confidence is for photos exposed as the training images "
+                      "were; it does not hold for an overexposed one, which the model reads much less well.")
+
+
+def confidence_note(test: Mapping[str, Any] | None, p: Prediction) -> str:
+    """The caption under a typed result's confidence: the test images' record at it (`confidence_record`),
+    except for an overexposed photo, which that record does not describe."""
+    return OVEREXPOSED_RECORD if p.overexposed else confidence_record(test, p.confidence)
 
 
 def tell_apart(first: str, second: str) -> str:

@@ -114,17 +114,19 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
         key=logic.REVIEW_KEY if not generation else f"{logic.REVIEW_KEY}-{generation}",
     )
     corrections.update(zip(edited.index, edited["reviewed"]))
-    diff = None
+    diff, n = None, 0
     if several:
         reviewed = logic.reviewed_classes(edited["reviewed"].tolist())
         diff = logic.differential(reviewed)
         n = sum(1 for lab in reviewed if lab in CLASSES)
+    if several and n:
         # In a keyed container, which logic.DIFFERENTIAL_CSS and the browser tests find it by.
         # A plain HTML table: it wraps to a phone's width (a data grid of six columns ran 80 px past 356), and
         # a screen reader reads it as a table. Short labels and statuses keep it to a few lines there.
         # The type as each row's header (th scope="row"): a screen reader names the row's type in every cell.
         st.container(key=logic.DIFFERENTIAL_KEY).table(
             pd.DataFrame(logic.differential_shown(diff)).set_index("type").style.format({"percent": "{:.1f}"}))
+    if several:  # with nothing counted, the note alone: a table of zeros and its download would be no count
         # Point by point: as one paragraph it ran 12 lines of small print on a desktop, 23 on a phone.
         first, *rest = logic.differential_notes(n, logic.IMAGES_AS_CELLS, logic.misread_figures(predictor.card))
         st.caption("\n".join([first, "", *(f"- {point}" for point in rest)]))
@@ -134,7 +136,7 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
             st.warning(uncounted)
     st.download_button("Download the table (CSV)", logic.table_csv(edited.reset_index().to_dict("records"), bad, repeats),
                        file_name=logic.REVIEW_CSV, mime="text/csv")
-    if diff:
+    if diff and n:
         st.download_button("Download the differential (CSV)", logic.differential_csv(diff),
                            file_name="wbc-differential.csv", mime="text/csv")
     # The page keeps the uploads and corrections only while it is open: a reload starts afresh.
@@ -271,7 +273,8 @@ with classify_tab:
     with st.spinner(f"Analysing {len(uploads)} image(s)..."):
         results = analyse(predictor, predictor.card["onnx_sha256"], tuple(uploads))
     bad = logic.unusable(results)
-    several = len(results) > 1
+    several = len(results) > 1  # each result names its file
+    counted = len(results) - len(bad) > 1  # a differential is made (review_section): an image read can be left out
     if several:  # the count is at the end of a long page
         st.markdown(f"{len(results)} image(s) analysed" + (f", {len(bad)} of them could not be used" if bad else "")
                     + (". [The differential count and review table](#differential-count) are at the end."
@@ -317,7 +320,7 @@ with classify_tab:
                 # No type, confidence, chart or biology: shown large, a forced reading of a blank field
                 # reads as a finding. The small print keeps it for whoever wants to see it.
                 st.subheader(logic.headline(p), anchor=type_anchor)
-                st.error(logic.about_image(r.name, logic.flagged_message(p, counted=several), several))
+                st.error(logic.about_image(r.name, logic.flagged_message(p, counted=counted), several))
                 if over := logic.overexposure_warning(p):
                     st.warning(logic.about_image(r.name, over, several))
                 st.caption(logic.forced_reading(p))
@@ -331,7 +334,7 @@ with classify_tab:
                       help="The model's probability for this type, calibrated on held-out cells of the laboratory "
                            "it learned from: not the chance that it is right on your images. *About the model* "
                            "shows how often it was right at each confidence on the test images.")
-            if record := logic.confidence_record(test, p.confidence):
+            if record := logic.confidence_note(test, p):
                 st.caption(record)
             if p.needs_review:
                 (a, pa), (b, pb) = p.top2
