@@ -1178,6 +1178,32 @@ class TestDifferential:
             assert sc.reason.startswith(s.TOO_DARK_HEAD), (path, sc.reason)
             assert "take it with more light and correct its white balance" in sc.reason and "daylight" not in sc.reason
 
+    def test_a_magenta_cast_is_not_read_as_magnification(self, predictor: Predictor) -> None:
+        """A magenta cast (green x0.8, red and blue lifted) raises (blue - green) over the whole background
+        to a stain's: the field read as one nucleus 2-4x magnified, was shrunk for it and misread, or told
+        its edge was a slide's. Its size and edge are now read in the data set's colours: no fixture photo is
+        shrunk, nearly all are typed, as as photographed. A cast past the matching (green x0.7) is told
+        of its cast, not that the photo is too small."""
+        from wbc import screening as s
+        from wbc.imaging import load_image
+
+        def cast(rgb: np.ndarray, gains: tuple[float, ...], lift: tuple[int, ...]) -> np.ndarray:
+            return np.clip(rgb * np.array(gains) + np.array(lift), 0, 255).astype(np.uint8)
+
+        paths = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))
+        same = typed = 0
+        for path in paths:
+            rgb = load_image(path)
+            (x, _), (y, sc) = predictor.analyse(rgb), predictor.analyse(cast(rgb, (0.92, 0.8, 1.0), (15, 0, 20)))
+            assert sc.reduced_by == 1 and (sc.is_cell or sc.reason.startswith(s.TINTED_HEAD)), (path, sc.reason)
+            if sc.is_cell:
+                probs = predictor.predict_probs(np.stack([x, y]))
+                typed += 1
+                same += int(probs[0].argmax() == probs[1].argmax())
+            far = predictor.analyse(cast(rgb, (0.9, 0.7, 1.0), (20, 0, 25)))[1]
+            assert far.is_cell or far.reason.startswith(s.TINTED_HEAD), (path, far.reason)
+        assert typed >= 30 and same >= typed - 3, (typed, same)
+
     def test_a_halogen_cast_is_matched_and_typed(self, predictor: Predictor) -> None:
         """Halogen light without a daylight filter (red x1.2, green x0.95, blue x0.65: the white's gains
         spread 1.8) is warm, and matched up to a spread of 2: of the 32 fixture photos, 28 are taken for a

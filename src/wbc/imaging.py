@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -393,18 +394,37 @@ def locate_cell(rgb: np.ndarray) -> CellLocation:
                         extent=extent, peak_yx=(py, px), coarse=coarse)
 
 
-def locate_at_data_scale(rgb: np.ndarray) -> tuple[np.ndarray, CellLocation]:
+def locate_at_data_scale(rgb: np.ndarray, matched: Callable[[np.ndarray], np.ndarray | None] | None = None
+                         ) -> tuple[np.ndarray, CellLocation]:
     """Find the cell in a field (H, W, 3), first shrinking a field more magnified than the data set's
-    (see EXTENT_MAX). Returns the field as searched (`rgb` itself unless shrunk) and the cell in it."""
-    h, w, _ = rgb.shape
-    field, loc = rgb, locate_cell(rgb)
-    for f in REDUCTIONS:
-        size = (round(w / f), round(h / f))
-        if loc.extent <= EXTENT_MAX or min(size) < MIN_REDUCED_SIDE:
-            break
-        field = np.asarray(Image.fromarray(rgb).resize(size, Image.BILINEAR))
-        loc = replace(locate_cell(field), reduced_by=f)
+    (see EXTENT_MAX). Returns the field as searched (`rgb` itself unless shrunk) and the cell in it.
+    `matched`: the field with its white matched to the data set's (None where it cannot be), which then
+    judges how far to shrink it: a cast that lifts (blue - green) over the whole background (magenta:
+    green x0.7) made every cell of TEST_SIMPLE read as one 4x magnified, and "too small" once shrunk."""
+    field, loc, f = _shrunk(rgb)
+    if f > 1 and matched is not None and (gauge := matched(rgb)) is not None:
+        # The nucleus found, and its size read, in the data set's colours; the field is shrunk as it is
+        _, loc, f = _shrunk(gauge)
+        field = rgb if f == 1 else _reduced(rgb, f)
     return field, loc
+
+
+def _shrunk(rgb: np.ndarray) -> tuple[np.ndarray, CellLocation, float]:
+    """The field shrunk in steps of REDUCTIONS until its nucleus reads <= EXTENT_MAX (or the field would
+    fall below MIN_REDUCED_SIDE), the cell in it and the factor (1.0: as it is)."""
+    h, w, _ = rgb.shape
+    field, loc, reduced = rgb, locate_cell(rgb), 1.0
+    for f in REDUCTIONS:
+        if loc.extent <= EXTENT_MAX or min(round(w / f), round(h / f)) < MIN_REDUCED_SIDE:
+            break
+        field, reduced = _reduced(rgb, f), f
+        loc = replace(locate_cell(field), reduced_by=f)
+    return field, loc, reduced
+
+
+def _reduced(rgb: np.ndarray, f: float) -> np.ndarray:
+    h, w, _ = rgb.shape
+    return np.asarray(Image.fromarray(rgb).resize((round(w / f), round(h / f)), Image.BILINEAR))
 
 
 def scale_channels(rgb: np.ndarray, gains: np.ndarray | tuple[float, float, float]) -> np.ndarray:
@@ -641,25 +661,27 @@ def unframed(rgb: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
 
 
 def prepare_located(
-    rgb: np.ndarray, spec: PreprocessSpec, rescale: bool = True
+    rgb: np.ndarray, spec: PreprocessSpec, rescale: bool = True,
+    matched: Callable[[np.ndarray], np.ndarray | None] | None = None,
 ) -> tuple[np.ndarray, CellLocation, np.ndarray]:
     """`prepare`, also returning where the cell was found and the field it was found in (`rgb`
     unless shrunk or cut out of a flat frame, `unframed`; `loc.offset_yx` says where it lies in
-    the photo): the screening needs both, in both modes."""
+    the photo): the screening needs both, in both modes. `matched`: `locate_at_data_scale`'s."""
     rgb, offset = unframed(rgb)
-    field, loc = located_field(rgb, spec, rescale)
+    field, loc = located_field(rgb, spec, rescale, matched)
     loc = replace(loc, offset_yx=offset) if offset != (0, 0) else loc
     if spec.mode == "frame":
         return _resize(rgb, spec), loc, field
     return _resize(crop_square(field, loc.cy, loc.cx, spec.window), spec), loc, field
 
 
-def located_field(rgb: np.ndarray, spec: PreprocessSpec, rescale: bool = True) -> tuple[np.ndarray, CellLocation]:
+def located_field(rgb: np.ndarray, spec: PreprocessSpec, rescale: bool = True,
+                  matched: Callable[[np.ndarray], np.ndarray | None] | None = None) -> tuple[np.ndarray, CellLocation]:
     """The field `prepare` crops from (`rgb` unless a magnified one is shrunk) and the cell in it,
     without the crop."""
     if spec.mode == "frame":  # the network sees the whole field as it is: nothing is shrunk
         return rgb, locate_cell(rgb)
-    return locate_at_data_scale(rgb) if rescale else (rgb, locate_cell(rgb))
+    return locate_at_data_scale(rgb, matched) if rescale else (rgb, locate_cell(rgb))
 
 
 def to_input(batch: np.ndarray, spec: PreprocessSpec) -> np.ndarray:

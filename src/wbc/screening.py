@@ -323,6 +323,19 @@ def match_data_white(rgb: np.ndarray, gains: np.ndarray | None = None) -> np.nda
     return scale_channels(rgb, white_gains(rgb) if gains is None else gains)
 
 
+def matched_if_cast(rgb: np.ndarray) -> np.ndarray | None:
+    """The field (H, W, 3) with its white matched to the data set's, where it lies outside
+    DATA_WHITE_RANGE and the gains are a camera's to undo (`gains_allowed`); None where it does not
+    (photographed as theirs: as it is) or they are not. How `imaging.locate_at_data_scale` judges a
+    cast field's magnification."""
+    white = field_white(rgb)
+    lo, hi = np.asarray(DATA_WHITE_RANGE)
+    gains = _gains_to_data_white(white)
+    if ((white >= lo) & (white <= hi)).all() or not gains_allowed(gains):
+        return None
+    return match_data_white(rgb, gains)
+
+
 def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
            gains: np.ndarray | None = None, floor: int | None = None) -> Screening:
     """Decide whether `rgb` (H, W, 3) shows a stained white cell at `loc`, and where a second one is.
@@ -340,6 +353,16 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
     about 1 ms more, the field scaled and its stain maps made again. `floor`: `other_cell`'s.
     """
     unfit = _unfit(rgb, loc.reduced_by) or _too_magnified(loc)
+    if unfit == STAINED_EDGE and (matched := matched_if_cast(rgb)) is not None:
+        # A cast (magenta) lifts the background's (blue - green) to a stain's: its edge is judged in the data
+        # set's colours, and the looks below read the cell (the second in those colours).
+        unfit = _unfit(matched, loc.reduced_by)
+    elif loc.reduced_by > 1 and unfit.startswith((TOO_SMALL_HEAD, STAINED_EDGE)):
+        # Shrunk for a nucleus that is the background, read as stain under a cast past the matching: the cast,
+        # not the size, is what to mend (green x0.7 told 65 of 71 TEST_SIMPLE cells they were too small).
+        to_white = white_gains(rgb)
+        if GAIN_RANGE[0] <= to_white.min() and to_white.max() <= GAIN_RANGE[1] and not gains_allowed(to_white):
+            unfit = _tinted(to_white, is_warm(to_white))
     if unfit:  # no look at the stain can help: say what is wrong with the photo itself
         # A black-and-white picture's white is not clipped light: it is not called overexposed.
         clipped = 0.0 if unfit == BLACK_AND_WHITE else clipped_share(rgb)
