@@ -936,17 +936,19 @@ class TestDifferential:
                                [("eos copy.jpeg", "=HYPERLINK(1).jpeg")])
         assert data.startswith(b"\xef\xbb\xbf")  # Excel reads UTF-8 names right only after a BOM
         lines = data.decode("utf-8-sig").splitlines()
-        assert lines[0] == "file,predicted,confidence (%),verdict,reviewed,sha256"  # no picture in a spreadsheet
-        assert lines[1].startswith("'=HYPERLINK(1).jpeg,Eosinophil,") and lines[1].endswith(",Neutrophil,")
+        assert lines[0] == "file,predicted,confidence (%),verdict,reviewed,checked,sha256"  # no picture in a spreadsheet
+        assert lines[1].startswith("'=HYPERLINK(1).jpeg,Eosinophil,") and lines[1].endswith(",Neutrophil,,")
         assert lines[2].startswith("none.jpeg,,,\"not a white blood cell: ")
         # Every upload has a line: the unreadable ones, then a repeat saying whose row it has, as `wbc
         # predict`'s same_image_as does.
-        assert lines[3] == "bad.png,,,unreadable: not a readable image,,"
-        assert lines[4] == "'\t=1.png,,,unreadable: empty,,"
-        assert lines[5] == "eos copy.jpeg,,,the same image as =HYPERLINK(1).jpeg: left out as a repeat,,"
-        # With keys, each row names its image by its bytes' sha256, which a restore finds it by.
-        keyed = logic.table_csv([{**rows[0], "key": "ab12"}]).decode("utf-8-sig").splitlines()
-        assert keyed[1].endswith(",Neutrophil,ab12")
+        assert lines[3] == "bad.png,,,unreadable: not a readable image,,,"
+        assert lines[4] == "'\t=1.png,,,unreadable: empty,,,"
+        assert lines[5] == "eos copy.jpeg,,,the same image as =HYPERLINK(1).jpeg: left out as a repeat,,,"
+        # With keys, each row names its image by its bytes' sha256, which a restore finds it by; a ticked row says so.
+        keyed = logic.table_csv([{**rows[0], "key": "ab12"}, {**rows[0], "key": "cd34", "checked": True}])
+        assert keyed.decode("utf-8-sig").splitlines()[1:] == [lines[1][:-1] + ",ab12", lines[1][:-1] + "yes,cd34"]
+        back = logic.restored_labels(keyed, "review.csv")
+        assert back.checked == {"cd34"} and back.is_checked("cd34", "x") and not back.is_checked("ab12", "x")
 
     def test_differential_csv(self) -> None:
         """The differential's download: the page's rows, then the total; a spreadsheet's sum of the counts
@@ -977,10 +979,16 @@ class TestDifferential:
                 row("needs review", "Monocyte", logic.EXCLUDED),
                 row("confident", "Neutrophil", "Neutrophil")]
         assert logic.unchecked_note(rows) == ("2 of the counted image(s) are marked *needs review* in the verdict "
-                                              "column and keep the model's type: check them before using the count (a corrected "
-                                              "or excluded one is not in this number).")
+                                              "column and keep the model's type unchecked: check them before using the "
+                                              "count, and tick *checked* where you agree (a corrected or excluded one is "
+                                              "not in this number).")
         assert logic.unchecked_note(rows[:1]).startswith("1 of the counted image(s) is marked")
         assert logic.unchecked_note(rows[2:]) == ""
+        # A reviewer who agrees ticks the row: it no longer counts (there was no way to say so, and the note stayed)
+        rows[0]["checked"] = True
+        assert logic.unchecked_note(rows).startswith("1 of the counted image(s) is marked")
+        rows[1]["checked"] = float("nan")  # a blank as the edited table hands it back: not ticked
+        assert logic.unchecked_note(rows).startswith("1 of")
 
     def test_model_tab_texts_say_what_figures_are_over(self) -> None:
         """The shipped card's TEST figures in words: images and cells, intervals from resampling cells, the
@@ -1477,6 +1485,43 @@ class TestPage:
                                                "the table button saved"]
         assert at.session_state["corrections"][key[0]] == "Neutrophil"
 
+    def test_a_checked_row_no_longer_needs_review_and_survives_a_restore(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Rows marked *needs review* (here overexposed) that keep the model's type are counted as unchecked under
+        the count until ticked *checked* (a reviewer who agreed had no way to say so, and the warning stayed);
+        the tick is in the downloaded table, and a restore after a reload brings it back."""
+        from wbc.robustness import brightness
+
+        files = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[:3]
+        up = [(f"over-{i}.png", encode(Image.fromarray(brightness(1.4)(np.asarray(Image.open(f).convert("RGB"))))),
+               "image/png") for i, f in enumerate(files)]
+        made: list[bytes] = []
+        real = logic.table_csv
+        monkeypatch.setattr(logic, "table_csv", lambda *a: made.append(real(*a)) or made[-1])
+        at = self._app().run()
+        at.file_uploader[0].set_value(up).run()
+        assert not at.exception
+        rows = at.dataframe[0].value
+        review = [i for i, v in enumerate(rows["verdict"]) if str(v).startswith("needs review")]
+        assert len(review) >= 2 and rows["checked"].tolist() == [False] * 3
+
+        def unchecked() -> list[str]:
+            return [w.value.split(" of the counted")[0] for w in at.warning if "keep the model's type unchecked" in w.value
+                    or "keeps the model's type unchecked" in w.value]
+
+        assert unchecked() == [str(len(review))]
+        at.session_state["review"] = {"edited_rows": {review[0]: {"checked": True}}, "added_rows": [], "deleted_rows": []}
+        at.run()
+        assert unchecked() == ([str(len(review) - 1)] if len(review) > 1 else [])
+        saved = made[-1]
+        lines = saved.decode("utf-8-sig").splitlines()
+        assert lines[0].split(",")[5] == "checked" and [line.split(",")[-2] for line in lines[1:4]].count("yes") == 1
+
+        at = self._app().run()  # a reload, the images and the table given again: the tick comes back
+        at.file_uploader[0].set_value(up).run()
+        at.file_uploader[1].set_value([(logic.REVIEW_CSV, saved, "text/csv")]).run()
+        assert not at.exception and unchecked() == [str(len(review) - 1)]
+        assert at.dataframe[0].value["checked"].tolist().count(True) == 1
+
     def test_restore_reads_formula_quoted_names_and_refuses_other_files(self) -> None:
         """The page's own table with names quoted as formula-like (' first on several lines, which the CSV
         sniffer took for the quote character, merging rows) gives every row back; a binary file is named as
@@ -1768,7 +1813,7 @@ class TestPage:
         lines = made[-1].splitlines()
         assert "nan" not in made[-1]
         assert lines[2].startswith("none.jpeg,,,") and lines[3].startswith("bad.png,,,\"unreadable: not a readable image")
-        assert lines[4] == "eos again.jpeg,,,the same image as eos.jpeg: left out as a repeat,,"
+        assert lines[4] == "eos again.jpeg,,,the same image as eos.jpeg: left out as a repeat,,,"
         assert lines[1].endswith(f",{logic.bytes_key(EOS.read_bytes())}")  # the image's sha256, last
         # Beside it, the differential's own download, with its total.
         names = [b.proto.label for b in at.get("download_button")]

@@ -31,6 +31,10 @@ from wbc.predict import CANNOT_JUDGE_VERDICT, CROP_EACH, NEEDS_REVIEW_VERDICT, P
 MAX_UPLOAD_MB = 50
 SAMPLES_DIR = Path(__file__).parent / "samples"
 EXCLUDED = "Excluded"  # the reviewed label of an image that is not counted
+# The review table's tick for a row whose type a reviewer has checked by eye and kept: a *needs review* row ticked
+# no longer counts as unchecked. As a downloaded table holds it, "yes"; read back in any of TICKED's words.
+CHECKED = "checked"
+TICKED = frozenset({"yes", "y", "true", "1", "x", "\u2713"})
 # What the review table's "reviewed" column may hold: the types as the page names them elsewhere
 # ("Eosinophil"), then EXCLUDED; `reviewed_classes` reads them back as CLASSES.
 REVIEW_LABELS = (*(cell_type(c).label for c in CLASSES), EXCLUDED)
@@ -442,13 +446,15 @@ def ece_note(test: dict[str, object] | None) -> str:
 
 
 def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
-                corrections: Mapping[str, str] | None = None) -> list[dict[str, object]]:
+                corrections: Mapping[str, str] | None = None,
+                checks: Mapping[str, bool] | None = None) -> list[dict[str, object]]:
     """One row per usable image for the review table; images that are not white cells start excluded,
     with no type or confidence (the network's forced reading means nothing there), and so do those whose
     crop may be on a piece of a cell beside a much larger one (`other_larger`). With `keys` (each
     result's `bytes_key`), a row also carries its "key" and starts from the label `corrections` holds
-    for it: a reviewer's correction stays with its image when the uploads change."""
-    corrections = corrections or {}
+    for it, and ticked CHECKED where `checks` says so: a reviewer's work stays with its image when the
+    uploads change."""
+    corrections, checks = corrections or {}, checks or {}
     rows = []
     for i, r in enumerate(results):
         p = r.prediction
@@ -468,25 +474,32 @@ def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
                else " (another cell uncounted)" if p.other_cell else ""),
             # A typed piece of a cell is not a cell to count; the larger cell beside it is the user's to crop.
             "reviewed": cell_type(p.label).label if p.typed else EXCLUDED,
+            CHECKED: False,
         }
         if keys:
             row["key"] = keys[i]
             if corrections.get(keys[i]) in REVIEW_LABELS:
                 row["reviewed"] = corrections[keys[i]]
+            row[CHECKED] = bool(checks.get(keys[i], False))
         rows.append(row)
     return rows
 
 
 def unchecked_note(rows: Sequence[Mapping[str, object]]) -> str:
     """Under the differential: how many counted rows were marked *needs review* and still hold the model's
-    type (not corrected), so the count may still move (empty for none)."""
-    n = sum(1 for r in rows if str(r["verdict"]).startswith(NEEDS_REVIEW_VERDICT) and r["reviewed"] == r["predicted"])
+    type, neither corrected nor ticked CHECKED, so the count may still move (empty for none)."""
+    n = sum(1 for r in rows if str(r["verdict"]).startswith(NEEDS_REVIEW_VERDICT) and r["reviewed"] == r["predicted"]
+            and not ticked(r.get(CHECKED)))
     if not n:
         return ""
-    # A reviewer who agrees leaves the type as it is, so this cannot tell checked from not: it says what it counts.
     return (f"{n} of the counted image(s) {'is' if n == 1 else 'are'} marked *needs review* in the verdict column and "
-            f"{'keeps' if n == 1 else 'keep'} the model's type: check {'it' if n == 1 else 'them'} before using the "
-            "count (a corrected or excluded one is not in this number).")
+            f"{'keeps' if n == 1 else 'keep'} the model's type unchecked: check {'it' if n == 1 else 'them'} before "
+            f"using the count, and tick *{CHECKED}* where you agree (a corrected or excluded one is not in this number).")
+
+
+def ticked(v: object) -> bool:
+    """Whether a CHECKED cell is ticked: True as the table hands it back; NaN (a row the table added blank) is not."""
+    return v is True or (isinstance(v, (bool, np.bool_)) and bool(v))
 
 
 def unusable(results: Sequence[CellResult]) -> list[tuple[str, str]]:
@@ -778,7 +791,7 @@ CAPTION_CONTRAST_CSS = '[data-testid="stCaptionContainer"] { opacity: 0.8; }'
 
 REVIEW_CSV = "wbc-review.csv"  # the review table's download, which `restored_labels` reads back
 RESTORE_KEY = "restore"  # the uploader that takes it
-REVIEW_COLUMNS = ("file", "predicted", "confidence (%)", "verdict", "reviewed")
+REVIEW_COLUMNS = ("file", "predicted", "confidence (%)", "verdict", "reviewed", CHECKED)
 IMAGE_ID = "sha256"  # the download's column that names each image by its bytes (`bytes_key`)
 
 
@@ -809,7 +822,8 @@ def table_csv(rows: Sequence[Mapping[str, object]], unusable_files: Sequence[tup
     # the message names the file, as the row does already
     extra = [{"file": name, "verdict": f"unreadable: {why.removeprefix(f'{name}: ')}"} for name, why in unusable_files]
     extra += [{"file": name, "verdict": f"the same image as {first}: left out as a repeat"} for name, first in repeats]
-    return _spreadsheet_csv([*REVIEW_COLUMNS, IMAGE_ID], [*({**r, IMAGE_ID: r.get("key")} for r in rows), *extra])
+    return _spreadsheet_csv([*REVIEW_COLUMNS, IMAGE_ID], [*({**r, CHECKED: "yes" if ticked(r.get(CHECKED)) else "",
+                                                             IMAGE_ID: r.get("key")} for r in rows), *extra])
 
 
 @dataclass(frozen=True)
@@ -822,6 +836,7 @@ class Restored:
     by_name: dict[str, str]
     unknown: tuple[tuple[str, str], ...] = ()
     conflicts: tuple[tuple[str, str], ...] = ()
+    checked: frozenset[str] = frozenset()  # the sha256s or names of the rows ticked CHECKED
 
     def __len__(self) -> int:
         return len(self.by_key) + len(self.by_name)
@@ -829,6 +844,10 @@ class Restored:
     def label(self, key: str, name: str) -> str | None:
         """The reviewed label the table gives the image with this sha256 and shown name, if any."""
         return self.by_key.get(key) or self.by_name.get(name)
+
+    def is_checked(self, key: str, name: str) -> bool:
+        """Whether the table's row for the image with this sha256 (or, without one, this name) is ticked CHECKED."""
+        return (key if key in self.by_key else name) in self.checked
 
 
 def restored_labels(data: bytes, name: str) -> Restored:
@@ -853,6 +872,7 @@ def restored_labels(data: bytes, name: str) -> Restored:
     by_name: dict[str, str] = {}
     unknown: list[tuple[str, str]] = []
     conflicts: dict[str, str] = {}
+    checked: set[str] = set()
     try:  # a file of another kind (binary, a photo renamed .csv) can stop the reader anywhere
         if reader.fieldnames:  # headers as a spreadsheet may have retyped them ("File", " Reviewed")
             reader.fieldnames = [f.strip().lower() for f in reader.fieldnames]
@@ -874,12 +894,17 @@ def restored_labels(data: bytes, name: str) -> Restored:
             if store.get(key, label) != label:
                 conflicts[key] = file
             store[key] = label
+            # "yes" as downloaded; a spreadsheet may have retyped it, or ticked it in its own words
+            if (r.get(CHECKED) or "").strip().lower() in TICKED:
+                checked.add(key)
+            else:
+                checked.discard(key)
     except csv.Error as e:
         raise ValueError(f"{not_ours} ({e})") from e
     if not by_key and not by_name:
         raise ValueError(f"{name}: no row gives a type in its reviewed column ({', '.join(REVIEW_LABELS)})")
     return Restored(by_key=by_key, by_name=by_name, unknown=tuple(unknown),
-                    conflicts=tuple(conflicts.items()))
+                    conflicts=tuple(conflicts.items()), checked=frozenset(checked))
 
 
 def restore_note(name: str, restored: int, corrected: int, missed: int, unknown: Sequence[tuple[str, str]],

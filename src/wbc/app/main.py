@@ -71,13 +71,14 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
     # A reviewer's corrections, by image: the table is a new widget whenever its rows change (an upload
     # added or removed), and would otherwise start again from the predictions.
     corrections: dict[str, str] = st.session_state.setdefault("corrections", {})
-    rows = logic.review_rows(results, keys, corrections)
+    checks: dict[str, bool] = st.session_state.setdefault("checks", {})  # the rows ticked checked, by image
+    rows = logic.review_rows(results, keys, corrections, checks)
     shown = tuple((r["key"], r["file"]) for r in rows)  # an image shown under another name is a new row too
-    restored = restore_review(rows, corrections)
+    restored = restore_review(rows, corrections, checks)
     if st.session_state.get("review_rows", (None,))[0] != shown or restored:
         # Rebuilt only when the images change or a downloaded table restores a review: the same rows keep
         # the same widget and its edits, and new rows make a new widget that starts from them.
-        st.session_state["review_rows"] = (shown, logic.review_rows(results, keys, corrections))
+        st.session_state["review_rows"] = (shown, logic.review_rows(results, keys, corrections, checks))
     if restored:  # new values in the same rows keep the widget, and its edits would stand over them
         st.session_state["review_generation"] = st.session_state.get("review_generation", 0) + 1
     generation = st.session_state.get("review_generation", 0)
@@ -99,14 +100,17 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
             "cell": st.column_config.ImageColumn("cell", width=44),
             "reviewed": st.column_config.SelectboxColumn(
                 "reviewed", options=list(logic.REVIEW_LABELS), required=True),
-            "confidence (%)": st.column_config.NumberColumn(format="%.1f"),
+            logic.CHECKED: st.column_config.CheckboxColumn(  # narrow: the table fits a desktop's width whole
+                "✓", width=48, help="Tick once you have checked the type by eye and agree: a row marked *needs "
+                                    "review* then no longer counts as unchecked"),
+            "confidence (%)": st.column_config.NumberColumn("conf. (%)", format="%.1f", width=76),
             # Wide: a type needing review ends with its runner-up ("needs review (or eosinophil 31.0%)").
-            "verdict": st.column_config.TextColumn(width=264),
+            "verdict": st.column_config.TextColumn(width=252),
         },
         disabled=["cell", "file", "predicted", "confidence (%)", "verdict"],
         # The one column to edit beside the file's name, and the cell's picture: on a phone the rest scroll out
         # of sight. The picture after them: a screen reader reads it as its data URL, thousands of characters.
-        column_order=["file", "reviewed", "cell", "predicted", "confidence (%)", "verdict"],
+        column_order=["file", "reviewed", "cell", logic.CHECKED, "predicted", "confidence (%)", "verdict"],
         row_height=logic.REVIEW_ROW_PX,  # the cell's picture at a size to tell a lobed nucleus from a round one
         height=logic.review_table_height(len(rows)),
         hide_index=True,
@@ -114,6 +118,7 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
         key=logic.REVIEW_KEY if not generation else f"{logic.REVIEW_KEY}-{generation}",
     )
     corrections.update(zip(edited.index, edited["reviewed"]))
+    checks.update(zip(edited.index, map(logic.ticked, edited[logic.CHECKED])))
     diff, n = None, 0
     if several:
         reviewed = logic.reviewed_classes(edited["reviewed"].tolist())
@@ -146,9 +151,10 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
                      key=logic.RESTORE_KEY)
 
 
-def restore_review(rows: list[dict[str, object]], corrections: dict[str, str]) -> bool:
-    """Take the reviewed labels of a table given to the restore uploader into `corrections`, each image
-    once (a correction made after it stands), also for images uploaded after the table; whether any was
+def restore_review(rows: list[dict[str, object]], corrections: dict[str, str], checks: dict[str, bool]) -> bool:
+    """Take the reviewed labels of a table given to the restore uploader into `corrections`, and its ticks
+    into `checks`, each image once (a correction made after it stands), also for images uploaded after the
+    table; whether any was
     taken in this run. The uploader's value is read here, before the review table is built from
     `corrections` (the uploader is drawn below the table)."""
     table = st.session_state.get(logic.RESTORE_KEY)
@@ -167,6 +173,7 @@ def restore_review(rows: list[dict[str, object]], corrections: dict[str, str]) -
     taken = {str(r["key"]): label for r in rows if str(r["key"]) not in done[1]
              and (label := labels.label(str(r["key"]), str(r["file"]))) is not None}
     corrections.update(taken)
+    checks.update((k, labels.is_checked(k, str(r["file"]))) for r in rows if (k := str(r["key"])) in taken)
     done[1].update(taken)
     # The model's own type (or Excluded, where it gave none) against the table's: the corrections restored.
     model = {str(r["key"]): str(r["predicted"]) or logic.EXCLUDED for r in rows}
