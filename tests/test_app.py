@@ -1186,6 +1186,33 @@ class TestDifferential:
             assert sc.reason.startswith(s.TOO_DARK_HEAD), (path, sc.reason)
             assert "take it with more light and correct its white balance" in sc.reason and "daylight" not in sc.reason
 
+    def test_a_mark_drawn_near_the_cell_is_the_photos_fault(self, predictor: Predictor) -> None:
+        """An arrow drawn in red, yellow or green (4 px, saved as JPEG) ending beside the cell lies in the crop
+        the network reads (a red one turned a neutrophil and a monocyte into confident lymphocytes): the photo
+        cannot be judged, and is told to come without marks. Drawn far from the cell, outside that crop, it
+        changes nothing; no fixture photo as it is reads as marked."""
+        from PIL import ImageDraw
+
+        from wbc import screening as s
+        from wbc.imaging import load_image
+
+        paths = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[::4]
+        for path in paths:
+            rgb = load_image(path)
+            _, plain = predictor.analyse(rgb)
+            assert not s.drawn_mark(rgb, s.CellLocation(cy=plain.cell_yx[0], cx=plain.cell_yx[1], peak=0.0,
+                                                        stained_fraction=0.0))
+            y, x = plain.cell_yx
+            for colour in ((230, 20, 20), (250, 230, 0), (0, 200, 0)):
+                near, far = Image.fromarray(rgb), Image.fromarray(rgb)
+                ImageDraw.Draw(near).line([(x - 70, y - 60), (x - 25, y - 20)], fill=colour, width=4)
+                corner = (5, 5) if y > 120 or x > 160 else (rgb.shape[1] - 60, rgb.shape[0] - 10)  # away from it
+                ImageDraw.Draw(far).line([corner, (corner[0] + 50, corner[1])], fill=colour, width=4)
+                marked = predictor.analyse(load_image(encode(near, "JPEG")))[1]
+                assert not marked.is_cell and marked.reason == s.DRAWN_MARK and s.photo_at_fault(marked.reason), path
+                apart = predictor.analyse(load_image(encode(far, "JPEG")))[1]
+                assert apart.reason != s.DRAWN_MARK and apart.is_cell == plain.is_cell, (path, colour, apart.reason)
+
     def test_a_magenta_cast_is_not_read_as_magnification(self, predictor: Predictor) -> None:
         """A magenta cast (green x0.8, red and blue lifted) raises (blue - green) over the whole background
         to a stain's: the field read as one nucleus 2-4x magnified, was shrunk for it and misread, or told

@@ -27,6 +27,7 @@ from wbc.imaging import (
     REDUCTIONS,
     STAIN_LEVEL,
     CellLocation,
+    PreprocessSpec,
     brightest_channel,
     coarse_stain,
     darkest_channel,
@@ -352,7 +353,7 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
     (in a warm or dim photo as given, the lobes of one nucleus fall apart); for such a photo it costs
     about 1 ms more, the field scaled and its stain maps made again. `floor`: `other_cell`'s.
     """
-    unfit = _unfit(rgb, loc.reduced_by) or _too_magnified(loc)
+    unfit = _unfit(rgb, loc.reduced_by) or _too_magnified(loc) or drawn_mark(rgb, loc)
     if unfit == STAINED_EDGE and (matched := matched_if_cast(rgb)) is not None:
         # A cast (magenta) lifts the background's (blue - green) to a stain's: its edge is judged in the data
         # set's colours, and the looks below read the cell (the second in those colours).
@@ -537,6 +538,18 @@ MAGNIFIED_HEAD = "magnified beyond what this tool can match"
 STAINED_EDGE_SHARE = 0.5
 STAINED_EDGE = ("most of the photo's edge is blue or purple, as a slide's or a web page's background is, where a smear "
                 "shows red cells on a pale ground: crop it to the microscope's field")
+# A mark drawn on the photo (an arrow, a line, a letter) in a colour no stain gives: pure red, yellow or green, one
+# channel MARK_MARGIN above both others (red, green) or two above the third (yellow). In every 5th file of the data
+# set red stands at most 59 above, yellow 61, green 37; under the robustness shifts (every 25th) at most 125 (the
+# halogen cast's red and yellow) and 110 (E x1.3's green); no file of every 3rd, nor of every 25th under each shift,
+# is flagged. A 2 px red or yellow arrow saved as JPEG gives 130-160 such px near a cell (green fewer: 7 of 8
+# found). Inside the crop the network reads, a red arrow turned a neutrophil and a monocyte into lymphocytes,
+# confident.
+MARK_MARGIN = 150
+MARK_MIN_PX = 30
+CROP_HALF_PX = PreprocessSpec.window // 2  # px round the nucleus the shipped card's crop reads, at the data set's scale
+DRAWN_MARK = ("a mark drawn on the photo (an arrow, a line or a letter in red, yellow or green) lies in the part the "
+              "model reads around the cell, and changes its reading: give the photo without marks, or crop them out")
 
 
 def photo_at_fault(reason: str) -> bool:
@@ -544,7 +557,17 @@ def photo_at_fault(reason: str) -> bool:
     focus, too dark, cast beyond the white matching, magnified past its shrinking, or on a coloured
     background), rather than that it shows no white cell."""
     return reason.startswith((TOO_SMALL_HEAD, GRAYSCALE, BLACK_AND_WHITE, OUT_OF_FOCUS, TOO_DARK_HEAD, TINTED_HEAD,
-                              MAGNIFIED_HEAD, STAINED_EDGE))
+                              MAGNIFIED_HEAD, STAINED_EDGE, DRAWN_MARK))
+
+
+def drawn_mark(rgb: np.ndarray, loc: CellLocation, r: int = CROP_HALF_PX) -> str:
+    """DRAWN_MARK where at least MARK_MIN_PX pixels of the field (H, W, 3) within `r` px of the cell (the crop
+    the network reads) are a colour no stain gives (MARK_MARGIN), else ""."""
+    win = _window(rgb, loc, r).astype(np.int16)
+    red, green, blue = win[..., 0], win[..., 1], win[..., 2]
+    mark = ((red - np.maximum(green, blue) >= MARK_MARGIN) | (green - np.maximum(red, blue) >= MARK_MARGIN)
+            | (np.minimum(red, green) - blue >= MARK_MARGIN))
+    return DRAWN_MARK if np.count_nonzero(mark) >= MARK_MIN_PX else ""
 
 
 def _too_magnified(loc: CellLocation) -> str:
