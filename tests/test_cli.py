@@ -1147,7 +1147,7 @@ class TestOtherVerbs:
         resume = ["train", "--data", str(FIXTURE_IMAGES), "--batch-size", "8", "--quiet", "--out", str(tmp_path / "b"),
                   "--resume"]
         assert main([*resume, "--fold", "0"]) == 2
-        assert "--fold (the run: none (--all-cells); asked: 0)" in capsys.readouterr().err
+        assert "--fold (the run: none (--all-cells); asked: holds out fold 0)" in capsys.readouterr().err
         # So is every other option that differs from the stored run, each named.
         assert main([*resume, "--epochs", "7", "--mixup", "0", "--widths", "8", "16", "32", "--model", "seed"]) == 2
         err = capsys.readouterr().err
@@ -1159,6 +1159,11 @@ class TestOtherVerbs:
         assert "cannot --resume" in capsys.readouterr().err
         # Options equal to the run's (whatever their spelling) resume; where and how fast it runs may change.
         assert main([*resume, "--all-cells", "--widths", "24", "48", "96", "--mixup", "0.4", "--threads", "2"]) == 0
+        # A run holding out a fold asked for --all-cells: the fold named as one ("the run: 0" read as none)
+        assert main([*base, "--out", str(tmp_path / "c"), "--val-fraction", "0.4"]) == 0
+        capsys.readouterr()
+        assert main([*resume[:-2], str(tmp_path / "c"), "--resume", "--all-cells"]) == 2
+        assert "--all-cells (the run: holds out fold 0; asked: none (--all-cells))" in capsys.readouterr().err
 
     def test_resume_check_reads_an_older_checkpoint_with_defaults(self, tmp_path: Path) -> None:
         """A checkpoint written before a setting existed resumes with that setting's default, as fit
@@ -1483,3 +1488,25 @@ def test_evaluate_takes_a_run_folder_as_its_checkpoint(tiny_run: Path, tmp_path:
     err = capsys.readouterr().err
     assert f"{stopped}: has no best.pt yet, only last.pt" in err and "--resume" in err and "model.onnx" not in err
     assert f"or evaluate it as it is with --model {stopped / 'last.pt'}" in err
+
+
+def test_export_over_the_shipped_model_needs_replace_shipped(tiny_run: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str],
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """`wbc export RUN --out models/default` replaced the shipped model and deleted its TEST report with a warning
+    at most: it is refused, named, unless --replace-shipped; the shipped folder is untouched. With the flag the
+    export goes ahead (here into a stand-in for the shipped folder)."""
+    import wbc.predict
+    from wbc.cli import main
+    from wbc.predict import DEFAULT_MODEL_DIR
+
+    before = {p.name: p.read_bytes() for p in DEFAULT_MODEL_DIR.iterdir() if p.is_file()}
+    assert main(["export", str(tiny_run), "--out", str(DEFAULT_MODEL_DIR), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {DEFAULT_MODEL_DIR}: that is the shipped model" in err and "--replace-shipped" in err
+    assert {p.name: p.read_bytes() for p in DEFAULT_MODEL_DIR.iterdir() if p.is_file()} == before
+    stand_in = tmp_path / "shipped"
+    monkeypatch.setattr(wbc.predict, "DEFAULT_MODEL_DIR", stand_in)
+    assert main(["export", str(tiny_run), "--out", str(stand_in), "--quiet"]) == 2  # the same guard, wherever it is
+    assert main(["export", str(tiny_run), "--out", str(stand_in), "--replace-shipped", "--quiet", "--no-calibrate"]) == 0
+    assert (stand_in / "model.onnx").is_file()

@@ -659,7 +659,7 @@ def test_copies_of_ones_own_image_are_one_cell(data_copy: Path) -> None:
         (data_copy / "TEST_SIMPLE" / "EOSINOPHIL" / name).parent.mkdir(exist_ok=True)
         (data_copy / "TEST_SIMPLE" / "EOSINOPHIL" / name).write_bytes(b"own" + source)
     cells = {s.path.name: s.cell for s in list_split(data_copy, "TEST_SIMPLE")}
-    assert cells["mine.jpeg"] == cells["mine copy.jpeg"] == "EOSINOPHIL/mine"
+    assert cells["mine.jpeg"] == cells["mine copy.jpeg"] == "EOSINOPHIL/mine.jpeg"
     (data_copy / "TEST_SIMPLE" / "LYMPHOCYTE" / "same.jpeg").write_bytes(b"own" + source)
     with pytest.raises(DataError, match=r"(?s)1 image\(s\) are in two class folders, byte for byte.*same.jpeg \(LYMPHOCYTE\)"):
         list_split(data_copy, "TEST_SIMPLE")

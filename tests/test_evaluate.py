@@ -435,6 +435,12 @@ def test_macro_f1_says_which_types_it_averages(tmp_path: Path, capsys: pytest.Ca
     assert "MONOCYTE" not in report.split("No images of")[0] and "No images of MONOCYTE, NEUTROPHIL here" in report
     assert main(["evaluate", "--folder", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--out", str(tmp_path / "all"), "--quiet"]) == 0
     assert "type(s) with images here" not in capsys.readouterr().out
+    # --folder with --split or --data: refused, not the folder scored without a word (--split TRAIN read as TRAIN's)
+    for extra in (["--split", "TRAIN"], ["--data", str(FIXTURE_IMAGES)]):
+        assert main(["evaluate", "--folder", str(tmp_path / "two"), *extra, "--out", str(tmp_path / "ev3"), "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert f"--folder scores the images in {tmp_path / 'two'}; {extra[0]} names a data set's split" in err, err
+        assert not (tmp_path / "ev3").exists()
 
 
 def test_ctrl_c_while_the_evaluation_moves_in_is_held_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

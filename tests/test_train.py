@@ -724,3 +724,28 @@ def test_view_logits_are_each_views_own() -> None:
         one = predict_logits(net, _to_tensor(views[v * 3 : v * 3 + 3]), cfg.preprocess).numpy()
         assert np.allclose(lg[v], one, atol=1e-5)
     assert not np.allclose(lg[0], lg[5], atol=1e-3)
+
+
+def test_limit_cells_counts_readable_cells_with_skip_bad(data_copy: Path) -> None:
+    """--limit-cells with --skip-bad: an unreadable file among the first cells of a class is left out and the
+    next cell makes it up, so the run has the cells asked for (it had one fewer, and a fold split then failed
+    with advice to raise --limit-cells); without a bad file the files are those --limit-cells takes, in order."""
+    from wbc.data import list_split, load_arrays
+    from wbc.errors import DataError
+    from wbc.imaging import PreprocessSpec
+    from wbc.train import _load_limited, _subset
+
+    spec = PreprocessSpec()
+    listed = list_split(data_copy, "TRAIN", every_class=True)
+    x, kept = _load_limited(listed, 2, spec, skip_bad=True, progress=False)
+    x_plain, plain = load_arrays(_subset(listed, 2), spec, progress=False)
+    assert kept == plain and (x == x_plain).all()
+    (data_copy / "TRAIN" / "NEUTROPHIL" / "000broken.jpeg").write_bytes(b"not an image")
+    listed = list_split(data_copy, "TRAIN", every_class=True)
+    assert "000broken.jpeg" in {s.path.name for s in _subset(listed, 2)}  # one of the two cells it takes
+    x, kept = _load_limited(listed, 2, spec, skip_bad=True, progress=False)
+    cells = {lab: {s.cell for s in kept if s.label == lab} for lab in range(4)}
+    assert all(len(c) == 2 for c in cells.values()) and len(x) == len(kept)
+    assert "000broken.jpeg" not in {s.path.name for s in kept}
+    with pytest.raises(DataError, match="000broken.jpeg"):  # without --skip-bad it is named, as before
+        _load_limited(listed, 2, spec, skip_bad=False, progress=False)

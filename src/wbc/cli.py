@@ -177,6 +177,8 @@ def _check_resume(out: Path, asked: dict[str, Any], network: dict[str, Any],
         if v is None:
             return {"fold": "none (--all-cells)", "widths": f"none (a {stored_cfg.model} network)",
                     "split_seed": "not set (= --seed)"}.get(key, "not set")
+        if key == "fold":  # "the run: 0" read as no fold
+            return f"holds out fold {v}"
         return " ".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
 
     flags = {"size": "--input-size", "teachers": "--teacher", "fold": "--all-cells" if all_cells else "--fold",
@@ -245,6 +247,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from wbc.io import check_writable_folder
 
     evaluate = _training("wbc.evaluate", "evaluate")
+    if args.folder is not None and (args.split is not None or args.data is not None):
+        # Scored the folder without a word: a user given --split TRAIN could believe TRAIN was scored.
+        raise WbcError(f"--folder scores the images in {args.folder}; --{'split' if args.split else 'data'} names a "
+                       "data set's split to score instead: give one or the other")
+    args.split = args.split or "TEST"
     check_writable_folder(args.out)
     run = Path(args.model) if args.model else None
     if run is not None and run.is_dir() and not (run / "model.onnx").is_file() and (
@@ -297,6 +304,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from wbc.io import check_writable_folder
 
     export_and_report = _training("wbc.ship", "export_and_report")
+    from wbc.predict import DEFAULT_MODEL_DIR
+
+    if not args.replace_shipped and Path(args.out).resolve() == DEFAULT_MODEL_DIR.resolve():
+        # It replaced the shipped model and its TEST report with any run's, which `wbc predict` and the app then used.
+        raise WbcError(f"--out {args.out}: that is the shipped model, which `wbc predict` and `wbc app` use unless told "
+                       "otherwise; give --replace-shipped to replace it (with --evaluate, its TEST report too), or "
+                       "another --out")
     check_writable_folder(args.out)
     ckpt = _training("wbc.ship", "run_checkpoint")(args.run)
     config, run = _stored_config(ckpt)
@@ -920,7 +934,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="metrics, plots and report.md for a model on TEST or a folder",
                        epilog=DONE_OR_ERROR)
     e.add_argument("--model", help="model folder, .onnx, training checkpoint .pt or a run folder (its best.pt) (default: WBC_MODEL, else the shipped model)")
-    e.add_argument("--split", default="TEST", choices=["TEST", "TEST_SIMPLE", "TRAIN"],
+    e.add_argument("--split", choices=["TEST", "TEST_SIMPLE", "TRAIN"],
                    help="the data set's split to score: TEST (default) is the one published figures use; TEST_SIMPLE "
                         "71 unaugmented files of 66 of TEST's 68 cells; TRAIN the images the model learnt from, so "
                         "it flatters")
@@ -948,6 +962,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="take the temperature and review threshold from a cross-validation of the run's recipe "
                         "(the cv.json of benchmarks/cv.py) instead of the run's validation cells")
     x.add_argument("--quiet", action="store_true", help=QUIET_HELP)
+    x.add_argument("--replace-shipped", action="store_true",
+                   help="--out may be the shipped model's folder (models/default), which this then replaces")
     x.add_argument("--match-white", action="store_true",
                    help="the card matches a field's white to the data set's before the network where it lies below "
                         "the data set's range (a dimmer or tinted photo)")

@@ -214,14 +214,15 @@ def is_field_cell(cell: str) -> bool:
 def cell_key(class_name: str, file_name: str, split: str | None = None, prefer: str | None = None) -> str:
     """The cell a file shows: "CLASS/BloodImage_NNNNN" for a data set file whose original field is
     known (`wbc.sources`; `split`: the folder it is in, and `prefer`, as `source_field` takes them), else
-    "CLASS/<file stem>" (one cell each).
+    "CLASS/<file's path under the class folder>" (one cell each: cell.jpg and cell.png are two).
 
     The `<n>` of the data set's `_<n>_<random>.jpeg` names is not used: it is not a cell number
     (see `wbc.sources`), and grouping by it let every cell into both sides of a split.
     """
     field = source_field(split, class_name, Path(file_name).name, prefer=prefer)
-    # Elsewhere the file is its own cell: its path under the class folder, without the suffix.
-    return f"{class_name}/{field_name(field) if field is not None else Path(file_name).with_suffix('').as_posix()}"
+    # Elsewhere the file is its own cell: its path under the class folder, with its suffix (without it, three
+    # photos named cell.jpg, cell.png and cell.tif were one cell, and the cell figures and intervals rested on it).
+    return f"{class_name}/{field_name(field) if field is not None else Path(file_name).as_posix()}"
 
 
 def list_folder(folder: str | Path, require_all_classes: bool = True) -> list[Sample]:

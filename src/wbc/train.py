@@ -352,15 +352,41 @@ def _class_weights(y: np.ndarray) -> torch.Tensor:
     return torch.tensor(w, dtype=torch.float32)
 
 
-def _subset(samples: list[Sample], limit_cells: int | None) -> list[Sample]:
-    if not limit_cells:
+def _subset(samples: list[Sample], limit_cells: int | None, wanted: dict[int, int] | None = None) -> list[Sample]:
+    """The files of the first `limit_cells` cells of each class (`wanted`: that many of each class it names, and
+    none of the others), in their order."""
+    if not limit_cells and wanted is None:
         return samples
     keep: dict[int, list[str]] = {}
     for s in samples:
         cells = keep.setdefault(s.label, [])
-        if s.cell not in cells and len(cells) < limit_cells:
+        if s.cell not in cells and len(cells) < (limit_cells if wanted is None else wanted.get(s.label, 0)):
             cells.append(s.cell)
     return [s for s in samples if s.cell in keep[s.label]]
+
+
+def _load_limited(listed: list[Sample], limit_cells: int | None, spec: PreprocessSpec, skip_bad: bool,
+                  progress: bool) -> tuple[np.ndarray, list[Sample]]:
+    """The crops (N, h, w, 3) and samples of `--limit-cells` cells of each class of `listed`. With `skip_bad`, a
+    cell whose files are all unreadable is made up by the next cell of its class, as long as there is one: the
+    unreadable file is left out, not the cell (5 readable neutrophils asked, 6 there and a broken file, were 4)."""
+    x, kept = load_arrays(_subset(listed, limit_cells), spec, skip_bad=skip_bad, progress=progress)
+    if not (skip_bad and limit_cells):
+        return x, kept
+    parts, tried = [x], {s.cell for s in _subset(listed, limit_cells)}
+    while True:
+        have = {lab: len({s.cell for s in kept if s.label == lab}) for lab in {s.label for s in listed}}
+        wanted = {lab: limit_cells - n for lab, n in have.items() if n < limit_cells}
+        more = _subset([s for s in listed if s.cell not in tried], None, wanted)
+        if not more:
+            return np.concatenate(parts), kept
+        tried |= {s.cell for s in more}
+        try:
+            x_more, got = load_arrays(more, spec, skip_bad=True, progress=progress)
+        except DataError:  # every one of these files unreadable: the next cells, if any, make them up
+            continue
+        parts.append(x_more)
+        kept = kept + got
 
 
 def _val_metrics(probs: np.ndarray, y: np.ndarray, cells: list[str], weights: torch.Tensor | None) -> dict[str, float]:
@@ -667,8 +693,8 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
     crop_spec = context_spec(spec, cfg.context)
     if crops is None:
         root: Path | str = find_images_root(cfg.data)
-        samples = _subset(list_split(root, "TRAIN", every_class=True), cfg.limit_cells)
-        x_all, samples = load_arrays(samples, crop_spec, skip_bad=cfg.skip_bad, progress=progress)
+        x_all, samples = _load_limited(list_split(root, "TRAIN", every_class=True), cfg.limit_cells, crop_spec,
+                                       cfg.skip_bad, progress)
         if gray := colourless(x_all, samples):  # `wbc predict` would call each "cannot judge"
             say_once(f"wbc: note: {len(gray)} of the {len(samples)} training image(s) have no colour (grayscale): the "
                      "stain's colours, which tell the types apart, are missing from them; they are trained on as they "
