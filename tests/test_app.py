@@ -423,11 +423,12 @@ class TestNotAWhiteCell:
         assert not page[rgb.shape[0] // 2, rgb.shape[1] // 2]
         white = rgb.min(2) >= WHITE_LEVEL
         assert clipped_share(rgb) < 0.01 and white.mean() > 0.25  # the page is a quarter of it, all white
-        # ...but not three of them
-        for cut in ((slice(None), slice(0, 40)), (slice(0, 60), slice(None))):
-            one_less = rgb.copy()
-            one_less[cut] = np.asarray(fields[0])[:60, :40].mean((0, 1)).astype(np.uint8)
-            assert page_corners(one_less.min(2) >= WHITE_LEVEL) is None
+        # ...but not three of them, nor two
+        field_colour = np.asarray(fields[0])[:60, :40].mean((0, 1)).astype(np.uint8)
+        for cut in ((slice(0, 60), slice(0, 40)), (slice(None), slice(0, 40)), (slice(0, 60), slice(None))):
+            fewer = rgb.copy()
+            fewer[cut] = field_colour
+            assert page_corners(fewer.min(2) >= WHITE_LEVEL) is None
         # An overexposed fixture field: never four page corners
         for img in fields:
             for gain in (1.3, 1.6, 2.0):
@@ -1212,6 +1213,9 @@ class TestDifferential:
                 assert not marked.is_cell and marked.reason == s.DRAWN_MARK and s.photo_at_fault(marked.reason), path
                 apart = predictor.analyse(load_image(encode(far, "JPEG")))[1]
                 assert apart.reason != s.DRAWN_MARK and apart.is_cell == plain.is_cell, (path, colour, apart.reason)
+            # A strong yellow cast (blue x0.4) makes the background itself mark-coloured: told of its cast instead
+            yellow = predictor.analyse(np.clip(rgb * np.array([1.2, 1.15, 0.4]), 0, 255).astype(np.uint8))[1]
+            assert yellow.reason.startswith(s.TINTED_HEAD), (path, yellow.reason)
 
     def test_a_magenta_cast_is_not_read_as_magnification(self, predictor: Predictor) -> None:
         """A magenta cast (green x0.8, red and blue lifted) raises (blue - green) over the whole background
@@ -1238,6 +1242,12 @@ class TestDifferential:
             far = predictor.analyse(cast(rgb, (0.9, 0.7, 1.0), (20, 0, 25)))[1]
             assert far.is_cell or far.reason.startswith(s.TINTED_HEAD), (path, far.reason)
         assert typed >= 30 and same >= typed - 3, (typed, same)
+        # Only a cast is matched to judge the magnification: not a photo as the data set's, an even exposure
+        # (brighter, white above the range: a phone's; or dimmer), for which it would search twice for nothing
+        rgb = load_image(paths[0])
+        assert s.matched_if_cast(rgb) is None and s.matched_if_cast(cast(rgb, (1.12,) * 3, (0,) * 3)) is None
+        assert s.matched_if_cast(cast(rgb, (0.7,) * 3, (0,) * 3)) is None
+        assert s.matched_if_cast(cast(rgb, (0.92, 0.8, 1.0), (15, 0, 20))) is not None
 
     def test_a_halogen_cast_is_matched_and_typed(self, predictor: Predictor) -> None:
         """Halogen light without a daylight filter (red x1.2, green x0.95, blue x0.65: the white's gains
@@ -1673,6 +1683,12 @@ class TestPage:
         assert warnings[0].startswith("**over\\.png**  \nNeeds review, overexposed: "), warnings
         # ...and its confidence is not given the test images' record, which is of photos exposed as theirs
         assert logic.OVEREXPOSED_RECORD in [c.value for c in at.caption]
+        from wbc.predict import Prediction
+
+        over_p = Prediction(file="x", label="MONOCYTE", confidence=0.99, probs=(0.0, 0.0, 0.99, 0.01), clipped=0.9)
+        test = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())["metrics"]["test"]
+        assert logic.confidence_note(test, over_p) == logic.OVEREXPOSED_RECORD
+        assert logic.confidence_note(None, over_p) == ""  # a card without TEST figures: no record to set aside
         assert sum(c.value.startswith("On the test images, answers given") for c in at.caption) == 1  # eos.jpeg's
 
     def test_second_cell_is_warned_about(self) -> None:

@@ -1496,17 +1496,20 @@ def test_export_over_the_shipped_model_needs_replace_shipped(tiny_run: Path, tmp
     """`wbc export RUN --out models/default` replaced the shipped model and deleted its TEST report with a warning
     at most: it is refused, named, unless --replace-shipped; the shipped folder is untouched. With the flag the
     export goes ahead (here into a stand-in for the shipped folder)."""
+    import shutil
+
     import wbc.predict
     from wbc.cli import main
     from wbc.predict import DEFAULT_MODEL_DIR
 
-    before = {p.name: p.read_bytes() for p in DEFAULT_MODEL_DIR.iterdir() if p.is_file()}
-    assert main(["export", str(tiny_run), "--out", str(DEFAULT_MODEL_DIR), "--quiet"]) == 2
-    err = capsys.readouterr().err
-    assert f"--out {DEFAULT_MODEL_DIR}: that is the shipped model" in err and "--replace-shipped" in err
-    assert {p.name: p.read_bytes() for p in DEFAULT_MODEL_DIR.iterdir() if p.is_file()} == before
+    # A stand-in for the shipped folder: were the guard to fail, the real one would not be overwritten
     stand_in = tmp_path / "shipped"
+    shutil.copytree(DEFAULT_MODEL_DIR, stand_in)
+    before = {p.name: p.read_bytes() for p in stand_in.iterdir() if p.is_file()}
     monkeypatch.setattr(wbc.predict, "DEFAULT_MODEL_DIR", stand_in)
-    assert main(["export", str(tiny_run), "--out", str(stand_in), "--quiet"]) == 2  # the same guard, wherever it is
+    assert main(["export", str(tiny_run), "--out", str(stand_in), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {stand_in}: that is the shipped model" in err and "--replace-shipped" in err
+    assert {p.name: p.read_bytes() for p in stand_in.iterdir() if p.is_file()} == before
     assert main(["export", str(tiny_run), "--out", str(stand_in), "--replace-shipped", "--quiet", "--no-calibrate"]) == 0
     assert (stand_in / "model.onnx").is_file()

@@ -659,7 +659,17 @@ def test_copies_of_ones_own_image_are_one_cell(data_copy: Path) -> None:
         (data_copy / "TEST_SIMPLE" / "EOSINOPHIL" / name).parent.mkdir(exist_ok=True)
         (data_copy / "TEST_SIMPLE" / "EOSINOPHIL" / name).write_bytes(b"own" + source)
     cells = {s.path.name: s.cell for s in list_split(data_copy, "TEST_SIMPLE")}
-    assert cells["mine.jpeg"] == cells["mine copy.jpeg"] == "EOSINOPHIL/mine.jpeg"
+    assert cells["mine.jpeg"] == cells["mine copy.jpeg"] == "EOSINOPHIL/mine"
+    # Different files of one stem, told apart by their suffix alone, are as many cells (they were one); a copy of
+    # one of them joins its cell
+    others = sorted((data_copy / "TEST_SIMPLE").glob("*/*.jpeg"))[:3]
+    for src, ext in zip(others, ("jpg", "png", "tif")):
+        (data_copy / "TEST_SIMPLE" / "NEUTROPHIL" / f"cell.{ext}").write_bytes(b"mine" + src.read_bytes())
+    (data_copy / "TEST_SIMPLE" / "NEUTROPHIL" / "cell copy.jpeg").write_bytes(b"mine" + others[1].read_bytes())
+    cells = {s.path.name: s.cell for s in list_split(data_copy, "TEST_SIMPLE")}
+    assert cells["cell.jpg"] == "NEUTROPHIL/cell.jpg" and cells["cell.tif"] == "NEUTROPHIL/cell.tif"
+    assert cells["cell copy.jpeg"] == cells["cell.png"] and len({cells[f"cell.{e}"] for e in ("jpg", "png", "tif")}) == 3
+    assert cells["mine.jpeg"] == "EOSINOPHIL/mine"  # a stem of its own keeps the name earlier runs' splits hold
     (data_copy / "TEST_SIMPLE" / "LYMPHOCYTE" / "same.jpeg").write_bytes(b"own" + source)
     with pytest.raises(DataError, match=r"(?s)1 image\(s\) are in two class folders, byte for byte.*same.jpeg \(LYMPHOCYTE\)"):
         list_split(data_copy, "TEST_SIMPLE")

@@ -12,9 +12,10 @@ import os
 import re
 import sys
 import zipfile
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -214,15 +215,16 @@ def is_field_cell(cell: str) -> bool:
 def cell_key(class_name: str, file_name: str, split: str | None = None, prefer: str | None = None) -> str:
     """The cell a file shows: "CLASS/BloodImage_NNNNN" for a data set file whose original field is
     known (`wbc.sources`; `split`: the folder it is in, and `prefer`, as `source_field` takes them), else
-    "CLASS/<file's path under the class folder>" (one cell each: cell.jpg and cell.png are two).
+    "CLASS/<file stem>" (one cell each; where files of one stem differ in their suffix, the listing tells
+    them apart by it, `_suffixes_apart`).
 
     The `<n>` of the data set's `_<n>_<random>.jpeg` names is not used: it is not a cell number
     (see `wbc.sources`), and grouping by it let every cell into both sides of a split.
     """
     field = source_field(split, class_name, Path(file_name).name, prefer=prefer)
-    # Elsewhere the file is its own cell: its path under the class folder, with its suffix (without it, three
-    # photos named cell.jpg, cell.png and cell.tif were one cell, and the cell figures and intervals rested on it).
-    return f"{class_name}/{field_name(field) if field is not None else Path(file_name).as_posix()}"
+    # Elsewhere the file is its own cell: its path under the class folder, without the suffix (as runs' split.json
+    # files name them).
+    return f"{class_name}/{field_name(field) if field is not None else Path(file_name).with_suffix('').as_posix()}"
 
 
 def list_folder(folder: str | Path, require_all_classes: bool = True) -> list[Sample]:
@@ -261,7 +263,7 @@ def _list_class_folders(folder: Path, require_all_classes: bool) -> list[Sample]
     if not samples:
         raise DataError(f"{folder}: the class folders hold no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     _refuse_files_reached_twice(samples)
-    samples = _copies_as_one_cell(samples)
+    samples = _copies_as_one_cell(_suffixes_apart(samples))
     loose = [printable(p.name) for p in sorted(folder.iterdir())  # hidden ones passed over, as everywhere (macOS's ._ copies)
              if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".") and p.is_file()]
     note = (f"wbc: note: {printable(str(folder))}: {len(loose)} image file(s) beside the class folders, in none of "
@@ -269,6 +271,15 @@ def _list_class_folders(folder: Path, require_all_classes: bool) -> list[Sample]
     if loose:  # a class is the folder an image is in: these have none
         say_once(note)
     return samples
+
+
+def _suffixes_apart(samples: list[Sample]) -> list[Sample]:
+    """The samples with files of one's own that share a stem (cell.jpg, cell.png, cell.tif: one cell, and the cell
+    figures and intervals rested on it) told apart as cells by their suffix ("CLASS/cell.png"); every other cell as
+    `cell_key` names it, as earlier runs' split.json files hold them. Byte-identical copies are made one after."""
+    shared = Counter(s.cell for s in samples if not is_field_cell(s.cell))
+    return [replace(s, cell=s.cell + s.path.suffix) if shared[s.cell] > 1 and not is_field_cell(s.cell) else s
+            for s in samples]
 
 
 def _refuse_files_reached_twice(samples: Sequence[Sample]) -> None:

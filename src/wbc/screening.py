@@ -182,6 +182,7 @@ WARM_RED_MAX = 1.3  # red's gain over green's at most in a warm cast (tungsten h
 # B x0.65 (spread 1.8): 20 of 399 typed at 1.5, 380 at 2.0, 98.7% of them right as clean; a cool cast clips
 # blue, the stain's channel, and its files read 9-12 points worse matched (BENCHMARKS.md, *Warm casts*).
 WARM_SPREAD_MAX = 2.0
+CAST_SPREAD = 1.1  # channel gains this far apart or more: a cast (magenta, green x0.8: 1.3), not an exposure
 DARK_GAIN_MIN = 1.25  # every channel's gain above this (its white under 80% of theirs) for "much darker"
 
 
@@ -325,14 +326,15 @@ def match_data_white(rgb: np.ndarray, gains: np.ndarray | None = None) -> np.nda
 
 
 def matched_if_cast(rgb: np.ndarray) -> np.ndarray | None:
-    """The field (H, W, 3) with its white matched to the data set's, where it lies outside
-    DATA_WHITE_RANGE and the gains are a camera's to undo (`gains_allowed`); None where it does not
-    (photographed as theirs: as it is) or they are not. How `imaging.locate_at_data_scale` judges a
-    cast field's magnification."""
-    white = field_white(rgb)
-    lo, hi = np.asarray(DATA_WHITE_RANGE)
+    """The field (H, W, 3) with its white matched to the data set's, where it is cast: below
+    DATA_WHITE_RANGE in some channel, its gains CAST_SPREAD or more apart and a camera's to undo
+    (`gains_allowed`); else None (as it is). How `imaging.locate_at_data_scale` judges a cast field's
+    magnification: an even exposure cannot lift (blue - green) over the background, and a bright phone
+    photo, white above the range, was searched twice at full size for nothing (3.7x the time at
+    1920 x 1440). Its white is read on every 4th pixel each way."""
+    white = field_white(rgb[::4, ::4])
     gains = _gains_to_data_white(white)
-    if ((white >= lo) & (white <= hi)).all() or not gains_allowed(gains):
+    if not (white < np.asarray(DATA_WHITE_RANGE[0])).any() or spread(gains) < CAST_SPREAD or not gains_allowed(gains):
         return None
     return match_data_white(rgb, gains)
 
@@ -352,8 +354,10 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
     search for a second cell reads the field in those colours, in which the stain thresholds hold
     (in a warm or dim photo as given, the lobes of one nucleus fall apart); for such a photo it costs
     about 1 ms more, the field scaled and its stain maps made again. `floor`: `other_cell`'s.
+    Before any look, what is wrong with the photo itself (`_unfit`, `_too_magnified`, `drawn_mark`): a
+    stained edge is judged again in the data set's colours where a cast the matching undoes may be why.
     """
-    unfit = _unfit(rgb, loc.reduced_by) or _too_magnified(loc) or drawn_mark(rgb, loc)
+    unfit = _unfit(rgb, loc.reduced_by)
     if unfit == STAINED_EDGE and (matched := matched_if_cast(rgb)) is not None:
         # A cast (magenta) lifts the background's (blue - green) to a stain's: its edge is judged in the data
         # set's colours, and the looks below read the cell (the second in those colours).
@@ -364,6 +368,7 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
         to_white = white_gains(rgb)
         if GAIN_RANGE[0] <= to_white.min() and to_white.max() <= GAIN_RANGE[1] and not gains_allowed(to_white):
             unfit = _tinted(to_white, is_warm(to_white))
+    unfit = unfit or _too_magnified(loc) or drawn_mark(rgb, loc)
     if unfit:  # no look at the stain can help: say what is wrong with the photo itself
         # A black-and-white picture's white is not clipped light: it is not called overexposed.
         clipped = 0.0 if unfit == BLACK_AND_WHITE else clipped_share(rgb)
@@ -554,23 +559,32 @@ DRAWN_MARK = ("a mark drawn on the photo (an arrow, a line or a letter in red, y
 
 def photo_at_fault(reason: str) -> bool:
     """Whether a screening's reason says the photo cannot be judged (too small, without colour, out of
-    focus, too dark, cast beyond the white matching, magnified past its shrinking, or on a coloured
-    background), rather than that it shows no white cell."""
+    focus, too dark, cast beyond the white matching, magnified past its shrinking, on a coloured
+    background, or marked by hand near the cell), rather than that it shows no white cell."""
     return reason.startswith((TOO_SMALL_HEAD, GRAYSCALE, BLACK_AND_WHITE, OUT_OF_FOCUS, TOO_DARK_HEAD, TINTED_HEAD,
                               MAGNIFIED_HEAD, STAINED_EDGE, DRAWN_MARK))
 
 
 def drawn_mark(rgb: np.ndarray, loc: CellLocation, r: int = CROP_HALF_PX) -> str:
-    """DRAWN_MARK where at least MARK_MIN_PX pixels of the field (H, W, 3) within `r` px of the cell (the crop
-    the network reads) are a colour no stain gives (MARK_MARGIN), else "". Read on every other pixel each way
-    (a 2 px line still shows a quarter of its pixels), and only where the channels spread MARK_MARGIN."""
+    """DRAWN_MARK where at least MARK_MIN_PX pixels of the field (H, W, 3) in the square of side 2 `r` round
+    the cell (the crop the network reads) are a colour no stain gives (MARK_MARGIN), else "". Read on every
+    other pixel each way (a 2 px line still shows a quarter of its pixels), and only where the channels spread
+    MARK_MARGIN. Not where the field's own white leans half as far that way: a strong yellow cast (blue x0.4)
+    marked the background of 32 of 32 fixture photos, which the cast checks tell of instead."""
     win = _window(rgb, loc, r)[::2, ::2]
     spread = brightest_channel(win) - darkest_channel(win)  # uint8: never below 0
-    px = win[spread >= MARK_MARGIN].astype(np.int16)  # (N, 3): the few pixels each test below may take
+    px = win[spread >= MARK_MARGIN]  # (N, 3): the few pixels the test may take
+    if 4 * np.count_nonzero(_mark_colour(px, MARK_MARGIN)) < MARK_MIN_PX:
+        return ""
+    return "" if _mark_colour(field_white(rgb[::4, ::4])[None], MARK_MARGIN // 2).any() else DRAWN_MARK
+
+
+def _mark_colour(px: np.ndarray, margin: int) -> np.ndarray:
+    """Which of the colours `px` (N, 3) stand `margin` or more towards pure red, green or yellow (bool (N,))."""
+    px = px.astype(np.int16)
     red, green, blue = px[:, 0], px[:, 1], px[:, 2]
-    mark = ((red - np.maximum(green, blue) >= MARK_MARGIN) | (green - np.maximum(red, blue) >= MARK_MARGIN)
-            | (np.minimum(red, green) - blue >= MARK_MARGIN))
-    return DRAWN_MARK if 4 * np.count_nonzero(mark) >= MARK_MIN_PX else ""
+    return ((red - np.maximum(green, blue) >= margin) | (green - np.maximum(red, blue) >= margin)
+            | (np.minimum(red, green) - blue >= margin))
 
 
 def _too_magnified(loc: CellLocation) -> str:

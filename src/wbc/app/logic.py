@@ -686,7 +686,9 @@ OVEREXPOSED_RECORD = ("The test images' record at this confidence is for photos 
 def confidence_note(test: Mapping[str, Any] | None, p: Prediction) -> str:
     """The caption under a typed result's confidence: the test images' record at it (`confidence_record`),
     except for an overexposed photo, which that record does not describe."""
-    return OVEREXPOSED_RECORD if p.overexposed else confidence_record(test, p.confidence)
+    if p.overexposed:  # no record to set aside where the card has none to give
+        return OVEREXPOSED_RECORD if confidence_record(test, p.confidence) else ""
+    return confidence_record(test, p.confidence)
 
 
 def tell_apart(first: str, second: str) -> str:
