@@ -99,23 +99,20 @@ LAYOUTS: dict[str, Layout] = {
 }
 
 
-def main(argv: list[str] | None = None) -> None:
-    from wbc.cli import whole_number
+def read_layouts(layouts: dict[str, Layout], every: int, data: str | None, what: str) -> None:
+    """Every `every`-th TEST file laid out each way, through the shipped model's whole path: a markdown table
+    row per layout (`what` heads its first column)."""
     from wbc.data import find_images_root, list_split
     from wbc.info import CLASSES
     from wbc.predict import Predictor
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data")
-    ap.add_argument("--every", type=whole_number(1), default=25)
-    args = ap.parse_args(argv)
-    samples = list_split(find_images_root(args.data), "TEST")[:: args.every]
+    samples = list_split(find_images_root(data), "TEST")[::every]
     photos = [Image.open(s.path).convert("RGB") for s in samples]
     pred = Predictor()
-    print(f"TEST, every {args.every}th file ({len(samples)}); model {pred.onnx_path}")
-    print("| layout | typed | right of those | confident and wrong | marked overexposed | cannot judge | "
+    print(f"TEST, every {every}th file ({len(samples)}); model {pred.onnx_path}")
+    print(f"| {what} | typed | right of those | confident and wrong | marked overexposed | cannot judge | "
           "second-cell warning |\n|---|---|---|---|---|---|---|")
-    for name, layout in LAYOUTS.items():
+    for name, layout in layouts.items():
         items = []
         for i, photo in enumerate(photos):
             buf = io.BytesIO()
@@ -128,6 +125,16 @@ def main(argv: list[str] | None = None) -> None:
         wrong = sum(p.label != t and p.verdict == "confident" for p, t in typed)
         print(f"| {name} | {len(typed)} / {len(preds)} | {right} | {wrong} | {sum(p.overexposed for p in preds)} | "
               f"{sum(p.verdict == 'cannot judge' for p in preds)} | {sum(bool(p.other_cell) for p in preds)} |", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from wbc.cli import whole_number
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data")
+    ap.add_argument("--every", type=whole_number(1), default=25)
+    args = ap.parse_args(argv)
+    read_layouts(LAYOUTS, args.every, args.data, "layout")
 
 
 if __name__ == "__main__":

@@ -748,6 +748,26 @@ def test_pages_reads_the_photo_on_a_page_and_refuses_a_slide(tmp_path, capsys) -
     assert int(rows["plate of two photos"][5]) >= n - 2
 
 
+def test_edited_photos_read_as_given_or_say_why_not(tmp_path, capsys) -> None:  # noqa: ANN001
+    """benchmarks/edited_photos.py on the fixture cells: rotated on a white canvas none is marked overexposed;
+    a magenta cast is typed and read right nearly as given (21 of 24 right before its scale was judged matched),
+    one past the matching is not typed; an arrow by the cell makes each one 'cannot judge', one away from it
+    changes nothing."""
+    n = fixture_splits(tmp_path)
+    load("edited_photos").main(["--data", str(tmp_path), "--every", "1"])
+    rows = rows_of(capsys.readouterr().out)
+    given = rows["as given"]
+    for edit in ("rotated 10 degrees, white canvas", "rotated 25 degrees, white canvas"):
+        assert rows[edit][3] == "0" and int(rows[edit][0].split(" / ")[0]) >= n - 2, (edit, rows[edit])
+    magenta = rows["magenta cast (green x0.8)"]
+    assert int(magenta[0].split(" / ")[0]) >= n - 1 and int(magenta[1]) >= n - 1 and magenta[4] == "0", magenta
+    # Past the matching, a cell found through the cast is told of the cast (8 of 24 were typed, 1 right)
+    assert int(rows["strong magenta cast (green x0.7)"][0].split(" / ")[0]) <= 1, rows["strong magenta cast (green x0.7)"]
+    for edit in ("red arrow by the cell", "yellow arrow by the cell"):
+        assert rows[edit][0] == f"0 / {n}" and rows[edit][4] == str(n), (edit, rows[edit])
+    assert rows["red arrow away from the cell"][:3] == given[:3]
+
+
 def test_warm_cast_types_more_at_the_wider_bound(tmp_path, capsys) -> None:  # noqa: ANN001
     """benchmarks/warm_cast.py on the fixture cells: both bounds' rows for every cast; the halogen-like cast
     (R x1.2, G x0.95, B x0.65) is typed more at 2 than at 1.5, a cool cast alike at both; the bound is put back."""
