@@ -13,7 +13,6 @@ PYTHONPATH (this file and pages.py from this tree).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pages import Layout, read_layouts  # noqa: E402
+from pages import Layout, layouts_cli  # noqa: E402
 
 
 def rotated(angle: int) -> Layout:
@@ -64,13 +63,7 @@ EDITS: dict[str, Layout] = {
 
 
 def main(argv: list[str] | None = None) -> None:
-    from wbc.cli import whole_number
-
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data")
-    ap.add_argument("--every", type=whole_number(1), default=25)
-    args = ap.parse_args(argv)
-    read_layouts(EDITS, args.every, args.data, "edit")
+    layouts_cli(EDITS, "edit", __doc__, argv)
 
 
 if __name__ == "__main__":

@@ -127,14 +127,19 @@ def read_layouts(layouts: dict[str, Layout], every: int, data: str | None, what:
               f"{sum(p.verdict == 'cannot judge' for p in preds)} | {sum(bool(p.other_cell) for p in preds)} |", flush=True)
 
 
-def main(argv: list[str] | None = None) -> None:
+def layouts_cli(layouts: dict[str, Layout], what: str, doc: str | None, argv: list[str] | None = None) -> None:
+    """The command line of a benchmark of `layouts` (this one's, or another's with its `doc`): --data, --every."""
     from wbc.cli import whole_number
 
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data")
     ap.add_argument("--every", type=whole_number(1), default=25)
     args = ap.parse_args(argv)
-    read_layouts(LAYOUTS, args.every, args.data, "layout")
+    read_layouts(layouts, args.every, args.data, what)
+
+
+def main(argv: list[str] | None = None) -> None:
+    layouts_cli(LAYOUTS, "layout", __doc__, argv)
 
 
 if __name__ == "__main__":
