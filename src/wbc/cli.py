@@ -302,10 +302,9 @@ def _print_figures(m: dict[str, Any]) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from wbc.io import check_writable_folder
-
-    export_and_report = _training("wbc.ship", "export_and_report")
     from wbc.predict import DEFAULT_MODEL_DIR
 
+    export_and_report = _training("wbc.ship", "export_and_report")
     if not args.replace_shipped and Path(args.out).resolve() == DEFAULT_MODEL_DIR.resolve():
         # It replaced the shipped model and its TEST report with any run's, which `wbc predict` and the app then used.
         raise WbcError(f"--out {args.out}: that is the shipped model, which `wbc predict` and `wbc app` use unless told "

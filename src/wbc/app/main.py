@@ -154,9 +154,8 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
 def restore_review(rows: list[dict[str, object]], corrections: dict[str, str], checks: dict[str, bool]) -> bool:
     """Take the reviewed labels of a table given to the restore uploader into `corrections`, and its ticks
     into `checks`, each image once (a correction made after it stands), also for images uploaded after the
-    table; whether any was
-    taken in this run. The uploader's value is read here, before the review table is built from
-    `corrections` (the uploader is drawn below the table)."""
+    table; whether any was taken in this run. The uploader's value is read here, before the review table is
+    built from `corrections` (the uploader is drawn below the table)."""
     table = st.session_state.get(logic.RESTORE_KEY)
     if table is None:  # none given, or removed: a table given again is read again
         st.session_state["restored"] = st.session_state["restored_note"] = None
