@@ -845,8 +845,17 @@ class TestOtherVerbs:
         capsys.readouterr()
         assert main(["train", "--out", str(out), "--resume", "--quiet"]) == 0
         said = capsys.readouterr().out
-        assert f"{out}: this run already finished at epoch 2; nothing to do" in said and "run written" not in said
+        assert f"{out}: this run already finished at epoch 2; nothing to do (a dry run: 2 epoch(s) on 3 cells" in said
+        assert "run written" not in said
         assert {f.name: f.stat().st_mtime_ns for f in out.iterdir()} == before
+        # Kept with --out it is marked: a real run in the folder is told so (it was sent to --resume, which then
+        # said the run had finished), and its export warns
+        assert (out / "DRY_RUN").read_text().startswith("a dry run of wbc train: 2 epoch(s) on 3 cells a class")
+        assert main(["train", "--data", str(FIXTURE_IMAGES), "--out", str(out), "--val-fraction", "0.34", "--quiet"]) == 2
+        assert f"{out}: holds a dry run (--dry-run --out), not a run to continue" in capsys.readouterr().err
+        from wbc.ship import export_warnings
+
+        assert any("is a dry run" in w for w in export_warnings(out / "best.pt", {}))
 
     def test_a_run_keeps_its_data_folder_for_export_and_evaluate(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:

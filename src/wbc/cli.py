@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from wbc import __version__
 from wbc.errors import OutputError, WbcError
-from wbc.io import lines_shown, printable
+from wbc.io import atomic_write_text, lines_shown, printable
 from wbc.imaging import TEST_TIME_VIEWS
 
 if TYPE_CHECKING:  # the training extras (torch) load only when a command needs them
@@ -117,7 +117,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         network = {"window": args.window, "size": args.input_size, "widths": args.widths}
         cfg, finished = _check_resume(out, asked, {k: v for k, v in network.items() if v is not None}, args.all_cells)
         if finished is not None:
-            print(f"{out}: this run already finished at epoch {finished}; nothing to do")
+            dry = (f" (a dry run: {cfg.epochs} epoch(s) on {cfg.limit_cells} cells a class; train the real one with "
+                   "another --out)" if (out / DRY_RUN_MARK).exists() else "")
+            print(f"{out}: this run already finished at epoch {finished}; nothing to do{dry}")
             return 0
         if run_data(cfg.data, args.data, out) is not None and args.data is None:  # the run's own: still there?
             print(f"wbc: note: resuming on data: {cfg.data}, the folder the run was trained on (--data gives another)",
@@ -141,6 +143,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     check_writable_folder(out)
     # Inside a split, the run's plots would become images of the class whose folder holds it.
     _training("wbc.evaluate", "check_out_of")(out, _training("wbc.evaluate", "data_set_splits")(cfg.data))
+    if not args.resume and (out / DRY_RUN_MARK).exists() and (out / "last.pt").exists():
+        # It said "already holds a run; pass --resume", and --resume then "finished": the real run never started.
+        raise WbcError(f"{out}: holds a dry run (--dry-run --out), not a run to continue; choose another --out for "
+                       "the real one, or remove this folder")
     try:
         run = fit(cfg, out, resume=args.resume, progress=not args.quiet, model_cfg=model_cfg)
     except KeyboardInterrupt:
@@ -151,7 +157,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             print("wbc: interrupted before the first epoch ended: nothing saved to resume; start it again",
                   file=sys.stderr)
         return 130
-    print(f"run written to {run} (best.pt, last.pt, summary.csv, curves.png)")
+    if args.dry_run:  # kept with --out: marked, so that it is not taken for the real run later
+        atomic_write_text(run / DRY_RUN_MARK, f"a dry run of wbc train: {cfg.epochs} epoch(s) on {cfg.limit_cells} "
+                          "cells a class, to check the set-up; not a model to use\n")
+    print(f"run written to {run} (best.pt, last.pt, summary.csv, curves.png)"
+          + (": a dry run, marked so (DRY_RUN)" if args.dry_run else ""))
     return 0
 
 
@@ -813,6 +823,7 @@ DATA_HELP = f"data set folder (default: {_DEFAULT_DATA})"
 # A training run keeps the folder it was trained on: its export, evaluation and resume use it again.
 RUN_DATA_HELP = (f"data set folder (default: the one a training run, or a model exported from its maker's own "
                  f"images, was trained on, else {_DEFAULT_DATA})")
+DRY_RUN_MARK = "DRY_RUN"  # the file a dry run kept with --out holds, saying what it is
 DONE_OR_ERROR = "exit status: 0 done; 2 an error, named on stderr; 130 interrupted; 141 the reader of the output went away"
 
 

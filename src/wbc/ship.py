@@ -123,10 +123,12 @@ def run_checkpoint(run: str | Path, instead: str = "") -> Path:
 
 
 def export_warnings(ckpt: Path, card: dict[str, Any]) -> list[str]:
-    """What a user exporting this checkpoint should know before using the model: a run that did not
+    """What a user exporting this checkpoint should know before using the model: a dry run, a run that did not
     finish (interrupted; `--resume` finishes it), held-out accuracy below 50% (chance, with 4 classes: 25%),
     or a calibration on fewer than MIN_CALIBRATION_FILES validation files."""
     notes = []
+    if (ckpt.parent / "DRY_RUN").is_file():  # wbc.cli.DRY_RUN_MARK: a check of the set-up, kept with --out
+        notes.append(f"the run {ckpt.parent} is a dry run (a few cells, one or two epochs), not a model to use")
     last = ckpt.parent / "last.pt"
     if last.is_file():
         state = load_checkpoint(last)
