@@ -88,6 +88,16 @@ class TestFit:
         with pytest.raises(DataError, match=r"validation cells, other than the \d+ and \d+ the run started on "
                                             r"\(split\.json; \d+ (missing|new|moved).*\).*left out as unusable"):
             fit(replace(TINY, data=str(data_copy)), tiny_run, resume=True, progress=False)
+        # Data with a cell fewer, too few to split: the data named as the cause, not "a larger --limit-cells"
+        from wbc.data import list_split
+
+        gone = next(s for s in list_split(data_copy, "TRAIN") if s.label == 3).cell
+        for smp in list_split(data_copy, "TRAIN"):
+            if smp.cell == gone:
+                smp.path.unlink()
+        with pytest.raises(DataError, match=r"--resume: the data at .* gives 11 cells, other than the 12 the run "
+                                            r"started on \(split.json\), and no split of them can be made"):
+            fit(replace(TINY, data=str(data_copy)), tiny_run, resume=True, progress=False)
 
     @pytest.mark.parametrize("ema", [0.0, 0.9])
     def test_resume_after_interruption_matches(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ema: float) -> None:

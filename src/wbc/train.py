@@ -437,6 +437,18 @@ def _split_before_links(then_tr: set[str], then_va: set[str], cells: list[str], 
             np.array([i for i, c in enumerate(cells) if c in then_va], dtype=int))
 
 
+def _resumed_on_other_cells(run: Path, cells: set[str], root: Path | str, error: DataError) -> None:
+    """DataError naming the data as the cause where the cells a resumed run reads (at `root`) are not those its
+    split.json holds, and the split made of them failed with `error`."""
+    _, then_tr, then_va = _run_split(run)
+    if cells != then_tr | then_va:
+        raise DataError(f"{run}: --resume: the data at {root} gives {len(cells)} cells, other than the "
+                        f"{len(then_tr | then_va)} the run started on (split.json), and no split of them can be made "
+                        f"({error}): --data points at other data, or files were added, removed or left out as unusable "
+                        "(--skip-bad, named above) since; point --data at the data it started on, or start a new "
+                        "run") from error
+
+
 def _check_same_split(run: Path, split: dict[str, Any], cells: list[str], tr_idx: np.ndarray, va_idx: np.ndarray,
                       root: Path | str) -> None:
     """DataError unless the data a resumed run reads (`root`) gives the cells, and files, the run
@@ -718,7 +730,12 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
             raise DataError("distillation needs the teachers' validation cells held out, and --all-cells holds out none")
         tr_idx, va_idx = np.arange(len(samples)), np.zeros(0, dtype=int)
     else:
-        tr_idx, va_idx = grouped_split(samples, cfg.val_fraction, seed=split_seed, fold=cfg.fold)
+        try:
+            tr_idx, va_idx = grouped_split(samples, cfg.val_fraction, seed=split_seed, fold=cfg.fold)
+        except DataError as e:
+            if state is not None:  # other data than the run's: that, not how to make folds ("a larger --limit-cells")
+                _resumed_on_other_cells(run, {s.cell for s in samples}, root, e)
+            raise
         if len(tr_idx) == 0 or len(va_idx) == 0:
             raise DataError("the cell-grouped split left the training or validation part empty")
     y_all = np.array([s.label for s in samples])
