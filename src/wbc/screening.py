@@ -331,18 +331,23 @@ def match_data_white(rgb: np.ndarray, gains: np.ndarray | None = None) -> np.nda
     return scale_channels(rgb, white_gains(rgb) if gains is None else gains)
 
 
-def matched_if_cast(rgb: np.ndarray) -> np.ndarray | None:
-    """The field (H, W, 3) with its white matched to the data set's, where it is cast: below
-    DATA_WHITE_RANGE in some channel, its gains CAST_SPREAD or more apart and a camera's to undo
-    (`gains_allowed`); else None (as it is). How `imaging.locate_at_data_scale` judges a cast field's
-    magnification: an even exposure cannot lift (blue - green) over the background, and a bright phone
-    photo, white above the range, was searched twice at full size for nothing (3.7x the time at
-    1920 x 1440). Its white is read on every 4th pixel each way."""
-    white = field_white(rgb[::4, ::4])
+def cast_gains(white: np.ndarray) -> np.ndarray | None:
+    """The gains (3,) that match a field's `white` (3,) to the data set's where the field is cast: below
+    DATA_WHITE_RANGE in some channel, the gains CAST_SPREAD or more apart and a camera's to undo
+    (`gains_allowed`); else None. An even exposure cannot lift (blue - green) over the background."""
     gains = _gains_to_data_white(white)
     if not (white < np.asarray(DATA_WHITE_RANGE[0])).any() or spread(gains) < CAST_SPREAD or not gains_allowed(gains):
         return None
-    return match_data_white(rgb, gains)
+    return gains
+
+
+def matched_if_cast(rgb: np.ndarray) -> np.ndarray | None:
+    """The field (H, W, 3) with its white matched to the data set's where it is cast (`cast_gains`); else None
+    (as it is). How `imaging.locate_at_data_scale` judges a cast field's magnification: a bright phone photo,
+    white above the range, was searched twice at full size for nothing (3.7x the time at 1920 x 1440). Its
+    white is read on every 4th pixel each way."""
+    gains = cast_gains(field_white(rgb[::4, ::4]))
+    return None if gains is None else match_data_white(rgb, gains)
 
 
 def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
@@ -363,24 +368,24 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
     Before any look, what is wrong with the photo itself (`_unfit`, `_too_magnified`, `drawn_mark`): a
     stained edge is judged again in the data set's colours where a cast the matching undoes may be why.
     """
+    white = field_white(rgb) if white is None else white
+    to_white = _gains_to_data_white(white)
     unfit = _unfit(rgb, loc.reduced_by)
-    if unfit == STAINED_EDGE and (matched := matched_if_cast(rgb)) is not None:
+    if unfit == STAINED_EDGE and (cast := cast_gains(white)) is not None:
         # A cast (magenta) lifts the background's (blue - green) to a stain's: its edge is judged in the data
         # set's colours, and the looks below read the cell (the second in those colours).
-        unfit = _unfit(matched, loc.reduced_by)
-    elif loc.reduced_by > 1 and unfit.startswith((TOO_SMALL_HEAD, STAINED_EDGE)):
+        unfit = _unfit(match_data_white(rgb, cast), loc.reduced_by)
+    elif loc.reduced_by > 1 and unfit.startswith((TOO_SMALL_HEAD, STAINED_EDGE)) and past_matching(to_white):
         # Shrunk for a nucleus that is the background, read as stain under a cast past the matching: the cast,
         # not the size, is what to mend (green x0.7 told 65 of 71 TEST_SIMPLE cells they were too small).
-        if past_matching(to_white := white_gains(rgb)):
-            unfit = _tinted(to_white, is_warm(to_white))
-    unfit = unfit or _too_magnified(loc) or drawn_mark(rgb, loc)
+        unfit = _tinted(to_white, is_warm(to_white))
+    unfit = unfit or _too_magnified(loc) or drawn_mark(rgb, loc, white)
     if unfit:  # no look at the stain can help: say what is wrong with the photo itself
         # A black-and-white picture's white is not clipped light: it is not called overexposed.
         clipped = 0.0 if unfit == BLACK_AND_WHITE else clipped_share(rgb)
         return Screening(is_cell=False, reason=unfit, peak=loc.peak, nucleus_px=0, sharpness=0.0,
                          reduced_by=loc.reduced_by, clipped=clipped)
     first = replace(_checks(rgb, loc), clipped=clipped_share(rgb))
-    to_white = _gains_to_data_white(field_white(rgb) if white is None else white)
     if first.is_cell and past_matching(to_white):
         # A cell found through a cast the matching cannot undo reads as the cast: every 20th TRAIN file cast magenta
         # past the bound (white gains 1.5 apart or more) was typed 224 times, 36% right (95-97% below it).
@@ -574,18 +579,20 @@ def photo_at_fault(reason: str) -> bool:
                               MAGNIFIED_HEAD, STAINED_EDGE, DRAWN_MARK))
 
 
-def drawn_mark(rgb: np.ndarray, loc: CellLocation, r: int = CROP_HALF_PX) -> str:
+def drawn_mark(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None, r: int = CROP_HALF_PX) -> str:
     """DRAWN_MARK where at least MARK_MIN_PX pixels of the field (H, W, 3) in the square of side 2 `r` round
     the cell (the crop the network reads) are a colour no stain gives (MARK_MARGIN), else "". Read on every
     other pixel each way (a 2 px line still shows a quarter of its pixels), and only where the channels spread
-    MARK_MARGIN. Not where the field's own white leans half as far that way: a strong yellow cast (blue x0.4)
-    marked the background of 32 of 32 fixture photos, which the cast checks tell of instead."""
+    MARK_MARGIN. Not where the field's own white (`field_white`, where the caller has it) leans half as far
+    that way: a strong yellow cast (blue x0.4) marked the background of 32 of 32 fixture photos, which the cast
+    checks tell of instead."""
     win = _window(rgb, loc, r)[::2, ::2]
     spread = brightest_channel(win) - darkest_channel(win)  # uint8: never below 0
     px = win[spread >= MARK_MARGIN]  # (N, 3): the few pixels the test may take
     if 4 * np.count_nonzero(_mark_colour(px, MARK_MARGIN)) < MARK_MIN_PX:
         return ""
-    return "" if _mark_colour(field_white(rgb[::4, ::4])[None], MARK_MARGIN // 2).any() else DRAWN_MARK
+    white = field_white(rgb[::4, ::4]) if white is None else white
+    return "" if _mark_colour(white[None], MARK_MARGIN // 2).any() else DRAWN_MARK
 
 
 def _mark_colour(px: np.ndarray, margin: int) -> np.ndarray:

@@ -449,12 +449,12 @@ def _resumed_on_other_cells(run: Path, cells: set[str], root: Path | str, error:
                         "run") from error
 
 
-def _check_same_split(run: Path, split: dict[str, Any], cells: list[str], tr_idx: np.ndarray, va_idx: np.ndarray,
-                      root: Path | str) -> None:
+def _check_same_split(run: Path, split: tuple[dict[str, Any], set[str], set[str]], cells: list[str],
+                      tr_idx: np.ndarray, va_idx: np.ndarray, root: Path | str) -> None:
     """DataError unless the data a resumed run reads (`root`) gives the cells, and files, the run
     started on (its `split`, `_run_split`; the file counts only where it has them): --data may move, not change
     what is trained on."""
-    then = (set(split["train_cells"]), set(split["val_cells"]))
+    split_json, then = split[0], (split[1], split[2])
     now = ({cells[i] for i in tr_idx}, {cells[i] for i in va_idx})
     if now != then:
         gone, new = sorted((then[0] | then[1]) - (now[0] | now[1])), sorted((now[0] | now[1]) - (then[0] | then[1]))
@@ -467,7 +467,7 @@ def _check_same_split(run: Path, split: dict[str, Any], cells: list[str], tr_idx
             f"other than the {len(then[0])} and {len(then[1])} the run started on (split.json; {which}): --data points at "
             "other data, or files were added, removed or left out as unusable (--skip-bad, named above) since; "
             "point --data at the data it started on, restore the files, or start a new run")
-    counts = (split.get("train_files"), split.get("val_files"))  # absent from runs before version 0.15
+    counts = (split_json.get("train_files"), split_json.get("val_files"))  # absent from runs before version 0.15
     if any(c is not None and c != n for c, n in zip(counts, (len(tr_idx), len(va_idx)))):
         raise DataError(
             f"{run}: --resume: the data at {root} gives {len(tr_idx)} training and {len(va_idx)} validation files of "
@@ -741,8 +741,8 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
     y_all = np.array([s.label for s in samples])
     cells = [s.cell for s in samples]
     if state is not None:  # before the teachers' pass, which a mismatch would waste
-        split, then_tr, then_va = _run_split(run)
-        tr_idx, va_idx = _split_before_links(then_tr, then_va, cells, tr_idx, va_idx)
+        split = _run_split(run)
+        tr_idx, va_idx = _split_before_links(split[1], split[2], cells, tr_idx, va_idx)
         _check_same_split(run, split, cells, tr_idx, va_idx, root)
     x_tr, y_tr = _to_tensor(x_all[tr_idx]), torch.from_numpy(y_all[tr_idx])
     x_va, y_va = centre_crop(_to_tensor(x_all[va_idx]), cfg.context), y_all[va_idx]
