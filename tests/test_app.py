@@ -1217,6 +1217,33 @@ class TestDifferential:
             yellow = predictor.analyse(np.clip(rgb * np.array([1.2, 1.15, 0.4]), 0, 255).astype(np.uint8))[1]
             assert yellow.reason.startswith(s.TINTED_HEAD), (path, yellow.reason)
 
+    def test_a_drawn_mark_is_sought_in_the_loaded_models_crop(self) -> None:
+        """The square searched for a mark is the loaded card's crop, not the shipped default's 160 px: a mark
+        64-72 px from the cell (a vertical line beside it) lies in a 160 px window's crop and outside a 120 px one's."""
+        from dataclasses import replace
+
+        from PIL import ImageDraw
+
+        from wbc import screening as s
+        from wbc.imaging import load_image
+
+        wide, narrow = Predictor(), Predictor()
+        narrow.spec = replace(narrow.spec, window=120)
+        seen = 0
+        for path in sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[::4]:
+            rgb = load_image(path)
+            _, plain = wide.analyse(rgb)
+            y, x = plain.cell_yx
+            if not plain.is_cell or not 40 <= y < rgb.shape[0] - 40 or x + 74 >= rgb.shape[1]:
+                continue
+            im = Image.fromarray(rgb)
+            ImageDraw.Draw(im).rectangle([(x + 64, y - 30), (x + 72, y + 30)], fill=(230, 20, 20))
+            marked = load_image(encode(im, "PNG"))
+            assert wide.analyse(marked)[1].reason == s.DRAWN_MARK, path
+            assert narrow.analyse(marked)[1].reason != s.DRAWN_MARK, path
+            seen += 1
+        assert seen >= 3
+
     def test_a_magenta_cast_is_not_read_as_magnification(self, predictor: Predictor) -> None:
         """A magenta cast (green x0.8, red and blue lifted) raises (blue - green) over the whole background
         to a stain's: the field read as one nucleus 2-4x magnified, was shrunk for it and misread, or told

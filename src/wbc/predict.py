@@ -361,8 +361,10 @@ class Predictor:
         white = field_white(field) if self.match_white else None
         gains = input_gains(field, white) if self.match_white else None
         x, matched = self.with_gains(x, gains)
-        return x, replace(screen(field, loc, white, gains), white_matched=matched, cell_yx=(loc.cy, loc.cx),
-                       offset_yx=loc.offset_yx)
+        # A mark matters where the network reads: its crop, or the whole field for a "frame" model.
+        crop_half = self.spec.window // 2 if self.spec.mode == "cell" else max(field.shape[:2])
+        return x, replace(screen(field, loc, white, gains, crop_half=crop_half), white_matched=matched,
+                          cell_yx=(loc.cy, loc.cx), offset_yx=loc.offset_yx)
 
     def with_gains(self, x: np.ndarray, gains: np.ndarray | None) -> tuple[np.ndarray, bool]:
         """The prepared input x (h, w, 3) as the network sees it, and whether it was changed: scaled by

@@ -350,8 +350,11 @@ def matched_if_cast(rgb: np.ndarray) -> np.ndarray | None:
     return None if gains is None else match_data_white(rgb, gains)
 
 
+CROP_HALF_PX = PreprocessSpec.window // 2  # px round the nucleus the shipped card's crop reads, at the data set's scale
+
+
 def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
-           gains: np.ndarray | None = None, floor: int | None = None) -> Screening:
+           gains: np.ndarray | None = None, floor: int | None = None, crop_half: int = CROP_HALF_PX) -> Screening:
     """Decide whether `rgb` (H, W, 3) shows a stained white cell at `loc`, and where a second one is.
 
     A field that fails is looked at once more with its white matched to the data set's: the stain
@@ -364,7 +367,8 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
     gains the network's input is scaled by (`input_gains`, where the model card matches white); the
     search for a second cell reads the field in those colours, in which the stain thresholds hold
     (in a warm or dim photo as given, the lobes of one nucleus fall apart); for such a photo it costs
-    about 1 ms more, the field scaled and its stain maps made again. `floor`: `other_cell`'s.
+    about 1 ms more, the field scaled and its stain maps made again. `floor`: `other_cell`'s. `crop_half`:
+    half the side of the square the model's crop reads (px, data scale), in which a drawn mark matters.
     Before any look, what is wrong with the photo itself (`_unfit`, `_too_magnified`, `drawn_mark`): a
     stained edge is judged again in the data set's colours where a cast the matching undoes may be why.
     """
@@ -379,7 +383,7 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
         # Shrunk for a nucleus that is the background, read as stain under a cast past the matching: the cast,
         # not the size, is what to mend (green x0.7 told 65 of 71 TEST_SIMPLE cells they were too small).
         unfit = _tinted(to_white, is_warm(to_white))
-    unfit = unfit or _too_magnified(loc) or drawn_mark(rgb, loc, white)
+    unfit = unfit or _too_magnified(loc) or drawn_mark(rgb, loc, white, crop_half)
     if unfit:  # no look at the stain can help: say what is wrong with the photo itself
         # A black-and-white picture's white is not clipped light: it is not called overexposed.
         clipped = 0.0 if unfit == BLACK_AND_WHITE else clipped_share(rgb)
@@ -566,7 +570,6 @@ STAINED_EDGE = ("most of the photo's edge is blue or purple, as a slide's or a w
 # crop the network reads, a red arrow turned a neutrophil and a monocyte into lymphocytes, confident.
 MARK_MARGIN = 150
 MARK_MIN_PX = 30
-CROP_HALF_PX = PreprocessSpec.window // 2  # px round the nucleus the shipped card's crop reads, at the data set's scale
 DRAWN_MARK = ("a mark drawn on the photo (an arrow, a line or a letter in red, yellow or green) lies in the part the "
               "model reads around the cell, and changes its reading: give the photo without marks, or crop them out")
 
