@@ -435,6 +435,21 @@ class TestNotAWhiteCell:
                 over_rgb = brightness(gain)(np.asarray(img))
                 assert page_corners(over_rgb.min(2) >= WHITE_LEVEL) is None
 
+    def test_a_dim_rotated_photo_is_matched_as_the_dim_photo(self, predictor: Predictor) -> None:
+        """Under a dim light (x0.6) and rotated 25 degrees on a white page, a field's white is the field's, not
+        the page's 255: it is matched as the unrotated dim photo is (it was left dim, and one in three fixture
+        photos was told no stained nucleus was there)."""
+        from wbc.imaging import load_image, scale_channels
+        from wbc.screening import field_white
+
+        for path in sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[::4]:
+            dim = scale_channels(load_image(path), (0.6, 0.6, 0.6))
+            turned = np.asarray(Image.fromarray(dim).rotate(25, expand=True, fillcolor=(255, 255, 255),
+                                                            resample=Image.BICUBIC))
+            assert np.abs(field_white(turned) - field_white(dim)).max() <= 2, path
+            plain, rotated = predictor.analyse(dim)[1], predictor.analyse(turned)[1]
+            assert rotated.white_matched == plain.white_matched and rotated.is_cell == plain.is_cell, path
+
     def test_field_white_is_the_99th_percentile_of_the_lit_pixels(self) -> None:
         """field_white reads np.percentile's 99th percentile (linear interpolation) of each channel over
         the lit pixels off histograms: equal on fixture fields, dimmed and brightened, with black fill,

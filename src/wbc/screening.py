@@ -250,14 +250,20 @@ def _white_run(view: np.ndarray) -> int:
 
 
 def field_white(rgb: np.ndarray) -> np.ndarray:
-    """The field's white (3,): each channel's 99th percentile over its lit pixels (all, if none is),
-    interpolated as np.percentile's default does. Read off each channel's histogram: np.percentile
-    sorts, and costs 3 ms a field where every prediction needs it."""
+    """The field's white (3,): each channel's 99th percentile over its lit pixels (all, if none is) outside
+    a rotated photo's white corners (`page_corners`), interpolated as np.percentile's default does. Read
+    off each channel's histogram: np.percentile sorts, and costs 3 ms a field where every prediction needs it."""
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.size == 0:
         raise ValueError(f"field_white needs a non-empty uint8 RGB image (H, W, 3), not {rgb.dtype} of shape {rgb.shape}")
     size = rgb.shape[0] * rgb.shape[1]
     # Where red alone lights every pixel (a photo without black fill) there is no mask to build.
     lit = None if rgb[..., 0].min() >= LIT_MIN else lit_mask(rgb)
+    # A photo rotated in an editor shows the white page in its four corners: not the field's white, which
+    # under a dim light it would hide (the matching read the page's 255 and left the field as dim).
+    corners = rgb[[0, 0, -1, -1], [0, -1, 0, -1]]  # (4, 3): page_corners needs all four white
+    if darkest_channel(corners).min() >= WHITE_LEVEL:
+        if (page := page_corners(darkest_channel(rgb) >= WHITE_LEVEL)) is not None:
+            lit = ~page if lit is None else lit & ~page
     n = size if lit is None else int(np.count_nonzero(lit))
     image = Image.fromarray(np.ascontiguousarray(rgb))
     # Pillow's histogram (one pass in C, under a mask) is 2x faster than numpy's bincount per channel.
