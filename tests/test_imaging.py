@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import io
-from dataclasses import replace
 import re
+import struct
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -304,6 +305,59 @@ class TestLoadImage:
                                                         b"\xff\xff\xff\xff\x00\x06")
         assert load_image(buf.getvalue(), "x.jpg").shape == (240, 320, 3)
         assert not [w for w in recwarn if "EXIF" in str(w.message)], [str(w.message) for w in recwarn]
+
+    @pytest.mark.parametrize("fmt", ["PNG", "WEBP", "JPEG"])
+    def test_a_damaged_exif_block_leaves_the_photo_as_stored(self, fmt: str) -> None:
+        """An EXIF block cut short at any length, or with a header Pillow cannot parse, costs only the turn it
+        would give: the pixels are read as stored. It raised struct.error (a traceback, and the batch lost) or was
+        refused as a damaged image ("not a TIFF file") for a photo whose pixels decode."""
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        block = exif.tobytes()  # b"Exif\0\0" and the TIFF-style block after it
+        stored = Image.fromarray(smear())
+        blocks = [block[:n] for n in range(7, len(block))] + [b"Exif\x82\x00M\xfd" + bytes(20)]
+        for raw_exif in blocks:
+            buf = io.BytesIO()
+            stored.save(buf, fmt, exif=raw_exif, **({"quality": 95} if fmt == "JPEG" else {"lossless": True}
+                                                      if fmt == "WEBP" else {}))
+            rgb = load_image(buf.getvalue(), f"x.{fmt.lower()}")  # cut past the turn's tag: turned
+            turned = np.asarray(stored.transpose(Image.Transpose.ROTATE_270))
+            assert rgb.shape in (smear().shape, turned.shape), raw_exif
+            if fmt != "JPEG":
+                assert (rgb == smear()).all() if rgb.shape == smear().shape else (rgb == turned).all(), raw_exif
+
+    def test_a_damaged_tiff_is_refused_naming_it(self) -> None:
+        """A TIFF whose strip offsets (tag 273) are stored as text, a fraction, bytes or a float gives BadImageError
+        naming the file: Pillow's decoder raised TypeError, past the handler (a traceback, and the batch lost)."""
+        buf = io.BytesIO()
+        Image.fromarray(smear()).save(buf, "TIFF")
+        raw = buf.getvalue()
+        ifd = struct.unpack("<I", raw[4:8])[0]
+        entries = [ifd + 2 + 12 * k for k in range(struct.unpack("<H", raw[ifd : ifd + 2])[0])]
+        offsets = next(e for e in entries if struct.unpack("<H", raw[e : e + 2])[0] == 273)
+        for kind in (2, 5, 7, 11, 12):  # ASCII, RATIONAL, UNDEFINED, FLOAT, DOUBLE
+            bad = bytearray(raw)
+            bad[offsets + 2 : offsets + 4] = struct.pack("<H", kind)
+            with pytest.raises(BadImageError, match=r"^fuzzed\.tif: damaged or truncated image"):
+                load_image(bytes(bad), "fuzzed.tif")
+
+    def test_a_float_tiff_with_nan_or_inf_keeps_its_picture(self, recwarn: pytest.WarningsRecorder) -> None:
+        """One NaN or inf pixel in a float grayscale image does not set its range: the picture is stretched over its
+        finite values (a NaN made all of it black, an inf warned of a division on the user's terminal)."""
+        gray = smear().mean(2).astype(np.float32) / 255
+        buf = io.BytesIO()
+        Image.fromarray(gray, "F").save(buf, "TIFF")
+        clean = load_image(buf.getvalue(), "clean.tif")
+        for bad in (np.nan, np.inf, -np.inf):
+            g = gray.copy()
+            g[5, 5] = bad
+            buf = io.BytesIO()
+            Image.fromarray(g, "F").save(buf, "TIFF")
+            rgb = load_image(buf.getvalue(), "bad.tif")
+            assert rgb[5, 5].tolist() == [0, 0, 0]
+            rgb[5, 5] = clean[5, 5]
+            assert (rgb == clean).all(), bad
+        assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
 
     @pytest.mark.parametrize("fmt,says", [("TIFF", "holds 2 images (pages)"), ("GIF", "holds 2 frames (an animation)"),
                                           ("PNG", "holds 2 frames"), ("WEBP", "holds 2 frames")])

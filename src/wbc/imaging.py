@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -166,7 +167,7 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
                 )
             sixteen_bit_colour = _sixteen_bit_colour(img)  # the tiles say so only before loading
             img.load()
-            ImageOps.exif_transpose(img, in_place=True)  # in place: a copy of every photo otherwise
+            _upright(img)
             if sixteen_bit_colour:
                 _refuse_unscaled(img, label)
             return _to_rgb(img)
@@ -180,8 +181,19 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
                             "crop the field around the cell first") from e
     except UnidentifiedImageError as e:
         raise BadImageError(f"{label}: {_unreadable_kind(raw)}") from e
-    except (OSError, SyntaxError, ValueError) as e:
+    except (OSError, SyntaxError, ValueError, TypeError, EOFError, KeyError, IndexError, struct.error) as e:
+        # Pillow's decoders raise any of these for a damaged file (a fuzzed TIFF's tags: TypeError)
         raise BadImageError(f"{label}: damaged or truncated image ({e})") from e
+
+
+def _upright(img: Image.Image) -> None:
+    """Turn `img` (loaded) upright in place as its EXIF orientation says; a damaged EXIF block (cut short, or
+    with a header Pillow cannot parse: struct.error, SyntaxError) leaves it as stored, since its pixels decode
+    and only the turn is unknown. In place: a copy of every photo otherwise."""
+    try:
+        ImageOps.exif_transpose(img, in_place=True)
+    except Exception:  # Pillow's EXIF parser raises struct.error, SyntaxError, ValueError, KeyError...
+        pass
 
 
 def _pages(img: Image.Image) -> int:
@@ -247,8 +259,10 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         # 16-bit or float grayscale: stretch the used range onto 0..255.
         a = np.asarray(img, dtype=np.float64)
-        lo, hi = float(a.min()), float(a.max())
-        a = (a - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(a)
+        finite = np.isfinite(a)  # a float TIFF's NaN or inf pixels (0 here) must not set the range
+        used = a[finite] if not finite.all() else a
+        lo, hi = (float(used.min()), float(used.max())) if used.size else (0.0, 0.0)
+        a = np.where(finite, (a - lo) / (hi - lo) * 255.0, 0.0) if hi > lo else np.zeros_like(a)
         g = a.astype(np.uint8)
         return np.repeat(g[:, :, None], 3, axis=2)
     if img.mode == "P":
