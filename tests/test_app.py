@@ -1291,6 +1291,28 @@ class TestDifferential:
         assert s.matched_if_cast(cast(rgb, (0.7,) * 3, (0,) * 3)) is None
         assert s.matched_if_cast(cast(rgb, (0.92, 0.8, 1.0), (15, 0, 20))) is not None
 
+    def test_a_cast_or_dim_light_past_the_gains_range_is_not_typed(self, predictor: Predictor) -> None:
+        """A field whose white needs a gain past 2 to match (its green x0.4, blue x0.6; or every channel x0.4) is told
+        of its cast or that it is too dark, as a milder cast past the matching is: it was typed, unflagged, where the
+        stain still showed a nucleus (12 of 71 TEST_SIMPLE cells right at green x0.4, blue x0.6). Magnified 2x and
+        cast green x0.45, it is told of its cast, not that it is too small once shrunk, and not said to be shrunk
+        (the background read as stain shrank it 8x)."""
+        from wbc import screening as s
+        from wbc.imaging import load_image, scale_channels
+
+        paths = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[::3]
+        for path in paths:
+            rgb = load_image(path)
+            cast = predictor.analyse(scale_channels(rgb, (1.0, 0.4, 0.6)))[1]
+            assert not cast.is_cell and cast.reason.startswith(s.TINTED_HEAD) and s.photo_at_fault(cast.reason), path
+            dark = predictor.analyse(scale_channels(rgb, (0.4, 0.4, 0.6)))[1]
+            assert not dark.is_cell and dark.reason.startswith(s.TOO_DARK_HEAD), (path, dark.reason)
+            assert "take it with more light" in dark.reason
+        big = Image.fromarray(scale_channels(load_image(paths[0]), (1.0, 0.45, 1.0))).resize((640, 480))
+        ((pred, _, _),) = predictor.predict_sources([("magenta.png", encode(big, "PNG"))])
+        assert pred.not_wbc.startswith(s.TINTED_HEAD) and not pred.shrunk, (pred.not_wbc, pred.reduced_by)
+        assert "shrunk" not in pred.verdict
+
     def test_a_halogen_cast_is_matched_and_typed(self, predictor: Predictor) -> None:
         """Halogen light without a daylight filter (red x1.2, green x0.95, blue x0.65: the white's gains
         spread 1.8) is warm, and matched up to a spread of 2: of the 32 fixture photos, 28 are taken for a

@@ -24,8 +24,8 @@ from wbc.imaging import (PreprocessSpec, dihedral_views, load_image, prepare_loc
                           to_input)
 from wbc.info import CLASSES, IMAGE_SUFFIXES
 from wbc.io import atomic_write_text, bytes_key, files_under, spreadsheet_text
-from wbc.screening import (OVEREXPOSED_SHARE, STAINED_EDGE, Screening, field_white, input_gains, matched_if_cast,
-                            photo_at_fault, screen)
+from wbc.screening import (OVEREXPOSED_SHARE, STAINED_EDGE, TINTED_HEAD, TOO_DARK_HEAD, Screening, field_white,
+                            input_gains, matched_if_cast, photo_at_fault, screen)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "models" / "default"
@@ -217,8 +217,9 @@ class Prediction:
     @property
     def shrunk(self) -> bool:
         """Whether to say the photo was shrunk towards the training magnification: it was, for its cell's size,
-        and not for a coloured background's read as a huge nucleus (which it cannot be judged for)."""
-        return self.reduced_by > 1 and self.not_wbc != STAINED_EDGE
+        and not for a coloured background's read as a huge nucleus, nor where its light or cast is beyond the
+        matching (a background read as stain in such colours shrank a magenta photo 8x)."""
+        return self.reduced_by > 1 and not self.not_wbc.startswith((STAINED_EDGE, TINTED_HEAD, TOO_DARK_HEAD))
 
     @property
     def typed(self) -> bool:

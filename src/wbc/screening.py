@@ -296,12 +296,6 @@ def gains_allowed(gains: np.ndarray) -> bool:
     return bool(GAIN_RANGE[0] <= gains.min() and gains.max() <= GAIN_RANGE[1] and spread(gains) <= bound)
 
 
-def past_matching(gains: np.ndarray) -> bool:
-    """Whether white gains (3,) within GAIN_RANGE spread wider than the matching takes (`gains_allowed`): a cast
-    it cannot undo, neither a dark photo nor one of a single hue."""
-    return bool(GAIN_RANGE[0] <= gains.min() and gains.max() <= GAIN_RANGE[1] and not gains_allowed(gains))
-
-
 def spread(gains: np.ndarray) -> float:
     """How far apart channel gains (3,) are: the largest over the smallest."""
     return float(gains.max() / gains.min())
@@ -385,10 +379,11 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
         # A cast (magenta) lifts the background's (blue - green) to a stain's: its edge is judged in the data
         # set's colours, and the looks below read the cell (the second in those colours).
         unfit = _unfit(match_data_white(rgb, cast), loc.reduced_by)
-    elif loc.reduced_by > 1 and unfit.startswith((TOO_SMALL_HEAD, STAINED_EDGE)) and past_matching(to_white):
+    elif loc.reduced_by > 1 and unfit.startswith((TOO_SMALL_HEAD, STAINED_EDGE)) and not gains_allowed(to_white):
         # Shrunk for a nucleus that is the background, read as stain under a cast past the matching: the cast,
-        # not the size, is what to mend (green x0.7 told 65 of 71 TEST_SIMPLE cells they were too small).
-        unfit = _tinted(to_white, is_warm(to_white))
+        # not the size, is what to mend (green x0.7 told 65 of 71 TEST_SIMPLE cells they were too small; x0.45,
+        # a gain past the range, 11 of 11 every 7th).
+        unfit = _beyond_matching(to_white)
     unfit = unfit or _too_magnified(loc) or drawn_mark(rgb, loc, white, crop_half)
     if unfit:  # no look at the stain can help: say what is wrong with the photo itself
         # A black-and-white picture's white is not clipped light: it is not called overexposed.
@@ -396,10 +391,11 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
         return Screening(is_cell=False, reason=unfit, peak=loc.peak, nucleus_px=0, sharpness=0.0,
                          reduced_by=loc.reduced_by, clipped=clipped)
     first = replace(_checks(rgb, loc), clipped=clipped_share(rgb))
-    if first.is_cell and past_matching(to_white):
+    if first.is_cell and not gains_allowed(to_white):
         # A cell found through a cast the matching cannot undo reads as the cast: every 20th TRAIN file cast magenta
-        # past the bound (white gains 1.5 apart or more) was typed 224 times, 36% right (95-97% below it).
-        return replace(first, is_cell=False, reason=_tinted(to_white, is_warm(to_white)))
+        # past the bound (white gains 1.5 apart or more) was typed 224 times, 36% right (95-97% below it). So does
+        # one too dim or too cast for a gain within the range (green x0.4, blue x0.6: 12 of 71 TEST_SIMPLE right).
+        return replace(first, is_cell=False, reason=_beyond_matching(to_white))
     if first.is_cell:
         if gains is None:
             return _with_other_cell(first, rgb, loc, floor)
@@ -409,15 +405,8 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
     warm = is_warm(to_white) and spread(to_white) > GAIN_SPREAD_MAX
     if not gains_allowed(to_white):
         # What is wrong with the light first: "no stained nucleus found" alone would say no cell is there.
-        # Dark: every channel well below the training images' white (DARK_GAIN_MIN) and one beyond the second
-        # look; a channel at nearly full light beside dim ones is a cast, for which more light is the wrong
-        # advice. Every channel beyond the second look is dark, cast or not.
-        dim = to_white.min() > DARK_GAIN_MIN and to_white.max() > GAIN_RANGE[1]
-        if to_white.min() > GAIN_RANGE[1] or dim:
-            # Dim and warm (a halogen lamp turned down): both, and no daylight filter, which takes more light.
-            cast = " and correct its white balance, which is cast warm" if dim and warm else ""
-            return replace(first, reason=f"{TOO_DARK_HEAD} (its white at {100 / to_white.mean():.0f}% of theirs): "
-                                         f"take it with more light{cast}; as photographed, {first.reason}")
+        if _too_dark(to_white):
+            return replace(first, reason=f"{_beyond_matching(to_white)}; as photographed, {first.reason}")
         # Another cast (an LED's light under a camera set for tungsten, a green filter) is called one only
         # where undoing it in full shows a white cell: a blue sky's or a green leaf's photo is no smear.
         if warm or _balanced_look(rgb, loc, to_white) is not None:
@@ -432,6 +421,25 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
         return first
     second, balanced, again = look
     return _with_other_cell(replace(second, white_balanced=True, clipped=first.clipped), balanced, again, floor)
+
+
+def _too_dark(to_white: np.ndarray) -> bool:
+    """Whether a field whose white the gains `to_white` (3,) match, not allowed (`gains_allowed`), is too dark
+    rather than cast: every channel beyond the range, or every one well below the training images' white
+    (DARK_GAIN_MIN) and one beyond. A channel at nearly full light beside dim ones is a cast, for which more
+    light is the wrong advice."""
+    return bool(to_white.min() > GAIN_RANGE[1] or (to_white.min() > DARK_GAIN_MIN and to_white.max() > GAIN_RANGE[1]))
+
+
+def _beyond_matching(to_white: np.ndarray) -> str:
+    """Why a field that matching its white (gains `to_white`, (3,), not allowed) cannot bring to the training
+    images' colours cannot be judged: too dark (take it with more light; dim and warm, as a halogen lamp turned
+    down, also its white balance, without a daylight filter, which takes more light), or cast."""
+    warm = is_warm(to_white) and spread(to_white) > GAIN_SPREAD_MAX
+    if not _too_dark(to_white):
+        return _tinted(to_white, warm)
+    cast = " and correct its white balance, which is cast warm" if warm else ""
+    return f"{TOO_DARK_HEAD} (its white at {100 / to_white.mean():.0f}% of theirs): take it with more light{cast}"
 
 
 def _tinted(to_white: np.ndarray, warm: bool) -> str:
