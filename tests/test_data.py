@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from wbc.data import find_images_root, grouped_kfold, grouped_split, list_folder, list_split, load_arrays, load_prepared
 from wbc.errors import DataError
@@ -344,22 +345,28 @@ class TestArrays:
 
     def test_prepared_keeps_what_predict_learns(self, fixture_root: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-        """load_prepared keeps each file's shrink factor and white gains as Predictor.analyse finds
-        them (NaN where input_gains has none), built and read back from the cache alike."""
-        from wbc.data import load_prepared
-        from wbc.imaging import load_image, prepare_located
-        from wbc.screening import input_gains
+        """load_prepared keeps each file's crop, shrink factor and white gains as Predictor.analyse finds
+        them (NaN where input_gains has none), built and read back from the cache alike: also for a magnified
+        photo cast magenta, whose magnification both judge in matched colours (the cache did not: 2x photos cast
+        green x0.8 were shrunk 1.41x for training and evaluation, and not for `wbc predict`)."""
+        from wbc.data import Sample, load_prepared
+        from wbc.imaging import load_image, scale_channels
+        from wbc.predict import Predictor
 
-        monkeypatch.setenv("WBC_CACHE", str(tmp_path))  # the second pass builds the cache, the third reads it
+        monkeypatch.setenv("WBC_CACHE", str(tmp_path / "cache"))  # the second pass builds the cache, the third reads it
         s = list_split(fixture_root, "TEST_SIMPLE")
+        for i, smp in enumerate(s[:4]):
+            big = Image.fromarray(scale_channels(load_image(smp.path), (1.0, 0.8, 1.0))).resize((640, 480))
+            big.save(tmp_path / f"cast{i}.png")
+            s.append(Sample(tmp_path / f"cast{i}.png", smp.label, f"cast{i}"))
+        predictor = Predictor(match_white=True)
         for use_cache in (False, True, True):
             p = load_prepared(s, PreprocessSpec(), use_cache=use_cache, progress=False)
-            assert p.reduced_by.shape == (8,) and p.gains.shape == (8, 3) and p.samples == s
+            assert p.reduced_by.shape == (12,) and p.gains.shape == (12, 3) and p.samples == s
             for smp, x, r, g in zip(s, p.x, p.reduced_by, p.gains):
-                want_x, loc, field = prepare_located(load_image(smp.path), PreprocessSpec())
-                want = input_gains(field)
-                assert np.array_equal(x, want_x) and r == loc.reduced_by
-                assert np.isnan(g).all() if want is None else np.array_equal(g, want)
+                want_x, sc = predictor.analyse(load_image(smp.path))  # the crop, with the field's gains
+                got_x, _ = predictor.with_gains(x, None if np.isnan(g).all() else g)
+                assert np.array_equal(got_x, want_x) and r == sc.reduced_by, smp.path
 
     @pytest.mark.parametrize("damage", ["truncated", "empty", "flipped"])
     def test_damaged_cache_file_is_rebuilt(self, fixture_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

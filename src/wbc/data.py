@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import inspect
 import io
 import itertools
 import json
@@ -23,7 +24,7 @@ import numpy as np
 
 from wbc import imaging, screening
 from wbc.errors import BadImageError, DataError, OutputError
-from wbc.imaging import PreprocessSpec, load_image, prepare_located
+from wbc.imaging import PreprocessSpec, load_image
 from wbc.info import CLASS_INDEX, CLASSES, IMAGE_SUFFIXES, SPLITS
 from wbc.io import atomic_write_bytes, bytes_key, files_under, printable
 from wbc.sources import field_name, likeliest_split, read_linked, source_field
@@ -476,7 +477,7 @@ class Prepared:
 def _decode(args: tuple[str, dict]) -> tuple[np.ndarray, float, np.ndarray] | str:
     path, spec_d = args
     try:
-        x, loc, field = prepare_located(load_image(path), PreprocessSpec.from_dict(spec_d))
+        x, loc, field = screening.prepared_as_predicted(load_image(path), PreprocessSpec.from_dict(spec_d))
     except BadImageError as e:
         return str(e)
     gains = screening.input_gains(field)
@@ -515,7 +516,8 @@ def prune_cache(folder: Path, keep: Path, limit: int = CACHE_LIMIT_BYTES) -> Non
 
 def _cache_key(samples: Sequence[Sample], spec: PreprocessSpec) -> str:
     # The preprocessing code is part of the key: a change to it must not reuse stale crops or gains.
-    h = hashlib.sha256(Path(imaging.__file__).read_bytes() + Path(screening.__file__).read_bytes())
+    h = hashlib.sha256(Path(imaging.__file__).read_bytes() + Path(screening.__file__).read_bytes()
+                       + inspect.getsource(_decode).encode())
     h.update(json.dumps(spec.to_dict(), sort_keys=True).encode())
     for s in samples:
         try:

@@ -20,12 +20,11 @@ import numpy as np
 
 from wbc.calibration import apply_confidence_map
 from wbc.errors import BadImageError, ModelFileError, WbcError
-from wbc.imaging import (PreprocessSpec, dihedral_views, load_image, prepare_located, read_source, scale_channels,
-                          to_input)
+from wbc.imaging import PreprocessSpec, dihedral_views, load_image, read_source, scale_channels, to_input
 from wbc.info import CLASSES, IMAGE_SUFFIXES
 from wbc.io import atomic_write_text, bytes_key, files_under, spreadsheet_text
 from wbc.screening import (OVEREXPOSED_SHARE, STAINED_EDGE, TINTED_HEAD, TOO_DARK_HEAD, Screening, field_white,
-                            input_gains, matched_if_cast, photo_at_fault, screen)
+                            input_gains, photo_at_fault, prepared_as_predicted, screen)
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "models" / "default"
@@ -356,7 +355,7 @@ class Predictor:
 
     def analyse(self, rgb: np.ndarray) -> tuple[np.ndarray, Screening]:
         """Source RGB (H, W, 3) -> the prepared input (h, w, 3) and the is-it-a-white-cell checks."""
-        x, loc, field = prepare_located(rgb, self.spec, matched=matched_if_cast)
+        x, loc, field = prepared_as_predicted(rgb, self.spec)
         # The field's white serves the matching and, for a field that fails the screening's first
         # look, its second: measured once.
         white = field_white(field) if self.match_white else None

@@ -36,6 +36,7 @@ from wbc.imaging import (
     locate_cell,
     median_colour,
     near_colour,
+    prepare_located,
     scale_channels,
     stain_map,
 )
@@ -348,6 +349,13 @@ def matched_if_cast(rgb: np.ndarray) -> np.ndarray | None:
     white is read on every 4th pixel each way."""
     gains = cast_gains(field_white(rgb[::4, ::4]))
     return None if gains is None else match_data_white(rgb, gains)
+
+
+
+def prepared_as_predicted(rgb: np.ndarray, spec: PreprocessSpec) -> tuple[np.ndarray, CellLocation, np.ndarray]:
+    """`imaging.prepare_located` as `wbc predict` prepares a photo, and the data cache each file it trains and
+    evaluates on: a cast field's magnification judged in the data set's colours (`matched_if_cast`)."""
+    return prepare_located(rgb, spec, matched=matched_if_cast)
 
 
 CROP_HALF_PX = PreprocessSpec.window // 2  # px round the nucleus the shipped card's crop reads, at the data set's scale
