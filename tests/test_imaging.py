@@ -233,6 +233,13 @@ class TestMagnification:
         big = enlarged(smear(), 5)
         x, loc, field = prepare_located(big, PreprocessSpec(mode="frame", size=120))
         assert field is big and loc.reduced_by == 1.0 and x.shape == (120, 160, 3)
+        # Its nucleus too large, the screening says the photo is read unshrunk, not that it is too small to shrink
+        from wbc.imaging import EXTENT_MAX
+        from wbc.screening import MAGNIFIED_HEAD, screen
+
+        assert loc.extent > EXTENT_MAX
+        reason = screen(field, loc).reason
+        assert reason.startswith(MAGNIFIED_HEAD) and "not shrunk" in reason and "too small" not in reason, reason
 
     def test_data_set_files_are_left_alone(self, fixture_root: Path) -> None:
         """Every fixture file (real data set files) is searched and cropped as it is, so training crops

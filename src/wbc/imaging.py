@@ -36,7 +36,8 @@ MODES = ("cell", "frame")  # PreprocessSpec.mode: crop around the cell, or the w
 class PreprocessSpec:
     """How a model wants its input; stored in the checkpoint and the model card.
 
-    mode "cell": crop a `window` x `window` px square (pixels of the source image) centred on the
+    mode "cell": crop a `window` x `window` px square (pixels of the field at the data set's magnification:
+    a magnified photo's once shrunk, `locate_at_data_scale`) centred on the
     stained nucleus and resize it to `size` x `size`. mode "frame": resize the whole field to
     `size` x round(size * 4 / 3) (height x width), as the reference network did.
     """

@@ -195,7 +195,7 @@ class Prediction:
     reduced_by: float = 1.0  # a magnified photo was shrunk by this before the cell was cropped
     white_balanced: bool = False  # screened as a white cell only once its white was matched to the data set's
     white_matched: bool = False  # the network saw it with its white matched to the data set's (Predictor.match_white)
-    clipped: float = 0.0  # share of the photo's lit pixels pure white (screening.clipped_share)
+    clipped: float = 0.0  # share of the field's lit pixels pure white (screening.clipped_share; frame cut, shrunk)
     screened: bool = True  # False where no screening ran (wbc evaluate): white_balanced and overexposed read blank
     cell: tuple[int, int] | None = None  # (x, y) px in the photo of the cell cropped and typed
     other_cell: tuple[int, int] | None = None  # (x, y) px in the photo of a second white cell, which was not typed

@@ -76,7 +76,8 @@ MIN_SHARPNESS_PX = 100  # fewer pixels of field than this in the window: the sha
 # 10 points worse from there (benchmarks/overexposure.py; the bound was chosen by a rule written first).
 WHITE_LEVEL = 250
 OVEREXPOSED_SHARE = 0.4
-CELL_CLEAR_PX = 48  # radius around the nucleus, at the data set's scale, of the white cell left out of the share
+CELL_CLEAR_PX = 48  # radius around the nucleus, at the data set's scale, that `clipped_share(loc=...)` can leave out
+# (only benchmarks/overexposure_framing.py does: `screen` counts the whole field, BENCHMARKS.md)
 # A photo rotated in an editor shows its page in triangles at its four corners, white where the page was: no
 # light the camera clipped (`page_corners`).
 CORNER_MIN_PX = 8  # a corner's shorter side along the photo's edge, at least: smaller ones hardly count
@@ -635,7 +636,7 @@ def _too_magnified(loc: CellLocation) -> str:
         return ""
     how = (f"shrunk {loc.reduced_by:.2g}x, the most it shrinks a photo," if loc.reduced_by >= REDUCTIONS[-1]
            else f"shrunk {loc.reduced_by:.2g}x, as far as the photo's size allows," if loc.reduced_by > 1
-           else "too small a photo to shrink,")
+           else "not shrunk (this model reads the whole photo as it is),")
     # By how much, where the tool shrank it all it does: a halving or two more lands the nucleus in range.
     times = 2 ** math.ceil(math.log2(loc.extent / EXTENT_MAX)) if loc.reduced_by >= REDUCTIONS[-1] else 0
     return (f"{MAGNIFIED_HEAD}: {how} its nucleus still reads larger than any of the training images' "
