@@ -1970,7 +1970,8 @@ class TestPage:
         assert all(abs(b.proto.value - v) <= 1 for b, v in zip(bars, shown))  # the bar's length (0-100) is the figure
 
     def test_rerun_does_not_analyse_again(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """A rerun with the same uploads (as editing the review table makes) reuses the analysis."""
+        """A rerun with the same uploads (as editing the review table makes) reuses the analysis, and adding or
+        removing a photo analyses only the photo added (each change analysed every upload again)."""
         import streamlit as st
 
         from wbc.app import logic
@@ -1987,8 +1988,18 @@ class TestPage:
         at = self._app().run()
         at.toggle[0].set_value(True).run()
         at.run()
-        assert not at.exception and calls["n"] == 1
+        assert not at.exception and calls["n"] == 8  # one for each sample
         assert "8 image(s), each taken as one cell, counted" in " ".join(c.value for c in at.caption)
+        at.toggle[0].set_value(False).run()
+        files = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[:3]
+        given = [(f.name, f.read_bytes(), "image/jpeg") for f in files]
+        at.file_uploader[0].set_value(given[:2]).run()
+        assert not at.exception and calls["n"] == 10
+        at.file_uploader[0].set_value(given).run()
+        assert calls["n"] == 11
+        at.file_uploader[0].set_value(given[1:]).run()
+        assert not at.exception and calls["n"] == 11
+        assert "2 image(s), each taken as one cell, counted" in " ".join(c.value for c in at.caption)
 
     def test_not_a_cell_is_not_headed_by_a_type(self) -> None:
         """A blank and a black image are headed as flagged, with no confidence metric, chart

@@ -203,6 +203,10 @@ def distinct_uploads(uploads: Sequence[tuple[str, bytes]]) -> Uploads:
                    repeats=repeats, notes=notes)
 
 
+CACHED_RESULTS = 1000  # uploads' analyses kept (each some 50-100 kB: crops, heatmap, thumbnail), for every visitor
+PROGRESS_AFTER_S = 0.5  # a count of the images analysed is shown once the analysis has taken this long
+
+
 def analyse_uploads(predictor: Predictor, uploads: Sequence[tuple[str, bytes]]) -> list[CellResult]:
     """Decode, screen, classify (one batch) and explain every upload; bad files get their message."""
     results = [CellResult(name=n) for n, _ in uploads]
