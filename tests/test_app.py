@@ -1668,6 +1668,27 @@ class TestPage:
         assert [n for n, _ in d.kept] == [":red[a].jpeg", e1, "cafe\u0301 (2).jpeg", "empty1.jpg", "empty2.png"]
         assert d.repeats == [("b.jpeg", ":red[a].jpeg")] and len(set(d.keys)) == 5
 
+    def test_a_renamed_upload_takes_no_name_another_upload_has(self) -> None:
+        """A second cell.jpeg (other bytes) is not shown as "cell (2).jpeg" where the user gave a file of that name
+        (as a browser saves a second download): it took that name, and the user's own file became
+        "cell (2) (2).jpeg", its result under the other's name."""
+        d = logic.distinct_uploads([("cell.jpeg", b"1"), ("cell.jpeg", b"2"), ("cell (2).jpeg", b"3")])
+        assert d.kept == [("cell.jpeg", b"1"), ("cell (3).jpeg", b"2"), ("cell (2).jpeg", b"3")]
+        assert d.notes == ["Another image is also named cell\\.jpeg: this one is shown as cell \\(3\\)\\.jpeg."]
+
+    def test_many_repeats_make_one_note(self) -> None:
+        """A batch given again (60 files) makes one note on its repeats, naming the first few, not one note a file
+        above the results; a rename keeps its own note. A few repeats are named each in turn."""
+        first = [(f"f{i}.jpeg", bytes([i])) for i in range(60)]
+        d = logic.distinct_uploads([*first, ("f0.jpeg", b"other"), *first])
+        assert len(d.kept) == 61 and len(d.repeats) == 60
+        assert len(d.notes) == 2 and d.notes[0].startswith("60 images were given more than once, each shown and "
+                                                           "counted once: f0\\.jpeg was given twice; f1\\.jpeg")
+        assert "and 57 more" in d.notes[0] and d.notes[1].startswith("Another image is also named f0\\.jpeg")
+        few = logic.distinct_uploads([("a.jpeg", b"1"), ("a.jpeg", b"1"), ("b.jpeg", b"2"), ("b.jpeg", b"2")])
+        assert few.notes == ["a\\.jpeg was given twice: it is shown and counted once.",
+                             "b\\.jpeg was given twice: it is shown and counted once."]
+
     def test_restored_labels_read_the_download_back(self) -> None:
         """Every label the download holds comes back under its image's sha256, and a table without that
         column (an earlier version's) under its file's name, formula quoting undone; rows of repeats and

@@ -172,6 +172,9 @@ class Uploads:
     notes: list[str]  # for the page, in upload order: each repeat, and each name shown otherwise
 
 
+REPEAT_SAID = ": it is shown and counted once."
+
+
 def distinct_uploads(uploads: Sequence[tuple[str, bytes]]) -> Uploads:
     """The uploads with repeats of the same bytes left out, whatever their names. A different image under
     a name already taken (the same in Unicode's composed form: é typed either way looks alike) is shown as
@@ -179,20 +182,25 @@ def distinct_uploads(uploads: Sequence[tuple[str, bytes]]) -> Uploads:
     as unreadable, where a second was called a repeat of the first."""
     keys = [bytes_key(data) if data else f"empty-{i}" for i, (_, data) in enumerate(uploads)]
     copies = first_copies(keys)
+    # A new name must be no upload's own: "cell (2).jpeg", as a browser saves a second download, keeps its name
+    given = {unicodedata.normalize("NFC", name) for i, (name, _) in enumerate(uploads) if i not in copies}
     shown: dict[int, str] = {}
     repeats: list[tuple[str, str]] = []
+    said_repeats: list[str] = []
     notes: list[str] = []
     for i, (name, _) in enumerate(uploads):
         if i in copies:
             first = shown[copies[i]]
             repeats.append((name, first))
             said, said_first = markdown_literal(name), markdown_literal(first)
-            notes.append(f"{said} was given twice: it is shown and counted once." if name == first else
-                         f"{said} is the same image as {said_first}: it is shown and counted once.")
+            said_repeats.append(f"{said} was given twice" if name == first else
+                                f"{said} is the same image as {said_first}")
+            notes.append(said_repeats[-1] + REPEAT_SAID)
             continue
         as_shown, n = name, 2
         taken = {unicodedata.normalize("NFC", s) for s in shown.values()}
-        while unicodedata.normalize("NFC", as_shown) in taken:
+        while unicodedata.normalize("NFC", as_shown) in taken or (as_shown != name and
+                                                                  unicodedata.normalize("NFC", as_shown) in given):
             as_shown = f"{Path(name).stem} ({n}){Path(name).suffix}"
             n += 1
         if as_shown != name:
@@ -200,7 +208,22 @@ def distinct_uploads(uploads: Sequence[tuple[str, bytes]]) -> Uploads:
                          f"{markdown_literal(as_shown)}.")
         shown[i] = as_shown
     return Uploads(kept=[(shown[i], uploads[i][1]) for i in shown], keys=[keys[i] for i in shown],
-                   repeats=repeats, notes=notes)
+                   repeats=repeats, notes=_upload_notes(notes, said_repeats))
+
+
+REPEATS_LISTED = 3  # repeats named one by one, in turn with the other notes; more (a batch given again) make one
+
+
+def _upload_notes(notes: list[str], said_repeats: list[str]) -> list[str]:
+    """The page's notes on the uploads (`notes`, in turn, each repeat's a sentence of `said_repeats`): for more
+    than a few repeats, one note on all of them first (adding a whole folder again put 60 notes above the results)."""
+    if len(said_repeats) <= REPEATS_LISTED:
+        return notes
+    repeated = set(said_repeats)
+    return ([f"{len(said_repeats)} images were given more than once, each shown and counted once: "
+             f"{'; '.join(said_repeats[:REPEATS_LISTED])}; and {len(said_repeats) - REPEATS_LISTED} more (the "
+             "uploader lists each copy: remove them there to tidy it)."]
+            + [n for n in notes if n.removesuffix(REPEAT_SAID) not in repeated])
 
 
 CACHED_RESULTS = 1000  # uploads' analyses kept (each some 50-100 kB: crops, heatmap, thumbnail), for every visitor

@@ -5,6 +5,7 @@ Thin on purpose: every decision lives in wbc.app.logic. Start it with `wbc app`.
 
 from __future__ import annotations
 
+import json
 import time
 
 import pandas as pd
@@ -31,10 +32,11 @@ def load_predictor() -> Predictor:
 
 
 @st.cache_data(max_entries=logic.CACHED_RESULTS, show_spinner=False)
-def analyse_one(_predictor: Predictor, model_sha256: str, name: str, data: bytes) -> logic.CellResult:
+def analyse_one(_predictor: Predictor, model_key: str, name: str, data: bytes) -> logic.CellResult:
     """One upload's analysis, kept across reruns: editing the review table reruns the page, and adding or
     removing a photo changes the set, neither of which should decode and classify the other images again
-    (keyed by the set, 15 phone photos took 33 s for each one added). Keyed by the model, name and bytes."""
+    (keyed by the set, 15 phone photos took 33 s for each one added). Keyed by the model and its card
+    (`model_key`: its review threshold and views decide a result too), the name and the bytes."""
     return logic.analyse_uploads(_predictor, [(name, data)])[0]
 
 
@@ -43,12 +45,13 @@ def analyse(predictor: Predictor, uploads: list[tuple[str, bytes]]) -> list[logi
     they take a while (not on a rerun, where all come from the cache)."""
     results: list[logic.CellResult] = []
     start, bar = time.monotonic(), None
+    model_key = bytes_key(json.dumps(predictor.card, sort_keys=True).encode())
     for i, (name, data) in enumerate(uploads):
         if bar is None and len(uploads) > 1 and time.monotonic() - start > logic.PROGRESS_AFTER_S:
             bar = st.progress(0.0)
         if bar is not None:
             bar.progress(i / len(uploads), text=f"Analysing image {i + 1} of {len(uploads)}...")
-        results.append(analyse_one(predictor, predictor.card["onnx_sha256"], name, data))
+        results.append(analyse_one(predictor, model_key, name, data))
     if bar is not None:
         bar.empty()
     return results
