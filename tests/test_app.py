@@ -1585,6 +1585,17 @@ class TestPage:
                                                f"no reviewed column); give the {logic.REVIEW_CSV} that the Download "
                                                "the table button saved"]
         assert at.session_state["corrections"][key[0]] == "Neutrophil"
+        # The table back in its box, then the next patient's images instead: the note is of the images shown now
+        # (it still said "Restored the review of 3 image(s)", none of them on the page)
+        at.file_uploader[1].set_value([(logic.REVIEW_CSV, saved, "text/csv")]).run()
+        at.file_uploader[0].set_value([up[1], up[2]]).run()  # the first removed
+        assert [plain(m.value) for m in at.success] == [f"Restored the review of 2 image(s) from {logic.REVIEW_CSV}, 1 of them "
+                                                        "with a type other than the model's. 1 of its rows name no "
+                                                        "image shown here: upload those images to restore them too."]
+        other = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[3:5]
+        at.file_uploader[0].set_value([(f.name, f.read_bytes(), "image/jpeg") for f in other]).run()
+        assert not at.success and [plain(m.value) for m in at.warning if "names an image" in m.value] == [
+            f"No row of {logic.REVIEW_CSV} names an image shown here: upload the images it was made from."]
 
     def test_a_checked_row_no_longer_needs_review_and_survives_a_restore(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Rows marked *needs review* (here overexposed) that keep the model's type are counted as unchecked under

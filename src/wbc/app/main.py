@@ -198,9 +198,11 @@ def restore_review(rows: list[dict[str, object]], corrections: dict[str, str], c
     done[1].update(taken)
     # The model's own type (or Excluded, where it gave none) against the table's: the corrections restored.
     model = {str(r["key"]): str(r["predicted"]) or logic.EXCLUDED for r in rows}
-    changed = sum(1 for k in done[1] if k in model and corrections.get(k) != model[k])
+    # Of the images shown now: those restored and then removed (the next patient's uploaded) are no longer said to be
+    here = [k for k in done[1] if k in model]
+    changed = sum(1 for k in here if corrections.get(k) != model[k])
     shown = {str(r["key"]) for r in rows} | {str(r["file"]) for r in rows}
-    note = logic.restore_note(table.name, len(done[1]), changed, len(labels) - len(done[1]), labels.unknown,
+    note = logic.restore_note(table.name, len(here), changed, len(labels) - len(here), labels.unknown,
                               [file for found_by, file in labels.conflicts if found_by in shown])
     st.session_state["restored_note"] = note
     if taken:  # also where the page is scrolled: the box is under the table, the note above it
