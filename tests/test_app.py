@@ -1679,6 +1679,21 @@ class TestPage:
         assert [n for n, _ in d.kept] == [":red[a].jpeg", e1, "cafe\u0301 (2).jpeg", "empty1.jpg", "empty2.png"]
         assert d.repeats == [("b.jpeg", ":red[a].jpeg")] and len(set(d.keys)) == 5
 
+    def test_a_confidence_below_the_threshold_reads_below_it(self) -> None:
+        """A confidence under the review threshold is shown, with the threshold, to the decimals it takes to read
+        below it (66.553% showed as 66.6% beside "below 66.58%"); others to one decimal, the threshold to two."""
+        t = 0.66584
+        assert logic.threshold_shown(t) == "66.58%" and logic.confidence_shown(0.97, t) == "97.0%"
+        assert logic.confidence_shown(0.66553, t) == "66.55%" and logic.threshold_shown(t, 0.66553) == "66.58%"
+        assert logic.confidence_shown(0.6658, t) == "66.580%" and logic.threshold_shown(t, 0.6658) == "66.584%"
+        assert logic.confidence_shown(0.66584, t) == "66.6%" and logic.confidence_shown(0.61, t) == "61.0%"
+        for c in np.linspace(0.6, 0.7, 2001):  # below the threshold: shown below it; at or above: one decimal
+            shown = logic.confidence_shown(float(c), t)
+            if c < t:
+                assert float(shown[:-1]) < float(logic.threshold_shown(t, float(c))[:-1]), c
+            else:
+                assert shown == f"{100 * c:.1f}%", c
+
     def test_a_renamed_upload_takes_no_name_another_upload_has(self) -> None:
         """A second cell.jpeg (other bytes) is not shown as "cell (2).jpeg" where the user gave a file of that name
         (as a browser saves a second download): it took that name, and the user's own file became

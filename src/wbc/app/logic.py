@@ -710,6 +710,25 @@ OVEREXPOSED_RECORD = ("The test images' record at this confidence is for photos 
                       "were; it does not hold for an overexposed one, which the model reads much less well.")
 
 
+def shown_digits(confidence: float, threshold: float) -> int:
+    """Decimals of a percentage that show a confidence below the review threshold as below it, the threshold
+    given to at least two (66.553% showed as 66.6% beside "below 66.58%"): 1 where it is not below."""
+    for digits in (1, 2, 3, 4):
+        if confidence >= threshold or round(100 * confidence, digits) < round(100 * threshold, max(digits, 2)):
+            return digits
+    return 4
+
+
+def threshold_shown(threshold: float, confidence: float = 1.0) -> str:
+    """The review threshold as a percentage, to two decimals or as many as `confidence` is shown with."""
+    return f"{100 * threshold:.{max(2, shown_digits(confidence, threshold))}f}%"
+
+
+def confidence_shown(confidence: float, threshold: float) -> str:
+    """A confidence as a percentage, to one decimal or to as many as it takes to read below the threshold."""
+    return f"{100 * confidence:.{shown_digits(confidence, threshold)}f}%"
+
+
 def confidence_note(test: Mapping[str, Any] | None, p: Prediction) -> str:
     """The caption under a typed result's confidence: the test images' record at it (`confidence_record`),
     except for an overexposed photo, which that record does not describe."""

@@ -249,7 +249,7 @@ with model_tab:
         "- It knows only four types: basophils, blasts, immature, atypical or abnormal cells will be called one of "
         "them, often with high confidence and not always marked *needs review*. The count is a four-part "
         "differential with no basophil row: exclude such cells and note them apart.\n"
-        f"- Below a confidence of {100 * predictor.review_threshold:.2f}% (the least confident tenth of "
+        f"- Below a confidence of {logic.threshold_shown(predictor.review_threshold)} (the least confident tenth of "
         "held-out training images) it asks for review. Its confidences were calibrated on held-out cells from "
         f"the same laboratory ({logic.ece_note(test)}); "
         + logic.busiest_band_note((test or {}).get("reliability"))
@@ -359,7 +359,7 @@ with classify_tab:
             if other := logic.other_cell_warning(p):
                 st.warning(logic.about_image(r.name, other, several))
             st.subheader(logic.headline(p), anchor=type_anchor)
-            st.metric("Confidence", f"{100 * p.confidence:.1f}%",
+            st.metric("Confidence", logic.confidence_shown(p.confidence, predictor.review_threshold),
                       help="The model's probability for this type, calibrated on held-out cells of the laboratory "
                            "it learned from: not the chance that it is right on your images. *About the model* "
                            "shows how often it was right at each confidence on the test images.")
@@ -367,9 +367,11 @@ with classify_tab:
                 st.caption(record)
             if p.needs_review:
                 (a, pa), (b, pb) = p.top2
-                top = f" Top two: {cell_type(a).label} {100 * pa:.1f}%, {cell_type(b).label} {100 * pb:.1f}%."
+                top = (f" Top two: {cell_type(a).label} {logic.confidence_shown(pa, predictor.review_threshold)}, "
+                       f"{cell_type(b).label} {100 * pb:.1f}%.")
                 st.warning(logic.about_image(
-                    r.name, f"Needs review: this confidence is below {100 * predictor.review_threshold:.2f}%, the "
+                    r.name, "Needs review: this confidence is below "
+                    f"{logic.threshold_shown(predictor.review_threshold, p.confidence)}, the "
                     "level of the least sure tenth of held-out training images."
                     + ("" if p.overexposed else top)  # the overexposure warning above gives them
                     + " " + logic.tell_apart(a, b), several))
