@@ -1397,10 +1397,18 @@ class TestDifferential:
                 {"from": 0.9, "to": 1.0, "files": 30, "accuracy": 0.99, "confidence": 0.95}]
         assert logic.busiest_band_note(bins) == ("where most of its test images fell (30 at 90.0\u2013100.0%) it was right "
                                                 "on 99.0% at a mean confidence of 95.0%, too modest by 4.0 points; ")
-        shipped = logic.busiest_band_note(
-            json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())["metrics"]["test"]["reliability"])
-        assert "too sure by 8.1 points" in shipped and "(1,142 at 93.3\u2013100.0%)" in shipped  # as a result's caption
+        test = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())["metrics"]["test"]
+        shipped = logic.busiest_band_note(test["reliability"])
+        # The gap of the figures as shown (95.6 - 87.6): the unrounded 8.1 did not add up
+        assert "right on 87.6% at a mean confidence of 95.6%, too sure by 8.0 points" in shipped
+        assert "(1,142 at 93.3\u2013100.0%)" in shipped  # as a result's caption
         assert logic.busiest_band_note(None) == logic.busiest_band_note([]) == ""
+        # With each type's calls in that band: the neutrophil calls' 70.2% beside the pooled 87.6%
+        by_type = logic.busiest_band_note(test["reliability"], test["reliability_by_type"])
+        assert by_type.startswith(shipped.removesuffix("; ")) and "(right there: eosinophil calls 96.6% of 297, " in by_type
+        assert "neutrophil calls 70.2% of 443" in by_type
+        few = {"NEUTROPHIL": [{"from": 0.9, "to": 1.0, "files": 5, "accuracy": 0.2, "confidence": 0.95}]}
+        assert logic.busiest_band_note(bins, few) == logic.busiest_band_note(bins)  # too few calls there to say
 
     def test_ece_note(self) -> None:
         """The limits' calibration clause gives the card's TEST ECE and its interval, or says there are no
@@ -1800,7 +1808,7 @@ class TestPage:
         test = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())["metrics"]["test"]
         assert logic.confidence_note(test, over_p) == logic.OVEREXPOSED_RECORD
         assert logic.confidence_note(None, over_p) == ""  # a card without TEST figures: no record to set aside
-        assert sum(c.value.startswith("On the test images, answers given") for c in at.caption) == 1  # eos.jpeg's
+        assert sum(c.value.startswith("On the test images, Eosinophil answers given") for c in at.caption) == 1  # eos.jpeg's
 
     def test_second_cell_is_warned_about(self) -> None:
         """A photo of two white cells: the type of one, and a warning that names where the other is, begun
@@ -2138,8 +2146,10 @@ class TestPage:
         st.cache_resource.clear()
         assert not at.exception
         p = Predictor(tmp_path).predict_sources([("eos.jpeg", EOS.read_bytes())])[0][0]
-        record = logic.confidence_record(card["metrics"]["test"], p.confidence)
-        bin_ = next(b for b in card["metrics"]["test"]["reliability"] if b["from"] <= p.confidence < b["to"])
+        record = logic.confidence_record(card["metrics"]["test"], p.confidence, p.label)
+        bin_ = next(b for b in card["metrics"]["test"]["reliability_by_type"][p.label]
+                    if b["from"] <= p.confidence < b["to"])  # of the type called: the eosinophil calls'
+        assert "Eosinophil answers given" in record
         assert f"were right {100 * bin_['accuracy']:.1f}% of the time ({bin_['files']:,} images" in record
         assert any(c.value == record for c in at.caption)
         (warning,) = [w.value for w in at.warning if w.value.startswith("Needs review")]
@@ -2155,6 +2165,17 @@ class TestPage:
             assert top in logic.confidence_record(test, confidence), confidence
         assert "answers given 86.7\u201393.3% were right" in logic.confidence_record(test, 0.93249)
         assert logic.confidence_record(test, 0.35) == "" and test["reliability"][0]["files"] < logic.MIN_RECORD_FILES
+        # By the type called: a neutrophil call at 96% is told how such calls fared (70%: the monocytes read wrong
+        # land there), not the pooled 88%; a card without the types' bins gives the pooled sentence
+        neutrophil = logic.confidence_record(test, 0.96, "NEUTROPHIL")
+        by_type = test["reliability_by_type"]["NEUTROPHIL"][-1]
+        assert neutrophil.startswith("On the test images, Neutrophil answers given 93.3–100.0% were right "
+                                     f"{100 * by_type['accuracy']:.1f}%") and by_type["accuracy"] < 0.75
+        assert by_type["accuracy"] < test["reliability"][-1]["accuracy"] - 0.1
+        older = {k: v for k, v in test.items() if k != "reliability_by_type"}
+        assert logic.confidence_record(older, 0.96, "NEUTROPHIL") == logic.confidence_record(test, 0.96)
+        assert logic.confidence_record({**test, "reliability_by_type": {"NEUTROPHIL": [{"from": 0.9}]}}, 0.96,
+                                       "NEUTROPHIL") == ""  # another version's bins: no sentence
 
     def test_card_without_test_figures(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A model exported without --evaluate (no TEST figures in its card): the model tab says so and how

@@ -99,12 +99,24 @@ class TestMetrics:
         assert n == len(Y) and all(b["from"] < b["to"] for b in bins)
         assert sum(b["files"] / n * abs(b["accuracy"] - b["confidence"]) for b in bins) == pytest.approx(1.7 / 6)
 
+    def test_reliability_by_type_bins_each_types_calls(self) -> None:
+        """Each type's bins hold the files read as that type, and their accuracy is how often those calls were
+        right: a type whose calls are all wrong at 0.9 reads 0 there, where the pooled bin reads higher."""
+        probs = np.array([[0.9, 0.05, 0.03, 0.02]] * 4 + [[0.02, 0.03, 0.05, 0.9]] * 4)
+        y = np.array([0, 0, 0, 0, 3, 3, 2, 2])  # the eosinophil calls right, two of four neutrophil calls wrong
+        by_type = compute_metrics(probs, y, [f"c{i}" for i in range(8)], n_boot=20)["reliability_by_type"]
+        assert set(by_type) == {"EOSINOPHIL", "NEUTROPHIL"}  # no file read as a lymphocyte or monocyte
+        (eos,), (neu,) = by_type["EOSINOPHIL"], by_type["NEUTROPHIL"]
+        assert eos["files"] == 4 and eos["accuracy"] == 1.0 and neu["files"] == 4 and neu["accuracy"] == 0.5
+        (pooled,) = compute_metrics(probs, y, [f"c{i}" for i in range(8)], n_boot=20)["reliability"]
+        assert pooled["accuracy"] == 0.75 and neu["from"] == pooled["from"]
+
     def test_card_keeps_the_figures_the_app_shows(self) -> None:
         """A model card's metrics keep the ECE's interval and its bins (the app's model tab reads them)."""
         from wbc.ship import card_metrics
 
         kept = card_metrics(compute_metrics(PROBS, Y, CELLS, n_boot=50))
-        assert {"ece", "ece_ci95", "reliability", "accuracy_ci95", "per_class"} <= set(kept)
+        assert {"ece", "ece_ci95", "reliability", "reliability_by_type", "accuracy_ci95", "per_class"} <= set(kept)
         assert "confusion" not in kept
 
     def test_ece_interval_of_one_cell(self) -> None:

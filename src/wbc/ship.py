@@ -72,7 +72,7 @@ def card_metrics(m: dict[str, Any]) -> dict[str, Any]:
     """The part of `evaluate`'s metrics that a model card keeps (no confusion matrices or per-file data)."""
     keys = ("n_files", "n_cells", "accuracy", "accuracy_ci95", "cell_accuracy", "cells_correct",
             "cell_accuracy_ci95", "macro_f1", "macro_f1_ci95", "cell_macro_f1", "ece", "ece_ci95",
-            "reliability", "accuracy_at_90_coverage",
+            "reliability", "reliability_by_type", "accuracy_at_90_coverage",
             "per_class", "review", "without_cells_in_train")
     return {k: m[k] for k in keys if k in m}
 

@@ -643,18 +643,29 @@ def review_note(review: dict | None) -> str:
     return out + "."
 
 
-def busiest_band_note(reliability: Sequence[dict[str, float]] | None) -> str:
+def busiest_band_note(reliability: Sequence[dict[str, float]] | None,
+                      by_type: Mapping[str, Sequence[dict[str, float]]] | None = None) -> str:
     """How the card's test confidences held where most test images fell (the fullest reliability bin),
-    as a clause for the page's limits; "" where the card has no bins."""
+    as a clause for the page's limits, with each type's calls in that bin (`reliability_by_type`, where the
+    card keeps it and the type's calls there are MIN_RECORD_FILES or more); "" where the card has no bins.
+    The gap is that of the figures as shown (95.6 and 87.6 read "too sure by 8.1")."""
     bins = [b for b in reliability or () if b.get("files")]
     if not bins:
         return ""
     b = max(bins, key=lambda b: b["files"])
-    gap = 100 * (b["confidence"] - b["accuracy"])
+    accuracy, confidence = round(100 * b["accuracy"], 1), round(100 * b["confidence"], 1)
+    gap = confidence - accuracy
     how = "too sure by" if gap > 0 else "too modest by"
+    calls = []
+    for c, kept in (by_type or {}).items():
+        same = [t for t in kept if isinstance(t, Mapping) and t.get("from") == b["from"]
+                and int(t.get("files", 0)) >= MIN_RECORD_FILES]
+        if same and c in CLASS_INDEX:
+            calls.append(f"{cell_type(c).label.lower()} calls {100 * float(same[0]['accuracy']):.1f}% of "
+                         f"{int(same[0]['files']):,}")
     return (f"where most of its test images fell ({int(b['files']):,} at {100 * b['from']:.1f}{DASH}{100 * b['to']:.1f}%) "
-            f"it was right on {100 * b['accuracy']:.1f}% at a mean confidence of {100 * b['confidence']:.1f}%, "
-            f"{how} {abs(gap):.1f} points; ")
+            f"it was right on {accuracy:.1f}% at a mean confidence of {confidence:.1f}%, {how} {abs(gap):.1f} points"
+            + (f" (right there: {', '.join(calls)}; a type's errors land in another's calls)" if calls else "") + "; ")
 
 
 # The About tab's figures in plain words, for a student who has not met them (a user test found none explained).
@@ -681,25 +692,31 @@ FIGURES_GLOSSARY = (
 MIN_RECORD_FILES = 20  # a reliability bin of fewer test images tells nothing of a confidence (2 images read 0%)
 
 
-def confidence_record(test: Mapping[str, Any] | None, confidence: float) -> str:
+def confidence_record(test: Mapping[str, Any] | None, confidence: float, label: str | None = None) -> str:
     """How often the test images given about this confidence were right: the card's reliability bin that holds
     it, in a sentence; "" where the bin holds fewer than MIN_RECORD_FILES test images or the card has no such
-    figures. The bin is found by the confidence as the page shows it (one decimal), against the bins' edges as
-    the sentence shows them, so that two results both shown as 93.3% get one sentence. Beside a result, what a
-    bare 93.9% does not say: on TEST the top bin was right less often than the two below it (a monocyte's 155
-    views, all read wrong)."""
+    figures. With the type called (`label`) and a card that keeps them (`reliability_by_type`), the bin of that
+    type's calls: pooled, a neutrophil call at 96% read "answers given 93.3-100.0% were right 87.6%", where
+    neutrophil calls so sure were right 70% (the monocytes read wrong land there). The bin is found by the
+    confidence as the page shows it (one decimal), against the bins' edges as the sentence shows them, so that
+    two results both shown as 93.3% get one sentence. Beside a result, what a bare 93.9% does not say: on TEST
+    the top bin was right less often than the two below it (a monocyte's 155 views, all read wrong)."""
+    by_type = (test or {}).get("reliability_by_type") if isinstance(test, Mapping) else None
+    typed = isinstance(by_type, Mapping) and label is not None
     try:
+        kept = by_type.get(label) or () if typed else (test or {}).get("reliability") or ()
         bins = [(round(100 * float(b["from"]), 1), round(100 * float(b["to"]), 1), int(b["files"]),
-                 float(b["accuracy"])) for b in (test or {}).get("reliability") or ()]
+                 float(b["accuracy"])) for b in kept]
         cells = int((test or {})["n_cells"])
-    except (KeyError, TypeError, ValueError):  # a card from another version: no sentence rather than a wrong one
+    except (KeyError, TypeError, ValueError, AttributeError):  # a card from another version: no sentence, not a wrong one
         return ""
     shown = float(f"{100 * confidence:.1f}")  # as the page's metric writes it
+    answers = f"{cell_type(label).label} answers" if typed else "answers"
     for lo, hi, files, accuracy in bins:
         if lo <= shown < hi or (hi >= 100.0 and shown >= lo):  # [from, to), the last closed, as metrics bins
             if files < MIN_RECORD_FILES:
                 return ""
-            return (f"On the test images, answers given {lo:.1f}{DASH}{hi:.1f}% were right {100 * accuracy:.1f}% "
+            return (f"On the test images, {answers} given {lo:.1f}{DASH}{hi:.1f}% were right {100 * accuracy:.1f}% "
                     f"of the time ({files:,} images; the test set has {cells} cells, and errors come in whole "
                     "cells, so this is rough).")
     return ""
@@ -733,8 +750,8 @@ def confidence_note(test: Mapping[str, Any] | None, p: Prediction) -> str:
     """The caption under a typed result's confidence: the test images' record at it (`confidence_record`),
     except for an overexposed photo, which that record does not describe."""
     if p.overexposed:  # no record to set aside where the card has none to give
-        return OVEREXPOSED_RECORD if confidence_record(test, p.confidence) else ""
-    return confidence_record(test, p.confidence)
+        return OVEREXPOSED_RECORD if confidence_record(test, p.confidence, p.label) else ""
+    return confidence_record(test, p.confidence, p.label)
 
 
 def tell_apart(first: str, second: str) -> str:

@@ -252,7 +252,7 @@ with model_tab:
         f"- Below a confidence of {logic.threshold_shown(predictor.review_threshold)} (the least confident tenth of "
         "held-out training images) it asks for review. Its confidences were calibrated on held-out cells from "
         f"the same laboratory ({logic.ece_note(test)}); "
-        + logic.busiest_band_note((test or {}).get("reliability"))
+        + logic.busiest_band_note((test or {}).get("reliability"), (test or {}).get("reliability_by_type"))
         + "on images from other laboratories they may run high, so read a high confidence as \"likely\", "
         "not \"certain\".\n"
         f"- An overexposed photo ({100 * OVEREXPOSED_SHARE:.0f}% or more of its lit area pure white) is read much "
