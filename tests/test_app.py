@@ -970,15 +970,19 @@ class TestDifferential:
         """The differential's download: the page's rows, then the total; a spreadsheet's sum of the counts
         is the total, and each share is the count over it."""
         diff = logic.differential(["EOSINOPHIL", "NEUTROPHIL", "NEUTROPHIL", logic.EXCLUDED])
-        data = logic.differential_csv(diff)
+        data = logic.differential_csv(diff, excluded=1, unreadable=2, unchecked=1)
         assert data.startswith(b"\xef\xbb\xbf")
         rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
         assert list(rows[0]) == ["type", "count", "percent", "95% limits (%)", "adult range (%)", "status"]
+        # After the total, what the page says beside the count: the images left out, and those counted unchecked
         assert [(r["type"], r["count"], r["percent"]) for r in rows] == [
             ("Eosinophil", "1", "33.3"), ("Lymphocyte", "0", "0.0"), ("Monocyte", "0", "0.0"),
-            ("Neutrophil", "2", "66.7"), ("Total", "3", "100.0")]
-        assert rows[-1]["adult range (%)"] == rows[-1]["status"] == ""
+            ("Neutrophil", "2", "66.7"), ("Total", "3", "100.0"), ("Not counted: excluded in review", "1", ""),
+            ("Not counted: unreadable files", "2", ""), ("Counted, marked needs review, unchecked", "1", "")]
+        assert rows[4]["adult range (%)"] == "" and rows[4]["status"] == logic.NO_STATUS_BELOW
         assert rows[0]["status"] == "-"  # under 100 cells; a lone "-" is no formula, and is not quoted
+        hundred = logic.differential(["NEUTROPHIL"] * 100)
+        assert list(csv.DictReader(io.StringIO(logic.differential_csv(hundred).decode("utf-8-sig"))))[4]["status"] == ""
         # No cell a spreadsheet reads as a date: "1-4" would open as 4 January; the ranges take an en dash.
         assert rows[2]["adult range (%)"] == "2–8" and rows[0]["95% limits (%)"] == "0.8–90.6"
         assert not [v for r in rows for v in r.values() if re.fullmatch(r"\d{1,4}[-/]\d{1,2}([-/]\d{1,4})?", v)]

@@ -512,11 +512,17 @@ def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
     return rows
 
 
+def unchecked_count(rows: Sequence[Mapping[str, object]]) -> int:
+    """How many counted rows were marked *needs review* and still hold the model's type, neither corrected nor
+    ticked CHECKED."""
+    return sum(1 for r in rows if str(r["verdict"]).startswith(NEEDS_REVIEW_VERDICT) and r["reviewed"] == r["predicted"]
+               and not ticked(r.get(CHECKED)))
+
+
 def unchecked_note(rows: Sequence[Mapping[str, object]]) -> str:
     """Under the differential: how many counted rows were marked *needs review* and still hold the model's
     type, neither corrected nor ticked CHECKED, so the count may still move (empty for none)."""
-    n = sum(1 for r in rows if str(r["verdict"]).startswith(NEEDS_REVIEW_VERDICT) and r["reviewed"] == r["predicted"]
-            and not ticked(r.get(CHECKED)))
+    n = unchecked_count(rows)
     if not n:
         return ""
     return (f"{n} of the counted image(s) {'is' if n == 1 else 'are'} marked *needs review* in the verdict column and "
@@ -1017,11 +1023,23 @@ def differential_shown(diff: Sequence[Mapping[str, object]]) -> list[dict[str, o
     return [{heading.get(k, k): shown(k, v) for k, v in r.items()} for r in diff]
 
 
-def differential_csv(diff: Sequence[Mapping[str, object]]) -> bytes:
-    """The differential as the page shows it (a row per type, its statuses in full), then its total."""
+NO_STATUS_BELOW = "none below 100 cells"  # the total's status where the types' are "-"
+
+
+def differential_csv(diff: Sequence[Mapping[str, object]], excluded: int = 0, unreadable: int = 0,
+                     unchecked: int = 0) -> bytes:
+    """The differential as the page shows it (a row per type, its statuses in full), then its total, then what
+    the page says beside it: the images left out (`excluded` in review, `unreadable`) and the counted ones still
+    marked *needs review* and unchecked (the download had the counts alone: 9 unchecked, 3 left out, unsaid)."""
+    if not diff:
+        return b""
     n = sum(int(str(r["count"])) for r in diff)
-    total = {"type": "Total", "count": n, "percent": 100.0 if n else 0.0}
-    return _spreadsheet_csv(list(diff[0]), [*diff, total]) if diff else b""
+    total = {"type": "Total", "count": n, "percent": 100.0 if n else 0.0,
+             "status": NO_STATUS_BELOW if any(r.get("status") == "-" for r in diff) else ""}
+    beside = [{"type": "Not counted: excluded in review", "count": excluded},
+              {"type": "Not counted: unreadable files", "count": unreadable},
+              {"type": "Counted, marked needs review, unchecked", "count": unchecked}]
+    return _spreadsheet_csv(list(diff[0]), [*diff, total, *beside])
 
 
 def describe(label: str) -> dict[str, str]:

@@ -164,7 +164,10 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
     st.download_button("Download the table (CSV)", logic.table_csv(edited.reset_index().to_dict("records"), bad, repeats),
                        file_name=logic.REVIEW_CSV, mime="text/csv")
     if diff and n:
-        st.download_button("Download the differential (CSV)", logic.differential_csv(diff),
+        records = edited.to_dict("records")
+        st.download_button("Download the differential (CSV)", logic.differential_csv(
+                               diff, excluded=sum(1 for r in records if r["reviewed"] == logic.EXCLUDED),
+                               unreadable=len(bad), unchecked=logic.unchecked_count(records)),
                            file_name="wbc-differential.csv", mime="text/csv")
     # The page keeps the uploads and corrections only while it is open: a reload starts afresh.
     st.caption("Your corrections live in this page only: download the table before you reload or close it. "
