@@ -2028,6 +2028,26 @@ class TestPage:
         assert sum(shown) == pytest.approx(100, abs=0.3)
         assert all(abs(b.proto.value - v) <= 1 for b, v in zip(bars, shown))  # the bar's length (0-100) is the figure
 
+    def test_the_differential_download_counts_what_was_left_out(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The page hands the differential's download the images excluded (a blank field starts so), the unreadable
+        ones and the counted ones still needing review unchecked, as the notes beside the count give them."""
+        from wbc.robustness import brightness
+
+        made: list[bytes] = []
+        real = logic.differential_csv
+        monkeypatch.setattr(logic, "differential_csv", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+        files = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[:2]
+        over = encode(Image.fromarray(brightness(1.4)(np.asarray(Image.open(files[0]).convert("RGB")))))
+        at = self._app().run()
+        at.file_uploader[0].set_value([*((f.name, f.read_bytes(), "image/jpeg") for f in files),
+                                       ("over.png", over, "image/png"),
+                                       ("blank.png", encode(Image.new("RGB", (320, 240), (230, 225, 228))), "image/png"),
+                                       ("broken.jpeg", b"not an image", "image/jpeg")]).run()
+        assert not at.exception and made
+        rows = {r["type"]: r["count"] for r in csv.DictReader(io.StringIO(made[-1].decode("utf-8-sig")))}
+        assert rows["Total"] == "3" and rows["Not counted: excluded in review"] == "1"
+        assert rows["Not counted: unreadable files"] == "1" and rows["Counted, marked needs review, unchecked"] == "1"
+
     def test_rerun_does_not_analyse_again(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """A rerun with the same uploads (as editing the review table makes) reuses the analysis, and adding or
         removing a photo analyses only the photo added (each change analysed every upload again)."""
