@@ -119,6 +119,9 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
     edited = st.data_editor(
         pd.DataFrame(st.session_state["review_rows"][1]).set_index("key"),
         column_config={
+            # At most 180 px: on a phone (390 px) a long name (a camera's, 47 characters) took the screen's width,
+            # and the one column to edit lay out of sight with nothing to say the table scrolls.
+            "file": st.column_config.TextColumn("file", width=logic.REVIEW_FILE_PX),
             "cell": st.column_config.ImageColumn("cell", width=44),
             "reviewed": st.column_config.SelectboxColumn(
                 "reviewed", options=list(logic.REVIEW_LABELS), required=True),
