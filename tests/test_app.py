@@ -129,6 +129,12 @@ class TestAnalyse:
             "right (155 as neutrophil); Neutrophil: 576 of 624 right (48 as eosinophil)")
         head = "Confusion matrix of the test images: each true type against the type the model read"
         assert logic.confusion_alt(None) == logic.confusion_alt([[1, 2], [3, 4]]) == logic.confusion_alt("x") == head
+        # The same figures as a table's rows, readable on a phone where the picture's are 4 px tall
+        rows = logic.confusion_rows(cm)
+        assert rows[2] == {"true type": "Monocyte", "read as eosinophil": 0, "read as lymphocyte": 0,
+                           "read as monocyte": 465, "read as neutrophil": 155}
+        assert [r["true type"] for r in rows] == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"]
+        assert logic.confusion_rows(None) == logic.confusion_rows([[1, 2], [3, 4]]) == []
         metrics = json.loads((DEFAULT_MODEL_DIR / "metrics.json").read_text())
         assert logic.evaluation_confusion(DEFAULT_MODEL_DIR) == metrics["confusion"]
         assert logic.evaluation_confusion(tmp_path) is None
@@ -1471,6 +1477,10 @@ class TestPage:
         for term in ("Accuracy over files", "Cell-level accuracy", "Precision", "Recall", "F1 and macro-F1", "95% interval",
                      "Calibration error (ECE)", "Held-out"):
             assert f"**{term}" in said, term
+        # The confusion matrix's figures as a table beside its picture (4 px tall on a phone)
+        (figures,) = [e for e in at.tabs[1].expander if e.label == "The test images' confusion matrix in figures"]
+        metrics = json.loads((DEFAULT_MODEL_DIR / "metrics.json").read_text())
+        assert figures.table[0].value.to_numpy().tolist() == metrics["confusion"]
 
     def test_upload_one_good_one_bad(self) -> None:
         """A good image gets its type, confidence and description; a corrupt one its message; no exception."""
@@ -1885,14 +1895,14 @@ class TestPage:
         # and a long dash for no status under 100 cells (a lone "-" was drawn as a list's bullet).
         import pyarrow as pa
 
-        shown = pa.ipc.open_stream(at.table[0].proto.arrow_data.styler.display_values).read_all().to_pandas()
+        shown = pa.ipc.open_stream(at.tabs[0].table[0].proto.arrow_data.styler.display_values).read_all().to_pandas()
         joined = "\u2060\u2013\u2060"  # word joiners about the dash: a phone broke "3.2-65.1" after it
         assert shown.to_dict("records")[0] == {"count": "2", "percent": "25.0", "95% limits": f"3.2{joined}65.1",
                                                "range (%)": f"0{joined}5.5", "status": "\u2014"}
         # The type heads each row (the table's index: a th a screen reader names the row by).
-        assert at.table[0].value.index.tolist() == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"]
-        assert at.table[0].value.index.name == "type" and not at.table[0].proto.hide_index
-        assert at.table[0].value["percent"].tolist() == [25.0] * 4  # a number, to the right as the counts
+        assert at.tabs[0].table[0].value.index.tolist() == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"]
+        assert at.tabs[0].table[0].value.index.name == "type" and not at.tabs[0].table[0].proto.hide_index
+        assert at.tabs[0].table[0].value["percent"].tolist() == [25.0] * 4  # a number, to the right as the counts
         trust = next(json.loads(d.proto.columns) for d in at.dataframe if "right (%)" in d.value.columns)
         assert trust["right (%)"]["type_config"]["format"] == trust["mean confidence (%)"]["type_config"]["format"] == "%.1f"
 
@@ -2013,7 +2023,7 @@ class TestPage:
         assert [h.value for h in at.header] == [logic.heading_name("eos.jpeg"), "Review", "How good is it?", "Limits"]
         assert "counted" not in " ".join(c.value for c in at.caption)
         tables = [d.value for d in at.dataframe]
-        assert any("reviewed" in t.columns for t in tables) and not at.table
+        assert any("reviewed" in t.columns for t in tables) and not at.tabs[0].table
         assert len(at.get("download_button")) == 1
 
     def test_probabilities_are_bars_on_one_scale_with_their_figures(self) -> None:
@@ -2129,7 +2139,7 @@ class TestPage:
         assert [w.split("  \n")[0] for w in warnings] == ["**white\\.png**", "**bright\\.png**"]
         assert all("with less light" in w and "Top two" not in w for w in warnings)
         # Nothing counted: the note says so, with no table of zeros and no differential to download
-        assert not at.table and "No white cells counted yet." in [c.value for c in at.caption]
+        assert not at.tabs[0].table and "No white cells counted yet." in [c.value for c in at.caption]
         assert [b.proto.label for b in at.get("download_button")] == ["Download the table (CSV)"]
 
     def test_one_image_read_beside_an_unreadable_file_is_no_count(self) -> None:

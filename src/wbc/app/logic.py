@@ -340,6 +340,20 @@ def confusion_alt(confusion: object) -> str:
     return f"{head}. " + "; ".join(parts)
 
 
+def confusion_rows(confusion: object) -> list[dict[str, object]]:
+    """The test images' confusion matrix as a table's rows (a true type each, then how many of its images were
+    read as each type), for the page beside its picture, whose figures a phone shows 4 px tall; [] without a
+    4 x 4 matrix of counts."""
+    try:
+        m = np.asarray(confusion, dtype=np.int64)
+    except (TypeError, ValueError):
+        return []
+    if m.shape != (len(CLASSES), len(CLASSES)):
+        return []
+    return [{"true type": cell_type(c).label, **{f"read as {cell_type(d).label.lower()}": int(m[i, j])
+                                                 for j, d in enumerate(CLASSES)}} for i, c in enumerate(CLASSES)]
+
+
 def crop_caption(p: Prediction) -> str:
     """The caption under the crop; says when a magnified photo was shrunk to the training scale and
     when the photo's colours (white balance, exposure) are unlike the training images'."""

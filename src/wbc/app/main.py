@@ -246,8 +246,11 @@ with model_tab:
         st.warning(f"The model card's test figures could not be read ({e!r}).")
     confusion = predictor.onnx_path.parent / "confusion.png"
     if confusion.exists():
-        st.image(str(confusion), caption="Confusion matrix on the test images",
-                 alt=logic.confusion_alt(logic.evaluation_confusion(confusion.parent)))
+        matrix = logic.evaluation_confusion(confusion.parent)
+        st.image(str(confusion), caption="Confusion matrix on the test images", alt=logic.confusion_alt(matrix))
+        if rows := logic.confusion_rows(matrix):  # its figures, readable at a phone's width
+            with st.expander("The test images' confusion matrix in figures"):
+                st.table(pd.DataFrame(rows).set_index("true type"))
     st.header("Limits")
     st.markdown(
         f"- {logic.trained_on(card)}; images from "
