@@ -152,6 +152,28 @@ class TestEvaluate:
         with pytest.raises(OutputError, match=f"^{out}: holds folder\\(s\\) named report.md"):
             evaluate(None, out, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=20, progress=False)
 
+    def test_another_models_folder_is_refused(self, tmp_path: Path) -> None:
+        """--out at an exported model other than the one evaluated is refused before the work: its report and the
+        metrics.json the app reads beside it would describe another model (a tiny run's figures replaced the
+        shipped model's). A folder's own model evaluated into it is not refused."""
+        import shutil
+
+        from wbc.errors import OutputError
+        from wbc.predict import DEFAULT_MODEL_DIR
+
+        mine, other = tmp_path / "mine", tmp_path / "other"
+        for d in (mine, other):
+            d.mkdir()
+            for f in ("model.onnx", "model.json"):
+                shutil.copy(DEFAULT_MODEL_DIR / f, d / f)
+        for model in (mine, None, mine / "model.onnx", tmp_path / "run" / "best.pt"):
+            with pytest.raises(OutputError, match=f"^{other}: holds an exported model .* other than the one evaluated"):
+                evaluate(model, other, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=20, progress=False)
+        assert sorted(f.name for f in other.iterdir()) == ["model.json", "model.onnx"]
+        evaluate(other, other, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=20, progress=False)
+        evaluate(other / "model.onnx", other, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=20, progress=False)
+        assert (other / "report.md").is_file()
+
     def test_a_failed_evaluation_leaves_the_folder_as_it_was(self, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
         """The files are made in a staging folder and moved in whole: a write that fails midway (a full

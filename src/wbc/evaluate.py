@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 
 from wbc.data import Prepared, Sample, find_images_root, list_folder, list_split, listed, load_prepared
-from wbc.errors import DataError, ModelFileError, OutputError
+from wbc.errors import DataError, ModelFileError, OutputError, WbcError
 from wbc.info import CLASSES, SPLITS
 from wbc.io import atomic_write_text
 from wbc.metrics import classification_report_text, compute_metrics
-from wbc.predict import Prediction, Predictor, predictions_csv, weak_model_note
+from wbc.predict import Prediction, Predictor, predictions_csv, resolve_model, weak_model_note
 from wbc.report import plot_confusion, write_report
 from wbc.sources import read_table, summary
 from wbc.staging import interrupt_held, move_in, raise_held, staging
@@ -240,6 +240,7 @@ def evaluate(
     on_folder = folder is not None
     out = Path(out)
     _refuse_others_files(out)
+    _refuse_another_models_folder(out, model)
     if folder is None:
         folder = find_images_root(data) / split
         samples = list_split(folder.parent, split)
@@ -308,6 +309,25 @@ def _refuse_others_files(out: Path) -> None:
     if theirs:
         raise OutputError(f"{out}: holds {', '.join(theirs)}, not of an evaluation by wbc; evaluating there would "
                           "replace them. Give another --out folder")
+
+
+def _refuse_another_models_folder(out: Path, model: str | Path | None) -> None:
+    """OutputError, before the work, where `out` holds an exported model other than the one evaluated: its
+    report, and the metrics.json whose confusion matrix the app shows beside the model, would then describe
+    another model than its card and ONNX file (`--out models/default` replaced the shipped model's with a tiny
+    run's, without a word)."""
+    own = out / "model.onnx"
+    if not own.is_file():
+        return
+    try:
+        evaluated = None if str(model).endswith(".pt") else resolve_model(model)[0]
+        if evaluated is not None and own.samefile(evaluated):
+            return
+    except (WbcError, OSError):  # the model's own problem is said when it is read; here it is not that folder's
+        pass
+    raise OutputError(f"{out}: holds an exported model (model.onnx, model.json) other than the one evaluated; its "
+                      "report there would describe this one. Give another --out folder (or evaluate that folder's "
+                      "own model into it)")
 
 
 def evaluation_in(out: Path) -> bool:
