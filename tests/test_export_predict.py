@@ -146,6 +146,16 @@ class TestExport:
         evaluate(None, tmp_path / "ev", folder=data_copy / "TEST", n_boot=20, progress=False)
         export_and_report(tiny_run, tmp_path / "ev", data=data_copy, evaluate_test=True)
         assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["model"].endswith(str(Path("ev") / "model.onnx"))
+        # A user's own model.onnx or model.json (no card of ours) is refused before the work: it was replaced unsaid
+        for theirs in ({"model.onnx": "mine"}, {"model.json": '{"my": 1}'}, {"model.onnx": "x", "model.json": "{}"}):
+            folder = tmp_path / f"theirs{len(theirs)}{sorted(theirs)[0]}"
+            folder.mkdir()
+            for name, text in theirs.items():
+                (folder / name).write_text(text)
+            with pytest.raises(OutputError, match=f"^{folder}: holds .*not a model exported by wbc"):
+                export_and_report(tiny_run, folder, data=data_copy)
+            assert {f.name: f.read_text() for f in folder.iterdir()} == theirs
+        export_and_report(tiny_run, tmp_path / "m", data=data_copy)  # an export of ours there: replaced, as before
 
     def test_failed_evaluation_leaves_the_folder_as_it_was(self, tiny_run: Path, data_copy: Path, tmp_path: Path,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:

@@ -38,6 +38,27 @@ class TestFit:
         with pytest.raises(CheckpointError, match="--resume"):
             fit(TINY, tiny_run, progress=False)
 
+    def test_refuses_a_users_files(self, tmp_path: Path) -> None:
+        """A new run into a folder that holds a user's config.json, summary.csv or curves.png (of no run of ours) is
+        refused before the work, the files as they were (they were replaced unsaid); one stopped before its first
+        epoch (its config.json, no last.pt) is started again there."""
+        from wbc.errors import OutputError
+
+        mine = tmp_path / "mine"
+        mine.mkdir()
+        theirs = {"config.json": '{"lr": 3}', "summary.csv": "a,b\n", "curves.png": "png"}
+        for name, text in theirs.items():
+            (mine / name).write_text(text)
+        with pytest.raises(OutputError, match=f"^{mine}: holds config.json, summary.csv, curves.png, not of a run by wbc"):
+            fit(TINY, mine, progress=False)
+        assert {f.name: f.read_text() for f in mine.iterdir()} == theirs
+        stopped = tmp_path / "stopped"
+        stopped.mkdir()
+        (stopped / "config.json").write_text(json.dumps({"train": {}, "model": {}}))
+        (stopped / "split.json").write_text("{}")
+        fit(replace(TINY, epochs=1), stopped, progress=False)
+        assert (stopped / "last.pt").is_file()
+
     def test_finished_run_resumes_to_nothing(self, tiny_run: Path) -> None:
         """Resuming a finished run trains no more epochs, and leaves its config.json as it was."""
         before = [(tiny_run / f).read_text() for f in ("summary.csv", "config.json")]

@@ -156,6 +156,14 @@ MODEL_FILES = ("model.onnx", "model.json")
 REPORT_FILES = (*EVALUATION_FILES, "training_curves.png")
 
 
+def _card_in(out: Path) -> bool:
+    """Whether `out` holds a model card `wbc export` wrote (model.json naming its ONNX file's hash and input)."""
+    try:
+        return {"onnx_sha256", "preprocess"} <= set(json.loads((out / "model.json").read_text()))
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 def export_and_report(run: str | Path, out: str | Path, data: str | Path | None = None,
                       evaluate_test: bool = False, tta: bool = True, calibrate: bool = True,
                       calibration: str | Path | None = None,
@@ -180,6 +188,10 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
     state = load_checkpoint(ckpt)  # its input size, from the stored config: no network built for it
     if evaluate_test:  # before anything is written: an export that cannot be evaluated leaves no model behind
         list_split(find_images_root(data), "TEST")
+    # A model.onnx or model.json of the user's (no model card of ours beside it) is not ours to replace either.
+    if (mine := [f for f in MODEL_FILES if (out / f).is_file()]) and not _card_in(out):
+        raise OutputError(f"{out}: holds {', '.join(mine)}, not a model exported by wbc (no model card of ours); "
+                          "exporting there would replace them. Give another --out folder, or move them")
     # A report beside an evaluated model is that model's, not the user's.
     evaluated_before = (out / "model.json").is_file() and (out / "metrics.json").is_file()
     # As `wbc evaluate` refuses them: a user's own report.md beside no model of ours is not ours to replace.

@@ -33,7 +33,7 @@ from wbc.augment import (
 )
 from wbc.data import (Sample, colourless, find_images_root, grouped_split, list_split, listed, load_arrays,
                       say_once, test_copies_of)
-from wbc.errors import CheckpointError, ConfigError, DataError
+from wbc.errors import CheckpointError, ConfigError, DataError, OutputError
 from wbc.imaging import PreprocessSpec, dihedral_views
 from wbc.info import CLASSES, NUM_CLASSES
 from wbc.io import atomic_write_bytes, atomic_write_text, missing_folders, printable, remove_empty
@@ -654,6 +654,25 @@ def _only_writer(run: Path) -> Iterator[None]:
             remove_empty(made)
 
 
+RUN_FILES = ("config.json", "split.json", "summary.csv", "best.pt", "curves.png")  # and last.pt, which `fit` refuses
+
+
+def _refuse_others_files(run: Path) -> None:
+    """OutputError, before the work, where a new run's folder holds files of a run's names that are not a wbc
+    run's (its config.json has no recipe): a user's config.json and curves.png are not ours to replace. A run
+    stopped before its first epoch ended (config.json and split.json, no last.pt) is started again there."""
+    theirs = [f for f in RUN_FILES if (run / f).exists()]
+    if not theirs:
+        return
+    try:
+        ours = {"train", "model"} <= set(json.loads((run / "config.json").read_text()))
+    except (OSError, ValueError, TypeError):
+        ours = False
+    if not ours:
+        raise OutputError(f"{run}: holds {', '.join(theirs)}, not of a run by wbc; training there would replace them. "
+                          "Give another --out folder, or move them")
+
+
 def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool = True,
         model_cfg: SeedConfig | WbcNetConfig | None = None,
         crops: tuple[np.ndarray, list[Sample]] | None = None) -> Path:
@@ -687,6 +706,8 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
         cfg = replace(TrainConfig(**state["train_config"]), **{k: getattr(cfg, k) for k in MACHINE_SETTINGS})
     elif (run / "last.pt").exists():
         raise CheckpointError(f"{run}: already holds a run; pass --resume to continue it or choose another --out")
+    else:
+        _refuse_others_files(run)
     torch.set_num_threads(cfg.threads)
 
     if state is not None:
