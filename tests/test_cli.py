@@ -576,6 +576,29 @@ class TestPredictCli:
         assert message in capsys.readouterr().err
         assert not (tmp_path / "run" / "config.json").exists()
 
+    @pytest.mark.parametrize("option, message", [
+        (["--seed", "-1"], "seed -1: choose a whole number from 0 to 4294967295"),
+        (["--seed", "4294967296"], "seed 4294967296: choose a whole number from 0"),
+        (["--split-seed", "-2"], "split seed -2: choose a whole number"),
+        (["--distill", "2"], "--distill weighs the teachers' soft targets: give the teachers' runs with --teacher"),
+        (["--teacher", "elsewhere", "--distill", "2"], "distillation weight 2.0: choose a value in [0, 1]"),
+        (["--teacher", "elsewhere", "--distill", "-1"], "distillation weight -1.0: choose a value in [0, 1]"),
+        (["--epochs", "0"], "epochs 0: choose 1 or more"),
+        (["--limit-cells", "0"], "limit cells 0: choose 1 or more"),
+        (["--low-res", "64", "10", "--epochs", "3"], "choose 1 to 2 epochs, fewer than the run's 3"),
+        (["--low-res", "64", "1", "--epochs", "1"], "progressive resizing needs a run of 2 or more epochs"),
+    ])
+    @pytest.mark.parametrize("dry", [True, False])
+    def test_train_refuses_bad_settings_in_a_line(self, option: list[str], message: str, dry: bool, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+        """A seed numpy cannot take (a traceback), --distill without teachers (ignored unsaid), and settings a real
+        run refuses are refused in one line, with --dry-run too (it said "the set-up trains" for --epochs 0)."""
+        argv = ["train", "--out", str(tmp_path / "run"), *option, "--quiet", *(["--dry-run"] if dry else [])]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err and err.count("\n") == 1, err
+        assert not (tmp_path / "run" / "config.json").exists()
+
     def test_outputs_checked_before_the_work(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """evaluate's, export's and train's output folders that cannot be made are refused at once, in
         one line; export names a run folder that does not exist as such."""

@@ -124,6 +124,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         if run_data(cfg.data, args.data, out) is not None and args.data is None:  # the run's own: still there?
             print(f"wbc: note: resuming on data: {cfg.data}, the folder the run was trained on (--data gives another)",
                   file=sys.stderr)
+    if args.distill is not None and not cfg.teachers:
+        raise WbcError("--distill weighs the teachers' soft targets: give the teachers' runs with --teacher")
+    if args.dry_run:  # the settings as the real run has them first: it refused what the shortened one took (--epochs 0)
+        _training("wbc.train", "check_config")(cfg)
     if args.dry_run:  # one epoch, or with progressive resizing (wbcnet's default) one at each size
         # Enough cells per class for one in each of the round(1 / val_fraction) cell-grouped folds.
         folds = round(1 / cfg.val_fraction) if 0 < cfg.val_fraction < 0.5 else 0  # else refused with the config

@@ -588,11 +588,19 @@ def check_config(cfg: TrainConfig) -> None:
             raise ConfigError(f"{low}: only wbcnet takes inputs of another size ({cfg.model} has a fixed dense head)")
         if cfg.low_res_size < 32:
             raise ConfigError(f"{low}: choose 32 px or more")
+        if cfg.epochs < 2:  # "choose 1 to 0 epochs" said nothing a user could do
+            raise ConfigError(f"{low}: progressive resizing needs a run of 2 or more epochs, the last at full size; "
+                              f"give more --epochs, or --low-res 0 0 to turn it off")
         if not 0 < cfg.low_res_epochs < cfg.epochs:
             raise ConfigError(f"{low}: choose 1 to {cfg.epochs - 1} epochs, fewer than the run's {cfg.epochs}, so "
-                              "that the last ones train at full size")
+                              "that the last ones train at full size (or --low-res 0 0 to turn it off)")
     elif cfg.low_res_antialias:
         raise ConfigError("low-resolution antialiasing applies to progressive resizing: add --low-res PX EPOCHS")
+    for name, seed in (("seed", cfg.seed), ("split seed", cfg.split_seed)):
+        if seed is not None and not 0 <= seed < 2**32:  # numpy's generators take no other (a traceback)
+            raise ConfigError(f"{name} {seed}: choose a whole number from 0 to {2**32 - 1}")
+    if not 0 <= cfg.distill <= 1:  # the loss is (1 - w) x the labels' + w x the teachers': 2 weighed the labels by -1
+        raise ConfigError(f"distillation weight {cfg.distill}: choose a value in [0, 1], the teachers' share of the loss")
     if cfg.context < 0:
         raise ConfigError(f"context {cfg.context} px: choose 0 (off) or more px of field around each training crop")
     # The labelled class keeps 1 - ls + ls/4 - ps and its partner gets ls/4 + ps.
