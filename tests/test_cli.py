@@ -640,6 +640,34 @@ class TestPredictCli:
         assert main(["predict", "x.jpeg"]) == 2
         assert capsys.readouterr().err == "wbc: error: /somewhere/out.csv: Permission denied\n"
 
+    def test_sigterm_is_taken_as_ctrl_c(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+        """SIGTERM (`timeout`, a batch scheduler, `kill`) stops a command as Ctrl+C does, keeping what was read: a
+        predict's table of the files read and its CSV, not an exit with nothing said and nothing written. The
+        handler before is put back after."""
+        import os
+        import signal
+
+        from wbc.predict import Predictor
+
+        real = Predictor.iter_files
+        files = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[:4]
+
+        def terminated_after_two(self: Predictor, paths: list[Path], **kw: object):  # noqa: ANN202
+            for i, r in enumerate(real(self, paths, **kw)):
+                if i == 2:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                yield r
+
+        before = signal.getsignal(signal.SIGTERM)
+        monkeypatch.setattr(Predictor, "iter_files", terminated_after_two)
+        assert main(["predict", *map(str, files), "--csv", str(tmp_path / "t.csv"), "--quiet"]) == 130
+        err = capsys.readouterr().err
+        assert "interrupted after 2 of 4 file(s); reporting those" in err
+        rows = (tmp_path / "t.csv").read_text().splitlines()[1:]
+        assert len(rows) == 4 and sum(",not read" in r or "not read" in r for r in rows) == 2, rows
+        assert signal.getsignal(signal.SIGTERM) is before
+
     def test_webp_and_gif_in_a_folder(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A folder's WebP, GIF and .jfif (a JPEG by Windows' name) photos are found and read like its
         JPEGs (they were read when named, and silently skipped in a folder); a folder of other files says

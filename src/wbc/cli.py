@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import select
 import shlex
+import signal
 import sys
 import tempfile
 import textwrap
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -828,7 +830,7 @@ DATA_HELP = f"data set folder (default: {_DEFAULT_DATA})"
 RUN_DATA_HELP = (f"data set folder (default: the one a training run, or a model exported from its maker's own "
                  f"images, was trained on, else {_DEFAULT_DATA})")
 DRY_RUN_MARK = "DRY_RUN"  # the file a dry run kept with --out holds, saying what it is
-DONE_OR_ERROR = "exit status: 0 done; 2 an error, named on stderr; 130 interrupted; 141 the reader of the output went away"
+DONE_OR_ERROR = "exit status: 0 done; 2 an error, named on stderr; 130 interrupted (Ctrl+C or SIGTERM); 141 the reader of the output went away"
 
 
 QUIET_HELP = "no progress bars (none is drawn where stderr is not a terminal: a log, a pipe)"
@@ -850,7 +852,7 @@ def build_parser() -> argparse.ArgumentParser:
     ck = dsub.add_parser("check", help="find the images and count files and cells per split",
                          epilog="exit status: 0 done; 1 with --verify, files that cannot be read (named above it), "
                                 "or a TRAIN class folder with no images; "
-                                "2 an error, named on stderr; 130 interrupted; 141 the reader of the output went away")
+                                "2 an error, named on stderr; 130 interrupted (Ctrl+C or SIGTERM); 141 the reader of the output went away")
     ck.add_argument("--data", type=Path, help=DATA_HELP)
     ck.add_argument("--verify", action="store_true", help="also decode every image and name the bad ones")
     ck.set_defaults(func=cmd_data_check)
@@ -998,7 +1000,7 @@ def build_parser() -> argparse.ArgumentParser:
             "exit status: 0 every file was read (those called not a white cell included); 1 some file could "
             "not be used, a path names no image, or a link or folder in a folder could not be followed (each "
             "has its row, and the rest are classified); 2 a usage error, no path naming an image at all, a bad "
-            "model or a CSV that cannot be written; 130 interrupted (the files read are reported); 141 the "
+            "model or a CSV that cannot be written; 130 interrupted, by Ctrl+C or SIGTERM (the files read are reported); 141 the "
             "reader of the output went away")))
     pr.add_argument("paths", nargs="+", help="image files or folders (searched recursively); a name starting with "
                                              "'-' is given as ./-name, or after --")
@@ -1031,6 +1033,28 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
     args = build_parser().parse_args(argv)
+    with terminate_as_interrupt():
+        return _run(args)
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (what `timeout`, a batch scheduler or `kill` sends) raised as Ctrl+C is, for the block: what was
+    done is kept as for Ctrl+C (`wbc predict`'s table of the files read, a training's --resume), where the
+    process ended with nothing said. The handler before is put back after (tests call `main` in one process)."""
+    try:
+        old = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    except ValueError:  # not the main thread: the main thread's handler stands
+        yield
+        return
+    try:
+        yield
+    finally:
+        if old is not None:  # None: a handler not set from Python, which cannot be put back from it
+            signal.signal(signal.SIGTERM, old)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         code = int(args.func(args))
         sys.stdout.flush()  # a closed pipe surfaces here, not at interpreter exit

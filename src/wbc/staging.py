@@ -90,18 +90,22 @@ def move_in(stage: Path, out: Path, names: list[str]) -> None:
 
 @contextlib.contextmanager
 def interrupt_held(hit: list[int]) -> Iterator[None]:
-    """Ctrl-C recorded in `hit` instead of raised, for the block (on the main thread; elsewhere the main
-    thread gets it): Python runs a signal's handler on the main thread whichever thread the signal hits."""
+    """Ctrl-C (and SIGTERM, which `wbc.cli.main` takes as one) recorded in `hit` instead of raised, for the block
+    (on the main thread; elsewhere the main thread gets it): Python runs a signal's handler on the main thread
+    whichever thread the signal hits."""
     try:
         old = signal.signal(signal.SIGINT, lambda signum, frame: hit.append(signum))
     except ValueError:  # not the main thread
         yield
         return
+    old_term = signal.signal(signal.SIGTERM, lambda signum, frame: hit.append(signum))
     try:
         yield
     finally:
         if old is not None:  # None: a handler not set from Python, which cannot be put back from it
             signal.signal(signal.SIGINT, old)
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
 
 
 def raise_held(hit: list[int], what: str, out: Path) -> None:
