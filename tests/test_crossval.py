@@ -360,6 +360,7 @@ class TestAllCells:
         assert card["temperature"] == pytest.approx(r["temperature"])
         assert card["review_threshold"] == pytest.approx(r["review_threshold"])
         assert "cross-validation" in card["calibration"]["fitted_on"] and "out-of-fold" in card["review_rule"]
+        assert card["calibration"]["n_files"] == r["calibrated"]["n_files"]
         assert "none held out" in card["data"]["training_split"]
         # No cell held out: the epoch kept was chosen on nothing, and no validation figures are claimed.
         assert card["training"]["selected_on"].startswith("nothing") and card["training"]["validation_at_best_epoch"] is None
@@ -408,6 +409,31 @@ class TestAllCells:
             export_and_report(all_cells_run, tmp_path / "c", data=FIXTURE_IMAGES, calibration=bad)
         with pytest.raises(CheckpointError, match=r"gone.json: no such file \(benchmarks/cv.py writes"):
             export_and_report(all_cells_run, tmp_path / "d", data=FIXTURE_IMAGES, calibration=tmp_path / "gone.json")
+
+    def test_export_refuses_a_calibration_of_other_cells(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
+        """A run trained on other cells than the cross-validation held out (another data set, here fewer cells) is
+        refused: an own-data run took the public data's calibration unsaid. So with a cv.json written before it
+        kept its cells, from its fold runs' split or, with them gone, the number of cells. The card's calibration
+        keeps its number of files, which the warning on too few reads."""
+        import shutil
+
+        work, r = cv
+        fewer = tmp_path / "fewer"
+        shutil.copytree(FIXTURE_IMAGES, fewer)
+        gone = next((fewer / "TRAIN" / "EOSINOPHIL").glob("*.jpeg"))
+        for f in (fewer / "TRAIN" / "EOSINOPHIL").glob("*.jpeg"):
+            if f.name.split("_")[1] == gone.name.split("_")[1]:  # every view of that cell
+                f.unlink()
+        other = fit(replace(RECIPE, fold=None, data=str(fewer)), tmp_path / "other", progress=False)
+        without = {k: v for k, v in r.items() if k != "cells"}
+        (tmp_path / "old.json").write_text(json.dumps(without))
+        kept_out = {**without, "folds": {k: {**f, "run": str(tmp_path / "gone")} for k, f in r["folds"].items()}}
+        (tmp_path / "moved.json").write_text(json.dumps(kept_out))
+        for cv_json in (work / "cv.json", tmp_path / "old.json", tmp_path / "moved.json"):
+            with pytest.raises(CheckpointError, match=f"cross-validates {len(r['cells'])} cells, and .* trained on "
+                                                      f"{len(r['cells']) - 1}.*another data set's calibration"):
+                export_and_report(other, tmp_path / "out", data=fewer, calibration=cv_json)
+        assert not (tmp_path / "out" / "model.onnx").exists()
 
     def test_export_refuses_another_recipe(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
         work, _ = cv

@@ -251,7 +251,8 @@ def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | N
     # fold by fold, are in confidence_map_check.
     out: dict[str, Any] = {"recipe": recipe(cfg), "model": models[0], "temperature": t, "confidence_map": cmap,
                            "confidence_map_check": check, "folds": per_fold, "folds_total": k,
-                           "review_threshold": review_threshold(shown, REVIEW_COVERAGE)}
+                           "review_threshold": review_threshold(shown, REVIEW_COVERAGE),
+                           "cells": sorted(set(cells))}  # what a run calibrated by it must have trained on
     return {**out, **pooled_figures(lg, y, cells, t)}
 
 
@@ -266,6 +267,34 @@ def pooled_figures(lg: np.ndarray, y: np.ndarray, cells: list[str], t: float) ->
         out[name] = card_metrics(compute_metrics(probs, y, cells))
         out[name]["nll"] = nll(probs, y)
     return out
+
+
+def _folds_cells(cv: dict[str, Any]) -> set[str] | None:
+    """The cells a cross-validation written before it kept them ("cells") split, from its first fold run's
+    split.json where that run is still there; else None."""
+    try:
+        split = json.loads((Path(next(iter(cv["folds"].values()))["run"]) / "split.json").read_text())
+        return set(split["train_cells"]) | set(split["val_cells"])
+    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        return None
+
+
+def _check_same_cells(cv_json: str | Path, run: Path, cv_cells: set[str] | None, n_cells: int) -> None:
+    """CheckpointError where the --all-cells `run` trained on other cells than the cross-validation calibrated
+    on (its cells, where known, else their number): a calibration of another data set's cells was taken unsaid
+    (an own-data run with the public data's cv.json)."""
+    try:
+        trained = set(json.loads((run / "split.json").read_text())["train_cells"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # a run without its split.json is refused for that where it is read
+    if cv_cells is not None and trained != cv_cells:
+        raise CheckpointError(f"{cv_json}: cross-validates {len(cv_cells)} cells, and {run} trained on {len(trained)} "
+                              f"({len(trained - cv_cells)} of them not among those): another data set's calibration; "
+                              "cross-validate the recipe on the run's data (benchmarks/cv.py --data)")
+    if cv_cells is None and len(trained) != n_cells:
+        raise CheckpointError(f"{cv_json}: cross-validates {n_cells} cells, and {run} trained on {len(trained)}: "
+                              "another data set's calibration; cross-validate the recipe on the run's data "
+                              "(benchmarks/cv.py --data)")
 
 
 def calibration_from(cv_json: str | Path, run: str | Path) -> dict[str, Any]:
@@ -285,8 +314,11 @@ def calibration_from(cv_json: str | Path, run: str | Path) -> dict[str, Any]:
             # Fitted and scored on the same cells a map looks too good: its ECE left out fold by fold.
             "val_ece_after_left_out": shown_ece(cv),
             "val_accuracy": float(cv["calibrated"]["accuracy"]),
+            "n_files": int(cv["calibrated"]["n_files"]),  # too few warns at export, as a run's own calibration does
         }
         want, model = dict(cv["recipe"]), dict(cv["model"])
+        cv_cells = set(cv["cells"]) if "cells" in cv else _folds_cells(cv)
+        n_cells = int(cv["calibrated"]["n_cells"])
     except FileNotFoundError as e:
         raise CheckpointError(f"{cv_json}: no such file (benchmarks/cv.py writes a recipe's cv.json under "
                               "runs/cv/NAME/)") from e
@@ -306,6 +338,7 @@ def calibration_from(cv_json: str | Path, run: str | Path) -> dict[str, Any]:
     if read_val_cells(run):
         raise CheckpointError(f"{run}: holds out validation cells, so it is calibrated on them; "
                               "--calibration is for a run trained with --all-cells")
+    _check_same_cells(cv_json, run, cv_cells, n_cells)
     saved = saved_config(run)
     differ = differences(saved["train"], want, ignore=SEEDS | STOPPING)
     name = saved["train"].get("model", "wbcnet")
