@@ -152,6 +152,28 @@ class TestEvaluate:
         with pytest.raises(OutputError, match=f"^{out}: holds folder\\(s\\) named report.md"):
             evaluate(None, out, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=20, progress=False)
 
+    def test_test_images_copied_from_train_are_said(self, tmp_path: Path) -> None:
+        """An own data set whose TEST holds byte-for-byte copies of TRAIN images: the figures carry a caution that
+        names how many (they were reported as if new); without copies, none."""
+        import shutil
+
+        files = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))
+        own = tmp_path / "own"
+        for split in ("TRAIN", "TEST"):
+            for i, f in enumerate(files):
+                d = own / split / f.parent.name
+                d.mkdir(parents=True, exist_ok=True)
+                if (split == "TEST") == bool(i % 2):  # the files apart: TRAIN the even ones, TEST the odd, renamed
+                    shutil.copy(f, d / f"{split.lower()}{i}.jpeg")
+        clean = evaluate(None, tmp_path / "clean", data=own, split="TEST", n_boot=20, progress=False)
+        assert "caution" not in clean
+        test_dir = own / "TEST" / files[0].parent.name
+        shutil.copy(own / "TRAIN" / files[0].parent.name / "train0.jpeg", test_dir / "copy-a.jpeg")
+        shutil.copy(own / "TRAIN" / files[2].parent.name / "train2.jpeg", test_dir / "copy-b.jpeg")
+        m = evaluate(None, tmp_path / "ev", data=own, split="TEST", n_boot=20, progress=False)
+        assert m["caution"].startswith(f"2 of the {m['n_files']} TEST images are byte-for-byte copies of TRAIN images")
+        assert "caution" in (tmp_path / "ev" / "report.md").read_text()
+
     def test_another_models_folder_is_refused(self, tmp_path: Path) -> None:
         """--out at an exported model other than the one evaluated is refused before the work: its report and the
         metrics.json the app reads beside it would describe another model (a tiny run's figures replaced the

@@ -326,14 +326,15 @@ def _copies_as_one_cell(samples: list[Sample]) -> list[Sample]:
     return out
 
 
-def test_copies_of(root: Path, train: Sequence[Sample]) -> list[tuple[Path, Path]]:
-    """(TEST file, TRAIN file) for each of `root`'s TEST images that is a byte-identical copy of one of the
-    TRAIN samples `train` (a user's own files: the data set's are told apart by their fields); [] where
-    there is no TEST to read. Its TEST figures would score such an image as seen."""
-    try:
-        test = list_split(root, "TEST")
-    except DataError:
-        return []
+def test_copies_of(root: Path, train: Sequence[Sample], test: Sequence[Sample] | None = None) -> list[tuple[Path, Path]]:
+    """(TEST file, TRAIN file) for each of `root`'s TEST images (or of `test`, another split's) that is a
+    byte-identical copy of one of the TRAIN samples `train` (a user's own files: the data set's are told apart
+    by their fields); [] where there is no TEST to read. Its TEST figures would score such an image as seen."""
+    if test is None:
+        try:
+            test = list_split(root, "TEST")
+        except DataError:
+            return []
     trained: dict[str, Path] = {}
     for s, key in zip(train, _own_file_keys(train)):
         if key is not None:

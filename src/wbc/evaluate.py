@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from wbc.data import Prepared, Sample, find_images_root, list_folder, list_split, listed, load_prepared
+from wbc.data import (Prepared, Sample, find_images_root, list_folder, list_split, listed, load_prepared,
+                      test_copies_of)
 from wbc.errors import DataError, ModelFileError, OutputError, WbcError
 from wbc.info import CLASSES, SPLITS
 from wbc.io import atomic_write_text
@@ -205,6 +206,17 @@ def without_cells(probs: np.ndarray, y: np.ndarray, cells: Sequence[str], drop: 
                                  "cell_accuracy_ci95", "macro_f1", "macro_f1_ci95")}}
 
 
+def _trained_copies(root: Path, samples: Sequence[Sample]) -> int:
+    """How many of `samples` (a split of the data at `root`) are byte-for-byte copies of its TRAIN images: a user's
+    own TEST made of copies was scored with no word of it (`wbc train` names them; the data set's files, told apart
+    by their fields, are not read for it)."""
+    try:
+        train = list_split(root, "TRAIN")
+    except DataError:
+        return 0
+    return len(test_copies_of(root, train, samples))
+
+
 def cells_also_in_train(cells: Sequence[str]) -> list[str]:
     """The cells of `cells` (a split of the data set other than TRAIN) whose original field TRAIN shows
     too, by the package's table of the data set's files (no TRAIN folder need be beside them)."""
@@ -260,6 +272,10 @@ def evaluate(
         m_out["skipped_files"] = [os.path.relpath(f, folder) for f in prepared.skipped]
     if on_train:
         m_out["caution"] = TRAIN_CAUTION
+    elif not on_folder and (copies := _trained_copies(folder.parent, samples)):
+        m_out["caution"] = (f"{copies} of the {len(samples)} TEST images are byte-for-byte copies of TRAIN images, "
+                            "which the model may have learned from: these figures score them as seen (remove them "
+                            "from TEST)")
     if threshold > 0:
         m_out["review"] = review_split(probs, y, threshold, cells)
     if not on_folder and not on_train and (shared := cells_also_in_train(cells)) and len(shared) < len(set(cells)):

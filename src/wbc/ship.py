@@ -73,7 +73,7 @@ def card_metrics(m: dict[str, Any]) -> dict[str, Any]:
     keys = ("n_files", "n_cells", "accuracy", "accuracy_ci95", "cell_accuracy", "cells_correct",
             "cell_accuracy_ci95", "macro_f1", "macro_f1_ci95", "cell_macro_f1", "ece", "ece_ci95",
             "reliability", "reliability_by_type", "accuracy_at_90_coverage",
-            "per_class", "review", "without_cells_in_train")
+            "per_class", "review", "without_cells_in_train", "caution")
     return {k: m[k] for k in keys if k in m}
 
 
