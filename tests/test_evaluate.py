@@ -349,7 +349,7 @@ class TestEvaluate:
         trained = (f"- **trained**: {training['config']['model']}, {training['epochs_run']} epoch(s) of "
                    f"{training['config']['epochs']}, seed {training['config']['seed']}, epoch {training['best_epoch']} "
                    f"kept (selected on {training['selected_on']}); on {shipped['data']['source']}: "
-                   f"{shipped['data']['training_split']}; wbc {code['wbc']}, commit {code['git_commit'][:12]}\n")
+                   f"{shipped['data']['training_split']}; exported by wbc {code['wbc']}, commit {code['git_commit'][:12]}\n")
         assert trained in (tmp_path / "card" / "report.md").read_text()
         assert "**trained**" not in (tmp_path / "report.md").read_text() and "weak model" not in trained
 

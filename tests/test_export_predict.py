@@ -535,3 +535,29 @@ class TestShippedModel:
         test = card["metrics"]["test"]
         assert test["n_files"] == 2487 and test["n_cells"] == DATASET["distinct_cells"]["TEST"]
         assert test["accuracy"] > 0.8601 and test["macro_f1"] > 0.86
+
+
+def test_the_card_records_the_checkout_it_was_exported_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The card's commit is the package's own checkout's, marked "+modified" where its src/ has changes not
+    committed (a clean HEAD was recorded for edited code), and "unknown" where the package lies in another
+    project's repository (that repository's commit was recorded)."""
+    import subprocess
+
+    import wbc.export as export_module
+
+    def repo(root: Path, package: str) -> Path:
+        (root / package).mkdir(parents=True)
+        (root / package / "export.py").write_text("# a copy\n")
+        for args in (["init", "-q"], ["add", "-A"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
+            subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+        return root / package / "export.py"
+
+    own = repo(tmp_path / "own", "src/wbc")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path / "own", capture_output=True, text=True).stdout.strip()
+    monkeypatch.setattr(export_module, "__file__", str(own))
+    assert export_module._git_commit() == head
+    own.write_text("# edited\n")
+    assert export_module._git_commit() == f"{head}+modified"
+    other = repo(tmp_path / "project", "venv/lib/wbc")
+    monkeypatch.setattr(export_module, "__file__", str(other))
+    assert export_module._git_commit() == "unknown"

@@ -115,7 +115,9 @@ def card_provenance(card: dict[str, Any]) -> str:
         parts.append(f"on {data.get('source', 'its data')}: {data['training_split']}")
     if code.get("wbc"):
         commit = code.get("git_commit")
-        parts.append(f"wbc {code['wbc']}" + (f", commit {str(commit)[:12]}" if commit else ""))
+        # The exporter's: a run keeps no version of its own.
+        shown = f"{str(commit)[:12]}{'+modified' if str(commit).endswith('+modified') else ''}" if commit else ""
+        parts.append(f"exported by wbc {code['wbc']}" + (f", commit {shown}" if shown else ""))
     return "; ".join(parts)
 
 

@@ -58,9 +58,20 @@ class _Deployable(nn.Module):
 
 
 def _git_commit() -> str:
+    """The commit of the checkout this package runs from, "+modified" after it where its src/ has changes not
+    committed; "unknown" where it runs from no checkout of its own (an installed copy inside another project's
+    repository recorded that repository's commit)."""
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=5, cwd=here).stdout.strip()
+
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                              cwd=Path(__file__).parent).stdout.strip() or "unknown"
+        top = git("rev-parse", "--show-toplevel")
+        if not top or Path(top).resolve() / "src" / "wbc" != here:
+            return "unknown"
+        commit = git("rev-parse", "HEAD")
+        return f"{commit}+modified" if commit and git("status", "--porcelain", "--", ":/src") else commit or "unknown"
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
