@@ -70,6 +70,18 @@ class TestHelp:
         assert main(["predict", str(tmp_path / "eos.jpeg"), "--csv", str(tmp_path / "eos.jpeg"), "--quiet"]) == 2
         assert (tmp_path / "eos.jpeg").read_bytes() == EOS_FILE.read_bytes()
 
+    def test_csv_dash_and_workbook_names_are_refused(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+        """`--csv -` (a Unix user's "the terminal") wrote a file named "-", and `--csv x.xlsx` CSV text under a
+        workbook's name, which a spreadsheet refuses: both refused before the work, naming what to give."""
+        monkeypatch.chdir(tmp_path)
+        assert main(["predict", str(EOS_FILE), "--csv", "-", "--quiet"]) == 2
+        assert "--csv -: the table is printed to the terminal already" in capsys.readouterr().err
+        for name in ("x.xlsx", "x.ODS", "x.xls"):
+            assert main(["predict", str(EOS_FILE), "--csv", name, "--quiet"]) == 2
+            assert "the table is written as CSV text, not a" in capsys.readouterr().err
+        assert not list(tmp_path.iterdir())
+
     def test_no_verb(self, capsys: pytest.CaptureFixture[str]) -> None:
         """No verb is a usage error, not a traceback."""
         with pytest.raises(SystemExit) as e:
@@ -225,10 +237,11 @@ class TestPredictCli:
             assert [r["verdict"] for r in csv.DictReader((tmp_path / "p.partial.csv").open())][3:] == ["not read"] * 5
             assert f"wrote {tmp_path / 'p.partial.csv'} (interrupted, so the table at {out} was kept)" \
                 in capsys.readouterr().out
-        # A file of another kind under the part's name is not replaced either: no table, and a word why.
+        # A file of another kind under the part's name is not replaced either: no table, a word why, and the exit
+        # status of a CSV not written (2, as the README gives it; it was 130)
         (tmp_path / "p.partial.csv").write_text("my notes")
         calls.clear()
-        assert main(["predict", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--csv", str(out), "--quiet"]) == 130
+        assert main(["predict", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--csv", str(out), "--quiet"]) == 2
         assert out.read_text() == whole and (tmp_path / "p.partial.csv").read_text() == "my notes"
         assert "no table written" in capsys.readouterr().err
 

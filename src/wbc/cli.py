@@ -452,6 +452,9 @@ def _predictions_table(path: Path) -> bool:
     return header.startswith("file,class,confidence,") and header.endswith(",verdict")
 
 
+SPREADSHEET_SUFFIXES = (".xlsx", ".xls", ".xlsm", ".ods", ".numbers")
+
+
 def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
     """--csv must not overwrite a photo: refuse an image's name and any input file, then check that
     it can be written, before the work."""
@@ -464,6 +467,11 @@ def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
                        "overwrite it. Give a .csv file name")
     if csv_path.suffix.lower() in IMAGE_SUFFIXES:
         raise WbcError(f"--csv {csv_path}: that is an image's name, not a table's; give a .csv file name")
+    if str(csv_path) == "-":  # a file named "-" was written where a Unix user meant the terminal
+        raise WbcError("--csv -: the table is printed to the terminal already; give a .csv file name to keep it")
+    if csv_path.suffix.lower() in SPREADSHEET_SUFFIXES:  # CSV text under a workbook's name: a spreadsheet refuses it
+        raise WbcError(f"--csv {csv_path}: the table is written as CSV text, not a {csv_path.suffix} workbook; give a "
+                       ".csv file name (spreadsheets open it)")
     # An earlier table of `wbc predict`'s is replaced (said after); any other file there (a model card, notes,
     # a spreadsheet of the user's) is not ours to replace.
     if csv_path.is_file() and not _predictions_table(csv_path):
@@ -612,7 +620,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
               file=sys.stderr)
     if unread:
         print(f"wbc: interrupted: {unread} of {len(paths)} file(s) not read", file=sys.stderr)
-    if unwritten:  # an error before an interruption: the file asked for is not there
+    if unwritten or (args.csv and csv_path is None):  # before an interruption: the file asked for is not there
         return 2
     if unread:
         return 130
