@@ -1563,6 +1563,18 @@ def test_evaluate_takes_a_run_folder_as_its_checkpoint(tiny_run: Path, tmp_path:
     assert f"or evaluate it as it is with --model {stopped / 'last.pt'}" in err
 
 
+def test_evaluate_takes_from_wbc_model_what_model_takes(tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """WBC_MODEL, which --model defaults to, takes a run folder or its checkpoint as --model does (it was refused as
+    "not an exported model")."""
+    for given in (tiny_run, tiny_run / "best.pt"):
+        monkeypatch.setenv("WBC_MODEL", str(given))
+        out = tmp_path / given.name
+        assert main(["evaluate", "--folder", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--out", str(out), "--quiet"]) == 0
+        assert json.loads((out / "metrics.json").read_text())["read_as"].startswith("a training checkpoint")
+        capsys.readouterr()
+
+
 def test_export_over_the_shipped_model_needs_replace_shipped(tiny_run: Path, tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str],
                                                              monkeypatch: pytest.MonkeyPatch) -> None:

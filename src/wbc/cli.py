@@ -269,6 +269,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                        "data set's split to score instead: give one or the other")
     args.split = args.split or "TEST"
     check_writable_folder(args.out)
+    # WBC_MODEL takes what --model takes (a run folder or checkpoint too), as --model's help says it defaults to it
+    args.model = args.model or os.environ.get("WBC_MODEL") or None
     run = Path(args.model) if args.model else None
     if run is not None and run.is_dir() and not (run / "model.onnx").is_file() and (
             (run / "best.pt").is_file() or (run / "last.pt").is_file()):
