@@ -1571,8 +1571,10 @@ def test_evaluate_takes_from_wbc_model_what_model_takes(tiny_run: Path, tmp_path
         monkeypatch.setenv("WBC_MODEL", str(given))
         out = tmp_path / given.name
         assert main(["evaluate", "--folder", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--out", str(out), "--quiet"]) == 0
-        assert json.loads((out / "metrics.json").read_text())["read_as"].startswith("a training checkpoint")
-        capsys.readouterr()
+        m = json.loads((out / "metrics.json").read_text())
+        assert m["read_as"].startswith("a training checkpoint")
+        lo, hi = m["macro_f1_ci95"]  # printed with its interval, as the report gives it
+        assert f"macro-F1 {m['macro_f1']:.4f} [{lo:.4f}, {hi:.4f}]" in capsys.readouterr().out
 
 
 def test_export_over_the_shipped_model_needs_replace_shipped(tiny_run: Path, tmp_path: Path,

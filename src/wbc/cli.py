@@ -300,6 +300,7 @@ def _print_figures(m: dict[str, Any]) -> None:
     scope = _training("wbc.metrics", "macro_scope")(m)
     print(f"accuracy over files {m['accuracy']:.4f} [{lo:.4f}, {hi:.4f}]  "
           f"cells {m['cells_correct']}/{m['n_cells']} ({m['cell_accuracy']:.4f})  macro-F1 {m['macro_f1']:.4f}"
+          + (" [{:.4f}, {:.4f}]".format(*m["macro_f1_ci95"]) if m.get("macro_f1_ci95") else "")
           + (f" ({scope})" if scope else ""))
     if w := m.get("without_cells_in_train"):
         n, (wlo, whi) = len(w["cells_dropped"]), w["accuracy_ci95"]
