@@ -1409,6 +1409,27 @@ class TestOtherVerbs:
         assert main(["data", "download"]) == 0
         assert seen == ["paultimothymooney/blood-cells"]
         assert str(tmp_path / "kaggle") in capsys.readouterr().out
+        # --out: copied whole; a copy that fails (a full disk) says why in a line and leaves nothing there
+        assert main(["data", "download", "--out", str(tmp_path / "copy")]) == 0
+        assert sorted(p.name for p in (tmp_path / "copy").rglob("*.jpeg")) == sorted(p.name for p in dl.rglob("*.jpeg"))
+        real = shutil.copy2
+        copied = []
+
+        def disk_full(src: str, dst: str, **kw: object) -> object:
+            if len(copied) >= 3:
+                raise OSError(28, "No space left on device", dst)
+            copied.append(src)
+            return real(src, dst, **kw)
+
+        monkeypatch.setattr(shutil, "copy2", disk_full)
+        capsys.readouterr()
+        assert main(["data", "download", "--out", str(tmp_path / "full")]) == 2
+        err = capsys.readouterr().err
+        assert "copying the download to" in err and "No space left on device" in err and err.count("\n") == 1, err
+        assert f"The download itself is at {tmp_path / 'kaggle'}" in err
+        assert not (tmp_path / "full").exists() and not list(tmp_path.glob(".full*"))
+        monkeypatch.setattr(shutil, "copy2", real)
+        assert main(["data", "download", "--out", str(tmp_path / "full")]) == 0  # the rerun: not "not empty"
 
 
 def test_export_match_white_reaches_the_card_writer(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,

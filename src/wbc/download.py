@@ -28,7 +28,29 @@ def download(out: str | Path | None = None) -> Path:
                         "network connection (and Kaggle credentials, if asked for), or download the data set "
                         "elsewhere and point the tools at it with --data PATH or WBC_DATA") from e
     if out is not None:
-        shutil.copytree(path, out, dirs_exist_ok=True)
+        _copy_whole(path, Path(out))
         path = Path(out)
     find_images_root(path)  # fail now, not at training time, if the layout is not what we expect
     return path
+
+
+def _copy_whole(src: Path, out: Path) -> None:
+    """Copy the downloaded folder `src` to `out` through a hidden folder beside it, moved into place once whole:
+    a copy that fails (a full disk) leaves nothing half-copied at `out` (a rerun was told "exists and is not
+    empty"), and DataError says why in a line, not shutil's list of every file's error."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    part = out.parent / f".{out.name}.wbc-partial"
+    shutil.rmtree(part, ignore_errors=True)  # an earlier copy killed part way
+    try:
+        shutil.copytree(src, part, copy_function=shutil.copy2)
+        if out.is_dir():
+            out.rmdir()  # empty, as checked before the download
+        part.rename(out)
+    except (shutil.Error, OSError) as e:
+        shutil.rmtree(part, ignore_errors=True)
+        errors = e.args[0] if isinstance(e, shutil.Error) and e.args and isinstance(e.args[0], list) else None
+        why = (f"{len(errors)} file(s) could not be copied, the first {errors[0][0]}: {errors[0][2]}" if errors
+               else f"{getattr(e, 'filename', None) or ''}{': ' if getattr(e, 'filename', None) else ''}"
+                    f"{getattr(e, 'strerror', None) or e}")
+        raise DataError(f"copying the download to {out} failed ({why}); nothing was left there. The download itself "
+                        f"is at {src}: point --data at it, or free space and run this again") from e
