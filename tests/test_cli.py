@@ -827,6 +827,17 @@ class TestPredictCli:
         rows = out.split("\n\n")[0].splitlines()[1:]
         assert "more than once" not in err  # the folder search itself found each file once
         assert len(rows) == len(list((FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL").glob("*.jpeg"))) == 2, rows
+        # A link to nothing in it is one row, not one through the link up the tree too; a pattern with ** does not
+        # follow that link some 40 levels down (41 rows of it, "80 file(s) given more than once")
+        (smear / "gone.jpg").symlink_to(tmp_path / "nothing.jpg")
+        assert main(["predict", str(smear), "--quiet"]) == 1
+        out, err = capsys.readouterr()
+        assert sum("gone.jpg" in r for r in out.split("\n\n")[0].splitlines()) == 1, out
+        assert "1 link(s) or folder(s) in the folders given could not be followed" in err
+        assert main(["predict", f"{smear}/**/*.jp*g", "--quiet"]) == 1
+        out, err = capsys.readouterr()
+        rows = out.split("\n\n")[0].splitlines()[1:]
+        assert len(rows) == 3 and sum("gone.jpg" in r for r in rows) == 1 and "more than once" not in err, (rows, err)
 
     def test_broken_links_and_unlistable_subfolders_are_named(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture[str]) -> None:

@@ -386,7 +386,7 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str, str]
     seen: set[Path] = set()
     repeats = 0
     others: dict[Path, Path] = {}  # by real path: a folder given twice passes its files over once
-    unfollowed: set[Path] = set()  # by absolute path: a link to nothing has no real one
+    unfollowed: set[Path] = set()  # by its real folder and name: a link to nothing has no real path of its own
 
     def add(item: str, pattern: bool = False) -> None:
         nonlocal repeats
@@ -405,8 +405,10 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str, str]
         for f in held:
             others.setdefault(f.resolve(), f)
         for f, why in missed:  # rows of their own: images may be in them or behind them
-            if f.absolute() not in unfollowed:
-                unfollowed.add(f.absolute())
+            # By its real folder: a link to nothing reached again through a link up the tree is the same link
+            key = _real_folder(f)
+            if key not in unfollowed:
+                unfollowed.add(key)
                 out.append((str(f), why, "not followed"))
         if not found and not missed:
             out.append((item, "no image files in this folder" + (f" ({_passed_over(held)})" if held else ""), NO_IMAGE))
@@ -418,13 +420,38 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str, str]
                 out.append(f)
 
     for item in inputs:
-        matches = sorted(glob.glob(item, recursive=True)) if glob.has_magic(item) and not _exists(item) else None
+        matches = (sorted(m for m in glob.glob(item, recursive=True) if not _through_a_loop(Path(m)))
+                   if glob.has_magic(item) and not _exists(item) else None)
         if matches == []:
             out.append((item, "no image file matches this pattern", NO_IMAGE))
             continue
         for m in matches or [item]:
             add(m, pattern=matches is not None)
     return out, repeats, list(others.values()), len(unfollowed)
+
+
+def _real_folder(f: Path) -> Path:
+    """`f` by its folder's real path and its own name (a link to nothing has no real path of its own)."""
+    try:
+        return f.parent.resolve() / f.name
+    except (OSError, RuntimeError):  # a folder in a loop of links
+        return f.absolute()
+
+
+def _through_a_loop(path: Path) -> bool:
+    """Whether `path` (a pattern's match) passes through a link to a folder that holds the link: `**` follows
+    such a link some 40 levels deep, naming each file there again ("80 file(s) given more than once")."""
+    here = Path(path.anchor) if path.is_absolute() else Path()
+    for part in path.parts[len(here.parts):-1]:
+        here = here / part
+        if here.is_symlink():
+            try:
+                target, home = here.resolve(), here.parent.resolve()
+            except (OSError, RuntimeError):
+                return True
+            if target == home or target in home.parents:
+                return True
+    return False
 
 
 def _passed_over(files: list[Path]) -> str:
