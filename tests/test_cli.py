@@ -612,6 +612,16 @@ class TestPredictCli:
         assert message in err and "Traceback" not in err and err.count("\n") == 1, err
         assert not (tmp_path / "run" / "config.json").exists()
 
+    def test_settings_all_cells_leaves_idle_are_said(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--split-seed, --val-fraction and --patience with --all-cells act on no held-out cells: a note says so
+        (they were taken without a word); without them, no note."""
+        data = ["--data", str(FIXTURE_IMAGES), "--quiet", "--dry-run", "--all-cells"]
+        assert main(["train", *data, "--patience", "5", "--split-seed", "3"]) == 0
+        assert ("--all-cells holds out no cells, so --split-seed, --patience (which set or watch the held-out cells) "
+                "change nothing") in capsys.readouterr().err
+        assert main(["train", *data]) == 0
+        assert "holds out no cells" not in capsys.readouterr().err
+
     def test_outputs_checked_before_the_work(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """evaluate's, export's and train's output folders that cannot be made are refused at once, in
         one line; export names a run folder that does not exist as such."""

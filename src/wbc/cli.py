@@ -109,6 +109,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.all_cells:
         if args.fold is not None:
             raise WbcError("--fold and --all-cells exclude each other: --all-cells holds out no fold")
+        idle = [flag for flag, v in (("--split-seed", args.split_seed), ("--val-fraction", args.val_fraction),
+                                     ("--patience", args.patience)) if v is not None]
+        if idle:  # taken without a word, they seemed to act
+            print(f"wbc: note: --all-cells holds out no cells, so {', '.join(idle)} (which set or watch the held-out "
+                  "cells) change nothing", file=sys.stderr)
         cfg = replace(cfg, fold=None)
     held_out = "-all" if cfg.fold is None else (f"-fold{cfg.fold}" if cfg.fold else "")
     out = args.out or Path("runs") / f"{cfg.model}-seed{cfg.seed}{held_out}"
