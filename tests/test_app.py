@@ -2038,16 +2038,15 @@ class TestPage:
         assert sum(shown) == pytest.approx(100, abs=0.3)
         assert all(abs(b.proto.value - v) <= 1 for b, v in zip(bars, shown))  # the bar's length (0-100) is the figure
 
-    def test_the_review_tables_file_column_leaves_room_to_edit_on_a_phone(self) -> None:
-        """The review table's file column is at most REVIEW_FILE_PX wide, and the reviewed column follows it: on a
-        phone (390 px) a camera's long file names took the screen's width, the one column to edit out of sight."""
+    def test_the_review_tables_column_to_edit_comes_first(self) -> None:
+        """The review table's reviewed column comes first, then the file's name and the cell's picture: on a phone
+        (390 px) a camera's long file names, first, took the screen's width, the one column to edit out of sight."""
         long = "P1234567_2024-11-30_14-35-00_Field000_x100.jpeg"
         at = self._app().run()
         at.file_uploader[0].set_value([(f"{i}{long}", f.read_bytes(), "image/jpeg")
                                        for i, f in enumerate(sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[:2])]).run()
-        config = json.loads(at.dataframe[0].proto.columns)
-        assert config["file"]["width"] == logic.REVIEW_FILE_PX <= 180
-        assert list(at.dataframe[0].proto.column_order)[:2] == ["file", "reviewed"]
+        assert list(at.dataframe[0].proto.column_order)[:3] == ["reviewed", "file", "cell"]
+        assert "width" not in json.loads(at.dataframe[0].proto.columns).get("file", {})  # names whole on a desktop
 
     def test_the_differential_download_counts_what_was_left_out(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The page hands the differential's download the images excluded (a blank field starts so), the unreadable

@@ -261,7 +261,7 @@ def analyse_uploads(predictor: Predictor, uploads: Sequence[tuple[str, bytes]]) 
 THUMBNAIL_PX = 96  # a review table row's picture of its cell: the crop's own side (a double-click enlarges it)
 
 
-REVIEW_FILE_PX = 180  # the review table's file column: room for the reviewed column beside it on a phone
+REVIEW_SHOWN = ("reviewed", "file", "cell", CHECKED, "predicted", "confidence (%)", "verdict")  # the review table's columns, as the page shows them
 REVIEW_ROW_PX, REVIEW_HEADER_PX = 48, 38  # the review table's rows (its pictures) and its header, in px
 
 

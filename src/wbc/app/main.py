@@ -119,9 +119,6 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
     edited = st.data_editor(
         pd.DataFrame(st.session_state["review_rows"][1]).set_index("key"),
         column_config={
-            # At most 180 px: on a phone (390 px) a long name (a camera's, 47 characters) took the screen's width,
-            # and the one column to edit lay out of sight with nothing to say the table scrolls.
-            "file": st.column_config.TextColumn("file", width=logic.REVIEW_FILE_PX),
             "cell": st.column_config.ImageColumn("cell", width=44),
             "reviewed": st.column_config.SelectboxColumn(
                 "reviewed", options=list(logic.REVIEW_LABELS), required=True),
@@ -133,9 +130,11 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
             "verdict": st.column_config.TextColumn(width=252),
         },
         disabled=["cell", "file", "predicted", "confidence (%)", "verdict"],
-        # The one column to edit beside the file's name, and the cell's picture: on a phone the rest scroll out
-        # of sight. The picture after them: a screen reader reads it as its data URL, thousands of characters.
-        column_order=["file", "reviewed", "cell", logic.CHECKED, "predicted", "confidence (%)", "verdict"],
+        # The one column to edit first, then the file's name and the cell's picture: on a phone the rest scroll out
+        # of sight (with the name first, a camera's long names, 47 characters, took the screen's width and hid it;
+        # a narrower name column cut the names' ends, which tell them apart). The picture after them: a screen
+        # reader reads it as its data URL, thousands of characters.
+        column_order=logic.REVIEW_SHOWN,
         row_height=logic.REVIEW_ROW_PX,  # the cell's picture at a size to tell a lobed nucleus from a round one
         height=logic.review_table_height(len(rows)),
         hide_index=True,
