@@ -682,14 +682,42 @@ class TestPredictCli:
                     os.kill(os.getpid(), signal.SIGTERM)
                 yield r
 
-        before = signal.getsignal(signal.SIGTERM)
+        # A handler of the test's own first: were main to leave SIGTERM as it is, the signal ends here, failing this
+        # test, not the whole test run
+        missed: list[int] = []
+        before = signal.signal(signal.SIGTERM, lambda signum, frame: missed.append(signum))
         monkeypatch.setattr(Predictor, "iter_files", terminated_after_two)
-        assert main(["predict", *map(str, files), "--csv", str(tmp_path / "t.csv"), "--quiet"]) == 130
+        try:
+            code = main(["predict", *map(str, files), "--csv", str(tmp_path / "t.csv"), "--quiet"])
+            assert not missed and code == 130
+            assert signal.getsignal(signal.SIGTERM) is not signal.default_int_handler  # the test's own put back
+        finally:
+            signal.signal(signal.SIGTERM, before)
         err = capsys.readouterr().err
         assert "interrupted after 2 of 4 file(s); reporting those" in err
         rows = (tmp_path / "t.csv").read_text().splitlines()[1:]
         assert len(rows) == 4 and sum(",not read" in r or "not read" in r for r in rows) == 2, rows
-        assert signal.getsignal(signal.SIGTERM) is before
+
+    def test_a_sigterm_held_while_files_move_in_is_raised_as_itself(self, tmp_path: Path) -> None:
+        """A SIGTERM held back while an export's or evaluation's files move in is raised again as SIGTERM, not as
+        SIGINT, which a script's background job ignores (the command went on, exit 0)."""
+        import os
+        import signal
+
+        from wbc.cli import terminate_as_interrupt
+        from wbc.staging import interrupt_held, raise_held
+
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            with terminate_as_interrupt():
+                hit: list[int] = []
+                with interrupt_held(hit):
+                    os.kill(os.getpid(), signal.SIGTERM)
+                assert hit == [signal.SIGTERM]
+                with pytest.raises(KeyboardInterrupt):
+                    raise_held(hit, "the model", tmp_path)
+        finally:
+            signal.signal(signal.SIGINT, old)
 
     def test_webp_and_gif_in_a_folder(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A folder's WebP, GIF and .jfif (a JPEG by Windows' name) photos are found and read like its

@@ -561,3 +561,18 @@ def test_the_card_records_the_checkout_it_was_exported_from(tmp_path: Path, monk
     other = repo(tmp_path / "project", "venv/lib/wbc")
     monkeypatch.setattr(export_module, "__file__", str(other))
     assert export_module._git_commit() == "unknown"
+
+
+def test_a_calibration_on_few_files_warns_with_advice_for_where_it_came_from(tmp_path: Path) -> None:
+    """Too few files under the temperature warn; the advice fits where they came from: a run's validation cells
+    (hold out more) or a cross-validation's out-of-fold files (an --all-cells run holds out nothing to widen)."""
+    from wbc.ship import export_warnings
+
+    ckpt = tmp_path / "best.pt"  # no last.pt beside it: no word on an unfinished run
+    run = export_warnings(ckpt, {"calibration": {"n_files": 24, "fitted_on": "24 validation files of the run's split"}})
+    cv = export_warnings(ckpt, {"calibration": {"n_files": 24, "fitted_on": "24 out-of-fold files of 6 cells: 3-fold "
+                                                                           "cell-grouped cross-validation of the recipe"}})
+    assert len(run) == len(cv) == 1
+    assert "only 24 validation file(s)" in run[0] and "a larger --val-fraction" in run[0]
+    assert "only 24 out-of-fold file(s) of the cross-validation" in cv[0] and "--val-fraction" not in cv[0]
+    assert export_warnings(ckpt, {"calibration": {"n_files": 500, "fitted_on": "x"}}) == []

@@ -138,11 +138,18 @@ def export_warnings(ckpt: Path, card: dict[str, Any]) -> list[str]:
                          f"`wbc train --out {ckpt.parent} --resume` finishes it")
     if weak := weak_model_note(card):
         notes.append(weak)
-    n = (card.get("calibration") or {}).get("n_files")
+    calibration = card.get("calibration") or {}
+    n = calibration.get("n_files")
     if isinstance(n, int) and n < MIN_CALIBRATION_FILES:
-        notes.append(f"its temperature and review threshold were fitted on only {n} validation file(s), so the "
-                     "confidences and the needs-review mark are rough: hold out more cells (a larger --val-fraction), "
-                     "or take them from a cross-validation (--calibration with benchmarks/cv.py's cv.json)")
+        if "cross-validation" in str(calibration.get("fitted_on", "")):  # --calibration: nothing held out to widen
+            notes.append(f"its temperature and review threshold were fitted on only {n} out-of-fold file(s) of the "
+                         "cross-validation, so the confidences and the needs-review mark are rough: cross-validate on "
+                         "more cells or images")
+        else:
+            notes.append(f"its temperature and review threshold were fitted on only {n} validation file(s), so the "
+                         "confidences and the needs-review mark are rough: hold out more cells (a larger "
+                         "--val-fraction), or take them from a cross-validation (--calibration with benchmarks/cv.py's "
+                         "cv.json)")
     return notes
 
 

@@ -116,4 +116,4 @@ def raise_held(hit: list[int], what: str, out: Path) -> None:
         return
     if not out.name.startswith(STAGE_PREFIXES):
         print(f"wbc: note: {what} was written to {out} before the interrupt took effect", file=sys.stderr)
-    signal.raise_signal(signal.SIGINT)
+    signal.raise_signal(hit[0])  # the signal held (SIGTERM too): SIGINT stands ignored in a script's background job
