@@ -188,12 +188,27 @@ class TestEvaluate:
             d.mkdir()
             for f in ("model.onnx", "model.json"):
                 shutil.copy(DEFAULT_MODEL_DIR / f, d / f)
+        data = FIXTURE_IMAGES.parent
+        (other / "model.onnx").write_bytes((other / "model.onnx").read_bytes()[:-1] + b"x")  # another model's bytes
         for model in (mine, None, mine / "model.onnx", tmp_path / "run" / "best.pt"):
             with pytest.raises(OutputError, match=f"^{other}: holds an exported model .* other than the one evaluated"):
-                evaluate(model, other, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=20, progress=False)
+                evaluate(model, other, data=data, split="TEST_SIMPLE", n_boot=20, progress=False)
+        # Its own model, on images other than TEST: the app would show their figures as the test images'
+        shutil.copy(DEFAULT_MODEL_DIR / "model.onnx", other / "model.onnx")
+        for where in ({"folder": FIXTURE_IMAGES / "TEST_SIMPLE"}, {"data": data, "split": "TRAIN"}):
+            with pytest.raises(OutputError, match=f"^{other}: holds the model evaluated, whose report there .* of TEST"):
+                evaluate(other, other, n_boot=20, progress=False, **where)
         assert sorted(f.name for f in other.iterdir()) == ["model.json", "model.onnx"]
-        evaluate(other, other, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=20, progress=False)
-        evaluate(other / "model.onnx", other, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=20, progress=False)
+        # A model that cannot be read is named as such, not as "another model"
+        from wbc.errors import ModelFileError
+
+        with pytest.raises(ModelFileError, match="model file not found"):
+            evaluate(tmp_path / "typo", other, data=data, split="TEST_SIMPLE", n_boot=20, progress=False)
+        test_like = tmp_path / "data"  # the fixture's TEST_SIMPLE as a TEST split
+        shutil.copytree(FIXTURE_IMAGES / "TEST_SIMPLE", test_like / "TEST")
+        shutil.copytree(FIXTURE_IMAGES / "TRAIN", test_like / "TRAIN")
+        for model in (other, other / "model.onnx", mine):  # its own, or the same bytes elsewhere
+            evaluate(model, other, data=test_like, split="TEST", n_boot=20, progress=False)
         assert (other / "report.md").is_file()
 
     def test_a_failed_evaluation_leaves_the_folder_as_it_was(self, tmp_path: Path,

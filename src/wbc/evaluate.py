@@ -254,7 +254,7 @@ def evaluate(
     on_folder = folder is not None
     out = Path(out)
     _refuse_others_files(out)
-    _refuse_another_models_folder(out, model)
+    _refuse_another_models_folder(out, model, on_test=folder is None and split == "TEST")
     if folder is None:
         folder = find_images_root(data) / split
         samples = list_split(folder.parent, split)
@@ -329,23 +329,30 @@ def _refuse_others_files(out: Path) -> None:
                           "replace them. Give another --out folder")
 
 
-def _refuse_another_models_folder(out: Path, model: str | Path | None) -> None:
-    """OutputError, before the work, where `out` holds an exported model other than the one evaluated: its
-    report, and the metrics.json whose confusion matrix the app shows beside the model, would then describe
-    another model than its card and ONNX file (`--out models/default` replaced the shipped model's with a tiny
-    run's, without a word)."""
+def _refuse_another_models_folder(out: Path, model: str | Path | None, on_test: bool) -> None:
+    """OutputError, before the work, where `out` holds an exported model and this evaluation is not of that model
+    (the same ONNX bytes) on TEST: its report, and the metrics.json whose confusion matrix the app shows beside the
+    model as the test images', would then describe another model or other images than its card (`--out
+    models/default` replaced the shipped model's with a tiny run's, without a word). A model that cannot be read
+    is left to the evaluation to name."""
     own = out / "model.onnx"
     if not own.is_file():
         return
-    try:
-        evaluated = None if str(model).endswith(".pt") else resolve_model(model)[0]
-        if evaluated is not None and own.samefile(evaluated):
+    if not str(model).endswith(".pt"):
+        try:
+            evaluated = resolve_model(model)[0]
+            same = evaluated.read_bytes() == own.read_bytes()
+        except (WbcError, OSError):
             return
-    except (WbcError, OSError):  # the model's own problem is said when it is read; here it is not that folder's
-        pass
-    raise OutputError(f"{out}: holds an exported model (model.onnx, model.json) other than the one evaluated; its "
-                      "report there would describe this one. Give another --out folder (or evaluate that folder's "
-                      "own model into it)")
+    else:
+        same = False
+    if not same:
+        raise OutputError(f"{out}: holds an exported model (model.onnx, model.json) other than the one evaluated; its "
+                          "report there would describe this one. Give another --out folder (or evaluate that folder's "
+                          "own model into it)")
+    if not on_test:
+        raise OutputError(f"{out}: holds the model evaluated, whose report there (and the figures the app shows beside "
+                          "it) are of TEST; give another --out folder for other images")
 
 
 def evaluation_in(out: Path) -> bool:
