@@ -2221,6 +2221,27 @@ class TestPage:
         assert logic.confidence_record({**test, "reliability_by_type": {"NEUTROPHIL": [{"from": 0.9}]}}, 0.96,
                                        "NEUTROPHIL") == ""  # another version's bins: no sentence
 
+    def test_a_cards_caution_is_shown_with_its_figures(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A card whose TEST figures carry a caution (its TEST copied from TRAIN) shows it beside them, as the report
+        and `wbc export` give it; the shipped card has none."""
+        import shutil
+
+        import streamlit as st
+
+        shutil.copy(DEFAULT_MODEL_DIR / "model.onnx", tmp_path / "model.onnx")
+        card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+        caution = "2 of the 8 TEST images are byte-for-byte copies of TRAIN images"
+        card["metrics"]["test"]["caution"] = caution
+        (tmp_path / "model.json").write_text(json.dumps(card))
+        monkeypatch.setenv("WBC_MODEL", str(tmp_path))
+        at = self._app().run()
+        st.cache_resource.clear()
+        assert not at.exception and [w.value for w in at.warning if w.value.startswith("Caution:")] == [
+            f"Caution: {logic.markdown_literal(caution)}."]
+        monkeypatch.delenv("WBC_MODEL")
+        at = self._app().run()
+        assert not [w for w in at.warning if w.value.startswith("Caution:")]
+
     def test_card_without_test_figures(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A model exported without --evaluate (no TEST figures in its card): the model tab says so and how
         to get them under "How good is it?", and no figure reads "nan"."""

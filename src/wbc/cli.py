@@ -369,6 +369,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.evaluate:
         print("TEST, as the card reads it:")
         _print_figures(card["metrics"]["test"])
+        if caution := card["metrics"]["test"].get("caution"):
+            print(f"wbc: note: {caution}", file=sys.stderr)
         print(f"report written to {Path(args.out) / 'report.md'}")
     return 0
 

@@ -275,9 +275,9 @@ def evaluate(
     if on_train:
         m_out["caution"] = TRAIN_CAUTION
     elif not on_folder and (copies := _trained_copies(folder.parent, samples)):
-        m_out["caution"] = (f"{copies} of the {len(samples)} TEST images are byte-for-byte copies of TRAIN images, "
-                            "which the model may have learned from: these figures score them as seen (remove them "
-                            "from TEST)")
+        m_out["caution"] = (f"{copies} of the {len(samples)} {split} images are byte-for-byte copies of TRAIN images: "
+                            f"a model trained on this TRAIN has seen them, and these figures would score them as new "
+                            f"(remove them from {split})")
     if threshold > 0:
         m_out["review"] = review_split(probs, y, threshold, cells)
     if not on_folder and not on_train and (shared := cells_also_in_train(cells)) and len(shared) < len(set(cells)):

@@ -63,6 +63,8 @@ def show_test_figures(test: dict | None, public: bool) -> None:
         st.markdown(logic.NO_TEST_FIGURES)
         return
     st.markdown(logic.test_summary(test, public))
+    if caution := test.get("caution"):  # the figures' own warning (TEST copied from TRAIN), as the report gives it
+        st.warning(f"Caution: {logic.markdown_literal(str(caution))}.")
     with st.expander("What these figures mean"):
         st.markdown("\n".join(f"- **{term}**: {meaning}" for term, meaning in logic.FIGURES_GLOSSARY))
     st.dataframe(pd.DataFrame(logic.per_class_rows(test["per_class"])), hide_index=True, width="stretch",
