@@ -941,7 +941,7 @@ class TestDifferential:
         # the not-a-cell row gives no type or confidence, which mean nothing there, but says why
         assert rows[1]["predicted"] == "" and rows[1]["confidence (%)"] is None
         # A percentage to one decimal, as the result above the table shows it ("88.9%", not 0.889).
-        assert rows[0]["confidence (%)"] == round(100 * results[0].prediction.confidence, 1) > 1
+        assert rows[0]["confidence (%)"] == round(100 * results[0].prediction.confidence, 2) > 1  # two decimals: 66.55 below 66.58
         assert str(rows[1]["verdict"]).startswith("not a white blood cell: ")
         # Each row shows its cell, the crop the network read, so that a type is checked in the table.
         for row, result in zip(rows, results):
@@ -1417,6 +1417,8 @@ class TestDifferential:
         by_type = logic.busiest_band_note(test["reliability"], test["reliability_by_type"])
         assert by_type.startswith(shipped.removesuffix("; ")) and "(right there: eosinophil calls 96.6% of 297, " in by_type
         assert "neutrophil calls 70.2% of 443" in by_type
+        tie = [{"from": 0.9, "to": 1.0, "files": 30, "accuracy": 0.956, "confidence": 0.9564}]
+        assert logic.busiest_band_note(tie).endswith("at a mean confidence of 95.6%, as sure as it was right; ")
         few = {"NEUTROPHIL": [{"from": 0.9, "to": 1.0, "files": 5, "accuracy": 0.2, "confidence": 0.95}]}
         assert logic.busiest_band_note(bins, few) == logic.busiest_band_note(bins)  # too few calls there to say
 
@@ -1881,13 +1883,14 @@ class TestPage:
             ["Eosinophil", "Eosinophil", "Lymphocyte", "Lymphocyte", "Monocyte", "Monocyte", "Neutrophil", "Neutrophil"])
         assert any(h.value == "Differential count" for h in at.header)
         assert "8 image(s), each taken as one cell, counted" in " ".join(c.value for c in at.caption)
-        # Percentages to one decimal in both tables ("25.0" beside "12.5", not "25"), as the results show them.
+        # Percentages to fixed decimals ("25.0" beside "12.5", not "25"): the review table's two, so that one needing
+        # review reads below the threshold (66.55, not 66.6 beside 66.58%)
         review = json.loads(at.dataframe[0].proto.columns)
-        assert review["confidence (%)"]["type_config"]["format"] == "%.1f"
-        # Each row's cell as a picture beside its file's name and the reviewed type (after them: a screen reader
+        assert review["confidence (%)"]["type_config"]["format"] == "%.2f"
+        # Each row's cell as a picture beside the reviewed type and its file's name (after them: a screen reader
         # reads a picture as its data URL), in rows tall enough to see it, the table showing whole rows.
         assert review["cell"]["type_config"]["type"] == "image" and list(at.dataframe[0].proto.column_order)[:3] == [
-            "file", "reviewed", "cell"] and at.dataframe[0].proto.row_height == logic.REVIEW_ROW_PX == 48
+            "reviewed", "file", "cell"] and at.dataframe[0].proto.row_height == logic.REVIEW_ROW_PX == 48
         assert logic.review_table_height(8) == 38 + 8 * 48 + 2  # the page's 8 rows whole (its proto keeps no height)
         assert logic.review_table_height(110) == logic.review_table_height(10)  # ten rows in view, then it scrolls
         assert at.dataframe[0].value["cell"].str.startswith("data:image/jpeg;base64,").all()

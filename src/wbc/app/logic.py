@@ -226,7 +226,10 @@ def _upload_notes(notes: list[str], said_repeats: list[str]) -> list[str]:
             + [n for n in notes if n.removesuffix(REPEAT_SAID) not in repeated])
 
 
-CACHED_RESULTS = 1000  # uploads' analyses kept (each some 50-100 kB: crops, heatmap, thumbnail), for every visitor
+# Uploads' analyses kept, for every visitor, for CACHED_FOR_S after last use: each some 50-100 kB (crops, heatmap,
+# thumbnail), 0.5 MB with a second white cell's ringed photo: some 60 MB typical, 0.6 GB at worst.
+CACHED_RESULTS = 1000
+CACHED_FOR_S = 3600
 PROGRESS_AFTER_S = 0.5  # a count of the images analysed is shown once the analysis has taken this long
 
 
@@ -506,7 +509,7 @@ def review_rows(results: Sequence[CellResult], keys: Sequence[str] = (),
             "cell": r.thumbnail or None,
             "file": r.name,
             "predicted": cell_type(p.label).label if p.typed else "",
-            "confidence (%)": round(100 * p.confidence, 1) if p.typed else None,  # as the page shows it
+            "confidence (%)": round(100 * p.confidence, 2) if p.typed else None,  # as the page shows it
             "verdict": p.verdict
             + (f": {p.not_wbc}" if p.not_wbc else "") + (" (overexposed)" if p.overexposed else "")
             # The runner-up where the type needs review, as `wbc predict` gives it: what to check it against.
@@ -676,7 +679,7 @@ def busiest_band_note(reliability: Sequence[dict[str, float]] | None,
     b = max(bins, key=lambda b: b["files"])
     accuracy, confidence = round(100 * b["accuracy"], 1), round(100 * b["confidence"], 1)
     gap = confidence - accuracy
-    how = "too sure by" if gap > 0 else "too modest by"
+    how = "too sure by" if gap > 0 else "too modest by" if gap < 0 else "as sure as it was right"
     calls = []
     for c, kept in (by_type or {}).items():
         same = [t for t in kept if isinstance(t, Mapping) and t.get("from") == b["from"]
@@ -685,7 +688,8 @@ def busiest_band_note(reliability: Sequence[dict[str, float]] | None,
             calls.append(f"{cell_type(c).label.lower()} calls {100 * float(same[0]['accuracy']):.1f}% of "
                          f"{int(same[0]['files']):,}")
     return (f"where most of its test images fell ({int(b['files']):,} at {100 * b['from']:.1f}{DASH}{100 * b['to']:.1f}%) "
-            f"it was right on {accuracy:.1f}% at a mean confidence of {confidence:.1f}%, {how} {abs(gap):.1f} points"
+            f"it was right on {accuracy:.1f}% at a mean confidence of {confidence:.1f}%, {how}"
+            + (f" {abs(gap):.1f} points" if gap else "")
             + (f" (right there: {', '.join(calls)}; a type's errors land in another's calls)" if calls else "") + "; ")
 
 

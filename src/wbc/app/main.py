@@ -31,7 +31,7 @@ def load_predictor() -> Predictor:
     return Predictor()
 
 
-@st.cache_data(max_entries=logic.CACHED_RESULTS, show_spinner=False)
+@st.cache_data(max_entries=logic.CACHED_RESULTS, ttl=logic.CACHED_FOR_S, show_spinner=False)
 def analyse_one(_predictor: Predictor, model_key: str, name: str, data: bytes) -> logic.CellResult:
     """One upload's analysis, kept across reruns: editing the review table reruns the page, and adding or
     removing a photo changes the set, neither of which should decode and classify the other images again
@@ -127,7 +127,8 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
             logic.CHECKED: st.column_config.CheckboxColumn(  # narrow: the table fits a desktop's width whole
                 "✓", width=48, help="Tick once you have checked the type by eye and agree: a row marked *needs "
                                     "review* then no longer counts as unchecked"),
-            "confidence (%)": st.column_config.NumberColumn("conf. (%)", format="%.1f", width=76),
+            # Two decimals: a row needing review at 66.55% read 66.6 beside a threshold of 66.58%
+            "confidence (%)": st.column_config.NumberColumn("conf. (%)", format="%.2f", width=76),
             # Wide: a type needing review ends with its runner-up ("needs review (or eosinophil 31.0%)").
             "verdict": st.column_config.TextColumn(width=252),
         },
