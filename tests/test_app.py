@@ -1703,6 +1703,14 @@ class TestPage:
         assert [n for n, _ in d.kept] == [":red[a].jpeg", e1, "cafe\u0301 (2).jpeg", "empty1.jpg", "empty2.png"]
         assert d.repeats == [("b.jpeg", ":red[a].jpeg")] and len(set(d.keys)) == 5
 
+    def test_what_is_counted_puts_only_band_forms_in_the_neutrophil_row(self) -> None:
+        """Band forms are counted as neutrophils; immature granulocytes are not (a differential reports them apart):
+        the note put both in the neutrophil row, against the About tab's limits."""
+        from wbc.differential import WHAT_IS_COUNTED
+
+        row = WHAT_IS_COUNTED.split("Band forms belong in the neutrophil row;")
+        assert len(row) == 2 and "immature granulocytes" in row[1].split(" in none")[0]
+
     def test_a_confidence_below_the_threshold_reads_below_it(self) -> None:
         """A confidence under the review threshold is shown, with the threshold, to the decimals it takes to read
         below it (66.553% showed as 66.6% beside "below 66.58%"); others to one decimal, the threshold to two."""

@@ -104,9 +104,10 @@ COUNTING_ERROR = ("The 95% limits are each share's counting error alone (exact b
 # the pediatric ranges of Davis's Lab and Diagnostic Tests).
 WHAT_IS_COUNTED = ("The shares mean something only for every white cell met in a systematic scan of one "
                    "patient's film, not for chosen examples or several films pooled. The ranges are for adults: "
-                   "young children normally have more lymphocytes than neutrophils. Band forms and immature "
-                   "granulocytes belong in the neutrophil row; basophils, blasts and other abnormal cells in none, "
-                   "but the model puts each in one of the four: exclude them, or refer the film for a manual count.")
+                   "young children normally have more lymphocytes than neutrophils. Band forms belong in the "
+                   "neutrophil row; immature granulocytes (metamyelocytes, myelocytes, promyelocytes), basophils, "
+                   "blasts and other abnormal cells in none, but the model puts each in one of the four: exclude them, "
+                   "or refer the film for a manual count.")
 
 
 # Why a count's small shares deserve a look by eye: the shipped model's errors on the test cells (a
