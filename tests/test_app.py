@@ -1006,8 +1006,8 @@ class TestDifferential:
                 row("confident", "Neutrophil", "Neutrophil")]
         assert logic.unchecked_note(rows) == ("2 of the counted image(s) are marked *needs review* in the verdict "
                                               "column and keep the model's type unchecked: check them before using the "
-                                              "count, and tick *checked* where you agree (a corrected or excluded one is "
-                                              "not in this number).")
+                                              "count, and tick the ✓ column (*checked*) where you agree (a corrected or "
+                                              "excluded one is not in this number).")
         assert logic.unchecked_note(rows[:1]).startswith("1 of the counted image(s) is marked")
         assert logic.unchecked_note(rows[2:]) == ""
         # A reviewer who agrees ticks the row: it no longer counts (there was no way to say so, and the note stayed)
@@ -1895,10 +1895,11 @@ class TestPage:
         # review reads below the threshold (66.55, not 66.6 beside 66.58%)
         review = json.loads(at.dataframe[0].proto.columns)
         assert review["confidence (%)"]["type_config"]["format"] == "%.2f"
-        # Each row's cell as a picture beside the reviewed type and its file's name (after them: a screen reader
-        # reads a picture as its data URL), in rows tall enough to see it, the table showing whole rows.
-        assert review["cell"]["type_config"]["type"] == "image" and list(at.dataframe[0].proto.column_order)[:3] == [
-            "reviewed", "file", "cell"] and at.dataframe[0].proto.row_height == logic.REVIEW_ROW_PX == 48
+        # Each row's cell as a picture, last (a screen reader reads a picture as its data URL: before the verdict it
+        # stood between a reader and the row's words), in rows tall enough to see it, the table showing whole rows.
+        assert review["cell"]["type_config"]["type"] == "image" and list(at.dataframe[0].proto.column_order) == [
+            "reviewed", "file", "checked", "predicted", "confidence (%)", "verdict", "cell"]
+        assert at.dataframe[0].proto.row_height == logic.REVIEW_ROW_PX == 48
         assert logic.review_table_height(8) == 38 + 8 * 48 + 2  # the page's 8 rows whole (its proto keeps no height)
         assert logic.review_table_height(110) == logic.review_table_height(10)  # ten rows in view, then it scrolls
         assert at.dataframe[0].value["cell"].str.startswith("data:image/jpeg;base64,").all()
@@ -2049,14 +2050,40 @@ class TestPage:
         assert sum(shown) == pytest.approx(100, abs=0.3)
         assert all(abs(b.proto.value - v) <= 1 for b, v in zip(bars, shown))  # the bar's length (0-100) is the figure
 
+    def test_a_confidence_just_below_the_threshold_reads_below_it_everywhere(self, tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+        """A card whose review threshold lies just above a result's confidence: the metric, the warning and the type's
+        bar all show it below the threshold (the bar read 66.6% beside "below 66.58%")."""
+        import shutil
+
+        import streamlit as st
+
+        conf = Predictor().predict_sources([("eos.jpeg", EOS.read_bytes())])[0][0].confidence
+        threshold = conf + 0.00008
+        shutil.copy(DEFAULT_MODEL_DIR / "model.onnx", tmp_path / "model.onnx")
+        card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+        (tmp_path / "model.json").write_text(json.dumps({**card, "review_threshold": threshold}))
+        monkeypatch.setenv("WBC_MODEL", str(tmp_path))
+        at = self._app().run()
+        at.file_uploader[0].set_value([("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
+        st.cache_resource.clear()
+        assert not at.exception
+        shown = logic.confidence_shown(conf, threshold)
+        assert float(shown[:-1]) < float(logic.threshold_shown(threshold, conf)[:-1]) and shown != f"{100 * conf:.1f}%"
+        assert at.metric[0].value == shown
+        (warning,) = [w.value for w in at.warning if w.value.startswith("Needs review")]
+        assert f"below {logic.threshold_shown(threshold, conf)}" in warning
+        bars = [e.proto.text for e in at.main if getattr(e, "type", "") == "progress"]
+        assert f"Eosinophil: {shown}" in bars
+
     def test_the_review_tables_column_to_edit_comes_first(self) -> None:
-        """The review table's reviewed column comes first, then the file's name and the cell's picture: on a phone
-        (390 px) a camera's long file names, first, took the screen's width, the one column to edit out of sight."""
+        """The review table's reviewed column comes first, then the file's name: on a phone (390 px) a camera's long
+        file names, first, took the screen's width, the one column to edit out of sight."""
         long = "P1234567_2024-11-30_14-35-00_Field000_x100.jpeg"
         at = self._app().run()
         at.file_uploader[0].set_value([(f"{i}{long}", f.read_bytes(), "image/jpeg")
                                        for i, f in enumerate(sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[:2])]).run()
-        assert list(at.dataframe[0].proto.column_order)[:3] == ["reviewed", "file", "cell"]
+        assert list(at.dataframe[0].proto.column_order)[:2] == ["reviewed", "file"]
         assert "width" not in json.loads(at.dataframe[0].proto.columns).get("file", {})  # names whole on a desktop
 
     def test_the_differential_download_counts_what_was_left_out(self, monkeypatch: pytest.MonkeyPatch) -> None:

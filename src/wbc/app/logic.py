@@ -264,7 +264,7 @@ def analyse_uploads(predictor: Predictor, uploads: Sequence[tuple[str, bytes]]) 
 THUMBNAIL_PX = 96  # a review table row's picture of its cell: the crop's own side (a double-click enlarges it)
 
 
-REVIEW_SHOWN = ("reviewed", "file", "cell", CHECKED, "predicted", "confidence (%)", "verdict")  # the review table's columns, as the page shows them
+REVIEW_SHOWN = ("reviewed", "file", CHECKED, "predicted", "confidence (%)", "verdict", "cell")  # the review table's columns, as the page shows them
 REVIEW_ROW_PX, REVIEW_HEADER_PX = 48, 38  # the review table's rows (its pictures) and its header, in px
 
 
@@ -545,7 +545,8 @@ def unchecked_note(rows: Sequence[Mapping[str, object]]) -> str:
         return ""
     return (f"{n} of the counted image(s) {'is' if n == 1 else 'are'} marked *needs review* in the verdict column and "
             f"{'keeps' if n == 1 else 'keep'} the model's type unchecked: check {'it' if n == 1 else 'them'} before "
-            f"using the count, and tick *{CHECKED}* where you agree (a corrected or excluded one is not in this number).")
+            f"using the count, and tick the ✓ column (*{CHECKED}*) where you agree (a corrected or excluded one is "
+            "not in this number).")
 
 
 def ticked(v: object) -> bool:

@@ -133,10 +133,10 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
             "verdict": st.column_config.TextColumn(width=252),
         },
         disabled=["cell", "file", "predicted", "confidence (%)", "verdict"],
-        # The one column to edit first, then the file's name and the cell's picture: on a phone the rest scroll out
-        # of sight (with the name first, a camera's long names, 47 characters, took the screen's width and hid it;
-        # a narrower name column cut the names' ends, which tell them apart). The picture after them: a screen
-        # reader reads it as its data URL, thousands of characters.
+        # The one column to edit first, then the file's name: on a phone the rest scroll out of sight (with the
+        # name first, a camera's long names, 47 characters, took the screen's width and hid it; a narrower name
+        # column cut the names' ends, which tell them apart). The cell's picture last: a screen reader reads it as
+        # its data URL, thousands of characters, which stood before the row's verdict where it came third.
         column_order=logic.REVIEW_SHOWN,
         row_height=logic.REVIEW_ROW_PX,  # the cell's picture at a size to tell a lobed nucleus from a round one
         height=logic.review_table_height(len(rows)),
@@ -388,8 +388,9 @@ with classify_tab:
                     + " " + logic.tell_apart(a, b), several))
             # One bar per type on a fixed 0-100% scale, its figure in words (a bar chart rescaled to its
             # largest bar made 59% look as full as 99%, and gave a screen reader nothing).
-            for c, v in zip(CLASSES, p.probs):
-                st.progress(min(max(float(v), 0.0), 1.0), text=f"{cell_type(c).label}: {100 * v:.1f}%")
+            for c, v in zip(CLASSES, p.probs):  # the type's own as its metric gives it (66.55%, not 66.6%)
+                shown = logic.confidence_shown(v, predictor.review_threshold) if c == p.label else f"{100 * v:.1f}%"
+                st.progress(min(max(float(v), 0.0), 1.0), text=f"{cell_type(c).label}: {shown}")
             with st.expander(f"About the {cell_type(p.label).label.lower()}"):
                 for k, v in logic.describe(p.label).items():
                     st.markdown(f"**{k}.** {v}")
