@@ -1746,6 +1746,16 @@ class TestPage:
         few = logic.distinct_uploads([("a.jpeg", b"1"), ("a.jpeg", b"1"), ("b.jpeg", b"2"), ("b.jpeg", b"2")])
         assert few.notes == ["a\\.jpeg was given twice: it is shown and counted once.",
                              "b\\.jpeg was given twice: it is shown and counted once."]
+        # An image given four times is one note, counted as given (it was three notes "given twice"), and images,
+        # not uploads, are counted (one given three times made "5 images", and was named twice)
+        four = logic.distinct_uploads([("n.jpeg", b"1")] * 4 + [("copy.jpeg", b"1")])
+        assert four.notes == ["n\\.jpeg was given 4 times; copy\\.jpeg is the same image as n\\.jpeg: it is shown "
+                              "and counted once."] and len(four.repeats) == 4
+        mixed = logic.distinct_uploads([("n.jpeg", b"1")] * 3 + [("m.jpeg", b"2")] * 2 + [("e.jpeg", b"3")] * 2
+                                       + [("l.jpeg", b"4")] * 2)
+        assert mixed.notes == ["4 images were given more than once, each shown and counted once: n\\.jpeg was given 3 "
+                               "times; m\\.jpeg was given twice; e\\.jpeg was given twice; and 1 more (the uploader "
+                               "lists each copy: remove them there to tidy it)."]
 
     def test_restored_labels_read_the_download_back(self) -> None:
         """Every label the download holds comes back under its image's sha256, and a table without that

@@ -172,9 +172,6 @@ class Uploads:
     notes: list[str]  # for the page, in upload order: each repeat, and each name shown otherwise
 
 
-REPEAT_SAID = ": it is shown and counted once."
-
-
 def distinct_uploads(uploads: Sequence[tuple[str, bytes]]) -> Uploads:
     """The uploads with repeats of the same bytes left out, whatever their names. A different image under
     a name already taken (the same in Unicode's composed form: é typed either way looks alike) is shown as
@@ -186,16 +183,14 @@ def distinct_uploads(uploads: Sequence[tuple[str, bytes]]) -> Uploads:
     given = {unicodedata.normalize("NFC", name) for i, (name, _) in enumerate(uploads) if i not in copies}
     shown: dict[int, str] = {}
     repeats: list[tuple[str, str]] = []
-    said_repeats: list[str] = []
-    notes: list[str] = []
+    again: dict[int, list[str]] = {}  # an image repeated (its first upload) -> the names its repeats came under
+    notes: list[str | int] = []  # in upload order: a rename's note, or the image repeated (said once, at its first repeat)
     for i, (name, _) in enumerate(uploads):
         if i in copies:
-            first = shown[copies[i]]
-            repeats.append((name, first))
-            said, said_first = markdown_literal(name), markdown_literal(first)
-            said_repeats.append(f"{said} was given twice" if name == first else
-                                f"{said} is the same image as {said_first}")
-            notes.append(said_repeats[-1] + REPEAT_SAID)
+            repeats.append((name, shown[copies[i]]))
+            if copies[i] not in again:
+                notes.append(copies[i])
+            again.setdefault(copies[i], []).append(name)
             continue
         as_shown, n = name, 2
         taken = {unicodedata.normalize("NFC", s) for s in shown.values()}
@@ -207,23 +202,31 @@ def distinct_uploads(uploads: Sequence[tuple[str, bytes]]) -> Uploads:
             notes.append(f"Another image is also named {markdown_literal(name)}: this one is shown as "
                          f"{markdown_literal(as_shown)}.")
         shown[i] = as_shown
+    said = {j: _repeat_said(shown[j], names) for j, names in again.items()}
+    if len(said) <= REPEATS_LISTED:
+        out = [f"{said[n]}: it is shown and counted once." if isinstance(n, int) else n for n in notes]
+    else:  # a batch given again: one note on its repeats, first (adding a whole folder again put 60 notes above)
+        first = [said[n] for n in notes if isinstance(n, int)]
+        out = [f"{len(said)} images were given more than once, each shown and counted once: "
+               f"{'; '.join(first[:REPEATS_LISTED])}; and {len(said) - REPEATS_LISTED} more (the uploader lists each "
+               "copy: remove them there to tidy it)."] + [n for n in notes if isinstance(n, str)]
     return Uploads(kept=[(shown[i], uploads[i][1]) for i in shown], keys=[keys[i] for i in shown],
-                   repeats=repeats, notes=_upload_notes(notes, said_repeats))
+                   repeats=repeats, notes=out)
 
 
-REPEATS_LISTED = 3  # repeats named one by one, in turn with the other notes; more (a batch given again) make one
+REPEATS_LISTED = 3  # images repeated named one by one, in turn with the other notes; more (a batch given again) make one
 
 
-def _upload_notes(notes: list[str], said_repeats: list[str]) -> list[str]:
-    """The page's notes on the uploads (`notes`, in turn, each repeat's a sentence of `said_repeats`): for more
-    than a few repeats, one note on all of them first (adding a whole folder again put 60 notes above the results)."""
-    if len(said_repeats) <= REPEATS_LISTED:
-        return notes
-    repeated = set(said_repeats)
-    return ([f"{len(said_repeats)} images were given more than once, each shown and counted once: "
-             f"{'; '.join(said_repeats[:REPEATS_LISTED])}; and {len(said_repeats) - REPEATS_LISTED} more (the "
-             "uploader lists each copy: remove them there to tidy it)."]
-            + [n for n in notes if n.removesuffix(REPEAT_SAID) not in repeated])
+def _repeat_said(first: str, names: list[str]) -> str:
+    """How an image shown as `first` and given again under `names` is named: "a.jpeg was given 3 times", "b.jpeg is
+    the same image as a.jpeg", or both (each repeat was a note of its own: "a.jpeg was given twice" three times)."""
+    same = sum(1 for n in names if n == first)
+    others = list(dict.fromkeys(n for n in names if n != first))
+    parts = [f"{markdown_literal(first)} was given {'twice' if same == 1 else f'{same + 1} times'}"] if same else []
+    if others:
+        parts.append(f"{' and '.join(map(markdown_literal, others))} {'is' if len(others) == 1 else 'are'} the same "
+                     f"image as {markdown_literal(first)}")
+    return "; ".join(parts)
 
 
 # Uploads' analyses kept, for every visitor, for CACHED_FOR_S after last use: each some 50-100 kB (crops, heatmap,
