@@ -2264,6 +2264,11 @@ class TestPage:
         assert neutrophil.startswith("On the test images, Neutrophil answers given 93.3–100.0% were right "
                                      f"{100 * by_type['accuracy']:.1f}%") and by_type["accuracy"] < 0.75
         assert by_type["accuracy"] < test["reliability"][-1]["accuracy"] - 0.1
+        # ... and the cells behind it (100% of 338 lymphocyte images read as far stronger than the 5 cells they show)
+        assert f"({by_type['files']:,} images, views of {by_type['cells']} cells, and errors come in whole cells" in neutrophil
+        lymphocyte = test["reliability_by_type"]["LYMPHOCYTE"][-1]
+        assert f"{lymphocyte['files']} images, views of {lymphocyte['cells']} cells" in logic.confidence_record(
+            test, 0.96, "LYMPHOCYTE") and lymphocyte["cells"] < 10
         older = {k: v for k, v in test.items() if k != "reliability_by_type"}
         assert logic.confidence_record(older, 0.96, "NEUTROPHIL") == logic.confidence_record(test, 0.96)
         assert logic.confidence_record({**test, "reliability_by_type": {"NEUTROPHIL": [{"from": 0.9}]}}, 0.96,

@@ -110,6 +110,11 @@ class TestMetrics:
         assert eos["files"] == 4 and eos["accuracy"] == 1.0 and neu["files"] == 4 and neu["accuracy"] == 0.5
         (pooled,) = compute_metrics(probs, y, [f"c{i}" for i in range(8)], n_boot=20)["reliability"]
         assert pooled["accuracy"] == 0.75 and neu["from"] == pooled["from"]
+        # Each bin says how many cells its files are views of: errors come in whole cells
+        views = ["a", "a", "b", "b", "c", "c", "d", "e"]
+        m = compute_metrics(probs, y, views, n_boot=20)
+        assert m["reliability"][0]["cells"] == 5
+        assert m["reliability_by_type"]["EOSINOPHIL"][0]["cells"] == 2 and m["reliability_by_type"]["NEUTROPHIL"][0]["cells"] == 3
 
     def test_card_keeps_the_figures_the_app_shows(self) -> None:
         """A model card's metrics keep the ECE's interval and its bins (the app's model tab reads them)."""

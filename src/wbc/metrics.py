@@ -47,25 +47,31 @@ def expected_calibration_error(probs: np.ndarray, y: np.ndarray, bins: int = ECE
     return float(sum(b["files"] / len(y) * abs(b["accuracy"] - b["confidence"]) for b in reliability(probs, y, bins)))
 
 
-def reliability(probs: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> list[dict[str, Any]]:
+def reliability(probs: np.ndarray, y: np.ndarray, bins: int = ECE_BINS,
+                cells: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """The ECE's bins that hold files: each one's confidence range, files, accuracy and mean
-    confidence (accuracy above confidence: underconfident there; below: overconfident)."""
+    confidence (accuracy above confidence: underconfident there; below: overconfident); with the files'
+    `cells`, how many cells its files are views of (errors come in whole cells: 338 files may be 6)."""
     which, correct, conf = _ece_bins(probs, y, bins)
     out = []
     for b in range(bins):
         m = which == b
         if m.any():
             out.append({"from": b / bins, "to": (b + 1) / bins, "files": int(m.sum()),
-                        "accuracy": float(correct[m].mean()), "confidence": float(conf[m].mean())})
+                        "accuracy": float(correct[m].mean()), "confidence": float(conf[m].mean())}
+                       | ({"cells": len({cells[i] for i in np.flatnonzero(m)})} if cells is not None else {}))
     return out
 
 
-def reliability_by_type(probs: np.ndarray, y: np.ndarray, bins: int = ECE_BINS) -> dict[str, list[dict[str, Any]]]:
+def reliability_by_type(probs: np.ndarray, y: np.ndarray, bins: int = ECE_BINS,
+                        cells: Sequence[str] | None = None) -> dict[str, list[dict[str, Any]]]:
     """`reliability` of the files read as each type, by its name (types read for no file left out): how often
     a call of that type was right at each confidence. Pooled bins hide where one type's errors land: on TEST,
     answers given 93-100% were right 88% of the time, neutrophil calls 70% (the monocytes read wrong)."""
     pred = probs.argmax(1)
-    return {CLASSES[c]: reliability(probs[pred == c], y[pred == c], bins) for c in range(NUM_CLASSES) if (pred == c).any()}
+    return {CLASSES[c]: reliability(probs[pred == c], y[pred == c], bins,
+                                    None if cells is None else [cells[i] for i in np.flatnonzero(pred == c)])
+            for c in range(NUM_CLASSES) if (pred == c).any()}
 
 
 def scores_from_confusion(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -187,8 +193,8 @@ def compute_metrics(
         "cell_macro_f1": float(f1_score(cell_y, cell_pred, labels=present, average="macro", zero_division=0)),
         "ece": expected_calibration_error(probs, y),
         "ece_ci95": boot["ece"],
-        "reliability": reliability(probs, y),
-        "reliability_by_type": reliability_by_type(probs, y),
+        "reliability": reliability(probs, y, cells=cells),
+        "reliability_by_type": reliability_by_type(probs, y, cells=cells),
         "accuracy_at_90_coverage": accuracy_at_coverage(probs, y, 0.9),
         "per_class": {
             CLASSES[c]: {"precision": _defined(p[c]), "recall": _defined(r[c]), "f1": _defined(f[c]), "support": int(s[c]),

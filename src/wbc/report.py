@@ -171,9 +171,10 @@ def metrics_table(m: dict[str, Any]) -> str:
     if m.get("reliability_by_type"):
         out += ["", "The same bins for the files read as each type: how often a call of that type was right at "
                 "each confidence (a type's errors land in the calls of another).", "",
-                "| type called | confidence | files | accuracy | mean confidence |", "|---|---|---|---|---|"]
-        out += [f"| {c.title()} | {b['from']:.2f}-{b['to']:.2f} | {b['files']} | {_pct(b['accuracy'])} | "
-                f"{_pct(b['confidence'])} |" for c, bins in m["reliability_by_type"].items() for b in bins]
+                "| type called | confidence | files | cells | accuracy | mean confidence |", "|---|---|---|---|---|---|"]
+        out += [f"| {c.title()} | {b['from']:.2f}-{b['to']:.2f} | {b['files']} | {b.get('cells', '')} | "
+                f"{_pct(b['accuracy'])} | {_pct(b['confidence'])} |" for c, bins in m["reliability_by_type"].items()
+                for b in bins]
     return "\n".join(out)
 
 

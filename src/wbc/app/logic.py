@@ -735,19 +735,22 @@ def confidence_record(test: Mapping[str, Any] | None, confidence: float, label: 
     try:
         kept = by_type.get(label) or () if typed else (test or {}).get("reliability") or ()
         bins = [(round(100 * float(b["from"]), 1), round(100 * float(b["to"]), 1), int(b["files"]),
-                 float(b["accuracy"])) for b in kept]
+                 float(b["accuracy"]), int(b["cells"]) if "cells" in b else None) for b in kept]
         cells = int((test or {})["n_cells"])
     except (KeyError, TypeError, ValueError, AttributeError):  # a card from another version: no sentence, not a wrong one
         return ""
     shown = float(f"{100 * confidence:.1f}")  # as the page's metric writes it
     answers = f"{cell_type(label).label} answers" if typed else "answers"
-    for lo, hi, files, accuracy in bins:
+    for lo, hi, files, accuracy, of_cells in bins:
         if lo <= shown < hi or (hi >= 100.0 and shown >= lo):  # [from, to), the last closed, as metrics bins
             if files < MIN_RECORD_FILES:
                 return ""
+            # The cells behind the figure where the card has them: 100% of 338 images read as far stronger than
+            # the 6 lymphocytes they are views of.
+            behind = (f"{files:,} images, views of {of_cells} cell{'s' if of_cells != 1 else ''}" if of_cells is not None
+                      else f"{files:,} images; the test set has {cells} cells")
             return (f"On the test images, {answers} given {lo:.1f}{DASH}{hi:.1f}% were right {100 * accuracy:.1f}% "
-                    f"of the time ({files:,} images; the test set has {cells} cells, and errors come in whole "
-                    "cells, so this is rough).")
+                    f"of the time ({behind}, and errors come in whole cells, so this is rough).")
     return ""
 
 
