@@ -1469,7 +1469,7 @@ class TestPage:
         card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())["metrics"]["test"]
         at = self._app().run()
         assert not at.exception
-        tables = [d.value for d in at.dataframe if "test images" in d.value.columns]
+        tables = [d.value for d in at.dataframe if "test images" in d.value.columns and "type called" not in d.value.columns]
         assert len(tables) == 1
         assert len(tables[0]) == len(card["reliability"]) and tables[0]["test images"].sum() == card["n_files"]
         assert any("resampling the cells moves it over" in m.value for m in at.markdown)
@@ -1479,6 +1479,13 @@ class TestPage:
         for term in ("Accuracy over files", "Cell-level accuracy", "Precision", "Recall", "F1 and macro-F1", "95% interval",
                      "Calibration error (ECE)", "Held-out"):
             assert f"**{term}" in said, term
+        # The bins by the type called, as a result's caption gives them (a caption's 70.2% was in no table)
+        (rows,) = [d.value for d in at.tabs[1].dataframe if "type called" in d.value.columns]
+        assert rows["test images"].sum() == card["n_files"] and set(rows["type called"]) == {
+            "Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"}
+        top = rows[(rows["type called"] == "Neutrophil") & (rows["model's confidence (%)"] == "93.3\u2013100.0")]
+        assert top["right (%)"].tolist() == [round(100 * card["reliability_by_type"]["NEUTROPHIL"][-1]["accuracy"], 1)]
+        assert logic.trust_rows_by_type({"NEUTROPHIL": [{"from": 0.9}]}) == logic.trust_rows_by_type(None) == []
         # The confusion matrix's figures as a table beside its picture (4 px tall on a phone)
         (figures,) = [e for e in at.tabs[1].expander if e.label == "The test images' confusion matrix in figures"]
         metrics = json.loads((DEFAULT_MODEL_DIR / "metrics.json").read_text())

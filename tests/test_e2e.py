@@ -206,14 +206,16 @@ class TestInBrowser:
         with nothing to say it scrolls), a table's toolbar (always shown on touch) covers nothing above it
         (it hid a caption's last line and the review table's last row), and a result's crop and heatmap sit
         side by side (stacked, one result was 1.4 screens tall)."""
-        widths = """() => [...document.querySelectorAll('[data-testid="stDataFrame"]')].filter(e => e.offsetParent)
+        widths = """() => [...document.querySelectorAll('[data-testid="stDataFrame"]')]
+            .filter(e => e.offsetParent && e.querySelector('.dvn-scroller'))
             .map(e => { const s = e.querySelector('.dvn-scroller'); return [s.scrollWidth, s.clientWidth]; })"""
         phone.goto(app_url)
         phone.get_by_role("tab", name="About the model").click()
         phone.get_by_text("How far to trust a confidence").wait_for()
         phone.get_by_test_id("stDataFrame").filter(visible=True).nth(1).wait_for()
+        phone.get_by_test_id("stDataFrame").filter(visible=True).nth(2).wait_for()  # the bins by the type called
         tables = phone.evaluate(widths)
-        assert len(tables) == 2 and all(scroll <= client for scroll, client in tables), tables
+        assert len(tables) == 3 and all(scroll <= client for scroll, client in tables), tables
         phone.get_by_role("tab", name="Classify").click()
         phone.get_by_text("Show the built-in sample images").click()
         phone.get_by_role("heading", name="Differential count").wait_for()

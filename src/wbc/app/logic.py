@@ -801,6 +801,23 @@ def trust_rows(reliability: Sequence[dict[str, float]]) -> list[dict[str, object
             for b in reliability]
 
 
+def trust_rows_by_type(by_type: Mapping[str, Sequence[Mapping[str, Any]]] | None) -> list[dict[str, object]]:
+    """The card's bins of each type's calls (metrics.reliability_by_type) as the page shows them: for each type
+    called and range of confidence, its test images (and the cells they show, where the card has them) and the
+    percentage right; [] where the card has none or another version's."""
+    rows = []
+    try:
+        for c, bins in (by_type or {}).items():
+            for b in bins:
+                rows.append({"type called": cell_type(c).label,  # the range without "%": the table fits a phone
+                             "model's confidence (%)": f"{100 * b['from']:.1f}{DASH}{100 * b['to']:.1f}",
+                             "test images": int(b["files"]), **({"cells": int(b["cells"])} if "cells" in b else {}),
+                             "right (%)": round(100 * float(b["accuracy"]), 1)})
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return []
+    return rows
+
+
 # Hides the "Download as CSV" button of the review table's toolbar (its aria-label starts so; the table's
 # label may follow it), in the container Streamlit marks with the widget's key: the page's own button gives it
 # with repeats, unreadable files and formula quoting. The other buttons (search, full screen) and the About
