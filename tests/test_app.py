@@ -1415,8 +1415,9 @@ class TestDifferential:
         assert logic.busiest_band_note(None) == logic.busiest_band_note([]) == ""
         # With each type's calls in that band: the neutrophil calls' 70.2% beside the pooled 87.6%
         by_type = logic.busiest_band_note(test["reliability"], test["reliability_by_type"])
-        assert by_type.startswith(shipped.removesuffix("; ")) and "(right there: eosinophil calls 96.6% of 297, " in by_type
-        assert "neutrophil calls 70.2% of 443" in by_type
+        assert by_type.startswith(shipped.removesuffix("; ")) and "(there it was right on 96.6% of its 297 eosinophil " \
+            "calls, " in by_type
+        assert "70.2% of its 443 neutrophil calls: a type's errors land in another's calls)" in by_type
         tie = [{"from": 0.9, "to": 1.0, "files": 30, "accuracy": 0.956, "confidence": 0.9564}]
         assert logic.busiest_band_note(tie).endswith("at a mean confidence of 95.6%, as sure as it was right; ")
         few = {"NEUTROPHIL": [{"from": 0.9, "to": 1.0, "files": 5, "accuracy": 0.2, "confidence": 0.95}]}
@@ -1426,14 +1427,14 @@ class TestDifferential:
         """The limits' calibration clause gives the card's TEST ECE and its interval, or says there are no
         TEST figures; never "nan"."""
         assert logic.ece_note({"ece": 0.078, "ece_ci95": [0.048, 0.172]}) == (
-            "expected calibration error on the test cells 0.078, its confidence off by about 8 points on average; "
+            "expected calibration error on the test images 0.078, its confidence off by about 8 points on average; "
             "resampling the cells moves it over 0.048-0.172")
-        assert logic.ece_note({"ece": 0.078}) == ("expected calibration error on the test cells 0.078, its confidence off "
+        assert logic.ece_note({"ece": 0.078}) == ("expected calibration error on the test images 0.078, its confidence off "
                                                   "by about 8 points on average")
         for test in (None, {}, {"ece": None}, {"ece": "nan?"}, {"ece": float("nan")}, {"ece": True}):
             assert logic.ece_note(test) == "this model card holds no TEST figures to say how well", test
         for ci in (["a", "b"], [0.01, float("nan")], [0.01], None):
-            assert logic.ece_note({"ece": 0.05, "ece_ci95": ci}) == ("expected calibration error on the test cells 0.050, its "
+            assert logic.ece_note({"ece": 0.05, "ece_ci95": ci}) == ("expected calibration error on the test images 0.050, its "
                                                                    "confidence off by about 5 points on average")
 
     def test_description_comes_from_info(self) -> None:

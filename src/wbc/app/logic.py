@@ -489,7 +489,7 @@ def ece_note(test: dict[str, object] | None) -> str:
     spread = (f"; resampling the cells moves it over {ci[0]:.3f}-{ci[1]:.3f}"
               if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(map(_finite, ci)) else "")
     # What the figure means, in the page's own unit: points of confidence, on average.
-    return (f"expected calibration error on the test cells {ece:.3f}, its confidence off by about "
+    return (f"expected calibration error on the test images {ece:.3f}, its confidence off by about "
             f"{100 * float(ece):.0f} points on average{spread}")
 
 
@@ -689,12 +689,13 @@ def busiest_band_note(reliability: Sequence[dict[str, float]] | None,
         same = [t for t in kept if isinstance(t, Mapping) and t.get("from") == b["from"]
                 and int(t.get("files", 0)) >= MIN_RECORD_FILES]
         if same and c in CLASS_INDEX:
-            calls.append(f"{cell_type(c).label.lower()} calls {100 * float(same[0]['accuracy']):.1f}% of "
-                         f"{int(same[0]['files']):,}")
+            calls.append(f"{100 * float(same[0]['accuracy']):.1f}% of its {int(same[0]['files']):,} "
+                         f"{cell_type(c).label.lower()} calls")
     return (f"where most of its test images fell ({int(b['files']):,} at {100 * b['from']:.1f}{DASH}{100 * b['to']:.1f}%) "
             f"it was right on {accuracy:.1f}% at a mean confidence of {confidence:.1f}%, {how}"
             + (f" {abs(gap):.1f} points" if gap else "")
-            + (f" (right there: {', '.join(calls)}; a type's errors land in another's calls)" if calls else "") + "; ")
+            + (f" (there it was right on {', '.join(calls)}: a type's errors land in another's calls)" if calls else "")
+            + "; ")
 
 
 # The About tab's figures in plain words, for a student who has not met them (a user test found none explained).
