@@ -267,7 +267,8 @@ def analyse_uploads(predictor: Predictor, uploads: Sequence[tuple[str, bytes]]) 
 THUMBNAIL_PX = 96  # a review table row's picture of its cell: the crop's own side (a double-click enlarges it)
 
 
-REVIEW_SHOWN = ("reviewed", "file", CHECKED, "predicted", "confidence (%)", "verdict", "cell")  # the review table's columns, as the page shows them
+# The review table's columns as the page shows them (main.py says why in this order)
+REVIEW_SHOWN = ("reviewed", "file", CHECKED, "predicted", "confidence (%)", "verdict", "cell")
 REVIEW_ROW_PX, REVIEW_HEADER_PX = 48, 38  # the review table's rows (its pictures) and its header, in px
 
 
@@ -810,7 +811,7 @@ def trust_rows_by_type(by_type: Mapping[str, Sequence[Mapping[str, Any]]] | None
     try:
         for c, bins in (by_type or {}).items():
             for b in bins:
-                rows.append({"type called": cell_type(c).label,  # the range without "%": the table fits a phone
+                rows.append({"type called": cell_type(c).label,  # the range without "%": the table fits a phone's width
                              "model's confidence (%)": f"{100 * b['from']:.1f}{DASH}{100 * b['to']:.1f}",
                              "test images": int(b["files"]), **({"cells": int(b["cells"])} if "cells" in b else {}),
                              "right (%)": round(100 * float(b["accuracy"]), 1)})
