@@ -1645,6 +1645,12 @@ def test_evaluate_takes_from_wbc_model_what_model_takes(tiny_run: Path, tmp_path
         assert m["read_as"].startswith("a training checkpoint")
         lo, hi = m["macro_f1_ci95"]  # printed with its interval, as the report gives it
         assert f"macro-F1 {m['macro_f1']:.4f} [{lo:.4f}, {hi:.4f}]" in capsys.readouterr().out
+    # A WBC_MODEL that names nothing is said to come from there, as `wbc predict` says it (it was taken for --model,
+    # and told to "leave --model out", which it was)
+    monkeypatch.setenv("WBC_MODEL", str(tmp_path / "nope"))
+    assert main(["evaluate", "--folder", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--out", str(tmp_path / "n"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "(from the environment variable WBC_MODEL)" in err and "leave --model out" not in err, err
 
 
 def test_export_over_the_shipped_model_needs_replace_shipped(tiny_run: Path, tmp_path: Path,

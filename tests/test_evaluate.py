@@ -211,6 +211,21 @@ class TestEvaluate:
         for model in (other, other / "model.onnx", mine):  # its own, or the same bytes elsewhere
             evaluate(model, other, data=test_like, split="TEST", n_boot=20, progress=False)
         assert (other / "report.md").is_file()
+        # The same network read otherwise (its card's white matching, views) is another model: refused
+        card = json.loads((other / "model.json").read_text())
+        (other / "model.json").write_text(json.dumps({**card, "match_white": False, "tta_views": 1}))
+        with pytest.raises(OutputError, match="other than the one evaluated"):
+            evaluate(mine, other, data=test_like, split="TEST", n_boot=20, progress=False)
+        # An export's Training curves section, beside its picture, stays in the report written there again (it was
+        # cut, the picture left with nothing naming it)
+        shutil.copy(DEFAULT_MODEL_DIR / "training_curves.png", mine / "training_curves.png")
+        shipped = (DEFAULT_MODEL_DIR / "report.md").read_text()
+        (mine / "report.md").write_text(shipped)
+        (mine / "metrics.json").write_text((DEFAULT_MODEL_DIR / "metrics.json").read_text())
+        evaluate(mine, mine, data=test_like, split="TEST", n_boot=20, progress=False)
+        curves = shipped[shipped.index("\n## Training curves"):]
+        again = (mine / "report.md").read_text()
+        assert again.endswith("```\n" + curves) and again.count("## Training curves") == 1
 
     def test_a_failed_evaluation_leaves_the_folder_as_it_was(self, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:

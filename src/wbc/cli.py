@@ -274,8 +274,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                        "data set's split to score instead: give one or the other")
     args.split = args.split or "TEST"
     check_writable_folder(args.out)
-    # WBC_MODEL takes what --model takes (a run folder or checkpoint too), as --model's help says it defaults to it
-    args.model = args.model or os.environ.get("WBC_MODEL") or None
+    # WBC_MODEL takes what --model takes (a run folder or checkpoint too), as --model's help says it defaults to it;
+    # an exported model stays WBC_MODEL's, whose errors name it as the source
+    env = os.environ.get("WBC_MODEL")
+    if args.model is None and env and (env.endswith(".pt") or (
+            Path(env).is_dir() and not (Path(env) / "model.onnx").exists()
+            and ((Path(env) / "best.pt").is_file() or (Path(env) / "last.pt").is_file()))):
+        args.model = env
     run = Path(args.model) if args.model else None
     if run is not None and run.is_dir() and not (run / "model.onnx").is_file() and (
             (run / "best.pt").is_file() or (run / "last.pt").is_file()):

@@ -307,6 +307,8 @@ def evaluate(
                           + listed(m_out["skipped_files"], sep=", ")} if prepared.skipped else {}),
                       **({"caution": m_out["caution"]} if "caution" in m_out else {}),
                       **({"weak model": reader.weak} if reader.weak else {})}, text)
+        if curves := _kept_curves(out):
+            atomic_write_text(stage / "report.md", (stage / "report.md").read_text().rstrip("\n") + "\n" + curves)
         with interrupt_held(hit):  # milliseconds; the metrics last: a folder with them holds the whole evaluation
             move_in(stage, out, sorted(EVALUATION_FILES, key=lambda f: f == "metrics.json"))
     raise_held(hit, "the evaluation", out)
@@ -340,8 +342,8 @@ def _refuse_another_models_folder(out: Path, model: str | Path | None, on_test: 
         return
     if not str(model).endswith(".pt"):
         try:
-            evaluated = resolve_model(model)[0]
-            same = evaluated.read_bytes() == own.read_bytes()
+            onnx, card = resolve_model(model)
+            same = onnx.read_bytes() == own.read_bytes() and _reading(card) == _reading(out / "model.json")
         except (WbcError, OSError):
             return
     else:
@@ -353,6 +355,30 @@ def _refuse_another_models_folder(out: Path, model: str | Path | None, on_test: 
     if not on_test:
         raise OutputError(f"{out}: holds the model evaluated, whose report there (and the figures the app shows beside "
                           "it) are of TEST; give another --out folder for other images")
+
+
+READING = ("preprocess", "tta_views", "temperature", "match_white", "confidence_map", "review_threshold")
+
+
+def _reading(card: Path) -> dict[str, Any] | None:
+    """How a model card has its images read (READING): two exports of one network with other settings are two
+    models, whose figures differ."""
+    try:
+        kept = json.loads(card.read_text())
+        return {k: kept.get(k) for k in READING}
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _kept_curves(out: Path) -> str:
+    """The *Training curves* section an export appended to `out`'s report.md (its picture beside it), for an
+    evaluation of that model written there again: it was cut, the picture left with nothing naming it; ""."""
+    try:
+        text = (out / "report.md").read_text()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    at = text.find("\n## Training curves")
+    return text[at:] if at >= 0 and (out / "training_curves.png").is_file() else ""
 
 
 def evaluation_in(out: Path) -> bool:
