@@ -287,14 +287,12 @@ def _check_same_cells(cv_json: str | Path, run: Path, cv_cells: set[str] | None,
         trained = set(json.loads((run / "split.json").read_text())["train_cells"])
     except (OSError, ValueError, KeyError, TypeError):
         return  # a run without its split.json is refused for that where it is read
-    if cv_cells is not None and trained != cv_cells:
-        raise CheckpointError(f"{cv_json}: cross-validates {len(cv_cells)} cells, and {run} trained on {len(trained)} "
-                              f"({len(trained - cv_cells)} of them not among those): another data set's calibration; "
-                              "cross-validate the recipe on the run's data (benchmarks/cv.py --data)")
-    if cv_cells is None and len(trained) != n_cells:
-        raise CheckpointError(f"{cv_json}: cross-validates {n_cells} cells, and {run} trained on {len(trained)}: "
-                              "another data set's calibration; cross-validate the recipe on the run's data "
-                              "(benchmarks/cv.py --data)")
+    known = cv_cells is not None
+    if (trained != cv_cells) if known else (len(trained) != n_cells):
+        among = f" ({len(trained - cv_cells)} of them not among those)" if known else ""
+        raise CheckpointError(f"{cv_json}: cross-validates {len(cv_cells) if known else n_cells} cells, and {run} "
+                              f"trained on {len(trained)}{among}: another data set's calibration; cross-validate the "
+                              "recipe on the run's data (benchmarks/cv.py --data)")
 
 
 def calibration_from(cv_json: str | Path, run: str | Path) -> dict[str, Any]:

@@ -49,8 +49,9 @@ def _copy_whole(src: Path, out: Path) -> None:
     except (shutil.Error, OSError) as e:
         shutil.rmtree(part, ignore_errors=True)
         errors = e.args[0] if isinstance(e, shutil.Error) and e.args and isinstance(e.args[0], list) else None
-        why = (f"{len(errors)} file(s) could not be copied, the first {errors[0][0]}: {errors[0][2]}" if errors
-               else f"{getattr(e, 'filename', None) or ''}{': ' if getattr(e, 'filename', None) else ''}"
-                    f"{getattr(e, 'strerror', None) or e}")
+        if errors:  # shutil's list of (source, destination, why), one for each file that failed
+            why = f"{len(errors)} file(s) could not be copied, the first {errors[0][0]}: {errors[0][2]}"
+        else:
+            why = f"{e.filename}: {e.strerror or e}" if e.filename else str(e.strerror or e)
         raise DataError(f"copying the download to {out} failed ({why}); nothing was left there. The download itself "
                         f"is at {src}: point --data at it, or free space and run this again") from e

@@ -352,7 +352,6 @@ def matched_if_cast(rgb: np.ndarray) -> np.ndarray | None:
     return None if gains is None else match_data_white(rgb, gains)
 
 
-
 def prepared_as_predicted(rgb: np.ndarray, spec: PreprocessSpec) -> tuple[np.ndarray, CellLocation, np.ndarray]:
     """`imaging.prepare_located` as `wbc predict` prepares a photo, and the data cache each file it trains and
     evaluates on: a cast field's magnification judged in the data set's colours (`matched_if_cast`)."""
