@@ -351,6 +351,10 @@ class TestNotAWhiteCell:
         assert p.verdict == "needs review" and "Top two: Monocyte 99.0%" in logic.overexposure_warning(p)
         assert Prediction(file="x", label="MONOCYTE", confidence=0.99, probs=p.probs,
                           clipped=OVEREXPOSED_SHARE - 0.01).verdict == "confident"
+        # Below the review threshold, its top type reads below it, as the confidence above it does.
+        low = Prediction(file="x", label="MONOCYTE", confidence=0.66553, probs=(0.0, 0.0, 0.66553, 0.33447),
+                         clipped=OVEREXPOSED_SHARE)
+        assert "Top two: Monocyte 66.55%, Neutrophil 33.4%." in logic.overexposure_warning(low, 0.6658)
 
     def test_clipped_share_counts_pixels_white_in_every_channel(self) -> None:
         """clipped_share equals its plain form (pixels white in all three channels over the lit ones) on

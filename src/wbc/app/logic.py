@@ -376,9 +376,10 @@ def crop_caption(p: Prediction) -> str:
     return "What the model saw" + (f" ({'; '.join(notes)})" if notes else "")
 
 
-def overexposure_warning(p: Prediction) -> str:
+def overexposure_warning(p: Prediction, threshold: float = 0.0) -> str:
     """What the page says about an overexposed photo (empty when it is not): for an image given a type
-    (`Prediction.typed`), that it needs review, as the review table's verdict says, and its top two types."""
+    (`Prediction.typed`), that it needs review, as the review table's verdict says, and its top two types,
+    the first shown as the confidence beside it is against the review `threshold` (`confidence_shown`)."""
     if not p.overexposed:
         return ""
     text = (f"{100 * p.clipped:.0f}% of the lit area is pure white (clipped), and detail in the palest parts of "
@@ -387,7 +388,7 @@ def overexposure_warning(p: Prediction) -> str:
     if not p.typed:
         return f"Overexposed: {text}"
     (a, pa), (b, pb) = p.top2
-    return (f"{OVEREXPOSED_REVIEW}: {text} Top two: {cell_type(a).label} {100 * pa:.1f}%, "
+    return (f"{OVEREXPOSED_REVIEW}: {text} Top two: {cell_type(a).label} {confidence_shown(pa, threshold)}, "
             f"{cell_type(b).label} {100 * pb:.1f}%.")
 
 

@@ -370,11 +370,11 @@ with classify_tab:
                 # reads as a finding. The small print keeps it for whoever wants to see it.
                 st.subheader(logic.headline(p), anchor=type_anchor)
                 st.error(logic.about_image(r.name, logic.flagged_message(p, counted=counted), several))
-                if over := logic.overexposure_warning(p):
+                if over := logic.overexposure_warning(p, predictor.review_threshold):
                     st.warning(logic.about_image(r.name, over, several))
                 st.caption(logic.forced_reading(p))
                 continue
-            if over := logic.overexposure_warning(p):
+            if over := logic.overexposure_warning(p, predictor.review_threshold):
                 st.warning(logic.about_image(r.name, over, several))
             if other := logic.other_cell_warning(p):
                 st.warning(logic.about_image(r.name, other, several))
