@@ -846,9 +846,9 @@ class TestDifferential:
         assert rows["Neutrophil"]["count"] == 60 and rows["Neutrophil"]["percent"] == 60.0
         assert rows["Neutrophil"]["status"] == "within range" and rows["Neutrophil"][logic.LIMITS_COLUMN] == "49.7–69.7"
         assert rows["Eosinophil"]["percent"] == 10.0 and rows["Eosinophil"]["status"] == "above range"  # 4.9-17.6
-        # None of 100: 0.0-3.6% reaches into 2-8%, so it may be chance (a share of 2% shows none in 13% of
-        # 100-cell counts).
-        assert rows["Monocyte"]["count"] == 0 and rows["Monocyte"]["status"] == "below range"
+        # None of 100: 0.0-3.6% lies wholly below 4-9%. Lymphocytes 30% are within 12-44%.
+        assert rows["Monocyte"]["count"] == 0 and rows["Monocyte"]["status"] == "low"
+        assert rows["Lymphocyte"]["status"] == "within range"
         few = {r["type"]: r for r in logic.differential(labels[::10])}
         assert few["Eosinophil"]["percent"] == 10.0 and {r["status"] for r in few.values()} == {"-"}
         assert few["Eosinophil"][logic.LIMITS_COLUMN] == "0.3–44.5"  # 1 of 10: the limits are shown all the same
@@ -887,31 +887,32 @@ class TestDifferential:
 
     def test_low_and_high_need_limits_wholly_outside(self) -> None:
         """Of 200 cells: eosinophils 10% (6.2-15.0) high against 0-5.5%; monocytes 0 (0.0-1.8) low; lymphocytes
-        15% (10.4-20.7) only below range, neutrophils 75% (68.4-80.8) only above it: their limits reach into the
-        range. No eosinophil in 400 cells is no finding: a differential cannot show eosinopenia."""
-        rows = {r["type"]: r for r in logic.differential(["NEUTROPHIL"] * 150 + ["LYMPHOCYTE"] * 30 + ["EOSINOPHIL"] * 20)}
+        10% (6.2-15.0) only below range (12-44%), neutrophils 80% (73.8-85.3) only above it (40-75%): their limits
+        reach into the range. No eosinophil in 400 cells is no finding: a differential cannot show eosinopenia."""
+        rows = {r["type"]: r for r in logic.differential(["NEUTROPHIL"] * 160 + ["LYMPHOCYTE"] * 20 + ["EOSINOPHIL"] * 20)}
         assert {t: (r[logic.LIMITS_COLUMN], r["status"]) for t, r in rows.items()} == {
             "Eosinophil": ("6.2–15.0", "high"), "Monocyte": ("0.0–1.8", "low"),
-            "Lymphocyte": ("10.4–20.7", "below range"), "Neutrophil": ("68.4–80.8", "above range")}
+            "Lymphocyte": ("6.2–15.0", "below range"), "Neutrophil": ("73.8–85.3", "above range")}
         # The page's narrow status column shortens them, and says nothing below 100 cells with a long dash.
         assert [r["status"] for r in logic.differential_shown(list(rows.values()))] == ["high", "below", "low", "above"]
         assert logic.differential_shown(list(rows.values()))[0]["95% limits"] == "6.2\u2060\u2013\u206015.0"
         assert {r["status"] for r in logic.differential_shown(logic.differential(["NEUTROPHIL"] * 99))} == {"\u2014"}
-        in_range = logic.differential_shown(logic.differential(["NEUTROPHIL"] * 60 + ["LYMPHOCYTE"] * 40))
+        in_range = logic.differential_shown(logic.differential(["NEUTROPHIL"] * 55 + ["LYMPHOCYTE"] * 40 + ["MONOCYTE"] * 5))
         assert in_range[1]["status"] == "in\u00a0range" and list(in_range[1]) == [
             "type", "count", "percent", "95% limits", "range (%)", "status"]
         eos = next(r for r in logic.differential(["NEUTROPHIL"] * 400) if r["type"] == "Eosinophil")
         assert (eos[logic.LIMITS_COLUMN], eos["status"]) == ("0.0–0.9", "within range")
 
     def test_flag_reads_the_share_as_shown(self) -> None:
-        """16 monocytes of 199 show as 8.0% (8.04), within 2-8%, not above it; 4 of 201 as 2.0% (1.99), not
-        below. No monocyte in 187 cells shows limits 0.0-2.0% (1.95): not wholly below 2-8%; in 188, 0.0-1.9% is."""
-        for mono, n, status in ((16, 199, "within range"), (4, 201, "within range"), (17, 199, "above range")):
+        """18 monocytes of 199 show as 9.0% (9.05), within 4-9%, not above it; 8 of 201 as 4.0% (3.98), not
+        below. 10 lymphocytes of 149 show limits 3.3-12.0% (11.996): not wholly below 12-44%; of 150, 3.2-11.9% is."""
+        for mono, n, status in ((18, 199, "within range"), (8, 201, "within range"), (19, 199, "above range")):
             rows = {r["type"]: r for r in logic.differential(["MONOCYTE"] * mono + ["NEUTROPHIL"] * (n - mono))}
             assert rows["Monocyte"]["status"] == status, (mono, n, rows["Monocyte"])
-        for n, limits, status in ((187, "0.0–2.0", "below range"), (188, "0.0–1.9", "low")):
-            mono = next(r for r in logic.differential(["NEUTROPHIL"] * n) if r["type"] == "Monocyte")
-            assert (mono[logic.LIMITS_COLUMN], mono["status"]) == (limits, status)
+        for n, limits, status in ((149, "3.3–12.0", "below range"), (150, "3.2–11.9", "low")):
+            lymph = next(r for r in logic.differential(["LYMPHOCYTE"] * 10 + ["NEUTROPHIL"] * (n - 10))
+                         if r["type"] == "Lymphocyte")
+            assert (lymph[logic.LIMITS_COLUMN], lymph["status"]) == (limits, status)
 
     def test_limits_are_the_exact_binomial_ones(self) -> None:
         """The limits are Clopper-Pearson's, as SciPy's beta quantiles give them, from one cell to thousands;
@@ -931,10 +932,51 @@ class TestDifferential:
 
     def test_review_labels_read_back_as_classes(self) -> None:
         """The review table names the types as the page does; the differential reads them back as classes."""
-        assert logic.REVIEW_LABELS == ("Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil", logic.EXCLUDED)
-        assert logic.reviewed_classes(logic.REVIEW_LABELS) == [*CLASSES, logic.EXCLUDED]
+        assert logic.REVIEW_LABELS == ("Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil", "Basophil",
+                                       "Other white cell", "Nucleated red cell", logic.EXCLUDED)
+        assert logic.reviewed_classes(logic.REVIEW_LABELS) == [*CLASSES, "BASOPHIL", "OTHER_WHITE_CELL", "NRBC",
+                                                               logic.EXCLUDED]
         rows = {r["type"]: r["count"] for r in logic.differential(logic.reviewed_classes(["Monocyte", "Excluded"]))}
         assert rows["Monocyte"] == 1 and sum(rows.values()) == 1
+
+    def test_cells_the_model_does_not_know_count_in_the_total(self) -> None:
+        """A basophil or another white cell (a blast) a reviewer names stays in the denominator, in a row of its
+        own: 16 neutrophils of 32 white cells are 50%, not 16 of 30 (a lab counts every white cell met); a
+        nucleated red cell is given per 100 white cells, outside the total; an excluded image is in none."""
+        labels = (["Neutrophil"] * 16 + ["Lymphocyte"] * 6 + ["Monocyte"] * 4 + ["Eosinophil"] * 4 + ["Basophil"]
+                  + ["Other white cell"] + ["Nucleated red cell"] * 4 + [logic.EXCLUDED] * 3)
+        rows = {r["type"]: r for r in logic.differential(logic.reviewed_classes(labels), reviewed=True)}
+        assert list(rows) == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil", "Basophil", "Other white cell"]
+        assert sum(int(str(r["count"])) for r in rows.values()) == 32 == sum(lab in logic.COUNTED_LABELS for lab in labels)
+        assert rows["Neutrophil"]["percent"] == 50.0 and rows["Basophil"]["percent"] == 3.1
+        assert rows["Basophil"]["adult range (%)"] == "0–1" and rows["Other white cell"]["adult range (%)"] == ""
+        assert rows["Basophil"]["status"] == "-" and rows["Other white cell"]["status"] == ""  # under 100; no range
+        assert logic.nrbc_per_100(logic.reviewed_classes(labels), 32) == 12.5
+        assert logic.nrbc_per_100(["NEUTROPHIL"], 1) is None
+        # From 100 white cells on, basophils get a place in their range; other white cells never (no range).
+        many = {r["type"]: r for r in logic.differential(["NEUTROPHIL"] * 96 + ["BASOPHIL"] * 3 + ["OTHER_WHITE_CELL"],
+                                                         reviewed=True)}
+        assert many["Basophil"]["status"] == "above range" and many["Other white cell"]["status"] == ""
+        # The model's own readings (`wbc predict`) have the four rows alone, and read no reviewer's names
+        assert len(logic.differential(["NEUTROPHIL", "BASOPHIL"])) == 4
+        assert sum(r["count"] for r in logic.differential(["NEUTROPHIL", "BASOPHIL"])) == 1
+        # The notes tell a reviewer how to correct such cells, and the CLI's reader that they stay counted
+        assert "Other white cell" in logic.differential_note(32, reviewed=True)
+        assert "stay counted in the four rows" in logic.differential_note(32)
+
+    def test_provisional_until_every_counted_row_is_checked(self) -> None:
+        """A confident reading may be wrong (a basophil read as a neutrophil at 69%): the count is provisional
+        while any counted row keeps the model's type unticked, whatever its verdict."""
+        def row(verdict: str, predicted: str, reviewed: str, checked: object = False) -> dict[str, object]:
+            return {"verdict": verdict, "predicted": predicted, "reviewed": reviewed, "checked": checked}
+
+        rows = [row("confident", "Neutrophil", "Neutrophil"), row("confident", "Neutrophil", "Basophil"),
+                row("needs review", "Monocyte", "Monocyte", True), row("not a white blood cell: x", "", logic.EXCLUDED),
+                row("confident", "Lymphocyte", "Lymphocyte", float("nan"))]
+        assert logic.unchecked_any_count(rows) == 2
+        assert logic.provisional_note(rows).startswith("Provisional: 2 of the 4 counted image(s) keep the model's type")
+        rows[0]["checked"] = rows[4]["checked"] = True
+        assert logic.unchecked_any_count(rows) == 0 and logic.provisional_note(rows) == ""
 
     def test_review_rows_and_csv(self, predictor: Predictor) -> None:
         """Not-a-cell images start excluded; the CSV carries predicted and reviewed labels."""
@@ -980,21 +1022,32 @@ class TestDifferential:
         """The differential's download: the page's rows, then the total; a spreadsheet's sum of the counts
         is the total, and each share is the count over it."""
         diff = logic.differential(["EOSINOPHIL", "NEUTROPHIL", "NEUTROPHIL", logic.EXCLUDED])
-        data = logic.differential_csv(diff, excluded=1, unreadable=2, unchecked=1)
+        data = logic.differential_csv(diff, set_aside=3, excluded=1, unreadable=2, unchecked=1, not_checked=2)
         assert data.startswith(b"\xef\xbb\xbf")
         rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
         assert list(rows[0]) == ["type", "count", "percent", "95% limits (%)", "adult range (%)", "status"]
         # After the total, what the page says beside the count: the images left out, and those counted unchecked
         assert [(r["type"], r["count"], r["percent"]) for r in rows] == [
             ("Eosinophil", "1", "33.3"), ("Lymphocyte", "0", "0.0"), ("Monocyte", "0", "0.0"),
-            ("Neutrophil", "2", "66.7"), ("Total", "3", "100.0"), ("Not counted: excluded in review", "1", ""),
-            ("Not counted: unreadable files", "2", ""), ("Counted, marked needs review, unchecked", "1", "")]
+            ("Neutrophil", "2", "66.7"), ("Total", "3", "100.0"), ("Not counted: set aside by the screening", "3", ""),
+            ("Not counted: excluded in review", "1", ""), ("Not counted: unreadable files", "2", ""),
+            ("Counted, marked needs review, unchecked", "1", ""),
+            ("Counted, not checked by a reviewer (any verdict)", "2", "")]
         assert rows[4]["adult range (%)"] == "" and rows[4]["status"] == logic.NO_STATUS_BELOW
         assert rows[0]["status"] == "-"  # under 100 cells; a lone "-" is no formula, and is not quoted
         hundred = logic.differential(["NEUTROPHIL"] * 100)
         assert list(csv.DictReader(io.StringIO(logic.differential_csv(hundred).decode("utf-8-sig"))))[4]["status"] == ""
         # No cell a spreadsheet reads as a date: "1-4" would open as 4 January; the ranges take an en dash.
-        assert rows[2]["adult range (%)"] == "2–8" and rows[0]["95% limits (%)"] == "0.8–90.6"
+        assert rows[2]["adult range (%)"] == "4–9" and rows[0]["95% limits (%)"] == "0.8–90.6"
+        # Nucleated red cells beside the total where any, and what made the figures, last
+        card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+        lines = logic.made_with(card, 0.6658, "2026-12-01 18:00 UTC")
+        assert lines[0] == f"Model: {card['name']}, ONNX sha256 {card['onnx_sha256']}"
+        assert lines[1] == "Review threshold: 66.58%" and lines[2].startswith("Made: 2026-12-01 18:00 UTC by wbc ")
+        assert "not a diagnosis" in lines[3]
+        more = list(csv.DictReader(io.StringIO(logic.differential_csv(diff, nrbc=12.5, made_with=lines).decode("utf-8-sig"))))
+        assert (more[5]["type"], more[5]["count"]) == ("Nucleated red cells per 100 white cells (not in the total)", "12.5")
+        assert [r["type"] for r in more[-4:]] == lines and all(r["count"] == "" for r in more[-4:])
         assert not [v for r in rows for v in r.values() if re.fullmatch(r"\d{1,4}[-/]\d{1,2}([-/]\d{1,4})?", v)]
 
     def test_counted_rows_still_needing_review_are_said(self) -> None:
@@ -1444,7 +1497,7 @@ class TestDifferential:
     def test_description_comes_from_info(self) -> None:
         """The biology shown is wbc.info's, with the reference range."""
         d = logic.describe("MONOCYTE")
-        assert d["Typical adult share of white cells (ranges vary by laboratory)"] == "2–8%" and "macrophage" in d["What it is"]
+        assert d["Typical adult share of white cells (ranges vary by laboratory)"] == "4–9%" and "macrophage" in d["What it is"]
         assert "A high absolute count can point to" in d  # eosinophilia and the like are absolute counts, not shares
 
 
@@ -1541,7 +1594,8 @@ class TestPage:
                                        ("copy of eos.jpeg", EOS.read_bytes(), "image/jpeg"),
                                        ("other.jpeg", other.read_bytes(), "image/jpeg")]).run()
         assert not at.exception
-        assert [plain(i.value) for i in at.info] == ["copy of eos.jpeg is the same image as eos.jpeg: it is shown and "
+        assert [plain(i.value) for i in at.info if not i.value.startswith("Provisional")] == [
+            "copy of eos.jpeg is the same image as eos.jpeg: it is shown and "
                                               "counted once."]
         types = {"Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"}
         assert len([h for h in at.subheader if h.value in types]) == 2
@@ -1720,8 +1774,9 @@ class TestPage:
         the note put both in the neutrophil row, against the About tab's limits."""
         from wbc.differential import WHAT_IS_COUNTED
 
-        row = WHAT_IS_COUNTED.split("Band forms belong in the neutrophil row;")
-        assert len(row) == 2 and "immature granulocytes" in row[1].split(" in none")[0]
+        row = WHAT_IS_COUNTED.split("Band forms belong in the neutrophil row")
+        assert len(row) == 2 and "immature granulocyte" in row[1].split("puts any other cell in one of them")[1]
+        assert "immature" not in row[1].split("puts any other cell")[0]
 
     def test_a_confidence_below_the_threshold_reads_below_it(self) -> None:
         """A confidence under the review threshold is shown, with the threshold, to the decimals it takes to read
@@ -1805,7 +1860,7 @@ class TestPage:
         assert kind == "warning" and plain(text) == (
             "Restored the review of 1 image(s) from t.csv, 1 of them with a type other than the model's. 1 row(s) "
             "hold in their reviewed column no type this page knows (Eosinophil, Lymphocyte, Monocyte, Neutrophil, "
-            "Excluded), and keep the model's type: a.jpeg: 'Eosinophill'")
+            "Basophil, Other white cell, Nucleated red cell, Excluded), and keep the model's type: a.jpeg: 'Eosinophill'")
 
     def test_different_images_with_one_name_are_told_apart(self) -> None:
         """Two different images named alike get rows of their own names; the same name and bytes twice
@@ -1817,7 +1872,8 @@ class TestPage:
                                        ("cell.jpg", a.read_bytes(), "image/jpeg")]).run()
         assert not at.exception
         assert at.dataframe[0].value["file"].tolist() == ["cell.jpg", "cell (2).jpg"]
-        assert [plain(i.value) for i in at.info] == ["Another image is also named cell.jpg: this one is shown as cell (2).jpg.",
+        assert [plain(i.value) for i in at.info if not i.value.startswith("Provisional")] == [
+            "Another image is also named cell.jpg: this one is shown as cell (2).jpg.",
                                               "cell.jpg was given twice: it is shown and counted once."]
 
     def test_magnified_photo_says_it_was_shrunk(self) -> None:
@@ -1934,9 +1990,10 @@ class TestPage:
         assert shown.to_dict("records")[0] == {"count": "2", "percent": "25.0", "95% limits": f"3.2{joined}65.1",
                                                "range (%)": f"0{joined}5.5", "status": "\u2014"}
         # The type heads each row (the table's index: a th a screen reader names the row by).
-        assert at.tabs[0].table[0].value.index.tolist() == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"]
+        assert at.tabs[0].table[0].value.index.tolist() == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil", "Basophil",
+                                                         "Other white cell"]
         assert at.tabs[0].table[0].value.index.name == "type" and not at.tabs[0].table[0].proto.hide_index
-        assert at.tabs[0].table[0].value["percent"].tolist() == [25.0] * 4  # a number, to the right as the counts
+        assert at.tabs[0].table[0].value["percent"].tolist() == [25.0] * 4 + [0.0] * 2  # a number, to the right as the counts
         trust = next(json.loads(d.proto.columns) for d in at.dataframe if "right (%)" in d.value.columns)
         assert trust["right (%)"]["type_config"]["format"] == trust["mean confidence (%)"]["type_config"]["format"] == "%.1f"
 
@@ -1998,7 +2055,7 @@ class TestPage:
         # Point by point, not one paragraph of small print: the count, then a list.
         (note,) = [c.value for c in at.caption if said in c.value]
         assert note == "\n".join(["8 image(s), each taken as one cell, counted.", "",
-                                  *(f"- {p}" for p in logic.differential_notes(8, logic.IMAGES_AS_CELLS, said)[1:])])
+                                  *(f"- {p}" for p in logic.differential_notes(8, logic.IMAGES_AS_CELLS, said, reviewed=True)[1:])])
         assert f"- {differential.COUNTING_ERROR}" in note and len(note.split("\n- ")) == 5
 
     def test_downloaded_csv_is_what_the_table_shows(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -2125,7 +2182,20 @@ class TestPage:
                                        ("broken.jpeg", b"not an image", "image/jpeg")]).run()
         assert not at.exception and made
         rows = {r["type"]: r["count"] for r in csv.DictReader(io.StringIO(made[-1].decode("utf-8-sig")))}
-        assert rows["Total"] == "3" and rows["Not counted: excluded in review"] == "1"
+        assert rows["Total"] == "3" and rows["Not counted: set aside by the screening"] == "1"
+        assert rows["Not counted: excluded in review"] == "0" and rows["Counted, not checked by a reviewer (any verdict)"] == "3"
+        assert any(i.value.startswith("Provisional: 3 of the 3 counted image(s)") for i in at.info)
+        assert [k.split(":")[0] for k in list(rows)[-4:]] == ["Model", "Review threshold", "Made", "Each image is taken as one cell. A second opinion for learning and checking by a qualified person, not a diagnosis."]
+        # A reviewer names a basophil (still a white cell, in the total) and a nucleated red cell (outside it)
+        at.session_state[logic.REVIEW_KEY] = {"edited_rows": {0: {"reviewed": "Basophil"}, 1: {"reviewed": "Nucleated red cell"}},
+                                              "added_rows": [], "deleted_rows": []}
+        at.run()
+        assert not at.exception
+        rows = {r["type"]: r["count"] for r in csv.DictReader(io.StringIO(made[-1].decode("utf-8-sig")))}
+        assert rows["Total"] == "2" and rows["Basophil"] == "1" and rows["Other white cell"] == "0"
+        assert rows["Nucleated red cells per 100 white cells (not in the total)"] == "50.0"
+        assert "Nucleated red cells: 50.0 per 100 white cells (not in the total)." in [c.value for c in at.caption]
+        assert any(i.value.startswith("Provisional: 1 of the 2 counted image(s)") for i in at.info)
         assert rows["Not counted: unreadable files"] == "1" and rows["Counted, marked needs review, unchecked"] == "1"
 
     def test_rerun_does_not_analyse_again(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -2263,12 +2333,15 @@ class TestPage:
         assert logic.confidence_record({"reliability": [{"from": 0.9}]}, 0.95) == ""  # another version's card
         assert logic.confidence_record(card["metrics"]["test"], 0.1) == ""  # no test image so unsure
         # At the edges, the bin of the confidence as shown (93.3% is the top bin's, whatever the next decimals),
-        # and none for a bin of a few images (33.3-40.0% held 2, both wrong).
+        # and no figure for a bin of a few images (33.3-40.0% held 2, both wrong): that they are too few.
         test, top = card["metrics"]["test"], "answers given 93.3\u2013100.0% were right"
         for confidence in (1.0, 14 / 15, 0.93329, 0.93251):
             assert top in logic.confidence_record(test, confidence), confidence
         assert "answers given 86.7\u201393.3% were right" in logic.confidence_record(test, 0.93249)
-        assert logic.confidence_record(test, 0.35) == "" and test["reliability"][0]["files"] < logic.MIN_RECORD_FILES
+        assert test["reliability"][0]["files"] < logic.MIN_RECORD_FILES
+        assert logic.confidence_record(test, 0.35) == (f"Too few of the test images got answers at 33.3–40.0% "
+                                                       f"({test['reliability'][0]['files']}) to say how often such "
+                                                       "answers are right.")
         # By the type called: a neutrophil call at 96% is told how such calls fared (70%: the monocytes read wrong
         # land there), not the pooled 88%; a card without the types' bins gives the pooled sentence
         neutrophil = logic.confidence_record(test, 0.96, "NEUTROPHIL")

@@ -146,7 +146,7 @@ class TestInBrowser:
         scroll, client = page.locator(".st-key-review .dvn-scroller").evaluate("s => [s.scrollWidth, s.clientWidth]")
         assert scroll <= client, (scroll, client)
         table.screenshot(path=str(OUT / "review-table.png"))  # for a human check: every header whole
-        assert page.locator(".st-key-differential table tbody tr").count() == 4
+        assert page.locator(".st-key-differential table tbody tr").count() == 6  # the four, basophils, other white cells
         heads = page.locator(".st-key-differential thead th")  # the number columns' headings over their figures
         assert [heads.nth(k).evaluate("e => getComputedStyle(e).textAlign") for k in range(3)] == ["start", "right",
                                                                                                     "right"]
@@ -226,7 +226,7 @@ class TestInBrowser:
         assert table.locator("thead th").all_inner_texts() == ["type", "count", "percent", "95% limits", "range (%)",
                                                                "status"]
         assert table.locator('tbody th[scope="row"]').all_inner_texts() == ["Eosinophil", "Lymphocyte", "Monocyte",
-                                                                            "Neutrophil"]
+                                                                            "Neutrophil", "Basophil", "Other white cell"]
         # Whole limits on a line each: a limit broken after its dash read as two numbers.
         cell = table.locator("tbody tr").first.locator("td").nth(2)
         assert "3.2" in cell.inner_text() and cell.evaluate("e => e.getBoundingClientRect().height < 60")

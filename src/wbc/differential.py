@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from wbc.info import CELL_TYPES, CLASSES
+from wbc.info import CELL_TYPES
 
 MIN_CELLS_FOR_RANGES = 100  # a manual differential counts 100 cells; fewer give wide percentages
 LIMITS_COLUMN = "95% limits (%)"
@@ -46,52 +46,80 @@ def counting_limits(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
     return lower, upper
 
 
-def differential(labels: Sequence[str]) -> list[dict[str, object]]:
+# What a reviewer may call an image besides the model's four types: a white cell counted in the total, in a row of its
+# own (a basophil; a blast, an immature granulocyte or an abnormal cell, named in the report), or a nucleated red
+# cell, given per 100 white cells outside the total (CLSI H20-A2; ICSH 2014). Names as the differential reads them.
+BASOPHIL, OTHER_WHITE, NRBC = "BASOPHIL", "OTHER_WHITE_CELL", "NRBC"
+REVIEWED_TYPES = {BASOPHIL: "Basophil", OTHER_WHITE: "Other white cell", NRBC: "Nucleated red cell"}
+BASOPHIL_RANGE_PCT = (0.0, 1.0)  # adults, Davis's Lab and Diagnostic Tests, as the four types' (wbc.info)
+
+
+def _status(pct: float, low: float, high: float, lo: float, hi: float) -> str:
+    return ("low" if high < lo else "below range" if pct < lo else "high" if low > hi
+            else "above range" if pct > hi else "within range")
+
+
+def differential(labels: Sequence[str], reviewed: bool = False) -> list[dict[str, object]]:
     """Count and share of each type among `labels` (EXCLUDED ignored), its counting error (95% limits)
     and adult reference ranges. Its place in the range ("status") only from MIN_CELLS_FOR_RANGES cells on
     ("-" below): "low" or "high" where the limits lie wholly outside the range, "below range" or "above
     range" where the share does but its limits reach into it (it may be chance), "within range" else. All
-    read off the figures as shown (one decimal), so that 8.0% (8.04) is never "above" 2–8%."""
-    counted = [lab for lab in labels if lab in CLASSES]
+    read off the figures as shown (one decimal), so that 8.0% (8.04) is never "above" 2–8%. `reviewed`
+    (a reviewer's labels, as the app's review table gives them): also a basophil row and one of other white
+    cells (no range, no status), both in the total; a nucleated red cell (NRBC) is in none (`nrbc_per_100`)."""
+    kinds: list[tuple[str, str, tuple[float, float] | None]] = [(t.name, t.label, t.normal_range_pct)
+                                                                for t in CELL_TYPES]
+    if reviewed:
+        kinds += [(BASOPHIL, REVIEWED_TYPES[BASOPHIL], BASOPHIL_RANGE_PCT), (OTHER_WHITE, REVIEWED_TYPES[OTHER_WHITE], None)]
+    names = {name for name, _, _ in kinds}
+    counted = [lab for lab in labels if lab in names]
     n = len(counted)
     counts = Counter(counted)
     rows = []
-    for t in CELL_TYPES:
-        k = counts.get(t.name, 0)
+    for name, label, normal in kinds:
+        k = counts.get(name, 0)
         pct = round(100.0 * k / n, 1) if n else 0.0
         low, high = (round(100.0 * x, 1) for x in counting_limits(k, n)) if n else (0.0, 0.0)
-        lo, hi = t.normal_range_pct
-        status = ("low" if high < lo else "below range" if pct < lo else "high" if low > hi
-                  else "above range" if pct > hi else "within range")
-        rows.append({"type": t.label, "count": k, "percent": pct, LIMITS_COLUMN: f"{low:.1f}{DASH}{high:.1f}" if n else "",
-                     "adult range (%)": f"{lo:g}{DASH}{hi:g}", "status": status if n >= MIN_CELLS_FOR_RANGES else "-"})
+        status = "-" if n < MIN_CELLS_FOR_RANGES else _status(pct, low, high, *normal) if normal else ""
+        rows.append({"type": label, "count": k, "percent": pct, LIMITS_COLUMN: f"{low:.1f}{DASH}{high:.1f}" if n else "",
+                     "adult range (%)": f"{normal[0]:g}{DASH}{normal[1]:g}" if normal else "",
+                     "status": status if normal else ""})
     return rows
+
+
+def nrbc_per_100(labels: Sequence[str], white_cells: int) -> float | None:
+    """Nucleated red cells among a reviewer's `labels` per 100 of the `white_cells` counted (one decimal), as a
+    differential reports them; None where there are none, or no white cell to give them per."""
+    k = sum(1 for lab in labels if lab == NRBC)
+    return round(100.0 * k / white_cells, 1) if k and white_cells else None
 
 
 # What a count of images is: one cell each (two photographs of one cell are two), said alike by the app and the CLI.
 IMAGES_AS_CELLS = "image(s), each taken as one cell,"
 
 
-def differential_notes(n: int, counted: str = "cell(s)", figures: str = "") -> list[str]:
+def differential_notes(n: int, counted: str = "cell(s)", figures: str = "", reviewed: bool = False) -> list[str]:
     """What `n` counted items are worth as a differential, point by point: how many (`counted`: what they are
     called), then what to read the figures with (`figures`: the model's own misreads, `misread_figures`,
-    after MISREADS_SKEW)."""
+    after MISREADS_SKEW). `reviewed`: a reviewer may correct the labels (the app), so the cells the model
+    does not know are told how; else that they stay counted."""
     if n == 0:
         return ["No white cells counted yet."]
     # What is counted and how the model's misreads lean hold for a few cells too: 47 chosen examples read 21%
     # eosinophils against a range of 0-5.5%, with only "too few" beside it.
     misreads = " ".join(filter(None, (MISREADS_SKEW, figures)))
+    counted_as = f"{WHAT_IS_COUNTED} {OTHER_CELLS_REVIEWED if reviewed else OTHER_CELLS_UNREVIEWED}"
     if n < MIN_CELLS_FOR_RANGES:
         return [f"{n} {counted} counted.",
                 f"A differential is normally read over at least {MIN_CELLS_FOR_RANGES} cells; with fewer, the "
                 "percentages are too uncertain to compare with reference ranges, so no share is given a status "
-                "(their 95% limits show how far each may be off by chance).", WHAT_IS_COUNTED, misreads]
-    return [f"{n} {counted} counted.", COUNTING_ERROR, WHAT_IS_COUNTED, misreads, SHARES_NOT_COUNTS]
+                "(their 95% limits show how far each may be off by chance).", counted_as, misreads]
+    return [f"{n} {counted} counted.", COUNTING_ERROR, counted_as, misreads, SHARES_NOT_COUNTS]
 
 
-def differential_note(n: int, counted: str = "cell(s)", figures: str = "") -> str:
+def differential_note(n: int, counted: str = "cell(s)", figures: str = "", reviewed: bool = False) -> str:
     """`differential_notes` as one paragraph."""
-    return " ".join(differential_notes(n, counted, figures))
+    return " ".join(differential_notes(n, counted, figures, reviewed))
 
 
 # What the limits and the five statuses mean (`differential`).
@@ -103,11 +131,19 @@ COUNTING_ERROR = ("The 95% limits are each share's counting error alone (exact b
 # What makes a set of images a differential, and what the four rows hold (CLSI H20-A2's counting procedure;
 # the pediatric ranges of Davis's Lab and Diagnostic Tests).
 WHAT_IS_COUNTED = ("The shares mean something only for every white cell met in a systematic scan of one "
-                   "patient's film, not for chosen examples or several films pooled. The ranges are for adults: "
-                   "young children normally have more lymphocytes than neutrophils. Band forms belong in the "
-                   "neutrophil row; immature granulocytes (metamyelocytes, myelocytes, promyelocytes), basophils, "
-                   "blasts and other abnormal cells in none, but the model puts each in one of the four: exclude them, "
-                   "or refer the film for a manual count.")
+                   "patient's film, not for chosen examples or several films pooled. The ranges are for adults "
+                   "(Davis's Lab and Diagnostic Tests; they vary by laboratory): young children normally have more "
+                   "lymphocytes than neutrophils. Band forms belong in the neutrophil row and reactive lymphocytes in "
+                   "the lymphocyte row. The model knows only its four types and puts any other cell in one of them: a "
+                   "basophil, an immature granulocyte (metamyelocyte, myelocyte, promyelocyte), a blast or another "
+                   "abnormal cell, a nucleated red cell, a smudge cell or a clump of platelets.")
+# What to do about those, where a reviewer can (the app's review table) and where no one can (`wbc predict`).
+OTHER_CELLS_REVIEWED = ("Correct such a cell in the reviewed column: a basophil to Basophil and an immature or "
+                        "abnormal white cell to Other white cell (both stay in the total; name the latter in the "
+                        "report), a nucleated red cell to Nucleated red cell (given per 100 white cells, outside the "
+                        "total), and a smudge cell, platelets or anything else that is no white cell to Excluded.")
+OTHER_CELLS_UNREVIEWED = ("Here they stay counted in the four rows: correct them in the app's review table, or refer "
+                          "the film for a manual count.")
 
 
 # Why a count's small shares deserve a look by eye: the shipped model's errors on the test cells (a

@@ -18,10 +18,10 @@ class CellType:
     summary: str
     immunity: str
     morphology: str
-    # Share of white cells in adult peripheral blood (%). Ranges vary by laboratory and source; these are
-    # common teaching figures (MedlinePlus), but eosinophils' starts at zero as in Davis's Lab and Diagnostic
-    # Tests (0-5.5%) and Henry's (0-0.45 x 10^9/L): many healthy adults show none in 100 cells, so a
-    # differential cannot show eosinopenia.
+    # Share of white cells in adult peripheral blood (%). Ranges vary by laboratory and source; these are one
+    # source's, Davis's Lab and Diagnostic Tests (11 years to older adults).
+    # Eosinophils' starts at zero, as Henry's does (0-0.45 x 10^9/L): many healthy adults show none in 100 cells,
+    # so a differential cannot show eosinopenia.
     normal_range_pct: tuple[float, float]
     high_count: str
     low_count: str
@@ -62,7 +62,7 @@ CELL_TYPES: tuple[CellType, ...] = (
             "and a thin rim of pale blue cytoplasm; larger forms have more cytoplasm, some with a few "
             "red-purple (azurophilic) granules."
         ),
-        normal_range_pct=(20.0, 40.0),
+        normal_range_pct=(12.0, 44.0),
         high_count=(
             "Lymphocytosis: viral infections (e.g. mononucleosis), pertussis, chronic "
             "lymphocytic leukaemia."
@@ -81,10 +81,10 @@ CELL_TYPES: tuple[CellType, ...] = (
             "cytokines that drive inflammation and repair."
         ),
         morphology=(
-            "Large (15-20 µm); kidney-shaped or folded nucleus with lacy chromatin; abundant "
+            "Large (12-20 µm); kidney-shaped or folded nucleus with lacy chromatin; abundant "
             "grey-blue cytoplasm, often with fine granules and vacuoles."
         ),
-        normal_range_pct=(2.0, 8.0),
+        normal_range_pct=(4.0, 9.0),
         high_count=(
             "Monocytosis: chronic infection (e.g. tuberculosis), recovery from acute "
             "infection, autoimmune disease, chronic myelomonocytic leukaemia."
@@ -94,7 +94,7 @@ CELL_TYPES: tuple[CellType, ...] = (
     CellType(
         name="NEUTROPHIL",
         label="Neutrophil",
-        summary="The most common white cell and the first responder to bacterial infection.",
+        summary="The most common white cell in adults and the first responder to bacterial infection.",
         immunity=(
             "Migrates to sites of infection within hours, engulfs and kills bacteria and "
             "fungi, and releases neutrophil extracellular traps; the main cell of pus."
@@ -104,7 +104,7 @@ CELL_TYPES: tuple[CellType, ...] = (
             "cytoplasm with fine, faint granules. Band forms, whose nucleus is curved and unsegmented, "
             "are counted here as neutrophils."
         ),
-        normal_range_pct=(40.0, 70.0),
+        normal_range_pct=(40.0, 75.0),
         high_count=(
             "Neutrophilia: bacterial infection, inflammation, tissue damage, stress, "
             "corticosteroids, chronic myeloid leukaemia."

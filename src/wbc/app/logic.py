@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from wbc import __version__
 from wbc.differential import (  # noqa: F401 (the page reads them from here)
-    DASH, IMAGES_AS_CELLS, LIMITS_COLUMN, differential, differential_note, differential_notes,
-    misread_figures)
+    DASH, IMAGES_AS_CELLS, LIMITS_COLUMN, NRBC, REVIEWED_TYPES, differential, differential_note, differential_notes,
+    misread_figures, nrbc_per_100)
 from wbc.imaging import load_image
 from wbc.info import CLASS_INDEX, CLASSES, DATASET, cell_type
 from wbc.io import bytes_key, first_copies, spreadsheet_text, unquoted
@@ -36,14 +37,19 @@ EXCLUDED = "Excluded"  # the reviewed label of an image that is not counted
 CHECKED = "checked"
 TICKED = frozenset({"yes", "y", "true", "1", "x", "\u2713"})
 # What the review table's "reviewed" column may hold: the types as the page names them elsewhere
-# ("Eosinophil"), then EXCLUDED; `reviewed_classes` reads them back as CLASSES.
-REVIEW_LABELS = (*(cell_type(c).label for c in CLASSES), EXCLUDED)
+# ("Eosinophil"), the cells a reviewer may name that the model does not know (a basophil, another white cell, a
+# nucleated red cell: `differential.REVIEWED_TYPES`), then EXCLUDED; `reviewed_classes` reads them back as the
+# differential's names.
+REVIEW_LABELS = (*(cell_type(c).label for c in CLASSES), *REVIEWED_TYPES.values(), EXCLUDED)
+_REVIEWED_NAMES = {**{cell_type(c).label: c for c in CLASSES}, **{v: k for k, v in REVIEWED_TYPES.items()}}
+# The reviewed labels a differential counts as white cells: all but a nucleated red cell's and EXCLUDED.
+COUNTED_LABELS = frozenset(REVIEW_LABELS) - {REVIEWED_TYPES[NRBC], EXCLUDED}
 
 
 def reviewed_classes(labels: Sequence[str]) -> list[str]:
-    """The review table's labels as CLASSES names for the differential; EXCLUDED (or anything else) as is."""
-    by_label = {cell_type(c).label: c for c in CLASSES}
-    return [by_label.get(lab, lab) for lab in labels]
+    """The review table's labels as the differential's names (CLASSES, then `differential.REVIEWED_TYPES`'
+    keys); EXCLUDED (or anything else) as is."""
+    return [_REVIEWED_NAMES.get(lab, lab) for lab in labels]
 
 
 @dataclass
@@ -554,6 +560,26 @@ def unchecked_note(rows: Sequence[Mapping[str, object]]) -> str:
             "not in this number).")
 
 
+def unchecked_any_count(rows: Sequence[Mapping[str, object]]) -> int:
+    """How many counted rows no reviewer has looked at, whatever their verdict: the model's type kept and not
+    ticked CHECKED (a confident reading may be wrong: a basophil read as a neutrophil at 69%)."""
+    return sum(1 for r in rows if r["reviewed"] in COUNTED_LABELS and r["reviewed"] == r["predicted"]
+               and not ticked(r.get(CHECKED)))
+
+
+def provisional_note(rows: Sequence[Mapping[str, object]]) -> str:
+    """Under the differential: how many of the counted rows no reviewer has checked (`unchecked_any_count`),
+    so that the count is the model's own and provisional (empty where every one was)."""
+    n = unchecked_any_count(rows)
+    counted = sum(1 for r in rows if r["reviewed"] in COUNTED_LABELS)
+    if not n:
+        return ""
+    return (f"Provisional: {n} of the {counted} counted image(s) keep the model's type unchecked, whatever their "
+            "verdict. A *confident* reading can be wrong, and a cell the model does not know (a basophil, a blast) "
+            "is read as one of its four: check each by eye, correcting it or ticking ✓ (*checked*), before the "
+            "count is used.")
+
+
 def ticked(v: object) -> bool:
     """Whether a CHECKED cell is ticked: True as the table hands it back; NaN (a row the table added blank) is not."""
     return v is True or (isinstance(v, (bool, np.bool_)) and bool(v))
@@ -726,8 +752,8 @@ MIN_RECORD_FILES = 20  # a reliability bin of fewer test images tells nothing of
 
 def confidence_record(test: Mapping[str, Any] | None, confidence: float, label: str | None = None) -> str:
     """How often the test images given about this confidence were right: the card's reliability bin that holds
-    it, in a sentence; "" where the bin holds fewer than MIN_RECORD_FILES test images or the card has no such
-    figures. With the type called (`label`) and a card that keeps them (`reliability_by_type`), the bin of that
+    it, in a sentence; where the bin holds fewer than MIN_RECORD_FILES test images, that they are too few to
+    say; "" where it holds none or the card has no such figures. With the type called (`label`) and a card that keeps them (`reliability_by_type`), the bin of that
     type's calls: pooled, a neutrophil call at 96% read "answers given 93.3-100.0% were right 87.6%", where
     neutrophil calls so sure were right 70% (the monocytes read wrong land there). The bin is found by the
     confidence as the page shows it (one decimal), against the bins' edges as the sentence shows them, so that
@@ -746,8 +772,9 @@ def confidence_record(test: Mapping[str, Any] | None, confidence: float, label: 
     answers = f"{cell_type(label).label} answers" if typed else "answers"
     for lo, hi, files, accuracy, of_cells in bins:
         if lo <= shown < hi or (hi >= 100.0 and shown >= lo):  # [from, to), the last closed, as metrics bins
-            if files < MIN_RECORD_FILES:
-                return ""
+            if files < MIN_RECORD_FILES:  # said, not left blank: a blank read as nothing to say (18 images, 56% right)
+                return (f"Too few of the test images got {answers} at {lo:.1f}{DASH}{hi:.1f}% ({files}) to say how "
+                        "often such answers are right.")
             # The cells behind the figure where the card has them: 100% of 338 images read as far stronger than
             # the 6 lymphocytes they are views of.
             behind = (f"{files:,} images, views of {of_cells} cell{'s' if of_cells != 1 else ''}" if of_cells is not None
@@ -881,9 +908,10 @@ def page_label(page: range, n: int) -> str:
     return f"{page.start + 1}{DASH}{page.stop} of {n}"
 
 
-FOUR_TYPES_ONLY = ("It knows four types only: eosinophil, lymphocyte, monocyte and neutrophil. A basophil, a blast or "
-                   "any other cell is read as one of them, often with high confidence; *confident* means the model "
-                   "is sure, not that it is right.")
+FOUR_TYPES_ONLY = ("It knows four types only: eosinophil, lymphocyte, monocyte and neutrophil. A basophil, a blast, "
+                   "an immature granulocyte, a nucleated red cell, a smudge cell, a clump of platelets or any other "
+                   "cell is read as one of them, often with high confidence; *confident* means the model is sure, "
+                   "not that it is right.")
 PAGES_ANCHOR = "results-shown"  # the id above the choice of results, which `pages_note` links to
 # The link's target lands below Streamlit's header (60 px, opaque), not under it: the choice's label was hidden.
 PAGES_ANCHOR_CSS = f"#{PAGES_ANCHOR} {{ display: block; scroll-margin-top: 4.5rem; }}"
@@ -1072,20 +1100,42 @@ def differential_shown(diff: Sequence[Mapping[str, object]]) -> list[dict[str, o
 NO_STATUS_BELOW = "none below 100 cells"  # the total's status where the types' are "-"
 
 
-def differential_csv(diff: Sequence[Mapping[str, object]], excluded: int = 0, unreadable: int = 0,
-                     unchecked: int = 0) -> bytes:
+def differential_csv(diff: Sequence[Mapping[str, object]], set_aside: int = 0, excluded: int = 0,
+                     unreadable: int = 0, unchecked: int = 0, not_checked: int = 0, nrbc: float | None = None,
+                     made_with: Sequence[str] = ()) -> bytes:
     """The differential as the page shows it (a row per type, its statuses in full), then its total, then what
-    the page says beside it: the images left out (`excluded` in review, `unreadable`) and the counted ones still
-    marked *needs review* and unchecked (the download had the counts alone: 9 unchecked, 3 left out, unsaid)."""
+    the page says beside it: nucleated red cells per 100 white cells (`nrbc`, where any), the images left out
+    (`set_aside` by the screening and still excluded, `excluded` by the reviewer, `unreadable`), the counted ones
+    still marked *needs review* and unchecked, and those no reviewer checked at all (`not_checked`) (the download
+    had the counts alone: 9 unchecked, 3 left out, unsaid); last, `made_with`: what made it (the model, its
+    review threshold, the date), each line a row of its own."""
     if not diff:
         return b""
     n = sum(int(str(r["count"])) for r in diff)
     total = {"type": "Total", "count": n, "percent": 100.0 if n else 0.0,
              "status": NO_STATUS_BELOW if any(r.get("status") == "-" for r in diff) else ""}
-    beside = [{"type": "Not counted: excluded in review", "count": excluded},
+    beside = [*([{"type": "Nucleated red cells per 100 white cells (not in the total)", "count": nrbc}]
+                if nrbc is not None else []),
+              {"type": "Not counted: set aside by the screening", "count": set_aside},
+              {"type": "Not counted: excluded in review", "count": excluded},
               {"type": "Not counted: unreadable files", "count": unreadable},
-              {"type": "Counted, marked needs review, unchecked", "count": unchecked}]
+              {"type": "Counted, marked needs review, unchecked", "count": unchecked},
+              {"type": "Counted, not checked by a reviewer (any verdict)", "count": not_checked},
+              *({"type": line} for line in made_with)]
     return _spreadsheet_csv(list(diff[0]), [*diff, total, *beside])
+
+
+# The differential download's last lines: what the figures are, whatever is done with the file.
+NOT_A_DIAGNOSIS = ("Each image is taken as one cell. A second opinion for learning and checking by a qualified "
+                   "person, not a diagnosis.")
+
+
+def made_with(card: Mapping[str, Any], threshold: float, when: str) -> list[str]:
+    """The differential download's provenance lines: the model (its name and the sha256 of its ONNX file), its
+    review threshold, when it was made (`when`, e.g. an ISO date), and NOT_A_DIAGNOSIS."""
+    sha = str(card.get("onnx_sha256") or "unknown")
+    return [f"Model: {card.get('name') or 'unnamed'}, ONNX sha256 {sha}",
+            f"Review threshold: {threshold_shown(threshold)}", f"Made: {when} by wbc {__version__}", NOT_A_DIAGNOSIS]
 
 
 def describe(label: str) -> dict[str, str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime, timezone
 
 import pandas as pd
 import streamlit as st
@@ -120,8 +121,10 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
     several = len(rows) > 1  # one image is no differential: its table and download stay
     st.divider()
     st.header("Differential count" if several else "Review", anchor="differential-count")
-    st.caption("Correct any prediction in the *reviewed* column" + (f"; the counts follow. {logic.EXCLUDED} leaves an "
-                                                                     "image out of the count." if several else "."))
+    st.caption("Correct any prediction in the *reviewed* column" + (
+        f"; the counts follow. Basophil and Other white cell (a blast, an immature or abnormal cell) are counted in the "
+        f"total in rows of their own, Nucleated red cell per 100 white cells outside it, and {logic.EXCLUDED} leaves an "
+        "image out of the count (a smudge cell, platelets, no white cell)." if several else "."))
     if bad:
         st.warning(f"{len(bad)} file(s) could not be used and are not in the table or the count: "
                    + "; ".join(logic.markdown_literal(why) for _, why in bad))
@@ -157,9 +160,9 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
     checks.update(zip(edited.index, map(logic.ticked, edited[logic.CHECKED])))
     diff, n = None, 0
     if several:
-        reviewed = logic.reviewed_classes(edited["reviewed"].tolist())
-        diff = logic.differential(reviewed)
-        n = sum(1 for lab in reviewed if lab in CLASSES)
+        labels = edited["reviewed"].tolist()
+        diff = logic.differential(logic.reviewed_classes(labels), reviewed=True)
+        n = sum(1 for lab in labels if lab in logic.COUNTED_LABELS)
     if several and n:
         # In a keyed container, which logic.DIFFERENTIAL_CSS and the browser tests find it by.
         # A plain HTML table: it wraps to a phone's width (a data grid of six columns ran 80 px past 356), and
@@ -169,19 +172,29 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
             pd.DataFrame(logic.differential_shown(diff)).set_index("type").style.format({"percent": "{:.1f}"}))
     if several:  # with nothing counted, the note alone: a table of zeros and its download would be no count
         # Point by point: as one paragraph it ran 12 lines of small print on a desktop, 23 on a phone.
-        first, *rest = logic.differential_notes(n, logic.IMAGES_AS_CELLS, logic.misread_figures(predictor.card))
+        if (nrbc := logic.nrbc_per_100(logic.reviewed_classes(labels), n)) is not None:
+            st.caption(f"Nucleated red cells: {nrbc:.1f} per 100 white cells (not in the total).")
+        first, *rest = logic.differential_notes(n, logic.IMAGES_AS_CELLS, logic.misread_figures(predictor.card),
+                                                reviewed=True)
         st.caption("\n".join([first, "", *(f"- {point}" for point in rest)]))
         if unchecked := logic.unchecked_note(edited.to_dict("records")):
             st.warning(unchecked)
+        if provisional := logic.provisional_note(edited.to_dict("records")):
+            st.info(provisional)
         if uncounted := logic.uncounted_note(results):
             st.warning(uncounted)
     st.download_button("Download the table (CSV)", logic.table_csv(edited.reset_index().to_dict("records"), bad, repeats),
                        file_name=logic.REVIEW_CSV, mime="text/csv")
     if diff and n:
         records = edited.to_dict("records")
+        out = [r for r in records if r["reviewed"] == logic.EXCLUDED]
         st.download_button("Download the differential (CSV)", logic.differential_csv(
-                               diff, excluded=sum(1 for r in records if r["reviewed"] == logic.EXCLUDED),
-                               unreadable=len(bad), unchecked=logic.unchecked_count(records)),
+                               diff, set_aside=sum(1 for r in out if not r["predicted"]),
+                               excluded=sum(1 for r in out if r["predicted"]), unreadable=len(bad),
+                               unchecked=logic.unchecked_count(records), not_checked=logic.unchecked_any_count(records),
+                               nrbc=logic.nrbc_per_100(logic.reviewed_classes(labels), n),
+                               made_with=logic.made_with(predictor.card, predictor.review_threshold,
+                                                         datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))),
                            file_name="wbc-differential.csv", mime="text/csv")
     # The page keeps the uploads and corrections only while it is open: a reload starts afresh.
     st.caption("Your corrections live in this page only: download the table before you reload or close it. "
@@ -266,11 +279,12 @@ with model_tab:
     st.markdown(
         f"- {logic.trained_on(card)}; images from "
         "other microscopes, stains or magnifications may be read less well.\n"
-        "- It knows only four types: basophils, blasts, immature, atypical or abnormal cells will be called one of "
-        "them, often with high confidence and not always marked *needs review*. The count is a four-part "
-        "differential with no basophil row: exclude such cells and note them apart.\n"
-        f"- Below a confidence of {logic.threshold_shown(predictor.review_threshold)} (the least confident tenth of "
-        "held-out training images) it asks for review. Its confidences were calibrated on held-out cells from "
+        "- It knows only four types: basophils, blasts, immature granulocytes, abnormal cells, nucleated red cells, "
+        "smudge cells and platelet clumps will be called one of them, often with high confidence and not always "
+        "marked *needs review*. In the review table, correct them to Basophil or Other white cell (counted in the "
+        "total), Nucleated red cell (per 100 white cells, outside it) or Excluded.\n"
+        f"- Below a confidence of {logic.threshold_shown(predictor.review_threshold)} (the least confident tenth of its "
+        "answers on cells kept out of its training, in cross-validation) it asks for review. Its confidences were calibrated on held-out cells from "
         f"the same laboratory ({logic.ece_note(test)}); "
         + logic.busiest_band_note((test or {}).get("reliability"), (test or {}).get("reliability_by_type"))
         + "on images from other laboratories they may run high, so read a high confidence as \"likely\", "
@@ -393,7 +407,7 @@ with classify_tab:
                 st.warning(logic.about_image(
                     r.name, "Needs review: this confidence is below "
                     f"{logic.threshold_shown(predictor.review_threshold, p.confidence)}, the "
-                    "level of the least sure tenth of held-out training images."
+                    "level of its least sure tenth of answers on cells kept out of its training (cross-validation)."
                     + ("" if p.overexposed else top)  # the overexposure warning above gives them
                     + " " + logic.tell_apart(a, b), several))
             # One bar per type on a fixed 0-100% scale, its figure in words (a bar chart rescaled to its
