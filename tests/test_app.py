@@ -1841,6 +1841,10 @@ class TestPage:
         assert got.by_name == {"=cmd.jpeg": "Monocyte", "'b.jpeg": logic.EXCLUDED}  # quoting undone, names kept
         excel = "file;predicted;reviewed\né.jpeg;Eosinophil;monocyte\n".encode("cp1252")
         assert logic.restored_labels(excel, "x.csv").by_name == {"é.jpeg": "Monocyte"}
+        # Re-saved with a lone CR ending each line (Excel's "Macintosh Comma Separated"), or as UTF-16 text
+        text = data.decode("utf-8-sig")
+        for resaved in (text.replace("\r\n", "\r").replace("\n", "\r").encode(), text.encode("utf-16")):
+            assert logic.restored_labels(resaved, "t.csv").by_key == {"k1": "Monocyte", "k2": logic.EXCLUDED}
         with pytest.raises(ValueError, match="^x.csv: not a table this page downloaded"):
             logic.restored_labels(b"\xff\xfe\x00garbage", "x.csv")
         with pytest.raises(ValueError, match="no file and no reviewed column"):

@@ -390,7 +390,12 @@ class TestPredictCli:
         assert main(["predict", str(tmp_path / "*.jpeg"), str(tmp_path / "empty"), "x" * 300, "--quiet"]) == 1
         rows = {r.split()[0].rsplit("/", 1)[-1]: r for r in capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]}
         assert "no image" not in rows["a.jpeg"]
-        assert rows["broken.jpeg"].endswith("  no image: no such file (a broken link?)")
+        assert rows["broken.jpeg"].endswith("  no image: a link to nothing (its target is gone, or it loops)")
+        # Named as it is, a link that loops is told so too, not that there is no such file (ls shows it)
+        (tmp_path / "loop.jpg").symlink_to(tmp_path / "loop.jpg")
+        assert main(["predict", str(tmp_path / "loop.jpg"), str(good[0]), "--quiet"]) == 1
+        first = capsys.readouterr().out.split("\n\n")[0].splitlines()[1]
+        assert "loop.jpg" in first and first.endswith("  no image: a link to nothing (its target is gone, or it loops)")
         assert rows["empty"].endswith("  no image: no image files in this folder")
         assert "  no image: cannot be read (File name too long)" in rows["..." + "x" * 57]
 

@@ -445,6 +445,38 @@ class TestLoadImage:
         with pytest.raises(BadImageError, match=r"p\.heic: a HEIC/HEIF photo \(as phones save them\)"):
             load_image(heic, "p.heic")
 
+    def test_only_the_formats_named_are_decoded(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A file Pillow would open by its bytes in another format (a DDS whose plugin raised NotImplementedError, a
+        TGA) is named and refused, whatever its name; so is a decoder's unforeseen error, and a file or stream over
+        MAX_FILE_BYTES (read whole, a 6 GB scan ended a batch with a MemoryError)."""
+        from wbc import imaging
+
+        dds = b"DDS " + (124).to_bytes(4, "little") + bytes(72) + (32).to_bytes(4, "little") + bytes(124)
+        with pytest.raises(BadImageError, match=r"^cell\.jpg: not a readable image"):
+            load_image(dds, "cell.jpg")
+        buf = io.BytesIO()
+        Image.fromarray(smear()).save(buf, "TGA")
+        with pytest.raises(BadImageError, match=r"^cell\.jpg: not a readable image"):
+            load_image(buf.getvalue(), "cell.jpg")
+
+        def odd(*_a: object, **_k: object) -> None:
+            raise AttributeError("'SpiderImageFile' object has no attribute 'stkoffset'")
+
+        png = _png(Image.fromarray(smear()))
+        monkeypatch.setattr(Image.Image, "load", odd)
+        with pytest.raises(BadImageError, match=r"^x\.png: damaged image, which the decoder cannot read \(AttributeError"):
+            load_image(png, "x.png")
+        monkeypatch.undo()
+        big = tmp_path / "slide.tif"
+        big.write_bytes(_png(Image.fromarray(smear())))
+        monkeypatch.setattr(imaging, "MAX_FILE_BYTES", 1000)
+        with pytest.raises(BadImageError, match=r"slide\.tif: larger than any image this tool reads \(limit 0 MB\): "
+                                                r"crop the field around the cell first \(0\.0 GB\)"):
+            load_image(big)
+        # A stream is read no further than the limit: /dev/zero never ends.
+        with pytest.raises(BadImageError, match=r"^/dev/zero: larger than any image this tool reads"):
+            load_image("/dev/zero")
+
     def test_16_bit_is_stretched(self) -> None:
         """16-bit grayscale keeps its contrast on 0..255."""
         a16 = (np.arange(100, dtype=np.uint16).reshape(10, 10) * 600).astype(np.uint16)

@@ -400,11 +400,14 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str, str]
     others: dict[Path, Path] = {}  # by real path: a folder given twice passes its files over once
     unfollowed: set[Path] = set()  # by its real folder and name: a link to nothing has no real path of its own
 
-    def add(item: str, pattern: bool = False) -> None:
+    def add(item: str) -> None:
         nonlocal repeats
         try:
             if not Path(item).exists():
-                out.append((item, "no such file (a broken link?)" if pattern else "no such file or folder", NO_IMAGE))
+                # A link (named, or a pattern's match): it is there (ls shows it), but leads nowhere, as a folder's is told
+                why = ("a link to nothing (its target is gone, or it loops)" if Path(item).is_symlink()
+                       else "no such file or folder")
+                out.append((item, why, NO_IMAGE))
                 return
             if Path(item).is_dir():  # the folder search below skips a folder it cannot list, without a word
                 os.scandir(item).close()
@@ -438,7 +441,7 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str, str]
             out.append((item, "no image file matches this pattern", NO_IMAGE))
             continue
         for m in matches or [item]:
-            add(m, pattern=matches is not None)
+            add(m)
     return out, repeats, list(others.values()), len(unfollowed)
 
 

@@ -10,7 +10,9 @@ data set's first, and crop a fixed window around it -> uint8 (S, S, 3)) and `to_
 from __future__ import annotations
 
 import io
+import os
 import re
+import stat
 import struct
 import warnings
 from collections.abc import Callable
@@ -129,12 +131,33 @@ REDUCTIONS = (2**0.5, 2.0, 2 * 2**0.5, 4.0, 4 * 2**0.5, 8.0, 8 * 2**0.5, 16.0)
 MIN_REDUCED_SIDE = 48  # px: a field is never shrunk below this
 
 
+# The largest file read (bytes): a 50 MP photo (MAX_PIXELS) in 16-bit RGB, uncompressed, is 300 MB. A larger one
+# (a whole-slide scan) was read whole into memory, only to be refused as too large (6 GB: 17 s, or a MemoryError
+# that lost every result of the batch).
+MAX_FILE_BYTES = 400_000_000
+# The formats decoded, as Pillow names them: those the tool names (JPEG, PNG, BMP, TIFF, WebP, GIF; JPEG's opener
+# also opens a camera's MPO). Pillow identifies a file by its bytes, whatever its name, and some of its other plugins raise
+# what no caller expects for a damaged file (a DDS's NotImplementedError, a SPIDER's AttributeError), or hand
+# a PostScript file to Ghostscript.
+FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "GIF")
+
+
 def read_source(source: str | Path | bytes, label: str) -> bytes:
-    """The bytes of an image file (path or bytes); BadImageError naming it as `label` where it cannot be read."""
+    """The bytes of an image file (path or bytes; a pipe, as a shell's <(...) gives, is read too); BadImageError
+    naming it as `label` where it cannot be read or holds more than MAX_FILE_BYTES (a file is not read then, and a
+    stream, /dev/zero for one, is read no further)."""
     if isinstance(source, bytes):
         return source
+    too_large = (f"{label}: larger than any image this tool reads (limit {MAX_FILE_BYTES // 1_000_000} MB): crop the "
+                 "field around the cell first")
     try:
-        return Path(source).read_bytes()
+        if stat.S_ISREG((info := os.stat(source)).st_mode) and info.st_size > MAX_FILE_BYTES:
+            raise BadImageError(f"{too_large} ({info.st_size / 1e9:.1f} GB)")
+        with open(source, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
+        if len(raw) > MAX_FILE_BYTES:
+            raise BadImageError(too_large)
+        return raw
     except OSError as e:
         raise BadImageError(f"{label}: cannot be read ({e.strerror or e})") from e
 
@@ -155,7 +178,7 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
             # naming no file; the image still decodes, and what cannot be read raises below.
             warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(raw))
+            img = Image.open(io.BytesIO(raw), formats=FORMATS)
             if (pages := _pages(img)) > 1:
                 kind = "images (pages)" if img.format == "TIFF" else "frames (an animation)"
                 raise BadImageError(f"{label}: holds {pages} {kind}; this tool reads one image a file (only one "
@@ -185,6 +208,8 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
     except (OSError, SyntaxError, ValueError, TypeError, EOFError, KeyError, IndexError, struct.error) as e:
         # Pillow's decoders raise any of these for a damaged file (a fuzzed TIFF's tags: TypeError)
         raise BadImageError(f"{label}: damaged or truncated image ({e})") from e
+    except Exception as e:  # noqa: BLE001: a plugin's own error for one damaged file (or a MemoryError) must not end a batch
+        raise BadImageError(f"{label}: damaged image, which the decoder cannot read ({type(e).__name__}: {e})") from e
 
 
 def _upright(img: Image.Image) -> None:

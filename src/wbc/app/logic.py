@@ -1002,9 +1002,12 @@ def restored_labels(data: bytes, name: str) -> Restored:
     whose reviewed column holds no label of REVIEW_LABELS (a repeat, an unreadable file) give none.
     ValueError naming the file where it is not such a table, or gives no label."""
     try:
-        text = data.decode("utf-8-sig")
+        # Excel's "Unicode text" is UTF-16 with its byte-order mark
+        text = data.decode("utf-16") if data[:2] in (b"\xff\xfe", b"\xfe\xff") else data.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = data.decode("cp1252", errors="replace")  # Excel's plain "CSV" on Windows
+    # Any line ending: Excel's "Macintosh Comma Separated" ends lines with a lone CR, which csv read as one line.
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
     # The delimiter is the header's (its column names hold none of them). csv.Sniffer took the ' that quotes
     # formula-like names (`spreadsheet_text`) for the quote character and merged rows (corrections lost under
     # a note of success), and found no delimiter in some ;-separated re-saves.
