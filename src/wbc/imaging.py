@@ -208,7 +208,7 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
     except (OSError, SyntaxError, ValueError, TypeError, EOFError, KeyError, IndexError, struct.error) as e:
         # Pillow's decoders raise any of these for a damaged file (a fuzzed TIFF's tags: TypeError)
         raise BadImageError(f"{label}: damaged or truncated image ({e})") from e
-    except Exception as e:  # noqa: BLE001: a plugin's own error for one damaged file (or a MemoryError) must not end a batch
+    except Exception as e:  # noqa: BLE001 (a plugin's own error for one damaged file (or a MemoryError) must not end a batch)
         raise BadImageError(f"{label}: damaged image, which the decoder cannot read ({type(e).__name__}: {e})") from e
 
 
