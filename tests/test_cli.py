@@ -977,6 +977,24 @@ class TestOtherVerbs:
 
         assert any("is a dry run" in w for w in export_warnings(out / "best.pt", {}))
 
+    def test_a_students_teachers_are_kept_as_absolute_paths(self, tiny_run: Path, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+        """--teacher given relative is kept as an absolute path, as --data is: the resume command the tool prints
+        works from another folder (it said "no such run folder"), and the teacher given absolute there is the same."""
+        pytest.importorskip("torch")
+        out = tmp_path / "student"
+        monkeypatch.chdir(tiny_run.parent)
+        assert main(["train", "--data", str(FIXTURE_IMAGES.parent), "--teacher", tiny_run.name, "--epochs", "2",
+                     "--low-res", "0", "0", "--batch-size", "8", "--val-fraction", "0.34", "--threads", "1",
+                     "--out", str(out), "--quiet"]) == 0
+        assert json.loads((out / "config.json").read_text())["train"]["teachers"] == [str(tiny_run.resolve())]
+        monkeypatch.chdir(tmp_path)
+        capsys.readouterr()
+        for given in ([], ["--teacher", str(tiny_run)]):
+            assert main(["train", "--out", str(out), "--resume", "--quiet", *given]) == 0, capsys.readouterr().err
+            assert "this run already finished at epoch 2" in capsys.readouterr().out
+
     def test_a_run_keeps_its_data_folder_for_export_and_evaluate(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
         """A run trained on --data given relative keeps the folder as an absolute path: its export and the

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import re
 from dataclasses import replace
@@ -58,6 +59,22 @@ class TestFit:
         (stopped / "split.json").write_text("{}")
         fit(replace(TINY, epochs=1), stopped, progress=False)
         assert (stopped / "last.pt").is_file()
+
+    def test_a_finished_run_without_last_pt_is_not_replaced(self, tiny_run: Path, tmp_path: Path) -> None:
+        """A finished run whose last.pt was deleted (only --resume needs it) keeps its model: a new run there is
+        refused before the work (it was taken for one stopped before its first epoch, and best.pt replaced)."""
+        import shutil
+
+        from wbc.errors import CheckpointError
+
+        done = tmp_path / "done"
+        shutil.copytree(tiny_run, done)
+        (done / "last.pt").unlink()
+        before = {f.name: f.read_bytes() for f in done.iterdir()}
+        with pytest.raises(CheckpointError, match=f"^{done}: already holds a trained run \\(best.pt, summary.csv; its "
+                                                  "last.pt, which --resume needs, is gone\\)"):
+            fit(replace(TINY, epochs=1, seed=3), done, progress=False)
+        assert {f.name: f.read_bytes() for f in done.iterdir()} == before
 
     def test_finished_run_resumes_to_nothing(self, tiny_run: Path) -> None:
         """Resuming a finished run trains no more epochs, and leaves its config.json as it was."""
@@ -288,6 +305,18 @@ class TestFit:
         with pytest.raises(CheckpointError, match="nowhere: no such run folder"):
             fit(replace(TINY, teachers=(str(tmp_path / "nowhere"),)), tmp_path / "t", progress=False)
 
+    def test_teacher_that_reads_other_crops_is_refused(self, tiny_run: Path, tmp_path: Path) -> None:
+        """A teacher is given the student's crops: one that reads other crops (here 96 px, the student 64 px) would
+        teach from inputs it never saw (a whole-field teacher crashed on them); refused by name before training."""
+        from wbc.imaging import PreprocessSpec
+        from wbc.model import WbcNetConfig
+
+        student = WbcNetConfig(preprocess=PreprocessSpec(size=64))
+        with pytest.raises(CheckpointError, match=f"^{tiny_run}: this teacher reads 160 px crops at 96 px, the student "
+                                                  "160 px crops at 64 px; train the teacher with the student's"):
+            fit(replace(TINY, teachers=(str(tiny_run),)), tmp_path / "s", progress=False, model_cfg=student)
+        assert not (tmp_path / "s" / "best.pt").exists()
+
     def test_split_seed_fixes_the_split_alone(self, tmp_path: Path) -> None:
         """Runs with other seeds but one --split-seed hold out the same cells (ensemble teachers)."""
         a = fit(replace(TINY, epochs=1, seed=1, split_seed=0), tmp_path / "a", progress=False)
@@ -400,6 +429,30 @@ def test_fit_refuses_an_unknown_optimizer_before_any_work(tmp_path: Path) -> Non
     with pytest.raises(ConfigError, match="unknown optimizer 'rmsprop'"):
         fit(cfg, tmp_path / "r", progress=False)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(("name", "setting"), [("mixup alpha", {"mixup": math.nan}),
+                                               ("learning rate", {"lr": math.inf}),
+                                               ("label smoothing", {"label_smoothing": math.nan})])
+def test_settings_that_are_not_numbers_are_refused(tmp_path: Path, name: str, setting: dict[str, float]) -> None:
+    """NaN passed every range check unseen (mixup nan trained without mixup, and wrote NaN into config.json) and
+    an infinite learning rate trained to a NaN loss; each is refused by name before any work."""
+    from wbc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"^{name} (nan|inf): choose a finite number"):
+        fit(replace(TINY, **setting), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_diverged_run_is_stopped_not_saved(tmp_path: Path) -> None:
+    """A learning rate so high that the loss is no number stops the run at that epoch with what to do; the
+    diverged weights are neither marked best nor saved (they were saved as best.pt, the model to export)."""
+    from wbc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^epoch 1: the training loss is nan \(the run diverged, at learning rate "
+                                          r"1e\+30\): start again with a lower --lr$"):
+        fit(replace(TINY, lr=1e30, mixup=0.0), tmp_path / "r", progress=False)
+    assert not (tmp_path / "r" / "best.pt").exists() and not (tmp_path / "r" / "last.pt").exists()
 
 
 @pytest.mark.parametrize(("augment", "mixup"), [("robust", 0.0), ("none", 0.4)])

@@ -99,7 +99,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             "low_res_size": args.low_res[0] if args.low_res else None,
             "low_res_epochs": args.low_res[1] if args.low_res else None,
             "low_res_antialias": args.low_res_antialias or None, "context": args.context,
-            "teachers": tuple(str(t) for t in args.teacher) if args.teacher else None,
+            # Absolute, as --data is kept: the resume command printed must work from any folder
+            "teachers": tuple(str(Path(t).resolve()) for t in args.teacher) if args.teacher else None,
             "model": args.model, "skip_bad": args.skip_bad or None, "device": args.device,
         }.items() if v is not None
     }
@@ -192,7 +193,8 @@ def _check_resume(out: Path, asked: dict[str, Any], network: dict[str, Any],
 
     def norm(key: str, v: Any) -> Any:
         v = tuple(v) if isinstance(v, (list, tuple)) else v
-        return tuple(sorted(v)) if key == "teachers" else v  # the teachers are averaged: order is moot
+        # The teachers are averaged: order is moot; each is a folder, however it is written
+        return tuple(sorted(str(Path(t).resolve()) for t in v)) if key == "teachers" and v else v
 
     def shown(key: str, v: Any) -> str:
         if v is None:

@@ -532,18 +532,26 @@ def read_val_cells(run: Path) -> set[str]:
 
 @torch.no_grad()
 def teacher_probs(teachers: tuple[str, ...], x: torch.Tensor, val_cells: set[str],
-                  device: torch.device | str = "cpu") -> torch.Tensor:
+                  device: torch.device | str = "cpu", student: PreprocessSpec | None = None) -> torch.Tensor:
     """Mean softmax (N, 4) of the teachers' best.pt over the 8 rotations/mirrors of x, uint8 (N, 3, h, w),
     computed on `device` (the student's), returned on the CPU.
 
     A teacher must have held out exactly these validation cells: one that learnt from them would
-    carry them into the student and make its validation figures optimistic."""
+    carry them into the student and make its validation figures optimistic. It must read the crops `x` are
+    (`student`: their spec; its mode, window and size): a whole-field network crashed on them, and one trained on
+    wider crops taught from crops it never saw."""
     total = torch.zeros(len(x), NUM_CLASSES)
     for t in teachers:
         if read_val_cells(Path(t)) != val_cells:
             raise CheckpointError(f"{t}: this teacher held out other validation cells than the student; train it "
                                   "with the student's data, --limit-cells, --val-fraction, --fold and --split-seed")
         net, spec = model_from_checkpoint(load_checkpoint(Path(t) / "best.pt"))
+        if student is not None and (spec.mode, spec.window, spec.size) != (student.mode, student.window, student.size):
+            def reads(p: PreprocessSpec) -> str:
+                return (f"the whole field at {p.size} px" if p.mode == "frame"
+                        else f"{p.window} px crops at {p.size} px")
+            raise CheckpointError(f"{t}: this teacher reads {reads(spec)}, the student {reads(student)}; train the "
+                                  "teacher with the student's --model, --window and --input-size")
         net = net.to(device)
         # One view at a time, added in this order: a CPU run's soft targets stay bit for bit as they were.
         for k in range(4):
@@ -570,6 +578,10 @@ def check_config(cfg: TrainConfig) -> None:
     if cfg.threads < 1:
         raise ConfigError(f"threads {cfg.threads}: choose 1 or more (this machine has {os.cpu_count()} CPUs)")
     check_device(cfg.device)
+    for name, v in (("learning rate", cfg.lr), ("ema decay", cfg.ema), ("weight decay", cfg.weight_decay),
+                    ("mixup alpha", cfg.mixup), ("label smoothing", cfg.label_smoothing), ("distill weight", cfg.distill)):
+        if not math.isfinite(v):  # NaN passes every comparison below unseen, and config.json cannot hold it
+            raise ConfigError(f"{name} {v}: choose a finite number")
     if not cfg.lr > 0:
         raise ConfigError(f"learning rate {cfg.lr}: choose a positive value, e.g. 2e-3 (adamw) or 0.05 (sgd)")
     if cfg.batch_size < 2:  # BatchNorm needs two samples
@@ -716,6 +728,10 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
         raise CheckpointError(f"{run}: already holds a run; pass --resume to continue it or choose another --out")
     else:
         _refuse_others_files(run)
+        if done := [f for f in ("best.pt", "summary.csv") if (run / f).exists() and (run / f).stat().st_size]:
+            # A finished run whose last.pt was deleted to save space is still a run: its model is not to be replaced.
+            raise CheckpointError(f"{run}: already holds a trained run ({', '.join(done)}; its last.pt, which "
+                                  "--resume needs, is gone); choose another --out, or move them")
     torch.set_num_threads(cfg.threads)
 
     if state is not None:
@@ -777,7 +793,7 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
     x_va, y_va = centre_crop(_to_tensor(x_all[va_idx]), cfg.context), y_all[va_idx]
     va_cells = [cells[i] for i in va_idx]
     weights = _class_weights(y_all[tr_idx]) if cfg.class_weights else None
-    soft = (teacher_probs(tuple(cfg.teachers), centre_crop(x_tr, cfg.context), set(va_cells), dev)
+    soft = (teacher_probs(tuple(cfg.teachers), centre_crop(x_tr, cfg.context), set(va_cells), dev, spec)
             if cfg.teachers else None)
     # The training crops (uint8) live on the device with the network; the validation crops go over per batch.
     x_tr, y_tr = x_tr.to(dev), y_tr.to(dev)
@@ -828,6 +844,11 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
         gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
         size = cfg.low_res_size if epoch < cfg.low_res_epochs else None
         train_loss = train_one_epoch(model, x_tr, y_tr, opt, sched, cfg, spec, weights, gen, progress, soft, ema, size)
+        if not math.isfinite(train_loss):  # not saved, nor marked best: --lr inf trained to NaN and shipped it as best.pt
+            epochs.close()
+            raise ConfigError(f"epoch {epoch + 1}: the training loss is {train_loss} (the run diverged, at learning rate "
+                              f"{cfg.lr}): start again with a lower --lr" + (f"; {run} keeps the epochs before"
+                                                                            if epoch > start else ""))
         served = model if ema is None else ema.module  # what is validated and saved as the model
         row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": train_loss,
                "input_px": size or spec.size}
