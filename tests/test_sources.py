@@ -73,12 +73,31 @@ class TestLookup:
                      Match("TRAIN", "MONOCYTE", "_0_2.jpeg", None, 5, 4)], t)
         assert source_field("TRAIN", "MONOCYTE", "_0_1.jpeg", t) == 12
         assert source_field("TRAIN", "MONOCYTE", "_0_2.jpeg", t) is None
-        assert source_field("TEST", "MONOCYTE", "_0_1.jpeg", t) is None
+        # A split's file copied into another split's folder keeps its field (TEST merged into TRAIN: each file
+        # was a cell of its own, and a split put views of one cell on both sides)
+        assert source_field("TEST", "MONOCYTE", "_0_1.jpeg", t) == 12
+        assert source_field("TEST", "MONOCYTE", "_0_9.jpeg", t) is None
         # In a folder not named as a split, a name is looked up in every split, where it names one field.
         write_table([Match("TRAIN", "MONOCYTE", "_0_1.jpeg", 12, 40, 3), Match("TEST", "MONOCYTE", "_0_1.jpeg", 30, 40, 3),
                      Match("TEST", "MONOCYTE", "_0_3.jpeg", 7, 40, 3)], t)
-        assert [source_field(split, "MONOCYTE", "_0_3.jpeg", t) for split in ("mine", None, "TEST", "TRAIN")] == [7, 7, 7, None]
+        assert [source_field(split, "MONOCYTE", "_0_3.jpeg", t) for split in ("mine", None, "TEST", "TRAIN")] == [7, 7, 7, 7]
         assert source_field("mine", "MONOCYTE", "_0_1.jpeg", t) is None and source_field("mine", "EOSINOPHIL", "_0_3.jpeg", t) is None
+
+    def test_a_file_that_is_no_table_is_named(self, tmp_path: Path) -> None:
+        """Another file where a table is read (a wrong --out to `wbc data sources --reuse`) is named, with why: not
+        gzip ("Not a gzipped file", unnamed), gzip of other columns (a KeyError traceback), a field not a number."""
+        import gzip
+
+        from wbc.errors import DataError
+        from wbc.sources import read_table
+
+        cases = {"notes.csv.gz": b"garbage", "other.csv.gz": gzip.compress(b"name,comment\na,b\n"),
+                 "bad.csv.gz": gzip.compress(b"split,class,file,field,inliers,runner_up\nTRAIN,MONOCYTE,a.jpeg,x,1,1\n")}
+        for name, data in cases.items():
+            (tmp_path / name).write_bytes(data)
+            with pytest.raises(DataError, match=f"^{tmp_path / name}: not a table of source fields written by "
+                                                "`wbc data sources` \\(.+\\)$"):
+                read_table(tmp_path / name)
 
     def test_cell_key(self) -> None:
         """A data set file's cell is its original field; anything else is a cell of its own."""

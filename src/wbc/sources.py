@@ -101,9 +101,11 @@ def source_field(split: str | None, class_name: str, file_name: str, table: Path
     in a folder not named as a split (None, or a copy of TEST under another name) is looked up by its
     class and name in every split, where that names one field (a renamed copy of TEST was scored as if
     each of its files were a cell of its own, with intervals too narrow); a name in two splits, made from
-    other fields, takes the field of `prefer` (`likeliest_split` of its folder), where that holds it."""
-    if split in SPLITS:
-        return _read_table(table).get((split, class_name, file_name))
+    other fields, takes the field of `prefer` (`likeliest_split` of its folder), where that holds it. A file in a
+    split's folder that its table lacks is looked up so too: TEST's files merged into TRAIN were each a cell of
+    their own, and a split put views of 64 of its 68 cells on both sides."""
+    if split in SPLITS and (field := _read_table(table).get((split, class_name, file_name))) is not None:
+        return field
     field = _by_name(table).get((class_name, file_name))
     if field is None and prefer in SPLITS:
         field = _read_table(table).get((prefer, class_name, file_name))
@@ -111,10 +113,15 @@ def source_field(split: str | None, class_name: str, file_name: str, table: Path
 
 
 def read_table(path: Path = TABLE) -> list[Match]:
-    """Every row of a table written by `write_table`."""
-    with gzip.open(path, "rt", newline="") as f:
-        return [Match(r["split"], r["class"], r["file"], int(r["field"]) if r["field"] else None,
-                      int(r["inliers"]), int(r["runner_up"])) for r in csv.DictReader(f)]
+    """Every row of a table written by `write_table`; DataError naming `path` where it is not such a table (another
+    file given as --out to `wbc data sources --reuse`: "Not a gzipped file", or a traceback for other columns)."""
+    try:
+        with gzip.open(path, "rt", newline="") as f:
+            return [Match(r["split"], r["class"], r["file"], int(r["field"]) if r["field"] else None,
+                          int(r["inliers"]), int(r["runner_up"])) for r in csv.DictReader(f)]
+    except (OSError, EOFError, UnicodeDecodeError, csv.Error, KeyError, ValueError, TypeError) as e:
+        why = f"no column {e}" if isinstance(e, KeyError) else getattr(e, "strerror", None) or str(e)
+        raise DataError(f"{path}: not a table of source fields written by `wbc data sources` ({why})") from e
 
 
 def write_table(matches: Iterable[Match], path: Path = TABLE) -> None:
