@@ -845,7 +845,7 @@ class TestDifferential:
         rows = {r["type"]: r for r in logic.differential(labels)}
         assert rows["Neutrophil"]["count"] == 60 and rows["Neutrophil"]["percent"] == 60.0
         assert rows["Neutrophil"]["status"] == "within range" and rows["Neutrophil"][logic.LIMITS_COLUMN] == "49.7–69.7"
-        assert rows["Eosinophil"]["percent"] == 10.0 and rows["Eosinophil"]["status"] == "above range"  # 4.9-17.6
+        assert rows["Eosinophil"]["percent"] == 10.0 and rows["Eosinophil"]["status"] == "high, may be chance"  # 4.9-17.6
         # None of 100: 0.0-3.6% lies wholly below 4-9%. Lymphocytes 30% are within 12-44%.
         assert rows["Monocyte"]["count"] == 0 and rows["Monocyte"]["status"] == "low"
         assert rows["Lymphocyte"]["status"] == "within range"
@@ -892,9 +892,9 @@ class TestDifferential:
         rows = {r["type"]: r for r in logic.differential(["NEUTROPHIL"] * 160 + ["LYMPHOCYTE"] * 20 + ["EOSINOPHIL"] * 20)}
         assert {t: (r[logic.LIMITS_COLUMN], r["status"]) for t, r in rows.items()} == {
             "Eosinophil": ("6.2–15.0", "high"), "Monocyte": ("0.0–1.8", "low"),
-            "Lymphocyte": ("6.2–15.0", "below range"), "Neutrophil": ("73.8–85.3", "above range")}
+            "Lymphocyte": ("6.2–15.0", "low, may be chance"), "Neutrophil": ("73.8–85.3", "high, may be chance")}
         # The page's narrow status column shortens them, and says nothing below 100 cells with a long dash.
-        assert [r["status"] for r in logic.differential_shown(list(rows.values()))] == ["high", "below", "low", "above"]
+        assert [r["status"] for r in logic.differential_shown(list(rows.values()))] == ["high", "low?", "low", "high?"]
         assert logic.differential_shown(list(rows.values()))[0]["95% limits"] == "6.2\u2060\u2013\u206015.0"
         assert {r["status"] for r in logic.differential_shown(logic.differential(["NEUTROPHIL"] * 99))} == {"\u2014"}
         in_range = logic.differential_shown(logic.differential(["NEUTROPHIL"] * 55 + ["LYMPHOCYTE"] * 40 + ["MONOCYTE"] * 5))
@@ -906,10 +906,10 @@ class TestDifferential:
     def test_flag_reads_the_share_as_shown(self) -> None:
         """18 monocytes of 199 show as 9.0% (9.05), within 4-9%, not above it; 8 of 201 as 4.0% (3.98), not
         below. 10 lymphocytes of 149 show limits 3.3-12.0% (11.996): not wholly below 12-44%; of 150, 3.2-11.9% is."""
-        for mono, n, status in ((18, 199, "within range"), (8, 201, "within range"), (19, 199, "above range")):
+        for mono, n, status in ((18, 199, "within range"), (8, 201, "within range"), (19, 199, "high, may be chance")):
             rows = {r["type"]: r for r in logic.differential(["MONOCYTE"] * mono + ["NEUTROPHIL"] * (n - mono))}
             assert rows["Monocyte"]["status"] == status, (mono, n, rows["Monocyte"])
-        for n, limits, status in ((149, "3.3–12.0", "below range"), (150, "3.2–11.9", "low")):
+        for n, limits, status in ((149, "3.3–12.0", "low, may be chance"), (150, "3.2–11.9", "low")):
             lymph = next(r for r in logic.differential(["LYMPHOCYTE"] * 10 + ["NEUTROPHIL"] * (n - 10))
                          if r["type"] == "Lymphocyte")
             assert (lymph[logic.LIMITS_COLUMN], lymph["status"]) == (limits, status)
@@ -956,7 +956,7 @@ class TestDifferential:
         # From 100 white cells on, basophils get a place in their range; other white cells never (no range).
         many = {r["type"]: r for r in logic.differential(["NEUTROPHIL"] * 96 + ["BASOPHIL"] * 3 + ["OTHER_WHITE_CELL"],
                                                          reviewed=True)}
-        assert many["Basophil"]["status"] == "above range" and many["Other white cell"]["status"] == ""
+        assert many["Basophil"]["status"] == "high, may be chance" and many["Other white cell"]["status"] == ""
         # The model's own readings (`wbc predict`) have the four rows alone, and read no reviewer's names
         assert len(logic.differential(["NEUTROPHIL", "BASOPHIL"])) == 4
         assert sum(r["count"] for r in logic.differential(["NEUTROPHIL", "BASOPHIL"])) == 1

@@ -247,16 +247,16 @@ class TestPredictCli:
 
     def test_differential_lines_place_each_share(self) -> None:
         """From 100 cells on each row ends with its place in the range, in full, as the CSV gives it (of 200:
-        eosinophils 10% high, monocytes 0 low, lymphocytes 10% below range, neutrophils 80% above it); limits
+        eosinophils 10% high, monocytes 0 low, lymphocytes 10% low and neutrophils 80% high, both maybe by chance); limits
         and ranges with a hyphen, which any terminal shows."""
         from wbc.differential import differential_lines
 
         lines = differential_lines(["NEUTROPHIL"] * 160 + ["LYMPHOCYTE"] * 20 + ["EOSINOPHIL"] * 20)
         assert [" ".join(x.split()) for x in lines[:4]] == [
             "Eosinophil 20 10.0% (95% limits 6.2-15.0) adult range 0-5.5% (high)",
-            "Lymphocyte 20 10.0% (95% limits 6.2-15.0) adult range 12-44% (below range)",
+            "Lymphocyte 20 10.0% (95% limits 6.2-15.0) adult range 12-44% (low, may be chance)",
             "Monocyte 0 0.0% (95% limits 0.0-1.8) adult range 4-9% (low)",
-            "Neutrophil 160 80.0% (95% limits 73.8-85.3) adult range 40-75% (above range)"]
+            "Neutrophil 160 80.0% (95% limits 73.8-85.3) adult range 40-75% (high, may be chance)"]
         # No basophil or other rows: the model knows none, and no reviewer corrects the CLI's readings
         assert len([x for x in lines if "adult range" in x]) == 4 and "app's review table" in " ".join(lines)
         assert all(x.isascii() for x in lines[:4])

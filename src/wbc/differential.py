@@ -55,16 +55,21 @@ BASOPHIL_RANGE_PCT = (0.0, 1.0)  # adults, Davis's Lab and Diagnostic Tests, as 
 
 
 def _status(pct: float, low: float, high: float, lo: float, hi: float) -> str:
-    return ("low" if high < lo else "below range" if pct < lo else "high" if low > hi
-            else "above range" if pct > hi else "within range")
+    return ("low" if high < lo else LOW_BY_CHANCE if pct < lo else "high" if low > hi
+            else HIGH_BY_CHANCE if pct > hi else "within range")
+
+
+# A share outside its range whose limits reach into it: flagged as any share outside is (a laboratory flags it H or
+# L), and said to be within the counting error ("below range" beside "low" read as one flag to a technologist).
+LOW_BY_CHANCE, HIGH_BY_CHANCE = "low, may be chance", "high, may be chance"
 
 
 def differential(labels: Sequence[str], reviewed: bool = False) -> list[dict[str, object]]:
     """Count and share of each type among `labels` (EXCLUDED ignored), its counting error (95% limits)
     and adult reference ranges. Its place in the range ("status") only from MIN_CELLS_FOR_RANGES cells on
-    ("-" below): "low" or "high" where the limits lie wholly outside the range, "below range" or "above
-    range" where the share does but its limits reach into it (it may be chance), "within range" else. All
-    read off the figures as shown (one decimal), so that 8.0% (8.04) is never "above" 2–8%. `reviewed`
+    ("-" below): "low" or "high" where the limits lie wholly outside the range, LOW_BY_CHANCE or
+    HIGH_BY_CHANCE where the share does but its limits reach into it, "within range" else. All read off the
+    figures as shown (one decimal), so that 9.0% (9.04) is never above 4–9%. `reviewed`
     (a reviewer's labels, as the app's review table gives them): also a basophil row and one of other white
     cells (no range, no status), both in the total; a nucleated red cell (NRBC) is in none (`nrbc_per_100`)."""
     kinds: list[tuple[str, str, tuple[float, float] | None]] = [(t.name, t.label, t.normal_range_pct)
@@ -124,8 +129,8 @@ def differential_note(n: int, counted: str = "cell(s)", figures: str = "", revie
 
 # What the limits and the five statuses mean (`differential`).
 COUNTING_ERROR = ("The 95% limits are each share's counting error alone (exact binomial limits, as in Rümke's "
-                  "table): a share is called low or high only where they lie wholly outside the range; below or "
-                  "above range means that they reach into it, so that it may be chance.")
+                  "table): a share outside its range is flagged low or high, and \"may be chance\" (on the page, "
+                  "a ?) where its limits reach into the range, so that the count alone could put it there.")
 
 
 # What makes a set of images a differential, and what the four rows hold (CLSI H20-A2's counting procedure;

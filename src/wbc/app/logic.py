@@ -19,8 +19,8 @@ from PIL import Image
 
 from wbc import __version__
 from wbc.differential import (  # noqa: F401 (the page reads them from here)
-    DASH, IMAGES_AS_CELLS, LIMITS_COLUMN, NRBC, REVIEWED_TYPES, differential, differential_note, differential_notes,
-    misread_figures, nrbc_per_100)
+    DASH, HIGH_BY_CHANCE, IMAGES_AS_CELLS, LIMITS_COLUMN, LOW_BY_CHANCE, NRBC, REVIEWED_TYPES, differential,
+    differential_note, differential_notes, misread_figures, nrbc_per_100)
 from wbc.imaging import load_image
 from wbc.info import CLASS_INDEX, CLASSES, DATASET, cell_type
 from wbc.io import bytes_key, first_copies, spreadsheet_text, unquoted
@@ -1081,7 +1081,7 @@ def restore_note(name: str, restored: int, corrected: int, missed: int, unknown:
 
 # The differential's statuses as the page's narrow column shows them (its caption names them in full); "in
 # range" kept on one line on a phone (a no-break space).
-SHORT_STATUS = {"within range": "in\u00a0range", "below range": "below", "above range": "above"}
+SHORT_STATUS = {"within range": "in\u00a0range", LOW_BY_CHANCE: "low?", HIGH_BY_CHANCE: "high?"}
 # Word joiners around a range's dash: on a phone "18.4–35.6" broke after the dash and read as two numbers.
 UNBROKEN_DASH = f"\u2060{DASH}\u2060"
 
