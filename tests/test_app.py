@@ -2329,7 +2329,14 @@ class TestPage:
                     if b["from"] <= p.confidence < b["to"])  # of the type called: the eosinophil calls'
         assert "Eosinophil answers given" in record
         assert f"were right {100 * bin_['accuracy']:.1f}% of the time ({bin_['files']:,} images" in record
-        assert any(c.value == record for c in at.caption)
+        assert any(c.value == logic.confidence_note(card["metrics"]["test"], p) for c in at.caption)
+        # An eosinophil call is told that in a smear, where eosinophils are few, fewer such calls are right
+        assert logic.confidence_note(card["metrics"]["test"], p) == record + (
+            " The test images hold about as many of each type; in a smear, where eosinophils are few, fewer such calls "
+            "are right.")
+        lymph = replace(p, label="LYMPHOCYTE", probs=(p.probs[1], p.probs[0], *p.probs[2:]))
+        assert logic.confidence_note(card["metrics"]["test"], lymph) == logic.confidence_record(
+            card["metrics"]["test"], lymph.confidence, "LYMPHOCYTE")
         (warning,) = [w.value for w in at.warning if w.value.startswith("Needs review")]
         (a, _), (b, _) = p.top2
         assert f"What tells them apart:  \n**{cell_type(a).label}**: {cell_type(a).morphology}  \n" in warning

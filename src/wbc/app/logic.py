@@ -808,12 +808,23 @@ def confidence_shown(confidence: float, threshold: float) -> str:
     return f"{100 * confidence:.{shown_digits(confidence, threshold)}f}%"
 
 
+# Beside a record of the few types' calls: the test images hold about as many of each type, a smear far fewer of
+# them, so that more of such calls are misread neutrophils there (a hematologist's review: the record read as the
+# chance that an eosinophil call in a smear is right).
+FEW_IN_A_SMEAR = {"EOSINOPHIL": "eosinophils", "MONOCYTE": "monocytes"}
+
+
 def confidence_note(test: Mapping[str, Any] | None, p: Prediction) -> str:
     """The caption under a typed result's confidence: the test images' record at it (`confidence_record`),
-    except for an overexposed photo, which that record does not describe."""
+    except for an overexposed photo, which that record does not describe; for a type few in a smear
+    (FEW_IN_A_SMEAR), that such calls are right less often there than on the test images."""
     if p.overexposed:  # no record to set aside where the card has none to give
         return OVEREXPOSED_RECORD if confidence_record(test, p.confidence, p.label) else ""
-    return confidence_record(test, p.confidence, p.label)
+    record = confidence_record(test, p.confidence, p.label)
+    if record and (few := FEW_IN_A_SMEAR.get(p.label)):
+        record += (f" The test images hold about as many of each type; in a smear, where {few} are few, fewer such "
+                   "calls are right.")
+    return record
 
 
 def tell_apart(first: str, second: str) -> str:
