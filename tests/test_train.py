@@ -217,6 +217,28 @@ class TestFit:
         fit(TINY, run, resume=True, progress=False)
         assert marked == [2]
 
+    def test_a_run_stopped_as_its_last_epoch_is_saved_still_gets_its_summary(self, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+        """Stopped (Ctrl+C) while the last epoch's last.pt is written: summary.csv already holds that epoch, and the
+        resume runs it again and finishes (last.pt was written first, and its resume said "already finished"
+        with the last row never written)."""
+        real_save = train_mod.save_checkpoint
+
+        def save(path: Path, ckpt: dict) -> None:
+            if path.name == "last.pt" and ckpt["stopped"]:
+                raise KeyboardInterrupt
+            real_save(path, ckpt)
+
+        monkeypatch.setattr(train_mod, "save_checkpoint", save)
+        with pytest.raises(KeyboardInterrupt):
+            fit(TINY, tmp_path / "r", progress=False)
+        rows = (tmp_path / "r" / "summary.csv").read_text().splitlines()
+        assert len(rows) == 1 + TINY.epochs
+        monkeypatch.setattr(train_mod, "save_checkpoint", real_save)
+        fit(TINY, tmp_path / "r", resume=True, progress=False)
+        assert load_checkpoint(tmp_path / "r" / "last.pt")["stopped"]
+        assert len((tmp_path / "r" / "summary.csv").read_text().splitlines()) == 1 + TINY.epochs
+
     def test_early_stop_on_the_validation_loss(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
         """With monitor val_loss, a lower loss is better: best.pt holds the epoch of the lowest, and the run

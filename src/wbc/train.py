@@ -878,9 +878,11 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
             ckpt.update(training_state_dict=model.state_dict(), ema=ema.state_dict())
         if is_best:
             save_checkpoint(run / "best.pt", ckpt)
-        save_checkpoint(run / "last.pt", ckpt)
+        # The summary and curves before last.pt, which marks the epoch done: a run stopped between them is resumed
+        # from the epoch before and writes them again (after, a finished run's last row was never written).
         _write_summary(run, history)
         plot_curves(history, run / "curves.png", best_epoch, spec.size)
+        save_checkpoint(run / "last.pt", ckpt)
         val = (f"  val_loss {row['val_loss']:.4f}  val_acc {row['val_accuracy']:.4f}  val_f1 {row['val_macro_f1']:.4f}  "
                f"val_cell_acc {row['val_cell_accuracy']:.4f}" if len(x_va) else "")
         px = f"  ({size} px)" if size else ""
