@@ -951,8 +951,12 @@ class TestDifferential:
         assert rows["Neutrophil"]["percent"] == 50.0 and rows["Basophil"]["percent"] == 3.1
         assert rows["Basophil"]["adult range (%)"] == "0–1" and rows["Other white cell"]["adult range (%)"] == ""
         assert rows["Basophil"]["status"] == "-" and rows["Other white cell"]["status"] == ""  # under 100; no range
-        assert logic.nrbc_per_100(logic.reviewed_classes(labels), 32) == 12.5
-        assert logic.nrbc_per_100(["NEUTROPHIL"], 1) is None
+        assert logic.nrbc_note(logic.reviewed_classes(labels), 32) == ("Nucleated red cells: 4 marked, not in the "
+                                                                       "total (12.5 per 100 white cells).")
+        assert logic.nrbc_note(["NEUTROPHIL"], 1) == ""
+        # With no white cell counted, they are still said (they vanished under "No white cells counted yet")
+        assert logic.nrbc_note(["NRBC", "NRBC", logic.EXCLUDED], 0) == (
+            "Nucleated red cells: 2 marked, not in the total; no white cell is counted to give them per 100 white cells.")
         # From 100 white cells on, basophils get a place in their range; other white cells never (no range).
         many = {r["type"]: r for r in logic.differential(["NEUTROPHIL"] * 96 + ["BASOPHIL"] * 3 + ["OTHER_WHITE_CELL"],
                                                          reviewed=True)}
@@ -1045,8 +1049,9 @@ class TestDifferential:
         assert lines[0] == f"Model: {card['name']}, ONNX sha256 {card['onnx_sha256']}"
         assert lines[1] == "Review threshold: 66.58%" and lines[2].startswith("Made: 2026-12-01 18:00 UTC by wbc ")
         assert "not a diagnosis" in lines[3]
-        more = list(csv.DictReader(io.StringIO(logic.differential_csv(diff, nrbc=12.5, made_with=lines).decode("utf-8-sig"))))
-        assert (more[5]["type"], more[5]["count"]) == ("Nucleated red cells per 100 white cells (not in the total)", "12.5")
+        more = list(csv.DictReader(io.StringIO(logic.differential_csv(diff, nrbc=2, made_with=lines).decode("utf-8-sig"))))
+        assert (more[5]["type"], more[5]["count"], more[5]["percent"]) == (
+            "Nucleated red cells (not in the total; percent: per 100 white cells)", "2", "66.7")
         assert [r["type"] for r in more[-4:]] == lines and all(r["count"] == "" for r in more[-4:])
         assert not [v for r in rows for v in r.values() if re.fullmatch(r"\d{1,4}[-/]\d{1,2}([-/]\d{1,4})?", v)]
 
@@ -1072,6 +1077,16 @@ class TestDifferential:
         assert logic.unchecked_note(rows).startswith("1 of the counted image(s) is marked")
         rows[1]["checked"] = float("nan")  # a blank as the edited table hands it back: not ticked
         assert logic.unchecked_note(rows).startswith("1 of")
+
+    def test_the_review_threshold_is_said_to_come_from_where_the_card_says(self) -> None:
+        """The threshold is the least sure tenth of answers on held-out cells: those of cross-validation for a
+        card calibrated out of fold (the shipped one), else those the run held out to validate it (an export
+        without --calibration), as the card's review_rule says."""
+        card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+        assert "out-of-fold" in card["review_rule"]
+        assert logic.threshold_basis(card) == "its answers on cells kept out of its training, in cross-validation"
+        own = {**card, "review_rule": "confidence below the 10% quantile of validation confidences"}
+        assert logic.threshold_basis(own) == "its answers on the cells kept out of its training to validate it"
 
     def test_model_tab_texts_say_what_figures_are_over(self) -> None:
         """The shipped card's TEST figures in words: images and cells, intervals from resampling cells, the
@@ -1556,7 +1571,8 @@ class TestPage:
                                        ("bad.png", b"garbage", "image/png")]).run()
         assert not at.exception
         assert [plain(e.value) for e in at.error] == ["bad.png: not a readable image (damaged, or not a picture in a "
-                                                      "format this tool reads: JPEG, PNG, BMP, TIFF, WebP, GIF)"]
+                                                      "format this tool reads: JPEG, PNG, BMP, TIFF, WebP, GIF; also "
+                                                      "PPM, TGA, PCX, SGI, QOI and JPEG 2000)"]
         assert at.error[0].value.startswith("bad\\.png\\: ")  # escaped: a name shows as it is
         # the one that could not be used is named again above the count, not silently left out of it
         assert any(plain(w.value).startswith("1 file(s) could not be used and are not in the table or the count: bad.png")
@@ -1914,6 +1930,9 @@ class TestPage:
         test = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())["metrics"]["test"]
         assert logic.confidence_note(test, over_p) == logic.OVEREXPOSED_RECORD
         assert logic.confidence_note(None, over_p) == ""  # a card without TEST figures: no record to set aside
+        thin = replace(over_p, confidence=0.70, probs=(0.70, 0.1, 0.1, 0.1), label="EOSINOPHIL")
+        assert logic.confidence_record(test, 0.70, "EOSINOPHIL").startswith(logic.TOO_FEW_RECORD)  # 15 images
+        assert logic.confidence_note(test, thin) == ""  # nor where the test images were too few to give one
         assert sum(c.value.startswith("On the test images, Eosinophil answers given") for c in at.caption) == 1  # eos.jpeg's
 
     def test_second_cell_is_warned_about(self) -> None:
@@ -2060,7 +2079,10 @@ class TestPage:
         (note,) = [c.value for c in at.caption if said in c.value]
         assert note == "\n".join(["8 image(s), each taken as one cell, counted.", "",
                                   *(f"- {p}" for p in logic.differential_notes(8, logic.IMAGES_AS_CELLS, said, reviewed=True)[1:])])
-        assert f"- {differential.COUNTING_ERROR}" in note and len(note.split("\n- ")) == 5
+        assert f"- {differential.COUNTING_ERROR_SHOWN}" in note and len(note.split("\n- ")) == 5
+        # The page's table writes "may be chance" as a ?, which its note says; the CLI's, which has no ?, does not
+        assert "(in the table, a ?)" in differential.COUNTING_ERROR_SHOWN
+        assert "?" not in logic.differential_note(100)
 
     def test_downloaded_csv_is_what_the_table_shows(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The CSV the page offers, built from the edited table: a not-a-cell row's blank confidence is
@@ -2197,8 +2219,8 @@ class TestPage:
         assert not at.exception
         rows = {r["type"]: r["count"] for r in csv.DictReader(io.StringIO(made[-1].decode("utf-8-sig")))}
         assert rows["Total"] == "2" and rows["Basophil"] == "1" and rows["Other white cell"] == "0"
-        assert rows["Nucleated red cells per 100 white cells (not in the total)"] == "50.0"
-        assert "Nucleated red cells: 50.0 per 100 white cells (not in the total)." in [c.value for c in at.caption]
+        assert rows["Nucleated red cells (not in the total; percent: per 100 white cells)"] == "1"
+        assert "Nucleated red cells: 1 marked, not in the total (50.0 per 100 white cells)." in [c.value for c in at.caption]
         assert any(i.value.startswith("Provisional: 1 of the 2 counted image(s)") for i in at.info)
         assert rows["Not counted: unreadable files"] == "1" and rows["Counted, marked needs review, unchecked"] == "1"
 

@@ -446,29 +446,47 @@ class TestLoadImage:
             load_image(heic, "p.heic")
 
     def test_only_the_formats_named_are_decoded(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        """A file Pillow would open by its bytes in another format (a DDS whose plugin raised NotImplementedError, a
-        TGA) is named and refused, whatever its name; so is a decoder's unforeseen error, and a file or stream over
-        MAX_FILE_BYTES (read whole, a 6 GB scan ended a batch with a MemoryError)."""
+        """A file Pillow would open by its bytes in another format (a DDS, whose plugin raised NotImplementedError)
+        is named and refused, whatever its name; a plain raster format named (a TGA, a PPM) is read. An error Pillow
+        raises for one file is the file's; a MemoryError says so; an error of this tool's own is not hidden as a
+        damaged file. A file or stream over MAX_FILE_BYTES is refused (read whole, a 6 GB scan ended a batch with
+        a MemoryError)."""
+        import types
+
+        import PIL.ImageFile
+
         from wbc import imaging
 
         dds = b"DDS " + (124).to_bytes(4, "little") + bytes(72) + (32).to_bytes(4, "little") + bytes(124)
         with pytest.raises(BadImageError, match=r"^cell\.jpg: not a readable image"):
             load_image(dds, "cell.jpg")
-        buf = io.BytesIO()
-        Image.fromarray(smear()).save(buf, "TGA")
-        with pytest.raises(BadImageError, match=r"^cell\.jpg: not a readable image"):
-            load_image(buf.getvalue(), "cell.jpg")
+        for fmt in ("TGA", "PPM"):
+            buf = io.BytesIO()
+            Image.fromarray(smear()).save(buf, fmt)
+            assert np.array_equal(load_image(buf.getvalue(), "cell.jpg"), smear())
+        png = _png(Image.fromarray(smear()))
 
-        def odd(*_a: object, **_k: object) -> None:
+        def odd(self: object) -> None:
             raise AttributeError("'SpiderImageFile' object has no attribute 'stkoffset'")
 
-        png = _png(Image.fromarray(smear()))
-        monkeypatch.setattr(Image.Image, "load", odd)
+        # As a plugin's own code raises it: the function run with Pillow's module as its globals
+        monkeypatch.setattr(PIL.ImageFile.ImageFile, "load", types.FunctionType(odd.__code__, vars(PIL.ImageFile)))
         with pytest.raises(BadImageError, match=r"^x\.png: damaged image, which the decoder cannot read \(AttributeError"):
+            load_image(png, "x.png")
+
+        def short(self: object) -> None:
+            raise MemoryError
+
+        monkeypatch.setattr(PIL.ImageFile.ImageFile, "load", short)
+        with pytest.raises(BadImageError, match=r"^x\.png: not enough memory to decode it"):
+            load_image(png, "x.png")
+        monkeypatch.undo()
+        monkeypatch.setattr(imaging, "_to_rgb", odd)  # a fault of this tool's own
+        with pytest.raises(AttributeError):
             load_image(png, "x.png")
         monkeypatch.undo()
         big = tmp_path / "slide.tif"
-        big.write_bytes(_png(Image.fromarray(smear())))
+        big.write_bytes(png)
         monkeypatch.setattr(imaging, "MAX_FILE_BYTES", 1000)
         with pytest.raises(BadImageError, match=r"slide\.tif: larger than any image this tool reads \(limit 0 MB\): "
                                                 r"crop the field around the cell first \(0\.0 GB\)"):
@@ -476,6 +494,24 @@ class TestLoadImage:
         # A stream is read no further than the limit: /dev/zero never ends.
         with pytest.raises(BadImageError, match=r"^/dev/zero: larger than any image this tool reads"):
             load_image("/dev/zero")
+
+    def test_a_file_read_reserves_no_more_than_it_holds(self, tmp_path: Path) -> None:
+        """Reading a 12 KB photo reserved the 450 MB limit (read(n) allocates n first): a process under a memory
+        cap failed on every file."""
+        import tracemalloc
+
+        from wbc.imaging import read_source
+
+        f = tmp_path / "x.png"
+        f.write_bytes(_png(Image.fromarray(smear())))
+        tracemalloc.start()
+        try:
+            assert read_source(f, "x.png") == f.read_bytes()
+            assert read_source("/dev/null", "null") == b""
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 8 << 20, peak
 
     def test_16_bit_is_stretched(self) -> None:
         """16-bit grayscale keeps its contrast on 0..255."""

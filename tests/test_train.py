@@ -472,7 +472,7 @@ def test_a_diverged_run_is_stopped_not_saved(tmp_path: Path) -> None:
     from wbc.errors import ConfigError
 
     with pytest.raises(ConfigError, match=r"^epoch 1: the training loss is nan \(the run diverged, at learning rate "
-                                          r"1e\+30\): start again with a lower --lr$"):
+                                          r"1e\+30\): start a new run with a lower --lr, in another --out folder \(or remove "):
         fit(replace(TINY, lr=1e30, mixup=0.0), tmp_path / "r", progress=False)
     assert not (tmp_path / "r" / "best.pt").exists() and not (tmp_path / "r" / "last.pt").exists()
 

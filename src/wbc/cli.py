@@ -193,7 +193,8 @@ def _check_resume(out: Path, asked: dict[str, Any], network: dict[str, Any],
 
     def norm(key: str, v: Any) -> Any:
         v = tuple(v) if isinstance(v, (list, tuple)) else v
-        # The teachers are averaged: order is moot; each is a folder, however it is written
+        # The teachers are averaged: order is moot; each is a folder, compared as an absolute path (a run of wbc 0.21
+        # or before kept them as given: resumed from elsewhere, its relative ones name other folders)
         return tuple(sorted(str(Path(t).resolve()) for t in v)) if key == "teachers" and v else v
 
     def shown(key: str, v: Any) -> str:

@@ -71,7 +71,7 @@ def differential(labels: Sequence[str], reviewed: bool = False) -> list[dict[str
     HIGH_BY_CHANCE where the share does but its limits reach into it, "within range" else. All read off the
     figures as shown (one decimal), so that 9.0% (9.04) is never above 4–9%. `reviewed`
     (a reviewer's labels, as the app's review table gives them): also a basophil row and one of other white
-    cells (no range, no status), both in the total; a nucleated red cell (NRBC) is in none (`nrbc_per_100`)."""
+    cells (no range, no status), both in the total; a nucleated red cell (NRBC) is in none (`nrbc_note`)."""
     kinds: list[tuple[str, str, tuple[float, float] | None]] = [(t.name, t.label, t.normal_range_pct)
                                                                 for t in CELL_TYPES]
     if reviewed:
@@ -92,11 +92,22 @@ def differential(labels: Sequence[str], reviewed: bool = False) -> list[dict[str
     return rows
 
 
-def nrbc_per_100(labels: Sequence[str], white_cells: int) -> float | None:
-    """Nucleated red cells among a reviewer's `labels` per 100 of the `white_cells` counted (one decimal), as a
-    differential reports them; None where there are none, or no white cell to give them per."""
+def per_100(k: int, white_cells: int) -> float | None:
+    """`k` cells (nucleated red cells) per 100 of the `white_cells` counted, to one decimal, as a differential
+    reports them apart from its total; None where no white cell is counted."""
+    return round(100.0 * k / white_cells, 1) if white_cells else None
+
+
+def nrbc_note(labels: Sequence[str], white_cells: int) -> str:
+    """What a reviewer's nucleated red cells (NRBC among `labels`) come to beside the `white_cells` counted: how
+    many, and per 100 white cells where any is counted ("" where none is marked)."""
     k = sum(1 for lab in labels if lab == NRBC)
-    return round(100.0 * k / white_cells, 1) if k and white_cells else None
+    if not k:
+        return ""
+    rate = per_100(k, white_cells)
+    return (f"Nucleated red cells: {k} marked, not in the total"
+            + (f" ({rate:.1f} per 100 white cells)." if rate is not None
+               else "; no white cell is counted to give them per 100 white cells."))
 
 
 # What a count of images is: one cell each (two photographs of one cell are two), said alike by the app and the CLI.
@@ -119,7 +130,8 @@ def differential_notes(n: int, counted: str = "cell(s)", figures: str = "", revi
                 f"A differential is normally read over at least {MIN_CELLS_FOR_RANGES} cells; with fewer, the "
                 "percentages are too uncertain to compare with reference ranges, so no share is given a status "
                 "(their 95% limits show how far each may be off by chance).", counted_as, misreads]
-    return [f"{n} {counted} counted.", COUNTING_ERROR, counted_as, misreads, SHARES_NOT_COUNTS]
+    return [f"{n} {counted} counted.", COUNTING_ERROR_SHOWN if reviewed else COUNTING_ERROR, counted_as, misreads,
+            SHARES_NOT_COUNTS]
 
 
 def differential_note(n: int, counted: str = "cell(s)", figures: str = "", reviewed: bool = False) -> str:
@@ -129,8 +141,9 @@ def differential_note(n: int, counted: str = "cell(s)", figures: str = "", revie
 
 # What the limits and the five statuses mean (`differential`).
 COUNTING_ERROR = ("The 95% limits are each share's counting error alone (exact binomial limits, as in Rümke's "
-                  "table): a share outside its range is flagged low or high, and \"may be chance\" (on the page, "
-                  "a ?) where its limits reach into the range, so that the count alone could put it there.")
+                  "table): a share outside its range is flagged low or high, and \"may be chance\" where its limits "
+                  "reach into the range, so that the count alone could put it there.")
+COUNTING_ERROR_SHOWN = COUNTING_ERROR.replace('"may be chance"', '"may be chance" (in the table, a ?)')  # the app's
 
 
 # What makes a set of images a differential, and what the four rows hold (CLSI H20-A2's counting procedure;

@@ -131,15 +131,17 @@ REDUCTIONS = (2**0.5, 2.0, 2 * 2**0.5, 4.0, 4 * 2**0.5, 8.0, 8 * 2**0.5, 16.0)
 MIN_REDUCED_SIDE = 48  # px: a field is never shrunk below this
 
 
-# The largest file read (bytes): a 50 MP photo (MAX_PIXELS) in 16-bit RGB, uncompressed, is 300 MB. A larger one
+# The largest file read (bytes): a 50 MP photo (MAX_PIXELS) in 16-bit RGBA, uncompressed, is 400 MB. A larger one
 # (a whole-slide scan) was read whole into memory, only to be refused as too large (6 GB: 17 s, or a MemoryError
 # that lost every result of the batch).
-MAX_FILE_BYTES = 400_000_000
+MAX_FILE_BYTES = 450_000_000
+STREAM_CHUNK = 1 << 20  # bytes read at a time from a pipe: read(n) reserves n bytes before it reads any
 # The formats decoded, as Pillow names them: those the tool names (JPEG, PNG, BMP, TIFF, WebP, GIF; JPEG's opener
-# also opens a camera's MPO). Pillow identifies a file by its bytes, whatever its name, and some of its other plugins raise
-# what no caller expects for a damaged file (a DDS's NotImplementedError, a SPIDER's AttributeError), or hand
-# a PostScript file to Ghostscript.
-FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "GIF")
+# also opens a camera's MPO), and the plain raster formats a named file may be in (PPM, TGA, PCX, SGI, QOI, JPEG 2000).
+# Pillow identifies a file by its bytes, whatever its name; some of its other plugins raise what no caller expects
+# for a damaged file (a DDS's NotImplementedError, a SPIDER's AttributeError), or hand a PostScript file to
+# Ghostscript.
+FORMATS = ("JPEG", "PNG", "BMP", "TIFF", "WEBP", "GIF", "PPM", "TGA", "PCX", "SGI", "QOI", "JPEG2000")
 
 
 def read_source(source: str | Path | bytes, label: str) -> bytes:
@@ -151,13 +153,18 @@ def read_source(source: str | Path | bytes, label: str) -> bytes:
     too_large = (f"{label}: larger than any image this tool reads (limit {MAX_FILE_BYTES // 1_000_000} MB): crop the "
                  "field around the cell first")
     try:
-        if stat.S_ISREG((info := os.stat(source)).st_mode) and info.st_size > MAX_FILE_BYTES:
-            raise BadImageError(f"{too_large} ({info.st_size / 1e9:.1f} GB)")
+        if stat.S_ISREG((info := os.stat(source)).st_mode):
+            if info.st_size > MAX_FILE_BYTES:
+                raise BadImageError(f"{too_large} ({info.st_size / 1e9:.1f} GB)")
+            return Path(source).read_bytes()
+        chunks, total = [], 0
         with open(source, "rb") as f:
-            raw = f.read(MAX_FILE_BYTES + 1)
-        if len(raw) > MAX_FILE_BYTES:
-            raise BadImageError(too_large)
-        return raw
+            while chunk := f.read(STREAM_CHUNK):
+                chunks.append(chunk)
+                total += len(chunk)
+                if total > MAX_FILE_BYTES:
+                    raise BadImageError(too_large)
+        return b"".join(chunks)
     except OSError as e:
         raise BadImageError(f"{label}: cannot be read ({e.strerror or e})") from e
 
@@ -208,8 +215,22 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
     except (OSError, SyntaxError, ValueError, TypeError, EOFError, KeyError, IndexError, struct.error) as e:
         # Pillow's decoders raise any of these for a damaged file (a fuzzed TIFF's tags: TypeError)
         raise BadImageError(f"{label}: damaged or truncated image ({e})") from e
-    except Exception as e:  # noqa: BLE001 (a plugin's own error for one damaged file (or a MemoryError) must not end a batch)
+    except MemoryError as e:
+        raise BadImageError(f"{label}: not enough memory to decode it: crop the field around the cell, or free "
+                            "memory") from e
+    except Exception as e:
+        if not _raised_in_pillow(e):  # a fault of this tool's own is no fault of the file
+            raise
+        # A plugin's own error for one damaged file (an AttributeError) must not end a batch
         raise BadImageError(f"{label}: damaged image, which the decoder cannot read ({type(e).__name__}: {e})") from e
+
+
+def _raised_in_pillow(e: BaseException) -> bool:
+    """Whether `e` was raised in Pillow's code (the innermost frame of its traceback is in a PIL module)."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and str(tb.tb_frame.f_globals.get("__name__", "")).startswith("PIL")
 
 
 def _upright(img: Image.Image) -> None:
@@ -278,7 +299,7 @@ def _unreadable_kind(raw: bytes) -> str:
     if raw[4:8] == b"ftyp" and raw[8:12] in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"):
         return "a HEIC/HEIF photo (as phones save them), which this tool does not read: export it as JPEG or PNG"
     return ("not a readable image (damaged, or not a picture in a format this tool reads: JPEG, PNG, BMP, TIFF, "
-            "WebP, GIF)")
+            "WebP, GIF; also PPM, TGA, PCX, SGI, QOI and JPEG 2000)")
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:

@@ -20,7 +20,7 @@ from PIL import Image
 from wbc import __version__
 from wbc.differential import (  # noqa: F401 (the page reads them from here)
     DASH, HIGH_BY_CHANCE, IMAGES_AS_CELLS, LIMITS_COLUMN, LOW_BY_CHANCE, NRBC, REVIEWED_TYPES, differential,
-    differential_note, differential_notes, misread_figures, nrbc_per_100)
+    differential_note, differential_notes, misread_figures, nrbc_note, per_100)
 from wbc.imaging import load_image
 from wbc.info import CLASS_INDEX, CLASSES, DATASET, cell_type
 from wbc.io import bytes_key, first_copies, spreadsheet_text, unquoted
@@ -748,6 +748,7 @@ FIGURES_GLOSSARY = (
 
 
 MIN_RECORD_FILES = 20  # a reliability bin of fewer test images tells nothing of a confidence (2 images read 0%)
+TOO_FEW_RECORD = "Too few of the test images"  # how `confidence_record` begins for such a bin
 
 
 def confidence_record(test: Mapping[str, Any] | None, confidence: float, label: str | None = None) -> str:
@@ -773,7 +774,7 @@ def confidence_record(test: Mapping[str, Any] | None, confidence: float, label: 
     for lo, hi, files, accuracy, of_cells in bins:
         if lo <= shown < hi or (hi >= 100.0 and shown >= lo):  # [from, to), the last closed, as metrics bins
             if files < MIN_RECORD_FILES:  # said, not left blank: a blank read as nothing to say (18 images, 56% right)
-                return (f"Too few of the test images got {answers} at {lo:.1f}{DASH}{hi:.1f}% ({files}) to say how "
+                return (f"{TOO_FEW_RECORD} got {answers} at {lo:.1f}{DASH}{hi:.1f}% ({files}) to say how "
                         "often such answers are right.")
             # The cells behind the figure where the card has them: 100% of 338 images read as far stronger than
             # the 6 lymphocytes they are views of.
@@ -803,6 +804,14 @@ def threshold_shown(threshold: float, confidence: float = 1.0) -> str:
     return f"{100 * threshold:.{max(2, shown_digits(confidence, threshold))}f}%"
 
 
+def threshold_basis(card: Mapping[str, Any]) -> str:
+    """Whose answers the card's review threshold is the least sure tenth of, as its `review_rule` says: cells kept
+    out of training in cross-validation (an export with --calibration) or the run's own validation cells."""
+    rule = str(card.get("review_rule") or "")
+    return ("its answers on cells kept out of its training, in cross-validation" if "out-of-fold" in rule
+            else "its answers on the cells kept out of its training to validate it")
+
+
 def confidence_shown(confidence: float, threshold: float) -> str:
     """A confidence as a percentage, to one decimal or to as many as it takes to read below the threshold."""
     return f"{100 * confidence:.{shown_digits(confidence, threshold)}f}%"
@@ -818,8 +827,9 @@ def confidence_note(test: Mapping[str, Any] | None, p: Prediction) -> str:
     """The caption under a typed result's confidence: the test images' record at it (`confidence_record`),
     except for an overexposed photo, which that record does not describe; for a type few in a smear
     (FEW_IN_A_SMEAR), that such calls are right less often there than on the test images."""
-    if p.overexposed:  # no record to set aside where the card has none to give
-        return OVEREXPOSED_RECORD if confidence_record(test, p.confidence, p.label) else ""
+    if p.overexposed:  # no record to set aside where the card has none to give, or too few images for one
+        record = confidence_record(test, p.confidence, p.label)
+        return OVEREXPOSED_RECORD if record and not record.startswith(TOO_FEW_RECORD) else ""
     record = confidence_record(test, p.confidence, p.label)
     if record and (few := FEW_IN_A_SMEAR.get(p.label)):
         record += (f" The test images hold about as many of each type; in a smear, where {few} are few, fewer such "
@@ -1115,10 +1125,11 @@ NO_STATUS_BELOW = "none below 100 cells"  # the total's status where the types' 
 
 
 def differential_csv(diff: Sequence[Mapping[str, object]], set_aside: int = 0, excluded: int = 0,
-                     unreadable: int = 0, unchecked: int = 0, not_checked: int = 0, nrbc: float | None = None,
+                     unreadable: int = 0, unchecked: int = 0, not_checked: int = 0, nrbc: int = 0,
                      made_with: Sequence[str] = ()) -> bytes:
     """The differential as the page shows it (a row per type, its statuses in full), then its total, then what
-    the page says beside it: nucleated red cells per 100 white cells (`nrbc`, where any), the images left out
+    the page says beside it: the nucleated red cells marked (`nrbc`, where any; per 100 white cells in the percent
+    column), the images left out
     (`set_aside` by the screening and still excluded, `excluded` by the reviewer, `unreadable`), the counted ones
     still marked *needs review* and unchecked, and those no reviewer checked at all (`not_checked`) (the download
     had the counts alone: 9 unchecked, 3 left out, unsaid); last, `made_with`: what made it (the model, its
@@ -1128,8 +1139,8 @@ def differential_csv(diff: Sequence[Mapping[str, object]], set_aside: int = 0, e
     n = sum(int(str(r["count"])) for r in diff)
     total = {"type": "Total", "count": n, "percent": 100.0 if n else 0.0,
              "status": NO_STATUS_BELOW if any(r.get("status") == "-" for r in diff) else ""}
-    beside = [*([{"type": "Nucleated red cells per 100 white cells (not in the total)", "count": nrbc}]
-                if nrbc is not None else []),
+    beside = [*([{"type": "Nucleated red cells (not in the total; percent: per 100 white cells)", "count": nrbc,
+                  "percent": per_100(nrbc, n)}] if nrbc else []),
               {"type": "Not counted: set aside by the screening", "count": set_aside},
               {"type": "Not counted: excluded in review", "count": excluded},
               {"type": "Not counted: unreadable files", "count": unreadable},

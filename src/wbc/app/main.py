@@ -172,8 +172,8 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
             pd.DataFrame(logic.differential_shown(diff)).set_index("type").style.format({"percent": "{:.1f}"}))
     if several:  # with nothing counted, the note alone: a table of zeros and its download would be no count
         # Point by point: as one paragraph it ran 12 lines of small print on a desktop, 23 on a phone.
-        if (nrbc := logic.nrbc_per_100(logic.reviewed_classes(labels), n)) is not None:
-            st.caption(f"Nucleated red cells: {nrbc:.1f} per 100 white cells (not in the total).")
+        if nrbc := logic.nrbc_note(logic.reviewed_classes(labels), n):
+            st.caption(nrbc)
         first, *rest = logic.differential_notes(n, logic.IMAGES_AS_CELLS, logic.misread_figures(predictor.card),
                                                 reviewed=True)
         st.caption("\n".join([first, "", *(f"- {point}" for point in rest)]))
@@ -192,7 +192,7 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
                                diff, set_aside=sum(1 for r in out if not r["predicted"]),
                                excluded=sum(1 for r in out if r["predicted"]), unreadable=len(bad),
                                unchecked=logic.unchecked_count(records), not_checked=logic.unchecked_any_count(records),
-                               nrbc=logic.nrbc_per_100(logic.reviewed_classes(labels), n),
+                               nrbc=sum(1 for lab in labels if lab == logic.REVIEWED_TYPES[logic.NRBC]),
                                made_with=logic.made_with(predictor.card, predictor.review_threshold,
                                                          datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))),
                            file_name="wbc-differential.csv", mime="text/csv")
@@ -283,8 +283,8 @@ with model_tab:
         "smudge cells and platelet clumps will be called one of them, often with high confidence and not always "
         "marked *needs review*. In the review table, correct them to Basophil or Other white cell (counted in the "
         "total), Nucleated red cell (per 100 white cells, outside it) or Excluded.\n"
-        f"- Below a confidence of {logic.threshold_shown(predictor.review_threshold)} (the least confident tenth of its "
-        "answers on cells kept out of its training, in cross-validation) it asks for review. Its confidences were calibrated on held-out cells from "
+        f"- Below a confidence of {logic.threshold_shown(predictor.review_threshold)} (the least confident tenth of "
+        f"{logic.threshold_basis(card)}) it asks for review. Its confidences were calibrated on held-out cells from "
         f"the same laboratory ({logic.ece_note(test)}); "
         + logic.busiest_band_note((test or {}).get("reliability"), (test or {}).get("reliability_by_type"))
         + "on images from other laboratories they may run high, so read a high confidence as \"likely\", "
@@ -407,7 +407,7 @@ with classify_tab:
                 st.warning(logic.about_image(
                     r.name, "Needs review: this confidence is below "
                     f"{logic.threshold_shown(predictor.review_threshold, p.confidence)}, the "
-                    "level of its least sure tenth of answers on cells kept out of its training (cross-validation)."
+                    f"level of the least sure tenth of {logic.threshold_basis(predictor.card)}."
                     + ("" if p.overexposed else top)  # the overexposure warning above gives them
                     + " " + logic.tell_apart(a, b), several))
             # One bar per type on a fixed 0-100% scale, its figure in words (a bar chart rescaled to its
