@@ -1471,12 +1471,40 @@ class TestDifferential:
         assert logic.flagged_message(p).startswith(f"Why: {p.not_wbc}. It is left out")
         assert logic.flagged_message(p, counted=False) == f"Why: {p.not_wbc}."  # one image: no count to leave
 
+    def test_a_test_set_of_ones_own_is_described_as_it_is(self) -> None:
+        """A maker's own test set may hold mostly neutrophils and be a cell an image: the page does not say it holds
+        about as many of each type, nor speaks of views of a few cells, nor reads a 2-image bin as where most test
+        images fell (an own-data user test found all three said of 12 images)."""
+        card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+        test = card["metrics"]["test"]
+        assert logic.balanced_test(test["per_class"])
+        own = json.loads(json.dumps(test))
+        for c, k in zip(CLASSES, (1, 3, 1, 11)):
+            own["per_class"][c].update(support=k, cells=k)
+        own["n_files"] = own["n_cells"] = 16
+        assert not logic.balanced_test(own["per_class"])
+        assert logic.balanced_note(own["per_class"]) == (
+            "The test images are 1 eosinophil, 3 lymphocyte, 1 monocyte and 11 neutrophil; a type's precision depends "
+            "on how many of the others there are, whose errors land on it.")
+        said = logic.misread_figures({"metrics": {"test": own}})
+        assert said and "about as many" not in said and said.endswith("read right).")
+        from wbc.predict import Prediction
+
+        eos = Prediction(file="x", label="EOSINOPHIL", confidence=0.97, probs=(0.97, 0.01, 0.01, 0.01))
+        assert "about as many" in logic.confidence_note(test, eos)
+        assert logic.confidence_note(own, eos) == logic.confidence_record(own, 0.97, "EOSINOPHIL")
+        glossary = dict(logic.figures_glossary(own))
+        assert "views" not in glossary["Accuracy over files"] and "each image is a cell" in glossary["Cells right"]
+        assert dict(logic.figures_glossary(test)) == dict(logic.FIGURES_GLOSSARY)
+        two = [{"from": 0.4, "to": 0.467, "files": 2, "accuracy": 1.0, "confidence": 0.44}]
+        assert logic.busiest_band_note(two) == ""
+
     def test_busiest_band_note(self) -> None:
         """The limits say how the confidences held where most test images fell, computed from the card's
         bins (the shipped card's fullest: 1,142 images at 93.3-100%, 87.6% right at 95.6%); nothing
         without bins."""
         bins = [{"from": 0.5, "to": 0.9, "files": 10, "accuracy": 0.5, "confidence": 0.7},
-                {"from": 0.9, "to": 1.0, "files": 30, "accuracy": 0.99, "confidence": 0.95}]
+                {"from": 0.9, "to": 1.0, "files": 30, "accuracy": 0.99, "confidence": 0.95}]  # 20 or more: said
         assert logic.busiest_band_note(bins) == ("where most of its test images fell (30 at 90.0\u2013100.0%) it was right "
                                                 "on 99.0% at a mean confidence of 95.0%, too modest by 4.0 points; ")
         test = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())["metrics"]["test"]

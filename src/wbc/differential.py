@@ -173,6 +173,17 @@ MISREADS_SKEW = ("Unchecked readings need not cancel out: in a smear of mostly n
                  "lower theirs. Check any share out of its range by eye.")
 
 
+BALANCE_RATIO = 1.5  # the most test images of a type over the fewest, for a test set "about as many of each type"
+
+
+def balanced_test(per_class: Mapping[str, Any]) -> bool:
+    """Whether a card's TEST holds about as many images of each of the four types (BALANCE_RATIO), as the public
+    data set's does (620-624): a maker's own may hold mostly neutrophils, like a smear."""
+    n = [v.get("support") for v in per_class.values() if isinstance(v, Mapping)]
+    return (len(n) == len(CELL_TYPES) and all(isinstance(k, int) and k > 0 for k in n)
+            and max(n) <= BALANCE_RATIO * min(n))
+
+
 def misread_figures(card: Mapping[str, Any]) -> str:
     """The model card's TEST figures behind MISREADS_SKEW, in a sentence: how many of the images it calls
     eosinophils are, and how many of the monocytes' images it finds ("" where the card has no such figures)."""
@@ -185,6 +196,9 @@ def misread_figures(card: Mapping[str, Any]) -> str:
     # A card of wbc 0.21 on has the cells each recall rests on: TEST's monocytes are 4 cells.
     of_cells = (f", views of only {cells} monocyte cells ({right} read right)" if isinstance(cells, int)
                 and isinstance(right, int) else "")
+    if not balanced_test(per_class):  # how a smear's shares would move the figure: said only of a balanced test set
+        return (f"On its test images, {100 * precision:.0f}% of those this model called eosinophils were eosinophils, "
+                f"and it found {100 * recall:.0f}% of the monocytes' images{of_cells}.")
     return (f"On its test images, {100 * precision:.0f}% of those this model called eosinophils were eosinophils, "
             f"and it found {100 * recall:.0f}% of the monocytes' images{of_cells}; the test set holds about as many "
             "images of each type, and in a smear of mostly neutrophils far fewer of those called eosinophils would be "

@@ -19,8 +19,8 @@ from PIL import Image
 
 from wbc import __version__
 from wbc.differential import (  # noqa: F401 (the page reads them from here)
-    DASH, HIGH_BY_CHANCE, IMAGES_AS_CELLS, LIMITS_COLUMN, LOW_BY_CHANCE, NRBC, REVIEWED_TYPES, differential,
-    differential_note, differential_notes, misread_figures, nrbc_note, per_100)
+    DASH, HIGH_BY_CHANCE, IMAGES_AS_CELLS, LIMITS_COLUMN, LOW_BY_CHANCE, NRBC, REVIEWED_TYPES, balanced_test,
+    differential, differential_note, differential_notes, misread_figures, nrbc_note, per_100)
 from wbc.imaging import load_image
 from wbc.info import CLASS_INDEX, CLASSES, DATASET, cell_type
 from wbc.io import bytes_key, first_copies, spreadsheet_text, unquoted
@@ -638,8 +638,9 @@ def _also_in_train(test: dict) -> str:
 
 
 def balanced_note(per_class: dict[str, dict]) -> str:
-    """Under the per-type table: the test images are about as many for each type, unlike a smear, so the
-    rarer types' precision there would be lower (more of the common type's errors land on them)."""
+    """Under the per-type table: where the test images are about as many for each type (`balanced_test`), unlike a
+    smear, that the rarer types' precision there would be lower (more of the common type's errors land on them);
+    else how many there are of each."""
     n = [int(v["support"]) for v in per_class.values() if isinstance(v, dict) and "support" in v]
     if not n:
         return ""
@@ -649,6 +650,10 @@ def balanced_note(per_class: dict[str, dict]) -> str:
              and any(int(v["support"]) > c for v, c in zip(per_class.values(), cells)))
     of_cells = (f", but they are views of {_listed_counts(cells, per_class)} cells: a type's figures rest on "
                 "its few cells" if views else "")
+    if not balanced_test(per_class):  # a maker's own test set may hold mostly neutrophils, as a smear does
+        counts = _listed_counts([int(v["support"]) for v in per_class.values()], per_class)
+        return (f"The test images are {counts}{of_cells}; a type's precision depends on how many of the others "
+                "there are, whose errors land on it.")
     return (f"The test images are about as many for each type ({min(n):,}-{max(n):,}){of_cells}; in a smear, where "
             "neutrophils are most of the cells, the rarer types' precision would be lower.")
 
@@ -703,12 +708,15 @@ def busiest_band_note(reliability: Sequence[dict[str, float]] | None,
                       by_type: Mapping[str, Sequence[dict[str, float]]] | None = None) -> str:
     """How the card's test confidences held where most test images fell (the fullest reliability bin),
     as a clause for the page's limits, with each type's calls in that bin (`reliability_by_type`, where the
-    card keeps it and the type's calls there are MIN_RECORD_FILES or more); "" where the card has no bins.
+    card keeps it and the type's calls there are MIN_RECORD_FILES or more); "" where the card has no bins, or the
+    fullest holds fewer than MIN_RECORD_FILES images.
     The gap is that of the figures as shown (95.6 and 87.6 read "too sure by 8.1")."""
     bins = [b for b in reliability or () if b.get("files")]
     if not bins:
         return ""
     b = max(bins, key=lambda b: b["files"])
+    if b["files"] < MIN_RECORD_FILES:  # 2 images "too modest by 56 points", where a result's caption reads none
+        return ""
     accuracy, confidence = round(100 * b["accuracy"], 1), round(100 * b["confidence"], 1)
     gap = confidence - accuracy
     how = "too sure by" if gap > 0 else "too modest by" if gap < 0 else "as sure as it was right"
@@ -745,6 +753,18 @@ FIGURES_GLOSSARY = (
      "over the test images (0 is perfect: of the answers given 80%, four in five right)."),
     ("Held-out", "images kept out of training, so that the model is judged on cells it has not seen."),
 )
+# The same terms where each test image is a cell of its own (a maker's own photos): no views to speak of.
+_OWN_CELLS_GLOSSARY = {
+    "Accuracy over files": "the share of the test images typed right; here each image is a cell of its own.",
+    "Cells right": "of the test cells of a type, how many the model typed right; here each image is a cell.",
+}
+
+
+def figures_glossary(test: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """FIGURES_GLOSSARY for the card's test figures: where its images are no views of fewer cells (each a cell of
+    its own, as a maker's own photos may be), its entries that speak of views say so instead."""
+    views = isinstance(test.get("n_files"), int) and isinstance(test.get("n_cells"), int) and test["n_files"] > test["n_cells"]
+    return [(term, meaning if views else _OWN_CELLS_GLOSSARY.get(term, meaning)) for term, meaning in FIGURES_GLOSSARY]
 
 
 MIN_RECORD_FILES = 20  # a reliability bin of fewer test images tells nothing of a confidence (2 images read 0%)
@@ -826,12 +846,13 @@ FEW_IN_A_SMEAR = {"EOSINOPHIL": "eosinophils", "MONOCYTE": "monocytes"}
 def confidence_note(test: Mapping[str, Any] | None, p: Prediction) -> str:
     """The caption under a typed result's confidence: the test images' record at it (`confidence_record`),
     except for an overexposed photo, which that record does not describe; for a type few in a smear
-    (FEW_IN_A_SMEAR), that such calls are right less often there than on the test images."""
+    (FEW_IN_A_SMEAR), that such calls are right less often there than on a test set of as many of each type
+    (`balanced_test`)."""
     if p.overexposed:  # no record to set aside where the card has none to give, or too few images for one
         record = confidence_record(test, p.confidence, p.label)
         return OVEREXPOSED_RECORD if record and not record.startswith(TOO_FEW_RECORD) else ""
     record = confidence_record(test, p.confidence, p.label)
-    if record and (few := FEW_IN_A_SMEAR.get(p.label)):
+    if record and (few := FEW_IN_A_SMEAR.get(p.label)) and balanced_test((test or {}).get("per_class") or {}):
         record += (f" The test images hold about as many of each type; in a smear, where {few} are few, fewer such "
                    "calls are right.")
     return record

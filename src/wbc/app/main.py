@@ -67,7 +67,7 @@ def show_test_figures(test: dict | None, public: bool) -> None:
     if caution := test.get("caution"):  # the figures' own warning (TEST copied from TRAIN), as the report gives it
         st.warning(f"Caution: {logic.markdown_literal(str(caution))}.")
     with st.expander("What these figures mean"):
-        st.markdown("\n".join(f"- **{term}**: {meaning}" for term, meaning in logic.FIGURES_GLOSSARY))
+        st.markdown("\n".join(f"- **{term}**: {meaning}" for term, meaning in logic.figures_glossary(test)))
     st.dataframe(pd.DataFrame(logic.per_class_rows(test["per_class"])), hide_index=True, width="stretch",
                  column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("precision", "recall", "f1")})
     if balanced := logic.balanced_note(test["per_class"]):
@@ -77,8 +77,9 @@ def show_test_figures(test: dict | None, public: bool) -> None:
     if test.get("reliability"):
         st.markdown("**How far to trust a confidence.** The test images grouped by the model's confidence, and "
                     "the share of each group it got right: where *right* is above the confidence the model was "
-                    f"too modest, where below too sure. The images show only {test['n_cells']} cells, so a group "
-                    "of a few dozen images may be one or two cells.")
+                    "too modest, where below too sure."
+                    + (f" The images show only {test['n_cells']} cells, so a group of a few dozen images may be one or "
+                       "two cells." if test.get("n_files", 0) > test["n_cells"] else ""))
         # Short labels: the data's own made the table 419 px wide, and a phone's 356 px cut off the last column.
         one_decimal = {"format": "%.1f"}
         st.dataframe(pd.DataFrame(logic.trust_rows(test["reliability"])), hide_index=True, width="stretch",
