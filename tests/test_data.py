@@ -149,6 +149,14 @@ def test_a_layout_near_the_data_sets_is_said_how_to_fix(tmp_path: Path) -> None:
                                         f"it is a data folder, .*--data {tmp_path / 'f'}, or one split as "
                                         f"--folder {tmp_path / 'f' / 'TEST'}$"):
         list_folder(tmp_path / "f")
+    (tmp_path / "g" / "test" / "EOSINOPHIL").mkdir(parents=True)  # the same in lower case: rename them first
+    with pytest.raises(DataError, match=f"or one split as --folder {tmp_path / 'g' / 'TEST'} \\(rename test to TEST "
+                                        "first: split folders are named in capitals\\)$"):
+        list_folder(tmp_path / "g")
+    (tmp_path / "h" / "h" / "TRAIN" / "EOSINOPHIL").mkdir(parents=True)  # one's own zip nested as Kaggle's
+    with pytest.raises(DataError, match=f"{tmp_path / 'h' / 'h'} holds the split folders: give it as --data "
+                                        f"{tmp_path / 'h' / 'h'}$"):
+        find_images_root(tmp_path / "h")
     (tmp_path / "d" / "TRAIN" / "EOSINOPHIL").mkdir(parents=True)  # TRAIN right, test beside it in lower case
     (tmp_path / "d" / "test").mkdir()
     with pytest.raises(DataError, match=r"d: has no TEST folder \(test is there: split folders are named in "
@@ -202,7 +210,8 @@ class TestListing:
     def test_unknown_class_folder(self, data_copy: Path) -> None:
         """A stray class folder (e.g. BASOPHIL) is named rather than silently ignored."""
         (data_copy / "TRAIN" / "BASOPHIL").mkdir()
-        with pytest.raises(DataError, match="unknown class folder.*BASOPHIL"):
+        with pytest.raises(DataError, match="unknown class folder.*BASOPHIL.*; expected .*. The model learns these "
+                                            "four types only: move BASOPHIL out of .*TRAIN"):
             list_split(data_copy, "TRAIN")
 
     @pytest.mark.parametrize("name", [str.lower, str.title])

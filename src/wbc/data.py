@@ -156,6 +156,10 @@ def _layout_hint(base: Path) -> str:
     splits = [n for n in names if n.upper() in SPLITS and n not in SPLITS]
     if splits:
         return f". Split folders are named in capitals: rename {', '.join(splits)} to {', '.join(n.upper() for n in splits)}"
+    # One's own zip unpacked into a folder of its name, as Kaggle's is: the data one level down
+    inner = [n for n in names if any((base / n / split).is_dir() for split in SPLITS)]
+    if len(inner) == 1:
+        return f". {base / inner[0]} holds the split folders: give it as --data {base / inner[0]}"
     near = _near_class_names(names)
     if near:
         return (f". {base} holds class folders ({', '.join(sorted(near))}) itself: to evaluate them, give it as "
@@ -174,13 +178,20 @@ def _class_folders_hint(folder: Path, others: list[str]) -> str:
     given as --folder), the data set's own folders above its images, or class names in the plural."""
     splits = [n for n in others if n.upper() in SPLITS]
     if splits:
+        # In lower case, --data would refuse them next: the renaming first, in the same words
+        rename = ([n for n in splits if n not in SPLITS] and
+                  f" (rename {', '.join(n for n in splits if n not in SPLITS)} to "
+                  f"{', '.join(n.upper() for n in splits if n not in SPLITS)} first: split folders are named in capitals)")
         return (f". {folder} holds split folders ({', '.join(splits)}): it is a data folder, whose splits hold the "
-                f"class folders; give it as --data {folder}, or one split as --folder {folder / splits[0]}")
+                f"class folders; give it as --data {folder}, or one split as --folder {folder / splits[0].upper()}"
+                + (rename or ""))
     try:
         root = find_images_root(folder)
     except DataError:
         if not any(n.upper() not in CLASS_INDEX for n in _near_class_names(others)):
-            return ""
+            # A fifth type (BASOPHIL) or another folder: the model learns the four alone
+            return (f". The model learns these four types only: move {', '.join(others)} out of {folder} (images of "
+                    "other cells cannot be learnt as one of them)")
         # The other splits beside it, at once: fixed split by split, the next command found the next.
         also = [f"{split}: {', '.join(more)}" for split in SPLITS if split != folder.name
                 if (more := _plural_class_folders(folder.parent / split))]
