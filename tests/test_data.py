@@ -207,6 +207,21 @@ class TestListing:
         assert {CLASSES[s.label] for s in list_folder(data_copy / "TRAIN", require_all_classes=False)} == \
             set(CLASSES) - {"MONOCYTE"}
 
+    def test_files_that_are_no_image_are_named(self, data_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A phone's HEIC photo in a class folder is left out with a note saying so and what to do (it was left out
+        unsaid, the class's count one short); hidden files (.DS_Store) are not named."""
+        from wbc.data import forget_notes
+
+        forget_notes()
+        (data_copy / "TRAIN" / "MONOCYTE" / "IMG_0042.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")
+        (data_copy / "TRAIN" / "MONOCYTE" / ".DS_Store").write_bytes(b"x")
+        before = len(list_split(data_copy, "TRAIN"))
+        err = capsys.readouterr().err
+        assert "TRAIN: 1 other file(s) passed over: .heic (HEIC photos, as phones save them, are not read: export " \
+               "them as JPEG) in the class folders, left out" in err and "DS_Store" not in err
+        (data_copy / "TRAIN" / "MONOCYTE" / "IMG_0042.HEIC").unlink()
+        assert len(list_split(data_copy, "TRAIN")) == before
+
     def test_unknown_class_folder(self, data_copy: Path) -> None:
         """A stray class folder (e.g. BASOPHIL) is named rather than silently ignored."""
         (data_copy / "TRAIN" / "BASOPHIL").mkdir()

@@ -474,11 +474,10 @@ def _through_a_loop(path: Path) -> bool:
 
 def _passed_over(files: list[Path]) -> str:
     from wbc.info import IMAGE_SUFFIXES
+    from wbc.io import passed_over
 
-    kinds = sorted({printable(f.suffix.lower()) or "no extension" for f in files})
-    heic = " (HEIC photos, as phones save them, are not read: export them as JPEG)" if {".heic", ".heif"} & set(kinds) else ""
-    return (f"{len(files)} other file(s) passed over: {', '.join(kinds[:6])}{', ...' if len(kinds) > 6 else ''}{heic}; "
-            f"images are read by their names, {' '.join(sorted(IMAGE_SUFFIXES))}; name a file to read it anyway")
+    return (f"{passed_over(files)}; images are read by their names, {' '.join(sorted(IMAGE_SUFFIXES))}; name a file "
+            "to read it anyway")
 
 
 def _exists(path: str) -> bool:

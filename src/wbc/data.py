@@ -26,7 +26,7 @@ from wbc import imaging, screening
 from wbc.errors import BadImageError, DataError, OutputError
 from wbc.imaging import PreprocessSpec, load_image
 from wbc.info import CLASS_INDEX, CLASSES, IMAGE_SUFFIXES, SPLITS
-from wbc.io import atomic_write_bytes, bytes_key, files_under, printable
+from wbc.io import atomic_write_bytes, bytes_key, files_under, passed_over, printable
 from wbc.sources import field_name, likeliest_split, read_linked, source_field
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -272,6 +272,12 @@ def _list_class_folders(folder: Path, require_all_classes: bool) -> list[Sample]
     samples = [Sample(path=f, label=CLASS_INDEX[c],
                       cell=cell_key(c, str(f.relative_to(present[c])), folder.name, prefer))
                for c, fs in files.items() for f in fs if f.suffix.lower() in IMAGE_SUFFIXES]
+    # Named, as `wbc predict` names them in a folder: a phone's HEIC photos in a class folder were left out unsaid
+    others = [f for fs in files.values() for f in fs if f.suffix.lower() not in IMAGE_SUFFIXES
+              and not f.name.startswith(".") and f.exists()]
+    if others:
+        say_once(f"wbc: note: {printable(str(folder))}: {passed_over(others)} in the class folders, left out; images "
+                 f"are read by their names, {' '.join(sorted(IMAGE_SUFFIXES))}")
     if not samples:
         raise DataError(f"{folder}: the class folders hold no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     _refuse_files_reached_twice(samples)

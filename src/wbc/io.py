@@ -188,6 +188,14 @@ def printable(name: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
 
 
+def passed_over(files: Sequence[Path]) -> str:
+    """What files that are no image by their names were: "3 other file(s) passed over: .heic, .txt", with what to
+    do about a phone's HEIC photos (said alike where `wbc predict` searches a folder and where a data set is read)."""
+    kinds = sorted({printable(f.suffix.lower()) or "no extension" for f in files})
+    heic = " (HEIC photos, as phones save them, are not read: export them as JPEG)" if {".heic", ".heif"} & set(kinds) else ""
+    return f"{len(files)} other file(s) passed over: {', '.join(kinds[:6])}{', ...' if len(kinds) > 6 else ''}{heic}"
+
+
 def lines_shown(message: str) -> str:
     """A message's lines each `printable`: a file name it quotes cannot send the terminal escape codes
     (a name holding ESC [31m turned the rest of the output red)."""
