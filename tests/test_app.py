@@ -2479,6 +2479,14 @@ class TestPage:
         assert not at.exception
         assert at.warning[0].value == ("This model reads only 30.0% of its held-out images right (chance: 25%); "
                                        "its \"confident\" verdicts mean little.")
+        # Its own TEST below 50% too, where its few held-out files read better (7 files, one run's validation)
+        from wbc.predict import weak_model_note
+
+        card["calibration"]["val_accuracy"] = 0.71
+        assert weak_model_note(card) == ""
+        card["metrics"]["test"]["accuracy"] = 0.2
+        assert weak_model_note(card) == ("this model reads only 20.0% of its test images right (chance: 25%); "
+                                         "its \"confident\" verdicts mean little")
 
     def test_broken_model_is_a_message(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A missing model shows one clear error, not a traceback."""
