@@ -716,3 +716,34 @@ def test_test_copies_of_training_images_are_found(data_copy: Path) -> None:
     (data_copy / "TEST" / "MONOCYTE" / "again.jpeg").write_bytes(own.read_bytes())
     assert test_copies_of(data_copy, list_split(data_copy, "TRAIN")) == [(data_copy / "TEST" / "MONOCYTE" / "again.jpeg", own)]
     assert test_copies_of(data_copy / "TRAIN", list_split(data_copy, "TRAIN")) == []  # no TEST there
+
+
+def test_images_photographed_unlike_the_public_data_set_are_said(data_copy: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A set of one's own photographed dimmer than the public data set (a lab's camera at x0.45) is told, when read,
+    that the screening of wbc predict and the app is set for the public data set's white and calls such photos too
+    dark (an own-data user test: trained, exported and evaluated without a word, then every TEST photo refused).
+    The fixtures as they are (the data set's own) are told nothing; the whites are kept, in the cache too."""
+    from wbc.data import forget_notes
+    from wbc.robustness import brightness
+    from wbc.screening import field_white
+
+    monkeypatch.setenv("WBC_CACHE", str(tmp_path / "cache"))
+    samples = list_split(data_copy, "TRAIN")
+    forget_notes()
+    plain = load_prepared(samples, PreprocessSpec(), progress=False)
+    assert "darker or more tinted" not in capsys.readouterr().err
+    first = np.asarray(Image.open(samples[0].path).convert("RGB"))
+    assert plain.whites is not None and np.array_equal(plain.whites[0], field_white(first))
+    for s in samples:
+        Image.fromarray(brightness(0.45)(np.asarray(Image.open(s.path).convert("RGB")))).save(s.path, quality=95)
+    for cached in (False, True):
+        forget_notes()
+        dim = load_prepared(samples, PreprocessSpec(), progress=False)
+        err = capsys.readouterr().err
+        assert f"wbc: note: {len(samples)} of {len(samples)} images are darker or more tinted than the public data " \
+               "set's (its white about R 224, G 224, B 231), for which the screening of wbc predict and the app is " \
+               f"set: it reads them with their white matched to it, and calls {len(samples)} of them too dark" in err, \
+            (cached, err)
+        assert dim.whites is not None and (dim.whites < 150).all()

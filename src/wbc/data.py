@@ -24,7 +24,7 @@ import numpy as np
 
 from wbc import imaging, screening
 from wbc.errors import BadImageError, DataError, OutputError
-from wbc.imaging import PreprocessSpec, load_image
+from wbc.imaging import DATA_WHITE, PreprocessSpec, load_image
 from wbc.info import CLASS_INDEX, CLASSES, IMAGE_SUFFIXES, SPLITS
 from wbc.io import atomic_write_bytes, bytes_key, files_under, passed_over, printable
 from wbc.sources import field_name, likeliest_split, read_linked, source_field
@@ -490,16 +490,18 @@ class Prepared:
     reduced_by: np.ndarray  # (N,): a magnified field was shrunk by this before the crop (1: not)
     gains: np.ndarray  # (N, 3): the field's `screening.input_gains`, NaN where it has none
     skipped: tuple[str, ...] = ()  # the files left out as unusable (skip_bad), by path
+    whites: np.ndarray | None = None  # (N, 3): the field's white (`screening.field_white`), R, G, B
 
 
-def _decode(args: tuple[str, dict]) -> tuple[np.ndarray, float, np.ndarray] | str:
+def _decode(args: tuple[str, dict]) -> tuple[np.ndarray, float, np.ndarray, np.ndarray] | str:
     path, spec_d = args
     try:
         x, loc, field = screening.prepared_as_predicted(load_image(path), PreprocessSpec.from_dict(spec_d))
     except BadImageError as e:
         return str(e)
-    gains = screening.input_gains(field)
-    return x, loc.reduced_by, np.full(3, np.nan) if gains is None else gains
+    white = screening.field_white(field)
+    gains = screening.input_gains(field, white)
+    return x, loc.reduced_by, np.full(3, np.nan) if gains is None else gains, white
 
 
 CACHE_LIMIT_BYTES = 2 * 1024**3  # the least recently used decoded sets beyond this are removed
@@ -575,11 +577,11 @@ def load_prepared(
     if use_cache and cpath.exists():
         try:
             with np.load(cpath) as z:
-                x, keep, reduced_by, gains = z["x"], z["keep"], z["reduced_by"], z["gains"]
+                x, keep, reduced_by, gains, whites = z["x"], z["keep"], z["reduced_by"], z["gains"], z["whites"]
             with contextlib.suppress(OSError):
                 os.utime(cpath)  # used now: the pruning keeps the sets in use
             if skip_bad or keep.all():
-                return _kept(samples, keep, x, reduced_by, gains)
+                return _kept(samples, keep, x, reduced_by, gains, whites)
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
             pass  # a damaged or truncated cache file is rebuilt below, and replaced
     workers = workers or min(2, os.cpu_count() or 1)
@@ -600,16 +602,39 @@ def load_prepared(
     x = np.stack([r[0] for r in good])
     reduced_by = np.array([r[1] for r in good], dtype=np.float64)
     gains = np.stack([r[2] for r in good]).astype(np.float64)
+    whites = np.stack([r[3] for r in good]).astype(np.float64)
     if use_cache:
         buf = io.BytesIO()
-        np.savez(buf, x=x, keep=keep, reduced_by=reduced_by, gains=gains)
+        np.savez(buf, x=x, keep=keep, reduced_by=reduced_by, gains=gains, whites=whites)
         try:
             atomic_write_bytes(cpath, buf.getvalue())
             prune_cache(cpath.parent, keep=cpath)
         except OutputError as e:  # the cache only saves time: the decoded images are in hand
             print(f"wbc: note: the decoded images are not cached ({e}); the next run decodes them again",
                   file=sys.stderr)
-    return _kept(samples, keep, x, reduced_by, gains)
+    return _kept(samples, keep, x, reduced_by, gains, whites)
+
+
+# Share of a set's images whose white lies below the data set's range (the public data set's own: 14 of 9,957
+# TRAIN files) above which the set is said to be photographed unlike it.
+UNLIKE_WHITE_SHARE = 0.05
+
+
+def unlike_white_note(whites: np.ndarray) -> str:
+    """Where more than UNLIKE_WHITE_SHARE of a set's fields' whites (N, 3) lie below the public data set's range:
+    that the screening of `wbc predict` and the app is set for the public data set's white, so that such photos
+    are read through the white matching, or refused (an own-data user test: a lab's dim camera trained, exported and
+    evaluated without a word, then had all 12 of its TEST photos called too dark), else ""."""
+    below, refused = screening.unlike_data_white(whites)
+    if not len(whites) or below.mean() <= UNLIKE_WHITE_SHARE:
+        return ""
+    white = ", ".join(f"{c} {v:.0f}" for c, v in zip("RGB", DATA_WHITE))
+    return (f"wbc: note: {int(below.sum())} of {len(whites)} images are darker or more tinted than the public data "
+            f"set's (its white about {white}), for which the screening of wbc predict and the app is set: it reads "
+            "them with their white matched to it" + (f", and calls {int(refused.sum())} of them too dark or too cast to "
+                                                      "judge" if refused.any() else "")
+            + ". A model of your own images is still screened so: photograph them as bright and neutral as that, or "
+            "expect such refusals (and, exported with --match-white, inputs brightened unlike its training images)")
 
 
 def colourless(x: np.ndarray, samples: Sequence[Sample]) -> list[Path]:
@@ -630,10 +655,12 @@ def listed(items: Sequence[str], shown: int = 20, sep: str = "\n  ") -> str:
 
 
 def _kept(samples: Sequence[Sample], keep: np.ndarray, x: np.ndarray, reduced_by: np.ndarray,
-          gains: np.ndarray) -> Prepared:
+          gains: np.ndarray, whites: np.ndarray) -> Prepared:
     """The Prepared of the samples `keep` (N,) marks; the files left out are named on stderr, so that
-    --skip-bad never drops one unsaid."""
+    --skip-bad never drops one unsaid, and so are whites unlike the public data set's (`unlike_white_note`)."""
     skipped = tuple(str(s.path) for s, k in zip(samples, keep) if not k)
     if skipped:
         print(f"wbc: note: {len(skipped)} unusable file(s) left out (--skip-bad):\n  {listed(skipped)}", file=sys.stderr)
-    return Prepared(x, [s for s, k in zip(samples, keep) if k], reduced_by, gains, skipped)
+    if note := unlike_white_note(whites):
+        say_once(note)
+    return Prepared(x, [s for s, k in zip(samples, keep) if k], reduced_by, gains, skipped, whites)

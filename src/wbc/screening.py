@@ -327,6 +327,15 @@ def input_gains(rgb: np.ndarray, white: np.ndarray | None = None) -> np.ndarray 
     return gains if gains_allowed(gains) else None
 
 
+def unlike_data_white(whites: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Of fields' whites (N, 3) (`field_white`): which lie below DATA_WHITE_RANGE in some channel, so that the
+    screening and the white matching read them through gains (N,) bool, and which of those need gains past what
+    it undoes, so that `screen` calls them too dark or too cast to judge (N,) bool."""
+    below = (whites < np.asarray(DATA_WHITE_RANGE[0])).any(1)
+    refused = np.array([b and not gains_allowed(_gains_to_data_white(w)) for w, b in zip(whites, below)], bool)
+    return below, refused
+
+
 def match_data_white(rgb: np.ndarray, gains: np.ndarray | None = None) -> np.ndarray:
     """uint8 (H, W, 3) with each channel scaled by `gains` (default: `white_gains(rgb)`): undoes
     another camera's white balance or exposure."""
