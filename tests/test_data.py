@@ -228,6 +228,11 @@ class TestListing:
         with pytest.raises(DataError, match="unknown class folder.*BASOPHIL.*; expected .*. The model learns these "
                                             "four types only: move BASOPHIL out of .*TRAIN"):
             list_split(data_copy, "TRAIN")
+        # Not said where no class folder is there: the data set's own dataset-master, a folder of dated photos
+        for name in ("Annotations", "JPEGImages"):
+            (data_copy / "master" / name).mkdir(parents=True)
+        with pytest.raises(DataError, match=r"unknown class folder\(s\) Annotations, JPEGImages; expected [A-Z, ]+$"):
+            list_folder(data_copy / "master")
 
     @pytest.mark.parametrize("name", [str.lower, str.title])
     def test_class_folders_in_any_case(self, data_copy: Path, name) -> None:  # type: ignore[no-untyped-def]
@@ -744,6 +749,7 @@ def test_images_photographed_unlike_the_public_data_set_are_said(data_copy: Path
         err = capsys.readouterr().err
         assert f"wbc: note: {len(samples)} of {len(samples)} images are darker or more tinted than the public data " \
                "set's (its white about R 224, G 224, B 231), for which the screening of wbc predict and the app is " \
-               f"set: it reads them with their white matched to it, and calls {len(samples)} of them too dark" in err, \
+               "set: where its first look finds no white cell, it looks again with the white matched to it; it calls " \
+               f"{len(samples)} of them too dark" in err, \
             (cached, err)
         assert dim.whites is not None and (dim.whites < 150).all()

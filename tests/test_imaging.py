@@ -481,6 +481,23 @@ class TestLoadImage:
         with pytest.raises(BadImageError, match=r"^x\.png: not enough memory to decode it"):
             load_image(png, "x.png")
         monkeypatch.undo()
+        f = tmp_path / "x.png"
+        f.write_bytes(png)
+        monkeypatch.setattr(Path, "read_bytes", short)  # too large to read into this machine's memory
+        with pytest.raises(BadImageError, match=r"x\.png: not enough memory to read it"):
+            load_image(f)
+        monkeypatch.undo()
+        pages = io.BytesIO()  # a second page's seek out of memory is no damaged page
+        Image.fromarray(smear()).save(pages, "TIFF", save_all=True, append_images=[Image.fromarray(smear())])
+        import PIL.TiffImagePlugin
+
+        def short_seek(self: object, frame: int) -> None:
+            raise MemoryError
+
+        monkeypatch.setattr(PIL.TiffImagePlugin.TiffImageFile, "seek", short_seek)
+        with pytest.raises(BadImageError, match=r"^two\.tif: not enough memory to decode it"):
+            load_image(pages.getvalue(), "two.tif")
+        monkeypatch.undo()
         monkeypatch.setattr(imaging, "_to_rgb", odd)  # a fault of this tool's own
         with pytest.raises(AttributeError):
             load_image(png, "x.png")

@@ -173,7 +173,7 @@ def _layout_hint(base: Path) -> str:
     return ""
 
 
-def _class_folders_hint(folder: Path, others: list[str]) -> str:
+def _class_folders_hint(folder: Path, others: list[str], beside_classes: bool = False) -> str:
     """What the unknown folders in a folder of class folders say of it: split folders (a data folder,
     given as --folder), the data set's own folders above its images, or class names in the plural."""
     splits = [n for n in others if n.upper() in SPLITS]
@@ -189,9 +189,10 @@ def _class_folders_hint(folder: Path, others: list[str]) -> str:
         root = find_images_root(folder)
     except DataError:
         if not any(n.upper() not in CLASS_INDEX for n in _near_class_names(others)):
-            # A fifth type (BASOPHIL) or another folder: the model learns the four alone
+            # A fifth type (BASOPHIL) beside the four's folders: the model learns the four alone. Not where no class
+            # folder is there (the data set's own dataset-master, a folder of dated photos): no cells' folders.
             return (f". The model learns these four types only: move {', '.join(others)} out of {folder} (images of "
-                    "other cells cannot be learnt as one of them)")
+                    "other cells cannot be learnt as one of them)") if beside_classes else ""
         # The other splits beside it, at once: fixed split by split, the next command found the next.
         also = [f"{split}: {', '.join(more)}" for split in SPLITS if split != folder.name
                 if (more := _plural_class_folders(folder.parent / split))]
@@ -254,7 +255,7 @@ def _list_class_folders(folder: Path, require_all_classes: bool) -> list[Sample]
     missing = [c for c in CLASSES if c not in present]
     if others:
         raise DataError(f"{folder}: unknown class folder(s) {', '.join(others)}; expected {', '.join(CLASSES)}"
-                        + _class_folders_hint(folder, others))
+                        + _class_folders_hint(folder, others, bool(present)))
     if missing and (require_all_classes or len(missing) == len(CLASSES)):
         raise DataError(f"{folder}: missing class folder(s) {', '.join(missing)}")
     # Images in a class folder's subfolders (a patient's, a slide's) count too, as `wbc predict` finds them.
@@ -630,9 +631,9 @@ def unlike_white_note(whites: np.ndarray) -> str:
         return ""
     white = ", ".join(f"{c} {v:.0f}" for c, v in zip("RGB", DATA_WHITE))
     return (f"wbc: note: {int(below.sum())} of {len(whites)} images are darker or more tinted than the public data "
-            f"set's (its white about {white}), for which the screening of wbc predict and the app is set: it reads "
-            "them with their white matched to it" + (f", and calls {int(refused.sum())} of them too dark or too cast to "
-                                                      "judge" if refused.any() else "")
+            f"set's (its white about {white}), for which the screening of wbc predict and the app is set: where its "
+            "first look finds no white cell, it looks again with the white matched to it" + (
+                f"; it calls {int(refused.sum())} of them too dark or too cast to judge" if refused.any() else "")
             + ". A model of your own images is still screened so: photograph them as bright and neutral as that, or "
             "expect such refusals (and, exported with --match-white, inputs brightened unlike its training images)")
 

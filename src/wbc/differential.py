@@ -194,8 +194,9 @@ def misread_figures(card: Mapping[str, Any]) -> str:
         return ""
     cells, right = mono.get("cells"), mono.get("cells_right")
     # A card of wbc 0.21 on has the cells each recall rests on: TEST's monocytes are 4 cells.
-    of_cells = (f", views of only {cells} monocyte cells ({right} read right)" if isinstance(cells, int)
-                and isinstance(right, int) else "")
+    views = isinstance(cells, int) and isinstance(mono.get("support"), int) and mono["support"] > cells
+    of_cells = (f", {'views of only ' if views else ''}{cells} monocyte cell{'s' if cells != 1 else ''} ({right} read "
+                "right)" if isinstance(cells, int) and isinstance(right, int) else "")
     if not balanced_test(per_class):  # how a smear's shares would move the figure: said only of a balanced test set
         return (f"On its test images, {100 * precision:.0f}% of those this model called eosinophils were eosinophils, "
                 f"and it found {100 * recall:.0f}% of the monocytes' images{of_cells}.")

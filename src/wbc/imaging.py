@@ -167,6 +167,9 @@ def read_source(source: str | Path | bytes, label: str) -> bytes:
         return b"".join(chunks)
     except OSError as e:
         raise BadImageError(f"{label}: cannot be read ({e.strerror or e})") from e
+    except MemoryError as e:  # one file too large for this machine's memory must not end a batch
+        raise BadImageError(f"{label}: not enough memory to read it: crop the field around the cell, or free "
+                            "memory") from e
 
 
 def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarray:
@@ -262,7 +265,11 @@ def _pages(img: Image.Image) -> int:
         largest = max(areas)
         img.seek(areas.index(largest))
         return sum(a >= THUMBNAIL_AREA * largest for a in areas)
+    except MemoryError:
+        raise
     except Exception as e:  # Pillow raises TypeError, EOFError, struct.error... for a damaged later page
+        if not _raised_in_pillow(e):  # a fault of this tool's own is no fault of the file
+            raise
         raise ValueError("a page after the first is damaged or cut short") from e
 
 
@@ -299,7 +306,7 @@ def _unreadable_kind(raw: bytes) -> str:
     if raw[4:8] == b"ftyp" and raw[8:12] in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"):
         return "a HEIC/HEIF photo (as phones save them), which this tool does not read: export it as JPEG or PNG"
     return ("not a readable image (damaged, or not a picture in a format this tool reads: JPEG, PNG, BMP, TIFF, "
-            "WebP, GIF; also PPM, TGA, PCX, SGI, QOI and JPEG 2000)")
+            "WebP, GIF)")
 
 
 def _to_rgb(img: Image.Image) -> np.ndarray:

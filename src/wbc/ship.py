@@ -124,7 +124,7 @@ def run_checkpoint(run: str | Path, instead: str = "") -> Path:
 
 def export_warnings(ckpt: Path, card: dict[str, Any]) -> list[str]:
     """What a user exporting this checkpoint should know before using the model: a dry run, a run that did not
-    finish (interrupted; `--resume` finishes it), held-out accuracy below 50% (chance, with 4 classes: 25%),
+    finish (interrupted; `--resume` finishes it), held-out or TEST accuracy below 50% (chance, with 4 classes: 25%),
     or a calibration on fewer than MIN_CALIBRATION_FILES validation files."""
     notes = []
     if (ckpt.parent / "DRY_RUN").is_file():  # wbc.cli.DRY_RUN_MARK: a check of the set-up, kept with --out

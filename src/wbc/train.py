@@ -846,9 +846,12 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
         train_loss = train_one_epoch(model, x_tr, y_tr, opt, sched, cfg, spec, weights, gen, progress, soft, ema, size)
         if not math.isfinite(train_loss):  # not saved, nor marked best: --lr inf trained to NaN and shipped it as best.pt
             epochs.close()
-            # A resume would diverge again, and the run's settings cannot change: a new run is the way on.
+            # A resume would diverge again, and the run's settings cannot change: a new run is the way on. Epochs
+            # before it are the run's to keep: its best.pt may still be worth exporting.
+            kept = (f"; {run}/best.pt keeps the best of the {epoch} epoch(s) before it" if (run / "best.pt").is_file()
+                    else f" (or remove {run})")
             raise ConfigError(f"epoch {epoch + 1}: the training loss is {train_loss} (the run diverged, at learning rate "
-                              f"{cfg.lr}): start a new run with a lower --lr, in another --out folder (or remove {run})")
+                              f"{cfg.lr}): start a new run with a lower --lr, in another --out folder{kept}")
         served = model if ema is None else ema.module  # what is validated and saved as the model
         row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": train_loss,
                "input_px": size or spec.size}

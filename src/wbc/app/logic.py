@@ -612,12 +612,15 @@ def test_summary(test: dict, public: bool = True) -> str:
     """The card's headline TEST figures in words, saying what each is over (`public`: the public data
     set's test set, else the model maker's own)."""
     lo, hi = test["accuracy_ci95"]
-    cells = f"**{test['cells_correct']} of {test['n_cells']}** cells right when a cell's views are pooled (their probabilities averaged)"
+    views = test["n_files"] > test["n_cells"]  # a maker's own test set may be a cell an image: no views to pool
+    cells = (f"**{test['cells_correct']} of {test['n_cells']}** cells right"
+             + (" when a cell's views are pooled (their probabilities averaged)" if views else ""))
     if test.get("cell_accuracy_ci95"):
         clo, chi = test["cell_accuracy_ci95"]
         cells += f" (95% interval {100 * clo:.1f}-{100 * chi:.1f}%)"
-    return (f"On the {'public test set' if public else 'test set of its maker'} ({test['n_files']:,} images, views "
-            f"of **{test['n_cells']} cells**): accuracy "
+    shows = f"views of **{test['n_cells']} cells**" if views else f"a cell each, **{test['n_cells']} cells**"
+    return (f"On the {'public test set' if public else 'test set of its maker'} ({test['n_files']:,} images, {shows}): "
+            "accuracy "
             f"**{100 * test['accuracy']:.1f}%** of the images (95% interval {100 * lo:.1f}-{100 * hi:.1f}%, from "
             f"resampling whole cells), {cells}, macro-F1 {test['macro_f1']:.3f}. With so few cells the intervals "
             f"are wide: one cell more or fewer right moves the cells' accuracy by {100 / test['n_cells']:.1f} points."
@@ -651,7 +654,7 @@ def balanced_note(per_class: dict[str, dict]) -> str:
     of_cells = (f", but they are views of {_listed_counts(cells, per_class)} cells: a type's figures rest on "
                 "its few cells" if views else "")
     if not balanced_test(per_class):  # a maker's own test set may hold mostly neutrophils, as a smear does
-        counts = _listed_counts([int(v["support"]) for v in per_class.values()], per_class)
+        counts = _listed_counts([int(v.get("support", 0)) for v in per_class.values()], per_class)
         return (f"The test images are {counts}{of_cells}; a type's precision depends on how many of the others "
                 "there are, whose errors land on it.")
     return (f"The test images are about as many for each type ({min(n):,}-{max(n):,}){of_cells}; in a smear, where "
@@ -756,6 +759,7 @@ FIGURES_GLOSSARY = (
 # The same terms where each test image is a cell of its own (a maker's own photos): no views to speak of.
 _OWN_CELLS_GLOSSARY = {
     "Accuracy over files": "the share of the test images typed right; here each image is a cell of its own.",
+    "Cell-level accuracy": "the share of the test cells typed right; here each image is a cell, so it is the same.",
     "Cells right": "of the test cells of a type, how many the model typed right; here each image is a cell.",
 }
 
@@ -798,7 +802,8 @@ def confidence_record(test: Mapping[str, Any] | None, confidence: float, label: 
                         "often such answers are right.")
             # The cells behind the figure where the card has them: 100% of 338 images read as far stronger than
             # the 6 lymphocytes they are views of.
-            behind = (f"{files:,} images, views of {of_cells} cell{'s' if of_cells != 1 else ''}" if of_cells is not None
+            behind = (f"{files:,} images, {'views of ' if files > of_cells else 'a cell each, '}{of_cells} "
+                      f"cell{'s' if of_cells != 1 else ''}" if of_cells is not None
                       else f"{files:,} images; the test set has {cells} cells")
             return (f"On the test images, {answers} given {lo:.1f}{DASH}{hi:.1f}% were right {100 * accuracy:.1f}% "
                     f"of the time ({behind}, and errors come in whole cells, so this is rough).")
@@ -852,7 +857,8 @@ def confidence_note(test: Mapping[str, Any] | None, p: Prediction) -> str:
         record = confidence_record(test, p.confidence, p.label)
         return OVEREXPOSED_RECORD if record and not record.startswith(TOO_FEW_RECORD) else ""
     record = confidence_record(test, p.confidence, p.label)
-    if record and (few := FEW_IN_A_SMEAR.get(p.label)) and balanced_test((test or {}).get("per_class") or {}):
+    if (record and not record.startswith(TOO_FEW_RECORD) and (few := FEW_IN_A_SMEAR.get(p.label))
+            and balanced_test((test or {}).get("per_class") or {})):
         record += (f" The test images hold about as many of each type; in a smear, where {few} are few, fewer such "
                    "calls are right.")
     return record
