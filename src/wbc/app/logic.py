@@ -778,8 +778,8 @@ TOO_FEW_RECORD = "Too few of the test images"  # how `confidence_record` begins 
 def confidence_record(test: Mapping[str, Any] | None, confidence: float, label: str | None = None) -> str:
     """How often the test images given about this confidence were right: the card's reliability bin that holds
     it, in a sentence; where the bin holds fewer than MIN_RECORD_FILES test images, that they are too few to
-    say; "" where it holds none or the card has no such figures. With the type called (`label`) and a card that keeps them (`reliability_by_type`), the bin of that
-    type's calls: pooled, a neutrophil call at 96% read "answers given 93.3-100.0% were right 87.6%", where
+    say; "" where it holds none or the card has no such figures. With the type called (`label`) and a card that
+    keeps them (`reliability_by_type`), the bin of that type's calls: pooled, a neutrophil call at 96% read "answers given 93.3-100.0% were right 87.6%", where
     neutrophil calls so sure were right 70% (the monocytes read wrong land there). The bin is found by the
     confidence as the page shows it (one decimal), against the bins' edges as the sentence shows them, so that
     two results both shown as 93.3% get one sentence. Beside a result, what a bare 93.9% does not say: on TEST
