@@ -1714,9 +1714,14 @@ class TestPage:
                                                  "with a type other than the model's."]
         # A correction made after the restore stays: the table in its box is not applied again.
         # (Each restore gives the table a new widget: "review-2" after the two.)
-        at.session_state["review-2"] = {"edited_rows": {1: {"reviewed": "Neutrophil"}}, "added_rows": [], "deleted_rows": []}
+        at.session_state["review-2"] = {"edited_rows": {0: {"reviewed": "Excluded"}, 1: {"reviewed": "Neutrophil"}},
+                                        "added_rows": [], "deleted_rows": []}
         at.run()
         assert at.session_state["corrections"][key[0]] == "Neutrophil"
+        # ...and the note still counts what the table restored: a correction made by hand since is not the table's
+        at.run()  # the next action on the page (the correction is taken after the note is made)
+        assert [plain(m.value) for m in at.success] == [f"Restored the review of 3 image(s) from {logic.REVIEW_CSV}, 2 of them "
+                                                 "with a type other than the model's."]
         # Something else in the box: named, with what is wrong, and the review as it was.
         at.file_uploader[1].set_value([("notes.csv", b"name,comment\na,b\n", "text/csv")]).run()
         assert not at.exception

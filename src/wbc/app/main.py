@@ -216,7 +216,8 @@ def restore_review(rows: list[dict[str, object]], corrections: dict[str, str], c
     data = table.getvalue()
     done, key = st.session_state.get("restored"), bytes_key(data)
     if done is None or done[0] != key:
-        done = st.session_state["restored"] = (key, set())
+        # The labels the table gave, by image: a correction made after it is the reviewer's, not the table's
+        done = st.session_state["restored"] = (key, {})
     try:
         labels = logic.restored_labels(data, table.name)
     except ValueError as e:
@@ -227,11 +228,12 @@ def restore_review(rows: list[dict[str, object]], corrections: dict[str, str], c
     corrections.update(taken)
     checks.update((k, labels.is_checked(k, str(r["file"]))) for r in rows if (k := str(r["key"])) in taken)
     done[1].update(taken)
-    # The model's own type (or Excluded, where it gave none) against the table's: the corrections restored.
+    # The model's own type (or Excluded, where it gave none) against the table's: the corrections restored (those
+    # made on the page since are not counted: "7 of them" once a seventh was made by hand).
     model = {str(r["key"]): str(r["predicted"]) or logic.EXCLUDED for r in rows}
     # Of the images shown now: those restored and then removed (the next patient's uploaded) are no longer said to be
     here = [k for k in done[1] if k in model]
-    changed = sum(1 for k in here if corrections.get(k) != model[k])
+    changed = sum(1 for k in here if done[1][k] != model[k])
     shown = {str(r["key"]) for r in rows} | {str(r["file"]) for r in rows}
     note = logic.restore_note(table.name, len(here), changed, len(labels) - len(here), labels.unknown,
                               [file for found_by, file in labels.conflicts if found_by in shown])
