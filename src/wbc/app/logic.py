@@ -608,11 +608,18 @@ def trained_on(card: Mapping[str, object]) -> str:
             + (f", {public} of them from the public BCCD data set" if public else " (not the public BCCD data set)"))
 
 
+def shows_views(test: Mapping[str, Any]) -> bool:
+    """Whether the card's test images are views of fewer cells (the public data set's), not a cell each (a maker's
+    own photos may be): where the page may speak of a cell's views."""
+    n_files, n_cells = test.get("n_files"), test.get("n_cells")
+    return isinstance(n_files, int) and isinstance(n_cells, int) and n_files > n_cells
+
+
 def test_summary(test: dict, public: bool = True) -> str:
     """The card's headline TEST figures in words, saying what each is over (`public`: the public data
     set's test set, else the model maker's own)."""
     lo, hi = test["accuracy_ci95"]
-    views = test["n_files"] > test["n_cells"]  # a maker's own test set may be a cell an image: no views to pool
+    views = shows_views(test)  # a maker's own test set may be a cell an image: no views to pool
     cells = (f"**{test['cells_correct']} of {test['n_cells']}** cells right"
              + (" when a cell's views are pooled (their probabilities averaged)" if views else ""))
     if test.get("cell_accuracy_ci95"):
@@ -767,7 +774,7 @@ _OWN_CELLS_GLOSSARY = {
 def figures_glossary(test: Mapping[str, Any]) -> list[tuple[str, str]]:
     """FIGURES_GLOSSARY for the card's test figures: where its images are no views of fewer cells (each a cell of
     its own, as a maker's own photos may be), its entries that speak of views say so instead."""
-    views = isinstance(test.get("n_files"), int) and isinstance(test.get("n_cells"), int) and test["n_files"] > test["n_cells"]
+    views = shows_views(test)
     return [(term, meaning if views else _OWN_CELLS_GLOSSARY.get(term, meaning)) for term, meaning in FIGURES_GLOSSARY]
 
 
@@ -853,12 +860,11 @@ def confidence_note(test: Mapping[str, Any] | None, p: Prediction) -> str:
     except for an overexposed photo, which that record does not describe; for a type few in a smear
     (FEW_IN_A_SMEAR), that such calls are right less often there than on a test set of as many of each type
     (`balanced_test`)."""
-    if p.overexposed:  # no record to set aside where the card has none to give, or too few images for one
-        record = confidence_record(test, p.confidence, p.label)
-        return OVEREXPOSED_RECORD if record and not record.startswith(TOO_FEW_RECORD) else ""
     record = confidence_record(test, p.confidence, p.label)
-    if (record and not record.startswith(TOO_FEW_RECORD) and (few := FEW_IN_A_SMEAR.get(p.label))
-            and balanced_test((test or {}).get("per_class") or {})):
+    given = bool(record) and not record.startswith(TOO_FEW_RECORD)  # a record with a figure, not "too few"
+    if p.overexposed:  # no record to set aside where the card has none to give, or too few images for one
+        return OVEREXPOSED_RECORD if given else ""
+    if given and (few := FEW_IN_A_SMEAR.get(p.label)) and balanced_test((test or {}).get("per_class") or {}):
         record += (f" The test images hold about as many of each type; in a smear, where {few} are few, fewer such "
                    "calls are right.")
     return record

@@ -79,7 +79,7 @@ def show_test_figures(test: dict | None, public: bool) -> None:
                     "the share of each group it got right: where *right* is above the confidence the model was "
                     "too modest, where below too sure."
                     + (f" The images show only {test['n_cells']} cells, so a group of a few dozen images may be one or "
-                       "two cells." if test.get("n_files", 0) > test["n_cells"] else ""))
+                       "two cells." if logic.shows_views(test) else ""))
         # Short labels: the data's own made the table 419 px wide, and a phone's 356 px cut off the last column.
         one_decimal = {"format": "%.1f"}
         st.dataframe(pd.DataFrame(logic.trust_rows(test["reliability"])), hide_index=True, width="stretch",
@@ -159,10 +159,12 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
     )
     corrections.update(zip(edited.index, edited["reviewed"]))
     checks.update(zip(edited.index, map(logic.ticked, edited[logic.CHECKED])))
-    diff, n = None, 0
+    diff, n, names = None, 0, []
+    records = edited.to_dict("records")
     if several:
         labels = edited["reviewed"].tolist()
-        diff = logic.differential(logic.reviewed_classes(labels), reviewed=True)
+        names = logic.reviewed_classes(labels)  # as the differential reads them
+        diff = logic.differential(names, reviewed=True)
         n = sum(1 for lab in labels if lab in logic.COUNTED_LABELS)
     if several and n:
         # In a keyed container, which logic.DIFFERENTIAL_CSS and the browser tests find it by.
@@ -173,27 +175,26 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
             pd.DataFrame(logic.differential_shown(diff)).set_index("type").style.format({"percent": "{:.1f}"}))
     if several:  # with nothing counted, the note alone: a table of zeros and its download would be no count
         # Point by point: as one paragraph it ran 12 lines of small print on a desktop, 23 on a phone.
-        if nrbc := logic.nrbc_note(logic.reviewed_classes(labels), n):
+        if nrbc := logic.nrbc_note(names, n):
             st.caption(nrbc)
         first, *rest = logic.differential_notes(n, logic.IMAGES_AS_CELLS, logic.misread_figures(predictor.card),
                                                 reviewed=True)
         st.caption("\n".join([first, "", *(f"- {point}" for point in rest)]))
-        if unchecked := logic.unchecked_note(edited.to_dict("records")):
+        if unchecked := logic.unchecked_note(records):
             st.warning(unchecked)
-        if provisional := logic.provisional_note(edited.to_dict("records")):
+        if provisional := logic.provisional_note(records):
             st.info(provisional)
         if uncounted := logic.uncounted_note(results):
             st.warning(uncounted)
     st.download_button("Download the table (CSV)", logic.table_csv(edited.reset_index().to_dict("records"), bad, repeats),
                        file_name=logic.REVIEW_CSV, mime="text/csv")
     if diff and n:
-        records = edited.to_dict("records")
         out = [r for r in records if r["reviewed"] == logic.EXCLUDED]
         st.download_button("Download the differential (CSV)", logic.differential_csv(
                                diff, set_aside=sum(1 for r in out if not r["predicted"]),
                                excluded=sum(1 for r in out if r["predicted"]), unreadable=len(bad),
                                unchecked=logic.unchecked_count(records), not_checked=logic.unchecked_any_count(records),
-                               nrbc=sum(1 for lab in labels if lab == logic.REVIEWED_TYPES[logic.NRBC]),
+                               nrbc=names.count(logic.NRBC),
                                made_with=logic.made_with(predictor.card, predictor.review_threshold,
                                                          datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))),
                            file_name="wbc-differential.csv", mime="text/csv")
