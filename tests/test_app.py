@@ -223,6 +223,26 @@ class TestNotAWhiteCell:
         for r in logic.analyse_uploads(predictor, logic.samples()):
             assert not r.prediction.not_wbc, r.name
 
+    def test_a_long_strip_is_too_small_without_searching_all_of_it(self, predictor: Predictor,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+        """A strip under 80 px wide is too small at any magnification: it is said with the photo's own size,
+        and only its middle (STRIP_READ_PX) is prepared (2 x 24,000,000 px took 45 s and 1.7 GB searched whole)."""
+        from wbc import predict as p
+
+        cell = np.asarray(Image.open(EOS).convert("RGB"))
+        seen: list[tuple[int, ...]] = []
+        real = p.prepared_as_predicted
+        monkeypatch.setattr(p, "prepared_as_predicted", lambda rgb, spec: seen.append(rgb.shape) or real(rgb, spec))
+        for rgb in (np.tile(cell[:60], (1, 40, 1)), np.tile(cell[:, :50], (60, 1, 1))):  # 12800 x 60, 50 x 14400 px
+            x, sc = predictor.analyse(rgb)
+            h, w = rgb.shape[:2]
+            assert not sc.is_cell and sc.reason.startswith(f"only {w}x{h} px: too small"), sc.reason
+            assert x.shape == predictor.analyse(cell)[0].shape
+            assert seen[-2][:2] == ((h, p.STRIP_READ_PX) if w > h else (p.STRIP_READ_PX, w)), seen
+        # A strip no longer than that is read whole, as before.
+        _, sc = predictor.analyse(cell[:60])
+        assert seen[-1][:2] == (60, 320) and sc.reason.startswith("only 320x60 px: too small")
+
     @pytest.mark.parametrize("shift", ["warm", "cool", "dim"])
     def test_other_cameras_colours_pass(self, shift: str) -> None:
         """Real cells photographed with another white balance or exposure pass, on the second look

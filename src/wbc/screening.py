@@ -653,6 +653,16 @@ def _too_magnified(loc: CellLocation) -> str:
             + (f" (to 1/{times} of its width and height)" if times > 1 else ""))
 
 
+def too_small(w: int, h: int, reduced_by: float = 1.0) -> str:
+    """Why a photo of w x h px (once shrunk by `reduced_by` to the data set's magnification), a side under
+    MIN_SIDE_PX, cannot be judged."""
+    shrunk = f" once shrunk {reduced_by:.2g}x to the training images' magnification" if reduced_by > 1 else ""
+    return (f"{TOO_SMALL_HEAD}{w}x{h} px{shrunk}: too small or too tight a crop to judge a cell ({MIN_SIDE_PX} px "
+            "or more a side at the training images' magnification, where a white cell is 60-100 px across and "
+            "the training images show 160 px around it): give the photo at full size, or crop wider around the "
+            "cell")
+
+
 def _unfit(rgb: np.ndarray, reduced_by: float = 1.0) -> str:
     """Why a photo (H, W, 3; shrunk by `reduced_by` to the data set's magnification) cannot show a
     stained cell as the network needs it, or "": a crop too tight to judge, no colour (a grayscale
@@ -667,11 +677,7 @@ def _unfit(rgb: np.ndarray, reduced_by: float = 1.0) -> str:
     if stained_edge and reduced_by > 1 and near_colour(stained, median_colour(stained[None])).mean() >= 0.5:
         return STAINED_EDGE
     if min(h, w) < MIN_SIDE_PX:
-        shrunk = f" once shrunk {reduced_by:.2g}x to the training images' magnification" if reduced_by > 1 else ""
-        return (f"{TOO_SMALL_HEAD}{w}x{h} px{shrunk}: too small or too tight a crop to judge a cell ({MIN_SIDE_PX} px "
-                "or more a side at the training images' magnification, where a white cell is 60-100 px across and "
-                "the training images show 160 px around it): give the photo at full size, or crop wider around the "
-                "cell")
+        return too_small(w, h, reduced_by)
     px = rgb[::2, ::2]  # every fourth pixel tells colour from gray as well, at a quarter of the time
     brightest, darkest = brightest_channel(px), darkest_channel(px)
     # Only where the photo shows something: a blank, black or clipped white field has no colour either,
