@@ -1701,3 +1701,19 @@ def test_export_over_the_shipped_model_needs_replace_shipped(tiny_run: Path, tmp
     assert {p.name: p.read_bytes() for p in stand_in.iterdir() if p.is_file()} == before
     assert main(["export", str(tiny_run), "--out", str(stand_in), "--replace-shipped", "--quiet", "--no-calibrate"]) == 0
     assert (stand_in / "model.onnx").is_file()
+
+
+def test_evaluate_of_own_images_says_on_the_terminal_that_each_file_is_its_own_cell(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Files named unlike the data set's cannot be matched to their cells: the terminal says the intervals
+    may be too narrow, as report.md does (it printed "cells 17/20" with no word of it)."""
+    import shutil
+
+    for i, src in enumerate(sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))[:6]):
+        (tmp_path / "mine" / src.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, tmp_path / "mine" / src.parent.name / f"slide-{i}.jpeg")
+    assert main(["evaluate", "--folder", str(tmp_path / "mine"), "--out", str(tmp_path / "ev"), "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert "cells " in out and "wbc: note:  " not in err
+    assert "wbc: note: Here every file is its own cell" in err and "the intervals are too narrow" in err
+    assert "With 6 cell(s), below 10, the intervals mean little." in err

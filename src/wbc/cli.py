@@ -303,6 +303,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     _print_figures(m)
     if "caution" in m:
         print(f"wbc: note: {m['caution']}", file=sys.stderr)
+    if caveat := _training("wbc.report", "interval_caveat")(m).strip():
+        print(f"wbc: note: {caveat}", file=sys.stderr)
     print(f"report written to {printable(str(Path(args.out) / 'report.md'))}")
     return 0
 
