@@ -1088,7 +1088,7 @@ class TestDifferential:
                 row("confident", "Neutrophil", "Neutrophil")]
         assert logic.unchecked_note(rows) == ("2 of the counted image(s) are marked *needs review* in the verdict "
                                               "column and keep the model's type unchecked: check them before using the "
-                                              "count, and tick the ✓ column (*checked*) where you agree (a corrected or "
+                                              "count, and tick the *checked* column where you agree (a corrected or "
                                               "excluded one is not in this number).")
         assert logic.unchecked_note(rows[:1]).startswith("1 of the counted image(s) is marked")
         assert logic.unchecked_note(rows[2:]) == ""
@@ -2058,9 +2058,13 @@ class TestPage:
         # stood between a reader and the row's words), in rows tall enough to see it, the table showing whole rows.
         assert review["cell"]["type_config"]["type"] == "image" and list(at.dataframe[0].proto.column_order) == [
             "reviewed", "file", "checked", "predicted", "confidence (%)", "verdict", "cell"]
-        assert at.dataframe[0].proto.row_height == logic.REVIEW_ROW_PX == 48
-        assert logic.review_table_height(8) == 38 + 8 * 48 + 2  # the page's 8 rows whole (its proto keeps no height)
-        assert logic.review_table_height(110) == logic.review_table_height(10)  # ten rows in view, then it scrolls
+        # Rows over 64 px: Streamlit then wraps a cell's text, and the verdict's runner-up and a camera's long name
+        # fit columns narrow enough for the table to fit a desktop's width (a browser test measures it).
+        assert at.dataframe[0].proto.row_height == logic.REVIEW_ROW_PX == 66
+        assert logic.review_table_height(8) == 38 + 8 * 66 + 2  # the page's 8 rows whole (its proto keeps no height)
+        assert logic.review_table_height(110) == logic.review_table_height(8)  # eight rows in view, then it scrolls
+        widths = {k: v.get("width") for k, v in review.items()}
+        assert widths["file"] and widths["verdict"] and widths["checked"] and review["checked"]["label"] == "checked"
         assert at.dataframe[0].value["cell"].str.startswith("data:image/jpeg;base64,").all()
         # The differential is a plain table (it wraps to a phone's width): its cells as shown, with the 95% limits,
         # and a long dash for no status under 100 cells (a lone "-" was drawn as a list's bullet).
@@ -2247,7 +2251,8 @@ class TestPage:
         at.file_uploader[0].set_value([(f"{i}{long}", f.read_bytes(), "image/jpeg")
                                        for i, f in enumerate(sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[:2])]).run()
         assert list(at.dataframe[0].proto.column_order)[:2] == ["reviewed", "file"]
-        assert "width" not in json.loads(at.dataframe[0].proto.columns).get("file", {})  # names whole on a desktop
+        # Names whole on a desktop: a set width, on up to three lines of a row tall enough to wrap its text (over 64 px)
+        assert json.loads(at.dataframe[0].proto.columns)["file"]["width"] and at.dataframe[0].proto.row_height > 64
 
     def test_the_differential_download_counts_what_was_left_out(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The page hands the differential's download the images excluded (a blank field starts so), the unreadable

@@ -154,6 +154,22 @@ class TestInBrowser:
         grid = page.locator(".st-key-review").get_by_test_id("stDataFrame").bounding_box()
         assert abs(grid["height"] - logic.review_table_height(8)) <= 3, grid
 
+    def test_the_review_table_fits_a_desktop_with_a_cameras_names(self, page, app_url: str,  # noqa: ANN001
+                                                                   tmp_path: Path) -> None:
+        """Names as a camera gives them (47 characters): the review table still shows every column, the cell's
+        picture last included (with the app's own samples it ran 30 px past the page, with such names 156)."""
+        import shutil
+
+        files = []
+        for i, src in enumerate(sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))[:3]):
+            files.append(tmp_path / f"{i}P1234567_2024-11-30_14-35-00_Field000_x100.jpeg")
+            shutil.copyfile(src, files[-1])
+        page.goto(app_url)
+        upload(page, files)
+        page.get_by_role("heading", name="Differential count").wait_for()
+        scroll, client = page.locator(".st-key-review .dvn-scroller").evaluate("s => [s.scrollWidth, s.clientWidth]")
+        assert scroll <= client, (scroll, client)
+
     def test_the_end_of_a_page_of_results_links_to_the_choice(self, page, app_url: str) -> None:  # noqa: ANN001
         """Over 20 images: the link under the page's last result brings the choice of results into view (it
         sat 15 screens up, with nothing at the end to say more results existed)."""

@@ -275,12 +275,13 @@ THUMBNAIL_PX = 96  # a review table row's picture of its cell: the crop's own si
 
 # The review table's columns as the page shows them (main.py says why in this order)
 REVIEW_SHOWN = ("reviewed", "file", CHECKED, "predicted", "confidence (%)", "verdict", "cell")
-REVIEW_ROW_PX, REVIEW_HEADER_PX = 48, 38  # the review table's rows (its pictures) and its header, in px
+REVIEW_ROW_PX, REVIEW_HEADER_PX = 66, 38  # the review table's rows (its pictures; over 64 px, its text wraps) and header, px
 
 
 def review_table_height(rows: int) -> int:
-    """The review table's height in px: whole rows, up to 10 in view (the default 400 px ended on half a row)."""
-    return REVIEW_HEADER_PX + REVIEW_ROW_PX * min(max(rows, 1), 10) + 2  # + its border
+    """The review table's height in px: whole rows, up to 8 in view (the default 400 px ended on half a row; 10
+    rows of REVIEW_ROW_PX took all of a laptop's 800 px screen)."""
+    return REVIEW_HEADER_PX + REVIEW_ROW_PX * min(max(rows, 1), 8) + 2  # + its border
 
 
 def thumbnail_url(crop: np.ndarray) -> str:
@@ -556,7 +557,7 @@ def unchecked_note(rows: Sequence[Mapping[str, object]]) -> str:
         return ""
     return (f"{n} of the counted image(s) {'is' if n == 1 else 'are'} marked *needs review* in the verdict column and "
             f"{'keeps' if n == 1 else 'keep'} the model's type unchecked: check {'it' if n == 1 else 'them'} before "
-            f"using the count, and tick the ✓ column (*{CHECKED}*) where you agree (a corrected or excluded one is "
+            f"using the count, and tick the *{CHECKED}* column where you agree (a corrected or excluded one is "
             "not in this number).")
 
 
@@ -576,7 +577,7 @@ def provisional_note(rows: Sequence[Mapping[str, object]]) -> str:
         return ""
     return (f"Provisional: {n} of the {counted} counted image(s) keep the model's type unchecked, whatever their "
             "verdict. A *confident* reading can be wrong, and a cell the model does not know (a basophil, a blast) "
-            "is read as one of its four: check each by eye, correcting it or ticking ✓ (*checked*), before the "
+            "is read as one of its four: check each by eye, correcting it or ticking it *checked*, before the "
             "count is used.")
 
 

@@ -134,16 +134,19 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
     edited = st.data_editor(
         pd.DataFrame(st.session_state["review_rows"][1]).set_index("key"),
         column_config={
-            "cell": st.column_config.ImageColumn("cell", width=44),
+            "cell": st.column_config.ImageColumn("cell", width=62),
             "reviewed": st.column_config.SelectboxColumn(
                 "reviewed", options=list(logic.REVIEW_LABELS), required=True),
-            logic.CHECKED: st.column_config.CheckboxColumn(  # narrow: the table fits a desktop's width whole
-                "✓", width=48, help="Tick once you have checked the type by eye and agree: a row marked *needs "
+            logic.CHECKED: st.column_config.CheckboxColumn(  # a word: a screen reader read "✓" as the column's name
+                "checked", width=80, help="Tick once you have checked the type by eye and agree: a row marked *needs "
                                     "review* then no longer counts as unchecked"),
             # Two decimals: a row needing review at 66.55% read 66.6 beside a threshold of 66.58%
             "confidence (%)": st.column_config.NumberColumn("conf. (%)", format="%.2f", width=76),
-            # Wide: a type needing review ends with its runner-up ("needs review (or eosinophil 31.0%)").
-            "verdict": st.column_config.TextColumn(width=252),
+            # Widths set, so that the table fits a desktop's width whole, its picture last (at 858 px it ran 156 px
+            # past the page's 702): rows taller than 64 px wrap the text, the verdict's runner-up ("needs review
+            # (or eosinophil 31.0%)") on two lines and a camera's long name on two or three.
+            "file": st.column_config.TextColumn(width=160),
+            "verdict": st.column_config.TextColumn(width=128),
         },
         disabled=["cell", "file", "predicted", "confidence (%)", "verdict"],
         # The one column to edit first, then the file's name: on a phone the rest scroll out of sight (with the
