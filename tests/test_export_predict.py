@@ -401,6 +401,7 @@ class TestCardFields:
         ("preprocess.mode", "whole", "preprocess.mode is 'whole'"),
         ("preprocess.window", -5, "preprocess.window is -5"),
         ("preprocess.window", 160.5, "preprocess.window is 160.5"),
+        ("preprocess.window", 10**9, "preprocess.window is 1000000000; it must be a whole number of pixels, 1 to 4096"),
         ("preprocess.mean", [0.5, 0.5], "preprocess.mean is"),
         ("preprocess.mean", [0.5, "0.5", 0.5], "preprocess.mean is"),
         ("preprocess.std", [0.25, 0.0, 0.25], "preprocess.std is"),
@@ -411,6 +412,8 @@ class TestCardFields:
         ("temperature", -1.0, "temperature is -1.0"),
         ("classes", None, "model classes None"),
         ("onnx_sha256", 5, "onnx_sha256 is 5"),
+        *((section, "abc", f"{section} is 'abc'; it must be an object") for section in
+          ("calibration", "training", "data", "code", "metrics")),
     ])
     def test_bad_field_is_refused_at_load(self, tmp_path: Path, key: str, value: object, says: str) -> None:
         """A card field of the wrong type, out of range, unknown, or not fitting the ONNX graph's input is
@@ -435,6 +438,56 @@ class TestCardFields:
         assert q.review_threshold == 0.0
         files = sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))[:2]
         assert [r.label for r in p.predict_files(files)] == [f.parent.name for f in files]
+
+
+def toy_graph(path: Path, classes: int = 4, input_name: str = "input", output: str = "probs",
+              shape: tuple[int | str, ...] = ("N", 96, 96, 3), dtype: str = "uint8") -> str:
+    """A valid ONNX graph other than a wbc model's: the image's mean colour (N, 3) times a (3, classes) matrix,
+    through a softmax as `output`. Its sha256, for a card."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    elem = TensorProto.UINT8 if dtype == "uint8" else TensorProto.FLOAT
+    axes = [1, 2] if len(shape) == 4 and dtype == "uint8" else list(range(1, len(shape) - 1)) or [1]
+    nodes = [helper.make_node("Cast", [input_name], ["f"], to=TensorProto.FLOAT),
+             helper.make_node("ReduceMean", ["f"], ["m"], axes=axes, keepdims=0),
+             helper.make_node("MatMul", ["m", "w"], ["z"]),
+             helper.make_node("Softmax", ["z"], [output], axis=-1)]
+    w = helper.make_tensor("w", TensorProto.FLOAT, [3, classes], np.linspace(0, 1, 3 * classes).tolist())
+    graph = helper.make_graph(nodes, "toy", [helper.make_tensor_value_info(input_name, elem, list(shape))],
+                              [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["N", classes])], [w])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return sha256_file(path)
+
+
+class TestGraphFitsTheTool:
+    @pytest.mark.parametrize("kwargs,says", [
+        ({"classes": 3}, r"its probabilities are of shape \['N', 3\], not \(N, 4\) for the 4 types"),
+        ({"classes": 5}, r"its probabilities are of shape \['N', 5\]"),
+        ({"input_name": "x"}, r"its input is 'x', not one named 'input'"),
+        ({"output": "scores"}, r"it has no output named 'probs' \(its outputs: 'scores'\)"),
+        ({"shape": ("N", 96, 96, 3), "dtype": "float"}, r"its input is tensor\(float\) of shape \['N', 96, 96, 3\], "
+                                                        r"not \(N, 3, h, w\) float32"),
+    ])
+    def test_another_graph_is_refused_at_load(self, tmp_path: Path, kwargs: dict[str, object], says: str) -> None:
+        """A valid ONNX graph of another number of classes ran, its 3 probabilities read as the four types' and
+        its CSV rows a field short (5 gave a traceback), and one with another input or output name failed at
+        the first prediction with ONNX Runtime's words: each is refused when it loads, naming model.onnx."""
+        folder = shipped_copy(tmp_path, {})
+        card = json.loads((folder / "model.json").read_text())
+        card["onnx_sha256"] = toy_graph(folder / "model.onnx", **kwargs)
+        (folder / "model.json").write_text(json.dumps(card))
+        with pytest.raises(ModelFileError, match=f"^{re.escape(str(folder / 'model.onnx'))}: not a wbc model: {says}"):
+            Predictor(folder)
+
+    def test_a_graph_of_four_classes_runs(self, tmp_path: Path) -> None:
+        """The same toy graph with 4 classes passes the checks and predicts: the checks refuse what differs only."""
+        folder = shipped_copy(tmp_path, {})
+        card = json.loads((folder / "model.json").read_text())
+        card["onnx_sha256"] = toy_graph(folder / "model.onnx")
+        (folder / "model.json").write_text(json.dumps(card))
+        files = sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))[:2]
+        assert all(len(p.probs) == 4 for p in Predictor(folder).predict_files(files))
 
 
 class TestConfidenceMapInCard:

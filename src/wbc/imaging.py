@@ -34,6 +34,11 @@ THUMBNAIL_AREA = 0.3  # a TIFF page under this share of the largest page's area 
 MODES = ("cell", "frame")  # PreprocessSpec.mode: crop around the cell, or the whole field
 
 
+# px: the largest crop window or network input a card may ask for (the data set's fields are 320x240; a window of
+# 10^9 px tried to allocate exabytes at the first prediction)
+MAX_CROP_PX = 4096
+
+
 @dataclass(frozen=True)
 class PreprocessSpec:
     """How a model wants its input; stored in the checkpoint and the model card.
@@ -74,8 +79,8 @@ class PreprocessSpec:
             raise ValueError(f"preprocess.mode is {d['mode']!r}; this version knows {' and '.join(map(repr, MODES))}")
         for key in ("window", "size"):
             v = d.get(key, getattr(cls, key))
-            if type(v) is not int or v < 1:  # type(): True is an int to isinstance
-                raise ValueError(f"preprocess.{key} is {v!r}; it must be a whole number of pixels, 1 or more")
+            if type(v) is not int or not 1 <= v <= MAX_CROP_PX:  # type(): True is an int to isinstance
+                raise ValueError(f"preprocess.{key} is {v!r}; it must be a whole number of pixels, 1 to {MAX_CROP_PX}")
         rules = (("mean", lambda c: 0 <= c <= 1, "numbers in 0..1"), ("std", lambda c: c > 0, "numbers above 0"))
         for key, rule, what in rules:
             v = d.get(key, getattr(cls, key))

@@ -106,7 +106,15 @@ def read_card(card_path: str | Path) -> dict[str, Any]:
         raise ModelFileError(f"{card_path}: onnx_sha256 is {card['onnx_sha256']!r}; it must be the file's sha256 as hex")
     if not isinstance(card["classes"], list) or tuple(card["classes"]) != CLASSES:
         raise ModelFileError(f"{card_path}: model classes {card['classes']} differ from {list(CLASSES)}")
+    # What the report, the app and the exports read from; one of another type (a string) passed here and
+    # failed in `wbc evaluate` with a traceback.
+    for key in CARD_SECTIONS:
+        if card.get(key) is not None and not isinstance(card[key], dict):
+            raise ModelFileError(f"{card_path}: {key} is {card[key]!r}; it must be an object (or absent)")
     return card
+
+
+CARD_SECTIONS = ("calibration", "training", "data", "code", "metrics")  # a card's optional objects
 
 
 def confidence_map(card: dict[str, Any], card_path: str | Path) -> dict[str, np.ndarray] | None:
@@ -165,13 +173,30 @@ def card_number(card: dict[str, Any], card_path: str | Path, key: str, ok: Calla
     return float(v)
 
 
-def check_input_size(spec: PreprocessSpec, graph_shape: Sequence[object], raw_input: bool,
-                     onnx_path: Path, card_path: Path) -> None:
-    """Refuse a card whose preprocessing makes crops of another size than the ONNX graph takes:
-    ONNX Runtime would only say so, cryptically, at the first prediction. `graph_shape`: the input's
-    (N, h, w, 3) for uint8 models, (N, 3, h, w) for the float ones before 0.2; a named (dynamic) axis
-    takes any size."""
-    graph_hw = list(graph_shape[1:3] if raw_input else graph_shape[2:4])
+def check_graph(spec: PreprocessSpec, inputs: Sequence[Any], outputs: Sequence[Any], onnx_path: Path,
+                card_path: Path) -> None:
+    """Refuse a graph this tool cannot run under its card: ONNX Runtime would only say so, cryptically, at
+    the first prediction, and a graph of another number of classes would run, its probabilities read as
+    the four types'. `inputs`, `outputs`: the session's (`.name`, `.shape`, `.type`). The input, "input",
+    is uint8 (N, h, w, 3) since 0.2, float32 (N, 3, h, w) before; "probs" is (N, 4). A named (dynamic)
+    axis takes any size."""
+    x = inputs[0]
+    raw_input = x.type == "tensor(uint8)"
+    where = f"{onnx_path}: not a wbc model"
+    if len(inputs) != 1 or x.name != "input":
+        raise ModelFileError(f"{where}: its input is {', '.join(repr(i.name) for i in inputs)}, not one named 'input'")
+    channels = x.shape[3 if raw_input else 1] if len(x.shape) == 4 else None
+    if len(x.shape) != 4 or (isinstance(channels, int) and channels != 3):
+        layout = "(N, h, w, 3) uint8" if raw_input else "(N, 3, h, w) float32"
+        raise ModelFileError(f"{where}: its input is {x.type} of shape {list(x.shape)}, not {layout}")
+    probs = next((o for o in outputs if o.name == "probs"), None)
+    if probs is None:
+        raise ModelFileError(f"{where}: it has no output named 'probs' (its outputs: "
+                             f"{', '.join(repr(o.name) for o in outputs)})")
+    if len(probs.shape) != 2 or (isinstance(probs.shape[1], int) and probs.shape[1] != len(CLASSES)):
+        raise ModelFileError(f"{where}: its probabilities are of shape {list(probs.shape)}, not (N, {len(CLASSES)}) "
+                             f"for the {len(CLASSES)} types ({', '.join(CLASSES)})")
+    graph_hw = list(x.shape[1:3] if raw_input else x.shape[2:4])
     if any(isinstance(g, int) and g != want for g, want in zip(graph_hw, spec.input_hw)):
         h, w = spec.input_hw
         raise ModelFileError(
@@ -315,9 +340,8 @@ class Predictor:
         self.output_names = [o.name for o in self.session.get_outputs()]
         # Models exported since 0.2 take the uint8 crops and normalise inside the graph; earlier ones
         # take float32 (N, 3, h, w) normalised here.
-        graph_input = self.session.get_inputs()[0]
-        self.raw_input = graph_input.type == "tensor(uint8)"
-        check_input_size(self.spec, graph_input.shape, self.raw_input, self.onnx_path, self.card_path)
+        check_graph(self.spec, self.session.get_inputs(), self.session.get_outputs(), self.onnx_path, self.card_path)
+        self.raw_input = self.session.get_inputs()[0].type == "tensor(uint8)"
         h, w = self.spec.input_hw
         if self.tta_views > 1 and h != w:
             if tta_views is not None:
@@ -352,6 +376,9 @@ class Predictor:
         n = len(prepared)
         views = self.tta_views if tta else 1
         res = self.run(dihedral_views(prepared, views) if views > 1 else prepared, outputs)  # view-major; view 0 as given
+        if res[0].ndim != 2 or res[0].shape[1] != len(CLASSES):  # a dynamic axis, unchecked when loaded
+            raise ModelFileError(f"{self.onnx_path}: not a wbc model: its probabilities came out of shape "
+                                 f"{list(res[0].shape)}, not (N, {len(CLASSES)}) for the {len(CLASSES)} types")
         probs = res[0].reshape(views, n, -1).mean(0) if views > 1 else res[0]
         probs = apply_confidence_map(probs, self.confidence_map)
         return probs, (res[1][:n] if len(res) > 1 else None)
