@@ -536,6 +536,11 @@ class TestPredictCli:
         assert main(["predict", str(photo), "--csv", str(table), "--quiet"]) == 0
         assert f"wrote {table} (it replaced the table there)" in capsys.readouterr().out
         assert table.read_text().startswith("file,class,confidence,")
+        # A table whose rows hold a file name that is not UTF-8 (a Linux file system's bytes) is still one of ours:
+        # it was refused as "not a table" on the second run, its header read as text with the rows after it.
+        table.write_bytes(b"file,class,confidence,p_eosinophil,verdict\nbad\xff\xfe.jpeg,EOSINOPHIL,0.9,0.9,confident\n")
+        assert main(["predict", str(photo), "--csv", str(table), "--quiet"]) == 0
+        assert f"wrote {table} (it replaced the table there)" in capsys.readouterr().out
         assert main(["predict", str(photo), "--csv", str(tmp_path / "new.txt"), "--quiet"]) == 0  # a new name: any
         assert capsys.readouterr().out.rstrip().endswith(f"wrote {tmp_path / 'new.txt'}")
 
@@ -1717,3 +1722,11 @@ def test_evaluate_of_own_images_says_on_the_terminal_that_each_file_is_its_own_c
     assert "cells " in out and "wbc: note:  " not in err
     assert "wbc: note: Here every file is its own cell" in err and "the intervals are too narrow" in err
     assert "With 6 cell(s), below 10, the intervals mean little." in err
+
+
+def test_python_dash_m_wbc_is_the_wbc_command() -> None:
+    """`python -m wbc` runs the command (it said "'wbc' is a package and cannot be directly executed")."""
+    from wbc import __version__
+
+    proc = subprocess.run([sys.executable, "-m", "wbc", "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"wbc {__version__}", proc

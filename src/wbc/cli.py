@@ -494,9 +494,9 @@ def _predictions_table(path: Path) -> bool:
     header begins with the file, class and confidence columns and ends with the verdict (an evaluation's
     predictions.csv, with the true classes after the verdict, is not: it belongs to its report)."""
     try:
-        with path.open(newline="") as f:
-            header = f.readline(4096).rstrip("\r\n")
-    except (OSError, UnicodeDecodeError):
+        with path.open("rb") as f:  # the header alone: a file name further on may not be UTF-8 (written as it is)
+            header = f.readline(4096).decode("utf-8", "replace").rstrip("\r\n")
+    except OSError:
         return False
     return header.startswith("file,class,confidence,") and header.endswith(",verdict")
 
