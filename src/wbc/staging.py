@@ -1,5 +1,6 @@
 """Output folders written whole: files made in a staging folder inside the output folder, then moved in all
-at once, so that a failed, interrupted or killed export or evaluation leaves the folder as it was."""
+at once, so that a failed or interrupted export or evaluation leaves the folder as it was, and a killed one
+leaves it so once the next one there has started (`undo_killed_move`)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,34 @@ def clear_dead_stages(out: Path) -> None:
                 continue  # another user's process (alive), or no process id at all
         elif int(pid) != os.getpid():
             continue  # no cheap way to tell elsewhere
+        undo_killed_move(stage, out)
         shutil.rmtree(stage, ignore_errors=True)
+
+
+MOVING = ".moving"  # in a staging folder's .before: the names `move_in` is moving in, one a line, until it is done
+
+
+def undo_killed_move(stage: Path, out: Path) -> None:
+    """Where a process was killed while `move_in` moved `stage`'s files into `out` (SIGKILL, a power cut:
+    nothing of its own ran), put `out` back as it was: the files moved in so far out, the earlier ones kept
+    in .before back in (the folder was left half new, half old, and the next run deleted the old ones)."""
+    before = stage / ".before"
+    try:
+        names = (before / MOVING).read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return  # no move under way: not begun, or done
+    undone = False
+    for f in reversed(names):
+        if (stage / f).exists():
+            continue  # not moved yet
+        if (before / f).exists():
+            os.replace(before / f, out / f)
+        else:
+            (out / f).unlink(missing_ok=True)
+        undone = True
+    if undone:
+        print(f"wbc: note: {out} had been left half written by a process killed while it moved its files in; "
+              "its earlier files are back", file=sys.stderr)
 
 
 @contextlib.contextmanager
@@ -68,6 +96,8 @@ def move_in(stage: Path, out: Path, names: list[str]) -> None:
     before it are undone from the copies kept of the files they replaced (hard links, else copies)."""
     before = stage / ".before"  # inside the staging folder: listed after `names` were
     before.mkdir()
+    # For a process killed midway, the next run's `undo_killed_move`: what was being moved in.
+    (before / MOVING).write_text("\n".join(names))
     done: list[str] = []
     try:
         for f in names:
@@ -78,6 +108,7 @@ def move_in(stage: Path, out: Path, names: list[str]) -> None:
                     shutil.copy2(out / f, before / f)
             os.replace(stage / f, out / f)
             done.append(f)
+        (before / MOVING).unlink()  # done: a kill from here on leaves the new files whole
     except BaseException:
         for f in reversed(done):
             if (before / f).exists():
