@@ -1654,13 +1654,26 @@ def test_evaluate_takes_a_run_folder_as_its_checkpoint(tiny_run: Path, tmp_path:
     # `wbc export` refuses it, with what to do; it was told "model.onnx: model file not found".
     import shutil
 
+    import torch
+
     stopped = tmp_path / "stopped"
     stopped.mkdir()
-    shutil.copyfile(tiny_run / "last.pt", stopped / "last.pt")
+    state = torch.load(tiny_run / "last.pt", map_location="cpu", weights_only=False)
+    torch.save({**state, "stopped": False}, stopped / "last.pt")  # stopped by a Ctrl-C, its epochs to come
     assert main(["evaluate", "--model", str(stopped), "--out", str(tmp_path / "ev2"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert f"{stopped}: has no best.pt yet, only last.pt" in err and "--resume" in err and "model.onnx" not in err
     assert f"or evaluate it as it is with --model {stopped / 'last.pt'}" in err
+    # A finished run whose best.pt is gone is not sent to --resume, which says there is nothing to do.
+    finished = tmp_path / "finished"
+    finished.mkdir()
+    shutil.copyfile(tiny_run / "last.pt", finished / "last.pt")  # the fixture's run finished
+    for argv in (["evaluate", "--model", str(finished), "--out", str(tmp_path / "ev3"), "--quiet"],
+                 ["export", str(finished), "--out", str(tmp_path / "m3")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert f"{finished}: its best.pt is gone, though the run finished (deleted or moved?): put it back" in err
+        assert "--resume" not in err and f"{finished / 'last.pt'}" in err
 
 
 def test_evaluate_takes_from_wbc_model_what_model_takes(tiny_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

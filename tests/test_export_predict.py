@@ -318,9 +318,19 @@ class TestExport:
         net.eval()
         old = tmp_path / "old"
         old.mkdir()
+        class Old(torch.nn.Module):  # its outputs as every export's: probabilities and logits
+            def __init__(self) -> None:
+                super().__init__()
+                self.net = net
+
+            def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                logits = self.net(x)
+                return logits.softmax(1), logits
+
         torch.onnx.export(
-            net, (torch.zeros(1, 3, 96, 96),), str(old / "model.onnx"), input_names=["input"],
-            output_names=["logits"], dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False,
+            Old().eval(), (torch.zeros(1, 3, 96, 96),), str(old / "model.onnx"), input_names=["input"],
+            output_names=["probs", "logits"], dynamic_axes={"input": {0: "batch"}, "probs": {0: "batch"},
+                                                            "logits": {0: "batch"}}, dynamo=False,
         )
         card = json.loads((exported / "model.json").read_text())
         card.update(onnx_sha256=sha256_file(old / "model.onnx"), input={"shape": ["batch", 3, 96, 96]})

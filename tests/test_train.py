@@ -82,6 +82,22 @@ class TestFit:
         fit(replace(TINY, threads=2), tiny_run, resume=True, progress=False)
         assert [(tiny_run / f).read_text() for f in ("summary.csv", "config.json")] == before
 
+    def test_a_last_pt_without_its_optimizer_is_named_on_resume(self, tiny_run: Path, tmp_path: Path) -> None:
+        """A last.pt without the optimizer's state (edited, or cut down to save space) gave a KeyError traceback."""
+        import shutil
+
+        import torch
+
+        run = tmp_path / "run"
+        shutil.copytree(tiny_run, run)
+        state = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
+        del state["optimizer"]
+        state["stopped"] = False
+        torch.save(state, run / "last.pt")
+        with pytest.raises(CheckpointError, match=f"^{re.escape(str(run / 'last.pt'))}: a damaged checkpoint: it "
+                                                  "cannot be resumed from \\(KeyError: 'optimizer'\\)"):
+            fit(TINY, run, resume=True, progress=False)
+
     def test_all_cells_never_takes_a_low_resolution_epoch(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """With no cells held out the model is the last epoch's: an epoch at low resolution is neither
         marked best nor written as best.pt."""
@@ -414,6 +430,47 @@ class TestCheckpoint:
         f.write_bytes(b"garbage")
         with pytest.raises(CheckpointError, match="not a readable checkpoint"):
             load_checkpoint(f)
+
+    @pytest.mark.parametrize("edit,says", [
+        (lambda s: s.pop("history"), "a damaged checkpoint: its history is missing, not a list"),
+        (lambda s: s.update(model_config="x"), "a damaged checkpoint: its model_config is 'x', not a dict"),
+        (lambda s: s.update(epoch=True), "a damaged checkpoint: its epoch is True, not a int"),
+        (lambda s: s["train_config"].update(bogus=1), "its settings are not this version's \\(TypeError: .*bogus"),
+    ])
+    def test_a_checkpoint_of_this_version_with_fields_wrong_is_named(self, tiny_run: Path, tmp_path: Path,
+                                                                     edit, says: str) -> None:  # noqa: ANN001
+        """A checkpoint of this version whose fields are missing or of another type (edited, or another tool's)
+        is refused by its path when read: evaluate, export and --resume gave KeyError and TypeError tracebacks."""
+        import torch
+
+        state = torch.load(tiny_run / "best.pt", map_location="cpu", weights_only=False)
+        edit(state)
+        torch.save(state, tmp_path / "best.pt")
+        with pytest.raises(CheckpointError, match=f"^{re.escape(str(tmp_path / 'best.pt'))}: {says}"):
+            load_checkpoint(tmp_path / "best.pt")
+
+    def test_weights_that_do_not_fit_the_network_are_named(self, tiny_run: Path, tmp_path: Path) -> None:
+        """Weights of another shape than the network its model_config describes: named, not torch's traceback."""
+        import torch
+
+        from wbc.train import model_from_checkpoint
+
+        state = load_checkpoint(tiny_run / "best.pt")
+        name = next(k for k, v in state["state_dict"].items() if v.ndim == 2)
+        state["state_dict"][name] = torch.zeros(3, 3)
+        with pytest.raises(CheckpointError, match=f"^x.pt: its weights do not fit the network its model_config "
+                                                  f"describes, or .*size mismatch for {re.escape(name)}"):
+            model_from_checkpoint(state, "x.pt")
+        state = load_checkpoint(tiny_run / "best.pt")
+        state["model_config"]["widths"] = "x"
+        with pytest.raises(CheckpointError, match="^x.pt: its weights do not fit .*or that network cannot be built"):
+            model_from_checkpoint(state, "x.pt")
+
+    def test_a_folder_named_like_a_checkpoint_is_named_as_itself(self, tmp_path: Path) -> None:
+        """A folder named last.pt was taken for a run folder: 'last.pt/best.pt: no such checkpoint'."""
+        (tmp_path / "last.pt").mkdir()
+        with pytest.raises(CheckpointError, match=f"^{re.escape(str(tmp_path / 'last.pt'))}: a folder, not a checkpoint"):
+            load_checkpoint(tmp_path / "last.pt")
 
 
 def test_training_images_without_colour_are_named(data_copy: Path, tmp_path: Path,

@@ -133,7 +133,7 @@ def model_probs(model: str | Path | None, samples: list[Sample], skip_bad: bool 
             raise ModelFileError(f"{model}: a training checkpoint, which needs PyTorch ({e.name or e} is not installed): "
                                  "pip install -e '.[train]', or evaluate its export (`wbc export`) instead") from e
 
-        net, spec = model_from_checkpoint(load_checkpoint(model))
+        net, spec = model_from_checkpoint(load_checkpoint(model), model)
         p = load_prepared(samples, spec, skip_bad=skip_bad, progress=progress)
         return (predict_probs(net, _to_tensor(p.x), spec), p, np.zeros(len(p.x), bool),
                 Reader(str(model), 0.0, CHECKPOINT_READING))

@@ -101,7 +101,7 @@ def export(
 ) -> dict[str, Any]:
     """Write out/model.onnx and out/model.json from a checkpoint; fail if ONNX Runtime disagrees."""
     state = load_checkpoint(checkpoint)
-    net, spec = model_from_checkpoint(state)
+    net, spec = model_from_checkpoint(state, checkpoint)
     module = _Deployable(net, temperature, spec).eval()
     outputs = ["probs", "logits"] + (["cam"] if module.cam else [])
     h, w = spec.input_hw

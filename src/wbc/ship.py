@@ -114,11 +114,14 @@ def run_checkpoint(run: str | Path, instead: str = "") -> Path:
     if not run.exists():
         raise CheckpointError(f"{run}: no such run folder or checkpoint (give the folder `wbc train` wrote, or its .pt)")
     if run.is_dir() and not (run / "best.pt").exists() and (run / "last.pt").exists():
+        otherwise = instead or f"export {run / 'last.pt'} as it is"
+        if load_checkpoint(run / "last.pt").get("stopped"):  # finished: its best.pt deleted or moved since
+            raise CheckpointError(f"{run}: its best.pt is gone, though the run finished (deleted or moved?): put it "
+                                  f"back, or {otherwise} (its last epoch, not the one chosen on validation)")
         # Epochs at a lower resolution (progressive resizing) are never the best: a run stopped among
         # them has a last.pt and no best.pt yet.
         raise CheckpointError(f"{run}: has no best.pt yet, only last.pt: the run stopped before its first "
-                              f"full-size epoch; `wbc train --out {run} --resume` finishes it, or "
-                              + (instead or f"export {run / 'last.pt'} as it is"))
+                              f"full-size epoch; `wbc train --out {run} --resume` finishes it, or {otherwise}")
     return run / "best.pt" if run.is_dir() else run
 
 

@@ -33,7 +33,7 @@ from wbc.augment import (
 )
 from wbc.data import (Sample, colourless, find_images_root, grouped_split, list_split, listed, load_arrays,
                       say_once, test_copies_of)
-from wbc.errors import CheckpointError, ConfigError, DataError, OutputError
+from wbc.errors import CheckpointError, ConfigError, DataError, OutputError, WbcError
 from wbc.imaging import PreprocessSpec, dihedral_views
 from wbc.info import CLASSES, NUM_CLASSES
 from wbc.io import atomic_write_bytes, atomic_write_text, missing_folders, printable, remove_empty
@@ -478,8 +478,10 @@ def _check_same_split(run: Path, split: tuple[dict[str, Any], set[str], set[str]
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint written by `fit`; CheckpointError if it is missing or not ours."""
     path = Path(path)
-    if path.is_dir():
+    if path.is_dir() and path.suffix != ".pt":  # a run folder; a folder named last.pt is named as itself
         path = path / "best.pt"
+    if path.is_dir():
+        raise CheckpointError(f"{path}: a folder, not a checkpoint file")
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
@@ -490,14 +492,35 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: not a wbc checkpoint of version {CHECKPOINT_VERSION}")
     if tuple(state.get("classes", ())) != CLASSES:
         raise CheckpointError(f"{path}: trained for classes {state.get('classes')}, expected {CLASSES}")
+    # What every reader takes from it: a file of this version without them (edited, or another tool's) gave
+    # KeyError and TypeError tracebacks in evaluate, export and --resume.
+    for key, kind in CHECKPOINT_FIELDS:
+        if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
+            held = "missing" if key not in state else f"{state[key]!r:.40}"
+            raise CheckpointError(f"{path}: a damaged checkpoint: its {key} is {held}, not a {kind.__name__}")
+    try:
+        TrainConfig(**state["train_config"])
+        config_from_dict(state["model_name"], state["model_config"])
+    except (TypeError, ValueError, KeyError, AttributeError, WbcError) as e:
+        raise CheckpointError(f"{path}: its settings are not this version's ({type(e).__name__}: {e})") from e
     return state
 
 
-def model_from_checkpoint(state: dict[str, Any]) -> tuple[nn.Module, PreprocessSpec]:
-    """Rebuild the network a checkpoint describes, with its weights, in eval mode."""
-    cfg = config_from_dict(state["model_name"], state["model_config"])
-    model = build_model(state["model_name"], cfg)
-    model.load_state_dict(state["state_dict"])
+CHECKPOINT_FIELDS: tuple[tuple[str, type], ...] = (
+    ("model_name", str), ("model_config", dict), ("train_config", dict), ("state_dict", dict), ("epoch", int),
+    ("history", list))
+
+
+def model_from_checkpoint(state: dict[str, Any], path: str | Path = "the checkpoint") -> tuple[nn.Module, PreprocessSpec]:
+    """Rebuild the network a checkpoint (read from `path`, for messages) describes, with its weights, in eval mode."""
+    try:
+        cfg = config_from_dict(state["model_name"], state["model_config"])
+        model = build_model(state["model_name"], cfg)
+        model.load_state_dict(state["state_dict"])
+    except (RuntimeError, TypeError, ValueError) as e:  # torch's "size mismatch for fc.weight ...", a width of "x"
+        said = " ".join(str(e).split())
+        raise CheckpointError(f"{path}: its weights do not fit the network its model_config describes, or that "
+                              f"network cannot be built ({said[:300]})") from e
     model.eval()
     return model, cfg.preprocess
 
@@ -545,7 +568,7 @@ def teacher_probs(teachers: tuple[str, ...], x: torch.Tensor, val_cells: set[str
         if read_val_cells(Path(t)) != val_cells:
             raise CheckpointError(f"{t}: this teacher held out other validation cells than the student; train it "
                                   "with the student's data, --limit-cells, --val-fraction, --fold and --split-seed")
-        net, spec = model_from_checkpoint(load_checkpoint(Path(t) / "best.pt"))
+        net, spec = model_from_checkpoint(load_checkpoint(Path(t) / "best.pt"), Path(t) / "best.pt")
         if student is not None and (spec.mode, spec.window, spec.size) != (student.mode, student.window, student.size):
             def reads(p: PreprocessSpec) -> str:
                 return (f"the whole field at {p.size} px" if p.mode == "frame"
@@ -821,14 +844,19 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
     bad_epochs, start = 0, 0
     best_epoch: int | None = None  # the epoch best.pt holds, where one was chosen on validation
     if state is not None:
-        model.load_state_dict(state["training_state_dict"] if ema is not None else state["state_dict"])
-        if ema is not None:
-            ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        history, best, bad_epochs, start = state["history"], state["best"], state["bad_epochs"], state["epoch"] + 1
-        best_epoch = next((h["epoch"] for h in history if best is not None and h.get(cfg.monitor) == best
-                           and h.get("input_px", spec.size) == spec.size), None)
+        try:
+            model.load_state_dict(state["training_state_dict"] if ema is not None else state["state_dict"])
+            if ema is not None:
+                ema.load_state_dict(state["ema"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+            history, best, bad_epochs, start = state["history"], state["best"], state["bad_epochs"], state["epoch"] + 1
+            best_epoch = next((h["epoch"] for h in history if best is not None and h.get(cfg.monitor) == best
+                               and h.get("input_px", spec.size) == spec.size), None)
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+            said = " ".join(str(e).split())
+            raise CheckpointError(f"{run / 'last.pt'}: a damaged checkpoint: it cannot be resumed from "
+                                  f"({type(e).__name__}: {said[:300]}); start the run again") from e
         if state.get("stopped"):
             print(f"{run}: this run already finished at epoch {state['epoch'] + 1}")
             return run
