@@ -131,8 +131,8 @@ class TestAnalyse:
         assert logic.confusion_alt(None) == logic.confusion_alt([[1, 2], [3, 4]]) == logic.confusion_alt("x") == head
         # The same figures as a table's rows, readable on a phone where the picture's are 4 px tall
         rows = logic.confusion_rows(cm)
-        assert rows[2] == {"true type": "Monocyte", "read as eosinophil": 0, "read as lymphocyte": 0,
-                           "read as monocyte": 465, "read as neutrophil": 155}
+        assert rows[2] == {"true type": "Monocyte", "read as Eos": 0, "read as Lymph": 0, "read as Mono": 465,
+                           "read as Neut": 155}
         assert [r["true type"] for r in rows] == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"]
         assert logic.confusion_rows(None) == logic.confusion_rows([[1, 2], [3, 4]]) == []
         metrics = json.loads((DEFAULT_MODEL_DIR / "metrics.json").read_text())
@@ -915,11 +915,14 @@ class TestDifferential:
             "Lymphocyte": ("6.2–15.0", "low, may be chance"), "Neutrophil": ("73.8–85.3", "high, may be chance")}
         # The page's narrow status column shortens them, and says nothing below 100 cells with a long dash.
         assert [r["status"] for r in logic.differential_shown(list(rows.values()))] == ["high", "low?", "low", "high?"]
-        assert logic.differential_shown(list(rows.values()))[0]["95% limits"] == "6.2\u2060\u2013\u206015.0"
+        assert logic.differential_shown(list(rows.values()))[0]["95% limits (%)"] == "6.2\u2060\u2013\u206015.0"
         assert {r["status"] for r in logic.differential_shown(logic.differential(["NEUTROPHIL"] * 99))} == {"\u2014"}
+        # Other white cells have no range: a long dash there as in every row without a status (it was left blank).
+        other = logic.differential_shown(logic.differential(["NEUTROPHIL", "OTHER_WHITE_CELL"], reviewed=True))[-1]
+        assert other["type"] == "Other white cell" and other["range (%)"] == other["status"] == "\u2014"
         in_range = logic.differential_shown(logic.differential(["NEUTROPHIL"] * 55 + ["LYMPHOCYTE"] * 40 + ["MONOCYTE"] * 5))
         assert in_range[1]["status"] == "in\u00a0range" and list(in_range[1]) == [
-            "type", "count", "percent", "95% limits", "range (%)", "status"]
+            "type", "count", "percent", "95% limits (%)", "range (%)", "status"]
         eos = next(r for r in logic.differential(["NEUTROPHIL"] * 400) if r["type"] == "Eosinophil")
         assert (eos[logic.LIMITS_COLUMN], eos["status"]) == ("0.0–0.9", "within range")
 
@@ -2072,7 +2075,7 @@ class TestPage:
 
         shown = pa.ipc.open_stream(at.tabs[0].table[0].proto.arrow_data.styler.display_values).read_all().to_pandas()
         joined = "\u2060\u2013\u2060"  # word joiners about the dash: a phone broke "3.2-65.1" after it
-        assert shown.to_dict("records")[0] == {"count": "2", "percent": "25.0", "95% limits": f"3.2{joined}65.1",
+        assert shown.to_dict("records")[0] == {"count": "2", "percent": "25.0", "95% limits (%)": f"3.2{joined}65.1",
                                                "range (%)": f"0{joined}5.5", "status": "\u2014"}
         # The type heads each row (the table's index: a th a screen reader names the row by).
         assert at.tabs[0].table[0].value.index.tolist() == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil", "Basophil",

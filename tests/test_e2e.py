@@ -232,6 +232,11 @@ class TestInBrowser:
         phone.get_by_test_id("stDataFrame").filter(visible=True).nth(2).wait_for()  # the bins by the type called
         tables = phone.evaluate(widths)
         assert len(tables) == 3 and all(scroll <= client for scroll, client in tables), tables
+        # The confusion matrix in figures, all four columns (the misread monocytes' ran past the screen's edge).
+        phone.get_by_text("The test images' confusion matrix in figures").click()
+        matrix = phone.locator("table").filter(has_text="true type")
+        matrix.wait_for()
+        assert matrix.evaluate("t => t.scrollWidth <= t.parentElement.clientWidth + 1"), matrix.bounding_box()
         phone.get_by_role("tab", name="Classify").click()
         phone.get_by_text("Show the built-in sample images").click()
         phone.get_by_role("heading", name="Differential count").wait_for()
@@ -239,7 +244,7 @@ class TestInBrowser:
         # The differential fits the screen, all six columns (a data grid's status column was cut to "within r...").
         table, box = (phone.locator(".st-key-differential").locator(s) for s in ("table", "xpath=.."))
         assert table.bounding_box()["width"] <= box.bounding_box()["width"], (table.bounding_box(), box.bounding_box())
-        assert table.locator("thead th").all_inner_texts() == ["type", "count", "percent", "95% limits", "range (%)",
+        assert table.locator("thead th").all_inner_texts() == ["type", "count", "percent", "95% limits (%)", "range (%)",
                                                                "status"]
         assert table.locator('tbody th[scope="row"]').all_inner_texts() == ["Eosinophil", "Lymphocyte", "Monocyte",
                                                                             "Neutrophil", "Basophil", "Other white cell"]

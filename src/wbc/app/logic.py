@@ -364,8 +364,13 @@ def confusion_rows(confusion: object) -> list[dict[str, object]]:
         return []
     if m.shape != (len(CLASSES), len(CLASSES)):
         return []
-    return [{"true type": cell_type(c).label, **{f"read as {cell_type(d).label.lower()}": int(m[i, j])
+    return [{"true type": cell_type(c).label, **{f"read as {SHORT_NAMES[d]}": int(m[i, j])
                                                  for j, d in enumerate(CLASSES)}} for i, c in enumerate(CLASSES)]
+
+
+# A differential's usual short names: a phone's width holds four columns of them (of the full names, 109 px ran past
+# a 322 px table, the column of the misread monocytes among them)
+SHORT_NAMES = {"EOSINOPHIL": "Eos", "LYMPHOCYTE": "Lymph", "MONOCYTE": "Mono", "NEUTROPHIL": "Neut"}
 
 
 def crop_caption(p: Prediction) -> str:
@@ -1144,12 +1149,14 @@ UNBROKEN_DASH = f"\u2060{DASH}\u2060"
 def differential_shown(diff: Sequence[Mapping[str, object]]) -> list[dict[str, object]]:
     """The differential as the page's table shows it: short headings and statuses, ranges that do not break,
     and a long dash for no status (the table reads its cells as Markdown, where a lone "-" is a list's bullet)."""
-    heading = {LIMITS_COLUMN: "95% limits", "adult range (%)": "range (%)"}
-    status = {**SHORT_STATUS, "-": "\u2014"}
+    heading = {LIMITS_COLUMN: "95% limits (%)", "adult range (%)": "range (%)"}
+    status = {**SHORT_STATUS, "-": "\u2014", "": "\u2014"}  # "": a row with no range (other white cells)
 
     def shown(k: str, v: object) -> object:
         if k == "status":
             return status.get(str(v), v)
+        if k == "adult range (%)" and v == "":
+            return "\u2014"
         return v.replace(DASH, UNBROKEN_DASH) if k in (LIMITS_COLUMN, "adult range (%)") and isinstance(v, str) else v
 
     return [{heading.get(k, k): shown(k, v) for k, v in r.items()} for r in diff]

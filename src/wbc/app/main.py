@@ -318,8 +318,9 @@ with classify_tab:
         type=sorted(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES),
         accept_multiple_files=True,
         help=(f"One white cell per image works best. Up to {logic.MAX_UPLOAD_MB} MB per file. A file the box refuses "
-              "(larger, or of another type, such as a HEIC photo: export it as JPEG) is marked with an error sign: "
-              "point at it, or Tab to it, for why."),
+              "(larger, or of another type, such as a HEIC photo: export it as JPEG) is marked with an error sign "
+              "and not analysed: point at it, or Tab to it, for why (a phone shows the sign alone: the file is of "
+              "another type or over the size)."),
     )
     st.caption(logic.FOUR_TYPES_ONLY)  # here, where a student uploads: the Limits in the other tab go unread
     use_samples = st.toggle("Show the built-in sample images instead (two of each type)", value=False)
