@@ -538,9 +538,11 @@ class TestPredictCli:
         assert table.read_text().startswith("file,class,confidence,")
         # A table whose rows hold a file name that is not UTF-8 (a Linux file system's bytes) is still one of ours:
         # it was refused as "not a table" on the second run, its header read as text with the rows after it.
-        table.write_bytes(b"file,class,confidence,p_eosinophil,verdict\nbad\xff\xfe.jpeg,EOSINOPHIL,0.9,0.9,confident\n")
-        assert main(["predict", str(photo), "--csv", str(table), "--quiet"]) == 0
-        assert f"wrote {table} (it replaced the table there)" in capsys.readouterr().out
+        for lines in (b"file,class,confidence,p_eosinophil,verdict\nbad\xff\xfe.jpeg,EOSINOPHIL,0.9,0.9,confident\n",
+                      b"file,class,confidence,p_eosinophil,verdict\rold.jpeg,EOSINOPHIL,0.9,0.9,confident\r"):  # Mac CR
+            table.write_bytes(lines)
+            assert main(["predict", str(photo), "--csv", str(table), "--quiet"]) == 0
+            assert f"wrote {table} (it replaced the table there)" in capsys.readouterr().out
         assert main(["predict", str(photo), "--csv", str(tmp_path / "new.txt"), "--quiet"]) == 0  # a new name: any
         assert capsys.readouterr().out.rstrip().endswith(f"wrote {tmp_path / 'new.txt'}")
 

@@ -649,6 +649,53 @@ staging.move_in(stage, out, ["a.txt", "c.txt", "b.txt"])
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == -9, proc.stderr
     assert {f.name: f.read_text() for f in out.glob("*.txt")} == {"a.txt": "new a", "b.txt": "old b", "c.txt": "new c"}
+    stage = next(out.glob(".wbc-staging.*"))
+    kept = {f.name: f.read_bytes() for f in (stage / ".before").iterdir()}
     clear_dead_stages(out)
     assert {f.name: f.read_text() for f in out.iterdir()} == {"a.txt": "old a", "b.txt": "old b"}
-    assert f"{out} had been left half written by a process killed while it moved its files in" in capsys.readouterr().err
+    assert f"{out} had been left half written by an export or evaluation that stopped while moving its files in; its " \
+           "earlier files are back" in capsys.readouterr().err
+    # Undone once: the same staging folder met again (two runs starting at once, or one killed after the undo)
+    # deletes nothing (a.txt, put back, was deleted as if it had been new).
+    (stage / ".before").mkdir(parents=True)
+    for name, data in kept.items():
+        (stage / ".before" / name).write_bytes(data)
+    (stage / "b.txt").write_text("new b")
+    (stage / ".before" / "a.txt").unlink()  # a.txt put back, as the first undo did, its list left
+    assert (stage / ".before" / ".moving").read_text() == "a.txt\t1\nc.txt\t0\nb.txt\t1\n"
+    clear_dead_stages(out)
+    assert {f.name: f.read_text() for f in out.iterdir()} == {"a.txt": "old a", "b.txt": "old b"}
+
+
+def test_an_undo_that_stopped_midway_is_finished_by_the_next_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A move that failed, whose own undo failed too (a file held open), leaves its list: the next run puts back what
+    is left, and deletes no earlier file it had put back already."""
+    import os
+
+    from wbc import staging
+
+    out = tmp_path / "ev"
+    out.mkdir()
+    (out / "a.txt").write_text("old a")
+    (out / "b.txt").write_text("old b")
+    stage = out / f"{staging.STAGE_PREFIX}999999999.x"  # a process that is gone
+    stage.mkdir()
+    for f in ("a.txt", "b.txt", "c.txt"):
+        (stage / f).write_text("new " + f[0])
+    real = os.replace
+
+    def failing(src: object, dst: object) -> None:
+        name = Path(str(dst)).name
+        if Path(str(src)).name == "c.txt" or (name == "a.txt" and ".before" in str(src)):
+            raise PermissionError(13, "held open", str(dst))
+        real(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(PermissionError):
+        staging.move_in(stage, out, ["a.txt", "b.txt", "c.txt"])
+    monkeypatch.undo()
+    assert {f.name: f.read_text() for f in out.glob("*.txt")} == {"a.txt": "new a", "b.txt": "old b"}
+    staging.clear_dead_stages(out)
+    assert {f.name: f.read_text() for f in out.iterdir()} == {"a.txt": "old a", "b.txt": "old b"}
+    assert "its earlier files are back" in capsys.readouterr().err

@@ -95,7 +95,17 @@ class TestFit:
         state["stopped"] = False
         torch.save(state, run / "last.pt")
         with pytest.raises(CheckpointError, match=f"^{re.escape(str(run / 'last.pt'))}: a damaged checkpoint: it "
-                                                  "cannot be resumed from \\(KeyError: 'optimizer'\\)"):
+                                                  "cannot be resumed from \\(KeyError: 'optimizer'\\); train it "
+                                                  "again with another --out"):
+            fit(TINY, run, resume=True, progress=False)
+        # A setting this version does not know (a later version's run) is named on --resume alone: export and
+        # evaluate read the checkpoint as before.
+        state = torch.load(tiny_run / "last.pt", map_location="cpu", weights_only=False)
+        state["train_config"]["bogus"] = 1
+        torch.save({**state, "stopped": False}, run / "last.pt")
+        load_checkpoint(run / "last.pt")
+        with pytest.raises(CheckpointError, match="its settings are not this version's .*bogus.*resume it with the "
+                                                  "version that started it"):
             fit(TINY, run, resume=True, progress=False)
 
     def test_all_cells_never_takes_a_low_resolution_epoch(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -433,9 +443,9 @@ class TestCheckpoint:
 
     @pytest.mark.parametrize("edit,says", [
         (lambda s: s.pop("history"), "a damaged checkpoint: its history is missing, not a list"),
-        (lambda s: s.update(model_config="x"), "a damaged checkpoint: its model_config is 'x', not a dict"),
-        (lambda s: s.update(epoch=True), "a damaged checkpoint: its epoch is True, not a int"),
-        (lambda s: s["train_config"].update(bogus=1), "its settings are not this version's \\(TypeError: .*bogus"),
+        (lambda s: s.update(model_config="x"), "a damaged checkpoint: its model_config is 'x', not an object"),
+        (lambda s: s.update(epoch=True), "a damaged checkpoint: its epoch is True, not a whole number"),
+        (lambda s: s["model_config"].update(bogus=1), "its settings are not this version's \\(TypeError: .*bogus"),
     ])
     def test_a_checkpoint_of_this_version_with_fields_wrong_is_named(self, tiny_run: Path, tmp_path: Path,
                                                                      edit, says: str) -> None:  # noqa: ANN001

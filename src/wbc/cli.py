@@ -8,6 +8,7 @@ import importlib
 import os
 import select
 import shlex
+import re
 import signal
 import sys
 import tempfile
@@ -495,7 +496,8 @@ def _predictions_table(path: Path) -> bool:
     predictions.csv, with the true classes after the verdict, is not: it belongs to its report)."""
     try:
         with path.open("rb") as f:  # the header alone: a file name further on may not be UTF-8 (written as it is)
-            header = f.readline(4096).decode("utf-8", "replace").rstrip("\r\n")
+            head = f.read(4096)
+        header = re.split(rb"[\r\n]", head, maxsplit=1)[0].decode("utf-8", "replace")  # CR alone: Excel for Mac's
     except OSError:
         return False
     return header.startswith("file,class,confidence,") and header.endswith(",verdict")

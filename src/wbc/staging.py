@@ -36,34 +36,44 @@ def clear_dead_stages(out: Path) -> None:
                 continue  # another user's process (alive), or no process id at all
         elif int(pid) != os.getpid():
             continue  # no cheap way to tell elsewhere
-        undo_killed_move(stage, out)
-        shutil.rmtree(stage, ignore_errors=True)
+        if undo_killed_move(stage, out):
+            shutil.rmtree(stage, ignore_errors=True)
 
 
-MOVING = ".moving"  # in a staging folder's .before: the names `move_in` is moving in, one a line, until it is done
+# In a staging folder's .before, while `move_in` moves files in: each name, a tab, and 1 where the output folder
+# held a file of that name before (its copy in .before), else 0.
+MOVING = ".moving"
 
 
-def undo_killed_move(stage: Path, out: Path) -> None:
-    """Where a process was killed while `move_in` moved `stage`'s files into `out` (SIGKILL, a power cut:
-    nothing of its own ran), put `out` back as it was: the files moved in so far out, the earlier ones kept
-    in .before back in (the folder was left half new, half old, and the next run deleted the old ones)."""
+def undo_killed_move(stage: Path, out: Path) -> bool:
+    """Where a process stopped while `move_in` moved `stage`'s files into `out` and could not undo it (killed by
+    SIGKILL or a power cut, or its undo failed), put `out` back as it was: the files moved in so far out, the
+    earlier ones kept in .before back in (the folder was left half new, half old, and the next run deleted the old
+    ones). Whether `stage` may go: False where an earlier file could not be put back (said, with where it is)."""
     before = stage / ".before"
-    try:
-        names = (before / MOVING).read_text().splitlines()
+    claimed = before / f"{MOVING}.{os.getpid()}"
+    try:  # claimed by a rename: of two runs starting here at once, one undoes it
+        os.replace(before / MOVING, claimed)
+        moving = [line.split("\t") for line in claimed.read_text().splitlines()]
     except (OSError, UnicodeDecodeError):
-        return  # no move under way: not begun, or done
-    undone = False
-    for f in reversed(names):
-        if (stage / f).exists():
-            continue  # not moved yet
-        if (before / f).exists():
-            os.replace(before / f, out / f)
-        else:
-            (out / f).unlink(missing_ok=True)
-        undone = True
-    if undone:
-        print(f"wbc: note: {out} had been left half written by a process killed while it moved its files in; "
-              "its earlier files are back", file=sys.stderr)
+        return True  # no move under way (not begun, done or undone), or another run's to undo
+    try:
+        for f, existed in reversed(moving):
+            if (stage / f).exists():
+                continue  # not moved in
+            if (before / f).exists():
+                os.replace(before / f, out / f)
+            elif existed == "0":
+                (out / f).unlink(missing_ok=True)
+            # else: put back already, by the undo of `move_in` that stopped midway
+    except OSError as e:
+        print(f"wbc: note: {out} was left half written by an export or evaluation that stopped while moving its files "
+              f"in, and its earlier files could not all be put back ({e}); they are in {before}", file=sys.stderr)
+        return False
+    claimed.unlink()
+    print(f"wbc: note: {out} had been left half written by an export or evaluation that stopped while moving its files "
+          "in; its earlier files are back", file=sys.stderr)
+    return True
 
 
 @contextlib.contextmanager
@@ -96,8 +106,8 @@ def move_in(stage: Path, out: Path, names: list[str]) -> None:
     before it are undone from the copies kept of the files they replaced (hard links, else copies)."""
     before = stage / ".before"  # inside the staging folder: listed after `names` were
     before.mkdir()
-    # For a process killed midway, the next run's `undo_killed_move`: what was being moved in.
-    (before / MOVING).write_text("\n".join(names))
+    # For a process killed midway, the next run's `undo_killed_move`: what was being moved in, and what it replaced.
+    (before / MOVING).write_text("".join(f"{f}\t{int((out / f).is_file())}\n" for f in names))
     done: list[str] = []
     try:
         for f in names:

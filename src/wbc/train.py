@@ -494,21 +494,20 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: trained for classes {state.get('classes')}, expected {CLASSES}")
     # What every reader takes from it: a file of this version without them (edited, or another tool's) gave
     # KeyError and TypeError tracebacks in evaluate, export and --resume.
-    for key, kind in CHECKPOINT_FIELDS:
+    for key, kind, what in CHECKPOINT_FIELDS:
         if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
             held = "missing" if key not in state else f"{state[key]!r:.40}"
-            raise CheckpointError(f"{path}: a damaged checkpoint: its {key} is {held}, not a {kind.__name__}")
-    try:
-        TrainConfig(**state["train_config"])
+            raise CheckpointError(f"{path}: a damaged checkpoint: its {key} is {held}, not {what}")
+    try:  # (its train_config is read by --resume alone: a later version's new settings do not stop an export)
         config_from_dict(state["model_name"], state["model_config"])
     except (TypeError, ValueError, KeyError, AttributeError, WbcError) as e:
         raise CheckpointError(f"{path}: its settings are not this version's ({type(e).__name__}: {e})") from e
     return state
 
 
-CHECKPOINT_FIELDS: tuple[tuple[str, type], ...] = (
-    ("model_name", str), ("model_config", dict), ("train_config", dict), ("state_dict", dict), ("epoch", int),
-    ("history", list))
+CHECKPOINT_FIELDS: tuple[tuple[str, type, str], ...] = (
+    ("model_name", str, "a name"), ("model_config", dict, "an object"), ("train_config", dict, "an object"),
+    ("state_dict", dict, "a set of weights"), ("epoch", int, "a whole number"), ("history", list, "a list"))
 
 
 def model_from_checkpoint(state: dict[str, Any], path: str | Path = "the checkpoint") -> tuple[nn.Module, PreprocessSpec]:
@@ -746,7 +745,12 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
     state: dict[str, Any] | None = None
     if resume:
         state = load_checkpoint(run / "last.pt")
-        cfg = replace(TrainConfig(**state["train_config"]), **{k: getattr(cfg, k) for k in MACHINE_SETTINGS})
+        try:
+            stored = TrainConfig(**state["train_config"])
+        except TypeError as e:  # a setting this version does not know: a later version's run, or an edited file
+            raise CheckpointError(f"{run / 'last.pt'}: its settings are not this version's ({e}); resume it with the "
+                                  "version that started it") from e
+        cfg = replace(stored, **{k: getattr(cfg, k) for k in MACHINE_SETTINGS})
     elif (run / "last.pt").exists():
         raise CheckpointError(f"{run}: already holds a run; pass --resume to continue it or choose another --out")
     else:
@@ -844,6 +848,9 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
     bad_epochs, start = 0, 0
     best_epoch: int | None = None  # the epoch best.pt holds, where one was chosen on validation
     if state is not None:
+        if state.get("stopped"):
+            print(f"{run}: this run already finished at epoch {state['epoch'] + 1}")
+            return run
         try:
             model.load_state_dict(state["training_state_dict"] if ema is not None else state["state_dict"])
             if ema is not None:
@@ -856,10 +863,8 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
             said = " ".join(str(e).split())
             raise CheckpointError(f"{run / 'last.pt'}: a damaged checkpoint: it cannot be resumed from "
-                                  f"({type(e).__name__}: {said[:300]}); start the run again") from e
-        if state.get("stopped"):
-            print(f"{run}: this run already finished at epoch {state['epoch'] + 1}")
-            return run
+                                  f"({type(e).__name__}: {said[:300]}); train it again with another --out, or "
+                                  "remove this folder first") from e
 
     print(f"{cfg.model}: {count_params(model):,} parameters; {len(x_tr)} training files "
           f"({len(set(cells[i] for i in tr_idx))} cells), {len(x_va)} validation files ({len(set(va_cells))} cells)")
