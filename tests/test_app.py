@@ -1045,11 +1045,26 @@ class TestDifferential:
         back = logic.restored_labels(keyed, "review.csv")
         assert back.checked == {"cd34"} and back.is_checked("cd34", "x") and not back.is_checked("ab12", "x")
 
+    def test_basophils_have_no_status_while_rows_are_unchecked(self) -> None:
+        """From 100 cells on, the basophils' "0, within range" stood beside 96 unchecked images: the model never calls
+        one, so their count is the reviewer's alone. Their status says so until every counted image is checked."""
+        rows = [{"verdict": "confident", "predicted": "Neutrophil", "reviewed": "Neutrophil", "checked": False}] * 100
+        names = logic.reviewed_classes([r["reviewed"] for r in rows])
+        basophils = next(r for r in logic.reviewed_differential(names, rows) if r["type"] == "Basophil")
+        assert basophils["status"] == logic.BASOPHILS_UNCHECKED == "unchecked: the model never calls a basophil"
+        assert [r["status"] for r in logic.differential_shown([basophils])] == ["unchecked"]
+        checked = [{**r, "checked": True} for r in rows]
+        assert next(r for r in logic.reviewed_differential(names, checked) if r["type"] == "Basophil")["status"] \
+            == "within range"
+        few = logic.reviewed_differential(names[:10], rows[:10])  # under 100 cells: no status for any row, as before
+        assert {r["status"] for r in few if r["type"] != "Other white cell"} == {"-"}
+
     def test_differential_csv(self) -> None:
         """The differential's download: the page's rows, then the total; a spreadsheet's sum of the counts
         is the total, and each share is the count over it."""
         diff = logic.differential(["EOSINOPHIL", "NEUTROPHIL", "NEUTROPHIL", logic.EXCLUDED])
-        data = logic.differential_csv(diff, set_aside=3, excluded=1, unreadable=2, unchecked=1, not_checked=2)
+        data = logic.differential_csv(diff, set_aside=3, excluded=1, unreadable=2, unchecked=1, not_checked=2,
+                                      repeats=1)
         assert data.startswith(b"\xef\xbb\xbf")
         rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
         assert list(rows[0]) == ["type", "count", "percent", "95% limits (%)", "adult range (%)", "status"]
@@ -1058,6 +1073,7 @@ class TestDifferential:
             ("Eosinophil", "1", "33.3"), ("Lymphocyte", "0", "0.0"), ("Monocyte", "0", "0.0"),
             ("Neutrophil", "2", "66.7"), ("Total", "3", "100.0"), ("Not counted: set aside by the screening", "3", ""),
             ("Not counted: excluded in review", "1", ""), ("Not counted: unreadable files", "2", ""),
+            ("Not counted: repeats of an image given before", "1", ""),  # the rows add up to the images given
             ("Counted, marked needs review, unchecked", "1", ""),
             ("Counted, not checked by a reviewer (any verdict)", "2", "")]
         assert rows[4]["adult range (%)"] == "" and rows[4]["status"] == logic.NO_STATUS_BELOW
@@ -1725,16 +1741,16 @@ class TestPage:
         at.file_uploader[1].set_value([(logic.REVIEW_CSV, saved, "text/csv")]).run()
         assert not at.exception
         assert at.session_state["corrections"][key[0]] == "Monocyte"
-        assert [plain(m.value) for m in at.success] == [f"Restored the review of 2 image(s) from {logic.REVIEW_CSV}, 1 of them "
-                                                 "with a type other than the model's. 1 of its rows name no image "
+        assert [plain(m.value) for m in at.success] == [f"Restored the review of 2 image(s) from {logic.REVIEW_CSV}: 1 given a "
+                                                 "type other than the model's. 1 of its rows name no image "
                                                  "shown here: upload those images to restore them too."]
         csv_now = made[-1].decode("utf-8-sig").splitlines()
         assert csv_now[2].startswith("renamed.jpeg,") and ",Monocyte," in csv_now[2]  # the table the page offers
         # The third image uploaded after the table: its row's label too.
         at.file_uploader[0].set_value([up[1], ("renamed.jpeg", up[0][1], "image/jpeg"), up[2]]).run()
         assert at.session_state["corrections"][key[2]] == "Excluded"
-        assert [plain(m.value) for m in at.success] == [f"Restored the review of 3 image(s) from {logic.REVIEW_CSV}, 2 of them "
-                                                 "with a type other than the model's."]
+        assert [plain(m.value) for m in at.success] == [f"Restored the review of 3 image(s) from {logic.REVIEW_CSV}: 1 given a "
+                                                 "type other than the model's, 1 excluded."]
         # A correction made after the restore stays: the table in its box is not applied again.
         # (Each restore gives the table a new widget: "review-2" after the two.)
         at.session_state["review-2"] = {"edited_rows": {0: {"reviewed": "Excluded"}, 1: {"reviewed": "Neutrophil"}},
@@ -1743,8 +1759,8 @@ class TestPage:
         assert at.session_state["corrections"][key[0]] == "Neutrophil"
         # ...and the note still counts what the table restored: a correction made by hand since is not the table's
         at.run()  # the next action on the page (the correction is taken after the note is made)
-        assert [plain(m.value) for m in at.success] == [f"Restored the review of 3 image(s) from {logic.REVIEW_CSV}, 2 of them "
-                                                 "with a type other than the model's."]
+        assert [plain(m.value) for m in at.success] == [f"Restored the review of 3 image(s) from {logic.REVIEW_CSV}: 1 given a "
+                                                 "type other than the model's, 1 excluded."]
         # Something else in the box: named, with what is wrong, and the review as it was.
         at.file_uploader[1].set_value([("notes.csv", b"name,comment\na,b\n", "text/csv")]).run()
         assert not at.exception
@@ -1756,8 +1772,8 @@ class TestPage:
         # (it still said "Restored the review of 3 image(s)", none of them on the page)
         at.file_uploader[1].set_value([(logic.REVIEW_CSV, saved, "text/csv")]).run()
         at.file_uploader[0].set_value([up[1], up[2]]).run()  # the first removed
-        assert [plain(m.value) for m in at.success] == [f"Restored the review of 2 image(s) from {logic.REVIEW_CSV}, 1 of them "
-                                                        "with a type other than the model's. 1 of its rows name no "
+        assert [plain(m.value) for m in at.success] == [f"Restored the review of 2 image(s) from {logic.REVIEW_CSV}: 1 excluded. "
+                                                        "1 of its rows name no "
                                                         "image shown here: upload those images to restore them too."]
         other = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[3:5]
         at.file_uploader[0].set_value([(f.name, f.read_bytes(), "image/jpeg") for f in other]).run()
@@ -1800,6 +1816,9 @@ class TestPage:
         at.file_uploader[1].set_value([(logic.REVIEW_CSV, saved, "text/csv")]).run()
         assert not at.exception and unchecked() == [str(len(review) - 1)]
         assert at.dataframe[0].value["checked"].tolist().count(True) == 1
+        # The note names the tick it brought back (it counted the types alone)
+        assert [plain(m.value) for m in at.success] == [f"Restored the review of 3 image(s) from {logic.REVIEW_CSV}: "
+                                                        "1 ticked checked."]
 
     def test_restore_reads_formula_quoted_names_and_refuses_other_files(self) -> None:
         """The page's own table with names quoted as formula-like (' first on several lines, which the CSV
@@ -1937,9 +1956,15 @@ class TestPage:
         # Headers retyped, and a type mistyped: the row is named, not dropped without a word.
         typo = logic.restored_labels(b"File;Reviewed\na.jpeg;Eosinophill\nb.jpeg;Monocyte\nc.jpeg;\n", "t.csv")
         assert typo.by_name == {"b.jpeg": "Monocyte"} and typo.unknown == (("a.jpeg", "Eosinophill"),)
+        # Each kind of change in words: the exclusions were counted as types other than the model's, the ticks unsaid
+        assert plain(logic.restore_note("t.csv", 108, 5, 0, (), excluded=2, ticked=5)[1]) == (
+            "Restored the review of 108 image(s) from t.csv: 5 given a type other than the model's, 2 excluded, "
+            "5 ticked checked.")
+        assert plain(logic.restore_note("t.csv", 3, 0, 0, ())[1]) == "Restored the review of 3 image(s) from t.csv: each as " \
+                                                             "the model read it."
         kind, text = logic.restore_note("t.csv", 1, 1, 0, typo.unknown)
         assert kind == "warning" and plain(text) == (
-            "Restored the review of 1 image(s) from t.csv, 1 of them with a type other than the model's. 1 row(s) "
+            "Restored the review of 1 image(s) from t.csv: 1 given a type other than the model's. 1 row(s) "
             "hold in their reviewed column no type this page knows (Eosinophil, Lymphocyte, Monocyte, Neutrophil, "
             "Basophil, Other white cell, Nucleated red cell, Excluded), and keep the model's type: a.jpeg: 'Eosinophill'")
 
@@ -2271,10 +2296,12 @@ class TestPage:
         at.file_uploader[0].set_value([*((f.name, f.read_bytes(), "image/jpeg") for f in files),
                                        ("over.png", over, "image/png"),
                                        ("blank.png", encode(Image.new("RGB", (320, 240), (230, 225, 228))), "image/png"),
-                                       ("broken.jpeg", b"not an image", "image/jpeg")]).run()
+                                       ("broken.jpeg", b"not an image", "image/jpeg"),
+                                       ("again.jpeg", files[0].read_bytes(), "image/jpeg")]).run()
         assert not at.exception and made
         rows = {r["type"]: r["count"] for r in csv.DictReader(io.StringIO(made[-1].decode("utf-8-sig")))}
         assert rows["Total"] == "3" and rows["Not counted: set aside by the screening"] == "1"
+        assert rows["Not counted: repeats of an image given before"] == "1"  # 3 + 1 + 1 unreadable + 1: the 6 given
         assert rows["Not counted: excluded in review"] == "0" and rows["Counted, not checked by a reviewer (any verdict)"] == "3"
         assert any(i.value.startswith("Provisional: 3 of the 3 counted image(s)") for i in at.info)
         assert [k.split(":")[0] for k in list(rows)[-4:]] == ["Model", "Review threshold", "Made", "Each image is taken as one cell. A second opinion for learning and checking by a qualified person, not a diagnosis."]

@@ -1745,3 +1745,21 @@ def test_python_dash_m_wbc_is_the_wbc_command() -> None:
 
     proc = subprocess.run([sys.executable, "-m", "wbc", "--version"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == f"wbc {__version__}", proc
+
+
+def test_the_counts_heading_does_not_say_checking_the_flagged_ones_is_enough(tmp_path: Path,
+                                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """"8 need review, so check those before using the count" read as if the rest could be trusted: in a 110-image
+    smear half the errors were confident. The heading asks for them and any share out of its range to be checked."""
+    import shutil
+
+    from wbc.predict import DEFAULT_MODEL_DIR
+
+    model = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, model)
+    card = json.loads((model / "model.json").read_text())
+    (model / "model.json").write_text(json.dumps({**card, "review_threshold": 0.9999}))  # every one needs review
+    assert main(["predict", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--model", str(model), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert ("Differential of the 8 image(s) read as white cells; 8 need review: check them by eye, and any share out "
+            "of its range, before using the count:") in out

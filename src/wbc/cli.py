@@ -646,8 +646,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
         two = sum(bool(r.other_cell) for r in counted)  # counted photos with a second white cell
         print(f"\nDifferential of the {len(counted)} image(s) read as white cells"
               + (f" (left out: {', '.join(left_out)})" if left_out else "")
-              + (f"; {review} {'needs' if review == 1 else 'need'} review, so check those before using the count"
-                 if review else "")
+              # Not "check those and the count stands": half of a 110-image smear's errors were confident.
+              + (f"; {review} {'needs' if review == 1 else 'need'} review: check {'it' if review == 1 else 'them'} by "
+                 "eye, and any share out of its range, before using the count" if review else "")
               + (f"; {two} of the {len(counted)} {'shows' if two == 1 else 'show'} a second white cell that is not "
                  f"in the count (marked in {'its row' if two == 1 else 'their rows'})" if two else "")
               + ":")

@@ -1116,18 +1116,22 @@ def restored_labels(data: bytes, name: str) -> Restored:
 
 
 def restore_note(name: str, restored: int, corrected: int, missed: int, unknown: Sequence[tuple[str, str]],
-                 conflicts: Sequence[str] = ()) -> tuple[str, str]:
+                 conflicts: Sequence[str] = (), excluded: int = 0, ticked: int = 0) -> tuple[str, str]:
     """(kind, text) of what a restore did: how many images took the table's type (and how many of those
-    differ from the model's), how many of its rows name no image shown, the rows whose type it could not
-    read, named, which keep the model's type, and the images two rows gave two types. Markdown, its names
-    escaped."""
+    differ from the model's: `corrected` to another type, `excluded` by the reviewer; `ticked` checked), how many
+    of its rows name no image shown, the rows whose type it could not read, named, which keep the model's type,
+    and the images two rows gave two types. Markdown, its names escaped."""
     name = markdown_literal(name)
     if not restored:
         text = f"No row of {name} names an image shown here: upload the images it was made from."
     else:
-        text = (f"Restored the review of {restored} image(s) from {name}, {corrected} of them with a type other "
-                "than the model's." + (f" {missed} of its rows name no image shown here: upload those images to "
-                                       "restore them too." if missed > 0 else ""))
+        # Each kind of change in words (the exclusions were counted as types other than the model's, the ticks unsaid)
+        done = [f"{k} {what}" for k, what in ((corrected, "given a type other than the model's"),
+                                              (excluded, "excluded"), (ticked, "ticked checked")) if k]
+        text = (f"Restored the review of {restored} image(s) from {name}: {', '.join(done) or 'each as the model read it'}."
+                + (
+            f" {missed} of its rows name no image shown here: upload those images to restore them too."
+            if missed > 0 else ""))
     if unknown:
         shown = "; ".join(markdown_literal(f"{f}: {v!r}") for f, v in unknown[:5]) + ("; ..." if len(unknown) > 5 else "")
         text += (f" {len(unknown)} row(s) hold in their reviewed column no type this page knows "
@@ -1141,7 +1145,23 @@ def restore_note(name: str, restored: int, corrected: int, missed: int, unknown:
 
 # The differential's statuses as the page's narrow column shows them (its caption names them in full); "in
 # range" kept on one line on a phone (a no-break space).
-SHORT_STATUS = {"within range": "in\u00a0range", LOW_BY_CHANCE: "low?", HIGH_BY_CHANCE: "high?"}
+# The basophils' status while a counted image keeps the model's type unchecked (`reviewed_differential`)
+BASOPHILS_UNCHECKED = "unchecked: the model never calls a basophil"
+SHORT_STATUS = {"within range": "in\u00a0range", LOW_BY_CHANCE: "low?", HIGH_BY_CHANCE: "high?",
+                BASOPHILS_UNCHECKED: "unchecked"}
+
+
+def reviewed_differential(names: Sequence[str], records: Sequence[Mapping[str, object]]) -> list[dict[str, object]]:
+    """The review table's differential (`differential` of the reviewed `names`, reviewed=True), its basophils
+    given no place in their range while any counted row (`records`) keeps the model's type unchecked: the model
+    never calls a basophil, so their count is only the reviewer's corrections ("0, within range" stood beside
+    96 of 106 images unchecked)."""
+    diff = differential(names, reviewed=True)
+    if unchecked_any_count(records):
+        for r in diff:
+            if r["type"] == REVIEWED_TYPES["BASOPHIL"] and r["status"] not in ("-", ""):
+                r["status"] = BASOPHILS_UNCHECKED
+    return diff
 # Word joiners around a range's dash: on a phone "18.4–35.6" broke after the dash and read as two numbers.
 UNBROKEN_DASH = f"\u2060{DASH}\u2060"
 
@@ -1167,11 +1187,12 @@ NO_STATUS_BELOW = "none below 100 cells"  # the total's status where the types' 
 
 def differential_csv(diff: Sequence[Mapping[str, object]], set_aside: int = 0, excluded: int = 0,
                      unreadable: int = 0, unchecked: int = 0, not_checked: int = 0, nrbc: int = 0,
-                     made_with: Sequence[str] = ()) -> bytes:
+                     made_with: Sequence[str] = (), repeats: int = 0) -> bytes:
     """The differential as the page shows it (a row per type, its statuses in full), then its total, then what
     the page says beside it: the nucleated red cells marked (`nrbc`, where any; per 100 white cells in the percent
     column), the images left out
-    (`set_aside` by the screening and still excluded, `excluded` by the reviewer, `unreadable`), the counted ones
+    (`set_aside` by the screening and still excluded, `excluded` by the reviewer, `unreadable`, `repeats` of an
+    image given before, so that the rows add up to the images given), the counted ones
     still marked *needs review* and unchecked, and those no reviewer checked at all (`not_checked`) (the download
     had the counts alone: 9 unchecked, 3 left out, unsaid); last, `made_with`: what made it (the model, its
     review threshold, the date), each line a row of its own."""
@@ -1185,6 +1206,7 @@ def differential_csv(diff: Sequence[Mapping[str, object]], set_aside: int = 0, e
               {"type": "Not counted: set aside by the screening", "count": set_aside},
               {"type": "Not counted: excluded in review", "count": excluded},
               {"type": "Not counted: unreadable files", "count": unreadable},
+              {"type": "Not counted: repeats of an image given before", "count": repeats},
               {"type": "Counted, marked needs review, unchecked", "count": unchecked},
               {"type": "Counted, not checked by a reviewer (any verdict)", "count": not_checked},
               *({"type": line} for line in made_with)]

@@ -167,7 +167,7 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
     if several:
         labels = edited["reviewed"].tolist()
         names = logic.reviewed_classes(labels)  # as the differential reads them
-        diff = logic.differential(names, reviewed=True)
+        diff = logic.reviewed_differential(names, records)
         n = sum(1 for lab in labels if lab in logic.COUNTED_LABELS)
     if several and n:
         # In a keyed container, which logic.DIFFERENTIAL_CSS and the browser tests find it by.
@@ -195,7 +195,7 @@ def review_section(results: list[logic.CellResult], keys: list[str], bad: list[t
         out = [r for r in records if r["reviewed"] == logic.EXCLUDED]
         st.download_button("Download the differential (CSV)", logic.differential_csv(
                                diff, set_aside=sum(1 for r in out if not r["predicted"]),
-                               excluded=sum(1 for r in out if r["predicted"]), unreadable=len(bad),
+                               excluded=sum(1 for r in out if r["predicted"]), unreadable=len(bad), repeats=len(repeats),
                                unchecked=logic.unchecked_count(records), not_checked=logic.unchecked_any_count(records),
                                nrbc=names.count(logic.NRBC),
                                made_with=logic.made_with(predictor.card, predictor.review_threshold,
@@ -235,12 +235,15 @@ def restore_review(rows: list[dict[str, object]], corrections: dict[str, str], c
     # The model's own type (or Excluded, where it gave none) against the table's: the corrections restored (those
     # made on the page since are not counted: "7 of them" once a seventh was made by hand).
     model = {str(r["key"]): str(r["predicted"]) or logic.EXCLUDED for r in rows}
+    files = {str(r["key"]): str(r["file"]) for r in rows}
     # Of the images shown now: those restored and then removed (the next patient's uploaded) are no longer said to be
     here = [k for k in done[1] if k in model]
-    changed = sum(1 for k in here if done[1][k] != model[k])
+    changed = sum(1 for k in here if done[1][k] not in (model[k], logic.EXCLUDED))
+    excluded = sum(1 for k in here if done[1][k] == logic.EXCLUDED != model[k])
     shown = {str(r["key"]) for r in rows} | {str(r["file"]) for r in rows}
     note = logic.restore_note(table.name, len(here), changed, len(labels) - len(here), labels.unknown,
-                              [file for found_by, file in labels.conflicts if found_by in shown])
+                              [file for found_by, file in labels.conflicts if found_by in shown], excluded=excluded,
+                              ticked=sum(1 for k in here if labels.is_checked(k, files[k])))
     st.session_state["restored_note"] = note
     if taken:  # also where the page is scrolled: the box is under the table, the note above it
         st.toast(note[1].split(". ")[0].rstrip(".") + ".")  # its first sentence: the rest is above the table
