@@ -1606,7 +1606,7 @@ class TestPage:
         assert not at.exception
         assert "Upload one or more" in at.info[0].value
         help_text = at.file_uploader[0].help
-        assert "marked with an error sign: point at it, or Tab to it, for why" in help_text
+        assert "marked with an error sign and not analysed: point at it, or Tab to it, for why (a phone shows the sign alone" in help_text
         assert "red" not in help_text and "hover" not in help_text
 
     def test_model_tab_says_how_far_to_trust_a_confidence(self) -> None:
