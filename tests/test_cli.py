@@ -1337,7 +1337,8 @@ class TestOtherVerbs:
         net = config_to_dict(default_config("wbcnet"))
         del net["preprocess"]["window"]
         torch.save({"version": CHECKPOINT_VERSION, "model_name": "wbcnet", "classes": CLASSES,
-                    "train_config": train, "model_config": net}, tmp_path / "last.pt")
+                    "train_config": train, "model_config": net, "state_dict": {}, "epoch": 0, "history": []},
+                   tmp_path / "last.pt")
         cfg, finished = _check_resume(tmp_path, {"ema": 0.0, "fold": 0, "optimizer": "adamw", "threads": 1}, {"window": 160},
                                       False)
         assert (cfg.ema, cfg.fold, cfg.threads, cfg.data, finished) == (0.0, 0, 1, "somewhere", None)
