@@ -1636,6 +1636,8 @@ class TestPage:
         (figures,) = [e for e in at.tabs[1].expander if e.label == "The test images' confusion matrix in figures"]
         metrics = json.loads((DEFAULT_MODEL_DIR / "metrics.json").read_text())
         assert figures.table[0].value.to_numpy().tolist() == metrics["confusion"]
+        assert figures.caption[0].value == ("A row for each true type; its images read as Eos (eosinophil), Lymph "
+                                            "(lymphocyte), Mono (monocyte), Neut (neutrophil).")  # the short names
 
     def test_upload_one_good_one_bad(self) -> None:
         """A good image gets its type, confidence and description; a corrupt one its message; no exception."""

@@ -284,6 +284,8 @@ with model_tab:
         st.image(str(confusion), caption="Confusion matrix on the test images", alt=logic.confusion_alt(matrix))
         if rows := logic.confusion_rows(matrix):  # its figures, readable at a phone's width
             with st.expander("The test images' confusion matrix in figures"):
+                st.caption("A row for each true type; its images read as " + ", ".join(
+                    f"{short} ({cell_type(c).label.lower()})" for c, short in logic.SHORT_NAMES.items()) + ".")
                 st.table(pd.DataFrame(rows).set_index("true type"))
     st.header("Limits")
     st.markdown(
