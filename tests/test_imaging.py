@@ -277,6 +277,57 @@ class TestMagnification:
         assert x.shape == (96, 96, 3)
 
 
+def icc_profile(gamma: float, primaries: tuple[tuple[float, float, float], ...]) -> bytes:
+    """A minimal ICC v2 RGB display profile: a gamma curve and the primaries' XYZ (D50), as cameras and phones embed."""
+    def s15(v: float) -> bytes:
+        return struct.pack(">i", round(v * 65536))
+
+    def xyz(v: tuple[float, float, float]) -> bytes:
+        return b"XYZ " + b"\0" * 4 + b"".join(s15(c) for c in v)
+
+    text = b"test profile\0"
+    curve = b"curv" + b"\0" * 4 + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"
+    tags = [(b"desc", b"desc" + b"\0" * 4 + struct.pack(">I", len(text)) + text + b"\0" * 78),
+            (b"wtpt", xyz((0.9642, 1.0, 0.8249))), *((sig, xyz(p)) for sig, p in zip((b"rXYZ", b"gXYZ", b"bXYZ"), primaries)),
+            (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve), (b"cprt", b"text" + b"\0" * 4 + b"none\0")]
+    table, data, start = b"", b"", 128 + 4 + 12 * len(tags)
+    for sig, body in tags:
+        data += b"\0" * (-(start + len(data)) % 4)
+        table += sig + struct.pack(">II", start + len(data), len(body))
+        data += body
+    body = struct.pack(">I", len(tags)) + table + data
+    header = (struct.pack(">I", 128 + len(body)) + b"\0" * 4 + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
+              + b"\0" * 12 + b"acsp" + b"\0" * 28 + s15(0.9642) + s15(1.0) + s15(0.8249) + b"\0" * 48)
+    return header + body
+
+
+SRGB_PRIMARIES = ((0.4361, 0.2225, 0.0139), (0.3851, 0.7169, 0.0971), (0.1431, 0.0606, 0.7141))  # D50
+P3_PRIMARIES = ((0.5151, 0.2412, -0.0011), (0.2920, 0.6922, 0.0419), (0.1571, 0.0666, 0.7841))
+
+
+class TestColourProfiles:
+    def test_a_photo_with_a_colour_profile_is_read_in_srgb(self) -> None:
+        """A photo carrying an ICC profile (a phone's Display P3, a camera's linear data) was read as if its numbers
+        were sRGB, as the training images' are: its stain's colours shifted. It is converted to sRGB, as a browser
+        shows it; without a profile, or with one that cannot be read, its numbers are read as they are."""
+        from PIL import ImageCms
+
+        a = smear()
+        srgb = ImageCms.createProfile("sRGB")
+        for gamma, primaries in ((1.0, SRGB_PRIMARIES), (2.2, P3_PRIMARIES)):
+            icc = icc_profile(gamma, primaries)
+            buf = io.BytesIO()
+            Image.fromarray(a).save(buf, "PNG", icc_profile=icc)
+            want = np.asarray(ImageCms.profileToProfile(Image.fromarray(a), ImageCms.ImageCmsProfile(io.BytesIO(icc)),
+                                                        srgb, renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC))
+            got = load_image(buf.getvalue())
+            assert np.array_equal(got, want) and np.abs(got.astype(int) - a).max() >= 8, gamma
+        plain, broken = io.BytesIO(), io.BytesIO()
+        Image.fromarray(a).save(plain, "PNG")
+        Image.fromarray(a).save(broken, "PNG", icc_profile=b"not a profile" * 20)
+        assert np.array_equal(load_image(plain.getvalue()), a) and np.array_equal(load_image(broken.getvalue()), a)
+
+
 class TestLoadImage:
     def test_rgb_jpeg(self, fixture_root: Path) -> None:
         """A data set JPEG decodes to RGB uint8 (240, 320, 3)."""

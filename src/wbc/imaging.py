@@ -209,7 +209,7 @@ def load_image(source: str | Path | bytes, name: str | None = None) -> np.ndarra
             _upright(img)
             if sixteen_bit_colour:
                 _refuse_unscaled(img, label)
-            return _to_rgb(img)
+            return _to_rgb(_in_srgb(img))
     except BadImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -239,6 +239,26 @@ def _raised_in_pillow(e: BaseException) -> bool:
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
     return tb is not None and str(tb.tb_frame.f_globals.get("__name__", "")).startswith("PIL")
+
+
+def _in_srgb(img: Image.Image) -> Image.Image:
+    """`img` converted to sRGB where it carries an ICC colour profile (a phone's Display P3, a camera's Adobe RGB or
+    linear profile, a CMYK file's): its numbers taken as sRGB, as the training images' are (none carries a
+    profile), would shift the stain's colours, as a browser shown it would not. As it is without one, or with a
+    profile that cannot be read (its numbers then taken as sRGB)."""
+    icc = img.info.get("icc_profile")
+    if not icc or img.mode not in ("RGB", "RGBA", "CMYK"):
+        return img
+    try:
+        from PIL import ImageCms
+    except ImportError:  # a Pillow built without littlecms
+        return img
+    try:
+        return ImageCms.profileToProfile(img, ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB"),
+                                         renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC,
+                                         outputMode="RGBA" if img.mode == "RGBA" else "RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return img
 
 
 def _upright(img: Image.Image) -> None:
