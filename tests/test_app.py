@@ -1051,8 +1051,11 @@ class TestDifferential:
         rows = [{"verdict": "confident", "predicted": "Neutrophil", "reviewed": "Neutrophil", "checked": False}] * 100
         names = logic.reviewed_classes([r["reviewed"] for r in rows])
         basophils = next(r for r in logic.reviewed_differential(names, rows) if r["type"] == "Basophil")
-        assert basophils["status"] == logic.BASOPHILS_UNCHECKED == "unchecked: the model never calls a basophil"
-        assert [r["status"] for r in logic.differential_shown([basophils])] == ["unchecked"]
+        assert basophils["status"] == logic.BASOPHILS_UNCHECKED == "to check: the model never calls a basophil"
+        assert [r["status"] for r in logic.differential_shown([basophils])] == ["to\u00a0check"]
+        # A high share stands (the images still to check can only add basophils): 6 corrected among 100
+        six = logic.reviewed_classes(["Basophil"] * 6 + ["Neutrophil"] * 94)
+        assert next(r for r in logic.reviewed_differential(six, rows) if r["type"] == "Basophil")["status"] == "high"
         checked = [{**r, "checked": True} for r in rows]
         assert next(r for r in logic.reviewed_differential(names, checked) if r["type"] == "Basophil")["status"] \
             == "within range"

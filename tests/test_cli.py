@@ -1344,6 +1344,13 @@ class TestOtherVerbs:
         assert (cfg.ema, cfg.fold, cfg.threads, cfg.data, finished) == (0.0, 0, 1, "somewhere", None)
         with pytest.raises(WbcError, match=r"--ema \(the run: 0.0; asked: 0.9\)"):
             _check_resume(tmp_path, {"ema": 0.9}, {}, False)
+        # A setting this version does not know (a later version's run): named, not a TypeError's traceback
+        saved = torch.load(tmp_path / "last.pt", weights_only=False)
+        saved["train_config"]["later_setting"] = 1
+        torch.save(saved, tmp_path / "last.pt")
+        with pytest.raises(WbcError, match="last.pt: its settings are not this version's .*later_setting.*resume it "
+                                           "with the version that started it"):
+            _check_resume(tmp_path, {}, {}, False)
 
     def test_data_check(self, capsys: pytest.CaptureFixture[str]) -> None:
         """`wbc data check` counts files and cells per split."""

@@ -696,6 +696,18 @@ def test_an_undo_that_stopped_midway_is_finished_by_the_next_run(tmp_path: Path,
         staging.move_in(stage, out, ["a.txt", "b.txt", "c.txt"])
     monkeypatch.undo()
     assert {f.name: f.read_text() for f in out.glob("*.txt")} == {"a.txt": "new a", "b.txt": "old b"}
+    # The next run's undo fails too (the file still held): the staging folder and its earlier files are kept...
+    monkeypatch.setattr(os, "replace", failing)
+    staging.clear_dead_stages(out)
+    monkeypatch.undo()
+    assert "its earlier files could not all be put back" in capsys.readouterr().err and stage.is_dir()
+    # ...while another process holds the undo, a run starting there leaves it alone...
+    claim = next((stage / ".before").glob(".moving.*"))
+    os.rename(claim, stage / ".before" / f".moving.{os.getppid()}")  # a live process's claim
+    staging.clear_dead_stages(out)
+    assert stage.is_dir() and (stage / ".before" / "a.txt").read_text() == "old a"
+    # ...and once that process is gone, the next run takes the undo over and finishes it.
+    os.rename(stage / ".before" / f".moving.{os.getppid()}", stage / ".before" / ".moving.999999998")
     staging.clear_dead_stages(out)
     assert {f.name: f.read_text() for f in out.iterdir()} == {"a.txt": "old a", "b.txt": "old b"}
     assert "its earlier files are back" in capsys.readouterr().err

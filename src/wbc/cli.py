@@ -187,7 +187,7 @@ def _check_resume(out: Path, asked: dict[str, Any], network: dict[str, Any],
     machine = _training("wbc.train", "MACHINE_SETTINGS")
     state = _training("wbc.train", "load_checkpoint")(out / "last.pt")
     # Settings an older checkpoint lacks read as their defaults, as fit fills them.
-    stored_cfg = _training("wbc.train", "TrainConfig")(**state["train_config"])
+    stored_cfg = _training("wbc.train", "stored_config")(state, out / "last.pt")
     net = _training("wbc.model", "config_from_dict")(stored_cfg.model, state["model_config"])
     stored = {**asdict(stored_cfg), "widths": getattr(net, "widths", None),
               "window": net.preprocess.window, "size": net.preprocess.size}

@@ -143,7 +143,9 @@ def differential_note(n: int, counted: str = "cell(s)", figures: str = "", revie
 COUNTING_ERROR = ("The 95% limits are each share's counting error alone (exact binomial limits, as in Rümke's "
                   "table): a share outside its range is flagged low or high, and \"may be chance\" where its limits "
                   "reach into the range, so that the count alone could put it there.")
-COUNTING_ERROR_SHOWN = COUNTING_ERROR.replace('"may be chance"', '"may be chance" (in the table, a ?)')  # the app's
+COUNTING_ERROR_SHOWN = COUNTING_ERROR.replace('"may be chance"', '"may be chance" (in the table, a ?)') + (  # the app's
+    " The basophils read *to check* where they would be in range until every counted image is checked: the model "
+    "never calls a basophil, so only the review finds them.")
 
 
 # What makes a set of images a differential, and what the four rows hold (CLSI H20-A2's counting procedure;

@@ -26,16 +26,8 @@ def clear_dead_stages(out: Path) -> None:
         pid = stage.name.split(".")[2]  # ".wbc-staging.<pid>.<random>": "", "wbc-staging", pid
         if not stage.is_dir() or stage.is_symlink() or not pid.isdigit():
             continue  # not a staging folder of ours
-        if int(pid) != os.getpid() and os.name == "posix":  # this process writes one folder at a time
-            try:
-                os.kill(int(pid), 0)
-                continue  # that process is still running
-            except ProcessLookupError:
-                pass
-            except (OSError, OverflowError):
-                continue  # another user's process (alive), or no process id at all
-        elif int(pid) != os.getpid():
-            continue  # no cheap way to tell elsewhere
+        if int(pid) != os.getpid() and _running(int(pid)):  # this process writes one folder at a time
+            continue
         if undo_killed_move(stage, out):
             shutil.rmtree(stage, ignore_errors=True)
 
@@ -49,23 +41,34 @@ def undo_killed_move(stage: Path, out: Path) -> bool:
     """Where a process stopped while `move_in` moved `stage`'s files into `out` and could not undo it (killed by
     SIGKILL or a power cut, or its undo failed), put `out` back as it was: the files moved in so far out, the
     earlier ones kept in .before back in (the folder was left half new, half old, and the next run deleted the old
-    ones). Whether `stage` may go: False where an earlier file could not be put back (said, with where it is)."""
+    ones). Whether `stage` may go: False where an earlier file could not be put back (said, with where it is), or
+    another process, still running, is undoing it."""
     before = stage / ".before"
     claimed = before / f"{MOVING}.{os.getpid()}"
-    try:  # claimed by a rename: of two runs starting here at once, one undoes it
-        os.replace(before / MOVING, claimed)
-        moving = [line.split("\t") for line in claimed.read_text().splitlines()]
-    except (OSError, UnicodeDecodeError):
-        return True  # no move under way (not begun, done or undone), or another run's to undo
+    # The list is claimed by renaming it after this process: of two runs starting here at once, one undoes it, and a
+    # claim whose process is gone (an undo that failed, or was killed) is taken over.
+    for marker in (before / MOVING, *before.glob(f"{MOVING}.*")):
+        holder = marker.name.rpartition(".")[2]
+        if marker.name != MOVING and holder.isdigit() and int(holder) != os.getpid() and _running(int(holder)):
+            return False
+        try:
+            os.replace(marker, claimed)
+            break
+        except OSError:
+            continue
     try:
-        for f, existed in reversed(moving):
+        moving = [line.split("\t") + [""] for line in claimed.read_text().splitlines()]
+    except (OSError, UnicodeDecodeError):
+        return True  # no move under way: not begun, done or undone
+    try:
+        for f, existed, *_ in reversed(moving):
             if (stage / f).exists():
                 continue  # not moved in
             if (before / f).exists():
                 os.replace(before / f, out / f)
             elif existed == "0":
                 (out / f).unlink(missing_ok=True)
-            # else: put back already, by the undo of `move_in` that stopped midway
+            # else: put back already, by an undo that stopped midway
     except OSError as e:
         print(f"wbc: note: {out} was left half written by an export or evaluation that stopped while moving its files "
               f"in, and its earlier files could not all be put back ({e}); they are in {before}", file=sys.stderr)
@@ -73,6 +76,20 @@ def undo_killed_move(stage: Path, out: Path) -> bool:
     claimed.unlink()
     print(f"wbc: note: {out} had been left half written by an export or evaluation that stopped while moving its files "
           "in; its earlier files are back", file=sys.stderr)
+    return True
+
+
+def _running(pid: int) -> bool:
+    """Whether process `pid` may be running: False only where it is known to be gone (POSIX; elsewhere there is
+    no cheap way to tell)."""
+    if os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True  # another user's process (alive), or no process id at all
     return True
 
 

@@ -510,6 +510,17 @@ CHECKPOINT_FIELDS: tuple[tuple[str, type, str], ...] = (
     ("state_dict", dict, "a set of weights"), ("epoch", int, "a whole number"), ("history", list, "a list"))
 
 
+def stored_config(state: dict[str, Any], path: str | Path) -> TrainConfig:
+    """The settings a checkpoint (read from `path`) was trained with, those it lacks at their defaults (as `fit`
+    fills them); CheckpointError where it holds one this version does not know (a later version's run, or an
+    edited file), which --resume cannot honour."""
+    try:
+        return TrainConfig(**state["train_config"])
+    except TypeError as e:
+        raise CheckpointError(f"{path}: its settings are not this version's ({e}); resume it with the version that "
+                              "started it") from e
+
+
 def model_from_checkpoint(state: dict[str, Any], path: str | Path = "the checkpoint") -> tuple[nn.Module, PreprocessSpec]:
     """Rebuild the network a checkpoint (read from `path`, for messages) describes, with its weights, in eval mode."""
     try:
@@ -745,12 +756,7 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
     state: dict[str, Any] | None = None
     if resume:
         state = load_checkpoint(run / "last.pt")
-        try:
-            stored = TrainConfig(**state["train_config"])
-        except TypeError as e:  # a setting this version does not know: a later version's run, or an edited file
-            raise CheckpointError(f"{run / 'last.pt'}: its settings are not this version's ({e}); resume it with the "
-                                  "version that started it") from e
-        cfg = replace(stored, **{k: getattr(cfg, k) for k in MACHINE_SETTINGS})
+        cfg = replace(stored_config(state, run / "last.pt"), **{k: getattr(cfg, k) for k in MACHINE_SETTINGS})
     elif (run / "last.pt").exists():
         raise CheckpointError(f"{run}: already holds a run; pass --resume to continue it or choose another --out")
     else:

@@ -1146,20 +1146,20 @@ def restore_note(name: str, restored: int, corrected: int, missed: int, unknown:
 # The differential's statuses as the page's narrow column shows them (its caption names them in full); "in
 # range" kept on one line on a phone (a no-break space).
 # The basophils' status while a counted image keeps the model's type unchecked (`reviewed_differential`)
-BASOPHILS_UNCHECKED = "unchecked: the model never calls a basophil"
+BASOPHILS_UNCHECKED = "to check: the model never calls a basophil"
 SHORT_STATUS = {"within range": "in\u00a0range", LOW_BY_CHANCE: "low?", HIGH_BY_CHANCE: "high?",
-                BASOPHILS_UNCHECKED: "unchecked"}
+                BASOPHILS_UNCHECKED: "to\u00a0check"}  # no wider than "in range": a phone's table fits
 
 
 def reviewed_differential(names: Sequence[str], records: Sequence[Mapping[str, object]]) -> list[dict[str, object]]:
     """The review table's differential (`differential` of the reviewed `names`, reviewed=True), its basophils
-    given no place in their range while any counted row (`records`) keeps the model's type unchecked: the model
-    never calls a basophil, so their count is only the reviewer's corrections ("0, within range" stood beside
-    96 of 106 images unchecked)."""
+    not called within range while any counted row (`records`) keeps the model's type unchecked: the model never
+    calls a basophil, so their count is only the reviewer's corrections so far ("0, within range" stood beside
+    96 of 106 images unchecked). A high share stands: the images still to check can only add to it."""
     diff = differential(names, reviewed=True)
     if unchecked_any_count(records):
         for r in diff:
-            if r["type"] == REVIEWED_TYPES["BASOPHIL"] and r["status"] not in ("-", ""):
+            if r["type"] == REVIEWED_TYPES["BASOPHIL"] and r["status"] == "within range":
                 r["status"] = BASOPHILS_UNCHECKED
     return diff
 # Word joiners around a range's dash: on a phone "18.4–35.6" broke after the dash and read as two numbers.
