@@ -245,7 +245,7 @@ def _raised_in_pillow(e: BaseException) -> bool:
 def _in_srgb(img: Image.Image) -> Image.Image:
     """`img` converted to sRGB where it carries an ICC colour profile of another space (a phone's Display P3, a
     linear camera profile, a CMYK file's): its numbers taken as sRGB, as the training images' are (none carries a
-    profile), would shift the stain's colours, as a browser shown it would not. As it is without one, with an sRGB
+    profile), would shift the stain's colours, which a browser shows converted. As it is without one, with an sRGB
     one, or with a profile that cannot be read (its numbers then taken as sRGB). RGB and RGBA are converted in
     place: a 48 MP photo's copy took 190 MB more."""
     icc = img.info.get("icc_profile")
