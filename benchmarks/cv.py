@@ -11,7 +11,7 @@ an existing finished run as fold K after checking that its recipe is the same). 
 is then predicted (8 views) by the one model that never saw its cell, and the pooled out-of-fold
 predictions are scored like TEST: accuracy over files and cells with 95% intervals over cells,
 per-class precision/recall, macro-F1, ECE. That rests on 261 cells (15 monocytes) instead of one
-fold's 52 (3 monocytes), and it also gives one temperature and review threshold fitted on all of
+fold's 51-54 (2-4 monocytes), and it also gives one temperature and review threshold fitted on all of
 them: `wbc export RUN --calibration WORK/NAME/cv.json` gives them to a run of the same recipe
 trained on every cell (`wbc train --all-cells`), which has no validation cells of its own.
 `--folds 0 1 2` runs and pools only those folds (written to cv-folds012.json): a cheaper comparison
@@ -154,6 +154,11 @@ def main() -> int:
         use = {int(k): Path(v) for k, v in (u.split("=", 1) for u in args.use)}
     except ValueError:
         print("cv: --use takes K=RUN, e.g. 0=runs/wbcnet-seed0", file=sys.stderr)
+        return 2
+    # An existing run: a path mistyped trained a new fold there, 15 minutes, outside --work and without a word.
+    if missing := [f"{k}={run}" for k, run in use.items() if not (run / "last.pt").is_file()]:
+        print(f"cv: --use {', '.join(missing)}: no run there (a folder `wbc train` wrote, with its last.pt); leave "
+              "--use out to train the fold under --work", file=sys.stderr)
         return 2
     from wbc.crossval import cross_validate, folds_of
     from wbc.model import default_config

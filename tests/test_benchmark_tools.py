@@ -127,6 +127,19 @@ def test_cv_render_names_what_it_cannot_read(tmp_path: Path) -> None:
         assert "Traceback" not in r.stderr
 
 
+def test_cv_use_of_a_run_that_is_not_there_is_refused(tmp_path: Path) -> None:
+    """`--use K=RUN` takes an existing run: a mistyped path trained a new fold there (15 minutes, outside --work)."""
+    import subprocess
+    import sys
+
+    from conftest import BENCHMARKS
+
+    r = subprocess.run([sys.executable, str(BENCHMARKS / "cv.py"), "--name", "x", "--work", str(tmp_path / "cv"),
+                        "--use", f"0={tmp_path / 'nope'}", "--folds", "0"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stderr.startswith(f"cv: --use 0={tmp_path / 'nope'}: no run there"), r.stderr
+    assert not (tmp_path / "nope").exists() and not (tmp_path / "cv").exists()
+
+
 def test_train_step_prints_each_timing_and_the_layout_ratio(capsys) -> None:
     """benchmarks/train_step.py times augmentation and both layouts of a step and prints the ratio
     of the two layouts and augmentation's share, from its own timings."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -409,6 +410,22 @@ class TestAllCells:
             export_and_report(all_cells_run, tmp_path / "c", data=FIXTURE_IMAGES, calibration=bad)
         with pytest.raises(CheckpointError, match=r"gone.json: no such file \(benchmarks/cv.py writes"):
             export_and_report(all_cells_run, tmp_path / "d", data=FIXTURE_IMAGES, calibration=tmp_path / "gone.json")
+        # Figures no model card may hold are refused, naming the cv.json: a NaN temperature was exported without a
+        # word (parity "nan"), into a model `wbc predict` refused.
+        from wbc.errors import ModelFileError
+
+        r = json.loads((work / "cv.json").read_text())
+        for edit, says in (({"temperature": float("nan")}, "temperature is nan; it must be a number above 0"),
+                           ({"temperature": -1}, "temperature is -1; it must be a number above 0"),
+                           ({"review_threshold": 1.7}, "review_threshold is 1.7; it must be a confidence in 0..1"),
+                           ({"confidence_map": {"bogus": 1}}, "confidence_map must be")):
+            bad.write_text(json.dumps({**r, **edit}))
+            with pytest.raises(ModelFileError, match=f"^{re.escape(str(bad))}: {re.escape(says)}"):
+                export_and_report(all_cells_run, tmp_path / "e", data=FIXTURE_IMAGES, calibration=bad)
+            assert not (tmp_path / "e").exists()
+        # --no-tta beside --calibration is told to drop --no-tta (it was told its square input is not square)
+        with pytest.raises(CheckpointError, match="fitted on averaged views; drop --no-tta$"):
+            export_and_report(all_cells_run, tmp_path / "f", data=FIXTURE_IMAGES, calibration=work / "cv.json", tta=False)
 
     def test_export_refuses_a_calibration_of_other_cells(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
         """A run trained on other cells than the cross-validation held out (another data set, here fewer cells) is

@@ -35,6 +35,7 @@ from wbc.calibration import (
 from wbc.errors import CheckpointError, DataError
 from wbc.io import atomic_write_bytes
 from wbc.model import SeedConfig, WbcNetConfig, config_from_dict, config_to_dict, default_config
+from wbc.predict import calibration_figures
 from wbc.train import MACHINE_SETTINGS, TrainConfig, fit, load_checkpoint, read_val_cells
 
 IGNORED = {*MACHINE_SETTINGS, "fold"}  # where and on which fold a run was made, not its recipe
@@ -322,6 +323,8 @@ def calibration_from(cv_json: str | Path, run: str | Path) -> dict[str, Any]:
                               "runs/cv/NAME/)") from e
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{cv_json}: not a cross-validation result of benchmarks/cv.py ({e})") from e
+    # As a model card's: a NaN temperature exported without a word, into a model `wbc predict` then refused.
+    calibration_figures(cv, cv_json)
     done, total = len(cv.get("folds", {})), cv.get("folds_total", len(cv.get("folds", {})))
     if done < total:
         raise CheckpointError(f"{cv_json}: a partial cross-validation ({done} of {total} folds) leaves cells out; "

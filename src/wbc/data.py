@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import re
+import signal
 import sys
 import zipfile
 from collections import Counter
@@ -535,6 +536,12 @@ def prune_cache(folder: Path, keep: Path, limit: int = CACHE_LIMIT_BYTES) -> Non
                 total -= size
 
 
+def ignore_interrupts() -> None:
+    """A worker process's start: Ctrl-C and SIGTERM are its parent's to act on (`load_prepared`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _cache_key(samples: Sequence[Sample], spec: PreprocessSpec) -> str:
     # The preprocessing code is part of the key: a change to it must not reuse stale crops or gains.
     h = hashlib.sha256(Path(imaging.__file__).read_bytes() + Path(screening.__file__).read_bytes()
@@ -588,8 +595,15 @@ def load_prepared(
     workers = workers or min(2, os.cpu_count() or 1)
     jobs = [(str(s.path), spec.to_dict()) for s in samples]
     if workers > 1 and len(jobs) > 64:
-        with ProcessPoolExecutor(workers) as ex:
+        # A Ctrl-C reaches the parent alone, which cancels what is queued: one that reached the workers too hung a
+        # run once in 11 (Python 3.11's pool, gh-107219), its workers left running.
+        ex = ProcessPoolExecutor(workers, initializer=ignore_interrupts)
+        try:
             results = list(bar(ex.map(_decode, jobs, chunksize=64), show=progress, total=len(jobs), desc="decode"))
+        except BaseException:
+            ex.shutdown(wait=False, cancel_futures=True)
+            raise
+        ex.shutdown()
     else:
         results = [_decode(j) for j in bar(jobs, show=progress, desc="decode")]
     bad = [r for r in results if isinstance(r, str)]

@@ -173,6 +173,15 @@ def card_number(card: dict[str, Any], card_path: str | Path, key: str, ok: Calla
     return float(v)
 
 
+def calibration_figures(card: dict[str, Any], path: str | Path) -> tuple[float | None, float | None,
+                                                                        dict[str, np.ndarray] | None]:
+    """A card's (or a cross-validation's, `path` its cv.json) temperature, review threshold and confidence map,
+    each checked (ModelFileError naming `path` and the field); None for one it lacks."""
+    threshold = card_number(card, path, "review_threshold", lambda v: 0 <= v <= 1, "a confidence in 0..1")
+    return (card_number(card, path, "temperature", lambda v: v > 0, "a number above 0"), threshold,
+            confidence_map(card, path))
+
+
 def check_graph(spec: PreprocessSpec, inputs: Sequence[Any], outputs: Sequence[Any], onnx_path: Path,
                 card_path: Path) -> None:
     """Refuse a graph this tool cannot run under its card: ONNX Runtime would only say so, cryptically, at
@@ -309,9 +318,8 @@ class Predictor:
             )
         self.spec = card_spec(self.card, self.card_path)
         # Calibration figures: checked here, or a wrong one surfaces at the first prediction, or never.
-        self._review_threshold = card_number(self.card, self.card_path, "review_threshold", lambda v: 0 <= v <= 1,
-                                             "a confidence in 0..1") or 0.0
-        card_number(self.card, self.card_path, "temperature", lambda v: v > 0, "a number above 0")
+        _, threshold, self.confidence_map = calibration_figures(self.card, self.card_path)
+        self._review_threshold = threshold or 0.0
         if tta_views is not None and (type(tta_views) is not int or tta_views not in (1, 4, 8)):
             raise ValueError(f"tta_views is {tta_views!r}: give 1, 4, 8 or None (the card's)")
         if type(match_white) not in (bool, type(None)):
@@ -326,7 +334,6 @@ class Predictor:
         # Match a field's white to the data set's before the network where it lies below the data
         # set's range in some channel (screening.input_gains); cards written before this have none, and read as before.
         self.match_white: bool = match
-        self.confidence_map = confidence_map(self.card, self.card_path)
         # Errors only: ONNX Runtime's warnings (a telemetry ID it cannot save under a read-only home, for
         # one) are not the user's to act on, and it colours them even into a file.
         ort.set_default_logger_severity(3)

@@ -225,7 +225,7 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
         # 0.583, 0.667 both), one view the temperature by 0.04. A map is taken alike, unmeasured with 4
         # views (the shipped recipe's check adopted none).
         if views == 1:
-            why = "drop --no-tta" if tta else f"this network's input ({h}x{w} px) is not square, so it cannot be rotated"
+            why = "drop --no-tta" if not tta else f"this network's input ({h}x{w} px) is not square, so it cannot be rotated"
             raise CheckpointError(f"a cross-validation's calibration is fitted on averaged views; {why}")
         calib = calibration_from(calibration, ckpt.parent)
         calib["fitted_on_views"] = OOF_VIEWS
