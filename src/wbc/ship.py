@@ -117,7 +117,8 @@ def run_checkpoint(run: str | Path, instead: str = "") -> Path:
         otherwise = instead or f"export {run / 'last.pt'} as it is"
         if load_checkpoint(run / "last.pt").get("stopped"):  # finished: its best.pt deleted or moved since
             raise CheckpointError(f"{run}: its best.pt is gone, though the run finished (deleted or moved?): put it "
-                                  f"back, or {otherwise} (its last epoch's weights: for a run that held cells out, not the epoch chosen on them)")
+                                  f"back, or {otherwise} (its last epoch's weights: for a run that held cells out, "
+                                  "not the epoch chosen on them)")
         # Epochs at a lower resolution (progressive resizing) are never the best: a run stopped among
         # them has a last.pt and no best.pt yet.
         raise CheckpointError(f"{run}: has no best.pt yet, only last.pt: the run stopped before its first "

@@ -1128,10 +1128,9 @@ def restore_note(name: str, restored: int, corrected: int, missed: int, unknown:
         # Each kind of change in words (the exclusions were counted as types other than the model's, the ticks unsaid)
         done = [f"{k} {what}" for k, what in ((corrected, "given a type other than the model's"),
                                               (excluded, "excluded"), (ticked, "ticked checked")) if k]
-        text = (f"Restored the review of {restored} image(s) from {name}: {', '.join(done) or 'each as the model read it'}."
-                + (
-            f" {missed} of its rows name no image shown here: upload those images to restore them too."
-            if missed > 0 else ""))
+        text = f"Restored the review of {restored} image(s) from {name}: {', '.join(done) or 'each as the model read it'}."
+        if missed > 0:
+            text += f" {missed} of its rows name no image shown here: upload those images to restore them too."
     if unknown:
         shown = "; ".join(markdown_literal(f"{f}: {v!r}") for f, v in unknown[:5]) + ("; ..." if len(unknown) > 5 else "")
         text += (f" {len(unknown)} row(s) hold in their reviewed column no type this page knows "
@@ -1143,12 +1142,12 @@ def restore_note(name: str, restored: int, corrected: int, missed: int, unknown:
     return ("success" if restored and not unknown and not conflicts else "warning"), text
 
 
-# The differential's statuses as the page's narrow column shows them (its caption names them in full); "in
-# range" kept on one line on a phone (a no-break space).
 # The basophils' status while a counted image keeps the model's type unchecked (`reviewed_differential`)
 BASOPHILS_UNCHECKED = "to check: the model never calls a basophil"
+# The differential's statuses as the page's narrow column shows them (its caption names them in full); "in
+# range" kept on one line on a phone (a no-break space), and "to check" no wider.
 SHORT_STATUS = {"within range": "in\u00a0range", LOW_BY_CHANCE: "low?", HIGH_BY_CHANCE: "high?",
-                BASOPHILS_UNCHECKED: "to\u00a0check"}  # no wider than "in range": a phone's table fits
+                BASOPHILS_UNCHECKED: "to\u00a0check"}
 
 
 def reviewed_differential(names: Sequence[str], records: Sequence[Mapping[str, object]]) -> list[dict[str, object]]:
@@ -1162,6 +1161,8 @@ def reviewed_differential(names: Sequence[str], records: Sequence[Mapping[str, o
             if r["type"] == REVIEWED_TYPES["BASOPHIL"] and r["status"] == "within range":
                 r["status"] = BASOPHILS_UNCHECKED
     return diff
+
+
 # Word joiners around a range's dash: on a phone "18.4–35.6" broke after the dash and read as two numbers.
 UNBROKEN_DASH = f"\u2060{DASH}\u2060"
 
