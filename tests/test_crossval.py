@@ -258,11 +258,14 @@ class TestCrossValidate:
         (tmp_path / "fold2" / "last.pt").unlink()
         assert finished_folds(tmp_path) == [tmp_path / "fold0"]
 
-    def test_patience_of_a_full_run_does_not_matter(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
-        """A fold run that ran all its epochs is reused under another patience; for the calibration of
-        an all-cells run, patience and monitor do not count either."""
+    def test_patience_of_a_full_run_does_not_matter(self, cv: tuple[Path, dict], tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+        """A fold run that ran all its epochs is reused under another patience, and says so as it begins (a reused
+        fold was said to be only in the summary at the end); for the calibration of an all-cells run, patience and
+        monitor do not count either."""
         work, r = cv
         assert train_or_reuse(replace(fold_config(RECIPE, 0), patience=7), work / "fold0")
+        assert capsys.readouterr().out == f"{work / 'fold0'}: finished before, reused\n"
         # Through a folder that does not exist and "..": the run and the export land where ".." leads, and
         # that folder is not made (the export could not write there; a run left it behind).
         other = fit(replace(RECIPE, fold=None, patience=3, monitor="val_loss"), tmp_path / "nope" / ".." / "p",

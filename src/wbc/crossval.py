@@ -120,6 +120,10 @@ def train_or_reuse(cfg: TrainConfig, run: Path, progress: bool = False,
     (an interrupted run continues); a run made with another recipe, network or on another fold is
     refused. True when a finished run was reused."""
     finished, resume = check_reusable(cfg, run, model_cfg)
+    # Said as each run begins: a resumed fold showed only "epoch 2" after its header, a reused one nothing
+    # until the summary at the end.
+    print(f"{run}: " + ("finished before, reused" if finished else "interrupted before, resumed" if resume
+                        else "training"), flush=True)
     if not finished:
         fit(cfg, run, resume=resume, progress=progress, model_cfg=model_cfg)
     return finished
