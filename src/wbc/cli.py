@@ -6,9 +6,9 @@ import argparse
 import contextlib
 import importlib
 import os
+import re
 import select
 import shlex
-import re
 import signal
 import sys
 import tempfile

@@ -521,6 +521,11 @@ def stored_config(state: dict[str, Any], path: str | Path) -> TrainConfig:
                               "started it") from e
 
 
+def _one_line(e: BaseException, limit: int = 300) -> str:
+    """An error's words on one line, cut at `limit` characters (torch's run to many lines, one per weight)."""
+    return " ".join(str(e).split())[:limit]
+
+
 def model_from_checkpoint(state: dict[str, Any], path: str | Path = "the checkpoint") -> tuple[nn.Module, PreprocessSpec]:
     """Rebuild the network a checkpoint (read from `path`, for messages) describes, with its weights, in eval mode."""
     try:
@@ -528,9 +533,8 @@ def model_from_checkpoint(state: dict[str, Any], path: str | Path = "the checkpo
         model = build_model(state["model_name"], cfg)
         model.load_state_dict(state["state_dict"])
     except (RuntimeError, TypeError, ValueError) as e:  # torch's "size mismatch for fc.weight ...", a width of "x"
-        said = " ".join(str(e).split())
         raise CheckpointError(f"{path}: its weights do not fit the network its model_config describes, or that "
-                              f"network cannot be built ({said[:300]})") from e
+                              f"network cannot be built ({_one_line(e)})") from e
     model.eval()
     return model, cfg.preprocess
 
@@ -867,9 +871,8 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
             best_epoch = next((h["epoch"] for h in history if best is not None and h.get(cfg.monitor) == best
                                and h.get("input_px", spec.size) == spec.size), None)
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
-            said = " ".join(str(e).split())
             raise CheckpointError(f"{run / 'last.pt'}: a damaged checkpoint: it cannot be resumed from "
-                                  f"({type(e).__name__}: {said[:300]}); train it again with another --out, or "
+                                  f"({type(e).__name__}: {_one_line(e)}); train it again with another --out, or "
                                   "remove this folder first") from e
 
     print(f"{cfg.model}: {count_params(model):,} parameters; {len(x_tr)} training files "
