@@ -2,7 +2,7 @@
 
     python benchmarks/cv.py --render runs/cv/*/cv.json
     python benchmarks/cv.py --name e10 [--use 0=runs/e10-light-80] [--epochs N] [--augment A]
-                            [--mixup ALPHA] [--label-smoothing EPS] [--pair-smoothing EPS] [--optimizer O] [--lr LR] [--batch-size B] [--ema DECAY] [--low-res PX EPOCHS] [--low-res-antialias] [--window PX] [--input-size PX] [--widths C ...] [--seed 0] [--folds K ...] [--work runs/cv] [--json out.json]
+                            [--mixup ALPHA] [--label-smoothing EPS] [--pair-smoothing EPS] [--optimizer O] [--lr LR] [--batch-size B] [--ema DECAY] [--low-res PX EPOCHS] [--low-res-antialias] [--window PX] [--input-size PX] [--widths C ...] [--seed 0] [--folds K ...] [--limit-cells N] [--work runs/cv] [--json out.json] [--dry-run]
 
 TRAIN's 261 cells (original fields, `wbc.sources`) are dealt into 5 class-stratified folds (`wbc train --fold K`; fold 0 is the
 split every single run uses). The recipe is trained once per fold, each model holding out one
@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -119,6 +121,12 @@ def main() -> int:
     ap.add_argument("--folds", type=int, nargs="+", metavar="K",
                     help="run and pool only these folds: a cheaper comparison of recipes on the same folds "
                          "(it calibrates nothing; default: all)")
+    ap.add_argument("--limit-cells", type=int, metavar="N",
+                    help="use only the first N cells of each class (quick runs; at least one per fold: 5 with the "
+                         "default folds); such a cross-validation calibrates no model of all the cells")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="every fold for one epoch (two with progressive resizing, one at each size) on a few cells "
+                         "a class, in a temporary folder removed afterwards, to check the set-up; writes nothing")
     ap.add_argument("--data", help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     ap.add_argument("--json", type=Path, help="write the figures here (default: WORK/NAME/cv.json)")
     args = ap.parse_args()
@@ -137,12 +145,15 @@ def main() -> int:
         return 0
     if not args.name:
         ap.error("--name is required (or --render)")
+    if args.dry_run and (args.use or args.json):
+        ap.error("--dry-run trains every fold afresh, briefly, and keeps nothing: leave out --use and --json")
 
     cfg = replace(preset("wbcnet"), seed=args.seed, data=kept_data_folder(args.data))
     if args.epochs is not None and args.low_res is None:
         cfg = with_epochs(cfg, args.epochs)
     overrides = {k: getattr(args, k) for k in ("epochs", "patience", "augment", "mixup", "label_smoothing",
-                                              "pair_smoothing", "ema", "weight_decay", "optimizer", "lr", "batch_size", "context")}
+                                              "pair_smoothing", "ema", "weight_decay", "optimizer", "lr", "batch_size", "context",
+                                              "limit_cells")}
     cfg = replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     if args.low_res:
         cfg = replace(cfg, low_res_size=args.low_res[0], low_res_epochs=args.low_res[1])
@@ -162,6 +173,11 @@ def main() -> int:
         return 2
     from wbc.crossval import cross_validate, folds_of
     from wbc.model import default_config
+    from wbc.train import check_config
+
+    if args.dry_run:  # the settings as the real run has them first, as `wbc train --dry-run` does
+        check_config(cfg)
+        cfg = replace(with_epochs(cfg, 2 if cfg.low_res_epochs else 1), limit_cells=cfg.limit_cells or max(3, folds_of(cfg)))
 
     try:
         model_cfg = default_config(cfg.model, args.window, args.input_size, args.widths)
@@ -172,14 +188,23 @@ def main() -> int:
     folds = sorted(set(args.folds)) if args.folds else list(range(k))
     if not set(folds) <= set(range(k)):
         ap.error(f"--folds: folds are 0..{k - 1}")
-    runs = {fold: use.get(fold, args.work / args.name / f"fold{fold}") for fold in folds}
+    work = Path(tempfile.mkdtemp(prefix="wbc-cv-dry-run.")) if args.dry_run else args.work
+    runs = {fold: use.get(fold, work / args.name / f"fold{fold}") for fold in folds}
     try:
         result = cross_validate(cfg, runs, args.data, model_cfg=model_cfg)
     except WbcError as e:
         print(f"cv: {e}", file=sys.stderr)
         return 1
-    for fold, f in result["folds"].items():
-        print(f"fold {fold}: {f['run']} ({'reused' if f['reused'] else 'trained'})")
+    finally:
+        if args.dry_run:
+            shutil.rmtree(work, ignore_errors=True)
+    for fold, f in result["folds"].items():  # cv.json before wbc 0.24 has "reused" alone
+        print(f"fold {fold}: {f['run']} ({f.get('done', 'reused' if f['reused'] else 'trained')})")
+    if args.dry_run:
+        print(markdown({args.name: result}))
+        print(f"dry run done: every fold trains and is scored ({cfg.epochs} epoch(s) on {cfg.limit_cells} cells a "
+              "class); nothing kept")
+        return 0
     out = args.json or args.work / args.name / ("cv.json" if len(folds) == k else f"cv-folds{''.join(map(str, folds))}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(result, indent=2))

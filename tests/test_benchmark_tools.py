@@ -796,3 +796,29 @@ def test_warm_cast_types_more_at_the_wider_bound(tmp_path, capsys) -> None:  # n
     assert typed[("2", "(1.2, 0.95, 0.65)")] > typed[("1.5", "(1.2, 0.95, 0.65)")]
     assert typed[("2", "(0.75, 0.95, 1.3)")] == typed[("1.5", "(0.75, 0.95, 1.3)")]
     assert typed[("1.5", "(1.0, 1.0, 1.0)")] == n
+
+
+def test_cv_dry_run_trains_a_fold_briefly_and_keeps_nothing(full_data: Path, tmp_path: Path) -> None:
+    """`cv.py --dry-run` trains and scores the folds asked for, for the shortest schedule on a few cells a class,
+    in a temporary folder it removes: --work is not made, and the summary and table are printed. With --use or
+    --json (which would keep or reuse something) it is refused before anything trains."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import BENCHMARKS
+
+    env = {**os.environ, "TMPDIR": str(tmp_path / "tmp")}
+    (tmp_path / "tmp").mkdir()
+    argv = [sys.executable, str(BENCHMARKS / "cv.py"), "--name", "x", "--work", str(tmp_path / "cv"),
+            "--data", str(full_data), "--dry-run"]
+    r = subprocess.run([*argv, "--folds", "0"], capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr
+    assert "fold 0: " in r.stdout and "(trained)" in r.stdout and "| x | 1 of 5 (0) |" in r.stdout
+    assert r.stdout.rstrip().endswith("dry run done: every fold trains and is scored (2 epoch(s) on 5 cells a "
+                                      "class); nothing kept")
+    assert not (tmp_path / "cv").exists() and not list((tmp_path / "tmp").glob("wbc-cv-dry-run.*"))
+    for extra in (["--use", "0=runs/x"], ["--json", str(tmp_path / "j.json")]):
+        r = subprocess.run([*argv, *extra], capture_output=True, text=True, timeout=120, env=env)
+        assert r.returncode == 2 and "--dry-run trains every fold afresh, briefly, and keeps nothing" in r.stderr
+    assert not (tmp_path / "cv").exists() and not (tmp_path / "j.json").exists()

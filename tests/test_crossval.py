@@ -66,12 +66,15 @@ class TestCrossValidate:
         assert abs(marked - 0.1) <= 1 / len(shown)  # a quantile interpolated between two files
 
     def test_reuses_and_checks_the_recipe(self, cv: tuple[Path, dict]) -> None:
-        """A second call reuses the finished folds; fold runs of another recipe are refused by name."""
+        """A second call reuses the finished folds (and says so: each fold's "done"); fold runs of another recipe
+        are refused by name, with the value each side holds (the name alone sent the user to two JSON files)."""
         work, r = cv
+        assert [f["done"] for f in r["folds"].values()] == ["trained"] * 3
         again = cross_validate(RECIPE, {k: work / f"fold{k}" for k in range(3)}, FIXTURE_IMAGES)
         assert all(f["reused"] for f in again["folds"].values())
+        assert [f["done"] for f in again["folds"].values()] == ["reused"] * 3
         assert again["calibrated"]["accuracy"] == r["calibrated"]["accuracy"]
-        with pytest.raises(CheckpointError, match="lr differ"):
+        with pytest.raises(CheckpointError, match=r"differs in lr \(0\.002 there, 0\.001 asked\)$"):
             cross_validate(replace(RECIPE, lr=1e-3), {k: work / f"fold{k}" for k in range(3)}, FIXTURE_IMAGES)
 
     def test_fold_logits_are_cached(self, cv: tuple[Path, dict]) -> None:
@@ -258,6 +261,19 @@ class TestCrossValidate:
         (tmp_path / "fold2" / "last.pt").unlink()
         assert finished_folds(tmp_path) == [tmp_path / "fold0"]
 
+    def test_an_interrupted_fold_is_resumed_and_said_to_be(self, cv: tuple[Path, dict], tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+        """A fold whose run was interrupted is continued, and the result calls it resumed (cv.py's summary
+        called it "trained", as if begun afresh)."""
+        work, _ = cv
+        for k in range(3):
+            shutil.copytree(work / f"fold{k}", tmp_path / f"fold{k}")
+        state = torch.load(tmp_path / "fold1" / "last.pt", weights_only=False)
+        torch.save({**state, "stopped": False}, tmp_path / "fold1" / "last.pt")
+        r = cross_validate(RECIPE, {k: tmp_path / f"fold{k}" for k in range(3)}, FIXTURE_IMAGES)
+        assert [f["done"] for f in r["folds"].values()] == ["reused", "resumed", "reused"]
+        assert f"{tmp_path / 'fold1'}: interrupted before, resumed" in capsys.readouterr().out
+
     def test_patience_of_a_full_run_does_not_matter(self, cv: tuple[Path, dict], tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
         """A fold run that ran all its epochs is reused under another patience, and says so as it begins (a reused
@@ -281,7 +297,7 @@ class TestCrossValidate:
         work, _ = cv
         shutil.copytree(work / "fold1", tmp_path / "fold1")
         runs = {0: tmp_path / "fold0", 1: tmp_path / "fold1"}
-        with pytest.raises(CheckpointError, match="fold1: not the run asked for .*lr differ"):
+        with pytest.raises(CheckpointError, match=r"fold1: not the run asked for: it differs in lr \(0\.002 there"):
             cross_validate(replace(RECIPE, lr=1e-3), runs, FIXTURE_IMAGES)
         assert not (tmp_path / "fold0").exists()
 
@@ -295,7 +311,7 @@ class TestCrossValidate:
     def test_refuses_a_run_of_another_network(self, cv: tuple[Path, dict]) -> None:
         """Fold runs of another crop window (network input) are not the cross-validation asked for."""
         work, _ = cv
-        with pytest.raises(CheckpointError, match="network or preprocessing differ"):
+        with pytest.raises(CheckpointError, match="differs in network or preprocessing"):
             cross_validate(RECIPE, {k: work / f"fold{k}" for k in range(3)}, FIXTURE_IMAGES,
                            model_cfg=default_config("wbcnet", 128))
 
@@ -458,7 +474,7 @@ class TestAllCells:
     def test_export_refuses_another_recipe(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
         work, _ = cv
         other = fit(replace(RECIPE, fold=None, lr=1e-3), tmp_path / "other", progress=False)
-        with pytest.raises(CheckpointError, match="another recipe"):
+        with pytest.raises(CheckpointError, match=r"another recipe than .*: they differ in lr \(0\.001 in the run, 0\.002 cross-validated\)$"):
             export_and_report(other, tmp_path / "out", data=FIXTURE_IMAGES, calibration=work / "cv.json")
 
     def test_export_refuses_a_partial_cross_validation(self, cv: tuple[Path, dict], all_cells_run: Path,
@@ -486,9 +502,12 @@ def test_a_null_split_seed_is_the_runs_seed() -> None:
     """A plain `wbc train` saves split_seed null and splits by its seed: cv.py's split_seed 0 is that
     run's split, and a run of seed 3 with null is seed 3's split, not 0's (cv.py refused `--use 0=RUN` of
     a plain run: "split_seed differ")."""
-    from wbc.crossval import differences
+    from wbc.crossval import differences, differences_shown
 
     assert differences({"seed": 0, "split_seed": None}, {"seed": 0, "split_seed": 0}) == []
     assert differences({"seed": 3}, {"seed": 3, "split_seed": 3}) == []
     assert differences({"seed": 3, "split_seed": None}, {"seed": 3, "split_seed": 0}) == ["split_seed"]
     assert differences({"seed": 0, "split_seed": 1}, {"seed": 0}) == ["split_seed"]
+    # Shown with the split each side makes, not a null that reads as "no split seed".
+    assert differences_shown({"seed": 3, "split_seed": None}, {"seed": 3, "split_seed": 0}, "there", "asked") == [
+        "split_seed (3 there, 0 asked)"]

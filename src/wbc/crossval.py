@@ -54,18 +54,26 @@ def recipe(cfg: TrainConfig | dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in json.loads(json.dumps(d)).items() if k not in IGNORED}
 
 
+def _effective(d: dict[str, Any]) -> dict[str, Any]:
+    """A saved recipe with the defaults of settings it lacks, and a split seed of None as the run's seed (as
+    `wbc train` splits by it: a plain run's null is seed 0's)."""
+    e = {**recipe(TrainConfig()), **d}
+    return {**e, "split_seed": e.get("seed") if e.get("split_seed") is None else e["split_seed"]}
+
+
 def differences(saved: dict[str, Any], want: dict[str, Any], ignore: set[str] = frozenset()) -> list[str]:
-    """Settings in which two saved recipes differ; a setting one of them lacks counts as the default, and
-    a split seed of None is the run's seed (as `wbc train` splits by it: a plain run's null is seed 0's)."""
-    defaults = recipe(TrainConfig())
-
-    def effective(d: dict[str, Any]) -> dict[str, Any]:
-        e = {**defaults, **d}
-        return {**e, "split_seed": e.get("seed") if e.get("split_seed") is None else e["split_seed"]}
-
+    """Settings in which two saved recipes differ, as `_effective` reads them."""
     keys = (set(saved) | set(want)) - IGNORED - set(ignore)
-    a, b = effective(saved), effective(want)
+    a, b = _effective(saved), _effective(want)
     return sorted(k for k in keys if a.get(k) != b.get(k))
+
+
+def differences_shown(saved: dict[str, Any], want: dict[str, Any], there: str, asked: str,
+                      ignore: set[str] = frozenset()) -> list[str]:
+    """`differences`, each with both values ("lr (0.002 there, 0.001 asked)"): a name alone sent the user
+    to read two JSON files to learn what to change."""
+    a, b = _effective(saved), _effective(want)
+    return [f"{k} ({a.get(k)} {there}, {b.get(k)} {asked})" for k in differences(saved, want, ignore)]
 
 
 def saved_config(run: Path) -> dict[str, Any]:
@@ -104,29 +112,33 @@ def check_reusable(cfg: TrainConfig, run: Path,
         saved = config["train"]
         # Patience only matters if it stops a run: one that ran all its epochs is the same either way.
         ran_all = finished and int(state["epoch"]) + 1 == cfg.epochs
-        differ = differences(saved, recipe(cfg), ignore={"patience"} if ran_all else set())
+        differ = differences_shown(saved, recipe(cfg), "there", "asked", ignore={"patience"} if ran_all else set())
         if saved.get("fold", 0) != cfg.fold:
             differ.append(f"fold ({saved.get('fold', 0)} there, {cfg.fold} asked)")
         if network(cfg.model, config["model"]) != network(cfg.model, model_cfg):
             differ.append("network or preprocessing")
         if differ:
-            raise CheckpointError(f"{run}: not the run asked for ({', '.join(differ)} differ)")
+            raise CheckpointError(f"{run}: not the run asked for: it differs in {'; '.join(differ)}")
     return finished, resume
 
 
+REUSED, RESUMED, TRAINED = "reused", "resumed", "trained"  # what `train_or_reuse` did with a run
+
+
 def train_or_reuse(cfg: TrainConfig, run: Path, progress: bool = False,
-                   model_cfg: SeedConfig | WbcNetConfig | None = None) -> bool:
+                   model_cfg: SeedConfig | WbcNetConfig | None = None) -> str:
     """Train `cfg` (network `model_cfg`, default the recipe's) into `run` unless it is finished there
     (an interrupted run continues); a run made with another recipe, network or on another fold is
-    refused. True when a finished run was reused."""
+    refused. REUSED, RESUMED or TRAINED: what was done."""
     finished, resume = check_reusable(cfg, run, model_cfg)
     # Said as each run begins: a resumed fold showed only "epoch 2" after its header, a reused one nothing
     # until the summary at the end.
     print(f"{run}: " + ("finished before, reused" if finished else "interrupted before, resumed" if resume
                         else "training"), flush=True)
-    if not finished:
-        fit(cfg, run, resume=resume, progress=progress, model_cfg=model_cfg)
-    return finished
+    if finished:
+        return REUSED
+    fit(cfg, run, resume=resume, progress=progress, model_cfg=model_cfg)
+    return RESUMED if resume else TRAINED
 
 
 def folds_of(cfg: TrainConfig) -> int:
@@ -223,10 +235,10 @@ def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | N
         check_reusable(fold_config(cfg, fold), run, model_cfg)
     logits, ys, cells, per_fold, models = [], [], [], {}, []
     for fold, run in sorted(runs.items()):
-        reused = train_or_reuse(fold_config(cfg, fold), run, progress, model_cfg)
+        done = train_or_reuse(fold_config(cfg, fold), run, progress, model_cfg)
         models.append(network(cfg.model, saved_config(run)["model"]))
         lg, y, c = fold_logits(run, data)
-        per_fold[str(fold)] = {"run": str(run), "reused": reused, "files": len(y), "cells": len(set(c)),
+        per_fold[str(fold)] = {"run": str(run), "reused": done == REUSED, "done": done, "files": len(y), "cells": len(set(c)),
                                "epochs_run": int(load_checkpoint(run / "last.pt")["epoch"]) + 1,
                                "temperature": fit_temperature(lg, y),
                                "accuracy": float((tta_probs(lg).argmax(1) == y).mean())}
@@ -345,10 +357,11 @@ def calibration_from(cv_json: str | Path, run: str | Path) -> dict[str, Any]:
                               "--calibration is for a run trained with --all-cells")
     _check_same_cells(cv_json, run, cv_cells, n_cells)
     saved = saved_config(run)
-    differ = differences(saved["train"], want, ignore=SEEDS | STOPPING)
+    differ = differences_shown(saved["train"], want, "in the run", "cross-validated", ignore=SEEDS | STOPPING)
     name = saved["train"].get("model", "wbcnet")
     if network(name, saved["model"]) != network(name, model):
         differ.append("network or preprocessing")
     if differ:
-        raise CheckpointError(f"{cv_json}: cross-validates another recipe than {run} ({', '.join(differ)} differ)")
+        raise CheckpointError(f"{cv_json}: cross-validates another recipe than {run}: they differ in "
+                              f"{'; '.join(differ)}")
     return calib
