@@ -120,7 +120,7 @@ OD_FROM_HED = ((0.65, 0.70, 0.29), (0.07, 0.99, 0.11), (0.27, 0.57, 0.78))
 # its lit pixels (background between the red cells; range 209-244 over the 0.1th-99.9th percentiles).
 DATA_WHITE = (224.0, 224.0, 231.0)
 
-STAIN_LEVEL = 60.0  # (blue - green) of a hematoxylin-stained nucleus; red cells sit near 20
+STAIN_LEVEL = 60.0  # (blue - green) of a Romanowsky-stained (purple) nucleus; red cells sit near 20
 LIT_MIN = 24  # a pixel darker than this in every channel is black fill (a rotated view's corners), not the field
 
 # Magnification. The nucleus's extent (sqrt of the stained px in the 192 px square around the cell)

@@ -53,14 +53,14 @@ CELL_TYPES: tuple[CellType, ...] = (
         label="Lymphocyte",
         summary="B and T cells, the cells of adaptive immunity, and natural killer cells of innate immunity.",
         immunity=(
-            "B cells make antibodies, T cells kill infected cells and direct the immune "
+            "B cells mature into the plasma cells that make antibodies, T cells kill infected cells and direct the immune "
             "response, NK cells destroy virus-infected and tumour cells; memory lymphocytes "
             "give lasting immunity."
         ),
         morphology=(
-            "Small (7-10 µm) with a round, dense, dark nucleus that fills most of the cell "
-            "and a thin rim of pale blue cytoplasm; larger forms have more cytoplasm, some with a few "
-            "red-purple (azurophilic) granules."
+            "Most are small (7-10 µm), with a round, dense, dark nucleus that fills most of the cell "
+            "and a thin rim of pale blue cytoplasm; large lymphocytes (about 10-15 µm) have more cytoplasm, some "
+            "with a few red-purple (azurophilic) granules."
         ),
         normal_range_pct=(12.0, 44.0),
         high_count=(
@@ -101,8 +101,8 @@ CELL_TYPES: tuple[CellType, ...] = (
         ),
         morphology=(
             "About 10-15 µm; nucleus of 2-5 lobes (most often 3) joined by thin strands; pale pink "
-            "cytoplasm with fine, faint granules. Band forms, whose nucleus is curved and unsegmented, "
-            "are counted here as neutrophils."
+            "cytoplasm with fine, faint granules. Band forms, whose nucleus is a C- or S-shaped band of "
+            "even width with no thin strand between lobes, are counted here as neutrophils."
         ),
         normal_range_pct=(40.0, 75.0),
         high_count=(
@@ -112,8 +112,9 @@ CELL_TYPES: tuple[CellType, ...] = (
         low_count=(
             "Neutropenia: chemotherapy and some other drugs (e.g. clozapine, carbimazole), some viral "
             "infections, severe sepsis, B12 or folate deficiency, autoimmune disease, bone marrow disorders; "
-            "a severe one (below 0.5 x 10^9/L) raises the risk of serious infection. Some healthy people have "
-            "low counts all their lives (Duffy-null associated neutrophil count)."
+            "a severe one (below 0.5 x 10^9/L) raises the risk of serious infection. Healthy people of the "
+            "Duffy-null type (common with African or Middle-Eastern ancestry) normally have lower counts "
+            "(Duffy-null associated neutrophil count, formerly 'benign ethnic neutropenia')."
         ),
     ),
 )
