@@ -13,18 +13,22 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wbc.app import logic
+from wbc.app import analysis, images, layout, markup, model_card, review_table, tally, words
+from wbc.differential import (
+    IMAGES_AS_CELLS, LIMITS_COLUMN, balanced_test, differential, differential_note, differential_notes, misread_figures,
+    nrbc_note)
 from wbc.info import CLASSES, cell_type
+from wbc.io import bytes_key
 from wbc.predict import DEFAULT_MODEL_DIR, Predictor
 
 from conftest import FIXTURES, FIXTURE_IMAGES
 
 EOS = FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL" / "_7_2284.jpeg"
-APP = Path(logic.__file__).parent / "main.py"
+APP = Path(analysis.__file__).parent / "main.py"
 
 
 def plain(markdown: str) -> str:
-    """A page text as it reads, `logic.markdown_literal`'s escapes undone."""
+    """A page text as it reads, `markup.markdown_literal`'s escapes undone."""
     return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
 
 
@@ -58,7 +62,7 @@ class TestAnalyse:
             ("scope.bmp", encode(rgb, "BMP")),
             ("scope.tiff", encode(rgb, "TIFF")),
         ]
-        res = {r.name: r for r in logic.analyse_uploads(predictor, uploads)}
+        res = {r.name: r for r in analysis.analyse_uploads(predictor, uploads)}
         assert res["eos.jpeg"].prediction.label == "EOSINOPHIL"
         assert "empty" in res["empty.jpg"].error
         assert "not a readable image" in res["notes.png"].error
@@ -71,13 +75,13 @@ class TestAnalyse:
 
     def test_upload_limit(self, predictor: Predictor, monkeypatch: pytest.MonkeyPatch) -> None:
         """A file over the upload limit is refused with the limit named."""
-        monkeypatch.setattr(logic, "MAX_UPLOAD_MB", 0)
-        r = logic.analyse_uploads(predictor, [("big.jpeg", EOS.read_bytes())])[0]
+        monkeypatch.setattr(analysis, "MAX_UPLOAD_MB", 0)
+        r = analysis.analyse_uploads(predictor, [("big.jpeg", EOS.read_bytes())])[0]
         assert "over the 0 MB upload limit" in r.error and r.prediction is None
 
     def test_heatmap(self, predictor: Predictor) -> None:
         """The class activation map comes back as an image the size of the crop."""
-        r = logic.analyse_uploads(predictor, [("eos.jpeg", EOS.read_bytes())])[0]
+        r = analysis.analyse_uploads(predictor, [("eos.jpeg", EOS.read_bytes())])[0]
         assert r.heatmap is not None and r.heatmap.shape == r.crop.shape and r.heatmap.dtype == np.uint8
         assert not np.array_equal(r.heatmap, r.crop)
 
@@ -96,12 +100,12 @@ class TestAnalyse:
             def predict_sources(self, items, cam: bool = False, hashed: bool = True):  # noqa: ANN001, ANN202
                 return [(pred, crop, maps) for _ in items]
 
-        r = logic.analyse_uploads(Fake(), [("eos.jpeg", b"x")])[0]  # type: ignore[arg-type]
+        r = analysis.analyse_uploads(Fake(), [("eos.jpeg", b"x")])[0]  # type: ignore[arg-type]
         assert r.evidence_at == pytest.approx((5.5 / 7, 1.5 / 7))
-        assert logic.heatmap_alt(r.name, pred, r.evidence_at) == (
+        assert images.heatmap_alt(r.name, pred, r.evidence_at) == (
             "The crop of eos.jpeg tinted by where the evidence for eosinophil was, brighter where stronger, "
             "strongest at the top right of the crop")
-        assert [logic._place(x, y) for y in (0.1, 0.5, 0.9) for x in (0.1, 0.5, 0.9)] == [
+        assert [images._place(x, y) for y in (0.1, 0.5, 0.9) for x in (0.1, 0.5, 0.9)] == [
             "at the top left", "at the top", "at the top right", "at the left", "in the middle", "at the right",
             "at the bottom left", "at the bottom", "at the bottom right"]
 
@@ -115,31 +119,31 @@ class TestAnalyse:
                           cell=(54, 147), other_cell=(197, 167))
         flagged = Prediction(file="blank.png", label="NEUTROPHIL", confidence=0.819, probs=(0.06, 0.06, 0.06, 0.819),
                              not_wbc="no stained nucleus found")
-        assert logic.crop_alt("eos.jpeg", cell) == "eos.jpeg, cropped to the cell the model read (typed eosinophil)"
-        assert logic.crop_alt("blank.png", flagged) == ("blank.png, cropped to what the model read (given no type: "
+        assert images.crop_alt("eos.jpeg", cell) == "eos.jpeg, cropped to the cell the model read (typed eosinophil)"
+        assert images.crop_alt("blank.png", flagged) == ("blank.png, cropped to what the model read (given no type: "
                                                         "not a white blood cell)")
-        assert logic.marked_alt("two.jpeg", cell) == (
+        assert images.marked_alt("two.jpeg", cell) == (
             "The whole photo two.jpeg, two cells ringed: a solid blue ring round the one the model read at x=54, "
             "y=147 px; a dashed orange ring round another white cell at x=197, y=167 px (from the top left)")
-        assert "round a much larger nucleus at x=197" in logic.marked_alt("two.jpeg", replace(cell, other_larger=True))
+        assert "round a much larger nucleus at x=197" in images.marked_alt("two.jpeg", replace(cell, other_larger=True))
         cm = [[567, 1, 0, 55], [0, 620, 0, 0], [0, 0, 465, 155], [48, 0, 0, 576]]
-        assert logic.confusion_alt(cm) == (
+        assert model_card.confusion_alt(cm) == (
             "Confusion matrix of the test images: each true type against the type the model read. Eosinophil: 567 "
             "of 623 right (1 as lymphocyte, 55 as neutrophil); Lymphocyte: 620 of 620 right; Monocyte: 465 of 620 "
             "right (155 as neutrophil); Neutrophil: 576 of 624 right (48 as eosinophil)")
         head = "Confusion matrix of the test images: each true type against the type the model read"
-        assert logic.confusion_alt(None) == logic.confusion_alt([[1, 2], [3, 4]]) == logic.confusion_alt("x") == head
+        assert model_card.confusion_alt(None) == model_card.confusion_alt([[1, 2], [3, 4]]) == model_card.confusion_alt("x") == head
         # The same figures as a table's rows, readable on a phone where the picture's are 4 px tall
-        rows = logic.confusion_rows(cm)
+        rows = model_card.confusion_rows(cm)
         assert rows[2] == {"true type": "Monocyte", "read as Eos": 0, "read as Lymph": 0, "read as Mono": 465,
                            "read as Neut": 155}
         assert [r["true type"] for r in rows] == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"]
-        assert logic.confusion_rows(None) == logic.confusion_rows([[1, 2], [3, 4]]) == []
+        assert model_card.confusion_rows(None) == model_card.confusion_rows([[1, 2], [3, 4]]) == []
         metrics = json.loads((DEFAULT_MODEL_DIR / "metrics.json").read_text())
-        assert logic.evaluation_confusion(DEFAULT_MODEL_DIR) == metrics["confusion"]
-        assert logic.evaluation_confusion(tmp_path) is None
+        assert model_card.evaluation_confusion(DEFAULT_MODEL_DIR) == metrics["confusion"]
+        assert model_card.evaluation_confusion(tmp_path) is None
         (tmp_path / "metrics.json").write_text("[1, 2]")
-        assert logic.evaluation_confusion(tmp_path) is None
+        assert model_card.evaluation_confusion(tmp_path) is None
 
     def test_markdown_literal_escapes_every_punctuation_mark(self) -> None:
         """A name for a markdown body has each ASCII punctuation mark backslash-escaped (CommonMark shows an
@@ -148,21 +152,21 @@ class TestAnalyse:
         import string
 
         name = "a*b_c [x](y) $1$ :red[z] <i>#1.jpg é"
-        out = logic.markdown_literal(name)
+        out = markup.markdown_literal(name)
         assert re.sub(r"\\(.)", r"\1", out) == name  # unescaped, the name again
-        assert all(logic.markdown_literal(c) == f"\\{c}" for c in string.punctuation)
-        assert logic.markdown_literal("cell 1 é") == "cell 1 é"
+        assert all(markup.markdown_literal(c) == f"\\{c}" for c in string.punctuation)
+        assert markup.markdown_literal("cell 1 é") == "cell 1 é"
 
     def test_heatmap_brightness_rises_with_the_evidence(self) -> None:
         """The map's relative luminance (WCAG's) rises with the value from end to end, so that brighter means
         more without telling hues apart (the old map's red end was darker than its yellow middle); its
         caption says which end is stronger."""
-        rgb = logic._colormap(np.linspace(0, 1, 101)).astype(float) / 255
+        rgb = images._colormap(np.linspace(0, 1, 101)).astype(float) / 255
         linear = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
         luminance = linear @ [0.2126, 0.7152, 0.0722]
         assert (np.diff(luminance) > 0).all(), luminance
         assert luminance[-1] / luminance[0] > 20  # far apart, not a dim rise
-        assert "brighter where stronger" in logic.HEATMAP_CAPTION
+        assert "brighter where stronger" in images.HEATMAP_CAPTION
 
     def test_heatmap_colours_only_the_evidence(self) -> None:
         """Below a quarter of the map's peak the crop shows as it is (a flat overlay turned the whole cell
@@ -170,10 +174,10 @@ class TestAnalyse:
         crop = np.full((64, 64, 3), 120, np.uint8)
         cam = np.zeros((8, 8), np.float32)
         cam[3:6, 3:6] = 1.0
-        out = logic.cam_overlay(crop, cam).astype(int)
+        out = images.cam_overlay(crop, cam).astype(int)
         assert (out[:12] == 120).all() and (out[:, :12] == 120).all()  # far from the peak: untouched
-        peak = np.array(logic.COLORMAP_ANCHORS[-1])
-        expected = 120 * (1 - logic.HEAT_OPACITY) + peak * logic.HEAT_OPACITY
+        peak = np.array(images.COLORMAP_ANCHORS[-1])
+        expected = 120 * (1 - images.HEAT_OPACITY) + peak * images.HEAT_OPACITY
         assert np.abs(out.reshape(-1, 3) - expected).sum(1).min() <= 6
 
     def test_magnified_photo_is_shrunk_and_says_so(self, predictor: Predictor) -> None:
@@ -183,10 +187,10 @@ class TestAnalyse:
 
         img = Image.open(EOS)
         big = img.resize((img.width * 4, img.height * 4), Image.BILINEAR)
-        small, large = logic.analyse_uploads(predictor, [("eos.jpeg", EOS.read_bytes()), ("eos4x.png", encode(big))])
+        small, large = analysis.analyse_uploads(predictor, [("eos.jpeg", EOS.read_bytes()), ("eos4x.png", encode(big))])
         assert small.prediction is not None and large.prediction is not None
-        assert small.prediction.reduced_by == 1.0 and logic.crop_caption(small.prediction) == "What the model saw"
-        assert large.prediction.reduced_by > 2 and "shrunk" in logic.crop_caption(large.prediction)
+        assert small.prediction.reduced_by == 1.0 and words.crop_caption(small.prediction) == "What the model saw"
+        assert large.prediction.reduced_by > 2 and "shrunk" in words.crop_caption(large.prediction)
         assert large.prediction.label == small.prediction.label
         rows = predictions_csv([small.prediction, large.prediction]).splitlines()
         col = rows[0].split(",").index("shrunk_by")
@@ -211,16 +215,16 @@ class TestNotAWhiteCell:
     ])
     def test_flagged(self, predictor: Predictor, name: str, make) -> None:  # noqa: ANN001
         """Images that are not a stained white cell are flagged, not confidently classified."""
-        r = logic.analyse_uploads(predictor, [(name, encode(make().convert("RGB")))])[0]
+        r = analysis.analyse_uploads(predictor, [(name, encode(make().convert("RGB")))])[0]
         assert r.prediction.not_wbc, name
         # The verdict (CSV, `wbc predict`) words it as the app heads it: a blurred photo cannot be judged.
         assert r.prediction.verdict == ("cannot judge" if name.startswith("out of focus") else "not a white blood cell")
         # A sky's blue cast is no microscope's light: no advice to correct a white balance.
-        assert logic.cannot_judge(r.prediction) == name.startswith("out of focus"), r.prediction.not_wbc
+        assert words.cannot_judge(r.prediction) == name.startswith("out of focus"), r.prediction.not_wbc
 
     def test_real_cells_pass(self, predictor: Predictor) -> None:
         """The committed sample cells are not flagged."""
-        for r in logic.analyse_uploads(predictor, logic.samples()):
+        for r in analysis.analyse_uploads(predictor, analysis.samples()):
             assert not r.prediction.not_wbc, r.name
 
     def test_a_long_strip_is_too_small_without_searching_all_of_it(self, predictor: Predictor,
@@ -313,10 +317,10 @@ class TestNotAWhiteCell:
 
         cell = FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL" / "_9_2814.jpeg"  # dimmed, it fails the first look
         dim = Image.fromarray(brightness(0.6)(np.asarray(Image.open(cell).convert("RGB"))))
-        plain, dimmed = logic.analyse_uploads(predictor, [("eos.jpeg", cell.read_bytes()), ("dim.png", encode(dim))])
+        plain, dimmed = analysis.analyse_uploads(predictor, [("eos.jpeg", cell.read_bytes()), ("dim.png", encode(dim))])
         assert not plain.prediction.white_balanced and dimmed.prediction.white_balanced
-        assert not dimmed.prediction.not_wbc and "white balance or exposure" in logic.crop_caption(dimmed.prediction)
-        assert logic.crop_caption(plain.prediction) == "What the model saw"
+        assert not dimmed.prediction.not_wbc and "white balance or exposure" in words.crop_caption(dimmed.prediction)
+        assert words.crop_caption(plain.prediction) == "What the model saw"
         rows = predictions_csv([plain.prediction, dimmed.prediction]).splitlines()
         col = rows[0].split(",").index("white_balanced")
         assert [r.split(",")[col] for r in rows[1:]] == ["no", "yes"]
@@ -333,18 +337,18 @@ class TestNotAWhiteCell:
         files = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))
         rgbs = [np.asarray(Image.open(f).convert("RGB")) for f in files]
         assert max(clipped_share(x) for x in rgbs) < 0.001
-        plain = logic.analyse_uploads(predictor, [(f.name, encode(Image.fromarray(x))) for f, x in zip(files, rgbs)])
-        over = logic.analyse_uploads(predictor, [(f.name, encode(Image.fromarray(brightness(1.4)(x))))
+        plain = analysis.analyse_uploads(predictor, [(f.name, encode(Image.fromarray(x))) for f, x in zip(files, rgbs)])
+        over = analysis.analyse_uploads(predictor, [(f.name, encode(Image.fromarray(brightness(1.4)(x))))
                                                  for f, x in zip(files, rgbs)])
-        mild = logic.analyse_uploads(predictor, [(f.name, encode(Image.fromarray(brightness(1.1)(x))))
+        mild = analysis.analyse_uploads(predictor, [(f.name, encode(Image.fromarray(brightness(1.1)(x))))
                                                  for f, x in zip(files, rgbs)])
-        assert not any(r.prediction.overexposed or logic.overexposure_warning(r.prediction) for r in plain + mild)
+        assert not any(r.prediction.overexposed or words.overexposure_warning(r.prediction) for r in plain + mild)
         marked = [r for r in over if r.prediction.overexposed]
         assert len(marked) >= 30
         for r in marked:
             if not r.prediction.not_wbc:
                 assert r.prediction.verdict == "needs review"
-                assert logic.overexposure_warning(r.prediction).startswith("Needs review, overexposed: ")
+                assert words.overexposure_warning(r.prediction).startswith("Needs review, overexposed: ")
         assert sum(not r.prediction.not_wbc for r in over) >= 28
         # Confident, yet needs review: the mark, not the confidence, decided it.
         sure = [r for r in marked if not r.prediction.needs_review and not r.prediction.not_wbc]
@@ -354,7 +358,7 @@ class TestNotAWhiteCell:
         assert [[r.split(",")[head.index(c)] for c in ("needs_review", "overexposed", "verdict")] for r in rows[1:]] == [
             ["no" if plain[0].prediction.verdict == "confident" else "yes", "no", plain[0].prediction.verdict],
             ["no", "yes", "needs review"]]
-        table = {row["file"]: row["verdict"] for row in logic.review_rows(sure[:1])}
+        table = {row["file"]: row["verdict"] for row in review_table.review_rows(sure[:1])}
         (second, p2), = sure[0].prediction.top2[1:]  # the runner-up, as `wbc predict` gives it
         assert table == {sure[0].name: f"needs review (overexposed) (or {second.lower()} {100 * p2:.1f}%)"}
         from wbc.predict import Prediction
@@ -368,13 +372,13 @@ class TestNotAWhiteCell:
             assert Prediction(file="x", label="MONOCYTE", confidence=0.99, probs=(0.0, 0.0, 0.99, 0.01),
                               clipped=share).overexposed is marked
         p = Prediction(file="x", label="MONOCYTE", confidence=0.99, probs=(0.0, 0.0, 0.99, 0.01), clipped=OVEREXPOSED_SHARE)
-        assert p.verdict == "needs review" and "Top two: Monocyte 99.0%" in logic.overexposure_warning(p)
+        assert p.verdict == "needs review" and "Top two: Monocyte 99.0%" in words.overexposure_warning(p)
         assert Prediction(file="x", label="MONOCYTE", confidence=0.99, probs=p.probs,
                           clipped=OVEREXPOSED_SHARE - 0.01).verdict == "confident"
         # Below the review threshold, its top type reads below it, as the confidence above it does.
         low = Prediction(file="x", label="MONOCYTE", confidence=0.66553, probs=(0.0, 0.0, 0.66553, 0.33447),
                          clipped=OVEREXPOSED_SHARE)
-        assert "Top two: Monocyte 66.55%, Neutrophil 33.4%." in logic.overexposure_warning(low, 0.6658)
+        assert "Top two: Monocyte 66.55%, Neutrophil 33.4%." in words.overexposure_warning(low, 0.6658)
 
     def test_clipped_share_counts_pixels_white_in_every_channel(self) -> None:
         """clipped_share equals its plain form (pixels white in all three channels over the lit ones) on
@@ -434,7 +438,7 @@ class TestNotAWhiteCell:
             return encode(img.rotate(angle, expand=expand, fillcolor=(255, 255, 255), resample=Image.BICUBIC), "JPEG")
 
         turns = [(a, e) for a in (10, 25, 40) for e in (True, False)]
-        plain = logic.analyse_uploads(predictor, [(f"{i}-{a}-{e}", turned(img, a, e))
+        plain = analysis.analyse_uploads(predictor, [(f"{i}-{a}-{e}", turned(img, a, e))
                                                   for i, img in enumerate(fields) for a, e in turns])
         assert all(r.prediction is not None for r in plain)
         assert not any(r.prediction.overexposed for r in plain)
@@ -442,7 +446,7 @@ class TestNotAWhiteCell:
         # canvas, JPEG's noise may leave a corner not solid white, and its page counted: 7-28% white, unmarked)
         assert max(r.prediction.clipped for r in plain if r.name.endswith(("25-True", "40-True"))) < 0.01
         bright = [Image.fromarray(brightness(1.4)(np.asarray(img))) for img in fields]
-        over = logic.analyse_uploads(predictor, [(f"{i}-{a}-{e}", turned(img, a, e))
+        over = analysis.analyse_uploads(predictor, [(f"{i}-{a}-{e}", turned(img, a, e))
                                                  for i, img in enumerate(bright) for a, e in turns])
         assert sum(r.prediction.overexposed for r in over) >= 0.9 * len(over)
 
@@ -626,9 +630,9 @@ class TestNotAWhiteCell:
             return Prediction(file="x.png", label="MONOCYTE", confidence=0.9, probs=(0.02, 0.03, 0.9, 0.05), **kw)
 
         both, matched, found = pred(white_balanced=True, white_matched=True), pred(white_matched=True), pred(white_balanced=True)
-        assert logic.crop_caption(matched).endswith("the model saw its colours matched to theirs)")
-        assert "found with its colours matched, and the model saw them matched to theirs" in logic.crop_caption(both)
-        assert "but the model saw them as photographed" in logic.crop_caption(found)
+        assert words.crop_caption(matched).endswith("the model saw its colours matched to theirs)")
+        assert "found with its colours matched, and the model saw them matched to theirs" in words.crop_caption(both)
+        assert "but the model saw them as photographed" in words.crop_caption(found)
         rows = predictions_csv([pred(), matched, found]).splitlines()
         col = rows[0].split(",").index("white_matched")
         assert [r.split(",")[col] for r in rows[1:]] == ["no", "yes", "no"]
@@ -706,7 +710,7 @@ class TestOtherCell:
         """The test fixtures and app samples show one white cell each."""
         from conftest import FIXTURE_IMAGES
 
-        for r in logic.analyse_uploads(predictor, logic.samples()):
+        for r in analysis.analyse_uploads(predictor, analysis.samples()):
             assert r.prediction.other_cell is None, r.name
         paths = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))
         assert len(paths) > 30
@@ -737,7 +741,7 @@ class TestOtherCell:
 
         img = Image.open(self.TWO)
         big = encode(img.resize((img.width * 2, img.height * 2)))
-        small, large = (r.prediction for r in logic.analyse_uploads(predictor, [("a.png", encode(img)), ("b.png", big)]))
+        small, large = (r.prediction for r in analysis.analyse_uploads(predictor, [("a.png", encode(img)), ("b.png", big)]))
         field, loc = locate_at_data_scale(load_image(self.TWO))
         y, x = screen(field, loc).other_cell_yx
         assert small.other_cell == (round(x), round(y)) and small.cell == (round(loc.cx), round(loc.cy))
@@ -777,16 +781,16 @@ class TestOtherCell:
         assert np.hypot(loc.cy - 200, loc.cx - 20) < 4
         y, x, larger = other_cell(rgb, loc)
         assert (y, x) == pytest.approx((110, 190), abs=2) and larger
-        p = logic.analyse_uploads(predictor, [("piece.png", encode(Image.fromarray(rgb)))])[0].prediction
+        p = analysis.analyse_uploads(predictor, [("piece.png", encode(Image.fromarray(rgb)))])[0].prediction
         assert not p.not_wbc and p.other_larger and not p.needs_review and p.verdict == "cannot judge"  # as headed
-        assert logic.other_cell_warning(p).startswith("No type given, and left out of the count: ")
+        assert words.other_cell_warning(p).startswith("No type given, and left out of the count: ")
         # it starts excluded from the app's count, and the note under the count says why
-        result = logic.analyse_uploads(predictor, [("piece.png", encode(Image.fromarray(rgb)))])
-        row = logic.review_rows(result)[0]
-        assert row["reviewed"] == logic.EXCLUDED and row["verdict"] == "cannot judge (crop on a piece? a larger cell uncounted)"
+        result = analysis.analyse_uploads(predictor, [("piece.png", encode(Image.fromarray(rgb)))])
+        row = review_table.review_rows(result)[0]
+        assert row["reviewed"] == review_table.EXCLUDED and row["verdict"] == "cannot judge (crop on a piece? a larger cell uncounted)"
         assert row["predicted"] == "" and row["confidence (%)"] is None
         assert "in 1 of them the model typed what may be a piece of a cell beside it, so it starts excluded" in \
-            logic.uncounted_note(result)
+            tally.uncounted_note(result)
 
     @pytest.mark.parametrize("shift", ["white balance: warm (R x1.1, B x0.85)", "brightness x0.6"])
     def test_search_reads_the_colours_the_network_sees(self, predictor: Predictor, shift: str) -> None:
@@ -816,30 +820,30 @@ class TestOtherCell:
         """The app's warning names both places and the ring round each, by its colour and its line (one
         solid, one dashed, not two colours alone); the photo shows the typed cell in a solid blue ring and the
         other in a dashed orange one; the review table's verdict says a cell was not counted."""
-        two, one = logic.analyse_uploads(predictor, [("two.jpeg", self.TWO.read_bytes()), ("eos.jpeg", EOS.read_bytes())])
+        two, one = analysis.analyse_uploads(predictor, [("two.jpeg", self.TWO.read_bytes()), ("eos.jpeg", EOS.read_bytes())])
         x, y = two.prediction.other_cell
-        text = logic.other_cell_warning(two.prediction)
+        text = words.other_cell_warning(two.prediction)
         assert text.startswith("Another white cell: ") and f"x={x}, y={y} px" in text and "Crop each cell" in text
         cx, cy = two.prediction.cell
         assert 11 <= cx <= 102 and 114 <= cy <= 210 and f"the cell at x={cx}, y={cy} px (solid blue ring" in text
         assert f"x={x}, y={y} px from its top left (dashed orange ring)" in text
-        assert "solid blue ring" in logic.MARKED_CAPTION and "dashed orange" in logic.MARKED_CAPTION
-        assert logic.other_cell_warning(one.prediction) == ""
+        assert "solid blue ring" in images.MARKED_CAPTION and "dashed orange" in images.MARKED_CAPTION
+        assert words.other_cell_warning(one.prediction) == ""
         # the photo with both rings, scaled to MARKED_SIDE: blue round the typed cell, orange round the other
         assert one.marked is None and two.marked.shape == (360, 480, 3)
-        assert logic.TYPED_RING == (0, 90, 255) and logic.OTHER_RING == (255, 140, 0)
+        assert images.TYPED_RING == (0, 90, 255) and images.OTHER_RING == (255, 140, 0)
         k = 480 / 320
-        r = logic.ring_radius(480, 320, 1.0)
+        r = images.ring_radius(480, 320, 1.0)
         assert r == 60  # a cell's 40 px radius, shown 1.5x
-        for (px, py), ring in ((two.prediction.cell, logic.TYPED_RING), (two.prediction.other_cell, logic.OTHER_RING)):
+        for (px, py), ring in ((two.prediction.cell, images.TYPED_RING), (two.prediction.other_cell, images.OTHER_RING)):
             row = two.marked[round(py * k), round(px * k - r) - 3 : round(px * k - r) + 4]  # across the ring's left edge
             assert (np.abs(row.astype(int) - ring).sum(1) < 60).any(), (px, py)
         # Round each ring, in the middle of its 4 px line: the typed one all ring colour; the other's dashes
         # of ring colour alternating with the photo as it is without rings.
         plain = np.asarray(Image.open(self.TWO).convert("RGB").resize((480, 360), Image.BILINEAR)).astype(int)
         angles = np.radians(np.arange(0, 360, 0.5))
-        for (px, py), ring, dashed in ((two.prediction.cell, logic.TYPED_RING, False),
-                                       (two.prediction.other_cell, logic.OTHER_RING, True)):
+        for (px, py), ring, dashed in ((two.prediction.cell, images.TYPED_RING, False),
+                                       (two.prediction.other_cell, images.OTHER_RING, True)):
             xs = np.round(px * k + (r - 2) * np.cos(angles)).astype(int)
             ys = np.round(py * k + (r - 2) * np.sin(angles)).astype(int)
             assert ((xs >= 0) & (xs < 480) & (ys >= 0) & (ys < 360)).all()  # both rings whole in the photo
@@ -851,8 +855,8 @@ class TestOtherCell:
             photo = np.abs(pixels - plain[ys, xs]).sum(1) < 30
             assert not (coloured & photo).any() and 0.35 < coloured.mean() < 0.65 and 0.25 < photo.mean() < 0.65
             dashes = np.count_nonzero(coloured & ~np.roll(coloured, 1))  # where a run of ring colour starts
-            assert dashes == round(math.pi * r / logic.DASH_PX) == 12, dashes
-        rows = logic.review_rows([two, one])
+            assert dashes == round(math.pi * r / images.DASH_PX) == 12, dashes
+        rows = review_table.review_rows([two, one])
         assert str(rows[0]["verdict"]) == "confident (another cell uncounted)" and rows[0]["reviewed"] == cell_type(two.prediction.label).label
         assert "another" not in str(rows[1]["verdict"])
 
@@ -861,22 +865,22 @@ class TestDifferential:
     def test_counts_and_ranges(self) -> None:
         """Counts, percentages, 95% limits and range flags follow the labels; excluded images are not counted;
         below 100 cells no flag is given (the note says why), as `wbc predict` gives none."""
-        labels = ["NEUTROPHIL"] * 60 + ["LYMPHOCYTE"] * 30 + ["EOSINOPHIL"] * 10 + [logic.EXCLUDED] * 5
-        rows = {r["type"]: r for r in logic.differential(labels)}
+        labels = ["NEUTROPHIL"] * 60 + ["LYMPHOCYTE"] * 30 + ["EOSINOPHIL"] * 10 + [review_table.EXCLUDED] * 5
+        rows = {r["type"]: r for r in differential(labels)}
         assert rows["Neutrophil"]["count"] == 60 and rows["Neutrophil"]["percent"] == 60.0
-        assert rows["Neutrophil"]["status"] == "within range" and rows["Neutrophil"][logic.LIMITS_COLUMN] == "49.7–69.7"
+        assert rows["Neutrophil"]["status"] == "within range" and rows["Neutrophil"][LIMITS_COLUMN] == "49.7–69.7"
         assert rows["Eosinophil"]["percent"] == 10.0 and rows["Eosinophil"]["status"] == "high, may be chance"  # 4.9-17.6
         # None of 100: 0.0-3.6% lies wholly below 4-9%. Lymphocytes 30% are within 12-44%.
         assert rows["Monocyte"]["count"] == 0 and rows["Monocyte"]["status"] == "low"
         assert rows["Lymphocyte"]["status"] == "within range"
-        few = {r["type"]: r for r in logic.differential(labels[::10])}
+        few = {r["type"]: r for r in differential(labels[::10])}
         assert few["Eosinophil"]["percent"] == 10.0 and {r["status"] for r in few.values()} == {"-"}
-        assert few["Eosinophil"][logic.LIMITS_COLUMN] == "0.3–44.5"  # 1 of 10: the limits are shown all the same
-        assert "at least 100" in logic.differential_note(10) and "95% limits" in logic.differential_note(10)
-        assert "need not cancel out" in logic.differential_note(100)
-        assert "Rümke" in logic.differential_note(100) and "may be chance" in logic.differential_note(100)
+        assert few["Eosinophil"][LIMITS_COLUMN] == "0.3–44.5"  # 1 of 10: the limits are shown all the same
+        assert "at least 100" in differential_note(10) and "95% limits" in differential_note(10)
+        assert "need not cancel out" in differential_note(100)
+        assert "Rümke" in differential_note(100) and "may be chance" in differential_note(100)
         # A share out of range is not yet a finding: eosinophilia and the like are judged on absolute counts.
-        assert "judged on absolute counts" in logic.differential_note(100)
+        assert "judged on absolute counts" in differential_note(100)
 
     def test_misreads_have_the_cards_figures(self) -> None:
         """Beside any count, the misreads note gives the card's own TEST figures: how many of the
@@ -884,7 +888,7 @@ class TestDifferential:
         them (or hand-edited) gives none, and no traceback."""
         card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
         per_class = card["metrics"]["test"]["per_class"]
-        said = logic.misread_figures(card)
+        said = misread_figures(card)
         mono = per_class["MONOCYTE"]
         assert said == (f"On its test images, {100 * per_class['EOSINOPHIL']['precision']:.0f}% of those this model "
                         "called eosinophils were eosinophils, and it found "
@@ -897,45 +901,45 @@ class TestDifferential:
         old = json.loads(json.dumps(card))
         for v in old["metrics"]["test"]["per_class"].values():
             del v["cells"], v["cells_right"]
-        assert logic.misread_figures(old) == said.replace(", views of only 4 monocyte cells (3 read right)", "")
+        assert misread_figures(old) == said.replace(", views of only 4 monocyte cells (3 read right)", "")
         # Below 100 cells too: a count of chosen examples leans the same way (47 of them read 21% eosinophils)
-        assert said in logic.differential_note(100, figures=said) and said in logic.differential_note(99, figures=said)
-        assert "systematic scan" in logic.differential_note(10) and "need not cancel out" in logic.differential_note(10)
-        assert logic.differential_note(100, figures=said).index("by eye.") < logic.differential_note(100, figures=said).index(said)
+        assert said in differential_note(100, figures=said) and said in differential_note(99, figures=said)
+        assert "systematic scan" in differential_note(10) and "need not cancel out" in differential_note(10)
+        assert differential_note(100, figures=said).index("by eye.") < differential_note(100, figures=said).index(said)
         for broken in ({}, {"metrics": None}, {"metrics": {"test": {"per_class": {"EOSINOPHIL": {"precision": None}}}}}):
-            assert logic.misread_figures(broken) == ""
+            assert misread_figures(broken) == ""
 
     def test_low_and_high_need_limits_wholly_outside(self) -> None:
         """Of 200 cells: eosinophils 10% (6.2-15.0) high against 0-5.5%; monocytes 0 (0.0-1.8) low; lymphocytes
         10% (6.2-15.0) only below range (12-44%), neutrophils 80% (73.8-85.3) only above it (40-75%): their limits
         reach into the range. No eosinophil in 400 cells is no finding: a differential cannot show eosinopenia."""
-        rows = {r["type"]: r for r in logic.differential(["NEUTROPHIL"] * 160 + ["LYMPHOCYTE"] * 20 + ["EOSINOPHIL"] * 20)}
-        assert {t: (r[logic.LIMITS_COLUMN], r["status"]) for t, r in rows.items()} == {
+        rows = {r["type"]: r for r in differential(["NEUTROPHIL"] * 160 + ["LYMPHOCYTE"] * 20 + ["EOSINOPHIL"] * 20)}
+        assert {t: (r[LIMITS_COLUMN], r["status"]) for t, r in rows.items()} == {
             "Eosinophil": ("6.2–15.0", "high"), "Monocyte": ("0.0–1.8", "low"),
             "Lymphocyte": ("6.2–15.0", "low, may be chance"), "Neutrophil": ("73.8–85.3", "high, may be chance")}
         # The page's narrow status column shortens them, and says nothing below 100 cells with a long dash.
-        assert [r["status"] for r in logic.differential_shown(list(rows.values()))] == ["high", "low?", "low", "high?"]
-        assert logic.differential_shown(list(rows.values()))[0]["95% limits (%)"] == "6.2\u2060\u2013\u206015.0"
-        assert {r["status"] for r in logic.differential_shown(logic.differential(["NEUTROPHIL"] * 99))} == {"\u2014"}
+        assert [r["status"] for r in tally.differential_shown(list(rows.values()))] == ["high", "low?", "low", "high?"]
+        assert tally.differential_shown(list(rows.values()))[0]["95% limits (%)"] == "6.2\u2060\u2013\u206015.0"
+        assert {r["status"] for r in tally.differential_shown(differential(["NEUTROPHIL"] * 99))} == {"\u2014"}
         # Other white cells have no range: a long dash there as in every row without a status (it was left blank).
-        other = logic.differential_shown(logic.differential(["NEUTROPHIL", "OTHER_WHITE_CELL"], reviewed=True))[-1]
+        other = tally.differential_shown(differential(["NEUTROPHIL", "OTHER_WHITE_CELL"], reviewed=True))[-1]
         assert other["type"] == "Other white cell" and other["range (%)"] == other["status"] == "\u2014"
-        in_range = logic.differential_shown(logic.differential(["NEUTROPHIL"] * 55 + ["LYMPHOCYTE"] * 40 + ["MONOCYTE"] * 5))
+        in_range = tally.differential_shown(differential(["NEUTROPHIL"] * 55 + ["LYMPHOCYTE"] * 40 + ["MONOCYTE"] * 5))
         assert in_range[1]["status"] == "in\u00a0range" and list(in_range[1]) == [
             "type", "count", "percent", "95% limits (%)", "range (%)", "status"]
-        eos = next(r for r in logic.differential(["NEUTROPHIL"] * 400) if r["type"] == "Eosinophil")
-        assert (eos[logic.LIMITS_COLUMN], eos["status"]) == ("0.0–0.9", "within range")
+        eos = next(r for r in differential(["NEUTROPHIL"] * 400) if r["type"] == "Eosinophil")
+        assert (eos[LIMITS_COLUMN], eos["status"]) == ("0.0–0.9", "within range")
 
     def test_flag_reads_the_share_as_shown(self) -> None:
         """18 monocytes of 199 show as 9.0% (9.05), within 4-9%, not above it; 8 of 201 as 4.0% (3.98), not
         below. 10 lymphocytes of 149 show limits 3.3-12.0% (11.996): not wholly below 12-44%; of 150, 3.2-11.9% is."""
         for mono, n, status in ((18, 199, "within range"), (8, 201, "within range"), (19, 199, "high, may be chance")):
-            rows = {r["type"]: r for r in logic.differential(["MONOCYTE"] * mono + ["NEUTROPHIL"] * (n - mono))}
+            rows = {r["type"]: r for r in differential(["MONOCYTE"] * mono + ["NEUTROPHIL"] * (n - mono))}
             assert rows["Monocyte"]["status"] == status, (mono, n, rows["Monocyte"])
         for n, limits, status in ((149, "3.3–12.0", "low, may be chance"), (150, "3.2–11.9", "low")):
-            lymph = next(r for r in logic.differential(["LYMPHOCYTE"] * 10 + ["NEUTROPHIL"] * (n - 10))
+            lymph = next(r for r in differential(["LYMPHOCYTE"] * 10 + ["NEUTROPHIL"] * (n - 10))
                          if r["type"] == "Lymphocyte")
-            assert (lymph[logic.LIMITS_COLUMN], lymph["status"]) == (limits, status)
+            assert (lymph[LIMITS_COLUMN], lymph["status"]) == (limits, status)
 
     def test_limits_are_the_exact_binomial_ones(self) -> None:
         """The limits are Clopper-Pearson's, as SciPy's beta quantiles give them, from one cell to thousands;
@@ -955,11 +959,11 @@ class TestDifferential:
 
     def test_review_labels_read_back_as_classes(self) -> None:
         """The review table names the types as the page does; the differential reads them back as classes."""
-        assert logic.REVIEW_LABELS == ("Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil", "Basophil",
-                                       "Other white cell", "Nucleated red cell", logic.EXCLUDED)
-        assert logic.reviewed_classes(logic.REVIEW_LABELS) == [*CLASSES, "BASOPHIL", "OTHER_WHITE_CELL", "NRBC",
-                                                               logic.EXCLUDED]
-        rows = {r["type"]: r["count"] for r in logic.differential(logic.reviewed_classes(["Monocyte", "Excluded"]))}
+        assert review_table.REVIEW_LABELS == ("Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil", "Basophil",
+                                       "Other white cell", "Nucleated red cell", review_table.EXCLUDED)
+        assert review_table.reviewed_classes(review_table.REVIEW_LABELS) == [*CLASSES, "BASOPHIL", "OTHER_WHITE_CELL", "NRBC",
+                                                               review_table.EXCLUDED]
+        rows = {r["type"]: r["count"] for r in differential(review_table.reviewed_classes(["Monocyte", "Excluded"]))}
         assert rows["Monocyte"] == 1 and sum(rows.values()) == 1
 
     def test_cells_the_model_does_not_know_count_in_the_total(self) -> None:
@@ -967,29 +971,29 @@ class TestDifferential:
         own: 16 neutrophils of 32 white cells are 50%, not 16 of 30 (a lab counts every white cell met); a
         nucleated red cell is given per 100 white cells, outside the total; an excluded image is in none."""
         labels = (["Neutrophil"] * 16 + ["Lymphocyte"] * 6 + ["Monocyte"] * 4 + ["Eosinophil"] * 4 + ["Basophil"]
-                  + ["Other white cell"] + ["Nucleated red cell"] * 4 + [logic.EXCLUDED] * 3)
-        rows = {r["type"]: r for r in logic.differential(logic.reviewed_classes(labels), reviewed=True)}
+                  + ["Other white cell"] + ["Nucleated red cell"] * 4 + [review_table.EXCLUDED] * 3)
+        rows = {r["type"]: r for r in differential(review_table.reviewed_classes(labels), reviewed=True)}
         assert list(rows) == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil", "Basophil", "Other white cell"]
-        assert sum(int(str(r["count"])) for r in rows.values()) == 32 == sum(lab in logic.COUNTED_LABELS for lab in labels)
+        assert sum(int(str(r["count"])) for r in rows.values()) == 32 == sum(lab in review_table.COUNTED_LABELS for lab in labels)
         assert rows["Neutrophil"]["percent"] == 50.0 and rows["Basophil"]["percent"] == 3.1
         assert rows["Basophil"]["adult range (%)"] == "0–1" and rows["Other white cell"]["adult range (%)"] == ""
         assert rows["Basophil"]["status"] == "-" and rows["Other white cell"]["status"] == ""  # under 100; no range
-        assert logic.nrbc_note(logic.reviewed_classes(labels), 32) == ("Nucleated red cells: 4 marked, not in the "
+        assert nrbc_note(review_table.reviewed_classes(labels), 32) == ("Nucleated red cells: 4 marked, not in the "
                                                                        "total (12.5 per 100 white cells).")
-        assert logic.nrbc_note(["NEUTROPHIL"], 1) == ""
+        assert nrbc_note(["NEUTROPHIL"], 1) == ""
         # With no white cell counted, they are still said (they vanished under "No white cells counted yet")
-        assert logic.nrbc_note(["NRBC", "NRBC", logic.EXCLUDED], 0) == (
+        assert nrbc_note(["NRBC", "NRBC", review_table.EXCLUDED], 0) == (
             "Nucleated red cells: 2 marked, not in the total; no white cell is counted to give them per 100 white cells.")
         # From 100 white cells on, basophils get a place in their range; other white cells never (no range).
-        many = {r["type"]: r for r in logic.differential(["NEUTROPHIL"] * 96 + ["BASOPHIL"] * 3 + ["OTHER_WHITE_CELL"],
+        many = {r["type"]: r for r in differential(["NEUTROPHIL"] * 96 + ["BASOPHIL"] * 3 + ["OTHER_WHITE_CELL"],
                                                          reviewed=True)}
         assert many["Basophil"]["status"] == "high, may be chance" and many["Other white cell"]["status"] == ""
         # The model's own readings (`wbc predict`) have the four rows alone, and read no reviewer's names
-        assert len(logic.differential(["NEUTROPHIL", "BASOPHIL"])) == 4
-        assert sum(r["count"] for r in logic.differential(["NEUTROPHIL", "BASOPHIL"])) == 1
+        assert len(differential(["NEUTROPHIL", "BASOPHIL"])) == 4
+        assert sum(r["count"] for r in differential(["NEUTROPHIL", "BASOPHIL"])) == 1
         # The notes tell a reviewer how to correct such cells, and the CLI's reader that they stay counted
-        assert "Other white cell" in logic.differential_note(32, reviewed=True)
-        assert "stay counted in the four rows" in logic.differential_note(32)
+        assert "Other white cell" in differential_note(32, reviewed=True)
+        assert "stay counted in the four rows" in differential_note(32)
 
     def test_provisional_until_every_counted_row_is_checked(self) -> None:
         """A confident reading may be wrong (a basophil read as a neutrophil at 69%): the count is provisional
@@ -998,19 +1002,19 @@ class TestDifferential:
             return {"verdict": verdict, "predicted": predicted, "reviewed": reviewed, "checked": checked}
 
         rows = [row("confident", "Neutrophil", "Neutrophil"), row("confident", "Neutrophil", "Basophil"),
-                row("needs review", "Monocyte", "Monocyte", True), row("not a white blood cell: x", "", logic.EXCLUDED),
+                row("needs review", "Monocyte", "Monocyte", True), row("not a white blood cell: x", "", review_table.EXCLUDED),
                 row("confident", "Lymphocyte", "Lymphocyte", float("nan"))]
-        assert logic.unchecked_any_count(rows) == 2
-        assert logic.provisional_note(rows).startswith("Provisional: 2 of the 4 counted image(s) keep the model's type")
+        assert tally.unchecked_any_count(rows) == 2
+        assert tally.provisional_note(rows).startswith("Provisional: 2 of the 4 counted image(s) keep the model's type")
         rows[0]["checked"] = rows[4]["checked"] = True
-        assert logic.unchecked_any_count(rows) == 0 and logic.provisional_note(rows) == ""
+        assert tally.unchecked_any_count(rows) == 0 and tally.provisional_note(rows) == ""
 
     def test_review_rows_and_csv(self, predictor: Predictor) -> None:
         """Not-a-cell images start excluded; the CSV carries predicted and reviewed labels."""
-        results = logic.analyse_uploads(predictor, [
+        results = analysis.analyse_uploads(predictor, [
             ("eos.jpeg", EOS.read_bytes()), ("none.jpeg", (FIXTURES / "no-white-cell.jpeg").read_bytes())])
-        rows = logic.review_rows(results)
-        assert [r["reviewed"] for r in rows] == ["Eosinophil", logic.EXCLUDED]  # named as the page names them
+        rows = review_table.review_rows(results)
+        assert [r["reviewed"] for r in rows] == ["Eosinophil", review_table.EXCLUDED]  # named as the page names them
         # the not-a-cell row gives no type or confidence, which mean nothing there, but says why
         assert rows[1]["predicted"] == "" and rows[1]["confidence (%)"] is None
         # A percentage to one decimal, as the result above the table shows it ("88.9%", not 0.889).
@@ -1020,14 +1024,14 @@ class TestDifferential:
         for row, result in zip(rows, results):
             head, data = str(row["cell"]).split(",", 1)
             thumb = Image.open(io.BytesIO(base64.b64decode(data)))
-            assert head == "data:image/jpeg;base64" and thumb.size == (logic.THUMBNAIL_PX,) * 2
+            assert head == "data:image/jpeg;base64" and thumb.size == (images.THUMBNAIL_PX,) * 2
             crop = Image.fromarray(result.crop).resize(thumb.size, Image.Resampling.LANCZOS)
             assert np.abs(np.asarray(thumb.convert("RGB"), float) - np.asarray(crop, float)).mean() < 3
             assert len(str(row["cell"])) < 6000  # it goes to the browser with every rerun of the table (4 KB each)
         rows[0]["reviewed"] = "Neutrophil"
         rows[0]["file"] = "=HYPERLINK(1).jpeg"
         rows[1]["confidence (%)"] = float("nan")  # what the edited table hands back for a blank
-        data = logic.table_csv(rows, [("bad.png", "bad.png: not a readable image"), ("\t=1.png", "\t=1.png: empty")],
+        data = review_table.table_csv(rows, [("bad.png", "bad.png: not a readable image"), ("\t=1.png", "\t=1.png: empty")],
                                [("eos copy.jpeg", "=HYPERLINK(1).jpeg")])
         assert data.startswith(b"\xef\xbb\xbf")  # Excel reads UTF-8 names right only after a BOM
         lines = data.decode("utf-8-sig").splitlines()
@@ -1040,33 +1044,33 @@ class TestDifferential:
         assert lines[4] == "'\t=1.png,,,unreadable: empty,,,"
         assert lines[5] == "eos copy.jpeg,,,the same image as =HYPERLINK(1).jpeg: left out as a repeat,,,"
         # With keys, each row names its image by its bytes' sha256, which a restore finds it by; a ticked row says so.
-        keyed = logic.table_csv([{**rows[0], "key": "ab12"}, {**rows[0], "key": "cd34", "checked": True}])
+        keyed = review_table.table_csv([{**rows[0], "key": "ab12"}, {**rows[0], "key": "cd34", "checked": True}])
         assert keyed.decode("utf-8-sig").splitlines()[1:] == [lines[1][:-1] + ",ab12", lines[1][:-1] + "yes,cd34"]
-        back = logic.restored_labels(keyed, "review.csv")
+        back = review_table.restored_labels(keyed, "review.csv")
         assert back.checked == {"cd34"} and back.is_checked("cd34", "x") and not back.is_checked("ab12", "x")
 
     def test_basophils_have_no_status_while_rows_are_unchecked(self) -> None:
         """From 100 cells on, the basophils' "0, within range" stood beside 96 unchecked images: the model never calls
         one, so their count is the reviewer's alone. Their status says so until every counted image is checked."""
         rows = [{"verdict": "confident", "predicted": "Neutrophil", "reviewed": "Neutrophil", "checked": False}] * 100
-        names = logic.reviewed_classes([r["reviewed"] for r in rows])
-        basophils = next(r for r in logic.reviewed_differential(names, rows) if r["type"] == "Basophil")
-        assert basophils["status"] == logic.BASOPHILS_UNCHECKED == "to check: the model never calls a basophil"
-        assert [r["status"] for r in logic.differential_shown([basophils])] == ["to\u00a0check"]
+        names = review_table.reviewed_classes([r["reviewed"] for r in rows])
+        basophils = next(r for r in tally.reviewed_differential(names, rows) if r["type"] == "Basophil")
+        assert basophils["status"] == tally.BASOPHILS_UNCHECKED == "to check: the model never calls a basophil"
+        assert [r["status"] for r in tally.differential_shown([basophils])] == ["to\u00a0check"]
         # A high share stands (the images still to check can only add basophils): 6 corrected among 100
-        six = logic.reviewed_classes(["Basophil"] * 6 + ["Neutrophil"] * 94)
-        assert next(r for r in logic.reviewed_differential(six, rows) if r["type"] == "Basophil")["status"] == "high"
+        six = review_table.reviewed_classes(["Basophil"] * 6 + ["Neutrophil"] * 94)
+        assert next(r for r in tally.reviewed_differential(six, rows) if r["type"] == "Basophil")["status"] == "high"
         checked = [{**r, "checked": True} for r in rows]
-        assert next(r for r in logic.reviewed_differential(names, checked) if r["type"] == "Basophil")["status"] \
+        assert next(r for r in tally.reviewed_differential(names, checked) if r["type"] == "Basophil")["status"] \
             == "within range"
-        few = logic.reviewed_differential(names[:10], rows[:10])  # under 100 cells: no status for any row, as before
+        few = tally.reviewed_differential(names[:10], rows[:10])  # under 100 cells: no status for any row, as before
         assert {r["status"] for r in few if r["type"] != "Other white cell"} == {"-"}
 
     def test_differential_csv(self) -> None:
         """The differential's download: the page's rows, then the total; a spreadsheet's sum of the counts
         is the total, and each share is the count over it."""
-        diff = logic.differential(["EOSINOPHIL", "NEUTROPHIL", "NEUTROPHIL", logic.EXCLUDED])
-        data = logic.differential_csv(diff, set_aside=3, excluded=1, unreadable=2, unchecked=1, not_checked=2,
+        diff = differential(["EOSINOPHIL", "NEUTROPHIL", "NEUTROPHIL", review_table.EXCLUDED])
+        data = tally.differential_csv(diff, set_aside=3, excluded=1, unreadable=2, unchecked=1, not_checked=2,
                                       repeats=1)
         assert data.startswith(b"\xef\xbb\xbf")
         rows = list(csv.DictReader(io.StringIO(data.decode("utf-8-sig"))))
@@ -1079,19 +1083,19 @@ class TestDifferential:
             ("Not counted: repeats of an image given before", "1", ""),  # the rows add up to the images given
             ("Counted, marked needs review, unchecked", "1", ""),
             ("Counted, not checked by a reviewer (any verdict)", "2", "")]
-        assert rows[4]["adult range (%)"] == "" and rows[4]["status"] == logic.NO_STATUS_BELOW
+        assert rows[4]["adult range (%)"] == "" and rows[4]["status"] == tally.NO_STATUS_BELOW
         assert rows[0]["status"] == "-"  # under 100 cells; a lone "-" is no formula, and is not quoted
-        hundred = logic.differential(["NEUTROPHIL"] * 100)
-        assert list(csv.DictReader(io.StringIO(logic.differential_csv(hundred).decode("utf-8-sig"))))[4]["status"] == ""
+        hundred = differential(["NEUTROPHIL"] * 100)
+        assert list(csv.DictReader(io.StringIO(tally.differential_csv(hundred).decode("utf-8-sig"))))[4]["status"] == ""
         # No cell a spreadsheet reads as a date: "1-4" would open as 4 January; the ranges take an en dash.
         assert rows[2]["adult range (%)"] == "4–9" and rows[0]["95% limits (%)"] == "0.8–90.6"
         # Nucleated red cells beside the total where any, and what made the figures, last
         card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
-        lines = logic.made_with(card, 0.6658, "2026-12-01 18:00 UTC")
+        lines = tally.made_with(card, 0.6658, "2026-12-01 18:00 UTC")
         assert lines[0] == f"Model: {card['name']}, ONNX sha256 {card['onnx_sha256']}"
         assert lines[1] == "Review threshold: 66.58%" and lines[2].startswith("Made: 2026-12-01 18:00 UTC by wbc ")
         assert "not a diagnosis" in lines[3]
-        more = list(csv.DictReader(io.StringIO(logic.differential_csv(diff, nrbc=2, made_with=lines).decode("utf-8-sig"))))
+        more = list(csv.DictReader(io.StringIO(tally.differential_csv(diff, nrbc=2, made_with=lines).decode("utf-8-sig"))))
         assert (more[5]["type"], more[5]["count"], more[5]["percent"]) == (
             "Nucleated red cells (not in the total; percent: per 100 white cells)", "2", "66.7")
         assert [r["type"] for r in more[-4:]] == lines and all(r["count"] == "" for r in more[-4:])
@@ -1106,19 +1110,19 @@ class TestDifferential:
         rows = [row("needs review (or neutrophil 31.0%)", "Monocyte", "Monocyte"),
                 row("needs review (overexposed) (or monocyte 3.5%)", "Eosinophil", "Eosinophil"),
                 row("needs review (or lymphocyte 40.2%)", "Monocyte", "Lymphocyte"),
-                row("needs review", "Monocyte", logic.EXCLUDED),
+                row("needs review", "Monocyte", review_table.EXCLUDED),
                 row("confident", "Neutrophil", "Neutrophil")]
-        assert logic.unchecked_note(rows) == ("2 of the counted image(s) are marked *needs review* in the verdict "
+        assert tally.unchecked_note(rows) == ("2 of the counted image(s) are marked *needs review* in the verdict "
                                               "column and keep the model's type unchecked: check them before using the "
                                               "count, and tick the *checked* column where you agree (a corrected or "
                                               "excluded one is not in this number).")
-        assert logic.unchecked_note(rows[:1]).startswith("1 of the counted image(s) is marked")
-        assert logic.unchecked_note(rows[2:]) == ""
+        assert tally.unchecked_note(rows[:1]).startswith("1 of the counted image(s) is marked")
+        assert tally.unchecked_note(rows[2:]) == ""
         # A reviewer who agrees ticks the row: it no longer counts (there was no way to say so, and the note stayed)
         rows[0]["checked"] = True
-        assert logic.unchecked_note(rows).startswith("1 of the counted image(s) is marked")
+        assert tally.unchecked_note(rows).startswith("1 of the counted image(s) is marked")
         rows[1]["checked"] = float("nan")  # a blank as the edited table hands it back: not ticked
-        assert logic.unchecked_note(rows).startswith("1 of")
+        assert tally.unchecked_note(rows).startswith("1 of")
 
     def test_the_review_threshold_is_said_to_come_from_where_the_card_says(self) -> None:
         """The threshold is the least sure tenth of answers on held-out cells: those of cross-validation for a
@@ -1126,66 +1130,66 @@ class TestDifferential:
         without --calibration), as the card's review_rule says."""
         card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
         assert "out-of-fold" in card["review_rule"]
-        assert logic.threshold_basis(card) == "its answers on cells kept out of its training, in cross-validation"
+        assert words.threshold_basis(card) == "its answers on cells kept out of its training, in cross-validation"
         own = {**card, "review_rule": "confidence below the 10% quantile of validation confidences"}
-        assert logic.threshold_basis(own) == "its answers on the cells kept out of its training to validate it"
+        assert words.threshold_basis(own) == "its answers on the cells kept out of its training to validate it"
 
     def test_model_tab_texts_say_what_figures_are_over(self) -> None:
         """The shipped card's TEST figures in words: images and cells, intervals from resampling cells, the
         per-type table in three decimals with the images it rests on, and the share of errors that
         *needs review* caught."""
         test = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())["metrics"]["test"]
-        text = logic.test_summary(test)
+        text = model_card.test_summary(test)
         assert f"{test['n_files']:,} images, views of **{test['n_cells']} cells**" in text
         # A model made from its maker's own images is not described as the public data set's.
         shipped = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
-        assert text.startswith("On the public test set") and logic.public_data(shipped)
-        assert logic.trained_on(shipped).endswith("cells from one laboratory** (the BCCD data set)")
+        assert text.startswith("On the public test set") and model_card.public_data(shipped)
+        assert model_card.trained_on(shipped).endswith("cells from one laboratory** (the BCCD data set)")
         own = {**shipped, "data": {"source": "own images (not the public data set)", "training_cells": 52}}
-        assert not logic.public_data(own)
-        assert logic.trained_on(own) == "Trained from scratch on **52 cells** of its maker's own images (not the public BCCD data set)"
+        assert not model_card.public_data(own)
+        assert model_card.trained_on(own) == "Trained from scratch on **52 cells** of its maker's own images (not the public BCCD data set)"
         mixed = {**own, "data": {**own["data"], "public_cells": 9}}
-        assert logic.trained_on(mixed) == "Trained from scratch on **52 cells** of its maker's own images, 9 of them from the public BCCD data set"
-        assert logic.test_summary(test, public=False).startswith("On the test set of its maker (")
+        assert model_card.trained_on(mixed) == "Trained from scratch on **52 cells** of its maker's own images, 9 of them from the public BCCD data set"
+        assert model_card.test_summary(test, public=False).startswith("On the test set of its maker (")
         assert "from resampling whole cells" in text and f"**{test['cells_correct']} of {test['n_cells']}**" in text
         # The 2 TEST cells the data set holds in TRAIN too: the figures without them, as report.md gives them
         w = test["without_cells_in_train"]
         assert (f"2 of the test cells are in the training set too, so the model has seen them; without them: "
                 f"**{100 * w['accuracy']:.1f}%** of the images") in text and f"{w['cells_correct']} of {w['n_cells']} cells." in text
-        assert "training set too" not in logic.test_summary({k: v for k, v in test.items() if k != "without_cells_in_train"})
+        assert "training set too" not in model_card.test_summary({k: v for k, v in test.items() if k != "without_cells_in_train"})
         # The test images are balanced by type, unlike a smear: said under the table, from the card's supports.
-        assert logic.balanced_note(test["per_class"]).startswith("The test images are about as many for each type (620-624)")
-        assert logic.balanced_note({}) == ""
+        assert model_card.balanced_note(test["per_class"]).startswith("The test images are about as many for each type (620-624)")
+        assert model_card.balanced_note({}) == ""
         # ... and that those images are views of few cells, a type's figures resting on them (13, 6, 4, 45).
         assert ("but they are views of 13 eosinophil, 6 lymphocyte, 4 monocyte and 45 neutrophil cells: a type's "
-                "figures rest on its few cells;") in logic.balanced_note(test["per_class"])
-        rows = logic.per_class_rows(test["per_class"])
+                "figures rest on its few cells;") in model_card.balanced_note(test["per_class"])
+        rows = model_card.per_class_rows(test["per_class"])
         assert [r["type"] for r in rows] == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"]
         assert rows[2]["recall"] == round(test["per_class"]["MONOCYTE"]["recall"], 3)
         assert [r["cells right"] for r in rows] == ["11 of 13", "6 of 6", "3 of 4", "42 of 45"]
         # A card of wbc 0.20 or before: its images instead (no cells per type), and the note without cells.
         old = {c: {k: x for k, x in v.items() if not k.startswith("cell")} for c, v in test["per_class"].items()}
-        assert "cells right" not in logic.per_class_rows(old)[0] and "views of" not in logic.balanced_note(old)
-        assert [r["images"] for r in logic.per_class_rows(old)] == [623, 620, 620, 624]
-        assert logic.per_class_rows({"MONOCYTE": {"precision": None, "recall": None, "f1": None, "support": 0}})[0][
+        assert "cells right" not in model_card.per_class_rows(old)[0] and "views of" not in model_card.balanced_note(old)
+        assert [r["images"] for r in model_card.per_class_rows(old)] == [623, 620, 620, 624]
+        assert model_card.per_class_rows({"MONOCYTE": {"precision": None, "recall": None, "f1": None, "support": 0}})[0][
             "precision"] is None
-        note = logic.review_note(test["review"])
+        note = model_card.review_note(test["review"])
         assert f"caught only {100 * test['review']['errors_flagged_share']:.0f}% of the wrong images" in note
-        assert logic.review_note(None) == ""
+        assert model_card.review_note(None) == ""
         nan = float("nan")
-        assert logic.review_note({"flagged_share": 0.0, "accuracy_flagged": nan, "accuracy_rest": 1.0,
+        assert model_card.review_note({"flagged_share": 0.0, "accuracy_flagged": nan, "accuracy_rest": 1.0,
                                   "errors_flagged_share": 0.0}).endswith("the model made no error on them.")
-        none_marked = logic.review_note({"flagged_share": 0.0, "accuracy_flagged": nan, "accuracy_rest": 0.9,
+        none_marked = model_card.review_note({"flagged_share": 0.0, "accuracy_flagged": nan, "accuracy_rest": 0.9,
                                          "errors_flagged_share": 0.0})
         assert "nan" not in none_marked and "caught only 0%" in none_marked
-        assert logic.review_note({"flagged_share": 0.2, "accuracy_flagged": 0.5, "accuracy_rest": 0.99,
+        assert model_card.review_note({"flagged_share": 0.2, "accuracy_flagged": 0.5, "accuracy_rest": 0.99,
                                   "errors_flagged_share": 0.9, "cells_with_errors": 5, "cells_with_errors_marked": 4}
                                  ).endswith("caught 90% of the wrong images; the rest were confident (4 of the 5 cells "
                                             "with a wrong image had one marked).")
 
     def test_trust_rows(self) -> None:
         """Calibration bins read as percentages: range, images, share right, mean confidence."""
-        rows = logic.trust_rows([{"from": 0.8, "to": 13 / 15, "files": 209, "accuracy": 0.98086, "confidence": 0.8409}])
+        rows = model_card.trust_rows([{"from": 0.8, "to": 13 / 15, "files": 209, "accuracy": 0.98086, "confidence": 0.8409}])
         assert rows == [{"model's confidence": "80.0\u201386.7%", "test images": 209, "right (%)": 98.1,
                          "mean confidence (%)": 84.1}]
 
@@ -1197,10 +1201,10 @@ class TestDifferential:
         flagged = Prediction(file="blank.png", label="NEUTROPHIL", confidence=0.819, probs=(0.06, 0.06, 0.06, 0.819),
                              not_wbc="no stained nucleus found")
         cell = Prediction(file="eos.jpeg", label="EOSINOPHIL", confidence=0.9, probs=(0.9, 0.03, 0.03, 0.04))
-        assert logic.headline(flagged) == "Not a white blood cell" and logic.headline(cell) == "Eosinophil"
-        small = logic.forced_reading(flagged)
+        assert words.headline(flagged) == "Not a white blood cell" and words.headline(cell) == "Eosinophil"
+        small = words.forced_reading(flagged)
         assert "Neutrophil (81.9%)" in small and "means nothing" in small
-        assert logic.flagged_message(flagged).startswith("Why: no stained nucleus found.")
+        assert words.flagged_message(flagged).startswith("Why: no stained nucleus found.")
 
     def test_photo_at_fault_names_each_reason_of_the_photo(self) -> None:
         """Every reason the screening gives is sorted: the photo's fault, or no white cell shown."""
@@ -1250,14 +1254,14 @@ class TestDifferential:
 
         sky = np.dstack([np.linspace(60, 140, 320 * 240).reshape(240, 320), np.linspace(120, 190, 320 * 240).reshape(240, 320),
                          np.full((240, 320), 235.0)]).astype(np.uint8)
-        results = logic.analyse_uploads(predictor, [
+        results = analysis.analyse_uploads(predictor, [
             ("cool.png", encode(Image.fromarray(cool(np.asarray(Image.open(EOS).convert("RGB")))))),
             ("reds.png", encode(Image.fromarray(cool(np.asarray(Image.open(FIXTURES / "no-white-cell.jpeg").convert("RGB")))))),
             ("sky.png", encode(Image.fromarray(cool(sky))))])
         p = [r.prediction for r in results]
         assert p[0] is not None and p[0].not_wbc.startswith(s.TINTED_HEAD), p[0]
         assert p[0].not_wbc.endswith("correct the white balance and take it again"), p[0].not_wbc
-        assert p[0].verdict == "cannot judge" and logic.cannot_judge(p[0])
+        assert p[0].verdict == "cannot judge" and words.cannot_judge(p[0])
         for q in p[1:]:
             assert q is not None and q.verdict == "not a white blood cell", q
 
@@ -1273,12 +1277,12 @@ class TestDifferential:
         slide[:] = background
         slide[40:110, 200:1080] = 255  # the title's white box
         slide[300:540, 500:820] = np.asarray(Image.open(EOS).convert("RGB"))
-        p = logic.analyse_uploads(predictor, [("slide.png", encode(Image.fromarray(slide)))])[0].prediction
+        p = analysis.analyse_uploads(predictor, [("slide.png", encode(Image.fromarray(slide)))])[0].prediction
         assert p is not None and p.not_wbc == s.STAINED_EDGE and p.verdict == "cannot judge", p
-        assert logic.headline(p) == "Cannot judge this photo"
+        assert words.headline(p) == "Cannot judge this photo"
         # Shrunk for the "nucleus" the background made, which is not said: the photo is not magnified.
-        assert "shrunk" not in logic.crop_caption(p) and not p.shrunk
-        alone = logic.analyse_uploads(predictor, [("eos.png", EOS.read_bytes())])[0].prediction
+        assert "shrunk" not in words.crop_caption(p) and not p.shrunk
+        alone = analysis.analyse_uploads(predictor, [("eos.png", EOS.read_bytes())])[0].prediction
         assert alone is not None and alone.typed
 
     def test_a_magnified_tight_crop_is_too_small_not_on_a_slide(self, predictor: Predictor) -> None:
@@ -1476,7 +1480,7 @@ class TestDifferential:
         def cast(g: float, b: float) -> bytes:
             return encode(Image.fromarray((eos * np.array([1.0, g, b])).astype(np.uint8)))
 
-        results = logic.analyse_uploads(predictor, [
+        results = analysis.analyse_uploads(predictor, [
             ("dark.png", encode(Image.fromarray((eos * 0.45).astype(np.uint8)))),
             ("bright.png", encode(Image.fromarray(brightness(2.0)(eos)))),
             ("none.jpeg", (FIXTURES / "no-white-cell.jpeg").read_bytes()),
@@ -1484,7 +1488,7 @@ class TestDifferential:
             ("big.png", encode(Image.open(EOS).convert("RGB").resize((320 * 17, 240 * 17)))),
             # The middle 48 x 36 px enlarged 68x: past the 16x the tool shrinks at most.
             ("huge.png", encode(Image.open(EOS).convert("RGB").crop((136, 102, 184, 138)).resize((48 * 68, 36 * 68))))])
-        verdicts = [str(r["verdict"]) for r in logic.review_rows(results)]
+        verdicts = [str(r["verdict"]) for r in review_table.review_rows(results)]
         assert verdicts[0].startswith("cannot judge: the photo is much darker than the training images")
         assert verdicts[1].startswith("cannot judge: ") and verdicts[1].endswith(" (overexposed)")
         assert verdicts[2].startswith("not a white blood cell: no stained nucleus found")
@@ -1508,10 +1512,10 @@ class TestDifferential:
     def test_photo_that_cannot_be_judged_is_headed_so(self, predictor: Predictor, make) -> None:  # noqa: ANN001
         """A photo of a real cell that is too small, colourless, blurred or dark is headed "Cannot judge
         this photo", not "Not a white blood cell", which would say no cell is there."""
-        p = logic.analyse_uploads(predictor, [("x.png", encode(make(Image.open(EOS).convert("RGB"))))])[0].prediction
-        assert p.not_wbc and logic.headline(p) == "Cannot judge this photo"
-        assert logic.flagged_message(p).startswith(f"Why: {p.not_wbc}. It is left out")
-        assert logic.flagged_message(p, counted=False) == f"Why: {p.not_wbc}."  # one image: no count to leave
+        p = analysis.analyse_uploads(predictor, [("x.png", encode(make(Image.open(EOS).convert("RGB"))))])[0].prediction
+        assert p.not_wbc and words.headline(p) == "Cannot judge this photo"
+        assert words.flagged_message(p).startswith(f"Why: {p.not_wbc}. It is left out")
+        assert words.flagged_message(p, counted=False) == f"Why: {p.not_wbc}."  # one image: no count to leave
 
     def test_a_test_set_of_ones_own_is_described_as_it_is(self) -> None:
         """A maker's own test set may hold mostly neutrophils and be a cell an image: the page does not say it holds
@@ -1519,33 +1523,33 @@ class TestDifferential:
         images fell (an own-data user test found all three said of 12 images)."""
         card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
         test = card["metrics"]["test"]
-        assert logic.balanced_test(test["per_class"])
+        assert balanced_test(test["per_class"])
         own = json.loads(json.dumps(test))
         for c, k in zip(CLASSES, (1, 3, 1, 11)):
             own["per_class"][c].update(support=k, cells=k, cells_right=k)
         own["n_files"] = own["n_cells"] = 16
-        assert not logic.balanced_test(own["per_class"])
-        assert logic.balanced_note(own["per_class"]) == (
+        assert not balanced_test(own["per_class"])
+        assert model_card.balanced_note(own["per_class"]) == (
             "The test images are 1 eosinophil, 3 lymphocyte, 1 monocyte and 11 neutrophil; a type's precision depends "
             "on how many of the others there are, whose errors land on it.")
-        said = logic.misread_figures({"metrics": {"test": own}})
+        said = misread_figures({"metrics": {"test": own}})
         assert said and "about as many" not in said and "views" not in said and said.endswith(
             ", 1 monocyte cell (1 read right).")
-        assert "views" not in logic.test_summary(own, False) and "a cell each, **16 cells**" in logic.test_summary(own, False)
-        assert "views" not in dict(logic.figures_glossary(own))["Cell-level accuracy"]
+        assert "views" not in model_card.test_summary(own, False) and "a cell each, **16 cells**" in model_card.test_summary(own, False)
+        assert "views" not in dict(model_card.figures_glossary(own))["Cell-level accuracy"]
         from wbc.predict import Prediction
 
         eos = Prediction(file="x", label="EOSINOPHIL", confidence=0.97, probs=(0.97, 0.01, 0.01, 0.01))
-        assert "about as many" in logic.confidence_note(test, eos)
-        assert logic.confidence_note(own, eos) == logic.confidence_record(own, 0.97, "EOSINOPHIL")
+        assert "about as many" in words.confidence_note(test, eos)
+        assert words.confidence_note(own, eos) == model_card.confidence_record(own, 0.97, "EOSINOPHIL")
         # Too few images at its confidence for a record: no word of how its record would move in a smear either
-        thin = logic.confidence_note(test, replace(eos, confidence=0.70, probs=(0.70, 0.1, 0.1, 0.1)))
-        assert thin.startswith(logic.TOO_FEW_RECORD) and "smear" not in thin
-        glossary = dict(logic.figures_glossary(own))
+        thin = words.confidence_note(test, replace(eos, confidence=0.70, probs=(0.70, 0.1, 0.1, 0.1)))
+        assert thin.startswith(model_card.TOO_FEW_RECORD) and "smear" not in thin
+        glossary = dict(model_card.figures_glossary(own))
         assert "views" not in glossary["Accuracy over files"] and "each image is a cell" in glossary["Cells right"]
-        assert dict(logic.figures_glossary(test)) == dict(logic.FIGURES_GLOSSARY)
+        assert dict(model_card.figures_glossary(test)) == dict(model_card.FIGURES_GLOSSARY)
         two = [{"from": 0.4, "to": 0.467, "files": 2, "accuracy": 1.0, "confidence": 0.44}]
-        assert logic.busiest_band_note(two) == ""
+        assert model_card.busiest_band_note(two) == ""
 
     def test_busiest_band_note(self) -> None:
         """The limits say how the confidences held where most test images fell, computed from the card's
@@ -1553,41 +1557,41 @@ class TestDifferential:
         without bins."""
         bins = [{"from": 0.5, "to": 0.9, "files": 10, "accuracy": 0.5, "confidence": 0.7},
                 {"from": 0.9, "to": 1.0, "files": 30, "accuracy": 0.99, "confidence": 0.95}]  # 20 or more: said
-        assert logic.busiest_band_note(bins) == ("where most of its test images fell (30 at 90.0\u2013100.0%) it was right "
+        assert model_card.busiest_band_note(bins) == ("where most of its test images fell (30 at 90.0\u2013100.0%) it was right "
                                                 "on 99.0% at a mean confidence of 95.0%, too modest by 4.0 points; ")
         test = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())["metrics"]["test"]
-        shipped = logic.busiest_band_note(test["reliability"])
+        shipped = model_card.busiest_band_note(test["reliability"])
         # The gap of the figures as shown (95.6 - 87.6): the unrounded 8.1 did not add up
         assert "right on 87.6% at a mean confidence of 95.6%, too sure by 8.0 points" in shipped
         assert "(1,142 at 93.3\u2013100.0%)" in shipped  # as a result's caption
-        assert logic.busiest_band_note(None) == logic.busiest_band_note([]) == ""
+        assert model_card.busiest_band_note(None) == model_card.busiest_band_note([]) == ""
         # With each type's calls in that band: the neutrophil calls' 70.2% beside the pooled 87.6%
-        by_type = logic.busiest_band_note(test["reliability"], test["reliability_by_type"])
+        by_type = model_card.busiest_band_note(test["reliability"], test["reliability_by_type"])
         assert by_type.startswith(shipped.removesuffix("; ")) and "(there it was right on 96.6% of its 297 eosinophil " \
             "calls, " in by_type
         assert "70.2% of its 443 neutrophil calls: a type's errors land in another's calls)" in by_type
         tie = [{"from": 0.9, "to": 1.0, "files": 30, "accuracy": 0.956, "confidence": 0.9564}]
-        assert logic.busiest_band_note(tie).endswith("at a mean confidence of 95.6%, as sure as it was right; ")
+        assert model_card.busiest_band_note(tie).endswith("at a mean confidence of 95.6%, as sure as it was right; ")
         few = {"NEUTROPHIL": [{"from": 0.9, "to": 1.0, "files": 5, "accuracy": 0.2, "confidence": 0.95}]}
-        assert logic.busiest_band_note(bins, few) == logic.busiest_band_note(bins)  # too few calls there to say
+        assert model_card.busiest_band_note(bins, few) == model_card.busiest_band_note(bins)  # too few calls there to say
 
     def test_ece_note(self) -> None:
         """The limits' calibration clause gives the card's TEST ECE and its interval, or says there are no
         TEST figures; never "nan"."""
-        assert logic.ece_note({"ece": 0.078, "ece_ci95": [0.048, 0.172]}) == (
+        assert model_card.ece_note({"ece": 0.078, "ece_ci95": [0.048, 0.172]}) == (
             "expected calibration error on the test images 0.078, its confidence off by about 8 points on average; "
             "resampling the cells moves it over 0.048-0.172")
-        assert logic.ece_note({"ece": 0.078}) == ("expected calibration error on the test images 0.078, its confidence off "
+        assert model_card.ece_note({"ece": 0.078}) == ("expected calibration error on the test images 0.078, its confidence off "
                                                   "by about 8 points on average")
         for test in (None, {}, {"ece": None}, {"ece": "nan?"}, {"ece": float("nan")}, {"ece": True}):
-            assert logic.ece_note(test) == "this model card holds no TEST figures to say how well", test
+            assert model_card.ece_note(test) == "this model card holds no TEST figures to say how well", test
         for ci in (["a", "b"], [0.01, float("nan")], [0.01], None):
-            assert logic.ece_note({"ece": 0.05, "ece_ci95": ci}) == ("expected calibration error on the test images 0.050, its "
+            assert model_card.ece_note({"ece": 0.05, "ece_ci95": ci}) == ("expected calibration error on the test images 0.050, its "
                                                                    "confidence off by about 5 points on average")
 
     def test_description_comes_from_info(self) -> None:
         """The biology shown is wbc.info's, with the reference range."""
-        d = logic.describe("MONOCYTE")
+        d = words.describe("MONOCYTE")
         assert d["Typical adult share of white cells (ranges vary by laboratory)"] == "4–9%" and "macrophage" in d["What it is"]
         assert "A high absolute count can point to" in d  # eosinophilia and the like are absolute counts, not shares
 
@@ -1634,7 +1638,7 @@ class TestPage:
             "Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"}
         top = rows[(rows["type called"] == "Neutrophil") & (rows["model's confidence (%)"] == "93.3\u2013100.0")]
         assert top["right (%)"].tolist() == [round(100 * card["reliability_by_type"]["NEUTROPHIL"][-1]["accuracy"], 1)]
-        assert logic.trust_rows_by_type({"NEUTROPHIL": [{"from": 0.9}]}) == logic.trust_rows_by_type(None) == []
+        assert model_card.trust_rows_by_type({"NEUTROPHIL": [{"from": 0.9}]}) == model_card.trust_rows_by_type(None) == []
         # The confusion matrix's figures as a table beside its picture (4 px tall on a phone)
         (figures,) = [e for e in at.tabs[1].expander if e.label == "The test images' confusion matrix in figures"]
         metrics = json.loads((DEFAULT_MODEL_DIR / "metrics.json").read_text())
@@ -1724,10 +1728,10 @@ class TestPage:
         no such table is named with what is wrong."""
         files = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[:3]
         up = [(f.name, f.read_bytes(), "image/jpeg") for f in files]
-        key = [logic.bytes_key(u[1]) for u in up]
+        key = [bytes_key(u[1]) for u in up]
         made: list[bytes] = []
-        real = logic.table_csv
-        monkeypatch.setattr(logic, "table_csv", lambda *a: made.append(real(*a)) or made[-1])
+        real = review_table.table_csv
+        monkeypatch.setattr(review_table, "table_csv", lambda *a: made.append(real(*a)) or made[-1])
         at = self._app().run()
         at.file_uploader[0].set_value(up).run()
         at.session_state["review"] = {"edited_rows": {0: {"reviewed": "Monocyte"}, 2: {"reviewed": "Excluded"}},
@@ -1743,10 +1747,10 @@ class TestPage:
         at.file_uploader[0].set_value([up[1], ("renamed.jpeg", up[0][1], "image/jpeg")]).run()
         at.session_state["review"] = {"edited_rows": {1: {"reviewed": "Lymphocyte"}}, "added_rows": [], "deleted_rows": []}
         at.run()  # a correction made before the table is given: the table's replaces it
-        at.file_uploader[1].set_value([(logic.REVIEW_CSV, saved, "text/csv")]).run()
+        at.file_uploader[1].set_value([(review_table.REVIEW_CSV, saved, "text/csv")]).run()
         assert not at.exception
         assert at.session_state["corrections"][key[0]] == "Monocyte"
-        assert [plain(m.value) for m in at.success] == [f"Restored the review of 2 image(s) from {logic.REVIEW_CSV}: 1 given a "
+        assert [plain(m.value) for m in at.success] == [f"Restored the review of 2 image(s) from {review_table.REVIEW_CSV}: 1 given a "
                                                  "type other than the model's. 1 of its rows name no image "
                                                  "shown here: upload those images to restore them too."]
         csv_now = made[-1].decode("utf-8-sig").splitlines()
@@ -1754,7 +1758,7 @@ class TestPage:
         # The third image uploaded after the table: its row's label too.
         at.file_uploader[0].set_value([up[1], ("renamed.jpeg", up[0][1], "image/jpeg"), up[2]]).run()
         assert at.session_state["corrections"][key[2]] == "Excluded"
-        assert [plain(m.value) for m in at.success] == [f"Restored the review of 3 image(s) from {logic.REVIEW_CSV}: 1 given a "
+        assert [plain(m.value) for m in at.success] == [f"Restored the review of 3 image(s) from {review_table.REVIEW_CSV}: 1 given a "
                                                  "type other than the model's, 1 excluded."]
         # A correction made after the restore stays: the table in its box is not applied again.
         # (Each restore gives the table a new widget: "review-2" after the two.)
@@ -1764,26 +1768,26 @@ class TestPage:
         assert at.session_state["corrections"][key[0]] == "Neutrophil"
         # ...and the note still counts what the table restored: a correction made by hand since is not the table's
         at.run()  # the next action on the page (the correction is taken after the note is made)
-        assert [plain(m.value) for m in at.success] == [f"Restored the review of 3 image(s) from {logic.REVIEW_CSV}: 1 given a "
+        assert [plain(m.value) for m in at.success] == [f"Restored the review of 3 image(s) from {review_table.REVIEW_CSV}: 1 given a "
                                                  "type other than the model's, 1 excluded."]
         # Something else in the box: named, with what is wrong, and the review as it was.
         at.file_uploader[1].set_value([("notes.csv", b"name,comment\na,b\n", "text/csv")]).run()
         assert not at.exception
         assert [plain(e.value) for e in at.error] == ["notes.csv: not a table this page downloaded (it has no file and "
-                                               f"no reviewed column); give the {logic.REVIEW_CSV} that the Download "
+                                               f"no reviewed column); give the {review_table.REVIEW_CSV} that the Download "
                                                "the table button saved"]
         assert at.session_state["corrections"][key[0]] == "Neutrophil"
         # The table back in its box, then the next patient's images instead: the note is of the images shown now
         # (it still said "Restored the review of 3 image(s)", none of them on the page)
-        at.file_uploader[1].set_value([(logic.REVIEW_CSV, saved, "text/csv")]).run()
+        at.file_uploader[1].set_value([(review_table.REVIEW_CSV, saved, "text/csv")]).run()
         at.file_uploader[0].set_value([up[1], up[2]]).run()  # the first removed
-        assert [plain(m.value) for m in at.success] == [f"Restored the review of 2 image(s) from {logic.REVIEW_CSV}: 1 excluded. "
+        assert [plain(m.value) for m in at.success] == [f"Restored the review of 2 image(s) from {review_table.REVIEW_CSV}: 1 excluded. "
                                                         "1 of its rows name no "
                                                         "image shown here: upload those images to restore them too."]
         other = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[3:5]
         at.file_uploader[0].set_value([(f.name, f.read_bytes(), "image/jpeg") for f in other]).run()
         assert not at.success and [plain(m.value) for m in at.warning if "names an image" in m.value] == [
-            f"No row of {logic.REVIEW_CSV} names an image shown here: upload the images it was made from."]
+            f"No row of {review_table.REVIEW_CSV} names an image shown here: upload the images it was made from."]
 
     def test_a_checked_row_no_longer_needs_review_and_survives_a_restore(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """Rows marked *needs review* (here overexposed) that keep the model's type are counted as unchecked under
@@ -1795,8 +1799,8 @@ class TestPage:
         up = [(f"over-{i}.png", encode(Image.fromarray(brightness(1.4)(np.asarray(Image.open(f).convert("RGB"))))),
                "image/png") for i, f in enumerate(files)]
         made: list[bytes] = []
-        real = logic.table_csv
-        monkeypatch.setattr(logic, "table_csv", lambda *a: made.append(real(*a)) or made[-1])
+        real = review_table.table_csv
+        monkeypatch.setattr(review_table, "table_csv", lambda *a: made.append(real(*a)) or made[-1])
         at = self._app().run()
         at.file_uploader[0].set_value(up).run()
         assert not at.exception
@@ -1818,11 +1822,11 @@ class TestPage:
 
         at = self._app().run()  # a reload, the images and the table given again: the tick comes back
         at.file_uploader[0].set_value(up).run()
-        at.file_uploader[1].set_value([(logic.REVIEW_CSV, saved, "text/csv")]).run()
+        at.file_uploader[1].set_value([(review_table.REVIEW_CSV, saved, "text/csv")]).run()
         assert not at.exception and unchecked() == [str(len(review) - 1)]
         assert at.dataframe[0].value["checked"].tolist().count(True) == 1
         # The note names the tick it brought back (it counted the types alone)
-        assert [plain(m.value) for m in at.success] == [f"Restored the review of 3 image(s) from {logic.REVIEW_CSV}: "
+        assert [plain(m.value) for m in at.success] == [f"Restored the review of 3 image(s) from {review_table.REVIEW_CSV}: "
                                                         "1 ticked checked."]
 
     def test_restore_reads_formula_quoted_names_and_refuses_other_files(self) -> None:
@@ -1833,29 +1837,29 @@ class TestPage:
         types = ["Monocyte", "Eosinophil", "Monocyte", "Lymphocyte", "Neutrophil"]
         rows = [{"file": n, "predicted": "Neutrophil", "confidence (%)": 90.0, "verdict": "confident", "reviewed": t,
                  "key": f"k{i}"} for i, (n, t) in enumerate(zip(names, types))]
-        got = logic.restored_labels(logic.table_csv(rows), logic.REVIEW_CSV)
+        got = review_table.restored_labels(review_table.table_csv(rows), review_table.REVIEW_CSV)
         assert got.by_key == {f"k{i}": t for i, t in enumerate(types)} and not got.unknown and not got.conflicts
         name_only = "file,reviewed\n" + "".join(f"'{n},{t}\n" if n[0] in "+-=@" else f"{n},{t}\n"
                                                 for n, t in zip(names, types))
-        assert logic.restored_labels(name_only.encode(), "old.csv").by_name == dict(zip(names, types))
+        assert review_table.restored_labels(name_only.encode(), "old.csv").by_name == dict(zip(names, types))
         for seed in range(20):  # random bytes: about half stopped the CSV reader with its own error
             junk = np.random.default_rng(seed).integers(0, 256, 2000, dtype=np.uint8).tobytes()
             with pytest.raises(ValueError, match="^junk.csv: (not a table this page downloaded|no row gives a type)"):
-                logic.restored_labels(b"file,reviewed\n" + junk, "junk.csv")
+                review_table.restored_labels(b"file,reviewed\n" + junk, "junk.csv")
         # A spreadsheet's ;-separated re-save in which csv.Sniffer found no delimiter.
         resaved = ("file;predicted;confidence (%);verdict;reviewed;sha256\r\n''quote.jpg;Neutrophil;90.0;confident;"
                    "Eosinophil;k0\r\n'-20x cell.jpg;Neutrophil;90.0;confident;Monocyte;k1\r\n'+40x.png;Neutrophil;90.0;"
                    "confident;Excluded;k2\r\n\"patient; 4.jpg\";Neutrophil;90.0;confident;Eosinophil;k4\r\n'=smear.jpg;"
                    "Neutrophil;90.0;confident;Neutrophil;k7\r\n").encode("cp1252")
-        assert logic.restored_labels(resaved, "t.csv").by_key == {"k0": "Eosinophil", "k1": "Monocyte", "k2": "Excluded",
+        assert review_table.restored_labels(resaved, "t.csv").by_key == {"k0": "Eosinophil", "k1": "Monocyte", "k2": "Excluded",
                                                                  "k4": "Eosinophil", "k7": "Neutrophil"}
         # A row added by hand, without the sha256 the page's rows have, is matched by its name.
         rows.append({"file": "added.jpeg", "reviewed": "Monocyte"})
-        both = logic.restored_labels(logic.table_csv(rows), logic.REVIEW_CSV)
+        both = review_table.restored_labels(review_table.table_csv(rows), review_table.REVIEW_CSV)
         assert both.label("no such key", "added.jpeg") == "Monocyte" and both.label("k0", "+40x cell.jpeg") == "Monocyte"
-        twice = logic.restored_labels(b"file,reviewed\na.jpeg,Monocyte\na.jpeg,Neutrophil\nb.jpeg,Monocyte\n", "t.csv")
+        twice = review_table.restored_labels(b"file,reviewed\na.jpeg,Monocyte\na.jpeg,Neutrophil\nb.jpeg,Monocyte\n", "t.csv")
         assert twice.by_name == {"a.jpeg": "Neutrophil", "b.jpeg": "Monocyte"} and twice.conflicts == (("a.jpeg", "a.jpeg"),)
-        kind, text = logic.restore_note("t.csv", 2, 1, 0, (), [file for _, file in twice.conflicts])
+        kind, text = review_table.restore_note("t.csv", 2, 1, 0, (), [file for _, file in twice.conflicts])
         assert "t\\.csv" in text  # names escaped in the markdown
         assert kind == "warning" and plain(text).endswith(
             "1 image(s) have two rows of different types in the table, and took the last row's: a.jpeg; check them")
@@ -1864,7 +1868,7 @@ class TestPage:
         """Names in the notes on repeats and renamed uploads are escaped (a name :red[a].jpeg showed as a red
         a.jpeg); names alike once composed (é typed two ways) are told apart; empty files repeat nothing."""
         e1, e2 = "caf\u00e9.jpeg", "cafe\u0301.jpeg"
-        d = logic.distinct_uploads([(":red[a].jpeg", b"x"), ("b.jpeg", b"x"), (e1, b"1"), (e2, b"2"),
+        d = analysis.distinct_uploads([(":red[a].jpeg", b"x"), ("b.jpeg", b"x"), (e1, b"1"), (e2, b"2"),
                                     ("empty1.jpg", b""), ("empty2.png", b"")])
         assert d.notes[0] == "b\\.jpeg is the same image as \\:red\\[a\\]\\.jpeg: it is shown and counted once."
         assert [n for n, _ in d.kept] == [":red[a].jpeg", e1, "cafe\u0301 (2).jpeg", "empty1.jpg", "empty2.png"]
@@ -1883,14 +1887,14 @@ class TestPage:
         """A confidence under the review threshold is shown, with the threshold, to the decimals it takes to read
         below it (66.553% showed as 66.6% beside "below 66.58%"); others to one decimal, the threshold to two."""
         t = 0.66584
-        assert logic.threshold_shown(t) == "66.58%" and logic.confidence_shown(0.97, t) == "97.0%"
-        assert logic.confidence_shown(0.66553, t) == "66.55%" and logic.threshold_shown(t, 0.66553) == "66.58%"
-        assert logic.confidence_shown(0.6658, t) == "66.580%" and logic.threshold_shown(t, 0.6658) == "66.584%"
-        assert logic.confidence_shown(0.66584, t) == "66.6%" and logic.confidence_shown(0.61, t) == "61.0%"
+        assert words.threshold_shown(t) == "66.58%" and words.confidence_shown(0.97, t) == "97.0%"
+        assert words.confidence_shown(0.66553, t) == "66.55%" and words.threshold_shown(t, 0.66553) == "66.58%"
+        assert words.confidence_shown(0.6658, t) == "66.580%" and words.threshold_shown(t, 0.6658) == "66.584%"
+        assert words.confidence_shown(0.66584, t) == "66.6%" and words.confidence_shown(0.61, t) == "61.0%"
         for c in np.linspace(0.6, 0.7, 2001):  # below the threshold: shown below it; at or above: one decimal
-            shown = logic.confidence_shown(float(c), t)
+            shown = words.confidence_shown(float(c), t)
             if c < t:
-                assert float(shown[:-1]) < float(logic.threshold_shown(t, float(c))[:-1]), c
+                assert float(shown[:-1]) < float(words.threshold_shown(t, float(c))[:-1]), c
             else:
                 assert shown == f"{100 * c:.1f}%", c
 
@@ -1898,7 +1902,7 @@ class TestPage:
         """A second cell.jpeg (other bytes) is not shown as "cell (2).jpeg" where the user gave a file of that name
         (as a browser saves a second download): it took that name, and the user's own file became
         "cell (2) (2).jpeg", its result under the other's name."""
-        d = logic.distinct_uploads([("cell.jpeg", b"1"), ("cell.jpeg", b"2"), ("cell (2).jpeg", b"3")])
+        d = analysis.distinct_uploads([("cell.jpeg", b"1"), ("cell.jpeg", b"2"), ("cell (2).jpeg", b"3")])
         assert d.kept == [("cell.jpeg", b"1"), ("cell (3).jpeg", b"2"), ("cell (2).jpeg", b"3")]
         assert d.notes == ["Another image is also named cell\\.jpeg: this one is shown as cell \\(3\\)\\.jpeg."]
 
@@ -1906,20 +1910,20 @@ class TestPage:
         """A batch given again (60 files) makes one note on its repeats, naming the first few, not one note a file
         above the results; a rename keeps its own note. A few repeats are named each in turn."""
         first = [(f"f{i}.jpeg", bytes([i])) for i in range(60)]
-        d = logic.distinct_uploads([*first, ("f0.jpeg", b"other"), *first])
+        d = analysis.distinct_uploads([*first, ("f0.jpeg", b"other"), *first])
         assert len(d.kept) == 61 and len(d.repeats) == 60
         assert len(d.notes) == 2 and d.notes[0].startswith("60 images were given more than once, each shown and "
                                                            "counted once: f0\\.jpeg was given twice; f1\\.jpeg")
         assert "and 57 more" in d.notes[0] and d.notes[1].startswith("Another image is also named f0\\.jpeg")
-        few = logic.distinct_uploads([("a.jpeg", b"1"), ("a.jpeg", b"1"), ("b.jpeg", b"2"), ("b.jpeg", b"2")])
+        few = analysis.distinct_uploads([("a.jpeg", b"1"), ("a.jpeg", b"1"), ("b.jpeg", b"2"), ("b.jpeg", b"2")])
         assert few.notes == ["a\\.jpeg was given twice: it is shown and counted once.",
                              "b\\.jpeg was given twice: it is shown and counted once."]
         # An image given four times is one note, counted as given (it was three notes "given twice"), and images,
         # not uploads, are counted (one given three times made "5 images", and was named twice)
-        four = logic.distinct_uploads([("n.jpeg", b"1")] * 4 + [("copy.jpeg", b"1")])
+        four = analysis.distinct_uploads([("n.jpeg", b"1")] * 4 + [("copy.jpeg", b"1")])
         assert four.notes == ["n\\.jpeg was given 4 times; copy\\.jpeg is the same image as n\\.jpeg: it is shown "
                               "and counted once."] and len(four.repeats) == 4
-        mixed = logic.distinct_uploads([("n.jpeg", b"1")] * 3 + [("m.jpeg", b"2")] * 2 + [("e.jpeg", b"3")] * 2
+        mixed = analysis.distinct_uploads([("n.jpeg", b"1")] * 3 + [("m.jpeg", b"2")] * 2 + [("e.jpeg", b"3")] * 2
                                        + [("l.jpeg", b"4")] * 2)
         assert mixed.notes == ["4 images were given more than once, each shown and counted once: n\\.jpeg was given 3 "
                                "times; m\\.jpeg was given twice; e\\.jpeg was given twice; and 1 more (the uploader "
@@ -1933,41 +1937,41 @@ class TestPage:
         rows = [{"file": "=cmd.jpeg", "predicted": "Eosinophil", "confidence (%)": 90.0, "verdict": "confident",
                  "reviewed": "Monocyte", "key": "k1"},
                 {"file": "'b.jpeg", "predicted": "", "confidence (%)": None, "verdict": "not a white blood cell",
-                 "reviewed": logic.EXCLUDED, "key": "k2"}]
-        data = logic.table_csv(rows, [("bad.png", "bad.png: empty")], [("b copy.jpeg", "'b.jpeg")])
-        got = logic.restored_labels(data, "t.csv")
-        assert got.by_key == {"k1": "Monocyte", "k2": logic.EXCLUDED} and got.label("k1", "other.jpeg") == "Monocyte"
+                 "reviewed": review_table.EXCLUDED, "key": "k2"}]
+        data = review_table.table_csv(rows, [("bad.png", "bad.png: empty")], [("b copy.jpeg", "'b.jpeg")])
+        got = review_table.restored_labels(data, "t.csv")
+        assert got.by_key == {"k1": "Monocyte", "k2": review_table.EXCLUDED} and got.label("k1", "other.jpeg") == "Monocyte"
         older = "\n".join(line.rsplit(",", 1)[0] for line in data.decode("utf-8-sig").splitlines()).encode()
-        got = logic.restored_labels(older, "t.csv")
-        assert got.by_name == {"=cmd.jpeg": "Monocyte", "'b.jpeg": logic.EXCLUDED}  # quoting undone, names kept
+        got = review_table.restored_labels(older, "t.csv")
+        assert got.by_name == {"=cmd.jpeg": "Monocyte", "'b.jpeg": review_table.EXCLUDED}  # quoting undone, names kept
         excel = "file;predicted;reviewed\né.jpeg;Eosinophil;monocyte\n".encode("cp1252")
-        assert logic.restored_labels(excel, "x.csv").by_name == {"é.jpeg": "Monocyte"}
+        assert review_table.restored_labels(excel, "x.csv").by_name == {"é.jpeg": "Monocyte"}
         # Re-saved with a lone CR ending each line (Excel's "Macintosh Comma Separated"), or as UTF-16 text
         text = data.decode("utf-8-sig")
         for resaved in (text.replace("\r\n", "\r").replace("\n", "\r").encode(), text.encode("utf-16")):
-            assert logic.restored_labels(resaved, "t.csv").by_key == {"k1": "Monocyte", "k2": logic.EXCLUDED}
+            assert review_table.restored_labels(resaved, "t.csv").by_key == {"k1": "Monocyte", "k2": review_table.EXCLUDED}
         with pytest.raises(ValueError, match="^x.csv: not a table this page downloaded"):
-            logic.restored_labels(b"\xff\xfe\x00garbage", "x.csv")
+            review_table.restored_labels(b"\xff\xfe\x00garbage", "x.csv")
         with pytest.raises(ValueError, match="no file and no reviewed column"):
-            logic.restored_labels(b"", "empty.csv")
+            review_table.restored_labels(b"", "empty.csv")
         # `wbc predict`'s CSV has a file column: only the reviewed one is missing, and the table is named.
         from wbc.predict import predictions_csv
 
         with pytest.raises(ValueError, match=r"^p.csv: not a table this page downloaded \(it has no reviewed column; "
                                              "it looks like wbc predict's table, which holds the model's types"):
-            logic.restored_labels(predictions_csv([]).encode(), "p.csv")
+            review_table.restored_labels(predictions_csv([]).encode(), "p.csv")
         with pytest.raises(ValueError, match="^h.csv: no row gives a type in its reviewed column"):
-            logic.restored_labels(b"file,reviewed\n", "h.csv")
+            review_table.restored_labels(b"file,reviewed\n", "h.csv")
         # Headers retyped, and a type mistyped: the row is named, not dropped without a word.
-        typo = logic.restored_labels(b"File;Reviewed\na.jpeg;Eosinophill\nb.jpeg;Monocyte\nc.jpeg;\n", "t.csv")
+        typo = review_table.restored_labels(b"File;Reviewed\na.jpeg;Eosinophill\nb.jpeg;Monocyte\nc.jpeg;\n", "t.csv")
         assert typo.by_name == {"b.jpeg": "Monocyte"} and typo.unknown == (("a.jpeg", "Eosinophill"),)
         # Each kind of change in words: the exclusions were counted as types other than the model's, the ticks unsaid
-        assert plain(logic.restore_note("t.csv", 108, 5, 0, (), excluded=2, ticked=5)[1]) == (
+        assert plain(review_table.restore_note("t.csv", 108, 5, 0, (), excluded=2, ticked=5)[1]) == (
             "Restored the review of 108 image(s) from t.csv: 5 given a type other than the model's, 2 excluded, "
             "5 ticked checked.")
-        assert plain(logic.restore_note("t.csv", 3, 0, 0, ())[1]) == "Restored the review of 3 image(s) from t.csv: each as " \
+        assert plain(review_table.restore_note("t.csv", 3, 0, 0, ())[1]) == "Restored the review of 3 image(s) from t.csv: each as " \
                                                              "the model read it."
-        kind, text = logic.restore_note("t.csv", 1, 1, 0, typo.unknown)
+        kind, text = review_table.restore_note("t.csv", 1, 1, 0, typo.unknown)
         assert kind == "warning" and plain(text) == (
             "Restored the review of 1 image(s) from t.csv: 1 given a type other than the model's. 1 row(s) "
             "hold in their reviewed column no type this page knows (Eosinophil, Lymphocyte, Monocyte, Neutrophil, "
@@ -2014,16 +2018,16 @@ class TestPage:
         # Typed, it needs review, as the review table says (the words were not on the result)
         assert warnings[0].startswith("**over\\.png**  \nNeeds review, overexposed: "), warnings
         # ...and its confidence is not given the test images' record, which is of photos exposed as theirs
-        assert logic.OVEREXPOSED_RECORD in [c.value for c in at.caption]
+        assert words.OVEREXPOSED_RECORD in [c.value for c in at.caption]
         from wbc.predict import Prediction
 
         over_p = Prediction(file="x", label="MONOCYTE", confidence=0.99, probs=(0.0, 0.0, 0.99, 0.01), clipped=0.9)
         test = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())["metrics"]["test"]
-        assert logic.confidence_note(test, over_p) == logic.OVEREXPOSED_RECORD
-        assert logic.confidence_note(None, over_p) == ""  # a card without TEST figures: no record to set aside
+        assert words.confidence_note(test, over_p) == words.OVEREXPOSED_RECORD
+        assert words.confidence_note(None, over_p) == ""  # a card without TEST figures: no record to set aside
         thin = replace(over_p, confidence=0.70, probs=(0.70, 0.1, 0.1, 0.1), label="EOSINOPHIL")
-        assert logic.confidence_record(test, 0.70, "EOSINOPHIL").startswith(logic.TOO_FEW_RECORD)  # 15 images
-        assert logic.confidence_note(test, thin) == ""  # nor where the test images were too few to give one
+        assert model_card.confidence_record(test, 0.70, "EOSINOPHIL").startswith(model_card.TOO_FEW_RECORD)  # 15 images
+        assert words.confidence_note(test, thin) == ""  # nor where the test images were too few to give one
         assert sum(c.value.startswith("On the test images, Eosinophil answers given") for c in at.caption) == 1  # eos.jpeg's
 
     def test_second_cell_is_warned_about(self) -> None:
@@ -2036,7 +2040,7 @@ class TestPage:
         warnings = [w.value for w in at.warning if w.value.startswith("**two\\.jpeg**  \nAnother white cell: ")]
         assert len(warnings) == 1 and "neither typed nor counted" in warnings[0]
         captions = [i.caption for e in at.main if getattr(e, "type", "") == "image" for i in e.proto.imgs]
-        assert logic.MARKED_CAPTION in captions
+        assert images.MARKED_CAPTION in captions
         # Every picture has an alt text (the model tab's confusion matrix too): the ringed photo's gives both places.
         imgs = [i for e in at.main if getattr(e, "type", "") == "image" for i in e.proto.imgs]
         assert len(imgs) == 6 and all(i.HasField("alt") and i.alt.strip() for i in imgs), [i.alt for i in imgs]
@@ -2066,10 +2070,10 @@ class TestPage:
         assert at.error[0].value.startswith("**piece\\.png**  \nNo type given, and left out of the count: the model "
                                             "read a small")
         captions = [i.caption for e in at.main if getattr(e, "type", "") == "image" for i in e.proto.imgs]
-        assert logic.MARKED_CAPTION in captions
+        assert images.MARKED_CAPTION in captions
         assert sum(c.startswith("Where the evidence was") for c in captions) == 1  # the eosinophil's only
         table = at.dataframe[0].value
-        assert table["reviewed"].tolist() == [logic.EXCLUDED, "Eosinophil"] and table["predicted"].tolist()[0] == ""
+        assert table["reviewed"].tolist() == [review_table.EXCLUDED, "Eosinophil"] and table["predicted"].tolist()[0] == ""
         # Its blank confidence shows as a dash, not as Streamlit's "None".
         assert np.isnan(table["confidence (%)"].tolist()[0]) and at.dataframe[0].proto.placeholder == "—"
         assert "1 image(s), each taken as one cell, counted" in " ".join(c.value for c in at.caption)
@@ -2093,9 +2097,9 @@ class TestPage:
             "reviewed", "file", "checked", "predicted", "confidence (%)", "verdict", "cell"]
         # Rows over 64 px: Streamlit then wraps a cell's text, and the verdict's runner-up and a camera's long name
         # fit columns narrow enough for the table to fit a desktop's width (a browser test measures it).
-        assert at.dataframe[0].proto.row_height == logic.REVIEW_ROW_PX == 66
-        assert logic.review_table_height(8) == 38 + 8 * 66 + 2  # the page's 8 rows whole (its proto keeps no height)
-        assert logic.review_table_height(110) == logic.review_table_height(8)  # eight rows in view, then it scrolls
+        assert at.dataframe[0].proto.row_height == review_table.REVIEW_ROW_PX == 66
+        assert review_table.review_table_height(8) == 38 + 8 * 66 + 2  # the page's 8 rows whole (its proto keeps no height)
+        assert review_table.review_table_height(110) == review_table.review_table_height(8)  # eight rows in view, then it scrolls
         widths = {k: v.get("width") for k, v in review.items()}
         assert widths["file"] and widths["verdict"] and widths["checked"] and review["checked"]["label"] == "checked"
         assert at.dataframe[0].value["cell"].str.startswith("data:image/jpeg;base64,").all()
@@ -2119,8 +2123,8 @@ class TestPage:
         """Under the upload box, before any image: the model knows four types only, and what *confident* means
         (a student read a basophil's "confident" neutrophil as a finding; the Limits are in the other tab)."""
         at = self._app().run()
-        assert not at.exception and logic.FOUR_TYPES_ONLY in [c.value for c in at.caption]
-        assert "basophil" in logic.FOUR_TYPES_ONLY and "not that it is right" in logic.FOUR_TYPES_ONLY
+        assert not at.exception and analysis.FOUR_TYPES_ONLY in [c.value for c in at.caption]
+        assert "basophil" in analysis.FOUR_TYPES_ONLY and "not that it is right" in analysis.FOUR_TYPES_ONLY
 
     def test_results_are_drawn_a_page_at_a_time(self) -> None:
         """25 images: their results 20 at a time (each costs the browser about 0.1 s), the rest a choice away;
@@ -2136,24 +2140,24 @@ class TestPage:
         assert not at.exception
         (pages,) = [s for s in at.selectbox if s.label.startswith("Results shown")]
         assert pages.options == ["1–20 of 25", "21–25 of 25"]
-        assert len(at.metric) == 20 and at.header[0].value == logic.heading_name("cell-00.png")
+        assert len(at.metric) == 20 and at.header[0].value == markup.heading_name("cell-00.png")
         assert len(at.dataframe[0].value) == 25 and "25 image(s), each taken as one cell" in " ".join(c.value for c in at.caption)
         # Under the page's last result, which are shown and a link up to the choice.
         assert ("Results 1\u201320 of 25 shown. [Choose the next 5, or others above the results](#results-shown)"
                 in [m.value.split(";")[0] for m in at.markdown])
         pages.set_value(1).run()
-        assert not at.exception and len(at.metric) == 5 and at.header[0].value == logic.heading_name("cell-20.png")
+        assert not at.exception and len(at.metric) == 5 and at.header[0].value == markup.heading_name("cell-20.png")
         assert any(m.value.startswith("Results 21\u201325 of 25 shown. [Choose others above") for m in at.markdown)
         # With no image read there is no review table to point to.
-        pages = logic.result_pages(21)
-        assert logic.pages_note(pages, 0, 21, table=False).endswith("above the results](#results-shown).")
-        assert logic.pages_note(pages, 0, 21).endswith("; the review table below has every image read.")
+        pages = layout.result_pages(21)
+        assert layout.pages_note(pages, 0, 21, table=False).endswith("above the results](#results-shown).")
+        assert layout.pages_note(pages, 0, 21).endswith("; the review table below has every image read.")
         assert len(at.dataframe[0].value) == 25
         # The samples shown instead, and back: the results come back on the page chosen (Streamlit forgot it).
         at.toggle[0].set_value(True).run()
         assert not at.exception and not [s for s in at.selectbox if s.label.startswith("Results shown")]
         at.toggle[0].set_value(False).run()
-        assert not at.exception and len(at.metric) == 5 and at.header[0].value == logic.heading_name("cell-20.png")
+        assert not at.exception and len(at.metric) == 5 and at.header[0].value == markup.heading_name("cell-20.png")
         at.file_uploader[0].set_value(images[:20]).run()
         assert not at.exception and len(at.metric) == 20
         assert not [s for s in at.selectbox if s.label.startswith("Results shown")]
@@ -2168,30 +2172,30 @@ class TestPage:
         monkeypatch.setattr(differential, "MIN_CELLS_FOR_RANGES", 8)
         at = self._app().run()
         at.toggle[0].set_value(True).run()
-        said = logic.misread_figures(json.loads((DEFAULT_MODEL_DIR / "model.json").read_text()))
+        said = misread_figures(json.loads((DEFAULT_MODEL_DIR / "model.json").read_text()))
         assert not at.exception and said and any(said in c.value for c in at.caption)
         # Point by point, not one paragraph of small print: the count, then a list.
         (note,) = [c.value for c in at.caption if said in c.value]
         assert note == "\n".join(["8 image(s), each taken as one cell, counted.", "",
-                                  *(f"- {p}" for p in logic.differential_notes(8, logic.IMAGES_AS_CELLS, said, reviewed=True)[1:])])
+                                  *(f"- {p}" for p in differential_notes(8, IMAGES_AS_CELLS, said, reviewed=True)[1:])])
         assert f"- {differential.COUNTING_ERROR_SHOWN}" in note and len(note.split("\n- ")) == 5
         # The page's table writes "may be chance" as a ?, which its note says; the CLI's, which has no ?, does not
         assert "(in the table, a ?)" in differential.COUNTING_ERROR_SHOWN
-        assert "?" not in logic.differential_note(100)
+        assert "?" not in differential_note(100)
 
     def test_downloaded_csv_is_what_the_table_shows(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """The CSV the page offers, built from the edited table: a not-a-cell row's blank confidence is
         blank (the table hands it back as NaN), and a file that could not be read is listed; with
         unreadable files alone, the page says there is nothing to count and links to no count."""
         made: list[str] = []
-        real = logic.table_csv
+        real = review_table.table_csv
 
         def spy(rows: object, unusable_files: object = (), repeats: object = ()) -> bytes:
             data = real(rows, unusable_files, repeats)  # type: ignore[arg-type]
             made.append(data.decode("utf-8-sig"))
             return data
 
-        monkeypatch.setattr(logic, "table_csv", spy)
+        monkeypatch.setattr(review_table, "table_csv", spy)
         at = self._app().run()
         at.file_uploader[0].set_value([("eos.jpeg", EOS.read_bytes(), "image/jpeg"),
                                        ("none.jpeg", (FIXTURES / "no-white-cell.jpeg").read_bytes(), "image/jpeg"),
@@ -2202,7 +2206,7 @@ class TestPage:
         assert "nan" not in made[-1]
         assert lines[2].startswith("none.jpeg,,,") and lines[3].startswith("bad.png,,,\"unreadable: not a readable image")
         assert lines[4] == "eos again.jpeg,,,the same image as eos.jpeg: left out as a repeat,,,"
-        assert lines[1].endswith(f",{logic.bytes_key(EOS.read_bytes())}")  # the image's sha256, last
+        assert lines[1].endswith(f",{bytes_key(EOS.read_bytes())}")  # the image's sha256, last
         # Beside it, the differential's own download, with its total.
         names = [b.proto.label for b in at.get("download_button")]
         assert names == ["Download the table (CSV)", "Download the differential (CSV)"]
@@ -2232,7 +2236,7 @@ class TestPage:
         at = self._app().run()
         at.file_uploader[0].set_value([("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
         assert not at.exception
-        assert [h.value for h in at.header] == [logic.heading_name("eos.jpeg"), "Review", "How good is it?", "Limits"]
+        assert [h.value for h in at.header] == [markup.heading_name("eos.jpeg"), "Review", "How good is it?", "Limits"]
         assert "counted" not in " ".join(c.value for c in at.caption)
         tables = [d.value for d in at.dataframe]
         assert any("reviewed" in t.columns for t in tables) and not at.tabs[0].table
@@ -2268,11 +2272,11 @@ class TestPage:
         at.file_uploader[0].set_value([("eos.jpeg", EOS.read_bytes(), "image/jpeg")]).run()
         st.cache_resource.clear()
         assert not at.exception
-        shown = logic.confidence_shown(conf, threshold)
-        assert float(shown[:-1]) < float(logic.threshold_shown(threshold, conf)[:-1]) and shown != f"{100 * conf:.1f}%"
+        shown = words.confidence_shown(conf, threshold)
+        assert float(shown[:-1]) < float(words.threshold_shown(threshold, conf)[:-1]) and shown != f"{100 * conf:.1f}%"
         assert at.metric[0].value == shown
         (warning,) = [w.value for w in at.warning if w.value.startswith("Needs review")]
-        assert f"below {logic.threshold_shown(threshold, conf)}" in warning
+        assert f"below {words.threshold_shown(threshold, conf)}" in warning
         bars = [e.proto.text for e in at.main if getattr(e, "type", "") == "progress"]
         assert f"Eosinophil: {shown}" in bars
 
@@ -2293,8 +2297,8 @@ class TestPage:
         from wbc.robustness import brightness
 
         made: list[bytes] = []
-        real = logic.differential_csv
-        monkeypatch.setattr(logic, "differential_csv", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+        real = tally.differential_csv
+        monkeypatch.setattr(tally, "differential_csv", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
         files = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[:2]
         over = encode(Image.fromarray(brightness(1.4)(np.asarray(Image.open(files[0]).convert("RGB")))))
         at = self._app().run()
@@ -2311,7 +2315,7 @@ class TestPage:
         assert any(i.value.startswith("Provisional: 3 of the 3 counted image(s)") for i in at.info)
         assert [k.split(":")[0] for k in list(rows)[-4:]] == ["Model", "Review threshold", "Made", "Each image is taken as one cell. A second opinion for learning and checking by a qualified person, not a diagnosis."]
         # A reviewer names a basophil (still a white cell, in the total) and a nucleated red cell (outside it)
-        at.session_state[logic.REVIEW_KEY] = {"edited_rows": {0: {"reviewed": "Basophil"}, 1: {"reviewed": "Nucleated red cell"}},
+        at.session_state[layout.REVIEW_KEY] = {"edited_rows": {0: {"reviewed": "Basophil"}, 1: {"reviewed": "Nucleated red cell"}},
                                               "added_rows": [], "deleted_rows": []}
         at.run()
         assert not at.exception
@@ -2327,17 +2331,17 @@ class TestPage:
         removing a photo analyses only the photo added (each change analysed every upload again)."""
         import streamlit as st
 
-        from wbc.app import logic
+        from wbc.app import analysis
 
         calls = {"n": 0}
-        real = logic.analyse_uploads
+        real = analysis.analyse_uploads
 
         def counted(*a, **k):  # noqa: ANN002, ANN003, ANN202
             calls["n"] += 1
             return real(*a, **k)
 
         st.cache_data.clear()
-        monkeypatch.setattr(logic, "analyse_uploads", counted)
+        monkeypatch.setattr(analysis, "analyse_uploads", counted)
         at = self._app().run()
         at.toggle[0].set_value(True).run()
         at.run()
@@ -2401,7 +2405,7 @@ class TestPage:
         at = self._app().run()
         at.file_uploader[0].set_value([("white.png", encode(Image.new("RGB", (320, 240), (255, 255, 255))), "image/png"),
                                        ("broken.jpg", b"not an image", "image/jpeg")]).run()
-        assert not at.exception and [h.value for h in at.header][:2] == [logic.heading_name("white.png"), "Review"]
+        assert not at.exception and [h.value for h in at.header][:2] == [markup.heading_name("white.png"), "Review"]
         flagged = [e.value for e in at.error if e.value.startswith("**white\\.png**")]
         assert len(flagged) == 1 and "unless you include it below" not in flagged[0], flagged
 
@@ -2444,38 +2448,38 @@ class TestPage:
         st.cache_resource.clear()
         assert not at.exception
         p = Predictor(tmp_path).predict_sources([("eos.jpeg", EOS.read_bytes())])[0][0]
-        record = logic.confidence_record(card["metrics"]["test"], p.confidence, p.label)
+        record = model_card.confidence_record(card["metrics"]["test"], p.confidence, p.label)
         bin_ = next(b for b in card["metrics"]["test"]["reliability_by_type"][p.label]
                     if b["from"] <= p.confidence < b["to"])  # of the type called: the eosinophil calls'
         assert "Eosinophil answers given" in record
         assert f"were right {100 * bin_['accuracy']:.1f}% of the time ({bin_['files']:,} images" in record
-        assert any(c.value == logic.confidence_note(card["metrics"]["test"], p) for c in at.caption)
+        assert any(c.value == words.confidence_note(card["metrics"]["test"], p) for c in at.caption)
         # An eosinophil call is told that in a smear, where eosinophils are few, fewer such calls are right
-        assert logic.confidence_note(card["metrics"]["test"], p) == record + (
+        assert words.confidence_note(card["metrics"]["test"], p) == record + (
             " The test images hold about as many of each type; in a smear, where eosinophils are few, fewer such calls "
             "are right.")
         lymph = replace(p, label="LYMPHOCYTE", probs=(p.probs[1], p.probs[0], *p.probs[2:]))
-        assert logic.confidence_note(card["metrics"]["test"], lymph) == logic.confidence_record(
+        assert words.confidence_note(card["metrics"]["test"], lymph) == model_card.confidence_record(
             card["metrics"]["test"], lymph.confidence, "LYMPHOCYTE")
         (warning,) = [w.value for w in at.warning if w.value.startswith("Needs review")]
         (a, _), (b, _) = p.top2
         assert f"What tells them apart:  \n**{cell_type(a).label}**: {cell_type(a).morphology}  \n" in warning
         assert warning.endswith(f"**{cell_type(b).label}**: {cell_type(b).morphology}")
-        assert logic.confidence_record({"reliability": [{"from": 0.9}]}, 0.95) == ""  # another version's card
-        assert logic.confidence_record(card["metrics"]["test"], 0.1) == ""  # no test image so unsure
+        assert model_card.confidence_record({"reliability": [{"from": 0.9}]}, 0.95) == ""  # another version's card
+        assert model_card.confidence_record(card["metrics"]["test"], 0.1) == ""  # no test image so unsure
         # At the edges, the bin of the confidence as shown (93.3% is the top bin's, whatever the next decimals),
         # and no figure for a bin of a few images (33.3-40.0% held 2, both wrong): that they are too few.
         test, top = card["metrics"]["test"], "answers given 93.3\u2013100.0% were right"
         for confidence in (1.0, 14 / 15, 0.93329, 0.93251):
-            assert top in logic.confidence_record(test, confidence), confidence
-        assert "answers given 86.7\u201393.3% were right" in logic.confidence_record(test, 0.93249)
-        assert test["reliability"][0]["files"] < logic.MIN_RECORD_FILES
-        assert logic.confidence_record(test, 0.35) == (f"Too few of the test images got answers at 33.3–40.0% "
+            assert top in model_card.confidence_record(test, confidence), confidence
+        assert "answers given 86.7\u201393.3% were right" in model_card.confidence_record(test, 0.93249)
+        assert test["reliability"][0]["files"] < model_card.MIN_RECORD_FILES
+        assert model_card.confidence_record(test, 0.35) == (f"Too few of the test images got answers at 33.3–40.0% "
                                                        f"({test['reliability'][0]['files']}) to say how often such "
                                                        "answers are right.")
         # By the type called: a neutrophil call at 96% is told how such calls fared (70%: the monocytes read wrong
         # land there), not the pooled 88%; a card without the types' bins gives the pooled sentence
-        neutrophil = logic.confidence_record(test, 0.96, "NEUTROPHIL")
+        neutrophil = model_card.confidence_record(test, 0.96, "NEUTROPHIL")
         by_type = test["reliability_by_type"]["NEUTROPHIL"][-1]
         assert neutrophil.startswith("On the test images, Neutrophil answers given 93.3–100.0% were right "
                                      f"{100 * by_type['accuracy']:.1f}%") and by_type["accuracy"] < 0.75
@@ -2483,11 +2487,11 @@ class TestPage:
         # ... and the cells behind it (100% of 338 lymphocyte images read as far stronger than the 5 cells they show)
         assert f"({by_type['files']:,} images, views of {by_type['cells']} cells, and errors come in whole cells" in neutrophil
         lymphocyte = test["reliability_by_type"]["LYMPHOCYTE"][-1]
-        assert f"{lymphocyte['files']} images, views of {lymphocyte['cells']} cells" in logic.confidence_record(
+        assert f"{lymphocyte['files']} images, views of {lymphocyte['cells']} cells" in model_card.confidence_record(
             test, 0.96, "LYMPHOCYTE") and lymphocyte["cells"] < 10
         older = {k: v for k, v in test.items() if k != "reliability_by_type"}
-        assert logic.confidence_record(older, 0.96, "NEUTROPHIL") == logic.confidence_record(test, 0.96)
-        assert logic.confidence_record({**test, "reliability_by_type": {"NEUTROPHIL": [{"from": 0.9}]}}, 0.96,
+        assert model_card.confidence_record(older, 0.96, "NEUTROPHIL") == model_card.confidence_record(test, 0.96)
+        assert model_card.confidence_record({**test, "reliability_by_type": {"NEUTROPHIL": [{"from": 0.9}]}}, 0.96,
                                        "NEUTROPHIL") == ""  # another version's bins: no sentence
 
     def test_a_cards_caution_is_shown_with_its_figures(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -2506,7 +2510,7 @@ class TestPage:
         at = self._app().run()
         st.cache_resource.clear()
         assert not at.exception and [w.value for w in at.warning if w.value.startswith("Caution:")] == [
-            f"Caution: {logic.markdown_literal(caution)}."]
+            f"Caution: {markup.markdown_literal(caution)}."]
         monkeypatch.delenv("WBC_MODEL")
         at = self._app().run()
         assert not [w for w in at.warning if w.value.startswith("Caution:")]

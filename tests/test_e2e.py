@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from conftest import FIXTURE_IMAGES, FIXTURES
-from wbc.app import logic
-from wbc.app.logic import RESULT_KEY
+from wbc.app import images, review_table
+from wbc.app.layout import RESULT_KEY
 
 CHROMIUM = Path("/usr/bin/chromium")
 OUT = Path(__file__).resolve().parents[1] / "test-output" / "e2e"
@@ -152,7 +152,7 @@ class TestInBrowser:
                                                                                                     "right"]
         # The review table shows its 8 rows whole (Streamlit's 400 px ended on half a row).
         grid = page.locator(".st-key-review").get_by_test_id("stDataFrame").bounding_box()
-        assert abs(grid["height"] - logic.review_table_height(8)) <= 3, grid
+        assert abs(grid["height"] - review_table.review_table_height(8)) <= 3, grid
 
     def test_the_review_table_fits_a_desktop_with_a_cameras_names(self, page, app_url: str,  # noqa: ANN001
                                                                    tmp_path: Path) -> None:
@@ -266,7 +266,7 @@ class TestInBrowser:
         # A photo of two white cells: its ringed photo keeps the screen's width, under the two.
         phone.get_by_text("Show the built-in sample images").click()
         upload(phone, [FIXTURES / "two-white-cells.jpeg"])
-        phone.get_by_text(logic.MARKED_CAPTION).wait_for()
+        phone.get_by_text(images.MARKED_CAPTION).wait_for()
         crop, heat, ringed = (phone.locator(f".st-key-{RESULT_KEY}0").get_by_test_id("stImage").nth(i).bounding_box()
                               for i in range(3))
         assert ringed["y"] > crop["y"] + crop["height"] and ringed["width"] > 1.8 * crop["width"], (crop, ringed)

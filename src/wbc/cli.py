@@ -725,7 +725,7 @@ def other_cell_note(r: Prediction) -> str:
 def cmd_app(args: argparse.Namespace) -> int:
     import subprocess
 
-    from wbc.app.logic import MAX_UPLOAD_MB
+    from wbc.app.analysis import MAX_UPLOAD_MB
     from wbc.predict import Predictor
 
     try:

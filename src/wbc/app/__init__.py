@@ -1,1 +1,1 @@
-"""The Streamlit app: `wbc app` starts it; all logic is in `logic`."""
+"""The Streamlit app: `wbc app` starts `main`, a thin page over the plain functions of the modules beside it."""
