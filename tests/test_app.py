@@ -921,9 +921,12 @@ class TestDifferential:
         assert [r["status"] for r in tally.differential_shown(list(rows.values()))] == ["high", "low?", "low", "high?"]
         assert tally.differential_shown(list(rows.values()))[0]["95% limits (%)"] == "6.2\u2060\u2013\u206015.0"
         assert {r["status"] for r in tally.differential_shown(differential(["NEUTROPHIL"] * 99))} == {"\u2014"}
-        # Other white cells have no range: a long dash there as in every row without a status (it was left blank).
+        # Other white cells have no range: a long dash there as in every row without a status (it was left blank);
+        # any one counted is to refer, however few the cells (a blast was shown with no status at all).
         other = tally.differential_shown(differential(["NEUTROPHIL", "OTHER_WHITE_CELL"], reviewed=True))[-1]
-        assert other["type"] == "Other white cell" and other["range (%)"] == other["status"] == "\u2014"
+        assert other["type"] == "Other white cell" and other["range (%)"] == "\u2014" and other["status"] == "refer"
+        none = tally.differential_shown(differential(["NEUTROPHIL"], reviewed=True))[-1]
+        assert none["type"] == "Other white cell" and none["status"] == "\u2014"
         in_range = tally.differential_shown(differential(["NEUTROPHIL"] * 55 + ["LYMPHOCYTE"] * 40 + ["MONOCYTE"] * 5))
         assert in_range[1]["status"] == "in\u00a0range" and list(in_range[1]) == [
             "type", "count", "percent", "95% limits (%)", "range (%)", "status"]
@@ -977,17 +980,22 @@ class TestDifferential:
         assert sum(int(str(r["count"])) for r in rows.values()) == 32 == sum(lab in review_table.COUNTED_LABELS for lab in labels)
         assert rows["Neutrophil"]["percent"] == 50.0 and rows["Basophil"]["percent"] == 3.1
         assert rows["Basophil"]["adult range (%)"] == "0–1" and rows["Other white cell"]["adult range (%)"] == ""
-        assert rows["Basophil"]["status"] == "-" and rows["Other white cell"]["status"] == ""  # under 100; no range
-        assert nrbc_note(review_table.reviewed_classes(labels), 32) == ("Nucleated red cells: 4 marked, not in the "
-                                                                       "total (12.5 per 100 white cells).")
+        # Under 100 cells no share has a status; any other white cell is one to refer all the same.
+        assert rows["Basophil"]["status"] == "-" and rows["Other white cell"]["status"] == "present: refer for review"
+        assert nrbc_note(review_table.reviewed_classes(labels), 32) == (
+            "Nucleated red cells: 4 marked, not in the total (12.5 per 100 white cells). They are not normally seen in "
+            "the blood after the first days of life. Where an analyser counted them as white cells, correct its white "
+            "count: WBC x 100 / (100 + nucleated red cells per 100 white cells).")
         assert nrbc_note(["NEUTROPHIL"], 1) == ""
         # With no white cell counted, they are still said (they vanished under "No white cells counted yet")
-        assert nrbc_note(["NRBC", "NRBC", review_table.EXCLUDED], 0) == (
-            "Nucleated red cells: 2 marked, not in the total; no white cell is counted to give them per 100 white cells.")
+        assert nrbc_note(["NRBC", "NRBC", review_table.EXCLUDED], 0).startswith(
+            "Nucleated red cells: 2 marked, not in the total; no white cell is counted to give them per 100 white cells."
+            " They are not normally seen")
         # From 100 white cells on, basophils get a place in their range; other white cells never (no range).
         many = {r["type"]: r for r in differential(["NEUTROPHIL"] * 96 + ["BASOPHIL"] * 3 + ["OTHER_WHITE_CELL"],
                                                          reviewed=True)}
-        assert many["Basophil"]["status"] == "high, may be chance" and many["Other white cell"]["status"] == ""
+        assert many["Basophil"]["status"] == "high, may be chance"
+        assert many["Other white cell"]["status"] == "present: refer for review"
         # The model's own readings (`wbc predict`) have the four rows alone, and read no reviewer's names
         assert len(differential(["NEUTROPHIL", "BASOPHIL"])) == 4
         assert sum(r["count"] for r in differential(["NEUTROPHIL", "BASOPHIL"])) == 1
@@ -2322,7 +2330,8 @@ class TestPage:
         rows = {r["type"]: r["count"] for r in csv.DictReader(io.StringIO(made[-1].decode("utf-8-sig")))}
         assert rows["Total"] == "2" and rows["Basophil"] == "1" and rows["Other white cell"] == "0"
         assert rows["Nucleated red cells (not in the total; percent: per 100 white cells)"] == "1"
-        assert "Nucleated red cells: 1 marked, not in the total (50.0 per 100 white cells)." in [c.value for c in at.caption]
+        assert any(c.value.startswith("Nucleated red cells: 1 marked, not in the total (50.0 per 100 white cells). They "
+                                      "are not normally seen") for c in at.caption)
         assert any(i.value.startswith("Provisional: 1 of the 2 counted image(s)") for i in at.info)
         assert rows["Not counted: unreadable files"] == "1" and rows["Counted, marked needs review, unchecked"] == "1"
 

@@ -59,6 +59,11 @@ def _status(pct: float, low: float, high: float, lo: float, hi: float) -> str:
             else HIGH_BY_CHANCE if pct > hi else "within range")
 
 
+# Blasts and immature granulocytes are not seen in a healthy adult's blood: any one is a finding for review
+# (ISLH consensus rules for smear review), whatever the number of cells counted; the row has no range to flag it by.
+OTHER_PRESENT = "present: refer for review"
+
+
 # A share outside its range whose limits reach into it: flagged as any share outside is (a laboratory flags it H or
 # L), and said to be within the counting error ("below range" beside "low" read as one flag to a technologist).
 LOW_BY_CHANCE, HIGH_BY_CHANCE = "low, may be chance", "high, may be chance"
@@ -71,7 +76,8 @@ def differential(labels: Sequence[str], reviewed: bool = False) -> list[dict[str
     HIGH_BY_CHANCE where the share does but its limits reach into it, "within range" else. All read off the
     figures as shown (one decimal), so that 9.0% (9.04) is never above 4–9%. `reviewed`
     (a reviewer's labels, as the app's review table gives them): also a basophil row and one of other white
-    cells (no range, no status), both in the total; a nucleated red cell (NRBC) is in none (`nrbc_note`)."""
+    cells (no range; OTHER_PRESENT where any is counted), both in the total; a nucleated red cell (NRBC) is in
+    none (`nrbc_note`)."""
     kinds: list[tuple[str, str, tuple[float, float] | None]] = [(t.name, t.label, t.normal_range_pct)
                                                                 for t in CELL_TYPES]
     if reviewed:
@@ -85,10 +91,11 @@ def differential(labels: Sequence[str], reviewed: bool = False) -> list[dict[str
         k = counts.get(name, 0)
         pct = round(100.0 * k / n, 1) if n else 0.0
         low, high = (round(100.0 * x, 1) for x in counting_limits(k, n)) if n else (0.0, 0.0)
-        status = "-" if n < MIN_CELLS_FOR_RANGES else _status(pct, low, high, *normal) if normal else ""
+        status = (("-" if n < MIN_CELLS_FOR_RANGES else _status(pct, low, high, *normal)) if normal
+                  else OTHER_PRESENT if k else "")
         rows.append({"type": label, "count": k, "percent": pct, LIMITS_COLUMN: f"{low:.1f}{DASH}{high:.1f}" if n else "",
                      "adult range (%)": f"{normal[0]:g}{DASH}{normal[1]:g}" if normal else "",
-                     "status": status if normal else ""})
+                     "status": status})
     return rows
 
 
@@ -107,7 +114,12 @@ def nrbc_note(labels: Sequence[str], white_cells: int) -> str:
     rate = per_100(k, white_cells)
     return (f"Nucleated red cells: {k} marked, not in the total"
             + (f" ({rate:.1f} per 100 white cells)." if rate is not None
-               else "; no white cell is counted to give them per 100 white cells."))
+               else "; no white cell is counted to give them per 100 white cells.") + NRBC_SEEN)
+
+
+# What nucleated red cells mean and do to a white count (ICSH; CLSI H20-A2): a student read a rate and no more.
+NRBC_SEEN = (" They are not normally seen in the blood after the first days of life. Where an analyser counted them as "
+             "white cells, correct its white count: WBC x 100 / (100 + nucleated red cells per 100 white cells).")
 
 
 # What a count of images is: one cell each (two photographs of one cell are two), said alike by the app and the CLI.
@@ -142,26 +154,31 @@ def differential_note(n: int, counted: str = "cell(s)", figures: str = "", revie
 # What the limits and the five statuses mean (`differential`).
 COUNTING_ERROR = ("The 95% limits are each share's counting error alone (exact binomial limits, as in Rümke's "
                   "table): a share outside its range is flagged low or high, and \"may be chance\" where its limits "
-                  "reach into the range, so that the count alone could put it there.")
+                  "reach into the range, so that the count alone could put it there: count 200 cells or more to "
+                  "settle it.")
 COUNTING_ERROR_SHOWN = COUNTING_ERROR.replace('"may be chance"', '"may be chance" (in the table, a ?)') + (  # the app's
     " The basophils read *to check* where they would be in range until every counted image is checked: the model "
-    "never calls a basophil, so only the review finds them.")
+    "never calls a basophil, so only the review finds them. Any other white cell counted reads *refer*.")
 
 
 # What makes a set of images a differential, and what the four rows hold (CLSI H20-A2's counting procedure;
 # the pediatric ranges of Davis's Lab and Diagnostic Tests).
 WHAT_IS_COUNTED = ("The shares mean something only for every white cell met in a systematic scan of one "
-                   "patient's film, not for chosen examples or several films pooled. The ranges are for adults "
-                   "(Davis's Lab and Diagnostic Tests; they vary by laboratory): young children normally have more "
-                   "lymphocytes than neutrophils. Band forms belong in the neutrophil row and reactive lymphocytes in "
-                   "the lymphocyte row. The model knows only its four types and puts any other cell in one of them: a "
+                   "patient's film, not for chosen examples or several films pooled. The ranges are for adults and "
+                   "children from 11 years (Davis's Lab and Diagnostic Tests); they vary by laboratory, method, age, "
+                   "ancestry and pregnancy: use your laboratory's. From about one week to about 5 years of age, "
+                   "children normally have more lymphocytes than neutrophils. Band forms belong in the neutrophil "
+                   "row and reactive lymphocytes in the lymphocyte row. The model knows only its four types and puts any other cell in one of them: a "
                    "basophil, an immature granulocyte (metamyelocyte, myelocyte, promyelocyte), a blast or another "
                    "abnormal cell, a nucleated red cell, a smudge cell or a clump of platelets.")
 # What to do about those, where a reviewer can (the app's review table) and where no one can (`wbc predict`).
 OTHER_CELLS_REVIEWED = ("Correct such a cell in the reviewed column: a basophil to Basophil and an immature or "
                         "abnormal white cell to Other white cell (both stay in the total; name the latter in the "
-                        "report), a nucleated red cell to Nucleated red cell (given per 100 white cells, outside the "
-                        "total), and a smudge cell, platelets or anything else that is no white cell to Excluded.")
+                        "report: any one, not seen in a healthy adult's blood, is a finding to refer for review), a "
+                        "nucleated red cell to Nucleated red cell (given per 100 white cells, outside the "
+                        "total), platelets or anything else that is no white cell to Excluded, and a smudge cell (a broken white "
+                        "cell) to Excluded too, noted in the report: where most are lymphocytes, as in chronic "
+                        "lymphocytic leukaemia, count them as lymphocytes instead, or make an albumin film.")
 OTHER_CELLS_UNREVIEWED = ("Here they stay counted in the four rows: correct them in the app's review table, or refer "
                           "the film for a manual count.")
 
