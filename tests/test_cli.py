@@ -169,7 +169,7 @@ class TestPredictCli:
         width, not its character count."""
         import shutil
 
-        from wbc.cli import columns
+        from wbc.cli.predict import columns
 
         names = ["血液細胞.jpeg", "e\u0301t\u00e9.jpeg", "plain.jpeg", "白血球" * 12 + ".jpeg"]
         for n in names:
@@ -189,7 +189,7 @@ class TestPredictCli:
         not start with a mark that would join the dots."""
         import unicodedata
 
-        from wbc.cli import columns, fit
+        from wbc.cli.predict import columns, fit
 
         assert columns("กั" * 5) == 5 and columns(unicodedata.normalize("NFD", "한.jpg")) == 6
         assert columns("a\u200bb") == 2 and columns("血液") == 4 and columns("e\u0301") == 1
@@ -659,7 +659,7 @@ class TestPredictCli:
         """Ctrl+C outside a training's epochs is one line (a training's own says whether it can resume:
         test_interrupted_training_says_whether_it_can_resume); a file system refusal met during the work
         is one line naming the file, not a traceback."""
-        import wbc.cli as cli
+        from wbc.cli import parser  # build_parser takes each verb's function from here
 
         def interrupted(args: object) -> int:
             raise KeyboardInterrupt
@@ -667,13 +667,13 @@ class TestPredictCli:
         def refused(args: object) -> int:
             raise PermissionError(13, "Permission denied", "/somewhere/out.csv")
 
-        monkeypatch.setattr(cli, "cmd_predict", interrupted)
+        monkeypatch.setattr(parser, "cmd_predict", interrupted)
         assert main(["predict", "x.jpeg"]) == 130
         assert capsys.readouterr().err == "wbc: interrupted\n"
-        monkeypatch.setattr(cli, "cmd_train", interrupted)
+        monkeypatch.setattr(parser, "cmd_train", interrupted)
         assert main(["train"]) == 130
         assert capsys.readouterr().err == "wbc: interrupted\n"
-        monkeypatch.setattr(cli, "cmd_predict", refused)
+        monkeypatch.setattr(parser, "cmd_predict", refused)
         assert main(["predict", "x.jpeg"]) == 2
         assert capsys.readouterr().err == "wbc: error: /somewhere/out.csv: Permission denied\n"
 
@@ -1266,7 +1266,7 @@ class TestOtherVerbs:
         pytest.importorskip("torch")
         import torch
 
-        from wbc.cli import build_parser
+        from wbc.cli.parser import build_parser
         from wbc.train import AUGMENT, OPTIMIZERS
 
         train = build_parser()._subparsers._group_actions[0].choices["train"]
@@ -1325,7 +1325,7 @@ class TestOtherVerbs:
         torch = pytest.importorskip("torch")
         from dataclasses import asdict
 
-        from wbc.cli import _check_resume
+        from wbc.cli.train import _check_resume
         from wbc.errors import WbcError
         from wbc.model import config_to_dict, default_config
         from wbc.info import CLASSES
@@ -1419,7 +1419,7 @@ class TestOtherVerbs:
         """Evaluating without scikit-learn asks for the eval extras (no PyTorch); without torch, for training's."""
         import importlib
 
-        from wbc import cli
+        from wbc.cli.train import _training
         from wbc.errors import WbcError
 
         for missing, extra in (("sklearn.metrics", "'.[eval]' (or '.[train]', which holds them)"), ("torch", "'.[train]'")):
@@ -1428,7 +1428,7 @@ class TestOtherVerbs:
 
             monkeypatch.setattr(importlib, "import_module", fail)
             with pytest.raises(WbcError, match=re.escape(f"pip install -e {extra}")):
-                cli._training("wbc.evaluate", "evaluate")
+                _training("wbc.evaluate", "evaluate")
 
     def test_checkpoint_without_torch_is_one_line(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
@@ -1601,12 +1601,12 @@ def test_closed_socket_ends_quietly() -> None:
 
 def test_a_broken_pipe_elsewhere_is_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None:
     """Only a closed stdout ends quietly: a broken pipe or socket of the command's own is raised."""
-    import wbc.cli
+    import wbc.cli.parser
 
     def broken(args: object) -> int:
         raise BrokenPipeError("the download's socket")
 
-    monkeypatch.setattr(wbc.cli, "cmd_data_check", broken)
+    monkeypatch.setattr(wbc.cli.parser, "cmd_data_check", broken)
     with pytest.raises(BrokenPipeError, match="socket"):
         main(["data", "check", "--data", str(FIXTURE_IMAGES)])
 
@@ -1753,6 +1753,24 @@ def test_python_dash_m_wbc_is_the_wbc_command() -> None:
 
     proc = subprocess.run([sys.executable, "-m", "wbc", "--version"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and proc.stdout.strip() == f"wbc {__version__}", proc
+
+
+def test_predict_and_app_leave_the_training_extras_unloaded() -> None:
+    """`wbc predict` and `wbc app` (up to the server's start: its port is taken) import no PyTorch, scikit-learn
+    or matplotlib: the CLI loads those only for the commands that need them."""
+    script = """
+import socket, sys
+from wbc.cli import main
+assert main(["predict", sys.argv[1], "--quiet"]) == 0
+with socket.socket() as taken:
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    assert main(["app", "--port", str(taken.getsockname()[1]), "--address", "127.0.0.1"]) == 2
+print(sorted({m.split(".")[0] for m in sys.modules} & {"torch", "sklearn", "matplotlib"}))
+"""
+    proc = subprocess.run([sys.executable, "-c", script, str(FIXTURE_IMAGES / "TEST_SIMPLE")], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.splitlines()[-1] == "[]", proc
 
 
 def test_the_counts_heading_does_not_say_checking_the_flagged_ones_is_enough(tmp_path: Path,

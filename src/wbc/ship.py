@@ -131,7 +131,7 @@ def export_warnings(ckpt: Path, card: dict[str, Any]) -> list[str]:
     finish (interrupted; `--resume` finishes it), held-out or TEST accuracy below 50% (chance, with 4 classes: 25%),
     or a calibration on fewer than MIN_CALIBRATION_FILES validation files."""
     notes = []
-    if (ckpt.parent / "DRY_RUN").is_file():  # wbc.cli.DRY_RUN_MARK: a check of the set-up, kept with --out
+    if (ckpt.parent / "DRY_RUN").is_file():  # wbc.cli.train.DRY_RUN_MARK: a check of the set-up, kept with --out
         notes.append(f"the run {ckpt.parent} is a dry run (a few cells, one or two epochs), not a model to use")
     last = ckpt.parent / "last.pt"
     if last.is_file():
