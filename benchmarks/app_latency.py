@@ -28,10 +28,7 @@ def main() -> int:
     from test_e2e import CHROMIUM, free_port
     from wbc.data import find_images_root, list_split
 
-    try:
-        from wbc.cli.parser import whole_number
-    except ModuleNotFoundError:  # app_ab.sh runs this with an earlier commit's src, from before wbc.cli was a package
-        from wbc.cli import whole_number
+    from wbc.cli import whole_number
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path)

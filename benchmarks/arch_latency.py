@@ -60,7 +60,7 @@ def quantized(export_dir: Path, spec: PreprocessSpec, images: list[Path]) -> Pat
 
 
 def main() -> int:
-    from wbc.cli.parser import whole_number
+    from wbc.cli import whole_number
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", type=Path, nargs="+", help="run folders; the first is the baseline")

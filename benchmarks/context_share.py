@@ -35,7 +35,7 @@ def main() -> int:
     import torch.nn.functional as F
 
     import wbc.augment as augment
-    from wbc.cli.parser import whole_number
+    from wbc.cli import whole_number
     from wbc.data import find_images_root, list_split
     from wbc.imaging import PreprocessSpec, load_image, prepare_located
     from wbc.train import AUGMENT, WBCNET_PRESET, context_spec

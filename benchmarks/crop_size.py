@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from wbc.progress import bar
 
     import wbc.screening
-    from wbc.cli.parser import whole_number
+    from wbc.cli import whole_number
     from wbc.data import find_images_root, list_split
     from wbc.imaging import load_image
     from wbc.predict import Predictor

@@ -66,7 +66,7 @@ def variants() -> dict[str, Callable[[np.ndarray], np.ndarray]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from wbc.cli.parser import whole_number
+    from wbc.cli import whole_number
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--every", type=whole_number(1), default=5, help="every Nth TRAIN file (default: 5)")

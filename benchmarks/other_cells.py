@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     import wbc.screening as scr
-    from wbc.cli.parser import whole_number
+    from wbc.cli import whole_number
     from wbc.data import find_images_root, list_split
     from wbc.imaging import CellLocation, load_image, locate_at_data_scale
     from wbc.info import SPLITS

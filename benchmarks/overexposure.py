@@ -76,7 +76,7 @@ def pct(a: float | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     from wbc.progress import bar
 
-    from wbc.cli.parser import whole_number
+    from wbc.cli import whole_number
     from wbc.data import find_images_root, list_split
     from wbc.imaging import TEST_TIME_VIEWS, load_image
     from wbc.io import atomic_write_text

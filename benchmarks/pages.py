@@ -129,7 +129,7 @@ def read_layouts(layouts: dict[str, Layout], every: int, data: str | None, what:
 
 def layouts_cli(layouts: dict[str, Layout], what: str, doc: str | None, argv: list[str] | None = None) -> None:
     """The command line of a benchmark of `layouts` (this one's, or another's with its `doc`): --data, --every."""
-    from wbc.cli.parser import whole_number
+    from wbc.cli import whole_number
 
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data")

@@ -90,7 +90,7 @@ def stages(p: Predictor, runs: int) -> dict[str, float]:
 
 
 def main() -> int:
-    from wbc.cli.parser import whole_number
+    from wbc.cli import whole_number
     from wbc.predict import Predictor
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

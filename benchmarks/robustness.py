@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from wbc.robustness import EXTRA_SHIFTS, SHIFTS, run_shifts
 
     every_shift = {**SHIFTS, **EXTRA_SHIFTS}
-    from wbc.cli.parser import whole_number
+    from wbc.cli import whole_number
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="model folder or .onnx (default: the shipped model)")

@@ -75,10 +75,7 @@ def compare(a: Path, b: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        from wbc.cli.parser import whole_number
-    except ModuleNotFoundError:  # `dump` runs with an earlier commit's src too, from before wbc.cli was a package
-        from wbc.cli import whole_number
+    from wbc.cli import whole_number
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)

@@ -90,7 +90,7 @@ def list_passing(patches: list[np.ndarray], sheet: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     from wbc.progress import bar
 
-    from wbc.cli.parser import whole_number
+    from wbc.cli import whole_number
     from wbc.data import find_images_root, list_split
     from wbc.imaging import load_image, locate_at_data_scale
     from wbc.io import atomic_write_text

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     from wbc.imaging import COARSE_MARGIN, COARSE_REDUCE, coarse_stain, load_image, stain_map, stain_peak, whole_stain_peak
     from wbc.robustness import scale as enlarge
 
-    from wbc.cli.parser import whole_number
+    from wbc.cli import whole_number
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data")

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from wbc.augment import augment_batch
-    from wbc.cli.parser import whole_number
+    from wbc.cli import whole_number
     from wbc.model import build_model, default_config
     from wbc.train import AUGMENT, _make_optimizer, preset
 

@@ -25,7 +25,7 @@ TYPED = ("confident", "needs review")
 
 def main(argv: list[str] | None = None) -> None:
     from wbc import screening
-    from wbc.cli.parser import whole_number
+    from wbc.cli import whole_number
     from wbc.data import find_images_root, list_split
     from wbc.imaging import load_image, scale_channels
     from wbc.info import CLASSES, SPLITS

@@ -19,7 +19,7 @@ import numpy as np
 def main(argv: list[str] | None = None) -> None:
     from wbc.progress import bar
 
-    from wbc.cli.parser import whole_number
+    from wbc.cli import whole_number
     from wbc.data import find_images_root, list_split
     from wbc.imaging import load_image
     from wbc.info import SPLITS

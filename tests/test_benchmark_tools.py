@@ -622,7 +622,7 @@ def test_scale_cv_packs_crops_and_cross_validates_them(tmp_path: Path) -> None:
     assert "held-out accuracy" in scale_cv(*again, "--epochs", "1", "--folds", "0")
     assert json.loads((work / "scale.json").read_text())["runs"].keys() == out["runs"].keys()
     refused = scale_cv(*again, "--epochs", "2", "--folds", "0", status=2)
-    assert "not the run asked for (epochs" in refused and "choose another --work" in refused
+    assert "not the run asked for: it differs in epochs (1 there, 2 asked)" in refused and "choose another --work" in refused
     assert json.loads((work / "scale.json").read_text())["results"] == out["results"]
     assert "--folds 0 5: the folds are 0 to 4" in scale_cv(*again, "--folds", "0", "5", status=2)
     scale_cv(*again, "--epochs", "1", "--folds", "2", "--recipes", "wide")  # another recipe, on a fold of its own
