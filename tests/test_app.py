@@ -962,9 +962,11 @@ class TestDifferential:
 
     def test_review_labels_read_back_as_classes(self) -> None:
         """The review table names the types as the page does; the differential reads them back as classes."""
-        assert review_table.REVIEW_LABELS == ("Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil", "Basophil",
-                                       "Other white cell", "Nucleated red cell", review_table.EXCLUDED)
-        assert review_table.reviewed_classes(review_table.REVIEW_LABELS) == [*CLASSES, "BASOPHIL", "OTHER_WHITE_CELL", "NRBC",
+        assert review_table.REVIEW_LABELS == ("Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil", "Basophil", "Blast",
+                                              "Immature granulocyte", "Other white cell", "Nucleated red cell",
+                                              review_table.EXCLUDED)
+        assert review_table.reviewed_classes(review_table.REVIEW_LABELS) == [*CLASSES, "BASOPHIL", "BLAST",
+                                                                             "IMMATURE_GRANULOCYTE", "OTHER_WHITE_CELL", "NRBC",
                                                                review_table.EXCLUDED]
         rows = {r["type"]: r["count"] for r in differential(review_table.reviewed_classes(["Monocyte", "Excluded"]))}
         assert rows["Monocyte"] == 1 and sum(rows.values()) == 1
@@ -976,7 +978,8 @@ class TestDifferential:
         labels = (["Neutrophil"] * 16 + ["Lymphocyte"] * 6 + ["Monocyte"] * 4 + ["Eosinophil"] * 4 + ["Basophil"]
                   + ["Other white cell"] + ["Nucleated red cell"] * 4 + [review_table.EXCLUDED] * 3)
         rows = {r["type"]: r for r in differential(review_table.reviewed_classes(labels), reviewed=True)}
-        assert list(rows) == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil", "Basophil", "Other white cell"]
+        assert list(rows) == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil", "Basophil", "Blast",
+                              "Immature granulocyte", "Other white cell"]
         assert sum(int(str(r["count"])) for r in rows.values()) == 32 == sum(lab in review_table.COUNTED_LABELS for lab in labels)
         assert rows["Neutrophil"]["percent"] == 50.0 and rows["Basophil"]["percent"] == 3.1
         assert rows["Basophil"]["adult range (%)"] == "0–1" and rows["Other white cell"]["adult range (%)"] == ""
@@ -996,6 +999,12 @@ class TestDifferential:
                                                          reviewed=True)}
         assert many["Basophil"]["status"] == "high, may be chance"
         assert many["Other white cell"]["status"] == "present: refer for review"
+        # Blasts and immature granulocytes have rows of their own (a laboratory reports them apart), in the total,
+        # each "refer" where any is counted; a row with none says nothing.
+        apart = {r["type"]: r for r in differential(["NEUTROPHIL"] * 98 + ["BLAST", "IMMATURE_GRANULOCYTE"], reviewed=True)}
+        assert apart["Blast"]["count"] == apart["Immature granulocyte"]["count"] == 1 and apart["Neutrophil"]["percent"] == 98
+        assert apart["Blast"]["status"] == apart["Immature granulocyte"]["status"] == "present: refer for review"
+        assert apart["Other white cell"]["status"] == "" and apart["Blast"]["adult range (%)"] == ""
         # The model's own readings (`wbc predict`) have the four rows alone, and read no reviewer's names
         assert len(differential(["NEUTROPHIL", "BASOPHIL"])) == 4
         assert sum(r["count"] for r in differential(["NEUTROPHIL", "BASOPHIL"])) == 1
@@ -1072,7 +1081,7 @@ class TestDifferential:
         assert next(r for r in tally.reviewed_differential(names, checked) if r["type"] == "Basophil")["status"] \
             == "within range"
         few = tally.reviewed_differential(names[:10], rows[:10])  # under 100 cells: no status for any row, as before
-        assert {r["status"] for r in few if r["type"] != "Other white cell"} == {"-"}
+        assert {r["status"] for r in few if r["type"] not in ("Blast", "Immature granulocyte", "Other white cell")} == {"-"}
 
     def test_differential_csv(self) -> None:
         """The differential's download: the page's rows, then the total; a spreadsheet's sum of the counts
@@ -1983,7 +1992,8 @@ class TestPage:
         assert kind == "warning" and plain(text) == (
             "Restored the review of 1 image(s) from t.csv: 1 given a type other than the model's. 1 row(s) "
             "hold in their reviewed column no type this page knows (Eosinophil, Lymphocyte, Monocyte, Neutrophil, "
-            "Basophil, Other white cell, Nucleated red cell, Excluded), and keep the model's type: a.jpeg: 'Eosinophill'")
+            "Basophil, Blast, Immature granulocyte, Other white cell, Nucleated red cell, Excluded), and keep the model's "
+            "type: a.jpeg: 'Eosinophill'")
 
     def test_different_images_with_one_name_are_told_apart(self) -> None:
         """Two different images named alike get rows of their own names; the same name and bytes twice
@@ -2121,9 +2131,9 @@ class TestPage:
                                                "range (%)": f"0{joined}5.5", "status": "\u2014"}
         # The type heads each row (the table's index: a th a screen reader names the row by).
         assert at.tabs[0].table[0].value.index.tolist() == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil", "Basophil",
-                                                         "Other white cell"]
+                                                         "Blast", "Immature granulocyte", "Other white cell"]
         assert at.tabs[0].table[0].value.index.name == "type" and not at.tabs[0].table[0].proto.hide_index
-        assert at.tabs[0].table[0].value["percent"].tolist() == [25.0] * 4 + [0.0] * 2  # a number, to the right as the counts
+        assert at.tabs[0].table[0].value["percent"].tolist() == [25.0] * 4 + [0.0] * 4  # a number, to the right as the counts
         trust = next(json.loads(d.proto.columns) for d in at.dataframe if "right (%)" in d.value.columns)
         assert trust["right (%)"]["type_config"]["format"] == trust["mean confidence (%)"]["type_config"]["format"] == "%.1f"
 

@@ -146,7 +146,8 @@ class TestInBrowser:
         scroll, client = page.locator(".st-key-review .dvn-scroller").evaluate("s => [s.scrollWidth, s.clientWidth]")
         assert scroll <= client, (scroll, client)
         table.screenshot(path=str(OUT / "review-table.png"))  # for a human check: every header whole
-        assert page.locator(".st-key-differential table tbody tr").count() == 6  # the four, basophils, other white cells
+        # the four, basophils, blasts, immature granulocytes, other white cells
+        assert page.locator(".st-key-differential table tbody tr").count() == 8
         heads = page.locator(".st-key-differential thead th")  # the number columns' headings over their figures
         assert [heads.nth(k).evaluate("e => getComputedStyle(e).textAlign") for k in range(3)] == ["start", "right",
                                                                                                     "right"]
@@ -246,8 +247,9 @@ class TestInBrowser:
         assert table.bounding_box()["width"] <= box.bounding_box()["width"], (table.bounding_box(), box.bounding_box())
         assert table.locator("thead th").all_inner_texts() == ["type", "count", "percent", "95% limits (%)", "range (%)",
                                                                "status"]
-        assert table.locator('tbody th[scope="row"]').all_inner_texts() == ["Eosinophil", "Lymphocyte", "Monocyte",
-                                                                            "Neutrophil", "Basophil", "Other white cell"]
+        assert table.locator('tbody th[scope="row"]').all_inner_texts() == [
+            "Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil", "Basophil", "Blast", "Immature granulocyte",
+            "Other white cell"]
         # Whole limits on a line each: a limit broken after its dash read as two numbers.
         cell = table.locator("tbody tr").first.locator("td").nth(2)
         assert "3.2" in cell.inner_text() and cell.evaluate("e => e.getBoundingClientRect().height < 60")

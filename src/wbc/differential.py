@@ -47,10 +47,13 @@ def counting_limits(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
 
 
 # What a reviewer may call an image besides the model's four types: a white cell counted in the total, in a row of its
-# own (a basophil; a blast, an immature granulocyte or an abnormal cell, named in the report), or a nucleated red
-# cell, given per 100 white cells outside the total (CLSI H20-A2; ICSH 2014). Names as the differential reads them.
-BASOPHIL, OTHER_WHITE, NRBC = "BASOPHIL", "OTHER_WHITE_CELL", "NRBC"
-REVIEWED_TYPES = {BASOPHIL: "Basophil", OTHER_WHITE: "Other white cell", NRBC: "Nucleated red cell"}
+# own (a basophil; a blast; an immature granulocyte; another abnormal cell, named in the report: a laboratory reports
+# blasts and immature granulocytes apart), or a nucleated red cell, given per 100 white cells outside the total
+# (CLSI H20-A2; ICSH 2014). Names as the differential reads them.
+BASOPHIL, BLAST, IMMATURE, OTHER_WHITE, NRBC = "BASOPHIL", "BLAST", "IMMATURE_GRANULOCYTE", "OTHER_WHITE_CELL", "NRBC"
+REVIEWED_TYPES = {BASOPHIL: "Basophil", BLAST: "Blast", IMMATURE: "Immature granulocyte", OTHER_WHITE: "Other white cell",
+                  NRBC: "Nucleated red cell"}
+NOT_IN_HEALTHY_BLOOD = (BLAST, IMMATURE, OTHER_WHITE)  # rows with no range: any one counted is OTHER_PRESENT
 BASOPHIL_RANGE_PCT = (0.0, 1.0)  # adults, Davis's Lab and Diagnostic Tests, as the four types' (wbc.info)
 
 
@@ -60,7 +63,7 @@ def _status(pct: float, low: float, high: float, lo: float, hi: float) -> str:
 
 
 # Blasts and immature granulocytes are not seen in a healthy adult's blood: any one is a finding for review
-# (ISLH consensus rules for smear review), whatever the number of cells counted; the row has no range to flag it by.
+# (ISLH consensus rules for smear review), whatever the number of cells counted; their rows have no range to flag by.
 OTHER_PRESENT = "present: refer for review"
 
 
@@ -75,13 +78,14 @@ def differential(labels: Sequence[str], reviewed: bool = False) -> list[dict[str
     ("-" below): "low" or "high" where the limits lie wholly outside the range, LOW_BY_CHANCE or
     HIGH_BY_CHANCE where the share does but its limits reach into it, "within range" else. All read off the
     figures as shown (one decimal), so that 9.0% (9.04) is never above 4–9%. `reviewed`
-    (a reviewer's labels, as the app's review table gives them): also a basophil row and one of other white
-    cells (no range; OTHER_PRESENT where any is counted), both in the total; a nucleated red cell (NRBC) is in
-    none (`nrbc_note`)."""
+    (a reviewer's labels, as the app's review table gives them): also a basophil row and those of
+    NOT_IN_HEALTHY_BLOOD (no range; OTHER_PRESENT where any is counted), all in the total; a nucleated red cell
+    (NRBC) is in none (`nrbc_note`)."""
     kinds: list[tuple[str, str, tuple[float, float] | None]] = [(t.name, t.label, t.normal_range_pct)
                                                                 for t in CELL_TYPES]
     if reviewed:
-        kinds += [(BASOPHIL, REVIEWED_TYPES[BASOPHIL], BASOPHIL_RANGE_PCT), (OTHER_WHITE, REVIEWED_TYPES[OTHER_WHITE], None)]
+        kinds += [(BASOPHIL, REVIEWED_TYPES[BASOPHIL], BASOPHIL_RANGE_PCT),
+                  *((k, REVIEWED_TYPES[k], None) for k in NOT_IN_HEALTHY_BLOOD)]
     names = {name for name, _, _ in kinds}
     counted = [lab for lab in labels if lab in names]
     n = len(counted)
@@ -158,7 +162,8 @@ COUNTING_ERROR = ("The 95% limits are each share's counting error alone (exact b
                   "settle it.")
 COUNTING_ERROR_SHOWN = COUNTING_ERROR.replace('"may be chance"', '"may be chance" (in the table, a ?)') + (  # the app's
     " The basophils read *to check* where they would be in range until every counted image is checked: the model "
-    "never calls a basophil, so only the review finds them. Any other white cell counted reads *refer*.")
+    "never calls a basophil, so only the review finds them. Any blast, immature granulocyte or other white cell "
+    "counted reads *refer*.")
 
 
 # What makes a set of images a differential, and what the four rows hold (CLSI H20-A2's counting procedure;
@@ -172,10 +177,11 @@ WHAT_IS_COUNTED = ("The shares mean something only for every white cell met in a
                    "basophil, an immature granulocyte (metamyelocyte, myelocyte, promyelocyte), a blast or another "
                    "abnormal cell, a nucleated red cell, a smudge cell or a clump of platelets.")
 # What to do about those, where a reviewer can (the app's review table) and where no one can (`wbc predict`).
-OTHER_CELLS_REVIEWED = ("Correct such a cell in the reviewed column: a basophil to Basophil and an immature or "
-                        "abnormal white cell to Other white cell (both stay in the total; name the latter in the "
-                        "report: any one, not seen in a healthy adult's blood, is a finding to refer for review), a "
-                        "nucleated red cell to Nucleated red cell (given per 100 white cells, outside the "
+OTHER_CELLS_REVIEWED = ("Correct such a cell in the reviewed column: a basophil to Basophil, a blast to Blast, a "
+                        "metamyelocyte, myelocyte or promyelocyte to Immature granulocyte, and another abnormal white "
+                        "cell to Other white cell, named in the report (all stay in the total, in rows of their own; "
+                        "any blast, immature granulocyte or other white cell, not seen in a healthy adult's blood, is "
+                        "a finding to refer for review), a nucleated red cell to Nucleated red cell (given per 100 white cells, outside the "
                         "total), platelets or anything else that is no white cell to Excluded, and a smudge cell (a broken white "
                         "cell) to Excluded too, noted in the report: where most are lymphocytes, as in chronic "
                         "lymphocytic leukaemia, count them as lymphocytes instead, or make an albumin film.")

@@ -125,8 +125,8 @@ def review_section(results: list[analysis.CellResult], keys: list[str], bad: lis
     st.divider()
     st.header("Differential count" if several else "Review", anchor="differential-count")
     st.caption("Correct any prediction in the *reviewed* column" + (
-        f"; the counts follow. Basophil and Other white cell (a blast, an immature or abnormal cell) are counted in the "
-        f"total in rows of their own, Nucleated red cell per 100 white cells outside it, and {review_table.EXCLUDED} "
+        f"; the counts follow. Basophil, Blast, Immature granulocyte and Other white cell (another abnormal cell) are "
+        f"counted in the total in rows of their own, Nucleated red cell per 100 white cells outside it, and {review_table.EXCLUDED} "
         "leaves an image out of the count (platelets, no white cell, or a smudge cell: note those in the report, and "
         "where most are lymphocytes, as in chronic lymphocytic leukaemia, count them as lymphocytes)." if several
         else "."))
@@ -298,8 +298,8 @@ with model_tab:
         "other microscopes, stains or magnifications may be read less well.\n"
         "- It knows only four types: basophils, blasts, immature granulocytes, abnormal cells, nucleated red cells, "
         "smudge cells and platelet clumps will be called one of them, often with high confidence and not always "
-        "marked *needs review*. In the review table, correct them to Basophil or Other white cell (counted in the "
-        "total), Nucleated red cell (per 100 white cells, outside it) or Excluded.\n"
+        "marked *needs review*. In the review table, correct them to Basophil, Blast, Immature granulocyte or Other "
+        "white cell (counted in the total), Nucleated red cell (per 100 white cells, outside it) or Excluded.\n"
         f"- Below a confidence of {words.threshold_shown(predictor.review_threshold)} (the least confident tenth of "
         f"{words.threshold_basis(card)}) it asks for review. Its confidences were calibrated on held-out cells from "
         f"the same laboratory ({model_card.ece_note(test)}); "
