@@ -15,8 +15,8 @@ from PIL import Image
 
 from wbc.app import analysis, images, layout, markup, model_card, review_table, tally, words
 from wbc.differential import (
-    IMAGES_AS_CELLS, LIMITS_COLUMN, balanced_test, differential, differential_note, differential_notes, misread_figures,
-    nrbc_note)
+    IMAGES_AS_CELLS, LIMITS_COLUMN, balanced_test, differential, differential_note, differential_notes, findings_note,
+    misread_figures, nrbc_note)
 from wbc.info import CLASSES, cell_type
 from wbc.io import bytes_key
 from wbc.predict import DEFAULT_MODEL_DIR, Predictor
@@ -1003,8 +1003,18 @@ class TestDifferential:
         # each "refer" where any is counted; a row with none says nothing.
         apart = {r["type"]: r for r in differential(["NEUTROPHIL"] * 98 + ["BLAST", "IMMATURE_GRANULOCYTE"], reviewed=True)}
         assert apart["Blast"]["count"] == apart["Immature granulocyte"]["count"] == 1 and apart["Neutrophil"]["percent"] == 98
-        assert apart["Blast"]["status"] == apart["Immature granulocyte"]["status"] == "present: refer for review"
+        assert apart["Blast"]["status"] == "present: refer for review"
+        assert apart["Immature granulocyte"]["status"] == "present: review the film"  # common in infection, pregnancy
         assert apart["Other white cell"]["status"] == "" and apart["Blast"]["adult range (%)"] == ""
+        assert [r["status"] for r in tally.differential_shown(list(apart.values()))][-3:] == ["refer", "review", "\u2014"]
+        # Said above the notes too: a blast in the table's last column was easy to pass over.
+        assert findings_note(list(apart.values())) == (
+            "Counted: Blast 1, Immature granulocyte 1. None is seen in a healthy adult's blood: refer the film for "
+            "review (a pathologist's, where a blast is new).")
+        ig = differential(["NEUTROPHIL"] * 9 + ["IMMATURE_GRANULOCYTE"], reviewed=True)
+        assert findings_note(ig).endswith("review the film (a few immature granulocytes are common in infection and "
+                                          "pregnancy).")
+        assert findings_note(differential(["NEUTROPHIL"], reviewed=True)) == ""
         # The model's own readings (`wbc predict`) have the four rows alone, and read no reviewer's names
         assert len(differential(["NEUTROPHIL", "BASOPHIL"])) == 4
         assert sum(r["count"] for r in differential(["NEUTROPHIL", "BASOPHIL"])) == 1
@@ -1963,6 +1973,12 @@ class TestPage:
         assert got.by_name == {"=cmd.jpeg": "Monocyte", "'b.jpeg": review_table.EXCLUDED}  # quoting undone, names kept
         excel = "file;predicted;reviewed\né.jpeg;Eosinophil;monocyte\n".encode("cp1252")
         assert review_table.restored_labels(excel, "x.csv").by_name == {"é.jpeg": "Monocyte"}
+        # A laboratory's short names, as a reviewer types them in a spreadsheet (IG and NRBC kept the model's type,
+        # and a nucleated red cell was counted as a lymphocyte); a word that is none stays unknown.
+        short = "file,predicted,reviewed\na,Lymphocyte,NRBC\nb,Neutrophil,IG\nc,Eosinophil, Baso \nd,Neutrophil,band\ne,Lymphocyte,blastt\n"
+        got = review_table.restored_labels(short.encode(), "s.csv")
+        assert got.by_name == {"a": "Nucleated red cell", "b": "Immature granulocyte", "c": "Basophil", "d": "Neutrophil"}
+        assert got.unknown == (("e", "blastt"),)
         # Re-saved with a lone CR ending each line (Excel's "Macintosh Comma Separated"), or as UTF-16 text
         text = data.decode("utf-8-sig")
         for resaved in (text.replace("\r\n", "\r").replace("\n", "\r").encode(), text.encode("utf-16")):
@@ -1988,6 +2004,11 @@ class TestPage:
             "5 ticked checked.")
         assert plain(review_table.restore_note("t.csv", 3, 0, 0, ())[1]) == "Restored the review of 3 image(s) from t.csv: each as " \
                                                              "the model read it."
+        # Other white cell held blasts and immature granulocytes before they had rows: any restored so is to check.
+        kind, text = review_table.restore_note("t.csv", 3, 2, 0, (), other=2)
+        assert kind == "success" and plain(text).endswith(
+            "2 given a type other than the model's. 2 restored as Other white cell: a table saved before wbc 0.24 put "
+            "blasts and immature granulocytes there too, which now have rows of their own; check those rows.")
         kind, text = review_table.restore_note("t.csv", 1, 1, 0, typo.unknown)
         assert kind == "warning" and plain(text) == (
             "Restored the review of 1 image(s) from t.csv: 1 given a type other than the model's. 1 row(s) "
@@ -2344,6 +2365,15 @@ class TestPage:
                                       "are not normally seen") for c in at.caption)
         assert any(i.value.startswith("Provisional: 1 of the 2 counted image(s)") for i in at.info)
         assert rows["Not counted: unreadable files"] == "1" and rows["Counted, marked needs review, unchecked"] == "1"
+        assert not any(e.value.startswith("Counted: ") for e in at.error)  # no blast yet: no alert
+        # A blast named: an alert above the notes, and its row in the download says what to do
+        at.session_state[layout.REVIEW_KEY] = {"edited_rows": {0: {"reviewed": "Blast"}, 1: {"reviewed": "Nucleated red cell"}},
+                                              "added_rows": [], "deleted_rows": []}
+        at.run()
+        assert not at.exception and any(e.value.startswith("Counted: Blast 1. None is seen in a healthy adult's blood: "
+                                                           "refer the film") for e in at.error)
+        status = {r["type"]: r["status"] for r in csv.DictReader(io.StringIO(made[-1].decode("utf-8-sig")))}
+        assert status["Blast"] == "present: refer for review" and status["Immature granulocyte"] == ""
 
     def test_rerun_does_not_analyse_again(self, monkeypatch: pytest.MonkeyPatch) -> None:
         """A rerun with the same uploads (as editing the review table makes) reuses the analysis, and adding or

@@ -53,7 +53,7 @@ def counting_limits(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
 BASOPHIL, BLAST, IMMATURE, OTHER_WHITE, NRBC = "BASOPHIL", "BLAST", "IMMATURE_GRANULOCYTE", "OTHER_WHITE_CELL", "NRBC"
 REVIEWED_TYPES = {BASOPHIL: "Basophil", BLAST: "Blast", IMMATURE: "Immature granulocyte", OTHER_WHITE: "Other white cell",
                   NRBC: "Nucleated red cell"}
-NOT_IN_HEALTHY_BLOOD = (BLAST, IMMATURE, OTHER_WHITE)  # rows with no range: any one counted is OTHER_PRESENT
+NOT_IN_HEALTHY_BLOOD = (BLAST, IMMATURE, OTHER_WHITE)  # rows with no range: any one counted is a finding
 BASOPHIL_RANGE_PCT = (0.0, 1.0)  # adults, Davis's Lab and Diagnostic Tests, as the four types' (wbc.info)
 
 
@@ -62,9 +62,12 @@ def _status(pct: float, low: float, high: float, lo: float, hi: float) -> str:
             else HIGH_BY_CHANCE if pct > hi else "within range")
 
 
-# Blasts and immature granulocytes are not seen in a healthy adult's blood: any one is a finding for review
-# (ISLH consensus rules for smear review), whatever the number of cells counted; their rows have no range to flag by.
+# Blasts and immature granulocytes are not seen in a healthy adult's blood: any one is a finding, whatever the
+# number of cells counted (ISLH consensus rules for smear review); their rows have no range to flag by. A blast or
+# an abnormal cell is referred (to a pathologist); a few immature granulocytes are common in infection and
+# pregnancy, and call for a review of the film.
 OTHER_PRESENT = "present: refer for review"
+IMMATURE_PRESENT = "present: review the film"
 
 
 # A share outside its range whose limits reach into it: flagged as any share outside is (a laboratory flags it H or
@@ -79,8 +82,8 @@ def differential(labels: Sequence[str], reviewed: bool = False) -> list[dict[str
     HIGH_BY_CHANCE where the share does but its limits reach into it, "within range" else. All read off the
     figures as shown (one decimal), so that 9.0% (9.04) is never above 4–9%. `reviewed`
     (a reviewer's labels, as the app's review table gives them): also a basophil row and those of
-    NOT_IN_HEALTHY_BLOOD (no range; OTHER_PRESENT where any is counted), all in the total; a nucleated red cell
-    (NRBC) is in none (`nrbc_note`)."""
+    NOT_IN_HEALTHY_BLOOD (no range; where any is counted, IMMATURE_PRESENT for immature granulocytes and
+    OTHER_PRESENT else), all in the total; a nucleated red cell (NRBC) is in none (`nrbc_note`)."""
     kinds: list[tuple[str, str, tuple[float, float] | None]] = [(t.name, t.label, t.normal_range_pct)
                                                                 for t in CELL_TYPES]
     if reviewed:
@@ -96,11 +99,25 @@ def differential(labels: Sequence[str], reviewed: bool = False) -> list[dict[str
         pct = round(100.0 * k / n, 1) if n else 0.0
         low, high = (round(100.0 * x, 1) for x in counting_limits(k, n)) if n else (0.0, 0.0)
         status = (("-" if n < MIN_CELLS_FOR_RANGES else _status(pct, low, high, *normal)) if normal
-                  else OTHER_PRESENT if k else "")
+                  else "" if not k else IMMATURE_PRESENT if name == IMMATURE else OTHER_PRESENT)
         rows.append({"type": label, "count": k, "percent": pct, LIMITS_COLUMN: f"{low:.1f}{DASH}{high:.1f}" if n else "",
                      "adult range (%)": f"{normal[0]:g}{DASH}{normal[1]:g}" if normal else "",
                      "status": status})
     return rows
+
+
+def findings_note(diff: Sequence[Mapping[str, object]]) -> str:
+    """What a reviewed differential's rows of NOT_IN_HEALTHY_BLOOD hold, as an alert ("" where none is counted): a
+    blast in the last column of a long table was easy to pass over."""
+    found = {str(r["type"]): int(str(r["count"])) for r in diff
+             if r["type"] in {REVIEWED_TYPES[k] for k in NOT_IN_HEALTHY_BLOOD} and int(str(r["count"]))}
+    if not found:
+        return ""
+    counted = ", ".join(f"{k} {v}" for k, v in found.items())
+    refer = [k for k in found if k != REVIEWED_TYPES[IMMATURE]]
+    return (f"Counted: {counted}. None is seen in a healthy adult's blood: "
+            + ("refer the film for review (a pathologist's, where a blast is new)" if refer
+               else "review the film (a few immature granulocytes are common in infection and pregnancy)") + ".")
 
 
 def per_100(k: int, white_cells: int) -> float | None:
@@ -162,8 +179,8 @@ COUNTING_ERROR = ("The 95% limits are each share's counting error alone (exact b
                   "settle it.")
 COUNTING_ERROR_SHOWN = COUNTING_ERROR.replace('"may be chance"', '"may be chance" (in the table, a ?)') + (  # the app's
     " The basophils read *to check* where they would be in range until every counted image is checked: the model "
-    "never calls a basophil, so only the review finds them. Any blast, immature granulocyte or other white cell "
-    "counted reads *refer*.")
+    "never calls a basophil, so only the review finds them. Any blast or other white cell counted reads *refer*, "
+    "any immature granulocyte *review*.")
 
 
 # What makes a set of images a differential, and what the four rows hold (CLSI H20-A2's counting procedure;
@@ -180,8 +197,8 @@ WHAT_IS_COUNTED = ("The shares mean something only for every white cell met in a
 OTHER_CELLS_REVIEWED = ("Correct such a cell in the reviewed column: a basophil to Basophil, a blast to Blast, a "
                         "metamyelocyte, myelocyte or promyelocyte to Immature granulocyte, and another abnormal white "
                         "cell to Other white cell, named in the report (all stay in the total, in rows of their own; "
-                        "any blast, immature granulocyte or other white cell, not seen in a healthy adult's blood, is "
-                        "a finding to refer for review), a nucleated red cell to Nucleated red cell (given per 100 white cells, outside the "
+                        "none is seen in a healthy adult's blood: a blast or other white cell is a finding to refer, "
+                        "immature granulocytes one to review the film for), a nucleated red cell to Nucleated red cell (given per 100 white cells, outside the "
                         "total), platelets or anything else that is no white cell to Excluded, and a smudge cell (a broken white "
                         "cell) to Excluded too, noted in the report: where most are lymphocytes, as in chronic "
                         "lymphocytic leukaemia, count them as lymphocytes instead, or make an albumin film.")

@@ -13,7 +13,8 @@ import pandas as pd
 import streamlit as st
 
 from wbc.app import analysis, images, layout, markup, model_card, review_table, tally, words
-from wbc.differential import IMAGES_AS_CELLS, NRBC, differential_notes, misread_figures, nrbc_note
+from wbc.differential import (
+    IMAGES_AS_CELLS, NRBC, OTHER_WHITE, REVIEWED_TYPES, differential_notes, findings_note, misread_figures, nrbc_note)
 from wbc.errors import WbcError
 from wbc.info import CLASSES, IMAGE_SUFFIXES, cell_type
 from wbc.io import bytes_key
@@ -180,6 +181,8 @@ def review_section(results: list[analysis.CellResult], keys: list[str], bad: lis
         # The type as each row's header (th scope="row"): a screen reader names the row's type in every cell.
         st.container(key=layout.DIFFERENTIAL_KEY).table(
             pd.DataFrame(tally.differential_shown(diff)).set_index("type").style.format({"percent": "{:.1f}"}))
+        if found := findings_note(diff):
+            st.error(found)
     if several:  # with nothing counted, the note alone: a table of zeros and its download would be no count
         # Point by point: as one paragraph it ran 12 lines of small print on a desktop, 23 on a phone.
         if nrbc := nrbc_note(names, n):
@@ -248,7 +251,8 @@ def restore_review(rows: list[dict[str, object]], corrections: dict[str, str], c
     shown = {str(r["key"]) for r in rows} | {str(r["file"]) for r in rows}
     note = review_table.restore_note(table.name, len(here), changed, len(labels) - len(here), labels.unknown,
                               [file for found_by, file in labels.conflicts if found_by in shown], excluded=excluded,
-                              ticked=sum(1 for k in here if labels.is_checked(k, files[k])))
+                              ticked=sum(1 for k in here if labels.is_checked(k, files[k])),
+                              other=sum(1 for k in here if done[1][k] == REVIEWED_TYPES[OTHER_WHITE]))
     st.session_state["restored_note"] = note
     if taken:  # also where the page is scrolled: the box is under the table, the note above it
         st.toast(note[1].split(". ")[0].rstrip(".") + ".")  # its first sentence: the rest is above the table

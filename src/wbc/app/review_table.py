@@ -12,7 +12,7 @@ import numpy as np
 
 from wbc.app.analysis import CellResult
 from wbc.app.markup import markdown_literal
-from wbc.differential import NRBC, REVIEWED_TYPES
+from wbc.differential import NRBC, OTHER_WHITE, REVIEWED_TYPES
 from wbc.info import CLASSES, cell_type
 from wbc.io import spreadsheet_text, unquoted
 from wbc.predict import NEEDS_REVIEW_VERDICT
@@ -155,6 +155,18 @@ class Restored:
         return (key if key in self.by_key else name) in self.checked
 
 
+# A laboratory's short names for the types, as a reviewer may type them into the downloaded table's reviewed column
+# (its IG and NRBC kept the model's type, and a nucleated red cell was counted as a lymphocyte).
+ABBREVIATIONS = {
+    **dict.fromkeys(("eos", "eo"), "Eosinophil"), **dict.fromkeys(("lymph", "lym", "ly"), "Lymphocyte"),
+    **dict.fromkeys(("mono", "mo"), "Monocyte"), **dict.fromkeys(("neut", "ne", "seg", "band"), "Neutrophil"),
+    **dict.fromkeys(("baso", "ba"), "Basophil"),
+    **dict.fromkeys(("ig", "meta", "myelo", "promyelo", "metamyelocyte", "myelocyte", "promyelocyte"),
+                    "Immature granulocyte"),
+    **dict.fromkeys(("nrbc", "nrbcs"), "Nucleated red cell"),
+}
+
+
 def restored_labels(data: bytes, name: str) -> Restored:
     """The reviewed labels of a review table this page downloaded (`table_csv`), so that a review survives
     a reload: the images uploaded again, then the table. Read as a spreadsheet may have saved it back too:
@@ -175,7 +187,7 @@ def restored_labels(data: bytes, name: str) -> Restored:
     reader = csv.DictReader(io.StringIO(text), delimiter=max(",;\t", key=header.count))
     give = f"give the {REVIEW_CSV} that the Download the table button saved"
     not_ours = f"{name}: not a table this page downloaded; {give}"
-    labels = {lab.lower(): lab for lab in REVIEW_LABELS}
+    labels = {**ABBREVIATIONS, **{lab.lower(): lab for lab in REVIEW_LABELS}}
     by_key: dict[str, str] = {}
     by_name: dict[str, str] = {}
     unknown: list[tuple[str, str]] = []
@@ -216,11 +228,12 @@ def restored_labels(data: bytes, name: str) -> Restored:
 
 
 def restore_note(name: str, restored: int, corrected: int, missed: int, unknown: Sequence[tuple[str, str]],
-                 conflicts: Sequence[str] = (), excluded: int = 0, ticked: int = 0) -> tuple[str, str]:
+                 conflicts: Sequence[str] = (), excluded: int = 0, ticked: int = 0, other: int = 0) -> tuple[str, str]:
     """(kind, text) of what a restore did: how many images took the table's type (and how many of those
     differ from the model's: `corrected` to another type, `excluded` by the reviewer; `ticked` checked), how many
     of its rows name no image shown, the rows whose type it could not read, named, which keep the model's type,
-    and the images two rows gave two types. Markdown, its names escaped."""
+    and the images two rows gave two types; `other` of those restored as Other white cell, which before wbc 0.24 held
+    blasts and immature granulocytes too. Markdown, its names escaped."""
     name = markdown_literal(name)
     if not restored:
         text = f"No row of {name} names an image shown here: upload the images it was made from."
@@ -231,6 +244,9 @@ def restore_note(name: str, restored: int, corrected: int, missed: int, unknown:
         text = f"Restored the review of {restored} image(s) from {name}: {', '.join(done) or 'each as the model read it'}."
         if missed > 0:
             text += f" {missed} of its rows name no image shown here: upload those images to restore them too."
+        if other:  # a table of an earlier version cannot be told apart: said of any
+            text += (f" {other} restored as {REVIEWED_TYPES[OTHER_WHITE]}: a table saved before wbc 0.24 put blasts and "
+                     "immature granulocytes there too, which now have rows of their own; check those rows.")
     if unknown:
         shown = "; ".join(markdown_literal(f"{f}: {v!r}") for f, v in unknown[:5]) + ("; ..." if len(unknown) > 5 else "")
         text += (f" {len(unknown)} row(s) hold in their reviewed column no type this page knows "

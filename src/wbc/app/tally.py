@@ -10,7 +10,8 @@ from wbc.app.analysis import CellResult
 from wbc.app.review_table import CHECKED, COUNTED_LABELS, _spreadsheet_csv, ticked
 from wbc.app.words import threshold_shown
 from wbc.differential import (
-    DASH, HIGH_BY_CHANCE, LIMITS_COLUMN, LOW_BY_CHANCE, OTHER_PRESENT, REVIEWED_TYPES, differential, per_100)
+    DASH, HIGH_BY_CHANCE, IMMATURE_PRESENT, LIMITS_COLUMN, LOW_BY_CHANCE, OTHER_PRESENT, REVIEWED_TYPES, differential,
+    per_100)
 from wbc.predict import CROP_EACH, NEEDS_REVIEW_VERDICT
 
 
@@ -70,7 +71,7 @@ BASOPHILS_UNCHECKED = "to check: the model never calls a basophil"
 # The differential's statuses as the page's narrow column shows them (its caption names them in full); "in
 # range" kept on one line on a phone (a no-break space), and "to check" no wider.
 SHORT_STATUS = {"within range": "in\u00a0range", LOW_BY_CHANCE: "low?", HIGH_BY_CHANCE: "high?",
-                BASOPHILS_UNCHECKED: "to\u00a0check", OTHER_PRESENT: "refer"}
+                BASOPHILS_UNCHECKED: "to\u00a0check", OTHER_PRESENT: "refer", IMMATURE_PRESENT: "review"}
 
 
 def reviewed_differential(names: Sequence[str], records: Sequence[Mapping[str, object]]) -> list[dict[str, object]]:
