@@ -31,7 +31,8 @@ def val_report(run: Path, robust: bool, checkpoint: Checkpoint = "last",
     from sklearn.metrics import f1_score
 
     from wbc.calibration import fit_temperature, nll, tta_probs
-    from wbc.imaging import TEST_TIME_VIEWS, load_image
+    from wbc.decode import load_image
+    from wbc.imaging import TEST_TIME_VIEWS
     from wbc.metrics import expected_calibration_error, pool_cells
     from wbc.predict import Predictor
     from wbc.robustness import run_shifts

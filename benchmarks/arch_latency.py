@@ -35,7 +35,8 @@ def quantized(export_dir: Path, spec: PreprocessSpec, images: list[Path]) -> Pat
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from wbc.imaging import load_image, prepare
+    from wbc.decode import load_image
+    from wbc.imaging import prepare
     from wbc.predict import sha256_file
 
     crops = [prepare(load_image(p), spec)[None] for p in images]  # uint8 (1, h, w, 3) each

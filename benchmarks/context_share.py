@@ -37,7 +37,8 @@ def main() -> int:
     import wbc.augment as augment
     from wbc.cli import whole_number
     from wbc.data import find_images_root, list_split
-    from wbc.imaging import PreprocessSpec, load_image, prepare_located
+    from wbc.decode import load_image
+    from wbc.imaging import PreprocessSpec, prepare_located
     from wbc.train import AUGMENT, WBCNET_PRESET, context_spec
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

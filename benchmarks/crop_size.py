@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     import wbc.screening
     from wbc.cli import whole_number
     from wbc.data import find_images_root, list_split
-    from wbc.imaging import load_image
+    from wbc.decode import load_image
     from wbc.predict import Predictor
     from wbc.ship import exported_folds
 

@@ -74,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from wbc.data import find_images_root, list_split
-    from wbc.imaging import load_image, locate_at_data_scale
+    from wbc.decode import load_image
+    from wbc.imaging import locate_at_data_scale
     from wbc.screening import NO_NUCLEUS, OUT_OF_FOCUS, SHARPNESS_MIN, SHRUNK_SHARPNESS_MIN, focus_bound, screen, sharpness
 
     files = [s.path for s in list_split(find_images_root(args.data), "TRAIN")[:: args.every]]

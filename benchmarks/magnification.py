@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     from wbc.progress import bar
 
     from wbc.data import find_images_root, list_split
-    from wbc.imaging import EXTENT_MAX, load_image, locate_cell, prepare_located
+    from wbc.decode import load_image
+    from wbc.imaging import EXTENT_MAX, locate_cell, prepare_located
     from wbc.info import CLASSES
     from wbc.io import atomic_write_text
     from wbc.predict import Predictor

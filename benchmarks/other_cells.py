@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     import wbc.screening as scr
     from wbc.cli import whole_number
     from wbc.data import find_images_root, list_split
-    from wbc.imaging import CellLocation, load_image, locate_at_data_scale
+    from wbc.decode import load_image
+    from wbc.imaging import CellLocation, locate_at_data_scale
     from wbc.info import SPLITS
     from wbc.screening import Screening, field_white, input_gains
     from wbc.sources import field_name, originals_near, source_field

@@ -51,7 +51,7 @@ QUANTILES = np.linspace(0, 1, 1001)
 def darkest_channel_quantiles(rgb: np.ndarray) -> np.ndarray:
     """QUANTILES of the darkest channel over the lit pixels of `rgb` (H, W, 3): the value a pixel must
     reach to count as clipped (`screening.clipped_share`) is in these units."""
-    from wbc.imaging import darkest_channel, lit_mask
+    from wbc.pixels import darkest_channel, lit_mask
 
     return np.quantile(darkest_channel(rgb)[lit_mask(rgb)], QUANTILES)
 
@@ -78,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from wbc.cli import whole_number
     from wbc.data import find_images_root, list_split
-    from wbc.imaging import TEST_TIME_VIEWS, load_image
+    from wbc.decode import load_image
+    from wbc.imaging import TEST_TIME_VIEWS
     from wbc.io import atomic_write_text
     from wbc.predict import Predictor
     from wbc.robustness import brightness

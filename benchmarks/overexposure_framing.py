@@ -51,7 +51,8 @@ def magnified(rgb: np.ndarray, cy: float, cx: float, m: float) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     from wbc.data import find_images_root, list_split
-    from wbc.imaging import load_image, locate_at_data_scale, locate_cell
+    from wbc.decode import load_image
+    from wbc.imaging import locate_at_data_scale, locate_cell
     from wbc.io import atomic_write_text
     from wbc.progress import bar
     from wbc.robustness import brightness

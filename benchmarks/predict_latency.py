@@ -60,13 +60,12 @@ def side_by_side(p: Predictor, counts: list[int], runs: int) -> dict[int, float]
 
 def stages(p: Predictor, runs: int) -> dict[str, float]:
     """Median ms of each step of one prediction with the card's views, the steps timed in turn, round after round."""
+    try:
+        from wbc.decode import load_image
+    except ImportError:  # an earlier commit's src (the old side of predict_ab.sh): decoding was in wbc.imaging
+        from wbc.imaging import load_image
     from wbc.imaging import _resize as resize
-    from wbc.imaging import (
-        crop_square,
-        dihedral_views,
-        load_image,
-        locate_at_data_scale,
-    )
+    from wbc.imaging import crop_square, dihedral_views, locate_at_data_scale
     from wbc.screening import input_gains, screen
 
     raw = SAMPLE.read_bytes()

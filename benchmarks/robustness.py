@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from wbc.progress import bar
 
     from wbc.data import find_images_root, list_split
-    from wbc.imaging import load_image
+    from wbc.decode import load_image
     from wbc.io import atomic_write_text
     from wbc.metrics import scores_from_confusion
     from wbc.predict import Predictor

@@ -28,7 +28,10 @@ def dump(out: Path, every: int, data: str | None, model: str | None, splits: lis
     from wbc.progress import bar
 
     from wbc.data import find_images_root, list_split
-    from wbc.imaging import load_image
+    try:
+        from wbc.decode import load_image
+    except ImportError:  # an earlier commit's src (the old side of a comparison): decoding was in wbc.imaging
+        from wbc.imaging import load_image
     from wbc.predict import Predictor
     from wbc.robustness import EXTRA_SHIFTS, SHIFTS
     from wbc.screening import Screening

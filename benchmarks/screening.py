@@ -44,7 +44,7 @@ def red_cell_patches(originals: Path, places: str = "corners") -> list[np.ndarra
     sides) that hold no annotated white cell."""
     from PIL import Image
 
-    from wbc.imaging import load_image
+    from wbc.decode import load_image
 
     out = []
     for xml in sorted((originals / "Annotations").glob("*.xml")):
@@ -92,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from wbc.cli import whole_number
     from wbc.data import find_images_root, list_split
-    from wbc.imaging import load_image, locate_at_data_scale
+    from wbc.decode import load_image
+    from wbc.imaging import locate_at_data_scale
     from wbc.io import atomic_write_text
     from wbc.robustness import COLOUR_SHIFTS, brightness
     from wbc.screening import OVEREXPOSED_SHARE, screen

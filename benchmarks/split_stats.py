@@ -23,7 +23,8 @@ def main() -> int:
     args = ap.parse_args()
 
     from wbc.data import find_images_root, list_split
-    from wbc.imaging import load_image, locate_cell
+    from wbc.decode import load_image
+    from wbc.imaging import locate_cell
 
     root = find_images_root(args.data)
     rng = np.random.default_rng(0)

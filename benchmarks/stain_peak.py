@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> None:
     from wbc.progress import bar
 
     from wbc.data import find_images_root, list_split
-    from wbc.imaging import COARSE_MARGIN, COARSE_REDUCE, coarse_stain, load_image, stain_map, stain_peak, whole_stain_peak
+    from wbc.decode import load_image
+    from wbc.imaging import COARSE_MARGIN, COARSE_REDUCE, coarse_stain, stain_peak, whole_stain_peak
+    from wbc.pixels import stain_map
     from wbc.robustness import scale as enlarge
 
     from wbc.cli import whole_number

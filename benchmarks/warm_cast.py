@@ -27,7 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     from wbc import screening
     from wbc.cli import whole_number
     from wbc.data import find_images_root, list_split
-    from wbc.imaging import load_image, scale_channels
+    from wbc.decode import load_image
+    from wbc.imaging import scale_channels
     from wbc.info import CLASSES, SPLITS
     from wbc.predict import Predictor
 

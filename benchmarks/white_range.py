@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from wbc.cli import whole_number
     from wbc.data import find_images_root, list_split
-    from wbc.imaging import load_image
+    from wbc.decode import load_image
     from wbc.info import SPLITS
     from wbc.screening import field_white
 

@@ -252,7 +252,8 @@ class TestNotAWhiteCell:
         """Real cells photographed with another white balance or exposure pass, on the second look
         (the first look alone flags 14-20 of the 32 fixture files under each of these); red cells
         alone, a blank field and a sky stay flagged under the same shift."""
-        from wbc.imaging import load_image, locate_at_data_scale
+        from wbc.decode import load_image
+        from wbc.imaging import locate_at_data_scale
         from wbc.robustness import brightness, white_balance
         from wbc.screening import screen
 
@@ -272,7 +273,8 @@ class TestNotAWhiteCell:
         second look, and reads every field as the screening does measuring it itself: dim fields that
         pass on the second look, one that fails both looks, and one that passes the first."""
         from wbc import predict, screening
-        from wbc.imaging import load_image, locate_at_data_scale
+        from wbc.decode import load_image
+        from wbc.imaging import locate_at_data_scale
         from wbc.robustness import brightness
 
         pred = Predictor(match_white=True)
@@ -301,7 +303,8 @@ class TestNotAWhiteCell:
 
     def test_nearly_black_photo_gets_no_second_look(self) -> None:
         """A cell photographed almost black (x0.1) would need gains beyond GAIN_RANGE: it stays flagged."""
-        from wbc.imaging import load_image, locate_at_data_scale
+        from wbc.decode import load_image
+        from wbc.imaging import locate_at_data_scale
         from wbc.robustness import brightness
         from wbc.screening import GAIN_RANGE, screen, white_gains
 
@@ -384,7 +387,8 @@ class TestNotAWhiteCell:
         """clipped_share equals its plain form (pixels white in all three channels over the lit ones) on
         fixture fields brightened so that some channels clip, with black fill, and on random fields
         where green alone, or every channel but green, reaches white."""
-        from wbc.imaging import lit_mask, load_image
+        from wbc.decode import load_image
+        from wbc.pixels import lit_mask
         from wbc.screening import WHITE_LEVEL, clipped_share
 
         def reference(rgb: np.ndarray) -> float:
@@ -473,7 +477,8 @@ class TestNotAWhiteCell:
         """Under a dim light (x0.6) and rotated 25 degrees on a white page, a field's white is the field's, not
         the page's 255: it is matched as the unrotated dim photo is (it was left dim, and one in three fixture
         photos was told no stained nucleus was there)."""
-        from wbc.imaging import load_image, scale_channels
+        from wbc.decode import load_image
+        from wbc.imaging import scale_channels
         from wbc.screening import field_white
 
         for path in sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[::4]:
@@ -488,7 +493,8 @@ class TestNotAWhiteCell:
         """field_white reads np.percentile's 99th percentile (linear interpolation) of each channel over
         the lit pixels off histograms: equal on fixture fields, dimmed and brightened, with black fill,
         wholly dark, lit everywhere by red alone (no mask built), and on small random ones."""
-        from wbc.imaging import LIT_MIN, lit_mask, load_image
+        from wbc.decode import load_image
+        from wbc.pixels import LIT_MIN, lit_mask
         from wbc.screening import field_white
 
         def reference(rgb: np.ndarray) -> np.ndarray:
@@ -516,7 +522,8 @@ class TestNotAWhiteCell:
         """The partition percentiles sharpness reads equal np.percentile exactly (value and dtype), for a
         tuple and a single percentile, on float32 and float64, whole-numbered or not, from one value up;
         and sharpness equals its np.percentile form exactly on fixture fields."""
-        from wbc.imaging import load_image, locate_cell
+        from wbc.decode import load_image
+        from wbc.imaging import locate_cell
         from wbc.screening import percentiles, sharpness
 
         rng = np.random.default_rng(0)
@@ -553,7 +560,8 @@ class TestNotAWhiteCell:
         and in focus in one shrunk back from a magnified photo (which may stay up to sqrt 2 more magnified,
         so softer per px); benchmarks/focus.py counts by the same bound."""
         from wbc import screening as s
-        from wbc.imaging import load_image, locate_cell
+        from wbc.decode import load_image
+        from wbc.imaging import locate_cell
 
         assert s.SHRUNK_SHARPNESS_MIN == pytest.approx(s.SHARPNESS_MIN / 2**0.5)
         rgb = load_image(EOS)
@@ -575,8 +583,9 @@ class TestNotAWhiteCell:
         import json
         import shutil
 
+        from wbc.decode import load_image
         from wbc.errors import ModelFileError
-        from wbc.imaging import load_image, locate_at_data_scale, scale_channels
+        from wbc.imaging import locate_at_data_scale, scale_channels
         from wbc.robustness import brightness, stain, white_balance
         from wbc.screening import DATA_WHITE_RANGE, field_white, input_gains
 
@@ -644,7 +653,7 @@ class TestNotAWhiteCell:
 
     def test_white_balance_matches_the_data_sets_white(self) -> None:
         """The field's white (99th percentile of its lit pixels) is moved to the data set's, per channel."""
-        from wbc.imaging import load_image
+        from wbc.decode import load_image
         from wbc.robustness import white_balance
         from wbc.screening import DATA_WHITE, match_data_white as balance
 
@@ -673,7 +682,8 @@ class TestOtherCell:
 
     def test_two_cell_photo_points_at_the_other_box(self) -> None:
         """The two-cell fixture: the typed cell in one of BCCD's boxes, the other cell's place in the other."""
-        from wbc.imaging import load_image, locate_at_data_scale
+        from wbc.decode import load_image
+        from wbc.imaging import locate_at_data_scale
         from wbc.screening import screen
 
         field, loc = locate_at_data_scale(load_image(self.TWO))
@@ -692,7 +702,7 @@ class TestOtherCell:
 
         from PIL import Image
 
-        from wbc.imaging import load_image
+        from wbc.decode import load_image
 
         rgb = load_image(self.TWO)
         shot = np.full((rgb.shape[0] + 100, rgb.shape[1] + 150, 3), 255, np.uint8)
@@ -736,7 +746,8 @@ class TestOtherCell:
     def test_place_is_in_the_photos_pixels(self, predictor: Predictor) -> None:
         """A photo at 2x the data set's magnification is shrunk to find its cells; the other cell's place
         is still given in the photo's own pixels."""
-        from wbc.imaging import load_image, locate_at_data_scale
+        from wbc.decode import load_image
+        from wbc.imaging import locate_at_data_scale
         from wbc.screening import screen
 
         img = Image.open(self.TWO)
@@ -797,7 +808,8 @@ class TestOtherCell:
         """A warm or dim photo of one bilobed eosinophil: read as photographed, blue is weaker and its two
         lobes fall apart into "another cell"; the search reads it with the card's white matching, as the
         network does, and finds none."""
-        from wbc.imaging import load_image, locate_at_data_scale
+        from wbc.decode import load_image
+        from wbc.imaging import locate_at_data_scale
         from wbc.robustness import EXTRA_SHIFTS
         from wbc.screening import other_cell
 
@@ -809,7 +821,8 @@ class TestOtherCell:
     def test_second_look_searches_the_balanced_field(self, predictor: Predictor) -> None:
         """A two-cell photo with little blue passes only on the screening's second look; the other cell is
         still found, in the balanced field, in the other box."""
-        from wbc.imaging import load_image, scale_channels
+        from wbc.decode import load_image
+        from wbc.imaging import scale_channels
 
         _, sc = predictor.analyse(scale_channels(load_image(self.TWO), (1.0, 1.0, 0.7)))
         assert sc.is_cell and sc.white_balanced
@@ -1236,7 +1249,8 @@ class TestDifferential:
     def test_photo_at_fault_names_each_reason_of_the_photo(self) -> None:
         """Every reason the screening gives is sorted: the photo's fault, or no white cell shown."""
         from wbc import screening as s
-        from wbc.imaging import load_image, locate_cell
+        from wbc.decode import load_image
+        from wbc.imaging import locate_cell
 
         dark = np.zeros((240, 320, 3), np.uint8)
         too_dark = s.screen(dark, locate_cell(dark)).reason  # as the screening builds it
@@ -1339,7 +1353,8 @@ class TestDifferential:
         refused and told of the cast, with the daylight filter; 5 of 50 TRAIN files were told "no stained
         nucleus found" once the warm bound moved to 2."""
         from wbc import screening as s
-        from wbc.imaging import load_image, scale_channels
+        from wbc.decode import load_image
+        from wbc.imaging import scale_channels
 
         for path in sorted(FIXTURE_IMAGES.rglob("*.jpeg")):
             _, sc = predictor.analyse(scale_channels(load_image(path), (0.95, 0.85, 0.47)))
@@ -1350,7 +1365,8 @@ class TestDifferential:
         take it with more light and to correct its white balance, without the daylight filter, which takes
         more light still (it was told one or the other)."""
         from wbc import screening as s
-        from wbc.imaging import load_image, scale_channels
+        from wbc.decode import load_image
+        from wbc.imaging import scale_channels
 
         for path in sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[::4]:
             _, sc = predictor.analyse(scale_channels(load_image(path), (0.62, 0.55, 0.35)))
@@ -1365,7 +1381,7 @@ class TestDifferential:
         from PIL import ImageDraw
 
         from wbc import screening as s
-        from wbc.imaging import load_image
+        from wbc.decode import load_image
 
         paths = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[::4]
         for path in paths:
@@ -1395,7 +1411,7 @@ class TestDifferential:
         from PIL import ImageDraw
 
         from wbc import screening as s
-        from wbc.imaging import load_image
+        from wbc.decode import load_image
 
         wide, narrow = Predictor(), Predictor()
         narrow.spec = replace(narrow.spec, window=120)
@@ -1421,7 +1437,7 @@ class TestDifferential:
         shrunk, nearly all are typed, as as photographed. A cast past the matching (green x0.7) is told
         of its cast, not that the photo is too small."""
         from wbc import screening as s
-        from wbc.imaging import load_image
+        from wbc.decode import load_image
 
         def cast(rgb: np.ndarray, gains: tuple[float, ...], lift: tuple[int, ...]) -> np.ndarray:
             return np.clip(rgb * np.array(gains) + np.array(lift), 0, 255).astype(np.uint8)
@@ -1453,7 +1469,8 @@ class TestDifferential:
         cast green x0.45, it is told of its cast, not that it is too small once shrunk, and not said to be shrunk
         (the background read as stain shrank it 8x)."""
         from wbc import screening as s
-        from wbc.imaging import load_image, scale_channels
+        from wbc.decode import load_image
+        from wbc.imaging import scale_channels
 
         paths = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[::3]
         for path in paths:
@@ -1476,7 +1493,8 @@ class TestDifferential:
         are told of the cast, not that no white cell is there. A cool cast as far apart clips blue, the
         stain's channel, and keeps the 1.5."""
         from wbc import screening as s
-        from wbc.imaging import load_image, scale_channels
+        from wbc.decode import load_image
+        from wbc.imaging import scale_channels
 
         assert s.gains_allowed(np.array([0.88, 1.05, 1.6])) and s.is_warm(np.array([0.88, 1.05, 1.6]))
         assert not s.gains_allowed(np.array([1.6, 1.05, 0.88])) and not s.is_warm(np.array([1.6, 1.05, 0.88]))

@@ -242,7 +242,7 @@ def test_screening_lists_the_patches_that_pass(tmp_path, capsys) -> None:
     from PIL import Image
 
     from conftest import FIXTURE_IMAGES, FIXTURES
-    from wbc.imaging import load_image
+    from wbc.decode import load_image
 
     scr = load("screening")
     cell = load_image(sorted((FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL").glob("*.jpeg"))[0])

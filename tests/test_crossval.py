@@ -178,7 +178,7 @@ class TestCrossValidate:
         """--undo-gain: the gain estimated from a brightened field's clipped share comes back near the gain
         applied (the fixtures' own fields as the typical one); it is undone on the marked files only, each
         once, and the table counts them."""
-        from wbc.imaging import load_image
+        from wbc.decode import load_image
         from wbc.robustness import brightness
         from wbc.screening import clipped_share
 

@@ -379,7 +379,8 @@ class TestArrays:
         photo cast magenta, whose magnification both judge in matched colours (the cache did not: 2x photos cast
         green x0.8 were shrunk 1.41x for training and evaluation, and not for `wbc predict`)."""
         from wbc.data import Sample, load_prepared
-        from wbc.imaging import load_image, scale_channels
+        from wbc.decode import load_image
+        from wbc.imaging import scale_channels
         from wbc.predict import Predictor
 
         monkeypatch.setenv("WBC_CACHE", str(tmp_path / "cache"))  # the second pass builds the cache, the third reads it

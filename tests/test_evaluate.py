@@ -406,7 +406,7 @@ def test_a_match_white_card_is_evaluated_as_it_predicts(tmp_path: Path) -> None:
     import numpy as np
     from PIL import Image
 
-    from wbc.imaging import load_image
+    from wbc.decode import load_image
     from wbc.predict import Predictor
     from wbc.robustness import brightness
 

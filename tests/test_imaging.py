@@ -10,29 +10,27 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from wbc.decode import MAX_PIXELS, load_image
 from wbc.errors import BadImageError
+from wbc.framing import frame_margins, unframed
 from wbc.imaging import (
     EXTENT_MAX,
-    MAX_PIXELS,
     MIN_REDUCED_SIDE,
     PreprocessSpec,
     background_colour,
     blurred_stain,
     crop_square,
     edge_padded,
-    frame_margins,
-    load_image,
     locate_at_data_scale,
     locate_cell,
     median_colour,
     prepare,
     prepare_located,
-    stain_map,
     stain_peak,
     to_input,
-    unframed,
     whole_stain_peak,
 )
+from wbc.pixels import stain_map
 
 
 def _png(img: Image.Image, fmt: str = "PNG") -> bytes:
@@ -333,9 +331,9 @@ class TestColourProfiles:
         error raised at the first call) reads the numbers as sRGB rather than refusing the photo."""
         from PIL import ImageCms
 
-        from wbc import imaging
+        from wbc import decode
 
-        imaging._to_srgb.cache_clear()  # the probe is converted once per profile
+        decode._to_srgb.cache_clear()  # the probe is converted once per profile
         a = smear()
         seen: list[tuple[int, int]] = []
         real = ImageCms.applyTransform
@@ -353,10 +351,10 @@ class TestColourProfiles:
         assert not np.array_equal(load_image(pal.getvalue()), np.asarray(Image.fromarray(a).quantize(64).convert("RGB")))
         monkeypatch.setattr(ImageCms, "buildTransform", lambda *x, **k: (_ for _ in ()).throw(
             ImportError("The _imagingcms C module is not installed")))
-        imaging._to_srgb.cache_clear()
+        decode._to_srgb.cache_clear()
         raw = np.asarray(Image.open(io.BytesIO(rgb.getvalue())).convert("RGB"))
         assert np.array_equal(load_image(rgb.getvalue()), raw)
-        imaging._to_srgb.cache_clear()
+        decode._to_srgb.cache_clear()
 
 
 class TestLoadImage:
@@ -377,7 +375,7 @@ class TestLoadImage:
     def test_transparent_pixels_become_the_data_sets_white(self) -> None:
         """RGBA is composited on the data set's white: not on black, and not on pure white, which a cell
         cut out on a transparent ground would have marked overexposed."""
-        from wbc.imaging import DATA_WHITE
+        from wbc.pixels import DATA_WHITE
         from wbc.screening import clipped_share
 
         img = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
@@ -537,7 +535,7 @@ class TestLoadImage:
 
         import PIL.ImageFile
 
-        from wbc import imaging
+        from wbc import decode
 
         dds = b"DDS " + (124).to_bytes(4, "little") + bytes(72) + (32).to_bytes(4, "little") + bytes(124)
         with pytest.raises(BadImageError, match=r"^cell\.jpg: not a readable image"):
@@ -580,13 +578,13 @@ class TestLoadImage:
         with pytest.raises(BadImageError, match=r"^two\.tif: not enough memory to decode it"):
             load_image(pages.getvalue(), "two.tif")
         monkeypatch.undo()
-        monkeypatch.setattr(imaging, "_to_rgb", odd)  # a fault of this tool's own
+        monkeypatch.setattr(decode, "_to_rgb", odd)  # a fault of this tool's own
         with pytest.raises(AttributeError):
             load_image(png, "x.png")
         monkeypatch.undo()
         big = tmp_path / "slide.tif"
         big.write_bytes(png)
-        monkeypatch.setattr(imaging, "MAX_FILE_BYTES", 1000)
+        monkeypatch.setattr(decode, "MAX_FILE_BYTES", 1000)
         with pytest.raises(BadImageError, match=r"slide\.tif: larger than any image this tool reads \(limit 0 MB\): "
                                                 r"crop the field around the cell first \(0\.0 GB\)"):
             load_image(big)
@@ -599,7 +597,7 @@ class TestLoadImage:
         cap failed on every file."""
         import tracemalloc
 
-        from wbc.imaging import read_source
+        from wbc.decode import read_source
 
         f = tmp_path / "x.png"
         f.write_bytes(_png(Image.fromarray(smear())))
@@ -767,7 +765,7 @@ class TestCell:
         """uint8 (blue - green), 0 wherever green is at least blue, over every pair of levels (red at green's
         level: purple enough); and 0 wherever green exceeds red by more than NOT_PURPLE_MARGIN, over every
         pair of red and green levels (a screen's blue, not a stain)."""
-        from wbc.imaging import NOT_PURPLE_MARGIN
+        from wbc.pixels import NOT_PURPLE_MARGIN
 
         b, g = np.meshgrid(np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8))
         rgb = np.stack([g, g, b], axis=-1)
@@ -821,7 +819,7 @@ class TestCell:
     def test_exif_orientation_is_applied(self, mode: str, fmt: str, orientation: int) -> None:
         """A photo whose EXIF orientation says it is turned or mirrored is read upright, as Pillow's
         exif_transpose (a copy) then the mode's conversion gives it; one without the tag as stored."""
-        from wbc.imaging import _to_rgb
+        from wbc.decode import _to_rgb
 
         rng = np.random.default_rng(0)
         img = Image.fromarray(rng.integers(0, 256, (40, 64, 3), dtype=np.uint8))
@@ -884,7 +882,7 @@ def test_no_data_set_photo_is_called_grayscale_or_tiny(full_data: Path) -> None:
     """The screening's photo-level checks (too small, no colour, a coloured background at its edge) never
     fire on the data set's stained photos: all 12,515 files of its three splits (about 10 s)."""
     from wbc.data import list_split
-    from wbc.imaging import load_image
+    from wbc.decode import load_image
     from wbc.screening import _unfit
 
     for split in ("TRAIN", "TEST", "TEST_SIMPLE"):
@@ -894,7 +892,7 @@ def test_no_data_set_photo_is_called_grayscale_or_tiny(full_data: Path) -> None:
 
 @pytest.mark.slow
 def test_no_data_set_photo_has_a_frame_cut_off(full_data: Path) -> None:
-    """`imaging.unframed` leaves all 12,515 files of the data set's three splits as they are, as the
+    """`framing.unframed` leaves all 12,515 files of the data set's three splits as they are, as the
     crops the network was trained on were made before it, and every fifth brightened x1.4 and x2: an
     overexposed field's clipped white round its cells is no page (about 25 s)."""
     from wbc.data import list_split

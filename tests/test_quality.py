@@ -17,7 +17,8 @@ from wbc.calibration import (
     softmax,
     tta_probs,
 )
-from wbc.imaging import dihedral_views, load_image
+from wbc.decode import load_image
+from wbc.imaging import dihedral_views
 from wbc.robustness import EXTRA_SHIFTS, SHIFTS, run_shifts, scale, stain
 
 from conftest import FIXTURE_IMAGES
@@ -275,7 +276,7 @@ class TestAugment:
         stains = OD @ inv(M), each stain scaled and shifted, back through M, I = exp(-OD)."""
         torch = pytest.importorskip("torch")
         from wbc.augment import hed_jitter
-        from wbc.imaging import OD_FROM_HED
+        from wbc.pixels import OD_FROM_HED
 
         gen = torch.Generator().manual_seed(3)
         x = torch.rand(5, 3, 7, 9, generator=gen)
@@ -384,7 +385,7 @@ class TestShifts:
     def test_contrast_leaves_black_fill_black(self) -> None:
         """contrast(k) scales the lit pixels about their mean and keeps the data set's black fill (not
         the camera's) as it was: a flat photo has no grey corners."""
-        from wbc.imaging import lit_mask
+        from wbc.pixels import lit_mask
         from wbc.robustness import contrast
 
         rgb = load_image(EOS).copy()

@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 import torch
 import torch.nn.functional as F
 
-from wbc import imaging
+from wbc import pixels
 
-OD_FROM_HED = torch.tensor(imaging.OD_FROM_HED)
+OD_FROM_HED = torch.tensor(pixels.OD_FROM_HED)
 HED_FROM_OD = torch.linalg.inv(OD_FROM_HED)
 
 

@@ -23,11 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from wbc import imaging, screening
+from wbc import decode, framing, imaging, pixels, screening
+from wbc.decode import load_image
 from wbc.errors import BadImageError, DataError, OutputError
-from wbc.imaging import DATA_WHITE, PreprocessSpec, load_image
+from wbc.imaging import PreprocessSpec
 from wbc.info import CLASS_INDEX, CLASSES, IMAGE_SUFFIXES, SPLITS
 from wbc.io import atomic_write_bytes, bytes_key, files_under, passed_over, printable
+from wbc.pixels import DATA_WHITE
 from wbc.sources import field_name, likeliest_split, read_linked, source_field
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -544,7 +546,7 @@ def ignore_interrupts() -> None:
 
 def _cache_key(samples: Sequence[Sample], spec: PreprocessSpec) -> str:
     # The preprocessing code is part of the key: a change to it must not reuse stale crops or gains.
-    h = hashlib.sha256(Path(imaging.__file__).read_bytes() + Path(screening.__file__).read_bytes()
+    h = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (decode, framing, imaging, pixels, screening))
                        + inspect.getsource(_decode).encode())
     h.update(json.dumps(spec.to_dict(), sort_keys=True).encode())
     for s in samples:

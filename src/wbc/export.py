@@ -18,8 +18,9 @@ from torch import nn
 
 from wbc import __version__
 from wbc.data import is_field_cell
+from wbc.decode import load_image
 from wbc.errors import BadImageError, WbcError
-from wbc.imaging import PreprocessSpec, load_image, prepare
+from wbc.imaging import PreprocessSpec, prepare
 from wbc.info import CLASSES, DATASET, OWN_IMAGES
 from wbc.io import atomic_write_bytes, atomic_write_text
 from wbc.model import WbcNet, count_flops, count_params

@@ -1,6 +1,6 @@
 """Inference on ONNX Runtime alone: the model card, the session, and predictions for files.
 
-This module and `imaging` are all that `wbc predict` and the app need: no PyTorch.
+This module, `decode` and `imaging` (with `framing` and `pixels`) are all that `wbc predict` and the app need: no PyTorch.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from wbc.calibration import apply_confidence_map
+from wbc.decode import load_image, read_source
 from wbc.errors import BadImageError, ModelFileError, WbcError
-from wbc.imaging import PreprocessSpec, dihedral_views, load_image, read_source, scale_channels, to_input
+from wbc.imaging import PreprocessSpec, dihedral_views, scale_channels, to_input
 from wbc.info import CLASSES, IMAGE_SUFFIXES
 from wbc.io import atomic_write_text, bytes_key, files_under, spreadsheet_text
 from wbc.screening import (OVEREXPOSED_SHARE, STAINED_EDGE, TINTED_HEAD, TOO_DARK_HEAD, Screening, field_white,

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
-from wbc.imaging import OD_FROM_HED, crop_square, lit_mask, locate_cell, median_colour, prepare, scale_channels
+from wbc.imaging import crop_square, locate_cell, median_colour, prepare, scale_channels
+from wbc.pixels import OD_FROM_HED, lit_mask
 from wbc.screening import Screening
 
 Shift = Callable[[np.ndarray], np.ndarray]

@@ -18,26 +18,27 @@ from typing import NamedTuple, overload
 import numpy as np
 from PIL import Image
 
+from wbc.framing import MIN_UNFRAMED_SIDE, near_colour
 from wbc.imaging import (
     COARSE_REDUCE,
-    DATA_WHITE,
     EXTENT_MAX,
-    LIT_MIN,
-    MIN_UNFRAMED_SIDE,
     REDUCTIONS,
-    STAIN_LEVEL,
     CellLocation,
     PreprocessSpec,
-    brightest_channel,
     coarse_stain,
+    locate_cell,
+    median_colour,
+    prepare_located,
+    scale_channels,
+)
+from wbc.pixels import (
+    DATA_WHITE,
+    LIT_MIN,
+    STAIN_LEVEL,
+    brightest_channel,
     darkest_channel,
     edge_ring,
     lit_mask,
-    locate_cell,
-    median_colour,
-    near_colour,
-    prepare_located,
-    scale_channels,
     stain_map,
 )
 

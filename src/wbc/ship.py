@@ -23,7 +23,8 @@ from wbc.data import Sample, find_images_root, list_split, load_arrays
 from wbc.errors import BadImageError, CheckpointError, OutputError
 from wbc.evaluate import EVALUATION_FILES, evaluate, evaluation_in
 from wbc.export import export
-from wbc.imaging import TEST_TIME_VIEWS, dihedral_views, load_image
+from wbc.decode import load_image
+from wbc.imaging import TEST_TIME_VIEWS, dihedral_views
 from wbc.io import atomic_write_text
 from wbc.metrics import expected_calibration_error
 from wbc.predict import Predictor, weak_model_note

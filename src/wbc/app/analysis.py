@@ -11,7 +11,7 @@ import numpy as np
 
 from wbc.app.images import cam_overlay, marked_photo, thumbnail_url
 from wbc.app.markup import markdown_literal
-from wbc.imaging import load_image
+from wbc.decode import load_image
 from wbc.info import CLASS_INDEX
 from wbc.io import bytes_key, first_copies
 from wbc.predict import Prediction, Predictor
