@@ -101,7 +101,7 @@ def main() -> int:
     if args.render:
         print(markdown(json.loads(args.render.read_text())))
         return 0
-    from wbc.train import read_val_cells
+    from wbc.run_folder import read_val_cells
 
     results: dict[str, dict[str, Any]] = {}
     try:

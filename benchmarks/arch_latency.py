@@ -75,7 +75,7 @@ def main() -> int:
     from wbc.predict import Predictor
     from wbc.ship import parity_images
     from wbc.export import export
-    from wbc.train import load_checkpoint, model_from_checkpoint
+    from wbc.checkpoint import load_checkpoint, model_from_checkpoint
 
     images = parity_images(None)
     fns: dict[str, Callable[[], object]] = {}  # keyed by the table's row label

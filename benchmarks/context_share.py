@@ -39,7 +39,8 @@ def main() -> int:
     from wbc.data import find_images_root, list_split
     from wbc.decode import load_image
     from wbc.imaging import PreprocessSpec, prepare_located
-    from wbc.train import AUGMENT, WBCNET_PRESET, context_spec
+    from wbc.recipe import AUGMENT, WBCNET_PRESET
+    from wbc.train import context_spec
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--every", type=whole_number(1), default=66, help="every Nth TRAIN file (default: 66)")

@@ -84,7 +84,7 @@ def read_result(path: Path) -> dict[str, Any]:
 def main() -> int:
     from wbc.data import kept_data_folder
     from wbc.errors import WbcError
-    from wbc.train import AUGMENT, OPTIMIZERS, preset, with_epochs
+    from wbc.recipe import AUGMENT, OPTIMIZERS, preset, with_epochs
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--name", help="recipe name: fold runs go to WORK/NAME/foldK")
@@ -173,7 +173,7 @@ def main() -> int:
         return 2
     from wbc.crossval import cross_validate, folds_of
     from wbc.model import default_config
-    from wbc.train import check_config
+    from wbc.recipe import check_config
 
     if args.dry_run:  # the settings as the real run has them first, as `wbc train --dry-run` does
         check_config(cfg)

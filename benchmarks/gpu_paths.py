@@ -24,13 +24,9 @@ FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "blood-c
 
 
 def main() -> int:
-    from wbc.train import (
-        TrainConfig,
-        check_device,
-        fit,
-        load_checkpoint,
-        save_checkpoint,
-    )
+    from wbc.checkpoint import load_checkpoint, save_checkpoint
+    from wbc.recipe import TrainConfig, check_device
+    from wbc.train import fit
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda", help="the device to check (default: cuda)")

@@ -55,9 +55,9 @@ def speed(model_dir: Path, run: Path | None, threads: int) -> dict[str, Any]:
     prediction the tools actually make). ORT at batch 1 is timed by `batch1_interleaved`."""
     import torch
 
+    from wbc.checkpoint import load_checkpoint, model_from_checkpoint
     from wbc.imaging import to_input
     from wbc.predict import Predictor
-    from wbc.train import load_checkpoint, model_from_checkpoint
 
     torch.set_num_threads(threads)
     pred = Predictor(model_dir, threads=threads)
@@ -87,7 +87,7 @@ def recipe_of(model: str, seed: int, epochs: int | None, work: Path, threads: in
               run: Path | None = None) -> tuple[Any, Path]:
     """The TrainConfig of `model`'s seed and the folder it trains in (see `one`)."""
     from wbc.crossval import fold_config
-    from wbc.train import preset, with_epochs
+    from wbc.recipe import preset, with_epochs
 
     cfg = replace(preset(model), seed=seed, threads=threads)
     if model == "wbcnet":

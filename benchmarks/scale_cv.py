@@ -120,7 +120,7 @@ def recipe_run(name: str, fold: int, device: str, threads: int, epochs: int | No
     every recipe alike (quick checks)."""
     from wbc.crossval import fold_config
     from wbc.model import default_config
-    from wbc.train import preset, with_epochs
+    from wbc.recipe import preset, with_epochs
 
     r = RECIPES[name]
     cfg = replace(preset("wbcnet"), threads=threads, device=device, limit_cells=limit_cells)
@@ -141,8 +141,9 @@ def _job(pack_path: str, work: str, name: str, fold: int, device: str, threads: 
     import contextlib
     import csv
 
+    from wbc.checkpoint import load_checkpoint, model_from_checkpoint
     from wbc.crossval import check_reusable
-    from wbc.train import fit, load_checkpoint, model_from_checkpoint, view_logits
+    from wbc.train import fit, view_logits
 
     global _CROPS
     if _CROPS is None:  # once per worker process
@@ -173,7 +174,7 @@ def pooled(done: dict[tuple[str, int], dict[str, Any]], folds: list[int]) -> dic
     has finished (the table's "folds" column says which)."""
     from wbc.calibration import fit_temperature, tta_probs
     from wbc.crossval import folds_of, pooled_figures
-    from wbc.train import preset
+    from wbc.recipe import preset
 
     out = {}
     for name in dict.fromkeys(n for n, _ in done):
@@ -276,7 +277,7 @@ def run(args: argparse.Namespace) -> int:
     from wbc.crossval import check_reusable, folds_of
     from wbc.errors import CheckpointError, ConfigError
     from wbc.io import atomic_write_text
-    from wbc.train import check_device, preset
+    from wbc.recipe import check_device, preset
 
     dev = check_device(args.device)
     k = folds_of(preset("wbcnet"))

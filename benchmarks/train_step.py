@@ -26,7 +26,11 @@ def main(argv: list[str] | None = None) -> None:
     from wbc.augment import augment_batch
     from wbc.cli import whole_number
     from wbc.model import build_model, default_config
-    from wbc.train import AUGMENT, _make_optimizer, preset
+    try:
+        from wbc.recipe import AUGMENT, preset
+    except ImportError:  # an earlier commit's src (the old side of a comparison): the recipe was in wbc.train
+        from wbc.train import AUGMENT, preset
+    from wbc.train import _make_optimizer
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", choices=["wbcnet", "seed"], default="wbcnet")

@@ -54,7 +54,8 @@ def full_data() -> Path:
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Two epochs of wbcnet on the fixture images (3 cells per class): a real run folder."""
     pytest.importorskip("torch")
-    from wbc.train import TrainConfig, fit
+    from wbc.recipe import TrainConfig
+    from wbc.train import fit
 
     run = tmp_path_factory.mktemp("tiny") / "run"
     cfg = TrainConfig(epochs=2, batch_size=8, val_fraction=0.34, data=str(FIXTURE_IMAGES.parent), threads=1)

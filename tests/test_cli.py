@@ -1008,7 +1008,7 @@ class TestOtherVerbs:
         evaluation of its checkpoint, from another folder and without --data, use it and say so (export
         took the public data set, or none, and failed or calibrated on other files without a word)."""
         pytest.importorskip("torch")
-        from wbc.train import load_checkpoint
+        from wbc.checkpoint import load_checkpoint
 
         monkeypatch.chdir(FIXTURE_IMAGES.parent)
         monkeypatch.delenv("WBC_DATA", raising=False)
@@ -1062,7 +1062,7 @@ class TestOtherVerbs:
         named as the run's, with --data for the way out."""
         import shutil
 
-        from wbc.train import load_checkpoint, save_checkpoint
+        from wbc.checkpoint import load_checkpoint, save_checkpoint
 
         run = tmp_path / "run"
         shutil.copytree(tiny_run, run)
@@ -1227,7 +1227,7 @@ class TestOtherVerbs:
         assert "whole field" in capsys.readouterr().err
         # --input-size: the network's input; the run's checkpoint rebuilds a network of that size.
         assert main([*base, "--out", str(tmp_path / "i"), "--input-size", "80"]) == 0
-        from wbc.train import load_checkpoint, model_from_checkpoint
+        from wbc.checkpoint import load_checkpoint, model_from_checkpoint
         net, spec = model_from_checkpoint(load_checkpoint(tmp_path / "i" / "best.pt"))
         assert (spec.size, spec.window) == (80, 160)
         assert net(torch.zeros(2, 3, 80, 80)).shape == (2, 4)
@@ -1267,7 +1267,7 @@ class TestOtherVerbs:
         import torch
 
         from wbc.cli.parser import build_parser
-        from wbc.train import AUGMENT, OPTIMIZERS
+        from wbc.recipe import AUGMENT, OPTIMIZERS
 
         train = build_parser()._subparsers._group_actions[0].choices["train"]
         (augment,) = [a for a in train._actions if "--augment" in a.option_strings]
@@ -1329,7 +1329,8 @@ class TestOtherVerbs:
         from wbc.errors import WbcError
         from wbc.model import config_to_dict, default_config
         from wbc.info import CLASSES
-        from wbc.train import CHECKPOINT_VERSION, TrainConfig
+        from wbc.checkpoint import CHECKPOINT_VERSION
+        from wbc.recipe import TrainConfig
 
         train = asdict(TrainConfig(data="somewhere"))
         for key in ("ema", "fold", "optimizer"):
@@ -1433,7 +1434,8 @@ class TestOtherVerbs:
     def test_checkpoint_without_torch_is_one_line(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
         """With the eval extras alone (no PyTorch), evaluating a .pt says what it needs, not a traceback."""
-        monkeypatch.setitem(sys.modules, "wbc.train", None)  # import fails as if torch were missing
+        monkeypatch.setitem(sys.modules, "wbc.checkpoint", None)  # import fails as if torch were missing
+        monkeypatch.setitem(sys.modules, "wbc.train", None)
         ckpt = tmp_path / "best.pt"
         ckpt.write_bytes(b"")
         assert main(["evaluate", "--model", str(ckpt), "--folder", str(FIXTURE_IMAGES / "TEST_SIMPLE"),

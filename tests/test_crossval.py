@@ -15,13 +15,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from wbc.checkpoint import load_checkpoint  # noqa: E402
 from wbc.crossval import cross_validate, finished_folds, fold_config, fold_logits, train_or_reuse  # noqa: E402
 from wbc.data import list_split  # noqa: E402
 from wbc.errors import CheckpointError, DataError  # noqa: E402
 from wbc.model import default_config  # noqa: E402
 from wbc.predict import Predictor  # noqa: E402
+from wbc.recipe import TrainConfig  # noqa: E402
 from wbc.ship import export_and_report  # noqa: E402
-from wbc.train import TrainConfig, fit, load_checkpoint  # noqa: E402
+from wbc.train import fit  # noqa: E402
 
 from conftest import FIXTURE_IMAGES, load_benchmark  # noqa: E402
 

@@ -96,9 +96,9 @@ class TestExport:
 
     def test_card_of_a_last_epoch_says_it_was_not_chosen(self, tiny_run: Path, tmp_path: Path) -> None:
         """last.pt (a fold model as cross-validation scores it) was chosen on nothing unless it is also the best."""
+        from wbc.checkpoint import load_checkpoint
         from wbc.export import export
         from wbc.ship import parity_images
-        from wbc.train import load_checkpoint
 
         last, best = load_checkpoint(tiny_run / "last.pt"), load_checkpoint(tiny_run / "best.pt")
         card = export(tiny_run / "last.pt", tmp_path / "last", parity_images(FIXTURE_IMAGES))
@@ -288,8 +288,9 @@ class TestExport:
         """ONNX Runtime and PyTorch agree on real images to 1e-4 (the export's own check, recomputed)."""
         import torch
 
+        from wbc.checkpoint import load_checkpoint, model_from_checkpoint
         from wbc.data import list_split, load_arrays
-        from wbc.train import _to_tensor, load_checkpoint, model_from_checkpoint, predict_probs
+        from wbc.train import _to_tensor, predict_probs
 
         net, spec = model_from_checkpoint(load_checkpoint(tiny_run / "best.pt"))
         x, _ = load_arrays(list_split(FIXTURE_IMAGES, "TEST_SIMPLE"), spec, progress=False)
@@ -312,7 +313,7 @@ class TestExport:
         probabilities as the current uint8-input export."""
         import torch
 
-        from wbc.train import load_checkpoint, model_from_checkpoint
+        from wbc.checkpoint import load_checkpoint, model_from_checkpoint
 
         net, spec = model_from_checkpoint(load_checkpoint(tiny_run / "best.pt"))
         net.eval()

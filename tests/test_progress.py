@@ -46,7 +46,8 @@ def test_training_draws_its_bar(on_terminal: bool, monkeypatch: pytest.MonkeyPat
     import torch
 
     from wbc.imaging import PreprocessSpec
-    from wbc.train import TrainConfig, train_one_epoch
+    from wbc.recipe import TrainConfig
+    from wbc.train import train_one_epoch
 
     out = Terminal() if on_terminal else io.StringIO()
     monkeypatch.setattr(sys, "stderr", out)

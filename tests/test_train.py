@@ -13,8 +13,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from wbc import train as train_mod  # noqa: E402
+from wbc.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint  # noqa: E402
 from wbc.errors import CheckpointError  # noqa: E402
-from wbc.train import TrainConfig, check_config, fit, load_checkpoint, preset, with_epochs  # noqa: E402
+from wbc.recipe import TrainConfig, check_config, preset, with_epochs  # noqa: E402
+from wbc.train import fit  # noqa: E402
 
 from conftest import FIXTURE_IMAGES  # noqa: E402
 
@@ -136,7 +138,7 @@ class TestFit:
         (tiny_run / "split.json").write_text(json.dumps(split))
         # A run started before wbc 0.21 kept a field labelled twice on two sides: where only linked cells
         # went otherwise, it resumes on its own split; a cell moved that is not linked is refused.
-        import wbc.train
+        import wbc.run_folder
 
         v, t = split["val_cells"][0], split["train_cells"][0]
         older = {"train_cells": sorted([*split["train_cells"], v]), "val_cells": split["val_cells"][1:]}
@@ -144,7 +146,7 @@ class TestFit:
         with pytest.raises(DataError, match="1 moved between training and validation"):
             fit(replace(TINY, data=str(data_copy)), tiny_run, resume=True, progress=False)
         with pytest.MonkeyPatch.context() as mp:
-            mp.setattr(wbc.train, "read_linked", lambda: {v: t})
+            mp.setattr(wbc.run_folder, "read_linked", lambda: {v: t})
             fit(replace(TINY, data=str(data_copy)), tiny_run, resume=True, progress=False)
         (tiny_run / "split.json").write_text(json.dumps(split))
         # A file gone: the cells split otherwise.
@@ -237,7 +239,7 @@ class TestFit:
         run = fit(replace(TINY, epochs=3, patience=3), tmp_path / "r", progress=False)
         assert marked == [1, 2, 2] and load_checkpoint(run / "best.pt")["epoch"] + 1 == 2
         state = load_checkpoint(run / "last.pt")  # as if stopped after the second epoch, then resumed
-        train_mod.save_checkpoint(run / "last.pt", {**state, "epoch": 1, "stopped": False, "history": state["history"][:2]})
+        save_checkpoint(run / "last.pt", {**state, "epoch": 1, "stopped": False, "history": state["history"][:2]})
         marked.clear()
         scores[:] = [0.2]
         fit(TINY, run, resume=True, progress=False)
@@ -285,7 +287,7 @@ class TestFit:
         trained, served = state["training_state_dict"], state["state_dict"]
         assert set(trained) == set(served)
         assert any(not torch.equal(trained[k], served[k]) for k in served if served[k].is_floating_point())
-        net, spec = train_mod.model_from_checkpoint(state)  # the average loads as a plain network
+        net, spec = model_from_checkpoint(state)  # the average loads as a plain network
         assert sum(p.numel() for p in net.parameters()) > 0
         with pytest.raises(ValueError, match="ema decay"):
             fit(replace(TINY, ema=1.0), tmp_path / "bad", progress=False)
@@ -297,7 +299,7 @@ class TestFit:
         from wbc.train import _to_tensor, teacher_probs
 
         val = set(json.loads((tiny_run / "split.json").read_text())["val_cells"])
-        _, spec = train_mod.model_from_checkpoint(load_checkpoint(tiny_run / "best.pt"))
+        _, spec = model_from_checkpoint(load_checkpoint(tiny_run / "best.pt"))
         x, _ = load_arrays(list_split(FIXTURE_IMAGES, "TRAIN")[:6], spec, progress=False)
         xt = _to_tensor(x)
         p = teacher_probs((str(tiny_run),), xt, val)
@@ -463,7 +465,7 @@ class TestCheckpoint:
         """Weights of another shape than the network its model_config describes: named, not torch's traceback."""
         import torch
 
-        from wbc.train import model_from_checkpoint
+        from wbc.checkpoint import model_from_checkpoint
 
         state = load_checkpoint(tiny_run / "best.pt")
         name = next(k for k, v in state["state_dict"].items() if v.ndim == 2)
@@ -644,9 +646,9 @@ def test_export_warns_of_an_unfinished_or_near_chance_run(tiny_run: Path, tmp_pa
     held-out images is said to be; a finished run of fair accuracy gets no warning."""
     import shutil
 
+    from wbc.checkpoint import save_checkpoint
     from wbc.cli import main
     from wbc.ship import export_warnings
-    from wbc.train import save_checkpoint
 
     run = tmp_path / "run"
     shutil.copytree(tiny_run, run)
@@ -826,7 +828,7 @@ def test_context_run_trains_and_validates_on_the_networks_crop(tmp_path: Path, m
     assert {s for _, s in sizes} == {(96, 96)} and {t for t, _ in sizes} == {True, False}
     state = load_checkpoint(run / "best.pt")
     assert state["train_config"]["context"] == 6
-    assert train_mod.model_from_checkpoint(state)[1].window == 160
+    assert model_from_checkpoint(state)[1].window == 160
 
 
 @pytest.mark.parametrize(("device", "message"), [

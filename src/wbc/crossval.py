@@ -32,11 +32,14 @@ from wbc.calibration import (
     review_threshold,
     tta_probs,
 )
+from wbc.checkpoint import load_checkpoint
 from wbc.errors import CheckpointError, DataError
 from wbc.io import atomic_write_bytes
 from wbc.model import SeedConfig, WbcNetConfig, config_from_dict, config_to_dict, default_config
 from wbc.predict import calibration_figures
-from wbc.train import MACHINE_SETTINGS, TrainConfig, fit, load_checkpoint, read_val_cells
+from wbc.recipe import MACHINE_SETTINGS, TrainConfig
+from wbc.run_folder import read_val_cells
+from wbc.train import fit
 
 IGNORED = {*MACHINE_SETTINGS, "fold"}  # where and on which fold a run was made, not its recipe
 SEEDS = {"seed", "split_seed"}  # a calibration carries over to another seed of the same recipe

@@ -128,7 +128,8 @@ def model_probs(model: str | Path | None, samples: list[Sample], skip_bad: bool 
     what read them."""
     if model is not None and str(model).endswith(".pt"):
         try:
-            from wbc.train import _to_tensor, load_checkpoint, model_from_checkpoint, predict_probs
+            from wbc.checkpoint import load_checkpoint, model_from_checkpoint
+            from wbc.train import _to_tensor, predict_probs
         except ImportError as e:  # the eval extras evaluate ONNX models; a checkpoint is PyTorch's
             raise ModelFileError(f"{model}: a training checkpoint, which needs PyTorch ({e.name or e} is not installed): "
                                  "pip install -e '.[train]', or evaluate its export (`wbc export`) instead") from e

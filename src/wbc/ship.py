@@ -30,7 +30,8 @@ from wbc.metrics import expected_calibration_error
 from wbc.predict import Predictor, weak_model_note
 from wbc.staging import interrupt_held, move_in, raise_held, staging
 from wbc.model import config_from_dict
-from wbc.train import load_checkpoint, read_val_cells
+from wbc.checkpoint import load_checkpoint
+from wbc.run_folder import read_val_cells
 
 PARITY_IMAGES = 32
 

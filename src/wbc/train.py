@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import errno
 import io
 import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,23 +17,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wbc.augment import (
-    ROBUST,
-    ROBUST_ERASE,
-    ROBUST_ERASE_OVEREXPOSED,
-    ROBUST_ERASE_SHARP,
-    ROBUST_EXPOSURE,
-    ROBUST_OVEREXPOSED,
-    ROBUST_WIDE,
-    AugmentConfig,
-    augment_batch,
+from wbc.augment import augment_batch
+from wbc.checkpoint import (
+    CHECKPOINT_VERSION,
+    _one_line,
+    load_checkpoint,
+    model_from_checkpoint,
+    save_checkpoint,
+    stored_config,
 )
 from wbc.data import (Sample, colourless, find_images_root, grouped_split, list_split, listed, load_arrays,
                       say_once, test_copies_of)
-from wbc.errors import CheckpointError, ConfigError, DataError, OutputError, WbcError
+from wbc.errors import CheckpointError, ConfigError, DataError
 from wbc.imaging import PreprocessSpec, dihedral_views
 from wbc.info import CLASSES, NUM_CLASSES
-from wbc.io import atomic_write_bytes, atomic_write_text, missing_folders, printable, remove_empty
+from wbc.io import atomic_write_text, printable
 from wbc.model import (
     SeedConfig,
     WbcNetConfig,
@@ -46,108 +41,22 @@ from wbc.model import (
     count_params,
     default_config,
 )
-from wbc.sources import read_linked
+from wbc.recipe import _OPTIMIZERS, AUGMENT, MACHINE_SETTINGS, TrainConfig, check_config, check_device
+from wbc.run_folder import (
+    _check_same_split,
+    _only_writer,
+    _refuse_others_files,
+    _resumed_on_other_cells,
+    _run_split,
+    _split_before_links,
+    read_val_cells,
+)
 
-CHECKPOINT_VERSION = 1
+
 EOS, NEUT = CLASSES.index("EOSINOPHIL"), CLASSES.index("NEUTROPHIL")
 # The class each class's pair smoothing moves its share to (-1: none): eosinophil <-> neutrophil.
 PARTNER = torch.full((NUM_CLASSES,), -1, dtype=torch.long)
 PARTNER[EOS], PARTNER[NEUT] = NEUT, EOS
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that decides a run; saved as config.json in the run folder."""
-
-    model: str = "wbcnet"
-    epochs: int = 80
-    batch_size: int = 64
-    lr: float = 2e-3
-    optimizer: str = "adamw"  # one of OPTIMIZERS
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"  # "cosine" (with warmup) or "constant"
-    warmup_epochs: int = 1
-    label_smoothing: float = 0.1  # the presets set their own (wbcnet 0.2, seed 0): see `preset`
-    # Share of each eosinophil's target moved to neutrophil and back (on top of label smoothing):
-    # the pair that out-of-fold errors confuse, so a cell that looks like the other costs less.
-    pair_smoothing: float = 0.0
-    patience: int = 20  # epochs without improvement of `monitor` before stopping
-    monitor: str = "val_macro_f1"  # or "val_loss"
-    val_fraction: float = 0.2
-    seed: int = 0
-    split_seed: int | None = None  # seed of the cell-grouped split alone (None: `seed`); teachers share one
-    # Which of the round(1 / val_fraction) cell-grouped folds is held out (cross-validation). None:
-    # none is, every TRAIN cell trains for exactly `epochs` epochs and the last one is the model; for
-    # a recipe whose epochs and calibration cross-validation has already fixed.
-    fold: int | None = 0
-    class_weights: bool = True
-    augment: str = "robust"  # a key of AUGMENT ("basic": geometry and light colour jitter) or "none"
-    limit_cells: int | None = None  # keep only the first N cells of each class (quick runs)
-    data: str | None = None
-    skip_bad: bool = False
-    threads: int = 2
-    # The torch device the network trains on: "cpu", or "cuda" where a GPU and a CUDA build of torch
-    # are present (the augmentation's random draws stay on the CPU, so both draw the same numbers;
-    # the arithmetic differs in the last digits, so a GPU run is not a bit-for-bit CPU run).
-    device: str = "cpu"
-    teachers: tuple[str, ...] = ()  # run folders whose best.pt teach this one (distillation)
-    distill: float = 0.7  # with teachers: weight of the teachers' soft targets in the loss
-    mixup: float = 0.0  # alpha of mixup's Beta(alpha, alpha) blend of image pairs and their targets (0 = off)
-    # Decay per step of an exponential moving average of the weights (and BatchNorm statistics);
-    # 0 = off. When on, the average is what is validated and saved as the model.
-    ema: float = 0.0
-    # Progressive resizing: the first `low_res_epochs` epochs see the augmented crops at
-    # low_res_size x low_res_size px instead of the network's input size (0 = off). The network is
-    # fully convolutional with global pooling, so the same weights take both; the later epochs at
-    # full size adapt it (and its BatchNorm statistics) to the size it is used at.
-    low_res_size: int = 0
-    low_res_epochs: int = 0
-    # Shrink the crops with an antialiasing filter before the low-resolution warp instead of sampling
-    # the full-size crop sparsely (aliased); what e34 and e36 ran without.
-    low_res_antialias: bool = False
-    # Px of the network's input cached around each training crop (0 = none): the warp's rotations and
-    # zoom-outs then sample real field where they would otherwise mirror the crop's own border. A test
-    # crop is unchanged; validation reads each crop's centre, as a test crop frames it.
-    context: int = 0
-
-
-# Where and how fast a run is made, not what it learns: a resumed run takes these from its caller.
-MACHINE_SETTINGS = ("data", "threads", "skip_bad", "device")
-
-
-# The reference's recipe: Adam at 1e-4, class weights, augmentation, early stopping, 50 epochs.
-SEED_PRESET: dict[str, Any] = dict(
-    epochs=50, lr=1e-4, optimizer="adam", weight_decay=0.0, schedule="constant", warmup_epochs=0,
-    label_smoothing=0.0, patience=10, monitor="val_loss", augment="basic",
-)
-AUGMENT = {"basic": AugmentConfig(), "robust": ROBUST, "robust-wide": ROBUST_WIDE, "robust-erase": ROBUST_ERASE,
-           "robust-exposure": ROBUST_EXPOSURE, "robust-overexposed": ROBUST_OVEREXPOSED,
-           "robust-erase-overexposed": ROBUST_ERASE_OVEREXPOSED, "robust-erase-sharp": ROBUST_ERASE_SHARP}
-
-
-# wbcnet's default recipe (e36): mixup 0.4 was better on held-out fields than none (e11 against e10),
-# label smoothing 0.2 no worse than 0.1 (e21 against e11), and the first 64 of 80 epochs at 64 px with
-# cutout read as well as e21 on five folds at 0.56x e21's training time, within the 20-minute target on
-# a 2-core AVX2 CPU (benchmarks/cv.py; BENCHMARKS.md, "Design comparisons over real cells", "e36 on five folds").
-WBCNET_PRESET: dict[str, Any] = dict(mixup=0.4, label_smoothing=0.2, augment="robust-erase",
-                                     low_res_size=64, low_res_epochs=64)
-
-
-def preset(model: str) -> TrainConfig:
-    """Default TrainConfig for `model` ("wbcnet" or "seed")."""
-    return TrainConfig(model=model, **(SEED_PRESET if model == "seed" else WBCNET_PRESET))
-
-
-def with_epochs(cfg: TrainConfig, epochs: int) -> TrainConfig:
-    """`cfg` run for `epochs` epochs, its progressive resizing keeping its share of the schedule (the
-    preset's 64 of 80 become 8 of 10, and 1 of 2: the last epoch is always full size), and off for a
-    one-epoch run."""
-    if not cfg.low_res_epochs:
-        return replace(cfg, epochs=epochs)
-    low = min(round(cfg.low_res_epochs * epochs / cfg.epochs), epochs - 1)
-    if low < 1:
-        return replace(cfg, epochs=epochs, low_res_size=0, low_res_epochs=0, low_res_antialias=False)
-    return replace(cfg, epochs=epochs, low_res_epochs=low)
 
 
 def context_spec(spec: PreprocessSpec, context: int) -> PreprocessSpec:
@@ -307,16 +216,6 @@ def train_one_epoch(
     return float(total) / max(seen, 1)
 
 
-# name -> constructor(params, lr, weight_decay); check_config refuses any other name before a run starts.
-_OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "adamw": torch.optim.AdamW,
-    "adam": torch.optim.Adam,
-    # Nesterov momentum 0.9, the usual from-scratch CNN recipe; its weight decay is plain L2.
-    "sgd": lambda params, **kw: torch.optim.SGD(params, momentum=0.9, nesterov=True, **kw),
-}
-OPTIMIZERS = tuple(_OPTIMIZERS)
-
-
 def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return _OPTIMIZERS[cfg.optimizer](model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
@@ -406,139 +305,6 @@ def _val_metrics(probs: np.ndarray, y: np.ndarray, cells: list[str], weights: to
     }
 
 
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def _run_split(run: Path) -> tuple[dict[str, Any], set[str], set[str]]:
-    """A run's split.json, its training cells and its validation cells; CheckpointError where it is missing or
-    damaged."""
-    try:
-        split = json.loads((run / "split.json").read_text())
-        return split, set(split["train_cells"]), set(split["val_cells"])
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{run}: split.json, the cells the run trained on, is missing or damaged; "
-                              "it cannot be resumed safely: start it again") from e
-
-
-def _split_before_links(then_tr: set[str], then_va: set[str], cells: list[str], tr_idx: np.ndarray,
-                        va_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The run's own split (`then_tr`, `then_va`: its split.json's cells) where the split made now differs from
-    it only in where the linked cells went (`wbc.sources.read_linked`: a run started before wbc 0.21 kept a
-    field labelled twice apart, and goes on as it started); the split made now otherwise, for `_check_same_split`."""
-    now_tr, now_va = {cells[i] for i in tr_idx}, {cells[i] for i in va_idx}
-    moved = (then_tr & now_va) | (then_va & now_tr)
-    linked = {c for pair in read_linked().items() for c in pair}
-    if not moved or then_tr | then_va != now_tr | now_va or not moved <= linked:
-        return tr_idx, va_idx
-    return (np.array([i for i, c in enumerate(cells) if c in then_tr], dtype=int),
-            np.array([i for i, c in enumerate(cells) if c in then_va], dtype=int))
-
-
-def _resumed_on_other_cells(run: Path, cells: set[str], root: Path | str, error: DataError) -> None:
-    """DataError naming the data as the cause where the cells a resumed run reads (at `root`) are not those its
-    split.json holds, and the split made of them failed with `error`."""
-    _, then_tr, then_va = _run_split(run)
-    if cells != then_tr | then_va:
-        raise DataError(f"{run}: --resume: the data at {root} gives {len(cells)} cells, other than the "
-                        f"{len(then_tr | then_va)} the run started on (split.json), and no split of them can be made "
-                        f"({error}): --data points at other data, or files were added, removed or left out as unusable "
-                        "(--skip-bad, named above) since; point --data at the data it started on, or start a new "
-                        "run") from error
-
-
-def _check_same_split(run: Path, split: tuple[dict[str, Any], set[str], set[str]], cells: list[str],
-                      tr_idx: np.ndarray, va_idx: np.ndarray, root: Path | str) -> None:
-    """DataError unless the data a resumed run reads (`root`) gives the cells, and files, the run
-    started on (its `split`, `_run_split`; the file counts only where it has them): --data may move, not change
-    what is trained on."""
-    split_json, then = split[0], (split[1], split[2])
-    now = ({cells[i] for i in tr_idx}, {cells[i] for i in va_idx})
-    if now != then:
-        gone, new = sorted((then[0] | then[1]) - (now[0] | now[1])), sorted((now[0] | now[1]) - (then[0] | then[1]))
-        moved = sorted((then[0] & now[1]) | (then[1] & now[0]))  # on the other side of the split now
-        which = "; ".join(f"{len(c)} {what}: {', '.join(c[:3])}{' ...' if len(c) > 3 else ''}"
-                          for what, c in (("missing", gone), ("new", new), ("moved between training and validation",
-                                                                               moved)) if c)
-        raise DataError(
-            f"{run}: --resume: the data at {root} gives {len(now[0])} training and {len(now[1])} validation cells, "
-            f"other than the {len(then[0])} and {len(then[1])} the run started on (split.json; {which}): --data points at "
-            "other data, or files were added, removed or left out as unusable (--skip-bad, named above) since; "
-            "point --data at the data it started on, restore the files, or start a new run")
-    counts = (split_json.get("train_files"), split_json.get("val_files"))  # absent from runs before version 0.15
-    if any(c is not None and c != n for c, n in zip(counts, (len(tr_idx), len(va_idx)))):
-        raise DataError(
-            f"{run}: --resume: the data at {root} gives {len(tr_idx)} training and {len(va_idx)} validation files of "
-            f"the run's cells, but it started on {counts[0]} and {counts[1]} (split.json): files were added, removed "
-            "or left out as unusable (--skip-bad, named above) since; restore them as they were, or start a new run")
-
-
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint written by `fit`; CheckpointError if it is missing or not ours."""
-    path = Path(path)
-    if path.is_dir() and path.suffix != ".pt":  # a run folder; a folder named last.pt is named as itself
-        path = path / "best.pt"
-    if path.is_dir():
-        raise CheckpointError(f"{path}: a folder, not a checkpoint file")
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # torch raises several unrelated types for a damaged file
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from e
-    if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION or "model_name" not in state:
-        raise CheckpointError(f"{path}: not a wbc checkpoint of version {CHECKPOINT_VERSION}")
-    if tuple(state.get("classes", ())) != CLASSES:
-        raise CheckpointError(f"{path}: trained for classes {state.get('classes')}, expected {CLASSES}")
-    # What every reader takes from it: a file of this version without them (edited, or another tool's) gave
-    # KeyError and TypeError tracebacks in evaluate, export and --resume.
-    for key, kind, what in CHECKPOINT_FIELDS:
-        if not isinstance(state.get(key), kind) or isinstance(state.get(key), bool):
-            held = "missing" if key not in state else f"{state[key]!r:.40}"
-            raise CheckpointError(f"{path}: a damaged checkpoint: its {key} is {held}, not {what}")
-    try:  # (its train_config is read by --resume alone: a later version's new settings do not stop an export)
-        config_from_dict(state["model_name"], state["model_config"])
-    except (TypeError, ValueError, KeyError, AttributeError, WbcError) as e:
-        raise CheckpointError(f"{path}: its settings are not this version's ({type(e).__name__}: {e})") from e
-    return state
-
-
-CHECKPOINT_FIELDS: tuple[tuple[str, type, str], ...] = (
-    ("model_name", str, "a name"), ("model_config", dict, "an object"), ("train_config", dict, "an object"),
-    ("state_dict", dict, "a set of weights"), ("epoch", int, "a whole number"), ("history", list, "a list"))
-
-
-def stored_config(state: dict[str, Any], path: str | Path) -> TrainConfig:
-    """The settings a checkpoint (read from `path`) was trained with, those it lacks at their defaults (as `fit`
-    fills them); CheckpointError where it holds one this version does not know (a later version's run, or an
-    edited file), which --resume cannot honour."""
-    try:
-        return TrainConfig(**state["train_config"])
-    except TypeError as e:
-        raise CheckpointError(f"{path}: its settings are not this version's ({e}); resume it with the version that "
-                              "started it") from e
-
-
-def _one_line(e: BaseException, limit: int = 300) -> str:
-    """An error's words on one line, cut at `limit` characters (torch's run to many lines, one per weight)."""
-    return " ".join(str(e).split())[:limit]
-
-
-def model_from_checkpoint(state: dict[str, Any], path: str | Path = "the checkpoint") -> tuple[nn.Module, PreprocessSpec]:
-    """Rebuild the network a checkpoint (read from `path`, for messages) describes, with its weights, in eval mode."""
-    try:
-        cfg = config_from_dict(state["model_name"], state["model_config"])
-        model = build_model(state["model_name"], cfg)
-        model.load_state_dict(state["state_dict"])
-    except (RuntimeError, TypeError, ValueError) as e:  # torch's "size mismatch for fc.weight ...", a width of "x"
-        raise CheckpointError(f"{path}: its weights do not fit the network its model_config describes, or that "
-                              f"network cannot be built ({_one_line(e)})") from e
-    model.eval()
-    return model, cfg.preprocess
-
-
 def _write_summary(run: Path, history: list[dict[str, float]]) -> None:
     if not history:
         return
@@ -555,16 +321,6 @@ def _improved(value: float, best: float | None, monitor: str) -> bool:
     if best is None:
         return True
     return value < best if monitor == "val_loss" else value > best
-
-
-def read_val_cells(run: Path) -> set[str]:
-    """The cells a run held out for validation, from the split.json that `fit` wrote."""
-    if not Path(run).is_dir():
-        raise CheckpointError(f"{run}: no such run folder")
-    try:
-        return set(json.loads((run / "split.json").read_text())["val_cells"])
-    except (OSError, KeyError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"{run}: split.json with the validation cells is missing or damaged") from e
 
 
 @torch.no_grad()
@@ -597,137 +353,6 @@ def teacher_probs(teachers: tuple[str, ...], x: torch.Tensor, val_cells: set[str
                 v = torch.flip(v, dims=(3,)) if flip else v
                 total += torch.from_numpy(predict_probs(net, v.contiguous(), spec))
     return total / (8 * len(teachers))
-
-
-def check_config(cfg: TrainConfig) -> None:
-    """Refuse settings out of range before any work, naming the setting (ConfigError)."""
-    if cfg.augment not in (*AUGMENT, "none"):
-        raise ConfigError(f"unknown augmentation {cfg.augment!r}; choose {', '.join(AUGMENT)} or none")
-    if cfg.optimizer not in OPTIMIZERS:
-        raise ConfigError(f"unknown optimizer {cfg.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-    if cfg.epochs < 1:
-        raise ConfigError(f"epochs {cfg.epochs}: choose 1 or more (the recipe's default is 80 for wbcnet)")
-    if cfg.patience < 1:
-        raise ConfigError(f"patience {cfg.patience}: choose 1 or more epochs without improvement before stopping")
-    if cfg.limit_cells is not None and cfg.limit_cells < 1:
-        raise ConfigError(f"limit cells {cfg.limit_cells}: choose 1 or more cells per class, or leave it out to use "
-                          "every cell")
-    if cfg.threads < 1:
-        raise ConfigError(f"threads {cfg.threads}: choose 1 or more (this machine has {os.cpu_count()} CPUs)")
-    check_device(cfg.device)
-    for name, v in (("learning rate", cfg.lr), ("ema decay", cfg.ema), ("weight decay", cfg.weight_decay),
-                    ("mixup alpha", cfg.mixup), ("label smoothing", cfg.label_smoothing), ("distill weight", cfg.distill)):
-        if not math.isfinite(v):  # NaN passes every comparison below unseen, and config.json cannot hold it
-            raise ConfigError(f"{name} {v}: choose a finite number")
-    if not cfg.lr > 0:
-        raise ConfigError(f"learning rate {cfg.lr}: choose a positive value, e.g. 2e-3 (adamw) or 0.05 (sgd)")
-    if cfg.batch_size < 2:  # BatchNorm needs two samples
-        raise ConfigError(f"batch size {cfg.batch_size}: choose 2 or more, e.g. 64")
-    if not 0 <= cfg.ema < 1:
-        raise ConfigError(f"ema decay {cfg.ema}: choose 0 (off) or a value in (0, 1), e.g. 0.998")
-    if not 0 <= cfg.weight_decay < 1:
-        raise ConfigError(f"weight decay {cfg.weight_decay}: choose a value in [0, 1), e.g. 0.05")
-    if cfg.mixup < 0:
-        raise ConfigError(f"mixup alpha {cfg.mixup}: choose 0 (off) or a positive value, e.g. 0.4")
-    if not 0 <= cfg.label_smoothing < 1:
-        raise ConfigError(f"label smoothing {cfg.label_smoothing}: choose a value in [0, 1), e.g. 0.2")
-    if cfg.low_res_size or cfg.low_res_epochs:
-        low = f"low resolution {cfg.low_res_size} px for {cfg.low_res_epochs} epochs"
-        if cfg.model != "wbcnet":
-            raise ConfigError(f"{low}: only wbcnet takes inputs of another size ({cfg.model} has a fixed dense head)")
-        if cfg.low_res_size < 32:
-            raise ConfigError(f"{low}: choose 32 px or more")
-        if cfg.epochs < 2:  # "choose 1 to 0 epochs" said nothing a user could do
-            raise ConfigError(f"{low}: progressive resizing needs a run of 2 or more epochs, the last at full size; "
-                              f"give more --epochs, or --low-res 0 0 to turn it off")
-        if not 0 < cfg.low_res_epochs < cfg.epochs:
-            raise ConfigError(f"{low}: choose 1 to {cfg.epochs - 1} epochs, fewer than the run's {cfg.epochs}, so "
-                              "that the last ones train at full size (or --low-res 0 0 to turn it off)")
-    elif cfg.low_res_antialias:
-        raise ConfigError("low-resolution antialiasing applies to progressive resizing: add --low-res PX EPOCHS")
-    for name, seed in (("seed", cfg.seed), ("split seed", cfg.split_seed)):
-        if seed is not None and not 0 <= seed < 2**32:  # numpy's generators take no other (a traceback)
-            raise ConfigError(f"{name} {seed}: choose a whole number from 0 to {2**32 - 1}")
-    if not 0 <= cfg.distill <= 1:  # the loss is (1 - w) x the labels' + w x the teachers': 2 weighed the labels by -1
-        raise ConfigError(f"distillation weight {cfg.distill}: choose a value in [0, 1], the teachers' share of the loss")
-    if cfg.context < 0:
-        raise ConfigError(f"context {cfg.context} px: choose 0 (off) or more px of field around each training crop")
-    # The labelled class keeps 1 - ls + ls/4 - ps and its partner gets ls/4 + ps.
-    most = (1 - cfg.label_smoothing) / 2
-    if not 0 <= cfg.pair_smoothing < most:
-        raise ConfigError(f"pair smoothing {cfg.pair_smoothing}: choose a value in [0, {most:.2f}) with label "
-                          f"smoothing {cfg.label_smoothing}, so that the labelled class keeps the larger share")
-
-
-def check_device(device: str) -> torch.device:
-    """The torch device a run names, or ConfigError saying why it cannot train there."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise ConfigError(f"device {device!r}: not a torch device; choose cpu or cuda (cuda:N for the N-th GPU)") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {device!r}: no CUDA GPU is visible to this torch ({torch.__version__}; "
-                              "a CPU-only build, or no driver); train on --device cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise ConfigError(f"device {device!r}: this machine shows {torch.cuda.device_count()} CUDA GPU(s), "
-                              f"numbered from 0")
-    elif dev.type != "cpu":
-        raise ConfigError(f"device {device!r}: wbc trains on cpu or cuda only")
-    return dev
-
-
-@contextlib.contextmanager
-def _only_writer(run: Path) -> Iterator[None]:
-    """Hold the run folder for one `wbc train` at a time (an advisory lock on the folder, released
-    when the process ends however it ends); the folders made here (`runs/` too) and left empty are
-    removed. Where no lock can be had (not POSIX; a file system without locks) training goes on without one."""
-    made = missing_folders(run)
-    run.mkdir(parents=True, exist_ok=True)
-    fd: int | None = None
-    held = False
-    try:
-        try:
-            import fcntl
-
-            fd = os.open(run, os.O_RDONLY)
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise CheckpointError(f"{run}: another `wbc train` is writing to this run now; wait for it to "
-                                  "end, or choose another --out") from None
-        except ImportError:
-            pass  # not POSIX: train without a lock
-        except OSError as e:
-            if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EINVAL, errno.ENOSYS):
-                raise CheckpointError(f"{run}: cannot be held for this run ({e.strerror or e})") from None
-            # a file system without locks: train without one
-        held = True
-        yield
-    finally:
-        if fd is not None:
-            os.close(fd)
-        # Only the holder tidies: a refused start must not remove the folder the holder is about to fill.
-        if held:
-            remove_empty(made)
-
-
-RUN_FILES = ("config.json", "split.json", "summary.csv", "best.pt", "curves.png")  # and last.pt, which `fit` refuses
-
-
-def _refuse_others_files(run: Path) -> None:
-    """OutputError, before the work, where a new run's folder holds files of a run's names that are not a wbc
-    run's (its config.json has no recipe): a user's config.json and curves.png are not ours to replace. A run
-    stopped before its first epoch ended (config.json and split.json, no last.pt) is started again there."""
-    theirs = [f for f in RUN_FILES if (run / f).exists()]
-    if not theirs:
-        return
-    try:
-        ours = {"train", "model"} <= set(json.loads((run / "config.json").read_text()))
-    except (OSError, ValueError, TypeError):
-        ours = False
-    if not ours:
-        raise OutputError(f"{run}: holds {', '.join(theirs)}, not of a run by wbc; training there would replace them. "
-                          "Give another --out folder, or move them")
 
 
 def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool = True,

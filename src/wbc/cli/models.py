@@ -19,7 +19,7 @@ def _stored_config(ckpt: str | Path) -> tuple[dict[str, Any], Path]:
     ckpt = Path(ckpt)
     if ckpt.suffix != ".pt" or not ckpt.is_file():
         return {}, ckpt.parent
-    return _training("wbc.train", "load_checkpoint")(ckpt)["train_config"], ckpt.parent
+    return _training("wbc.checkpoint", "load_checkpoint")(ckpt)["train_config"], ckpt.parent
 
 
 def _card_config(model: str | Path | None) -> tuple[dict[str, Any], Path]:

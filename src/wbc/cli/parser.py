@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, help="maximum epochs (default: 80 wbcnet, 50 seed)")
     t.add_argument("--lr", type=float, help="peak learning rate (default: 2e-3 wbcnet, 1e-4 seed)")
     t.add_argument("--batch-size", type=int, help="default: 64")
-    # train.OPTIMIZERS, written out so that the parser needs no torch (a test compares them).
+    # recipe.OPTIMIZERS, written out so that the parser needs no torch (a test compares them).
     t.add_argument("--optimizer", choices=["adamw", "adam", "sgd"],
                    help="adamw, adam or sgd (Nesterov momentum 0.9) (default: adamw wbcnet, adam seed)")
     t.add_argument("--seed", type=int, help="seed of the split, shuffling and augmentation (default: 0)")
@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--threads", type=threads, help="PyTorch CPU threads (default: 2)")
     t.add_argument("--device", help="train on this torch device: cpu (default), or cuda (cuda:N) where a GPU and a "
                    "CUDA build of torch are present; a GPU run differs from a CPU run in the last digits")
-    # train.AUGMENT's keys and "none", written out so that the parser needs no torch (a test compares them).
+    # recipe.AUGMENT's keys and "none", written out so that the parser needs no torch (a test compares them).
     t.add_argument("--augment", choices=["robust", "robust-wide", "robust-erase", "robust-exposure",
                                          "robust-overexposed", "robust-erase-overexposed", "robust-erase-sharp",
                                          "basic", "none"],

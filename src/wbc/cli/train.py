@@ -15,7 +15,7 @@ from wbc.errors import WbcError
 from wbc.io import atomic_write_text
 
 if TYPE_CHECKING:  # the training extras (torch) load only when a command needs them
-    from wbc.train import TrainConfig
+    from wbc.recipe import TrainConfig
 
 
 DRY_RUN_MARK = "DRY_RUN"  # the file a dry run kept with --out holds, saying what it is
@@ -35,10 +35,10 @@ def _training(module: str, name: str) -> Any:
 def cmd_train(args: argparse.Namespace) -> int:
     from wbc.io import check_writable_folder
 
-    fit, preset = _training("wbc.train", "fit"), _training("wbc.train", "preset")
+    fit, preset = _training("wbc.train", "fit"), _training("wbc.recipe", "preset")
     cfg = preset(args.model or "wbcnet")
     if args.epochs is not None and args.low_res is None:
-        cfg = _training("wbc.train", "with_epochs")(cfg, args.epochs)
+        cfg = _training("wbc.recipe", "with_epochs")(cfg, args.epochs)
     overrides: dict[str, Any] = {
         k: v for k, v in {
             "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
@@ -87,7 +87,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.distill is not None and not cfg.teachers:
         raise WbcError("--distill weighs the teachers' soft targets: give the teachers' runs with --teacher")
     if args.dry_run:  # the settings as the real run has them first: it refused what the shortened one took (--epochs 0)
-        _training("wbc.train", "check_config")(cfg)
+        _training("wbc.recipe", "check_config")(cfg)
     if args.dry_run:  # one epoch, or with progressive resizing (wbcnet's default) one at each size
         # Enough cells per class for one in each of the round(1 / val_fraction) cell-grouped folds.
         folds = round(1 / cfg.val_fraction) if 0 < cfg.val_fraction < 0.5 else 0  # else refused with the config
@@ -135,10 +135,10 @@ def _check_resume(out: Path, asked: dict[str, Any], network: dict[str, Any],
     line that differs from the stored run rather than silently ignoring it. Where and how fast it runs
     (--data, --threads, --skip-bad, --device) may change. Returns the TrainConfig to resume with, and
     the epoch a finished run ended at (None for one to continue)."""
-    machine = _training("wbc.train", "MACHINE_SETTINGS")
-    state = _training("wbc.train", "load_checkpoint")(out / "last.pt")
+    machine = _training("wbc.recipe", "MACHINE_SETTINGS")
+    state = _training("wbc.checkpoint", "load_checkpoint")(out / "last.pt")
     # Settings an older checkpoint lacks read as their defaults, as fit fills them.
-    stored_cfg = _training("wbc.train", "stored_config")(state, out / "last.pt")
+    stored_cfg = _training("wbc.checkpoint", "stored_config")(state, out / "last.pt")
     net = _training("wbc.model", "config_from_dict")(stored_cfg.model, state["model_config"])
     stored = {**asdict(stored_cfg), "widths": getattr(net, "widths", None),
               "window": net.preprocess.window, "size": net.preprocess.size}
