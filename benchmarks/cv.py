@@ -130,6 +130,8 @@ def main() -> int:
     ap.add_argument("--data", help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     ap.add_argument("--json", type=Path, help="write the figures here (default: WORK/NAME/cv.json)")
     args = ap.parse_args()
+    if args.render and args.dry_run:
+        ap.error("--render prints earlier results and --dry-run trains: give one of them")
     if args.render:
         # A folder's partial cross-validations (cv-foldsK.json) sit beside its full one: keep both rows.
         rows = []
@@ -161,6 +163,16 @@ def main() -> int:
         if not cfg.low_res_epochs:
             ap.error("--low-res-antialias applies to progressive resizing: add --low-res PX EPOCHS")
         cfg = replace(cfg, low_res_antialias=True)
+    from wbc.crossval import cross_validate, folds_of
+    from wbc.model import default_config
+    from wbc.recipe import check_config
+
+    # Before any fold: a setting no run takes was refused only after "fold0: training" (--limit-cells 0), and too
+    # few cells a class for the folds in wording of an option cv.py does not have (--val-fraction).
+    check_config(cfg)
+    if cfg.limit_cells is not None and cfg.limit_cells < folds_of(cfg):
+        ap.error(f"--limit-cells {cfg.limit_cells}: at least {folds_of(cfg)}, a cell of each class for each of the "
+                 f"{folds_of(cfg)} folds to hold out")
     try:
         use = {int(k): Path(v) for k, v in (u.split("=", 1) for u in args.use)}
     except ValueError:
@@ -171,12 +183,7 @@ def main() -> int:
         print(f"cv: --use {', '.join(missing)}: no run there (a folder `wbc train` wrote, with its last.pt); leave "
               "--use out to train the fold under --work", file=sys.stderr)
         return 2
-    from wbc.crossval import cross_validate, folds_of
-    from wbc.model import default_config
-    from wbc.recipe import check_config
-
-    if args.dry_run:  # the settings as the real run has them first, as `wbc train --dry-run` does
-        check_config(cfg)
+    if args.dry_run:  # checked above as the real run has them, as `wbc train --dry-run` does
         cfg = replace(with_epochs(cfg, 2 if cfg.low_res_epochs else 1), limit_cells=cfg.limit_cells or max(3, folds_of(cfg)))
 
     try:
@@ -198,12 +205,13 @@ def main() -> int:
     finally:
         if args.dry_run:
             shutil.rmtree(work, ignore_errors=True)
-    for fold, f in result["folds"].items():  # cv.json before wbc 0.24 has "reused" alone
-        print(f"fold {fold}: {f['run']} ({f.get('done', 'reused' if f['reused'] else 'trained')})")
+    for fold, f in result["folds"].items():  # a dry run's folders are gone: not named
+        print(f"fold {fold}: {'' if args.dry_run else f['run'] + ' '}({f['done']})")
     if args.dry_run:
         print(markdown({args.name: result}))
-        print(f"dry run done: every fold trains and is scored ({cfg.epochs} epoch(s) on {cfg.limit_cells} cells a "
-              "class); nothing kept")
+        which = ("every fold trains and is scored" if len(folds) == k else f"fold {folds[0]} trains and is scored"
+                 if len(folds) == 1 else f"folds {', '.join(map(str, folds))} train and are scored")
+        print(f"dry run done: {which} ({cfg.epochs} epoch(s) on {cfg.limit_cells} cells a class); nothing kept")
         return 0
     out = args.json or args.work / args.name / ("cv.json" if len(folds) == k else f"cv-folds{''.join(map(str, folds))}.json")
     out.parent.mkdir(parents=True, exist_ok=True)

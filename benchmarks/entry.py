@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -11,12 +12,18 @@ from typing import NoReturn
 
 def run_script(main: Callable[[], int | None]) -> NoReturn:
     """Run a script's main() and exit with its status. A WbcError (a data set, model or run folder
-    that is missing or wrong) is one line naming the script and exits 2; Ctrl+C exits 130."""
+    that is missing or wrong) is one line naming the script and exits 2; Ctrl+C or SIGTERM exits 130."""
     from wbc.errors import WbcError
+
+    try:  # SIGTERM (`timeout`, `kill`) as Ctrl+C: a script's clean-up runs (cv.py --dry-run's folder was left)
+        from wbc.cli import terminate_as_interrupt
+    except ImportError:  # an earlier commit's src (the A/B scripts) from before it
+        terminate_as_interrupt = contextlib.nullcontext
 
     name = Path(sys.argv[0]).name
     try:
-        code = main()
+        with terminate_as_interrupt():
+            code = main()
     except WbcError as e:
         print(f"{name}: error: {e}", file=sys.stderr)
         sys.exit(2)

@@ -101,11 +101,11 @@ def one(model: str, seed: int, epochs: int | None, work: Path, threads: int, run
     """Train (or reuse), export, evaluate on TEST and time one network. wbcnet's seed s is the recipe's
     cross-validation run of fold s (`crossval.fold_config`: seed s, fold s of split seed 0), so
     `benchmarks/cv.py` and this benchmark can share runs (`--use`)."""
-    from wbc.crossval import train_or_reuse
+    from wbc.crossval import REUSED, train_or_reuse
     from wbc.ship import export_and_report
 
     cfg, run = recipe_of(model, seed, epochs, work, threads, run)
-    reused = train_or_reuse(cfg, run)
+    reused = train_or_reuse(cfg, run) == REUSED  # "resumed" and "trained" are strings too: both true
     out = run / "export"
     card = export_and_report(run, out, evaluate_test=True, tta=(model == "wbcnet"))
     test = card["metrics"]["test"]

@@ -1103,7 +1103,7 @@ class TestDifferential:
         checked = [{**r, "checked": True} for r in rows]
         assert next(r for r in tally.reviewed_differential(names, checked) if r["type"] == "Basophil")["status"] \
             == "within range"
-        few = tally.reviewed_differential(names[:10], rows[:10])  # under 100 cells: no status for any row, as before
+        few = tally.reviewed_differential(names[:10], rows[:10])  # under 100 cells: no place in a range, as before
         assert {r["status"] for r in few if r["type"] not in ("Blast", "Immature granulocyte", "Other white cell")} == {"-"}
 
     def test_differential_csv(self) -> None:

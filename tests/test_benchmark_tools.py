@@ -814,11 +814,29 @@ def test_cv_dry_run_trains_a_fold_briefly_and_keeps_nothing(full_data: Path, tmp
             "--data", str(full_data), "--dry-run"]
     r = subprocess.run([*argv, "--folds", "0"], capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode == 0, r.stderr
-    assert "fold 0: " in r.stdout and "(trained)" in r.stdout and "| x | 1 of 5 (0) |" in r.stdout
-    assert r.stdout.rstrip().endswith("dry run done: every fold trains and is scored (2 epoch(s) on 5 cells a "
+    assert "fold 0: (trained)" in r.stdout and "| x | 1 of 5 (0) |" in r.stdout  # its folder gone: not named
+    assert r.stdout.rstrip().endswith("dry run done: fold 0 trains and is scored (2 epoch(s) on 5 cells a "
                                       "class); nothing kept")
     assert not (tmp_path / "cv").exists() and not list((tmp_path / "tmp").glob("wbc-cv-dry-run.*"))
-    for extra in (["--use", "0=runs/x"], ["--json", str(tmp_path / "j.json")]):
+    for extra, says in ((["--use", "0=runs/x"], "--dry-run trains every fold afresh, briefly, and keeps nothing"),
+                        (["--json", str(tmp_path / "j.json")], "--dry-run trains every fold afresh"),
+                        (["--render", str(tmp_path / "cv.json")], "--render prints earlier results and --dry-run trains"),
+                        # too few cells for the folds, said in cv.py's options before any fold (it named --val-fraction,
+                        # which cv.py lacks, after "fold0: training"), and a setting no run takes likewise
+                        (["--limit-cells", "2"], "--limit-cells 2: at least 5, a cell of each class for each of the 5"),
+                        (["--limit-cells", "0"], "limit")):
         r = subprocess.run([*argv, *extra], capture_output=True, text=True, timeout=120, env=env)
-        assert r.returncode == 2 and "--dry-run trains every fold afresh, briefly, and keeps nothing" in r.stderr
+        assert r.returncode == 2 and says in r.stderr and "training" not in r.stdout, (extra, r.stderr)
     assert not (tmp_path / "cv").exists() and not (tmp_path / "j.json").exists()
+    # SIGTERM (`timeout`, `kill`) as Ctrl+C: the temporary folder is removed (it was left, with the fold's run)
+    import signal
+    import time
+
+    p = subprocess.Popen([*argv, "--folds", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    for line in p.stdout:
+        if "fold0: training" in line:
+            time.sleep(2)
+            p.send_signal(signal.SIGTERM)
+            break
+    p.communicate(timeout=120)
+    assert p.returncode == 130 and not list((tmp_path / "tmp").glob("wbc-cv-dry-run.*"))

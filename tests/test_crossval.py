@@ -282,7 +282,7 @@ class TestCrossValidate:
         fold was said to be only in the summary at the end); for the calibration of an all-cells run, patience and
         monitor do not count either."""
         work, r = cv
-        assert train_or_reuse(replace(fold_config(RECIPE, 0), patience=7), work / "fold0")
+        assert train_or_reuse(replace(fold_config(RECIPE, 0), patience=7), work / "fold0") == "reused"
         assert capsys.readouterr().out == f"{work / 'fold0'}: finished before, reused\n"
         # Through a folder that does not exist and "..": the run and the export land where ".." leads, and
         # that folder is not made (the export could not write there; a run left it behind).

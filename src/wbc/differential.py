@@ -161,8 +161,10 @@ def differential_notes(n: int, counted: str = "cell(s)", figures: str = "", revi
     if n < MIN_CELLS_FOR_RANGES:
         return [f"{n} {counted} counted.",
                 f"A differential is normally read over at least {MIN_CELLS_FOR_RANGES} cells; with fewer, the "
-                "percentages are too uncertain to compare with reference ranges, so no share is given a status "
-                "(their 95% limits show how far each may be off by chance).", counted_as, misreads]
+                "percentages are too uncertain to compare with reference ranges, so no share is given a place in "
+                "its range (their 95% limits show how far each may be off by chance)"
+                + ("; a blast, an immature granulocyte or another white cell counted is a finding all the same." if
+                   reviewed else "."), counted_as, misreads]
     return [f"{n} {counted} counted.", COUNTING_ERROR_SHOWN if reviewed else COUNTING_ERROR, counted_as, misreads,
             SHARES_NOT_COUNTS]
 
@@ -175,8 +177,8 @@ def differential_note(n: int, counted: str = "cell(s)", figures: str = "", revie
 # What the limits and the five statuses mean (`differential`).
 COUNTING_ERROR = ("The 95% limits are each share's counting error alone (exact binomial limits, as in Rümke's "
                   "table): a share outside its range is flagged low or high, and \"may be chance\" where its limits "
-                  "reach into the range, so that the count alone could put it there: count 200 cells or more to "
-                  "settle it.")
+                  "reach into the range, so that the count alone could put it there: counting 200 cells or more "
+                  "narrows the limits.")
 COUNTING_ERROR_SHOWN = COUNTING_ERROR.replace('"may be chance"', '"may be chance" (in the table, a ?)') + (  # the app's
     " The basophils read *to check* where they would be in range until every counted image is checked: the model "
     "never calls a basophil, so only the review finds them. Any blast or other white cell counted reads *refer*, "

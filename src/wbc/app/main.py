@@ -128,9 +128,9 @@ def review_section(results: list[analysis.CellResult], keys: list[str], bad: lis
     st.caption("Correct any prediction in the *reviewed* column" + (
         f"; the counts follow. Basophil, Blast, Immature granulocyte and Other white cell (another abnormal cell) are "
         f"counted in the total in rows of their own, Nucleated red cell per 100 white cells outside it, and {review_table.EXCLUDED} "
-        "leaves an image out of the count (platelets, no white cell, or a smudge cell: note those in the report, and "
-        "where most are lymphocytes, as in chronic lymphocytic leukaemia, count them as lymphocytes)." if several
-        else "."))
+        "leaves an image out of the count (platelets, no white cell, or a smudge cell; note smudge cells in the report, "
+        "and where most are lymphocytes, as in chronic lymphocytic leukaemia, count them as lymphocytes or make an "
+        "albumin film)." if several else "."))
     if bad:
         st.warning(f"{len(bad)} file(s) could not be used and are not in the table or the count: "
                    + "; ".join(markup.markdown_literal(why) for _, why in bad))

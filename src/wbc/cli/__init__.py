@@ -10,8 +10,8 @@ import signal
 import sys
 from collections.abc import Iterator
 
-# whole_number: the benchmarks' argument type, imported from here by them in every version (A/B runs of an
-# earlier commit's src, from before wbc.cli was a package)
+# whole_number: the benchmarks' argument type, imported from here by them as every version since 0.11 has it
+# (A/B runs of an earlier commit's src, from before wbc.cli was a package)
 from wbc.cli.parser import build_parser, whole_number  # noqa: F401
 from wbc.errors import WbcError
 from wbc.io import lines_shown
