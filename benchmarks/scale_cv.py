@@ -372,6 +372,12 @@ def run(args: argparse.Namespace) -> int:
                     else:
                         print(f"{job[0]} fold {job[1]}: its worker died; starting it again", flush=True)
                         jobs.insert(0, job)
+    except KeyboardInterrupt:
+        # A SIGTERM sent to this process alone (`kill PID`) reaches no worker: they are ended here, or the shutdown
+        # below would wait out their trainings (each resumes from its last epoch when run again).
+        for p in list((getattr(ex, "_processes", None) or {}).values()):
+            p.terminate()
+        raise
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
     if jobs:

@@ -1022,10 +1022,14 @@ class TestDifferential:
         assert [r["status"] for r in tally.differential_shown(list(apart.values()))][-3:] == ["refer", "review", "\u2014"]
         # Said above the notes too: a blast in the table's last column was easy to pass over.
         assert findings_note(list(apart.values())) == (
-            "Counted: Blast 1, Immature granulocyte 1. None is seen in a healthy adult's blood: refer the film for "
-            "review (a pathologist's, where a blast is new).")
+            "Counted: Blast 1, Immature granulocyte 1. None of these is seen in a healthy adult's blood: refer the film "
+            "for review (a pathologist's, where a blast is new).")
+        # No blast among them: no word of one
+        other = differential(["NEUTROPHIL"] * 9 + ["OTHER_WHITE_CELL"], reviewed=True)
+        assert findings_note(other) == ("Counted: Other white cell 1. It is not seen in a healthy adult's blood: refer "
+                                        "the film for review.")
         ig = differential(["NEUTROPHIL"] * 9 + ["IMMATURE_GRANULOCYTE"], reviewed=True)
-        assert findings_note(ig).endswith("review the film (a few immature granulocytes are common in infection and "
+        assert findings_note(ig).endswith("review the film (immature granulocytes can also come with infection or "
                                           "pregnancy).")
         assert findings_note(differential(["NEUTROPHIL"], reviewed=True)) == ""
         # The model's own readings (`wbc predict`) have the four rows alone, and read no reviewer's names
@@ -1033,6 +1037,11 @@ class TestDifferential:
         assert sum(r["count"] for r in differential(["NEUTROPHIL", "BASOPHIL"])) == 1
         # The notes tell a reviewer how to correct such cells, and the CLI's reader that they stay counted
         assert "Other white cell" in differential_note(32, reviewed=True)
+        # Under 100 cells no share is compared with its range, but a blast counted is a finding all the same (the
+        # note said "no share is given a status" beside a Blast row reading "refer"); `wbc predict` counts none.
+        assert "a blast, an immature granulocyte or another white cell counted is a finding all the same" in \
+            differential_note(32, reviewed=True)
+        assert "a finding all the same" not in differential_note(32)
         assert "stay counted in the four rows" in differential_note(32)
 
     def test_provisional_until_every_counted_row_is_checked(self) -> None:
@@ -1743,6 +1752,36 @@ class TestPage:
         assert len([h for h in at.subheader if h.value in types]) == 2
         assert any("2 image(s), each taken as one cell, counted" in c.value for c in at.caption), [c.value for c in at.caption]
 
+    def test_rows_restored_as_other_white_cell_are_to_check_until_changed_or_ticked(self) -> None:
+        """A restored table's Other white cell rows (before 0.24 that held blasts too) are named in a warning until
+        each is corrected or ticked checked; one image reviewed as a blast gets the alert a differential would."""
+        files = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[:3]
+        up = [(f.name, f.read_bytes(), "image/jpeg") for f in files]
+        table = "file,predicted,reviewed\n" + "".join(f"{f.name},Neutrophil,Other white cell\n" for f in files[:2])
+        at = self._app().run()
+        at.file_uploader[0].set_value(up).run()
+        at.file_uploader[1].set_value([("old.csv", table.encode(), "text/csv")]).run()
+        assert not at.exception
+
+        def to_check() -> list[str]:
+            return [plain(w.value) for w in at.warning if "restored as Other white cell" in w.value]
+
+        assert to_check() and to_check()[0].endswith(f"check them: {files[0].name}, {files[1].name}")
+        key = max((k for k in at.session_state if str(k).startswith("review-")), default="review")  # the restore's
+        at.session_state[key] = {"edited_rows": {0: {"reviewed": "Blast"}, 1: {"checked": True}}, "added_rows": [],
+                                 "deleted_rows": []}
+        at.run()
+        assert not at.exception and to_check() == []  # one corrected, one ticked: none left to check
+        assert any(e.value.startswith("Counted: Blast 1, Other white cell 1. None of these is seen") for e in at.error)
+        # One image alone: no differential, but its blast is said all the same
+        at = self._app().run()
+        at.file_uploader[0].set_value(up[:1]).run()
+        at.session_state["review"] = {"edited_rows": {0: {"reviewed": "Blast"}}, "added_rows": [], "deleted_rows": []}
+        at.run()
+        assert not at.exception and [e.value for e in at.error if e.value.startswith("Counted: ")] == [
+            "Counted: Blast 1. It is not seen in a healthy adult's blood: refer the film for review (a pathologist's, "
+            "where a blast is new)."]
+
     def test_corrections_stay_when_the_uploads_change(self) -> None:
         """Corrections made in the review table stay with their images when another image is added (the
         table is then a new widget, which started again from the predictions)."""
@@ -1993,10 +2032,13 @@ class TestPage:
         assert review_table.restored_labels(excel, "x.csv").by_name == {"é.jpeg": "Monocyte"}
         # A laboratory's short names, as a reviewer types them in a spreadsheet (IG and NRBC kept the model's type,
         # and a nucleated red cell was counted as a lymphocyte); a word that is none stays unknown.
-        short = "file,predicted,reviewed\na,Lymphocyte,NRBC\nb,Neutrophil,IG\nc,Eosinophil, Baso \nd,Neutrophil,band\ne,Lymphocyte,blastt\n"
+        short = ("file,predicted,reviewed\na,Lymphocyte,NRBC\nb,Neutrophil,IG\nc,Eosinophil, Baso \nd,Neutrophil,band\n"
+                 "e,Lymphocyte,blastt\nf,Neutrophil,Segs\ng,Lymphocyte,Blasts\nh,Neutrophil,meta\ni,Neutrophil,myelo\n")
         got = review_table.restored_labels(short.encode(), "s.csv")
-        assert got.by_name == {"a": "Nucleated red cell", "b": "Immature granulocyte", "c": "Basophil", "d": "Neutrophil"}
-        assert got.unknown == (("e", "blastt"),)
+        assert got.by_name == {"a": "Nucleated red cell", "b": "Immature granulocyte", "c": "Basophil", "d": "Neutrophil",
+                               "f": "Neutrophil", "g": "Blast"}  # a plural as its type
+        # "meta" may be a metarubricyte (a red cell) and "myelo" a myeloblast (a blast): not guessed
+        assert got.unknown == (("e", "blastt"), ("h", "meta"), ("i", "myelo"))
         # Re-saved with a lone CR ending each line (Excel's "Macintosh Comma Separated"), or as UTF-16 text
         text = data.decode("utf-8-sig")
         for resaved in (text.replace("\r\n", "\r").replace("\n", "\r").encode(), text.encode("utf-16")):
@@ -2023,10 +2065,10 @@ class TestPage:
         assert plain(review_table.restore_note("t.csv", 3, 0, 0, ())[1]) == "Restored the review of 3 image(s) from t.csv: each as " \
                                                              "the model read it."
         # Other white cell held blasts and immature granulocytes before they had rows: any restored so is to check.
-        kind, text = review_table.restore_note("t.csv", 3, 2, 0, (), other=2)
-        assert kind == "success" and plain(text).endswith(
-            "2 given a type other than the model's. 2 restored as Other white cell: a table saved before wbc 0.24 put "
-            "blasts and immature granulocytes there too, which now have rows of their own; check those rows.")
+        assert plain(review_table.restored_other_note(["a.jpeg", "b.jpeg"])) == (
+            "2 image(s) restored as Other white cell and not ticked *checked*: a table saved before wbc 0.24 put blasts "
+            "and immature granulocytes there too, which now have rows of their own; check them: a.jpeg, b.jpeg")
+        assert review_table.restored_other_note([]) == ""
         kind, text = review_table.restore_note("t.csv", 1, 1, 0, typo.unknown)
         assert kind == "warning" and plain(text) == (
             "Restored the review of 1 image(s) from t.csv: 1 given a type other than the model's. 1 row(s) "
@@ -2388,8 +2430,8 @@ class TestPage:
         at.session_state[layout.REVIEW_KEY] = {"edited_rows": {0: {"reviewed": "Blast"}, 1: {"reviewed": "Nucleated red cell"}},
                                               "added_rows": [], "deleted_rows": []}
         at.run()
-        assert not at.exception and any(e.value.startswith("Counted: Blast 1. None is seen in a healthy adult's blood: "
-                                                           "refer the film") for e in at.error)
+        assert not at.exception and any(e.value.startswith("Counted: Blast 1. It is not seen in a healthy adult's "
+                                                           "blood: refer the film") for e in at.error)
         status = {r["type"]: r["status"] for r in csv.DictReader(io.StringIO(made[-1].decode("utf-8-sig")))}
         assert status["Blast"] == "present: refer for review" and status["Immature granulocyte"] == ""
 

@@ -455,15 +455,21 @@ class TestArrays:
             assert f"1 unusable file(s) left out (--skip-bad):\n  {bad}" in capsys.readouterr().err
 
 
-def test_cache_key_follows_preprocessing_code(fixture_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Changing the preprocessing code changes the cache key, so stale crops are never reused."""
-    from wbc import data, imaging
+@pytest.mark.parametrize("module", ["decode", "framing", "imaging", "pixels", "screening"])
+def test_cache_key_follows_preprocessing_code(fixture_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              module: str) -> None:
+    """Changing the preprocessing code changes the cache key, so stale crops are never reused: each module that
+    decodes, frames, finds or screens the cell (imaging.py alone was tried when it held them all)."""
+    import importlib
 
+    from wbc import data
+
+    m = importlib.import_module(f"wbc.{module}")
     s = list_split(fixture_root, "TEST_SIMPLE")
     before = data._cache_key(s, PreprocessSpec())
-    edited = tmp_path / "imaging.py"
-    edited.write_bytes(Path(imaging.__file__).read_bytes() + b"\n# changed\n")
-    monkeypatch.setattr(imaging, "__file__", str(edited))
+    edited = tmp_path / f"{module}.py"
+    edited.write_bytes(Path(m.__file__).read_bytes() + b"\n# changed\n")
+    monkeypatch.setattr(m, "__file__", str(edited))
     assert data._cache_key(s, PreprocessSpec()) != before
 
 

@@ -115,9 +115,10 @@ def findings_note(diff: Sequence[Mapping[str, object]]) -> str:
         return ""
     counted = ", ".join(f"{k} {v}" for k, v in found.items())
     refer = [k for k in found if k != REVIEWED_TYPES[IMMATURE]]
-    return (f"Counted: {counted}. None is seen in a healthy adult's blood: "
-            + ("refer the film for review (a pathologist's, where a blast is new)" if refer
-               else "review the film (a few immature granulocytes are common in infection and pregnancy)") + ".")
+    blast = " (a pathologist's, where a blast is new)" if REVIEWED_TYPES[BLAST] in found else ""
+    return (f"Counted: {counted}. {'None of these is' if len(found) > 1 else 'It is not'} seen in a healthy adult's "
+            "blood: " + (f"refer the film for review{blast}" if refer
+                         else "review the film (immature granulocytes can also come with infection or pregnancy)") + ".")
 
 
 def per_100(k: int, white_cells: int) -> float | None:
@@ -161,7 +162,7 @@ def differential_notes(n: int, counted: str = "cell(s)", figures: str = "", revi
     if n < MIN_CELLS_FOR_RANGES:
         return [f"{n} {counted} counted.",
                 f"A differential is normally read over at least {MIN_CELLS_FOR_RANGES} cells; with fewer, the "
-                "percentages are too uncertain to compare with reference ranges, so no share is given a place in "
+                "percentages are too uncertain to compare with reference ranges, so no share is compared with "
                 "its range (their 95% limits show how far each may be off by chance)"
                 + ("; a blast, an immature granulocyte or another white cell counted is a finding all the same." if
                    reviewed else "."), counted_as, misreads]

@@ -167,13 +167,20 @@ def review_section(results: list[analysis.CellResult], keys: list[str], bad: lis
     )
     corrections.update(zip(edited.index, edited["reviewed"]))
     checks.update(zip(edited.index, map(review_table.ticked, edited[review_table.CHECKED])))
-    diff, n, names = None, 0, []
+    # After the table's edits and ticks are taken (a row corrected since the restore is no longer to check): the rows a
+    # restored table calls Other white cell, still so and unticked.
+    restored_as = (st.session_state.get("restored") or (None, {}))[1]
+    if other := review_table.restored_other_note(
+            [str(f) for k, f in zip(edited.index, edited["file"])
+             if restored_as.get(k) == corrections.get(k) == REVIEWED_TYPES[OTHER_WHITE] and not checks.get(k)]):
+        st.warning(other)
     records = edited.to_dict("records")
-    if several:
-        labels = edited["reviewed"].tolist()
-        names = review_table.reviewed_classes(labels)  # as the differential reads them
-        diff = tally.reviewed_differential(names, records)
-        n = sum(1 for lab in labels if lab in review_table.COUNTED_LABELS)
+    labels = edited["reviewed"].tolist()
+    names = review_table.reviewed_classes(labels)  # as the differential reads them
+    diff = tally.reviewed_differential(names, records)
+    n = sum(1 for lab in labels if lab in review_table.COUNTED_LABELS)
+    if not several and (found := findings_note(diff)):  # one image is no differential, but a blast is a finding
+        st.error(found)
     if several and n:
         # In a keyed container, which layout.DIFFERENTIAL_CSS and the browser tests find it by.
         # A plain HTML table: it wraps to a phone's width (a data grid of six columns ran 80 px past 356), and
@@ -199,7 +206,7 @@ def review_section(results: list[analysis.CellResult], keys: list[str], bad: lis
     st.download_button("Download the table (CSV)",
                        review_table.table_csv(edited.reset_index().to_dict("records"), bad, repeats),
                        file_name=review_table.REVIEW_CSV, mime="text/csv")
-    if diff and n:
+    if several and n:
         out = [r for r in records if r["reviewed"] == review_table.EXCLUDED]
         st.download_button("Download the differential (CSV)", tally.differential_csv(
                                diff, set_aside=sum(1 for r in out if not r["predicted"]),
@@ -251,8 +258,7 @@ def restore_review(rows: list[dict[str, object]], corrections: dict[str, str], c
     shown = {str(r["key"]) for r in rows} | {str(r["file"]) for r in rows}
     note = review_table.restore_note(table.name, len(here), changed, len(labels) - len(here), labels.unknown,
                               [file for found_by, file in labels.conflicts if found_by in shown], excluded=excluded,
-                              ticked=sum(1 for k in here if labels.is_checked(k, files[k])),
-                              other=sum(1 for k in here if done[1][k] == REVIEWED_TYPES[OTHER_WHITE]))
+                              ticked=sum(1 for k in here if labels.is_checked(k, files[k])))
     st.session_state["restored_note"] = note
     if taken:  # also where the page is scrolled: the box is under the table, the note above it
         st.toast(note[1].split(". ")[0].rstrip(".") + ".")  # its first sentence: the rest is above the table

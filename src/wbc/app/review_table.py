@@ -161,9 +161,9 @@ ABBREVIATIONS = {
     **dict.fromkeys(("eos", "eo"), "Eosinophil"), **dict.fromkeys(("lymph", "lym", "ly"), "Lymphocyte"),
     **dict.fromkeys(("mono", "mo"), "Monocyte"), **dict.fromkeys(("neut", "ne", "seg", "band"), "Neutrophil"),
     **dict.fromkeys(("baso", "ba"), "Basophil"),
-    **dict.fromkeys(("ig", "meta", "myelo", "promyelo", "metamyelocyte", "myelocyte", "promyelocyte"),
-                    "Immature granulocyte"),
-    **dict.fromkeys(("nrbc", "nrbcs"), "Nucleated red cell"),
+    # Not "meta" (a metarubricyte is a nucleated red cell) nor "myelo" (a myeloblast is a blast): the whole word.
+    **dict.fromkeys(("ig", "metamyelocyte", "myelocyte", "promyelocyte"), "Immature granulocyte"),
+    "nrbc": "Nucleated red cell",
 }
 
 
@@ -205,7 +205,8 @@ def restored_labels(data: bytes, name: str) -> Restored:
                                          "a reviewer's" if predict_like else "") + f"); {give}")
         for r in reader:
             held, file = (r.get("reviewed") or "").strip(), unquoted(r.get("file") or "")
-            label = labels.get(held.lower())
+            # A plural as a reviewer may type it ("segs", "Blasts"): a label with its final s taken off
+            label = labels.get(held.lower()) or labels.get(held.lower().removesuffix("s"))
             if label is None:
                 if held:  # blank: a repeat's or an unreadable file's line, which has no type to give
                     unknown.append((file, held))
@@ -228,12 +229,11 @@ def restored_labels(data: bytes, name: str) -> Restored:
 
 
 def restore_note(name: str, restored: int, corrected: int, missed: int, unknown: Sequence[tuple[str, str]],
-                 conflicts: Sequence[str] = (), excluded: int = 0, ticked: int = 0, other: int = 0) -> tuple[str, str]:
+                 conflicts: Sequence[str] = (), excluded: int = 0, ticked: int = 0) -> tuple[str, str]:
     """(kind, text) of what a restore did: how many images took the table's type (and how many of those
     differ from the model's: `corrected` to another type, `excluded` by the reviewer; `ticked` checked), how many
     of its rows name no image shown, the rows whose type it could not read, named, which keep the model's type,
-    and the images two rows gave two types; `other` of those restored as Other white cell, which before wbc 0.24 held
-    blasts and immature granulocytes too. Markdown, its names escaped."""
+    and the images two rows gave two types. Markdown, its names escaped."""
     name = markdown_literal(name)
     if not restored:
         text = f"No row of {name} names an image shown here: upload the images it was made from."
@@ -244,9 +244,6 @@ def restore_note(name: str, restored: int, corrected: int, missed: int, unknown:
         text = f"Restored the review of {restored} image(s) from {name}: {', '.join(done) or 'each as the model read it'}."
         if missed > 0:
             text += f" {missed} of its rows name no image shown here: upload those images to restore them too."
-        if other:  # a table of an earlier version cannot be told apart: said of any
-            text += (f" {other} restored as {REVIEWED_TYPES[OTHER_WHITE]}: a table saved before wbc 0.24 put blasts and "
-                     "immature granulocytes there too, which now have rows of their own; check those rows.")
     if unknown:
         shown = "; ".join(markdown_literal(f"{f}: {v!r}") for f, v in unknown[:5]) + ("; ..." if len(unknown) > 5 else "")
         text += (f" {len(unknown)} row(s) hold in their reviewed column no type this page knows "
@@ -256,3 +253,15 @@ def restore_note(name: str, restored: int, corrected: int, missed: int, unknown:
         text += (f" {len(conflicts)} image(s) have two rows of different types in the table, and took the last "
                  f"row's: {shown}; check them")
     return ("success" if restored and not unknown and not conflicts else "warning"), text
+
+
+def restored_other_note(files: Sequence[str]) -> str:
+    """What to do about `files`, restored as Other white cell and still so, unticked: before wbc 0.24 that label held
+    blasts and immature granulocytes too, and a table saved then cannot be told from one saved since ("" for none).
+    Markdown, the names escaped."""
+    if not files:
+        return ""
+    shown = ", ".join(map(markdown_literal, files[:5])) + (", ..." if len(files) > 5 else "")
+    return (f"{len(files)} image(s) restored as {REVIEWED_TYPES[OTHER_WHITE]} and not ticked *checked*: a table saved "
+            "before wbc 0.24 put blasts and immature granulocytes there too, which now have rows of their own; check "
+            f"them: {shown}")

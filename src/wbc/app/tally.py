@@ -107,7 +107,7 @@ def differential_shown(diff: Sequence[Mapping[str, object]]) -> list[dict[str, o
     return [{heading.get(k, k): shown(k, v) for k, v in r.items()} for r in diff]
 
 
-NO_STATUS_BELOW = "none below 100 cells"  # the total's status where the types' are "-"
+NO_STATUS_BELOW = "no range compared below 100 cells"  # the total's status where the types' are "-"
 
 
 def differential_csv(diff: Sequence[Mapping[str, object]], set_aside: int = 0, excluded: int = 0,
