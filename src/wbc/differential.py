@@ -175,7 +175,7 @@ def differential_note(n: int, counted: str = "cell(s)", figures: str = "", revie
     return " ".join(differential_notes(n, counted, figures, reviewed))
 
 
-# What the limits and the five statuses mean (`differential`).
+# What the limits and the statuses mean (`differential`).
 COUNTING_ERROR = ("The 95% limits are each share's counting error alone (exact binomial limits, as in Rümke's "
                   "table): a share outside its range is flagged low or high, and \"may be chance\" where its limits "
                   "reach into the range, so that the count alone could put it there: counting 200 cells or more "
@@ -193,17 +193,18 @@ WHAT_IS_COUNTED = ("The shares mean something only for every white cell met in a
                    "children from 11 years (Davis's Lab and Diagnostic Tests); they vary by laboratory, method, age, "
                    "ancestry and pregnancy: use your laboratory's. From about one week to about 5 years of age, "
                    "children normally have more lymphocytes than neutrophils. Band forms belong in the neutrophil "
-                   "row and reactive lymphocytes in the lymphocyte row. The model knows only its four types and puts any other cell in one of them: a "
-                   "basophil, an immature granulocyte (metamyelocyte, myelocyte, promyelocyte), a blast or another "
-                   "abnormal cell, a nucleated red cell, a smudge cell or a clump of platelets.")
+                   "row and reactive lymphocytes in the lymphocyte row. The model knows only its four types and "
+                   "puts any other cell in one of them: a basophil, an immature granulocyte (metamyelocyte, "
+                   "myelocyte, promyelocyte), a blast or another abnormal cell, a nucleated red cell, a smudge cell "
+                   "or a clump of platelets.")
 # What to do about those, where a reviewer can (the app's review table) and where no one can (`wbc predict`).
 OTHER_CELLS_REVIEWED = ("Correct such a cell in the reviewed column: a basophil to Basophil, a blast to Blast, a "
                         "metamyelocyte, myelocyte or promyelocyte to Immature granulocyte, and another abnormal white "
                         "cell to Other white cell, named in the report (all stay in the total, in rows of their own; "
                         "none is seen in a healthy adult's blood: a blast or other white cell is a finding to refer, "
-                        "immature granulocytes one to review the film for), a nucleated red cell to Nucleated red cell (given per 100 white cells, outside the "
-                        "total), platelets or anything else that is no white cell to Excluded, and a smudge cell (a broken white "
-                        "cell) to Excluded too, noted in the report: where most are lymphocytes, as in chronic "
+                        "immature granulocytes one to review the film for), a nucleated red cell to Nucleated red "
+                        "cell (given per 100 white cells, outside the total), platelets or anything else that is no "
+                        "white cell to Excluded, and a smudge cell (a broken white cell) to Excluded too, noted in the report: where most are lymphocytes, as in chronic "
                         "lymphocytic leukaemia, count them as lymphocytes instead, or make an albumin film.")
 OTHER_CELLS_UNREVIEWED = ("Here they stay counted in the four rows: correct them in the app's review table, or refer "
                           "the film for a manual count.")
