@@ -95,7 +95,7 @@ class CellLocation:
     # `coarse_stain`.
     peak_yx: tuple[int, int] | None = None
     coarse: np.ndarray | None = field(default=None, compare=False, repr=False)
-    # (top, left) px of the photo as given cut off as a flat frame before the search (`frame_margins`):
+    # (top, left) px of the photo as given cut off as a flat frame before the search (`framing.frame_margins`):
     # where the field searched starts in the photo.
     offset_yx: tuple[int, int] = (0, 0)
 
@@ -282,7 +282,7 @@ def median_colour(rgb: np.ndarray) -> np.ndarray:
 
 
 def background_colour(rgb: np.ndarray) -> np.ndarray:
-    """Median colour of the image's one-pixel border, leaving out black fill (all channels < LIT_MIN).
+    """Median colour of the image's one-pixel border, leaving out black fill (all channels < pixels.LIT_MIN).
 
     The border is background or red cells even when the user cropped tightly around the white cell,
     where the median of the whole image would be the cell's own colour.

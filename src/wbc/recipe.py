@@ -1,4 +1,5 @@
-"""The recipe a run trains by: `TrainConfig`, its presets, the augmentations and optimizers it names, `check_config`."""
+"""The recipe a run trains by: `TrainConfig`, its presets, the augmentations and optimizers it names, `check_config`;
+and where it runs (`MACHINE_SETTINGS`, `check_device`)."""
 
 from __future__ import annotations
 
