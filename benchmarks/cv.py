@@ -170,9 +170,10 @@ def main() -> int:
     # Before any fold: a setting no run takes was refused only after "fold0: training" (--limit-cells 0), and too
     # few cells a class for the folds in wording of an option cv.py does not have (--val-fraction).
     check_config(cfg)
-    if cfg.limit_cells is not None and cfg.limit_cells < folds_of(cfg):
-        ap.error(f"--limit-cells {cfg.limit_cells}: at least {folds_of(cfg)}, a cell of each class for each of the "
-                 f"{folds_of(cfg)} folds to hold out")
+    k = folds_of(cfg)  # the folds' number rests on the validation share, which the dry run below keeps
+    if cfg.limit_cells is not None and cfg.limit_cells < k:
+        ap.error(f"--limit-cells {cfg.limit_cells}: at least {k}, a cell of each class for each of the {k} folds to "
+                 "hold out")
     try:
         use = {int(k): Path(v) for k, v in (u.split("=", 1) for u in args.use)}
     except ValueError:
@@ -184,14 +185,13 @@ def main() -> int:
               "--use out to train the fold under --work", file=sys.stderr)
         return 2
     if args.dry_run:  # checked above as the real run has them, as `wbc train --dry-run` does
-        cfg = replace(with_epochs(cfg, 2 if cfg.low_res_epochs else 1), limit_cells=cfg.limit_cells or max(3, folds_of(cfg)))
+        cfg = replace(with_epochs(cfg, 2 if cfg.low_res_epochs else 1), limit_cells=cfg.limit_cells or max(3, k))
 
     try:
         model_cfg = default_config(cfg.model, args.window, args.input_size, args.widths)
     except ValueError as e:
         ap.error(f"network: {e}")
 
-    k = folds_of(cfg)
     folds = sorted(set(args.folds)) if args.folds else list(range(k))
     if not set(folds) <= set(range(k)):
         ap.error(f"--folds: folds are 0..{k - 1}")

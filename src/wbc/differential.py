@@ -109,8 +109,8 @@ def differential(labels: Sequence[str], reviewed: bool = False) -> list[dict[str
 def findings_note(diff: Sequence[Mapping[str, object]]) -> str:
     """What a reviewed differential's rows of NOT_IN_HEALTHY_BLOOD hold, as an alert ("" where none is counted): a
     blast in the last column of a long table was easy to pass over."""
-    found = {str(r["type"]): int(str(r["count"])) for r in diff
-             if r["type"] in {REVIEWED_TYPES[k] for k in NOT_IN_HEALTHY_BLOOD} and int(str(r["count"]))}
+    rows = {REVIEWED_TYPES[k] for k in NOT_IN_HEALTHY_BLOOD}
+    found = {str(r["type"]): int(str(r["count"])) for r in diff if r["type"] in rows and int(str(r["count"]))}
     if not found:
         return ""
     counted = ", ".join(f"{k} {v}" for k, v in found.items())

@@ -179,8 +179,6 @@ def review_section(results: list[analysis.CellResult], keys: list[str], bad: lis
     names = review_table.reviewed_classes(labels)  # as the differential reads them
     diff = tally.reviewed_differential(names, records)
     n = sum(1 for lab in labels if lab in review_table.COUNTED_LABELS)
-    if not several and (found := findings_note(diff)):  # one image is no differential, but a blast is a finding
-        st.error(found)
     if several and n:
         # In a keyed container, which layout.DIFFERENTIAL_CSS and the browser tests find it by.
         # A plain HTML table: it wraps to a phone's width (a data grid of six columns ran 80 px past 356), and
@@ -188,8 +186,8 @@ def review_section(results: list[analysis.CellResult], keys: list[str], bad: lis
         # The type as each row's header (th scope="row"): a screen reader names the row's type in every cell.
         st.container(key=layout.DIFFERENTIAL_KEY).table(
             pd.DataFrame(tally.differential_shown(diff)).set_index("type").style.format({"percent": "{:.1f}"}))
-        if found := findings_note(diff):
-            st.error(found)
+    if found := findings_note(diff):  # under the table; one image is no differential, but a blast is a finding
+        st.error(found)
     if several:  # with nothing counted, the note alone: a table of zeros and its download would be no count
         # Point by point: as one paragraph it ran 12 lines of small print on a desktop, 23 on a phone.
         if nrbc := nrbc_note(names, n):
