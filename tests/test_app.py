@@ -931,8 +931,8 @@ class TestDifferential:
             "Eosinophil": ("6.2–15.0", "high"), "Monocyte": ("0.0–1.8", "low"),
             "Lymphocyte": ("6.2–15.0", "low, may be chance"), "Neutrophil": ("73.8–85.3", "high, may be chance")}
         # The page's narrow status column shortens them, and says nothing below 100 cells with a long dash.
-        assert [r["status"] for r in tally.differential_shown(list(rows.values()))] == ["high", "low?", "low", "high?"]
-        assert tally.differential_shown(list(rows.values()))[0]["95% limits (%)"] == "6.2\u2060\u2013\u206015.0"
+        assert [r["status"] for r in tally.differential_shown(list(rows.values()))] == ["high?", "low?", "low", "high"]
+        assert tally.differential_shown(list(rows.values()))[0]["95% limits (%)"] == "73.8\u2060\u2013\u206085.3"
         assert {r["status"] for r in tally.differential_shown(differential(["NEUTROPHIL"] * 99))} == {"\u2014"}
         # Other white cells have no range: a long dash there as in every row without a status (it was left blank);
         # any one counted is to refer, however few the cells (a blast was shown with no status at all).
@@ -991,7 +991,7 @@ class TestDifferential:
         labels = (["Neutrophil"] * 16 + ["Lymphocyte"] * 6 + ["Monocyte"] * 4 + ["Eosinophil"] * 4 + ["Basophil"]
                   + ["Other white cell"] + ["Nucleated red cell"] * 4 + [review_table.EXCLUDED] * 3)
         rows = {r["type"]: r for r in differential(review_table.reviewed_classes(labels), reviewed=True)}
-        assert list(rows) == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil", "Basophil", "Blast",
+        assert list(rows) == ["Neutrophil", "Lymphocyte", "Monocyte", "Eosinophil", "Basophil", "Blast",
                               "Immature granulocyte", "Other white cell"]
         assert sum(int(str(r["count"])) for r in rows.values()) == 32 == sum(lab in review_table.COUNTED_LABELS for lab in labels)
         assert rows["Neutrophil"]["percent"] == 50.0 and rows["Basophil"]["percent"] == 3.1
@@ -1126,8 +1126,8 @@ class TestDifferential:
         assert list(rows[0]) == ["type", "count", "percent", "95% limits (%)", "adult range (%)", "status"]
         # After the total, what the page says beside the count: the images left out, and those counted unchecked
         assert [(r["type"], r["count"], r["percent"]) for r in rows] == [
-            ("Eosinophil", "1", "33.3"), ("Lymphocyte", "0", "0.0"), ("Monocyte", "0", "0.0"),
-            ("Neutrophil", "2", "66.7"), ("Total", "3", "100.0"), ("Not counted: set aside by the screening", "3", ""),
+            ("Neutrophil", "2", "66.7"), ("Lymphocyte", "0", "0.0"), ("Monocyte", "0", "0.0"),
+            ("Eosinophil", "1", "33.3"), ("Total", "3", "100.0"), ("Not counted: set aside by the screening", "3", ""),
             ("Not counted: excluded in review", "1", ""), ("Not counted: unreadable files", "2", ""),
             ("Not counted: repeats of an image given before", "1", ""),  # the rows add up to the images given
             ("Counted, marked needs review, unchecked", "1", ""),
@@ -1137,7 +1137,7 @@ class TestDifferential:
         hundred = differential(["NEUTROPHIL"] * 100)
         assert list(csv.DictReader(io.StringIO(tally.differential_csv(hundred).decode("utf-8-sig"))))[4]["status"] == ""
         # No cell a spreadsheet reads as a date: "1-4" would open as 4 January; the ranges take an en dash.
-        assert rows[2]["adult range (%)"] == "4–9" and rows[0]["95% limits (%)"] == "0.8–90.6"
+        assert rows[2]["adult range (%)"] == "4–9" and rows[3]["95% limits (%)"] == "0.8–90.6"
         # Nucleated red cells beside the total where any, and what made the figures, last
         card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
         lines = tally.made_with(card, 0.6658, "2026-12-01 18:00 UTC")
@@ -2209,9 +2209,9 @@ class TestPage:
         shown = pa.ipc.open_stream(at.tabs[0].table[0].proto.arrow_data.styler.display_values).read_all().to_pandas()
         joined = "\u2060\u2013\u2060"  # word joiners about the dash: a phone broke "3.2-65.1" after it
         assert shown.to_dict("records")[0] == {"count": "2", "percent": "25.0", "95% limits (%)": f"3.2{joined}65.1",
-                                               "range (%)": f"0{joined}5.5", "status": "\u2014"}
+                                               "range (%)": f"40{joined}75", "status": "\u2014"}
         # The type heads each row (the table's index: a th a screen reader names the row by).
-        assert at.tabs[0].table[0].value.index.tolist() == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil", "Basophil",
+        assert at.tabs[0].table[0].value.index.tolist() == ["Neutrophil", "Lymphocyte", "Monocyte", "Eosinophil", "Basophil",
                                                          "Blast", "Immature granulocyte", "Other white cell"]
         assert at.tabs[0].table[0].value.index.name == "type" and not at.tabs[0].table[0].proto.hide_index
         assert at.tabs[0].table[0].value["percent"].tolist() == [25.0] * 4 + [0.0] * 4  # a number, to the right as the counts

@@ -248,15 +248,15 @@ class TestPredictCli:
     def test_differential_lines_place_each_share(self) -> None:
         """From 100 cells on each row ends with its place in the range, in full, as the CSV gives it (of 200:
         eosinophils 10% high, monocytes 0 low, lymphocytes 10% low and neutrophils 80% high, both maybe by chance); limits
-        and ranges with a hyphen, which any terminal shows."""
+        and ranges with a hyphen, which any terminal shows; the rows in a laboratory report's order, neutrophils first."""
         from wbc.differential import differential_lines
 
-        lines = differential_lines(["NEUTROPHIL"] * 160 + ["LYMPHOCYTE"] * 20 + ["EOSINOPHIL"] * 20)
+        lines = differential_lines(["EOSINOPHIL"] * 20 + ["LYMPHOCYTE"] * 20 + ["NEUTROPHIL"] * 160)
         assert [" ".join(x.split()) for x in lines[:4]] == [
-            "Eosinophil 20 10.0% (95% limits 6.2-15.0) adult range 0-5.5% (high)",
+            "Neutrophil 160 80.0% (95% limits 73.8-85.3) adult range 40-75% (high, may be chance)",
             "Lymphocyte 20 10.0% (95% limits 6.2-15.0) adult range 12-44% (low, may be chance)",
             "Monocyte 0 0.0% (95% limits 0.0-1.8) adult range 4-9% (low)",
-            "Neutrophil 160 80.0% (95% limits 73.8-85.3) adult range 40-75% (high, may be chance)"]
+            "Eosinophil 20 10.0% (95% limits 6.2-15.0) adult range 0-5.5% (high)"]
         # No basophil or other rows: the model knows none, and no reviewer corrects the CLI's readings
         assert len([x for x in lines if "adult range" in x]) == 4 and "app's review table" in " ".join(lines)
         assert all(x.isascii() for x in lines[:4])
@@ -303,7 +303,7 @@ class TestPredictCli:
         assert "8 image(s), each taken as one cell, counted. A differential is normally read over at least 100" in summary
         # The rows right under the heading, then the note wrapped for a terminal (one ~1,100-character line).
         lines = summary.splitlines()
-        assert [x.split()[0] for x in lines[1:5]] == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"]
+        assert [x.split()[0] for x in lines[1:5]] == ["Neutrophil", "Lymphocyte", "Monocyte", "Eosinophil"]
         assert "95% limits 3.2-65.1" in lines[1] and max(map(len, lines[1:])) <= 100 and len(lines) > 6
         assert all(x.endswith("%") for x in lines[1:5])  # too few to place in the ranges: no status after them
         for name in ("Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"):

@@ -248,7 +248,7 @@ class TestInBrowser:
         assert table.locator("thead th").all_inner_texts() == ["type", "count", "percent", "95% limits (%)", "range (%)",
                                                                "status"]
         assert table.locator('tbody th[scope="row"]').all_inner_texts() == [
-            "Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil", "Basophil", "Blast", "Immature granulocyte",
+            "Neutrophil", "Lymphocyte", "Monocyte", "Eosinophil", "Basophil", "Blast", "Immature granulocyte",
             "Other white cell"]
         # Whole limits on a line each: a limit broken after its dash read as two numbers.
         cell = table.locator("tbody tr").first.locator("td").nth(2)

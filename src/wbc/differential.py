@@ -57,6 +57,10 @@ NOT_IN_HEALTHY_BLOOD = (BLAST, IMMATURE, OTHER_WHITE)  # rows with no range: any
 BASOPHIL_RANGE_PCT = (0.0, 1.0)  # adults, Davis's Lab and Diagnostic Tests, as the four types' (wbc.info)
 
 
+# The rows in the order a laboratory's report gives them (neutrophils first), not the model's class index order.
+LAB_ORDER = ("NEUTROPHIL", "LYMPHOCYTE", "MONOCYTE", "EOSINOPHIL")
+
+
 def _status(pct: float, low: float, high: float, lo: float, hi: float) -> str:
     return ("low" if high < lo else LOW_BY_CHANCE if pct < lo else "high" if low > hi
             else HIGH_BY_CHANCE if pct > hi else "within range")
@@ -84,8 +88,8 @@ def differential(labels: Sequence[str], reviewed: bool = False) -> list[dict[str
     (a reviewer's labels, as the app's review table gives them): also a basophil row and those of
     NOT_IN_HEALTHY_BLOOD (no range; where any is counted, IMMATURE_PRESENT for immature granulocytes and
     OTHER_PRESENT else), all in the total; a nucleated red cell (NRBC) is in none (`nrbc_note`)."""
-    kinds: list[tuple[str, str, tuple[float, float] | None]] = [(t.name, t.label, t.normal_range_pct)
-                                                                for t in CELL_TYPES]
+    kinds: list[tuple[str, str, tuple[float, float] | None]] = sorted(
+        ((t.name, t.label, t.normal_range_pct) for t in CELL_TYPES), key=lambda kind: LAB_ORDER.index(kind[0]))
     if reviewed:
         kinds += [(BASOPHIL, REVIEWED_TYPES[BASOPHIL], BASOPHIL_RANGE_PCT),
                   *((k, REVIEWED_TYPES[k], None) for k in NOT_IN_HEALTHY_BLOOD)]
