@@ -1097,6 +1097,15 @@ class TestDifferential:
         assert keyed.decode("utf-8-sig").splitlines()[1:] == [lines[1][:-1] + ",ab12", lines[1][:-1] + "yes,cd34"]
         back = review_table.restored_labels(keyed, "review.csv")
         assert back.checked == {"cd34"} and back.is_checked("cd34", "x") and not back.is_checked("ab12", "x")
+        # What made the predictions, last, in the file column: a restore reads no type from those lines.
+        card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+        made = tally.made_with(card, 0.7, "2026-12-02 10:00 UTC")
+        signed = review_table.table_csv([{**rows[0], "key": "ab12"}], made_with=made)
+        tail = list(csv.DictReader(io.StringIO(signed.decode("utf-8-sig"))))[1:]
+        assert [r["file"] for r in tail] == made and not any(r["reviewed"] or r["sha256"] for r in tail)
+        assert made[0] == f"Model: {card['name']}, ONNX sha256 {card['onnx_sha256']}"
+        again = review_table.restored_labels(signed, "review.csv")
+        assert again.by_key == {"ab12": "Neutrophil"} and not again.by_name and not again.unknown
 
     def test_basophils_have_no_status_while_rows_are_unchecked(self) -> None:
         """From 100 cells on, the basophils' "0, within range" stood beside 96 unchecked images: the model never calls
@@ -2289,8 +2298,8 @@ class TestPage:
         made: list[str] = []
         real = review_table.table_csv
 
-        def spy(rows: object, unusable_files: object = (), repeats: object = ()) -> bytes:
-            data = real(rows, unusable_files, repeats)  # type: ignore[arg-type]
+        def spy(rows: object, unusable_files: object = (), repeats: object = (), made_with: object = ()) -> bytes:
+            data = real(rows, unusable_files, repeats, made_with)  # type: ignore[arg-type]
             made.append(data.decode("utf-8-sig"))
             return data
 

@@ -201,8 +201,10 @@ def review_section(results: list[analysis.CellResult], keys: list[str], bad: lis
             st.info(provisional)
         if uncounted := tally.uncounted_note(results):
             st.warning(uncounted)
+    made_with = tally.made_with(predictor.card, predictor.review_threshold,
+                                datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     st.download_button("Download the table (CSV)",
-                       review_table.table_csv(edited.reset_index().to_dict("records"), bad, repeats),
+                       review_table.table_csv(edited.reset_index().to_dict("records"), bad, repeats, made_with),
                        file_name=review_table.REVIEW_CSV, mime="text/csv")
     if several and n:
         out = [r for r in records if r["reviewed"] == review_table.EXCLUDED]
@@ -210,9 +212,7 @@ def review_section(results: list[analysis.CellResult], keys: list[str], bad: lis
                                diff, set_aside=sum(1 for r in out if not r["predicted"]),
                                excluded=sum(1 for r in out if r["predicted"]), unreadable=len(bad), repeats=len(repeats),
                                unchecked=tally.unchecked_count(records), not_checked=tally.unchecked_any_count(records),
-                               nrbc=names.count(NRBC),
-                               made_with=tally.made_with(predictor.card, predictor.review_threshold,
-                                                         datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))),
+                               nrbc=names.count(NRBC), made_with=made_with),
                            file_name="wbc-differential.csv", mime="text/csv")
     # The page keeps the uploads and corrections only while it is open: a reload starts afresh.
     st.caption("Your corrections live in this page only: download the table before you reload or close it. "

@@ -119,14 +119,16 @@ def _spreadsheet_csv(fieldnames: Sequence[str], rows: Sequence[Mapping[str, obje
 
 
 def table_csv(rows: Sequence[Mapping[str, object]], unusable_files: Sequence[tuple[str, str]] = (),
-              repeats: Sequence[tuple[str, str]] = ()) -> bytes:
+              repeats: Sequence[tuple[str, str]] = (), made_with: Sequence[str] = ()) -> bytes:
     """The review table as CSV for a spreadsheet: predicted and reviewed label side by side and, last, the
     image's sha256 (a row's "key": what `restored_labels` finds it again by, whatever its name), then the
     files that could not be used and a line for each upload left out as a repeat, so that every upload
-    has a line."""
+    has a line; last, `made_with` (what made the predictions: the model, its threshold, the date), a line each
+    in the file column, with no type for a restore to read."""
     # the message names the file, as the row does already
     extra = [{"file": name, "verdict": f"unreadable: {why.removeprefix(f'{name}: ')}"} for name, why in unusable_files]
     extra += [{"file": name, "verdict": f"the same image as {first}: left out as a repeat"} for name, first in repeats]
+    extra += [{"file": line} for line in made_with]
     return _spreadsheet_csv([*REVIEW_COLUMNS, IMAGE_ID], [*({**r, CHECKED: "yes" if ticked(r.get(CHECKED)) else "",
                                                              IMAGE_ID: r.get("key")} for r in rows), *extra])
 

@@ -138,13 +138,13 @@ def differential_csv(diff: Sequence[Mapping[str, object]], set_aside: int = 0, e
     return _spreadsheet_csv(list(diff[0]), [*diff, total, *beside])
 
 
-# The differential download's last lines: what the figures are, whatever is done with the file.
+# The downloads' last lines: what the figures are, whatever is done with the file.
 NOT_A_DIAGNOSIS = ("Each image is taken as one cell. A second opinion for learning and checking by a qualified "
                    "person, not a diagnosis.")
 
 
 def made_with(card: Mapping[str, Any], threshold: float, when: str) -> list[str]:
-    """The differential download's provenance lines: the model (its name and the sha256 of its ONNX file), its
+    """The downloads' provenance lines (the differential's and the review table's): the model (its name and the sha256 of its ONNX file), its
     review threshold, when it was made (`when`, e.g. an ISO date), and NOT_A_DIAGNOSIS."""
     sha = str(card.get("onnx_sha256") or "unknown")
     return [f"Model: {card.get('name') or 'unnamed'}, ONNX sha256 {sha}",
