@@ -518,6 +518,25 @@ def test_side_by_side_refuses_an_unwritable_table_before_training(tmp_path: Path
     assert "body" in (tmp_path / "new" / "bench.md").read_text()
 
 
+@pytest.mark.parametrize("done", ["reused", "resumed", "trained"])
+def test_side_by_side_calls_a_run_reused_only_when_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          done: str) -> None:
+    """run.py's row for a network says "reused" only where train_or_reuse reused a finished run: a resumed or new
+    training is this run's own (every run read as reused when train_or_reuse began returning what it did)."""
+    pytest.importorskip("torch")
+    import wbc.crossval
+    import wbc.ship
+
+    run = load("run")
+    monkeypatch.setattr(wbc.crossval, "train_or_reuse", lambda cfg, where: done)
+    card = {"metrics": {"test": {"accuracy": 0.5}}, "training": {"epochs_run": 1, "best_epoch": 1, "wall_seconds": 2.0},
+            "parameters": 10, "flops_per_image": 1e6, "onnx_bytes": 1e6, "tta_views": 1, "temperature": 1.0}
+    monkeypatch.setattr(wbc.ship, "export_and_report", lambda *a, **k: card)
+    monkeypatch.setattr(run, "speed", lambda *a: {})
+    row = run.one("wbcnet", 0, 1, tmp_path, 1)
+    assert row["reused"] is (done == wbc.crossval.REUSED) and row["test"] == {"accuracy": 0.5}
+
+
 def test_robustness_counts_reasons_by_their_heads() -> None:
     """A dark photo's reason names its own share of the white; the table counts it with its kind."""
     rob = load("robustness")
