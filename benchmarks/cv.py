@@ -40,14 +40,15 @@ def shown(r: dict[str, Any]) -> str:
 
 
 def markdown(results: dict[str, dict[str, Any]]) -> str:
-    """One row per recipe: the pooled out-of-fold figures (calibrated with the pooled temperature), and the
-    folds run, as "1 of 5 (0)" ("0 of 5" read as none of them)."""
+    """One row per recipe: the pooled out-of-fold figures (calibrated with the pooled temperature, and, last, with
+    each fold's left out), and the folds run, as "1 of 5 (0)" ("0 of 5" read as none of them)."""
     from wbc.metrics import per_class_figure
 
     lines = [
         "| recipe | folds | files / cells | accuracy over files [95% CI] | cells right | macro-F1 [95% CI] | "
-        "mono recall | neut precision | NLL | ECE raw / T / shown (left out) | pooled T | accuracy per fold |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "mono recall | neut precision | NLL | ECE raw / T / shown (left out) | pooled T | accuracy per fold | "
+        "accuracy / cells, T left out |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
         m, folds = r["calibrated"], r["folds"]
@@ -59,8 +60,15 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
             f"{per_class_figure(pc['MONOCYTE']['recall'], 3)} | {per_class_figure(pc['NEUTROPHIL']['precision'], 3)} | "
             f"{m['nll']:.3f} | "
             f"{r['raw']['ece']:.3f} / {m['ece']:.3f} / {shown(r)} | {r['temperature']:.2f} | "
-            + " · ".join(f"{100 * f['accuracy']:.2f}%" for f in folds.values()) + " |")
+            + " · ".join(f"{100 * f['accuracy']:.2f}%" for f in folds.values()) + f" | {_left_out(r)} |")
     return "\n".join(lines)
+
+
+def _left_out(r: dict[str, Any]) -> str:
+    """The accuracy and cells right with each fold decided at the temperature of the others (a pooled temperature is
+    fitted on the files it scores, and can move a decision): "—" for one fold, or a result from before wbc 0.25."""
+    m = r.get("left_out")
+    return f"{100 * m['accuracy']:.2f}% / {m['cells_correct']}" if m else "—"
 
 
 def read_result(path: Path) -> dict[str, Any]:

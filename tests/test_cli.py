@@ -1562,7 +1562,8 @@ def test_export_match_white_reaches_the_card_writer(monkeypatch: pytest.MonkeyPa
     said = capsys.readouterr()
     out = said.out
     assert "wbc: note: this card reads a dimmer or tinted photo as it is" in said.err
-    assert "TEST, as the card reads it:\naccuracy over files 0.8959 [0.7657, 0.9815]  cells 62/68" in out
+    assert ("TEST, as the card reads it:\naccuracy over files 0.8959 [0.7657, 0.9815]  cells 62/68 (0.9118 [0.8178, 0.9669])"
+            in out)
     assert f"report written to {tmp_path / 'o' / 'report.md'}" in out
 
 

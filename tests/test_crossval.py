@@ -56,6 +56,26 @@ class TestCrossValidate:
         assert sum(f["files"] for f in r["folds"].values()) == len(train)
         assert r["temperature"] > 0 and r["recipe"]["epochs"] == 1 and "fold" not in r["recipe"]
 
+    def test_left_out_figures_decide_each_fold_at_the_others_temperature(self, cv: tuple[Path, dict]) -> None:
+        """Besides the pooled temperature's figures (fitted on the files they score), cv.json keeps those with each
+        fold calibrated on the others, and cv.py's table shows them last."""
+        from wbc.calibration import fit_temperature, tta_probs
+
+        work, r = cv
+        folds = [fold_logits(work / f"fold{k}", FIXTURE_IMAGES) for k in range(3)]
+        probs = []
+        for i, (lg, _, _) in enumerate(folds):
+            rest = [f for j, f in enumerate(folds) if j != i]
+            t = fit_temperature(np.concatenate([f[0] for f in rest], axis=1), np.concatenate([f[1] for f in rest]))
+            probs.append(tta_probs(lg, t))
+        y = np.concatenate([f[1] for f in folds])
+        held = np.concatenate(probs)
+        assert r["left_out"]["accuracy"] == pytest.approx(float((held.argmax(1) == y).mean()))
+        assert r["left_out"]["n_files"] == r["calibrated"]["n_files"] and "nll" in r["left_out"]
+        row = load_benchmark("cv").markdown({"x": r}).splitlines()[-1]
+        assert row.endswith(f"| {100 * r['left_out']['accuracy']:.2f}% / {r['left_out']['cells_correct']} |")
+        assert load_benchmark("cv").markdown({"x": {k: v for k, v in r.items() if k != "left_out"}}).endswith("| — |")
+
     def test_review_threshold_marks_the_least_confident_tenth(self, cv: tuple[Path, dict]) -> None:
         """The review threshold sets aside the least confident 10% of the pooled out-of-fold files, on the
         confidences the card will show (temperature, then any confidence map)."""

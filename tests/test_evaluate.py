@@ -29,6 +29,13 @@ class TestEvaluate:
         assert "a cell's verdict is the class of its views' mean probabilities" in report
         assert "The screening that `wbc predict` and the app apply" in report
         assert json.loads((tmp_path / "metrics.json").read_text())["accuracy"] == m["accuracy"]
+        # What each bracket is: the files' intervals approximate, the cells' exact, the ECE's a spread and no floor
+        from wbc.differential import counting_limits
+        from wbc.report import INTERVALS
+
+        assert INTERVALS in report and "cover the truth less often than 95%" in INTERVALS
+        assert m["cell_accuracy_ci95"] == counting_limits(m["cells_correct"], m["n_cells"])
+        assert "the bracket is the spread of the resampled ECEs, not a 95% interval" in report
 
     def test_predictions_flag_what_the_card_says_needs_review(self, tmp_path: Path) -> None:
         """predictions.csv marks needs_review exactly where confidence is below the card's threshold."""

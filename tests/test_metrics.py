@@ -6,6 +6,7 @@ import pytest
 pytest.importorskip("sklearn")
 
 from wbc.metrics import bootstrap_over_cells, compute_metrics, expected_calibration_error, pool_cells  # noqa: E402
+from wbc.differential import counting_limits  # noqa: E402
 
 # Six files of four cells; see the hand computation in each test.
 PROBS = np.array([
@@ -140,18 +141,19 @@ class TestMetrics:
         assert m["ece"] == pytest.approx(0.49)
         assert m["ece_ci95"][0] == pytest.approx(0.01) and m["ece_ci95"][1] == pytest.approx(0.99)
 
-    def test_cell_interval_unchanged(self) -> None:
-        """The cell-level interval still draws bootstrap_over_cells' resamples: pinned against the
-        per-draw indexing it used before cell_resamples."""
+    def test_cell_interval_is_exact(self) -> None:
+        """The cell-level interval is the exact (Clopper-Pearson) binomial one of k cells right of n: a percentile
+        bootstrap of so few right-or-wrong cells covered less than 95%; 62 of 68 reads 81.8-96.7%."""
         rng = np.random.default_rng(3)
         cells = [f"c{i % 17}" for i in range(170)]
         y = np.array([i % 17 % 4 for i in range(170)])
         probs = rng.dirichlet(np.ones(4), size=170)
         m = compute_metrics(probs, y, cells, n_boot=300, seed=5)
         cell_probs, cell_y, _ = pool_cells(probs, y, cells)
-        ok = (cell_probs.argmax(1) == cell_y).astype(float)
-        before = ok[np.random.default_rng(5).integers(0, 17, size=(300, 17))].mean(1)
-        assert m["cell_accuracy_ci95"] == (np.percentile(before, 2.5), np.percentile(before, 97.5))
+        k = int((cell_probs.argmax(1) == cell_y).sum())
+        assert m["cells_correct"] == k and m["cell_accuracy_ci95"] == counting_limits(k, 17)
+        assert m["cell_accuracy_ci95"][0] < k / 17 < m["cell_accuracy_ci95"][1]
+        assert tuple(round(100 * x, 1) for x in counting_limits(62, 68)) == (81.8, 96.7)
 
     def test_bootstrap_of_perfect_predictions(self) -> None:
         """All right: every resample is perfect, so the interval is [1, 1]."""

@@ -273,17 +273,23 @@ def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | N
                            "confidence_map_check": check, "folds": per_fold, "folds_total": k,
                            "review_threshold": review_threshold(shown, REVIEW_COVERAGE),
                            "cells": sorted(set(cells))}  # what a run calibrated by it must have trained on
-    return {**out, **pooled_figures(lg, y, cells, t)}
+    # The pooled temperature is fitted on the very files "calibrated" scores, and since the views' softmax is
+    # averaged after it, it can move a decision: "left_out" decides each fold with the temperature of the others.
+    held = left_out(logits, ys, fit_temperature_calibrator) if len(logits) > 1 else None
+    return {**out, **pooled_figures(lg, y, cells, t, held)}
 
 
-def pooled_figures(lg: np.ndarray, y: np.ndarray, cells: list[str], t: float) -> dict[str, dict[str, Any]]:
+def pooled_figures(lg: np.ndarray, y: np.ndarray, cells: list[str], t: float,
+                   held: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
     """The card's figures of pooled out-of-fold view logits (V, N, 4), "raw" and "calibrated" by the
-    temperature `t`, each with its NLL."""
+    temperature `t`, and "left_out" where `held` gives the probabilities (N, 4) of each fold calibrated on the
+    others (`calibration.left_out`), each with its NLL."""
     from wbc.metrics import compute_metrics
     from wbc.ship import card_metrics
 
     out = {}
-    for name, probs in (("raw", tta_probs(lg)), ("calibrated", tta_probs(lg, t))):
+    for name, probs in (("raw", tta_probs(lg)), ("calibrated", tta_probs(lg, t)),
+                        *((("left_out", held),) if held is not None else ())):
         out[name] = card_metrics(compute_metrics(probs, y, cells))
         out[name]["nll"] = nll(probs, y)
     return out

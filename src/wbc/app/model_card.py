@@ -206,7 +206,9 @@ FIGURES_GLOSSARY = (
     ("F1 and macro-F1", "F1 joins precision and recall in one figure; macro-F1 is its mean over the four types, "
      "so that each type counts alike however many images it has."),
     ("95% interval", "how far the figure could move with other cells like these: the test cells were drawn again "
-     "at random, with replacement, many times, and the figure's middle 95% kept. With so few cells it is wide."),
+     "at random, with replacement, many times, and the figure's middle 95% kept. With so few cells it is wide, and "
+     "still too narrow: it holds the true figure less often than 95% of the time. For the cells right, the exact "
+     "limits of so many cells of so many."),
     ("Calibration error (ECE)", "how far the model's confidence lies from the share it gets right, on average "
      "over the test images (0 is perfect: of the answers given 80%, four in five right)."),
     ("Held-out", "images kept out of training, so that the model is judged on cells it has not seen."),

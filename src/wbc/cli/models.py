@@ -95,7 +95,9 @@ def _print_figures(m: dict[str, Any]) -> None:
     lo, hi = m["accuracy_ci95"]
     scope = _training("wbc.metrics", "macro_scope")(m)
     print(f"accuracy over files {m['accuracy']:.4f} [{lo:.4f}, {hi:.4f}]  "
-          f"cells {m['cells_correct']}/{m['n_cells']} ({m['cell_accuracy']:.4f})  macro-F1 {m['macro_f1']:.4f}"
+          f"cells {m['cells_correct']}/{m['n_cells']} ({m['cell_accuracy']:.4f}"
+          + (" [{:.4f}, {:.4f}]".format(*m["cell_accuracy_ci95"]) if m.get("cell_accuracy_ci95") else "")
+          + f")  macro-F1 {m['macro_f1']:.4f}"
           + (" [{:.4f}, {:.4f}]".format(*m["macro_f1_ci95"]) if m.get("macro_f1_ci95") else "")
           + (f" ({scope})" if scope else ""))
     if w := m.get("without_cells_in_train"):
@@ -104,7 +106,7 @@ def _print_figures(m: dict[str, Any]) -> None:
               f"[{wlo:.4f}, {whi:.4f}]  cells {w['cells_correct']}/{w['n_cells']}")
     elo, ehi = m["ece_ci95"]
     print(f"expected calibration error {m['ece']:.4f} [{elo:.4f}, {ehi:.4f}] "
-          "(95% interval over cells; a resampled ECE leans high)")
+          "(the spread over resampled cells, not a 95% interval: a resampled ECE leans high)")
     figure = _training("wbc.metrics", "per_class_figure")
     from wbc.differential import hyphenated
 
