@@ -17,7 +17,7 @@ sizes=${*:-110}
 source "$(dirname "$0")/ab_lib.sh"
 # The data found once, by this tree (WBC_DATA, else beside the project): REV's src, run from its worktree,
 # looked for it beside the worktree.
-data=$("$python" -c 'from wbc.data import find_images_root; print(find_images_root())')
+data=$("$python" -c 'from wbc.folders import find_images_root; print(find_images_root())')
 for i in $(seq "$rounds"); do
   for side in old new; do
     tree=$(side_tree "$side")

@@ -26,7 +26,11 @@ def main() -> int:
     from playwright.sync_api import sync_playwright
 
     from test_e2e import CHROMIUM, free_port
-    from wbc.data import find_images_root, list_split
+    from wbc.data import list_split
+    try:
+        from wbc.folders import find_images_root
+    except ImportError:  # an earlier commit's src (the old side of app_ab.sh): finding the images was in wbc.data
+        from wbc.data import find_images_root
 
     from wbc.cli import whole_number
 

@@ -36,8 +36,9 @@ def main() -> int:
 
     import wbc.augment as augment
     from wbc.cli import whole_number
-    from wbc.data import find_images_root, list_split
+    from wbc.data import list_split
     from wbc.decode import load_image
+    from wbc.folders import find_images_root
     from wbc.imaging import PreprocessSpec, prepare_located
     from wbc.recipe import AUGMENT, WBCNET_PRESET
     from wbc.train import context_spec

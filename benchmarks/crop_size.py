@@ -1,4 +1,4 @@
-"""How tight a crop around a cell can the network judge? What `wbc.screening.MIN_SIDE_PX` rests on.
+"""How tight a crop around a cell can the network judge? What `wbc.photo_checks.MIN_SIDE_PX` rests on.
 
     python benchmarks/crop_size.py [--cv runs/cv/NAME] [--every 40] [--sides 32 40 48 56 64 72 96] [--data PATH]
 
@@ -38,10 +38,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from wbc.progress import bar
 
-    import wbc.screening
+    import wbc.photo_checks
     from wbc.cli import whole_number
-    from wbc.data import find_images_root, list_split
+    from wbc.data import list_split
     from wbc.decode import load_image
+    from wbc.folders import find_images_root
     from wbc.predict import Predictor
     from wbc.ship import exported_folds
 
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     if max(args.sides) > 240:
         ap.error("--sides must fit in the data set's 320 x 240 photos (240 at most)")
     train = list_split(find_images_root(args.data), "TRAIN")
-    wbc.screening.MIN_SIDE_PX = 1  # this measures what the floor guards against
+    wbc.photo_checks.MIN_SIDE_PX = 1  # this measures what the floor guards against
     sides: list[int | None] = [*sorted(args.sides), None]  # None: the whole photo
     right = dict.fromkeys(sides, 0)
     confident_wrong = dict.fromkeys(sides, 0)

@@ -90,8 +90,8 @@ def read_result(path: Path) -> dict[str, Any]:
 
 
 def main() -> int:
-    from wbc.data import kept_data_folder
     from wbc.errors import WbcError
+    from wbc.folders import kept_data_folder
     from wbc.recipe import AUGMENT, OPTIMIZERS, preset, with_epochs
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -4,7 +4,7 @@ blurred, framed in dark grey, dimmed and enlarged, against the grey measure used
     python benchmarks/focus.py [--every 5] [--data DIR]
 
 For every Nth TRAIN file (TEST is not looked at), each variant is found, shrunk where magnified and
-measured as `Predictor.analyse` does (`imaging.locate_at_data_scale`, then `screening.sharpness`), and
+measured as `Predictor.analyse` does (`imaging.locate_at_data_scale`, then `photo_checks.sharpness`), and
 the share below the bound that applies (`SHRUNK_SHARPNESS_MIN` for a shrunk field, else
 `SHARPNESS_MIN`) is printed beside the share the grey measure put below its bound of 0.06 (steepest
 grey edge over the window's 1-99 percentile range of grey: a dark frame's edge read as sharp). The
@@ -73,10 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=None, help="data set folder (default: WBC_DATA, else the shared copy)")
     args = ap.parse_args(argv)
 
-    from wbc.data import find_images_root, list_split
+    from wbc.data import list_split
     from wbc.decode import load_image
+    from wbc.folders import find_images_root
     from wbc.imaging import locate_at_data_scale
-    from wbc.screening import NO_NUCLEUS, OUT_OF_FOCUS, SHARPNESS_MIN, SHRUNK_SHARPNESS_MIN, focus_bound, screen, sharpness
+    from wbc.photo_checks import NO_NUCLEUS, OUT_OF_FOCUS, SHARPNESS_MIN, SHRUNK_SHARPNESS_MIN, focus_bound, sharpness
+    from wbc.screening import screen
 
     files = [s.path for s in list_split(find_images_root(args.data), "TRAIN")[:: args.every]]
     print(f"{len(files)} TRAIN files (every {args.every}); out of focus below {SHARPNESS_MIN} "

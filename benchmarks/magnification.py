@@ -35,8 +35,9 @@ ORIGINALS_SCALE = 2.0  # the originals are 640 x 480; the data set's files were 
 def main(argv: list[str] | None = None) -> int:
     from wbc.progress import bar
 
-    from wbc.data import find_images_root, list_split
+    from wbc.data import list_split
     from wbc.decode import load_image
+    from wbc.folders import find_images_root
     from wbc.imaging import EXTENT_MAX, locate_cell, prepare_located
     from wbc.info import CLASSES
     from wbc.io import atomic_write_text
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                     x, loc, field = prepare_located(resize(photo), pred.spec, rescale)
                     xs.append(x)
                     # Unshrunk, a magnified nucleus would now be refused as magnified past the shrinking
-                    # (screening._too_magnified), which is part of the shrinking measured here: the
+                    # (photo_checks._too_magnified), which is part of the shrinking measured here: the
                     # screening's other checks alone, as when these figures were first taken.
                     seen = loc if rescale else replace(loc, extent=min(loc.extent, EXTENT_MAX))
                     outs += not screen(field, seen).is_cell

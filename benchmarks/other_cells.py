@@ -1,4 +1,4 @@
-"""How often the second-white-cell warning (wbc.screening.other_cell) fires, where it should and where
+"""How often the second-white-cell warning (wbc.other_cell.other_cell) fires, where it should and where
 it should not, at each size floor (OTHER_NUCLEUS_PX) it could have.
 
     python benchmarks/other_cells.py [--data PATH] [--every 4] [--floors 400 600 ...] [--sheet FILE]
@@ -48,12 +48,15 @@ def main(argv: list[str] | None = None) -> int:
 
     import wbc.screening as scr
     from wbc.cli import whole_number
-    from wbc.data import find_images_root, list_split
+    from wbc.data import list_split
     from wbc.decode import load_image
+    from wbc.folders import find_images_root
     from wbc.imaging import CellLocation, locate_at_data_scale
     from wbc.info import SPLITS
-    from wbc.screening import Screening, field_white, input_gains
+    from wbc.other_cell import OTHER_NUCLEUS_PX
+    from wbc.photo_checks import Screening
     from wbc.sources import field_name, originals_near, source_field
+    from wbc.white_balance import field_white, input_gains
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path)
@@ -66,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     root = find_images_root(args.data)
     originals = originals_near(root, args.data)
-    shipped = scr.OTHER_NUCLEUS_PX
+    shipped = OTHER_NUCLEUS_PX
     floors = sorted(set(args.floors) | {shipped})
 
     split_of: dict[int, str] = {}

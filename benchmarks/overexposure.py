@@ -4,7 +4,7 @@
 
 Each fold model of the cross-validation (with the shipped card's test-time views) predicts the TRAIN
 files of the cells it was held out from, each brightened by every gain and clipped as a camera clips
-(`wbc.robustness.brightness`). Every file's clipped share (`wbc.screening.clipped_share`, the share of
+(`wbc.robustness.brightness`). Every file's clipped share (`wbc.white_balance.clipped_share`, the share of
 its lit pixels white in every channel) and whether the prediction is right are pooled over the folds.
 Prints accuracy per gain, with the share of files the current mark (OVEREXPOSED_SHARE) marks and the
 accuracy of those marked and of the rest, and accuracy per bin of clipped share (0-0.1, ..., 0.9-1) against the clean files: where the mark belongs.
@@ -50,7 +50,7 @@ QUANTILES = np.linspace(0, 1, 1001)
 
 def darkest_channel_quantiles(rgb: np.ndarray) -> np.ndarray:
     """QUANTILES of the darkest channel over the lit pixels of `rgb` (H, W, 3): the value a pixel must
-    reach to count as clipped (`screening.clipped_share`) is in these units."""
+    reach to count as clipped (`white_balance.clipped_share`) is in these units."""
     from wbc.pixels import darkest_channel, lit_mask
 
     return np.quantile(darkest_channel(rgb)[lit_mask(rgb)], QUANTILES)
@@ -59,7 +59,7 @@ def darkest_channel_quantiles(rgb: np.ndarray) -> np.ndarray:
 def undo_gain(rgb: np.ndarray, clipped: float, typical: np.ndarray) -> tuple[np.ndarray, float]:
     """`rgb` divided by the gain that would clip a `clipped` share of a field whose darkest-channel
     quantiles are `typical`, and that gain."""
-    from wbc.screening import WHITE_LEVEL
+    from wbc.white_balance import WHITE_LEVEL
 
     gain = WHITE_LEVEL / float(np.interp(1 - clipped, QUANTILES, typical))
     return np.clip(np.round(rgb.astype(np.float32) / gain), 0, 255).astype(np.uint8), gain
@@ -77,14 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     from wbc.progress import bar
 
     from wbc.cli import whole_number
-    from wbc.data import find_images_root, list_split
+    from wbc.data import list_split
     from wbc.decode import load_image
+    from wbc.folders import find_images_root
     from wbc.imaging import TEST_TIME_VIEWS
     from wbc.io import atomic_write_text
     from wbc.predict import Predictor
     from wbc.robustness import brightness
-    from wbc.screening import OVEREXPOSED_SHARE
     from wbc.ship import exported_folds
+    from wbc.white_balance import OVEREXPOSED_SHARE
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cv", type=Path, required=True, help="a cross-validation run (foldK run folders inside)")

@@ -2,7 +2,7 @@
 
     python benchmarks/overexposure_framing.py [--data PATH] [--every 10] [--json FILE]
 
-The mark (`wbc.screening.OVEREXPOSED_SHARE`) was set on the share of a photo's lit pixels that are
+The mark (`wbc.white_balance.OVEREXPOSED_SHARE`) was set on the share of a photo's lit pixels that are
 white in every channel: in a field like the data set's, brightening clips the background first, then
 the red cells' pale centres. A photo more magnified, or cropped tighter, shows less background around
 a larger cell, so the same exposure clips a smaller share of it: an "other laboratory" test found
@@ -50,13 +50,14 @@ def magnified(rgb: np.ndarray, cy: float, cx: float, m: float) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from wbc.data import find_images_root, list_split
+    from wbc.data import list_split
     from wbc.decode import load_image
+    from wbc.folders import find_images_root
     from wbc.imaging import locate_at_data_scale, locate_cell
     from wbc.io import atomic_write_text
     from wbc.progress import bar
     from wbc.robustness import brightness
-    from wbc.screening import CELL_CLEAR_PX, OVEREXPOSED_SHARE, clipped_share
+    from wbc.white_balance import CELL_CLEAR_PX, OVEREXPOSED_SHARE, clipped_share
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path)

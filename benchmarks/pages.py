@@ -102,7 +102,8 @@ LAYOUTS: dict[str, Layout] = {
 def read_layouts(layouts: dict[str, Layout], every: int, data: str | None, what: str) -> None:
     """Every `every`-th TEST file laid out each way, through the shipped model's whole path: a markdown table
     row per layout (`what` heads its first column)."""
-    from wbc.data import find_images_root, list_split
+    from wbc.data import list_split
+    from wbc.folders import find_images_root
     from wbc.info import CLASSES
     from wbc.predict import Predictor
 

@@ -27,8 +27,9 @@ from PIL import Image
 
 def main(argv: list[str] | None = None) -> int:
     import wbc.imaging as imaging
-    import wbc.screening as screening
-    from wbc.data import find_images_root, list_split
+    import wbc.photo_checks as photo_checks
+    from wbc.data import list_split
+    from wbc.folders import find_images_root
     from wbc.info import CLASSES
     from wbc.predict import Predictor
 
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                 paths.append(p)
                 truth.append(CLASSES[s.label])
             for most in args.most:
-                imaging.REDUCTIONS = screening.REDUCTIONS = tuple(f for f in kept if f <= most + 1e-9)
+                imaging.REDUCTIONS = photo_checks.REDUCTIONS = tuple(f for f in kept if f <= most + 1e-9)
                 ps = pred.predict_files(paths)
                 typed = [(p, t) for p, t in zip(ps, truth) if p.typed]
                 right = sum(p.label == t for p, t in typed)
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                       + ", ".join(f"{f:.3g}x {n}" for f, n in sorted(Counter(p.reduced_by for p in ps).items()))
                       + "; verdicts " + ", ".join(f"{v} {n}" for v, n in Counter(p.verdict.split(":")[0] for p in ps).items()))
     finally:
-        imaging.REDUCTIONS = screening.REDUCTIONS = kept
+        imaging.REDUCTIONS = photo_checks.REDUCTIONS = kept
     return 0
 
 

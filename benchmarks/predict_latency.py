@@ -66,7 +66,11 @@ def stages(p: Predictor, runs: int) -> dict[str, float]:
         from wbc.imaging import load_image
     from wbc.imaging import _resize as resize
     from wbc.imaging import crop_square, dihedral_views, locate_at_data_scale
-    from wbc.screening import input_gains, screen
+    from wbc.screening import screen
+    try:
+        from wbc.white_balance import input_gains
+    except ImportError:  # an earlier commit's src (the old side of predict_ab.sh): input_gains was in wbc.screening
+        from wbc.screening import input_gains
 
     raw = SAMPLE.read_bytes()
     rgb = load_image(raw)

@@ -45,8 +45,9 @@ def reason_heads(flagged_by: dict[str, int]) -> Counter[str]:
 def main(argv: list[str] | None = None) -> int:
     from wbc.progress import bar
 
-    from wbc.data import find_images_root, list_split
+    from wbc.data import list_split
     from wbc.decode import load_image
+    from wbc.folders import find_images_root
     from wbc.io import atomic_write_text
     from wbc.metrics import scores_from_confusion
     from wbc.predict import Predictor
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="only these shifts (names as printed; clean is always run)")
     ap.add_argument("--match-white", choices=["card", "on", "off"], default="card",
                     help="match a field's white to the data set's before the network where it lies below the "
-                         "data set's range (wbc.screening.input_gains): as the model card says (fold models: off), "
+                         "data set's range (wbc.white_balance.input_gains): as the model card says (fold models: off), "
                          "or on / off")
     ap.add_argument("--md", type=Path, help="also write the table here")
     ap.add_argument("--json", type=Path, help="also write the figures here")

@@ -27,14 +27,19 @@ import numpy as np
 def dump(out: Path, every: int, data: str | None, model: str | None, splits: list[str]) -> None:
     from wbc.progress import bar
 
-    from wbc.data import find_images_root, list_split
+    from wbc.data import list_split
     try:
         from wbc.decode import load_image
     except ImportError:  # an earlier commit's src (the old side of a comparison): decoding was in wbc.imaging
         from wbc.imaging import load_image
+    try:
+        from wbc.folders import find_images_root
+        from wbc.photo_checks import Screening
+    except ImportError:  # an earlier commit's src: finding the images was in wbc.data, Screening in wbc.screening
+        from wbc.data import find_images_root
+        from wbc.screening import Screening
     from wbc.predict import Predictor
     from wbc.robustness import EXTRA_SHIFTS, SHIFTS
-    from wbc.screening import Screening
 
     pred = Predictor(model)
     root = find_images_root(data)

@@ -68,9 +68,12 @@ def pack(data: str | None, out: Path, quality: int) -> None:
     and the fold each cell is dealt to here."""
     from PIL import Image
 
-    from wbc.data import find_images_root, grouped_kfold, list_split, load_arrays
+    from wbc.cache import load_arrays
+    from wbc.data import list_split
+    from wbc.folders import find_images_root
     from wbc.io import atomic_write_bytes, check_writable_file
     from wbc.model import default_config
+    from wbc.splits import grouped_kfold
 
     check_writable_file(out)  # before the minute of decoding
     spec = default_config("wbcnet").preprocess

@@ -7,7 +7,7 @@ second look (the field's white matched to the data set's).
 Real cells: every TRAIN and TEST file (every k-th with --every, from the --offset-th), clean and under
 the colour shifts of other cameras (wbc.robustness: white balance, exposure, flat contrast, pale
 stain); each should pass. It also counts the photos marked overexposed
-(wbc.screening.OVEREXPOSED_SHARE), which brightness x1.2 and x1.3 join the shifts for.
+(wbc.white_balance.OVEREXPOSED_SHARE), which brightness x1.2 and x1.3 join the shifts for.
 Red cells only: 128 x 128 px corners of the original fields (dataset-master, halved to the data set's
 scale; or with --patches sides, the middle of each side, which overlap the corners: half of a top or
 bottom patch, all of a left or right one) that keep 16 px clear of every annotated white cell's box;
@@ -91,13 +91,15 @@ def main(argv: list[str] | None = None) -> int:
     from wbc.progress import bar
 
     from wbc.cli import whole_number
-    from wbc.data import find_images_root, list_split
+    from wbc.data import list_split
     from wbc.decode import load_image
+    from wbc.folders import find_images_root
     from wbc.imaging import locate_at_data_scale
     from wbc.io import atomic_write_text
     from wbc.robustness import COLOUR_SHIFTS, brightness
-    from wbc.screening import OVEREXPOSED_SHARE, screen
+    from wbc.screening import screen
     from wbc.sources import originals_near
+    from wbc.white_balance import OVEREXPOSED_SHARE
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path)

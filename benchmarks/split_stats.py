@@ -22,8 +22,9 @@ def main() -> int:
     ap.add_argument("--data", help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     args = ap.parse_args()
 
-    from wbc.data import find_images_root, list_split
+    from wbc.data import list_split
     from wbc.decode import load_image
+    from wbc.folders import find_images_root
     from wbc.imaging import locate_cell
 
     root = find_images_root(args.data)

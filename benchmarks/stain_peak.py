@@ -25,8 +25,9 @@ from timing import time_interleaved  # noqa: E402
 def main(argv: list[str] | None = None) -> None:
     from wbc.progress import bar
 
-    from wbc.data import find_images_root, list_split
+    from wbc.data import list_split
     from wbc.decode import load_image
+    from wbc.folders import find_images_root
     from wbc.imaging import COARSE_MARGIN, COARSE_REDUCE, coarse_stain, stain_peak, whole_stain_peak
     from wbc.pixels import stain_map
     from wbc.robustness import scale as enlarge

@@ -1,5 +1,5 @@
 """Warm and other colour casts, matched by the screening's white gains up to a spread of 1.5 or further:
-what a warm cast's wider bound (`wbc.screening.WARM_SPREAD_MAX`) gains, and what the other casts keep.
+what a warm cast's wider bound (`wbc.white_balance.WARM_SPREAD_MAX`) gains, and what the other casts keep.
 
     python benchmarks/warm_cast.py [--data PATH] [--split TRAIN] [--every 25] [--warm-spread 1.5 2.0]
 
@@ -24,10 +24,11 @@ TYPED = ("confident", "needs review")
 
 
 def main(argv: list[str] | None = None) -> None:
-    from wbc import screening
+    from wbc import white_balance
     from wbc.cli import whole_number
-    from wbc.data import find_images_root, list_split
+    from wbc.data import list_split
     from wbc.decode import load_image
+    from wbc.folders import find_images_root
     from wbc.imaging import scale_channels
     from wbc.info import CLASSES, SPLITS
     from wbc.predict import Predictor
@@ -36,17 +37,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data")
     ap.add_argument("--split", default="TRAIN", choices=SPLITS)
     ap.add_argument("--every", type=whole_number(1), default=25)
-    ap.add_argument("--warm-spread", type=float, nargs="+", default=[screening.GAIN_SPREAD_MAX, screening.WARM_SPREAD_MAX])
+    ap.add_argument("--warm-spread", type=float, nargs="+",
+                    default=[white_balance.GAIN_SPREAD_MAX, white_balance.WARM_SPREAD_MAX])
     args = ap.parse_args(argv)
     samples = list_split(find_images_root(args.data), args.split)[:: args.every]
     images = [load_image(s.path) for s in samples]
     pred = Predictor()
     print(f"{args.split}, every {args.every}th file ({len(samples)}); model {pred.onnx_path}")
     print("| warm spread bound | cast (R, G, B) | typed | right of those | verdicts |\n|---|---|---|---|---|")
-    kept = screening.WARM_SPREAD_MAX
+    kept = white_balance.WARM_SPREAD_MAX
     try:
         for bound in args.warm_spread:
-            screening.WARM_SPREAD_MAX = bound
+            white_balance.WARM_SPREAD_MAX = bound
             for gains in CASTS:
                 res = [pred.analyse(scale_channels(rgb, gains)) for rgb in images]
                 probs = pred.predict_probs(np.stack([x for x, _ in res]))
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> None:
                 share = f"{100 * right / len(typed):.1f}%" if typed else "-"
                 print(f"| {bound:g} | {gains} | {len(typed)} / {len(samples)} | {right} ({share}) | {verdicts} |", flush=True)
     finally:
-        screening.WARM_SPREAD_MAX = kept
+        white_balance.WARM_SPREAD_MAX = kept
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
-"""The range of the data set's white, per channel: where `wbc.screening.DATA_WHITE_RANGE` comes from.
+"""The range of the data set's white, per channel: where `wbc.white_balance.DATA_WHITE_RANGE` comes from.
 
     python benchmarks/white_range.py [--data PATH] [--split TRAIN] [--every 1]
 
-Each file's white is `wbc.screening.field_white` (each channel's 99th percentile over its lit
+Each file's white is `wbc.white_balance.field_white` (each channel's 99th percentile over its lit
 pixels); prints the 0.1th, 50th and 99.9th percentile of those per channel, and how many files lie
 outside the 0.1-99.9 range in some channel.
 """
@@ -20,10 +20,11 @@ def main(argv: list[str] | None = None) -> None:
     from wbc.progress import bar
 
     from wbc.cli import whole_number
-    from wbc.data import find_images_root, list_split
+    from wbc.data import list_split
     from wbc.decode import load_image
+    from wbc.folders import find_images_root
     from wbc.info import SPLITS
-    from wbc.screening import field_white
+    from wbc.white_balance import field_white
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data")

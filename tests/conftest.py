@@ -38,8 +38,8 @@ def fixture_root() -> Path:
 @pytest.fixture(scope="session")
 def full_data() -> Path:
     """The images root of the full data set; skips the test where it is absent (a fresh clone)."""
-    from wbc.data import default_data_path, find_images_root
     from wbc.errors import DataError
+    from wbc.folders import default_data_path, find_images_root
 
     path = default_data_path()
     if path is None:

@@ -272,21 +272,22 @@ class TestNotAWhiteCell:
         """`Predictor.analyse` measures the field's white once for the matching and the screening's
         second look, and reads every field as the screening does measuring it itself: dim fields that
         pass on the second look, one that fails both looks, and one that passes the first."""
-        from wbc import predict, screening
+        from wbc import photo_checks, predict, screening, white_balance
         from wbc.decode import load_image
         from wbc.imaging import locate_at_data_scale
         from wbc.robustness import brightness
 
         pred = Predictor(match_white=True)
         calls = []
-        real = screening.field_white
+        real = white_balance.field_white
 
         def counted(rgb: np.ndarray) -> np.ndarray:
             calls.append(1)
             return real(rgb)
 
         monkeypatch.setattr(predict, "field_white", counted)
-        monkeypatch.setattr(screening, "field_white", counted)
+        for m in (screening, photo_checks, white_balance):  # every module that calls it by its name
+            monkeypatch.setattr(m, "field_white", counted)
         files = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))
         fields = [brightness(0.6)(load_image(p)) for p in files] + [load_image(FIXTURES / "no-white-cell.jpeg"),
                                                                        load_image(files[0])]
@@ -306,7 +307,8 @@ class TestNotAWhiteCell:
         from wbc.decode import load_image
         from wbc.imaging import locate_at_data_scale
         from wbc.robustness import brightness
-        from wbc.screening import GAIN_RANGE, screen, white_gains
+        from wbc.screening import screen
+        from wbc.white_balance import GAIN_RANGE, white_gains
 
         dark = brightness(0.1)(load_image(EOS))
         assert white_gains(dark).max() > GAIN_RANGE[1]
@@ -335,7 +337,7 @@ class TestNotAWhiteCell:
         the CSV says so; x1.1 is not marked."""
         from wbc.predict import predictions_csv
         from wbc.robustness import brightness
-        from wbc.screening import OVEREXPOSED_SHARE, clipped_share
+        from wbc.white_balance import OVEREXPOSED_SHARE, clipped_share
 
         files = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))
         rgbs = [np.asarray(Image.open(f).convert("RGB")) for f in files]
@@ -389,7 +391,7 @@ class TestNotAWhiteCell:
         where green alone, or every channel but green, reaches white."""
         from wbc.decode import load_image
         from wbc.pixels import lit_mask
-        from wbc.screening import WHITE_LEVEL, clipped_share
+        from wbc.white_balance import WHITE_LEVEL, clipped_share
 
         def reference(rgb: np.ndarray) -> float:
             white = int((rgb.min(2) >= WHITE_LEVEL).sum())
@@ -415,7 +417,7 @@ class TestNotAWhiteCell:
         a white field with a dark disc of cell reads 100% white around it, and the disc's pixels count for
         nothing either way (a frame filled by a cell clipped a smaller share of the whole field)."""
         from wbc.imaging import CellLocation
-        from wbc.screening import clipped_share
+        from wbc.white_balance import clipped_share
 
         rgb = np.full((100, 120, 3), 255, np.uint8)
         yy, xx = np.ogrid[:100, :120]
@@ -433,7 +435,7 @@ class TestNotAWhiteCell:
         (overexposed)". Brightened x1.4 first, it still is; and an overexposed field's white background
         never makes four such corners."""
         from wbc.robustness import brightness
-        from wbc.screening import WHITE_LEVEL, clipped_share, page_corners
+        from wbc.white_balance import WHITE_LEVEL, clipped_share, page_corners
 
         files = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[::2]
         fields = [Image.open(f).convert("RGB") for f in files]
@@ -479,7 +481,7 @@ class TestNotAWhiteCell:
         photos was told no stained nucleus was there)."""
         from wbc.decode import load_image
         from wbc.imaging import scale_channels
-        from wbc.screening import field_white
+        from wbc.white_balance import field_white
 
         for path in sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[::4]:
             dim = scale_channels(load_image(path), (0.6, 0.6, 0.6))
@@ -495,7 +497,7 @@ class TestNotAWhiteCell:
         wholly dark, lit everywhere by red alone (no mask built), and on small random ones."""
         from wbc.decode import load_image
         from wbc.pixels import LIT_MIN, lit_mask
-        from wbc.screening import field_white
+        from wbc.white_balance import field_white
 
         def reference(rgb: np.ndarray) -> np.ndarray:
             flat = rgb.reshape(-1, 3)
@@ -524,7 +526,7 @@ class TestNotAWhiteCell:
         and sharpness equals its np.percentile form exactly on fixture fields."""
         from wbc.decode import load_image
         from wbc.imaging import locate_cell
-        from wbc.screening import percentiles, sharpness
+        from wbc.photo_checks import percentiles, sharpness
 
         rng = np.random.default_rng(0)
         for n in [1, 2, 3, *rng.integers(4, 10_000, 200)]:
@@ -539,7 +541,8 @@ class TestNotAWhiteCell:
                 percentiles(*bad)
         from scipy import ndimage
 
-        from wbc.screening import FILL_MARGIN, FILL_SHARE, STAIN_LEVEL
+        from wbc.photo_checks import FILL_MARGIN, FILL_SHARE
+        from wbc.pixels import STAIN_LEVEL
 
         for path in sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[::3]:
             rgb = load_image(path)
@@ -559,7 +562,7 @@ class TestNotAWhiteCell:
         """A cell whose sharpness lies between the two bounds is out of focus in a field as photographed,
         and in focus in one shrunk back from a magnified photo (which may stay up to sqrt 2 more magnified,
         so softer per px); benchmarks/focus.py counts by the same bound."""
-        from wbc import screening as s
+        from wbc import photo_checks as s
         from wbc.decode import load_image
         from wbc.imaging import locate_cell
 
@@ -587,7 +590,7 @@ class TestNotAWhiteCell:
         from wbc.errors import ModelFileError
         from wbc.imaging import locate_at_data_scale, scale_channels
         from wbc.robustness import brightness, stain, white_balance
-        from wbc.screening import DATA_WHITE_RANGE, field_white, input_gains
+        from wbc.white_balance import DATA_WHITE_RANGE, field_white, input_gains
 
         on, off = Predictor(match_white=True), Predictor(match_white=False)
         files = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))
@@ -645,7 +648,7 @@ class TestNotAWhiteCell:
         rows = predictions_csv([pred(), matched, found]).splitlines()
         col = rows[0].split(",").index("white_matched")
         assert [r.split(",")[col] for r in rows[1:]] == ["no", "yes", "no"]
-        from wbc.screening import field_white
+        from wbc.white_balance import field_white
 
         for bad in (np.zeros((0, 4, 3), np.uint8), np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.float32)):
             with pytest.raises(ValueError, match="field_white needs a non-empty uint8 RGB image"):
@@ -655,7 +658,8 @@ class TestNotAWhiteCell:
         """The field's white (99th percentile of its lit pixels) is moved to the data set's, per channel."""
         from wbc.decode import load_image
         from wbc.robustness import white_balance
-        from wbc.screening import DATA_WHITE, match_data_white as balance
+        from wbc.pixels import DATA_WHITE
+        from wbc.white_balance import match_data_white as balance
 
         rgb = white_balance(1.15, 0.8)(load_image(EOS))
         out = balance(rgb)
@@ -735,7 +739,7 @@ class TestOtherCell:
     def test_what_counts_as_another_cell(self, nuclei: list[tuple[int, int, int]], warned: bool) -> None:
         """Separate masses warn; lobes of one nucleus and specks do not."""
         from wbc.imaging import locate_cell
-        from wbc.screening import other_cell
+        from wbc.other_cell import other_cell
 
         rgb = self.field(nuclei)
         found = other_cell(rgb, locate_cell(rgb))
@@ -767,7 +771,7 @@ class TestOtherCell:
         """A ring-shaped nucleus, whose centroid lies in its unstained hole, is the typed cell itself, not
         a second one (seeded at the centroid, its own mass was reported as another cell)."""
         from wbc.imaging import locate_cell
-        from wbc.screening import other_cell
+        from wbc.other_cell import other_cell
 
         rgb = self.field([(120, 160, 30)], hole=hole)
         loc = locate_cell(rgb)
@@ -782,7 +786,7 @@ class TestOtherCell:
         """A small, darkly stained mass peaks highest and is typed; a larger, paler nucleus beside it is
         the other cell, marked larger, and the verdict asks for review however confident the type."""
         from wbc.imaging import locate_cell
-        from wbc.screening import other_cell
+        from wbc.other_cell import other_cell
 
         rgb = np.full((240, 320, 3), (225, 205, 215), np.uint8)
         ys, xs = np.mgrid[:240, :320]
@@ -810,8 +814,8 @@ class TestOtherCell:
         network does, and finds none."""
         from wbc.decode import load_image
         from wbc.imaging import locate_at_data_scale
+        from wbc.other_cell import other_cell
         from wbc.robustness import EXTRA_SHIFTS
-        from wbc.screening import other_cell
 
         rgb = EXTRA_SHIFTS[shift](load_image(EOS))
         _, sc = predictor.analyse(rgb)
@@ -1266,21 +1270,22 @@ class TestDifferential:
 
     def test_photo_at_fault_names_each_reason_of_the_photo(self) -> None:
         """Every reason the screening gives is sorted: the photo's fault, or no white cell shown."""
-        from wbc import screening as s
+        from wbc import photo_checks as s
         from wbc.decode import load_image
         from wbc.imaging import locate_cell
+        from wbc.screening import screen
 
         dark = np.zeros((240, 320, 3), np.uint8)
-        too_dark = s.screen(dark, locate_cell(dark)).reason  # as the screening builds it
+        too_dark = screen(dark, locate_cell(dark)).reason  # as the screening builds it
         warm = (np.asarray(Image.open(EOS).convert("RGB")) * np.array([1.0, 0.8, 0.6])).astype(np.uint8)
-        cast = s.screen(warm, locate_cell(warm)).reason
+        cast = screen(warm, locate_cell(warm)).reason
         big = s._too_magnified(replace(locate_cell(dark), extent=120.0, reduced_by=s.REDUCTIONS[-1]))
         faults = [s.GRAYSCALE, s.BLACK_AND_WHITE, s.OUT_OF_FOCUS, s._unfit(dark[:60, :60]), too_dark, cast, big]
         # The light's fault by the field's white (R, G, B), on a field of red cells: a dim cool LED is dark, a
         # half-corrected tungsten light a warm cast; a green filter's or one bright channel's is neither.
         reds = load_image(FIXTURES / "no-white-cell.jpeg")
         loc = locate_cell(reds)
-        said = {w: s.screen(reds, loc, white=np.array(w, float)).reason
+        said = {w: screen(reds, loc, white=np.array(w, float)).reason
                 for w in [(100, 140, 170), (190, 224, 120), (150, 220, 90), (112, 157, 225)]}
         assert said[(100, 140, 170)].startswith(s.TOO_DARK_HEAD) and said[(190, 224, 120)].startswith(s.TINTED_HEAD)
         assert not s.photo_at_fault(said[(150, 220, 90)]) and not s.photo_at_fault(said[(112, 157, 225)])
@@ -1306,7 +1311,7 @@ class TestDifferential:
         cell. Undone in full the field shows the cell, so the photo is at fault: cannot judge, with
         white-balance advice (no daylight filter, which cools it more). The same cast on red cells alone,
         and a sky, stay "not a white blood cell"."""
-        from wbc import screening as s
+        from wbc import photo_checks as s
 
         def cool(rgb: np.ndarray) -> np.ndarray:
             return np.clip(rgb * np.array([0.7, 0.95, 1.25]), 0, 255).astype(np.uint8)
@@ -1330,7 +1335,7 @@ class TestDifferential:
         """A cell photo on a slide's coloured background, under a white title: the background read as a
         nucleus (the purple one typed "monocyte, confident", the photo shrunk 4x for its size). Now the photo
         cannot be judged, and is told to be cropped to the microscope's field."""
-        from wbc import screening as s
+        from wbc import photo_checks as s
 
         slide = np.zeros((720, 1280, 3), np.uint8)
         slide[:] = background
@@ -1350,7 +1355,7 @@ class TestDifferential:
         as stain; only the flat one is blamed on a background (the textured one was, with a slide's advice)."""
         from PIL import Image
 
-        from wbc import screening as s
+        from wbc import photo_checks as s
 
         rng = np.random.default_rng(0)
 
@@ -1370,7 +1375,7 @@ class TestDifferential:
         """Warm (R x0.95, G x0.85, B x0.47: blue's gain past 2, the range's end, while the spread stays within 2):
         refused and told of the cast, with the daylight filter; 5 of 50 TRAIN files were told "no stained
         nucleus found" once the warm bound moved to 2."""
-        from wbc import screening as s
+        from wbc import photo_checks as s
         from wbc.decode import load_image
         from wbc.imaging import scale_channels
 
@@ -1382,7 +1387,7 @@ class TestDifferential:
         """A halogen lamp turned down (R x0.62, G x0.55, B x0.35: dark in every channel, and warm): told to
         take it with more light and to correct its white balance, without the daylight filter, which takes
         more light still (it was told one or the other)."""
-        from wbc import screening as s
+        from wbc import photo_checks as s
         from wbc.decode import load_image
         from wbc.imaging import scale_channels
 
@@ -1398,14 +1403,15 @@ class TestDifferential:
         changes nothing; no fixture photo as it is reads as marked."""
         from PIL import ImageDraw
 
-        from wbc import screening as s
+        from wbc import photo_checks as s
         from wbc.decode import load_image
+        from wbc.imaging import CellLocation
 
         paths = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[::4]
         for path in paths:
             rgb = load_image(path)
             _, plain = predictor.analyse(rgb)
-            assert not s.drawn_mark(rgb, s.CellLocation(cy=plain.cell_yx[0], cx=plain.cell_yx[1], peak=0.0,
+            assert not s.drawn_mark(rgb, CellLocation(cy=plain.cell_yx[0], cx=plain.cell_yx[1], peak=0.0,
                                                         stained_fraction=0.0))
             y, x = plain.cell_yx
             for colour in ((230, 20, 20), (250, 230, 0), (0, 200, 0)):
@@ -1428,7 +1434,7 @@ class TestDifferential:
 
         from PIL import ImageDraw
 
-        from wbc import screening as s
+        from wbc import photo_checks as s
         from wbc.decode import load_image
 
         wide, narrow = Predictor(), Predictor()
@@ -1454,8 +1460,9 @@ class TestDifferential:
         its edge was a slide's. Its size and edge are now read in the data set's colours: no fixture photo is
         shrunk, nearly all are typed, as as photographed. A cast past the matching (green x0.7) is told
         of its cast, not that the photo is too small."""
-        from wbc import screening as s
+        from wbc import photo_checks as s
         from wbc.decode import load_image
+        from wbc.white_balance import matched_if_cast
 
         def cast(rgb: np.ndarray, gains: tuple[float, ...], lift: tuple[int, ...]) -> np.ndarray:
             return np.clip(rgb * np.array(gains) + np.array(lift), 0, 255).astype(np.uint8)
@@ -1476,9 +1483,9 @@ class TestDifferential:
         # Only a cast is matched to judge the magnification: not a photo as the data set's, an even exposure
         # (brighter, white above the range: a phone's; or dimmer), for which it would search twice for nothing
         rgb = load_image(paths[0])
-        assert s.matched_if_cast(rgb) is None and s.matched_if_cast(cast(rgb, (1.12,) * 3, (0,) * 3)) is None
-        assert s.matched_if_cast(cast(rgb, (0.7,) * 3, (0,) * 3)) is None
-        assert s.matched_if_cast(cast(rgb, (0.92, 0.8, 1.0), (15, 0, 20))) is not None
+        assert matched_if_cast(rgb) is None and matched_if_cast(cast(rgb, (1.12,) * 3, (0,) * 3)) is None
+        assert matched_if_cast(cast(rgb, (0.7,) * 3, (0,) * 3)) is None
+        assert matched_if_cast(cast(rgb, (0.92, 0.8, 1.0), (15, 0, 20))) is not None
 
     def test_a_cast_or_dim_light_past_the_gains_range_is_not_typed(self, predictor: Predictor) -> None:
         """A field whose white needs a gain past 2 to match (its green x0.4, blue x0.6; or every channel x0.4) is told
@@ -1486,7 +1493,7 @@ class TestDifferential:
         stain still showed a nucleus (12 of 71 TEST_SIMPLE cells right at green x0.4, blue x0.6). Magnified 2x and
         cast green x0.45, it is told of its cast, not that it is too small once shrunk, and not said to be shrunk
         (the background read as stain shrank it 8x)."""
-        from wbc import screening as s
+        from wbc import photo_checks as s
         from wbc.decode import load_image
         from wbc.imaging import scale_channels
 
@@ -1510,13 +1517,14 @@ class TestDifferential:
         TRAIN file were); the rest
         are told of the cast, not that no white cell is there. A cool cast as far apart clips blue, the
         stain's channel, and keeps the 1.5."""
-        from wbc import screening as s
+        from wbc import photo_checks as s
         from wbc.decode import load_image
         from wbc.imaging import scale_channels
+        from wbc.white_balance import gains_allowed, is_warm
 
-        assert s.gains_allowed(np.array([0.88, 1.05, 1.6])) and s.is_warm(np.array([0.88, 1.05, 1.6]))
-        assert not s.gains_allowed(np.array([1.6, 1.05, 0.88])) and not s.is_warm(np.array([1.6, 1.05, 0.88]))
-        assert not s.gains_allowed(np.array([0.8, 1.05, 1.7]))  # warm, spread 2.1
+        assert gains_allowed(np.array([0.88, 1.05, 1.6])) and is_warm(np.array([0.88, 1.05, 1.6]))
+        assert not gains_allowed(np.array([1.6, 1.05, 0.88])) and not is_warm(np.array([1.6, 1.05, 0.88]))
+        assert not gains_allowed(np.array([0.8, 1.05, 1.7]))  # warm, spread 2.1
         paths = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))
         assert len(paths) == 32
         same = typed = 0

@@ -296,9 +296,10 @@ def test_screening_counts_both_ways_on_a_tiny_data_set(tmp_path, capsys, monkeyp
     assert all(r["n"] == 3 and r["flagged"] == 3 for r in res["red cells only (original fields' sides)"].values())
     # Half the light needs a gain above 2, the shipped ceiling; with --gain-ceiling 3 both cells pass.
     assert real["brightness x0.5"]["flagged"] == 2
-    import wbc.screening
+    import wbc.white_balance
 
-    monkeypatch.setattr(wbc.screening, "GAIN_RANGE", wbc.screening.GAIN_RANGE)  # restored after: the option sets it
+    # restored after: the option sets it
+    monkeypatch.setattr(wbc.white_balance, "GAIN_RANGE", wbc.white_balance.GAIN_RANGE)
     assert scr.main(["--data", str(tmp_path), "--gain-ceiling", "3", "--json", str(tmp_path / "s3.json")]) == 0
     res = json.loads((tmp_path / "s3.json").read_text())
     assert res["real cells (TRAIN + TEST files)"]["brightness x0.5"]["flagged"] == 0
@@ -734,7 +735,7 @@ def test_phone_resolution_compares_the_largest_shrink(tmp_path, capsys) -> None:
     """TRAIN's file enlarged to a phone's size is read once per largest shrink, and the shrinking is left
     as it was after (the benchmark changes the module's steps only while it runs)."""
     import wbc.imaging
-    import wbc.screening
+    import wbc.photo_checks
 
     bench = load("phone_resolution")
     two_file_data_set(tmp_path)
@@ -744,7 +745,7 @@ def test_phone_resolution_compares_the_largest_shrink(tmp_path, capsys) -> None:
     assert [line.split(":")[0] for line in lines] == ["shrunk 2x at most", "shrunk 8x at most"]
     assert all(" of 1 typed" in line for line in lines)
     assert "shrunk by 2x 1" in lines[0] and "shrunk by 2x 1" not in lines[1]  # 5x enlarged: 2x is not enough
-    assert wbc.imaging.REDUCTIONS == wbc.screening.REDUCTIONS == kept
+    assert wbc.imaging.REDUCTIONS == wbc.photo_checks.REDUCTIONS == kept
 
 
 def fixture_splits(root) -> int:  # noqa: ANN001
@@ -803,11 +804,11 @@ def test_edited_photos_read_as_given_or_say_why_not(tmp_path, capsys) -> None:  
 def test_warm_cast_types_more_at_the_wider_bound(tmp_path, capsys) -> None:  # noqa: ANN001
     """benchmarks/warm_cast.py on the fixture cells: both bounds' rows for every cast; the halogen-like cast
     (R x1.2, G x0.95, B x0.65) is typed more at 2 than at 1.5, a cool cast alike at both; the bound is put back."""
-    from wbc import screening
+    from wbc import white_balance
 
     n = fixture_splits(tmp_path)
     load("warm_cast").main(["--data", str(tmp_path), "--every", "1"])
-    assert screening.WARM_SPREAD_MAX == 2.0
+    assert white_balance.WARM_SPREAD_MAX == 2.0
     out = capsys.readouterr().out
     typed = {(cells[0], cells[1]): int(cells[2].split(" / ")[0]) for cells in
              ([c.strip() for c in line.strip("|").split("|")] for line in out.splitlines() if line.startswith("| 1") or line.startswith("| 2"))}

@@ -1379,7 +1379,7 @@ class TestOtherVerbs:
                                     capsys: pytest.CaptureFixture[str]) -> None:
         """A stale WBC_DATA is named as coming from the environment; `~` is the home folder in WBC_MODEL
         and WBC_CACHE; an empty WBC_CACHE is unset, not the working folder."""
-        from wbc.data import cache_dir
+        from wbc.cache import cache_dir
         from wbc.predict import DEFAULT_MODEL_DIR, resolve_model
 
         monkeypatch.setenv("WBC_DATA", str(tmp_path / "old"))

@@ -202,7 +202,7 @@ class TestCrossValidate:
         once, and the table counts them."""
         from wbc.decode import load_image
         from wbc.robustness import brightness
-        from wbc.screening import clipped_share
+        from wbc.white_balance import clipped_share
 
         work, _ = cv
         bench = load_benchmark("overexposure")

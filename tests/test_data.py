@@ -9,10 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from wbc.data import find_images_root, grouped_kfold, grouped_split, list_folder, list_split, load_arrays, load_prepared
+from wbc.cache import load_arrays, load_prepared
+from wbc.data import list_folder, list_split
 from wbc.errors import DataError
+from wbc.folders import find_images_root
 from wbc.imaging import PreprocessSpec
 from wbc.info import CLASSES, DATASET
+from wbc.splits import grouped_kfold, grouped_split
 
 
 def lock(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
@@ -71,10 +74,10 @@ class TestFindRoot:
 
     def test_nothing_given_names_where_it_looked(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """No --data, no WBC_DATA and no shared copy: the error names the default folder, beside the project."""
-        import wbc.data
+        import wbc.folders
 
         monkeypatch.delenv("WBC_DATA", raising=False)
-        monkeypatch.setattr(wbc.data, "SHARED_DATA", tmp_path / "shared" / "data" / "blood-cells")
+        monkeypatch.setattr(wbc.folders, "SHARED_DATA", tmp_path / "shared" / "data" / "blood-cells")
         with pytest.raises(DataError, match=f"WBC_DATA is not set and {tmp_path}/shared/data/blood-cells .beside the project"):
             find_images_root(None)
 
@@ -128,7 +131,7 @@ class TestFindRoot:
 def test_a_layout_near_the_data_sets_is_said_how_to_fix(tmp_path: Path) -> None:
     """A user's folder with split folders in lower case, or class folders (some in the plural) with no
     split folder above them, is told what to rename or where to put them."""
-    from wbc.data import find_images_root
+    from wbc.folders import find_images_root
 
     (tmp_path / "a" / "train" / "eosinophil").mkdir(parents=True)
     with pytest.raises(DataError, match="Split folders are named in capitals: rename train to TRAIN$"):
@@ -316,14 +319,14 @@ class TestSplits:
         lymphocyte, shifted) goes to the fold of its first. Here it is the only cell of its type in its fold
         (3 folds of 3 cells a type), so a cell of its type in the first's fold takes its place: every fold
         keeps every type, and every other cell stays where the split put it."""
-        import wbc.data
+        import wbc.splits
 
         s = list_split(fixture_root, "TRAIN")
         before = [va for _, va in grouped_kfold(s, k=3, seed=0)]
         fold_of = {s[i].cell: f for f, va in enumerate(before) for i in va}
         a = next(iter(fold_of))
         b = next(c for c in fold_of if fold_of[c] != fold_of[a] and c.split("/")[0] != a.split("/")[0])
-        monkeypatch.setattr(wbc.data, "read_linked", lambda: {b: a, "MONOCYTE/BloodImage_99999": a})
+        monkeypatch.setattr(wbc.splits, "read_linked", lambda: {b: a, "MONOCYTE/BloodImage_99999": a})
         folds = list(grouped_kfold(s, k=3, seed=0))
         moved = {s[i].cell: f for f, (_, va) in enumerate(folds) for i in va}
         assert moved[b] == moved[a] == fold_of[a]
@@ -378,7 +381,8 @@ class TestArrays:
         them (NaN where input_gains has none), built and read back from the cache alike: also for a magnified
         photo cast magenta, whose magnification both judge in matched colours (the cache did not: 2x photos cast
         green x0.8 were shrunk 1.41x for training and evaluation, and not for `wbc predict`)."""
-        from wbc.data import Sample, load_prepared
+        from wbc.cache import load_prepared
+        from wbc.data import Sample
         from wbc.decode import load_image
         from wbc.imaging import scale_channels
         from wbc.predict import Predictor
@@ -403,7 +407,7 @@ class TestArrays:
                                            damage: str) -> None:
         """A truncated, empty or corrupted cache file reads as a miss: the images are decoded again and
         the file replaced (it raised BadZipFile or EOFError in every later run)."""
-        from wbc.data import load_prepared
+        from wbc.cache import load_prepared
 
         monkeypatch.setenv("WBC_CACHE", str(tmp_path))
         s = list_split(fixture_root, "TEST_SIMPLE")
@@ -421,7 +425,7 @@ class TestArrays:
         """Pruning removes the least recently used sets until the rest fit, never the one just written."""
         import os
 
-        from wbc.data import prune_cache
+        from wbc.cache import prune_cache
 
         sets = []
         mine = tmp_path / "my_results.npz"  # not a cache entry: never touched, however old
@@ -455,40 +459,41 @@ class TestArrays:
             assert f"1 unusable file(s) left out (--skip-bad):\n  {bad}" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("module", ["decode", "framing", "imaging", "pixels", "screening"])
+@pytest.mark.parametrize("module", ["decode", "framing", "imaging", "pixels", "screening", "photo_checks",
+                                    "white_balance", "other_cell"])
 def test_cache_key_follows_preprocessing_code(fixture_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               module: str) -> None:
     """Changing the preprocessing code changes the cache key, so stale crops are never reused: each module that
     decodes, frames, finds or screens the cell (imaging.py alone was tried when it held them all)."""
     import importlib
 
-    from wbc import data
+    from wbc import cache
 
     m = importlib.import_module(f"wbc.{module}")
     s = list_split(fixture_root, "TEST_SIMPLE")
-    before = data._cache_key(s, PreprocessSpec())
+    before = cache._cache_key(s, PreprocessSpec())
     edited = tmp_path / f"{module}.py"
     edited.write_bytes(Path(m.__file__).read_bytes() + b"\n# changed\n")
     monkeypatch.setattr(m, "__file__", str(edited))
-    assert data._cache_key(s, PreprocessSpec()) != before
+    assert cache._cache_key(s, PreprocessSpec()) != before
 
 
 def test_cache_is_not_reused_for_another_spec_or_a_rewritten_file(fixture_root: Path, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The decode cache is keyed by the preprocessing and by each file's size and time: another window of the
     same output size, or a file rewritten in place, is decoded anew, never served stale crops."""
-    from wbc import data
+    from wbc import cache
 
     monkeypatch.setenv("WBC_CACHE", str(tmp_path / "cache"))
     shutil.copytree(fixture_root / "TEST_SIMPLE", tmp_path / "TEST")
     s = list_split(tmp_path, "TEST")
-    assert data._cache_key(s, PreprocessSpec(window=128)) != data._cache_key(s, PreprocessSpec())
-    first = data.load_arrays(s, PreprocessSpec(), progress=False)[0]
+    assert cache._cache_key(s, PreprocessSpec(window=128)) != cache._cache_key(s, PreprocessSpec())
+    first = cache.load_arrays(s, PreprocessSpec(), progress=False)[0]
     other = s[1].path.read_bytes()
     st = s[0].path.stat()
     s[0].path.write_bytes(other)  # another image under the first one's name
     os.utime(s[0].path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-    again = data.load_arrays(s, PreprocessSpec(), progress=False)[0]
+    again = cache.load_arrays(s, PreprocessSpec(), progress=False)[0]
     assert not np.array_equal(again[0], first[0]) and np.array_equal(again[0], first[1])
     assert np.array_equal(again[1:], first[1:])
 
@@ -497,7 +502,8 @@ def test_cache_that_cannot_be_written_is_a_note(tmp_path: Path, monkeypatch: pyt
                                                 capsys: pytest.CaptureFixture[str], fixture_root: Path) -> None:
     """A decode cache whose folder cannot be written costs the next run its decoding, not this run:
     the images come back and a note says why they were not cached."""
-    from wbc.data import list_split, load_prepared
+    from wbc.cache import load_prepared
+    from wbc.data import list_split
     from wbc.imaging import PreprocessSpec
 
     blocker = tmp_path / "a-file"
@@ -684,7 +690,8 @@ def test_a_class_folder_linked_to_nothing_is_refused(data_copy: Path) -> None:
 
 def test_colourless_reads_the_whole_crop_where_the_grid_sees_no_colour() -> None:
     """A gray crop with colour only between the pixels the quick look reads is not colourless."""
-    from wbc.data import Sample, colourless
+    from wbc.cache import colourless
+    from wbc.data import Sample
 
     x = np.full((3, 16, 16, 3), 128, np.uint8)
     x[1, 5, 7] = (200, 100, 150)  # off the every-4th-pixel grid
@@ -739,7 +746,7 @@ def test_images_photographed_unlike_the_public_data_set_are_said(data_copy: Path
     The fixtures as they are (the data set's own) are told nothing; the whites are kept, in the cache too."""
     from wbc.data import forget_notes
     from wbc.robustness import brightness
-    from wbc.screening import field_white
+    from wbc.white_balance import field_white
 
     monkeypatch.setenv("WBC_CACHE", str(tmp_path / "cache"))
     samples = list_split(data_copy, "TRAIN")

@@ -288,8 +288,9 @@ class TestExport:
         """ONNX Runtime and PyTorch agree on real images to 1e-4 (the export's own check, recomputed)."""
         import torch
 
+        from wbc.cache import load_arrays
         from wbc.checkpoint import load_checkpoint, model_from_checkpoint
-        from wbc.data import list_split, load_arrays
+        from wbc.data import list_split
         from wbc.train import _to_tensor, predict_probs
 
         net, spec = model_from_checkpoint(load_checkpoint(tiny_run / "best.pt"))

@@ -167,7 +167,7 @@ class TestFrame:
 
     def test_a_stained_page_is_left_for_the_screening(self) -> None:
         """A slide's purple or blue reads as stain: it is not cut as a frame (with a white title on it the
-        title was taken for the photo); `screening.STAINED_EDGE` is for it (tests/test_app.py)."""
+        title was taken for the photo); `photo_checks.STAINED_EDGE` is for it (tests/test_app.py)."""
         assert frame_margins(framed(smear(), 255, 40, 40, 40, 40)) == (40, 40, 40, 40)
         purple = framed(smear(), 0, 40, 40, 40, 40)
         purple[:40] = purple[-40:] = purple[:, :40] = purple[:, -40:] = (112, 48, 160)
@@ -233,7 +233,8 @@ class TestMagnification:
         assert field is big and loc.reduced_by == 1.0 and x.shape == (120, 160, 3)
         # Its nucleus too large, the screening says the photo is read unshrunk, not that it is too small to shrink
         from wbc.imaging import EXTENT_MAX
-        from wbc.screening import MAGNIFIED_HEAD, screen
+        from wbc.photo_checks import MAGNIFIED_HEAD
+        from wbc.screening import screen
 
         assert loc.extent > EXTENT_MAX
         reason = screen(field, loc).reason
@@ -376,7 +377,7 @@ class TestLoadImage:
         """RGBA is composited on the data set's white: not on black, and not on pure white, which a cell
         cut out on a transparent ground would have marked overexposed."""
         from wbc.pixels import DATA_WHITE
-        from wbc.screening import clipped_share
+        from wbc.white_balance import clipped_share
 
         img = Image.new("RGBA", (10, 10), (0, 0, 0, 0))
         assert (load_image(_png(img), "x") == np.round(DATA_WHITE)).all()
@@ -506,7 +507,7 @@ class TestLoadImage:
     def test_a_gray_cut_out_stays_gray(self) -> None:
         """A gray photo with a transparent ground is composited on gray: the data set's slightly blue
         white would give it colour, and it would no longer be called a grayscale photo."""
-        from wbc.screening import GRAY_SPREAD_MAX
+        from wbc.photo_checks import GRAY_SPREAD_MAX
 
         a = np.zeros((120, 120, 2), np.uint8)
         a[..., 0] = 150
@@ -883,7 +884,7 @@ def test_no_data_set_photo_is_called_grayscale_or_tiny(full_data: Path) -> None:
     fire on the data set's stained photos: all 12,515 files of its three splits (about 10 s)."""
     from wbc.data import list_split
     from wbc.decode import load_image
-    from wbc.screening import _unfit
+    from wbc.photo_checks import _unfit
 
     for split in ("TRAIN", "TEST", "TEST_SIMPLE"):
         flagged = [s.path.name for s in list_split(full_data, split) if _unfit(load_image(s.path))]

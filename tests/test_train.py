@@ -295,7 +295,8 @@ class TestFit:
     def test_distillation_from_a_teacher(self, tiny_run: Path, tmp_path: Path) -> None:
         """A student learns from a teacher that held out the same cells; the teachers' soft targets are
         probabilities that do not depend on the crops' orientation, and they change what is learnt."""
-        from wbc.data import list_split, load_arrays
+        from wbc.cache import load_arrays
+        from wbc.data import list_split
         from wbc.train import _to_tensor, teacher_probs
 
         val = set(json.loads((tiny_run / "split.json").read_text())["val_cells"])
@@ -491,7 +492,8 @@ def test_training_images_without_colour_are_named(data_copy: Path, tmp_path: Pat
     call such a photo 'cannot judge', and the stain's colours tell the types apart."""
     from PIL import Image
 
-    from wbc.data import colourless, list_split, load_arrays
+    from wbc.cache import colourless, load_arrays
+    from wbc.data import list_split
     from wbc.imaging import PreprocessSpec
 
     gray = sorted((data_copy / "TRAIN" / "MONOCYTE").glob("*.jpeg"))[0]
@@ -781,7 +783,8 @@ def test_context_crop_centre_is_the_test_crop(fixture_root: Path) -> None:
     from dataclasses import replace as dc_replace
 
     from wbc.augment import AugmentConfig, augment_batch
-    from wbc.data import list_split, load_arrays
+    from wbc.cache import load_arrays
+    from wbc.data import list_split
     from wbc.imaging import PreprocessSpec
     from wbc.train import centre_crop, context_spec
 
@@ -860,7 +863,8 @@ def test_cuda_without_a_gpu_is_refused(tmp_path: Path, monkeypatch: pytest.Monke
 def test_fit_trains_on_crops_given_without_the_data_set(tmp_path: Path) -> None:
     """Crops handed to fit (a machine that holds them, not the data set) train a run on the same
     cell-grouped split as the files would; crops of another size are refused by name."""
-    from wbc.data import list_split, load_arrays
+    from wbc.cache import load_arrays
+    from wbc.data import list_split
     from wbc.errors import DataError
     from wbc.model import default_config
 
@@ -905,7 +909,8 @@ def test_limit_cells_counts_readable_cells_with_skip_bad(data_copy: Path) -> Non
     """--limit-cells with --skip-bad: an unreadable file among the first cells of a class is left out and the
     next cell makes it up, so the run has the cells asked for (it had one fewer, and a fold split then failed
     with advice to raise --limit-cells); without a bad file the files are those --limit-cells takes, in order."""
-    from wbc.data import list_split, load_arrays
+    from wbc.cache import load_arrays
+    from wbc.data import list_split
     from wbc.errors import DataError
     from wbc.imaging import PreprocessSpec
     from wbc.train import _load_limited, _subset

@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from wbc.data import find_images_root
 from wbc.errors import DataError
+from wbc.folders import find_images_root
 from wbc.info import DATASET
 from wbc.io import check_writable_folder
 

@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from wbc.data import (Prepared, Sample, find_images_root, list_folder, list_split, listed, load_prepared,
-                      test_copies_of)
+from wbc.cache import Prepared, load_prepared
+from wbc.data import Sample, list_folder, list_split, listed, test_copies_of
 from wbc.errors import DataError, ModelFileError, OutputError, WbcError
+from wbc.folders import find_images_root
 from wbc.info import CLASSES, SPLITS
 from wbc.io import atomic_write_text
 from wbc.metrics import classification_report_text, compute_metrics

@@ -17,7 +17,7 @@ MIN_FRAME_PX = 4  # thinner flat edges are left: a clipped row or two of an over
 BOX_EDGE_SHARE = 0.9
 MIN_PHOTO_SIDE = 32  # px: a box smaller than this is no photo
 # px: a frame on some sides only is not cut off where less than this would be left: the screening's smallest
-# photo (screening.MIN_SIDE_PX). A crop padded out to its size with a flat fill where the photo ends is read whole,
+# photo (photo_checks.MIN_SIDE_PX). A crop padded out to its size with a flat fill where the photo ends is read whole,
 # as before: cut, 242 of TEST's 2,487 files cropped to 110 px round their cell (those near the photo's edge)
 # were refused as too small. A small photo with a page all round it is cut, and told that it is too small.
 MIN_UNFRAMED_SIDE = 80
@@ -45,7 +45,7 @@ def frame_margins(rgb: np.ndarray) -> tuple[int, int, int, int]:
     rows again within those (a caption's or a page's text is thinner than half the photo, and apart from it
     by a line of page), or the same from the columns first; the larger of the two. Black (unlit) fill is
     left: it is the data set's own, which the crops were trained with; so is a stained colour (a slide's
-    blue or purple: `screening.STAINED_EDGE` says what to do)."""
+    blue or purple: `photo_checks.STAINED_EDGE` says what to do)."""
     h, w, _ = rgb.shape
     colour = next((c for c in map(_frame_colour, (rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1])) if c is not None), None)
     if colour is None:

@@ -24,8 +24,9 @@ from wbc.errors import BadImageError, ModelFileError, WbcError
 from wbc.imaging import PreprocessSpec, dihedral_views, scale_channels, to_input
 from wbc.info import CLASSES, IMAGE_SUFFIXES
 from wbc.io import atomic_write_text, bytes_key, files_under, spreadsheet_text
-from wbc.screening import (OVEREXPOSED_SHARE, STAINED_EDGE, TINTED_HEAD, TOO_DARK_HEAD, Screening, field_white,
-                            MIN_SIDE_PX, input_gains, photo_at_fault, prepared_as_predicted, screen, too_small)
+from wbc.photo_checks import MIN_SIDE_PX, STAINED_EDGE, TINTED_HEAD, TOO_DARK_HEAD, Screening, photo_at_fault, too_small
+from wbc.screening import screen
+from wbc.white_balance import OVEREXPOSED_SHARE, field_white, input_gains, prepared_as_predicted
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "models" / "default"
@@ -220,11 +221,11 @@ class Prediction:
 
     `needs_review`: confidence below the card's review threshold. `not_wbc`: why the image does
     not look like a stained white cell (empty when it does); its class is then not to be trusted.
-    `overexposed`: the photo's highlights are clipped (screening.OVEREXPOSED_SHARE of it pure white),
+    `overexposed`: the photo's highlights are clipped (white_balance.OVEREXPOSED_SHARE of it pure white),
     which the network reads poorly however confident it is; the verdict is then "needs review" (or
     "cannot judge" where the screening flagged it too). A second white cell in the photo much larger
     than what was typed (`other_larger`) makes the verdict "cannot judge", as a photo at fault does
-    (`screening.photo_at_fault`); such a crop is given no type (`typed`).
+    (`photo_checks.photo_at_fault`); such a crop is given no type (`typed`).
     """
 
     file: str
@@ -237,7 +238,7 @@ class Prediction:
     reduced_by: float = 1.0  # a magnified photo was shrunk by this before the cell was cropped
     white_balanced: bool = False  # screened as a white cell only once its white was matched to the data set's
     white_matched: bool = False  # the network saw it with its white matched to the data set's (Predictor.match_white)
-    clipped: float = 0.0  # share of the field's lit pixels pure white (screening.clipped_share; frame cut, shrunk)
+    clipped: float = 0.0  # share of the field's lit pixels pure white (white_balance.clipped_share; frame cut, shrunk)
     screened: bool = True  # False where no screening ran (wbc evaluate): white_balanced and overexposed read blank
     cell: tuple[int, int] | None = None  # (x, y) px in the photo of the cell cropped and typed
     other_cell: tuple[int, int] | None = None  # (x, y) px in the photo of a second white cell, which was not typed
@@ -333,7 +334,8 @@ class Predictor:
         if type(match) is not bool:
             raise ModelFileError(f"{self.card_path}: match_white is {match!r}; it must be true or false")
         # Match a field's white to the data set's before the network where it lies below the data
-        # set's range in some channel (screening.input_gains); cards written before this have none, and read as before.
+        # set's range in some channel (white_balance.input_gains); cards written before this have none, and read as
+        # before.
         self.match_white: bool = match
         # Errors only: ONNX Runtime's warnings (a telemetry ID it cannot save under a read-only home, for
         # one) are not the user's to act on, and it colours them even into a file.
@@ -420,7 +422,7 @@ class Predictor:
 
     def with_gains(self, x: np.ndarray, gains: np.ndarray | None) -> tuple[np.ndarray, bool]:
         """The prepared input x (h, w, 3) as the network sees it, and whether it was changed: scaled by
-        the field's `screening.input_gains` (3,) (None: it has none), e.g. as `data.load_prepared` kept
+        the field's `white_balance.input_gains` (3,) (None: it has none), e.g. as `cache.load_prepared` kept
         them, where the card matches white."""
         return (scale_channels(x, gains), True) if gains is not None and self.match_white else (x, False)
 

@@ -15,8 +15,8 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from wbc.imaging import crop_square, locate_cell, median_colour, prepare, scale_channels
+from wbc.photo_checks import Screening
 from wbc.pixels import OD_FROM_HED, lit_mask
-from wbc.screening import Screening
 
 Shift = Callable[[np.ndarray], np.ndarray]
 
@@ -121,7 +121,7 @@ def white_balance(red: float, blue: float) -> Shift:
 # Beyond the range, reported by benchmarks/robustness.py only (the ablations keep the 14 above,
 # so their rows stay comparable). At x3 the pipeline shrinks the field back first
 # (wbc.imaging.locate_at_data_scale); nothing enlarges a field at x0.5. The white-balance, dim and
-# flat fields are what the screening's second look (wbc.screening.match_data_white) is for; nothing
+# flat fields are what the screening's second look (wbc.white_balance.match_data_white) is for; nothing
 # undoes overexposure, whose clipped highlights are lost.
 EXTRA_SHIFTS: dict[str, Shift] = {
     "scale x0.5": scale(0.5),

@@ -17,13 +17,15 @@ from typing import Any
 
 import numpy as np
 
+from wbc.cache import load_arrays
 from wbc.calibration import REVIEW_COVERAGE, fit_temperature, review_threshold, tta_probs
 from wbc.crossval import OOF_VIEWS, calibration_from, finished_folds
-from wbc.data import Sample, find_images_root, list_split, load_arrays
+from wbc.data import Sample, list_split
 from wbc.errors import BadImageError, CheckpointError, OutputError
 from wbc.evaluate import EVALUATION_FILES, evaluate, evaluation_in
 from wbc.export import export
 from wbc.decode import load_image
+from wbc.folders import find_images_root
 from wbc.imaging import TEST_TIME_VIEWS, dihedral_views
 from wbc.io import atomic_write_text
 from wbc.metrics import expected_calibration_error
@@ -190,7 +192,7 @@ def export_and_report(run: str | Path, out: str | Path, data: str | Path | None 
     temperature on, where the caller has them already (`checkpoint_validation_logits`): no second pass
     over the images. It excludes `calibration`, which brings its own temperature. `match_white`: the
     card tells `Predictor` to match a field's white below the data set's range before the network
-    (`screening.input_gains`), and TEST is evaluated so. `skip_bad`: unreadable images are left out (and
+    (`white_balance.input_gains`), and TEST is evaluated so. `skip_bad`: unreadable images are left out (and
     named) everywhere; `skip_bad_training`: only from the validation files and the parity check (a run
     trained with --skip-bad)."""
     skip_training = skip_bad or skip_bad_training

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from wbc.errors import DataError
+from wbc.folders import class_folders
 from wbc.info import CLASSES, IMAGE_SUFFIXES, SPLITS
 from wbc.io import atomic_write_bytes
 
@@ -294,8 +295,6 @@ def data_set_files(images_root: Path) -> dict[str, list[tuple[str, Path]]]:
     """The image files a rebuild matches, by class: (split, path) each, from every split's class folders
     named in any case, hidden files passed over as `data.list_folder` passes them. Only the files in a
     class folder itself: the data set has no subfolders, and the table keys a file by its name."""
-    from wbc.data import class_folders  # data reads this module's table at import
-
     folders = {split: class_folders(images_root / split)[0] for split in SPLITS if (images_root / split).is_dir()}
     return {cls: [(split, f) for split, by_class in folders.items() if cls in by_class
                   for f in sorted(by_class[cls].iterdir())

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wbc.augment import augment_batch
+from wbc.cache import colourless, load_arrays
 from wbc.checkpoint import (
     CHECKPOINT_VERSION,
     _one_line,
@@ -26,9 +27,9 @@ from wbc.checkpoint import (
     save_checkpoint,
     stored_config,
 )
-from wbc.data import (Sample, colourless, find_images_root, grouped_split, list_split, listed, load_arrays,
-                      say_once, test_copies_of)
+from wbc.data import Sample, list_split, listed, say_once, test_copies_of
 from wbc.errors import CheckpointError, ConfigError, DataError
+from wbc.folders import find_images_root
 from wbc.imaging import PreprocessSpec, dihedral_views
 from wbc.info import CLASSES, NUM_CLASSES
 from wbc.io import atomic_write_text, printable
@@ -51,6 +52,7 @@ from wbc.run_folder import (
     _split_before_links,
     read_val_cells,
 )
+from wbc.splits import grouped_split
 
 
 EOS, NEUT = CLASSES.index("EOSINOPHIL"), CLASSES.index("NEUTROPHIL")

@@ -19,7 +19,7 @@ from wbc.errors import WbcError
 from wbc.info import CLASSES, IMAGE_SUFFIXES, cell_type
 from wbc.io import bytes_key
 from wbc.predict import CROP_EACH, Predictor, weak_model_note
-from wbc.screening import OVEREXPOSED_SHARE
+from wbc.white_balance import OVEREXPOSED_SHARE
 
 st.set_page_config(page_title="wbc - white blood cell classifier", page_icon="🩸", layout="centered")
 # The review table's own "Download as CSV" (Streamlit has no option to turn it off) would write it without

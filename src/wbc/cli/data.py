@@ -20,7 +20,9 @@ def cmd_data_download(args: argparse.Namespace) -> int:
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
-    from wbc.data import find_images_root, list_split, load_arrays
+    from wbc.cache import load_arrays
+    from wbc.data import list_split
+    from wbc.folders import find_images_root
     from wbc.imaging import PreprocessSpec
     from wbc.info import CLASSES, SPLITS
 
@@ -56,7 +58,8 @@ def cmd_data_sources(args: argparse.Namespace) -> int:
     import json
     from collections import Counter
 
-    from wbc.data import default_data_path, find_images_root, listed
+    from wbc.data import listed
+    from wbc.folders import default_data_path, find_images_root
     from wbc.info import CLASSES
     from wbc.io import check_writable_file
     from wbc.sources import (LINKED, TABLE, data_set_files, linked_fields, match_files, originals_near, read_table, summary,

@@ -135,7 +135,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     # in a split is an unknown class folder to every later listing.
     splits = _training("wbc.evaluate", "data_set_splits")(data)
     if args.evaluate and not splits:
-        from wbc.data import find_images_root
+        from wbc.folders import find_images_root
 
         find_images_root(data)  # says why there is no data set to evaluate on
     _training("wbc.evaluate", "check_out_of")(args.out, splits)

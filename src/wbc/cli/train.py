@@ -43,7 +43,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         k: v for k, v in {
             "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
             "patience": args.patience, "val_fraction": args.val_fraction, "limit_cells": args.limit_cells,
-            "data": _training("wbc.data", "kept_data_folder")(args.data) if args.data else None,
+            "data": _training("wbc.folders", "kept_data_folder")(args.data) if args.data else None,
             "threads": args.threads, "augment": args.augment,
             "split_seed": args.split_seed, "fold": args.fold, "distill": args.distill, "mixup": args.mixup,
             "label_smoothing": args.label_smoothing, "pair_smoothing": args.pair_smoothing, "ema": args.ema,
@@ -58,7 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     }
     cfg = replace(cfg, **overrides)
     if cfg.data is None and not args.resume:  # a new run keeps the default folder as it is now (a resume, its own)
-        cfg = replace(cfg, data=_training("wbc.data", "kept_data_folder")(None))
+        cfg = replace(cfg, data=_training("wbc.folders", "kept_data_folder")(None))
     if args.all_cells:
         if args.fold is not None:
             raise WbcError("--fold and --all-cells exclude each other: --all-cells holds out no fold")
