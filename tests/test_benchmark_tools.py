@@ -860,3 +860,40 @@ def test_cv_dry_run_trains_a_fold_briefly_and_keeps_nothing(full_data: Path, tmp
             break
     p.communicate(timeout=120)
     assert p.returncode == 130 and not list((tmp_path / "tmp").glob("wbc-cv-dry-run.*"))
+
+
+def _coverage_table(*argv: str) -> list[list[str]]:
+    """interval_coverage.py's table rows (cells stripped) for a run on the synthetic layout."""
+    import subprocess
+    import sys
+
+    from conftest import BENCHMARKS
+
+    r = subprocess.run([sys.executable, str(BENCHMARKS / "interval_coverage.py"), "--layout", "synthetic",
+                        "--truth-draws", "2000", *argv], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "Run time" in r.stdout and "synthetic layout: 2480 files, 68 cells" in r.stdout, r.stdout
+    lines = [line for line in r.stdout.splitlines() if line.startswith("|")]
+    assert lines[1] == "|---" * 9 + "|", lines[:2]
+    return [[c.strip() for c in line.split("|")[1:-1]] for line in lines[2:]]
+
+
+def test_interval_coverage_counts_each_interval_on_both_sides() -> None:
+    """interval_coverage.py on the synthetic layout: one row per interval, coverage and both misses shares that add
+    up to 1; a calibrated model's ECE interval never holds its true 0 (a resampled ECE is above 0), while with the
+    degenerate truth (every view right, confidence 1) every interval holds it."""
+    rows = _coverage_table("--sims", "30")
+    assert len(rows) == 7 and all(len(r) == 9 for r in rows), rows
+    coverage = {}
+    for r in rows:
+        share = float(r[5].split()[0])
+        low, high = (float(v) for v in r[5].split()[1].strip("()").split("-"))
+        below, above = float(r[6]), float(r[7])
+        assert 0 <= low <= share <= high <= 1 and 0 <= below <= 1 and 0 <= above <= 1, r
+        assert abs(share + below + above - 1) <= 0.0015 + 1e-9, r  # each printed to 3 places
+        coverage[(r[0], r[1], r[2])] = share
+    assert coverage[("ECE, calibrated", "bootstrap over cells (ece_ci95)", "population ECE, 0")] == 0
+    assert max(coverage.values()) > 0  # not all misses either
+    degenerate = _coverage_table("--sims", "25", "--accuracy", "1", "--view-error", "0", "--ece", "0")
+    assert [r[3] for r in degenerate] == ["1.0000"] * 5 + ["0.0000"] * 2, degenerate
+    assert all(r[5].startswith("1.000 ") and r[6] == r[7] == "0.000" for r in degenerate), degenerate
