@@ -583,7 +583,7 @@ class TestShippedModel:
 
         assert rows["Accuracy over files"] == f"**{100 * t['accuracy']:.2f}%** [{ci('accuracy_ci95')}]"
         assert rows["Cells right (a cell's views' probabilities averaged)"] == (
-            f"**{t['cells_correct']} of {t['n_cells']}** [{ci('cell_accuracy_ci95', unit='%')}]")
+            f"**{t['cells_correct']} of {t['n_cells']}** [{ci('cell_accuracy_ci95', unit='%')}] (exact binomial limits)")
         assert rows["Macro-F1 over files"] == f"**{t['macro_f1']:.3f}** [{ci('macro_f1_ci95', 1.0, 3)}]"
         assert rows["ECE (calibrated: temperature)"].startswith(f"{t['ece']:.3f} [{ci('ece_ci95', 1.0, 3)}]")
         per_class = t["per_class"]
