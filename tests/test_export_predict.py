@@ -385,6 +385,13 @@ class TestModelFiles:
         with pytest.raises(ModelFileError, match="model card"):
             Predictor(tmp_path)
 
+    def test_card_nested_too_deep_is_refused(self, tmp_path: Path) -> None:
+        """A card of brackets nested 200,000 deep ended in Python's RecursionError: refused, naming the card."""
+        shutil.copy(DEFAULT_MODEL_DIR / "model.onnx", tmp_path / "model.onnx")
+        (tmp_path / "model.json").write_text("[" * 200_000)
+        with pytest.raises(ModelFileError, match=r"model.json: not a readable model card \(nested too deeply"):
+            Predictor(tmp_path)
+
 
 def shipped_copy(folder: Path, edit: dict[str, object], drop: tuple[str, ...] = ()) -> Path:
     """The shipped model in `folder` with its card edited: top-level keys, or "preprocess.<field>" for
@@ -453,9 +460,9 @@ class TestCardFields:
 
 
 def toy_graph(path: Path, classes: int = 4, input_name: str = "input", output: str = "probs",
-              shape: tuple[int | str, ...] = ("N", 96, 96, 3), dtype: str = "uint8") -> str:
+              shape: tuple[int | str, ...] = ("N", 96, 96, 3), dtype: str = "uint8", softmax: bool = True) -> str:
     """A valid ONNX graph other than a wbc model's: the image's mean colour (N, 3) times a (3, classes) matrix,
-    through a softmax as `output`. Its sha256, for a card."""
+    through a softmax (or, without `softmax`, as they are) as `output`. Its sha256, for a card."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -463,8 +470,8 @@ def toy_graph(path: Path, classes: int = 4, input_name: str = "input", output: s
     axes = [1, 2] if len(shape) == 4 and dtype == "uint8" else list(range(1, len(shape) - 1)) or [1]
     nodes = [helper.make_node("Cast", [input_name], ["f"], to=TensorProto.FLOAT),
              helper.make_node("ReduceMean", ["f"], ["m"], axes=axes, keepdims=0),
-             helper.make_node("MatMul", ["m", "w"], ["z"]),
-             helper.make_node("Softmax", ["z"], [output], axis=-1)]
+             helper.make_node("MatMul", ["m", "w"], ["z" if softmax else output]),
+             *([helper.make_node("Softmax", ["z"], [output], axis=-1)] if softmax else [])]
     w = helper.make_tensor("w", TensorProto.FLOAT, [3, classes], np.linspace(0, 1, 3 * classes).tolist())
     graph = helper.make_graph(nodes, "toy", [helper.make_tensor_value_info(input_name, elem, list(shape))],
                               [helper.make_tensor_value_info(output, TensorProto.FLOAT, ["N", classes])], [w])
@@ -491,6 +498,18 @@ class TestGraphFitsTheTool:
         (folder / "model.json").write_text(json.dumps(card))
         with pytest.raises(ModelFileError, match=f"^{re.escape(str(folder / 'model.onnx'))}: not a wbc model: {says}"):
             Predictor(folder)
+
+    def test_a_graph_whose_outputs_are_no_probabilities_is_refused(self, tmp_path: Path) -> None:
+        """Scores that are not probabilities (here a mean colour times a matrix, in the tens) read as a confidence of
+        186 "confident", NaN as "nan, confident": refused at the first prediction, naming model.onnx."""
+        folder = shipped_copy(tmp_path, {})
+        card = json.loads((folder / "model.json").read_text())
+        card["onnx_sha256"] = toy_graph(folder / "model.onnx", softmax=False)
+        (folder / "model.json").write_text(json.dumps(card))
+        files = sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))[:2]
+        with pytest.raises(ModelFileError, match=f"^{re.escape(str(folder / 'model.onnx'))}: not a wbc model: its "
+                                                 "outputs are not probabilities"):
+            Predictor(folder).predict_files(files)
 
     def test_a_graph_of_four_classes_runs(self, tmp_path: Path) -> None:
         """The same toy graph with 4 classes passes the checks and predicts: the checks refuse what differs only."""
@@ -520,7 +539,9 @@ class TestConfidenceMapInCard:
         assert np.array([p.probs for p in got]) == pytest.approx(want, abs=1e-6)
         assert all(p.confidence < 0.41 for p in got)
 
-    @pytest.mark.parametrize("cmap", [{"x": [0.3, 0.2], "y": [0.3, 0.4]}, {"x": [0.3]}, [1, 2], {"x": [0.3], "y": [0.3, 1]}])
+    @pytest.mark.parametrize("cmap", [{"x": [0.3, 0.2], "y": [0.3, 0.4]}, {"x": [0.3]}, [1, 2], {"x": [0.3], "y": [0.3, 1]},
+                                      {"x": [0.5], "y": [float("nan")]}, {"x": [0.2, 0.9], "y": [5, 5]},
+                                      {"x": [0.2, 0.9], "y": [-1, -1]}, {"x": [0.2, float("inf")], "y": [0.3, 0.4]}])
     def test_damaged_map_is_refused(self, exported: Path, tmp_path: Path, cmap: object) -> None:
         bad = tmp_path / "m"
         shutil.copytree(exported, bad)

@@ -99,6 +99,8 @@ def read_card(card_path: str | Path) -> dict[str, Any]:
         card = json.loads(Path(card_path).read_text())
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ModelFileError(f"{card_path}: not a readable model card ({e})") from e
+    except RecursionError:  # brackets nested many thousands deep
+        raise ModelFileError(f"{card_path}: not a readable model card (nested too deeply to read)") from None
     if not isinstance(card, dict):
         raise ModelFileError(f"{card_path}: not a model card (a JSON object with classes, preprocess, onnx_sha256)")
     for key in ("classes", "preprocess", "onnx_sha256"):
@@ -119,6 +121,12 @@ def read_card(card_path: str | Path) -> dict[str, Any]:
 CARD_SECTIONS = ("calibration", "training", "data", "code", "metrics")  # a card's optional objects
 
 
+def _probabilities(p: np.ndarray) -> bool:
+    """Whether (N, K) `p` are rows of probabilities: floats from 0 to 1 summing to 1 (to float32's rounding)."""
+    return (np.issubdtype(p.dtype, np.floating) and bool(np.isfinite(p).all()) and bool((p >= 0).all())
+            and bool((p <= 1 + 1e-6).all()) and bool((np.abs(p.sum(1) - 1) < 1e-3).all()))
+
+
 def confidence_map(card: dict[str, Any], card_path: str | Path) -> dict[str, np.ndarray] | None:
     """The card's confidence map as arrays, checked (cards before 0.4 have none: None). Converted once,
     because converting the lists on every call would cost more than the map itself."""
@@ -127,12 +135,14 @@ def confidence_map(card: dict[str, Any], card_path: str | Path) -> dict[str, np.
         return None
     try:
         x, y = np.asarray(cmap["x"], np.float64), np.asarray(cmap["y"], np.float64)
-        ok = x.ndim == 1 and x.shape == y.shape and len(x) > 0 and bool((np.diff(x) >= 0).all())
+        # Confidences both: a y of NaN was shown as "nan, confident", one of 5 as 100%.
+        ok = (x.ndim == 1 and x.shape == y.shape and len(x) > 0 and bool((np.diff(x) >= 0).all())
+              and all(bool(((v >= 0) & (v <= 1)).all()) for v in (x, y)))
     except (KeyError, TypeError, ValueError):
         ok = False
     if not ok:
         raise ModelFileError(f"{card_path}: confidence_map must be {{\"x\": [...], \"y\": [...]}}, equally long, "
-                             "x ascending")
+                             "x ascending, every value a confidence from 0 to 1")
     return {"x": x, "y": y}
 
 
@@ -389,6 +399,9 @@ class Predictor:
         if res[0].ndim != 2 or res[0].shape[1] != len(CLASSES):  # a dynamic axis, unchecked when loaded
             raise ModelFileError(f"{self.onnx_path}: not a wbc model: its probabilities came out of shape "
                                  f"{list(res[0].shape)}, not (N, {len(CLASSES)}) for the {len(CLASSES)} types")
+        if not _probabilities(res[0]):  # NaN was shown as "nan, confident" (a comparison with NaN is False)
+            raise ModelFileError(f"{self.onnx_path}: not a wbc model: its outputs are not probabilities (each row "
+                                 "must hold 4 numbers from 0 to 1 summing to 1)")
         probs = res[0].reshape(views, n, -1).mean(0) if views > 1 else res[0]
         probs = apply_confidence_map(probs, self.confidence_map)
         return probs, (res[1][:n] if len(res) > 1 else None)
