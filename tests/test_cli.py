@@ -953,6 +953,21 @@ class TestPredictCli:
         assert main(["predict", str(img), "--model", str(tmp_path)]) == 2
         assert "model file not found" in capsys.readouterr().err
 
+    def test_an_unknown_users_home_is_a_path_not_found(self, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+        """`~nouser/...` in a model or data path, or in WBC_CACHE, gave Python's RuntimeError "Could not determine home
+        directory": it is read as written, and named as not found."""
+        img = next((FIXTURE_IMAGES / "TEST_SIMPLE" / "MONOCYTE").iterdir())
+        nobody = "~wbc-no-such-user-34"
+        assert main(["predict", str(img), "--model", f"{nobody}/m"]) == 2
+        assert f"{nobody}/m: model file not found" in capsys.readouterr().err
+        assert main(["evaluate", "--data", nobody, "--out", str(tmp_path / "o"), "--quiet"]) == 2
+        assert f"{nobody}: no such folder" in capsys.readouterr().err
+        monkeypatch.setenv("WBC_CACHE", f"{nobody}/cache")
+        from wbc.cache import cache_dir
+
+        assert cache_dir() == Path(f"{nobody}/cache")
+
 
 class TestOtherVerbs:
     def test_evaluate_bad_data(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

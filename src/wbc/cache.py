@@ -59,7 +59,7 @@ CACHE_LIMIT_BYTES = 2 * 1024**3  # the least recently used decoded sets beyond t
 
 def cache_dir() -> Path:
     """WBC_CACHE (an empty value counts as unset; `~` is the home folder), else ~/.cache/wbc."""
-    return Path(os.environ.get("WBC_CACHE") or Path.home() / ".cache" / "wbc").expanduser()
+    return Path(os.path.expanduser(os.environ.get("WBC_CACHE") or "~/.cache/wbc"))
 
 
 def prune_cache(folder: Path, keep: Path, limit: int = CACHE_LIMIT_BYTES) -> None:

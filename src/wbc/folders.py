@@ -93,7 +93,7 @@ def find_images_root(path: str | Path | None = None) -> Path:
                 "data set paultimothymooney/blood-cells (`wbc data download` fetches it)"
             )
         source = " (from the environment variable WBC_DATA)" if os.environ.get("WBC_DATA") else ""
-    base = Path(path).expanduser()
+    base = Path(os.path.expanduser(path))  # Path's raised RuntimeError for an unknown ~user
     try:
         check_folder(base)
     except DataError as e:

@@ -60,7 +60,7 @@ def resolve_model(model: str | Path | None = None) -> tuple[Path, Path]:
             raise ModelFileError(f"no model given, and the shipped model ({DEFAULT_MODEL_DIR}) is not beside this "
                                  "installation: it lives in the source checkout's models/default; pass --model or "
                                  "set WBC_MODEL to it, or install from the checkout with pip install -e")
-    p = Path(model).expanduser()
+    p = Path(os.path.expanduser(model))  # Path's raised RuntimeError for an unknown ~user
     onnx_path = p / "model.onnx" if p.is_dir() else p
     card_path = onnx_path.with_suffix(".json")
     checkpoint = p / "best.pt" if p.is_dir() and not onnx_path.is_file() else p

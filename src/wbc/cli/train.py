@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import shlex
 import sys
 import tempfile
@@ -177,7 +178,7 @@ def run_data(stored: str | None, given: Path | None, run: Path) -> str | Path | 
     shared copy, as when it was trained)."""
     if given is not None or not stored:
         return given
-    if not Path(stored).expanduser().is_dir():
+    if not Path(os.path.expanduser(stored)).is_dir():
         relative = "" if Path(stored).is_absolute() else ", relative to the folder its training started in"
         raise WbcError(f"{stored}: the data folder {run} was trained on (kept in it{relative}) is not found "
                        "from here; give --data")
