@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -1603,6 +1604,17 @@ def test_closed_pipe_ends_quietly(tmp_path: Path) -> None:
             os.close(write)
         assert done.returncode == 141, (unbuffered, done.stderr)
         assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, (unbuffered, done.stderr)
+
+
+def test_closed_stdout_or_stderr_is_no_traceback_and_no_mixing() -> None:
+    """Started with stdout closed (`>&-`), wbc flushed a None stdout (a traceback, exit 1); with stderr closed, its
+    messages went into stdout, among the table's rows. Either now goes nowhere."""
+    img = next((FIXTURE_IMAGES / "TEST_SIMPLE" / "MONOCYTE").iterdir())
+    cmd = shlex.join([sys.executable, "-m", "wbc.cli", "predict", str(img), "/no/such/image.jpg", "--quiet"])
+    out = subprocess.run(["bash", "-c", f"{cmd} >&-"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr and "name no image file" in out.stderr, out.stderr
+    err = subprocess.run(["bash", "-c", f"{cmd} 2>&-"], capture_output=True, text=True, timeout=120)
+    assert err.returncode == 1 and "wbc:" not in err.stdout and "no image: no such file" in err.stdout, err.stdout
 
 
 def test_closed_socket_ends_quietly() -> None:

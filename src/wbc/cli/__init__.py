@@ -20,6 +20,12 @@ from wbc.io import lines_shown
 def main(argv: list[str] | None = None) -> int:
     if (data := sys.modules.get("wbc.data")) is not None:  # a second command in one process says its notes again
         data.forget_notes()
+    # Started with stdout or stderr closed (`>&-`), Python holds None there: a flush failed with a traceback, and a
+    # message printed to a None stderr went to stdout, into the table. Either goes nowhere instead.
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (the process's own, for its lifetime)
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115
     for stream in (sys.stdout, sys.stderr):
         # A file name the terminal's encoding cannot show (latin-1, a Windows code page, bytes that are
         # not UTF-8) is printed escaped, not fatal halfway through a table.
