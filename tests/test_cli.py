@@ -569,6 +569,39 @@ class TestPredictCli:
         err = capsys.readouterr().err
         assert "--address 10.255.255.1: not an address of this machine" in err and "Traceback" not in err
 
+    def test_app_refuses_a_unix_socket_and_brackets_an_ipv6_address(self, capsys: pytest.CaptureFixture[str],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+        """A unix:// address was printed as the app's, then Streamlit stopped with a traceback (its server takes no
+        socket): refused in one line. An IPv6 address is printed in brackets, as a browser opens it (http://::1:8501
+        is no URL)."""
+        pytest.importorskip("streamlit")
+        assert main(["app", "--address", "unix:///tmp/wbc.sock"]) == 2
+        said = capsys.readouterr()
+        assert said.out == "" and "--address unix:///tmp/wbc.sock: the app's server cannot listen on a Unix socket" in said.err
+        import socket
+
+        if not socket.has_ipv6:
+            pytest.skip("no IPv6 on this machine")
+        try:
+            with socket.socket(socket.AF_INET6) as s:
+                s.bind(("::1", 0))
+                port = s.getsockname()[1]
+        except OSError as e:
+            pytest.skip(f"cannot listen on ::1 here ({e})")
+        class Exec(Exception):  # where the process would become Streamlit's
+            pass
+
+        def execve(exe: str, cmd: list[str], env: dict[str, str]) -> None:
+            raise Exec(cmd)
+
+        monkeypatch.setattr(os, "execve", execve)
+        monkeypatch.setattr(os, "name", "posix")
+        with pytest.raises(Exec) as ran:
+            main(["app", "--address", "::1", "--port", str(port)])
+        cmd = ran.value.args[0]
+        assert capsys.readouterr().out.startswith(f"wbc app: http://[::1]:{port} ")
+        assert cmd[cmd.index("--server.address") + 1] == "::1"
+
     def test_app_on_a_busy_port_says_so_before_printing_its_address(self, capsys: pytest.CaptureFixture[str],
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
         """A port another server holds is named, with --port, before wbc says where the app is (it printed

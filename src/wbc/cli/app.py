@@ -34,7 +34,9 @@ def cmd_app(args: argparse.Namespace) -> int:
            # Users, not developers: no "File change. Rerun" bar when the installed code changes.
            "--server.fileWatcherType", "none", "--server.runOnSave", "false",
            "--client.toolbarMode", "viewer"]
-    print(f"wbc app: http://{args.address}:{args.port}  (Ctrl+C stops it)", flush=True)
+    # An IPv6 address goes in brackets in a URL: http://::1:8501 is no address a browser opens.
+    host = f"[{args.address}]" if ":" in args.address else args.address
+    print(f"wbc app: http://{host}:{args.port}  (Ctrl+C stops it)", flush=True)
     if os.name == "posix":
         # Become the server rather than its parent: a service manager's or container's SIGTERM to
         # `wbc app` then stops Streamlit, where a child would outlive its killed parent and hold the port.
@@ -45,13 +47,15 @@ def cmd_app(args: argparse.Namespace) -> int:
 
 def _check_address(address: str, port: int = 0) -> None:
     """WbcError unless this machine can listen on `address` at `port` (0: the address alone), probed as
-    Streamlit binds: IPv6 where the address holds a ":", else IPv4. A `unix://` socket path is
-    Streamlit's to check."""
+    Streamlit binds: IPv6 where the address holds a ":", else IPv4; a `unix://` socket path is refused (the
+    installed Streamlit's server took it and then stopped with a traceback)."""
     import errno
     import socket
 
     if address.startswith("unix://"):
-        return
+        raise WbcError(f"--address {address}: the app's server cannot listen on a Unix socket; give a host address "
+                       "(localhost, 0.0.0.0 for every network, or one of this machine's own) and put a proxy in front "
+                       "for a socket")
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     try:
         where = socket.getaddrinfo(address, 0, family, socket.SOCK_STREAM)[0][4]
