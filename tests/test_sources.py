@@ -248,6 +248,56 @@ class TestMatching:
         assert main(["data", "sources", "--data", str(tmp_path), "--workers", "1", "--out", str(table)]) == 0
         assert {(m.class_name, m.file_name): m.field for m in read_table(table)} == want
 
+    def test_files_it_did_not_write_are_not_replaced(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+        """Before any matching, --out is refused where it is not named .gz (src.csv got gzip bytes), where it is the
+        linked-fields file's name (written beside the table, it replaced the table), and where it, its .partial or
+        the linked-fields file beside it exists and is not what this command writes (a photo became gzip data);
+        a table and linked fields it wrote are replaced."""
+        pytest.importorskip("cv2")
+        import gzip
+
+        import wbc.sources
+        from wbc.cli import main
+
+        self._data_set(tmp_path)
+        out = tmp_path / "out"
+        out.mkdir()
+        photo = Path(__file__).parent / "fixtures" / "no-white-cell.jpeg"
+        mine = {"photo.csv.gz": photo.read_bytes(), "other.csv.gz": gzip.compress(b"name,comment\n")}
+        for name, data in mine.items():
+            (out / name).write_bytes(data)
+        real = wbc.sources.match_files
+        monkeypatch.setattr(wbc.sources, "match_files", lambda *a, **k: pytest.fail("matched before the check"))
+        run = ["data", "sources", "--data", str(tmp_path), "--workers", "1", "--out"]
+        refused = {"src.csv": "the table is written gzipped, which this name does not say; name it .csv.gz, e.g. "
+                              f"{out / 'src.csv.gz'}",
+                   "linked_fields.csv": "is where the linked fields are written, beside the table",
+                   "photo.csv.gz": "exists and is not a table of source fields",
+                   "other.csv.gz": "exists and is not a table of source fields"}
+        for name, why in refused.items():
+            assert main([*run, str(out / name)]) == 2
+            assert f"wbc: error: {out / name}: {why}" in capsys.readouterr().err
+        assert not (out / "src.csv").exists() and not (out / "linked_fields.csv").exists()
+        assert {n: (out / n).read_bytes() for n in mine} == mine
+        (out / "t.csv.gz.partial").write_bytes(photo.read_bytes())
+        assert main([*run, str(out / "t.csv.gz")]) == 2
+        assert f"{out / 't.csv.gz.partial'}: exists and is not a table" in capsys.readouterr().err
+        (out / "t.csv.gz.partial").unlink()
+        (out / "linked_fields.csv").write_text("my notes\n")
+        assert main([*run, str(out / "t.csv.gz")]) == 2
+        assert f"{out / 'linked_fields.csv'}: exists and is not a list of linked fields" in capsys.readouterr().err
+        assert (out / "linked_fields.csv").read_text() == "my notes\n"
+        (out / "linked_fields.csv").unlink()
+        monkeypatch.setattr(wbc.sources, "match_files", real)
+        for _ in range(2):  # the second build replaces what the first wrote
+            assert main([*run, str(out / "t.csv.gz")]) == 0
+            assert len(read_table(out / "t.csv.gz")) == 4 and wbc.sources.is_linked(out / "linked_fields.csv")
+        with pytest.raises(SystemExit):
+            main(["data", "sources", "--help"])
+        assert "name it .csv.gz" in (text := " ".join(capsys.readouterr().out.split()))
+        assert "linked_fields.csv is written beside it" in text
+
     def test_undecodable_files_are_named(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A file OpenCV cannot decode is named on stderr, not only counted as unmatched in the summary."""
         pytest.importorskip("cv2")

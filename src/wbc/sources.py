@@ -125,11 +125,34 @@ def read_table(path: Path = TABLE) -> list[Match]:
         raise DataError(f"{path}: not a table of source fields written by `wbc data sources` ({why})") from e
 
 
+TABLE_HEADER = ("split", "class", "file", "field", "inliers", "runner_up")
+LINKED_HEADER = ("cell", "same_field_as")
+
+
+def _starts_with(path: Path, header: Sequence[str], gzipped: bool) -> bool:
+    try:
+        with (gzip.open(path, "rt", newline="") if gzipped else open(path, newline="")) as f:
+            return f.readline().rstrip("\r\n") == ",".join(header)
+    except (OSError, EOFError, UnicodeDecodeError):
+        return False
+
+
+def is_table(path: Path) -> bool:
+    """Whether `path` is a file `write_table` wrote: gzip whose first line is the table's header. Any other
+    file is someone's own, which `wbc data sources --out` must not replace (a photo became gzip data)."""
+    return _starts_with(path, TABLE_HEADER, gzipped=True)
+
+
+def is_linked(path: Path) -> bool:
+    """Whether `path` is a file `write_linked` wrote: a CSV whose first line is its header."""
+    return _starts_with(path, LINKED_HEADER, gzipped=False)
+
+
 def write_table(matches: Iterable[Match], path: Path = TABLE) -> None:
     """Write the matches as a gzipped CSV, atomically (sorted, so rebuilds diff cleanly)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["split", "class", "file", "field", "inliers", "runner_up"])
+    w.writerow(TABLE_HEADER)
     for m in sorted(matches, key=lambda m: (m.split, m.class_name, m.file_name)):
         w.writerow([m.split, m.class_name, m.file_name, "" if m.field is None else m.field, m.inliers, m.runner_up])
     atomic_write_bytes(path, gzip.compress(buf.getvalue().encode(), mtime=0))
@@ -362,7 +385,7 @@ def write_linked(pairs: Iterable[tuple[str, str]], path: Path = LINKED) -> None:
     """The `linked_fields` pairs as a CSV, atomically."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["cell", "same_field_as"])
+    w.writerow(LINKED_HEADER)
     w.writerows(sorted(pairs))
     atomic_write_bytes(path, buf.getvalue().encode())
     read_linked.cache_clear()

@@ -6,9 +6,10 @@ import argparse
 import os
 import shlex
 import sys
+from pathlib import Path
 from typing import Any
 
-from wbc.errors import WbcError
+from wbc.errors import OutputError, WbcError
 
 
 def cmd_data_download(args: argparse.Namespace) -> int:
@@ -69,6 +70,8 @@ def cmd_data_sources(args: argparse.Namespace) -> int:
     # The data set's folder however it was given (--data, WBC_DATA or the shared copy): dataset-master is in it.
     originals = originals_near(root, args.data or default_data_path())
     out = args.out or TABLE
+    partial = out.with_name(out.name + ".partial")
+    _refuse_others_files(out, partial)
     check_writable_file(out)
     check_writable_file(out.with_name(LINKED.name))  # written beside the table once it is built: checked first
     paths = {(split, cls, f.name): f for cls, files in data_set_files(root).items() for split, f in files}
@@ -83,7 +86,6 @@ def cmd_data_sources(args: argparse.Namespace) -> int:
                 "would then count as a cell of its own (leaky splits, intervals too narrow). Point --data at "
                 "the whole data set, or give --out FILE to write a table of these files alone")
     # Each finished class is kept beside the table, which stays whole until the build is.
-    partial = out.with_name(out.name + ".partial")
     reuse = [m for t in (out, partial) if args.reuse and t.is_file() for m in read_table(t)]
     kept = 0
 
@@ -123,3 +125,27 @@ def cmd_data_sources(args: argparse.Namespace) -> int:
         print(f"wbc: note: {len(unreadable)} file(s) could not be decoded, so they match no field (each counts as "
               f"a cell of its own):\n  {listed(unreadable)}", file=sys.stderr)
     return 0
+
+
+def _refuse_others_files(out: Path, partial: Path) -> None:
+    """OutputError, before the matching, where `wbc data sources` would write over what it did not write: a table
+    name that is not gzip's (.csv got gzip bytes), the linked-fields file's name (the linked fields, written
+    beside the table, replaced it), or a file at the table's, the .partial's or the linked fields' name that
+    is not one this command wrote (a photo given as --out became gzip data)."""
+    from wbc.sources import LINKED, TABLE_HEADER, is_linked, is_table
+
+    linked = out.with_name(LINKED.name)
+    if out.name == LINKED.name or os.path.realpath(out) == os.path.realpath(linked):
+        raise OutputError(f"{out}: is where the linked fields are written, beside the table; give the table another "
+                          f"name, e.g. {out.with_name('source_fields.csv.gz')}")
+    if not out.name.endswith(".gz"):
+        name = out.name + ".gz" if out.name.endswith(".csv") else f"{out.stem or out.name}.csv.gz"
+        raise OutputError(f"{out}: the table is written gzipped, which this name does not say; name it .csv.gz, "
+                          f"e.g. {out.with_name(name)}")
+    header = ",".join(TABLE_HEADER)
+    for path, ours, what in ((out, is_table, f"a table of source fields (gzip, first line {header})"),
+                             (partial, is_table, "a table of source fields kept by an interrupted build"),
+                             (linked, is_linked, "a list of linked fields (first line cell,same_field_as)")):
+        if path.exists() and not ours(path):
+            raise OutputError(f"{path}: exists and is not {what} that `wbc data sources` wrote, so it is not "
+                              "replaced; move it away, or give --out another name")
