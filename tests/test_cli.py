@@ -963,6 +963,45 @@ class TestPredictCli:
         verdicts = {Path(r["file"]).name: r["verdict"] for r in csv.DictReader((tmp_path / "o.csv").open())}
         assert [verdicts[k] for k in ("gone.jpg", "NEUTROPHIL", "locked")] == ["not followed"] * 3, verdicts
 
+    def test_a_subfolder_listed_but_not_entered_or_too_deep_is_a_row(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+        """A subfolder that can be listed but not entered (chmod 644: its files cannot be looked at, as root's
+        override hides, so that is made to fail) and one whose path is longer than the system takes are each a
+        "not followed" row, and the folder's other images are classified (exit 1): either failed the whole
+        folder ("cannot be read"), its readable images unread."""
+        import errno
+        import shutil
+
+        smear = tmp_path / "smear"
+        shutil.copytree(FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL", smear)
+        shut = smear / "shut"
+        shut.mkdir()
+        shutil.copy(EOS_FILE, shut / "a.jpeg")
+        fd = os.open(smear, os.O_RDONLY)
+        for _ in range(os.pathconf(smear, "PC_PATH_MAX") // 250 + 1):  # made a level at a time: each path is short
+            os.mkdir("d" * 250, dir_fd=fd)
+            fd, above = os.open("d" * 250, os.O_RDONLY, dir_fd=fd), fd
+            os.close(above)
+        os.close(os.open("deep.jpeg", os.O_WRONLY | os.O_CREAT, dir_fd=fd))
+        os.close(fd)
+        real_is_file = Path.is_file
+
+        def is_file(self: Path) -> bool:
+            if self.parent == shut:
+                raise PermissionError(errno.EACCES, "Permission denied", str(self))
+            return real_is_file(self)
+
+        monkeypatch.setattr(Path, "is_file", is_file)
+        assert main(["predict", str(smear), "--quiet", "--csv", str(tmp_path / "o.csv")]) == 1
+        assert "cannot be read" not in capsys.readouterr().err
+        rows = {Path(r["file"]).name: r for r in csv.DictReader((tmp_path / "o.csv").open())}
+        assert rows["shut"]["verdict"] == "not followed"
+        assert rows["shut"]["error"] == "a folder whose files cannot be reached (Permission denied)"
+        (deep,) = [r for n, r in rows.items() if n.startswith("ddd")]
+        assert deep["verdict"] == "not followed" and "(File name too long)" in deep["error"]
+        typed = [n for n, r in rows.items() if r["class"]]
+        assert len(rows) == 2 + len(typed) and sorted(typed) == sorted(f.name for f in EOS_FILE.parent.iterdir())
+
     def test_model_from_the_environment_is_named(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
         """A wrong WBC_MODEL is named in the error: the user may not remember setting it."""

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -261,6 +262,24 @@ class TestListing:
         """A class folder that cannot be read is named in one line, not a PermissionError."""
         lock(monkeypatch, data_copy / "TEST_SIMPLE" / "MONOCYTE")
         with pytest.raises(DataError, match="MONOCYTE: cannot be read"):
+            list_folder(data_copy / "TEST_SIMPLE", require_all_classes=False)
+
+    def test_class_subfolder_listed_but_not_entered(self, data_copy: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A subfolder of a class folder that can be listed but not entered (chmod 644; made to fail here, as root
+        is let in) is named as the folder, not as its first file, which no chmod of the file would let in."""
+        shut = data_copy / "TEST_SIMPLE" / "MONOCYTE" / "shut"
+        shut.mkdir()
+        (shut / "a.jpeg").write_bytes(b"")
+        real_is_file = Path.is_file
+
+        def is_file(self: Path) -> bool:
+            if self.parent == shut:
+                raise PermissionError(errno.EACCES, "Permission denied", str(self))
+            return real_is_file(self)
+
+        monkeypatch.setattr(Path, "is_file", is_file)
+        with pytest.raises(DataError, match=f"^{re.escape(str(shut))}: cannot be read \\(Permission denied: it can be "
+                                            "listed but not entered\\)$"):
             list_folder(data_copy / "TEST_SIMPLE", require_all_classes=False)
 
     def test_empty_split(self, data_copy: Path) -> None:

@@ -139,9 +139,10 @@ def files_under(folder: Path, strict: bool = False, problems: list[tuple[Path, s
     """Every file under `folder`, following linked folders (a smear's class folders linked in), each
     real folder once: a link back up the tree does not loop. Hidden files and folders (a name starting
     with ".": macOS's ._ copies, .ipynb_checkpoints) are passed over. `strict`: a folder that cannot be
-    listed raises its OSError, and a link to nothing is yielded (to be named when read), instead of
-    both being passed over. `problems` (not strict): where given, those folders and links are added to
-    it, each with why, so that a caller can name them rather than lose them without a word."""
+    listed (or entered) raises its OSError, and a link to nothing is yielded (to be named when read), instead
+    of both being passed over. `problems` (not strict): where given, those folders and links are added to
+    it, each with why, so that a caller can name them rather than lose them without a word; so are a folder
+    that can be listed but not entered and a file that cannot be looked at (its path too long)."""
     seen: set[Path] = set()
 
     def refuse(e: OSError) -> None:
@@ -159,7 +160,24 @@ def files_under(folder: Path, strict: bool = False, problems: list[tuple[Path, s
         seen.add(real)
         dirs[:] = [d for d in dirs if not d.startswith(".")]
         for p in (Path(root) / f for f in files if not f.startswith(".")):
-            if p.is_file() or strict and p.is_symlink():
+            try:
+                is_file = p.is_file()  # Python 3.11 raises where it cannot look (EACCES, ENAMETOOLONG)
+            except OSError as e:
+                if e.errno == errno.EACCES:
+                    # Listed but not entered (read permission without execute): no file or folder in it can be
+                    # reached, and it is the folder to name (one row, not one a file), not its first file.
+                    if strict:
+                        raise PermissionError(e.errno, f"{e.strerror}: it can be listed but not entered", root) from e
+                    if problems is not None:
+                        problems.append((Path(root), f"a folder whose files cannot be reached ({e.strerror or e})"))
+                    dirs.clear()
+                    break
+                if strict:
+                    raise
+                if problems is not None:
+                    problems.append((p, f"cannot be looked at ({e.strerror or e})"))
+                continue
+            if is_file or strict and p.is_symlink():
                 yield p
             elif problems is not None and p.is_symlink():
                 problems.append((p, "a link to nothing (its target is gone, or it loops)"))

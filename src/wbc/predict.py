@@ -517,7 +517,7 @@ def iter_image_paths(inputs: Iterable[str | Path], passed_over: list[Path] | Non
             # A folder that cannot be listed may hold images, and so may a linked-in folder whose target is
             # gone (no suffix); a link to nothing with another name is passed over like its kind.
             for f, why in sorted(missed):
-                if f.is_dir() or f.suffix.lower() in IMAGE_SUFFIXES or not f.suffix:
+                if _may_be_a_folder(f) or f.suffix.lower() in IMAGE_SUFFIXES or not f.suffix:
                     if problems is not None:
                         problems.append((f, why))
                 elif passed_over is not None:
@@ -527,6 +527,13 @@ def iter_image_paths(inputs: Iterable[str | Path], passed_over: list[Path] | Non
         else:
             raise WbcError(f"{p}: no such file or folder")
     return found
+
+
+def _may_be_a_folder(f: Path) -> bool:
+    try:
+        return f.is_dir()
+    except OSError:  # a path too long to look at (ENAMETOOLONG): a folder, for all that is known
+        return True
 
 
 def predictions_csv(preds: Sequence[Prediction]) -> str:
