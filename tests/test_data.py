@@ -744,6 +744,41 @@ def test_copies_of_ones_own_image_are_one_cell(data_copy: Path) -> None:
         list_split(data_copy, "TEST_SIMPLE")
 
 
+def test_a_data_set_file_copied_into_another_class_folder_is_refused(data_copy: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A data set file copied into another class's folder, under its name or another (a file of one's own there,
+    the table not knowing it for that class), is refused as a user's own copy is, by `wbc train`, `wbc evaluate
+    --folder` and `wbc data check` alike (all list it): it was trained and scored under two labels. A renamed copy
+    in its own class is let be, and listing the data set alone reads no file's bytes."""
+    import wbc.data
+    from wbc.cli import main
+
+    real_key, read = wbc.data._file_key, []
+
+    def counting(path: Path, size: int, mtime_ns: int) -> str:
+        read.append(path)
+        return real_key(path, size, mtime_ns)
+
+    monkeypatch.setattr(wbc.data, "_file_key", counting)
+    assert len(list_split(data_copy, "TRAIN")) == 24 and read == []
+    eos = sorted((data_copy / "TRAIN" / "EOSINOPHIL").glob("_*.jpeg"))[0]
+    for name in (eos.name, "renamed.jpeg"):
+        copy = data_copy / "TRAIN" / "NEUTROPHIL" / name
+        shutil.copy(eos, copy)
+        want = f"1 image(s) are in two class folders, byte for byte (one image, two labels); keep each in its class's " \
+               f"folder only:\n  {eos} (EOSINOPHIL) and {copy} (NEUTROPHIL)"
+        with pytest.raises(DataError) as e:
+            list_split(data_copy, "TRAIN")
+        assert str(e.value) == want
+        with pytest.raises(DataError, match=re.escape(want)):
+            list_folder(data_copy / "TRAIN")
+        assert main(["data", "check", "--data", str(data_copy)]) == 2
+        assert f"wbc: error: {want}" in capsys.readouterr().err
+        copy.unlink()
+    shutil.copy(eos, data_copy / "TRAIN" / "EOSINOPHIL" / "renamed.jpeg")
+    assert len(list_split(data_copy, "TRAIN")) == 25
+
+
 def test_test_copies_of_training_images_are_found(data_copy: Path) -> None:
     """A TEST image that is a copy of a TRAIN one (a user's own files) is found, with the file it copies."""
     from wbc.data import test_copies_of

@@ -4,6 +4,7 @@ physical cell's views share a cell, so that no split puts it on both sides; and 
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sys
 from collections import Counter
@@ -136,23 +137,47 @@ def _copies_as_one_cell(samples: list[Sample]) -> list[Sample]:
     """The samples with byte-identical copies of a file the data set's table does not know (a user's own,
     each its own cell) made one cell, the first copy's: as two cells a copy fell on both sides of a
     cell-grouped split and its reading was validated on itself. DataError where copies lie in two class
-    folders (one image, two labels). The data set's own files are grouped by their fields already."""
+    folders (one image, two labels), a data set file's too: copied under a name its table does not know for that
+    class (renamed, or into another class's folder), it is a file of one's own here, and was trained and scored
+    under both labels. A data set file's bytes are read only where its size is that of a file of one's own:
+    listing the data set alone reads none."""
+    stats = [_stat(s.path) for s in samples]
+    own_sizes = {st.st_size for s, st in zip(samples, stats) if st is not None and not is_field_cell(s.cell)}
+    fields: dict[str, Sample] = {}  # the data set's files that an own file may copy, by their bytes
+    for s, st in zip(samples, stats):
+        if st is not None and st.st_size in own_sizes and is_field_cell(s.cell) and (key := _key(s.path, st)):
+            fields.setdefault(key, s)
     first: dict[str, Sample] = {}
     out: list[Sample] = []
     twice: list[str] = []
-    for s, key in zip(samples, _own_file_keys(samples)):
-        if key is None:
+    for s, st in zip(samples, stats):
+        if st is None or is_field_cell(s.cell) or (key := _key(s.path, st)) is None:
             out.append(s)
             continue
         seen = first.setdefault(key, s)
-        if seen.label != s.label:
-            twice.append(f"{printable(str(seen.path))} ({CLASSES[seen.label]}) and {printable(str(s.path))} "
+        if (other := fields.get(key, seen)).label != s.label:
+            twice.append(f"{printable(str(other.path))} ({CLASSES[other.label]}) and {printable(str(s.path))} "
                          f"({CLASSES[s.label]})")
         out.append(s if seen is s else Sample(path=s.path, label=s.label, cell=seen.cell))
     if twice:
         raise DataError(f"{len(twice)} image(s) are in two class folders, byte for byte (one image, two labels); "
                         f"keep each in its class's folder only:\n  {listed(twice)}")
     return out
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except OSError:  # a link to nothing, or one that loops: named when it is read
+        return None
+
+
+def _key(path: Path, st: os.stat_result) -> str | None:
+    """`path`'s `bytes_key`; None where it cannot be read (named where it is decoded)."""
+    try:
+        return _file_key(path, st.st_size, st.st_mtime_ns)
+    except OSError:
+        return None
 
 
 def test_copies_of(root: Path, train: Sequence[Sample], test: Sequence[Sample] | None = None) -> list[tuple[Path, Path]]:
