@@ -513,6 +513,34 @@ def test_training_images_without_colour_are_named(data_copy: Path, tmp_path: Pat
     assert "1 TEST image(s) are byte-for-byte copies of TRAIN images" in err and f"again.jpeg (= {own})" in err
 
 
+def test_training_images_too_small_to_be_screened_are_warned_of(data_copy: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """Training images smaller than the screening's least side (photo_checks.MIN_SIDE_PX) are counted and named in a
+    warning, and trained on as they are: `wbc predict` calls such a photo "cannot judge: too small", so a model
+    trained on them is not used on photos like them (4x4 px ones trained and exported without a word). The sizes
+    come with the decoded images, from the cache too; the fixtures' 320x240 fields are not too small."""
+    from PIL import Image
+
+    from wbc.cache import load_prepared, too_small
+    from wbc.data import list_split
+    from wbc.imaging import PreprocessSpec
+    from wbc.photo_checks import MIN_SIDE_PX
+
+    fixed = load_prepared(list_split(data_copy, "TRAIN"), PreprocessSpec(), use_cache=False, progress=False)
+    assert too_small(fixed.samples, fixed.sides) == []
+    small = sorted((data_copy / "TRAIN" / "LYMPHOCYTE").glob("*.jpeg"))[:2]
+    for f in small:
+        Image.open(f).resize((40, 30)).save(f)
+    samples = list_split(data_copy, "TRAIN")
+    first, again = (load_prepared(samples, PreprocessSpec(), progress=False) for _ in range(2))  # again: the cache's
+    assert too_small(first.samples, first.sides) == too_small(again.samples, again.sides) == small
+    assert first.sides.tolist() == again.sides.tolist()
+    fit(replace(TINY, epochs=1, data=str(data_copy)), tmp_path / "r", progress=False)
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"wbc: warning: 2 of the 24 training image(s) are smaller than {MIN_SIDE_PX} px a side" in err
+    assert "a model trained on them will not be used on such photos" in err and all(str(f) in err for f in small)
+
+
 def test_fit_refuses_an_unknown_optimizer_before_any_work(tmp_path: Path) -> None:
     """A TrainConfig built in Python with an optimizer the trainer lacks is refused by name, and
     the run folder is not created (the CLI's choices cannot catch this path)."""
@@ -812,7 +840,7 @@ def test_context_run_trains_and_validates_on_the_networks_crop(tmp_path: Path, m
     """A run with --context loads the widened crops, feeds the network its own input size in training
     and validation, and stores the setting; the model's crop (what export and predict use) is unchanged."""
     sizes: list[tuple[bool, tuple[int, int]]] = []
-    real_build, real_load = train_mod.build_model, train_mod.load_arrays
+    real_build, real_load = train_mod.build_model, train_mod.load_prepared
     loaded: list[int] = []
 
     def hooked_build(*args: object, **kwargs: object) -> torch.nn.Module:
@@ -825,7 +853,7 @@ def test_context_run_trains_and_validates_on_the_networks_crop(tmp_path: Path, m
         return real_load(samples, spec, **kw)
 
     monkeypatch.setattr(train_mod, "build_model", hooked_build)
-    monkeypatch.setattr(train_mod, "load_arrays", spy_load)
+    monkeypatch.setattr(train_mod, "load_prepared", spy_load)
     run = fit(replace(TINY, context=6), tmp_path / "ctx", progress=False)
     assert loaded == [108]
     assert {s for _, s in sizes} == {(96, 96)} and {t for t, _ in sizes} == {True, False}
@@ -917,15 +945,15 @@ def test_limit_cells_counts_readable_cells_with_skip_bad(data_copy: Path) -> Non
 
     spec = PreprocessSpec()
     listed = list_split(data_copy, "TRAIN", every_class=True)
-    x, kept = _load_limited(listed, 2, spec, skip_bad=True, progress=False)
+    x, kept, _ = _load_limited(listed, 2, spec, skip_bad=True, progress=False)
     x_plain, plain = load_arrays(_subset(listed, 2), spec, progress=False)
     assert kept == plain and (x == x_plain).all()
     (data_copy / "TRAIN" / "NEUTROPHIL" / "000broken.jpeg").write_bytes(b"not an image")
     listed = list_split(data_copy, "TRAIN", every_class=True)
     assert "000broken.jpeg" in {s.path.name for s in _subset(listed, 2)}  # one of the two cells it takes
-    x, kept = _load_limited(listed, 2, spec, skip_bad=True, progress=False)
+    x, kept, sides = _load_limited(listed, 2, spec, skip_bad=True, progress=False)
     cells = {lab: {s.cell for s in kept if s.label == lab} for lab in range(4)}
-    assert all(len(c) == 2 for c in cells.values()) and len(x) == len(kept)
+    assert all(len(c) == 2 for c in cells.values()) and len(x) == len(kept) == len(sides)
     assert "000broken.jpeg" not in {s.path.name for s in kept}
     with pytest.raises(DataError, match="000broken.jpeg"):  # without --skip-bad it is named, as before
         _load_limited(listed, 2, spec, skip_bad=False, progress=False)

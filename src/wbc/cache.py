@@ -41,9 +41,12 @@ class Prepared:
     gains: np.ndarray  # (N, 3): the field's `white_balance.input_gains`, NaN where it has none
     skipped: tuple[str, ...] = ()  # the files left out as unusable (skip_bad), by path
     whites: np.ndarray | None = None  # (N, 3): the field's white (`white_balance.field_white`), R, G, B
+    # (N, 2): the field's height and width (px, shrunk to the data set's magnification), whose shorter side the
+    # screening of `wbc predict` calls too small under photo_checks.MIN_SIDE_PX
+    sides: np.ndarray | None = None
 
 
-def _decode(args: tuple[str, dict]) -> tuple[np.ndarray, float, np.ndarray, np.ndarray] | str:
+def _decode(args: tuple[str, dict]) -> tuple[np.ndarray, float, np.ndarray, np.ndarray, tuple[int, int]] | str:
     path, spec_d = args
     try:
         x, loc, field = white_balance.prepared_as_predicted(load_image(path), PreprocessSpec.from_dict(spec_d))
@@ -51,7 +54,7 @@ def _decode(args: tuple[str, dict]) -> tuple[np.ndarray, float, np.ndarray, np.n
         return str(e)
     white = white_balance.field_white(field)
     gains = white_balance.input_gains(field, white)
-    return x, loc.reduced_by, np.full(3, np.nan) if gains is None else gains, white
+    return x, loc.reduced_by, np.full(3, np.nan) if gains is None else gains, white, field.shape[:2]
 
 
 CACHE_LIMIT_BYTES = 2 * 1024**3  # the least recently used decoded sets beyond this are removed
@@ -133,11 +136,12 @@ def load_prepared(
     if use_cache and cpath.exists():
         try:
             with np.load(cpath) as z:
-                x, keep, reduced_by, gains, whites = z["x"], z["keep"], z["reduced_by"], z["gains"], z["whites"]
+                x, keep, reduced_by, gains, whites, sides = (z["x"], z["keep"], z["reduced_by"], z["gains"], z["whites"],
+                                                             z["sides"])
             with contextlib.suppress(OSError):
                 os.utime(cpath)  # used now: the pruning keeps the sets in use
             if skip_bad or keep.all():
-                return _kept(samples, keep, x, reduced_by, gains, whites)
+                return _kept(samples, keep, x, reduced_by, gains, whites, sides)
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
             pass  # a damaged or truncated cache file is rebuilt below, and replaced
     workers = workers or min(2, os.cpu_count() or 1)
@@ -166,16 +170,17 @@ def load_prepared(
     reduced_by = np.array([r[1] for r in good], dtype=np.float64)
     gains = np.stack([r[2] for r in good]).astype(np.float64)
     whites = np.stack([r[3] for r in good]).astype(np.float64)
+    sides = np.array([r[4] for r in good], dtype=np.int64).reshape(-1, 2)
     if use_cache:
         buf = io.BytesIO()
-        np.savez(buf, x=x, keep=keep, reduced_by=reduced_by, gains=gains, whites=whites)
+        np.savez(buf, x=x, keep=keep, reduced_by=reduced_by, gains=gains, whites=whites, sides=sides)
         try:
             atomic_write_bytes(cpath, buf.getvalue())
             prune_cache(cpath.parent, keep=cpath)
         except OutputError as e:  # the cache only saves time: the decoded images are in hand
             print(f"wbc: note: the decoded images are not cached ({e}); the next run decodes them again",
                   file=sys.stderr)
-    return _kept(samples, keep, x, reduced_by, gains, whites)
+    return _kept(samples, keep, x, reduced_by, gains, whites, sides)
 
 
 # Share of a set's images whose white lies below the data set's range above which the set is said to be
@@ -211,8 +216,14 @@ def colourless(x: np.ndarray, samples: Sequence[Sample]) -> list[Path]:
     return [samples[i].path for i in maybe if spread(x[i:i + 1])[0] <= photo_checks.GRAY_SPREAD_MAX]
 
 
+def too_small(samples: Sequence[Sample], sides: np.ndarray) -> list[Path]:
+    """The files among `samples` whose fields' sides (N, 2) px (`Prepared.sides`) fall under
+    photo_checks.MIN_SIDE_PX: photos that the screening of `wbc predict` and the app calls too small to judge."""
+    return [s.path for s, hw in zip(samples, sides) if min(hw) < photo_checks.MIN_SIDE_PX]
+
+
 def _kept(samples: Sequence[Sample], keep: np.ndarray, x: np.ndarray, reduced_by: np.ndarray,
-          gains: np.ndarray, whites: np.ndarray) -> Prepared:
+          gains: np.ndarray, whites: np.ndarray, sides: np.ndarray) -> Prepared:
     """The Prepared of the samples `keep` (N,) marks; the files left out are named on stderr, so that
     --skip-bad never drops one unsaid, and so are whites unlike the public data set's (`unlike_white_note`)."""
     skipped = tuple(str(s.path) for s, k in zip(samples, keep) if not k)
@@ -220,4 +231,4 @@ def _kept(samples: Sequence[Sample], keep: np.ndarray, x: np.ndarray, reduced_by
         print(f"wbc: note: {len(skipped)} unusable file(s) left out (--skip-bad):\n  {listed(skipped)}", file=sys.stderr)
     if note := unlike_white_note(whites):
         say_once(note)
-    return Prepared(x, [s for s, k in zip(samples, keep) if k], reduced_by, gains, skipped, whites)
+    return Prepared(x, [s for s, k in zip(samples, keep) if k], reduced_by, gains, skipped, whites, sides)

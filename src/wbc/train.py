@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wbc.augment import augment_batch
-from wbc.cache import colourless, load_arrays
+from wbc.cache import colourless, load_prepared, too_small
 from wbc.checkpoint import (
     CHECKPOINT_VERSION,
     _one_line,
@@ -42,6 +42,7 @@ from wbc.model import (
     count_params,
     default_config,
 )
+from wbc.photo_checks import MIN_SIDE_PX
 from wbc.recipe import _OPTIMIZERS, AUGMENT, MACHINE_SETTINGS, TrainConfig, check_config, check_device
 from wbc.run_folder import (
     _check_same_split,
@@ -267,27 +268,28 @@ def _subset(samples: list[Sample], limit_cells: int | None, wanted: dict[int, in
 
 
 def _load_limited(listed: list[Sample], limit_cells: int | None, spec: PreprocessSpec, skip_bad: bool,
-                  progress: bool) -> tuple[np.ndarray, list[Sample]]:
-    """The crops (N, h, w, 3) and samples of `--limit-cells` cells of each class of `listed`. With `skip_bad`, a
-    cell whose files are all unreadable is made up by the next cell of its class, as long as there is one: the
-    unreadable file is left out, not the cell (5 readable neutrophils asked, 6 there and a broken file, were 4)."""
-    x, kept = load_arrays(_subset(listed, limit_cells), spec, skip_bad=skip_bad, progress=progress)
+                  progress: bool) -> tuple[np.ndarray, list[Sample], np.ndarray]:
+    """The crops (N, h, w, 3), samples and fields' sides (N, 2) px (`Prepared.sides`) of `--limit-cells` cells of
+    each class of `listed`. With `skip_bad`, a cell whose files are all unreadable is made up by the next cell of its
+    class, as long as there is one: the unreadable file is left out, not the cell (5 readable neutrophils asked, 6
+    there and a broken file, were 4)."""
+    p = load_prepared(_subset(listed, limit_cells), spec, skip_bad=skip_bad, progress=progress)
     if not (skip_bad and limit_cells):
-        return x, kept
-    parts, tried = [x], {s.cell for s in _subset(listed, limit_cells)}
+        return p.x, p.samples, p.sides
+    parts, kept, tried = [p], p.samples, {s.cell for s in _subset(listed, limit_cells)}
     while True:
         have = {lab: len({s.cell for s in kept if s.label == lab}) for lab in {s.label for s in listed}}
         wanted = {lab: limit_cells - n for lab, n in have.items() if n < limit_cells}
         more = _subset([s for s in listed if s.cell not in tried], None, wanted)
         if not more:
-            return np.concatenate(parts), kept
+            return np.concatenate([q.x for q in parts]), kept, np.concatenate([q.sides for q in parts])
         tried |= {s.cell for s in more}
         try:
-            x_more, got = load_arrays(more, spec, skip_bad=True, progress=progress)
+            got = load_prepared(more, spec, skip_bad=True, progress=progress)
         except DataError:  # every one of these files unreadable: the next cells, if any, make them up
             continue
-        parts.append(x_more)
-        kept = kept + got
+        parts.append(got)
+        kept = kept + got.samples
 
 
 def _val_metrics(probs: np.ndarray, y: np.ndarray, cells: list[str], weights: torch.Tensor | None) -> dict[str, float]:
@@ -414,8 +416,14 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
     crop_spec = context_spec(spec, cfg.context)
     if crops is None:
         root: Path | str = find_images_root(cfg.data)
-        x_all, samples = _load_limited(list_split(root, "TRAIN", every_class=True), cfg.limit_cells, crop_spec,
-                                       cfg.skip_bad, progress)
+        x_all, samples, sides = _load_limited(list_split(root, "TRAIN", every_class=True), cfg.limit_cells, crop_spec,
+                                              cfg.skip_bad, progress)
+        if small := too_small(samples, sides):  # `wbc predict` would call each "cannot judge"
+            say_once(f"wbc: warning: {len(small)} of the {len(samples)} training image(s) are smaller than "
+                     f"{MIN_SIDE_PX} px a side at the training images' magnification, the least that the screening of "
+                     "`wbc predict` and the app judges: they are trained on as they are, but a model trained on them "
+                     "will not be used on such photos (each is called \"cannot judge: too small\"). Give them at full "
+                     f"size, or crop wider around the cell:\n  {listed([printable(str(f)) for f in small], shown=5)}")
         if gray := colourless(x_all, samples):  # `wbc predict` would call each "cannot judge"
             say_once(f"wbc: note: {len(gray)} of the {len(samples)} training image(s) have no colour (grayscale): the "
                      "stain's colours, which tell the types apart, are missing from them; they are trained on as they "
