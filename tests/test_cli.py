@@ -1808,6 +1808,18 @@ def test_evaluate_takes_from_wbc_model_what_model_takes(tiny_run: Path, tmp_path
     assert "(from the environment variable WBC_MODEL)" in err and "leave --model out" not in err, err
 
 
+def test_export_of_an_exported_model_says_what_it_was_given(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`wbc export models/default` said "best.pt: no such checkpoint", and its model.onnx "invalid load key": both
+    say it is an exported model, and what export reads instead."""
+    from wbc.predict import DEFAULT_MODEL_DIR
+
+    for given in (DEFAULT_MODEL_DIR, DEFAULT_MODEL_DIR / "model.onnx"):
+        assert main(["export", str(given), "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err
+        assert f"{given}: an exported model (model.onnx), not a training run" in err and "wbc train" in err, err
+    assert not (tmp_path / "o").exists()
+
+
 def test_export_over_the_shipped_model_needs_replace_shipped(tiny_run: Path, tmp_path: Path,
                                                              capsys: pytest.CaptureFixture[str],
                                                              monkeypatch: pytest.MonkeyPatch) -> None:

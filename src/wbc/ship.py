@@ -117,6 +117,12 @@ def run_checkpoint(run: str | Path, instead: str = "") -> Path:
     run = Path(run)
     if not run.exists():
         raise CheckpointError(f"{run}: no such run folder or checkpoint (give the folder `wbc train` wrote, or its .pt)")
+    exported = run / "model.onnx" if run.is_dir() else run
+    if exported.suffix == ".onnx" and exported.is_file() and not (run.is_dir() and (run / "best.pt").exists()):
+        # "best.pt: no such checkpoint" and "invalid load key" said nothing of what was given.
+        raise CheckpointError(f"{run}: an exported model (model.onnx), not a training run: export reads the folder "
+                              "`wbc train` wrote (runs/NAME) or its best.pt; this model is ready for `wbc predict "
+                              f"--model {run}` and `wbc evaluate --model {run}`")
     if run.is_dir() and not (run / "best.pt").exists() and (run / "last.pt").exists():
         otherwise = instead or f"export {run / 'last.pt'} as it is"
         if load_checkpoint(run / "last.pt").get("stopped"):  # finished: its best.pt deleted or moved since
