@@ -227,7 +227,13 @@ def figures(y: np.ndarray, pred: np.ndarray, right: np.ndarray, lam: float, cell
             weights: np.ndarray) -> np.ndarray:
     """(len(ROWS), 3): each row's estimate and interval on one data set, as `compute_metrics` computes them."""
     from wbc.info import NUM_CLASSES
-    from wbc.metrics import _ci95, bootstrap_over_cells, expected_calibration_error, pool_cells, scores_from_confusion
+    from wbc.metrics import (
+        bootstrap_over_cells,
+        ci95,
+        expected_calibration_error,
+        pool_cells,
+        scores_from_confusion,
+    )
 
     calibrated, overconfident = probabilities(pred, right), probabilities(pred, right + lam * (1 - right))
     boot = bootstrap_over_cells(y, pred, cells, probs=calibrated, weights=weights)
@@ -242,7 +248,7 @@ def figures(y: np.ndarray, pred: np.ndarray, right: np.ndarray, lam: float, cell
         (acc, *boot["accuracy"]),
         (macro, *boot["macro_f1"]),
         (macro, *boot["macro_f1"]),
-        (cell_acc, *_ci95(weights @ cell_ok / len(cell_ok))),
+        (cell_acc, *ci95(weights @ cell_ok / len(cell_ok))),
         (cell_acc, *exact_limits(int(cell_ok.sum()), len(cell_ok))),
         (expected_calibration_error(calibrated, y), *boot["ece"]),
         (expected_calibration_error(overconfident, y), *over),

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                     x, loc, field = prepare_located(resize(photo), pred.spec, rescale)
                     xs.append(x)
                     # Unshrunk, a magnified nucleus would now be refused as magnified past the shrinking
-                    # (photo_checks._too_magnified), which is part of the shrinking measured here: the
+                    # (photo_checks.too_magnified), which is part of the shrinking measured here: the
                     # screening's other checks alone, as when these figures were first taken.
                     seen = loc if rescale else replace(loc, extent=min(loc.extent, EXTENT_MAX))
                     outs += not screen(field, seen).is_cell

@@ -188,7 +188,8 @@ def pooled(done: dict[tuple[str, int], dict[str, Any]], folds: list[int]) -> dic
         y = np.concatenate([r["y"] for r in runs])
         cells = [c for r in runs for c in r["cells"]]
         t = fit_temperature(lg, y)
-        out[name] = {"temperature": t, "folds_total": folds_of(preset("wbcnet")), **pooled_figures(lg, y, cells, t),
+        out[name] = {"temperature": t, "folds_total": folds_of(preset("wbcnet")),
+                     **pooled_figures(lg, y, cells, t, ([r["logits"] for r in runs], [r["y"] for r in runs])),
                      "folds": {str(r["fold"]): {"accuracy": float((tta_probs(r["logits"]).argmax(1) == r["y"]).mean()),
                                                 "seconds": r["seconds"], "epochs_run": r["epochs"]} for r in runs}}
     return out

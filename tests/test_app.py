@@ -569,11 +569,11 @@ class TestNotAWhiteCell:
         assert s.SHRUNK_SHARPNESS_MIN == pytest.approx(s.SHARPNESS_MIN / 2**0.5)
         rgb = load_image(EOS)
         loc = locate_cell(rgb)
-        assert s._checks(rgb, loc).is_cell  # as photographed, sharp
+        assert s.checks_of(rgb, loc).is_cell  # as photographed, sharp
         between = (s.SHRUNK_SHARPNESS_MIN + s.SHARPNESS_MIN) / 2
         monkeypatch.setattr(s, "sharpness", lambda *a, **k: between)
-        assert s._checks(rgb, loc).reason == s.OUT_OF_FOCUS
-        assert s._checks(rgb, replace(loc, reduced_by=2.0)).is_cell
+        assert s.checks_of(rgb, loc).reason == s.OUT_OF_FOCUS
+        assert s.checks_of(rgb, replace(loc, reduced_by=2.0)).is_cell
         assert [s.focus_bound(replace(loc, reduced_by=r)) for r in (1.0, 1.41, 8.0)] == [
             s.SHARPNESS_MIN, s.SHRUNK_SHARPNESS_MIN, s.SHRUNK_SHARPNESS_MIN]
 
@@ -1279,8 +1279,8 @@ class TestDifferential:
         too_dark = screen(dark, locate_cell(dark)).reason  # as the screening builds it
         warm = (np.asarray(Image.open(EOS).convert("RGB")) * np.array([1.0, 0.8, 0.6])).astype(np.uint8)
         cast = screen(warm, locate_cell(warm)).reason
-        big = s._too_magnified(replace(locate_cell(dark), extent=120.0, reduced_by=s.REDUCTIONS[-1]))
-        faults = [s.GRAYSCALE, s.BLACK_AND_WHITE, s.OUT_OF_FOCUS, s._unfit(dark[:60, :60]), too_dark, cast, big]
+        big = s.too_magnified(replace(locate_cell(dark), extent=120.0, reduced_by=s.REDUCTIONS[-1]))
+        faults = [s.GRAYSCALE, s.BLACK_AND_WHITE, s.OUT_OF_FOCUS, s.photo_unfit(dark[:60, :60]), too_dark, cast, big]
         # The light's fault by the field's white (R, G, B), on a field of red cells: a dim cool LED is dark, a
         # half-corrected tungsten light a warm cast; a green filter's or one bright channel's is neither.
         reds = load_image(FIXTURES / "no-white-cell.jpeg")
@@ -1301,9 +1301,9 @@ class TestDifferential:
         # Shrunk all the tool shrinks, a photo is told by how much more: a halving for a nucleus of 120 px
         # against 90, two for 200 (a phone photo of 93 px was told px alone).
         assert big.endswith("or shrink it first (to 1/2 of its width and height)")
-        assert s._too_magnified(replace(locate_cell(dark), extent=200.0, reduced_by=16.0)).endswith("(to 1/4 of its "
+        assert s.too_magnified(replace(locate_cell(dark), extent=200.0, reduced_by=16.0)).endswith("(to 1/4 of its "
                                                                                                   "width and height)")
-        assert s._too_magnified(replace(locate_cell(dark), extent=120.0, reduced_by=2.0)).endswith("shrink it first")
+        assert s.too_magnified(replace(locate_cell(dark), extent=120.0, reduced_by=2.0)).endswith("shrink it first")
 
     def test_a_cool_cast_beyond_matching_is_the_photos_fault(self, predictor: Predictor) -> None:
         """An LED's light under a camera set for tungsten (red x0.7, green x0.95, blue x1.25, clipped) is

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -992,6 +993,7 @@ class TestPredictCli:
             return real_is_file(self)
 
         monkeypatch.setattr(Path, "is_file", is_file)
+        monkeypatch.setattr("wbc.io._can_look_at", lambda p: p.parent != shut)  # nor can its files be lstat'ed
         assert main(["predict", str(smear), "--quiet", "--csv", str(tmp_path / "o.csv")]) == 1
         assert "cannot be read" not in capsys.readouterr().err
         rows = {Path(r["file"]).name: r for r in csv.DictReader((tmp_path / "o.csv").open())}
@@ -1808,6 +1810,21 @@ def test_evaluate_takes_from_wbc_model_what_model_takes(tiny_run: Path, tmp_path
     assert "(from the environment variable WBC_MODEL)" in err and "leave --model out" not in err, err
 
 
+def test_a_card_nested_too_deep_is_one_line_for_every_verb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A model.json of brackets nested 100,000 deep: `wbc evaluate --model` read it before the card reader and
+    ended in a RecursionError traceback; it and `wbc predict` now name the card in one line."""
+    from wbc.predict import DEFAULT_MODEL_DIR
+
+    model = tmp_path / "m"
+    model.mkdir()
+    shutil.copy(DEFAULT_MODEL_DIR / "model.onnx", model / "model.onnx")
+    (model / "model.json").write_text("[" * 100_000 + "]" * 100_000)
+    for verb in (["evaluate", "--folder", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--out", str(tmp_path / "e"), "--quiet"],
+                 ["predict", str(EOS_FILE)]):
+        assert main([*verb, "--model", str(model)]) == 2, verb
+        assert "not a readable model card (nested too deeply to read)" in capsys.readouterr().err, verb
+
+
 def test_export_of_an_exported_model_says_what_it_was_given(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`wbc export models/default` said "best.pt: no such checkpoint", and its model.onnx "invalid load key": both
     say it is an exported model, and what export reads instead."""
@@ -1818,6 +1835,12 @@ def test_export_of_an_exported_model_says_what_it_was_given(tmp_path: Path, caps
         err = capsys.readouterr().err
         assert f"{given}: an exported model (model.onnx), not a training run" in err and "wbc train" in err, err
     assert not (tmp_path / "o").exists()
+    run = tmp_path / "run"  # a run exported into its own folder, stopped before its best.pt: a run still
+    run.mkdir()
+    shutil.copy(DEFAULT_MODEL_DIR / "model.onnx", run / "model.onnx")
+    (run / "last.pt").write_bytes(b"not yet")
+    assert main(["export", str(run), "--out", str(tmp_path / "o")]) == 2
+    assert "an exported model" not in capsys.readouterr().err
 
 
 def test_export_over_the_shipped_model_needs_replace_shipped(tiny_run: Path, tmp_path: Path,

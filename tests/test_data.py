@@ -278,9 +278,37 @@ class TestListing:
             return real_is_file(self)
 
         monkeypatch.setattr(Path, "is_file", is_file)
+        monkeypatch.setattr("wbc.io._can_look_at", lambda p: p.parent != shut)  # nor can its files be lstat'ed
         with pytest.raises(DataError, match=f"^{re.escape(str(shut))}: cannot be read \\(Permission denied: it can be "
                                             "listed but not entered\\)$"):
             list_folder(data_copy / "TEST_SIMPLE", require_all_classes=False)
+
+    def test_a_link_into_a_locked_folder_is_named_alone(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A link whose target lies in a folder locked to us fails as a folder listed but not entered does (EACCES),
+        but the link itself can be looked at: it alone is named, and its folder's other files are still read (the
+        whole folder was dropped, and named as unreachable)."""
+        from wbc.io import files_under
+
+        folder = tmp_path / "smear"
+        (folder / "sub").mkdir(parents=True)
+        for f in ("a.jpeg", "z.jpeg", "sub/b.jpeg"):
+            (folder / f).write_bytes(b"x")
+        link = folder / "link.jpeg"
+        link.symlink_to(tmp_path / "locked" / "x.jpeg")
+        real_is_file = Path.is_file
+
+        def is_file(self: Path) -> bool:
+            if self == link:
+                raise PermissionError(errno.EACCES, "Permission denied", str(self))
+            return real_is_file(self)
+
+        monkeypatch.setattr(Path, "is_file", is_file)
+        problems: list[tuple[Path, str]] = []
+        assert sorted(p.name for p in files_under(folder, problems=problems)) == ["a.jpeg", "b.jpeg", "z.jpeg"]
+        assert problems == [(link, "cannot be looked at (Permission denied)")]
+        with pytest.raises(PermissionError) as e:
+            list(files_under(folder, strict=True))
+        assert e.value.filename == str(link)
 
     def test_empty_split(self, data_copy: Path) -> None:
         """Class folders without images are an error, not an empty training run."""

@@ -511,6 +511,22 @@ class TestGraphFitsTheTool:
                                                  "outputs are not probabilities"):
             Predictor(folder).predict_files(files)
 
+    def test_what_counts_as_probabilities(self) -> None:
+        """Rows of floats from 0 to 1 summing to 1 pass, a float16 softmax's too; NaN, a negative value, a row not
+        summing to 1, values above 1 and integers do not."""
+        from wbc.predict import _probabilities
+
+        z = np.random.default_rng(0).normal(size=(1000, 4)) * 5
+        for dtype in (np.float64, np.float32, np.float16):
+            soft = np.exp(z.astype(dtype) - z.astype(dtype).max(1, keepdims=True))
+            assert _probabilities(soft / soft.sum(1, keepdims=True, dtype=dtype)), dtype
+        good = np.array([[0.7, 0.1, 0.1, 0.1]], np.float32)
+        assert _probabilities(good)
+        for bad in ([[np.nan, 0.4, 0.3, 0.3]], [[-0.2, 0.6, 0.3, 0.3]], [[0.5, 0.1, 0.1, 0.1]], [[1.5, -0.5, 0, 0]],
+                    [[186.0, 0, 0, 0]]):
+            assert not _probabilities(np.array(bad, np.float32)), bad
+        assert not _probabilities(np.array([[1, 0, 0, 0]], np.int64))
+
     def test_a_graph_of_four_classes_runs(self, tmp_path: Path) -> None:
         """The same toy graph with 4 classes passes the checks and predicts: the checks refuse what differs only."""
         folder = shipped_copy(tmp_path, {})

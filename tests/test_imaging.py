@@ -884,10 +884,10 @@ def test_no_data_set_photo_is_called_grayscale_or_tiny(full_data: Path) -> None:
     fire on the data set's stained photos: all 12,515 files of its three splits (about 10 s)."""
     from wbc.data import list_split
     from wbc.decode import load_image
-    from wbc.photo_checks import _unfit
+    from wbc.photo_checks import photo_unfit
 
     for split in ("TRAIN", "TEST", "TEST_SIMPLE"):
-        flagged = [s.path.name for s in list_split(full_data, split) if _unfit(load_image(s.path))]
+        flagged = [s.path.name for s in list_split(full_data, split) if photo_unfit(load_image(s.path))]
         assert flagged == [], (split, flagged[:5])
 
 

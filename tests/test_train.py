@@ -12,13 +12,13 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import FIXTURE_IMAGES  # noqa: E402
+
 from wbc import train as train_mod  # noqa: E402
 from wbc.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint  # noqa: E402
 from wbc.errors import CheckpointError  # noqa: E402
 from wbc.recipe import TrainConfig, check_config, preset, with_epochs  # noqa: E402
 from wbc.train import fit  # noqa: E402
-
-from conftest import FIXTURE_IMAGES  # noqa: E402
 
 TINY = TrainConfig(epochs=2, batch_size=8, val_fraction=0.34, data=str(FIXTURE_IMAGES), threads=1)
 
@@ -521,19 +521,19 @@ def test_training_images_too_small_to_be_screened_are_warned_of(data_copy: Path,
     come with the decoded images, from the cache too; the fixtures' 320x240 fields are not too small."""
     from PIL import Image
 
-    from wbc.cache import load_prepared, too_small
+    from wbc.cache import files_too_small, load_prepared
     from wbc.data import list_split
     from wbc.imaging import PreprocessSpec
     from wbc.photo_checks import MIN_SIDE_PX
 
     fixed = load_prepared(list_split(data_copy, "TRAIN"), PreprocessSpec(), use_cache=False, progress=False)
-    assert too_small(fixed.samples, fixed.sides) == []
+    assert files_too_small(fixed.samples, fixed.sides) == []
     small = sorted((data_copy / "TRAIN" / "LYMPHOCYTE").glob("*.jpeg"))[:2]
     for f in small:
         Image.open(f).resize((40, 30)).save(f)
     samples = list_split(data_copy, "TRAIN")
     first, again = (load_prepared(samples, PreprocessSpec(), progress=False) for _ in range(2))  # again: the cache's
-    assert too_small(first.samples, first.sides) == too_small(again.samples, again.sides) == small
+    assert files_too_small(first.samples, first.sides) == files_too_small(again.samples, again.sides) == small
     assert first.sides.tolist() == again.sides.tolist()
     fit(replace(TINY, epochs=1, data=str(data_copy)), tmp_path / "r", progress=False)
     err = " ".join(capsys.readouterr().err.split())
@@ -759,7 +759,12 @@ def test_sharp_warp_keeps_detail_and_repeats_the_edge() -> None:
     where a rotation reaches past the crop it repeats the edge's colour instead of mirroring the crop."""
     from dataclasses import replace as dc_replace
 
-    from wbc.augment import ROBUST_ERASE, ROBUST_ERASE_SHARP, AugmentConfig, augment_batch
+    from wbc.augment import (
+        ROBUST_ERASE,
+        ROBUST_ERASE_SHARP,
+        AugmentConfig,
+        augment_batch,
+    )
 
     with pytest.raises(ValueError, match="sample/pad"):
         AugmentConfig(pad="zeros")

@@ -216,7 +216,7 @@ def colourless(x: np.ndarray, samples: Sequence[Sample]) -> list[Path]:
     return [samples[i].path for i in maybe if spread(x[i:i + 1])[0] <= photo_checks.GRAY_SPREAD_MAX]
 
 
-def too_small(samples: Sequence[Sample], sides: np.ndarray) -> list[Path]:
+def files_too_small(samples: Sequence[Sample], sides: np.ndarray) -> list[Path]:
     """The files among `samples` whose fields' sides (N, 2) px (`Prepared.sides`) fall under
     photo_checks.MIN_SIDE_PX: photos that the screening of `wbc predict` and the app calls too small to judge."""
     return [s.path for s, hw in zip(samples, sides) if min(hw) < photo_checks.MIN_SIDE_PX]

@@ -273,20 +273,20 @@ def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | N
                            "confidence_map_check": check, "folds": per_fold, "folds_total": k,
                            "review_threshold": review_threshold(shown, REVIEW_COVERAGE),
                            "cells": sorted(set(cells))}  # what a run calibrated by it must have trained on
-    # The pooled temperature is fitted on the very files "calibrated" scores, and since the views' softmax is
-    # averaged after it, it can move a decision: "left_out" decides each fold with the temperature of the others.
-    held = left_out(logits, ys, fit_temperature_calibrator) if len(logits) > 1 else None
-    return {**out, **pooled_figures(lg, y, cells, t, held)}
+    return {**out, **pooled_figures(lg, y, cells, t, (logits, ys))}
 
 
 def pooled_figures(lg: np.ndarray, y: np.ndarray, cells: list[str], t: float,
-                   held: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
+                   folds: tuple[list[np.ndarray], list[np.ndarray]] | None = None) -> dict[str, dict[str, Any]]:
     """The card's figures of pooled out-of-fold view logits (V, N, 4), "raw" and "calibrated" by the
-    temperature `t`, and "left_out" where `held` gives the probabilities (N, 4) of each fold calibrated on the
-    others (`calibration.left_out`), each with its NLL."""
+    temperature `t`, each with its NLL; given the `folds`' own view logits and labels (in the order `lg` pools
+    them), of two folds or more, also "left_out": each fold calibrated on the others (`calibration.left_out`)."""
     from wbc.metrics import compute_metrics
     from wbc.ship import card_metrics
 
+    # The pooled temperature is fitted on the very files "calibrated" scores, and since the views' softmax is
+    # averaged after it, it can move a decision: "left_out" decides each fold with the temperature of the others.
+    held = left_out(*folds, fit_temperature_calibrator) if folds is not None and len(folds[0]) > 1 else None
     out = {}
     for name, probs in (("raw", tta_probs(lg)), ("calibrated", tta_probs(lg, t)),
                         *((("left_out", held),) if held is not None else ())):

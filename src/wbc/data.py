@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from wbc.errors import DataError
-from wbc.folders import _class_folders_hint, check_folder, class_folders
+from wbc.folders import check_folder, class_folders, class_folders_hint
 from wbc.info import CLASS_INDEX, CLASSES, IMAGE_SUFFIXES, SPLITS
 from wbc.io import bytes_key, files_under, passed_over, printable
 from wbc.sources import field_name, likeliest_split, source_field
@@ -67,7 +67,7 @@ def _list_class_folders(folder: Path, require_all_classes: bool) -> list[Sample]
     missing = [c for c in CLASSES if c not in present]
     if others:
         raise DataError(f"{folder}: unknown class folder(s) {', '.join(others)}; expected {', '.join(CLASSES)}"
-                        + _class_folders_hint(folder, others, bool(present)))
+                        + class_folders_hint(folder, others, bool(present)))
     if missing and (require_all_classes or len(missing) == len(CLASSES)):
         raise DataError(f"{folder}: missing class folder(s) {', '.join(missing)}")
     # Images in a class folder's subfolders (a patient's, a slide's) count too, as `wbc predict` finds them.
@@ -199,14 +199,7 @@ def test_copies_of(root: Path, train: Sequence[Sample], test: Sequence[Sample] |
 def _own_file_keys(samples: Sequence[Sample]) -> list[str | None]:
     """Each sample's `bytes_key`, for a file of one's own (None for a data set field's, told apart by its
     field, and for one that cannot be read, named where it is decoded)."""
-    keys: list[str | None] = []
-    for s in samples:
-        try:
-            st = s.path.stat()
-            keys.append(None if is_field_cell(s.cell) else _file_key(s.path, st.st_size, st.st_mtime_ns))
-        except OSError:
-            keys.append(None)
-    return keys
+    return [None if is_field_cell(s.cell) or (st := _stat(s.path)) is None else _key(s.path, st) for s in samples]
 
 
 @functools.lru_cache(maxsize=65536)

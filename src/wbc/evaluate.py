@@ -368,7 +368,7 @@ def _reading(card: Path) -> dict[str, Any] | None:
     try:
         kept = json.loads(card.read_text())
         return {k: kept.get(k) for k in READING}
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return None
 
 

@@ -145,7 +145,7 @@ def _layout_hint(base: Path) -> str:
     return ""
 
 
-def _class_folders_hint(folder: Path, others: list[str], beside_classes: bool = False) -> str:
+def class_folders_hint(folder: Path, others: list[str], beside_classes: bool = False) -> str:
     """What the unknown folders in a folder of class folders say of it: split folders (a data folder,
     given as --folder), the data set's own folders above its images, or class names in the plural."""
     splits = [n for n in others if n.upper() in SPLITS]

@@ -163,7 +163,7 @@ def files_under(folder: Path, strict: bool = False, problems: list[tuple[Path, s
             try:
                 is_file = p.is_file()  # Python 3.11 raises where it cannot look (EACCES, ENAMETOOLONG)
             except OSError as e:
-                if e.errno == errno.EACCES:
+                if e.errno == errno.EACCES and not _can_look_at(p):
                     # Listed but not entered (read permission without execute): no file or folder in it can be
                     # reached, and it is the folder to name (one row, not one a file), not its first file.
                     if strict:
@@ -181,6 +181,16 @@ def files_under(folder: Path, strict: bool = False, problems: list[tuple[Path, s
                 yield p
             elif problems is not None and p.is_symlink():
                 problems.append((p, "a link to nothing (its target is gone, or it loops)"))
+
+
+def _can_look_at(p: Path) -> bool:
+    """Whether `p` itself can be looked at (os.lstat): where it can, an EACCES from following it is its link's
+    target's (in a folder locked to us), not its folder's, whose other files are then still read."""
+    try:
+        os.lstat(p)
+    except OSError:
+        return False
+    return True
 
 
 # What a spreadsheet takes a cell to start a formula with (OWASP's list: tab and carriage return too): a file

@@ -96,7 +96,7 @@ def cell_resamples(n_cells: int, n: int = 2000, seed: int = 0) -> np.ndarray:
     return weights
 
 
-def _ci95(v: np.ndarray) -> tuple[float, float]:
+def ci95(v: np.ndarray) -> tuple[float, float]:
     return float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))
 
 
@@ -122,7 +122,7 @@ def bootstrap_over_cells(
     per_cell = np.zeros((n_cells, NUM_CLASSES, NUM_CLASSES))
     np.add.at(per_cell, (idx, y, pred), 1)
     acc, macro = scores_from_confusion(np.einsum("bc,cij->bij", weights, per_cell))
-    out = {"accuracy": _ci95(acc), "macro_f1": _ci95(macro)}
+    out = {"accuracy": ci95(acc), "macro_f1": ci95(macro)}
     if probs is not None:
         # ECE = sum over bins of |right - confidence| summed over the bin's files, / files: per-cell
         # sums (C, bins) of both and of the files, resampled like the matrices.
@@ -131,7 +131,7 @@ def bootstrap_over_cells(
         for k, v in enumerate((correct.astype(float), conf, np.ones(len(y)))):
             np.add.at(sums[k], (idx, which), v)
         right, confident, files = (weights @ s for s in sums)  # each (n, bins)
-        out["ece"] = _ci95(np.abs(right - confident).sum(1) / files.sum(1))
+        out["ece"] = ci95(np.abs(right - confident).sum(1) / files.sum(1))
     return out
 
 
@@ -190,7 +190,7 @@ def compute_metrics(
         "cells_correct": int(cell_ok.sum()),
         # Cells are independent and each is right or wrong: the exact binomial limits, as each type's. A percentile
         # bootstrap of TEST's 68 covered 95% of the time at 89% right, 86% at 94% and 75% at 97%, where these covered
-        # 98-99% (benchmarks/interval_coverage.py).
+        # 97.7-99% (benchmarks/interval_coverage.py).
         "cell_accuracy_ci95": counting_limits(int(cell_ok.sum()), len(cell_ok)),
         "cell_macro_f1": float(f1_score(cell_y, cell_pred, labels=present, average="macro", zero_division=0)),
         "ece": expected_calibration_error(probs, y),

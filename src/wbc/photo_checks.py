@@ -202,7 +202,7 @@ def _mark_colour(px: np.ndarray, margin: int) -> np.ndarray:
             | (np.minimum(red, green) - blue >= margin))
 
 
-def _too_magnified(loc: CellLocation) -> str:
+def too_magnified(loc: CellLocation) -> str:
     """Why a field still too magnified once shrunk as far as `imaging.locate_at_data_scale` shrinks
     (its nucleus above EXTENT_MAX, which no file of the data set reaches) cannot be judged, or ""."""
     if loc.extent <= EXTENT_MAX:
@@ -228,7 +228,7 @@ def too_small(w: int, h: int, reduced_by: float = 1.0) -> str:
             "cell")
 
 
-def _unfit(rgb: np.ndarray, reduced_by: float = 1.0) -> str:
+def photo_unfit(rgb: np.ndarray, reduced_by: float = 1.0) -> str:
     """Why a photo (H, W, 3; shrunk by `reduced_by` to the data set's magnification) cannot show a
     stained cell as the network needs it, or "": a crop too tight to judge, no colour (a grayscale
     or black-and-white photo, in which a stain cannot be told from shade), or a coloured background."""
@@ -267,7 +267,7 @@ def focus_bound(loc: CellLocation) -> float:
     return SHRUNK_SHARPNESS_MIN if loc.reduced_by > 1 else SHARPNESS_MIN
 
 
-def _checks(rgb: np.ndarray, loc: CellLocation) -> Screening:
+def checks_of(rgb: np.ndarray, loc: CellLocation) -> Screening:
     win = _window(rgb, loc, 48)
     s = stain_map(win)
     mask = s > STAIN_LEVEL

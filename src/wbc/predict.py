@@ -122,9 +122,13 @@ CARD_SECTIONS = ("calibration", "training", "data", "code", "metrics")  # a card
 
 
 def _probabilities(p: np.ndarray) -> bool:
-    """Whether (N, K) `p` are rows of probabilities: floats from 0 to 1 summing to 1 (to float32's rounding)."""
-    return (np.issubdtype(p.dtype, np.floating) and bool(np.isfinite(p).all()) and bool((p >= 0).all())
-            and bool((p <= 1 + 1e-6).all()) and bool((np.abs(p.sum(1) - 1) < 1e-3).all()))
+    """Whether (N, K) `p` are rows of probabilities: floats from 0 to 1 summing to 1, to the rounding of their type
+    (a float16 softmax's rows sum to 1 within 0.001)."""
+    if not np.issubdtype(p.dtype, np.floating):
+        return False
+    tolerance = max(1e-3, 8 * float(np.finfo(p.dtype).eps))
+    return (bool(np.isfinite(p).all()) and bool((p >= 0).all()) and bool((p <= 1 + tolerance).all())
+            and bool((np.abs(p.sum(1, dtype=np.float64) - 1) < tolerance).all()))
 
 
 def confidence_map(card: dict[str, Any], card_path: str | Path) -> dict[str, np.ndarray] | None:

@@ -24,23 +24,23 @@ from wbc.photo_checks import (
     TOO_DARK_HEAD,
     TOO_SMALL_HEAD,
     Screening,
-    _checks,
-    _too_magnified,
-    _unfit,
+    checks_of,
     drawn_mark,
+    photo_unfit,
+    too_magnified,
 )
 from wbc.pixels import DATA_WHITE
 from wbc.white_balance import (
     GAIN_SPREAD_MAX,
-    _gains_to_data_white,
-    _too_dark,
     cast_gains,
     clipped_share,
     field_white,
     gains_allowed,
+    gains_to_data_white,
     is_warm,
     match_data_white,
     spread,
+    too_dark,
 )
 
 SECOND_LOOK_MAX_MOVE = 24.0  # px: the balanced field must point at the same cell
@@ -62,28 +62,28 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
     (in a warm or dim photo as given, the lobes of one nucleus fall apart); for such a photo it costs
     about 1 ms more, the field scaled and its stain maps made again. `floor`: `other_cell`'s. `crop_half`:
     half the side of the square the model's crop reads (px, data scale), in which a drawn mark matters.
-    Before any look, what is wrong with the photo itself (`_unfit`, `_too_magnified`, `drawn_mark`): a
+    Before any look, what is wrong with the photo itself (`photo_unfit`, `too_magnified`, `drawn_mark`): a
     stained edge is judged again in the data set's colours where a cast the matching undoes may be why.
     """
     white = field_white(rgb) if white is None else white
-    to_white = _gains_to_data_white(white)
-    unfit = _unfit(rgb, loc.reduced_by)
+    to_white = gains_to_data_white(white)
+    unfit = photo_unfit(rgb, loc.reduced_by)
     if unfit == STAINED_EDGE and (cast := cast_gains(white)) is not None:
         # A cast (magenta) lifts the background's (blue - green) to a stain's: its edge is judged in the data
         # set's colours, and the looks below read the cell (the second in those colours).
-        unfit = _unfit(match_data_white(rgb, cast), loc.reduced_by)
+        unfit = photo_unfit(match_data_white(rgb, cast), loc.reduced_by)
     elif loc.reduced_by > 1 and unfit.startswith((TOO_SMALL_HEAD, STAINED_EDGE)) and not gains_allowed(to_white):
         # Shrunk for a nucleus that is the background, read as stain under a cast past the matching: the cast,
         # not the size, is what to mend (green x0.7 told 65 of 71 TEST_SIMPLE cells they were too small; x0.45,
         # a gain past the range, 11 of 11 every 7th).
         unfit = _beyond_matching(to_white)
-    unfit = unfit or _too_magnified(loc) or drawn_mark(rgb, loc, white, crop_half)
+    unfit = unfit or too_magnified(loc) or drawn_mark(rgb, loc, white, crop_half)
     if unfit:  # no look at the stain can help: say what is wrong with the photo itself
         # A black-and-white picture's white is not clipped light: it is not called overexposed.
         clipped = 0.0 if unfit == BLACK_AND_WHITE else clipped_share(rgb)
         return Screening(is_cell=False, reason=unfit, peak=loc.peak, nucleus_px=0, sharpness=0.0,
                          reduced_by=loc.reduced_by, clipped=clipped)
-    first = replace(_checks(rgb, loc), clipped=clipped_share(rgb))
+    first = replace(checks_of(rgb, loc), clipped=clipped_share(rgb))
     if first.is_cell and not gains_allowed(to_white):
         # A cell found through a cast the matching cannot undo reads as the cast: every 20th TRAIN file cast magenta
         # past the bound (white gains 1.5 apart or more) was typed 224 times, 36% right (95-97% below it). So does
@@ -98,7 +98,7 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
     warm = is_warm(to_white) and spread(to_white) > GAIN_SPREAD_MAX
     if not gains_allowed(to_white):
         # What is wrong with the light first: "no stained nucleus found" alone would say no cell is there.
-        if _too_dark(to_white):
+        if too_dark(to_white):
             return replace(first, reason=f"{_beyond_matching(to_white)}; as photographed, {first.reason}")
         # Another cast (an LED's light under a camera set for tungsten, a green filter) is called one only
         # where undoing it in full shows a white cell: a blue sky's or a green leaf's photo is no smear.
@@ -121,7 +121,7 @@ def _beyond_matching(to_white: np.ndarray) -> str:
     images' colours cannot be judged: too dark (take it with more light; dim and warm, as a halogen lamp turned
     down, also its white balance, without a daylight filter, which takes more light), or cast."""
     warm = is_warm(to_white) and spread(to_white) > GAIN_SPREAD_MAX
-    if not _too_dark(to_white):
+    if not too_dark(to_white):
         return _tinted(to_white, warm)
     cast = " and correct its white balance, which is cast warm" if warm else ""
     return f"{TOO_DARK_HEAD} (its white at {100 / to_white.mean():.0f}% of theirs): take it with more light{cast}"
@@ -144,7 +144,7 @@ def _balanced_look(rgb: np.ndarray, loc: CellLocation,
     again = locate_cell(balanced)
     if np.hypot(again.cy - loc.cy, again.cx - loc.cx) > SECOND_LOOK_MAX_MOVE:
         return None
-    second = _checks(balanced, replace(again, reduced_by=loc.reduced_by))
+    second = checks_of(balanced, replace(again, reduced_by=loc.reduced_by))
     return (second, balanced, again) if second.is_cell else None
 
 

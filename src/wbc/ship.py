@@ -118,7 +118,8 @@ def run_checkpoint(run: str | Path, instead: str = "") -> Path:
     if not run.exists():
         raise CheckpointError(f"{run}: no such run folder or checkpoint (give the folder `wbc train` wrote, or its .pt)")
     exported = run / "model.onnx" if run.is_dir() else run
-    if exported.suffix == ".onnx" and exported.is_file() and not (run.is_dir() and (run / "best.pt").exists()):
+    if exported.suffix == ".onnx" and exported.is_file() and not (run.is_dir() and any(
+            (run / f).exists() for f in ("best.pt", "last.pt"))):
         # "best.pt: no such checkpoint" and "invalid load key" said nothing of what was given.
         raise CheckpointError(f"{run}: an exported model (model.onnx), not a training run: export reads the folder "
                               "`wbc train` wrote (runs/NAME) or its best.pt; this model is ready for `wbc predict "
@@ -181,7 +182,7 @@ def _card_in(out: Path) -> bool:
     """Whether `out` holds a model card `wbc export` wrote (model.json naming its ONNX file's hash and input)."""
     try:
         return {"onnx_sha256", "preprocess"} <= set(json.loads((out / "model.json").read_text()))
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError, TypeError, RecursionError):
         return False
 
 

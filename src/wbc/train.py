@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wbc.augment import augment_batch
-from wbc.cache import colourless, load_prepared, too_small
+from wbc.cache import colourless, files_too_small, load_prepared
 from wbc.checkpoint import (
     CHECKPOINT_VERSION,
     _one_line,
@@ -43,7 +43,14 @@ from wbc.model import (
     default_config,
 )
 from wbc.photo_checks import MIN_SIDE_PX
-from wbc.recipe import _OPTIMIZERS, AUGMENT, MACHINE_SETTINGS, TrainConfig, check_config, check_device
+from wbc.recipe import (
+    _OPTIMIZERS,
+    AUGMENT,
+    MACHINE_SETTINGS,
+    TrainConfig,
+    check_config,
+    check_device,
+)
 from wbc.run_folder import (
     _check_same_split,
     _only_writer,
@@ -54,7 +61,6 @@ from wbc.run_folder import (
     read_val_cells,
 )
 from wbc.splits import grouped_split
-
 
 EOS, NEUT = CLASSES.index("EOSINOPHIL"), CLASSES.index("NEUTROPHIL")
 # The class each class's pair smoothing moves its share to (-1: none): eosinophil <-> neutrophil.
@@ -382,7 +388,6 @@ def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool 
 def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
          model_cfg: SeedConfig | WbcNetConfig | None, crops: tuple[np.ndarray, list[Sample]] | None) -> Path:
     from wbc.progress import bar
-
     from wbc.report import plot_curves
 
     check_config(cfg)
@@ -418,7 +423,7 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
         root: Path | str = find_images_root(cfg.data)
         x_all, samples, sides = _load_limited(list_split(root, "TRAIN", every_class=True), cfg.limit_cells, crop_spec,
                                               cfg.skip_bad, progress)
-        if small := too_small(samples, sides):  # `wbc predict` would call each "cannot judge"
+        if small := files_too_small(samples, sides):  # `wbc predict` would call each "cannot judge"
             say_once(f"wbc: warning: {len(small)} of the {len(samples)} training image(s) are smaller than "
                      f"{MIN_SIDE_PX} px a side at the training images' magnification, the least that the screening of "
                      "`wbc predict` and the app judges: they are trained on as they are, but a model trained on them "

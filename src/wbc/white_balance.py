@@ -138,13 +138,13 @@ def field_white(rgb: np.ndarray) -> np.ndarray:
     return white
 
 
-def _gains_to_data_white(white: np.ndarray) -> np.ndarray:
+def gains_to_data_white(white: np.ndarray) -> np.ndarray:
     return np.asarray(DATA_WHITE) / np.maximum(white, 1.0)
 
 
 def white_gains(rgb: np.ndarray) -> np.ndarray:
     """Per-channel gains (3,) that make the field's white read as the data set's."""
-    return _gains_to_data_white(field_white(rgb))
+    return gains_to_data_white(field_white(rgb))
 
 
 def gains_allowed(gains: np.ndarray) -> bool:
@@ -179,7 +179,7 @@ def input_gains(rgb: np.ndarray, white: np.ndarray | None = None) -> np.ndarray 
     # field's white*).
     if (white >= np.asarray(DATA_WHITE_RANGE[0])).all():
         return None
-    gains = _gains_to_data_white(white)
+    gains = gains_to_data_white(white)
     return gains if gains_allowed(gains) else None
 
 
@@ -188,7 +188,7 @@ def unlike_data_white(whites: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     screening and the white matching read them through gains (N,) bool, and which of those need gains past what
     it undoes, so that `screen` calls them too dark or too cast to judge (N,) bool."""
     below = (whites < np.asarray(DATA_WHITE_RANGE[0])).any(1)
-    refused = np.array([b and not gains_allowed(_gains_to_data_white(w)) for w, b in zip(whites, below)], bool)
+    refused = np.array([b and not gains_allowed(gains_to_data_white(w)) for w, b in zip(whites, below)], bool)
     return below, refused
 
 
@@ -202,7 +202,7 @@ def cast_gains(white: np.ndarray) -> np.ndarray | None:
     """The gains (3,) that match a field's `white` (3,) to the data set's where the field is cast: below
     DATA_WHITE_RANGE in some channel, the gains CAST_SPREAD or more apart and a camera's to undo
     (`gains_allowed`); else None. An even exposure cannot lift (blue - green) over the background."""
-    gains = _gains_to_data_white(white)
+    gains = gains_to_data_white(white)
     if not (white < np.asarray(DATA_WHITE_RANGE[0])).any() or spread(gains) < CAST_SPREAD or not gains_allowed(gains):
         return None
     return gains
@@ -223,7 +223,7 @@ def prepared_as_predicted(rgb: np.ndarray, spec: PreprocessSpec) -> tuple[np.nda
     return prepare_located(rgb, spec, matched=matched_if_cast)
 
 
-def _too_dark(to_white: np.ndarray) -> bool:
+def too_dark(to_white: np.ndarray) -> bool:
     """Whether a field whose white the gains `to_white` (3,) match, not allowed (`gains_allowed`), is too dark
     rather than cast: every channel beyond the range, or every one well below the training images' white
     (DARK_GAIN_MIN) and one beyond. A channel at nearly full light beside dim ones is a cast, for which more

@@ -298,7 +298,7 @@ def evaluation_confusion(model_dir: Path) -> object:
     with confusion.png), or None where there is none to read."""
     try:
         return json.loads((model_dir / "metrics.json").read_text()).get("confusion")
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):
         return None
 
 

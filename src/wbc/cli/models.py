@@ -35,7 +35,7 @@ def _card_config(model: str | Path | None) -> tuple[dict[str, Any], Path]:
         onnx, card_path = resolve_model(model)
         card = json.loads(card_path.read_text())
         folder = card["training"]["config"]["data"] if card["data"]["source"] == OWN_IMAGES else None
-    except (WbcError, OSError, ValueError, LookupError, AttributeError, TypeError):
+    except (WbcError, OSError, ValueError, LookupError, AttributeError, TypeError, RecursionError):
         return {}, Path(".")
     return ({"data": folder} if isinstance(folder, str) else {}), onnx.parent
 

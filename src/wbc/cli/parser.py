@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     so.add_argument("--out", type=Path, help="table to write, gzipped: name it .csv.gz (default: the one shipped in "
                     "the package, which a data set lacking some of its files may not replace); linked_fields.csv is "
                     "written beside it (the fields the originals show under two labels), replacing one there. An "
-                    "existing file at either name that this command did not write is refused")
+                    "existing file there, at its .partial or at linked_fields.csv beside it, that this command did not write "
+                    "is refused")
     so.add_argument("--workers", type=whole_number(1), default=2, help="processes (default: 2)")
     so.add_argument("--reuse", action="store_true", help="keep the fields of files the table at --out already matched, "
                     "and those of an interrupted build (kept beside it as .partial)")
