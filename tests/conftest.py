@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import importlib.util
 import os
 import shutil
@@ -69,3 +70,17 @@ def data_copy(tmp_path: Path) -> Path:
     dst = tmp_path / "images"
     shutil.copytree(FIXTURE_IMAGES, dst)
     return dst
+
+
+def shut_folder(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """`folder` as if it could be listed but not entered (chmod 644), which root's override hides: looking at a file
+    in it (Path.is_file, and wbc.io's lstat) fails with EACCES."""
+    real_is_file = Path.is_file
+
+    def is_file(self: Path) -> bool:
+        if self.parent == folder:
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return real_is_file(self)
+
+    monkeypatch.setattr(Path, "is_file", is_file)
+    monkeypatch.setattr("wbc.io._can_look_at", lambda p: p.parent != folder)

@@ -16,7 +16,7 @@ import pytest
 from wbc.cli import main
 from wbc.predict import NOT_READ
 
-from conftest import FIXTURE_IMAGES
+from conftest import FIXTURE_IMAGES, shut_folder
 
 EOS_FILE = FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL" / "_7_2284.jpeg"
 
@@ -970,9 +970,6 @@ class TestPredictCli:
         override hides, so that is made to fail) and one whose path is longer than the system takes are each a
         "not followed" row, and the folder's other images are classified (exit 1): either failed the whole
         folder ("cannot be read"), its readable images unread."""
-        import errno
-        import shutil
-
         smear = tmp_path / "smear"
         shutil.copytree(FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL", smear)
         shut = smear / "shut"
@@ -985,15 +982,7 @@ class TestPredictCli:
             os.close(above)
         os.close(os.open("deep.jpeg", os.O_WRONLY | os.O_CREAT, dir_fd=fd))
         os.close(fd)
-        real_is_file = Path.is_file
-
-        def is_file(self: Path) -> bool:
-            if self.parent == shut:
-                raise PermissionError(errno.EACCES, "Permission denied", str(self))
-            return real_is_file(self)
-
-        monkeypatch.setattr(Path, "is_file", is_file)
-        monkeypatch.setattr("wbc.io._can_look_at", lambda p: p.parent != shut)  # nor can its files be lstat'ed
+        shut_folder(monkeypatch, shut)
         assert main(["predict", str(smear), "--quiet", "--csv", str(tmp_path / "o.csv")]) == 1
         assert "cannot be read" not in capsys.readouterr().err
         rows = {Path(r["file"]).name: r for r in csv.DictReader((tmp_path / "o.csv").open())}

@@ -18,6 +18,8 @@ from wbc.imaging import PreprocessSpec
 from wbc.info import CLASSES, DATASET
 from wbc.splits import grouped_kfold, grouped_split
 
+from conftest import shut_folder
+
 
 def lock(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
     """Make `folder` act as one this user may not read (tests run as root, where chmod does not):
@@ -270,15 +272,7 @@ class TestListing:
         shut = data_copy / "TEST_SIMPLE" / "MONOCYTE" / "shut"
         shut.mkdir()
         (shut / "a.jpeg").write_bytes(b"")
-        real_is_file = Path.is_file
-
-        def is_file(self: Path) -> bool:
-            if self.parent == shut:
-                raise PermissionError(errno.EACCES, "Permission denied", str(self))
-            return real_is_file(self)
-
-        monkeypatch.setattr(Path, "is_file", is_file)
-        monkeypatch.setattr("wbc.io._can_look_at", lambda p: p.parent != shut)  # nor can its files be lstat'ed
+        shut_folder(monkeypatch, shut)
         with pytest.raises(DataError, match=f"^{re.escape(str(shut))}: cannot be read \\(Permission denied: it can be "
                                             "listed but not entered\\)$"):
             list_folder(data_copy / "TEST_SIMPLE", require_all_classes=False)
