@@ -1111,6 +1111,17 @@ class TestDifferential:
         again = review_table.restored_labels(signed, "review.csv")
         assert again.by_key == {"ab12": "Neutrophil"} and not again.by_name and not again.unknown
 
+    def test_differential_csv_says_where_rounded_shares_miss_100(self) -> None:
+        """Three types of 2 cells each read 33.3% each: a spreadsheet's sum of the column, 99.9, stood beside a total
+        of 100.0 unexplained. The total's row says what the shares add to where the rounding shows, only there."""
+        thirds = differential(["NEUTROPHIL"] * 2 + ["LYMPHOCYTE"] * 2 + ["MONOCYTE"] * 2, reviewed=True)
+        rows = list(csv.DictReader(io.StringIO(tally.differential_csv(thirds).decode("utf-8-sig"))))
+        total = next(r for r in rows if r["type"].startswith("Total"))
+        assert total["type"] == "Total (the shares, each rounded to one decimal, add to 99.9)" and total["percent"] == "100.0"
+        assert round(sum(float(r["percent"]) for r in rows[:rows.index(total)]), 1) == 99.9
+        quarters = differential(["NEUTROPHIL"] * 3 + ["LYMPHOCYTE"])
+        assert any(r["type"] == "Total" for r in csv.DictReader(io.StringIO(tally.differential_csv(quarters).decode("utf-8-sig"))))
+
     def test_basophils_have_no_status_while_rows_are_unchecked(self) -> None:
         """From 100 cells on, the basophils' "0, within range" stood beside 96 unchecked images: the model never calls
         one, so their count is the reviewer's alone. Their status says so until every counted image is checked."""

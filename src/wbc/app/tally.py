@@ -124,7 +124,11 @@ def differential_csv(diff: Sequence[Mapping[str, object]], set_aside: int = 0, e
     if not diff:
         return b""
     n = sum(int(str(r["count"])) for r in diff)
-    total = {"type": "Total", "count": n, "percent": 100.0 if n else 0.0,
+    added = round(sum(float(str(r["percent"])) for r in diff), 1)
+    # A spreadsheet's sum of the column read 100.2 beside a total of 100.0: said where the rounding shows.
+    total = {"type": "Total" + (f" (the shares, each rounded to one decimal, add to {added:.1f})"
+                                if n and added != 100.0 else ""),
+             "count": n, "percent": 100.0 if n else 0.0,
              "status": NO_STATUS_BELOW if any(r.get("status") == "-" for r in diff) else ""}
     beside = [*([{"type": "Nucleated red cells (not in the total; percent: per 100 white cells)", "count": nrbc,
                   "percent": per_100(nrbc, n)}] if nrbc else []),
