@@ -15,7 +15,7 @@ from PIL import Image
 
 from wbc.app import analysis, images, layout, markup, model_card, review_table, tally, words
 from wbc.differential import (
-    IMAGES_AS_CELLS, LIMITS_COLUMN, balanced_test, differential, differential_note, differential_notes, findings_note,
+    IMAGES_AS_CELLS, LAB_ORDER, LIMITS_COLUMN, balanced_test, differential, differential_note, differential_notes, findings_note,
     misread_figures, nrbc_note)
 from wbc.info import CLASSES, cell_type
 from wbc.io import bytes_key
@@ -978,11 +978,12 @@ class TestDifferential:
             counting_limits(3, 2)
 
     def test_review_labels_read_back_as_classes(self) -> None:
-        """The review table names the types as the page does; the differential reads them back as classes."""
-        assert review_table.REVIEW_LABELS == ("Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil", "Basophil", "Blast",
+        """The review table names the types as the page does, in the differential's order (a report's: neutrophils
+        first); the differential reads them back as classes."""
+        assert review_table.REVIEW_LABELS == ("Neutrophil", "Lymphocyte", "Monocyte", "Eosinophil", "Basophil", "Blast",
                                               "Immature granulocyte", "Other white cell", "Nucleated red cell",
                                               review_table.EXCLUDED)
-        assert review_table.reviewed_classes(review_table.REVIEW_LABELS) == [*CLASSES, "BASOPHIL", "BLAST",
+        assert review_table.reviewed_classes(review_table.REVIEW_LABELS) == [*LAB_ORDER, "BASOPHIL", "BLAST",
                                                                              "IMMATURE_GRANULOCYTE", "OTHER_WHITE_CELL", "NRBC",
                                                                review_table.EXCLUDED]
         rows = {r["type"]: r["count"] for r in differential(review_table.reviewed_classes(["Monocyte", "Excluded"]))}
@@ -1225,6 +1226,10 @@ class TestDifferential:
         assert model_card.trained_on(mixed) == "Trained from scratch on **52 cells** of its maker's own images, 9 of them from the public BCCD data set"
         assert model_card.test_summary(test, public=False).startswith("On the test set of its maker (")
         assert "from resampling whole cells" in text and f"**{test['cells_correct']} of {test['n_cells']}**" in text
+        # The cells' limits named exact where they are (wbc 0.25 on), an older card's bootstrap as an interval
+        assert "cells right when a cell's views are pooled (their probabilities averaged) (exact 95% limits 81.8-96.7%)" in text
+        old = {**test, "cell_accuracy_ci95": [0.8382352941176471, 0.9705882352941176]}
+        assert "(95% interval 83.8-97.1%)" in model_card.test_summary(old)
         # The 2 TEST cells the data set holds in TRAIN too: the figures without them, as report.md gives them
         w = test["without_cells_in_train"]
         assert (f"2 of the test cells are in the training set too, so the model has seen them; without them: "
@@ -1639,7 +1644,7 @@ class TestDifferential:
         without bins."""
         bins = [{"from": 0.5, "to": 0.9, "files": 10, "accuracy": 0.5, "confidence": 0.7},
                 {"from": 0.9, "to": 1.0, "files": 30, "accuracy": 0.99, "confidence": 0.95}]  # 20 or more: said
-        assert model_card.busiest_band_note(bins) == ("where most of its test images fell (30 at 90.0\u2013100.0%) it was right "
+        assert model_card.busiest_band_note(bins) == ("where the largest group of its test images fell (30 at 90.0\u2013100.0%) it was right "
                                                 "on 99.0% at a mean confidence of 95.0%, too modest by 4.0 points; ")
         test = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())["metrics"]["test"]
         shipped = model_card.busiest_band_note(test["reliability"])
@@ -1662,7 +1667,7 @@ class TestDifferential:
         TEST figures; never "nan"."""
         assert model_card.ece_note({"ece": 0.078, "ece_ci95": [0.048, 0.172]}) == (
             "expected calibration error on the test images 0.078, its confidence off by about 8 points on average; "
-            "resampling the cells moves it over 0.048-0.172")
+            "resampling the cells moves it over 0.048-0.172, a spread that leans high, not a 95% interval")
         assert model_card.ece_note({"ece": 0.078}) == ("expected calibration error on the test images 0.078, its confidence off "
                                                   "by about 8 points on average")
         for test in (None, {}, {"ece": None}, {"ece": "nan?"}, {"ece": float("nan")}, {"ece": True}):
@@ -1712,7 +1717,7 @@ class TestPage:
         (glossary,) = [e for e in at.expander if e.label == "What these figures mean"]
         said = " ".join(m.value for m in glossary.markdown)
         for term in ("Accuracy over files", "Cell-level accuracy", "Precision", "Recall", "F1 and macro-F1", "95% interval",
-                     "Calibration error (ECE)", "Held-out"):
+                     "Exact 95% limits", "Calibration error (ECE)", "Held-out"):
             assert f"**{term}" in said, term
         # The bins by the type called, as a result's caption gives them (a caption's 70.2% was in no table)
         (rows,) = [d.value for d in at.tabs[1].dataframe if "type called" in d.value.columns]
@@ -2100,7 +2105,7 @@ class TestPage:
         kind, text = review_table.restore_note("t.csv", 1, 1, 0, typo.unknown)
         assert kind == "warning" and plain(text) == (
             "Restored the review of 1 image(s) from t.csv: 1 given a type other than the model's. 1 row(s) "
-            "hold in their reviewed column no type this page knows (Eosinophil, Lymphocyte, Monocyte, Neutrophil, "
+            "hold in their reviewed column no type this page knows (Neutrophil, Lymphocyte, Monocyte, Eosinophil, "
             "Basophil, Blast, Immature granulocyte, Other white cell, Nucleated red cell, Excluded), and keep the model's "
             "type: a.jpeg: 'Eosinophill'")
 

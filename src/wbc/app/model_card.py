@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from wbc.differential import DASH, balanced_test
+from wbc.differential import DASH, balanced_test, counting_limits
 from wbc.info import CLASS_INDEX, CLASSES, DATASET, cell_type
 
 NO_TEST_FIGURES = ("This model card holds no TEST figures: the model was exported without `--evaluate`. "
@@ -31,8 +31,9 @@ def ece_note(test: dict[str, object] | None) -> str:
     if not _finite(ece):
         return "this model card holds no TEST figures to say how well"
     ci = (test or {}).get("ece_ci95")
-    spread = (f"; resampling the cells moves it over {ci[0]:.3f}-{ci[1]:.3f}"
-              if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(map(_finite, ci)) else "")
+    # Not a 95% interval (report.md and `wbc evaluate` say so): a student read it as one beside the glossary's.
+    spread = (f"; resampling the cells moves it over {ci[0]:.3f}-{ci[1]:.3f}, a spread that leans high, not a 95% "
+              "interval" if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(map(_finite, ci)) else "")
     # What the figure means, in the page's own unit: points of confidence, on average.
     return (f"expected calibration error on the test images {ece:.3f}, its confidence off by about "
             f"{100 * float(ece):.0f} points on average{spread}")
@@ -72,7 +73,7 @@ def test_summary(test: dict, public: bool = True) -> str:
              + (" when a cell's views are pooled (their probabilities averaged)" if views else ""))
     if test.get("cell_accuracy_ci95"):
         clo, chi = test["cell_accuracy_ci95"]
-        cells += f" (95% interval {100 * clo:.1f}-{100 * chi:.1f}%)"
+        cells += f" ({'exact 95% limits' if _exact(test) else '95% interval'} {100 * clo:.1f}-{100 * chi:.1f}%)"
     shows = f"views of **{test['n_cells']} cells**" if views else f"a cell each, **{test['n_cells']} cells**"
     return (f"On the {'public test set' if public else 'test set of its maker'} ({test['n_files']:,} images, {shows}): "
             "accuracy "
@@ -80,6 +81,16 @@ def test_summary(test: dict, public: bool = True) -> str:
             f"resampling whole cells), {cells}, macro-F1 {test['macro_f1']:.3f}. With so few cells the intervals "
             f"are wide: one cell more or fewer right moves the cells' accuracy by {100 / test['n_cells']:.1f} points."
             + _also_in_train(test))
+
+
+def _exact(test: dict) -> bool:
+    """Whether the card's cell-level interval is the exact binomial one (`wbc evaluate` from 0.25), not a card's
+    bootstrap from before: told by its figures, since a card re-evaluated keeps its exporter's version."""
+    try:
+        return bool(np.allclose(test["cell_accuracy_ci95"], counting_limits(int(test["cells_correct"]), int(test["n_cells"])),
+                                rtol=0, atol=1e-9))
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 def _also_in_train(test: dict) -> str:
@@ -164,7 +175,7 @@ def review_note(review: dict | None) -> str:
 
 def busiest_band_note(reliability: Sequence[dict[str, float]] | None,
                       by_type: Mapping[str, Sequence[dict[str, float]]] | None = None) -> str:
-    """How the card's test confidences held where most test images fell (the fullest reliability bin),
+    """How the card's test confidences held where the largest group of test images fell (the fullest reliability bin),
     as a clause for the page's limits, with each type's calls in that bin (`reliability_by_type`, where the
     card keeps it and the type's calls there are MIN_RECORD_FILES or more); "" where the card has no bins, or the
     fullest holds fewer than MIN_RECORD_FILES images.
@@ -185,7 +196,7 @@ def busiest_band_note(reliability: Sequence[dict[str, float]] | None,
         if same and c in CLASS_INDEX:
             calls.append(f"{100 * float(same[0]['accuracy']):.1f}% of its {int(same[0]['files']):,} "
                          f"{cell_type(c).label.lower()} calls")
-    return (f"where most of its test images fell ({int(b['files']):,} at {100 * b['from']:.1f}{DASH}{100 * b['to']:.1f}%) "
+    return (f"where the largest group of its test images fell ({int(b['files']):,} at {100 * b['from']:.1f}{DASH}{100 * b['to']:.1f}%) "
             f"it was right on {accuracy:.1f}% at a mean confidence of {confidence:.1f}%, {how}"
             + (f" {abs(gap):.1f} points" if gap else "")
             + (f" (there it was right on {', '.join(calls)}: a type's errors land in another's calls)" if calls else "")
@@ -207,8 +218,11 @@ FIGURES_GLOSSARY = (
      "so that each type counts alike however many images it has."),
     ("95% interval", "how far the figure could move with other cells like these: the test cells were drawn again "
      "at random, with replacement, many times, and the figure's middle 95% kept. With so few cells it is wide, and "
-     "still too narrow: it holds the true figure less often than 95% of the time. For the cells right, the exact "
-     "limits of so many cells of so many."),
+     "for the figures over images still too narrow: in a simulation of this test set it held the true figure about "
+     "85% of the time, not 95%."),
+    ("Exact 95% limits", "for the share of cells right (62 of 68, say): each cell is right or wrong, so the limits "
+     "follow from counting, as for a coin's tosses, and hold the true share at least 95% of the time. They can be "
+     "narrower than the images' interval and still be the surer of the two."),
     ("Calibration error (ECE)", "how far the model's confidence lies from the share it gets right, on average "
      "over the test images (0 is perfect: of the answers given 80%, four in five right)."),
     ("Held-out", "images kept out of training, so that the model is judged on cells it has not seen."),

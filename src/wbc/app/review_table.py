@@ -12,7 +12,7 @@ import numpy as np
 
 from wbc.app.analysis import CellResult
 from wbc.app.markup import markdown_literal
-from wbc.differential import NRBC, OTHER_WHITE, REVIEWED_TYPES
+from wbc.differential import LAB_ORDER, NRBC, OTHER_WHITE, REVIEWED_TYPES
 from wbc.info import CLASSES, cell_type
 from wbc.io import spreadsheet_text, unquoted
 from wbc.predict import NEEDS_REVIEW_VERDICT
@@ -26,7 +26,7 @@ TICKED = frozenset({"yes", "y", "true", "1", "x", "\u2713"})
 # ("Eosinophil"), the cells a reviewer may name that the model does not know (a basophil, another white cell, a
 # nucleated red cell: `differential.REVIEWED_TYPES`), then EXCLUDED; `reviewed_classes` reads them back as the
 # differential's names.
-REVIEW_LABELS = (*(cell_type(c).label for c in CLASSES), *REVIEWED_TYPES.values(), EXCLUDED)
+REVIEW_LABELS = (*(cell_type(c).label for c in LAB_ORDER), *REVIEWED_TYPES.values(), EXCLUDED)  # as the differential's rows
 _REVIEWED_NAMES = {**{cell_type(c).label: c for c in CLASSES}, **{v: k for k, v in REVIEWED_TYPES.items()}}
 # The reviewed labels a differential counts as white cells: all but a nucleated red cell's and EXCLUDED.
 COUNTED_LABELS = frozenset(REVIEW_LABELS) - {REVIEWED_TYPES[NRBC], EXCLUDED}
