@@ -1230,6 +1230,8 @@ class TestDifferential:
         assert "cells right when a cell's views are pooled (their probabilities averaged) (exact 95% limits 81.8-96.7%)" in text
         old = {**test, "cell_accuracy_ci95": [0.8382352941176471, 0.9705882352941176]}
         assert "(95% interval 83.8-97.1%)" in model_card.test_summary(old)
+        for k, n in ((float("inf"), 68), (62, 10**9), ("62", 68), (70, 68)):  # a hand-edited card: shown, not checked
+            assert "(95% interval 81.8-96.7%)" in model_card.test_summary({**test, "cells_correct": k, "n_cells": n})
         # The 2 TEST cells the data set holds in TRAIN too: the figures without them, as report.md gives them
         w = test["without_cells_in_train"]
         assert (f"2 of the test cells are in the training set too, so the model has seen them; without them: "
@@ -1634,6 +1636,7 @@ class TestDifferential:
         assert thin.startswith(model_card.TOO_FEW_RECORD) and "smear" not in thin
         glossary = dict(model_card.figures_glossary(own))
         assert "views" not in glossary["Accuracy over files"] and "each image is a cell" in glossary["Cells right"]
+        assert "simulation" not in glossary["95% interval"]  # the simulation was of the public test set's views
         assert dict(model_card.figures_glossary(test)) == dict(model_card.FIGURES_GLOSSARY)
         two = [{"from": 0.4, "to": 0.467, "files": 2, "accuracy": 1.0, "confidence": 0.44}]
         assert model_card.busiest_band_note(two) == ""

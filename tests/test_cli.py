@@ -1812,6 +1812,11 @@ def test_a_card_nested_too_deep_is_one_line_for_every_verb(tmp_path: Path, capsy
                  ["predict", str(EOS_FILE)]):
         assert main([*verb, "--model", str(model)]) == 2, verb
         assert "not a readable model card (nested too deeply to read)" in capsys.readouterr().err, verb
+    # An evaluation's metrics.json as deep in --out: not taken for one of ours, and not replaced
+    (tmp_path / "e").mkdir()
+    (tmp_path / "e" / "metrics.json").write_text("[" * 100_000 + "]" * 100_000)
+    assert main(["evaluate", "--folder", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--out", str(tmp_path / "e"), "--quiet"]) == 2
+    assert "metrics.json" in capsys.readouterr().err and (tmp_path / "e" / "metrics.json").read_text().startswith("[[[")
 
 
 def test_export_of_an_exported_model_says_what_it_was_given(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -60,7 +60,7 @@ class TestCrossValidate:
         """Besides the pooled temperature's figures (fitted on the files they score), cv.json keeps those with each
         fold calibrated on the others, and cv.py's table shows them last (a tiny run: its temperatures all meet the
         fit's cap, so `test_left_out_differs_from_the_pooled_temperature` checks the figures themselves)."""
-        work, r = cv
+        _, r = cv
         assert r["left_out"]["n_files"] == r["calibrated"]["n_files"] and "nll" in r["left_out"]
         row = load_benchmark("cv").markdown({"x": r}).splitlines()[-1]
         assert row.endswith(f"| {100 * r['left_out']['accuracy']:.2f}% / {r['left_out']['cells_correct']} |")

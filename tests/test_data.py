@@ -299,7 +299,7 @@ class TestListing:
         monkeypatch.setattr(Path, "is_file", is_file)
         problems: list[tuple[Path, str]] = []
         assert sorted(p.name for p in files_under(folder, problems=problems)) == ["a.jpeg", "b.jpeg", "z.jpeg"]
-        assert problems == [(link, "cannot be looked at (Permission denied)")]
+        assert problems == [(link, "a link whose target cannot be reached (Permission denied)")]
         with pytest.raises(PermissionError) as e:
             list(files_under(folder, strict=True))
         assert e.value.filename == str(link)

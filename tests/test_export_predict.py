@@ -526,6 +526,10 @@ class TestGraphFitsTheTool:
                     [[186.0, 0, 0, 0]]):
             assert not _probabilities(np.array(bad, np.float32)), bad
         assert not _probabilities(np.array([[1, 0, 0, 0]], np.int64))
+        # Where the type decides: float16 is rounded coarser than the 0.001 that float32 is held to
+        off = [[0.502, 0.2, 0.2, 0.1]]  # adds to 1.002
+        assert _probabilities(np.array(off, np.float16)) and not _probabilities(np.array(off, np.float32))
+        assert _probabilities(np.array([[1.0 + float(np.finfo(np.float16).eps), 0, 0, 0]], np.float16))
 
     def test_a_graph_of_four_classes_runs(self, tmp_path: Path) -> None:
         """The same toy graph with 4 classes passes the checks and predicts: the checks refuse what differs only."""

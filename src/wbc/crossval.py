@@ -346,7 +346,7 @@ def calibration_from(cv_json: str | Path, run: str | Path) -> dict[str, Any]:
     except FileNotFoundError as e:
         raise CheckpointError(f"{cv_json}: no such file (benchmarks/cv.py writes a recipe's cv.json under "
                               "runs/cv/NAME/)") from e
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
         raise CheckpointError(f"{cv_json}: not a cross-validation result of benchmarks/cv.py ({e})") from e
     # As a model card's: a NaN temperature exported without a word, into a model `wbc predict` then refused.
     calibration_figures(cv, cv_json)

@@ -387,5 +387,5 @@ def evaluation_in(out: Path) -> bool:
     """Whether `out` holds an evaluation's metrics.json (a rerun's files replace their own)."""
     try:
         return {"model", "read_as", "n_files"} <= set(json.loads((out / "metrics.json").read_text()))
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError, TypeError, RecursionError):
         return False

@@ -142,7 +142,8 @@ def files_under(folder: Path, strict: bool = False, problems: list[tuple[Path, s
     listed (or entered) raises its OSError, and a link to nothing is yielded (to be named when read), instead
     of both being passed over. `problems` (not strict): where given, those folders and links are added to
     it, each with why, so that a caller can name them rather than lose them without a word; so are a folder
-    that can be listed but not entered and a file that cannot be looked at (its path too long)."""
+    that can be listed but not entered, a file that cannot be looked at (its path too long) and a link whose target
+    cannot be reached (it lies in a folder locked to us)."""
     seen: set[Path] = set()
 
     def refuse(e: OSError) -> None:
@@ -174,8 +175,9 @@ def files_under(folder: Path, strict: bool = False, problems: list[tuple[Path, s
                     break
                 if strict:
                     raise
-                if problems is not None:
-                    problems.append((p, f"cannot be looked at ({e.strerror or e})"))
+                if problems is not None:  # its path too long, or a link whose target lies in a folder locked to us
+                    problems.append((p, f"cannot be looked at ({e.strerror or e})" if e.errno != errno.EACCES
+                                     else f"a link whose target cannot be reached ({e.strerror or e})"))
                 continue
             if is_file or strict and p.is_symlink():
                 yield p

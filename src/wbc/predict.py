@@ -122,8 +122,8 @@ CARD_SECTIONS = ("calibration", "training", "data", "code", "metrics")  # a card
 
 
 def _probabilities(p: np.ndarray) -> bool:
-    """Whether (N, K) `p` are rows of probabilities: floats from 0 to 1 summing to 1, to the rounding of their type
-    (a float16 softmax's rows sum to 1 within 0.001)."""
+    """Whether (N, K) `p` are rows of probabilities: floats from 0 to 1 summing to 1, within 0.001 or, for a type
+    coarser than that (float16: eps 0.00098), 8 of its eps."""
     if not np.issubdtype(p.dtype, np.floating):
         return False
     tolerance = max(1e-3, 8 * float(np.finfo(p.dtype).eps))

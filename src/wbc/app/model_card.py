@@ -26,7 +26,7 @@ def _finite(v: object) -> bool:
 
 def ece_note(test: dict[str, object] | None) -> str:
     """The calibration clause of the page's limits: the card's TEST expected calibration error (and its
-    interval over cells where the card has one), or that the card holds none."""
+    spread over resampled cells where the card has one), or that the card holds none."""
     ece = (test or {}).get("ece")
     if not _finite(ece):
         return "this model card holds no TEST figures to say how well"
@@ -86,11 +86,16 @@ def test_summary(test: dict, public: bool = True) -> str:
 def _exact(test: dict) -> bool:
     """Whether the card's cell-level interval is the exact binomial one (`wbc evaluate` from 0.25), not a card's
     bootstrap from before: told by its figures, since a card re-evaluated keeps its exporter's version."""
+    k, n = test.get("cells_correct"), test.get("n_cells")
+    if type(k) is not int or type(n) is not int or not 0 <= k <= n or not 0 < n <= MAX_EXACT_CELLS:
+        return False  # a hand-edited card's Infinity or 10**9 cells: no limits computed for it
     try:
-        return bool(np.allclose(test["cell_accuracy_ci95"], counting_limits(int(test["cells_correct"]), int(test["n_cells"])),
-                                rtol=0, atol=1e-9))
+        return bool(np.allclose(test["cell_accuracy_ci95"], counting_limits(k, n), rtol=0, atol=1e-9))
     except (KeyError, TypeError, ValueError):
         return False
+
+
+MAX_EXACT_CELLS = 100_000  # counting_limits' tables grow with the cells: beyond this, no card is checked for them
 
 
 def _also_in_train(test: dict) -> str:
@@ -232,6 +237,10 @@ _OWN_CELLS_GLOSSARY = {
     "Accuracy over files": "the share of the test images typed right; here each image is a cell of its own.",
     "Cell-level accuracy": "the share of the test cells typed right; here each image is a cell, so it is the same.",
     "Cells right": "of the test cells of a type, how many the model typed right; here each image is a cell.",
+    # The simulation's figure is of the public test set's views (benchmarks/interval_coverage.py), not of these.
+    "95% interval": "how far the figure could move with other images like these: the test images were drawn again at "
+                    "random, with replacement, many times, and the figure's middle 95% kept. With few images it is "
+                    "wide, and an approximation all the same.",
 }
 
 

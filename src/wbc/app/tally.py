@@ -148,8 +148,8 @@ NOT_A_DIAGNOSIS = ("Each image is taken as one cell. A second opinion for learni
 
 
 def made_with(card: Mapping[str, Any], threshold: float, when: str) -> list[str]:
-    """The downloads' provenance lines (the differential's and the review table's): the model (its name and the sha256 of its ONNX file), its
-    review threshold, when it was made (`when`, e.g. an ISO date), and NOT_A_DIAGNOSIS."""
+    """The downloads' provenance lines (the differential's and the review table's): the model (its name and the
+    sha256 of its ONNX file), its review threshold, when it was made (`when`, e.g. an ISO date), and NOT_A_DIAGNOSIS."""
     sha = str(card.get("onnx_sha256") or "unknown")
     return [f"Model: {card.get('name') or 'unnamed'}, ONNX sha256 {sha}",
             f"Review threshold: {threshold_shown(threshold)}", f"Made: {when} by wbc {__version__}", NOT_A_DIAGNOSIS]
