@@ -400,6 +400,15 @@ class TestPredictCli:
         assert "loop.jpg" in first and first.endswith("  no image: a link to nothing (its target is gone, or it loops)")
         assert rows["empty"].endswith("  no image: no image files in this folder")
         assert "  no image: cannot be read (File name too long)" in rows["..." + "x" * 57]
+        # A folder of hidden images alone (macOS's ._ copies, a .thumbnails folder): said, not "no image files" bare
+        hidden = tmp_path / "hidden"
+        (hidden / ".thumbs").mkdir(parents=True)
+        for f in ("._a.jpeg", ".thumbs/b.png", ".thumbs/notes.txt"):
+            (hidden / f).write_bytes(good[0].read_bytes())
+        assert main(["predict", str(hidden), "--quiet"]) == 2  # nothing else given: an error, in one line
+        err = capsys.readouterr().err
+        assert err.rstrip().endswith("no image files in this folder (2 image file(s) passed over as hidden, their names "
+                                     "or folders starting with '.': rename any you want read)"), err
 
     def test_the_same_image_under_two_names_is_counted_once(self, tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:

@@ -55,7 +55,10 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str, str]
                 unfollowed.add(key)
                 out.append((str(f), why, "not followed"))
         if not found and not missed:
-            out.append((item, "no image files in this folder" + (f" ({_passed_over(held)})" if held else ""), NO_IMAGE))
+            hidden = _hidden_images(Path(item))
+            out.append((item, "no image files in this folder" + (f" ({_passed_over(held)})" if held else "")
+                        + (f" ({hidden} image file(s) passed over as hidden, their names or folders starting with "
+                           "'.': rename any you want read)" if hidden else ""), NO_IMAGE))
         for f in found:
             key = f.resolve()
             repeats += key in seen
@@ -96,6 +99,20 @@ def _through_a_loop(path: Path) -> bool:
             if target == home or target in home.parents:
                 return True
     return False
+
+
+def _hidden_images(folder: Path) -> int:
+    """How many files named as images lie under `folder` in hidden places (a name starting with "."), which the
+    folder search passes over: said where a folder held nothing else ("no image files" in a folder of them)."""
+    from wbc.info import IMAGE_SUFFIXES
+
+    if not folder.is_dir():
+        return 0
+    count = 0
+    for root, _, files in os.walk(folder):
+        in_hidden = any(part.startswith(".") for part in Path(root).relative_to(folder).parts)
+        count += sum(Path(f).suffix.lower() in IMAGE_SUFFIXES and (in_hidden or f.startswith(".")) for f in files)
+    return count
 
 
 def _passed_over(files: list[Path]) -> str:
