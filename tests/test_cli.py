@@ -400,6 +400,15 @@ class TestPredictCli:
         assert "loop.jpg" in first and first.endswith("  no image: a link to nothing (its target is gone, or it loops)")
         assert rows["empty"].endswith("  no image: no image files in this folder")
         assert "  no image: cannot be read (File name too long)" in rows["..." + "x" * 57]
+        # A named pipe called as an image, in a folder given: a row of its own, not passed over without a word
+        piped = tmp_path / "piped"
+        piped.mkdir()
+        os.mkfifo(piped / "x.jpg")
+        (piped / "a.jpeg").write_bytes(good[0].read_bytes())
+        assert main(["predict", str(piped), "--quiet"]) == 1
+        rows = {r.split()[0].rsplit("/", 1)[-1]: r for r in capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]}
+        assert rows["x.jpg"].endswith("not followed: not a file of data (a pipe, a socket or a device)"), rows
+        assert "no image" not in rows["a.jpeg"] and "not followed" not in rows["a.jpeg"]
         # A folder of hidden images alone (macOS's ._ copies, a .thumbnails folder): said, not "no image files" bare
         hidden = tmp_path / "hidden"
         (hidden / ".thumbs").mkdir(parents=True)

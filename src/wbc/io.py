@@ -142,8 +142,8 @@ def files_under(folder: Path, strict: bool = False, problems: list[tuple[Path, s
     listed (or entered) raises its OSError, and a link to nothing is yielded (to be named when read), instead
     of both being passed over. `problems` (not strict): where given, those folders and links are added to
     it, each with why, so that a caller can name them rather than lose them without a word; so are a folder
-    that can be listed but not entered, a file that cannot be looked at (its path too long) and a link whose target
-    cannot be reached (it lies in a folder locked to us)."""
+    that can be listed but not entered, a file that cannot be looked at (its path too long), a link whose target
+    cannot be reached (it lies in a folder locked to us) and what is no file of data (a named pipe, a socket)."""
     seen: set[Path] = set()
 
     def refuse(e: OSError) -> None:
@@ -183,6 +183,8 @@ def files_under(folder: Path, strict: bool = False, problems: list[tuple[Path, s
                 yield p
             elif problems is not None and p.is_symlink():
                 problems.append((p, "a link to nothing (its target is gone, or it loops)"))
+            elif problems is not None and p.exists():  # a named pipe called x.jpg was passed over without a word
+                problems.append((p, "not a file of data (a pipe, a socket or a device)"))
 
 
 def _can_look_at(p: Path) -> bool:
