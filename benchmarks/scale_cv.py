@@ -176,7 +176,7 @@ def pooled(done: dict[tuple[str, int], dict[str, Any]], folds: list[int]) -> dic
     """Per recipe, `benchmarks/cv.py`'s figures of its view logits pooled over the folds of `folds` it
     has finished (the table's "folds" column says which)."""
     from wbc.calibration import fit_temperature, tta_probs
-    from wbc.crossval import folds_of, pooled_figures
+    from wbc.crossval import folds_of, pooled_figures, tempered_left_out
     from wbc.recipe import preset
 
     out = {}
@@ -189,7 +189,8 @@ def pooled(done: dict[tuple[str, int], dict[str, Any]], folds: list[int]) -> dic
         cells = [c for r in runs for c in r["cells"]]
         t = fit_temperature(lg, y)
         out[name] = {"temperature": t, "folds_total": folds_of(preset("wbcnet")),
-                     **pooled_figures(lg, y, cells, t, ([r["logits"] for r in runs], [r["y"] for r in runs])),
+                     **pooled_figures(lg, y, cells, t, tempered_left_out([r["logits"] for r in runs],
+                                                                         [r["y"] for r in runs])),
                      "folds": {str(r["fold"]): {"accuracy": float((tta_probs(r["logits"]).argmax(1) == r["y"]).mean()),
                                                 "seconds": r["seconds"], "epochs_run": r["epochs"]} for r in runs}}
     return out

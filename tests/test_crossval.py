@@ -530,7 +530,7 @@ def test_left_out_differs_from_the_pooled_temperature() -> None:
     pooled one (fitted on the very files it scores); here the folds are made to want different temperatures, so the
     two differ, and a single fold gives none."""
     from wbc.calibration import fit_temperature, nll, tta_probs
-    from wbc.crossval import pooled_figures
+    from wbc.crossval import pooled_figures, tempered_left_out
 
     rng = np.random.default_rng(0)
     fold_lg, fold_y = [], []
@@ -543,7 +543,7 @@ def test_left_out_differs_from_the_pooled_temperature() -> None:
     lg, y = np.concatenate(fold_lg, axis=1), np.concatenate(fold_y)
     cells = [f"c{i}" for i in range(len(y))]
     t = fit_temperature(lg, y)
-    out = pooled_figures(lg, y, cells, t, (fold_lg, fold_y))
+    out = pooled_figures(lg, y, cells, t, tempered_left_out(fold_lg, fold_y))
     held = []
     for i in range(3):
         rest = [j for j in range(3) if j != i]
@@ -552,4 +552,4 @@ def test_left_out_differs_from_the_pooled_temperature() -> None:
     assert out["left_out"]["nll"] == pytest.approx(nll(np.concatenate(held), y))
     assert abs(out["left_out"]["nll"] - out["calibrated"]["nll"]) > 0.01
     assert out["calibrated"]["nll"] == pytest.approx(nll(tta_probs(lg, t), y))
-    assert "left_out" not in pooled_figures(fold_lg[0], fold_y[0], cells[:60], t, ([fold_lg[0]], [fold_y[0]]))
+    assert "left_out" not in pooled_figures(fold_lg[0], fold_y[0], cells[:60], t, tempered_left_out([fold_lg[0]], [fold_y[0]]))

@@ -155,15 +155,22 @@ def fold_config(cfg: TrainConfig, fold: int) -> TrainConfig:
     return replace(cfg, fold=fold % folds_of(cfg), seed=split + fold, split_seed=split)
 
 
-def confidence_map_check(fold_logits: list[np.ndarray], fold_ys: list[np.ndarray]) -> dict[str, Any]:
+def tempered_left_out(fold_logits: list[np.ndarray], fold_ys: list[np.ndarray]) -> np.ndarray | None:
+    """The folds' probabilities (sum N_k, 4), each fold's view logits (V, N_k, 4) tempered by the temperature fitted
+    on the other folds (`calibration.left_out`); None under two folds."""
+    return left_out(fold_logits, fold_ys, fit_temperature_calibrator) if len(fold_logits) > 1 else None
+
+
+def confidence_map_check(fold_logits: list[np.ndarray], fold_ys: list[np.ndarray],
+                         tempered: np.ndarray) -> dict[str, Any]:
     """Does a confidence map on top of the temperature help on cells it was not fitted on? Leave one
     fold out: both are fitted on the other folds' view logits (V, N_k, 4) and labels, applied to it,
-    and the pooled results compared. Adopted only if the map lowers the ECE without raising the NLL."""
+    and the pooled results compared (`tempered`: the temperature's, `tempered_left_out`). Adopted only if
+    the map lowers the ECE without raising the NLL."""
     from wbc.metrics import expected_calibration_error
 
     y = np.concatenate(fold_ys)
-    a = left_out(fold_logits, fold_ys, fit_temperature_calibrator)
-    b = left_out(fold_logits, fold_ys, fit_mapped_calibrator)
+    a, b = tempered, left_out(fold_logits, fold_ys, fit_mapped_calibrator)
     out = {"ece_temperature": expected_calibration_error(a, y), "ece_mapped": expected_calibration_error(b, y),
            "nll_temperature": nll(a, y), "nll_mapped": nll(b, y)}
     out["adopted"] = bool(out["ece_mapped"] < out["ece_temperature"] and out["nll_mapped"] <= out["nll_temperature"])
@@ -262,7 +269,8 @@ def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | N
                             "folds of one version")
     lg, y = np.concatenate(logits, axis=1), np.concatenate(ys)
     t = fit_temperature(lg, y)
-    check = confidence_map_check(logits, ys) if len(logits) > 1 else {"adopted": False}
+    held = tempered_left_out(logits, ys)  # the map's check and the "left_out" figures both read it
+    check = confidence_map_check(logits, ys, held) if held is not None else {"adopted": False}
     cmap = fit_confidence_map(tta_probs(lg, t), y) if check["adopted"] else None
     # The review threshold is on the confidences the model will show: temperature, then map.
     shown = apply_confidence_map(tta_probs(lg, t), cmap)
@@ -273,20 +281,19 @@ def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | N
                            "confidence_map_check": check, "folds": per_fold, "folds_total": k,
                            "review_threshold": review_threshold(shown, REVIEW_COVERAGE),
                            "cells": sorted(set(cells))}  # what a run calibrated by it must have trained on
-    return {**out, **pooled_figures(lg, y, cells, t, (logits, ys))}
+    return {**out, **pooled_figures(lg, y, cells, t, held)}
 
 
 def pooled_figures(lg: np.ndarray, y: np.ndarray, cells: list[str], t: float,
-                   folds: tuple[list[np.ndarray], list[np.ndarray]] | None = None) -> dict[str, dict[str, Any]]:
+                   held: np.ndarray | None = None) -> dict[str, dict[str, Any]]:
     """The card's figures of pooled out-of-fold view logits (V, N, 4), "raw" and "calibrated" by the
-    temperature `t`, each with its NLL; given the `folds`' own view logits and labels (in the order `lg` pools
-    them), of two folds or more, also "left_out": each fold calibrated on the others (`calibration.left_out`)."""
+    temperature `t`, each with its NLL; given `held` (`tempered_left_out` of the folds, in the order `lg`
+    pools them), also "left_out": each fold calibrated on the others."""
     from wbc.metrics import compute_metrics
     from wbc.ship import card_metrics
 
     # The pooled temperature is fitted on the very files "calibrated" scores, and since the views' softmax is
     # averaged after it, it can move a decision: "left_out" decides each fold with the temperature of the others.
-    held = left_out(*folds, fit_temperature_calibrator) if folds is not None and len(folds[0]) > 1 else None
     out = {}
     for name, probs in (("raw", tta_probs(lg)), ("calibrated", tta_probs(lg, t)),
                         *((("left_out", held),) if held is not None else ())):
