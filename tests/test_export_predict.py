@@ -380,10 +380,19 @@ class TestModelFiles:
             Predictor(tmp_path / "best.pt")  # the checkpoint itself: not "not a model (an ONNX file"
 
     def test_missing_card(self, exported: Path, tmp_path: Path) -> None:
-        """An ONNX file without its card is refused."""
+        """An ONNX file without its card is refused; a card or model file that is a folder is called one (it
+        read "missing", or "model file not found", beside the folder of that name)."""
         shutil.copy(exported / "model.onnx", tmp_path / "model.onnx")
-        with pytest.raises(ModelFileError, match="model card"):
+        with pytest.raises(ModelFileError, match="model card that must sit beside model.onnx is missing"):
             Predictor(tmp_path)
+        (tmp_path / "model.json").mkdir()
+        with pytest.raises(ModelFileError, match="model.json: the model card .* is a folder, not a file"):
+            Predictor(tmp_path)
+        (tmp_path / "m" / "model.onnx").mkdir(parents=True)
+        with pytest.raises(ModelFileError, match=r"model.onnx: a folder, not a model file \(give a model folder"):
+            Predictor(tmp_path / "m")
+        with pytest.raises(ModelFileError, match="model file not found"):
+            Predictor(tmp_path / "none")
 
     def test_card_nested_too_deep_is_refused(self, tmp_path: Path) -> None:
         """A card of brackets nested 200,000 deep ended in Python's RecursionError: refused, naming the card."""

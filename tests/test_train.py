@@ -962,3 +962,27 @@ def test_limit_cells_counts_readable_cells_with_skip_bad(data_copy: Path) -> Non
     assert "000broken.jpeg" not in {s.path.name for s in kept}
     with pytest.raises(DataError, match="000broken.jpeg"):  # without --skip-bad it is named, as before
         _load_limited(listed, 2, spec, skip_bad=False, progress=False)
+
+
+def test_run_files_nested_too_deep_are_named(tmp_path: Path) -> None:
+    """A run's split.json and config.json of brackets nested 100,000 deep ended in RecursionError tracebacks (a
+    ValueError reader let it through): each reader names the file, and a new run does not take them for its own."""
+    from wbc.crossval import saved_config
+    from wbc.errors import OutputError
+    from wbc.io import read_json
+    from wbc.run_folder import _refuse_others_files, _run_split, read_val_cells
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("split.json", "config.json"):
+        (run / name).write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="nested too deeply to read"):
+        read_json(run / "split.json")
+    with pytest.raises(CheckpointError, match=r"split.json with the validation cells is missing or damaged"):
+        read_val_cells(run)
+    with pytest.raises(CheckpointError, match=r"split.json, the cells the run trained on, is missing or damaged"):
+        _run_split(run)
+    with pytest.raises(CheckpointError, match=r"config.json is missing or damaged \(nested too deeply to read\)"):
+        saved_config(run)
+    with pytest.raises(OutputError, match="not of a run by wbc"):
+        _refuse_others_files(run)

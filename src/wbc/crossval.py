@@ -34,7 +34,7 @@ from wbc.calibration import (
 )
 from wbc.checkpoint import load_checkpoint
 from wbc.errors import CheckpointError, DataError
-from wbc.io import atomic_write_bytes
+from wbc.io import atomic_write_bytes, read_json
 from wbc.model import SeedConfig, WbcNetConfig, config_from_dict, config_to_dict, default_config
 from wbc.predict import calibration_figures
 from wbc.recipe import MACHINE_SETTINGS, TrainConfig
@@ -82,7 +82,7 @@ def differences_shown(saved: dict[str, Any], want: dict[str, Any], there: str, a
 def saved_config(run: Path) -> dict[str, Any]:
     """The run's config.json: {"train": TrainConfig as saved, "model": network and preprocessing, ...}."""
     try:
-        cfg = json.loads((run / "config.json").read_text())
+        cfg = read_json(run / "config.json")
         if not isinstance(cfg.get("train"), dict) or not isinstance(cfg.get("model"), dict):
             raise ValueError("no train or model section")
         return cfg
@@ -260,7 +260,7 @@ def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | N
     if sum(f["cells"] for f in per_fold.values()) != len(set(cells)):
         raise DataError("the folds' validation cells overlap: these runs are not one cross-validation")
     if len(runs) == k:  # every fold: together they hold out every cell the runs split, once
-        split = json.loads((next(iter(runs.values())) / "split.json").read_text())
+        split = read_json(next(iter(runs.values())) / "split.json")
         every = set(split["train_cells"]) | set(split["val_cells"])
         if left := sorted(every - set(cells)):
             raise DataError(f"the folds' validation cells leave out {len(left)} of the {len(every)} cells "
@@ -306,7 +306,7 @@ def _folds_cells(cv: dict[str, Any]) -> set[str] | None:
     """The cells a cross-validation written before it kept them ("cells") split, from its first fold run's
     split.json where that run is still there; else None."""
     try:
-        split = json.loads((Path(next(iter(cv["folds"].values()))["run"]) / "split.json").read_text())
+        split = read_json(Path(next(iter(cv["folds"].values()))["run"]) / "split.json")
         return set(split["train_cells"]) | set(split["val_cells"])
     except (OSError, ValueError, KeyError, TypeError, StopIteration):
         return None
@@ -317,7 +317,7 @@ def _check_same_cells(cv_json: str | Path, run: Path, cv_cells: set[str] | None,
     on (its cells, where known, else their number): a calibration of another data set's cells was taken unsaid
     (an own-data run with the public data's cv.json)."""
     try:
-        trained = set(json.loads((run / "split.json").read_text())["train_cells"])
+        trained = set(read_json(run / "split.json")["train_cells"])
     except (OSError, ValueError, KeyError, TypeError):
         return  # a run without its split.json is refused for that where it is read
     known = cv_cells is not None
@@ -333,7 +333,7 @@ def calibration_from(cv_json: str | Path, run: str | Path) -> dict[str, Any]:
     network trained on every cell (a run with validation cells is calibrated on them instead)."""
     run = Path(run)
     try:
-        cv = json.loads(Path(cv_json).read_text())
+        cv = read_json(cv_json)
         calib = {
             "fitted_on": f"{cv['calibrated']['n_files']} out-of-fold files of {cv['calibrated']['n_cells']} cells: "
                          f"{len(cv['folds'])}-fold cell-grouped cross-validation of the recipe "
@@ -353,7 +353,7 @@ def calibration_from(cv_json: str | Path, run: str | Path) -> dict[str, Any]:
     except FileNotFoundError as e:
         raise CheckpointError(f"{cv_json}: no such file (benchmarks/cv.py writes a recipe's cv.json under "
                               "runs/cv/NAME/)") from e
-    except (OSError, ValueError, KeyError, TypeError, RecursionError) as e:
+    except (OSError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{cv_json}: not a cross-validation result of benchmarks/cv.py ({e})") from e
     # As a model card's: a NaN temperature exported without a word, into a model `wbc predict` then refused.
     calibration_figures(cv, cv_json)

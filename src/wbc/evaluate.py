@@ -18,7 +18,7 @@ from wbc.data import Sample, list_folder, list_split, listed, test_copies_of
 from wbc.errors import DataError, ModelFileError, OutputError, WbcError
 from wbc.folders import find_images_root
 from wbc.info import CLASSES, SPLITS
-from wbc.io import atomic_write_text
+from wbc.io import atomic_write_text, read_json
 from wbc.metrics import classification_report_text, compute_metrics
 from wbc.predict import Prediction, Predictor, predictions_csv, resolve_model, weak_model_note
 from wbc.report import plot_confusion, write_report
@@ -366,9 +366,9 @@ def _reading(card: Path) -> dict[str, Any] | None:
     """How a model card has its images read (READING): two exports of one network with other settings are two
     models, whose figures differ."""
     try:
-        kept = json.loads(card.read_text())
+        kept = read_json(card)
         return {k: kept.get(k) for k in READING}
-    except (OSError, ValueError, AttributeError, RecursionError):
+    except (OSError, ValueError, AttributeError):
         return None
 
 
@@ -386,6 +386,6 @@ def _kept_curves(out: Path) -> str:
 def evaluation_in(out: Path) -> bool:
     """Whether `out` holds an evaluation's metrics.json (a rerun's files replace their own)."""
     try:
-        return {"model", "read_as", "n_files"} <= set(json.loads((out / "metrics.json").read_text()))
-    except (OSError, ValueError, TypeError, RecursionError):
+        return {"model", "read_as", "n_files"} <= set(read_json(out / "metrics.json"))
+    except (OSError, ValueError, TypeError):
         return False

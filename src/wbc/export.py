@@ -23,7 +23,7 @@ from wbc.decode import load_image
 from wbc.errors import BadImageError, WbcError
 from wbc.imaging import PreprocessSpec, prepare
 from wbc.info import CLASSES, DATASET, OWN_IMAGES
-from wbc.io import atomic_write_bytes, atomic_write_text
+from wbc.io import atomic_write_bytes, atomic_write_text, read_json
 from wbc.model import WbcNet, count_flops, count_params
 from wbc.predict import sha256_file
 
@@ -146,7 +146,7 @@ def training_split(run: Path) -> dict[str, Any]:
     where its images came from. The public data set's only where every cell is one of its original
     fields (`data.cell_key`); a card made from other images must not claim its source and licence."""
     try:
-        split = json.loads((run / "split.json").read_text())
+        split = read_json(run / "split.json")
         cells = [str(c) for c in split["train_cells"] + split["val_cells"]]
         n_train, n_val = len(split["train_cells"]), len(split["val_cells"])
     except (OSError, ValueError, KeyError, TypeError):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -23,7 +22,7 @@ from wbc.decode import load_image, read_source
 from wbc.errors import BadImageError, ModelFileError, WbcError
 from wbc.imaging import PreprocessSpec, dihedral_views, scale_channels, to_input
 from wbc.info import CLASSES, IMAGE_SUFFIXES
-from wbc.io import atomic_write_text, bytes_key, files_under, spreadsheet_text
+from wbc.io import atomic_write_text, bytes_key, files_under, read_json, spreadsheet_text
 from wbc.photo_checks import MIN_SIDE_PX, STAINED_EDGE, TINTED_HEAD, TOO_DARK_HEAD, Screening, photo_at_fault, too_small
 from wbc.screening import screen
 from wbc.white_balance import OVEREXPOSED_SHARE, field_white, input_gains, prepared_as_predicted
@@ -85,22 +84,22 @@ def resolve_model(model: str | Path | None = None) -> tuple[Path, Path]:
                     "the shipped one")
         else:
             hint = "train and export one, or pass --model"
-        raise ModelFileError(f"{onnx_path}{source}: model file not found ({hint})")
+        found = "a folder, not a model file" if onnx_path.is_dir() and onnx_path != p else "model file not found"
+        raise ModelFileError(f"{onnx_path}{source}: {found} ({hint})")
     if onnx_path.suffix.lower() != ".onnx":
         raise ModelFileError(f"{onnx_path}{source}: not a model (an ONNX file, .onnx, beside its model card .json); "
                              "give a model folder or its model.onnx")
     if not card_path.is_file():
-        raise ModelFileError(f"{card_path}{source}: the model card that must sit beside {onnx_path.name} is missing")
+        what = "is a folder, not a file" if card_path.is_dir() else "is missing"
+        raise ModelFileError(f"{card_path}{source}: the model card that must sit beside {onnx_path.name} {what}")
     return onnx_path, card_path
 
 
 def read_card(card_path: str | Path) -> dict[str, Any]:
     try:
-        card = json.loads(Path(card_path).read_text())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        card = read_json(card_path)
+    except (OSError, ValueError) as e:
         raise ModelFileError(f"{card_path}: not a readable model card ({e})") from e
-    except RecursionError:  # brackets nested many thousands deep
-        raise ModelFileError(f"{card_path}: not a readable model card (nested too deeply to read)") from None
     if not isinstance(card, dict):
         raise ModelFileError(f"{card_path}: not a model card (a JSON object with classes, preprocess, onnx_sha256)")
     for key in ("classes", "preprocess", "onnx_sha256"):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from wbc.errors import CheckpointError, DataError, OutputError
-from wbc.io import missing_folders, remove_empty
+from wbc.io import missing_folders, read_json, remove_empty
 from wbc.sources import read_linked
 
 
@@ -21,7 +20,7 @@ def _run_split(run: Path) -> tuple[dict[str, Any], set[str], set[str]]:
     """A run's split.json, its training cells and its validation cells; CheckpointError where it is missing or
     damaged."""
     try:
-        split = json.loads((run / "split.json").read_text())
+        split = read_json(run / "split.json")
         return split, set(split["train_cells"]), set(split["val_cells"])
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{run}: split.json, the cells the run trained on, is missing or damaged; "
@@ -85,8 +84,8 @@ def read_val_cells(run: Path) -> set[str]:
     if not Path(run).is_dir():
         raise CheckpointError(f"{run}: no such run folder")
     try:
-        return set(json.loads((run / "split.json").read_text())["val_cells"])
-    except (OSError, KeyError, json.JSONDecodeError) as e:
+        return set(read_json(run / "split.json")["val_cells"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(f"{run}: split.json with the validation cells is missing or damaged") from e
 
 
@@ -135,7 +134,7 @@ def _refuse_others_files(run: Path) -> None:
     if not theirs:
         return
     try:
-        ours = {"train", "model"} <= set(json.loads((run / "config.json").read_text()))
+        ours = {"train", "model"} <= set(read_json(run / "config.json"))
     except (OSError, ValueError, TypeError):
         ours = False
     if not ours:

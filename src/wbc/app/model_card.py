@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 
 from wbc.differential import DASH, balanced_test, counting_limits
 from wbc.info import CLASS_INDEX, CLASSES, DATASET, cell_type
+from wbc.io import read_json
 
 NO_TEST_FIGURES = ("This model card holds no TEST figures: the model was exported without `--evaluate`. "
                    "Measure them with `wbc evaluate --model DIR --out REPORTS` (a report in REPORTS; the card "
@@ -320,8 +320,8 @@ def evaluation_confusion(model_dir: Path) -> object:
     """The test images' confusion matrix from the metrics.json beside the model (which `wbc evaluate` writes
     with confusion.png), or None where there is none to read."""
     try:
-        return json.loads((model_dir / "metrics.json").read_text()).get("confusion")
-    except (OSError, ValueError, AttributeError, RecursionError):
+        return read_json(model_dir / "metrics.json").get("confusion")
+    except (OSError, ValueError, AttributeError):
         return None
 
 

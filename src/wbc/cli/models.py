@@ -10,7 +10,7 @@ from typing import Any
 
 from wbc.cli.train import _training, run_data
 from wbc.errors import WbcError
-from wbc.io import printable
+from wbc.io import printable, read_json
 
 
 def _stored_config(ckpt: str | Path) -> tuple[dict[str, Any], Path]:
@@ -26,16 +26,14 @@ def _card_config(model: str | Path | None) -> tuple[dict[str, Any], Path]:
     """The training config the card of an exported model made from its maker's own images keeps (its data
     folder: what `evaluate` scores by default, not the public TEST), and the model's folder; an empty
     config for a model of the public data set, or a card that cannot be read (evaluate names why)."""
-    import json
-
     from wbc.info import OWN_IMAGES
     from wbc.predict import resolve_model
 
     try:
         onnx, card_path = resolve_model(model)
-        card = json.loads(card_path.read_text())
+        card = read_json(card_path)
         folder = card["training"]["config"]["data"] if card["data"]["source"] == OWN_IMAGES else None
-    except (WbcError, OSError, ValueError, LookupError, AttributeError, TypeError, RecursionError):
+    except (WbcError, OSError, ValueError, LookupError, AttributeError, TypeError):
         return {}, Path(".")
     return ({"data": folder} if isinstance(folder, str) else {}), onnx.parent
 
