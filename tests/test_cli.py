@@ -41,6 +41,26 @@ class TestHelp:
         assert "usage: wbc" in out
         assert not verb or "exit status: 0 " in " ".join(out.split())
 
+    def test_a_file_named_like_an_option_is_said_to_be_one(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+        """`wbc predict -a.jpeg` was refused with "the following arguments are required: paths" alone: the error
+        says the file was read as an option and how to give it; an option that is no file is refused as before."""
+        import shutil
+
+        monkeypatch.chdir(tmp_path)
+        shutil.copy(EOS_FILE, tmp_path / "-a.jpeg")
+        for argv, said in ((["predict", "-a.jpeg"], "the following arguments are required: paths"),
+                           (["predict", str(EOS_FILE), "-a.jpeg"], "unrecognized arguments: -a.jpeg")):
+            with pytest.raises(SystemExit) as e:
+                main(argv)
+            err = " ".join(capsys.readouterr().err.split())
+            assert e.value.code == 2 and f"{said} (-a.jpeg is a file, read as an option since its name begins with " \
+                "'-': write ./-a.jpeg, or put -- before the file names)" in err, err
+        with pytest.raises(SystemExit):
+            main(["predict", "-b.jpeg"])
+        assert "is a file" not in capsys.readouterr().err
+        assert main(["predict", "--quiet", "--", "-a.jpeg"]) == 0 and "-a.jpeg" in capsys.readouterr().out
+
     def test_predict_help_gives_the_exit_statuses(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A script needs to know what 1 means against 2: the help names each status, and the cases it
         names give it."""

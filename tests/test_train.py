@@ -986,3 +986,6 @@ def test_run_files_nested_too_deep_are_named(tmp_path: Path) -> None:
         saved_config(run)
     with pytest.raises(OutputError, match="not of a run by wbc"):
         _refuse_others_files(run)
+    (tmp_path / "photos").mkdir()  # a folder that is no run, given as --teacher: not "split.json ... damaged"
+    with pytest.raises(CheckpointError, match=r"photos: not a training run: it holds no split.json"):
+        read_val_cells(tmp_path / "photos")

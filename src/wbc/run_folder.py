@@ -83,6 +83,9 @@ def read_val_cells(run: Path) -> set[str]:
     """The cells a run held out for validation, from the split.json that `fit` wrote."""
     if not Path(run).is_dir():
         raise CheckpointError(f"{run}: no such run folder")
+    if not (run / "split.json").exists():  # a photo folder given as --teacher read "split.json ... damaged"
+        raise CheckpointError(f"{run}: not a training run: it holds no split.json, the cells `wbc train` split "
+                              "(written in its --out folder)")
     try:
         return set(read_json(run / "split.json")["val_cells"])
     except (OSError, ValueError, KeyError, TypeError) as e:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from wbc import __version__
 from wbc.cli.app import cmd_app
@@ -37,6 +39,23 @@ def whole_number(low: int, high: int | None = None, why: str = "") -> Callable[[
     return parse
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse's parser, whose error names a file given whose name begins with "-": `wbc predict -a.jpg` was
+    refused with "the following arguments are required: paths", the file read as an unknown option."""
+
+    def parse_known_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                         namespace: argparse.Namespace | None = None) -> tuple[argparse.Namespace, list[str]]:
+        self._given = list(sys.argv[1:] if args is None else args)  # each subcommand's parser: its own part
+        return super().parse_known_args(args, namespace)
+
+    def error(self, message: str) -> NoReturn:
+        dashed = [a for a in getattr(self, "_given", []) if a.startswith("-") and a.strip("-") and os.path.lexists(a)]
+        if dashed:
+            message += (f" ({dashed[0]} is a file, read as an option since its name begins with '-': write "
+                        f"./{dashed[0]}, or put -- before the file names)")
+        super().error(message)
+
+
 _DEFAULT_DATA = "WBC_DATA, else ../shared/data/blood-cells from the project's folder, not the current one"
 DATA_HELP = f"data set folder (default: {_DEFAULT_DATA})"
 # A training run keeps the folder it was trained on: its export, evaluation and resume use it again.
@@ -49,7 +68,7 @@ QUIET_HELP = "no progress bars (none is drawn where stderr is not a terminal: a 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="wbc", description="White blood cell classification: train, evaluate, export, predict.")
+    p = Parser(prog="wbc", description="White blood cell classification: train, evaluate, export, predict.")
     p.add_argument("--version", action="version", version=f"wbc {__version__}")
     # More threads than CPUs only slow a CPU run, and ONNX Runtime allocates for every thread asked.
     threads = whole_number(1, _usable_cpus(), "the CPUs this process may use")
