@@ -411,6 +411,17 @@ class TestShifts:
                          [x.cell for x in s], p.spec, {"clean": SHIFTS["clean"], "blur": SHIFTS["blur sigma 1.5 px"]})
         assert set(res) == {"clean", "blur"}
         assert res["clean"]["accuracy"] == 1.0
+        assert res["clean"]["cell_accuracy"] == 1.0 and res["clean"]["macro_f1"] == 1.0
+        # Figures by hand, from probabilities known in advance: files 1 and 5 wrong (6 of 8 right); file 1's
+        # cell "a" pools to right with file 0 (0.65 eosinophil), so 6 of 7 cells; F1 2/3, 0.8, 2/3, 0.8.
+        known = np.array([[0.9, 0.1, 0, 0], [0.4, 0.6, 0, 0], [0, 1, 0, 0], [0, 1, 0, 0],
+                          [0, 0, 1, 0], [0, 0, 0, 1], [0, 0, 0, 1], [0, 0, 0, 1]])
+        y, cells = np.array([0, 0, 1, 1, 2, 2, 3, 3]), ["a", "a", "b", "c", "d", "e", "f", "g"]
+        hand = run_shifts(lambda x: known[: len(x)], [load_image(x.path) for x in s], y, cells, p.spec,
+                          {"clean": SHIFTS["clean"]})["clean"]
+        assert hand["accuracy"] == 0.75 and hand["cell_accuracy"] == pytest.approx(6 / 7)
+        assert hand["macro_f1"] == pytest.approx((2 / 3 + 0.8 + 2 / 3 + 0.8) / 4)
+        assert hand["confusion"] == [[1, 1, 0, 0], [0, 2, 0, 0], [0, 0, 1, 1], [0, 0, 0, 2]]
         shifted = run_shifts(p.predict_probs, [load_image(x.path) for x in s], np.array([x.label for x in s]),
                              [x.cell for x in s], p.spec, {"dim": EXTRA_SHIFTS["brightness x0.6"]}, p.analyse)
         assert shifted["dim"]["flagged"] == 0 and shifted["dim"]["second_look"] >= 1
