@@ -407,12 +407,17 @@ class TestSplits:
 
 
 class TestArrays:
-    def test_decodes_and_caches(self, fixture_root: Path) -> None:
+    def test_decodes_and_caches(self, fixture_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """All fixture images decode to the spec's size; the second call reads the cache."""
+        import wbc.cache
+
+        monkeypatch.setenv("WBC_CACHE", str(tmp_path))
         s = list_split(fixture_root, "TEST_SIMPLE")
         spec = PreprocessSpec()
         x, kept = load_arrays(s, spec, progress=False)
         assert x.shape == (8, 96, 96, 3) and kept == s
+        assert len(list(tmp_path.glob("*.npz"))) == 1
+        monkeypatch.setattr(wbc.cache, "load_image", lambda path: pytest.fail(f"decoded {path} again"))
         x2, _ = load_arrays(s, spec, progress=False)
         assert (x == x2).all()
 
