@@ -131,13 +131,18 @@ class TestEvaluate:
         m = evaluate(None, tmp_path / "eval", folder=folder, n_boot=50, progress=False)
         assert m["n_files"] == 9 and m["n_cells"] == 8
         assert m["per_class"]["NEUTROPHIL"]["support"] == 2
-        if os.geteuid() != 0:  # root lists any folder
-            (folder / "MONOCYTE" / "patient2").chmod(0)
-            try:
-                with pytest.raises(DataError, match="patient2: cannot be read"):
-                    evaluate(None, tmp_path / "eval2", folder=folder, n_boot=50, progress=False)
-            finally:
-                (folder / "MONOCYTE" / "patient2").chmod(0o755)
+        # A subfolder that cannot be listed: made to fail here, as root lists any folder whatever its chmod.
+        locked, real = folder / "MONOCYTE" / "patient2", os.scandir
+
+        def scandir(path: object = ".") -> object:
+            if Path(str(path)) == locked:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path)  # type: ignore[arg-type]
+
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(os, "scandir", scandir)
+            with pytest.raises(DataError, match="patient2: cannot be read"):
+                evaluate(None, tmp_path / "eval2", folder=folder, n_boot=50, progress=False)
 
     def test_a_users_files_are_not_replaced(self, tmp_path: Path) -> None:
         """A report.md of the user's in --out is refused before the work and kept (as `wbc predict --csv`
