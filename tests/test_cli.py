@@ -1474,7 +1474,11 @@ class TestOtherVerbs:
         """`wbc data check` counts files and cells per split."""
         assert main(["data", "check", "--data", str(FIXTURE_IMAGES)]) == 0
         out = capsys.readouterr().out
-        assert "Eosinophil 6 files/3 cells" in out
+        # The fixtures: TRAIN 3 cells a class of 2 views each, TEST_SIMPLE 2 files a class, each its own cell.
+        assert out.splitlines()[1:] == [
+            "TRAIN        " + "  ".join(f"{c} 6 files/3 cells" for c in ("Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil")),
+            "TEST         absent",
+            "TEST_SIMPLE  " + "  ".join(f"{c} 2 files/2 cells" for c in ("Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"))]
 
     def test_data_check_verify_names_bad_files_in_every_split(self, data_copy: Path,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
