@@ -372,6 +372,8 @@ class TestLoadImage:
         fmt = "JPEG" if mode == "CMYK" else "PNG"
         a = load_image(_png(img, fmt), "x")
         assert a.shape == (240, 320, 3) and a.dtype == np.uint8
+        # the picture's colours, not only its shape: Pillow's RGB of the image (the JPEG's loss aside)
+        assert np.abs(a.astype(int) - np.asarray(img.convert("RGB"), dtype=int)).mean() < 1
 
     def test_transparent_pixels_become_the_data_sets_white(self) -> None:
         """RGBA is composited on the data set's white: not on black, and not on pure white, which a cell
