@@ -618,6 +618,9 @@ class TestLoadImage:
         a16 = (np.arange(100, dtype=np.uint16).reshape(10, 10) * 600).astype(np.uint16)
         a = load_image(_png(Image.fromarray(a16)), "x")
         assert a.min() == 0 and a.max() == 255
+        # stretched linearly, every level kept apart: level k of 0..99 at floor(255 k / 99), in all three channels
+        want = (np.arange(100) * 255 // 99).reshape(10, 10)
+        assert all(np.array_equal(a[..., c], want) for c in range(3))
 
     def test_empty_file(self, tmp_path: Path) -> None:
         """An empty file is named and called empty."""
