@@ -370,11 +370,16 @@ class TestAugment:
 
 class TestShifts:
     def test_every_shift_returns_an_image(self) -> None:
-        """Each named shift maps RGB uint8 to RGB uint8."""
+        """Each named shift maps RGB uint8 to RGB uint8, and changes the image (all but "clean"): a shift that
+        returned its input would report robustness to a change never made."""
         rgb = load_image(EOS)
-        for name, f in SHIFTS.items():
+        for name, f in {**SHIFTS, **EXTRA_SHIFTS}.items():
             out = f(rgb)
             assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3, name
+            assert (name == "clean") != (out.shape != rgb.shape or not np.array_equal(out, rgb)), name
+        # the blur smooths: less pixel-to-pixel variation than the field as photographed
+        out = SHIFTS["blur sigma 1.5 px"](rgb).astype(int)
+        assert np.abs(np.diff(out, axis=1)).mean() < 0.8 * np.abs(np.diff(rgb.astype(int), axis=1)).mean()
 
     def test_stain_identity_and_scale(self) -> None:
         """No stain change leaves the image (to rounding); scale 1.5 resizes the field."""
