@@ -542,6 +542,13 @@ class TestPredictCli:
         rows = capsys.readouterr().out.split("\n\n")[0].splitlines()[1:]
         assert len(rows) == 2 and rows[0].endswith("  no image: no image file matches this pattern")
 
+    def test_repeats_count_files_not_mentions(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """One file given four times (three times by name, once in its folder) is one file given more than once,
+        not "3 file(s)"."""
+        one = sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))[0]
+        assert main(["predict", str(one), str(one), str(one), str(one.parent), "--quiet"]) == 0
+        assert "wbc: note: 1 file(s) given more than once, each classified and counted once" in capsys.readouterr().err
+
     def test_csv_never_overwrites_an_image_and_is_checked_first(self, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
         """--csv naming an input image, or any image name, is refused and the photo kept; a --csv that

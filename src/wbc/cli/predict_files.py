@@ -25,12 +25,11 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str, str]
 
     out: list[Path | tuple[str, str, str]] = []
     seen: set[Path] = set()
-    repeats = 0
+    repeated: set[Path] = set()  # files, not mentions: one given four times is one file given more than once
     others: dict[Path, Path] = {}  # by real path: a folder given twice passes its files over once
     unfollowed: set[Path] = set()  # by its real folder and name: a link to nothing has no real path of its own
 
     def add(item: str) -> None:
-        nonlocal repeats
         try:
             if not Path(item).exists():
                 # A link (named, or a pattern's match): it is there (ls shows it), but leads nowhere, as a folder's is told
@@ -61,8 +60,9 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str, str]
                            "'.': rename any you want read)" if hidden else ""), NO_IMAGE))
         for f in found:
             key = f.resolve()
-            repeats += key in seen
-            if key not in seen:
+            if key in seen:
+                repeated.add(key)
+            else:
                 seen.add(key)
                 out.append(f)
 
@@ -74,7 +74,7 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str, str]
             continue
         for m in matches or [item]:
             add(m)
-    return out, repeats, list(others.values()), len(unfollowed)
+    return out, len(repeated), list(others.values()), len(unfollowed)
 
 
 def _real_folder(f: Path) -> Path:
