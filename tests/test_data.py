@@ -806,6 +806,16 @@ def test_a_data_set_file_copied_into_another_class_folder_is_refused(data_copy: 
     assert len(list_split(data_copy, "TRAIN")) == 25
 
 
+def test_a_renamed_copy_of_a_data_set_file_is_its_cell(data_copy: Path) -> None:
+    """A data set file copied under another name into its own class folder shows the same cell, not one of its
+    own (which a cell-grouped split could put on the other side from its original, and evaluate scored twice)."""
+    eos = sorted((data_copy / "TRAIN" / "EOSINOPHIL").glob("_*.jpeg"))[0]
+    shutil.copy(eos, data_copy / "TRAIN" / "EOSINOPHIL" / "Copy of it.jpeg")  # before the original in the listing
+    shutil.copy(eos, data_copy / "TRAIN" / "EOSINOPHIL" / "renamed.jpeg")
+    cells = {s.path.name: s.cell for s in list_split(data_copy, "TRAIN")}
+    assert cells["Copy of it.jpeg"] == cells["renamed.jpeg"] == cells[eos.name] != "EOSINOPHIL/renamed"
+
+
 def test_test_copies_of_training_images_are_found(data_copy: Path) -> None:
     """A TEST image that is a copy of a TRAIN one (a user's own files) is found, with the file it copies."""
     from wbc.data import test_copies_of

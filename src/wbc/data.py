@@ -139,7 +139,7 @@ def _copies_as_one_cell(samples: list[Sample]) -> list[Sample]:
     cell-grouped split and its reading was validated on itself. DataError where copies lie in two class
     folders (one image, two labels), a data set file's too: copied under a name its table does not know for that
     class (renamed, or into another class's folder), it is a file of one's own here, and was trained and scored
-    under both labels. A data set file's bytes are read only where its size is that of a file of one's own:
+    under both labels; renamed in its own class folder, it joins that file's cell. A data set file's bytes are read only where its size is that of a file of one's own:
     listing the data set alone reads none."""
     stats = [_stat(s.path) for s in samples]
     own_sizes = {st.st_size for s, st in zip(samples, stats) if st is not None and not is_field_cell(s.cell)}
@@ -158,7 +158,10 @@ def _copies_as_one_cell(samples: list[Sample]) -> list[Sample]:
         if (other := fields.get(key, seen)).label != s.label:
             twice.append(f"{printable(str(other.path))} ({CLASSES[other.label]}) and {printable(str(s.path))} "
                          f"({CLASSES[s.label]})")
-        out.append(s if seen is s else Sample(path=s.path, label=s.label, cell=seen.cell))
+        # A renamed copy of a data set file in its own class folder is that file's cell: as a cell of its own it
+        # fell on the other side of a cell-grouped split from its original, and was scored as two cells
+        cell = other.cell if other is not s else s.cell
+        out.append(s if cell == s.cell else Sample(path=s.path, label=s.label, cell=cell))
     if twice:
         raise DataError(f"{len(twice)} image(s) are in two class folders, byte for byte (one image, two labels); "
                         f"keep each in its class's folder only:\n  {listed(twice)}")
