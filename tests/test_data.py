@@ -726,6 +726,23 @@ def test_folder_hints_for_a_data_set_root_and_plural_classes(tmp_path: Path, fix
         list_split(tmp_path / "both", "TRAIN")
 
 
+def test_a_class_folder_named_with_a_trailing_space_is_told_so(tmp_path: Path) -> None:
+    """A class folder named "Eosinophil " (a blank after the name) is told to be renamed, not to be moved out as a
+    fifth type."""
+    for name in ("Eosinophil ", "LYMPHOCYTE", "Monocyte", "neutrophil"):
+        (tmp_path / "own" / name).mkdir(parents=True)
+    with pytest.raises(DataError) as e:
+        list_folder(tmp_path / "own")
+    assert str(e.value).endswith("unknown class folder(s) Eosinophil ; expected EOSINOPHIL, LYMPHOCYTE, MONOCYTE, "
+                                 "NEUTROPHIL. 'Eosinophil ' has a space or another blank before or after its name: "
+                                 "rename it Eosinophil")
+    assert "move" not in str(e.value)
+    (tmp_path / "own" / "Eosinophil ").rename(tmp_path / "own" / "Eosinophils\t")  # in the plural too: the singular
+    with pytest.raises(DataError, match=r"'Eosinophils\\t' has a space or another blank before or after its name: "
+                                        r"rename it Eosinophil$"):
+        list_folder(tmp_path / "own")
+
+
 def test_a_class_folder_linked_to_nothing_is_refused(data_copy: Path) -> None:
     """A class folder that is a link to nothing is named: a test split may lack a class, so it vanished."""
     shutil.rmtree(data_copy / "TEST_SIMPLE" / "MONOCYTE")

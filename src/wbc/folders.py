@@ -146,8 +146,14 @@ def _layout_hint(base: Path) -> str:
 
 
 def class_folders_hint(folder: Path, others: list[str], beside_classes: bool = False) -> str:
-    """What the unknown folders in a folder of class folders say of it: split folders (a data folder,
-    given as --folder), the data set's own folders above its images, or class names in the plural."""
+    """What the unknown folders in a folder of class folders say of it: a class's name with a blank before or after
+    it, split folders (a data folder, given as --folder), the data set's own folders above its images, or class names
+    in the plural."""
+    # "Eosinophil " (a space typed after the name, or left by a copy): the message named it as a fifth type to move out
+    spaced = [n for n in others if n != n.strip() and n.strip() in _near_class_names([n.strip()])]
+    if spaced:
+        return "".join(f". '{printable(n)}' has a space or another blank before or after its name: rename it "
+                       f"{printable(_singular(n.strip()))}" for n in spaced)
     splits = [n for n in others if n.upper() in SPLITS]
     if splits:
         # In lower case, --data would refuse them next: the renaming first, in the same words
@@ -172,6 +178,11 @@ def class_folders_hint(folder: Path, others: list[str], beside_classes: bool = F
                 + (f"; so too in {'; '.join(also)}" if also else ""))
     return (f". {folder} holds a data set (its images are in {root}): give it as --data {folder}, or one split as "
             f"--folder {root / 'TEST'}")
+
+
+def _singular(name: str) -> str:
+    """A class folder's name (one of `_near_class_names`) in the singular, its case kept: Eosinophils -> Eosinophil."""
+    return name if name.upper() in CLASS_INDEX else name.rstrip("sS")
 
 
 def _near_class_names(names: list[str]) -> list[str]:
