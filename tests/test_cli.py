@@ -607,6 +607,25 @@ class TestPredictCli:
             main(argv)
         assert e.value.code == 2 and message in capsys.readouterr().err
 
+    @pytest.mark.parametrize("argv", [["evaluate", "--out", ""], ["evaluate", "--folder", ""],
+                                      ["predict", "x.jpeg", "--csv", ""], ["predict", "x.jpeg", "--model", ""],
+                                      ["export", ""], ["train", "--data", ""]])
+    def test_an_empty_path_is_a_usage_error(self, argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+        """An empty path (an unset variable in a script) is refused by the parser, naming the option: as the current
+        folder, `wbc evaluate --out ""` wrote its report and plots there."""
+        monkeypatch.chdir(tmp_path)
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        assert e.value.code == 2 and ": an empty name: give " in capsys.readouterr().err
+        assert list(tmp_path.iterdir()) == []
+
+    def test_an_empty_name_to_predict_is_a_row_saying_so(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`wbc predict ""` names an empty name in its row (it said "cannot be read (No such file or directory)")."""
+        one = sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))[0]
+        assert main(["predict", "", str(one), "--quiet"]) == 1
+        assert "  no image: an empty name, not a file or folder" in capsys.readouterr().out
+
     def test_app_address_not_of_this_machine(self, capsys: pytest.CaptureFixture[str]) -> None:
         """An address the machine cannot listen on is one line naming --address, before Streamlit starts
         (which met it with a traceback)."""

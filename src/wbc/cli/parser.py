@@ -56,6 +56,22 @@ class Parser(argparse.ArgumentParser):
         super().error(message)
 
 
+def named_path(text: str) -> Path:
+    """An argparse type: a path, refused where empty (an unset variable in a script, `--out "$OUT"`): as Path("") it
+    was the current folder, which `wbc evaluate --out ""` filled with its files."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty name: give a file or folder (an unset variable in a script?)")
+    return Path(text)
+
+
+def model_name(text: str) -> str:
+    """An argparse type: --model, refused where empty (it was looked for as model.onnx in the current folder)."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty name: give a model folder or its .onnx, or leave --model out "
+                                         "for the shipped one")
+    return text
+
+
 _DEFAULT_DATA = "WBC_DATA, else ../shared/data/blood-cells from the project's folder, not the current one"
 DATA_HELP = f"data set folder (default: {_DEFAULT_DATA})"
 # A training run keeps the folder it was trained on: its export, evaluation and resume use it again.
@@ -78,19 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     dl = dsub.add_parser("download", help="fetch paultimothymooney/blood-cells from Kaggle with kagglehub",
                          epilog=DONE_OR_ERROR)
-    dl.add_argument("--out", type=Path, default=None, help="copy it here (default: kagglehub's cache)")
+    dl.add_argument("--out", type=named_path, default=None, help="copy it here (default: kagglehub's cache)")
     dl.set_defaults(func=cmd_data_download)
     ck = dsub.add_parser("check", help="find the images and count files and cells per split",
                          epilog="exit status: 0 done; 1 with --verify, files that cannot be read (named above it), "
                                 "or a TRAIN class folder with no images; "
                                 "2 an error, named on stderr; 130 interrupted (Ctrl+C or SIGTERM); 141 the reader of the output went away")
-    ck.add_argument("--data", type=Path, help=DATA_HELP)
+    ck.add_argument("--data", type=named_path, help=DATA_HELP)
     ck.add_argument("--verify", action="store_true", help="also decode every image and name the bad ones")
     ck.set_defaults(func=cmd_data_check)
     so = dsub.add_parser("sources", help="match every file to the original field (the real cell) it was made from",
                          epilog=DONE_OR_ERROR)
-    so.add_argument("--data", type=Path, help=DATA_HELP)
-    so.add_argument("--out", type=Path, help="table to write, gzipped: name it .csv.gz (default: the one shipped in "
+    so.add_argument("--data", type=named_path, help=DATA_HELP)
+    so.add_argument("--out", type=named_path, help="table to write, gzipped: name it .csv.gz (default: the one shipped in "
                     "the package, which a data set lacking some of its files may not replace); linked_fields.csv is "
                     "written beside it (the fields the originals show under two labels), replacing one there. An "
                     "existing file there, at its .partial or at linked_fields.csv beside it, that this command did not write "
@@ -103,9 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a network on TRAIN with a cell-grouped validation split",
                        epilog=DONE_OR_ERROR)
     t.add_argument("--model", choices=["wbcnet", "seed"], help="network (default: wbcnet)")
-    t.add_argument("--out", type=Path,
+    t.add_argument("--out", type=named_path,
                    help="run folder (default: runs/<model>-seed<seed>, with -fold<K> or -all for those runs)")
-    t.add_argument("--data", type=Path, help=f"{DATA_HELP}; --resume keeps the run's unless given")
+    t.add_argument("--data", type=named_path, help=f"{DATA_HELP}; --resume keeps the run's unless given")
     t.add_argument("--epochs", type=int, help="maximum epochs (default: 80 wbcnet, 50 seed)")
     t.add_argument("--lr", type=float, help="peak learning rate (default: 2e-3 wbcnet, 1e-4 seed)")
     t.add_argument("--batch-size", type=int, help="default: 64")
@@ -119,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--all-cells", action="store_true",
                    help="hold out no validation cells: train on all of TRAIN for exactly --epochs, for a recipe "
                         "that cross-validation (benchmarks/cv.py) has fixed; export it with --calibration")
-    t.add_argument("--teacher", type=Path, action="append",
+    t.add_argument("--teacher", type=named_path, action="append",
                    help="a finished run (folder with best.pt) to distil from; repeat for an ensemble. "
                         "Teachers must hold out the same validation cells (same --split-seed)")
     t.add_argument("--distill", type=float, help="weight of the teachers' soft targets (default: 0.7)")
@@ -183,23 +199,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="metrics, plots and report.md for a model on TEST or a folder",
                        epilog=DONE_OR_ERROR)
-    e.add_argument("--model", help="model folder, .onnx, training checkpoint .pt or a run folder (its best.pt) (default: WBC_MODEL, else the shipped model)")
+    e.add_argument("--model", type=model_name, help="model folder, .onnx, training checkpoint .pt or a run folder (its best.pt) (default: WBC_MODEL, else the shipped model)")
     e.add_argument("--split", choices=["TEST", "TEST_SIMPLE", "TRAIN"],
                    help="the data set's split to score: TEST (default) is the one published figures use; TEST_SIMPLE "
                         "71 unaugmented files of 66 of TEST's 68 cells; TRAIN the images the model learnt from, so "
                         "it flatters")
-    e.add_argument("--folder", type=Path, help="evaluate this folder of class folders instead of a split")
-    e.add_argument("--data", type=Path, help=RUN_DATA_HELP)
-    e.add_argument("--out", type=Path, default=Path("evaluation"), help="output folder (default: evaluation)")
+    e.add_argument("--folder", type=named_path, help="evaluate this folder of class folders instead of a split")
+    e.add_argument("--data", type=named_path, help=RUN_DATA_HELP)
+    e.add_argument("--out", type=named_path, default=Path("evaluation"), help="output folder (default: evaluation)")
     e.add_argument("--skip-bad", action="store_true", help="leave out unreadable images instead of stopping")
     e.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     e.set_defaults(func=cmd_evaluate)
 
     x = sub.add_parser("export", help="write model.onnx and model.json from a run, checked against PyTorch",
                        epilog=DONE_OR_ERROR)
-    x.add_argument("run", type=Path, help="run folder (its best.pt) or a checkpoint .pt")
-    x.add_argument("--out", type=Path, default=Path("export"), help="output folder (default: export)")
-    x.add_argument("--data", type=Path, help=f"{RUN_DATA_HELP}: its images check the export and --evaluate scores TEST; "
+    x.add_argument("run", type=named_path, help="run folder (its best.pt) or a checkpoint .pt")
+    x.add_argument("--out", type=named_path, default=Path("export"), help="output folder (default: export)")
+    x.add_argument("--data", type=named_path, help=f"{RUN_DATA_HELP}: its images check the export and --evaluate scores TEST; "
                    "--out may not lie in its splits")
     x.add_argument("--evaluate", action="store_true", help="also evaluate on TEST into the card and report.md (a "
                    "failed export or evaluation leaves the folder's model as it was)")
@@ -208,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "validation and the parity check")
     x.add_argument("--no-tta", action="store_true", help=f"predict from one view instead of the {TEST_TIME_VIEWS} rotations")
     x.add_argument("--no-calibrate", action="store_true", help="keep temperature 1 instead of fitting it on validation")
-    x.add_argument("--calibration", type=Path, metavar="CV_JSON",
+    x.add_argument("--calibration", type=named_path, metavar="CV_JSON",
                    help="take the temperature and review threshold from a cross-validation of the run's recipe "
                         "(the cv.json of benchmarks/cv.py) instead of the run's validation cells")
     x.add_argument("--quiet", action="store_true", help=QUIET_HELP)
@@ -238,8 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
             "reader of the output went away")))
     pr.add_argument("paths", nargs="+", help="image files or folders (searched recursively); a name starting with "
                                              "'-' is given as ./-name, or after --")
-    pr.add_argument("--model", help="model folder or .onnx (default: WBC_MODEL, else the shipped model)")
-    pr.add_argument("--csv", type=Path,
+    pr.add_argument("--model", type=model_name, help="model folder or .onnx (default: WBC_MODEL, else the shipped model)")
+    pr.add_argument("--csv", type=named_path,
                     help="also write file, class, confidence, all probabilities, the flags, the cells' places and the "
                          "verdict here (its folder is made if missing)")
     pr.add_argument("--threads", type=threads, help="ONNX Runtime threads (default: all cores)")
@@ -251,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     a = sub.add_parser("app", help="start the web app (Streamlit) on the shipped model",
                        epilog="exit status: 0 stopped (Ctrl+C, or a service manager's SIGTERM); 2 the model, port "
                               "or address cannot be used, named on stderr before the server starts")
-    a.add_argument("--model", help="model folder or .onnx (default: WBC_MODEL, else the shipped model)")
+    a.add_argument("--model", type=model_name, help="model folder or .onnx (default: WBC_MODEL, else the shipped model)")
     a.add_argument("--port", type=whole_number(1, 65535, "a TCP port"), default=8501, help="default: 8501")
     a.add_argument("--address", default="localhost", help="default: localhost; 0.0.0.0 to serve the network")
     a.set_defaults(func=cmd_app)

@@ -30,6 +30,9 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str, str]
     unfollowed: set[Path] = set()  # by its real folder and name: a link to nothing has no real path of its own
 
     def add(item: str) -> None:
+        if not item:  # an unset variable in a script: the row named no file, and said "cannot be read"
+            out.append((item, "an empty name, not a file or folder", NO_IMAGE))
+            return
         try:
             if not Path(item).exists():
                 # A link (named, or a pattern's match): it is there (ls shows it), but leads nowhere, as a folder's is told
