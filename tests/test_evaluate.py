@@ -110,6 +110,20 @@ class TestEvaluate:
         assert "skipped_files" not in evaluate(None, tmp_path / "all", folder=FIXTURE_IMAGES / "TEST_SIMPLE",
                                                n_boot=50, progress=False)
 
+    def test_names_left_out_are_shown_as_they_are_in_the_report(self, tmp_path: Path) -> None:
+        """A file left out whose name holds a newline or Markdown's marks is one list item in report.md, its name
+        shown as it is: a newline in it ended the list item, and "[x](javascript:...)" became a link."""
+        import shutil
+
+        folder = tmp_path / "data"
+        shutil.copytree(FIXTURE_IMAGES / "TEST_SIMPLE", folder)
+        for name in ("[x](javascript:alert(1)) *b*.jpeg", "new\nline|pipe.jpeg"):
+            (folder / "MONOCYTE" / name).write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+        evaluate(None, tmp_path / "eval", folder=folder, skip_bad=True, n_boot=50, progress=False)
+        line = next(l for l in (tmp_path / "eval" / "report.md").read_text().splitlines() if "left out" in l)
+        assert line == ("- **left out (unusable, --skip-bad)**: 2 file(s): MONOCYTE/\\[x\\](javascript:alert(1)) "
+                        "\\*b\\*.jpeg, MONOCYTE/new\\\\nline\\|pipe.jpeg")
+
     def test_images_in_subfolders_of_a_class_folder_count(self, tmp_path: Path) -> None:
         """A class folder's subfolders (a patient's, a slide's) are searched, as `wbc predict` searches
         them; files of one name in two subfolders are two cells, and a byte-for-byte copy (top.jpeg) is the

@@ -21,7 +21,7 @@ from wbc.info import CLASSES, SPLITS
 from wbc.io import atomic_write_text, read_json
 from wbc.metrics import classification_report_text, compute_metrics
 from wbc.predict import Prediction, Predictor, predictions_csv, resolve_model, weak_model_note
-from wbc.report import plot_confusion, write_report
+from wbc.report import markdown_name, plot_confusion, write_report
 from wbc.sources import read_table, summary
 from wbc.staging import interrupt_held, move_in, raise_held, staging
 
@@ -306,7 +306,8 @@ def evaluate(
                       "data": where, "files": str(m["n_files"]),
                       "cells": str(m["n_cells"]),
                       **({"left out (unusable, --skip-bad)": f"{len(prepared.skipped)} file(s): "
-                          + listed(m_out["skipped_files"], sep=", ")} if prepared.skipped else {}),
+                          + listed([markdown_name(f) for f in m_out["skipped_files"]], sep=", ")}
+                         if prepared.skipped else {}),
                       **({"caution": m_out["caution"]} if "caution" in m_out else {}),
                       **({"weak model": reader.weak} if reader.weak else {})}, text)
         if curves := _kept_curves(out):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from wbc.info import CLASSES
-from wbc.io import atomic_write_bytes, atomic_write_text
+from wbc.io import atomic_write_bytes, atomic_write_text, printable
 from wbc.metrics import ECE_BINS, cells_read_right, macro_scope, per_class_figure
 
 
@@ -184,6 +185,13 @@ def metrics_table(m: dict[str, Any]) -> str:
                 f"{_pct(b['accuracy'])} | {_pct(b['confidence'])} |" for c, bins in m["reliability_by_type"].items()
                 for b in bins]
     return "\n".join(out)
+
+
+def markdown_name(name: str) -> str:
+    """A file's name as text in report.md, shown as it is: a control character escaped (a newline in a name ended its
+    list item) and the marks Markdown acts on backslash-escaped (a name "[x](url) *b*.jpg" became a link and italics);
+    "/" and "." are left, so a plain name reads the same in the raw file."""
+    return re.sub(r"([\\`*_\[\]<>|#~!{}])", r"\\\1", printable(name))
 
 
 def write_report(out: str | Path, m: dict[str, Any], title: str, meta: dict[str, str], report_text: str) -> Path:
