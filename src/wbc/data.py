@@ -139,8 +139,8 @@ def _copies_as_one_cell(samples: list[Sample]) -> list[Sample]:
     cell-grouped split and its reading was validated on itself. DataError where copies lie in two class
     folders (one image, two labels), a data set file's too: copied under a name its table does not know for that
     class (renamed, or into another class's folder), it is a file of one's own here, and was trained and scored
-    under both labels; renamed in its own class folder, it joins that file's cell. A data set file's bytes are read only where its size is that of a file of one's own:
-    listing the data set alone reads none."""
+    under both labels; renamed in its own class folder, it joins that file's cell. A data set file's bytes are
+    read only where its size is that of a file of one's own: listing the data set alone reads none."""
     stats = [_stat(s.path) for s in samples]
     own_sizes = {st.st_size for s, st in zip(samples, stats) if st is not None and not is_field_cell(s.cell)}
     fields: dict[str, Sample] = {}  # the data set's files that an own file may copy, by their bytes
@@ -159,7 +159,7 @@ def _copies_as_one_cell(samples: list[Sample]) -> list[Sample]:
             twice.append(f"{printable(str(other.path))} ({CLASSES[other.label]}) and {printable(str(s.path))} "
                          f"({CLASSES[s.label]})")
         # A renamed copy of a data set file in its own class folder is that file's cell: as a cell of its own it
-        # fell on the other side of a cell-grouped split from its original, and was scored as two cells
+        # fell on the other side of a cell-grouped split from its original, and was scored as two cells.
         cell = other.cell if other is not s else s.cell
         out.append(s if cell == s.cell else Sample(path=s.path, label=s.label, cell=cell))
     if twice:
