@@ -1706,6 +1706,20 @@ class TestPage:
         assert "marked with an error sign and not analysed: point at it, or Tab to it, for why (a phone shows the sign alone" in help_text
         assert "red" not in help_text and "hover" not in help_text
 
+    def test_keyboard_focus_is_drawn_where_streamlit_draws_none(self) -> None:
+        """The page's style shows keyboard focus on a toolbar's buttons (the toolbar itself stays at opacity 0
+        until pointed at: Tab landed on an invisible Fullscreen button), on the uploader's buttons (its + drew
+        nothing) and on the samples switch (a faint grey box), on :focus-visible alone."""
+        at = self._app().run()
+        assert not at.exception
+        style = " ".join(h.proto.body for h in at.get("html"))
+        assert layout.FOCUS_CSS in style
+        assert '[data-testid="stElementToolbar"]:focus-within { opacity: 1 !important; }' in style
+        rings = re.findall(r"([^{}]+)\{ outline: 2px solid currentColor", layout.FOCUS_CSS)
+        assert [sel.strip() for sel in ", ".join(rings).split(",")] == [
+            '[data-testid="stElementToolbar"] button:focus-visible', '[data-testid="stFileUploader"] button:focus-visible',
+            '[data-testid="stCheckbox"] label:has(input:focus-visible)']
+
     def test_model_tab_says_how_far_to_trust_a_confidence(self) -> None:
         """The model tab shows the shipped card's test-set calibration bins: one row per bin, its images
         adding up to the test set, and the ECE with its interval over cells."""

@@ -87,3 +87,16 @@ def result_anchors(i: int) -> tuple[str, str]:
 # Streamlit draws captions at 0.6 opacity: 3.9:1 on the light theme's white, under the 4.5:1 that small
 # text needs, and the captions here carry what a picture or a table means. At 0.8 they are 7.2:1.
 CAPTION_CONTRAST_CSS = '[data-testid="stCaptionContainer"] { opacity: 0.8; }'
+
+
+# Keyboard focus made visible where Streamlit shows none, or too little to see: a picture's or a table's toolbar
+# (its Fullscreen, Search and Show/hide columns buttons) stays at opacity 0 until pointed at, so Tab landed on an
+# invisible button (a tooltip floating beside nothing); the uploader's "Add files" (+) changed no pixel when
+# focused (its other buttons keep their own ring, this one beside it); the samples switch showed only a faint
+# grey box (23 of 255 levels from the page).
+# An outline in the text colour, on :focus-visible only: a mouse click draws none.
+FOCUS_RING = "outline: 2px solid currentColor !important; outline-offset: 2px;"
+FOCUS_CSS = ('[data-testid="stElementToolbar"]:focus-within { opacity: 1 !important; } '
+             '[data-testid="stElementToolbar"] button:focus-visible, '
+             '[data-testid="stFileUploader"] button:focus-visible { ' + FOCUS_RING + ' } '
+             '[data-testid="stCheckbox"] label:has(input:focus-visible) { ' + FOCUS_RING + ' border-radius: 0.25rem; }')

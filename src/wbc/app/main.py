@@ -26,7 +26,7 @@ st.set_page_config(page_title="wbc - white blood cell classifier", page_icon="ðŸ
 # review_table.table_csv's rows and quoting: the page's button is its download.
 st.html(f"<style>{layout.HIDE_GRID_DOWNLOAD_CSS}\n{layout.PHONE_RESULT_CSS}\n{layout.TOOLBAR_ROOM_CSS}\n"
         f"{layout.RESULT_HEADINGS_CSS}\n{layout.CAPTION_CONTRAST_CSS}\n{layout.DIFFERENTIAL_CSS}\n"
-        f"{layout.PAGES_ANCHOR_CSS}</style>")
+        f"{layout.PAGES_ANCHOR_CSS}\n{layout.FOCUS_CSS}</style>")
 
 
 @st.cache_resource(show_spinner="Loading the model...")
