@@ -2554,6 +2554,9 @@ class TestPage:
         warnings = [w.value for w in at.warning if "Overexposed: " in w.value]
         assert [w.split("  \n")[0] for w in warnings] == ["**white\\.png**", "**bright\\.png**"]
         assert all("with less light" in w and "Top two" not in w for w in warnings)
+        # No type or confidence shown: the warning asks to check neither (it said "however confident the model
+        # is: check the type by eye" under "Cannot judge this photo")
+        assert not any("confident" in w or "check the type" in w for w in warnings), warnings
         # Nothing counted: the note says so, with no table of zeros and no differential to download
         assert not at.tabs[0].table and "No white cells counted yet." in [c.value for c in at.caption]
         assert [b.proto.label for b in at.get("download_button")] == ["Download the table (CSV)"]

@@ -33,11 +33,12 @@ def overexposure_warning(p: Prediction, threshold: float = 0.0) -> str:
     the first shown as the confidence beside it is against the review `threshold` (`confidence_shown`)."""
     if not p.overexposed:
         return ""
-    text = (f"{100 * p.clipped:.0f}% of the lit area is pure white (clipped), and detail in the palest parts of "
+    clipped = f"{100 * p.clipped:.0f}% of the lit area is pure white (clipped)"
+    if not p.typed:  # no type or confidence shown: "check the type by eye, however confident" named neither
+        return f"Overexposed: {clipped}, which can wash out a cell's nucleus: photograph the cell again with less light."
+    text = (f"{clipped}, and detail in the palest parts of "
             "the cell may be lost with it. Such photos are read much less well, however confident the model is: "
             "check the type by eye, or photograph the cell again with less light.")
-    if not p.typed:
-        return f"Overexposed: {text}"
     (a, pa), (b, pb) = p.top2
     return (f"{OVEREXPOSED_REVIEW}: {text} Top two: {cell_type(a).label} {confidence_shown(pa, threshold)}, "
             f"{cell_type(b).label} {100 * pb:.1f}%.")
