@@ -935,15 +935,23 @@ class TestDifferential:
             "Eosinophil": ("6.2–15.0", "high"), "Monocyte": ("0.0–1.8", "low"),
             "Lymphocyte": ("6.2–15.0", "low, may be chance"), "Neutrophil": ("73.8–85.3", "high, may be chance")}
         # The page's narrow status column shortens them, and says nothing below 100 cells with a long dash.
-        assert [r["status"] for r in tally.differential_shown(list(rows.values()))] == ["high?", "low?", "low", "high"]
+        assert [r["status"] for r in tally.differential_shown(list(rows.values()))] == ["high?", "low?", "low", "high",
+                                                                                       "\u2014"]  # the total's
         assert tally.differential_shown(list(rows.values()))[0]["95% limits (%)"] == "73.8\u2060\u2013\u206085.3"
         assert {r["status"] for r in tally.differential_shown(differential(["NEUTROPHIL"] * 99))} == {"\u2014"}
         # Other white cells have no range: a long dash there as in every row without a status (it was left blank);
         # any one counted is to refer, however few the cells (a blast was shown with no status at all).
-        other = tally.differential_shown(differential(["NEUTROPHIL", "OTHER_WHITE_CELL"], reviewed=True))[-1]
+        other = tally.differential_shown(differential(["NEUTROPHIL", "OTHER_WHITE_CELL"], reviewed=True))[-2]
         assert other["type"] == "Other white cell" and other["range (%)"] == "\u2014" and other["status"] == "refer"
-        none = tally.differential_shown(differential(["NEUTROPHIL"], reviewed=True))[-1]
+        none = tally.differential_shown(differential(["NEUTROPHIL"], reviewed=True))[-2]
         assert none["type"] == "Other white cell" and none["status"] == "\u2014"
+        # The page's table ends with the download's Total row (it ended at the last type): its count, 100%, and
+        # what the rounded shares add to where that shows; no limits, range or status.
+        thirds = tally.differential_shown(differential(["NEUTROPHIL"] * 100 + ["LYMPHOCYTE"] * 100 + ["MONOCYTE"] * 100))
+        assert thirds[-1] == {"type": "Total (the shares, each rounded to one decimal, add to 99.9)", "count": 300,
+                              "percent": 100.0, "95% limits (%)": "\u2014", "range (%)": "\u2014", "status": "\u2014"}
+        assert sum(int(r["count"]) for r in thirds[:-1]) == 300
+        assert tally.differential_shown(differential(["NEUTROPHIL"] * 3))[-1]["type"] == "Total"
         in_range = tally.differential_shown(differential(["NEUTROPHIL"] * 55 + ["LYMPHOCYTE"] * 40 + ["MONOCYTE"] * 5))
         assert in_range[1]["status"] == "in\u00a0range" and list(in_range[1]) == [
             "type", "count", "percent", "95% limits (%)", "range (%)", "status"]
@@ -1024,7 +1032,7 @@ class TestDifferential:
         assert apart["Blast"]["status"] == "present: refer for review"
         assert apart["Immature granulocyte"]["status"] == "present: review the film"  # common in infection, pregnancy
         assert apart["Other white cell"]["status"] == "" and apart["Blast"]["adult range (%)"] == ""
-        assert [r["status"] for r in tally.differential_shown(list(apart.values()))][-3:] == ["refer", "review", "\u2014"]
+        assert [r["status"] for r in tally.differential_shown(list(apart.values()))][-4:-1] == ["refer", "review", "\u2014"]
         # Said above the notes too: a blast in the table's last column was easy to pass over.
         assert findings_note(list(apart.values())) == (
             "Counted: Blast 1, Immature granulocyte 1. None of these is seen in a healthy adult's blood: refer the film "
@@ -1130,7 +1138,7 @@ class TestDifferential:
         names = review_table.reviewed_classes([r["reviewed"] for r in rows])
         basophils = next(r for r in tally.reviewed_differential(names, rows) if r["type"] == "Basophil")
         assert basophils["status"] == tally.BASOPHILS_UNCHECKED == "to check: the model never calls a basophil"
-        assert [r["status"] for r in tally.differential_shown([basophils])] == ["to\u00a0check"]
+        assert [r["status"] for r in tally.differential_shown([basophils])][0] == "to\u00a0check"
         # A high share stands (the images still to check can only add basophils): 6 corrected among 100
         six = review_table.reviewed_classes(["Basophil"] * 6 + ["Neutrophil"] * 94)
         assert next(r for r in tally.reviewed_differential(six, rows) if r["type"] == "Basophil")["status"] == "high"
@@ -2262,9 +2270,11 @@ class TestPage:
                                                "range (%)": f"40{joined}75", "status": "\u2014"}
         # The type heads each row (the table's index: a th a screen reader names the row by).
         assert at.tabs[0].table[0].value.index.tolist() == ["Neutrophil", "Lymphocyte", "Monocyte", "Eosinophil", "Basophil",
-                                                         "Blast", "Immature granulocyte", "Other white cell"]
+                                                         "Blast", "Immature granulocyte", "Other white cell", "Total"]
         assert at.tabs[0].table[0].value.index.name == "type" and not at.tabs[0].table[0].proto.hide_index
-        assert at.tabs[0].table[0].value["percent"].tolist() == [25.0] * 4 + [0.0] * 4  # a number, to the right as the counts
+        # a number, to the right as the counts; the total's as the download's
+        assert at.tabs[0].table[0].value["percent"].tolist() == [25.0] * 4 + [0.0] * 4 + [100.0]
+        assert at.tabs[0].table[0].value["count"].tolist()[-1] == 8
         trust = next(json.loads(d.proto.columns) for d in at.dataframe if "right (%)" in d.value.columns)
         assert trust["right (%)"]["type_config"]["format"] == trust["mean confidence (%)"]["type_config"]["format"] == "%.1f"
 

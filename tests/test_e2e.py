@@ -146,8 +146,8 @@ class TestInBrowser:
         scroll, client = page.locator(".st-key-review .dvn-scroller").evaluate("s => [s.scrollWidth, s.clientWidth]")
         assert scroll <= client, (scroll, client)
         table.screenshot(path=str(OUT / "review-table.png"))  # for a human check: every header whole
-        # the four, basophils, blasts, immature granulocytes, other white cells
-        assert page.locator(".st-key-differential table tbody tr").count() == 8
+        # the four, basophils, blasts, immature granulocytes, other white cells, the total
+        assert page.locator(".st-key-differential table tbody tr").count() == 9
         heads = page.locator(".st-key-differential thead th")  # the number columns' headings over their figures
         assert [heads.nth(k).evaluate("e => getComputedStyle(e).textAlign") for k in range(3)] == ["start", "right",
                                                                                                     "right"]
@@ -249,7 +249,7 @@ class TestInBrowser:
                                                                "status"]
         assert table.locator('tbody th[scope="row"]').all_inner_texts() == [
             "Neutrophil", "Lymphocyte", "Monocyte", "Eosinophil", "Basophil", "Blast", "Immature granulocyte",
-            "Other white cell"]
+            "Other white cell", "Total"]
         # Whole limits on a line each: a limit broken after its dash read as two numbers.
         cell = table.locator("tbody tr").first.locator("td").nth(2)
         assert "3.2" in cell.inner_text() and cell.evaluate("e => e.getBoundingClientRect().height < 60")

@@ -92,22 +92,37 @@ UNBROKEN_DASH = f"\u2060{DASH}\u2060"
 
 
 def differential_shown(diff: Sequence[Mapping[str, object]]) -> list[dict[str, object]]:
-    """The differential as the page's table shows it: short headings and statuses, ranges that do not break,
-    and a long dash for no status (the table reads its cells as Markdown, where a lone "-" is a list's bullet)."""
+    """The differential as the page's table shows it, its Total row last as the download's (`total_row`; the
+    page's ended at the last type): short headings and statuses, ranges that do not break, and a long dash for
+    no status or range (the table reads its cells as Markdown, where a lone "-" is a list's bullet)."""
     heading = {LIMITS_COLUMN: "95% limits (%)", "adult range (%)": "range (%)"}
-    status = {**SHORT_STATUS, "-": "\u2014", "": "\u2014"}  # "": no other white cell counted
+    # "": no other white cell counted, or the total's; the total's reason for none is said under the table
+    status = {**SHORT_STATUS, "-": "\u2014", "": "\u2014", NO_STATUS_BELOW: "\u2014"}
 
     def shown(k: str, v: object) -> object:
         if k == "status":
             return status.get(str(v), v)
-        if k == "adult range (%)" and v == "":
+        if k in (LIMITS_COLUMN, "adult range (%)") and v == "":
             return "\u2014"
         return v.replace(DASH, UNBROKEN_DASH) if k in (LIMITS_COLUMN, "adult range (%)") and isinstance(v, str) else v
 
-    return [{heading.get(k, k): shown(k, v) for k, v in r.items()} for r in diff]
+    return [{heading.get(k, k): shown(k, v) for k, v in r.items()} for r in [*diff, *([total_row(diff)] if diff else [])]]
 
 
 NO_STATUS_BELOW = "no range compared below 100 cells"  # the total's status where the types' are "-"
+
+
+def total_row(diff: Sequence[Mapping[str, object]]) -> dict[str, object]:
+    """The differential's Total row, its columns those of `diff`'s rows: the cells counted, 100%, and what the
+    shares, each rounded to one decimal, add to where that shows (a spreadsheet's sum of the column read 100.2
+    beside a total of 100.0); its status says why none is compared where the types' is "-"."""
+    n = sum(int(str(r["count"])) for r in diff)
+    added = round(sum(float(str(r["percent"])) for r in diff), 1)
+    total: dict[str, object] = {k: "" for k in (diff[0] if diff else ())}
+    return {**total, "type": "Total" + (f" (the shares, each rounded to one decimal, add to {added:.1f})"
+                                        if n and added != 100.0 else ""),
+            "count": n, "percent": 100.0 if n else 0.0,
+            "status": NO_STATUS_BELOW if any(r.get("status") == "-" for r in diff) else ""}
 
 
 def differential_csv(diff: Sequence[Mapping[str, object]], set_aside: int = 0, excluded: int = 0,
@@ -123,13 +138,8 @@ def differential_csv(diff: Sequence[Mapping[str, object]], set_aside: int = 0, e
     review threshold, the date), each line a row of its own."""
     if not diff:
         return b""
-    n = sum(int(str(r["count"])) for r in diff)
-    added = round(sum(float(str(r["percent"])) for r in diff), 1)
-    # A spreadsheet's sum of the column read 100.2 beside a total of 100.0: said where the rounding shows.
-    total = {"type": "Total" + (f" (the shares, each rounded to one decimal, add to {added:.1f})"
-                                if n and added != 100.0 else ""),
-             "count": n, "percent": 100.0 if n else 0.0,
-             "status": NO_STATUS_BELOW if any(r.get("status") == "-" for r in diff) else ""}
+    total = total_row(diff)
+    n = int(str(total["count"]))
     beside = [*([{"type": "Nucleated red cells (not in the total; percent: per 100 white cells)", "count": nrbc,
                   "percent": per_100(nrbc, n)}] if nrbc else []),
               {"type": "Not counted: set aside by the screening", "count": set_aside},
