@@ -64,8 +64,7 @@ def stages(p: Predictor, runs: int) -> dict[str, float]:
         from wbc.decode import load_image
     except ImportError:  # an earlier commit's src (the old side of predict_ab.sh): decoding was in wbc.imaging
         from wbc.imaging import load_image
-    from wbc.imaging import _resize as resize
-    from wbc.imaging import crop_square, dihedral_views, locate_at_data_scale
+    from wbc.imaging import crop_square, dihedral_views, locate_at_data_scale, resize
     from wbc.screening import screen
     try:
         from wbc.white_balance import input_gains

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
         from wbc.recipe import AUGMENT, preset
     except ImportError:  # an earlier commit's src (the old side of a comparison): the recipe was in wbc.train
         from wbc.train import AUGMENT, preset
-    from wbc.train import _make_optimizer
+    from wbc.train import make_optimizer
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", choices=["wbcnet", "seed"], default="wbcnet")
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     y = torch.randint(0, 4, (args.batch_size,), generator=gen)
     model = build_model(args.model)
     model.train()
-    opt = _make_optimizer(model, cfg)  # the recipe's own: AdamW for wbcnet, Adam for the seed replica
+    opt = make_optimizer(model, cfg)  # the recipe's own: AdamW for wbcnet, Adam for the seed replica
 
     def step(layout: torch.memory_format) -> Callable[[], object]:
         xb = x.contiguous(memory_format=layout)

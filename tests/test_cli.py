@@ -1567,7 +1567,7 @@ class TestOtherVerbs:
         """Evaluating without scikit-learn asks for the eval extras (no PyTorch); without torch, for training's."""
         import importlib
 
-        from wbc.cli.train import _training
+        from wbc.cli.train import training_extra
         from wbc.errors import WbcError
 
         for missing, extra in (("sklearn.metrics", "'.[eval]' (or '.[train]', which holds them)"), ("torch", "'.[train]'")):
@@ -1576,7 +1576,7 @@ class TestOtherVerbs:
 
             monkeypatch.setattr(importlib, "import_module", fail)
             with pytest.raises(WbcError, match=re.escape(f"pip install -e {extra}")):
-                _training("wbc.evaluate", "evaluate")
+                training_extra("wbc.evaluate", "evaluate")
 
     def test_checkpoint_without_torch_is_one_line(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:

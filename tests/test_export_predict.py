@@ -291,12 +291,12 @@ class TestExport:
         from wbc.cache import load_arrays
         from wbc.checkpoint import load_checkpoint, model_from_checkpoint
         from wbc.data import list_split
-        from wbc.train import _to_tensor, predict_probs
+        from wbc.train import predict_probs, to_tensor
 
         net, spec = model_from_checkpoint(load_checkpoint(tiny_run / "best.pt"))
         x, _ = load_arrays(list_split(FIXTURE_IMAGES, "TEST_SIMPLE"), spec, progress=False)
         with torch.no_grad():
-            ref = predict_probs(net, _to_tensor(x), spec)
+            ref = predict_probs(net, to_tensor(x), spec)
         got = Predictor(exported).predict_probs(x)
         assert np.abs(got - ref).max() < 1e-4
 

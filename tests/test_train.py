@@ -297,12 +297,12 @@ class TestFit:
         probabilities that do not depend on the crops' orientation, and they change what is learnt."""
         from wbc.cache import load_arrays
         from wbc.data import list_split
-        from wbc.train import _to_tensor, teacher_probs
+        from wbc.train import teacher_probs, to_tensor
 
         val = set(json.loads((tiny_run / "split.json").read_text())["val_cells"])
         _, spec = model_from_checkpoint(load_checkpoint(tiny_run / "best.pt"))
         x, _ = load_arrays(list_split(FIXTURE_IMAGES, "TRAIN")[:6], spec, progress=False)
-        xt = _to_tensor(x)
+        xt = to_tensor(x)
         p = teacher_probs((str(tiny_run),), xt, val)
         assert p.shape == (6, 4) and torch.allclose(p.sum(1), torch.ones(6), atol=1e-5)
         assert torch.allclose(teacher_probs((str(tiny_run),), torch.rot90(xt, 1, dims=(2, 3)), val), p, atol=1e-5)
@@ -923,7 +923,7 @@ def test_view_logits_are_each_views_own() -> None:
 
     from wbc.imaging import dihedral_views
     from wbc.model import build_model, default_config
-    from wbc.train import _to_tensor, predict_logits, view_logits
+    from wbc.train import predict_logits, to_tensor, view_logits
 
     torch.manual_seed(0)
     cfg = default_config("wbcnet")
@@ -933,7 +933,7 @@ def test_view_logits_are_each_views_own() -> None:
     views = dihedral_views(x, 8)
     assert lg.shape == (8, 3, 4)
     for v in (0, 5):
-        one = predict_logits(net, _to_tensor(views[v * 3 : v * 3 + 3]), cfg.preprocess).numpy()
+        one = predict_logits(net, to_tensor(views[v * 3 : v * 3 + 3]), cfg.preprocess).numpy()
         assert np.allclose(lg[v], one, atol=1e-5)
     assert not np.allclose(lg[0], lg[5], atol=1e-3)
 

@@ -72,7 +72,7 @@ def stored_config(state: dict[str, Any], path: str | Path) -> TrainConfig:
                               "started it") from e
 
 
-def _one_line(e: BaseException, limit: int = 300) -> str:
+def one_line(e: BaseException, limit: int = 300) -> str:
     """An error's words on one line, cut at `limit` characters (torch's run to many lines, one per weight)."""
     return " ".join(str(e).split())[:limit]
 
@@ -85,6 +85,6 @@ def model_from_checkpoint(state: dict[str, Any], path: str | Path = "the checkpo
         model.load_state_dict(state["state_dict"])
     except (RuntimeError, TypeError, ValueError) as e:  # torch's "size mismatch for fc.weight ...", a width of "x"
         raise CheckpointError(f"{path}: its weights do not fit the network its model_config describes, or that "
-                              f"network cannot be built ({_one_line(e)})") from e
+                              f"network cannot be built ({one_line(e)})") from e
     model.eval()
     return model, cfg.preprocess

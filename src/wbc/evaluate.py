@@ -130,14 +130,14 @@ def model_probs(model: str | Path | None, samples: list[Sample], skip_bad: bool 
     if model is not None and str(model).endswith(".pt"):
         try:
             from wbc.checkpoint import load_checkpoint, model_from_checkpoint
-            from wbc.train import _to_tensor, predict_probs
+            from wbc.train import predict_probs, to_tensor
         except ImportError as e:  # the eval extras evaluate ONNX models; a checkpoint is PyTorch's
             raise ModelFileError(f"{model}: a training checkpoint, which needs PyTorch ({e.name or e} is not installed): "
                                  "pip install -e '.[train]', or evaluate its export (`wbc export`) instead") from e
 
         net, spec = model_from_checkpoint(load_checkpoint(model), model)
         p = load_prepared(samples, spec, skip_bad=skip_bad, progress=progress)
-        return (predict_probs(net, _to_tensor(p.x), spec), p, np.zeros(len(p.x), bool),
+        return (predict_probs(net, to_tensor(p.x), spec), p, np.zeros(len(p.x), bool),
                 Reader(str(model), 0.0, CHECKPOINT_READING))
     pred = Predictor(model)
     p = load_prepared(samples, pred.spec, skip_bad=skip_bad, progress=progress)

@@ -309,7 +309,7 @@ def crop_square(rgb: np.ndarray, cy: float, cx: float, window: int) -> np.ndarra
     return out
 
 
-def _resize(rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
+def resize(rgb: np.ndarray, spec: PreprocessSpec) -> np.ndarray:
     hh, ww = spec.input_hw
     return np.asarray(Image.fromarray(rgb).resize((ww, hh), Image.BILINEAR))
 
@@ -318,7 +318,7 @@ def prepare(rgb: np.ndarray, spec: PreprocessSpec, rescale: bool = True) -> np.n
     """Source RGB uint8 (H, W, 3) -> model-sized uint8 (h, w, 3) as `spec` says. `rescale=False`
     never shrinks a magnified field (benchmarks compare the two)."""
     if spec.mode == "frame":  # the whole field: no need to find the cell
-        return _resize(unframed(rgb)[0], spec)
+        return resize(unframed(rgb)[0], spec)
     return prepare_located(rgb, spec, rescale)[0]
 
 
@@ -333,8 +333,8 @@ def prepare_located(
     field, loc = located_field(rgb, spec, rescale, matched)
     loc = replace(loc, offset_yx=offset) if offset != (0, 0) else loc
     if spec.mode == "frame":
-        return _resize(rgb, spec), loc, field
-    return _resize(crop_square(field, loc.cy, loc.cx, spec.window), spec), loc, field
+        return resize(rgb, spec), loc, field
+    return resize(crop_square(field, loc.cy, loc.cx, spec.window), spec), loc, field
 
 
 def located_field(rgb: np.ndarray, spec: PreprocessSpec, rescale: bool = True,

@@ -120,13 +120,12 @@ def with_epochs(cfg: TrainConfig, epochs: int) -> TrainConfig:
 
 
 # name -> constructor(params, lr, weight_decay); check_config refuses any other name before a run starts.
-_OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adamw": torch.optim.AdamW,
     "adam": torch.optim.Adam,
     # Nesterov momentum 0.9, the usual from-scratch CNN recipe; its weight decay is plain L2.
     "sgd": lambda params, **kw: torch.optim.SGD(params, momentum=0.9, nesterov=True, **kw),
 }
-OPTIMIZERS = tuple(_OPTIMIZERS)
 
 
 def check_config(cfg: TrainConfig) -> None:

@@ -16,7 +16,7 @@ from wbc.io import missing_folders, read_json, remove_empty
 from wbc.sources import read_linked
 
 
-def _run_split(run: Path) -> tuple[dict[str, Any], set[str], set[str]]:
+def run_split(run: Path) -> tuple[dict[str, Any], set[str], set[str]]:
     """A run's split.json, its training cells and its validation cells; CheckpointError where it is missing or
     damaged."""
     try:
@@ -27,11 +27,11 @@ def _run_split(run: Path) -> tuple[dict[str, Any], set[str], set[str]]:
                               "it cannot be resumed safely: start it again") from e
 
 
-def _split_before_links(then_tr: set[str], then_va: set[str], cells: list[str], tr_idx: np.ndarray,
+def split_before_links(then_tr: set[str], then_va: set[str], cells: list[str], tr_idx: np.ndarray,
                         va_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The run's own split (`then_tr`, `then_va`: its split.json's cells) where the split made now differs from
     it only in where the linked cells went (`wbc.sources.read_linked`: a run started before wbc 0.21 kept a
-    field labelled twice apart, and goes on as it started); the split made now otherwise, for `_check_same_split`."""
+    field labelled twice apart, and goes on as it started); the split made now otherwise, for `check_same_split`."""
     now_tr, now_va = {cells[i] for i in tr_idx}, {cells[i] for i in va_idx}
     moved = (then_tr & now_va) | (then_va & now_tr)
     linked = {c for pair in read_linked().items() for c in pair}
@@ -41,10 +41,10 @@ def _split_before_links(then_tr: set[str], then_va: set[str], cells: list[str], 
             np.array([i for i, c in enumerate(cells) if c in then_va], dtype=int))
 
 
-def _resumed_on_other_cells(run: Path, cells: set[str], root: Path | str, error: DataError) -> None:
+def resumed_on_other_cells(run: Path, cells: set[str], root: Path | str, error: DataError) -> None:
     """DataError naming the data as the cause where the cells a resumed run reads (at `root`) are not those its
     split.json holds, and the split made of them failed with `error`."""
-    _, then_tr, then_va = _run_split(run)
+    _, then_tr, then_va = run_split(run)
     if cells != then_tr | then_va:
         raise DataError(f"{run}: --resume: the data at {root} gives {len(cells)} cells, other than the "
                         f"{len(then_tr | then_va)} the run started on (split.json), and no split of them can be made "
@@ -53,10 +53,10 @@ def _resumed_on_other_cells(run: Path, cells: set[str], root: Path | str, error:
                         "run") from error
 
 
-def _check_same_split(run: Path, split: tuple[dict[str, Any], set[str], set[str]], cells: list[str],
+def check_same_split(run: Path, split: tuple[dict[str, Any], set[str], set[str]], cells: list[str],
                       tr_idx: np.ndarray, va_idx: np.ndarray, root: Path | str) -> None:
     """DataError unless the data a resumed run reads (`root`) gives the cells, and files, the run
-    started on (its `split`, `_run_split`; the file counts only where it has them): --data may move, not change
+    started on (its `split`, `run_split`; the file counts only where it has them): --data may move, not change
     what is trained on."""
     split_json, then = split[0], (split[1], split[2])
     now = ({cells[i] for i in tr_idx}, {cells[i] for i in va_idx})
@@ -93,7 +93,7 @@ def read_val_cells(run: Path) -> set[str]:
 
 
 @contextlib.contextmanager
-def _only_writer(run: Path) -> Iterator[None]:
+def only_writer(run: Path) -> Iterator[None]:
     """Hold the run folder for one `wbc train` at a time (an advisory lock on the folder, released
     when the process ends however it ends); the folders made here (`runs/` too) and left empty are
     removed. Where no lock can be had (not POSIX; a file system without locks) training goes on without one."""
@@ -129,7 +129,7 @@ def _only_writer(run: Path) -> Iterator[None]:
 RUN_FILES = ("config.json", "split.json", "summary.csv", "best.pt", "curves.png")  # and last.pt, which `fit` refuses
 
 
-def _refuse_others_files(run: Path) -> None:
+def refuse_others_files(run: Path) -> None:
     """OutputError, before the work, where a new run's folder holds files of a run's names that are not a wbc
     run's (its config.json has no recipe): a user's config.json and curves.png are not ours to replace. A run
     stopped before its first epoch ended (config.json and split.json, no last.pt) is started again there."""

@@ -21,9 +21,9 @@ from wbc.augment import augment_batch
 from wbc.cache import colourless, files_too_small, load_prepared
 from wbc.checkpoint import (
     CHECKPOINT_VERSION,
-    _one_line,
     load_checkpoint,
     model_from_checkpoint,
+    one_line,
     save_checkpoint,
     stored_config,
 )
@@ -44,21 +44,21 @@ from wbc.model import (
 )
 from wbc.photo_checks import MIN_SIDE_PX
 from wbc.recipe import (
-    _OPTIMIZERS,
     AUGMENT,
     MACHINE_SETTINGS,
+    OPTIMIZERS,
     TrainConfig,
     check_config,
     check_device,
 )
 from wbc.run_folder import (
-    _check_same_split,
-    _only_writer,
-    _refuse_others_files,
-    _resumed_on_other_cells,
-    _run_split,
-    _split_before_links,
+    check_same_split,
+    only_writer,
     read_val_cells,
+    refuse_others_files,
+    resumed_on_other_cells,
+    run_split,
+    split_before_links,
 )
 from wbc.splits import grouped_split
 
@@ -87,7 +87,7 @@ def centre_crop(x: torch.Tensor, context: int) -> torch.Tensor:
     return x[:, :, context : x.shape[2] - context, context : x.shape[3] - context] if context else x
 
 
-def _to_tensor(x: np.ndarray) -> torch.Tensor:
+def to_tensor(x: np.ndarray) -> torch.Tensor:
     """uint8 (N, h, w, 3) -> uint8 tensor (N, 3, h, w); converted to float per batch to save memory."""
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
@@ -120,7 +120,7 @@ def view_logits(model: nn.Module, x: np.ndarray, spec: PreprocessSpec) -> np.nda
     """uint8 crops (N, h, w, 3) -> logits (8, N, 4) of their 8 views (`imaging.dihedral_views`: the
     quarter turns, each also mirrored, in that function's order), as the cross-validation predicts
     held-out files (`crossval.OOF_VIEWS`)."""
-    views = _to_tensor(dihedral_views(x, 8))
+    views = to_tensor(dihedral_views(x, 8))
     return predict_logits(model, views, spec).numpy().reshape(8, len(x), NUM_CLASSES)
 
 
@@ -225,8 +225,8 @@ def train_one_epoch(
     return float(total) / max(seen, 1)
 
 
-def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
-    return _OPTIMIZERS[cfg.optimizer](model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    return OPTIMIZERS[cfg.optimizer](model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def _make_schedule(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
@@ -381,7 +381,7 @@ def fit(cfg: TrainConfig, run: str | Path, resume: bool = False, progress: bool 
     # ".." resolved first, as missing_folders walks it: "runs/../x" would make runs/ too, and leave it
     # (and "nope/../x" could not be written at all).
     run = Path(os.path.normpath(run))
-    with _only_writer(run):
+    with only_writer(run):
         return _fit(cfg, run, resume, progress, model_cfg, crops)
 
 
@@ -398,7 +398,7 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
     elif (run / "last.pt").exists():
         raise CheckpointError(f"{run}: already holds a run; pass --resume to continue it or choose another --out")
     else:
-        _refuse_others_files(run)
+        refuse_others_files(run)
         if done := [f for f in ("best.pt", "summary.csv") if (run / f).exists() and (run / f).stat().st_size]:
             # A finished run whose last.pt was deleted to save space is still a run: its model is not to be replaced.
             raise CheckpointError(f"{run}: already holds a trained run ({', '.join(done)}; its last.pt, which "
@@ -456,18 +456,18 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
             tr_idx, va_idx = grouped_split(samples, cfg.val_fraction, seed=split_seed, fold=cfg.fold)
         except DataError as e:
             if state is not None:  # other data than the run's: that, not how to make folds ("a larger --limit-cells")
-                _resumed_on_other_cells(run, {s.cell for s in samples}, root, e)
+                resumed_on_other_cells(run, {s.cell for s in samples}, root, e)
             raise
         if len(tr_idx) == 0 or len(va_idx) == 0:
             raise DataError("the cell-grouped split left the training or validation part empty")
     y_all = np.array([s.label for s in samples])
     cells = [s.cell for s in samples]
     if state is not None:  # before the teachers' pass, which a mismatch would waste
-        split = _run_split(run)
-        tr_idx, va_idx = _split_before_links(split[1], split[2], cells, tr_idx, va_idx)
-        _check_same_split(run, split, cells, tr_idx, va_idx, root)
-    x_tr, y_tr = _to_tensor(x_all[tr_idx]), torch.from_numpy(y_all[tr_idx])
-    x_va, y_va = centre_crop(_to_tensor(x_all[va_idx]), cfg.context), y_all[va_idx]
+        split = run_split(run)
+        tr_idx, va_idx = split_before_links(split[1], split[2], cells, tr_idx, va_idx)
+        check_same_split(run, split, cells, tr_idx, va_idx, root)
+    x_tr, y_tr = to_tensor(x_all[tr_idx]), torch.from_numpy(y_all[tr_idx])
+    x_va, y_va = centre_crop(to_tensor(x_all[va_idx]), cfg.context), y_all[va_idx]
     va_cells = [cells[i] for i in va_idx]
     weights = _class_weights(y_all[tr_idx]) if cfg.class_weights else None
     soft = (teacher_probs(tuple(cfg.teachers), centre_crop(x_tr, cfg.context), set(va_cells), dev, spec)
@@ -490,7 +490,7 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
             "train_files": len(tr_idx), "val_files": len(va_idx)}, indent=1))
 
     ema = _make_ema(model, cfg.ema) if cfg.ema else None
-    opt = _make_optimizer(model, cfg)
+    opt = make_optimizer(model, cfg)
     steps = math.ceil(len(x_tr) / cfg.batch_size)
     sched = _make_schedule(opt, cfg, steps)
     history: list[dict[str, float]] = []
@@ -512,7 +512,7 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
                                and h.get("input_px", spec.size) == spec.size), None)
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
             raise CheckpointError(f"{run / 'last.pt'}: a damaged checkpoint: it cannot be resumed from "
-                                  f"({type(e).__name__}: {_one_line(e)}); train it again with another --out, or "
+                                  f"({type(e).__name__}: {one_line(e)}); train it again with another --out, or "
                                   "remove this folder first") from e
 
     print(f"{cfg.model}: {count_params(model):,} parameters; {len(x_tr)} training files "

@@ -100,7 +100,7 @@ REVIEW_COLUMNS = ("file", "predicted", "confidence (%)", "verdict", "reviewed", 
 IMAGE_ID = "sha256"  # the download's column that names each image by its bytes (`bytes_key`)
 
 
-def _spreadsheet_csv(fieldnames: Sequence[str], rows: Sequence[Mapping[str, object]]) -> bytes:
+def spreadsheet_csv(fieldnames: Sequence[str], rows: Sequence[Mapping[str, object]]) -> bytes:
     """Rows as CSV for a spreadsheet: UTF-8 with a byte-order mark (Excel reads other names garbled without
     it), a blank for a missing value or NaN (the edited table hands a blank back as NaN), and a text that a
     spreadsheet would run as a formula (wbc.io.FORMULA_STARTS first), or that starts with ' itself, quoted with '
@@ -129,7 +129,7 @@ def table_csv(rows: Sequence[Mapping[str, object]], unusable_files: Sequence[tup
     extra = [{"file": name, "verdict": f"unreadable: {why.removeprefix(f'{name}: ')}"} for name, why in unusable_files]
     extra += [{"file": name, "verdict": f"the same image as {first}: left out as a repeat"} for name, first in repeats]
     extra += [{"file": line} for line in made_with]
-    return _spreadsheet_csv([*REVIEW_COLUMNS, IMAGE_ID], [*({**r, CHECKED: "yes" if ticked(r.get(CHECKED)) else "",
+    return spreadsheet_csv([*REVIEW_COLUMNS, IMAGE_ID], [*({**r, CHECKED: "yes" if ticked(r.get(CHECKED)) else "",
                                                              IMAGE_ID: r.get("key")} for r in rows), *extra])
 
 

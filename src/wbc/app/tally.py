@@ -7,7 +7,7 @@ from typing import Any
 
 from wbc import __version__
 from wbc.app.analysis import CellResult
-from wbc.app.review_table import CHECKED, COUNTED_LABELS, _spreadsheet_csv, ticked
+from wbc.app.review_table import CHECKED, COUNTED_LABELS, spreadsheet_csv, ticked
 from wbc.app.words import threshold_shown
 from wbc.differential import (
     DASH, HIGH_BY_CHANCE, IMMATURE_PRESENT, LIMITS_COLUMN, LOW_BY_CHANCE, OTHER_PRESENT, REVIEWED_TYPES, differential,
@@ -149,7 +149,7 @@ def differential_csv(diff: Sequence[Mapping[str, object]], set_aside: int = 0, e
               {"type": "Counted, marked needs review, unchecked", "count": unchecked},
               {"type": "Counted, not checked by a reviewer (any verdict)", "count": not_checked},
               *({"type": line} for line in made_with)]
-    return _spreadsheet_csv(list(diff[0]), [*diff, total, *beside])
+    return spreadsheet_csv(list(diff[0]), [*diff, total, *beside])
 
 
 # The downloads' last lines: what the figures are, whatever is done with the file.

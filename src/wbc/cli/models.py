@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from wbc.cli.train import _training, run_data
+from wbc.cli.train import run_data, training_extra
 from wbc.errors import WbcError
 from wbc.io import printable, read_json
 
@@ -19,7 +19,7 @@ def _stored_config(ckpt: str | Path) -> tuple[dict[str, Any], Path]:
     ckpt = Path(ckpt)
     if ckpt.suffix != ".pt" or not ckpt.is_file():
         return {}, ckpt.parent
-    return _training("wbc.checkpoint", "load_checkpoint")(ckpt)["train_config"], ckpt.parent
+    return training_extra("wbc.checkpoint", "load_checkpoint")(ckpt)["train_config"], ckpt.parent
 
 
 def _card_config(model: str | Path | None) -> tuple[dict[str, Any], Path]:
@@ -49,7 +49,7 @@ def _checkpoint_data(config: dict[str, Any], run: Path, given: Path | None) -> s
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from wbc.io import check_writable_folder
 
-    evaluate = _training("wbc.evaluate", "evaluate")
+    evaluate = training_extra("wbc.evaluate", "evaluate")
     if args.folder is not None and (args.split is not None or args.data is not None):
         # Scored the folder without a word: a user given --split TRAIN could believe TRAIN was scored.
         raise WbcError(f"--folder scores the images in {args.folder}; --{'split' if args.split else 'data'} names a "
@@ -68,7 +68,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             (run / "best.pt").is_file() or (run / "last.pt").is_file()):
         # A run folder: its checkpoint, as `wbc export RUN` takes it, and refused as it refuses one stopped
         # before its first best.pt (it said "model.onnx: model file not found").
-        args.model = _training("wbc.ship", "run_checkpoint")(
+        args.model = training_extra("wbc.ship", "run_checkpoint")(
             run, instead=f"evaluate it as it is with --model {run / 'last.pt'}")
         print(f"wbc: note: {printable(str(run))} is a training run: evaluating its best.pt as it is (one view, not "
               "calibrated; `wbc export` makes the model that `wbc predict` and the app use)", file=sys.stderr)
@@ -82,7 +82,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     _print_figures(m)
     if "caution" in m:
         print(f"wbc: note: {m['caution']}", file=sys.stderr)
-    if caveat := _training("wbc.report", "interval_caveat")(m).strip():
+    if caveat := training_extra("wbc.report", "interval_caveat")(m).strip():
         print(f"wbc: note: {caveat}", file=sys.stderr)
     print(f"report written to {printable(str(Path(args.out) / 'report.md'))}")
     return 0
@@ -91,7 +91,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def _print_figures(m: dict[str, Any]) -> None:
     """The headline figures of an evaluation (metrics.json's, or a card's metrics.test), per class."""
     lo, hi = m["accuracy_ci95"]
-    scope = _training("wbc.metrics", "macro_scope")(m)
+    scope = training_extra("wbc.metrics", "macro_scope")(m)
     print(f"accuracy over files {m['accuracy']:.4f} [{lo:.4f}, {hi:.4f}]  "
           f"cells {m['cells_correct']}/{m['n_cells']} ({m['cell_accuracy']:.4f}"
           + (" [{:.4f}, {:.4f}]".format(*m["cell_accuracy_ci95"]) if m.get("cell_accuracy_ci95") else "")
@@ -105,10 +105,10 @@ def _print_figures(m: dict[str, Any]) -> None:
     elo, ehi = m["ece_ci95"]
     print(f"expected calibration error {m['ece']:.4f} [{elo:.4f}, {ehi:.4f}] "
           "(the spread over resampled cells, not a 95% interval: a resampled ECE leans high)")
-    figure = _training("wbc.metrics", "per_class_figure")
+    figure = training_extra("wbc.metrics", "per_class_figure")
     from wbc.differential import hyphenated
 
-    cells = _training("wbc.metrics", "cells_read_right")
+    cells = training_extra("wbc.metrics", "cells_read_right")
     for c, v in m["per_class"].items():
         right = hyphenated(cells(v))
         print(f"  {c:11s} " + "  ".join(f"{k} {figure(v[k]):6s}" for k in ("precision", "recall", "f1"))
@@ -119,31 +119,31 @@ def cmd_export(args: argparse.Namespace) -> int:
     from wbc.io import check_writable_folder
     from wbc.predict import DEFAULT_MODEL_DIR
 
-    export_and_report = _training("wbc.ship", "export_and_report")
+    export_and_report = training_extra("wbc.ship", "export_and_report")
     if not args.replace_shipped and Path(args.out).resolve() == DEFAULT_MODEL_DIR.resolve():
         # It replaced the shipped model and its TEST report with any run's, which `wbc predict` and the app then used.
         raise WbcError(f"--out {args.out}: that is the shipped model, which `wbc predict` and `wbc app` use unless told "
                        "otherwise; give --replace-shipped to replace it (with --evaluate, its TEST report too), or "
                        "another --out")
     check_writable_folder(args.out)
-    ckpt = _training("wbc.ship", "run_checkpoint")(args.run)
+    ckpt = training_extra("wbc.ship", "run_checkpoint")(args.run)
     config, run = _stored_config(ckpt)
     data = _checkpoint_data(config, run, args.data)
     # Before the export, not after it, and named as given rather than by the staging folder: a model folder
     # in a split is an unknown class folder to every later listing.
-    splits = _training("wbc.evaluate", "data_set_splits")(data)
+    splits = training_extra("wbc.evaluate", "data_set_splits")(data)
     if args.evaluate and not splits:
         from wbc.folders import find_images_root
 
         find_images_root(data)  # says why there is no data set to evaluate on
-    _training("wbc.evaluate", "check_out_of")(args.out, splits)
+    training_extra("wbc.evaluate", "check_out_of")(args.out, splits)
     card = export_and_report(args.run, args.out, data=data, evaluate_test=args.evaluate,
                              tta=not args.no_tta, calibrate=not args.no_calibrate, calibration=args.calibration,
                              match_white=args.match_white, skip_bad=args.skip_bad,
                              # A run trained leaving unreadable files out is calibrated and checked alike (TEST
                              # only with --skip-bad: its figures would rest on fewer files than asked).
                              skip_bad_training=bool(config.get("skip_bad")), progress=not args.quiet)
-    for note in _training("wbc.ship", "export_warnings")(ckpt, card):
+    for note in training_extra("wbc.ship", "export_warnings")(ckpt, card):
         print(f"wbc: warning: {note}", file=sys.stderr)
     print(f"wrote {Path(args.out) / 'model.onnx'} ({card['onnx_bytes'] / 1e6:.2f} MB) and model.json; "
           f"parity max |diff| {card['parity']['max_abs_diff']:.2e} on {card['parity']['images']} images")

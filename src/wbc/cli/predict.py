@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wbc.cli.predict_files import _check_csv_target, _csv_path, _passed_over, _predict_inputs
+from wbc.cli.predict_files import check_csv_target, csv_destination, passed_over_note, predict_inputs
 from wbc.errors import OutputError, WbcError
 from wbc.io import lines_shown, printable
 
@@ -31,13 +31,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from wbc.predict import (CANNOT_JUDGE_VERDICT, NEEDS_REVIEW_VERDICT, NOT_A_WBC_VERDICT, NOT_READ, Prediction,
                              Predictor, weak_model_note, write_predictions_csv)
 
-    entries, repeats, others, unfollowed = _predict_inputs(args.paths)
+    entries, repeats, others, unfollowed = predict_inputs(args.paths)
     paths = [e for e in entries if isinstance(e, Path)]
     if not paths:
         missing = [f"{item}: {why}" for item, why, _ in (e for e in entries if isinstance(e, tuple))]
         raise WbcError("; ".join(missing) if missing else f"no image files found in {' '.join(map(str, args.paths))}")
     if args.csv:
-        _check_csv_target(args.csv, paths)
+        check_csv_target(args.csv, paths)
     pred = Predictor(args.model, threads=args.threads)
     if weak := weak_model_note(pred.card):
         print(f"wbc: note: {weak}", file=sys.stderr)
@@ -59,7 +59,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     copies = _repeats(results) if len(paths) > 1 else {}
     results = [replace(r, same_as=copies[i]) if i in copies else r for i, r in enumerate(results)]
     counted = [r for r in results if r.typed and not r.same_as]
-    csv_path, kept = _csv_path(args.csv, interrupted=bool(unread))
+    csv_path, kept = csv_destination(args.csv, interrupted=bool(unread))
     unwritten: OutputError | None = None  # the table below still shows what was read
     if csv_path:  # first: a reader of the table that goes away (`| head`) must not cost the file
         replaced = csv_path.is_file()
@@ -70,7 +70,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if repeats:
         print(f"wbc: note: {repeats} file(s) given more than once, each classified and counted once", file=sys.stderr)
     if others and paths:
-        print(f"wbc: note: in the folders given, {_passed_over(others)}", file=sys.stderr)
+        print(f"wbc: note: in the folders given, {passed_over_note(others)}", file=sys.stderr)
     names = [printable(str(r.file)) for r in results]
     width = min(60, max(map(columns, names)))
     print(f"{'file':{width}s}  {'class':11s}  confidence  verdict")

@@ -12,7 +12,7 @@ from wbc.errors import WbcError
 NO_IMAGE = "no image"  # the verdict of a `wbc predict` row that names no image file to read
 
 
-def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str, str]], int, list[Path], int]:
+def predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str, str]], int, list[Path], int]:
     """The image files to classify, in the order given, folders searched and patterns a shell left
     unexpanded matched here; an input that names nothing stays as (input, why, verdict), a row of its own
     ("no image", or "not followed" for a link or subfolder found in a folder given). The
@@ -58,7 +58,7 @@ def _predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str, str]
                 out.append((str(f), why, "not followed"))
         if not found and not missed:
             hidden = _hidden_images(Path(item))
-            out.append((item, "no image files in this folder" + (f" ({_passed_over(held)})" if held else "")
+            out.append((item, "no image files in this folder" + (f" ({passed_over_note(held)})" if held else "")
                         + (f" ({hidden} image file(s) passed over as hidden, their names or folders starting with "
                            "'.': rename any you want read)" if hidden else ""), NO_IMAGE))
         for f in found:
@@ -118,7 +118,7 @@ def _hidden_images(folder: Path) -> int:
     return count
 
 
-def _passed_over(files: list[Path]) -> str:
+def passed_over_note(files: list[Path]) -> str:
     from wbc.info import IMAGE_SUFFIXES
     from wbc.io import passed_over
 
@@ -149,7 +149,7 @@ def _predictions_table(path: Path) -> bool:
 SPREADSHEET_SUFFIXES = (".xlsx", ".xls", ".xlsm", ".ods", ".numbers")
 
 
-def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
+def check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
     """--csv must not overwrite a photo: refuse an image's name and any input file, then check that
     it can be written, before the work."""
     from wbc.info import IMAGE_SUFFIXES
@@ -174,7 +174,7 @@ def _check_csv_target(csv_path: Path, inputs: list[Path]) -> None:
     check_writable_file(csv_path)
 
 
-def _csv_path(csv_path: Path | None, interrupted: bool) -> tuple[Path | None, Path | None]:
+def csv_destination(csv_path: Path | None, interrupted: bool) -> tuple[Path | None, Path | None]:
     """Where --csv's table goes, and the file kept instead of replaced (or None): an interrupted run's
     table, of the files read before Ctrl+C, does not replace a table already at --csv (a whole run's, it
     was lost to a part) but goes beside it as NAME.partial.csv, unless a file not of `wbc predict` is

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # the training extras (torch) load only when a command needs 
 DRY_RUN_MARK = "DRY_RUN"  # the file a dry run kept with --out holds, saying what it is
 
 
-def _training(module: str, name: str) -> Any:
+def training_extra(module: str, name: str) -> Any:
     """`name` from a module that needs the training extras; a one-line error where they are missing."""
     try:
         return getattr(importlib.import_module(module), name)
@@ -36,15 +36,15 @@ def _training(module: str, name: str) -> Any:
 def cmd_train(args: argparse.Namespace) -> int:
     from wbc.io import check_writable_folder
 
-    fit, preset = _training("wbc.train", "fit"), _training("wbc.recipe", "preset")
+    fit, preset = training_extra("wbc.train", "fit"), training_extra("wbc.recipe", "preset")
     cfg = preset(args.model or "wbcnet")
     if args.epochs is not None and args.low_res is None:
-        cfg = _training("wbc.recipe", "with_epochs")(cfg, args.epochs)
+        cfg = training_extra("wbc.recipe", "with_epochs")(cfg, args.epochs)
     overrides: dict[str, Any] = {
         k: v for k, v in {
             "epochs": args.epochs, "lr": args.lr, "batch_size": args.batch_size, "seed": args.seed,
             "patience": args.patience, "val_fraction": args.val_fraction, "limit_cells": args.limit_cells,
-            "data": _training("wbc.folders", "kept_data_folder")(args.data) if args.data else None,
+            "data": training_extra("wbc.folders", "kept_data_folder")(args.data) if args.data else None,
             "threads": args.threads, "augment": args.augment,
             "split_seed": args.split_seed, "fold": args.fold, "distill": args.distill, "mixup": args.mixup,
             "label_smoothing": args.label_smoothing, "pair_smoothing": args.pair_smoothing, "ema": args.ema,
@@ -59,7 +59,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     }
     cfg = replace(cfg, **overrides)
     if cfg.data is None and not args.resume:  # a new run keeps the default folder as it is now (a resume, its own)
-        cfg = replace(cfg, data=_training("wbc.folders", "kept_data_folder")(None))
+        cfg = replace(cfg, data=training_extra("wbc.folders", "kept_data_folder")(None))
     if args.all_cells:
         if args.fold is not None:
             raise WbcError("--fold and --all-cells exclude each other: --all-cells holds out no fold")
@@ -88,7 +88,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.distill is not None and not cfg.teachers:
         raise WbcError("--distill weighs the teachers' soft targets: give the teachers' runs with --teacher")
     if args.dry_run:  # the settings as the real run has them first: it refused what the shortened one took (--epochs 0)
-        _training("wbc.recipe", "check_config")(cfg)
+        training_extra("wbc.recipe", "check_config")(cfg)
     if args.dry_run:  # one epoch, or with progressive resizing (wbcnet's default) one at each size
         # Enough cells per class for one in each of the round(1 / val_fraction) cell-grouped folds.
         folds = round(1 / cfg.val_fraction) if 0 < cfg.val_fraction < 0.5 else 0  # else refused with the config
@@ -96,7 +96,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = replace(cfg, epochs=2 if cfg.low_res_epochs else 1, limit_cells=cfg.limit_cells or few,
                       low_res_epochs=min(cfg.low_res_epochs, 1))
     try:
-        model_cfg = _training("wbc.model", "default_config")(cfg.model, args.window, args.input_size, args.widths)
+        model_cfg = training_extra("wbc.model", "default_config")(cfg.model, args.window, args.input_size, args.widths)
     except ValueError as e:
         raise WbcError(f"network: {e}") from e
     if args.dry_run and args.out is None:
@@ -107,7 +107,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 0
     check_writable_folder(out)
     # Inside a split, the run's plots would become images of the class whose folder holds it.
-    _training("wbc.evaluate", "check_out_of")(out, _training("wbc.evaluate", "data_set_splits")(cfg.data))
+    training_extra("wbc.evaluate", "check_out_of")(out, training_extra("wbc.evaluate", "data_set_splits")(cfg.data))
     if not args.resume and (out / DRY_RUN_MARK).exists() and (out / "last.pt").exists():
         # It said "already holds a run; pass --resume", and --resume then "finished": the real run never started.
         raise WbcError(f"{out}: holds a dry run (--dry-run --out), not a run to continue; choose another --out for "
@@ -136,11 +136,11 @@ def _check_resume(out: Path, asked: dict[str, Any], network: dict[str, Any],
     line that differs from the stored run rather than silently ignoring it. Where and how fast it runs
     (--data, --threads, --skip-bad, --device) may change. Returns the TrainConfig to resume with, and
     the epoch a finished run ended at (None for one to continue)."""
-    machine = _training("wbc.recipe", "MACHINE_SETTINGS")
-    state = _training("wbc.checkpoint", "load_checkpoint")(out / "last.pt")
+    machine = training_extra("wbc.recipe", "MACHINE_SETTINGS")
+    state = training_extra("wbc.checkpoint", "load_checkpoint")(out / "last.pt")
     # Settings an older checkpoint lacks read as their defaults, as fit fills them.
-    stored_cfg = _training("wbc.checkpoint", "stored_config")(state, out / "last.pt")
-    net = _training("wbc.model", "config_from_dict")(stored_cfg.model, state["model_config"])
+    stored_cfg = training_extra("wbc.checkpoint", "stored_config")(state, out / "last.pt")
+    net = training_extra("wbc.model", "config_from_dict")(stored_cfg.model, state["model_config"])
     stored = {**asdict(stored_cfg), "widths": getattr(net, "widths", None),
               "window": net.preprocess.window, "size": net.preprocess.size}
 
