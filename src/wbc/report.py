@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -13,8 +13,13 @@ from wbc.info import CLASSES
 from wbc.io import atomic_write_bytes, atomic_write_text, printable
 from wbc.metrics import ECE_BINS, cells_read_right, macro_scope, per_class_figure
 
+if TYPE_CHECKING:  # matplotlib loads only when a figure is drawn
+    from types import ModuleType
 
-def _pyplot():
+    from matplotlib.figure import Figure
+
+
+def _pyplot() -> ModuleType:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,7 +28,7 @@ def _pyplot():
     return plt
 
 
-def _save(fig: Any, path: Path) -> None:
+def _save(fig: Figure, path: Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     _pyplot().close(fig)

@@ -14,7 +14,14 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageFilter
 
-from wbc.imaging import crop_square, locate_cell, median_colour, prepare, scale_channels
+from wbc.imaging import (
+    PreprocessSpec,
+    crop_square,
+    locate_cell,
+    median_colour,
+    prepare,
+    scale_channels,
+)
 from wbc.photo_checks import Screening
 from wbc.pixels import OD_FROM_HED, lit_mask
 
@@ -145,7 +152,7 @@ def run_shifts(
     images: Sequence[np.ndarray],
     y: np.ndarray,
     cells: Sequence[str],
-    spec: Any,
+    spec: PreprocessSpec,
     shifts: dict[str, Shift] | None = None,
     analyse: Callable[[np.ndarray], tuple[np.ndarray, Screening]] | None = None,
 ) -> dict[str, dict[str, Any]]:
