@@ -423,7 +423,7 @@ class TestNotAWhiteCell:
         yy, xx = np.ogrid[:100, :120]
         cell = (yy - 50) ** 2 + (xx - 60) ** 2 <= 30**2
         rgb[cell] = (120, 60, 160)
-        loc = CellLocation(cy=50.0, cx=60.0, peak=100.0, stained_fraction=0.2)
+        loc = CellLocation(cy=50.0, cx=60.0, peak=100.0)
         assert clipped_share(rgb) == pytest.approx(1 - cell.mean())
         assert clipped_share(rgb, loc, radius=31) == 1.0
         assert clipped_share(rgb, loc, radius=20) == pytest.approx((~cell).sum() / ((yy - 50) ** 2 + (xx - 60) ** 2 > 400).sum())
@@ -1437,8 +1437,7 @@ class TestDifferential:
         for path in paths:
             rgb = load_image(path)
             _, plain = predictor.analyse(rgb)
-            assert not s.drawn_mark(rgb, CellLocation(cy=plain.cell_yx[0], cx=plain.cell_yx[1], peak=0.0,
-                                                        stained_fraction=0.0))
+            assert not s.drawn_mark(rgb, CellLocation(cy=plain.cell_yx[0], cx=plain.cell_yx[1], peak=0.0))
             y, x = plain.cell_yx
             for colour in ((230, 20, 20), (250, 230, 0), (0, 200, 0)):
                 near, far = Image.fromarray(rgb), Image.fromarray(rgb)

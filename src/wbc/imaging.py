@@ -87,7 +87,6 @@ class CellLocation:
     cy: float
     cx: float
     peak: float  # blurred (blue - green) at the peak, 0..255: low means no stained nucleus
-    stained_fraction: float  # share of the image whose (blue - green) exceeds STAIN_LEVEL
     extent: float = 0.0  # px: sqrt of the stained area in the (2 EXTENT_RADIUS)^2 square around (cy, cx)
     reduced_by: float = 1.0  # the field was shrunk by this factor before it was searched
     # Kept for the screening's search for a second cell (None: not kept): where the blurred stain peaks,
@@ -224,8 +223,7 @@ def locate_cell(rgb: np.ndarray) -> CellLocation:
     # can read small and stay unshrunk. Scaling the count up to the whole square would put 339 of the
     # data set's files (cells at its edges) above EXTENT_MAX.
     extent = float(np.sqrt(np.count_nonzero(stained[max(0, iy - r) : iy + r, max(0, ix - r) : ix + r])))
-    return CellLocation(cy=cy, cx=cx, peak=peak, stained_fraction=float(np.count_nonzero(stained) / stained.size),
-                        extent=extent, peak_yx=(py, px), coarse=coarse)
+    return CellLocation(cy=cy, cx=cx, peak=peak, extent=extent, peak_yx=(py, px), coarse=coarse)
 
 
 def locate_at_data_scale(rgb: np.ndarray, matched: Callable[[np.ndarray], np.ndarray | None] | None = None
