@@ -970,7 +970,7 @@ def test_run_files_nested_too_deep_are_named(tmp_path: Path) -> None:
     from wbc.crossval import saved_config
     from wbc.errors import OutputError
     from wbc.io import read_json
-    from wbc.run_folder import _refuse_others_files, _run_split, read_val_cells
+    from wbc.run_folder import read_val_cells, refuse_others_files, run_split
 
     run = tmp_path / "run"
     run.mkdir()
@@ -981,11 +981,11 @@ def test_run_files_nested_too_deep_are_named(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match=r"split.json with the validation cells is missing or damaged"):
         read_val_cells(run)
     with pytest.raises(CheckpointError, match=r"split.json, the cells the run trained on, is missing or damaged"):
-        _run_split(run)
+        run_split(run)
     with pytest.raises(CheckpointError, match=r"config.json is missing or damaged \(nested too deeply to read\)"):
         saved_config(run)
     with pytest.raises(OutputError, match="not of a run by wbc"):
-        _refuse_others_files(run)
+        refuse_others_files(run)
     (tmp_path / "photos").mkdir()  # a folder that is no run, given as --teacher: not "split.json ... damaged"
     with pytest.raises(CheckpointError, match=r"photos: not a training run: it holds no split.json"):
         read_val_cells(tmp_path / "photos")
