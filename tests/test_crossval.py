@@ -356,6 +356,11 @@ class TestCrossValidate:
         try:
             with pytest.raises(DataError, match=r"leave out 1 of the \d+ cells \(MONOCYTE/BloodImage_99999\)"):
                 cross_validate(RECIPE, {f: work / f"fold{f}" for f in range(3)}, FIXTURE_IMAGES)
+            # Its training cells lost (their logits cached): named, where a KeyError's traceback ended it
+            split_file.write_text(json.dumps({"val_cells": split["val_cells"]}))
+            with pytest.raises(CheckpointError, match=r"fold0: split.json, the cells the run trained on, is missing or "
+                                                      r"damaged; train that fold again"):
+                cross_validate(RECIPE, {f: work / f"fold{f}" for f in range(3)}, FIXTURE_IMAGES)
         finally:
             split_file.write_text(kept)
 

@@ -414,6 +414,28 @@ class TestLoadImage:
             assert rgb.shape in (smear().shape, turned.shape), raw_exif
             assert (rgb == smear()).all() if rgb.shape == smear().shape else (rgb == turned).all(), raw_exif
 
+    def test_only_a_damaged_exif_block_is_passed_over(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The turn's guard passed over any error: out of memory the photo was read unturned, unsaid, and a fault of
+        this code's own was hidden. Now only Pillow's are (a damaged block); memory is said, a fault raised."""
+        from wbc import decode
+
+        buf = io.BytesIO()
+        Image.fromarray(smear()).save(buf, "PNG")
+
+        def out_of_memory(*a: object, **k: object) -> None:
+            raise MemoryError
+
+        monkeypatch.setattr(decode.ImageOps, "exif_transpose", out_of_memory)
+        with pytest.raises(BadImageError, match="x.png: not enough memory to decode it"):
+            load_image(buf.getvalue(), "x.png")
+
+        def ours(*a: object, **k: object) -> None:
+            raise RuntimeError("a fault of this code's")
+
+        monkeypatch.setattr(decode.ImageOps, "exif_transpose", ours)
+        with pytest.raises(RuntimeError, match="a fault of this code's"):
+            load_image(buf.getvalue(), "x.png")
+
     def test_a_damaged_tiff_is_refused_naming_it(self) -> None:
         """A TIFF whose strip offsets (tag 273) are stored as text, a fraction, bytes or a float gives BadImageError
         naming the file: Pillow's decoder raised TypeError, past the handler (a traceback, and the batch lost)."""

@@ -986,6 +986,9 @@ def test_run_files_nested_too_deep_are_named(tmp_path: Path) -> None:
         saved_config(run)
     with pytest.raises(OutputError, match="not of a run by wbc"):
         refuse_others_files(run)
+    (run / "config.json").write_text('["train", "model"]')  # a list of the names a run's config holds: not one
+    with pytest.raises(OutputError, match="not of a run by wbc"):
+        refuse_others_files(run)
     (tmp_path / "photos").mkdir()  # a folder that is no run, given as --teacher: not "split.json ... damaged"
     with pytest.raises(CheckpointError, match=r"photos: not a training run: it holds no split.json"):
         read_val_cells(tmp_path / "photos")

@@ -38,7 +38,7 @@ from wbc.io import atomic_write_bytes, read_json
 from wbc.model import SeedConfig, WbcNetConfig, config_from_dict, config_to_dict, default_config
 from wbc.predict import calibration_figures
 from wbc.recipe import MACHINE_SETTINGS, TrainConfig
-from wbc.run_folder import read_val_cells
+from wbc.run_folder import read_val_cells, run_split
 from wbc.train import fit
 
 IGNORED = {*MACHINE_SETTINGS, "fold"}  # where and on which fold a run was made, not its recipe
@@ -260,8 +260,8 @@ def cross_validate(cfg: TrainConfig, runs: dict[int, Path], data: str | Path | N
     if sum(f["cells"] for f in per_fold.values()) != len(set(cells)):
         raise DataError("the folds' validation cells overlap: these runs are not one cross-validation")
     if len(runs) == k:  # every fold: together they hold out every cell the runs split, once
-        split = read_json(next(iter(runs.values())) / "split.json")
-        every = set(split["train_cells"]) | set(split["val_cells"])
+        _, trained, held_out = run_split(next(iter(runs.values())), "train that fold again")
+        every = trained | held_out
         if left := sorted(every - set(cells)):
             raise DataError(f"the folds' validation cells leave out {len(left)} of the {len(every)} cells "
                             f"({', '.join(left[:3])}): these runs are not one cross-validation (runs split before "

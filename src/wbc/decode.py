@@ -182,8 +182,9 @@ def _upright(img: Image.Image) -> None:
     and only the turn is unknown. In place: a copy of every photo otherwise."""
     try:
         ImageOps.exif_transpose(img, in_place=True)
-    except Exception:  # Pillow's EXIF parser raises struct.error, SyntaxError, ValueError, KeyError...
-        pass
+    except Exception as e:  # Pillow's EXIF parser raises struct.error, SyntaxError, ValueError, KeyError...
+        if isinstance(e, MemoryError) or not _raised_in_pillow(e):
+            raise  # not a damaged EXIF block: out of memory, or a fault of this code's
 
 
 def _pages(img: Image.Image) -> int:

@@ -18,7 +18,7 @@ from wbc.data import Sample, list_folder, list_split, listed, test_copies_of
 from wbc.errors import DataError, ModelFileError, OutputError, WbcError
 from wbc.folders import find_images_root
 from wbc.info import CLASSES, SPLITS
-from wbc.io import atomic_write_text, read_json
+from wbc.io import atomic_write_text, json_with_keys, read_json
 from wbc.metrics import classification_report_text, compute_metrics
 from wbc.predict import Prediction, Predictor, predictions_csv, resolve_model, weak_model_note
 from wbc.report import markdown_name, plot_confusion, write_report
@@ -386,7 +386,4 @@ def _kept_curves(out: Path) -> str:
 
 def evaluation_in(out: Path) -> bool:
     """Whether `out` holds an evaluation's metrics.json (a rerun's files replace their own)."""
-    try:
-        return {"model", "read_as", "n_files"} <= set(read_json(out / "metrics.json"))
-    except (OSError, ValueError, TypeError):
-        return False
+    return json_with_keys(out / "metrics.json", ("model", "read_as", "n_files"))

@@ -10,7 +10,7 @@ import json
 import os
 import stat
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,17 @@ def read_json(path: str | Path) -> Any:
         return json.loads(text)
     except RecursionError:
         raise ValueError("nested too deeply to read") from None
+
+
+def json_with_keys(path: str | Path, keys: Iterable[str]) -> bool:
+    """Whether `path` holds a JSON object with every one of `keys`: a file of wbc's, which a rerun may replace,
+    told from a user's file of the same name; False where it cannot be read (a list of those names was taken for
+    one of ours)."""
+    try:
+        value = read_json(path)
+    except (OSError, ValueError):
+        return False
+    return isinstance(value, dict) and set(keys) <= set(value)
 
 
 def _folder_problem(path: Path) -> str:

@@ -13,7 +13,7 @@ import numpy as np
 from wbc.framing import MIN_UNFRAMED_SIDE, near_colour
 from wbc.imaging import EXTENT_MAX, REDUCTIONS, CellLocation, PreprocessSpec, median_colour
 from wbc.pixels import LIT_MIN, STAIN_LEVEL, brightest_channel, darkest_channel, edge_ring, stain_map
-from wbc.white_balance import OVEREXPOSED_SHARE, WHITE_LEVEL, field_white
+from wbc.white_balance import WHITE_LEVEL, field_white, is_overexposed
 
 PEAK_MIN = 60.0  # blurred (blue - green) at the nucleus; TRAIN views >= 82, red-cell fields median 21
 NUCLEUS_MIN_PX = 150  # stained pixels near the peak; TRAIN views >= 700 (a 0.7x scale leaves ~340)
@@ -65,7 +65,7 @@ class Screening:
 
     @property
     def overexposed(self) -> bool:
-        return self.clipped >= OVEREXPOSED_SHARE
+        return is_overexposed(self.clipped)
 
 
 def _window(a: np.ndarray, loc: CellLocation, r: int) -> np.ndarray:

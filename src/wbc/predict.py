@@ -25,7 +25,7 @@ from wbc.info import CLASSES, IMAGE_SUFFIXES
 from wbc.io import atomic_write_text, bytes_key, files_under, read_json, spreadsheet_text
 from wbc.photo_checks import MIN_SIDE_PX, STAINED_EDGE, TINTED_HEAD, TOO_DARK_HEAD, Screening, photo_at_fault, too_small
 from wbc.screening import screen
-from wbc.white_balance import OVEREXPOSED_SHARE, field_white, input_gains, prepared_as_predicted
+from wbc.white_balance import field_white, input_gains, is_overexposed, prepared_as_predicted
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL_DIR = PROJECT_ROOT / "models" / "default"
@@ -267,7 +267,7 @@ class Prediction:
 
     @property
     def overexposed(self) -> bool:
-        return self.clipped >= OVEREXPOSED_SHARE
+        return is_overexposed(self.clipped)
 
     @property
     def shrunk(self) -> bool:

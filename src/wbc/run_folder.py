@@ -12,23 +12,23 @@ from typing import Any
 import numpy as np
 
 from wbc.errors import CheckpointError, DataError, OutputError
-from wbc.io import missing_folders, read_json, remove_empty
+from wbc.io import json_with_keys, missing_folders, read_json, remove_empty
 from wbc.sources import read_linked
 
 
-def run_split(run: Path) -> tuple[dict[str, Any], set[str], set[str]]:
+def run_split(run: Path, then: str = "it cannot be resumed safely: start it again") -> tuple[dict[str, Any], set[str],
+                                                                                         set[str]]:
     """A run's split.json, its training cells and its validation cells; CheckpointError where it is missing or
-    damaged."""
+    damaged, saying `then` what it means for the work."""
     try:
         split = read_json(run / "split.json")
         return split, set(split["train_cells"]), set(split["val_cells"])
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{run}: split.json, the cells the run trained on, is missing or damaged; "
-                              "it cannot be resumed safely: start it again") from e
+        raise CheckpointError(f"{run}: split.json, the cells the run trained on, is missing or damaged; {then}") from e
 
 
 def split_before_links(then_tr: set[str], then_va: set[str], cells: list[str], tr_idx: np.ndarray,
-                        va_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                       va_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The run's own split (`then_tr`, `then_va`: its split.json's cells) where the split made now differs from
     it only in where the linked cells went (`wbc.sources.read_linked`: a run started before wbc 0.21 kept a
     field labelled twice apart, and goes on as it started); the split made now otherwise, for `check_same_split`."""
@@ -54,7 +54,7 @@ def resumed_on_other_cells(run: Path, cells: set[str], root: Path | str, error: 
 
 
 def check_same_split(run: Path, split: tuple[dict[str, Any], set[str], set[str]], cells: list[str],
-                      tr_idx: np.ndarray, va_idx: np.ndarray, root: Path | str) -> None:
+                     tr_idx: np.ndarray, va_idx: np.ndarray, root: Path | str) -> None:
     """DataError unless the data a resumed run reads (`root`) gives the cells, and files, the run
     started on (its `split`, `run_split`; the file counts only where it has them): --data may move, not change
     what is trained on."""
@@ -136,10 +136,6 @@ def refuse_others_files(run: Path) -> None:
     theirs = [f for f in RUN_FILES if (run / f).exists()]
     if not theirs:
         return
-    try:
-        ours = {"train", "model"} <= set(read_json(run / "config.json"))
-    except (OSError, ValueError, TypeError):
-        ours = False
-    if not ours:
+    if not json_with_keys(run / "config.json", ("train", "model")):
         raise OutputError(f"{run}: holds {', '.join(theirs)}, not of a run by wbc; training there would replace them. "
                           "Give another --out folder, or move them")

@@ -27,7 +27,7 @@ from wbc.export import export
 from wbc.decode import load_image
 from wbc.folders import find_images_root
 from wbc.imaging import TEST_TIME_VIEWS, dihedral_views
-from wbc.io import atomic_write_text, read_json
+from wbc.io import atomic_write_text, json_with_keys
 from wbc.metrics import expected_calibration_error
 from wbc.predict import Predictor, weak_model_note
 from wbc.staging import interrupt_held, move_in, raise_held, staging
@@ -180,10 +180,7 @@ REPORT_FILES = (*EVALUATION_FILES, "training_curves.png")
 
 def _card_in(out: Path) -> bool:
     """Whether `out` holds a model card `wbc export` wrote (model.json naming its ONNX file's hash and input)."""
-    try:
-        return {"onnx_sha256", "preprocess"} <= set(read_json(out / "model.json"))
-    except (OSError, ValueError, TypeError):
-        return False
+    return json_with_keys(out / "model.json", ("onnx_sha256", "preprocess"))
 
 
 def export_and_report(run: str | Path, out: str | Path, data: str | Path | None = None,

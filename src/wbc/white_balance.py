@@ -17,6 +17,13 @@ from wbc.pixels import DATA_WHITE, LIT_MIN, darkest_channel, lit_mask
 # 10 points worse from there (benchmarks/overexposure.py; the bound was chosen by a rule written first).
 WHITE_LEVEL = 250
 OVEREXPOSED_SHARE = 0.4
+
+
+def is_overexposed(clipped: float) -> bool:
+    """Whether a photo with this share of its lit pixels pure white (`clipped_share`) is marked overexposed."""
+    return clipped >= OVEREXPOSED_SHARE
+
+
 CELL_CLEAR_PX = 48  # radius around the nucleus, at the data set's scale, that `clipped_share(loc=...)` can leave out
 # (only benchmarks/overexposure_framing.py does: `screen` counts the whole field, BENCHMARKS.md)
 # A photo rotated in an editor shows its page in triangles at its four corners, white where the page was: no
