@@ -444,6 +444,30 @@ class TestCheckpoint:
         with pytest.raises(CheckpointError, match="not a readable checkpoint"):
             load_checkpoint(f)
 
+    def test_a_pickle_that_would_run_code_is_not_built(self, tiny_run: Path, tmp_path: Path,
+                                                       recwarn: pytest.WarningsRecorder) -> None:
+        """A .pt holding an object whose unpickling runs code (`wbc evaluate --model someone_elses.pt`) was built,
+        its code run: refused unbuilt, naming what it holds; a plain pickle is unreadable, with no stray warning
+        line; a checkpoint `fit` wrote loads as it did."""
+        import pickle
+
+        import torch
+
+        class Runs:
+            def __reduce__(self) -> tuple[object, tuple[str]]:
+                return (os.mkdir, (str(tmp_path / "ran"),))
+
+        torch.save({"version": 1, "x": Runs()}, tmp_path / "evil.pt")
+        with pytest.raises(CheckpointError, match=r"evil.pt: holds objects other than a wbc checkpoint's tensors and "
+                                                  r"settings \(posix.mkdir\); not loaded, since building them could run"):
+            load_checkpoint(tmp_path / "evil.pt")
+        assert not (tmp_path / "ran").exists()
+        (tmp_path / "plain.pt").write_bytes(pickle.dumps({"a": 1}, protocol=4))
+        with pytest.raises(CheckpointError, match=r"plain.pt: not a readable checkpoint \(Unsupported operand"):
+            load_checkpoint(tmp_path / "plain.pt")
+        assert not [str(w.message) for w in recwarn]
+        assert load_checkpoint(tiny_run / "best.pt")["model_name"] == "wbcnet"
+
     @pytest.mark.parametrize("edit,says", [
         (lambda s: s.pop("history"), "a damaged checkpoint: its history is missing, not a list"),
         (lambda s: s.update(model_config="x"), "a damaged checkpoint: its model_config is 'x', not an object"),

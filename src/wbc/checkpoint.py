@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import pickle
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +39,22 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only: tensors, numbers, strings and containers, all a checkpoint of `fit` holds; any other
+        # object is refused unbuilt, since unpickling a .pt someone else made (`wbc evaluate --model x.pt`) could
+        # run code of theirs.
+        with warnings.catch_warnings():  # a pickle of another protocol: a stray line naming no file
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several unrelated types for a damaged file
-        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from e
+        said = f"{type(e).__name__}: {e}"
+        if isinstance(e, pickle.UnpicklingError):
+            # torch's refusal wraps why in paragraphs of advice (to load the file unchecked): the object it names
+            if found := re.search(r"GLOBAL ([\w.]+)", str(e)):
+                raise CheckpointError(f"{path}: holds objects other than a wbc checkpoint's tensors and settings "
+                                      f"({found.group(1)}); not loaded, since building them could run code: use a "
+                                      "checkpoint `wbc train` wrote") from e
+            said = found.group(0) if (found := re.search(r"Unsupported[^\n.]*", str(e))) else "not a checkpoint"
+        raise CheckpointError(f"{path}: not a readable checkpoint ({said})") from e
     if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION or "model_name" not in state:
         raise CheckpointError(f"{path}: not a wbc checkpoint of version {CHECKPOINT_VERSION}")
     if tuple(state.get("classes", ())) != CLASSES:
