@@ -527,14 +527,19 @@ def test_training_images_without_colour_are_named(data_copy: Path, tmp_path: Pat
     assert colourless(x, kept) == [gray]
     import shutil
 
-    shutil.copytree(data_copy / "TEST_SIMPLE", data_copy / "TEST")  # with a copy of one of one's own TRAIN images
+    # TEST with a copy of a TRAIN image renamed into TRAIN too, and a data set TRAIN file's copied under a new name
+    # (neither was named once a renamed copy in its own class joined its file's cell)
+    shutil.copytree(data_copy / "TEST_SIMPLE", data_copy / "TEST")
+    original, other = sorted((data_copy / "TRAIN" / "EOSINOPHIL").glob("_*.jpeg"))[:2]
     own = data_copy / "TRAIN" / "EOSINOPHIL" / "own.jpeg"
-    shutil.copy(sorted((data_copy / "TRAIN" / "EOSINOPHIL").glob("_*.jpeg"))[0], own)
+    shutil.copy(original, own)
     shutil.copy(own, data_copy / "TEST" / "EOSINOPHIL" / "again.jpeg")
+    shutil.copy(other, data_copy / "TEST" / "EOSINOPHIL" / "renamed.jpeg")
     fit(replace(TINY, epochs=1, data=str(data_copy)), tmp_path / "r", progress=False)
     err = capsys.readouterr().err
     assert "training image(s) have no colour (grayscale)" in err and str(gray) in err
-    assert "1 TEST image(s) are byte-for-byte copies of TRAIN images" in err and f"again.jpeg (= {own})" in err
+    assert "2 TEST image(s) are byte-for-byte copies of TRAIN images" in err, err
+    assert f"again.jpeg (= {original})" in err and f"renamed.jpeg (= {other})" in err, err
 
 
 def test_training_images_too_small_to_be_screened_are_warned_of(data_copy: Path, tmp_path: Path,

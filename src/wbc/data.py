@@ -184,19 +184,23 @@ def _key(path: Path, st: os.stat_result) -> str | None:
 
 
 def test_copies_of(root: Path, train: Sequence[Sample], test: Sequence[Sample] | None = None) -> list[tuple[Path, Path]]:
-    """(TEST file, TRAIN file) for each of `root`'s TEST images (or of `test`, another split's) that is a
-    byte-identical copy of one of the TRAIN samples `train` (a user's own files: the data set's are told apart
-    by their fields); [] where there is no TEST to read. Its TEST figures would score such an image as seen."""
+    """(TEST file, TRAIN file) for each of `root`'s TEST images (or of `test`, another split's) of one's own (the
+    data set's are told apart by their fields) that is a byte-identical copy of one of the TRAIN samples `train`,
+    the data set's files among them (one renamed into TRAIN was taken for its file's cell, and then passed over);
+    [] where there is no TEST to read. Its TEST figures would score such an image as seen. A TRAIN file's bytes
+    are read only where its size is that of such a TEST file: the data set alone reads none."""
     if test is None:
         try:
             test = list_split(root, "TEST")
         except DataError:
             return []
+    test_keys = _own_file_keys(test)
+    sizes = {st.st_size for s, key in zip(test, test_keys) if key is not None and (st := _stat(s.path)) is not None}
     trained: dict[str, Path] = {}
-    for s, key in zip(train, _own_file_keys(train)):
-        if key is not None:
+    for s in train:
+        if (st := _stat(s.path)) is not None and st.st_size in sizes and (key := _key(s.path, st)) is not None:
             trained.setdefault(key, s.path)
-    return [(s.path, trained[key]) for s, key in zip(test, _own_file_keys(test)) if key in trained]
+    return [(s.path, trained[key]) for s, key in zip(test, test_keys) if key in trained]
 
 
 def _own_file_keys(samples: Sequence[Sample]) -> list[str | None]:
