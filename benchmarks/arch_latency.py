@@ -37,7 +37,7 @@ def quantized(export_dir: Path, spec: PreprocessSpec, images: list[Path]) -> Pat
 
     from wbc.decode import load_image
     from wbc.imaging import prepare
-    from wbc.predict import sha256_file
+    from wbc.card import sha256_file
 
     crops = [prepare(load_image(p), spec)[None] for p in images]  # uint8 (1, h, w, 3) each
 

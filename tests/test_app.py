@@ -19,7 +19,8 @@ from wbc.differential import (
     misread_figures, nrbc_note)
 from wbc.info import CLASSES, cell_type
 from wbc.io import bytes_key
-from wbc.predict import DEFAULT_MODEL_DIR, Predictor
+from wbc.card import DEFAULT_MODEL_DIR
+from wbc.predict import Predictor
 
 from conftest import FIXTURES, FIXTURE_IMAGES
 
@@ -2725,7 +2726,7 @@ class TestPage:
         assert at.warning[0].value == ("This model reads only 30.0% of its held-out images right (chance: 25%); "
                                        "its \"confident\" verdicts mean little.")
         # Its own TEST below 50% too, where its few held-out files read better (7 files, one run's validation)
-        from wbc.predict import weak_model_note
+        from wbc.card import weak_model_note
 
         card["calibration"]["val_accuracy"] = 0.71
         assert weak_model_note(card) == ""

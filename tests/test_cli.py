@@ -290,7 +290,7 @@ class TestPredictCli:
         import json
 
         from wbc import differential
-        from wbc.predict import DEFAULT_MODEL_DIR
+        from wbc.card import DEFAULT_MODEL_DIR
 
         monkeypatch.setattr(differential, "MIN_CELLS_FOR_RANGES", 8)
         assert main(["predict", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--quiet"]) == 0
@@ -568,7 +568,7 @@ class TestPredictCli:
         assert photo.read_bytes() == before and not (tmp_path / "other.png").exists()
         # Another file of the user's (the model card in use, a spreadsheet) is refused; an earlier table of
         # `wbc predict`'s is replaced, and that is said.
-        from wbc.predict import DEFAULT_MODEL_DIR
+        from wbc.card import DEFAULT_MODEL_DIR
 
         evaluation = (DEFAULT_MODEL_DIR / "predictions.csv").read_text()[:2000]  # its report's table
         for name, text in (("model.json", "{}"), ("mine.csv", "patient,count\n1,2\n"), ("predictions.csv", evaluation)):
@@ -1527,7 +1527,7 @@ class TestOtherVerbs:
         """A stale WBC_DATA is named as coming from the environment; `~` is the home folder in WBC_MODEL
         and WBC_CACHE; an empty WBC_CACHE is unset, not the working folder."""
         from wbc.cache import cache_dir
-        from wbc.predict import DEFAULT_MODEL_DIR, resolve_model
+        from wbc.card import DEFAULT_MODEL_DIR, resolve_model
 
         monkeypatch.setenv("WBC_DATA", str(tmp_path / "old"))
         assert main(["evaluate", "--out", str(tmp_path / "e"), "--quiet"]) == 2
@@ -1543,13 +1543,13 @@ class TestOtherVerbs:
     def test_shipped_model_missing_from_an_installation(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """Installed without the checkout (pip install . copies no models/), no --model names where the
         shipped model lives instead of suggesting a training."""
-        import wbc.predict
+        import wbc.card
         from wbc.errors import ModelFileError
 
         monkeypatch.delenv("WBC_MODEL", raising=False)
-        monkeypatch.setattr(wbc.predict, "DEFAULT_MODEL_DIR", tmp_path / "site" / "models" / "default")
+        monkeypatch.setattr(wbc.card, "DEFAULT_MODEL_DIR", tmp_path / "site" / "models" / "default")
         with pytest.raises(ModelFileError, match="is not beside this installation: it lives in the source checkout"):
-            wbc.predict.resolve_model()
+            wbc.card.resolve_model()
 
     def test_names_that_are_not_utf8(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A file name that is not valid UTF-8 is classified, shown escaped and written to the CSV as its bytes."""
@@ -1680,7 +1680,7 @@ def test_export_match_white_reaches_the_card_writer(monkeypatch: pytest.MonkeyPa
     seen: list[bool] = []
     quiet: list[bool] = []
 
-    from wbc.predict import DEFAULT_MODEL_DIR
+    from wbc.card import DEFAULT_MODEL_DIR
 
     shipped = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
 
@@ -1870,7 +1870,7 @@ def test_evaluate_takes_from_wbc_model_what_model_takes(tiny_run: Path, tmp_path
 def test_a_card_nested_too_deep_is_one_line_for_every_verb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A model.json of brackets nested 100,000 deep: `wbc evaluate --model` read it before the card reader and
     ended in a RecursionError traceback; it and `wbc predict` now name the card in one line."""
-    from wbc.predict import DEFAULT_MODEL_DIR
+    from wbc.card import DEFAULT_MODEL_DIR
 
     model = tmp_path / "m"
     model.mkdir()
@@ -1890,7 +1890,7 @@ def test_a_card_nested_too_deep_is_one_line_for_every_verb(tmp_path: Path, capsy
 def test_export_of_an_exported_model_says_what_it_was_given(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`wbc export models/default` said "best.pt: no such checkpoint", and its model.onnx "invalid load key": both
     say it is an exported model, and what export reads instead."""
-    from wbc.predict import DEFAULT_MODEL_DIR
+    from wbc.card import DEFAULT_MODEL_DIR
 
     for given in (DEFAULT_MODEL_DIR, DEFAULT_MODEL_DIR / "model.onnx"):
         assert main(["export", str(given), "--out", str(tmp_path / "o")]) == 2
@@ -1913,15 +1913,15 @@ def test_export_over_the_shipped_model_needs_replace_shipped(tiny_run: Path, tmp
     export goes ahead (here into a stand-in for the shipped folder)."""
     import shutil
 
-    import wbc.predict
+    import wbc.card
+    from wbc.card import DEFAULT_MODEL_DIR
     from wbc.cli import main
-    from wbc.predict import DEFAULT_MODEL_DIR
 
     # A stand-in for the shipped folder: were the guard to fail, the real one would not be overwritten
     stand_in = tmp_path / "shipped"
     shutil.copytree(DEFAULT_MODEL_DIR, stand_in)
     before = {p.name: p.read_bytes() for p in stand_in.iterdir() if p.is_file()}
-    monkeypatch.setattr(wbc.predict, "DEFAULT_MODEL_DIR", stand_in)
+    monkeypatch.setattr(wbc.card, "DEFAULT_MODEL_DIR", stand_in)
     assert main(["export", str(tiny_run), "--out", str(stand_in), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert f"--out {stand_in}: that is the shipped model" in err and "--replace-shipped" in err
@@ -1978,7 +1978,7 @@ def test_the_counts_heading_does_not_say_checking_the_flagged_ones_is_enough(tmp
     smear half the errors were confident. The heading asks for them and any share out of its range to be checked."""
     import shutil
 
-    from wbc.predict import DEFAULT_MODEL_DIR
+    from wbc.card import DEFAULT_MODEL_DIR
 
     model = tmp_path / "model"
     shutil.copytree(DEFAULT_MODEL_DIR, model)

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("sklearn")
 
 from wbc.evaluate import evaluate  # noqa: E402
-from wbc.predict import DEFAULT_MODEL_DIR  # noqa: E402
+from wbc.card import DEFAULT_MODEL_DIR  # noqa: E402
 from wbc.info import DATASET  # noqa: E402
 
 from conftest import FIXTURE_IMAGES  # noqa: E402
@@ -208,7 +208,7 @@ class TestEvaluate:
         import shutil
 
         from wbc.errors import OutputError
-        from wbc.predict import DEFAULT_MODEL_DIR
+        from wbc.card import DEFAULT_MODEL_DIR
 
         mine, other = tmp_path / "mine", tmp_path / "other"
         for d in (mine, other):

@@ -12,7 +12,8 @@ import pytest
 
 from wbc.errors import ModelFileError, OutputError
 from wbc.info import CLASSES, DATASET
-from wbc.predict import DEFAULT_MODEL_DIR, Predictor, iter_image_paths, predictions_csv, sha256_file
+from wbc.card import DEFAULT_MODEL_DIR, sha256_file
+from wbc.predict import Predictor, iter_image_paths, predictions_csv
 
 from conftest import FIXTURE_IMAGES
 

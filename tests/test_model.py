@@ -51,7 +51,7 @@ def test_shipped_card_counts_its_network() -> None:
     names in the default config, at the card's input size."""
     import json
 
-    from wbc.predict import DEFAULT_MODEL_DIR
+    from wbc.card import DEFAULT_MODEL_DIR
 
     card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
     name = card["training"]["config"]["model"]

@@ -134,7 +134,8 @@ class TestViews:
 
         from wbc.errors import ModelFileError
         from wbc.imaging import TEST_TIME_VIEWS
-        from wbc.predict import Predictor, resolve_model
+        from wbc.card import resolve_model
+        from wbc.predict import Predictor
 
         assert TEST_TIME_VIEWS == 4 and Predictor().tta_views == TEST_TIME_VIEWS
         onnx, card = resolve_model(None)
@@ -153,7 +154,8 @@ class TestViews:
         import json
         import shutil
 
-        from wbc.predict import Predictor, resolve_model
+        from wbc.card import resolve_model
+        from wbc.predict import Predictor
 
         model = None
         if views is not None:

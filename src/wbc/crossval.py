@@ -36,7 +36,7 @@ from wbc.checkpoint import load_checkpoint
 from wbc.errors import CheckpointError, DataError
 from wbc.io import atomic_write_bytes, read_json
 from wbc.model import SeedConfig, WbcNetConfig, config_from_dict, config_to_dict, default_config
-from wbc.predict import calibration_figures
+from wbc.card import calibration_figures
 from wbc.recipe import MACHINE_SETTINGS, TrainConfig
 from wbc.run_folder import read_val_cells, run_split
 from wbc.train import fit

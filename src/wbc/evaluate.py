@@ -20,7 +20,8 @@ from wbc.folders import find_images_root
 from wbc.info import CLASSES, SPLITS
 from wbc.io import atomic_write_text, json_with_keys, read_json
 from wbc.metrics import classification_report_text, compute_metrics
-from wbc.predict import Prediction, Predictor, predictions_csv, resolve_model, weak_model_note
+from wbc.card import resolve_model, weak_model_note
+from wbc.predict import Prediction, Predictor, predictions_csv
 from wbc.report import markdown_name, plot_confusion, write_report
 from wbc.sources import read_table, summary
 from wbc.staging import interrupt_held, move_in, raise_held, staging
@@ -68,7 +69,7 @@ class Reader:
     review_threshold: float
     read_as: str
     trained: str = ""  # how the model was made, from its card (`card_provenance`); blank where none says
-    weak: str = ""  # predict.weak_model_note of its card: a run too short to trust
+    weak: str = ""  # card.weak_model_note of its card: a run too short to trust
     calibrated: str = ""  # where its card's temperature was fitted (`calibration_provenance`)
 
 

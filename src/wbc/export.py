@@ -25,7 +25,7 @@ from wbc.imaging import PreprocessSpec, prepare
 from wbc.info import CLASSES, DATASET, OWN_IMAGES
 from wbc.io import atomic_write_bytes, atomic_write_text, read_json
 from wbc.model import WbcNet, count_flops, count_params
-from wbc.predict import sha256_file
+from wbc.card import sha256_file
 
 OPSET = 18
 

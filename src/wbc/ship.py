@@ -29,7 +29,8 @@ from wbc.folders import find_images_root
 from wbc.imaging import TEST_TIME_VIEWS, dihedral_views
 from wbc.io import atomic_write_text, json_with_keys
 from wbc.metrics import expected_calibration_error
-from wbc.predict import Predictor, weak_model_note
+from wbc.card import weak_model_note
+from wbc.predict import Predictor
 from wbc.staging import interrupt_held, move_in, raise_held, staging
 from wbc.model import config_from_dict
 from wbc.checkpoint import load_checkpoint

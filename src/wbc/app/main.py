@@ -18,7 +18,8 @@ from wbc.differential import (
 from wbc.errors import WbcError
 from wbc.info import CLASSES, IMAGE_SUFFIXES, cell_type
 from wbc.io import bytes_key
-from wbc.predict import CROP_EACH, Predictor, weak_model_note
+from wbc.card import weak_model_note
+from wbc.predict import CROP_EACH, Predictor
 from wbc.white_balance import OVEREXPOSED_SHARE
 
 st.set_page_config(page_title="wbc - white blood cell classifier", page_icon="🩸", layout="centered")

@@ -27,7 +27,7 @@ def _card_config(model: str | Path | None) -> tuple[dict[str, Any], Path]:
     folder: what `evaluate` scores by default, not the public TEST), and the model's folder; an empty
     config for a model of the public data set, or a card that cannot be read (evaluate names why)."""
     from wbc.info import OWN_IMAGES
-    from wbc.predict import resolve_model
+    from wbc.card import resolve_model
 
     try:
         onnx, card_path = resolve_model(model)
@@ -117,7 +117,7 @@ def _print_figures(m: dict[str, Any]) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from wbc.io import check_writable_folder
-    from wbc.predict import DEFAULT_MODEL_DIR
+    from wbc.card import DEFAULT_MODEL_DIR
 
     export_and_report = training_extra("wbc.ship", "export_and_report")
     if not args.replace_shipped and Path(args.out).resolve() == DEFAULT_MODEL_DIR.resolve():

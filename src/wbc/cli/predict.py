@@ -28,8 +28,9 @@ def _repeats(preds: list[Prediction]) -> dict[int, str]:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from wbc.card import weak_model_note
     from wbc.predict import (CANNOT_JUDGE_VERDICT, NEEDS_REVIEW_VERDICT, NOT_A_WBC_VERDICT, NOT_READ, Prediction,
-                             Predictor, weak_model_note, write_predictions_csv)
+                             Predictor, write_predictions_csv)
 
     entries, repeats, others, unfollowed = predict_inputs(args.paths)
     paths = [e for e in entries if isinstance(e, Path)]
