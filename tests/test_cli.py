@@ -625,6 +625,9 @@ class TestPredictCli:
         one = sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))[0]
         assert main(["predict", "", str(one), "--quiet"]) == 1
         assert "  no image: an empty name, not a file or folder" in capsys.readouterr().out
+        # "-", as many tools take the standard input: said not to be read here (it said "no such file or folder")
+        assert main(["predict", "-", str(one), "--quiet"]) == 1
+        assert "no such file or folder; the standard input is not read: give image files" in capsys.readouterr().out
 
     def test_app_address_not_of_this_machine(self, capsys: pytest.CaptureFixture[str]) -> None:
         """An address the machine cannot listen on is one line naming --address, before Streamlit starts

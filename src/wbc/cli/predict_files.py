@@ -37,7 +37,8 @@ def predict_inputs(inputs: list[str]) -> tuple[list[Path | tuple[str, str, str]]
             if not Path(item).exists():
                 # A link (named, or a pattern's match): it is there (ls shows it), but leads nowhere, as a folder's is told
                 why = ("a link to nothing (its target is gone, or it loops)" if Path(item).is_symlink()
-                       else "no such file or folder")
+                       else "no such file or folder; the standard input is not read: give image files or folders"
+                       if item == "-" else "no such file or folder")
                 out.append((item, why, NO_IMAGE))
                 return
             if Path(item).is_dir():  # the folder search below skips a folder it cannot list, without a word
