@@ -229,4 +229,7 @@ def save_sheet(rows: list, path: Path, name) -> None:  # type: ignore[no-untyped
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from entry import run_script
+
+    run_script(main)

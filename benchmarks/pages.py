@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import io
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from PIL import Image, ImageDraw
 
@@ -144,4 +146,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from entry import run_script
+
+    run_script(main)

@@ -14,7 +14,9 @@ at nothing else.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
@@ -63,4 +65,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from entry import run_script
+
+    run_script(main)
