@@ -56,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check-data", action="store_true", help="also count the data set's files that would be shrunk")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args(argv)
+    if bad := [s for s in args.scales if not 0 < s < float("inf")]:  # NaN too: a 0 or -1 was a ValueError traceback
+        ap.error(f"--scales {' '.join(f'{s:g}' for s in bad)}: a magnification is a number above 0 (1 = the data set's)")
 
     root = find_images_root(args.data)
     originals = originals_near(root, args.data)

@@ -913,3 +913,15 @@ def test_scripts_name_a_missing_data_folder_in_one_line(script: str, tmp_path: P
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert r.stderr.startswith(f"{script}.py: error: {tmp_path / 'gone'}: ") and r.stderr.count("\n") == 1, r.stderr
+
+
+def test_magnification_refuses_a_scale_of_zero_or_below(tmp_path, capsys) -> None:
+    """--scales 0 or -1 (or NaN) is refused by argparse naming the value, before any photo is read (it was a
+    ValueError traceback from the resize)."""
+    mag = load("magnification")
+    for bad in ("0", "-1", "nan"):
+        with pytest.raises(SystemExit) as e:
+            mag.main(["--data", str(tmp_path / "gone"), "--scales", "1", bad])
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert f"--scales {bad}: a magnification is a number above 0" in err, err
