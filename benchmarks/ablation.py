@@ -88,6 +88,30 @@ def markdown(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def read_results(path: Path) -> dict[str, dict[str, Any]]:
+    """An earlier --json file of this script, checked to render; ConfigError naming it where it is not one (a missing
+    file, a folder or another JSON was a traceback)."""
+    from wbc.errors import ConfigError
+    from wbc.io import read_json
+
+    if path.is_dir():
+        raise ConfigError(f"{path}: a folder; name the --json file an earlier run wrote")
+    try:
+        results = read_json(path)
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror or e})") from None
+    except ValueError as e:
+        raise ConfigError(f"{path}: not JSON ({e})") from None
+    if not isinstance(results, dict) or not results or not all(isinstance(r, dict) for r in results.values()):
+        raise ConfigError(f"{path}: not an ablation.py result (an object of run folders' figures)")
+    try:
+        markdown(results)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+        raise ConfigError(f"{path}: lacks a figure the table needs ({type(e).__name__}: {e}); was it written by "
+                          "ablation.py --json?") from None
+    return results
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="*", type=Path)
@@ -99,8 +123,10 @@ def main() -> int:
     ap.add_argument("--render", type=Path, help="only print the markdown table of an earlier --json file")
     args = ap.parse_args()
     if args.render:
-        print(markdown(json.loads(args.render.read_text())))
+        print(markdown(read_results(args.render)))
         return 0
+    if not args.runs:
+        ap.error("give the run folders to compare (or --render an earlier --json file)")
     from wbc.run_folder import read_val_cells
 
     results: dict[str, dict[str, Any]] = {}

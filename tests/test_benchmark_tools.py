@@ -925,3 +925,35 @@ def test_magnification_refuses_a_scale_of_zero_or_below(tmp_path, capsys) -> Non
         assert e.value.code == 2
         err = capsys.readouterr().err
         assert f"--scales {bad}: a magnification is a number above 0" in err, err
+
+
+def test_ablation_render_names_what_it_cannot_read(tmp_path: Path, monkeypatch, capsys) -> None:
+    """`ablation.py --render` of something that is not an ablation.py --json file is one line naming it, exit 2 (a
+    missing file, a folder, not JSON, another JSON: tracebacks); its own file still renders; no run and no --render
+    is refused (it printed an empty table)."""
+    import subprocess
+    import sys
+
+    from conftest import BENCHMARKS
+
+    cases = {"gone.json": (None, "cannot be read (No such file or directory)"), "adir": ("dir", "a folder; name"),
+             "text.json": ("not json", "not JSON"), "list.json": ("[1, 2]", "not an ablation.py result"),
+             "part.json": ('{"runs/a": {"mflops": 3}}', "lacks a figure the table needs (KeyError")}
+    for name, (content, says) in cases.items():
+        p = tmp_path / name
+        if content == "dir":
+            p.mkdir()
+        elif content is not None:
+            p.write_text(content)
+        r = subprocess.run([sys.executable, str(BENCHMARKS / "ablation.py"), "--render", str(p)], capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 2 and r.stderr.startswith(f"ablation.py: error: {p}: {says}"), (name, r.stderr)
+        assert "Traceback" not in r.stderr
+    ablation = load("ablation")
+    monkeypatch.setattr("sys.argv", ["ablation.py", "--render", str(BENCHMARKS / "ablation.json")])
+    assert ablation.main() == 0
+    assert "| e10-light-80 (best.pt) | 31 | 598 | 80 |" in capsys.readouterr().out
+    monkeypatch.setattr("sys.argv", ["ablation.py"])
+    with pytest.raises(SystemExit) as e:
+        ablation.main()
+    assert e.value.code == 2 and "give the run folders to compare" in capsys.readouterr().err
