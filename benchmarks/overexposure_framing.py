@@ -50,6 +50,7 @@ def magnified(rgb: np.ndarray, cy: float, cx: float, m: float) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from wbc.cli import whole_number
     from wbc.data import list_split
     from wbc.decode import load_image
     from wbc.folders import find_images_root
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path)
-    ap.add_argument("--every", type=int, default=10, help="every k-th TRAIN file (default 10)")
+    ap.add_argument("--every", type=whole_number(1), default=10, help="every k-th TRAIN file (default 10)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args(argv)
 

@@ -28,6 +28,7 @@ from PIL import Image
 def main(argv: list[str] | None = None) -> int:
     import wbc.imaging as imaging
     import wbc.photo_checks as photo_checks
+    from wbc.cli import whole_number
     from wbc.data import list_split
     from wbc.folders import find_images_root
     from wbc.info import CLASSES
@@ -35,10 +36,17 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path)
-    ap.add_argument("--files", type=int, default=40)
-    ap.add_argument("--size", type=int, nargs=2, default=(4000, 3000), metavar=("W", "H"))
-    ap.add_argument("--most", type=float, nargs="+", default=(8.0, 16.0), help="largest shrink factors to compare, of the tool's own steps (wbc.imaging.REDUCTIONS, to 16)")
+    ap.add_argument("--files", type=whole_number(1), default=40, help="TRAIN files to enlarge (default: 40)")
+    ap.add_argument("--size", type=whole_number(1), nargs=2, default=(4000, 3000), metavar=("W", "H"),
+                    help="px they are enlarged to (default: 4000 3000)")
+    ap.add_argument("--most", type=float, nargs="+", default=(8.0, 16.0),
+                    help="largest shrink factors to compare, of the tool's own steps (wbc.imaging.REDUCTIONS, "
+                         f"{imaging.REDUCTIONS[0]:.3g} to {imaging.REDUCTIONS[-1]:g}; default: 8 16)")
     args = ap.parse_args(argv)
+    # Below the first step no shrinking is left to compare (an IndexError traceback); NaN too
+    if bad := [m for m in args.most if not imaging.REDUCTIONS[0] - 1e-9 <= m < float("inf")]:
+        ap.error(f"--most {' '.join(f'{m:g}' for m in bad)}: choose {imaging.REDUCTIONS[0]:.3g} (the first of the tool's "
+                 "steps) or more")
 
     samples = list_split(find_images_root(args.data), "TRAIN")
     samples = samples[min(5, len(samples) - 1) :: max(1, len(samples) // args.files)][: args.files]

@@ -957,3 +957,22 @@ def test_ablation_render_names_what_it_cannot_read(tmp_path: Path, monkeypatch, 
     with pytest.raises(SystemExit) as e:
         ablation.main()
     assert e.value.code == 2 and "give the run folders to compare" in capsys.readouterr().err
+
+
+def test_phone_resolution_and_overexposure_framing_refuse_counts_below_one(tmp_path, capsys) -> None:
+    """A count of 0 or below (or a largest shrink below the tool's first step) is refused by argparse naming it,
+    before any file is read: they were tracebacks (ZeroDivisionError, ValueError, IndexError, a zero slice step), and
+    --files -1 / --every -1 read every file backwards."""
+    cases = {"phone_resolution": [(["--files", "0"], "--files: 0: choose 1 or more"),
+                                  (["--files", "-1"], "--files: -1: choose 1 or more"),
+                                  (["--size", "-4", "3"], "--size: -4: choose 1 or more"),
+                                  (["--most", "8", "-1"], "--most -1: choose 1.41"),
+                                  (["--most", "1"], "--most 1: choose 1.41")],
+             "overexposure_framing": [(["--every", "0"], "--every: 0: choose 1 or more"),
+                                      (["--every", "-1"], "--every: -1: choose 1 or more")]}
+    for script, bad in cases.items():
+        bench = load(script)
+        for argv, says in bad:
+            with pytest.raises(SystemExit) as e:
+                bench.main(["--data", str(tmp_path / "gone"), *argv])
+            assert e.value.code == 2 and says in capsys.readouterr().err, (script, argv)
