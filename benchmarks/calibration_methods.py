@@ -84,6 +84,11 @@ def main() -> int:
     ap.add_argument("--data", help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
+    from wbc.io import check_writable_file
+
+    for out in (args.json,):  # before the work, not after it (a path that cannot be written failed at the end)
+        if out:
+            check_writable_file(out)
     runs = finished_folds(args.cv)
     if len(runs) < 2:
         print(f"calibration_methods: {args.cv}: needs at least two fold runs that ran to their end (foldK/last.pt)", file=sys.stderr)
@@ -108,7 +113,9 @@ def main() -> int:
         print(f"| {name} | {r['ece']:.3f} | {r['nll']:.3f} | {r['accuracy']:.2%} | {r['accuracy_at_90_coverage']:.2%} "
               f"| {r['mean_confidence']:.3f} | {' · '.join(f'{e:.3f}' for e in r['ece_per_fold'])} |")
     if args.json:
-        args.json.write_text(json.dumps({"cv": str(args.cv), "files": int(len(ys)), "methods": table}, indent=2))
+        from wbc.io import atomic_write_text
+
+        atomic_write_text(args.json, json.dumps({"cv": str(args.cv), "files": int(len(ys)), "methods": table}, indent=2))
     return 0
 
 

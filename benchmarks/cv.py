@@ -203,6 +203,11 @@ def main() -> int:
     folds = sorted(set(args.folds)) if args.folds else list(range(k))
     if not set(folds) <= set(range(k)):
         ap.error(f"--folds: folds are 0..{k - 1}")
+    out = args.json or args.work / args.name / ("cv.json" if len(folds) == k else f"cv-folds{''.join(map(str, folds))}.json")
+    if not args.dry_run:  # before the folds' hours of training: a --json that cannot be written failed after them
+        from wbc.io import check_writable_file
+
+        check_writable_file(out)
     work = Path(tempfile.mkdtemp(prefix="wbc-cv-dry-run.")) if args.dry_run else args.work
     runs = {fold: use.get(fold, work / args.name / f"fold{fold}") for fold in folds}
     try:
@@ -221,7 +226,6 @@ def main() -> int:
                  if len(folds) == 1 else f"folds {', '.join(map(str, folds))} train and are scored")
         print(f"dry run done: {which} ({cfg.epochs} epoch(s) on {cfg.limit_cells} cells a class); nothing kept")
         return 0
-    out = args.json or args.work / args.name / ("cv.json" if len(folds) == k else f"cv-folds{''.join(map(str, folds))}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, json.dumps(result, indent=2))
     print(markdown({args.name: result}))

@@ -976,3 +976,28 @@ def test_phone_resolution_and_overexposure_framing_refuse_counts_below_one(tmp_p
             with pytest.raises(SystemExit) as e:
                 bench.main(["--data", str(tmp_path / "gone"), *argv])
             assert e.value.code == 2 and says in capsys.readouterr().err, (script, argv)
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_the_work(tmp_path: Path) -> None:
+    """An output path that cannot be written (here in a "folder" that is a file) is one line naming it, exit 2, before
+    any image is read or fold trained: robustness.py failed so after its 9 minutes, cv.py after its folds' hours."""
+    import subprocess
+    import sys
+
+    from conftest import BENCHMARKS, FIXTURE_IMAGES
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    bad = blocker / "out.json"
+    data = ["--data", str(FIXTURE_IMAGES.parent)]
+    cases = {"ablation": [str(tmp_path), "--json"], "calibration_methods": [str(tmp_path), "--json"],
+             "magnification": [*data, "--json"], "other_cells": [*data, "--sheet"],
+             "overexposure": ["--cv", str(tmp_path), "--json"], "overexposure_framing": [*data, "--json"],
+             "robustness": [*data, "--md"], "screening": [*data, "--list-passing"], "views": [str(tmp_path), "--json"],
+             "cv": ["--name", "x", "--work", str(tmp_path / "cv"), *data, "--folds", "0", "--json"]}
+    for script, argv in cases.items():
+        r = subprocess.run([sys.executable, str(BENCHMARKS / f"{script}.py"), *argv, str(bad)], capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 2 and r.stderr.startswith(f"{script}.py: error: {bad}: cannot write it"), (script, r.stderr)
+        assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1, (script, r.stderr)
+    assert not (tmp_path / "cv").exists()
