@@ -312,9 +312,14 @@ def main() -> int:
     from wbc.errors import WbcError
 
     try:
-        from wbc.io import check_writable_file
+        from wbc.io import check_writable_file, check_writable_folder
 
         check_writable_file(args.md)  # before the minutes of training, not after them
+        check_writable_folder(args.work)  # a file there was a NotADirectoryError traceback
+        if str(args.shipped) != "none":  # a folder without model.json failed after the training
+            from wbc.card import read_card, resolve_model
+
+            read_card(resolve_model(args.shipped)[1])
         # Runs of another recipe are refused before anything trains (the replica takes minutes).
         for model, s, epochs in [("seed", 0, args.seed_epochs), *(("wbcnet", s, None) for s in args.seeds)]:
             check_reusable(*recipe_of(model, s, epochs, args.work, args.threads, use.get(s) if model == "wbcnet" else None))

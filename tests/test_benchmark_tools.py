@@ -1001,3 +1001,25 @@ def test_outputs_that_cannot_be_written_are_refused_before_the_work(tmp_path: Pa
         assert r.returncode == 2 and r.stderr.startswith(f"{script}.py: error: {bad}: cannot write it"), (script, r.stderr)
         assert "Traceback" not in r.stderr and r.stderr.count("\n") == 1, (script, r.stderr)
     assert not (tmp_path / "cv").exists()
+
+
+def test_run_refuses_a_work_file_and_a_shipped_folder_without_a_card_before_training(tmp_path: Path) -> None:
+    """run.py: --work naming a file (a NotADirectoryError traceback) and --shipped naming a folder without model.json
+    (refused only after the minutes of training) are one line each, before anything trains."""
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import BENCHMARKS
+
+    (tmp_path / "afile").write_text("x")
+    onnx_only = tmp_path / "onnx-only"
+    onnx_only.mkdir()
+    shutil.copy(BENCHMARKS.parent / "models" / "default" / "model.onnx", onnx_only)
+    md = ["--md", str(tmp_path / "bench.md")]
+    for argv, says in (([*md, "--work", str(tmp_path / "afile")], f"{tmp_path / 'afile'}: is a file, not a folder"),
+                       ([*md, "--work", str(tmp_path / "w"), "--shipped", str(onnx_only)],
+                        f"{onnx_only / 'model.json'}: the model card that must sit beside model.onnx is missing")):
+        r = subprocess.run([sys.executable, str(BENCHMARKS / "run.py"), *argv], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1 and r.stderr.startswith(f"run: {says}") and "Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "w").exists() and not (tmp_path / "bench.md").exists()
