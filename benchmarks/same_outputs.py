@@ -8,7 +8,7 @@
 screen, match the white) and its calibrated 4-view probabilities on every Nth file of TRAIN and
 TEST (`--splits`), as photographed and under every shift of `wbc.robustness` (the issue's and the extra ones),
 and stores each analysis's crop, screening fields and probabilities. `compare` prints how many
-analyses differ in each, and fails (exit 1) if any does.
+analyses differ in each, and fails (exit 1) if any does; a file that is not a dump is exit 2.
 
 A dump holds its own commit's shifts: `robustness.contrast` keeps black fill black since 0.11.0, so a
 dump made before that differs from a later one on the three contrast shifts whatever the path does.
@@ -17,7 +17,11 @@ dump made before that differs from a later one on the three contrast shifts what
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import sys
+import tempfile
+import zipfile
 from dataclasses import astuple, fields
 from pathlib import Path
 
@@ -55,23 +59,59 @@ def dump(out: Path, every: int, data: str | None, model: str | None, splits: lis
             keys.append(f"{smp.path.name} | {name}")
     x = np.stack(crops)
     probs = pred.predict_probs(x)
-    np.savez_compressed(out, crops=x, screens=np.array(screens, dtype=str), probs=probs, keys=np.array(keys),
+    buf = io.BytesIO()
+    np.savez_compressed(buf, crops=x, screens=np.array(screens, dtype=str), probs=probs, keys=np.array(keys),
                         screen_fields=np.array([f.name for f in fields(Screening)]))
+    write_atomically(out, buf.getvalue())
     print(f"{out}: {len(keys)} analyses ({len(samples)} files x {len(shifts)} ways)")
 
 
+def write_atomically(out: Path, data: bytes) -> None:
+    """`data` into a temporary file beside `out`, renamed over it: an interrupted dump leaves no half-written file
+    that `compare` would read (written here, not by wbc.io, which an old commit's src may lack)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 otherwise
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_dump(path: Path) -> dict[str, np.ndarray]:
+    """A dump's arrays; ConfigError naming the file where it is no dump (a missing file, a folder, a damaged or
+    other file were tracebacks with exit status 1, which reads as "the outputs differ")."""
+    from wbc.errors import ConfigError
+
+    names = ("keys", "crops", "probs", "screens", "screen_fields")
+    try:
+        with np.load(path) as z:
+            return {k: z[k] for k in names}
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: a folder; name a file that `same_outputs.py dump` wrote") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot be read ({e.strerror or e})") from None
+    except (ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+        raise ConfigError(f"{path}: not a dump of `same_outputs.py dump` ({type(e).__name__}: {e})") from None
+
+
 def compare(a: Path, b: Path) -> int:
-    with np.load(a) as za, np.load(b) as zb:
-        if not np.array_equal(za["keys"], zb["keys"]):
-            print(f"{a} and {b} hold different analyses (another --every or data set)", file=sys.stderr)
-            return 2
-        keys = za["keys"]
-        crops = (za["crops"] != zb["crops"]).reshape(len(keys), -1).any(1)
-        pa, pb = za["probs"], zb["probs"]
-        probs = ~((pa == pb) | (np.isnan(pa) & np.isnan(pb))).all(1)  # NaN on both sides counts as the same
-        largest = float(np.nanmax(np.abs(pa - pb), initial=0.0))
-        screens = za["screens"] != zb["screens"]  # (N, fields)
-        names = list(za["screen_fields"])
+    za, zb = read_dump(a), read_dump(b)
+    if not np.array_equal(za["keys"], zb["keys"]):
+        print(f"{a} and {b} hold different analyses (another --every or data set)", file=sys.stderr)
+        return 2
+    keys = za["keys"]
+    crops = (za["crops"] != zb["crops"]).reshape(len(keys), -1).any(1)
+    pa, pb = za["probs"], zb["probs"]
+    probs = ~((pa == pb) | (np.isnan(pa) & np.isnan(pb))).all(1)  # NaN on both sides counts as the same
+    largest = float(np.nanmax(np.abs(pa - pb), initial=0.0))
+    screens = za["screens"] != zb["screens"]  # (N, fields)
+    names = list(za["screen_fields"])
     print(f"{len(keys)} analyses: crops differ in {int(crops.sum())}, probabilities in {int(probs.sum())} "
           f"(largest difference {largest:.2e})")
     for j, name in enumerate(names):
@@ -98,6 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("b", type=Path)
     args = ap.parse_args(argv)
     if args.cmd == "dump":
+        try:  # before the minutes of analyses; an old commit's src (the A side) may not have it
+            from wbc.io import check_writable_file
+        except ImportError:
+            check_writable_file = None
+        if check_writable_file is not None:
+            check_writable_file(args.out)
         dump(args.out, args.every, args.data, args.model, args.splits)
         return 0
     return compare(args.a, args.b)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -1023,3 +1024,30 @@ def test_run_refuses_a_work_file_and_a_shipped_folder_without_a_card_before_trai
         r = subprocess.run([sys.executable, str(BENCHMARKS / "run.py"), *argv], capture_output=True, text=True, timeout=120)
         assert r.returncode == 1 and r.stderr.startswith(f"run: {says}") and "Traceback" not in r.stderr, r.stderr
     assert not (tmp_path / "w").exists() and not (tmp_path / "bench.md").exists()
+
+
+def test_same_outputs_compare_names_a_file_that_is_no_dump(tmp_path, capsys) -> None:
+    """`compare` of a missing file, a folder, another file or a dump cut short is one line naming it with exit status
+    2 (tracebacks with exit 1, which reads as "the outputs differ"); `dump` writes its file whole or not at all, and
+    refuses a path it cannot write before the analyses."""
+    from conftest import FIXTURE_IMAGES
+
+    same = load("same_outputs")
+    a = tmp_path / "sub" / "a.npz"
+    assert same.main(["dump", str(a), "--every", "20", "--data", str(FIXTURE_IMAGES.parent), "--splits", "TRAIN"]) == 0
+    assert [p.name for p in a.parent.iterdir()] == ["a.npz"]  # no temporary file left beside it
+    capsys.readouterr()
+    (tmp_path / "cut.npz").write_bytes(a.read_bytes()[: a.stat().st_size // 2])
+    (tmp_path / "text.npz").write_text("not a dump")
+    (tmp_path / "adir").mkdir()
+    from wbc.errors import ConfigError
+
+    for name, says in (("gone.npz", "cannot be read (No such file or directory)"), ("adir", "a folder; name a file"),
+                       ("text.npz", "not a dump of `same_outputs.py dump`"), ("cut.npz", "not a dump of")):
+        with pytest.raises(ConfigError, match="^" + re.escape(f"{tmp_path / name}: {says}")):
+            same.main(["compare", str(a), str(tmp_path / name)])
+    (tmp_path / "afile").write_text("x")
+    from wbc.errors import OutputError
+
+    with pytest.raises(OutputError, match="cannot write it"):
+        same.main(["dump", str(tmp_path / "afile" / "b.npz"), "--data", str(tmp_path / "gone")])
