@@ -18,7 +18,9 @@ import numpy as np
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--files", type=int, default=400, help="files drawn from each split (default: 400)")
+    from wbc.cli import whole_number
+
+    ap.add_argument("--files", type=whole_number(1), default=400, help="files drawn from each split (default: 400)")
     ap.add_argument("--data", help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     args = ap.parse_args()
 

@@ -36,11 +36,15 @@ def main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data")
-    ap.add_argument("--splits", nargs="+", default=["TRAIN", "TEST"])
-    ap.add_argument("--every", type=whole_number(1), default=1)
-    ap.add_argument("--magnified", type=float, nargs="*", default=[], help="also each file enlarged this many times")
-    ap.add_argument("--timed", type=int, default=300, help="files timed, each way in alternation")
+    ap.add_argument("--splits", nargs="+", choices=["TRAIN", "TEST", "TEST_SIMPLE"], default=["TRAIN", "TEST"],
+                    help="default: TRAIN TEST")
+    ap.add_argument("--every", type=whole_number(1), default=1, help="every k-th file (default: 1)")
+    ap.add_argument("--magnified", type=float, nargs="*", default=[], help="also each file enlarged this many times (above 1; default: none)")
+    ap.add_argument("--timed", type=whole_number(0), default=300,
+                    help="files timed, each way in alternation (0: no timing; default: 300)")
     args = ap.parse_args(argv)
+    if bad := [m for m in args.magnified if not 1 < m < float("inf")]:  # 0 or -2 was a ValueError traceback
+        ap.error(f"--magnified {' '.join(f'{m:g}' for m in bad)}: an enlargement is a number above 1")
     root = find_images_root(args.data)
     samples = [s for split in args.splits for s in list_split(root, split)[:: args.every]]
 

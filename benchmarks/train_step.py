@@ -34,9 +34,9 @@ def main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", choices=["wbcnet", "seed"], default="wbcnet")
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--rounds", type=whole_number(1), default=15)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch-size", type=whole_number(1), default=64, help="default: 64")
+    ap.add_argument("--rounds", type=whole_number(1), default=15, help="default: 15")
+    ap.add_argument("--threads", type=whole_number(1), default=2, help="default: 2, the training's")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 

@@ -1051,3 +1051,24 @@ def test_same_outputs_compare_names_a_file_that_is_no_dump(tmp_path, capsys) -> 
 
     with pytest.raises(OutputError, match="cannot write it"):
         same.main(["dump", str(tmp_path / "afile" / "b.npz"), "--data", str(tmp_path / "gone")])
+
+
+def test_split_stats_stain_peak_and_train_step_refuse_counts_below_one(tmp_path, capsys) -> None:
+    """Counts of 0 or below and an enlargement not above 1 are refused by argparse naming them (tracebacks:
+    split_stats --files 0 / -1, stain_peak --magnified -2, train_step --batch-size 0 and --threads 0)."""
+    import subprocess
+    import sys
+
+    from conftest import BENCHMARKS
+
+    gone = ["--data", str(tmp_path / "gone")]
+    cases = [("split_stats", ["--files", "0", *gone], "--files: 0: choose 1 or more"),
+             ("split_stats", ["--files", "-1", *gone], "--files: -1: choose 1 or more"),
+             ("stain_peak", ["--magnified", "2", "-2", *gone], "--magnified -2: an enlargement is a number above 1"),
+             ("stain_peak", ["--timed", "-1", *gone], "--timed: -1: choose 0 or more"),
+             ("train_step", ["--batch-size", "0"], "--batch-size: 0: choose 1 or more"),
+             ("train_step", ["--threads", "0"], "--threads: 0: choose 1 or more")]
+    for script, argv, says in cases:
+        r = subprocess.run([sys.executable, str(BENCHMARKS / f"{script}.py"), *argv], capture_output=True, text=True,
+                           timeout=120)
+        assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, (script, argv, r.stderr)
