@@ -89,6 +89,10 @@ def main() -> int:
     for out in (args.json,):  # before the work, not after it (a path that cannot be written failed at the end)
         if out:
             check_writable_file(out)
+    if not args.cv.is_dir():  # it said "needs at least two fold runs" of a path that names none
+        print(f"calibration_methods: {args.cv}: {'not a folder' if args.cv.exists() else 'no such folder'}; give a "
+              "cross-validation's folder (foldK run folders inside)", file=sys.stderr)
+        return 2
     runs = finished_folds(args.cv)
     if len(runs) < 2:
         print(f"calibration_methods: {args.cv}: needs at least two fold runs that ran to their end (foldK/last.pt)", file=sys.stderr)

@@ -26,11 +26,13 @@ from wbc.io import unquoted
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("predictions", type=Path)
+    ap.add_argument("predictions", type=Path, help="an evaluation's predictions.csv, or the folder `wbc evaluate` wrote it in")
     ap.add_argument("--split", choices=SPLITS,
                     help="the data set split the predictions are of (default: the folder the metrics.json beside "
                          "them names, else TEST)")
     args = ap.parse_args()
+    if args.predictions.is_dir():  # the evaluation's folder (models/default): it said "Is a directory"
+        args.predictions = args.predictions / "predictions.csv"
     # Cells are keyed as `wbc evaluate` keyed them: by the name of the folder it read (a split, or --folder's).
     try:
         data = json.loads((args.predictions.parent / "metrics.json").read_text())["data"]

@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--warm-spread", type=float, nargs="+",
                     default=[white_balance.GAIN_SPREAD_MAX, white_balance.WARM_SPREAD_MAX])
     args = ap.parse_args(argv)
+    if bad := [v for v in args.warm_spread if not v > 1]:  # a spread is a ratio of gains: 1 means no cast at all
+        ap.error(f"--warm-spread {bad[0]}: choose bounds above 1")
     samples = list_split(find_images_root(args.data), args.split)[:: args.every]
     images = [load_image(s.path) for s in samples]
     pred = Predictor()

@@ -449,6 +449,8 @@ def test_cell_errors_reads_true_classes_in_any_case(tmp_path, monkeypatch, capsy
         assert mod.main() == 0
         outs.append(capsys.readouterr().out)
     assert outs[0] == outs[1]
+    monkeypatch.setattr("sys.argv", ["cell_errors.py", str(ev)])  # the evaluation's folder: "Is a directory"
+    assert mod.main() == 0 and capsys.readouterr().out == outs[0]
     monkeypatch.setattr("sys.argv", ["cell_errors.py", str(ev / "predictions.csv")])
     seen: list[str] = []
     monkeypatch.setattr(mod, "cell_key", lambda cls, name, split: seen.append(split) or f"{cls}/{name}")
@@ -477,7 +479,10 @@ def test_scripts_give_errors_in_one_line(tmp_path) -> None:
     # magnification.py meets the missing data set first where there is none (CI), the missing folds here.
     for argv, says in ((["magnification.py", "--cv", str(tmp_path / "none")], "magnification.py: error: "),
                        (["split_stats.py", "--data", str(tmp_path / "none")], "no such folder"),
-                       (["white_range.py", "--every", "0"], "--every: 0: choose 1 or more")):
+                       (["white_range.py", "--every", "0"], "--every: 0: choose 1 or more"),
+                       # a path that names no cross-validation: not "needs at least two fold runs"
+                       (["calibration_methods.py", str(tmp_path / "none")], "none: no such folder; give a cross-"),
+                       (["warm_cast.py", "--warm-spread", "-1"], "--warm-spread -1.0: choose bounds above 1")):
         r = subprocess.run([sys.executable, str(BENCHMARKS / argv[0]), *argv[1:]], capture_output=True, text=True)
         assert r.returncode == 2, (argv, r.stderr)
         assert says in r.stderr and "Traceback" not in r.stderr, (argv, r.stderr)
