@@ -35,7 +35,7 @@ def main() -> int:
     from wbc.cli import whole_number
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path)
+    ap.add_argument("--data", type=Path, help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     ap.add_argument("--runs", type=whole_number(1), default=3)
     ap.add_argument("--sizes", type=whole_number(1), nargs="+", default=[1, 50, 110])
     args = ap.parse_args()

@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--every", type=whole_number(1), default=40, help="use every k-th TRAIN file (default: 40)")
     ap.add_argument("--sides", type=whole_number(8), nargs="+", default=[32, 40, 48, 56, 64, 72, 96],
                     help="square sides to cut, px (default: 32 40 48 56 64 72 96)")
-    ap.add_argument("--data", type=Path)
+    ap.add_argument("--data", type=Path, help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     args = ap.parse_args(argv)
     if max(args.sides) > 240:
         ap.error("--sides must fit in the data set's 320 x 240 photos (240 at most)")

@@ -102,10 +102,12 @@ def main() -> int:
     ap.add_argument("--use", action="append", default=[], metavar="K=RUN",
                     help="an existing finished run with the same recipe as fold K (e.g. 0=runs/wbcnet-seed0)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the folds; fold K's run has initial-weight seed SEED+K (default: 0)")
-    ap.add_argument("--epochs", type=int)
+    recipe = preset("wbcnet")
+    ap.add_argument("--epochs", type=int, help=f"default: {recipe.epochs}, the recipe's")
     ap.add_argument("--patience", type=int, help="epochs without improvement before a fold stops (to calibrate an "
-                    "--all-cells run every fold must run all its epochs: give --patience >= --epochs)")
-    ap.add_argument("--augment", choices=[*AUGMENT, "none"])
+                    "--all-cells run every fold must run all its epochs: give --patience >= --epochs; default: "
+                    f"{recipe.patience}, the recipe's)")
+    ap.add_argument("--augment", choices=[*AUGMENT, "none"], help=f"default: {recipe.augment}, the recipe's")
     ap.add_argument("--mixup", type=float, metavar="ALPHA", help="mixup alpha (default: 0.4, the recipe's; 0 is off)")
     ap.add_argument("--label-smoothing", type=float, metavar="EPS", help="label smoothing (default: 0.2, the recipe's)")
     ap.add_argument("--pair-smoothing", type=float, metavar="EPS",

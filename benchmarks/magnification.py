@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="model folder or .onnx (default: the shipped model)")
     ap.add_argument("--cv", type=Path, help="a cross-validation run: its fold models on their held-out TRAIN fields")
-    ap.add_argument("--data", type=Path)
+    ap.add_argument("--data", type=Path, help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     ap.add_argument("--table", type=Path, default=TABLE, help="the source-field table (default: the shipped one)")
     ap.add_argument("--scales", type=float, nargs="+", default=[0.6, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0],
                     help="magnifications relative to the data set's files (default: 0.6 1 1.5 2 3 4 6)")

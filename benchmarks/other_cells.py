@@ -59,10 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     from wbc.white_balance import field_white, input_gains
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path)
+    ap.add_argument("--data", type=Path, help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     ap.add_argument("--every", type=whole_number(1), default=4, help="use every k-th TRAIN and TEST file (default: 4)")
     ap.add_argument("--floors", type=whole_number(1), nargs="+",
-                    default=[400, 600, 800, 1000, 1200, 1500, 2000], help="OTHER_NUCLEUS_PX values to try")
+                    default=[400, 600, 800, 1000, 1200, 1500, 2000], help="OTHER_NUCLEUS_PX values to try (default: %(default)s)")
     ap.add_argument("--sheet", type=Path, help="save the one-box fields warned at the shipped floor here (PNG)")
     ap.add_argument("--shifts-every", type=whole_number(1),
                     help="also count warnings on every k-th one-box file under each robustness shift")

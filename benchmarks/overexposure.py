@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cv", type=Path, required=True, help="a cross-validation run (foldK run folders inside)")
-    ap.add_argument("--data", type=Path)
+    ap.add_argument("--data", type=Path, help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     ap.add_argument("--every", type=whole_number(1), default=3, help="use every k-th held-out file (default 3)")
     ap.add_argument("--gains", type=float, nargs="+", default=list(GAINS),
                     help="brightness gains, 1.0 (clean) first (default: 1.0 to 1.5)")

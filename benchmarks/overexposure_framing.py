@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     from wbc.white_balance import CELL_CLEAR_PX, OVEREXPOSED_SHARE, clipped_share
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path)
+    ap.add_argument("--data", type=Path, help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     ap.add_argument("--every", type=whole_number(1), default=10, help="every k-th TRAIN file (default 10)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args(argv)

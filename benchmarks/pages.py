@@ -135,7 +135,7 @@ def layouts_cli(layouts: dict[str, Layout], what: str, doc: str | None, argv: li
     from wbc.cli import whole_number
 
     ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data")
+    ap.add_argument("--data", help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     ap.add_argument("--every", type=whole_number(1), default=25)
     args = ap.parse_args(argv)
     read_layouts(layouts, args.every, args.data, what)

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     from wbc.predict import Predictor
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path)
+    ap.add_argument("--data", type=Path, help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     ap.add_argument("--files", type=whole_number(1), default=40, help="TRAIN files to enlarge (default: 40)")
     ap.add_argument("--size", type=whole_number(1), nargs=2, default=(4000, 3000), metavar=("W", "H"),
                     help="px they are enlarged to (default: 4000 3000)")

@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", help="model folder or .onnx (default: the shipped model)")
     ap.add_argument("--cv", type=Path, help="a cross-validation run: its fold models on their held-out TRAIN files")
-    ap.add_argument("--data", type=Path)
+    ap.add_argument("--data", type=Path, help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     ap.add_argument("--every", type=whole_number(1), default=1, help="use every k-th file (default: all)")
     ap.add_argument("--offset", type=int, default=0,
                     help="skip this many files before taking every k-th (0 to --every - 1): with --every 3, "

@@ -423,7 +423,7 @@ def main() -> int:
                    help=f"which, in the order to start them (default: {' '.join(DEFAULT_RECIPES)}; all are listed below)")
     r.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2], metavar="K",
                    help="which of the 5 cell-grouped folds to hold out, one run each (default: 0 1 2)")
-    r.add_argument("--budget-s", type=float, default=float("inf"), help="start no run after this many seconds")
+    r.add_argument("--budget-s", type=float, default=float("inf"), help="start no run after this many seconds (default: no limit)")
     r.add_argument("--epochs", type=int, help="every recipe this many epochs (a quick check; default: each its own)")
     r.add_argument("--limit-cells", type=int, help="the first N cells of each class only, 5 or more (a quick check)")
     d = sub.add_parser("render", help="print the table of a scale.json")

@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     from wbc.white_balance import OVEREXPOSED_SHARE
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path)
+    ap.add_argument("--data", type=Path, help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     ap.add_argument("--every", type=whole_number(1), default=1, help="use every k-th TRAIN and TEST file (default: all)")
     ap.add_argument("--offset", type=int, default=0, help="start from this file (other files for the same --every)")
     ap.add_argument("--patches", choices=sorted(PLACES), default="corners", help="where the red-cell patches are cut")

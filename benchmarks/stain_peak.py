@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     from wbc.cli import whole_number
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data")
+    ap.add_argument("--data", help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     ap.add_argument("--splits", nargs="+", choices=["TRAIN", "TEST", "TEST_SIMPLE"], default=["TRAIN", "TEST"],
                     help="default: TRAIN TEST")
     ap.add_argument("--every", type=whole_number(1), default=1, help="every k-th file (default: 1)")

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     from wbc.predict import Predictor
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data")
+    ap.add_argument("--data", help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     ap.add_argument("--split", default="TRAIN", choices=SPLITS)
     ap.add_argument("--every", type=whole_number(1), default=25)
     ap.add_argument("--warm-spread", type=float, nargs="+",

@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     from wbc.white_balance import field_white
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data")
+    ap.add_argument("--data", help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     ap.add_argument("--split", default="TRAIN", choices=SPLITS)
     ap.add_argument("--every", type=whole_number(1), default=1)
     args = ap.parse_args(argv)
