@@ -118,7 +118,7 @@ def main() -> int:
     ap.add_argument("--robust", action="store_true", help="also the simulated shifts (slower)")
     ap.add_argument("--checkpoint", choices=get_args(Checkpoint), default="last",
                     help="which epoch of each run to score (default: last, as the cross-validation does)")
-    ap.add_argument("--data", type=Path, help="images root or data set download (default: the shared data set)")
+    ap.add_argument("--data", type=Path, help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     ap.add_argument("--json", type=Path, help="write all figures here")
     ap.add_argument("--render", type=Path, help="only print the markdown table of an earlier --json file")
     args = ap.parse_args()

@@ -1077,3 +1077,26 @@ def test_split_stats_stain_peak_and_train_step_refuse_counts_below_one(tmp_path,
         r = subprocess.run([sys.executable, str(BENCHMARKS / f"{script}.py"), *argv], capture_output=True, text=True,
                            timeout=120)
         assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, (script, argv, r.stderr)
+
+
+SCRIPTS = sorted(p.stem for p in Path(__file__).resolve().parents[1].joinpath("benchmarks").glob("*.py")
+                 if "\ndef main(" in p.read_text())
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_every_script_answers_help_with_its_data_default(name: str, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """Every benchmark script answers --help (exit 0, its usage), and where it reads the data set its --data says
+    which folder it reads when not given (fourteen said nothing)."""
+    import sys
+
+    from conftest import load_benchmark
+
+    mod = load_benchmark(name)
+    monkeypatch.setattr(sys, "argv", [f"{name}.py", "--help"])
+    with pytest.raises(SystemExit) as e:
+        mod.main()
+    out = " ".join(capsys.readouterr().out.split())
+    assert e.value.code == 0 and "usage:" in out, out
+    if "--data DATA" in out:
+        assert "--data DATA data set folder (default: WBC_DATA" in out, out
