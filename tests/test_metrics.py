@@ -48,6 +48,8 @@ class TestMetrics:
             "precision": None, "recall": None, "f1": None, "support": 0, "cells": 0, "cells_right": 0,
             "cell_recall_ci95": None}
         assert m["macro_f1"] == pytest.approx((2 / 3 + 2 / 3) / 2)
+        # over cells too: both cells read right, so 1 over the two types with cells (0.5 with the absent two as 0)
+        assert m["cell_macro_f1"] == 1.0
         assert [per_class_figure(v) for v in (None, 0.5)] == ["—", "0.5000"]
 
     def test_cell_level_pools_views(self) -> None:
