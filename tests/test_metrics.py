@@ -85,6 +85,16 @@ class TestMetrics:
         with pytest.raises(ValueError, match="two labels: E/A"):
             pool_cells(PROBS, np.array([0, 1, 1, 2, 3, 3]), CELLS)
 
+    def test_accuracy_at_90_coverage(self) -> None:
+        """The report's accuracy at 90% coverage: the 9 most confident of 10 files, of which the 9th is wrong
+        (8 of 9), where 80% gives 1 and all 10 give 0.8."""
+        conf = np.linspace(0.95, 0.5, 10)
+        probs = np.stack([conf, 1 - conf, np.zeros(10), np.zeros(10)], 1)
+        y = np.zeros(10, dtype=int)
+        y[[8, 9]] = 1
+        m = compute_metrics(probs, y, [f"c{i}" for i in range(10)], n_boot=20)
+        assert m["accuracy_at_90_coverage"] == pytest.approx(8 / 9)
+
     def test_ece(self) -> None:
         """Each file sits in its own confidence bin but the two at 0.9: (0.2+0.6+0.2+0.7)/6."""
         assert expected_calibration_error(PROBS, Y) == pytest.approx(1.7 / 6)
