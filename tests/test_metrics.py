@@ -110,6 +110,9 @@ class TestMetrics:
         bins = compute_metrics(PROBS, Y, CELLS, n_boot=50)["reliability"]
         n = sum(b["files"] for b in bins)
         assert n == len(Y) and all(b["from"] < b["to"] for b in bins)
+        # each bin is one fifteenth wide and holds its files' confidences: 0.6, 0.7, 0.8, 0.9 (two) and 1.0 (the last)
+        assert [(round(15 * b["from"]), round(15 * b["to"]), b["files"]) for b in bins] == [
+            (9, 10, 1), (10, 11, 1), (12, 13, 1), (13, 14, 2), (14, 15, 1)]
         assert sum(b["files"] / n * abs(b["accuracy"] - b["confidence"]) for b in bins) == pytest.approx(1.7 / 6)
 
     def test_reliability_by_type_bins_each_types_calls(self) -> None:
