@@ -961,7 +961,9 @@ class TestDifferential:
 
     def test_flag_reads_the_share_as_shown(self) -> None:
         """18 monocytes of 199 show as 9.0% (9.05), within 4-9%, not above it; 8 of 201 as 4.0% (3.98), not
-        below. 10 lymphocytes of 149 show limits 3.3-12.0% (11.996): not wholly below 12-44%; of 150, 3.2-11.9% is."""
+        below. 10 lymphocytes of 149 show limits 3.3-12.0% (11.996): not wholly below 12-44%; of 150, 3.2-11.9% is.
+        Above the range alike: 16 monocytes of 105 show 9.0-23.6%, whose lower limit touches 4-9% (may be chance);
+        of 104, 9.1-23.8% is wholly above it."""
         for mono, n, status in ((18, 199, "within range"), (8, 201, "within range"), (19, 199, "high, may be chance")):
             rows = {r["type"]: r for r in differential(["MONOCYTE"] * mono + ["NEUTROPHIL"] * (n - mono))}
             assert rows["Monocyte"]["status"] == status, (mono, n, rows["Monocyte"])
@@ -969,6 +971,9 @@ class TestDifferential:
             lymph = next(r for r in differential(["LYMPHOCYTE"] * 10 + ["NEUTROPHIL"] * (n - 10))
                          if r["type"] == "Lymphocyte")
             assert (lymph[LIMITS_COLUMN], lymph["status"]) == (limits, status)
+        for n, limits, status in ((105, "9.0–23.6", "high, may be chance"), (104, "9.1–23.8", "high")):
+            mono = next(r for r in differential(["MONOCYTE"] * 16 + ["NEUTROPHIL"] * (n - 16)) if r["type"] == "Monocyte")
+            assert (mono[LIMITS_COLUMN], mono["status"]) == (limits, status)
 
     def test_limits_are_the_exact_binomial_ones(self) -> None:
         """The limits are Clopper-Pearson's, as SciPy's beta quantiles give them, from one cell to thousands;
