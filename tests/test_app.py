@@ -1631,6 +1631,10 @@ class TestDifferential:
             own["per_class"][c].update(support=k, cells=k, cells_right=k)
         own["n_files"] = own["n_cells"] = 16
         assert not balanced_test(own["per_class"])
+        # "about as many" is at most 1.5 times the fewest: 10, 10, 10 and 15 are; 10, 10, 10 and 16 are not
+        for most, balanced in ((15, True), (16, False)):
+            near = {c: {"support": k} for c, k in zip(CLASSES, (10, 10, 10, most))}
+            assert balanced_test(near) is balanced, most
         assert model_card.balanced_note(own["per_class"]) == (
             "The test images are 1 eosinophil, 3 lymphocyte, 1 monocyte and 11 neutrophil; a type's precision depends "
             "on how many of the others there are, whose errors land on it.")
