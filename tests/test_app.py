@@ -192,6 +192,7 @@ class TestAnalyse:
         assert small.prediction is not None and large.prediction is not None
         assert small.prediction.reduced_by == 1.0 and words.crop_caption(small.prediction) == "What the model saw"
         assert large.prediction.reduced_by > 2 and "shrunk" in words.crop_caption(large.prediction)
+        assert f"shrunk {large.prediction.reduced_by:.1f}x towards" in words.crop_caption(large.prediction)
         assert large.prediction.label == small.prediction.label
         rows = predictions_csv([small.prediction, large.prediction]).splitlines()
         col = rows[0].split(",").index("shrunk_by")
