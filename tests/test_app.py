@@ -878,6 +878,10 @@ class TestOtherCell:
         rows = review_table.review_rows([two, one])
         assert str(rows[0]["verdict"]) == "confident (another cell uncounted)" and rows[0]["reviewed"] == cell_type(two.prediction.label).label
         assert "another" not in str(rows[1]["verdict"])
+        # The note under the count: one photo with a cell uncounted, and no crop on a piece among them
+        note = tally.uncounted_note([two, one])
+        assert note.startswith("1 photo(s) show a white cell that is not counted (each is marked in its verdict): ")
+        assert "piece" not in note
 
 
 class TestDifferential:
