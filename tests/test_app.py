@@ -1656,6 +1656,10 @@ class TestDifferential:
         # Too few images at its confidence for a record: no word of how its record would move in a smear either
         thin = words.confidence_note(test, replace(eos, confidence=0.70, probs=(0.70, 0.1, 0.1, 0.1)))
         assert thin.startswith(model_card.TOO_FEW_RECORD) and "smear" not in thin
+        # A bin of one's own test images, a cell each: said so, not "views of" as many cells as images
+        mine = {"n_cells": 25, "reliability": [{"from": 0.9, "to": 1.0, "files": 25, "accuracy": 0.8, "cells": 25}]}
+        assert "were right 80.0% of the time (25 images, a cell each, 25 cells, and errors" in \
+            model_card.confidence_record(mine, 0.95)
         glossary = dict(model_card.figures_glossary(own))
         assert "views" not in glossary["Accuracy over files"] and "each image is a cell" in glossary["Cells right"]
         assert "simulation" not in glossary["95% interval"]  # the simulation was of the public test set's views
