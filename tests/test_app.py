@@ -1660,6 +1660,11 @@ class TestDifferential:
         mine = {"n_cells": 25, "reliability": [{"from": 0.9, "to": 1.0, "files": 25, "accuracy": 0.8, "cells": 25}]}
         assert "were right 80.0% of the time (25 images, a cell each, 25 cells, and errors" in \
             model_card.confidence_record(mine, 0.95)
+        # MIN_RECORD_FILES images in a bin are enough for a figure; one fewer are too few
+        bound = model_card.MIN_RECORD_FILES
+        for files, said in ((bound, "On the test images, answers given 90.0"), (bound - 1, model_card.TOO_FEW_RECORD)):
+            one_bin = {"n_cells": files, "reliability": [{**mine["reliability"][0], "files": files, "cells": files}]}
+            assert model_card.confidence_record(one_bin, 0.95).startswith(said), files
         glossary = dict(model_card.figures_glossary(own))
         assert "views" not in glossary["Accuracy over files"] and "each image is a cell" in glossary["Cells right"]
         assert "simulation" not in glossary["95% interval"]  # the simulation was of the public test set's views
