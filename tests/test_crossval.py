@@ -398,6 +398,10 @@ class TestAllCells:
         assert card["review_threshold"] == pytest.approx(r["review_threshold"])
         assert "cross-validation" in card["calibration"]["fitted_on"] and "out-of-fold" in card["review_rule"]
         assert card["calibration"]["n_files"] == r["calibrated"]["n_files"]
+        # the ECE before and after the temperature, of the pooled out-of-fold files
+        assert r["raw"]["ece"] != r["calibrated"]["ece"]
+        assert (card["calibration"]["val_ece_before"], card["calibration"]["val_ece_after"]) == (
+            pytest.approx(r["raw"]["ece"]), pytest.approx(r["calibrated"]["ece"]))
         assert "none held out" in card["data"]["training_split"]
         # No cell held out: the epoch kept was chosen on nothing, and no validation figures are claimed.
         assert card["training"]["selected_on"].startswith("nothing") and card["training"]["validation_at_best_epoch"] is None
