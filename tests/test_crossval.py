@@ -422,6 +422,14 @@ class TestAllCells:
         (tmp_path / "cv.json").write_text(json.dumps({**r, "confidence_map": cmap}))
         card = export_and_report(all_cells_run, tmp_path / "out", data=FIXTURE_IMAGES, calibration=tmp_path / "cv.json")
         assert card["confidence_map"] == cmap
+        # The ECE left out fold by fold is that of what the card shows: the map's where one is carried, else the
+        # temperature's alone
+        from wbc.crossval import calibration_from
+
+        given = {**r, "confidence_map_check": {**check, "ece_temperature": 0.2, "ece_mapped": 0.1}}
+        for kept, ece in ((cmap, 0.1), (None, 0.2)):
+            (tmp_path / "given.json").write_text(json.dumps({**given, "confidence_map": kept}))
+            assert calibration_from(tmp_path / "given.json", all_cells_run)["val_ece_after_left_out"] == ece
         old = {k: v for k, v in r.items() if k not in ("confidence_map", "confidence_map_check")}
         (tmp_path / "old.json").write_text(json.dumps(old))  # a result from before maps: temperature alone
         card = export_and_report(all_cells_run, tmp_path / "out2", data=FIXTURE_IMAGES, calibration=tmp_path / "old.json")
