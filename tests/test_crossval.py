@@ -570,3 +570,35 @@ def test_left_out_differs_from_the_pooled_temperature() -> None:
     assert abs(out["left_out"]["nll"] - out["calibrated"]["nll"]) > 0.01
     assert out["calibrated"]["nll"] == pytest.approx(nll(tta_probs(lg, t), y))
     assert "left_out" not in pooled_figures(fold_lg[0], fold_y[0], cells[:60], t, tempered_left_out([fold_lg[0]], [fold_y[0]]))
+
+
+
+def test_a_confidence_map_is_adopted_only_where_it_lowers_the_ece_without_raising_the_nll(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The map's check adopts it where, left out fold by fold, it lowers the ECE and does not raise the NLL. Ten
+    files of one type, the temperature's all right at 0.6 (ECE 0.4, NLL 0.51): a map that reads every one at 1.0,
+    one of them wrong, lowers the ECE to 0.1 but costs that file a certain wrong answer (NLL 2.76): not adopted;
+    one that reads all right at 0.9 lowers both: adopted. The temperature's at 0.9 with one wrong (ECE 0, NLL
+    0.43): a map reading the nine right at 0.95 and the wrong one at 0.7 lowers the NLL (0.17) but raises the
+    ECE (0.115): not adopted."""
+    from wbc import crossval
+    from wbc.calibration import nll
+    from wbc.metrics import expected_calibration_error
+
+    def rows(top: float, wrong: float | None = None) -> np.ndarray:
+        p = np.tile([top, *[(1 - top) / 3] * 3], (10, 1))
+        if wrong is not None:  # the last file read as a lymphocyte at `wrong`, its own type at the rest
+            p[9] = [1 - wrong, wrong, 0, 0]
+        return p
+
+    y = np.zeros(10, dtype=int)
+    for tempered, mapped, adopted in ((rows(0.6), rows(1.0, 1.0), False), (rows(0.6), rows(0.9), True),
+                                      (rows(0.9, 0.9), rows(0.95, 0.7), False)):
+        monkeypatch.setattr(crossval, "left_out", lambda *_, m=mapped: m)
+        check = crossval.confidence_map_check([np.zeros((1, 10, 4))], [y], tempered)
+        assert check["ece_mapped"] == pytest.approx(expected_calibration_error(mapped, y))
+        assert check["ece_temperature"] == pytest.approx(expected_calibration_error(tempered, y))
+        assert check["nll_mapped"] == nll(mapped, y) and check["nll_temperature"] == nll(tempered, y)
+        assert check["adopted"] is adopted
+    assert (check["ece_mapped"], check["ece_temperature"]) == (pytest.approx(0.115), pytest.approx(0.0, abs=1e-12))
+    assert check["nll_mapped"] < check["nll_temperature"]
