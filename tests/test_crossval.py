@@ -54,6 +54,12 @@ class TestCrossValidate:
         held = [set(json.loads((work / f"fold{k}" / "split.json").read_text())["val_cells"]) for k in range(3)]
         assert not (held[0] & held[1] or held[0] & held[2] or held[1] & held[2])
         assert sum(f["files"] for f in r["folds"].values()) == len(train)
+        # each fold's accuracy (cv.py's table) is over its held-out files' 8 views averaged
+        from wbc.calibration import tta_probs
+
+        for k in range(3):
+            lg, y, _ = fold_logits(work / f"fold{k}", FIXTURE_IMAGES)
+            assert r["folds"][str(k)]["accuracy"] == float((tta_probs(lg).argmax(1) == y).mean())
         assert r["temperature"] > 0 and r["recipe"]["epochs"] == 1 and "fold" not in r["recipe"]
 
     def test_left_out_figures_decide_each_fold_at_the_others_temperature(self, cv: tuple[Path, dict]) -> None:
