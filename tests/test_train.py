@@ -235,7 +235,7 @@ class TestFit:
 
         monkeypatch.setattr(wbc.report, "plot_curves", plot)
         monkeypatch.setattr(train_mod, "_val_metrics", val)
-        scores[:] = [0.1, 0.3, 0.2]
+        scores[:] = [0.1, 0.3, 0.3]  # the third ties the second: no improvement, best.pt keeps the second
         run = fit(replace(TINY, epochs=3, patience=3), tmp_path / "r", progress=False)
         assert marked == [1, 2, 2] and load_checkpoint(run / "best.pt")["epoch"] + 1 == 2
         state = load_checkpoint(run / "last.pt")  # as if stopped after the second epoch, then resumed
@@ -270,8 +270,8 @@ class TestFit:
     def test_early_stop_on_the_validation_loss(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
         """With monitor val_loss, a lower loss is better: best.pt holds the epoch of the lowest, and the run
-        stops once `patience` epochs have not lowered it, saying why."""
-        real_val, losses = train_mod._val_metrics, [1.0, 0.5, 0.8, 0.9, 0.1, 0.1]
+        stops once `patience` epochs have not lowered it (an equal loss does not), saying why."""
+        real_val, losses = train_mod._val_metrics, [1.0, 0.5, 0.5, 0.9, 0.1, 0.1]  # a tie is no improvement
         monkeypatch.setattr(train_mod, "_val_metrics", lambda *a, **k: {**real_val(*a, **k), "val_loss": losses.pop(0)})
         run = fit(replace(TINY, epochs=6, patience=2, monitor="val_loss"), tmp_path / "r", progress=False)
         last = load_checkpoint(run / "last.pt")
