@@ -1021,3 +1021,25 @@ def test_run_files_nested_too_deep_are_named(tmp_path: Path) -> None:
     (tmp_path / "photos").mkdir()  # a folder that is no run, given as --teacher: not "split.json ... damaged"
     with pytest.raises(CheckpointError, match=r"photos: not a training run: it holds no split.json"):
         read_val_cells(tmp_path / "photos")
+
+
+def test_the_learning_rate_warms_up_then_follows_a_half_cosine() -> None:
+    """The cosine schedule: over the warm-up epochs the rate climbs linearly to lr (its first step at lr / the
+    warm-up's steps, never 0), then falls on a half cosine from lr to 0 over the steps after the warm-up; the
+    constant one keeps lr. 3 epochs of 4 steps, 1 epoch of warm-up."""
+    from wbc.train import _make_schedule
+
+    def rates(cfg: TrainConfig) -> list[float]:
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+        sched = _make_schedule(opt, cfg, steps_per_epoch=4)
+        out = []
+        for _ in range(12):
+            out.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        return out
+
+    cfg = replace(TINY, epochs=3, lr=0.01, warmup_epochs=1, schedule="cosine")
+    cosine = [0.01 * 0.5 * (1 + math.cos(math.pi * s / 8)) for s in range(8)]
+    assert rates(cfg) == pytest.approx([0.0025, 0.005, 0.0075, 0.01, *cosine])
+    assert rates(replace(cfg, schedule="constant")) == pytest.approx([0.01] * 12)
