@@ -1043,3 +1043,14 @@ def test_the_learning_rate_warms_up_then_follows_a_half_cosine() -> None:
     cosine = [0.01 * 0.5 * (1 + math.cos(math.pi * s / 8)) for s in range(8)]
     assert rates(cfg) == pytest.approx([0.0025, 0.005, 0.0075, 0.01, *cosine])
     assert rates(replace(cfg, schedule="constant")) == pytest.approx([0.01] * 12)
+
+
+def test_class_weights_are_balanced_over_the_types_present() -> None:
+    """Inverse-frequency weights n / (types present x files of the type): 3 eosinophils and 1 lymphocyte weigh
+    4/6 and 2; a type with no files keeps weight 1."""
+    import numpy as np
+
+    from wbc.train import _class_weights
+
+    assert _class_weights(np.array([0, 0, 0, 1])).tolist() == pytest.approx([4 / 6, 2.0, 1.0, 1.0])
+
