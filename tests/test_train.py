@@ -1054,3 +1054,17 @@ def test_class_weights_are_balanced_over_the_types_present() -> None:
 
     assert _class_weights(np.array([0, 0, 0, 1])).tolist() == pytest.approx([4 / 6, 2.0, 1.0, 1.0])
 
+
+def test_validation_figures_pool_a_cells_views() -> None:
+    """The validation's cell accuracy reads each cell by its views' mean (as the evaluation does), its accuracy
+    and macro-F1 the files: a cell of two views, one right at 0.9 and one wrong at 0.6, is right (0.65), where
+    the files are half right."""
+    import numpy as np
+
+    from wbc.train import _val_metrics
+
+    probs = np.array([[0.9, 0.1, 0, 0], [0.4, 0.6, 0, 0], [0.1, 0.9, 0, 0]])
+    m = _val_metrics(probs, np.array([0, 0, 1]), ["a", "a", "b"], None)
+    assert m["val_accuracy"] == pytest.approx(2 / 3) and m["val_cell_accuracy"] == 1.0
+    assert m["val_macro_f1"] == pytest.approx((2 / 3 + 2 / 3) / 2)
+    assert m["val_loss"] == pytest.approx(-(math.log(0.9) + math.log(0.4) + math.log(0.9)) / 3)
