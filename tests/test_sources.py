@@ -187,6 +187,20 @@ class TestMatching:
         got = {(m.class_name, m.file_name): m.field for m in match_files(images, orig, workers=1, progress=False)}
         assert got == want
 
+    def test_a_view_of_two_fields_is_matched_to_neither(self, tmp_path: Path) -> None:
+        """A view whose halves come from two fields (3 and 7) has inliers with both, neither MARGIN times the
+        other's: it is left unmatched (a cell of its own), not given the field that won by a little; the summary
+        counts it unmatched."""
+        pytest.importorskip("cv2")
+        images, orig, want = self._data_set(tmp_path)
+        a, b = (np.asarray(_texture(i).resize((320, 240))) for i in (3, 7))
+        Image.fromarray(np.concatenate([a[:, :160], b[:, 160:]], 1)).save(images / "TRAIN" / "MONOCYTE" / "_9_1.jpeg",
+                                                                         quality=90)
+        matches = match_files(images, orig, workers=1, progress=False)
+        (both,) = [m for m in matches if m.file_name == "_9_1.jpeg"]
+        assert both.field is None and both.inliers >= 12 and both.runner_up >= 12, both
+        assert {(m.class_name, m.file_name): m.field for m in matches if m.field is not None} == want
+
     def test_interrupted_build_keeps_its_finished_classes(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
         """Ctrl+C after a class leaves the table alone and keeps that class's matches beside it;
