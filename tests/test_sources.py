@@ -200,6 +200,7 @@ class TestMatching:
         (both,) = [m for m in matches if m.file_name == "_9_1.jpeg"]
         assert both.field is None and both.inliers >= 12 and both.runner_up >= 12, both
         assert {(m.class_name, m.file_name): m.field for m in matches if m.field is not None} == want
+        assert summary(matches)["per_split"]["TRAIN"]["MONOCYTE"] == {"files": 4, "unmatched": 1, "fields": 2}
 
     def test_interrupted_build_keeps_its_finished_classes(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
