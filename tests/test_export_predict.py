@@ -52,6 +52,13 @@ class TestExport:
         confidences = tta_probs(logits, card["temperature"]).max(1)
         assert card["review_threshold"] == pytest.approx(np.quantile(confidences, 0.1))
         assert card["review_rule"] == "confidence below the 10% quantile of validation confidences"
+        # The graph's probabilities are its logits' softmax at that temperature (what every confidence shown is)
+        from wbc.calibration import softmax
+
+        assert card["temperature"] != pytest.approx(1.0)
+        x = np.random.default_rng(0).integers(0, 256, (3, 96, 96, 3), dtype=np.uint8)
+        graph_probs, graph_logits = Predictor(tmp_path / "m").run(x, ("probs", "logits"))
+        assert graph_probs == pytest.approx(softmax(graph_logits, card["temperature"]), abs=1e-5)
 
     @pytest.mark.parametrize("parity", [{"max_abs_diff": 2e-4, "argmax_agree": 1.0},
                                         {"max_abs_diff": 0.0, "argmax_agree": 0.5}])
