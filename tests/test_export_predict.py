@@ -59,6 +59,12 @@ class TestExport:
         x = np.random.default_rng(0).integers(0, 256, (3, 96, 96, 3), dtype=np.uint8)
         graph_probs, graph_logits = Predictor(tmp_path / "m").run(x, ("probs", "logits"))
         assert graph_probs == pytest.approx(softmax(graph_logits, card["temperature"]), abs=1e-5)
+        # The card's validation figures: the ECE before and after that temperature
+        from wbc.metrics import expected_calibration_error
+
+        assert (card["calibration"]["val_ece_before"], card["calibration"]["val_ece_after"]) == (
+            pytest.approx(expected_calibration_error(tta_probs(logits, 1.0), y)),
+            pytest.approx(expected_calibration_error(tta_probs(logits, card["temperature"]), y)))
 
     @pytest.mark.parametrize("parity", [{"max_abs_diff": 2e-4, "argmax_agree": 1.0},
                                         {"max_abs_diff": 0.0, "argmax_agree": 0.5}])
