@@ -65,6 +65,7 @@ class TestExport:
         assert (card["calibration"]["val_ece_before"], card["calibration"]["val_ece_after"]) == (
             pytest.approx(expected_calibration_error(tta_probs(logits, 1.0), y)),
             pytest.approx(expected_calibration_error(tta_probs(logits, card["temperature"]), y)))
+        assert card["calibration"]["val_accuracy"] == float((tta_probs(logits, card["temperature"]).argmax(1) == y).mean())
 
     @pytest.mark.parametrize("parity", [{"max_abs_diff": 2e-4, "argmax_agree": 1.0},
                                         {"max_abs_diff": 0.0, "argmax_agree": 0.5}])
