@@ -1561,6 +1561,8 @@ class TestDifferential:
         assert gains_allowed(np.array([0.88, 1.05, 1.6])) and is_warm(np.array([0.88, 1.05, 1.6]))
         assert not gains_allowed(np.array([1.6, 1.05, 0.88])) and not is_warm(np.array([1.6, 1.05, 0.88]))
         assert not gains_allowed(np.array([0.8, 1.05, 1.7]))  # warm, spread 2.1
+        # A green cast (the white short in red as in blue) is not warm, and keeps the 1.5
+        assert not is_warm(np.array([1.45, 1.0, 1.7])) and not gains_allowed(np.array([1.45, 1.0, 1.7]))
         paths = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))
         assert len(paths) == 32
         same = typed = 0
