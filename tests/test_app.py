@@ -1522,6 +1522,10 @@ class TestDifferential:
         assert matched_if_cast(rgb) is None and matched_if_cast(cast(rgb, (1.12,) * 3, (0,) * 3)) is None
         assert matched_if_cast(cast(rgb, (0.7,) * 3, (0,) * 3)) is None
         assert matched_if_cast(cast(rgb, (0.92, 0.8, 1.0), (15, 0, 20))) is not None
+        # A cast is the white's gains CAST_SPREAD (1.1) apart or more: 1.15 is one, 1.03 (a dim exposure) is not
+        from wbc.white_balance import cast_gains
+
+        assert cast_gains(np.array([215.0, 190.0, 225.0])) is not None and cast_gains(np.array([205.0, 200.0, 208.0])) is None
 
     def test_a_cast_or_dim_light_past_the_gains_range_is_not_typed(self, predictor: Predictor) -> None:
         """A field whose white needs a gain past 2 to match (its green x0.4, blue x0.6; or every channel x0.4) is told
