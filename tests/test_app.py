@@ -209,6 +209,8 @@ class TestNotAWhiteCell:
                                                          np.full((240, 320), 235.0)]).astype(np.uint8))),
         ("red cells only", lambda: Image.open(FIXTURES / "no-white-cell.jpeg")),
         ("out of focus", lambda: Image.open(EOS).filter(__import__("PIL.ImageFilter").ImageFilter.GaussianBlur(10))),
+        # Blurred past finding a nucleus (its stain spread below the stain level, peak 53): still out of focus
+        ("out of focus past finding", lambda: Image.open(EOS).filter(__import__("PIL.ImageFilter").ImageFilter.GaussianBlur(28))),
         # Blurred, then framed in dark grey (an eyepiece's vignette, a viewer's border): the frame's sharp
         # edge made it read as sharp, and the blurred monocyte was typed, confident.
         ("out of focus in a frame", lambda: Image.fromarray(np.pad(np.asarray(Image.open(EOS).filter(
