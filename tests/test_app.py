@@ -1408,6 +1408,7 @@ class TestDifferential:
 
         (_, chromatin), (_, flat) = predictor.analyse(crop(True)), predictor.analyse(crop(False))
         assert chromatin.reduced_by > 1 and chromatin.reason.startswith(s.TOO_SMALL_HEAD), chromatin.reason
+        assert f" px once shrunk {chromatin.reduced_by:.2g}x to the training images' magnification: too small" in chromatin.reason
         assert flat.reduced_by > 1 and flat.reason == s.STAINED_EDGE, flat.reason
 
     def test_a_warm_cast_past_the_gain_range_is_told_so(self, predictor: Predictor) -> None:
