@@ -870,6 +870,10 @@ class TestPredictCli:
         src = Image.open(sorted((FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL").glob("*.jpeg"))[0])
         src.convert("L").save(tmp_path / "gray.jpg", quality=90)
         Image.fromarray(np.asarray(src.convert("L")).astype(np.uint16) * 256).save(tmp_path / "gray16.png")
+        # a grayscale photo whose channels differ by JPEG's noise (up to GRAY_SPREAD_MAX, 2 levels) is one still
+        noise = np.random.default_rng(0).integers(0, 3, (*src.size[::-1], 3))
+        Image.fromarray((np.asarray(src.convert("L"))[..., None] + noise).clip(0, 255).astype(np.uint8)).save(
+            tmp_path / "gray-noisy.png")
         src.resize((8, 6)).save(tmp_path / "tiny.png")
         src.save(tmp_path / "colour.png")
         from wbc.imaging import locate_cell
@@ -903,7 +907,7 @@ class TestPredictCli:
             r = by_name[name]
             assert r["class"] == r["confidence"] == "" and r["not_white_cell"] and r["p_eosinophil"], r
         assert by_name["colour.png"]["class"] == "EOSINOPHIL"
-        for name in ("gray.jpg", "gray16.png"):
+        for name in ("gray.jpg", "gray16.png", "gray-noisy.png"):
             assert "cannot judge: a grayscale photo: the stain's colours" in rows[name]
         assert "cannot judge: a black-and-white picture: the stain's colours" in rows["bilevel.png"]
         assert "overexposed" not in rows["bilevel.png"] and by_name["bilevel.png"]["overexposed"] == "no"  # white paper, not light
