@@ -2503,6 +2503,7 @@ class TestPage:
         assert rows["Total"] == "3" and rows["Not counted: set aside by the screening"] == "1"
         assert rows["Not counted: repeats of an image given before"] == "1"  # 3 + 1 + 1 unreadable + 1: the 6 given
         assert rows["Not counted: excluded in review"] == "0" and rows["Counted, not checked by a reviewer (any verdict)"] == "3"
+        assert rows["Counted, marked needs review, unchecked"] == "1"  # the overexposed one: of the 3 unchecked, it alone
         assert any(i.value.startswith("Provisional: 3 of the 3 counted image(s)") for i in at.info)
         assert [k.split(":")[0] for k in list(rows)[-4:]] == ["Model", "Review threshold", "Made", "Each image is taken as one cell. A second opinion for learning and checking by a qualified person, not a diagnosis."]
         # A reviewer names a basophil (still a white cell, in the total) and a nucleated red cell (outside it)
