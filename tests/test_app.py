@@ -2766,6 +2766,11 @@ class TestPage:
         card["metrics"]["test"]["accuracy"] = 0.2
         assert weak_model_note(card) == ("this model reads only 20.0% of its test images right (chance: 25%); "
                                          "its \"confident\" verdicts mean little")
+        # Below 50% is near chance; 50% is not
+        card["metrics"]["test"]["accuracy"] = 0.45
+        assert weak_model_note(card).startswith("this model reads only 45.0% of its test images right")
+        card["metrics"]["test"]["accuracy"] = 0.5
+        assert weak_model_note(card) == ""
 
     def test_broken_model_is_a_message(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """A missing model shows one clear error, not a traceback."""
