@@ -60,6 +60,11 @@ class TestHelp:
             main(["predict", "-b.jpeg"])
         assert "is a file" not in capsys.readouterr().err
         assert main(["predict", "--quiet", "--", "-a.jpeg"]) == 0 and "-a.jpeg" in capsys.readouterr().out
+        # After --, the name was read as a file: another error is not told to put -- before it
+        with pytest.raises(SystemExit) as e:
+            main(["predict", "--threads", "0", "--", "-a.jpeg"])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and "--threads" in err and "is a file" not in err, err
 
     def test_predict_help_gives_the_exit_statuses(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A script needs to know what 1 means against 2: the help names each status, and the cases it

@@ -49,7 +49,11 @@ class Parser(argparse.ArgumentParser):
         return super().parse_known_args(args, namespace)
 
     def error(self, message: str) -> NoReturn:
-        dashed = [a for a in getattr(self, "_given", []) if a.startswith("-") and a.strip("-") and os.path.lexists(a)]
+        given: list[str] = getattr(self, "_given", [])
+        # Only before "--": a name after it was read as a file (`wbc predict --threads 0 -- -a.jpg` was told to put
+        # -- before the file names, as it had)
+        given = given[:given.index("--")] if "--" in given else given
+        dashed = [a for a in given if a.startswith("-") and a.strip("-") and os.path.lexists(a)]
         if dashed:
             message += (f" ({dashed[0]} is a file, read as an option since its name begins with '-': write "
                         f"./{dashed[0]}, or put -- before the file names)")
