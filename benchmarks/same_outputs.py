@@ -90,7 +90,10 @@ def read_dump(path: Path) -> dict[str, np.ndarray]:
 
     names = ("keys", "crops", "probs", "screens", "screen_fields")
     try:
-        with np.load(path) as z:
+        z = np.load(path)
+        if not isinstance(z, np.lib.npyio.NpzFile):  # one array (.npy): not a context manager, a TypeError traceback
+            raise ValueError("one array, not the arrays of a dump")
+        with z:
             return {k: z[k] for k in names}
     except IsADirectoryError:
         raise ConfigError(f"{path}: a folder; name a file that `same_outputs.py dump` wrote") from None

@@ -1058,6 +1058,19 @@ def test_same_outputs_compare_names_a_file_that_is_no_dump(tmp_path, capsys) -> 
         same.main(["dump", str(tmp_path / "afile" / "b.npz"), "--data", str(tmp_path / "gone")])
 
 
+def test_same_outputs_compare_names_one_array_as_no_dump(tmp_path) -> None:
+    """`compare` of a .npy (one array, as np.save writes) is one line naming it, as another file is: np.load
+    gives an array there, not a dump's archive, and its `with` was a TypeError traceback with exit 1 ("the
+    outputs differ")."""
+    from wbc.errors import ConfigError
+
+    same = load("same_outputs")
+    np.save(tmp_path / "one.npy", np.zeros(3))
+    said = f"{tmp_path / 'one.npy'}: not a dump of `same_outputs.py dump`"
+    with pytest.raises(ConfigError, match="^" + re.escape(said)):
+        same.main(["compare", str(tmp_path / "one.npy"), str(tmp_path / "one.npy")])
+
+
 def test_split_stats_stain_peak_and_train_step_refuse_counts_below_one(tmp_path, capsys) -> None:
     """Counts of 0 or below and an enlargement not above 1 are refused by argparse naming them (tracebacks:
     split_stats --files 0 / -1, stain_peak --magnified -2, train_step --batch-size 0 and --threads 0)."""
