@@ -30,7 +30,10 @@ def main(argv: list[str] | None = None) -> None:
         from wbc.recipe import AUGMENT, preset
     except ImportError:  # an earlier commit's src (the old side of a comparison): the recipe was in wbc.train
         from wbc.train import AUGMENT, preset
-    from wbc.train import make_optimizer
+    try:
+        from wbc.train import make_optimizer
+    except ImportError:  # an earlier commit's src (the old side of a comparison): it was _make_optimizer
+        from wbc.train import _make_optimizer as make_optimizer
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", choices=["wbcnet", "seed"], default="wbcnet")

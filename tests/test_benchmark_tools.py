@@ -141,6 +141,19 @@ def test_cv_use_of_a_run_that_is_not_there_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "nope").exists() and not (tmp_path / "cv").exists()
 
 
+def test_train_step_runs_on_an_earlier_commits_src(monkeypatch: pytest.MonkeyPatch) -> None:
+    """benchmarks/train_step.py runs with an earlier commit's src (the old side of a comparison, as its recipe's
+    import allows): there the optimizer was wbc.train._make_optimizer, and `make_optimizer` an ImportError."""
+    pytest.importorskip("torch")
+    import wbc.train
+
+    monkeypatch.setattr(wbc.train, "_make_optimizer", wbc.train.make_optimizer, raising=False)
+    monkeypatch.delattr(wbc.train, "make_optimizer")
+    with pytest.raises(SystemExit) as e:
+        load("train_step").main(["--help"])
+    assert e.value.code == 0
+
+
 def test_train_step_prints_each_timing_and_the_layout_ratio(capsys) -> None:
     """benchmarks/train_step.py times augmentation and both layouts of a step and prints the ratio
     of the two layouts and augmentation's share, from its own timings."""
