@@ -843,6 +843,12 @@ def test_test_copies_of_training_images_are_found(data_copy: Path) -> None:
     (data_copy / "TEST" / "MONOCYTE" / "again.jpeg").write_bytes(own.read_bytes())
     assert test_copies_of(data_copy, list_split(data_copy, "TRAIN")) == [(data_copy / "TEST" / "MONOCYTE" / "again.jpeg", own)]
     assert test_copies_of(data_copy / "TRAIN", list_split(data_copy, "TRAIN")) == []  # no TEST there
+    # A data set TEST image copied into TRAIN under a name of one's own: trained on, then scored as unseen (it was
+    # not found: only TEST files of one's own were compared)
+    public = sorted((data_copy / "TEST" / "EOSINOPHIL").glob("_*.jpeg"))[0]
+    (data_copy / "TRAIN" / "EOSINOPHIL" / "mine.jpeg").write_bytes(public.read_bytes())
+    assert sorted(test_copies_of(data_copy, list_split(data_copy, "TRAIN"))) == sorted([
+        (data_copy / "TEST" / "MONOCYTE" / "again.jpeg", own), (public, data_copy / "TRAIN" / "EOSINOPHIL" / "mine.jpeg")])
 
 
 def test_images_photographed_unlike_the_public_data_set_are_said(data_copy: Path, tmp_path: Path,

@@ -198,7 +198,7 @@ class TestEvaluate:
         shutil.copy(own / "TRAIN" / files[2].parent.name / "train2.jpeg", test_dir / "copy-b.jpeg")
         m = evaluate(None, tmp_path / "ev", data=own, split="TEST", n_boot=20, progress=False)
         assert m["caution"].startswith(f"2 of the {m['n_files']} TEST images are byte-for-byte copies of TRAIN images")
-        assert m["caution"].endswith("(remove them from TEST)")
+        assert m["caution"].endswith("(remove them from TEST, or a copy of a TEST image made into TRAIN from TRAIN)")
         assert "caution" in (tmp_path / "ev" / "report.md").read_text()
 
     def test_another_models_folder_is_refused(self, tmp_path: Path) -> None:

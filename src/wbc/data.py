@@ -184,29 +184,36 @@ def _key(path: Path, st: os.stat_result) -> str | None:
 
 
 def test_copies_of(root: Path, train: Sequence[Sample], test: Sequence[Sample] | None = None) -> list[tuple[Path, Path]]:
-    """(TEST file, TRAIN file) for each of `root`'s TEST images (or of `test`, another split's) of one's own (the
-    data set's are told apart by their fields) that is a byte-identical copy of one of the TRAIN samples `train`,
-    the data set's files among them (one renamed into TRAIN was taken for its file's cell, and then passed over);
-    [] where there is no TEST to read. Its TEST figures would score such an image as seen. A TRAIN file's bytes
-    are read only where its size is that of such a TEST file: the data set alone reads none."""
+    """(TEST file, TRAIN file) for each of `root`'s TEST images (or of `test`, another split's) that is a
+    byte-identical copy of one of the TRAIN samples `train`, where either is a file of one's own (two of the data
+    set's are told apart by their fields): a TEST file of one's own copying any TRAIN file (a data set file renamed
+    into TRAIN was taken for its file's cell, and passed over), and a data set TEST file copied into TRAIN under a
+    name of one's own (trained on, then scored as unseen); [] where there is no TEST to read. A file's bytes are
+    read only where its size is that of a file of one's own on the other side: the data set alone reads none."""
     if test is None:
         try:
             test = list_split(root, "TEST")
         except DataError:
             return []
-    test_keys = _own_file_keys(test)
-    sizes = {st.st_size for s, key in zip(test, test_keys) if key is not None and (st := _stat(s.path)) is not None}
-    trained: dict[str, Path] = {}
-    for s in train:
-        if (st := _stat(s.path)) is not None and st.st_size in sizes and (key := _key(s.path, st)) is not None:
-            trained.setdefault(key, s.path)
-    return [(s.path, trained[key]) for s, key in zip(test, test_keys) if key in trained]
+    if all(is_field_cell(s.cell) for s in [*test, *train]):  # the data set alone: nothing of one's own to copy
+        return []
+    test_stats, train_stats = [_stat(s.path) for s in test], [_stat(s.path) for s in train]
 
+    def own_sizes(samples: Sequence[Sample], stats: list[os.stat_result | None]) -> set[int]:
+        return {st.st_size for s, st in zip(samples, stats) if st is not None and not is_field_cell(s.cell)}
 
-def _own_file_keys(samples: Sequence[Sample]) -> list[str | None]:
-    """Each sample's `bytes_key`, for a file of one's own (None for a data set field's, told apart by its
-    field, and for one that cannot be read, named where it is decoded)."""
-    return [None if is_field_cell(s.cell) or (st := _stat(s.path)) is None else _key(s.path, st) for s in samples]
+    own_test, own_train = own_sizes(test, test_stats), own_sizes(train, train_stats)
+    test_keys = [_key(s.path, st) if st is not None and (not is_field_cell(s.cell) or st.st_size in own_train)
+                 else None for s, st in zip(test, test_stats)]
+    sizes = {st.st_size for st, key in zip(test_stats, test_keys) if st is not None and key is not None}
+    trained: dict[str, Sample] = {}
+    for s, st in zip(train, train_stats):
+        if (st is not None and st.st_size in sizes and (st.st_size in own_test or not is_field_cell(s.cell))
+                and (key := _key(s.path, st)) is not None):
+            trained.setdefault(key, s)
+    # Two of the data set's files, alike in size to files of one's own, are no copy of one's own
+    return [(s.path, trained[key].path) for s, key in zip(test, test_keys)
+            if key in trained and not (is_field_cell(s.cell) and is_field_cell(trained[key].cell))]
 
 
 @functools.lru_cache(maxsize=65536)

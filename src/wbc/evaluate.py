@@ -280,7 +280,7 @@ def evaluate(
     elif not on_folder and (copies := _trained_copies(folder.parent, samples)):
         m_out["caution"] = (f"{copies} of the {len(samples)} {split} images are byte-for-byte copies of TRAIN images: "
                             f"a model trained on this TRAIN has seen them, and these figures would score them as new "
-                            f"(remove them from {split})")
+                            f"(remove them from {split}, or a copy of a {split} image made into TRAIN from TRAIN)")
     if threshold > 0:
         m_out["review"] = review_split(probs, y, threshold, cells)
     if not on_folder and not on_train and (shared := cells_also_in_train(cells)) and len(shared) < len(set(cells)):

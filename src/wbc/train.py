@@ -436,7 +436,8 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
                      f"{listed([printable(str(p)) for p in gray])}")
         if seen := test_copies_of(Path(root), samples):
             say_once(f"wbc: note: {len(seen)} TEST image(s) are byte-for-byte copies of TRAIN images: TEST's figures "
-                     "would score them as seen; remove them from TEST:\n  "
+                     "would score them as seen; remove them from TEST (or, for a copy of a TEST image made into "
+                     "TRAIN, from TRAIN):\n  "
                      + listed([f"{printable(str(t))} (= {printable(str(s))})" for t, s in seen]))
     else:
         root = "crops given to fit"
