@@ -106,21 +106,22 @@ def differential_shown(diff: Sequence[Mapping[str, object]]) -> list[dict[str, o
             return "\u2014"
         return v.replace(DASH, UNBROKEN_DASH) if k in (LIMITS_COLUMN, "adult range (%)") and isinstance(v, str) else v
 
-    return [{heading.get(k, k): shown(k, v) for k, v in r.items()} for r in [*diff, *([total_row(diff)] if diff else [])]]
+    return [{heading.get(k, k): shown(k, v) for k, v in r.items()} for r in [*diff, *([total_row(diff, short=True)] if diff else [])]]
 
 
 NO_STATUS_BELOW = "no range compared below 100 cells"  # the total's status where the types' are "-"
 
 
-def total_row(diff: Sequence[Mapping[str, object]]) -> dict[str, object]:
+def total_row(diff: Sequence[Mapping[str, object]], short: bool = False) -> dict[str, object]:
     """The differential's Total row, its columns those of `diff`'s rows: the cells counted, 100%, and what the
     shares, each rounded to one decimal, add to where that shows (a spreadsheet's sum of the column read 100.2
-    beside a total of 100.0); its status says why none is compared where the types' is "-"."""
+    beside a total of 100.0; `short`: in a few words, for the page's narrow table); its status says why none is
+    compared where the types' is "-"."""
     n = sum(int(str(r["count"])) for r in diff)
     added = round(sum(float(str(r["percent"])) for r in diff), 1)
     total: dict[str, object] = {k: "" for k in (diff[0] if diff else ())}
-    return {**total, "type": "Total" + (f" (the shares, each rounded to one decimal, add to {added:.1f})"
-                                        if n and added != 100.0 else ""),
+    said = f"shares add to {added:.1f}" if short else f"the shares, each rounded to one decimal, add to {added:.1f}"
+    return {**total, "type": "Total" + (f" ({said})" if n and added != 100.0 else ""),
             "count": n, "percent": 100.0 if n else 0.0,
             "status": NO_STATUS_BELOW if any(r.get("status") == "-" for r in diff) else ""}
 
