@@ -122,8 +122,8 @@ def one(model: str, seed: int, epochs: int | None, work: Path, threads: int, run
 def shipped(model_dir: Path, threads: int) -> dict[str, Any]:
     """The shipped model as it is: TEST evaluated again here, timed on ONNX Runtime (its training
     run need not be on this machine, so no PyTorch rows)."""
-    from wbc.evaluate import evaluate
     from wbc.card import read_card, resolve_model
+    from wbc.evaluate import evaluate
     from wbc.ship import card_metrics
 
     card = read_card(resolve_model(model_dir)[1])

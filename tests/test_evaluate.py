@@ -8,11 +8,11 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from wbc.evaluate import evaluate  # noqa: E402
-from wbc.card import DEFAULT_MODEL_DIR  # noqa: E402
-from wbc.info import DATASET  # noqa: E402
-
 from conftest import FIXTURE_IMAGES  # noqa: E402
+
+from wbc.card import DEFAULT_MODEL_DIR  # noqa: E402
+from wbc.evaluate import evaluate  # noqa: E402
+from wbc.info import DATASET  # noqa: E402
 
 
 class TestEvaluate:
@@ -207,8 +207,8 @@ class TestEvaluate:
         shipped model's). A folder's own model evaluated into it is not refused."""
         import shutil
 
-        from wbc.errors import OutputError
         from wbc.card import DEFAULT_MODEL_DIR
+        from wbc.errors import OutputError
 
         mine, other = tmp_path / "mine", tmp_path / "other"
         for d in (mine, other):
@@ -310,9 +310,8 @@ class TestEvaluate:
             evaluate(None, data / "TEST_SIMPLE" / "ev", folder=folder, data=data, progress=False)
         assert evaluate(None, data / "reports", split="TEST_SIMPLE", data=data, n_boot=50, progress=False)["n_files"]
         (tmp_path / "loop").symlink_to(tmp_path / "loop")  # a link loop: a message, not Path.resolve's RuntimeError
-        from wbc.cli import main
-
         import wbc.evaluate
+        from wbc.cli import main
 
         scored: list[object] = []
         monkeypatch.setattr(wbc.evaluate, "model_probs", lambda *a, **k: scored.append(a) or pytest.fail("evaluated"))

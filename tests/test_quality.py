@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import FIXTURE_IMAGES
 
 from wbc.calibration import (
     accuracy_at_coverage,
@@ -20,8 +21,6 @@ from wbc.calibration import (
 from wbc.decode import load_image
 from wbc.imaging import dihedral_views
 from wbc.robustness import EXTRA_SHIFTS, SHIFTS, run_shifts, scale, stain
-
-from conftest import FIXTURE_IMAGES
 
 EOS = FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL" / "_7_2284.jpeg"
 
@@ -132,9 +131,9 @@ class TestViews:
         import json
         import shutil
 
+        from wbc.card import resolve_model
         from wbc.errors import ModelFileError
         from wbc.imaging import TEST_TIME_VIEWS
-        from wbc.card import resolve_model
         from wbc.predict import Predictor
 
         assert TEST_TIME_VIEWS == 4 and Predictor().tta_views == TEST_TIME_VIEWS

@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 
 from wbc.cache import Prepared, load_prepared
+from wbc.card import resolve_model, weak_model_note
 from wbc.data import Sample, list_folder, list_split, listed, test_copies_of
 from wbc.errors import DataError, ModelFileError, OutputError, WbcError
 from wbc.folders import find_images_root
 from wbc.info import CLASSES, SPLITS
 from wbc.io import atomic_write_text, json_with_keys, read_json
 from wbc.metrics import classification_report_text, compute_metrics
-from wbc.card import resolve_model, weak_model_note
 from wbc.predict import Prediction, Predictor, predictions_csv
 from wbc.report import markdown_name, plot_confusion, write_report
 from wbc.sources import read_table, summary

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wbc import __version__
+from wbc.card import sha256_file
 from wbc.checkpoint import load_checkpoint, model_from_checkpoint
 from wbc.data import is_field_cell
 from wbc.decode import load_image
@@ -25,7 +26,6 @@ from wbc.imaging import PreprocessSpec, prepare
 from wbc.info import CLASSES, DATASET, OWN_IMAGES
 from wbc.io import atomic_write_bytes, atomic_write_text, read_json
 from wbc.model import WbcNet, count_flops, count_params
-from wbc.card import sha256_file
 
 OPSET = 18
 

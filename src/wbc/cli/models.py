@@ -26,8 +26,8 @@ def _card_config(model: str | Path | None) -> tuple[dict[str, Any], Path]:
     """The training config the card of an exported model made from its maker's own images keeps (its data
     folder: what `evaluate` scores by default, not the public TEST), and the model's folder; an empty
     config for a model of the public data set, or a card that cannot be read (evaluate names why)."""
-    from wbc.info import OWN_IMAGES
     from wbc.card import resolve_model
+    from wbc.info import OWN_IMAGES
 
     try:
         onnx, card_path = resolve_model(model)
@@ -116,8 +116,8 @@ def _print_figures(m: dict[str, Any]) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from wbc.io import check_writable_folder
     from wbc.card import DEFAULT_MODEL_DIR
+    from wbc.io import check_writable_folder
 
     export_and_report = training_extra("wbc.ship", "export_and_report")
     if not args.replace_shipped and Path(args.out).resolve() == DEFAULT_MODEL_DIR.resolve():
