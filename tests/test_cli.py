@@ -19,6 +19,7 @@ from wbc.predict import NOT_READ
 from conftest import FIXTURE_IMAGES, shut_folder
 
 EOS_FILE = FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL" / "_7_2284.jpeg"
+ROOT = Path(__file__).resolve().parents[1]  # the checkout, where pyproject.toml is
 
 
 class TestHelp:
@@ -1582,13 +1583,24 @@ class TestOtherVerbs:
         from wbc.cli.train import training_extra
         from wbc.errors import WbcError
 
-        for missing, extra in (("sklearn.metrics", "'.[eval]' (or '.[train]', which holds them)"), ("torch", "'.[train]'")):
+        for missing, extra in (("sklearn.metrics", "[eval]' (or the train extras, which hold them)"),
+                               ("torch", "[train]'")):
             def fail(module: str, name: str = missing) -> None:
                 raise ImportError(f"No module named {name!r}", name=name)
 
             monkeypatch.setattr(importlib, "import_module", fail)
-            with pytest.raises(WbcError, match=re.escape(f"pip install -e {extra}")):
+            with pytest.raises(WbcError, match=re.escape(f"{sys.executable} -m pip install -e '{ROOT}{extra}")):
                 training_extra("wbc.evaluate", "evaluate")
+
+    def test_missing_extras_install_into_this_python_from_the_checkout(self) -> None:
+        """The install named for a missing extra is this Python's pip (a bare `pip` may be another Python's, or
+        refused outside a virtual environment) on the checkout by its path (`-e '.[eval]'` works only from the
+        project's folder): pasted from any folder, it installs where wbc runs."""
+        from wbc.errors import install_command
+
+        words = shlex.split(install_command("eval"))
+        assert words == [sys.executable, "-m", "pip", "install", "-e", f"{ROOT}[eval]"]
+        assert (Path(words[-1].removesuffix("[eval]")) / "pyproject.toml").is_file()
 
     def test_checkpoint_without_torch_is_one_line(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:

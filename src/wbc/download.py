@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from wbc.errors import DataError
+from wbc.errors import DataError, install_command
 from wbc.folders import find_images_root
 from wbc.info import DATASET
 from wbc.io import check_writable_folder
@@ -16,7 +16,7 @@ def download(out: str | Path | None = None) -> Path:
     try:
         import kagglehub
     except ImportError as e:
-        raise DataError("downloading needs kagglehub: pip install -e '.[download]'") from e
+        raise DataError(f"downloading needs kagglehub: {install_command('download')}") from e
     if out is not None:  # before the download, not after it
         if Path(out).is_dir() and any(Path(out).iterdir()):
             raise DataError(f"{out}: exists and is not empty; choose an empty or new folder")

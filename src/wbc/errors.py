@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shlex
+import sys
+from pathlib import Path
+
 
 class WbcError(Exception):
     """Base of every error a user should see as a message, not a traceback."""
@@ -29,3 +33,12 @@ class ConfigError(WbcError, ValueError):
 
 class OutputError(WbcError):
     """An output file or folder cannot be written; found before the work that would fill it."""
+
+
+def install_command(extra: str) -> str:
+    """The command that installs `extra` into the Python running wbc: a bare `pip` may be another Python's (or
+    refused outside a virtual environment), and `-e '.[extra]'` works only from the project's folder, so the
+    checkout is named where wbc runs from one."""
+    root = Path(__file__).resolve().parents[2]
+    target = f"{root}[{extra}]" if (root / "pyproject.toml").is_file() else f".[{extra}]"
+    return f"{shlex.quote(sys.executable)} -m pip install -e {shlex.quote(target)}"

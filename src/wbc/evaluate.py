@@ -16,7 +16,7 @@ import numpy as np
 from wbc.cache import Prepared, load_prepared
 from wbc.card import resolve_model, weak_model_note
 from wbc.data import Sample, list_folder, list_split, listed, test_copies_of
-from wbc.errors import DataError, ModelFileError, OutputError, WbcError
+from wbc.errors import DataError, ModelFileError, OutputError, WbcError, install_command
 from wbc.folders import find_images_root
 from wbc.info import CLASSES, SPLITS
 from wbc.io import atomic_write_text, json_with_keys, read_json
@@ -134,7 +134,7 @@ def model_probs(model: str | Path | None, samples: list[Sample], skip_bad: bool 
             from wbc.train import predict_probs, to_tensor
         except ImportError as e:  # the eval extras evaluate ONNX models; a checkpoint is PyTorch's
             raise ModelFileError(f"{model}: a training checkpoint, which needs PyTorch ({e.name or e} is not installed): "
-                                 "pip install -e '.[train]', or evaluate its export (`wbc export`) instead") from e
+                                 f"{install_command('train')}, or evaluate its export (`wbc export`) instead") from e
 
         net, spec = model_from_checkpoint(load_checkpoint(model), model)
         p = load_prepared(samples, spec, skip_bad=skip_bad, progress=progress)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from wbc.errors import DataError
+from wbc.errors import DataError, install_command
 from wbc.folders import class_folders
 from wbc.info import CLASSES, IMAGE_SUFFIXES, SPLITS
 from wbc.io import atomic_write_bytes
@@ -213,7 +213,7 @@ def _cv2() -> Any:
     try:
         import cv2
     except ImportError as e:
-        raise DataError("building the source-field table needs OpenCV: pip install -e '.[sources]'") from e
+        raise DataError(f"building the source-field table needs OpenCV: {install_command('sources')}") from e
     return cv2
 
 

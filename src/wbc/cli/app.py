@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from wbc.errors import WbcError
+from wbc.errors import WbcError, install_command
 
 
 def cmd_app(args: argparse.Namespace) -> int:
@@ -19,7 +19,7 @@ def cmd_app(args: argparse.Namespace) -> int:
     try:
         import streamlit  # noqa: F401
     except ImportError as e:
-        raise WbcError("the app needs Streamlit: pip install -e '.[app]'") from e
+        raise WbcError(f"the app needs Streamlit: {install_command('app')}") from e
     Predictor(args.model)  # fail here, in one line, if the model is missing or corrupt
     # Before the address is printed: Streamlit meets a bad address with a traceback, and names a busy
     # port only after wbc has said where the app is.

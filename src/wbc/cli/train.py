@@ -12,7 +12,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from wbc.errors import WbcError
+from wbc.errors import WbcError, install_command
 from wbc.io import atomic_write_text
 
 if TYPE_CHECKING:  # the training extras (torch) load only when a command needs them
@@ -29,8 +29,8 @@ def training_extra(module: str, name: str) -> Any:
     except ImportError as e:
         # Evaluating an ONNX model needs scikit-learn and matplotlib, not PyTorch (gigabytes from PyPI).
         extra = "eval" if (e.name or "").split(".")[0] in ("sklearn", "matplotlib") else "train"
-        raise WbcError(f"this command needs the {extra} extras ({e.name} is not installed): pip install -e '.[{extra}]'"
-                       + (" (or '.[train]', which holds them)" if extra == "eval" else "")) from e
+        raise WbcError(f"this command needs the {extra} extras ({e.name} is not installed): {install_command(extra)}"
+                       + (" (or the train extras, which hold them)" if extra == "eval" else "")) from e
 
 
 def cmd_train(args: argparse.Namespace) -> int:
