@@ -1584,7 +1584,7 @@ class TestOtherVerbs:
         from wbc.errors import WbcError
 
         for missing, extra in (("sklearn.metrics", "[eval]' (or the train extras, which hold them)"),
-                               ("torch", "[train]'")):
+                               ("torch", "[train]'; where pip reads PyPI, first ")):
             def fail(module: str, name: str = missing) -> None:
                 raise ImportError(f"No module named {name!r}", name=name)
 

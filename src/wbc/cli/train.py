@@ -29,8 +29,11 @@ def training_extra(module: str, name: str) -> Any:
     except ImportError as e:
         # Evaluating an ONNX model needs scikit-learn and matplotlib, not PyTorch (gigabytes from PyPI).
         extra = "eval" if (e.name or "").split(".")[0] in ("sklearn", "matplotlib") else "train"
+        # From PyPI, torch==2.13.0 for Linux is the CUDA build (gigabytes): the CPU one named first, as the README does
+        cpu = (f"; where pip reads PyPI, first {sys.executable} -m pip install torch==2.13.0 --index-url "
+               "https://download.pytorch.org/whl/cpu for the CPU build (PyPI's is CUDA's, gigabytes)")
         raise WbcError(f"this command needs the {extra} extras ({e.name} is not installed): {install_command(extra)}"
-                       + (" (or the train extras, which hold them)" if extra == "eval" else "")) from e
+                       + (" (or the train extras, which hold them)" if extra == "eval" else cpu)) from e
 
 
 def cmd_train(args: argparse.Namespace) -> int:
