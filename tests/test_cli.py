@@ -1439,10 +1439,13 @@ class TestOtherVerbs:
         assert (group["momentum"], group["nesterov"]) == (0.9, True)
 
     def test_train_resume_without_run(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        """--resume where there is no run is a clear error."""
+        """--resume where there is no run is a clear error naming the folder (it said "last.pt: no such checkpoint",
+        a file the user never made), and no folder is made for it."""
         pytest.importorskip("torch")
-        assert main(["train", "--data", str(FIXTURE_IMAGES), "--out", str(tmp_path), "--resume", "--quiet"]) == 2
-        assert "no such checkpoint" in capsys.readouterr().err
+        for out, held in ((tmp_path, "no run in it: it holds no last.pt"), (tmp_path / "none", "no such folder")):
+            assert main(["train", "--data", str(FIXTURE_IMAGES), "--out", str(out), "--resume", "--quiet"]) == 2
+            assert f"{out}: --resume: {held}; give the --out of the run to continue" in capsys.readouterr().err
+        assert not (tmp_path / "none").exists()
 
     def test_train_all_cells_and_fold(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """--all-cells holds out no fold, so naming a fold as well is a clear error; alone it trains

@@ -140,6 +140,10 @@ def _check_resume(out: Path, asked: dict[str, Any], network: dict[str, Any],
     (--data, --threads, --skip-bad, --device) may change. Returns the TrainConfig to resume with, and
     the epoch a finished run ended at (None for one to continue)."""
     machine = training_extra("wbc.recipe", "MACHINE_SETTINGS")
+    if not (out / "last.pt").exists():  # it said "last.pt: no such checkpoint", naming a file the user never made
+        held = "no such folder" if not out.exists() else "no run in it: it holds no last.pt, which each epoch writes"
+        raise WbcError(f"{out}: --resume: {held}; give the --out of the run to continue, or leave --resume out to "
+                       "start one")
     state = training_extra("wbc.checkpoint", "load_checkpoint")(out / "last.pt")
     # Settings an older checkpoint lacks read as their defaults, as fit fills them.
     stored_cfg = training_extra("wbc.checkpoint", "stored_config")(state, out / "last.pt")
