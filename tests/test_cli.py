@@ -1442,7 +1442,8 @@ class TestOtherVerbs:
         """--resume where there is no run is a clear error naming the folder (it said "last.pt: no such checkpoint",
         a file the user never made), and no folder is made for it."""
         pytest.importorskip("torch")
-        for out, held in ((tmp_path, "no run in it: it holds no last.pt"), (tmp_path / "none", "no such folder")):
+        for out, held in ((tmp_path, "no run in it: it holds no last.pt, which each epoch writes"),
+                          (tmp_path / "none", "no such folder")):
             assert main(["train", "--data", str(FIXTURE_IMAGES), "--out", str(out), "--resume", "--quiet"]) == 2
             assert f"{out}: --resume: {held}; give the --out of the run to continue" in capsys.readouterr().err
         assert not (tmp_path / "none").exists()
