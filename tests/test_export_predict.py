@@ -454,6 +454,9 @@ class TestCardFields:
         ("temperature", "x", "temperature is 'x'"),
         ("temperature", -1.0, "temperature is -1.0"),
         ("classes", None, "model classes None"),
+        # The four types in another order: each probability would be read as another type's.
+        ("classes", [CLASSES[1], CLASSES[0], *CLASSES[2:]], "model classes \\['LYMPHOCYTE', 'EOSINOPHIL'"),
+        ("classes", list(CLASSES[:3]), "model classes"),
         ("onnx_sha256", 5, "onnx_sha256 is 5"),
         *((section, "abc", f"{section} is 'abc'; it must be an object") for section in
           ("calibration", "training", "data", "code", "metrics")),
