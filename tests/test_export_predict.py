@@ -468,6 +468,14 @@ class TestCardFields:
         with pytest.raises(ModelFileError, match=f"^{re.escape(str(tmp_path / 'model.json'))}: {says}"):
             Predictor(folder)
 
+    @pytest.mark.parametrize("key", ["classes", "preprocess", "onnx_sha256"])
+    def test_a_card_without_a_field_every_card_has_is_refused(self, tmp_path: Path, key: str) -> None:
+        """A card without its classes, its preprocessing or its graph's sha256 (edited, or another tool's) is
+        refused by its path and the field, not a KeyError at the first use."""
+        folder = shipped_copy(tmp_path, {}, drop=(key,))
+        with pytest.raises(ModelFileError, match=f"^{re.escape(str(tmp_path / 'model.json'))}: model card lacks '{key}'$"):
+            Predictor(folder)
+
     def test_older_cards_still_load(self, tmp_path: Path) -> None:
         """A card without the fields older versions did not write (temperature, review threshold, views,
         white matching, confidence map; preprocessing's window, mean and std), or with them null, loads
