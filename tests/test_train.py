@@ -486,6 +486,18 @@ class TestCheckpoint:
         with pytest.raises(CheckpointError, match=f"^{re.escape(str(tmp_path / 'best.pt'))}: {says}"):
             load_checkpoint(tmp_path / "best.pt")
 
+    def test_a_checkpoint_of_other_classes_is_refused(self, tiny_run: Path, tmp_path: Path) -> None:
+        """A checkpoint trained for the four types in another order (or other types) is refused by its path: loaded,
+        every prediction of evaluate and export would be read as another type's."""
+        import torch
+
+        state = torch.load(tiny_run / "best.pt", map_location="cpu", weights_only=False)
+        state["classes"] = [state["classes"][1], state["classes"][0], *state["classes"][2:]]
+        torch.save(state, tmp_path / "best.pt")
+        with pytest.raises(CheckpointError, match=f"^{re.escape(str(tmp_path / 'best.pt'))}: trained for classes "
+                                                  r"\['LYMPHOCYTE', 'EOSINOPHIL', 'MONOCYTE', 'NEUTROPHIL'\], expected"):
+            load_checkpoint(tmp_path / "best.pt")
+
     def test_weights_that_do_not_fit_the_network_are_named(self, tiny_run: Path, tmp_path: Path) -> None:
         """Weights of another shape than the network its model_config describes: named, not torch's traceback."""
         import torch
