@@ -498,6 +498,22 @@ class TestCheckpoint:
                                                   r"\['LYMPHOCYTE', 'EOSINOPHIL', 'MONOCYTE', 'NEUTROPHIL'\], expected"):
             load_checkpoint(tmp_path / "best.pt")
 
+    @pytest.mark.parametrize("version", [None, 2, "1"])
+    def test_a_checkpoint_of_another_version_is_refused(self, tiny_run: Path, tmp_path: Path, version: object) -> None:
+        """A checkpoint of another version (a later wbc's, or none recorded) is refused by its path as not this
+        version's, rather than read as if its fields meant what this version's do."""
+        import torch
+
+        state = torch.load(tiny_run / "best.pt", map_location="cpu", weights_only=False)
+        if version is None:
+            del state["version"]
+        else:
+            state["version"] = version
+        torch.save(state, tmp_path / "best.pt")
+        with pytest.raises(CheckpointError, match=f"^{re.escape(str(tmp_path / 'best.pt'))}: not a wbc checkpoint of "
+                                                  "version 1$"):
+            load_checkpoint(tmp_path / "best.pt")
+
     def test_weights_that_do_not_fit_the_network_are_named(self, tiny_run: Path, tmp_path: Path) -> None:
         """Weights of another shape than the network its model_config describes: named, not torch's traceback."""
         import torch
