@@ -83,3 +83,16 @@ def test_window() -> None:
         default_config("seed", 128)
     with pytest.raises(ValueError, match="32..640"):
         default_config("wbcnet", 4)
+
+
+def test_an_older_checkpoints_config_rebuilds_its_own_network() -> None:
+    """A wbcnet config stored before stem_convs and first_stride existed is the network of then: one stem conv and a
+    first stage that keeps the stem's resolution (96 px -> 48 -> 48 -> 24 -> 12). Its weights fit a stride-2 first
+    stage too, so a wrong default would load without a word and read every image at another scale."""
+    stored = config_to_dict(WbcNetConfig())
+    del stored["stem_convs"], stored["first_stride"]
+    cfg = config_from_dict("wbcnet", stored)
+    assert (cfg.stem_convs, cfg.first_stride) == (1, 1)
+    assert config_from_dict("wbcnet", config_to_dict(cfg)) == cfg
+    net = build_model("wbcnet", cfg).eval()
+    assert net.forward_features(torch.zeros(1, 3, 96, 96)).shape == (1, 96, 12, 12)
