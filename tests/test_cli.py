@@ -1505,6 +1505,13 @@ class TestOtherVerbs:
         assert (cfg.ema, cfg.fold, cfg.threads, cfg.data, finished) == (0.0, 0, 1, "somewhere", None)
         with pytest.raises(WbcError, match=r"--ema \(the run: 0.0; asked: 0.9\)"):
             _check_resume(tmp_path, {"ema": 0.9}, {}, False)
+        # The network's input and crop too: the weights fit a network of any input size, so a run resumed at another
+        # would go on training at it without a word.
+        assert _check_resume(tmp_path, {}, {"size": 96, "window": 160, "widths": [24, 48, 96]}, False)[1] is None
+        with pytest.raises(WbcError, match=r"--input-size \(the run: 96; asked: 80\)"):
+            _check_resume(tmp_path, {}, {"size": 80}, False)
+        with pytest.raises(WbcError, match=r"--window \(the run: 160; asked: 200\)"):
+            _check_resume(tmp_path, {}, {"window": 200}, False)
         # A setting this version does not know (a later version's run): named, not a TypeError's traceback
         saved = torch.load(tmp_path / "last.pt", weights_only=False)
         saved["train_config"]["later_setting"] = 1
