@@ -1512,6 +1512,13 @@ class TestOtherVerbs:
             _check_resume(tmp_path, {}, {"size": 80}, False)
         with pytest.raises(WbcError, match=r"--window \(the run: 160; asked: 200\)"):
             _check_resume(tmp_path, {}, {"window": 200}, False)
+        # A student's teachers are averaged: given in another order they are the same teachers, resumed.
+        teachers = torch.load(tmp_path / "last.pt", weights_only=False)
+        teachers["train_config"]["teachers"] = [str(tmp_path / "t1"), str(tmp_path / "t2")]
+        torch.save(teachers, tmp_path / "last.pt")
+        assert _check_resume(tmp_path, {"teachers": (str(tmp_path / "t2"), str(tmp_path / "t1"))}, {}, False)[1] is None
+        with pytest.raises(WbcError, match=r"--teacher \(the run: "):
+            _check_resume(tmp_path, {"teachers": (str(tmp_path / "t3"), str(tmp_path / "t1"))}, {}, False)
         # A setting this version does not know (a later version's run): named, not a TypeError's traceback
         saved = torch.load(tmp_path / "last.pt", weights_only=False)
         saved["train_config"]["later_setting"] = 1
