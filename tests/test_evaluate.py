@@ -736,3 +736,36 @@ def test_an_undo_that_stopped_midway_is_finished_by_the_next_run(tmp_path: Path,
     staging.clear_dead_stages(out)
     assert {f.name: f.read_text() for f in out.iterdir()} == {"a.txt": "old a", "b.txt": "old b"}
     assert "its earlier files are back" in capsys.readouterr().err
+
+
+def test_a_running_processs_staging_folder_is_left_alone(tmp_path: Path) -> None:
+    """Of the staging folders in an output folder, those of a process that is gone are removed; one of a process
+    still running (a second export or evaluation into the same folder at once) is its work in progress, and stays,
+    as does anything not named as ours."""
+    import os
+    import subprocess
+    import sys
+
+    from wbc.staging import STAGE_PREFIX, clear_dead_stages
+
+    out = tmp_path / "ev"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live, dead, other = (out / f"{STAGE_PREFIX}{proc.pid}.a", out / f"{STAGE_PREFIX}999999999.b",
+                             out / f"{STAGE_PREFIX}x.c")
+        for stage in (live, dead, other):
+            stage.mkdir()
+            (stage / "metrics.json").write_text("{}")
+        clear_dead_stages(out)
+        assert sorted(p.name for p in out.iterdir()) == sorted([live.name, other.name])
+        assert (live / "metrics.json").read_text() == "{}"
+        mine = out / f"{STAGE_PREFIX}{os.getpid()}.d"  # this process's own, left by a block it has left
+        mine.mkdir()
+        clear_dead_stages(out)
+        assert not mine.exists() and live.exists()
+    finally:
+        proc.kill()
+        proc.wait()
+    clear_dead_stages(out)
+    assert [p.name for p in out.iterdir()] == [other.name]
