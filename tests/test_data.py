@@ -636,6 +636,17 @@ def test_first_copies_points_each_repeat_at_the_first() -> None:
     assert first_copies([]) == {} and first_copies([None, None]) == {}
 
 
+def test_every_formula_start_is_quoted_for_a_spreadsheet() -> None:
+    """A cell starting with any character a spreadsheet starts a formula with (OWASP's list: =, +, -, @, tab and
+    carriage return) gets a ' in front, as does one starting with ' itself; others are left as they are."""
+    from wbc.io import spreadsheet_text
+
+    for start in ("=", "+", "-", "@", "\t", "\r", "'"):
+        assert spreadsheet_text(f"{start}1+1.jpeg") == f"'{start}1+1.jpeg", repr(start)
+    for plain in ("cell.jpeg", " =x.jpeg", "x=1.jpeg", "", "\u00e9.png"):
+        assert spreadsheet_text(plain) == plain
+
+
 def test_a_folder_that_takes_no_files_is_said_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A folder that exists but answers a new file with "no such file" (/proc) is named as taking no new
     files, not with the system's "No such file or directory" about a folder that is there."""
