@@ -647,6 +647,17 @@ def test_every_formula_start_is_quoted_for_a_spreadsheet() -> None:
         assert spreadsheet_text(plain) == plain
 
 
+def test_unquoted_takes_off_only_the_quote_spreadsheet_text_added() -> None:
+    """`unquoted` gives back every text `spreadsheet_text` quoted, and leaves a ' it did not add: a name typed into
+    the table as 'cell.jpeg (no formula start after the ') keeps it, as the file's name has it."""
+    from wbc.io import spreadsheet_text, unquoted
+
+    for text in ("=x.jpeg", "+1", "-a", "@b", "\tc", "\rd", "'e", "''f", "plain.jpeg", "", "'"):
+        assert unquoted(spreadsheet_text(text)) == text, repr(text)
+    for text in ("'cell.jpeg", "'", "'a'=b", "' =x"):
+        assert unquoted(text) == text, repr(text)
+
+
 def test_a_folder_that_takes_no_files_is_said_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A folder that exists but answers a new file with "no such file" (/proc) is named as taking no new
     files, not with the system's "No such file or directory" about a folder that is there."""
