@@ -13,7 +13,7 @@ import pytest
 from wbc.errors import ModelFileError, OutputError
 from wbc.info import CLASSES, DATASET
 from wbc.card import DEFAULT_MODEL_DIR, sha256_file
-from wbc.predict import Predictor, iter_image_paths, predictions_csv
+from wbc.predict import Prediction, Predictor, iter_image_paths, predictions_csv
 
 from conftest import FIXTURE_IMAGES
 
@@ -617,6 +617,20 @@ class TestPredict:
         assert [bool(r.error) for r in res] == [False, True, False, False]
         assert "broken.jpg" in res[1].error
         assert all(r.label in CLASSES and 0.25 <= r.confidence <= 1 for r in res if not r.error)
+
+    def test_csv_quotes_an_error_a_spreadsheet_would_run(self) -> None:
+        """The error column, which may name another path than the row's (a link's target), is quoted as the file
+        column is where it starts as a formula; the row's own name before it is taken off first."""
+        from wbc.io import unquoted
+
+        rows = list(csv.DictReader(predictions_csv([
+            Prediction(file="a.jpeg", error='=HYPERLINK("http://x","y").jpeg: cannot be read (Permission denied)'),
+            Prediction(file="=b.jpeg", error="=b.jpeg: the file is empty"),
+            Prediction(file="c.jpeg", error="c.jpeg: -1 px wide")]).splitlines()))
+        assert [r["error"] for r in rows] == ["'=HYPERLINK(\"http://x\",\"y\").jpeg: cannot be read (Permission denied)",
+                                              "the file is empty", "'-1 px wide"]
+        assert [r["file"] for r in rows] == ["a.jpeg", "'=b.jpeg", "c.jpeg"]
+        assert unquoted(rows[0]["error"]).startswith("=HYPERLINK(")
 
     def test_csv_columns(self, exported: Path) -> None:
         """The CSV holds file, class, confidence and all four probabilities summing to 1."""
