@@ -627,6 +627,19 @@ def test_atomic_write_keeps_links_and_refuses_what_is_no_file(tmp_path: Path) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "link.csv", "pipe", "pipe-link", "real.csv"]
 
 
+def test_atomic_write_gives_a_file_the_usual_permissions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file written atomically has the permissions any new file gets under the umask (0644 under 022, as the
+    process's umask was when wbc.io was imported), not the temporary file's 0600: a table or report written for
+    others to read was readable by its writer alone."""
+    import wbc.io
+    from wbc.io import atomic_write_bytes
+
+    for umask, mode in ((0o022, 0o644), (0o002, 0o664)):
+        monkeypatch.setattr(wbc.io, "_UMASK", umask)
+        atomic_write_bytes(tmp_path / "shared.csv", b"x")
+        assert (tmp_path / "shared.csv").stat().st_mode & 0o777 == mode
+
+
 def test_first_copies_points_each_repeat_at_the_first() -> None:
     """Each key seen before points at its first item, however often it comes again; items with no key
     (None: no bytes read) neither repeat nor are repeated."""
