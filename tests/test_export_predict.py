@@ -109,6 +109,27 @@ class TestExport:
         assert mixed["source"] == OWN_IMAGES and mixed["public_cells"] == 1 and mixed["training_cells"] == 2
         assert mixed["licence"] == "MIT (BCCD), for the public cells (paultimothymooney/blood-cells)"
 
+    def test_card_counts_the_whole_run_and_its_best_epoch_from_one(self, tiny_run: Path, tmp_path: Path) -> None:
+        """best.pt of an earlier epoch than the run's last: the card's best_epoch counts from 1 (epoch index 0 is
+        the first), and its epochs run and wall time are the whole run's, from last.pt's history, not the part up
+        to the best epoch."""
+        import torch
+
+        from wbc.export import export
+
+        run = tmp_path / "run"
+        run.mkdir()
+        shutil.copy(tiny_run / "split.json", run / "split.json")
+        last = torch.load(tiny_run / "last.pt", map_location="cpu", weights_only=False)
+        assert len(last["history"]) == 2
+        torch.save(last, run / "last.pt")
+        best = torch.load(tiny_run / "best.pt", map_location="cpu", weights_only=False)
+        best["epoch"], best["history"] = 0, last["history"][:1]
+        torch.save(best, run / "best.pt")
+        card = export(run / "best.pt", tmp_path / "m", sorted((FIXTURE_IMAGES / "TRAIN").rglob("*.jpeg"))[:4])
+        assert card["training"]["best_epoch"] == 1 and card["training"]["epochs_run"] == 2
+        assert card["training"]["wall_seconds"] == round(sum(r["seconds"] for r in last["history"]), 1)
+
     def test_card_of_a_last_epoch_says_it_was_not_chosen(self, tiny_run: Path, tmp_path: Path) -> None:
         """last.pt (a fold model as cross-validation scores it) was chosen on nothing unless it is also the best."""
         from wbc.checkpoint import load_checkpoint
