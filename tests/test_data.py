@@ -193,6 +193,15 @@ class TestListing:
         with pytest.raises(DataError, match="missing class folder.*MONOCYTE"):
             list_split(data_copy, "TRAIN")
 
+    def test_a_macos_zips_metadata_folder_is_no_class(self, data_copy: Path) -> None:
+        """A split unpacked from a zip made on a Mac holds __MACOSX (its resource forks, named as the images): passed
+        over, not refused as a fifth, unknown class folder, and its copies not listed."""
+        for split in ("TRAIN", "TEST_SIMPLE"):
+            (data_copy / split / "__MACOSX" / "EOSINOPHIL").mkdir(parents=True)
+            (data_copy / split / "__MACOSX" / "EOSINOPHIL" / "x.jpeg").write_bytes(b"\0\5\26\7")
+        assert len(list_split(data_copy, "TEST_SIMPLE")) == 8 and len(list_split(data_copy, "TRAIN")) == 24
+        assert len(list_folder(data_copy / "TEST_SIMPLE", require_all_classes=False)) == 8
+
     def test_empty_class_folder(self, data_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A TRAIN class folder holding no images (emptied, or only other files) stops a training as a
         missing one does (a network that never saw the class was written without a word), and `wbc data
