@@ -203,6 +203,33 @@ class TestAugment:
         b = gaussian_blur(x, 1.0)
         assert b.shape == x.shape and b.std() < x.std()
 
+    def test_rotation_comes_with_a_mirror_half_the_time(self) -> None:
+        """`rotate` turns each image by any angle and mirrors about half of them: a mirror image is no rotation of
+        the cell, so without it the network never saw a cell's other hand. Told by a chiral pair of spots (red
+        right of the centre, green below it): a turn keeps the sign of their cross product, a mirror flips it."""
+        torch = pytest.importorskip("torch")
+        from wbc.augment import AugmentConfig, augment_batch
+
+        geo = AugmentConfig(scale=(1.0, 1.0), shift=0.0, brightness=0, contrast=0, channel_gain=0, gamma=0)
+        x = torch.zeros(200, 3, 33, 33)
+        x[:, 0, 15:18, 23:26] = 1.0  # red 8 px right of the centre
+        x[:, 1, 23:26, 15:18] = 1.0  # green 8 px below it
+        y = augment_batch(x, geo, torch.Generator().manual_seed(0))
+        grid = torch.arange(33.0) - 16
+
+        def centroid(c: int) -> tuple[torch.Tensor, torch.Tensor]:
+            w = y[:, c]
+            total = w.sum(dim=(1, 2))
+            return (w.sum(1) * grid).sum(1) / total, (w.sum(2) * grid).sum(1) / total  # x, y
+
+        (rx, ry), (gx, gy) = centroid(0), centroid(1)
+        assert (torch.hypot(rx, ry) > 6).all() and (torch.hypot(gx, gy) > 6).all()  # the spots stay whole
+        turned = rx * gy - ry * gx  # +64 unmirrored
+        assert (turned.abs() > 30).all()
+        assert 0.35 < (turned < 0).float().mean() < 0.65
+        angles = torch.atan2(ry, rx)
+        assert angles.min() < -2.5 and angles.max() > 2.5  # any angle, not a quarter turn at most
+
     def test_augment_to_a_smaller_size(self) -> None:
         """With `size` the warp samples the output at size x size (progressive resizing), from the same
         draws: asking for the input's own size is the plain call, and a smaller one is that image
