@@ -480,6 +480,19 @@ class TestPredictCli:
         assert "(left out: 1 not a white cell, 2 repeat(s) of an image given before)" in capsys.readouterr().out
         blank.unlink()
         (tmp_path / "tue" / "blank2.png").unlink()
+        # The images to review are the counted ones: a repeat is not checked twice (a card whose threshold sends
+        # every image to review: the two images, not the three rows).
+        from wbc.card import DEFAULT_MODEL_DIR
+
+        model = tmp_path / "model"
+        model.mkdir()
+        shutil.copy(DEFAULT_MODEL_DIR / "model.onnx", model / "model.onnx")
+        card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+        (model / "model.json").write_text(json.dumps({**card, "review_threshold": 1.0}))
+        assert main(["predict", str(tmp_path / "mon"), str(tmp_path / "tue"), "--model", str(model), "--quiet"]) == 0
+        summary = capsys.readouterr().out.split("\n\n")[1]
+        assert summary.startswith("Differential of the 2 image(s) read as white cells (left out: 1 repeat(s) of an "
+                                  "image given before); 2 need review: check them by eye"), summary
         # Two copies of one image are one image read: no differential, as for one file given twice.
         (tmp_path / "mon" / "b.jpeg").unlink()
         assert main(["predict", str(tmp_path), "--quiet"]) == 0
