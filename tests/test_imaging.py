@@ -538,6 +538,12 @@ class TestLoadImage:
         a[30:90, 30:90, 1] = 255
         rgb = load_image(_png(Image.fromarray(a, "LA")), "la.png").astype(int)
         assert (rgb.max(2) - rgb.min(2)).max() <= GRAY_SPREAD_MAX
+        # On the data set's white's gray, not on pure white, which would mark the cut-out overexposed.
+        from wbc.pixels import DATA_WHITE
+        from wbc.white_balance import clipped_share
+
+        assert (rgb[0, 0] == round(DATA_WHITE[1])).all() and (rgb[60, 60] == 150).all()
+        assert clipped_share(rgb.astype(np.uint8)) == 0.0
 
     def test_unreadable_kinds_are_named(self) -> None:
         """A TIFF Pillow cannot decode (32-bit float) and a HEIC photo say what they are, not "not a
