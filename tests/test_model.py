@@ -96,3 +96,21 @@ def test_an_older_checkpoints_config_rebuilds_its_own_network() -> None:
     assert config_from_dict("wbcnet", config_to_dict(cfg)) == cfg
     net = build_model("wbcnet", cfg).eval()
     assert net.forward_features(torch.zeros(1, 3, 96, 96)).shape == (1, 96, 12, 12)
+
+
+def test_network_options_are_taken_to_their_limits_and_no_further() -> None:
+    """--input-size 32..320, --window 32..640 and one to five stages of 4..512 channels are taken at their ends
+    (and build a network that runs); one step past any end is refused, naming the range."""
+    assert default_config("wbcnet", size=32).preprocess.size == 32
+    assert default_config("wbcnet", size=320).preprocess.size == 320
+    assert default_config("wbcnet", window=32).preprocess.window == 32
+    assert default_config("wbcnet", window=640).preprocess.window == 640
+    for widths in ([4], [512], [4, 8, 16, 32, 64]):
+        cfg = default_config("wbcnet", size=32, widths=widths)
+        assert cfg.widths == tuple(widths)
+        assert build_model("wbcnet", cfg).eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 4)
+    for kwargs, says in (({"size": 31}, "32..320"), ({"size": 321}, "32..320"), ({"window": 31}, "32..640"),
+                         ({"window": 641}, "32..640"), ({"widths": [3]}, "4..512"), ({"widths": [513]}, "4..512"),
+                         ({"widths": [8] * 6}, "one to five stages"), ({"widths": []}, "one to five stages")):
+        with pytest.raises(ValueError, match=says):
+            default_config("wbcnet", **kwargs)
