@@ -738,6 +738,8 @@ class TestOtherCell:
         ([(120, 80, 22), (120, 240, 22)], True),  # two nuclei apart
         ([(120, 150, 22), (120, 175, 14), (145, 160, 12)], False),  # one nucleus in touching lobes
         ([(120, 80, 22), (120, 240, 10)], False),  # a speck of a platelet's size (314 stained px)
+        ([(120, 80, 22), (120, 240, 11)], False),  # 377 stained px: under the floor of 400
+        ([(120, 80, 22), (120, 240, 12)], True),  # 441 stained px: over it, a small nucleus
         ([(120, 80, 22), (120, 112, 12)], False),  # a lobe 10 px apart: one mass on the blurred map
     ])
     def test_what_counts_as_another_cell(self, nuclei: list[tuple[int, int, int]], warned: bool) -> None:
