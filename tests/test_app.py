@@ -753,6 +753,20 @@ class TestOtherCell:
         if warned:
             assert found[:2] == pytest.approx((120, 240), abs=2) and found[2] is False  # no larger than the typed
 
+    def test_a_darker_speck_does_not_hide_a_paler_nucleus(self) -> None:
+        """The search looks at more than the strongest mass apart from the typed cell's: a speck stained darker
+        than a paler second nucleus is passed over as too small, and the nucleus is still found."""
+        from wbc.imaging import locate_cell
+        from wbc.other_cell import other_cell
+
+        rgb = np.full((240, 320, 3), (225, 205, 215), np.uint8)
+        ys, xs = np.mgrid[:240, :320]
+        for y, x, r, colour in ((120, 60, 22, (90, 40, 190)), (40, 290, 9, (40, 0, 250)), (190, 200, 22, (130, 90, 190))):
+            rgb[np.hypot(ys - y, xs - x) <= r] = colour
+        loc = locate_cell(rgb)
+        assert (loc.cy, loc.cx) == pytest.approx((120, 60), abs=2)
+        assert other_cell(rgb, loc) == pytest.approx((190, 200, False), abs=2)
+
     def test_place_is_in_the_photos_pixels(self, predictor: Predictor) -> None:
         """A photo at 2x the data set's magnification is shrunk to find its cells; the other cell's place
         is still given in the photo's own pixels."""
