@@ -82,11 +82,12 @@ def aggregate(results: dict[str, dict[str, dict[str, float | int]]], sets: list[
 
 
 def main() -> int:
+    from wbc.cli import whole_number
     from wbc.crossval import finished_folds, fold_logits
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("cv", type=Path, nargs="+", help="cross-validation folders (foldK run folders inside)")
-    ap.add_argument("--folds", type=int, nargs="+", default=[0, 1, 2], help="folds every recipe has (default 0 1 2)")
+    ap.add_argument("--folds", type=whole_number(0), nargs="+", default=[0, 1, 2], help="folds every recipe has (default 0 1 2)")
     ap.add_argument("--data", help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()

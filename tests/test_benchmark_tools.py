@@ -495,7 +495,8 @@ def test_scripts_give_errors_in_one_line(tmp_path) -> None:
                        (["white_range.py", "--every", "0"], "--every: 0: choose 1 or more"),
                        # a path that names no cross-validation: not "needs at least two fold runs"
                        (["calibration_methods.py", str(tmp_path / "none")], "none: no such folder; give a cross-"),
-                       (["warm_cast.py", "--warm-spread", "-1"], "--warm-spread -1.0: choose bounds above 1")):
+                       (["warm_cast.py", "--warm-spread", "-1"], "--warm-spread -1.0: choose bounds above 1"),
+                       (["views.py", str(tmp_path), "--folds", "-1"], "--folds: -1: choose 0 or more")):
         r = subprocess.run([sys.executable, str(BENCHMARKS / argv[0]), *argv[1:]], capture_output=True, text=True)
         assert r.returncode == 2, (argv, r.stderr)
         assert says in r.stderr and "Traceback" not in r.stderr, (argv, r.stderr)
