@@ -60,6 +60,11 @@ class TestHelp:
         with pytest.raises(SystemExit):
             main(["predict", "-b.jpeg"])
         assert "is a file" not in capsys.readouterr().err
+        # An option's value: "--" would not help there, the option's own form does
+        with pytest.raises(SystemExit):
+            main(["predict", str(EOS_FILE), "--csv", "-a.jpeg"])
+        assert ("(-a.jpeg is a file, read as an option since its name begins with '-': write ./-a.jpeg, or "
+                "--csv=-a.jpeg)") in " ".join(capsys.readouterr().err.split())
         assert main(["predict", "--quiet", "--", "-a.jpeg"]) == 0 and "-a.jpeg" in capsys.readouterr().out
         # After --, the name was read as a file: another error is not told to put -- before it
         with pytest.raises(SystemExit) as e:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -55,8 +56,11 @@ class Parser(argparse.ArgumentParser):
         given = given[:given.index("--")] if "--" in given else given
         dashed = [a for a in given if a.startswith("-") and a.strip("-") and os.path.lexists(a)]
         if dashed:
+            # An option's value (`--csv -x.csv`): "--" would not help it, its own form does
+            option = re.fullmatch(r"argument (--[\w-]+): expected one argument", message)
+            other = f"{option.group(1)}={dashed[0]}" if option else "put -- before the file names"
             message += (f" ({dashed[0]} is a file, read as an option since its name begins with '-': write "
-                        f"./{dashed[0]}, or put -- before the file names)")
+                        f"./{dashed[0]}, or {other})")
         super().error(message)
 
 
