@@ -122,11 +122,9 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="write all figures here")
     ap.add_argument("--render", type=Path, help="only print the markdown table of an earlier --json file")
     args = ap.parse_args()
-    from wbc.io import check_writable_file
+    from wbc.io import check_writable_files
 
-    for out in (args.json,):  # before the work, not after it (a path that cannot be written failed at the end)
-        if out:
-            check_writable_file(out)
+    check_writable_files(args.json)  # before the work, not after it
     if args.render:
         print(markdown(read_results(args.render)))
         return 0

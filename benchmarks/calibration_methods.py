@@ -84,11 +84,9 @@ def main() -> int:
     ap.add_argument("--data", help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
-    from wbc.io import check_writable_file
+    from wbc.io import check_writable_files
 
-    for out in (args.json,):  # before the work, not after it (a path that cannot be written failed at the end)
-        if out:
-            check_writable_file(out)
+    check_writable_files(args.json)  # before the work, not after it
     if not args.cv.is_dir():  # it said "needs at least two fold runs" of a path that names none
         print(f"calibration_methods: {args.cv}: {'not a folder' if args.cv.exists() else 'no such folder'}; give a "
               "cross-validation's folder (foldK run folders inside)", file=sys.stderr)

@@ -56,11 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check-data", action="store_true", help="also count the data set's files that would be shrunk")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args(argv)
-    from wbc.io import check_writable_file
+    from wbc.io import check_writable_files
 
-    for out in (args.json,):  # before the work, not after it (a path that cannot be written failed at the end)
-        if out:
-            check_writable_file(out)
+    check_writable_files(args.json)  # before the work, not after it
     if bad := [s for s in args.scales if not 0 < s < float("inf")]:  # NaN too: a 0 or -1 was a ValueError traceback
         ap.error(f"--scales {' '.join(f'{s:g}' for s in bad)}: a magnification is a number above 0 (1 = the data set's)")
 

@@ -67,11 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shifts-every", type=whole_number(1),
                     help="also count warnings on every k-th one-box file under each robustness shift")
     args = ap.parse_args(argv)
-    from wbc.io import check_writable_file
+    from wbc.io import check_writable_files
 
-    for out in (args.sheet,):  # before the work, not after it (a path that cannot be written failed at the end)
-        if out:
-            check_writable_file(out)
+    check_writable_files(args.sheet)  # before the work, not after it
     root = find_images_root(args.data)
     originals = originals_near(root, args.data)
     shipped = OTHER_NUCLEUS_PX

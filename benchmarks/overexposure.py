@@ -97,11 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--undo-gain", action="store_true",
                     help="also read each marked file with its gain, estimated from its clipped share, divided out")
     args = ap.parse_args(argv)
-    from wbc.io import check_writable_file
+    from wbc.io import check_writable_files
 
-    for out in (args.json,):  # before the work, not after it (a path that cannot be written failed at the end)
-        if out:
-            check_writable_file(out)
+    check_writable_files(args.json)  # before the work, not after it
     if args.gains[0] != 1.0 or any(g < 1 for g in args.gains) or len(set(args.gains)) < len(args.gains):
         ap.error("--gains starts with 1.0 (the clean files the drops are measured from); none below 1, none twice")
 

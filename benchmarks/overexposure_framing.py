@@ -65,11 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--every", type=whole_number(1), default=10, help="every k-th TRAIN file (default 10)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args(argv)
-    from wbc.io import check_writable_file
+    from wbc.io import check_writable_files
 
-    for out in (args.json,):  # before the work, not after it (a path that cannot be written failed at the end)
-        if out:
-            check_writable_file(out)
+    check_writable_files(args.json)  # before the work, not after it
 
     samples = list_split(find_images_root(args.data), "TRAIN")[:: args.every]
     ways = ("field", "outside", "scaled")

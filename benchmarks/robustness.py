@@ -74,11 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="also write the figures here")
     gain_ceiling.add_option(ap)
     args = ap.parse_args(argv)
-    from wbc.io import check_writable_file
+    from wbc.io import check_writable_files
 
-    for out in (args.md, args.json):  # before the work, not after it (a path that cannot be written failed at the end)
-        if out:
-            check_writable_file(out)
+    check_writable_files(args.md, args.json)  # before the work, not after it
     gain_ceiling.apply(ap, args)
     if not 0 <= args.offset < args.every:
         ap.error(f"--offset must be from 0 to --every - 1 ({args.every - 1})")

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import sys
-import tempfile
 import zipfile
 from dataclasses import astuple, fields
 from pathlib import Path
@@ -42,6 +40,7 @@ def dump(out: Path, every: int, data: str | None, model: str | None, splits: lis
     except ImportError:  # an earlier commit's src: finding the images was in wbc.data, Screening in wbc.screening
         from wbc.data import find_images_root
         from wbc.screening import Screening
+    from wbc.io import atomic_write_bytes
     from wbc.predict import Predictor
     from wbc.robustness import EXTRA_SHIFTS, SHIFTS
 
@@ -62,25 +61,8 @@ def dump(out: Path, every: int, data: str | None, model: str | None, splits: lis
     buf = io.BytesIO()
     np.savez_compressed(buf, crops=x, screens=np.array(screens, dtype=str), probs=probs, keys=np.array(keys),
                         screen_fields=np.array([f.name for f in fields(Screening)]))
-    write_atomically(out, buf.getvalue())
+    atomic_write_bytes(out, buf.getvalue())  # no half-written dump for `compare` to read
     print(f"{out}: {len(keys)} analyses ({len(samples)} files x {len(shifts)} ways)")
-
-
-def write_atomically(out: Path, data: bytes) -> None:
-    """`data` into a temporary file beside `out`, renamed over it: an interrupted dump leaves no half-written file
-    that `compare` would read (written here, not by wbc.io, which an old commit's src may lack)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 otherwise
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_dump(path: Path) -> dict[str, np.ndarray]:

@@ -112,11 +112,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="instead: list the clean red-cell patches that pass the screening (place in the list, "
                          "stain peak, stained pixels, second look) and save them side by side, numbered, to look at")
     args = ap.parse_args(argv)
-    from wbc.io import check_writable_file
+    from wbc.io import check_writable_files
 
-    for out in (args.json, args.list_passing):  # before the work, not after it (a path that cannot be written failed at the end)
-        if out:
-            check_writable_file(out)
+    check_writable_files(args.json, args.list_passing)  # before the work, not after it
     gain_ceiling.apply(ap, args)
     if not 0 <= args.offset < args.every:  # --every is 1 or more (whole_number)
         ap.error("--every must be 1 or more, and --offset from 0 to --every - 1")

@@ -91,11 +91,9 @@ def main() -> int:
     ap.add_argument("--data", help="data set folder (default: WBC_DATA, else ../shared/data/blood-cells)")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
-    from wbc.io import check_writable_file
+    from wbc.io import check_writable_files
 
-    for out in (args.json,):  # before the work, not after it (a path that cannot be written failed at the end)
-        if out:
-            check_writable_file(out)
+    check_writable_files(args.json)  # before the work, not after it
 
     results: dict[str, dict[str, dict[str, float | int]]] = {}
     for cv in args.cv:

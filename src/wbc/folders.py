@@ -150,7 +150,7 @@ def class_folders_hint(folder: Path, others: list[str], beside_classes: bool = F
     it, split folders (a data folder, given as --folder), the data set's own folders above its images, or class names
     in the plural."""
     # "Eosinophil " (a space typed after the name, or left by a copy): the message named it as a fifth type to move out
-    spaced = [n for n in others if n != n.strip() and n.strip() in _near_class_names([n.strip()])]
+    spaced = [n for n in others if n != n.strip() and _near_class_names([n.strip()])]
     if spaced:
         return "".join(f". '{printable(n)}' has a space or another blank before or after its name: rename it "
                        f"{printable(_singular(n.strip()))}" for n in spaced)

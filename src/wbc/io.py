@@ -126,6 +126,14 @@ def check_writable_folder(path: str | Path) -> None:
         raise OutputError(f"{path}: {problem}; give another output folder")
 
 
+def check_writable_files(*paths: str | Path | None) -> None:
+    """`check_writable_file` for each output asked for (None: one not asked for), before the work that fills them:
+    a path that cannot be written failed only at the end of a benchmark's minutes."""
+    for path in paths:
+        if path:
+            check_writable_file(path)
+
+
 def missing_folders(path: str | Path) -> list[Path]:
     """The folders on `path` (itself and its parents, ".." resolved) that do not exist yet, innermost
     first: what making it will make, to be removed by `remove_empty` where the work fails."""

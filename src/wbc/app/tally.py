@@ -106,7 +106,8 @@ def differential_shown(diff: Sequence[Mapping[str, object]]) -> list[dict[str, o
             return "\u2014"
         return v.replace(DASH, UNBROKEN_DASH) if k in (LIMITS_COLUMN, "adult range (%)") and isinstance(v, str) else v
 
-    return [{heading.get(k, k): shown(k, v) for k, v in r.items()} for r in [*diff, *([total_row(diff, short=True)] if diff else [])]]
+    rows = [*diff, total_row(diff, short=True)] if diff else []
+    return [{heading.get(k, k): shown(k, v) for k, v in r.items()} for r in rows]
 
 
 NO_STATUS_BELOW = "no range compared below 100 cells"  # the total's status where the types' are "-"
