@@ -446,6 +446,15 @@ def test_cell_errors_reads_true_classes_in_any_case(tmp_path, monkeypatch, capsy
     monkeypatch.setattr("sys.argv", ["cell_errors.py", str(marked)])
     assert mod.main() == 0
     assert "| EOSINOPHIL | 2 | 2 | 100-100% | NEUTROPHIL 2 | 1 of 2 (by cell: 1/1, 0/1) |" in capsys.readouterr().out
+    # A screened folder's evaluation leaves the class of a photo given no type blank: the network's reading is its
+    # largest p_ column, as the figures score it (a blank was counted as a wrong view going to "")
+    screened = tmp_path / "screened.csv"
+    screened.write_text("file,class,p_eosinophil,p_lymphocyte,p_monocyte,p_neutrophil,needs_review,true_class\n"
+                        "x/a.jpeg,,0.1,0.2,0.3,0.4,,EOSINOPHIL\nx/b.jpeg,,0.7,0.1,0.1,0.1,,EOSINOPHIL\n"
+                        "x/c.jpeg,NEUTROPHIL,0.1,0.1,0.1,0.7,no,NEUTROPHIL\n")
+    monkeypatch.setattr("sys.argv", ["cell_errors.py", str(screened)])
+    assert mod.main() == 0
+    assert "| EOSINOPHIL | 2 | 1 | 100-100% | NEUTROPHIL 1 | 0 of 1 (by cell: 0/1) |" in capsys.readouterr().out
     monkeypatch.setattr("sys.argv", ["cell_errors.py", str(tmp_path / "gone.csv")])
     with pytest.raises(SystemExit):
         mod.main()

@@ -16,7 +16,7 @@ import pytest
 from wbc.cli import main
 from wbc.predict import NOT_READ
 
-from conftest import FIXTURE_IMAGES, shut_folder
+from conftest import FIXTURE_IMAGES, FIXTURES, shut_folder
 
 EOS_FILE = FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL" / "_7_2284.jpeg"
 ROOT = Path(__file__).resolve().parents[1]  # the checkout, where pyproject.toml is
@@ -2048,3 +2048,18 @@ def test_the_counts_heading_does_not_say_checking_the_flagged_ones_is_enough(tmp
     out = capsys.readouterr().out
     assert ("Differential of the 8 image(s) read as white cells; 8 need review: check them by eye, and any share out "
             "of its range, before using the count:") in out
+
+
+def test_evaluate_of_a_folder_prints_what_the_screening_gives(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`wbc evaluate --folder` with the shipped model prints, beside the figures, how many files `wbc predict`
+    would give a type and the accuracy over those, from metrics.json's screening."""
+    folder = tmp_path / "mine"
+    shutil.copytree(FIXTURE_IMAGES / "TEST_SIMPLE", folder)
+    shutil.copy(FIXTURES / "no-white-cell.jpeg", folder / "LYMPHOCYTE" / "blank.jpeg")
+    assert main(["evaluate", "--folder", str(folder), "--out", str(tmp_path / "ev"), "--quiet"]) == 0
+    s = json.loads((tmp_path / "ev" / "metrics.json").read_text())["screening"]
+    verdicts = ", ".join(f"{n} {v}" for v, n in s["verdicts"].items())
+    assert "1 not a white blood cell" in verdicts
+    assert (f"with the screening of wbc predict and the app: 8 of 9 files given a type, accuracy "
+            f"{s['accuracy_typed']:.4f} over those ({verdicts}; predictions.csv's verdict column names each)"
+            in capsys.readouterr().out)

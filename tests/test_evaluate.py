@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from conftest import FIXTURE_IMAGES  # noqa: E402
+from conftest import FIXTURE_IMAGES, FIXTURES  # noqa: E402
 
 from wbc.card import DEFAULT_MODEL_DIR  # noqa: E402
 from wbc.evaluate import evaluate  # noqa: E402
@@ -27,7 +27,9 @@ class TestEvaluate:
         assert "![confusion matrix](confusion.png)" in report and "Cell-level accuracy" in report
         # what a cell's verdict is, and that the screening's verdicts are not these figures
         assert "a cell's verdict is the class of its views' mean probabilities" in report
-        assert "The screening that `wbc predict` and the app apply" in report
+        # a folder of one's own photos is screened as `wbc predict` screens it, and the report says what it gave
+        assert m["screening"]["typed_files"] == 8 and "the 8 files get: " in report
+        assert "Every file is given a type, so these figures are those of the types they show." in report
         assert json.loads((tmp_path / "metrics.json").read_text())["accuracy"] == m["accuracy"]
         # What each bracket is: the files' intervals approximate, the cells' exact, the ECE's a spread and no floor
         from wbc.differential import counting_limits
@@ -57,9 +59,9 @@ class TestEvaluate:
         assert sum(r["needs_review"] == "yes" for r in rows) == k
         for r in rows:
             assert (r["needs_review"] == "yes") == (float(r["confidence"]) < card["review_threshold"])
-            # evaluate runs no screening: it reports none rather than a "no" it did not measure, and no
-            # verdict, which would call a photo with no white cell "confident"
-            assert r["white_balanced"] == r["overexposed"] == r["verdict"] == ""
+            # a folder of one's own photos is screened as `wbc predict` screens it: each row's verdict is its own
+            assert r["verdict"] == ("needs review" if r["needs_review"] == "yes" else "confident")
+            assert r["white_balanced"] == r["overexposed"] == "no"
         review = json.loads((out / "metrics.json").read_text())["review"]
         assert review["flagged_share"] == pytest.approx(k / len(rows))
         right = [r["file"].split("/")[0] == r["class"] for r in rows]
@@ -95,6 +97,37 @@ class TestEvaluate:
             assert r["true_class"] == r["file"].split("/")[0].upper()
             assert r["correct"] == ("yes" if r["class"] == r["true_class"] else "no")
         assert sum(r["correct"] == "yes" for r in rows) / len(rows) == pytest.approx(m["accuracy"])
+
+    def test_a_folder_is_screened_as_wbc_predict_screens_it(self, tmp_path: Path) -> None:
+        """A folder of one's own photos holding one with no white cell: the figures still score it as the network
+        reads it, but metrics.json, the report and predictions.csv say that `wbc predict` would give it no type,
+        and the accuracy over the files given one; a class folder's row keeps whether the network read it right."""
+        import csv
+        import shutil
+
+        folder = tmp_path / "data"
+        shutil.copytree(FIXTURE_IMAGES / "TEST_SIMPLE", folder)
+        shutil.copy(FIXTURES / "no-white-cell.jpeg", folder / "MONOCYTE" / "blank.jpeg")
+        m = evaluate(None, tmp_path / "eval", folder=folder, n_boot=50, progress=False)
+        s = m["screening"]
+        assert m["n_files"] == s["files"] == 9 and s["typed_files"] == 8
+        assert s["verdicts"].get("not a white blood cell") == 1 and sum(s["verdicts"].values()) == 9
+        assert s["not_typed"] == [{"file": "MONOCYTE/blank.jpeg", "verdict": "not a white blood cell",
+                                   "why": s["not_typed"][0]["why"]}] and s["not_typed"][0]["why"]
+        rows = list(csv.DictReader((tmp_path / "eval" / "predictions.csv").open(newline="")))
+        blank = next(r for r in rows if r["file"] == "MONOCYTE/blank.jpeg")
+        assert blank["class"] == "" and blank["verdict"] == "not a white blood cell"
+        read_right = max(("eosinophil", "lymphocyte", "monocyte", "neutrophil"),
+                         key=lambda c: float(blank[f"p_{c}"])) == "monocyte"
+        assert blank["correct"] == ("yes" if read_right else "no")
+        right = [r["correct"] == "yes" for r in rows]
+        assert sum(right) / 9 == pytest.approx(m["accuracy"])  # the blank still scored, as the network read it
+        typed = [ok for ok, r in zip(right, rows) if r["file"] != "MONOCYTE/blank.jpeg"]
+        assert s["accuracy_typed"] == pytest.approx(sum(typed) / 8)
+        assert s["accuracy_not_typed"] == float(read_right)
+        report = (tmp_path / "eval" / "report.md").read_text()
+        assert "1 *not a white blood cell*" in report and "- MONOCYTE/blank.jpeg: *not a white blood cell*, " in report
+        assert f"over the 8 given a type, accuracy is {100 * s['accuracy_typed']:.2f}%" in report
 
     def test_files_left_out_with_skip_bad_are_named(self, tmp_path: Path) -> None:
         """--skip-bad evaluates the rest, and the metrics and the report name the file left out."""
@@ -364,10 +397,14 @@ class TestEvaluate:
         """Appending the truth to a table of another length is refused, not misaligned."""
         from wbc.evaluate import with_truth
 
-        assert with_truth("file,class\r\na.png,MONOCYTE\r\n", ["MONOCYTE"]) == (
+        assert with_truth("file,class\r\na.png,MONOCYTE\r\n", ["MONOCYTE"], ["MONOCYTE"]) == (
             "file,class,true_class,correct\r\na.png,MONOCYTE,MONOCYTE,yes\r\n")
+        # right or wrong as the network read it, not by the class column, which the screening may leave blank
+        assert with_truth("file,class\r\na.png,\r\n", ["MONOCYTE"], ["MONOCYTE"]).endswith("a.png,,MONOCYTE,yes\r\n")
         with pytest.raises(ValueError, match="1 prediction rows for 2 true classes"):
-            with_truth("file,class\r\na.png,MONOCYTE\r\n", ["MONOCYTE", "EOSINOPHIL"])
+            with_truth("file,class\r\na.png,MONOCYTE\r\n", ["MONOCYTE", "EOSINOPHIL"], ["MONOCYTE"] * 2)
+        with pytest.raises(ValueError, match="1 prediction rows for 1 true classes and 2 readings"):
+            with_truth("file,class\r\na.png,MONOCYTE\r\n", ["MONOCYTE"], ["MONOCYTE"] * 2)
 
     def test_checkpoint_and_onnx_agree(self, tiny_run: Path, tmp_path: Path) -> None:
         """A training checkpoint can be evaluated directly (PyTorch path), and reads each file as its ONNX
@@ -394,6 +431,9 @@ class TestEvaluate:
         # the report says how each model read the images, so that a checkpoint's uncalibrated figures
         # are not taken for a card's
         assert "one view, temperature 1 (not calibrated), no white matching" in (tmp_path / "report.md").read_text()
+        # a checkpoint has no card to screen by: its report says the screening was not applied, and its rows no verdict
+        assert "The screening that `wbc predict` and the app apply" in (tmp_path / "report.md").read_text()
+        assert "screening" not in m and {r["verdict"] for r in pt} == {""}
         assert m["read_as"].startswith("a training checkpoint")
         card = evaluate(None, tmp_path / "card", folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=100, progress=False)
         shipped = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
@@ -459,7 +499,10 @@ def test_a_match_white_card_is_evaluated_as_it_predicts(tmp_path: Path) -> None:
         assert [float(v) for v in row[3:7]] == pytest.approx(p, abs=2e-6)
         assert row[head.index("white_matched")] == ("yes" if sc.white_matched else "no")
         assert float(row[head.index("shrunk_by")]) == pytest.approx(sc.reduced_by)
-        assert row[head.index("white_balanced")] == row[head.index("overexposed")] == ""  # not screened here
+        # screened as `wbc predict` screens it: its row's screening and verdict are predict's
+        assert row[head.index("white_balanced")] == ("yes" if sc.white_balanced else "no")
+        assert row[head.index("overexposed")] == ("yes" if sc.overexposed else "no")
+        assert row[head.index("verdict")] == on.verdicts(f.name, p, sc).verdict
     again = evaluate(model, tmp_path / "again", folder=folder, n_boot=50, progress=False)
     assert again["accuracy"] == got["accuracy"] and again["ece"] == got["ece"]
     assert (tmp_path / "again" / "predictions.csv").read_text() == "\n".join(lines) + "\n"
@@ -769,3 +812,21 @@ def test_a_running_processs_staging_folder_is_left_alone(tmp_path: Path) -> None
         proc.wait()
     clear_dead_stages(out)
     assert [p.name for p in out.iterdir()] == [other.name]
+
+
+def test_screening_note_with_none_typed_and_many_left() -> None:
+    """A folder the screening gives no type at all (another laboratory's photos, all refused) is reported
+    without an accuracy over none, and a long list of files given none is cut, naming how many more."""
+    from wbc.report import NOT_TYPED_LISTED, SCREENING_NOTE, screening_note
+
+    n = NOT_TYPED_LISTED + 3
+    s = {"files": n, "verdicts": {"cannot judge": n}, "typed_files": 0, "accuracy_typed": None,
+         "accuracy_not_typed": 2 / n,
+         "not_typed": [{"file": f"EOSINOPHIL/{i}.png", "verdict": "cannot judge", "why": "blurred"} for i in range(n)]}
+    note = screening_note({"screening": s})
+    assert f"The {n} given no type are scored here all the same (the network read 2 of {n} right). Given no type:" in note
+    assert "given a type, accuracy" not in note
+    assert f"- EOSINOPHIL/{NOT_TYPED_LISTED - 1}.png: *cannot judge*, blurred" in note
+    assert f"EOSINOPHIL/{NOT_TYPED_LISTED}.png" not in note
+    assert note.endswith("- and 3 more: predictions.csv's *verdict* column names each")
+    assert screening_note({}) == SCREENING_NOTE  # a split of the data set, or a checkpoint: not screened

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,8 @@ from wbc.folders import find_images_root
 from wbc.info import CLASSES, SPLITS
 from wbc.io import atomic_write_text, json_with_keys, read_json
 from wbc.metrics import classification_report_text, compute_metrics
-from wbc.predict import Prediction, Predictor, predictions_csv
+from wbc.decode import load_image
+from wbc.predict import OTHER_LARGER_WHY, VERDICTS, Prediction, Predictor, predictions_csv
 from wbc.report import markdown_name, plot_confusion, write_report
 from wbc.sources import read_table, summary
 from wbc.staging import interrupt_held, move_in, raise_held, staging
@@ -71,6 +73,7 @@ class Reader:
     trained: str = ""  # how the model was made, from its card (`card_provenance`); blank where none says
     weak: str = ""  # card.weak_model_note of its card: a run too short to trust
     calibrated: str = ""  # where its card's temperature was fitted (`calibration_provenance`)
+    predictor: Predictor | None = None  # the exported model that read them (None: a checkpoint), which can screen them
 
 
 CHECKPOINT_READING = "a training checkpoint as it is: one view, temperature 1 (not calibrated), no white matching"
@@ -145,7 +148,7 @@ def model_probs(model: str | Path | None, samples: list[Sample], skip_bad: bool 
     x, matched = white_matched(pred, p)
     return (pred.predict_probs(x), p, matched,
             Reader(str(pred.onnx_path), pred.review_threshold, card_reading(pred), card_provenance(pred.card),
-                   weak_model_note(pred.card), calibration_provenance(pred.card)))
+                   weak_model_note(pred.card), calibration_provenance(pred.card), pred))
 
 
 def white_matched(pred: Predictor, p: Prepared) -> tuple[np.ndarray, np.ndarray]:
@@ -159,19 +162,46 @@ def white_matched(pred: Predictor, p: Prepared) -> tuple[np.ndarray, np.ndarray]
     return x, matched
 
 
-def with_truth(table: str, true_classes: Sequence[str]) -> str:
+def with_truth(table: str, true_classes: Sequence[str], read_as: Sequence[str]) -> str:
     """`predictions_csv`'s table with two columns appended, so that existing readers are unchanged:
-    each file's true class and whether the predicted class is it (yes/no)."""
+    each file's true class and whether the network read it so (yes/no): `read_as`, its top class, as the
+    figures score it, where the screening leaves the row's class blank."""
     rows = list(csv.reader(io.StringIO(table)))
-    if len(rows) - 1 != len(true_classes):
-        raise ValueError(f"{len(rows) - 1} prediction rows for {len(true_classes)} true classes")
-    predicted = rows[0].index("class")
+    if not len(rows) - 1 == len(true_classes) == len(read_as):
+        raise ValueError(f"{len(rows) - 1} prediction rows for {len(true_classes)} true classes and {len(read_as)} "
+                         "readings")
     out = io.StringIO()
     w = csv.writer(out)
     w.writerow([*rows[0], "true_class", "correct"])
-    for row, true in zip(rows[1:], true_classes):
-        w.writerow([*row, true, "yes" if row[predicted] == true else "no"])
+    for row, true, read in zip(rows[1:], true_classes, read_as):
+        w.writerow([*row, true, "yes" if read == true else "no"])
     return out.getvalue()
+
+
+def screened_predictions(pred: Predictor, samples: Sequence[Sample], probs: np.ndarray, folder: Path,
+                         progress: bool = True) -> list[Prediction]:
+    """Each sample's prediction as `wbc predict` and the app give it: the network's reading `probs` (N, 4)
+    with the screening's verdict of its photo, decoded again (the prepared crops keep no screening)."""
+    from wbc.progress import bar
+
+    return [pred.verdicts(os.path.relpath(s.path, folder), p, pred.analyse(load_image(s.path))[1])
+            for s, p in bar(list(zip(samples, probs)), show=progress, desc="screen", unit="image")]
+
+
+def screening_summary(preds: Sequence[Prediction], y: np.ndarray) -> dict[str, Any]:
+    """How many of `preds` (screened, of true classes y (N,)) get each verdict, the accuracy over the files
+    given a type and over all, and the files given none with why: the figures score every file as the
+    network reads it, which a photo the screening sets aside is not."""
+    right = np.array([p.label == CLASSES[t] for p, t in zip(preds, y)])
+    typed = np.array([p.typed for p in preds])
+    counts = Counter(p.verdict for p in preds)
+    return {"files": len(preds),
+            "verdicts": {v: counts[v] for v in VERDICTS if counts[v]},
+            "typed_files": int(typed.sum()),
+            "accuracy_typed": float(right[typed].mean()) if typed.any() else None,
+            "accuracy_not_typed": float(right[~typed].mean()) if (~typed).any() else None,
+            "not_typed": [{"file": p.file, "verdict": p.verdict, "why": p.not_wbc or OTHER_LARGER_WHY}
+                          for p in preds if not p.typed]}
 
 
 def review_split(probs: np.ndarray, y: np.ndarray, threshold: float,
@@ -283,6 +313,18 @@ def evaluate(
                             f"(remove them from {split}, or a copy of a {split} image made into TRAIN from TRAIN)")
     if threshold > 0:
         m_out["review"] = review_split(probs, y, threshold, cells)
+    if on_folder and reader.predictor is not None:
+        # Another laboratory's photos: which of them `wbc predict` and the app would give no type, as the
+        # data set's, read through the screening's thresholds, would not be (0.3% of its files).
+        preds = screened_predictions(reader.predictor, samples, probs, folder, progress)
+        m_out["screening"] = screening_summary(preds, y)
+    else:
+        preds = [
+            Prediction(file=os.path.relpath(s.path, folder), label=CLASSES[int(p.argmax())], confidence=float(p.max()),
+                       probs=tuple(float(v) for v in p), needs_review=float(p.max()) < threshold,
+                       reduced_by=float(r), white_matched=bool(w), screened=False)
+            for s, p, r, w in zip(samples, probs, prepared.reduced_by, matched)
+        ]
     if not on_folder and not on_train and (shared := cells_also_in_train(cells)) and len(shared) < len(set(cells)):
         m_out["without_cells_in_train"] = without_cells(probs, y, cells, shared, n_boot)
     hit: list[int] = []  # a Ctrl-C held back while the files move in
@@ -293,13 +335,8 @@ def evaluate(
         atomic_write_text(stage / "classification_report.json", json.dumps(m["per_class"], indent=2))
         plot_confusion(m["confusion"], stage / "confusion.png", "Files")
         plot_confusion(m["cell_confusion"], stage / "confusion_cells.png", "Cells")
-        preds = [
-            Prediction(file=os.path.relpath(s.path, folder), label=CLASSES[int(p.argmax())], confidence=float(p.max()),
-                       probs=tuple(float(v) for v in p), needs_review=float(p.max()) < threshold,
-                       reduced_by=float(r), white_matched=bool(w), screened=False)
-            for s, p, r, w in zip(samples, probs, prepared.reduced_by, matched)
-        ]
-        atomic_write_text(stage / "predictions.csv", with_truth(predictions_csv(preds), [CLASSES[s.label] for s in samples]))
+        atomic_write_text(stage / "predictions.csv", with_truth(predictions_csv(preds), [CLASSES[s.label] for s in samples],
+                                                                [p.label for p in preds]))
         write_report(stage, m_out, f"Evaluation of {Path(model_name).name}",
                      {"model": model_name, **({"trained": reader.trained} if reader.trained else {}),
                       "read as": reader.read_as,

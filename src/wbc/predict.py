@@ -31,6 +31,10 @@ BATCH = 64
 NOT_A_WBC_VERDICT = "not a white blood cell"
 CANNOT_JUDGE_VERDICT = "cannot judge"  # the verdict of a photo the screening finds at fault, rather than showing no white cell
 NEEDS_REVIEW_VERDICT = "needs review"  # typed, but below the review threshold or overexposed
+CONFIDENT_VERDICT = "confident"
+VERDICTS = (CONFIDENT_VERDICT, NEEDS_REVIEW_VERDICT, CANNOT_JUDGE_VERDICT, NOT_A_WBC_VERDICT)  # a readable file's, in order
+# Why a file taken for a white cell is given no type: its crop may be on a piece of a cell (`Prediction.other_larger`).
+OTHER_LARGER_WHY = "typed on what may be a piece of a cell, beside a much larger white cell's nucleus"
 NOT_READ = "not read: the run was interrupted first"  # the error of a file `wbc predict` was stopped before
 CROP_EACH = "crop each cell into a photo of its own"  # what to do with a photo of two white cells
 
@@ -69,7 +73,7 @@ class Prediction:
     white_balanced: bool = False  # screened as a white cell only once its white was matched to the data set's
     white_matched: bool = False  # the network saw it with its white matched to the data set's (Predictor.match_white)
     clipped: float = 0.0  # share of the field's lit pixels pure white (white_balance.clipped_share; frame cut, shrunk)
-    screened: bool = True  # False where no screening ran (wbc evaluate): white_balanced and overexposed read blank
+    screened: bool = True  # False where no screening ran (wbc evaluate of a split, or of a checkpoint): those columns blank
     cell: tuple[int, int] | None = None  # (x, y) px in the photo of the cell cropped and typed
     other_cell: tuple[int, int] | None = None  # (x, y) px in the photo of a second white cell, which was not typed
     other_larger: bool = False  # that cell's nucleus is much larger than what was typed, perhaps a piece or speck
@@ -102,7 +106,7 @@ class Prediction:
     @property
     def verdict(self) -> str:
         """What a user should read: the type, or why it should not be taken at face value; blank where
-        no screening ran (wbc evaluate), which could not say whether a white cell is there at all."""
+        no screening ran (wbc evaluate of a split or a checkpoint), which could not say whether a white cell is there."""
         if self.error:
             return self.no_image or ("not read" if self.error == NOT_READ else "unreadable")
         if not self.screened:
@@ -113,7 +117,7 @@ class Prediction:
             return NOT_A_WBC_VERDICT
         if self.not_wbc or self.other_larger:
             return CANNOT_JUDGE_VERDICT
-        return NEEDS_REVIEW_VERDICT if self.needs_review or self.overexposed else "confident"
+        return NEEDS_REVIEW_VERDICT if self.needs_review or self.overexposed else CONFIDENT_VERDICT
 
 
 def photo_xy(yx: tuple[float, float] | None, reduced_by: float,

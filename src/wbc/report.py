@@ -109,6 +109,33 @@ SCREENING_NOTE = ("Every file is scored as the network reads it. The screening t
                   "apply (a file called *not a white blood cell* gets no type) is not applied here, so a file it "
                   "would set aside counts as an error when the network reads it wrong.")
 
+
+
+def screening_note(m: dict[str, Any]) -> str:
+    """SCREENING_NOTE, and where the screening was run (`evaluate.screening_summary`, a folder of one's own photos):
+    what it would do with them, and the accuracy over the files it would give a type."""
+    s = m.get("screening")
+    if not s:
+        return SCREENING_NOTE
+    verdicts = ", ".join(f"{n} *{v}*" for v, n in s["verdicts"].items())
+    out = (f"Every file is scored as the network reads it. Read as `wbc predict` and the app read them, with the "
+           f"screening, the {s['files']} files get: {verdicts}. ")
+    if s["typed_files"] == s["files"]:
+        return out + "Every file is given a type, so these figures are those of the types they show."
+    n = s["files"] - s["typed_files"]
+    right = round(s["accuracy_not_typed"] * n)
+    out += (f"The {n} given no type {'is' if n == 1 else 'are'} scored here all the same (the network read {right} of "
+            f"{n} right)" + (f"; over the {s['typed_files']} given a type, accuracy is {_pct(s['accuracy_typed'])}"
+                             if s["typed_files"] else "") + ". Given no type:")
+    shown = s["not_typed"][:NOT_TYPED_LISTED]
+    more = len(s["not_typed"]) - len(shown)
+    return "\n".join([out, ""] + [f"- {markdown_name(f['file'])}: *{f['verdict']}*, {f['why']}" for f in shown]
+                     + ([f"- and {more} more: predictions.csv's *verdict* column names each"] if more else []))
+
+
+NOT_TYPED_LISTED = 20  # files given no type that a report names; predictions.csv names every one
+
+
 MIN_CELLS_FOR_INTERVALS = 10  # below this a percentile bootstrap over cells is too narrow to mean much
 
 
@@ -204,7 +231,7 @@ def write_report(out: str | Path, m: dict[str, Any], title: str, meta: dict[str,
     out = Path(out)
     lines = [f"# {title}", ""]
     lines += [f"- **{k}**: {v}" for k, v in meta.items()]
-    lines += ["", INTERVALS + interval_caveat(m), "", SCREENING_NOTE, "", metrics_table(m), "",
+    lines += ["", INTERVALS + interval_caveat(m), "", screening_note(m), "", metrics_table(m), "",
               "## Confusion matrix (files)", "", "![confusion matrix](confusion.png)", "",
               "## Confusion matrix (cells, views pooled)", "", "![cell confusion matrix](confusion_cells.png)", "",
               "## Classification report (files)", "", "```", report_text.rstrip(), "```", ""]

@@ -80,6 +80,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                  skip_bad=args.skip_bad, progress=not args.quiet)
     print(f"{printable(str(m['model']))} ({m['read_as']})")
     _print_figures(m)
+    if s := m.get("screening"):
+        verdicts = ", ".join(f"{n} {v}" for v, n in s["verdicts"].items())
+        typed = f", accuracy {s['accuracy_typed']:.4f} over those" if s["accuracy_typed"] is not None else ""
+        print(f"with the screening of wbc predict and the app: {s['typed_files']} of {s['files']} files given a type"
+              f"{typed} ({verdicts}; predictions.csv's verdict column names each)")
     if "caution" in m:
         print(f"wbc: note: {m['caution']}", file=sys.stderr)
     if caveat := training_extra("wbc.report", "interval_caveat")(m).strip():
