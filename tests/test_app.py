@@ -15,8 +15,8 @@ from PIL import Image
 
 from wbc.app import analysis, images, layout, markup, model_card, review_table, tally, words
 from wbc.differential import (
-    IMAGES_AS_CELLS, LAB_ORDER, LIMITS_COLUMN, balanced_test, differential, differential_note, differential_notes, findings_note,
-    misread_figures, nrbc_note)
+    IMAGES_AS_CELLS, LAB_ORDER, LIMITS_COLUMN, balanced_test, counting_limits, differential, differential_note,
+    differential_notes, findings_note, misread_figures, nrbc_note)
 from wbc.info import CLASSES, cell_type
 from wbc.io import bytes_key
 from wbc.card import DEFAULT_MODEL_DIR
@@ -922,6 +922,12 @@ class TestDifferential:
         assert "Rümke" in differential_note(100) and "may be chance" in differential_note(100)
         # A share out of range is not yet a finding: eosinophilia and the like are judged on absolute counts.
         assert "judged on absolute counts" in differential_note(100)
+        # Nor is one within range a clean bill: at 100 cells 5 monocytes' limits (1.6-11.3%) are wider than 4-9%.
+        lo, hi = (round(100 * x, 1) for x in counting_limits(5, 100))
+        assert (lo, hi) == (1.6, 11.3) and cell_type("MONOCYTE").normal_range_pct == (4.0, 9.0)
+        assert ("A share called within range may still come from blood outside it: at 100 cells a small share's "
+                "limits are wider than the monocytes' whole range (5% gives 1.6-11.3%, against 4-9%)."
+                in differential_note(100, reviewed=True)) and "within range may still" in differential_note(100)
 
     def test_misreads_have_the_cards_figures(self) -> None:
         """Beside any count, the misreads note gives the card's own TEST figures: how many of the

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from wbc.info import CELL_TYPES
+from wbc.info import CELL_TYPES, cell_type
 
 MIN_CELLS_FOR_RANGES = 100  # a manual differential counts 100 cells; fewer give wide percentages
 LIMITS_COLUMN = "95% limits (%)"
@@ -179,11 +179,16 @@ def differential_note(n: int, counted: str = "cell(s)", figures: str = "", revie
     return " ".join(differential_notes(n, counted, figures, reviewed))
 
 
-# What the limits and the statuses mean (`differential`).
+# What the limits and the statuses mean (`differential`). "Within range" is no surer than "may be chance": at 100
+# cells a monocyte share of 5% has limits wider than the monocytes' whole range, which the note said nowhere.
+_MONO_LOW, _MONO_HIGH = cell_type("MONOCYTE").normal_range_pct
+_FIVE_LOW, _FIVE_HIGH = counting_limits(5 * MIN_CELLS_FOR_RANGES // 100, MIN_CELLS_FOR_RANGES)
 COUNTING_ERROR = ("The 95% limits are each share's counting error alone (exact binomial limits, as in Rümke's "
                   "table): a share outside its range is flagged low or high, and \"may be chance\" where its limits "
                   "reach into the range, so that the count alone could put it there: counting 200 cells or more "
-                  "narrows the limits.")
+                  "narrows the limits. A share called within range may still come from blood outside it: at "
+                  f"{MIN_CELLS_FOR_RANGES} cells a small share's limits are wider than the monocytes' whole range "
+                  f"(5% gives {100 * _FIVE_LOW:.1f}-{100 * _FIVE_HIGH:.1f}%, against {_MONO_LOW:g}-{_MONO_HIGH:g}%).")
 COUNTING_ERROR_SHOWN = COUNTING_ERROR.replace('"may be chance"', '"may be chance" (in the table, a ?)') + (  # the app's
     " The basophils read *to check* where they would be in range until every counted image is checked: the model "
     "never calls a basophil, so only the review finds them. Any blast or other white cell counted reads *refer*, "
