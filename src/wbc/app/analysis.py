@@ -11,6 +11,7 @@ import numpy as np
 
 from wbc.app.images import cam_overlay, marked_photo, thumbnail_url
 from wbc.app.markup import markdown_literal
+from wbc.app.words import threshold_shown
 from wbc.decode import load_image
 from wbc.info import CLASS_INDEX
 from wbc.io import bytes_key, first_copies
@@ -148,7 +149,10 @@ def unusable(results: Sequence[CellResult]) -> list[tuple[str, str]]:
     return [(r.name, r.error) for r in results if r.prediction is None and r.error]
 
 
-FOUR_TYPES_ONLY = ("It knows four types only: eosinophil, lymphocyte, monocyte and neutrophil. A basophil, a blast, "
-                   "an immature granulocyte, a nucleated red cell, a smudge cell, a clump of platelets or any other "
-                   "cell is read as one of them, often with high confidence; *confident* means the model is sure, "
-                   "not that it is right.")
+def four_types_only(threshold: float) -> str:
+    """Under the upload box: the four types the model knows, and what its verdict *confident* means, with the
+    review `threshold` it is given at ("the model is sure" overstated a verdict given from about 67%)."""
+    return ("It knows four types only: eosinophil, lymphocyte, monocyte and neutrophil. A basophil, a blast, "
+            "an immature granulocyte, a nucleated red cell, a smudge cell, a clump of platelets or any other "
+            "cell is read as one of them, often with high confidence; *confident* means only that the model's "
+            f"confidence is at or above its review threshold ({threshold_shown(threshold)}), not that it is right.")

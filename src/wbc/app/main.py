@@ -341,7 +341,7 @@ with classify_tab:
               "sign and not analysed: point at it, or Tab to it, for why (a phone shows the sign alone: the file is of "
               "another type or over the size)."),
     )
-    st.caption(analysis.FOUR_TYPES_ONLY)  # here, where a student uploads: the Limits in the other tab go unread
+    st.caption(analysis.four_types_only(predictor.review_threshold))  # here, where a student uploads: the Limits in the other tab go unread
     use_samples = st.toggle("Show the built-in sample images instead (two of each type)", value=False)
     uploads = [(f.name, f.getvalue()) for f in files or []]
     if use_samples:  # instead of the uploads, never among them: a demo must not enter a user's count
