@@ -1070,15 +1070,22 @@ class TestDifferential:
         assert [r["status"] for r in tally.differential_shown(list(apart.values()))][-4:-1] == ["refer", "review", "\u2014"]
         # Said above the notes too: a blast in the table's last column was easy to pass over.
         assert findings_note(list(apart.values())) == (
-            "Counted: Blast 1, Immature granulocyte 1. None of these is seen in a healthy adult's blood: refer the film "
-            "for review (a pathologist's, where a blast is new).")
+            "Counted: Blast 1, Immature granulocyte 1. Blasts are not seen in a healthy adult's blood, immature "
+            "granulocytes few if any: refer the film for review (a pathologist's, where a blast is new).")
         # No blast among them: no word of one
         other = differential(["NEUTROPHIL"] * 9 + ["OTHER_WHITE_CELL"], reviewed=True)
         assert findings_note(other) == ("Counted: Other white cell 1. It is not seen in a healthy adult's blood: refer "
                                         "the film for review.")
         ig = differential(["NEUTROPHIL"] * 9 + ["IMMATURE_GRANULOCYTE"], reviewed=True)
-        assert findings_note(ig).endswith("review the film (immature granulocytes can also come with infection or "
-                                          "pregnancy).")
+        # Few if any in health, not none (analysers' reference limits are under about 0.5%): "not seen in a healthy
+        # adult's blood" stood beside "or pregnancy"
+        assert findings_note(ig) == ("Counted: Immature granulocyte 1. Few if any are seen in a healthy adult's blood, "
+                                     "more in pregnancy, infection or inflammation: review the film.")
+        both = differential(["NEUTROPHIL"] * 8 + ["OTHER_WHITE_CELL", "IMMATURE_GRANULOCYTE"], reviewed=True)
+        assert findings_note(both) == ("Counted: Immature granulocyte 1, Other white cell 1. Abnormal white cells are not "
+                                       "seen in a healthy adult's blood, immature granulocytes few if any: refer the film "
+                                       "for review.")
+        assert "immature granulocytes few if any" in differential_note(100, reviewed=True)
         assert findings_note(differential(["NEUTROPHIL"], reviewed=True)) == ""
         # The model's own readings (`wbc predict`) have the four rows alone, and read no reviewer's names
         assert len(differential(["NEUTROPHIL", "BASOPHIL"])) == 4

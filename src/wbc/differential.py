@@ -66,10 +66,11 @@ def _status(pct: float, low: float, high: float, lo: float, hi: float) -> str:
             else HIGH_BY_CHANCE if pct > hi else "within range")
 
 
-# Blasts and immature granulocytes are not seen in a healthy adult's blood: any one is a finding, whatever the
-# number of cells counted (ISLH consensus rules for smear review); their rows have no range to flag by. A blast or
-# an abnormal cell is referred (to a pathologist); a few immature granulocytes are common in infection and
-# pregnancy, and call for a review of the film.
+# Blasts are not seen in a healthy adult's blood, and immature granulocytes few if any (analysers' reference
+# limits are under about 0.5% of white cells): any one counted is a finding, whatever the number of cells counted
+# (ISLH consensus rules for smear review); their rows have no range to flag by. A blast or an abnormal cell is
+# referred (to a pathologist); a few immature granulocytes are common in infection and pregnancy, and call for a
+# review of the film.
 OTHER_PRESENT = "present: refer for review"
 IMMATURE_PRESENT = "present: review the film"
 
@@ -110,6 +111,9 @@ def differential(labels: Sequence[str], reviewed: bool = False) -> list[dict[str
     return rows
 
 
+UNSEEN_NAMES = {REVIEWED_TYPES[BLAST]: "blasts", REVIEWED_TYPES[OTHER_WHITE]: "abnormal white cells"}  # in a sentence
+
+
 def findings_note(diff: Sequence[Mapping[str, object]]) -> str:
     """What a reviewed differential's rows of NOT_IN_HEALTHY_BLOOD hold, as an alert ("" where none is counted): a
     blast in the last column of a long table was easy to pass over."""
@@ -120,9 +124,15 @@ def findings_note(diff: Sequence[Mapping[str, object]]) -> str:
     counted = ", ".join(f"{k} {v}" for k, v in found.items())
     refer = [k for k in found if k != REVIEWED_TYPES[IMMATURE]]
     blast = " (a pathologist's, where a blast is new)" if REVIEWED_TYPES[BLAST] in found else ""
-    return (f"Counted: {counted}. {'None of these is' if len(found) > 1 else 'It is not'} seen in a healthy adult's "
-            "blood: " + (f"refer the film for review{blast}" if refer
-                         else "review the film (immature granulocytes can also come with infection or pregnancy)") + ".")
+    # Immature granulocytes are few, not none, in health: "not seen in a healthy adult's blood" beside "or pregnancy"
+    # contradicted itself.
+    if not refer:
+        return (f"Counted: {counted}. Few if any are seen in a healthy adult's blood, more in pregnancy, infection or "
+                "inflammation: review the film.")
+    unseen = ("None of these is seen in a healthy adult's blood" if REVIEWED_TYPES[IMMATURE] not in found
+              else f"{' and '.join(UNSEEN_NAMES[k] for k in refer).capitalize()} are not seen in a healthy adult's "
+              "blood, immature granulocytes few if any") if len(found) > 1 else "It is not seen in a healthy adult's blood"
+    return f"Counted: {counted}. {unseen}: refer the film for review{blast}."
 
 
 def per_100(k: int, white_cells: int) -> float | None:
@@ -210,8 +220,9 @@ WHAT_IS_COUNTED = ("The shares mean something only for every white cell met in a
 OTHER_CELLS_REVIEWED = ("Correct such a cell in the reviewed column: a basophil to Basophil, a blast to Blast, a "
                         "metamyelocyte, myelocyte or promyelocyte to Immature granulocyte, and another abnormal white "
                         "cell to Other white cell, named in the report (all stay in the total, in rows of their own; "
-                        "none is seen in a healthy adult's blood: a blast or other white cell is a finding to refer, "
-                        "immature granulocytes one to review the film for), a nucleated red cell to Nucleated red "
+                        "blasts and other abnormal cells are not seen in a healthy adult's blood, immature "
+                        "granulocytes few if any: a blast or other white cell is a finding to refer, immature "
+                        "granulocytes one to review the film for), a nucleated red cell to Nucleated red "
                         "cell (given per 100 white cells, outside the total), platelets or anything else that is no "
                         "white cell to Excluded, and a smudge cell (a broken white cell) to Excluded too, noted in the report: where most are lymphocytes, as in chronic "
                         "lymphocytic leukaemia, count them as lymphocytes instead, or make an albumin film.")
