@@ -52,7 +52,9 @@ def trained_on(card: Mapping[str, object]) -> str:
     data = data if isinstance(data, Mapping) else {}
     n, public = data.get("training_cells", "the"), data.get("public_cells")
     if public_data(card):
-        return f"Trained from scratch on **{n} cells from one laboratory** (the BCCD data set)"
+        # BCCD names no laboratory; its photos show one stain and one camera.
+        return (f"Trained from scratch on **{n} cells of one public data set** (BCCD: one stain and one camera, "
+                "as far as its photos show)")
     return (f"Trained from scratch on **{n} cells** of its maker's own images"
             + (f", {public} of them from the public BCCD data set" if public else " (not the public BCCD data set)"))
 
