@@ -830,3 +830,31 @@ def test_screening_note_with_none_typed_and_many_left() -> None:
     assert f"EOSINOPHIL/{NOT_TYPED_LISTED}.png" not in note
     assert note.endswith("- and 3 more: predictions.csv's *verdict* column names each")
     assert screening_note({}) == SCREENING_NOTE  # a split of the data set, or a checkpoint: not screened
+
+
+def test_files_left_out_with_skip_bad_are_counted_by_the_screening(tmp_path: Path) -> None:
+    """A folder's evaluation with --skip-bad counts an unusable file as `wbc predict` does, *unreadable*, given no
+    type and in no figure: the screening said "8 of 8 files given a type" and "Every file is given a type" of a folder
+    of 9 whose ninth `wbc predict` refuses."""
+    import shutil
+
+    from wbc.report import screening_note
+
+    folder = tmp_path / "data"
+    shutil.copytree(FIXTURE_IMAGES / "TEST_SIMPLE", folder)
+    (folder / "MONOCYTE" / "broken.jpeg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    m = evaluate(None, tmp_path / "eval", folder=folder, skip_bad=True, n_boot=50, progress=False)
+    s = m["screening"]
+    assert m["n_files"] == 8 and s["files"] == 9 and s["typed_files"] == 8 and s["verdicts"]["unreadable"] == 1
+    assert s["not_typed"][-1]["file"] == "MONOCYTE/broken.jpeg" and s["not_typed"][-1]["verdict"] == "unreadable"
+    report = (tmp_path / "eval" / "report.md").read_text()
+    assert "Every file is given a type" not in report
+    assert ("The 1 *unreadable* is in no figure (--skip-bad); over the 8 given a type, accuracy is "
+            f"{100 * s['accuracy_typed']:.2f}%. Given no type:") in report
+    assert "- MONOCYTE/broken.jpeg: *unreadable*, not a readable image: left out of the figures (--skip-bad)" in report
+    # with files read but given no type too, each count is of its own files
+    blank = {"file": "EOSINOPHIL/b.png", "verdict": "not a white blood cell", "why": "no nucleus"}
+    both = {**s, "files": 10, "verdicts": {**s["verdicts"], "not a white blood cell": 1}, "accuracy_not_typed": 0.0,
+            "not_typed": [blank, *s["not_typed"]]}
+    assert ("The 1 read but given no type is scored here all the same (the network read 0 of 1 right); the 1 "
+            "*unreadable* is in no figure (--skip-bad); over the 8 given a type") in screening_note({"screening": both})

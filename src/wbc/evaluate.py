@@ -23,7 +23,7 @@ from wbc.info import CLASSES, SPLITS
 from wbc.io import atomic_write_text, json_with_keys, read_json
 from wbc.metrics import classification_report_text, compute_metrics
 from wbc.decode import load_image
-from wbc.predict import OTHER_LARGER_WHY, VERDICTS, Prediction, Predictor, predictions_csv
+from wbc.predict import OTHER_LARGER_WHY, UNREADABLE_VERDICT, VERDICTS, Prediction, Predictor, predictions_csv
 from wbc.report import markdown_name, plot_confusion, write_report
 from wbc.sources import read_table, summary
 from wbc.staging import interrupt_held, move_in, raise_held, staging
@@ -188,20 +188,25 @@ def screened_predictions(pred: Predictor, samples: Sequence[Sample], probs: np.n
             for s, p in bar(list(zip(samples, probs)), show=progress, desc="screen", unit="image")]
 
 
-def screening_summary(preds: Sequence[Prediction], y: np.ndarray) -> dict[str, Any]:
-    """How many of `preds` (screened, of true classes y (N,)) get each verdict, the accuracy over the files
-    given a type and over all, and the files given none with why: the figures score every file as the
-    network reads it, which a photo the screening sets aside is not."""
-    right = np.array([p.label == CLASSES[t] for p, t in zip(preds, y)])
-    typed = np.array([p.typed for p in preds])
-    counts = Counter(p.verdict for p in preds)
-    return {"files": len(preds),
-            "verdicts": {v: counts[v] for v in VERDICTS if counts[v]},
+def screening_summary(preds: Sequence[Prediction], y: np.ndarray, unreadable: Sequence[str] = ()) -> dict[str, Any]:
+    """How many of `preds` (screened, of true classes y (N,)) and of the files left out as `unreadable`
+    (--skip-bad, which `wbc predict` calls so) get each verdict, the accuracy over the files given a type and
+    over those read but given none, and the files given none with why: the figures score every file read as
+    the network reads it, which a photo the screening sets aside is not."""
+    right = np.array([p.label == CLASSES[t] for p, t in zip(preds, y)], bool)
+    typed = np.array([p.typed for p in preds], bool)
+    counts = Counter(p.verdict for p in preds) + Counter({UNREADABLE_VERDICT: len(unreadable)})
+    return {"files": len(preds) + len(unreadable),
+            "verdicts": {v: counts[v] for v in (*VERDICTS, UNREADABLE_VERDICT) if counts[v]},
             "typed_files": int(typed.sum()),
             "accuracy_typed": float(right[typed].mean()) if typed.any() else None,
             "accuracy_not_typed": float(right[~typed].mean()) if (~typed).any() else None,
             "not_typed": [{"file": p.file, "verdict": p.verdict, "why": p.not_wbc or OTHER_LARGER_WHY}
-                          for p in preds if not p.typed]}
+                          for p in preds if not p.typed]
+                         + [{"file": f, "verdict": UNREADABLE_VERDICT, "why": UNREADABLE_WHY} for f in unreadable]}
+
+
+UNREADABLE_WHY = "not a readable image: left out of the figures (--skip-bad)"
 
 
 def review_split(probs: np.ndarray, y: np.ndarray, threshold: float,
@@ -314,10 +319,10 @@ def evaluate(
     if threshold > 0:
         m_out["review"] = review_split(probs, y, threshold, cells)
     if on_folder and reader.predictor is not None:
-        # Another laboratory's photos: which of them `wbc predict` and the app would give no type, as the
-        # data set's, read through the screening's thresholds, would not be (0.3% of its files).
+        # Another laboratory's photos: the screening, whose thresholds were set on the data set's (it sets
+        # aside 0.3% of those), may refuse many of them, and a user asks how well the rest are read.
         preds = screened_predictions(reader.predictor, samples, probs, folder, progress)
-        m_out["screening"] = screening_summary(preds, y)
+        m_out["screening"] = screening_summary(preds, y, m_out.get("skipped_files", []))
     else:
         preds = [
             Prediction(file=os.path.relpath(s.path, folder), label=CLASSES[int(p.argmax())], confidence=float(p.max()),

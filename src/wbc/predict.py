@@ -32,6 +32,7 @@ NOT_A_WBC_VERDICT = "not a white blood cell"
 CANNOT_JUDGE_VERDICT = "cannot judge"  # the verdict of a photo the screening finds at fault, rather than showing no white cell
 NEEDS_REVIEW_VERDICT = "needs review"  # typed, but below the review threshold or overexposed
 CONFIDENT_VERDICT = "confident"
+UNREADABLE_VERDICT = "unreadable"  # a file that could not be decoded
 VERDICTS = (CONFIDENT_VERDICT, NEEDS_REVIEW_VERDICT, CANNOT_JUDGE_VERDICT, NOT_A_WBC_VERDICT)  # a readable file's, in order
 # Why a file taken for a white cell is given no type: its crop may be on a piece of a cell (`Prediction.other_larger`).
 OTHER_LARGER_WHY = "typed on what may be a piece of a cell, beside a much larger white cell's nucleus"
@@ -108,7 +109,7 @@ class Prediction:
         """What a user should read: the type, or why it should not be taken at face value; blank where
         no screening ran (wbc evaluate of a split or a checkpoint), which could not say whether a white cell is there."""
         if self.error:
-            return self.no_image or ("not read" if self.error == NOT_READ else "unreadable")
+            return self.no_image or ("not read" if self.error == NOT_READ else UNREADABLE_VERDICT)
         if not self.screened:
             return ""
         # As the app heads them: the photo at fault (blurred, too dark, ...; or a crop on what may be a piece of

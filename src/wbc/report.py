@@ -122,11 +122,18 @@ def screening_note(m: dict[str, Any]) -> str:
            f"screening, the {s['files']} files get: {verdicts}. ")
     if s["typed_files"] == s["files"]:
         return out + "Every file is given a type, so these figures are those of the types they show."
-    n = s["files"] - s["typed_files"]
-    right = round(s["accuracy_not_typed"] * n)
-    out += (f"The {n} given no type {'is' if n == 1 else 'are'} scored here all the same (the network read {right} of "
-            f"{n} right)" + (f"; over the {s['typed_files']} given a type, accuracy is {_pct(s['accuracy_typed'])}"
-                             if s["typed_files"] else "") + ". Given no type:")
+    unreadable = s["verdicts"].get("unreadable", 0)  # left out (--skip-bad): in no figure
+    n = s["files"] - s["typed_files"] - unreadable  # read, given no type: scored all the same
+    said = []
+    if n:
+        said.append(f"the {n} {'read but ' if unreadable else ''}given no type {'is' if n == 1 else 'are'} scored here "
+                    f"all the same (the network read {round(s['accuracy_not_typed'] * n)} of {n} right)")
+    if unreadable:
+        said.append(f"the {unreadable} *unreadable* {'is' if unreadable == 1 else 'are'} in no figure (--skip-bad)")
+    if s["typed_files"]:
+        said.append(f"over the {s['typed_files']} given a type, accuracy is {_pct(s['accuracy_typed'])}")
+    text = "; ".join(said)
+    out += text[0].upper() + text[1:] + ". Given no type:"
     shown = s["not_typed"][:NOT_TYPED_LISTED]
     more = len(s["not_typed"]) - len(shown)
     return "\n".join([out, ""] + [f"- {markdown_name(f['file'])}: *{f['verdict']}*, {f['why']}" for f in shown]
