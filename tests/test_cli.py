@@ -2063,3 +2063,14 @@ def test_evaluate_of_a_folder_prints_what_the_screening_gives(tmp_path: Path, ca
     assert (f"with the screening of wbc predict and the app: 8 of 9 files given a type, accuracy "
             f"{s['accuracy_typed']:.4f} over those ({verdicts}; predictions.csv's verdict column names each)"
             in capsys.readouterr().out)
+
+
+def test_evaluate_of_one_file_says_file_not_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder of one photo: the printed line and the report say "1 of 1 file" and "the 1 file gets", not "1 of 1
+    files" and "the 1 files get"."""
+    folder = tmp_path / "mine" / "EOSINOPHIL"
+    folder.mkdir(parents=True)
+    shutil.copy(EOS_FILE, folder)
+    assert main(["evaluate", "--folder", str(folder.parent), "--out", str(tmp_path / "ev"), "--quiet"]) == 0
+    assert "with the screening of wbc predict and the app: 1 of 1 file given a type" in capsys.readouterr().out
+    assert "with the screening, the 1 file gets: 1 *" in (tmp_path / "ev" / "report.md").read_text()

@@ -29,7 +29,8 @@ class TestEvaluate:
         assert "a cell's verdict is the class of its views' mean probabilities" in report
         # a folder of one's own photos is screened as `wbc predict` screens it, and the report says what it gave
         assert m["screening"]["typed_files"] == 8 and "the 8 files get: " in report
-        assert "Every file is given a type, so these figures are those of the types they show." in report
+        assert ("Every file is given a type, so these figures are also those of the types `wbc predict` and the app "
+                "would give.") in report
         assert json.loads((tmp_path / "metrics.json").read_text())["accuracy"] == m["accuracy"]
         # What each bracket is: the files' intervals approximate, the cells' exact, the ECE's a spread and no floor
         from wbc.differential import counting_limits

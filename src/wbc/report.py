@@ -119,9 +119,10 @@ def screening_note(m: dict[str, Any]) -> str:
         return SCREENING_NOTE
     verdicts = ", ".join(f"{n} *{v}*" for v, n in s["verdicts"].items())
     out = (f"Every file is scored as the network reads it. Read as `wbc predict` and the app read them, with the "
-           f"screening, the {s['files']} files get: {verdicts}. ")
+           f"screening, the {s['files']} {'file gets' if s['files'] == 1 else 'files get'}: {verdicts}. ")
     if s["typed_files"] == s["files"]:
-        return out + "Every file is given a type, so these figures are those of the types they show."
+        return out + ("Every file is given a type, so these figures are also those of the types `wbc predict` and the "
+                      "app would give.")
     unreadable = s["verdicts"].get("unreadable", 0)  # left out (--skip-bad): in no figure
     n = s["files"] - s["typed_files"] - unreadable  # read, given no type: scored all the same
     said = []
