@@ -127,7 +127,8 @@ class TestEvaluate:
         assert s["accuracy_typed"] == pytest.approx(sum(typed) / 8)
         assert s["accuracy_not_typed"] == float(read_right)
         report = (tmp_path / "eval" / "report.md").read_text()
-        assert "1 *not a white blood cell*" in report and "- MONOCYTE/blank.jpeg: *not a white blood cell*, " in report
+        assert "1 *not a white blood cell*" in report
+        assert f"- 1 *not a white blood cell*, {s['not_typed'][0]['why']}. File: MONOCYTE/blank.jpeg" in report.splitlines()
         assert f"over the 8 given a type, accuracy is {100 * s['accuracy_typed']:.2f}%" in report
 
     def test_files_left_out_with_skip_bad_are_named(self, tmp_path: Path) -> None:
@@ -827,10 +828,32 @@ def test_screening_note_with_none_typed_and_many_left() -> None:
     note = screening_note({"screening": s})
     assert f"The {n} given no type are scored here all the same (the network read 2 of {n} right). Given no type:" in note
     assert "given a type, accuracy" not in note
-    assert f"- EOSINOPHIL/{NOT_TYPED_LISTED - 1}.png: *cannot judge*, blurred" in note
-    assert f"EOSINOPHIL/{NOT_TYPED_LISTED}.png" not in note
-    assert note.endswith("- and 3 more: predictions.csv's *verdict* column names each")
+    # one item for each reason, naming the first files: it was a line for each file, its reason repeated
+    assert note.count("blurred") == 1
+    assert f"- {n} *cannot judge*, blurred. Files: EOSINOPHIL/0.png, " in note
+    assert f"EOSINOPHIL/{NOT_TYPED_LISTED - 1}.png, ..." in note and f"EOSINOPHIL/{NOT_TYPED_LISTED}.png" not in note
+    assert note.endswith("- 3 not named here: predictions.csv's *verdict* column names each")
     assert screening_note({}) == SCREENING_NOTE  # a split of the data set, or a checkpoint: not screened
+
+
+def test_files_given_no_type_are_listed_by_reason() -> None:
+    """The report's list of files given no type has an item for each verdict and why, in the order first met, with
+    NOT_TYPED_LISTED names in all and as many reasons at most (a reason naming a photo's size differs for each)."""
+    from wbc.report import NOT_TYPED_LISTED, not_typed_list
+
+    pale = [{"file": f"NEUTROPHIL/{i}.png", "verdict": "not a white blood cell", "why": "no nucleus"} for i in range(3)]
+    gray = {"file": "EOSINOPHIL/g.png", "verdict": "cannot judge", "why": "a grayscale photo"}
+    assert not_typed_list([pale[0], gray, *pale[1:]]) == [
+        "- 3 *not a white blood cell*, no nucleus. Files: NEUTROPHIL/0.png, NEUTROPHIL/1.png, NEUTROPHIL/2.png",
+        "- 1 *cannot judge*, a grayscale photo. File: EOSINOPHIL/g.png"]
+    sizes = [{"file": f"LYMPHOCYTE/{i}.png", "verdict": "cannot judge", "why": f"only {i}x{i} px"}
+             for i in range(NOT_TYPED_LISTED + 5)]
+    many = not_typed_list(sizes)
+    assert len(many) == NOT_TYPED_LISTED + 1 and many[-1] == "- 5 not named here: predictions.csv's *verdict* column names each"
+    # a second reason once NOT_TYPED_LISTED files are named: its count and why, no names
+    full = [{**pale[0], "file": f"NEUTROPHIL/{i}.png"} for i in range(NOT_TYPED_LISTED)]
+    assert not_typed_list([*full, gray])[-2:] == ["- 1 *cannot judge*, a grayscale photo",
+                                                  "- 1 not named here: predictions.csv's *verdict* column names each"]
 
 
 def test_files_left_out_with_skip_bad_are_counted_by_the_screening(tmp_path: Path) -> None:
@@ -852,7 +875,7 @@ def test_files_left_out_with_skip_bad_are_counted_by_the_screening(tmp_path: Pat
     assert "Every file is given a type" not in report
     assert ("The 1 *unreadable* is in no figure (--skip-bad); over the 8 given a type, accuracy is "
             f"{100 * s['accuracy_typed']:.2f}%. Given no type:") in report
-    assert "- MONOCYTE/broken.jpeg: *unreadable*, not a readable image: left out of the figures (--skip-bad)" in report
+    assert "- 1 *unreadable*, not a readable image: left out of the figures (--skip-bad). File: MONOCYTE/broken.jpeg" in report
     # with files read but given no type too, each count is of its own files
     blank = {"file": "EOSINOPHIL/b.png", "verdict": "not a white blood cell", "why": "no nucleus"}
     both = {**s, "files": 10, "verdicts": {**s["verdicts"], "not a white blood cell": 1}, "accuracy_not_typed": 0.0,

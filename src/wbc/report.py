@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -110,7 +111,6 @@ SCREENING_NOTE = ("Every file is scored as the network reads it. The screening t
                   "would set aside counts as an error when the network reads it wrong.")
 
 
-
 def screening_note(m: dict[str, Any]) -> str:
     """SCREENING_NOTE, and where the screening was run (`evaluate.screening_summary`, a folder of one's own photos):
     what it would do with them, and the accuracy over the files it would give a type."""
@@ -135,13 +135,28 @@ def screening_note(m: dict[str, Any]) -> str:
         said.append(f"over the {s['typed_files']} given a type, accuracy is {_pct(s['accuracy_typed'])}")
     text = "; ".join(said)
     out += text[0].upper() + text[1:] + ". Given no type:"
-    shown = s["not_typed"][:NOT_TYPED_LISTED]
-    more = len(s["not_typed"]) - len(shown)
-    return "\n".join([out, ""] + [f"- {markdown_name(f['file'])}: *{f['verdict']}*, {f['why']}" for f in shown]
-                     + ([f"- and {more} more: predictions.csv's *verdict* column names each"] if more else []))
+    return "\n".join([out, "", *not_typed_list(s["not_typed"])])
 
 
-NOT_TYPED_LISTED = 20  # files given no type that a report names; predictions.csv names every one
+NOT_TYPED_LISTED = 20  # files given no type that a report names, and reasons it lists; predictions.csv names every one
+
+
+def not_typed_list(not_typed: Sequence[dict[str, str]]) -> list[str]:
+    """The files given no type (`evaluate.screening_summary`'s) as Markdown list items, one for each verdict and why,
+    with how many and the first of NOT_TYPED_LISTED names in all: another laboratory's stain can set aside most of a
+    folder for one reason, which a line for each file repeated."""
+    reasons: dict[tuple[str, str], list[str]] = {}
+    for f in not_typed:
+        reasons.setdefault((f["verdict"], f["why"]), []).append(markdown_name(f["file"]))
+    lines, named = [], 0
+    for (verdict, why), names in list(reasons.items())[:NOT_TYPED_LISTED]:
+        shown = names[:NOT_TYPED_LISTED - named]
+        named += len(shown)
+        files = ", ".join(shown) + (", ..." if len(shown) < len(names) else "")
+        lines.append(f"- {len(names)} *{verdict}*, {why}" + (f". File{'s' if len(names) > 1 else ''}: {files}" if shown else ""))
+    if more := len(not_typed) - named:
+        lines.append(f"- {more} not named here: predictions.csv's *verdict* column names each")
+    return lines
 
 
 MIN_CELLS_FOR_INTERVALS = 10  # below this a percentile bootstrap over cells is too narrow to mean much
