@@ -62,10 +62,10 @@ def main() -> int:
         key = (true, cell_key(true, "/".join(under) or cls_folder, args.split))
         read = network_reading(row)
         views[key][read] += 1
-        if read != true and row.get("needs_review") == "yes":
+        if read != true and (row.get("needs_review") == "yes" or given_no_type(row)):
             marked[key] += 1
     print("| true class | cells | cells with wrong views | share of views wrong there | wrong views go to | "
-          "wrong views marked *needs review* |")
+          "wrong views marked *needs review* or given no type |")
     print("|---|---|---|---|---|---|")
     for cls in sorted({t for t, _ in views}):
         cells = {c: v for (t, c), v in views.items() if t == cls}
@@ -89,6 +89,12 @@ def main() -> int:
     print(f"\nWithout the {len(shared)} fields that TRAIN and TEST both show "
           f"({sum(sum(views[k].values()) for k in shared)} files): {100 * right / max(n, 1):.2f}% of {n} files right")
     return 0
+
+
+def given_no_type(row: dict[str, str]) -> bool:
+    """Whether the screening gave a row's file no type (a folder's evaluation, since 0.27): a user is told not to
+    take its reading, as for one marked *needs review*, whose column it leaves blank."""
+    return bool(row.get("verdict")) and not row["class"]
 
 
 def network_reading(row: dict[str, str]) -> str:

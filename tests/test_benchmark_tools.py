@@ -455,6 +455,15 @@ def test_cell_errors_reads_true_classes_in_any_case(tmp_path, monkeypatch, capsy
     monkeypatch.setattr("sys.argv", ["cell_errors.py", str(screened)])
     assert mod.main() == 0
     assert "| EOSINOPHIL | 2 | 1 | 100-100% | NEUTROPHIL 1 | 0 of 1 (by cell: 0/1) |" in capsys.readouterr().out
+    # A wrong view given no type by the screening is one a user is warned of: its needs_review is blank, so it was
+    # counted as not marked (a screened folder's wrong views that were refused read as unflagged)
+    screened.write_text("file,class,p_eosinophil,p_lymphocyte,p_monocyte,p_neutrophil,needs_review,verdict,true_class\n"
+                        "x/a.jpeg,,0.1,0.2,0.3,0.4,,not a white blood cell,EOSINOPHIL\n"
+                        "x/b.jpeg,NEUTROPHIL,0.1,0.1,0.1,0.7,no,confident,EOSINOPHIL\n")
+    assert mod.main() == 0
+    out = capsys.readouterr().out
+    assert "wrong views marked *needs review* or given no type |" in out
+    assert "| EOSINOPHIL | 2 | 2 | 100-100% | NEUTROPHIL 2 | 1 of 2 (by cell: 1/1, 0/1) |" in out
     monkeypatch.setattr("sys.argv", ["cell_errors.py", str(tmp_path / "gone.csv")])
     with pytest.raises(SystemExit):
         mod.main()
