@@ -832,7 +832,7 @@ def test_screening_note_with_none_typed_and_many_left() -> None:
     assert note.count("blurred") == 1
     assert f"- {n} *cannot judge*, blurred. Files: EOSINOPHIL/0.png, " in note
     assert f"EOSINOPHIL/{NOT_TYPED_LISTED - 1}.png, ..." in note and f"EOSINOPHIL/{NOT_TYPED_LISTED}.png" not in note
-    assert note.endswith("- 3 not named here: predictions.csv's *verdict* column names each")
+    assert note.endswith("- 3 not named here: predictions.csv's *verdict* column names each file read")
     assert screening_note({}) == SCREENING_NOTE  # a split of the data set, or a checkpoint: not screened
 
 
@@ -849,11 +849,16 @@ def test_files_given_no_type_are_listed_by_reason() -> None:
     sizes = [{"file": f"LYMPHOCYTE/{i}.png", "verdict": "cannot judge", "why": f"only {i}x{i} px"}
              for i in range(NOT_TYPED_LISTED + 5)]
     many = not_typed_list(sizes)
-    assert len(many) == NOT_TYPED_LISTED + 1 and many[-1] == "- 5 not named here: predictions.csv's *verdict* column names each"
+    assert len(many) == NOT_TYPED_LISTED + 1
+    assert many[-1] == "- 5 not named here: predictions.csv's *verdict* column names each file read"
     # a second reason once NOT_TYPED_LISTED files are named: its count and why, no names
     full = [{**pale[0], "file": f"NEUTROPHIL/{i}.png"} for i in range(NOT_TYPED_LISTED)]
     assert not_typed_list([*full, gray])[-2:] == ["- 1 *cannot judge*, a grayscale photo",
-                                                  "- 1 not named here: predictions.csv's *verdict* column names each"]
+                                                  "- 1 not named here: predictions.csv's *verdict* column names each file read"]
+    # predictions.csv has no row for a file left out (--skip-bad): the report's *left out* line is said to name it
+    bad = {"file": "MONOCYTE/bad.png", "verdict": "unreadable", "why": "not a readable image"}
+    assert not_typed_list([*full, bad])[-1] == ("- 1 not named here: predictions.csv's *verdict* column names each file "
+                                                "read, the *left out* line above each unreadable one")
 
 
 def test_files_left_out_with_skip_bad_are_counted_by_the_screening(tmp_path: Path) -> None:

@@ -148,14 +148,19 @@ def not_typed_list(not_typed: Sequence[dict[str, str]]) -> list[str]:
     reasons: dict[tuple[str, str], list[str]] = {}
     for f in not_typed:
         reasons.setdefault((f["verdict"], f["why"]), []).append(markdown_name(f["file"]))
-    lines, named = [], 0
-    for (verdict, why), names in list(reasons.items())[:NOT_TYPED_LISTED]:
-        shown = names[:NOT_TYPED_LISTED - named]
+    lines, named, unnamed_unreadable = [], 0, 0
+    for i, ((verdict, why), names) in enumerate(reasons.items()):
+        shown = names[:NOT_TYPED_LISTED - named] if i < NOT_TYPED_LISTED else []
         named += len(shown)
+        unnamed_unreadable += (len(names) - len(shown)) * (verdict == "unreadable")
         files = ", ".join(shown) + (", ..." if len(shown) < len(names) else "")
-        lines.append(f"- {len(names)} *{verdict}*, {why}" + (f". File{'s' if len(names) > 1 else ''}: {files}" if shown else ""))
+        if i < NOT_TYPED_LISTED:
+            lines.append(f"- {len(names)} *{verdict}*, {why}" + (f". File{'s' if len(names) > 1 else ''}: {files}"
+                                                               if shown else ""))
     if more := len(not_typed) - named:
-        lines.append(f"- {more} not named here: predictions.csv's *verdict* column names each")
+        # predictions.csv has no row for a file left out (--skip-bad); the report's *left out* line names it
+        lines.append(f"- {more} not named here: predictions.csv's *verdict* column names each file read"
+                     + (", the *left out* line above each unreadable one" if unnamed_unreadable else ""))
     return lines
 
 

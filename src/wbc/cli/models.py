@@ -85,7 +85,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         typed = f", accuracy {s['accuracy_typed']:.4f} over those" if s["accuracy_typed"] is not None else ""
         files = f"{s['files']} file{'' if s['files'] == 1 else 's'}"
         print(f"with the screening of wbc predict and the app: {s['typed_files']} of {files} given a type{typed} "
-              f"({verdicts}; predictions.csv's verdict column names each)")
+              f"({verdicts}; predictions.csv's verdict column names each file read)")
     if "caution" in m:
         print(f"wbc: note: {m['caution']}", file=sys.stderr)
     if caveat := training_extra("wbc.report", "interval_caveat")(m).strip():
