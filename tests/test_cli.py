@@ -2060,8 +2060,9 @@ def test_evaluate_of_a_folder_prints_what_the_screening_gives(tmp_path: Path, ca
     s = json.loads((tmp_path / "ev" / "metrics.json").read_text())["screening"]
     verdicts = ", ".join(f"{n} {v}" for v, n in s["verdicts"].items())
     assert "1 not a white blood cell" in verdicts
+    lo, hi = s["accuracy_typed_ci95"]
     assert (f"with the screening of wbc predict and the app: 8 of 9 files given a type, accuracy "
-            f"{s['accuracy_typed']:.4f} over those ({verdicts}; predictions.csv's verdict column names each file read)"
+            f"{s['accuracy_typed']:.4f} [{lo:.4f}, {hi:.4f}] over those ({verdicts}; predictions.csv's verdict column names each file read)"
             in capsys.readouterr().out)
 
 

@@ -124,12 +124,21 @@ class TestEvaluate:
         right = [r["correct"] == "yes" for r in rows]
         assert sum(right) / 9 == pytest.approx(m["accuracy"])  # the blank still scored, as the network read it
         typed = [ok for ok, r in zip(right, rows) if r["file"] != "MONOCYTE/blank.jpeg"]
-        assert s["accuracy_typed"] == pytest.approx(sum(typed) / 8)
-        assert s["accuracy_not_typed"] == float(read_right)
+        assert s["typed_right"] == sum(typed) and s["accuracy_typed"] == pytest.approx(sum(typed) / 8)
+        from wbc.differential import counting_limits
+
+        assert s["accuracy_typed_ci95"] == list(counting_limits(sum(typed), 8))
+        assert s["accuracy_not_typed"] == float(read_right) and s["not_typed_right"] == int(read_right)
+        # the files read right under each verdict, from the rows
+        for v, k in s["right_by_verdict"].items():
+            assert k == sum(ok for ok, r in zip(right, rows) if r["verdict"] == v)
+        assert set(s["right_by_verdict"]) == set(s["verdicts"])
         report = (tmp_path / "eval" / "report.md").read_text()
-        assert "1 *not a white blood cell*" in report
+        assert f"1 *not a white blood cell* ({int(read_right)} read right)" in report
         assert f"- 1 *not a white blood cell*, {s['not_typed'][0]['why']}. File: MONOCYTE/blank.jpeg" in report.splitlines()
-        assert f"over the 8 given a type, accuracy is {100 * s['accuracy_typed']:.2f}%" in report
+        lo, hi = s["accuracy_typed_ci95"]
+        assert (f"over the 8 given a type, accuracy is {100 * s['accuracy_typed']:.2f}% [{100 * lo:.2f}%, {100 * hi:.2f}%] "
+                "(exact 95% limits, each file taken for a cell of its own)") in report
 
     def test_files_left_out_with_skip_bad_are_named(self, tmp_path: Path) -> None:
         """--skip-bad evaluates the rest, and the metrics and the report name the file left out."""
@@ -822,12 +831,13 @@ def test_screening_note_with_none_typed_and_many_left() -> None:
     from wbc.report import NOT_TYPED_LISTED, SCREENING_NOTE, screening_note
 
     n = NOT_TYPED_LISTED + 3
-    s = {"files": n, "verdicts": {"cannot judge": n}, "typed_files": 0, "accuracy_typed": None,
+    s = {"files": n, "verdicts": {"cannot judge": n}, "right_by_verdict": {"cannot judge": 2}, "typed_files": 0,
+         "typed_right": 0, "accuracy_typed": None, "accuracy_typed_ci95": None, "not_typed_right": 2,
          "accuracy_not_typed": 2 / n,
          "not_typed": [{"file": f"EOSINOPHIL/{i}.png", "verdict": "cannot judge", "why": "blurred"} for i in range(n)]}
     note = screening_note({"screening": s})
     assert f"The {n} given no type are scored here all the same (the network read 2 of {n} right). Given no type:" in note
-    assert "given a type, accuracy" not in note
+    assert "given a type, accuracy" not in note and f"{n} *cannot judge* (2 read right)" in note
     # one item for each reason, naming the first files: it was a line for each file, its reason repeated
     assert note.count("blurred") == 1
     assert f"- {n} *cannot judge*, blurred. Files: EOSINOPHIL/0.png, " in note
@@ -878,12 +888,15 @@ def test_files_left_out_with_skip_bad_are_counted_by_the_screening(tmp_path: Pat
     assert s["not_typed"][-1]["file"] == "MONOCYTE/broken.jpeg" and s["not_typed"][-1]["verdict"] == "unreadable"
     report = (tmp_path / "eval" / "report.md").read_text()
     assert "Every file is given a type" not in report
+    lo, hi = s["accuracy_typed_ci95"]
     assert ("The 1 *unreadable* is in no figure (--skip-bad); over the 8 given a type, accuracy is "
-            f"{100 * s['accuracy_typed']:.2f}%. Given no type:") in report
+            f"{100 * s['accuracy_typed']:.2f}% [{100 * lo:.2f}%, {100 * hi:.2f}%] (exact 95% limits, each file taken "
+            "for a cell of its own). Given no type:") in report
     assert "- 1 *unreadable*, not a readable image: left out of the figures (--skip-bad). File: MONOCYTE/broken.jpeg" in report
     # with files read but given no type too, each count is of its own files
     blank = {"file": "EOSINOPHIL/b.png", "verdict": "not a white blood cell", "why": "no nucleus"}
     both = {**s, "files": 10, "verdicts": {**s["verdicts"], "not a white blood cell": 1}, "accuracy_not_typed": 0.0,
+            "not_typed_right": 0,
             "not_typed": [blank, *s["not_typed"]]}
     assert ("The 1 read but given no type is scored here all the same (the network read 0 of 1 right); the 1 "
             "*unreadable* is in no figure (--skip-bad); over the 8 given a type") in screening_note({"screening": both})

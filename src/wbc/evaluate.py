@@ -17,12 +17,13 @@ import numpy as np
 from wbc.cache import Prepared, load_prepared
 from wbc.card import resolve_model, weak_model_note
 from wbc.data import Sample, list_folder, list_split, listed, test_copies_of
+from wbc.decode import load_image
+from wbc.differential import counting_limits
 from wbc.errors import DataError, ModelFileError, OutputError, WbcError, install_command
 from wbc.folders import find_images_root
 from wbc.info import CLASSES, SPLITS
 from wbc.io import atomic_write_text, json_with_keys, read_json
 from wbc.metrics import classification_report_text, compute_metrics
-from wbc.decode import load_image
 from wbc.predict import OTHER_LARGER_WHY, UNREADABLE_VERDICT, VERDICTS, Prediction, Predictor, predictions_csv
 from wbc.report import markdown_name, plot_confusion, write_report
 from wbc.sources import read_table, summary
@@ -196,10 +197,18 @@ def screening_summary(preds: Sequence[Prediction], y: np.ndarray, unreadable: Se
     right = np.array([p.label == CLASSES[t] for p, t in zip(preds, y)], bool)
     typed = np.array([p.typed for p in preds], bool)
     counts = Counter(p.verdict for p in preds) + Counter({UNREADABLE_VERDICT: len(unreadable)})
+    right_by = Counter(p.verdict for p, ok in zip(preds, right) if ok)
+    n_typed, k_typed = int(typed.sum()), int(right[typed].sum())
     return {"files": len(preds) + len(unreadable),
             "verdicts": {v: counts[v] for v in (*VERDICTS, UNREADABLE_VERDICT) if counts[v]},
-            "typed_files": int(typed.sum()),
-            "accuracy_typed": float(right[typed].mean()) if typed.any() else None,
+            # files the network read right, by verdict: a folder mostly *needs review* (overexposed) reads worse
+            "right_by_verdict": {v: right_by[v] for v in VERDICTS if counts[v]},
+            "typed_files": n_typed,
+            "typed_right": k_typed,
+            "accuracy_typed": k_typed / n_typed if n_typed else None,
+            # exact limits, each file its own cell (a folder's files cannot be matched to their cells)
+            "accuracy_typed_ci95": list(counting_limits(k_typed, n_typed)) if n_typed else None,
+            "not_typed_right": int(right[~typed].sum()),
             "accuracy_not_typed": float(right[~typed].mean()) if (~typed).any() else None,
             "not_typed": [{"file": p.file, "verdict": p.verdict, "why": p.not_wbc or OTHER_LARGER_WHY}
                           for p in preds if not p.typed]

@@ -117,8 +117,10 @@ def screening_note(m: dict[str, Any]) -> str:
     s = m.get("screening")
     if not s:
         return SCREENING_NOTE
-    verdicts = ", ".join(f"{n} *{v}*" for v, n in s["verdicts"].items())
-    out = (f"Every file is scored as the network reads it. Read as `wbc predict` and the app read them, with the "
+    right = s.get("right_by_verdict", {})
+    verdicts = ", ".join(f"{n} *{v}*" + (f" ({right[v]} read right)" if v in right else "")
+                         for v, n in s["verdicts"].items())
+    out = (f"Every file read is scored as the network reads it. Read as `wbc predict` and the app read them, with the "
            f"screening, the {s['files']} {'file gets' if s['files'] == 1 else 'files get'}: {verdicts}. ")
     if s["typed_files"] == s["files"]:
         return out + ("Every file is given a type, so these figures are also those of the types `wbc predict` and the "
@@ -128,11 +130,12 @@ def screening_note(m: dict[str, Any]) -> str:
     said = []
     if n:
         said.append(f"the {n} {'read but ' if unreadable else ''}given no type {'is' if n == 1 else 'are'} scored here "
-                    f"all the same (the network read {round(s['accuracy_not_typed'] * n)} of {n} right)")
+                    f"all the same (the network read {s['not_typed_right']} of {n} right)")
     if unreadable:
         said.append(f"the {unreadable} *unreadable* {'is' if unreadable == 1 else 'are'} in no figure (--skip-bad)")
     if s["typed_files"]:
-        said.append(f"over the {s['typed_files']} given a type, accuracy is {_pct(s['accuracy_typed'])}")
+        said.append(f"over the {s['typed_files']} given a type, accuracy is {_pct(s['accuracy_typed'])} "
+                    f"{_ci(s['accuracy_typed_ci95'])} (exact 95% limits, each file taken for a cell of its own)")
     text = "; ".join(said)
     out += text[0].upper() + text[1:] + ". Given no type:"
     return "\n".join([out, "", *not_typed_list(s["not_typed"])])

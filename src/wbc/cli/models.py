@@ -82,7 +82,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     _print_figures(m)
     if s := m.get("screening"):
         verdicts = ", ".join(f"{n} {v}" for v, n in s["verdicts"].items())
-        typed = f", accuracy {s['accuracy_typed']:.4f} over those" if s["accuracy_typed"] is not None else ""
+        typed = (", accuracy {:.4f} [{:.4f}, {:.4f}] over those".format(s["accuracy_typed"], *s["accuracy_typed_ci95"])
+                 if s["accuracy_typed"] is not None else "")
         files = f"{s['files']} file{'' if s['files'] == 1 else 's'}"
         print(f"with the screening of wbc predict and the app: {s['typed_files']} of {files} given a type{typed} "
               f"({verdicts}; predictions.csv's verdict column names each file read)")
