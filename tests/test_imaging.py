@@ -125,6 +125,10 @@ class TestFrame:
         assert frame_margins(page) == (220, 220, 200, 200)
         page[30:190, 20:300] = rgb[:160, :280]  # a second photo, over half the first's size: a plate
         assert frame_margins(page) == (0, 0, 0, 0)
+        # A panel a third of the photo's size is past the quarter: a plate still, not furniture to cut off.
+        third = framed(rgb, 255, 220, 220, 200, 200)
+        third[20:160, 20:200] = rgb[:140, :180]
+        assert frame_margins(third) == (0, 0, 0, 0)
 
     @pytest.mark.parametrize("k", [2, 4])
     def test_a_page_enlarged_with_its_photo_is_cut(self, k: int) -> None:
@@ -156,6 +160,18 @@ class TestFrame:
         shot[40:64, 10:880] = 248  # the address box
         inner, offset = unframed(shot)
         assert offset == (130, 290) and np.array_equal(inner, rgb)
+        # Three deep (FRAME_PASSES): a grey mat inside a white page inside a dark viewer's border.
+        nested = framed(framed(framed(rgb, 128, 20, 20, 20, 20), 255, 40, 40, 40, 40), 60, 30, 30, 30, 30)
+        inner, offset = unframed(nested)
+        assert offset == (90, 90) and np.array_equal(inner, rgb)
+
+    def test_a_mark_on_the_frames_edge_does_not_set_its_colour(self) -> None:
+        """A grey mark where the frame's outermost line is sampled (its middle) is one of the three colours tried:
+        the frame's is the one most of the line holds, not the mark's (taken, the whole page read as the photo)."""
+        page = framed(smear(), 255, 30, 30, 30, 30)
+        middle = 4 * (len(page[0, ::4]) // 2)  # the line is read every 4th px; its middle one is a candidate
+        page[0, middle - 6 : middle + 6] = 120
+        assert frame_margins(page) == (30, 30, 30, 30)
 
     def test_a_solid_title_bar_is_no_photo(self) -> None:
         """A slide's solid title bar, wider than the photo and as unlike the page: flat inside, so the photo
@@ -193,6 +209,7 @@ class TestFrame:
         rgb = smear()
         assert frame_margins(framed(rgb, 0, 30, 30, 30, 30)) == (0, 0, 0, 0)
         assert frame_margins(framed(rgb, 255, 3, 3, 3, 3)) == (0, 0, 0, 0)
+        assert frame_margins(framed(rgb, 255, 4, 4, 4, 4)) == (4, 4, 4, 4)  # MIN_FRAME_PX, and cut
         tiny = framed(rgb[100:120, 80:100], 255, 40, 40, 40, 40)
         assert unframed(tiny)[1] == (0, 0) and unframed(tiny)[0] is tiny
         # A 110 px crop round a cell near the photo's edge, filled flat where the photo ends: read whole, as
