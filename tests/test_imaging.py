@@ -828,6 +828,18 @@ class TestCell:
         blue = g.astype(np.int16) - r.astype(np.int16) > NOT_PURPLE_MARGIN
         assert np.array_equal(stain_map(rgb), np.where(blue, 0, 255 - g).astype(np.uint8))
 
+    def test_edge_ring_is_each_border_pixel_once(self) -> None:
+        """edge_ring holds the four sides' pixels, each once (the corners too), of a mask or of colours: a photo's
+        box whose right side was left out read as unlike its page however much of that side was the page."""
+        from wbc.pixels import edge_ring
+
+        ids = np.arange(5 * 7).reshape(5, 7)
+        border = np.ones((5, 7), bool)
+        border[1:-1, 1:-1] = False
+        assert sorted(edge_ring(ids).tolist()) == sorted(ids[border].tolist())
+        rgb = np.stack([ids] * 3, -1)
+        assert edge_ring(rgb).shape == (2 * (5 + 7) - 4, 3)
+
     def test_the_data_sets_stain_maps_are_blue_minus_green_alone(self, full_data: Path) -> None:
         """Over every file of the data set, the blue margin leaves the stain map as (blue - green) alone
         gives it: no pixel with any (blue - green) has green above red by NOT_PURPLE_MARGIN, so crops,
