@@ -925,3 +925,19 @@ def test_images_photographed_unlike_the_public_data_set_are_said(data_copy: Path
                f"{len(samples)} of them too dark" in err, \
             (cached, err)
         assert dim.whites is not None and (dim.whites < 150).all()
+
+
+def test_the_unlike_white_note_counts_a_cast_and_speaks_past_one_in_twenty() -> None:
+    """A field whose white lies below the public data set's range in one channel alone (a cool camera's blue short)
+    counts as unlike it, as the screening reads it; the note speaks where more than UNLIKE_WHITE_SHARE (one in
+    20) of a set is unlike it, and counts those it would refuse (too dark to match)."""
+    from wbc.cache import UNLIKE_WHITE_SHARE, unlike_white_note
+
+    assert UNLIKE_WHITE_SHARE == 0.05
+    like, blue_short, too_dark = (224.0, 224.0, 231.0), (224.0, 224.0, 190.0), (100.0, 100.0, 100.0)
+    assert unlike_white_note(np.array([like] * 20)) == ""
+    assert unlike_white_note(np.array([like] * 19 + [blue_short])) == ""  # 5%: not past it
+    note = unlike_white_note(np.array([like] * 18 + [blue_short] * 2))
+    assert note.startswith("wbc: note: 2 of 20 images are darker or more tinted") and "too dark" not in note
+    assert "it calls 1 of them too dark or too cast to judge" in unlike_white_note(np.array([like] * 18 + [blue_short,
+                                                                                                           too_dark]))
