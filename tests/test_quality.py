@@ -26,13 +26,16 @@ EOS = FIXTURE_IMAGES / "TEST_SIMPLE" / "EOSINOPHIL" / "_7_2284.jpeg"
 
 
 class TestCalibration:
-    def test_recovers_known_temperature(self) -> None:
-        """Labels drawn from softmax(logits / 2.5): the fitted temperature is close to 2.5."""
+    @pytest.mark.parametrize("t", [2.5, 0.4])
+    def test_recovers_known_temperature(self, t: float) -> None:
+        """Labels drawn from softmax(logits / t): the fitted temperature is close to t, for an overconfident
+        network (2.5) and an underconfident one (0.4, as mixup leaves): the coarse grid is even in log T, so that
+        its step near 0.4 is as fine as near 2.5 (an even grid's 0.12 put the fit 6% off there)."""
         rng = np.random.default_rng(0)
         logits = rng.normal(0, 4, size=(1, 20000, 4))
-        p = softmax(logits[0], 2.5)
+        p = softmax(logits[0], t)
         y = np.array([rng.choice(4, p=row) for row in p])
-        assert fit_temperature(logits, y) == pytest.approx(2.5, rel=0.05)
+        assert fit_temperature(logits, y) == pytest.approx(t, rel=0.04)
 
     @pytest.mark.parametrize("scale", [40.0, 0.01])
     def test_stays_within_its_grid(self, scale: float) -> None:
@@ -58,6 +61,8 @@ class TestCalibration:
         y = np.array([0, 1, 1, 1])
         assert accuracy_at_coverage(probs, y, 0.5) == 0.5
         assert accuracy_at_coverage(probs, y, 1.0) == 0.25
+        # 90% of 3 cases is 2.7: the 3 rounded to, not the 2 truncated to (the least confident one is wrong)
+        assert accuracy_at_coverage(probs[:3], np.array([0, 0, 1]), 0.9) == pytest.approx(2 / 3)
         assert review_threshold(probs, 0.75) == pytest.approx(np.quantile([0.9, 0.8, 0.6, 0.55], 0.25))
 
 
