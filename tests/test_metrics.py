@@ -94,6 +94,9 @@ class TestMetrics:
         y[[8, 9]] = 1
         m = compute_metrics(probs, y, [f"c{i}" for i in range(10)], n_boot=20)
         assert m["accuracy_at_90_coverage"] == pytest.approx(8 / 9)
+        # Over files, as the report says, also where they are views of fewer cells (over the 5 cells: 4 of 4)
+        m = compute_metrics(probs, y, [f"c{i // 2}" for i in range(10)], n_boot=20)
+        assert m["accuracy_at_90_coverage"] == pytest.approx(8 / 9)
 
     def test_ece(self) -> None:
         """Each file sits in its own confidence bin but the two at 0.9: (0.2+0.6+0.2+0.7)/6."""
@@ -169,6 +172,21 @@ class TestMetrics:
         assert m["cells_correct"] == k and m["cell_accuracy_ci95"] == counting_limits(k, 17)
         assert m["cell_accuracy_ci95"][0] < k / 17 < m["cell_accuracy_ci95"][1]
         assert tuple(round(100 * x, 1) for x in counting_limits(62, 68)) == (81.8, 96.7)
+
+    def test_bootstrap_interval_is_the_resamples_2_5_to_97_5_percentiles(self) -> None:
+        """The accuracy interval is the 2.5th-97.5th percentile of the accuracies over the cell resamples, each the
+        files right over the files drawn (a 5th-95th was a 90% interval under a "95%" label)."""
+        from wbc.metrics import cell_resamples
+
+        rng = np.random.default_rng(4)
+        cells = [f"c{i % 30:02d}" for i in range(90)]  # sorted order is the resamples' column order
+        y = np.array([i % 30 % 4 for i in range(90)])
+        pred = np.where(rng.random(90) < 0.7, y, (y + 1) % 4)
+        w = cell_resamples(30, 400, seed=2)
+        right = np.array([sum(pred[i] == y[i] for i in range(90) if cells[i] == f"c{c:02d}") for c in range(30)])
+        acc = (w @ right) / (w @ np.full(30, 3))
+        lo, hi = bootstrap_over_cells(y, pred, cells, n=400, seed=2)["accuracy"]
+        assert (lo, hi) == (pytest.approx(np.percentile(acc, 2.5)), pytest.approx(np.percentile(acc, 97.5)))
 
     def test_bootstrap_of_perfect_predictions(self) -> None:
         """All right: every resample is perfect, so the interval is [1, 1]."""
