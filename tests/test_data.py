@@ -363,6 +363,16 @@ class TestSplits:
         with pytest.raises(DataError, match="fold must be in 0..2"):
             grouped_split(s, 0.34, seed=2, fold=3)
 
+    def test_the_seed_deals_the_cells_and_the_share_is_below_a_half(self, fixture_root: Path) -> None:
+        """Another seed deals the cells into other folds (a seed ignored gave every run one split), the same seed
+        the same ones; a share held out of 0 or from 0.5 is refused (0.5 held out as much as was trained on)."""
+        s = list_split(fixture_root, "TRAIN")
+        held = {seed: tuple(grouped_split(s, 0.34, seed=seed)[1]) for seed in range(4)}
+        assert len(set(held.values())) > 1 and tuple(grouped_split(s, 0.34, seed=3)[1]) == held[3]
+        for share in (0.0, 0.5, 0.6):
+            with pytest.raises(DataError, match=f"--val-fraction {share}: .* above 0 and below 0.5"):
+                grouped_split(s, share)
+
     def test_one_field_under_two_labels_stays_on_one_side(self, fixture_root: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
         """A cell the data set shows under another label too (BCCD's field 278, a monocyte, is field 206, a
