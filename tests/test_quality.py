@@ -208,6 +208,35 @@ class TestAugment:
         b = gaussian_blur(x, 1.0)
         assert b.shape == x.shape and b.std() < x.std()
 
+    def test_blur_has_the_sigma_asked(self) -> None:
+        """A point blurred with sigma 2 px spreads with a variance near 4 px^2 along each axis (the kernel cut at
+        2.5 sigma keeps 91% of it): a kernel of fixed radius 1 gave 0.6, a far weaker blur than the recipe's."""
+        torch = pytest.importorskip("torch")
+        from wbc.augment import gaussian_blur
+
+        x = torch.zeros(1, 1, 41, 41)
+        x[0, 0, 20, 20] = 1.0
+        b = gaussian_blur(x, 2.0)[0, 0]
+        d2 = (torch.arange(41.0) - 20) ** 2
+        assert b.sum() == pytest.approx(1.0, abs=1e-5)
+        assert 0.85 * 4 < float((b.sum(0) * d2).sum()) < 4 and 0.85 * 4 < float((b.sum(1) * d2).sum()) < 4
+
+    def test_colour_jitter_is_each_images_own(self) -> None:
+        """Brightness is drawn per image (one draw for the batch made every image of it alike), and contrast
+        scales each image about its own mean, which it keeps (about the batch's, a dark image came out lighter)."""
+        torch = pytest.importorskip("torch")
+        from wbc.augment import AugmentConfig, augment_batch
+
+        still = dict(rotate=False, scale=(1.0, 1.0), shift=0.0, brightness=0, contrast=0, channel_gain=0, gamma=0)
+        x = torch.rand(8, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 0.1 + 0.2
+        x[4:] += 0.3  # four dark images and four lighter ones (none clipped by x1.3)
+        bright = augment_batch(x, AugmentConfig(**{**still, "brightness": 0.3}), torch.Generator().manual_seed(1)) / x
+        gains = bright.flatten(1).mean(1)
+        assert torch.allclose(bright.flatten(1), gains[:, None], atol=1e-4) and gains.max() - gains.min() > 0.05
+        y = augment_batch(x, AugmentConfig(**{**still, "contrast": 0.5}), torch.Generator().manual_seed(1))
+        assert torch.allclose(y.mean(dim=(1, 2, 3)), x.mean(dim=(1, 2, 3)), atol=1e-4)
+        assert (y.std(dim=(1, 2, 3)) / x.std(dim=(1, 2, 3)) - 1).abs().max() > 0.1
+
     def test_rotation_comes_with_a_mirror_half_the_time(self) -> None:
         """`rotate` turns each image by any angle and mirrors about half of them: a mirror image is no rotation of
         the cell, so without it the network never saw a cell's other hand. Told by a chiral pair of spots (red
