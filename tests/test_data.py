@@ -436,9 +436,12 @@ class TestArrays:
         x, kept = load_arrays(s, spec, progress=False)
         assert x.shape == (8, 96, 96, 3) and kept == s
         assert len(list(tmp_path.glob("*.npz"))) == 1
+        (cached,) = tmp_path.glob("*.npz")
+        os.utime(cached, (1, 1))
         monkeypatch.setattr(wbc.cache, "load_image", lambda path: pytest.fail(f"decoded {path} again"))
         x2, _ = load_arrays(s, spec, progress=False)
         assert (x == x2).all()
+        assert cached.stat().st_mtime > 1  # read now: the pruning, least recently used first, keeps it
 
     def test_prepared_keeps_what_predict_learns(self, fixture_root: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
@@ -504,6 +507,8 @@ class TestArrays:
         prune_cache(tmp_path, keep=sets[0], limit=650)  # the oldest is the one just written: it stays
         # 1000 bytes: s1 (300) goes, 700 still over; s2 (200) goes, 500 fits; the newest, s3, stays.
         assert [p.exists() for p in sets] == [True, False, False, True]
+        prune_cache(tmp_path, keep=sets[3], limit=500)  # exactly the limit: it fits
+        assert [p.exists() for p in sets] == [True, False, False, True]
         prune_cache(tmp_path, keep=sets[3], limit=10_000)
         assert sets[0].exists() and sets[3].exists()  # within the limit nothing goes
         assert mine.exists()
@@ -522,6 +527,9 @@ class TestArrays:
             assert len(p.samples) == len(s) - 1 and bad not in [k.path for k in p.samples] and len(p.x) == len(p.samples)
             assert p.skipped == (str(bad),)
             assert f"1 unusable file(s) left out (--skip-bad):\n  {bad}" in capsys.readouterr().err
+        # The cache that left it out is no answer without --skip-bad: the file still stops the run.
+        with pytest.raises(DataError, match=r"(?s)1 unusable image.*_9_1\.jpeg"):
+            load_arrays(s, PreprocessSpec(), progress=False)
 
 
 @pytest.mark.parametrize("module", ["decode", "framing", "imaging", "pixels", "screening", "photo_checks",
@@ -553,6 +561,15 @@ def test_cache_is_not_reused_for_another_spec_or_a_rewritten_file(fixture_root: 
     shutil.copytree(fixture_root / "TEST_SIMPLE", tmp_path / "TEST")
     s = list_split(tmp_path, "TEST")
     assert cache._cache_key(s, PreprocessSpec(window=128)) != cache._cache_key(s, PreprocessSpec())
+    # A file rewritten in place at its own size shows only in its time: that alone is a new key.
+    key, st = cache._cache_key(s, PreprocessSpec()), s[2].path.stat()
+    os.utime(s[2].path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert cache._cache_key(s, PreprocessSpec()) != key
+    # So is a change to how a file is decoded and measured (`_decode`, in cache.py, no preprocessing module).
+    key = cache._cache_key(s, PreprocessSpec())
+    with monkeypatch.context() as m:
+        m.setattr(cache, "_decode", lambda args: cache.white_balance.field_white(cache.load_image(args[0])))
+        assert cache._cache_key(s, PreprocessSpec()) != key
     first = cache.load_arrays(s, PreprocessSpec(), progress=False)[0]
     other = s[1].path.read_bytes()
     st = s[0].path.stat()
