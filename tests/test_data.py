@@ -832,6 +832,24 @@ def test_colourless_reads_the_whole_crop_where_the_grid_sees_no_colour() -> None
     x[2, 4, 8] = (200, 100, 150)  # on it
     samples = [Sample(Path(f"{i}.png"), 0, str(i)) for i in range(3)]
     assert colourless(x, samples) == [Path("0.png")]
+    # JPEG's noise in a gray photo: a spread of GRAY_SPREAD_MAX is no colour, as the screening reads it; one more is.
+    from wbc.photo_checks import GRAY_SPREAD_MAX
+
+    x = np.full((2, 16, 16, 3), 128, np.uint8)
+    x[:, 5, 7, 2] = [128 + GRAY_SPREAD_MAX, 128 + GRAY_SPREAD_MAX + 1]
+    assert colourless(x, samples[:2]) == [Path("0.png")]
+
+
+def test_files_too_small_are_those_with_a_side_under_the_screenings_least() -> None:
+    """A field is too small where either side falls under photo_checks.MIN_SIDE_PX (a strip too), as the screening
+    of `wbc predict` calls it; one of that side exactly is not."""
+    from wbc.cache import files_too_small
+    from wbc.data import Sample
+    from wbc.photo_checks import MIN_SIDE_PX
+
+    sides = np.array([[240, 320], [MIN_SIDE_PX - 1, 320], [320, MIN_SIDE_PX - 1], [MIN_SIDE_PX, MIN_SIDE_PX]])
+    samples = [Sample(Path(f"{i}.png"), 0, str(i)) for i in range(4)]
+    assert files_too_small(samples, sides) == [Path("1.png"), Path("2.png")]
 
 
 
