@@ -443,6 +443,49 @@ class TestShifts:
         out = SHIFTS["blur sigma 1.5 px"](rgb).astype(int)
         assert np.abs(np.diff(out, axis=1)).mean() < 0.8 * np.abs(np.diff(rgb.astype(int), axis=1)).mean()
 
+    def test_each_shift_is_what_its_name_says(self) -> None:
+        """Every named shift is the one its name's figures make (a report's row "brightness x0.8" measured
+        x0.8, and a JPEG quality 30 row quality 30), and the shifts do what they say: stain(h, e) scales the
+        hematoxylin's optical density by h and the eosin's by e, white_balance(r, b) red by r and blue by b, and pad
+        puts the field in the middle of its border."""
+        import re
+
+        from wbc.robustness import _HED_FROM_OD, Shift, blur, brightness, cell_crop, contrast, jpeg, pad, white_balance
+
+        def made(name: str) -> Shift:
+            def factor(of: str) -> float:
+                m = re.search(of + r" x([\d.]+)", name)
+                return float(m.group(1)) if m else 1.0
+
+            n = float(re.findall(r"\d+(?:\.\d+)?", name)[0])
+            if name.startswith("stain"):
+                return stain(factor("H"), factor("E"))
+            if name.startswith("white balance"):
+                return white_balance(factor("R"), factor("B"))
+            if name.startswith("framing"):
+                return pad(int(n)) if "wider" in name else cell_crop(int(n))
+            return {"brightness": brightness, "contrast": contrast, "scale": scale, "blur": blur,
+                    "JPEG": lambda q: jpeg(int(q))}[name.split()[0]](n)
+
+        rgb = load_image(EOS)
+        for name, shift in {**SHIFTS, **EXTRA_SHIFTS}.items():
+            if name != "clean":
+                assert np.array_equal(shift(rgb), made(name)(rgb)), name
+
+        def hed(a: np.ndarray) -> np.ndarray:
+            return -np.log(np.clip(a.astype(np.float64) / 255, 1 / 255, 1)) @ _HED_FROM_OD
+
+        for h, e in ((1.3, 1.0), (1.0, 0.75)):
+            out = stain(h, e)(rgb)
+            ok = (rgb > 0).all(-1) & (out > 0).all(-1) & (out < 255).all(-1)  # neither end clipped
+            a, b = hed(rgb)[ok], hed(out)[ok]
+            slopes = [(b[:, c] @ a[:, c]) / (a[:, c] @ a[:, c]) for c in range(2)]
+            assert slopes == [pytest.approx(h, abs=0.02), pytest.approx(e, abs=0.02)]
+        flat = np.full((4, 6, 3), 100, np.uint8)
+        assert (white_balance(1.25, 0.65)(flat)[0, 0] == (125, 100, 65)).all()
+        padded = pad(10)(rgb)
+        assert padded.shape == (rgb.shape[0] + 20, rgb.shape[1] + 20, 3) and np.array_equal(padded[10:-10, 10:-10], rgb)
+
     def test_stain_identity_and_scale(self) -> None:
         """No stain change leaves the image (to rounding); scale 1.5 resizes the field."""
         rgb = load_image(EOS)
