@@ -532,6 +532,18 @@ class TestShifts:
         assert hand["accuracy"] == 0.75 and hand["cell_accuracy"] == pytest.approx(6 / 7)
         assert hand["macro_f1"] == pytest.approx((2 / 3 + 0.8 + 2 / 3 + 0.8) / 4)
         assert hand["confusion"] == [[1, 1, 0, 0], [0, 2, 0, 0], [0, 0, 1, 1], [0, 0, 0, 2]]
+        # No monocyte among the files, one file read as one: macro-F1 over the three types with files, as the
+        # evaluation's, not with the absent type's 0 averaged in.
+        no_mono = np.array([0, 0, 1, 1, 3, 3, 3, 3])
+        absent = run_shifts(lambda x: known[: len(x)], [load_image(x.path) for x in s], no_mono, cells, p.spec,
+                            {"clean": SHIFTS["clean"]})["clean"]
+        assert absent["macro_f1"] == pytest.approx((2 / 3 + 0.8 + 6 / 7) / 3)
         shifted = run_shifts(p.predict_probs, [load_image(x.path) for x in s], np.array([x.label for x in s]),
                              [x.cell for x in s], p.spec, {"dim": EXTRA_SHIFTS["brightness x0.6"]}, p.analyse)
         assert shifted["dim"]["flagged"] == 0 and shifted["dim"]["second_look"] >= 1
+        # Each count is of its own mark: here fewer pass on the second look than are seen white-matched.
+        seen = [p.analyse(EXTRA_SHIFTS["brightness x0.6"](load_image(x.path)))[1] for x in s]
+        assert [shifted["dim"][k] for k in ("second_look", "white_matched", "overexposed")] == [
+            sum(sc.white_balanced for sc in seen), sum(sc.white_matched for sc in seen),
+            sum(sc.overexposed for sc in seen)]
+        assert shifted["dim"]["second_look"] < shifted["dim"]["white_matched"]
