@@ -670,6 +670,9 @@ class TestNotAWhiteCell:
         lit = out.reshape(-1, 3)[out.reshape(-1, 3).max(1) >= 24]
         assert np.abs(np.percentile(lit, 99, axis=0) - DATA_WHITE).max() <= 2
         assert np.abs(np.percentile(rgb.reshape(-1, 3), 99, axis=0) - DATA_WHITE).max() > 10  # it did move
+        # Gains given (a cast's, read on a coarser grid, or the screening's) are the ones applied, not the field's own
+        flat = np.full((4, 6, 3), 100, np.uint8)
+        assert (balance(flat, np.array([1.1, 1.0, 0.9]))[0, 0] == (110, 100, 90)).all()
 
 
 class TestOtherCell:
