@@ -50,6 +50,14 @@ class TestCalibration:
         assert T_MIN <= t <= T_MAX
         assert t == pytest.approx(T_MAX if scale > 1 else T_MIN)
 
+    def test_nll_is_the_mean_over_cases(self) -> None:
+        """The NLL that cv.json and the ablation benchmark report is per case, so that folds and sets of other
+        sizes compare (a sum fitted the same temperature and reported a figure that grew with the set)."""
+        from wbc.calibration import nll
+
+        probs = np.array([[0.5, 0.5, 0, 0], [0.25, 0.75, 0, 0], [1.0, 0, 0, 0]])
+        assert nll(probs, np.array([0, 1, 0])) == pytest.approx((np.log(2) + np.log(4 / 3)) / 3)
+
     def test_tta_averages_views(self) -> None:
         """TTA probabilities are the mean of the views' softmax."""
         v = np.array([[[2.0, 0, 0, 0]], [[0, 2.0, 0, 0]]])
