@@ -78,6 +78,37 @@ class TestFit:
             fit(replace(TINY, epochs=1, seed=3), done, progress=False)
         assert {f.name: f.read_bytes() for f in done.iterdir()} == before
 
+    @pytest.mark.parametrize("low_res", [False, True])
+    def test_a_run_stopped_while_its_first_epoch_is_saved_starts_again(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, low_res: bool) -> None:
+        """Ctrl+C (or a kill) after the first epoch's best.pt and summary.csv, before its last.pt: `wbc train` said
+        "start it again", and a new start there was refused as a finished run's. It starts again; a finished run of
+        one epoch without its last.pt is still refused."""
+        from wbc.errors import CheckpointError
+
+        real_save = train_mod.save_checkpoint
+        cfg = replace(TINY, low_res_size=48, low_res_epochs=1) if low_res else TINY
+
+        def save(path: Path, ckpt: dict) -> None:
+            if path.name == "last.pt":
+                raise KeyboardInterrupt
+            real_save(path, ckpt)
+
+        monkeypatch.setattr(train_mod, "save_checkpoint", save)
+        with pytest.raises(KeyboardInterrupt):
+            fit(cfg, tmp_path / "r", progress=False)
+        assert (tmp_path / "r" / "summary.csv").is_file() and not (tmp_path / "r" / "last.pt").exists()
+        assert (tmp_path / "r" / "best.pt").is_file() != low_res  # a low-resolution epoch is never best
+        monkeypatch.setattr(train_mod, "save_checkpoint", real_save)
+        fit(cfg, tmp_path / "r", progress=False)
+        assert load_checkpoint(tmp_path / "r" / "last.pt")["epoch"] == 1
+        if low_res:
+            return
+        one = fit(replace(TINY, epochs=1), tmp_path / "one", progress=False)
+        (one / "last.pt").unlink()
+        with pytest.raises(CheckpointError, match="already holds a trained run"):
+            fit(replace(TINY, epochs=1), one, progress=False)
+
     def test_finished_run_resumes_to_nothing(self, tiny_run: Path) -> None:
         """Resuming a finished run trains no more epochs, and leaves its config.json as it was."""
         before = [(tiny_run / f).read_text() for f in ("summary.csv", "config.json")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import os
 from collections.abc import Iterator
@@ -139,3 +140,28 @@ def refuse_others_files(run: Path) -> None:
     if not json_with_keys(run / "config.json", ("train", "model")):
         raise OutputError(f"{run}: holds {', '.join(theirs)}, not of a run by wbc; training there would replace them. "
                           "Give another --out folder, or move them")
+
+
+def stopped_saving_first_epoch(run: Path) -> bool:
+    """Whether a run folder without last.pt holds no more than its first epoch wrote before last.pt, which marks
+    an epoch done (best.pt, a summary.csv of one row): a run stopped (Ctrl+C, a kill) while that epoch was saved,
+    with nothing --resume can use, which a new start there may replace. A finished run of one epoch (its best.pt
+    marked stopped) and one of more rows are not; nor is one whose files cannot be read."""
+    try:
+        with (run / "summary.csv").open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        rows = []
+    except (OSError, ValueError, csv.Error):
+        return False
+    if len(rows) > 1:
+        return False
+    if not (run / "best.pt").exists():  # a first epoch at low resolution is never best
+        return True
+    from wbc.checkpoint import load_checkpoint  # torch: only where a run folder has a best.pt to read
+
+    try:
+        state = load_checkpoint(run / "best.pt")
+    except CheckpointError:
+        return False
+    return state["epoch"] == 0 and not state.get("stopped")

@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -59,6 +60,7 @@ from wbc.run_folder import (
     resumed_on_other_cells,
     run_split,
     split_before_links,
+    stopped_saving_first_epoch,
 )
 from wbc.splits import grouped_split
 
@@ -399,7 +401,13 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
         raise CheckpointError(f"{run}: already holds a run; pass --resume to continue it or choose another --out")
     else:
         refuse_others_files(run)
-        if done := [f for f in ("best.pt", "summary.csv") if (run / f).exists() and (run / f).stat().st_size]:
+        done = [f for f in ("best.pt", "summary.csv") if (run / f).exists() and (run / f).stat().st_size]
+        if done and stopped_saving_first_epoch(run):
+            # Stopped after best.pt or summary.csv but before last.pt: `wbc train` said "start it again", then
+            # refused the folder as a finished run's.
+            print(f"wbc: note: {run}: its run was stopped while its first epoch was saved (no last.pt to resume "
+                  "from): starting it again", file=sys.stderr)
+        elif done:
             # A finished run whose last.pt was deleted to save space is still a run: its model is not to be replaced.
             raise CheckpointError(f"{run}: already holds a trained run ({', '.join(done)}; its last.pt, which "
                                   "--resume needs, is gone); choose another --out, or move them")
