@@ -513,6 +513,39 @@ class TestArrays:
         assert sets[0].exists() and sets[3].exists()  # within the limit nothing goes
         assert mine.exists()
 
+    def test_pruning_removes_a_killed_writes_temporary_file(self, tmp_path: Path) -> None:
+        """A run killed while it wrote a decoded set left its hidden temporary file (350 MB for the data set),
+        never removed: pruning removes one ten minutes old, not one being written now nor a file of the user's."""
+        import os
+
+        from wbc.cache import prune_cache
+
+        entry = tmp_path / f"{1:020x}.npz"
+        entry.write_bytes(b"x")
+        killed, writing = tmp_path / f".{2:020x}.npz.ab12cd.tmp", tmp_path / f".{3:020x}.npz.ef34gh.tmp"
+        mine = tmp_path / ".notes.npz.old.tmp"
+        for p in (killed, writing, mine):
+            p.write_bytes(b"y" * 100)
+        for p in (killed, mine):
+            os.utime(p, (1, 1))
+        prune_cache(tmp_path, keep=entry)
+        assert [p.exists() for p in (entry, killed, writing, mine)] == [True, False, True, True]
+
+    def test_a_cache_hit_removes_a_killed_writes_temporary_file(self, fixture_root: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+        """The rerun after a killed write decodes and writes the set, then finds it: its temporary file goes then."""
+        import os
+
+        monkeypatch.setenv("WBC_CACHE", str(tmp_path))
+        s = list_split(fixture_root, "TEST_SIMPLE")
+        load_prepared(s, PreprocessSpec(), progress=False)
+        (entry,) = tmp_path.glob("*.npz")
+        killed = tmp_path / f".{entry.name}.ab12cd.tmp"
+        killed.write_bytes(b"y" * 100)
+        os.utime(killed, (1, 1))
+        load_prepared(s, PreprocessSpec(), progress=False)
+        assert not killed.exists() and entry.exists()
+
     def test_bad_file_stops_with_its_name(self, data_copy: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """One corrupt file stops loading before training and is named; --skip-bad leaves it out, and says
         so by name, from a fresh decode and from the cache alike."""

@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import sys
+import time
 import zipfile
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -65,11 +66,28 @@ def cache_dir() -> Path:
     return Path(os.path.expanduser(os.environ.get("WBC_CACHE") or "~/.cache/wbc"))
 
 
+# A write's temporary file untouched for this long is a killed run's: a live one is written in seconds (350 MB).
+STALE_WRITE_SECONDS = 600
+
+
+def remove_stale_writes(folder: Path) -> None:
+    """Remove the hidden temporary files of a decoded set's write (`atomic_write_bytes`'s) that a killed run left in
+    `folder`, once STALE_WRITE_SECONDS old: up to 350 MB each, never counted by the pruning nor removed, they filled
+    the disk unseen. Only names of this cache's entries are touched."""
+    for p in folder.glob(".*.npz.*.tmp"):
+        if re.fullmatch(r"\.[0-9a-f]{20}\.npz\.[^.]+\.tmp", p.name):
+            with contextlib.suppress(OSError):
+                if time.time() - p.stat().st_mtime > STALE_WRITE_SECONDS:
+                    p.unlink()
+
+
 def prune_cache(folder: Path, keep: Path, limit: int = CACHE_LIMIT_BYTES) -> None:
     """Remove the least recently used decoded sets in `folder` until the rest fit in `limit` bytes;
     `keep` (the set just written) stays whatever its size. Entries that vanish meanwhile (another run
     pruning too) are passed over. Only this cache's entries (`_cache_key` names: 20 hex digits) are
-    touched: WBC_CACHE may point at a folder that holds other .npz files too."""
+    touched: WBC_CACHE may point at a folder that holds other .npz files too; and a killed write's
+    temporary files (`remove_stale_writes`)."""
+    remove_stale_writes(folder)
     entries = []
     for p in folder.glob("*.npz"):
         if not re.fullmatch(r"[0-9a-f]{20}", p.stem):
@@ -140,6 +158,7 @@ def load_prepared(
                                                              z["sides"])
             with contextlib.suppress(OSError):
                 os.utime(cpath)  # used now: the pruning keeps the sets in use
+            remove_stale_writes(cpath.parent)  # a rerun after a killed write finds its set here, and writes none
             if skip_bad or keep.all():
                 return _kept(samples, keep, x, reduced_by, gains, whites, sides)
         except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):
