@@ -1307,8 +1307,9 @@ class TestOtherVerbs:
         assert not (tmp_path / "runs").exists()
 
     def test_interrupted_training_says_whether_it_can_resume(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
-        """Ctrl-C before the first epoch ends says that there is nothing to resume; after one, how to resume."""
+                                                             capsys: pytest.CaptureFixture[str], tiny_run: Path) -> None:
+        """Ctrl-C before the first epoch ends says that there is nothing to resume; after one, what last.pt keeps
+        and how to resume."""
         pytest.importorskip("torch")
         import wbc.train
 
@@ -1325,6 +1326,14 @@ class TestOtherVerbs:
         (out / "last.pt").write_bytes(b"")
         assert main(args) == 130
         assert f"continue the run with: wbc train --out {out} --resume" in capsys.readouterr().err
+        # And what was kept, from the last.pt of the epoch done.
+        from wbc.checkpoint import load_checkpoint, save_checkpoint
+
+        state = load_checkpoint(tiny_run / "last.pt")
+        save_checkpoint(out / "last.pt", {**state, "epoch": 0, "stopped": False})
+        assert main(args) == 130
+        assert (f"wbc: interrupted; {out / 'last.pt'} keeps epoch 1 of 2 (the epoch in progress is lost); continue "
+                f"the run with: wbc train --out {out} --resume") in capsys.readouterr().err
 
     @pytest.mark.parametrize("extra,cells", [([], 5), (["--val-fraction", "0.34"], 3), (["--val-fraction", "0.1"], 10),
                                              (["--all-cells"], 3), (["--limit-cells", "7"], 7)])

@@ -119,8 +119,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         run = fit(cfg, out, resume=args.resume, progress=not args.quiet, model_cfg=model_cfg)
     except KeyboardInterrupt:
         if (out / "last.pt").exists():
-            print(f"wbc: interrupted; continue the run with: wbc train --out {shlex.quote(str(out))} --resume",
-                  file=sys.stderr)
+            print(f"wbc: interrupted; {_kept(out)}continue the run with: wbc train --out {shlex.quote(str(out))} "
+                  "--resume", file=sys.stderr)
         else:
             print("wbc: interrupted before the first epoch ended: nothing saved to resume; start it again",
                   file=sys.stderr)
@@ -131,6 +131,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"run written to {run} (best.pt, last.pt, summary.csv, curves.png)"
           + (": a dry run, marked so (DRY_RUN)" if args.dry_run else ""))
     return 0
+
+
+def _kept(out: Path) -> str:
+    """What a stopped run's last.pt keeps, said before how to go on ("" where it cannot be read): the interruption
+    said only how to resume, not whether an hour of epochs or none of them was kept."""
+    try:
+        state = training_extra("wbc.checkpoint", "load_checkpoint")(out / "last.pt")
+    except WbcError:
+        return ""
+    done, epochs = state["epoch"] + 1, state["train_config"].get("epochs")
+    if state.get("stopped"):
+        return f"the run had finished (epoch {done}, {out / 'best.pt'}); "
+    return f"{out / 'last.pt'} keeps epoch {done}{f' of {epochs}' if epochs else ''} (the epoch in progress is lost); "
 
 
 def _check_resume(out: Path, asked: dict[str, Any], network: dict[str, Any],
