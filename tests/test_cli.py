@@ -1527,6 +1527,7 @@ class TestOtherVerbs:
         torch.save({"version": CHECKPOINT_VERSION, "model_name": "wbcnet", "classes": CLASSES,
                     "train_config": train, "model_config": net, "state_dict": {}, "epoch": 0, "history": []},
                    tmp_path / "last.pt")
+        (tmp_path / "split.json").write_text('{"train_cells": [], "val_cells": []}')  # a run's, read by --resume
         cfg, finished = _check_resume(tmp_path, {"ema": 0.0, "fold": 0, "optimizer": "adamw", "threads": 1}, {"window": 160},
                                       False)
         assert (cfg.ema, cfg.fold, cfg.threads, cfg.data, finished) == (0.0, 0, 1, "somewhere", None)

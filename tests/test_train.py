@@ -109,6 +109,31 @@ class TestFit:
         with pytest.raises(CheckpointError, match="already holds a trained run"):
             fit(replace(TINY, epochs=1), one, progress=False)
 
+    def test_a_damaged_last_pt_or_split_json_says_how_to_go_on(self, tiny_run: Path, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+        """--resume of a run whose last.pt is cut short, or whose split.json is, names the file and says to start
+        again in another --out ("start it again" there was refused), in one line, before any image is decoded."""
+        import shutil
+
+        def no_decoding(*a, **k):  # noqa: ANN002, ANN003
+            raise AssertionError("decoded before the damage was found")
+
+        monkeypatch.setattr(train_mod, "load_prepared", no_decoding)
+        run = tmp_path / "run"
+        shutil.copytree(tiny_run, run)
+        (run / "last.pt").write_bytes((tiny_run / "last.pt").read_bytes()[:1000])
+        with pytest.raises(CheckpointError) as e:
+            fit(TINY, run, resume=True, progress=False)
+        assert re.fullmatch(f"{re.escape(str(run / 'last.pt'))}: not a readable checkpoint \\(RuntimeError: [^\\n]{{20,120}}"
+                            "\\); it cannot be resumed from: start the run again in another --out, or remove the folder "
+                            "first \\(its best.pt may still be exported\\)", str(e.value)), str(e.value)
+        save_checkpoint(run / "last.pt", {**load_checkpoint(tiny_run / "last.pt"), "epoch": 0, "stopped": False})
+        (run / "split.json").write_text('{"train_cells": [')
+        with pytest.raises(CheckpointError, match=f"^{re.escape(str(run))}: split.json, the cells the run trained on, "
+                                                  "is missing or damaged; it cannot be resumed safely: start the run "
+                                                  "again in another --out"):
+            fit(TINY, run, resume=True, progress=False)
+
     def test_finished_run_resumes_to_nothing(self, tiny_run: Path) -> None:
         """Resuming a finished run trains no more epochs, and leaves its config.json as it was."""
         before = [(tiny_run / f).read_text() for f in ("summary.csv", "config.json")]

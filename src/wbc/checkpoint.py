@@ -46,7 +46,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             warnings.simplefilter("ignore", UserWarning)
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises several unrelated types for a damaged file
-        said = f"{type(e).__name__}: {e}"
+        # Its first sentence: torch's next ones (a truncated file's "internal miniz error. If you are seeing this
+        # error, ...") ran to four more lines of advice.
+        said = f"{type(e).__name__}: {one_line(e).split('. ')[0]}"
         if isinstance(e, pickle.UnpicklingError):
             # torch's refusal wraps why in paragraphs of advice (to load the file unchecked): the object it names
             if found := re.search(r"GLOBAL ([\w.]+)", str(e)):

@@ -17,7 +17,10 @@ from wbc.io import json_with_keys, missing_folders, read_json, remove_empty
 from wbc.sources import read_linked
 
 
-def run_split(run: Path, then: str = "it cannot be resumed safely: start it again") -> tuple[dict[str, Any], set[str],
+RESTART = "start the run again in another --out, or remove the folder first"  # a resume's dead end: what to do
+
+
+def run_split(run: Path, then: str = f"it cannot be resumed safely: {RESTART}") -> tuple[dict[str, Any], set[str],
                                                                                          set[str]]:
     """A run's split.json, its training cells and its validation cells; CheckpointError where it is missing or
     damaged, saying `then` what it means for the work."""
@@ -165,3 +168,19 @@ def stopped_saving_first_epoch(run: Path) -> bool:
     except CheckpointError:
         return False
     return state["epoch"] == 0 and not state.get("stopped")
+
+
+def resumable_state(run: Path) -> dict[str, Any]:
+    """The last.pt that --resume goes on from (`wbc.checkpoint.load_checkpoint`), whose run's split.json is read too
+    where the run has epochs to go, before any image is decoded; CheckpointError where either is damaged, saying what can be done (a damaged one
+    named the file, but not that a new start there is refused, and split.json's after every image was decoded)."""
+    from wbc.checkpoint import load_checkpoint  # torch: only where a run is resumed
+
+    try:
+        state = load_checkpoint(run / "last.pt")
+    except CheckpointError as e:
+        best = " (its best.pt may still be exported)" if (run / "best.pt").is_file() else ""
+        raise CheckpointError(f"{e}; it cannot be resumed from: {RESTART}{best}") from e
+    if not state.get("stopped"):  # a finished run trains no more: its cells are not read again
+        run_split(run)
+    return state

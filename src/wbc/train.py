@@ -57,6 +57,7 @@ from wbc.run_folder import (
     only_writer,
     read_val_cells,
     refuse_others_files,
+    resumable_state,
     resumed_on_other_cells,
     run_split,
     split_before_links,
@@ -395,7 +396,7 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
     check_config(cfg)
     state: dict[str, Any] | None = None
     if resume:
-        state = load_checkpoint(run / "last.pt")
+        state = resumable_state(run)
         cfg = replace(stored_config(state, run / "last.pt"), **{k: getattr(cfg, k) for k in MACHINE_SETTINGS})
     elif (run / "last.pt").exists():
         raise CheckpointError(f"{run}: already holds a run; pass --resume to continue it or choose another --out")

@@ -157,7 +157,7 @@ def _check_resume(out: Path, asked: dict[str, Any], network: dict[str, Any],
         held = "no such folder" if not out.exists() else "no run in it: it holds no last.pt, which each epoch writes"
         raise WbcError(f"{out}: --resume: {held}; give the --out of the run to continue, or leave --resume out to "
                        "start one")
-    state = training_extra("wbc.checkpoint", "load_checkpoint")(out / "last.pt")
+    state = training_extra("wbc.run_folder", "resumable_state")(out)
     # Settings an older checkpoint lacks read as their defaults, as fit fills them.
     stored_cfg = training_extra("wbc.checkpoint", "stored_config")(state, out / "last.pt")
     net = training_extra("wbc.model", "config_from_dict")(stored_cfg.model, state["model_config"])
