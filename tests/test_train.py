@@ -274,6 +274,20 @@ class TestFit:
         fit(TINY, tmp_path / "r", resume=True, progress=False)
         assert load_checkpoint(tmp_path / "r" / "last.pt")["epoch"] == 1
 
+    def test_a_killed_writes_temporary_files_go_with_the_next_start(self, tiny_run: Path, tmp_path: Path) -> None:
+        """A kill while a checkpoint was written leaves its hidden temporary file (no handler runs); the next `wbc
+        train` there, holding the folder alone, removes it (they were never removed); files of other names stay."""
+        import shutil
+
+        run = tmp_path / "run"
+        shutil.copytree(tiny_run, run)
+        dead = [run / ".last.pt.k2j4x9.tmp", run / ".best.pt.a1b2c3.tmp", run / ".summary.csv.zz.tmp"]
+        mine = run / ".notes.txt.q.tmp"
+        for f in (*dead, mine):
+            f.write_bytes(b"half")
+        fit(TINY, run, resume=True, progress=False)  # finished: trains nothing, and still tidies
+        assert [f.exists() for f in dead] == [False] * 3 and mine.exists()
+
     def test_curves_mark_the_epoch_best_pt_holds(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """curves.png is drawn after every epoch with the epoch best.pt holds marked (here the second of
         three, by the validation figures given), and a resumed run finds it again in its history."""

@@ -111,6 +111,7 @@ def only_writer(run: Path) -> Iterator[None]:
 
             fd = os.open(run, os.O_RDONLY)
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            remove_dead_writes(run)  # held alone: no live write is among them
         except BlockingIOError:
             raise CheckpointError(f"{run}: another `wbc train` is writing to this run now; wait for it to "
                                   "end, or choose another --out") from None
@@ -131,6 +132,16 @@ def only_writer(run: Path) -> Iterator[None]:
 
 
 RUN_FILES = ("config.json", "split.json", "summary.csv", "best.pt", "curves.png")  # and last.pt, which `fit` refuses
+
+
+def remove_dead_writes(run: Path) -> None:
+    """Remove the hidden temporary files (`wbc.io.atomic_write_bytes`'s) of a run's files that a killed `wbc train`
+    left half-written in `run`, once `only_writer` holds its lock: no live write is among them then.
+    Each kill while a checkpoint was written left one (2 MB for wbcnet), never removed."""
+    for name in (*RUN_FILES, "last.pt"):
+        for p in run.glob(f".{name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                p.unlink()
 
 
 def refuse_others_files(run: Path) -> None:
