@@ -1467,13 +1467,25 @@ class TestOtherVerbs:
 
     def test_train_resume_without_run(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """--resume where there is no run is a clear error naming the folder (it said "last.pt: no such checkpoint",
-        a file the user never made), and no folder is made for it."""
+        a file the user never made), and no folder is made for it; where a run there has not ended its first epoch,
+        that another `wbc train` is writing it."""
         pytest.importorskip("torch")
         for out, held in ((tmp_path, "no run in it: it holds no last.pt, which each epoch writes"),
                           (tmp_path / "none", "no such folder")):
             assert main(["train", "--data", str(FIXTURE_IMAGES), "--out", str(out), "--resume", "--quiet"]) == 2
             assert f"{out}: --resume: {held}; give the --out of the run to continue" in capsys.readouterr().err
         assert not (tmp_path / "none").exists()
+        # A run still in its first epoch, held by its `wbc train`, is named as such, not as no run.
+        import fcntl
+
+        fd = os.open(tmp_path, os.O_RDONLY)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            assert main(["train", "--data", str(FIXTURE_IMAGES), "--out", str(tmp_path), "--resume", "--quiet"]) == 2
+        finally:
+            os.close(fd)
+        assert (f"{tmp_path}: --resume: another `wbc train` is writing to this run now, before its first epoch ended; "
+                "wait for it to end") in capsys.readouterr().err
 
     def test_train_all_cells_and_fold(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """--all-cells holds out no fold, so naming a fold as well is a clear error; alone it trains

@@ -131,6 +131,26 @@ def only_writer(run: Path) -> Iterator[None]:
             remove_empty(made)
 
 
+def being_written(run: Path) -> bool:
+    """Whether another `wbc train` holds the folder `run` now (`only_writer`'s lock); False where that cannot be
+    told (not POSIX, no such folder, a file system without locks)."""
+    try:
+        import fcntl
+
+        fd = os.open(run, os.O_RDONLY)
+    except (ImportError, OSError):
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released by the close below
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
+
+
 RUN_FILES = ("config.json", "split.json", "summary.csv", "best.pt", "curves.png")  # and last.pt, which `fit` refuses
 
 

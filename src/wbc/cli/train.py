@@ -154,6 +154,9 @@ def _check_resume(out: Path, asked: dict[str, Any], network: dict[str, Any],
     the epoch a finished run ended at (None for one to continue)."""
     machine = training_extra("wbc.recipe", "MACHINE_SETTINGS")
     if not (out / "last.pt").exists():  # it said "last.pt: no such checkpoint", naming a file the user never made
+        if training_extra("wbc.run_folder", "being_written")(out):  # it said "no run in it", and a new start was refused
+            raise WbcError(f"{out}: --resume: another `wbc train` is writing to this run now, before its first epoch "
+                           "ended; wait for it to end, or choose another --out")
         held = "no such folder" if not out.exists() else "no run in it: it holds no last.pt, which each epoch writes"
         raise WbcError(f"{out}: --resume: {held}; give the --out of the run to continue, or leave --resume out to "
                        "start one")
