@@ -217,6 +217,13 @@ def main() -> int:
     except WbcError as e:
         print(f"cv: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        if args.dry_run:
+            raise
+        # It said "cv.py: interrupted", not that hours of folds were kept and how to go on.
+        print("cv: interrupted; the same command goes on: the folds finished are kept, and the one in progress "
+              "continues from its last finished epoch", file=sys.stderr)
+        return 130
     finally:
         if args.dry_run:
             shutil.rmtree(work, ignore_errors=True)

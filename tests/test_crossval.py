@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -608,3 +609,19 @@ def test_a_confidence_map_is_adopted_only_where_it_lowers_the_ece_without_raisin
         assert check["adopted"] is adopted
     assert (check["ece_mapped"], check["ece_temperature"]) == (pytest.approx(0.115), pytest.approx(0.0, abs=1e-12))
     assert check["nll_mapped"] < check["nll_temperature"]
+
+
+def test_cv_interrupted_says_the_same_command_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Ctrl+C (or SIGTERM) during the folds exits 130 saying that the same command continues, what is kept (it
+    said only "cv.py: interrupted")."""
+    import wbc.crossval
+
+    def stopped(*a, **k):  # noqa: ANN002, ANN003
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(wbc.crossval, "cross_validate", stopped)
+    monkeypatch.setattr(sys, "argv", ["cv.py", "--name", "x", "--work", str(tmp_path), "--data", str(FIXTURE_IMAGES)])
+    assert load_benchmark("cv").main() == 130
+    assert ("cv: interrupted; the same command goes on: the folds finished are kept, and the one in progress "
+            "continues from its last finished epoch") in capsys.readouterr().err
