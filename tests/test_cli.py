@@ -803,6 +803,38 @@ class TestPredictCli:
         assert main(["predict", "x.jpeg"]) == 2
         assert capsys.readouterr().err == "wbc: error: /somewhere/out.csv: Permission denied\n"
 
+    def test_an_interrupted_evaluation_or_export_says_its_folder_is_as_it_was(
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+            tiny_run: Path) -> None:
+        """Ctrl+C during `wbc evaluate --out DIR` or `wbc export --out DIR` says that DIR is as it was (it said only
+        "interrupted", though an earlier evaluation or model there is kept); not where the files had moved in
+        before the Ctrl+C held back took effect, which a note says."""
+        import signal
+
+        import wbc.evaluate
+        import wbc.ship
+        from wbc.staging import raise_held
+
+        def stopped(*a: object, **k: object) -> None:
+            raise KeyboardInterrupt
+
+        def stopped_after_the_move(model: object, out: Path, **k: object) -> None:
+            raise_held([signal.SIGINT], "the evaluation", Path(out))
+
+        out = tmp_path / "ev"
+        args = ["evaluate", "--folder", str(FIXTURE_IMAGES / "TEST_SIMPLE"), "--out", str(out), "--quiet"]
+        monkeypatch.setattr(wbc.evaluate, "evaluate", stopped)
+        assert main(args) == 130
+        assert capsys.readouterr().err == f"wbc: interrupted; {out} is as it was (nothing of this run was moved in)\n"
+        monkeypatch.setattr(wbc.evaluate, "evaluate", stopped_after_the_move)
+        assert main(args) == 130
+        assert capsys.readouterr().err == (f"wbc: note: the evaluation was written to {out} before the interrupt took "
+                                           "effect\nwbc: interrupted\n")
+        monkeypatch.setattr(wbc.ship, "export_and_report", stopped)
+        assert main(["export", str(tiny_run), "--out", str(tmp_path / "m"), "--quiet"]) == 130
+        assert capsys.readouterr().err.endswith(f"wbc: interrupted; {tmp_path / 'm'} is as it was (nothing of this "
+                                                "run was moved in)\n")
+
     def test_sigterm_is_taken_as_ctrl_c(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]) -> None:
         """SIGTERM (`timeout`, a batch scheduler, `kill`) stops a command as Ctrl+C does, keeping what was read: a

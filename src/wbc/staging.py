@@ -172,6 +172,17 @@ def raise_held(hit: list[int], what: str, out: Path) -> None:
     a staging folder (an evaluation in an export's): that folder goes as the interrupt stops the export."""
     if not hit:
         return
-    if not out.name.startswith(STAGE_PREFIXES):
+    moved = not out.name.startswith(STAGE_PREFIXES)
+    if moved:
         print(f"wbc: note: {what} was written to {out} before the interrupt took effect", file=sys.stderr)
-    signal.raise_signal(hit[0])  # the signal held (SIGTERM too): SIGINT stands ignored in a script's background job
+    try:
+        signal.raise_signal(hit[0])  # the signal held (SIGTERM too): SIGINT stands ignored in a script's background job
+    except KeyboardInterrupt as e:
+        e.moved_in = moved  # type: ignore[attr-defined]  # for `left_as_it_was`: not said of this folder
+        raise
+
+
+def left_as_it_was(e: KeyboardInterrupt, out: str | Path) -> str:
+    """What an export or evaluation into `out` stopped by `e` says: that `out` is as it was, where `e` came before
+    the files moved in (all but a Ctrl+C held back while they moved, `raise_held`), else ""."""
+    return "" if getattr(e, "moved_in", False) else f"; {out} is as it was (nothing of this run was moved in)"

@@ -11,6 +11,7 @@ from typing import Any
 from wbc.cli.train import run_data, training_extra
 from wbc.errors import WbcError
 from wbc.io import printable, read_json
+from wbc.staging import left_as_it_was
 
 
 def _stored_config(ckpt: str | Path) -> tuple[dict[str, Any], Path]:
@@ -76,8 +77,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.folder is None:  # a checkpoint, or a model of its maker's own images: the data it was trained on
         stored = _stored_config(args.model) if args.model and str(args.model).endswith(".pt") else _card_config(args.model)
         data = _checkpoint_data(*stored, given=args.data)
-    m = evaluate(args.model, args.out, folder=args.folder, split=args.split, data=data,
-                 skip_bad=args.skip_bad, progress=not args.quiet)
+    try:
+        m = evaluate(args.model, args.out, folder=args.folder, split=args.split, data=data,
+                     skip_bad=args.skip_bad, progress=not args.quiet)
+    except KeyboardInterrupt as e:  # it said "interrupted", not whether an earlier evaluation there was kept
+        print(f"wbc: interrupted{left_as_it_was(e, args.out)}", file=sys.stderr)
+        return 130
     print(f"{printable(str(m['model']))} ({m['read_as']})")
     _print_figures(m)
     if s := m.get("screening"):
@@ -144,12 +149,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
         find_images_root(data)  # says why there is no data set to evaluate on
     training_extra("wbc.evaluate", "check_out_of")(args.out, splits)
-    card = export_and_report(args.run, args.out, data=data, evaluate_test=args.evaluate,
-                             tta=not args.no_tta, calibrate=not args.no_calibrate, calibration=args.calibration,
-                             match_white=args.match_white, skip_bad=args.skip_bad,
-                             # A run trained leaving unreadable files out is calibrated and checked alike (TEST
-                             # only with --skip-bad: its figures would rest on fewer files than asked).
-                             skip_bad_training=bool(config.get("skip_bad")), progress=not args.quiet)
+    try:
+        card = export_and_report(args.run, args.out, data=data, evaluate_test=args.evaluate,
+                                 tta=not args.no_tta, calibrate=not args.no_calibrate, calibration=args.calibration,
+                                 match_white=args.match_white, skip_bad=args.skip_bad,
+                                 # A run trained leaving unreadable files out is calibrated and checked alike (TEST
+                                 # only with --skip-bad: its figures would rest on fewer files than asked).
+                                 skip_bad_training=bool(config.get("skip_bad")), progress=not args.quiet)
+    except KeyboardInterrupt as e:  # it said "interrupted", not whether a model exported there before was kept
+        print(f"wbc: interrupted{left_as_it_was(e, args.out)}", file=sys.stderr)
+        return 130
     for note in training_extra("wbc.ship", "export_warnings")(ckpt, card):
         print(f"wbc: warning: {note}", file=sys.stderr)
     print(f"wrote {Path(args.out) / 'model.onnx'} ({card['onnx_bytes'] / 1e6:.2f} MB) and model.json; "
