@@ -222,7 +222,7 @@ def main() -> int:
             raise
         # It said "cv.py: interrupted", not that hours of folds were kept and how to go on.
         print("cv: interrupted; the same command goes on: the folds finished are kept, and the one in progress "
-              "continues from its last finished epoch", file=sys.stderr)
+              "continues from its last finished epoch (or starts again, stopped in its first)", file=sys.stderr)
         return 130
     finally:
         if args.dry_run:
