@@ -124,7 +124,7 @@ class TestFit:
         (run / "last.pt").write_bytes((tiny_run / "last.pt").read_bytes()[:1000])
         with pytest.raises(CheckpointError) as e:
             fit(TINY, run, resume=True, progress=False)
-        assert re.fullmatch(f"{re.escape(str(run / 'last.pt'))}: not a readable checkpoint \\(RuntimeError: [^\\n]{{20,120}}"
+        assert re.fullmatch(f"{re.escape(str(run / 'last.pt'))}: not a readable checkpoint, damaged or cut short \\(RuntimeError: [^\\n]{{20,120}}"
                             "\\); it cannot be resumed from: start the run again in another --out, or remove the folder "
                             "first \\(its best.pt may still be exported\\)", str(e.value)), str(e.value)
         save_checkpoint(run / "last.pt", {**load_checkpoint(tiny_run / "last.pt"), "epoch": 0, "stopped": False})

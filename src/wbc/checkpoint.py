@@ -49,14 +49,18 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         # Its first sentence: torch's next ones (a truncated file's "internal miniz error. If you are seeing this
         # error, ...") ran to four more lines of advice.
         said = f"{type(e).__name__}: {one_line(e).split('. ')[0]}"
-        if isinstance(e, pickle.UnpicklingError):
+        what = "not a readable checkpoint"
+        if not isinstance(e, pickle.UnpicklingError):
+            # torch's own words for a file cut short are its reader's ("[Errno 22] Invalid argument")
+            what += ", damaged or cut short"
+        else:
             # torch's refusal wraps why in paragraphs of advice (to load the file unchecked): the object it names
             if found := re.search(r"GLOBAL ([\w.]+)", str(e)):
                 raise CheckpointError(f"{path}: holds objects other than a wbc checkpoint's tensors and settings "
                                       f"({found.group(1)}); not loaded, since building them could run code: use a "
                                       "checkpoint `wbc train` wrote") from e
             said = found.group(0) if (found := re.search(r"Unsupported[^\n.]*", str(e))) else "not a checkpoint"
-        raise CheckpointError(f"{path}: not a readable checkpoint ({said})") from e
+        raise CheckpointError(f"{path}: {what} ({said})") from e
     if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION or "model_name" not in state:
         raise CheckpointError(f"{path}: not a wbc checkpoint of version {CHECKPOINT_VERSION}")
     if tuple(state.get("classes", ())) != CLASSES:
