@@ -1105,7 +1105,8 @@ def test_run_files_nested_too_deep_are_named(tmp_path: Path) -> None:
         (run / name).write_text("[" * 100_000 + "]" * 100_000)
     with pytest.raises(ValueError, match="nested too deeply to read"):
         read_json(run / "split.json")
-    with pytest.raises(CheckpointError, match=r"split.json with the validation cells is missing or damaged"):
+    with pytest.raises(CheckpointError, match=r"split.json with the validation cells is missing or damaged: put back the "
+                                              r"run's own \(a copy of the run folder\), or train the run again"):
         read_val_cells(run)
     with pytest.raises(CheckpointError, match=r"split.json, the cells the run trained on, is missing or damaged"):
         run_split(run)

@@ -93,7 +93,9 @@ def read_val_cells(run: Path) -> set[str]:
     try:
         return set(read_json(run / "split.json")["val_cells"])
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{run}: split.json with the validation cells is missing or damaged") from e
+        # Nothing else holds which cells the run held out: the export's calibration and held-out figures need them.
+        raise CheckpointError(f"{run}: split.json with the validation cells is missing or damaged: put "
+                              "back the run's own (a copy of the run folder), or train the run again") from e
 
 
 @contextlib.contextmanager
