@@ -290,14 +290,16 @@ def write_section(path: Path, body: str) -> None:
 
 
 def main() -> int:
+    from wbc.cli import whole_number
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="wbcnet seeds (default: 0 1 2)")
-    ap.add_argument("--seed-epochs", type=int, default=6,
+    ap.add_argument("--seeds", type=whole_number(0), nargs="+", default=[0, 1, 2], help="wbcnet seeds (default: 0 1 2)")
+    ap.add_argument("--seed-epochs", type=whole_number(1, 50, "the replica's recipe allows 50"), default=6,
                     help="epochs for the seed replica (its recipe allows 50; default 6 to fit a session)")
     ap.add_argument("--work", type=Path, default=ROOT / "runs" / "bench", help="run folders (default: runs/bench)")
     ap.add_argument("--use", action="append", default=[], metavar="S=RUN",
                     help="a finished run of the recipe as wbcnet seed S (e.g. a cross-validation fold run)")
-    ap.add_argument("--threads", type=int, default=2, help="CPU threads for training and timing (default: 2)")
+    ap.add_argument("--threads", type=whole_number(1), default=2, help="CPU threads for training and timing (default: 2)")
     ap.add_argument("--shipped", type=Path, default=ROOT / "models" / "default",
                     help="also evaluate and time this shipped model (default: models/default; 'none' to skip)")
     ap.add_argument("--md", type=Path, default=ROOT / "BENCHMARKS.md", help="where to write the table")

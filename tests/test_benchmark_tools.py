@@ -1145,3 +1145,18 @@ def test_every_script_answers_help_with_its_data_default(name: str, monkeypatch:
     assert e.value.code == 0 and "usage:" in out, out
     if "--data DATA" in out:
         assert "--data DATA data set folder (default: WBC_DATA" in out, out
+
+
+def test_side_by_side_refuses_counts_out_of_range(tmp_path, monkeypatch, capsys) -> None:  # noqa: ANN001
+    """run.py's --seed-epochs, --seeds and --threads are refused by argparse out of range, before anything
+    trains: --seed-epochs -1 went on to name the wbcnet default in its table, 51 past the replica's recipe."""
+    run = load("run")
+    for argv, says in ((["--seed-epochs", "-1"], "--seed-epochs: -1: choose 1 to 50 (the replica's recipe allows 50)"),
+                       (["--seed-epochs", "51"], "--seed-epochs: 51: choose 1 to 50"),
+                       (["--seeds", "0", "-2"], "--seeds: -2: choose 0 or more"),
+                       (["--threads", "0"], "--threads: 0: choose 1 or more")):
+        monkeypatch.setattr("sys.argv", ["run.py", "--work", str(tmp_path / "w"), *argv])
+        with pytest.raises(SystemExit) as e:
+            run.main()
+        assert e.value.code == 2 and says in capsys.readouterr().err, argv
+    assert not (tmp_path / "w").exists()
