@@ -64,8 +64,8 @@ def main() -> int:
     from wbc.cli import whole_number
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("runs", type=Path, nargs="+", help="run folders; the first is the baseline")
-    ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (default: 2)")
+    ap.add_argument("runs", type=Path, nargs="+", help="run folders (their best.pt) or checkpoints; the first is the baseline")
+    ap.add_argument("--threads", type=whole_number(1), default=2, help="ONNX Runtime threads (default: 2)")
     ap.add_argument("--rounds", type=whole_number(1), default=15, help="alternating timing rounds (default: 15)")
     ap.add_argument("--int8", action="store_true", help="also time a statically quantized INT8 copy of each run")
     args = ap.parse_args()
@@ -76,17 +76,26 @@ def main() -> int:
     from wbc.ship import parity_images
     from wbc.export import export
     from wbc.checkpoint import load_checkpoint, model_from_checkpoint
+    from wbc.errors import WbcError
+    from wbc.ship import run_checkpoint
 
+    try:  # each named, before any is exported: a checkpoint given was read as a folder ("last.pt/best.pt")
+        checkpoints = [run_checkpoint(run) for run in args.runs]
+    except WbcError as e:
+        ap.error(str(e))
+    labels = [run_label(r) if r.is_dir() else f"{run_label(r.parent)}/{r.name}" for r in args.runs]
+    if len(set(labels)) < len(labels):  # the table is keyed by them: a second run of one name replaced the first's row
+        ap.error(f"two runs would share a row's name ({', '.join(sorted({x for x in labels if labels.count(x) > 1}))}): "
+                 "give each once, or copy one to a folder of another name")
     images = parity_images(None)
     fns: dict[str, Callable[[], object]] = {}  # keyed by the table's row label
     mflops: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for i, run in enumerate(args.runs):
-            label = run_label(run)
+        for i, (label, ckpt) in enumerate(zip(labels, checkpoints)):
             out = Path(tmp) / str(i)
-            export(run / "best.pt", out, images)
+            export(ckpt, out, images)
             pred = Predictor(out, threads=args.threads)
-            net, _ = model_from_checkpoint(load_checkpoint(run / "best.pt"))
+            net, _ = model_from_checkpoint(load_checkpoint(ckpt))
             mflops[label] = count_flops(net, pred.spec.input_hw) / 1e6
             fns[label] = single_pass(pred)
             if args.int8:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import FIXTURE_IMAGES
 from conftest import load_benchmark as load
 
 
@@ -1160,3 +1161,27 @@ def test_side_by_side_refuses_counts_out_of_range(tmp_path, monkeypatch, capsys)
             run.main()
         assert e.value.code == 2 and says in capsys.readouterr().err, argv
     assert not (tmp_path / "w").exists()
+
+
+def test_arch_latency_takes_a_checkpoint_and_refuses_two_rows_of_one_name(tiny_run: Path, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """arch_latency.py times a checkpoint given as a file beside a run folder (a .pt was read as a folder:
+    "best.pt/best.pt"), a row each; two runs whose rows would share a name are refused before any export (the
+    second's row replaced the first's)."""
+    import shutil
+
+    import wbc.ship
+
+    monkeypatch.setattr(wbc.ship, "parity_images", lambda data: sorted((FIXTURE_IMAGES / "TRAIN").rglob("*.jpeg"))[:4])
+    bench = load("arch_latency")
+    monkeypatch.setattr("sys.argv", ["arch_latency.py", str(tiny_run), str(tiny_run / "best.pt"), "--rounds", "1"])
+    assert bench.main() == 0
+    rows = [line.split(" | ")[0].removeprefix("| ") for line in capsys.readouterr().out.splitlines()[2:]]
+    assert rows == [tiny_run.name, f"{tiny_run.name}/best.pt"]
+    other = tmp_path / "elsewhere" / tiny_run.name
+    shutil.copytree(tiny_run, other)
+    monkeypatch.setattr("sys.argv", ["arch_latency.py", str(tiny_run), str(other)])
+    with pytest.raises(SystemExit) as e:
+        bench.main()
+    assert e.value.code == 2 and f"two runs would share a row's name ({tiny_run.name})" in capsys.readouterr().err
