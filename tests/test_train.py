@@ -109,6 +109,26 @@ class TestFit:
         with pytest.raises(CheckpointError, match="already holds a trained run"):
             fit(replace(TINY, epochs=1), one, progress=False)
 
+    def test_a_run_started_again_leaves_no_best_pt_of_the_stopped_one(self, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+        """A run stopped while its first epoch was saved (best.pt, no last.pt), started again with a first epoch at
+        low resolution (never best): the stopped run's best.pt went on beside the new run's last.pt, and `wbc export`
+        would take it for the new run's model."""
+        real_save = train_mod.save_checkpoint
+
+        def save(path: Path, ckpt: dict) -> None:
+            if path.name == "last.pt":
+                raise KeyboardInterrupt
+            real_save(path, ckpt)
+
+        monkeypatch.setattr(train_mod, "save_checkpoint", save)
+        with pytest.raises(KeyboardInterrupt):
+            fit(TINY, tmp_path / "r", progress=False)
+        assert (tmp_path / "r" / "best.pt").is_file()
+        with pytest.raises(KeyboardInterrupt):  # started again, stopped once more as its low-resolution epoch is saved
+            fit(replace(TINY, low_res_size=48, low_res_epochs=1), tmp_path / "r", progress=False)
+        assert not (tmp_path / "r" / "best.pt").exists()
+
     def test_a_damaged_last_pt_or_split_json_says_how_to_go_on(self, tiny_run: Path, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
         """--resume of a run whose last.pt is cut short, or whose split.json is, names the file and says to start

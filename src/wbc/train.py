@@ -408,6 +408,9 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
             # refused the folder as a finished run's.
             print(f"wbc: note: {run}: its run was stopped while its first epoch was saved (no last.pt to resume "
                   "from): starting it again", file=sys.stderr)
+            # Its best.pt is no model of the new run's, which may write none for epochs (low resolution):
+            # `wbc export` would take it for the new run's.
+            (run / "best.pt").unlink(missing_ok=True)
         elif done:
             # A finished run whose last.pt was deleted to save space is still a run: its model is not to be replaced.
             raise CheckpointError(f"{run}: already holds a trained run ({', '.join(done)}; its last.pt, which "
