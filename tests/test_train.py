@@ -534,6 +534,23 @@ class TestCheckpoint:
         with pytest.raises(CheckpointError, match="not a readable checkpoint"):
             load_checkpoint(f)
 
+    def test_a_checkpoint_not_allowed_to_be_read_is_not_called_damaged(self, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+        """A checkpoint the user may not read (another user's, mode 600) says so: it was said to be "damaged or cut
+        short", which sends a user to train again rather than to its permissions."""
+        import wbc.checkpoint
+
+        f = tmp_path / "theirs.pt"
+        f.write_bytes(b"x")
+
+        def refused(path: Path, **k: object) -> None:
+            raise PermissionError(13, "Permission denied", str(path))
+
+        monkeypatch.setattr(wbc.checkpoint.torch, "load", refused)
+        with pytest.raises(CheckpointError) as e:
+            load_checkpoint(f)
+        assert str(e.value) == f"{f}: cannot be read (PermissionError: [Errno 13] Permission denied: '{f}')"
+
     def test_a_pickle_that_would_run_code_is_not_built(self, tiny_run: Path, tmp_path: Path,
                                                        recwarn: pytest.WarningsRecorder) -> None:
         """A .pt holding an object whose unpickling runs code (`wbc evaluate --model someone_elses.pt`) was built,

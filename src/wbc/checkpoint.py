@@ -50,6 +50,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         # error, ...") ran to four more lines of advice.
         said = f"{type(e).__name__}: {one_line(e).split('. ')[0]}"
         what = "not a readable checkpoint"
+        if isinstance(e, PermissionError):  # the file may be whole: its permissions, not a new run, are the way on
+            raise CheckpointError(f"{path}: cannot be read ({said})") from e
         if not isinstance(e, pickle.UnpicklingError):
             # torch's own words for a file cut short are its reader's ("[Errno 22] Invalid argument")
             what += ", damaged or cut short"
