@@ -865,10 +865,14 @@ def test_files_given_no_type_are_listed_by_reason() -> None:
     full = [{**pale[0], "file": f"NEUTROPHIL/{i}.png"} for i in range(NOT_TYPED_LISTED)]
     assert not_typed_list([*full, gray])[-2:] == ["- 1 *cannot judge*, a grayscale photo",
                                                   "- 1 not named here: predictions.csv's *verdict* column names each file read"]
-    # predictions.csv has no row for a file left out (--skip-bad): the report's *left out* line is said to name it
+    # predictions.csv has no row for a file left out (--skip-bad): metrics.json's list of them is said to name it
     bad = {"file": "MONOCYTE/bad.png", "verdict": "unreadable", "why": "not a readable image"}
     assert not_typed_list([*full, bad])[-1] == ("- 1 not named here: predictions.csv's *verdict* column names each file "
-                                                "read, the *left out* line above each unreadable one")
+                                                "read, metrics.json's *skipped_files* each unreadable one")
+    # The *left out* line names the first 20 alone ("... and 5 more"): the last 5 of 25 were named nowhere it pointed
+    bad = [{**bad, "file": f"MONOCYTE/bad{i}.png"} for i in range(NOT_TYPED_LISTED + 5)]
+    assert not_typed_list(bad)[-1].endswith("- 5 not named here: predictions.csv's *verdict* column names each file "
+                                            "read, metrics.json's *skipped_files* each unreadable one")
 
 
 def test_files_left_out_with_skip_bad_are_counted_by_the_screening(tmp_path: Path) -> None:

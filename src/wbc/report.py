@@ -161,9 +161,9 @@ def not_typed_list(not_typed: Sequence[dict[str, str]]) -> list[str]:
             lines.append(f"- {len(names)} *{verdict}*, {why}" + (f". File{'s' if len(names) > 1 else ''}: {files}"
                                                                if shown else ""))
     if more := len(not_typed) - named:
-        # predictions.csv has no row for a file left out (--skip-bad); the report's *left out* line names it
+        # predictions.csv has no row for a file left out (--skip-bad), and the report's *left out* line names 20
         lines.append(f"- {more} not named here: predictions.csv's *verdict* column names each file read"
-                     + (", the *left out* line above each unreadable one" if unnamed_unreadable else ""))
+                     + (", metrics.json's *skipped_files* each unreadable one" if unnamed_unreadable else ""))
     return lines
 
 
