@@ -73,17 +73,16 @@ def main() -> int:
     from wbc.crossval import run_label
     from wbc.model import count_flops
     from wbc.predict import Predictor
-    from wbc.ship import parity_images
+    from wbc.ship import parity_images, run_checkpoint
     from wbc.export import export
     from wbc.checkpoint import load_checkpoint, model_from_checkpoint
     from wbc.errors import WbcError
-    from wbc.ship import run_checkpoint
 
     try:  # each named, before any is exported: a checkpoint given was read as a folder ("last.pt/best.pt")
         checkpoints = [run_checkpoint(run) for run in args.runs]
     except WbcError as e:
         ap.error(str(e))
-    labels = [run_label(r) if r.is_dir() else f"{run_label(r.parent)}/{r.name}" for r in args.runs]
+    labels = [run_label(r) if r.is_dir() else f"{run_label(r.resolve().parent)}/{r.name}" for r in args.runs]
     if len(set(labels)) < len(labels):  # the table is keyed by them: a second run of one name replaced the first's row
         ap.error(f"two runs would share a row's name ({', '.join(sorted({x for x in labels if labels.count(x) > 1}))}): "
                  "give each once, or copy one to a folder of another name")

@@ -13,6 +13,7 @@ import numpy as np
 from wbc.info import CLASSES
 from wbc.io import atomic_write_bytes, atomic_write_text, printable
 from wbc.metrics import ECE_BINS, cells_read_right, macro_scope, per_class_figure
+from wbc.predict import UNREADABLE_VERDICT
 
 if TYPE_CHECKING:  # matplotlib loads only when a figure is drawn
     from types import ModuleType
@@ -125,7 +126,7 @@ def screening_note(m: dict[str, Any]) -> str:
     if s["typed_files"] == s["files"]:
         return out + ("Every file is given a type, so these figures are also those of the types `wbc predict` and the "
                       "app would give.")
-    unreadable = s["verdicts"].get("unreadable", 0)  # left out (--skip-bad): in no figure
+    unreadable = s["verdicts"].get(UNREADABLE_VERDICT, 0)  # left out (--skip-bad): in no figure
     n = s["files"] - s["typed_files"] - unreadable  # read, given no type: scored all the same
     said = []
     if n:
@@ -155,7 +156,7 @@ def not_typed_list(not_typed: Sequence[dict[str, str]]) -> list[str]:
     for i, ((verdict, why), names) in enumerate(reasons.items()):
         shown = names[:NOT_TYPED_LISTED - named] if i < NOT_TYPED_LISTED else []
         named += len(shown)
-        unnamed_unreadable += (len(names) - len(shown)) * (verdict == "unreadable")
+        unnamed_unreadable += (len(names) - len(shown)) * (verdict == UNREADABLE_VERDICT)
         files = ", ".join(shown) + (", ..." if len(shown) < len(names) else "")
         if i < NOT_TYPED_LISTED:
             lines.append(f"- {len(names)} *{verdict}*, {why}" + (f". File{'s' if len(names) > 1 else ''}: {files}"

@@ -310,8 +310,8 @@ with model_tab:
         "marked *needs review*. In the review table, correct them to Basophil, Blast, Immature granulocyte or Other "
         "white cell (counted in the total), Nucleated red cell (per 100 white cells, outside it) or Excluded.\n"
         f"- Below a confidence of {words.threshold_shown(predictor.review_threshold)} (the least confident tenth of "
-        f"{words.threshold_basis(card)}) it asks for review. Its confidences were calibrated on held-out cells from "
-        f"the same laboratory ({model_card.ece_note(test)}); "
+        f"{words.threshold_basis(card)}) it asks for review. Its confidences were calibrated on held-out cells of "
+        f"the data set it learned from ({model_card.ece_note(test)}); "
         + model_card.busiest_band_note((test or {}).get("reliability"), (test or {}).get("reliability_by_type"))
         + "on images from other laboratories they may run high, so read a high confidence as \"likely\", "
         "not \"certain\".\n"
@@ -421,7 +421,7 @@ with classify_tab:
                 st.warning(words.about_image(r.name, other, several))
             st.subheader(words.headline(p), anchor=type_anchor)
             st.metric("Confidence", words.confidence_shown(p.confidence, predictor.review_threshold),
-                      help="The model's probability for this type, calibrated on held-out cells of the laboratory "
+                      help="The model's probability for this type, calibrated on held-out cells of the data set "
                            "it learned from: not the chance that it is right on your images. *About the model* "
                            "shows how often it was right at each confidence on the test images, for all its calls "
                            "and by the type called.")
