@@ -1366,6 +1366,12 @@ class TestOtherVerbs:
         assert main(args) == 130
         assert (f"wbc: interrupted; {out / 'last.pt'} keeps epoch 1 of 2 (the epoch in progress is lost); continue "
                 f"the run with: wbc train --out {out} --resume") in capsys.readouterr().err
+        # Interrupted once its last epoch was saved: nothing to continue, its model to export (it said both)
+        save_checkpoint(out / "last.pt", {**state, "epoch": 1, "stopped": True})
+        assert main(args) == 130
+        err = capsys.readouterr().err
+        assert f"wbc: interrupted; the run had finished (epoch 2): its best.pt is the model to export, `wbc export {out}`" in err
+        assert "--resume" not in err
 
     @pytest.mark.parametrize("extra,cells", [([], 5), (["--val-fraction", "0.34"], 3), (["--val-fraction", "0.1"], 10),
                                              (["--all-cells"], 3), (["--limit-cells", "7"], 7)])
