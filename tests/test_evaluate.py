@@ -568,6 +568,16 @@ def test_review_split_counts_what_the_mark_catches() -> None:
     assert r["cells_with_errors"] == 3 and r["cells_with_errors_marked"] == 2
     none = review_split(probs[:1], np.array([0]), 0.7)
     assert none["accuracy_flagged"] is None and none["errors_flagged_share"] is None and none["accuracy_rest"] == 1.0
+    # A file read right and marked counts in neither the errors caught nor the cells with a wrong file marked
+    # (counting every mark as an error caught agreed with the rest where all the marked were wrong); a cell of its own
+    # or beside a wrong file.
+    more = review_split(np.vstack([probs, [[.6, .4, 0, 0]] * 2]), np.array([0, 1, 0, 1, 0, 0]), 0.7,
+                        cells=["a", "b", "c", "d", "e", "d"])
+    assert more["accuracy_flagged"] == 0.5 and more["errors_flagged_share"] == pytest.approx(2 / 3)
+    assert more["cells_with_errors"] == 3 and more["cells_with_errors_marked"] == 2
+    # Marked below the threshold, as `wbc predict` marks a file *needs review*: a confidence of it is not marked
+    at = review_split(np.array([[.7, .3, 0, 0], [.69, .31, 0, 0]]), np.array([0, 0]), 0.7)
+    assert at["flagged_share"] == 0.5
 
 
 def test_macro_f1_says_which_types_it_averages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
