@@ -914,3 +914,32 @@ def test_files_left_out_with_skip_bad_are_counted_by_the_screening(tmp_path: Pat
             "not_typed": [blank, *s["not_typed"]]}
     assert ("The 1 read but given no type is scored here all the same (the network read 0 of 1 right); the 1 "
             "*unreadable* is in no figure (--skip-bad); over the 8 given a type") in screening_note({"screening": both})
+
+
+def test_screening_summary_counts_each_verdict_with_its_reason() -> None:
+    """screening_summary on predictions of each verdict: the counts in the order `wbc predict` heads them (a readable
+    file's, then *unreadable*), the files read right under each, and each file given no type with the screening's
+    own reason (a crop on a piece of a cell with OTHER_LARGER_WHY, which it has no reason of its own for)."""
+    from wbc.evaluate import UNREADABLE_WHY, screening_summary
+    from wbc.photo_checks import NOT_PURPLE, OUT_OF_FOCUS
+    from wbc.predict import OTHER_LARGER_WHY, Prediction
+
+    p = (1.0, 0.0, 0.0, 0.0)
+    preds = [Prediction("a.png", "EOSINOPHIL", 0.9, p),  # confident, right
+             Prediction("b.png", "NEUTROPHIL", 0.5, p, needs_review=True),  # needs review, wrong
+             Prediction("c.png", "EOSINOPHIL", 0.5, p, needs_review=True),  # needs review, right
+             Prediction("d.png", "EOSINOPHIL", 0.9, p, not_wbc=NOT_PURPLE),  # not a white blood cell, right
+             Prediction("e.png", "MONOCYTE", 0.9, p, not_wbc=OUT_OF_FOCUS),  # cannot judge, wrong
+             Prediction("f.png", "EOSINOPHIL", 0.9, p, other_larger=True)]  # cannot judge, right
+    s = screening_summary(preds, np.array([0, 1, 0, 0, 0, 0]), ["g.png"])
+    assert list(s["verdicts"].items()) == [("confident", 1), ("needs review", 2), ("cannot judge", 2),
+                                           ("not a white blood cell", 1), ("unreadable", 1)]
+    assert s["right_by_verdict"] == {"confident": 1, "needs review": 1, "cannot judge": 1, "not a white blood cell": 1}
+    assert (s["files"], s["typed_files"], s["typed_right"], s["not_typed_right"]) == (7, 3, 2, 2)
+    assert s["accuracy_typed"] == pytest.approx(2 / 3) and s["accuracy_not_typed"] == pytest.approx(2 / 3)
+    assert s["not_typed"] == [{"file": "d.png", "verdict": "not a white blood cell", "why": NOT_PURPLE},
+                              {"file": "e.png", "verdict": "cannot judge", "why": OUT_OF_FOCUS},
+                              {"file": "f.png", "verdict": "cannot judge", "why": OTHER_LARGER_WHY},
+                              {"file": "g.png", "verdict": "unreadable", "why": UNREADABLE_WHY}]
+    none = screening_summary(preds[3:], np.array([0, 0, 0]))
+    assert none["typed_files"] == 0 and none["accuracy_typed"] is None and none["accuracy_typed_ci95"] is None
