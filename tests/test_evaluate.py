@@ -943,3 +943,25 @@ def test_screening_summary_counts_each_verdict_with_its_reason() -> None:
                               {"file": "g.png", "verdict": "unreadable", "why": UNREADABLE_WHY}]
     none = screening_summary(preds[3:], np.array([0, 0, 0]))
     assert none["typed_files"] == 0 and none["accuracy_typed"] is None and none["accuracy_typed_ci95"] is None
+
+
+def test_a_split_is_scored_unscreened_with_the_cards_review_mark(tmp_path: Path) -> None:
+    """A split of the data set, read by a card's model: not screened (its report and metrics.json have no screening,
+    its rows no verdict, and the screening's columns, white_balanced and overexposed, are blank, not "no"), yet each
+    row is marked *needs review* where its confidence is below the card's threshold, as the report's figures count."""
+    import csv
+    import shutil
+
+    from wbc.report import SCREENING_NOTE
+
+    model = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL_DIR, model)
+    card = json.loads((model / "model.json").read_text())
+    (model / "model.json").write_text(json.dumps({**card, "review_threshold": 0.9999}))  # every file marked
+    m = evaluate(model, tmp_path / "ev", split="TEST_SIMPLE", data=FIXTURE_IMAGES, n_boot=50, progress=False)
+    assert "screening" not in m and SCREENING_NOTE in (tmp_path / "ev" / "report.md").read_text()
+    rows = list(csv.DictReader((tmp_path / "ev" / "predictions.csv").open(newline="")))
+    assert len(rows) == 8 and m["review"]["flagged_share"] == 1.0
+    for r in rows:
+        assert r["needs_review"] == "yes" and r["class"] and r["verdict"] == ""
+        assert r["white_balanced"] == r["overexposed"] == "" and r["white_matched"] in ("yes", "no")
