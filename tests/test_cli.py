@@ -2135,3 +2135,25 @@ def test_evaluate_of_one_file_says_file_not_files(tmp_path: Path, capsys: pytest
     assert main(["evaluate", "--folder", str(folder.parent), "--out", str(tmp_path / "ev"), "--quiet"]) == 0
     assert "with the screening of wbc predict and the app: 1 of 1 file given a type" in capsys.readouterr().out
     assert "with the screening, the 1 file gets: 1 *" in (tmp_path / "ev" / "report.md").read_text()
+
+
+def test_evaluate_of_a_folder_given_no_type_at_all(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A folder whose every photo the screening gives no type (another laboratory's, all refused): the printed line
+    says 0 of them given a type, with no accuracy over none (it is None); and predictions.csv's *correct* follows the
+    network's reading, its largest p_ column, though the class column is blank: one folder holds the photo read as its
+    type, whose row reads right, as the figures score it."""
+    from wbc.info import CLASSES
+
+    folder = tmp_path / "mine"
+    for i, c in enumerate(CLASSES):
+        (folder / c).mkdir(parents=True)
+        # bytes past the JPEG's end, which no decoder reads: one photo, not one file in two class folders
+        (folder / c / "blank.jpeg").write_bytes((FIXTURES / "no-white-cell.jpeg").read_bytes() + b"\0" * i)
+    assert main(["evaluate", "--folder", str(folder), "--out", str(tmp_path / "ev"), "--quiet"]) == 0
+    assert ("with the screening of wbc predict and the app: 0 of 4 files given a type (4 not a white blood cell; "
+            "predictions.csv's verdict column names each file read)") in capsys.readouterr().out
+    rows = list(csv.DictReader((tmp_path / "ev" / "predictions.csv").open(newline="")))
+    read = {max(CLASSES, key=lambda c: float(r[f"p_{c.lower()}"])) for r in rows}
+    assert len(read) == 1 and {r["class"] for r in rows} == {""}  # one photo four times: read alike, given no type
+    assert [r["true_class"] for r in rows if r["correct"] == "yes"] == list(read)
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["accuracy"] == 0.25
