@@ -965,3 +965,37 @@ def test_a_split_is_scored_unscreened_with_the_cards_review_mark(tmp_path: Path)
     for r in rows:
         assert r["needs_review"] == "yes" and r["class"] and r["verdict"] == ""
         assert r["white_balanced"] == r["overexposed"] == "" and r["white_matched"] in ("yes", "no")
+
+
+def test_metrics_table_gives_each_figure_in_its_row() -> None:
+    """report.md's table of the shipped model's metrics.json: each row holds its own figures (the files, the cells
+    right of the cells, the review mark's threshold, the accuracy of the marked before the rest, the cells marked of
+    those with a wrong file, the cells of each bin by the type called), "cell" for one cell left out, and the note on
+    recall resting on few cells only where a type's files outnumber its cells; the intervals' caveat from
+    MIN_CELLS_FOR_INTERVALS cells on is gone."""
+    from wbc.report import MIN_CELLS_FOR_INTERVALS, interval_caveat, metrics_table
+
+    m = json.loads((DEFAULT_MODEL_DIR / "metrics.json").read_text())
+    table = metrics_table(m)
+
+    def pct(v: float) -> str:
+        return f"{100 * v:.2f}%"
+
+    lo, hi = m["accuracy_ci95"]
+    assert f"| Accuracy over files | {pct(m['accuracy'])} [{pct(lo)}, {pct(hi)}] | {m['n_files']} files |" in table
+    assert f"| {m['cells_correct']} of {m['n_cells']} cells; a cell's verdict" in table
+    r = m["review"]
+    assert f"| Marked *needs review* | {pct(r['flagged_share'])} | confidence below {r['threshold']:.3f} |" in table
+    assert f"| Accuracy of those marked / of the rest | {pct(r['accuracy_flagged'])} / {pct(r['accuracy_rest'])} |" in table
+    assert f"| {r['cells_with_errors_marked']} of the {r['cells_with_errors']} cells with a wrong file have one" in table
+    assert len(m["without_cells_in_train"]["cells_dropped"]) == 2 and "| Without the 2 cells also in TRAIN |" in table
+    b = m["reliability_by_type"]["EOSINOPHIL"][0]
+    assert f"| Eosinophil | {b['from']:.2f}-{b['to']:.2f} | {b['files']} | {b['cells']} | {pct(b['accuracy'])} |" in table
+    assert "its recall rests on the cells in the last column" in table
+    w = m["without_cells_in_train"]
+    one = {**m, "without_cells_in_train": {**w, "cells_dropped": w["cells_dropped"][:1]}}
+    assert "| Without the 1 cell also in TRAIN |" in metrics_table(one)
+    own = {**m, "per_class": {c: {**v, "support": v["cells"]} for c, v in m["per_class"].items()}}  # a file a cell
+    assert "recall rests on" not in metrics_table(own)
+    assert interval_caveat({"n_cells": MIN_CELLS_FOR_INTERVALS, "n_files": 100}) == ""
+    assert "mean little" in interval_caveat({"n_cells": MIN_CELLS_FOR_INTERVALS - 1, "n_files": 100})
