@@ -999,3 +999,18 @@ def test_metrics_table_gives_each_figure_in_its_row() -> None:
     assert "recall rests on" not in metrics_table(own)
     assert interval_caveat({"n_cells": MIN_CELLS_FOR_INTERVALS, "n_files": 100}) == ""
     assert "mean little" in interval_caveat({"n_cells": MIN_CELLS_FOR_INTERVALS - 1, "n_files": 100})
+
+
+def test_an_output_inside_a_read_folder_through_a_link_is_refused(tmp_path: Path) -> None:
+    """check_out_of compares real paths: an output folder reached through a link into a folder read by class folder,
+    or inside a folder named by a link, is refused; a folder beside it whose name starts the same is not inside."""
+    from wbc.errors import OutputError
+    from wbc.evaluate import check_out_of
+
+    folder = tmp_path / "mine"
+    (folder / "MONOCYTE").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(folder)
+    for out, read in ((tmp_path / "link" / "ev", folder), (folder / "ev", tmp_path / "link")):
+        with pytest.raises(OutputError, match=f"{out}: is inside {read}, which is read by class folder"):
+            check_out_of(out, [read])
+    check_out_of(tmp_path / "mine-ev", [folder, tmp_path / "link"])
