@@ -752,3 +752,27 @@ def test_a_calibration_on_few_files_warns_with_advice_for_where_it_came_from(tmp
     assert "only 24 validation file(s)" in run[0] and "a larger --val-fraction" in run[0]
     assert "only 24 out-of-fold file(s) of the cross-validation" in cv[0] and "--val-fraction" not in cv[0]
     assert export_warnings(ckpt, {"calibration": {"n_files": 500, "fitted_on": "x"}}) == []
+
+
+def test_csv_rows_leave_blank_what_is_not_known() -> None:
+    """predictions_csv's columns for each kind of row: a file read and typed has them all; one not taken for a white
+    cell keeps the network's probabilities, its shrinking and white matching, but no type, confidence, review mark or
+    places (its crop is on no cell); a typed piece beside a larger cell keeps its places and the other cell's size;
+    an unreadable file has none of it."""
+    from wbc.photo_checks import NOT_PURPLE
+
+    p = (0.1, 0.2, 0.3, 0.4)
+    common = {"probs": p, "reduced_by": 2.0, "white_matched": True, "cell": (5, 6), "other_cell": (7, 8)}
+    rows = {r["file"]: r for r in csv.DictReader(predictions_csv([
+        Prediction("typed.png", "NEUTROPHIL", 0.4, **common),
+        Prediction("none.png", "NEUTROPHIL", 0.4, not_wbc=NOT_PURPLE, other_larger=True, **common),
+        Prediction("piece.png", "NEUTROPHIL", 0.4, other_larger=True, **common),
+        Prediction("bad.png", error="bad.png: not an image")]).splitlines())}
+    columns = ("class", "confidence", "needs_review", "not_white_cell", "shrunk_by", "white_matched", "cell_x",
+               "other_cell_y", "other_cell_larger", "verdict")
+    assert {f: [r[c] for c in columns] for f, r in rows.items()} == {
+        "typed.png": ["NEUTROPHIL", "0.400000", "no", "", "2.00", "yes", "5", "8", "no", "confident"],
+        "none.png": ["", "", "", NOT_PURPLE, "2.00", "yes", "", "", "", "not a white blood cell"],
+        "piece.png": ["", "", "", "", "2.00", "yes", "5", "8", "yes", "cannot judge"],
+        "bad.png": ["", "", "", "", "", "", "", "", "", "unreadable"]}
+    assert rows["none.png"]["p_neutrophil"] == "0.400000" and rows["bad.png"]["p_neutrophil"] == ""
