@@ -109,6 +109,47 @@ class TestFit:
         with pytest.raises(CheckpointError, match="already holds a trained run"):
             fit(replace(TINY, epochs=1), one, progress=False)
 
+    @pytest.mark.parametrize("case", ["no summary, best.pt of a later epoch", "summary.csv unreadable",
+                                      "one row, best.pt damaged"])
+    def test_a_run_without_last_pt_not_surely_stopped_in_its_first_epoch_is_kept(self, tiny_run: Path, tmp_path: Path,
+                                                                                 case: str) -> None:
+        """Without last.pt, a folder is started again (its best.pt removed) only where it surely holds no more than a
+        first epoch: one whose best.pt is of a later epoch, or whose summary.csv or best.pt cannot be read, is refused
+        and left as it was."""
+        import shutil
+
+        done = tmp_path / "done"
+        shutil.copytree(tiny_run, done)
+        (done / "last.pt").unlink()
+        if case == "no summary, best.pt of a later epoch":
+            (done / "summary.csv").unlink()
+            save_checkpoint(done / "best.pt", {**load_checkpoint(tiny_run / "last.pt"), "epoch": 1, "stopped": False})
+        elif case == "summary.csv unreadable":
+            (done / "summary.csv").write_bytes(b"\xff\xfe\x00 not text")
+        else:
+            (done / "summary.csv").write_text("".join((tiny_run / "summary.csv").read_text().splitlines(True)[:2]))
+            (done / "best.pt").write_bytes((tiny_run / "best.pt").read_bytes()[:1000])
+        before = {f.name: f.read_bytes() for f in done.iterdir()}
+        with pytest.raises(CheckpointError, match="already holds a trained run"):
+            fit(replace(TINY, epochs=1, seed=3), done, progress=False)
+        assert {f.name: f.read_bytes() for f in done.iterdir()} == before
+
+    def test_a_run_stopped_between_its_first_best_pt_and_summary_starts_again(self, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+        """Stopped after the first epoch's best.pt, before its summary.csv (no summary yet): started again."""
+        real = train_mod._write_summary
+
+        def stopped(*a: object) -> None:
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(train_mod, "_write_summary", stopped)
+        with pytest.raises(KeyboardInterrupt):
+            fit(TINY, tmp_path / "r", progress=False)
+        assert (tmp_path / "r" / "best.pt").is_file() and not (tmp_path / "r" / "summary.csv").exists()
+        monkeypatch.setattr(train_mod, "_write_summary", real)
+        fit(TINY, tmp_path / "r", progress=False)
+        assert load_checkpoint(tmp_path / "r" / "last.pt")["epoch"] == 1
+
     def test_a_run_started_again_leaves_no_best_pt_of_the_stopped_one(self, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
         """A run stopped while its first epoch was saved (best.pt, no last.pt), started again with a first epoch at
