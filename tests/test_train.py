@@ -80,10 +80,11 @@ class TestFit:
 
     @pytest.mark.parametrize("low_res", [False, True])
     def test_a_run_stopped_while_its_first_epoch_is_saved_starts_again(
-            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, low_res: bool) -> None:
+            self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, low_res: bool,
+            capsys: pytest.CaptureFixture[str]) -> None:
         """Ctrl+C (or a kill) after the first epoch's best.pt and summary.csv, before its last.pt: `wbc train` said
-        "start it again", and a new start there was refused as a finished run's. It starts again; a finished run of
-        one epoch without its last.pt is still refused."""
+        "start it again", and a new start there was refused as a finished run's. It starts again, saying so (a new
+        run into a new folder says nothing of it); a finished run of one epoch without its last.pt is still refused."""
         from wbc.errors import CheckpointError
 
         real_save = train_mod.save_checkpoint
@@ -99,8 +100,11 @@ class TestFit:
             fit(cfg, tmp_path / "r", progress=False)
         assert (tmp_path / "r" / "summary.csv").is_file() and not (tmp_path / "r" / "last.pt").exists()
         assert (tmp_path / "r" / "best.pt").is_file() != low_res  # a low-resolution epoch is never best
+        assert "stopped while its first epoch was saved" not in capsys.readouterr().err
         monkeypatch.setattr(train_mod, "save_checkpoint", real_save)
         fit(cfg, tmp_path / "r", progress=False)
+        assert (f"wbc: note: {tmp_path / 'r'}: its run was stopped while its first epoch was saved (no last.pt to "
+                "resume from): starting it again") in capsys.readouterr().err
         assert load_checkpoint(tmp_path / "r" / "last.pt")["epoch"] == 1
         if low_res:
             return
