@@ -192,6 +192,11 @@ class TestFit:
         assert re.fullmatch(f"{re.escape(str(run / 'last.pt'))}: not a readable checkpoint, damaged or cut short \\(RuntimeError: [^\\n]{{20,120}}"
                             "\\); it cannot be resumed from: start the run again in another --out, or remove the folder "
                             "first \\(its best.pt may still be exported\\)", str(e.value)), str(e.value)
+        (run / "best.pt").unlink()  # stopped among its low-resolution epochs: no best.pt to speak of
+        with pytest.raises(CheckpointError) as e:
+            fit(TINY, run, resume=True, progress=False)
+        assert str(e.value).endswith("; it cannot be resumed from: start the run again in another --out, or remove "
+                                     "the folder first"), str(e.value)
         save_checkpoint(run / "last.pt", {**load_checkpoint(tiny_run / "last.pt"), "epoch": 0, "stopped": False})
         (run / "split.json").write_text('{"train_cells": [')
         with pytest.raises(CheckpointError, match=f"^{re.escape(str(run))}: split.json, the cells the run trained on, "
@@ -937,11 +942,17 @@ def test_one_training_writes_to_a_run_at_a_time(tmp_path: Path) -> None:
     run.mkdir()
     fd = os.open(run, os.O_RDONLY)
     fcntl.flock(fd, fcntl.LOCK_EX)  # the first training, as another process would hold it
+    writing = run / ".last.pt.k2j4x9.tmp"  # the holder's checkpoint being written: not a killed write's
+    writing.write_bytes(b"half")
     try:
         with pytest.raises(CheckpointError, match="another `wbc train` is writing to this run now"):
             fit(TINY, run, resume=True, progress=False)
+        with pytest.raises(CheckpointError, match="another `wbc train` is writing to this run now"):
+            fit(TINY, run, progress=False)
     finally:
         os.close(fd)
+    assert writing.read_bytes() == b"half"
+    writing.unlink()
     with pytest.raises(CheckpointError):  # unlocked now: on to the checkpoint, which is missing
         fit(TINY, tmp_path / "new", resume=True, progress=False)
     assert not (tmp_path / "new").exists()  # a failed start leaves no folder it made
