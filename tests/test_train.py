@@ -204,6 +204,30 @@ class TestFit:
                                                   "again in another --out"):
             fit(TINY, run, resume=True, progress=False)
 
+    def test_a_last_pt_not_allowed_to_be_read_is_not_a_dead_end(self, tiny_run: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+        """--resume of a run whose last.pt the user may not read (another user's, mode 600) says it cannot be read,
+        with why: not to start again elsewhere "or remove the folder first", which lost a whole run to a permission."""
+        import shutil
+
+        import wbc.checkpoint
+
+        run = tmp_path / "run"
+        shutil.copytree(tiny_run, run)
+        real = wbc.checkpoint.torch.load
+
+        def refused(path: Path, **k: object) -> object:
+            if Path(path).name == "last.pt":
+                raise PermissionError(13, "Permission denied", str(path))
+            return real(path, **k)
+
+        monkeypatch.setattr(wbc.checkpoint.torch, "load", refused)
+        with pytest.raises(CheckpointError) as e:
+            fit(TINY, run, resume=True, progress=False)
+        assert str(e.value) == (f"{run / 'last.pt'}: cannot be read (PermissionError: [Errno 13] Permission denied: "
+                                f"'{run / 'last.pt'}')"), str(e.value)
+        assert (run / "last.pt").read_bytes() == (tiny_run / "last.pt").read_bytes()
+
     def test_finished_run_resumes_to_nothing(self, tiny_run: Path) -> None:
         """Resuming a finished run trains no more epochs, and leaves its config.json as it was."""
         before = [(tiny_run / f).read_text() for f in ("summary.csv", "config.json")]

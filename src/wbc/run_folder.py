@@ -212,6 +212,8 @@ def resumable_state(run: Path) -> dict[str, Any]:
     try:
         state = load_checkpoint(run / "last.pt")
     except CheckpointError as e:
+        if isinstance(e.__cause__, PermissionError):  # a whole run, its file's permissions the way on: not to remove
+            raise
         best = " (its best.pt may still be exported)" if (run / "best.pt").is_file() else ""
         raise CheckpointError(f"{e}; it cannot be resumed from: {RESTART}{best}") from e
     if not state.get("stopped"):  # a finished run trains no more: its cells are not read again
