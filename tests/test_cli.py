@@ -1525,6 +1525,22 @@ class TestOtherVerbs:
         assert (f"{tmp_path}: --resume: another `wbc train` is writing to this run now, before its first epoch ended; "
                 "wait for it to end") in capsys.readouterr().err
 
+    def test_train_resume_of_a_damaged_last_pt_says_how_to_go_on(self, tiny_run: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+        """`wbc train --resume` of a run whose last.pt is cut short says, as `fit` does, that it cannot be resumed
+        and what to do (the command's own check of the run read it first, and named the file alone)."""
+        pytest.importorskip("torch")
+        import shutil
+
+        run = tmp_path / "run"
+        shutil.copytree(tiny_run, run)
+        (run / "last.pt").write_bytes((tiny_run / "last.pt").read_bytes()[:1000])
+        assert main(["train", "--data", str(FIXTURE_IMAGES), "--out", str(run), "--resume", "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert f"{run / 'last.pt'}: not a readable checkpoint, damaged or cut short" in err
+        assert ("; it cannot be resumed from: start the run again in another --out, or remove the folder first (its "
+                "best.pt may still be exported)") in err
+
     def test_train_all_cells_and_fold(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """--all-cells holds out no fold, so naming a fold as well is a clear error; alone it trains
         on every cell."""
