@@ -530,6 +530,17 @@ class TestArrays:
             os.utime(p, (1, 1))
         prune_cache(tmp_path, keep=entry)
         assert [p.exists() for p in (entry, killed, writing, mine)] == [True, False, True, True]
+        # Ten minutes untouched: a write paused five (a slow disk) is live; one last written eleven ago is not, though
+        # read a moment ago (a backup's reading sets its access time, not its modification time).
+        import time
+
+        paused, left = tmp_path / f".{4:020x}.npz.ij56kl.tmp", tmp_path / f".{5:020x}.npz.mn78op.tmp"
+        now = time.time()
+        for p, minutes in ((paused, 5), (left, 11)):
+            p.write_bytes(b"y" * 100)
+            os.utime(p, (now, now - 60 * minutes))
+        prune_cache(tmp_path, keep=entry)
+        assert [p.exists() for p in (paused, left)] == [True, False]
 
     def test_a_cache_hit_removes_a_killed_writes_temporary_file(self, fixture_root: Path, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
