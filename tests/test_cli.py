@@ -834,6 +834,18 @@ class TestPredictCli:
         assert main(["export", str(tiny_run), "--out", str(tmp_path / "m"), "--quiet"]) == 130
         assert capsys.readouterr().err.endswith(f"wbc: interrupted; {tmp_path / 'm'} is as it was (nothing of this "
                                                 "run was moved in)\n")
+        # Held back while the export's evaluation moved into the export's staging folder: the export's --out is as
+        # it was all the same (that folder goes with the export)
+        from wbc.staging import STAGE_PREFIX
+
+        def stopped_in_its_stage(*a: object, **k: object) -> None:
+            raise_held([signal.SIGINT], "the evaluation", tmp_path / "m" / f"{STAGE_PREFIX}1.x")
+
+        monkeypatch.setattr(wbc.ship, "export_and_report", stopped_in_its_stage)
+        assert main(["export", str(tiny_run), "--out", str(tmp_path / "m"), "--quiet"]) == 130
+        err = capsys.readouterr().err
+        assert err.endswith(f"wbc: interrupted; {tmp_path / 'm'} is as it was (nothing of this run was moved in)\n")
+        assert "before the interrupt took effect" not in err
 
     def test_sigterm_is_taken_as_ctrl_c(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         capsys: pytest.CaptureFixture[str]) -> None:
