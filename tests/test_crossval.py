@@ -625,3 +625,9 @@ def test_cv_interrupted_says_the_same_command_goes_on(tmp_path: Path, monkeypatc
     assert load_benchmark("cv").main() == 130
     assert ("cv: interrupted; the same command goes on: the folds finished are kept, and the one in progress "
             "continues from its last finished epoch (or starts again, stopped in its first)") in capsys.readouterr().err
+    # A dry run keeps nothing: no word of going on (the interrupt goes up, as a plain stop)
+    monkeypatch.setattr(sys, "argv", ["cv.py", "--name", "x", "--work", str(tmp_path), "--data", str(FIXTURE_IMAGES),
+                                      "--dry-run"])
+    with pytest.raises(KeyboardInterrupt):
+        load_benchmark("cv").main()
+    assert "goes on" not in capsys.readouterr().err
