@@ -1173,12 +1173,26 @@ def test_arch_latency_takes_a_checkpoint_and_refuses_two_rows_of_one_name(tiny_r
 
     import wbc.ship
 
+    import wbc.export
+
     monkeypatch.setattr(wbc.ship, "parity_images", lambda data: sorted((FIXTURE_IMAGES / "TRAIN").rglob("*.jpeg"))[:4])
+    real_export, exported = wbc.export.export, []
+
+    def export(ckpt: Path, *a: object, **k: object) -> object:
+        exported.append(Path(ckpt))
+        return real_export(ckpt, *a, **k)
+
+    monkeypatch.setattr(wbc.export, "export", export)
     bench = load("arch_latency")
-    monkeypatch.setattr("sys.argv", ["arch_latency.py", str(tiny_run), str(tiny_run / "best.pt"), "--rounds", "1"])
+    monkeypatch.setattr("sys.argv", ["arch_latency.py", str(tiny_run), str(tiny_run / "last.pt"), "--rounds", "1"])
     assert bench.main() == 0
     rows = [line.split(" | ")[0].removeprefix("| ") for line in capsys.readouterr().out.splitlines()[2:]]
-    assert rows == [tiny_run.name, f"{tiny_run.name}/best.pt"]
+    assert rows == [tiny_run.name, f"{tiny_run.name}/last.pt"]
+    assert exported == [tiny_run / "best.pt", tiny_run / "last.pt"]  # each row's own model
+    monkeypatch.setattr("sys.argv", ["arch_latency.py", str(tiny_run), "--threads", "0"])
+    with pytest.raises(SystemExit) as e:
+        bench.main()
+    assert e.value.code == 2 and "--threads: 0: choose 1 or more" in capsys.readouterr().err
     other = tmp_path / "elsewhere" / tiny_run.name
     shutil.copytree(tiny_run, other)
     monkeypatch.setattr("sys.argv", ["arch_latency.py", str(tiny_run), str(other)])
