@@ -541,6 +541,12 @@ class TestArrays:
             os.utime(p, (now, now - 60 * minutes))
         prune_cache(tmp_path, keep=entry)
         assert [p.exists() for p in (paused, left)] == [True, False]
+        stuck = tmp_path / f".{6:020x}.npz.qr90st.tmp"  # one that cannot be removed (a folder here) is passed over
+        stuck.mkdir()
+        (stuck / "x").write_bytes(b"")
+        os.utime(stuck, (1, 1))
+        prune_cache(tmp_path, keep=entry)
+        assert stuck.is_dir() and entry.exists()
 
     def test_a_cache_hit_removes_a_killed_writes_temporary_file(self, fixture_root: Path, tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:

@@ -379,8 +379,11 @@ class TestFit:
         mine = run / ".notes.txt.q.tmp"
         for f in (*dead, mine):
             f.write_bytes(b"half")
+        stuck = run / ".best.pt.qq.tmp"  # one that cannot be removed (a folder here) is passed over, not a traceback
+        stuck.mkdir()
+        (stuck / "x").write_bytes(b"")
         fit(TINY, run, resume=True, progress=False)  # finished: trains nothing, and still tidies
-        assert [f.exists() for f in dead] == [False] * 3 and mine.exists()
+        assert [f.exists() for f in dead] == [False] * 3 and mine.exists() and stuck.is_dir()
 
     def test_curves_mark_the_epoch_best_pt_holds(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         """curves.png is drawn after every epoch with the epoch best.pt holds marked (here the second of
@@ -996,6 +999,22 @@ def test_one_training_writes_to_a_run_at_a_time(tmp_path: Path) -> None:
     finally:
         os.close(fd)
     assert held.is_dir()  # a refused start leaves the holder's folder alone
+
+
+def test_a_folder_that_cannot_be_locked_is_not_said_to_be_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`being_written` on a file system without locks (flock: ENOLCK) is False: --resume there said another `wbc
+    train` was writing the run, and the user waited for none."""
+    import errno
+    import fcntl
+
+    from wbc.run_folder import being_written
+
+    def no_locks(fd: int, op: int) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    assert not being_written(tmp_path) and not being_written(tmp_path / "none")
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    assert not being_written(tmp_path)
 
 
 def test_sharp_warp_keeps_detail_and_repeats_the_edge() -> None:
