@@ -389,6 +389,11 @@ class TestEvaluate:
         m = evaluate(None, tmp_path / "train", split="TRAIN", data=FIXTURE_IMAGES, n_boot=50, progress=False)
         assert "not how it reads new cells" in m["caution"]
         assert "- **caution**: TRAIN is what wbc's models learn from" in (tmp_path / "train" / "report.md").read_text()
+        # a split of the data set is not screened (the screening's thresholds were set on it): no verdicts
+        import csv
+
+        assert "screening" not in m
+        assert {r["verdict"] for r in csv.DictReader((tmp_path / "train" / "predictions.csv").open(newline=""))} == {""}
         assert "caution" not in evaluate(None, tmp_path / "test", split="TEST_SIMPLE", data=FIXTURE_IMAGES, n_boot=50,
                                          progress=False)
         assert main(["evaluate", "--split", "TRAIN", "--data", str(FIXTURE_IMAGES), "--out", str(tmp_path / "cli"),
@@ -883,6 +888,23 @@ def test_files_given_no_type_are_listed_by_reason() -> None:
     bad = [{**bad, "file": f"MONOCYTE/bad{i}.png"} for i in range(NOT_TYPED_LISTED + 5)]
     assert not_typed_list(bad)[-1].endswith("- 5 not named here: predictions.csv's *verdict* column names each file "
                                             "read, metrics.json's *skipped_files* each unreadable one")
+
+
+def test_screening_summary_counts_the_typed_files_read_right() -> None:
+    """Over files given a type, some read wrong: typed_right counts those read right (the fixture's folder, read
+    right throughout, left it the count of files given a type)."""
+    import numpy as np
+
+    from wbc.evaluate import screening_summary
+    from wbc.info import CLASSES
+    from wbc.predict import Prediction
+
+    mono = CLASSES.index("MONOCYTE")
+    preds = [Prediction(file="a", label="MONOCYTE"), Prediction(file="b", label="EOSINOPHIL"),
+             Prediction(file="c", label="MONOCYTE", not_wbc="no nucleus")]
+    s = screening_summary(preds, np.array([mono] * 3))
+    assert (s["typed_files"], s["typed_right"], s["accuracy_typed"]) == (2, 1, 0.5)
+    assert (s["not_typed_right"], s["accuracy_not_typed"]) == (1, 1.0)
 
 
 def test_files_left_out_with_skip_bad_are_counted_by_the_screening(tmp_path: Path) -> None:
