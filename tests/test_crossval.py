@@ -631,3 +631,27 @@ def test_cv_interrupted_says_the_same_command_goes_on(tmp_path: Path, monkeypatc
     with pytest.raises(KeyboardInterrupt):
         load_benchmark("cv").main()
     assert "goes on" not in capsys.readouterr().err
+
+
+def test_a_fold_whose_last_pt_may_not_be_read_is_not_to_be_removed(tiny_run: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fold's last.pt the user may not read (another user's, mode 600) says it cannot be read, and why: not
+    "remove the fold to train it afresh", a whole fold lost to a permission; a damaged one still says so."""
+    import wbc.checkpoint
+    from wbc.crossval import check_reusable
+
+    run = tmp_path / "fold0"
+    shutil.copytree(tiny_run, run)
+
+    def refused(path: Path, **k: object) -> None:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(wbc.checkpoint.torch, "load", refused)
+    with pytest.raises(CheckpointError) as e:
+        check_reusable(TrainConfig(epochs=2), run)
+    assert str(e.value) == f"{run / 'last.pt'}: cannot be read (PermissionError: [Errno 13] Permission denied: " \
+                           f"'{run / 'last.pt'}')"
+    monkeypatch.undo()
+    (run / "last.pt").write_bytes(b"cut")
+    with pytest.raises(CheckpointError, match=f"; remove {re.escape(str(run))} to train this fold afresh$"):
+        check_reusable(TrainConfig(epochs=2), run)

@@ -108,6 +108,8 @@ def check_reusable(cfg: TrainConfig, run: Path,
         try:
             state = load_checkpoint(run / "last.pt")
         except CheckpointError as e:
+            if isinstance(e.__cause__, PermissionError):  # a whole fold, its file's permissions the way on: not to remove
+                raise
             raise CheckpointError(f"{e}; remove {run} to train this fold afresh") from e
         finished = bool(state.get("stopped", False))
     if resume:
