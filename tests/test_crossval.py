@@ -655,3 +655,10 @@ def test_a_fold_whose_last_pt_may_not_be_read_is_not_to_be_removed(tiny_run: Pat
     (run / "last.pt").write_bytes(b"cut")
     with pytest.raises(CheckpointError, match=f"; remove {re.escape(str(run))} to train this fold afresh$"):
         check_reusable(TrainConfig(epochs=2), run)
+
+    def cut_short(path: Path, **k: object) -> None:  # torch's reader on a file cut short: damaged too
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(wbc.checkpoint.torch, "load", cut_short)
+    with pytest.raises(CheckpointError, match=f"damaged or cut short .*; remove {re.escape(str(run))} to train"):
+        check_reusable(TrainConfig(epochs=2), run)

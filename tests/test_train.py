@@ -227,6 +227,15 @@ class TestFit:
         assert str(e.value) == (f"{run / 'last.pt'}: cannot be read (PermissionError: [Errno 13] Permission denied: "
                                 f"'{run / 'last.pt'}')"), str(e.value)
         assert (run / "last.pt").read_bytes() == (tiny_run / "last.pt").read_bytes()
+        # torch's reader on a file cut short ("[Errno 22] Invalid argument"): damaged, and the way on said
+
+        def cut_short(path: Path, **k: object) -> None:
+            raise OSError(22, "Invalid argument")
+
+        monkeypatch.setattr(wbc.checkpoint.torch, "load", cut_short)
+        with pytest.raises(CheckpointError, match="damaged or cut short .*; it cannot be resumed from: start the run "
+                                                  "again in another --out"):
+            fit(TINY, run, resume=True, progress=False)
 
     def test_finished_run_resumes_to_nothing(self, tiny_run: Path) -> None:
         """Resuming a finished run trains no more epochs, and leaves its config.json as it was."""
@@ -1013,6 +1022,7 @@ def test_a_folder_that_cannot_be_locked_is_not_said_to_be_written(tmp_path: Path
         raise OSError(errno.ENOLCK, "No locks available")
 
     assert not being_written(tmp_path) and not being_written(tmp_path / "none")
+    assert not being_written(tmp_path)  # the first let its probe's lock go
     monkeypatch.setattr(fcntl, "flock", no_locks)
     assert not being_written(tmp_path)
 
