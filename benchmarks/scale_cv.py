@@ -40,9 +40,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from wbc.errors import ConfigError, WbcError
 
 
 class Recipe(NamedTuple):
@@ -275,6 +278,17 @@ def earlier(out: Path, options: dict[str, Any]) -> tuple[dict[tuple[str, int], d
                           f"{e}); choose another --results, or move them away") from None
 
 
+def not_reusable(e: WbcError) -> ConfigError:
+    """What to do with a fold run left in WORK that is not the run asked for: another --work, or its folder
+    removed; not where its last.pt may not be read (PermissionError), whose permissions are in the way."""
+    from wbc.errors import ConfigError
+
+    if isinstance(e.__cause__, PermissionError):
+        return ConfigError(str(e))
+    why = "; it was made with other --epochs or --limit-cells, or by another recipe" if "not the run asked for" in str(e) else ""
+    return ConfigError(f"{e}{why}; choose another --work, or remove that folder")
+
+
 def run(args: argparse.Namespace) -> int:
     import multiprocessing
 
@@ -311,9 +325,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             check_reusable(cfg, args.work / n / f"fold{f}", model_cfg)
         except CheckpointError as e:
-            why = ("; it was made with other --epochs or --limit-cells, or by another recipe"
-                   if "not the run asked for" in str(e) else "")
-            raise ConfigError(f"{e}{why}; choose another --work, or remove that folder") from None
+            raise not_reusable(e) from None
     # What this run finishes replaces those runs; the table pools the folds of both.
     done, before = earlier(results, options)
     folds_all = sorted({*before, *folds})

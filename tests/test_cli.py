@@ -1382,7 +1382,8 @@ class TestOtherVerbs:
         save_checkpoint(out / "last.pt", {**state, "epoch": 1, "stopped": True})
         assert main(args) == 130
         err = capsys.readouterr().err
-        assert f"wbc: interrupted; the run had finished (epoch 2): its best.pt is the model to export, `wbc export {out}`" in err
+        assert (f"wbc: interrupted; the run had finished (epoch 2): its best.pt is the model to export, `wbc export {out}`\n"
+                in err)
         assert "--resume" not in err
 
     @pytest.mark.parametrize("extra,cells", [([], 5), (["--val-fraction", "0.34"], 3), (["--val-fraction", "0.1"], 10),
