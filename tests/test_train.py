@@ -23,6 +23,19 @@ from wbc.train import fit  # noqa: E402
 TINY = TrainConfig(epochs=2, batch_size=8, val_fraction=0.34, data=str(FIXTURE_IMAGES), threads=1)
 
 
+
+def stop_before_last_pt(monkeypatch: pytest.MonkeyPatch) -> None:
+    """train's save_checkpoint raising KeyboardInterrupt for last.pt alone: a Ctrl+C (or a kill) after an epoch's
+    best.pt and summary.csv, before the last.pt that marks it done."""
+    real_save = train_mod.save_checkpoint
+
+    def save(path: Path, ckpt: dict) -> None:
+        if path.name == "last.pt":
+            raise KeyboardInterrupt
+        real_save(path, ckpt)
+
+    monkeypatch.setattr(train_mod, "save_checkpoint", save)
+
 class TestFit:
     def test_run_folder(self, tiny_run: Path) -> None:
         """A run writes config, split, both checkpoints, one summary row per epoch and the curves."""
@@ -89,13 +102,7 @@ class TestFit:
 
         real_save = train_mod.save_checkpoint
         cfg = replace(TINY, low_res_size=48, low_res_epochs=1) if low_res else TINY
-
-        def save(path: Path, ckpt: dict) -> None:
-            if path.name == "last.pt":
-                raise KeyboardInterrupt
-            real_save(path, ckpt)
-
-        monkeypatch.setattr(train_mod, "save_checkpoint", save)
+        stop_before_last_pt(monkeypatch)
         with pytest.raises(KeyboardInterrupt):
             fit(cfg, tmp_path / "r", progress=False)
         assert (tmp_path / "r" / "summary.csv").is_file() and not (tmp_path / "r" / "last.pt").exists()
@@ -159,14 +166,7 @@ class TestFit:
         """A run stopped while its first epoch was saved (best.pt, no last.pt), started again with a first epoch at
         low resolution (never best): the stopped run's best.pt went on beside the new run's last.pt, and `wbc export`
         would take it for the new run's model."""
-        real_save = train_mod.save_checkpoint
-
-        def save(path: Path, ckpt: dict) -> None:
-            if path.name == "last.pt":
-                raise KeyboardInterrupt
-            real_save(path, ckpt)
-
-        monkeypatch.setattr(train_mod, "save_checkpoint", save)
+        stop_before_last_pt(monkeypatch)
         with pytest.raises(KeyboardInterrupt):
             fit(TINY, tmp_path / "r", progress=False)
         assert (tmp_path / "r" / "best.pt").is_file()
