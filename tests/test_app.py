@@ -1272,7 +1272,8 @@ class TestDifferential:
         shipped = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
         assert text.startswith("On the public test set") and model_card.public_data(shipped)
         assert model_card.trained_on(shipped).endswith(
-            "cells of one public data set** (BCCD: one stain and one camera, as far as its photos show)")
+            "cells of one public data set** (BCCD: one stain and one camera, as far as its photos show), its labels "
+            "taken as given: a 2024 re-annotation of BCCD (TXL-PBC, arXiv 2407.13214) reports labelling errors in it")
         own = {**shipped, "data": {"source": "own images (not the public data set)", "training_cells": 52}}
         assert not model_card.public_data(own)
         assert model_card.trained_on(own) == "Trained from scratch on **52 cells** of its maker's own images (not the public BCCD data set)"

@@ -54,7 +54,8 @@ def trained_on(card: Mapping[str, object]) -> str:
     if public_data(card):
         # BCCD names no laboratory; its photos show one stain and one camera.
         return (f"Trained from scratch on **{n} cells of one public data set** (BCCD: one stain and one camera, "
-                "as far as its photos show)")
+                "as far as its photos show), its labels taken as given: a 2024 re-annotation of BCCD (TXL-PBC, "
+                "arXiv 2407.13214) reports labelling errors in it")
     return (f"Trained from scratch on **{n} cells** of its maker's own images"
             + (f", {public} of them from the public BCCD data set" if public else " (not the public BCCD data set)"))
 
