@@ -129,9 +129,13 @@ def findings_note(diff: Sequence[Mapping[str, object]]) -> str:
     if not refer:
         return (f"Counted: {counted}. Few if any are seen in a healthy adult's blood, more in pregnancy, infection or "
                 "inflammation: review the film.")
-    unseen = ("None of these is seen in a healthy adult's blood" if REVIEWED_TYPES[IMMATURE] not in found
-              else f"{' and '.join(UNSEEN_NAMES[k] for k in refer).capitalize()} are not seen in a healthy adult's "
-              "blood, immature granulocytes few if any") if len(found) > 1 else "It is not seen in a healthy adult's blood"
+    if len(found) == 1:
+        unseen = "It is not seen in a healthy adult's blood"
+    elif REVIEWED_TYPES[IMMATURE] in found:
+        unseen = (f"{' and '.join(UNSEEN_NAMES[k] for k in refer).capitalize()} are not seen in a healthy adult's "
+                  "blood, immature granulocytes few if any")
+    else:
+        unseen = "None of these is seen in a healthy adult's blood"
     return f"Counted: {counted}. {unseen}: refer the film for review{blast}."
 
 
