@@ -2153,6 +2153,11 @@ def test_evaluate_of_a_folder_prints_what_the_screening_gives(tmp_path: Path, ca
     assert (f"with the screening of wbc predict and the app: 8 of 9 files given a type, accuracy "
             f"{s['accuracy_typed']:.4f} [{lo:.4f}, {hi:.4f}] over those ({verdicts}; predictions.csv's verdict column names each file read)"
             in capsys.readouterr().out)
+    # and its --help says so
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    assert "with an exported model, each photo is also screened as wbc predict screens it" in " ".join(
+        capsys.readouterr().out.split())
 
 
 def test_evaluate_of_one_file_says_file_not_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

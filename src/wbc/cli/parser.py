@@ -212,7 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the data set's split to score: TEST (default) is the one published figures use; TEST_SIMPLE "
                         "71 unaugmented files of 66 of TEST's 68 cells; TRAIN the images the model learnt from, so "
                         "it flatters")
-    e.add_argument("--folder", type=named_path, help="evaluate this folder of class folders instead of a split")
+    e.add_argument("--folder", type=named_path,
+                   help="evaluate this folder of class folders instead of a split; with an exported model, each photo "
+                        "is also screened as wbc predict screens it, and the report says how many it would give a "
+                        "type and how well it reads those")
     e.add_argument("--data", type=named_path, help=RUN_DATA_HELP)
     e.add_argument("--out", type=named_path, default=Path("evaluation"), help="output folder (default: evaluation)")
     e.add_argument("--skip-bad", action="store_true", help="leave out unreadable images instead of stopping")
