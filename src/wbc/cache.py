@@ -28,7 +28,7 @@ from wbc.data import Sample, listed, say_once
 from wbc.decode import load_image
 from wbc.errors import BadImageError, DataError, OutputError
 from wbc.imaging import PreprocessSpec
-from wbc.io import atomic_write_bytes
+from wbc.io import atomic_write_bytes, write_leftovers
 from wbc.pixels import DATA_WHITE
 
 
@@ -74,7 +74,7 @@ def remove_stale_writes(folder: Path) -> None:
     """Remove the hidden temporary files of a decoded set's write (`atomic_write_bytes`'s) that a killed run left in
     `folder`, once STALE_WRITE_SECONDS old: up to 350 MB each, never counted by the pruning nor removed, they filled
     the disk unseen. Only names of this cache's entries are touched."""
-    for p in folder.glob(".*.npz.*.tmp"):
+    for p in write_leftovers(folder, "*.npz"):
         if re.fullmatch(r"\.[0-9a-f]{20}\.npz\.[^.]+\.tmp", p.name):
             with contextlib.suppress(OSError):
                 if time.time() - p.stat().st_mtime > STALE_WRITE_SECONDS:

@@ -37,6 +37,15 @@ def _refuse_no_file(path: Path) -> None:
         raise OutputError(f"{path}: is {kind}, not a file; the output is written to a file: give a file name")
 
 
+_WRITE_SUFFIX = ".tmp"  # `atomic_write_bytes`'s temporary file beside NAME: .NAME.<random>.tmp
+
+
+def write_leftovers(folder: Path, name: str) -> Iterator[Path]:
+    """The temporary files `atomic_write_bytes` makes in `folder` for files named `name` (a glob pattern): a write
+    killed before its rename leaves one behind, for the writer's owner to remove when none is live."""
+    return folder.glob(f".{name}.*{_WRITE_SUFFIX}")
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write `data` to a temporary file beside `path` (a link's target), fsync it, then rename it over
     `path`. A link is written through: the file it names is replaced and the link kept. Where `path` is
@@ -46,7 +55,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     target = Path(os.path.realpath(path))
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=_WRITE_SUFFIX)
     except (FileExistsError, NotADirectoryError) as e:
         raise OutputError(f"{path}: cannot write it (a folder on its path is a file)") from e
     except OSError as e:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from wbc.errors import CheckpointError, DataError, OutputError
-from wbc.io import json_with_keys, missing_folders, read_json, remove_empty
+from wbc.io import json_with_keys, missing_folders, read_json, remove_empty, write_leftovers
 from wbc.sources import read_linked
 
 
@@ -161,7 +161,7 @@ def remove_dead_writes(run: Path) -> None:
     left half-written in `run`, once `only_writer` holds its lock: no live write is among them then.
     Each kill while a checkpoint was written left one (2 MB for wbcnet), never removed."""
     for name in (*RUN_FILES, "last.pt"):
-        for p in run.glob(f".{name}.*.tmp"):
+        for p in write_leftovers(run, name):
             with contextlib.suppress(OSError):
                 p.unlink()
 

@@ -119,11 +119,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         run = fit(cfg, out, resume=args.resume, progress=not args.quiet, model_cfg=model_cfg)
     except KeyboardInterrupt:
         if (out / "last.pt").exists():
-            kept = _kept(out)
-            # A run interrupted once its last epoch was saved has nothing to continue.
-            print(f"wbc: interrupted; {kept}" + ("" if kept.startswith(FINISHED) else
-                                                 f"continue the run with: wbc train --out {shlex.quote(str(out))} "
-                                                 "--resume"), file=sys.stderr)
+            print(f"wbc: interrupted; {_how_to_go_on(out)}", file=sys.stderr)
         else:
             print("wbc: interrupted before the first epoch ended: nothing saved to resume; start it again",
                   file=sys.stderr)
@@ -136,20 +132,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-FINISHED = "the run had finished"  # what `_kept` says of a run whose last epoch was saved
-
-
-def _kept(out: Path) -> str:
-    """What a stopped run's last.pt keeps, said before how to go on ("" where it cannot be read): the interruption
-    said only how to resume, not whether an hour of epochs or none of them was kept."""
+def _how_to_go_on(out: Path) -> str:
+    """What a stopped run's last.pt keeps, and how to go on: the interruption said only how to resume, not whether an
+    hour of epochs or none of them was kept; and a run interrupted once its last epoch was saved has nothing to
+    continue."""
+    resume = f"continue the run with: wbc train --out {shlex.quote(str(out))} --resume"
     try:
         state = training_extra("wbc.checkpoint", "load_checkpoint")(out / "last.pt")
     except WbcError:
-        return ""
+        return resume
     done, epochs = state["epoch"] + 1, state["train_config"].get("epochs")
     if state.get("stopped"):
-        return f"{FINISHED} (epoch {done}): its best.pt is the model to export, `wbc export {shlex.quote(str(out))}`"
-    return f"{out / 'last.pt'} keeps epoch {done}{f' of {epochs}' if epochs else ''} (the epoch in progress is lost); "
+        return f"the run had finished (epoch {done}): its best.pt is the model to export, `wbc export {shlex.quote(str(out))}`"
+    return f"{out / 'last.pt'} keeps epoch {done}{f' of {epochs}' if epochs else ''} (the epoch in progress is lost); {resume}"
 
 
 def _check_resume(out: Path, asked: dict[str, Any], network: dict[str, Any],
