@@ -237,11 +237,15 @@ class TestFit:
                                                   "again in another --out"):
             fit(TINY, run, resume=True, progress=False)
 
-    def test_finished_run_resumes_to_nothing(self, tiny_run: Path) -> None:
-        """Resuming a finished run trains no more epochs, and leaves its config.json as it was."""
-        before = [(tiny_run / f).read_text() for f in ("summary.csv", "config.json")]
-        fit(replace(TINY, threads=2), tiny_run, resume=True, progress=False)
-        assert [(tiny_run / f).read_text() for f in ("summary.csv", "config.json")] == before
+    def test_finished_run_resumes_to_nothing(self, tiny_run: Path, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+        """Resuming a finished run trains no more epochs and leaves its files as they were; it returns before
+        TRAIN is decoded (it decoded the whole of TRAIN first): its data folder may be gone."""
+        before = {p.name: p.read_bytes() for p in tiny_run.iterdir()}
+        assert fit(replace(TINY, threads=2, data=str(tmp_path / "gone")), tiny_run, resume=True,
+                   progress=False) == tiny_run
+        assert "this run already finished at epoch 2" in capsys.readouterr().out
+        assert {p.name: p.read_bytes() for p in tiny_run.iterdir()} == before
 
     def test_a_last_pt_without_its_optimizer_is_named_on_resume(self, tiny_run: Path, tmp_path: Path) -> None:
         """A last.pt without the optimizer's state (edited, or cut down to save space) gave a KeyError traceback."""
@@ -277,23 +281,34 @@ class TestFit:
         assert len(lines) == 2 and "(48 px)" in lines[0] and not lines[0].endswith("*") and lines[1].endswith("*")
         assert load_checkpoint(run / "best.pt")["epoch"] == 1
 
-    def test_resume_on_other_data_is_refused(self, tiny_run: Path, data_copy: Path) -> None:
+    def test_resume_on_other_data_is_refused(self, tiny_run: Path, data_copy: Path, tmp_path: Path) -> None:
         """--data may move, but a resume that would read other cells or files than the run started on is
         refused by name (it trained on 55 files instead of 1,634, unsaid); the same data, copied, resumes."""
+        import shutil
+
         from wbc.errors import DataError
 
-        fit(replace(TINY, data=str(data_copy)), tiny_run, resume=True, progress=False)  # moved: the same files
+        shutil.copytree(tiny_run, tmp_path / "run")
+        tiny_run = tmp_path / "run"
+
+        def resume() -> None:
+            """Resumed as stopped in its last epoch (a finished run reads no data); each resume finishes it."""
+            state = load_checkpoint(tiny_run / "last.pt")
+            save_checkpoint(tiny_run / "last.pt", {**state, "stopped": False})
+            fit(replace(TINY, data=str(data_copy)), tiny_run, resume=True, progress=False)
+
+        resume()  # moved: the same files
         split = json.loads((tiny_run / "split.json").read_text())
         assert split["train_files"] + split["val_files"] == len(list((data_copy / "TRAIN").rglob("*.jpeg")))
         # A run made before split.json counted files resumes on the same cells.
         (tiny_run / "split.json").write_text(json.dumps({k: split[k] for k in ("train_cells", "val_cells")}))
-        fit(replace(TINY, data=str(data_copy)), tiny_run, resume=True, progress=False)
+        resume()
         (tiny_run / "split.json").write_text(json.dumps(split))
         # The same cells from another count of files.
         (tiny_run / "split.json").write_text(json.dumps({**split, "train_files": split["train_files"] + 1}))
         with pytest.raises(DataError, match=r"--resume: the data at .* gives \d+ training and \d+ validation files of "
                                             r"the run's cells, but it started on \d+ and \d+ .*restore them"):
-            fit(replace(TINY, data=str(data_copy)), tiny_run, resume=True, progress=False)
+            resume()
         (tiny_run / "split.json").write_text(json.dumps(split))
         # A run started before wbc 0.21 kept a field labelled twice on two sides: where only linked cells
         # went otherwise, it resumes on its own split; a cell moved that is not linked is refused.
@@ -303,16 +318,16 @@ class TestFit:
         older = {"train_cells": sorted([*split["train_cells"], v]), "val_cells": split["val_cells"][1:]}
         (tiny_run / "split.json").write_text(json.dumps(older))
         with pytest.raises(DataError, match="1 moved between training and validation"):
-            fit(replace(TINY, data=str(data_copy)), tiny_run, resume=True, progress=False)
+            resume()
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(wbc.run_folder, "read_linked", lambda: {v: t})
-            fit(replace(TINY, data=str(data_copy)), tiny_run, resume=True, progress=False)
+            resume()
         (tiny_run / "split.json").write_text(json.dumps(split))
         # A file gone: the cells split otherwise.
         next((data_copy / "TRAIN" / "MONOCYTE").glob("*.jpeg")).unlink()
         with pytest.raises(DataError, match=r"validation cells, other than the \d+ and \d+ the run started on "
                                             r"\(split\.json; \d+ (missing|new|moved).*\).*left out as unusable"):
-            fit(replace(TINY, data=str(data_copy)), tiny_run, resume=True, progress=False)
+            resume()
         # Data with a cell fewer, too few to split: the data named as the cause, not "a larger --limit-cells"
         from wbc.data import list_split
 
@@ -322,7 +337,7 @@ class TestFit:
                 smp.path.unlink()
         with pytest.raises(DataError, match=r"--resume: the data at .* gives 11 cells, other than the 12 the run "
                                             r"started on \(split.json\), and no split of them can be made"):
-            fit(replace(TINY, data=str(data_copy)), tiny_run, resume=True, progress=False)
+            resume()
 
     @pytest.mark.parametrize("ema", [0.0, 0.9])
     def test_resume_after_interruption_matches(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ema: float) -> None:

@@ -397,6 +397,9 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
     state: dict[str, Any] | None = None
     if resume:
         state = resumable_state(run)
+        if state.get("stopped"):  # trains no more: TRAIN is not decoded for nothing
+            print(f"{run}: this run already finished at epoch {state['epoch'] + 1}")
+            return run
         cfg = replace(stored_config(state, run / "last.pt"), **{k: getattr(cfg, k) for k in MACHINE_SETTINGS})
     elif (run / "last.pt").exists():
         raise CheckpointError(f"{run}: already holds a run; pass --resume to continue it or choose another --out")
@@ -492,11 +495,9 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
 
     run.mkdir(parents=True, exist_ok=True)
     # Written again on a resume: the recipe is the stored one, but where and how the run goes on
-    # (MACHINE_SETTINGS: the data's folder, threads, device) may differ from where it started. Not for
-    # a finished run, which trains no more.
-    if state is None or not state.get("stopped"):
-        atomic_write_text(run / "config.json", json.dumps({"train": asdict(cfg), "model": config_to_dict(model_cfg),
-                                                           "data_root": str(root)}, indent=2))
+    # (MACHINE_SETTINGS: the data's folder, threads, device) may differ from where it started.
+    atomic_write_text(run / "config.json", json.dumps({"train": asdict(cfg), "model": config_to_dict(model_cfg),
+                                                       "data_root": str(root)}, indent=2))
     if state is None:
         atomic_write_text(run / "split.json", json.dumps({
             "train_cells": sorted({cells[i] for i in tr_idx}), "val_cells": sorted(set(va_cells)),
@@ -511,9 +512,6 @@ def _fit(cfg: TrainConfig, run: Path, resume: bool, progress: bool,
     bad_epochs, start = 0, 0
     best_epoch: int | None = None  # the epoch best.pt holds, where one was chosen on validation
     if state is not None:
-        if state.get("stopped"):
-            print(f"{run}: this run already finished at epoch {state['epoch'] + 1}")
-            return run
         try:
             model.load_state_dict(state["training_state_dict"] if ema is not None else state["state_dict"])
             if ema is not None:
