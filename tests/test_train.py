@@ -638,10 +638,11 @@ class TestCheckpoint:
     def test_a_checkpoint_not_allowed_to_be_read_is_not_called_damaged(self, tmp_path: Path,
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
         """A checkpoint the user may not read (another user's, mode 600) says so: it was said to be "damaged or cut
-        short", which sends a user to train again rather than to its permissions."""
+        short", which sends a user to train again rather than to its permissions; the path it quotes is whole."""
         import wbc.checkpoint
 
-        f = tmp_path / "theirs.pt"
+        f = tmp_path / "Dr. A. Smith" / "theirs.pt"  # a ". " in its path ends no sentence of the message
+        f.parent.mkdir()
         f.write_bytes(b"x")
 
         def refused(path: Path, **k: object) -> None:

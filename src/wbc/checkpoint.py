@@ -48,7 +48,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     except Exception as e:  # torch raises several unrelated types for a damaged file
         # Its first sentence: torch's next ones (a truncated file's "internal miniz error. If you are seeing this
         # error, ...") ran to four more lines of advice.
-        said = f"{type(e).__name__}: {one_line(e).split('. ')[0]}"
+        said = f"{type(e).__name__}: {first_sentence(one_line(e), str(path))}"
         what = "not a readable checkpoint"
         if isinstance(e, PermissionError):  # the file may be whole: its permissions, not a new run, are the way on
             raise CheckpointError(f"{path}: cannot be read ({said})") from e
@@ -99,6 +99,11 @@ def stored_config(state: dict[str, Any], path: str | Path) -> TrainConfig:
 def one_line(e: BaseException, limit: int = 300) -> str:
     """An error's words on one line, cut at `limit` characters (torch's run to many lines, one per weight)."""
     return " ".join(str(e).split())[:limit]
+
+
+def first_sentence(text: str, path: str) -> str:
+    """`text` up to its first ". ", where one in `path`, which an OSError's text quotes, ends no sentence."""
+    return text.replace(path, "\0").split(". ")[0].replace("\0", path)
 
 
 def model_from_checkpoint(state: dict[str, Any], path: str | Path = "the checkpoint") -> tuple[nn.Module, PreprocessSpec]:
