@@ -1860,6 +1860,12 @@ def test_export_match_white_reaches_the_card_writer(monkeypatch: pytest.MonkeyPa
     assert "wbc: note: this card reads a dimmer or tinted photo as it is" in said.err
     assert ("TEST, as the card reads it:\naccuracy over files 0.8959 [0.7657, 0.9815]  cells 62/68 (0.9118 [0.8178, 0.9669])"
             in out)
+    # each type's line: its cells read right, then of the cells read as it those that are of it, exact limits
+    for c, v in shipped["metrics"]["test"]["per_class"].items():
+        lo, hi = (round(100 * x) for x in v["cell_precision_ci95"])
+        assert re.search(rf"^  {c} +precision .* files={v['support']}  cells read right {v['cells_right']} of "
+                         rf"{v['cells']} \(\d+-\d+%\)  right of the cells read as it {v['cells_right']} of "
+                         rf"{v['cells_called']} \({lo}-{hi}%\)$", out, re.M), c
     assert f"report written to {tmp_path / 'o' / 'report.md'}" in out
 
 

@@ -1013,7 +1013,16 @@ def test_metrics_table_gives_each_figure_in_its_row() -> None:
     assert len(m["without_cells_in_train"]["cells_dropped"]) == 2 and "| Without the 2 cells also in TRAIN |" in table
     b = m["reliability_by_type"]["EOSINOPHIL"][0]
     assert f"| Eosinophil | {b['from']:.2f}-{b['to']:.2f} | {b['files']} | {b['cells']} | {pct(b['accuracy'])} |" in table
-    assert "its recall rests on the cells in the last column" in table
+    assert "its recall rests on the cells in the column *cells read right*" in table
+    assert "and its precision on the cells read as it, in the last column." in table
+    # Each type's row ends in its cells read right, then of the cells read as it those that are of it
+    for c, v in m["per_class"].items():
+        lo, hi = (round(100 * x) for x in v["cell_precision_ci95"])
+        assert (f"| {v['support']} | {v['cells_right']} of {v['cells']} (" in table
+                and f"| {v['cells_right']} of {v['cells_called']} ({lo}\u2013{hi}%) |\n" in table + "\n")
+    older = {**m, "per_class": {c: {k: x for k, x in v.items() if k not in ("cells_called", "cell_precision_ci95")}
+                                for c, v in m["per_class"].items()}}  # a metrics.json of wbc 0.27 or before
+    assert "read as it" not in metrics_table(older) and "| cells read right (95% limits) |\n" in metrics_table(older)
     w = m["without_cells_in_train"]
     one = {**m, "without_cells_in_train": {**w, "cells_dropped": w["cells_dropped"][:1]}}
     assert "| Without the 1 cell also in TRAIN |" in metrics_table(one)

@@ -42,11 +42,11 @@ class TestMetrics:
 
         assert compute_metrics(PROBS, Y, CELLS, n_boot=50)["per_class"]["MONOCYTE"] == {
             "precision": None, "recall": 0.0, "f1": 0.0, "support": 1, "cells": 1, "cells_right": 0,
-            "cell_recall_ci95": (0.0, pytest.approx(0.975))}
+            "cell_recall_ci95": (0.0, pytest.approx(0.975)), "cells_called": 0, "cell_precision_ci95": None}
         m = compute_metrics(PROBS[:3], Y[:3], CELLS[:3], n_boot=50)  # eosinophils and a lymphocyte only
         assert m["per_class"]["MONOCYTE"] == m["per_class"]["NEUTROPHIL"] == {
             "precision": None, "recall": None, "f1": None, "support": 0, "cells": 0, "cells_right": 0,
-            "cell_recall_ci95": None}
+            "cell_recall_ci95": None, "cells_called": 0, "cell_precision_ci95": None}
         assert m["macro_f1"] == pytest.approx((2 / 3 + 2 / 3) / 2)
         # over cells too: both cells read right, so 1 over the two types with cells (0.5 with the absent two as 0)
         assert m["cell_macro_f1"] == 1.0
@@ -78,6 +78,20 @@ class TestMetrics:
         assert v["cell_recall_ci95"] == (pytest.approx(stats.beta.ppf(0.025, 2, 2), abs=1e-9),
                                          pytest.approx(stats.beta.ppf(0.975, 3, 1), abs=1e-9))
         assert cells_read_right({"support": 3}) == ""  # a metrics.json of wbc 0.20 or before
+
+    def test_each_type_says_how_many_of_the_cells_read_as_it_are_of_it(self) -> None:
+        """A type's precision over cells, with exact limits: how far a call of it can be trusted (the neutrophil
+        precision the issue names had no interval). Monocyte cell C is read as a neutrophil: of the 2 cells read
+        as neutrophils 1 is one; monocyte is read for no cell, so it has no such share (a blank, not 0 of 0)."""
+        from wbc.metrics import calls_right
+
+        stats = pytest.importorskip("scipy.stats")
+        pc = compute_metrics(PROBS, Y, CELLS, n_boot=50)["per_class"]
+        assert [(v["cells_called"], v["cells_right"]) for v in pc.values()] == [(1, 1), (1, 1), (0, 0), (2, 1)]
+        assert pc["NEUTROPHIL"]["cell_precision_ci95"] == (pytest.approx(stats.beta.ppf(0.025, 1, 2), abs=1e-9),
+                                                           pytest.approx(stats.beta.ppf(0.975, 2, 1), abs=1e-9))
+        assert calls_right(pc["NEUTROPHIL"]) == "1 of 2 (1\u201399%)"
+        assert calls_right(pc["MONOCYTE"]) == "" and calls_right({"cells": 1, "cells_right": 1}) == ""  # wbc 0.27
 
     def test_a_cell_with_two_labels_is_refused(self) -> None:
         """A cell's verdict is scored against its label: views of one cell under two labels would be

@@ -153,6 +153,16 @@ def cells_read_right(v: dict[str, Any]) -> str:
     return f"{v['cells_right']} of {v['cells']} ({100 * lo:.0f}\u2013{100 * hi:.0f}%)"
 
 
+def calls_right(v: dict[str, Any]) -> str:
+    """Of the cells read as a type, those that are of it, with the exact 95% limits of that share (a type's
+    precision over cells: how far a call of it can be trusted): "42 of 47 (77-96%)", from a per-class entry of
+    `compute_metrics`; "" where no cell was read as it (or the entry predates the count)."""
+    if not v.get("cells_called") or v.get("cell_precision_ci95") is None:
+        return ""
+    lo, hi = v["cell_precision_ci95"]
+    return f"{v['cells_right']} of {v['cells_called']} ({100 * lo:.0f}\u2013{100 * hi:.0f}%)"
+
+
 def macro_scope(m: dict[str, Any]) -> str:
     """What an evaluation's macro-F1 averages, said where it is not all four types: the types with images
     (a type predicted but absent shows F1 0 in the per-type table and is not averaged); "" otherwise."""
@@ -176,9 +186,11 @@ def compute_metrics(
     cell_ok = (cell_pred == cell_y).astype(float)
     present = [c for c in labels if (y == c).any()]
     # Each type's figures over files rest on its cells, which are few: its cells read right, with the
-    # exact binomial limits of that share (a type's recall over cells).
+    # exact binomial limits of that share (a type's recall over cells), and of the cells read as it, those
+    # that are of it (its precision over cells).
     cells_of = [int((cell_y == c).sum()) for c in labels]
     right_of = [int(((cell_y == c) & (cell_pred == c)).sum()) for c in labels]
+    called_of = [int((cell_pred == c).sum()) for c in labels]
     return {
         "n_files": int(len(y)),
         "n_cells": int(len(cell_y)),
@@ -201,7 +213,9 @@ def compute_metrics(
         "per_class": {
             CLASSES[c]: {"precision": _defined(p[c]), "recall": _defined(r[c]), "f1": _defined(f[c]), "support": int(s[c]),
                          "cells": cells_of[c], "cells_right": right_of[c],
-                         "cell_recall_ci95": counting_limits(right_of[c], cells_of[c]) if cells_of[c] else None}
+                         "cell_recall_ci95": counting_limits(right_of[c], cells_of[c]) if cells_of[c] else None,
+                         "cells_called": called_of[c],
+                         "cell_precision_ci95": counting_limits(right_of[c], called_of[c]) if called_of[c] else None}
             for c in labels
         },
         "confusion": confusion_matrix(y, pred, labels=labels).tolist(),

@@ -12,7 +12,7 @@ import numpy as np
 
 from wbc.info import CLASSES
 from wbc.io import atomic_write_bytes, atomic_write_text, printable
-from wbc.metrics import ECE_BINS, cells_read_right, macro_scope, per_class_figure
+from wbc.metrics import ECE_BINS, calls_right, cells_read_right, macro_scope, per_class_figure
 from wbc.predict import UNREADABLE_VERDICT
 
 if TYPE_CHECKING:  # matplotlib loads only when a figure is drawn
@@ -226,15 +226,19 @@ def metrics_table(m: dict[str, Any]) -> str:
     out = ["| metric | value [interval over cells: see above] | note |", "|---|---|---|"]
     out += [f"| {a} | {b} | {c} |" for a, b, c in rows]
     by_cell = all("cells" in v for v in m["per_class"].values())  # metrics.json of wbc 0.20 and before: none
-    out += ["", "| class | precision | recall | F1 | files |" + (" cells read right (95% limits) |" if by_cell else ""),
-            "|---|---|---|---|---|" + ("---|" if by_cell else "")]
+    by_call = all("cells_called" in v for v in m["per_class"].values())  # wbc 0.27 and before: none
+    out += ["", "| class | precision | recall | F1 | files |" + (" cells read right (95% limits) |" if by_cell else "")
+            + (" right of the cells read as it (95% limits) |" if by_call else ""),
+            "|---|---|---|---|---|" + ("---|" if by_cell else "") + ("---|" if by_call else "")]
     for c, v in m["per_class"].items():
         out.append(f"| {c.title()} | {' | '.join(per_class_figure(v[k]) for k in ('precision', 'recall', 'f1'))} "
-                   f"| {v['support']} |" + (f" {cells_read_right(v)} |" if by_cell else ""))
+                   f"| {v['support']} |" + (f" {cells_read_right(v)} |" if by_cell else "")
+                   + (f" {calls_right(v)} |" if by_call else ""))
     if by_cell and any(v["support"] > v["cells"] for v in m["per_class"].values()):  # views of cells, not a file each
         out += ["", "Precision, recall and F1 are over files, and a type's files are views of a few cells: its "
-                "recall rests on the cells in the last column (a cell read right when its views' mean "
-                "probabilities are highest for its type), whose exact binomial limits show how wide a few cells leave it."]
+                "recall rests on the cells in the column *cells read right* (a cell read right when its views' mean "
+                "probabilities are highest for its type), whose exact binomial limits show how wide a few cells leave it"
+                + (", and its precision on the cells read as it, in the last column." if by_call else ".")]
     if m.get("reliability"):
         out += ["", "Calibration, bin by bin (the ECE's bins that hold files): where accuracy is above the mean "
                 "confidence the model is underconfident, where below it overconfident.", "",

@@ -121,10 +121,12 @@ def _print_figures(m: dict[str, Any]) -> None:
     from wbc.differential import hyphenated
 
     cells = training_extra("wbc.metrics", "cells_read_right")
+    calls = training_extra("wbc.metrics", "calls_right")
     for c, v in m["per_class"].items():
-        right = hyphenated(cells(v))
+        right, called = hyphenated(cells(v)), hyphenated(calls(v))
         print(f"  {c:11s} " + "  ".join(f"{k} {figure(v[k]):6s}" for k in ("precision", "recall", "f1"))
-              + f"  files={v['support']}" + (f"  cells read right {right}" if right else ""))
+              + f"  files={v['support']}" + (f"  cells read right {right}" if right else "")
+              + (f"  right of the cells read as it {called}" if called else ""))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
