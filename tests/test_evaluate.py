@@ -840,6 +840,47 @@ def test_a_running_processs_staging_folder_is_left_alone(tmp_path: Path) -> None
     assert [p.name for p in out.iterdir()] == [other.name]
 
 
+def test_a_killed_export_of_before_0_19_leaves_no_staging_folder(tmp_path: Path) -> None:
+    """The staging folder an export killed before wbc 0.19 left (.wbc-export.<pid>.<random>, its process gone) is
+    removed by the next export or evaluation there, as one of today's is."""
+    from wbc.staging import clear_dead_stages
+
+    out = tmp_path / "m"
+    old = out / ".wbc-export.999999999.x"
+    old.mkdir(parents=True)
+    (old / "model.onnx").write_text("half written")
+    clear_dead_stages(out)
+    assert list(out.iterdir()) == []
+
+
+def test_a_failed_move_takes_out_the_new_files_it_had_moved_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where moving a file in fails, a file moved in before it that the folder did not hold is taken out again, as a
+    replaced one is put back: a model exported without --evaluate, then again with it, kept the new report beside the
+    old model."""
+    import os
+
+    from wbc import staging
+
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / "model.onnx").write_text("old model")
+    stage = out / f"{staging.STAGE_PREFIX}{os.getpid()}.x"
+    stage.mkdir()
+    for f in ("report.md", "model.onnx"):
+        (stage / f).write_text("new " + f)
+    real = os.replace
+
+    def fails_at_the_model(src: object, dst: object) -> None:
+        if Path(str(src)) == stage / "model.onnx":
+            raise PermissionError(13, "held open", str(dst))
+        real(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "replace", fails_at_the_model)
+    with pytest.raises(PermissionError):
+        staging.move_in(stage, out, ["report.md", "model.onnx"])
+    assert {f.name: f.read_text() for f in out.iterdir() if f.is_file()} == {"model.onnx": "old model"}
+
+
 def test_screening_note_with_none_typed_and_many_left() -> None:
     """A folder the screening gives no type at all (another laboratory's photos, all refused) is reported
     without an accuracy over none, and a long list of files given none is cut, naming how many more."""
