@@ -313,6 +313,41 @@ class TestMatching:
         assert "name it .csv.gz" in (text := " ".join(capsys.readouterr().out.split()))
         assert "linked_fields.csv is written beside it" in text
 
+    def test_a_label_without_its_photograph_is_no_original(self, tmp_path: Path) -> None:
+        """A field labels.csv names whose photograph JPEGImages lacks (the data set's neutrophil 116) is left out of
+        the originals to match: read as one, it stopped a rebuild on the data set with an OpenCV error."""
+        _, orig, _ = self._data_set(tmp_path)
+        with open(orig / "labels.csv", "a") as f:
+            f.write(",116,NEUTROPHIL\n,13,MONOCYTE\n")
+        assert single_label_fields(orig) == {"EOSINOPHIL": [], "LYMPHOCYTE": [9], "MONOCYTE": [3, 7], "NEUTROPHIL": []}
+
+    def test_two_photographs_of_one_field_under_one_label_are_one_cell(self, tmp_path: Path) -> None:
+        """A second photograph of a field under the same label (BCCD holds near-identical shots) is the same cell: a
+        view of either is matched to the lower-numbered one, and the two are not linked, as one field under two
+        labels is."""
+        pytest.importorskip("cv2")
+        from wbc.sources import linked_fields
+
+        images, orig, want = self._data_set(tmp_path)
+        shifted = _texture(3).rotate(0, translate=(24, -16))
+        shifted.save(orig / "JPEGImages" / f"{field_name(13)}.jpg", quality=95)
+        with open(orig / "labels.csv", "a") as f:
+            f.write(",13,MONOCYTE\n")
+        shifted.resize((320, 240)).rotate(-5, translate=(6, 4), fillcolor=(0, 0, 0)).save(
+            images / "TRAIN" / "MONOCYTE" / "_8_1.jpeg", quality=90)
+        got = {(m.class_name, m.file_name): m.field for m in match_files(images, orig, workers=1, progress=False)}
+        assert got == {**want, ("MONOCYTE", "_8_1.jpeg"): 3}
+        assert linked_fields(orig) == []
+
+    def test_a_reused_match_to_a_field_not_among_the_originals_is_matched_again(self, tmp_path: Path) -> None:
+        """A --reuse'd match whose field is none of this data set's originals of its class (kept from a build on
+        another copy of the data set) is matched again, not a KeyError."""
+        pytest.importorskip("cv2")
+        images, orig, want = self._data_set(tmp_path)
+        stale = Match("TRAIN", "MONOCYTE", "_0_1.jpeg", 99, 80, 0)
+        got = match_files(images, orig, workers=1, progress=False, reuse=[stale])
+        assert {(m.class_name, m.file_name): m.field for m in got} == want
+
     def test_undecodable_files_are_named(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A file OpenCV cannot decode is named on stderr, not only counted as unmatched in the summary."""
         pytest.importorskip("cv2")
