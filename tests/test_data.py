@@ -84,6 +84,30 @@ class TestFindRoot:
         with pytest.raises(DataError, match=f"WBC_DATA is not set and {tmp_path}/shared/data/blood-cells .beside the project"):
             find_images_root(None)
 
+    def test_an_empty_wbc_data_is_taken_as_not_set(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        """WBC_DATA set to nothing (`WBC_DATA= wbc train`, a script's empty variable) is not set, not the current
+        folder."""
+        import wbc.folders
+
+        monkeypatch.setenv("WBC_DATA", "")
+        monkeypatch.setattr(wbc.folders, "SHARED_DATA", tmp_path / "shared")
+        monkeypatch.chdir(tmp_path)
+        with pytest.raises(DataError, match="^no data set found: WBC_DATA is not set"):
+            find_images_root(None)
+
+    def test_the_shared_copy_is_not_said_to_come_from_wbc_data(self, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+        """Without WBC_DATA, the error of a shared copy without the layout names the copy, and not WBC_DATA as where
+        the folder came from."""
+        import wbc.folders
+
+        monkeypatch.delenv("WBC_DATA", raising=False)
+        monkeypatch.setattr(wbc.folders, "SHARED_DATA", tmp_path / "shared")
+        (tmp_path / "shared").mkdir()
+        with pytest.raises(DataError, match=f"^{tmp_path / 'shared'}: no folder with TRAIN") as e:
+            find_images_root(None)
+        assert "WBC_DATA" not in str(e.value)
+
     def test_deep_folders_are_not_taken(self, tmp_path: Path, fixture_root: Path) -> None:
         """An images root four levels down in an unrelated tree (a test fixture under /tmp) is not
         taken for the data set; the error names the folder and the places looked in."""
@@ -847,6 +871,16 @@ def test_folder_hints_for_a_data_set_root_and_plural_classes(tmp_path: Path, fix
         list_split(tmp_path / "both", "TRAIN")
 
 
+def test_the_plural_hint_names_no_split_whose_class_folders_are_right(tmp_path: Path) -> None:
+    """A split of class folders in the plural beside one whose class folders are named right is told to rename its
+    own, and the other split is not named as needing it too."""
+    for split, name in (("TRAIN", "EOSINOPHILS"), ("TRAIN", "LYMPHOCYTE"), ("TEST", "EOSINOPHIL"), ("TEST", "LYMPHOCYTE")):
+        (tmp_path / "d" / split / name).mkdir(parents=True)
+    with pytest.raises(DataError, match=r"TRAIN: unknown class folder\(s\) EOSINOPHILS; .*Name class folders in the "
+                                        r"singular \([A-Z, ]+, in any case\)$"):
+        list_split(tmp_path / "d", "TRAIN")
+
+
 def test_a_class_folder_named_with_a_trailing_space_is_told_so(tmp_path: Path) -> None:
     """A class folder named "Eosinophil " (a blank after the name) is told to be renamed, not to be moved out as a
     fifth type."""
@@ -870,6 +904,27 @@ def test_a_class_folder_linked_to_nothing_is_refused(data_copy: Path) -> None:
     (data_copy / "TEST_SIMPLE" / "MONOCYTE").symlink_to("/nowhere")
     with pytest.raises(DataError, match="MONOCYTE: a class folder that is a link to nothing"):
         list_split(data_copy, "TEST_SIMPLE")
+
+
+def test_a_class_folder_that_is_a_link_to_a_folder_is_read(data_copy: Path, tmp_path: Path) -> None:
+    """A class folder that is a link to a folder elsewhere (images kept on another disk) is read as the folder it
+    leads to: only a link to nothing is refused."""
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(data_copy / "TEST_SIMPLE" / "MONOCYTE", elsewhere)
+    (data_copy / "TEST_SIMPLE" / "MONOCYTE").symlink_to(elsewhere)
+    monocytes = [s.path.name for s in list_split(data_copy, "TEST_SIMPLE") if CLASSES[s.label] == "MONOCYTE"]
+    assert sorted(monocytes) == sorted(p.name for p in elsewhere.iterdir()) != []
+
+
+def test_a_run_keeps_a_data_folder_given_from_home_with_home_expanded(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A data folder given as ~/cells (quoted, or as --data=~/cells, which the shell leaves alone) is kept as the
+    folder in the home folder, not as a folder named ~ in the current one, where the run's export would look."""
+    from wbc.folders import kept_data_folder
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    assert kept_data_folder("~/cells") == str(tmp_path / "home" / "cells")
 
 
 def test_colourless_reads_the_whole_crop_where_the_grid_sees_no_colour() -> None:
