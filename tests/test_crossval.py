@@ -17,7 +17,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from wbc.checkpoint import load_checkpoint  # noqa: E402
-from wbc.crossval import cross_validate, finished_folds, fold_config, fold_logits, train_or_reuse  # noqa: E402
+from wbc.crossval import OOF_VIEWS, cross_validate, finished_folds, fold_config, fold_logits, train_or_reuse  # noqa: E402
 from wbc.data import list_split  # noqa: E402
 from wbc.errors import CheckpointError, DataError  # noqa: E402
 from wbc.model import default_config  # noqa: E402
@@ -405,6 +405,8 @@ class TestAllCells:
         assert card["review_threshold"] == pytest.approx(r["review_threshold"])
         assert "cross-validation" in card["calibration"]["fitted_on"] and "out-of-fold" in card["review_rule"]
         assert card["calibration"]["n_files"] == r["calibrated"]["n_files"]
+        # fitted on the out-of-fold files' averaged views, however many the model reads (the report says both)
+        assert card["calibration"]["fitted_on_views"] == OOF_VIEWS != card["tta_views"]
         # the ECE before and after the temperature, of the pooled out-of-fold files
         assert r["raw"]["ece"] != r["calibrated"]["ece"]
         assert (card["calibration"]["val_ece_before"], card["calibration"]["val_ece_after"]) == (

@@ -41,13 +41,16 @@ class TestExport:
 
     def test_card_calibration_is_fitted_on_the_validation_cells(self, tiny_run: Path, data_copy: Path,
                                                                  tmp_path: Path) -> None:
-        """An export's temperature is the one fitted on the run's validation files, and its review threshold
-        sets aside the least confident 10% of them at that temperature, as its review rule says."""
+        """An export's temperature is the one fitted on the run's validation files (those of the cells it held
+        out), and its review threshold sets aside the least confident 10% of them at that temperature, as its
+        review rule says."""
         from wbc.calibration import fit_temperature, tta_probs
+        from wbc.run_folder import read_val_cells
         from wbc.ship import checkpoint_validation_logits, export_and_report
 
         card = export_and_report(tiny_run, tmp_path / "m", data=data_copy)
-        logits, y, _ = checkpoint_validation_logits(tiny_run / "best.pt", data_copy, card["tta_views"])
+        logits, y, cells = checkpoint_validation_logits(tiny_run / "best.pt", data_copy, card["tta_views"])
+        assert set(cells) == read_val_cells(tiny_run) and card["calibration"]["n_files"] == len(cells)
         assert card["temperature"] == pytest.approx(fit_temperature(logits, y))
         confidences = tta_probs(logits, card["temperature"]).max(1)
         assert card["review_threshold"] == pytest.approx(np.quantile(confidences, 0.1))
@@ -129,6 +132,16 @@ class TestExport:
         card = export(run / "best.pt", tmp_path / "m", sorted((FIXTURE_IMAGES / "TRAIN").rglob("*.jpeg"))[:4])
         assert card["training"]["best_epoch"] == 1 and card["training"]["epochs_run"] == 2
         assert card["training"]["wall_seconds"] == round(sum(r["seconds"] for r in last["history"]), 1)
+
+    def test_no_calibrate_keeps_the_networks_own_confidences(self, tiny_run: Path, data_copy: Path,
+                                                             tmp_path: Path) -> None:
+        """--no-calibrate exports at temperature 1, the network's softmax as it is: its validation ECE is the same
+        before and after."""
+        from wbc.ship import export_and_report
+
+        card = export_and_report(tiny_run, tmp_path / "m", data=data_copy, calibrate=False)
+        assert card["temperature"] == 1.0 and card["calibration"]["temperature"] == 1.0
+        assert card["calibration"]["val_ece_before"] == card["calibration"]["val_ece_after"]
 
     def test_card_of_a_last_epoch_says_it_was_not_chosen(self, tiny_run: Path, tmp_path: Path) -> None:
         """last.pt (a fold model as cross-validation scores it) was chosen on nothing unless it is also the best."""

@@ -150,12 +150,16 @@ class TestMetrics:
         assert m["reliability_by_type"]["EOSINOPHIL"][0]["cells"] == 2 and m["reliability_by_type"]["NEUTROPHIL"][0]["cells"] == 3
 
     def test_card_keeps_the_figures_the_app_shows(self) -> None:
-        """A model card's metrics keep the ECE's interval and its bins (the app's model tab reads them)."""
+        """A model card's metrics keep the ECE's interval and its bins, and the caution of a TEST that copies TRAIN
+        images (the app's model tab reads them)."""
         from wbc.ship import card_metrics
 
-        kept = card_metrics(compute_metrics(PROBS, Y, CELLS, n_boot=50))
+        m = compute_metrics(PROBS, Y, CELLS, n_boot=50)
+        kept = card_metrics(m)
         assert {"ece", "ece_ci95", "reliability", "reliability_by_type", "accuracy_ci95", "per_class"} <= set(kept)
         assert "confusion" not in kept
+        caution = "2 of the 8 TEST images are byte-for-byte copies of TRAIN images"
+        assert card_metrics({**m, "caution": caution})["caution"] == caution
 
     def test_ece_interval_of_one_cell(self) -> None:
         """One cell: every resample is the data itself, so the ECE interval is the ECE, read from the
