@@ -581,6 +581,80 @@ class TestNotAWhiteCell:
         assert [s.focus_bound(replace(loc, reduced_by=r)) for r in (1.0, 1.41, 8.0)] == [
             s.SHARPNESS_MIN, s.SHRUNK_SHARPNESS_MIN, s.SHRUNK_SHARPNESS_MIN]
 
+    def test_a_clump_of_small_specks_is_no_nucleus(self) -> None:
+        """Four stained specks of 6 x 6 px, 3 px apart (a platelet clump's size), blur into a peak above
+        PEAK_MIN with sharp edges, but hold 144 stained px, under NUCLEUS_MIN_PX: no white cell."""
+        from wbc import photo_checks as s
+        from wbc.imaging import locate_at_data_scale
+        from wbc.screening import screen
+
+        rgb = np.full((240, 320, 3), (225, 215, 220), np.uint8)
+        for y in (100, 109):
+            for x in (150, 159):
+                rgb[y : y + 6, x : x + 6] = (160, 0, 255)
+        sc = screen(*locate_at_data_scale(rgb))
+        assert sc.peak >= s.PEAK_MIN and sc.nucleus_px == 144 and sc.sharpness >= s.SHARPNESS_MIN
+        assert not sc.is_cell and sc.reason == s.NO_NUCLEUS
+
+    def test_a_sharp_darkly_stained_nucleus_is_not_out_of_focus(self) -> None:
+        """A nucleus stained so dark that its channels' sum falls below FILL_SHARE of the field's bright end is
+        stain, not dark fill: its sharp edges count, and it passes (read as fill, with its edges left out, it would be
+        out of focus)."""
+        from wbc import photo_checks as s
+        from wbc.imaging import locate_at_data_scale
+        from wbc.screening import screen
+
+        rgb = np.full((240, 320, 3), (225, 215, 215), np.uint8)
+        ys, xs = np.mgrid[:240, :320]
+        rgb[np.hypot(ys - 150, xs - 90) < 18] = (60, 10, 110)
+        assert sum((60, 10, 110)) < s.FILL_SHARE * sum((225, 215, 215))
+        sc = screen(*locate_at_data_scale(rgb))
+        assert sc.is_cell and sc.sharpness >= s.SHARPNESS_MIN, sc.reason
+
+    def test_a_dark_photo_of_lit_specks_is_screened_without_error(self) -> None:
+        """A black field with lit specks every 6 px (a dark frame's hot pixels): the fill round the specks covers
+        the whole window, whose sharpness is then taken over all of it; the photo shows no nucleus."""
+        from wbc import photo_checks as s
+        from wbc.imaging import locate_at_data_scale
+        from wbc.screening import screen
+
+        for colour in ((40, 200, 40), (120, 60, 190)):
+            rgb = np.zeros((240, 320, 3), np.uint8)
+            rgb[::6, ::6] = colour
+            sc = screen(*locate_at_data_scale(rgb))
+            assert not sc.is_cell and sc.reason == s.NO_NUCLEUS, colour
+
+    def test_a_blank_overexposed_field_with_black_corners_is_not_black_and_white(self) -> None:
+        """A field clipped white, with the black corners a rotated view leaves: only black and white, but its
+        black is fill at the corners, not in the middle of a picture; it shows no nucleus, and is not told to
+        give the colour original."""
+        from wbc import photo_checks as s
+        from wbc.imaging import locate_at_data_scale
+        from wbc.screening import screen
+
+        rgb = np.full((240, 320, 3), 255, np.uint8)
+        for ys in (slice(0, 20), slice(-20, None)):
+            for xs in (slice(0, 20), slice(-20, None)):
+                rgb[ys, xs] = 0
+        sc = screen(*locate_at_data_scale(rgb))
+        assert sc.reason == s.NO_NUCLEUS and not s.photo_at_fault(sc.reason)
+
+    def test_a_magnified_photo_passed_on_the_second_look_keeps_its_shrink(self) -> None:
+        """A fixture cell enlarged 4x under a cool cast fails the first look and passes the second: its
+        screening still says how far the field was shrunk (the cell's place in the photo and the "shrunk"
+        note are scaled by it), and the laxer focus bound of a shrunk field applied."""
+        from wbc.decode import load_image
+        from wbc.imaging import locate_at_data_scale
+        from wbc.robustness import white_balance
+        from wbc.screening import screen
+
+        rgb = load_image(FIXTURE_IMAGES / "TRAIN" / "EOSINOPHIL" / "_0_7445.jpeg")
+        big = np.asarray(Image.fromarray(rgb).resize((1280, 960), Image.BILINEAR))
+        field, loc = locate_at_data_scale(white_balance(0.9, 1.1)(big))
+        sc = screen(field, loc)
+        assert sc.is_cell and sc.white_balanced
+        assert loc.reduced_by > 2 and sc.reduced_by == loc.reduced_by
+
     def test_white_matched_for_the_network(self, tmp_path: Path) -> None:
         """With match_white, a field whose white lies below TRAIN's range reaches the network with each
         channel scaled by its white gains (a dim x0.6 field by about 1/0.6), and says so; the fixture
@@ -755,6 +829,20 @@ class TestOtherCell:
         assert (found is not None) == warned
         if warned:
             assert found[:2] == pytest.approx((120, 240), abs=2) and found[2] is False  # no larger than the typed
+
+    @pytest.mark.parametrize("h,w,y,x", [(240, 320, 120, 300), (320, 240, 300, 120)])
+    def test_a_cell_at_the_far_end_of_the_long_side_is_not_its_own_other(self, h: int, w: int, y: int, x: int) -> None:
+        """One nucleus 20 px from the end of a field's longer side (the coarse grid's longer axis) is the typed
+        cell, and no second one: its own mass is found by its place along that axis."""
+        from wbc.imaging import locate_cell
+        from wbc.other_cell import other_cell
+
+        rgb = np.full((h, w, 3), (225, 205, 215), np.uint8)
+        ys, xs = np.mgrid[:h, :w]
+        rgb[np.hypot(ys - y, xs - x) <= 18] = (90, 40, 190)
+        loc = locate_cell(rgb)
+        assert (loc.cy, loc.cx) == pytest.approx((y, x), abs=2)
+        assert other_cell(rgb, loc) is None
 
     def test_a_darker_speck_does_not_hide_a_paler_nucleus(self) -> None:
         """The search looks at more than the strongest mass apart from the typed cell's: a speck stained darker
@@ -1432,18 +1520,28 @@ class TestDifferential:
 
         rng = np.random.default_rng(0)
 
-        def crop(textured: bool) -> np.ndarray:
+        def crop(textured: bool, noise: int = 0, enlarge: bool = True) -> np.ndarray:
             rgb = np.full((90, 70, 3), (225, 215, 215), np.uint8)
             yy, xx = np.mgrid[:90, :70]
             inside = (yy - 45) ** 2 / 55**2 + (xx - 35) ** 2 / 42**2 < 1
             nucleus = np.array([110, 60, 190]) + (rng.integers(-40, 40, (90, 70, 1)) if textured else 0)
+            if noise:
+                nucleus = nucleus + rng.integers(-noise, noise + 1, (90, 70, 1))
             rgb[inside] = np.clip(np.broadcast_to(nucleus, (90, 70, 3))[inside], 0, 255)
-            return np.asarray(Image.fromarray(rgb).resize((210, 270), Image.BILINEAR))
+            return np.asarray(Image.fromarray(rgb).resize((210, 270), Image.BILINEAR)) if enlarge else rgb
 
         (_, chromatin), (_, flat) = predictor.analyse(crop(True)), predictor.analyse(crop(False))
         assert chromatin.reduced_by > 1 and chromatin.reason.startswith(s.TOO_SMALL_HEAD), chromatin.reason
         assert f" px once shrunk {chromatin.reduced_by:.2g}x to the training images' magnification: too small" in chromatin.reason
         assert flat.reduced_by > 1 and flat.reason == s.STAINED_EDGE, flat.reason
+        # A slide's background with a camera's noise (+-16 levels, 80% of its edge within JPEG's noise of its median)
+        # is still one flat colour
+        noisy = predictor.analyse(crop(False, noise=16))[1]
+        assert noisy.reduced_by > 1 and noisy.reason == s.STAINED_EDGE, noisy.reason
+        # Not enlarged, the flat crop is read unshrunk: its own size is at fault, and it is told so, not to crop it
+        # to the microscope's field
+        small = predictor.analyse(crop(False, enlarge=False))[1]
+        assert small.reduced_by == 1 and small.reason.startswith("only 70x90 px: too small"), small.reason
 
     def test_a_warm_cast_past_the_gain_range_is_told_so(self, predictor: Predictor) -> None:
         """Warm (R x0.95, G x0.85, B x0.47: blue's gain past 2, the range's end, while the spread stays within 2):
@@ -1499,6 +1597,19 @@ class TestDifferential:
             # A strong yellow cast (blue x0.4) makes the background itself mark-coloured: told of its cast instead
             yellow = predictor.analyse(np.clip(rgb * np.array([1.2, 1.15, 0.4]), 0, 255).astype(np.uint8))[1]
             assert yellow.reason.startswith(s.TINTED_HEAD), (path, yellow.reason)
+
+    def test_a_yellow_cast_is_told_as_a_cast_not_a_mark(self) -> None:
+        """Under a milder yellow cast (red and green x1.1, blue x0.4) the field's own white leans towards yellow by
+        less than the crop's brightest background does: every fixture photo is told of its cast, none of a mark (the
+        white's lean is weighed at half MARK_MARGIN; at the full margin, 5 of 32 were told to remove a mark)."""
+        from wbc import photo_checks as s
+        from wbc.decode import load_image
+        from wbc.imaging import locate_at_data_scale, scale_channels
+        from wbc.screening import screen
+
+        paths = sorted(FIXTURE_IMAGES.rglob("*.jpeg"))
+        reasons = [screen(*locate_at_data_scale(scale_channels(load_image(p), (1.1, 1.1, 0.4)))).reason for p in paths]
+        assert len(paths) == 32 and all(r.startswith(s.TINTED_HEAD) for r in reasons), reasons
 
     def test_a_drawn_mark_is_sought_in_the_loaded_models_crop(self) -> None:
         """The square searched for a mark is the loaded card's crop, not the shipped default's 160 px: a mark
