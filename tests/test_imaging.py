@@ -516,6 +516,16 @@ class TestLoadImage:
                                                     r"damaged or cut short\)$"):
                 load_image(whole[: len(whole) // 2], "cut.tif")
 
+    def test_a_cameras_mpo_is_read_as_its_first_picture(self) -> None:
+        """A camera's MPO (a JPEG with a second picture after it: a preview or a depth map) is the photo it
+        shows first, not refused as a file of several images."""
+        cell, preview = Image.fromarray(smear()), Image.fromarray(smear()).resize((80, 60))
+        buf = io.BytesIO()
+        cell.save(buf, "MPO", save_all=True, append_images=[preview])
+        assert Image.open(io.BytesIO(buf.getvalue())).n_frames == 2
+        rgb = load_image(buf.getvalue(), "camera.mpo")
+        assert rgb.shape == (240, 320, 3) and np.abs(rgb.astype(int) - smear()).mean() < 3
+
     def test_16_bit_colour_of_a_12_bit_camera_is_named(self) -> None:
         """A 16-bit colour PNG holding 12-bit data (here below 3,840) is refused with what it is and
         what to do: Pillow keeps the top 8 bits, which read as a black photo. The full range is read."""
@@ -526,9 +536,10 @@ class TestLoadImage:
             load_image(cv2.imencode(".png", bgr * 16)[1].tobytes(), "cam.png")
         full = load_image(cv2.imencode(".png", bgr * 257)[1].tobytes(), "full.png")
         assert np.abs(full.astype(int) - smear()).max() <= 1
-        # with alpha: the values under the opaque pixels decide, not the ground composited around them
-        bgra = np.dstack([bgr * 16, np.zeros((240, 320), np.uint16)])
-        bgra[60:180, 60:260, 3] = 65535
+        # with alpha: the values under the opaque pixels decide, not the ground composited around them (here
+        # white under its transparent pixels, which no one sees)
+        bgra = np.dstack([np.full_like(bgr, 65535), np.zeros((240, 320), np.uint16)])
+        bgra[60:180, 60:260] = np.dstack([bgr[60:180, 60:260] * 16, np.full((120, 200), 65535, np.uint16)])
         with pytest.raises(BadImageError, match=r"cut\.png: a 16-bit colour image"):
             load_image(cv2.imencode(".png", bgra)[1].tobytes(), "cut.png")
 
@@ -666,6 +677,9 @@ class TestLoadImage:
         # stretched linearly, every level kept apart: level k of 0..99 at floor(255 k / 99), in all three channels
         want = (np.arange(100) * 255 // 99).reshape(10, 10)
         assert all(np.array_equal(a[..., c], want) for c in range(3))
+        # from its darkest level, not from 0: a camera's black level above 0 leaves the contrast as it is
+        offset = load_image(_png(Image.fromarray((a16 + 5000).astype(np.uint16))), "x")
+        assert np.array_equal(offset, a)
 
     def test_empty_file(self, tmp_path: Path) -> None:
         """An empty file is named and called empty."""
