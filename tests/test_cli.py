@@ -229,6 +229,18 @@ class TestPredictCli:
         cut = fit("e\u0301" * 70, 20)
         assert cut.startswith("...e") and columns(cut) == 20
 
+    def test_names_narrower_than_the_heading_keep_the_columns_level(self, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+        """Files named shorter than the "file" heading (given by name, without a suffix) keep each row's class
+        under the heading's: the column is as wide as its heading at least."""
+        for name in ("1", "22"):
+            shutil.copy(EOS_FILE, tmp_path / name)
+        monkeypatch.chdir(tmp_path)
+        assert main(["predict", "1", "22", "--quiet"]) == 0
+        rows = capsys.readouterr().out.split("\n\n")[0].splitlines()
+        assert {r.index(word) for r, word in zip(rows, ["class", "EOSINOPHIL", "EOSINOPHIL"])} == {len("file  ")}, rows
+
     def test_interrupt_keeps_what_was_read(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
         """Ctrl+C in the second batch: the first batch's rows, their differential and the CSV are kept,

@@ -73,7 +73,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if others and paths:
         print(f"wbc: note: in the folders given, {passed_over_note(others)}", file=sys.stderr)
     names = [printable(str(r.file)) for r in results]
-    width = min(60, max(map(columns, names)))
+    width = min(60, max(len("file"), *map(columns, names)))  # its heading's width at least: names may be "1"
     print(f"{'file':{width}s}  {'class':11s}  confidence  verdict")
     for r, name in zip(results, names):
         name = fit(name, width)
