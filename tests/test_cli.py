@@ -229,6 +229,22 @@ class TestPredictCli:
         cut = fit("e\u0301" * 70, 20)
         assert cut.startswith("...e") and columns(cut) == 20
 
+    def test_a_short_wide_name_is_shown_whole(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+        """The file column is as wide as its widest name in terminal columns, not in characters: a short name in
+        Chinese or in full-width letters (two columns each) is shown whole, not cut to "..."."""
+        from wbc.cli.predict import columns
+
+        assert columns("ＡＢ") == 4  # full-width letters, as wide as Chinese
+        names = ["血液細胞.jpeg", "ＡＢＣ.jpeg"]
+        for n in names:
+            shutil.copy(EOS_FILE, tmp_path / n)
+        monkeypatch.chdir(tmp_path)
+        assert main(["predict", *names, "--quiet"]) == 0
+        rows = capsys.readouterr().out.split("\n\n")[0].splitlines()
+        assert [r.split()[0] for r in rows[1:]] == names and "..." not in rows[1] + rows[2], rows
+        assert columns(rows[0].split("class")[0]) == max(map(columns, names)) + 2  # the column and its gap
+
     def test_names_narrower_than_the_heading_keep_the_columns_level(self, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch,
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
@@ -240,6 +256,57 @@ class TestPredictCli:
         assert main(["predict", "1", "22", "--quiet"]) == 0
         rows = capsys.readouterr().out.split("\n\n")[0].splitlines()
         assert {r.index(word) for r, word in zip(rows, ["class", "EOSINOPHIL", "EOSINOPHIL"])} == {len("file  ")}, rows
+
+    def test_rows_say_which_colour_step_and_how_much_was_clipped(self, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+        """A row says whether its photo was found only with its white matched or read so, and what share of it is
+        clipped white; the differential's heading counts the counted photos with a second white cell, not one
+        whose crop may be a piece beside it."""
+        import wbc.predict
+        from wbc.predict import Prediction
+
+        kinds = {"found.png": {"white_balanced": True}, "read.png": {"white_matched": True}, "bright.png": {"clipped": 0.5},
+                 "two.png": {"other_cell": (30, 40), "cell": (1, 2)},
+                 "piece.png": {"other_cell": (30, 40), "cell": (1, 2), "other_larger": True}}
+        for name in kinds:
+            shutil.copy(EOS_FILE, tmp_path / name)
+
+        def read(self: wbc.predict.Predictor, paths: list[Path], progress: bool = False, tta: bool = True) -> object:
+            return (Prediction(file=str(p), label="EOSINOPHIL", confidence=0.9, probs=(0.9, 0.05, 0.03, 0.02),
+                               sha256=p.name, **kinds[p.name]) for p in paths)
+
+        monkeypatch.setattr(wbc.predict.Predictor, "iter_files", read)
+        assert main(["predict", *(str(tmp_path / n) for n in kinds), "--quiet"]) == 0
+        table, counts = capsys.readouterr().out.split("\n\n")[:2]
+        rows = {Path(line.split()[0]).name: line for line in table.splitlines()[1:]}
+        assert rows["found.png"].endswith("[colours unlike the training images': found only with the white matched]")
+        assert rows["read.png"].endswith("[colours unlike the training images': read with the white matched]")
+        assert "[overexposed: 50% of the lit pixels white (clipped)" in rows["bright.png"]
+        assert counts.splitlines()[0].endswith("; 1 of the 4 shows a second white cell that is not in the count "
+                                               "(marked in its row):")
+
+    def test_a_weak_models_note_and_single_view(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """A model that reads its held-out images near chance is said to be before its rows; --single-view reads
+        each photo once, as the Predictor does without its test-time views, and without it they are all read."""
+        from wbc.card import DEFAULT_MODEL_DIR
+        from wbc.predict import Predictor
+
+        shutil.copy(DEFAULT_MODEL_DIR / "model.onnx", tmp_path / "model.onnx")
+        card = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())
+        assert card["tta_views"] > 1  # the case this test is about
+        (tmp_path / "model.json").write_text(json.dumps({**card, "calibration": {**card["calibration"],
+                                                                                  "val_accuracy": 0.3}}))
+        assert main(["predict", str(EOS_FILE), "--model", str(tmp_path), "--quiet"]) == 0
+        assert "wbc: note: this model reads only 30.0% of its held-out images right" in capsys.readouterr().err
+        confidence = {}
+        for option in ([], ["--single-view"]):
+            assert main(["predict", str(EOS_FILE), "--quiet", "--csv", str(tmp_path / "p.csv"), *option]) == 0
+            confidence[bool(option)] = float(next(csv.DictReader((tmp_path / "p.csv").open()))["confidence"])
+        for single, got in confidence.items():
+            expected = Predictor().predict_files([EOS_FILE], tta=not single)[0].confidence
+            assert got == pytest.approx(expected, abs=1e-4), single
+        assert confidence[True] != pytest.approx(confidence[False], abs=1e-4)
 
     def test_interrupt_keeps_what_was_read(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
@@ -415,6 +482,9 @@ class TestPredictCli:
         assert main(["predict", str(tmp_path / "nope.jpg")]) == 2
         err = capsys.readouterr().err
         assert "nope.jpg: no such file or folder" in err and "Traceback" not in err
+        assert main(["predict", str(tmp_path / "nope.jpg"), str(tmp_path / "gone.png")]) == 2  # each named
+        err = capsys.readouterr().err
+        assert "nope.jpg: no such file or folder" in err and "gone.png: no such file or folder" in err
 
     def test_missing_path_among_good_ones_gets_its_row(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A path that names nothing, given with real images, is a row of its own; the rest are
@@ -1076,6 +1146,17 @@ class TestPredictCli:
         out, err = capsys.readouterr()
         rows = out.split("\n\n")[0].splitlines()[1:]
         assert len(rows) == 3 and sum("gone.jpg" in r for r in rows) == 1 and "more than once" not in err, (rows, err)
+
+    def test_unreadable_files_alike_are_each_unreadable_not_repeats(self, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+        """Two unreadable files of the same bytes are each left out as unreadable, not one of them also as a repeat
+        of the other: a row with no image read repeats nothing."""
+        for name in ("x.png", "y.png"):
+            (tmp_path / name).write_bytes(b"not a png")
+        others = sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))[:2]
+        assert main(["predict", *map(str, others), str(tmp_path / "x.png"), str(tmp_path / "y.png"), "--quiet"]) == 1
+        counts = capsys.readouterr().out.split("\n\n")[1]
+        assert counts.startswith("Differential of the 2 image(s) read as white cells (left out: 2 unreadable):"), counts
 
     def test_broken_links_and_unlistable_subfolders_are_named(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
