@@ -525,11 +525,11 @@ class TestPredictCli:
         # A folder of hidden images alone (macOS's ._ copies, a .thumbnails folder): said, not "no image files" bare
         hidden = tmp_path / "hidden"
         (hidden / ".thumbs").mkdir(parents=True)
-        for f in ("._a.jpeg", ".thumbs/b.png", ".thumbs/notes.txt"):
+        for f in ("._a.jpeg", ".thumbs/b.png", ".thumbs/C.JPG", ".thumbs/notes.txt"):  # a camera's names in capitals
             (hidden / f).write_bytes(good[0].read_bytes())
         assert main(["predict", str(hidden), "--quiet"]) == 2  # nothing else given: an error, in one line
         err = capsys.readouterr().err
-        assert err.rstrip().endswith("no image files in this folder (2 image file(s) passed over as hidden, their names "
+        assert err.rstrip().endswith("no image files in this folder (3 image file(s) passed over as hidden, their names "
                                      "or folders starting with '.': rename any you want read)"), err
 
     def test_the_same_image_under_two_names_is_counted_once(self, tmp_path: Path,
@@ -663,15 +663,18 @@ class TestPredictCli:
 
         photo = tmp_path / "cell.jpeg"
         shutil.copy(sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))[0], photo)
+        (tmp_path / "link").symlink_to(tmp_path, target_is_directory=True)  # the photo under another name
         before = photo.read_bytes()
         for target, message in ((photo, "that is one of the images given"), (tmp_path / "other.png", "an image's name"),
-                                (tmp_path, "is a folder; give a file name"),
+                                (tmp_path / "link" / photo.name, "that is one of the images given"),
+                                (tmp_path / "other.PNG", "an image's name"), (tmp_path, "is a folder; give a file name"),
                                 (photo / "table.csv", f"folder {photo} is a file, not a folder")):
             assert main(["predict", str(photo), "--csv", str(target), "--quiet"]) == 2, target
             out, err = capsys.readouterr()
             assert message in err and "Traceback" not in err, err
             assert "confidence" not in out  # refused before any image was classified
-        assert photo.read_bytes() == before and not (tmp_path / "other.png").exists()
+        assert photo.read_bytes() == before
+        assert not (tmp_path / "other.png").exists() and not (tmp_path / "other.PNG").exists()
         # Another file of the user's (the model card in use, a spreadsheet) is refused; an earlier table of
         # `wbc predict`'s is replaced, and that is said.
         from wbc.card import DEFAULT_MODEL_DIR
@@ -1157,6 +1160,54 @@ class TestPredictCli:
         assert main(["predict", *map(str, others), str(tmp_path / "x.png"), str(tmp_path / "y.png"), "--quiet"]) == 1
         counts = capsys.readouterr().out.split("\n\n")[1]
         assert counts.startswith("Differential of the 2 image(s) read as white cells (left out: 2 unreadable):"), counts
+
+    def test_a_folder_and_a_photo_given_again_through_links_are_read_once(self, tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+        """A folder given again through a link to it passes its other files over once, and a photo given again
+        through a link to it is one file given more than once, not a row of its own."""
+        smear = tmp_path / "smear"
+        smear.mkdir()
+        shutil.copy(EOS_FILE, smear / "a.jpeg")
+        (smear / "notes.txt").write_text("slide 3")
+        (tmp_path / "same").symlink_to(smear, target_is_directory=True)
+        (tmp_path / "photo.jpeg").symlink_to(smear / "a.jpeg")
+        assert main(["predict", str(smear), str(tmp_path / "same"), str(tmp_path / "photo.jpeg"), "--quiet"]) == 0
+        out, err = capsys.readouterr()
+        assert len(out.split("\n\n")[0].splitlines()) == 2, out  # the header and the photo's row
+        assert "in the folders given, 1 other file(s) passed over" in err and "1 file(s) given more than once" in err
+
+    def test_a_folder_holding_only_a_broken_link_is_that_links_row(self, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+        """A folder holding nothing but a link to nothing is that link's row alone, not also "no image files in
+        this folder"; once, though the folder is given again through a link to it."""
+        smear = tmp_path / "smear"
+        smear.mkdir()
+        (smear / "gone.jpg").symlink_to(tmp_path / "nothing.jpg")
+        (tmp_path / "same").symlink_to(smear, target_is_directory=True)
+        assert main(["predict", str(EOS_FILE), str(smear), str(tmp_path / "same"), "--quiet"]) == 1
+        out, err = capsys.readouterr()
+        rows = out.split("\n\n")[0].splitlines()[1:]
+        assert len(rows) == 2 and "gone.jpg" in rows[1] and "no image files" not in out, rows
+        assert "1 link(s) or folder(s) in the folders given could not be followed" in err
+
+    def test_patterns_match_in_name_order_and_a_bracketed_name_is_its_file(self, tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+        """A pattern's matches are read in the order of their names, whatever the folder's own order, and `**` does
+        not follow a link to a folder further up; a file that exists with a pattern's characters in its name
+        ("cell[1].jpeg") is that file, not a pattern matching "cell1.jpeg"."""
+        smear = tmp_path / "smear"
+        (smear / "sub").mkdir(parents=True)
+        names = [f"{c}.jpeg" for c in "qwertyuiopasdfgh"]  # neither in order nor in reverse: a folder's order
+        for n in names:
+            shutil.copy(EOS_FILE, smear / n)
+        (smear / "sub" / "up").symlink_to(smear, target_is_directory=True)
+        assert main(["predict", f"{smear}/**/*.jpeg", "--quiet"]) == 0
+        out, err = capsys.readouterr()
+        assert [Path(r.split()[0]).name for r in out.split("\n\n")[0].splitlines()[1:]] == sorted(names)
+        assert "more than once" not in err
+        shutil.copy(EOS_FILE, tmp_path / "cell[1].jpeg")
+        assert main(["predict", str(tmp_path / "cell[1].jpeg"), "--quiet"]) == 0
+        assert capsys.readouterr().out.splitlines()[1].startswith(str(tmp_path / "cell[1].jpeg"))
 
     def test_broken_links_and_unlistable_subfolders_are_named(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
