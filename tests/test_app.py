@@ -15,8 +15,8 @@ from PIL import Image
 
 from wbc.app import analysis, images, layout, markup, model_card, review_table, tally, words
 from wbc.differential import (
-    IMAGES_AS_CELLS, LAB_ORDER, LIMITS_COLUMN, balanced_test, counting_limits, differential, differential_note,
-    differential_notes, findings_note, misread_figures, nrbc_note)
+    IMAGES_AS_CELLS, LAB_ORDER, LIMITS_COLUMN, OTHER_PRESENT, balanced_test, counting_limits, differential,
+    differential_note, differential_notes, findings_note, misread_figures, nrbc_note)
 from wbc.info import CLASSES, cell_type
 from wbc.io import bytes_key
 from wbc.card import DEFAULT_MODEL_DIR
@@ -1253,6 +1253,32 @@ class TestDifferential:
         again = review_table.restored_labels(signed, "review.csv")
         assert again.by_key == {"ab12": "Neutrophil"} and not again.by_name and not again.unknown
 
+    def test_review_rows_name_the_runner_up_where_the_type_needs_review(self) -> None:
+        """A row marked *needs review* names the runner-up type and its probability, what to check the type
+        against, as `wbc predict` does; a confident row names none."""
+        from wbc.predict import NEEDS_REVIEW_VERDICT, Prediction
+
+        probs = (0.05, 0.30, 0.55, 0.10)  # in CLASSES' order: the third first, the second runner-up
+        unsure = Prediction(file="a.jpeg", label=CLASSES[2], confidence=0.55, probs=probs, needs_review=True)
+        rows = review_table.review_rows([analysis.CellResult("a.jpeg", unsure),
+                                         analysis.CellResult("b.jpeg", replace(unsure, needs_review=False))])
+        runner_up = cell_type(CLASSES[1]).label.lower()
+        assert [r["verdict"] for r in rows] == [f"{NEEDS_REVIEW_VERDICT} (or {runner_up} 30.0%)", "confident"]
+
+    def test_review_table_shows_at_most_eight_whole_rows(self) -> None:
+        """The table grows a whole row at a time up to 8 rows in view, then scrolls: 10 rows took all of a laptop's
+        screen."""
+        height = review_table.review_table_height
+        assert height(8) - height(7) == review_table.REVIEW_ROW_PX
+        assert height(9) == height(8) == height(500)
+
+    def test_a_row_the_table_added_blank_is_downloaded_unticked(self) -> None:
+        """The edited table hands a blank tick back as NaN, which is no tick: the download leaves it blank."""
+        row = {"file": "a.jpeg", "predicted": "Monocyte", "reviewed": "Monocyte", "key": "k1"}
+        data = review_table.table_csv([{**row, review_table.CHECKED: float("nan")}, {**row, review_table.CHECKED: True}])
+        got = csv.DictReader(io.StringIO(data.decode("utf-8-sig")))
+        assert [r[review_table.CHECKED] for r in got] == ["", "yes"]
+
     def test_differential_csv_says_where_rounded_shares_miss_100(self) -> None:
         """Three types of 2 cells each read 33.3% each: a spreadsheet's sum of the column, 99.9, stood beside a total
         of 100.0 unexplained. The total's row says what the shares add to where the rounding shows, only there."""
@@ -1263,6 +1289,22 @@ class TestDifferential:
         assert round(sum(float(r["percent"]) for r in rows[:rows.index(total)]), 1) == 99.9
         quarters = differential(["NEUTROPHIL"] * 3 + ["LYMPHOCYTE"])
         assert any(r["type"] == "Total" for r in csv.DictReader(io.StringIO(tally.differential_csv(quarters).decode("utf-8-sig"))))
+
+    def test_total_row_says_no_rounding_where_the_shares_add_to_100(self) -> None:
+        """Shares of 11.1, 77.8 and 11.1 add to 100.0, in binary floating point to 99.99999999999999: the Total row
+        names no rounding there, on the page or in the download."""
+        diff = differential(["NEUTROPHIL"] + ["LYMPHOCYTE"] * 7 + ["MONOCYTE"])
+        shares = [float(str(r["percent"])) for r in diff]
+        assert sum(shares) != 100.0 == round(sum(shares), 1)  # the case this test is about
+        assert tally.total_row(diff)["type"] == tally.differential_shown(diff)[-1]["type"] == "Total"
+
+    def test_the_downloads_total_says_why_no_range_is_compared_beside_a_blast(self) -> None:
+        """Under 100 cells the download's Total row says that no range is compared, also where a blast counted
+        gives its own row a status ("refer") while the others' is "-"."""
+        diff = differential(["NEUTROPHIL"] * 10 + ["BLAST"], reviewed=True)
+        assert {r["status"] for r in diff} > {"-", OTHER_PRESENT}  # the case this test is about
+        rows = csv.DictReader(io.StringIO(tally.differential_csv(diff).decode("utf-8-sig")))
+        assert next(r for r in rows if r["type"].startswith("Total"))["status"] == tally.NO_STATUS_BELOW
 
     def test_basophils_have_no_status_while_rows_are_unchecked(self) -> None:
         """From 100 cells on, the basophils' "0, within range" stood beside 96 unchecked images: the model never calls
