@@ -2353,6 +2353,42 @@ class TestPage:
             "Basophil, Blast, Immature granulocyte, Other white cell, Nucleated red cell, Excluded), and keep the model's "
             "type: a.jpeg: 'Eosinophill'")
 
+    def test_restore_reads_excels_unicode_text_and_retyped_cells(self) -> None:
+        """Excel's "Unicode text" (UTF-16, tab-separated), UTF-16 with the big-endian byte-order mark, and cells a
+        spreadsheet or a reviewer retyped (spaces around a heading or a sha256, "Yes" or "TRUE" for a tick) give the
+        same review back."""
+        rows = [{"file": "a.jpeg", "predicted": "Neutrophil", "reviewed": "Monocyte", "key": "k1",
+                 review_table.CHECKED: True},
+                {"file": "b.jpeg", "predicted": "Lymphocyte", "reviewed": "Lymphocyte", "key": "k2"}]
+        text = review_table.table_csv(rows).decode("utf-8-sig")
+        for data in (b"\xff\xfe" + text.replace(",", "\t").encode("utf-16-le"), b"\xfe\xff" + text.encode("utf-16-be")):
+            got = review_table.restored_labels(data, "t.txt")
+            assert got.by_key == {"k1": "Monocyte", "k2": "Lymphocyte"} and got.checked == {"k1"}
+        retyped = "file, Reviewed ,sha256,checked\na.jpeg,Monocyte, k1 ,Yes\nb.jpeg,Lymphocyte,k2,TRUE\n"
+        got = review_table.restored_labels(retyped.encode(), "t.csv")
+        assert got.by_key == {"k1": "Monocyte", "k2": "Lymphocyte"} and got.checked == {"k1", "k2"}
+
+    def test_restore_finds_by_sha256_first_and_takes_each_images_last_row(self) -> None:
+        """An image is found by its sha256 before its name; a row without one (added by hand, or an older table's)
+        brings back its tick by its name, and counts among the rows a restore reports; one image given the same type
+        twice is no conflict, and its last row says whether it is ticked."""
+        got = review_table.restored_labels(b"file,reviewed,sha256,checked\na.jpeg,Monocyte,k1,\n"
+                                           b"b.jpeg,Eosinophil,,yes\n", "t.csv")
+        assert len(got) == 2
+        assert got.label("k1", "b.jpeg") == "Monocyte" and not got.is_checked("k1", "b.jpeg")  # a.jpeg renamed b.jpeg
+        assert got.label("k9", "b.jpeg") == "Eosinophil" and got.is_checked("k9", "b.jpeg")
+        twice = review_table.restored_labels(b"file,reviewed,checked\na.jpeg,Monocyte,yes\na.jpeg,Monocyte,\n", "t.csv")
+        assert twice.by_name == {"a.jpeg": "Monocyte"} and twice.conflicts == () and not twice.is_checked("", "a.jpeg")
+
+    def test_restore_notes_name_five_then_say_there_are_more(self) -> None:
+        """The notes after a restore name five rows or files, and a sixth only as "..."."""
+        unknown = [(f"{i}.jpeg", "x") for i in range(6)]
+        assert plain(review_table.restore_note("t.csv", 1, 0, 0, unknown[:5])[1]).endswith("4.jpeg: 'x'")
+        assert plain(review_table.restore_note("t.csv", 1, 0, 0, unknown)[1]).endswith("4.jpeg: 'x'; ...")
+        files = [f for f, _ in unknown]
+        assert plain(review_table.restored_other_note(files[:5])).endswith("3.jpeg, 4.jpeg")
+        assert plain(review_table.restored_other_note(files)).endswith("4.jpeg, ...")
+
     def test_different_images_with_one_name_are_told_apart(self) -> None:
         """Two different images named alike get rows of their own names; the same name and bytes twice
         is one image, said so."""
