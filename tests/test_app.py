@@ -1906,6 +1906,26 @@ class TestDifferential:
             assert model_card.ece_note({"ece": 0.05, "ece_ci95": ci}) == ("expected calibration error on the test images 0.050, its "
                                                                    "confidence off by about 5 points on average")
 
+    def test_terminal_differential_lines_up_its_columns(self) -> None:
+        """`wbc predict`'s differential pads the limits to one width, so that each row's adult range starts in one
+        column (0.0-1.8 beside 73.8-85.3)."""
+        from wbc.differential import differential_lines
+
+        lines = differential_lines(["EOSINOPHIL"] * 20 + ["LYMPHOCYTE"] * 20 + ["NEUTROPHIL"] * 160)[:4]
+        assert len({line.index("adult range") for line in lines}) == 1, lines
+
+    def test_only_four_types_with_images_can_be_balanced(self) -> None:
+        """A test set is "about as many of each type" only with images of each of the four types: three types alike,
+        or none of any, are not."""
+        assert balanced_test({c: {"support": 10} for c in CLASSES})
+        assert not balanced_test({c: {"support": 10} for c in CLASSES[:3]})
+        assert not balanced_test({c: {"support": 0} for c in CLASSES})
+
+    def test_no_limits_for_a_share_of_no_cells(self) -> None:
+        """A share of 0 in 0 cells has no counting limits: an error, not limits 0-100%."""
+        with pytest.raises(ValueError, match="0 in 0 cells"):
+            counting_limits(0, 0)
+
     def test_description_comes_from_info(self) -> None:
         """The biology shown is wbc.info's, with the reference range."""
         d = words.describe("MONOCYTE")
