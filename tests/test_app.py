@@ -1926,6 +1926,45 @@ class TestDifferential:
         with pytest.raises(ValueError, match="0 in 0 cells"):
             counting_limits(0, 0)
 
+    def test_model_tab_figures_in_their_detail(self) -> None:
+        """A maker's own card with no public cells says so; one cell's worth of the cells' accuracy is 100 / cells
+        points; the per-type table keeps three decimals and leaves blank the cells of a type with none; a type with
+        no test images is left out of the counts under it."""
+        own = {"data": {"source": "own images (not the public data set)", "training_cells": 52, "public_cells": 0}}
+        assert model_card.trained_on(own).endswith("of its maker's own images (not the public BCCD data set)")
+        test = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())["metrics"]["test"]
+        assert "moves the cells' accuracy by 2.5 points" in model_card.test_summary({**test, "n_cells": 40})
+        figures = {"precision": 0.87364, "recall": 0.5, "f1": 0.62345}
+        rows = model_card.per_class_rows({"MONOCYTE": {**figures, "support": 0, "cells": 0, "cells_right": 0},
+                                          "NEUTROPHIL": {**figures, "support": 9, "cells": 4, "cells_right": 3}})
+        assert rows[0]["precision"] == 0.874 and rows[0]["f1"] == 0.623
+        assert [r["cells right"] for r in rows] == [None, "3 of 4"]
+        per_class = {c: {"support": k} for c, k in zip(CLASSES, (5, 0, 2, 40))}
+        assert model_card.balanced_note(per_class).startswith("The test images are 5 eosinophil, 2 monocyte and 40 "
+                                                              "neutrophil;")
+
+    def test_a_bin_of_the_fewest_images_said_is_said_everywhere(self) -> None:
+        """A bin of MIN_RECORD_FILES images is enough for the limits' busiest-band clause and for a type's calls
+        in it, as for a result's record; a confidence shown at a bin's lower edge gets that bin's record."""
+        bound = model_card.MIN_RECORD_FILES
+        band = {"from": 0.9, "to": 1.0, "accuracy": 0.9, "confidence": 0.95}
+        assert model_card.busiest_band_note([{**band, "files": bound}]).startswith(
+            f"where the largest group of its test images fell ({bound} at 90.0")
+        assert model_card.busiest_band_note([{**band, "files": bound - 1}]) == ""
+        for files, said in ((bound, True), (bound - 1, False)):
+            calls = {"NEUTROPHIL": [{**band, "files": files, "accuracy": 0.7}]}
+            note = model_card.busiest_band_note([{**band, "files": 100}], calls)
+            assert ("70.0% of its" in note) is said, files
+        bins = {"n_cells": 25, "reliability": [{**band, "to": 0.9, "from": 0.8, "files": 25, "cells": 25},
+                                               {**band, "to": 0.95, "files": 25, "cells": 25}]}
+        assert model_card.confidence_record(bins, 0.90).startswith("On the test images, answers given 90.0\u201395.0%")
+
+    def test_trust_rows_by_type_of_a_card_without_cells(self) -> None:
+        """A card whose bins of each type's calls keep no cells still gets its table, without a cells column."""
+        rows = model_card.trust_rows_by_type({"NEUTROPHIL": [{"from": 0.9, "to": 1.0, "files": 30, "accuracy": 0.7}]})
+        assert rows == [{"type called": "Neutrophil", "model's confidence (%)": "90.0\u2013100.0", "test images": 30,
+                         "right (%)": 70.0}]
+
     def test_description_comes_from_info(self) -> None:
         """The biology shown is wbc.info's, with the reference range."""
         d = words.describe("MONOCYTE")
