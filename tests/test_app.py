@@ -181,6 +181,35 @@ class TestAnalyse:
         expected = 120 * (1 - images.HEAT_OPACITY) + peak * images.HEAT_OPACITY
         assert np.abs(out.reshape(-1, 3) - expected).sum(1).min() <= 6
 
+    def test_heatmap_tints_only_positive_evidence_past_its_floor(self) -> None:
+        """Evidence against the type (negative) and evidence under HEAT_FLOOR of the peak leave the crop as it is."""
+        crop = np.full((64, 64, 3), 120, np.uint8)
+        cam = np.zeros((8, 8), np.float32)
+        cam[3:5, 3:5] = 1.0
+        cam[:2] = -1.0  # against: the top rows
+        cam[7] = 0.2  # weak, a fifth of the peak (HEAT_FLOOR a quarter): the bottom row
+        out = images.cam_overlay(crop, cam).astype(int)
+        assert (out[:10] == 120).all() and (out[-6:] == 120).all()
+        assert (out[32] != 120).any()
+
+    def test_ring_radius_scales_with_the_photo(self) -> None:
+        """A ring is a cell's radius in the photo as shown: larger where the photo was shrunk to find its cells,
+        and 8 px at least, however small the photo is shown."""
+        assert images.ring_radius(480, 480, 1.0) == images.CELL_RADIUS
+        assert images.ring_radius(480, 480, 2.0) == 2 * images.CELL_RADIUS
+        assert images.ring_radius(100, 4000, 1.0) == 8
+
+    def test_a_larger_nucleus_ring_is_half_as_large_again(self) -> None:
+        """The other cell's ring is 1.5x the typed one's where the other nucleus is much the larger."""
+        grey = np.full((320, 480, 3), 200, np.uint8)
+
+        def reach(other_larger: bool) -> float:
+            out = images.marked_photo(grey, (100, 100), (320, 160), other_larger=other_larger).astype(int)
+            ys, xs = np.nonzero(np.abs(out - images.OTHER_RING).sum(2) < 60)
+            return float(np.hypot(xs - 320, ys - 160).max())
+
+        assert 1.4 < reach(True) / reach(False) < 1.6
+
     def test_magnified_photo_is_shrunk_and_says_so(self, predictor: Predictor) -> None:
         """A photo 4x as magnified as the data set's is shrunk first: the caption and the CSV say by how
         much, and the type is the one the original gets; the original says nothing of the kind."""
