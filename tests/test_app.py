@@ -2378,6 +2378,14 @@ class TestPage:
                                "times; m\\.jpeg was given twice; e\\.jpeg was given twice; and 1 more (the uploader "
                                "lists each copy: remove them there to tidy it)."]
 
+    def test_three_repeats_are_named_each_and_several_names_are_plural(self) -> None:
+        """Up to REPEATS_LISTED images repeated are each named in a note of their own; two other names for one
+        image "are" the same image as it."""
+        three = analysis.distinct_uploads([(f"{c}.jpeg", c.encode()) for c in "abc"] * 2)
+        assert three.notes == [f"{c}\\.jpeg was given twice: it is shown and counted once." for c in "abc"]
+        two = analysis.distinct_uploads([("a.jpeg", b"1"), ("b.jpeg", b"1"), ("c.jpeg", b"1")])
+        assert two.notes == ["b\\.jpeg and c\\.jpeg are the same image as a\\.jpeg: it is shown and counted once."]
+
     def test_restored_labels_read_the_download_back(self) -> None:
         """Every label the download holds comes back under its image's sha256, and a table without that
         column (an earlier version's) under its file's name, formula quoting undone; rows of repeats and
