@@ -2386,6 +2386,11 @@ class TestPage:
         two = analysis.distinct_uploads([("a.jpeg", b"1"), ("b.jpeg", b"1"), ("c.jpeg", b"1")])
         assert two.notes == ["b\\.jpeg and c\\.jpeg are the same image as a\\.jpeg: it is shown and counted once."]
 
+    def test_result_anchors_are_unique(self) -> None:
+        """Each result's two headings have ids of their own, unlike any other result's."""
+        ids = [a for i in range(12) for a in layout.result_anchors(i)]
+        assert len(set(ids)) == len(ids)
+
     def test_restored_labels_read_the_download_back(self) -> None:
         """Every label the download holds comes back under its image's sha256, and a table without that
         column (an earlier version's) under its file's name, formula quoting undone; rows of repeats and
