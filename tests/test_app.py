@@ -1955,6 +1955,16 @@ class TestDifferential:
         with pytest.raises(ValueError, match="0 in 0 cells"):
             counting_limits(0, 0)
 
+    def test_misread_figures_of_a_card_missing_some(self) -> None:
+        """A card with the eosinophils' precision but no monocyte recall (undefined: no monocyte images) gets no
+        sentence, not an error; one with the monocytes' cells but not those read right names no cells."""
+        eos = {"precision": 0.9}
+        assert misread_figures({"metrics": {"test": {"per_class": {"EOSINOPHIL": eos,
+                                                                   "MONOCYTE": {"recall": None}}}}}) == ""
+        said = misread_figures({"metrics": {"test": {"per_class": {"EOSINOPHIL": eos,
+                                                                   "MONOCYTE": {"recall": 0.75, "cells": 4}}}}})
+        assert said.endswith("found 75% of the monocytes' images.") and "None" not in said
+
     def test_model_tab_figures_in_their_detail(self) -> None:
         """A maker's own card with no public cells says so; one cell's worth of the cells' accuracy is 100 / cells
         points; the per-type table keeps three decimals and leaves blank the cells of a type with none; a type with
