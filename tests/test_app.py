@@ -2004,6 +2004,21 @@ class TestDifferential:
         assert rows == [{"type called": "Neutrophil", "model's confidence (%)": "90.0\u2013100.0", "test images": 30,
                          "right (%)": 70.0}]
 
+    def test_model_tab_notes_on_cards_missing_figures(self) -> None:
+        """Where every test image was marked (no rest to read) or the card has no share of errors caught, the
+        *needs review* note says what it has and no "nan"; a type the card's bins name that the model does not know
+        is left out; a bin of one cell says "cell"."""
+        nan = float("nan")
+        all_marked = model_card.review_note({"flagged_share": 1.0, "accuracy_flagged": 0.8, "accuracy_rest": nan,
+                                             "errors_flagged_share": 1.0})
+        assert "nan" not in all_marked and "It caught 100% of the wrong images" in all_marked
+        assert model_card.review_note({"flagged_share": 0.1, "accuracy_flagged": 0.5, "accuracy_rest": 0.9,
+                                       "errors_flagged_share": nan}).endswith("the rest 90.0%.")
+        bins = [{"from": 0.9, "to": 1.0, "files": 30, "accuracy": 0.9, "confidence": 0.95}]
+        assert model_card.busiest_band_note(bins, {"BASOPHIL": bins}) == model_card.busiest_band_note(bins)
+        one = {"n_cells": 1, "reliability": [{**bins[0], "cells": 1}]}
+        assert "(30 images, views of 1 cell, and errors" in model_card.confidence_record(one, 0.95)
+
     def test_description_comes_from_info(self) -> None:
         """The biology shown is wbc.info's, with the reference range."""
         d = words.describe("MONOCYTE")
