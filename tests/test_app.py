@@ -2411,6 +2411,12 @@ class TestPage:
         two = analysis.distinct_uploads([("a.jpeg", b"1"), ("b.jpeg", b"1"), ("c.jpeg", b"1")])
         assert two.notes == ["b\\.jpeg and c\\.jpeg are the same image as a\\.jpeg: it is shown and counted once."]
 
+    def test_a_rename_takes_no_name_given_in_the_other_unicode_form(self) -> None:
+        """A second café.jpeg is not shown as "café (2).jpeg" where an upload of that name was given with its é
+        typed the other way: the two looked alike."""
+        d = analysis.distinct_uploads([("caf\u00e9.jpeg", b"1"), ("caf\u00e9.jpeg", b"2"), ("cafe\u0301 (2).jpeg", b"3")])
+        assert [n for n, _ in d.kept] == ["caf\u00e9.jpeg", "caf\u00e9 (3).jpeg", "cafe\u0301 (2).jpeg"]
+
     def test_result_anchors_are_unique(self) -> None:
         """Each result's two headings have ids of their own, unlike any other result's."""
         ids = [a for i in range(12) for a in layout.result_anchors(i)]
