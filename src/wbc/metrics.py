@@ -155,7 +155,7 @@ def cells_read_right(v: dict[str, Any]) -> str:
 
 def calls_right(v: dict[str, Any]) -> str:
     """Of the cells read as a type, those that are of it, with the exact 95% limits of that share (a type's
-    precision over cells: how far a call of it can be trusted): "42 of 47 (77-96%)", from a per-class entry of
+    precision over cells: how far a call of it can be trusted): "11 of 14 (49-95%)", from a per-class entry of
     `compute_metrics`; "" where no cell was read as it (or the entry predates the count)."""
     if not v.get("cells_called") or v.get("cell_precision_ci95") is None:
         return ""
