@@ -713,10 +713,13 @@ class TestShippedModel:
         per_class = t["per_class"]
         mono = per_class["MONOCYTE"]
         lo, hi = mono["cell_recall_ci95"]
+        neut = per_class["NEUTROPHIL"]
+        nlo, nhi = neut["cell_precision_ci95"]
         assert rows["Monocyte recall / neutrophil precision"] == (
-            f"{mono['recall']:.3f} / {per_class['NEUTROPHIL']['precision']:.3f} (monocytes: {mono['cells_right']} of "
-            f"TEST's {mono['cells']} monocyte cells, exact limits {100 * lo:.0f}\u2013{100 * hi:.0f}%; `report.md` gives "
-            "each type's)")
+            f"{mono['recall']:.3f} / {neut['precision']:.3f} (monocytes: {mono['cells_right']} of "
+            f"TEST's {mono['cells']} monocyte cells, exact limits {100 * lo:.0f}\u2013{100 * hi:.0f}%; of the "
+            f"{neut['cells_called']} cells read as neutrophils, {neut['cells_right']} are, "
+            f"{100 * nlo:.0f}\u2013{100 * nhi:.0f}%; `report.md` gives each type's)")
 
     def test_card_reports_test_metrics(self) -> None:
         """The card carries the TEST figures the README quotes, beating the reference (86.01%)."""
