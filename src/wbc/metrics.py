@@ -147,20 +147,22 @@ def per_class_figure(v: float | None, digits: int = 4) -> str:
 def cells_read_right(v: dict[str, Any]) -> str:
     """A type's cells read right of its cells, with the exact 95% limits of that share: "3 of 4 (19-99%)",
     from a per-class entry of `compute_metrics`; "" where it has no cells (or predates the count)."""
-    if not v.get("cells") or v.get("cell_recall_ci95") is None:
-        return ""
-    lo, hi = v["cell_recall_ci95"]
-    return f"{v['cells_right']} of {v['cells']} ({100 * lo:.0f}\u2013{100 * hi:.0f}%)"
+    return _right_of(v, "cells", "cell_recall_ci95")
 
 
 def calls_right(v: dict[str, Any]) -> str:
     """Of the cells read as a type, those that are of it, with the exact 95% limits of that share (a type's
     precision over cells: how far a call of it can be trusted): "11 of 14 (49-95%)", from a per-class entry of
     `compute_metrics`; "" where no cell was read as it (or the entry predates the count)."""
-    if not v.get("cells_called") or v.get("cell_precision_ci95") is None:
+    return _right_of(v, "cells_called", "cell_precision_ci95")
+
+
+def _right_of(v: dict[str, Any], of: str, limits: str) -> str:
+    """A per-class entry's cells read right of its count `of`, with the limits under key `limits`."""
+    if not v.get(of) or v.get(limits) is None:
         return ""
-    lo, hi = v["cell_precision_ci95"]
-    return f"{v['cells_right']} of {v['cells_called']} ({100 * lo:.0f}\u2013{100 * hi:.0f}%)"
+    lo, hi = v[limits]
+    return f"{v['cells_right']} of {v[of]} ({100 * lo:.0f}\u2013{100 * hi:.0f}%)"
 
 
 def macro_scope(m: dict[str, Any]) -> str:
