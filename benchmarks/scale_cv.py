@@ -280,10 +280,10 @@ def earlier(out: Path, options: dict[str, Any]) -> tuple[dict[tuple[str, int], d
 
 def not_reusable(e: WbcError) -> ConfigError:
     """What to do with a fold run left in WORK that is not the run asked for: another --work, or its folder
-    removed; not where its last.pt may not be read (PermissionError), whose permissions are in the way."""
-    from wbc.errors import ConfigError
+    removed; not where its last.pt may not be read (CheckpointNotPermitted), whose permissions are in the way."""
+    from wbc.errors import CheckpointNotPermitted, ConfigError
 
-    if isinstance(e.__cause__, PermissionError):
+    if isinstance(e, CheckpointNotPermitted):
         return ConfigError(str(e))
     why = "; it was made with other --epochs or --limit-cells, or by another recipe" if "not the run asked for" in str(e) else ""
     return ConfigError(f"{e}{why}; choose another --work, or remove that folder")

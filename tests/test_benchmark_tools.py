@@ -1204,13 +1204,10 @@ def test_arch_latency_takes_a_checkpoint_and_refuses_two_rows_of_one_name(tiny_r
 def test_scale_cv_does_not_tell_to_remove_a_fold_it_may_not_read() -> None:
     """scale_cv.py's refusal of a fold run left in WORK says to remove its folder where it is another run's or
     damaged, not where its last.pt may not be read (a whole fold lost to a file's permissions)."""
-    from wbc.errors import CheckpointError
+    from wbc.errors import CheckpointError, CheckpointNotPermitted
 
     mod = load("scale_cv")
-    try:
-        raise CheckpointError("w/base/fold0/last.pt: cannot be read (PermissionError: denied)") from PermissionError()
-    except CheckpointError as e:
-        said = str(mod.not_reusable(e))
+    said = str(mod.not_reusable(CheckpointNotPermitted("w/base/fold0/last.pt: cannot be read (PermissionError: denied)")))
     assert said == "w/base/fold0/last.pt: cannot be read (PermissionError: denied)"
     other = CheckpointError("w/base/fold0: not the run asked for: it differs in epochs (1 there, 2 asked)")
     assert str(mod.not_reusable(other)).endswith("or by another recipe; choose another --work, or remove that folder")

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from wbc.errors import CheckpointError, WbcError
+from wbc.errors import CheckpointError, CheckpointNotPermitted, WbcError
 from wbc.imaging import PreprocessSpec
 from wbc.info import CLASSES
 from wbc.io import atomic_write_bytes
@@ -50,8 +50,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         # error, ...") ran to four more lines of advice.
         said = f"{type(e).__name__}: {first_sentence(one_line(e), str(path))}"
         what = "not a readable checkpoint"
-        if isinstance(e, PermissionError):  # the file may be whole: its permissions, not a new run, are the way on
-            raise CheckpointError(f"{path}: cannot be read ({said})") from e
+        if isinstance(e, PermissionError):
+            raise CheckpointNotPermitted(f"{path}: cannot be read ({said})") from e
         if not isinstance(e, pickle.UnpicklingError):
             # torch's own words for a file cut short are its reader's ("[Errno 22] Invalid argument")
             what += ", damaged or cut short"

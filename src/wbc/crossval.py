@@ -33,7 +33,7 @@ from wbc.calibration import (
     tta_probs,
 )
 from wbc.checkpoint import load_checkpoint
-from wbc.errors import CheckpointError, DataError
+from wbc.errors import CheckpointError, CheckpointNotPermitted, DataError
 from wbc.io import atomic_write_bytes, read_json
 from wbc.model import SeedConfig, WbcNetConfig, config_from_dict, config_to_dict, default_config
 from wbc.card import calibration_figures
@@ -107,9 +107,9 @@ def check_reusable(cfg: TrainConfig, run: Path,
     if resume:  # one that cannot be read is named now, not after the folds before it have trained
         try:
             state = load_checkpoint(run / "last.pt")
+        except CheckpointNotPermitted:  # a whole fold: not to remove
+            raise
         except CheckpointError as e:
-            if isinstance(e.__cause__, PermissionError):  # a whole fold, its file's permissions the way on: not to remove
-                raise
             raise CheckpointError(f"{e}; remove {run} to train this fold afresh") from e
         finished = bool(state.get("stopped", False))
     if resume:

@@ -27,6 +27,10 @@ class CheckpointError(WbcError):
     """A training checkpoint cannot be resumed from."""
 
 
+class CheckpointNotPermitted(CheckpointError):
+    """A checkpoint the user may not read: the file may be whole, so its permissions, not a new run, are the way on."""
+
+
 class ConfigError(WbcError, ValueError):
     """A training setting is out of its range; the message names the setting."""
 

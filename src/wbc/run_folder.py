@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from wbc.errors import CheckpointError, DataError, OutputError
+from wbc.errors import CheckpointError, CheckpointNotPermitted, DataError, OutputError
 from wbc.io import json_with_keys, missing_folders, read_json, remove_empty, write_leftovers
 from wbc.sources import read_linked
 
@@ -211,9 +211,9 @@ def resumable_state(run: Path) -> dict[str, Any]:
 
     try:
         state = load_checkpoint(run / "last.pt")
+    except CheckpointNotPermitted:  # a whole run: not to remove
+        raise
     except CheckpointError as e:
-        if isinstance(e.__cause__, PermissionError):  # a whole run, its file's permissions the way on: not to remove
-            raise
         best = " (its best.pt may still be exported)" if (run / "best.pt").is_file() else ""
         raise CheckpointError(f"{e}; it cannot be resumed from: {RESTART}{best}") from e
     if not state.get("stopped"):  # a finished run trains no more: its cells are not read again
