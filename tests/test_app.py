@@ -3,6 +3,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import itertools
 import json
 import math
 import re
@@ -1640,10 +1641,11 @@ class TestDifferential:
             assert "take it with more light and correct its white balance" in sc.reason and "daylight" not in sc.reason
 
     def test_a_mark_drawn_near_the_cell_is_the_photos_fault(self, predictor: Predictor) -> None:
-        """An arrow drawn in red, yellow or green (4 px, saved as JPEG) ending beside the cell lies in the crop
-        the network reads (a red one turned a neutrophil and a monocyte into confident lymphocytes): the photo
-        cannot be judged, and is told to come without marks. Drawn far from the cell, outside that crop, it
-        changes nothing; no fixture photo as it is reads as marked."""
+        """An arrow drawn in red, yellow, green, orange, cyan or magenta (2 or 4 px, saved as JPEG, whose halved chroma thins
+        a 2 px line's colour) ending beside the cell lies in the crop the network reads (a red one turned a
+        neutrophil and a monocyte into confident lymphocytes): the photo cannot be judged, and is told to come
+        without marks. Drawn far from the cell, outside that crop, it changes nothing; no fixture photo as it is
+        reads as marked."""
         from PIL import ImageDraw
 
         from wbc import photo_checks as s
@@ -1656,13 +1658,15 @@ class TestDifferential:
             _, plain = predictor.analyse(rgb)
             assert not s.drawn_mark(rgb, CellLocation(cy=plain.cell_yx[0], cx=plain.cell_yx[1], peak=0.0))
             y, x = plain.cell_yx
-            for colour in ((230, 20, 20), (250, 230, 0), (0, 200, 0)):
+            for colour, width in itertools.product(((230, 20, 20), (250, 230, 0), (0, 200, 0), (255, 128, 0),
+                                                     (0, 220, 230), (230, 0, 230)), (2, 4)):
                 near, far = Image.fromarray(rgb), Image.fromarray(rgb)
-                ImageDraw.Draw(near).line([(x - 70, y - 60), (x - 25, y - 20)], fill=colour, width=4)
+                ImageDraw.Draw(near).line([(x - 70, y - 60), (x - 25, y - 20)], fill=colour, width=width)
                 corner = (5, 5) if y > 120 or x > 160 else (rgb.shape[1] - 60, rgb.shape[0] - 10)  # away from it
-                ImageDraw.Draw(far).line([corner, (corner[0] + 50, corner[1])], fill=colour, width=4)
+                ImageDraw.Draw(far).line([corner, (corner[0] + 50, corner[1])], fill=colour, width=width)
                 marked = predictor.analyse(load_image(encode(near, "JPEG")))[1]
-                assert not marked.is_cell and marked.reason == s.DRAWN_MARK and s.photo_at_fault(marked.reason), path
+                assert not marked.is_cell and marked.reason == s.DRAWN_MARK and s.photo_at_fault(marked.reason), (
+                    path, colour, width)
                 apart = predictor.analyse(load_image(encode(far, "JPEG")))[1]
                 assert apart.reason != s.DRAWN_MARK and apart.is_cell == plain.is_cell, (path, colour, apart.reason)
             # A strong yellow cast (blue x0.4) makes the background itself mark-coloured: told of its cast instead
