@@ -426,6 +426,25 @@ class TestSplits:
         with pytest.raises(DataError, match="cells per class"):
             next(grouped_kfold(list_split(fixture_root, "TRAIN"), k=5))
 
+    def test_the_folds_error_names_the_classes_short_of_cells(self, fixture_root: Path) -> None:
+        """More folds than a class has cells are refused naming only the classes short of them (a class with no
+        cells at all is dealt nowhere, and is none of them), with a larger --val-fraction offered past 4 folds;
+        fewer than 2 folds are refused as such."""
+        from wbc.splits import FEWER_FOLDS
+
+        s = list_split(fixture_root, "TRAIN")  # 3 cells a class
+        with pytest.raises(DataError) as five:
+            next(grouped_kfold(s, k=5))
+        assert "(short: EOSINOPHIL 3, LYMPHOCYTE 3, MONOCYTE 3, NEUTROPHIL 3)" in str(five.value)
+        assert str(five.value).endswith(FEWER_FOLDS[4])
+        no_eosinophils = [x for x in s if x.label != 0]
+        folds = list(grouped_kfold(no_eosinophils, k=3))
+        assert len(folds) == 3 and all({no_eosinophils[i].label for i in va} == {1, 2, 3} for _, va in folds)
+        with pytest.raises(DataError, match=r"\(short: LYMPHOCYTE 3, MONOCYTE 3, NEUTROPHIL 3\)"):
+            next(grouped_kfold(no_eosinophils, k=4))
+        with pytest.raises(DataError, match="short: none; fewer than 2 folds asked"):
+            next(grouped_kfold(s, k=1))
+
     def test_full_data_split(self, full_data: Path) -> None:
         """On the real TRAIN: 261 cells (original fields), and the grouped split shares none of them."""
         s = list_split(full_data, "TRAIN")
