@@ -486,6 +486,23 @@ class TestArrays:
         assert (x == x2).all()
         assert cached.stat().st_mtime > 1  # read now: the pruning, least recently used first, keeps it
 
+    def test_without_the_cache_every_file_is_decoded(self, fixture_root: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+        """use_cache=False (`wbc data --verify`) decodes every file even where a decoded set is cached, and
+        writes none: a verify that read the cache would pass files it never read."""
+        import wbc.cache
+
+        monkeypatch.setenv("WBC_CACHE", str(tmp_path))
+        s = list_split(fixture_root, "TEST_SIMPLE")
+        load_arrays(s, PreprocessSpec(), use_cache=False, progress=False)
+        assert not list(tmp_path.glob("*.npz"))
+        cached, _ = load_arrays(s, PreprocessSpec(), progress=False)
+        decoded: list[str] = []
+        real = wbc.cache.load_image
+        monkeypatch.setattr(wbc.cache, "load_image", lambda path: decoded.append(path) or real(path))
+        x, _ = load_arrays(s, PreprocessSpec(), use_cache=False, progress=False)
+        assert decoded == [str(smp.path) for smp in s] and np.array_equal(x, cached)
+
     def test_prepared_keeps_what_predict_learns(self, fixture_root: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
         """load_prepared keeps each file's crop, shrink factor and white gains as Predictor.analyse finds
