@@ -786,6 +786,43 @@ def test_atomic_write_gives_a_file_the_usual_permissions(tmp_path: Path, monkeyp
         assert (tmp_path / "shared.csv").stat().st_mode & 0o777 == mode
 
 
+def test_atomic_write_syncs_a_hidden_file_beside_the_target_before_the_rename(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bytes go to a hidden temporary file beside the file meant (a rename within one file system, and one that
+    `write_leftovers` finds), flushed and fsynced before the rename puts it in place: a crash leaves the old file or
+    the new one, never part of one; an interrupt leaves the old file and no temporary one."""
+    import os
+
+    from wbc.io import atomic_write_bytes, write_leftovers
+
+    events: list[tuple[object, ...]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        (tmp,) = write_leftovers(tmp_path, "out.csv")
+        events.append(("fsync", tmp.read_bytes()))
+        real_fsync(fd)
+
+    def replace(src: str, dst: str) -> None:
+        events.append(("replace", Path(src).parent, Path(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    (tmp_path / "out.csv").write_bytes(b"old")
+    atomic_write_bytes(tmp_path / "out.csv", b"new rows")
+    assert events == [("fsync", b"new rows"), ("replace", tmp_path, tmp_path / "out.csv")]
+    assert (tmp_path / "out.csv").read_bytes() == b"new rows"
+
+    def interrupted(fd: int) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(tmp_path / "out.csv", b"newer rows")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"] and (tmp_path / "out.csv").read_bytes() == b"new rows"
+
+
 def test_first_copies_points_each_repeat_at_the_first() -> None:
     """Each key seen before points at its first item, however often it comes again; items with no key
     (None: no bytes read) neither repeat nor are repeated."""
