@@ -823,6 +823,20 @@ def test_atomic_write_syncs_a_hidden_file_beside_the_target_before_the_rename(tm
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"] and (tmp_path / "out.csv").read_bytes() == b"new rows"
 
 
+def test_folders_made_for_an_output_are_removed_innermost_first_while_empty(tmp_path: Path) -> None:
+    """`missing_folders` lists the folders an output's path will make, innermost first, and `remove_empty` removes
+    them so where the work fails, up to the first that holds a file: a failed run leaves no empty folders behind."""
+    from wbc.io import missing_folders, remove_empty
+
+    out = tmp_path / "a" / "b" / "c"
+    made = missing_folders(out)
+    assert made == [out, tmp_path / "a" / "b", tmp_path / "a"]
+    out.mkdir(parents=True)
+    (tmp_path / "a" / "kept.txt").write_text("")
+    remove_empty(made)
+    assert not (tmp_path / "a" / "b").exists() and (tmp_path / "a" / "kept.txt").exists()
+
+
 def test_first_copies_points_each_repeat_at_the_first() -> None:
     """Each key seen before points at its first item, however often it comes again; items with no key
     (None: no bytes read) neither repeat nor are repeated."""
