@@ -837,6 +837,16 @@ def test_folders_made_for_an_output_are_removed_innermost_first_while_empty(tmp_
     assert not (tmp_path / "a" / "b").exists() and (tmp_path / "a" / "kept.txt").exists()
 
 
+def test_only_a_data_set_field_is_a_field_cell() -> None:
+    """A cell is one of the data set's fields only as `cell_key` names one, the whole name: a file of one's own named
+    after a BCCD field ("BloodImage_00012_a", "BloodImage_123") is its own cell, told apart from its copies as such."""
+    from wbc.data import cell_key, is_field_cell
+
+    assert is_field_cell("NEUTROPHIL/BloodImage_00012")
+    for own in ("BloodImage_00012_a", "BloodImage_00012 copy", "BloodImage_123", "BloodImage_000123"):
+        assert not is_field_cell(cell_key("NEUTROPHIL", f"{own}.jpeg")), own
+
+
 def test_first_copies_points_each_repeat_at_the_first() -> None:
     """Each key seen before points at its first item, however often it comes again; items with no key
     (None: no bytes read) neither repeat nor are repeated."""
