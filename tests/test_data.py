@@ -847,6 +847,19 @@ def test_only_a_data_set_field_is_a_field_cell() -> None:
         assert not is_field_cell(cell_key("NEUTROPHIL", f"{own}.jpeg")), own
 
 
+def test_files_of_one_name_in_two_subfolders_are_two_cells(data_copy: Path) -> None:
+    """Two patients' subfolders of a class folder may hold files of one name: each file is a cell named by its path
+    under the class folder ("NEUTROPHIL/p1/001"), as runs' split.json files name them; by its name alone, two cells
+    were taken for one."""
+    folder = data_copy / "TEST_SIMPLE" / "NEUTROPHIL"
+    first, second = sorted(folder.iterdir())
+    for patient, image in (("p1", first), ("p2", second)):
+        (folder / patient).mkdir()
+        image.rename(folder / patient / "001.jpeg")
+    cells = {s.cell for s in list_split(data_copy, "TEST_SIMPLE") if s.label == CLASSES.index("NEUTROPHIL")}
+    assert cells == {"NEUTROPHIL/p1/001", "NEUTROPHIL/p2/001"}
+
+
 def test_first_copies_points_each_repeat_at_the_first() -> None:
     """Each key seen before points at its first item, however often it comes again; items with no key
     (None: no bytes read) neither repeat nor are repeated."""
