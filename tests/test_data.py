@@ -823,6 +823,16 @@ def test_atomic_write_syncs_a_hidden_file_beside_the_target_before_the_rename(tm
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"] and (tmp_path / "out.csv").read_bytes() == b"new rows"
 
 
+def test_a_text_naming_a_file_whose_name_is_not_utf8_is_written_with_its_bytes(tmp_path: Path) -> None:
+    """A report naming a file whose name is not valid UTF-8 (bytes from another system, which os.listdir gives as
+    surrogates) is written with that name's bytes, as the file system has them, not refused with a traceback."""
+    from wbc.io import atomic_write_text
+
+    name = os.fsdecode(b"cell\xff.jpeg")
+    atomic_write_text(tmp_path / "report.md", f"wrong: {name}\n")
+    assert (tmp_path / "report.md").read_bytes() == b"wrong: cell\xff.jpeg\n"
+
+
 def test_folders_made_for_an_output_are_removed_innermost_first_while_empty(tmp_path: Path) -> None:
     """`missing_folders` lists the folders an output's path will make, innermost first, and `remove_empty` removes
     them so where the work fails, up to the first that holds a file: a failed run leaves no empty folders behind."""
