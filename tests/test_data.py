@@ -870,6 +870,25 @@ def test_files_of_one_name_in_two_subfolders_are_two_cells(data_copy: Path) -> N
     assert cells == {"NEUTROPHIL/p1/001", "NEUTROPHIL/p2/001"}
 
 
+def test_the_files_passed_over_show_six_kinds_and_say_there_are_more() -> None:
+    """What files that are no image were shows at most six kinds, with ", ..." only where there are more."""
+    from wbc.io import passed_over
+
+    six = [Path(f"x.{ext}") for ext in ("a", "b", "c", "d", "e", "f")]
+    assert passed_over(six) == "6 other file(s) passed over: .a, .b, .c, .d, .e, .f"
+    assert passed_over([*six, Path("x.g")]) == "7 other file(s) passed over: .a, .b, .c, .d, .e, .f, ..."
+
+
+def test_a_folder_given_as_the_output_file_is_told_a_file_name_to_give(tmp_path: Path) -> None:
+    """A folder given where an output file is asked for is refused before the work with a file name in it to give."""
+    from wbc.errors import OutputError
+    from wbc.io import check_writable_file
+
+    with pytest.raises(OutputError, match=f"^{tmp_path}: is a folder; give a file name for the output, "
+                                          f"e.g. {tmp_path / 'predictions.csv'}$"):
+        check_writable_file(tmp_path)
+
+
 def test_first_copies_points_each_repeat_at_the_first() -> None:
     """Each key seen before points at its first item, however often it comes again; items with no key
     (None: no bytes read) neither repeat nor are repeated."""
