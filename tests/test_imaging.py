@@ -998,3 +998,19 @@ def test_no_data_set_photo_has_a_frame_cut_off(full_data: Path) -> None:
             looks = [rgb] + ([np.clip(rgb * k, 0, 255).astype(np.uint8) for k in (1.4, 2.0)] if i % 5 == 0 else [])
             cut += [s.path.name for x in looks if any(frame_margins(x))]
         assert cut == [], (split, cut[:5])
+
+
+def test_a_warm_cast_is_matched_further_than_a_cool_one() -> None:
+    """A field whose white is short of blue most, red near green (halogen light without a daylight filter), is matched
+    with gains up to WARM_SPREAD_MAX apart; the same spread cool (red short most), or with red well above green, is
+    past GAIN_SPREAD_MAX and not matched: a cool cast clips blue, the stain's channel."""
+    from wbc.pixels import DATA_WHITE
+    from wbc.white_balance import GAIN_SPREAD_MAX, WARM_SPREAD_MAX, input_gains
+
+    field = np.zeros((8, 8, 3), np.uint8)  # not read: the white is given
+    for gains, matched in (((0.95, 1.0, 1.6), True), ((1.6, 1.0, 0.95), False), ((1.4, 1.0, 1.6), False)):
+        assert GAIN_SPREAD_MAX < max(gains) / min(gains) < WARM_SPREAD_MAX
+        got = input_gains(field, np.asarray(DATA_WHITE) / np.asarray(gains))
+        assert (got is not None) == matched, gains
+        if matched:
+            assert np.allclose(got, gains)
