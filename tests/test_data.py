@@ -530,6 +530,20 @@ class TestArrays:
                 got_x, _ = predictor.with_gains(x, None if np.isnan(g).all() else g)
                 assert np.array_equal(got_x, want_x) and r == sc.reduced_by, smp.path
 
+    def test_a_written_set_is_pruned_and_keeps_each_fields_sides(self, fixture_root: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+        """Each decoded set written is followed by the pruning, keeping it (without, the cache grew past its limit
+        unseen), and records each field's sides, not its crop's: the data set's 320 x 240 photos, 96 px crops."""
+        import wbc.cache
+
+        monkeypatch.setenv("WBC_CACHE", str(tmp_path))
+        pruned: list[tuple[Path, Path]] = []
+        monkeypatch.setattr(wbc.cache, "prune_cache", lambda folder, keep: pruned.append((folder, keep)))
+        s = list_split(fixture_root, "TEST_SIMPLE")
+        p = load_prepared(s, PreprocessSpec(), progress=False)
+        assert pruned == [(tmp_path, next(tmp_path.glob("*.npz")))]
+        assert p.x.shape[1:3] == (96, 96) and p.sides.tolist() == [[240, 320]] * len(s)
+
     @pytest.mark.parametrize("damage", ["truncated", "empty", "flipped"])
     def test_damaged_cache_file_is_rebuilt(self, fixture_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                            damage: str) -> None:
