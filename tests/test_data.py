@@ -1096,6 +1096,8 @@ def test_colourless_reads_the_whole_crop_where_the_grid_sees_no_colour() -> None
     x = np.full((2, 16, 16, 3), 128, np.uint8)
     x[:, 5, 7, 2] = [128 + GRAY_SPREAD_MAX, 128 + GRAY_SPREAD_MAX + 1]
     assert colourless(x, samples[:2]) == [Path("0.png")]
+    x[:, 4, 8, 2] = x[:, 5, 7, 2]  # the same on the quick look's grid too
+    assert colourless(x, samples[:2]) == [Path("0.png")]
 
 
 def test_files_too_small_are_those_with_a_side_under_the_screenings_least() -> None:
