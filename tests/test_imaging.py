@@ -1014,3 +1014,15 @@ def test_a_warm_cast_is_matched_further_than_a_cool_one() -> None:
         assert (got is not None) == matched, gains
         if matched:
             assert np.allclose(got, gains)
+
+
+def test_only_a_cast_field_is_matched_to_judge_its_magnification() -> None:
+    """A field whose white lies below the data set's range with its channels' gains CAST_SPREAD apart or more (green
+    x0.8) is cast, and its magnification judged in matched colours; an even dim exposure (x0.8 in every channel) is
+    not: matching cannot lift (blue - green) over its background, and only costs the time."""
+    from wbc.pixels import DATA_WHITE
+    from wbc.white_balance import cast_gains
+
+    white = np.asarray(DATA_WHITE)
+    assert cast_gains(white * (1.0, 0.8, 1.0)) is not None
+    assert cast_gains(white * 0.8) is None
