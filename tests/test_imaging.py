@@ -1026,3 +1026,13 @@ def test_only_a_cast_field_is_matched_to_judge_its_magnification() -> None:
     white = np.asarray(DATA_WHITE)
     assert cast_gains(white * (1.0, 0.8, 1.0)) is not None
     assert cast_gains(white * 0.8) is None
+
+
+def test_a_field_past_the_matching_is_too_dark_only_where_every_channel_is_dim() -> None:
+    """Gains past what the matching undoes call a field too dark (take it with more light) where every channel is
+    beyond GAIN_RANGE, or every one well below the data set's white and one beyond; with one channel at nearly full
+    light it is a cast, for which more light is the wrong advice."""
+    from wbc.white_balance import too_dark
+
+    assert too_dark(np.array([2.2, 2.3, 2.4])) and too_dark(np.array([1.5, 1.5, 2.3]))
+    assert not too_dark(np.array([1.0, 1.1, 2.3])) and not too_dark(np.array([1.2, 1.5, 2.3]))
