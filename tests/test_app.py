@@ -621,7 +621,7 @@ class TestNotAWhiteCell:
         rgb = np.full((240, 320, 3), (225, 215, 220), np.uint8)
         for y in (100, 109):
             for x in (150, 159):
-                rgb[y : y + 6, x : x + 6] = (160, 0, 255)
+                rgb[y : y + 6, x : x + 6] = (100, 0, 250)
         sc = screen(*locate_at_data_scale(rgb))
         assert sc.peak >= s.PEAK_MIN and sc.nucleus_px == 144 and sc.sharpness >= s.SHARPNESS_MIN
         assert not sc.is_cell and sc.reason == s.NO_NUCLEUS

@@ -169,8 +169,8 @@ STAINED_EDGE = ("most of the photo's edge is blue or purple, as a slide's or a w
 MARK_FAMILIES = ("red", "green", "cyan", "orange to yellow", "magenta")
 MARK_MARGINS = (90, 90, 90, 115, 115)  # per family, in MARK_FAMILIES' order
 MARK_MIN_PX = 30
-DRAWN_MARK = ("a mark drawn on the photo (an arrow, a line or a letter in red, orange, yellow, green or cyan) lies in the part the "
-              "model reads around the cell, and changes its reading: give the photo without marks, or crop them out")
+DRAWN_MARK = ("a mark drawn on the photo (an arrow, a line or a letter in red, orange, yellow, green, cyan or magenta) lies "
+              "in the part the model reads around the cell, and changes its reading: give the photo without marks, or crop them out")
 
 
 def photo_at_fault(reason: str) -> bool:
@@ -186,8 +186,14 @@ def drawn_mark(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = No
     the cell (the crop the network reads) are a colour no stain gives (`mark_scores` past MARK_MARGINS), else "".
     Read on every other pixel each way (a 2 px line still shows a quarter of its pixels). `white`: the field's
     (`field_white`), where the caller has it."""
+    white = field_white(rgb[::4, ::4]) if white is None else white
     n = np.count_nonzero((mark_scores(mark_pixels(rgb, loc, white, r)) >= MARK_MARGINS).any(axis=1))
-    return DRAWN_MARK if 4 * n >= MARK_MIN_PX else ""
+    if 4 * n < MARK_MIN_PX:
+        return ""
+    # Not where the field's own white, so matched, leans half as far that way: that colour is the field's (a dark
+    # frame's green hot pixels, or a cast past GAIN_RANGE), not a mark's.
+    leans = mark_scores(np.minimum(white * _mark_gains(white), 255.0)[None]) >= np.asarray(MARK_MARGINS) / 2
+    return "" if leans.any() else DRAWN_MARK
 
 
 def mark_pixels(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None, r: int = CROP_HALF_PX
@@ -198,9 +204,12 @@ def mark_pixels(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = N
     nearly black field's noise is not raised to a mark's colour, and such a cast, past the matching, stays below
     the margins (the cast checks tell of it)."""
     white = field_white(rgb[::4, ::4]) if white is None else white
-    gains = np.clip(gains_to_data_white(white), *GAIN_RANGE).astype(np.float32)
     px = _window(rgb, loc, r)[::2, ::2].reshape(-1, 3).astype(np.float32)
-    return np.minimum(px * gains, 255.0)
+    return np.minimum(px * _mark_gains(white), 255.0)
+
+
+def _mark_gains(white: np.ndarray) -> np.ndarray:
+    return np.clip(gains_to_data_white(white), *GAIN_RANGE).astype(np.float32)
 
 
 def mark_scores(px: np.ndarray) -> np.ndarray:
