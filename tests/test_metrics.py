@@ -238,3 +238,51 @@ def test_confidence_map_keeps_its_ceiling_and_rows_that_sum_to_one() -> None:
         assert out.argmax() == 0 and out.max() < 1
     assert remap_top(near_one, np.array([0.995]))[0, 0] == pytest.approx(0.995)
     assert remap_top(np.array([[1.0, 0, 0, 0]]), np.array([0.99]))[0, 1:] == pytest.approx([0.01 / 3] * 3)
+
+
+class TestCalibration:
+    def test_softmax_of_large_logits_is_finite(self) -> None:
+        """A logit of 1000, or one of 300 at the smallest temperature searched, gives probabilities, not NaN."""
+        from wbc.calibration import T_MIN, softmax, tta_probs
+
+        assert softmax(np.array([[1000.0, 0, 0, 0]]))[0] == pytest.approx([1, 0, 0, 0])
+        assert tta_probs(np.array([[[300.0, 299.0, 0, 0]]]), T_MIN)[0] == pytest.approx([1 / (1 + np.exp(-5)),
+                                                                                        1 / (1 + np.exp(5)), 0, 0])
+
+    def test_nll_counts_a_confident_wrong_answer_in_full(self) -> None:
+        """The NLL of an answer that gave the truth a millionth is -log(1e-6), not capped far above it."""
+        from wbc.calibration import nll
+
+        assert nll(np.array([[1 - 1e-6, 1e-6, 0, 0]]), np.array([1])) == pytest.approx(-np.log(1e-6))
+
+    def test_accuracy_at_a_small_coverage_of_few_cases_keeps_the_most_confident(self) -> None:
+        """40% of one case rounds to none: the most confident case is kept rather than a NaN given."""
+        from wbc.calibration import accuracy_at_coverage
+
+        assert accuracy_at_coverage(np.array([[0.7, 0.3, 0, 0]]), np.array([0]), 0.4) == 1.0
+
+    def test_confidence_map_never_says_less_than_chance(self) -> None:
+        """Where the least confident answers were all wrong, the map gives them 1 in 4 (a top class is never less
+        likely than chance), not 0."""
+        from wbc.calibration import fit_confidence_map
+
+        conf = np.linspace(0.3, 0.95, 20)
+        probs = np.stack([conf, *[(1 - conf) / 3] * 3], 1)
+        y = (np.arange(20) < 5).astype(int)  # the 5 least confident read wrong
+        assert min(fit_confidence_map(probs, y)["y"]) == pytest.approx(0.25)
+
+    def test_mapped_calibrator_maps_the_tempered_probabilities(self) -> None:
+        """The confidence map is fitted on the probabilities at the fitted temperature, the ones it is applied to."""
+        from wbc.calibration import (apply_confidence_map, fit_confidence_map, fit_mapped_calibrator, fit_temperature,
+                                     tta_probs)
+
+        rng = np.random.default_rng(0)
+        y = rng.integers(0, 4, 200)
+        logits = rng.normal(0, 1, (2, 200, 4))
+        logits[:, np.arange(200), y] += rng.normal(1.5, 1.5, 200)  # right more often than not
+        logits *= 4  # overconfident: a temperature well above 1
+        t = fit_temperature(logits, y)
+        assert t > 2
+        tempered = tta_probs(logits, t)
+        want = apply_confidence_map(tempered, fit_confidence_map(tempered, y))
+        assert fit_mapped_calibrator(logits, y)(logits) == pytest.approx(want)
