@@ -630,7 +630,8 @@ class TestConfidenceMapInCard:
 
     @pytest.mark.parametrize("cmap", [{"x": [0.3, 0.2], "y": [0.3, 0.4]}, {"x": [0.3]}, [1, 2], {"x": [0.3], "y": [0.3, 1]},
                                       {"x": [0.5], "y": [float("nan")]}, {"x": [0.2, 0.9], "y": [5, 5]},
-                                      {"x": [0.2, 0.9], "y": [-1, -1]}, {"x": [0.2, float("inf")], "y": [0.3, 0.4]}])
+                                      {"x": [0.2, 0.9], "y": [-1, -1]}, {"x": [0.2, float("inf")], "y": [0.3, 0.4]},
+                                      {"x": [], "y": []}])
     def test_damaged_map_is_refused(self, exported: Path, tmp_path: Path, cmap: object) -> None:
         bad = tmp_path / "m"
         shutil.copytree(exported, bad)
