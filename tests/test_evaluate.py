@@ -1086,3 +1086,40 @@ def test_an_output_inside_a_read_folder_through_a_link_is_refused(tmp_path: Path
         with pytest.raises(OutputError, match=f"{out}: is inside {read}, which is read by class folder"):
             check_out_of(out, [read])
     check_out_of(tmp_path / "mine-ev", [folder, tmp_path / "link"])
+
+
+def test_metrics_table_gives_the_macro_f1_the_ece_and_each_calibration_bin_in_its_row() -> None:
+    """report.md's table of the shipped model's metrics.json: the macro-F1 to 4 places with its interval to 3, the ECE
+    with the spread of its resamples, and each bin's accuracy before its mean confidence."""
+    from wbc.report import metrics_table
+
+    m = json.loads((DEFAULT_MODEL_DIR / "metrics.json").read_text())
+    table = metrics_table(m)
+    lo, hi = m["macro_f1_ci95"]
+    assert f"| Macro-F1 over files | {m['macro_f1']:.4f} [{lo:.3f}, {hi:.3f}] |" in table
+    lo, hi = m["ece_ci95"]
+    assert f"| Expected calibration error | {m['ece']:.4f} [{lo:.3f}, {hi:.3f}] |" in table
+    for b in m["reliability"]:
+        assert (f"| {b['from']:.2f}-{b['to']:.2f} | {b['files']} | {100 * b['accuracy']:.2f}% | "
+                f"{100 * b['confidence']:.2f}% |") in table
+
+
+def test_screening_note_of_one_file_says_it_in_the_singular() -> None:
+    """Where the screening read one file, the note says "the 1 file gets", not "files get"."""
+    from wbc.report import screening_note
+
+    s = {"files": 1, "typed_files": 1, "verdicts": {"lymphocyte": 1}, "right_by_verdict": {"lymphocyte": 1}}
+    assert "the 1 file gets: 1 *lymphocyte* (1 read right). Every file is given a type" in screening_note({"screening": s})
+    assert "the 2 files get: 2 *lymphocyte*" in screening_note({"screening": {**s, "files": 2, "typed_files": 2,
+                                                                               "verdicts": {"lymphocyte": 2}}})
+
+
+def test_files_given_no_type_are_named_up_to_the_limit_over_all_reasons() -> None:
+    """Two reasons of 15 files each: the first names its 15, the second the 5 left of NOT_TYPED_LISTED, then "...",
+    and a line says how many are not named."""
+    from wbc.report import NOT_TYPED_LISTED, not_typed_list
+
+    files = [{"verdict": "not a white blood cell", "why": why, "file": f"{why}{i}.jpg"} for why in "ab" for i in range(15)]
+    lines = not_typed_list(files)
+    assert lines[0].endswith("a14.jpg") and lines[1].endswith("b4.jpg, ...") and NOT_TYPED_LISTED == 20
+    assert lines[2].startswith("- 10 not named here")
