@@ -1123,3 +1123,13 @@ def test_files_given_no_type_are_named_up_to_the_limit_over_all_reasons() -> Non
     lines = not_typed_list(files)
     assert lines[0].endswith("a14.jpg") and lines[1].endswith("b4.jpg, ...") and NOT_TYPED_LISTED == 20
     assert lines[2].startswith("- 10 not named here")
+
+
+def test_recall_note_stays_where_only_some_types_have_several_files_a_cell() -> None:
+    """The note that recall rests on few cells is kept where one type has a file a cell and the others more."""
+    from wbc.report import metrics_table
+
+    m = json.loads((DEFAULT_MODEL_DIR / "metrics.json").read_text())
+    first = next(iter(m["per_class"]))
+    m["per_class"][first] = {**m["per_class"][first], "support": m["per_class"][first]["cells"]}
+    assert "its recall rests on the cells in the column *cells read right*" in metrics_table(m)
