@@ -740,6 +740,19 @@ class TestCheckpoint:
         with pytest.raises(CheckpointError, match="^x.pt: its weights do not fit .*or that network cannot be built"):
             model_from_checkpoint(state, "x.pt")
 
+    def test_a_run_folder_reads_as_its_best_pt_in_eval_mode(self, tiny_run: Path, tmp_path: Path) -> None:
+        """A run folder given for a checkpoint is its best.pt, the epoch chosen on validation, not its last.pt; the
+        network rebuilt from it is in eval mode (BatchNorm's running statistics, no dropout)."""
+        run = tmp_path / "run"
+        run.mkdir()
+        last = load_checkpoint(tiny_run / "last.pt")
+        save_checkpoint(run / "last.pt", {**last, "epoch": 5})
+        save_checkpoint(run / "best.pt", {**last, "epoch": 3})
+        state = load_checkpoint(run)
+        assert state["epoch"] == 3
+        net, _ = model_from_checkpoint(state)
+        assert not any(m.training for m in net.modules())
+
     def test_a_folder_named_like_a_checkpoint_is_named_as_itself(self, tmp_path: Path) -> None:
         """A folder named last.pt was taken for a run folder: 'last.pt/best.pt: no such checkpoint'."""
         (tmp_path / "last.pt").mkdir()
