@@ -1039,6 +1039,36 @@ def test_one_training_writes_to_a_run_at_a_time(tmp_path: Path) -> None:
     assert held.is_dir()  # a refused start leaves the holder's folder alone
 
 
+def test_two_holders_of_a_run_exclude_each_other(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A second `only_writer` of a run (two `wbc train` alike) is refused while the first holds it, and `being_written`
+    says it is held; a refused start leaves the folder the holder is filling, even one it thought it made."""
+    import wbc.run_folder
+    from wbc.run_folder import being_written, only_writer
+
+    run = tmp_path / "run"
+    with only_writer(run):
+        assert being_written(run)
+        monkeypatch.setattr(wbc.run_folder, "missing_folders", lambda p: [run])  # raced: both saw no folder
+        with pytest.raises(CheckpointError, match="another `wbc train` is writing to this run now"):
+            with only_writer(run):
+                pass
+        assert run.is_dir()
+    assert not being_written(run)
+
+
+def test_a_config_json_without_a_network_is_not_a_runs(tmp_path: Path) -> None:
+    """A config.json with a "train" section but no "model" one is not a wbc run's: a new run there is refused before
+    it replaces the user's files."""
+    from wbc.errors import OutputError
+    from wbc.run_folder import refuse_others_files
+
+    (tmp_path / "config.json").write_text(json.dumps({"train": {"lr": 3}}))
+    with pytest.raises(OutputError, match="holds config.json, not of a run by wbc"):
+        refuse_others_files(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"train": {}, "model": {}}))
+    refuse_others_files(tmp_path)
+
+
 def test_a_folder_that_cannot_be_locked_is_not_said_to_be_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """`being_written` on a file system without locks (flock: ENOLCK) is False: --resume there said another `wbc
     train` was writing the run, and the user waited for none."""
