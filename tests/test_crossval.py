@@ -133,6 +133,45 @@ class TestCrossValidate:
         with pytest.raises(CheckpointError, match="no such checkpoint"):
             fold_logits(run, FIXTURE_IMAGES)
 
+    def test_fold_logits_follow_a_checkpoint_replaced_within_the_same_second(self, cv: tuple[Path, dict],
+                                                                              tmp_path: Path) -> None:
+        """A last.pt replaced by one of the same size dated within the same second (a retrained fold on a fast
+        machine, a restored copy) rebuilds the cache: whole-second dates would serve the old model's logits."""
+        from wbc.checkpoint import save_checkpoint
+
+        work, _ = cv
+        run = tmp_path / "fold0"
+        shutil.copytree(work / "fold0", run)
+        when = 1_700_000_000_100_000_000  # ns: 0.1 s into a second
+        state = load_checkpoint(run / "last.pt")
+        save_checkpoint(run / "last.pt", state)  # as its replacement is written, to the byte
+        os.utime(run / "last.pt", ns=(when, when))
+        (run / "oof_logits.npz").unlink()
+        first = fold_logits(run, FIXTURE_IMAGES)[0]
+        size = (run / "last.pt").stat().st_size
+        for v in state["state_dict"].values():  # in place: the file's layout, and so its size, as it was
+            if v.is_floating_point():
+                v.mul_(2)
+        save_checkpoint(run / "last.pt", state)
+        assert (run / "last.pt").stat().st_size == size
+        os.utime(run / "last.pt", ns=(when + 5 * 10**8, when + 5 * 10**8))
+        assert not np.allclose(first, fold_logits(run, FIXTURE_IMAGES)[0])
+
+    def test_folds_holding_out_the_same_cell_are_refused(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
+        """Two folds that held out one cell (runs split otherwise) are not one cross-validation: refused by name,
+        not pooled with that cell scored twice."""
+        work, _ = cv
+        for k in range(3):
+            shutil.copytree(work / f"fold{k}", tmp_path / f"fold{k}")
+        cell = json.loads((tmp_path / "fold0" / "split.json").read_text())["val_cells"][0]
+        split_file = tmp_path / "fold1" / "split.json"
+        split = json.loads(split_file.read_text())
+        split_file.write_text(json.dumps({**split, "train_cells": [c for c in split["train_cells"] if c != cell],
+                                          "val_cells": [*split["val_cells"], cell]}))
+        (tmp_path / "fold1" / "oof_logits.npz").unlink()
+        with pytest.raises(DataError, match="the folds' validation cells overlap"):
+            cross_validate(RECIPE, {k: tmp_path / f"fold{k}" for k in range(3)}, FIXTURE_IMAGES)
+
     def test_views_benchmark_scores_as_cross_validation_does(self, cv: tuple[Path, dict], tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch,
                                                              capsys: pytest.CaptureFixture[str]) -> None:
@@ -508,6 +547,19 @@ class TestAllCells:
                                                       f"{len(r['cells']) - 1}.*another data set's calibration"):
                 export_and_report(other, tmp_path / "out", data=fewer, calibration=cv_json)
         assert not (tmp_path / "out" / "model.onnx").exists()
+
+    def test_export_refuses_a_calibration_of_as_many_other_cells(self, cv: tuple[Path, dict], all_cells_run: Path,
+                                                                  tmp_path: Path) -> None:
+        """A run trained on as many cells as the cross-validation held out, one of them another: refused, naming it
+        among cells the calibration never saw (a count alone took another data set's calibration of its size)."""
+        work, r = cv
+        run = tmp_path / "run"
+        shutil.copytree(all_cells_run, run)
+        split = json.loads((run / "split.json").read_text())
+        assert len(split["train_cells"]) == len(r["cells"])
+        (run / "split.json").write_text(json.dumps({**split, "train_cells": [*split["train_cells"][1:], "x/other"]}))
+        with pytest.raises(CheckpointError, match=r"trained on \d+ \(1 of them not among those\): another data set's"):
+            export_and_report(run, tmp_path / "out", data=FIXTURE_IMAGES, calibration=work / "cv.json")
 
     def test_export_refuses_another_recipe(self, cv: tuple[Path, dict], tmp_path: Path) -> None:
         work, _ = cv
