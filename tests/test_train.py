@@ -949,6 +949,16 @@ def test_low_res_out_of_range_is_refused(tmp_path: Path, model: str, size: int, 
     assert not (tmp_path / "r").exists()
 
 
+def test_pair_smoothing_that_would_outweigh_the_label_is_refused() -> None:
+    """Pair smoothing that leaves the labelled class no larger a share than its partner (with label smoothing 0.2,
+    0.4 or more) is refused naming the bound; just under it is a valid run."""
+    from wbc.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape("pair smoothing 0.45: choose a value in [0, 0.40)")):
+        check_config(replace(TINY, label_smoothing=0.2, pair_smoothing=0.45))
+    check_config(replace(TINY, label_smoothing=0.2, pair_smoothing=0.39))
+
+
 def test_export_warns_of_an_unfinished_or_near_chance_run(tiny_run: Path, tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     """`wbc export` of an interrupted run says so and how to finish it; a model near chance on its
