@@ -10,7 +10,7 @@ the share below the bound that applies (`SHRUNK_SHARPNESS_MIN` for a shrunk fiel
 grey edge over the window's 1-99 percentile range of grey: a dark frame's edge read as sharp). The
 last column gives what the whole screening says (`screening.screen`): out of focus, or no stained
 nucleus found, which a cell blurred past finding its nucleus read before version 0.17 and a field with
-no white cell (a corner of red cells) should.
+no white cell (a corner of red cells, bare or with a sharp speck of the nucleus's colour) should.
 """
 
 from __future__ import annotations
@@ -47,6 +47,27 @@ def framed(shift: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], 
     return lambda rgb: np.pad(shift(rgb), ((30, 30), (30, 30), (0, 0)), constant_values=20)
 
 
+def jpeg(shift: Callable[[np.ndarray], np.ndarray], quality: int = 75) -> Callable[[np.ndarray], np.ndarray]:
+    """The shift, then saved as JPEG: a real blurred photo carries its block noise."""
+    from wbc.robustness import jpeg as jpeg_shift
+
+    return lambda rgb: jpeg_shift(quality)(shift(rgb))
+
+
+def speck(diameter: int) -> Callable[[np.ndarray], np.ndarray]:
+    """The field's top-left 120 px (no white cell) with a sharp disc `diameter` px across in the middle, in
+    the colour of the file's own nucleus (the median of its stained pixels): a speck of stain, or debris."""
+    from wbc.pixels import STAIN_LEVEL, stain_map
+
+    def f(rgb: np.ndarray) -> np.ndarray:
+        stained = rgb[stain_map(rgb) > STAIN_LEVEL]
+        out = np.ascontiguousarray(rgb[:120, :120]).copy()
+        yy, xx = np.mgrid[:120, :120]
+        out[(yy - 59.5) ** 2 + (xx - 59.5) ** 2 <= (diameter / 2) ** 2] = np.median(stained, axis=0)
+        return out
+    return f
+
+
 def variants() -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     from wbc.robustness import brightness, scale
 
@@ -56,12 +77,15 @@ def variants() -> dict[str, Callable[[np.ndarray], np.ndarray]]:
         out[f"blur {sigma} px, framed"] = framed(blurred(sigma))
     for sigma in (16, 20):  # blurred past finding a nucleus: BLUR_PEAK_MIN's question
         out[f"blur {sigma} px"] = blurred(sigma)
+        out[f"blur {sigma} px, JPEG 75"] = jpeg(blurred(sigma))
     out["dim x0.5"] = brightness(0.5)
     for k in (1.5, 2, 3, 4, 6):
         out[f"enlarged x{k}"] = scale(k)
     # No white cell: the field's top-left 120 px (red cells, background), sharp and blurred by 3 px.
     out["corner 120 px"] = lambda rgb: np.ascontiguousarray(rgb[:120, :120])
     out["corner 120 px, blur 3 px"] = lambda rgb: blurred(3)(np.ascontiguousarray(rgb[:120, :120]))
+    for d in (11, 15, 19):  # ... with a speck of the nucleus's colour: no white cell, and sharp
+        out[f"corner 120 px, {d} px speck"] = speck(d)
     return out
 
 

@@ -745,6 +745,9 @@ def test_focus_bound_table_on_the_fixture(capsys) -> None:
     assert rows["blur 20 px"][3] == rows["blur 16 px"][3] == "100.0% / 0.0%"
     assert rows["corner 120 px"][3].startswith("0.0% / ") and rows["corner 120 px, blur 3 px"][3].startswith("0.0% / ")
     assert rows["as photographed"][3] == "0.0% / 0.0%"
+    # A sharp speck on a corner of red cells is no cell out of focus; a blurred cell saved as JPEG is still caught.
+    assert all(rows[f"corner 120 px, {d} px speck"][3].startswith("0.0% / ") for d in (11, 15, 19))
+    assert float(rows["blur 16 px, JPEG 75"][3].split("%")[0]) >= 50
 
 
 def test_overexposure_framing_marks_what_it_says(tmp_path, capsys) -> None:
@@ -1211,3 +1214,26 @@ def test_scale_cv_does_not_tell_to_remove_a_fold_it_may_not_read() -> None:
     assert said == "w/base/fold0/last.pt: cannot be read (PermissionError: denied)"
     other = CheckpointError("w/base/fold0: not the run asked for: it differs in epochs (1 there, 2 asked)")
     assert str(mod.not_reusable(other)).endswith("or by another recipe; choose another --work, or remove that folder")
+
+
+def test_drawn_marks_finds_each_colour_sought_and_marks_no_data_set_file(tmp_path, capsys) -> None:
+    """benchmarks/drawn_marks.py on a one-cell TEST: an arrow of each colour the screening seeks is found, 2 and 4 px,
+    PNG and JPEG; blue and black are not; the data set's files read as unmarked, each family's highest score below
+    its margin, which the last row names."""
+    from wbc.photo_checks import MARK_MARGINS
+
+    bench = load("drawn_marks")
+    two_file_data_set(tmp_path)
+    assert bench.main(["--data", str(tmp_path), "--every", "1", "--shifts-every", "1", "--marks-every", "1"]) == 0
+    rows = {r.split("|")[1].strip(): [c.strip() for c in r.split("|")[2:-1]]
+            for r in capsys.readouterr().out.splitlines() if r.startswith("| ") and "---" not in r}
+    for colour in ("red", "yellow", "green", "orange", "cyan", "magenta"):
+        cells = rows[f"{colour} {bench.COLOURS[colour]}"]
+        assert len(cells) == 4 and all(c.startswith("1 / 1 (0), ") for c in cells), (colour, cells)
+        assert all(int(c.split(", ")[-1]) >= MARK_MARGINS[0] for c in cells), (colour, cells)
+    for colour in ("blue", "black"):
+        assert all(c.startswith("0 / 1 (") and "," not in c for c in rows[f"{colour} {bench.COLOURS[colour]}"])
+    assert rows["as given"][0] == "0 / 2" and rows["saturation x1.6"][0] == "0 / 2"
+    highest = [int(v) for v in rows["all of these"][1].split(" (")[0].split(", ")]
+    assert all(h < m for h, m in zip(highest, MARK_MARGINS)) and rows["all of these"][0] == "0 / 52"
+    assert rows["all of these"][1].endswith(f"(margins {', '.join(map(str, MARK_MARGINS))})")
