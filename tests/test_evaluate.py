@@ -629,7 +629,7 @@ def test_ctrl_c_while_the_evaluation_moves_in_is_held_back(tmp_path: Path, monke
         if Path(str(dst)).parent.name in ("ev", f"{STAGE_PREFIX}1.x"):  # a file moving in
             moved.append(Path(str(dst)).name)
             if len(moved) == 1:
-                os.kill(os.getpid(), signal.SIGINT)
+                signal.raise_signal(signal.SIGINT)  # to this thread: os.kill may reach another, later
 
     monkeypatch.setattr(os, "replace", replace_then_interrupt)
     for out, said in ((tmp_path / "ev", True), (tmp_path / "m" / f"{STAGE_PREFIX}1.x", False)):

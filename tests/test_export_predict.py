@@ -286,7 +286,7 @@ class TestExport:
             if Path(str(dst)).parent == out:  # a file moving in (the staging folder's are written so too)
                 moved.append(Path(str(dst)).name)
                 if len(moved) == 1:
-                    os.kill(os.getpid(), signal.SIGINT)
+                    signal.raise_signal(signal.SIGINT)  # to this thread: os.kill may reach another, later
 
         monkeypatch.setattr(wbc.ship.os, "replace", replace_then_interrupt)
         with pytest.raises(KeyboardInterrupt):
