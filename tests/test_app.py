@@ -860,6 +860,24 @@ class TestOtherCell:
         if warned:
             assert found[:2] == pytest.approx((120, 240), abs=2) and found[2] is False  # no larger than the typed
 
+    @pytest.mark.parametrize("colour", [(110, 60, 200), (0, 0, 128)])
+    def test_a_label_in_a_stains_colour_is_no_other_cell(self, colour: tuple[int, int, int]) -> None:
+        """A cell's name written in violet or navy in the photo's far corner, as a teaching slide labels it, is
+        thin strokes, not a second nucleus: no warning (it was told to crop "each cell" into a photo of its own)."""
+        from PIL import ImageDraw, ImageFont
+
+        from wbc.imaging import locate_cell
+        from wbc.other_cell import other_cell
+
+        img = Image.fromarray(self.field([(170, 240, 22)]))
+        draw = ImageDraw.Draw(img)
+        for dx in range(3):  # Pillow's own font, drawn thrice a px apart: bold, as a slide's label is
+            draw.text((6 + dx, 6), "Neutrophil", fill=colour, font=ImageFont.load_default(size=36))
+        rgb = np.asarray(img)
+        loc = locate_cell(rgb)
+        assert (loc.cy, loc.cx) == pytest.approx((170, 240), abs=2)
+        assert other_cell(rgb, loc) is None
+
     @pytest.mark.parametrize("h,w,y,x", [(240, 320, 120, 300), (320, 240, 300, 120)])
     def test_a_cell_at_the_far_end_of_the_long_side_is_not_its_own_other(self, h: int, w: int, y: int, x: int) -> None:
         """One nucleus 20 px from the end of a field's longer side (the coarse grid's longer axis) is the typed
