@@ -1,3 +1,3 @@
 """wbc: white blood cell classification from stained blood-smear images."""
 
-__version__ = "0.28.0"
+__version__ = "0.29.0"
