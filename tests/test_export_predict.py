@@ -527,6 +527,51 @@ class TestCardFields:
         files = sorted((FIXTURE_IMAGES / "TEST_SIMPLE").rglob("*.jpeg"))[:2]
         assert [r.label for r in p.predict_files(files)] == [f.parent.name for f in files]
 
+    @pytest.mark.parametrize("key,value", [
+        ("temperature", 0), ("temperature", 0.0), ("temperature", True), ("temperature", float("inf")),
+        ("temperature", float("nan")), ("review_threshold", True), ("review_threshold", False),
+    ])
+    def test_a_number_out_of_its_range_is_refused(self, tmp_path: Path, key: str, value: object) -> None:
+        """A temperature of 0 (every probability divided by it), of Infinity (every answer a tie) or NaN, and a
+        JSON true or false where a number belongs, are refused naming the card and the field, not read as 1 or 0."""
+        from wbc.card import calibration_figures
+
+        card_path = tmp_path / "model.json"
+        card_path.write_text(json.dumps({key: value}))  # json writes NaN and Infinity, and reads them back
+        with pytest.raises(ModelFileError, match=f"^{re.escape(str(card_path))}: {key} is "):
+            calibration_figures(json.loads(card_path.read_text()), card_path)
+
+    def test_the_numbers_at_their_bounds_are_read(self) -> None:
+        """A review threshold of 0 or 1 and a small or whole-number temperature are read, as floats."""
+        from wbc.card import calibration_figures
+
+        assert calibration_figures({"temperature": 1, "review_threshold": 0}, "c.json")[:2] == (1.0, 0.0)
+        assert calibration_figures({"temperature": 1e-3, "review_threshold": 1}, "c.json")[:2] == (1e-3, 1.0)
+
+
+class TestWeakModelNote:
+    @pytest.mark.parametrize("accuracy,warned", [(0.3, True), (0.45, True), (0.4999, True), (0.5, False),
+                                                 (0.71, False)])
+    @pytest.mark.parametrize("where", ["calibration", "test"])
+    def test_below_half_is_warned_of(self, accuracy: float, warned: bool, where: str) -> None:
+        """A held-out or TEST accuracy below 50% is warned of (near chance with four types); 50% is not."""
+        from wbc.card import weak_model_note
+
+        card = ({"calibration": {"val_accuracy": accuracy}} if where == "calibration"
+                else {"metrics": {"test": {"accuracy": accuracy}}})
+        assert bool(weak_model_note(card)) == warned
+        if warned:
+            images = "held-out" if where == "calibration" else "test"
+            assert weak_model_note(card).startswith(f"this model reads only {100 * accuracy:.1f}% of its {images}")
+
+    @pytest.mark.parametrize("accuracy", [False, True, "0.2", None, [0.2]])
+    def test_an_accuracy_that_is_no_fraction_is_not_read(self, accuracy: object) -> None:
+        """A hand-edited accuracy of false, a string or a list says nothing, not "reads only 0.0%"."""
+        from wbc.card import weak_model_note
+
+        assert weak_model_note({"calibration": {"val_accuracy": accuracy},
+                                "metrics": {"test": {"accuracy": accuracy}}}) == ""
+
 
 def toy_graph(path: Path, classes: int = 4, input_name: str = "input", output: str = "probs",
               shape: tuple[int | str, ...] = ("N", 96, 96, 3), dtype: str = "uint8", softmax: bool = True) -> str:
