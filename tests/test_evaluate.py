@@ -48,9 +48,13 @@ class TestEvaluate:
         model = tmp_path / "model"
         shutil.copytree(DEFAULT_MODEL_DIR, model)
         card = json.loads((model / "model.json").read_text())
+        # A card without a threshold marks nothing, and its figures say nothing of a review mark
+        (model / "model.json").write_text(json.dumps({k: v for k, v in card.items() if k != "review_threshold"}))
         out = tmp_path / "eval"
-        evaluate(model, out, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=50, progress=False)
+        m = evaluate(model, out, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=50, progress=False)
         rows = list(csv.DictReader((out / "predictions.csv").open()))
+        assert "review" not in m and "Marked *needs review*" not in (out / "report.md").read_text()
+        assert {r["needs_review"] for r in rows} == {"no"}
         conf = sorted(float(r["confidence"]) for r in rows)  # printed to 1e-6
         k = next(i for i in range(1, len(conf)) if conf[i] - conf[i - 1] > 2e-6)  # first clear gap
         card["review_threshold"] = (conf[k - 1] + conf[k]) / 2
@@ -546,6 +550,69 @@ def test_card_reading_says_what_each_card_does(card: dict, views: int, cmap: obj
     pred = types.SimpleNamespace(card=card, tta_views=views, confidence_map=cmap, match_white=match)
     assert card_reading(pred) == "the model card's reading: " + says  # type: ignore[arg-type]
 
+
+@pytest.mark.parametrize("calibration, reads, says", [
+    ({"fitted_on": "OOF", "fitted_on_views": 8}, 4, "OOF, 8 views averaged (the model reads 4)"),
+    ({"fitted_on": "OOF", "fitted_on_views": 4}, 4, "OOF, 4 views averaged"),
+    ({"fitted_on": "OOF", "fitted_on_views": 1}, 1, "OOF"),
+    ({"fitted_on": "OOF", "fitted_on_views": 1}, 4, "OOF (the model reads 4)"),
+    ({"fitted_on": "OOF"}, 4, "OOF"),
+    ({"fitted_on_views": 8}, 4, ""),
+])
+def test_calibration_provenance_says_the_views_it_was_fitted_on(calibration: dict, reads: int, says: str) -> None:
+    """Where the card's temperature was fitted, with the views averaged there where more than one, and the views
+    the model reads where they differ: why a report's calibration can fall short of the fit's."""
+    from wbc.evaluate import calibration_provenance
+
+    assert calibration_provenance({"calibration": calibration, "tta_views": reads}) == says
+
+
+@pytest.mark.parametrize("commit, shown", [
+    ("67a267fb456c310565b26dbc6939bf4ed6c3dcda", ", commit 67a267fb456c"),
+    ("67a267fb456c310565b26dbc6939bf4ed6c3dcda+modified", ", commit 67a267fb456c+modified"),
+    (None, ""),
+])
+def test_card_provenance_names_the_exporters_commit(commit: str | None, shown: str) -> None:
+    """The report names the exporting checkout's commit by its first 12 digits, marked where it was modified."""
+    from wbc.evaluate import card_provenance
+
+    card = {"training": {"config": {"model": "wbcnet", "epochs": 30, "seed": 1}, "epochs_run": 30, "best_epoch": 27,
+                         "selected_on": "val"},
+            "data": {"source": "blood-cells", "training_split": "TRAIN"}, "code": {"wbc": "0.11.0", "git_commit": commit}}
+    assert card_provenance(card) == ("wbcnet, 30 epoch(s) of 30, seed 1, epoch 27 kept (selected on val); "
+                                     f"on blood-cells: TRAIN; exported by wbc 0.11.0{shown}")
+
+def test_training_curves_are_kept_only_beside_their_picture(tmp_path: Path) -> None:
+    """A report.md's *Training curves* section is carried into the evaluation written over it where its picture is
+    there; without the picture it would name one that is not, and is dropped."""
+    from wbc.evaluate import _kept_curves
+
+    section = "\n## Training curves (cell-grouped validation)\n\n![training curves](training_curves.png)\n"
+    (tmp_path / "report.md").write_text("# Evaluation\n\ntext\n" + section)
+    assert _kept_curves(tmp_path) == ""
+    (tmp_path / "training_curves.png").write_bytes(b"png")
+    assert _kept_curves(tmp_path) == section
+    (tmp_path / "report.md").write_text("# Evaluation\n\ntext\n")
+    assert _kept_curves(tmp_path) == ""
+
+def test_an_evaluation_of_train_gives_no_figures_without_the_cells_also_in_train(full_data: Path, tmp_path: Path) -> None:
+    """TRAIN holds every cell TRAIN shows: its report gives no figures "without the cells also in TRAIN", which a
+    TEST report gives for the two cells the data set put in both (a TRAIN of one such cell and four others here)."""
+    import shutil
+
+    from wbc.data import list_split
+    from wbc.evaluate import cells_also_in_train
+    from wbc.info import CLASSES
+
+    train = list_split(full_data, "TRAIN")
+    shared = set(cells_also_in_train([s.cell for s in train]))
+    picked = [next(s for s in train if s.cell in shared), *(next(s for s in train if s.label == k and s.cell not in shared)
+                                                            for k in range(len(CLASSES)))]
+    for s in picked:
+        (tmp_path / "data" / "TRAIN" / CLASSES[s.label]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(s.path, tmp_path / "data" / "TRAIN" / CLASSES[s.label])
+    m = evaluate(None, tmp_path / "out", split="TRAIN", data=tmp_path / "data", n_boot=20, progress=False)
+    assert "without_cells_in_train" not in m and "also in TRAIN" not in (tmp_path / "out" / "report.md").read_text()
 
 def test_report_paths_from_the_root_folder_are_absolute(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Run from /, a report named its model "tmp/run/model.onnx", which reads as relative to wherever the
