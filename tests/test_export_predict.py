@@ -727,6 +727,50 @@ class TestPredict:
         assert len(paths) == 8 and paths == sorted(paths)
 
 
+class TestWhereAndWhatIsRead:
+    def test_a_cell_is_placed_in_the_photo_as_given(self) -> None:
+        """A point of the searched field is put back in the photo as (x, y): scaled by the shrinking, then moved by
+        the frame cut off its top (y) and left (x)."""
+        from wbc.predict import photo_xy
+
+        assert photo_xy((10.0, 20.0), 2.0, (3, 5)) == (45, 23)
+        assert photo_xy(None, 2.0, (3, 5)) is None
+
+    def test_the_heat_map_is_of_the_view_as_given(self) -> None:
+        """With the card's views averaged, the class activation maps are the unturned view's, which the app lays
+        over the photo as shown, not a turned or flipped view's."""
+        p = Predictor()
+        assert p.tta_views > 1
+        rng = np.random.default_rng(0)
+        x = rng.integers(0, 256, (2, *p.spec.input_hw, 3), dtype=np.uint8)
+        _, cams = p.predict(x, tta=True, cam=True)
+        _, plain = p.predict(x, tta=False, cam=True)
+        assert cams is not None and plain is not None and np.allclose(cams, plain, atol=1e-5)
+
+    def test_a_long_strip_is_read_in_its_middle(self) -> None:
+        """A strip too narrow to hold a cell and longer than STRIP_READ_PX is read in its middle, and placed there."""
+        from wbc.predict import STRIP_READ_PX
+
+        p = Predictor()
+        rng = np.random.default_rng(1)
+        strip = rng.integers(0, 256, (20, STRIP_READ_PX + 1000, 3), dtype=np.uint8)
+        x, sc = p.analyse(strip)
+        middle_x, middle_sc = p.analyse(strip[:, 500:500 + STRIP_READ_PX])
+        assert np.array_equal(x, middle_x) and not sc.is_cell
+        assert sc.offset_yx == (middle_sc.offset_yx[0], middle_sc.offset_yx[1] + 500)
+
+    def test_a_confidence_at_the_threshold_is_not_marked(self) -> None:
+        """needs_review marks a confidence below the card's review threshold; one equal to it is not below it."""
+        from wbc.photo_checks import Screening
+
+        p = Predictor()
+        t = p.review_threshold
+        sc = Screening(is_cell=True, reason="", peak=1.0, nucleus_px=100, sharpness=1.0)
+        rest = (1 - t) / 3
+        assert not p.verdicts("a.png", np.array([t, rest, rest, rest]), sc).needs_review
+        assert p.verdicts("a.png", np.array([np.nextafter(t, 0), rest, rest, rest]), sc).needs_review
+
+
 class TestShippedModel:
     def test_card_matches_file(self) -> None:
         """The committed model loads: its sha256 matches its card; it is under 5 MB."""
@@ -820,13 +864,14 @@ def test_csv_rows_leave_blank_what_is_not_known() -> None:
     """predictions_csv's columns for each kind of row: a file read and typed has them all; one not taken for a white
     cell keeps the network's probabilities, its shrinking and white matching, but no type, confidence, review mark or
     places (its crop is on no cell); a typed piece beside a larger cell keeps its places and the other cell's size;
-    an unreadable file has none of it."""
+    a cell alone says nothing of another's; an unreadable file has none of it."""
     from wbc.photo_checks import NOT_PURPLE
 
     p = (0.1, 0.2, 0.3, 0.4)
     common = {"probs": p, "reduced_by": 2.0, "white_matched": True, "cell": (5, 6), "other_cell": (7, 8)}
     rows = {r["file"]: r for r in csv.DictReader(predictions_csv([
         Prediction("typed.png", "NEUTROPHIL", 0.4, **common),
+        Prediction("alone.png", "NEUTROPHIL", 0.4, **{**common, "other_cell": None}),
         Prediction("none.png", "NEUTROPHIL", 0.4, not_wbc=NOT_PURPLE, other_larger=True, **common),
         Prediction("piece.png", "NEUTROPHIL", 0.4, other_larger=True, **common),
         Prediction("bad.png", error="bad.png: not an image")]).splitlines())}
@@ -834,6 +879,7 @@ def test_csv_rows_leave_blank_what_is_not_known() -> None:
                "other_cell_y", "other_cell_larger", "verdict")
     assert {f: [r[c] for c in columns] for f, r in rows.items()} == {
         "typed.png": ["NEUTROPHIL", "0.400000", "no", "", "2.00", "yes", "5", "8", "no", "confident"],
+        "alone.png": ["NEUTROPHIL", "0.400000", "no", "", "2.00", "yes", "5", "", "", "confident"],
         "none.png": ["", "", "", NOT_PURPLE, "2.00", "yes", "", "", "", "not a white blood cell"],
         "piece.png": ["", "", "", "", "2.00", "yes", "5", "8", "yes", "cannot judge"],
         "bad.png": ["", "", "", "", "", "", "", "", "", "unreadable"]}
