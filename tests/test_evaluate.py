@@ -614,6 +614,34 @@ def test_an_evaluation_of_train_gives_no_figures_without_the_cells_also_in_train
     m = evaluate(None, tmp_path / "out", split="TRAIN", data=tmp_path / "data", n_boot=20, progress=False)
     assert "without_cells_in_train" not in m and "also in TRAIN" not in (tmp_path / "out" / "report.md").read_text()
 
+def test_another_tools_metrics_json_is_not_replaced(tmp_path: Path) -> None:
+    """A metrics.json that is not an evaluation's (another tool's, without its model, reading and file count) is
+    refused before the work and kept, as a user's report.md is."""
+    from wbc.errors import OutputError
+
+    (tmp_path / "metrics.json").write_text(json.dumps({"accuracy": 0.9}))
+    with pytest.raises(OutputError, match=f"^{tmp_path}: holds metrics.json, not of an evaluation by wbc"):
+        evaluate(None, tmp_path, folder=FIXTURE_IMAGES / "TEST_SIMPLE", n_boot=20, progress=False)
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"accuracy": 0.9}
+
+
+def test_a_models_folder_with_another_review_threshold_is_another_models(tmp_path: Path) -> None:
+    """The same network whose card marks for review at another confidence is another model: its folder's report
+    would give the review figures of a threshold its card does not hold."""
+    import shutil
+
+    from wbc.errors import OutputError
+    from wbc.evaluate import _refuse_another_models_folder
+
+    out, other = tmp_path / "out", tmp_path / "other"
+    for folder in (out, other):
+        shutil.copytree(DEFAULT_MODEL_DIR, folder)
+    _refuse_another_models_folder(out, other, on_test=True)  # the same model: its own folder
+    card = json.loads((other / "model.json").read_text())
+    (other / "model.json").write_text(json.dumps({**card, "review_threshold": card["review_threshold"] / 2}))
+    with pytest.raises(OutputError, match="other than the one evaluated"):
+        _refuse_another_models_folder(out, other, on_test=True)
+
 def test_report_paths_from_the_root_folder_are_absolute(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Run from /, a report named its model "tmp/run/model.onnx", which reads as relative to wherever the
     report is read; elsewhere a path under the working folder stays short."""
