@@ -770,6 +770,13 @@ class TestWhereAndWhatIsRead:
         assert not p.verdicts("a.png", np.array([t, rest, rest, rest]), sc).needs_review
         assert p.verdicts("a.png", np.array([np.nextafter(t, 0), rest, rest, rest]), sc).needs_review
 
+    @pytest.mark.parametrize("views", [3, 2, True, "4"])
+    def test_views_asked_that_are_not_averaged_are_refused_as_the_callers(self, views: object) -> None:
+        """A number of views asked of the Predictor other than 1, 4 or 8 is the caller's error, said as such, not
+        blamed on the model's card."""
+        with pytest.raises(ValueError, match=f"^tta_views is {re.escape(repr(views))}: give 1, 4, 8 or None"):
+            Predictor(tta_views=views)  # type: ignore[arg-type]
+
 
 class TestShippedModel:
     def test_card_matches_file(self) -> None:
