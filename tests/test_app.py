@@ -1685,6 +1685,7 @@ class TestDifferential:
                 marked = predictor.analyse(load_image(encode(near, "JPEG")))[1]
                 assert not marked.is_cell and marked.reason == s.DRAWN_MARK and s.photo_at_fault(marked.reason), (
                     path, colour, width)
+                assert "a ring round the cell cannot" in marked.reason  # cropping is no advice for a ring round it
                 apart = predictor.analyse(load_image(encode(far, "JPEG")))[1]
                 assert apart.reason != s.DRAWN_MARK and apart.is_cell == plain.is_cell, (path, colour, apart.reason)
             # A strong yellow cast (blue x0.4) makes the background itself mark-coloured: told of its cast instead
