@@ -1705,6 +1705,16 @@ class TestDifferential:
         reasons = [screen(*locate_at_data_scale(scale_channels(load_image(p), (1.1, 1.1, 0.4)))).reason for p in paths]
         assert len(paths) == 32 and all(r.startswith(s.TINTED_HEAD) for r in reasons), reasons
 
+    def test_mark_scores_read_uint8_pixels_without_wrapping(self) -> None:
+        """Pixels given as uint8, as a photo's are, score as the same colours in float: a nucleus's blue stands
+        below every family's margin, a pure green only towards green (uint8 differences wrap past 0)."""
+        from wbc import photo_checks as s
+
+        px = np.array([[0, 0, 160], [0, 200, 0], [230, 20, 20]], np.uint8)
+        assert s.mark_scores(px).tolist() == s.mark_scores(px.astype(np.float32)).tolist()
+        flagged = s.mark_scores(px) >= s.MARK_MARGINS
+        assert flagged.tolist() == [[False] * 5, [False, True, False, False, False], [True, False, False, True, False]]
+
     def test_a_drawn_mark_is_sought_in_the_loaded_models_crop(self) -> None:
         """The square searched for a mark is the loaded card's crop, not the shipped default's 160 px: a mark
         64-72 px from the cell (a vertical line beside it) lies in a 160 px window's crop and outside a 120 px one's."""

@@ -217,7 +217,9 @@ def _mark_gains(white: np.ndarray) -> np.ndarray:
 def mark_scores(px: np.ndarray) -> np.ndarray:
     """How far each colour of `px` (N, 3) stands towards each of MARK_FAMILIES (N, 5): red above both other
     channels, green above both, green and blue above red, (where green is at least blue, as no stain's is by far)
-    red above blue, and red and blue above green (a nucleus's purple, but far past any stain's)."""
+    red above blue, and red and blue above green (a nucleus's purple, but far past any stain's). Any dtype: read
+    as float32, since uint8 differences wrap (a nucleus's blue, (0, 0, 160), would stand 96 towards red)."""
+    px = np.asarray(px, dtype=np.float32)
     red, green, blue = px[:, 0], px[:, 1], px[:, 2]
     warm = np.where(green >= blue, red - blue, -255.0)
     return np.stack([red - np.maximum(green, blue), green - np.maximum(red, blue), np.minimum(green, blue) - red,
