@@ -61,7 +61,7 @@ def saturated(k: float) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def needed(field: np.ndarray, loc) -> np.ndarray:
-    """Per family of MARK_FAMILIES, the score (4,) that enough of the field's pixels read for `drawn_mark` to flag it
+    """Per family of MARK_FAMILIES, the score (5,) that enough of the field's pixels read for `drawn_mark` to flag it
     at that family's margin: the (MARK_MIN_PX / 4)-th highest."""
     from wbc.photo_checks import MARK_MIN_PX, mark_pixels, mark_scores
 

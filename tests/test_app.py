@@ -1693,9 +1693,9 @@ class TestDifferential:
             assert yellow.reason.startswith(s.TINTED_HEAD), (path, yellow.reason)
 
     def test_a_yellow_cast_is_told_as_a_cast_not_a_mark(self) -> None:
-        """Under a milder yellow cast (red and green x1.1, blue x0.4) the field's own white leans towards yellow by
-        less than the crop's brightest background does: every fixture photo is told of its cast, none of a mark (the
-        white's lean is weighed at half MARK_MARGIN; at the full margin, 5 of 32 were told to remove a mark)."""
+        """Under a milder yellow cast (red and green x1.1, blue x0.4) every fixture photo is told of its cast, none of a
+        mark: read in the data set's colours (its gains kept to GAIN_RANGE, so blue stays short), the crop's background
+        stays below the orange-to-yellow margin (86 at most, against 115)."""
         from wbc import photo_checks as s
         from wbc.decode import load_image
         from wbc.imaging import locate_at_data_scale, scale_channels
