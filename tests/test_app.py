@@ -878,6 +878,21 @@ class TestOtherCell:
         assert (loc.cy, loc.cx) == pytest.approx((170, 240), abs=2)
         assert other_cell(rgb, loc) is None
 
+    def test_the_stroke_test_erodes_by_a_square_and_keeps_a_nucleus_cut_by_the_edge(self) -> None:
+        """The erosion that tells strokes from a nucleus takes the px within STROKE_PX of the mask's edge, diagonals
+        too (a square of side 2 STROKE_PX + 1), but not along the photo's border: a nucleus cut by it keeps its body."""
+        from wbc.other_cell import _eroded
+
+        mask = np.zeros((20, 20), bool)
+        mask[5:14, 5:14] = True  # 9 x 9 inside: 5 x 5 left by r = 2
+        mask[0:5, 15:20] = True  # 5 x 5 in the corner: only its inner 2 px rows and columns go
+        out = _eroded(mask, 2)
+        assert np.array_equal(np.argwhere(out[:, :15]).min(axis=0), (7, 7)) and np.count_nonzero(out[:, :15]) == 25
+        assert np.array_equal(out[:, 15:], np.pad(np.ones((3, 3), bool), ((0, 17), (2, 0))))
+        holed = np.ones((9, 9), bool)
+        holed[4, 4] = False  # a hole's diagonal neighbours go as its side ones do
+        assert np.argwhere(~_eroded(holed, 1)).tolist() == [[y, x] for y in (3, 4, 5) for x in (3, 4, 5)]
+
     @pytest.mark.parametrize("h,w,y,x", [(240, 320, 120, 300), (320, 240, 300, 120)])
     def test_a_cell_at_the_far_end_of_the_long_side_is_not_its_own_other(self, h: int, w: int, y: int, x: int) -> None:
         """One nucleus 20 px from the end of a field's longer side (the coarse grid's longer axis) is the typed
