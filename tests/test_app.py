@@ -1730,6 +1730,39 @@ class TestDifferential:
         flagged = s.mark_scores(px) >= s.MARK_MARGINS
         assert flagged.tolist() == [[False] * 5, [False, True, False, False, False], [True, False, False, True, False]]
 
+    def test_mark_scores_stand_each_pure_hue_towards_its_family(self) -> None:
+        """Magenta, cyan and yellow stand past their own family's margin only; a pink with blue above green, as a
+        red cell's, is not read towards orange to yellow (that family asks green at least blue)."""
+        from wbc import photo_checks as s
+
+        px = np.array([[230, 0, 230], [0, 220, 230], [250, 230, 0]], np.float32)
+        assert ((s.mark_scores(px) >= s.MARK_MARGINS) == np.eye(5, dtype=bool)[[4, 2, 3]]).all()
+        assert s.mark_scores(np.array([[230, 60, 120]], np.float32))[0, 3] < 0
+
+    def test_a_mark_is_found_through_a_cast_the_matching_undoes(self) -> None:
+        """A magenta cast (green x0.62, within the gains the matching allows) is no lean of the field's own: read in
+        the data set's colours its white is neutral, and a red arrow beside the cell is still found."""
+        from PIL import ImageDraw
+
+        from wbc import photo_checks as s
+        from wbc.imaging import CellLocation
+
+        loc = CellLocation(cy=120.0, cx=160.0, peak=0.0)
+        cast = np.full((240, 320, 3), (224, 140, 231), np.uint8)
+        im = Image.fromarray(cast)
+        ImageDraw.Draw(im).line([(90, 60), (135, 100)], fill=(230, 20, 20), width=4)
+        assert s.drawn_mark(np.asarray(im), loc) == s.DRAWN_MARK and s.drawn_mark(cast, loc) == ""
+
+    def test_a_dark_fields_noise_is_no_mark(self) -> None:
+        """A nearly black field (white about 42) with colour noise of +-12 per channel: its gains are kept to
+        GAIN_RANGE, so the noise is not raised fivefold to a mark's colour."""
+        from wbc import photo_checks as s
+        from wbc.imaging import CellLocation
+
+        rng = np.random.default_rng(0)
+        dark = (30 + rng.integers(-12, 13, (240, 320, 3))).astype(np.uint8)
+        assert s.drawn_mark(dark, CellLocation(cy=120.0, cx=160.0, peak=0.0)) == ""
+
     def test_a_drawn_mark_is_sought_in_the_loaded_models_crop(self) -> None:
         """The square searched for a mark is the loaded card's crop, not the shipped default's 160 px: a mark
         64-72 px from the cell (a vertical line beside it) lies in a 160 px window's crop and outside a 120 px one's."""
