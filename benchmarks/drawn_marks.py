@@ -21,9 +21,13 @@ import io
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+if TYPE_CHECKING:
+    from wbc.imaging import CellLocation
 
 COLOURS: dict[str, tuple[int, int, int]] = {  # a family of photo_checks.MARK_FAMILIES each, but the last two
     "red": (230, 20, 20),
@@ -60,7 +64,7 @@ def saturated(k: float) -> Callable[[np.ndarray], np.ndarray]:
     return f
 
 
-def needed(field: np.ndarray, loc) -> np.ndarray:
+def needed(field: np.ndarray, loc: CellLocation) -> np.ndarray:
     """Per family of MARK_FAMILIES, the score (5,) that enough of the field's pixels read for `drawn_mark` to flag it
     at that family's margin: the (MARK_MIN_PX / 4)-th highest."""
     from wbc.photo_checks import MARK_MIN_PX, mark_pixels, mark_scores
@@ -70,7 +74,8 @@ def needed(field: np.ndarray, loc) -> np.ndarray:
     return np.sort(scores, axis=0)[-k] if len(scores) >= k else np.full(scores.shape[1], -255.0)
 
 
-def false_marks(paths: list[Path], shifts: dict) -> dict[str, tuple[int, int, np.ndarray]]:
+def false_marks(paths: list[Path], shifts: dict[str, Callable[[np.ndarray], np.ndarray]]
+                ) -> dict[str, tuple[int, int, np.ndarray]]:
     """For each shift: how many of the files read as marked, of how many, and each family's highest `needed`."""
     from wbc.decode import load_image
     from wbc.imaging import locate_at_data_scale
@@ -98,9 +103,7 @@ def found_marks(paths: list[Path]) -> dict[tuple[str, int, str], tuple[int, int,
     family (nan for a colour of none)."""
     from wbc.decode import load_image
     from wbc.imaging import locate_at_data_scale
-    from wbc.photo_checks import MARK_FAMILIES
-
-    from wbc.photo_checks import DRAWN_MARK
+    from wbc.photo_checks import DRAWN_MARK, MARK_FAMILIES
     from wbc.predict import Predictor
 
     pred = Predictor()
