@@ -39,7 +39,8 @@ COLOURS: dict[str, tuple[int, int, int]] = {  # a family of photo_checks.MARK_FA
     "blue": (20, 20, 230),
     "black": (0, 0, 0),
 }
-FAMILY = {"red": "red", "yellow": "orange to yellow", "green": "green", "orange": "orange to yellow", "cyan": "cyan", "magenta": "magenta"}
+FAMILY = {"red": "red", "yellow": "orange to yellow", "green": "green", "orange": "orange to yellow", "cyan": "cyan",
+          "magenta": "magenta"}  # the MARK_FAMILIES family each colour is drawn to be found in
 WIDTHS = (2, 4)  # px
 FORMATS: tuple[tuple[str, dict[str, int]], ...] = (("PNG", {}), ("JPEG", {"quality": 75}))
 

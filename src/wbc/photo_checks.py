@@ -171,9 +171,9 @@ MARK_FAMILIES = ("red", "green", "cyan", "orange to yellow", "magenta")
 MARK_MARGINS = (90, 90, 90, 115, 115)  # per family, in MARK_FAMILIES' order
 MARK_MIN_PX = 30
 # "Crop them out" alone could not be done for a circle drawn round the cell, as teaching photos ring it.
-DRAWN_MARK = ("a mark drawn on the photo (an arrow, a line or a letter in red, orange, yellow, green, cyan or magenta) lies "
-              "in the part the model reads around the cell, and changes its reading: give the photo without marks (one "
-              "that lies apart from the cell may be cropped away; a ring round the cell cannot)")
+DRAWN_MARK = ("a mark drawn on the photo (an arrow, a line or a letter in red, orange, yellow, green, cyan or "
+              "magenta) lies in the part the model reads around the cell, and changes its reading: give the photo "
+              "without marks (one that lies apart from the cell may be cropped away; a ring round the cell cannot)")
 
 
 def photo_at_fault(reason: str) -> bool:
