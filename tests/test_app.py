@@ -1753,6 +1753,20 @@ class TestDifferential:
         ImageDraw.Draw(im).line([(90, 60), (135, 100)], fill=(230, 20, 20), width=4)
         assert s.drawn_mark(np.asarray(im), loc) == s.DRAWN_MARK and s.drawn_mark(cast, loc) == ""
 
+    def test_a_mark_needs_mark_min_px(self) -> None:
+        """A red dot of 36 px beside the cell (9 of the pixels read, every other one each way) is a mark; one of 16 px
+        (4 read), under MARK_MIN_PX, is a speck and passes."""
+        from wbc import photo_checks as s
+        from wbc.imaging import CellLocation
+
+        loc = CellLocation(cy=120.0, cx=160.0, peak=0.0)
+        found = []
+        for side in (6, 4):
+            rgb = np.full((240, 320, 3), (224, 224, 231), np.uint8)
+            rgb[90 : 90 + side, 130 : 130 + side] = (230, 20, 20)
+            found.append(s.drawn_mark(rgb, loc) == s.DRAWN_MARK)
+        assert found == [True, False] and 16 < s.MARK_MIN_PX <= 36
+
     def test_a_dark_fields_noise_is_no_mark(self) -> None:
         """A nearly black field (white about 42) with colour noise of +-12 per channel: its gains are kept to
         GAIN_RANGE, so the noise is not raised fivefold to a mark's colour."""
