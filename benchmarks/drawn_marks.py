@@ -67,10 +67,12 @@ def saturated(k: float) -> Callable[[np.ndarray], np.ndarray]:
 
 def needed(field: np.ndarray, loc: CellLocation) -> np.ndarray:
     """Per family of MARK_FAMILIES, the score (5,) that enough of the field's pixels read for `drawn_mark` to flag it
-    at that family's margin: the (MARK_MIN_PX / 4)-th highest."""
+    at that family's margin: the (MARK_MIN_PX / 4)-th highest. The field's white is read from all of it, as
+    `screening.screen` reads it for `drawn_mark`."""
     from wbc.photo_checks import MARK_MIN_PX, mark_pixels, mark_scores
+    from wbc.white_balance import field_white
 
-    scores = mark_scores(mark_pixels(field, loc))
+    scores = mark_scores(mark_pixels(field, loc, field_white(field)))
     k = -(-MARK_MIN_PX // 4)
     return np.sort(scores, axis=0)[-k] if len(scores) >= k else np.full(scores.shape[1], -255.0)
 
@@ -82,12 +84,13 @@ def false_marks(paths: list[Path], shifts: dict[str, Callable[[np.ndarray], np.n
     from wbc.imaging import locate_at_data_scale
     from wbc.photo_checks import drawn_mark
     from wbc.progress import bar
+    from wbc.white_balance import field_white
 
     images = [load_image(p) for p in bar(paths, show=True, desc="decode")]
     out = {}
     for name, shift in shifts.items():
         located = [locate_at_data_scale(shift(img)) for img in images]
-        out[name] = (sum(bool(drawn_mark(*f)) for f in located), len(located),
+        out[name] = (sum(bool(drawn_mark(field, loc, field_white(field))) for field, loc in located), len(located),
                      np.max([needed(*f) for f in located], axis=0))
     return out
 
