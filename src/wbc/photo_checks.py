@@ -161,7 +161,7 @@ STAINED_EDGE = ("most of the photo's edge is blue or purple, as a slide's or a w
 # or magenta. Each pixel is read in the data set's colours (the field's white matched, its gains kept to GAIN_RANGE) and
 # scored per family (`mark_scores`); the score that MARK_MIN_PX / 4 of the pixels read (every other pixel each way)
 # reach is what `benchmarks/drawn_marks.py` prints. In every 3rd file of the data set, and every 25th under each
-# robustness shift, other cameras' colours and 1.3-1.6x saturation, it is at most 69, 35, 44, 101 and 101 by family
+# robustness shift, other cameras' colours and 1.3-1.6x saturation, it is at most 69, 35, 44, 101 and 102 by family
 # (each 1.6x saturation's; the halogen cast's 67, 13, 14, 77, 85); beside every 10th TEST cell, a 2 px arrow saved
 # as JPEG (quality 75, whose halved chroma thins a line's colour) reaches at least 109, 102, 115, 133 and 130. The
 # margins lie between. Inside the crop the network reads, a red arrow turned a neutrophil and a monocyte into
@@ -193,8 +193,8 @@ def drawn_mark(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = No
     n = np.count_nonzero((mark_scores(mark_pixels(rgb, loc, white, r)) >= MARK_MARGINS).any(axis=1))
     if 4 * n < MARK_MIN_PX:
         return ""
-    # Not where the field's own white, so matched, leans half as far that way: that colour is the field's (a dark
-    # frame's green hot pixels, or a cast past GAIN_RANGE), not a mark's.
+    # Not where the field's own white, so matched, leans half a margin towards any family: such colour is the
+    # field's (a dark frame's green hot pixels, or a cast past GAIN_RANGE), not a mark's; its cast checks tell of it.
     leans = mark_scores(np.minimum(white * _mark_gains(white), 255.0)[None]) >= np.asarray(MARK_MARGINS) / 2
     return "" if leans.any() else DRAWN_MARK
 
