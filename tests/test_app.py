@@ -1673,6 +1673,28 @@ class TestDifferential:
             assert sc.reason.startswith(s.TOO_DARK_HEAD), (path, sc.reason)
             assert "take it with more light and correct its white balance" in sc.reason and "daylight" not in sc.reason
 
+    def test_a_drawn_mark_scores_only_the_px_that_may_reach_a_margin_and_finds_the_same(self) -> None:
+        """drawn_mark scores only the px whose channels, scaled by the white's gains, spread as far as the lowest
+        margin: on random fields of strong colours under random whites (gains within the range and past it) it
+        finds a mark exactly where scoring every px read (`mark_pixels`) finds MARK_MIN_PX of them."""
+        from wbc import photo_checks as s
+        from wbc.imaging import CellLocation
+
+        rng = np.random.default_rng(0)
+        loc = CellLocation(cy=60.0, cx=60.0, peak=0.0)
+        said = []
+        for _ in range(300):
+            rgb = rng.integers(0, 256, (120, 120, 3), dtype=np.uint8)
+            dim = rng.random((120, 120)) < rng.uniform(0.6, 1.0)  # fewer strong px
+            rgb[dim] = rgb[dim] // np.uint8(rng.integers(2, 8))
+            white = rng.uniform(60, 255, 3)
+            n = np.count_nonzero((s.mark_scores(s.mark_pixels(rgb, loc, white)) >= s.MARK_MARGINS).any(axis=1))
+            matched = np.minimum(white * s._mark_gains(white), 255.0)[None]  # the lean, weighed as drawn_mark does
+            lean = (s.mark_scores(matched) >= np.asarray(s.MARK_MARGINS) / 2).any()
+            assert bool(s.drawn_mark(rgb, loc, white)) == (4 * n >= s.MARK_MIN_PX and not lean), (n, white)
+            said.append(4 * n >= s.MARK_MIN_PX and not lean)
+        assert 30 <= sum(said) <= 270  # both answers were tried
+
     def test_a_mark_drawn_near_the_cell_is_the_photos_fault(self, predictor: Predictor) -> None:
         """An arrow drawn in red, yellow, green, orange, cyan or magenta (2 or 4 px, saved as JPEG, whose halved chroma thins
         a 2 px line's colour) ending beside the cell lies in the crop the network reads (a red one turned a
