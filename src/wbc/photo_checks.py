@@ -193,8 +193,8 @@ def drawn_mark(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = No
     gains = _mark_gains(white)
     win = _window(rgb, loc, r)[::2, ::2]
     # Each family's score is one channel less another, so no more than the channels' spread once scaled: only the
-    # few px whose spread may reach the lowest margin are scored (the whole crop took 0.3 ms, as much again as
-    # the rest of the screening's checks).
+    # few px whose spread may reach the lowest margin are scored (0.12-0.15 ms a photo; 0.3 ms scoring all of the
+    # crop, against 0.04 for the check of three pure colours before).
     spread = gains.max() * brightest_channel(win) - gains.min() * darkest_channel(win)
     n = np.count_nonzero((mark_scores(_in_data_colours(win[spread >= min(MARK_MARGINS)], gains))
                           >= MARK_MARGINS).any(axis=1))
