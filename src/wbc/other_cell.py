@@ -9,7 +9,7 @@ import numpy as np
 
 from wbc.imaging import COARSE_REDUCE, CellLocation, coarse_stain
 from wbc.photo_checks import PEAK_MIN
-from wbc.pixels import STAIN_LEVEL, stain_map
+from wbc.pixels import STAIN_LEVEL, dilated, stain_map
 
 # A second white cell: a stained mass apart from the typed cell's (the coarse blurred stain map falls
 # below OTHER_LEVEL between them, which the lobes of one nucleus never do), peaking at PEAK_MIN or more,
@@ -98,16 +98,7 @@ def other_cell(rgb: np.ndarray, loc: CellLocation, floor: int | None = None) -> 
 def _eroded(mask: np.ndarray, r: int) -> np.ndarray:
     """`mask` (bool, 2-D) less the px within `r` of its edge (an erosion by a square of side 2r + 1; the
     photo's border counts as inside, so a nucleus cut by the edge keeps its body)."""
-    out = mask.copy()
-    for _ in range(r):
-        g = out.copy()
-        g[1:] &= out[:-1]
-        g[:-1] &= out[1:]
-        rows = g.copy()
-        g[:, 1:] &= rows[:, :-1]
-        g[:, :-1] &= rows[:, 1:]
-        out = g
-    return out
+    return ~dilated(~mask, r)
 
 
 def _full_size(cells: np.ndarray, stained: np.ndarray) -> np.ndarray:

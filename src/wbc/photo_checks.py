@@ -12,7 +12,7 @@ import numpy as np
 
 from wbc.framing import MIN_UNFRAMED_SIDE, near_colour
 from wbc.imaging import EXTENT_MAX, REDUCTIONS, CellLocation, PreprocessSpec, median_colour
-from wbc.pixels import LIT_MIN, STAIN_LEVEL, brightest_channel, darkest_channel, edge_ring, stain_map
+from wbc.pixels import LIT_MIN, STAIN_LEVEL, brightest_channel, darkest_channel, dilated, edge_ring, stain_map
 from wbc.white_balance import GAIN_RANGE, WHITE_LEVEL, field_white, gains_to_data_white, is_overexposed
 
 PEAK_MIN = 60.0  # blurred (blue - green) at the nucleus; TRAIN views >= 82, red-cell fields median 21
@@ -89,15 +89,7 @@ def sharpness(rgb: np.ndarray, loc: CellLocation, r: int = 48, stain: np.ndarray
     g = win[..., 0].astype(np.float32)  # the channels' sum: a mean's order, without the division
     g += win[..., 1]
     g += win[..., 2]
-    fill = (g < FILL_SHARE * percentiles(g, 99)) & (s < STAIN_LEVEL)
-    for _ in range(FILL_MARGIN):  # grown by a pixel each way, the corners included (a 3x3 dilation)
-        grown = fill.copy()
-        grown[1:] |= fill[:-1]
-        grown[:-1] |= fill[1:]
-        grown[:, 1:] |= grown[:, :-1].copy()
-        grown[:, :-1] |= grown[:, 1:].copy()
-        fill = grown
-    keep = ~fill
+    keep = ~dilated((g < FILL_SHARE * percentiles(g, 99)) & (s < STAIN_LEVEL), FILL_MARGIN)
     if keep.sum() < MIN_SHARPNESS_PX:  # nearly all fill: judged on the whole window, as before there was fill
         keep[:] = True
     gy, gx = np.gradient(s)

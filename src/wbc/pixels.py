@@ -54,3 +54,16 @@ def lit_mask(pixels: np.ndarray) -> np.ndarray:
 def edge_ring(rgb: np.ndarray) -> np.ndarray:
     """The image's one-pixel border (2 (H + W) - 4, ...), each pixel once: (H, W, 3) colours or an (H, W) mask."""
     return np.concatenate([rgb[0], rgb[-1], rgb[1:-1, 0], rgb[1:-1, -1]])
+
+
+def dilated(mask: np.ndarray, r: int) -> np.ndarray:
+    """`mask` (bool, 2-D) grown by `r` px each way, the corners included (r dilations by a 3 x 3 square); nothing
+    beyond the border grows in. Its dual, ~dilated(~mask, r), erodes with the border counted as inside."""
+    for _ in range(r):
+        grown = mask.copy()
+        grown[1:] |= mask[:-1]
+        grown[:-1] |= mask[1:]
+        grown[:, 1:] |= grown[:, :-1].copy()
+        grown[:, :-1] |= grown[:, 1:].copy()
+        mask = grown
+    return mask
