@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from drawn_marks import arrow as arrow_by_cell  # noqa: E402
 from pages import Layout, layouts_cli  # noqa: E402
 
 
@@ -37,15 +38,11 @@ def arrow(colour: tuple[int, int, int], near: bool) -> Layout:
     def f(photo: Image.Image, _: Image.Image) -> Image.Image:
         from wbc.imaging import locate_cell
 
-        loc = locate_cell(np.asarray(photo))
-        out = photo.copy()
         if near:  # from the side with room, ending 30 px from the nucleus's centre
-            x, y = loc.cx, loc.cy
-            sx, sy = (-1 if x > photo.width / 2 else 1), (-1 if y > photo.height / 2 else 1)
-            ImageDraw.Draw(out).line([(x + 70 * sx, y + 60 * sy), (x + 25 * sx, y + 20 * sy)], fill=colour, width=4)
-        else:  # along the edge farthest from the cell, outside the crop round it
-            y = 4 if loc.cy > photo.height / 2 else photo.height - 5
-            ImageDraw.Draw(out).line([(10, y), (60, y)], fill=colour, width=4)
+            return arrow_by_cell(photo, colour, 4)
+        out = photo.copy()  # along the edge farthest from the cell, outside the crop round it
+        y = 4 if locate_cell(np.asarray(photo)).cy > photo.height / 2 else photo.height - 5
+        ImageDraw.Draw(out).line([(10, y), (60, y)], fill=colour, width=4)
         return out
     return f
 
