@@ -126,7 +126,7 @@ def found_marks(paths: list[Path]) -> dict[tuple[str, int, str], tuple[int, int,
                 if colour in FAMILY:
                     f = MARK_FAMILIES.index(FAMILY[colour])
                     lowest = min(needed(*locate_at_data_scale(load_image(b, n)))[f] for n, b in items)
-                out[(colour, width, fmt)] = (sum(p.not_wbc == DRAWN_MARK for p in preds), len(preds), changed, lowest)
+                out[(colour, width, fmt)] = (sum(p.not_wbc.startswith(DRAWN_MARK) for p in preds), len(preds), changed, lowest)
     return out
 
 

@@ -1720,11 +1720,11 @@ class TestDifferential:
                 corner = (5, 5) if y > 120 or x > 160 else (rgb.shape[1] - 60, rgb.shape[0] - 10)  # away from it
                 ImageDraw.Draw(far).line([corner, (corner[0] + 50, corner[1])], fill=colour, width=width)
                 marked = predictor.analyse(load_image(encode(near, "JPEG")))[1]
-                assert not marked.is_cell and marked.reason == s.DRAWN_MARK and s.photo_at_fault(marked.reason), (
+                assert not marked.is_cell and marked.reason.startswith(s.DRAWN_MARK) and s.photo_at_fault(marked.reason), (
                     path, colour, width)
                 assert "a ring round the cell cannot" in marked.reason  # cropping is no advice for a ring round it
                 apart = predictor.analyse(load_image(encode(far, "JPEG")))[1]
-                assert apart.reason != s.DRAWN_MARK and apart.is_cell == plain.is_cell, (path, colour, apart.reason)
+                assert not apart.reason.startswith(s.DRAWN_MARK) and apart.is_cell == plain.is_cell, (path, colour, apart.reason)
             # A strong yellow cast (blue x0.4) makes the background itself mark-coloured: told of its cast instead
             yellow = predictor.analyse(np.clip(rgb * np.array([1.2, 1.15, 0.4]), 0, 255).astype(np.uint8))[1]
             assert yellow.reason.startswith(s.TINTED_HEAD), (path, yellow.reason)
@@ -1773,7 +1773,7 @@ class TestDifferential:
         cast = np.full((240, 320, 3), (224, 140, 231), np.uint8)
         im = Image.fromarray(cast)
         ImageDraw.Draw(im).line([(90, 60), (135, 100)], fill=(230, 20, 20), width=4)
-        assert s.drawn_mark(np.asarray(im), loc) == s.DRAWN_MARK and s.drawn_mark(cast, loc) == ""
+        assert s.drawn_mark(np.asarray(im), loc).startswith(s.DRAWN_MARK) and s.drawn_mark(cast, loc) == ""
 
     def test_a_mark_needs_mark_min_px(self) -> None:
         """A red dot of 36 px beside the cell (9 of the pixels read, every other one each way) is a mark; one of 16 px
@@ -1786,7 +1786,7 @@ class TestDifferential:
         for side in (6, 4):
             rgb = np.full((240, 320, 3), (224, 224, 231), np.uint8)
             rgb[90 : 90 + side, 130 : 130 + side] = (230, 20, 20)
-            found.append(s.drawn_mark(rgb, loc) == s.DRAWN_MARK)
+            found.append(s.drawn_mark(rgb, loc).startswith(s.DRAWN_MARK))
         assert found == [True, False] and 16 < s.MARK_MIN_PX <= 36
 
     def test_a_dark_fields_noise_is_no_mark(self) -> None:
@@ -1821,10 +1821,45 @@ class TestDifferential:
             im = Image.fromarray(rgb)
             ImageDraw.Draw(im).rectangle([(x + 64, y - 30), (x + 72, y + 30)], fill=(230, 20, 20))
             marked = load_image(encode(im, "PNG"))
-            assert wide.analyse(marked)[1].reason == s.DRAWN_MARK, path
-            assert narrow.analyse(marked)[1].reason != s.DRAWN_MARK, path
+            assert wide.analyse(marked)[1].reason.startswith(s.DRAWN_MARK), path
+            assert not narrow.analyse(marked)[1].reason.startswith(s.DRAWN_MARK), path
             seen += 1
         assert seen >= 3
+
+    def test_a_drawn_mark_says_where_the_part_read_lies_in_the_photo(self) -> None:
+        """The mark's message gives the square searched in the photo's own px, so a user knows what may be cropped
+        away: a marked fixture photo enlarged 2x is mostly shrunk towards the data set's magnification (by 1.4 or 2), and the
+        160 px square round its cell reads as that much larger, centred on the cell where the photo shows it (near
+        twice where the photo as taken shows it). A model reading the whole field is told all of the photo matters."""
+        from dataclasses import replace
+
+        from PIL import ImageDraw
+
+        from wbc import photo_checks as s
+        from wbc.decode import load_image
+
+        pred, frame = Predictor(), Predictor()
+        frame.spec = replace(frame.spec, mode="frame")
+        seen = shrunk = 0
+        for path in sorted(FIXTURE_IMAGES.rglob("*.jpeg"))[::4]:
+            rgb = load_image(path)
+            y, x = pred.analyse(rgb)[1].cell_yx
+            im = Image.fromarray(rgb)
+            ImageDraw.Draw(im).line([(x - 70, y - 60), (x - 25, y - 20)], fill=(230, 20, 20), width=4)
+            sc = pred.analyse(np.asarray(im.resize((2 * rgb.shape[1], 2 * rgb.shape[0]), Image.Resampling.BICUBIC)))[1]
+            if not sc.reason.startswith(s.DRAWN_MARK):  # the enlarged field's cell found elsewhere, away from it
+                continue
+            side = round(pred.spec.window * sc.reduced_by)
+            shrunk += sc.reduced_by > 1
+            assert f"(the {side} x {side} px square centred on the cell, at x=" in sc.reason, (
+                path, sc.reason)
+            xs, ys = (int(v) for v in re.search(r"at x=(\d+), y=(\d+)\)", sc.reason).groups())
+            assert abs(xs - 2 * x) <= 24 and abs(ys - 2 * y) <= 24, (path, xs, ys, x, y)
+            assert sc.reason.endswith("a ring round the cell cannot)")
+            whole = frame.analyse(np.asarray(im))[1].reason
+            assert whole.startswith(s.DRAWN_MARK) and "(all of the photo)" in whole, whole
+            seen += 1
+        assert seen >= 5 and shrunk >= 3, (seen, shrunk)
 
     def test_a_magenta_cast_is_not_read_as_magnification(self, predictor: Predictor) -> None:
         """A magenta cast (green x0.8, red and blue lifted) raises (blue - green) over the whole background

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -97,6 +97,22 @@ class CellLocation:
     # (top, left) px of the photo as given cut off as a flat frame before the search (`framing.frame_margins`):
     # where the field searched starts in the photo.
     offset_yx: tuple[int, int] = (0, 0)
+
+
+@overload
+def photo_xy(yx: tuple[float, float], reduced_by: float, offset_yx: tuple[int, int] = ...) -> tuple[int, int]: ...
+@overload
+def photo_xy(yx: None, reduced_by: float, offset_yx: tuple[int, int] = ...) -> None: ...
+@overload
+def photo_xy(yx: tuple[float, float] | None, reduced_by: float,
+             offset_yx: tuple[int, int] = ...) -> tuple[int, int] | None: ...
+def photo_xy(yx: tuple[float, float] | None, reduced_by: float,
+             offset_yx: tuple[int, int] = (0, 0)) -> tuple[int, int] | None:
+    """(x, y) px in the photo as given of a point (y, x) in the field the screening searched (shrunk by
+    `reduced_by`, after a flat frame of `offset_yx` (top, left) px was cut off)."""
+    if yx is None:
+        return None
+    return round(yx[1] * reduced_by) + offset_yx[1], round(yx[0] * reduced_by) + offset_yx[0]
 
 
 # Magnification. The nucleus's extent (sqrt of the stained px in the 192 px square around the cell)

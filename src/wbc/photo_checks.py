@@ -11,7 +11,7 @@ from typing import overload
 import numpy as np
 
 from wbc.framing import MIN_UNFRAMED_SIDE, near_colour
-from wbc.imaging import EXTENT_MAX, REDUCTIONS, CellLocation, PreprocessSpec, median_colour
+from wbc.imaging import EXTENT_MAX, REDUCTIONS, CellLocation, PreprocessSpec, median_colour, photo_xy
 from wbc.pixels import LIT_MIN, STAIN_LEVEL, brightest_channel, darkest_channel, dilated, edge_ring, stain_map
 from wbc.white_balance import GAIN_RANGE, WHITE_LEVEL, field_white, gains_to_data_white, is_overexposed
 
@@ -164,8 +164,9 @@ MARK_MARGINS = (90, 90, 90, 115, 115)  # per family, in MARK_FAMILIES' order
 MARK_MIN_PX = 30
 # "Crop them out" alone could not be done for a circle drawn round the cell, as teaching photos ring it.
 DRAWN_MARK = ("a mark drawn on the photo (an arrow, a line or a letter in red, orange, yellow, green, cyan or "
-              "magenta) lies in the part the model reads around the cell, and changes its reading: give the photo "
-              "without marks (one that lies apart from the cell may be cropped away; a ring round the cell cannot)")
+              "magenta) lies in the part the model reads around the cell")
+_MARK_ADVICE = (", and changes its reading: give the photo without marks (one that lies apart from the cell may be "
+                "cropped away; a ring round the cell cannot)")
 
 
 def photo_at_fault(reason: str) -> bool:
@@ -195,7 +196,17 @@ def drawn_mark(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = No
     # Not where the field's own white, so matched, leans half a margin towards any family: such colour is the
     # field's (a dark frame's green hot pixels, or a cast past GAIN_RANGE), not a mark's; its cast checks tell of it.
     leans = mark_scores(_in_data_colours(white[None], gains)) >= np.asarray(MARK_MARGINS) / 2
-    return "" if leans.any() else DRAWN_MARK
+    return "" if leans.any() else _mark_found(loc, r, rgb.shape[:2])
+
+
+def _mark_found(loc: CellLocation, r: int, field_hw: tuple[int, ...]) -> str:
+    """DRAWN_MARK with where the part read lies in the photo as given (the square of side 2 `r` round the cell at
+    `loc`, in px of the field (H, W) searched), so that a user knows how far from the cell a mark may be cropped."""
+    if 2 * r >= max(field_hw):  # a model reading the whole field ("frame")
+        return f"{DRAWN_MARK} (all of the photo){_MARK_ADVICE}"
+    x, y = photo_xy((loc.cy, loc.cx), loc.reduced_by, loc.offset_yx)
+    side = round(2 * r * loc.reduced_by)
+    return f"{DRAWN_MARK} (the {side} x {side} px square centred on the cell, at x={x}, y={y}){_MARK_ADVICE}"
 
 
 def mark_pixels(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None, r: int = CROP_HALF_PX

@@ -18,7 +18,7 @@ from wbc.calibration import apply_confidence_map
 from wbc.card import calibration_figures, card_spec, check_graph, read_card, resolve_model
 from wbc.decode import load_image, read_source
 from wbc.errors import BadImageError, ModelFileError, WbcError
-from wbc.imaging import dihedral_views, scale_channels, to_input
+from wbc.imaging import dihedral_views, photo_xy, scale_channels, to_input
 from wbc.info import CLASSES, IMAGE_SUFFIXES
 from wbc.io import atomic_write_text, bytes_key, files_under, spreadsheet_text
 from wbc.photo_checks import MIN_SIDE_PX, STAINED_EDGE, TINTED_HEAD, TOO_DARK_HEAD, Screening, photo_at_fault, too_small
@@ -119,15 +119,6 @@ class Prediction:
         if self.not_wbc or self.other_larger:
             return CANNOT_JUDGE_VERDICT
         return NEEDS_REVIEW_VERDICT if self.needs_review or self.overexposed else CONFIDENT_VERDICT
-
-
-def photo_xy(yx: tuple[float, float] | None, reduced_by: float,
-             offset_yx: tuple[int, int] = (0, 0)) -> tuple[int, int] | None:
-    """(x, y) px in the photo as given of a point (y, x) in the field the screening searched (shrunk by
-    `reduced_by`, after a flat frame of `offset_yx` (top, left) px was cut off)."""
-    if yx is None:
-        return None
-    return round(yx[1] * reduced_by) + offset_yx[1], round(yx[0] * reduced_by) + offset_yx[0]
 
 
 class Predictor:
