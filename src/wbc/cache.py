@@ -142,7 +142,8 @@ def load_prepared(
     progress: bool = True,
 ) -> Prepared:
     """Decode and prepare every sample, keeping what `wbc predict` would learn of its field on the way
-    (whether it was shrunk, its white gains), so that evaluating never decodes a file twice.
+    (whether it was shrunk, its white gains), so that evaluating does not decode a file again for them
+    (`evaluate --folder`'s screening does: 12 of its 18 s on TEST's 2,487 files, a profile).
 
     Results are cached on disk (WBC_CACHE, default ~/.cache/wbc) keyed by file identity and spec.
     A bad file stops everything with a message naming each bad file, unless `skip_bad`.
