@@ -1495,6 +1495,14 @@ class TestDifferential:
         assert [r["type"] for r in rows] == ["Eosinophil", "Lymphocyte", "Monocyte", "Neutrophil"]
         assert rows[2]["recall"] == round(test["per_class"]["MONOCYTE"]["recall"], 3)
         assert [r["cells right"] for r in rows] == ["11 of 13", "6 of 6", "3 of 4", "42 of 45"]
+        # The calls' precision over cells, which the images' (neutrophil 0.733) hides: under the table.
+        assert model_card.called_note(test["per_class"]).startswith(
+            "Over whole cells the calls were right for 11 of the 14 called eosinophil, 6 of the 6 called lymphocyte, "
+            "3 of the 3 called monocyte and 42 of the 45 called neutrophil:")
+        before = {c: {k: x for k, x in v.items() if k != "cells_called"} for c, v in test["per_class"].items()}
+        assert model_card.called_note(before) == ""  # a card of wbc 0.27 or before: no cells called per type
+        one_each = {c: {**v, "support": v["cells"]} for c, v in test["per_class"].items()}
+        assert model_card.called_note(one_each) == ""  # a cell an image: the images' precision says it
         # A card of wbc 0.20 or before: its images instead (no cells per type), and the note without cells.
         old = {c: {k: x for k, x in v.items() if not k.startswith("cell")} for c, v in test["per_class"].items()}
         assert "cells right" not in model_card.per_class_rows(old)[0] and "views of" not in model_card.balanced_note(old)
@@ -2222,6 +2230,9 @@ class TestPage:
         assert len(tables) == 1
         assert len(tables[0]) == len(card["reliability"]) and tables[0]["test images"].sum() == card["n_files"]
         assert any("resampling the cells moves it over" in m.value for m in at.markdown)
+        # Each type's calls right over whole cells, under the per-type table (neutrophil: 42 of 45, the images' 0.733)
+        called = [c.value for c in at.tabs[1].caption if c.value.startswith("Over whole cells the calls were right")]
+        assert called == [model_card.called_note(card["per_class"])] and "42 of the 45 called neutrophil" in called[0]
         # The figures' words in plain language, under the figures, for whoever has not met them.
         (glossary,) = [e for e in at.expander if e.label == "What these figures mean"]
         said = " ".join(m.value for m in glossary.markdown)

@@ -76,6 +76,8 @@ def show_test_figures(test: dict | None, public: bool) -> None:
                  column_config={k: st.column_config.NumberColumn(format="%.3f") for k in ("precision", "recall", "f1")})
     if balanced := model_card.balanced_note(test["per_class"]):
         st.caption(balanced)
+    if called := model_card.called_note(test["per_class"]):
+        st.caption(called)
     if note := model_card.review_note(test.get("review")):
         st.markdown(note)
     if test.get("reliability"):

@@ -122,17 +122,42 @@ def balanced_note(per_class: dict[str, dict]) -> str:
     if not n:
         return ""
     cells = [v.get("cells") for v in per_class.values() if isinstance(v, dict)]
-    # A card of wbc 0.20 or before has no cells per type; a maker's own photos may be a cell each.
-    views = (cells and all(isinstance(c, int) for c in cells)
-             and any(int(v["support"]) > c for v, c in zip(per_class.values(), cells)))
     of_cells = (f", but they are views of {_listed_counts(cells, per_class)} cells: a type's figures rest on "
-                "its few cells" if views else "")
+                "its few cells" if _views_per_type(per_class) else "")
     if not balanced_test(per_class):  # a maker's own test set may hold mostly neutrophils, as a smear does
         counts = _listed_counts([int(v.get("support", 0)) for v in per_class.values()], per_class)
         return (f"The test images are {counts}{of_cells}; a type's precision depends on how many of the others "
                 "there are, whose errors land on it.")
     return (f"The test images are about as many for each type ({min(n):,}-{max(n):,}){of_cells}; in a smear, where "
             "neutrophils are most of the cells, the rarer types' precision would be lower.")
+
+
+def _views_per_type(per_class: dict[str, dict]) -> bool:
+    """Whether the card gives each type's cells, and its test images are views of fewer cells than images."""
+    cells = [v.get("cells") for v in per_class.values() if isinstance(v, dict)]
+    # A card of wbc 0.20 or before has no cells per type; a maker's own photos may be a cell each.
+    return bool(cells) and all(isinstance(c, int) for c in cells) and any(
+        int(v["support"]) > c for v, c in zip(per_class.values(), cells))
+
+
+def called_note(per_class: dict[str, dict]) -> str:
+    """How often a type called was right over cells (its precision over cells, as the CLI and the report give it),
+    for the table's caption: the images' precision mixes a type's few cells with another's many views, and a
+    neutrophil call, right for 73% of the images called so, was right for 42 of the 45 cells. "" where the card has
+    no cells called per type (wbc 0.27 or before) or its test images are a cell each."""
+    rows = [(cell_type(c).label.lower(), v.get("cells_right"), v.get("cells_called")) for c, v in per_class.items()
+            if isinstance(v, dict)]
+    if not rows or not _views_per_type(per_class) or not all(
+            type(k) is int and type(n) is int and 0 <= k <= n for _, k, n in rows):
+        return ""
+    called = [f"{k} of the {n} called {name}" for name, k, n in rows if n]
+    if not called:
+        return ""
+    listed = ", ".join(called[:-1]) + f" and {called[-1]}" if len(called) > 1 else called[0]
+    # TEST shows a rare type's cell in many more views (a monocyte in 155, a neutrophil in 14): one such cell read
+    # wrong is that many images called wrong.
+    return (f"Over whole cells the calls were right for {listed}: the images' precision counts a rarer type's cell, "
+            "shown in many more views, many times over.")
 
 
 def _listed_counts(counts: list[int], per_class: dict[str, dict]) -> str:
