@@ -281,6 +281,21 @@ class TestNotAWhiteCell:
         _, sc = predictor.analyse(cell[:60])
         assert seen[-1][:2] == (60, 320) and sc.reason.startswith("only 320x60 px: too small")
 
+    def test_a_small_picture_on_a_page_names_the_whole_photos_size(self, predictor: Predictor) -> None:
+        """A phone's 900 x 700 px photo of a book's page whose figure is a tenth of it is too small within the page's
+        margin, cut off as a frame: the reason names the photo's size beside the figure's, and says to photograph
+        it closer (it read "only 96x72 px", which the student's photo is not); a small photo with no frame reads as
+        before."""
+        cell = np.asarray(Image.open(EOS).convert("RGB").resize((96, 72)))
+        page = np.full((700, 900, 3), (240, 236, 225), np.uint8)
+        page[300:372, 400:496] = cell
+        _, sc = predictor.analyse(page)
+        assert not sc.is_cell and sc.reason.startswith("only 96x72 px within the flat frame round it"), sc.reason
+        assert "the whole photo is 900x700 px" in sc.reason and sc.reason.endswith("photograph the picture closer, "
+                                                                                    "so that it fills the photo")
+        _, sc = predictor.analyse(cell)
+        assert sc.reason.startswith("only 96x72 px: too small") and sc.reason.endswith("crop wider around the cell")
+
     @pytest.mark.parametrize("shift", ["warm", "cool", "dim"])
     def test_other_cameras_colours_pass(self, shift: str) -> None:
         """Real cells photographed with another white balance or exposure pass, on the second look

@@ -97,6 +97,9 @@ class CellLocation:
     # (top, left) px of the photo as given cut off as a flat frame before the search (`framing.frame_margins`):
     # where the field searched starts in the photo.
     offset_yx: tuple[int, int] = (0, 0)
+    # (height, width) px of the photo as given, where a flat frame was cut off (None: none was): a photo small
+    # within its frame is told so, not given the frame's inner size as if it were the file's.
+    photo_hw: tuple[int, int] | None = None
 
 
 @overload
@@ -343,9 +346,10 @@ def prepare_located(
     """`prepare`, also returning where the cell was found and the field it was found in (`rgb`
     unless shrunk or cut out of a flat frame, `unframed`; `loc.offset_yx` says where it lies in
     the photo): the screening needs both, in both modes. `matched`: `locate_at_data_scale`'s."""
+    photo_hw = rgb.shape[:2]
     rgb, offset = unframed(rgb)
     field, loc = located_field(rgb, spec, rescale, matched)
-    loc = replace(loc, offset_yx=offset) if offset != (0, 0) else loc
+    loc = replace(loc, offset_yx=offset, photo_hw=photo_hw) if rgb.shape[:2] != photo_hw else loc
     if spec.mode == "frame":
         return resize(rgb, spec), loc, field
     return resize(crop_square(field, loc.cy, loc.cx, spec.window), spec), loc, field

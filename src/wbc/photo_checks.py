@@ -257,18 +257,23 @@ def too_magnified(loc: CellLocation) -> str:
             + (f" (to 1/{times} of its width and height)" if times > 1 else ""))
 
 
-def too_small(w: int, h: int, reduced_by: float = 1.0) -> str:
+def too_small(w: int, h: int, reduced_by: float = 1.0, photo_hw: tuple[int, int] | None = None) -> str:
     """Why a photo of w x h px (once shrunk by `reduced_by` to the data set's magnification), a side under
-    MIN_SIDE_PX, cannot be judged."""
+    MIN_SIDE_PX, cannot be judged; `photo_hw`: the (height, width) of the file, where w x h is what lies within a
+    flat frame cut off (a student's 900 x 700 px photo of a book's page was told "only 96x72 px")."""
     shrunk = f" once shrunk {reduced_by:.2g}x to the training images' magnification" if reduced_by > 1 else ""
-    return (f"{TOO_SMALL_HEAD}{w}x{h} px{shrunk}: too small or too tight a crop to judge a cell ({MIN_SIDE_PX} px "
+    framed = (f" within the flat frame round it (a page's margin, a border or a caption, cut off; the whole photo is "
+              f"{photo_hw[1]}x{photo_hw[0]} px)" if photo_hw else "")
+    return (f"{TOO_SMALL_HEAD}{w}x{h} px{framed}{shrunk}: too small or too tight a crop to judge a cell ({MIN_SIDE_PX} px "
             "or more a side at the training images' magnification, where a white cell is 60-100 px across and "
-            "the training images show 160 px around it): give the photo at full size, or crop wider around the "
-            "cell")
+            "the training images show 160 px around it): "
+            + ("photograph the picture closer, so that it fills the photo" if photo_hw
+               else "give the photo at full size, or crop wider around the cell"))
 
 
-def photo_unfit(rgb: np.ndarray, reduced_by: float = 1.0) -> str:
-    """Why a photo (H, W, 3; shrunk by `reduced_by` to the data set's magnification) cannot show a
+def photo_unfit(rgb: np.ndarray, reduced_by: float = 1.0, photo_hw: tuple[int, int] | None = None) -> str:
+    """Why a photo (H, W, 3; shrunk by `reduced_by` to the data set's magnification; cut out of a flat frame of a
+    photo of `photo_hw` (height, width) px, where one was cut off) cannot show a
     stained cell as the network needs it, or "": a crop too tight to judge, no colour (a grayscale
     or black-and-white photo, in which a stain cannot be told from shade), or a coloured background."""
     h, w = rgb.shape[:2]
@@ -281,7 +286,7 @@ def photo_unfit(rgb: np.ndarray, reduced_by: float = 1.0) -> str:
     if stained_edge and reduced_by > 1 and near_colour(stained, median_colour(stained[None])).mean() >= 0.5:
         return STAINED_EDGE
     if min(h, w) < MIN_SIDE_PX:
-        return too_small(w, h, reduced_by)
+        return too_small(w, h, reduced_by, photo_hw)
     px = rgb[::2, ::2]  # every fourth pixel tells colour from gray as well, at a quarter of the time
     brightest, darkest = brightest_channel(px), darkest_channel(px)
     # Only where the photo shows something: a blank, black or clipped white field has no colour either,

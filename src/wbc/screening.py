@@ -67,11 +67,11 @@ def screen(rgb: np.ndarray, loc: CellLocation, white: np.ndarray | None = None,
     """
     white = field_white(rgb) if white is None else white
     to_white = gains_to_data_white(white)
-    unfit = photo_unfit(rgb, loc.reduced_by)
+    unfit = photo_unfit(rgb, loc.reduced_by, loc.photo_hw)
     if unfit == STAINED_EDGE and (cast := cast_gains(white)) is not None:
         # A cast (magenta) lifts the background's (blue - green) to a stain's: its edge is judged in the data
         # set's colours, and the looks below read the cell (the second in those colours).
-        unfit = photo_unfit(match_data_white(rgb, cast), loc.reduced_by)
+        unfit = photo_unfit(match_data_white(rgb, cast), loc.reduced_by, loc.photo_hw)
     elif loc.reduced_by > 1 and unfit.startswith((TOO_SMALL_HEAD, STAINED_EDGE)) and not gains_allowed(to_white):
         # Shrunk for a nucleus that is the background, read as stain under a cast past the matching: the cast,
         # not the size, is what to mend (green x0.7 told 65 of 71 TEST_SIMPLE cells they were too small; x0.45,
