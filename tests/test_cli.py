@@ -390,7 +390,7 @@ class TestPredictCli:
     def test_several_images_end_with_a_differential(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """After the table, a differential of the images read as white cells: the counts are the table's
         labels; a photo with no white cell and an unreadable file are left out and said to be; one
-        image alone gets no differential."""
+        image alone gets no differential, and none read as a white cell says so without a heading of 0 images."""
         import shutil
 
         from conftest import FIXTURES
@@ -426,7 +426,9 @@ class TestPredictCli:
         assert "Differential" not in capsys.readouterr().out
         (folder / "broken2.png").write_bytes(b"not a png either")
         assert main(["predict", str(folder / "broken.png"), str(folder / "broken2.png"), "--quiet"]) == 1
-        assert capsys.readouterr().out.rstrip().endswith("No image was read as a white cell: no differential.")
+        out = capsys.readouterr().out  # no heading of a differential of 0 images over the line saying there is none
+        assert out.rstrip().endswith("\n\nNo image was read as a white cell (left out: 2 unreadable): no differential.")
+        assert "Differential" not in out
 
     def test_magnified_photo_is_named_as_shrunk(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         """A photo at 4x the data set's magnification is shrunk first, and its row says so; the

@@ -116,17 +116,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                                   (named_nothing, "naming no image"),
                                                   (unfollowed, "link(s) or folder(s) not followed"),
                                                   (unread, "not read before the interruption")) if k]
-        review = sum(r.verdict == NEEDS_REVIEW_VERDICT for r in counted)
-        two = sum(bool(r.other_cell) for r in counted)  # counted photos with a second white cell
-        print(f"\nDifferential of the {len(counted)} image(s) read as white cells"
-              + (f" (left out: {', '.join(left_out)})" if left_out else "")
-              # Not "check those and the count stands": half of a 110-image smear's errors were confident.
-              + (f"; {review} {'needs' if review == 1 else 'need'} review: check {'it' if review == 1 else 'them'} by "
-                 "eye, and any share out of its range, before using the count" if review else "")
-              + (f"; {two} of the {len(counted)} {'shows' if two == 1 else 'show'} a second white cell that is not "
-                 f"in the count (marked in {'its row' if two == 1 else 'their rows'})" if two else "")
-              + ":")
-        print("\n".join(differential_lines([r.label for r in counted], misread_figures(pred.card))))
+        left = f" (left out: {', '.join(left_out)})" if left_out else ""
+        if not counted:  # "Differential of the 0 image(s) read as white cells" headed a line saying there was none
+            print(f"\nNo image was read as a white cell{left}: no differential.")
+        else:
+            review = sum(r.verdict == NEEDS_REVIEW_VERDICT for r in counted)
+            two = sum(bool(r.other_cell) for r in counted)  # counted photos with a second white cell
+            print(f"\nDifferential of the {len(counted)} image(s) read as white cells"
+                  + left
+                  # Not "check those and the count stands": half of a 110-image smear's errors were confident.
+                  + (f"; {review} {'needs' if review == 1 else 'need'} review: check "
+                     f"{'it' if review == 1 else 'them'} by eye, and any share out of its range, before using the count"
+                     if review else "")
+                  + (f"; {two} of the {len(counted)} {'shows' if two == 1 else 'show'} a second white cell that is not "
+                     f"in the count (marked in {'its row' if two == 1 else 'their rows'})" if two else "")
+                  + ":")
+            print("\n".join(differential_lines([r.label for r in counted], misread_figures(pred.card))))
     if unwritten:
         print(f"wbc: error: {lines_shown(str(unwritten))}; the table above is all there is of this run",
               file=sys.stderr)
