@@ -280,8 +280,10 @@ class TestPredictCli:
         assert main(["predict", *(str(tmp_path / n) for n in kinds), "--quiet"]) == 0
         table, counts = capsys.readouterr().out.split("\n\n")[:2]
         rows = {Path(line.split()[0]).name: line for line in table.splitlines()[1:]}
-        assert rows["found.png"].endswith("[colours unlike the training images': found only with the white matched]")
-        assert rows["read.png"].endswith("[colours unlike the training images': read with the white matched]")
+        assert rows["found.png"].endswith("[white balance or exposure unlike the training images': found only with "
+                                          "its colours matched to theirs]")
+        assert rows["read.png"].endswith("[white balance or exposure unlike the training images': read with its "
+                                         "colours matched to theirs]")
         assert "[overexposed: 50% of the lit pixels white (clipped)" in rows["bright.png"]
         assert counts.splitlines()[0].endswith("; 1 of the 4 shows a second white cell that is not in the count "
                                                "(marked in its row):")
@@ -447,7 +449,8 @@ class TestPredictCli:
 
     @pytest.mark.parametrize("gain, note", [
         # passes only on the screening's second look, and the shipped card matches it for the network
-        (0.6, "found only and read with the white matched]"),
+        (0.6, "[white balance or exposure unlike the training images': found only and read with its colours "
+              "matched to theirs]"),
         (1.4, "% of the lit pixels white (clipped); such photos are read poorly]"),  # overexposed
     ])
     def test_dim_or_overexposed_photo_is_named(self, gain: float, note: str, tmp_path: Path,

@@ -89,7 +89,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             note += f" [photo shrunk {r.reduced_by:.1f}x towards the training magnification]"
         matched = [w for w, on in (("found only", r.white_balanced), ("read", r.white_matched)) if on]
         if matched:
-            note += f" [colours unlike the training images': {' and '.join(matched)} with the white matched]"
+            # In the app's words ("the white matched" was the code's, which a student does not know).
+            note += (f" [white balance or exposure unlike the training images': {' and '.join(matched)} with its "
+                     "colours matched to theirs]")
         if r.overexposed:
             note += f" [overexposed: {100 * r.clipped:.0f}% of the lit pixels white (clipped); such photos are read poorly]"
         if r.other_cell:  # set only where the screening took the photo for a white cell
