@@ -257,6 +257,33 @@ class TestPredictCli:
         rows = capsys.readouterr().out.split("\n\n")[0].splitlines()
         assert {r.index(word) for r, word in zip(rows, ["class", "EOSINOPHIL", "EOSINOPHIL"])} == {len("file  ")}, rows
 
+    def test_a_confidence_by_the_review_threshold_shows_on_its_side(self, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+        """Confidences just below and just above the card's review threshold are shown with the digits that tell them
+        apart, as the app shows them (both read 0.666, one "needs review", the other "confident"); others keep 3."""
+        import wbc.predict
+        from wbc.card import DEFAULT_MODEL_DIR
+        from wbc.predict import Prediction
+
+        t = json.loads((DEFAULT_MODEL_DIR / "model.json").read_text())["review_threshold"]
+        confidences = {"below.png": t - 0.0002, "above.png": t + 0.0002, "sure.png": 0.9}
+        for name in confidences:
+            shutil.copy(EOS_FILE, tmp_path / name)
+
+        def read(self: wbc.predict.Predictor, paths: list[Path], progress: bool = False, tta: bool = True) -> object:
+            return (Prediction(file=str(p), label="EOSINOPHIL", confidence=confidences[p.name], sha256=p.name,
+                               probs=(confidences[p.name], 1 - confidences[p.name], 0.0, 0.0),
+                               needs_review=confidences[p.name] < t) for p in paths)
+
+        monkeypatch.setattr(wbc.predict.Predictor, "iter_files", read)
+        assert main(["predict", *(str(tmp_path / n) for n in confidences), "--quiet"]) == 0
+        table = capsys.readouterr().out.split("\n\n")[0]
+        shown = {Path(line.split()[0]).name: (float(line.split()[2]), line.split()[3]) for line in table.splitlines()[1:]}
+        assert shown["below.png"][0] < round(t, 4) <= shown["above.png"][0], (t, shown)
+        assert shown["below.png"][1] == "needs" and shown["above.png"][1] == "confident"
+        assert "0.900  confident" in table
+
     def test_rows_say_which_colour_step_and_how_much_was_clipped(self, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:

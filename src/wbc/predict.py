@@ -121,6 +121,16 @@ class Prediction:
         return NEEDS_REVIEW_VERDICT if self.needs_review or self.overexposed else CONFIDENT_VERDICT
 
 
+def shown_digits(confidence: float, threshold: float) -> int:
+    """Decimals of a percentage that show a confidence below the review threshold as below it, the threshold
+    given to at least two (66.553% showed as 66.6% beside "below 66.58%"): 1 where it is not below. The app and
+    `wbc predict` (two more, for a fraction) show confidences so."""
+    for digits in (1, 2, 3, 4):
+        if confidence >= threshold or round(100 * confidence, digits) < round(100 * threshold, max(digits, 2)):
+            return digits
+    return 4
+
+
 class Predictor:
     """An ONNX Runtime session plus the preprocessing its model card states."""
 

@@ -9,7 +9,7 @@ from wbc.app.markup import markdown_literal
 from wbc.app.model_card import TOO_FEW_RECORD, confidence_record
 from wbc.differential import DASH, balanced_test
 from wbc.info import cell_type
-from wbc.predict import CANNOT_JUDGE_VERDICT, CROP_EACH, Prediction
+from wbc.predict import CANNOT_JUDGE_VERDICT, CROP_EACH, Prediction, shown_digits
 
 
 def crop_caption(p: Prediction) -> str:
@@ -115,15 +115,6 @@ def forced_reading(p: Prediction) -> str:
 # Under an overexposed photo's confidence, instead of the test images' record at it (`confidence_note`).
 OVEREXPOSED_RECORD = ("The test images' record at this confidence is for photos exposed as the training images "
                       "were; it does not hold for an overexposed one, which the model reads much less well.")
-
-
-def shown_digits(confidence: float, threshold: float) -> int:
-    """Decimals of a percentage that show a confidence below the review threshold as below it, the threshold
-    given to at least two (66.553% showed as 66.6% beside "below 66.58%"): 1 where it is not below."""
-    for digits in (1, 2, 3, 4):
-        if confidence >= threshold or round(100 * confidence, digits) < round(100 * threshold, max(digits, 2)):
-            return digits
-    return 4
 
 
 def threshold_shown(threshold: float, confidence: float = 1.0) -> str:

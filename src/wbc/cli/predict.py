@@ -30,7 +30,7 @@ def _repeats(preds: list[Prediction]) -> dict[int, str]:
 def cmd_predict(args: argparse.Namespace) -> int:
     from wbc.card import weak_model_note
     from wbc.predict import (CANNOT_JUDGE_VERDICT, NEEDS_REVIEW_VERDICT, NOT_A_WBC_VERDICT, NOT_READ, Prediction,
-                             Predictor, write_predictions_csv)
+                             Predictor, shown_digits, write_predictions_csv)
 
     entries, repeats, others, unfollowed = predict_inputs(args.paths)
     paths = [e for e in entries if isinstance(e, Path)]
@@ -99,7 +99,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         if r.same_as:
             note += f" [the same image as {printable(r.same_as)}: " + ("counted once]" if r.typed else "left out once]")
         # No type is given for what the screening rejected or a typed piece of a cell, as in the app.
-        kind, conf = (r.label, f"{r.confidence:.3f}") if r.typed else ("-", "-")
+        # A confidence just below the threshold read 0.666, as one just above it did: as many digits as tell them
+        # apart (the app's, two more for a fraction).
+        kind, conf = ((r.label, f"{r.confidence:.{shown_digits(r.confidence, pred.review_threshold) + 2}f}")
+                      if r.typed else ("-", "-"))
         print(f"{name}  {kind:11s}  {conf:>10s}  {note}")
     # A count of one image read is no differential, whatever else was named (copies of it too); of none, it
     # says there is none.
