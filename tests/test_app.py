@@ -875,6 +875,28 @@ class TestOtherCell:
         if warned:
             assert found[:2] == pytest.approx((120, 240), abs=2) and found[2] is False  # no larger than the typed
 
+    @pytest.mark.parametrize("nuclei,warned", [
+        ([(120, 80, 10), (120, 240, 9)], True),  # a field at a third of the magnification: 314 and 254 stained px
+        ([(120, 80, 10), (120, 240, 4)], False),  # a speck beside it (49 px), under half the typed nucleus's
+        ([(120, 80, 10), (120, 240, 7)], False),  # 149 px, under half the typed nucleus's 314
+        ([(120, 3, 10), (120, 240, 9)], False),  # the typed nucleus cut by the edge: its size says nothing
+    ])
+    def test_at_a_low_magnification_another_cell_needs_half_the_typed_nucleus(
+            self, nuclei: list[tuple[int, int, int]], warned: bool) -> None:
+        """A photo at a third of the data set's magnification shows nuclei of 100-300 stained px, under the floor
+        of 400 (a field of nine cells was typed without a warning): where the typed nucleus lies whole in the field
+        and is that small, another mass needs half its px instead. A piece of a nucleus cut by the edge keeps 400."""
+        from wbc.imaging import locate_cell
+        from wbc.other_cell import other_cell
+
+        rgb = self.field(nuclei)
+        loc = locate_cell(rgb)
+        assert abs(loc.cx - nuclei[0][1]) < 8 or nuclei[0][1] < 10  # typed: the first disc
+        found = other_cell(rgb, loc)
+        assert (found is not None) == warned, found
+        if warned:
+            assert found[:2] == pytest.approx((120, 240), abs=2)
+
     @pytest.mark.parametrize("colour", [(110, 60, 200), (0, 0, 128)])
     def test_a_label_in_a_stains_colour_is_no_other_cell(self, colour: tuple[int, int, int]) -> None:
         """A cell's name written in violet or navy in the photo's far corner, as a teaching slide labels it, is
