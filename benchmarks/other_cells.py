@@ -2,7 +2,7 @@
 it should not, at each size floor (OTHER_NUCLEUS_PX) it could have.
 
     python benchmarks/other_cells.py [--data PATH] [--every 4] [--floors 400 600 ...] [--sheet FILE]
-                                     [--shifts-every 8]
+                                     [--shifts-every 8] [--mosaics 40]
 
 Photographs: the annotated original fields of dataset-master, halved to the data set's 320 x 240,
 grouped by how many white cells BCCD's boxes mark (its boxes miss some cells cut by the edge) and by
@@ -12,7 +12,9 @@ two-cell field may show one of them). The screening decides nothing about the ty
 --sheet saves the one-box fields warned at the chosen floor, the typed cell ringed green, the other
 red, the boxes blue. --shifts-every k also counts, at the shipped floor, the warnings on every k-th
 TRAIN and TEST file from a one-box field under each of the robustness test's shifts (other labs'
-stain, exposure, scale, blur, JPEG and framing, and other cameras' colours).
+stain, exposure, scale, blur, JPEG and framing, and other cameras' colours). --mosaics n also screens n fields of
+nine originals (3 x 3) at 1x to 0.25x the data set's magnification, as a lower-power objective shows a smear: how
+many are passed as a white cell and how many warned of another.
 """
 
 from __future__ import annotations
@@ -21,10 +23,14 @@ import argparse
 import sys
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from wbc.photo_checks import Screening
 
 HALF = (320, 240)  # the originals at the data set's scale
 
@@ -54,7 +60,6 @@ def main(argv: list[str] | None = None) -> int:
     from wbc.imaging import CellLocation, locate_at_data_scale
     from wbc.info import SPLITS
     from wbc.other_cell import OTHER_NUCLEUS_PX
-    from wbc.photo_checks import Screening
     from wbc.sources import field_name, originals_near, source_field
     from wbc.white_balance import field_white, input_gains
 
@@ -66,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sheet", type=Path, help="save the one-box fields warned at the shipped floor here (PNG)")
     ap.add_argument("--shifts-every", type=whole_number(1),
                     help="also count warnings on every k-th one-box file under each robustness shift")
+    ap.add_argument("--mosaics", type=whole_number(1),
+                    help="also count warnings on this many fields of nine originals, at lower magnifications")
     args = ap.parse_args(argv)
     from wbc.io import check_writable_files
 
@@ -208,10 +215,47 @@ def main(argv: list[str] | None = None) -> int:
                     found += bool(boxes_at(boxes, *sc.other_cell_yx) - boxes_at(boxes, loc.cy, loc.cx))
             print(f"| {name} | {n_warned} ({100 * n_warned / max(1, len(rgbs)):.1f}%) | {n_larger} | {n_cell} | "
                   f"{found if same_frame else '-'} |")
+    if args.mosaics:
+        print(f"\nFields of nine cells at lower magnifications, as another microscope's lower-power objective shows "
+              f"them: {args.mosaics} mosaics of 3 x 3 originals picked at random (seed 0), resized to each scale of the "
+              "data set's (1x: 960 x 720 px), warned at the shipped floor\n")
+        print("| magnification | photo (px) | screened as a white cell | warned of another cell |")
+        print("|---|---|---|---|")
+        for scale, size, n_cell, n_warned in mosaic_rows([photo for _, photo, _ in fields], args.mosaics,
+                                                         lambda rgb: screened(rgb)[1][0]):
+            print(f"| {scale}x | {size[0]} x {size[1]} | {n_cell} | {n_warned} |")
     if args.sheet:
         save_sheet(sheet, args.sheet, field_name)
         print(f"\nwrote {args.sheet} ({len(sheet)} one-box fields warned at {shipped})")
     return 0
+
+
+MOSAIC_SCALES = (1.0, 0.5, 0.4, 0.35, 0.3, 0.25)
+
+
+def mosaic_rows(photos: Sequence[Path], n: int, screen_one: Callable[[np.ndarray], Screening],
+                scales: Sequence[float] = MOSAIC_SCALES) -> list[tuple[float, tuple[int, int], int, int]]:
+    """For each scale (of the data set's magnification), the photo's size (w, h) and how many of `n` mosaics of
+    nine `photos` (640 x 480 originals, 2x the data set's scale, in a 3 x 3 grid) `screen_one` passes as a white
+    cell and warns of another: a field as a lower-power objective shows it, many cells in one photo."""
+    from PIL import Image
+
+    from wbc.decode import load_image
+
+    rng = np.random.default_rng(0)
+    picks = [rng.choice(len(photos), 9, replace=len(photos) < 9) for _ in range(n)]
+    counts = {s: [0, 0] for s in scales}
+    size = {}
+    for pick in picks:
+        grid = Image.new("RGB", (3 * 640, 3 * 480))
+        for k, i in enumerate(pick):
+            grid.paste(Image.fromarray(load_image(photos[i])).resize((640, 480)), ((k % 3) * 640, (k // 3) * 480))
+        for s in scales:
+            size[s] = (round(grid.width * s / 2), round(grid.height * s / 2))
+            sc = screen_one(np.asarray(grid.resize(size[s], Image.BILINEAR)))
+            counts[s][0] += sc.is_cell
+            counts[s][1] += sc.other_cell_yx is not None
+    return [(s, size[s], *counts[s]) for s in scales]
 
 
 def save_sheet(rows: list, path: Path, name) -> None:  # type: ignore[no-untyped-def]

@@ -623,7 +623,7 @@ def test_other_cells_counts_a_two_cell_photo_and_none_on_one_cell_files(tmp_path
     two_file_data_set(tmp_path)
     fake_original(tmp_path, Image.open(FIXTURES / "two-white-cells.jpeg"), 10, [(23, 229, 204, 421), (239, 253, 510, 470)])
     assert oc.main(["--data", str(tmp_path), "--every", "1", "--floors", "400", "100000", "--shifts-every", "1",
-                    "--sheet", str(tmp_path / "sheet.png")]) == 0
+                    "--sheet", str(tmp_path / "sheet.png"), "--mosaics", "1"]) == 0
     out = capsys.readouterr().out
     assert "| two boxes or more | neither (a duplicate photograph) | 1 | 1 (1 in the other box) | 0 (0 in the other box) |" in out
     assert "| TRAIN | unknown | 1 | 0 (0.0%) | 0 (0.0%) | 0 |" in out and "| TEST | unknown | 1 | 0 (0.0%) | 0 (0.0%) | 0 |" in out
@@ -632,6 +632,8 @@ def test_other_cells_counts_a_two_cell_photo_and_none_on_one_cell_files(tmp_path
     assert "| clean | 0 (0.0%) | 0 | 0 | 1 |" in out
     assert "| white balance: warm (R x1.1, B x0.85) | 0 (0.0%) | 0 | 0 | 1 |" in out
     assert Image.open(tmp_path / "sheet.png").size == (320 * 4, 240)
+    # nine copies of the two-cell field in one photo: a white cell, warned of another, at 1x as at 0.5x
+    assert "| 1.0x | 960 x 720 | 1 | 1 |" in out and "| 0.5x | 480 x 360 | 1 | 1 |" in out, out
 
 
 def test_scale_cv_packs_crops_and_cross_validates_them(tmp_path: Path) -> None:
