@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from wbc.folders import find_images_root
     from wbc.imaging import CellLocation, locate_at_data_scale
     from wbc.info import SPLITS
-    from wbc.other_cell import OTHER_NUCLEUS_PX
+    from wbc.other_cell import OTHER_NUCLEUS_PX, typed_nucleus
     from wbc.sources import field_name, originals_near, source_field
     from wbc.white_balance import field_white, input_gains
 
@@ -168,13 +168,18 @@ def main(argv: list[str] | None = None) -> int:
     print("| split | field's white-cell boxes | files | " + " | ".join(str(v) for v in floors)
           + f" | other much larger, at {shipped} |")
     print("|---|---|---|" + "---|" * (len(floors) + 1))
+    whole: list[int] = []  # stained px of each typed nucleus that lies whole in its field
     for split, items in files.items():
         count: Counter[tuple[str, int]] = Counter()
         seen: Counter[str] = Counter()
         for path, f in items:
             k = kind(f) if f is not None else "unknown"
             seen[k] += 1
-            res, _ = warned(load_image(path))
+            rgb = load_image(path)
+            res, _ = warned(rgb)
+            px, is_whole = typed_nucleus(*locate_at_data_scale(rgb))
+            if is_whole:
+                whole.append(px)
             for floor, sc in res.items():
                 count[(k, floor)] += sc.other_cell_yx is not None
             count[(k, "larger")] += res[shipped].other_larger
@@ -182,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {split} | {k} | {seen[k]} | "
                   + " | ".join(f"{count[(k, v)]} ({100 * count[(k, v)] / seen[k]:.1f}%)" for v in floors)
                   + f" | {count[(k, 'larger')]} |")
+    print(f"\nTyped nuclei that lie whole in their field: {len(whole)} of these files, the smallest {min(whole, default=0)} "
+          f"stained px; {sum(px < 2 * OTHER_NUCLEUS_PX for px in whole)} under {2 * OTHER_NUCLEUS_PX}, where another "
+          "mass needs half the typed nucleus's px rather than the floor (a lower magnification)")
     if args.shifts_every:
         from wbc.robustness import EXTRA_SHIFTS, SHIFTS
 

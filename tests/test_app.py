@@ -887,11 +887,13 @@ class TestOtherCell:
         of 400 (a field of nine cells was typed without a warning): where the typed nucleus lies whole in the field
         and is that small, another mass needs half its px instead. A piece of a nucleus cut by the edge keeps 400."""
         from wbc.imaging import locate_cell
-        from wbc.other_cell import other_cell
+        from wbc.other_cell import other_cell, typed_nucleus
 
         rgb = self.field(nuclei)
         loc = locate_cell(rgb)
         assert abs(loc.cx - nuclei[0][1]) < 8 or nuclei[0][1] < 10  # typed: the first disc
+        px, whole = typed_nucleus(rgb, loc)
+        assert whole == (nuclei[0][1] > 10) and (not whole or abs(px - 317) <= 10), (px, whole)  # a disc of radius 10
         found = other_cell(rgb, loc)
         assert (found is not None) == warned, found
         if warned:

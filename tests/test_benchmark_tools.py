@@ -628,6 +628,8 @@ def test_other_cells_counts_a_two_cell_photo_and_none_on_one_cell_files(tmp_path
     assert "| two boxes or more | neither (a duplicate photograph) | 1 | 1 (1 in the other box) | 0 (0 in the other box) |" in out
     assert "| TRAIN | unknown | 1 | 0 (0.0%) | 0 (0.0%) | 0 |" in out and "| TEST | unknown | 1 | 0 (0.0%) | 0 (0.0%) | 0 |" in out
     assert "one box 0 of 0; two boxes 1 of 1 (1 in the other box)" in out
+    assert re.search(r"Typed nuclei that lie whole in their field: 2 of these files, the smallest \d{3,} stained px; 0 under "
+                     r"800", out), out
     # no one-box files to count under the shifts; the two-box photo's other box is found clean and warm
     assert "| clean | 0 (0.0%) | 0 | 0 | 1 |" in out
     assert "| white balance: warm (R x1.1, B x0.85) | 0 (0.0%) | 0 | 0 | 1 |" in out

@@ -69,17 +69,7 @@ def other_cell(rgb: np.ndarray, loc: CellLocation, floor: int | None = None) -> 
     typed cell is at `loc` (found in this very field); None where there is none. `floor`: stained px a
     second mass needs (default OTHER_NUCLEUS_PX), lowered where the typed mass is small and whole (`_floor_for`)."""
     floor = OTHER_NUCLEUS_PX if floor is None else floor
-    f = COARSE_REDUCE
-    h, w = rgb.shape[:2]
-    kept = loc.coarse is not None and loc.coarse.shape == (-(-h // f), -(-w // f))
-    sm = None if kept else stain_map(rgb)  # made once, and only where a mass is measured or no coarse map came
-    coarse = loc.coarse if kept else coarse_stain(sm)
-    masses = coarse >= OTHER_LEVEL
-    seed = np.zeros_like(masses)
-    y, x = loc.peak_yx or (int(loc.cy), int(loc.cx))
-    iy, ix = min(y // f, seed.shape[0] - 1), min(x // f, seed.shape[1] - 1)
-    seed[max(0, iy - 1) : iy + 2, max(0, ix - 1) : ix + 2] = True  # the coarse cells round the typed cell's peak
-    typed = _grown(seed, masses)
+    coarse, sm, masses, typed = _typed_mass(rgb, loc)
     left = masses & ~typed  # all but the typed cell's mass
     s = None
     for _ in range(OTHER_TRIES):
@@ -96,22 +86,12 @@ def other_cell(rgb: np.ndarray, loc: CellLocation, floor: int | None = None) -> 
         full = _full_size(mass, s)
         n = np.count_nonzero(full)
         if n < floor:  # the typed mass measured only here: most fields' masses clear the floor or there are none
-            floor = _floor_for(_full_size(typed, s), floor)
+            floor = _floor_for(*_size_and_whole(_full_size(typed, s)), floor)
         if n >= floor and np.count_nonzero(_eroded(full, STROKE_PX)) >= SOLID_MIN * n:
             py, px = np.nonzero(full)
             return OtherCell(float(py.mean()), float(px.mean()),
                              bool(n >= OTHER_LARGER * np.count_nonzero(_full_size(typed, s))))
     return None
-
-
-def _floor_for(typed: np.ndarray, floor: int) -> int:
-    """The stained px a second mass needs beside the typed mass's stained px `typed` (bool, H x W): OTHER_SHARE of
-    them (OTHER_MIN_PX at least) where that is under `floor` and the mass lies whole in the field (a nucleus cut by
-    the edge tells nothing of the magnification), else `floor`."""
-    ys, xs = np.nonzero(typed)
-    if not len(ys) or ys.min() == 0 or xs.min() == 0 or ys.max() == typed.shape[0] - 1 or xs.max() == typed.shape[1] - 1:
-        return floor
-    return min(floor, max(OTHER_MIN_PX, round(OTHER_SHARE * len(ys))))
 
 
 def _eroded(mask: np.ndarray, r: int) -> np.ndarray:
@@ -124,3 +104,40 @@ def _full_size(cells: np.ndarray, stained: np.ndarray) -> np.ndarray:
     """The stained px (bool, H x W) that lie in the coarse grid's `cells` (bool, COARSE_REDUCE times coarser)."""
     f = COARSE_REDUCE
     return cells.repeat(f, 0).repeat(f, 1)[: stained.shape[0], : stained.shape[1]] & stained
+
+
+def _typed_mass(rgb: np.ndarray, loc: CellLocation) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
+    """The field's coarse stain map, its stain map where it had to be made for that (else None), the coarse cells
+    of masses (bool), and the typed cell's mass among them (bool): grown from the coarse cells round its peak."""
+    f = COARSE_REDUCE
+    h, w = rgb.shape[:2]
+    kept = loc.coarse is not None and loc.coarse.shape == (-(-h // f), -(-w // f))
+    sm = None if kept else stain_map(rgb)  # made once, and only where a mass is measured or no coarse map came
+    coarse = loc.coarse if kept else coarse_stain(sm)
+    masses = coarse >= OTHER_LEVEL
+    seed = np.zeros_like(masses)
+    y, x = loc.peak_yx or (int(loc.cy), int(loc.cx))
+    iy, ix = min(y // f, seed.shape[0] - 1), min(x // f, seed.shape[1] - 1)
+    seed[max(0, iy - 1) : iy + 2, max(0, ix - 1) : ix + 2] = True  # the coarse cells round the typed cell's peak
+    return coarse, sm, masses, _grown(seed, masses)
+
+
+def typed_nucleus(rgb: np.ndarray, loc: CellLocation) -> tuple[int, bool]:
+    """The stained px of the typed cell's mass in the field (H, W, 3) at `loc`, and whether it lies whole in the
+    field (touches none of its edges), as `other_cell` measures them to lower its floor."""
+    _, sm, _, typed = _typed_mass(rgb, loc)
+    return _size_and_whole(_full_size(typed, (stain_map(rgb) if sm is None else sm) > STAIN_LEVEL))
+
+
+def _size_and_whole(stained: np.ndarray) -> tuple[int, bool]:
+    """The px of a mass's stained px `stained` (bool, H x W), and whether none lies on the field's edge."""
+    ys, xs = np.nonzero(stained)
+    h, w = stained.shape
+    return len(ys), bool(len(ys)) and not (ys.min() == 0 or xs.min() == 0 or ys.max() == h - 1 or xs.max() == w - 1)
+
+
+def _floor_for(px: int, whole: bool, floor: int) -> int:
+    """The stained px a second mass needs beside a typed mass of `px` stained px: OTHER_SHARE of them (OTHER_MIN_PX
+    at least) where that is under `floor` and the mass lies `whole` in the field (a nucleus cut by the edge tells
+    nothing of the magnification), else `floor`."""
+    return min(floor, max(OTHER_MIN_PX, round(OTHER_SHARE * px))) if whole else floor
