@@ -494,6 +494,49 @@ class TestShifts:
         padded = pad(10)(rgb)
         assert padded.shape == (rgb.shape[0] + 20, rgb.shape[1] + 20, 3) and np.array_equal(padded[10:-10, 10:-10], rgb)
 
+    def test_jpeg_pad_and_crop_make_the_change_named(self) -> None:
+        """jpeg(q) is a round trip at quality q (a "JPEG quality 30" row measured quality 30), pad's border is the
+        field's median colour (a wider field of background, not a black frame) and cell_crop cuts the square
+        around the cell as found (row y, column x: on a 240 x 320 field a swap cuts elsewhere)."""
+        import io
+
+        from PIL import Image
+
+        from wbc.imaging import locate_cell
+        from wbc.robustness import cell_crop, jpeg, pad
+
+        rgb = load_image(EOS)
+        for q in (30, 90):
+            buf = io.BytesIO()
+            Image.fromarray(rgb).save(buf, format="JPEG", quality=q)
+            assert np.array_equal(jpeg(q)(rgb), np.asarray(Image.open(buf).convert("RGB"))), q
+        border = pad(10)(rgb)[:10].reshape(-1, 3)
+        assert (border == np.median(rgb.reshape(-1, 3), axis=0).astype(np.uint8)).all()
+        loc = locate_cell(rgb)
+        cy, cx = round(loc.cy), round(loc.cx)
+        assert 55 <= cy <= rgb.shape[0] - 55 and 55 <= cx <= rgb.shape[1] - 55 and cy != cx  # inside: no fill
+        assert np.array_equal(cell_crop(110)(rgb), rgb[cy - 55 : cy + 55, cx - 55 : cx + 55])
+
+    def test_run_shifts_counts_the_flagged_by_reason_only(self) -> None:
+        """flagged_by counts the reasons of the files flagged alone (a passed file's empty reason is no reason),
+        and the confusion is 4 x 4 with a class absent from the files, so that folds' confusions add up."""
+        from types import SimpleNamespace
+
+        from wbc.imaging import PreprocessSpec
+
+        def look(flagged: bool, reason: str = "") -> SimpleNamespace:
+            return SimpleNamespace(is_cell=not flagged, reason=reason, white_balanced=False, overexposed=False,
+                                   white_matched=False)
+
+        looks = [look(False), look(True, "out of focus"), look(True, "out of focus"), look(True, "too small")]
+        images = [np.full((8, 8, 3), i, np.uint8) for i in range(4)]
+        probs = np.eye(4)[[0, 1, 1, 3]]  # each file read right; no file of type 2
+        res = run_shifts(lambda x: probs[x[:, 0, 0, 0]], images, np.array([0, 1, 1, 3]), ["a", "b", "c", "d"],
+                         PreprocessSpec(), {"clean": SHIFTS["clean"]},
+                         lambda img: (img, looks[int(img[0, 0, 0])]))["clean"]
+        assert res["flagged"] == 3 and res["flagged_by"] == {"out of focus": 2, "too small": 1}
+        assert res["confusion"] == [[1, 0, 0, 0], [0, 2, 0, 0], [0, 0, 0, 0], [0, 0, 0, 1]]
+
     def test_stain_identity_and_scale(self) -> None:
         """No stain change leaves the image (to rounding); scale 1.5 resizes the field."""
         rgb = load_image(EOS)
