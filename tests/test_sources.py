@@ -205,7 +205,8 @@ class TestMatching:
     def test_interrupted_build_keeps_its_finished_classes(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
         """Ctrl+C after a class leaves the table alone and keeps that class's matches beside it;
-        `--reuse` goes on from them and the finished build removes them. `--workers 0` is refused."""
+        `--reuse` goes on from them and the finished build removes them; without it a build reads no earlier
+        table. `--workers 0` is refused."""
         pytest.importorskip("cv2")
         import wbc.sources
         from wbc.cli import main
@@ -237,6 +238,9 @@ class TestMatching:
         assert main([*command, "--reuse"]) == 0
         assert reused == [1] and not partial.exists()
         assert {(m.class_name, m.file_name): m.field for m in read_table(table)} == want
+        # Without --reuse the build starts afresh: the table at --out is replaced, not read
+        assert main(command) == 0
+        assert reused == [1, 0]
         with pytest.raises(SystemExit):
             main([*command[:-1], "0"])
         assert "0: choose 1 or more" in capsys.readouterr().err
