@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from wbc.cli import main
+from wbc.cli.parser import _usable_cpus
 from wbc.predict import NOT_READ
 
 from conftest import FIXTURE_IMAGES, FIXTURES, shut_folder
@@ -739,6 +740,9 @@ class TestPredictCli:
         (["predict", "x.jpeg", "--threads", "100000"], "--threads: 100000: choose 1 to"),
         (["train", "--threads", "-1"], "--threads: -1: choose 1 to"),
         (["app", "--port", "99999"], "--port: 99999: choose 1 to 65535 (a TCP port)"),
+        (["app", "--port", "65536"], "--port: 65536: choose 1 to 65535"),  # the bounds are exact
+        (["predict", "x.jpeg", "--threads", str(_usable_cpus() + 1)],
+         f"--threads: {_usable_cpus() + 1}: choose 1 to {_usable_cpus()} (the CPUs this process may use)"),
     ])
     def test_counts_out_of_range_are_usage_errors(self, argv: list[str], message: str,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
