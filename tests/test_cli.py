@@ -838,6 +838,26 @@ class TestPredictCli:
                 assert out == "" and f"port {port} on {address} is in use" in err, err
                 assert f"--port {port + 1}" in err
 
+    def test_app_on_a_port_this_user_may_not_take_says_so(self, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+        """A port below 1024 refused to a user who is not root is named with what to do (above 1023), before the
+        server starts (as root the port is bound, so the refusal is made here)."""
+        import errno
+
+        from wbc.cli.app import _check_address
+        from wbc.errors import WbcError
+
+        real = socket.socket.bind
+
+        def bind(self: socket.socket, address: tuple[object, ...]) -> None:
+            if address[1] == 80:
+                raise PermissionError(errno.EACCES, "Permission denied")
+            real(self, address)
+
+        monkeypatch.setattr(socket.socket, "bind", bind)
+        with pytest.raises(WbcError, match="port 80: this user may not listen on it .* choose one above 1023"):
+            _check_address("127.0.0.1", 80)
+
     @pytest.mark.parametrize("option, message", [
         (["--epochs", "0"], "epochs 0: choose 1 or more"), (["--epochs", "-3"], "epochs -3: choose 1 or more"),
         (["--limit-cells", "0"], "limit cells 0: choose 1 or more"), (["--patience", "0"], "patience 0: choose 1"),
