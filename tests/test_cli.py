@@ -1738,6 +1738,19 @@ class TestOtherVerbs:
         assert (f"{tmp_path}: --resume: another `wbc train` is writing to this run now, before its first epoch ended; "
                 "wait for it to end") in capsys.readouterr().err
 
+    @pytest.mark.parametrize("given, folder", [([], "wbcnet-seed0"), (["--fold", "2"], "wbcnet-seed0-fold2"),
+                                               (["--all-cells", "--seed", "3"], "wbcnet-seed3-all"),
+                                               (["--model", "seed"], "seed-seed0")])
+    def test_a_run_without_out_goes_to_its_own_folder(self, given: list[str], folder: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+        """Without --out a run's folder under runs/ names its network, seed and held-out cells, so that another
+        fold or an --all-cells run does not continue (or stand in the way of) fold 0's."""
+        pytest.importorskip("torch")
+        monkeypatch.chdir(tmp_path)
+        assert main(["train", "--data", str(FIXTURE_IMAGES), "--resume", "--quiet", *given]) == 2
+        assert f"{Path('runs') / folder}: --resume: no such folder" in capsys.readouterr().err
+
     def test_train_resume_of_a_damaged_last_pt_says_how_to_go_on(self, tiny_run: Path, tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
         """`wbc train --resume` of a run whose last.pt is cut short says, as `fit` does, that it cannot be resumed
