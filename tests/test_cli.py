@@ -2032,6 +2032,24 @@ class TestOtherVerbs:
         assert main(["data", "download", "--out", str(tmp_path / "full")]) == 0  # the rerun: not "not empty"
 
 
+def test_export_evaluate_without_a_data_set_is_refused_before_the_export(monkeypatch: pytest.MonkeyPatch,
+                                                                          tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """`wbc export --evaluate` on a folder holding no data set says why before the export's work, not after it."""
+    pytest.importorskip("torch")
+    import wbc.ship
+
+    def exported(*a: object, **k: object) -> dict:
+        raise AssertionError("exported before the data set was checked")
+
+    monkeypatch.setattr(wbc.ship, "export_and_report", exported)
+    monkeypatch.setattr(wbc.ship, "run_checkpoint", lambda run, instead="": run)
+    (tmp_path / "empty").mkdir()
+    assert main(["export", str(tmp_path), "--out", str(tmp_path / "o"), "--evaluate", "--quiet",
+                 "--data", str(tmp_path / "empty")]) == 2
+    assert str(tmp_path / "empty") in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
 def test_export_match_white_reaches_the_card_writer(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     """`wbc export --match-white` asks export_and_report for a match_white card; without it, for none;
