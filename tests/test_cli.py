@@ -1473,6 +1473,25 @@ class TestOtherVerbs:
                      str(tmp_path / "ev3"), "--quiet"]) == 0
         assert "wbc: note: data:" not in capsys.readouterr().err
 
+    def test_resuming_a_run_whose_data_folder_is_gone_names_it_before_training(
+            self, tmp_path: Path, tiny_run: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        """--resume without --data on a run whose data folder is gone names that folder as the run's and --data as
+        the way out, before any epoch (as export and evaluate do)."""
+        pytest.importorskip("torch")
+        from wbc.checkpoint import load_checkpoint, save_checkpoint
+
+        run = tmp_path / "run"
+        shutil.copytree(tiny_run, run)
+        state = load_checkpoint(run / "last.pt")
+        state["stopped"] = False  # epochs to go
+        state["train_config"]["data"] = str(tmp_path / "gone")
+        save_checkpoint(run / "last.pt", state)
+        before = (run / "last.pt").read_bytes()
+        assert main(["train", "--out", str(run), "--resume", "--quiet"]) == 2
+        assert (f"{tmp_path / 'gone'}: the data folder {run} was trained on (kept in it) is not found from here; "
+                "give --data") in capsys.readouterr().err
+        assert (run / "last.pt").read_bytes() == before
+
     def test_export_follows_the_run_on_its_data(self, tmp_path: Path, tiny_run: Path, data_copy: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
         """A run trained with --skip-bad is exported with the unreadable file still in TRAIN (it stopped at
