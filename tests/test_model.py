@@ -114,3 +114,58 @@ def test_network_options_are_taken_to_their_limits_and_no_further() -> None:
                          ({"widths": [8] * 6}, "one to five stages"), ({"widths": []}, "one to five stages")):
         with pytest.raises(ValueError, match=says):
             default_config("wbcnet", **kwargs)
+
+
+def test_the_shipped_graphs_logits_and_activation_maps_are_the_networks_own() -> None:
+    """The exported graph pools wbcnet's feature map by its mean and draws the class activation maps from the
+    same fc: its logits are the network's own (a network pooling otherwise trained one model and shipped
+    another), and each map averages to its logit less the bias."""
+    from wbc.export import _Deployable
+
+    cfg = WbcNetConfig()
+    net = build_model("wbcnet", cfg).eval()
+    spec = cfg.preprocess
+    crops = torch.randint(0, 256, (2, *spec.input_hw, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    mean, std = torch.tensor(spec.mean).view(1, 3, 1, 1), torch.tensor(spec.std).view(1, 3, 1, 1)
+    with torch.no_grad():
+        want = net((crops.permute(0, 3, 1, 2).float() / 255 - mean) / std)
+        _, logits, cam = _Deployable(net, 1.0, spec)(crops)
+    assert torch.allclose(logits, want, atol=1e-4)
+    assert torch.allclose(cam.mean(dim=(2, 3)) + net.fc.bias, want, atol=1e-4)
+
+
+def test_wbcnets_dropout_is_the_configs() -> None:
+    """The dropout a config asks for is the network's: two passes in train mode differ, in eval mode they agree."""
+    net = build_model("wbcnet", WbcNetConfig(dropout=0.5))
+    x = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    # BatchNorm in train mode is deterministic on one batch: only dropout can tell two passes apart.
+    assert not torch.allclose(net(x), net(x))
+    net.eval()
+    assert torch.equal(net(x), net(x))
+
+
+@pytest.mark.parametrize("name,cfg", [("wbcnet", WbcNetConfig()), ("seed", SeedConfig())])
+def test_a_config_read_back_from_json_is_the_same_config(name: str, cfg: WbcNetConfig | SeedConfig) -> None:
+    """A config stored in a checkpoint's or card's JSON comes back with tuples, not lists: equal to the one
+    trained and hashable like it."""
+    import json
+
+    back = config_from_dict(name, json.loads(json.dumps(config_to_dict(cfg))))
+    assert back == cfg and hash(back) == hash(cfg)
+
+
+def test_counting_flops_leaves_the_network_as_it_was() -> None:
+    """Counting FLOPs (as `wbc export` does on the trained network) changes neither its weights nor its BatchNorm
+    statistics, and leaves it in the mode it was in."""
+    net = build_model("wbcnet", WbcNetConfig(widths=(8, 16)))
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    count_flops(net, (96, 96))
+    assert net.training
+    assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+
+
+def test_seed_replica_normalises_each_conv_block() -> None:
+    """Each of the replica's conv blocks is Conv -> LeakyReLU(0.1) -> BatchNorm -> MaxPool, as the reference's."""
+    kinds = [type(layer) for layer in build_model("seed").features]
+    assert kinds == [torch.nn.Conv2d, torch.nn.LeakyReLU, torch.nn.BatchNorm2d, torch.nn.MaxPool2d] * 4
