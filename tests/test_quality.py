@@ -403,6 +403,56 @@ class TestAugment:
             assert torch.allclose(b[i][:, cut[i]], a[i].mean(dim=(1, 2))[:, None].expand(3, int(cut[i].sum())))
 
 
+    def test_zoom_above_one_enlarges_and_shift_moves_both_ways(self) -> None:
+        """A zoom of 2 shows the middle half of the crop (enlarged), not the crop shrunk into its mirrored
+        surroundings; the shift moves images along both axes, each its own way. Told by two ramps: red rises
+        left to right, green top to bottom."""
+        torch = pytest.importorskip("torch")
+        from wbc.augment import AugmentConfig, augment_batch
+
+        still = dict(rotate=False, brightness=0, contrast=0, channel_gain=0, gamma=0)
+        ramp = torch.linspace(0.1, 0.9, 32)
+        x = torch.zeros(40, 3, 32, 32)
+        x[:, 0], x[:, 1] = ramp.view(1, 1, 32), ramp.view(1, 32, 1)
+        x[:, 2] = 0.5
+        zoomed = augment_batch(x, AugmentConfig(scale=(2.0, 2.0), shift=0.0, **still), torch.Generator().manual_seed(0))
+        span = zoomed[:, 0].amax(dim=(1, 2)) - zoomed[:, 0].amin(dim=(1, 2))
+        assert torch.allclose(span, torch.full_like(span, 0.4), atol=0.05)
+        moved = augment_batch(x, AugmentConfig(scale=(1.0, 1.0), shift=0.2, **still), torch.Generator().manual_seed(0))
+        red, green = moved[:, 0].mean(dim=(1, 2)), moved[:, 1].mean(dim=(1, 2))
+        assert red.std() > 0.03 and green.std() > 0.03
+        assert abs(float(torch.corrcoef(torch.stack([red, green]))[0, 1])) < 0.6  # drawn apart, not one shift
+
+    def test_stain_and_white_balance_jitter_change_each_images_colour(self) -> None:
+        """The stain jitter (each stain's amount, `hed`, and its added density, `hed_bias`) and the per-channel gain
+        (white balance) each recolour the images, each image its own way; the gain moves the three channels apart,
+        not the image's brightness alone."""
+        torch = pytest.importorskip("torch")
+        from wbc.augment import AugmentConfig, augment_batch
+
+        still = dict(rotate=False, scale=(1.0, 1.0), shift=0.0, brightness=0, contrast=0, channel_gain=0, gamma=0)
+        x = torch.rand(16, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 0.5 + 0.3
+        for change in ({"hed": 0.3}, {"hed": 1e-6, "hed_bias": 0.05}):
+            y = augment_batch(x, AugmentConfig(**{**still, **change}), torch.Generator().manual_seed(1))
+            shift = (y - x).mean(dim=(2, 3))  # (N, 3)
+            assert shift.abs().max() > 0.02, change
+            assert (shift - shift.mean(0)).abs().max() > 0.01, change  # not one change for the whole batch
+        y = augment_batch(x, AugmentConfig(**{**still, "channel_gain": 0.08}), torch.Generator().manual_seed(1))
+        gain = (y / x).mean(dim=(2, 3))  # (N, 3): one gain per image and channel
+        assert torch.allclose((y / x).flatten(2), gain[:, :, None], atol=1e-4)
+        assert (gain.amax(1) - gain.amin(1)).max() > 0.03 and (gain - 1).abs().max() <= 0.08 + 1e-4
+
+    def test_cutout_lands_anywhere_in_the_image(self) -> None:
+        """Cutout's patches fall on every part of the image, its right and bottom edges as well as its left and top."""
+        torch = pytest.importorskip("torch")
+        from dataclasses import replace
+
+        from wbc.augment import ROBUST_ERASE, erase_patches
+
+        x = torch.rand(200, 3, 20, 30) * 0.9 + 0.05
+        changed = (erase_patches(x, replace(ROBUST_ERASE, erase_p=1.0), torch.Generator().manual_seed(0)) != x).any(1)
+        assert changed.any(0).all()  # every pixel erased in some image
+
     def test_overexpose_clips_a_share_of_the_images(self) -> None:
         """About a quarter of the images are brightened x1.15-1.5 and clipped at 1; the rest untouched."""
         from dataclasses import replace
