@@ -1382,3 +1382,79 @@ def test_validation_figures_pool_a_cells_views() -> None:
     assert m["val_accuracy"] == pytest.approx(2 / 3) and m["val_cell_accuracy"] == 1.0
     assert m["val_macro_f1"] == pytest.approx((2 / 3 + 2 / 3) / 2)
     assert m["val_loss"] == pytest.approx(-(math.log(0.9) + math.log(0.4) + math.log(0.9)) / 3)
+
+
+def test_an_epoch_trains_on_every_file_once_in_a_shuffled_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One epoch's batches hold each file exactly once, the last short batch of two too, in an order drawn from the
+    epoch's generator: files listed class by class must not make batches of one class, and each epoch its own."""
+    from wbc.model import build_model, default_config
+    from wbc.train import _make_schedule, make_optimizer, train_one_epoch
+
+    mcfg = default_config("wbcnet", size=32, widths=[4])
+    cfg = replace(TINY, batch_size=4, augment="none", mixup=0.0)
+    x = torch.randint(0, 256, (10, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(10) % 4
+    seen: list[int] = []
+    real_loss = train_mod._loss
+    monkeypatch.setattr(train_mod, "_loss", lambda logits, idx, *a: seen.extend(idx.tolist()) or real_loss(logits, idx, *a))
+
+    def order(seed: int) -> list[int]:
+        seen.clear()
+        model = build_model("wbcnet", mcfg)
+        opt = make_optimizer(model, cfg)
+        train_one_epoch(model, x, y, opt, _make_schedule(opt, cfg, 3), cfg, mcfg.preprocess, None,
+                        torch.Generator().manual_seed(seed), progress=False)
+        return list(seen)
+
+    first, second = order(1), order(2)
+    assert sorted(first) == list(range(10)) and sorted(second) == list(range(10))
+    assert first != list(range(10)) and first != second
+
+
+def test_each_epoch_draws_anew_and_a_seed_repeats_its_draws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every epoch's shuffle and augmentation come from a generator of its own (the same draws each epoch would
+    show the network the same views again and again), fixed by --seed and the epoch: the same seed draws the same,
+    another seed other draws."""
+    states: list[torch.Tensor] = []
+
+    def record(model, x, y, opt, sched, cfg, spec, weights, gen, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+        states.append(gen.get_state())
+        return 1.0
+
+    monkeypatch.setattr(train_mod, "train_one_epoch", record)
+    for seed, out in ((0, "a"), (0, "b"), (1, "c")):
+        fit(replace(TINY, epochs=2, seed=seed), tmp_path / out, progress=False)
+    a1, a2, b1, b2, c1, c2 = states
+    assert not torch.equal(a1, a2)
+    assert torch.equal(a1, b1) and torch.equal(a2, b2)
+    assert not torch.equal(a1, c1) and not torch.equal(a2, c2)
+
+
+def test_an_improvement_starts_the_patience_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Early stopping counts the epochs since the last improvement, not all epochs without one: with patience 2,
+    a worse epoch, a better one and a worse one again do not stop the run."""
+    monkeypatch.setattr(train_mod, "train_one_epoch", lambda *a, **k: 1.0)
+    real_val, losses = train_mod._val_metrics, [1.0, 1.1, 0.5, 0.6, 0.4]
+    monkeypatch.setattr(train_mod, "_val_metrics", lambda *a, **k: {**real_val(*a, **k), "val_loss": losses.pop(0)})
+    run = fit(replace(TINY, epochs=5, patience=2, monitor="val_loss"), tmp_path / "r", progress=False)
+    last = load_checkpoint(run / "last.pt")
+    assert len(last["history"]) == 5 and last["best"] == 0.4 and last["bad_epochs"] == 0
+
+
+def test_the_weight_average_follows_the_training() -> None:
+    """With --ema the average is updated after every step: after an epoch it has left the initial weights (an average
+    never updated would be saved, validated and shipped as the untrained network) and is not the trained weights."""
+    from wbc.model import build_model, default_config
+    from wbc.train import _make_ema, _make_schedule, make_optimizer, train_one_epoch
+
+    mcfg = default_config("wbcnet", size=32, widths=[4])
+    cfg = replace(TINY, batch_size=4, augment="none", mixup=0.0)
+    x = torch.randint(0, 256, (8, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    model = build_model("wbcnet", mcfg)
+    start = [p.detach().clone() for p in model.parameters()]
+    ema = _make_ema(model, 0.5)
+    opt = make_optimizer(model, cfg)
+    train_one_epoch(model, x, torch.arange(8) % 4, opt, _make_schedule(opt, cfg, 2), cfg, mcfg.preprocess, None,
+                    torch.Generator().manual_seed(0), progress=False, ema=ema)
+    moved = [(p0, q, p) for p0, p, q in zip(start, model.parameters(), ema.module.parameters()) if not torch.equal(p0, p)]
+    assert moved and all(not torch.equal(q, p0) and not torch.equal(q, p) for p0, q, p in moved)
