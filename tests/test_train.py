@@ -1430,6 +1430,20 @@ def test_each_epoch_draws_anew_and_a_seed_repeats_its_draws(tmp_path: Path, monk
     assert not torch.equal(a1, c1) and not torch.equal(a2, c2)
 
 
+def test_training_sees_the_input_that_prediction_gives() -> None:
+    """Training's and validation's normalisation is `imaging.to_input`'s, which the shipped model's graph and
+    `wbc predict` use: a network trained on other numbers reads every photo wrong."""
+    import numpy as np
+
+    from wbc.imaging import PreprocessSpec, to_input
+    from wbc.train import _normalise
+
+    spec = PreprocessSpec()
+    crops = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+    got = _normalise(torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255, spec)
+    np.testing.assert_allclose(got.numpy(), to_input(crops, spec), atol=1e-5)
+
+
 def test_an_improvement_starts_the_patience_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Early stopping counts the epochs since the last improvement, not all epochs without one: with patience 2,
     a worse epoch, a better one and a worse one again do not stop the run."""
@@ -1439,6 +1453,44 @@ def test_an_improvement_starts_the_patience_again(tmp_path: Path, monkeypatch: p
     run = fit(replace(TINY, epochs=5, patience=2, monitor="val_loss"), tmp_path / "r", progress=False)
     last = load_checkpoint(run / "last.pt")
     assert len(last["history"]) == 5 and last["best"] == 0.4 and last["bad_epochs"] == 0
+
+
+def test_the_training_loss_weighs_types_by_their_share_of_the_training_files(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """With class weights (the default) the loss weighs each type by the inverse of its share of the training part's
+    files; without, every type alike."""
+    from wbc.train import _class_weights
+
+    got: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+
+    def record(model, x, y, opt, sched, cfg, spec, weights, *a, **k):  # noqa: ANN001, ANN002, ANN003, ANN202
+        got.append((y, weights))
+        return 1.0
+
+    monkeypatch.setattr(train_mod, "train_one_epoch", record)
+    fit(replace(TINY, epochs=1), tmp_path / "a", progress=False)
+    fit(replace(TINY, epochs=1, class_weights=False), tmp_path / "b", progress=False)
+    (y, weights), (_, none) = got
+    assert weights is not None and torch.equal(weights, _class_weights(y.numpy())) and none is None
+
+
+def test_distillation_weighs_the_teachers_and_the_labels_as_asked() -> None:
+    """The loss is (1 - distill) x the labels' cross-entropy + distill x the teachers': distill 0 is the labels'
+    alone, 1 the teachers' alone, and 0.7 the mix of the two."""
+    import torch.nn.functional as F
+
+    from wbc.train import _loss
+
+    gen = torch.Generator().manual_seed(0)
+    logits, y = torch.randn(6, 4, generator=gen), torch.tensor([0, 1, 2, 3, 0, 1])
+    soft = torch.softmax(torch.randn(6, 4, generator=gen), 1)
+    idx = torch.arange(6)
+    cfg = replace(TINY, label_smoothing=0.0, pair_smoothing=0.0)
+    labels = F.cross_entropy(logits, y)
+    teachers = -(soft * F.log_softmax(logits, 1)).sum(1).mean()
+    for w in (0.0, 0.7, 1.0):
+        assert float(_loss(logits, idx, y, soft, None, replace(cfg, distill=w))) == pytest.approx(
+            float((1 - w) * labels + w * teachers), rel=1e-5)
 
 
 def test_the_weight_average_follows_the_training() -> None:
